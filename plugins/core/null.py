@@ -1,0 +1,15 @@
+"""`null`: a sink that counts packets and discards them."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from schnitzel.registry.plugin import Sink
+
+__all__ = ["NullSink"]
+
+
+class NullSink(Sink):
+    """Counts packets and discards them: the explicit way to throw data away."""
+
+    name: ClassVar[str] = "null"

@@ -1,0 +1,15 @@
+"""`passthrough`: forwards every packet unchanged."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from schnitzel.registry.plugin import Transform
+
+__all__ = ["Passthrough"]
+
+
+class Passthrough(Transform):
+    """Forwards every packet unchanged (a placeholder, or a join point for fan-in)."""
+
+    name: ClassVar[str] = "passthrough"

@@ -1,0 +1,46 @@
+"""`synthetic`: a deterministic source of generated packets, for demos, tests and load."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from pydantic import Field
+
+from schnitzel.contract.kinds import PayloadProfile
+from schnitzel.registry.plugin import PluginConfig, Source, StreamShape
+
+__all__ = ["Synthetic", "SyntheticConfig"]
+
+
+class SyntheticConfig(PluginConfig):
+    """Options of the synthetic source."""
+
+    count: int | None = Field(
+        default=None, ge=0, description="Packets to emit; null emits without end."
+    )
+    rate_hz: float | None = Field(
+        default=None,
+        gt=0,
+        le=1_000_000,
+        description="Packets per second; null = as fast as possible.",
+    )
+    kind: str = Field(
+        default="sensor", pattern=r"^[a-z][a-z0-9_]*$", description="Kind of every packet."
+    )
+    source_id: str | None = Field(
+        default=None, min_length=1, description="Stream name; defaults to the node id."
+    )
+    payload: dict[str, Any] = Field(
+        default_factory=dict, description="Template of every payload (JSON)."
+    )
+
+
+class Synthetic(Source):
+    """Generated packets; seq n has idempotency key `<source_id>:<n>`."""
+
+    name: ClassVar[str] = "synthetic"
+    Config: ClassVar[type[PluginConfig]] = SyntheticConfig
+
+    @classmethod
+    def output_shape(cls, config: Any, incoming: StreamShape | None) -> StreamShape:
+        return StreamShape(frozenset({config.kind}), PayloadProfile.JSON_PORTABLE)

@@ -1,0 +1,130 @@
+"""schnitzel: an edge-first stream runtime. This module names what plugin authors use.
+
+Names are imported on first use, so `import schnitzel` stays cheap for the CLI.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "StreamPacket": "schnitzel.contract.packet",
+    "PayloadRef": "schnitzel.contract.packet",
+    "FrozenMeta": "schnitzel.contract.packet",
+    "PayloadProfile": "schnitzel.contract.kinds",
+    "encode_packet": "schnitzel.contract.codec",
+    "decode_packet": "schnitzel.contract.codec",
+    "PLUGIN_API_VERSION": "schnitzel.registry.apiversion",
+    "ANY_KIND": "schnitzel.registry.plugin",
+    "SAME_AS_INPUT": "schnitzel.registry.plugin",
+    "CheckContext": "schnitzel.registry.plugin",
+    "EnvironmentProblem": "schnitzel.registry.plugin",
+    "Plugin": "schnitzel.registry.plugin",
+    "PluginConfig": "schnitzel.registry.plugin",
+    "PluginPack": "schnitzel.registry.plugin",
+    "StreamShape": "schnitzel.registry.plugin",
+    "Source": "schnitzel.registry.plugin",
+    "Transform": "schnitzel.registry.plugin",
+    "Compute": "schnitzel.registry.plugin",
+    "Policy": "schnitzel.registry.plugin",
+    "Sink": "schnitzel.registry.plugin",
+    "Delay": "schnitzel.registry.plugin",
+    "PluginRegistry": "schnitzel.registry.registry",
+    "validate_file": "schnitzel.validate.validator",
+    "validate_text": "schnitzel.validate.validator",
+    "load_graph": "schnitzel.validate.validator",
+    "SchnitzelError": "schnitzel.errors",
+    "GraphError": "schnitzel.errors",
+    "GraphLoadError": "schnitzel.errors",
+    "GraphInvalid": "schnitzel.errors",
+    "PluginError": "schnitzel.errors",
+    "PacketError": "schnitzel.errors",
+    "PacketNotPortable": "schnitzel.errors",
+    "PacketDecodeError": "schnitzel.errors",
+}
+
+__all__ = [
+    "ANY_KIND",
+    "PLUGIN_API_VERSION",
+    "SAME_AS_INPUT",
+    "CheckContext",
+    "Compute",
+    "Delay",
+    "EnvironmentProblem",
+    "FrozenMeta",
+    "GraphError",
+    "GraphInvalid",
+    "GraphLoadError",
+    "PacketDecodeError",
+    "PacketError",
+    "PacketNotPortable",
+    "PayloadProfile",
+    "PayloadRef",
+    "Plugin",
+    "PluginConfig",
+    "PluginError",
+    "PluginPack",
+    "PluginRegistry",
+    "Policy",
+    "SchnitzelError",
+    "Sink",
+    "Source",
+    "StreamPacket",
+    "StreamShape",
+    "Transform",
+    "decode_packet",
+    "encode_packet",
+    "load_graph",
+    "validate_file",
+    "validate_text",
+]
+
+if TYPE_CHECKING:
+    from schnitzel.contract.codec import decode_packet, encode_packet
+    from schnitzel.contract.kinds import PayloadProfile
+    from schnitzel.contract.packet import FrozenMeta, PayloadRef, StreamPacket
+    from schnitzel.errors import (
+        GraphError,
+        GraphInvalid,
+        GraphLoadError,
+        PacketDecodeError,
+        PacketError,
+        PacketNotPortable,
+        PluginError,
+        SchnitzelError,
+    )
+    from schnitzel.registry.apiversion import PLUGIN_API_VERSION
+    from schnitzel.registry.plugin import (
+        ANY_KIND,
+        SAME_AS_INPUT,
+        CheckContext,
+        Compute,
+        Delay,
+        EnvironmentProblem,
+        Plugin,
+        PluginConfig,
+        PluginPack,
+        Policy,
+        Sink,
+        Source,
+        StreamShape,
+        Transform,
+    )
+    from schnitzel.registry.registry import PluginRegistry
+    from schnitzel.validate.validator import load_graph, validate_file, validate_text
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'schnitzel' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])

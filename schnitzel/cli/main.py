@@ -1,0 +1,70 @@
+"""`schnitzel`: validate graphs, print the schema, list plugins.
+
+Exit codes: 0 success (graph valid), 1 graph invalid, 2 usage error (bad arguments, a file
+that cannot be read), 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from schnitzel import __version__
+
+EXIT_OK = 0
+EXIT_INVALID = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="schnitzel",
+        description="Edge-first stream runtime: YAML node graphs, durable delivery.",
+    )
+    parser.add_argument("--version", action="version", version=f"schnitzel {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    validate = commands.add_parser(
+        "validate",
+        help="check a graph file and list every problem",
+        description="Check a graph file before running it. Exit 0 valid, 1 invalid, 2 usage.",
+    )
+    validate.add_argument("graph", metavar="GRAPH", help="graph file (.yaml), or - for stdin")
+    validate.add_argument("--json", action="store_true", help="print the report as JSON")
+
+    schema = commands.add_parser(
+        "schema", help="print the JSON Schema of graph files (for editors)"
+    )
+    schema.add_argument("--indent", type=int, default=2, help="indentation (default 2)")
+
+    plugins = commands.add_parser("plugins", help="list installed plugins and their options")
+    plugins.add_argument("--json", action="store_true", help="print the list as JSON")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `schnitzel` console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "validate":
+            from schnitzel.cli.validate_command import run_validate
+
+            return run_validate(args.graph, as_json=args.json)
+        if args.command == "schema":
+            from schnitzel.cli.info_commands import run_schema
+
+            return run_schema(indent=args.indent)
+        from schnitzel.cli.info_commands import run_plugins
+
+        return run_plugins(as_json=args.json)
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:  # `schnitzel plugins | head`: the reader left, nothing is wrong
+        sys.stderr.close()
+        return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

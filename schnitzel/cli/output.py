@@ -1,0 +1,28 @@
+"""Writing results: JSON for scripts, aligned text for people."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+__all__ = ["print_json", "print_table", "say"]
+
+
+def print_json(value: Any, indent: int | None = 2) -> None:
+    """One JSON document on stdout."""
+    sys.stdout.write(json.dumps(value, indent=indent, ensure_ascii=False) + "\n")
+
+
+def say(text: str = "", err: bool = False) -> None:
+    """A line for people, on stdout or stderr."""
+    (sys.stderr if err else sys.stdout).write(text + "\n")
+
+
+def print_table(header: Sequence[str], rows: Sequence[Sequence[str]], indent: str = "") -> None:
+    """Columns padded to their widest cell; the last column is not padded."""
+    widths = [max(len(str(row[i])) for row in (header, *rows)) for i in range(len(header) - 1)]
+    for row in (header, *rows):
+        cells = [str(cell).ljust(width) for cell, width in zip(row, widths, strict=False)]
+        say(indent + "  ".join([*cells, str(row[-1])]).rstrip())

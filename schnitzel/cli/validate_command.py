@@ -1,0 +1,96 @@
+"""`schnitzel validate GRAPH [--json]`."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+from schnitzel.cli.output import print_json, print_table, say
+from schnitzel.errors import GraphLoadError
+from schnitzel.spec.yaml_source import LIMITS
+from schnitzel.validate.graph import ValidatedGraph
+from schnitzel.validate.problems import ValidationReport
+from schnitzel.validate.validator import ValidationResult, validate_bytes, validate_file
+
+__all__ = ["report_json", "run_validate", "validate_argument"]
+
+EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
+
+
+def validate_argument(graph: str) -> ValidationResult:
+    """Validate a file path, or standard input for `-`. Raises GraphLoadError if unreadable."""
+    if graph != "-":
+        return validate_file(Path(graph))
+    return validate_bytes(sys.stdin.buffer.read(LIMITS.max_bytes + 1), source="<stdin>")
+
+
+def run_validate(graph: str, as_json: bool = False) -> int:
+    """Print the report; 0 valid, 1 invalid, 2 when the file cannot be read."""
+    try:
+        result = validate_argument(graph)
+    except GraphLoadError as exc:
+        if as_json:
+            print_json({"valid": False, "graph": graph, "error": str(exc)})
+        say(f"schnitzel validate: {exc}", err=True)
+        return EXIT_USAGE
+    if as_json:
+        print_json(report_json(result.report, result.graph))
+    else:
+        print_report(result.report, result.graph)
+    return EXIT_OK if result.report.valid else EXIT_INVALID
+
+
+def report_json(report: ValidationReport, graph: ValidatedGraph | None) -> dict[str, Any]:
+    """The JSON form of a validation report (docs/contracts/cli.md)."""
+    out: dict[str, Any] = {
+        "valid": report.valid,
+        "graph": report.source,
+        "errors": len(report.errors),
+        "warnings": len(report.warnings),
+        "problems": [p.to_json() for p in report.sorted_problems()],
+    }
+    if graph is not None:
+        out["nodes"] = [
+            {
+                "id": node.id,
+                "kind": node.spec.kind,
+                "plugin": node.plugin.name,
+                "emits": _kinds(node),
+                "profile": node.output.profile.value if node.output else None,
+            }
+            for node in graph.nodes.values()
+        ]
+        out["edges"] = [
+            {"from": f"{e.source}.{e.source_port}", "to": f"{e.target}.{e.target_port}"}
+            for e in graph.edges
+        ]
+    return out
+
+
+def print_report(report: ValidationReport, graph: ValidatedGraph | None) -> None:
+    for problem in report.sorted_problems():
+        say(problem.render())
+    errors, warnings = len(report.errors), len(report.warnings)
+    counts = f"{errors} error{'s' * (errors != 1)}, {warnings} warning{'s' * (warnings != 1)}"
+    if graph is None:
+        say(f"{report.source}: invalid ({counts}); nothing was run")
+        return
+    say(f"{report.source}: valid ({len(graph.nodes)} nodes, {len(graph.edges)} edges, {counts})")
+    rows = [
+        (
+            node.id,
+            node.spec.kind,
+            node.plugin.name,
+            _kinds(node) if node.output else "-",
+            node.output.profile.value if node.output else "-",
+        )
+        for node in graph.nodes.values()
+    ]
+    print_table(("node", "kind", "plugin", "emits", "profile"), rows, indent="  ")
+
+
+def _kinds(node: Any) -> str:
+    if node.output is None:
+        return "-"
+    return "any" if node.output.kinds is None else ",".join(sorted(node.output.kinds))

@@ -1,0 +1,185 @@
+"""The portable JSON encoding of a StreamPacket (docs/contracts/stream_packet.md).
+
+    {"v": 1, "packet_id": "...", "ts": "2026-11-24T00:12:41.123456Z", "kind": "sensor",
+     "source_id": "cam", "seq": 3, "payload": {...}, "meta": {...},
+     "payload_ref": {"uri": ..., "content_type": ..., "size": ..., "sha256": ...}}
+
+`payload_ref` is present only when set. `ts` is RFC 3339 UTC with microseconds; a decoder also
+accepts a number of seconds since the epoch.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import UTC, datetime
+from typing import Any
+
+from schnitzel.contract.kinds import PayloadProfile
+from schnitzel.contract.packet import EMPTY_META, FrozenMeta, PayloadRef, StreamPacket
+from schnitzel.errors import PacketDecodeError, PacketNotPortable
+
+__all__ = [
+    "ENCODING_VERSION",
+    "decode_packet",
+    "encode_packet",
+    "is_encoded_packet",
+    "packet_from_dict",
+    "packet_profile",
+    "packet_to_dict",
+]
+
+ENCODING_VERSION = 1
+_REQUIRED = ("packet_id", "ts", "kind", "source_id", "seq")
+_KNOWN = frozenset((*_REQUIRED, "v", "payload", "meta", "payload_ref"))
+_encoder = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+
+
+def format_ts(ts: float) -> str:
+    """RFC 3339 UTC with microseconds and a `Z`, as written in the portable encoding."""
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_ts(value: object) -> float:
+    """Seconds since the epoch from an RFC 3339 string (`Z` or offset) or a number."""
+    if isinstance(value, bool):
+        raise ValueError("ts must be an RFC 3339 string or a number, not a boolean")
+    if isinstance(value, int | float):
+        if not math.isfinite(value):
+            raise ValueError("ts must be finite")
+        return float(value)
+    if isinstance(value, str):
+        parsed = datetime.fromisoformat(value)
+        if parsed.tzinfo is None:
+            raise ValueError(f"ts {value!r} has no UTC offset; write it with Z or +00:00")
+        return parsed.timestamp()
+    raise ValueError(f"ts must be an RFC 3339 string or a number, not {type(value).__name__}")
+
+
+def packet_to_dict(packet: StreamPacket) -> dict[str, Any]:
+    """The packet as a JSON-ready dict (the payload is not checked here; see `encode_packet`)."""
+    out: dict[str, Any] = {
+        "v": ENCODING_VERSION,
+        "packet_id": packet.packet_id,
+        "ts": format_ts(packet.ts),
+        "kind": packet.kind,
+        "source_id": packet.source_id,
+        "seq": packet.seq,
+        "payload": packet.payload,
+        "meta": packet.meta,
+    }
+    ref = packet.payload_ref
+    if ref is not None:
+        out["payload_ref"] = {
+            "uri": ref.uri,
+            "content_type": ref.content_type,
+            "size": ref.size,
+            "sha256": ref.sha256,
+        }
+    return out
+
+
+def encode_packet(packet: StreamPacket) -> str:
+    """One line of JSON (no newline inside). Raises PacketNotPortable for non-JSON payloads."""
+    try:
+        return _encoder.encode(packet_to_dict(packet))
+    except (TypeError, ValueError) as exc:
+        raise PacketNotPortable(
+            f"packet {packet.packet_id} ({packet.kind} from {packet.source_id!r}, seq "
+            f"{packet.seq}) cannot be written as JSON: {exc}. Convert the payload to JSON "
+            "(finite numbers, str keys) or store its bytes elsewhere and set payload_ref "
+            "before it reaches a durable inbox or a network sink"
+        ) from exc
+
+
+def packet_profile(packet: StreamPacket) -> PayloadProfile:
+    """The most portable profile this packet satisfies (tries to encode it)."""
+    try:
+        encode_packet(packet)
+    except PacketNotPortable:
+        return PayloadProfile.INPROC_ANY
+    if packet.payload_ref is not None:
+        return PayloadProfile.REF_PORTABLE
+    return PayloadProfile.JSON_PORTABLE
+
+
+def is_encoded_packet(obj: object) -> bool:
+    """True when a decoded JSON object is a packet written by `encode_packet`."""
+    return (
+        isinstance(obj, dict)
+        and obj.get("v") == ENCODING_VERSION
+        and all(key in obj for key in _REQUIRED)
+    )
+
+
+def packet_from_dict(obj: dict[str, Any]) -> StreamPacket:
+    """Restore a packet from its portable dict form, checking every field."""
+    if not is_encoded_packet(obj):
+        missing = [key for key in ("v", *_REQUIRED) if key not in obj]
+        raise PacketDecodeError(
+            f"not an encoded packet (version {ENCODING_VERSION}): missing {', '.join(missing)}"
+            if missing
+            else f"unsupported packet encoding version {obj.get('v')!r}; "
+            f"this runtime reads version {ENCODING_VERSION}"
+        )
+    unknown = sorted(set(obj) - _KNOWN)
+    if unknown:
+        raise PacketDecodeError(f"encoded packet has unknown keys: {', '.join(unknown)}")
+    try:
+        ts = parse_ts(obj["ts"])
+    except ValueError as exc:
+        raise PacketDecodeError(f"encoded packet {obj['packet_id']!r}: {exc}") from exc
+    for key in ("packet_id", "kind", "source_id"):
+        if not isinstance(obj[key], str) or not obj[key]:
+            raise PacketDecodeError(f"encoded packet: {key} must be a non-empty string")
+    seq = obj["seq"]
+    if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0:
+        raise PacketDecodeError(f"encoded packet {obj['packet_id']!r}: seq must be an int >= 0")
+    meta = obj.get("meta") or {}
+    if not isinstance(meta, dict):
+        raise PacketDecodeError(f"encoded packet {obj['packet_id']!r}: meta must be an object")
+    return StreamPacket(
+        obj["packet_id"],
+        ts,
+        obj["kind"],
+        obj["source_id"],
+        seq,
+        obj.get("payload"),
+        FrozenMeta(meta) if meta else EMPTY_META,
+        _ref_from_dict(obj["packet_id"], obj.get("payload_ref")),
+    )
+
+
+def _ref_from_dict(packet_id: str, raw: object) -> PayloadRef | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise PacketDecodeError(f"encoded packet {packet_id!r}: payload_ref must be an object")
+    try:
+        ref = PayloadRef(
+            uri=raw["uri"], content_type=raw["content_type"], size=raw["size"], sha256=raw["sha256"]
+        )
+    except KeyError as exc:
+        raise PacketDecodeError(
+            f"encoded packet {packet_id!r}: payload_ref is missing {exc.args[0]}"
+        ) from exc
+    if not (isinstance(ref.uri, str) and isinstance(ref.content_type, str)):
+        raise PacketDecodeError(f"encoded packet {packet_id!r}: payload_ref uri/content_type")
+    if not isinstance(ref.size, int) or isinstance(ref.size, bool) or ref.size < 0:
+        raise PacketDecodeError(f"encoded packet {packet_id!r}: payload_ref.size must be >= 0")
+    if not isinstance(ref.sha256, str) or len(ref.sha256) != 64:
+        raise PacketDecodeError(
+            f"encoded packet {packet_id!r}: payload_ref.sha256 must be 64 hex digits"
+        )
+    return ref
+
+
+def decode_packet(line: str | bytes) -> StreamPacket:
+    """Inverse of `encode_packet`. Raises PacketDecodeError naming what is wrong."""
+    try:
+        obj = json.loads(line)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise PacketDecodeError(f"not JSON: {exc}") from exc
+    if not isinstance(obj, dict):
+        raise PacketDecodeError(f"an encoded packet is a JSON object, not {type(obj).__name__}")
+    return packet_from_dict(obj)

@@ -1,0 +1,146 @@
+"""StreamPacket: the one unit of data every node consumes and produces.
+
+A packet is immutable so that fan-out can hand the same object to every downstream node.
+It is a `NamedTuple` because that is the cheapest immutable record CPython offers (see
+`bench/bench_packet.py`); treat it as a record, not as a sequence.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import time
+from dataclasses import dataclass
+from typing import Any, NamedTuple, NoReturn
+
+__all__ = ["FrozenMeta", "PayloadRef", "StreamPacket", "new_packet_id"]
+
+
+class FrozenMeta(dict[str, Any]):
+    """A read-only dict for `StreamPacket.meta`.
+
+    A dict subclass (not `MappingProxyType`) so it stays picklable for process pools and is
+    written by `json` without a copy.
+    """
+
+    __slots__ = ()
+
+    def _read_only(self, *_args: object, **_kwargs: object) -> NoReturn:
+        raise TypeError("packet meta is read-only; derive a packet with packet.evolve(meta=...)")
+
+    __setitem__ = __delitem__ = __ior__ = _read_only
+    clear = pop = popitem = setdefault = update = _read_only
+
+    def __reduce__(self) -> tuple[type[FrozenMeta], tuple[dict[str, Any]]]:
+        return (FrozenMeta, (dict(self),))
+
+
+EMPTY_META = FrozenMeta()
+
+
+@dataclass(frozen=True, slots=True)
+class PayloadRef:
+    """A portable handle to a blob that lives outside the packet.
+
+    `uri` uses the scheme that says where the bytes are: `file:///abs/path`, `shm://name`,
+    or any URI a downstream node can fetch. `sha256` lets a reader verify what it fetched.
+    """
+
+    uri: str
+    content_type: str
+    size: int
+    sha256: str
+
+    @property
+    def scheme(self) -> str:
+        """`file`, `shm`, `http`, ...: the part of `uri` before `:`."""
+        return self.uri.split(":", 1)[0].lower()
+
+
+class _IdSource:
+    """Process-unique packet ids: a random prefix and a counter, re-seeded in forked children."""
+
+    def __init__(self) -> None:
+        self.reseed()
+
+    def reseed(self) -> None:
+        self.prefix = os.urandom(6).hex()
+        self.counter = itertools.count()
+
+    def next_id(self) -> str:
+        return f"{self.prefix}-{next(self.counter)}"
+
+
+_ids = _IdSource()
+os.register_at_fork(after_in_child=_ids.reseed)
+
+
+def new_packet_id() -> str:
+    """A packet id unique across processes and restarts (48 random bits + a counter)."""
+    return _ids.next_id()
+
+
+class StreamPacket(NamedTuple):
+    """One unit of data on an edge of the graph.
+
+    Build packets with `StreamPacket.new(...)`, which fills `packet_id` and `ts` and freezes
+    `meta`. Fields cannot be reassigned; the payload object itself is shared by every node a
+    packet fans out to, so nodes must not mutate it: derive a new packet with `evolve`.
+    """
+
+    packet_id: str
+    """Unique per packet, across processes and restarts."""
+    ts: float
+    """When the packet was created: seconds since the Unix epoch, UTC."""
+    kind: str
+    """What the packet carries: frame, detection, event, sensor, audio, telemetry, ..."""
+    source_id: str
+    """The stream this packet belongs to; `seq` counts within it."""
+    seq: int
+    """Position in the stream of `source_id`, from 0."""
+    payload: Any = None
+    """The data. JSON for portable streams; any object inside the process."""
+    meta: FrozenMeta = EMPTY_META
+    """JSON-serialisable annotations. `meta["idempotency_key"]` overrides the dedup key."""
+    payload_ref: PayloadRef | None = None
+    """Where the payload's bytes live, for payloads too large to carry inline."""
+
+    @classmethod
+    def new(
+        cls,
+        kind: str,
+        source_id: str,
+        seq: int,
+        payload: Any = None,
+        meta: dict[str, Any] | None = None,
+        payload_ref: PayloadRef | None = None,
+        ts: float | None = None,
+    ) -> StreamPacket:
+        """A new packet with a fresh id, `ts` now unless given, and a frozen copy of `meta`."""
+        return cls(
+            _ids.next_id(),
+            time.time() if ts is None else ts,
+            kind,
+            source_id,
+            seq,
+            payload,
+            EMPTY_META if not meta else FrozenMeta(meta),
+            payload_ref,
+        )
+
+    @property
+    def idempotency_key(self) -> str:
+        """The dedup key: `meta["idempotency_key"]` when set, else `"<source_id>:<seq>"`."""
+        key = self.meta.get("idempotency_key")
+        return key if isinstance(key, str) else f"{self.source_id}:{self.seq}"
+
+    def evolve(self, **changes: Any) -> StreamPacket:
+        """A copy with some fields changed. `meta` given as a dict is frozen.
+
+        The packet id is kept unless given: a transform that changes a packet passes the same
+        logical packet on, and its idempotency key stays that of the source packet.
+        """
+        meta = changes.get("meta")
+        if meta is not None and not isinstance(meta, FrozenMeta):
+            changes["meta"] = FrozenMeta(meta)
+        return self._replace(**changes)

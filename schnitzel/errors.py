@@ -1,0 +1,95 @@
+"""The one exception hierarchy of schnitzel.
+
+    SchnitzelError
+     ├── GraphError ............ a graph file cannot be used
+     │    ├── GraphLoadError ... the file is missing, too large, not text or not YAML
+     │    └── GraphInvalid ..... the file loaded but validation found problems
+     ├── PluginError ........... a plugin cannot be found, allowed or loaded
+     │    ├── PluginNotFound
+     │    ├── PluginNotAllowed
+     │    ├── PluginLoadError
+     │    └── PluginApiMismatch
+     └── PacketError ........... a packet cannot be encoded or decoded
+          ├── PacketNotPortable
+          └── PacketDecodeError
+
+Every message names the thing (file, node, plugin, packet), says what is wrong and what to do.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from schnitzel.validate.problems import ValidationReport
+
+__all__ = [
+    "GraphError",
+    "GraphInvalid",
+    "GraphLoadError",
+    "PacketDecodeError",
+    "PacketError",
+    "PacketNotPortable",
+    "PluginApiMismatch",
+    "PluginError",
+    "PluginLoadError",
+    "PluginNotAllowed",
+    "PluginNotFound",
+    "SchnitzelError",
+]
+
+
+class SchnitzelError(Exception):
+    """Base class of every error schnitzel raises on purpose."""
+
+
+class GraphError(SchnitzelError):
+    """A graph file cannot be used."""
+
+
+class GraphLoadError(GraphError):
+    """The graph file is missing, too large, not UTF-8 text, or not one YAML document."""
+
+
+class GraphInvalid(GraphError):
+    """The graph file loaded, but validation found problems; `report` lists every one."""
+
+    def __init__(self, report: ValidationReport) -> None:
+        self.report = report
+        count = len(report.errors)
+        super().__init__(
+            f"{report.source}: {count} problem{'s' if count != 1 else ''}; "
+            f"run `schnitzel validate {report.source}` to list them"
+        )
+
+
+class PluginError(SchnitzelError):
+    """A plugin cannot be found, allowed or loaded."""
+
+
+class PluginNotFound(PluginError):
+    """No registered plugin has that name for that node kind."""
+
+
+class PluginNotAllowed(PluginError):
+    """A `module:Class` reference points outside the allowlist."""
+
+
+class PluginLoadError(PluginError):
+    """A plugin pack or class failed to import, or declares itself wrongly."""
+
+
+class PluginApiMismatch(PluginError):
+    """A plugin targets a plugin API version this runtime does not provide."""
+
+
+class PacketError(SchnitzelError):
+    """A packet cannot be encoded or decoded."""
+
+
+class PacketNotPortable(PacketError):
+    """A packet's payload is not JSON and has no payload_ref, so it cannot leave the process."""
+
+
+class PacketDecodeError(PacketError):
+    """Bytes or a JSON object do not hold a packet in the portable encoding."""

@@ -1,0 +1,222 @@
+"""The plugin registry: every pack registers through the `schnitzel.plugins` entry-point group.
+
+Built-in packs are found the same way as third-party ones; the core never imports them by
+name. A node may also name `module:Class` directly, but only for modules on the allowlist
+(`SCHNITZEL_ALLOW_MODULES`, comma-separated, plus the graph's `runtime.allow_modules`).
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import os
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from importlib.metadata import EntryPoint, entry_points
+
+from pydantic import BaseModel
+
+from schnitzel.errors import (
+    PluginApiMismatch,
+    PluginLoadError,
+    PluginNotAllowed,
+    PluginNotFound,
+)
+from schnitzel.registry.apiversion import PLUGIN_API_VERSION, api_compatible
+from schnitzel.registry.plugin import Plugin, PluginPack
+from schnitzel.spec.model import NodeKind
+
+__all__ = [
+    "ALLOW_MODULES_ENV",
+    "ENTRY_POINT_GROUP",
+    "BrokenPlugin",
+    "PluginRegistry",
+    "RegisteredPlugin",
+    "allowed_modules",
+    "check_plugin_class",
+]
+
+ENTRY_POINT_GROUP = "schnitzel.plugins"
+ALLOW_MODULES_ENV = "SCHNITZEL_ALLOW_MODULES"
+_NAME = re.compile(r"^[a-z0-9_-]{1,64}$")
+_NODE_KINDS: tuple[NodeKind, ...] = ("source", "transform", "compute", "policy", "sink", "delay")
+
+
+@dataclass(frozen=True)
+class RegisteredPlugin:
+    """A plugin class and the pack that registered it."""
+
+    plugin: type[Plugin]
+    pack: str
+
+
+@dataclass(frozen=True)
+class BrokenPlugin:
+    """A pack or plugin that failed to load, kept so `schnitzel plugins` can show why."""
+
+    pack: str
+    name: str | None
+    reason: str
+
+
+def check_plugin_class(obj: object, where: str) -> type[Plugin]:
+    """Refuse anything that is not a complete, compatible plugin class. Names the fix."""
+    if not (isinstance(obj, type) and issubclass(obj, Plugin)):
+        raise PluginLoadError(
+            f"{where} is not a plugin class; subclass schnitzel.Source, Transform, Compute, "
+            "Policy, Sink or Delay"
+        )
+    name = getattr(obj, "name", None)
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise PluginLoadError(f"{where}: set `name` to a string of [a-z0-9_-] (got {name!r})")
+    if getattr(obj, "node_kind", None) not in _NODE_KINDS:
+        raise PluginLoadError(
+            f"{where}: subclass one of Source, Transform, Compute, Policy, Sink, Delay"
+        )
+    if not (isinstance(obj.Config, type) and issubclass(obj.Config, BaseModel)):
+        raise PluginLoadError(f"{where}: `Config` must be a pydantic model (PluginConfig)")
+    try:
+        compatible = api_compatible(obj.api_version)
+    except ValueError as exc:
+        raise PluginLoadError(f"{where}: api_version {exc}") from exc
+    if not compatible:
+        raise PluginApiMismatch(
+            f"{where} targets plugin API {obj.api_version}; this runtime provides "
+            f"{PLUGIN_API_VERSION}. Install a release of the plugin built for API "
+            f"{PLUGIN_API_VERSION.split('.')[0]}.x"
+        )
+    return obj
+
+
+def allowed_modules(graph_allow: Iterable[str] = ()) -> tuple[str, ...]:
+    """The module allowlist: the environment variable plus what the graph adds."""
+    from_env = [m.strip() for m in os.environ.get(ALLOW_MODULES_ENV, "").split(",")]
+    return tuple(m for m in (*from_env, *graph_allow) if m)
+
+
+def _module_allowed(module: str, allow: Iterable[str]) -> bool:
+    return any(module == prefix or module.startswith(prefix + ".") for prefix in allow)
+
+
+class PluginRegistry:
+    """Plugins by (name, node kind). Build with `from_entry_points()` or from classes."""
+
+    def __init__(
+        self,
+        packs: Iterable[PluginPack] = (),
+        broken: Iterable[BrokenPlugin] = (),
+    ) -> None:
+        self._plugins: dict[tuple[str, str], RegisteredPlugin] = {}
+        self.broken: list[BrokenPlugin] = list(broken)
+        for pack in packs:
+            self.add_pack(pack)
+
+    @classmethod
+    def from_entry_points(cls, group: str = ENTRY_POINT_GROUP) -> PluginRegistry:
+        """Load every pack installed under the entry-point group; failures become `broken`."""
+        registry = cls()
+        for entry in sorted(entry_points(group=group), key=lambda ep: ep.name):
+            try:
+                pack = _load_pack(entry)
+            except PluginLoadError as exc:
+                registry.broken.append(BrokenPlugin(entry.name, None, str(exc)))
+                continue
+            registry.add_pack(pack)
+        return registry
+
+    def add_pack(self, pack: PluginPack) -> None:
+        """Register a pack's plugins; a bad class or a name clash is recorded as broken."""
+        for obj in pack.plugins:
+            where = f"plugin {getattr(obj, '__qualname__', obj)!r} in pack {pack.name!r}"
+            try:
+                plugin = check_plugin_class(obj, where)
+            except (PluginLoadError, PluginApiMismatch) as exc:
+                self.broken.append(BrokenPlugin(pack.name, getattr(obj, "name", None), str(exc)))
+                continue
+            key = (plugin.name, plugin.node_kind)
+            taken = self._plugins.get(key)
+            if taken is not None:
+                self.broken.append(
+                    BrokenPlugin(
+                        pack.name,
+                        plugin.name,
+                        f"{plugin.node_kind} plugin {plugin.name!r} is already registered by "
+                        f"pack {taken.pack!r}; the one from {pack.name!r} is ignored",
+                    )
+                )
+                continue
+            self._plugins[key] = RegisteredPlugin(plugin, pack.name)
+
+    def plugins(self) -> list[RegisteredPlugin]:
+        """Every registered plugin, sorted by name then node kind."""
+        return [self._plugins[key] for key in sorted(self._plugins)]
+
+    def names(self) -> list[str]:
+        """Every registered plugin name, once."""
+        return sorted({name for name, _ in self._plugins})
+
+    def lookup(self, name: str, node_kind: str) -> type[Plugin]:
+        """The registered plugin `name` for a node of `node_kind`; PluginNotFound says why not."""
+        found = self._plugins.get((name, node_kind))
+        if found is not None:
+            return found.plugin
+        other_kinds = sorted(kind for plugin_name, kind in self._plugins if plugin_name == name)
+        if other_kinds:
+            raise PluginNotFound(
+                f"plugin {name!r} is a {' and '.join(other_kinds)} plugin, not a {node_kind}; "
+                f"set the node's kind to {other_kinds[0]} or pick a {node_kind} plugin"
+            )
+        broken = [b for b in self.broken if b.name == name]
+        if broken:
+            raise PluginNotFound(
+                f"plugin {name!r} is installed but failed to load: {broken[0].reason}"
+            )
+        same_kind = sorted(n for n, kind in self._plugins if kind == node_kind)
+        close = difflib.get_close_matches(name, same_kind or self.names(), n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        listing = ", ".join(same_kind) if same_kind else "none"
+        raise PluginNotFound(
+            f"unknown plugin {name!r}; {hint}{node_kind} plugins installed: {listing}"
+        )
+
+    def resolve(self, reference: str, node_kind: str, allow: Iterable[str] = ()) -> type[Plugin]:
+        """A plugin from a registered name or a `module:Class` reference under the allowlist."""
+        if ":" not in reference:
+            return self.lookup(reference, node_kind)
+        module_name, _, attr = reference.partition(":")
+        if not module_name or not attr:
+            raise PluginNotFound(f"{reference!r} is not a module:Class reference")
+        if not _module_allowed(module_name, allow):
+            raise PluginNotAllowed(
+                f"module {module_name!r} is not on the plugin allowlist; add it to "
+                f"runtime.allow_modules in the graph or to {ALLOW_MODULES_ENV}, or register the "
+                "plugin through a `schnitzel.plugins` entry point"
+            )
+        try:
+            module = importlib.import_module(module_name)
+        except Exception as exc:  # an allowlisted module's import error, reported to the operator
+            raise PluginLoadError(
+                f"cannot import {module_name!r}: {type(exc).__name__}: {exc}"
+            ) from exc
+        obj = getattr(module, attr, None)
+        if obj is None:
+            raise PluginLoadError(f"module {module_name!r} has no attribute {attr!r}")
+        plugin = check_plugin_class(obj, reference)
+        if plugin.node_kind != node_kind:
+            raise PluginNotFound(
+                f"{reference} is a {plugin.node_kind} plugin, not a {node_kind}; set the "
+                f"node's kind to {plugin.node_kind}"
+            )
+        return plugin
+
+
+def _load_pack(entry: EntryPoint) -> PluginPack:
+    where = f"entry point {entry.name} = {entry.value} ({ENTRY_POINT_GROUP})"
+    try:
+        obj = entry.load()
+    except Exception as exc:  # a third-party pack's import error must not stop the others
+        raise PluginLoadError(f"{where} failed to import: {type(exc).__name__}: {exc}") from exc
+    if not isinstance(obj, PluginPack):
+        raise PluginLoadError(f"{where} must name a schnitzel.PluginPack, not {type(obj).__name__}")
+    return obj

@@ -1,0 +1,120 @@
+"""The graph file (version 2, DESIGN 3.2) as pydantic models.
+
+These models check the shape of each part. Rules that span parts (ids, edges, plugins,
+kinds, cycles) live in `schnitzel.validate`, which validates nodes and edges one by one so
+that one bad node does not hide the problems of the others.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+
+__all__ = [
+    "EDGE_ENDPOINT_PATTERN",
+    "GRAPH_VERSION",
+    "NODE_ID_PATTERN",
+    "DurableSpec",
+    "EdgeSpec",
+    "GraphSpec",
+    "InboxSpec",
+    "NodeKind",
+    "NodeSpec",
+    "Overflow",
+    "RuntimeSpec",
+]
+
+GRAPH_VERSION = 2
+NODE_ID_PATTERN = r"^[a-z0-9_-]{1,64}$"
+EDGE_ENDPOINT_PATTERN = r"^[a-z0-9_-]{1,64}(\.[a-z0-9_-]{1,64})?$"
+
+NodeKind = Literal["source", "transform", "compute", "policy", "sink", "delay"]
+"""What a node does in the graph. `delay` breaks feedback cycles with an initial value."""
+
+Overflow = Literal["block", "drop_new", "drop_oldest"]
+"""What a full inbox does with the next packet.
+
+- `block`: the sender waits (backpressure reaches the source). Nothing is lost; throughput
+  falls to the pace of the slowest node.
+- `drop_new`: the arriving packet is dropped and counted. Keeps the oldest data.
+- `drop_oldest`: the oldest queued packet is dropped and counted. Keeps the freshest data.
+"""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DurableSpec(_Strict):
+    """A disk-backed inbox: packets are accepted only once committed to SQLite."""
+
+    path: str = Field(min_length=1, description="SQLite file; relative to the graph file.")
+    max_bytes: int = Field(
+        default=1 << 30, gt=0, description="Size limit; over it the inbox's overflow applies."
+    )
+
+
+class InboxSpec(_Strict):
+    """A node's bounded inbox."""
+
+    max: int = Field(default=1024, ge=1, le=10_000_000, description="Packets held in memory.")
+    overflow: Overflow = Field(default="block", description="block | drop_new | drop_oldest")
+    durable: DurableSpec | None = Field(default=None, description="Back the inbox with disk.")
+
+
+class NodeSpec(_Strict):
+    """One node of the graph."""
+
+    id: Annotated[str, Field(pattern=NODE_ID_PATTERN, description="Unique, [a-z0-9_-].")]
+    kind: NodeKind
+    plugin: str = Field(
+        min_length=1, description="A registered plugin name, or module:Class (allowlisted)."
+    )
+    config: dict[str, Any] = Field(
+        default_factory=dict, description="Checked against the plugin's config model."
+    )
+    inbox: InboxSpec = Field(default_factory=InboxSpec)
+
+    @field_validator("config", "inbox", mode="before")
+    @classmethod
+    def _empty_means_default(cls, value: Any) -> Any:
+        # `config:` with nothing after it is YAML null; an operator means "no settings".
+        return {} if value is None else value
+
+
+class EdgeSpec(_Strict):
+    """A directed edge; either end may name a port as `node.port`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    source: str = Field(alias="from", pattern=EDGE_ENDPOINT_PATTERN)
+    target: str = Field(alias="to", pattern=EDGE_ENDPOINT_PATTERN)
+
+
+class RuntimeSpec(_Strict):
+    """Graph-wide settings."""
+
+    allow_modules: list[Annotated[str, Field(pattern=r"^[A-Za-z_][\w.]*$")]] = Field(
+        default_factory=list,
+        description=(
+            "Python modules (and their submodules) whose classes nodes may name as "
+            "module:Class. Added to the SCHNITZEL_ALLOW_MODULES environment variable."
+        ),
+    )
+
+
+class GraphSpec(_Strict):
+    """A whole graph file."""
+
+    version: Literal[2] = Field(description="The graph file format; this runtime reads 2.")
+    nodes: list[NodeSpec] = Field(min_length=1)
+    edges: list[EdgeSpec] = Field(default_factory=list)
+    runtime: RuntimeSpec = Field(default_factory=RuntimeSpec)
+
+    @field_validator("edges", "runtime", mode="before")
+    @classmethod
+    def _empty_means_default(cls, value: Any, info: ValidationInfo) -> Any:
+        if value is None:
+            return [] if info.field_name == "edges" else {}
+        return value

@@ -1,0 +1,310 @@
+"""Safe YAML loading for graph files: bounded, single-document, with a line for every value.
+
+PyYAML alone would let a hostile file hang or exhaust memory (alias bombs expand
+exponentially, deep nesting overflows the stack of the C composer) and forgets where each value
+came from. So a graph file is loaded in three steps:
+
+1. a streaming pass over the parser's events checks size, nesting depth and the size of the
+   document with every alias expanded, without building anything;
+2. the document is composed and constructed with the safe loader;
+3. the node tree is walked once to map each path (`("nodes", 3, "config", "rate_hz")`) to
+   its line and column, and to find duplicate keys, which YAML would silently overwrite.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+__all__ = [
+    "LIMITS",
+    "LoadLimits",
+    "SourceMap",
+    "YamlDocument",
+    "YamlLoadFailed",
+    "YamlProblem",
+    "decode_text",
+    "load_yaml",
+    "read_graph_bytes",
+    "too_large",
+]
+
+try:
+    _Loader: type[yaml.SafeLoader] = yaml.CSafeLoader  # type: ignore[assignment]
+except AttributeError:  # PyYAML built without libyaml
+    _Loader = yaml.SafeLoader
+
+Path_ = tuple[str | int, ...]
+
+
+@dataclass(frozen=True)
+class LoadLimits:
+    """Bounds that keep a hostile or mistaken file from hanging the validator."""
+
+    max_bytes: int = 8 * 1024 * 1024
+    """A graph file describes nodes, not data: 8 MiB holds tens of thousands of nodes."""
+    max_depth: int = 64
+    """Nesting depth of mappings and sequences."""
+    max_nodes: int = 1_000_000
+    """YAML nodes in the document with every alias expanded (stops "billion laughs")."""
+
+
+LIMITS = LoadLimits()
+
+
+@dataclass(frozen=True)
+class YamlProblem:
+    """Why a text could not be loaded, with the line where the loader stopped."""
+
+    code: str
+    message: str
+    hint: str
+    line: int | None = None
+    column: int | None = None
+
+
+@dataclass
+class SourceMap:
+    """Where each value of the document stands in the file (1-based lines and columns)."""
+
+    positions: dict[Path_, tuple[int, int]] = field(default_factory=dict)
+
+    def locate(self, path: Path_) -> tuple[int, int] | None:
+        """The position of `path`, or of its nearest ancestor that has one."""
+        for end in range(len(path), -1, -1):
+            found = self.positions.get(path[:end])
+            if found is not None:
+                return found
+        return None
+
+
+@dataclass
+class YamlDocument:
+    """A loaded document: its data, where each value stands, and problems that did not stop
+    loading (duplicate keys)."""
+
+    data: Any
+    source_map: SourceMap
+    warnings: list[YamlProblem]
+
+
+class YamlLoadFailed(Exception):
+    """Raised by `load_yaml` with the problem that stopped loading."""
+
+    def __init__(self, problem: YamlProblem) -> None:
+        super().__init__(problem.message)
+        self.problem = problem
+
+
+def read_graph_bytes(path: Path, limits: LoadLimits = LIMITS) -> bytes:
+    """The bytes of a graph file, refusing anything over `limits.max_bytes` before reading it."""
+    size = path.stat().st_size
+    if size > limits.max_bytes:
+        raise YamlLoadFailed(too_large(size, limits))
+    with path.open("rb") as handle:
+        data = handle.read(limits.max_bytes + 1)
+    if len(data) > limits.max_bytes:  # grew while we read, or a special file
+        raise YamlLoadFailed(too_large(len(data), limits))
+    return data
+
+
+def too_large(size: int, limits: LoadLimits) -> YamlProblem:
+    return YamlProblem(
+        "file-too-large",
+        f"the file is {size / 1_048_576:.1f} MiB; a graph file may be at most "
+        f"{limits.max_bytes // 1_048_576} MiB",
+        "a graph file describes nodes and edges; keep data in input files that a source reads",
+    )
+
+
+def decode_text(data: bytes) -> str:
+    """UTF-8 text from bytes, refusing binary files with a clear reason."""
+    if b"\x00" in data:
+        raise YamlLoadFailed(
+            YamlProblem(
+                "not-text",
+                "the file contains NUL bytes: it is binary, not a YAML graph file",
+                "pass the path of the graph's .yaml file",
+            )
+        )
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise YamlLoadFailed(
+            YamlProblem(
+                "not-text",
+                f"the file is not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start})",
+                "save the graph file as UTF-8",
+                line=line,
+            )
+        ) from exc
+
+
+def load_yaml(text: str, limits: LoadLimits = LIMITS) -> YamlDocument:
+    """Load one YAML document safely. Raises YamlLoadFailed with the reason and the line."""
+    if len(text) > limits.max_bytes:
+        raise YamlLoadFailed(too_large(len(text.encode("utf-8")), limits))
+    try:
+        _check_shape(text, limits)
+        loader = _Loader(text)
+        try:
+            node = loader.get_single_node()
+            if node is None:
+                raise YamlLoadFailed(
+                    YamlProblem(
+                        "empty-file",
+                        "the file is empty: it holds no YAML document",
+                        "start the graph with `version: 2`, then `nodes:` and `edges:`",
+                    )
+                )
+            data = loader.construct_document(node)
+        finally:
+            loader.dispose()
+    except yaml.MarkedYAMLError as exc:
+        raise YamlLoadFailed(_from_marked_error(exc)) from exc
+    except yaml.YAMLError as exc:  # unmarked reader errors (control characters and the like)
+        raise YamlLoadFailed(
+            YamlProblem("yaml-syntax", f"not valid YAML: {exc}", "fix the YAML syntax")
+        ) from exc
+    source_map = SourceMap()
+    warnings: list[YamlProblem] = []
+    _map_positions(node, (), source_map, warnings, set())
+    return YamlDocument(data=data, source_map=source_map, warnings=warnings)
+
+
+def _check_shape(text: str, limits: LoadLimits) -> None:
+    """Stream the parser's events and refuse deep nesting, alias bombs and extra documents."""
+    depth = 0
+    expanded = 0
+    documents = 0
+    anchor_sizes: dict[str, int] = {}
+    open_nodes: list[tuple[str | None, int]] = []  # (anchor, expanded count at start)
+    open_anchors: set[str] = set()
+    for event in _events(text):
+        if isinstance(event, yaml.DocumentStartEvent):
+            documents += 1
+            if documents > 1:
+                raise YamlLoadFailed(
+                    YamlProblem(
+                        "multiple-documents",
+                        "the file holds more than one YAML document (a second `---`)",
+                        "put one graph in each file",
+                        line=event.start_mark.line + 1,
+                    )
+                )
+        elif isinstance(event, yaml.AliasEvent):
+            if event.anchor in open_anchors:
+                raise YamlLoadFailed(
+                    YamlProblem(
+                        "recursive-alias",
+                        f"alias *{event.anchor} refers to a value that contains it",
+                        "a graph file cannot be recursive; copy the value instead",
+                        line=event.start_mark.line + 1,
+                        column=event.start_mark.column + 1,
+                    )
+                )
+            expanded += anchor_sizes.get(event.anchor, 1)
+        elif isinstance(event, yaml.ScalarEvent):
+            expanded += 1
+            if event.anchor is not None:
+                anchor_sizes[event.anchor] = 1
+        elif isinstance(event, yaml.CollectionStartEvent):
+            expanded += 1
+            depth += 1
+            if depth > limits.max_depth:
+                raise YamlLoadFailed(
+                    YamlProblem(
+                        "too-deep",
+                        f"the document nests deeper than {limits.max_depth} levels",
+                        "a graph file needs a handful of levels; flatten the structure",
+                        line=event.start_mark.line + 1,
+                        column=event.start_mark.column + 1,
+                    )
+                )
+            open_nodes.append((event.anchor, expanded))
+            if event.anchor is not None:
+                open_anchors.add(event.anchor)
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
+            anchor, started_at = open_nodes.pop()
+            if anchor is not None:
+                anchor_sizes[anchor] = expanded - started_at + 1
+                open_anchors.discard(anchor)
+        else:
+            continue
+        if expanded > limits.max_nodes:
+            raise YamlLoadFailed(
+                YamlProblem(
+                    "too-large-expanded",
+                    f"with its aliases expanded the document holds over {limits.max_nodes:,} "
+                    "values (an alias bomb?)",
+                    "use aliases (*name) sparingly; a graph file needs far fewer values",
+                    line=event.start_mark.line + 1,
+                )
+            )
+
+
+def _events(text: str) -> Iterator[yaml.Event]:
+    loader = _Loader(text)
+    try:
+        while loader.check_event():
+            yield loader.get_event()
+    finally:
+        loader.dispose()
+
+
+def _from_marked_error(exc: yaml.MarkedYAMLError) -> YamlProblem:
+    mark = exc.problem_mark or exc.context_mark
+    what = " ".join(part for part in (exc.context, exc.problem) if part)
+    return YamlProblem(
+        "yaml-syntax",
+        f"not valid YAML: {what}" if what else "not valid YAML",
+        "check indentation, colons and quotes around this line",
+        line=mark.line + 1 if mark else None,
+        column=mark.column + 1 if mark else None,
+    )
+
+
+def _map_positions(
+    node: yaml.Node,
+    path: Path_,
+    source_map: SourceMap,
+    warnings: list[YamlProblem],
+    visited: set[int],
+) -> None:
+    mark = node.start_mark
+    source_map.positions.setdefault(path, (mark.line + 1, mark.column + 1))
+    if isinstance(node, yaml.CollectionNode):
+        if id(node) in visited:  # an alias: its contents were mapped where the anchor stands
+            return
+        visited.add(id(node))
+    if isinstance(node, yaml.MappingNode):
+        seen: dict[object, int] = {}
+        for key_node, value_node in node.value:
+            if not isinstance(key_node, yaml.ScalarNode):
+                continue  # complex keys are refused later by the schema
+            key = key_node.value
+            line = key_node.start_mark.line + 1
+            if key in seen and key != "<<":
+                warnings.append(
+                    YamlProblem(
+                        "duplicate-key",
+                        f"key {key!r} appears twice in one mapping (first on line {seen[key]}); "
+                        "YAML keeps only the last",
+                        "remove one of them",
+                        line=line,
+                        column=key_node.start_mark.column + 1,
+                    )
+                )
+            seen.setdefault(key, line)
+            child = (*path, key)
+            source_map.positions.setdefault(child, (line, key_node.start_mark.column + 1))
+            _map_positions(value_node, child, source_map, warnings, visited)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            _map_positions(item, (*path, index), source_map, warnings, visited)

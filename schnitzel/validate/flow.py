@@ -1,0 +1,70 @@
+"""What flows on each edge: packet kinds and payload profiles, inferred before running.
+
+Shapes propagate from sources along edges until nothing changes (feedback cycles included);
+kinds only grow and profiles only weaken, so this terminates.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from schnitzel.contract.kinds import PayloadProfile, weakest_profile
+from schnitzel.registry.plugin import ANY_KIND, Plugin, PluginConfig, StreamShape
+
+__all__ = ["FlowNode", "infer_outputs", "merge_shapes"]
+
+
+@dataclass(frozen=True)
+class FlowNode:
+    """The part of a resolved node that shape inference needs."""
+
+    plugin: type[Plugin]
+    config: PluginConfig
+
+
+def merge_shapes(shapes: Sequence[StreamShape]) -> StreamShape:
+    """The shape of several streams merged into one inbox."""
+    kinds: frozenset[str] | None = frozenset()
+    for shape in shapes:
+        kinds = ANY_KIND if kinds is ANY_KIND or shape.kinds is ANY_KIND else kinds | shape.kinds
+    return StreamShape(kinds, weakest_profile([s.profile for s in shapes]))
+
+
+def infer_outputs(
+    nodes: Mapping[str, FlowNode], predecessors: Mapping[str, Sequence[str]]
+) -> dict[str, StreamShape]:
+    """The output shape of every node that emits something.
+
+    A node whose inputs are not known yet (inside a cycle, before the loop closes) is
+    computed from the inputs that are known, then recomputed as more arrive.
+    """
+    outputs: dict[str, StreamShape] = {}
+    successors: dict[str, list[str]] = {node_id: [] for node_id in nodes}
+    for target, sources in predecessors.items():
+        for source in sources:
+            if source in successors:
+                successors[source].append(target)
+    pending = list(nodes)
+    rounds = 0
+    limit = 4 * (len(nodes) + 1) ** 2  # far above what monotone growth can need
+    while pending and rounds < limit:
+        rounds += 1
+        node_id = pending.pop()
+        node = nodes[node_id]
+        if not node.plugin.outputs:
+            continue
+        known = [outputs[s] for s in predecessors.get(node_id, ()) if s in outputs]
+        if node.plugin.inputs and not known and node.plugin.node_kind != "delay":
+            continue
+        incoming = merge_shapes(known) if known else None
+        shape = node.plugin.output_shape(node.config, incoming)
+        if outputs.get(node_id) != shape:
+            outputs[node_id] = shape
+            pending.extend(successors[node_id])
+    return outputs
+
+
+def portable(shape: StreamShape) -> bool:
+    """True when every packet of the stream may cross a durable or network boundary."""
+    return shape.profile is not PayloadProfile.INPROC_ANY

@@ -1,0 +1,99 @@
+"""Turn pydantic's validation errors into problems an operator can act on."""
+
+from __future__ import annotations
+
+import difflib
+import types
+from typing import Any, Union, get_args, get_origin
+
+from pydantic import BaseModel, ValidationError
+
+__all__ = ["describe_error", "field_names_at", "render_path"]
+
+
+def render_path(path: tuple[Any, ...]) -> str:
+    """`("nodes", 2, "config", "rate_hz")` as `nodes[2].config.rate_hz`."""
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out or "(top level)"
+
+
+def _unwrap(annotation: Any) -> list[Any]:
+    """The concrete types inside Optional/Union/Annotated/list/dict annotations."""
+    origin = get_origin(annotation)
+    if origin in (Union, types.UnionType):
+        return [t for arg in get_args(annotation) for t in _unwrap(arg)]
+    if origin is not None and hasattr(annotation, "__metadata__"):
+        return _unwrap(get_args(annotation)[0])
+    return [annotation]
+
+
+def field_names_at(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    """The keys allowed at `loc` inside `model` (aliases where set), for did-you-mean hints."""
+    current: list[Any] = [model]
+    for part in loc:
+        following: list[Any] = []
+        for candidate in current:
+            if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+                for name, info in candidate.model_fields.items():
+                    if part in (name, info.alias):
+                        following.extend(_unwrap(info.annotation))
+            elif get_origin(candidate) in (list, tuple) and isinstance(part, int):
+                following.extend(t for arg in get_args(candidate) for t in _unwrap(arg))
+        current = following
+    names: list[str] = []
+    for candidate in current:
+        if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+            names.extend(info.alias or name for name, info in candidate.model_fields.items())
+    return names
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def describe_error(
+    error: dict[str, Any], model: type[BaseModel], prefix: tuple[Any, ...] = ()
+) -> tuple[str, str, str]:
+    """(code, message, hint) for one entry of `ValidationError.errors()` raised by `model`,
+    which validated the part of the file at `prefix`."""
+    loc = tuple(error["loc"])
+    kind = error["type"]
+    key = loc[-1] if loc else None
+    where = render_path(prefix + loc)
+    if kind == "extra_forbidden":
+        allowed = field_names_at(model, loc[:-1])
+        close = difflib.get_close_matches(str(key), allowed, n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        return (
+            "unknown-key",
+            f"unknown key {key!r} at {where}",
+            f"{hint}allowed keys here: {', '.join(allowed)}" if allowed else "remove it",
+        )
+    if kind == "missing":
+        return "missing-key", f"missing required key {key!r} at {where}", f"add `{key}:`"
+    if kind == "literal_error":
+        expected = error.get("ctx", {}).get("expected", "")
+        options = [o.strip(" '") for o in expected.replace(" or ", ",").split(",")]
+        close = difflib.get_close_matches(str(error.get("input")), options, n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        return (
+            "bad-value",
+            f"{where} is {_short(error.get('input'))}; it must be {expected}",
+            f"{hint}use one of: {', '.join(o for o in options if o)}",
+        )
+    return (
+        "bad-value",
+        f"{where}: {error['msg'][0].lower()}{error['msg'][1:]} (got {_short(error.get('input'))})",
+        "fix the value; `schnitzel schema` prints what each key accepts",
+    )
+
+
+def errors_of(exc: ValidationError) -> list[dict[str, Any]]:
+    """The error entries, without the URLs pydantic adds for its own docs."""
+    return list(exc.errors(include_url=False))
