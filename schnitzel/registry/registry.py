@@ -114,9 +114,12 @@ class PluginRegistry:
 
     @classmethod
     def from_entry_points(cls, group: str = ENTRY_POINT_GROUP) -> PluginRegistry:
-        """Load every pack installed under the entry-point group; failures become `broken`."""
+        """Load every pack installed under the entry-point group; failures become `broken`.
+
+        Built-in packs load first, so a third-party pack can never shadow a built-in name.
+        """
         registry = cls()
-        for entry in sorted(entry_points(group=group), key=lambda ep: ep.name):
+        for entry in sorted(entry_points(group=group), key=_load_order):
             try:
                 pack = _load_pack(entry)
             except PluginLoadError as exc:
@@ -209,6 +212,11 @@ class PluginRegistry:
                 f"node's kind to {plugin.node_kind}"
             )
         return plugin
+
+
+def _load_order(entry: EntryPoint) -> tuple[bool, str]:
+    dist = getattr(entry, "dist", None)
+    return (getattr(dist, "name", None) != "schnitzel", entry.name)
 
 
 def _load_pack(entry: EntryPoint) -> PluginPack:

@@ -149,6 +149,8 @@ def load_yaml(text: str, limits: LoadLimits = LIMITS) -> YamlDocument:
     """Load one YAML document safely. Raises YamlLoadFailed with the reason and the line."""
     if len(text) > limits.max_bytes:
         raise YamlLoadFailed(too_large(len(text.encode("utf-8")), limits))
+    source_map = SourceMap()
+    warnings: list[YamlProblem] = []
     try:
         _check_shape(text, limits)
         loader = _Loader(text)
@@ -162,6 +164,9 @@ def load_yaml(text: str, limits: LoadLimits = LIMITS) -> YamlDocument:
                         "start the graph with `version: 2`, then `nodes:` and `edges:`",
                     )
                 )
+            # Map positions before constructing: construction flattens merge keys (`<<`)
+            # in place, which would make merged keys look like duplicates.
+            _map_positions(node, (), source_map, warnings, set())
             data = loader.construct_document(node)
         finally:
             loader.dispose()
@@ -171,9 +176,6 @@ def load_yaml(text: str, limits: LoadLimits = LIMITS) -> YamlDocument:
         raise YamlLoadFailed(
             YamlProblem("yaml-syntax", f"not valid YAML: {exc}", "fix the YAML syntax")
         ) from exc
-    source_map = SourceMap()
-    warnings: list[YamlProblem] = []
-    _map_positions(node, (), source_map, warnings, set())
     return YamlDocument(data=data, source_map=source_map, warnings=warnings)
 
 

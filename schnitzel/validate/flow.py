@@ -42,6 +42,8 @@ def infer_outputs(
     outputs: dict[str, StreamShape] = {}
     successors: dict[str, list[str]] = {node_id: [] for node_id in nodes}
     for target, sources in predecessors.items():
+        if target not in nodes:
+            continue
         for source in sources:
             if source in successors:
                 successors[source].append(target)

@@ -1,0 +1,85 @@
+"""A complete third-party plugin pack: the `threshold` policy (worked example of docs/plugins.md).
+
+`threshold` lets a sensor packet through only when a number in its payload leaves a band
+(`value < below` or `value > above`). It shows every declaration the validator reads:
+a pydantic config, the accepted packet kinds, and an `output_shape` that depends on the config.
+
+Try it without installing anything:
+
+    PYTHONPATH=docs/examples SCHNITZEL_ALLOW_MODULES=threshold_pack \\
+        schnitzel validate my-graph.yaml      # with `plugin: threshold_pack:Threshold`
+
+Installed as a distribution, the pack registers through its pyproject.toml instead:
+
+    [project.entry-points."schnitzel.plugins"]
+    threshold = "threshold_pack:PACK"
+
+This release of schnitzel validates graphs only. How a plugin receives and emits packets at
+run time arrives with the runtime; until then a plugin class is a declaration.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from pydantic import Field, model_validator
+
+from schnitzel import (
+    PayloadProfile,
+    PluginConfig,
+    PluginPack,
+    Policy,
+    StreamShape,
+)
+
+__all__ = ["PACK", "Threshold", "ThresholdConfig"]
+
+
+class ThresholdConfig(PluginConfig):
+    """Options of the threshold policy. Unknown keys are refused (PluginConfig forbids them)."""
+
+    key: str = Field(
+        default="value",
+        pattern=r"^[A-Za-z0-9_]+$",
+        description="Payload field holding the number to compare.",
+    )
+    above: float | None = Field(default=None, description="Pass packets whose value is above.")
+    below: float | None = Field(default=None, description="Pass packets whose value is below.")
+    alert_kind: str | None = Field(
+        default=None,
+        pattern=r"^[a-z][a-z0-9_]*$",
+        description="Kind of the packets that pass; null keeps their kind.",
+    )
+
+    @model_validator(mode="after")
+    def _needs_a_bound(self) -> ThresholdConfig:
+        # The message reaches the operator as a `bad-config` problem on this node.
+        if self.above is None and self.below is None:
+            raise ValueError("set `above`, `below` or both; without a bound nothing would pass")
+        return self
+
+
+class Threshold(Policy):
+    """Passes sensor packets whose payload value leaves the band [below, above]."""
+
+    name: ClassVar[str] = "threshold"
+    Config: ClassVar[type[PluginConfig]] = ThresholdConfig
+    accepts: ClassVar[frozenset[str] | None] = frozenset({"sensor"})
+    # inputs ("in",), outputs ("out",), emits and emits_profile (SAME_AS_INPUT) keep the
+    # defaults of the Policy base class.
+
+    @classmethod
+    def output_shape(cls, config: Any, incoming: StreamShape | None) -> StreamShape:
+        """Packets keep their payload (so their profile), but may be renamed `alert_kind`."""
+        profile = incoming.profile if incoming is not None else PayloadProfile.INPROC_ANY
+        if config.alert_kind is not None:
+            return StreamShape(frozenset({config.alert_kind}), profile)
+        kinds = incoming.kinds if incoming is not None else cls.accepts
+        return StreamShape(kinds, profile)
+
+
+PACK = PluginPack(
+    name="threshold",
+    plugins=(Threshold,),
+    description="Threshold alerts on sensor values (the docs/plugins.md example).",
+)

@@ -1,0 +1,65 @@
+"""Every example graph validates, and editors' schema validators accept it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+
+from schnitzel.registry.registry import PluginRegistry
+from schnitzel.spec.schema import graph_json_schema
+from schnitzel.validate import validate_file
+from tests.conftest import example_graphs
+
+
+@pytest.fixture(scope="module")
+def schema(registry: PluginRegistry) -> dict:
+    schema = graph_json_schema(registry)
+    jsonschema.Draft202012Validator.check_schema(schema)
+    return schema
+
+
+def test_there_are_example_graphs() -> None:
+    assert len(example_graphs()) >= 4
+
+
+@pytest.mark.parametrize("path", example_graphs(), ids=lambda p: p.name)
+def test_example_graph_is_valid(path: Path, registry: PluginRegistry) -> None:
+    result = validate_file(path, registry)
+    assert result.report.problems == [], [p.render() for p in result.report.problems]
+    assert result.graph is not None
+
+
+@pytest.mark.parametrize("path", example_graphs(), ids=lambda p: p.name)
+def test_editor_schema_accepts_example_graph(path: Path, schema: dict) -> None:
+    jsonschema.Draft202012Validator(schema).validate(yaml.safe_load(path.read_text()))
+
+
+def test_editor_schema_checks_plugin_configs(schema: dict) -> None:
+    graph = {
+        "version": 2,
+        "nodes": [{"id": "s", "kind": "transform", "plugin": "sample", "config": {"every": 0}}],
+    }
+    errors = list(jsonschema.Draft202012Validator(schema).iter_errors(graph))
+    assert any("every" in str(e.absolute_path) or "minimum" in e.message for e in errors)
+
+
+def test_editor_schema_refuses_unknown_keys(schema: dict) -> None:
+    graph = {"version": 2, "nodes": [{"id": "s", "kind": "source", "plugin": "synthetic"}],
+             "extra": 1}
+    assert not jsonschema.Draft202012Validator(schema).is_valid(graph)
+
+
+def test_schema_command_prints_the_schema() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "schnitzel.cli.main", "schema"],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    printed = json.loads(out)
+    assert printed["$schema"].endswith("2020-12/schema")
+    assert "synthetic" in json.dumps(printed["$defs"]["NodeSpec"])

@@ -1,0 +1,177 @@
+"""StreamPacket: immutability, ids, idempotency keys and the portable JSON encoding."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import pickle
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from schnitzel.contract import (
+    FrozenMeta,
+    PayloadProfile,
+    PayloadRef,
+    StreamPacket,
+    decode_packet,
+    encode_packet,
+    is_encoded_packet,
+    packet_profile,
+)
+from schnitzel.contract.codec import format_ts, parse_ts
+from schnitzel.errors import PacketDecodeError, PacketNotPortable
+
+REF = PayloadRef("file:///var/lib/cam/0001.jpg", "image/jpeg", 2048, "ab" * 32)
+
+
+def test_packet_fields_cannot_be_reassigned() -> None:
+    packet = StreamPacket.new("sensor", "imu", 0, {"x": 1})
+    with pytest.raises(AttributeError):
+        packet.kind = "frame"  # type: ignore[misc]
+
+
+def test_packet_meta_is_read_only_and_not_shared_with_the_caller() -> None:
+    meta = {"site": "a"}
+    packet = StreamPacket.new("sensor", "imu", 0, meta=meta)
+    meta["site"] = "b"
+    assert packet.meta["site"] == "a"
+    with pytest.raises(TypeError, match="read-only"):
+        packet.meta["site"] = "c"  # type: ignore[index]
+    with pytest.raises(TypeError, match="evolve"):
+        packet.meta.update(x=1)
+
+
+def test_evolve_keeps_the_id_and_freezes_new_meta() -> None:
+    packet = StreamPacket.new("sensor", "imu", 3, 1.0)
+    changed = packet.evolve(payload=2.0, meta={"unit": "m"})
+    assert changed.packet_id == packet.packet_id
+    assert changed.payload == 2.0 and packet.payload == 1.0
+    assert isinstance(changed.meta, FrozenMeta)
+
+
+def test_idempotency_key_defaults_to_source_and_seq() -> None:
+    assert StreamPacket.new("sensor", "imu", 7).idempotency_key == "imu:7"
+
+
+def test_idempotency_key_from_meta_overrides_the_default() -> None:
+    packet = StreamPacket.new("sensor", "imu", 7, meta={"idempotency_key": "order-9"})
+    assert packet.idempotency_key == "order-9"
+
+
+def test_packet_ids_are_unique_within_a_process() -> None:
+    ids = {StreamPacket.new("sensor", "s", n).packet_id for n in range(10_000)}
+    assert len(ids) == 10_000
+
+
+def test_packet_ids_differ_in_a_forked_child() -> None:
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child: report the id it would hand out next
+        os.write(write, StreamPacket.new("sensor", "s", 0).packet_id.encode())
+        os._exit(0)
+    os.close(write)
+    child_id = os.read(read, 100).decode()
+    os.waitpid(pid, 0)
+    parent_id = StreamPacket.new("sensor", "s", 0).packet_id
+    assert child_id.split("-")[0] != parent_id.split("-")[0]
+
+
+def test_packet_with_meta_pickles_for_process_pools() -> None:
+    packet = StreamPacket.new("sensor", "imu", 1, [1, 2], meta={"a": 1}, payload_ref=REF)
+    restored = pickle.loads(pickle.dumps(packet))
+    assert restored == packet
+    assert isinstance(restored.meta, FrozenMeta)
+
+
+def test_encoding_is_one_json_line_with_rfc3339_utc_time() -> None:
+    packet = StreamPacket.new("sensor", "imu", 1, {"t": "a\nb"}, ts=0.5)
+    line = encode_packet(packet)
+    assert "\n" not in line
+    obj = json.loads(line)
+    assert obj["ts"] == "1970-01-01T00:00:00.500000Z"
+    assert obj["v"] == 1 and is_encoded_packet(obj)
+    assert "payload_ref" not in obj
+
+
+def test_non_json_payload_is_refused_with_the_packet_named() -> None:
+    packet = StreamPacket.new("frame", "cam", 4, object())
+    with pytest.raises(PacketNotPortable, match=r"cam.*seq 4.*payload_ref"):
+        encode_packet(packet)
+    assert packet_profile(packet) is PayloadProfile.INPROC_ANY
+
+
+def test_nan_payload_is_not_portable_json() -> None:
+    with pytest.raises(PacketNotPortable):
+        encode_packet(StreamPacket.new("sensor", "s", 0, math.nan))
+
+
+def test_profiles_follow_the_payload() -> None:
+    assert packet_profile(StreamPacket.new("sensor", "s", 0, {"a": 1})) is (
+        PayloadProfile.JSON_PORTABLE
+    )
+    assert packet_profile(StreamPacket.new("frame", "s", 0, None, payload_ref=REF)) is (
+        PayloadProfile.REF_PORTABLE
+    )
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("not json", "not JSON"),
+        ("[1]", "JSON object"),
+        ('{"v": 1}', "missing packet_id"),
+        ('{"v": 9, "packet_id": "a", "ts": 0, "kind": "k", "source_id": "s", "seq": 0}', "version"),
+        ('{"v": 1, "packet_id": "a", "ts": "yesterday", "kind": "k", "source_id": "s", "seq": 0}',
+         "Invalid isoformat"),
+        ('{"v": 1, "packet_id": "a", "ts": "2026-01-01T00:00:00", "kind": "k", "source_id": "s",'
+         ' "seq": 0}', "no UTC offset"),
+        ('{"v": 1, "packet_id": "a", "ts": 0, "kind": "k", "source_id": "s", "seq": -1}', "seq"),
+        ('{"v": 1, "packet_id": "a", "ts": 0, "kind": "", "source_id": "s", "seq": 0}', "kind"),
+        ('{"v": 1, "packet_id": "a", "ts": 0, "kind": "k", "source_id": "s", "seq": 0, "x": 1}',
+         "unknown keys: x"),
+        ('{"v": 1, "packet_id": "a", "ts": 0, "kind": "k", "source_id": "s", "seq": 0,'
+         ' "payload_ref": {"uri": "f"}}', "missing content_type"),
+    ],
+)
+def test_decoding_refuses_malformed_packets_with_the_reason(line: str, message: str) -> None:
+    with pytest.raises(PacketDecodeError, match=message):
+        decode_packet(line)
+
+
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**63)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@given(
+    payload=json_values,
+    meta=st.dictionaries(st.text(max_size=8), json_values, max_size=3),
+    seq=st.integers(0, 2**62),
+    ts=st.floats(0, 4_102_444_800),
+    with_ref=st.booleans(),
+)
+def test_portable_packets_round_trip_through_json(
+    payload: object, meta: dict[str, object], seq: int, ts: float, with_ref: bool
+) -> None:
+    packet = StreamPacket.new(
+        "sensor", "src", seq, payload, meta=meta, payload_ref=REF if with_ref else None, ts=ts
+    )
+    line = encode_packet(packet)
+    restored = decode_packet(line)
+    assert restored._replace(ts=packet.ts) == packet
+    assert abs(restored.ts - packet.ts) < 1e-6  # RFC 3339 keeps microseconds
+    assert encode_packet(restored) == line
+
+
+def test_numeric_ts_is_accepted_when_decoding() -> None:
+    assert parse_ts(12.5) == 12.5
+    assert parse_ts(format_ts(12.5)) == 12.5

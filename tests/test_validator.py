@@ -1,0 +1,250 @@
+"""Validator rules that need plugins the built-in packs do not have: kinds, profiles, ports."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import pytest
+
+from schnitzel import (
+    Compute,
+    PayloadProfile,
+    PluginConfig,
+    PluginPack,
+    PluginRegistry,
+    Sink,
+    Source,
+    StreamShape,
+    Transform,
+)
+from schnitzel.validate import validate_text
+from schnitzel_plugins.core import PACK as CORE
+from schnitzel_plugins.http import PACK as HTTP
+
+
+class Camera(Source):
+    """Raw frames: numpy arrays that only live in this process."""
+
+    name = "camera"
+    emits = frozenset({"frame"})
+    emits_profile = PayloadProfile.INPROC_ANY
+
+
+class Detector(Compute):
+    """Frames in, detections out (JSON)."""
+
+    name = "detector"
+    accepts = frozenset({"frame"})
+    emits = frozenset({"detection"})
+    emits_profile = PayloadProfile.JSON_PORTABLE
+    outputs: ClassVar[tuple[str, ...]] = ("out", "crops")
+
+
+class Router(Transform):
+    """Two named inputs."""
+
+    name = "router"
+    inputs: ClassVar[tuple[str, ...]] = ("main", "side")
+
+
+class Encoder(Transform):
+    """Turns frames into JPEG payload refs."""
+
+    name = "encoder"
+
+    @classmethod
+    def output_shape(cls, config: Any, incoming: StreamShape | None) -> StreamShape:
+        return StreamShape(incoming.kinds if incoming else None, PayloadProfile.REF_PORTABLE)
+
+
+class Screen(Sink):
+    """Accepts frames only."""
+
+    name = "screen"
+    accepts = frozenset({"frame"})
+
+
+class Strict(PluginConfig):
+    level: int
+
+
+class Leveled(Transform):
+    """Has a required option."""
+
+    name = "leveled"
+    Config = Strict
+
+
+@pytest.fixture(scope="module")
+def vision() -> PluginRegistry:
+    pack = PluginPack("vision", (Camera, Detector, Router, Encoder, Screen, Leveled))
+    return PluginRegistry([CORE, HTTP, pack])
+
+
+def codes(text: str, registry: PluginRegistry) -> list[str]:
+    return sorted(p.code for p in validate_text(text, registry=registry).report.errors)
+
+
+HEAD = "version: 2\nnodes:\n  - {id: cam, kind: source, plugin: camera}\n"
+
+
+def test_frames_into_an_http_sink_are_refused_as_not_portable(vision: PluginRegistry) -> None:
+    text = HEAD + (
+        "  - {id: up, kind: sink, plugin: http, config: {url: 'http://127.0.0.1:9/x'}}\n"
+        "edges: [{from: cam, to: up}]\n"
+    )
+    report = validate_text(text, registry=vision).report
+    assert [p.code for p in report.errors] == ["not-portable"]
+    assert "'cam'" in report.errors[0].message and "http sink" in report.errors[0].message
+    assert report.errors[0].where.line == 4
+
+
+def test_frames_into_a_durable_inbox_are_refused(vision: PluginRegistry) -> None:
+    text = HEAD + (
+        "  - {id: out, kind: sink, plugin: 'null', inbox: {durable: {path: q.db}}}\n"
+        "edges: [{from: cam, to: out}]\n"
+    )
+    assert codes(text, vision) == ["not-portable"]
+
+
+def test_encoded_frames_may_cross_a_durable_inbox(vision: PluginRegistry) -> None:
+    text = HEAD + (
+        "  - {id: enc, kind: transform, plugin: encoder}\n"
+        "  - {id: out, kind: sink, plugin: 'null', inbox: {durable: {path: q.db}}}\n"
+        "edges: [{from: cam, to: enc}, {from: enc, to: out}]\n"
+    )
+    result = validate_text(text, registry=vision)
+    assert result.report.valid
+    assert result.graph is not None
+    assert result.graph.nodes["enc"].output == StreamShape(
+        frozenset({"frame"}), PayloadProfile.REF_PORTABLE
+    )
+
+
+def test_a_kind_the_target_does_not_accept_is_refused(vision: PluginRegistry) -> None:
+    text = (
+        "version: 2\nnodes:\n  - {id: temp, kind: source, plugin: synthetic}\n"
+        "  - {id: det, kind: compute, plugin: detector}\n"
+        "  - {id: out, kind: sink, plugin: 'null'}\n"
+        "edges: [{from: temp, to: det}, {from: det, to: out}]\n"
+    )
+    report = validate_text(text, registry=vision).report
+    assert [p.code for p in report.errors] == ["kind-mismatch"]
+    assert "'temp' emits sensor packets" in report.errors[0].message
+    assert "accepts frame" in report.errors[0].message
+
+
+def test_kinds_propagate_through_passthrough_nodes(vision: PluginRegistry) -> None:
+    text = HEAD + (
+        "  - {id: p, kind: transform, plugin: passthrough}\n"
+        "  - {id: det, kind: compute, plugin: detector}\n"
+        "  - {id: show, kind: sink, plugin: screen}\n"
+        "edges: [{from: cam, to: p}, {from: p, to: det}, {from: det, to: show}]\n"
+    )
+    report = validate_text(text, registry=vision).report
+    assert [p.code for p in report.errors] == ["kind-mismatch"]
+    assert "'det' emits detection" in report.errors[0].message
+
+
+def test_named_ports_are_checked_against_the_plugin(vision: PluginRegistry) -> None:
+    text = HEAD + (
+        "  - {id: det, kind: compute, plugin: detector}\n"
+        "  - {id: r, kind: transform, plugin: router}\n"
+        "  - {id: out, kind: sink, plugin: 'null'}\n"
+        "edges:\n"
+        "  - {from: cam, to: det}\n"
+        "  - {from: det.crops, to: r.side}\n"
+        "  - {from: det.masks, to: r.main}\n"
+        "  - {from: r, to: out}\n"
+    )
+    report = validate_text(text, registry=vision).report
+    assert [p.code for p in report.errors] == ["bad-port"]
+    assert "no output port 'masks'" in report.errors[0].message
+    assert "out, crops" in report.errors[0].hint
+    assert report.errors[0].where.line == 10
+
+
+def test_default_ports_are_the_first_declared(vision: PluginRegistry) -> None:
+    text = HEAD + (
+        "  - {id: r, kind: transform, plugin: router}\n"
+        "  - {id: out, kind: sink, plugin: 'null'}\n"
+        "edges: [{from: cam, to: r}, {from: r, to: out}]\n"
+    )
+    graph = validate_text(text, registry=vision).graph
+    assert graph is not None
+    assert graph.edges[0].target_port == "main" and graph.edges[0].source_port == "out"
+
+
+def test_missing_required_option_names_the_key(vision: PluginRegistry) -> None:
+    text = HEAD + (
+        "  - {id: l, kind: transform, plugin: leveled}\n"
+        "  - {id: out, kind: sink, plugin: 'null'}\n"
+        "edges: [{from: cam, to: l}, {from: l, to: out}]\n"
+    )
+    report = validate_text(text, registry=vision).report
+    assert [p.code for p in report.errors] == ["bad-config"]
+    assert "missing required key 'level'" in report.errors[0].message
+
+
+def test_validated_graph_carries_parsed_configs_and_shapes(registry: PluginRegistry) -> None:
+    text = (
+        "version: 2\nnodes:\n"
+        "  - {id: s, kind: source, plugin: synthetic, config: {count: 5, kind: telemetry}}\n"
+        "  - {id: o, kind: sink, plugin: 'null'}\nedges: [{from: s, to: o}]\n"
+    )
+    graph = validate_text(text, registry=registry).graph
+    assert graph is not None
+    source = graph.nodes["s"]
+    assert source.config.count == 5  # type: ignore[attr-defined]
+    assert source.output == StreamShape(frozenset({"telemetry"}), PayloadProfile.JSON_PORTABLE)
+    assert graph.nodes["o"].spec.inbox.max == 1024
+    assert graph.nodes["o"].spec.inbox.overflow == "block"
+
+
+def test_cycle_through_a_delay_is_valid_and_kinds_close_the_loop(registry: PluginRegistry) -> None:
+    text = (
+        "version: 2\nnodes:\n"
+        "  - {id: s, kind: source, plugin: synthetic, config: {kind: telemetry}}\n"
+        "  - {id: c, kind: transform, plugin: passthrough}\n"
+        "  - {id: d, kind: delay, plugin: delay, config: {initial: 0, kind: state}}\n"
+        "  - {id: o, kind: sink, plugin: 'null'}\n"
+        "edges: [{from: s, to: c}, {from: d, to: c}, {from: c, to: d}, {from: c, to: o}]\n"
+    )
+    graph = validate_text(text, registry=registry).graph
+    assert graph is not None
+    assert graph.nodes["c"].output is not None
+    assert graph.nodes["c"].output.kinds == frozenset({"telemetry", "state"})
+
+
+def test_long_chain_validates_without_recursion_limits(registry: PluginRegistry) -> None:
+    lines = ["version: 2", "nodes:", "  - {id: n0, kind: source, plugin: synthetic}"]
+    lines += [f"  - {{id: n{i}, kind: transform, plugin: passthrough}}" for i in range(1, 3000)]
+    lines += ["  - {id: out, kind: sink, plugin: 'null'}", "edges:"]
+    lines += [f"  - {{from: n{i}, to: n{i + 1}}}" for i in range(2999)]
+    lines += ["  - {from: n2999, to: out}"]
+    result = validate_text("\n".join(lines), registry=registry)
+    assert result.report.valid, result.report.problems[:3]
+
+
+def test_every_problem_is_reported_in_one_pass(registry: PluginRegistry) -> None:
+    text = (
+        "version: 2\nnodes:\n"
+        "  - {id: a, kind: source, plugin: synthetic, config: {rate_hz: -1}}\n"
+        "  - {id: b, kind: transform, plugin: samplee}\n"
+        "  - {id: c, kind: sink, plugin: 'null', inbox: {overflow: drop_all}}\n"
+        "  - {id: d, kind: sink, plugin: 'null'}\n"
+        "edges: [{from: a, to: b}, {from: b, to: c}, {from: c, to: a}, {from: x, to: d}]\n"
+        "extra: true\n"
+    )
+    found = codes(text, registry)
+    assert found == sorted(
+        [
+            "bad-config",
+            "unknown-plugin",
+            "bad-value",
+            "sink-has-output",
+            "source-has-input",
+            "edge-missing-node",
+            "unknown-key",
+        ]
+    )

@@ -1,0 +1,75 @@
+"""Safe YAML loading: positions of values, duplicate keys, limits."""
+
+from __future__ import annotations
+
+import pytest
+
+from schnitzel.spec.yaml_source import LoadLimits, YamlLoadFailed, load_yaml
+
+TEXT = """\
+version: 2
+nodes:
+  - id: cam
+    kind: source
+    config:
+      rate_hz: 5
+  - {id: out, kind: sink}
+"""
+
+
+def test_every_value_is_mapped_to_its_line_and_column() -> None:
+    doc = load_yaml(TEXT)
+    positions = doc.source_map.positions
+    assert positions[("version",)] == (1, 1)
+    assert positions[("nodes", 0)] == (3, 5)
+    assert positions[("nodes", 0, "config", "rate_hz")] == (6, 7)
+    assert positions[("nodes", 1, "kind")] == (7, 15)
+
+
+def test_unknown_path_falls_back_to_the_nearest_ancestor() -> None:
+    doc = load_yaml(TEXT)
+    assert doc.source_map.locate(("nodes", 0, "config", "missing", 3)) == (5, 5)
+    assert doc.source_map.locate(("nope",)) == (1, 1)
+
+
+def test_duplicate_keys_are_reported_with_both_lines() -> None:
+    doc = load_yaml("a: 1\nb: 2\na: 3\n")
+    [warning] = doc.warnings
+    assert warning.code == "duplicate-key" and warning.line == 3
+    assert "first on line 1" in warning.message
+
+
+def test_merge_keys_are_not_duplicates() -> None:
+    doc = load_yaml("base: &b {x: 1}\nn: {<<: *b, <<: *b, y: 2}\n")
+    assert doc.warnings == [] and doc.data["n"] == {"x": 1, "y": 2}
+
+
+def test_aliases_within_the_limit_load() -> None:
+    doc = load_yaml("d: &d {rate_hz: 5}\nn: [*d, *d]\n")
+    assert doc.data["n"] == [{"rate_hz": 5}, {"rate_hz": 5}]
+
+
+@pytest.mark.parametrize(
+    ("text", "code"),
+    [
+        ("", "empty-file"),
+        ("# only a comment\n", "empty-file"),
+        ("a: [1, 2\n", "yaml-syntax"),
+        ("a: 1\n---\nb: 2\n", "multiple-documents"),
+        ("a: &x [*x]\n", "recursive-alias"),
+        ("a: !!python/object/apply:os.system ['true']\n", "yaml-syntax"),
+        ("[" * 65 + "]" * 65, "too-deep"),
+    ],
+)
+def test_unloadable_text_names_the_reason(text: str, code: str) -> None:
+    with pytest.raises(YamlLoadFailed) as caught:
+        load_yaml(text)
+    assert caught.value.problem.code == code
+
+
+def test_alias_expansion_is_counted_against_the_limit() -> None:
+    text = "a: &a [1, 1, 1, 1]\nb: &b [*a, *a, *a, *a]\nc: [*b, *b, *b, *b]\n"
+    load_yaml(text, LoadLimits(max_nodes=115))
+    with pytest.raises(YamlLoadFailed) as caught:
+        load_yaml(text, LoadLimits(max_nodes=114))
+    assert caught.value.problem.code == "too-large-expanded"
