@@ -18,9 +18,7 @@ INVALID = (
 
 
 def run(*args: str, stdin: str | None = None, cmd: list[str] = CLI) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [*cmd, *args], input=stdin, capture_output=True, text=True, check=False
-    )
+    return subprocess.run([*cmd, *args], input=stdin, capture_output=True, text=True, check=False)
 
 
 def test_valid_graph_exits_0_and_summarises_the_nodes() -> None:

@@ -50,15 +50,20 @@ def test_editor_schema_checks_plugin_configs(schema: dict) -> None:
 
 
 def test_editor_schema_refuses_unknown_keys(schema: dict) -> None:
-    graph = {"version": 2, "nodes": [{"id": "s", "kind": "source", "plugin": "synthetic"}],
-             "extra": 1}
+    graph = {
+        "version": 2,
+        "nodes": [{"id": "s", "kind": "source", "plugin": "synthetic"}],
+        "extra": 1,
+    }
     assert not jsonschema.Draft202012Validator(schema).is_valid(graph)
 
 
 def test_schema_command_prints_the_schema() -> None:
     out = subprocess.run(
         [sys.executable, "-m", "schnitzel.cli.main", "schema"],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     printed = json.loads(out)
     assert printed["$schema"].endswith("2020-12/schema")

@@ -124,16 +124,27 @@ def test_profiles_follow_the_payload() -> None:
         ("[1]", "JSON object"),
         ('{"v": 1}', "missing packet_id"),
         ('{"v": 9, "packet_id": "a", "ts": 0, "kind": "k", "source_id": "s", "seq": 0}', "version"),
-        ('{"v": 1, "packet_id": "a", "ts": "yesterday", "kind": "k", "source_id": "s", "seq": 0}',
-         "Invalid isoformat"),
-        ('{"v": 1, "packet_id": "a", "ts": "2026-01-01T00:00:00", "kind": "k", "source_id": "s",'
-         ' "seq": 0}', "no UTC offset"),
+        (
+            '{"v": 1, "packet_id": "a", "ts": "yesterday", "kind": "k", "source_id": "s",'
+            ' "seq": 0}',
+            "Invalid isoformat",
+        ),
+        (
+            '{"v": 1, "packet_id": "a", "ts": "2026-01-01T00:00:00", "kind": "k", "source_id": "s",'
+            ' "seq": 0}',
+            "no UTC offset",
+        ),
         ('{"v": 1, "packet_id": "a", "ts": 0, "kind": "k", "source_id": "s", "seq": -1}', "seq"),
         ('{"v": 1, "packet_id": "a", "ts": 0, "kind": "", "source_id": "s", "seq": 0}', "kind"),
-        ('{"v": 1, "packet_id": "a", "ts": 0, "kind": "k", "source_id": "s", "seq": 0, "x": 1}',
-         "unknown keys: x"),
-        ('{"v": 1, "packet_id": "a", "ts": 0, "kind": "k", "source_id": "s", "seq": 0,'
-         ' "payload_ref": {"uri": "f"}}', "missing content_type"),
+        (
+            '{"v": 1, "packet_id": "a", "ts": 0, "kind": "k", "source_id": "s", "seq": 0, "x": 1}',
+            "unknown keys: x",
+        ),
+        (
+            '{"v": 1, "packet_id": "a", "ts": 0, "kind": "k", "source_id": "s", "seq": 0,'
+            ' "payload_ref": {"uri": "f"}}',
+            "missing content_type",
+        ),
     ],
 )
 def test_decoding_refuses_malformed_packets_with_the_reason(line: str, message: str) -> None:
@@ -147,7 +158,9 @@ json_values = st.recursive(
     | st.integers(-(2**63), 2**63)
     | st.floats(allow_nan=False, allow_infinity=False)
     | st.text(max_size=20),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
     max_leaves=20,
 )
 

@@ -185,8 +185,14 @@ def test_registry_from_classes_needs_no_entry_points() -> None:
 
 @pytest.mark.parametrize(
     ("plugin", "runtime", "ok"),
-    [("1.0", "1.0", True), ("1.0", "1.3", True), ("1.4", "1.3", False), ("2.0", "1.9", False),
-     ("0.9", "1.0", False), ("1.0.7", "1.0", True)],
+    [
+        ("1.0", "1.0", True),
+        ("1.0", "1.3", True),
+        ("1.4", "1.3", False),
+        ("2.0", "1.9", False),
+        ("0.9", "1.0", False),
+        ("1.0.7", "1.0", True),
+    ],
 )
 def test_api_compatibility_is_same_major_and_no_newer_minor(
     plugin: str, runtime: str, ok: bool
@@ -195,7 +201,7 @@ def test_api_compatibility_is_same_major_and_no_newer_minor(
 
 
 def test_malformed_api_version_is_refused() -> None:
-    with pytest.raises(ValueError, match="MAJOR.MINOR"):
+    with pytest.raises(ValueError, match=r"MAJOR\.MINOR"):
         parse_version("one")
 
 
@@ -204,19 +210,30 @@ def test_plugins_command_lists_third_party_and_broken_packs(tmp_path: Path) -> N
     env = {**os.environ, "PYTHONPATH": str(tmp_path)}
     result = subprocess.run(
         [sys.executable, "-m", "schnitzel.cli.main", "plugins", "--json"],
-        capture_output=True, text=True, env=env, check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
     )
     assert result.returncode == 0, result.stderr
     listing = json.loads(result.stdout)
     limit = next(p for p in listing["plugins"] if p["name"] == "limit")
     assert limit["pack"] == "acme" and limit["accepts"] == ["sensor"]
     assert limit["config"] == [
-        {"name": "max_value", "type": "number", "required": True, "default": None,
-         "description": ""}
+        {
+            "name": "max_value",
+            "type": "number",
+            "required": True,
+            "default": None,
+            "description": "",
+        }
     ]
     assert any(b["name"] == "future" for b in listing["broken"])
     text = subprocess.run(
         [sys.executable, "-m", "schnitzel.cli.main", "plugins"],
-        capture_output=True, text=True, env=env, check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
     ).stdout
     assert "limit (policy, pack acme)" in text and "BROKEN pack acme future" in text

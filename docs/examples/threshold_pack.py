@@ -1,13 +1,13 @@
 """A complete third-party plugin pack: the `threshold` policy (worked example of docs/plugins.md).
 
 `threshold` lets a sensor packet through only when a number in its payload leaves a band
-(`value < below` or `value > above`). It shows every declaration the validator reads:
+(`value < below` or `value > above`). It shows the declarations the validator reads most:
 a pydantic config, the accepted packet kinds, and an `output_shape` that depends on the config.
 
-Try it without installing anything:
+Try it without installing anything, from the repository root, with a graph whose node says
+`plugin: threshold_pack:Threshold`:
 
-    PYTHONPATH=docs/examples SCHNITZEL_ALLOW_MODULES=threshold_pack \\
-        schnitzel validate my-graph.yaml      # with `plugin: threshold_pack:Threshold`
+    PYTHONPATH=docs/examples SCHNITZEL_ALLOW_MODULES=threshold_pack schnitzel validate GRAPH
 
 Installed as a distribution, the pack registers through its pyproject.toml instead:
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any, ClassVar
 
-from pydantic import Field, JsonValue, field_validator
+from pydantic import Field, field_validator
 
 from schnitzel.contract.kinds import PayloadProfile, weakest_profile
 from schnitzel.registry.plugin import Delay, PluginConfig, StreamShape
@@ -15,16 +16,22 @@ __all__ = ["DelayConfig", "DelayPlugin"]
 class DelayConfig(PluginConfig):
     """Options of the delay node."""
 
-    initial: JsonValue = Field(description="Payload of the first packet, sent before any input.")
+    initial: Any = Field(description="Payload of the first packet (JSON), sent before any input.")
     kind: str = Field(
         default="sensor", pattern=r"^[a-z][a-z0-9_]*$", description="Kind of the initial packet."
     )
 
     @field_validator("initial")
     @classmethod
-    def _initial_is_a_value(cls, value: JsonValue) -> JsonValue:
+    def _initial_is_a_json_value(cls, value: Any) -> Any:
         if value is None:
             raise ValueError("a delay node needs an initial value to start its loop, not null")
+        try:
+            json.dumps(value, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(
+                f"initial must be plain JSON (numbers, strings, lists, maps): {exc}"
+            ) from exc
         return value
 
 

@@ -1,8 +1,7 @@
 """The http pack: deliver packets to an HTTP backend."""
 
-from schnitzel_plugins.http.sink import HttpSink
-
 from schnitzel.registry.plugin import PluginPack
+from schnitzel_plugins.http.sink import HttpSink
 
 __all__ = ["PACK", "HttpSink"]
 

@@ -1,8 +1,7 @@
 """The io pack: JSON Lines files as sources and sinks."""
 
-from schnitzel_plugins.io.jsonl import JsonlSink, JsonlSource
-
 from schnitzel.registry.plugin import PluginPack
+from schnitzel_plugins.io.jsonl import JsonlSink, JsonlSource
 
 __all__ = ["PACK", "JsonlSink", "JsonlSource"]
 

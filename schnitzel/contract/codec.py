@@ -35,9 +35,24 @@ _KNOWN = frozenset((*_REQUIRED, "v", "payload", "meta", "payload_ref"))
 _encoder = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
 
 
+# (whole second, its text): consecutive packets share seconds. One tuple, swapped whole, so a
+# thread never reads the second of one entry with the text of another.
+_second_cache: tuple[int, str] = (-1, "")
+
+
 def format_ts(ts: float) -> str:
     """RFC 3339 UTC with microseconds and a `Z`, as written in the portable encoding."""
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    global _second_cache  # noqa: PLW0603 - see the comment on _second_cache
+    second = math.floor(ts)
+    micros = round((ts - second) * 1_000_000)
+    if micros == 1_000_000:
+        second, micros = second + 1, 0
+    cached_second, text = _second_cache
+    if cached_second != second:
+        # strftime is the slow part of encoding; it runs once per second of packet time.
+        text = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        _second_cache = (second, text)
+    return f"{text}.{micros:06d}Z"
 
 
 def parse_ts(value: object) -> float:

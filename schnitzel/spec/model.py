@@ -43,7 +43,8 @@ Overflow = Literal["block", "drop_new", "drop_oldest"]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # defer_build: a model's validator is built when first used, not at import (CLI start-up).
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 class DurableSpec(_Strict):
@@ -86,7 +87,7 @@ class NodeSpec(_Strict):
 class EdgeSpec(_Strict):
     """A directed edge; either end may name a port as `node.port`."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, defer_build=True)
 
     source: str = Field(alias="from", pattern=EDGE_ENDPOINT_PATTERN)
     target: str = Field(alias="to", pattern=EDGE_ENDPOINT_PATTERN)

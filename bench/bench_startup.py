@@ -1,0 +1,51 @@
+"""CLI start-up: `schnitzel validate` on a small graph, against the interpreter alone and
+against importing its two heavy dependencies, measured in the same run.
+
+Goal: below 150 ms for `schnitzel validate` on a small graph, excluding interpreter start.
+Run: .venv/bin/python bench/bench_startup.py
+"""
+
+from __future__ import annotations
+
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+ROUNDS = 15
+
+COMMANDS = {
+    "python -c pass": [sys.executable, "-c", "pass"],
+    "import pydantic+yaml": [sys.executable, "-c", "import pydantic, yaml; pydantic.BaseModel"],
+    "schnitzel --version": [sys.executable, "-m", "schnitzel.cli.main", "--version"],
+    "schnitzel validate demo": [
+        sys.executable, "-m", "schnitzel.cli.main", "validate", str(ROOT / "graphs/demo.yaml")
+    ],
+}
+
+
+def main() -> None:
+    samples: dict[str, list[float]] = {name: [] for name in COMMANDS}
+    for _ in range(ROUNDS):  # interleaved, so machine noise hits every command alike
+        for name, cmd in COMMANDS.items():
+            start = time.perf_counter()
+            subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            samples[name].append(time.perf_counter() - start)
+    median = {name: statistics.median(times) for name, times in samples.items()}
+    base = median["python -c pass"]
+    print(f"start-up, median of {ROUNDS} interleaved runs")
+    for name, value in median.items():
+        print(f"  {name:26s} {value * 1e3:6.1f} ms  (+{(value - base) * 1e3:6.1f} ms over python)")
+    ours = median["schnitzel validate demo"] - base
+    deps = median["import pydantic+yaml"] - base
+    print(
+        f"  validate excluding interpreter start: {ours * 1e3:.0f} ms (goal < 150 ms); "
+        f"of which importing pydantic+yaml alone: {deps * 1e3:.0f} ms "
+        f"({ours / deps:.2f}x the dependencies' import)"
+    )
+
+
+if __name__ == "__main__":
+    main()
