@@ -83,4 +83,4 @@ def test_tui_refuses_an_invalid_graph_with_exit_1(tmp_path: Path) -> None:
 
 def test_tui_says_plainly_that_this_build_cannot_run_graphs() -> None:
     result = run(str(GRAPHS / "demo.yaml"), cmd=TUI)
-    assert result.returncode == 2 and "no runtime" in result.stderr
+    assert result.returncode == 3 and "no runtime" in result.stderr

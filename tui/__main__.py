@@ -1,5 +1,5 @@
 """`schnitzel-tui GRAPH`: the console. This build checks the graph; running it comes with the
-runtime (see docs/cli.md).
+runtime (see docs/contracts/cli.md).
 """
 
 from __future__ import annotations
@@ -8,7 +8,8 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-EXIT_NOT_AVAILABLE = 2
+EXIT_NOT_AVAILABLE = 3
+"""Not 2, which means a usage error: the graph is valid, this build cannot run it."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -17,7 +18,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="schnitzel-tui", description="Terminal console for a schnitzel graph."
     )
     parser.add_argument("graph", metavar="GRAPH", help="graph file to validate and run")
-    parser.add_argument("--no-ui", action="store_true", help="headless service mode")
     args = parser.parse_args(argv)
 
     from schnitzel.cli.validate_command import run_validate

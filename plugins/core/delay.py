@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any, ClassVar
 
 from pydantic import Field, field_validator
 
 from schnitzel.contract.kinds import PayloadProfile, weakest_profile
+from schnitzel.registry.config_types import JsonValue
 from schnitzel.registry.plugin import Delay, PluginConfig, StreamShape
 
 __all__ = ["DelayConfig", "DelayPlugin"]
@@ -16,22 +16,18 @@ __all__ = ["DelayConfig", "DelayPlugin"]
 class DelayConfig(PluginConfig):
     """Options of the delay node."""
 
-    initial: Any = Field(description="Payload of the first packet (JSON), sent before any input.")
+    initial: JsonValue = Field(
+        description="Payload of the first packet (JSON), sent before any input."
+    )
     kind: str = Field(
         default="sensor", pattern=r"^[a-z][a-z0-9_]*$", description="Kind of the initial packet."
     )
 
     @field_validator("initial")
     @classmethod
-    def _initial_is_a_json_value(cls, value: Any) -> Any:
+    def _initial_is_a_value(cls, value: Any) -> Any:
         if value is None:
             raise ValueError("a delay node needs an initial value to start its loop, not null")
-        try:
-            json.dumps(value, allow_nan=False)
-        except (TypeError, ValueError) as exc:
-            raise ValueError(
-                f"initial must be plain JSON (numbers, strings, lists, maps): {exc}"
-            ) from exc
         return value
 
 
@@ -40,10 +36,11 @@ class DelayPlugin(Delay):
 
     name: ClassVar[str] = "delay"
     Config: ClassVar[type[PluginConfig]] = DelayConfig
+    emits_profile = PayloadProfile.JSON_PORTABLE  # the initial packet; inputs may weaken it
 
     @classmethod
     def output_shape(cls, config: Any, incoming: StreamShape | None) -> StreamShape:
-        own = StreamShape(frozenset({config.kind}), PayloadProfile.JSON_PORTABLE)
+        own = StreamShape(frozenset({config.kind}), cls.emits_profile)
         if incoming is None:
             return own
         kinds = None if incoming.kinds is None else incoming.kinds | own.kinds

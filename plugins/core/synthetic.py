@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 from pydantic import Field
 
 from schnitzel.contract.kinds import PayloadProfile
+from schnitzel.registry.config_types import JsonObject
 from schnitzel.registry.plugin import PluginConfig, Source, StreamShape
 
 __all__ = ["Synthetic", "SyntheticConfig"]
@@ -30,7 +31,7 @@ class SyntheticConfig(PluginConfig):
     source_id: str | None = Field(
         default=None, min_length=1, description="Stream name; defaults to the node id."
     )
-    payload: dict[str, Any] = Field(
+    payload: JsonObject = Field(
         default_factory=dict, description="Template of every payload (JSON)."
     )
 
@@ -40,7 +41,8 @@ class Synthetic(Source):
 
     name: ClassVar[str] = "synthetic"
     Config: ClassVar[type[PluginConfig]] = SyntheticConfig
+    emits_profile = PayloadProfile.JSON_PORTABLE
 
     @classmethod
     def output_shape(cls, config: Any, incoming: StreamShape | None) -> StreamShape:
-        return StreamShape(frozenset({config.kind}), PayloadProfile.JSON_PORTABLE)
+        return StreamShape(frozenset({config.kind}), cls.emits_profile)

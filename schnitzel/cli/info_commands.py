@@ -15,7 +15,7 @@ def run_schema(indent: int = 2) -> int:
     """Print the JSON Schema of graph files with the installed plugins' configs."""
     from schnitzel.spec.schema import graph_json_schema
 
-    print_json(graph_json_schema(PluginRegistry.from_entry_points()), indent=indent)
+    print_json(graph_json_schema(PluginRegistry.from_entry_points()), indent=indent or None)
     return 0
 
 
@@ -54,8 +54,14 @@ def _kinds(value: object) -> Any:
 
 
 def plugin_json(plugin: type[Plugin], pack: str) -> dict[str, Any]:
-    """Everything a plugin declares, as `schnitzel plugins --json` prints it."""
+    """Everything a plugin declares, as `schnitzel plugins --json` prints it.
+
+    `emits` is "config_dependent" for plugins that compute their output from their config
+    (they override `output_shape`), as `synthetic` does with its `kind` option.
+    """
     profile = plugin.emits_profile
+    dynamic = plugin.output_shape.__func__ is not Plugin.output_shape.__func__  # type: ignore[attr-defined]
+    emits = "config_dependent" if dynamic else _kinds(plugin.emits)
     return {
         "name": plugin.name,
         "node_kind": plugin.node_kind,
@@ -65,7 +71,7 @@ def plugin_json(plugin: type[Plugin], pack: str) -> dict[str, Any]:
         "inputs": list(plugin.inputs),
         "outputs": list(plugin.outputs),
         "accepts": _kinds(plugin.accepts),
-        "emits": _kinds(plugin.emits) if plugin.outputs else [],
+        "emits": emits if plugin.outputs else None,
         "emits_profile": None
         if not plugin.outputs
         else ("same_as_input" if isinstance(profile, SameAsInput) else profile.value),

@@ -71,18 +71,20 @@ def report_json(report: ValidationReport, graph: ValidatedGraph | None) -> dict[
 def print_report(report: ValidationReport, graph: ValidatedGraph | None) -> None:
     for problem in report.sorted_problems():
         say(problem.render())
-    errors, warnings = len(report.errors), len(report.warnings)
-    counts = f"{errors} error{'s' * (errors != 1)}, {warnings} warning{'s' * (warnings != 1)}"
+    counts = f"{_count(len(report.errors), 'error')}, {_count(len(report.warnings), 'warning')}"
     if graph is None:
         say(f"{report.source}: invalid ({counts}); nothing was run")
         return
-    say(f"{report.source}: valid ({len(graph.nodes)} nodes, {len(graph.edges)} edges, {counts})")
+    say(
+        f"{report.source}: valid ({_count(len(graph.nodes), 'node')}, "
+        f"{_count(len(graph.edges), 'edge')}, {counts})"
+    )
     rows = [
         (
             node.id,
             node.spec.kind,
             node.plugin.name,
-            _kinds(node) if node.output else "-",
+            _kinds(node) or "-",
             node.output.profile.value if node.output else "-",
         )
         for node in graph.nodes.values()
@@ -90,7 +92,11 @@ def print_report(report: ValidationReport, graph: ValidatedGraph | None) -> None
     print_table(("node", "kind", "plugin", "emits", "profile"), rows, indent="  ")
 
 
-def _kinds(node: Any) -> str:
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'s' * (number != 1)}"
+
+
+def _kinds(node: Any) -> str | None:
     if node.output is None:
-        return "-"
+        return None
     return "any" if node.output.kinds is None else ",".join(sorted(node.output.kinds))

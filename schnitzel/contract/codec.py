@@ -31,6 +31,9 @@ __all__ = [
 
 ENCODING_VERSION = 1
 _REQUIRED = ("packet_id", "ts", "kind", "source_id", "seq")
+_HEX = frozenset("0123456789abcdefABCDEF")
+# datetime's range (years 1 to 9999): a ts outside it cannot be written as RFC 3339.
+_TS_MIN, _TS_MAX = -62_135_596_800.0, 253_402_300_799.0
 _KNOWN = frozenset((*_REQUIRED, "v", "payload", "meta", "payload_ref"))
 _encoder = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
 
@@ -60,8 +63,8 @@ def parse_ts(value: object) -> float:
     if isinstance(value, bool):
         raise ValueError("ts must be an RFC 3339 string or a number, not a boolean")
     if isinstance(value, int | float):
-        if not math.isfinite(value):
-            raise ValueError("ts must be finite")
+        if not _TS_MIN <= value <= _TS_MAX:
+            raise ValueError(f"ts {value!r} is outside the years 1 to 9999")
         return float(value)
     if isinstance(value, str):
         parsed = datetime.fromisoformat(value)
@@ -98,12 +101,12 @@ def encode_packet(packet: StreamPacket) -> str:
     """One line of JSON (no newline inside). Raises PacketNotPortable for non-JSON payloads."""
     try:
         return _encoder.encode(packet_to_dict(packet))
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, OverflowError, OSError) as exc:
         raise PacketNotPortable(
             f"packet {packet.packet_id} ({packet.kind} from {packet.source_id!r}, seq "
-            f"{packet.seq}) cannot be written as JSON: {exc}. Convert the payload to JSON "
-            "(finite numbers, str keys) or store its bytes elsewhere and set payload_ref "
-            "before it reaches a durable inbox or a network sink"
+            f"{packet.seq}) cannot be written as JSON: {exc}. Make its payload and meta plain "
+            "JSON (finite numbers, string keys), or store the payload's bytes elsewhere and "
+            "set payload_ref, before it reaches a durable inbox or a network sink"
         ) from exc
 
 
@@ -122,7 +125,8 @@ def is_encoded_packet(obj: object) -> bool:
     """True when a decoded JSON object is a packet written by `encode_packet`."""
     return (
         isinstance(obj, dict)
-        and obj.get("v") == ENCODING_VERSION
+        and type(obj.get("v")) is int
+        and obj["v"] == ENCODING_VERSION
         and all(key in obj for key in _REQUIRED)
     )
 
@@ -150,8 +154,10 @@ def packet_from_dict(obj: dict[str, Any]) -> StreamPacket:
     seq = obj["seq"]
     if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0:
         raise PacketDecodeError(f"encoded packet {obj['packet_id']!r}: seq must be an int >= 0")
-    meta = obj.get("meta") or {}
-    if not isinstance(meta, dict):
+    meta = obj.get("meta")
+    if meta is None:
+        meta = {}
+    elif not isinstance(meta, dict):
         raise PacketDecodeError(f"encoded packet {obj['packet_id']!r}: meta must be an object")
     return StreamPacket(
         obj["packet_id"],
@@ -182,7 +188,7 @@ def _ref_from_dict(packet_id: str, raw: object) -> PayloadRef | None:
         raise PacketDecodeError(f"encoded packet {packet_id!r}: payload_ref uri/content_type")
     if not isinstance(ref.size, int) or isinstance(ref.size, bool) or ref.size < 0:
         raise PacketDecodeError(f"encoded packet {packet_id!r}: payload_ref.size must be >= 0")
-    if not isinstance(ref.sha256, str) or len(ref.sha256) != 64:
+    if not isinstance(ref.sha256, str) or len(ref.sha256) != 64 or not _HEX.issuperset(ref.sha256):
         raise PacketDecodeError(
             f"encoded packet {packet_id!r}: payload_ref.sha256 must be 64 hex digits"
         )

@@ -87,8 +87,6 @@ class NodeSpec(_Strict):
 class EdgeSpec(_Strict):
     """A directed edge; either end may name a port as `node.port`."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, defer_build=True)
-
     source: str = Field(alias="from", pattern=EDGE_ENDPOINT_PATTERN)
     target: str = Field(alias="to", pattern=EDGE_ENDPOINT_PATTERN)
 

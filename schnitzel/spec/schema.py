@@ -27,7 +27,10 @@ def graph_json_schema(registry: PluginRegistry) -> dict[str, Any]:
         "$id": SCHEMA_ID,
         **schema,
     }
+    # An empty `config:`, `inbox:`, `edges:` or `runtime:` is YAML null and means "defaults".
+    _allow_null(schema["properties"], "edges", "runtime")
     node = defs["NodeSpec"]
+    _allow_null(node["properties"], "inbox", "config")
     node["properties"]["plugin"] = {
         **node["properties"]["plugin"],
         "anyOf": [
@@ -50,11 +53,23 @@ def graph_json_schema(registry: PluginRegistry) -> dict[str, Any]:
                     },
                     "required": ["plugin", "kind"],
                 },
-                "then": {"properties": {"config": config_schema}},
+                "then": {"properties": {"config": _nullable(config_schema, plugin)}},
             }
         )
     node["allOf"] = rules
     return schema
+
+
+def _allow_null(properties: dict[str, Any], *names: str) -> None:
+    for name in names:
+        properties[name] = {"anyOf": [properties[name], {"type": "null"}]}
+
+
+def _nullable(config_schema: dict[str, Any], plugin: Any) -> dict[str, Any]:
+    """`config:` left empty is accepted when the plugin has no required option."""
+    if any(info.is_required() for info in plugin.Config.model_fields.values()):
+        return config_schema
+    return {"anyOf": [config_schema, {"type": "null"}]}
 
 
 def _relocate(schema: dict[str, Any], prefix: str, defs: dict[str, Any]) -> dict[str, Any]:

@@ -6,9 +6,10 @@ came from. So a graph file is loaded in three steps:
 
 1. a streaming pass over the parser's events checks size, nesting depth and the size of the
    document with every alias expanded, without building anything;
-2. the document is composed and constructed with the safe loader;
-3. the node tree is walked once to map each path (`("nodes", 3, "config", "rate_hz")`) to
-   its line and column, and to find duplicate keys, which YAML would silently overwrite.
+2. the document is composed into YAML nodes, and the node tree is walked once to map each
+   path (`("nodes", 3, "config", "rate_hz")`) to its line and column, and to find duplicate
+   keys, which YAML would silently overwrite;
+3. the safe loader constructs the Python values from the nodes.
 """
 
 from __future__ import annotations

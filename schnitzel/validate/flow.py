@@ -7,20 +7,22 @@ kinds only grow and profiles only weaken, so this terminates.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from typing import Any, Protocol
 
 from schnitzel.contract.kinds import PayloadProfile, weakest_profile
-from schnitzel.registry.plugin import ANY_KIND, Plugin, PluginConfig, StreamShape
+from schnitzel.registry.plugin import ANY_KIND, Plugin, StreamShape
 
-__all__ = ["FlowNode", "infer_outputs", "merge_shapes"]
+__all__ = ["FlowNode", "infer_outputs", "merge_shapes", "portable"]
 
 
-@dataclass(frozen=True)
-class FlowNode:
+class FlowNode(Protocol):
     """The part of a resolved node that shape inference needs."""
 
-    plugin: type[Plugin]
-    config: PluginConfig
+    @property
+    def plugin(self) -> type[Plugin]: ...
+
+    @property
+    def config(self) -> Any: ...
 
 
 def merge_shapes(shapes: Sequence[StreamShape]) -> StreamShape:
@@ -33,13 +35,15 @@ def merge_shapes(shapes: Sequence[StreamShape]) -> StreamShape:
 
 def infer_outputs(
     nodes: Mapping[str, FlowNode], predecessors: Mapping[str, Sequence[str]]
-) -> dict[str, StreamShape]:
-    """The output shape of every node that emits something.
+) -> tuple[dict[str, StreamShape], dict[str, Exception]]:
+    """The output shape of every node that emits something, and the nodes whose plugin
+    raised while computing it.
 
     A node whose inputs are not known yet (inside a cycle, before the loop closes) is
     computed from the inputs that are known, then recomputed as more arrive.
     """
     outputs: dict[str, StreamShape] = {}
+    failures: dict[str, Exception] = {}
     successors: dict[str, list[str]] = {node_id: [] for node_id in nodes}
     for target, sources in predecessors.items():
         if target not in nodes:
@@ -54,17 +58,21 @@ def infer_outputs(
         rounds += 1
         node_id = pending.pop()
         node = nodes[node_id]
-        if not node.plugin.outputs:
+        if not node.plugin.outputs or node_id in failures:
             continue
         known = [outputs[s] for s in predecessors.get(node_id, ()) if s in outputs]
         if node.plugin.inputs and not known and node.plugin.node_kind != "delay":
             continue
         incoming = merge_shapes(known) if known else None
-        shape = node.plugin.output_shape(node.config, incoming)
+        try:
+            shape = node.plugin.output_shape(node.config, incoming)
+        except Exception as exc:  # a plugin's bug is reported as a problem of its node
+            failures[node_id] = exc
+            continue
         if outputs.get(node_id) != shape:
             outputs[node_id] = shape
             pending.extend(successors[node_id])
-    return outputs
+    return outputs, failures
 
 
 def portable(shape: StreamShape) -> bool:

@@ -39,7 +39,7 @@ from schnitzel.spec.yaml_source import (
     read_graph_bytes,
     too_large,
 )
-from schnitzel.validate.flow import FlowNode, infer_outputs, merge_shapes, portable
+from schnitzel.validate.flow import infer_outputs, merge_shapes, portable
 from schnitzel.validate.graph import ResolvedEdge, ResolvedNode, ValidatedGraph
 from schnitzel.validate.problems import Location, Problem, Severity, ValidationReport
 from schnitzel.validate.schema_errors import describe_error, errors_of, render_path
@@ -289,8 +289,9 @@ class _Checker:
                 ("edges",),
                 "write each edge as a list item: `- {from: a, to: b}`",
             )
+        runtime = data.get("runtime")
         try:
-            return RuntimeSpec.model_validate(data.get("runtime") or {})
+            return RuntimeSpec.model_validate({} if runtime is None else runtime)
         except ValidationError as exc:
             self.schema_problems(exc, RuntimeSpec, ("runtime",))
             return RuntimeSpec()
@@ -388,8 +389,16 @@ class _Checker:
                         node=spec.id,
                     )
                 continue
+            except Exception as exc:  # a plugin's own validator failed: report, not crash
+                self.plugin_failed(entry, plugin.name, "validating its config", exc)
+                continue
             entry.resolved = ResolvedNode(spec, plugin, config, None)
-            for env in plugin.check_environment(config, context):
+            try:
+                environment = plugin.check_environment(config, context)
+            except Exception as exc:  # third-party code must not take the validator down
+                self.plugin_failed(entry, plugin.name, "checking its environment", exc)
+                continue
+            for env in environment:
                 key_path = (*at, "config", env.config_key) if env.config_key else (*at, "config")
                 self.problem(
                     "environment",
@@ -399,6 +408,15 @@ class _Checker:
                     node=spec.id,
                     severity="warning" if env.severity == "warning" else "error",
                 )
+
+    def plugin_failed(self, entry: _NodeEntry, plugin: str, doing: str, exc: Exception) -> None:
+        self.problem(
+            "plugin-failed",
+            f"plugin {plugin!r} raised {type(exc).__name__} while {doing}: {exc}",
+            ("nodes", entry.index, "plugin"),
+            "this is a bug in the plugin; report it to the plugin's authors with this message",
+            node=entry.spec.id,
+        )
 
     def check_edges(self, raw_edges: list[Any]) -> None:
         seen: set[tuple[str, str, str, str]] = set()
@@ -417,9 +435,11 @@ class _Checker:
                 spec = EdgeSpec.model_validate(raw)
             except ValidationError as exc:
                 self.schema_problems(exc, EdgeSpec, at, edge=label)
+                self.note_refused_edge(raw.get("from"), raw.get("to"))
                 continue
             edge = self.resolve_edge(spec, at, label)
             if edge is None:
+                self.note_refused_edge(spec.source, spec.target)
                 continue
             key = (edge.source, edge.source_port, edge.target, edge.target_port)
             if key in seen:
@@ -434,6 +454,14 @@ class _Checker:
             seen.add(key)
             self.edges.append((index, edge))
             self.edge_specs.append(spec)
+
+    def note_refused_edge(self, source: object, target: object) -> None:
+        """The author connected these nodes; an edge refused for another reason must not make
+        them look unfed or dangling as well."""
+        if isinstance(source, str):
+            self.loose_sources.add(source.partition(".")[0])
+        if isinstance(target, str):
+            self.loose_targets.add(target.partition(".")[0])
 
     def resolve_edge(self, spec: EdgeSpec, at: tuple[Any, ...], label: str) -> ResolvedEdge | None:
         source_id, _, source_port = spec.source.partition(".")
@@ -451,8 +479,6 @@ class _Checker:
                     edge=label,
                 )
                 ok = False
-        self.loose_sources.add(source_id)
-        self.loose_targets.add(target_id)
         if not ok:
             return None
         if self.kind_of(source_id) == "sink":
@@ -501,7 +527,7 @@ class _Checker:
             f"node {entry.spec.id!r} ({entry.resolved.plugin.name}) has no "
             f"{side[:-1]} port {port!r}",
             at,
-            f"its {side} ports: {', '.join(ports)}",
+            f"its {side[:-1]} ports: {', '.join(ports)}",
             edge=label,
         )
         return None
@@ -513,7 +539,7 @@ class _Checker:
             successors[edge.source].append(edge.target)
             fed.add(edge.target)
         sources = [n for n, e in self.nodes.items() if e.spec.kind == "source"]
-        if self.nodes and not sources:
+        if self.nodes and not sources and "source" not in self.broken_kinds.values():
             self.problem(
                 "no-source",
                 "the graph has no source node, so nothing would ever flow",
@@ -603,9 +629,10 @@ class _Checker:
         predecessors: dict[str, list[str]] = defaultdict(list)
         for _, edge in self.edges:
             predecessors[edge.target].append(edge.source)
-        shapes = infer_outputs(
-            {n: FlowNode(r.plugin, r.config) for n, r in resolved.items()}, predecessors
-        )
+        shapes, failures = infer_outputs(resolved, predecessors)
+        for node_id, exc in failures.items():
+            entry = self.nodes[node_id]
+            self.plugin_failed(entry, entry.spec.plugin, "computing its output shape", exc)
         for index, edge in self.edges:
             upstream = shapes.get(edge.source)
             target = resolved.get(edge.target)
