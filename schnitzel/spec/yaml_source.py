@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from yaml.constructor import SafeConstructor
 
 __all__ = [
     "LIMITS",
@@ -105,7 +106,7 @@ def read_graph_bytes(path: Path, limits: LoadLimits = LIMITS) -> bytes:
     """The bytes of a graph file, refusing anything over `limits.max_bytes` before reading it."""
     size = path.stat().st_size
     if size > limits.max_bytes:
-        raise YamlLoadFailed(too_large(size, limits))
+        raise YamlLoadFailed(too_large(size, limits, exact=True))
     with path.open("rb") as handle:
         data = handle.read(limits.max_bytes + 1)
     if len(data) > limits.max_bytes:  # grew while we read, or a special file
@@ -113,11 +114,14 @@ def read_graph_bytes(path: Path, limits: LoadLimits = LIMITS) -> bytes:
     return data
 
 
-def too_large(size: int, limits: LoadLimits) -> YamlProblem:
+def too_large(size: int, limits: LoadLimits, exact: bool = False) -> YamlProblem:
+    """The problem for an oversized file; `exact` when `size` is the whole file's size (not
+    what was read before stopping at the limit)."""
+    limit = f"{limits.max_bytes // 1_048_576} MiB"
+    measured = f"is {size / 1_048_576:.1f} MiB" if exact else f"is larger than {limit}"
     return YamlProblem(
         "file-too-large",
-        f"the file is {size / 1_048_576:.1f} MiB; a graph file may be at most "
-        f"{limits.max_bytes // 1_048_576} MiB",
+        f"the file {measured}; a graph file may be at most {limit}",
         "a graph file describes nodes and edges; keep data in input files that a source reads",
     )
 
@@ -148,8 +152,20 @@ def decode_text(data: bytes) -> str:
 
 def load_yaml(text: str, limits: LoadLimits = LIMITS) -> YamlDocument:
     """Load one YAML document safely. Raises YamlLoadFailed with the reason and the line."""
-    if len(text) > limits.max_bytes:
-        raise YamlLoadFailed(too_large(len(text.encode("utf-8")), limits))
+    try:
+        size = len(text.encode("utf-8"))
+    except UnicodeEncodeError as exc:  # lone surrogates: text that no file could hold
+        raise YamlLoadFailed(
+            YamlProblem(
+                "not-text",
+                f"the text holds an invalid character (U+{ord(text[exc.start]):04X}) that UTF-8 "
+                "cannot represent",
+                "save the graph file as UTF-8",
+                line=text.count("\n", 0, exc.start) + 1,
+            )
+        ) from exc
+    if size > limits.max_bytes:
+        raise YamlLoadFailed(too_large(size, limits, exact=True))
     source_map = SourceMap()
     warnings: list[YamlProblem] = []
     try:
@@ -167,13 +183,22 @@ def load_yaml(text: str, limits: LoadLimits = LIMITS) -> YamlDocument:
                 )
             # Map positions before constructing: construction flattens merge keys (`<<`)
             # in place, which would make merged keys look like duplicates.
-            _map_positions(node, (), source_map, warnings, set())
+            _map_positions(node, (), source_map, warnings, set(), SafeConstructor())
             data = loader.construct_document(node)
         finally:
             loader.dispose()
     except yaml.MarkedYAMLError as exc:
         raise YamlLoadFailed(_from_marked_error(exc)) from exc
-    except yaml.YAMLError as exc:  # unmarked reader errors (control characters and the like)
+    except yaml.reader.ReaderError as exc:  # control characters and the like
+        raise YamlLoadFailed(
+            YamlProblem(
+                "yaml-syntax",
+                f"not valid YAML: character 0x{exc.character:02x} is not allowed: {exc.reason}",
+                "remove the character (an escape sequence pasted from a terminal?)",
+                line=text.count("\n", 0, exc.position) + 1,
+            )
+        ) from exc
+    except yaml.YAMLError as exc:
         raise YamlLoadFailed(
             YamlProblem("yaml-syntax", f"not valid YAML: {exc}", "fix the YAML syntax")
         ) from exc
@@ -279,6 +304,7 @@ def _map_positions(
     source_map: SourceMap,
     warnings: list[YamlProblem],
     visited: set[int],
+    keys: SafeConstructor,
 ) -> None:
     mark = node.start_mark
     source_map.positions.setdefault(path, (mark.line + 1, mark.column + 1))
@@ -291,7 +317,8 @@ def _map_positions(
         for key_node, value_node in node.value:
             if not isinstance(key_node, yaml.ScalarNode):
                 continue  # complex keys are refused later by the schema
-            key = key_node.value
+            # Keys as the loader will construct them: `1:` is the int 1, `null:` is None.
+            key = keys.construct_object(key_node) if key_node.value != "<<" else "<<"
             line = key_node.start_mark.line + 1
             if key in seen and key != "<<":
                 warnings.append(
@@ -307,7 +334,7 @@ def _map_positions(
             seen.setdefault(key, line)
             child = (*path, key)
             source_map.positions.setdefault(child, (line, key_node.start_mark.column + 1))
-            _map_positions(value_node, child, source_map, warnings, visited)
+            _map_positions(value_node, child, source_map, warnings, visited, keys)
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
-            _map_positions(item, (*path, index), source_map, warnings, visited)
+            _map_positions(item, (*path, index), source_map, warnings, visited, keys)

@@ -15,7 +15,7 @@ def render_path(path: tuple[Any, ...]) -> str:
     """`("nodes", 2, "config", "rate_hz")` as `nodes[2].config.rate_hz`."""
     out = ""
     for part in path:
-        if isinstance(part, int):
+        if isinstance(part, int) and not isinstance(part, bool):
             out += f"[{part}]"
         else:
             out += f".{part}" if out else str(part)
