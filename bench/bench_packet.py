@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _timing import best_of  # noqa: E402
+from _timing import best_of
 
-from schnitzel.contract import StreamPacket, decode_packet, encode_packet  # noqa: E402
+from schnitzel.contract import StreamPacket, decode_packet, encode_packet
 
 N = 200_000
 PAYLOAD = {"x": 1.5, "y": -0.25, "z": 9.81}
@@ -65,10 +65,14 @@ def main() -> None:
     plain = best_of(create_dict)
     print(f"packet creation ({N:,} packets, best of 5)")
     print(f"  StreamPacket.new            {ours / N * 1e9:8.0f} ns/packet")
-    print(f"  frozen dataclass+uuid4+dt   {naive / N * 1e9:8.0f} ns/packet  "
-          f"(StreamPacket is {naive / ours:.2f}x faster)")
-    print(f"  plain dict (mutable)        {plain / N * 1e9:8.0f} ns/packet  "
-          f"(StreamPacket costs {ours / plain:.2f}x a dict)")
+    print(
+        f"  frozen dataclass+uuid4+dt   {naive / N * 1e9:8.0f} ns/packet  "
+        f"(StreamPacket is {naive / ours:.2f}x faster)"
+    )
+    print(
+        f"  plain dict (mutable)        {plain / N * 1e9:8.0f} ns/packet  "
+        f"(StreamPacket costs {ours / plain:.2f}x a dict)"
+    )
 
     packets = [StreamPacket.new("sensor", "imu", n, PAYLOAD) for n in range(N // 4)]
     naive_packets = [
@@ -76,16 +80,16 @@ def main() -> None:
         for n in range(N // 4)
     ]
     encode = best_of(lambda: [encode_packet(p) for p in packets])
-    naive_encode = best_of(
-        lambda: [json.dumps(asdict(p), default=str) for p in naive_packets]
-    )
+    naive_encode = best_of(lambda: [json.dumps(asdict(p), default=str) for p in naive_packets])
     lines = [encode_packet(p) for p in packets]
     decode = best_of(lambda: [decode_packet(line) for line in lines])
     m = len(packets)
     print(f"portable JSON ({m:,} packets, best of 5)")
-    print(f"  encode_packet               {encode / m * 1e9:8.0f} ns/packet  "
-          f"(json.dumps(asdict()) baseline: {naive_encode / m * 1e9:.0f} ns, "
-          f"{naive_encode / encode:.2f}x)")
+    print(
+        f"  encode_packet               {encode / m * 1e9:8.0f} ns/packet  "
+        f"(json.dumps(asdict()) baseline: {naive_encode / m * 1e9:.0f} ns, "
+        f"{naive_encode / encode:.2f}x)"
+    )
     print(f"  decode_packet (validating)  {decode / m * 1e9:8.0f} ns/packet")
 
 

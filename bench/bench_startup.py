@@ -21,7 +21,11 @@ COMMANDS = {
     "import pydantic+yaml": [sys.executable, "-c", "import pydantic, yaml; pydantic.BaseModel"],
     "schnitzel --version": [sys.executable, "-m", "schnitzel.cli.main", "--version"],
     "schnitzel validate demo": [
-        sys.executable, "-m", "schnitzel.cli.main", "validate", str(ROOT / "graphs/demo.yaml")
+        sys.executable,
+        "-m",
+        "schnitzel.cli.main",
+        "validate",
+        str(ROOT / "graphs/demo.yaml"),
     ],
 }
 

@@ -14,11 +14,11 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _timing import best_of  # noqa: E402
-from graphs import large_graph_yaml  # noqa: E402
+from _timing import best_of
+from graph_gen import large_graph_yaml
 
-from schnitzel.registry import PluginRegistry  # noqa: E402
-from schnitzel.validate import validate_text  # noqa: E402
+from schnitzel.registry import PluginRegistry
+from schnitzel.validate import validate_text
 
 
 def main() -> None:

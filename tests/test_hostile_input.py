@@ -17,7 +17,7 @@ import pytest
 
 from schnitzel.registry import PluginRegistry
 from schnitzel.spec.yaml_source import LIMITS
-from schnitzel.validate import ValidationResult, validate_file, validate_text
+from schnitzel.validate import Problem, ValidationResult, validate_file, validate_text
 from schnitzel.validate.validator import validate_bytes
 
 MIB = 1024 * 1024
@@ -46,16 +46,11 @@ nodes: *i
 """
 
 
-@pytest.fixture(scope="module")
-def registry() -> PluginRegistry:
-    return PluginRegistry.from_entry_points()
-
-
 def codes(result: ValidationResult) -> list[str]:
     return [p.code for p in result.report.problems]
 
 
-def only_problem(result: ValidationResult, code: str) -> Any:
+def only_problem(result: ValidationResult, code: str) -> Problem:
     """The single problem of a file that failed to load, checked to have `code`."""
     problems = result.report.problems
     assert [p.code for p in problems] == [code], [(p.code, p.message) for p in problems]
@@ -189,6 +184,25 @@ def test_control_character_is_a_yaml_syntax_problem_on_its_line(registry: Plugin
     assert "<unicode string>" not in problem.message  # PyYAML's internal stream name
 
 
+def test_unclosed_flow_mapping_says_on_which_line_it_was_opened(
+    registry: PluginRegistry,
+) -> None:
+    # The parser notices the missing `}` on the next line, which is fine in itself; PyYAML
+    # knows where the mapping was opened (its context mark), and the report must say so.
+    text = (
+        "version: 2\n"
+        "nodes:\n"
+        "  - {id: cam, kind: source, plugin: synthetic}\n"
+        '  - {id: out, kind: sink, plugin: "null"}\n'
+        "edges:\n"
+        "  - {from: cam, to: out\n"
+        "runtime: {}\n"
+    )
+    problem = only_problem(validate_text(text, registry=registry), "yaml-syntax")
+    assert problem.where.line == 7
+    assert "line 6" in problem.message + problem.hint
+
+
 def test_lone_surrogate_in_text_is_reported_not_raised(registry: PluginRegistry) -> None:
     # A str that no file could hold (UTF-8 decoding refuses surrogates), but validate_text is
     # public API: it must report, not raise UnicodeEncodeError from the C parser.
@@ -207,7 +221,10 @@ def test_lone_surrogate_in_text_is_reported_not_raised(registry: PluginRegistry)
         "[" * 100_000,
         "{a: " * 100_000 + "1" + "}" * 100_000,
         "- " * 100_000 + "x\n",
-        "nodes:\n" + "".join(" " * depth + "a:\n" for depth in range(1, 1_000)) + " " * 1000 + "1\n",
+        "nodes:\n"
+        + "".join(" " * depth + "a:\n" for depth in range(1, 1_000))
+        + " " * 1000
+        + "1\n",
     ],
     ids=["flow-lists", "unclosed-flow-lists", "flow-mappings", "block-lists", "block-mappings"],
 )
@@ -336,7 +353,7 @@ def test_python_and_unknown_tags_are_refused_without_executing(
         "  - id: cam\n"
         "    kind: source\n"
         "    plugin: synthetic\n"
-        f"    config: {tag} [\"touch {marker}\"]\n"
+        f'    config: {tag} ["touch {marker}"]\n'
     )
     result = validate_file(write(tmp_path, text), registry=registry)
     problem = only_problem(result, "yaml-syntax")
@@ -360,7 +377,7 @@ def test_python_tag_makes_the_cli_exit_1_without_executing(tmp_path: Path) -> No
 
 @pytest.mark.parametrize(
     ("key", "shown"),
-    [("1", "1"), ("~", "None"), ("3.5", "3.5"), ("2024-01-01", "2024")],
+    [("1", "1"), ("~", "null"), ("3.5", "3.5"), ("2024-01-01", "2024")],
     ids=["int", "null", "float", "date"],
 )
 def test_non_string_top_level_key_is_an_unknown_key_on_its_own_line(

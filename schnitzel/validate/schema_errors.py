@@ -4,11 +4,25 @@ from __future__ import annotations
 
 import difflib
 import types
+from datetime import date
 from typing import Any, Union, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 
 __all__ = ["describe_error", "field_names_at", "render_path"]
+
+
+def yaml_literal(value: Any) -> str:
+    """A value as it would be written in YAML (`null`, `true`, `2024-01-01`), for messages."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return repr(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    return repr(value)
 
 
 def render_path(path: tuple[Any, ...]) -> str:
@@ -18,7 +32,8 @@ def render_path(path: tuple[Any, ...]) -> str:
         if isinstance(part, int) and not isinstance(part, bool):
             out += f"[{part}]"
         else:
-            out += f".{part}" if out else str(part)
+            text = part if isinstance(part, str) else yaml_literal(part)
+            out += f".{text}" if out else text
     return out or "(top level)"
 
 
@@ -53,7 +68,7 @@ def field_names_at(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
 
 
 def _short(value: Any, limit: int = 60) -> str:
-    text = repr(value)
+    text = yaml_literal(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
@@ -72,7 +87,7 @@ def describe_error(
         hint = f"did you mean {close[0]!r}? " if close else ""
         return (
             "unknown-key",
-            f"unknown key {key!r} at {where}",
+            f"unknown key {yaml_literal(key)} at {where}",
             f"{hint}allowed keys here: {', '.join(allowed)}" if allowed else "remove it",
         )
     if kind == "missing":
@@ -87,9 +102,10 @@ def describe_error(
             f"{where} is {_short(error.get('input'))}; it must be {expected}",
             f"{hint}use one of: {', '.join(o for o in options if o)}",
         )
+    msg = error["msg"].removeprefix("Value error, ")  # pydantic's prefix for ValueError
     return (
         "bad-value",
-        f"{where}: {error['msg'][0].lower()}{error['msg'][1:]} (got {_short(error.get('input'))})",
+        f"{where}: {msg[0].lower()}{msg[1:]} (got {_short(error.get('input'))})",
         "fix the value; `schnitzel schema` prints what each key accepts",
     )
 

@@ -42,7 +42,12 @@ from schnitzel.spec.yaml_source import (
 from schnitzel.validate.flow import infer_outputs, merge_shapes, portable
 from schnitzel.validate.graph import ResolvedEdge, ResolvedNode, ValidatedGraph
 from schnitzel.validate.problems import Location, Problem, Severity, ValidationReport
-from schnitzel.validate.schema_errors import describe_error, errors_of, render_path
+from schnitzel.validate.schema_errors import (
+    describe_error,
+    errors_of,
+    render_path,
+    yaml_literal,
+)
 from schnitzel.validate.topology import (
     find_cycle,
     reachable_from,
@@ -246,7 +251,7 @@ class _Checker:
             if key not in _TOP_KEYS:
                 self.problem(
                     "unknown-key",
-                    f"unknown top-level key {key!r}",
+                    f"unknown top-level key {yaml_literal(key)}",
                     (key,),
                     f"allowed top-level keys: {', '.join(_TOP_KEYS)}",
                 )
@@ -258,10 +263,11 @@ class _Checker:
                 (),
                 f"add `version: {GRAPH_VERSION}` as the first line",
             )
-        elif version != GRAPH_VERSION or isinstance(version, bool):
+        elif type(version) is not int or version != GRAPH_VERSION:
             self.problem(
                 "bad-version",
-                f"graph file version {version!r} is not supported; this runtime reads version "
+                f"graph file version {yaml_literal(version)} is not supported; this runtime "
+                "reads version "
                 f"{GRAPH_VERSION}",
                 ("version",),
                 f"set `version: {GRAPH_VERSION}` and check the file against docs/graph-file.md",

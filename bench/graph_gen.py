@@ -20,15 +20,28 @@ def large_graph_yaml(nodes: int) -> str:
         for i in range(per_chain):
             node = f"n{c}-{i}"
             if i % 3 == 0:
-                lines += [f"  - id: {node}", "    kind: transform", "    plugin: sample",
-                          "    config: {every: 2}", "    inbox: {max: 256, overflow: drop_oldest}"]
+                lines += [
+                    f"  - id: {node}",
+                    "    kind: transform",
+                    "    plugin: sample",
+                    "    config: {every: 2}",
+                    "    inbox: {max: 256, overflow: drop_oldest}",
+                ]
             else:
                 lines += [f"  - id: {node}", "    kind: transform", "    plugin: passthrough"]
             edges.append(f"  - {{from: {previous}, to: {node}}}")
             previous = node
         edges.append(f"  - {{from: {previous}, to: archive}}")
         edges.append(f"  - {{from: {previous}, to: count}}")
-    lines += ["  - id: archive", "    kind: sink", "    plugin: jsonl",
-              "    config: {path: out/bench.jsonl}", "  - id: count", "    kind: sink",
-              "    plugin: 'null'", "edges:", *edges]
+    lines += [
+        "  - id: archive",
+        "    kind: sink",
+        "    plugin: jsonl",
+        "    config: {path: out/bench.jsonl}",
+        "  - id: count",
+        "    kind: sink",
+        "    plugin: 'null'",
+        "edges:",
+        *edges,
+    ]
     return "\n".join(lines) + "\n"
