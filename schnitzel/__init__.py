@@ -33,6 +33,8 @@ _EXPORTS = {
     "Sink": "schnitzel.registry.plugin",
     "Delay": "schnitzel.registry.plugin",
     "PluginRegistry": "schnitzel.registry.registry",
+    "JsonObject": "schnitzel.registry.config_types",
+    "JsonValue": "schnitzel.registry.config_types",
     "validate_file": "schnitzel.validate.validator",
     "validate_text": "schnitzel.validate.validator",
     "load_graph": "schnitzel.validate.validator",
@@ -58,6 +60,8 @@ __all__ = [
     "GraphError",
     "GraphInvalid",
     "GraphLoadError",
+    "JsonObject",
+    "JsonValue",
     "PacketDecodeError",
     "PacketError",
     "PacketNotPortable",
@@ -97,6 +101,7 @@ if TYPE_CHECKING:
         SchnitzelError,
     )
     from schnitzel.registry.apiversion import PLUGIN_API_VERSION
+    from schnitzel.registry.config_types import JsonObject, JsonValue
     from schnitzel.registry.plugin import (
         ANY_KIND,
         SAME_AS_INPUT,
