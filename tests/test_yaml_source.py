@@ -34,14 +34,14 @@ def test_unknown_path_falls_back_to_the_nearest_ancestor() -> None:
 
 def test_duplicate_keys_are_reported_with_both_lines() -> None:
     doc = load_yaml("a: 1\nb: 2\na: 3\n")
-    [warning] = doc.warnings
+    [warning] = doc.problems
     assert warning.code == "duplicate-key" and warning.line == 3
     assert "first on line 1" in warning.message
 
 
 def test_merge_keys_are_not_duplicates() -> None:
     doc = load_yaml("base: &b {x: 1}\nn: {<<: *b, <<: *b, y: 2}\n")
-    assert doc.warnings == [] and doc.data["n"] == {"x": 1, "y": 2}
+    assert doc.problems == [] and doc.data["n"] == {"x": 1, "y": 2}
 
 
 def test_aliases_within_the_limit_load() -> None:

@@ -95,7 +95,7 @@ class YamlDocument:
 
     data: Any
     source_map: SourceMap
-    warnings: list[YamlProblem]
+    problems: list[YamlProblem]
 
 
 class YamlLoadFailed(Exception):
@@ -171,7 +171,7 @@ def load_yaml(text: str, limits: LoadLimits = LIMITS) -> YamlDocument:
     if size > limits.max_bytes:
         raise YamlLoadFailed(too_large(size, limits, exact=True))
     source_map = SourceMap()
-    warnings: list[YamlProblem] = []
+    problems: list[YamlProblem] = []
     try:
         _check_shape(text, limits)
         loader = _Loader(text)
@@ -187,7 +187,7 @@ def load_yaml(text: str, limits: LoadLimits = LIMITS) -> YamlDocument:
                 )
             # Map positions before constructing: construction flattens merge keys (`<<`)
             # in place, which would make merged keys look like duplicates.
-            _map_positions(node, (), source_map, warnings, set(), SafeConstructor())
+            _map_positions(node, (), source_map, problems, set(), SafeConstructor())
             data = loader.construct_document(node)
         finally:
             loader.dispose()
@@ -206,7 +206,7 @@ def load_yaml(text: str, limits: LoadLimits = LIMITS) -> YamlDocument:
         raise YamlLoadFailed(
             YamlProblem("yaml-syntax", f"not valid YAML: {exc}", "fix the YAML syntax")
         ) from exc
-    return YamlDocument(data=data, source_map=source_map, warnings=warnings)
+    return YamlDocument(data=data, source_map=source_map, problems=problems)
 
 
 def _check_shape(text: str, limits: LoadLimits) -> None:
@@ -311,7 +311,7 @@ def _map_positions(
     node: yaml.Node,
     path: Path_,
     source_map: SourceMap,
-    warnings: list[YamlProblem],
+    problems: list[YamlProblem],
     visited: set[int],
     keys: SafeConstructor,
 ) -> None:
@@ -330,7 +330,7 @@ def _map_positions(
             key = keys.construct_object(key_node) if key_node.value != "<<" else "<<"
             line = key_node.start_mark.line + 1
             if key in seen and key != "<<":
-                warnings.append(
+                problems.append(
                     YamlProblem(
                         "duplicate-key",
                         f"key {key!r} appears twice in one mapping (first on line {seen[key]}); "
@@ -343,7 +343,7 @@ def _map_positions(
             seen.setdefault(key, line)
             child = (*path, key)
             source_map.positions.setdefault(child, (line, key_node.start_mark.column + 1))
-            _map_positions(value_node, child, source_map, warnings, visited, keys)
+            _map_positions(value_node, child, source_map, problems, visited, keys)
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
-            _map_positions(item, (*path, index), source_map, warnings, visited, keys)
+            _map_positions(item, (*path, index), source_map, problems, visited, keys)

@@ -136,16 +136,13 @@ def _gc_paused() -> Iterator[None]:
 
 
 def _failed_load(source: str, problem: YamlProblem) -> ValidationResult:
-    report = ValidationReport(source)
-    report.problems.append(
-        Problem(
-            problem.code,
-            problem.message,
-            Location(source, problem.line, problem.column),
-            problem.hint,
-        )
-    )
+    report = ValidationReport(source, [_from_yaml_problem(source, problem)])
     return ValidationResult(report, None)
+
+
+def _from_yaml_problem(source: str, problem: YamlProblem) -> Problem:
+    where = Location(source, problem.line, problem.column)
+    return Problem(problem.code, problem.message, where, problem.hint)
 
 
 @dataclass
@@ -210,21 +207,10 @@ class _Checker:
         try:
             document = load_yaml(text)
         except YamlLoadFailed as failed:
-            p = failed.problem
-            self.report.problems.append(
-                Problem(p.code, p.message, Location(self.source, p.line, p.column), p.hint)
-            )
+            self.report.problems.append(_from_yaml_problem(self.source, failed.problem))
             return None
         self.source_map = document.source_map
-        for warning in document.warnings:
-            self.report.problems.append(
-                Problem(
-                    warning.code,
-                    warning.message,
-                    Location(self.source, warning.line, warning.column),
-                    warning.hint,
-                )
-            )
+        self.report.problems.extend(_from_yaml_problem(self.source, w) for w in document.problems)
         data = document.data
         if not isinstance(data, dict):
             self.problem(
