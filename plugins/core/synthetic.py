@@ -31,9 +31,7 @@ class SyntheticConfig(PluginConfig):
     source_id: str | None = Field(
         default=None, min_length=1, description="Stream name; defaults to the node id."
     )
-    payload: JsonObject = Field(
-        default_factory=dict, description="Template of every payload (JSON)."
-    )
+    payload: JsonObject = Field(default={}, description="Template of every payload (JSON).")
 
 
 class Synthetic(Source):

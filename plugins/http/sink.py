@@ -21,7 +21,7 @@ class HttpSinkConfig(PluginConfig):
         json_schema_extra={"format": "uri"},
     )
     timeout_s: float = Field(default=10.0, gt=0, le=600, description="Per-request timeout.")
-    headers: dict[str, str] = Field(default_factory=dict, description="Extra request headers.")
+    headers: dict[str, str] = Field(default={}, description="Extra request headers.")
     token_env: str | None = Field(
         default=None,
         pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
