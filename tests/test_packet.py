@@ -188,3 +188,15 @@ def test_portable_packets_round_trip_through_json(
 def test_numeric_ts_is_accepted_when_decoding() -> None:
     assert parse_ts(12.5) == 12.5
     assert parse_ts(format_ts(12.5)) == 12.5
+
+
+def test_packets_from_before_the_year_1000_round_trip() -> None:
+    packet = StreamPacket.new("sensor", "s", 0, ts=-61_000_000_000.25)  # year 36
+    line = encode_packet(packet)
+    assert '"ts":"0036-' in line
+    assert decode_packet(line).ts == packet.ts
+
+
+def test_unwritable_ts_is_blamed_on_ts_not_the_payload() -> None:
+    with pytest.raises(PacketNotPortable, match=r"has a ts .* years 1 to 9999"):
+        encode_packet(StreamPacket.new("sensor", "s", 0, ts=1e300))

@@ -20,9 +20,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("graph", metavar="GRAPH", help="graph file to validate and run")
     args = parser.parse_args(argv)
 
+    from schnitzel.cli.main import guarded
     from schnitzel.cli.validate_command import run_validate
 
-    status = run_validate(args.graph)
+    status = guarded(lambda: run_validate(args.graph, prog="schnitzel-tui"))
     if status != 0:
         return status
     sys.stderr.write(

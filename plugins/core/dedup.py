@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from pydantic import Field
+from pydantic import Field, StrictFloat, StrictInt
 
 from schnitzel.registry.plugin import PluginConfig, Policy
 
@@ -20,8 +20,8 @@ class DedupConfig(PluginConfig):
         description="What identifies a packet: idempotency_key, packet_id, payload.<field> "
         "or meta.<field>.",
     )
-    window: int = Field(default=100_000, ge=1, description="Keys remembered (newest kept).")
-    window_s: float | None = Field(
+    window: StrictInt = Field(default=100_000, ge=1, description="Keys remembered (newest kept).")
+    window_s: StrictFloat | None = Field(
         default=None, gt=0, description="Forget keys older than this many seconds."
     )
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from pydantic import Field
+from pydantic import Field, StrictInt
 
 from schnitzel.registry.plugin import PluginConfig, Transform
 
@@ -14,7 +14,7 @@ __all__ = ["Sample", "SampleConfig"]
 class SampleConfig(PluginConfig):
     """Options of the sample transform."""
 
-    every: int = Field(ge=1, description="Keep 1 of every N packets (N >= 1).")
+    every: StrictInt = Field(ge=1, description="Keep 1 of every N packets (N >= 1).")
 
 
 class Sample(Transform):

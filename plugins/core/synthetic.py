@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from pydantic import Field
+from pydantic import Field, StrictFloat, StrictInt
 
 from schnitzel.contract.kinds import PayloadProfile
 from schnitzel.registry.config_types import JsonObject
@@ -16,10 +16,10 @@ __all__ = ["Synthetic", "SyntheticConfig"]
 class SyntheticConfig(PluginConfig):
     """Options of the synthetic source."""
 
-    count: int | None = Field(
+    count: StrictInt | None = Field(
         default=None, ge=0, description="Packets to emit; null emits without end."
     )
-    rate_hz: float | None = Field(
+    rate_hz: StrictFloat | None = Field(
         default=None,
         gt=0,
         le=1_000_000,

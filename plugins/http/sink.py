@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import ClassVar
 from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator
+from pydantic import Field, StrictBool, StrictFloat, field_validator
 
 from schnitzel.registry.plugin import PluginConfig, Sink
 
@@ -20,14 +20,14 @@ class HttpSinkConfig(PluginConfig):
         description="Where to POST packets: an http:// or https:// URL.",
         json_schema_extra={"format": "uri"},
     )
-    timeout_s: float = Field(default=10.0, gt=0, le=600, description="Per-request timeout.")
+    timeout_s: StrictFloat = Field(default=10.0, gt=0, le=600, description="Per-request timeout.")
     headers: dict[str, str] = Field(default={}, description="Extra request headers.")
     token_env: str | None = Field(
         default=None,
         pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
         description="Environment variable holding a bearer token (never logged).",
     )
-    verify_tls: bool = Field(default=True, description="Verify the server's TLS certificate.")
+    verify_tls: StrictBool = Field(default=True, description="Verify the server's TLS certificate.")
 
     @field_validator("url")
     @classmethod

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any, ClassVar
 
-from pydantic import Field
+from pydantic import Field, StrictBool
 
 from schnitzel.contract.kinds import PayloadProfile
 from schnitzel.registry.plugin import (
@@ -24,7 +24,7 @@ class JsonlSourceConfig(PluginConfig):
     """Options of the jsonl source."""
 
     path: str = Field(min_length=1, description="File to read; relative to the graph file.")
-    resume: bool = Field(
+    resume: StrictBool = Field(
         default=True, description="Continue after the last line accepted downstream."
     )
     kind: str = Field(

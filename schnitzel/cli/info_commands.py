@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from schnitzel.cli.output import print_json, say
@@ -50,7 +51,7 @@ def _type_of(prop: dict[str, Any]) -> str:
 def _kinds(value: object) -> Any:
     if isinstance(value, SameAsInput):
         return "same_as_input"
-    return None if value is None else sorted(value)  # type: ignore[call-overload]
+    return "any" if value is None else sorted(value)  # type: ignore[call-overload]
 
 
 def plugin_json(plugin: type[Plugin], pack: str) -> dict[str, Any]:
@@ -91,7 +92,7 @@ def run_plugins(as_json: bool = False) -> int:
     for item in listed:
         say(f"{item['name']} ({item['node_kind']}, pack {item['pack']}): {item['summary']}")
         for field in item["config"]:
-            default = "required" if field["required"] else f"default {field['default']!r}"
+            default = "required" if field["required"] else f"default {json.dumps(field['default'])}"
             say(f"    {field['name']}: {field['type']} ({default})  {field['description']}")
     for item in broken:
         say(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from schnitzel import __version__
 
@@ -44,26 +44,35 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the `schnitzel` console script."""
-    args = build_parser().parse_args(argv)
+def guarded(command: Callable[[], int]) -> int:
+    """Run a command; Ctrl-C and a reader that left (`| head`) end it quietly."""
     try:
-        if args.command == "validate":
-            from schnitzel.cli.validate_command import run_validate
-
-            return run_validate(args.graph, as_json=args.json)
-        if args.command == "schema":
-            from schnitzel.cli.info_commands import run_schema
-
-            return run_schema(indent=args.indent)
-        from schnitzel.cli.info_commands import run_plugins
-
-        return run_plugins(as_json=args.json)
+        return command()
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
     except BrokenPipeError:  # `schnitzel plugins | head`: the reader left, nothing is wrong
         sys.stderr.close()
         return EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `schnitzel` console script."""
+    args = build_parser().parse_args(argv)
+    return guarded(lambda: _dispatch(args))
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "validate":
+        from schnitzel.cli.validate_command import run_validate
+
+        return run_validate(args.graph, as_json=args.json)
+    if args.command == "schema":
+        from schnitzel.cli.info_commands import run_schema
+
+        return run_schema(indent=args.indent)
+    from schnitzel.cli.info_commands import run_plugins
+
+    return run_plugins(as_json=args.json)
 
 
 if __name__ == "__main__":

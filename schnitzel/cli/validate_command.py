@@ -25,14 +25,14 @@ def validate_argument(graph: str) -> ValidationResult:
     return validate_bytes(sys.stdin.buffer.read(LIMITS.max_bytes + 1), source="<stdin>")
 
 
-def run_validate(graph: str, as_json: bool = False) -> int:
+def run_validate(graph: str, as_json: bool = False, prog: str = "schnitzel validate") -> int:
     """Print the report; 0 valid, 1 invalid, 2 when the file cannot be read."""
     try:
         result = validate_argument(graph)
     except GraphLoadError as exc:
         if as_json:
             print_json({"valid": False, "graph": graph, "error": str(exc)})
-        say(f"schnitzel validate: {exc}", err=True)
+        say(f"{prog}: {exc}", err=True)
         return EXIT_USAGE
     if as_json:
         print_json(report_json(result.report, result.graph))

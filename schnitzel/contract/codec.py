@@ -53,7 +53,8 @@ def format_ts(ts: float) -> str:
     cached_second, text = _second_cache
     if cached_second != second:
         # strftime is the slow part of encoding; it runs once per second of packet time.
-        text = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        # isoformat, not strftime: %Y does not zero-pad years before 1000 on Linux.
+        text = datetime.fromtimestamp(second, UTC).replace(tzinfo=None).isoformat()
         _second_cache = (second, text)
     return f"{text}.{micros:06d}Z"
 
@@ -100,8 +101,16 @@ def packet_to_dict(packet: StreamPacket) -> dict[str, Any]:
 def encode_packet(packet: StreamPacket) -> str:
     """One line of JSON (no newline inside). Raises PacketNotPortable for non-JSON payloads."""
     try:
-        return _encoder.encode(packet_to_dict(packet))
+        as_dict = packet_to_dict(packet)
     except (TypeError, ValueError, OverflowError, OSError) as exc:
+        raise PacketNotPortable(
+            f"packet {packet.packet_id} ({packet.kind} from {packet.source_id!r}, seq "
+            f"{packet.seq}) has a ts ({packet.ts!r}) that cannot be written as an RFC 3339 "
+            "time: it must be seconds since the epoch within the years 1 to 9999"
+        ) from exc
+    try:
+        return _encoder.encode(as_dict)
+    except (TypeError, ValueError, OverflowError) as exc:
         raise PacketNotPortable(
             f"packet {packet.packet_id} ({packet.kind} from {packet.source_id!r}, seq "
             f"{packet.seq}) cannot be written as JSON: {exc}. Make its payload and meta plain "

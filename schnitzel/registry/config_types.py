@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import math
 from typing import Annotated, Any
 
 from pydantic import AfterValidator
@@ -16,14 +16,38 @@ def require_json(value: Any) -> Any:
     YAML reads `2026-01-01` as a date and `.nan` as a float NaN; neither survives a portable
     boundary, so a config that will become packet payloads must not hold them.
     """
-    try:
-        json.dumps(value, allow_nan=False)
-    except (TypeError, ValueError) as exc:
+    problem = _not_json(value, "")
+    if problem is not None:
         raise ValueError(
             f"must be plain JSON (strings, finite numbers, booleans, null, lists, maps with "
-            f"string keys); quote dates and leave out NaN: {exc}"
-        ) from exc
+            f"string keys); {problem}"
+        )
     return value
+
+
+def _not_json(value: Any, where: str) -> str | None:
+    """What makes `value` not plain JSON, or None. Stricter than `json.dumps`, which would
+    silently turn `{1: x}` into `{"1": x}` and a tuple into a list."""
+    if value is None or isinstance(value, str | bool | int):
+        return None
+    if isinstance(value, float):
+        return None if math.isfinite(value) else f"{where or 'the value'} is {value}"
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            found = _not_json(item, f"{where}[{index}]")
+            if found:
+                return found
+        return None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                return f"key {key!r} in {where or 'the map'} is not a string; quote it"
+            found = _not_json(item, f"{where}.{key}" if where else key)
+            if found:
+                return found
+        return None
+    kind = type(value).__name__
+    return f"{where or 'the value'} is a {kind}" + (" (quote dates)" if "date" in kind else "")
 
 
 JsonValue = Annotated[Any, AfterValidator(require_json)]

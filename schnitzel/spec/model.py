@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationInfo, field_validator
 
 __all__ = [
     "EDGE_ENDPOINT_PATTERN",
@@ -53,7 +53,7 @@ class DurableSpec(_Strict):
     """A disk-backed inbox: packets are accepted only once committed to SQLite."""
 
     path: str = Field(min_length=1, description="SQLite file; relative to the graph file.")
-    max_bytes: int = Field(
+    max_bytes: StrictInt = Field(
         default=1 << 30, gt=0, description="Size limit; over it the inbox's overflow applies."
     )
 
@@ -61,7 +61,7 @@ class DurableSpec(_Strict):
 class InboxSpec(_Strict):
     """A node's bounded inbox."""
 
-    max: int = Field(default=1024, ge=1, le=10_000_000, description="Packets held in memory.")
+    max: StrictInt = Field(default=1024, ge=1, le=10_000_000, description="Packets held in memory.")
     overflow: Overflow = Field(default="block", description="block | drop_new | drop_oldest")
     durable: DurableSpec | None = Field(default=None, description="Back the inbox with disk.")
 

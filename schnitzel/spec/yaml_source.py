@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,7 @@ __all__ = [
     "load_yaml",
     "read_graph_bytes",
     "too_large",
+    "yaml_literal",
 ]
 
 try:
@@ -307,6 +309,24 @@ def _from_marked_error(exc: yaml.MarkedYAMLError) -> YamlProblem:
     )
 
 
+def yaml_literal(value: Any) -> str:
+    """A value as it would be written in YAML (`null`, `true`, `2024-01-01`), for messages."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return repr(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, dict | list):
+        try:
+            return yaml.safe_dump(value, default_flow_style=True, width=10_000).strip()
+        except yaml.YAMLError:
+            return repr(value)
+    return repr(value)
+
+
 def _map_positions(
     node: yaml.Node,
     path: Path_,
@@ -333,8 +353,8 @@ def _map_positions(
                 problems.append(
                     YamlProblem(
                         "duplicate-key",
-                        f"key {key!r} appears twice in one mapping (first on line {seen[key]}); "
-                        "YAML keeps only the last",
+                        f"key {yaml_literal(key)} appears twice in one mapping (first on line "
+                        f"{seen[key]}); YAML keeps only the last",
                         "remove one of them",
                         line=line,
                         column=key_node.start_mark.column + 1,

@@ -4,25 +4,13 @@ from __future__ import annotations
 
 import difflib
 import types
-from datetime import date
 from typing import Any, Union, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 
+from schnitzel.spec.yaml_source import yaml_literal
+
 __all__ = ["describe_error", "field_names_at", "render_path"]
-
-
-def yaml_literal(value: Any) -> str:
-    """A value as it would be written in YAML (`null`, `true`, `2024-01-01`), for messages."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return repr(value)
-    if isinstance(value, date):
-        return value.isoformat()
-    return repr(value)
 
 
 def render_path(path: tuple[Any, ...]) -> str:

@@ -38,6 +38,7 @@ from schnitzel.spec.yaml_source import (
     load_yaml,
     read_graph_bytes,
     too_large,
+    yaml_literal,
 )
 from schnitzel.validate.flow import infer_outputs, merge_shapes, portable
 from schnitzel.validate.graph import ResolvedEdge, ResolvedNode, ValidatedGraph
@@ -46,7 +47,6 @@ from schnitzel.validate.schema_errors import (
     describe_error,
     errors_of,
     render_path,
-    yaml_literal,
 )
 from schnitzel.validate.topology import (
     find_cycle,
@@ -422,7 +422,7 @@ class _Checker:
                     "write an edge as `- {from: a, to: b}`",
                 )
                 continue
-            label = f"{raw.get('from')} -> {raw.get('to')}"
+            label = f"{raw.get('from', '?')} -> {raw.get('to', '?')}"
             try:
                 spec = EdgeSpec.model_validate(raw)
             except ValidationError as exc:
@@ -623,8 +623,12 @@ class _Checker:
             predecessors[edge.target].append(edge.source)
         shapes, failures = infer_outputs(resolved, predecessors)
         for node_id, exc in failures.items():
-            entry = self.nodes[node_id]
-            self.plugin_failed(entry, entry.spec.plugin, "computing its output shape", exc)
+            self.plugin_failed(
+                self.nodes[node_id],
+                resolved[node_id].plugin.name,
+                "computing its output shape",
+                exc,
+            )
         for index, edge in self.edges:
             upstream = shapes.get(edge.source)
             target = resolved.get(edge.target)
