@@ -2,7 +2,8 @@
 
 `threshold` lets a sensor packet through only when a number in its payload leaves a band
 (`value < below` or `value > above`). It shows the declarations the validator reads most:
-a pydantic config, the accepted packet kinds, and an `output_shape` that depends on the config.
+a pydantic config (with a `JsonObject` option), the accepted packet kinds, and an
+`output_shape` that depends on the config.
 
 Try it without installing anything, from the repository root, with a graph whose node says
 `plugin: threshold_pack:Threshold`:
@@ -25,6 +26,7 @@ from typing import Any, ClassVar
 from pydantic import Field, model_validator
 
 from schnitzel import (
+    JsonObject,
     PayloadProfile,
     PluginConfig,
     PluginPack,
@@ -49,6 +51,10 @@ class ThresholdConfig(PluginConfig):
         default=None,
         pattern=r"^[a-z][a-z0-9_]*$",
         description="Kind of the packets that pass; null keeps their kind.",
+    )
+    annotate: JsonObject = Field(
+        default_factory=dict,
+        description="Entries added to the meta of the packets that pass (JSON).",
     )
 
     @model_validator(mode="after")

@@ -123,8 +123,8 @@ def _gc_paused() -> Iterator[None]:
     """Pause the cyclic garbage collector while a graph is loaded and checked.
 
     Loading allocates many small objects and no reference cycles worth collecting; the
-    collector's passes over them made validation of large graphs superlinear (about 2x
-    slower at 5,000 nodes, bench/bench_validate.py). Memory stays bounded by the file limits.
+    collector's passes over them make validation of large graphs superlinear (1.45x
+    slower at 5,000 nodes: 1.13 s against 0.78 s here). Memory stays bounded by the file limits.
     """
     was_enabled = gc.isenabled()
     gc.disable()
