@@ -73,3 +73,24 @@ def test_alias_expansion_is_counted_against_the_limit() -> None:
     with pytest.raises(YamlLoadFailed) as caught:
         load_yaml(text, LoadLimits(max_nodes=114))
     assert caught.value.problem.code == "too-large-expanded"
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "message"),
+    [
+        ("a:\n  t: 2024-13-45\n", 2, "cannot read '2024-13-45' as YAML timestamp: month"),
+        ("version: 2\n2024-02-30: x\n", 2, "as YAML timestamp: day is out of range"),
+        ('v: !!int "abc"\n', 1, "cannot read 'abc' as YAML int"),
+        ('v: !!float "x"\n', 1, "as YAML float"),
+        ('v: !!timestamp "nope"\n', 1, "as YAML timestamp"),
+        ("v: " + "9" * 5000 + "\n", 1, "as YAML int: Exceeds the limit"),
+    ],
+)
+def test_values_yaml_cannot_construct_are_reported_on_their_line(
+    text: str, line: int, message: str
+) -> None:
+    with pytest.raises(YamlLoadFailed) as caught:
+        load_yaml(text)
+    problem = caught.value.problem
+    assert problem.code == "yaml-syntax" and problem.line == line
+    assert message in problem.message and "quote the value" in problem.hint

@@ -37,10 +37,36 @@ __all__ = [
     "yaml_literal",
 ]
 
-try:
-    _Loader: type[yaml.SafeLoader] = yaml.CSafeLoader  # type: ignore[assignment]
-except AttributeError:  # PyYAML built without libyaml
-    _Loader = yaml.SafeLoader
+_BaseLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml
+
+
+class _GuardedConstruction:
+    """Turns the plain exceptions of PyYAML's value constructors into marked YAML errors.
+
+    `2024-13-45` (a timestamp with month 13), `!!int abc`, `!!timestamp nope` or a 5,000-digit
+    number make PyYAML raise ValueError or AttributeError with no line; the operator needs
+    the line and a sentence, not a traceback.
+    """
+
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        try:
+            return super().construct_object(node, deep)  # type: ignore[misc]
+        except (ValueError, TypeError, AttributeError, OverflowError) as exc:
+            tag = node.tag.rsplit(":", 1)[-1]
+            value = node.value if isinstance(node, yaml.ScalarNode) else f"a {tag}"
+            text = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
+            raise yaml.constructor.ConstructorError(
+                None, None, f"cannot read {text} as YAML {tag}: {exc}", node.start_mark
+            ) from exc
+
+
+class _Loader(_GuardedConstruction, _BaseLoader):  # type: ignore[misc, valid-type]
+    """The safe loader (libyaml's when installed) with guarded construction."""
+
+
+class _KeyConstructor(_GuardedConstruction, SafeConstructor):
+    """Constructs mapping keys the way the loader will, for positions and duplicates."""
+
 
 Path_ = tuple[str | int, ...]
 
@@ -189,7 +215,7 @@ def load_yaml(text: str, limits: LoadLimits = LIMITS) -> YamlDocument:
                 )
             # Map positions before constructing: construction flattens merge keys (`<<`)
             # in place, which would make merged keys look like duplicates.
-            _map_positions(node, (), source_map, problems, set(), SafeConstructor())
+            _map_positions(node, (), source_map, problems, set(), _KeyConstructor())
             data = loader.construct_document(node)
         finally:
             loader.dispose()
@@ -300,10 +326,13 @@ def _from_marked_error(exc: yaml.MarkedYAMLError) -> YamlProblem:
         # The parser notices an unclosed bracket on a later line; say where it was opened.
         context = f"{context} (opened on line {opened.line + 1})"
     what = ", ".join(part for part in (context, exc.problem) if part)
+    unreadable_value = (exc.problem or "").startswith("cannot read ")
     return YamlProblem(
         "yaml-syntax",
         f"not valid YAML: {what}" if what else "not valid YAML",
-        "check indentation, colons and quotes around this line",
+        "quote the value if it is meant as text"
+        if unreadable_value
+        else "check indentation, colons and quotes around this line",
         line=mark.line + 1 if mark else None,
         column=mark.column + 1 if mark else None,
     )
