@@ -66,6 +66,9 @@ class GraphInvalid(GraphError):
 class PluginError(SchnitzelError):
     """A plugin cannot be found, allowed or loaded."""
 
+    code = "unknown-plugin"
+    """The validator's problem code for this error."""
+
 
 class PluginNotFound(PluginError):
     """No registered plugin has that name for that node kind."""
@@ -74,13 +77,19 @@ class PluginNotFound(PluginError):
 class PluginNotAllowed(PluginError):
     """A `module:Class` reference points outside the allowlist."""
 
+    code = "plugin-not-allowed"
+
 
 class PluginLoadError(PluginError):
     """A plugin pack or class failed to import, or declares itself wrongly."""
 
+    code = "plugin-load-failed"
+
 
 class PluginApiMismatch(PluginError):
     """A plugin targets a plugin API version this runtime does not provide."""
+
+    code = "plugin-api-mismatch"
 
 
 class PacketError(SchnitzelError):

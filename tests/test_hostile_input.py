@@ -490,5 +490,7 @@ edges: {from: cam, to: out}
 runtime: [1]
 """
     result = validate_text(text, registry=registry)
-    lines = sorted(p.where.line for p in result.report.problems if p.code == "bad-value")
-    assert {3, 4, 5, 6, 7} <= set(lines), [(p.code, p.message) for p in result.report.problems]
+    found = {(p.code, p.where.line) for p in result.report.problems}
+    lines = {line for code, line in found if code == "bad-value"}
+    assert ("bad-id", 3) in found  # `id: 7`: a number, with a hint to quote it
+    assert {4, 5, 6, 7} <= set(lines), [(p.code, p.message) for p in result.report.problems]

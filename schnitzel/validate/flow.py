@@ -9,10 +9,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
-from schnitzel.contract.kinds import PayloadProfile, weakest_profile
+from schnitzel.contract.kinds import weakest_profile
 from schnitzel.registry.plugin import ANY_KIND, Plugin, StreamShape
 
-__all__ = ["FlowNode", "infer_outputs", "merge_shapes", "portable"]
+__all__ = ["FlowNode", "infer_outputs", "merge_shapes"]
 
 
 class FlowNode(Protocol):
@@ -66,6 +66,8 @@ def infer_outputs(
         incoming = merge_shapes(known) if known else None
         try:
             shape = node.plugin.output_shape(node.config, incoming)
+            if not isinstance(shape, StreamShape):
+                raise TypeError(f"output_shape returned {type(shape).__name__}, not StreamShape")
         except Exception as exc:  # a plugin's bug is reported as a problem of its node
             failures[node_id] = exc
             continue
@@ -73,8 +75,3 @@ def infer_outputs(
             outputs[node_id] = shape
             pending.extend(successors[node_id])
     return outputs, failures
-
-
-def portable(shape: StreamShape) -> bool:
-    """True when every packet of the stream may cross a durable or network boundary."""
-    return shape.profile is not PayloadProfile.INPROC_ANY

@@ -1,0 +1,73 @@
+"""Rules for what flows: packet kinds each node accepts, and portable payloads into durable
+inboxes and network sinks."""
+
+from __future__ import annotations
+
+from schnitzel.registry.plugin import StreamShape
+from schnitzel.validate.flow import infer_outputs, merge_shapes
+from schnitzel.validate.state import CheckState
+
+__all__ = ["check_flow"]
+
+
+def check_flow(state: CheckState) -> dict[str, StreamShape]:
+    """Infer what each node emits and check it against what the next node takes."""
+    resolved = {n: e for n, e in state.nodes.items() if e.plugin is not None}
+    predecessors = state.predecessors()
+    shapes, failures = infer_outputs(resolved, predecessors)  # type: ignore[arg-type]
+    for node_id, exc in failures.items():
+        entry = state.nodes[node_id]
+        assert entry.plugin is not None
+        state.plugin_failed(entry, entry.plugin.name, "computing its output shape", exc)
+    _check_kinds(state, shapes)
+    _check_portability(state, shapes, predecessors)
+    return shapes
+
+
+def _check_kinds(state: CheckState, shapes: dict[str, StreamShape]) -> None:
+    for index, edge in state.edges:
+        upstream = shapes.get(edge.source)
+        target = state.nodes[edge.target].plugin
+        if upstream is None or target is None:
+            continue
+        accepts = target.accepts
+        if upstream.kinds is None or accepts is None:
+            continue  # "any kind": only the running graph can tell
+        refused = sorted(upstream.kinds - accepts)
+        if refused:
+            state.problem(
+                "kind-mismatch",
+                f"{edge.source!r} emits {', '.join(refused)} packets, which {edge.target!r} "
+                f"({target.name}) does not accept (it accepts {', '.join(sorted(accepts))})",
+                ("edges", index),
+                "put a transform between them that converts the packets, or route those "
+                "kinds elsewhere",
+                edge=f"{edge.source} -> {edge.target}",
+            )
+
+
+def _check_portability(
+    state: CheckState, shapes: dict[str, StreamShape], predecessors: dict[str, list[str]]
+) -> None:
+    for node_id, entry in state.nodes.items():
+        inputs = [shapes[s] for s in predecessors.get(node_id, ()) if s in shapes]
+        if entry.plugin is None or not inputs:
+            continue
+        durable = entry.spec.inbox.durable is not None
+        if not (durable or entry.plugin.requires_portable):
+            continue
+        if merge_shapes(inputs).profile.portable:
+            continue
+        lane = "a durable inbox" if durable else f"the {entry.plugin.name} sink"
+        offenders = [
+            s for s in predecessors[node_id] if s in shapes and not shapes[s].profile.portable
+        ]
+        state.problem(
+            "not-portable",
+            f"packets from {', '.join(repr(o) for o in offenders)} can only live inside this "
+            f"process (profile inproc_any), but they would reach {lane}",
+            entry.at,
+            "convert them first (encode frames, or store the bytes and send a payload_ref) so "
+            "the payload is json_portable or ref_portable",
+            node=node_id,
+        )
