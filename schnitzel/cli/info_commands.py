@@ -22,7 +22,7 @@ def run_schema(indent: int = 2) -> int:
 
 def config_fields(plugin: type[Plugin]) -> list[dict[str, Any]]:
     """Each config option: name, JSON type, required, default, description."""
-    properties = plugin.Config.model_json_schema().get("properties", {})
+    properties = config_schema(plugin).get("properties", {})
     fields = []
     for name, info in plugin.Config.model_fields.items():
         required = info.is_required()
@@ -36,6 +36,14 @@ def config_fields(plugin: type[Plugin]) -> list[dict[str, Any]]:
             }
         )
     return fields
+
+
+def config_schema(plugin: type[Plugin]) -> dict[str, Any]:
+    """The JSON Schema of a plugin's config; empty when a field type has none."""
+    try:
+        return plugin.Config.model_json_schema()
+    except Exception:  # a third-party field type pydantic cannot describe: list it as `any`
+        return {}
 
 
 def _type_of(prop: dict[str, Any]) -> str:
@@ -92,7 +100,11 @@ def run_plugins(as_json: bool = False) -> int:
     for item in listed:
         say(f"{item['name']} ({item['node_kind']}, pack {item['pack']}): {item['summary']}")
         for field in item["config"]:
-            default = "required" if field["required"] else f"default {json.dumps(field['default'])}"
+            default = (
+                "required"
+                if field["required"]
+                else f"default {json.dumps(field['default'], default=str)}"
+            )
             say(f"    {field['name']}: {field['type']} ({default})  {field['description']}")
     for item in broken:
         say(

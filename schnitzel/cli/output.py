@@ -11,8 +11,9 @@ __all__ = ["print_json", "print_table", "say"]
 
 
 def print_json(value: Any, indent: int | None = 2) -> None:
-    """One JSON document on stdout."""
-    sys.stdout.write(json.dumps(value, indent=indent, ensure_ascii=False) + "\n")
+    """One JSON document on stdout. Values JSON has no type for (a plugin option's default
+    `Path("state")`, say) are written as their text."""
+    sys.stdout.write(json.dumps(value, indent=indent, ensure_ascii=False, default=str) + "\n")
 
 
 def say(text: str = "", err: bool = False) -> None:

@@ -31,7 +31,6 @@ __all__ = [
 
 ENCODING_VERSION = 1
 _REQUIRED = ("packet_id", "ts", "kind", "source_id", "seq")
-_HEX = frozenset("0123456789abcdefABCDEF")
 # datetime's range (years 1 to 9999): a ts outside it cannot be written as RFC 3339.
 _TS_MIN, _TS_MAX = -62_135_596_800.0, 253_402_300_799.0
 _KNOWN = frozenset((*_REQUIRED, "v", "payload", "meta", "payload_ref"))
@@ -98,8 +97,30 @@ def packet_to_dict(packet: StreamPacket) -> dict[str, Any]:
     return out
 
 
+def field_problem(packet: StreamPacket) -> str | None:
+    """What makes a packet's fields unfit for the portable encoding, or None.
+
+    Encoding checks this too, so a packet written to disk can always be read back.
+    """
+    for name in ("packet_id", "kind", "source_id"):
+        value = getattr(packet, name)
+        if not isinstance(value, str) or not value:
+            return f"{name} must be a non-empty string (got {value!r})"
+    seq = packet.seq
+    if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0:
+        return f"seq must be a whole number >= 0 (got {seq!r})"
+    if not isinstance(packet.meta, dict):
+        return f"meta must be a mapping (got {type(packet.meta).__name__})"
+    if packet.payload_ref is not None and not isinstance(packet.payload_ref, PayloadRef):
+        return f"payload_ref must be a PayloadRef (got {type(packet.payload_ref).__name__})"
+    return None
+
+
 def encode_packet(packet: StreamPacket) -> str:
     """One line of JSON (no newline inside). Raises PacketNotPortable for non-JSON payloads."""
+    problem = field_problem(packet)
+    if problem is not None:
+        raise PacketNotPortable(f"packet {packet.packet_id!r} cannot be written: {problem}")
     try:
         as_dict = packet_to_dict(packet)
     except (TypeError, ValueError, OverflowError, OSError) as exc:
@@ -153,55 +174,38 @@ def packet_from_dict(obj: dict[str, Any]) -> StreamPacket:
     unknown = sorted(set(obj) - _KNOWN)
     if unknown:
         raise PacketDecodeError(f"encoded packet has unknown keys: {', '.join(unknown)}")
-    try:
-        ts = parse_ts(obj["ts"])
-    except ValueError as exc:
-        raise PacketDecodeError(f"encoded packet {obj['packet_id']!r}: {exc}") from exc
-    for key in ("packet_id", "kind", "source_id"):
-        if not isinstance(obj[key], str) or not obj[key]:
-            raise PacketDecodeError(f"encoded packet: {key} must be a non-empty string")
-    seq = obj["seq"]
-    if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0:
-        raise PacketDecodeError(f"encoded packet {obj['packet_id']!r}: seq must be an int >= 0")
+    where = f"encoded packet {obj['packet_id']!r}"
     meta = obj.get("meta")
-    if meta is None:
-        meta = {}
-    elif not isinstance(meta, dict):
-        raise PacketDecodeError(f"encoded packet {obj['packet_id']!r}: meta must be an object")
-    return StreamPacket(
-        obj["packet_id"],
-        ts,
-        obj["kind"],
-        obj["source_id"],
-        seq,
-        obj.get("payload"),
-        FrozenMeta(meta) if meta else EMPTY_META,
-        _ref_from_dict(obj["packet_id"], obj.get("payload_ref")),
-    )
+    if meta is not None and not isinstance(meta, dict):
+        raise PacketDecodeError(f"{where}: meta must be an object")
+    try:
+        packet = StreamPacket(
+            obj["packet_id"],
+            parse_ts(obj["ts"]),
+            obj["kind"],
+            obj["source_id"],
+            obj["seq"],
+            obj.get("payload"),
+            FrozenMeta(meta) if meta else EMPTY_META,
+            _ref_from_dict(obj.get("payload_ref")),
+        )
+    except ValueError as exc:
+        raise PacketDecodeError(f"{where}: {exc}") from exc
+    problem = field_problem(packet)
+    if problem is not None:
+        raise PacketDecodeError(f"{where}: {problem}")
+    return packet
 
 
-def _ref_from_dict(packet_id: str, raw: object) -> PayloadRef | None:
+def _ref_from_dict(raw: object) -> PayloadRef | None:
     if raw is None:
         return None
     if not isinstance(raw, dict):
-        raise PacketDecodeError(f"encoded packet {packet_id!r}: payload_ref must be an object")
-    try:
-        ref = PayloadRef(
-            uri=raw["uri"], content_type=raw["content_type"], size=raw["size"], sha256=raw["sha256"]
-        )
-    except KeyError as exc:
-        raise PacketDecodeError(
-            f"encoded packet {packet_id!r}: payload_ref is missing {exc.args[0]}"
-        ) from exc
-    if not (isinstance(ref.uri, str) and isinstance(ref.content_type, str)):
-        raise PacketDecodeError(f"encoded packet {packet_id!r}: payload_ref uri/content_type")
-    if not isinstance(ref.size, int) or isinstance(ref.size, bool) or ref.size < 0:
-        raise PacketDecodeError(f"encoded packet {packet_id!r}: payload_ref.size must be >= 0")
-    if not isinstance(ref.sha256, str) or len(ref.sha256) != 64 or not _HEX.issuperset(ref.sha256):
-        raise PacketDecodeError(
-            f"encoded packet {packet_id!r}: payload_ref.sha256 must be 64 hex digits"
-        )
-    return ref
+        raise ValueError("payload_ref must be an object")
+    missing = [k for k in ("uri", "content_type", "size", "sha256") if k not in raw]
+    if missing:
+        raise ValueError(f"payload_ref is missing {', '.join(missing)}")
+    return PayloadRef(raw["uri"], raw["content_type"], raw["size"], raw["sha256"])
 
 
 def decode_packet(line: str | bytes) -> StreamPacket:

@@ -36,6 +36,7 @@ class FrozenMeta(dict[str, Any]):
 
 
 EMPTY_META = FrozenMeta()
+_HEX = frozenset("0123456789abcdefABCDEF")
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +51,17 @@ class PayloadRef:
     content_type: str
     size: int
     sha256: str
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.uri, str) and self.uri):
+            raise ValueError("payload_ref.uri must be a non-empty string")
+        if not isinstance(self.content_type, str):
+            raise ValueError("payload_ref.content_type must be a string such as image/jpeg")
+        if not isinstance(self.size, int) or isinstance(self.size, bool) or self.size < 0:
+            raise ValueError("payload_ref.size must be a whole number of bytes >= 0")
+        sha = self.sha256
+        if not (isinstance(sha, str) and len(sha) == 64 and _HEX.issuperset(sha)):
+            raise ValueError("payload_ref.sha256 must be 64 hex digits")
 
     @property
     def scheme(self) -> str:
@@ -145,7 +157,7 @@ class StreamPacket(NamedTuple):
         The packet id is kept unless given: a transform that changes a packet passes the same
         logical packet on, and its idempotency key stays that of the source packet.
         """
-        meta = changes.get("meta")
-        if meta is not None and not isinstance(meta, FrozenMeta):
-            changes["meta"] = FrozenMeta(meta)
+        if "meta" in changes and not isinstance(changes["meta"], FrozenMeta):
+            meta = changes["meta"]
+            changes["meta"] = FrozenMeta(meta) if meta else EMPTY_META
         return self._replace(**changes)

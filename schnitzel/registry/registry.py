@@ -14,9 +14,11 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
+from typing import get_args
 
 from pydantic import BaseModel
 
+from schnitzel.contract.kinds import PayloadProfile
 from schnitzel.errors import (
     PluginApiMismatch,
     PluginLoadError,
@@ -24,12 +26,13 @@ from schnitzel.errors import (
     PluginNotFound,
 )
 from schnitzel.registry.apiversion import PLUGIN_API_VERSION, api_compatible
-from schnitzel.registry.plugin import Plugin, PluginPack
-from schnitzel.spec.model import NodeKind
+from schnitzel.registry.plugin import Plugin, PluginPack, SameAsInput
+from schnitzel.spec.model import NODE_ID_PATTERN, NodeKind
 
 __all__ = [
     "ALLOW_MODULES_ENV",
     "ENTRY_POINT_GROUP",
+    "GRAPH_ALLOWLIST_ENV",
     "BrokenPlugin",
     "PluginRegistry",
     "RegisteredPlugin",
@@ -39,8 +42,11 @@ __all__ = [
 
 ENTRY_POINT_GROUP = "schnitzel.plugins"
 ALLOW_MODULES_ENV = "SCHNITZEL_ALLOW_MODULES"
-_NAME = re.compile(r"^[a-z0-9_-]{1,64}$")
-_NODE_KINDS: tuple[NodeKind, ...] = ("source", "transform", "compute", "policy", "sink", "delay")
+GRAPH_ALLOWLIST_ENV = "SCHNITZEL_GRAPH_ALLOWLIST"
+"""`off` ignores `runtime.allow_modules` in graphs: for validating graphs you do not trust,
+since resolving a `module:Class` reference imports the module, which runs its code."""
+_NAME = re.compile(NODE_ID_PATTERN)  # plugin and port names follow the rule for node ids
+_NODE_KINDS: tuple[str, ...] = get_args(NodeKind)
 
 
 @dataclass(frozen=True)
@@ -76,6 +82,7 @@ def check_plugin_class(obj: object, where: str) -> type[Plugin]:
         )
     if not (isinstance(obj.Config, type) and issubclass(obj.Config, BaseModel)):
         raise PluginLoadError(f"{where}: `Config` must be a pydantic model (PluginConfig)")
+    _check_declarations(obj, where)
     try:
         compatible = api_compatible(obj.api_version)
     except ValueError as exc:
@@ -89,10 +96,51 @@ def check_plugin_class(obj: object, where: str) -> type[Plugin]:
     return obj
 
 
+def _check_declarations(plugin: type[Plugin], where: str) -> None:
+    """The class attributes the validator relies on must have the declared types."""
+    for side in ("inputs", "outputs"):
+        ports = getattr(plugin, side)
+        if not (
+            isinstance(ports, tuple) and all(isinstance(p, str) and _NAME.match(p) for p in ports)
+        ):
+            raise PluginLoadError(f"{where}: `{side}` must be a tuple of port names [a-z0-9_-]")
+        if len(set(ports)) != len(ports):
+            raise PluginLoadError(f"{where}: `{side}` names a port twice")
+    if plugin.node_kind == "source" and plugin.inputs:
+        raise PluginLoadError(f"{where}: a source takes no inputs; remove `inputs`")
+    if plugin.node_kind == "sink" and plugin.outputs:
+        raise PluginLoadError(f"{where}: a sink has no outputs; remove `outputs`")
+    if plugin.node_kind not in ("source", "sink") and not (plugin.inputs and plugin.outputs):
+        raise PluginLoadError(f"{where}: a {plugin.node_kind} needs at least one input and output")
+    if not _is_kind_set(plugin.accepts):
+        raise PluginLoadError(f"{where}: `accepts` must be a frozenset of kinds or ANY_KIND")
+    if not (_is_kind_set(plugin.emits) or isinstance(plugin.emits, SameAsInput)):
+        raise PluginLoadError(
+            f"{where}: `emits` must be a frozenset of kinds, ANY_KIND or SAME_AS_INPUT"
+        )
+    if not isinstance(plugin.emits_profile, PayloadProfile | SameAsInput):
+        raise PluginLoadError(f"{where}: `emits_profile` must be a PayloadProfile or SAME_AS_INPUT")
+    if not isinstance(plugin.requires_portable, bool):
+        raise PluginLoadError(f"{where}: `requires_portable` must be True or False")
+
+
+def _is_kind_set(value: object) -> bool:
+    return value is None or (
+        isinstance(value, frozenset) and all(isinstance(kind, str) for kind in value)
+    )
+
+
 def allowed_modules(graph_allow: Iterable[str] = ()) -> tuple[str, ...]:
-    """The module allowlist: the environment variable plus what the graph adds."""
+    """The module allowlist: the environment variable, plus what the graph adds unless
+    `SCHNITZEL_GRAPH_ALLOWLIST=off`."""
     from_env = [m.strip() for m in os.environ.get(ALLOW_MODULES_ENV, "").split(",")]
+    if _graph_allowlist_ignored():
+        graph_allow = ()
     return tuple(m for m in (*from_env, *graph_allow) if m)
+
+
+def _graph_allowlist_ignored() -> bool:
+    return os.environ.get(GRAPH_ALLOWLIST_ENV, "").strip().lower() in ("off", "0", "no", "false")
 
 
 def _module_allowed(module: str, allow: Iterable[str]) -> bool:
@@ -195,6 +243,11 @@ class PluginRegistry:
                 f"module {module_name!r} is not on the plugin allowlist; add it to "
                 f"runtime.allow_modules in the graph or to {ALLOW_MODULES_ENV}, or register the "
                 "plugin through a `schnitzel.plugins` entry point"
+                + (
+                    f" ({GRAPH_ALLOWLIST_ENV}=off: the graph's own allowlist is ignored)"
+                    if _graph_allowlist_ignored()
+                    else ""
+                )
             )
         try:
             module = importlib.import_module(module_name)

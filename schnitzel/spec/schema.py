@@ -42,7 +42,11 @@ def graph_json_schema(registry: PluginRegistry) -> dict[str, Any]:
     for registered in registry.plugins():
         plugin = registered.plugin
         prefix = f"{plugin.node_kind}_{plugin.name}".replace("-", "_")
-        config_schema = _relocate(plugin.Config.model_json_schema(), prefix, defs)
+        try:
+            own_schema = plugin.Config.model_json_schema()
+        except Exception:  # a third-party field type with no JSON Schema: accept any object
+            own_schema = {"type": "object"}
+        config_schema = _relocate(own_schema, prefix, defs)
         config_schema["description"] = f"{plugin.name} ({plugin.node_kind}): {plugin.summary()}"
         rules.append(
             {
