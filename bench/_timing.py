@@ -1,11 +1,9 @@
-"""Small timing helpers shared by the benchmarks: best-of-N wall times, subprocess medians."""
+"""Timing helper shared by the benchmarks: best-of-N wall times."""
 
 from __future__ import annotations
 
-import statistics
-import subprocess
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 
 def best_of(fn: Callable[[], object], repeat: int = 5) -> float:
@@ -16,13 +14,3 @@ def best_of(fn: Callable[[], object], repeat: int = 5) -> float:
         fn()
         times.append(time.perf_counter() - start)
     return min(times)
-
-
-def median_run(cmd: Sequence[str], repeat: int = 15) -> float:
-    """Median wall time of a command, in seconds; runs are interleaved by the caller."""
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)

@@ -35,6 +35,16 @@ _EXPORTS = {
     "PluginRegistry": "schnitzel.registry.registry",
     "JsonObject": "schnitzel.registry.config_types",
     "JsonValue": "schnitzel.registry.config_types",
+    "PacketKind": "schnitzel.registry.config_types",
+    "KindSet": "schnitzel.registry.plugin",
+    "ValidationResult": "schnitzel.validate.validator",
+    "ValidationReport": "schnitzel.validate.problems",
+    "Problem": "schnitzel.validate.problems",
+    "ValidatedGraph": "schnitzel.validate.graph",
+    "PluginNotFound": "schnitzel.errors",
+    "PluginNotAllowed": "schnitzel.errors",
+    "PluginLoadError": "schnitzel.errors",
+    "PluginApiMismatch": "schnitzel.errors",
     "validate_file": "schnitzel.validate.validator",
     "validate_text": "schnitzel.validate.validator",
     "load_graph": "schnitzel.validate.validator",
@@ -62,23 +72,33 @@ __all__ = [
     "GraphLoadError",
     "JsonObject",
     "JsonValue",
+    "KindSet",
     "PacketDecodeError",
     "PacketError",
+    "PacketKind",
     "PacketNotPortable",
     "PayloadProfile",
     "PayloadRef",
     "Plugin",
+    "PluginApiMismatch",
     "PluginConfig",
     "PluginError",
+    "PluginLoadError",
+    "PluginNotAllowed",
+    "PluginNotFound",
     "PluginPack",
     "PluginRegistry",
     "Policy",
+    "Problem",
     "SchnitzelError",
     "Sink",
     "Source",
     "StreamPacket",
     "StreamShape",
     "Transform",
+    "ValidatedGraph",
+    "ValidationReport",
+    "ValidationResult",
     "decode_packet",
     "encode_packet",
     "load_graph",
@@ -97,11 +117,15 @@ if TYPE_CHECKING:
         PacketDecodeError,
         PacketError,
         PacketNotPortable,
+        PluginApiMismatch,
         PluginError,
+        PluginLoadError,
+        PluginNotAllowed,
+        PluginNotFound,
         SchnitzelError,
     )
     from schnitzel.registry.apiversion import PLUGIN_API_VERSION
-    from schnitzel.registry.config_types import JsonObject, JsonValue
+    from schnitzel.registry.config_types import JsonObject, JsonValue, PacketKind
     from schnitzel.registry.plugin import (
         ANY_KIND,
         SAME_AS_INPUT,
@@ -109,6 +133,7 @@ if TYPE_CHECKING:
         Compute,
         Delay,
         EnvironmentProblem,
+        KindSet,
         Plugin,
         PluginConfig,
         PluginPack,
@@ -119,7 +144,14 @@ if TYPE_CHECKING:
         Transform,
     )
     from schnitzel.registry.registry import PluginRegistry
-    from schnitzel.validate.validator import load_graph, validate_file, validate_text
+    from schnitzel.validate.graph import ValidatedGraph
+    from schnitzel.validate.problems import Problem, ValidationReport
+    from schnitzel.validate.validator import (
+        ValidationResult,
+        load_graph,
+        validate_file,
+        validate_text,
+    )
 
 
 def __getattr__(name: str) -> Any:

@@ -68,3 +68,23 @@ def test_schema_command_prints_the_schema() -> None:
     printed = json.loads(out)
     assert printed["$schema"].endswith("2020-12/schema")
     assert "synthetic" in json.dumps(printed["$defs"]["NodeSpec"])
+
+
+def test_worked_plugin_example_validates_as_the_docs_say(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    examples = Path(__file__).resolve().parent.parent / "docs" / "examples"
+    monkeypatch.syspath_prepend(str(examples))
+    monkeypatch.setenv("SCHNITZEL_ALLOW_MODULES", "threshold_pack")
+    graph = tmp_path / "threshold.yaml"
+    graph.write_text(
+        "version: 2\nnodes:\n"
+        "  - {id: temp, kind: source, plugin: synthetic, config: {payload: {celsius: 21}}}\n"
+        "  - id: hot\n    kind: policy\n    plugin: threshold_pack:Threshold\n"
+        "    config: {key: celsius, above: 30}\n"
+        "  - {id: out, kind: sink, plugin: 'null'}\n"
+        "edges: [{from: temp, to: hot}, {from: hot, to: out}]\n"
+    )
+    result = validate_file(graph)
+    assert result.report.problems == [], [p.render() for p in result.report.problems]
+    assert result.graph is not None and result.graph.nodes["hot"].plugin.name == "threshold"

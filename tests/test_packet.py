@@ -200,3 +200,41 @@ def test_packets_from_before_the_year_1000_round_trip() -> None:
 def test_unwritable_ts_is_blamed_on_ts_not_the_payload() -> None:
     with pytest.raises(PacketNotPortable, match=r"has a ts .* years 1 to 9999"):
         encode_packet(StreamPacket.new("sensor", "s", 0, ts=1e300))
+
+
+@pytest.mark.parametrize(
+    ("changes", "reason"),
+    [
+        ({"seq": -1}, "seq must be a whole number >= 0"),
+        ({"seq": True}, "seq must be a whole number >= 0"),
+        ({"kind": ""}, "kind must be a non-empty string"),
+        ({"source_id": 3}, "source_id must be a non-empty string"),
+        ({"payload_ref": "file:///x"}, "payload_ref must be a PayloadRef"),
+    ],
+)
+def test_packets_that_could_not_be_read_back_are_not_written(
+    changes: dict[str, object], reason: str
+) -> None:
+    packet = StreamPacket.new("sensor", "s", 0)._replace(**changes)
+    with pytest.raises(PacketNotPortable, match=reason):
+        encode_packet(packet)
+
+
+@pytest.mark.parametrize(
+    ("fields", "reason"),
+    [
+        (("", "a/b", 1, "ab" * 32), "uri must be a non-empty string"),
+        (("file:///x", None, 1, "ab" * 32), "content_type must be a string"),
+        (("file:///x", "a/b", -3, "ab" * 32), "size must be a whole number"),
+        (("file:///x", "a/b", True, "ab" * 32), "size must be a whole number"),
+        (("file:///x", "a/b", 1, "zz" * 32), "sha256 must be 64 hex digits"),
+    ],
+)
+def test_payload_refs_check_their_fields(fields: tuple[object, ...], reason: str) -> None:
+    with pytest.raises(ValueError, match=reason):
+        PayloadRef(*fields)  # type: ignore[arg-type]
+
+
+def test_evolve_with_meta_none_gives_empty_meta() -> None:
+    packet = StreamPacket.new("sensor", "s", 4, meta={"a": 1}).evolve(meta=None)
+    assert packet.meta == {} and packet.idempotency_key == "s:4"

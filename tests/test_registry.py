@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from schnitzel.errors import PluginNotAllowed, PluginNotFound
+from schnitzel import Sink, Source, Transform
+from schnitzel.errors import PluginLoadError, PluginNotAllowed, PluginNotFound
 from schnitzel.registry import (
     ALLOW_MODULES_ENV,
     PluginPack,
@@ -19,6 +20,7 @@ from schnitzel.registry import (
     api_compatible,
 )
 from schnitzel.registry.apiversion import parse_version
+from schnitzel.registry.registry import GRAPH_ALLOWLIST_ENV
 from schnitzel.validate import validate_text
 
 PACK_MODULE = textwrap.dedent(
@@ -169,7 +171,7 @@ edges: [{from: s, to: l}, {from: l, to: o}]
 def test_module_reference_that_is_not_a_plugin_is_refused(
     acme: PluginRegistry,
 ) -> None:
-    with pytest.raises(Exception, match="is not a plugin class"):
+    with pytest.raises(PluginLoadError, match="is not a plugin class"):
         acme.resolve("acme_pack:NOT_A_PACK", "sink", allow=("acme_pack",))
     with pytest.raises(PluginNotFound, match="is a policy plugin, not a sink"):
         acme.resolve("acme_pack:Limit", "sink", allow=("acme_pack",))
@@ -178,9 +180,8 @@ def test_module_reference_that_is_not_a_plugin_is_refused(
 def test_registry_from_classes_needs_no_entry_points() -> None:
     from schnitzel_plugins.core import PACK
 
-    registry = PluginRegistry([PackSubset := PluginPack("mini", PACK.plugins[:1])])
-    assert [r.plugin.name for r in registry.plugins()] == ["synthetic"]
-    assert PackSubset.name == "mini"
+    registry = PluginRegistry([PluginPack("mini", PACK.plugins[:1])])
+    assert [(r.plugin.name, r.pack) for r in registry.plugins()] == [("synthetic", "mini")]
 
 
 @pytest.mark.parametrize(
@@ -237,3 +238,93 @@ def test_plugins_command_lists_third_party_and_broken_packs(tmp_path: Path) -> N
         check=False,
     ).stdout
     assert "limit (policy, pack acme)" in text and "BROKEN pack acme future" in text
+
+
+def _plugin(base: type, **attrs: object) -> type:
+    return type("Bad", (base,), {"name": "bad", "__doc__": "A bad declaration.", **attrs})
+
+
+@pytest.mark.parametrize(
+    ("plugin", "reason"),
+    [
+        (_plugin(Transform, outputs=()), "a transform needs at least one input and output"),
+        (_plugin(Transform, inputs=["in"]), "`inputs` must be a tuple of port names"),
+        (_plugin(Transform, outputs=("Out",)), "`outputs` must be a tuple of port names"),
+        (_plugin(Transform, inputs=("a", "a")), "`inputs` names a port twice"),
+        (_plugin(Source, inputs=("in",)), "a source takes no inputs"),
+        (_plugin(Sink, outputs=("out",)), "a sink has no outputs"),
+        (_plugin(Transform, accepts={"sensor"}), "`accepts` must be a frozenset"),
+        (_plugin(Transform, emits="sensor"), "`emits` must be a frozenset"),
+        (_plugin(Transform, emits_profile="json_portable"), "`emits_profile` must be"),
+        (_plugin(Transform, requires_portable=1), "`requires_portable` must be True or False"),
+        (_plugin(Transform, name="Bad Name"), "set `name` to a string of [a-z0-9_-]"),
+        (_plugin(Transform, api_version="one"), "api_version 'one' is not a MAJOR.MINOR"),
+    ],
+)
+def test_malformed_declarations_are_refused_at_load_not_at_validation(
+    plugin: type, reason: str
+) -> None:
+    registry = PluginRegistry([PluginPack("bad", (plugin,))])
+    [broken] = registry.broken
+    assert reason in broken.reason
+    assert registry.plugins() == []
+
+
+def test_option_defaults_json_cannot_hold_are_listed_as_text(tmp_path: Path) -> None:
+    (tmp_path / "pathy.py").write_text(
+        "from pathlib import Path\nfrom schnitzel import PluginConfig, PluginPack, Sink\n"
+        "class C(PluginConfig):\n    where: Path = Path('state')\n"
+        "class S(Sink):\n    'Writes somewhere.'\n    name = 'pathy'\n    Config = C\n"
+        "PACK = PluginPack('pathy', (S,))\n"
+    )
+    info = tmp_path / "pathy-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: pathy\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[schnitzel.plugins]\npathy = pathy:PACK\n")
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    for args in (["plugins", "--json"], ["plugins"], ["schema"]):
+        result = subprocess.run(
+            [sys.executable, "-m", "schnitzel.cli.main", *args],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr
+        assert "state" in result.stdout
+
+
+def test_graph_allowlist_can_be_switched_off_for_untrusted_graphs(
+    acme: PluginRegistry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    graph = """
+version: 2
+nodes:
+  - {id: s, kind: source, plugin: synthetic}
+  - {id: l, kind: policy, plugin: "acme_pack:Limit", config: {max_value: 1}}
+  - {id: o, kind: sink, plugin: "null"}
+edges: [{from: s, to: l}, {from: l, to: o}]
+runtime: {allow_modules: [acme_pack]}
+"""
+    monkeypatch.delenv(ALLOW_MODULES_ENV, raising=False)
+    monkeypatch.setenv(GRAPH_ALLOWLIST_ENV, "off")
+    [problem] = validate_text(graph, registry=acme).report.errors
+    assert problem.code == "plugin-not-allowed"
+    assert "the graph's own allowlist is ignored" in problem.message
+
+
+def test_module_reference_to_a_newer_api_is_refused_with_its_code(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    install_fake_dist(tmp_path, "")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    graph = """
+version: 2
+nodes:
+  - {id: s, kind: source, plugin: synthetic}
+  - {id: f, kind: sink, plugin: "acme_pack:Future"}
+edges: [{from: s, to: f}]
+runtime: {allow_modules: [acme_pack]}
+"""
+    [problem] = validate_text(graph).report.errors
+    assert problem.code == "plugin-api-mismatch" and "targets plugin API 2.0" in problem.message

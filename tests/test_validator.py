@@ -248,3 +248,96 @@ def test_every_problem_is_reported_in_one_pass(registry: PluginRegistry) -> None
             "unknown-key",
         ]
     )
+
+
+def test_cycle_without_delay_is_found_beside_a_loop_that_has_one(registry: PluginRegistry) -> None:
+    text = (
+        "version: 2\nnodes:\n"
+        "  - {id: src, kind: source, plugin: synthetic}\n"
+        "  - {id: a, kind: transform, plugin: passthrough}\n"
+        "  - {id: b, kind: transform, plugin: passthrough}\n"
+        "  - {id: d, kind: delay, plugin: delay, config: {initial: 0}}\n"
+        "  - {id: out, kind: sink, plugin: 'null'}\n"
+        "edges:\n"
+        "  - {from: src, to: a}\n"
+        "  - {from: a, to: b}\n"
+        "  - {from: b, to: a}\n"
+        "  - {from: b, to: d}\n"
+        "  - {from: d, to: b}\n"
+        "  - {from: b, to: out}\n"
+    )
+    [problem] = validate_text(text, registry=registry).report.errors
+    assert problem.code == "cycle-without-delay"
+    assert problem.message == "cycle a -> b -> a has no delay node"
+    assert problem.where.line == 10
+
+
+def test_delay_outside_a_cycle_and_a_loop_without_exit_are_warnings(
+    registry: PluginRegistry,
+) -> None:
+    text = (
+        "version: 2\nnodes:\n"
+        "  - {id: src, kind: source, plugin: synthetic}\n"
+        "  - {id: hold, kind: delay, plugin: delay, config: {initial: 1}}\n"
+        "  - {id: out, kind: sink, plugin: 'null'}\n"
+        "  - {id: d, kind: delay, plugin: delay, config: {initial: 0}}\n"
+        "  - {id: spin, kind: transform, plugin: passthrough}\n"
+        "edges:\n"
+        "  - {from: src, to: hold}\n"
+        "  - {from: hold, to: out}\n"
+        "  - {from: d, to: spin}\n"
+        "  - {from: spin, to: d}\n"
+    )
+    result = validate_text(text, registry=registry)
+    assert result.report.valid and result.graph is not None
+    warnings = sorted((p.code, p.where.node) for p in result.report.warnings)
+    assert warnings == [
+        ("delay-outside-cycle", "hold"),
+        ("no-path-to-sink", "d"),
+        ("no-path-to-sink", "spin"),
+    ]
+
+
+def test_duplicated_and_broken_nodes_keep_their_own_problems(registry: PluginRegistry) -> None:
+    text = (
+        "version: 2\nnodes:\n"
+        "  - {id: a, kind: transfrom, plugin: passthrough}\n"
+        "  - {id: a, kind: transform, plugin: passthrough}\n"
+        "  - {id: o, kind: sink, plugin: 'null'}\n"
+        "  - {id: o, kind: sink, plugin: nul}\n"
+        "  - {id: s, kind: source, plugin: synthetic}\n"
+        "edges: [{from: s, to: a}, {from: a, to: o}]\n"
+    )
+    found = sorted(
+        (p.code, p.where.line) for p in validate_text(text, registry=registry).report.errors
+    )
+    assert found == [
+        ("bad-value", 3),
+        ("duplicate-id", 4),
+        ("duplicate-id", 6),
+        ("unknown-plugin", 6),
+    ]
+
+
+def test_a_number_as_id_is_named_and_still_counts_as_a_source(registry: PluginRegistry) -> None:
+    text = (
+        "version: 2\nnodes:\n"
+        "  - {id: 1, kind: source, plugin: synthetic}\n"
+        "  - {id: o, kind: sink, plugin: 'null'}\n"
+        "edges: [{from: o, to: o}]\n"
+    )
+    codes_found = {p.code: p for p in validate_text(text, registry=registry).report.errors}
+    assert "no-source" not in codes_found
+    assert codes_found["bad-id"].hint == 'quote it: `id: "1"`, or use a name'
+    assert codes_found["bad-id"].where.node == "1"
+
+
+def test_an_inbox_on_a_source_is_refused(registry: PluginRegistry) -> None:
+    text = (
+        "version: 2\nnodes:\n"
+        "  - {id: s, kind: source, plugin: synthetic, inbox: {durable: {path: q.db}}}\n"
+        "  - {id: o, kind: sink, plugin: 'null'}\n"
+        "edges: [{from: s, to: o}]\n"
+    )
+    [problem] = validate_text(text, registry=registry).report.errors
+    assert problem.code == "source-inbox" and problem.where.line == 3

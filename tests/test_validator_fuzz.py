@@ -410,3 +410,53 @@ def test_problems_of_a_loaded_mapping_all_point_at_a_line(text: str) -> None:
 @given(st.text(st.one_of(YAML_CHARS, CHARS), max_size=300))
 def test_arbitrary_text_never_makes_the_validator_raise(text: str) -> None:
     validate(text)
+
+
+# -- (d) explicit tags and values YAML's resolver turns into dates and numbers ------------------
+
+TAGS = st.sampled_from(
+    [
+        "!!int",
+        "!!float",
+        "!!bool",
+        "!!null",
+        "!!timestamp",
+        "!!binary",
+        "!!str",
+        "!!set",
+        "!!omap",
+        "!!pairs",
+        "!!seq",
+        "!!map",
+        "!custom",
+        "!!python/name:os.system",
+    ]
+)
+RESOLVED_LOOKALIKES = st.one_of(
+    st.from_regex(r"\A[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}([Tt ][0-9]{1,2}:[0-9]{2}:[0-9]{2})?\Z"),
+    st.from_regex(r"\A[-+]?(0x[0-9a-fA-F_]+|0o?[0-7_]+|[0-9][0-9_:]*(\.[0-9_]*)?)\Z"),
+    st.integers(1, 6000).map(lambda n: "9" * n),
+    st.sampled_from([".nan", ".inf", "-.Inf", "~", "yes", "off", "0b101", "1_000"]),
+)
+
+
+@FUZZ
+@given(
+    tag=st.one_of(st.none(), TAGS),
+    value=st.one_of(RESOLVED_LOOKALIKES, st.text(CHARS, max_size=12)),
+    where=st.sampled_from(["version", "runtime", "key", "config"]),
+)
+def test_tags_and_lookalike_values_never_make_the_validator_raise(
+    tag: str | None, value: str, where: str
+) -> None:
+    scalar = f"{tag} {json.dumps(value)}" if tag else value
+    graph = {
+        "version": f"version: {scalar}\nnodes: []\n",
+        "runtime": f"version: 2\nnodes: []\nruntime: {scalar}\n",
+        "key": f"version: 2\n{scalar}: 1\n",
+        "config": (
+            "version: 2\nnodes:\n  - id: s\n    kind: source\n    plugin: synthetic\n"
+            f"    config: {{payload: {{v: {scalar}}}}}\n"
+        ),
+    }[where]
+    validate(graph)

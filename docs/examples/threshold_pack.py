@@ -23,10 +23,11 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from pydantic import Field, model_validator
+from pydantic import Field, StrictFloat, model_validator
 
 from schnitzel import (
     JsonObject,
+    PacketKind,
     PayloadProfile,
     PluginConfig,
     PluginPack,
@@ -45,16 +46,13 @@ class ThresholdConfig(PluginConfig):
         pattern=r"^[A-Za-z0-9_]+$",
         description="Payload field holding the number to compare.",
     )
-    above: float | None = Field(default=None, description="Pass packets whose value is above.")
-    below: float | None = Field(default=None, description="Pass packets whose value is below.")
-    alert_kind: str | None = Field(
-        default=None,
-        pattern=r"^[a-z][a-z0-9_]*$",
-        description="Kind of the packets that pass; null keeps their kind.",
+    above: StrictFloat | None = Field(default=None, description="Pass packets above this.")
+    below: StrictFloat | None = Field(default=None, description="Pass packets below this.")
+    alert_kind: PacketKind | None = Field(
+        default=None, description="Kind of the packets that pass; null keeps their kind."
     )
     annotate: JsonObject = Field(
-        default_factory=dict,
-        description="Entries added to the meta of the packets that pass (JSON).",
+        default={}, description="Entries added to the meta of the packets that pass (JSON)."
     )
 
     @model_validator(mode="after")

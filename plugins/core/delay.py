@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 from pydantic import Field, field_validator
 
 from schnitzel.contract.kinds import PayloadProfile, weakest_profile
-from schnitzel.registry.config_types import JsonValue
+from schnitzel.registry.config_types import JsonValue, PacketKind
 from schnitzel.registry.plugin import Delay, PluginConfig, StreamShape
 
 __all__ = ["DelayConfig", "DelayPlugin"]
@@ -19,9 +19,7 @@ class DelayConfig(PluginConfig):
     initial: JsonValue = Field(
         description="Payload of the first packet (JSON), sent before any input."
     )
-    kind: str = Field(
-        default="sensor", pattern=r"^[a-z][a-z0-9_]*$", description="Kind of the initial packet."
-    )
+    kind: PacketKind = Field(default="sensor", description="Kind of the initial packet.")
 
     @field_validator("initial")
     @classmethod

@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 from pydantic import Field, StrictFloat, StrictInt
 
 from schnitzel.contract.kinds import PayloadProfile
-from schnitzel.registry.config_types import JsonObject
+from schnitzel.registry.config_types import JsonObject, PacketKind
 from schnitzel.registry.plugin import PluginConfig, Source, StreamShape
 
 __all__ = ["Synthetic", "SyntheticConfig"]
@@ -25,9 +25,7 @@ class SyntheticConfig(PluginConfig):
         le=1_000_000,
         description="Packets per second; null = as fast as possible.",
     )
-    kind: str = Field(
-        default="sensor", pattern=r"^[a-z][a-z0-9_]*$", description="Kind of every packet."
-    )
+    kind: PacketKind = Field(default="sensor", description="Kind of every packet.")
     source_id: str | None = Field(
         default=None, min_length=1, description="Stream name; defaults to the node id."
     )

@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 from pydantic import Field, StrictBool
 
 from schnitzel.contract.kinds import PayloadProfile
+from schnitzel.registry.config_types import PacketKind
 from schnitzel.registry.plugin import (
     ANY_KIND,
     CheckContext,
@@ -27,9 +28,8 @@ class JsonlSourceConfig(PluginConfig):
     resume: StrictBool = Field(
         default=True, description="Continue after the last line accepted downstream."
     )
-    kind: str = Field(
+    kind: PacketKind = Field(
         default="event",
-        pattern=r"^[a-z][a-z0-9_]*$",
         description="Kind of packets made from plain objects (not for restored packets).",
     )
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import math
 from typing import Annotated, Any
 
-from pydantic import AfterValidator
+from pydantic import AfterValidator, Field
 
-__all__ = ["JsonObject", "JsonValue", "require_json"]
+__all__ = ["JsonObject", "JsonValue", "PacketKind", "require_json"]
 
 
 def require_json(value: Any) -> Any:
@@ -55,3 +55,6 @@ JsonValue = Annotated[Any, AfterValidator(require_json)]
 
 JsonObject = Annotated[dict[str, Any], AfterValidator(require_json)]
 """A JSON object (a mapping with string keys and JSON values)."""
+
+PacketKind = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]
+"""A packet kind as an option (`sensor`, `frame`, ...): lowercase, digits and underscores."""

@@ -43,15 +43,17 @@ _BaseLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoade
 class _GuardedConstruction:
     """Turns the plain exceptions of PyYAML's value constructors into marked YAML errors.
 
-    `2024-13-45` (a timestamp with month 13), `!!int abc`, `!!timestamp nope` or a 5,000-digit
-    number make PyYAML raise ValueError or AttributeError with no line; the operator needs
-    the line and a sentence, not a traceback.
+    `2024-13-45` (a timestamp with month 13), `!!int abc`, `!!bool 9`, `!!timestamp nope` or
+    a 5,000-digit number make PyYAML raise ValueError, KeyError or AttributeError with no line;
+    the operator needs the line and a sentence, not a traceback.
     """
 
     def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
         try:
             return super().construct_object(node, deep)  # type: ignore[misc]
-        except (ValueError, TypeError, AttributeError, OverflowError) as exc:
+        except yaml.YAMLError:
+            raise
+        except Exception as exc:  # ValueError, KeyError, AttributeError, ... from PyYAML
             tag = node.tag.rsplit(":", 1)[-1]
             value = node.value if isinstance(node, yaml.ScalarNode) else f"a {tag}"
             text = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
@@ -377,6 +379,15 @@ def _map_positions(
                 continue  # complex keys are refused later by the schema
             # Keys as the loader will construct them: `1:` is the int 1, `null:` is None.
             key = keys.construct_object(key_node) if key_node.value != "<<" else "<<"
+            try:
+                hash(key)
+            except TypeError as exc:  # `!!set x: 1`: a scalar tagged as a collection
+                raise yaml.constructor.ConstructorError(
+                    "while constructing a mapping",
+                    node.start_mark,
+                    f"found an unhashable key ({type(key).__name__})",
+                    key_node.start_mark,
+                ) from exc
             line = key_node.start_mark.line + 1
             if key in seen and key != "<<":
                 problems.append(

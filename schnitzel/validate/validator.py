@@ -14,9 +14,6 @@ a bad node is reported once and does not hide the problems of the others:
 
 from __future__ import annotations
 
-import gc
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -98,25 +95,7 @@ def validate_text(
     path: Path | None = None,
 ) -> ValidationResult:
     """Validate the text of a graph file. `path` anchors relative paths inside the graph."""
-    with _gc_paused():
-        return _check(text, source, registry or PluginRegistry.from_entry_points(), path)
-
-
-@contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector while a graph is loaded and checked.
-
-    Loading allocates many small objects and no reference cycles worth collecting; the
-    collector's passes over them make validation of large graphs superlinear (1.45x
-    slower at 5,000 nodes: 1.13 s against 0.78 s here). Memory stays bounded by the file limits.
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
+    return _check(text, source, registry or PluginRegistry.from_entry_points(), path)
 
 
 def _failed_load(source: str, problem: YamlProblem) -> ValidationResult:
