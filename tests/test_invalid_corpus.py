@@ -138,6 +138,7 @@ RULES = {
     "no-source",
     "cycle-without-delay",
     "environment",
+    "source-inbox",
 }
 
 

@@ -26,8 +26,9 @@ def paused_gc() -> Iterator[None]:
     """Pause the cyclic garbage collector while a graph is loaded and checked.
 
     Loading allocates many small objects and no reference cycles worth collecting; the
-    collector's passes over them make validation of large graphs superlinear (1.45x slower
-    at 5,000 nodes: 1.13 s against 0.78 s here). Memory stays bounded by the file limits.
+    collector's passes over them make validation of large graphs superlinear (measured by
+    hand on bench/graph_gen.py's 5,000-node graph: 1.13 s with the collector, 0.78 s without).
+    Memory stays bounded by the file limits.
     Only the single-threaded CLI does this: the library must not switch the collector off
     under a running graph.
     """

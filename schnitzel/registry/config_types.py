@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, Field
 
-__all__ = ["JsonObject", "JsonValue", "PacketKind", "require_json"]
+__all__ = ["PACKET_KIND_PATTERN", "JsonObject", "JsonValue", "PacketKind", "require_json"]
 
 
 def require_json(value: Any) -> Any:
@@ -56,5 +56,7 @@ JsonValue = Annotated[Any, AfterValidator(require_json)]
 JsonObject = Annotated[dict[str, Any], AfterValidator(require_json)]
 """A JSON object (a mapping with string keys and JSON values)."""
 
-PacketKind = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]
+PACKET_KIND_PATTERN = r"^[a-z][a-z0-9_]{0,63}$"
+
+PacketKind = Annotated[str, Field(pattern=PACKET_KIND_PATTERN)]
 """A packet kind as an option (`sensor`, `frame`, ...): lowercase, digits and underscores."""

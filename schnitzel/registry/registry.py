@@ -26,6 +26,7 @@ from schnitzel.errors import (
     PluginNotFound,
 )
 from schnitzel.registry.apiversion import PLUGIN_API_VERSION, api_compatible
+from schnitzel.registry.config_types import PACKET_KIND_PATTERN
 from schnitzel.registry.plugin import Plugin, PluginPack, SameAsInput
 from schnitzel.spec.model import NODE_ID_PATTERN, NodeKind
 
@@ -46,6 +47,7 @@ GRAPH_ALLOWLIST_ENV = "SCHNITZEL_GRAPH_ALLOWLIST"
 """`off` ignores `runtime.allow_modules` in graphs: for validating graphs you do not trust,
 since resolving a `module:Class` reference imports the module, which runs its code."""
 _NAME = re.compile(NODE_ID_PATTERN)  # plugin and port names follow the rule for node ids
+_KIND = re.compile(PACKET_KIND_PATTERN)
 _NODE_KINDS: tuple[str, ...] = get_args(NodeKind)
 
 
@@ -126,7 +128,8 @@ def _check_declarations(plugin: type[Plugin], where: str) -> None:
 
 def _is_kind_set(value: object) -> bool:
     return value is None or (
-        isinstance(value, frozenset) and all(isinstance(kind, str) for kind in value)
+        isinstance(value, frozenset)
+        and all(isinstance(kind, str) and _KIND.match(kind) for kind in value)
     )
 
 
@@ -239,15 +242,15 @@ class PluginRegistry:
         if not module_name or not attr:
             raise PluginNotFound(f"{reference!r} is not a module:Class reference")
         if not _module_allowed(module_name, allow):
+            where_to_add = (
+                f"{ALLOW_MODULES_ENV} (the graph's own allowlist is ignored: "
+                f"{GRAPH_ALLOWLIST_ENV}=off)"
+                if _graph_allowlist_ignored()
+                else f"runtime.allow_modules in the graph or to {ALLOW_MODULES_ENV}"
+            )
             raise PluginNotAllowed(
                 f"module {module_name!r} is not on the plugin allowlist; add it to "
-                f"runtime.allow_modules in the graph or to {ALLOW_MODULES_ENV}, or register the "
-                "plugin through a `schnitzel.plugins` entry point"
-                + (
-                    f" ({GRAPH_ALLOWLIST_ENV}=off: the graph's own allowlist is ignored)"
-                    if _graph_allowlist_ignored()
-                    else ""
-                )
+                f"{where_to_add}, or register the plugin through a `schnitzel.plugins` entry point"
             )
         try:
             module = importlib.import_module(module_name)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,7 @@ from pydantic import ValidationError
 from schnitzel.errors import PluginError
 from schnitzel.registry.plugin import CheckContext
 from schnitzel.registry.registry import allowed_modules
-from schnitzel.spec.model import NodeSpec
+from schnitzel.spec.model import NODE_ID_PATTERN, NodeSpec
 from schnitzel.spec.yaml_source import yaml_literal
 from schnitzel.validate.schema_errors import describe_error, errors_of
 from schnitzel.validate.state import CheckState, NodeEntry
@@ -106,11 +107,15 @@ def _node_schema_problems(
                 node=label,
             )
         elif error["loc"] == ("id",) and error["type"] == "string_type":
+            written = yaml_literal(error["input"])
+            quotable = re.fullmatch(NODE_ID_PATTERN[1:-1], written) is not None
             state.problem(
                 "bad-id",
-                f"node id {yaml_literal(error['input'])} is not a string",
+                f"node id {written} is not a string",
                 (*at, "id"),
-                f'quote it: `id: "{yaml_literal(error["input"])}"`, or use a name',
+                f'quote it: `id: "{written}"`, or use a name'
+                if quotable
+                else "use a name of 1 to 64 characters of a-z, 0-9, _ and -",
                 node=label,
             )
         else:

@@ -3,13 +3,16 @@
 Checks run in layers, and each layer works with what the earlier ones could make sense of, so
 a bad node is reported once and does not hide the problems of the others:
 
-1. the file: size, text, YAML syntax, nesting, aliases, duplicate keys;
-2. the top level: `version`, `nodes`, `edges`, `runtime`, no unknown keys;
-3. each node and edge on its own: keys, ids, kinds, inbox settings;
-4. plugins: known or allowlisted, of the node's kind, config accepted, environment;
-5. the graph: edge ends, ports, sources without inputs, sinks without outputs, nodes nothing
-   feeds, outputs that go nowhere, cycles without a delay node;
-6. the flow: packet kinds each node accepts, portable payloads into durable and network lanes.
+1. the file (`spec.yaml_source`): size, text, YAML syntax, nesting, aliases, duplicate keys;
+2. the top level (`top_level`): `version`, `nodes`, `edges`, `runtime`, no unknown keys;
+3. each node (`nodes`): keys, ids, kinds, inbox settings; then its plugin (registered or
+   allowlisted, of the node's kind), its config and its environment;
+4. each edge (`edges`): both ends name nodes, sources take no input, sinks give no output,
+   ports exist, no edge twice;
+5. the graph (`structure`): a source exists, nothing unfed, no output that goes nowhere, every
+   node reached from a source, loops that reach a sink, every cycle through a delay node;
+6. the flow (`flow_rules`): packet kinds each node accepts, portable payloads into durable
+   inboxes and network sinks.
 """
 
 from __future__ import annotations
