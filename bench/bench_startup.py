@@ -17,9 +17,27 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 ROUNDS = 15
 
+DEPS_AS_USED = r"""
+import yaml
+from importlib.metadata import entry_points
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
+class M(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    n: StrictInt = Field(default=1, ge=1)
+    s: str = Field(default="x", pattern="^[a-z]+$")
+    @field_validator("s")
+    @classmethod
+    def v(cls, value): return value
+M.model_validate(yaml.load("n: 2\ns: abc\n", Loader=yaml.CSafeLoader))
+list(entry_points(group="schnitzel.plugins"))
+"""
+
 COMMANDS = {
     "python -c pass": [sys.executable, "-c", "pass"],
     "import pydantic+yaml": [sys.executable, "-c", "import pydantic, yaml; pydantic.BaseModel"],
+    # The dependencies' share of a validation: one strict model built and used, one YAML
+    # document loaded, one entry-point scan. What is left above this is schnitzel's own.
+    "deps as validate uses them": [sys.executable, "-c", DEPS_AS_USED],
     "schnitzel --version": [sys.executable, "-m", "schnitzel.cli.main", "--version"],
     "schnitzel validate demo": [
         sys.executable,
@@ -49,11 +67,11 @@ def main() -> None:
     for name, value in median.items():
         print(f"  {name:26s} {value * 1e3:6.1f} ms  (+{(value - base) * 1e3:6.1f} ms over python)")
     ours = median["schnitzel validate demo"] - base
-    deps = median["import pydantic+yaml"] - base
+    deps = median["deps as validate uses them"] - base
     print(
         f"  validate excluding interpreter start: {ours * 1e3:.0f} ms (goal < 150 ms); "
-        f"of which importing pydantic+yaml alone: {deps * 1e3:.0f} ms "
-        f"({ours / deps:.2f}x the dependencies' import)"
+        f"the dependencies as it uses them take {deps * 1e3:.0f} ms of that, schnitzel's own "
+        f"code {(ours - deps) * 1e3:.0f} ms ({ours / deps:.2f}x the dependencies alone)"
     )
 
 
