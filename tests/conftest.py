@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -21,3 +23,21 @@ def registry() -> PluginRegistry:
 def example_graphs() -> list[Path]:
     """Every runnable example graph shipped in graphs/."""
     return sorted(GRAPHS.glob("*.yaml"))
+
+
+SCHNITZEL = [sys.executable, "-m", "schnitzel.cli.main"]
+SCHNITZEL_TUI = [sys.executable, "-m", "schnitzel_tui"]
+
+
+def run_cli(
+    *args: str, stdin: str | bytes | None = None, cmd: list[str] = SCHNITZEL
+) -> subprocess.CompletedProcess[str]:
+    """Run a command as an operator would, in a subprocess; output decoded as text."""
+    data = stdin.encode() if isinstance(stdin, str) else stdin
+    done = subprocess.run([*cmd, *args], input=data, capture_output=True, timeout=300, check=False)
+    return subprocess.CompletedProcess(
+        done.args,
+        done.returncode,
+        done.stdout.decode(errors="replace"),
+        done.stderr.decode(errors="replace"),
+    )

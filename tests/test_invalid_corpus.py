@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +22,7 @@ import pytest
 from schnitzel.registry import PluginRegistry
 from schnitzel.registry.registry import ALLOW_MODULES_ENV
 from schnitzel.validate import Problem, validate_file
+from tests.conftest import run_cli
 
 CORPUS = Path(__file__).parent / "graphs" / "invalid"
 CORPUS_FILES = sorted(CORPUS.glob("*.yaml"))
@@ -184,16 +183,6 @@ def test_invalid_graph_reports_exactly_the_expected_problems(
     for problem in problems:
         assert problem.message.strip(), f"{path.name}: a {problem.code} problem has no message"
         assert problem.where.file == str(path)
-
-
-def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "schnitzel.cli.main", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
 
 
 @pytest.mark.parametrize("name", ["combo-topology.yaml", "duplicate-key.yaml"])

@@ -54,6 +54,16 @@ PACK_MODULE = textwrap.dedent(
 )
 
 
+LIMIT_BY_REFERENCE = """
+version: 2
+nodes:
+  - {id: s, kind: source, plugin: synthetic}
+  - {id: l, kind: policy, plugin: "acme_pack:Limit", config: {max_value: 1}}
+  - {id: o, kind: sink, plugin: "null"}
+edges: [{from: s, to: l}, {from: l, to: o}]
+"""
+
+
 def install_fake_dist(root: Path, entry_points: str) -> None:
     """A real installed distribution: a module and a .dist-info with entry_points.txt."""
     (root / "acme_pack.py").write_text(PACK_MODULE)
@@ -150,14 +160,7 @@ def test_module_reference_needs_the_allowlist(
 def test_module_allowlist_comes_from_env_and_graph(
     acme: PluginRegistry, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    graph = """
-version: 2
-nodes:
-  - {id: s, kind: source, plugin: synthetic}
-  - {id: l, kind: policy, plugin: "acme_pack:Limit", config: {max_value: 1}}
-  - {id: o, kind: sink, plugin: "null"}
-edges: [{from: s, to: l}, {from: l, to: o}]
-"""
+    graph = LIMIT_BY_REFERENCE
     monkeypatch.delenv(ALLOW_MODULES_ENV, raising=False)
     refused = validate_text(graph, registry=acme).report
     assert [p.code for p in refused.errors] == ["plugin-not-allowed"]
@@ -297,15 +300,7 @@ def test_option_defaults_json_cannot_hold_are_listed_as_text(tmp_path: Path) -> 
 def test_graph_allowlist_can_be_switched_off_for_untrusted_graphs(
     acme: PluginRegistry, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    graph = """
-version: 2
-nodes:
-  - {id: s, kind: source, plugin: synthetic}
-  - {id: l, kind: policy, plugin: "acme_pack:Limit", config: {max_value: 1}}
-  - {id: o, kind: sink, plugin: "null"}
-edges: [{from: s, to: l}, {from: l, to: o}]
-runtime: {allow_modules: [acme_pack]}
-"""
+    graph = LIMIT_BY_REFERENCE + "runtime: {allow_modules: [acme_pack]}\n"
     monkeypatch.delenv(ALLOW_MODULES_ENV, raising=False)
     monkeypatch.setenv(GRAPH_ALLOWLIST_ENV, "off")
     [problem] = validate_text(graph, registry=acme).report.errors
