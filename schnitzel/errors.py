@@ -9,9 +9,11 @@
      │    ├── PluginNotAllowed
      │    ├── PluginLoadError
      │    └── PluginApiMismatch
-     └── PacketError ........... a packet cannot be encoded or decoded
-          ├── PacketNotPortable
-          └── PacketDecodeError
+     ├── PacketError ........... a packet cannot be encoded or decoded
+     │    ├── PacketNotPortable
+     │    └── PacketDecodeError
+     ├── RuntimeStartError ..... a valid graph cannot start (a plugin refused to open, ...)
+     └── ControlError .......... a control command cannot be applied (unknown node, ...)
 
 Every message names the thing (file, node, plugin, packet), says what is wrong and what to do.
 """
@@ -24,6 +26,7 @@ if TYPE_CHECKING:
     from schnitzel.validate.problems import ValidationReport
 
 __all__ = [
+    "ControlError",
     "GraphError",
     "GraphInvalid",
     "GraphLoadError",
@@ -35,6 +38,7 @@ __all__ = [
     "PluginLoadError",
     "PluginNotAllowed",
     "PluginNotFound",
+    "RuntimeStartError",
     "SchnitzelError",
 ]
 
@@ -102,3 +106,11 @@ class PacketNotPortable(PacketError):
 
 class PacketDecodeError(PacketError):
     """Bytes or a JSON object do not hold a packet in the portable encoding."""
+
+
+class RuntimeStartError(SchnitzelError):
+    """A valid graph cannot start: a plugin failed to open, or this build cannot run a node."""
+
+
+class ControlError(SchnitzelError):
+    """A control command cannot be applied: unknown node, wrong node kind, bad value."""

@@ -107,6 +107,7 @@ def _no_allowlist_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 # not-portable (no built-in plugin restricts `accepts` or emits inproc_any payloads; see
 # test_validator.py), file-too-large and not-text (test_hostile_input.py: no comment header).
 RULES = {
+    "bad-dead-letter",
     "yaml-syntax",
     "empty-file",
     "not-a-mapping",

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any, ClassVar
 
 from pydantic import Field, StrictFloat, StrictInt
 
-from schnitzel.registry.plugin import PluginConfig, Policy
+from schnitzel.contract.packet import StreamPacket
+from schnitzel.registry.plugin import NodeContext, PluginConfig, Policy
 
 __all__ = ["Dedup", "DedupConfig"]
 
@@ -31,3 +35,48 @@ class Dedup(Policy):
 
     name: ClassVar[str] = "dedup"
     Config: ClassVar[type[PluginConfig]] = DedupConfig
+
+    def __init__(self, config: Any, context: NodeContext) -> None:
+        super().__init__(config, context)
+        self._seen: OrderedDict[Any, float] = OrderedDict()
+        self._key = _key_function(config.key)
+
+    def process(self, packet: StreamPacket) -> StreamPacket | None:
+        key = self._key(packet)
+        seen = self._seen
+        now = time.monotonic()
+        max_age = self.config.window_s
+        if max_age is not None:
+            while seen and now - next(iter(seen.values())) > max_age:
+                seen.popitem(last=False)
+        if key in seen:
+            return None
+        seen[key] = now
+        if len(seen) > self.config.window:
+            seen.popitem(last=False)
+        return packet
+
+
+def _key_function(key: str) -> Callable[[StreamPacket], Any]:
+    """How to read the configured key from a packet. A packet without the field is an error
+    (the node's on_error policy applies); unhashable values are compared by their repr."""
+    if key == "idempotency_key":
+        return lambda packet: packet.idempotency_key
+    if key == "packet_id":
+        return lambda packet: packet.packet_id
+    where, _, path = key.partition(".")
+    parts = path.split(".")
+
+    def read(packet: StreamPacket) -> Any:
+        value: Any = packet.payload if where == "payload" else packet.meta
+        for part in parts:
+            if not isinstance(value, dict) or part not in value:
+                raise ValueError(f"packet has no {key} to deduplicate by")
+            value = value[part]
+        try:
+            hash(value)
+        except TypeError:
+            return repr(value)
+        return (where, value)
+
+    return read

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, ClassVar
 
 from pydantic import Field, field_validator
 
 from schnitzel.contract.kinds import PayloadProfile, weakest_profile
+from schnitzel.contract.packet import StreamPacket
 from schnitzel.registry.config_types import JsonValue, PacketKind
 from schnitzel.registry.plugin import Delay, PluginConfig, StreamShape
 
@@ -43,3 +45,6 @@ class DelayPlugin(Delay):
             return own
         kinds = None if incoming.kinds is None else incoming.kinds | own.kinds
         return StreamShape(kinds, weakest_profile([incoming.profile, own.profile]))
+
+    def initial_packets(self) -> Iterable[StreamPacket]:
+        return [StreamPacket.new(self.config.kind, self.context.node_id, 0, self.config.initial)]

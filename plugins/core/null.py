@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from schnitzel.contract.packet import StreamPacket
 from schnitzel.registry.plugin import Sink
 
 __all__ = ["NullSink"]
@@ -13,3 +14,9 @@ class NullSink(Sink):
     """Counts packets and discards them: the explicit way to throw data away."""
 
     name: ClassVar[str] = "null"
+
+    def deliver(self, packet: StreamPacket) -> None:
+        pass
+
+    def deliver_batch(self, packets: list[StreamPacket]) -> None:
+        pass

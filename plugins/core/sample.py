@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from pydantic import Field, StrictInt
 
-from schnitzel.registry.plugin import PluginConfig, Transform
+from schnitzel.contract.packet import StreamPacket
+from schnitzel.registry.plugin import NodeContext, PluginConfig, Transform
 
 __all__ = ["Sample", "SampleConfig"]
 
@@ -22,3 +23,18 @@ class Sample(Transform):
 
     name: ClassVar[str] = "sample"
     Config: ClassVar[type[PluginConfig]] = SampleConfig
+
+    def __init__(self, config: Any, context: NodeContext) -> None:
+        super().__init__(config, context)
+        self._seen = 0
+
+    def process(self, packet: StreamPacket) -> StreamPacket | None:
+        keep = self._seen % self.config.every == 0  # the first packet is always kept
+        self._seen += 1
+        return packet if keep else None
+
+    def process_batch(self, packets: list[StreamPacket]) -> list[StreamPacket]:
+        every, seen = self.config.every, self._seen
+        first = (-seen) % every  # index in this batch of the next packet to keep
+        self._seen = seen + len(packets)
+        return packets[first::every]

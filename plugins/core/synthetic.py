@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
+from itertools import count as count_from
 from typing import Any, ClassVar
 
 from pydantic import Field, StrictFloat, StrictInt
 
 from schnitzel.contract.kinds import PayloadProfile
+from schnitzel.contract.packet import StreamPacket
 from schnitzel.registry.config_types import JsonObject, PacketKind
 from schnitzel.registry.plugin import PluginConfig, Source, StreamShape
 
@@ -42,3 +46,16 @@ class Synthetic(Source):
     @classmethod
     def output_shape(cls, config: Any, incoming: StreamShape | None) -> StreamShape:
         return StreamShape(frozenset({config.kind}), cls.emits_profile)
+
+    def packets(self) -> Iterator[StreamPacket]:
+        config = self.config
+        kind = config.kind
+        source_id = config.source_id or self.context.node_id
+        template = config.payload
+        new, now = StreamPacket.new, time.time
+        seqs = count_from() if config.count is None else range(config.count)
+        for seq in seqs:
+            yield new(kind, source_id, seq, dict(template), None, None, now())
+
+    def rate_hz(self) -> float | None:
+        return self.config.rate_hz

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import os
-from typing import Any, ClassVar
+from collections.abc import Iterator
+from typing import IO, Any, ClassVar
 
 from pydantic import Field, StrictBool
 
+from schnitzel.contract.codec import encode_packet, is_encoded_packet, packet_from_dict
 from schnitzel.contract.kinds import PayloadProfile
+from schnitzel.contract.packet import StreamPacket
 from schnitzel.registry.config_types import PacketKind
 from schnitzel.registry.plugin import (
     ANY_KIND,
@@ -41,6 +45,18 @@ class JsonlSource(Source):
     Config: ClassVar[type[PluginConfig]] = JsonlSourceConfig
     emits = ANY_KIND  # restored packets keep the kind they were written with
     emits_profile = PayloadProfile.JSON_PORTABLE
+    blocking: ClassVar[bool] = True  # file reads run in the node's thread
+
+    def packets(self) -> Iterator[StreamPacket]:
+        # Checkpoint and resume (`resume: true`) come with durable delivery; until then every
+        # run reads from the first line (docs/plugins.md, reference plugins).
+        path = self.context.resolve(self.config.path)
+        kind, source_id = self.config.kind, self.context.node_id
+        with path.open("rb") as lines:
+            for number, raw in enumerate(lines):
+                if not raw.strip():
+                    continue
+                yield _line_to_packet(raw, number, kind, source_id, path.name)
 
     @classmethod
     def check_environment(cls, config: Any, context: CheckContext) -> list[EnvironmentProblem]:
@@ -64,6 +80,18 @@ class JsonlSource(Source):
         return []
 
 
+def _line_to_packet(raw: bytes, number: int, kind: str, source_id: str, name: str) -> StreamPacket:
+    try:
+        value = json.loads(raw)
+    except ValueError as exc:
+        raise ValueError(f"{name} line {number + 1} is not JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise ValueError(f"{name} line {number + 1} is not a JSON object")
+    if is_encoded_packet(value):
+        return packet_from_dict(value)
+    return StreamPacket.new(kind, source_id, number, value)
+
+
 class JsonlSinkConfig(PluginConfig):
     """Options of the jsonl sink."""
 
@@ -76,6 +104,29 @@ class JsonlSink(Sink):
     name: ClassVar[str] = "jsonl"
     Config: ClassVar[type[PluginConfig]] = JsonlSinkConfig
     requires_portable: ClassVar[bool] = True
+    blocking: ClassVar[bool] = True  # file writes run in the node's thread
+
+    _file: IO[bytes] | None = None
+
+    async def open(self) -> None:
+        path = self.context.resolve(self.config.path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = path.open("ab")
+
+    async def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+
+    def deliver(self, packet: StreamPacket) -> None:
+        self.deliver_batch([packet])
+
+    def deliver_batch(self, packets: list[StreamPacket]) -> None:
+        # Encode everything before writing, so a packet that cannot be encoded writes nothing
+        # and the per-packet retry pins the error on it.
+        assert self._file is not None, "deliver before open"
+        lines = "".join([encode_packet(packet) + "\n" for packet in packets]).encode()
+        self._file.write(lines)
+        self._file.flush()
 
     @classmethod
     def check_environment(cls, config: Any, context: CheckContext) -> list[EnvironmentProblem]:

@@ -1,7 +1,7 @@
-"""`schnitzel`: validate graphs, print the schema, list plugins.
+"""`schnitzel`: validate and run graphs, print the schema, list plugins.
 
-Exit codes: 0 success (graph valid), 1 graph invalid, 2 usage error (bad arguments, a file
-that cannot be read), 130 interrupted.
+Exit codes: 0 success (graph valid, run ended), 1 graph invalid, 2 usage error (bad
+arguments, a file that cannot be read), 3 the run failed, 130 interrupted.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from schnitzel import __version__
+from schnitzel.cli.run_arguments import add_run_arguments
 
 EXIT_OK = 0
 EXIT_INVALID = 1
@@ -33,6 +34,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     validate.add_argument("graph", metavar="GRAPH", help="graph file (.yaml), or - for stdin")
     validate.add_argument("--json", action="store_true", help="print the report as JSON")
+
+    run = commands.add_parser(
+        "run",
+        help="run a graph headless until a stop condition; print or write the run report",
+        description="Validate and run a graph. Exit 0 ended, 1 invalid, 2 usage, 3 failed, "
+        "130 forced by a second signal.",
+    )
+    run.add_argument("graph", metavar="GRAPH", help="graph file (.yaml), or - for stdin")
+    add_run_arguments(run)
 
     schema = commands.add_parser(
         "schema", help="print the JSON Schema of graph files (for editors)"
@@ -66,6 +76,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         from schnitzel.cli.validate_command import run_validate
 
         return run_validate(args.graph, as_json=args.json)
+    if args.command == "run":
+        from schnitzel.cli.run_command import run_graph
+
+        return run_graph(args)
     if args.command == "schema":
         from schnitzel.cli.info_commands import run_schema
 

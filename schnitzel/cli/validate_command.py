@@ -16,7 +16,7 @@ from schnitzel.validate.graph import ValidatedGraph
 from schnitzel.validate.problems import ValidationReport
 from schnitzel.validate.validator import ValidationResult, validate_bytes, validate_file
 
-__all__ = ["paused_gc", "report_json", "run_validate", "validate_argument"]
+__all__ = ["paused_gc", "print_problems", "report_json", "run_validate", "validate_argument"]
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
 
@@ -92,9 +92,14 @@ def report_json(report: ValidationReport, graph: ValidatedGraph | None) -> dict[
     return out
 
 
-def print_report(report: ValidationReport, graph: ValidatedGraph | None) -> None:
+def print_problems(report: ValidationReport, err: bool = False) -> None:
+    """Each problem (errors and warnings), one per line with its hint."""
     for problem in report.sorted_problems():
-        say(problem.render())
+        say(problem.render(), err=err)
+
+
+def print_report(report: ValidationReport, graph: ValidatedGraph | None) -> None:
+    print_problems(report)
     counts = f"{_count(len(report.errors), 'error')}, {_count(len(report.warnings), 'warning')}"
     if graph is None:
         say(f"{report.source}: invalid ({counts}); nothing was run")

@@ -7,15 +7,20 @@ A plugin class subclasses one of `Source`, `Transform`, `Compute`, `Policy`, `Si
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+from collections.abc import AsyncIterator, Iterable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Final
+from typing import TYPE_CHECKING, Any, ClassVar, Final
 
 from pydantic import BaseModel, ConfigDict
 
 from schnitzel.contract.kinds import PayloadProfile
 from schnitzel.registry.apiversion import PLUGIN_API_VERSION
 from schnitzel.spec.model import NodeKind
+
+if TYPE_CHECKING:
+    from schnitzel.contract.packet import StreamPacket
 
 __all__ = [
     "ANY_KIND",
@@ -25,10 +30,12 @@ __all__ = [
     "Delay",
     "EnvironmentProblem",
     "KindSet",
+    "NodeContext",
     "Plugin",
     "PluginConfig",
     "PluginPack",
     "Policy",
+    "Processor",
     "SameAsInput",
     "Sink",
     "Source",
@@ -99,8 +106,30 @@ class EnvironmentProblem:
     severity: str = "error"
 
 
+@dataclass(frozen=True)
+class NodeContext:
+    """What a running plugin knows about its place: its node id, where the graph file lives,
+    the state directory, and a logger named after the node."""
+
+    node_id: str
+    graph_dir: Path
+    state_dir: Path
+    logger: logging.Logger = field(repr=False)
+
+    def resolve(self, path: str) -> Path:
+        """A path from the node's config, resolved against the graph file's directory."""
+        candidate = Path(path).expanduser()
+        return candidate if candidate.is_absolute() else self.graph_dir / candidate
+
+
 class Plugin:
-    """Base of every plugin. Subclass one of the node-kind bases below, not this one."""
+    """Base of every plugin. Subclass one of the node-kind bases below, not this one.
+
+    The runtime makes one instance per node: `Plugin(config, context)`, then awaits `open()`
+    before the first packet and `close()` after the last. Processing methods are those of
+    the node-kind base (`Source.packets`, `Transform.process`, `Sink.deliver`); each may be a
+    plain or an `async def` method.
+    """
 
     name: ClassVar[str]
     """The name graphs use in `plugin:`; [a-z0-9_-]. Unique per node kind."""
@@ -122,6 +151,21 @@ class Plugin:
     """Packet kinds the plugin produces."""
     emits_profile: ClassVar[PayloadProfile | SameAsInput] = SAME_AS_INPUT
     """Payload profile of what the plugin produces."""
+    blocking: ClassVar[bool] = False
+    """True when the plain (non-async) processing methods block (file or device I/O, heavy
+    computation): the runtime then calls them in the node's own thread pool, `concurrency`
+    calls at a time, so they never stall the event loop."""
+
+    def __init__(self, config: Any, context: NodeContext) -> None:
+        self.config = config
+        self.context = context
+
+    async def open(self) -> None:
+        """Acquire resources (files, connections) before the first packet. Raise to refuse
+        to start; the message reaches the operator."""
+
+    async def close(self) -> None:
+        """Release resources after the last packet; called even when the run failed."""
 
     @classmethod
     def summary(cls) -> str:
@@ -158,20 +202,54 @@ class Source(Plugin):
     node_kind: ClassVar[NodeKind] = "source"
     inputs: ClassVar[tuple[str, ...]] = ()
 
+    def packets(self) -> Iterator[StreamPacket] | AsyncIterator[StreamPacket]:
+        """The packets of this source, in order: a generator or an async generator.
 
-class Transform(Plugin):
+        The runtime pulls from it only as fast as the graph accepts (backpressure), paced to
+        `rate_hz()`; the source ends when the iterator does. A plain generator that blocks
+        (reads a device or a file) must set `blocking = True`.
+        """
+        raise NotImplementedError(f"source plugin {self.name!r} does not implement packets()")
+
+    def rate_hz(self) -> float | None:
+        """Packets per second the runtime paces this source to; None: as fast as accepted.
+        Operators change it live with `throttle`."""
+        return None
+
+
+class Processor(Plugin):
+    """Base of the plugins that receive packets and pass packets on."""
+
+    def process(self, packet: StreamPacket) -> StreamPacket | Iterable[StreamPacket] | None:
+        """Handle one packet: return it (or a derived one) to pass it on, None to filter it
+        out, or an iterable of packets. Raise to report an error on this packet; the node's
+        `on_error` policy decides what happens next."""
+        raise NotImplementedError(f"plugin {self.name!r} does not implement process()")
+
+    def process_batch(self, packets: list[StreamPacket]) -> list[StreamPacket]:
+        """Optional fast path: handle a whole micro-batch and return what passes on.
+
+        Override only when batching saves work. It must be all-or-nothing: if it raises, the
+        runtime runs the batch again packet by packet through `process` to pin the error on
+        a packet. Inputs that produced no output are counted as filtered.
+        """
+        raise NotImplementedError
+
+
+class Transform(Processor):
     """Turns each packet into zero or more packets."""
 
     node_kind: ClassVar[NodeKind] = "transform"
 
 
-class Compute(Plugin):
-    """Heavy work on packets (model inference); runs in a worker pool."""
+class Compute(Processor):
+    """Heavy work on packets (model inference); runs in the node's thread pool."""
 
     node_kind: ClassVar[NodeKind] = "compute"
+    blocking: ClassVar[bool] = True
 
 
-class Policy(Plugin):
+class Policy(Processor):
     """Decides what passes (dedup, rate limits, routing); hot-swappable by operators."""
 
     node_kind: ClassVar[NodeKind] = "policy"
@@ -183,11 +261,28 @@ class Sink(Plugin):
     node_kind: ClassVar[NodeKind] = "sink"
     outputs: ClassVar[tuple[str, ...]] = ()
 
+    def deliver(self, packet: StreamPacket) -> None:
+        """Deliver one packet; return when it is done (for a network sink: confirmed).
+        Raise to report an error on this packet (the node's `on_error` policy applies)."""
+        raise NotImplementedError(f"sink plugin {self.name!r} does not implement deliver()")
 
-class Delay(Plugin):
+    def deliver_batch(self, packets: list[StreamPacket]) -> None:
+        """Optional fast path: deliver a micro-batch, all-or-nothing. If it raises, the
+        runtime delivers the batch again packet by packet to pin the error on a packet."""
+        raise NotImplementedError
+
+
+class Delay(Processor):
     """Breaks a feedback cycle: emits an initial value first, then what it receives."""
 
     node_kind: ClassVar[NodeKind] = "delay"
+
+    def initial_packets(self) -> Iterable[StreamPacket]:
+        """What the node emits at start, before any input: the value that starts the loop."""
+        return ()
+
+    def process(self, packet: StreamPacket) -> StreamPacket | Iterable[StreamPacket] | None:
+        return packet
 
 
 @dataclass(frozen=True)

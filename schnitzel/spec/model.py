@@ -21,6 +21,7 @@ __all__ = [
     "InboxSpec",
     "NodeKind",
     "NodeSpec",
+    "OnError",
     "Overflow",
     "RuntimeSpec",
 ]
@@ -39,6 +40,16 @@ Overflow = Literal["block", "drop_new", "drop_oldest"]
   falls to the pace of the slowest node.
 - `drop_new`: the arriving packet is dropped and counted. Keeps the oldest data.
 - `drop_oldest`: the oldest queued packet is dropped and counted. Keeps the freshest data.
+"""
+
+
+OnError = Literal["skip", "dead_letter", "stop"]
+"""What a node does with a packet its plugin failed on. Every error is counted and kept
+with its packet id whichever is chosen.
+
+- `skip`: go on with the next packet (the failed one goes no further).
+- `dead_letter`: send the failed packet, with `meta.error` saying why, to a named sink.
+- `stop`: stop the sources and drain the graph; the run ends with status error.
 """
 
 
@@ -78,6 +89,22 @@ class NodeSpec(_Strict):
         default={}, description="Checked against the plugin's config model."
     )
     inbox: InboxSpec = Field(default=InboxSpec())
+    concurrency: StrictInt = Field(
+        default=1,
+        ge=1,
+        le=256,
+        description="Calls at once for a blocking plugin (compute, file I/O) in its threads.",
+    )
+    on_error: OnError = Field(
+        default="skip",
+        description="When the plugin fails on a packet: skip (count it and go on), "
+        "dead_letter (send it to the sink named in `dead_letter`), stop (drain and stop).",
+    )
+    dead_letter: str | None = Field(
+        default=None,
+        pattern=NODE_ID_PATTERN,
+        description="The sink failed packets go to, with `on_error: dead_letter`.",
+    )
 
     @field_validator("config", "inbox", mode="before")
     @classmethod

@@ -34,6 +34,7 @@ from schnitzel.spec.yaml_source import (
     too_large,
 )
 from schnitzel.validate.edges import check_edges
+from schnitzel.validate.error_policy import check_error_policies
 from schnitzel.validate.flow_rules import check_flow
 from schnitzel.validate.graph import ResolvedNode, ValidatedGraph
 from schnitzel.validate.nodes import check_nodes, resolve_plugins
@@ -133,6 +134,7 @@ def _check(text: str, source: str, registry: PluginRegistry, path: Path | None) 
     check_nodes(state, raw_nodes if isinstance(raw_nodes, list) else [])
     resolve_plugins(state)
     check_edges(state, raw_edges if isinstance(raw_edges, list) else [])
+    check_error_policies(state)
     check_structure(state)
     shapes = check_flow(state)
     graph = _build(state, shapes) if state.report.valid else None

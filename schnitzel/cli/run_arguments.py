@@ -1,0 +1,65 @@
+"""The options of a run, shared by `schnitzel run` and `schnitzel-tui GRAPH --no-ui`."""
+
+from __future__ import annotations
+
+import argparse
+
+__all__ = ["add_run_arguments"]
+
+
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """The run options shared by `schnitzel run` and `schnitzel-tui --no-ui`."""
+    parser.add_argument(
+        "--max-packets",
+        type=_positive_int,
+        metavar="N",
+        help="sources stop after N packets in total; in-flight packets drain",
+    )
+    parser.add_argument(
+        "--duration",
+        type=_positive_float,
+        metavar="S",
+        help="sources stop after S seconds; in-flight packets drain",
+    )
+    parser.add_argument(
+        "--report-json", metavar="PATH", help="write the run report as JSON (- for stdout)"
+    )
+    parser.add_argument(
+        "--state-dir",
+        metavar="PATH",
+        help="checkpoints and state (default: $SCHNITZEL_STATE_DIR, $STATE_DIRECTORY, "
+        "or $XDG_STATE_HOME/schnitzel)",
+    )
+    parser.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        default="text",
+        help="logs on stderr: text for a shell, json (one object per line) for a service",
+    )
+    parser.add_argument(
+        "--drain-timeout",
+        type=_positive_float,
+        default=30.0,
+        metavar="S",
+        help="on stop, wait at most S seconds for in-flight packets (default 30)",
+    )
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} must be at least 1")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text} must be a positive number of seconds")
+    return value

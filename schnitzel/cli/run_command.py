@@ -1,0 +1,125 @@
+"""`schnitzel run GRAPH` (and `schnitzel-tui GRAPH --no-ui`): run a graph headless.
+
+Exit codes: 0 the run ended (any stop reason but error, including a signal's drain);
+1 the graph is invalid (problems listed); 2 usage error or unreadable file; 3 the run failed
+(a plugin could not start, a node stopped with an error, `on_error: stop`); 130 a second
+signal forced the exit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from schnitzel.cli.output import say
+from schnitzel.cli.validate_command import print_problems, validate_argument
+from schnitzel.errors import GraphLoadError, RuntimeStartError
+
+__all__ = ["default_state_dir", "run_graph"]
+
+EXIT_OK, EXIT_INVALID, EXIT_USAGE, EXIT_FAILED, EXIT_FORCED = 0, 1, 2, 3, 130
+
+
+def default_state_dir() -> Path:
+    """Where state goes when `--state-dir` is not given (docs/operations.md)."""
+    for variable in ("SCHNITZEL_STATE_DIR", "STATE_DIRECTORY"):
+        value = os.environ.get(variable)
+        if value:
+            return Path(value.split(":")[0])
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "schnitzel"
+
+
+def run_graph(args: argparse.Namespace, prog: str = "schnitzel run") -> int:
+    """Validate, run to a stop condition, print or write the report; return the exit code."""
+    from schnitzel.observe.logs import configure_logging
+
+    logger = configure_logging(args.log_format)
+    try:
+        result = validate_argument(args.graph)
+    except GraphLoadError as exc:
+        say(f"{prog}: {exc}", err=True)
+        return EXIT_USAGE
+    print_problems(result.report, err=True)
+    if result.graph is None:
+        say(f"{prog}: {args.graph} is invalid; nothing was run", err=True)
+        return EXIT_INVALID
+    from schnitzel.runtime import Runtime
+
+    state_dir = Path(args.state_dir) if args.state_dir else default_state_dir()
+    try:
+        runtime = Runtime(result.graph, state_dir, args.drain_timeout, logger)
+        report = asyncio.run(_run_with_signals(runtime, args))
+    except RuntimeStartError as exc:
+        say(f"{prog}: {exc}", err=True)
+        return EXIT_FAILED
+    _write_report(report, args.report_json, prog)
+    if args.log_format == "text" and args.report_json != "-":
+        _print_summary(report)
+    if runtime.forced:
+        return EXIT_FORCED
+    return EXIT_FAILED if report["status"] == "error" else EXIT_OK
+
+
+async def _run_with_signals(runtime: Any, args: argparse.Namespace) -> dict[str, Any]:
+    loop = asyncio.get_running_loop()
+
+    def on_signal(signum: int) -> None:
+        name = signal.Signals(signum).name
+        if runtime.stopping and runtime.stop_reason == "signal":
+            runtime.events.add("warning", f"{name} again: exiting now")
+            runtime.force_stop()
+        else:
+            runtime.request_stop("signal", f"{name} received; draining (again to exit now)")
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, on_signal, signum)
+    try:
+        return await runtime.run(max_packets=args.max_packets, duration_s=args.duration)
+    finally:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)
+
+
+def _write_report(report: dict[str, Any], target: str | None, prog: str) -> None:
+    if target is None:
+        return
+    text = json.dumps(report, indent=2) + "\n"
+    if target == "-":
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return
+    path = Path(target)
+    partial = path.with_name(path.name + ".partial")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial.write_text(text)
+        partial.replace(path)  # readers never see half a report
+    except OSError as exc:
+        say(f"{prog}: cannot write the report to {target}: {exc}; report follows", err=True)
+        sys.stderr.write(text)
+
+
+def _print_summary(report: dict[str, Any]) -> None:
+    totals = report["totals"]
+    say(
+        f"{report['status']} ({report['stop_reason']}) in {report['duration_s']:.2f} s: "
+        f"emitted {totals['emitted']}, delivered {totals['delivered']}, "
+        f"filtered {totals['filtered']}, dropped {totals['dropped']}, errors {totals['errors']}",
+        err=True,
+    )
+    width = max(len(node_id) for node_id in report["nodes"])
+    for node_id, node in report["nodes"].items():
+        say(
+            f"  {node_id:<{width}}  {node['kind']:<9} in {node['in']:>9} out {node['out']:>9} "
+            f"dropped {node['dropped']:>7} errors {node['errors']:>6} "
+            f"p99 {node['latency_ms']['p99']:>8.2f} ms  {node['health']}"
+            + (f" ({node['health_reason']})" if node["health_reason"] else ""),
+            err=True,
+        )

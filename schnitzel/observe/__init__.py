@@ -1,0 +1,1 @@
+"""Observability helpers: structured logs (metrics and health live in `schnitzel.runtime`)."""

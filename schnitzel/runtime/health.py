@@ -1,0 +1,50 @@
+"""A node's health from what its counters did over the last window, with the reason."""
+
+from __future__ import annotations
+
+from schnitzel.runtime.metrics import RateSample
+
+__all__ = ["Health", "judge_health"]
+
+STALL_S = 5.0
+"""A node with queued packets and no progress for this long is stalled."""
+FULL_FRACTION = 0.9
+
+
+class Health:
+    """The three health levels, as strings (the run report's values)."""
+
+    OK = "ok"
+    DEGRADED = "degraded"
+    FAILING = "failing"
+
+
+def judge_health(
+    *,
+    crashed: str | None,
+    delta: tuple[float, RateSample] | None,
+    depth: int,
+    capacity: int | None,
+    idle_s: float,
+    paused: bool,
+) -> tuple[str, str]:
+    """(health, reason). `delta` is what the counters did over the window; `idle_s` is the
+    time since the node last made progress."""
+    if crashed:
+        return Health.FAILING, f"stopped with an error: {crashed}"
+    if paused:
+        return Health.OK, "paused by an operator"
+    if depth and idle_s >= STALL_S:
+        return Health.FAILING, f"stalled: {depth} packets queued, no progress for {idle_s:.0f} s"
+    if delta is not None:
+        seconds, d = delta
+        handled = max(d.processed, d.emitted)
+        if d.errors and d.errors * 2 >= max(handled, 1):
+            return Health.FAILING, f"{d.errors} errors in {seconds:.0f} s (of {handled} packets)"
+        if d.errors:
+            return Health.DEGRADED, f"{d.errors} errors in the last {seconds:.0f} s"
+        if d.dropped:
+            return Health.DEGRADED, f"dropped {d.dropped} packets in the last {seconds:.0f} s"
+    if capacity and depth >= FULL_FRACTION * capacity:
+        return Health.DEGRADED, f"inbox {100 * depth // capacity}% full"
+    return Health.OK, ""

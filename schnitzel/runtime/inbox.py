@@ -1,0 +1,188 @@
+"""A node's bounded inbox with the overflow policy the graph chose, and the in-flight count
+that tells the runtime when a graph has gone quiet.
+
+Producers hand over whole batches (`offer`); the consumer takes up to a batch at a time
+(`take`). Under `block` a producer that did not fit waits for space (`wait_space`) in
+arrival order, which keeps fan-in fair: no producer overtakes one that waits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+
+from schnitzel.contract.packet import StreamPacket
+from schnitzel.runtime.metrics import DropReason, NodeMetrics
+
+__all__ = ["InFlight", "Inbox"]
+
+
+class InFlight:
+    """Packets queued in inboxes or being processed, across the whole graph.
+
+    A node adds its outputs before it retires its inputs, so the count touches zero only when
+    nothing is left anywhere. With every source finished, zero means the graph is done.
+    """
+
+    __slots__ = ("count", "idle", "sources_running")
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.sources_running = 0
+        self.idle = asyncio.Event()
+
+    def add(self, n: int) -> None:
+        self.count += n
+
+    def retire(self, n: int) -> None:
+        self.count -= n
+        if self.count == 0 and self.sources_running == 0:
+            self.idle.set()
+
+    def source_finished(self) -> None:
+        self.sources_running -= 1
+        if self.count == 0 and self.sources_running == 0:
+            self.idle.set()
+
+
+class Inbox:
+    """Bounded FIFO of packets for one node."""
+
+    __slots__ = (
+        "_consumer",
+        "_items",
+        "_space_waiters",
+        "capacity",
+        "closed",
+        "in_flight",
+        "metrics",
+        "overflow",
+    )
+
+    def __init__(
+        self, capacity: int, overflow: str, metrics: NodeMetrics, in_flight: InFlight
+    ) -> None:
+        self.capacity = capacity
+        self.overflow = overflow
+        self.metrics = metrics
+        self.in_flight = in_flight
+        self.closed = False
+        self._items: deque[StreamPacket] = deque()
+        self._consumer: asyncio.Future[None] | None = None
+        self._space_waiters: deque[asyncio.Future[None]] = deque()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def offer(self, batch: list[StreamPacket], start: int = 0, force: bool = False) -> int:
+        """Queue `batch[start:]`; return the index of the first packet not taken.
+
+        Under `block` that is where the producer must wait for space (`len(batch)` when all
+        fit). Drop policies always take the whole batch and count what they drop. `force`
+        queues everything regardless: edges leaving a delay node use it so a cycle always
+        moves (docs/architecture.md).
+        """
+        items = self._items
+        n = len(batch) - start
+        metrics = self.metrics
+        metrics.received += n
+        if self.closed:  # the node stopped for good: what still arrives is lost, and counted
+            metrics.drop(DropReason.NODE_FAILED, n)
+            return len(batch)
+        room = self.capacity - len(items)
+        retired = 0
+        if n <= room or force:
+            items.extend(batch if start == 0 else batch[start:])
+            taken = n
+            end = len(batch)
+        elif self.overflow == "block":
+            taken = max(room, 0)
+            end = start + taken
+            metrics.received -= n - taken  # the rest arrives when the producer retries
+            items.extend(batch[start:end])
+        elif self.overflow == "drop_new":
+            taken = max(room, 0)
+            items.extend(batch[start : start + taken])
+            metrics.drop(DropReason.INBOX_FULL, n - taken)
+            end = len(batch)
+        else:  # drop_oldest
+            displaced = min(len(items), n - room)
+            for _ in range(displaced):
+                items.popleft()
+            items.extend(batch[start:] if start else batch)
+            extra = len(items) - self.capacity  # a batch larger than the whole inbox
+            for _ in range(extra):
+                items.popleft()
+            metrics.drop(DropReason.DISPLACED, displaced + max(extra, 0))
+            taken = n - max(extra, 0)
+            end = len(batch)
+            retired = displaced
+        if taken:
+            self.in_flight.add(taken)
+            metrics.depth_max = max(metrics.depth_max, len(items))
+            consumer = self._consumer
+            if consumer is not None and not consumer.done():
+                consumer.set_result(None)
+        if retired:  # after the add, so the graph never looks idle in between
+            self.in_flight.retire(retired)
+        return end
+
+    async def wait_space(self) -> None:
+        """Wait until the consumer has taken packets (for a producer that did not fit)."""
+        waiter = asyncio.get_running_loop().create_future()
+        self._space_waiters.append(waiter)
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            if waiter in self._space_waiters:
+                self._space_waiters.remove(waiter)
+            raise
+
+    async def put(self, batch: list[StreamPacket], force: bool = False) -> None:
+        """Queue the whole batch, waiting for space under `block`."""
+        end = self.offer(batch, 0, force)
+        while end < len(batch):
+            await self.wait_space()
+            end = self.offer(batch, end)
+
+    def take(self, limit: int) -> list[StreamPacket]:
+        """Up to `limit` packets, oldest first; wakes producers waiting for space."""
+        items = self._items
+        if len(items) <= limit:
+            batch = list(items)
+            items.clear()
+        else:
+            popleft = items.popleft
+            batch = [popleft() for _ in range(limit)]
+        waiters = self._space_waiters
+        while waiters:
+            waiter = waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+        return batch
+
+    async def wait_items(self) -> None:
+        """Return once packets are queued or the inbox is closed."""
+        if self._items or self.closed:
+            return
+        self._consumer = asyncio.get_running_loop().create_future()
+        try:
+            await self._consumer
+        finally:
+            self._consumer = None
+
+    def close(self) -> None:
+        """No more packets will come: wake the consumer so it can finish."""
+        self.closed = True
+        consumer = self._consumer
+        if consumer is not None and not consumer.done():
+            consumer.set_result(None)
+
+    def abandon(self) -> int:
+        """Drop what is still queued (forced shutdown); return how many."""
+        left = len(self._items)
+        if left:
+            self._items.clear()
+            self.metrics.drop(DropReason.SHUTDOWN, left)
+            self.in_flight.retire(left)
+        return left

@@ -1,0 +1,155 @@
+"""Per-node counters and histograms, updated by the node's own task in O(1) per batch.
+
+Counters only ever grow. Rates and health are derived from them by `RateWindow` samples, so
+the hot path never computes a rate or keeps a history of packets.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass
+
+from schnitzel.runtime.histogram import Histogram
+
+__all__ = ["DropReason", "ErrorRecord", "NodeMetrics", "RateSample", "RateWindow"]
+
+RECENT_ERRORS = 20
+"""Errors kept per node for the console and the report (newest last)."""
+
+
+class DropReason:
+    """Why a packet was dropped. Intentional filtering is counted apart (`filtered`)."""
+
+    INBOX_FULL = "inbox_full"
+    """`overflow: drop_new` refused the arriving packet."""
+    DISPLACED = "displaced"
+    """`overflow: drop_oldest` pushed the oldest queued packet out."""
+    NODE_FAILED = "node_failed"
+    """Sent to a node whose task had stopped with an error."""
+    SHUTDOWN = "shutdown"
+    """Still queued when the drain timed out or a second signal forced the exit."""
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorRecord:
+    """One failure of a node on one packet."""
+
+    ts: float
+    packet_id: str | None
+    error: str
+    message: str
+
+
+class NodeMetrics:
+    """What one node did. Written by its own task only; read by snapshots."""
+
+    __slots__ = (
+        "crashed",
+        "delivered",
+        "depth_max",
+        "dropped",
+        "emitted",
+        "errors",
+        "filtered",
+        "last_progress",
+        "latency",
+        "processed",
+        "processing",
+        "received",
+        "recent_errors",
+    )
+
+    def __init__(self) -> None:
+        self.received = 0
+        """Packets that arrived at the inbox (accepted or dropped)."""
+        self.processed = 0
+        """Packets taken from the inbox and handed to the plugin (`in` in the report)."""
+        self.emitted = 0
+        """Packets the node produced, before fan-out (`out` in the report)."""
+        self.filtered = 0
+        """Inputs the plugin chose not to pass on (sample, dedup): not a loss."""
+        self.delivered = 0
+        """Packets a sink completed."""
+        self.errors = 0
+        self.dropped: dict[str, int] = {}
+        self.depth_max = 0
+        self.latency = Histogram()
+        """Age of packets (now - packet.ts) when this node finished them."""
+        self.processing = Histogram()
+        """Time the plugin spent per packet."""
+        self.recent_errors: deque[ErrorRecord] = deque(maxlen=RECENT_ERRORS)
+        self.last_progress = time.monotonic()
+        self.crashed: str | None = None
+        """Why the node's task ended with an error, if it did."""
+
+    def drop(self, reason: str, count: int) -> None:
+        """Count `count` packets dropped for `reason`."""
+        self.dropped[reason] = self.dropped.get(reason, 0) + count
+
+    @property
+    def dropped_total(self) -> int:
+        """Every drop, whatever the reason."""
+        return sum(self.dropped.values())
+
+    def error(self, packet_id: str | None, exc: BaseException) -> ErrorRecord:
+        """Count one error and keep it among the recent ones."""
+        self.errors += 1
+        record = ErrorRecord(time.time(), packet_id, type(exc).__name__, str(exc) or repr(exc))
+        self.recent_errors.append(record)
+        return record
+
+
+@dataclass(frozen=True, slots=True)
+class RateSample:
+    """Counters of one node at one moment."""
+
+    at: float
+    received: int
+    processed: int
+    emitted: int
+    dropped: int
+    errors: int
+
+
+class RateWindow:
+    """Samples of a node's counters over a sliding window, for rates and health."""
+
+    __slots__ = ("_samples", "window_s")
+
+    def __init__(self, window_s: float = 10.0) -> None:
+        self.window_s = window_s
+        self._samples: deque[RateSample] = deque()
+
+    def sample(self, metrics: NodeMetrics, now: float) -> None:
+        """Record the counters now and forget samples older than the window."""
+        samples = self._samples
+        samples.append(
+            RateSample(
+                now,
+                metrics.received,
+                metrics.processed,
+                metrics.emitted,
+                metrics.dropped_total,
+                metrics.errors,
+            )
+        )
+        while len(samples) > 2 and now - samples[1].at >= self.window_s:
+            samples.popleft()
+
+    def delta(self) -> tuple[float, RateSample] | None:
+        """Seconds covered and the counter increases over the window; None before 2 samples."""
+        if len(self._samples) < 2:
+            return None
+        first, last = self._samples[0], self._samples[-1]
+        return (
+            last.at - first.at,
+            RateSample(
+                last.at - first.at,
+                last.received - first.received,
+                last.processed - first.processed,
+                last.emitted - first.emitted,
+                last.dropped - first.dropped,
+                last.errors - first.errors,
+            ),
+        )

@@ -1,0 +1,168 @@
+"""One running node: its plugin instance, inbox, metrics, targets, and how to call it."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections.abc import Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, NamedTuple
+
+from schnitzel.contract.packet import StreamPacket
+from schnitzel.registry.plugin import Plugin, Processor, Sink, Source
+from schnitzel.runtime.inbox import Inbox
+from schnitzel.runtime.metrics import NodeMetrics, RateWindow
+from schnitzel.runtime.pacer import Pacer
+from schnitzel.runtime.processing import Outcome, deliver_each, process_each, run_batch_method
+from schnitzel.validate.graph import ResolvedNode
+
+__all__ = ["Node", "Routed", "Target"]
+
+
+class Routed(NamedTuple):
+    """A packet a plugin with several output ports sends to one named port."""
+
+    port: str
+    packet: StreamPacket
+
+
+class Target(NamedTuple):
+    """Where an output port leads: the next node's inbox."""
+
+    inbox: Inbox
+    force: bool
+    """Queue even when full: set on edges leaving a delay node, so a cycle always moves."""
+
+
+class Node:
+    """A node of the running graph."""
+
+    def __init__(self, resolved: ResolvedNode, plugin: Plugin, inbox: Inbox | None) -> None:
+        self.id = resolved.id
+        self.resolved = resolved
+        self.kind = resolved.spec.kind
+        self.plugin = plugin
+        self.inbox = inbox
+        self.metrics = inbox.metrics if inbox is not None else NodeMetrics()
+        self.window = RateWindow()
+        self.targets: dict[str, list[Target]] = {port: [] for port in plugin.outputs}
+        self.dead_letter: Inbox | None = None
+        self.running = asyncio.Event()
+        self.running.set()
+        self.pacer = Pacer(plugin.rate_hz()) if isinstance(plugin, Source) else None
+        self.concurrency = resolved.spec.concurrency
+        self.pool: ThreadPoolExecutor | None = None
+        if plugin.blocking:
+            self.pool = ThreadPoolExecutor(resolved.spec.concurrency, f"schnitzel-{self.id}")
+        self.call = self._choose_call()
+        self.health = "ok"
+        self.health_reason = ""
+        self.holding = 0
+        """Packets taken from the inbox and not yet passed on."""
+        self.emitting = False
+        """True while the node waits for room downstream (backpressure, not a stall)."""
+
+    @property
+    def paused(self) -> bool:
+        """True while an operator has paused the node."""
+        return not self.running.is_set()
+
+    async def emit(self, packets: list[Any]) -> None:
+        """Pass packets on to every target of their port, waiting where an inbox blocks."""
+        targets = self.targets
+        if len(targets) == 1:
+            for target in next(iter(targets.values())):
+                await target.inbox.put(packets, target.force)
+            return
+        by_port: dict[str, list[StreamPacket]] = {}
+        default = self.plugin.outputs[0]
+        for item in packets:
+            if item.__class__ is Routed:
+                by_port.setdefault(item.port, []).append(item.packet)
+            else:
+                by_port.setdefault(default, []).append(item)
+        for port, batch in by_port.items():
+            if port not in targets:
+                raise ValueError(f"node {self.id!r} routed a packet to unknown port {port!r}")
+            for target in targets[port]:
+                await target.inbox.put(batch, target.force)
+
+    def _choose_call(self) -> Callable[[list[StreamPacket]], Coroutine[Any, Any, Outcome]]:
+        """How this node hands a batch to its plugin, decided once at start."""
+        plugin = self.plugin
+        if isinstance(plugin, Source):
+            return _never
+        if isinstance(plugin, Sink):
+            method, each, batch_name = plugin.deliver, deliver_each, "deliver_batch"
+        elif isinstance(plugin, Processor):
+            method, each, batch_name = plugin.process, process_each, "process_batch"
+        else:
+            raise TypeError(f"node {self.id!r}: {type(plugin).__name__} is not a node plugin")
+        if inspect.iscoroutinefunction(method):
+            return _each_awaited(method, isinstance(plugin, Sink))
+        has_batch = getattr(type(plugin), batch_name) is not getattr(
+            Sink if isinstance(plugin, Sink) else Processor, batch_name
+        )
+
+        def sync_call(batch: list[StreamPacket]) -> Outcome:
+            return run_batch_method(plugin, batch) if has_batch else each(method, batch)
+
+        if self.pool is None:
+
+            async def inline(batch: list[StreamPacket]) -> Outcome:
+                return sync_call(batch)
+
+            return inline
+        return _in_pool(self.pool, self.concurrency, sync_call)
+
+
+async def _never(batch: list[StreamPacket]) -> Outcome:
+    raise AssertionError("a source has no inbox to process")
+
+
+def _each_awaited(
+    method: Callable[[StreamPacket], Any], is_sink: bool
+) -> Callable[[list[StreamPacket]], Coroutine[Any, Any, Outcome]]:
+    async def call(batch: list[StreamPacket]) -> Outcome:
+        outcome = Outcome()
+        for packet in batch:
+            try:
+                result = await method(packet)
+            except Exception as exc:
+                outcome.failures.append((packet, exc))
+                continue
+            if is_sink:
+                continue
+            if result is None:
+                outcome.filtered += 1
+            elif result.__class__ is StreamPacket:
+                outcome.outputs.append(result)
+            else:
+                before = len(outcome.outputs)
+                outcome.outputs.extend(result)
+                outcome.filtered += len(outcome.outputs) == before
+        return outcome
+
+    return call
+
+
+def _in_pool(
+    pool: ThreadPoolExecutor, concurrency: int, call: Callable[[list[StreamPacket]], Outcome]
+) -> Callable[[list[StreamPacket]], Coroutine[Any, Any, Outcome]]:
+    """Split a batch into up to `concurrency` chunks run at once; results keep input order."""
+
+    async def run(batch: list[StreamPacket]) -> Outcome:
+        loop = asyncio.get_running_loop()
+        if concurrency == 1 or len(batch) == 1:
+            return await loop.run_in_executor(pool, call, batch)
+        size = -(-len(batch) // concurrency)
+        chunks = [batch[i : i + size] for i in range(0, len(batch), size)]
+        outcomes = await asyncio.gather(
+            *(loop.run_in_executor(pool, call, chunk) for chunk in chunks)
+        )
+        total = outcomes[0]
+        for outcome in outcomes[1:]:
+            total.merge(outcome)
+        return total
+
+    return run

@@ -1,0 +1,104 @@
+"""The run report (DESIGN 3.5): built from the live nodes, the same shape while running
+(`status` "running") and at the end."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from schnitzel.runtime.health import Health
+from schnitzel.runtime.metrics import DropReason
+from schnitzel.runtime.node import Node
+
+if TYPE_CHECKING:
+    from schnitzel.runtime.runtime import Runtime
+
+__all__ = ["build_report", "node_report", "run_status"]
+
+_LOSSES = (DropReason.INBOX_FULL, DropReason.DISPLACED, DropReason.NODE_FAILED)
+
+
+def node_report(node: Node, window_s: float | None = None) -> dict[str, Any]:
+    """One node's entry of the report."""
+    m = node.metrics
+    inbox = node.inbox
+    delta = node.window.delta()
+    rate_in = rate_out = 0.0
+    if delta is not None and delta[0] > 0:
+        seconds, d = delta
+        rate_in, rate_out = d.processed / seconds, d.emitted / seconds
+    p50, p99 = m.latency.percentiles(0.5, 0.99)
+    proc50, proc99 = m.processing.percentiles(0.5, 0.99)
+    entry: dict[str, Any] = {
+        "kind": node.kind,
+        "plugin": node.resolved.spec.plugin,
+        "in": m.processed,
+        "out": m.delivered if node.kind == "sink" else m.emitted,
+        "dropped": m.dropped_total,
+        "errors": m.errors,
+        "queue_depth": len(inbox) if inbox is not None else 0,
+        "queue_depth_max": m.depth_max,
+        "latency_ms": {"p50": round(p50 * 1000, 3), "p99": round(p99 * 1000, 3)},
+        "health": node.health,
+        "health_reason": node.health_reason,
+        "received": m.received,
+        "filtered": m.filtered,
+        "dropped_by_reason": dict(m.dropped),
+        "processing_ms": {"p50": round(proc50 * 1000, 4), "p99": round(proc99 * 1000, 4)},
+        "rate_in_per_s": round(rate_in, 1),
+        "rate_out_per_s": round(rate_out, 1),
+        "queue_capacity": inbox.capacity if inbox is not None else 0,
+        "overflow": node.resolved.spec.inbox.overflow,
+        "paused": node.paused,
+        "recent_errors": [
+            {"ts": e.ts, "packet_id": e.packet_id, "error": e.error, "message": e.message}
+            for e in m.recent_errors
+        ],
+    }
+    if node.kind == "sink":
+        entry["delivered"] = m.delivered
+    if node.pacer is not None:
+        entry["rate_hz"] = node.pacer.rate_hz
+    if node.resolved.spec.inbox.durable is not None:
+        entry["durable"] = {"backlog": entry["queue_depth"], "oldest_age_s": 0.0}
+    return entry
+
+
+def run_status(runtime: Runtime) -> str:
+    """ok, degraded (errors or packets lost) or error (stopped by an error)."""
+    if runtime.stop_reason == "error" or any(n.metrics.crashed for n in runtime.nodes.values()):
+        return "error"
+    for node in runtime.nodes.values():
+        m = node.metrics
+        if m.errors or m.dropped.get(DropReason.SHUTDOWN) or any(m.dropped.get(r) for r in _LOSSES):
+            return "degraded"
+        if node.health != Health.OK:
+            return "degraded"
+    return "ok"
+
+
+def build_report(runtime: Runtime) -> dict[str, Any]:
+    """The whole report: status, stop reason, totals and every node."""
+    nodes = {node_id: node_report(node) for node_id, node in runtime.nodes.items()}
+    sources = [n for n in runtime.nodes.values() if n.kind == "source"]
+    sinks = [n for n in runtime.nodes.values() if n.kind == "sink"]
+    finished = runtime.stop_reason is not None and runtime.finished
+    started = runtime.started_wall or time.time()
+    ended = runtime.ended_wall if finished else time.time()
+    path = runtime.graph.path
+    return {
+        "status": run_status(runtime) if finished else "running",
+        "stop_reason": runtime.stop_reason if finished else None,
+        "graph": str(path) if path is not None else "<memory>",
+        "duration_s": round(max((ended or started) - started, 0.0), 3),
+        "totals": {
+            "emitted": sum(n.metrics.emitted for n in sources),
+            "delivered": sum(n.metrics.delivered for n in sinks),
+            "dropped": sum(n.metrics.dropped_total for n in runtime.nodes.values()),
+            "errors": sum(n.metrics.errors for n in runtime.nodes.values()),
+            "filtered": sum(n.metrics.filtered for n in runtime.nodes.values()),
+            "in_flight": runtime.in_flight.count,
+        },
+        "stop_detail": runtime.stop_detail,
+        "nodes": nodes,
+    }

@@ -1,0 +1,386 @@
+"""The embedded runtime: runs a validated graph on one asyncio loop until a stop condition.
+
+    runtime = Runtime(load_graph("graphs/demo.yaml"))
+    report = await runtime.run(max_packets=10_000)
+
+Stop conditions: every source exhausted and nothing left in flight; the `max_packets`
+budget spent; `duration_s` elapsed; `request_stop()` (signals, operators); an error under
+`on_error: stop`. Each but the first stops the sources and drains what is in flight (up to
+`drain_timeout_s`); `force_stop()` abandons what is queued and counts it as dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from schnitzel.contract.packet import StreamPacket
+from schnitzel.errors import RuntimeStartError
+from schnitzel.registry.plugin import NodeContext, Plugin, Processor, Sink, Source
+from schnitzel.runtime.budget import Budget
+from schnitzel.runtime.events import EventLog
+from schnitzel.runtime.health import Health, judge_health
+from schnitzel.runtime.inbox import Inbox, InFlight
+from schnitzel.runtime.metrics import DropReason, NodeMetrics
+from schnitzel.runtime.node import Node, Target
+from schnitzel.runtime.processing import Failure
+from schnitzel.runtime.report import build_report
+from schnitzel.runtime.runners import run_source, run_worker
+from schnitzel.validate.graph import ValidatedGraph
+
+__all__ = ["Runtime", "StopReason"]
+
+TICK_S = 1.0
+"""How often rates and health are sampled."""
+LOGGED_ERRORS_PER_NODE = 10
+"""Errors logged one by one per node; after that every 1000th (all are counted)."""
+
+
+class StopReason:
+    """Why a run ended (the run report's `stop_reason`)."""
+
+    MAX_PACKETS = "max_packets"
+    DURATION = "duration"
+    SOURCES_EXHAUSTED = "sources_exhausted"
+    SIGNAL = "signal"
+    ERROR = "error"
+
+
+class Runtime:
+    """A graph being run. Build it from `load_graph(...)`, then `await run(...)` once."""
+
+    def __init__(
+        self,
+        graph: ValidatedGraph,
+        state_dir: Path | None = None,
+        drain_timeout_s: float = 30.0,
+        logger: logging.Logger | None = None,
+    ) -> None:
+        self.graph = graph
+        self.state_dir = state_dir or graph.base_dir / ".schnitzel-state"
+        self.drain_timeout_s = drain_timeout_s
+        self.logger = logger or logging.getLogger("schnitzel.runtime")
+        self.events = EventLog(self.logger)
+        self.in_flight = InFlight()
+        self.budget = Budget(None)
+        self.nodes: dict[str, Node] = {}
+        self.stop_reason: str | None = None
+        self.stop_detail = ""
+        self.stopping = False
+        self.finished = False
+        self.forced = False
+        self.started_wall: float | None = None
+        self.ended_wall: float | None = None
+        self._stop_requested = asyncio.Event()
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._in_stoppable: set[str] = set()
+        self._stop_cancelled: set[str] = set()
+        self._build()
+
+    # -- building ---------------------------------------------------------------------------
+
+    def _build(self) -> None:
+        for node_id, resolved in self.graph.nodes.items():
+            plugin = self._instantiate(resolved.plugin, resolved.config, node_id)
+            inbox = None
+            if resolved.spec.kind != "source":
+                spec = resolved.spec.inbox
+                if spec.durable is not None:
+                    raise RuntimeStartError(
+                        f"node {node_id!r} has a durable inbox ({spec.durable.path}); this "
+                        "build runs in-memory inboxes only and will not pretend otherwise: "
+                        "remove `inbox.durable` or run a release with durable delivery"
+                    )
+                inbox = Inbox(spec.max, spec.overflow, NodeMetrics(), self.in_flight)
+            self.nodes[node_id] = Node(resolved, plugin, inbox)
+        for edge in self.graph.edges:
+            source, target = self.nodes[edge.source], self.nodes[edge.target]
+            assert target.inbox is not None
+            force = source.kind == "delay" and target.inbox.overflow == "block"
+            source.targets[edge.source_port].append(Target(target.inbox, force))
+        for node in self.nodes.values():
+            dead_letter = node.resolved.spec.dead_letter
+            if dead_letter is not None:
+                node.dead_letter = self.nodes[dead_letter].inbox
+
+    def _instantiate(self, cls: type[Plugin], config: Any, node_id: str) -> Plugin:
+        base = Source if issubclass(cls, Source) else Sink if issubclass(cls, Sink) else Processor
+        method = {Source: "packets", Sink: "deliver", Processor: "process"}[base]
+        if getattr(cls, method) is getattr(base, method):
+            raise RuntimeStartError(
+                f"node {node_id!r}: plugin {cls.name!r} declares itself but does not implement "
+                f"{method}(), so it cannot run; update the plugin's pack"
+            )
+        context = NodeContext(
+            node_id, self.graph.base_dir, self.state_dir, self.logger.getChild(node_id)
+        )
+        try:
+            return cls(config, context)
+        except Exception as exc:
+            raise RuntimeStartError(
+                f"node {node_id!r}: plugin {cls.name!r} failed to start: {exc}"
+            ) from exc
+
+    # -- running ----------------------------------------------------------------------------
+
+    async def run(
+        self, max_packets: int | None = None, duration_s: float | None = None
+    ) -> dict[str, Any]:
+        """Run until a stop condition; return the run report."""
+        if self.started_wall is not None:
+            raise RuntimeError("a Runtime runs once; build a new one to run again")
+        self.budget = Budget(max_packets)
+        self.started_wall = time.time()
+        await self._open_plugins()
+        loop = asyncio.get_running_loop()
+        timer = ticker = None
+        try:
+            self._start_tasks()
+            await self._start_delays()
+            ticker = asyncio.create_task(self._tick(), name="schnitzel-metrics")
+            if duration_s is not None:
+                timer = loop.call_later(duration_s, self.request_stop, StopReason.DURATION)
+            await self._until_done()
+        finally:
+            if timer is not None:
+                timer.cancel()
+            if ticker is not None:
+                ticker.cancel()
+            await self._shutdown()
+        return build_report(self)
+
+    async def _open_plugins(self) -> None:
+        opened: list[Node] = []
+        for node in self.nodes.values():
+            try:
+                await node.plugin.open()
+            except Exception as exc:
+                for done in opened:
+                    await self._close_plugin(done)
+                raise RuntimeStartError(
+                    f"node {node.id!r} ({node.resolved.spec.plugin}) could not open: {exc}"
+                ) from exc
+            opened.append(node)
+
+    def _start_tasks(self) -> None:
+        sources = [n for n in self.nodes.values() if n.kind == "source"]
+        self.in_flight.sources_running = len(sources)
+        for node in self.nodes.values():
+            runner = run_source if node.kind == "source" else run_worker
+            self._tasks[node.id] = asyncio.create_task(
+                self._guard(node, runner(node, self)), name=f"schnitzel-node-{node.id}"
+            )
+
+    async def _start_delays(self) -> None:
+        for node in self.nodes.values():
+            if node.kind == "delay":
+                initial = list(node.plugin.initial_packets())  # type: ignore[attr-defined]
+                node.metrics.emitted += len(initial)
+                await node.emit(initial)
+
+    async def _until_done(self) -> None:
+        idle = asyncio.ensure_future(self.in_flight.idle.wait())
+        stop = asyncio.ensure_future(self._stop_requested.wait())
+        try:
+            await asyncio.wait({idle, stop}, return_when=asyncio.FIRST_COMPLETED)
+            if not self.in_flight.idle.is_set():
+                self._stop_sources()
+                try:
+                    await asyncio.wait_for(asyncio.shield(idle), self.drain_timeout_s)
+                except TimeoutError:
+                    self._abandon(f"drain did not finish within {self.drain_timeout_s:g} s")
+        finally:
+            idle.cancel()
+            stop.cancel()
+        if self.stop_reason is None:
+            exhausted = self.budget.exhausted
+            self.stop_reason = StopReason.MAX_PACKETS if exhausted else StopReason.SOURCES_EXHAUSTED
+
+    async def _shutdown(self) -> None:
+        self.stopping = True
+        for node in self.nodes.values():
+            if node.inbox is not None:
+                node.inbox.close()
+        tasks = list(self._tasks.values())
+        for node in self.nodes.values():
+            node.running.set()  # a paused node must wake to see its inbox closed
+        if self.forced:
+            for task in tasks:
+                task.cancel()
+        _done, pending = await asyncio.wait(tasks, timeout=5.0) if tasks else (set(), set())
+        for task in pending:
+            task.cancel()
+        for node in self.nodes.values():
+            await self._close_plugin(node)
+            if node.pool is not None:
+                node.pool.shutdown(wait=False, cancel_futures=True)
+        self._tick_once()
+        self.ended_wall = time.time()
+        self.finished = True
+        self.events.add("info", f"run ended: {self.stop_reason} {self.stop_detail}".strip())
+
+    async def _close_plugin(self, node: Node) -> None:
+        try:
+            await node.plugin.close()
+        except Exception as exc:
+            self.events.add("error", f"closing failed: {exc}", node.id)
+
+    async def _guard(self, node: Node, runner: Any) -> None:
+        """Run a node's task; an unexpected error stops that node and, gracefully, the run."""
+        try:
+            await runner
+        except asyncio.CancelledError:
+            if node.id not in self._stop_cancelled and not self.forced:
+                raise
+        except Exception as exc:
+            self._node_crashed(node, exc)
+        finally:
+            if node.kind == "source":
+                self.in_flight.source_finished()
+
+    def _node_crashed(self, node: Node, exc: Exception) -> None:
+        node.metrics.crashed = f"{type(exc).__name__}: {exc}"
+        self.logger.error("node %s stopped: %s", node.id, exc, exc_info=exc)
+        self.events.add("error", f"node stopped with an error: {exc}", node.id)
+        if node.inbox is not None:
+            node.inbox.close()
+            lost = len(node.inbox) + node.holding
+            node.inbox.abandon()
+            if node.holding:
+                node.metrics.drop(DropReason.NODE_FAILED, node.holding)
+                self.in_flight.retire(node.holding)
+                node.holding = 0
+            if lost:
+                self.events.add("error", f"{lost} queued packets lost with the node", node.id)
+        self.request_stop(StopReason.ERROR, f"node {node.id!r} stopped: {exc}")
+
+    # -- stopping ---------------------------------------------------------------------------
+
+    def request_stop(self, reason: str, detail: str = "") -> None:
+        """Stop the sources and drain what is in flight. The first reason given is kept."""
+        if self.stop_reason is None:
+            self.stop_reason = reason
+            self.stop_detail = detail
+            self.events.add("info", f"stopping ({reason}){': ' + detail if detail else ''}")
+        self._stop_requested.set()
+        self._stop_sources()
+
+    def force_stop(self) -> None:
+        """Stop now: abandon what is queued (counted as dropped, reason shutdown)."""
+        self.forced = True
+        self.request_stop(StopReason.SIGNAL, "forced by a second signal")
+        self._abandon("forced stop")
+        for task in self._tasks.values():
+            task.cancel()
+
+    def _stop_sources(self) -> None:
+        self.stopping = True
+        for node_id in list(self._in_stoppable):
+            task = self._tasks.get(node_id)
+            if task is not None and not task.done():
+                self._stop_cancelled.add(node_id)
+                task.cancel()
+
+    @contextlib.contextmanager
+    def stoppable(self, node: Node) -> Iterator[None]:
+        """Mark a source's wait (pacing, pause, an async pull) as safe to cancel on stop."""
+        if self.stopping:
+            self._stop_cancelled.add(node.id)
+            raise asyncio.CancelledError
+        self._in_stoppable.add(node.id)
+        try:
+            yield
+        finally:
+            self._in_stoppable.discard(node.id)
+
+    def _abandon(self, why: str) -> None:
+        lost = 0
+        for node in self.nodes.values():
+            if node.inbox is not None:
+                lost += node.inbox.abandon()
+            if node.holding:
+                node.metrics.drop(DropReason.SHUTDOWN, node.holding)
+                lost += node.holding
+                self.in_flight.retire(node.holding)
+                node.holding = 0
+        if lost:
+            self.events.add("warning", f"{why}: {lost} packets still queued were dropped")
+        self.in_flight.idle.set()
+
+    # -- errors -----------------------------------------------------------------------------
+
+    async def handle_failures(self, node: Node, failures: list[Failure]) -> None:
+        """Count and log each failed packet, then apply the node's `on_error` policy."""
+        for packet, exc in failures:
+            self._record_error(node, packet.packet_id, exc)
+        policy = node.resolved.spec.on_error
+        if policy == "dead_letter" and node.dead_letter is not None:
+            letters = [_dead_letter(node.id, packet, exc) for packet, exc in failures]
+            await node.dead_letter.put(letters)
+        elif policy == "stop":
+            packet, exc = failures[0]
+            self.request_stop(
+                StopReason.ERROR, f"node {node.id!r} failed on packet {packet.packet_id}: {exc}"
+            )
+
+    async def source_failed(self, node: Node, exc: Exception) -> None:
+        """A source's iterator raised: the source ends; `on_error: stop` stops the graph."""
+        self._record_error(node, None, exc)
+        self.events.add("error", f"source ended with an error: {exc}", node.id)
+        if node.resolved.spec.on_error == "stop":
+            self.request_stop(StopReason.ERROR, f"source {node.id!r} failed: {exc}")
+
+    def _record_error(self, node: Node, packet_id: str | None, exc: Exception) -> None:
+        record = node.metrics.error(packet_id, exc)
+        count = node.metrics.errors
+        if count <= LOGGED_ERRORS_PER_NODE or count % 1000 == 0:
+            self.logger.warning(
+                "node %s: %s on packet %s: %s (%d errors so far)",
+                node.id,
+                record.error,
+                packet_id,
+                record.message,
+                count,
+                extra={"node": node.id, "packet_id": packet_id},
+            )
+
+    # -- metrics ----------------------------------------------------------------------------
+
+    async def _tick(self) -> None:
+        while True:
+            self._tick_once()
+            await asyncio.sleep(TICK_S)
+
+    def _tick_once(self) -> None:
+        now = time.monotonic()
+        for node in self.nodes.values():
+            node.window.sample(node.metrics, now)
+            inbox = node.inbox
+            health, reason = judge_health(
+                crashed=node.metrics.crashed,
+                delta=node.window.delta(),
+                depth=len(inbox) if inbox is not None else 0,
+                capacity=inbox.capacity if inbox is not None else None,
+                idle_s=0.0 if node.emitting else now - node.metrics.last_progress,
+                paused=node.paused,
+            )
+            if health != node.health:
+                level = "info" if health == Health.OK else "warning"
+                self.events.add(
+                    level, f"health {node.health} -> {health} {reason}".strip(), node.id
+                )
+            node.health, node.health_reason = health, reason
+
+    def snapshot(self) -> dict[str, Any]:
+        """The run report, live (`status` is "running" until the run ends)."""
+        return build_report(self)
+
+
+def _dead_letter(node_id: str, packet: StreamPacket, exc: Exception) -> StreamPacket:
+    error = {"node": node_id, "error": type(exc).__name__, "message": str(exc) or repr(exc)}
+    return packet.evolve(meta={**packet.meta, "error": error})
