@@ -219,7 +219,7 @@ class Runtime:
             await self._close_plugin(node)
             if node.pool is not None:
                 node.pool.shutdown(wait=False, cancel_futures=True)
-        self._tick_once()
+        self._tick_once(final=True)
         self.ended_wall = time.time()
         self.finished = True
         self.events.add("info", f"run ended: {self.stop_reason} {self.stop_detail}".strip())
@@ -356,7 +356,7 @@ class Runtime:
             self._tick_once()
             await asyncio.sleep(TICK_S)
 
-    def _tick_once(self) -> None:
+    def _tick_once(self, final: bool = False) -> None:
         now = time.monotonic()
         for node in self.nodes.values():
             node.window.sample(node.metrics, now)
@@ -369,12 +369,23 @@ class Runtime:
                 idle_s=0.0 if node.emitting else now - node.metrics.last_progress,
                 paused=node.paused,
             )
-            if health != node.health:
-                level = "info" if health == Health.OK else "warning"
-                self.events.add(
-                    level, f"health {node.health} -> {health} {reason}".strip(), node.id
-                )
-            node.health, node.health_reason = health, reason
+            if final:  # the report's health is what the last sample says, no debounce
+                node.health_pending = health
+            self._set_health(node, health, reason)
+
+    def _set_health(self, node: Node, health: str, reason: str) -> None:
+        """Take a new health level once it held for two samples (failing at once), so a
+        node hovering at a threshold does not flap in the log."""
+        if health == node.health:
+            node.health_reason = reason
+            node.health_pending = None
+            return
+        if health != Health.FAILING and node.health_pending != health:
+            node.health_pending = health
+            return
+        level = "info" if health == Health.OK else "warning"
+        self.events.add(level, f"health {node.health} -> {health} {reason}".strip(), node.id)
+        node.health, node.health_reason, node.health_pending = health, reason, None
 
     def snapshot(self) -> dict[str, Any]:
         """The run report, live (`status` is "running" until the run ends)."""

@@ -1,0 +1,163 @@
+"""Plugins the runtime tests run through `module:Class` (allowlisted per graph).
+
+Each does one thing a test needs to provoke: fail on chosen packets, be slow, block a
+thread, record what reached it, refuse to open. Records are kept per node id in `RECORDS`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections import defaultdict
+from collections.abc import AsyncIterator, Iterator
+from typing import ClassVar
+
+from pydantic import Field
+
+from schnitzel import PluginConfig, Sink, Source, StreamPacket, Transform
+from schnitzel.registry.plugin import Compute
+
+RECORDS: dict[str, list[StreamPacket]] = defaultdict(list)
+"""What each Recorder node received, in order."""
+GATES: dict[str, threading.Event] = defaultdict(threading.Event)
+"""Per node id: a Gated sink waits for its gate before delivering anything."""
+
+
+class FailEvery(PluginConfig):
+    every: int = Field(default=0, ge=0, description="Fail on packets whose seq % every == 0.")
+    delay_s: float = Field(default=0.0, ge=0)
+
+
+class Flaky(Transform):
+    """Raises on packets whose seq is a multiple of `every` (0: never)."""
+
+    name: ClassVar[str] = "flaky"
+    Config: ClassVar[type[PluginConfig]] = FailEvery
+
+    def process(self, packet: StreamPacket) -> StreamPacket:
+        every = self.config.every
+        if every and packet.seq % every == 0:
+            raise ValueError(f"seq {packet.seq} is a multiple of {every}")
+        return packet
+
+
+class Recorder(Sink):
+    """Keeps every packet it receives in RECORDS[node id]; optionally slow (async)."""
+
+    name: ClassVar[str] = "recorder"
+    Config: ClassVar[type[PluginConfig]] = FailEvery
+
+    async def deliver(self, packet: StreamPacket) -> None:
+        if self.config.delay_s:
+            await asyncio.sleep(self.config.delay_s)
+        every = self.config.every
+        if every and packet.seq % every == 0:
+            raise ValueError(f"refused seq {packet.seq}")
+        RECORDS[self.context.node_id].append(packet)
+
+
+class Gated(Sink):
+    """Delivers nothing until GATES[node id] is set (blocks its thread: a stalled backend)."""
+
+    name: ClassVar[str] = "gated"
+    blocking: ClassVar[bool] = True
+
+    def deliver(self, packet: StreamPacket) -> None:
+        GATES[self.context.node_id].wait(timeout=30)
+        RECORDS[self.context.node_id].append(packet)
+
+
+class SlowCompute(Compute):
+    """Sleeps `delay_s` per packet in a thread (a model too heavy for the loop)."""
+
+    name: ClassVar[str] = "slow-compute"
+    Config: ClassVar[type[PluginConfig]] = FailEvery
+
+    def process(self, packet: StreamPacket) -> StreamPacket:
+        time.sleep(self.config.delay_s)
+        return packet.evolve(meta={"thread": threading.current_thread().name})
+
+
+class CountConfig(PluginConfig):
+    count: int = 10
+    fail_at: int | None = None
+
+
+class AsyncTicks(Source):
+    """An async generator source: `count` packets, raising at `fail_at` if set."""
+
+    name: ClassVar[str] = "async-ticks"
+    Config: ClassVar[type[PluginConfig]] = CountConfig
+
+    async def packets(self) -> AsyncIterator[StreamPacket]:
+        for seq in range(self.config.count):
+            if seq == self.config.fail_at:
+                raise RuntimeError(f"device unplugged at {seq}")
+            await asyncio.sleep(0)
+            yield StreamPacket.new("sensor", self.context.node_id, seq, {"n": seq})
+
+
+class Forever(Source):
+    """An async source that waits for data that never comes (a quiet network socket)."""
+
+    name: ClassVar[str] = "forever"
+
+    async def packets(self) -> AsyncIterator[StreamPacket]:
+        await asyncio.Event().wait()
+        yield StreamPacket.new("sensor", "never", 0)
+
+
+class BrokenGenerator(Source):
+    """A plain generator that raises after `fail_at` packets."""
+
+    name: ClassVar[str] = "broken-generator"
+    Config: ClassVar[type[PluginConfig]] = CountConfig
+
+    def packets(self) -> Iterator[StreamPacket]:
+        for seq in range(self.config.count):
+            if seq == self.config.fail_at:
+                raise RuntimeError(f"sensor bus error at {seq}")
+            yield StreamPacket.new("sensor", self.context.node_id, seq)
+
+
+class RefusesToOpen(Sink):
+    """Its open() fails, as a sink whose backend is misconfigured would."""
+
+    name: ClassVar[str] = "refuses"
+
+    async def open(self) -> None:
+        raise ConnectionRefusedError("backend 127.0.0.1:9 refused the connection")
+
+    def deliver(self, packet: StreamPacket) -> None:
+        raise AssertionError("never opened")
+
+
+class DeclaredOnly(Transform):
+    """Declares itself but implements nothing (a pack written for the validator only)."""
+
+    name: ClassVar[str] = "declared-only"
+
+
+def reset() -> None:
+    """Forget records and close gates between tests."""
+    RECORDS.clear()
+    GATES.clear()
+
+
+class HopsConfig(PluginConfig):
+    field: str = "hops"
+
+
+class CountDown(Transform):
+    """Decrements `payload.hops` and drops the packet when it reaches zero: each packet goes
+    round a loop a fixed number of times."""
+
+    name: ClassVar[str] = "count-down"
+    Config: ClassVar[type[PluginConfig]] = HopsConfig
+
+    def process(self, packet: StreamPacket) -> StreamPacket | None:
+        hops = packet.payload[self.config.field]
+        if hops <= 0:
+            return None
+        return packet.evolve(payload={**packet.payload, self.config.field: hops - 1})
