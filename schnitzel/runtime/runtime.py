@@ -380,7 +380,7 @@ class Runtime:
             node.health_reason = reason
             node.health_pending = None
             return
-        if health != Health.FAILING and node.health_pending != health:
+        if health not in (Health.FAILING, node.health_pending):
             node.health_pending = health
             return
         level = "info" if health == Health.OK else "warning"
