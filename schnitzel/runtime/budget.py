@@ -29,3 +29,4 @@ class Budget:
         """Return packets claimed but not produced (the source ended first)."""
         if self.remaining is not None:
             self.remaining += unused
+            self.exhausted = self.exhausted and self.remaining == 0

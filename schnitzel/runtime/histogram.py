@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
+from itertools import accumulate
 
 __all__ = ["Histogram"]
 
@@ -46,19 +47,6 @@ class Histogram:
         empty."""
         if not self.count:
             return [0.0] * len(quantiles)
-        wanted = sorted((q * self.count, i) for i, q in enumerate(quantiles))
-        found = [0.0] * len(quantiles)
-        seen = 0
-        pending = iter(wanted)
-        target, slot = next(pending)
-        for bucket, n in enumerate(self.counts):
-            if not n:
-                continue
-            seen += n
-            while seen >= target:
-                found[slot] = _BOUNDS[min(bucket, len(_BOUNDS) - 1)]
-                nxt = next(pending, None)
-                if nxt is None:
-                    return found
-                target, slot = nxt
-        return found
+        running = list(accumulate(self.counts))  # C loops: a snapshot reads many of these
+        last = len(_BOUNDS) - 1
+        return [_BOUNDS[min(bisect_left(running, max(q * self.count, 1)), last)] for q in quantiles]

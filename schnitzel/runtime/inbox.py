@@ -2,8 +2,8 @@
 that tells the runtime when a graph has gone quiet.
 
 Producers hand over whole batches (`offer`); the consumer takes up to a batch at a time
-(`take`). Under `block` a producer that did not fit waits for space (`wait_space`) in
-arrival order, which keeps fan-in fair: no producer overtakes one that waits.
+(`take`). Under `block` a producer that did not fit waits in line for space, and freed
+space goes to the first in line: no producer overtakes one that waits, so fan-in is fair.
 """
 
 from __future__ import annotations
@@ -74,7 +74,13 @@ class Inbox:
     def __len__(self) -> int:
         return len(self._items)
 
-    def offer(self, batch: list[StreamPacket], start: int = 0, force: bool = False) -> int:
+    def offer(
+        self,
+        batch: list[StreamPacket],
+        start: int = 0,
+        force: bool = False,
+        newcomer: bool = False,
+    ) -> int:
         """Queue `batch[start:]`; return the index of the first packet not taken.
 
         Under `block` that is where the producer must wait for space (`len(batch)` when all
@@ -90,6 +96,8 @@ class Inbox:
             metrics.drop(DropReason.NODE_FAILED, n)
             return len(batch)
         room = self.capacity - len(items)
+        if newcomer and self._space_waiters and self.overflow == "block":
+            room = 0  # producers already wait for this space: queue behind them
         retired = 0
         if n <= room or force:
             items.extend(batch if start == 0 else batch[start:])
@@ -127,26 +135,38 @@ class Inbox:
             self.in_flight.retire(retired)
         return end
 
-    async def wait_space(self) -> None:
-        """Wait until the consumer has taken packets (for a producer that did not fit)."""
-        waiter = asyncio.get_running_loop().create_future()
-        self._space_waiters.append(waiter)
-        try:
-            await waiter
-        except asyncio.CancelledError:
-            if waiter in self._space_waiters:
-                self._space_waiters.remove(waiter)
-            raise
-
     async def put(self, batch: list[StreamPacket], force: bool = False) -> None:
-        """Queue the whole batch, waiting for space under `block`."""
-        end = self.offer(batch, 0, force)
-        while end < len(batch):
-            await self.wait_space()
-            end = self.offer(batch, end)
+        """Queue the whole batch, waiting for space under `block`.
+
+        Producers that did not fit wait in line; freed space goes to the first in line, and
+        a newcomer queues behind them instead of taking it (no one is overtaken, so no
+        producer of a fan-in starves).
+        """
+        end = self.offer(batch, 0, force, newcomer=True)
+        if end == len(batch):
+            return
+        loop = asyncio.get_running_loop()
+        waiters = self._space_waiters
+        waiter = loop.create_future()
+        waiters.append(waiter)
+        try:
+            while True:
+                await waiter
+                # first in line: take what fits; keep the place in line for the rest
+                end = self.offer(batch, end)
+                if end == len(batch):
+                    return
+                waiter = loop.create_future()
+                waiters[0] = waiter
+        finally:
+            if waiters and waiters[0] is waiter:
+                waiters.popleft()
+                self._wake_first()
+            elif waiter in waiters:  # cancelled while behind others in line
+                waiters.remove(waiter)
 
     def take(self, limit: int) -> list[StreamPacket]:
-        """Up to `limit` packets, oldest first; wakes producers waiting for space."""
+        """Up to `limit` packets, oldest first; wakes the first producer waiting for space."""
         items = self._items
         if len(items) <= limit:
             batch = list(items)
@@ -154,12 +174,15 @@ class Inbox:
         else:
             popleft = items.popleft
             batch = [popleft() for _ in range(limit)]
-        waiters = self._space_waiters
-        while waiters:
-            waiter = waiters.popleft()
-            if not waiter.done():
-                waiter.set_result(None)
+        if self._space_waiters:
+            self._wake_first()
         return batch
+
+    def _wake_first(self) -> None:
+        if self._space_waiters and len(self._items) < self.capacity:
+            first = self._space_waiters[0]
+            if not first.done():
+                first.set_result(None)
 
     async def wait_items(self) -> None:
         """Return once packets are queued or the inbox is closed."""
@@ -177,6 +200,9 @@ class Inbox:
         consumer = self._consumer
         if consumer is not None and not consumer.done():
             consumer.set_result(None)
+        for waiter in self._space_waiters:  # producers in line: what they hold is now lost
+            if not waiter.done():
+                waiter.set_result(None)
 
     def abandon(self) -> int:
         """Drop what is still queued (forced shutdown); return how many."""

@@ -33,7 +33,7 @@ async def run_worker(node: Node, runtime: Runtime) -> None:
     in_flight = runtime.in_flight
     is_sink = node.kind == "sink"
     perf, wall, mono = time.perf_counter, time.time, time.monotonic
-    latency, processing = metrics.latency, metrics.processing
+    record_latency, processing = metrics.latency.record, metrics.processing
     while True:
         if not inbox:
             if inbox.closed:
@@ -48,7 +48,11 @@ async def run_worker(node: Node, runtime: Runtime) -> None:
         outcome = await call(batch)
         processing.record((perf() - started) / n, n)
         now = wall()
-        latency.record_many([now - packet.ts for packet in batch])
+        # At most ~16 samples per batch, each weighted by the stride: exact for the small
+        # batches of a paced stream, and it keeps a 256-packet batch from costing 256 bisects.
+        stride = (n >> 4) or 1
+        for packet in batch[::stride]:
+            record_latency(now - packet.ts, stride)
         metrics.processed += n
         metrics.filtered += outcome.filtered
         metrics.last_progress = mono()

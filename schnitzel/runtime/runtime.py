@@ -80,6 +80,7 @@ class Runtime:
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._in_stoppable: set[str] = set()
         self._stop_cancelled: set[str] = set()
+        self._abandoned = False
         self._build()
 
     # -- building ---------------------------------------------------------------------------
@@ -209,7 +210,7 @@ class Runtime:
         tasks = list(self._tasks.values())
         for node in self.nodes.values():
             node.running.set()  # a paused node must wake to see its inbox closed
-        if self.forced:
+        if self.forced or self._abandoned:  # what is still busy would only hold up the exit
             for task in tasks:
                 task.cancel()
         _done, pending = await asyncio.wait(tasks, timeout=5.0) if tasks else (set(), set())
@@ -235,7 +236,7 @@ class Runtime:
         try:
             await runner
         except asyncio.CancelledError:
-            if node.id not in self._stop_cancelled and not self.forced:
+            if node.id not in self._stop_cancelled and not (self.forced or self._abandoned):
                 raise
         except Exception as exc:
             self._node_crashed(node, exc)
@@ -299,6 +300,7 @@ class Runtime:
             self._in_stoppable.discard(node.id)
 
     def _abandon(self, why: str) -> None:
+        self._abandoned = True
         lost = 0
         for node in self.nodes.values():
             if node.inbox is not None:

@@ -1,0 +1,205 @@
+"""The source pacer, the shared packet budget and the health verdict."""
+
+from __future__ import annotations
+
+import asyncio
+from types import SimpleNamespace
+
+import pytest
+
+from schnitzel.runtime import pacer as pacer_module
+from schnitzel.runtime.budget import Budget
+from schnitzel.runtime.health import STALL_S, Health, judge_health
+from schnitzel.runtime.metrics import RateSample
+from schnitzel.runtime.pacer import Pacer
+
+GUARD_S = 5.0
+"""Hang guard only: nothing here should wait for real time."""
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
+    """The pacer's clock, and only the pacer's: the event loop keeps the real one."""
+    fake = FakeClock()
+    monkeypatch.setattr(pacer_module, "time", SimpleNamespace(monotonic=fake.monotonic))
+    return fake
+
+
+# --- Pacer -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("rate_hz", "burst"), [(50.0, 1), (1000.0, 10), (100_000.0, 1000)])
+def test_pacer_never_grants_more_than_the_burst_after_a_long_pause(
+    clock: FakeClock, rate_hz: float, burst: int
+) -> None:
+    pacer = Pacer(rate_hz)
+    clock.now += 3600.0  # an hour of unused permits must not turn into a burst
+
+    granted = asyncio.run(asyncio.wait_for(pacer.take(1_000_000), GUARD_S))
+    assert granted == burst
+
+
+def test_pacer_grants_only_what_accumulated_at_the_rate(clock: FakeClock) -> None:
+    pacer = Pacer(1000.0)
+    clock.now += 1.0
+
+    async def scenario() -> None:
+        assert await pacer.take(500) == 10  # the bucket holds 10 ms worth
+        clock.now += 0.0045  # 4.5 permits
+        assert await pacer.take(500) == 4
+        clock.now += 0.002  # 0.5 left + 2
+        assert await pacer.take(1) == 1
+        assert await pacer.take(500) == 1
+
+    asyncio.run(asyncio.wait_for(scenario(), GUARD_S))
+
+
+def test_pacer_without_a_rate_grants_everything_asked() -> None:
+    async def scenario() -> None:
+        pacer = Pacer(None)
+        assert await pacer.take(1) == 1
+        assert await pacer.take(123_456) == 123_456
+
+    asyncio.run(asyncio.wait_for(scenario(), GUARD_S))
+
+
+@pytest.mark.parametrize("new_rate", [None, 1_000_000.0])
+def test_set_rate_wakes_a_take_waiting_on_a_very_low_rate(new_rate: float | None) -> None:
+    async def scenario() -> int:
+        pacer = Pacer(0.001)  # one permit per 1000 s
+        assert await pacer.take(5) == 1  # the first permit is there at once
+        waiting = asyncio.create_task(pacer.take(5))
+        await asyncio.sleep(0)  # one scheduling step: the task parks in its wait
+        assert not waiting.done()
+        pacer.set_rate(new_rate)
+        return await waiting
+
+    granted = asyncio.run(asyncio.wait_for(scenario(), GUARD_S))
+    assert 1 <= granted <= 5
+    if new_rate is None:
+        assert granted == 5
+
+
+# --- Budget ------------------------------------------------------------------------------
+
+
+def test_budget_without_a_limit_grants_everything_and_is_never_exhausted() -> None:
+    budget = Budget(None)
+    assert budget.take(10**9) == 10**9
+    budget.give_back(5)
+    assert budget.remaining is None
+    assert not budget.exhausted
+
+
+def test_budget_grants_up_to_what_remains_then_zero_and_reports_exhaustion() -> None:
+    budget = Budget(10)
+    assert budget.take(4) == 4
+    assert budget.take(10) == 6
+    assert budget.remaining == 0
+    assert not budget.exhausted  # spent, but nobody has been refused yet
+    assert budget.take(1) == 0
+    assert budget.exhausted
+
+
+def test_budget_give_back_returns_unused_packets_to_the_pool() -> None:
+    budget = Budget(10)
+    assert budget.take(8) == 8
+    budget.give_back(3)  # the source ended after producing 5
+    assert budget.remaining == 5
+    assert budget.take(100) == 5
+    assert budget.take(1) == 0
+
+
+# --- Health ------------------------------------------------------------------------------
+
+
+def window(
+    *, processed: int = 100, emitted: int = 100, dropped: int = 0, errors: int = 0
+) -> tuple[float, RateSample]:
+    return (10.0, RateSample(10.0, processed, processed, emitted, dropped, errors))
+
+
+def judge(
+    *,
+    crashed: str | None = None,
+    delta: tuple[float, RateSample] | None = None,
+    depth: int = 0,
+    capacity: int | None = 100,
+    idle_s: float = 0.0,
+    paused: bool = False,
+) -> tuple[str, str]:
+    return judge_health(
+        crashed=crashed,
+        delta=delta,
+        depth=depth,
+        capacity=capacity,
+        idle_s=idle_s,
+        paused=paused,
+    )
+
+
+def test_a_crashed_node_is_failing_with_its_error_even_when_paused() -> None:
+    health, reason = judge(crashed="KeyError: 'x'", delta=window(), paused=True)
+    assert health == Health.FAILING
+    assert "KeyError: 'x'" in reason
+
+
+def test_a_node_with_queued_packets_and_no_progress_is_failing_as_stalled() -> None:
+    health, reason = judge(depth=7, idle_s=STALL_S, delta=window())
+    assert health == Health.FAILING
+    assert "stalled" in reason and "7 packets" in reason
+
+
+def test_an_empty_idle_node_is_not_stalled() -> None:
+    assert judge(depth=0, idle_s=10 * STALL_S) == (Health.OK, "")
+
+
+@pytest.mark.parametrize(("errors", "handled"), [(50, 100), (80, 100), (3, 0)])
+def test_errors_on_half_or_more_of_the_packets_mean_failing(errors: int, handled: int) -> None:
+    health, reason = judge(delta=window(processed=handled, emitted=handled, errors=errors))
+    assert health == Health.FAILING
+    assert f"{errors} errors" in reason
+
+
+def test_errors_are_measured_against_the_larger_of_processed_and_emitted() -> None:
+    health, _ = judge(delta=window(processed=10, emitted=100, errors=10))
+    assert health == Health.DEGRADED
+
+
+def test_some_errors_mean_degraded() -> None:
+    health, reason = judge(delta=window(errors=49))
+    assert health == Health.DEGRADED
+    assert "49 errors" in reason
+
+
+def test_drops_mean_degraded() -> None:
+    health, reason = judge(delta=window(dropped=3))
+    assert health == Health.DEGRADED
+    assert "dropped 3" in reason
+
+
+@pytest.mark.parametrize(("depth", "expected"), [(89, Health.OK), (90, Health.DEGRADED)])
+def test_an_inbox_at_least_90_percent_full_means_degraded(depth: int, expected: str) -> None:
+    health, reason = judge(depth=depth, capacity=100, delta=window())
+    assert health == expected
+    if expected == Health.DEGRADED:
+        assert "90% full" in reason
+
+
+def test_a_paused_node_is_ok_with_the_reason_even_with_a_queue_and_no_progress() -> None:
+    health, reason = judge(paused=True, depth=100, idle_s=10 * STALL_S, delta=window(errors=99))
+    assert health == Health.OK
+    assert reason == "paused by an operator"
+
+
+def test_a_healthy_node_is_ok_without_a_reason() -> None:
+    assert judge(delta=window(), depth=10) == (Health.OK, "")
+    assert judge(delta=None, capacity=None, depth=10**6) == (Health.OK, "")
