@@ -1,0 +1,130 @@
+"""The control object: live snapshot in the run-report shape, throttle, pause and resume."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from schnitzel.errors import ControlError
+from schnitzel.runtime import Runtime, RuntimeControl
+from tests.runtime.harness import assert_counts_add_up, graph_from
+
+ENDLESS = """
+nodes:
+  - {id: src, kind: source, plugin: synthetic, config: {rate_hz: 2000.0}}
+  - {id: mid, kind: transform, plugin: passthrough, inbox: {max: 64}}
+  - {id: out, kind: sink, plugin: "null"}
+edges:
+  - {from: src, to: mid}
+  - {from: mid, to: out}
+"""
+REPORT_NODE_KEYS = {
+    "kind", "plugin", "in", "out", "dropped", "errors", "queue_depth", "queue_depth_max",
+    "latency_ms", "health",
+}  # fmt: skip
+
+
+async def _until(predicate: Any, guard_s: float = 10.0) -> None:
+    async with asyncio.timeout(guard_s):
+        while not predicate():
+            await asyncio.sleep(0.01)
+
+
+def _steer(tmp_path: Path, steps: Any) -> dict[str, Any]:
+    graph = graph_from(tmp_path, ENDLESS)
+
+    async def scenario() -> dict[str, Any]:
+        runtime = Runtime(graph, state_dir=tmp_path)
+        control = RuntimeControl(runtime)
+        task = asyncio.create_task(runtime.run())
+        try:
+            await steps(runtime, control)
+        finally:
+            control.stop()
+        return await asyncio.wait_for(task, 30)
+
+    report = asyncio.run(scenario())
+    assert_counts_add_up(report, graph)
+    return report
+
+
+def test_snapshot_has_the_run_report_shape_while_running(tmp_path: Path) -> None:
+    async def steps(runtime: Runtime, control: RuntimeControl) -> None:
+        await _until(lambda: runtime.nodes["out"].metrics.delivered > 100)
+        live = control.snapshot()
+        assert live["status"] == "running" and live["stop_reason"] is None
+        assert set(live["totals"]) >= {"emitted", "delivered", "dropped", "errors"}
+        for node in live["nodes"].values():
+            assert set(node) >= REPORT_NODE_KEYS
+            assert set(node["latency_ms"]) == {"p50", "p99"}
+        json.dumps(live)  # a snapshot goes over sockets as JSON as it is
+
+    report = _steer(tmp_path, steps)
+    assert report["status"] == "ok" and report["stop_reason"] == "signal"
+
+
+def test_a_paused_source_produces_nothing_until_resumed(tmp_path: Path) -> None:
+    async def steps(runtime: Runtime, control: RuntimeControl) -> None:
+        source = runtime.nodes["src"].metrics
+        await _until(lambda: source.emitted > 10)
+        assert control.pause("src")["paused"] == {"before": False, "after": True}
+        await asyncio.sleep(0.05)
+        held = source.emitted
+        await asyncio.sleep(0.2)
+        assert source.emitted == held
+        assert control.snapshot()["nodes"]["src"]["paused"] is True
+        control.resume("src")
+        await _until(lambda: source.emitted > held)
+        messages = [e["message"] for e in control.events()]
+        assert "paused by an operator" in messages and "resumed by an operator" in messages
+
+    _steer(tmp_path, steps)
+
+
+def test_a_paused_node_lets_its_inbox_fill_and_holds_the_source_back(tmp_path: Path) -> None:
+    async def steps(runtime: Runtime, control: RuntimeControl) -> None:
+        control.throttle("src", None)
+        control.pause("mid")
+        await _until(lambda: len(runtime.nodes["mid"].inbox or ()) == 64)
+        await asyncio.sleep(0.1)
+        assert runtime.nodes["mid"].metrics.processed == 0
+        control.resume("mid")
+        await _until(lambda: runtime.nodes["out"].metrics.delivered > 64)
+
+    report = _steer(tmp_path, steps)
+    assert report["totals"]["dropped"] == 0
+    assert report["nodes"]["mid"]["queue_depth_max"] == 64
+
+
+def test_throttle_paces_a_source_to_the_new_rate(tmp_path: Path) -> None:
+    async def steps(runtime: Runtime, control: RuntimeControl) -> None:
+        source = runtime.nodes["src"].metrics
+        await _until(lambda: source.emitted > 10)
+        answer = control.throttle("src", 0.5)
+        assert answer == {"node": "src", "rate_hz": {"before": 2000.0, "after": 0.5}}
+        await asyncio.sleep(0.05)
+        held = source.emitted
+        await asyncio.sleep(0.3)
+        assert source.emitted - held <= 2  # one permit per 2 s (plus one already earned)
+        assert control.snapshot()["nodes"]["src"]["rate_hz"] == 0.5
+
+    _steer(tmp_path, steps)
+
+
+@pytest.mark.parametrize(
+    ("command", "message"),
+    [
+        (lambda c: c.throttle("mid", 10.0), "only sources can be throttled"),
+        (lambda c: c.throttle("src", 0.0), "out of range"),
+        (lambda c: c.throttle("src", float("nan")), "out of range"),
+        (lambda c: c.pause("camera"), "no node 'camera' in this graph; nodes: mid, out, src"),
+    ],
+)
+def test_commands_that_cannot_apply_say_why(command: Any, message: str, tmp_path: Path) -> None:
+    control = RuntimeControl(Runtime(graph_from(tmp_path, ENDLESS), state_dir=tmp_path))
+    with pytest.raises(ControlError, match=message):
+        command(control)

@@ -1,0 +1,187 @@
+"""`schnitzel run` and `schnitzel-tui --no-ui` as an operator runs them: exit codes, the
+JSON report, structured logs, and signals (SIGTERM drains; a second signal exits at once)."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import REPO, SCHNITZEL, SCHNITZEL_TUI
+from tests.runtime.harness import HEADER
+
+SMALL = """
+nodes:
+  - {id: src, kind: source, plugin: synthetic, config: {count: 500}}
+  - {id: thin, kind: transform, plugin: sample, config: {every: 5}}
+  - {id: out, kind: sink, plugin: jsonl, config: {path: out/small.jsonl}}
+edges:
+  - {from: src, to: thin}
+  - {from: thin, to: out}
+"""
+
+
+def write_graph(tmp_path: Path, body: str) -> Path:
+    path = tmp_path / "graph.yaml"
+    path.write_text(HEADER + body)
+    return path
+
+
+def schnitzel(*args: str, cmd: list[str] = SCHNITZEL) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*cmd, *args], cwd=REPO, capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+def test_run_prints_the_report_as_json_and_writes_the_sink_file(tmp_path: Path) -> None:
+    graph = write_graph(tmp_path, SMALL)
+    done = schnitzel("run", str(graph), "--report-json", "-")
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert (report["status"], report["stop_reason"]) == ("ok", "sources_exhausted")
+    assert report["totals"]["emitted"] == 500 and report["totals"]["delivered"] == 100
+    assert report["graph"] == str(graph)
+    assert len((tmp_path / "out" / "small.jsonl").read_text().splitlines()) == 100
+
+
+def test_tui_no_ui_runs_the_same_code_path_as_run(tmp_path: Path) -> None:
+    graph = write_graph(tmp_path, SMALL)
+    report_path = tmp_path / "reports" / "run.json"
+    done = schnitzel(str(graph), "--no-ui", "--report-json", str(report_path), cmd=SCHNITZEL_TUI)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(report_path.read_text())
+    assert report["totals"]["delivered"] == 100
+    assert "ok (sources_exhausted)" in done.stderr  # the text summary goes to stderr
+
+
+def test_json_logs_are_one_object_per_line(tmp_path: Path) -> None:
+    body = SMALL.replace("config: {every: 5}}", "config: {every: 5}, on_error: skip}")
+    body = body.replace("config: {count: 500}", "config: {count: 500, rate_hz: 100000.0}")
+    graph = write_graph(tmp_path, body)
+    done = schnitzel("run", str(graph), "--log-format", "json", "--max-packets", "50")
+    assert done.returncode == 0, done.stderr
+    lines = [json.loads(line) for line in done.stderr.splitlines()]
+    assert lines and all({"ts", "level", "logger", "msg"} <= set(line) for line in lines)
+    assert any("run ended: max_packets" in line["msg"] for line in lines)
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "says"),
+    [
+        (["run", "missing.yaml"], 2, "no such file"),
+        (["run", "GRAPH", "--max-packets", "0"], 2, "must be at least 1"),
+        (["run", "GRAPH", "--duration", "soon"], 2, "not a number of seconds"),
+        (["run", "GRAPH", "--control-socket", "/tmp/s"], 2, "unrecognized arguments"),
+    ],
+)
+def test_bad_arguments_are_usage_errors(
+    args: list[str], code: int, says: str, tmp_path: Path
+) -> None:
+    graph = write_graph(tmp_path, SMALL)
+    done = schnitzel(*[str(graph) if a == "GRAPH" else a for a in args])
+    assert done.returncode == code and says in done.stderr
+
+
+def test_an_invalid_graph_is_refused_with_every_problem_and_nothing_runs(tmp_path: Path) -> None:
+    graph = write_graph(
+        tmp_path, SMALL.replace("every: 5", "every: 0").replace("to: out}", "to: x}")
+    )
+    done = schnitzel("run", str(graph), "--report-json", "-")
+    assert done.returncode == 1 and done.stdout == ""
+    assert "[bad-config]" in done.stderr and "[edge-missing-node]" in done.stderr
+    assert "nothing was run" in done.stderr
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    ("body", "says"),
+    [
+        (
+            SMALL.replace("plugin: jsonl, config: {path: out/small.jsonl}",
+                          'plugin: "tests.runtime.plugins:RefusesToOpen"'),
+            "could not open: backend 127.0.0.1:9 refused the connection",
+        ),
+        (SMALL.replace("plugin: sample, config: {every: 5}",
+                       'plugin: "tests.runtime.plugins:Flaky", config: {every: 3}, '
+                       "on_error: stop"),
+         "failed on packet"),
+    ],
+)  # fmt: skip
+def test_a_run_that_fails_exits_3_and_says_why(body: str, says: str, tmp_path: Path) -> None:
+    graph = write_graph(tmp_path, body)
+    done = schnitzel("run", str(graph))
+    assert done.returncode == 3, done.stderr
+    assert says in done.stderr
+
+
+ENDLESS_TO_FILE = """
+nodes:
+  - {id: src, kind: source, plugin: synthetic, config: {rate_hz: 5000.0}}
+  - {id: out, kind: sink, plugin: jsonl, config: {path: out/endless.jsonl}}
+edges:
+  - {from: src, to: out}
+"""
+SLOW_SINK = """
+nodes:
+  - {id: src, kind: source, plugin: synthetic}
+  - {id: out, kind: sink, plugin: "tests.runtime.plugins:Recorder", config: {delay_s: 0.05},
+     inbox: {max: 500}}
+  - {id: tap, kind: sink, plugin: jsonl, config: {path: out/tap.jsonl}}
+edges:
+  - {from: src, to: out}
+  - {from: src, to: tap}
+"""
+
+
+def _start(tmp_path: Path, body: str) -> tuple[subprocess.Popen[str], Path]:
+    graph = write_graph(tmp_path, body)
+    report = tmp_path / "report.json"
+    process = subprocess.Popen(
+        [*SCHNITZEL, "run", str(graph), "--report-json", str(report)],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    return process, report
+
+
+def _wait_for(condition: Any, guard_s: float = 30.0) -> None:
+    deadline = time.monotonic() + guard_s
+    while not condition():
+        assert time.monotonic() < deadline, "hang guard"
+        time.sleep(0.05)
+
+
+def test_sigterm_drains_everything_in_flight_and_exits_0(tmp_path: Path) -> None:
+    process, report_path = _start(tmp_path, ENDLESS_TO_FILE)
+    written = tmp_path / "out" / "endless.jsonl"
+    _wait_for(lambda: written.exists() and written.stat().st_size > 10_000)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 0, stderr
+    report = json.loads(report_path.read_text())
+    assert (report["status"], report["stop_reason"]) == ("ok", "signal")
+    lines = written.read_text().splitlines()
+    assert report["totals"]["emitted"] == report["totals"]["delivered"] == len(lines)
+    assert [json.loads(line)["seq"] for line in lines] == list(range(len(lines)))
+
+
+def test_a_second_signal_exits_at_once_and_counts_what_it_abandons(tmp_path: Path) -> None:
+    process, report_path = _start(tmp_path, SLOW_SINK)
+    written = tmp_path / "out" / "tap.jsonl"
+    # The tap sees what the source made; the slow sink's inbox holds the same packets.
+    _wait_for(lambda: written.exists() and len(written.read_text().splitlines()) >= 200)
+    process.send_signal(signal.SIGTERM)  # drain: the slow sink would need many seconds
+    process.send_signal(signal.SIGINT)  # and the second signal ends it now
+    _, stderr = process.communicate(timeout=20)
+    assert process.returncode == 130, stderr
+    report = json.loads(report_path.read_text())
+    assert report["stop_reason"] == "signal" and report["status"] == "degraded"
+    assert report["nodes"]["out"]["dropped_by_reason"]["shutdown"] > 0
+    assert "exiting now" in stderr
