@@ -57,6 +57,9 @@ class Node:
         self.call = self._choose_call()
         self.health = "ok"
         self.health_reason = ""
+        self.latency_ms = {"p50": 0.0, "p99": 0.0}
+        """Percentiles of `metrics.latency` as of the last metrics tick."""
+        self.processing_ms = {"p50": 0.0, "p99": 0.0}
         self.holding = 0
         """Packets taken from the inbox and not yet passed on."""
         self.emitting = False
@@ -66,6 +69,13 @@ class Node:
     def paused(self) -> bool:
         """True while an operator has paused the node."""
         return not self.running.is_set()
+
+    def update_percentiles(self) -> None:
+        """Read p50/p99 from the histograms (once per tick, not per snapshot)."""
+        p50, p99 = self.metrics.latency.percentiles(0.5, 0.99)
+        self.latency_ms = {"p50": round(p50 * 1000, 3), "p99": round(p99 * 1000, 3)}
+        p50, p99 = self.metrics.processing.percentiles(0.5, 0.99)
+        self.processing_ms = {"p50": round(p50 * 1000, 4), "p99": round(p99 * 1000, 4)}
 
     async def emit(self, packets: list[Any]) -> None:
         """Pass packets on to every target of their port, waiting where an inbox blocks."""

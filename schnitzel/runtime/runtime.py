@@ -362,6 +362,7 @@ class Runtime:
         now = time.monotonic()
         for node in self.nodes.values():
             node.window.sample(node.metrics, now)
+            node.update_percentiles()
             inbox = node.inbox
             health, reason = judge_health(
                 crashed=node.metrics.crashed,
