@@ -15,13 +15,15 @@ setup:
     {{python}} -m pip install --quiet --upgrade pip
     {{python}} -m pip install --quiet --editable '.[dev]'
 
-# The main demo: list the plugins, validate the example graphs, show what each node emits.
+# The main demo: validate graphs/demo.yaml, run it, print the JSON run report; then run the
+# feedback loop (a PID controller steering a simulated plant) with its summary.
 demo: setup
-    {{venv}}/bin/schnitzel plugins
-    @echo
     {{venv}}/bin/schnitzel validate graphs/demo.yaml
     @echo
-    {{venv}}/bin/schnitzel validate graphs/feedback.yaml --json
+    {{venv}}/bin/schnitzel run graphs/demo.yaml --report-json -
+    @echo
+    {{venv}}/bin/schnitzel run graphs/feedback.yaml
+    @tail -n 1 graphs/out/feedback.jsonl
 
 # Lint, check formatting, and run the whole test suite.
 test: setup lint
@@ -42,3 +44,4 @@ bench: setup
     {{python}} bench/bench_packet.py
     {{python}} bench/bench_validate.py
     {{python}} bench/bench_startup.py
+    {{python}} bench/bench_runtime.py

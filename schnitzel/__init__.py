@@ -11,6 +11,13 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
+    "NodeContext": "schnitzel.registry.plugin",
+    "Processor": "schnitzel.registry.plugin",
+    "Routed": "schnitzel.runtime.node",
+    "Runtime": "schnitzel.runtime.runtime",
+    "RuntimeControl": "schnitzel.runtime.control",
+    "RuntimeStartError": "schnitzel.errors",
+    "ControlError": "schnitzel.errors",
     "StreamPacket": "schnitzel.contract.packet",
     "PayloadRef": "schnitzel.contract.packet",
     "FrozenMeta": "schnitzel.contract.packet",
@@ -64,6 +71,7 @@ __all__ = [
     "SAME_AS_INPUT",
     "CheckContext",
     "Compute",
+    "ControlError",
     "Delay",
     "EnvironmentProblem",
     "FrozenMeta",
@@ -73,6 +81,7 @@ __all__ = [
     "JsonObject",
     "JsonValue",
     "KindSet",
+    "NodeContext",
     "PacketDecodeError",
     "PacketError",
     "PacketKind",
@@ -90,6 +99,11 @@ __all__ = [
     "PluginRegistry",
     "Policy",
     "Problem",
+    "Processor",
+    "Routed",
+    "Runtime",
+    "RuntimeControl",
+    "RuntimeStartError",
     "SchnitzelError",
     "Sink",
     "Source",
@@ -111,6 +125,7 @@ if TYPE_CHECKING:
     from schnitzel.contract.kinds import PayloadProfile
     from schnitzel.contract.packet import FrozenMeta, PayloadRef, StreamPacket
     from schnitzel.errors import (
+        ControlError,
         GraphError,
         GraphInvalid,
         GraphLoadError,
@@ -122,6 +137,7 @@ if TYPE_CHECKING:
         PluginLoadError,
         PluginNotAllowed,
         PluginNotFound,
+        RuntimeStartError,
         SchnitzelError,
     )
     from schnitzel.registry.apiversion import PLUGIN_API_VERSION
@@ -134,16 +150,21 @@ if TYPE_CHECKING:
         Delay,
         EnvironmentProblem,
         KindSet,
+        NodeContext,
         Plugin,
         PluginConfig,
         PluginPack,
         Policy,
+        Processor,
         Sink,
         Source,
         StreamShape,
         Transform,
     )
     from schnitzel.registry.registry import PluginRegistry
+    from schnitzel.runtime.control import RuntimeControl
+    from schnitzel.runtime.node import Routed
+    from schnitzel.runtime.runtime import Runtime
     from schnitzel.validate.graph import ValidatedGraph
     from schnitzel.validate.problems import Problem, ValidationReport
     from schnitzel.validate.validator import (

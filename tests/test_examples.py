@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -12,8 +13,9 @@ import pytest
 import yaml
 
 from schnitzel.registry.registry import PluginRegistry
+from schnitzel.runtime import Runtime
 from schnitzel.spec.schema import graph_json_schema
-from schnitzel.validate import validate_file
+from schnitzel.validate import load_graph, validate_file
 from tests.conftest import example_graphs
 
 
@@ -88,3 +90,32 @@ def test_worked_plugin_example_validates_as_the_docs_say(
     result = validate_file(graph)
     assert result.report.problems == [], [p.render() for p in result.report.problems]
     assert result.graph is not None and result.graph.nodes["hot"].plugin.name == "threshold"
+
+
+def test_worked_plugin_example_runs_as_the_docs_say(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    examples = Path(__file__).resolve().parent.parent / "docs" / "examples"
+    monkeypatch.syspath_prepend(str(examples))
+    monkeypatch.setenv("SCHNITZEL_ALLOW_MODULES", "threshold_pack")
+    readings = [{"celsius": c} for c in (21, 35, 29, 40, "hot")]
+    (tmp_path / "readings.jsonl").write_text("".join(json.dumps(r) + "\n" for r in readings))
+    graph = tmp_path / "threshold.yaml"
+    graph.write_text(
+        "version: 2\nnodes:\n"
+        "  - {id: temp, kind: source, plugin: jsonl, config: {path: readings.jsonl, "
+        "kind: sensor}}\n"
+        "  - id: hot\n    kind: policy\n    plugin: threshold_pack:Threshold\n"
+        "    config: {key: celsius, above: 30, alert_kind: alert, annotate: {room: lab}}\n"
+        "  - {id: out, kind: sink, plugin: jsonl, config: {path: alerts.jsonl}}\n"
+        "edges: [{from: temp, to: hot}, {from: hot, to: out}]\n"
+    )
+    report = asyncio.run(Runtime(load_graph(graph), state_dir=tmp_path).run())
+    alerts = [json.loads(line) for line in (tmp_path / "alerts.jsonl").read_text().splitlines()]
+    assert [(a["kind"], a["payload"]["celsius"], a["meta"]) for a in alerts] == [
+        ("alert", 35, {"room": "lab"}),
+        ("alert", 40, {"room": "lab"}),
+    ]
+    hot = report["nodes"]["hot"]
+    assert (hot["in"], hot["out"], hot["filtered"], hot["errors"]) == (5, 2, 2, 1)
+    assert "must be a number" in hot["recent_errors"][0]["message"]

@@ -15,8 +15,12 @@ Installed as a distribution, the pack registers through its pyproject.toml inste
     [project.entry-points."schnitzel.plugins"]
     threshold = "threshold_pack:PACK"
 
-This release of schnitzel validates graphs only. How a plugin receives and emits packets at
-run time arrives with the runtime; until then a plugin class is a declaration.
+At run time the runtime makes one `Threshold(config, context)` per node and calls
+`process(packet)` for each packet: return a packet to pass it on, None to filter it out,
+raise to report an error on that packet (the node's `on_error` decides what follows).
+Run it with:
+
+    PYTHONPATH=docs/examples SCHNITZEL_ALLOW_MODULES=threshold_pack schnitzel run GRAPH
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from schnitzel import (
     PluginConfig,
     PluginPack,
     Policy,
+    StreamPacket,
     StreamShape,
 )
 
@@ -80,6 +85,24 @@ class Threshold(Policy):
             return StreamShape(frozenset({config.alert_kind}), profile)
         kinds = incoming.kinds if incoming is not None else cls.accepts
         return StreamShape(kinds, profile)
+
+    def process(self, packet: StreamPacket) -> StreamPacket | None:
+        """Pass the packet (renamed and annotated) when its value leaves the band."""
+        config = self.config
+        value = packet.payload.get(config.key) if isinstance(packet.payload, dict) else None
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValueError(f"payload.{config.key} must be a number, not {value!r}")
+        outside = (config.above is not None and value > config.above) or (
+            config.below is not None and value < config.below
+        )
+        if not outside:
+            return None  # counted as filtered: an intended outcome, not a loss
+        changes: dict[str, Any] = {}
+        if config.alert_kind is not None:
+            changes["kind"] = config.alert_kind
+        if config.annotate:
+            changes["meta"] = {**packet.meta, **config.annotate}
+        return packet.evolve(**changes) if changes else packet
 
 
 PACK = PluginPack(

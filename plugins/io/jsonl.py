@@ -47,9 +47,15 @@ class JsonlSource(Source):
     emits_profile = PayloadProfile.JSON_PORTABLE
     blocking: ClassVar[bool] = True  # file reads run in the node's thread
 
+    async def open(self) -> None:
+        if self.config.resume:  # said out loud: an option that silently did nothing would lie
+            self.context.logger.warning(
+                "resume is not implemented in this build (it comes with durable delivery): "
+                "reading %s from the first line",
+                self.config.path,
+            )
+
     def packets(self) -> Iterator[StreamPacket]:
-        # Checkpoint and resume (`resume: true`) come with durable delivery; until then every
-        # run reads from the first line (docs/plugins.md, reference plugins).
         path = self.context.resolve(self.config.path)
         kind, source_id = self.config.kind, self.context.node_id
         with path.open("rb") as lines:

@@ -129,7 +129,7 @@ class RateWindow:
                 now,
                 metrics.received,
                 metrics.processed,
-                metrics.emitted,
+                metrics.emitted + metrics.delivered,  # "out": a sink's out is what it delivered
                 metrics.dropped_total,
                 metrics.errors,
             )
