@@ -281,6 +281,9 @@ class Runtime:
 
     def _stop_sources(self) -> None:
         self.stopping = True
+        for node in self.nodes.values():
+            if node.kind != "source" and node.paused:  # a drain delivers what is in flight
+                node.running.set()
         for node_id in list(self._in_stoppable):
             task = self._tasks.get(node_id)
             if task is not None and not task.done():

@@ -103,11 +103,11 @@ edges:
     assert report["totals"]["in_flight"] == 0
 
 
-def test_a_paused_node_still_ends_when_the_run_stops(tmp_path: Path) -> None:
+def test_a_paused_node_resumes_to_drain_when_the_run_stops(tmp_path: Path) -> None:
     graph = graph_from(tmp_path, TWO_ENDLESS)
 
     async def scenario() -> dict:
-        runtime = Runtime(graph, state_dir=tmp_path, drain_timeout_s=0.2)
+        runtime = Runtime(graph, state_dir=tmp_path)
         control = RuntimeControl(runtime)
         task = asyncio.create_task(runtime.run(duration_s=0.3))
         await asyncio.sleep(0)
@@ -116,4 +116,5 @@ def test_a_paused_node_still_ends_when_the_run_stops(tmp_path: Path) -> None:
 
     report = asyncio.run(scenario())
     assert report["stop_reason"] == "duration"
-    assert report["totals"]["in_flight"] == 0
+    assert report["totals"]["in_flight"] == 0 and report["totals"]["dropped"] == 0
+    assert report["totals"]["delivered"] == report["totals"]["emitted"]
