@@ -13,7 +13,7 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "NodeContext": "schnitzel.registry.plugin",
     "Processor": "schnitzel.registry.plugin",
-    "Routed": "schnitzel.runtime.node",
+    "Routed": "schnitzel.runtime.processing",
     "Runtime": "schnitzel.runtime.runtime",
     "RuntimeControl": "schnitzel.runtime.control",
     "RuntimeStartError": "schnitzel.errors",
@@ -163,7 +163,7 @@ if TYPE_CHECKING:
     )
     from schnitzel.registry.registry import PluginRegistry
     from schnitzel.runtime.control import RuntimeControl
-    from schnitzel.runtime.node import Routed
+    from schnitzel.runtime.processing import Routed
     from schnitzel.runtime.runtime import Runtime
     from schnitzel.validate.graph import ValidatedGraph
     from schnitzel.validate.problems import Problem, ValidationReport

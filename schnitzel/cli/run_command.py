@@ -62,17 +62,29 @@ def run_graph(args: argparse.Namespace, prog: str = "schnitzel run") -> int:
     _write_report(report, args.report_json, prog)
     if args.log_format == "text" and args.report_json != "-":
         _print_summary(report)
+    code = EXIT_OK
     if runtime.forced:
-        return EXIT_FORCED
-    return EXIT_FAILED if report["status"] == "error" else EXIT_OK
+        code = EXIT_FORCED
+    elif report["status"] == "error":
+        code = EXIT_FAILED
+    if runtime.abandoned:
+        # A plugin call may still be running in a thread (a hung device or backend); the
+        # interpreter would wait for it at exit. Everything worth keeping is written.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
 
 
 async def _run_with_signals(runtime: Any, args: argparse.Namespace) -> dict[str, Any]:
     loop = asyncio.get_running_loop()
 
+    received: list[str] = []
+
     def on_signal(signum: int) -> None:
         name = signal.Signals(signum).name
-        if runtime.stopping and runtime.stop_reason == "signal":
+        received.append(name)
+        if len(received) > 1:  # whatever the first stop was for, a second signal means now
             runtime.events.add("warning", f"{name} again: exiting now")
             runtime.force_stop()
         else:

@@ -204,11 +204,11 @@ class Inbox:
             if not waiter.done():
                 waiter.set_result(None)
 
-    def abandon(self) -> int:
-        """Drop what is still queued (forced shutdown); return how many."""
+    def abandon(self, reason: str = DropReason.SHUTDOWN) -> int:
+        """Drop what is still queued (forced shutdown, failed node); return how many."""
         left = len(self._items)
         if left:
             self._items.clear()
-            self.metrics.drop(DropReason.SHUTDOWN, left)
+            self.metrics.drop(reason, left)
             self.in_flight.retire(left)
         return left

@@ -13,17 +13,17 @@ from schnitzel.registry.plugin import Plugin, Processor, Sink, Source
 from schnitzel.runtime.inbox import Inbox
 from schnitzel.runtime.metrics import NodeMetrics, RateWindow
 from schnitzel.runtime.pacer import Pacer
-from schnitzel.runtime.processing import Outcome, deliver_each, process_each, run_batch_method
+from schnitzel.runtime.processing import (
+    Outcome,
+    Routed,
+    checked_outputs,
+    deliver_each,
+    process_each,
+    run_batch_method,
+)
 from schnitzel.validate.graph import ResolvedNode
 
-__all__ = ["Node", "Routed", "Target"]
-
-
-class Routed(NamedTuple):
-    """A packet a plugin with several output ports sends to one named port."""
-
-    port: str
-    packet: StreamPacket
+__all__ = ["Node", "Target"]
 
 
 class Target(NamedTuple):
@@ -77,10 +77,11 @@ class Node:
         p50, p99 = self.metrics.processing.percentiles(0.5, 0.99)
         self.processing_ms = {"p50": round(p50 * 1000, 4), "p99": round(p99 * 1000, 4)}
 
-    async def emit(self, packets: list[Any]) -> None:
-        """Pass packets on to every target of their port, waiting where an inbox blocks."""
+    async def emit(self, packets: list[Any], routed: bool = False) -> None:
+        """Pass packets on to every target of their port, waiting where an inbox blocks.
+        `routed`: some items are `Routed` (sent to a named port)."""
         targets = self.targets
-        if len(targets) == 1:
+        if len(targets) == 1 and not routed:
             for target in next(iter(targets.values())):
                 await target.inbox.put(packets, target.force)
             return
@@ -92,10 +93,20 @@ class Node:
             else:
                 by_port.setdefault(default, []).append(item)
         for port, batch in by_port.items():
-            if port not in targets:
-                raise ValueError(f"node {self.id!r} routed a packet to unknown port {port!r}")
             for target in targets[port]:
                 await target.inbox.put(batch, target.force)
+
+    def check_routes(self, outcome: Outcome) -> None:
+        """Turn packets routed to a port this plugin does not have into failures."""
+        ports = self.targets
+        bad = [i for i in outcome.outputs if i.__class__ is Routed and i.port not in ports]
+        if not bad:
+            return
+        outcome.outputs = [i for i in outcome.outputs if i not in bad]
+        known = ", ".join(ports) or "none"
+        for item in bad:
+            error = ValueError(f"routed to unknown port {item.port!r}; ports: {known}")
+            outcome.failures.append((item.packet, error))
 
     def _choose_call(self) -> Callable[[list[StreamPacket]], Coroutine[Any, Any, Outcome]]:
         """How this node hands a batch to its plugin, decided once at start."""
@@ -148,9 +159,14 @@ def _each_awaited(
             elif result.__class__ is StreamPacket:
                 outcome.outputs.append(result)
             else:
-                before = len(outcome.outputs)
-                outcome.outputs.extend(result)
-                outcome.filtered += len(outcome.outputs) == before
+                try:
+                    items = checked_outputs(result)
+                except TypeError as exc:
+                    outcome.failures.append((packet, exc))
+                    continue
+                outcome.filtered += not items
+                outcome.outputs.extend(items)
+                outcome.routed = outcome.routed or any(i.__class__ is Routed for i in items)
         return outcome
 
     return call

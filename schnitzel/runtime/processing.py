@@ -8,30 +8,48 @@ and in a node's thread pool.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 from schnitzel.contract.packet import StreamPacket
 from schnitzel.registry.plugin import Processor, Sink
 
-__all__ = ["Failure", "Outcome", "deliver_each", "process_each", "run_batch_method"]
+__all__ = [
+    "Failure",
+    "Outcome",
+    "Routed",
+    "checked_outputs",
+    "deliver_each",
+    "process_each",
+    "run_batch_method",
+]
 
 Failure = tuple[StreamPacket, Exception]
+
+
+class Routed(NamedTuple):
+    """A packet a plugin with several output ports sends to one named port."""
+
+    port: str
+    packet: StreamPacket
 
 
 class Outcome:
     """What a plugin made of a batch."""
 
-    __slots__ = ("failures", "filtered", "outputs")
+    __slots__ = ("failures", "filtered", "outputs", "routed")
 
     def __init__(self) -> None:
         self.outputs: list[Any] = []
         self.filtered = 0
         self.failures: list[Failure] = []
+        self.routed = False
+        """True when some output is a Routed packet (sent to a named port)."""
 
     def merge(self, other: Outcome) -> None:
         self.outputs.extend(other.outputs)
         self.filtered += other.filtered
         self.failures.extend(other.failures)
+        self.routed = self.routed or other.routed
 
 
 def process_each(process: Callable[[StreamPacket], Any], batch: list[StreamPacket]) -> Outcome:
@@ -51,12 +69,37 @@ def process_each(process: Callable[[StreamPacket], Any], batch: list[StreamPacke
         elif result.__class__ is StreamPacket:
             append(result)
         else:
-            before = len(outputs)
-            outputs.extend(result)
-            if len(outputs) == before:
+            try:
+                items = checked_outputs(result)
+            except TypeError as exc:
+                failures.append((packet, exc))
+                continue
+            if not items:
                 filtered += 1
+            outputs.extend(items)
+            outcome.routed = outcome.routed or any(i.__class__ is Routed for i in items)
     outcome.filtered = filtered
     return outcome
+
+
+def checked_outputs(result: Any) -> list[Any]:
+    """What a `process` call returned besides a packet or None: a Routed packet or an iterable
+    of packets. Anything else is the plugin's mistake, reported on the input packet."""
+    if result.__class__ is Routed:
+        return [result]
+    if isinstance(result, str | bytes | dict) or not hasattr(result, "__iter__"):
+        raise TypeError(_BAD_RETURN.format(type(result).__name__))
+    items = list(result)
+    for item in items:
+        if item.__class__ is not StreamPacket and item.__class__ is not Routed:
+            raise TypeError(_BAD_RETURN.format(f"an iterable holding {type(item).__name__}"))
+    return items
+
+
+_BAD_RETURN = (
+    "process() returned {}; return a StreamPacket, None, a Routed(port, packet) or an "
+    "iterable of those"
+)
 
 
 def deliver_each(deliver: Callable[[StreamPacket], Any], batch: list[StreamPacket]) -> Outcome:

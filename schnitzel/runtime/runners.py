@@ -47,6 +47,16 @@ async def run_worker(node: Node, runtime: Runtime) -> None:
         started = perf()
         outcome = await call(batch)
         processing.record((perf() - started) / n, n)
+        if outcome.routed:
+            node.check_routes(outcome)
+        if outcome.failures:
+            await runtime.handle_failures(node, outcome.failures)
+        if outcome.outputs:
+            node.emitting = True
+            await node.emit(outcome.outputs, outcome.routed)
+            node.emitting = False
+        # Counted once the batch has gone on: a node that fails mid-batch counts what it
+        # held as lost (node_failed) instead of as processed.
         now = wall()
         # At most ~16 samples per batch, each weighted by the stride: exact for the small
         # batches of a paced stream, and it keeps a 256-packet batch from costing 256 bisects.
@@ -55,16 +65,11 @@ async def run_worker(node: Node, runtime: Runtime) -> None:
             record_latency(now - packet.ts, stride)
         metrics.processed += n
         metrics.filtered += outcome.filtered
-        metrics.last_progress = mono()
-        if outcome.failures:
-            await runtime.handle_failures(node, outcome.failures)
         if is_sink:
             metrics.delivered += n - len(outcome.failures)
-        elif outcome.outputs:
+        else:
             metrics.emitted += len(outcome.outputs)
-            node.emitting = True
-            await node.emit(outcome.outputs)
-            node.emitting = False
+        metrics.last_progress = mono()
         node.holding = 0
         in_flight.retire(n)
 
@@ -94,7 +99,10 @@ async def _permits(node: Node, runtime: Runtime, wanted: int) -> int:
     if pacer is not None and pacer.rate_hz is not None:
         with runtime.stoppable(node):
             wanted = await pacer.take(wanted)
-    return runtime.budget.take(wanted)
+    granted = runtime.budget.take(wanted)
+    if not granted:  # the budget is spent: every source stops, and the drain has a time limit
+        runtime.request_stop("max_packets")
+    return granted
 
 
 async def _pump_sync(node: Node, runtime: Runtime, packets: Iterator[StreamPacket]) -> None:

@@ -80,7 +80,9 @@ class Runtime:
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._in_stoppable: set[str] = set()
         self._stop_cancelled: set[str] = set()
-        self._abandoned = False
+        self.abandoned = False
+        """True once queued packets were given up (drain timeout, forced stop): a thread may
+        still be busy in a plugin, so the process should not wait for it at exit."""
         self._build()
 
     # -- building ---------------------------------------------------------------------------
@@ -210,7 +212,7 @@ class Runtime:
         tasks = list(self._tasks.values())
         for node in self.nodes.values():
             node.running.set()  # a paused node must wake to see its inbox closed
-        if self.forced or self._abandoned:  # what is still busy would only hold up the exit
+        if self.forced or self.abandoned:  # what is still busy would only hold up the exit
             for task in tasks:
                 task.cancel()
         _done, pending = await asyncio.wait(tasks, timeout=5.0) if tasks else (set(), set())
@@ -236,22 +238,24 @@ class Runtime:
         try:
             await runner
         except asyncio.CancelledError:
-            if node.id not in self._stop_cancelled and not (self.forced or self._abandoned):
+            if node.id not in self._stop_cancelled and not (self.forced or self.abandoned):
                 raise
-        except Exception as exc:
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException as exc:
             self._node_crashed(node, exc)
         finally:
             if node.kind == "source":
                 self.in_flight.source_finished()
 
-    def _node_crashed(self, node: Node, exc: Exception) -> None:
+    def _node_crashed(self, node: Node, exc: BaseException) -> None:
         node.metrics.crashed = f"{type(exc).__name__}: {exc}"
         self.logger.error("node %s stopped: %s", node.id, exc, exc_info=exc)
         self.events.add("error", f"node stopped with an error: {exc}", node.id)
         if node.inbox is not None:
             node.inbox.close()
             lost = len(node.inbox) + node.holding
-            node.inbox.abandon()
+            node.inbox.abandon(DropReason.NODE_FAILED)
             if node.holding:
                 node.metrics.drop(DropReason.NODE_FAILED, node.holding)
                 self.in_flight.retire(node.holding)
@@ -303,7 +307,7 @@ class Runtime:
             self._in_stoppable.discard(node.id)
 
     def _abandon(self, why: str) -> None:
-        self._abandoned = True
+        self.abandoned = True
         lost = 0
         for node in self.nodes.values():
             if node.inbox is not None:

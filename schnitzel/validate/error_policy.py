@@ -40,6 +40,15 @@ def check_error_policies(state: CheckState) -> None:
                 "use `on_error: skip` or `stop` on sources",
                 node=node_id,
             )
+        elif target == node_id:
+            state.problem(
+                "bad-dead-letter",
+                "a node cannot be its own dead-letter sink: a failed packet would come back "
+                "to the node that failed it",
+                (*entry.at, "dead_letter"),
+                "name another sink, for example a jsonl sink that keeps failed packets",
+                node=node_id,
+            )
         elif state.kind_of(target) is None:
             state.problem(
                 "bad-dead-letter",

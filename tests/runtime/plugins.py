@@ -15,7 +15,7 @@ from typing import ClassVar
 
 from pydantic import Field
 
-from schnitzel import PluginConfig, Sink, Source, StreamPacket, Transform
+from schnitzel import PluginConfig, Routed, Sink, Source, StreamPacket, Transform
 from schnitzel.registry.plugin import Compute
 
 RECORDS: dict[str, list[StreamPacket]] = defaultdict(list)
@@ -161,3 +161,28 @@ class CountDown(Transform):
         if hops <= 0:
             return None
         return packet.evolve(payload={**packet.payload, self.config.field: hops - 1})
+
+
+class MisRouted(Transform):
+    """Routes every packet to a port it does not have (each packet fails)."""
+
+    name: ClassVar[str] = "mis-routed"
+
+    def process(self, packet: StreamPacket) -> Routed:
+        return Routed("nowhere", packet)
+
+
+class PluginBug(BaseException):
+    """Not an Exception: slips past per-packet error handling, as a badly written plugin's
+    own base exceptions would."""
+
+
+class Escapes(Transform):
+    """Raises a BaseException on seq 3: its node's task fails."""
+
+    name: ClassVar[str] = "escapes"
+
+    def process(self, packet: StreamPacket) -> StreamPacket:
+        if packet.seq == 3:
+            raise PluginBug("escaped the plugin")
+        return packet

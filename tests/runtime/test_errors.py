@@ -161,3 +161,42 @@ edges:
 """
     with pytest.raises(RuntimeStartError, match=r"node 'out' has a durable inbox"):
         Runtime(graph_from(tmp_path, body))
+
+
+def test_a_node_whose_task_fails_stops_the_run_and_counts_what_it_held(tmp_path: Path) -> None:
+    body = """
+nodes:
+  - {id: src, kind: source, plugin: synthetic, config: {count: null}}
+  - {id: bad, kind: transform, plugin: "tests.runtime.plugins:Escapes", inbox: {max: 8}}
+  - {id: out, kind: sink, plugin: "null"}
+edges:
+  - {from: src, to: bad}
+  - {from: bad, to: out}
+"""
+    graph = graph_from(tmp_path, body)
+    report = run(graph, tmp_path)
+    bad = report["nodes"]["bad"]
+    assert (report["status"], report["stop_reason"]) == ("error", "error")
+    assert "escaped the plugin" in report["stop_detail"]
+    assert bad["health"] == "failing" and "stopped with an error" in bad["health_reason"]
+    assert set(bad["dropped_by_reason"]) == {"node_failed"}
+    assert report["totals"]["in_flight"] == 0
+    assert_counts_add_up(report, graph)
+
+
+def test_packets_routed_to_a_port_the_plugin_lacks_fail_one_by_one(tmp_path: Path) -> None:
+    body = """
+nodes:
+  - {id: src, kind: source, plugin: synthetic, config: {count: 20}}
+  - {id: bad, kind: transform, plugin: "tests.runtime.plugins:MisRouted"}
+  - {id: out, kind: sink, plugin: "null"}
+edges:
+  - {from: src, to: bad}
+  - {from: bad, to: out}
+"""
+    graph = graph_from(tmp_path, body)
+    report = run(graph, tmp_path)
+    bad = report["nodes"]["bad"]
+    assert (bad["in"], bad["out"], bad["errors"]) == (20, 0, 20)
+    assert "unknown port 'nowhere'; ports: out" in bad["recent_errors"][0]["message"]
+    assert_counts_add_up(report, graph)
