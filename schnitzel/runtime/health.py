@@ -40,7 +40,8 @@ def judge_health(
         seconds, d = delta
         handled = max(d.processed, d.emitted)
         if d.errors and d.errors * 2 >= max(handled, 1):
-            return Health.FAILING, f"{d.errors} errors in {seconds:.0f} s (of {handled} packets)"
+            of = f" (of {handled} packets)" if handled else ""
+            return Health.FAILING, f"{d.errors} errors in {seconds:.0f} s{of}"
         if d.errors:
             return Health.DEGRADED, f"{d.errors} errors in the last {seconds:.0f} s"
         if d.dropped:

@@ -158,6 +158,11 @@ class Inbox:
                     return
                 waiter = loop.create_future()
                 waiters[0] = waiter
+        except asyncio.CancelledError:  # a forced stop: what never got in is lost, and counted
+            rest = len(batch) - end
+            self.metrics.received += rest
+            self.metrics.drop(DropReason.SHUTDOWN, rest)
+            raise
         finally:
             if waiters and waiters[0] is waiter:
                 waiters.popleft()

@@ -61,7 +61,15 @@ class Node:
         """Percentiles of `metrics.latency` as of the last metrics tick."""
         self.processing_ms = {"p50": 0.0, "p99": 0.0}
         self.holding = 0
-        """Packets taken from the inbox and not yet passed on."""
+        """Packets taken from the inbox whose outcome is not counted yet (in the plugin)."""
+        self.unretired = 0
+        """Packets taken from the inbox and not yet retired from the in-flight count."""
+        self.abandoned = False
+        """Set when the run gave up on this node (drain timeout, forced stop, failure)."""
+        self.left_in_thread = False
+        """A call was still running in the node's thread when the run gave up on it."""
+        self.pulling: asyncio.Future[Any] | None = None
+        """A blocking source's pull running in its thread."""
         self.emitting = False
         """True while the node waits for room downstream (backpressure, not a stall)."""
 

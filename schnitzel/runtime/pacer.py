@@ -12,8 +12,8 @@ __all__ = ["Pacer"]
 class Pacer:
     """Hands out permits at `rate_hz` per second (None: unlimited).
 
-    The bucket holds at most 10 ms of permits, so a source catches up on small scheduling
-    delays without bursting after a pause.
+    The bucket holds 10 ms of permits (at least 2), so a source catches up on small
+    scheduling delays without bursting after a pause.
     """
 
     __slots__ = ("_changed", "_last", "_tokens", "rate_hz")
@@ -38,7 +38,7 @@ class Pacer:
             if rate is None:
                 return wanted
             now = time.monotonic()
-            burst = max(1.0, rate / 100)
+            burst = max(2.0, rate / 100)  # >= 2: a late wake-up is made up by the next permit
             self._tokens = min(burst, self._tokens + (now - self._last) * rate)
             self._last = now
             if self._tokens >= 1.0:

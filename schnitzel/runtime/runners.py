@@ -32,7 +32,7 @@ async def run_worker(node: Node, runtime: Runtime) -> None:
     call, running = node.call, node.running
     in_flight = runtime.in_flight
     is_sink = node.kind == "sink"
-    perf, wall, mono = time.perf_counter, time.time, time.monotonic
+    clock, wall = time.monotonic, time.time  # monotonic: the clock health compares with
     record_latency, processing = metrics.latency.record, metrics.processing
     while True:
         if not inbox:
@@ -40,38 +40,40 @@ async def run_worker(node: Node, runtime: Runtime) -> None:
                 return
             await inbox.wait_items()
             continue
-        if not running.is_set():
+        if not running.is_set() and not runtime.stopping:  # a drain does not wait on pauses
             await running.wait()
         batch = inbox.take(BATCH)
-        n = node.holding = len(batch)
-        started = perf()
+        n = node.holding = node.unretired = len(batch)
+        metrics.processed += n
+        metrics.last_progress = started = clock()
         outcome = await call(batch)
-        processing.record((perf() - started) / n, n)
+        if node.abandoned:  # the run gave up on this node meanwhile and counted the batch
+            return
+        finished = clock()
+        processing.record((finished - started) / n, n)
         if outcome.routed:
             node.check_routes(outcome)
+        metrics.filtered += outcome.filtered
+        if is_sink:
+            metrics.delivered += n - len(outcome.failures)
+        else:
+            metrics.emitted += len(outcome.outputs)
+        node.holding = 0  # every input is now counted: passed on, filtered or failed
+        # At most ~16 samples per batch, each weighted by the stride: exact for the small
+        # batches of a paced stream, and it keeps a 256-packet batch from costing 256 bisects.
+        now = wall()
+        stride = (n >> 4) or 1
+        for packet in batch[::stride]:
+            record_latency(now - packet.ts, stride)
         if outcome.failures:
             await runtime.handle_failures(node, outcome.failures)
         if outcome.outputs:
             node.emitting = True
             await node.emit(outcome.outputs, outcome.routed)
             node.emitting = False
-        # Counted once the batch has gone on: a node that fails mid-batch counts what it
-        # held as lost (node_failed) instead of as processed.
-        now = wall()
-        # At most ~16 samples per batch, each weighted by the stride: exact for the small
-        # batches of a paced stream, and it keeps a 256-packet batch from costing 256 bisects.
-        stride = (n >> 4) or 1
-        for packet in batch[::stride]:
-            record_latency(now - packet.ts, stride)
-        metrics.processed += n
-        metrics.filtered += outcome.filtered
-        if is_sink:
-            metrics.delivered += n - len(outcome.failures)
-        else:
-            metrics.emitted += len(outcome.outputs)
-        metrics.last_progress = mono()
-        node.holding = 0
-        in_flight.retire(n)
+        metrics.last_progress = finished
+        in_flight.retire(node.unretired)
+        node.unretired = 0
 
 
 async def run_source(node: Node, runtime: Runtime) -> None:
@@ -83,15 +85,35 @@ async def run_source(node: Node, runtime: Runtime) -> None:
         else:
             await _pump_sync(node, runtime, packets)
     finally:
-        closer = getattr(packets, "aclose", None) or getattr(packets, "close", None)
+        await _close_iterator(node, runtime, packets)
+
+
+async def _close_iterator(node: Node, runtime: Runtime, packets: Any) -> None:
+    """Close the source's iterator; one still running in a thread is closed when it returns
+    (closing a generator while it executes would fail)."""
+
+    def close() -> None:
+        closer = getattr(packets, "close", None)
         if closer is not None:
-            result = closer()
-            if asyncio.iscoroutine(result):
-                await result
+            try:
+                closer()
+            except Exception as exc:
+                runtime.events.add("error", f"closing the source failed: {exc}", node.id)
+
+    if hasattr(packets, "aclose"):
+        try:
+            await packets.aclose()
+        except Exception as exc:
+            runtime.events.add("error", f"closing the source failed: {exc}", node.id)
+    elif node.pulling is not None and not node.pulling.done():
+        node.pulling.add_done_callback(lambda _: close())
+    else:
+        close()
 
 
 async def _permits(node: Node, runtime: Runtime, wanted: int) -> int:
-    """How many packets the source may produce now: paused, paced and budgeted."""
+    """How many packets the source may produce now: paused, paced and budgeted (reserved:
+    settle with `runtime.budget.settle`). 0 means stop."""
     if not node.running.is_set():
         with runtime.stoppable(node):
             await node.running.wait()
@@ -99,10 +121,16 @@ async def _permits(node: Node, runtime: Runtime, wanted: int) -> int:
     if pacer is not None and pacer.rate_hz is not None:
         with runtime.stoppable(node):
             wanted = await pacer.take(wanted)
-    granted = runtime.budget.take(wanted)
-    if not granted:  # the budget is spent: every source stops, and the drain has a time limit
-        runtime.request_stop("max_packets")
-    return granted
+    budget = runtime.budget
+    while True:
+        granted = budget.take(wanted)
+        if granted:
+            return granted
+        if budget.spent:  # every source stops, and the drain has a time limit
+            runtime.request_stop("max_packets")
+            return 0
+        with runtime.stoppable(node):  # another source holds the rest: it may not use it all
+            await budget.changed.wait()
 
 
 async def _pump_sync(node: Node, runtime: Runtime, packets: Iterator[StreamPacket]) -> None:
@@ -115,9 +143,14 @@ async def _pump_sync(node: Node, runtime: Runtime, packets: Iterator[StreamPacke
         if node.pool is None:
             batch, failure = _pull(packets, wanted)
         else:
-            batch, failure = await loop.run_in_executor(node.pool, _pull, packets, wanted)
-        if len(batch) < wanted:
-            runtime.budget.give_back(wanted - len(batch))
+            node.pulling = loop.run_in_executor(node.pool, _pull, packets, wanted)
+            try:
+                with runtime.stoppable(node):  # a device read may wait for ever
+                    batch, failure = await asyncio.shield(node.pulling)
+            except asyncio.CancelledError:
+                runtime.budget.settle(wanted, 0)
+                raise
+        runtime.budget.settle(wanted, len(batch))
         if batch:
             metrics.emitted += len(batch)
             metrics.last_progress = time.monotonic()
@@ -146,6 +179,7 @@ def _pull(packets: Iterator[StreamPacket], wanted: int) -> tuple[list[StreamPack
 
 async def _pump_async(node: Node, runtime: Runtime, packets: AsyncIterator[StreamPacket]) -> None:
     metrics = node.metrics
+    budget = runtime.budget
     while not runtime.stopping:
         if not await _permits(node, runtime, 1):
             return
@@ -153,12 +187,16 @@ async def _pump_async(node: Node, runtime: Runtime, packets: AsyncIterator[Strea
             with runtime.stoppable(node):
                 packet = await packets.__anext__()
         except StopAsyncIteration:
-            runtime.budget.give_back(1)
+            budget.settle(1, 0)
             return
+        except asyncio.CancelledError:
+            budget.settle(1, 0)
+            raise
         except Exception as exc:
-            runtime.budget.give_back(1)
+            budget.settle(1, 0)
             await runtime.source_failed(node, exc)
             return
+        budget.settle(1, 1)
         metrics.emitted += 1
         metrics.last_progress = time.monotonic()
         await node.emit([packet])

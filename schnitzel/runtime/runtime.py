@@ -26,7 +26,7 @@ from schnitzel.runtime.budget import Budget
 from schnitzel.runtime.events import EventLog
 from schnitzel.runtime.health import Health, judge_health
 from schnitzel.runtime.inbox import Inbox, InFlight
-from schnitzel.runtime.metrics import DropReason, NodeMetrics
+from schnitzel.runtime.metrics import DropReason, ErrorRecord, NodeMetrics
 from schnitzel.runtime.node import Node, Target
 from schnitzel.runtime.processing import Failure
 from schnitzel.runtime.report import build_report
@@ -37,6 +37,8 @@ __all__ = ["Runtime", "StopReason"]
 
 TICK_S = 1.0
 """How often rates and health are sampled."""
+CLOSE_TIMEOUT_S = 5.0
+"""How long a plugin's close() may take before the run ends without it."""
 LOGGED_ERRORS_PER_NODE = 10
 """Errors logged one by one per node; after that every 1000th (all are counted)."""
 
@@ -81,6 +83,7 @@ class Runtime:
         self._in_stoppable: set[str] = set()
         self._stop_cancelled: set[str] = set()
         self.abandoned = False
+        self._opening: asyncio.Future[None] | None = None
         """True once queued packets were given up (drain timeout, forced stop): a thread may
         still be busy in a plugin, so the process should not wait for it at exit."""
         self._build()
@@ -139,7 +142,15 @@ class Runtime:
             raise RuntimeError("a Runtime runs once; build a new one to run again")
         self.budget = Budget(max_packets)
         self.started_wall = time.time()
-        await self._open_plugins()
+        self._opening = asyncio.ensure_future(self._open_plugins())
+        try:
+            await self._opening
+        except asyncio.CancelledError:
+            if not self._stop_requested.is_set():
+                raise
+            # stopped while a plugin was still opening (a backend that does not answer)
+            self.finished, self.ended_wall = True, time.time()
+            return build_report(self)
         loop = asyncio.get_running_loop()
         timer = ticker = None
         try:
@@ -159,16 +170,19 @@ class Runtime:
 
     async def _open_plugins(self) -> None:
         opened: list[Node] = []
-        for node in self.nodes.values():
-            try:
-                await node.plugin.open()
-            except Exception as exc:
-                for done in opened:
-                    await self._close_plugin(done)
-                raise RuntimeStartError(
-                    f"node {node.id!r} ({node.resolved.spec.plugin}) could not open: {exc}"
-                ) from exc
-            opened.append(node)
+        try:
+            for node in self.nodes.values():
+                try:
+                    await node.plugin.open()
+                except Exception as exc:
+                    raise RuntimeStartError(
+                        f"node {node.id!r} ({node.resolved.spec.plugin}) could not open: {exc}"
+                    ) from exc
+                opened.append(node)
+        except BaseException:
+            for done in opened:
+                await self._close_plugin(done)
+            raise
 
     def _start_tasks(self) -> None:
         sources = [n for n in self.nodes.values() if n.kind == "source"]
@@ -201,7 +215,7 @@ class Runtime:
             idle.cancel()
             stop.cancel()
         if self.stop_reason is None:
-            exhausted = self.budget.exhausted
+            exhausted = self.budget.spent
             self.stop_reason = StopReason.MAX_PACKETS if exhausted else StopReason.SOURCES_EXHAUSTED
 
     async def _shutdown(self) -> None:
@@ -219,7 +233,10 @@ class Runtime:
         for task in pending:
             task.cancel()
         for node in self.nodes.values():
-            await self._close_plugin(node)
+            if node.left_in_thread:  # closing under a running call could corrupt its output
+                self.events.add("warning", "not closed: a call is still running", node.id)
+            else:
+                await self._close_plugin(node)
             if node.pool is not None:
                 node.pool.shutdown(wait=False, cancel_futures=True)
         self._tick_once(final=True)
@@ -229,7 +246,10 @@ class Runtime:
 
     async def _close_plugin(self, node: Node) -> None:
         try:
-            await node.plugin.close()
+            await asyncio.wait_for(node.plugin.close(), CLOSE_TIMEOUT_S)
+        except TimeoutError:
+            message = f"close() did not return within {CLOSE_TIMEOUT_S:g} s"
+            self.events.add("error", message, node.id)
         except Exception as exc:
             self.events.add("error", f"closing failed: {exc}", node.id)
 
@@ -252,17 +272,32 @@ class Runtime:
         node.metrics.crashed = f"{type(exc).__name__}: {exc}"
         self.logger.error("node %s stopped: %s", node.id, exc, exc_info=exc)
         self.events.add("error", f"node stopped with an error: {exc}", node.id)
-        if node.inbox is not None:
-            node.inbox.close()
-            lost = len(node.inbox) + node.holding
-            node.inbox.abandon(DropReason.NODE_FAILED)
-            if node.holding:
-                node.metrics.drop(DropReason.NODE_FAILED, node.holding)
-                self.in_flight.retire(node.holding)
-                node.holding = 0
-            if lost:
-                self.events.add("error", f"{lost} queued packets lost with the node", node.id)
+        lost = self._give_up(node, DropReason.NODE_FAILED, f"its node stopped: {exc}")
+        if lost:
+            self.events.add("error", f"{lost} packets lost with the node", node.id)
         self.request_stop(StopReason.ERROR, f"node {node.id!r} stopped: {exc}")
+
+    def _give_up(self, node: Node, reason: str, why: str) -> int:
+        """Count what a node holds as lost: queued packets as dropped for `reason`, the batch
+        in its plugin as errors (it may or may not have been handled). Returns how many."""
+        node.abandoned = True
+        lost = 0
+        if node.inbox is not None:
+            if reason == DropReason.NODE_FAILED:
+                node.inbox.close()
+            lost += node.inbox.abandon(reason)
+        if node.holding:
+            node.left_in_thread = node.pool is not None
+            node.metrics.errors += node.holding
+            node.metrics.recent_errors.append(
+                ErrorRecord(time.time(), None, "Abandoned", f"{node.holding} packets {why}")
+            )
+            lost += node.holding
+            node.holding = 0
+        if node.unretired:
+            self.in_flight.retire(node.unretired)
+            node.unretired = 0
+        return lost
 
     # -- stopping ---------------------------------------------------------------------------
 
@@ -273,12 +308,15 @@ class Runtime:
             self.stop_detail = detail
             self.events.add("info", f"stopping ({reason}){': ' + detail if detail else ''}")
         self._stop_requested.set()
+        if self._opening is not None and not self._opening.done():
+            self._opening.cancel()
         self._stop_sources()
 
     def force_stop(self) -> None:
         """Stop now: abandon what is queued (counted as dropped, reason shutdown)."""
         self.forced = True
         self.request_stop(StopReason.SIGNAL, "forced by a second signal")
+        self.stop_detail = f"{self.stop_detail}; forced by a second signal".lstrip("; ")
         self._abandon("forced stop")
         for task in self._tasks.values():
             task.cancel()
@@ -308,17 +346,13 @@ class Runtime:
 
     def _abandon(self, why: str) -> None:
         self.abandoned = True
-        lost = 0
-        for node in self.nodes.values():
-            if node.inbox is not None:
-                lost += node.inbox.abandon()
-            if node.holding:
-                node.metrics.drop(DropReason.SHUTDOWN, node.holding)
-                lost += node.holding
-                self.in_flight.retire(node.holding)
-                node.holding = 0
+        lost = sum(
+            self._give_up(node, DropReason.SHUTDOWN, "were in the plugin when the run stopped")
+            for node in self.nodes.values()
+            if node.kind != "source"
+        )
         if lost:
-            self.events.add("warning", f"{why}: {lost} packets still queued were dropped")
+            self.events.add("warning", f"{why}: {lost} packets still queued or in a plugin lost")
         self.in_flight.idle.set()
 
     # -- errors -----------------------------------------------------------------------------

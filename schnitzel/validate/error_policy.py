@@ -65,5 +65,14 @@ def check_error_policies(state: CheckState) -> None:
                 "failed packets must end somewhere: name a sink (jsonl writes them to a file)",
                 node=node_id,
             )
+        elif target in state.nodes and state.nodes[target].spec.on_error == "dead_letter":
+            state.problem(
+                "bad-dead-letter",
+                f"dead-letter sink {target!r} sends its own failures on to another "
+                "dead-letter sink: failed packets could go round for ever",
+                (*entry.at, "dead_letter"),
+                f"give {target!r} `on_error: skip` (its failures are counted and kept) or stop",
+                node=node_id,
+            )
         else:
             state.loose_targets.add(target)  # fed by this node's failures

@@ -36,7 +36,7 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
 # --- Pacer -------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("rate_hz", "burst"), [(50.0, 1), (1000.0, 10), (100_000.0, 1000)])
+@pytest.mark.parametrize(("rate_hz", "burst"), [(50.0, 2), (1000.0, 10), (100_000.0, 1000)])
 def test_pacer_never_grants_more_than_the_burst_after_a_long_pause(
     clock: FakeClock, rate_hz: float, burst: int
 ) -> None:
@@ -91,31 +91,39 @@ def test_set_rate_wakes_a_take_waiting_on_a_very_low_rate(new_rate: float | None
 # --- Budget ------------------------------------------------------------------------------
 
 
-def test_budget_without_a_limit_grants_everything_and_is_never_exhausted() -> None:
+def test_budget_without_a_limit_grants_everything_and_is_never_spent() -> None:
     budget = Budget(None)
     assert budget.take(10**9) == 10**9
-    budget.give_back(5)
+    budget.settle(10**9, 5)
     assert budget.remaining is None
-    assert not budget.exhausted
+    assert not budget.spent
 
 
-def test_budget_grants_up_to_what_remains_then_zero_and_reports_exhaustion() -> None:
+def test_budget_grants_up_to_what_remains_and_is_spent_once_reservations_settle() -> None:
     budget = Budget(10)
     assert budget.take(4) == 4
     assert budget.take(10) == 6
-    assert budget.remaining == 0
-    assert not budget.exhausted  # spent, but nobody has been refused yet
     assert budget.take(1) == 0
-    assert budget.exhausted
+    assert not budget.spent  # reserved, not produced yet
+    budget.settle(4, 4)
+    budget.settle(6, 6)
+    assert budget.spent
 
 
-def test_budget_give_back_returns_unused_packets_to_the_pool() -> None:
-    budget = Budget(10)
-    assert budget.take(8) == 8
-    budget.give_back(3)  # the source ended after producing 5
-    assert budget.remaining == 5
-    assert budget.take(100) == 5
-    assert budget.take(1) == 0
+def test_an_unused_reservation_returns_to_the_pool_and_wakes_waiting_sources() -> None:
+    async def scenario() -> None:
+        budget = Budget(10)
+        assert budget.take(8) == 8
+        assert budget.take(5) == 2
+        waiting = asyncio.create_task(budget.changed.wait())
+        await asyncio.sleep(0)
+        budget.settle(8, 5)  # that source ended after producing 5
+        await asyncio.wait_for(waiting, 5)
+        assert budget.remaining == 3
+        assert budget.take(100) == 3
+        assert budget.take(1) == 0
+
+    asyncio.run(scenario())
 
 
 # --- Health ------------------------------------------------------------------------------

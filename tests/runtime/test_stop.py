@@ -99,8 +99,11 @@ edges:
     report = asyncio.run(scenario())
     out = report["nodes"]["out"]
     assert report["stop_reason"] == "signal" and report["status"] == "degraded"
-    assert out["dropped_by_reason"] == {"shutdown": 50}
+    # the sink had taken all 50 into its (stuck) thread: lost as errors, not dropped unseen
+    assert (out["in"], out["errors"], out["out"], out["dropped"]) == (50, 50, 0, 0)
+    assert out["recent_errors"][-1]["error"] == "Abandoned"
     assert report["totals"]["in_flight"] == 0
+    assert_counts_add_up(report, graph)
 
 
 def test_a_paused_node_resumes_to_drain_when_the_run_stops(tmp_path: Path) -> None:
