@@ -186,3 +186,30 @@ class Escapes(Transform):
         if packet.seq == 3:
             raise PluginBug("escaped the plugin")
         return packet
+
+
+class GatedSource(Source):
+    """A blocking source whose first read waits for GATES[node id] (a device that is silent),
+    then yields `count` packets."""
+
+    name: ClassVar[str] = "gated-source"
+    Config: ClassVar[type[PluginConfig]] = CountConfig
+    blocking: ClassVar[bool] = True
+
+    def packets(self) -> Iterator[StreamPacket]:
+        GATES[self.context.node_id].wait(timeout=30)
+        for seq in range(self.config.count):
+            yield StreamPacket.new("sensor", self.context.node_id, seq)
+
+
+class HangsOnOpen(Sink):
+    """Its open() never returns (a backend that accepts the connection and then says
+    nothing)."""
+
+    name: ClassVar[str] = "hangs-on-open"
+
+    async def open(self) -> None:
+        await asyncio.Event().wait()
+
+    def deliver(self, packet: StreamPacket) -> None:
+        raise AssertionError("never opened")

@@ -145,3 +145,60 @@ edges:
     abandoned = sum(n["dropped_by_reason"].get("shutdown", 0) for n in report["nodes"].values())
     assert abandoned > 0  # whatever was going round when the drain gave up
     assert_counts_add_up(report, graph)
+
+
+def test_a_silent_device_read_in_a_thread_does_not_hold_up_a_stop(tmp_path: Path) -> None:
+    body = """
+nodes:
+  - {id: dev, kind: source, plugin: "tests.runtime.plugins:GatedSource", config: {count: 5}}
+  - {id: out, kind: sink, plugin: "null"}
+edges:
+  - {from: dev, to: out}
+"""
+    report = run(graph_from(tmp_path, body), tmp_path, duration_s=0.2, drain_timeout_s=20)
+    plugins.GATES["dev"].set()  # let the thread go
+    assert (report["status"], report["stop_reason"]) == ("ok", "duration")
+    assert report["duration_s"] < 10  # not the drain timeout
+    assert report["nodes"]["dev"]["health"] == "ok"
+
+
+def test_max_packets_is_met_exactly_when_a_thread_pulled_source_ends_short(
+    tmp_path: Path,
+) -> None:
+    # The file source reserves a whole batch before its thread reads 10 lines; the endless
+    # source must wait for that reservation to come back, not end the run early.
+    (tmp_path / "ten.jsonl").write_text("".join(f'{{"n": {n}}}\n' for n in range(10)))
+    body = """
+nodes:
+  - {id: file, kind: source, plugin: jsonl, config: {path: ten.jsonl, resume: false}}
+  - {id: gen, kind: source, plugin: synthetic}
+  - {id: out, kind: sink, plugin: "null"}
+edges:
+  - {from: file, to: out}
+  - {from: gen, to: out}
+"""
+    report = run(graph_from(tmp_path, body), tmp_path, max_packets=1000)
+    assert report["stop_reason"] == "max_packets"
+    assert report["totals"]["emitted"] == report["totals"]["delivered"] == 1000
+    assert report["nodes"]["file"]["out"] == 10
+
+
+def test_a_stop_while_a_plugin_hangs_in_open_ends_the_run(tmp_path: Path) -> None:
+    body = """
+nodes:
+  - {id: src, kind: source, plugin: synthetic, config: {count: 5}}
+  - {id: out, kind: sink, plugin: "tests.runtime.plugins:HangsOnOpen"}
+edges:
+  - {from: src, to: out}
+"""
+    graph = graph_from(tmp_path, body)
+
+    async def scenario() -> dict:
+        runtime = Runtime(graph, state_dir=tmp_path)
+        task = asyncio.create_task(runtime.run())
+        await asyncio.sleep(0.05)
+        RuntimeControl(runtime).stop()
+        return await asyncio.wait_for(task, 10)
+
+    report = asyncio.run(scenario())
+    assert report["stop_reason"] == "signal" and report["totals"]["emitted"] == 0
