@@ -14,6 +14,9 @@ import json
 import os
 import signal
 import sys
+import threading
+import time
+from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +58,7 @@ def run_graph(args: argparse.Namespace, prog: str = "schnitzel run") -> int:
     state_dir = Path(args.state_dir) if args.state_dir else default_state_dir()
     try:
         runtime = Runtime(result.graph, state_dir, args.drain_timeout, logger)
-        report = asyncio.run(_run_with_signals(runtime, args))
+        report = _run_loop(_run_with_signals(runtime, args))
     except RuntimeStartError as exc:
         say(f"{prog}: {exc}", err=True)
         return EXIT_FAILED
@@ -67,13 +70,42 @@ def run_graph(args: argparse.Namespace, prog: str = "schnitzel run") -> int:
         code = EXIT_FORCED
     elif report["status"] == "error":
         code = EXIT_FAILED
-    if runtime.abandoned:
-        # A plugin call may still be running in a thread (a hung device or backend); the
+    if _threads_still_running():
+        # A plugin call is still running in a thread (a hung device or backend) and the
         # interpreter would wait for it at exit. Everything worth keeping is written.
+        logger.warning("a plugin call is still running in a thread; exiting without it")
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)
     return code
+
+
+def _run_loop(main: Coroutine[Any, Any, dict[str, Any]]) -> dict[str, Any]:
+    """`asyncio.run` without its wait for the default executor's threads at the end: a plugin
+    stuck there (a hung open) must not keep the report from being written."""
+    loop = asyncio.new_event_loop()
+    try:
+        return loop.run_until_complete(main)
+    finally:
+        pending = [task for task in asyncio.all_tasks(loop) if not task.done()]
+        for task in pending:
+            task.cancel()
+        if pending:
+            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()  # shuts the default executor down without waiting for its threads
+
+
+def _threads_still_running(grace_s: float = 1.0) -> bool:
+    """True when a thread other than this one is still busy after a short grace (idle pool
+    threads end at once once their pool is shut down)."""
+    deadline = time.monotonic() + grace_s
+    for thread in threading.enumerate():
+        if thread is not threading.main_thread() and not thread.daemon:
+            thread.join(max(deadline - time.monotonic(), 0))
+            if thread.is_alive():
+                return True
+    return False
 
 
 async def _run_with_signals(runtime: Any, args: argparse.Namespace) -> dict[str, Any]:

@@ -45,6 +45,7 @@ class NodeMetrics:
     """What one node did. Written by its own task only; read by snapshots."""
 
     __slots__ = (
+        "abandoned",
         "crashed",
         "delivered",
         "depth_max",
@@ -72,6 +73,8 @@ class NodeMetrics:
         self.delivered = 0
         """Packets a sink completed."""
         self.errors = 0
+        self.abandoned = 0
+        """Of `errors`: packets a plugin still held when the run gave up on the node."""
         self.dropped: dict[str, int] = {}
         self.depth_max = 0
         self.latency = Histogram()

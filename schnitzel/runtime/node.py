@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import threading
 from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, NamedTuple
@@ -11,7 +12,7 @@ from typing import Any, NamedTuple
 from schnitzel.contract.packet import StreamPacket
 from schnitzel.registry.plugin import Plugin, Processor, Sink, Source
 from schnitzel.runtime.inbox import Inbox
-from schnitzel.runtime.metrics import NodeMetrics, RateWindow
+from schnitzel.runtime.metrics import DropReason, NodeMetrics, RateWindow
 from schnitzel.runtime.pacer import Pacer
 from schnitzel.runtime.processing import (
     Outcome,
@@ -70,6 +71,8 @@ class Node:
         """A call was still running in the node's thread when the run gave up on it."""
         self.pulling: asyncio.Future[Any] | None = None
         """A blocking source's pull running in its thread."""
+        self.stop_pulling = threading.Event()
+        """Set on stop: a pull running in a thread returns at its next packet."""
         self.emitting = False
         """True while the node waits for room downstream (backpressure, not a stall)."""
 
@@ -90,19 +93,24 @@ class Node:
         `routed`: some items are `Routed` (sent to a named port)."""
         targets = self.targets
         if len(targets) == 1 and not routed:
-            for target in next(iter(targets.values())):
-                await target.inbox.put(packets, target.force)
-            return
-        by_port: dict[str, list[StreamPacket]] = {}
-        default = self.plugin.outputs[0]
-        for item in packets:
-            if item.__class__ is Routed:
-                by_port.setdefault(item.port, []).append(item.packet)
-            else:
-                by_port.setdefault(default, []).append(item)
-        for port, batch in by_port.items():
-            for target in targets[port]:
+            sends = [(target, packets) for target in next(iter(targets.values()))]
+        else:
+            by_port: dict[str, list[StreamPacket]] = {}
+            default = self.plugin.outputs[0]
+            for item in packets:
+                if item.__class__ is Routed:
+                    by_port.setdefault(item.port, []).append(item.packet)
+                else:
+                    by_port.setdefault(default, []).append(item)
+            sends = [(t, batch) for port, batch in by_port.items() for t in targets[port]]
+        for index, (target, batch) in enumerate(sends):
+            try:
                 await target.inbox.put(batch, target.force)
+            except asyncio.CancelledError:  # a forced stop: count what the rest never got
+                for unsent_to, unsent in sends[index + 1 :]:
+                    unsent_to.inbox.metrics.received += len(unsent)
+                    unsent_to.inbox.metrics.drop(DropReason.SHUTDOWN, len(unsent))
+                raise
 
     def check_routes(self, outcome: Outcome) -> None:
         """Turn packets routed to a port this plugin does not have into failures."""

@@ -35,6 +35,7 @@ def node_report(node: Node) -> dict[str, Any]:
         "out": m.delivered if node.kind == "sink" else m.emitted,
         "dropped": m.dropped_total,
         "errors": m.errors,
+        "abandoned": m.abandoned,
         "queue_depth": len(inbox) if inbox is not None else 0,
         "queue_depth_max": m.depth_max,
         "latency_ms": node.latency_ms,

@@ -8,11 +8,13 @@ happen once per batch.
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Any
 
 from schnitzel.contract.packet import StreamPacket
+from schnitzel.runtime.metrics import DropReason
 from schnitzel.runtime.node import Node
 
 if TYPE_CHECKING:
@@ -143,12 +145,15 @@ async def _pump_sync(node: Node, runtime: Runtime, packets: Iterator[StreamPacke
         if node.pool is None:
             batch, failure = _pull(packets, wanted)
         else:
-            node.pulling = loop.run_in_executor(node.pool, _pull, packets, wanted)
+            node.pulling = pulling = loop.run_in_executor(
+                node.pool, _pull, packets, wanted, node.stop_pulling
+            )
             try:
                 with runtime.stoppable(node):  # a device read may wait for ever
-                    batch, failure = await asyncio.shield(node.pulling)
+                    batch, failure = await asyncio.shield(pulling)
             except asyncio.CancelledError:
                 runtime.budget.settle(wanted, 0)
+                pulling.add_done_callback(lambda done: _count_unsent_pull(node, done))
                 raise
         runtime.budget.settle(wanted, len(batch))
         if batch:
@@ -163,18 +168,29 @@ async def _pump_sync(node: Node, runtime: Runtime, packets: Iterator[StreamPacke
         await asyncio.sleep(0)  # let the rest of the graph run between batches
 
 
-def _pull(packets: Iterator[StreamPacket], wanted: int) -> tuple[list[StreamPacket], Any]:
-    """Up to `wanted` packets, and the exception that ended the iterator early, if any."""
+def _pull(
+    packets: Iterator[StreamPacket], wanted: int, stop: threading.Event | None = None
+) -> tuple[list[StreamPacket], Any]:
+    """Up to `wanted` packets (fewer once `stop` is set), and the exception that ended the
+    iterator early, if any."""
     batch: list[StreamPacket] = []
     append = batch.append
     try:
         for packet in packets:
             append(packet)
-            if len(batch) == wanted:
+            if len(batch) == wanted or (stop is not None and stop.is_set()):
                 break
     except Exception as exc:
         return batch, exc
     return batch, None
+
+
+def _count_unsent_pull(node: Node, pulling: asyncio.Future[Any]) -> None:
+    """A pull the stop did not wait for came back: what it read is lost, and counted."""
+    if not pulling.cancelled() and pulling.exception() is None:
+        batch, _failure = pulling.result()
+        if batch:
+            node.metrics.drop(DropReason.SHUTDOWN, len(batch))
 
 
 async def _pump_async(node: Node, runtime: Runtime, packets: AsyncIterator[StreamPacket]) -> None:

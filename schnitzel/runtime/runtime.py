@@ -37,6 +37,8 @@ __all__ = ["Runtime", "StopReason"]
 
 TICK_S = 1.0
 """How often rates and health are sampled."""
+PULL_GRACE_S = 1.0
+"""How long the end of a run waits for a source's pull still running in its thread."""
 CLOSE_TIMEOUT_S = 5.0
 """How long a plugin's close() may take before the run ends without it."""
 LOGGED_ERRORS_PER_NODE = 10
@@ -220,6 +222,10 @@ class Runtime:
 
     async def _shutdown(self) -> None:
         self.stopping = True
+        pulls = [n.pulling for n in self.nodes.values() if n.pulling and not n.pulling.done()]
+        if pulls:  # a stopped pull returns at its next packet: count what it read as lost
+            await asyncio.wait(pulls, timeout=PULL_GRACE_S)
+            await asyncio.sleep(0)  # let their done-callbacks count
         for node in self.nodes.values():
             if node.inbox is not None:
                 node.inbox.close()
@@ -249,16 +255,21 @@ class Runtime:
             await asyncio.wait_for(node.plugin.close(), CLOSE_TIMEOUT_S)
         except TimeoutError:
             message = f"close() did not return within {CLOSE_TIMEOUT_S:g} s"
+            node.metrics.error(None, TimeoutError(message))
             self.events.add("error", message, node.id)
         except Exception as exc:
+            node.metrics.error(None, exc)
             self.events.add("error", f"closing failed: {exc}", node.id)
 
     async def _guard(self, node: Node, runner: Any) -> None:
         """Run a node's task; an unexpected error stops that node and, gracefully, the run."""
         try:
             await runner
-        except asyncio.CancelledError:
-            if node.id not in self._stop_cancelled and not (self.forced or self.abandoned):
+        except asyncio.CancelledError as exc:
+            task = asyncio.current_task()
+            if task is not None and not task.cancelling():  # raised by the plugin, not us
+                self._node_crashed(node, exc)
+            elif node.id not in self._stop_cancelled and not (self.forced or self.abandoned):
                 raise
         except (KeyboardInterrupt, SystemExit):
             raise
@@ -289,6 +300,7 @@ class Runtime:
         if node.holding:
             node.left_in_thread = node.pool is not None
             node.metrics.errors += node.holding
+            node.metrics.abandoned += node.holding
             node.metrics.recent_errors.append(
                 ErrorRecord(time.time(), None, "Abandoned", f"{node.holding} packets {why}")
             )
@@ -315,14 +327,19 @@ class Runtime:
     def force_stop(self) -> None:
         """Stop now: abandon what is queued (counted as dropped, reason shutdown)."""
         self.forced = True
-        self.request_stop(StopReason.SIGNAL, "forced by a second signal")
-        self.stop_detail = f"{self.stop_detail}; forced by a second signal".lstrip("; ")
+        if self.stop_reason is None:
+            self.request_stop(StopReason.SIGNAL, "forced by a second signal")
+        else:
+            self.stop_detail = f"{self.stop_detail}; forced by a second signal".lstrip("; ")
+            self.request_stop(self.stop_reason)
         self._abandon("forced stop")
         for task in self._tasks.values():
             task.cancel()
 
     def _stop_sources(self) -> None:
         self.stopping = True
+        for node in self.nodes.values():
+            node.stop_pulling.set()
         for node in self.nodes.values():
             if node.kind != "source" and node.paused:  # a drain delivers what is in flight
                 node.running.set()

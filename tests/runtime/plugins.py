@@ -213,3 +213,12 @@ class HangsOnOpen(Sink):
 
     def deliver(self, packet: StreamPacket) -> None:
         raise AssertionError("never opened")
+
+
+class CancelsItself(Transform):
+    """An async plugin whose client raises CancelledError (a connection cancelled under it)."""
+
+    name: ClassVar[str] = "cancels-itself"
+
+    async def process(self, packet: StreamPacket) -> StreamPacket:
+        raise asyncio.CancelledError("backend connection cancelled")

@@ -200,3 +200,22 @@ edges:
     assert (bad["in"], bad["out"], bad["errors"]) == (20, 0, 20)
     assert "unknown port 'nowhere'; ports: out" in bad["recent_errors"][0]["message"]
     assert_counts_add_up(report, graph)
+
+
+def test_a_plugin_raising_cancelled_error_stops_its_node_instead_of_hanging_the_run(
+    tmp_path: Path,
+) -> None:
+    body = """
+nodes:
+  - {id: src, kind: source, plugin: synthetic, config: {count: 10}}
+  - {id: t, kind: transform, plugin: "tests.runtime.plugins:CancelsItself"}
+  - {id: out, kind: sink, plugin: "null"}
+edges:
+  - {from: src, to: t}
+  - {from: t, to: out}
+"""
+    graph = graph_from(tmp_path, body)
+    report = run(graph, tmp_path)
+    assert (report["status"], report["stop_reason"]) == ("error", "error")
+    assert "backend connection cancelled" in report["stop_detail"]
+    assert_counts_add_up(report, graph)

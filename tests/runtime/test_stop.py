@@ -202,3 +202,25 @@ edges:
 
     report = asyncio.run(scenario())
     assert report["stop_reason"] == "signal" and report["totals"]["emitted"] == 0
+
+
+def test_a_forced_stop_in_the_middle_of_a_fan_out_still_accounts_for_every_packet(
+    tmp_path: Path,
+) -> None:
+    body = """
+nodes:
+  - {id: src, kind: source, plugin: synthetic}
+  - {id: t, kind: transform, plugin: passthrough, inbox: {max: 4}}
+  - {id: stuck, kind: sink, plugin: "tests.runtime.plugins:Gated", inbox: {max: 4}}
+  - {id: fine, kind: sink, plugin: "null"}
+edges:
+  - {from: src, to: t}
+  - {from: t, to: stuck}
+  - {from: t, to: fine}
+"""
+    graph = graph_from(tmp_path, body)
+    report = run(graph, tmp_path, duration_s=0.2, drain_timeout_s=0.3)
+    plugins.GATES["stuck"].set()
+    assert report["stop_reason"] == "duration" and report["totals"]["in_flight"] == 0
+    assert report["nodes"]["stuck"]["abandoned"] > 0
+    assert_counts_add_up(report, graph)
