@@ -126,7 +126,9 @@ def run_batch_method(plugin: Processor | Sink, batch: list[StreamPacket]) -> Out
         outputs = plugin.process_batch(batch)
     except Exception:
         return process_each(plugin.process, batch)
-    if type(outputs) is not list or not all(p.__class__ is StreamPacket for p in outputs):
+    if outputs is not batch and (  # the batch itself came from an inbox: already checked
+        type(outputs) is not list or not all(p.__class__ is StreamPacket for p in outputs)
+    ):
         # not the contract (a generator, a tuple, Routed or None items): one by one through
         # process(), so a bad item fails on this node instead of on the next
         return process_each(plugin.process, batch)
