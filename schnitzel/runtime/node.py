@@ -17,7 +17,7 @@ from schnitzel.runtime.pacer import Pacer
 from schnitzel.runtime.processing import (
     Outcome,
     Routed,
-    checked_outputs,
+    add_result,
     deliver_each,
     process_each,
     run_batch_method,
@@ -168,21 +168,8 @@ def _each_awaited(
             except Exception as exc:
                 outcome.failures.append((packet, exc))
                 continue
-            if is_sink:
-                continue
-            if result is None:
-                outcome.filtered += 1
-            elif result.__class__ is StreamPacket:
-                outcome.outputs.append(result)
-            else:
-                try:
-                    items = checked_outputs(result)
-                except TypeError as exc:
-                    outcome.failures.append((packet, exc))
-                    continue
-                outcome.filtered += not items
-                outcome.outputs.extend(items)
-                outcome.routed = outcome.routed or any(i.__class__ is Routed for i in items)
+            if not is_sink:
+                add_result(outcome, packet, result)
         return outcome
 
     return call

@@ -17,6 +17,7 @@ __all__ = [
     "Failure",
     "Outcome",
     "Routed",
+    "add_result",
     "checked_outputs",
     "deliver_each",
     "process_each",
@@ -55,31 +56,37 @@ class Outcome:
 def process_each(process: Callable[[StreamPacket], Any], batch: list[StreamPacket]) -> Outcome:
     """Call `process` per packet; a raise fails only that packet."""
     outcome = Outcome()
-    outputs, failures = outcome.outputs, outcome.failures
-    append = outputs.append
-    filtered = 0
+    failures = outcome.failures
+    append = outcome.outputs.append
     for packet in batch:
         try:
             result = process(packet)
         except Exception as exc:
             failures.append((packet, exc))
             continue
-        if result is None:
-            filtered += 1
-        elif result.__class__ is StreamPacket:
+        if result.__class__ is StreamPacket:  # the common case, kept inline
             append(result)
         else:
-            try:
-                items = checked_outputs(result)
-            except TypeError as exc:
-                failures.append((packet, exc))
-                continue
-            if not items:
-                filtered += 1
-            outputs.extend(items)
-            outcome.routed = outcome.routed or any(i.__class__ is Routed for i in items)
-    outcome.filtered = filtered
+            add_result(outcome, packet, result)
     return outcome
+
+
+def add_result(outcome: Outcome, packet: StreamPacket, result: Any) -> None:
+    """Count what one `process(packet)` call returned: passed on, filtered or failed."""
+    if result is None:
+        outcome.filtered += 1
+    elif result.__class__ is StreamPacket:
+        outcome.outputs.append(result)
+    else:
+        try:
+            items = checked_outputs(result)
+        except TypeError as exc:
+            outcome.failures.append((packet, exc))
+            return
+        if not items:
+            outcome.filtered += 1
+        outcome.outputs.extend(items)
+        outcome.routed = outcome.routed or any(i.__class__ is Routed for i in items)
 
 
 def checked_outputs(result: Any) -> list[Any]:

@@ -6,7 +6,8 @@
 Stop conditions: every source exhausted and nothing left in flight; the `max_packets`
 budget spent; `duration_s` elapsed; `request_stop()` (signals, operators); an error under
 `on_error: stop`. Each but the first stops the sources and drains what is in flight (up to
-`drain_timeout_s`); `force_stop()` abandons what is queued and counts it as dropped.
+`drain_timeout_s`); `force_stop()` gives up on what is queued or in a plugin at once, and
+counts it (docs/contracts/run_report.md).
 """
 
 from __future__ import annotations
@@ -39,6 +40,8 @@ TICK_S = 1.0
 """How often rates and health are sampled."""
 PULL_GRACE_S = 1.0
 """How long the end of a run waits for a source's pull still running in its thread."""
+TASKS_GRACE_S = 5.0
+"""How long the end of a run waits for node tasks to see their closed inboxes."""
 CLOSE_TIMEOUT_S = 5.0
 """How long a plugin's close() may take before the run ends without it."""
 LOGGED_ERRORS_PER_NODE = 10
@@ -85,9 +88,8 @@ class Runtime:
         self._in_stoppable: set[str] = set()
         self._stop_cancelled: set[str] = set()
         self.abandoned = False
+        """True once queued packets were given up (drain timeout, forced stop)."""
         self._opening: asyncio.Future[None] | None = None
-        """True once queued packets were given up (drain timeout, forced stop): a thread may
-        still be busy in a plugin, so the process should not wait for it at exit."""
         self._build()
 
     # -- building ---------------------------------------------------------------------------
@@ -235,7 +237,7 @@ class Runtime:
         if self.forced or self.abandoned:  # what is still busy would only hold up the exit
             for task in tasks:
                 task.cancel()
-        _done, pending = await asyncio.wait(tasks, timeout=5.0) if tasks else (set(), set())
+        _done, pending = await asyncio.wait(tasks, timeout=TASKS_GRACE_S) if tasks else ((), ())
         for task in pending:
             task.cancel()
         for node in self.nodes.values():
