@@ -24,19 +24,9 @@ from schnitzel.cli.output import say
 from schnitzel.cli.validate_command import print_problems, validate_argument
 from schnitzel.errors import GraphLoadError, RuntimeStartError
 
-__all__ = ["default_state_dir", "run_graph"]
+__all__ = ["run_graph"]
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE, EXIT_FAILED, EXIT_FORCED = 0, 1, 2, 3, 130
-
-
-def default_state_dir() -> Path:
-    """Where state goes when `--state-dir` is not given (docs/operations.md)."""
-    for variable in ("SCHNITZEL_STATE_DIR", "STATE_DIRECTORY"):
-        value = os.environ.get(variable)
-        if value:
-            return Path(value.split(":")[0])
-    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(base) / "schnitzel"
 
 
 def run_graph(args: argparse.Namespace, prog: str = "schnitzel run") -> int:
@@ -55,7 +45,7 @@ def run_graph(args: argparse.Namespace, prog: str = "schnitzel run") -> int:
         return EXIT_INVALID
     from schnitzel.runtime import Runtime
 
-    state_dir = Path(args.state_dir) if args.state_dir else default_state_dir()
+    state_dir = Path(args.state_dir) if args.state_dir else None
     try:
         runtime = Runtime(result.graph, state_dir, args.drain_timeout, logger)
         report = _run_loop(_run_with_signals(runtime, args))

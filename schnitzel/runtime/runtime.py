@@ -32,6 +32,7 @@ from schnitzel.runtime.node import Node, Target
 from schnitzel.runtime.processing import Failure
 from schnitzel.runtime.report import build_report
 from schnitzel.runtime.runners import run_source, run_worker
+from schnitzel.runtime.state_dir import default_state_dir
 from schnitzel.validate.graph import ValidatedGraph
 
 __all__ = ["Runtime", "StopReason"]
@@ -69,7 +70,7 @@ class Runtime:
         logger: logging.Logger | None = None,
     ) -> None:
         self.graph = graph
-        self.state_dir = state_dir or graph.base_dir / ".schnitzel-state"
+        self.state_dir = state_dir or default_state_dir()
         self.drain_timeout_s = drain_timeout_s
         self.logger = logger or logging.getLogger("schnitzel.runtime")
         self.events = EventLog(self.logger)

@@ -1,0 +1,20 @@
+"""Where a runtime keeps its state (checkpoints; later the audit log and control socket)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+__all__ = ["default_state_dir"]
+
+
+def default_state_dir() -> Path:
+    """The state directory when none is given (docs/operations.md): $SCHNITZEL_STATE_DIR,
+    then systemd's $STATE_DIRECTORY (its first entry), then $XDG_STATE_HOME/schnitzel or
+    ~/.local/state/schnitzel. Nothing creates it until something is written there."""
+    for variable in ("SCHNITZEL_STATE_DIR", "STATE_DIRECTORY"):
+        value = os.environ.get(variable)
+        if value:
+            return Path(value.split(":")[0])
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "schnitzel"
