@@ -28,20 +28,6 @@ class Histogram:
         self.count += weight
         self.total += seconds * weight
 
-    def record_many(self, values: list[float]) -> None:
-        """Add one observation per value."""
-        counts = self.counts
-        for value in values:
-            counts[bisect_right(_BOUNDS, value)] += 1
-        self.count += len(values)
-        self.total += sum(values)
-
-    def merge(self, other: Histogram) -> None:
-        """Add every observation of `other` to this histogram."""
-        self.counts = [a + b for a, b in zip(self.counts, other.counts, strict=True)]
-        self.count += other.count
-        self.total += other.total
-
     def percentiles(self, *quantiles: float) -> list[float]:
         """The given quantiles (0..1) in seconds, each the upper bound of its bucket; 0.0 when
         empty."""

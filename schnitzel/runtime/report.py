@@ -7,15 +7,12 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from schnitzel.runtime.health import Health
-from schnitzel.runtime.metrics import DropReason
 from schnitzel.runtime.node import Node
 
 if TYPE_CHECKING:
     from schnitzel.runtime.runtime import Runtime
 
 __all__ = ["build_report", "node_report", "run_status"]
-
-_LOSSES = (DropReason.INBOX_FULL, DropReason.DISPLACED, DropReason.NODE_FAILED)
 
 
 def node_report(node: Node) -> dict[str, Any]:
@@ -68,11 +65,8 @@ def run_status(runtime: Runtime) -> str:
     """ok, degraded (errors or packets lost) or error (stopped by an error)."""
     if runtime.stop_reason == "error" or any(n.metrics.crashed for n in runtime.nodes.values()):
         return "error"
-    for node in runtime.nodes.values():
-        m = node.metrics
-        if m.errors or m.dropped.get(DropReason.SHUTDOWN) or any(m.dropped.get(r) for r in _LOSSES):
-            return "degraded"
-        if node.health != Health.OK:
+    for node in runtime.nodes.values():  # every drop reason is a loss; filtering is not
+        if node.metrics.errors or node.metrics.dropped_total or node.health != Health.OK:
             return "degraded"
     return "ok"
 

@@ -43,7 +43,8 @@ def test_an_empty_histogram_reads_zero_for_every_quantile() -> None:
 
 def test_percentiles_come_back_in_the_order_they_were_asked() -> None:
     histogram = Histogram()
-    histogram.record_many([0.001] * 50 + [0.1] * 50)
+    for value in [0.001] * 50 + [0.1] * 50:
+        histogram.record(value)
     high, low = histogram.percentiles(0.99, 0.25)
     assert high == pytest.approx(0.1, rel=0.1)
     assert low == pytest.approx(0.001, rel=0.1)
@@ -62,32 +63,3 @@ def test_a_weight_counts_as_that_many_observations() -> None:
     median, top = weighted.percentiles(0.5, 0.95)
     assert median == pytest.approx(0.003, rel=0.1)
     assert top == pytest.approx(2.0, rel=0.1)
-
-
-def test_record_many_equals_recording_each_value() -> None:
-    rng = random.Random(42)
-    values = [rng.expovariate(100.0) for _ in range(1_000)]
-    many, each = Histogram(), Histogram()
-    many.record_many(values)
-    for value in values:
-        each.record(value)
-    assert many.counts == each.counts
-    assert many.count == each.count == len(values)
-    assert many.total == pytest.approx(each.total)
-    assert many.percentiles(*QUANTILES) == each.percentiles(*QUANTILES)
-
-
-def test_merge_equals_recording_both_sets_of_values_into_one() -> None:
-    rng = random.Random(7)
-    first = [rng.uniform(1e-5, 1e-3) for _ in range(500)]
-    second = [rng.uniform(0.01, 1.0) for _ in range(300)]
-    left, right, together = Histogram(), Histogram(), Histogram()
-    left.record_many(first)
-    right.record_many(second)
-    together.record_many(first + second)
-    left.merge(right)
-    assert left.counts == together.counts
-    assert left.count == together.count == 800
-    assert left.total == pytest.approx(together.total)
-    assert left.percentiles(*QUANTILES) == together.percentiles(*QUANTILES)
-    assert right.count == 300  # the merged-in histogram is left as it was
