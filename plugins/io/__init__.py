@@ -1,7 +1,8 @@
 """The io pack: JSON Lines files as sources and sinks."""
 
 from schnitzel.registry.plugin import PluginPack
-from schnitzel_plugins.io.jsonl import JsonlSink, JsonlSource
+from schnitzel_plugins.io.jsonl import JsonlSource
+from schnitzel_plugins.io.jsonl_sink import JsonlSink
 
 __all__ = ["PACK", "JsonlSink", "JsonlSource"]
 

@@ -109,12 +109,16 @@ class EnvironmentProblem:
 @dataclass(frozen=True)
 class NodeContext:
     """What a running plugin knows about its place: its node id, where the graph file lives,
-    the state directory, and a logger named after the node."""
+    the state directory, a logger named after the node, and whether its inbox is durable."""
 
     node_id: str
     graph_dir: Path
     state_dir: Path
     logger: logging.Logger = field(repr=False)
+    durable: bool = False
+    """The node's inbox is on disk: a packet the plugin fails on is lost to the error policy,
+    while one it keeps retrying stays safe in the store. A sink delivering to a backend that
+    can recover (HTTP) should retry until delivered rather than fail."""
 
     def resolve(self, path: str) -> Path:
         """A path from the node's config, resolved against the graph file's directory."""
@@ -216,6 +220,16 @@ class Source(Plugin):
         Operators change it live with `throttle`."""
         return None
 
+    def checkpoint(self, upto: StreamPacket) -> None:
+        """Optional: persist where to resume. Every packet this source emitted up to and
+        including `upto` is now safe: delivered, filtered, dropped by the graph's policy, or
+        committed to a durable inbox. Persist nothing before the runtime says so, or a crash
+        between the two loses data (docs/contracts/delivery.md).
+
+        Called on a thread of the node's pool when `blocking`, else on the event loop; at most
+        a few times a second and once more at the end of a run that drained.
+        """
+
 
 class Processor(Plugin):
     """Base of the plugins that receive packets and pass packets on."""
@@ -268,7 +282,8 @@ class Sink(Plugin):
 
     def deliver_batch(self, packets: list[StreamPacket]) -> None:
         """Optional fast path: deliver a micro-batch, all-or-nothing. If it raises, the
-        runtime delivers the batch again packet by packet to pin the error on a packet."""
+        runtime delivers the batch again packet by packet to pin the error on a packet.
+        May be `async def` (then `deliver` must be too)."""
         raise NotImplementedError
 
 

@@ -135,11 +135,14 @@ class Node:
             method, each, batch_name = plugin.process, process_each, "process_batch"
         else:
             raise TypeError(f"node {self.id!r}: {type(plugin).__name__} is not a node plugin")
-        if inspect.iscoroutinefunction(method):
-            return _each_awaited(method, isinstance(plugin, Sink))
         has_batch = getattr(type(plugin), batch_name) is not getattr(
             Sink if isinstance(plugin, Sink) else Processor, batch_name
         )
+        if inspect.iscoroutinefunction(method):
+            each_awaited = _each_awaited(method, isinstance(plugin, Sink))
+            if isinstance(plugin, Sink) and has_batch:
+                return _batch_awaited(plugin, each_awaited)
+            return each_awaited
 
         def sync_call(batch: list[StreamPacket]) -> Outcome:
             return run_batch_method(plugin, batch) if has_batch else each(method, batch)
@@ -171,6 +174,22 @@ def _each_awaited(
             if not is_sink:
                 add_result(outcome, packet, result)
         return outcome
+
+    return call
+
+
+def _batch_awaited(
+    plugin: Sink, each: Callable[[list[StreamPacket]], Coroutine[Any, Any, Outcome]]
+) -> Callable[[list[StreamPacket]], Coroutine[Any, Any, Outcome]]:
+    """An async sink's all-or-nothing `deliver_batch`, falling back to one packet at a time
+    when it raises so that the error lands on the packet that caused it."""
+
+    async def call(batch: list[StreamPacket]) -> Outcome:
+        try:
+            await plugin.deliver_batch(batch)  # type: ignore[misc]
+        except Exception:
+            return await each(batch)
+        return Outcome()
 
     return call
 

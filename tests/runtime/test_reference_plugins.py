@@ -23,7 +23,8 @@ from schnitzel_plugins.core.dedup import Dedup
 from schnitzel_plugins.core.delay import DelayPlugin
 from schnitzel_plugins.core.sample import Sample
 from schnitzel_plugins.core.synthetic import Synthetic
-from schnitzel_plugins.io.jsonl import JsonlSink, JsonlSource
+from schnitzel_plugins.io.jsonl import JsonlSource
+from schnitzel_plugins.io.jsonl_sink import JsonlSink
 
 P = TypeVar("P", bound=Plugin)
 FEEDBACK = Path(__file__).resolve().parents[2] / "graphs" / "feedback.yaml"
