@@ -24,12 +24,19 @@ class InFlight:
     nothing is left anywhere. With every source finished, zero means the graph is done.
     """
 
-    __slots__ = ("count", "idle", "sources_running")
+    __slots__ = ("count", "durable", "idle", "sources_running")
 
     def __init__(self) -> None:
         self.count = 0
+        self.durable = 0
+        """Of `count`: packets committed to durable inboxes (safe on disk, not in memory)."""
         self.sources_running = 0
         self.idle = asyncio.Event()
+
+    @property
+    def volatile(self) -> int:
+        """Packets that only exist in memory: lost if the process dies now."""
+        return self.count - self.durable
 
     def add(self, n: int) -> None:
         self.count += n
@@ -54,10 +61,14 @@ class Inbox:
         "_space_waiters",
         "capacity",
         "closed",
+        "entered",
         "in_flight",
+        "left",
         "metrics",
         "overflow",
     )
+
+    durable = False
 
     def __init__(
         self, capacity: int, overflow: str, metrics: NodeMetrics, in_flight: InFlight
@@ -67,11 +78,21 @@ class Inbox:
         self.metrics = metrics
         self.in_flight = in_flight
         self.closed = False
+        self.entered = 0
+        """Packets that ever got in; a packet's position is the value after it entered."""
+        self.left = 0
+        """Packets that ever left, oldest first: taken, displaced or abandoned."""
         self._items: deque[StreamPacket] = deque()
         self._consumer: asyncio.Future[None] | None = None
         self._space_waiters: deque[asyncio.Future[None]] = deque()
 
     def __len__(self) -> int:
+        """Packets ready to take now."""
+        return len(self._items)
+
+    @property
+    def depth(self) -> int:
+        """Packets queued (the report's `queue_depth`)."""
         return len(self._items)
 
     def offer(
@@ -125,7 +146,9 @@ class Inbox:
             taken = n - max(extra, 0)
             end = len(batch)
             retired = displaced
+            self.left += displaced
         if taken:
+            self.entered += taken
             self.in_flight.add(taken)
             metrics.depth_max = max(metrics.depth_max, len(items))
             consumer = self._consumer
@@ -179,9 +202,14 @@ class Inbox:
         else:
             popleft = items.popleft
             batch = [popleft() for _ in range(limit)]
+        self.left += len(batch)
         if self._space_waiters:
             self._wake_first()
         return batch
+
+    def settle(self, kept: list[StreamPacket] | None = None) -> None:
+        """The batch last taken is done with (`kept`: failed packets to keep for a later
+        run). Only a durable inbox has anything to do here."""
 
     def _wake_first(self) -> None:
         if self._space_waiters and len(self._items) < self.capacity:
@@ -214,6 +242,7 @@ class Inbox:
         left = len(self._items)
         if left:
             self._items.clear()
+            self.left += left
             self.metrics.drop(reason, left)
             self.in_flight.retire(left)
         return left

@@ -29,6 +29,10 @@ class DropReason:
     """Sent to a node whose task had stopped with an error."""
     SHUTDOWN = "shutdown"
     """Still queued when the drain timed out or a second signal forced the exit."""
+    NOT_PORTABLE = "not_portable"
+    """Could not be encoded for a durable inbox (a payload that is not JSON-portable)."""
+    CORRUPT = "corrupt"
+    """A durable store row that no longer decodes (kept out of the run, logged with its seq)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,6 +30,7 @@ __all__ = ["Node", "Target"]
 class Target(NamedTuple):
     """Where an output port leads: the next node's inbox."""
 
+    node_id: str
     inbox: Inbox
     force: bool
     """Queue even when full: set on edges leaving a delay node, so a cycle always moves."""
@@ -65,6 +66,10 @@ class Node:
         """Packets taken from the inbox whose outcome is not counted yet (in the plugin)."""
         self.unretired = 0
         """Packets taken from the inbox and not yet retired from the in-flight count."""
+        self.last_emitted: StreamPacket | None = None
+        """A source's newest packet the graph accepted (checkpoint tracking)."""
+        self.taken_start = 0
+        """`inbox.left` when the batch the node holds was taken (checkpoint tracking)."""
         self.abandoned = False
         """Set when the run gave up on this node (drain timeout, forced stop, failure)."""
         self.left_in_thread = False

@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
+from schnitzel.durable.inbox import DurableInbox
 from schnitzel.runtime.health import Health
 from schnitzel.runtime.node import Node
 
@@ -33,7 +34,7 @@ def node_report(node: Node) -> dict[str, Any]:
         "dropped": m.dropped_total,
         "errors": m.errors,
         "abandoned": m.abandoned,
-        "queue_depth": len(inbox) if inbox is not None else 0,
+        "queue_depth": inbox.depth if inbox is not None else 0,
         "queue_depth_max": m.depth_max,
         "latency_ms": node.latency_ms,
         "health": node.health,
@@ -56,8 +57,8 @@ def node_report(node: Node) -> dict[str, Any]:
         entry["delivered"] = m.delivered
     if node.pacer is not None:
         entry["rate_hz"] = node.pacer.rate_hz
-    if node.resolved.spec.inbox.durable is not None:
-        entry["durable"] = {"backlog": entry["queue_depth"], "oldest_age_s": 0.0}
+    if isinstance(inbox, DurableInbox):
+        entry["durable"] = inbox.summary()
     return entry
 
 

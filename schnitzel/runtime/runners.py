@@ -34,6 +34,7 @@ async def run_worker(node: Node, runtime: Runtime) -> None:
     call, running = node.call, node.running
     in_flight = runtime.in_flight
     is_sink = node.kind == "sink"
+    keep_failed = node.resolved.spec.on_error == "stop"  # a durable inbox keeps them for later
     clock, wall = time.monotonic, time.time  # monotonic: the clock health compares with
     record_latency, processing = metrics.latency.record, metrics.processing
     while True:
@@ -44,6 +45,7 @@ async def run_worker(node: Node, runtime: Runtime) -> None:
             continue
         if not running.is_set() and not runtime.stopping:  # a drain does not wait on pauses
             await running.wait()
+        node.taken_start = inbox.left
         batch = inbox.take(BATCH)
         n = node.holding = node.unretired = len(batch)
         metrics.processed += n
@@ -74,6 +76,7 @@ async def run_worker(node: Node, runtime: Runtime) -> None:
             await node.emit(outcome.outputs, outcome.routed)
             node.emitting = False
         metrics.last_progress = finished
+        inbox.settle([p for p, _ in outcome.failures] if keep_failed else None)
         in_flight.retire(node.unretired)
         node.unretired = 0
 
@@ -160,6 +163,7 @@ async def _pump_sync(node: Node, runtime: Runtime, packets: Iterator[StreamPacke
             metrics.emitted += len(batch)
             metrics.last_progress = time.monotonic()
             await node.emit(batch)
+            node.last_emitted = batch[-1]
         if failure is not None:
             await runtime.source_failed(node, failure)
             return
@@ -216,3 +220,4 @@ async def _pump_async(node: Node, runtime: Runtime, packets: AsyncIterator[Strea
         metrics.emitted += 1
         metrics.last_progress = time.monotonic()
         await node.emit([packet])
+        node.last_emitted = packet

@@ -21,9 +21,11 @@ from pathlib import Path
 from typing import Any
 
 from schnitzel.contract.packet import StreamPacket
+from schnitzel.durable.inbox import DurableInbox
 from schnitzel.errors import RuntimeStartError
 from schnitzel.registry.plugin import NodeContext, Plugin, Processor, Sink, Source
 from schnitzel.runtime.budget import Budget
+from schnitzel.runtime.checkpoints import CheckpointTracker
 from schnitzel.runtime.events import EventLog
 from schnitzel.runtime.health import Health, judge_health
 from schnitzel.runtime.inbox import Inbox, InFlight
@@ -43,6 +45,8 @@ PULL_GRACE_S = 1.0
 """How long the end of a run waits for a source's pull still running in its thread."""
 TASKS_GRACE_S = 5.0
 """How long the end of a run waits for node tasks to see their closed inboxes."""
+DURABLE_STALL_S = 2.0
+"""A stop stops waiting for a durable backlog that did not shrink for this long."""
 CLOSE_TIMEOUT_S = 5.0
 """How long a plugin's close() may take before the run ends without it."""
 LOGGED_ERRORS_PER_NODE = 10
@@ -90,34 +94,46 @@ class Runtime:
         self._stop_cancelled: set[str] = set()
         self.abandoned = False
         """True once queued packets were given up (drain timeout, forced stop)."""
+        self.volatile_lost = False
+        """True once packets only held in memory were lost: source checkpoints stop there."""
         self._opening: asyncio.Future[None] | None = None
         self._build()
+        self.checkpoints = CheckpointTracker(self)
 
     # -- building ---------------------------------------------------------------------------
 
     def _build(self) -> None:
         for node_id, resolved in self.graph.nodes.items():
             plugin = self._instantiate(resolved.plugin, resolved.config, node_id)
-            inbox = None
-            if resolved.spec.kind != "source":
-                spec = resolved.spec.inbox
-                if spec.durable is not None:
-                    raise RuntimeStartError(
-                        f"node {node_id!r} has a durable inbox ({spec.durable.path}); this "
-                        "build runs in-memory inboxes only and will not pretend otherwise: "
-                        "remove `inbox.durable` or run a release with durable delivery"
-                    )
-                inbox = Inbox(spec.max, spec.overflow, NodeMetrics(), self.in_flight)
+            inbox = None if resolved.spec.kind == "source" else self._inbox(node_id)
             self.nodes[node_id] = Node(resolved, plugin, inbox)
         for edge in self.graph.edges:
             source, target = self.nodes[edge.source], self.nodes[edge.target]
             assert target.inbox is not None
             force = source.kind == "delay" and target.inbox.overflow == "block"
-            source.targets[edge.source_port].append(Target(target.inbox, force))
+            source.targets[edge.source_port].append(Target(target.id, target.inbox, force))
         for node in self.nodes.values():
             dead_letter = node.resolved.spec.dead_letter
             if dead_letter is not None:
                 node.dead_letter = self.nodes[dead_letter].inbox
+
+    def _inbox(self, node_id: str) -> Inbox:
+        spec = self.graph.nodes[node_id].spec.inbox
+        if spec.durable is None:
+            return Inbox(spec.max, spec.overflow, NodeMetrics(), self.in_flight)
+        durable = spec.durable
+        path = Path(durable.path).expanduser()
+        return DurableInbox(
+            spec.max,
+            spec.overflow,
+            NodeMetrics(),
+            self.in_flight,
+            path if path.is_absolute() else self.graph.base_dir / path,
+            durable.max_bytes,
+            durable.max_packets,
+            durable.sync.upper(),
+            lambda level, message: self.events.add(level, message, node_id),
+        )
 
     def _instantiate(self, cls: type[Plugin], config: Any, node_id: str) -> Plugin:
         base = Source if issubclass(cls, Source) else Sink if issubclass(cls, Sink) else Processor
@@ -128,7 +144,11 @@ class Runtime:
                 f"{method}(), so it cannot run; update the plugin's pack"
             )
         context = NodeContext(
-            node_id, self.graph.base_dir, self.state_dir, self.logger.getChild(node_id)
+            node_id,
+            self.graph.base_dir,
+            self.state_dir,
+            self.logger.getChild(node_id),
+            durable=self.graph.nodes[node_id].spec.inbox.durable is not None,
         )
         try:
             return cls(config, context)
@@ -157,11 +177,13 @@ class Runtime:
             self.finished, self.ended_wall = True, time.time()
             return build_report(self)
         loop = asyncio.get_running_loop()
-        timer = ticker = None
+        timer = ticker = saver = None
         try:
             self._start_tasks()
             await self._start_delays()
             ticker = asyncio.create_task(self._tick(), name="schnitzel-metrics")
+            if self.checkpoints.sources:
+                saver = asyncio.create_task(self.checkpoints.run(), name="schnitzel-checkpoints")
             if duration_s is not None:
                 timer = loop.call_later(duration_s, self.request_stop, StopReason.DURATION)
             await self._until_done()
@@ -170,12 +192,38 @@ class Runtime:
                 timer.cancel()
             if ticker is not None:
                 ticker.cancel()
+            if saver is not None:
+                saver.cancel()
             await self._shutdown()
         return build_report(self)
+
+    async def _open_stores(self) -> None:
+        """Open every durable inbox's store (its backlog is then queued first)."""
+        for node in self.nodes.values():
+            inbox = node.inbox
+            if isinstance(inbox, DurableInbox):
+                try:
+                    await inbox.open()
+                except RuntimeStartError:
+                    raise
+                except Exception as exc:
+                    raise RuntimeStartError(
+                        f"node {node.id!r}: durable store {str(inbox.path)!r} could not be "
+                        f"opened: {exc}"
+                    ) from exc
+
+    async def _close_stores(self) -> None:
+        for node in self.nodes.values():
+            if isinstance(node.inbox, DurableInbox):
+                try:
+                    await node.inbox.shutdown()
+                except Exception as exc:
+                    self.events.add("error", f"closing the durable store failed: {exc}", node.id)
 
     async def _open_plugins(self) -> None:
         opened: list[Node] = []
         try:
+            await self._open_stores()
             for node in self.nodes.values():
                 try:
                     await node.plugin.open()
@@ -187,6 +235,7 @@ class Runtime:
         except BaseException:
             for done in opened:
                 await self._close_plugin(done)
+            await self._close_stores()
             raise
 
     def _start_tasks(self) -> None:
@@ -212,16 +261,40 @@ class Runtime:
             await asyncio.wait({idle, stop}, return_when=asyncio.FIRST_COMPLETED)
             if not self.in_flight.idle.is_set():
                 self._stop_sources()
-                try:
-                    await asyncio.wait_for(asyncio.shield(idle), self.drain_timeout_s)
-                except TimeoutError:
-                    self._abandon(f"drain did not finish within {self.drain_timeout_s:g} s")
+                await self._drain(idle)
         finally:
             idle.cancel()
             stop.cancel()
         if self.stop_reason is None:
             exhausted = self.budget.spent
             self.stop_reason = StopReason.MAX_PACKETS if exhausted else StopReason.SOURCES_EXHAUSTED
+
+    async def _drain(self, idle: asyncio.Future[Any]) -> None:
+        """Wait for what is in flight, up to the drain timeout. Packets only in memory must
+        drain or they are lost (counted). A durable backlog gets the same time, but the wait
+        ends early once no durable node settled anything for DURABLE_STALL_S (its backend is
+        down): the backlog stays on disk for the next run."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.drain_timeout_s
+        settled, since = self._durable_settled(), loop.time()
+        while not idle.done():
+            now = loop.time()
+            if now >= deadline:
+                self._abandon(f"drain did not finish within {self.drain_timeout_s:g} s")
+                return
+            if not self.in_flight.volatile:
+                current = self._durable_settled()
+                if current != settled:
+                    settled, since = current, now
+                elif now - since >= DURABLE_STALL_S:
+                    self._abandon(f"durable nodes made no progress for {DURABLE_STALL_S:g} s")
+                    return
+            await asyncio.wait({idle}, timeout=min(0.1, deadline - now))
+
+    def _durable_settled(self) -> int:
+        return sum(
+            n.inbox.stats.settled for n in self.nodes.values() if isinstance(n.inbox, DurableInbox)
+        )
 
     async def _shutdown(self) -> None:
         self.stopping = True
@@ -241,6 +314,8 @@ class Runtime:
         _done, pending = await asyncio.wait(tasks, timeout=TASKS_GRACE_S) if tasks else ((), ())
         for task in pending:
             task.cancel()
+        if self.checkpoints.sources:
+            await self.checkpoints.finish()
         for node in self.nodes.values():
             if node.left_in_thread:  # closing under a running call could corrupt its output
                 self.events.add("warning", "not closed: a call is still running", node.id)
@@ -248,6 +323,7 @@ class Runtime:
                 await self._close_plugin(node)
             if node.pool is not None:
                 node.pool.shutdown(wait=False, cancel_futures=True)
+        await self._close_stores()
         self._tick_once(final=True)
         self.ended_wall = time.time()
         self.finished = True
@@ -300,6 +376,13 @@ class Runtime:
             if reason == DropReason.NODE_FAILED:
                 node.inbox.close()
             lost += node.inbox.abandon(reason)
+        if isinstance(node.inbox, DurableInbox):
+            # not lost: what the node took stays in the store for the next run
+            node.inbox.release_taken()
+            if node.holding:
+                node.left_in_thread = node.pool is not None
+                node.metrics.processed -= node.holding
+                node.holding = 0
         if node.holding:
             node.left_in_thread = node.pool is not None
             node.metrics.errors += node.holding
@@ -309,6 +392,8 @@ class Runtime:
             )
             lost += node.holding
             node.holding = 0
+        if lost:
+            self.volatile_lost = True
         if node.unretired:
             self.in_flight.retire(node.unretired)
             node.unretired = 0
@@ -366,6 +451,9 @@ class Runtime:
 
     def _abandon(self, why: str) -> None:
         self.abandoned = True
+        kept = sum(
+            n.inbox.backlog for n in self.nodes.values() if isinstance(n.inbox, DurableInbox)
+        )
         lost = sum(
             self._give_up(node, DropReason.SHUTDOWN, "were in the plugin when the run stopped")
             for node in self.nodes.values()
@@ -373,6 +461,8 @@ class Runtime:
         )
         if lost:
             self.events.add("warning", f"{why}: {lost} packets still queued or in a plugin lost")
+        if kept:
+            self.events.add("info", f"{why}: {kept} packets kept in durable stores for next run")
         self.in_flight.idle.set()
 
     # -- errors -----------------------------------------------------------------------------
@@ -423,12 +513,14 @@ class Runtime:
         now = time.monotonic()
         for node in self.nodes.values():
             node.window.sample(node.metrics, now)
+            if isinstance(node.inbox, DurableInbox):
+                node.inbox.stats.sample(now)
             node.update_percentiles()
             inbox = node.inbox
             health, reason = judge_health(
                 crashed=node.metrics.crashed,
                 delta=node.window.delta(),
-                depth=len(inbox) if inbox is not None else 0,
+                depth=inbox.depth if inbox is not None else 0,
                 capacity=inbox.capacity if inbox is not None else None,
                 idle_s=0.0 if node.emitting else now - node.metrics.last_progress,
                 paused=node.paused,

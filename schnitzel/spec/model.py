@@ -65,7 +65,19 @@ class DurableSpec(_Strict):
 
     path: str = Field(min_length=1, description="SQLite file; relative to the graph file.")
     max_bytes: StrictInt = Field(
-        default=1 << 30, gt=0, description="Size limit; over it the inbox's overflow applies."
+        default=1 << 30,
+        gt=0,
+        description="Size limit of the stored packets; over it the inbox's overflow applies.",
+    )
+    max_packets: StrictInt | None = Field(
+        default=None,
+        gt=0,
+        description="Packet limit (none by default); over it the inbox's overflow applies.",
+    )
+    sync: Literal["full", "normal"] = Field(
+        default="full",
+        description="full: a committed packet survives a power loss; normal: it survives a "
+        "crash of the process (kill -9) but the last commits may be lost with the power.",
     )
 
 

@@ -151,18 +151,6 @@ edges:
         Runtime(graph_from(tmp_path, body))
 
 
-def test_a_durable_inbox_is_refused_rather_than_silently_kept_in_memory(tmp_path: Path) -> None:
-    body = """
-nodes:
-  - {id: src, kind: source, plugin: synthetic, config: {count: 5}}
-  - {id: out, kind: sink, plugin: "null", inbox: {durable: {path: state/out.db}}}
-edges:
-  - {from: src, to: out}
-"""
-    with pytest.raises(RuntimeStartError, match=r"node 'out' has a durable inbox"):
-        Runtime(graph_from(tmp_path, body))
-
-
 def test_a_node_whose_task_fails_stops_the_run_and_counts_what_it_held(tmp_path: Path) -> None:
     body = """
 nodes:

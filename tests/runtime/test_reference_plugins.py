@@ -35,6 +35,11 @@ def make(cls: type[P], node_id: str = "n", graph_dir: Path = Path("."), **option
     return cls(cls.Config(**options), context)
 
 
+def opened(plugin: P) -> P:
+    asyncio.run(plugin.open())
+    return plugin
+
+
 def pkt(seq: int = 0, payload: Any = None, source: str = "s") -> StreamPacket:
     return StreamPacket.new("sensor", source, seq, payload)
 
@@ -178,13 +183,15 @@ def test_jsonl_sink_writes_packets_the_jsonl_source_restores_identically(tmp_pat
     sink.deliver(written[0])
     sink.deliver_batch(written[1:])
     asyncio.run(sink.close())
-    restored = list(make(JsonlSource, graph_dir=tmp_path, path="out/log.jsonl").packets())
+    restored = list(opened(make(JsonlSource, graph_dir=tmp_path, path="out/log.jsonl")).packets())
     assert restored == written  # packet_id, ts, kind, source_id, seq, payload, meta, ref
 
 
 def test_jsonl_source_makes_packets_of_plain_objects_numbered_by_line(tmp_path: Path) -> None:
     (tmp_path / "in.jsonl").write_text('{"a": 1}\n\n{"b": [2]}\n   \n{"c": {"d": 3}}\n')
-    packets = list(make(JsonlSource, "reader", graph_dir=tmp_path, path="in.jsonl").packets())
+    packets = list(
+        opened(make(JsonlSource, "reader", graph_dir=tmp_path, path="in.jsonl")).packets()
+    )
     assert [p.payload for p in packets] == [{"a": 1}, {"b": [2]}, {"c": {"d": 3}}]
     assert [p.seq for p in packets] == [0, 2, 4]  # blank lines skipped, still counted
     assert {(p.kind, p.source_id) for p in packets} == {("event", "reader")}
@@ -192,7 +199,7 @@ def test_jsonl_source_makes_packets_of_plain_objects_numbered_by_line(tmp_path: 
 
 def test_jsonl_source_names_the_file_and_line_of_a_non_json_line(tmp_path: Path) -> None:
     (tmp_path / "bad.jsonl").write_text('{"a": 1}\n\nnot json\n')
-    packets = make(JsonlSource, graph_dir=tmp_path, path="bad.jsonl").packets()
+    packets = opened(make(JsonlSource, graph_dir=tmp_path, path="bad.jsonl")).packets()
     assert next(packets).payload == {"a": 1}
     with pytest.raises(ValueError, match=r"bad\.jsonl line 3 is not JSON"):
         next(packets)

@@ -1,0 +1,1 @@
+"""Durable delivery: disk-backed inboxes on SQLite (docs/contracts/delivery.md)."""

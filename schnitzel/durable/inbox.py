@@ -1,0 +1,625 @@
+"""A node's inbox backed by a SQLite file: packets are accepted only once committed.
+
+    producers ──put──▶ pending ──group commit──▶ store ──▶ window (memory) ──take──▶ node
+                                                   ▲                                  │
+                                                   └──────── delete once settled ◀────┘
+
+- `put` waits until the packets are committed: a producer retires its own inputs only then,
+  so nothing is ever only in flight between two places.
+- One committer task writes whatever is pending in one transaction; packets arriving while a
+  commit runs join the next one (group commit: the wait is bounded by one commit).
+- The newest committed packets stay in memory (up to the inbox's `max`) so a node keeping up
+  never reads them back; a backlog beyond that lives on disk only and is read back in order.
+- A packet is deleted after its node settled it (delivered, passed on, filtered or handled by
+  the error policy), in the next commit. A crash before that delivers it again.
+- Over `max_packets` / `max_bytes` the inbox's overflow policy applies, and every drop is
+  counted. A full disk holds producers back (backpressure) and counts `disk_errors`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from schnitzel.contract.codec import decode_packet, encode_packet
+from schnitzel.contract.packet import StreamPacket
+from schnitzel.durable.store import DiskFull, DurableStore, StoreRow
+from schnitzel.errors import PacketDecodeError, PacketNotPortable
+from schnitzel.runtime.inbox import Inbox, InFlight
+from schnitzel.runtime.metrics import DropReason, NodeMetrics
+
+__all__ = ["DurableInbox", "DurableStats"]
+
+GROUP_MAX_ROWS = 8192
+"""Most packets one transaction writes, so one commit stays short."""
+RETRY_INITIAL_S = 0.05
+RETRY_MAX_S = 2.0
+"""Backoff between attempts to write after a full disk."""
+RATE_WINDOW_S = 10.0
+
+Notify = Callable[[str, str], None]
+"""(level, message) into the runtime's event log."""
+
+
+class DurableStats:
+    """Counters of one durable inbox, for the report and the console."""
+
+    __slots__ = (
+        "accepted",
+        "disk_errors",
+        "last_error",
+        "quarantined",
+        "replayed",
+        "samples",
+        "settled",
+    )
+
+    def __init__(self) -> None:
+        self.replayed = 0
+        """Packets found in the store at start (from earlier runs)."""
+        self.accepted = 0
+        """Packets committed during this run."""
+        self.settled = 0
+        """Packets deleted after their node was done with them."""
+        self.disk_errors = 0
+        self.last_error = ""
+        self.quarantined: str | None = None
+        self.samples: deque[tuple[float, int, int]] = deque()
+
+    def sample(self, now: float) -> None:
+        self.samples.append((now, self.accepted, self.settled))
+        while len(self.samples) > 2 and now - self.samples[1][0] >= RATE_WINDOW_S:
+            self.samples.popleft()
+
+    def rates(self) -> tuple[float, float]:
+        """(fill, drain) in packets per second over the last samples."""
+        if len(self.samples) < 2:
+            return 0.0, 0.0
+        (t0, a0, s0), (t1, a1, s1) = self.samples[0], self.samples[-1]
+        if t1 <= t0:
+            return 0.0, 0.0
+        return (a1 - a0) / (t1 - t0), (s1 - s0) / (t1 - t0)
+
+
+class DurableInbox(Inbox):
+    """An inbox whose packets live in a SQLite file until their node settled them."""
+
+    __slots__ = (
+        "_bytes",
+        "_committer",
+        "_count",
+        "_deletes",
+        "_failing",
+        "_first_spilled_at",
+        "_loading",
+        "_next_seq",
+        "_pending",
+        "_pending_packets",
+        "_pool",
+        "_rows",
+        "_spilled",
+        "_spilled_bytes",
+        "_taken",
+        "_taken_batch",
+        "_waiters",
+        "_work",
+        "max_bytes",
+        "max_packets",
+        "notify",
+        "path",
+        "stats",
+        "store",
+    )
+
+    durable = True
+
+    def __init__(
+        self,
+        window: int,
+        overflow: str,
+        metrics: NodeMetrics,
+        in_flight: InFlight,
+        path: Path,
+        max_bytes: int,
+        max_packets: int | None,
+        synchronous: str,
+        notify: Notify,
+    ) -> None:
+        super().__init__(window, overflow, metrics, in_flight)
+        self.path = path
+        self.max_bytes = max_bytes
+        self.max_packets = max_packets
+        self.notify = notify
+        self.store = DurableStore(path, synchronous)
+        self.stats = DurableStats()
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix=f"schnitzel-store-{path.stem}")
+        self._rows: deque[tuple[int, float, int]] = deque()
+        """(seq, enqueued, size) of each packet in the window, in step with `_items`."""
+        self._taken: list[tuple[int, float, int]] = []
+        """Rows of the batch the node holds."""
+        self._taken_batch: list[StreamPacket] = []
+        self._pending: list[StoreRow] = []
+        self._pending_packets: list[StreamPacket] = []
+        self._deletes: list[int] = []
+        self._count = 0
+        """Packets in the store or pending: what the size limit is checked against."""
+        self._bytes = 0
+        self._spilled = 0
+        """Committed packets on disk only (not in the window), all newer than the window."""
+        self._spilled_bytes = 0
+        self._first_spilled_at: float | None = None
+        self._next_seq = 1
+        self._loading = False
+        self._work = asyncio.Event()
+        self._committer: asyncio.Task[None] | None = None
+        self._waiters: deque[tuple[int, asyncio.Future[None]]] = deque()
+        """(last seq, future) per admitted run of packets, resolved once that seq is committed."""
+        self._failing = False
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Open the store; its backlog counts as queued and is taken first."""
+        loop = asyncio.get_running_loop()
+        backlog = await loop.run_in_executor(self._pool, self.store.open)
+        if backlog.quarantined is not None:
+            self.stats.quarantined = str(backlog.quarantined)
+            self.stats.last_error = f"unreadable store moved to {backlog.quarantined}"
+            self.notify(
+                "error",
+                f"durable store {str(self.path)!r} was unreadable: moved to "
+                f"{str(backlog.quarantined)!r} (kept for inspection) and started empty",
+            )
+        self._next_seq = backlog.next_seq
+        self._count = self._spilled = backlog.count
+        self._bytes = self._spilled_bytes = backlog.bytes
+        self.stats.replayed = backlog.count
+        if backlog.count:
+            self._first_spilled_at = time.time()
+            self.entered += backlog.count
+            self.metrics.depth_max = max(self.metrics.depth_max, backlog.count)
+            self.in_flight.add(backlog.count)
+            self.in_flight.durable += backlog.count
+            self.notify("info", f"replaying {backlog.count} packets ({backlog.bytes} bytes) first")
+        self._committer = asyncio.create_task(self._commit_loop(), name=f"store-{self.path}")
+
+    async def shutdown(self, timeout_s: float = 5.0) -> None:
+        """Write what is pending (deletes, last packets), then close the file."""
+        loop = asyncio.get_running_loop()
+        if self._committer is not None:
+            deadline = loop.time() + timeout_s
+            while (self._pending or self._deletes) and (
+                loop.time() < deadline and not self._committer.done()
+            ):
+                self._work.set()
+                await asyncio.sleep(0.01)
+            self._committer.cancel()
+            await asyncio.gather(self._committer, return_exceptions=True)
+        if self._pending:  # never committed: lost, and counted
+            self.metrics.received += len(self._pending)
+            self.metrics.drop(DropReason.SHUTDOWN, len(self._pending))
+            self._pending.clear()
+            self._pending_packets.clear()
+        try:
+            await loop.run_in_executor(self._pool, self.store.close)
+        finally:
+            self._pool.shutdown(wait=False)
+
+    # -- producers --------------------------------------------------------------------------
+
+    async def put(self, batch: list[StreamPacket], force: bool = False) -> None:
+        """Return once every packet of `batch` is committed, dropped by the overflow policy
+        (counted) or refused as not portable (counted)."""
+        if self.closed:
+            self.metrics.received += len(batch)
+            self.metrics.drop(DropReason.NODE_FAILED, len(batch))
+            return
+        packets, bodies = self._encode(batch)
+        groups: list[asyncio.Future[None]] = []
+        start = 0
+        while start < len(packets):
+            fits = self._fitting(bodies, start)
+            if fits == len(packets) - start or force:
+                groups.append(self._admit(packets, bodies, start, len(packets)))
+                break
+            if fits:
+                groups.append(self._admit(packets, bodies, start, start + fits))
+                start += fits
+            if self.overflow == "drop_new":
+                rest = len(packets) - start
+                self.metrics.received += rest
+                self.metrics.drop(DropReason.INBOX_FULL, rest)
+                break
+            if self.overflow == "drop_oldest":
+                self._displace_for(bodies[start:])
+                groups.append(self._admit(packets, bodies, start, len(packets)))
+                break
+            await self._wait_for_space()
+            if self.closed:
+                rest = len(packets) - start
+                self.metrics.received += rest
+                self.metrics.drop(DropReason.NODE_FAILED, rest)
+                break
+        for group in groups:
+            await asyncio.shield(group)  # a cancelled producer does not cancel the commit
+
+    def offer(
+        self, batch: list[StreamPacket], start: int = 0, force: bool = False, newcomer: bool = False
+    ) -> int:
+        raise TypeError("a durable inbox accepts packets only through `await put(...)`")
+
+    def _encode(self, batch: list[StreamPacket]) -> tuple[list[StreamPacket], list[bytes]]:
+        """Encoded packets; one that cannot be encoded is dropped here, with the reason."""
+        bodies: list[bytes] = []
+        kept: list[StreamPacket] = []
+        for packet in batch:
+            try:
+                bodies.append(encode_packet(packet).encode())
+            except (PacketNotPortable, TypeError, ValueError) as exc:
+                self.metrics.received += 1
+                self.metrics.drop(DropReason.NOT_PORTABLE, 1)
+                self.metrics.error(packet.packet_id, exc)
+                self.metrics.errors -= 1  # counted as a drop, recorded among recent errors
+                continue
+            kept.append(packet)
+        return kept, bodies
+
+    def _fitting(self, bodies: list[bytes], start: int) -> int:
+        """How many of `bodies[start:]` fit under the size limits now."""
+        count, size = self._count, self._bytes
+        max_packets = self.max_packets if self.max_packets is not None else 1 << 62
+        n = 0
+        for body in bodies[start:]:
+            if count + 1 > max_packets or (size + len(body) > self.max_bytes and count > 0):
+                break  # an empty store takes one packet of any size, or it would never move
+            count += 1
+            size += len(body)
+            n += 1
+        return n
+
+    def _admit(
+        self, packets: list[StreamPacket], bodies: list[bytes], start: int, end: int
+    ) -> asyncio.Future[None]:
+        now = time.time()
+        seq = self._next_seq
+        pending = self._pending
+        for i in range(start, end):
+            body = bodies[i]
+            pending.append((seq, now, body))
+            self._bytes += len(body)
+            seq += 1
+        self._pending_packets.extend(packets[start:end])
+        self._count += end - start
+        self._next_seq = seq
+        done = asyncio.get_running_loop().create_future()
+        self._waiters.append((seq - 1, done))
+        self._work.set()
+        return done
+
+    def _displace_for(self, bodies: list[bytes]) -> None:
+        """`drop_oldest`: make room for `bodies` by dropping the oldest queued packets."""
+        max_packets = self.max_packets if self.max_packets is not None else 1 << 62
+        need_packets = self._count + len(bodies) - max_packets
+        need_bytes = self._bytes + sum(len(b) for b in bodies) - self.max_bytes
+        displaced = 0
+        while (need_packets > 0 or need_bytes > 0) and self._items:
+            self._items.popleft()
+            seq, _at, size = self._rows.popleft()
+            self._deletes.append(seq)
+            self._forget(1, size)
+            need_packets -= 1
+            need_bytes -= size
+            displaced += 1
+        if (need_packets > 0 or need_bytes > 0) and self._spilled:
+            average = max(self._spilled_bytes // self._spilled, 1)
+            k = min(self._spilled, max(need_packets, -(-need_bytes // average)))
+            self._spilled -= k  # counted now; the rows are deleted by the next store call
+            self._count -= k
+            self.left += k
+            self.in_flight.retire(k)
+            self.in_flight.durable -= k
+            displaced += k
+            asyncio.get_running_loop().create_task(self._displace_on_disk(k))
+        if displaced:
+            self.metrics.drop(DropReason.DISPLACED, displaced)
+        self._work.set()
+
+    async def _displace_on_disk(self, k: int) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            count, size = await loop.run_in_executor(self._pool, self.store.displace, k)
+        except Exception as exc:
+            self._disk_error(exc)
+            return
+        self._bytes -= size
+        self._spilled_bytes -= size
+        if count < k:  # the window read some of them meanwhile: settled with it instead
+            self._spilled += k - count
+
+    async def _wait_for_space(self) -> None:
+        waiter = asyncio.get_running_loop().create_future()
+        self._space_waiters.append(waiter)
+        try:
+            await waiter
+        finally:
+            if waiter in self._space_waiters:
+                self._space_waiters.remove(waiter)
+
+    def _wake_first(self) -> None:
+        if self._space_waiters and self._fitting([b""], 0):
+            first = self._space_waiters[0]
+            if not first.done():
+                first.set_result(None)
+
+    # -- committing -------------------------------------------------------------------------
+
+    async def _commit_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        backoff = RETRY_INITIAL_S
+        while True:
+            await self._work.wait()
+            self._work.clear()
+            while self._pending or self._deletes:
+                rows = self._pending[:GROUP_MAX_ROWS]
+                packets = self._pending_packets[: len(rows)]
+                deleted, self._deletes = self._deletes, []
+                to_window = (
+                    self._spilled == 0
+                    and not self._loading
+                    and len(self._items) + len(rows) <= self.capacity
+                )
+                cursor = rows[-1][0] if rows and to_window else 0
+                try:
+                    await loop.run_in_executor(
+                        self._pool, self.store.commit, rows, _ranges(deleted), cursor
+                    )
+                except Exception as exc:
+                    self._deletes = deleted + self._deletes
+                    self._disk_error(exc)
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, RETRY_MAX_S)
+                    continue
+                backoff = RETRY_INITIAL_S
+                if self._failing:
+                    self._failing = False
+                    self.notify("info", f"durable store {str(self.path)!r} writes again")
+                del self._pending[: len(rows)], self._pending_packets[: len(rows)]
+                if rows:
+                    self._accept(rows, packets, to_window)
+                    committed, waiters = rows[-1][0], self._waiters
+                    while waiters and waiters[0][0] <= committed:
+                        done = waiters.popleft()[1]
+                        if not done.done():
+                            done.set_result(None)
+                if not self._count:
+                    await loop.run_in_executor(self._pool, self.store.vacuum_if_empty)
+
+    def _accept(self, rows: list[StoreRow], packets: list[StreamPacket], to_window: bool) -> None:
+        n = len(rows)
+        metrics = self.metrics
+        metrics.received += n
+        self.stats.accepted += n
+        self.entered += n
+        self.in_flight.add(n)
+        self.in_flight.durable += n
+        if to_window:
+            self._items.extend(packets)
+            self._rows.extend((seq, at, len(body)) for seq, at, body in rows)
+            consumer = self._consumer
+            if consumer is not None and not consumer.done():
+                consumer.set_result(None)
+        else:
+            if not self._spilled:
+                self._first_spilled_at = rows[0][1]
+            self._spilled += n
+            self._spilled_bytes += sum(len(body) for _seq, _at, body in rows)
+            self._load_if_low()
+        metrics.depth_max = max(metrics.depth_max, self.depth)
+
+    def _disk_error(self, exc: Exception) -> None:
+        """Count a failed store call; report the first of an outage and every 100th."""
+        self.stats.disk_errors += 1
+        self.stats.last_error = str(exc)
+        self.metrics.error(None, exc)
+        if not self._failing or self.stats.disk_errors % 100 == 0:
+            hint = " (disk full: producers wait for space)" if isinstance(exc, DiskFull) else ""
+            self.notify("error", f"{exc}{hint}; retrying")
+        self._failing = True
+
+    # -- the consumer -----------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    @property
+    def depth(self) -> int:
+        return len(self._items) + self._spilled
+
+    @property
+    def backlog(self) -> int:
+        """Packets in the store: queued, and the batch the node holds."""
+        return len(self._items) + self._spilled + len(self._taken)
+
+    @property
+    def backlog_bytes(self) -> int:
+        return self._bytes - sum(len(body) for _s, _a, body in self._pending)
+
+    def summary(self) -> dict[str, object]:
+        """The report's `durable` entry of this inbox."""
+        backlog, size = self.backlog, self.backlog_bytes
+        fill, drain = self.stats.rates()
+        net = drain - fill
+        eta: float | None = 0.0 if not backlog else (backlog / net if net > 0 else None)
+        to_full: float | None = None
+        if net < 0:
+            per_packet = size / backlog if backlog else 1.0
+            to_full = (self.max_bytes - size) / (-net * max(per_packet, 1.0))
+            if self.max_packets is not None:
+                to_full = min(to_full, (self.max_packets - backlog) / -net)
+            to_full = max(to_full, 0.0)
+        return {
+            "path": str(self.path),
+            "backlog": backlog,
+            "bytes": size,
+            "oldest_age_s": round(self.oldest_age_s(), 3),
+            "fill_rate_per_s": round(fill, 1),
+            "drain_rate_per_s": round(drain, 1),
+            "eta_s": None if eta is None else round(eta, 1),
+            "time_to_full_s": None if to_full is None else round(to_full, 1),
+            "max_bytes": self.max_bytes,
+            "max_packets": self.max_packets,
+            "replayed": self.stats.replayed,
+            "accepted": self.stats.accepted,
+            "settled": self.stats.settled,
+            "disk_errors": self.stats.disk_errors,
+            "last_error": self.stats.last_error,
+            "quarantined": self.stats.quarantined,
+        }
+
+    def oldest_age_s(self) -> float:
+        """Age of the oldest packet in the store (0 when empty)."""
+        if self._taken:
+            at = self._taken[0][1]
+        elif self._rows:
+            at = self._rows[0][1]
+        elif self._spilled and self._first_spilled_at is not None:
+            at = self._first_spilled_at
+        else:
+            return 0.0
+        return max(time.time() - at, 0.0)
+
+    def take(self, limit: int) -> list[StreamPacket]:
+        batch = super().take(limit)
+        rows = self._rows
+        self._taken = [rows.popleft() for _ in range(len(batch))]
+        self._taken_batch = batch
+        self._load_if_low()
+        return batch
+
+    def settle(self, kept: list[StreamPacket] | None = None) -> None:
+        """Delete the batch last taken (but the packets in `kept`) in the next commit."""
+        taken, batch = self._taken, self._taken_batch
+        if not taken:
+            return
+        self._taken, self._taken_batch = [], []
+        keep: set[int] = set()
+        if kept:
+            kept_ids = {id(p) for p in kept}
+            keep = {i for i, packet in enumerate(batch) if id(packet) in kept_ids}
+        size = 0
+        for i, (seq, _at, body_size) in enumerate(taken):
+            if i in keep:
+                continue
+            self._deletes.append(seq)
+            size += body_size
+        n = len(taken) - len(keep)
+        self._forget(n, size)
+        self.stats.settled += n
+        self.in_flight.durable -= len(taken)
+        self._work.set()
+        if self._space_waiters:
+            self._wake_first()
+
+    def _forget(self, n: int, size: int) -> None:
+        self._count -= n
+        self._bytes -= size
+
+    def _load_if_low(self) -> None:
+        if self._spilled and not self._loading and len(self._items) <= self.capacity // 2:
+            self._loading = True
+            asyncio.get_running_loop().create_task(self._load())
+
+    async def _load(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            want = max(self.capacity - len(self._items), 1)
+            rows = await loop.run_in_executor(self._pool, _read_decoded, self.store, want)
+        except Exception as exc:
+            self._loading = False
+            self._disk_error(exc)
+            return
+        self._loading = False
+        if not rows and self._spilled:
+            self.notify("error", f"{self._spilled} packets expected on disk were not found")
+            self._spilled = 0
+        for seq, at, size, packet in rows:
+            self._spilled -= 1
+            self._spilled_bytes -= size
+            if isinstance(packet, Exception):  # the row is unreadable: kept out of the run
+                self._deletes.append(seq)
+                self._forget(1, size)
+                self.left += 1
+                self.in_flight.retire(1)
+                self.in_flight.durable -= 1
+                self.metrics.drop(DropReason.CORRUPT, 1)
+                self.metrics.error(None, packet)
+                self.metrics.errors -= 1
+                continue
+            self._items.append(packet)
+            self._rows.append((seq, at, size))
+        self._spilled = max(self._spilled, 0)
+        if self._spilled:
+            self._first_spilled_at = time.time() if not rows else rows[-1][1]
+        consumer = self._consumer
+        if consumer is not None and not consumer.done() and self._items:
+            consumer.set_result(None)
+        self._load_if_low()
+
+    async def wait_items(self) -> None:
+        if self._items or self.closed:
+            return
+        self._load_if_low()
+        await super().wait_items()
+
+    def abandon(self, reason: str = DropReason.SHUTDOWN) -> int:
+        """The run gives up: what is queued stays in the store for the next run (not lost)."""
+        queued = len(self._items) + self._spilled
+        if queued:
+            self._items.clear()
+            self._rows.clear()
+            self._spilled = 0
+            self.left += queued
+            self.in_flight.retire(queued)
+            self.in_flight.durable -= queued
+        return 0
+
+    def release_taken(self) -> int:
+        """The node gave up its batch unfinished: it stays in the store. Returns how many."""
+        n = len(self._taken)
+        self._taken, self._taken_batch = [], []
+        self.in_flight.durable -= n
+        return n
+
+
+def _read_decoded(store: DurableStore, limit: int) -> list[tuple[int, float, int, object]]:
+    """Rows read back from disk, decoded on the store's thread; a row that does not decode is
+    returned with the error in place of its packet."""
+    decoded: list[tuple[int, float, int, object]] = []
+    for seq, at, body in store.read(limit):
+        try:
+            packet: object = decode_packet(body)
+        except PacketDecodeError as exc:
+            packet = PacketDecodeError(f"row {seq} of {store.path}: {exc}")
+        decoded.append((seq, at, len(body), packet))
+    return decoded
+
+
+def _ranges(seqs: list[int]) -> list[tuple[int, int]]:
+    """Sorted seqs as inclusive (first, last) runs of consecutive numbers."""
+    if not seqs:
+        return []
+    ordered = sorted(seqs)
+    runs: list[tuple[int, int]] = []
+    first = last = ordered[0]
+    for seq in ordered[1:]:
+        if seq == last + 1:
+            last = seq
+        else:
+            runs.append((first, last))
+            first = last = seq
+    runs.append((first, last))
+    return runs

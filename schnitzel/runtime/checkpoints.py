@@ -1,0 +1,172 @@
+"""When a source may checkpoint: once everything it emitted up to a packet is safe.
+
+Safe means delivered by a sink, filtered, dropped by the graph's own policy, or committed to
+a durable inbox; anything still only in memory (an inbox, a plugin's hands) is not. The
+tracker follows each source's output downstream without touching packets: every inbox
+numbers what enters it and counts what leaves it, in order. A candidate is the source's
+last emitted packet with, per node it reached, the position its packets got in that node's
+inbox. A node is past a position once that many packets left its inbox and the batch it
+holds started after it; then the candidate moves on to what that node's targets hold now
+(an over-estimate, so never too early). A durable inbox ends the path: what entered it is
+committed. A candidate with nothing left to wait for is safe.
+
+In a feedback cycle busy without pause a candidate can chase its own packets round the loop;
+the checkpoint then waits until the loop goes quiet (docs/contracts/delivery.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import deque
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from schnitzel.contract.packet import StreamPacket
+from schnitzel.registry.plugin import Source
+from schnitzel.runtime.node import Node
+
+if TYPE_CHECKING:
+    from schnitzel.runtime.runtime import Runtime
+
+__all__ = ["CHECKPOINT_INTERVAL_S", "CheckpointTracker", "checkpoints"]
+
+CHECKPOINT_INTERVAL_S = 0.2
+"""How often candidates are followed downstream and sources asked to checkpoint."""
+
+
+def checkpoints(node: Node) -> bool:
+    """True when the node's source plugin implements `checkpoint`."""
+    plugin = node.plugin
+    return isinstance(plugin, Source) and type(plugin).checkpoint is not Source.checkpoint
+
+
+@dataclass
+class _Candidate:
+    packet: StreamPacket
+    waiting: dict[str, int] = field(default_factory=dict)
+    """Node id -> the position in its inbox the candidate's packets reach."""
+
+
+class CheckpointTracker:
+    """Asks sources that implement `checkpoint` to persist what is safe."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.sources = [n for n in runtime.nodes.values() if n.kind == "source" and checkpoints(n)]
+        self._candidates: dict[str, deque[_Candidate]] = {n.id: deque() for n in self.sources}
+        self._noted: dict[str, StreamPacket | None] = {n.id: None for n in self.sources}
+        self._saved: dict[str, StreamPacket | None] = {n.id: None for n in self.sources}
+        self._saving: dict[str, asyncio.Future[None] | None] = {n.id: None for n in self.sources}
+        self._newest_safe: dict[str, StreamPacket | None] = {n.id: None for n in self.sources}
+
+    @property
+    def frozen(self) -> bool:
+        """Packets only in memory were lost, or a node failed: nothing past here is safe."""
+        runtime = self.runtime
+        return runtime.volatile_lost or any(n.metrics.crashed for n in runtime.nodes.values())
+
+    async def run(self) -> None:
+        while True:
+            await asyncio.sleep(CHECKPOINT_INTERVAL_S)
+            self.poll()
+
+    def poll(self) -> None:
+        """Note new candidates, follow them, and checkpoint what became safe."""
+        if self.frozen:
+            return
+        for source in self.sources:
+            candidates = self._candidates[source.id]
+            last = source.last_emitted
+            if last is not None and last is not self._noted[source.id]:
+                self._noted[source.id] = last
+                candidates.append(_Candidate(last, self._positions(source)))
+            safe = None
+            while candidates and self._follow(candidates[0]):
+                safe = candidates.popleft().packet
+            if safe is not None:
+                self._save(source, safe)
+
+    async def finish(self) -> None:
+        """At the end of a run: checkpoint the last packet of each source if nothing only in
+        memory was lost, and wait for the saves."""
+        if not self.frozen and not self.runtime.in_flight.volatile:
+            for source in self.sources:
+                self._candidates[source.id].clear()
+                if source.last_emitted is not None:
+                    self._save(source, source.last_emitted)
+        else:
+            self.poll()
+        pending = [f for f in self._saving.values() if f is not None]
+        if pending:
+            await asyncio.wait(pending, timeout=5.0)
+
+    def _positions(self, node: Node) -> dict[str, int]:
+        """Where `node`'s output so far got: per target node, how many entered its inbox."""
+        waiting: dict[str, int] = {}
+        nodes = self.runtime.nodes
+        for targets in node.targets.values():
+            for target in targets:
+                if not target.inbox.durable:
+                    waiting[target.node_id] = target.inbox.entered
+        if node.dead_letter is not None and not node.dead_letter.durable:
+            dead_letter = node.resolved.spec.dead_letter
+            assert dead_letter is not None
+            waiting[dead_letter] = nodes[dead_letter].inbox.entered  # type: ignore[union-attr]
+        return waiting
+
+    def _follow(self, candidate: _Candidate) -> bool:
+        """Move the candidate past every node done with its packets; True once none is left."""
+        nodes = self.runtime.nodes
+        for _round in range(len(nodes) + 1):  # at most one hop per node per poll
+            moved = False
+            for node_id, position in list(candidate.waiting.items()):
+                node = nodes[node_id]
+                inbox = node.inbox
+                assert inbox is not None
+                if inbox.left < position or (node.unretired and node.taken_start < position):
+                    continue
+                del candidate.waiting[node_id]
+                for downstream, reached in self._positions(node).items():
+                    if reached > candidate.waiting.get(downstream, 0):
+                        candidate.waiting[downstream] = reached
+                moved = True
+            if not candidate.waiting or not moved:
+                break
+        return not candidate.waiting
+
+    def _save(self, source: Node, packet: StreamPacket) -> None:
+        """Hand the safe packet to the plugin, one save at a time per source."""
+        self._newest_safe[source.id] = packet
+        if self._saved[source.id] is packet:
+            return
+        saving = self._saving[source.id]
+        if saving is not None and not saving.done():
+            return  # saved when the running save is done
+        self._saved[source.id] = packet
+        plugin = source.plugin
+        assert isinstance(plugin, Source)
+        loop = asyncio.get_running_loop()
+        if source.pool is not None:
+            future = loop.run_in_executor(source.pool, plugin.checkpoint, packet)
+        else:
+            future = loop.create_future()
+            try:
+                plugin.checkpoint(packet)
+                future.set_result(None)
+            except Exception as exc:
+                future.set_exception(exc)
+        self._saving[source.id] = future
+        future.add_done_callback(lambda done: self._saved_or_failed(source, done))
+
+    def _saved_or_failed(self, source: Node, done: asyncio.Future[None]) -> None:
+        with contextlib.suppress(asyncio.CancelledError):
+            exc = done.exception()
+            if exc is not None:
+                self._saved[source.id] = None  # tried again with the next safe packet
+                source.metrics.error(None, exc)
+                self.runtime.events.add("error", f"checkpoint failed: {exc}", source.id)
+                return
+        newest = self._newest_safe[source.id]
+        if newest is not None and newest is not self._saved[source.id]:
+            self._save(source, newest)
