@@ -29,8 +29,9 @@ from schnitzel.contract.codec import decode_packet, encode_packet
 from schnitzel.contract.packet import StreamPacket
 from schnitzel.durable.store import DiskFull, DurableStore, StoreRow
 from schnitzel.errors import PacketDecodeError, PacketNotPortable
+from schnitzel.runtime.health import FULL_FRACTION
 from schnitzel.runtime.inbox import Inbox, InFlight
-from schnitzel.runtime.metrics import DropReason, NodeMetrics
+from schnitzel.runtime.metrics import DropReason, ErrorRecord, NodeMetrics
 
 __all__ = ["DurableInbox", "DurableStats"]
 
@@ -90,11 +91,13 @@ class DurableInbox(Inbox):
 
     __slots__ = (
         "_bytes",
+        "_closing",
         "_committer",
         "_count",
         "_deletes",
         "_failing",
         "_first_spilled_at",
+        "_given_up",
         "_loading",
         "_next_seq",
         "_pending",
@@ -159,6 +162,8 @@ class DurableInbox(Inbox):
         self._waiters: deque[tuple[int, asyncio.Future[None]]] = deque()
         """(last seq, future) per admitted run of packets, resolved once that seq is committed."""
         self._failing = False
+        self._given_up = False
+        self._closing = False
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -191,14 +196,13 @@ class DurableInbox(Inbox):
         """Write what is pending (deletes, last packets), then close the file."""
         loop = asyncio.get_running_loop()
         if self._committer is not None:
-            deadline = loop.time() + timeout_s
-            while (self._pending or self._deletes) and (
-                loop.time() < deadline and not self._committer.done()
-            ):
-                self._work.set()
-                await asyncio.sleep(0.01)
-            self._committer.cancel()
-            await asyncio.gather(self._committer, return_exceptions=True)
+            self._closing = True
+            self._work.set()
+            try:
+                await asyncio.wait_for(asyncio.shield(self._committer), timeout_s)
+            except TimeoutError:  # a disk that stays full: what is pending is lost, counted
+                self._committer.cancel()
+                await asyncio.gather(self._committer, return_exceptions=True)
         if self._pending:  # never committed: lost, and counted
             self.metrics.received += len(self._pending)
             self.metrics.drop(DropReason.SHUTDOWN, len(self._pending))
@@ -226,6 +230,11 @@ class DurableInbox(Inbox):
             if fits == len(packets) - start or force:
                 groups.append(self._admit(packets, bodies, start, len(packets)))
                 break
+            if self.overflow == "drop_oldest":  # the newest win, these among them
+                start += self._displace_for(bodies[start:])
+                if start < len(packets):
+                    groups.append(self._admit(packets, bodies, start, len(packets)))
+                break
             if fits:
                 groups.append(self._admit(packets, bodies, start, start + fits))
                 start += fits
@@ -233,10 +242,6 @@ class DurableInbox(Inbox):
                 rest = len(packets) - start
                 self.metrics.received += rest
                 self.metrics.drop(DropReason.INBOX_FULL, rest)
-                break
-            if self.overflow == "drop_oldest":
-                self._displace_for(bodies[start:])
-                groups.append(self._admit(packets, bodies, start, len(packets)))
                 break
             await self._wait_for_space()
             if self.closed:
@@ -262,8 +267,9 @@ class DurableInbox(Inbox):
             except (PacketNotPortable, TypeError, ValueError) as exc:
                 self.metrics.received += 1
                 self.metrics.drop(DropReason.NOT_PORTABLE, 1)
-                self.metrics.error(packet.packet_id, exc)
-                self.metrics.errors -= 1  # counted as a drop, recorded among recent errors
+                self.metrics.recent_errors.append(  # a drop, shown among the recent errors
+                    ErrorRecord(time.time(), packet.packet_id, type(exc).__name__, str(exc))
+                )
                 continue
             kept.append(packet)
         return kept, bodies
@@ -300,8 +306,9 @@ class DurableInbox(Inbox):
         self._work.set()
         return done
 
-    def _displace_for(self, bodies: list[bytes]) -> None:
-        """`drop_oldest`: make room for `bodies` by dropping the oldest queued packets."""
+    def _displace_for(self, bodies: list[bytes]) -> int:
+        """`drop_oldest`: make room for `bodies` by dropping the oldest queued packets; when
+        that is not enough, the oldest of `bodies` themselves. Returns how many of those."""
         max_packets = self.max_packets if self.max_packets is not None else 1 << 62
         need_packets = self._count + len(bodies) - max_packets
         need_bytes = self._bytes + sum(len(b) for b in bodies) - self.max_bytes
@@ -324,9 +331,17 @@ class DurableInbox(Inbox):
             self.in_flight.durable -= k
             displaced += k
             asyncio.get_running_loop().create_task(self._displace_on_disk(k))
-        if displaced:
-            self.metrics.drop(DropReason.DISPLACED, displaced)
+        own = 0
+        while (need_packets > 0 or need_bytes > 0) and own < len(bodies):
+            need_packets -= 1
+            need_bytes -= len(bodies[own])
+            own += 1
+        if own:
+            self.metrics.received += own
+        if displaced or own:
+            self.metrics.drop(DropReason.DISPLACED, displaced + own)
         self._work.set()
+        return own
 
     async def _displace_on_disk(self, k: int) -> None:
         loop = asyncio.get_running_loop()
@@ -360,7 +375,7 @@ class DurableInbox(Inbox):
     async def _commit_loop(self) -> None:
         loop = asyncio.get_running_loop()
         backoff = RETRY_INITIAL_S
-        while True:
+        while not self._closing or self._pending or self._deletes:
             await self._work.wait()
             self._work.clear()
             while self._pending or self._deletes:
@@ -404,8 +419,9 @@ class DurableInbox(Inbox):
         metrics.received += n
         self.stats.accepted += n
         self.entered += n
-        self.in_flight.add(n)
-        self.in_flight.durable += n
+        if not self._given_up:  # after that the run no longer waits for anything
+            self.in_flight.add(n)
+            self.in_flight.durable += n
         if to_window:
             self._items.extend(packets)
             self._rows.extend((seq, at, len(body)) for seq, at, body in rows)
@@ -424,7 +440,9 @@ class DurableInbox(Inbox):
         """Count a failed store call; report the first of an outage and every 100th."""
         self.stats.disk_errors += 1
         self.stats.last_error = str(exc)
-        self.metrics.error(None, exc)
+        self.metrics.recent_errors.append(
+            ErrorRecord(time.time(), None, type(exc).__name__, str(exc))
+        )
         if not self._failing or self.stats.disk_errors % 100 == 0:
             hint = " (disk full: producers wait for space)" if isinstance(exc, DiskFull) else ""
             self.notify("error", f"{exc}{hint}; retrying")
@@ -479,6 +497,17 @@ class DurableInbox(Inbox):
             "last_error": self.stats.last_error,
             "quarantined": self.stats.quarantined,
         }
+
+    def problem(self) -> str:
+        """What ails the store now, for the node's health ("" when nothing)."""
+        if self._failing:
+            return f"durable store failing: {self.stats.last_error}"
+        fill = self._bytes / self.max_bytes
+        if self.max_packets is not None:
+            fill = max(fill, self._count / self.max_packets)
+        if fill >= FULL_FRACTION:
+            return f"durable store {100 * fill:.0f}% full"
+        return ""
 
     def oldest_age_s(self) -> float:
         """Age of the oldest packet in the store (0 when empty)."""
@@ -556,8 +585,9 @@ class DurableInbox(Inbox):
                 self.in_flight.retire(1)
                 self.in_flight.durable -= 1
                 self.metrics.drop(DropReason.CORRUPT, 1)
-                self.metrics.error(None, packet)
-                self.metrics.errors -= 1
+                self.metrics.recent_errors.append(
+                    ErrorRecord(time.time(), None, type(packet).__name__, str(packet))
+                )
                 continue
             self._items.append(packet)
             self._rows.append((seq, at, size))
@@ -576,20 +606,20 @@ class DurableInbox(Inbox):
         await super().wait_items()
 
     def abandon(self, reason: str = DropReason.SHUTDOWN) -> int:
-        """The run gives up: what is queued stays in the store for the next run (not lost)."""
-        queued = len(self._items) + self._spilled
-        if queued:
-            self._items.clear()
-            self._rows.clear()
-            self._spilled = 0
-            self.left += queued
-            self.in_flight.retire(queued)
-            self.in_flight.durable -= queued
+        """The run gives up: what is queued stays in the store for the next run, still
+        counted as queued, and is not lost. Returns 0 (nothing lost)."""
+        if not self._given_up:
+            self._given_up = True
+            self.in_flight.retire(self.depth)
+            self.in_flight.durable -= self.depth
         return 0
 
     def release_taken(self) -> int:
-        """The node gave up its batch unfinished: it stays in the store. Returns how many."""
+        """The node gave up its batch unfinished: it stays in the store, first in line again.
+        Returns how many."""
         n = len(self._taken)
+        self._items.extendleft(reversed(self._taken_batch))
+        self._rows.extendleft(reversed(self._taken))
         self._taken, self._taken_batch = [], []
         self.in_flight.durable -= n
         return n

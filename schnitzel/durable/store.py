@@ -96,13 +96,17 @@ class DurableStore:
     def _open_file(self) -> tuple[int, int, int]:
         db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         self._db = db
+        app_id, version = self._identify(db)  # before any write: the file may not be ours
+        if app_id not in (0, APPLICATION_ID):
+            raise sqlite3.DatabaseError(
+                f"file is a SQLite database of another application (id {app_id:#x})"
+            )
         mode = db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
         if str(mode).lower() != "wal":
             raise StoreError(f"durable store {str(self.path)!r} cannot use WAL mode ({mode})")
         db.execute(f"PRAGMA synchronous={self.synchronous}")
         db.execute(f"PRAGMA journal_size_limit={WAL_LIMIT_BYTES}")
-        app_id, version = self._identify(db)
-        if app_id == 0 and version == 0:
+        if app_id == 0:
             self._create(db)
         elif app_id != APPLICATION_ID:
             raise sqlite3.DatabaseError(

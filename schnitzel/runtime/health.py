@@ -27,15 +27,18 @@ def judge_health(
     capacity: int | None,
     idle_s: float,
     paused: bool,
+    store_problem: str = "",
 ) -> tuple[str, str]:
     """(health, reason). `delta` is what the counters did over the window; `idle_s` is the
-    time since the node last made progress."""
+    time since the node last made progress; `store_problem` what ails a durable inbox."""
     if crashed:
         return Health.FAILING, f"stopped with an error: {crashed}"
     if paused:
         return Health.OK, "paused by an operator"
     if depth and idle_s >= STALL_S:
         return Health.FAILING, f"stalled: {depth} packets queued, no progress for {idle_s:.0f} s"
+    if store_problem:
+        return Health.DEGRADED, store_problem
     if delta is not None:
         seconds, d = delta
         handled = max(d.processed, d.emitted)

@@ -37,7 +37,7 @@ async def run_worker(node: Node, runtime: Runtime) -> None:
     keep_failed = node.resolved.spec.on_error == "stop"  # a durable inbox keeps them for later
     clock, wall = time.monotonic, time.time  # monotonic: the clock health compares with
     record_latency, processing = metrics.latency.record, metrics.processing
-    while True:
+    while not node.abandoned:
         if not inbox:
             if inbox.closed:
                 return

@@ -517,13 +517,15 @@ class Runtime:
                 node.inbox.stats.sample(now)
             node.update_percentiles()
             inbox = node.inbox
+            durable = isinstance(inbox, DurableInbox)
             health, reason = judge_health(
                 crashed=node.metrics.crashed,
                 delta=node.window.delta(),
                 depth=inbox.depth if inbox is not None else 0,
-                capacity=inbox.capacity if inbox is not None else None,
+                capacity=inbox.capacity if inbox is not None and not durable else None,
                 idle_s=0.0 if node.emitting else now - node.metrics.last_progress,
                 paused=node.paused,
+                store_problem=inbox.problem() if isinstance(inbox, DurableInbox) else "",
             )
             if final:  # the report's health is what the last sample says, no debounce
                 node.health_pending = health

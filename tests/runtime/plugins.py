@@ -22,6 +22,8 @@ RECORDS: dict[str, list[StreamPacket]] = defaultdict(list)
 """What each Recorder node received, in order."""
 GATES: dict[str, threading.Event] = defaultdict(threading.Event)
 """Per node id: a Gated sink waits for its gate before delivering anything."""
+DOWN: set[str] = set()
+"""Node ids whose Backend sink is down: it keeps retrying until the id is removed."""
 
 
 class FailEvery(PluginConfig):
@@ -143,6 +145,19 @@ def reset() -> None:
     """Forget records and close gates between tests."""
     RECORDS.clear()
     GATES.clear()
+    DOWN.clear()
+
+
+class Backend(Sink):
+    """An async sink to a backend that can be down: while its node id is in DOWN it keeps
+    retrying (as the http sink does with a durable inbox), then records the packet."""
+
+    name: ClassVar[str] = "backend"
+
+    async def deliver(self, packet: StreamPacket) -> None:
+        while self.context.node_id in DOWN:
+            await asyncio.sleep(0.01)
+        RECORDS[self.context.node_id].append(packet)
 
 
 class HopsConfig(PluginConfig):

@@ -1,0 +1,227 @@
+"""Durable inboxes against real SQLite files: delivery, replay, limits, damage, full store."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from schnitzel.durable.inbox import DurableInbox
+from schnitzel.errors import RuntimeStartError
+from schnitzel.runtime import Runtime
+from tests.runtime import plugins
+from tests.runtime.harness import assert_counts_add_up, graph_from, run
+
+
+def graph(
+    source: str = "{count: 300}",
+    sink: str = "tests.runtime.plugins:Recorder",
+    inbox: str = "{durable: {path: state/out.db}}",
+    extra: str = "",
+) -> str:
+    return f"""
+nodes:
+  - {{id: src, kind: source, plugin: synthetic, config: {source}}}
+  - {{id: out, kind: sink, plugin: "{sink}", inbox: {inbox}{extra}}}
+edges:
+  - {{from: src, to: out}}
+"""
+
+
+def rows(path: Path) -> list[int]:
+    """Seqs of the source packets left in a store file."""
+    with sqlite3.connect(path) as db:
+        bodies = db.execute("SELECT body FROM packets ORDER BY seq").fetchall()
+    return [json.loads(body)["seq"] for (body,) in bodies]
+
+
+def seqs(node_id: str = "out") -> list[tuple[str, int]]:
+    return [(p.source_id, p.seq) for p in plugins.RECORDS[node_id]]
+
+
+def test_every_packet_is_delivered_in_order_and_the_store_ends_empty(tmp_path: Path) -> None:
+    g = graph_from(tmp_path, graph())
+    report = run(g, tmp_path)
+    durable = report["nodes"]["out"]["durable"]
+    assert report["totals"]["delivered"] == 300
+    assert seqs() == [("src", n) for n in range(300)]
+    assert (durable["accepted"], durable["settled"], durable["backlog"]) == (300, 300, 0)
+    assert durable["replayed"] == 0 and durable["eta_s"] == 0.0
+    assert rows(tmp_path / "state" / "out.db") == []
+    assert_counts_add_up(report, g)
+
+
+def test_a_backlog_stays_on_disk_across_a_stop_and_replays_first_in_order(
+    tmp_path: Path,
+) -> None:
+    plugins.DOWN.add("out")
+    g = graph_from(tmp_path, graph(sink="tests.runtime.plugins:Backend"))
+    first = run(g, tmp_path, duration_s=0.3, drain_timeout_s=10)
+    out = first["nodes"]["out"]
+    assert out["out"] == 0 and out["errors"] == 0 and out["dropped"] == 0
+    assert out["durable"]["backlog"] == 300 and out["queue_depth"] == 300
+    assert len(rows(tmp_path / "state" / "out.db")) == 300
+    assert_counts_add_up(first, g)
+
+    plugins.DOWN.clear()
+    g = graph_from(
+        tmp_path, graph("{count: 50, source_id: later}", "tests.runtime.plugins:Backend")
+    )
+    second = run(g, tmp_path)
+    assert seqs() == [("src", n) for n in range(300)] + [("later", n) for n in range(50)]
+    assert second["nodes"]["out"]["durable"]["replayed"] == 300
+    assert second["totals"]["delivered"] == 350
+    assert rows(tmp_path / "state" / "out.db") == []
+    assert_counts_add_up(second, g)
+
+
+def test_a_small_memory_window_reads_the_backlog_back_in_order(tmp_path: Path) -> None:
+    g = graph_from(
+        tmp_path,
+        graph("{count: 2000}", inbox="{max: 4, durable: {path: state/out.db}}"),
+    )
+    report = run(g, tmp_path)
+    assert seqs() == [("src", n) for n in range(2000)]
+    assert report["nodes"]["out"]["durable"]["settled"] == 2000
+    assert_counts_add_up(report, g)
+
+
+def test_block_holds_producers_at_the_packet_limit(tmp_path: Path) -> None:
+    inbox = "{max: 8, durable: {path: state/out.db, max_packets: 50}}"
+    g = graph_from(tmp_path, graph("{count: 400}", inbox=inbox))
+    report = run(g, tmp_path)
+    out = report["nodes"]["out"]
+    assert report["totals"]["delivered"] == 400 and out["dropped"] == 0
+    assert out["queue_depth_max"] <= 50
+    assert seqs() == [("src", n) for n in range(400)]
+    assert_counts_add_up(report, g)
+
+
+@pytest.mark.parametrize("overflow", ["drop_new", "drop_oldest"])
+def test_drop_policies_count_every_packet_they_drop_at_the_limit(
+    tmp_path: Path, overflow: str
+) -> None:
+    plugins.DOWN.add("out")
+    inbox = f"{{max: 8, overflow: {overflow}, durable: {{path: state/out.db, max_packets: 20}}}}"
+    g = graph_from(tmp_path, graph("{count: 100}", "tests.runtime.plugins:Backend", inbox))
+    first = run(g, tmp_path, duration_s=0.3, drain_timeout_s=10)
+    out = first["nodes"]["out"]
+    reason = "inbox_full" if overflow == "drop_new" else "displaced"
+    assert out["dropped_by_reason"] == {reason: 80}
+    left = rows(tmp_path / "state" / "out.db")
+    assert len(left) == 20 and out["durable"]["backlog"] == 20
+    assert_counts_add_up(first, g)
+
+    plugins.DOWN.clear()
+    g = graph_from(tmp_path, graph("{count: 0}", "tests.runtime.plugins:Backend", inbox))
+    run(g, tmp_path)
+    kept = [seq for _source, seq in seqs()]
+    assert kept == sorted(kept) and len(kept) == 20
+    if overflow == "drop_new":
+        assert kept == list(range(20))  # the oldest stay
+    else:
+        assert kept == list(range(80, 100))  # the newest stay
+
+
+def test_a_packet_failing_under_on_error_stop_stays_for_the_next_run(tmp_path: Path) -> None:
+    g = graph_from(
+        tmp_path,
+        graph(
+            "{count: 20}",
+            "tests.runtime.plugins:Recorder",
+            "{durable: {path: state/out.db}}",
+            ", config: {every: 5}, on_error: stop",
+        ),
+    )
+    first = run(g, tmp_path)
+    assert first["stop_reason"] == "error"
+    assert 0 in rows(tmp_path / "state" / "out.db")  # seq 0 failed: kept, not deleted
+
+    plugins.reset()
+    g = graph_from(tmp_path, graph("{count: 0}"))
+    run(g, tmp_path)
+    assert ("src", 0) in seqs()
+
+
+def _corrupt_store(tmp_path: Path, how: str) -> bytes:
+    store = tmp_path / "state" / "out.db"
+    store.parent.mkdir(parents=True)
+    if how == "garbage":
+        store.write_bytes(b"this is not a database, it is a shopping list\n" * 200)
+    else:
+        with sqlite3.connect(store) as db:
+            db.execute("CREATE TABLE invoices (n INTEGER)")
+    return store.read_bytes()
+
+
+@pytest.mark.parametrize("how", ["garbage", "another application"])
+def test_an_unreadable_store_is_quarantined_beside_itself_never_emptied(
+    tmp_path: Path, how: str
+) -> None:
+    original = _corrupt_store(tmp_path, how)
+    g = graph_from(tmp_path, graph("{count: 30}"))
+    report = run(g, tmp_path)
+    durable = report["nodes"]["out"]["durable"]
+    moved = Path(durable["quarantined"])
+    assert moved.parent == tmp_path / "state" and moved.name.startswith("out.db.corrupt-")
+    assert moved.read_bytes() == original
+    assert report["totals"]["delivered"] == 30  # a fresh store took its place
+    assert "moved to" in durable["last_error"]
+
+
+def test_a_store_that_cannot_be_created_refuses_to_start_naming_the_file(tmp_path: Path) -> None:
+    (tmp_path / "blocker").write_text("a file where a directory should be")
+    g = graph_from(tmp_path, graph(inbox="{durable: {path: blocker/out.db}}"))
+    with pytest.raises(RuntimeStartError, match=r"durable store '.*blocker/out\.db'"):
+        run(g, tmp_path)
+
+
+def test_a_full_store_holds_producers_back_and_loses_nothing(tmp_path: Path) -> None:
+    """SQLite's own page limit (`max_page_count`) fails commits with SQLITE_FULL, as a full
+    file system does. The inbox must hold producers back, count the errors, and resume once
+    there is space again."""
+    plugins.DOWN.add("out")
+    blob = "x" * 2000
+    g = graph_from(
+        tmp_path,
+        graph(f"{{count: null, payload: {{blob: {blob}}}}}", "tests.runtime.plugins:Backend"),
+    )
+    runtime = Runtime(g, state_dir=tmp_path / "state")
+
+    async def scenario() -> dict[str, Any]:
+        task = asyncio.create_task(runtime.run(max_packets=3000))
+        inbox = runtime.nodes["out"].inbox
+        assert isinstance(inbox, DurableInbox)
+        while not inbox.stats.accepted:
+            await asyncio.sleep(0.005)
+        loop = asyncio.get_running_loop()
+
+        def limit_pages(extra: int | None) -> None:
+            db = inbox.store._db
+            assert db is not None
+            pages = db.execute("PRAGMA page_count").fetchone()[0]
+            top = 1073741823 if extra is None else pages + extra
+            db.execute(f"PRAGMA max_page_count={top}")
+
+        await loop.run_in_executor(inbox._pool, limit_pages, 20)
+        while inbox.stats.disk_errors < 3:
+            await asyncio.sleep(0.01)
+        emitted = runtime.nodes["src"].metrics.emitted
+        await asyncio.sleep(0.3)
+        assert runtime.nodes["src"].metrics.emitted - emitted <= 2 * 256  # held back
+        assert inbox.backlog < 3000
+        await loop.run_in_executor(inbox._pool, limit_pages, None)
+        plugins.DOWN.clear()
+        return await asyncio.wait_for(task, 60)
+
+    report = asyncio.run(asyncio.wait_for(scenario(), 90))
+    out = report["nodes"]["out"]
+    assert report["totals"]["emitted"] == report["totals"]["delivered"] == 3000
+    assert out["durable"]["disk_errors"] >= 3 and out["dropped"] == 0
+    assert "full" in out["durable"]["last_error"]
+    assert seqs() == [("src", n) for n in range(3000)]
+    assert_counts_add_up(report, g)
