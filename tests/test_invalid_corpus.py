@@ -139,6 +139,8 @@ RULES = {
     "cycle-without-delay",
     "environment",
     "source-inbox",
+    "shared-durable-path",
+    "durable-path",
 }
 
 

@@ -37,6 +37,7 @@ from schnitzel.validate.edges import check_edges
 from schnitzel.validate.error_policy import check_error_policies
 from schnitzel.validate.flow_rules import check_flow
 from schnitzel.validate.graph import ResolvedNode, ValidatedGraph
+from schnitzel.validate.durable_paths import check_durable_paths
 from schnitzel.validate.nodes import check_nodes, resolve_plugins
 from schnitzel.validate.problems import Location, Problem, ValidationReport
 from schnitzel.validate.state import CheckState
@@ -133,6 +134,7 @@ def _check(text: str, source: str, registry: PluginRegistry, path: Path | None) 
     raw_nodes, raw_edges = data.get("nodes"), data.get("edges")
     check_nodes(state, raw_nodes if isinstance(raw_nodes, list) else [])
     resolve_plugins(state)
+    check_durable_paths(state)
     check_edges(state, raw_edges if isinstance(raw_edges, list) else [])
     check_error_policies(state)
     check_structure(state)
