@@ -1,0 +1,144 @@
+"""Source checkpoints never run ahead of what is safe downstream (the jsonl source resumes)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+from schnitzel.runtime import Runtime
+
+from tests.runtime import plugins
+from tests.runtime.harness import assert_counts_add_up, graph_from, run
+
+
+def write_lines(path: Path, count: int, start: int = 0) -> None:
+    with path.open("a") as file:
+        for n in range(start, start + count):
+            file.write(json.dumps({"n": n}) + "\n")
+
+
+def checkpoint(tmp_path: Path) -> dict[str, object] | None:
+    found = list((tmp_path / "state" / "checkpoints").glob("src-*.json"))
+    return json.loads(found[0].read_text()) if found else None
+
+
+def numbers(node_id: str = "out") -> list[int]:
+    return [p.payload["n"] for p in plugins.RECORDS[node_id]]
+
+
+def jsonl_graph(sink: str, inbox: str = "{}", middle: bool = True) -> str:
+    hop = "  - {id: mid, kind: transform, plugin: passthrough}\n" if middle else ""
+    edges = (
+        "  - {from: src, to: mid}\n  - {from: mid, to: out}\n"
+        if middle
+        else ("  - {from: src, to: out}\n")
+    )
+    return f"""
+nodes:
+  - {{id: src, kind: source, plugin: jsonl, config: {{path: in.jsonl}}}}
+{hop}  - {{id: out, kind: sink, plugin: "tests.runtime.plugins:{sink}", inbox: {inbox}}}
+edges:
+{edges}"""
+
+
+def test_a_finished_run_checkpoints_the_end_and_the_next_reads_only_new_lines(
+    tmp_path: Path,
+) -> None:
+    write_lines(tmp_path / "in.jsonl", 500)
+    g = graph_from(tmp_path, jsonl_graph("Recorder"))
+    assert run(g, tmp_path)["totals"]["delivered"] == 500
+    saved = checkpoint(tmp_path)
+    assert saved is not None and saved["line"] == 500
+
+    write_lines(tmp_path / "in.jsonl", 20, start=500)
+    plugins.reset()
+    report = run(g, tmp_path)
+    assert numbers() == list(range(500, 520))
+    assert [p.seq for p in plugins.RECORDS["out"]] == list(range(500, 520))  # line numbers
+    assert_counts_add_up(report, g)
+
+
+def test_packets_only_in_memory_when_the_run_gives_up_are_read_again(tmp_path: Path) -> None:
+    """The sink never delivers; the drain times out and the in-memory packets are lost. The
+    checkpoint must not have moved past them, so the next run reads them again."""
+    write_lines(tmp_path / "in.jsonl", 300)
+    g = graph_from(tmp_path, jsonl_graph("Backend", "{max: 16}"))
+    plugins.DOWN.add("out")
+    first = run(g, tmp_path, duration_s=0.5, drain_timeout_s=0.5)
+    assert first["totals"]["delivered"] == 0
+    saved = checkpoint(tmp_path)
+    assert saved is None or saved["line"] == 0
+
+    plugins.DOWN.clear()
+    run(g, tmp_path)
+    assert numbers() == list(range(300))
+
+
+def test_the_checkpoint_follows_delivery_through_in_memory_nodes(tmp_path: Path) -> None:
+    """A slow sink behind an in-memory inbox: while the run goes on, the checkpoint never
+    names a line the sink has not finished."""
+    write_lines(tmp_path / "in.jsonl", 2000)
+    body = jsonl_graph("Recorder", "{max: 8}").replace(
+        '"tests.runtime.plugins:Recorder",',
+        '"tests.runtime.plugins:Recorder", config: {delay_s: 0.002},',
+    )
+    g = graph_from(tmp_path, body)
+    seen: list[tuple[int, int]] = []
+
+    runtime = Runtime(g, state_dir=tmp_path / "state")
+
+    async def watch() -> None:
+        task = asyncio.create_task(runtime.run(duration_s=1.5))
+        while not task.done():
+            await asyncio.sleep(0.05)
+            saved = checkpoint(tmp_path)
+            if saved is not None:
+                seen.append((int(saved["line"]), len(plugins.RECORDS["out"])))
+        await task
+
+    asyncio.run(watch())
+    assert seen, "no checkpoint was written while the run went on"
+    for line, delivered_then in seen:
+        assert line <= delivered_then  # the records were read after the checkpoint
+    assert seen[-1][0] > 0
+
+
+def test_a_durable_inbox_lets_the_checkpoint_pass_what_it_committed(tmp_path: Path) -> None:
+    write_lines(tmp_path / "in.jsonl", 400)
+    inbox = "{durable: {path: state/out.db}}"
+    g = graph_from(tmp_path, jsonl_graph("Backend", inbox))
+    plugins.DOWN.add("out")
+    first = run(g, tmp_path, duration_s=0.4, drain_timeout_s=10)
+    assert first["totals"]["delivered"] == 0
+    assert first["nodes"]["out"]["durable"]["backlog"] == 400
+    saved = checkpoint(tmp_path)
+    assert saved is not None and saved["line"] == 400  # every line is on disk
+
+    plugins.DOWN.clear()
+    second = run(g, tmp_path)
+    assert numbers() == list(range(400))  # from the store; the source read nothing again
+    assert second["nodes"]["src"]["out"] == 0
+
+
+def test_a_replaced_input_file_is_read_from_the_start(tmp_path: Path) -> None:
+    write_lines(tmp_path / "in.jsonl", 50)
+    g = graph_from(tmp_path, jsonl_graph("Recorder", middle=False))
+    run(g, tmp_path)
+    (tmp_path / "in.jsonl").unlink()
+    write_lines(tmp_path / "in.jsonl", 80, start=1000)
+    plugins.reset()
+    run(g, tmp_path)
+    assert numbers() == list(range(1000, 1080))
+
+
+def test_a_damaged_checkpoint_is_moved_aside_and_the_file_read_again(tmp_path: Path) -> None:
+    write_lines(tmp_path / "in.jsonl", 30)
+    g = graph_from(tmp_path, jsonl_graph("Recorder", middle=False))
+    run(g, tmp_path)
+    found = next((tmp_path / "state" / "checkpoints").glob("src-*.json"))
+    found.write_text("{not json")
+    plugins.reset()
+    run(g, tmp_path)
+    assert numbers() == list(range(30))  # duplicates, never loss
+    assert list(found.parent.glob("src-*.json.corrupt-*"))
