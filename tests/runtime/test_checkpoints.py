@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 
 from schnitzel.runtime import Runtime
-
 from tests.runtime import plugins
 from tests.runtime.harness import assert_counts_add_up, graph_from, run
 
