@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
 __all__ = ["CHECKPOINT_INTERVAL_S", "CheckpointTracker", "checkpoints"]
 
-CHECKPOINT_INTERVAL_S = 0.2
+CHECKPOINT_INTERVAL_S = 0.1
 """How often candidates are followed downstream and sources asked to checkpoint."""
 
 
