@@ -41,6 +41,8 @@ RETRY_INITIAL_S = 0.05
 RETRY_MAX_S = 2.0
 """Backoff between attempts to write after a full disk."""
 RATE_WINDOW_S = 10.0
+VACUUM_EVERY = 50_000
+"""Settled packets between two checks whether an empty store should shrink its file."""
 
 Notify = Callable[[str, str], None]
 """(level, message) into the runtime's event log."""
@@ -108,6 +110,7 @@ class DurableInbox(Inbox):
         "_spilled_bytes",
         "_taken",
         "_taken_batch",
+        "_vacuum_after",
         "_waiters",
         "_work",
         "max_bytes",
@@ -164,6 +167,7 @@ class DurableInbox(Inbox):
         self._failing = False
         self._given_up = False
         self._closing = False
+        self._vacuum_after = VACUUM_EVERY
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -321,6 +325,10 @@ class DurableInbox(Inbox):
             need_packets -= 1
             need_bytes -= size
             displaced += 1
+        if displaced:
+            self.left += displaced
+            self.in_flight.retire(displaced)
+            self.in_flight.durable -= displaced
         if (need_packets > 0 or need_bytes > 0) and self._spilled:
             average = max(self._spilled_bytes // self._spilled, 1)
             k = min(self._spilled, max(need_packets, -(-need_bytes // average)))
@@ -410,7 +418,8 @@ class DurableInbox(Inbox):
                         done = waiters.popleft()[1]
                         if not done.done():
                             done.set_result(None)
-                if not self._count:
+                if not self._count and self.stats.settled >= self._vacuum_after:
+                    self._vacuum_after = self.stats.settled + VACUUM_EVERY
                     await loop.run_in_executor(self._pool, self.store.vacuum_if_empty)
 
     def _accept(self, rows: list[StoreRow], packets: list[StreamPacket], to_window: bool) -> None:

@@ -33,11 +33,11 @@ from schnitzel.spec.yaml_source import (
     read_graph_bytes,
     too_large,
 )
+from schnitzel.validate.durable_paths import check_durable_paths
 from schnitzel.validate.edges import check_edges
 from schnitzel.validate.error_policy import check_error_policies
 from schnitzel.validate.flow_rules import check_flow
 from schnitzel.validate.graph import ResolvedNode, ValidatedGraph
-from schnitzel.validate.durable_paths import check_durable_paths
 from schnitzel.validate.nodes import check_nodes, resolve_plugins
 from schnitzel.validate.problems import Location, Problem, ValidationReport
 from schnitzel.validate.state import CheckState
