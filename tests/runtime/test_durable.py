@@ -225,3 +225,24 @@ def test_a_full_store_holds_producers_back_and_loses_nothing(tmp_path: Path) -> 
     assert "full" in out["durable"]["last_error"]
     assert seqs() == [("src", n) for n in range(3000)]
     assert_counts_add_up(report, g)
+
+
+def test_drop_oldest_displaces_queued_packets_in_memory_and_on_disk(tmp_path: Path) -> None:
+    """Packets arrive a few at a time, so the oldest to go are already queued: in the memory
+    window and beyond it on disk. The batch the stalled sink holds is not displaced."""
+    plugins.DOWN.add("out")
+    inbox = "{max: 4, overflow: drop_oldest, durable: {path: state/out.db, max_packets: 20}}"
+    source = "{count: 100, rate_hz: 2000}"
+    g = graph_from(tmp_path, graph(source, "tests.runtime.plugins:Backend", inbox))
+    first = run(g, tmp_path, duration_s=0.5, drain_timeout_s=10)
+    out = first["nodes"]["out"]
+    assert out["dropped_by_reason"] == {"displaced": 80}
+    assert len(rows(tmp_path / "state" / "out.db")) == 20
+    assert_counts_add_up(first, g)
+
+    plugins.DOWN.clear()
+    g = graph_from(tmp_path, graph("{count: 0}", "tests.runtime.plugins:Backend", inbox))
+    second = run(g, tmp_path)
+    kept = [seq for _source, seq in seqs()]
+    assert len(kept) == 20 and kept[-1] == 99 and kept[1:] == sorted(kept[1:])
+    assert second["nodes"]["out"]["durable"]["backlog"] == 0
