@@ -45,3 +45,4 @@ bench: setup
     {{python}} bench/bench_validate.py
     {{python}} bench/bench_startup.py
     {{python}} bench/bench_runtime.py
+    {{python}} bench/bench_durable.py
