@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from schnitzel.registry.registry import PluginRegistry
+from tests.http_backend import LoopbackBackend
 
 REPO = Path(__file__).resolve().parent.parent
 GRAPHS = REPO / "graphs"
@@ -41,3 +43,10 @@ def run_cli(
         done.stdout.decode(errors="replace"),
         done.stderr.decode(errors="replace"),
     )
+
+
+@pytest.fixture
+def loopback_backend() -> Iterator[LoopbackBackend]:
+    """A real HTTP backend on 127.0.0.1 (tests/http_backend.py), stopped after the test."""
+    with LoopbackBackend() as backend:
+        yield backend

@@ -1,0 +1,103 @@
+"""The httpx side of the http sink: one pooled client, one POST, one `Reply`.
+
+Imported by `HttpSink.open()` only, so validating a graph or listing plugins never pays for
+importing httpx (about 70 ms).
+"""
+
+from __future__ import annotations
+
+import ssl
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from schnitzel_plugins.http.config import HttpSinkConfig, safe_url
+from schnitzel_plugins.http.errors import HttpSinkError
+
+__all__ = ["HttpClient", "Reply"]
+
+EXCERPT_CHARS = 200
+"""How much of a response body an error message quotes."""
+# One request at a time per node (the runtime awaits each delivery), so a small pool is
+# plenty; the headroom serves a connection the server is slow to close.
+_LIMITS = httpx.Limits(max_connections=4, max_keepalive_connections=4, keepalive_expiry=30.0)
+# Transport errors worth retrying: the backend or the network, not this request.
+_RETRIED = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError, httpx.ProxyError)
+
+
+@dataclass(frozen=True)
+class Reply:
+    """What one attempt got: a status, or no response at all (`status` None)."""
+
+    status: int | None
+    detail: str
+    """`HTTP 503: <body excerpt>`, or the connection error (`ConnectError: ...`)."""
+    retry_after: str | None = None
+    """The raw `Retry-After` header, when the response had one."""
+
+
+class HttpClient:
+    """A pooled HTTP/1.1 keep-alive client POSTing JSON bodies to one URL."""
+
+    def __init__(self, config: HttpSinkConfig, token: str | None, ca_file: Path | None) -> None:
+        self._url = config.url
+        self._where = safe_url(config.url)
+        self._token = token
+        headers = dict(config.headers)
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        self._client = httpx.AsyncClient(
+            headers=headers,
+            timeout=httpx.Timeout(config.timeout_s),
+            limits=_LIMITS,
+            verify=_tls_verify(config.verify_tls, ca_file),
+            http1=True,
+            http2=False,
+            follow_redirects=False,  # a redirected POST may not be the same request
+        )
+
+    def __repr__(self) -> str:
+        return f"HttpClient({self._where!r})"
+
+    async def post(self, body: bytes, key: str) -> Reply:
+        """POST one JSON body with its Idempotency-Key. Retried transport errors come back as
+        a `Reply` without a status; others (an unsendable request) raise HttpSinkError."""
+        headers = {"Content-Type": "application/json", "Idempotency-Key": key}
+        try:
+            response = await self._client.post(self._url, content=body, headers=headers)
+        except _RETRIED as exc:
+            return Reply(None, self._redact(f"{type(exc).__name__}: {exc}".rstrip(": ")))
+        except httpx.HTTPError as exc:
+            raise HttpSinkError(
+                f"cannot send a request to {self._where}: {type(exc).__name__}: "
+                f"{self._redact(str(exc))}"
+            ) from None  # the chained httpx error could show the request's headers
+        status = response.status_code
+        detail = f"HTTP {status} {response.reason_phrase}".rstrip()
+        if not 200 <= status < 300:
+            excerpt = " ".join(response.text[: EXCERPT_CHARS * 2].split())[:EXCERPT_CHARS]
+            if excerpt:
+                detail += f": {self._redact(excerpt)}"
+        return Reply(status, detail, response.headers.get("retry-after"))
+
+    async def aclose(self) -> None:
+        """Close the pooled connections."""
+        await self._client.aclose()
+
+    def _redact(self, text: str) -> str:
+        # A backend that echoes the request back must not leak the token into an error.
+        return text.replace(self._token, "[token]") if self._token else text
+
+
+def _tls_verify(verify_tls: bool, ca_file: Path | None) -> ssl.SSLContext | bool:
+    if not verify_tls:
+        return False
+    if ca_file is None:
+        return True  # httpx's default bundle (certifi), or SSL_CERT_FILE / SSL_CERT_DIR
+    try:
+        return ssl.create_default_context(cafile=str(ca_file))
+    except (OSError, ssl.SSLError) as exc:
+        raise HttpSinkError(
+            f"cannot load the CA file {str(ca_file)!r} (ca_file): {exc}; give a readable PEM file"
+        ) from exc
