@@ -29,6 +29,15 @@ the best of the rounds (noise only ever slows a run down), memory the worst (lar
 5. Peak RSS of that replay process: VmHWM before and after the run (not ru_maxrss: a child
    started with vfork + exec inherits its parent's peak in ru_maxrss). Baseline: another fresh
    process that loads the same backlog into memory at once (SELECT all, decode every row).
+6. Drain into HTTP: a backlog of N packets is left in a store as in item 4, then
+   `synthetic (count 0) -> http` (durable inbox on that store) posts it to a real HTTP server
+   on 127.0.0.1 (`LoopbackBackend` of tests/http_backend.py, a threaded stdlib server in the
+   bench process) until the store is empty; `batch_max: 1` and `batch_max: 64`. Baseline: the
+   same http sink with an in-memory inbox fed live by `synthetic (count N)`, same batch_max,
+   into the same server; the ratio is what draining from disk costs against live delivery.
+   The time includes opening the store. Every run counts the requests the server received and
+   checks that each packet's idempotency key arrived exactly once and that each request's
+   `Idempotency-Key` header is the one the sink must send (a warning line if not).
 
 The files go to a temporary directory under `--dir` (default: the repository's parent
 directory, not /tmp, which may be tmpfs where an fsync costs nothing). `df` of it is printed.
@@ -55,11 +64,12 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import aiosqlite
 
@@ -69,6 +79,9 @@ from schnitzel.registry import Sink
 from schnitzel.runtime import Runtime
 from schnitzel.runtime.runtime import StopReason
 from schnitzel.validate import ValidatedGraph, validate_text
+
+if TYPE_CHECKING:
+    from tests.http_backend import LoopbackBackend, Received
 
 REPO = Path(__file__).resolve().parent.parent
 MODULE = Path(__file__).stem
@@ -99,10 +112,12 @@ class Sizes:
     group_batches: int
     cost_packets: int
     backlog: int
+    http: tuple[tuple[int, int], ...]
+    """Item 6: (batch_max, packets) of each variant."""
 
 
-FULL = Sizes(3, 2.5, 1.0, 600, 120_000, 100_000)
-QUICK = Sizes(3, 0.6, 0.3, 150, 30_000, 30_000)
+FULL = Sizes(3, 2.5, 1.0, 600, 120_000, 100_000, ((1, 1_000), (64, 40_000)))
+QUICK = Sizes(3, 0.6, 0.3, 150, 30_000, 30_000, ((1, 200), (64, 8_000)))
 
 
 # -- a sink whose backend never answers (item 4) -----------------------------------------------
@@ -124,8 +139,11 @@ def durable_inbox(path: Path, sync: str = "full") -> str:
     return f"{{durable: {{path: {json.dumps(str(path))}, sync: {sync}}}}}"
 
 
-def graph_text(count: int, sink: str = '"null"', inbox: str = "", stages: int = 0) -> str:
-    """`synthetic (count) -> passthrough x stages -> sink`, the sink's inbox as given."""
+def graph_text(
+    count: int, sink: str = '"null"', inbox: str = "", stages: int = 0, config: str = ""
+) -> str:
+    """`synthetic (count) -> passthrough x stages -> sink`, the sink's config and inbox as
+    given (YAML flow mappings)."""
     ids = ["src", *(f"p{i}" for i in range(1, stages + 1)), "out"]
     lines = ["version: 2", f"runtime: {{allow_modules: [{MODULE}]}}", "nodes:"]
     lines.append(
@@ -134,7 +152,10 @@ def graph_text(count: int, sink: str = '"null"', inbox: str = "", stages: int = 
     )
     lines += [f"  - {{id: {i}, kind: transform, plugin: passthrough}}" for i in ids[1:-1]]
     lines.append(
-        f"  - {{id: out, kind: sink, plugin: {sink}" + (f", inbox: {inbox}" if inbox else "") + "}"
+        f"  - {{id: out, kind: sink, plugin: {sink}"
+        + (f", config: {config}" if config else "")
+        + (f", inbox: {inbox}" if inbox else "")
+        + "}"
     )
     lines.append("edges:")
     lines += [f"  - {{from: {a}, to: {b}}}" for a, b in itertools.pairwise(ids)]
@@ -656,6 +677,159 @@ def replay(ws: Workspace, sizes: Sizes) -> Replay:
     return result
 
 
+# -- 6: drain into a local HTTP server ---------------------------------------------------------
+
+
+def http_graph(url: str, batch_max: int, count: int, db: Path | None) -> str:
+    """`synthetic (count) -> http` posting to `url`; a durable inbox on `db` if given."""
+    config = f"{{url: {json.dumps(url)}, batch_max: {batch_max}}}"
+    inbox = durable_inbox(db) if db is not None else ""
+    return graph_text(count, sink="http", config=config, inbox=inbox)
+
+
+def http_run(ws: Workspace, url: str, batch_max: int, count: int, db: Path | None) -> float:
+    """Seconds of one run into the http sink: with `db`, draining the `count` packets left in
+    it (`synthetic` makes none); without, `count` packets fed live through an in-memory inbox."""
+    runtime = ws.runtime(ws.graph(http_graph(url, batch_max, 0 if db else count, db)))
+    start = time.perf_counter()
+    report = asyncio.run(runtime.run())
+    seconds = time.perf_counter() - start
+    if db is None:
+        check(report, count)
+        return seconds
+    out = report["nodes"]["out"]
+    assert report["status"] == "ok", (report["status"], report["stop_detail"])
+    assert out["out"] == count and out["errors"] == 0 and out["dropped"] == 0, out
+    durable = out["durable"]
+    assert durable["replayed"] == count and durable["backlog"] == 0, durable
+    with sqlite3.connect(db) as check_db:
+        left = check_db.execute("SELECT count(*) FROM packets").fetchone()[0]
+    assert left == 0, left
+    return seconds
+
+
+def packet_key(body: Any) -> str | None:
+    """The idempotency key of one encoded packet as the server parsed it (see
+    `StreamPacket.idempotency_key`); None for something that is not a packet."""
+    if not isinstance(body, dict):
+        return None
+    meta = body.get("meta")
+    key = meta.get("idempotency_key") if isinstance(meta, dict) else None
+    return key if isinstance(key, str) else f"{body.get('source_id')}:{body.get('seq')}"
+
+
+def key_problems(requests: list[Received], count: int) -> list[str]:
+    """What is wrong with what the server received from a run of `count` packets from node
+    `src`: refused requests, keys missing, duplicated or unexpected among the accepted ones,
+    requests whose Idempotency-Key header is not the key of their packet (or batch)."""
+    from schnitzel_plugins.http.sink import batch_key
+
+    expected = {f"src:{seq}" for seq in range(count)}
+    got: Counter[str | None] = Counter()
+    wrong_header = 0
+    for request in requests:
+        members = [packet_key(body) for body in request.packets]
+        if request.accepted:  # a refused request delivered nothing
+            got.update(members)
+        if isinstance(request.body, list):
+            header = batch_key([str(key) for key in members])
+        else:
+            header = members[0]
+        wrong_header += request.key != header
+    problems = [
+        f"{n:,} {what}"
+        for n, what in (
+            (sum(not r.accepted for r in requests), "requests refused"),
+            (len(expected - got.keys()), "keys missing"),
+            (sum(n - 1 for key, n in got.items() if key in expected and n > 1), "duplicates"),
+            (sum(n for key, n in got.items() if key not in expected), "unexpected packets"),
+            (wrong_header, "requests with a wrong Idempotency-Key header"),
+        )
+        if n
+    ]
+    return problems
+
+
+@dataclass
+class HttpVariant:
+    """Item 6 for one batch_max: the drain of a backlog and live delivery of as many packets."""
+
+    batch_max: int
+    packets: int
+    fill: list[float] = field(default_factory=list)
+    drain: list[float] = field(default_factory=list)
+    drain_s: list[float] = field(default_factory=list)
+    drain_requests: list[int] = field(default_factory=list)
+    live: list[float] = field(default_factory=list)
+    live_s: list[float] = field(default_factory=list)
+    live_requests: list[int] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def ratio(self) -> float:
+        return max(self.drain) / max(self.live)
+
+    def delivered(self, backend: LoopbackBackend, what: str, round_no: int) -> int:
+        """The requests of the run just done (checked; a warning if something is wrong)."""
+        requests = backend.requests
+        problems = key_problems(requests, self.packets)
+        if problems:
+            self.warnings.append(
+                f"batch_max {self.batch_max}, {what} round {round_no}: {', '.join(problems)}"
+            )
+        return len(requests)
+
+
+def http_drain(ws: Workspace, sizes: Sizes) -> list[HttpVariant]:
+    # Imported here, not at the top: the child processes of items 4 and 5 (whose peak memory
+    # is measured) need neither the server nor its imports (http.server, ssl).
+    if str(REPO) not in sys.path:
+        sys.path.insert(0, str(REPO))  # the `tests` package lives at the repository's root
+    from tests.http_backend import LoopbackBackend
+
+    variants = [HttpVariant(batch_max, count) for batch_max, count in sizes.http]
+    with LoopbackBackend() as backend:
+        for round_no in range(1, sizes.rounds + 1):
+            for v in variants:
+                db = ws.fresh(f"http-backlog-{v.batch_max}")
+                try:
+                    v.fill.append(v.packets / fill(ws, db, v.packets))
+                    backend.reset()
+                    seconds = http_run(ws, backend.url, v.batch_max, v.packets, db)
+                finally:
+                    remove_db(db)
+                v.drain_s.append(seconds)
+                v.drain.append(v.packets / seconds)
+                v.drain_requests.append(v.delivered(backend, "drain", round_no))
+                backend.reset()
+                seconds = http_run(ws, backend.url, v.batch_max, v.packets, None)
+                v.live_s.append(seconds)
+                v.live.append(v.packets / seconds)
+                v.live_requests.append(v.delivered(backend, "live", round_no))
+        backend.reset()
+    print(
+        "6. drain of a durable backlog into a local HTTP server (synthetic count 0 -> http) "
+        f"vs live delivery (synthetic count N -> http, in-memory inbox), best of {sizes.rounds}"
+    )
+    for v in variants:
+        print(f"  batch_max {v.batch_max}, {v.packets:,} packets")
+        for name, rates, times, requests in (
+            ("drained from the store", v.drain, v.drain_s, v.drain_requests),
+            ("live, in-memory inbox", v.live, v.live_s, v.live_requests),
+        ):
+            print(
+                f"    {name:<24} {max(rates):>10,.0f} packets/s  (rounds: {rounds(rates)}; "
+                f"{', '.join(f'{s:.2f}' for s in times)} s; requests: {rounds(requests)})"
+            )
+        print(f"    -> drain is {v.ratio:.2f}x live delivery")
+        times = v.drain_s + v.live_s
+        if sizes is FULL and not 1.0 <= min(times) <= max(times) <= 3.0:
+            print("    (warning: a run lasted outside 1-3 s; the machine is not the one sized for)")
+    for line in itertools.chain.from_iterable(v.warnings for v in variants):
+        print(f"  warning: {line}")
+    return variants
+
+
 # -- where the files go ------------------------------------------------------------------------
 
 
@@ -715,7 +889,7 @@ def verdict(ok: bool) -> str:
     return "met" if ok else "MISSED"
 
 
-def summary(h: Headline, g: GroupCommit, c: Cost, r: Replay) -> None:
+def summary(h: Headline, g: GroupCommit, c: Cost, r: Replay, http: list[HttpVariant]) -> None:
     memory, full, normal = max(c.memory), max(c.full), max(c.normal)
     replay_rate, replay_mb, load_mb = max(r.rates), max(r.replay_kb) / MB, max(r.load_kb) / MB
     rows = [
@@ -776,6 +950,17 @@ def summary(h: Headline, g: GroupCommit, c: Cost, r: Replay) -> None:
             verdict(replay_mb < load_mb / 2),
         ),
     ]
+    rows += [
+        (
+            f"6 http drain {v.packets:,} backlog, batch {v.batch_max} vs live",
+            f"{max(v.drain):,.0f}/s",
+            f"{max(v.live):,.0f}/s",
+            f"{v.ratio:.2f}x",
+            "every key once",
+            verdict(not v.warnings),
+        )
+        for v in http
+    ]
     header = ("item", "schnitzel", "baseline", "ratio", "goal", "verdict")
     widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
     print("summary (rates: best of rounds; memory: largest of rounds)")
@@ -785,7 +970,13 @@ def summary(h: Headline, g: GroupCommit, c: Cost, r: Replay) -> None:
 
 
 def figures(
-    fs: dict[str, str], fsync: float, h: Headline, g: GroupCommit, c: Cost, r: Replay
+    fs: dict[str, str],
+    fsync: float,
+    h: Headline,
+    g: GroupCommit,
+    c: Cost,
+    r: Replay,
+    http: list[HttpVariant],
 ) -> dict[str, Any]:
     return {
         "bench": "durable",
@@ -827,6 +1018,22 @@ def figures(
             "replay_hwm_kb": r.replay_peak_kb,
             "load_all_hwm_growth_kb": r.load_kb,
         },
+        "http_drain": [
+            {
+                "batch_max": v.batch_max,
+                "packets": v.packets,
+                "fill_per_s": v.fill,
+                "drain_per_s": v.drain,
+                "drain_s": v.drain_s,
+                "drain_requests": v.drain_requests,
+                "live_per_s": v.live,
+                "live_s": v.live_s,
+                "live_requests": v.live_requests,
+                "drain_over_live": v.ratio,
+                "warnings": v.warnings,
+            }
+            for v in http
+        ],
     }
 
 
@@ -857,11 +1064,12 @@ def main() -> None:
         g = group_commit(ws, sizes)
         c = cost(ws, sizes)
         r = replay(ws, sizes)
-        summary(h, g, c, r)
+        http = http_drain(ws, sizes)
+        summary(h, g, c, r, http)
         if args.profile:
             profile(ws, h.count)
     print(f"(whole bench: {time.perf_counter() - started:.1f} s)")
-    print(json.dumps(figures(fs, fsync, h, g, c, r)))
+    print(json.dumps(figures(fs, fsync, h, g, c, r, http)))
 
 
 if __name__ == "__main__":
