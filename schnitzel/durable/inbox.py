@@ -119,6 +119,8 @@ class DurableInbox(Inbox):
         "path",
         "stats",
         "store",
+        "unconfirmed",
+        "unconfirmed_count",
     )
 
     durable = True
@@ -148,6 +150,9 @@ class DurableInbox(Inbox):
         self._taken: list[tuple[int, float, int]] = []
         """Rows of the batch the node holds."""
         self._taken_batch: list[StreamPacket] = []
+        self.unconfirmed: deque[tuple[list[tuple[int, float, int]], dict[str, int]]] = deque()
+        """Settled batches whose output only reached in-memory inboxes yet: (rows, trail)."""
+        self.unconfirmed_count = 0
         self._pending: list[StoreRow] = []
         self._pending_packets: list[StreamPacket] = []
         self._deletes: list[int] = []
@@ -196,6 +201,16 @@ class DurableInbox(Inbox):
             self.notify("info", f"replaying {backlog.count} packets ({backlog.bytes} bytes) first")
         self._committer = asyncio.create_task(self._commit_loop(), name=f"store-{self.path}")
 
+    async def flush(self, timeout_s: float) -> bool:
+        """Wait until every admitted packet is committed; False if that did not happen in
+        time (a full disk): those packets will be lost at shutdown."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while self._pending and loop.time() < deadline:
+            self._work.set()
+            await asyncio.sleep(0.01)
+        return not self._pending
+
     async def shutdown(self, timeout_s: float = 5.0) -> None:
         """Write what is pending (deletes, last packets), then close the file."""
         loop = asyncio.get_running_loop()
@@ -229,32 +244,38 @@ class DurableInbox(Inbox):
         packets, bodies = self._encode(batch)
         groups: list[asyncio.Future[None]] = []
         start = 0
-        while start < len(packets):
-            fits = self._fitting(bodies, start)
-            if fits == len(packets) - start or force:
-                groups.append(self._admit(packets, bodies, start, len(packets)))
-                break
-            if self.overflow == "drop_oldest":  # the newest win, these among them
-                start += self._displace_for(bodies[start:])
-                if start < len(packets):
+        try:
+            while start < len(packets):
+                fits = self._fitting(bodies, start)
+                if fits == len(packets) - start or force:
                     groups.append(self._admit(packets, bodies, start, len(packets)))
-                break
-            if fits:
-                groups.append(self._admit(packets, bodies, start, start + fits))
-                start += fits
-            if self.overflow == "drop_new":
-                rest = len(packets) - start
-                self.metrics.received += rest
-                self.metrics.drop(DropReason.INBOX_FULL, rest)
-                break
-            await self._wait_for_space()
-            if self.closed:
-                rest = len(packets) - start
-                self.metrics.received += rest
-                self.metrics.drop(DropReason.NODE_FAILED, rest)
-                break
+                    start = len(packets)
+                elif self.overflow == "drop_oldest":  # the newest win, these among them
+                    start += await self._displace_for(bodies[start:])
+                    if start < len(packets):
+                        groups.append(self._admit(packets, bodies, start, len(packets)))
+                    start = len(packets)
+                elif fits:
+                    groups.append(self._admit(packets, bodies, start, start + fits))
+                    start += fits
+                elif self.overflow == "drop_new":
+                    self._drop(len(packets) - start, DropReason.INBOX_FULL)
+                    start = len(packets)
+                else:
+                    await self._wait_for_space()
+                    if self.closed:
+                        self._drop(len(packets) - start, DropReason.NODE_FAILED)
+                        start = len(packets)
+        except asyncio.CancelledError:  # a forced stop: what never got in is lost, and counted
+            self._drop(len(packets) - start, DropReason.SHUTDOWN)
+            raise
         for group in groups:
             await asyncio.shield(group)  # a cancelled producer does not cancel the commit
+
+    def _drop(self, n: int, reason: str) -> None:
+        if n:
+            self.metrics.received += n
+            self.metrics.drop(reason, n)
 
     def offer(
         self, batch: list[StreamPacket], start: int = 0, force: bool = False, newcomer: bool = False
@@ -310,9 +331,10 @@ class DurableInbox(Inbox):
         self._work.set()
         return done
 
-    def _displace_for(self, bodies: list[bytes]) -> int:
-        """`drop_oldest`: make room for `bodies` by dropping the oldest queued packets; when
-        that is not enough, the oldest of `bodies` themselves. Returns how many of those."""
+    async def _displace_for(self, bodies: list[bytes]) -> int:
+        """`drop_oldest`: make room for `bodies` by dropping the oldest queued packets (in
+        memory first, then on disk); when that is not enough, the oldest of `bodies`
+        themselves. Returns how many of those."""
         max_packets = self.max_packets if self.max_packets is not None else 1 << 62
         need_packets = self._count + len(bodies) - max_packets
         need_bytes = self._bytes + sum(len(b) for b in bodies) - self.max_bytes
@@ -326,42 +348,44 @@ class DurableInbox(Inbox):
             need_bytes -= size
             displaced += 1
         if displaced:
-            self.left += displaced
-            self.in_flight.retire(displaced)
-            self.in_flight.durable -= displaced
+            self._leave(displaced)
         if (need_packets > 0 or need_bytes > 0) and self._spilled:
             average = max(self._spilled_bytes // self._spilled, 1)
             k = min(self._spilled, max(need_packets, -(-need_bytes // average)))
-            self._spilled -= k  # counted now; the rows are deleted by the next store call
-            self._count -= k
-            self.left += k
-            self.in_flight.retire(k)
-            self.in_flight.durable -= k
-            displaced += k
-            asyncio.get_running_loop().create_task(self._displace_on_disk(k))
+            # Counted once the store says which rows went: a read of the window may have
+            # taken some of the oldest meanwhile, and then newer ones go instead.
+            count, size = await self._displace_on_disk(k)
+            self._spilled -= count
+            self._spilled_bytes -= size
+            self._forget(count, size)
+            self._leave(count)
+            need_packets -= count
+            need_bytes -= size
+            displaced += count
         own = 0
         while (need_packets > 0 or need_bytes > 0) and own < len(bodies):
             need_packets -= 1
             need_bytes -= len(bodies[own])
             own += 1
-        if own:
-            self.metrics.received += own
+        self.metrics.received += own
         if displaced or own:
             self.metrics.drop(DropReason.DISPLACED, displaced + own)
         self._work.set()
         return own
 
-    async def _displace_on_disk(self, k: int) -> None:
+    def _leave(self, n: int) -> None:
+        """`n` queued packets left without reaching the node (displaced)."""
+        self.left += n
+        self.in_flight.retire(n)
+        self.in_flight.durable -= n
+
+    async def _displace_on_disk(self, k: int) -> tuple[int, int]:
         loop = asyncio.get_running_loop()
         try:
-            count, size = await loop.run_in_executor(self._pool, self.store.displace, k)
+            return await loop.run_in_executor(self._pool, self.store.displace, k)
         except Exception as exc:
             self._disk_error(exc)
-            return
-        self._bytes -= size
-        self._spilled_bytes -= size
-        if count < k:  # the window read some of them meanwhile: settled with it instead
-            self._spilled += k - count
+            return 0, 0
 
     async def _wait_for_space(self) -> None:
         waiter = asyncio.get_running_loop().create_future()
@@ -469,7 +493,7 @@ class DurableInbox(Inbox):
     @property
     def backlog(self) -> int:
         """Packets in the store: queued, and the batch the node holds."""
-        return len(self._items) + self._spilled + len(self._taken)
+        return len(self._items) + self._spilled + len(self._taken) + self.unconfirmed_count
 
     @property
     def backlog_bytes(self) -> int:
@@ -499,6 +523,7 @@ class DurableInbox(Inbox):
             "time_to_full_s": None if to_full is None else round(to_full, 1),
             "max_bytes": self.max_bytes,
             "max_packets": self.max_packets,
+            "unconfirmed": self.unconfirmed_count,
             "replayed": self.stats.replayed,
             "accepted": self.stats.accepted,
             "settled": self.stats.settled,
@@ -538,33 +563,49 @@ class DurableInbox(Inbox):
         self._load_if_low()
         return batch
 
-    def settle(self, kept: list[StreamPacket] | None = None) -> None:
-        """Delete the batch last taken (but the packets in `kept`) in the next commit."""
+    def settle(
+        self, kept: list[StreamPacket] | None = None, trail: dict[str, int] | None = None
+    ) -> None:
+        """The node is done with the batch last taken: delete it (but the packets in `kept`)
+        in the next commit. With a `trail` (where its output went in inboxes that are only
+        in memory) the rows stay until `confirm` says the output is safe there too."""
         taken, batch = self._taken, self._taken_batch
         if not taken:
             return
         self._taken, self._taken_batch = [], []
-        keep: set[int] = set()
         if kept:
             kept_ids = {id(p) for p in kept}
-            keep = {i for i, packet in enumerate(batch) if id(packet) in kept_ids}
-        size = 0
-        for i, (seq, _at, body_size) in enumerate(taken):
-            if i in keep:
-                continue
-            self._deletes.append(seq)
-            size += body_size
-        n = len(taken) - len(keep)
-        self._forget(n, size)
-        self.stats.settled += n
-        self.in_flight.durable -= len(taken)
-        self._work.set()
-        if self._space_waiters:
-            self._wake_first()
+            taken = [row for row, p in zip(taken, batch, strict=True) if id(p) not in kept_ids]
+        self.in_flight.durable -= len(batch)
+        # Either way the rows stop counting against the size limit now: what waits for
+        # confirmation is bounded by the in-memory inboxes downstream, and a feedback loop
+        # back into this inbox must never wait for its own confirmation.
+        self._forget(len(taken), sum(size for _seq, _at, size in taken))
+        if trail:
+            self.unconfirmed.append((taken, trail))
+            self.unconfirmed_count += len(taken)
+        else:
+            self._delete(taken)
+
+    def confirm(self, entries: int) -> None:
+        """The output of the first `entries` settled batches is safe downstream: delete them."""
+        for _ in range(entries):
+            taken, _trail = self.unconfirmed.popleft()
+            self.unconfirmed_count -= len(taken)
+            self._delete(taken)
+
+    def _delete(self, rows: list[tuple[int, float, int]]) -> None:
+        if rows:
+            self._deletes.extend(seq for seq, _at, _size in rows)
+            self.stats.settled += len(rows)
+            self._work.set()
 
     def _forget(self, n: int, size: int) -> None:
+        """`n` packets of `size` bytes left the store: producers waiting for space may go."""
         self._count -= n
         self._bytes -= size
+        if self._space_waiters:
+            self._wake_first()
 
     def _load_if_low(self) -> None:
         if self._spilled and not self._loading and len(self._items) <= self.capacity // 2:

@@ -98,9 +98,7 @@ class DurableStore:
         self._db = db
         app_id, version = self._identify(db)  # before any write: the file may not be ours
         if app_id not in (0, APPLICATION_ID):
-            raise sqlite3.DatabaseError(
-                f"file is a SQLite database of another application (id {app_id:#x})"
-            )
+            raise sqlite3.DatabaseError("file is a SQLite database of another application")
         mode = db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
         if str(mode).lower() != "wal":
             raise StoreError(f"durable store {str(self.path)!r} cannot use WAL mode ({mode})")
@@ -109,9 +107,7 @@ class DurableStore:
         if app_id == 0:
             self._create(db)
         elif app_id != APPLICATION_ID:
-            raise sqlite3.DatabaseError(
-                f"file is a SQLite database of another application (id {app_id:#x})"
-            )
+            raise sqlite3.DatabaseError("file is a SQLite database of another application")
         elif version > FORMAT_VERSION:
             raise RuntimeStartError(
                 f"durable store {str(self.path)!r} was written by a newer schnitzel (format "
@@ -130,10 +126,11 @@ class DurableStore:
     def _identify(db: sqlite3.Connection) -> tuple[int, int]:
         app_id = db.execute("PRAGMA application_id").fetchone()[0]
         version = db.execute("PRAGMA user_version").fetchone()[0]
-        if app_id == 0 and version == 0:  # new, or a database that is not ours
+        if app_id != APPLICATION_ID:  # new, or a database that is not ours
             tables = db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
-            if tables:
-                return -1, 0
+            if tables or version:
+                return app_id or -1, version
+            return 0, 0
         return app_id, version
 
     @staticmethod

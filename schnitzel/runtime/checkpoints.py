@@ -23,7 +23,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from schnitzel.contract.packet import StreamPacket
+from schnitzel.durable.inbox import DurableInbox
 from schnitzel.registry.plugin import Source
+from schnitzel.runtime.metrics import DropReason
 from schnitzel.runtime.node import Node
 
 if TYPE_CHECKING:
@@ -43,17 +45,24 @@ def checkpoints(node: Node) -> bool:
 
 @dataclass
 class _Candidate:
-    packet: StreamPacket
+    packet: StreamPacket | None
     waiting: dict[str, int] = field(default_factory=dict)
     """Node id -> the position in its inbox the candidate's packets reach."""
 
 
 class CheckpointTracker:
-    """Asks sources that implement `checkpoint` to persist what is safe."""
+    """Asks sources that implement `checkpoint` to persist what is safe, and lets durable
+    inboxes delete what their node passed on once that is safe downstream too."""
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         self.sources = [n for n in runtime.nodes.values() if n.kind == "source" and checkpoints(n)]
+        self.relays = [
+            n
+            for n in runtime.nodes.values()
+            if isinstance(n.inbox, DurableInbox) and self._positions(n)
+        ]
+        """Durable nodes whose output goes to in-memory inboxes: their deletes wait."""
         self._candidates: dict[str, deque[_Candidate]] = {n.id: deque() for n in self.sources}
         self._noted: dict[str, StreamPacket | None] = {n.id: None for n in self.sources}
         self._saved: dict[str, StreamPacket | None] = {n.id: None for n in self.sources}
@@ -62,9 +71,25 @@ class CheckpointTracker:
 
     @property
     def frozen(self) -> bool:
-        """Packets only in memory were lost, or a node failed: nothing past here is safe."""
+        """Packets were lost that a later run could still deliver (a node failed, a stop gave
+        up on them): checkpoints stay where they are, so the next run reads them again."""
         runtime = self.runtime
-        return runtime.volatile_lost or any(n.metrics.crashed for n in runtime.nodes.values())
+        return runtime.volatile_lost or any(
+            n.metrics.crashed
+            or n.metrics.dropped.get(DropReason.SHUTDOWN)
+            or n.metrics.dropped.get(DropReason.NODE_FAILED)
+            for n in runtime.nodes.values()
+        )
+
+    @property
+    def active(self) -> bool:
+        """True when there is anything to follow."""
+        return bool(self.sources or self.relays)
+
+    def trail(self, node: Node) -> dict[str, int] | None:
+        """Where a durable node's output so far got in in-memory inboxes (None: nowhere, it
+        may delete at once)."""
+        return self._positions(node) or None
 
     async def run(self) -> None:
         while True:
@@ -75,6 +100,16 @@ class CheckpointTracker:
         """Note new candidates, follow them, and checkpoint what became safe."""
         if self.frozen:
             return
+        for relay in self.relays:
+            inbox = relay.inbox
+            assert isinstance(inbox, DurableInbox)
+            safe = 0
+            for _rows, waiting in inbox.unconfirmed:
+                if not self._follow(_Candidate(None, waiting)):
+                    break
+                safe += 1
+            if safe:
+                inbox.confirm(safe)
         for source in self.sources:
             candidates = self._candidates[source.id]
             last = source.last_emitted
@@ -91,6 +126,10 @@ class CheckpointTracker:
         """At the end of a run: checkpoint the last packet of each source if nothing only in
         memory was lost, and wait for the saves."""
         if not self.frozen and not self.runtime.in_flight.volatile:
+            for relay in self.relays:
+                inbox = relay.inbox
+                assert isinstance(inbox, DurableInbox)
+                inbox.confirm(len(inbox.unconfirmed))
             for source in self.sources:
                 self._candidates[source.id].clear()
                 if source.last_emitted is not None:

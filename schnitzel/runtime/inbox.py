@@ -207,10 +207,6 @@ class Inbox:
             self._wake_first()
         return batch
 
-    def settle(self, kept: list[StreamPacket] | None = None) -> None:
-        """The batch last taken is done with (`kept`: failed packets to keep for a later
-        run). Only a durable inbox has anything to do here."""
-
     def _wake_first(self) -> None:
         if self._space_waiters and len(self._items) < self.capacity:
             first = self._space_waiters[0]

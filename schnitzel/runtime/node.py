@@ -117,6 +117,12 @@ class Node:
                     unsent_to.inbox.metrics.drop(DropReason.SHUTDOWN, len(unsent))
                 raise
 
+    def downstream_closed(self) -> bool:
+        """True when an inbox this node sends to stopped taking packets (its node failed)."""
+        if self.dead_letter is not None and self.dead_letter.closed:
+            return True
+        return any(t.inbox.closed for targets in self.targets.values() for t in targets)
+
     def check_routes(self, outcome: Outcome) -> None:
         """Turn packets routed to a port this plugin does not have into failures."""
         ports = self.targets

@@ -14,8 +14,10 @@ from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Any
 
 from schnitzel.contract.packet import StreamPacket
+from schnitzel.durable.inbox import DurableInbox
 from schnitzel.runtime.metrics import DropReason
 from schnitzel.runtime.node import Node
+from schnitzel.runtime.processing import Outcome
 
 if TYPE_CHECKING:
     from schnitzel.runtime.runtime import Runtime
@@ -76,9 +78,23 @@ async def run_worker(node: Node, runtime: Runtime) -> None:
             await node.emit(outcome.outputs, outcome.routed)
             node.emitting = False
         metrics.last_progress = finished
-        inbox.settle([p for p, _ in outcome.failures] if keep_failed else None)
+        if inbox.durable and not _settle_durable(node, runtime, outcome, keep_failed):
+            return
         in_flight.retire(node.unretired)
         node.unretired = 0
+
+
+def _settle_durable(node: Node, runtime: Runtime, outcome: Outcome, keep_failed: bool) -> bool:
+    """Let a durable inbox delete the batch its node finished; False when the node must stop
+    instead (a node downstream failed and refused part of the output: keep it all)."""
+    if node.downstream_closed():
+        runtime.keep_durable_batch(node)
+        return False
+    inbox = node.inbox
+    assert isinstance(inbox, DurableInbox)
+    kept = [p for p, _ in outcome.failures] if keep_failed else None
+    inbox.settle(kept, runtime.checkpoints.trail(node))
+    return True
 
 
 async def run_source(node: Node, runtime: Runtime) -> None:

@@ -182,7 +182,7 @@ class Runtime:
             self._start_tasks()
             await self._start_delays()
             ticker = asyncio.create_task(self._tick(), name="schnitzel-metrics")
-            if self.checkpoints.sources:
+            if self.checkpoints.active:
                 saver = asyncio.create_task(self.checkpoints.run(), name="schnitzel-checkpoints")
             if duration_s is not None:
                 timer = loop.call_later(duration_s, self.request_stop, StopReason.DURATION)
@@ -212,13 +212,24 @@ class Runtime:
                         f"opened: {exc}"
                     ) from exc
 
+    async def _flush_stores(self) -> bool:
+        stores = [n.inbox for n in self.nodes.values() if isinstance(n.inbox, DurableInbox)]
+        timeout = 0.5 if self.forced else 5.0
+        flushed = await asyncio.gather(*(inbox.flush(timeout) for inbox in stores))
+        return all(flushed)
+
     async def _close_stores(self) -> None:
-        for node in self.nodes.values():
-            if isinstance(node.inbox, DurableInbox):
-                try:
-                    await node.inbox.shutdown()
-                except Exception as exc:
-                    self.events.add("error", f"closing the durable store failed: {exc}", node.id)
+        """Write what the stores still have pending and close them, all at once (a full disk
+        holds each up to its timeout, and a forced stop waits less)."""
+        stores = [n for n in self.nodes.values() if isinstance(n.inbox, DurableInbox)]
+        timeout = 0.5 if self.forced else 5.0
+        results = await asyncio.gather(
+            *(n.inbox.shutdown(timeout) for n in stores),  # type: ignore[union-attr]
+            return_exceptions=True,
+        )
+        for node, result in zip(stores, results, strict=True):
+            if isinstance(result, Exception):
+                self.events.add("error", f"closing the durable store failed: {result}", node.id)
 
     async def _open_plugins(self) -> None:
         opened: list[Node] = []
@@ -314,8 +325,11 @@ class Runtime:
         _done, pending = await asyncio.wait(tasks, timeout=TASKS_GRACE_S) if tasks else ((), ())
         for task in pending:
             task.cancel()
-        if self.checkpoints.sources:
+        if not await self._flush_stores():  # packets a full disk never took are lost
+            self.volatile_lost = True
+        if self.checkpoints.active:
             await self.checkpoints.finish()
+        await self._close_stores()
         for node in self.nodes.values():
             if node.left_in_thread:  # closing under a running call could corrupt its output
                 self.events.add("warning", "not closed: a call is still running", node.id)
@@ -323,7 +337,6 @@ class Runtime:
                 await self._close_plugin(node)
             if node.pool is not None:
                 node.pool.shutdown(wait=False, cancel_futures=True)
-        await self._close_stores()
         self._tick_once(final=True)
         self.ended_wall = time.time()
         self.finished = True
@@ -377,12 +390,10 @@ class Runtime:
                 node.inbox.close()
             lost += node.inbox.abandon(reason)
         if isinstance(node.inbox, DurableInbox):
-            # not lost: what the node took stays in the store for the next run
-            node.inbox.release_taken()
-            if node.holding:
-                node.left_in_thread = node.pool is not None
-                node.metrics.processed -= node.holding
-                node.holding = 0
+            # not lost: what the node took stays in the store, first in line for the next run
+            node.left_in_thread = bool(node.holding) and node.pool is not None
+            node.metrics.processed -= node.inbox.release_taken()
+            node.holding = 0
         if node.holding:
             node.left_in_thread = node.pool is not None
             node.metrics.errors += node.holding
@@ -398,6 +409,15 @@ class Runtime:
             self.in_flight.retire(node.unretired)
             node.unretired = 0
         return lost
+
+    def keep_durable_batch(self, node: Node) -> None:
+        """A durable node's output was refused downstream (a node there failed): it stops,
+        and what it took stays in its store for the next run instead of being deleted."""
+        kept = node.inbox.backlog if isinstance(node.inbox, DurableInbox) else 0
+        self._give_up(node, DropReason.SHUTDOWN, "were kept in the store")
+        self.events.add(
+            "error", f"stopped: a node downstream failed; {kept} packets kept in its store", node.id
+        )
 
     # -- stopping ---------------------------------------------------------------------------
 
