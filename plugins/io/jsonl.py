@@ -96,7 +96,8 @@ class JsonlSource(Source):
                 if not raw.strip():
                     continue
                 packet = _line_to_packet(raw, number - 1, kind, source_id, path.name)
-                emitted.append((packet.packet_id, Position(offset, number)))
+                if self._checkpoint is not None:
+                    emitted.append((packet.packet_id, Position(offset, number)))
                 yield packet
 
     def checkpoint(self, upto: StreamPacket) -> None:

@@ -13,6 +13,7 @@ never deleted (docs/contracts/delivery.md).
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import sqlite3
 import time
@@ -67,6 +68,7 @@ class DurableStore:
         self._db: sqlite3.Connection | None = None
         self._cursor_seq = 0
         """The highest seq already handed to the inbox's memory (read or kept there)."""
+        self._lock_fd: int | None = None
 
     # -- opening ----------------------------------------------------------------------------
 
@@ -79,6 +81,7 @@ class DurableStore:
                 f"cannot create the directory of durable store {str(self.path)!r}: {exc}; "
                 "fix the permissions or choose another `inbox.durable.path`"
             ) from exc
+        self._lock()
         quarantined = None
         try:
             backlog = self._open_file()
@@ -92,6 +95,22 @@ class DurableStore:
             quarantined = self._quarantine()
             backlog = self._open_file()
         return Backlog(backlog[0], backlog[1], backlog[2], quarantined)
+
+    def _lock(self) -> None:
+        """Hold `<store>.lock` while open: two runs sharing a store would hand each other's
+        packets to the wrong process. The kernel drops the lock when the process dies."""
+        lock_path = self.path.with_name(self.path.name + ".lock")
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise RuntimeStartError(
+                f"durable store {str(self.path)!r} is in use by another running schnitzel "
+                f"(it holds {str(lock_path)!r}); stop that run, or give this graph its own "
+                "`inbox.durable.path`"
+            ) from None
+        self._lock_fd = fd
 
     def _open_file(self) -> tuple[int, int, int]:
         db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
@@ -240,6 +259,9 @@ class DurableStore:
             with contextlib.suppress(sqlite3.Error):
                 self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             self._close_quietly()
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # closing the descriptor releases the lock
+            self._lock_fd = None
 
     def _close_quietly(self) -> None:
         if self._db is not None:

@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, NamedTuple
 
 from schnitzel.contract.packet import StreamPacket
+from schnitzel.errors import RuntimeStartError
 from schnitzel.registry.plugin import Plugin, Processor, Sink, Source
 from schnitzel.runtime.inbox import Inbox
 from schnitzel.runtime.metrics import DropReason, NodeMetrics, RateWindow
@@ -149,6 +150,17 @@ class Node:
         has_batch = getattr(type(plugin), batch_name) is not getattr(
             Sink if isinstance(plugin, Sink) else Processor, batch_name
         )
+        if (
+            has_batch
+            and inspect.iscoroutinefunction(getattr(plugin, batch_name))
+            != (inspect.iscoroutinefunction(method))
+        ) or (has_batch and isinstance(plugin, Processor) and _is_async(plugin.process_batch)):
+            single = "deliver" if isinstance(plugin, Sink) else "process"
+            raise RuntimeStartError(
+                f"node {self.id!r}: plugin {plugin.name!r} has {_how(getattr(plugin, batch_name))}"
+                f" {batch_name}() but {_how(method)} {single}(); make both plain or both "
+                "async (process_batch is always plain); update the plugin's pack"
+            )
         if inspect.iscoroutinefunction(method):
             each_awaited = _each_awaited(method, isinstance(plugin, Sink))
             if isinstance(plugin, Sink) and has_batch:
@@ -165,6 +177,14 @@ class Node:
 
             return inline
         return _in_pool(self.pool, self.concurrency, sync_call)
+
+
+def _is_async(method: Any) -> bool:
+    return inspect.iscoroutinefunction(method)
+
+
+def _how(method: Any) -> str:
+    return "an async" if _is_async(method) else "a plain"
 
 
 async def _never(batch: list[StreamPacket]) -> Outcome:

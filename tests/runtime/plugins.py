@@ -237,3 +237,16 @@ class CancelsItself(Transform):
 
     async def process(self, packet: StreamPacket) -> StreamPacket:
         raise asyncio.CancelledError("backend connection cancelled")
+
+
+class MixedSink(Sink):
+    """An async deliver_batch beside a plain deliver: the runtime must refuse it at start
+    (the batch would be counted as delivered without ever being awaited)."""
+
+    name: ClassVar[str] = "mixed"
+
+    def deliver(self, packet: StreamPacket) -> None:
+        RECORDS[self.context.node_id].append(packet)
+
+    async def deliver_batch(self, packets: list[StreamPacket]) -> None:
+        RECORDS[self.context.node_id].extend(packets)

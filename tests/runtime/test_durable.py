@@ -155,10 +155,12 @@ def _corrupt_store(tmp_path: Path, how: str) -> bytes:
     else:
         with sqlite3.connect(store) as db:
             db.execute("CREATE TABLE invoices (n INTEGER)")
+            if how == "another versioned application":
+                db.execute("PRAGMA user_version=3")
     return store.read_bytes()
 
 
-@pytest.mark.parametrize("how", ["garbage", "another application"])
+@pytest.mark.parametrize("how", ["garbage", "another application", "another versioned application"])
 def test_an_unreadable_store_is_quarantined_beside_itself_never_emptied(
     tmp_path: Path, how: str
 ) -> None:
@@ -246,3 +248,91 @@ def test_drop_oldest_displaces_queued_packets_in_memory_and_on_disk(tmp_path: Pa
     kept = [seq for _source, seq in seqs()]
     assert len(kept) == 20 and kept[-1] == 99 and kept[1:] == sorted(kept[1:])
     assert second["nodes"]["out"]["durable"]["backlog"] == 0
+
+
+def test_a_node_failing_downstream_leaves_the_durable_backlog_upstream_intact(
+    tmp_path: Path,
+) -> None:
+    body = """
+nodes:
+  - {id: src, kind: source, plugin: synthetic, config: {count: 500}}
+  - {id: mid, kind: transform, plugin: passthrough, inbox: {durable: {path: state/mid.db}}}
+  - {id: bad, kind: transform, plugin: "tests.runtime.plugins:Escapes"}
+  - {id: out, kind: sink, plugin: "tests.runtime.plugins:Recorder"}
+edges:
+  - {from: src, to: mid}
+  - {from: mid, to: bad}
+  - {from: bad, to: out}
+"""
+    first = run(graph_from(tmp_path, body), tmp_path)
+    assert first["stop_reason"] == "error"
+    accepted = first["nodes"]["mid"]["durable"]["accepted"]
+    assert accepted >= 256  # at least the batch the failed node took
+    assert rows(tmp_path / "state" / "mid.db") == list(range(accepted))  # none deleted
+
+    fixed = body.replace('"tests.runtime.plugins:Escapes"', "passthrough")
+    second = run(graph_from(tmp_path, fixed.replace("count: 500", "count: 0")), tmp_path)
+    assert sorted(seq for _source, seq in seqs()) == list(range(accepted))
+    assert second["nodes"]["mid"]["durable"]["replayed"] == accepted
+
+
+def test_a_durable_transform_keeps_rows_until_its_output_is_delivered(tmp_path: Path) -> None:
+    """Its output goes to an in-memory inbox whose sink is down: when the stop gives up on
+    that inbox, the rows are still in the transform's store, so nothing is lost."""
+    body = """
+nodes:
+  - {id: src, kind: source, plugin: synthetic, config: {count: 200, rate_hz: 2000}}
+  - {id: mid, kind: transform, plugin: passthrough, inbox: {durable: {path: state/mid.db}}}
+  - {id: out, kind: sink, plugin: "tests.runtime.plugins:Backend", inbox: {max: 16}}
+edges:
+  - {from: src, to: mid}
+  - {from: mid, to: out}
+"""
+    plugins.DOWN.add("out")
+    first = run(graph_from(tmp_path, body), tmp_path, duration_s=0.5, drain_timeout_s=0.5)
+    assert first["totals"]["delivered"] == 0
+    assert len(rows(tmp_path / "state" / "mid.db")) == 200
+    assert first["nodes"]["mid"]["durable"]["unconfirmed"] > 0
+
+    plugins.DOWN.clear()
+    run(graph_from(tmp_path, body.replace("count: 200,", "count: 0,")), tmp_path)
+    assert sorted({seq for _source, seq in seqs()}) == list(range(200))
+    assert rows(tmp_path / "state" / "mid.db") == []
+
+
+def test_rows_that_no_longer_decode_are_dropped_and_free_their_space(tmp_path: Path) -> None:
+    inbox = "{durable: {path: state/out.db, max_packets: 10}}"
+    run(graph_from(tmp_path, graph("{count: 0}", inbox=inbox)), tmp_path)
+    with sqlite3.connect(tmp_path / "state" / "out.db") as db:
+        db.executemany(
+            "INSERT INTO packets VALUES (?, ?, ?)", [(n, 0.0, b"{damaged") for n in range(1, 11)]
+        )
+    g = graph_from(tmp_path, graph("{count: 5}", inbox=inbox))
+    report = run(g, tmp_path)  # producers waited for the space the bad rows held
+    out = report["nodes"]["out"]
+    assert report["totals"]["delivered"] == 5 and out["dropped_by_reason"] == {"corrupt": 10}
+    assert "row 1 of" in out["recent_errors"][0]["message"]
+    assert_counts_add_up(report, g)
+
+
+def test_two_runs_cannot_share_one_store(tmp_path: Path) -> None:
+    plugins.DOWN.add("out")
+    g = graph_from(tmp_path, graph("{count: null}", "tests.runtime.plugins:Backend"))
+    holder = Runtime(g, state_dir=tmp_path / "state")
+
+    async def both() -> None:
+        task = asyncio.create_task(holder.run())
+        while not holder.nodes["src"].metrics.emitted:
+            await asyncio.sleep(0.01)
+        with pytest.raises(RuntimeStartError, match="in use by another running schnitzel"):
+            await Runtime(g, state_dir=tmp_path / "state").run()
+        holder.force_stop()
+        await task
+
+    asyncio.run(asyncio.wait_for(both(), 60))
+
+
+def test_a_quarantined_store_makes_the_run_degraded(tmp_path: Path) -> None:
+    _corrupt_store(tmp_path, "garbage")
+    report = run(graph_from(tmp_path, graph("{count: 3}")), tmp_path)
+    assert report["status"] == "degraded"

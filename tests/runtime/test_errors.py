@@ -207,3 +207,15 @@ edges:
     assert (report["status"], report["stop_reason"]) == ("error", "error")
     assert "backend connection cancelled" in report["stop_detail"]
     assert_counts_add_up(report, graph)
+
+
+def test_a_sink_mixing_async_and_plain_delivery_is_refused_at_start(tmp_path: Path) -> None:
+    body = """
+nodes:
+  - {id: src, kind: source, plugin: synthetic, config: {count: 5}}
+  - {id: out, kind: sink, plugin: "tests.runtime.plugins:MixedSink"}
+edges:
+  - {from: src, to: out}
+"""
+    with pytest.raises(RuntimeStartError, match=r"an async deliver_batch\(\) but a plain deliver"):
+        Runtime(graph_from(tmp_path, body))
