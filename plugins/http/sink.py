@@ -20,7 +20,9 @@ Outcomes of one request:
 A circuit breaker (breaker.py) guards the backend: after `breaker_failures` retried failures
 in a row the circuit opens and no request goes out for `breaker_cooldown_s`; deliveries wait
 instead of hammering. Then exactly one probe goes out: success closes the circuit, failure
-reopens it for twice as long (up to `retry_max_s`). The opening is logged once as a warning,
+reopens it for twice as long (up to `breaker_max_cooldown_s`, 1.5 s by default, which bounds how
+long delivery takes to resume after the backend recovers). While the circuit is open, its
+cooldown alone paces attempts (no backoff on top). The opening is logged once as a warning,
 the closing as info; the token never appears in a log line, an error or a repr.
 
 With `batch_max` > 1 the runtime hands the sink whole micro-batches (`deliver_batch`): they
