@@ -72,6 +72,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import aiosqlite
+from _timing import proc_status_kb
 
 from schnitzel.contract.codec import decode_packet, encode_packet
 from schnitzel.contract.packet import StreamPacket
@@ -541,13 +542,6 @@ def cost(ws: Workspace, sizes: Sizes) -> Cost:
 
 
 # -- 4 and 5: replay and its memory ------------------------------------------------------------
-
-
-def proc_status_kb(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    raise KeyError(field)
 
 
 def fill(ws: Workspace, db: Path, count: int) -> float:

@@ -56,6 +56,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).parent))
 from _latency_sink import RECORDED
 from _pipeline_baseline import linear_pipeline
+from _timing import proc_status_kb
 
 from schnitzel.runtime import Runtime
 from schnitzel.runtime.runtime import StopReason
@@ -359,13 +360,6 @@ def latency(ws: Workspace, sizes: Sizes) -> Latency:
 
 
 # -- 3: memory ---------------------------------------------------------------------------------
-
-
-def proc_status_kb(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    raise KeyError(field)
 
 
 def memory_child(count: int) -> None:
