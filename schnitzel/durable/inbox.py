@@ -622,9 +622,13 @@ class DurableInbox(Inbox):
             self._disk_error(exc)
             return
         self._loading = False
-        if not rows and self._spilled:
-            self.notify("error", f"{self._spilled} packets expected on disk were not found")
-            self._spilled = 0
+        if not rows and self._spilled:  # the file changed under us: count them, and go on
+            missing = self._spilled
+            self.notify("error", f"{missing} packets expected on disk were not found")
+            self._spilled = self._spilled_bytes = 0
+            self._forget(missing, 0)
+            self._leave(missing)
+            self.metrics.drop(DropReason.CORRUPT, missing)
         for seq, at, size, packet in rows:
             self._spilled -= 1
             self._spilled_bytes -= size
