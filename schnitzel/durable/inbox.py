@@ -31,7 +31,7 @@ from schnitzel.durable.store import DiskFull, DurableStore, StoreRow
 from schnitzel.errors import PacketDecodeError, PacketNotPortable
 from schnitzel.runtime.health import FULL_FRACTION
 from schnitzel.runtime.inbox import Inbox, InFlight
-from schnitzel.runtime.metrics import DropReason, ErrorRecord, NodeMetrics
+from schnitzel.runtime.metrics import DropReason, NodeMetrics
 
 __all__ = ["DurableInbox", "DurableStats"]
 
@@ -292,9 +292,7 @@ class DurableInbox(Inbox):
             except (PacketNotPortable, TypeError, ValueError) as exc:
                 self.metrics.received += 1
                 self.metrics.drop(DropReason.NOT_PORTABLE, 1)
-                self.metrics.recent_errors.append(  # a drop, shown among the recent errors
-                    ErrorRecord(time.time(), packet.packet_id, type(exc).__name__, str(exc))
-                )
+                self.metrics.note(packet.packet_id, exc)
                 continue
             kept.append(packet)
         return kept, bodies
@@ -374,7 +372,7 @@ class DurableInbox(Inbox):
         return own
 
     def _leave(self, n: int) -> None:
-        """`n` queued packets left without reaching the node (displaced)."""
+        """`n` queued packets left without reaching the node (displaced, unreadable)."""
         self.left += n
         self.in_flight.retire(n)
         self.in_flight.durable -= n
@@ -473,9 +471,7 @@ class DurableInbox(Inbox):
         """Count a failed store call; report the first of an outage and every 100th."""
         self.stats.disk_errors += 1
         self.stats.last_error = str(exc)
-        self.metrics.recent_errors.append(
-            ErrorRecord(time.time(), None, type(exc).__name__, str(exc))
-        )
+        self.metrics.note(None, exc)
         if not self._failing or self.stats.disk_errors % 100 == 0:
             hint = " (disk full: producers wait for space)" if isinstance(exc, DiskFull) else ""
             self.notify("error", f"{exc}{hint}; retrying")
@@ -635,13 +631,9 @@ class DurableInbox(Inbox):
             if isinstance(packet, Exception):  # the row is unreadable: kept out of the run
                 self._deletes.append(seq)
                 self._forget(1, size)
-                self.left += 1
-                self.in_flight.retire(1)
-                self.in_flight.durable -= 1
+                self._leave(1)
                 self.metrics.drop(DropReason.CORRUPT, 1)
-                self.metrics.recent_errors.append(
-                    ErrorRecord(time.time(), None, type(packet).__name__, str(packet))
-                )
+                self.metrics.note(None, packet)
                 continue
             self._items.append(packet)
             self._rows.append((seq, at, size))

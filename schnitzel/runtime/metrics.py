@@ -102,6 +102,11 @@ class NodeMetrics:
     def error(self, packet_id: str | None, exc: BaseException) -> ErrorRecord:
         """Count one error and keep it among the recent ones."""
         self.errors += 1
+        return self.note(packet_id, exc)
+
+    def note(self, packet_id: str | None, exc: BaseException) -> ErrorRecord:
+        """Keep `exc` among the recent errors without counting it as a failed packet (a
+        drop counted by its reason, a store that could not be written)."""
         record = ErrorRecord(time.time(), packet_id, type(exc).__name__, str(exc) or repr(exc))
         self.recent_errors.append(record)
         return record
