@@ -98,6 +98,12 @@ class Runtime:
         """True once packets only held in memory were lost: source checkpoints stop there."""
         self._opening: asyncio.Future[None] | None = None
         self._build()
+        self.stores = {
+            node_id: node.inbox
+            for node_id, node in self.nodes.items()
+            if isinstance(node.inbox, DurableInbox)
+        }
+        """The durable inboxes, by node id."""
         self.checkpoints = CheckpointTracker(self)
 
     # -- building ---------------------------------------------------------------------------
@@ -199,37 +205,38 @@ class Runtime:
 
     async def _open_stores(self) -> None:
         """Open every durable inbox's store (its backlog is then queued first)."""
-        for node in self.nodes.values():
-            inbox = node.inbox
-            if isinstance(inbox, DurableInbox):
-                try:
-                    await inbox.open()
-                except RuntimeStartError:
-                    raise
-                except Exception as exc:
-                    raise RuntimeStartError(
-                        f"node {node.id!r}: durable store {str(inbox.path)!r} could not be "
-                        f"opened: {exc}"
-                    ) from exc
+        for node_id, inbox in self.stores.items():
+            try:
+                await inbox.open()
+            except RuntimeStartError:
+                raise
+            except Exception as exc:
+                raise RuntimeStartError(
+                    f"node {node_id!r}: durable store {str(inbox.path)!r} could not be "
+                    f"opened: {exc}"
+                ) from exc
+
+    @property
+    def _store_timeout_s(self) -> float:
+        """How long the end of a run waits for a store's last writes (a full disk holds them;
+        a forced stop waits less)."""
+        return 0.5 if self.forced else 5.0
 
     async def _flush_stores(self) -> bool:
-        stores = [n.inbox for n in self.nodes.values() if isinstance(n.inbox, DurableInbox)]
-        timeout = 0.5 if self.forced else 5.0
-        flushed = await asyncio.gather(*(inbox.flush(timeout) for inbox in stores))
+        timeout = self._store_timeout_s
+        flushed = await asyncio.gather(*(inbox.flush(timeout) for inbox in self.stores.values()))
         return all(flushed)
 
     async def _close_stores(self) -> None:
-        """Write what the stores still have pending and close them, all at once (a full disk
-        holds each up to its timeout, and a forced stop waits less)."""
-        stores = [n for n in self.nodes.values() if isinstance(n.inbox, DurableInbox)]
-        timeout = 0.5 if self.forced else 5.0
+        """Write what the stores still have pending and close them, all at once."""
+        timeout = self._store_timeout_s
         results = await asyncio.gather(
-            *(n.inbox.shutdown(timeout) for n in stores),  # type: ignore[union-attr]
+            *(inbox.shutdown(timeout) for inbox in self.stores.values()),
             return_exceptions=True,
         )
-        for node, result in zip(stores, results, strict=True):
+        for node_id, result in zip(self.stores, results, strict=True):
             if isinstance(result, Exception):
-                self.events.add("error", f"closing the durable store failed: {result}", node.id)
+                self.events.add("error", f"closing the durable store failed: {result}", node_id)
 
     async def _open_plugins(self) -> None:
         opened: list[Node] = []
@@ -303,9 +310,7 @@ class Runtime:
             await asyncio.wait({idle}, timeout=min(0.1, deadline - now))
 
     def _durable_settled(self) -> int:
-        return sum(
-            n.inbox.stats.settled for n in self.nodes.values() if isinstance(n.inbox, DurableInbox)
-        )
+        return sum(inbox.stats.settled for inbox in self.stores.values())
 
     async def _shutdown(self) -> None:
         self.stopping = True
@@ -471,9 +476,7 @@ class Runtime:
 
     def _abandon(self, why: str) -> None:
         self.abandoned = True
-        kept = sum(
-            n.inbox.backlog for n in self.nodes.values() if isinstance(n.inbox, DurableInbox)
-        )
+        kept = sum(inbox.backlog for inbox in self.stores.values())
         lost = sum(
             self._give_up(node, DropReason.SHUTDOWN, "were in the plugin when the run stopped")
             for node in self.nodes.values()
