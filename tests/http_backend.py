@@ -274,6 +274,9 @@ def _handler(state: _State) -> type[BaseHTTPRequestHandler]:
         def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             raw = self.rfile.read(length)
+            if len(raw) < length:  # the client died mid-request (kill -9): nothing to accept
+                self.close_connection = True
+                return
             try:
                 body = json.loads(raw)
             except ValueError:
