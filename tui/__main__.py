@@ -1,28 +1,42 @@
-"""`schnitzel-tui GRAPH`: the console. `--no-ui` runs the graph headless, exactly as
-`schnitzel run` does (one code path); the interactive console comes with its own release
-(see docs/contracts/cli.md).
-"""
+"""`schnitzel-tui GRAPH`: the console with the embedded runtime; `--no-ui` runs the graph
+headless, exactly as `schnitzel run` does (one code path). See docs/contracts/cli.md."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
 from schnitzel.cli.run_arguments import add_run_arguments
 
-EXIT_NOT_AVAILABLE = 3
-"""Not 2, which means a usage error: the graph is valid, this build has no console yet."""
+LOCAL_REFRESH_S = 1.0
+SSH_REFRESH_S = 2.0
+"""Over SSH every frame crosses the network: poll and draw less often."""
+SSH_MAX_FPS = "10"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `schnitzel-tui` console script."""
+    over_ssh = bool(os.environ.get("SSH_CONNECTION"))
     parser = argparse.ArgumentParser(
         prog="schnitzel-tui", description="Terminal console for a schnitzel graph."
     )
     parser.add_argument("graph", metavar="GRAPH", help="graph file to validate and run")
     parser.add_argument(
         "--no-ui", action="store_true", help="run headless (service mode), as `schnitzel run`"
+    )
+    parser.add_argument(
+        "--read-only", action="store_true", help="show only: refuse pause, resume and other changes"
+    )
+    parser.add_argument("--no-mouse", action="store_true", help="do not capture the mouse")
+    parser.add_argument(
+        "--refresh",
+        type=_refresh,
+        default=SSH_REFRESH_S if over_ssh else LOCAL_REFRESH_S,
+        metavar="S",
+        help=f"seconds between screen updates (default {LOCAL_REFRESH_S:g}; "
+        f"{SSH_REFRESH_S:g} when SSH_CONNECTION is set); + and - change it live",
     )
     add_run_arguments(parser)
     args = parser.parse_args(argv)
@@ -33,16 +47,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         from schnitzel.cli.run_command import run_graph
 
         return guarded(lambda: run_graph(args, prog="schnitzel-tui"))
-    from schnitzel.cli.validate_command import run_validate
+    if over_ssh:  # read by Textual when it is imported
+        os.environ.setdefault("TEXTUAL_FPS", SSH_MAX_FPS)
+        os.environ.setdefault("TEXTUAL_ANIMATIONS", "none")
+    from schnitzel_tui.embedded import run_console
 
-    status = guarded(lambda: run_validate(args.graph, prog="schnitzel-tui"))
-    if status != 0:
-        return status
-    sys.stderr.write(
-        "schnitzel-tui: the graph is valid, but this build has no interactive console yet; "
-        "run it headless with `schnitzel-tui GRAPH --no-ui` or `schnitzel run GRAPH`\n"
-    )
-    return EXIT_NOT_AVAILABLE
+    return guarded(lambda: run_console(args))
+
+
+def _refresh(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0.1 <= value <= 60:
+        raise argparse.ArgumentTypeError(f"{text} is out of range: give 0.1 to 60 seconds")
+    return value
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import os
 import signal
 import sys
@@ -18,13 +19,15 @@ import threading
 import time
 from collections.abc import Coroutine
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from schnitzel.cli.output import say
 from schnitzel.cli.validate_command import print_problems, validate_argument
 from schnitzel.errors import GraphLoadError, RuntimeStartError
 
-__all__ = ["run_graph"]
+__all__ = ["finish_run", "run_graph", "run_loop"]
+
+T = TypeVar("T")
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE, EXIT_FAILED, EXIT_FORCED = 0, 1, 2, 3, 130
 
@@ -48,10 +51,22 @@ def run_graph(args: argparse.Namespace, prog: str = "schnitzel run") -> int:
     state_dir = Path(args.state_dir) if args.state_dir else None
     try:
         runtime = Runtime(result.graph, state_dir, args.drain_timeout, logger)
-        report = _run_loop(_run_with_signals(runtime, args))
+        report = run_loop(_run_with_signals(runtime, args))
     except RuntimeStartError as exc:
         say(f"{prog}: {exc}", err=True)
         return EXIT_FAILED
+    return finish_run(report, runtime, args, prog, logger)
+
+
+def finish_run(
+    report: dict[str, Any],
+    runtime: Any,
+    args: argparse.Namespace,
+    prog: str,
+    logger: logging.Logger,
+) -> int:
+    """Write or print the report of an ended run; return its exit code. Exits at once when a
+    plugin call still holds a thread (nothing worth keeping is left unwritten)."""
     _write_report(report, args.report_json, prog)
     if args.log_format == "text" and args.report_json != "-":
         _print_summary(report)
@@ -70,7 +85,7 @@ def run_graph(args: argparse.Namespace, prog: str = "schnitzel run") -> int:
     return code
 
 
-def _run_loop(main: Coroutine[Any, Any, dict[str, Any]]) -> dict[str, Any]:
+def run_loop(main: Coroutine[Any, Any, T]) -> T:
     """`asyncio.run` without its wait for the default executor's threads at the end: a plugin
     stuck there (a hung open) must not keep the report from being written."""
     loop = asyncio.new_event_loop()

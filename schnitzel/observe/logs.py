@@ -11,6 +11,7 @@ import json
 import logging
 import sys
 import time
+from pathlib import Path
 from typing import Any, Literal
 
 __all__ = ["LogFormat", "configure_logging"]
@@ -52,12 +53,22 @@ class TextFormatter(logging.Formatter):
         return text
 
 
-def configure_logging(log_format: LogFormat, level: int = logging.INFO) -> logging.Logger:
-    """Send schnitzel's logs to stderr in `log_format`; return the `schnitzel` logger."""
+def configure_logging(
+    log_format: LogFormat, level: int = logging.INFO, path: Path | None = None
+) -> logging.Logger:
+    """Send schnitzel's logs to stderr (or, with `path`, append them to that file, as the
+    console does: its screen is the terminal) in `log_format`; return the `schnitzel` logger.
+    Raises OSError when the file cannot be opened."""
     logger = logging.getLogger("schnitzel")
     for handler in list(logger.handlers):
         logger.removeHandler(handler)
-    handler = logging.StreamHandler(sys.stderr)
+        handler.close()
+    handler: logging.Handler
+    if path is None:
+        handler = logging.StreamHandler(sys.stderr)
+    else:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handler = logging.FileHandler(path, encoding="utf-8")
     handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
     logger.addHandler(handler)
     logger.setLevel(level)

@@ -7,6 +7,7 @@ saying what changed, so a client can show and audit it.
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 from schnitzel.errors import ControlError
@@ -26,11 +27,37 @@ class RuntimeControl:
         """Metrics and health of every node, in the run-report shape (DESIGN 3.5), live."""
         return self._runtime.snapshot()
 
-    def events(self, limit: int = 100) -> list[dict[str, Any]]:
-        """The most recent events (health changes, errors, stops), oldest first."""
-        recent = list(self._runtime.events.recent)[-limit:]
+    def describe(self) -> dict[str, Any]:
+        """The graph being run: nodes (kind, plugin, config, inbox) and edges, in file order.
+        It does not change while the graph runs (a swap will say so in an event)."""
+        graph = self._runtime.graph
+        nodes = []
+        for node_id, resolved in graph.nodes.items():
+            spec = resolved.spec
+            nodes.append(
+                {
+                    "id": node_id,
+                    "kind": spec.kind,
+                    "plugin": spec.plugin,
+                    "config": _plain(resolved.config),
+                    "inbox": spec.inbox.model_dump(mode="json"),
+                    "dead_letter": spec.dead_letter,
+                }
+            )
+        edges = [
+            {"from": e.source, "from_port": e.source_port, "to": e.target, "to_port": e.target_port}
+            for e in graph.edges
+        ]
+        path = graph.path
+        return {"graph": str(path) if path else "<memory>", "nodes": nodes, "edges": edges}
+
+    def events(self, limit: int = 100, after: int = 0) -> list[dict[str, Any]]:
+        """The most recent events (health changes, errors, stops), oldest first; `after`: only
+        those with a `seq` above it (what a client has not seen yet)."""
+        recent = [e for e in self._runtime.events.recent if e.seq > after][-limit:]
         return [
-            {"ts": e.ts, "level": e.level, "node": e.node, "message": e.message} for e in recent
+            {"seq": e.seq, "ts": e.ts, "level": e.level, "node": e.node, "message": e.message}
+            for e in recent
         ]
 
     def throttle(self, node_id: str, rate_hz: float | None) -> dict[str, Any]:
@@ -65,10 +92,14 @@ class RuntimeControl:
             self._runtime.events.add("info", "resumed by an operator", node_id)
         return {"node": node_id, "paused": {"before": was, "after": False}}
 
-    def stop(self) -> dict[str, Any]:
-        """Stop the sources and drain, as SIGTERM does."""
-        self._runtime.request_stop(StopReason.SIGNAL, "stop requested through the control API")
-        return {"stopping": True}
+    def stop(self, force: bool = False, why: str = "through the control API") -> dict[str, Any]:
+        """Stop the sources and drain, as SIGTERM does; `force`: stop now, as a second signal
+        does (queued in-memory packets are dropped, durable inboxes keep theirs)."""
+        if force:
+            self._runtime.force_stop()
+        else:
+            self._runtime.request_stop(StopReason.SIGNAL, f"stop requested {why}")
+        return {"stopping": True, "forced": force}
 
     def _node(self, node_id: str) -> Node:
         node = self._runtime.nodes.get(node_id)
@@ -76,3 +107,24 @@ class RuntimeControl:
             known = ", ".join(sorted(self._runtime.nodes))
             raise ControlError(f"no node {node_id!r} in this graph; nodes: {known}")
         return node
+
+
+_SECRET_KEY = re.compile(r"^(authorization|password|passwd|secret|token|api[-_]?key)$", re.I)
+
+
+def _plain(config: Any) -> Any:
+    """A plugin's parsed config as JSON-ready data, with values under secret-looking keys
+    (an Authorization header, a password) masked: what a console shows may be screenshotted."""
+    data = config.model_dump(mode="json") if hasattr(config, "model_dump") else config
+    return _masked(data)
+
+
+def _masked(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {
+            k: "***" if isinstance(k, str) and _SECRET_KEY.match(k) else _masked(v)
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [_masked(v) for v in value]
+    return value

@@ -15,6 +15,8 @@ __all__ = ["Event", "EventLog"]
 class Event:
     """One thing that happened, for an operator."""
 
+    seq: int
+    """Numbers events in the order they happened, from 1: a client asks for what is newer."""
     ts: float
     level: str
     message: str
@@ -27,9 +29,11 @@ class EventLog:
     def __init__(self, logger: logging.Logger, keep: int = 500) -> None:
         self.logger = logger
         self.recent: deque[Event] = deque(maxlen=keep)
+        self.last_seq = 0
 
     def add(self, level: str, message: str, node: str | None = None) -> None:
         """Record an event and log it at `level` (info, warning, error)."""
-        self.recent.append(Event(time.time(), level, message, node))
+        self.last_seq += 1
+        self.recent.append(Event(self.last_seq, time.time(), level, message, node))
         extra = {"node": node} if node else {}
         self.logger.log(logging.getLevelName(level.upper()), message, extra=extra)

@@ -1,0 +1,40 @@
+"""A `ConsoleSource` that plays back what a real run answered, for tests that must render the
+same screen on every machine (snapshot tests). Record with `python -m tests.tui.record`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+__all__ = ["RECORDED", "RecordedSource"]
+
+RECORDED = Path(__file__).parent / "recorded"
+
+
+class RecordedSource:
+    """Answers `describe`, then each recorded snapshot in turn (the last one repeats), and the
+    recorded events. Commands are kept in `commands` and answered as the runtime would."""
+
+    def __init__(self, name: str) -> None:
+        data = json.loads((RECORDED / f"{name}.json").read_text())
+        self.description: dict[str, Any] = data["describe"]
+        self.snapshots: list[dict[str, Any]] = data["snapshots"]
+        self.recorded_events: list[dict[str, Any]] = data["events"]
+        self.commands: list[tuple[str, dict[str, Any]]] = []
+        self._next = 0
+
+    async def describe(self) -> dict[str, Any]:
+        return self.description
+
+    async def snapshot(self) -> dict[str, Any]:
+        snapshot = self.snapshots[min(self._next, len(self.snapshots) - 1)]
+        self._next += 1
+        return snapshot
+
+    async def events(self, after: int) -> list[dict[str, Any]]:
+        return [e for e in self.recorded_events if e["seq"] > after]
+
+    async def command(self, name: str, **arguments: Any) -> dict[str, Any]:
+        self.commands.append((name, arguments))
+        return {"node": arguments.get("node_id"), "command": name}

@@ -1,0 +1,198 @@
+"""`schnitzel-tui GRAPH`: validate, then run the graph and the console on one event loop.
+
+The runtime and the console share the loop the runtime was built for (DESIGN 2); the console
+only polls the control API, at most a few times a second, so the data plane keeps the loop.
+How it ends:
+- `q` (confirmed while packets flow) stops the sources; the console shows the drain and ends
+  once the run has ended; the report and summary follow on the restored terminal.
+- SIGTERM / SIGINT: the same, without asking.
+- SIGHUP (the SSH session is gone): the terminal is swapped for /dev/null at once, so no write
+  can block or fail on a dead terminal, then the run drains and ends as for SIGTERM. The
+  durable stores are closed as in any stop; the log file says what happened.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from schnitzel.cli.output import say
+from schnitzel.cli.run_command import EXIT_FAILED, EXIT_INVALID, EXIT_USAGE, finish_run, run_loop
+from schnitzel.cli.validate_command import print_problems, validate_argument
+from schnitzel.errors import GraphLoadError, RuntimeStartError
+from schnitzel.observe.logs import configure_logging
+from schnitzel.runtime.state_dir import default_state_dir
+from schnitzel_tui.terminal import hangup_safe_driver
+
+__all__ = ["LOG_NAME", "run_console"]
+
+LOG_NAME = "schnitzel-tui.log"
+"""The console's log file, under `<state dir>/logs/`."""
+
+
+def run_console(args: argparse.Namespace, prog: str = "schnitzel-tui") -> int:
+    """Validate the graph, show the console while it runs; return the exit code."""
+    state_dir = Path(args.state_dir) if args.state_dir else default_state_dir()
+    log_path = state_dir / "logs" / LOG_NAME
+    try:
+        logger = configure_logging(args.log_format, path=log_path)
+    except OSError as exc:
+        say(f"{prog}: cannot write the log file {log_path}: {exc}; choose --state-dir", err=True)
+        return EXIT_USAGE
+    try:
+        result = validate_argument(args.graph)
+    except GraphLoadError as exc:
+        say(f"{prog}: {exc}", err=True)
+        return EXIT_USAGE
+    if result.graph is None:
+        from schnitzel_tui.screens.invalid import InvalidGraphApp
+
+        InvalidGraphApp(result.report).run(mouse=not args.no_mouse)
+        print_problems(result.report, err=True)  # kept on the terminal after the screen closes
+        say(f"{prog}: {args.graph} is invalid; nothing was run", err=True)
+        return EXIT_INVALID
+    from schnitzel.runtime import Runtime
+
+    try:
+        runtime = Runtime(result.graph, state_dir, args.drain_timeout, logger)
+    except RuntimeStartError as exc:
+        say(f"{prog}: {exc}", err=True)
+        return EXIT_FAILED
+    warnings = [
+        (problem.where.node, problem.render().splitlines()[0]) for problem in result.report.warnings
+    ]
+    report, failure = run_loop(_console_and_runtime(runtime, args, warnings, logger))
+    if failure:
+        say(f"{prog}: {failure}", err=True)
+        return EXIT_FAILED
+    say(f"{prog}: log file {log_path}", err=True)
+    return finish_run(report, runtime, args, prog, logger)
+
+
+async def _console_and_runtime(
+    runtime: Any,
+    args: argparse.Namespace,
+    warnings: list[tuple[str | None, str]],
+    logger: logging.Logger,
+) -> tuple[dict[str, Any], str]:
+    """Run both until the console ends and the run has ended; (report, start failure)."""
+    from schnitzel.runtime.control import RuntimeControl
+    from schnitzel_tui.app import ConsoleApp
+    from schnitzel_tui.model import EventView
+    from schnitzel_tui.source import EmbeddedSource
+
+    now = time.time()
+    loop = asyncio.get_running_loop()
+    hangup = _Hangup(runtime, logger, loop)
+    app = ConsoleApp(
+        EmbeddedSource(RuntimeControl(runtime)),
+        read_only=args.read_only,
+        refresh_s=args.refresh,
+        startup_events=[EventView(0, now, "warning", text, node) for node, text in warnings],
+        driver_class=hangup_safe_driver(hangup.on_write_error),
+    )
+    hangup.app = app
+    run = asyncio.create_task(runtime.run(max_packets=args.max_packets, duration_s=args.duration))
+    failure = ""
+
+    def run_ended(task: asyncio.Task[dict[str, Any]]) -> None:
+        nonlocal failure
+        if not task.cancelled() and isinstance(task.exception(), RuntimeStartError):
+            failure = str(task.exception())
+            app.runtime_failed(failure)
+
+    run.add_done_callback(run_ended)
+    previous_hup = signal.signal(signal.SIGHUP, hangup.on_signal)
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, _on_stop_signal, runtime, app, signum)
+    watch = asyncio.create_task(hangup.watch())
+    try:
+        await app.run_async(mouse=not args.no_mouse)
+        watch.cancel()
+        if not run.done():
+            runtime.request_stop("signal", "the console was closed")
+            if hangup.seen:
+                say("schnitzel-tui: the terminal hung up; draining", err=True)
+            else:
+                say("schnitzel-tui: stopping: draining in-flight packets", err=True)
+        try:
+            report = await run
+        except RuntimeStartError:
+            return runtime.snapshot(), failure
+        return report, ""
+    finally:
+        signal.signal(signal.SIGHUP, previous_hup)
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)
+
+
+def _on_stop_signal(runtime: Any, app: Any, signum: int) -> None:
+    name = signal.Signals(signum).name
+    if runtime.stopping:  # a second signal: now
+        runtime.events.add("warning", f"{name} again: exiting now")
+        runtime.force_stop()
+        return
+    runtime.request_stop("signal", f"{name} received; draining (again to exit now)")
+    app.stop_requested()
+
+
+class _Hangup:
+    """The terminal is gone (SSH dropped). Three ways to learn it: SIGHUP; a frame the
+    terminal refused (`HangupSafeFile`); or, when SIGHUP never comes (a parent shell that
+    ignores it keeps it from us) and nothing is drawn, a terminal that stops being one,
+    checked twice a second. Whichever comes first swaps the terminal for /dev/null, then
+    stops the run on the loop."""
+
+    CHECK_S = 0.5
+
+    def __init__(self, runtime: Any, logger: logging.Logger, loop: Any) -> None:
+        self.runtime, self.logger, self.loop = runtime, logger, loop
+        self.app: Any = None
+        self.seen = False
+        self._terminal_fds = [fd for fd in (0, 1, 2) if _is_tty(fd)]
+
+    def on_signal(self, signum: int, frame: object) -> None:
+        self._hung_up("SIGHUP")
+
+    def on_write_error(self, exc: OSError) -> None:
+        """From Textual's writer thread: the terminal refused a frame."""
+        self._hung_up(f"writing to it failed: {exc}")
+
+    async def watch(self) -> None:
+        """Check the terminal until it is gone (cancelled when the console ends)."""
+        while not self.seen:
+            await asyncio.sleep(self.CHECK_S)
+            if any(not _is_tty(fd) for fd in self._terminal_fds):
+                self._hung_up("the terminal stopped answering")
+
+    def _hung_up(self, how: str) -> None:
+        if self.seen:
+            return
+        self.seen = True
+        devnull = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            with contextlib.suppress(OSError):  # already closed: nothing left to protect
+                os.dup2(devnull, fd)
+        os.close(devnull)
+        sys.stdout = sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - lives to the exit
+        self.loop.call_soon_threadsafe(self._stop, how)
+
+    def _stop(self, how: str) -> None:
+        self.logger.warning("the terminal hung up (%s; SSH gone?): stopping and draining", how)
+        self.runtime.request_stop("signal", "the terminal hung up")
+        self.app.exit()
+
+
+def _is_tty(fd: int) -> bool:
+    try:
+        return os.isatty(fd) and os.get_terminal_size(fd) is not None
+    except OSError:
+        return False

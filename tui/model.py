@@ -1,0 +1,296 @@
+"""What the console shows, as frozen values built from the control API's answers.
+
+The console never touches runtime objects: a `ConsoleSnapshot` is built from the run-report
+shaped dict of `snapshot()` (DESIGN 3.5) and the graph of `describe()`, the same data an
+attached console gets over the control socket. Widgets react to a new snapshot and compare
+it with the previous one to repaint only what changed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = [
+    "OVERFLOW_REASONS",
+    "ConsoleSnapshot",
+    "DurableView",
+    "EdgeView",
+    "ErrorView",
+    "EventView",
+    "NodeView",
+    "Topology",
+    "TopologyNode",
+]
+
+OVERFLOW_REASONS = frozenset({"inbox_full", "displaced"})
+"""Drops an overflow policy made because an inbox was full; every other reason is a loss of
+another kind (a failed node, a drain timeout, a packet that could not be stored)."""
+
+
+@dataclass(frozen=True, slots=True)
+class TopologyNode:
+    """One node as declared in the graph file."""
+
+    id: str
+    kind: str
+    plugin: str
+    config: Mapping[str, Any] = field(default_factory=dict)
+    inbox: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class EdgeView:
+    """A directed edge between two nodes (ports as the validator named them)."""
+
+    source: str
+    target: str
+    source_port: str = "out"
+    target_port: str = "in"
+
+
+@dataclass(frozen=True, slots=True)
+class Topology:
+    """The graph's shape: what the graph view lays out once."""
+
+    graph: str
+    nodes: tuple[TopologyNode, ...]
+    edges: tuple[EdgeView, ...]
+
+    @classmethod
+    def from_description(cls, data: Mapping[str, Any]) -> Topology:
+        """Build from `RuntimeControl.describe()`."""
+        nodes = tuple(
+            TopologyNode(
+                n["id"], n["kind"], n["plugin"], n.get("config") or {}, n.get("inbox") or {}
+            )
+            for n in data["nodes"]
+        )
+        edges = tuple(
+            EdgeView(e["from"], e["to"], e.get("from_port", "out"), e.get("to_port", "in"))
+            for e in data["edges"]
+        )
+        return cls(str(data.get("graph", "")), nodes, edges)
+
+    def node(self, node_id: str) -> TopologyNode | None:
+        """The node with this id, or None."""
+        return next((n for n in self.nodes if n.id == node_id), None)
+
+
+@dataclass(frozen=True, slots=True)
+class DurableView:
+    """One durable inbox's backlog, as the report's `durable` entry has it."""
+
+    path: str
+    backlog: int
+    bytes: int
+    max_bytes: int
+    max_packets: int | None
+    oldest_age_s: float
+    fill_rate: float
+    drain_rate: float
+    eta_s: float | None
+    """Seconds until the backlog is empty at the current rates; None while it grows."""
+    time_to_full_s: float | None
+    """Seconds until the store is full at the current rates; None while it does not grow."""
+    disk_errors: int
+    last_error: str | None
+    quarantined: str | None
+
+    @property
+    def fill(self) -> float:
+        """How full the store is against the nearer of its two limits, 0..1."""
+        fill = self.bytes / self.max_bytes if self.max_bytes else 0.0
+        if self.max_packets:
+            fill = max(fill, self.backlog / self.max_packets)
+        return min(fill, 1.0)
+
+    @classmethod
+    def from_report(cls, data: Mapping[str, Any]) -> DurableView:
+        """Build from a node's `durable` report entry."""
+        return cls(
+            path=str(data.get("path", "")),
+            backlog=int(data.get("backlog", 0)),
+            bytes=int(data.get("bytes", 0)),
+            max_bytes=int(data.get("max_bytes") or 0),
+            max_packets=data.get("max_packets"),
+            oldest_age_s=float(data.get("oldest_age_s") or 0.0),
+            fill_rate=float(data.get("fill_rate_per_s") or 0.0),
+            drain_rate=float(data.get("drain_rate_per_s") or 0.0),
+            eta_s=data.get("eta_s"),
+            time_to_full_s=data.get("time_to_full_s"),
+            disk_errors=int(data.get("disk_errors") or 0),
+            last_error=data.get("last_error"),
+            quarantined=data.get("quarantined"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorView:
+    """One recent failure of a node on a packet."""
+
+    ts: float
+    packet_id: str | None
+    error: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class NodeView:
+    """One node's live figures."""
+
+    id: str
+    kind: str
+    plugin: str
+    rate_in: float
+    rate_out: float
+    received: int
+    processed: int
+    out: int
+    depth: int
+    capacity: int
+    overflow: str
+    filtered: int
+    dropped: int
+    dropped_by_reason: tuple[tuple[str, int], ...]
+    errors: int
+    p50_ms: float
+    p99_ms: float
+    health: str
+    health_reason: str
+    paused: bool
+    rate_hz: float | None
+    """A source's pace (None: as fast as accepted, or not a source)."""
+    durable: DurableView | None
+    recent_errors: tuple[ErrorView, ...]
+
+    @property
+    def fill(self) -> float:
+        """How full the inbox is, 0..1 (0 for sources). A durable inbox holds more than its
+        in-memory `capacity`: its fill is that of the store against its limits."""
+        if self.durable is not None:
+            return self.durable.fill
+        return self.depth / self.capacity if self.capacity else 0.0
+
+    @property
+    def rate(self) -> float:
+        """The rate a box shows: what a source emits, what any other node takes in."""
+        return self.rate_out if self.kind == "source" else self.rate_in
+
+    @property
+    def overflow_drops(self) -> int:
+        """Drops an overflow policy made (a full inbox)."""
+        return sum(n for reason, n in self.dropped_by_reason if reason in OVERFLOW_REASONS)
+
+    @property
+    def other_drops(self) -> int:
+        """Drops for any other reason (failed node, shutdown, unstorable or corrupt)."""
+        return self.dropped - self.overflow_drops
+
+    @classmethod
+    def from_report(cls, node_id: str, data: Mapping[str, Any]) -> NodeView:
+        """Build from one node's entry of the run report."""
+        latency = data.get("latency_ms") or {}
+        durable = data.get("durable")
+        return cls(
+            id=node_id,
+            kind=str(data.get("kind", "")),
+            plugin=str(data.get("plugin", "")),
+            rate_in=float(data.get("rate_in_per_s") or 0.0),
+            rate_out=float(data.get("rate_out_per_s") or 0.0),
+            received=int(data.get("received") or 0),
+            processed=int(data.get("in") or 0),
+            out=int(data.get("out") or 0),
+            depth=int(data.get("queue_depth") or 0),
+            capacity=int(data.get("queue_capacity") or 0),
+            overflow=str(data.get("overflow", "block")),
+            filtered=int(data.get("filtered") or 0),
+            dropped=int(data.get("dropped") or 0),
+            dropped_by_reason=tuple(sorted((data.get("dropped_by_reason") or {}).items())),
+            errors=int(data.get("errors") or 0),
+            p50_ms=float(latency.get("p50") or 0.0),
+            p99_ms=float(latency.get("p99") or 0.0),
+            health=str(data.get("health", "ok")),
+            health_reason=str(data.get("health_reason") or ""),
+            paused=bool(data.get("paused", False)),
+            rate_hz=data.get("rate_hz"),
+            durable=DurableView.from_report(durable) if durable else None,
+            recent_errors=tuple(
+                ErrorView(e["ts"], e.get("packet_id"), e["error"], e["message"])
+                for e in data.get("recent_errors") or ()
+            ),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class EventView:
+    """One event for the event log."""
+
+    seq: int
+    ts: float
+    level: str
+    """info, warning or error."""
+    message: str
+    node: str | None = None
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> EventView:
+        """Build from one entry of `RuntimeControl.events()`."""
+        return cls(
+            int(data.get("seq", 0)),
+            float(data["ts"]),
+            str(data["level"]),
+            str(data["message"]),
+            data.get("node"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ConsoleSnapshot:
+    """The whole graph's figures at one moment."""
+
+    status: str
+    """running, then ok, degraded or error once the run ended."""
+    stop_reason: str | None
+    stop_detail: str
+    duration_s: float
+    emitted: int
+    delivered: int
+    dropped: int
+    errors: int
+    filtered: int
+    in_flight: int
+    nodes: Mapping[str, NodeView]
+    """In graph-file order."""
+
+    @property
+    def running(self) -> bool:
+        """True until the run has ended."""
+        return self.status == "running"
+
+    @property
+    def durable_nodes(self) -> tuple[NodeView, ...]:
+        """The nodes whose inbox is durable, in graph-file order."""
+        return tuple(n for n in self.nodes.values() if n.durable is not None)
+
+    @classmethod
+    def from_report(cls, data: Mapping[str, Any]) -> ConsoleSnapshot:
+        """Build from `RuntimeControl.snapshot()` (the run report, live)."""
+        totals = data.get("totals") or {}
+        return cls(
+            status=str(data.get("status", "running")),
+            stop_reason=data.get("stop_reason"),
+            stop_detail=str(data.get("stop_detail") or ""),
+            duration_s=float(data.get("duration_s") or 0.0),
+            emitted=int(totals.get("emitted") or 0),
+            delivered=int(totals.get("delivered") or 0),
+            dropped=int(totals.get("dropped") or 0),
+            errors=int(totals.get("errors") or 0),
+            filtered=int(totals.get("filtered") or 0),
+            in_flight=int(totals.get("in_flight") or 0),
+            nodes={
+                node_id: NodeView.from_report(node_id, node)
+                for node_id, node in (data.get("nodes") or {}).items()
+            },
+        )

@@ -1,0 +1,1 @@
+"""The console's screens: thin, each composing widgets and passing them snapshots."""

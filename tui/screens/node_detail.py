@@ -1,0 +1,125 @@
+"""Enter on a node: its history as sparklines, its config, drops by reason, recent errors."""
+
+from __future__ import annotations
+
+import time
+from typing import ClassVar
+
+import yaml
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Sparkline, Static
+
+from schnitzel_tui.formatting import format_rate
+from schnitzel_tui.history import NodeHistory
+from schnitzel_tui.model import NodeView, TopologyNode
+from schnitzel_tui.theme import HEALTH_MARK, health_style
+from schnitzel_tui.widgets.status_bar import StatusBar
+
+__all__ = ["NodeDetailScreen"]
+
+
+class NodeDetailScreen(Screen[None]):
+    """One node, in depth. Escape goes back."""
+
+    DEFAULT_CSS = """
+    NodeDetailScreen #title { height: 1; padding: 0 1; text-style: bold; }
+    NodeDetailScreen .series { height: 3; }
+    NodeDetailScreen .series Static { width: 26; padding: 0 1; }
+    NodeDetailScreen Sparkline { width: 1fr; height: 3; }
+    NodeDetailScreen #lower { height: 1fr; }
+    NodeDetailScreen #config { width: 1fr; border: round $primary-darken-2; }
+    NodeDetailScreen #right { width: 2fr; }
+    NodeDetailScreen #drops { height: auto; border: round $primary-darken-2; }
+    NodeDetailScreen #errors { height: 1fr; border: round $primary-darken-2; }
+    """
+
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "app.pop_screen", "Back")]
+
+    def __init__(self, node_id: str, declared: TopologyNode | None, graph: str) -> None:
+        super().__init__()
+        self.node_id = node_id
+        self.declared = declared
+        self.graph = graph
+        self._errors_shown: tuple[object, ...] = ()
+
+    def compose(self) -> ComposeResult:
+        yield StatusBar(self.graph)
+        yield Static(f"node {self.node_id}", id="title")
+        for name in ("rate", "depth", "p99"):
+            with Horizontal(classes="series"):
+                yield Static("", id=f"{name}-label")
+                yield Sparkline([], id=f"{name}-line")
+        with Horizontal(id="lower"):
+            with VerticalScroll(id="config"):
+                yield Static(_config_text(self.declared))
+            with Vertical(id="right"):
+                yield Static("", id="drops")
+                table: DataTable[str] = DataTable(id="errors", cursor_type="row")
+                yield table
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#config").border_title = "config"
+        self.query_one("#drops").border_title = "drops and filtering"
+        errors = self.query_one("#errors", DataTable)
+        errors.border_title = "recent errors"
+        errors.add_columns("time", "packet", "error", "message")
+
+    def show(self, node: NodeView | None, history: NodeHistory) -> None:
+        """Redraw from the node's latest figures and recorded history."""
+        if node is None:
+            self.query_one("#title", Static).update(f"node {self.node_id}: not in the graph")
+            return
+        mark = HEALTH_MARK.get(node.health, "?")
+        title = Text.assemble(
+            (f"{node.id}", "bold"),
+            f"  {node.kind} · {node.plugin}  ",
+            (f"{mark} {node.health}", health_style(node.health)),
+        )
+        if node.health_reason:
+            title.append(f" ({node.health_reason})", style="dim")
+        if node.paused:
+            title.append("  paused", style="reverse")
+        self.query_one("#title", Static).update(title)
+        self._series("rate", history.rate, f"rate {format_rate(node.rate)}")
+        self._series("depth", history.depth, f"inbox {node.depth}/{node.capacity}")
+        self._series("p99", history.p99_ms, f"p99 {node.p99_ms:.2f} ms")
+        self.query_one("#drops", Static).update(_drops_text(node))
+        self._show_errors(node)
+
+    def _series(self, name: str, values: object, label: str) -> None:
+        self.query_one(f"#{name}-label", Static).update(label)
+        self.query_one(f"#{name}-line", Sparkline).data = list(values)  # type: ignore[call-overload]
+
+    def _show_errors(self, node: NodeView) -> None:
+        if node.recent_errors == self._errors_shown:
+            return
+        self._errors_shown = node.recent_errors
+        table = self.query_one("#errors", DataTable)
+        table.clear()
+        for error in reversed(node.recent_errors):
+            clock = time.strftime("%H:%M:%S", time.localtime(error.ts))
+            table.add_row(clock, error.packet_id or "—", error.error, error.message)
+
+
+def _config_text(declared: TopologyNode | None) -> str:
+    if declared is None:
+        return "(not declared in the graph)"
+    shown = {"config": dict(declared.config), "inbox": dict(declared.inbox)}
+    return yaml.safe_dump(shown, sort_keys=False, default_flow_style=False).rstrip()
+
+
+def _drops_text(node: NodeView) -> Text:
+    text = Text.assemble(
+        f"received {node.received}  processed {node.processed}  out {node.out}\n",
+        f"filtered {node.filtered} (on purpose)  errors {node.errors}\n",
+    )
+    if not node.dropped_by_reason:
+        text.append("no drops", style="green")
+    for reason, count in node.dropped_by_reason:
+        text.append(f"dropped {reason}: {count}  ", style="yellow")
+    return text

@@ -1,0 +1,70 @@
+"""The durable panel: each durable inbox's backlog, how fast it drains and when it fills."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from rich.text import Text
+
+from schnitzel_tui.formatting import bar, format_bytes, format_rate, format_seconds
+from schnitzel_tui.model import NodeView
+from schnitzel_tui.widgets.keyed_table import Cell, Column, KeyedTable
+
+__all__ = ["DurablePanel"]
+
+COLUMNS: tuple[Column, ...] = (
+    ("node", "durable", 12),
+    ("backlog", "backlog", 8),
+    ("bytes", "store", 19),
+    ("oldest", "oldest", 8),
+    ("fill", "fill", 7),
+    ("drain", "drain", 7),
+    ("eta", "empty in", 8),
+    ("full", "full in", 8),
+    ("state", "state", 40),
+)
+
+
+class DurablePanel(KeyedTable):
+    """One row per durable inbox; hidden when the graph has none."""
+
+    DEFAULT_CSS = """
+    DurablePanel { height: auto; max-height: 7; }
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(COLUMNS, key_column="node", **kwargs)
+        self.show_cursor = False
+
+    def show(self, nodes: Sequence[NodeView]) -> int:
+        """Show these durable nodes; return how many cells changed."""
+        self.display = bool(nodes)
+        return self.sync({n.id: durable_cells(n) for n in nodes if n.durable is not None})
+
+
+def durable_cells(node: NodeView) -> tuple[Cell, ...]:
+    """One row of the panel."""
+    d = node.durable
+    assert d is not None
+    fill_style = "red" if d.fill >= 0.9 else "yellow" if d.fill >= 0.5 else ""
+    size = Text.assemble((bar(d.fill, 4), fill_style), f" {format_bytes(d.bytes)}")
+    size.append(f" {d.fill:.0%}", style=fill_style or "dim")
+    if d.quarantined:
+        state = Text(f"quarantined: {d.quarantined}", style="bold red")
+    elif d.last_error and d.disk_errors:
+        state = Text(f"{d.disk_errors} disk errors: {d.last_error}", style="yellow")
+    else:
+        state = Text("ok", style="green")
+    full = format_seconds(d.time_to_full_s)
+    return (
+        node.id,
+        str(d.backlog),
+        size,
+        format_seconds(d.oldest_age_s) if d.backlog else "—",
+        format_rate(d.fill_rate),
+        format_rate(d.drain_rate),
+        format_seconds(d.eta_s) if d.backlog else "empty",
+        Text(full, style="yellow") if d.time_to_full_s is not None else full,
+        state,
+    )

@@ -1,0 +1,88 @@
+"""The line at the top: graph, run state, totals, and the console's own modes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.text import Text
+from textual.widgets import Static
+
+from schnitzel_tui.formatting import format_count, format_seconds
+from schnitzel_tui.model import ConsoleSnapshot
+from schnitzel_tui.theme import HEALTH_MARK, health_style
+
+__all__ = ["StatusBar", "status_text"]
+
+STATUS_HEALTH = {"running": "ok", "ok": "ok", "degraded": "degraded", "error": "failing"}
+
+
+class StatusBar(Static):
+    """One line: what runs, how it is doing, and FROZEN / READ-ONLY badges."""
+
+    DEFAULT_CSS = """
+    StatusBar { height: 1; background: $panel; }
+    """
+
+    def __init__(self, graph: str, **kwargs: Any) -> None:
+        super().__init__("", **kwargs)
+        self.graph = graph
+        self._shown: Text | None = None
+
+    def show(
+        self,
+        snapshot: ConsoleSnapshot | None,
+        *,
+        frozen: bool,
+        read_only: bool,
+        refresh_s: float,
+        note: str = "",
+    ) -> None:
+        """Redraw if anything shown changed."""
+        text = status_text(self.graph, snapshot, frozen, read_only, refresh_s, note)
+        if text != self._shown:
+            self._shown = text
+            self.update(text)
+
+
+def status_text(
+    graph: str,
+    snapshot: ConsoleSnapshot | None,
+    frozen: bool,
+    read_only: bool,
+    refresh_s: float,
+    note: str = "",
+) -> Text:
+    """The status line's text."""
+    text = Text.assemble(("schnitzel ", "bold"), (graph, "bold"), " ")
+    if snapshot is None:
+        text.append("starting…")
+    else:
+        worst = _worst_health(snapshot)
+        state = snapshot.status
+        if snapshot.running and snapshot.stop_reason is None and worst != "ok":
+            state = worst
+        health = STATUS_HEALTH.get(state, worst)
+        text.append(f"{HEALTH_MARK.get(health, '?')} {state}", style=health_style(health))
+        if not snapshot.running and snapshot.stop_reason:
+            text.append(f" ({snapshot.stop_reason})")
+        text.append(f"  {format_seconds(snapshot.duration_s)}", style="dim")
+        text.append(
+            f"  emitted {format_count(snapshot.emitted)}"
+            f"  delivered {format_count(snapshot.delivered)}"
+        )
+        dropped, errors = format_count(snapshot.dropped), format_count(snapshot.errors)
+        text.append(f"  dropped {dropped}", style="yellow" if snapshot.dropped else "")
+        text.append(f"  errors {errors}", style="bold red" if snapshot.errors else "")
+    if note:
+        text.append(f"  {note}", style="bold yellow")
+    text.append(f"  every {refresh_s:g} s", style="dim")
+    if frozen:
+        text.append(" FROZEN ", style="reverse bold")
+    if read_only:
+        text.append(" READ-ONLY ", style="reverse")
+    return text
+
+
+def _worst_health(snapshot: ConsoleSnapshot) -> str:
+    healths = {node.health for node in snapshot.nodes.values()}
+    return next((h for h in ("failing", "degraded") if h in healths), "ok")
