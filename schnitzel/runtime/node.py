@@ -60,6 +60,8 @@ class Node:
         self.call = self._choose_call()
         self.health = "ok"
         self.health_reason = ""
+        self.health_pending: str | None = None
+        """A new health seen once; taken when the next sample agrees (no flapping)."""
         self.latency_ms = {"p50": 0.0, "p99": 0.0}
         """Percentiles of `metrics.latency` as of the last metrics tick."""
         self.processing_ms = {"p50": 0.0, "p99": 0.0}

@@ -529,7 +529,11 @@ class Runtime:
 
     async def _tick(self) -> None:
         while True:
-            self._tick_once()
+            try:
+                self._tick_once()
+            except Exception as exc:  # rates and health stop for this tick only, said aloud
+                self.logger.exception("metrics tick failed")
+                self.events.add("error", f"metrics tick failed: {type(exc).__name__}: {exc}")
             await asyncio.sleep(TICK_S)
 
     def _tick_once(self, final: bool = False) -> None:

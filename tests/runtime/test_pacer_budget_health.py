@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
+from schnitzel.contract.packet import StreamPacket
+from schnitzel.runtime import Runtime
 from schnitzel.runtime import pacer as pacer_module
 from schnitzel.runtime.budget import Budget
 from schnitzel.runtime.health import STALL_S, Health, judge_health
 from schnitzel.runtime.metrics import RateSample
 from schnitzel.runtime.pacer import Pacer
+from tests.runtime.harness import graph_from
 
 GUARD_S = 5.0
 """Hang guard only: nothing here should wait for real time."""
@@ -211,3 +215,32 @@ def test_a_paused_node_is_ok_with_the_reason_even_with_a_queue_and_no_progress()
 def test_a_healthy_node_is_ok_without_a_reason() -> None:
     assert judge(delta=window(), depth=10) == (Health.OK, "")
     assert judge(delta=None, capacity=None, depth=10**6) == (Health.OK, "")
+
+
+# --- Health on the first metrics tick -----------------------------------------------------
+
+
+def test_a_node_unhealthy_at_the_first_tick_keeps_metrics_ticking(tmp_path: Path) -> None:
+    """A restart with a nearly full inbox or store is degraded from the first sample; that
+    first change must be debounced like any other, not stop rates and health for the run."""
+    graph = graph_from(
+        tmp_path,
+        """
+nodes:
+  - {id: src, kind: source, plugin: synthetic, config: {count: 2}}
+  - {id: out, kind: sink, plugin: "null", inbox: {max: 2}}
+edges:
+  - {from: src, to: out}
+""",
+    )
+    runtime = Runtime(graph, tmp_path / "state")
+    packets = [StreamPacket.new("sensor", "src", n, {}) for n in (0, 1)]
+
+    async def fill_then_tick() -> None:
+        await runtime.nodes["out"].inbox.put(packets)
+        runtime._tick_once()
+        runtime._tick_once()
+
+    asyncio.run(fill_then_tick())
+    assert runtime.nodes["out"].health == Health.DEGRADED
+    assert "100% full" in runtime.nodes["out"].health_reason
