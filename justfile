@@ -4,6 +4,7 @@ set shell := ["bash", "-euo", "pipefail", "-c"]
 
 venv := ".venv"
 python := venv / "bin/python"
+sudo := if `id -u` == "0" { "" } else { "sudo " }
 export PIP_DISABLE_PIP_VERSION_CHECK := "1"
 
 default:
@@ -15,8 +16,10 @@ setup:
     {{python}} -m pip install --quiet --upgrade pip
     {{python}} -m pip install --quiet --editable '.[dev]'
 
-# The main demo: validate graphs/demo.yaml, run it, print the JSON run report; then run the
-# feedback loop (a PID controller steering a simulated plant) with its summary.
+# The main demo: validate graphs/demo.yaml, run it, print the JSON run report; run the
+# feedback loop (a PID controller steering a simulated plant) with its summary; then, in a
+# terminal, open the console on graphs/console.yaml (q quits).
+# The main demo: demo.yaml with its report, the feedback loop, then the console (q quits).
 demo: setup
     {{venv}}/bin/schnitzel validate graphs/demo.yaml
     @echo
@@ -24,9 +27,19 @@ demo: setup
     @echo
     {{venv}}/bin/schnitzel run graphs/feedback.yaml
     @tail -n 1 graphs/out/feedback.jsonl
+    @echo
+    @if [ -t 0 ] && [ -t 2 ]; then just console; else echo "no terminal here: run \`just console\` in one to see the console"; fi
+
+# The console on graphs/console.yaml: live graph, queues, drops, a durable backlog (q quits).
+console: setup
+    {{venv}}/bin/schnitzel-tui graphs/console.yaml
+
+# tmux, for the console's real-terminal test (installed with apt-get where it is missing).
+terminal-tools:
+    @command -v tmux >/dev/null || { {{sudo}}apt-get update -qq && {{sudo}}apt-get install -y -qq tmux >/dev/null; } || echo "tmux could not be installed: the console's terminal test will be skipped"
 
 # Lint, check formatting, and run the whole test suite.
-test: setup lint
+test: setup lint terminal-tools
     {{python}} -m pytest -q
 
 # ruff lint and format check (no changes made).
@@ -46,3 +59,4 @@ bench: setup
     {{python}} bench/bench_startup.py
     {{python}} bench/bench_runtime.py
     {{python}} bench/bench_durable.py
+    {{python}} bench/bench_console.py

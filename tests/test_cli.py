@@ -73,7 +73,7 @@ def test_tui_refuses_an_invalid_graph_with_exit_1(tmp_path: Path) -> None:
     assert result.returncode == 1 and "[unknown-plugin]" in result.stdout
 
 
-def test_tui_without_no_ui_says_plainly_that_the_console_is_not_built_yet() -> None:
+def test_tui_without_a_terminal_says_to_run_headless_and_exits_2() -> None:
     result = run_cli(str(GRAPHS / "demo.yaml"), cmd=SCHNITZEL_TUI)
-    assert result.returncode == 3 and "no interactive console" in result.stderr
+    assert result.returncode == 2 and "needs a terminal" in result.stderr
     assert "--no-ui" in result.stderr

@@ -26,7 +26,7 @@ from typing import Any
 
 from schnitzel.cli.output import say
 from schnitzel.cli.run_command import EXIT_FAILED, EXIT_INVALID, EXIT_USAGE, finish_run, run_loop
-from schnitzel.cli.validate_command import print_problems, validate_argument
+from schnitzel.cli.validate_command import print_problems, print_report, validate_argument
 from schnitzel.errors import GraphLoadError, RuntimeStartError
 from schnitzel.observe.logs import configure_logging
 from schnitzel.runtime.state_dir import default_state_dir
@@ -40,17 +40,21 @@ LOG_NAME = "schnitzel-tui.log"
 
 def run_console(args: argparse.Namespace, prog: str = "schnitzel-tui") -> int:
     """Validate the graph, show the console while it runs; return the exit code."""
-    state_dir = Path(args.state_dir) if args.state_dir else default_state_dir()
-    log_path = state_dir / "logs" / LOG_NAME
-    try:
-        logger = configure_logging(args.log_format, path=log_path)
-    except OSError as exc:
-        say(f"{prog}: cannot write the log file {log_path}: {exc}; choose --state-dir", err=True)
-        return EXIT_USAGE
     try:
         result = validate_argument(args.graph)
     except GraphLoadError as exc:
         say(f"{prog}: {exc}", err=True)
+        return EXIT_USAGE
+    terminal = sys.stdin.isatty() and sys.stderr.isatty()
+    if result.graph is None and not terminal:
+        print_report(result.report, None)  # what `schnitzel validate` prints
+        return EXIT_INVALID
+    if not terminal:
+        say(
+            f"{prog}: the console needs a terminal (standard input and error are not one); "
+            "run the graph headless with `schnitzel-tui GRAPH --no-ui` or `schnitzel run GRAPH`",
+            err=True,
+        )
         return EXIT_USAGE
     if result.graph is None:
         from schnitzel_tui.screens.invalid import InvalidGraphApp
@@ -59,6 +63,13 @@ def run_console(args: argparse.Namespace, prog: str = "schnitzel-tui") -> int:
         print_problems(result.report, err=True)  # kept on the terminal after the screen closes
         say(f"{prog}: {args.graph} is invalid; nothing was run", err=True)
         return EXIT_INVALID
+    state_dir = Path(args.state_dir) if args.state_dir else default_state_dir()
+    log_path = state_dir / "logs" / LOG_NAME
+    try:
+        logger = configure_logging(args.log_format, path=log_path)
+    except OSError as exc:
+        say(f"{prog}: cannot write the log file {log_path}: {exc}; choose --state-dir", err=True)
+        return EXIT_USAGE
     from schnitzel.runtime import Runtime
 
     try:
