@@ -98,7 +98,7 @@ class ConsoleApp(App[None]):
                 EventView(0, time.time(), "error", f"cannot read the runtime: {exc}")
             )
         else:
-            self.snapshot = ConsoleSnapshot.from_report(data)
+            self.snapshot = ConsoleSnapshot.from_report(data).with_rates_since(self.snapshot)
             self.polls += 1
             self.history.record(self.snapshot)
             if events:

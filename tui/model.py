@@ -9,7 +9,7 @@ it with the previous one to repaint only what changed.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 __all__ = [
@@ -273,6 +273,27 @@ class ConsoleSnapshot:
     def durable_nodes(self) -> tuple[NodeView, ...]:
         """The nodes whose inbox is durable, in graph-file order."""
         return tuple(n for n in self.nodes.values() if n.durable is not None)
+
+    def with_rates_since(self, previous: ConsoleSnapshot | None) -> ConsoleSnapshot:
+        """This snapshot with each node's rates taken over the time since `previous` (the
+        runtime's own rates average its 10 s health window: too slow to watch a change)."""
+        if previous is None:
+            return self
+        seconds = self.duration_s - previous.duration_s
+        if seconds <= 0:
+            return self
+        nodes = {}
+        for node_id, node in self.nodes.items():
+            before = previous.nodes.get(node_id)
+            if before is None:
+                nodes[node_id] = node
+                continue
+            nodes[node_id] = replace(
+                node,
+                rate_in=max(node.processed - before.processed, 0) / seconds,
+                rate_out=max(node.out - before.out, 0) / seconds,
+            )
+        return replace(self, nodes=nodes)
 
     @classmethod
     def from_report(cls, data: Mapping[str, Any]) -> ConsoleSnapshot:

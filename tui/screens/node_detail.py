@@ -27,9 +27,9 @@ class NodeDetailScreen(Screen[None]):
 
     DEFAULT_CSS = """
     NodeDetailScreen #title { height: 1; padding: 0 1; text-style: bold; }
-    NodeDetailScreen .series { height: 3; }
-    NodeDetailScreen .series Static { width: 26; padding: 0 1; }
-    NodeDetailScreen Sparkline { width: 1fr; height: 3; }
+    NodeDetailScreen .series { height: 2; }
+    NodeDetailScreen .series Static { width: 26; height: 2; padding: 0 1; }
+    NodeDetailScreen Sparkline { width: 1fr; height: 2; }
     NodeDetailScreen #lower { height: 1fr; }
     NodeDetailScreen #config { width: 1fr; border: round $primary-darken-2; }
     NodeDetailScreen #right { width: 2fr; }

@@ -30,7 +30,7 @@ class DurablePanel(KeyedTable):
     """One row per durable inbox; hidden when the graph has none."""
 
     DEFAULT_CSS = """
-    DurablePanel { height: auto; max-height: 7; }
+    DurablePanel { height: auto; max-height: 7; scrollbar-size-horizontal: 0; }
     """
 
     def __init__(self, **kwargs: Any) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from rich.text import Text
@@ -53,7 +54,7 @@ def status_text(
     note: str = "",
 ) -> Text:
     """The status line's text."""
-    text = Text.assemble(("schnitzel ", "bold"), (graph, "bold"), " ")
+    text = Text.assemble((Path(graph).name or graph, "bold"), " ")
     if snapshot is None:
         text.append("starting…")
     else:
@@ -65,17 +66,19 @@ def status_text(
         text.append(f"{HEALTH_MARK.get(health, '?')} {state}", style=health_style(health))
         if not snapshot.running and snapshot.stop_reason:
             text.append(f" ({snapshot.stop_reason})")
-        text.append(f"  {format_seconds(snapshot.duration_s)}", style="dim")
-        text.append(
-            f"  emitted {format_count(snapshot.emitted)}"
-            f"  delivered {format_count(snapshot.delivered)}"
-        )
+        text.append(f" {format_seconds(snapshot.duration_s)}", style="dim")
         dropped, errors = format_count(snapshot.dropped), format_count(snapshot.errors)
-        text.append(f"  dropped {dropped}", style="yellow" if snapshot.dropped else "")
-        text.append(f"  errors {errors}", style="bold red" if snapshot.errors else "")
+        text.append(" · ")  # losses first: on a narrow terminal the totals are cut, not these
+        text.append(f"dropped {dropped}", style="yellow" if snapshot.dropped else "")
+        text.append(" · ")
+        text.append(f"errors {errors}", style="bold red" if snapshot.errors else "")
+        text.append(
+            f" · emitted {format_count(snapshot.emitted)}"
+            f" · delivered {format_count(snapshot.delivered)}"
+        )
     if note:
         text.append(f"  {note}", style="bold yellow")
-    text.append(f"  every {refresh_s:g} s", style="dim")
+    text.append(f" · {refresh_s:g} s", style="dim")
     if frozen:
         text.append(" FROZEN ", style="reverse bold")
     if read_only:
