@@ -16,9 +16,6 @@ setup:
     {{python}} -m pip install --quiet --upgrade pip
     {{python}} -m pip install --quiet --editable '.[dev]'
 
-# The main demo: validate graphs/demo.yaml, run it, print the JSON run report; run the
-# feedback loop (a PID controller steering a simulated plant) with its summary; then, in a
-# terminal, open the console on graphs/console.yaml (q quits).
 # The main demo: demo.yaml with its report, the feedback loop, then the console (q quits).
 demo: setup
     {{venv}}/bin/schnitzel validate graphs/demo.yaml
@@ -28,7 +25,7 @@ demo: setup
     {{venv}}/bin/schnitzel run graphs/feedback.yaml
     @tail -n 1 graphs/out/feedback.jsonl
     @echo
-    @if [ -t 0 ] && [ -t 2 ]; then just console; else echo "no terminal here: run \`just console\` in one to see the console"; fi
+    @if [ -t 0 ] && [ -t 2 ]; then {{just_executable()}} console; else echo "no terminal here: run \`.venv/bin/just console\` in one to see the console"; fi
 
 # The console on graphs/console.yaml: live graph, queues, drops, a durable backlog (q quits).
 console: setup

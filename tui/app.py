@@ -27,6 +27,7 @@ from schnitzel_tui.screens.help import HelpScreen
 from schnitzel_tui.screens.main import MainScreen
 from schnitzel_tui.screens.node_detail import NodeDetailScreen
 from schnitzel_tui.source import ConsoleSource
+from schnitzel_tui.widgets.graph_view import GraphView
 from schnitzel_tui.widgets.node_table import SORTS, NodeTable
 from schnitzel_tui.widgets.status_bar import StatusBar
 
@@ -128,6 +129,7 @@ class ConsoleApp(App[None]):
                     read_only=self.read_only,
                     refresh_s=self.refresh_s,
                     note=self._note(),
+                    failed=bool(self.failure),
                 )
             if isinstance(screen, MainScreen):
                 screen.show(self.snapshot)
@@ -153,6 +155,7 @@ class ConsoleApp(App[None]):
                 read_only=self.read_only,
                 refresh_s=self.refresh_s,
                 note=self._note(),
+                failed=bool(self.failure),
             )
 
     # -- what the embedding runner tells the console ------------------------------------------
@@ -181,26 +184,28 @@ class ConsoleApp(App[None]):
             self.draw()
 
     def action_refresh_step(self, step: int) -> None:
-        nearest = min(REFRESH_STEPS, key=lambda s: abs(s - self.refresh_s))
-        index = REFRESH_STEPS.index(nearest) + step
-        self.refresh_s = REFRESH_STEPS[max(0, min(index, len(REFRESH_STEPS) - 1))]
+        """`step` -1: the next shorter interval in REFRESH_STEPS; +1: the next longer one."""
+        if step < 0:
+            shorter = [s for s in REFRESH_STEPS if s < self.refresh_s]
+            self.refresh_s = shorter[-1] if shorter else REFRESH_STEPS[0]
+        else:
+            longer = [s for s in REFRESH_STEPS if s > self.refresh_s]
+            self.refresh_s = longer[0] if longer else REFRESH_STEPS[-1]
         self._redraw_status()
 
     async def action_quit_console(self) -> None:
+        if isinstance(self.screen, ConfirmScreen):
+            return  # one question at a time: ctrl+c on top of `q` must not stack another
         if self.quitting:
             if self.snapshot is not None and self.snapshot.running:
-                await self._command("stop", force=True)
+                await self._command("stop", force=True, why="from the console")
             return
         if self.failure or self.snapshot is None or not self.snapshot.running:
             self.exit()
             return
         if self._flowing():
             self.push_screen(
-                ConfirmScreen(
-                    "Stop the graph and quit?",
-                    f"{self.snapshot.in_flight} packets are in flight. Sources stop, queued "
-                    "packets drain first; durable inboxes keep their backlog on disk.",
-                ),
+                ConfirmScreen("Stop the graph and quit?", _quit_change(self.snapshot)),
                 self._quit_answered,
             )
             return
@@ -222,6 +227,9 @@ class ConsoleApp(App[None]):
         return snapshot.in_flight > 0 or any(n.rate > 0 for n in snapshot.nodes.values())
 
     def on_node_table_node_chosen(self, message: NodeTable.NodeChosen) -> None:
+        self.open_node(message.node_id)
+
+    def on_graph_view_node_clicked(self, message: GraphView.NodeClicked) -> None:
         self.open_node(message.node_id)
 
     def open_node(self, node_id: str) -> None:
@@ -279,15 +287,28 @@ class ConsoleApp(App[None]):
 
     def _confirm_pause(self, node_id: str, verb: str) -> None:
         pausing = verb == "pause"
-        self._confirm_command(
-            f"{verb.capitalize()} node {node_id}?",
-            f"{node_id}: paused {not pausing} -> {pausing}"
-            + (" (its inbox fills up, then backpressure reaches upstream)" if pausing else ""),
-            verb,
-            node_id=node_id,
-        )
+        change = f"{node_id}: paused {'no -> yes' if pausing else 'yes -> no'}"
+        node = self.snapshot.nodes.get(node_id) if self.snapshot is not None else None
+        if pausing and node is not None and node.kind == "source":
+            change += " (it stops producing until resumed)"
+        elif pausing:
+            change += " (its inbox fills up, then backpressure reaches upstream)"
+        self._confirm_command(f"{verb.capitalize()} node {node_id}?", change, verb, node_id=node_id)
 
     def _sort_main(self, name: str) -> None:
         main = self._main_screen()
         if main is not None:
             main.query_one(NodeTable).sort_by = name
+
+
+def _quit_change(snapshot: ConsoleSnapshot) -> str:
+    """What quitting does to the packets now in the graph."""
+    on_disk = sum(n.durable.backlog for n in snapshot.durable_nodes if n.durable is not None)
+    in_memory = max(snapshot.in_flight - on_disk, 0)
+    text = (
+        f"{in_memory} packets are in memory. Sources stop and these drain first "
+        "(a second q stops at once and drops what is left)."
+    )
+    if on_disk:
+        text += f" {on_disk} packets stay on disk in durable inboxes for the next run."
+    return text

@@ -78,7 +78,8 @@ def run_console(args: argparse.Namespace, prog: str = "schnitzel-tui") -> int:
         say(f"{prog}: {exc}", err=True)
         return EXIT_FAILED
     warnings = [
-        (problem.where.node, problem.render().splitlines()[0]) for problem in result.report.warnings
+        (problem.where.node, f"[{problem.code}] {problem.message}")
+        for problem in result.report.warnings
     ]
     report, failure = run_loop(_console_and_runtime(runtime, args, warnings, logger))
     if failure:

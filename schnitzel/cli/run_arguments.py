@@ -34,7 +34,8 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
         "--log-format",
         choices=("text", "json"),
         default="text",
-        help="logs on stderr: text for a shell, json (one object per line) for a service",
+        help="logs on stderr (the console: in <state dir>/logs/schnitzel-tui.log): text for "
+        "a shell, json (one object per line) for a service",
     )
     parser.add_argument(
         "--drain-timeout",

@@ -96,7 +96,7 @@ class RuntimeControl:
         """Stop the sources and drain, as SIGTERM does; `force`: stop now, as a second signal
         does (queued in-memory packets are dropped, durable inboxes keep theirs)."""
         if force:
-            self._runtime.force_stop()
+            self._runtime.force_stop(f"a stop {why}")
         else:
             self._runtime.request_stop(StopReason.SIGNAL, f"stop requested {why}")
         return {"stopping": True, "forced": force}

@@ -437,13 +437,13 @@ class Runtime:
             self._opening.cancel()
         self._stop_sources()
 
-    def force_stop(self) -> None:
+    def force_stop(self, why: str = "a second signal") -> None:
         """Stop now: abandon what is queued (counted as dropped, reason shutdown)."""
         self.forced = True
         if self.stop_reason is None:
-            self.request_stop(StopReason.SIGNAL, "forced by a second signal")
+            self.request_stop(StopReason.SIGNAL, f"forced by {why}")
         else:
-            self.stop_detail = f"{self.stop_detail}; forced by a second signal".lstrip("; ")
+            self.stop_detail = f"{self.stop_detail}; forced by {why}".lstrip("; ")
             self.request_stop(self.stop_reason)
         self._abandon("forced stop")
         for task in self._tasks.values():

@@ -71,9 +71,10 @@ def _check_exits(state: CheckState, successors: dict[str, list[str]]) -> None:
         if node_id not in exits and node_id in successors:  # no edge at all: dangling-output
             state.problem(
                 "no-path-to-sink",
-                "nothing this node emits can ever reach a sink: its packets only go round a loop",
+                "nothing this node emits can ever reach a sink: its packets only go round a loop "
+                "or into nodes that lead nowhere",
                 (*entry.at, "id"),
-                "give the loop an exit: an edge from one of its nodes to a sink",
+                "give its path (or the loop it feeds) an exit: an edge to a sink",
                 node=node_id,
                 severity="warning",
             )

@@ -16,18 +16,19 @@ __all__ = ["HelpScreen"]
 KEYS = (
     ("?", "this help"),
     ("/", "filter nodes by id, kind or plugin (esc clears)"),
-    (": or ctrl+p", "command palette: open, pause or resume a node, sort, stop"),
+    (": or ctrl+p", "command palette: open, pause or resume a node, sort, freeze, quit"),
     ("enter", "open the node under the cursor: history, config, recent errors"),
     ("esc", "back (close a screen, clear the filter)"),
     ("s / S", "sort by the next / previous column"),
     ("space", "freeze the view (the run goes on; figures are still recorded)"),
     ("+ / -", "refresh faster / slower"),
     ("q", "quit: stops the graph (asks while packets flow); q again while draining: now"),
+    ("ctrl+c / ctrl+q", "the same as q"),
 )
 
 COLUMNS = (
     ("in, out", "packets per second taken from the inbox, passed on (sinks: delivered)"),
-    ("inbox", "queued packets / capacity"),
+    ("inbox", "queued packets / capacity; a durable inbox: its backlog on disk"),
     ("filtered", "packets a node let go on purpose (sample, dedup): not a loss"),
     ("overflow", "packets an overflow policy dropped (drop_new, drop_oldest)"),
     ("lost", "packets dropped for any other reason (failed node, drain timeout)"),

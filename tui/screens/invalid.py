@@ -52,8 +52,9 @@ class InvalidGraphApp(App[int]):
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         problem = self.report.sorted_problems()[int(str(event.row_key.value))]
-        hint = f"hint: {problem.hint}" if problem.hint else "no hint for this problem"
-        self.query_one("#hint", Static).update(f"[{problem.code}] {hint}")
+        text = Text.assemble((f"[{problem.code}] ", "bold"), problem.message)
+        text.append(f"\nhint: {problem.hint}" if problem.hint else "\nno hint for this problem")
+        self.query_one("#hint", Static).update(text)  # Text, not markup: codes have brackets
 
     def action_quit_invalid(self) -> None:
         self.exit(1)

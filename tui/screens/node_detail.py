@@ -86,7 +86,11 @@ class NodeDetailScreen(Screen[None]):
             title.append("  paused", style="reverse")
         self.query_one("#title", Static).update(title)
         self._series("rate", history.rate, f"rate {format_rate(node.rate)}")
-        self._series("depth", history.depth, f"inbox {node.depth}/{node.capacity}")
+        if node.durable is not None:  # the backlog lives on disk: memory holds a window
+            depth = f"backlog {node.durable.backlog} ({node.fill:.0%} of store)"
+        else:
+            depth = f"inbox {node.depth}/{node.capacity}"
+        self._series("depth", history.depth, depth)
         self._series("p99", history.p99_ms, f"p99 {node.p99_ms:.2f} ms")
         self.query_one("#drops", Static).update(_drops_text(node))
         self._show_errors(node)

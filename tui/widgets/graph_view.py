@@ -13,6 +13,7 @@ from rich.segment import Segment
 from rich.style import Style
 from textual import events
 from textual.geometry import Region, Size
+from textual.message import Message
 from textual.reactive import var
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
@@ -48,6 +49,13 @@ class GraphView(ScrollView):
 
     topology: var[Topology | None] = var(None)
     """The graph drawn; setting a different one lays it out again."""
+
+    class NodeClicked(Message):
+        """A click on a node's box: open that node."""
+
+        def __init__(self, node_id: str) -> None:
+            super().__init__()
+            self.node_id = node_id
 
     def __init__(
         self, *, name: str | None = None, id: str | None = None, classes: str | None = None
@@ -85,6 +93,12 @@ class GraphView(ScrollView):
             return None
         sx, sy = self.scroll_offset
         return self._layout.node_at(x + sx, y + sy)
+
+    def on_click(self, event: events.Click) -> None:
+        node_id = self.node_at(event.x, event.y)
+        if node_id is not None:
+            event.stop()
+            self.post_message(self.NodeClicked(node_id))
 
     def watch_topology(self) -> None:
         self._relayout(force=True)

@@ -37,9 +37,10 @@ class StatusBar(Static):
         read_only: bool,
         refresh_s: float,
         note: str = "",
+        failed: bool = False,
     ) -> None:
         """Redraw if anything shown changed."""
-        text = status_text(self.graph, snapshot, frozen, read_only, refresh_s, note)
+        text = status_text(self.graph, snapshot, frozen, read_only, refresh_s, note, failed)
         if text != self._shown:
             self._shown = text
             self.update(text)
@@ -52,10 +53,13 @@ def status_text(
     read_only: bool,
     refresh_s: float,
     note: str = "",
+    failed: bool = False,
 ) -> Text:
-    """The status line's text."""
+    """The status line's text: what matters first, so a narrow terminal cuts the least."""
     text = Text.assemble((Path(graph).name or graph, "bold"), " ")
-    if snapshot is None:
+    if failed:
+        text.append(f"{HEALTH_MARK['failing']} failed", style=health_style("failing"))
+    elif snapshot is None:
         text.append("starting…")
     else:
         worst = _worst_health(snapshot)
@@ -67,8 +71,15 @@ def status_text(
         if not snapshot.running and snapshot.stop_reason:
             text.append(f" ({snapshot.stop_reason})")
         text.append(f" {format_seconds(snapshot.duration_s)}", style="dim")
+    if frozen:
+        text.append(" FROZEN ", style="reverse bold")
+    if read_only:
+        text.append(" READ-ONLY ", style="reverse")
+    if note:
+        text.append(f" {note}", style="bold yellow")
+    if snapshot is not None and not failed:
         dropped, errors = format_count(snapshot.dropped), format_count(snapshot.errors)
-        text.append(" · ")  # losses first: on a narrow terminal the totals are cut, not these
+        text.append(" · ")  # losses before totals: a narrow terminal cuts the totals
         text.append(f"dropped {dropped}", style="yellow" if snapshot.dropped else "")
         text.append(" · ")
         text.append(f"errors {errors}", style="bold red" if snapshot.errors else "")
@@ -76,13 +87,7 @@ def status_text(
             f" · emitted {format_count(snapshot.emitted)}"
             f" · delivered {format_count(snapshot.delivered)}"
         )
-    if note:
-        text.append(f"  {note}", style="bold yellow")
-    text.append(f" · {refresh_s:g} s", style="dim")
-    if frozen:
-        text.append(" FROZEN ", style="reverse bold")
-    if read_only:
-        text.append(" READ-ONLY ", style="reverse")
+    text.append(f" · every {refresh_s:g} s", style="dim")
     return text
 
 
