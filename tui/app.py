@@ -45,7 +45,8 @@ class ConsoleApp(App[None]):
         Binding("q", "quit_console", "Quit"),
         Binding("ctrl+q,ctrl+c", "quit_console", "Quit", show=False, priority=True),
         Binding("question_mark", "help", "Help"),
-        Binding("colon", "command_palette", "Commands"),
+        # ctrl+p named here too: Textual adds its own only when no binding has this action
+        Binding("colon,ctrl+p", "command_palette", "Commands"),
         Binding("space", "freeze", "Freeze"),
         Binding("plus", "refresh_step(-1)", "Faster"),
         Binding("minus", "refresh_step(1)", "Slower"),
@@ -106,6 +107,8 @@ class ConsoleApp(App[None]):
                 self._last_seq = int(events[-1].get("seq", self._last_seq))
             self._pending_events.extend(EventView.from_dict(e) for e in events)
             self._pending_events.extend(self.drop_bursts.check(self.snapshot))
+        if not self.is_running:
+            return
         self.draw()
         if self.quitting and self.snapshot is not None and not self.snapshot.running:
             self.exit()
@@ -114,6 +117,8 @@ class ConsoleApp(App[None]):
 
     def draw(self) -> None:
         """Hand the latest snapshot to the screen on top, unless frozen or covered."""
+        if not self.screen_stack or not self.is_running:
+            return  # the console is closing: a poll that was already due draws nothing
         screen = self.screen
         main = self._main_screen()
         if main is not None and self._pending_events:

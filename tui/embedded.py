@@ -123,8 +123,9 @@ async def _console_and_runtime(
 
     run.add_done_callback(run_ended)
     previous_hup = signal.signal(signal.SIGHUP, hangup.on_signal)
+    received: list[str] = []
     for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, _on_stop_signal, runtime, app, signum)
+        loop.add_signal_handler(signum, _on_stop_signal, runtime, app, received, signum)
     watch = asyncio.create_task(hangup.watch())
     try:
         await app.run_async(mouse=not args.no_mouse)
@@ -146,9 +147,13 @@ async def _console_and_runtime(
             loop.remove_signal_handler(signum)
 
 
-def _on_stop_signal(runtime: Any, app: Any, signum: int) -> None:
+def _on_stop_signal(runtime: Any, app: Any, received: list[str], signum: int) -> None:
     name = signal.Signals(signum).name
-    if runtime.stopping:  # a second signal: now
+    received.append(name)
+    if runtime.finished:  # the run is over, the console was left up to look at: close it
+        app.exit()
+        return
+    if len(received) > 1:  # whatever the first stop was for, a second signal means now
         runtime.events.add("warning", f"{name} again: exiting now")
         runtime.force_stop()
         return

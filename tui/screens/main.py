@@ -47,7 +47,7 @@ class MainScreen(Screen[None]):
         yield DurablePanel()
         yield EventLog()
         yield Input(placeholder="filter: part of a node id, kind or plugin", id="filter")
-        yield Footer()
+        yield Footer(show_command_palette=False)
 
     def on_mount(self) -> None:
         self.query_one(GraphView).set_topology(self.topology)

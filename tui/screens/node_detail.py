@@ -60,7 +60,7 @@ class NodeDetailScreen(Screen[None]):
                 yield Static("", id="drops")
                 table: DataTable[str] = DataTable(id="errors", cursor_type="row")
                 yield table
-        yield Footer()
+        yield Footer(show_command_palette=False)
 
     def on_mount(self) -> None:
         self.query_one("#config").border_title = "config"
@@ -87,7 +87,7 @@ class NodeDetailScreen(Screen[None]):
         self.query_one("#title", Static).update(title)
         self._series("rate", history.rate, f"rate {format_rate(node.rate)}")
         if node.durable is not None:  # the backlog lives on disk: memory holds a window
-            depth = f"backlog {node.durable.backlog} ({node.fill:.0%} of store)"
+            depth = f"backlog {node.durable.backlog} · {node.fill:.0%}"
         else:
             depth = f"inbox {node.depth}/{node.capacity}"
         self._series("depth", history.depth, depth)

@@ -34,8 +34,7 @@ class DurablePanel(KeyedTable):
     """
 
     def __init__(self, **kwargs: Any) -> None:
-        super().__init__(COLUMNS, key_column="node", **kwargs)
-        self.show_cursor = False
+        super().__init__(COLUMNS, key_column="node", show_cursor=False, **kwargs)
 
     def show(self, nodes: Sequence[NodeView]) -> int:
         """Show these durable nodes; return how many cells changed."""

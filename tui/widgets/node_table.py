@@ -8,7 +8,6 @@ from typing import Any
 from rich.text import Text
 from textual.message import Message
 from textual.reactive import reactive
-from textual.widgets import DataTable
 
 from schnitzel_tui.formatting import bar, format_rate
 from schnitzel_tui.model import NodeView
@@ -95,9 +94,9 @@ class NodeTable(KeyedTable):
     def watch_sort_by(self) -> None:
         self.show(self._views)
 
-    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+    def on_keyed_table_row_chosen(self, event: KeyedTable.RowChosen) -> None:
         event.stop()
-        self.post_message(self.NodeChosen(str(event.row_key.value)))
+        self.post_message(self.NodeChosen(event.row_key))
 
     @property
     def selected_node(self) -> str | None:

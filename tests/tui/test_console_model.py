@@ -1,0 +1,167 @@
+"""What the console makes of the control API's answers: snapshots built from real run
+reports, drop bursts found between polls, and a node table that writes only what changed."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from textual.app import App, ComposeResult
+
+from schnitzel.runtime import Runtime
+from schnitzel.runtime.control import RuntimeControl
+from schnitzel.validate.validator import load_graph
+from schnitzel_tui.drop_bursts import DropBurstWatch
+from schnitzel_tui.model import ConsoleSnapshot, NodeView
+from schnitzel_tui.widgets.node_table import COLUMNS, NodeTable
+from tests.tui.test_console_pilot import FINITE, UPLINK_DOWN
+
+
+def runtime_for(tmp_path: Path, graph: str) -> Runtime:
+    path = tmp_path / "graph.yaml"
+    path.write_text(graph)
+    return Runtime(load_graph(path), tmp_path / "state", drain_timeout_s=2.0)
+
+
+# -- ConsoleSnapshot ------------------------------------------------------------------------
+
+
+def test_a_snapshot_of_an_ended_run_has_its_totals_and_every_node_in_file_order(
+    tmp_path: Path,
+) -> None:
+    runtime = runtime_for(tmp_path, FINITE)
+    asyncio.run(asyncio.wait_for(runtime.run(), 30))
+    snapshot = ConsoleSnapshot.from_report(RuntimeControl(runtime).snapshot())
+    assert not snapshot.running and snapshot.stop_reason == "sources_exhausted"
+    assert (snapshot.emitted, snapshot.delivered, snapshot.filtered) == (20, 10, 10)
+    assert (snapshot.dropped, snapshot.errors, snapshot.in_flight) == (0, 0, 0)
+    assert list(snapshot.nodes) == ["sensor", "merge", "thin", "discard"]
+    thin = snapshot.nodes["thin"]
+    assert (thin.kind, thin.plugin) == ("transform", "sample")
+    assert (thin.received, thin.processed, thin.out, thin.filtered) == (20, 20, 10, 10)
+    assert thin.capacity > 0 and thin.depth == 0 and thin.durable is None
+    assert snapshot.nodes["sensor"].kind == "source" and snapshot.nodes["sensor"].fill == 0
+    assert snapshot.durable_nodes == ()
+
+
+def test_a_live_snapshot_shows_a_durable_inbox_and_its_backlog(tmp_path: Path) -> None:
+    runtime = runtime_for(tmp_path, UPLINK_DOWN)
+    control = RuntimeControl(runtime)
+
+    async def live_snapshot() -> dict[str, Any]:
+        run = asyncio.create_task(runtime.run())
+        try:
+            for _ in range(100):
+                data = control.snapshot()
+                if data["nodes"]["uplink"].get("durable", {}).get("backlog", 0) > 5:
+                    return data
+                await asyncio.sleep(0.05)
+            raise AssertionError("the uplink backlog did not grow")
+        finally:
+            runtime.force_stop()
+            await asyncio.wait_for(run, 10)
+
+    snapshot = ConsoleSnapshot.from_report(asyncio.run(live_snapshot()))
+    assert snapshot.running and snapshot.stop_reason is None
+    assert [n.id for n in snapshot.durable_nodes] == ["uplink"]
+    uplink = snapshot.nodes["uplink"]
+    assert uplink.durable is not None
+    assert uplink.durable.path.endswith("state/uplink.db")
+    assert uplink.durable.max_bytes == 1_048_576 and uplink.durable.backlog > 5
+    assert 0 < uplink.durable.bytes < uplink.durable.max_bytes
+    assert uplink.durable.max_packets == 1000
+    assert uplink.fill == max(uplink.durable.bytes / 1_048_576, uplink.durable.backlog / 1000)
+
+
+def test_rates_are_taken_over_the_time_between_two_polls() -> None:
+    def report(duration_s: float, processed: int, out: int) -> ConsoleSnapshot:
+        node = {"kind": "transform", "in": processed, "out": out, "rate_in_per_s": 999.0}
+        return ConsoleSnapshot.from_report({"duration_s": duration_s, "nodes": {"n": node}})
+
+    first = report(1.0, 10, 5)
+    assert first.with_rates_since(None) is first  # nothing to compare with yet
+    later = report(1.5, 30, 15).with_rates_since(first)
+    assert (later.nodes["n"].rate_in, later.nodes["n"].rate_out) == (40.0, 20.0)
+
+
+# -- DropBurstWatch -------------------------------------------------------------------------
+
+
+def dropping(**by_reason: int) -> ConsoleSnapshot:
+    """A snapshot where node `slow` has dropped these many packets by reason so far."""
+    node = {"kind": "sink", "dropped": sum(by_reason.values()), "dropped_by_reason": by_reason}
+    quiet = {"kind": "sink"}
+    return ConsoleSnapshot.from_report({"nodes": {"slow": node, "quiet": quiet}})
+
+
+def test_drops_seen_on_the_first_poll_are_not_a_burst() -> None:
+    watch = DropBurstWatch()
+    assert watch.check(dropping(inbox_full=500), now=0.0) == []
+    assert watch.check(dropping(inbox_full=500), now=1.0) == []
+
+
+def test_a_burst_is_reported_once_with_its_count_and_reasons() -> None:
+    watch = DropBurstWatch()
+    watch.check(dropping(inbox_full=500), now=0.0)
+    [event] = watch.check(dropping(inbox_full=510, displaced=3), now=1.0)
+    assert (event.level, event.node) == ("warning", "slow")
+    assert event.message == "dropped 13 packets (displaced 3, inbox_full 10)"
+    assert event.ts == 1.0
+    assert watch.check(dropping(inbox_full=510, displaced=3), now=2.0) == []
+
+
+def test_a_burst_that_goes_on_is_reported_at_most_every_repeat_s_with_the_drops_since() -> None:
+    watch = DropBurstWatch(repeat_s=10.0)
+    watch.check(dropping(inbox_full=0), now=0.0)
+    assert len(watch.check(dropping(inbox_full=10), now=1.0)) == 1
+    assert watch.check(dropping(inbox_full=20), now=2.0) == []  # counted in the next report
+    assert watch.check(dropping(inbox_full=35), now=10.9) == []
+    [event] = watch.check(dropping(inbox_full=40), now=11.0)
+    assert event.message == "dropped 30 packets (inbox_full 30)"
+    [event] = watch.check(dropping(inbox_full=41), now=21.0)
+    assert event.message == "dropped 1 packets (inbox_full 1)"
+
+
+def test_drops_made_between_two_polls_the_console_missed_are_reported_on_the_next() -> None:
+    watch = DropBurstWatch()
+    watch.check(dropping(inbox_full=0), now=0.0)
+    # polls at 1 s and 2 s were skipped (a slow remote runtime): one report covers them
+    [event] = watch.check(dropping(inbox_full=70), now=3.0)
+    assert event.message == "dropped 70 packets (inbox_full 70)"
+
+
+# -- NodeTable ------------------------------------------------------------------------------
+
+
+def node(node_id: str, **report: Any) -> NodeView:
+    return NodeView.from_report(
+        node_id, {"kind": "transform", "plugin": "passthrough", "queue_capacity": 100, **report}
+    )
+
+
+class TableApp(App[None]):
+    def compose(self) -> ComposeResult:
+        yield NodeTable()
+
+
+def test_the_node_table_writes_only_the_cells_that_changed() -> None:
+    first = {"a": node("a", rate_in_per_s=10.0), "b": node("b", queue_depth=5)}
+
+    async def main() -> None:
+        app = TableApp()
+        async with app.run_test(size=(120, 10)):
+            table = app.query_one(NodeTable)
+            assert table.show(first) == 2 * len(COLUMNS)  # every cell of the new rows
+            assert table.show(first) == 0  # nothing changed: nothing written
+            assert table.show(dict(first)) == 0
+            faster = {**first, "a": node("a", rate_in_per_s=20.0)}
+            assert table.show(faster) == 1  # the `in` cell
+            assert str(table.get_cell("a", "in")) == "20/s"
+            failing = {**faster, "b": node("b", queue_depth=5, health="failing")}
+            assert table.show(failing) == 2  # its mark and its health
+            assert table.row_keys == ["a", "b"]
+            assert table.show({"a": faster["a"]}) == 0  # a row gone is removed, not rewritten
+            assert table.row_keys == ["a"]
+
+    asyncio.run(asyncio.wait_for(main(), 30))

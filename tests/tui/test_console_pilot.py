@@ -1,0 +1,639 @@
+"""The console driven by its keys over a real runtime: both run on the test's event loop, as
+`schnitzel-tui` runs them, and every test waits on what the console shows, never on a clock."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from textual.command import CommandList, CommandPalette
+from textual.pilot import Pilot
+from textual.widgets import DataTable, Input, Sparkline, Static
+
+from schnitzel.runtime import Runtime
+from schnitzel.runtime.control import RuntimeControl
+from schnitzel.validate.validator import load_graph, validate_file
+from schnitzel_tui.app import REFRESH_STEPS, ConsoleApp
+from schnitzel_tui.formatting import format_rate
+from schnitzel_tui.model import ConsoleSnapshot
+from schnitzel_tui.screens.confirm import ConfirmScreen
+from schnitzel_tui.screens.help import HelpScreen
+from schnitzel_tui.screens.invalid import InvalidGraphApp
+from schnitzel_tui.screens.main import MainScreen
+from schnitzel_tui.screens.node_detail import NodeDetailScreen
+from schnitzel_tui.source import EmbeddedSource
+from schnitzel_tui.widgets.durable_panel import DurablePanel
+from schnitzel_tui.widgets.event_log import EventLog
+from schnitzel_tui.widgets.graph_view import GraphView
+from schnitzel_tui.widgets.node_table import NodeTable
+from schnitzel_tui.widgets.status_bar import StatusBar
+from tests.conftest import REPO
+
+HEADER = "version: 2\nruntime: {allow_modules: [tests.runtime.plugins]}\n"
+
+PIPELINE = (
+    HEADER
+    + """
+nodes:
+  - {id: sensor, kind: source, plugin: synthetic, config: {rate_hz: 20}}
+  - {id: merge, kind: transform, plugin: passthrough}
+  - {id: thin, kind: transform, plugin: sample, config: {every: 2}}
+  - {id: discard, kind: sink, plugin: "null"}
+edges:
+  - {from: sensor, to: merge}
+  - {from: merge, to: thin}
+  - {from: thin, to: discard}
+"""
+)
+"""Packets flow for ever; no durable inbox, so a stop drains at once."""
+
+UPLINK_DOWN = (
+    HEADER
+    + """
+nodes:
+  - {id: sensor, kind: source, plugin: synthetic, config: {rate_hz: 20}}
+  - {id: merge, kind: transform, plugin: passthrough}
+  - {id: thin, kind: transform, plugin: sample, config: {every: 2}}
+  - {id: discard, kind: sink, plugin: "null"}
+  - id: uplink
+    kind: sink
+    plugin: http
+    config: {url: "http://127.0.0.1:9/x", timeout_s: 1}
+    inbox: {durable: {path: state/uplink.db, max_bytes: 1048576, max_packets: 1000}}
+edges:
+  - {from: sensor, to: merge}
+  - {from: merge, to: thin}
+  - {from: thin, to: discard}
+  - {from: merge, to: uplink}
+"""
+)
+"""PIPELINE plus an http sink to a closed port behind a durable inbox: its backlog grows,
+and its fill (backlog / max_packets) soon passes that of any in-memory inbox here."""
+
+FINITE = PIPELINE.replace("{rate_hz: 20}", "{count: 20}")
+"""PIPELINE whose source ends after 20 packets: the run ends on its own."""
+
+ALL_NODES = ["sensor", "merge", "thin", "discard", "uplink"]
+
+
+@dataclass
+class Console:
+    """A console over a real runtime, both running on the test's event loop."""
+
+    app: ConsoleApp
+    pilot: Pilot[None]
+    runtime: Runtime
+    run: asyncio.Task[dict[str, Any]]
+
+    @property
+    def table(self) -> NodeTable:
+        return self.app.screen.query_one(NodeTable)
+
+    @property
+    def snapshot(self) -> ConsoleSnapshot:
+        """The figures of the latest poll."""
+        assert self.app.snapshot is not None, "no poll yet"
+        return self.app.snapshot
+
+    def backlog(self) -> int:
+        """The uplink's durable backlog as of the latest poll."""
+        durable = self.snapshot.nodes["uplink"].durable
+        assert durable is not None
+        return durable.backlog
+
+    def log_lines(self) -> list[str]:
+        main = next(s for s in self.app.screen_stack if isinstance(s, MainScreen))
+        return [line.text for line in main.query_one(EventLog).lines]
+
+    async def until(self, condition: Callable[[], bool], what: str, timeout_s: float = 5.0) -> None:
+        """Let the console run until `condition` holds (at most `timeout_s`)."""
+        for _ in range(int(timeout_s / 0.05)):
+            if condition():
+                return
+            await self.pilot.pause(0.05)
+        raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+
+    async def started(self) -> None:
+        """Wait for the first poll (the main screen shows the first figures)."""
+        await self.until(lambda: self.app.polls >= 1, "the first poll")
+
+    async def polls(self, count: int) -> None:
+        """Let the console poll the runtime `count` more times."""
+        target = self.app.polls + count
+        await self.until(lambda: self.app.polls >= target, f"{count} more polls")
+
+    async def ended(self, timeout_s: float = 5.0) -> dict[str, Any]:
+        """The run's report once it ended and the console closed (no pilot: the app is gone)."""
+        for _ in range(int(timeout_s / 0.05)):
+            if self.run.done() and self.app.return_code is not None:
+                return self.run.result()
+            await asyncio.sleep(0.05)
+        raise AssertionError("the run and the console did not both end")
+
+
+Scenario = Callable[[Console], Awaitable[None]]
+
+
+def run_console(
+    tmp_path: Path, graph: str, scenario: Scenario, *, refresh_s: float = 0.1, **options: Any
+) -> None:
+    """Run `graph` and a console over it until `scenario` is done; the run is always ended."""
+    path = tmp_path / "graph.yaml"
+    path.write_text(graph)
+
+    async def main() -> None:
+        runtime = Runtime(load_graph(path), tmp_path / "state", drain_timeout_s=2.0)
+        app = ConsoleApp(EmbeddedSource(RuntimeControl(runtime)), refresh_s=refresh_s, **options)
+        run = asyncio.create_task(runtime.run())
+        try:
+            async with app.run_test(size=(120, 40)) as pilot:
+                await scenario(Console(app, pilot, runtime, run))
+        finally:
+            if not run.done():
+                runtime.force_stop()
+            await asyncio.wait_for(run, 10)
+
+    asyncio.run(asyncio.wait_for(main(), 30))
+
+
+def screen_lines(view: GraphView) -> list[str]:
+    return [view.render_line(y).text for y in range(view.size.height)]
+
+
+async def palette_options(console: Console, query: str) -> list[str]:
+    """Open the command palette, type `query`; the titles it offers, best match first."""
+    await console.pilot.press("colon")
+    assert isinstance(console.app.screen, CommandPalette)
+    await console.pilot.press(*query)
+    await console.app.workers.wait_for_complete()
+    await console.pilot.pause()
+    commands = console.app.screen.query_one(CommandList)
+    options = [commands.get_option_at_index(i) for i in range(commands.option_count)]
+    return [str(getattr(o.prompt, "plain", o.prompt)).splitlines()[0] for o in options]
+
+
+# -- the main screen ------------------------------------------------------------------------
+
+
+def test_the_node_table_lists_every_node_and_its_figures_move_between_polls(
+    tmp_path: Path,
+) -> None:
+    async def scenario(c: Console) -> None:
+        await c.started()
+        assert c.table.row_keys == ALL_NODES
+        first, shown = c.snapshot, str(c.table.get_cell("uplink", "inbox"))
+        backlog = c.backlog()
+        await c.until(lambda: c.backlog() > backlog + 5, "the uplink backlog to grow")
+        assert c.snapshot.nodes["merge"].processed > first.nodes["merge"].processed
+        assert c.snapshot.emitted > first.emitted
+        cell = str(c.table.get_cell("uplink", "inbox"))
+        assert cell != shown and cell.endswith(f" {c.backlog()} disk")
+        await c.until(lambda: c.snapshot.nodes["merge"].rate_in > 0, "merge to show a rate")
+        rate = c.snapshot.nodes["merge"].rate_in
+        assert str(c.table.get_cell("merge", "in")) == format_rate(rate)
+
+    run_console(tmp_path, UPLINK_DOWN, scenario)
+
+
+def test_the_graph_view_draws_a_box_for_every_node(tmp_path: Path) -> None:
+    async def scenario(c: Console) -> None:
+        await c.started()
+        view = c.app.screen.query_one(GraphView)
+        assert view.graph_layout is not None
+        assert {box.node_id for box in view.graph_layout.boxes} == set(ALL_NODES)
+        text = "\n".join(screen_lines(view))
+        for node_id in ALL_NODES:
+            assert f"┌ {node_id} " in text
+
+    run_console(tmp_path, UPLINK_DOWN, scenario)
+
+
+def test_the_durable_panel_shows_the_backlog_of_a_durable_inbox_growing(tmp_path: Path) -> None:
+    async def scenario(c: Console) -> None:
+        await c.started()
+        panel = c.app.screen.query_one(DurablePanel)
+        assert panel.display and panel.row_keys == ["uplink"]
+        backlogs = [int(str(panel.get_cell("uplink", "backlog")))]
+        for _ in range(3):
+            await c.until(
+                lambda: int(str(panel.get_cell("uplink", "backlog"))) > backlogs[-1],
+                "the shown backlog to grow",
+            )
+            backlogs.append(int(str(panel.get_cell("uplink", "backlog"))))
+        assert backlogs == sorted(set(backlogs))
+        assert backlogs[-1] <= c.backlog()
+
+    run_console(tmp_path, UPLINK_DOWN, scenario)
+
+
+def test_the_durable_panel_is_hidden_when_no_inbox_is_durable(tmp_path: Path) -> None:
+    async def scenario(c: Console) -> None:
+        await c.polls(2)
+        panel = c.app.screen.query_one(DurablePanel)
+        assert not panel.display and panel.row_keys == []
+
+    run_console(tmp_path, PIPELINE, scenario)
+
+
+# -- keys -----------------------------------------------------------------------------------
+
+
+def test_slash_filters_the_rows_and_escape_shows_them_all_again(tmp_path: Path) -> None:
+    async def scenario(c: Console) -> None:
+        await c.started()
+        await c.pilot.press("slash")
+        box = c.app.screen.query_one("#filter", Input)
+        assert box.has_class("shown") and box.has_focus
+        await c.pilot.press(*"trans")
+        assert c.table.row_keys == ["merge", "thin"]  # by kind
+        await c.polls(2)
+        assert c.table.row_keys == ["merge", "thin"]  # and it stays filtered
+        await c.pilot.press("escape")
+        assert c.table.row_keys == ["sensor", "merge", "thin", "discard"]
+        assert box.value == "" and not box.has_class("shown") and c.table.has_focus
+
+    run_console(tmp_path, PIPELINE, scenario)
+
+
+def test_s_steps_the_sort_and_the_rows_follow(tmp_path: Path) -> None:
+    async def scenario(c: Console) -> None:
+        await c.started()
+        await c.until(lambda: c.backlog() >= 10, "the uplink backlog to grow")
+        assert c.table.sort_by == "graph" and c.table.row_keys == ALL_NODES
+        await c.pilot.press("s")
+        assert c.table.sort_by == "node" and c.table.row_keys == sorted(ALL_NODES)
+        await c.pilot.press("s", "s", "s")
+        assert c.table.sort_by == "inbox"
+        await c.polls(2)
+        fills = {n.id: n.fill for n in c.snapshot.nodes.values()}
+        assert c.table.row_keys[0] == "uplink" == max(fills, key=fills.__getitem__)
+        await c.pilot.press("S")
+        assert c.table.sort_by == "out/s"
+
+    run_console(tmp_path, UPLINK_DOWN, scenario)
+
+
+def test_sorting_back_to_graph_order_shows_the_rows_in_file_order_again(tmp_path: Path) -> None:
+    in_file_order = ["sensor", "merge", "thin", "discard"]
+
+    async def scenario(c: Console) -> None:
+        await c.started()
+        await c.pilot.press("s")
+        assert c.table.sort_by == "node" and c.table.row_keys == sorted(in_file_order)
+        await c.pilot.press("S")
+        assert c.table.sort_by == "graph"
+        await c.polls(2)
+        assert c.table.row_keys == in_file_order
+
+    run_console(tmp_path, PIPELINE, scenario)
+
+
+def test_enter_opens_the_node_under_the_cursor_and_escape_goes_back(tmp_path: Path) -> None:
+    async def scenario(c: Console) -> None:
+        await c.started()
+        await c.pilot.press("down", "down", "enter")  # sensor, merge, thin
+        detail = c.app.screen
+        assert isinstance(detail, NodeDetailScreen) and detail.node_id == "thin"
+        config = str(detail.query_one("#config Static", Static).content)
+        assert "every: 2" in config
+        rate = detail.query_one("#rate-line", Sparkline)
+        await c.until(lambda: len(rate.data or []) >= 3, "the rate sparkline to get points")
+        assert any(v > 0 for v in rate.data or [])
+        title = str(detail.query_one("#title", Static).content)
+        assert "thin" in title and "transform" in title and "sample" in title
+        await c.pilot.press("escape")
+        assert isinstance(c.app.screen, MainScreen)
+
+    run_console(tmp_path, PIPELINE, scenario)
+
+
+def test_question_mark_opens_the_help_and_escape_closes_it(tmp_path: Path) -> None:
+    async def scenario(c: Console) -> None:
+        await c.started()
+        await c.pilot.press("question_mark")
+        assert isinstance(c.app.screen, HelpScreen)
+        await c.pilot.press("escape")
+        assert isinstance(c.app.screen, MainScreen)
+
+    run_console(tmp_path, PIPELINE, scenario)
+
+
+def test_space_freezes_the_view_while_the_run_goes_on_and_space_again_unfreezes(
+    tmp_path: Path,
+) -> None:
+    async def scenario(c: Console) -> None:
+        await c.started()
+        await c.pilot.press("space")
+        assert c.app.frozen
+        status = c.app.screen.query_one(StatusBar)
+        assert "FROZEN" in str(status.content)
+        rows = {key: c.table.get_row(key) for key in ALL_NODES}
+        shown_status = str(status.content)
+        emitted = c.snapshot.emitted
+        await c.polls(4)
+        assert c.snapshot.emitted > emitted  # still recorded
+        assert {key: c.table.get_row(key) for key in ALL_NODES} == rows
+        assert not str(c.table.get_cell("uplink", "inbox")).endswith(f" {c.backlog()} disk")
+        assert str(status.content) == shown_status
+        await c.pilot.press("space")
+        assert not c.app.frozen
+        assert "FROZEN" not in str(status.content)
+        assert str(c.table.get_cell("uplink", "inbox")).endswith(f" {c.backlog()} disk")
+
+    run_console(tmp_path, UPLINK_DOWN, scenario)
+
+
+def test_plus_and_minus_step_the_refresh_through_its_steps(tmp_path: Path) -> None:
+    async def scenario(c: Console) -> None:
+        await c.started()
+        seen = []
+        for key in ("minus", "minus", "plus", "plus", "plus", "plus", "plus", "plus"):
+            await c.pilot.press(key)
+            seen.append(c.app.refresh_s)
+        assert REFRESH_STEPS == (0.25, 0.5, 1.0, 2.0, 5.0, 10.0)
+        assert seen == [10.0, 10.0, 5.0, 2.0, 1.0, 0.5, 0.25, 0.25]  # slower: minus
+        assert "0.25 s" in str(c.app.screen.query_one(StatusBar).content)
+
+    run_console(tmp_path, PIPELINE, scenario, refresh_s=5.0)
+
+
+def flowing(app: ConsoleApp) -> bool:
+    return app.snapshot is not None and app.snapshot.nodes["sensor"].rate_out > 0
+
+
+# -- quitting -------------------------------------------------------------------------------
+
+
+def test_q_while_packets_flow_asks_and_n_or_escape_keeps_the_run_going(tmp_path: Path) -> None:
+    async def scenario(c: Console) -> None:
+        await c.until(lambda: flowing(c.app), "the console to see packets flow")
+        for answer in ("n", "escape"):
+            await c.pilot.press("q")
+            question = c.app.screen
+            assert isinstance(question, ConfirmScreen)
+            assert question.question == "Stop the graph and quit?"
+            await c.pilot.press(answer)
+            assert isinstance(c.app.screen, MainScreen)
+            assert not c.runtime.stopping and not c.app.quitting
+        emitted = c.snapshot.emitted
+        await c.until(lambda: c.snapshot.emitted > emitted, "packets to go on flowing")
+
+    run_console(tmp_path, PIPELINE, scenario)
+
+
+def test_q_then_y_stops_the_run_and_the_console_ends_once_it_drained(tmp_path: Path) -> None:
+    async def scenario(c: Console) -> None:
+        await c.until(lambda: flowing(c.app), "the console to see packets flow")
+        await c.pilot.press("q")
+        assert isinstance(c.app.screen, ConfirmScreen)
+        await c.pilot.press("y")
+        report = await c.ended()
+        assert report["stop_reason"] == "signal"
+        assert report["stop_detail"] == "stop requested from the console"
+        assert report["totals"]["in_flight"] == 0
+        assert c.app.return_code == 0
+
+    run_console(tmp_path, PIPELINE, scenario)
+
+
+def test_q_after_the_run_ended_exits_without_asking(tmp_path: Path) -> None:
+    async def scenario(c: Console) -> None:
+        await c.until(
+            lambda: c.app.snapshot is not None and not c.app.snapshot.running, "the run to end"
+        )
+        assert c.snapshot.stop_reason == "sources_exhausted"
+        await c.pilot.press("q")
+        report = await c.ended()
+        assert report["totals"]["emitted"] == 20
+
+    run_console(tmp_path, FINITE, scenario)
+
+
+# -- the command palette --------------------------------------------------------------------
+
+
+def test_colon_opens_the_command_palette_and_escape_closes_it(tmp_path: Path) -> None:
+    async def scenario(c: Console) -> None:
+        await c.started()
+        await c.pilot.press("colon")
+        assert isinstance(c.app.screen, CommandPalette)
+        await c.pilot.press("escape")
+        assert isinstance(c.app.screen, MainScreen)
+
+    run_console(tmp_path, PIPELINE, scenario)
+
+
+def test_ctrl_p_opens_the_command_palette(tmp_path: Path) -> None:
+    async def scenario(c: Console) -> None:
+        await c.started()
+        await c.pilot.press("ctrl+p")
+        assert isinstance(c.app.screen, CommandPalette)
+
+    run_console(tmp_path, PIPELINE, scenario)
+
+
+def test_pause_from_the_palette_asks_first_then_pauses_the_node_in_the_runtime(
+    tmp_path: Path,
+) -> None:
+    async def scenario(c: Console) -> None:
+        await c.started()
+        offered = await palette_options(c, "pause merge")
+        assert offered[0] == "Pause node merge"
+        await c.pilot.press("enter")
+        await c.until(lambda: isinstance(c.app.screen, ConfirmScreen), "the confirmation")
+        question = c.app.screen
+        assert isinstance(question, ConfirmScreen)
+        assert question.question == "Pause node merge?"
+        assert question.change.startswith("merge: paused")
+        assert not c.runtime.nodes["merge"].paused  # nothing changed before the answer
+        await c.pilot.press("y")
+        await c.until(
+            lambda: c.app.polls > 0 and c.snapshot.nodes["merge"].paused,
+            "merge to show as paused",
+        )
+        assert c.runtime.nodes["merge"].paused
+        await c.until(
+            lambda: any("merge: paused by an operator" in line for line in c.log_lines()),
+            "the pause in the event log",
+        )
+
+    run_console(tmp_path, PIPELINE, scenario)
+
+
+def test_a_read_only_console_offers_no_pause_command(tmp_path: Path) -> None:
+    async def scenario(c: Console) -> None:
+        await c.started()
+        offered = await palette_options(c, "node")
+        assert "Open node merge" in offered
+        assert not [title for title in offered if title.startswith(("Pause", "Resume"))]
+        assert "READ-ONLY" in str(c.app.screen_stack[-2].query_one(StatusBar).content)
+
+    run_console(tmp_path, PIPELINE, scenario, read_only=True)
+
+
+# -- trouble --------------------------------------------------------------------------------
+
+FAILING_SOURCE = (
+    HEADER
+    + """
+nodes:
+  - {id: steady, kind: source, plugin: synthetic, config: {rate_hz: 100}}
+  - {id: bad, kind: source, plugin: "tests.runtime.plugins:AsyncTicks",
+     config: {count: 1000, fail_at: 5}}
+  - {id: out, kind: sink, plugin: "null"}
+edges:
+  - {from: steady, to: out}
+  - {from: bad, to: out}
+"""
+)
+
+CRASHING_NODE = (
+    HEADER
+    + """
+nodes:
+  - {id: sensor, kind: source, plugin: synthetic, config: {rate_hz: 100}}
+  - {id: buggy, kind: transform, plugin: "tests.runtime.plugins:Escapes"}
+  - {id: out, kind: sink, plugin: "null"}
+edges:
+  - {from: sensor, to: buggy}
+  - {from: buggy, to: out}
+"""
+)
+
+DROPPING = (
+    HEADER
+    + """
+nodes:
+  - {id: sensor, kind: source, plugin: synthetic, config: {rate_hz: 500}}
+  - id: slow
+    kind: sink
+    plugin: "tests.runtime.plugins:Recorder"
+    config: {delay_s: 0.05}
+    inbox: {max: 4, overflow: drop_new}
+edges:
+  - {from: sensor, to: slow}
+"""
+)
+
+
+def test_a_failing_source_shows_in_the_event_log_and_the_run_and_console_go_on(
+    tmp_path: Path,
+) -> None:
+    async def scenario(c: Console) -> None:
+        await c.until(
+            lambda: any("source ended with an error" in line for line in c.log_lines()),
+            "the error in the event log",
+        )
+        line = next(line for line in c.log_lines() if "source ended" in line)
+        assert "error" in line and "bad: source ended with an error: device unplugged at 5" in line
+        await c.polls(3)
+        assert c.app.is_running and isinstance(c.app.screen, MainScreen)
+        assert c.app.polls > 0 and c.snapshot.running
+        assert str(c.table.get_cell("bad", "errors")) == "1"
+
+    run_console(tmp_path, FAILING_SOURCE, scenario)
+
+
+def test_a_crashed_node_ends_the_run_and_the_console_stays_up_to_show_why(
+    tmp_path: Path,
+) -> None:
+    async def scenario(c: Console) -> None:
+        await c.until(
+            lambda: c.app.snapshot is not None and not c.app.snapshot.running, "the run to end"
+        )
+        assert c.snapshot.status == "error" and c.snapshot.stop_reason == "error"
+        await c.polls(2)
+        assert c.app.is_running and isinstance(c.app.screen, MainScreen)
+        assert any(
+            "buggy: node stopped with an error: escaped the plugin" in line
+            for line in c.log_lines()
+        )
+        status = str(c.app.screen.query_one(StatusBar).content)
+        assert "error (error)" in status
+        assert "failing" in str(c.table.get_cell("buggy", "health"))
+        await c.pilot.press("q")  # nothing runs: no question
+        await c.ended()
+
+    run_console(tmp_path, CRASHING_NODE, scenario)
+
+
+def test_a_drop_burst_appears_in_the_event_log_with_its_count_and_reason(
+    tmp_path: Path,
+) -> None:
+    async def scenario(c: Console) -> None:
+        await c.until(
+            lambda: any("slow: dropped" in line for line in c.log_lines()),
+            "a drop burst in the event log",
+        )
+        line = next(line for line in c.log_lines() if "slow: dropped" in line)
+        words = line.split("slow: dropped ", 1)[1]
+        count, rest = words.split(" packets ", 1)
+        assert int(count) > 0 and rest == f"(inbox_full {count})"
+        assert "warning" in line
+        await c.polls(3)  # a burst that goes on is not repeated every poll
+        assert len([line for line in c.log_lines() if "slow: dropped" in line]) == 1
+
+    run_console(tmp_path, DROPPING, scenario)
+
+
+# -- a graph that cannot run ----------------------------------------------------------------
+
+INVALID = REPO / "tests" / "graphs" / "invalid" / "combo-many-node-problems.yaml"
+
+
+def test_an_invalid_graph_lists_every_problem_and_q_exits_with_1() -> None:
+    report = validate_file(INVALID).report
+    assert len(report.problems) > 3
+
+    async def main() -> None:
+        app = InvalidGraphApp(report)
+        async with app.run_test(size=(100, 30)) as pilot:
+            table = app.query_one("#problems", DataTable)
+            assert table.row_count == len(report.problems)
+            shown = [table.get_row_at(i)[2] for i in range(table.row_count)]
+            assert shown == [p.message for p in report.sorted_problems()]
+            summary = str(app.query_one("#summary", Static).content)
+            assert f"{len(report.errors)} errors" in summary and "Nothing was run" in summary
+            await pilot.press("q")
+        assert app.return_value == 1
+
+    asyncio.run(asyncio.wait_for(main(), 30))
+
+
+SCHNITZEL_TUI = str(REPO / ".venv" / "bin" / "schnitzel-tui")
+
+
+def schnitzel_tui(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """The real console script, without a terminal; state (its log) kept in `tmp_path`."""
+    return subprocess.run(
+        [SCHNITZEL_TUI, *args, "--state-dir", str(tmp_path / "state")],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, "NO_COLOR": "1"},
+    )
+
+
+def test_no_ui_on_an_invalid_graph_prints_every_problem_and_exits_1(tmp_path: Path) -> None:
+    done = schnitzel_tui(tmp_path, str(INVALID), "--no-ui")
+    assert done.returncode == 1
+    output = done.stdout + done.stderr
+    for problem in validate_file(INVALID).report.problems:
+        assert f"[{problem.code}]" in output and problem.message in output
+    assert "is invalid; nothing was run" in done.stderr
+
+
+def test_a_missing_graph_file_exits_2_with_a_clear_message_and_no_ui(tmp_path: Path) -> None:
+    missing = tmp_path / "missing.yaml"
+    done = schnitzel_tui(tmp_path, str(missing))
+    assert done.returncode == 2
+    message = f"schnitzel-tui: {missing}: no such file; pass the path of a graph .yaml file"
+    assert done.stderr.strip() == message
+    assert "\x1b[" not in done.stdout  # no screen was drawn
