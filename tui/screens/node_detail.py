@@ -84,7 +84,7 @@ class NodeDetailScreen(Screen[None]):
             title.append(f" ({node.health_reason})", style="dim")
         if node.paused:
             title.append("  paused", style="reverse")
-        self.query_one("#title", Static).update(title)
+        self.query_one("#title", Static).update(title, layout=False)
         self._series("rate", history.rate, f"rate {format_rate(node.rate)}")
         if node.durable is not None:  # the backlog lives on disk: memory holds a window
             depth = f"backlog {node.durable.backlog} · {node.fill:.0%}"
@@ -96,7 +96,7 @@ class NodeDetailScreen(Screen[None]):
         self._show_errors(node)
 
     def _series(self, name: str, values: object, label: str) -> None:
-        self.query_one(f"#{name}-label", Static).update(label)
+        self.query_one(f"#{name}-label", Static).update(label, layout=False)
         self.query_one(f"#{name}-line", Sparkline).data = list(values)  # type: ignore[call-overload]
 
     def _show_errors(self, node: NodeView) -> None:

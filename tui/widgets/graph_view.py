@@ -67,6 +67,8 @@ class GraphView(ScrollView):
         self._spans: list[list[_Span]] = []
         self._boxes: dict[str, tuple[tuple[str, str], tuple[Strip, ...]]] = {}
         self._rows: dict[int, Strip] = {}
+        self._base_style: Style | None = None
+        """`rich_style`, kept: working it out from the CSS costs more than a box."""
 
     @property
     def graph_layout(self) -> GraphLayout | None:
@@ -111,6 +113,7 @@ class GraphView(ScrollView):
         super().notify_style_update()
         self._boxes.clear()
         self._rows.clear()
+        self._base_style = None
 
     def render_line(self, y: int) -> Strip:
         """One visible line: the canvas row under it, cropped to the scroll position."""
@@ -150,17 +153,25 @@ class GraphView(ScrollView):
         cached = self._boxes.get(box.node_id)
         if cached is not None and cached[0] == key:
             return False
-        strips = tuple(self._box_row(box, row, key) for row in range(box.height))
+        content_row = box.content_y - box.y
+        if cached is not None and cached[0][1] == key[1]:  # same health: borders unchanged
+            strips = tuple(
+                self._box_row(box, row, key) if row == content_row else strip
+                for row, strip in enumerate(cached[1])
+            )
+            self._rows.pop(box.content_y, None)
+        else:
+            strips = tuple(self._box_row(box, row, key) for row in range(box.height))
+            for row in range(box.y, box.y + box.height):
+                self._rows.pop(row, None)
         self._boxes[box.node_id] = (key, strips)
-        for row in range(box.y, box.y + box.height):
-            self._rows.pop(row, None)
         return True
 
     def _box_row(self, box: NodeBox, row: int, key: tuple[str, str]) -> Strip:
         """One row of a box: borders and marks in the health colour, the id in bold."""
         assert self._layout is not None
         text, accent_style = key
-        base = self.rich_style
+        base = self._base()
         accent = base + Style.parse(accent_style) if accent_style else base
         line = self._layout.background[box.y + row][box.x : box.x + box.width]
         styles: list[Style] = []
@@ -179,7 +190,7 @@ class GraphView(ScrollView):
 
     def _compose_row(self, row: int) -> Strip:
         assert self._layout is not None
-        background, base = self._layout.background[row], self.rich_style
+        background, base = self._layout.background[row], self._base()
         segments: list[Segment] = []
         for start, end, box in self._spans[row]:
             if box is None:
@@ -189,6 +200,11 @@ class GraphView(ScrollView):
                 self._paint_box(box)
             segments.extend(self._boxes[box.node_id][1][row - box.y])
         return Strip(segments, self._layout.width)
+
+    def _base(self) -> Style:
+        if self._base_style is None:
+            self._base_style = self.rich_style
+        return self._base_style
 
 
 def _fill_gaps(spans: list[_Span], width: int) -> list[_Span]:

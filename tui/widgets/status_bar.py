@@ -43,7 +43,7 @@ class StatusBar(Static):
         text = status_text(self.graph, snapshot, frozen, read_only, refresh_s, note, failed)
         if text != self._shown:
             self._shown = text
-            self.update(text)
+            self.update(text, layout=False)  # one line, always: no re-layout per poll
 
 
 def status_text(
