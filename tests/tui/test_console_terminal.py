@@ -157,6 +157,7 @@ class Terminal:
         *options: str,
         term: str = "xterm-256color",
         size: tuple[int, int] = (WIDTH, HEIGHT),
+        env: tuple[str, ...] = (),
     ) -> None:
         """Run `schnitzel-tui GRAPH --report-json REPORT OPTIONS` in a new pane, in the test's
         directory (an operator types a short relative path)."""
@@ -182,6 +183,7 @@ class Terminal:
             "LINES",
             f"TERM={term}",
             f"SCHNITZEL_STATE_DIR={self.state_dir}",
+            *env,
             sys.executable,
             str(wrapper),
             str(self.pid_file),
@@ -437,6 +439,15 @@ def test_status_line_shows_the_run_state_when_the_graph_path_is_long(
 
     # The status line is drawn in the same batch as the table: no need to wait long.
     terminal.wait_for_screen(lambda s: "running" in status_line(s), "the run state", 3.0)
+
+
+def test_over_ssh_the_console_refreshes_every_2_seconds(terminal: Terminal, tmp_path: Path) -> None:
+    ssh = ("SSH_CONNECTION=192.0.2.10 52144 192.0.2.20 22",)
+    terminal.start(write_graph(tmp_path, ENDLESS).name, env=ssh)
+    status = status_line(
+        terminal.wait_for_screen(lambda s: "running" in status_line(s), "the status line")
+    )
+    assert "every 2 s" in status, status
 
 
 FINITE = ENDLESS.replace("config: {rate_hz: 200.0, payload: {v: 1}}", "config: {count: 50}")
