@@ -36,6 +36,9 @@ __all__ = ["REFRESH_STEPS", "ConsoleApp"]
 REFRESH_STEPS = (0.25, 0.5, 1.0, 2.0, 5.0, 10.0)
 """Refresh intervals `+` and `-` step through, in seconds."""
 
+EVENTS_PER_POLL = 200
+"""Event-log lines drawn per poll at most: a flood must not hold the shared loop."""
+
 
 class ConsoleApp(App[None]):
     """The schnitzel console over any `ConsoleSource`."""
@@ -82,6 +85,7 @@ class ConsoleApp(App[None]):
         self._last_seq = 0
         self._pending_events: list[EventView] = list(startup_events)
         self._poll_timer: Any = None
+        self._polling = False
 
     # -- polling ----------------------------------------------------------------------------
 
@@ -92,6 +96,7 @@ class ConsoleApp(App[None]):
 
     async def poll(self) -> None:
         """Read the control API once, record, draw, and schedule the next poll."""
+        self._polling = True
         try:
             data = await self.source.snapshot()
             events = await self.source.events(self._last_seq)
@@ -103,10 +108,10 @@ class ConsoleApp(App[None]):
             self.snapshot = ConsoleSnapshot.from_report(data).with_rates_since(self.snapshot)
             self.polls += 1
             self.history.record(self.snapshot)
-            if events:
-                self._last_seq = int(events[-1].get("seq", self._last_seq))
-            self._pending_events.extend(EventView.from_dict(e) for e in events)
+            self._take_events([EventView.from_dict(e) for e in events])
             self._pending_events.extend(self.drop_bursts.check(self.snapshot))
+        finally:
+            self._polling = False
         if not self.is_running:
             return
         self.draw()
@@ -115,8 +120,24 @@ class ConsoleApp(App[None]):
             return
         self._poll_timer = self.set_timer(self.refresh_s, self.poll)
 
-    def draw(self) -> None:
-        """Hand the latest snapshot to the screen on top, unless frozen or covered."""
+    def _take_events(self, events: list[EventView]) -> None:
+        """Queue new events for the log, saying so where some were never seen (the runtime
+        keeps the last 500) or are too many to draw in one poll."""
+        if not events:
+            return
+        missed = events[0].seq - self._last_seq - 1 if self._last_seq else 0
+        if len(events) > EVENTS_PER_POLL:
+            missed += len(events) - EVENTS_PER_POLL
+            events = events[-EVENTS_PER_POLL:]
+        if missed > 0:
+            note = f"{missed} events not shown here: the log file has every one"
+            self._pending_events.append(EventView(0, events[0].ts, "warning", note))
+        self._pending_events.extend(events)
+        self._last_seq = events[-1].seq
+
+    def draw(self, force: bool = False) -> None:
+        """Hand the latest snapshot to the screen on top, unless frozen (`force`: even then,
+        for a screen just opened) or covered."""
         if not self.screen_stack or not self.is_running:
             return  # the console is closing: a poll that was already due draws nothing
         screen = self.screen
@@ -124,7 +145,7 @@ class ConsoleApp(App[None]):
         if main is not None and self._pending_events:
             main.add_events(self._pending_events)  # appended even when hidden: a log is a log
             self._pending_events.clear()
-        if self.frozen or isinstance(screen, ModalScreen) or self.snapshot is None:
+        if (self.frozen and not force) or isinstance(screen, ModalScreen) or self.snapshot is None:
             return
         with self.batch_update():
             for bar in screen.query(StatusBar):
@@ -146,7 +167,8 @@ class ConsoleApp(App[None]):
         if self.failure:
             return self.failure
         if self.quitting and self.snapshot is not None and self.snapshot.running:
-            return f"stopping: draining {self.snapshot.in_flight} in flight (q again: now)"
+            in_memory = _in_memory(self.snapshot)
+            return f"stopping: draining {in_memory} in memory (q again: now)"
         return ""
 
     def _main_screen(self) -> MainScreen | None:
@@ -192,15 +214,24 @@ class ConsoleApp(App[None]):
         """`step` -1: the next shorter interval in REFRESH_STEPS; +1: the next longer one."""
         if step < 0:
             shorter = [s for s in REFRESH_STEPS if s < self.refresh_s]
-            self.refresh_s = shorter[-1] if shorter else REFRESH_STEPS[0]
+            self.refresh_s = shorter[-1] if shorter else self.refresh_s
         else:
             longer = [s for s in REFRESH_STEPS if s > self.refresh_s]
-            self.refresh_s = longer[0] if longer else REFRESH_STEPS[-1]
+            self.refresh_s = longer[0] if longer else self.refresh_s
         self._redraw_status()
+
+    def watch_refresh_s(self) -> None:
+        """A new interval counts from now, not from the end of the old one."""
+        if self._poll_timer is not None and not self._polling:
+            self._poll_timer.stop()
+            self._poll_timer = self.set_timer(self.refresh_s, self.poll)
 
     async def action_quit_console(self) -> None:
         if isinstance(self.screen, ConfirmScreen):
             return  # one question at a time: ctrl+c on top of `q` must not stack another
+        if self.failure:  # the run never started: nothing to stop or drain
+            self.exit()
+            return
         if self.quitting:
             if self.snapshot is not None and self.snapshot.running:
                 await self._command("stop", force=True, why="from the console")
@@ -242,7 +273,7 @@ class ConsoleApp(App[None]):
         self.push_screen(
             NodeDetailScreen(node_id, self.topology.node(node_id), self.topology.graph)
         )
-        self.call_after_refresh(self.draw)
+        self.call_after_refresh(self.draw, True)
 
     # -- commands ---------------------------------------------------------------------------
 
@@ -306,13 +337,21 @@ class ConsoleApp(App[None]):
             main.query_one(NodeTable).sort_by = name
 
 
+def _on_disk(snapshot: ConsoleSnapshot) -> int:
+    return sum(n.durable.backlog for n in snapshot.durable_nodes if n.durable is not None)
+
+
+def _in_memory(snapshot: ConsoleSnapshot) -> int:
+    return max(snapshot.in_flight - _on_disk(snapshot), 0)
+
+
 def _quit_change(snapshot: ConsoleSnapshot) -> str:
     """What quitting does to the packets now in the graph."""
-    on_disk = sum(n.durable.backlog for n in snapshot.durable_nodes if n.durable is not None)
-    in_memory = max(snapshot.in_flight - on_disk, 0)
+    on_disk = _on_disk(snapshot)
     text = (
-        f"{in_memory} packets are in memory. Sources stop and these drain first "
-        "(a second q stops at once and drops what is left)."
+        f"{_in_memory(snapshot)} packets are in memory. Sources stop and these drain first, "
+        "up to the drain timeout (--drain-timeout, 30 s by default); what cannot drain by "
+        "then is dropped and counted. A second q stops at once."
     )
     if on_disk:
         text += f" {on_disk} packets stay on disk in durable inboxes for the next run."

@@ -150,7 +150,7 @@ async def _console_and_runtime(
 def _on_stop_signal(runtime: Any, app: Any, received: list[str], signum: int) -> None:
     name = signal.Signals(signum).name
     received.append(name)
-    if runtime.finished:  # the run is over, the console was left up to look at: close it
+    if runtime.finished or app.failure:  # nothing runs: the console was left up to look at
         app.exit()
         return
     if len(received) > 1:  # whatever the first stop was for, a second signal means now

@@ -47,7 +47,8 @@ def format_bytes(n: int) -> str:
 
 
 def format_seconds(seconds: float | None) -> str:
-    """A duration to the second: `—` (unknown), `45 s`, `3 m 20 s`, `2 h 05 m`, `3 d 04 h`."""
+    """A duration in at most eight cells: `—` (unknown), `45 s`, `3 m 20 s`, `2 h 05 m`,
+    `3 d 04 h`, `42 d`, `>99 d`."""
     if seconds is None or not math.isfinite(seconds):
         return "—"
     s = max(round(seconds), 0)
@@ -57,7 +58,11 @@ def format_seconds(seconds: float | None) -> str:
         return f"{s // 60} m {s % 60:02d} s".replace(" m 00 s", " m")
     if s < 86400:
         return f"{s // 3600} h {s % 3600 // 60:02d} m"
-    return f"{s // 86400} d {s % 86400 // 3600:02d} h"
+    if s < 10 * 86400:
+        return f"{s // 86400} d {s % 86400 // 3600:02d} h"
+    if s < 100 * 86400:
+        return f"{s // 86400} d"
+    return ">99 d"
 
 
 def bar(fraction: float, width: int) -> str:

@@ -537,6 +537,8 @@ class DurableInbox(Inbox):
             fill = max(fill, self._count / self.max_packets)
         if fill >= FULL_FRACTION:
             return f"durable store {100 * fill:.0f}% full"
+        if self.stats.quarantined:  # its packets wait in the moved file until someone looks
+            return f"durable store was unreadable: moved to {self.stats.quarantined}"
         return ""
 
     def oldest_age_s(self) -> float:

@@ -109,22 +109,29 @@ class RuntimeControl:
         return node
 
 
-_SECRET_KEY = re.compile(r"^(authorization|password|passwd|secret|token|api[-_]?key)$", re.I)
+_SECRET_KEY = re.compile(r"token|secret|passw|api[-_]?key|authori|cookie|credential", re.I)
+_NOT_SECRET = re.compile(r"_(env|file|path)$", re.I)
+"""Keys that name where a secret is (`token_env`), not the secret."""
+_URL_PASSWORD = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^:/@\s]+:)[^@/\s]+@", re.I)
 
 
 def _plain(config: Any) -> Any:
-    """A plugin's parsed config as JSON-ready data, with values under secret-looking keys
-    (an Authorization header, a password) masked: what a console shows may be screenshotted."""
+    """A plugin's parsed config as JSON-ready data, with values under secret-looking keys (an
+    Authorization header, an API key, a cookie) and passwords in URLs masked: what a console
+    shows may be screenshotted."""
     data = config.model_dump(mode="json") if hasattr(config, "model_dump") else config
     return _masked(data)
 
 
 def _masked(value: Any) -> Any:
     if isinstance(value, dict):
-        return {
-            k: "***" if isinstance(k, str) and _SECRET_KEY.match(k) else _masked(v)
-            for k, v in value.items()
-        }
+        return {k: "***" if _is_secret_key(k) else _masked(v) for k, v in value.items()}
     if isinstance(value, list):
         return [_masked(v) for v in value]
+    if isinstance(value, str):
+        return _URL_PASSWORD.sub(r"\1***@", value)
     return value
+
+
+def _is_secret_key(key: object) -> bool:
+    return isinstance(key, str) and bool(_SECRET_KEY.search(key)) and not _NOT_SECRET.search(key)

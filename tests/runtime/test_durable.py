@@ -336,3 +336,6 @@ def test_a_quarantined_store_makes_the_run_degraded(tmp_path: Path) -> None:
     _corrupt_store(tmp_path, "garbage")
     report = run(graph_from(tmp_path, graph("{count: 3}")), tmp_path)
     assert report["status"] == "degraded"
+    out = next(n for n in report["nodes"].values() if "durable" in n)
+    assert out["health"] == "degraded"
+    assert out["health_reason"].startswith("durable store was unreadable: moved to ")

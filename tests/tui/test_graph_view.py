@@ -171,7 +171,10 @@ def test_a_narrower_terminal_lays_the_graph_out_again() -> None:
         await show(pilot, view, PIPELINE, {})
         assert view.graph_layout is not None and view.graph_layout.mode == ACROSS
         await pilot.resize_terminal(40, 24)
-        await pilot.pause()
+        for _ in range(40):  # laid out again once the size settles (RESIZE_SETTLE_S)
+            await pilot.pause(0.05)
+            if view.graph_layout.mode == DOWN:
+                break
         assert view.graph_layout.mode == DOWN
         assert all(len(line) <= 40 for line in view.graph_layout.background)
 

@@ -20,7 +20,7 @@ class InvalidGraphApp(App[int]):
     TITLE = "schnitzel"
     CSS = """
     #summary { height: auto; padding: 0 1; background: $error 30%; }
-    #hint { height: auto; padding: 0 1; color: $text-muted; }
+    #hint { height: 4; padding: 0 1; color: $text-muted; }
     DataTable { height: 1fr; }
     """
     BINDINGS: ClassVar[list[BindingType]] = [Binding("q,escape", "quit_invalid", "Quit")]

@@ -43,7 +43,7 @@ class MainScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         yield StatusBar(self.topology.graph)
         yield GraphView()
-        yield NodeTable()
+        yield NodeTable([node.id for node in self.topology.nodes])
         yield DurablePanel()
         yield EventLog()
         yield Input(placeholder="filter: part of a node id, kind or plugin", id="filter")

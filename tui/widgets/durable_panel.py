@@ -16,14 +16,17 @@ __all__ = ["DurablePanel"]
 COLUMNS: tuple[Column, ...] = (
     ("node", "durable", 12),
     ("backlog", "backlog", 8),
+    ("state", "state", 11),
+    ("eta", "empty in", 8),
+    ("full", "full in", 8),
     ("bytes", "store", 19),
     ("oldest", "oldest", 8),
     ("fill", "fill", 7),
     ("drain", "drain", 7),
-    ("eta", "empty in", 8),
-    ("full", "full in", 8),
-    ("state", "state", 40),
+    ("detail", "detail", 60),
 )
+"""What an operator acts on first (backlog, a damaged store, when it empties or fills) comes
+first: at 80 columns the rates and the detail scroll."""
 
 
 class DurablePanel(KeyedTable):
@@ -50,20 +53,23 @@ def durable_cells(node: NodeView) -> tuple[Cell, ...]:
     size = Text.assemble((bar(d.fill, 4), fill_style), f" {format_bytes(d.bytes)}")
     size.append(f" {d.fill:.0%}", style=fill_style or "dim")
     if d.quarantined:
-        state = Text(f"quarantined: {d.quarantined}", style="bold red")
+        state = Text("quarantined", style="bold red")
+        detail = Text(f"unreadable, moved to {d.quarantined}", style="bold red")
     elif d.last_error and d.disk_errors:
-        state = Text(f"{d.disk_errors} disk errors: {d.last_error}", style="yellow")
+        state = Text("disk errors", style="yellow")
+        detail = Text(f"{d.disk_errors} disk errors, last: {d.last_error}", style="yellow")
     else:
-        state = Text("ok", style="green")
+        state, detail = Text("ok", style="green"), Text(d.path, style="dim")
     full = format_seconds(d.time_to_full_s)
     return (
         node.id,
         str(d.backlog),
+        state,
+        format_seconds(d.eta_s) if d.backlog else "empty",
+        Text(full, style="yellow") if d.time_to_full_s is not None else full,
         size,
         format_seconds(d.oldest_age_s) if d.backlog else "—",
         format_rate(d.fill_rate),
         format_rate(d.drain_rate),
-        format_seconds(d.eta_s) if d.backlog else "empty",
-        Text(full, style="yellow") if d.time_to_full_s is not None else full,
-        state,
+        detail,
     )

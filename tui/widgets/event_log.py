@@ -23,7 +23,7 @@ class EventLog(RichLog):
     """
 
     def __init__(self, **kwargs: Any) -> None:
-        super().__init__(max_lines=1000, wrap=False, markup=False, **kwargs)
+        super().__init__(max_lines=1000, wrap=True, markup=False, **kwargs)
 
     def add(self, events: Iterable[EventView]) -> None:
         """Append these events."""

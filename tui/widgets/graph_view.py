@@ -17,6 +17,7 @@ from textual.message import Message
 from textual.reactive import var
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
+from textual.timer import Timer
 
 from schnitzel_tui.graph_layout import GraphLayout, NodeBox, box_content, layout_graph
 from schnitzel_tui.model import NodeView, Topology
@@ -26,6 +27,9 @@ __all__ = ["GraphView"]
 
 _BORDER = frozenset("┌┐└┘─│├┬")
 _FILL = frozenset("█▏▎▍▌▋▊▉")
+
+RESIZE_SETTLE_S = 0.15
+"""Quiet time after a resize before the graph is laid out again."""
 
 _Span = tuple[int, int, NodeBox | None]
 """Cells [start, end) of one canvas row: background, or part of a node's box."""
@@ -68,6 +72,7 @@ class GraphView(ScrollView):
         self._boxes: dict[str, tuple[tuple[str, str], tuple[Strip, ...]]] = {}
         self._rows: dict[int, Strip] = {}
         self._base_style: Style | None = None
+        self._resize_timer: Timer | None = None
         """`rich_style`, kept: working it out from the CSS costs more than a box."""
 
     @property
@@ -106,7 +111,14 @@ class GraphView(ScrollView):
         self._relayout(force=True)
 
     def on_resize(self, event: events.Resize) -> None:
-        self._relayout()
+        """Lay out for the new width: at once the first time, then once the terminal stops
+        changing size (a dense graph takes a while to lay out, on the loop the graph runs on)."""
+        if self._layout is None:
+            self._relayout()
+            return
+        if self._resize_timer is not None:
+            self._resize_timer.stop()
+        self._resize_timer = self.set_timer(RESIZE_SETTLE_S, self._relayout)
 
     def notify_style_update(self) -> None:
         """Forget cached strips: they carry the widget's colours."""

@@ -142,6 +142,7 @@ class KeyedTable(ScrollView, can_focus=True):
             if selected in rows:  # the cursor stays on its row when rows move
                 self.set_reactive(KeyedTable.cursor_row, order.index(selected))
             self.cursor_row = min(self.cursor_row, max(len(order) - 1, 0))
+            self._scroll_to_cursor()
             self.refresh()
         else:
             for key in changed_rows:
@@ -162,7 +163,9 @@ class KeyedTable(ScrollView, can_focus=True):
             strip = self._row_strip(self._order[index])
             if self.show_cursor and index == self.cursor_row:
                 cursor = self.get_component_rich_style("keyed-table--cursor")
-                strip = strip.apply_style(cursor)
+                # over the cells' own colours (apply_style would put it under them)
+                painted = Segment.apply_style(iter(strip), post_style=cursor)
+                strip = Strip(painted, strip.cell_length)
         return strip.crop_extend(scroll_x, scroll_x + width, self.rich_style)
 
     def _header_strip(self) -> Strip:
@@ -191,8 +194,10 @@ class KeyedTable(ScrollView, can_focus=True):
             if text.cell_len > width:
                 text = text.copy()
                 text.truncate(width, overflow="ellipsis")
+            # Text.render leaves a Text's own style out when it has no spans: add it here.
+            own = base + console.get_style(text.style) if text.style else base
             for segment in text.render(console, end=""):
-                style = base + segment.style if segment.style else base
+                style = own + segment.style if segment.style else own
                 segments.append(Segment(segment.text, style))
             segments.append(Segment(" " * (width - text.cell_len + GAP), base))
         return Strip(segments, self._width)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from rich.text import Text
@@ -16,24 +16,30 @@ from schnitzel_tui.widgets.keyed_table import Cell, Column, KeyedTable
 
 __all__ = ["SORTS", "NodeTable"]
 
-COLUMNS: tuple[Column, ...] = (
-    ("mark", "", 1),
-    ("node", "node", 14),
-    ("in", "in", 7),
-    ("out", "out", 7),
-    ("inbox", "inbox", 15),
-    ("filtered", "filtered", 8),
-    ("overflow", "overflow", 8),
-    ("lost", "lost", 6),
-    ("errors", "errors", 6),
-    ("p99", "p99 ms", 7),
-    ("health", "health", 10),
-    ("kind", "kind", 9),
-    ("plugin", "plugin", 11),
-    ("reason", "why", 40),
-)
-"""Node and rates first: at 80 columns an operator sees where packets pile up and drop
-without scrolling; the health mark leads each row."""
+ID_WIDTH = (8, 24)
+"""Bounds of the node column's width: the longest id, within these."""
+
+
+def node_columns(id_width: int) -> tuple[Column, ...]:
+    """Node, rates and losses first: at 80 columns an operator sees where packets pile up,
+    drop and fail without scrolling; the health mark leads each row."""
+    return (
+        ("mark", "", 1),
+        ("node", "node", id_width),
+        ("in", "in", 7),
+        ("out", "out", 7),
+        ("inbox", "inbox", 15),
+        ("errors", "errors", 6),
+        ("lost", "lost", 6),
+        ("overflow", "overflow", 8),
+        ("filtered", "filtered", 8),
+        ("p99", "p99 ms", 7),
+        ("health", "health", 10),
+        ("kind", "kind", 9),
+        ("plugin", "plugin", 11),
+        ("reason", "why", 48),
+    )
+
 
 SORTS: dict[str, Callable[[NodeView], Any]] = {
     "graph": lambda n: 0,
@@ -68,8 +74,11 @@ class NodeTable(KeyedTable):
             super().__init__()
             self.node_id = node_id
 
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(COLUMNS, key_column="node", **kwargs)
+    def __init__(self, node_ids: Sequence[str] = (), **kwargs: Any) -> None:
+        """`node_ids`: the graph's ids, to size the node column to the longest."""
+        low, high = ID_WIDTH
+        width = max(low, min(high, max((len(i) for i in node_ids), default=low)))
+        super().__init__(node_columns(width), key_column="node", **kwargs)
         self._views: Mapping[str, NodeView] = {}
 
     def show(self, nodes: Mapping[str, NodeView]) -> int:
@@ -116,10 +125,10 @@ def node_cells(node: NodeView) -> tuple[Cell, ...]:
         format_rate(node.rate_in) if node.kind != "source" else "",
         format_rate(node.rate_out),
         _inbox(node),
-        _count(node.filtered, ""),
-        _count(node.overflow_drops, "yellow"),
-        _count(node.other_drops, "bold red"),
         _count(node.errors, "bold red"),
+        _count(node.other_drops, "bold red"),
+        _count(node.overflow_drops, "yellow"),
+        _count(node.filtered, ""),
         f"{node.p99_ms:.2f}" if node.kind != "source" else "",
         Text(f"{mark} {'paused' if node.paused else node.health}", style=style),
         node.kind,
