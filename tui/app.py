@@ -29,7 +29,7 @@ from schnitzel_tui.screens.node_detail import NodeDetailScreen
 from schnitzel_tui.source import ConsoleSource
 from schnitzel_tui.widgets.graph_view import GraphView
 from schnitzel_tui.widgets.node_table import SORTS, NodeTable
-from schnitzel_tui.widgets.status_bar import StatusBar
+from schnitzel_tui.widgets.status_bar import StatusBar, StatusFacts
 
 __all__ = ["REFRESH_STEPS", "ConsoleApp"]
 
@@ -148,15 +148,7 @@ class ConsoleApp(App[None]):
         if (self.frozen and not force) or isinstance(screen, ModalScreen) or self.snapshot is None:
             return
         with self.batch_update():
-            for bar in screen.query(StatusBar):
-                bar.show(
-                    self.snapshot,
-                    frozen=self.frozen,
-                    read_only=self.read_only,
-                    refresh_s=self.refresh_s,
-                    note=self._note(),
-                    failed=bool(self.failure),
-                )
+            self._redraw_status()
             if isinstance(screen, MainScreen):
                 screen.show(self.snapshot)
             elif isinstance(screen, NodeDetailScreen):
@@ -175,15 +167,16 @@ class ConsoleApp(App[None]):
         return next((s for s in self.screen_stack if isinstance(s, MainScreen)), None)
 
     def _redraw_status(self) -> None:
+        facts = StatusFacts(
+            self.snapshot,
+            frozen=self.frozen,
+            read_only=self.read_only,
+            refresh_s=self.refresh_s,
+            note=self._note(),
+            failed=bool(self.failure),
+        )
         for bar in self.screen.query(StatusBar):
-            bar.show(
-                self.snapshot,
-                frozen=self.frozen,
-                read_only=self.read_only,
-                refresh_s=self.refresh_s,
-                note=self._note(),
-                failed=bool(self.failure),
-            )
+            bar.show(facts)
 
     # -- what the embedding runner tells the console ------------------------------------------
 

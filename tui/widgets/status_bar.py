@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,7 @@ from schnitzel_tui.formatting import format_count, format_seconds
 from schnitzel_tui.model import ConsoleSnapshot
 from schnitzel_tui.theme import HEALTH_MARK, health_style
 
-__all__ = ["StatusBar", "status_text"]
+__all__ = ["StatusBar", "StatusFacts", "status_text"]
 
 STATUS_HEALTH = {"running": "ok", "ok": "ok", "degraded": "degraded", "error": "failing"}
 
@@ -29,35 +30,33 @@ class StatusBar(Static):
         self.graph = graph
         self._shown: Text | None = None
 
-    def show(
-        self,
-        snapshot: ConsoleSnapshot | None,
-        *,
-        frozen: bool,
-        read_only: bool,
-        refresh_s: float,
-        note: str = "",
-        failed: bool = False,
-    ) -> None:
+    def show(self, facts: StatusFacts) -> None:
         """Redraw if anything shown changed."""
-        text = status_text(self.graph, snapshot, frozen, read_only, refresh_s, note, failed)
+        text = status_text(self.graph, facts)
         if text != self._shown:
             self._shown = text
             self.update(text, layout=False)  # one line, always: no re-layout per poll
 
 
-def status_text(
-    graph: str,
-    snapshot: ConsoleSnapshot | None,
-    frozen: bool,
-    read_only: bool,
-    refresh_s: float,
-    note: str = "",
-    failed: bool = False,
-) -> Text:
+@dataclass(frozen=True, slots=True)
+class StatusFacts:
+    """What the status line shows besides the graph's name."""
+
+    snapshot: ConsoleSnapshot | None
+    frozen: bool = False
+    read_only: bool = False
+    refresh_s: float = 1.0
+    note: str = ""
+    """Said in bold after the state (a drain under way, a failure)."""
+    failed: bool = False
+    """The run could not start."""
+
+
+def status_text(graph: str, facts: StatusFacts) -> Text:
     """The status line's text: what matters first, so a narrow terminal cuts the least."""
+    snapshot = facts.snapshot
     text = Text.assemble((Path(graph).name or graph, "bold"), " ")
-    if failed:
+    if facts.failed:
         text.append(f"{HEALTH_MARK['failing']} failed", style=health_style("failing"))
     elif snapshot is None:
         text.append("starting…")
@@ -71,13 +70,13 @@ def status_text(
         if not snapshot.running and snapshot.stop_reason:
             text.append(f" ({snapshot.stop_reason})")
         text.append(f" {format_seconds(snapshot.duration_s)}", style="dim")
-    if frozen:
+    if facts.frozen:
         text.append(" FROZEN ", style="reverse bold")
-    if read_only:
+    if facts.read_only:
         text.append(" READ-ONLY ", style="reverse")
-    if note:
-        text.append(f" {note}", style="bold yellow")
-    if snapshot is not None and not failed:
+    if facts.note:
+        text.append(f" {facts.note}", style="bold yellow")
+    if snapshot is not None and not facts.failed:
         dropped, errors = format_count(snapshot.dropped), format_count(snapshot.errors)
         text.append(" · ")  # losses before totals: a narrow terminal cuts the totals
         text.append(f"dropped {dropped}", style="yellow" if snapshot.dropped else "")
@@ -87,7 +86,7 @@ def status_text(
             f" · emitted {format_count(snapshot.emitted)}"
             f" · delivered {format_count(snapshot.delivered)}"
         )
-    text.append(f" · every {refresh_s:g} s", style="dim")
+    text.append(f" · every {facts.refresh_s:g} s", style="dim")
     return text
 
 
