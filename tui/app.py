@@ -125,7 +125,7 @@ class ConsoleApp(App[None]):
         keeps the last 500) or are too many to draw in one poll."""
         if not events:
             return
-        missed = events[0].seq - self._last_seq - 1 if self._last_seq else 0
+        missed = events[0].seq - self._last_seq - 1  # seqs start at 1; none seen: 0
         if len(events) > EVENTS_PER_POLL:
             missed += len(events) - EVENTS_PER_POLL
             events = events[-EVENTS_PER_POLL:]

@@ -47,19 +47,23 @@ def format_bytes(n: int) -> str:
 
 
 def format_seconds(seconds: float | None) -> str:
-    """A duration in at most eight cells: `—` (unknown), `45 s`, `3 m 20 s`, `2 h 05 m`,
-    `3 d 04 h`, `42 d`, `>99 d`."""
+    """A duration in at most eight cells, to the unit that matters at its size: `—`
+    (unknown), `45 s`, `3 m 20 s`, `16 m`, `2 h 05 m`, `14 h`, `3 d 04 h`, `42 d`, `>99 d`."""
     if seconds is None or not math.isfinite(seconds):
         return "—"
     s = max(round(seconds), 0)
     if s < 60:
         return f"{s} s"
-    if s < 3600:
+    if s < 600:
         return f"{s // 60} m {s % 60:02d} s".replace(" m 00 s", " m")
+    if s < 3600:
+        return f"{s // 60} m"
+    if s < 10 * 3600:
+        return f"{s // 3600} h {s % 3600 // 60:02d} m".replace(" h 00 m", " h")
     if s < 86400:
-        return f"{s // 3600} h {s % 3600 // 60:02d} m"
+        return f"{s // 3600} h"
     if s < 10 * 86400:
-        return f"{s // 86400} d {s % 86400 // 3600:02d} h"
+        return f"{s // 86400} d {s % 86400 // 3600:02d} h".replace(" d 00 h", " d")
     if s < 100 * 86400:
         return f"{s // 86400} d"
     return ">99 d"

@@ -128,3 +128,52 @@ def test_commands_that_cannot_apply_say_why(command: Any, message: str, tmp_path
     control = RuntimeControl(Runtime(graph_from(tmp_path, ENDLESS), state_dir=tmp_path))
     with pytest.raises(ControlError, match=message):
         command(control)
+
+
+SECRETS = """
+nodes:
+  - {id: src, kind: source, plugin: synthetic, config: {rate_hz: 5.0}}
+  - id: ingest
+    kind: sink
+    plugin: http
+    config:
+      url: "http://ingest:s3cr3t-pw@127.0.0.1:9/x"
+      token_env: INGEST_TOKEN
+      headers:
+        X-API-Key: AKIA-LEAKED
+        Proxy-Authorization: "Basic dXNlcjpwdw=="
+        X-Auth-Token: tok123
+        Cookie: "session=abc"
+        X-Site: north
+  - id: backup
+    kind: sink
+    plugin: http
+    config:
+      url: "http://user:pw@backup.example/x?site=north"
+      headers: {Authorization: "Bearer eyJ-LEAKED"}
+edges:
+  - {from: src, to: ingest}
+  - {from: src, to: backup}
+"""
+
+
+def test_describe_masks_secret_headers_and_url_passwords_but_keeps_names_of_env_vars(
+    tmp_path: Path,
+) -> None:
+    control = RuntimeControl(Runtime(graph_from(tmp_path, SECRETS), state_dir=tmp_path))
+    configs = {node["id"]: node["config"] for node in control.describe()["nodes"]}
+    ingest, backup = configs["ingest"], configs["backup"]
+    assert ingest["headers"] == {
+        "X-API-Key": "***",
+        "Proxy-Authorization": "***",
+        "X-Auth-Token": "***",
+        "Cookie": "***",
+        "X-Site": "north",
+    }
+    assert backup["headers"] == {"Authorization": "***"}
+    assert ingest["url"] == "http://ingest:***@127.0.0.1:9/x"
+    assert backup["url"] == "http://user:***@backup.example/x?site=north"
+    assert ingest["token_env"] == "INGEST_TOKEN"  # where the token is, not the token
+    shown = json.dumps(configs)
+    for secret in ("AKIA-LEAKED", "dXNlcjpwdw", "tok123", "session=abc", "s3cr3t-pw", "eyJ"):
+        assert secret not in shown

@@ -7,15 +7,17 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+import pytest
 from textual.app import App, ComposeResult
 
 from schnitzel.runtime import Runtime
 from schnitzel.runtime.control import RuntimeControl
 from schnitzel.validate.validator import load_graph
 from schnitzel_tui.drop_bursts import DropBurstWatch
+from schnitzel_tui.formatting import format_seconds
 from schnitzel_tui.model import ConsoleSnapshot, NodeView
 from schnitzel_tui.widgets.node_table import NodeTable, node_columns
-from tests.tui.test_console_pilot import FINITE, UPLINK_DOWN
+from tests.tui.test_console_pilot import FINITE, UPLINK_DOWN, cell_segment, colour
 
 
 def runtime_for(tmp_path: Path, graph: str) -> Runtime:
@@ -165,3 +167,71 @@ def test_the_node_table_writes_only_the_cells_that_changed() -> None:
             assert table.row_keys == ["a"]
 
     asyncio.run(asyncio.wait_for(main(), 30))
+
+
+def test_the_node_table_draws_losses_and_errors_in_bold_red_and_overflow_drops_in_yellow() -> None:
+    losing = node(
+        "b",
+        errors=2,
+        dropped=5,
+        dropped_by_reason={"node_failed": 3, "inbox_full": 2},
+        health="failing",
+    )
+
+    async def main() -> None:
+        app = TableApp()
+        async with app.run_test(size=(120, 10)) as pilot:
+            table = app.query_one(NodeTable)
+            table.show({"a": node("a"), "b": losing})
+            await pilot.pause()
+            assert table.cursor_row == 0  # row b is drawn in its own colours
+            for column, text, expected, bold in (
+                ("mark", "✖", "red", True),
+                ("errors", "2", "red", True),
+                ("lost", "3", "red", True),
+                ("overflow", "2", "yellow", False),
+            ):
+                segment = cell_segment(table, "b", column)
+                assert (segment.text, colour(segment)) == (text, expected), column
+                assert segment.style is not None and bool(segment.style.bold) == bold, column
+
+    asyncio.run(asyncio.wait_for(main(), 30))
+
+
+# -- formatting -----------------------------------------------------------------------------
+
+DAY = 86400
+
+
+@pytest.mark.parametrize(
+    ("seconds", "shown"),
+    [
+        (None, "—"),
+        (float("inf"), "—"),
+        (45, "45 s"),
+        (200, "3 m 20 s"),
+        (999, "16 m"),
+        (2 * 3600 + 5 * 60, "2 h 05 m"),
+        (86399, "23 h"),
+        (3 * DAY + 4 * 3600, "3 d 04 h"),
+        (9 * DAY + 23 * 3600, "9 d 23 h"),
+        (10 * DAY, "10 d"),
+        (42 * DAY + 5 * 3600, "42 d"),
+        (100 * DAY - 1, "99 d"),
+        (100 * DAY, ">99 d"),
+        (1e12, ">99 d"),
+    ],
+)
+def test_format_seconds_keeps_its_unit_for_long_durations(
+    seconds: float | None, shown: str
+) -> None:
+    assert format_seconds(seconds) == shown
+
+
+def test_format_seconds_never_takes_more_than_eight_cells() -> None:
+    for exponent in range(-1, 16):
+        for mantissa in (1.0, 2.5, 5.99, 9.99):
+            text = format_seconds(mantissa * 10**exponent)
+            assert len(text) <= 8 and text.endswith((" s", " m", " h", " d")), text
+    for seconds in (599, 999, 3599, 35999, 36000, 86399):  # the widest of each unit
+        assert len(format_seconds(seconds)) <= 8, format_seconds(seconds)

@@ -5,20 +5,24 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import subprocess
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
+from rich.segment import Segment
 from textual.command import CommandList, CommandPalette
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Input, Sparkline, Static
 
+from schnitzel.errors import RuntimeStartError
 from schnitzel.runtime import Runtime
 from schnitzel.runtime.control import RuntimeControl
 from schnitzel.validate.validator import load_graph, validate_file
-from schnitzel_tui.app import REFRESH_STEPS, ConsoleApp
+from schnitzel_tui.app import EVENTS_PER_POLL, REFRESH_STEPS, ConsoleApp
 from schnitzel_tui.formatting import format_rate
 from schnitzel_tui.model import ConsoleSnapshot
 from schnitzel_tui.screens.confirm import ConfirmScreen
@@ -30,6 +34,7 @@ from schnitzel_tui.source import EmbeddedSource
 from schnitzel_tui.widgets.durable_panel import DurablePanel
 from schnitzel_tui.widgets.event_log import EventLog
 from schnitzel_tui.widgets.graph_view import GraphView
+from schnitzel_tui.widgets.keyed_table import GAP, MARGIN, KeyedTable
 from schnitzel_tui.widgets.node_table import NodeTable
 from schnitzel_tui.widgets.status_bar import StatusBar
 from tests.conftest import REPO
@@ -140,7 +145,13 @@ Scenario = Callable[[Console], Awaitable[None]]
 
 
 def run_console(
-    tmp_path: Path, graph: str, scenario: Scenario, *, refresh_s: float = 0.1, **options: Any
+    tmp_path: Path,
+    graph: str,
+    scenario: Scenario,
+    *,
+    refresh_s: float = 0.1,
+    size: tuple[int, int] = (120, 40),
+    **options: Any,
 ) -> None:
     """Run `graph` and a console over it until `scenario` is done; the run is always ended."""
     path = tmp_path / "graph.yaml"
@@ -151,7 +162,7 @@ def run_console(
         app = ConsoleApp(EmbeddedSource(RuntimeControl(runtime)), refresh_s=refresh_s, **options)
         run = asyncio.create_task(runtime.run())
         try:
-            async with app.run_test(size=(120, 40)) as pilot:
+            async with app.run_test(size=size) as pilot:
                 await scenario(Console(app, pilot, runtime, run))
         finally:
             if not run.done():
@@ -163,6 +174,30 @@ def run_console(
 
 def screen_lines(view: GraphView) -> list[str]:
     return [view.render_line(y).text for y in range(view.size.height)]
+
+
+def cell_segment(table: KeyedTable, row_key: str, column: str) -> Segment:
+    """The segment a row's cell starts with, as the table draws it (cursor included)."""
+    x = MARGIN
+    for key, _, width in table._table_columns:
+        if key == column:
+            break
+        x += width + GAP
+    else:
+        raise AssertionError(f"no column {column!r}")
+    y = table.row_keys.index(row_key) + 1 - table.scroll_offset.y
+    start = 0
+    for segment in table.render_line(y):
+        if start == x:
+            return segment
+        start += segment.cell_length
+    raise AssertionError(f"no segment starts at column {column!r} of row {row_key!r}")
+
+
+def colour(segment: Segment) -> str | None:
+    """The name of a segment's foreground colour (`green`, `#e0e0e0`)."""
+    style = segment.style
+    return style.color.name if style is not None and style.color is not None else None
 
 
 async def palette_options(console: Console, query: str) -> list[str]:
@@ -238,6 +273,99 @@ def test_the_durable_panel_is_hidden_when_no_inbox_is_durable(tmp_path: Path) ->
         assert not panel.display and panel.row_keys == []
 
     run_console(tmp_path, PIPELINE, scenario)
+
+
+def test_the_node_table_draws_a_healthy_mark_in_green_and_an_error_count_in_bold_red(
+    tmp_path: Path,
+) -> None:
+    async def scenario(c: Console) -> None:
+        await c.until(lambda: str(c.table.get_cell("bad", "errors")) == "1", "bad's error")
+        await c.pilot.pause()
+        assert c.table.row_keys == ["steady", "bad", "out"] and c.table.cursor_row == 0
+        mark = cell_segment(c.table, "out", "mark")  # not the cursor row: its own colours
+        assert (mark.text, colour(mark)) == ("●", "green")
+        errors = cell_segment(c.table, "bad", "errors")
+        assert (errors.text, colour(errors)) == ("1", "red")
+        assert errors.style is not None and errors.style.bold
+
+    run_console(tmp_path, FAILING_SOURCE, scenario)
+
+
+def test_the_cursor_row_is_drawn_on_the_cursor_background_and_no_other_row_is(
+    tmp_path: Path,
+) -> None:
+    async def scenario(c: Console) -> None:
+        await c.polls(2)
+        await c.pilot.press("down")  # sensor, merge
+        await c.pilot.pause()
+        cursor = c.table.get_component_rich_style("keyed-table--cursor").bgcolor
+        assert cursor is not None and cursor != c.table.rich_style.bgcolor
+        for y, node_id in enumerate(c.table.row_keys, start=1):
+            backgrounds = {s.style.bgcolor for s in c.table.render_line(y) if s.style}
+            if node_id == "merge":
+                assert backgrounds == {cursor}, node_id
+            else:
+                assert cursor not in backgrounds, node_id
+
+    run_console(tmp_path, PIPELINE, scenario)
+
+
+def fan_out(sinks: int) -> str:
+    """A source feeding `sinks` null sinks listed from the highest id down: the last row in
+    graph order is the first but one sorted by id."""
+    ids = [f"sink{i:02d}" for i in reversed(range(sinks))]
+    return (
+        HEADER
+        + "nodes:\n  - {id: sensor, kind: source, plugin: synthetic, config: {rate_hz: 20}}\n"
+        + "".join(f'  - {{id: {i}, kind: sink, plugin: "null"}}\n' for i in ids)
+        + "edges:\n"
+        + "".join(f"  - {{from: sensor, to: {i}}}\n" for i in ids)
+    )
+
+
+def test_after_a_sort_the_cursor_row_stays_on_screen(tmp_path: Path) -> None:
+    async def scenario(c: Console) -> None:
+        await c.polls(2)
+        await c.pilot.press("end")
+        await c.pilot.pause()
+        visible = c.table.size.height - 1  # under the header
+        assert c.table.selected_node == "sink00" and c.table.scroll_offset.y > 0
+        await c.pilot.press("s")
+        await c.pilot.pause()
+        assert c.table.sort_by == "node" and c.table.selected_node == "sink00"
+        assert c.table.cursor_row == 1  # after sensor
+        top = c.table.scroll_offset.y
+        assert top <= c.table.cursor_row < top + visible
+
+    run_console(tmp_path, fan_out(30), scenario, size=(80, 24))
+
+
+def test_a_quarantined_store_shows_quarantined_in_bold_red_in_the_durable_panel_at_80_columns(
+    tmp_path: Path,
+) -> None:
+    store = tmp_path / "state" / "uplink.db"
+    store.parent.mkdir()
+    store.write_bytes(b"this is not a database, it is a shopping list\n" * 200)
+
+    async def scenario(c: Console) -> None:
+        await c.started()
+        panel = c.app.screen.query_one(DurablePanel)
+
+        def state() -> str:
+            return str(panel.get_cell("uplink", "state")) if panel.row_keys else ""
+
+        await c.until(lambda: state().startswith("quarantined"), "the store's state")
+        await c.pilot.pause()
+        assert panel.region.right <= 80
+        row = panel.render_line(1)  # under the header, as shown: no scrolling
+        assert "quarantined" in row.text
+        assert state() == "quarantined"  # where the store was moved: in the detail column
+        state_cell = next(s for s in row if s.text.startswith("quarantined"))
+        assert colour(state_cell) == "red"
+        assert state_cell.style is not None and state_cell.style.bold
+        await c.until(lambda: c.snapshot.nodes["uplink"].health == "degraded", "degraded")
+
+    run_console(tmp_path, UPLINK_DOWN, scenario, size=(80, 24))
 
 
 # -- keys -----------------------------------------------------------------------------------
@@ -362,6 +490,50 @@ def test_plus_and_minus_step_the_refresh_through_its_steps(tmp_path: Path) -> No
     run_console(tmp_path, PIPELINE, scenario, refresh_s=5.0)
 
 
+@pytest.mark.parametrize(("start", "key"), [(0.1, "plus"), (60.0, "minus")])
+def test_plus_at_the_shortest_interval_and_minus_at_the_longest_keep_it(
+    tmp_path: Path, start: float, key: str
+) -> None:
+    async def scenario(c: Console) -> None:
+        await c.started()
+        await c.pilot.press(key)  # plus: shorter; minus: longer; neither is in REFRESH_STEPS
+        assert c.app.refresh_s == start
+
+    run_console(tmp_path, PIPELINE, scenario, refresh_s=start)
+
+
+def test_a_shorter_refresh_interval_counts_from_the_key_press_not_from_the_last_poll(
+    tmp_path: Path,
+) -> None:
+    async def scenario(c: Console) -> None:
+        await c.started()
+        await c.pilot.press("plus", "plus", "plus", "plus", "plus")  # 10 s to 0.25 s
+        assert c.app.refresh_s == 0.25
+        polls = c.app.polls
+        # the poll due 10 s after the first must not hold the next one back
+        await c.until(lambda: c.app.polls > polls, "the next poll", timeout_s=1.5)
+
+    run_console(tmp_path, PIPELINE, scenario, refresh_s=10.0)
+
+
+def test_opening_a_node_while_frozen_shows_its_figures_at_once(tmp_path: Path) -> None:
+    async def scenario(c: Console) -> None:
+        await c.polls(3)
+        await c.pilot.press("space")
+        assert c.app.frozen
+        await c.pilot.press("enter")  # sensor
+        detail = c.app.screen
+        assert isinstance(detail, NodeDetailScreen) and detail.node_id == "sensor"
+        label = detail.query_one("#rate-label", Static)
+        await c.until(lambda: str(label.content) != "", "the rate label", timeout_s=2.0)
+        assert str(label.content).startswith("rate ")
+        assert len(detail.query_one("#rate-line", Sparkline).data or []) >= 3
+        assert "sensor" in str(detail.query_one("#title", Static).content)
+        assert c.app.frozen
+
+    run_console(tmp_path, PIPELINE, scenario)
+
+
 def flowing(app: ConsoleApp) -> bool:
     return app.snapshot is not None and app.snapshot.nodes["sensor"].rate_out > 0
 
@@ -412,6 +584,42 @@ def test_q_after_the_run_ended_exits_without_asking(tmp_path: Path) -> None:
         assert report["totals"]["emitted"] == 20
 
     run_console(tmp_path, FINITE, scenario)
+
+
+REFUSES_TO_OPEN = (
+    HEADER
+    + """
+nodes:
+  - {id: sensor, kind: source, plugin: synthetic, config: {rate_hz: 20}}
+  - {id: out, kind: sink, plugin: "tests.runtime.plugins:RefusesToOpen"}
+edges:
+  - {from: sensor, to: out}
+"""
+)
+
+
+def test_q_closes_a_console_whose_run_failed_to_start_after_a_stop_was_asked_for(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "graph.yaml"
+    path.write_text(REFUSES_TO_OPEN)
+
+    async def main() -> None:
+        runtime = Runtime(load_graph(path), tmp_path / "state", drain_timeout_s=2.0)
+        app = ConsoleApp(EmbeddedSource(RuntimeControl(runtime)), refresh_s=0.1)
+        async with app.run_test(size=(120, 40)) as pilot:
+            app.stop_requested()  # a SIGTERM while the sinks open, as schnitzel-tui passes it
+            with pytest.raises(RuntimeStartError) as failed:
+                await asyncio.wait_for(runtime.run(), 10)
+            app.runtime_failed(str(failed.value))  # as schnitzel-tui tells it
+            await pilot.pause()
+            assert "run failed" in str(app.screen.query_one(StatusBar).content)
+            await pilot.press("q")  # nothing runs, nothing drains: no question, no wait
+            await pilot.pause()
+            assert not isinstance(app.screen, ConfirmScreen)
+            assert app.return_code is not None
+
+    asyncio.run(asyncio.wait_for(main(), 30))
 
 
 # -- the command palette --------------------------------------------------------------------
@@ -581,6 +789,31 @@ def test_a_drop_burst_appears_in_the_event_log_with_its_count_and_reason(
     run_console(tmp_path, DROPPING, scenario)
 
 
+@pytest.mark.parametrize("seen_before", [True, False], ids=["after-an-event", "first-events"])
+def test_events_the_console_missed_are_counted_in_the_log_and_a_flood_is_drawn_a_poll_at_a_time(
+    tmp_path: Path, seen_before: bool
+) -> None:
+    flood = 1500  # the runtime keeps the last 500; the console draws EVENTS_PER_POLL a poll
+
+    async def scenario(c: Console) -> None:
+        await c.started()
+        if seen_before:
+            c.runtime.events.add("info", "before the flood", "sensor")
+            await c.until(lambda: any("before the flood" in x for x in c.log_lines()[-1:]), "it")
+        assert c.runtime.events.last_seq == int(seen_before)  # nothing else was said
+        for i in range(flood):  # between two polls: nothing else runs on the loop
+            c.runtime.events.add("warning", f"flapping {i}", "sensor")
+        note = re.compile(r"(\d+) events not shown here: the log file has every one")
+        await c.until(lambda: any(note.search(line) for line in c.log_lines()), "the note")
+        [missed] = [int(m.group(1)) for m in map(note.search, c.log_lines()) if m]
+        shown = [line for line in c.log_lines() if "sensor: flapping" in line]
+        assert len(shown) == EVENTS_PER_POLL < 500
+        assert shown[-1].endswith(f"flapping {flood - 1}")  # the latest are the ones drawn
+        assert missed + len(shown) == flood
+
+    run_console(tmp_path, PIPELINE, scenario)
+
+
 # -- a graph that cannot run ----------------------------------------------------------------
 
 INVALID = REPO / "tests" / "graphs" / "invalid" / "combo-many-node-problems.yaml"
@@ -601,6 +834,51 @@ def test_an_invalid_graph_lists_every_problem_and_q_exits_with_1() -> None:
             assert f"{len(report.errors)} errors" in summary and "Nothing was run" in summary
             await pilot.press("q")
         assert app.return_value == 1
+
+    asyncio.run(asyncio.wait_for(main(), 30))
+
+
+MANY_PROBLEMS = """\
+version: 2
+nodes:
+  - {id: cam, kind: source, plugin: synthetic, config: {count: 10, bogus: 1}}
+  - {id: thin, kind: transform, plugin: sampel}
+  - {id: Bad Id, kind: sink, plugin: "null"}
+  - {id: out, kind: sink, plugin: "null", config: {x: 1}}
+  - {id: orphan, kind: transform, plugin: passthrough}
+edges:
+  - {from: cam, to: thin}
+  - {from: thin, to: out}
+  - {from: thin, to: nowhere}
+  - {from: out, to: cam}
+"""
+"""Problems whose message and hint wrap at 80 columns, the first among them."""
+
+
+@pytest.mark.parametrize("graph", ["many-problems", "combo-many-node-problems"])
+def test_the_hint_area_shows_the_highlighted_problems_code_message_and_hint_in_full(
+    tmp_path: Path, graph: str
+) -> None:
+    path = INVALID
+    if graph == "many-problems":
+        path = tmp_path / "graph.yaml"
+        path.write_text(MANY_PROBLEMS)
+    report = validate_file(path).report
+    problems = report.sorted_problems()
+    assert len(problems) > 3
+
+    async def main() -> None:
+        app = InvalidGraphApp(report)
+        async with app.run_test(size=(80, 24)) as pilot:
+            hint = app.query_one("#hint", Static)
+            for index, problem in enumerate(problems):  # the first as shown at start
+                if index:
+                    await pilot.press("down")
+                lines = [hint.render_line(y).text.strip() for y in range(hint.size.height)]
+                shown = " ".join(line for line in lines if line)
+                expected = f"[{problem.code}] {problem.message} "
+                expected += f"hint: {problem.hint}" if problem.hint else "no hint for this problem"
+                assert shown == expected, (index, lines)
 
     asyncio.run(asyncio.wait_for(main(), 30))
 

@@ -465,3 +465,72 @@ def test_sigterm_closes_the_console_after_the_run_has_ended(
     os.kill(pid, signal.SIGTERM)
     # A console whose run is over closes at once on `q`; SIGTERM means the same.
     assert terminal.exit_code_within(5.0) == 0
+
+
+REPO = Path(__file__).resolve().parents[2]
+ON_REPO_PATH = (f"PYTHONPATH={REPO}",)
+"""The pane's environment for graphs that use the test plugins (`tests.runtime.plugins`)."""
+
+REFUSES_TO_OPEN = """\
+version: 2
+runtime: {allow_modules: [tests.runtime.plugins]}
+nodes:
+  - {id: ticker, kind: source, plugin: synthetic, config: {rate_hz: 50.0}}
+  - {id: out, kind: sink, plugin: "tests.runtime.plugins:RefusesToOpen"}
+edges:
+  - {from: ticker, to: out}
+"""
+EXIT_FAILED = 3
+
+
+def test_sigterm_closes_a_console_whose_run_failed_to_start_with_exit_3(
+    terminal: Terminal, tmp_path: Path
+) -> None:
+    terminal.start(write_graph(tmp_path, REFUSES_TO_OPEN).name, env=ON_REPO_PATH)
+    pid = terminal.pid()
+    terminal.wait_for_screen(lambda s: "run failed" in s, "the start failure shown")
+
+    os.kill(pid, signal.SIGTERM)
+    # Nothing runs, nothing drains: the console closes at once, as `q` closes it.
+    assert terminal.exit_code_within(5.0) == EXIT_FAILED
+
+
+def test_q_closes_a_console_whose_run_failed_to_start_without_asking_with_exit_3(
+    terminal: Terminal, tmp_path: Path
+) -> None:
+    terminal.start(write_graph(tmp_path, REFUSES_TO_OPEN).name, env=ON_REPO_PATH)
+    terminal.wait_for_screen(lambda s: "run failed" in s, "the start failure shown")
+
+    terminal.keys("q")  # no question to answer: nothing runs
+    assert terminal.exit_code_within(5.0) == EXIT_FAILED
+
+
+MANY_PROBLEMS = """\
+version: 2
+nodes:
+  - {id: cam, kind: source, plugin: synthetic, config: {count: 10, bogus: 1}}
+  - {id: thin, kind: transform, plugin: sampel}
+  - {id: out, kind: sink, plugin: "null", config: {x: 1}}
+edges:
+  - {from: cam, to: thin}
+  - {from: thin, to: out}
+"""
+
+
+def test_invalid_graph_shows_the_first_problems_hint_at_start_at_80_columns(
+    terminal: Terminal, tmp_path: Path
+) -> None:
+    graph = write_graph(tmp_path, MANY_PROBLEMS)
+    first = validate_text(MANY_PROBLEMS, source=str(graph), path=graph).report.sorted_problems()[0]
+    assert first.hint and len(first.message) > 70  # the message wraps at 80 columns
+    terminal.start(graph.name, size=(80, 24))
+
+    # The hint box shows the first problem in full, highlighted at start: no key was pressed.
+    expected = f"[{first.code}] {first.message} hint: {first.hint}"
+    terminal.wait_for_screen(
+        lambda s: expected in " ".join(line.strip() for line in s.splitlines()),
+        "the first problem's code, message and hint",
+        5.0,
+    )
+    terminal.keys("q")
+    assert terminal.exit_code() == 1
