@@ -25,7 +25,14 @@ from pathlib import Path
 from typing import Any
 
 from schnitzel.cli.output import say
-from schnitzel.cli.run_command import EXIT_FAILED, EXIT_INVALID, EXIT_USAGE, finish_run, run_loop
+from schnitzel.cli.run_command import (
+    EXIT_FAILED,
+    EXIT_INVALID,
+    EXIT_USAGE,
+    finish_run,
+    run_loop,
+    stop_on_signal,
+)
 from schnitzel.cli.validate_command import print_problems, print_report, validate_argument
 from schnitzel.errors import GraphLoadError, RuntimeStartError
 from schnitzel.observe.logs import configure_logging
@@ -129,7 +136,6 @@ async def _console_and_runtime(
     watch = asyncio.create_task(hangup.watch())
     try:
         await app.run_async(mouse=not args.no_mouse)
-        watch.cancel()
         if not run.done():
             runtime.request_stop("signal", "the console was closed")
             if hangup.seen:
@@ -142,22 +148,19 @@ async def _console_and_runtime(
             return runtime.snapshot(), failure
         return report, ""
     finally:
+        watch.cancel()
         signal.signal(signal.SIGHUP, previous_hup)
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)
 
 
 def _on_stop_signal(runtime: Any, app: Any, received: list[str], signum: int) -> None:
-    name = signal.Signals(signum).name
-    received.append(name)
-    if runtime.finished or app.failure:  # nothing runs: the console was left up to look at
+    """As for `schnitzel run`, and the console closes once the run has ended; when nothing
+    runs any more, the console was only left up to look at: close it."""
+    if runtime.finished or app.failure:
         app.exit()
         return
-    if len(received) > 1:  # whatever the first stop was for, a second signal means now
-        runtime.events.add("warning", f"{name} again: exiting now")
-        runtime.force_stop()
-        return
-    runtime.request_stop("signal", f"{name} received; draining (again to exit now)")
+    stop_on_signal(runtime, received, signum)
     app.stop_requested()
 
 

@@ -25,7 +25,7 @@ from schnitzel.cli.output import say
 from schnitzel.cli.validate_command import print_problems, validate_argument
 from schnitzel.errors import GraphLoadError, RuntimeStartError
 
-__all__ = ["finish_run", "run_graph", "run_loop"]
+__all__ = ["finish_run", "run_graph", "run_loop", "stop_on_signal"]
 
 T = TypeVar("T")
 
@@ -115,25 +115,26 @@ def _threads_still_running(grace_s: float = 1.0) -> bool:
 
 async def _run_with_signals(runtime: Any, args: argparse.Namespace) -> dict[str, Any]:
     loop = asyncio.get_running_loop()
-
     received: list[str] = []
-
-    def on_signal(signum: int) -> None:
-        name = signal.Signals(signum).name
-        received.append(name)
-        if len(received) > 1:  # whatever the first stop was for, a second signal means now
-            runtime.events.add("warning", f"{name} again: exiting now")
-            runtime.force_stop()
-        else:
-            runtime.request_stop("signal", f"{name} received; draining (again to exit now)")
-
     for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, on_signal, signum)
+        loop.add_signal_handler(signum, stop_on_signal, runtime, received, signum)
     try:
         return await runtime.run(max_packets=args.max_packets, duration_s=args.duration)
     finally:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)
+
+
+def stop_on_signal(runtime: Any, received: list[str], signum: int) -> None:
+    """SIGTERM / SIGINT: the first stops the sources and drains; any second one (whatever the
+    first stop was for) stops now. `received` keeps the signals seen so far."""
+    name = signal.Signals(signum).name
+    received.append(name)
+    if len(received) > 1:
+        runtime.events.add("warning", f"{name} again: exiting now")
+        runtime.force_stop()
+    else:
+        runtime.request_stop("signal", f"{name} received; draining (again to exit now)")
 
 
 def _write_report(report: dict[str, Any], target: str | None, prog: str) -> None:
