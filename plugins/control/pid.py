@@ -78,6 +78,22 @@ class Pid(Transform):
             {"u": output, config.setpoint_field: target, "error": error},
         )
 
+    def export_state(self) -> Any:
+        """The loop's memory (measurement, integral, last error, seq): retuning the gains
+        with a swap does not kick the actuator."""
+        return {
+            "measurement": self._measurement,
+            "integral": self._integral,
+            "last_error": self._last_error,
+            "seq": self._seq,
+        }
+
+    def import_state(self, state: Any) -> None:
+        self._measurement = state["measurement"]
+        self._integral = float(state["integral"])
+        self._last_error = state["last_error"]
+        self._seq = int(state["seq"])
+
 
 def _number(payload: dict[str, Any], field: str) -> float:
     value = payload[field]

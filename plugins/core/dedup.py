@@ -56,6 +56,19 @@ class Dedup(Policy):
             seen.popitem(last=False)
         return packet
 
+    def export_state(self) -> Any:
+        """The keys seen, oldest first, with their age: a swapped dedup keeps its memory."""
+        now = time.monotonic()
+        return {"seen": [[key, now - at] for key, at in self._seen.items()]}
+
+    def import_state(self, state: Any) -> None:
+        """Take the keys of the dedup this one replaces (a narrower window keeps the newest)."""
+        now = time.monotonic()
+        seen: OrderedDict[Any, float] = OrderedDict()
+        for key, age in state["seen"][-self.config.window :]:
+            seen[key] = now - age
+        self._seen = seen
+
 
 def _key_function(key: str) -> Callable[[StreamPacket], Any]:
     """How to read the configured key from a packet. A packet without the field is an error

@@ -38,3 +38,10 @@ class Sample(Transform):
         first = (-seen) % every  # index in this batch of the next packet to keep
         self._seen = seen + len(packets)
         return packets[first::every]
+
+    def export_state(self) -> Any:
+        """How many packets it has seen, so a swapped sampler keeps its rhythm."""
+        return {"seen": self._seen}
+
+    def import_state(self, state: Any) -> None:
+        self._seen = int(state["seen"])

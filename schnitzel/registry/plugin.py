@@ -171,6 +171,26 @@ class Plugin:
     async def close(self) -> None:
         """Release resources after the last packet; called even when the run failed."""
 
+    def export_state(self) -> Any:
+        """Optional: the state a hot swap hands to the plugin replacing this one (a dedup
+        window, a counter, a controller's integral), as plain data. Called between two
+        batches, after the last packet this instance handles; implement it together with
+        `import_state` (docs/plugins.md, "Hot swap")."""
+        raise NotImplementedError
+
+    def import_state(self, state: Any) -> None:
+        """Optional: take the state `export_state` of the replaced plugin returned, before
+        the first packet. Raise to refuse it (the swap is then refused, nothing changes).
+        Called only when both the old and the new plugin implement the hand-over."""
+        raise NotImplementedError
+
+    @classmethod
+    def hands_over_state(cls) -> tuple[bool, bool]:
+        """Whether the class implements (export_state, import_state)."""
+        return cls.export_state is not Plugin.export_state, (
+            cls.import_state is not Plugin.import_state
+        )
+
     @classmethod
     def summary(cls) -> str:
         """The first line of the class docstring."""

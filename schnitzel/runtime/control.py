@@ -1,20 +1,36 @@
-"""The control API's in-process core: what the console and (later) the control socket use.
+"""The control API's in-process core: what the console, the control socket, the controller and
+a reload use (DESIGN 3.6).
 
-Every method runs on the runtime's event loop thread. Commands answer with a small dict
-saying what changed, so a client can show and audit it.
+Every method runs on the runtime's event loop thread. Commands that change something answer
+with a dict saying what changed (before and after), and write one audit log entry each, also
+when they are refused. The API holds no state of its own: swap history, the controller and
+the audit log belong to the runtime, so any number of `RuntimeControl` objects agree.
 """
 
 from __future__ import annotations
 
-import math
-import re
+import os
+from collections.abc import Callable
 from typing import Any
 
+from schnitzel.control.actor import Actor
 from schnitzel.errors import ControlError
 from schnitzel.runtime.node import Node
 from schnitzel.runtime.runtime import Runtime, StopReason
+from schnitzel.runtime.secrets import masked
+from schnitzel.runtime.swap import NodeVersion, plan_swap, swap_node
+from schnitzel.runtime.throttles import apply_throttle, knob_limits
 
-__all__ = ["RuntimeControl"]
+__all__ = ["NOT_GIVEN", "RuntimeControl"]
+
+
+class _NotGiven:
+    def __repr__(self) -> str:
+        return "NOT_GIVEN"
+
+
+NOT_GIVEN: Any = _NotGiven()
+"""A throttle argument left as it is."""
 
 
 class RuntimeControl:
@@ -23,25 +39,36 @@ class RuntimeControl:
     def __init__(self, runtime: Runtime) -> None:
         self._runtime = runtime
 
+    @property
+    def runtime(self) -> Runtime:
+        return self._runtime
+
+    # -- reading ----------------------------------------------------------------------------
+
     def snapshot(self) -> dict[str, Any]:
         """Metrics and health of every node, in the run-report shape (DESIGN 3.5), live."""
         return self._runtime.snapshot()
 
     def describe(self) -> dict[str, Any]:
-        """The graph being run: nodes (kind, plugin, config, inbox) and edges, in file order.
-        It does not change while the graph runs (a swap will say so in an event)."""
-        graph = self._runtime.graph
+        """The graph being run: nodes (kind, plugin, config with secrets masked, inbox,
+        limits, generation) and edges, in file order. A swap changes it (and says so in an
+        event)."""
+        runtime = self._runtime
+        graph = runtime.graph
         nodes = []
         for node_id, resolved in graph.nodes.items():
             spec = resolved.spec
+            node = runtime.nodes[node_id]
             nodes.append(
                 {
                     "id": node_id,
                     "kind": spec.kind,
                     "plugin": spec.plugin,
-                    "config": _plain(resolved.config),
+                    "config": masked(resolved.config),
                     "inbox": spec.inbox.model_dump(mode="json"),
                     "dead_letter": spec.dead_letter,
+                    "limits": {k: list(v) for k, v in knob_limits(node).items()},
+                    "generation": node.generation,
                 }
             )
         edges = [
@@ -49,7 +76,12 @@ class RuntimeControl:
             for e in graph.edges
         ]
         path = graph.path
-        return {"graph": str(path) if path else "<memory>", "nodes": nodes, "edges": edges}
+        return {
+            "graph": str(path) if path else "<memory>",
+            "run_id": runtime.run_id,
+            "nodes": nodes,
+            "edges": edges,
+        }
 
     def events(self, limit: int = 100, after: int = 0) -> list[dict[str, Any]]:
         """The most recent events (health changes, errors, stops), oldest first; `after`: only
@@ -60,46 +92,206 @@ class RuntimeControl:
             for e in recent
         ]
 
-    def throttle(self, node_id: str, rate_hz: float | None) -> dict[str, Any]:
-        """Pace a source to `rate_hz` packets per second (None: as fast as accepted)."""
-        node = self._node(node_id)
-        if node.pacer is None:
-            raise ControlError(f"node {node_id!r} is a {node.kind}; only sources can be throttled")
-        if rate_hz is not None and not (math.isfinite(rate_hz) and 0 < rate_hz <= 1_000_000):
-            raise ControlError(
-                f"rate {rate_hz!r} is out of range: give packets per second in (0, 1000000]"
+    def note(self, level: str, message: str, node: str | None = None) -> None:
+        """Add an event for operators (the controller's suggestions and verdicts)."""
+        self._runtime.events.add(level, message, node)
+
+    def audit(self, limit: int = 100) -> list[dict[str, Any]]:
+        """The last `limit` audit log entries, oldest first."""
+        return self._runtime.audit.recent(limit)
+
+    def plugins(self, kind: str | None = None) -> list[dict[str, Any]]:
+        """The installed plugins a node may be swapped to, with their config's JSON schema."""
+        from schnitzel.registry.registry import PluginRegistry
+
+        registry = self._runtime.registry or PluginRegistry.from_entry_points()
+        found = []
+        for entry in registry.plugins():
+            plugin = entry.plugin
+            if kind is not None and plugin.node_kind != kind:
+                continue
+            found.append(
+                {
+                    "name": plugin.name,
+                    "kind": plugin.node_kind,
+                    "summary": plugin.summary(),
+                    "pack": entry.pack,
+                    "config_schema": plugin.Config.model_json_schema(),
+                }
             )
-        before = node.pacer.rate_hz
-        node.pacer.set_rate(rate_hz)
-        self._runtime.events.add("info", f"throttled: {before} -> {rate_hz} packets/s", node_id)
-        return {"node": node_id, "rate_hz": {"before": before, "after": rate_hz}}
+        return found
 
-    def pause(self, node_id: str) -> dict[str, Any]:
+    def suggestions(self) -> list[dict[str, Any]]:
+        """The controller's suggestions, oldest first (none while it is off)."""
+        controller = self._runtime.controller
+        return controller.suggestions() if controller is not None else []
+
+    # -- changing ---------------------------------------------------------------------------
+
+    def throttle(
+        self,
+        node_id: str,
+        rate_hz: Any = NOT_GIVEN,
+        sample_every: Any = NOT_GIVEN,
+        concurrency: Any = NOT_GIVEN,
+        *,
+        actor: Actor | None = None,
+        why: str = "",
+        suggestion: str | None = None,
+    ) -> dict[str, Any]:
+        """Turn a node's knobs within its limits: a source's `rate_hz` (None: as fast as
+        accepted), `sample_every` N (keep 1 of every N packets arriving), `concurrency`
+        (calls at once of a blocking or async plugin)."""
+        given = {"rate_hz": rate_hz, "sample_every": sample_every, "concurrency": concurrency}
+        changes = {k: v for k, v in given.items() if v is not NOT_GIVEN}
+
+        def apply() -> tuple[dict[str, Any], Any, Any]:
+            done = apply_throttle(self._node(node_id), changes)
+            before = {k: v["before"] for k, v in done.items()}
+            after = {k: v["after"] for k, v in done.items()}
+            text = ", ".join(f"{k} {v['before']} -> {v['after']}" for k, v in done.items())
+            self.note("info", f"throttled by {_who(actor)}: {text}", node_id)
+            return {"node": node_id, "changes": done}, before, after
+
+        return self._audited("throttle", node_id, apply, actor, why, suggestion, attempted=changes)
+
+    def pause(self, node_id: str, *, actor: Actor | None = None, why: str = "") -> dict[str, Any]:
         """Stop taking packets (a source stops producing; a node's inbox fills up)."""
-        node = self._node(node_id)
-        was = node.paused
-        node.running.clear()
-        if not was:
-            self._runtime.events.add("info", "paused by an operator", node_id)
-        return {"node": node_id, "paused": {"before": was, "after": True}}
 
-    def resume(self, node_id: str) -> dict[str, Any]:
+        def apply() -> tuple[dict[str, Any], Any, Any]:
+            node = self._node(node_id)
+            was = node.paused
+            node.running.clear()
+            if not was:
+                self.note("info", f"paused by {_who(actor)}", node_id)
+            return {"node": node_id, "paused": {"before": was, "after": True}}, was, True
+
+        return self._audited("pause", node_id, apply, actor, why)
+
+    def resume(self, node_id: str, *, actor: Actor | None = None, why: str = "") -> dict[str, Any]:
         """Take packets again after `pause`."""
-        node = self._node(node_id)
-        was = node.paused
-        node.running.set()
-        if was:
-            self._runtime.events.add("info", "resumed by an operator", node_id)
-        return {"node": node_id, "paused": {"before": was, "after": False}}
 
-    def stop(self, force: bool = False, why: str = "through the control API") -> dict[str, Any]:
+        def apply() -> tuple[dict[str, Any], Any, Any]:
+            node = self._node(node_id)
+            was = node.paused
+            node.running.set()
+            if was:
+                self.note("info", f"resumed by {_who(actor)}", node_id)
+            return {"node": node_id, "paused": {"before": was, "after": False}}, was, False
+
+        return self._audited("resume", node_id, apply, actor, why)
+
+    async def swap(
+        self,
+        node_id: str,
+        plugin: str,
+        config: dict[str, Any] | None = None,
+        *,
+        actor: Actor | None = None,
+        why: str = "",
+        dry_run: bool = False,
+    ) -> dict[str, Any]:
+        """Replace a node's plugin and/or config while the graph runs (see
+        `schnitzel.runtime.swap`). `config=None`: the current config when the plugin stays,
+        else the plugin's defaults. `dry_run`: validate and show the diff, change nothing."""
+        history = self._runtime.swap_history
+        try:
+            plan = plan_swap(self._runtime, node_id, plugin, config)
+            if dry_run:
+                return _swap_result(plan, handed_over=False, applied=False)
+            handed_over = await swap_node(self._runtime, plan)
+        except ControlError as exc:
+            if not dry_run:
+                self._write_audit(
+                    "swap", node_id, actor, why, None, None, {"plugin": plugin}, str(exc)
+                )
+            raise
+        history.setdefault(node_id, []).append(plan.before)
+        result = _swap_result(plan, handed_over, applied=True)
+        self._after_swap("swapped", plan, handed_over, actor)
+        self._write_audit(
+            "swap", node_id, actor, why, None, plan.before.shown(), plan.after.shown()
+        )
+        return result
+
+    async def rollback(
+        self, node_id: str, *, actor: Actor | None = None, why: str = ""
+    ) -> dict[str, Any]:
+        """Back to the version the node ran before its last swap."""
+        history = self._runtime.swap_history.get(node_id)
+        try:
+            self._node(node_id)
+            if not history:
+                raise ControlError(f"node {node_id!r} was not swapped: nothing to roll back to")
+            previous: NodeVersion = history[-1]
+            plan = plan_swap(self._runtime, node_id, previous.plugin, previous.config)
+            handed_over = await swap_node(self._runtime, plan)
+        except ControlError as exc:
+            self._write_audit("rollback", node_id, actor, why, None, None, None, str(exc))
+            raise
+        history.pop()
+        result = _swap_result(plan, handed_over, applied=True)
+        self._after_swap("rolled back", plan, handed_over, actor)
+        self._write_audit(
+            "rollback", node_id, actor, why, None, plan.before.shown(), plan.after.shown()
+        )
+        return result
+
+    async def approve(
+        self, suggestion_id: str, *, actor: Actor | None = None, why: str = ""
+    ) -> dict[str, Any]:
+        """Apply a suggestion of the controller (audited as the approval and as the change)."""
+        controller = self._controller()
+        actor = actor or Actor.local("api")
+        try:
+            suggestion = await controller.approve(suggestion_id, actor, why)
+        except ControlError as exc:
+            self._write_audit("approve", None, actor, why, suggestion_id, None, None, str(exc))
+            raise
+        self._write_audit(
+            "approve",
+            suggestion.get("node"),
+            actor,
+            why,
+            suggestion_id,
+            suggestion.get("before"),
+            suggestion.get("action"),
+        )
+        return suggestion
+
+    def reject(
+        self, suggestion_id: str, *, actor: Actor | None = None, why: str = ""
+    ) -> dict[str, Any]:
+        """Turn a suggestion down; it is not offered again."""
+        controller = self._controller()
+        actor = actor or Actor.local("api")
+        try:
+            suggestion = controller.reject(suggestion_id, actor, why)
+        except ControlError as exc:
+            self._write_audit("reject", None, actor, why, suggestion_id, None, None, str(exc))
+            raise
+        self._write_audit("reject", suggestion.get("node"), actor, why, suggestion_id, None, None)
+        return suggestion
+
+    def stop(
+        self,
+        force: bool = False,
+        why: str = "through the control API",
+        *,
+        actor: Actor | None = None,
+    ) -> dict[str, Any]:
         """Stop the sources and drain, as SIGTERM does; `force`: stop now, as a second signal
         does (queued in-memory packets are dropped, durable inboxes keep theirs)."""
+        runtime = self._runtime
         if force:
-            self._runtime.force_stop(f"a stop {why}")
+            runtime.force_stop(f"a stop {why}")
         else:
-            self._runtime.request_stop(StopReason.SIGNAL, f"stop requested {why}")
+            runtime.request_stop(StopReason.SIGNAL, f"stop requested {why}")
+        if actor is not None:
+            self._write_audit("stop", None, actor, why, None, None, {"force": force})
         return {"stopping": True, "forced": force}
+
+    # -- helpers ----------------------------------------------------------------------------
 
     def _node(self, node_id: str) -> Node:
         node = self._runtime.nodes.get(node_id)
@@ -108,30 +300,71 @@ class RuntimeControl:
             raise ControlError(f"no node {node_id!r} in this graph; nodes: {known}")
         return node
 
+    def _controller(self) -> Any:
+        controller = self._runtime.controller
+        if controller is None:
+            raise ControlError(
+                "the controller is off in this graph; set `runtime: {controller: suggest}`"
+            )
+        return controller
 
-_SECRET_KEY = re.compile(r"token|secret|passw|api[-_]?key|authori|cookie|credential", re.I)
-_NOT_SECRET = re.compile(r"_(env|file|path)$", re.I)
-"""Keys that name where a secret is (`token_env`), not the secret."""
-_URL_PASSWORD = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^:/@\s]+:)[^@/\s]+@", re.I)
+    def _after_swap(self, verb: str, plan: Any, handed_over: bool, actor: Actor | None) -> None:
+        state = "; state handed over" if handed_over else ""
+        self.note(
+            "info",
+            f"{verb} by {_who(actor)}: {plan.before.plugin} -> {plan.after.plugin} "
+            f"(version {plan.node.generation}){state}",
+            plan.node.id,
+        )
+
+    def _audited(
+        self,
+        action: str,
+        node_id: str,
+        apply: Callable[[], tuple[dict[str, Any], Any, Any]],
+        actor: Actor | None,
+        why: str,
+        suggestion: str | None = None,
+        attempted: Any = None,
+    ) -> dict[str, Any]:
+        try:
+            result, before, after = apply()
+        except ControlError as exc:
+            self._write_audit(action, node_id, actor, why, suggestion, None, attempted, str(exc))
+            raise
+        self._write_audit(action, node_id, actor, why, suggestion, before, after)
+        return result
+
+    def _write_audit(
+        self,
+        action: str,
+        node_id: str | None,
+        actor: Actor | None,
+        why: str,
+        suggestion: str | None,
+        before: Any,
+        after: Any,
+        error: str | None = None,
+    ) -> None:
+        try:
+            self._runtime.audit.write(
+                actor or Actor.local("api"), action, node_id, before, after, why, suggestion, error
+            )
+        except OSError as exc:
+            self.note("error", f"the audit log could not be written ({exc}); the change stands")
 
 
-def _plain(config: Any) -> Any:
-    """A plugin's parsed config as JSON-ready data, with values under secret-looking keys (an
-    Authorization header, an API key, a cookie) and passwords in URLs masked: what a console
-    shows may be screenshotted."""
-    data = config.model_dump(mode="json") if hasattr(config, "model_dump") else config
-    return _masked(data)
+def _who(actor: Actor | None) -> str:
+    return str(actor) if actor is not None else f"the control API (pid {os.getpid()})"
 
 
-def _masked(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: "***" if _is_secret_key(k) else _masked(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_masked(v) for v in value]
-    if isinstance(value, str):
-        return _URL_PASSWORD.sub(r"\1***@", value)
-    return value
-
-
-def _is_secret_key(key: object) -> bool:
-    return isinstance(key, str) and bool(_SECRET_KEY.search(key)) and not _NOT_SECRET.search(key)
+def _swap_result(plan: Any, handed_over: bool, applied: bool) -> dict[str, Any]:
+    return {
+        "node": plan.node.id,
+        "before": plan.before.shown(),
+        "after": plan.after.shown(),
+        "diff": plan.diff(),
+        "state_handed_over": handed_over,
+        "generation": plan.node.generation,
+        "applied": applied,
+    }

@@ -25,7 +25,10 @@ from schnitzel.runtime.processing import (
 )
 from schnitzel.validate.graph import ResolvedNode
 
-__all__ = ["Node", "Target"]
+__all__ = ["MAX_CONCURRENCY", "Node", "Target"]
+
+MAX_CONCURRENCY = 256
+"""The most calls at once a node may be given (as `concurrency: 1..256` in the graph file)."""
 
 
 class Target(NamedTuple):
@@ -42,22 +45,29 @@ class Node:
 
     def __init__(self, resolved: ResolvedNode, plugin: Plugin, inbox: Inbox | None) -> None:
         self.id = resolved.id
-        self.resolved = resolved
         self.kind = resolved.spec.kind
-        self.plugin = plugin
         self.inbox = inbox
         self.metrics = inbox.metrics if inbox is not None else NodeMetrics()
         self.window = RateWindow()
-        self.targets: dict[str, list[Target]] = {port: [] for port in plugin.outputs}
         self.dead_letter: Inbox | None = None
         self.running = asyncio.Event()
         self.running.set()
         self.pacer = Pacer(plugin.rate_hz()) if isinstance(plugin, Source) else None
         self.concurrency = resolved.spec.concurrency
+        self.sample_every = 1
+        """Keep 1 of every N packets taken from the inbox (a live throttle; the rest are
+        counted as filtered)."""
+        self._sample_phase = 0
+        self.turn = asyncio.Lock()
+        """Held while the plugin works on a batch: a swap takes it to replace the plugin
+        between two batches."""
+        self.generation = 0
+        """0 as started; +1 per swap or rollback."""
+        self.resolved = resolved
+        self.plugin = plugin
         self.pool: ThreadPoolExecutor | None = None
-        if plugin.blocking:
-            self.pool = ThreadPoolExecutor(resolved.spec.concurrency, f"schnitzel-{self.id}")
-        self.call = self._choose_call()
+        self.targets: dict[str, list[Target]] = {port: [] for port in plugin.outputs}
+        self.install(resolved, plugin)
         self.health = "ok"
         self.health_reason = ""
         self.health_pending: str | None = None
@@ -83,6 +93,44 @@ class Node:
         """Set on stop: a pull running in a thread returns at its next packet."""
         self.emitting = False
         """True while the node waits for room downstream (backpressure, not a stall)."""
+
+    def install(self, resolved: ResolvedNode, plugin: Plugin) -> ThreadPoolExecutor | None:
+        """Run `plugin` from the next batch on (at start, and by a swap holding `turn`).
+        Returns the thread pool of the plugin it replaced, for the caller to shut down."""
+        old_pool = self.pool
+        self.resolved, self.plugin = resolved, plugin
+        self.pool = None
+        if plugin.blocking:
+            self.pool = ThreadPoolExecutor(self.thread_limit, f"schnitzel-{self.id}")
+        self.call = self._choose_call()
+        return old_pool if old_pool is not self.pool else None
+
+    @property
+    def thread_limit(self) -> int:
+        """Threads a blocking plugin may use: the top of its concurrency limits (threads
+        start only when needed)."""
+        limits = self.resolved.spec.limits.concurrency
+        return max(self.concurrency, limits[1] if limits else MAX_CONCURRENCY)
+
+    @property
+    def concurrent(self) -> bool:
+        """True when `concurrency` means something for the plugin: it blocks (threads) or is
+        async (calls awaited at once). A plain inline plugin runs one call at a time."""
+        plugin = self.plugin
+        if isinstance(plugin, Source) or self.kind == "delay":
+            return False
+        method = plugin.deliver if isinstance(plugin, Sink) else plugin.process  # type: ignore[attr-defined]
+        return plugin.blocking or inspect.iscoroutinefunction(method)
+
+    def sample(self, batch: list[StreamPacket]) -> list[StreamPacket]:
+        """The packets the `sample_every` throttle keeps; the others count as filtered."""
+        every = self.sample_every
+        phase = self._sample_phase
+        start = (-phase) % every
+        kept = batch[start::every]
+        self._sample_phase = (phase + len(batch)) % every
+        self.metrics.filtered += len(batch) - len(kept)
+        return kept
 
     @property
     def paused(self) -> bool:
@@ -166,8 +214,8 @@ class Node:
         if inspect.iscoroutinefunction(method):
             each_awaited = _each_awaited(method, isinstance(plugin, Sink))
             if isinstance(plugin, Sink) and has_batch:
-                return _batch_awaited(plugin, each_awaited)
-            return each_awaited
+                each_awaited = _batch_awaited(plugin, each_awaited)
+            return _at_once(self, each_awaited)
 
         def sync_call(batch: list[StreamPacket]) -> Outcome:
             return run_batch_method(plugin, batch) if has_batch else each(method, batch)
@@ -178,7 +226,7 @@ class Node:
                 return sync_call(batch)
 
             return inline
-        return _in_pool(self.pool, self.concurrency, sync_call)
+        return _in_pool(self, self.pool, sync_call)
 
 
 def _is_async(method: Any) -> bool:
@@ -228,22 +276,46 @@ def _batch_awaited(
 
 
 def _in_pool(
-    pool: ThreadPoolExecutor, concurrency: int, call: Callable[[list[StreamPacket]], Outcome]
+    node: Node, pool: ThreadPoolExecutor, call: Callable[[list[StreamPacket]], Outcome]
 ) -> Callable[[list[StreamPacket]], Coroutine[Any, Any, Outcome]]:
-    """Split a batch into up to `concurrency` chunks run at once; results keep input order."""
+    """Split a batch into up to `node.concurrency` chunks run at once in the node's threads;
+    results keep input order."""
 
     async def run(batch: list[StreamPacket]) -> Outcome:
         loop = asyncio.get_running_loop()
+        concurrency = node.concurrency
         if concurrency == 1 or len(batch) == 1:
             return await loop.run_in_executor(pool, call, batch)
-        size = -(-len(batch) // concurrency)
-        chunks = [batch[i : i + size] for i in range(0, len(batch), size)]
         outcomes = await asyncio.gather(
-            *(loop.run_in_executor(pool, call, chunk) for chunk in chunks)
+            *(loop.run_in_executor(pool, call, chunk) for chunk in _chunks(batch, concurrency))
         )
-        total = outcomes[0]
-        for outcome in outcomes[1:]:
-            total.merge(outcome)
-        return total
+        return _merged(outcomes)
 
     return run
+
+
+def _at_once(
+    node: Node, call: Callable[[list[StreamPacket]], Coroutine[Any, Any, Outcome]]
+) -> Callable[[list[StreamPacket]], Coroutine[Any, Any, Outcome]]:
+    """An async plugin's batch split into up to `node.concurrency` chunks awaited at once
+    (each chunk in order); results keep input order."""
+
+    async def run(batch: list[StreamPacket]) -> Outcome:
+        concurrency = node.concurrency
+        if concurrency == 1 or len(batch) == 1:
+            return await call(batch)
+        return _merged(await asyncio.gather(*(call(c) for c in _chunks(batch, concurrency))))
+
+    return run
+
+
+def _chunks(batch: list[StreamPacket], parts: int) -> list[list[StreamPacket]]:
+    size = -(-len(batch) // parts)
+    return [batch[i : i + size] for i in range(0, len(batch), size)]
+
+
+def _merged(outcomes: list[Outcome]) -> Outcome:
+    total = outcomes[0]
+    for outcome in outcomes[1:]:
+        total.merge(outcome)
+    return total

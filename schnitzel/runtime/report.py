@@ -3,12 +3,14 @@
 
 from __future__ import annotations
 
+import os
 import time
 from typing import TYPE_CHECKING, Any
 
 from schnitzel.durable.inbox import DurableInbox
 from schnitzel.runtime.health import Health
 from schnitzel.runtime.node import Node
+from schnitzel.runtime.throttles import knob_limits, knob_values
 
 if TYPE_CHECKING:
     from schnitzel.runtime.runtime import Runtime
@@ -57,6 +59,9 @@ def node_report(node: Node) -> dict[str, Any]:
         entry["delivered"] = m.delivered
     if node.pacer is not None:
         entry["rate_hz"] = node.pacer.rate_hz
+    entry["throttle"] = knob_values(node)
+    entry["limits"] = {name: list(bounds) for name, bounds in knob_limits(node).items()}
+    entry["generation"] = node.generation
     if isinstance(inbox, DurableInbox):
         entry["durable"] = inbox.summary()
     return entry
@@ -77,6 +82,8 @@ def run_status(runtime: Runtime) -> str:
 def build_report(runtime: Runtime) -> dict[str, Any]:
     """The whole report: status, stop reason, totals and every node."""
     nodes = {node_id: node_report(node) for node_id, node in runtime.nodes.items()}
+    for node_id, entry in nodes.items():
+        entry["can_rollback"] = bool(runtime.swap_history.get(node_id))
     sources = [n for n in runtime.nodes.values() if n.kind == "source"]
     sinks = [n for n in runtime.nodes.values() if n.kind == "sink"]
     finished = runtime.stop_reason is not None and runtime.finished
@@ -97,5 +104,8 @@ def build_report(runtime: Runtime) -> dict[str, Any]:
             "in_flight": runtime.in_flight.count,
         },
         "stop_detail": runtime.stop_detail,
+        "run_id": runtime.run_id,
+        "pid": os.getpid(),
+        "controller": runtime.graph.spec.runtime.controller.mode,
         "nodes": nodes,
     }

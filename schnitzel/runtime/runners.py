@@ -33,7 +33,7 @@ async def run_worker(node: Node, runtime: Runtime) -> None:
     inbox = node.inbox
     assert inbox is not None
     metrics = node.metrics
-    call, running = node.call, node.running
+    running, turn = node.running, node.turn
     in_flight = runtime.in_flight
     is_sink = node.kind == "sink"
     keep_failed = node.resolved.spec.on_error == "stop"  # a durable inbox keeps them for later
@@ -52,16 +52,19 @@ async def run_worker(node: Node, runtime: Runtime) -> None:
         n = node.holding = node.unretired = len(batch)
         metrics.processed += n
         metrics.last_progress = started = clock()
-        outcome = await call(batch)
+        if node.sample_every > 1:
+            batch = node.sample(batch)
+        async with turn:  # a swap waits for this batch, then the next goes to the new plugin
+            outcome = await node.call(batch) if batch else Outcome()
+            if outcome.routed:
+                node.check_routes(outcome)
         if node.abandoned:  # the run gave up on this node meanwhile and counted the batch
             return
         finished = clock()
         processing.record((finished - started) / n, n)
-        if outcome.routed:
-            node.check_routes(outcome)
         metrics.filtered += outcome.filtered
         if is_sink:
-            metrics.delivered += n - len(outcome.failures)
+            metrics.delivered += len(batch) - len(outcome.failures)
         else:
             metrics.emitted += len(outcome.outputs)
         node.holding = 0  # every input is now counted: passed on, filtered or failed

@@ -16,14 +16,17 @@ import asyncio
 import contextlib
 import logging
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from schnitzel.contract.packet import StreamPacket
+from schnitzel.control.audit import AUDIT_FILE, AuditLog
 from schnitzel.durable.inbox import DurableInbox
 from schnitzel.errors import RuntimeStartError
 from schnitzel.registry.plugin import NodeContext, Plugin, Processor, Sink, Source
+from schnitzel.registry.registry import PluginRegistry
 from schnitzel.runtime.budget import Budget
 from schnitzel.runtime.checkpoints import CheckpointTracker
 from schnitzel.runtime.events import EventLog
@@ -72,12 +75,22 @@ class Runtime:
         state_dir: Path | None = None,
         drain_timeout_s: float = 30.0,
         logger: logging.Logger | None = None,
+        registry: PluginRegistry | None = None,
     ) -> None:
         self.graph = graph
+        self.registry = registry
+        """Where swaps look plugins up (None: the installed packs)."""
         self.state_dir = state_dir or default_state_dir()
         self.drain_timeout_s = drain_timeout_s
         self.logger = logger or logging.getLogger("schnitzel.runtime")
         self.events = EventLog(self.logger)
+        self.run_id = uuid.uuid4().hex
+        """Names this run: a client that sees it change knows the runtime restarted."""
+        self.audit = AuditLog(self.state_dir / AUDIT_FILE)
+        self.swap_history: dict[str, list[Any]] = {}
+        """Per node, the versions it ran before each swap (for rollback), oldest first."""
+        self.controller: Any = None
+        """The controller (schnitzel.control.controller), while `runtime.controller` is on."""
         self.in_flight = InFlight()
         self.budget = Budget(None)
         self.nodes: dict[str, Node] = {}
@@ -110,18 +123,26 @@ class Runtime:
 
     def _build(self) -> None:
         for node_id, resolved in self.graph.nodes.items():
-            plugin = self._instantiate(resolved.plugin, resolved.config, node_id)
+            plugin = self.instantiate(resolved.plugin, resolved.config, node_id)
             inbox = None if resolved.spec.kind == "source" else self._inbox(node_id)
             self.nodes[node_id] = Node(resolved, plugin, inbox)
-        for edge in self.graph.edges:
-            source, target = self.nodes[edge.source], self.nodes[edge.target]
-            assert target.inbox is not None
-            force = source.kind == "delay" and target.inbox.overflow == "block"
-            source.targets[edge.source_port].append(Target(target.id, target.inbox, force))
+        for node in self.nodes.values():
+            self.connect_outputs(node, self.graph)
         for node in self.nodes.values():
             dead_letter = node.resolved.spec.dead_letter
             if dead_letter is not None:
                 node.dead_letter = self.nodes[dead_letter].inbox
+
+    def connect_outputs(self, node: Node, graph: ValidatedGraph) -> None:
+        """Point each output port of `node` at the inboxes its edges in `graph` lead to."""
+        targets: dict[str, list[Target]] = {port: [] for port in node.plugin.outputs}
+        for edge in graph.edges:
+            if edge.source == node.id:
+                target = self.nodes[edge.target]
+                assert target.inbox is not None
+                force = node.kind == "delay" and target.inbox.overflow == "block"
+                targets[edge.source_port].append(Target(target.id, target.inbox, force))
+        node.targets = targets
 
     def _inbox(self, node_id: str) -> Inbox:
         spec = self.graph.nodes[node_id].spec.inbox
@@ -141,7 +162,7 @@ class Runtime:
             lambda level, message: self.events.add(level, message, node_id),
         )
 
-    def _instantiate(self, cls: type[Plugin], config: Any, node_id: str) -> Plugin:
+    def instantiate(self, cls: type[Plugin], config: Any, node_id: str) -> Plugin:
         base = Source if issubclass(cls, Source) else Sink if issubclass(cls, Sink) else Processor
         method = {Source: "packets", Sink: "deliver", Processor: "process"}[base]
         if getattr(cls, method) is getattr(base, method):
@@ -183,11 +204,12 @@ class Runtime:
             self.finished, self.ended_wall = True, time.time()
             return build_report(self)
         loop = asyncio.get_running_loop()
-        timer = ticker = saver = None
+        timer = ticker = saver = steering = None
         try:
             self._start_tasks()
             await self._start_delays()
             ticker = asyncio.create_task(self._tick(), name="schnitzel-metrics")
+            steering = self._start_controller()
             if self.checkpoints.active:
                 saver = asyncio.create_task(self.checkpoints.run(), name="schnitzel-checkpoints")
             if duration_s is not None:
@@ -200,8 +222,21 @@ class Runtime:
                 ticker.cancel()
             if saver is not None:
                 saver.cancel()
+            if steering is not None:
+                steering.cancel()
             await self._shutdown()
         return build_report(self)
+
+    def _start_controller(self) -> asyncio.Task[None] | None:
+        settings = self.graph.spec.runtime.controller
+        if settings.mode == "off":
+            return None
+        from schnitzel.control.controller import Controller  # the control plane sits on top
+        from schnitzel.runtime.control import RuntimeControl
+
+        logger = self.logger.getChild("controller")
+        self.controller = Controller(RuntimeControl(self), settings, logger)
+        return asyncio.create_task(self.controller.run(), name="schnitzel-controller")
 
     async def _open_stores(self) -> None:
         """Open every durable inbox's store (its backlog is then queued first)."""

@@ -9,16 +9,26 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 __all__ = [
     "EDGE_ENDPOINT_PATTERN",
     "GRAPH_VERSION",
     "NODE_ID_PATTERN",
+    "ControllerSpec",
     "DurableSpec",
     "EdgeSpec",
     "GraphSpec",
     "InboxSpec",
+    "LimitsSpec",
     "NodeKind",
     "NodeSpec",
     "OnError",
@@ -89,6 +99,33 @@ class InboxSpec(_Strict):
     durable: DurableSpec | None = Field(default=None, description="Back the inbox with disk.")
 
 
+class LimitsSpec(_Strict):
+    """How far operators and the controller may turn a node's knobs while it runs, as
+    `[lowest, highest]`. A knob not listed may be set anywhere the runtime allows."""
+
+    rate_hz: tuple[float, float] | None = Field(
+        default=None, description="A source's packets per second, e.g. [1, 200]."
+    )
+    sample_every: tuple[StrictInt, StrictInt] | None = Field(
+        default=None, description="Keep 1 of every N packets arriving, e.g. [1, 10]."
+    )
+    concurrency: tuple[StrictInt, StrictInt] | None = Field(
+        default=None, description="Calls at once (blocking or async plugins), e.g. [1, 8]."
+    )
+
+    @field_validator("rate_hz", "sample_every", "concurrency")
+    @classmethod
+    def _ordered_and_positive(cls, value: tuple[float, float] | None) -> Any:
+        if value is None:
+            return value
+        low, high = value
+        if not low > 0:
+            raise ValueError(f"the lowest value must be above 0, not {low}")
+        if low > high:
+            raise ValueError(f"give [lowest, highest]: {low} is above {high}")
+        return value
+
+
 class NodeSpec(_Strict):
     """One node of the graph."""
 
@@ -117,12 +154,33 @@ class NodeSpec(_Strict):
         pattern=NODE_ID_PATTERN,
         description="The sink failed packets go to, with `on_error: dead_letter`.",
     )
+    limits: LimitsSpec = Field(
+        default=LimitsSpec(),
+        description="Bounds for live throttles (rate_hz, sample_every, concurrency).",
+    )
 
-    @field_validator("config", "inbox", mode="before")
+    @field_validator("config", "inbox", "limits", mode="before")
     @classmethod
     def _empty_means_default(cls, value: Any) -> Any:
         # `config:` with nothing after it is YAML null; an operator means "no settings".
         return {} if value is None else value
+
+    @model_validator(mode="after")
+    def _limits_fit_the_node(self) -> NodeSpec:
+        limits = self.limits
+        if limits.rate_hz is not None and self.kind != "source":
+            raise ValueError("limits.rate_hz applies to sources only (a source's pace)")
+        if self.kind == "delay" and (limits.sample_every or limits.concurrency):
+            raise ValueError("a delay node has no throttles: it keeps its loop going")
+        if self.kind == "source" and (limits.sample_every or limits.concurrency):
+            raise ValueError("a source is throttled by limits.rate_hz only")
+        if limits.concurrency is not None:
+            low, high = limits.concurrency
+            if not low <= self.concurrency <= high:
+                raise ValueError(
+                    f"concurrency {self.concurrency} is outside limits.concurrency [{low}, {high}]"
+                )
+        return self
 
 
 class EdgeSpec(_Strict):
@@ -130,6 +188,41 @@ class EdgeSpec(_Strict):
 
     source: str = Field(alias="from", pattern=EDGE_ENDPOINT_PATTERN)
     target: str = Field(alias="to", pattern=EDGE_ENDPOINT_PATTERN)
+
+
+class ControllerSpec(_Strict):
+    """The controller: watches the metrics and proposes throttle changes (docs/control.md).
+
+    `controller: suggest` is short for `controller: {mode: suggest}`."""
+
+    mode: Literal["off", "suggest", "auto"] = Field(
+        default="off",
+        description="off; suggest (operators approve or reject); auto (applied at once, "
+        "within the limits)",
+    )
+    window_s: float = Field(
+        default=10.0, gt=0, le=3600, description="How long pressure must last to act on it."
+    )
+    cooldown_s: float = Field(
+        default=30.0, ge=0, le=86400, description="Quiet time for a node after any change."
+    )
+    verify_s: float = Field(
+        default=15.0,
+        gt=0,
+        le=3600,
+        description="After a change: how long until it is judged (rolled back when worse).",
+    )
+    max_step: float = Field(
+        default=0.5, gt=0, le=1, description="Largest change at once, as a fraction."
+    )
+    fill_threshold: float = Field(
+        default=0.8, gt=0, le=1, description="Inbox fill that counts as pressure."
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _mode_alone(cls, value: Any) -> Any:
+        return {"mode": value} if isinstance(value, str) else value
 
 
 class RuntimeSpec(_Strict):
@@ -141,6 +234,10 @@ class RuntimeSpec(_Strict):
             "Python modules (and their submodules) whose classes nodes may name as "
             "module:Class. Added to the SCHNITZEL_ALLOW_MODULES environment variable."
         ),
+    )
+    controller: ControllerSpec = Field(
+        default=ControllerSpec(),
+        description="off | suggest | auto, or a mapping with mode and guardrails.",
     )
 
 

@@ -24,6 +24,9 @@ GATES: dict[str, threading.Event] = defaultdict(threading.Event)
 """Per node id: a Gated sink waits for its gate before delivering anything."""
 DOWN: set[str] = set()
 """Node ids whose Backend sink is down: it keeps retrying until the id is removed."""
+MOST_AT_ONCE: dict[str, int] = defaultdict(int)
+"""Per Recorder node id: the most deliveries it had in progress at the same time."""
+_AT_ONCE: dict[str, int] = defaultdict(int)
 
 
 class FailEvery(PluginConfig):
@@ -51,8 +54,14 @@ class Recorder(Sink):
     Config: ClassVar[type[PluginConfig]] = FailEvery
 
     async def deliver(self, packet: StreamPacket) -> None:
+        node_id = self.context.node_id
         if self.config.delay_s:
-            await asyncio.sleep(self.config.delay_s)
+            _AT_ONCE[node_id] += 1
+            MOST_AT_ONCE[node_id] = max(MOST_AT_ONCE[node_id], _AT_ONCE[node_id])
+            try:
+                await asyncio.sleep(self.config.delay_s)
+            finally:
+                _AT_ONCE[node_id] -= 1
         every = self.config.every
         if every and packet.seq % every == 0:
             raise ValueError(f"refused seq {packet.seq}")
@@ -164,6 +173,8 @@ def reset() -> None:
     RECORDS.clear()
     GATES.clear()
     DOWN.clear()
+    MOST_AT_ONCE.clear()
+    _AT_ONCE.clear()
 
 
 class Backend(Sink):

@@ -80,7 +80,8 @@ def test_a_paused_source_produces_nothing_until_resumed(tmp_path: Path) -> None:
         control.resume("src")
         await _until(lambda: source.emitted > held)
         messages = [e["message"] for e in control.events()]
-        assert "paused by an operator" in messages and "resumed by an operator" in messages
+        assert any(m.startswith("paused by ") for m in messages)
+        assert any(m.startswith("resumed by ") for m in messages)
 
     _steer(tmp_path, steps)
 
@@ -105,7 +106,7 @@ def test_throttle_paces_a_source_to_the_new_rate(tmp_path: Path) -> None:
         source = runtime.nodes["src"].metrics
         await _until(lambda: source.emitted > 10)
         answer = control.throttle("src", 0.5)
-        assert answer == {"node": "src", "rate_hz": {"before": 2000.0, "after": 0.5}}
+        assert answer == {"node": "src", "changes": {"rate_hz": {"before": 2000.0, "after": 0.5}}}
         await asyncio.sleep(0.05)
         held = source.emitted
         await asyncio.sleep(0.3)
@@ -118,9 +119,10 @@ def test_throttle_paces_a_source_to_the_new_rate(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("command", "message"),
     [
-        (lambda c: c.throttle("mid", 10.0), "only sources can be throttled"),
-        (lambda c: c.throttle("src", 0.0), "out of range"),
-        (lambda c: c.throttle("src", float("nan")), "out of range"),
+        (lambda c: c.throttle("mid", 10.0), "rate_hz paces sources only"),
+        (lambda c: c.throttle("src", 0.0), r"outside the allowed range \[0.001, 1000000\]"),
+        (lambda c: c.throttle("src", float("nan")), "must be a number of packets per second"),
+        (lambda c: c.throttle("src", "fast"), "must be a number of packets per second"),
         (lambda c: c.pause("camera"), "no node 'camera' in this graph; nodes: mid, out, src"),
     ],
 )

@@ -1,0 +1,293 @@
+"""Hot swap and rollback on a running graph: validated first, nothing queued lost, state
+handed over, every change audited; and the live throttles (sampling, concurrency)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from schnitzel.control.actor import Actor
+from schnitzel.errors import ControlError
+from schnitzel.runtime import Runtime, RuntimeControl
+from tests.runtime import plugins
+from tests.runtime.harness import assert_counts_add_up, graph_from
+
+TEST_PLUGINS = "tests.runtime.plugins"
+OPERATOR = Actor("ops", 1000, 42, "10.0.0.7 5555 10.0.0.1 22", "ctl")
+
+UNDER_LOAD = f"""
+nodes:
+  - {{id: src, kind: source, plugin: synthetic, config: {{count: 60000}}}}
+  - {{id: mid, kind: policy, plugin: dedup, config: {{window: 1000}}, inbox: {{max: 256}}}}
+  - {{id: out, kind: sink, plugin: "{TEST_PLUGINS}:Recorder"}}
+edges:
+  - {{from: src, to: mid}}
+  - {{from: mid, to: out}}
+"""
+
+TRANSFORM = UNDER_LOAD.replace(
+    "{id: mid, kind: policy, plugin: dedup, config: {window: 1000}",
+    "{id: mid, kind: transform, plugin: passthrough",
+)
+
+Steps = Callable[[Runtime, RuntimeControl], Awaitable[None]]
+
+
+def _run(tmp_path: Path, body: str, steps: Steps, stop: bool = False) -> dict[str, Any]:
+    graph = graph_from(tmp_path, body)
+
+    async def scenario() -> dict[str, Any]:
+        runtime = Runtime(graph, state_dir=tmp_path / "state")
+        control = RuntimeControl(runtime)
+        task = asyncio.create_task(runtime.run())
+        try:
+            await steps(runtime, control)
+        finally:
+            if stop:
+                control.stop()
+        return await asyncio.wait_for(task, 60)
+
+    report = asyncio.run(scenario())
+    assert_counts_add_up(report, graph)
+    return report
+
+
+async def _until(predicate: Callable[[], bool], guard_s: float = 20.0) -> None:
+    async with asyncio.timeout(guard_s):
+        while not predicate():
+            await asyncio.sleep(0.005)
+
+
+def _audit(tmp_path: Path) -> list[dict[str, Any]]:
+    lines = (tmp_path / "state" / "audit.jsonl").read_text().splitlines()
+    return [json.loads(line) for line in lines]
+
+
+def test_swapping_back_and_forth_under_load_loses_and_reorders_nothing(tmp_path: Path) -> None:
+    swaps = 0
+
+    async def steps(runtime: Runtime, control: RuntimeControl) -> None:
+        nonlocal swaps
+        out = runtime.nodes["out"]
+        while not runtime.stopping and out.metrics.delivered < 50_000:
+            window = 1000 if swaps % 2 else 2000
+            await control.swap("mid", "dedup", {"window": window}, actor=OPERATOR)
+            swaps += 1
+            await asyncio.sleep(0.002)
+
+    report = _run(tmp_path, UNDER_LOAD, steps)
+    seqs = [p.seq for p in plugins.RECORDS["out"]]
+    assert seqs == list(range(60_000))  # every packet once, in order
+    assert swaps >= 5, swaps
+    assert report["nodes"]["mid"]["generation"] == swaps
+    assert report["nodes"]["mid"]["filtered"] == 0
+    assert len(_audit(tmp_path)) == swaps
+
+
+def test_a_swap_to_another_plugin_and_a_rollback(tmp_path: Path) -> None:
+    results: dict[str, Any] = {}
+
+    async def steps(runtime: Runtime, control: RuntimeControl) -> None:
+        await _until(lambda: runtime.nodes["out"].metrics.delivered > 1000)
+        preview = await control.swap("mid", "sample", {"every": 2}, actor=OPERATOR, dry_run=True)
+        assert preview["applied"] is False and runtime.nodes["mid"].generation == 0
+        assert "-plugin: passthrough" in preview["diff"] and "+plugin: sample" in preview["diff"]
+        results["swap"] = await control.swap(
+            "mid", "sample", {"every": 2}, actor=OPERATOR, why="halve the load"
+        )
+        await asyncio.sleep(0.05)
+        results["rollback"] = await control.rollback("mid", actor=OPERATOR, why="undo")
+        with pytest.raises(ControlError, match="nothing to roll back"):
+            await control.rollback("mid", actor=OPERATOR)
+
+    report = _run(tmp_path, TRANSFORM, steps)
+    swap, rollback = results["swap"], results["rollback"]
+    assert swap["before"]["plugin"] == "passthrough" and swap["after"]["plugin"] == "sample"
+    assert swap["generation"] == 1 and rollback["generation"] == 2
+    assert rollback["after"] == {"plugin": "passthrough", "config": {}}
+    assert report["nodes"]["mid"]["plugin"] == "passthrough"
+    assert report["nodes"]["mid"]["filtered"] > 0  # the sample version dropped some on purpose
+    entries = _audit(tmp_path)
+    assert [e["action"] for e in entries] == ["swap", "rollback", "rollback"]
+    assert [e["outcome"] for e in entries] == ["applied", "applied", "refused"]
+    assert entries[0]["who"]["user"] == "ops" and entries[0]["who"]["ssh"].startswith("10.0.0.7")
+    assert entries[0]["why"] == "halve the load"
+    assert entries[0]["before"]["plugin"] == "passthrough"
+    assert entries[0]["after"] == {"plugin": "sample", "config": {"every": 2}}
+
+
+def test_the_dedup_window_is_handed_over(tmp_path: Path) -> None:
+    body = f"""
+nodes:
+  - {{id: src, kind: source, plugin: "{TEST_PLUGINS}:AsyncTicks", config: {{count: 400}}}}
+  - {{id: again, kind: source, plugin: "{TEST_PLUGINS}:AsyncTicks", config: {{count: 400}}}}
+  - {{id: mid, kind: policy, plugin: dedup, config: {{key: packet_id}}}}
+  - {{id: out, kind: sink, plugin: "{TEST_PLUGINS}:Recorder"}}
+edges:
+  - {{from: src, to: mid}}
+  - {{from: again, to: mid}}
+  - {{from: mid, to: out}}
+"""
+    handed: list[bool] = []
+
+    async def steps(runtime: Runtime, control: RuntimeControl) -> None:
+        await _until(lambda: runtime.nodes["mid"].metrics.processed >= 100)
+        result = await control.swap("mid", "dedup", {"key": "idempotency_key"}, actor=OPERATOR)
+        handed.append(result["state_handed_over"])
+
+    _run(tmp_path, body, steps)
+    assert handed == [True]
+    keys = [p.idempotency_key for p in plugins.RECORDS["out"]]
+    assert len(keys) == len(set(keys))  # the new dedup remembered what the old one had seen
+
+
+@pytest.mark.parametrize(
+    ("plugin", "config", "reason"),
+    [
+        ("nope", {}, "nope"),  # unknown plugin: named in the validator's words
+        ("dedup", {"window": 0}, "window"),
+        ("dedup", {"colour": "red"}, "colour"),
+        ("null", {}, "policy"),  # a sink plugin for a policy node
+        ("sample", {"every": 2}, "not a policy"),
+    ],
+)
+def test_an_invalid_swap_is_refused_and_changes_nothing(
+    tmp_path: Path, plugin: str, config: dict[str, Any], reason: str
+) -> None:
+    async def steps(runtime: Runtime, control: RuntimeControl) -> None:
+        await _until(lambda: runtime.nodes["out"].metrics.delivered > 100)
+        mid = runtime.nodes["mid"]
+        before = mid.plugin
+        with pytest.raises(ControlError, match="swap refused") as refused:
+            await control.swap("mid", plugin, config, actor=OPERATOR)
+        assert reason in str(refused.value) or plugin in str(refused.value)
+        assert mid.plugin is before and mid.generation == 0
+
+    _run(tmp_path, UNDER_LOAD, steps)
+    entries = _audit(tmp_path)
+    assert [(e["action"], e["outcome"]) for e in entries] == [("swap", "refused")]
+    assert len(plugins.RECORDS["out"]) == 60_000
+
+
+def test_sources_and_delays_are_not_swapped_live(tmp_path: Path) -> None:
+    async def steps(runtime: Runtime, control: RuntimeControl) -> None:
+        with pytest.raises(ControlError, match="needs a restart"):
+            await control.swap("src", "synthetic", {"count": 5}, actor=OPERATOR)
+
+    _run(tmp_path, UNDER_LOAD, steps)
+
+
+def test_a_plugin_that_fails_to_open_leaves_the_old_one_running(tmp_path: Path) -> None:
+    body = f"""
+nodes:
+  - {{id: src, kind: source, plugin: synthetic, config: {{rate_hz: 500.0}}}}
+  - {{id: out, kind: sink, plugin: "{TEST_PLUGINS}:Recorder"}}
+edges:
+  - {{from: src, to: out}}
+"""
+
+    async def steps(runtime: Runtime, control: RuntimeControl) -> None:
+        await _until(lambda: runtime.nodes["out"].metrics.delivered > 10)
+        with pytest.raises(ControlError, match="could not open"):
+            await control.swap("out", f"{TEST_PLUGINS}:RefusesToOpen", {}, actor=OPERATOR)
+        count = runtime.nodes["out"].metrics.delivered
+        await _until(lambda: runtime.nodes["out"].metrics.delivered > count + 10)
+
+    report = _run(tmp_path, body, steps, stop=True)
+    assert report["nodes"]["out"]["generation"] == 0
+
+
+def test_a_blocking_node_is_swapped_between_its_thread_calls(tmp_path: Path) -> None:
+    body = f"""
+nodes:
+  - {{id: src, kind: source, plugin: synthetic, config: {{count: 3000}}}}
+  - id: slow
+    kind: compute
+    plugin: "{TEST_PLUGINS}:SlowCompute"
+    config: {{delay_s: 0.0005}}
+    concurrency: 2
+    limits: {{concurrency: [1, 4]}}
+  - {{id: out, kind: sink, plugin: "{TEST_PLUGINS}:Recorder"}}
+edges:
+  - {{from: src, to: slow}}
+  - {{from: slow, to: out}}
+"""
+
+    async def steps(runtime: Runtime, control: RuntimeControl) -> None:
+        await _until(lambda: runtime.nodes["out"].metrics.delivered > 200)
+        await control.swap("slow", f"{TEST_PLUGINS}:SlowCompute", {"delay_s": 0.0001})
+        control.throttle("slow", concurrency=4, actor=OPERATOR)
+
+    report = _run(tmp_path, body, steps)
+    assert sorted(p.seq for p in plugins.RECORDS["out"]) == list(range(3000))
+    assert report["nodes"]["slow"]["throttle"]["concurrency"] == 4
+
+
+def test_sampling_throttle_keeps_one_in_n_and_counts_the_rest_as_filtered(
+    tmp_path: Path,
+) -> None:
+    body = f"""
+nodes:
+  - {{id: src, kind: source, plugin: synthetic, config: {{count: 10000}}}}
+  - id: out
+    kind: sink
+    plugin: "{TEST_PLUGINS}:Recorder"
+    limits: {{sample_every: [1, 10]}}
+edges:
+  - {{from: src, to: out}}
+"""
+
+    async def steps(runtime: Runtime, control: RuntimeControl) -> None:
+        result = control.throttle("out", sample_every=4, actor=OPERATOR)
+        assert result["changes"] == {"sample_every": {"before": 1, "after": 4}}
+        with pytest.raises(ControlError, match=r"outside its declared limits \[1, 10\]"):
+            control.throttle("out", sample_every=11, actor=OPERATOR)
+
+    report = _run(tmp_path, body, steps)
+    out = report["nodes"]["out"]
+    assert out["delivered"] + out["filtered"] == 10_000
+    assert out["delivered"] == 2500
+    assert [e["outcome"] for e in _audit(tmp_path)] == ["applied", "refused"]
+
+
+def test_throttles_refuse_what_does_not_apply_to_the_node(tmp_path: Path) -> None:
+    async def steps(runtime: Runtime, control: RuntimeControl) -> None:
+        with pytest.raises(ControlError, match="paces sources only"):
+            control.throttle("mid", rate_hz=5.0)
+        with pytest.raises(ControlError, match="one call at a time"):
+            control.throttle("mid", concurrency=2)
+        with pytest.raises(ControlError, match="a source is throttled by rate_hz only"):
+            control.throttle("src", sample_every=2)
+        with pytest.raises(ControlError, match="say what to change"):
+            control.throttle("mid")
+        with pytest.raises(ControlError, match="whole number"):
+            control.throttle("mid", sample_every=2.5)
+
+    _run(tmp_path, UNDER_LOAD, steps)
+
+
+def test_async_sink_concurrency_runs_calls_at_once(tmp_path: Path) -> None:
+    body = f"""
+nodes:
+  - {{id: src, kind: source, plugin: synthetic, config: {{count: 400}}}}
+  - id: out
+    kind: sink
+    plugin: "{TEST_PLUGINS}:Recorder"
+    config: {{delay_s: 0.005}}
+    limits: {{concurrency: [1, 8]}}
+edges:
+  - {{from: src, to: out}}
+"""
+
+    async def steps(runtime: Runtime, control: RuntimeControl) -> None:
+        control.throttle("out", concurrency=8, actor=OPERATOR)
+
+    report = _run(tmp_path, body, steps)
+    assert sorted(p.seq for p in plugins.RECORDS["out"]) == list(range(400))
+    assert plugins.MOST_AT_ONCE["out"] > 1
+    assert report["nodes"]["out"]["limits"]["concurrency"] == [1, 8]
