@@ -202,17 +202,25 @@ class RuntimeControl:
             handed_over = await swap_node(self._runtime, plan)
         except ControlError as exc:
             if not dry_run:
-                self._write_audit(
+                self.write_audit(
                     "swap", node_id, actor, why, None, None, {"plugin": plugin}, str(exc)
                 )
             raise
         history.setdefault(node_id, []).append(plan.before)
         result = _swap_result(plan, handed_over, applied=True)
         self._after_swap("swapped", plan, handed_over, actor)
-        self._write_audit(
-            "swap", node_id, actor, why, None, plan.before.shown(), plan.after.shown()
-        )
+        self.write_audit("swap", node_id, actor, why, None, plan.before.shown(), plan.after.shown())
         return result
+
+    def plan(self, node_id: str, plugin: str, config: dict[str, Any] | None) -> dict[str, Any]:
+        """Check a swap without doing it (raises ControlError saying why it would fail)."""
+        return _swap_result(plan_swap(self._runtime, node_id, plugin, config), False, False)
+
+    async def reload(self, *, actor: Actor | None = None, why: str = "") -> dict[str, Any]:
+        """Apply the changes of the graph file (see `schnitzel.control.reload`)."""
+        from schnitzel.control.reload import reload_graph
+
+        return await reload_graph(self, actor or Actor.local("api"), why)
 
     async def rollback(
         self, node_id: str, *, actor: Actor | None = None, why: str = ""
@@ -227,12 +235,12 @@ class RuntimeControl:
             plan = plan_swap(self._runtime, node_id, previous.plugin, previous.config)
             handed_over = await swap_node(self._runtime, plan)
         except ControlError as exc:
-            self._write_audit("rollback", node_id, actor, why, None, None, None, str(exc))
+            self.write_audit("rollback", node_id, actor, why, None, None, None, str(exc))
             raise
         history.pop()
         result = _swap_result(plan, handed_over, applied=True)
         self._after_swap("rolled back", plan, handed_over, actor)
-        self._write_audit(
+        self.write_audit(
             "rollback", node_id, actor, why, None, plan.before.shown(), plan.after.shown()
         )
         return result
@@ -246,9 +254,9 @@ class RuntimeControl:
         try:
             suggestion = await controller.approve(suggestion_id, actor, why)
         except ControlError as exc:
-            self._write_audit("approve", None, actor, why, suggestion_id, None, None, str(exc))
+            self.write_audit("approve", None, actor, why, suggestion_id, None, None, str(exc))
             raise
-        self._write_audit(
+        self.write_audit(
             "approve",
             suggestion.get("node"),
             actor,
@@ -268,9 +276,9 @@ class RuntimeControl:
         try:
             suggestion = controller.reject(suggestion_id, actor, why)
         except ControlError as exc:
-            self._write_audit("reject", None, actor, why, suggestion_id, None, None, str(exc))
+            self.write_audit("reject", None, actor, why, suggestion_id, None, None, str(exc))
             raise
-        self._write_audit("reject", suggestion.get("node"), actor, why, suggestion_id, None, None)
+        self.write_audit("reject", suggestion.get("node"), actor, why, suggestion_id, None, None)
         return suggestion
 
     def stop(
@@ -288,7 +296,7 @@ class RuntimeControl:
         else:
             runtime.request_stop(StopReason.SIGNAL, f"stop requested {why}")
         if actor is not None:
-            self._write_audit("stop", None, actor, why, None, None, {"force": force})
+            self.write_audit("stop", None, actor, why, None, None, {"force": force})
         return {"stopping": True, "forced": force}
 
     # -- helpers ----------------------------------------------------------------------------
@@ -330,12 +338,12 @@ class RuntimeControl:
         try:
             result, before, after = apply()
         except ControlError as exc:
-            self._write_audit(action, node_id, actor, why, suggestion, None, attempted, str(exc))
+            self.write_audit(action, node_id, actor, why, suggestion, None, attempted, str(exc))
             raise
-        self._write_audit(action, node_id, actor, why, suggestion, before, after)
+        self.write_audit(action, node_id, actor, why, suggestion, before, after)
         return result
 
-    def _write_audit(
+    def write_audit(
         self,
         action: str,
         node_id: str | None,

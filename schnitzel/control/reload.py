@@ -1,0 +1,140 @@
+"""Reloading the graph file into a running graph (SIGHUP, `schnitzel ctl reload`).
+
+The edited file is validated as a whole first. What can change live is then applied: a
+node's plugin or config (a hot swap) and its `concurrency` (a throttle). Anything else (nodes
+or edges added or removed, a kind, an inbox, an error policy, limits, the `runtime:` section)
+needs a restart; the reload is then refused as a whole, naming each such change, and nothing
+is applied. Swaps are planned (validated) before any is done; if one fails to start, those
+already done in this reload are rolled back.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from schnitzel.control.actor import Actor
+from schnitzel.errors import ControlError, GraphLoadError
+from schnitzel.runtime.node import Node
+from schnitzel.runtime.throttles import knob_limits
+from schnitzel.spec.model import NodeSpec
+from schnitzel.validate.graph import ValidatedGraph
+from schnitzel.validate.validator import validate_file
+
+if TYPE_CHECKING:
+    from schnitzel.runtime.control import RuntimeControl
+
+__all__ = ["reload_graph"]
+
+RESTART_FIELDS = ("kind", "inbox", "on_error", "dead_letter", "limits")
+"""Node settings a running graph cannot change (the inbox is what a swap keeps)."""
+
+
+async def reload_graph(control: RuntimeControl, actor: Actor, why: str = "") -> dict[str, Any]:
+    """Apply the graph file's changes; what was done. Raises ControlError (nothing applied)
+    when the file is invalid or changes something that needs a restart."""
+    runtime = control.runtime
+    path = runtime.graph.path
+    if path is None:
+        raise ControlError("this graph was not loaded from a file: there is nothing to reload")
+    applied: list[dict[str, Any]] = []
+    try:  # everything checked before the first change is made
+        new = _load(path)
+        swaps, throttles = _changes(runtime.graph, new)
+        for spec in swaps:
+            control.plan(spec.id, spec.plugin, dict(spec.config))
+        for node_id, concurrency in throttles.items():
+            _check_concurrency(runtime.nodes[node_id], concurrency)
+    except ControlError as exc:
+        control.write_audit("reload", None, actor, why, None, None, {"graph": str(path)}, str(exc))
+        control.note("error", f"reload of {path} refused: {exc}")
+        raise
+    done: list[str] = []
+    try:
+        for spec in swaps:
+            result = await control.swap(
+                spec.id, spec.plugin, dict(spec.config), actor=actor, why=why or "reload"
+            )
+            done.append(spec.id)
+            applied.append({"node": spec.id, "swap": result["after"]})
+    except ControlError as exc:
+        for node_id in reversed(done):
+            await control.rollback(node_id, actor=actor, why="reload failed part way")
+        control.note("error", f"reload of {path} failed and was undone: {exc}")
+        raise ControlError(f"reload failed and was undone: {exc}") from exc
+    for node_id, concurrency in throttles.items():
+        result = control.throttle(
+            node_id, concurrency=concurrency, actor=actor, why=why or "reload"
+        )
+        applied.append({"node": node_id, "throttle": result["changes"]})
+    summary = {"graph": str(path), "applied": applied}
+    control.write_audit("reload", None, actor, why, None, None, summary)
+    what = ", ".join(sorted({a["node"] for a in applied})) or "nothing changed"
+    control.note("info", f"reloaded {path} by {actor}: {what}")
+    return summary
+
+
+def _check_concurrency(node: Node, concurrency: int) -> None:
+    limits = knob_limits(node)
+    if "concurrency" not in limits:
+        raise ControlError(
+            f"node {node.id!r}: concurrency changed, but its plugin runs one call at a time; "
+            "restart to apply"
+        )
+    low, high = limits["concurrency"]
+    if not low <= concurrency <= high:
+        raise ControlError(
+            f"node {node.id!r}: concurrency {concurrency} is outside its limits "
+            f"[{low:.12g}, {high:.12g}]; change the limits and restart"
+        )
+
+
+def _load(path: Path) -> ValidatedGraph:
+    try:
+        result = validate_file(path)
+    except GraphLoadError as exc:
+        raise ControlError(str(exc)) from exc
+    if result.graph is None:
+        problems = [p.render() for p in result.report.problems if p.severity == "error"]
+        raise ControlError(f"{path} is invalid: " + "; ".join(problems))
+    return result.graph
+
+
+def _changes(running: ValidatedGraph, new: ValidatedGraph) -> tuple[list[NodeSpec], dict[str, int]]:
+    """The swaps and concurrency changes that turn `running` into `new`; ControlError
+    listing every change that needs a restart."""
+    restart: list[str] = []
+    old_nodes = {n.id: n for n in running.spec.nodes}
+    new_nodes = {n.id: n for n in new.spec.nodes}
+    added = sorted(new_nodes.keys() - old_nodes.keys())
+    removed = sorted(old_nodes.keys() - new_nodes.keys())
+    if added:
+        restart.append(f"nodes added: {', '.join(added)}")
+    if removed:
+        restart.append(f"nodes removed: {', '.join(removed)}")
+    old_edges = {(e.source, e.target) for e in running.spec.edges}
+    new_edges = {(e.source, e.target) for e in new.spec.edges}
+    if old_edges != new_edges:
+        changed = sorted(f"{a} -> {b}" for a, b in old_edges ^ new_edges)
+        restart.append(f"edges changed: {', '.join(changed)}")
+    if running.spec.runtime != new.spec.runtime:
+        restart.append("the runtime: section changed")
+    swaps: list[NodeSpec] = []
+    throttles: dict[str, int] = {}
+    for node_id in sorted(old_nodes.keys() & new_nodes.keys()):
+        old, spec = old_nodes[node_id], new_nodes[node_id]
+        for field in RESTART_FIELDS:
+            if getattr(old, field) != getattr(spec, field):
+                restart.append(f"node {node_id!r}: {field} changed")
+        if (old.plugin, old.config) != (spec.plugin, spec.config):
+            if old.kind in ("source", "delay"):
+                restart.append(f"node {node_id!r}: a {old.kind}'s plugin or config changed")
+            else:
+                swaps.append(spec)
+        if old.concurrency != spec.concurrency:
+            throttles[node_id] = spec.concurrency
+    if restart:
+        raise ControlError(
+            "these changes need a restart (nothing was applied): " + "; ".join(restart)
+        )
+    return swaps, throttles
