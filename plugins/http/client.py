@@ -19,9 +19,8 @@ __all__ = ["HttpClient", "Reply"]
 
 EXCERPT_CHARS = 200
 """How much of a response body an error message quotes."""
-# One request at a time per node (the runtime awaits each delivery), so a small pool is
-# plenty; the headroom serves a connection the server is slow to close.
-_LIMITS = httpx.Limits(max_connections=4, max_keepalive_connections=4, keepalive_expiry=30.0)
+SPARE_CONNECTIONS = 3
+"""Beyond one connection per call at once: for connections the server is slow to close."""
 # Transport errors worth retrying: the backend or the network, not this request.
 _RETRIED = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError, httpx.ProxyError)
 
@@ -40,7 +39,13 @@ class Reply:
 class HttpClient:
     """A pooled HTTP/1.1 keep-alive client POSTing JSON bodies to one URL."""
 
-    def __init__(self, config: HttpSinkConfig, token: str | None, ca_file: Path | None) -> None:
+    def __init__(
+        self,
+        config: HttpSinkConfig,
+        token: str | None,
+        ca_file: Path | None,
+        calls_at_once: int = 1,
+    ) -> None:
         self._url = config.url
         self._where = safe_url(config.url)
         self._token = token
@@ -50,7 +55,11 @@ class HttpClient:
         self._client = httpx.AsyncClient(
             headers=headers,
             timeout=httpx.Timeout(config.timeout_s),
-            limits=_LIMITS,
+            limits=httpx.Limits(
+                max_connections=calls_at_once + SPARE_CONNECTIONS,
+                max_keepalive_connections=calls_at_once + SPARE_CONNECTIONS,
+                keepalive_expiry=30.0,
+            ),
             verify=_tls_verify(config.verify_tls, ca_file),
             http1=True,
             http2=False,

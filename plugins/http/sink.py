@@ -97,7 +97,7 @@ class HttpSink(Sink):
         ca_file = self.context.resolve(self.config.ca_file) if self.config.ca_file else None
         from schnitzel_plugins.http.client import HttpClient  # imports httpx: only when run
 
-        self._client = HttpClient(self.config, token, ca_file)
+        self._client = HttpClient(self.config, token, ca_file, self.context.max_concurrency)
 
     async def close(self) -> None:
         if self._client is not None:

@@ -119,6 +119,9 @@ class NodeContext:
     """The node's inbox is on disk: a packet the plugin fails on is lost to the error policy,
     while one it keeps retrying stays safe in the store. A sink delivering to a backend that
     can recover (HTTP) should retry until delivered rather than fail."""
+    max_concurrency: int = 1
+    """The most calls at once the node may be given while it runs (the top of its
+    `limits.concurrency`, else its `concurrency`): size connection pools for it."""
 
     def resolve(self, path: str) -> Path:
         """A path from the node's config, resolved against the graph file's directory."""

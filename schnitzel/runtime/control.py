@@ -68,6 +68,7 @@ class RuntimeControl:
                     "inbox": spec.inbox.model_dump(mode="json"),
                     "dead_letter": spec.dead_letter,
                     "limits": {k: list(v) for k, v in knob_limits(node).items()},
+                    "declared_limits": spec.limits.model_dump(mode="json"),
                     "generation": node.generation,
                 }
             )
@@ -138,10 +139,12 @@ class RuntimeControl:
         actor: Actor | None = None,
         why: str = "",
         suggestion: str | None = None,
+        action: str = "throttle",
     ) -> dict[str, Any]:
         """Turn a node's knobs within its limits: a source's `rate_hz` (None: as fast as
         accepted), `sample_every` N (keep 1 of every N packets arriving), `concurrency`
-        (calls at once of a blocking or async plugin)."""
+        (calls at once of a blocking or async plugin). `action` names the change in the
+        audit log (the controller's `auto_rollback`)."""
         given = {"rate_hz": rate_hz, "sample_every": sample_every, "concurrency": concurrency}
         changes = {k: v for k, v in given.items() if v is not NOT_GIVEN}
 
@@ -270,7 +273,8 @@ class RuntimeControl:
     def reject(
         self, suggestion_id: str, *, actor: Actor | None = None, why: str = ""
     ) -> dict[str, Any]:
-        """Turn a suggestion down; it is not offered again."""
+        """Turn a suggestion down; the controller does not offer the same change for 10
+        minutes."""
         controller = self._controller()
         actor = actor or Actor.local("api")
         try:

@@ -103,6 +103,9 @@ class Node:
         if plugin.blocking:
             self.pool = ThreadPoolExecutor(self.thread_limit, f"schnitzel-{self.id}")
         self.call = self._choose_call()
+        self.concurrent = _takes_concurrency(self.kind, plugin)
+        """True when `concurrency` means something for the plugin: it blocks (threads) or is
+        async (calls awaited at once). A plain inline plugin runs one call at a time."""
         return old_pool if old_pool is not self.pool else None
 
     @property
@@ -111,16 +114,6 @@ class Node:
         start only when needed)."""
         limits = self.resolved.spec.limits.concurrency
         return max(self.concurrency, limits[1] if limits else MAX_CONCURRENCY)
-
-    @property
-    def concurrent(self) -> bool:
-        """True when `concurrency` means something for the plugin: it blocks (threads) or is
-        async (calls awaited at once). A plain inline plugin runs one call at a time."""
-        plugin = self.plugin
-        if isinstance(plugin, Source) or self.kind == "delay":
-            return False
-        method = plugin.deliver if isinstance(plugin, Sink) else plugin.process  # type: ignore[attr-defined]
-        return plugin.blocking or inspect.iscoroutinefunction(method)
 
     def sample(self, batch: list[StreamPacket]) -> list[StreamPacket]:
         """The packets the `sample_every` throttle keeps; the others count as filtered."""
@@ -227,6 +220,13 @@ class Node:
 
             return inline
         return _in_pool(self, self.pool, sync_call)
+
+
+def _takes_concurrency(kind: str, plugin: Plugin) -> bool:
+    if isinstance(plugin, Source) or kind == "delay":
+        return False
+    method = plugin.deliver if isinstance(plugin, Sink) else plugin.process  # type: ignore[attr-defined]
+    return plugin.blocking or inspect.iscoroutinefunction(method)
 
 
 def _is_async(method: Any) -> bool:

@@ -104,6 +104,7 @@ def build_report(runtime: Runtime) -> dict[str, Any]:
             "in_flight": runtime.in_flight.count,
         },
         "stop_detail": runtime.stop_detail,
+        "stopping": runtime.stopping and not finished,
         "run_id": runtime.run_id,
         "pid": os.getpid(),
         "controller": runtime.graph.spec.runtime.controller.mode,

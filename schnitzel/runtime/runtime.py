@@ -170,12 +170,15 @@ class Runtime:
                 f"node {node_id!r}: plugin {cls.name!r} declares itself but does not implement "
                 f"{method}(), so it cannot run; update the plugin's pack"
             )
+        spec = self.graph.nodes[node_id].spec
+        top = spec.limits.concurrency[1] if spec.limits.concurrency else spec.concurrency
         context = NodeContext(
             node_id,
             self.graph.base_dir,
             self.state_dir,
             self.logger.getChild(node_id),
-            durable=self.graph.nodes[node_id].spec.inbox.durable is not None,
+            durable=spec.inbox.durable is not None,
+            max_concurrency=max(spec.concurrency, top),
         )
         try:
             return cls(config, context)
