@@ -21,11 +21,15 @@ from textual.screen import ModalScreen, Screen
 from schnitzel.errors import ControlError
 from schnitzel_tui.drop_bursts import DropBurstWatch
 from schnitzel_tui.history import SnapshotHistory
-from schnitzel_tui.model import ConsoleSnapshot, EventView, Topology
+from schnitzel_tui.model import ConsoleSnapshot, EventView, SuggestionView, Topology
+from schnitzel_tui.screens.audit import AuditScreen
 from schnitzel_tui.screens.confirm import ConfirmScreen
 from schnitzel_tui.screens.help import HelpScreen
 from schnitzel_tui.screens.main import MainScreen
 from schnitzel_tui.screens.node_detail import NodeDetailScreen
+from schnitzel_tui.screens.suggestions import SuggestionsScreen
+from schnitzel_tui.screens.swap import SwapScreen, swap_done_text
+from schnitzel_tui.screens.throttle import ThrottleScreen, knobs_of
 from schnitzel_tui.source import ConsoleSource
 from schnitzel_tui.widgets.graph_view import GraphView
 from schnitzel_tui.widgets.node_table import SORTS, NodeTable
@@ -53,6 +57,12 @@ class ConsoleApp(App[None]):
         Binding("space", "freeze", "Freeze"),
         Binding("plus", "refresh_step(-1)", "Faster"),
         Binding("minus", "refresh_step(1)", "Slower"),
+        # changes to the node under the cursor (or the one opened); each asks first
+        Binding("t", "throttle", "Throttle", show=False),
+        Binding("w", "swap", "Swap", show=False),
+        Binding("R", "rollback", "Roll back", show=False),
+        Binding("g", "suggestions", "Suggestions", show=False),
+        Binding("A", "audit", "Audit log", show=False),
     ]
 
     refresh_s: reactive[float] = reactive(1.0, init=False)
@@ -82,6 +92,8 @@ class ConsoleApp(App[None]):
         self.failure = ""
         """Why the run could not go on (shown in the status line)."""
         self.polls = 0
+        self.suggestions: tuple[SuggestionView, ...] = ()
+        """The controller's suggestions as of the latest poll, newest last."""
         self._last_seq = 0
         self._pending_events: list[EventView] = list(startup_events)
         self._poll_timer: Any = None
@@ -110,6 +122,7 @@ class ConsoleApp(App[None]):
             self.history.record(self.snapshot)
             self._take_events([EventView.from_dict(e) for e in events])
             self._pending_events.extend(self.drop_bursts.check(self.snapshot))
+            await self._poll_control()
         finally:
             self._polling = False
         if not self.is_running:
@@ -119,6 +132,24 @@ class ConsoleApp(App[None]):
             self.exit()
             return
         self._poll_timer = self.set_timer(self.refresh_s, self.poll)
+
+    async def _poll_control(self) -> None:
+        """Suggestions (while a controller runs, or their screen is open: their count is the
+        status line's badge) and the audit log while it is shown."""
+        screen = self.screen if self.screen_stack else None
+        if self.snapshot is not None and (
+            self.snapshot.controller != "off" or isinstance(screen, SuggestionsScreen)
+        ):
+            try:
+                found = await self.source.command("suggestions")
+            except (ControlError, OSError) as exc:
+                self._pending_events.append(
+                    EventView(0, time.time(), "error", f"cannot read the suggestions: {exc}")
+                )
+            else:
+                self.suggestions = tuple(SuggestionView.from_dict(s) for s in found or ())
+        if isinstance(screen, AuditScreen) and not self.frozen:
+            await screen.reload()
 
     def _take_events(self, events: list[EventView]) -> None:
         """Queue new events for the log, saying so where some were never seen (the runtime
@@ -154,6 +185,8 @@ class ConsoleApp(App[None]):
             elif isinstance(screen, NodeDetailScreen):
                 node = self.snapshot.nodes.get(screen.node_id)
                 screen.show(node, self.history.of(screen.node_id))
+            elif isinstance(screen, SuggestionsScreen):
+                screen.show(self.suggestions)
 
     def _note(self) -> str:
         if self.failure:
@@ -174,6 +207,7 @@ class ConsoleApp(App[None]):
             refresh_s=self.refresh_s,
             note=self._note(),
             failed=bool(self.failure),
+            open_suggestions=sum(1 for s in self.suggestions if s.is_open),
         )
         for bar in self.screen.query(StatusBar):
             bar.show(facts)
@@ -270,12 +304,14 @@ class ConsoleApp(App[None]):
 
     # -- commands ---------------------------------------------------------------------------
 
-    async def _command(self, name: str, **arguments: Any) -> dict[str, Any] | None:
+    async def _command(self, name: str, **arguments: Any) -> Any:
+        """Run a command; a refusal (or a lost runtime) is shown and answers None."""
         try:
-            return await self.source.command(name, **arguments)
+            result = await self.source.command(name, **arguments)
         except (ControlError, OSError) as exc:
             self.notify(str(exc), severity="error", timeout=8)
             return None
+        return {} if result is None else result
 
     def _confirm_command(self, question: str, change: str, name: str, **arguments: Any) -> None:
         if self.read_only:
@@ -302,6 +338,10 @@ class ConsoleApp(App[None]):
             yield SystemCommand(f"Sort nodes by {name}", "", lambda n=name: self._sort_main(n))
         yield SystemCommand("Freeze or unfreeze the view", "space", self.action_freeze)
         yield SystemCommand("Help", "keys and columns", self.action_help)
+        yield SystemCommand(
+            "Suggestions of the controller", "g: approve or reject", self.action_suggestions
+        )
+        yield SystemCommand("Audit log", "A: who changed what, why, when", self.action_audit)
         if not self.read_only:
             for node_id, node in nodes.items():
                 verb = "resume" if node.paused else "pause"
@@ -310,6 +350,23 @@ class ConsoleApp(App[None]):
                     "asks first",
                     partial(self._confirm_pause, node_id, verb),
                 )
+                if knobs_of(node):
+                    yield SystemCommand(
+                        f"Throttle node {node_id}",
+                        f"t: {', '.join(knobs_of(node))}",
+                        partial(self.throttle_node, node_id),
+                    )
+                yield SystemCommand(
+                    f"Swap node {node_id}…",
+                    "w: another plugin or config, after a diff",
+                    partial(self.swap_node, node_id),
+                )
+                if node.can_rollback:
+                    yield SystemCommand(
+                        f"Roll back node {node_id}",
+                        "R: back to the version before the last swap",
+                        partial(self.rollback_node, node_id),
+                    )
         yield SystemCommand(
             "Quit", "stops the graph (asks while packets flow)", self.action_quit_console
         )
@@ -323,6 +380,119 @@ class ConsoleApp(App[None]):
         elif pausing:
             change += " (its inbox fills up, then backpressure reaches upstream)"
         self._confirm_command(f"{verb.capitalize()} node {node_id}?", change, verb, node_id=node_id)
+
+    # -- the control plane: throttle, swap, rollback, suggestions, audit -----------------------
+
+    def _node_in_view(self) -> str | None:
+        """The node a key acts on: the one opened, or the one under the table's cursor."""
+        screen = self.screen
+        if isinstance(screen, NodeDetailScreen):
+            return screen.node_id
+        if isinstance(screen, MainScreen):
+            return screen.query_one(NodeTable).selected_node
+        return None
+
+    def _may_change(self) -> bool:
+        if self.read_only:
+            self.notify("read-only console: changes are refused", severity="warning")
+            return False
+        return True
+
+    def action_throttle(self) -> None:
+        node_id = self._node_in_view()
+        if node_id is not None:
+            self.throttle_node(node_id)
+
+    def action_swap(self) -> None:
+        node_id = self._node_in_view()
+        if node_id is not None:
+            self.swap_node(node_id)
+
+    def action_rollback(self) -> None:
+        node_id = self._node_in_view()
+        if node_id is not None:
+            self.rollback_node(node_id)
+
+    def action_suggestions(self) -> None:
+        if isinstance(self.screen, ModalScreen | SuggestionsScreen):
+            return
+        controller = self.snapshot.controller if self.snapshot is not None else "off"
+        screen = SuggestionsScreen(
+            self.source, self.topology.graph, read_only=self.read_only, controller=controller
+        )
+        self.push_screen(screen)
+        self.call_after_refresh(self._redraw_status)
+
+    def action_audit(self) -> None:
+        if isinstance(self.screen, ModalScreen | AuditScreen):
+            return
+        self.push_screen(AuditScreen(self.source, self.topology.graph))
+        self.call_after_refresh(self._redraw_status)
+
+    def throttle_node(self, node_id: str) -> None:
+        """The throttle dialog of a node: its knobs, their bounds, a question, the change."""
+        if not self._may_change():
+            return
+        node = self.snapshot.nodes.get(node_id) if self.snapshot is not None else None
+        if node is None:
+            return
+        if not knobs_of(node):
+            self.notify(f"node {node_id} has no live throttles", severity="warning")
+            return
+
+        def done(result: str | None) -> None:
+            if result:
+                self.notify(result, timeout=5)
+
+        self.push_screen(ThrottleScreen(node, self.source), done)
+
+    def swap_node(self, node_id: str) -> None:
+        """The swap form of a node."""
+        if not self._may_change():
+            return
+
+        async def done(result: str | None) -> None:
+            if result:
+                self.notify(result, timeout=6)
+                await self._reload_topology()
+
+        self.push_screen(SwapScreen(node_id, self.source, self.topology.graph), done)
+        self.call_after_refresh(self._redraw_status)
+
+    def rollback_node(self, node_id: str) -> None:
+        """Ask, then put the node back to the version before its last swap."""
+        if not self._may_change():
+            return
+        node = self.snapshot.nodes.get(node_id) if self.snapshot is not None else None
+        if node is None:
+            return
+        if not node.can_rollback:
+            self.notify(
+                f"node {node_id} has not been swapped: nothing to roll back", severity="warning"
+            )
+            return
+        change = (
+            f"{node_id}: {node.plugin}, generation {node.generation} -> back to the version "
+            "before the last swap (plugin and config). The old version finishes its packet "
+            "in hand; the inbox is kept."
+        )
+
+        async def answered(yes: bool | None) -> None:
+            if not yes:
+                return
+            result = await self._command("rollback", node_id=node_id)
+            if result is not None:
+                self.notify(swap_done_text(node_id, result).replace("swapped", "rolled back"))
+                await self._reload_topology()
+
+        self.push_screen(ConfirmScreen(f"Roll back node {node_id}?", change), answered)
+
+    async def _reload_topology(self) -> None:
+        """A swap changed a node's plugin and config: read the graph again."""
+        try:
+            self.topology = Topology.from_description(await self.source.describe())
+        except (ControlError, OSError) as exc:
+            self.notify(f"cannot read the graph again: {exc}", severity="error")
 
     def _sort_main(self, name: str) -> None:
         main = self._main_screen()

@@ -13,20 +13,34 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 __all__ = [
+    "KNOBS",
     "OVERFLOW_REASONS",
+    "AuditView",
+    "Bounds",
     "ConsoleSnapshot",
     "DurableView",
     "EdgeView",
     "ErrorView",
     "EventView",
     "NodeView",
+    "PluginView",
+    "SuggestionView",
     "Topology",
     "TopologyNode",
+    "actor_text",
+    "change_text",
+    "plain_value",
 ]
 
 OVERFLOW_REASONS = frozenset({"inbox_full", "displaced"})
 """Drops an overflow policy made because an inbox was full; every other reason is a loss of
 another kind (a failed node, a drain timeout, a packet that could not be stored)."""
+
+KNOBS = ("rate_hz", "sample_every", "concurrency")
+"""The live throttles a node may have, in the order the console shows them."""
+
+Bounds = tuple[float | None, float | None]
+"""A knob's [lowest, highest]; None: no bound on that side."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,6 +178,14 @@ class NodeView:
     """A source's pace (None: as fast as accepted, or not a source)."""
     durable: DurableView | None
     recent_errors: tuple[ErrorView, ...]
+    throttle: Mapping[str, float | int | None] = field(default_factory=dict)
+    """The live knobs that apply to this node (KNOBS) and their values now."""
+    limits: Mapping[str, Bounds] = field(default_factory=dict)
+    """The bounds of each knob in `throttle`."""
+    generation: int = 0
+    """0 as started; one more per swap or rollback."""
+    can_rollback: bool = False
+    """A swap can be undone (`rollback`)."""
 
     @property
     def fill(self) -> float:
@@ -220,6 +242,10 @@ class NodeView:
                 ErrorView(e["ts"], e.get("packet_id"), e["error"], e["message"])
                 for e in data.get("recent_errors") or ()
             ),
+            throttle=dict(data.get("throttle") or {}),
+            limits={k: _bounds(v) for k, v in (data.get("limits") or {}).items()},
+            generation=int(data.get("generation") or 0),
+            can_rollback=bool(data.get("can_rollback", False)),
         )
 
 
@@ -263,6 +289,8 @@ class ConsoleSnapshot:
     in_flight: int
     nodes: Mapping[str, NodeView]
     """In graph-file order."""
+    controller: str = "off"
+    """The controller's mode: off, suggest or auto."""
 
     @property
     def running(self) -> bool:
@@ -314,4 +342,181 @@ class ConsoleSnapshot:
                 node_id: NodeView.from_report(node_id, node)
                 for node_id, node in (data.get("nodes") or {}).items()
             },
+            controller=str(data.get("controller") or "off"),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class SuggestionView:
+    """One change the controller proposed, and what became of it."""
+
+    id: str
+    node: str
+    created: str
+    status: str
+    """open, approved, rejected, applied, rolled_back, expired or failed."""
+    command: str
+    args: Mapping[str, Any]
+    before: Mapping[str, Any]
+    rationale: str
+    expected: str
+    metric: Mapping[str, Any]
+    decided_by: str
+    """Who approved or rejected it (`alice via console`), or empty."""
+    decided_at: str
+    verdict: str
+
+    @property
+    def is_open(self) -> bool:
+        """Waiting for an operator to approve or reject it."""
+        return self.status == "open"
+
+    @property
+    def change(self) -> str:
+        """`throttle rate_hz 50 -> 40`."""
+        parts = [
+            f"{knob} {plain_value(self.before.get(knob))} -> {plain_value(value)}"
+            for knob, value in self.args.items()
+        ]
+        return f"{self.command} {', '.join(parts)}".strip()
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> SuggestionView:
+        """Build from one entry of `RuntimeControl.suggestions()`."""
+        action = data.get("action") or {}
+        return cls(
+            id=str(data["id"]),
+            node=str(data.get("node") or action.get("node") or ""),
+            created=str(data.get("created") or ""),
+            status=str(data.get("status") or ""),
+            command=str(action.get("command") or ""),
+            args=dict(action.get("args") or {}),
+            before=dict(data.get("before") or {}),
+            rationale=str(data.get("rationale") or ""),
+            expected=str(data.get("expected") or ""),
+            metric=dict(data.get("metric") or {}),
+            decided_by=actor_text(data.get("decided_by")),
+            decided_at=str(data.get("decided_at") or ""),
+            verdict=str(data.get("verdict") or ""),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class AuditView:
+    """One entry of the audit log: who changed what, why, when, and how it went."""
+
+    ts: str
+    who: str
+    """`alice via console over ssh from 10.0.0.5`."""
+    user: str
+    ssh: str
+    via: str
+    action: str
+    node: str
+    before: Any
+    after: Any
+    why: str
+    suggestion: str
+    outcome: str
+    """applied or refused."""
+    error: str
+    raw: Mapping[str, Any]
+    """The entry as the runtime gave it, for the full view."""
+
+    @property
+    def change(self) -> str:
+        """What changed, as `before -> after` per key where both are mappings (an approval
+        records the suggested action as its `after`: its arguments are the new values)."""
+        after = self.after
+        if isinstance(after, Mapping) and "command" in after and "args" in after:
+            after = after["args"]
+        return change_text(self.before, after)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> AuditView:
+        """Build from one entry of `RuntimeControl.audit()`."""
+        who = data.get("who") or {}
+        return cls(
+            ts=str(data.get("ts") or ""),
+            who=actor_text(who),
+            user=str(who.get("user") or ""),
+            ssh=str(who.get("ssh") or ""),
+            via=str(who.get("via") or ""),
+            action=str(data.get("action") or ""),
+            node=str(data.get("node") or ""),
+            before=data.get("before"),
+            after=data.get("after"),
+            why=str(data.get("why") or ""),
+            suggestion=str(data.get("suggestion") or ""),
+            outcome=str(data.get("outcome") or ""),
+            error=str(data.get("error") or ""),
+            raw=dict(data),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class PluginView:
+    """A registered plugin a node could be swapped to."""
+
+    name: str
+    kind: str
+    summary: str
+    config_schema: Mapping[str, Any]
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> PluginView:
+        """Build from one entry of `RuntimeControl.plugins()`."""
+        return cls(
+            str(data["name"]),
+            str(data.get("kind") or ""),
+            str(data.get("summary") or ""),
+            dict(data.get("config_schema") or {}),
+        )
+
+
+def actor_text(who: Any) -> str:
+    """An actor (`Actor.to_json()`) for people: `alice via console over ssh from 10.0.0.5`."""
+    if not isinstance(who, Mapping):
+        return ""
+    text = f"{who.get('user') or '?'} via {who.get('via') or '?'}"
+    ssh = who.get("ssh")
+    if ssh:
+        text += f" over ssh from {str(ssh).split()[0]}"
+    return text
+
+
+def plain_value(value: Any) -> str:
+    """A knob's value for people: `none` for None (as fast as accepted), `12.5`, `3`."""
+    if value is None:
+        return "none"
+    if isinstance(value, float) and value.is_integer():
+        return f"{value:g}"
+    return str(value)
+
+
+def change_text(before: Any, after: Any) -> str:
+    """`rate_hz 50 -> 40, concurrency 1 -> 2` for two mappings (only the keys that differ, or
+    all when none do); `before -> after` for anything else."""
+    if isinstance(before, Mapping) and isinstance(after, Mapping):
+        keys = [k for k in {**before, **after} if before.get(k) != after.get(k)]
+        keys = keys or list({**before, **after})
+        return ", ".join(f"{k} {_short(before.get(k))} -> {_short(after.get(k))}" for k in keys)
+    if before is None and after is None:
+        return ""
+    return f"{_short(before)} -> {_short(after)}"
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, Mapping):
+        return "{" + ", ".join(f"{k}: {_short(v)}" for k, v in value.items()) + "}"
+    return plain_value(value)
+
+
+def _bounds(value: Any) -> Bounds:
+    if not isinstance(value, list | tuple):
+        return (None, None)
+    low, high = [*value, None, None][:2]
+    return (
+        float(low) if low is not None else None,
+        float(high) if high is not None else None,
+    )

@@ -666,7 +666,9 @@ def test_pause_from_the_palette_asks_first_then_pauses_the_node_in_the_runtime(
         )
         assert c.runtime.nodes["merge"].paused
         await c.until(
-            lambda: any("merge: paused by an operator" in line for line in c.log_lines()),
+            lambda: any(
+                "merge: paused by " in line and "via console" in line for line in c.log_lines()
+            ),
             "the pause in the event log",
         )
 

@@ -1,4 +1,5 @@
-"""`?`: the keys, and what the columns mean."""
+"""`?`: the keys, and what the columns mean. Changes (pause, throttle, swap, roll back,
+approve, reject) always ask first and are not offered in a read-only console."""
 
 from __future__ import annotations
 
@@ -16,12 +17,22 @@ __all__ = ["HelpScreen"]
 KEYS = (
     ("?", "this help"),
     ("/", "filter nodes by id, kind or plugin (esc clears)"),
-    (": or ctrl+p", "command palette: open, pause or resume a node, sort, freeze, quit"),
+    (
+        ": or ctrl+p",
+        "command palette: open, pause, resume, throttle, swap or roll back a node; "
+        "suggestions, audit log, sort, freeze, quit",
+    ),
     ("enter", "open the node under the cursor: history, config, recent errors"),
+    ("t", "throttle the node: source rate, sampling, concurrency, within its limits"),
+    ("w", "swap the node's plugin or config: editor or file, dry run, diff, confirm"),
+    ("R", "roll the node back to the version before its last swap"),
+    ("g", "the controller's suggestions: a approve, x reject (each asks first)"),
+    ("A", "the audit log: who changed what, why, when; enter shows an entry"),
     ("esc", "back (close a screen, clear the filter)"),
     ("s / S", "sort by the next / previous column"),
     ("space", "freeze the view (the run goes on; figures are still recorded)"),
     ("+ / -", "refresh faster / slower"),
+    ("ctrl+r / ctrl+t", "in the swap form: review (dry run and diff) / editor or file"),
     ("q", "quit: stops the graph (asks while packets flow); q again while draining: now"),
     ("ctrl+c / ctrl+q", "the same as q"),
 )

@@ -19,7 +19,7 @@ STATUS_HEALTH = {"running": "ok", "ok": "ok", "degraded": "degraded", "error": "
 
 
 class StatusBar(Static):
-    """One line: what runs, how it is doing, and FROZEN / READ-ONLY badges."""
+    """One line: what runs, how it is doing, and FROZEN / READ-ONLY / SUGGESTIONS badges."""
 
     DEFAULT_CSS = """
     StatusBar { height: 1; background: $panel; }
@@ -50,6 +50,8 @@ class StatusFacts:
     """Said in bold after the state (a drain under way, a failure)."""
     failed: bool = False
     """The run could not start."""
+    open_suggestions: int = 0
+    """Suggestions of the controller waiting for an operator (`g` lists them)."""
 
 
 def status_text(graph: str, facts: StatusFacts) -> Text:
@@ -74,6 +76,9 @@ def status_text(graph: str, facts: StatusFacts) -> Text:
         text.append(" FROZEN ", style="reverse bold")
     if facts.read_only:
         text.append(" READ-ONLY ", style="reverse")
+    if facts.open_suggestions:
+        count = facts.open_suggestions
+        text.append(f" ◆ {count} SUGGESTION{'S' * (count != 1)} (g) ", style="reverse yellow")
     if facts.note:
         text.append(f" {facts.note}", style="bold yellow")
     if snapshot is not None and not facts.failed:
