@@ -57,3 +57,4 @@ bench: setup
     {{python}} bench/bench_runtime.py
     {{python}} bench/bench_durable.py
     {{python}} bench/bench_console.py
+    {{python}} bench/bench_control.py

@@ -1,7 +1,9 @@
-"""`schnitzel`: validate and run graphs, print the schema, list plugins.
+"""`schnitzel`: validate and run graphs, control a running one, print the schema, list
+plugins.
 
 Exit codes: 0 success (graph valid, run ended), 1 graph invalid, 2 usage error (bad
-arguments, a file that cannot be read), 3 the run failed, 130 interrupted.
+arguments, a file that cannot be read), 3 the run failed, 130 interrupted. `schnitzel ctl`:
+0 done, 1 refused by the runtime, 2 usage, 3 the runtime cannot be reached.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from schnitzel import __version__
+from schnitzel.cli.ctl_command import add_ctl_parser
 from schnitzel.cli.run_arguments import add_run_arguments
 
 EXIT_OK = 0
@@ -43,6 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("graph", metavar="GRAPH", help="graph file (.yaml), or - for stdin")
     add_run_arguments(run)
+
+    add_ctl_parser(commands)
 
     schema = commands.add_parser(
         "schema", help="print the JSON Schema of graph files (for editors)"
@@ -80,6 +85,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         from schnitzel.cli.run_command import run_graph
 
         return run_graph(args)
+    if args.command == "ctl":
+        from schnitzel.cli.ctl_command import run_ctl
+
+        return run_ctl(args)
     if args.command == "schema":
         from schnitzel.cli.info_commands import run_schema
 

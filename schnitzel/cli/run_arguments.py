@@ -30,6 +30,18 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
         help="checkpoints and state (default: $SCHNITZEL_STATE_DIR, $STATE_DIRECTORY, "
         "or $XDG_STATE_HOME/schnitzel)",
     )
+    socket = parser.add_mutually_exclusive_group()
+    socket.add_argument(
+        "--control-socket",
+        metavar="PATH",
+        help="serve `schnitzel ctl` and attached consoles on this unix socket (default: "
+        "<state dir>/control.sock); the run refuses to start when another runtime serves it",
+    )
+    socket.add_argument(
+        "--no-control-socket",
+        action="store_true",
+        help="serve no control socket (the run cannot be steered from outside)",
+    )
     parser.add_argument(
         "--log-format",
         choices=("text", "json"),

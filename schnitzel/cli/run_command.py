@@ -1,9 +1,11 @@
-"""`schnitzel run GRAPH` (and `schnitzel-tui GRAPH --no-ui`): run a graph headless.
+"""`schnitzel run GRAPH` (and `schnitzel-tui GRAPH --no-ui`): run a graph headless, serving
+the control socket (`schnitzel ctl`, `schnitzel-tui --attach`) while it runs. SIGTERM and
+SIGINT drain and stop; SIGHUP reloads the graph file (`schnitzel.control.reload`).
 
 Exit codes: 0 the run ended (any stop reason but error, including a signal's drain);
-1 the graph is invalid (problems listed); 2 usage error or unreadable file; 3 the run failed
-(a plugin could not start, a node stopped with an error, `on_error: stop`); 130 a second
-signal forced the exit.
+1 the graph is invalid (problems listed); 2 usage error, unreadable file, or a
+`--control-socket` that cannot be served; 3 the run failed (a plugin could not start, a node
+stopped with an error, `on_error: stop`); 130 a second signal forced the exit.
 """
 
 from __future__ import annotations
@@ -19,13 +21,23 @@ import threading
 import time
 from collections.abc import Coroutine
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from schnitzel.cli.output import say
 from schnitzel.cli.validate_command import print_problems, validate_argument
 from schnitzel.errors import GraphLoadError, RuntimeStartError
 
-__all__ = ["finish_run", "run_graph", "run_loop", "stop_on_signal"]
+if TYPE_CHECKING:
+    from schnitzel.control.server import ControlServer
+
+__all__ = [
+    "finish_run",
+    "reload_on_signal",
+    "run_graph",
+    "run_loop",
+    "serve_control",
+    "stop_on_signal",
+]
 
 T = TypeVar("T")
 
@@ -46,12 +58,16 @@ def run_graph(args: argparse.Namespace, prog: str = "schnitzel run") -> int:
     if result.graph is None:
         say(f"{prog}: {args.graph} is invalid; nothing was run", err=True)
         return EXIT_INVALID
+    from schnitzel.control.server import ControlSocketError
     from schnitzel.runtime import Runtime
 
     state_dir = Path(args.state_dir) if args.state_dir else None
     try:
         runtime = Runtime(result.graph, state_dir, args.drain_timeout, logger)
-        report = run_loop(_run_with_signals(runtime, args))
+        report = run_loop(_run_with_signals(runtime, args, logger))
+    except ControlSocketError as exc:
+        say(f"{prog}: {exc}; nothing was run", err=True)
+        return EXIT_USAGE
     except RuntimeStartError as exc:
         say(f"{prog}: {exc}", err=True)
         return EXIT_FAILED
@@ -113,16 +129,94 @@ def _threads_still_running(grace_s: float = 1.0) -> bool:
     return False
 
 
-async def _run_with_signals(runtime: Any, args: argparse.Namespace) -> dict[str, Any]:
+async def _run_with_signals(
+    runtime: Any, args: argparse.Namespace, logger: logging.Logger
+) -> dict[str, Any]:
+    from schnitzel.runtime.control import RuntimeControl
+
     loop = asyncio.get_running_loop()
+    control = RuntimeControl(runtime)
     received: list[str] = []
+    reloads: set[asyncio.Task[Any]] = set()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop_on_signal, runtime, received, signum)
+    loop.add_signal_handler(signal.SIGHUP, reload_on_signal, control, reloads)
+    server = None
     try:
+        server = await serve_control(control, args, logger)
         return await runtime.run(max_packets=args.max_packets, duration_s=args.duration)
     finally:
-        for signum in (signal.SIGTERM, signal.SIGINT):
+        if server is not None:
+            await server.close()
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.remove_signal_handler(signum)
+
+
+def reload_on_signal(control: Any, reloads: set[asyncio.Task[Any]]) -> None:
+    """SIGHUP (a service manager's reload): apply the edited graph file. A refusal is
+    reported by the reload itself (event, log, audit); the run goes on either way."""
+    from schnitzel.control.actor import Actor
+
+    runtime = control.runtime
+    why = ""
+    if runtime.graph.path is None:
+        why = "the graph was read from stdin: there is no file to reload"
+    elif runtime.started_wall is None or runtime.stopping:
+        why = "the run is stopping" if runtime.stopping else "the run has not started yet"
+    elif reloads:
+        why = "a reload is still running"
+    if why:
+        runtime.events.add("warning", f"SIGHUP ignored: {why}")
+        return
+    task = asyncio.ensure_future(control.reload(actor=Actor.local("reload"), why="SIGHUP"))
+    reloads.add(task)
+    task.add_done_callback(lambda done: _reload_ended(done, reloads, runtime))
+
+
+def _reload_ended(task: asyncio.Task[Any], reloads: set[asyncio.Task[Any]], runtime: Any) -> None:
+    from schnitzel.errors import ControlError
+
+    reloads.discard(task)
+    if task.cancelled():
+        return
+    exc = task.exception()
+    if exc is not None and not isinstance(exc, ControlError):  # ControlError: already said
+        runtime.logger.error("the reload on SIGHUP failed", exc_info=exc)
+
+
+async def serve_control(
+    control: Any, args: argparse.Namespace, logger: logging.Logger
+) -> ControlServer | None:
+    """Start the control socket of the run `control` steers, or None when there is none. An
+    explicit
+    `--control-socket` that cannot be served raises ControlSocketError (the run must not
+    start without the socket its operator asked for); the default one only warns: a second
+    run from the same shell still runs, unsteered, and says so."""
+    if args.no_control_socket:
+        return None
+    from schnitzel.control.paths import SOCKET_NAME, default_socket_path
+    from schnitzel.control.server import ControlServer, ControlSocketError
+
+    runtime = control.runtime
+    explicit = args.control_socket is not None
+    path = Path(args.control_socket) if explicit else default_socket_path(runtime.state_dir)
+    server = ControlServer(control, path, logger)
+    try:
+        await server.start()
+    except ControlSocketError as exc:
+        if explicit:
+            raise
+        runtime.events.add(
+            "warning",
+            f"no control socket for this run: {exc}; `schnitzel ctl` cannot reach it "
+            "(choose another socket with --control-socket PATH)",
+        )
+        return None
+    if not explicit and path != runtime.state_dir.absolute() / SOCKET_NAME:
+        logger.info(
+            "the state dir's path is too long for a unix socket; the control socket is %s", path
+        )
+    return server
 
 
 def stop_on_signal(runtime: Any, received: list[str], signum: int) -> None:

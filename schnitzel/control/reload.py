@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from schnitzel.control.actor import Actor
 from schnitzel.errors import ControlError, GraphLoadError
+from schnitzel.registry.registry import PluginRegistry
 from schnitzel.runtime.node import Node
 from schnitzel.runtime.throttles import knob_limits
 from schnitzel.spec.model import NodeSpec
@@ -39,7 +40,7 @@ async def reload_graph(control: RuntimeControl, actor: Actor, why: str = "") -> 
         raise ControlError("this graph was not loaded from a file: there is nothing to reload")
     applied: list[dict[str, Any]] = []
     try:  # everything checked before the first change is made
-        new = _load(path)
+        new = _load(path, runtime.plugin_registry())
         swaps, throttles = _changes(runtime.graph, new)
         for spec in swaps:
             control.plan(spec.id, spec.plugin, dict(spec.config))
@@ -89,9 +90,9 @@ def _check_concurrency(node: Node, concurrency: int) -> None:
         )
 
 
-def _load(path: Path) -> ValidatedGraph:
+def _load(path: Path, registry: PluginRegistry) -> ValidatedGraph:
     try:
-        result = validate_file(path)
+        result = validate_file(path, registry)
     except GraphLoadError as exc:
         raise ControlError(str(exc)) from exc
     if result.graph is None:

@@ -103,9 +103,7 @@ class RuntimeControl:
 
     def plugins(self, kind: str | None = None) -> list[dict[str, Any]]:
         """The installed plugins a node may be swapped to, with their config's JSON schema."""
-        from schnitzel.registry.registry import PluginRegistry
-
-        registry = self._runtime.registry or PluginRegistry.from_entry_points()
+        registry = self._runtime.plugin_registry()
         found = []
         for entry in registry.plugins():
             plugin = entry.plugin
@@ -252,10 +250,9 @@ class RuntimeControl:
         self, suggestion_id: str, *, actor: Actor | None = None, why: str = ""
     ) -> dict[str, Any]:
         """Apply a suggestion of the controller (audited as the approval and as the change)."""
-        controller = self._controller()
         actor = actor or Actor.local("api")
         try:
-            suggestion = await controller.approve(suggestion_id, actor, why)
+            suggestion = await self._controller().approve(suggestion_id, actor, why)
         except ControlError as exc:
             self.write_audit("approve", None, actor, why, suggestion_id, None, None, str(exc))
             raise
@@ -275,10 +272,9 @@ class RuntimeControl:
     ) -> dict[str, Any]:
         """Turn a suggestion down; the controller does not offer the same change for 10
         minutes."""
-        controller = self._controller()
         actor = actor or Actor.local("api")
         try:
-            suggestion = controller.reject(suggestion_id, actor, why)
+            suggestion = self._controller().reject(suggestion_id, actor, why)
         except ControlError as exc:
             self.write_audit("reject", None, actor, why, suggestion_id, None, None, str(exc))
             raise
@@ -286,19 +282,16 @@ class RuntimeControl:
         return suggestion
 
     def stop(
-        self,
-        force: bool = False,
-        why: str = "through the control API",
-        *,
-        actor: Actor | None = None,
+        self, force: bool = False, why: str = "", *, actor: Actor | None = None
     ) -> dict[str, Any]:
         """Stop the sources and drain, as SIGTERM does; `force`: stop now, as a second signal
         does (queued in-memory packets are dropped, durable inboxes keep theirs)."""
         runtime = self._runtime
+        how = why or (f"by {actor}" if actor is not None else "through the control API")
         if force:
-            runtime.force_stop(f"a stop {why}")
+            runtime.force_stop(f"a stop {how}")
         else:
-            runtime.request_stop(StopReason.SIGNAL, f"stop requested {why}")
+            runtime.request_stop(StopReason.SIGNAL, f"stop requested {how}")
         if actor is not None:
             self.write_audit("stop", None, actor, why, None, None, {"force": force})
         return {"stopping": True, "forced": force}

@@ -61,6 +61,11 @@ def node_report(node: Node) -> dict[str, Any]:
         entry["rate_hz"] = node.pacer.rate_hz
     entry["throttle"] = knob_values(node)
     entry["limits"] = {name: list(bounds) for name, bounds in knob_limits(node).items()}
+    entry["declared_limits"] = {  # what the graph file says: the controller's consent
+        name: list(bounds) if bounds else None
+        for name, bounds in node.resolved.spec.limits
+        if name in entry["limits"]
+    }
     entry["generation"] = node.generation
     if isinstance(inbox, DurableInbox):
         entry["durable"] = inbox.summary()
@@ -105,6 +110,7 @@ def build_report(runtime: Runtime) -> dict[str, Any]:
         },
         "stop_detail": runtime.stop_detail,
         "stopping": runtime.stopping and not finished,
+        "started": runtime.started_wall,
         "run_id": runtime.run_id,
         "pid": os.getpid(),
         "controller": runtime.graph.spec.runtime.controller.mode,

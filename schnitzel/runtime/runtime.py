@@ -133,6 +133,13 @@ class Runtime:
             if dead_letter is not None:
                 node.dead_letter = self.nodes[dead_letter].inbox
 
+    def plugin_registry(self) -> PluginRegistry:
+        """Where swaps and reloads look plugins up: the one given, else the installed packs
+        (scanned once, on first use)."""
+        if self.registry is None:
+            self.registry = PluginRegistry.from_entry_points()
+        return self.registry
+
     def connect_outputs(self, node: Node, graph: ValidatedGraph) -> None:
         """Point each output port of `node` at the inboxes its edges in `graph` lead to."""
         targets: dict[str, list[Target]] = {port: [] for port in node.plugin.outputs}

@@ -24,7 +24,6 @@ import yaml
 
 from schnitzel.errors import ControlError, RuntimeStartError
 from schnitzel.registry.plugin import Plugin
-from schnitzel.registry.registry import PluginRegistry
 from schnitzel.runtime.node import Node
 from schnitzel.runtime.secrets import MASK, is_secret_key, masked
 from schnitzel.validate.graph import ResolvedNode, ValidatedGraph
@@ -202,7 +201,7 @@ def _validated_with(runtime: Runtime, node_id: str, version: NodeVersion) -> Val
         text = yaml.safe_dump(document, sort_keys=False)
     except yaml.YAMLError as exc:
         raise ControlError(f"swap refused: the config cannot be written as YAML: {exc}") from exc
-    registry = runtime.registry or PluginRegistry.from_entry_points()
+    registry = runtime.plugin_registry()
     result = validate_text(
         text, source=f"swap of {node_id}", registry=registry, path=runtime.graph.path
     )

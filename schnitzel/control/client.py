@@ -1,0 +1,287 @@
+"""Clients of the control socket: `ControlClient` (blocking, for `schnitzel ctl` and
+scripts) and `AsyncControlClient` (asyncio, for an attached console).
+
+    with ControlClient(path) as client:
+        client.request("throttle", {"node": "src", "rate_hz": 40.0}, why="sink is drowning")
+
+Errors:
+
+    ControlConnectionError (a ConnectionError) .. the runtime cannot be talked to
+     ├── ControlUnreachable ...................... no socket, nothing listening, no permission
+     ├── ControlDisconnected ..................... the runtime closed the connection
+     └── ControlTimeout .......................... no reply in time (the connection is closed)
+    RequestFailed (a ControlError) ............... the runtime answered with an error; `code`
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import os
+import socket
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from schnitzel.control.protocol import ProtocolError, decode_reply, encode_request
+from schnitzel.errors import ControlError
+
+__all__ = [
+    "AsyncControlClient",
+    "ControlClient",
+    "ControlConnectionError",
+    "ControlDisconnected",
+    "ControlTimeout",
+    "ControlUnreachable",
+    "RequestFailed",
+]
+
+MAX_REPLY_BYTES = 64 << 20
+"""The longest reply a client reads (a describe of a very large graph is far below this)."""
+CONNECT_TIMEOUT_S = 5.0
+REPLY_TIMEOUT_S = 75.0
+"""Above the server's 60 s for a swap: the server answers first, even when it gives up."""
+
+
+class ControlConnectionError(ConnectionError):
+    """The runtime's control socket cannot be talked to."""
+
+    hint = ""
+
+    def __init__(self, path: Path, why: str) -> None:
+        super().__init__(f"cannot reach the runtime at {path}: {why}{self.hint}")
+        self.path = path
+        self.why = why
+
+
+class ControlUnreachable(ControlConnectionError):
+    """No runtime could be connected to: no socket there, nothing listening, no permission."""
+
+    hint = "; is it running? (start it with `schnitzel run GRAPH`)"
+
+
+class ControlDisconnected(ControlConnectionError):
+    """The runtime closed the connection (it stopped, or it refused the request)."""
+
+
+class ControlTimeout(ControlConnectionError):
+    """The runtime sent no reply in time; the connection is closed."""
+
+
+class RequestFailed(ControlError):
+    """The runtime answered with an error: `code` is the protocol's error code (refused,
+    bad-request, unknown-command, too-large, busy, internal), the message says why."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def _ssh_connection() -> str | None:
+    return os.environ.get("SSH_CONNECTION") or None
+
+
+def _connect_error(exc: OSError) -> str:
+    if isinstance(exc, FileNotFoundError):
+        return "no socket there"
+    if isinstance(exc, ConnectionRefusedError):
+        return "nothing listens there (a socket left by a runtime that is gone)"
+    if isinstance(exc, PermissionError):
+        return "permission denied (the socket belongs to another user)"
+    if isinstance(exc, TimeoutError):
+        return "the connection timed out"
+    return exc.strerror or str(exc)
+
+
+def _result(reply: dict[str, Any]) -> Any:
+    if reply["ok"]:
+        return reply.get("result")
+    error = reply["error"]
+    raise RequestFailed(error["code"], error["message"])
+
+
+class ControlClient:
+    """A blocking client: one request at a time, each waiting for its reply."""
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        via: str = "ctl",
+        timeout_s: float = REPLY_TIMEOUT_S,
+        connect_timeout_s: float = CONNECT_TIMEOUT_S,
+    ) -> None:
+        self.path = Path(path)
+        self.via = via
+        self.timeout_s = timeout_s
+        self.connect_timeout_s = connect_timeout_s
+        self._sock: socket.socket | None = None
+        self._buffer = bytearray()
+        self._ids = itertools.count(1)
+
+    def __enter__(self) -> ControlClient:
+        self.connect()
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def connect(self) -> None:
+        """Connect to the runtime; ControlUnreachable when it cannot be."""
+        if self._sock is not None:
+            return
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self.connect_timeout_s)
+        try:
+            sock.connect(os.fsencode(str(self.path)))
+        except OSError as exc:
+            sock.close()
+            raise ControlUnreachable(self.path, _connect_error(exc)) from None
+        self._sock = sock
+
+    def close(self) -> None:
+        """Close the connection (the runtime goes on)."""
+        sock, self._sock = self._sock, None
+        self._buffer.clear()
+        if sock is not None:
+            sock.close()
+
+    def request(
+        self,
+        cmd: str,
+        args: dict[str, Any] | None = None,
+        *,
+        why: str = "",
+        timeout_s: float | None = None,
+    ) -> Any:
+        """Send one command and return its result; RequestFailed when the runtime answers
+        with an error, a ControlConnectionError when it cannot be talked to."""
+        self.connect()
+        sock = self._sock
+        assert sock is not None
+        request_id = next(self._ids)
+        line = encode_request(
+            cmd, args, request_id=request_id, why=why, via=self.via, ssh=_ssh_connection()
+        )
+        sock.settimeout(timeout_s or self.timeout_s)
+        try:
+            sock.sendall(line)
+            reply = decode_reply(self._read_line(sock))
+        except TimeoutError:
+            self.close()
+            raise ControlTimeout(
+                self.path, f"no reply to {cmd} within {timeout_s or self.timeout_s:g} s"
+            ) from None
+        except ProtocolError as exc:
+            self.close()
+            raise ControlDisconnected(self.path, exc.message) from None
+        except OSError as exc:
+            self.close()
+            why = f"the connection broke: {_connect_error(exc)}"
+            raise ControlDisconnected(self.path, why) from None
+        return _result(reply)
+
+    def _read_line(self, sock: socket.socket) -> bytes:
+        while True:
+            newline = self._buffer.find(b"\n")
+            if newline >= 0:
+                line = bytes(self._buffer[:newline])
+                del self._buffer[: newline + 1]
+                return line
+            if len(self._buffer) > MAX_REPLY_BYTES:
+                raise ProtocolError("too-large", f"the reply is over {MAX_REPLY_BYTES} bytes")
+            chunk = sock.recv(256 * 1024)
+            if not chunk:
+                raise ProtocolError(
+                    "bad-request", "the runtime closed the connection without a reply"
+                )
+            self._buffer += chunk
+
+
+class AsyncControlClient:
+    """An asyncio client: requests from many tasks are sent one at a time, in order."""
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        via: str = "attach",
+        timeout_s: float = REPLY_TIMEOUT_S,
+        connect_timeout_s: float = CONNECT_TIMEOUT_S,
+    ) -> None:
+        self.path = Path(path)
+        self.via = via
+        self.timeout_s = timeout_s
+        self.connect_timeout_s = connect_timeout_s
+        self._reader: asyncio.StreamReader | None = None
+        self._writer: asyncio.StreamWriter | None = None
+        self._lock = asyncio.Lock()
+        self._ids = itertools.count(1)
+
+    @property
+    def connected(self) -> bool:
+        """True while a connection is open (it may still turn out to be broken)."""
+        return self._writer is not None and not self._writer.is_closing()
+
+    async def connect(self) -> None:
+        """Connect to the runtime; ControlUnreachable when it cannot be."""
+        if self.connected:
+            return
+        try:
+            async with asyncio.timeout(self.connect_timeout_s):
+                self._reader, self._writer = await asyncio.open_unix_connection(
+                    os.fsencode(str(self.path)), limit=MAX_REPLY_BYTES
+                )
+        except OSError as exc:  # TimeoutError included
+            raise ControlUnreachable(self.path, _connect_error(exc)) from None
+
+    async def close(self) -> None:
+        """Close the connection (the runtime goes on)."""
+        writer, self._writer, self._reader = self._writer, None, None
+        if writer is None:
+            return
+        writer.close()
+        with contextlib.suppress(OSError, TimeoutError):
+            async with asyncio.timeout(1.0):
+                await writer.wait_closed()
+
+    async def request(self, cmd: str, *, why: str = "", **args: Any) -> Any:
+        """Send one command and return its result (see ControlClient.request). Connects
+        first when not connected."""
+        async with self._lock:
+            await self.connect()
+            reader, writer = self._reader, self._writer
+            assert reader is not None and writer is not None
+            request_id = next(self._ids)
+            line = encode_request(
+                cmd, args, request_id=request_id, why=why, via=self.via, ssh=_ssh_connection()
+            )
+            try:
+                async with asyncio.timeout(self.timeout_s):
+                    writer.write(line)
+                    await writer.drain()
+                    raw = await reader.readuntil(b"\n")
+                reply = decode_reply(raw)
+            except TimeoutError:
+                await self.close()
+                raise ControlTimeout(
+                    self.path, f"no reply to {cmd} within {self.timeout_s:g} s"
+                ) from None
+            except asyncio.IncompleteReadError:
+                await self.close()
+                raise ControlDisconnected(
+                    self.path, "the runtime closed the connection (did it stop?)"
+                ) from None
+            except (asyncio.LimitOverrunError, ValueError, ProtocolError) as exc:
+                await self.close()
+                raise ControlDisconnected(self.path, f"the reply was unusable: {exc}") from None
+            except OSError as exc:
+                await self.close()
+                raise ControlDisconnected(
+                    self.path, f"the connection broke: {_connect_error(exc)}"
+                ) from None
+            return _result(reply)

@@ -1,0 +1,239 @@
+"""The commands of the control socket: one strict arguments model each, mapped onto the
+in-process control API (`schnitzel.runtime.control.RuntimeControl`).
+
+    result = await dispatch(control, "throttle", {"node": "src", "rate_hz": 40.0}, actor, why)
+
+Arguments that do not fit their model are a `ProtocolError("bad-request")`; a name that is
+no command is `UnknownCommand`; the control API's own refusals (`ControlError`) pass through.
+Read-only commands (hello, status, nodes, describe, events, suggestions, audit, plugins) never
+write the audit log; the control API audits every change it is asked for, applied or refused.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+
+from schnitzel.control.actor import Actor
+from schnitzel.control.protocol import PROTOCOL_VERSION, ProtocolError, describe_validation_error
+
+if TYPE_CHECKING:
+    from schnitzel.runtime.control import RuntimeControl
+
+__all__ = ["COMMANDS", "READ_ONLY_COMMANDS", "SLOW_COMMANDS", "UnknownCommand", "dispatch"]
+
+NodeId = Annotated[str, StringConstraints(min_length=1, max_length=256)]
+Name = Annotated[str, StringConstraints(min_length=1, max_length=256)]
+Count = Annotated[int, Field(ge=1, le=1_000_000)]
+
+
+class UnknownCommand(Exception):
+    """A request named no command of the control socket."""
+
+
+class Args(BaseModel):
+    """Arguments of a command: strict types, no unknown keys."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class NodeArgs(Args):
+    node: NodeId
+
+
+class EventsArgs(Args):
+    after: Annotated[int, Field(ge=0, lt=1 << 63)] = 0
+    """Only events with a `seq` above this one."""
+    limit: Annotated[int, Field(ge=1, le=1000)] = 100
+
+
+class AuditArgs(Args):
+    limit: Annotated[int, Field(ge=1, le=10_000)] = 100
+
+
+class PluginsArgs(Args):
+    kind: Annotated[str, StringConstraints(max_length=32)] | None = None
+
+
+class ThrottleArgs(Args):
+    """Knobs left out stay as they are; `rate_hz` null means as fast as accepted."""
+
+    node: NodeId
+    rate_hz: Annotated[float, Field(allow_inf_nan=False)] | None = None
+    sample_every: Count | None = None
+    concurrency: Count | None = None
+
+
+class SwapArgs(Args):
+    node: NodeId
+    plugin: Name
+    config: dict[str, Any] | None = None
+    """None: the current config for the same plugin, a new plugin's defaults otherwise."""
+    dry_run: bool = False
+
+
+class SuggestionArgs(Args):
+    id: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+
+
+class StopArgs(Args):
+    force: bool = False
+
+
+Handler = Callable[["RuntimeControl", Any, Actor, str], Awaitable[Any]]
+
+
+@dataclass(frozen=True)
+class Command:
+    """A command's arguments model and what it does."""
+
+    args: type[Args]
+    run: Handler
+
+
+async def _hello(control: RuntimeControl, _: Args, __: Actor, ___: str) -> dict[str, Any]:
+    runtime = control.runtime
+    path = runtime.graph.path
+    started = runtime.started_wall
+    return {
+        "protocol": PROTOCOL_VERSION,
+        "run_id": runtime.run_id,
+        "pid": os.getpid(),
+        "graph": str(path) if path is not None else "<memory>",
+        "started": _timestamp(started) if started is not None else None,
+        "controller": runtime.graph.spec.runtime.controller.mode,
+        "read_only": False,
+    }
+
+
+def _timestamp(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+async def _status(control: RuntimeControl, _: Args, __: Actor, ___: str) -> Any:
+    return control.snapshot()
+
+
+NODE_KEYS = (
+    "kind", "plugin", "health", "in", "out", "dropped", "queue_depth", "queue_capacity",
+    "paused", "throttle", "limits", "generation", "can_rollback",
+)  # fmt: skip
+
+
+async def _nodes(control: RuntimeControl, _: Args, __: Actor, ___: str) -> list[dict[str, Any]]:
+    nodes = control.snapshot()["nodes"]
+    return [{"id": node_id, **{k: n.get(k) for k in NODE_KEYS}} for node_id, n in nodes.items()]
+
+
+async def _describe(control: RuntimeControl, _: Args, __: Actor, ___: str) -> Any:
+    return control.describe()
+
+
+async def _events(control: RuntimeControl, args: EventsArgs, _: Actor, __: str) -> Any:
+    return control.events(limit=args.limit, after=args.after)
+
+
+async def _suggestions(control: RuntimeControl, _: Args, __: Actor, ___: str) -> Any:
+    return control.suggestions()
+
+
+async def _audit(control: RuntimeControl, args: AuditArgs, _: Actor, __: str) -> Any:
+    return control.audit(limit=args.limit)
+
+
+async def _plugins(control: RuntimeControl, args: PluginsArgs, _: Actor, __: str) -> Any:
+    return control.plugins(args.kind)
+
+
+async def _throttle(control: RuntimeControl, args: ThrottleArgs, actor: Actor, why: str) -> Any:
+    knobs = {k: getattr(args, k) for k in ("rate_hz", "sample_every", "concurrency")}
+    given = {k: v for k, v in knobs.items() if k in args.model_fields_set}
+    if not given:
+        raise ProtocolError(
+            "bad-request", "throttle needs at least one of rate_hz, sample_every, concurrency"
+        )
+    for knob in ("sample_every", "concurrency"):
+        if knob in given and given[knob] is None:
+            raise ProtocolError("bad-request", f"{knob} is a whole number, not null")
+    return control.throttle(args.node, **given, actor=actor, why=why)
+
+
+async def _pause(control: RuntimeControl, args: NodeArgs, actor: Actor, why: str) -> Any:
+    return control.pause(args.node, actor=actor, why=why)
+
+
+async def _resume(control: RuntimeControl, args: NodeArgs, actor: Actor, why: str) -> Any:
+    return control.resume(args.node, actor=actor, why=why)
+
+
+async def _swap(control: RuntimeControl, args: SwapArgs, actor: Actor, why: str) -> Any:
+    return await control.swap(
+        args.node, args.plugin, args.config, actor=actor, why=why, dry_run=args.dry_run
+    )
+
+
+async def _rollback(control: RuntimeControl, args: NodeArgs, actor: Actor, why: str) -> Any:
+    return await control.rollback(args.node, actor=actor, why=why)
+
+
+async def _approve(control: RuntimeControl, args: SuggestionArgs, actor: Actor, why: str) -> Any:
+    return await control.approve(args.id, actor=actor, why=why)
+
+
+async def _reject(control: RuntimeControl, args: SuggestionArgs, actor: Actor, why: str) -> Any:
+    return control.reject(args.id, actor=actor, why=why)
+
+
+async def _reload(control: RuntimeControl, _: Args, actor: Actor, why: str) -> Any:
+    return await control.reload(actor=actor, why=why)
+
+
+async def _stop(control: RuntimeControl, args: StopArgs, actor: Actor, why: str) -> Any:
+    # RuntimeControl.stop has its own default reason ("through the control API").
+    return control.stop(args.force, actor=actor, **({"why": why} if why else {}))
+
+
+COMMANDS: dict[str, Command] = {
+    "hello": Command(Args, _hello),
+    "status": Command(Args, _status),
+    "nodes": Command(Args, _nodes),
+    "describe": Command(Args, _describe),
+    "events": Command(EventsArgs, _events),
+    "suggestions": Command(Args, _suggestions),
+    "audit": Command(AuditArgs, _audit),
+    "plugins": Command(PluginsArgs, _plugins),
+    "throttle": Command(ThrottleArgs, _throttle),
+    "pause": Command(NodeArgs, _pause),
+    "resume": Command(NodeArgs, _resume),
+    "swap": Command(SwapArgs, _swap),
+    "rollback": Command(NodeArgs, _rollback),
+    "approve": Command(SuggestionArgs, _approve),
+    "reject": Command(SuggestionArgs, _reject),
+    "reload": Command(Args, _reload),
+    "stop": Command(StopArgs, _stop),
+}
+READ_ONLY_COMMANDS = frozenset(
+    {"hello", "status", "nodes", "describe", "events", "suggestions", "audit", "plugins"}
+)
+SLOW_COMMANDS = frozenset({"swap", "rollback", "approve", "reload"})
+"""Commands that may take seconds (a plugin to open, a node to drain its in-flight packet)."""
+
+
+async def dispatch(
+    control: RuntimeControl, cmd: str, args: dict[str, Any], actor: Actor, why: str = ""
+) -> Any:
+    """Run the command `cmd` with `args` on `control` on behalf of `actor`; its result."""
+    command = COMMANDS.get(cmd)
+    if command is None:
+        known = ", ".join(COMMANDS)
+        raise UnknownCommand(f"no command {cmd[:64]!r}; commands: {known}")
+    try:
+        parsed = command.args.model_validate(args)
+    except ValidationError as exc:
+        raise ProtocolError("bad-request", f"{cmd}: {describe_validation_error(exc)}") from None
+    return await command.run(control, parsed, actor, why)

@@ -1,0 +1,102 @@
+"""`schnitzel ctl` without a runtime: its arguments, the config files it reads for a swap,
+and the lines it prints for people."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from schnitzel.cli.ctl_command import _read_config, _request_args, _show_changes, _UsageError
+from schnitzel.cli.main import build_parser
+
+
+def parse(*argv: str) -> dict[str, object]:
+    args = build_parser().parse_args(["ctl", *argv])
+    return {"json": args.json, "socket": args.socket, "why": args.why, **_request_args(args)}
+
+
+def test_common_options_go_before_or_after_the_command() -> None:
+    assert parse("--json", "--socket", "/s", "status") == {"json": True, "socket": "/s", "why": ""}
+    assert parse("status", "--json", "--socket", "/s") == {"json": True, "socket": "/s", "why": ""}
+    assert parse("--why", "a", "pause", "src")["why"] == "a"
+    assert parse("pause", "src", "--why", "b") == {
+        "json": False, "socket": None, "why": "b", "node": "src"
+    }  # fmt: skip
+
+
+def test_throttle_sends_only_the_knobs_given_and_none_means_unpaced() -> None:
+    assert parse("throttle", "src", "--rate-hz", "none")["rate_hz"] is None
+    sent = parse("throttle", "mid", "--sample-every", "3", "--concurrency", "2")
+    assert (sent["sample_every"], sent["concurrency"]) == (3, 2) and "rate_hz" not in sent
+    with pytest.raises(_UsageError):
+        parse("throttle", "src")
+
+
+@pytest.mark.parametrize("bad", ["0", "-1", "nan", "inf", "fast"])
+def test_a_bad_rate_is_a_usage_error(bad: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as caught:
+        parse("throttle", "src", "--rate-hz", bad)
+    assert caught.value.code == 2
+
+
+def test_a_config_file_may_be_yaml_or_json(tmp_path: Path) -> None:
+    (tmp_path / "c.yaml").write_text("every: 3\nheaders:\n  x-a: b\n")
+    (tmp_path / "c.json").write_text('{"every": 3, "when": "2024-01-01"}')
+    assert _read_config(tmp_path / "c.yaml") == {"every": 3, "headers": {"x-a": "b"}}
+    assert _read_config(tmp_path / "c.json") == {"every": 3, "when": "2024-01-01"}
+    (tmp_path / "d.yaml").write_text("when: 2024-01-01\n")
+    assert _read_config(tmp_path / "d.yaml") == {"when": "2024-01-01"}  # a date, as text
+
+
+@pytest.mark.parametrize(
+    ("content", "says"),
+    [
+        (b"- a\n- b\n", "mapping"),
+        (b"", "empty"),
+        (b"every: 1\nevery: 2\n", "every"),
+        (b"\x00\x01binary", "binary"),
+        (b"a: [" + b"[" * 40 + b"]" * 40 + b"]\n", "nest"),
+        (b"every: [1\n", "YAML"),
+    ],
+)
+def test_an_unusable_config_file_is_refused_with_the_reason(
+    tmp_path: Path, content: bytes, says: str
+) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_bytes(content)
+    with pytest.raises(_UsageError) as caught:
+        _read_config(path)
+    assert says.lower() in str(caught.value).lower()
+
+
+def test_a_huge_config_file_is_refused_before_it_is_read(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("a: " + "x" * 600_000 + "\n")
+    with pytest.raises(_UsageError) as caught:
+        _read_config(path)
+    assert "at most 512 KiB" in str(caught.value)
+
+
+def test_a_missing_config_file_is_a_usage_error(tmp_path: Path) -> None:
+    with pytest.raises(_UsageError) as caught:
+        _read_config(tmp_path / "nope.yaml")
+    assert "cannot read" in str(caught.value)
+
+
+def test_changes_print_one_line_each(capsys: pytest.CaptureFixture[str]) -> None:
+    _show_changes(
+        {
+            "node": "src",
+            "changes": {
+                "rate_hz": {"before": 50.0, "after": None},
+                "sample_every": {"before": 1, "after": 4},
+            },
+        }
+    )
+    _show_changes({"node": "src", "paused": {"before": False, "after": True}})
+    assert capsys.readouterr().out.splitlines() == [
+        "src: rate_hz 50.0 -> none",
+        "src: sample_every 1 -> 4",
+        "src: paused false -> true",
+    ]
