@@ -1,5 +1,6 @@
 """`schnitzel-tui GRAPH`: the console with the embedded runtime; `--no-ui` runs the graph
-headless, exactly as `schnitzel run` does (one code path). See docs/contracts/cli.md."""
+headless, exactly as `schnitzel run` does (one code path); `--attach SOCKET` shows the console
+of a headless runtime running elsewhere. See docs/contracts/cli.md."""
 
 from __future__ import annotations
 
@@ -22,7 +23,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="schnitzel-tui", description="Terminal console for a schnitzel graph."
     )
-    parser.add_argument("graph", metavar="GRAPH", help="graph file to validate and run")
+    parser.add_argument("graph", metavar="GRAPH", nargs="?", help="graph file to validate and run")
+    parser.add_argument(
+        "--attach",
+        metavar="SOCKET",
+        help="show the console of a runtime already running (its control socket); quitting "
+        "leaves it running",
+    )
     parser.add_argument(
         "--no-ui", action="store_true", help="run headless (service mode), as `schnitzel run`"
     )
@@ -40,6 +47,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     add_run_arguments(parser)
     args = parser.parse_args(argv)
+    if (args.graph is None) == (args.attach is None):
+        parser.error("give a GRAPH to run, or --attach SOCKET to watch a running one")
+    if args.attach is not None and args.no_ui:
+        parser.error("--no-ui runs a GRAPH headless; --attach shows a console: choose one")
 
     from schnitzel.cli.main import guarded
 
@@ -50,6 +61,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if over_ssh:  # read by Textual when it is imported
         os.environ.setdefault("TEXTUAL_FPS", SSH_MAX_FPS)
         os.environ.setdefault("TEXTUAL_ANIMATIONS", "none")
+    if args.attach is not None:
+        from schnitzel_tui.attach import run_attached
+
+        return guarded(lambda: run_attached(args))
     from schnitzel_tui.embedded import run_console
 
     return guarded(lambda: run_console(args))

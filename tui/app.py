@@ -98,25 +98,73 @@ class ConsoleApp(App[None]):
         self._pending_events: list[EventView] = list(startup_events)
         self._poll_timer: Any = None
         self._polling = False
+        self.attached = bool(getattr(source, "attached", False))
+        """The runtime runs in another process: quitting leaves it running."""
+        self.lost = ""
+        """Why the runtime cannot be read now (an attached console's lost connection)."""
+        self._described = False
 
     # -- polling ----------------------------------------------------------------------------
 
     async def on_mount(self) -> None:
-        self.topology = Topology.from_description(await self.source.describe())
-        await self.push_screen(MainScreen(self.topology))
+        try:
+            await self._describe()
+        except (ControlError, OSError) as exc:  # attached to a runtime that is not up (yet)
+            self._lose(exc)
+            await self.push_screen(MainScreen(self.topology))
         await self.poll()
+
+    async def _describe(self) -> None:
+        """Read the graph and show it on a fresh main screen: at start, and when an attached
+        runtime came back as a new run (its graph may differ; history starts over)."""
+        description = await self.source.describe()
+        restarted = self._described
+        self.topology = Topology.from_description(description)
+        self._described = True
+        if restarted:
+            self.snapshot = None
+            self.history = SnapshotHistory()
+            self.drop_bursts = DropBurstWatch()
+            self._last_seq = 0
+            self.suggestions = ()
+            note = "the runtime restarted: a new run; history starts over"
+            self._pending_events.append(EventView(0, time.time(), "warning", note))
+            while len(self.screen_stack) > 2:  # the default screen, then the main one
+                await self.pop_screen()
+        if self.screen_stack and isinstance(self.screen, MainScreen):
+            await self.switch_screen(MainScreen(self.topology))
+        else:
+            await self.push_screen(MainScreen(self.topology))
+
+    def _lose(self, exc: Exception) -> None:
+        """The runtime cannot be read: say so once, in the log and the status line."""
+        if not self.lost:
+            self._pending_events.append(
+                EventView(0, time.time(), "error", f"cannot read the runtime: {exc}")
+            )
+        self.lost = getattr(exc, "short", "") or str(exc)
+
+    def _found(self) -> None:
+        if self.lost:
+            note = "the runtime can be read again"
+            self._pending_events.append(EventView(0, time.time(), "info", note))
+        self.lost = ""
 
     async def poll(self) -> None:
         """Read the control API once, record, draw, and schedule the next poll."""
         self._polling = True
         try:
+            if not self._described or getattr(self.source, "restarted", False):
+                await self._describe()
             data = await self.source.snapshot()
+            if getattr(self.source, "restarted", False):  # a new run since the last poll
+                await self._describe()
+                data = await self.source.snapshot()
             events = await self.source.events(self._last_seq)
         except (ControlError, OSError) as exc:
-            self._pending_events.append(
-                EventView(0, time.time(), "error", f"cannot read the runtime: {exc}")
-            )
+            self._lose(exc)
         else:
+            self._found()
             self.snapshot = ConsoleSnapshot.from_report(data).with_rates_since(self.snapshot)
             self.polls += 1
             self.history.record(self.snapshot)
@@ -191,6 +239,8 @@ class ConsoleApp(App[None]):
     def _note(self) -> str:
         if self.failure:
             return self.failure
+        if self.lost:
+            return f"disconnected: {self.lost}; retrying"
         if self.quitting and self.snapshot is not None and self.snapshot.running:
             in_memory = _in_memory(self.snapshot)
             return f"stopping: draining {in_memory} in memory (q again: now)"
@@ -206,7 +256,7 @@ class ConsoleApp(App[None]):
             read_only=self.read_only,
             refresh_s=self.refresh_s,
             note=self._note(),
-            failed=bool(self.failure),
+            failed=bool(self.failure or self.lost),
             open_suggestions=sum(1 for s in self.suggestions if s.is_open),
         )
         for bar in self.screen.query(StatusBar):
@@ -256,7 +306,7 @@ class ConsoleApp(App[None]):
     async def action_quit_console(self) -> None:
         if isinstance(self.screen, ConfirmScreen):
             return  # one question at a time: ctrl+c on top of `q` must not stack another
-        if self.failure:  # the run never started: nothing to stop or drain
+        if self.failure or self.attached:  # nothing to stop here: the runtime runs on
             self.exit()
             return
         if self.quitting:
@@ -367,6 +417,11 @@ class ConsoleApp(App[None]):
                         "R: back to the version before the last swap",
                         partial(self.rollback_node, node_id),
                     )
+        if self.attached:
+            yield SystemCommand(
+                "Quit", "detach: the runtime keeps running", self.action_quit_console
+            )
+            return
         yield SystemCommand(
             "Quit", "stops the graph (asks while packets flow)", self.action_quit_console
         )

@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import logging
-import os
 import signal
 import sys
 import time
@@ -31,13 +29,14 @@ from schnitzel.cli.run_command import (
     EXIT_USAGE,
     finish_run,
     run_loop,
+    serve_control,
     stop_on_signal,
 )
 from schnitzel.cli.validate_command import print_problems, print_report, validate_argument
 from schnitzel.errors import GraphLoadError, RuntimeStartError
 from schnitzel.observe.logs import configure_logging
 from schnitzel.runtime.state_dir import default_state_dir
-from schnitzel_tui.terminal import hangup_safe_driver
+from schnitzel_tui.terminal import HangupWatch, hangup_safe_driver
 
 __all__ = ["LOG_NAME", "run_console"]
 
@@ -88,7 +87,13 @@ def run_console(args: argparse.Namespace, prog: str = "schnitzel-tui") -> int:
         (problem.where.node, f"[{problem.code}] {problem.message}")
         for problem in result.report.warnings
     ]
-    report, failure = run_loop(_console_and_runtime(runtime, args, warnings, logger))
+    from schnitzel.control.server import ControlSocketError
+
+    try:
+        report, failure = run_loop(_console_and_runtime(runtime, args, warnings, logger))
+    except ControlSocketError as exc:
+        say(f"{prog}: {exc}; nothing was run", err=True)
+        return EXIT_USAGE
     if failure:
         say(f"{prog}: {failure}", err=True)
         return EXIT_FAILED
@@ -110,15 +115,22 @@ async def _console_and_runtime(
 
     now = time.time()
     loop = asyncio.get_running_loop()
-    hangup = _Hangup(runtime, logger, loop)
+    control = RuntimeControl(runtime)
+    server = await serve_control(control, args, logger)  # `schnitzel ctl` works here too
+
+    def drain(how: str) -> None:
+        logger.warning("the terminal hung up (%s; SSH gone?): stopping and draining", how)
+        runtime.request_stop("signal", "the terminal hung up")
+        app.exit()
+
+    hangup = HangupWatch(loop, drain)
     app = ConsoleApp(
-        EmbeddedSource(RuntimeControl(runtime)),
+        EmbeddedSource(control),
         read_only=args.read_only,
         refresh_s=args.refresh,
         startup_events=[EventView(0, now, "warning", text, node) for node, text in warnings],
         driver_class=hangup_safe_driver(hangup.on_write_error),
     )
-    hangup.app = app
     run = asyncio.create_task(runtime.run(max_packets=args.max_packets, duration_s=args.duration))
     failure = ""
 
@@ -149,6 +161,8 @@ async def _console_and_runtime(
         return report, ""
     finally:
         watch.cancel()
+        if server is not None:
+            await server.close()
         signal.signal(signal.SIGHUP, previous_hup)
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)
@@ -162,57 +176,3 @@ def _on_stop_signal(runtime: Any, app: Any, received: list[str], signum: int) ->
         return
     stop_on_signal(runtime, received, signum)
     app.stop_requested()
-
-
-class _Hangup:
-    """The terminal is gone (SSH dropped). Three ways to learn it: SIGHUP; a frame the
-    terminal refused (`HangupSafeFile`); or, when SIGHUP never comes (a parent shell that
-    ignores it keeps it from us) and nothing is drawn, a terminal that stops being one,
-    checked twice a second. Whichever comes first swaps the terminal for /dev/null, then
-    stops the run on the loop."""
-
-    CHECK_S = 0.5
-
-    def __init__(self, runtime: Any, logger: logging.Logger, loop: Any) -> None:
-        self.runtime, self.logger, self.loop = runtime, logger, loop
-        self.app: Any = None
-        self.seen = False
-        self._terminal_fds = [fd for fd in (0, 1, 2) if _is_tty(fd)]
-
-    def on_signal(self, signum: int, frame: object) -> None:
-        self._hung_up("SIGHUP")
-
-    def on_write_error(self, exc: OSError) -> None:
-        """From Textual's writer thread: the terminal refused a frame."""
-        self._hung_up(f"writing to it failed: {exc}")
-
-    async def watch(self) -> None:
-        """Check the terminal until it is gone (cancelled when the console ends)."""
-        while not self.seen:
-            await asyncio.sleep(self.CHECK_S)
-            if any(not _is_tty(fd) for fd in self._terminal_fds):
-                self._hung_up("the terminal stopped answering")
-
-    def _hung_up(self, how: str) -> None:
-        if self.seen:
-            return
-        self.seen = True
-        devnull = os.open(os.devnull, os.O_RDWR)
-        for fd in (0, 1, 2):
-            with contextlib.suppress(OSError):  # already closed: nothing left to protect
-                os.dup2(devnull, fd)
-        os.close(devnull)
-        sys.stdout = sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - lives to the exit
-        self.loop.call_soon_threadsafe(self._stop, how)
-
-    def _stop(self, how: str) -> None:
-        self.logger.warning("the terminal hung up (%s; SSH gone?): stopping and draining", how)
-        self.runtime.request_stop("signal", "the terminal hung up")
-        self.app.exit()
-
-
-def _is_tty(fd: int) -> bool:
-    try:
-        return os.isatty(fd) and os.get_terminal_size(fd) is not None
-    except OSError:
-        return False

@@ -490,7 +490,7 @@ def plain_value(value: Any) -> str:
     if value is None:
         return "none"
     if isinstance(value, float) and value.is_integer():
-        return f"{value:g}"
+        return str(int(value))
     return str(value)
 
 

@@ -161,6 +161,16 @@ class Terminal:
     ) -> None:
         """Run `schnitzel-tui GRAPH --report-json REPORT OPTIONS` in a new pane, in the test's
         directory (an operator types a short relative path)."""
+        self.run(graph, "--report-json", str(self.report), *options, term=term, size=size, env=env)
+
+    def run(
+        self,
+        *arguments: str,
+        term: str = "xterm-256color",
+        size: tuple[int, int] = (WIDTH, HEIGHT),
+        env: tuple[str, ...] = (),
+    ) -> None:
+        """Run `schnitzel-tui ARGUMENTS` in a new pane, in the test's directory."""
         wrapper = self.dir / "wrapper.py"
         wrapper.write_text(WRAPPER)
         # The pane's environment: TERM as the outer terminal says, no COLORTERM (SSH does not
@@ -189,10 +199,7 @@ class Terminal:
             str(self.pid_file),
             str(self.code_file),
             *SCHNITZEL_TUI,
-            graph,
-            "--report-json",
-            str(self.report),
-            *options,
+            *arguments,
         ]
         self.tmux(
             "new-session",

@@ -1,0 +1,87 @@
+"""`schnitzel-tui --attach SOCKET`: the console of a headless runtime in another process.
+
+Every screen is the embedded console's; only the source differs (`AttachedSource`, over the
+control socket). Quitting, a hang-up or SIGTERM end the console alone: the runtime runs on.
+A lost connection is shown and retried; a runtime that restarted is shown as a new run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+from pathlib import Path
+
+from schnitzel.cli.output import say
+from schnitzel.cli.run_command import EXIT_USAGE, run_loop
+from schnitzel.control.client import ControlClient, ControlConnectionError
+from schnitzel.errors import ControlError
+from schnitzel.observe.logs import configure_logging
+from schnitzel.runtime.state_dir import default_state_dir
+from schnitzel_tui.terminal import HangupWatch, hangup_safe_driver
+
+__all__ = ["ATTACH_LOG_NAME", "EXIT_UNREACHABLE", "run_attached"]
+
+ATTACH_LOG_NAME = "schnitzel-tui-attach.log"
+EXIT_UNREACHABLE = 3
+"""As `schnitzel ctl`: the runtime cannot be reached."""
+
+
+def run_attached(args: argparse.Namespace, prog: str = "schnitzel-tui") -> int:
+    """Check the runtime answers, then show the console until it is quit; the exit code."""
+    path = Path(args.attach)
+    if not (sys.stdin.isatty() and sys.stderr.isatty()):
+        say(
+            f"{prog}: the console needs a terminal (standard input and error are not one); "
+            f"in a script use `schnitzel ctl --socket {path} status`",
+            err=True,
+        )
+        return EXIT_USAGE
+    try:
+        with ControlClient(path, via="attach") as client:
+            hello = client.request("hello")
+    except ControlConnectionError as exc:
+        say(f"{prog}: {exc}", err=True)
+        return EXIT_UNREACHABLE
+    except ControlError as exc:
+        say(f"{prog}: {path} answered, but not as a schnitzel runtime does: {exc}", err=True)
+        return EXIT_UNREACHABLE
+    state_dir = Path(args.state_dir) if args.state_dir else default_state_dir()
+    log_path = state_dir / "logs" / ATTACH_LOG_NAME
+    try:
+        logger = configure_logging("text", path=log_path)
+    except OSError as exc:
+        say(f"{prog}: cannot write the log file {log_path}: {exc}; choose --state-dir", err=True)
+        return EXIT_USAGE
+    logger.info("attached to %s: pid %s, graph %s", path, hello.get("pid"), hello.get("graph"))
+    run_loop(_console(path, args))
+    say(f"{prog}: detached from {path}; the runtime keeps running", err=True)
+    return 0
+
+
+async def _console(path: Path, args: argparse.Namespace) -> None:
+    from schnitzel_tui.app import ConsoleApp
+    from schnitzel_tui.attached import AttachedSource
+
+    loop = asyncio.get_running_loop()
+    source = AttachedSource(path)
+    hangup = HangupWatch(loop, lambda how: app.exit())
+    app = ConsoleApp(
+        source,
+        read_only=args.read_only,
+        refresh_s=args.refresh,
+        driver_class=hangup_safe_driver(hangup.on_write_error),
+    )
+    previous_hup = signal.signal(signal.SIGHUP, hangup.on_signal)
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, app.exit)
+    watch = asyncio.create_task(hangup.watch())
+    try:
+        await app.run_async(mouse=not args.no_mouse)
+    finally:
+        watch.cancel()
+        signal.signal(signal.SIGHUP, previous_hup)
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)
+        await source.close()
