@@ -6,16 +6,21 @@ This module keeps the suggestions and their lifecycle; what counts as pressure i
 `controller_watch`, what is proposed for it is `controller_rules`.
 
 Guardrails: the limits (checked again by the control API); `cooldown_s` per node after any
-change to it, whoever made it (seen as its throttle values or generation changing); at most
-one suggestion in play per node; a change that was rejected or rolled back is not proposed
-again for `VETO_S`; an open suggestion expires once the pressure is gone for `window_s`,
-after `EXPIRE_S`, or when someone changes its node meanwhile.
+change to it, whoever made it (seen as its throttle values or generation changing), and after
+the control API refused one; at most one suggestion in play per node; a change that was
+rejected, refused or rolled back is not proposed again for `VETO_S`; an open suggestion
+expires once the pressure is gone for `window_s`, after `EXPIRE_S`, or when someone changes
+its node meanwhile.
 
 Statuses: `open` (waiting for an operator), `approved` (applied, being verified), then
 `applied` (kept: verified no worse) or `rolled_back` (verified worse: the `before` values were
 restored); `rejected`, `expired`, `failed` (the control API refused it). Verification compares
 the target metric on N (drops per second; the inbox fill when nothing dropped; a durable
-backlog's growth per second) over `window_s` before the change with the `verify_s` after it.
+backlog's growth per second) over the newest `window_s` of samples before the change (those
+that justified the suggestion when no newer ones cover any time) with the `verify_s` after it.
+A rollback restores the `before` values, except an unlimited source's rate when its rate
+limits are declared (the control API refuses "unlimited" then): that is set to the top of its
+limits, and the verdict says so (`controller_rules` only slows such a source below that top).
 """
 
 from __future__ import annotations
@@ -49,7 +54,7 @@ STEP_S = 1.0
 EXPIRE_S = 600.0
 """An open suggestion nobody decided on expires after this long."""
 VETO_S = 600.0
-"""A change rejected or rolled back on a node is not proposed again for this long."""
+"""A change rejected, refused or rolled back on a node is not proposed again for this long."""
 WORSE_FACTOR = 1.1
 """Verification: "worse" is more than 10% above the baseline ..."""
 WORSE_MARGIN = {"drop_rate_per_s": 1.0, "inbox_fill": 0.05, "backlog_growth_per_s": 1.0}
@@ -160,7 +165,7 @@ class Controller:
         self._suggestions: list[_Suggestion] = []
         self._ids = itertools.count(1)
         self._vetoes: dict[tuple[str, str], float] = {}
-        """(node, knob) -> when a change of it was rejected or rolled back."""
+        """(node, knob) -> when a change of it was rejected, refused or rolled back."""
         self._said_stuck: set[str] = set()
         """Nodes told "pressure, but nothing to change" about in this episode of pressure."""
         self._failures = 0
@@ -187,6 +192,7 @@ class Controller:
         if stale:
             changed = ", ".join(f"{k} is now {num(current[k])}" for k in stale)
             self._close(s, "expired", f"superseded: {s.proposal.target!r} changed ({changed})")
+            self._note("info", f"{s.id} expired: {s.verdict}", s.node)
             raise ControlError(
                 f"suggestion {s.id} is out of date: {changed} on node {s.proposal.target!r}; "
                 "a new suggestion follows if the pressure stays"
@@ -262,12 +268,14 @@ class Controller:
         if self._watcher.held_back(node_id):
             return  # the pressure comes from further down: that node is the one to act on
         load = self._watcher.load(node_id, now)
-        if load.handles <= 0:
+        sink = watch.entry.get("kind") == "sink"
+        if load.handles <= 0 or (sink and load.delivers <= 0):  # a sink's backend is down
             self._say_stuck(
                 node_id,
-                f"pressure on {node_id!r} ({self._rules.situation(load)}), but it handled "
-                "nothing in that time: that is not a capacity problem (look at its errors and "
-                "health); nothing suggested",
+                f"pressure on {node_id!r} ({self._rules.situation(load)}), but it "
+                f"{'delivered' if sink else 'handled'} nothing in that time: that is not a "
+                "capacity problem (look at its errors and health: a backend down?); nothing "
+                "suggested",
             )
             return
         proposals = self._rules.proposals(load)
@@ -291,7 +299,7 @@ class Controller:
         )
 
     def _suggest(self, node_id: str, load: Load, proposal: Proposal, now: float) -> None:
-        name, baseline = self._baseline_metric(load, now)
+        name, baseline = self._baseline_metric(load)
         s = _Suggestion(
             id=f"s-{next(self._ids)}",
             node=node_id,
@@ -330,6 +338,8 @@ class Controller:
             )
         except ControlError as exc:
             self._close(s, "failed", f"the control API refused it: {exc}")
+            self._veto(s, now)  # it would be refused again: not every second
+            self._watcher.mark_changed({target, s.node}, now)
             self._note("warning", f"{s.id} not applied: {exc}", s.node)
             return
         changes = result.get("changes", {}) if isinstance(result, dict) else {}
@@ -339,9 +349,11 @@ class Controller:
         s.status = "approved"
         s.applied_at = now
         s.generations = {n: self._watcher.generation(n) for n in {target, s.node}}
-        name = s.metric["name"]
-        since = now - self._settings.window_s
-        s.metric["baseline"] = self._watcher.measure(name, s.node, since, now)
+        # an approval comes between two looks, maybe long after the suggestion: the newest
+        # window of samples, not one ending at the clock (which may hold no sample at all)
+        baseline = self._watcher.measure(s.metric["name"], s.node)
+        if baseline is not None:
+            s.metric["baseline"] = baseline
         self._watcher.mark_changed({target, s.node}, now)
         self._watcher.expect_knobs(target, s.proposal.args)
 
@@ -359,7 +371,11 @@ class Controller:
             self._note("info", f"{s.id}: {s.verdict}", s.node)
             return
         name, baseline = s.metric["name"], s.metric["baseline"]
-        after = self._watcher.measure(name, s.node, s.applied_at, now)
+        after = self._watcher.measure(name, s.node, since=s.applied_at)
+        if after is None:
+            self._close(s, "applied", f"not judged: {s.node!r} has no samples since the change")
+            self._note("info", f"{s.id}: {s.verdict}", s.node)
+            return
         s.metric["after"] = after
         comparison = _describe_metric(name, s.node, baseline, after)
         worse = after > baseline * WORSE_FACTOR and after - baseline > WORSE_MARGIN[name]
@@ -368,13 +384,14 @@ class Controller:
             self._close(s, "applied", f"{comparison}: {better}; kept")
             self._note("info", f"{s.id} verified: {s.verdict}", s.node)
             return
+        restore, caveat = self._restore_values(s)
         undo = ", ".join(
-            f"{k} {num(v)} -> {num(s.before.get(k))}" for k, v in s.proposal.args.items()
+            f"{k} {num(v)} -> {num(restore.get(k))}" for k, v in s.proposal.args.items()
         )
         try:
             self._control.throttle(
                 target,
-                **s.before,
+                **restore,
                 actor=self._actor,
                 why=f"auto-rollback: {comparison} after {s.id} ({s.proposal.summary})",
                 suggestion=s.id,
@@ -382,22 +399,38 @@ class Controller:
             )
         except ControlError as exc:
             self._close(s, "failed", f"{comparison}: worse, and rolling back was refused: {exc}")
+            self._veto(s, now)  # worse and still in place: never a further step of it
             self._note("error", f"{s.id}: {s.verdict}", s.node)
             return
-        self._close(s, "rolled_back", f"{comparison}: worse; rolled back {target!r} ({undo})")
-        self._watcher.expect_knobs(target, s.before)
+        verdict = f"{comparison}: worse; rolled back {target!r} ({undo}{caveat})"
+        self._close(s, "rolled_back", verdict)
+        self._watcher.expect_knobs(target, restore)
         self._watcher.mark_changed({target, s.node}, now)
         self._veto(s, now)
         self._note("warning", f"{s.id} rolled back: {s.verdict}", s.node)
 
-    def _baseline_metric(self, load: Load, now: float) -> tuple[str, float]:
+    def _baseline_metric(self, load: Load) -> tuple[str, float]:
         if load.drops > 0:
             name = "drop_rate_per_s"
         elif load.backlog is not None:
             name = "backlog_growth_per_s"
         else:
             name = "inbox_fill"
-        return name, self._watcher.measure(name, load.node, now - self._settings.window_s, now)
+        return name, self._watcher.measure(name, load.node) or 0.0
+
+    def _restore_values(self, s: _Suggestion) -> tuple[dict[str, Any], str]:
+        """What a rollback of `s` sets, and a caveat for its verdict: the `before` values,
+        except an unlimited source's rate where rate limits are declared for it (the control
+        API refuses "unlimited" then): the top of those limits instead."""
+        restore = dict(s.before)
+        bounds = self._watcher.bounds(s.proposal.target, "rate_hz")
+        if "rate_hz" not in restore or restore["rate_hz"] is not None or bounds is None:
+            return restore, ""
+        restore["rate_hz"] = bounds[1]
+        return restore, (
+            f"; it was unlimited, which its declared limits do not allow: set to their top, "
+            f"{num(bounds[1])}/s"
+        )
 
     def _live_knobs(self, node_id: str) -> dict[str, Any]:
         """The node's throttle values in a fresh snapshot."""

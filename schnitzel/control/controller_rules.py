@@ -6,8 +6,12 @@ declaring them is the operator's consent):
 
 1. raise N's `concurrency` by at most `max(1, ceil(current * max_step))`, within its limits;
 2. lower the rate of the source upstream of N that sends the most, so that what arrives at
-   N falls to 90% of what N handles, by at most `max_step` of its rate, within its limits
-   (an unlimited source's rate is what it measurably emits);
+   N falls to 90% of what N handles, by at most `max_step` of its rate (rounded to three
+   significant digits, upwards where that keeps the cut within `max_step`), within its
+   limits (an unlimited source's rate is what it measurably emits). An unlimited source
+   with declared rate limits cannot be set back to unlimited (the control API refuses a
+   rate without a bound then): a rollback sets it to the top of its limits instead, so it is
+   only slowed to below that top (else a rollback could not undo anything);
 3. raise N's `sample_every` by at most `max(1, ceil(current * max_step))`: lossy, and the
    rationale says so.
 
@@ -125,19 +129,29 @@ class Rules:
             rate, configured = rates[source]
             if bounds is None or rate <= 0 or cut <= 0:
                 continue
-            floor = max(bounds[0], rate * (1 - self._settings.max_step))
-            new = _round_rate(max(floor, rate - cut), bounds[0])
+            low, top = bounds
+            floor = max(low, rate * (1 - self._settings.max_step))
+            aim = max(floor, rate - cut)
+            new = min(max(_round_rate(aim, floor), low), top)
             if new >= rate * 0.99:
-                continue  # at its lowest already
+                continue  # at its lowest already, or its top is not below its rate
+            if configured is None and new >= top:
+                continue  # a rollback (to the top: see the module docstring) would undo nothing
             arrives = (total - rate + new) * load.arrives / total
             now_text = f"{num(rate)}/s" if configured is not None else f"unlimited, ~{num(rate)}/s"
+            undo = ""
+            if configured is None:
+                undo = (
+                    f"; a rollback would set it to {num(top)}/s, the top of its limits "
+                    "(unlimited is outside them)"
+                )
             yield Proposal(
                 source,
                 {"rate_hz": new},
                 {"rate_hz": configured},
                 f"lower the rate of {source!r} from {now_text} to {num(new)}/s",
                 f"{load.node!r} cannot take more; {source!r} sends the most upstream of it "
-                f"(its limits allow down to {num(bounds[0])}/s)",
+                f"(its limits allow down to {num(low)}/s){undo}",
                 self._expected(
                     load, load.handles, f"about {num(arrives)}/s arrive at {load.node!r}", arrives
                 ),
@@ -201,9 +215,14 @@ class Rules:
 # -- helpers ----------------------------------------------------------------------------------
 
 
-def _round_rate(rate: float, low: float) -> float:
-    """Three significant digits, never below `low`."""
-    return max(float(f"{rate:.3g}"), low)
+def _round_rate(rate: float, floor: float) -> float:
+    """`rate` to three significant digits, rounded up where rounding to the nearest would go
+    below `floor` (the lowest the rate may be cut to: a bigger cut than `max_step`)."""
+    nearest = float(f"{rate:.3g}")
+    if nearest >= floor * (1 - 1e-9) or rate <= 0:  # 1e-9: float noise is no bigger cut
+        return nearest
+    step = 10.0 ** (math.floor(math.log10(rate)) - 2)
+    return float(f"{math.ceil(rate / step) * step:.3g}")
 
 
 def num(value: Any) -> str:

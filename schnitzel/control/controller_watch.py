@@ -154,7 +154,8 @@ class Watcher:
             backlog,
         )
         previous = watch.samples[-1] if watch.samples else None
-        _append(watch.samples, sample, self._horizon())
+        if _append(watch.samples, sample, self._horizon()):
+            watch.high_since = previous = None  # a new run: its pressure starts over too
         if fill is not None:
             hot = fill >= self._settings.fill_threshold
         elif backlog is not None and previous is not None and previous.backlog is not None:
@@ -176,7 +177,8 @@ class Watcher:
         return max(s.window_s, s.verify_s) + s.window_s + HISTORY_S
 
     def mark_changed(self, nodes: set[str], now: float) -> None:
-        """These nodes were changed now (by the controller): their cooldown starts."""
+        """These nodes were changed now by the controller (or a change of them was refused):
+        their cooldown starts."""
         for node in nodes:
             if node in self.watches:
                 self.watches[node].changed_at = now
@@ -229,18 +231,22 @@ class Watcher:
             backlog=backlog,
         )
 
-    def measure(self, name: str, node_id: str, since: float, now: float) -> float:
-        """The metric `name` on `node_id` between `since` and `now`."""
+    def measure(self, name: str, node_id: str, since: float | None = None) -> float | None:
+        """The metric `name` on `node_id` from `since` to the newest sample (by default over
+        the newest `window_s` of samples, however long ago that sample was taken); None when
+        the samples cover no time (fewer than two for a rate, none for the fill)."""
         watch = self.watches.get(node_id)
-        if watch is None:
-            return 0.0
+        if watch is None or not watch.samples:
+            return None
         samples = watch.samples
-        if name == "drop_rate_per_s":
-            return round(_rate(samples, "dropped", since), 2)
-        if name == "backlog_growth_per_s":
-            return round(_rate(samples, "backlog", since), 2)
-        fills = [s.fill for s in samples if s.at > since and s.fill is not None]
-        return round(sum(fills) / len(fills), 3) if fills else 0.0
+        if since is None:
+            since = samples[-1].at - self._settings.window_s
+        if name == "inbox_fill":
+            fills = [s.fill for s in samples if s.at > since and s.fill is not None]
+            return round(sum(fills) / len(fills), 3) if fills else None
+        counter = "dropped" if name == "drop_rate_per_s" else "backlog"
+        rate = _rate_over(samples, counter, since)
+        return round(rate, 2) if rate is not None else None
 
     def source_rate(self, source: str, now: float) -> tuple[float, float | None]:
         """(what the source sends now, its configured rate or None when unlimited): the
@@ -333,18 +339,27 @@ def _declared_knobs(described: dict[str, Any]) -> set[str]:
     return {knob for knob, bounds in declared.items() if bounds is not None}
 
 
-def _append(samples: deque[Sample], sample: Sample, horizon: float) -> None:
+def _append(samples: deque[Sample], sample: Sample, horizon: float) -> bool:
+    """Keep `sample` and forget those older than `horizon`; say whether the counters
+    restarted (then only `sample` is kept)."""
     if samples and sample.at <= samples[-1].at:
-        return  # a repeated or out-of-order look tells nothing new
-    if samples and _went_back(samples[-1], sample):
-        samples.clear()  # counters restarted (a new run, a reload): rates start over
+        return False  # a repeated or out-of-order look tells nothing new
+    restarted = bool(samples) and _went_back(samples[-1], sample)
+    if restarted:
+        samples.clear()  # a new run, a reload: rates start over
     samples.append(sample)
     while len(samples) > 2 and sample.at - samples[1].at >= horizon:
         samples.popleft()
+    return restarted
 
 
 def _went_back(old: Sample, new: Sample) -> bool:
-    return new.taken < old.taken or new.dropped < old.dropped or new.received < old.received
+    return (
+        new.taken < old.taken
+        or new.out < old.out
+        or new.dropped < old.dropped
+        or new.received < old.received
+    )
 
 
 def _at_or_before(samples: deque[Sample], since: float) -> Sample:
@@ -358,12 +373,19 @@ def _at_or_before(samples: deque[Sample], since: float) -> Sample:
     return chosen
 
 
-def _rate(samples: deque[Sample], counter: str, since: float) -> float:
-    """Per second increase of `counter` from `since` to the newest sample; 0 without two."""
+def _rate_over(samples: deque[Sample], counter: str, since: float) -> float | None:
+    """Per second increase of `counter` from `since` to the newest sample; None when the
+    samples cover no time."""
     if len(samples) < 2:
-        return 0.0
+        return None
     first, last = _at_or_before(samples, since), samples[-1]
     seconds = last.at - first.at
     if seconds <= 0:
-        return 0.0
+        return None
     return max((getattr(last, counter) or 0) - (getattr(first, counter) or 0), 0) / seconds
+
+
+def _rate(samples: deque[Sample], counter: str, since: float) -> float:
+    """As `_rate_over`, 0 when the samples cover no time."""
+    rate = _rate_over(samples, counter, since)
+    return rate if rate is not None else 0.0

@@ -689,3 +689,145 @@ def test_verification_is_skipped_when_the_node_was_swapped_meanwhile() -> None:
     s = controller.suggestions()[0]
     assert s["status"] == "applied" and s["verdict"] == "not judged: 'up' was swapped meanwhile"
     assert plant.concurrency == 2
+
+
+# -- regressions ------------------------------------------------------------------------------
+
+
+def test_an_approval_between_two_looks_is_judged_against_the_newest_samples() -> None:
+    # a window of one look: an approval a second after that look once measured a baseline of
+    # 0 drops/s over no samples at all, and rolled back a change that had helped
+    plant = Plant()
+    controller, clock = make(plant, window_s=1.0, verify_s=3.0, cooldown_s=2.0)
+    drive(controller, plant, clock, 4)
+    [offer] = open_ones(controller)
+    clock.now += 1.0
+    done = approve(controller, offer["id"])
+    assert done["metric"]["baseline"] == 150.0
+    drive(controller, plant, clock, 4)
+    s = controller.suggestions()[0]
+    assert s["status"] == "applied", s["verdict"]
+    assert s["verdict"] == "drops on 'up' 150/s -> 75/s: better; kept"
+
+
+def test_a_refused_change_is_vetoed_and_its_node_cools_down() -> None:
+    limits = {"up": {"concurrency": [1, 8]}, "cam": {"rate_hz": [10, 500]}}
+    plant = Plant(refuse="node 'up': concurrency 2 is outside its limits [1, 1]", limits=limits)
+    controller, clock = make(plant, mode="auto")
+    drive(controller, plant, clock, 12)
+    assert [s["status"] for s in controller.suggestions()] == ["failed"]
+    plant.refuse = None
+    drive(controller, plant, clock, 28)
+    assert len(controller.suggestions()) == 1  # not every second: the node cools down
+    drive(controller, plant, clock, 2)
+    # then the next rule, never the refused change again
+    assert [c["args"] for c in plant.calls] == [{"concurrency": 2}, {"rate_hz": 100.0}]
+    assert plant.concurrency == 1
+
+
+def test_a_lowered_rate_never_goes_above_the_upper_limit() -> None:
+    # the limits were narrowed (a reload) below the rate the source is still set to
+    limits = {"up": {"concurrency": [1, 8]}, "cam": {"rate_hz": [10, 150]}}
+    plant = Plant(sources={"cam": 400.0}, concurrency=8, speed=lambda c: 25.0 * c, limits=limits)
+    controller, clock = make(plant)
+    drive(controller, plant, clock, 12)
+    [s] = controller.suggestions()
+    assert s["action"]["args"] == {"rate_hz": 150.0}
+    assert s["before"] == {"rate_hz": 400.0}
+
+
+def test_an_unlimited_source_is_not_cut_to_its_top_where_a_rollback_could_not_undo_it() -> None:
+    # a rollback sets an unlimited source with declared rate limits to their top: cutting it
+    # to that top could not be undone
+    limits = {"up": {}, "cam": {"rate_hz": [1, 100]}}
+    plant = Plant(sources={"cam": 2000.0}, rate_hz={"cam": None}, limits=limits)
+    controller, clock = make(plant)
+    drive(controller, plant, clock, 20)
+    assert controller.suggestions() == []
+    assert plant.rate_hz["cam"] is None
+
+
+def test_rolling_back_a_cut_of_an_unlimited_source_restores_the_top_of_its_limits() -> None:
+    limits = {"up": {"concurrency": [1, 8]}, "cam": {"rate_hz": [1, 1000]}}
+    plant = Plant(sources={"cam": 120.0}, rate_hz={"cam": None}, concurrency=8,
+                  speed=lambda c: 12.5 * c, limits=limits)  # fmt: skip
+    controller, clock = make(plant)
+    drive(controller, plant, clock, 12)
+    [offer] = open_ones(controller)
+    assert "a rollback would set it to 1000/s, the top of its limits" in offer["rationale"]
+    approve(controller, offer["id"])
+    plant.speed = lambda c: 2.5 * c  # the backend slows down: drops rise whatever the rate
+    drive(controller, plant, clock, 15)
+    s = controller.suggestions()[0]
+    assert s["status"] == "rolled_back", s["verdict"]
+    assert s["verdict"].endswith(
+        "rolled back 'cam' (rate_hz 90 -> 1000; it was unlimited, which its declared limits "
+        "do not allow: set to their top, 1000/s)"
+    )
+    assert plant.calls[-1]["args"] == {"rate_hz": 1000.0}  # never rate_hz None: refused
+    assert plant.rate_hz["cam"] == 1000.0
+
+
+@pytest.mark.parametrize(
+    ("natural", "max_step", "expected"),
+    [(2469.0, 0.5, 1240.0), (1234.5, 0.5, 618.0), (150.0, 0.5, 75.0), (999.0, 0.1, 900.0)],
+)  # fmt: skip
+def test_a_rounded_rate_never_cuts_more_than_max_step(
+    natural: float, max_step: float, expected: float
+) -> None:
+    limits = {"up": {}, "cam": {"rate_hz": [1, 10000]}}
+    plant = Plant(sources={"cam": natural}, limits=limits)
+    controller, clock = make(plant, max_step=max_step)
+    drive(controller, plant, clock, 12)
+    [s] = controller.suggestions()
+    new = s["action"]["args"]["rate_hz"]
+    assert new == expected
+    assert new >= natural * (1 - max_step)
+
+
+def test_a_source_s_counter_restart_starts_its_rate_over() -> None:
+    limits = {"up": {"concurrency": [1, 8]}, "cam": {"rate_hz": [1, 1000]}}
+    plant = Plant(sources={"cam": 120.0}, rate_hz={"cam": None}, concurrency=8,
+                  speed=lambda c: 12.5 * c, limits=limits)  # fmt: skip
+    controller, clock = make(plant)
+    drive(controller, plant, clock, 6)
+    plant.counters["cam"]["out"] = 0  # the source restarted: its `out` starts over
+    drive(controller, plant, clock, 6)
+    [s] = controller.suggestions()
+    assert "'cam' sends 120/s" in s["rationale"]
+    assert s["action"]["args"] == {"rate_hz": 90.0}
+
+
+def test_a_node_s_counter_restart_starts_its_pressure_window_over() -> None:
+    plant = Plant()
+    controller, clock = make(plant)
+    drive(controller, plant, clock, 9)
+    plant.counters["up"] = {"received": 0, "in": 0, "out": 0, "dropped": 0}
+    drive(controller, plant, clock, 9)
+    assert controller.suggestions() == []  # not 10 s of pressure in this run yet
+    drive(controller, plant, clock, 2)
+    assert len(open_ones(controller)) == 1
+
+
+def test_an_approval_of_an_out_of_date_suggestion_says_it_expired() -> None:
+    plant = Plant()
+    controller, clock = make(plant)
+    drive(controller, plant, clock, 12)
+    plant.concurrency = 4
+    with pytest.raises(ControlError):
+        approve(controller, "s-1")
+    assert any("s-1 expired: superseded: 'up' changed" in m for _, m, _ in plant.notes)
+
+
+def test_a_change_whose_rollback_was_refused_is_not_stepped_further() -> None:
+    plant = Plant(speed=lambda c: 50.0 if c == 1 else 20.0)
+    controller, clock = make(plant, mode="auto")
+    drive(controller, plant, clock, 12)
+    assert plant.concurrency == 2
+    plant.refuse = "node 'up': the runtime is busy"
+    drive(controller, plant, clock, 15)
+    s = controller.suggestions()[0]
+    assert s["status"] == "failed" and "rolling back was refused" in s["verdict"]
+    plant.refuse = None
+    drive(controller, plant, clock, 60)
+    assert plant.concurrency == 2 and len(controller.suggestions()) == 1

@@ -228,3 +228,28 @@ def test_auto_mode_rolls_back_a_change_that_made_drops_worse(
     assert [e["after"] for e in changes[:2]] == [{"concurrency": 2}, {"concurrency": 1}]
     assert all(e["suggestion"] == done["id"] for e in changes[:2])
     assert changes[1]["why"].startswith("auto-rollback: drops on 'up'")
+
+
+def test_a_sink_whose_backend_is_down_gets_no_capacity_suggestion(tmp_path: Path) -> None:
+    """Nothing listens on port 9: more concurrency would not deliver anything. The
+    controller says so instead of proposing a change."""
+    settings = "{mode: suggest, window_s: 1, cooldown_s: 1, verify_s: 1}"
+    graph = _graph(tmp_path, "http://127.0.0.1:9/ingest", 200.0, settings)
+
+    async def scenario() -> tuple[list[dict[str, Any]], list[str]]:
+        runtime = Runtime(graph, state_dir=tmp_path / "state", drain_timeout_s=1.0)
+        control = RuntimeControl(runtime)
+        run = asyncio.create_task(runtime.run())
+        try:
+            await _until(
+                lambda: any("not a capacity problem" in e["message"] for e in control.events()),
+                "the controller to say the backend is the problem",
+            )
+            return control.suggestions(), [e["message"] for e in control.events()]
+        finally:
+            control.stop()
+            await asyncio.wait_for(run, GUARD_S)
+
+    suggestions, messages = asyncio.run(scenario())
+    assert suggestions == []
+    assert any("delivered nothing in that time" in m for m in messages), messages
