@@ -17,7 +17,7 @@ noisy, so no absolute time is a verdict on its own):
    against two baselines: `suggestions` over the same connection with the controller off
    (the whole request path with an empty answer: what any request costs) and, in-process
    on the same graph, `runtime.snapshot()` + `json.dumps` (the work a status reply cannot
-   avoid). `hello` is shown too (it builds a snapshot for its few fields). Requests are
+   avoid). `hello` is shown too (a few fields, no snapshot). Requests are
    interleaved, 5 ms apart.
 3. Hot swap under load: an in-process Runtime running `synthetic (rate_hz 20000, endless) ->
    dedup (policy) -> recording sink` (bench/_control_sink.py: `time.monotonic()` and seq
@@ -446,7 +446,7 @@ def status_round_trip(ws: Workspace, sizes: Sizes) -> RoundTrip:
     rows = (
         ("status over the socket", rt.status_us),
         ("suggestions, empty (transport baseline)", rt.empty_us),
-        ("hello (builds a snapshot for 5 fields)", rt.hello_us),
+        ("hello (run id, pid, graph: no snapshot)", rt.hello_us),
         ("in-process snapshot() + json.dumps", rt.in_process_us),
         ("  of which snapshot()", rt.snapshot_us),
         ("  of which json.dumps", rt.dumps_us),

@@ -155,7 +155,10 @@ def run_ctl(args: argparse.Namespace) -> int:
         return EXIT_UNREACHABLE
     except RequestFailed as exc:
         what = "refused" if exc.code == "refused" else f"failed ({exc.code})"
-        say(f"schnitzel ctl: {command} {what}: {exc.message}", err=True)
+        if exc.message.startswith(f"{command} {what}"):  # the runtime said it already
+            say(f"schnitzel ctl: {exc.message}", err=True)
+        else:
+            say(f"schnitzel ctl: {command} {what}: {exc.message}", err=True)
         return EXIT_USAGE if exc.code in USAGE_CODES else EXIT_REFUSED
     if args.json:
         print_json(result)

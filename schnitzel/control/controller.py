@@ -185,7 +185,7 @@ class Controller:
         """Apply an open suggestion on behalf of `actor`; it is verified after `verify_s`.
         Raises ControlError for an unknown id, a suggestion no longer open, or a node that
         changed since it was made (the suggestion then expires)."""
-        s = self._open(suggestion_id, "approve")
+        s = self._open(suggestion_id, "approved")
         now = self._clock()
         current = self._live_knobs(s.proposal.target)
         stale = {k: v for k, v in s.before.items() if k in current and current[k] != v}
@@ -207,7 +207,7 @@ class Controller:
 
     def reject(self, suggestion_id: str, actor: Actor, why: str = "") -> dict[str, Any]:
         """Turn an open suggestion down; the same change is not proposed again for VETO_S."""
-        s = self._open(suggestion_id, "reject")
+        s = self._open(suggestion_id, "rejected")
         self._decide(s, actor)
         self._close(s, "rejected", why or f"rejected by {actor}")
         self._veto(s, self._clock())
@@ -448,7 +448,7 @@ class Controller:
             )
         if s.status != "open":
             raise ControlError(
-                f"suggestion {s.id} is {s.status}, not open: only open ones can be {verb}d"
+                f"suggestion {s.id} is {s.status}, not open: only open ones can be {verb}"
             )
         return s
 

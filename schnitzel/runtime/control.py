@@ -150,11 +150,13 @@ class RuntimeControl:
             done = apply_throttle(self._node(node_id), changes)
             before = {k: v["before"] for k, v in done.items()}
             after = {k: v["after"] for k, v in done.items()}
-            text = ", ".join(f"{k} {v['before']} -> {v['after']}" for k, v in done.items())
+            text = ", ".join(
+                f"{k} {_plain(v['before'])} -> {_plain(v['after'])}" for k, v in done.items()
+            )
             self.note("info", f"throttled by {_who(actor)}: {text}", node_id)
             return {"node": node_id, "changes": done}, before, after
 
-        return self._audited("throttle", node_id, apply, actor, why, suggestion, attempted=changes)
+        return self._audited(action, node_id, apply, actor, why, suggestion, attempted=changes)
 
     def pause(self, node_id: str, *, actor: Actor | None = None, why: str = "") -> dict[str, Any]:
         """Stop taking packets (a source stops producing; a node's inbox fills up)."""
@@ -263,7 +265,7 @@ class RuntimeControl:
             why,
             suggestion_id,
             suggestion.get("before"),
-            suggestion.get("action"),
+            (suggestion.get("action") or {}).get("args"),
         )
         return suggestion
 
@@ -287,7 +289,9 @@ class RuntimeControl:
         """Stop the sources and drain, as SIGTERM does; `force`: stop now, as a second signal
         does (queued in-memory packets are dropped, durable inboxes keep theirs)."""
         runtime = self._runtime
-        how = why or (f"by {actor}" if actor is not None else "through the control API")
+        how = f"by {actor}" if actor is not None else "through the control API"
+        if why:
+            how = f"{how} ({why})"
         if force:
             runtime.force_stop(f"a stop {how}")
         else:
@@ -357,6 +361,15 @@ class RuntimeControl:
             )
         except OSError as exc:
             self.note("error", f"the audit log could not be written ({exc}); the change stands")
+
+
+def _plain(value: Any) -> str:
+    """A knob's value in an event: `none` (as fast as accepted), `40`, `12.5`."""
+    if value is None:
+        return "none"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
 
 
 def _who(actor: Actor | None) -> str:

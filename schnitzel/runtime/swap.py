@@ -132,7 +132,6 @@ async def swap_node(runtime: Runtime, plan: SwapPlan) -> bool:
         ) from None
     try:
         if runtime.stopping or node.abandoned:
-            await _close(runtime, node, new)
             raise ControlError("the run is stopping; the swap was not applied")
         old = node.plugin
         handed_over = _hand_over(old, new, node.id)
@@ -140,9 +139,9 @@ async def swap_node(runtime: Runtime, plan: SwapPlan) -> bool:
         runtime.connect_outputs(node, plan.graph)
     except Exception as exc:
         node.turn.release()
+        await _close(runtime, node, new)
         if isinstance(exc, ControlError):
             raise
-        await _close(runtime, node, new)
         raise ControlError(f"swap refused: {exc}") from exc
     node.generation += 1
     runtime.graph = _with_node(runtime.graph, plan.graph, resolved)
@@ -207,17 +206,29 @@ def _validated_with(runtime: Runtime, node_id: str, version: NodeVersion) -> Val
     )
     if result.graph is None:
         problems = [p for p in result.report.problems if p.severity == "error"]
-        lines = [
-            (f"node {p.where.node!r}: " if p.where.node and p.where.node != node_id else "")
-            + p.message
-            + (f" ({p.hint})" if p.hint else "")
-            for p in problems
-        ]
+        lines = []
+        for p in problems:
+            other = p.where.node and p.where.node != node_id
+            lines.append(
+                (f"node {p.where.node!r}: " if other else "")
+                + _for_a_swap(p.message, node_id)
+                + (f" ({p.hint})" if p.hint else "")
+            )
         raise ControlError(
             f"swap refused: node {node_id!r} with plugin {version.plugin!r} would not pass "
             "validation: " + "; ".join(lines)
         )
     return result.graph
+
+
+def _for_a_swap(message: str, node_id: str) -> str:
+    """The validator's words, less the advice a swap cannot follow (a swap keeps the node's
+    kind: the plugin must be of that kind)."""
+    kept, _, advice = message.partition("; set the node's kind to ")
+    if not advice:
+        return message
+    wanted = advice.rsplit(" or pick a ", 1)[-1]
+    return f"{kept}; node {node_id!r} keeps its kind: pick a {wanted}"
 
 
 def _with_node(

@@ -224,7 +224,8 @@ def test_auto_mode_rolls_back_a_change_that_made_drops_worse(
     assert done["metric"]["after"] > done["metric"]["baseline"]
     assert concurrency == 1
     assert thrashing_backend.most_at_once >= 2  # the change really took effect
-    changes = [e for e in _audit(state) if e["action"] == "throttle"]
+    changes = [e for e in _audit(state) if e["action"] in ("throttle", "auto_rollback")]
+    assert [e["action"] for e in changes[:2]] == ["throttle", "auto_rollback"]
     assert [e["after"] for e in changes[:2]] == [{"concurrency": 2}, {"concurrency": 1}]
     assert all(e["suggestion"] == done["id"] for e in changes[:2])
     assert changes[1]["why"].startswith("auto-rollback: drops on 'up'")

@@ -7,6 +7,7 @@ and recovered from.
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import subprocess
 import tempfile
@@ -35,20 +36,19 @@ class Headless:
     def __init__(self, graph: Path, state_dir: Path) -> None:
         self.graph = graph
         self.state_dir = state_dir
-        self.socket = Path(tempfile.mkdtemp(prefix="att-", dir="/tmp")) / "c.sock"
+        self.short_dir = Path(tempfile.mkdtemp(prefix="att-", dir="/tmp"))
+        self.socket = self.short_dir / "c.sock"
         self.process: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> None:
+    def start(self, default_socket: bool = False) -> None:
+        """Run the graph; `default_socket`: serve the state dir's default control socket."""
+        if default_socket:
+            from schnitzel.control.paths import default_socket_path
+
+            self.socket = default_socket_path(self.state_dir)
+        where = [] if default_socket else ["--control-socket", str(self.socket)]
         self.process = subprocess.Popen(
-            [
-                *SCHNITZEL,
-                "run",
-                str(self.graph),
-                "--state-dir",
-                str(self.state_dir),
-                "--control-socket",
-                str(self.socket),
-            ],
+            [*SCHNITZEL, "run", str(self.graph), "--state-dir", str(self.state_dir), *where],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -72,7 +72,7 @@ class Headless:
             self.process.kill()
             self.process.wait(timeout=10)
         self.socket.unlink(missing_ok=True)
-        self.socket.parent.rmdir()
+        shutil.rmtree(self.short_dir, ignore_errors=True)
 
 
 def typed_rate(screen: str) -> str:
@@ -161,3 +161,15 @@ def test_attached_console_shows_a_lost_runtime_and_recovers_when_it_is_back(
 def test_attach_to_nothing_says_so_and_exits_3(terminal: Terminal, tmp_path: Path) -> None:  # noqa: F811
     terminal.run("--attach", str(tmp_path / "none.sock"))
     assert terminal.exit_code() == 3
+
+
+def test_attach_without_a_socket_finds_the_state_dirs_default_one(
+    terminal: Terminal,  # noqa: F811 - the fixture
+    headless: Headless,
+) -> None:
+    headless.start(default_socket=True)
+    terminal.run("--attach", "--state-dir", str(headless.state_dir))
+    terminal.wait_for_screen(lambda s: "running" in status_line(s), "the attached console")
+    terminal.keys("q")
+    assert terminal.exit_code() == 0
+    assert headless.stop() == 0
