@@ -248,7 +248,12 @@ def _read_config(path: Path) -> dict[str, Any]:
             f"{path} holds a {type(document.data).__name__}; a config file is a mapping of "
             "the plugin's options (`schnitzel plugins` lists them)"
         )
-    return json.loads(json.dumps(document.data, default=str))  # dates and the like as text
+    try:  # dates and the like as text; .nan and .inf are no config value JSON can carry
+        return json.loads(json.dumps(document.data, default=str, allow_nan=False))
+    except ValueError:
+        raise _UsageError(
+            f"{path}: .nan and .inf are not values a config can take; give a number"
+        ) from None
 
 
 # -- argument types -------------------------------------------------------------------------

@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING, Any
 
 from schnitzel.control.actor import Actor
 from schnitzel.errors import ControlError, GraphLoadError
+from schnitzel.registry.plugin import Plugin
 from schnitzel.registry.registry import PluginRegistry
-from schnitzel.runtime.node import Node
-from schnitzel.runtime.throttles import knob_limits
+from schnitzel.runtime.node import MAX_CONCURRENCY, Node, takes_concurrency
 from schnitzel.spec.model import NodeSpec
 from schnitzel.validate.graph import ValidatedGraph
 from schnitzel.validate.validator import validate_file
@@ -42,10 +42,12 @@ async def reload_graph(control: RuntimeControl, actor: Actor, why: str = "") -> 
     try:  # everything checked before the first change is made
         new = _load(path, runtime.plugin_registry())
         swaps, throttles = _changes(runtime.graph, new)
+        plugins = {spec.id: new.nodes[spec.id].plugin for spec in swaps}
         for spec in swaps:
             control.plan(spec.id, spec.plugin, dict(spec.config))
         for node_id, concurrency in throttles.items():
-            _check_concurrency(runtime.nodes[node_id], concurrency)
+            node = runtime.nodes[node_id]
+            _check_concurrency(node, plugins.get(node_id, type(node.plugin)), concurrency)
     except ControlError as exc:
         control.write_audit("reload", None, actor, why, None, None, {"graph": str(path)}, str(exc))
         control.note("error", f"reload of {path} refused: {exc}")
@@ -58,16 +60,18 @@ async def reload_graph(control: RuntimeControl, actor: Actor, why: str = "") -> 
             )
             done.append(spec.id)
             applied.append({"node": spec.id, "swap": result["after"]})
+        for node_id, concurrency in throttles.items():
+            result = control.throttle(
+                node_id, concurrency=concurrency, actor=actor, why=why or "reload"
+            )
+            applied.append({"node": node_id, "throttle": result["changes"]})
     except ControlError as exc:
         for node_id in reversed(done):
             await control.rollback(node_id, actor=actor, why="reload failed part way")
+        error = f"reload failed and was undone: {exc}"
+        control.write_audit("reload", None, actor, why, None, None, {"graph": str(path)}, error)
         control.note("error", f"reload of {path} failed and was undone: {exc}")
-        raise ControlError(f"reload failed and was undone: {exc}") from exc
-    for node_id, concurrency in throttles.items():
-        result = control.throttle(
-            node_id, concurrency=concurrency, actor=actor, why=why or "reload"
-        )
-        applied.append({"node": node_id, "throttle": result["changes"]})
+        raise ControlError(error) from exc
     summary = {"graph": str(path), "applied": applied}
     control.write_audit("reload", None, actor, why, None, None, summary)
     what = ", ".join(sorted({a["node"] for a in applied})) or "nothing changed"
@@ -75,14 +79,15 @@ async def reload_graph(control: RuntimeControl, actor: Actor, why: str = "") -> 
     return summary
 
 
-def _check_concurrency(node: Node, concurrency: int) -> None:
-    limits = knob_limits(node)
-    if "concurrency" not in limits:
+def _check_concurrency(node: Node, plugin: type[Plugin], concurrency: int) -> None:
+    """`concurrency` can be set on `node` once it runs `plugin`."""
+    if not takes_concurrency(node.kind, plugin):
         raise ControlError(
             f"node {node.id!r}: concurrency changed, but its plugin runs one call at a time; "
             "restart to apply"
         )
-    low, high = limits["concurrency"]
+    declared = node.resolved.spec.limits.concurrency
+    low, high = declared if declared else (1, MAX_CONCURRENCY)
     if not low <= concurrency <= high:
         raise ControlError(
             f"node {node.id!r}: concurrency {concurrency} is outside its limits "

@@ -9,8 +9,10 @@ the audit log belong to the runtime, so any number of `RuntimeControl` objects a
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from schnitzel.control.actor import Actor
@@ -199,10 +201,11 @@ class RuntimeControl:
         else the plugin's defaults. `dry_run`: validate and show the diff, change nothing."""
         history = self._runtime.swap_history
         try:
-            plan = plan_swap(self._runtime, node_id, plugin, config)
             if dry_run:
-                return _swap_result(plan, handed_over=False, applied=False)
-            handed_over = await swap_node(self._runtime, plan)
+                return _swap_result(plan_swap(self._runtime, node_id, plugin, config), False, False)
+            async with self._changing(node_id):  # planned against the version it replaces
+                plan = plan_swap(self._runtime, node_id, plugin, config)
+                handed_over = await swap_node(self._runtime, plan)
         except ControlError as exc:
             if not dry_run:
                 self.write_audit(
@@ -223,24 +226,32 @@ class RuntimeControl:
         """Apply the changes of the graph file (see `schnitzel.control.reload`)."""
         from schnitzel.control.reload import reload_graph
 
-        return await reload_graph(self, actor or Actor.local("api"), why)
+        actor = actor or Actor.local("api")
+        lock = self._runtime.reload_lock
+        if lock.locked():
+            error = "a reload is already running; try again when it has finished"
+            self.write_audit("reload", None, actor, why, None, None, None, error)
+            raise ControlError(error)
+        async with lock:
+            return await reload_graph(self, actor, why)
 
     async def rollback(
         self, node_id: str, *, actor: Actor | None = None, why: str = ""
     ) -> dict[str, Any]:
         """Back to the version the node ran before its last swap."""
-        history = self._runtime.swap_history.get(node_id)
         try:
             self._node(node_id)
-            if not history:
-                raise ControlError(f"node {node_id!r} was not swapped: nothing to roll back to")
-            previous: NodeVersion = history[-1]
-            plan = plan_swap(self._runtime, node_id, previous.plugin, previous.config)
-            handed_over = await swap_node(self._runtime, plan)
+            async with self._changing(node_id):
+                history = self._runtime.swap_history.get(node_id)
+                if not history:
+                    raise ControlError(f"node {node_id!r} was not swapped: nothing to roll back to")
+                previous: NodeVersion = history[-1]
+                plan = plan_swap(self._runtime, node_id, previous.plugin, previous.config)
+                handed_over = await swap_node(self._runtime, plan)
+                history.pop()
         except ControlError as exc:
             self.write_audit("rollback", node_id, actor, why, None, None, None, str(exc))
             raise
-        history.pop()
         result = _swap_result(plan, handed_over, applied=True)
         self._after_swap("rolled back", plan, handed_over, actor)
         self.write_audit(
@@ -308,6 +319,14 @@ class RuntimeControl:
             known = ", ".join(sorted(self._runtime.nodes))
             raise ControlError(f"no node {node_id!r} in this graph; nodes: {known}")
         return node
+
+    @contextlib.asynccontextmanager
+    async def _changing(self, node_id: str) -> AsyncIterator[None]:
+        """One swap or rollback of a node at a time: the next waits, then plans against the
+        version the first one left."""
+        lock = self._runtime.node_locks.setdefault(node_id, asyncio.Lock())
+        async with lock:
+            yield
 
     def _controller(self) -> Any:
         controller = self._runtime.controller

@@ -25,7 +25,7 @@ from schnitzel.runtime.processing import (
 )
 from schnitzel.validate.graph import ResolvedNode
 
-__all__ = ["MAX_CONCURRENCY", "Node", "Target"]
+__all__ = ["MAX_CONCURRENCY", "Node", "Target", "takes_concurrency"]
 
 MAX_CONCURRENCY = 256
 """The most calls at once a node may be given (as `concurrency: 1..256` in the graph file)."""
@@ -103,7 +103,7 @@ class Node:
         if plugin.blocking:
             self.pool = ThreadPoolExecutor(self.thread_limit, f"schnitzel-{self.id}")
         self.call = self._choose_call()
-        self.concurrent = _takes_concurrency(self.kind, plugin)
+        self.concurrent = takes_concurrency(self.kind, type(plugin))
         """True when `concurrency` means something for the plugin: it blocks (threads) or is
         async (calls awaited at once). A plain inline plugin runs one call at a time."""
         return old_pool if old_pool is not self.pool else None
@@ -222,11 +222,12 @@ class Node:
         return _in_pool(self, self.pool, sync_call)
 
 
-def _takes_concurrency(kind: str, plugin: Plugin) -> bool:
-    if isinstance(plugin, Source) or kind == "delay":
+def takes_concurrency(kind: str, cls: type[Plugin]) -> bool:
+    """True when `concurrency` means something for a plugin class on a node of `kind`."""
+    if issubclass(cls, Source) or kind == "delay":
         return False
-    method = plugin.deliver if isinstance(plugin, Sink) else plugin.process  # type: ignore[attr-defined]
-    return plugin.blocking or inspect.iscoroutinefunction(method)
+    method = cls.deliver if issubclass(cls, Sink) else cls.process  # type: ignore[attr-defined]
+    return cls.blocking or inspect.iscoroutinefunction(method)
 
 
 def _is_async(method: Any) -> bool:

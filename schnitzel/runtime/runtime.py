@@ -89,6 +89,9 @@ class Runtime:
         self.audit = AuditLog(self.state_dir / AUDIT_FILE)
         self.swap_history: dict[str, list[Any]] = {}
         """Per node, the versions it ran before each swap (for rollback), oldest first."""
+        self.node_locks: dict[str, asyncio.Lock] = {}
+        """Per node: held by a swap or rollback (one change of a node at a time)."""
+        self.reload_lock = asyncio.Lock()
         self.controller: Any = None
         """The controller (schnitzel.control.controller), while `runtime.controller` is on."""
         self.in_flight = InFlight()
@@ -125,7 +128,8 @@ class Runtime:
         for node_id, resolved in self.graph.nodes.items():
             plugin = self.instantiate(resolved.plugin, resolved.config, node_id)
             inbox = None if resolved.spec.kind == "source" else self._inbox(node_id)
-            self.nodes[node_id] = Node(resolved, plugin, inbox)
+            self.nodes[node_id] = node = Node(resolved, plugin, inbox)
+            _check_rate_within_limits(node)
         for node in self.nodes.values():
             self.connect_outputs(node, self.graph)
         for node in self.nodes.values():
@@ -620,6 +624,21 @@ class Runtime:
     def snapshot(self) -> dict[str, Any]:
         """The run report, live (`status` is "running" until the run ends)."""
         return build_report(self)
+
+
+def _check_rate_within_limits(node: Node) -> None:
+    """A source whose declared `limits.rate_hz` do not hold its own rate could never be put
+    back where it started once throttled: refuse it before anything runs."""
+    bounds = node.resolved.spec.limits.rate_hz
+    if bounds is None or node.pacer is None:
+        return
+    rate, (low, high) = node.pacer.rate_hz, bounds
+    if rate is None or not low <= rate <= high:
+        now = "is not paced (no rate)" if rate is None else f"runs at {rate:.12g}/s"
+        raise RuntimeStartError(
+            f"node {node.id!r}: the source {now}, outside its limits.rate_hz "
+            f"[{low:.12g}, {high:.12g}]; give it a rate within them (its config) or widen them"
+        )
 
 
 def _dead_letter(node_id: str, packet: StreamPacket, exc: Exception) -> StreamPacket:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import difflib
+import json
 from typing import TYPE_CHECKING, Any
 
 import yaml
@@ -25,7 +26,7 @@ import yaml
 from schnitzel.errors import ControlError, RuntimeStartError
 from schnitzel.registry.plugin import Plugin
 from schnitzel.runtime.node import Node
-from schnitzel.runtime.secrets import MASK, is_secret_key, masked
+from schnitzel.runtime.secrets import MASK, masked
 from schnitzel.validate.graph import ResolvedNode, ValidatedGraph
 from schnitzel.validate.validator import validate_text
 
@@ -37,7 +38,9 @@ __all__ = ["NodeVersion", "SwapPlan", "plan_swap", "swap_node"]
 OPEN_TIMEOUT_S = 30.0
 """How long the new plugin's open() may take before the swap is refused."""
 CLOSE_TIMEOUT_S = 5.0
-TURN_TIMEOUT_S = 60.0
+MAX_CONFIG_BYTES = 64 * 1024
+"""The largest config a swap takes (as JSON): validation runs on the event loop."""
+TURN_TIMEOUT_S = 30.0
 """How long the swap waits for the old plugin to finish the batch it holds."""
 SWAPPABLE_KINDS = ("transform", "compute", "policy", "sink")
 
@@ -100,7 +103,19 @@ def plan_swap(
         config = dict(spec.config) if plugin == spec.plugin else {}
     elif not isinstance(config, dict):
         raise ControlError(f"a config is a mapping of settings, not {type(config).__name__}")
-    after = NodeVersion(plugin, _unmasked(config, spec.config))
+    size = len(json.dumps(config, default=str))
+    if size > MAX_CONFIG_BYTES:  # validating it holds the loop: keep that short
+        raise ControlError(
+            f"swap refused: the config is {size} bytes as JSON; at most {MAX_CONFIG_BYTES} "
+            "(put large data in a file the plugin reads)"
+        )
+    config = _unmasked(config, spec.config)
+    if _holds_mask(config):
+        raise ControlError(
+            "swap refused: the config still holds a masked secret (***) that is not the one "
+            "shown for this node; give the real value, or leave the masked value as shown"
+        )
+    after = NodeVersion(plugin, config)
     graph = _validated_with(runtime, node_id, after)
     return SwapPlan(node, before, after, graph)
 
@@ -175,18 +190,24 @@ async def _close(runtime: Runtime, node: Node, plugin: Plugin) -> None:
         runtime.events.add("warning", f"closing the replaced plugin failed: {exc}", node.id)
 
 
-def _unmasked(config: dict[str, Any], current: dict[str, Any]) -> dict[str, Any]:
-    """`config` with every `***` under a secret-looking key replaced by the current value:
-    a config shown masked can be edited and sent back."""
-    out: dict[str, Any] = {}
-    for key, value in config.items():
-        if value == MASK and is_secret_key(key) and key in current:
-            out[key] = current[key]
-        elif isinstance(value, dict) and isinstance(current.get(key), dict):
-            out[key] = _unmasked(value, current[key])
-        else:
-            out[key] = value
-    return out
+def _unmasked(config: Any, current: Any) -> Any:
+    """`config` with each part that is exactly the masked form of the current value put back
+    to the current value: a config shown masked (secrets under secret-looking keys,
+    passwords in URLs) can be edited and sent back."""
+    if current is not None and masked(current) == config:
+        return current
+    if isinstance(config, dict) and isinstance(current, dict):
+        return {key: _unmasked(value, current.get(key)) for key, value in config.items()}
+    return config
+
+
+def _holds_mask(value: Any) -> bool:
+    """True when a masked secret is left in `value` (it would be sent as `***`)."""
+    if isinstance(value, dict):
+        return any(_holds_mask(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_holds_mask(v) for v in value)
+    return isinstance(value, str) and (value == MASK or f":{MASK}@" in value)
 
 
 def _validated_with(runtime: Runtime, node_id: str, version: NodeVersion) -> ValidatedGraph:

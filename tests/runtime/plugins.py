@@ -175,6 +175,7 @@ def reset() -> None:
     DOWN.clear()
     MOST_AT_ONCE.clear()
     _AT_ONCE.clear()
+    CLOSED.clear()
 
 
 class Backend(Sink):
@@ -283,3 +284,34 @@ class MixedSink(Sink):
 
     async def deliver_batch(self, packets: list[StreamPacket]) -> None:
         RECORDS[self.context.node_id].extend(packets)
+
+
+CLOSED: list[str] = []
+"""Node ids whose RefusesState plugin was closed."""
+
+
+class RefusesState(Transform):
+    """Passes packets on; refuses any state handed over to it (and records its close)."""
+
+    name: ClassVar[str] = "refuses-state"
+
+    def import_state(self, state: Any) -> None:
+        raise ValueError("this version cannot read that state")
+
+    def process(self, packet: StreamPacket) -> StreamPacket:
+        return packet
+
+    async def close(self) -> None:
+        CLOSED.append(self.context.node_id)
+
+
+class KeepsState(Transform):
+    """Passes packets on and hands over a counter."""
+
+    name: ClassVar[str] = "keeps-state"
+
+    def process(self, packet: StreamPacket) -> StreamPacket:
+        return packet
+
+    def export_state(self) -> Any:
+        return {"n": 1}

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from schnitzel.control.actor import Actor
-from schnitzel.errors import ControlError
+from schnitzel.errors import ControlError, RuntimeStartError
 from schnitzel.runtime import Runtime, RuntimeControl
 from tests.runtime import plugins
 from tests.runtime.harness import assert_counts_add_up, graph_from
@@ -291,3 +291,98 @@ edges:
     assert sorted(p.seq for p in plugins.RECORDS["out"]) == list(range(400))
     assert plugins.MOST_AT_ONCE["out"] > 1
     assert report["nodes"]["out"]["limits"]["concurrency"] == [1, 8]
+
+
+def test_a_refused_state_hand_over_changes_nothing_and_closes_the_new_plugin(
+    tmp_path: Path,
+) -> None:
+    body = TRANSFORM.replace("plugin: passthrough", f'plugin: "{TEST_PLUGINS}:KeepsState"')
+
+    async def steps(runtime: Runtime, control: RuntimeControl) -> None:
+        await _until(lambda: runtime.nodes["out"].metrics.delivered > 100)
+        with pytest.raises(ControlError, match="refused the old one's state"):
+            await control.swap("mid", f"{TEST_PLUGINS}:RefusesState", {}, actor=OPERATOR)
+        assert runtime.nodes["mid"].generation == 0
+        assert plugins.CLOSED == ["mid"]
+
+    _run(tmp_path, body, steps)
+    assert len(plugins.RECORDS["out"]) == 60_000
+
+
+def test_two_swaps_of_one_node_at_once_run_one_after_the_other(tmp_path: Path) -> None:
+    results: list[dict[str, Any]] = []
+
+    async def steps(runtime: Runtime, control: RuntimeControl) -> None:
+        await _until(lambda: runtime.nodes["out"].metrics.delivered > 100)
+        results.extend(
+            await asyncio.gather(
+                control.swap("mid", "dedup", {"window": 10}, actor=OPERATOR),
+                control.swap("mid", "dedup", {"window": 20}, actor=OPERATOR),
+            )
+        )
+        await control.rollback("mid", actor=OPERATOR)
+        assert runtime.nodes["mid"].plugin.config.window == 10  # back one version, not two
+
+    _run(tmp_path, UNDER_LOAD, steps)
+    assert [r["generation"] for r in results] == [1, 2]
+    assert results[1]["before"]["config"] == {"window": 10}
+
+
+def test_a_masked_config_sent_back_keeps_its_secrets(tmp_path: Path) -> None:
+    """What `describe` shows (passwords in URLs and secret keys masked) can be sent back as
+    is; a masked value that does not match what was shown is refused, never sent as ***."""
+    body = """
+nodes:
+  - {id: src, kind: source, plugin: synthetic, config: {rate_hz: 50.0}}
+  - id: out
+    kind: sink
+    plugin: http
+    config:
+      url: "http://alice:s3cret@127.0.0.1:9/in"
+      headers: {Authorization: "Bearer t0ken"}
+      timeout_s: 1
+      max_retries: 0
+edges:
+  - {from: src, to: out}
+"""
+
+    async def steps(runtime: Runtime, control: RuntimeControl) -> None:
+        [shown] = [n for n in control.describe()["nodes"] if n["id"] == "out"]
+        assert "s3cret" not in str(shown) and "t0ken" not in str(shown)
+        config = {**shown["config"], "timeout_s": 2.0}
+        result = await control.swap("out", "http", config, actor=OPERATOR)
+        assert "s3cret" not in str(result) and "t0ken" not in str(result)
+        swapped = runtime.nodes["out"].plugin.config
+        assert swapped.url == "http://alice:s3cret@127.0.0.1:9/in"
+        assert swapped.headers == {"Authorization": "Bearer t0ken"}
+        assert swapped.timeout_s == 2.0
+        moved = {**shown["config"], "url": "http://alice:***@10.0.0.9:9/in"}
+        with pytest.raises(ControlError, match="masked secret"):
+            await control.swap("out", "http", moved, actor=OPERATOR)
+
+    _run(tmp_path, body, steps, stop=True)
+
+
+def test_a_huge_config_is_refused_before_it_is_validated(tmp_path: Path) -> None:
+    async def steps(runtime: Runtime, control: RuntimeControl) -> None:
+        config = {"window": 5, "note": ["x" * 10] * 10_000}
+        with pytest.raises(ControlError, match="at most 65536"):
+            await control.swap("mid", "dedup", config, actor=OPERATOR, dry_run=True)
+
+    _run(tmp_path, UNDER_LOAD, steps)
+
+
+def test_a_source_rate_outside_its_declared_limits_is_refused_at_start(tmp_path: Path) -> None:
+    body = """
+nodes:
+  - id: src
+    kind: source
+    plugin: synthetic
+    config: {rate_hz: 2000.0}
+    limits: {rate_hz: [1, 100]}
+  - {id: out, kind: sink, plugin: "null"}
+edges:
+  - {from: src, to: out}
+"""
+    with pytest.raises(RuntimeStartError, match=r"runs at 2000/s, outside its limits.rate_hz"):
+        Runtime(graph_from(tmp_path, body), state_dir=tmp_path / "state")
