@@ -311,7 +311,7 @@ class ConsoleApp(App[None]):
             return
         if self.quitting:
             if self.snapshot is not None and self.snapshot.running:
-                await self._command("stop", force=True, why="from the console")
+                await self._command("stop", force=True, why="q again in the console")
             return
         if self.failure or self.snapshot is None or not self.snapshot.running:
             self.exit()
@@ -330,7 +330,7 @@ class ConsoleApp(App[None]):
 
     async def _stop_and_quit(self) -> None:
         self.quitting = True
-        await self._command("stop", why="from the console")
+        await self._command("stop", why="q in the console")
         self._redraw_status()
 
     def _flowing(self) -> bool:

@@ -662,6 +662,17 @@ class DurableInbox(Inbox):
             self.in_flight.durable -= self.depth
         return 0
 
+    def give_back(self) -> int:
+        """The node let go of its batch unfinished while the run goes on (a swap interrupted
+        a plugin call that could not finish): it goes back to the front, to be taken again.
+        Nothing changes on disk. Returns how many."""
+        n = len(self._taken)
+        self._items.extendleft(reversed(self._taken_batch))
+        self._rows.extendleft(reversed(self._taken))
+        self._taken, self._taken_batch = [], []
+        self.left -= n
+        return n
+
     def release_taken(self) -> int:
         """The node gave up its batch unfinished: it stays in the store, first in line again.
         Returns how many."""

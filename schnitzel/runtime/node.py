@@ -43,6 +43,11 @@ class Target(NamedTuple):
 class Node:
     """A node of the running graph."""
 
+    calling: asyncio.Future[Outcome] | None = None
+    """The plugin call on a batch a swap may interrupt (see `interruptible`)."""
+    interrupting = False
+    """Set by a swap that cancels `calling`: the batch goes back to the inbox."""
+
     def __init__(self, resolved: ResolvedNode, plugin: Plugin, inbox: Inbox | None) -> None:
         self.id = resolved.id
         self.kind = resolved.spec.kind
@@ -93,6 +98,13 @@ class Node:
         """Set on stop: a pull running in a thread returns at its next packet."""
         self.emitting = False
         """True while the node waits for room downstream (backpressure, not a stall)."""
+
+    @property
+    def interruptible(self) -> bool:
+        """A call may be cancelled and its batch taken again: the inbox is durable (the
+        packets are safe in the store; at-least-once delivery allows a second try) and the
+        call runs on the event loop (a thread cannot be stopped)."""
+        return bool(self.inbox is not None and self.inbox.durable and self.pool is None)
 
     def install(self, resolved: ResolvedNode, plugin: Plugin) -> ThreadPoolExecutor | None:
         """Run `plugin` from the next batch on (at start, and by a swap holding `turn`).

@@ -55,9 +55,9 @@ async def run_worker(node: Node, runtime: Runtime) -> None:
         if node.sample_every > 1:
             batch = node.sample(batch)
         async with turn:  # a swap waits for this batch, then the next goes to the new plugin
-            outcome = await node.call(batch) if batch else Outcome()
-            if outcome.routed:
-                node.check_routes(outcome)
+            outcome = await _call(node, batch)
+        if outcome is None:  # a swap gave the batch back: the new plugin gets it
+            continue
         if node.abandoned:  # the run gave up on this node meanwhile and counted the batch
             return
         finished = clock()
@@ -85,6 +85,42 @@ async def run_worker(node: Node, runtime: Runtime) -> None:
             return
         in_flight.retire(node.unretired)
         node.unretired = 0
+
+
+async def _call(node: Node, batch: list[StreamPacket]) -> Outcome | None:
+    """The plugin's outcome on a batch (None: a swap interrupted it)."""
+    if not batch:
+        return Outcome()
+    if node.interruptible:
+        outcome = await _interruptible_call(node, batch)
+    else:
+        outcome = await node.call(batch)
+    if outcome is not None and outcome.routed:
+        node.check_routes(outcome)
+    return outcome
+
+
+async def _interruptible_call(node: Node, batch: list[StreamPacket]) -> Outcome | None:
+    """The plugin call on a batch from a durable inbox, which a swap may cancel (a sink
+    retrying a backend that is down holds its batch for ever); None when it did: the batch
+    is back at the front of the inbox."""
+    node.calling = call = asyncio.ensure_future(node.call(batch))
+    try:
+        return await call
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if not node.interrupting or (task is not None and task.cancelling()):
+            raise  # a stop, not a swap
+        node.interrupting = False
+        node.holding = node.unretired = 0
+        inbox = node.inbox
+        assert isinstance(inbox, DurableInbox)
+        taken = inbox.give_back()
+        node.metrics.processed -= taken
+        node.metrics.filtered -= taken - len(batch)  # sampled again when taken again
+        return None
+    finally:
+        node.calling = None
 
 
 def _settle_durable(node: Node, runtime: Runtime, outcome: Outcome, keep_failed: bool) -> bool:

@@ -41,6 +41,8 @@ CLOSE_TIMEOUT_S = 5.0
 MAX_CONFIG_BYTES = 64 * 1024
 """The largest config a swap takes (as JSON): validation runs on the event loop."""
 TURN_TIMEOUT_S = 30.0
+INTERRUPT_AFTER_S = 3.0
+"""How long a swap lets a durable node's plugin finish its batch before it interrupts it."""
 """How long the swap waits for the old plugin to finish the batch it holds."""
 SWAPPABLE_KINDS = ("transform", "compute", "policy", "sink")
 
@@ -138,7 +140,7 @@ async def swap_node(runtime: Runtime, plan: SwapPlan) -> bool:
             f"swap refused: the new {resolved.spec.plugin!r} could not open: {why}"
         ) from exc
     try:
-        await asyncio.wait_for(node.turn.acquire(), TURN_TIMEOUT_S)
+        await _take_turn(runtime, node)
     except TimeoutError:
         await _close(runtime, node, new)
         raise ControlError(
@@ -165,6 +167,29 @@ async def swap_node(runtime: Runtime, plan: SwapPlan) -> bool:
     if old_pool is not None:
         old_pool.shutdown(wait=False)
     return handed_over
+
+
+async def _take_turn(runtime: Runtime, node: Node) -> None:
+    """Wait for the batch the old plugin holds. A durable node's call that goes on for
+    INTERRUPT_AFTER_S (a sink retrying a backend that is down) is interrupted instead: its
+    batch goes back to the front of the inbox, for the new plugin."""
+    try:
+        await asyncio.wait_for(node.turn.acquire(), INTERRUPT_AFTER_S)
+        return
+    except TimeoutError:
+        calling = node.calling
+        if calling is None or calling.done() or not node.interruptible:
+            await asyncio.wait_for(node.turn.acquire(), TURN_TIMEOUT_S - INTERRUPT_AFTER_S)
+            return
+    node.interrupting = True
+    calling.cancel()
+    runtime.events.add(
+        "info",
+        f"swap: the old plugin was still on its batch after {INTERRUPT_AFTER_S:g} s; the "
+        "batch goes back to the front of the durable inbox, for the new plugin",
+        node.id,
+    )
+    await asyncio.wait_for(node.turn.acquire(), TURN_TIMEOUT_S - INTERRUPT_AFTER_S)
 
 
 def _hand_over(old: Plugin, new: Plugin, node_id: str) -> bool:

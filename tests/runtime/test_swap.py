@@ -14,6 +14,7 @@ import pytest
 from schnitzel.control.actor import Actor
 from schnitzel.errors import ControlError, RuntimeStartError
 from schnitzel.runtime import Runtime, RuntimeControl
+from tests.http_backend import LoopbackBackend
 from tests.runtime import plugins
 from tests.runtime.harness import assert_counts_add_up, graph_from
 
@@ -386,3 +387,41 @@ edges:
 """
     with pytest.raises(RuntimeStartError, match=r"runs at 2000/s, outside its limits.rate_hz"):
         Runtime(graph_from(tmp_path, body), state_dir=tmp_path / "state")
+
+
+def test_a_durable_sink_stuck_on_a_dead_backend_is_swapped_to_a_live_one(
+    tmp_path: Path, loopback_backend: LoopbackBackend
+) -> None:
+    """The operator's way out of an outage: point the uplink elsewhere. The old plugin keeps
+    retrying its batch for ever, so the swap interrupts it; the batch goes back to the front
+    of the durable inbox and the new plugin delivers everything, each packet at least once."""
+    body = """
+nodes:
+  - {id: src, kind: source, plugin: synthetic, config: {count: 600, rate_hz: 2000.0}}
+  - id: up
+    kind: sink
+    plugin: http
+    config: {url: "http://127.0.0.1:9/in", timeout_s: 1}
+    inbox: {durable: {path: state/up.db}}
+edges:
+  - {from: src, to: up}
+"""
+    interrupted: list[str] = []
+
+    async def steps(runtime: Runtime, control: RuntimeControl) -> None:
+        up = runtime.nodes["up"]
+        await _until(
+            lambda: up.metrics.processed > 0 and runtime.nodes["src"].metrics.emitted == 600
+        )
+        result = await control.swap(
+            "up", "http", {"url": loopback_backend.url, "timeout_s": 1}, actor=OPERATOR
+        )
+        assert result["applied"]
+        interrupted.extend(e["message"] for e in control.events() if "goes back" in e["message"])
+
+    report = _run(tmp_path, body, steps)
+    assert interrupted, "the swap should have interrupted the stuck batch"
+    assert report["nodes"]["up"]["delivered"] == 600
+    assert report["nodes"]["up"]["errors"] == 0
+    keys = set(loopback_backend.count_by_key()) - {None}
+    assert keys == {f"src:{n}" for n in range(600)}
