@@ -53,10 +53,12 @@ import tempfile
 import termios
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _timing import print_summary, timed
 
 from schnitzel.runtime import Runtime
 from schnitzel.runtime.control import RuntimeControl
@@ -580,19 +582,7 @@ def summary(t: Throughput, bw: list[Bandwidth], big: Frames, small: Frames) -> N
             "-",
         )
     )
-    header = ("item", "console", "baseline", "ratio", "goal", "verdict")
-    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
-    print("summary")
-    for row in [header, *rows]:
-        cells = (cell.ljust(width) for cell, width in zip(row, widths, strict=True))
-        print(("  " + "  ".join(cells)).rstrip())
-
-
-def timed(label: str, fn: Callable[[], Any]) -> Any:
-    start = time.perf_counter()
-    value = fn()
-    print(f"  ({label}: {time.perf_counter() - start:.1f} s)\n")
-    return value
+    print_summary(("item", "console", "baseline", "ratio", "goal", "verdict"), rows)
 
 
 def main() -> None:

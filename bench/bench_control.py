@@ -58,13 +58,14 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _control_sink import RECORDED
+from _timing import print_summary, timed
 
 from schnitzel.control.actor import Actor
 from schnitzel.control.client import ControlClient, ControlConnectionError
@@ -820,19 +821,7 @@ def summary(
             f"seen in snapshot after {first * 1e3:.0f} ms{within_10}",
         )
     )
-    header = ("item", "control", "baseline", "ratio", "goal", "verdict")
-    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
-    print("summary")
-    for row in [header, *rows]:
-        cells = (cell.ljust(width) for cell, width in zip(row, widths, strict=True))
-        print(("  " + "  ".join(cells)).rstrip())
-
-
-def timed(label: str, fn: Callable[[], Any]) -> Any:
-    start = time.perf_counter()
-    value = fn()
-    print(f"  ({label}: {time.perf_counter() - start:.1f} s)\n")
-    return value
+    print_summary(("item", "control", "baseline", "ratio", "goal", "verdict"), rows)
 
 
 def main() -> None:
