@@ -115,6 +115,8 @@ class Node:
         if plugin.blocking:
             self.pool = ThreadPoolExecutor(self.thread_limit, f"schnitzel-{self.id}")
         self.call = self._choose_call()
+        self.knob_bounds: dict[str, tuple[float, float]] | None = None
+        """The throttles' bounds for this plugin (`throttles.knob_limits`), once known."""
         self.concurrent = takes_concurrency(self.kind, type(plugin))
         """True when `concurrency` means something for the plugin: it blocks (threads) or is
         async (calls awaited at once). A plain inline plugin runs one call at a time."""

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from schnitzel.durable.inbox import DurableInbox
 from schnitzel.runtime.health import Health
 from schnitzel.runtime.node import Node
-from schnitzel.runtime.throttles import knob_limits, knob_values
+from schnitzel.runtime.throttles import declared_limits, knob_limits, knob_values
 
 if TYPE_CHECKING:
     from schnitzel.runtime.runtime import Runtime
@@ -61,11 +61,7 @@ def node_report(node: Node) -> dict[str, Any]:
         entry["rate_hz"] = node.pacer.rate_hz
     entry["throttle"] = knob_values(node)
     entry["limits"] = {name: list(bounds) for name, bounds in knob_limits(node).items()}
-    entry["declared_limits"] = {  # what the graph file says: the controller's consent
-        name: list(bounds) if bounds else None
-        for name, bounds in node.resolved.spec.limits
-        if name in entry["limits"]
-    }
+    entry["declared_limits"] = declared_limits(node)  # the controller's consent
     entry["generation"] = node.generation
     if isinstance(inbox, DurableInbox):
         entry["durable"] = inbox.summary()

@@ -10,7 +10,7 @@ from typing import Any
 from schnitzel.errors import ControlError
 from schnitzel.runtime.node import MAX_CONCURRENCY, Node
 
-__all__ = ["KNOBS", "apply_throttle", "knob_limits", "knob_values"]
+__all__ = ["KNOBS", "apply_throttle", "declared_limits", "knob_limits", "knob_values"]
 
 KNOBS = ("rate_hz", "sample_every", "concurrency")
 MAX_RATE_HZ = 1_000_000.0
@@ -23,7 +23,23 @@ _DEFAULTS: dict[str, tuple[float, float]] = {
 
 
 def knob_limits(node: Node) -> dict[str, tuple[float, float]]:
-    """The knobs that apply to `node`, each with its [lowest, highest]."""
+    """The knobs that apply to `node`, each with its [lowest, highest] (worked out once per
+    plugin the node runs: snapshots read it for every node)."""
+    if node.knob_bounds is None:
+        node.knob_bounds = _knob_limits(node)
+    return node.knob_bounds
+
+
+def declared_limits(node: Node) -> dict[str, list[float] | None]:
+    """Per knob of `knob_limits(node)`: the bounds the graph file declares, or None."""
+    declared = node.resolved.spec.limits
+    return {
+        name: list(bounds) if (bounds := getattr(declared, name)) else None
+        for name in knob_limits(node)
+    }
+
+
+def _knob_limits(node: Node) -> dict[str, tuple[float, float]]:
     declared = node.resolved.spec.limits
     if node.kind == "source":
         names = ["rate_hz"] if node.pacer is not None else []
