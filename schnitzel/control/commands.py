@@ -194,8 +194,7 @@ async def _reload(control: RuntimeControl, _: Args, actor: Actor, why: str) -> A
 
 
 async def _stop(control: RuntimeControl, args: StopArgs, actor: Actor, why: str) -> Any:
-    # RuntimeControl.stop has its own default reason ("through the control API").
-    return control.stop(args.force, actor=actor, **({"why": why} if why else {}))
+    return control.stop(args.force, why, actor=actor)
 
 
 COMMANDS: dict[str, Command] = {
