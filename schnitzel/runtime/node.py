@@ -117,6 +117,8 @@ class Node:
         self.call = self._choose_call()
         self.knob_bounds: dict[str, tuple[float, float]] | None = None
         """The throttles' bounds for this plugin (`throttles.knob_limits`), once known."""
+        self.limits_shown: tuple[dict[str, Any], dict[str, Any]] | None = None
+        """The report's `limits` and `declared_limits` (`throttles.limits_report`)."""
         self.concurrent = takes_concurrency(self.kind, type(plugin))
         """True when `concurrency` means something for the plugin: it blocks (threads) or is
         async (calls awaited at once). A plain inline plugin runs one call at a time."""

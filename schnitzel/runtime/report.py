@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from schnitzel.durable.inbox import DurableInbox
 from schnitzel.runtime.health import Health
 from schnitzel.runtime.node import Node
-from schnitzel.runtime.throttles import declared_limits, knob_limits, knob_values
+from schnitzel.runtime.throttles import knob_values, limits_report
 
 if TYPE_CHECKING:
     from schnitzel.runtime.runtime import Runtime
@@ -60,8 +60,8 @@ def node_report(node: Node) -> dict[str, Any]:
     if node.pacer is not None:
         entry["rate_hz"] = node.pacer.rate_hz
     entry["throttle"] = knob_values(node)
-    entry["limits"] = {name: list(bounds) for name, bounds in knob_limits(node).items()}
-    entry["declared_limits"] = declared_limits(node)  # the controller's consent
+    entry["limits"], entry["declared_limits"] = limits_report(node)  # declared: the
+    # controller's consent to turn a knob
     entry["generation"] = node.generation
     if isinstance(inbox, DurableInbox):
         entry["durable"] = inbox.summary()

@@ -10,7 +10,7 @@ from typing import Any
 from schnitzel.errors import ControlError
 from schnitzel.runtime.node import MAX_CONCURRENCY, Node
 
-__all__ = ["KNOBS", "apply_throttle", "declared_limits", "knob_limits", "knob_values"]
+__all__ = ["KNOBS", "apply_throttle", "knob_limits", "knob_values", "limits_report"]
 
 KNOBS = ("rate_hz", "sample_every", "concurrency")
 MAX_RATE_HZ = 1_000_000.0
@@ -24,19 +24,24 @@ _DEFAULTS: dict[str, tuple[float, float]] = {
 
 def knob_limits(node: Node) -> dict[str, tuple[float, float]]:
     """The knobs that apply to `node`, each with its [lowest, highest] (worked out once per
-    plugin the node runs: snapshots read it for every node)."""
+    plugin the node runs)."""
     if node.knob_bounds is None:
         node.knob_bounds = _knob_limits(node)
     return node.knob_bounds
 
 
-def declared_limits(node: Node) -> dict[str, list[float] | None]:
-    """Per knob of `knob_limits(node)`: the bounds the graph file declares, or None."""
-    declared = node.resolved.spec.limits
-    return {
-        name: list(bounds) if (bounds := getattr(declared, name)) else None
-        for name in knob_limits(node)
-    }
+def limits_report(node: Node) -> tuple[dict[str, list[float]], dict[str, list[float] | None]]:
+    """The report's `limits` and `declared_limits` of `node`: the same two objects for every
+    snapshot until the plugin changes (a snapshot of every node, several times a second,
+    should not allocate what does not change). Read them; do not change them."""
+    if node.limits_shown is None:
+        declared = node.resolved.spec.limits
+        bounds = knob_limits(node)
+        node.limits_shown = (
+            {name: list(low_high) for name, low_high in bounds.items()},
+            {name: list(value) if (value := getattr(declared, name)) else None for name in bounds},
+        )
+    return node.limits_shown
 
 
 def _knob_limits(node: Node) -> dict[str, tuple[float, float]]:
