@@ -102,24 +102,35 @@ def _result(reply: dict[str, Any]) -> Any:
     raise RequestFailed(error["code"], error["message"])
 
 
-class ControlClient:
-    """A blocking client: one request at a time, each waiting for its reply."""
+class _Client:
+    """Where a client connects, how it introduces itself (`via`), how long it waits."""
+
+    default_via = "api"
 
     def __init__(
         self,
         path: Path,
         *,
-        via: str = "ctl",
+        via: str | None = None,
         timeout_s: float = REPLY_TIMEOUT_S,
         connect_timeout_s: float = CONNECT_TIMEOUT_S,
     ) -> None:
         self.path = Path(path)
-        self.via = via
+        self.via = via or self.default_via
         self.timeout_s = timeout_s
         self.connect_timeout_s = connect_timeout_s
+        self._ids = itertools.count(1)
+
+
+class ControlClient(_Client):
+    """A blocking client: one request at a time, each waiting for its reply."""
+
+    default_via = "ctl"
+
+    def __init__(self, path: Path, **options: Any) -> None:
+        super().__init__(path, **options)
         self._sock: socket.socket | None = None
         self._buffer = bytearray()
-        self._ids = itertools.count(1)
 
     def __enter__(self) -> ControlClient:
         self.connect()
@@ -202,25 +213,16 @@ class ControlClient:
             self._buffer += chunk
 
 
-class AsyncControlClient:
+class AsyncControlClient(_Client):
     """An asyncio client: requests from many tasks are sent one at a time, in order."""
 
-    def __init__(
-        self,
-        path: Path,
-        *,
-        via: str = "attach",
-        timeout_s: float = REPLY_TIMEOUT_S,
-        connect_timeout_s: float = CONNECT_TIMEOUT_S,
-    ) -> None:
-        self.path = Path(path)
-        self.via = via
-        self.timeout_s = timeout_s
-        self.connect_timeout_s = connect_timeout_s
+    default_via = "attach"
+
+    def __init__(self, path: Path, **options: Any) -> None:
+        super().__init__(path, **options)
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
         self._lock = asyncio.Lock()
-        self._ids = itertools.count(1)
 
     @property
     def connected(self) -> bool:
