@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from schnitzel.runtime.throttles import plain_value
+
 __all__ = [
     "KNOBS",
     "OVERFLOW_REASONS",
@@ -483,15 +485,6 @@ def actor_text(who: Any) -> str:
     if ssh:
         text += f" over ssh from {str(ssh).split()[0]}"
     return text
-
-
-def plain_value(value: Any) -> str:
-    """A knob's value for people: `none` for None (as fast as accepted), `12.5`, `3`."""
-    if value is None:
-        return "none"
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
 
 
 def change_text(before: Any, after: Any) -> str:

@@ -318,42 +318,40 @@ def _show_status(report: dict[str, Any]) -> None:
     totals = report.get("totals", {})
     say("totals: " + ", ".join(f"{k} {v}" for k, v in totals.items()))
     rows = [
-        [
-            node_id,
-            str(n.get("kind")),
-            str(n.get("plugin")),
-            str(n.get("health")),
-            str(n.get("in")),
-            str(n.get("out")),
-            str(n.get("dropped")),
-            f"{n.get('queue_depth')}/{n.get('queue_capacity', '?')}",
-            _number(n.get("latency_ms", {}).get("p99")),
-        ]
+        [*_node_cells(node_id, n), _number(n.get("latency_ms", {}).get("p99"))]
         for node_id, n in report.get("nodes", {}).items()
     ]
-    header = ["NODE", "KIND", "PLUGIN", "HEALTH", "IN", "OUT", "DROPPED", "QUEUE", "P99 MS"]
-    print_table(header, rows)
+    print_table([*NODE_HEADER, "P99 MS"], rows)
 
 
 def _show_nodes(nodes: list[dict[str, Any]]) -> None:
     rows = [
         [
-            n["id"],
-            str(n.get("kind")),
-            str(n.get("plugin")),
-            str(n.get("health")),
-            str(n.get("in")),
-            str(n.get("out")),
-            str(n.get("dropped")),
-            f"{n.get('queue_depth')}/{n.get('queue_capacity')}",
+            *_node_cells(n["id"], n),
             "paused" if n.get("paused") else "",
             _throttle_text(n.get("throttle")),
             str(n.get("generation") or 0) + ("*" if n.get("can_rollback") else ""),
         ]
         for n in nodes
     ]
-    header = ["NODE", "KIND", "PLUGIN", "HEALTH", "IN", "OUT", "DROPPED", "QUEUE", "", "THROTTLE"]
-    print_table([*header, "GEN"], rows)
+    print_table([*NODE_HEADER, "", "THROTTLE", "GEN"], rows)
+
+
+NODE_HEADER = ("NODE", "KIND", "PLUGIN", "HEALTH", "IN", "OUT", "DROPPED", "QUEUE")
+
+
+def _node_cells(node_id: str, n: dict[str, Any]) -> list[str]:
+    """The columns `status` and `nodes` both show for a node."""
+    return [
+        node_id,
+        str(n.get("kind")),
+        str(n.get("plugin")),
+        str(n.get("health")),
+        str(n.get("in")),
+        str(n.get("out")),
+        str(n.get("dropped")),
+        f"{n.get('queue_depth')}/{n.get('queue_capacity', '?')}",
+    ]
 
 
 def _throttle_text(throttle: Any) -> str:

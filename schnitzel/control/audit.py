@@ -18,7 +18,7 @@ from typing import Any
 
 from schnitzel.control.actor import Actor
 
-__all__ = ["AUDIT_FILE", "AuditLog"]
+__all__ = ["AUDIT_FILE", "AuditLog", "utc_timestamp"]
 
 AUDIT_FILE = "audit.jsonl"
 READ_TAIL_BYTES = 4 << 20
@@ -45,7 +45,7 @@ class AuditLog:
         """Append one entry and flush it to disk; the entry. Raises OSError when the log
         cannot be written."""
         entry = {
-            "ts": _timestamp(time.time()),
+            "ts": utc_timestamp(time.time()),
             "who": actor.to_json(),
             "action": action,
             "node": node,
@@ -91,5 +91,6 @@ class AuditLog:
         return list(entries)
 
 
-def _timestamp(ts: float) -> str:
+def utc_timestamp(ts: float) -> str:
+    """`2026-11-24T08:00:00.123Z` for a time.time() value."""
     return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

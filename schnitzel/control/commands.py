@@ -14,12 +14,12 @@ from __future__ import annotations
 import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from schnitzel.control.actor import Actor
+from schnitzel.control.audit import utc_timestamp
 from schnitzel.control.protocol import PROTOCOL_VERSION, ProtocolError, describe_validation_error
 
 if TYPE_CHECKING:
@@ -105,14 +105,10 @@ async def _hello(control: RuntimeControl, _: Args, __: Actor, ___: str) -> dict[
         "run_id": runtime.run_id,
         "pid": os.getpid(),
         "graph": str(path) if path is not None else "<memory>",
-        "started": _timestamp(started) if started is not None else None,
+        "started": utc_timestamp(started) if started is not None else None,
         "controller": runtime.graph.spec.runtime.controller.mode,
         "read_only": False,
     }
-
-
-def _timestamp(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 async def _status(control: RuntimeControl, _: Args, __: Actor, ___: str) -> Any:

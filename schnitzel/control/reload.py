@@ -17,7 +17,8 @@ from schnitzel.control.actor import Actor
 from schnitzel.errors import ControlError, GraphLoadError
 from schnitzel.registry.plugin import Plugin
 from schnitzel.registry.registry import PluginRegistry
-from schnitzel.runtime.node import MAX_CONCURRENCY, Node, takes_concurrency
+from schnitzel.runtime.node import Node, takes_concurrency
+from schnitzel.runtime.throttles import knob_bounds
 from schnitzel.spec.model import NodeSpec
 from schnitzel.validate.graph import ValidatedGraph
 from schnitzel.validate.validator import validate_file
@@ -86,8 +87,7 @@ def _check_concurrency(node: Node, plugin: type[Plugin], concurrency: int) -> No
             f"node {node.id!r}: concurrency changed, but its plugin runs one call at a time; "
             "restart to apply"
         )
-    declared = node.resolved.spec.limits.concurrency
-    low, high = declared if declared else (1, MAX_CONCURRENCY)
+    low, high = knob_bounds(node.resolved.spec.limits, "concurrency")
     if not low <= concurrency <= high:
         raise ControlError(
             f"node {node.id!r}: concurrency {concurrency} is outside its limits "

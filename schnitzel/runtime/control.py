@@ -21,7 +21,7 @@ from schnitzel.runtime.node import Node
 from schnitzel.runtime.runtime import Runtime, StopReason
 from schnitzel.runtime.secrets import masked
 from schnitzel.runtime.swap import NodeVersion, plan_swap, swap_node
-from schnitzel.runtime.throttles import apply_throttle, knob_limits
+from schnitzel.runtime.throttles import apply_throttle, knob_limits, plain_value
 
 __all__ = ["NOT_GIVEN", "RuntimeControl"]
 
@@ -153,7 +153,8 @@ class RuntimeControl:
             before = {k: v["before"] for k, v in done.items()}
             after = {k: v["after"] for k, v in done.items()}
             text = ", ".join(
-                f"{k} {_plain(v['before'])} -> {_plain(v['after'])}" for k, v in done.items()
+                f"{k} {plain_value(change['before'])} -> {plain_value(change['after'])}"
+                for k, change in done.items()
             )
             self.note("info", f"throttled by {_who(actor)}: {text}", node_id)
             return {"node": node_id, "changes": done}, before, after
@@ -202,7 +203,7 @@ class RuntimeControl:
         history = self._runtime.swap_history
         try:
             if dry_run:
-                return _swap_result(plan_swap(self._runtime, node_id, plugin, config), False, False)
+                return self.plan(node_id, plugin, config)
             async with self._changing(node_id):  # planned against the version it replaces
                 plan = plan_swap(self._runtime, node_id, plugin, config)
                 handed_over = await swap_node(self._runtime, plan)
@@ -380,15 +381,6 @@ class RuntimeControl:
             )
         except OSError as exc:
             self.note("error", f"the audit log could not be written ({exc}); the change stands")
-
-
-def _plain(value: Any) -> str:
-    """A knob's value in an event: `none` (as fast as accepted), `40`, `12.5`."""
-    if value is None:
-        return "none"
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
 
 
 def _who(actor: Actor | None) -> str:

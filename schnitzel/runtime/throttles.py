@@ -9,8 +9,17 @@ from typing import Any
 
 from schnitzel.errors import ControlError
 from schnitzel.runtime.node import MAX_CONCURRENCY, Node
+from schnitzel.spec.model import LimitsSpec
 
-__all__ = ["KNOBS", "apply_throttle", "knob_limits", "knob_values", "limits_report"]
+__all__ = [
+    "KNOBS",
+    "apply_throttle",
+    "knob_bounds",
+    "knob_limits",
+    "knob_values",
+    "limits_report",
+    "plain_value",
+]
 
 KNOBS = ("rate_hz", "sample_every", "concurrency")
 MAX_RATE_HZ = 1_000_000.0
@@ -52,11 +61,22 @@ def _knob_limits(node: Node) -> dict[str, tuple[float, float]]:
         names = []
     else:
         names = ["sample_every", *(["concurrency"] if node.concurrent else [])]
-    limits = {}
-    for name in names:
-        bounds = getattr(declared, name)
-        limits[name] = tuple(bounds) if bounds is not None else _DEFAULTS[name]
-    return limits  # type: ignore[return-value]
+    return {name: knob_bounds(declared, name) for name in names}
+
+
+def knob_bounds(declared: LimitsSpec, name: str) -> tuple[float, float]:
+    """A knob's [lowest, highest]: as the graph declares it, else the runtime's range."""
+    bounds = getattr(declared, name)
+    return tuple(bounds) if bounds is not None else _DEFAULTS[name]  # type: ignore[return-value]
+
+
+def plain_value(value: Any) -> str:
+    """A knob's value for people: `none` for None (as fast as accepted), `12.5`, `3`."""
+    if value is None:
+        return "none"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
 
 
 def knob_values(node: Node) -> dict[str, Any]:
