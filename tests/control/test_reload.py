@@ -14,7 +14,7 @@ import pytest
 from schnitzel.control.actor import Actor
 from schnitzel.errors import ControlError
 from schnitzel.runtime import Runtime, RuntimeControl
-from tests.runtime.harness import HEADER, assert_counts_add_up, graph_from
+from tests.runtime.harness import HEADER, graph_from, steer
 
 OPERATOR = Actor("ops", 1000, 42, None, "reload")
 BODY = """
@@ -38,30 +38,21 @@ edges:
 def _reload(
     tmp_path: Path, edit: Callable[[str], str], check: Callable[[Runtime, Any], Awaitable[None]]
 ) -> dict[str, Any]:
-    graph = graph_from(tmp_path, BODY)
-    path = tmp_path / "graph.yaml"
+    """Run BODY, write `edit` of its file once packets flow, reload, and `check` what the
+    reload did (its summary, or the ControlError that refused it)."""
 
-    async def scenario() -> dict[str, Any]:
-        runtime = Runtime(graph, state_dir=tmp_path / "state")
-        control = RuntimeControl(runtime)
-        task = asyncio.create_task(runtime.run())
+    async def steps(runtime: Runtime, control: RuntimeControl) -> None:
+        async with asyncio.timeout(10):
+            while runtime.nodes["out"].metrics.delivered < 50:
+                await asyncio.sleep(0.01)
+        (tmp_path / "graph.yaml").write_text(edit(HEADER + BODY))
         try:
-            async with asyncio.timeout(10):
-                while runtime.nodes["out"].metrics.delivered < 50:
-                    await asyncio.sleep(0.01)
-            path.write_text(edit(HEADER + BODY))
-            try:
-                outcome: Any = await control.reload(actor=OPERATOR, why="tuning")
-            except ControlError as exc:
-                outcome = exc
-            await check(runtime, outcome)
-        finally:
-            control.stop()
-        return await asyncio.wait_for(task, 30)
+            outcome: Any = await control.reload(actor=OPERATOR, why="tuning")
+        except ControlError as exc:
+            outcome = exc
+        await check(runtime, outcome)
 
-    report = asyncio.run(scenario())
-    assert_counts_add_up(report, graph)
-    return report
+    return steer(graph_from(tmp_path, BODY), tmp_path / "state", steps, guard_s=30)
 
 
 def _audit(tmp_path: Path) -> list[dict[str, Any]]:

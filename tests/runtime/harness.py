@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from schnitzel.runtime import Runtime
+from schnitzel.runtime import Runtime, RuntimeControl
 from schnitzel.validate import ValidatedGraph
 from schnitzel.validate.validator import validate_text
 from tests.runtime import plugins
@@ -30,6 +31,33 @@ def run(graph: ValidatedGraph, tmp_path: Path, **options: Any) -> dict[str, Any]
     runtime_options = {k: options.pop(k) for k in ("drain_timeout_s",) if k in options}
     runtime = Runtime(graph, state_dir=tmp_path / "state", **runtime_options)
     return asyncio.run(asyncio.wait_for(runtime.run(**options), 60))
+
+
+def steer(
+    graph: ValidatedGraph,
+    state_dir: Path,
+    steps: Callable[[Runtime, RuntimeControl], Awaitable[None]],
+    *,
+    stop: bool = True,
+    guard_s: float = 60.0,
+) -> dict[str, Any]:
+    """Run `graph` while `steps(runtime, control)` steers it; then stop it (with `stop`;
+    else the run ends by itself) and check every packet is accounted for. The report."""
+
+    async def scenario() -> dict[str, Any]:
+        runtime = Runtime(graph, state_dir=state_dir)
+        control = RuntimeControl(runtime)
+        task = asyncio.create_task(runtime.run())
+        try:
+            await steps(runtime, control)
+        finally:
+            if stop:
+                control.stop()
+        return await asyncio.wait_for(task, guard_s)
+
+    report = asyncio.run(scenario())
+    assert_counts_add_up(report, graph)
+    return report
 
 
 def assert_counts_add_up(report: dict[str, Any], graph: ValidatedGraph) -> None:

@@ -11,7 +11,7 @@ import pytest
 
 from schnitzel.errors import ControlError
 from schnitzel.runtime import Runtime, RuntimeControl
-from tests.runtime.harness import assert_counts_add_up, graph_from
+from tests.runtime.harness import graph_from, steer
 
 ENDLESS = """
 nodes:
@@ -35,21 +35,7 @@ async def _until(predicate: Any, guard_s: float = 10.0) -> None:
 
 
 def _steer(tmp_path: Path, steps: Any) -> dict[str, Any]:
-    graph = graph_from(tmp_path, ENDLESS)
-
-    async def scenario() -> dict[str, Any]:
-        runtime = Runtime(graph, state_dir=tmp_path)
-        control = RuntimeControl(runtime)
-        task = asyncio.create_task(runtime.run())
-        try:
-            await steps(runtime, control)
-        finally:
-            control.stop()
-        return await asyncio.wait_for(task, 30)
-
-    report = asyncio.run(scenario())
-    assert_counts_add_up(report, graph)
-    return report
+    return steer(graph_from(tmp_path, ENDLESS), tmp_path, steps, guard_s=30)
 
 
 def test_snapshot_has_the_run_report_shape_while_running(tmp_path: Path) -> None:

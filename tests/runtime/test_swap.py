@@ -16,7 +16,7 @@ from schnitzel.errors import ControlError, RuntimeStartError
 from schnitzel.runtime import Runtime, RuntimeControl
 from tests.http_backend import LoopbackBackend
 from tests.runtime import plugins
-from tests.runtime.harness import assert_counts_add_up, graph_from
+from tests.runtime.harness import graph_from, steer
 
 TEST_PLUGINS = "tests.runtime.plugins"
 OPERATOR = Actor("ops", 1000, 42, "10.0.0.7 5555 10.0.0.1 22", "ctl")
@@ -40,22 +40,7 @@ Steps = Callable[[Runtime, RuntimeControl], Awaitable[None]]
 
 
 def _run(tmp_path: Path, body: str, steps: Steps, stop: bool = False) -> dict[str, Any]:
-    graph = graph_from(tmp_path, body)
-
-    async def scenario() -> dict[str, Any]:
-        runtime = Runtime(graph, state_dir=tmp_path / "state")
-        control = RuntimeControl(runtime)
-        task = asyncio.create_task(runtime.run())
-        try:
-            await steps(runtime, control)
-        finally:
-            if stop:
-                control.stop()
-        return await asyncio.wait_for(task, 60)
-
-    report = asyncio.run(scenario())
-    assert_counts_add_up(report, graph)
-    return report
+    return steer(graph_from(tmp_path, body), tmp_path / "state", steps, stop=stop)
 
 
 async def _until(predicate: Callable[[], bool], guard_s: float = 20.0) -> None:
