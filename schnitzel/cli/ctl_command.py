@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from schnitzel.cli.output import print_json, print_table, say
+from schnitzel.runtime.state_dir import STATE_DIR_ORDER
 
 __all__ = ["add_ctl_parser", "run_ctl"]
 
@@ -80,7 +81,9 @@ def add_ctl_parser(commands: Any) -> None:
         command(name, help_text=f"{what} (NODE)").add_argument("node", metavar="NODE")
     swap = command("swap", help_text="replace a node's plugin and/or config while it runs")
     swap.add_argument("node", metavar="NODE")
-    swap.add_argument("--plugin", required=True, metavar="P", help="the plugin to run")
+    swap.add_argument(
+        "--plugin", metavar="P", help="the plugin to run (default: keep the node's plugin)"
+    )
     swap.add_argument(
         "--config-file",
         metavar="F",
@@ -114,8 +117,7 @@ def _add_common(parser: argparse.ArgumentParser, suppress: bool) -> None:
         "--state-dir",
         metavar="PATH",
         default=default(None),
-        help="find the default socket of this state dir (default: $SCHNITZEL_STATE_DIR, "
-        "$STATE_DIRECTORY, or $XDG_STATE_HOME/schnitzel)",
+        help=f"look for the runtimes' sockets in this state dir (default: {STATE_DIR_ORDER})",
     )
     parser.add_argument(
         "--json", action="store_true", default=default(False), help="print the result as JSON"
@@ -193,7 +195,13 @@ def _request_args(args: argparse.Namespace) -> dict[str, Any]:
     if command in ("pause", "resume", "rollback"):
         return {"node": args.node}
     if command == "swap":
-        request: dict[str, Any] = {"node": args.node, "plugin": args.plugin}
+        if not (args.plugin or args.config_file):
+            raise _UsageError(
+                "swap: give --plugin P, --config-file F (change only the config), or both"
+            )
+        request: dict[str, Any] = {"node": args.node}
+        if args.plugin:
+            request["plugin"] = args.plugin
         if args.config_file:
             request["config"] = _read_config(Path(args.config_file))
         if args.dry_run:
@@ -454,15 +462,17 @@ def _show_plugins(plugins: list[dict[str, Any]]) -> None:
 def _show_swap(result: dict[str, Any]) -> None:
     before, after = result.get("before") or {}, result.get("after") or {}
     node = result.get("node")
+    if before.get("plugin") == after.get("plugin"):
+        change = f"config changed (plugin {after.get('plugin')})"
+    else:
+        change = f"{before.get('plugin')} -> {after.get('plugin')}"
     if result.get("applied", True):
         handed = "yes" if result.get("state_handed_over") else "no"
         say(
-            f"{node}: {before.get('plugin')} -> {after.get('plugin')} "
-            f"(generation {result.get('generation')}; state handed over: {handed})"
+            f"{node}: {change} (generation {result.get('generation')}; state handed over: {handed})"
         )
     else:
-        say(f"dry run: {node} would change {before.get('plugin')} -> {after.get('plugin')}; "
-            "nothing was changed")  # fmt: skip
+        say(f"dry run: {node} would change: {change}; nothing was changed")
     diff = result.get("diff")
     if diff:
         say(diff.rstrip("\n"))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from schnitzel.runtime.state_dir import STATE_DIR_ORDER
+
 __all__ = ["add_run_arguments"]
 
 
@@ -27,8 +29,7 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--state-dir",
         metavar="PATH",
-        help="checkpoints and state (default: $SCHNITZEL_STATE_DIR, $STATE_DIRECTORY, "
-        "or $XDG_STATE_HOME/schnitzel)",
+        help=f"checkpoints, audit log, logs, control sockets (default: {STATE_DIR_ORDER})",
     )
     socket = parser.add_mutually_exclusive_group()
     socket.add_argument(
