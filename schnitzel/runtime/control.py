@@ -200,7 +200,8 @@ class RuntimeControl:
     ) -> dict[str, Any]:
         """Replace a node's plugin and/or config while the graph runs (see
         `schnitzel.runtime.swap`). `plugin=None`: keep the node's plugin, change its config.
-        `config=None`: the current config when the plugin stays, else the plugin's defaults. `dry_run`: validate and show the diff, change nothing."""
+        `config=None`: the current config when the plugin stays, else the plugin's defaults.
+        `dry_run`: validate and show the diff, change nothing."""
         history = self._runtime.swap_history
         try:
             if dry_run:
