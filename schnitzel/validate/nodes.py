@@ -140,7 +140,8 @@ def _resolve(
 ) -> None:
     spec = entry.spec
     try:
-        plugin = state.registry.resolve(spec.plugin, spec.kind, allow)
+        graph_dir = context.graph_dir if state.path is not None else None
+        plugin = state.registry.resolve(spec.plugin, spec.kind, allow, graph_dir)
     except PluginError as exc:
         state.problem(
             exc.code,
