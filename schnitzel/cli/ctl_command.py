@@ -5,8 +5,10 @@
     schnitzel ctl swap detect --plugin sample --config-file sample.yaml --dry-run
 
 Exit codes: 0 done; 1 refused by the runtime (the message says why); 2 usage (bad arguments,
-an unreadable config file); 3 the runtime cannot be reached (no socket, nothing listening,
-permission denied, no reply in time). Text output is for people; `--json` prints the result.
+an unreadable config file, several runtimes answer and none was chosen); 3 the runtime cannot
+be reached (no socket, nothing listening, permission denied, no reply in time) or the socket
+is not safe to talk to (another user's: nothing was sent).
+Text output is for people; `--json` prints the result.
 """
 
 from __future__ import annotations
@@ -111,7 +113,14 @@ def _add_common(parser: argparse.ArgumentParser, suppress: bool) -> None:
         "--socket",
         metavar="PATH",
         default=default(None),
-        help="the runtime's control socket (default: the one of the state dir)",
+        help="the runtime's control socket (default: the only runtime answering on the "
+        "state dir's sockets; with several, they are listed)",
+    )
+    parser.add_argument(
+        "--graph",
+        metavar="GRAPH",
+        default=default(None),
+        help="the runtime running this graph file (its default socket in the state dir)",
     )
     parser.add_argument(
         "--state-dir",
@@ -138,6 +147,7 @@ def _add_common(parser: argparse.ArgumentParser, suppress: bool) -> None:
 def run_ctl(args: argparse.Namespace) -> int:
     """Send the command to the runtime, print what it answered; the exit code."""
     from schnitzel.control.client import ControlClient, ControlConnectionError, RequestFailed
+    from schnitzel.control.discovery import SeveralRuntimes
 
     command: str = args.ctl_command
     try:
@@ -145,16 +155,19 @@ def run_ctl(args: argparse.Namespace) -> int:
     except _UsageError as exc:
         say(f"schnitzel ctl: {exc}", err=True)
         return EXIT_USAGE
-    socket_path = _socket_path(args)
     slow = command in ("swap", "rollback", "approve", "reload")
     timeout = args.timeout or (SLOW_TIMEOUT_S if slow else QUICK_TIMEOUT_S)
-    client = ControlClient(socket_path, via="ctl", timeout_s=timeout)
     try:
+        socket_path = _socket_path(args)
+        client = ControlClient(socket_path, via="ctl", timeout_s=timeout)
         with client:
             result = client.request(command, request, why=args.why)
     except ControlConnectionError as exc:
         say(f"schnitzel ctl: {exc}", err=True)
         return EXIT_UNREACHABLE
+    except SeveralRuntimes as exc:
+        say(f"schnitzel ctl: {exc}", err=True)
+        return EXIT_USAGE
     except RequestFailed as exc:
         what = "refused" if exc.code == "refused" else f"failed ({exc.code})"
         if exc.message.startswith(f"{command} {what}"):  # the runtime said it already
@@ -215,13 +228,15 @@ def _request_args(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _socket_path(args: argparse.Namespace) -> Path:
+    """--socket; else the default socket of --graph; else the only runtime answering on
+    the state dir's sockets (schnitzel.control.discovery)."""
     if args.socket:
         return Path(args.socket)
-    from schnitzel.control.paths import default_socket_path
+    from schnitzel.control.discovery import choose_socket
     from schnitzel.runtime.state_dir import default_state_dir
 
     state_dir = Path(args.state_dir) if args.state_dir else default_state_dir()
-    return default_socket_path(state_dir)
+    return choose_socket(state_dir, Path(args.graph) if args.graph else None)
 
 
 def _read_config(path: Path) -> dict[str, Any]:
@@ -462,17 +477,18 @@ def _show_plugins(plugins: list[dict[str, Any]]) -> None:
 def _show_swap(result: dict[str, Any]) -> None:
     before, after = result.get("before") or {}, result.get("after") or {}
     node = result.get("node")
-    if before.get("plugin") == after.get("plugin"):
-        change = f"config changed (plugin {after.get('plugin')})"
-    else:
-        change = f"{before.get('plugin')} -> {after.get('plugin')}"
+    plugins = f"{before.get('plugin')} -> {after.get('plugin')}"
+    kept = f"plugin {after.get('plugin')} kept"
+    same = before.get("plugin") == after.get("plugin")
     if result.get("applied", True):
         handed = "yes" if result.get("state_handed_over") else "no"
+        change = f"config changed, {kept}" if same else plugins
         say(
             f"{node}: {change} (generation {result.get('generation')}; state handed over: {handed})"
         )
     else:
-        say(f"dry run: {node} would change: {change}; nothing was changed")
+        change = f"its config ({kept})" if same else plugins
+        say(f"dry run: {node} would change {change}; nothing was changed")
     diff = result.get("diff")
     if diff:
         say(diff.rstrip("\n"))
