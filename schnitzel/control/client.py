@@ -198,12 +198,12 @@ class ControlClient(_Client):
         try:
             sock.connect(os.fsencode(str(self.path)))
             _check_peer(self.path, sock)
+        except ControlUntrusted:  # a ConnectionError, so an OSError: first
+            sock.close()
+            raise
         except OSError as exc:
             sock.close()
             raise ControlUnreachable(self.path, _connect_error(exc)) from None
-        except ControlUntrusted:
-            sock.close()
-            raise
         self._sock = sock
 
     def close(self) -> None:
