@@ -36,7 +36,8 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
         "--control-socket",
         metavar="PATH",
         help="serve `schnitzel ctl` and attached consoles on this unix socket (default: "
-        "<state dir>/control.sock); the run refuses to start when another runtime serves it",
+        "the graph's own, <state dir>/control/<graph>-<hash>.sock); the run refuses to start "
+        "when another runtime serves it",
     )
     socket.add_argument(
         "--no-control-socket",
