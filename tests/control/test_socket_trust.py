@@ -8,6 +8,7 @@ The tests with a second user run where the suite runs as root: a real user
 
 from __future__ import annotations
 
+import asyncio
 import os
 import pwd
 import shutil
@@ -22,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from schnitzel.control.client import ControlClient, ControlUntrusted
+from schnitzel.control.client import AsyncControlClient, ControlClient, ControlUntrusted
 from schnitzel.control.paths import default_socket_path
 from schnitzel.control.server import ControlServer, ControlSocketError
 from schnitzel.control.trust import directory_problem
@@ -51,8 +52,6 @@ def test_a_directory_anyone_may_write_is_refused_by_client_and_runtime() -> None
         )
         server = ControlServer(object(), open_dir / "c.sock")
         with pytest.raises(ControlSocketError, match="can be written by any user"):
-            import asyncio
-
             asyncio.run(server.start())
         os.chmod(open_dir, 0o1777)  # sticky, as /tmp: nobody may replace another's file
         assert directory_problem(open_dir) is None
@@ -211,3 +210,24 @@ def test_a_socket_served_by_another_uid_gets_nothing_from_ctl(
     finally:
         fake.kill()
         fake.wait()
+
+
+def test_the_attached_console_client_refuses_the_same_socket() -> None:
+    async def attach(path: Path) -> None:
+        client = AsyncControlClient(path)
+        try:
+            await client.request("hello")
+        finally:
+            await client.close()
+
+    with socket_dir() as directory:
+        path = directory / "loose.sock"
+        listener = socket.socket(socket.AF_UNIX)
+        listener.bind(str(path))
+        listener.listen(1)
+        os.chmod(path, 0o666)
+        try:
+            with pytest.raises(ControlUntrusted, match="has mode 666"):
+                asyncio.run(attach(path))
+        finally:
+            listener.close()
