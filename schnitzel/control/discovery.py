@@ -52,8 +52,9 @@ class NoRuntime(ControlUnreachable):
         ConnectionError.__init__(
             self,
             f"no runtime serves a control socket for the state dir {state_dir}; is it "
-            "running? (start it with `schnitzel run GRAPH`; a run with another --state-dir "
-            "or --control-socket needs the same option here)",
+            "running? (start it with `schnitzel run GRAPH`; a run started with --state-dir "
+            "DIR is found with the same --state-dir, one with --control-socket PATH with "
+            "--socket PATH)",
         )
         self.path = state_dir
         self.why = "no runtime"
