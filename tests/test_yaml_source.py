@@ -68,10 +68,27 @@ def test_unloadable_text_names_the_reason(text: str, code: str) -> None:
 
 
 def test_alias_expansion_is_counted_against_the_limit() -> None:
+    # 19 values written (an alias counts as one); expanded: *a adds 4, *b adds 20, so
+    # 4 * 4 + 4 * 20 = 96 values added by the aliases.
     text = "a: &a [1, 1, 1, 1]\nb: &b [*a, *a, *a, *a]\nc: [*b, *b, *b, *b]\n"
-    load_yaml(text, LoadLimits(max_nodes=115))
+    load_yaml(text, LoadLimits(max_nodes=96))
     with pytest.raises(YamlLoadFailed) as caught:
-        load_yaml(text, LoadLimits(max_nodes=114))
+        load_yaml(text, LoadLimits(max_nodes=95))
+    assert caught.value.problem.code == "too-large-expanded"
+    assert "alias bomb" in caught.value.problem.message
+
+
+def test_values_written_out_are_not_an_alias_bomb_however_many() -> None:
+    # A 5.5 MB graph without aliases was refused as "an alias bomb?": only what aliases add
+    # counts against the limit; written values are bounded by the file size.
+    text = "nodes:\n" + "".join(f"  - {{id: n{i}, config: {{a: 1, b: 2}}}}\n" for i in range(500))
+    document = load_yaml(text, LoadLimits(max_nodes=100))
+    assert len(document.data["nodes"]) == 500
+    with pytest.raises(YamlLoadFailed) as caught:  # the same limit still stops a bomb
+        load_yaml(
+            text + "x: &x [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]\n" + "y: [" + "*x, " * 11 + "]\n",
+            LoadLimits(max_nodes=100),
+        )
     assert caught.value.problem.code == "too-large-expanded"
 
 

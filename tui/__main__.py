@@ -8,7 +8,6 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
 from schnitzel.cli.run_arguments import add_run_arguments
 
@@ -27,11 +26,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("graph", metavar="GRAPH", nargs="?", help="graph file to validate and run")
     parser.add_argument(
         "--attach",
-        metavar="SOCKET",
+        metavar="SOCKET|GRAPH",
         nargs="?",
         const="",
-        help="show the console of a runtime already running (its control socket; default: "
-        "the state dir's control.sock); quitting leaves it running",
+        help="show the console of a runtime already running: its control socket, or its "
+        "graph file (that graph's default socket); alone: the only runtime answering on the "
+        "state dir's sockets (several are listed). Quitting leaves it running",
     )
     parser.add_argument(
         "--no-ui", action="store_true", help="run headless (service mode), as `schnitzel run`"
@@ -65,15 +65,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.environ.setdefault("TEXTUAL_FPS", SSH_MAX_FPS)
         os.environ.setdefault("TEXTUAL_ANIMATIONS", "none")
     if args.attach is not None:
-        from schnitzel_tui.attach import run_attached
+        from schnitzel_tui.attach import choose_attach_socket, run_attached
 
-        if not args.attach:  # --attach alone: the socket a run with this state dir serves
-            from schnitzel.control.paths import default_socket_path
-            from schnitzel.runtime.state_dir import default_state_dir
-
-            state_dir = Path(args.state_dir) if args.state_dir else default_state_dir()
-            args.attach = str(default_socket_path(state_dir))
-
+        chosen = choose_attach_socket(args)
+        if isinstance(chosen, int):
+            return chosen
+        args.attach = str(chosen)
         return guarded(lambda: run_attached(args))
     from schnitzel_tui.embedded import run_console
 

@@ -21,11 +21,33 @@ from schnitzel.observe.logs import configure_logging
 from schnitzel.runtime.state_dir import default_state_dir
 from schnitzel_tui.terminal import HangupWatch, hangup_safe_driver
 
-__all__ = ["ATTACH_LOG_NAME", "EXIT_UNREACHABLE", "run_attached"]
+__all__ = ["ATTACH_LOG_NAME", "EXIT_UNREACHABLE", "choose_attach_socket", "run_attached"]
 
 ATTACH_LOG_NAME = "schnitzel-tui-attach.log"
 EXIT_UNREACHABLE = 3
 """As `schnitzel ctl`: the runtime cannot be reached."""
+
+
+def choose_attach_socket(args: argparse.Namespace, prog: str = "schnitzel-tui") -> Path | int:
+    """The socket `--attach` means: a socket path as given; a graph file's default socket;
+    alone, the only runtime answering on the state dir's sockets. An exit code when there
+    is none to choose (3) or several (2, listed)."""
+    from schnitzel.control.discovery import SeveralRuntimes, choose_socket
+
+    given = Path(args.attach) if args.attach else None
+    if given is not None and not given.is_file():
+        return given  # a socket (or nothing yet: connecting says so)
+    state_dir = Path(args.state_dir) if args.state_dir else default_state_dir()
+    try:
+        return choose_socket(
+            state_dir, given, how_to_choose=f"{prog} --attach SOCKET, or --attach GRAPH"
+        )
+    except ControlConnectionError as exc:
+        say(f"{prog}: {exc}", err=True)
+        return EXIT_UNREACHABLE
+    except SeveralRuntimes as exc:
+        say(f"{prog}: {exc}", err=True)
+        return EXIT_USAGE
 
 
 def run_attached(args: argparse.Namespace, prog: str = "schnitzel-tui") -> int:

@@ -5,8 +5,10 @@
     schnitzel ctl swap detect --plugin sample --config-file sample.yaml --dry-run
 
 Exit codes: 0 done; 1 refused by the runtime (the message says why); 2 usage (bad arguments,
-an unreadable config file); 3 the runtime cannot be reached (no socket, nothing listening,
-permission denied, no reply in time). Text output is for people; `--json` prints the result.
+an unreadable config file, several runtimes answer and none was chosen); 3 the runtime cannot
+be reached (no socket, nothing listening, permission denied, no reply in time) or the socket
+is not safe to talk to (another user's: nothing was sent).
+Text output is for people; `--json` prints the result.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from schnitzel.cli.output import print_json, print_table, say
+from schnitzel.runtime.state_dir import STATE_DIR_ORDER
 
 __all__ = ["add_ctl_parser", "run_ctl"]
 
@@ -80,7 +83,9 @@ def add_ctl_parser(commands: Any) -> None:
         command(name, help_text=f"{what} (NODE)").add_argument("node", metavar="NODE")
     swap = command("swap", help_text="replace a node's plugin and/or config while it runs")
     swap.add_argument("node", metavar="NODE")
-    swap.add_argument("--plugin", required=True, metavar="P", help="the plugin to run")
+    swap.add_argument(
+        "--plugin", metavar="P", help="the plugin to run (default: keep the node's plugin)"
+    )
     swap.add_argument(
         "--config-file",
         metavar="F",
@@ -108,14 +113,20 @@ def _add_common(parser: argparse.ArgumentParser, suppress: bool) -> None:
         "--socket",
         metavar="PATH",
         default=default(None),
-        help="the runtime's control socket (default: the one of the state dir)",
+        help="the runtime's control socket (default: the only runtime answering on the "
+        "state dir's sockets; with several, they are listed)",
+    )
+    parser.add_argument(
+        "--graph",
+        metavar="GRAPH",
+        default=default(None),
+        help="the runtime running this graph file (its default socket in the state dir)",
     )
     parser.add_argument(
         "--state-dir",
         metavar="PATH",
         default=default(None),
-        help="find the default socket of this state dir (default: $SCHNITZEL_STATE_DIR, "
-        "$STATE_DIRECTORY, or $XDG_STATE_HOME/schnitzel)",
+        help=f"look for the runtimes' sockets in this state dir (default: {STATE_DIR_ORDER})",
     )
     parser.add_argument(
         "--json", action="store_true", default=default(False), help="print the result as JSON"
@@ -136,6 +147,7 @@ def _add_common(parser: argparse.ArgumentParser, suppress: bool) -> None:
 def run_ctl(args: argparse.Namespace) -> int:
     """Send the command to the runtime, print what it answered; the exit code."""
     from schnitzel.control.client import ControlClient, ControlConnectionError, RequestFailed
+    from schnitzel.control.discovery import SeveralRuntimes
 
     command: str = args.ctl_command
     try:
@@ -143,16 +155,19 @@ def run_ctl(args: argparse.Namespace) -> int:
     except _UsageError as exc:
         say(f"schnitzel ctl: {exc}", err=True)
         return EXIT_USAGE
-    socket_path = _socket_path(args)
     slow = command in ("swap", "rollback", "approve", "reload")
     timeout = args.timeout or (SLOW_TIMEOUT_S if slow else QUICK_TIMEOUT_S)
-    client = ControlClient(socket_path, via="ctl", timeout_s=timeout)
     try:
+        socket_path = _socket_path(args)
+        client = ControlClient(socket_path, via="ctl", timeout_s=timeout)
         with client:
             result = client.request(command, request, why=args.why)
     except ControlConnectionError as exc:
         say(f"schnitzel ctl: {exc}", err=True)
         return EXIT_UNREACHABLE
+    except SeveralRuntimes as exc:
+        say(f"schnitzel ctl: {exc}", err=True)
+        return EXIT_USAGE
     except RequestFailed as exc:
         what = "refused" if exc.code == "refused" else f"failed ({exc.code})"
         if exc.message.startswith(f"{command} {what}"):  # the runtime said it already
@@ -193,7 +208,13 @@ def _request_args(args: argparse.Namespace) -> dict[str, Any]:
     if command in ("pause", "resume", "rollback"):
         return {"node": args.node}
     if command == "swap":
-        request: dict[str, Any] = {"node": args.node, "plugin": args.plugin}
+        if not (args.plugin or args.config_file):
+            raise _UsageError(
+                "swap: give --plugin P, --config-file F (change only the config), or both"
+            )
+        request: dict[str, Any] = {"node": args.node}
+        if args.plugin:
+            request["plugin"] = args.plugin
         if args.config_file:
             request["config"] = _read_config(Path(args.config_file))
         if args.dry_run:
@@ -207,13 +228,15 @@ def _request_args(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _socket_path(args: argparse.Namespace) -> Path:
+    """--socket; else the default socket of --graph; else the only runtime answering on
+    the state dir's sockets (schnitzel.control.discovery)."""
     if args.socket:
         return Path(args.socket)
-    from schnitzel.control.paths import default_socket_path
+    from schnitzel.control.discovery import choose_socket
     from schnitzel.runtime.state_dir import default_state_dir
 
     state_dir = Path(args.state_dir) if args.state_dir else default_state_dir()
-    return default_socket_path(state_dir)
+    return choose_socket(state_dir, Path(args.graph) if args.graph else None)
 
 
 def _read_config(path: Path) -> dict[str, Any]:
@@ -454,15 +477,18 @@ def _show_plugins(plugins: list[dict[str, Any]]) -> None:
 def _show_swap(result: dict[str, Any]) -> None:
     before, after = result.get("before") or {}, result.get("after") or {}
     node = result.get("node")
+    plugins = f"{before.get('plugin')} -> {after.get('plugin')}"
+    kept = f"plugin {after.get('plugin')} kept"
+    same = before.get("plugin") == after.get("plugin")
     if result.get("applied", True):
         handed = "yes" if result.get("state_handed_over") else "no"
+        change = f"config changed, {kept}" if same else plugins
         say(
-            f"{node}: {before.get('plugin')} -> {after.get('plugin')} "
-            f"(generation {result.get('generation')}; state handed over: {handed})"
+            f"{node}: {change} (generation {result.get('generation')}; state handed over: {handed})"
         )
     else:
-        say(f"dry run: {node} would change {before.get('plugin')} -> {after.get('plugin')}; "
-            "nothing was changed")  # fmt: skip
+        change = f"its config ({kept})" if same else plugins
+        say(f"dry run: {node} would change {change}; nothing was changed")
     diff = result.get("diff")
     if diff:
         say(diff.rstrip("\n"))

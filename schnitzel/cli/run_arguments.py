@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from schnitzel.runtime.state_dir import STATE_DIR_ORDER
+
 __all__ = ["add_run_arguments"]
 
 
@@ -27,15 +29,15 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--state-dir",
         metavar="PATH",
-        help="checkpoints and state (default: $SCHNITZEL_STATE_DIR, $STATE_DIRECTORY, "
-        "or $XDG_STATE_HOME/schnitzel)",
+        help=f"checkpoints, audit log, logs, control sockets (default: {STATE_DIR_ORDER})",
     )
     socket = parser.add_mutually_exclusive_group()
     socket.add_argument(
         "--control-socket",
         metavar="PATH",
         help="serve `schnitzel ctl` and attached consoles on this unix socket (default: "
-        "<state dir>/control.sock); the run refuses to start when another runtime serves it",
+        "the graph's own, <state dir>/control/<graph>-<hash>.sock); the run refuses to start "
+        "when another runtime serves it",
     )
     socket.add_argument(
         "--no-control-socket",

@@ -187,19 +187,24 @@ def _reload_ended(task: asyncio.Task[Any], reloads: set[asyncio.Task[Any]], runt
 async def serve_control(
     control: Any, args: argparse.Namespace, logger: logging.Logger
 ) -> ControlServer | None:
-    """Start the control socket of the run `control` steers, or None when there is none. An
-    explicit
-    `--control-socket` that cannot be served raises ControlSocketError (the run must not
-    start without the socket its operator asked for); the default one only warns: a second
-    run from the same shell still runs, unsteered, and says so."""
+    """Start the control socket of the run `control` steers, or None when there is none.
+    The default socket is the graph file's own in the state dir (schnitzel.control.paths),
+    so runs of different graphs each get one. An explicit `--control-socket` that cannot be
+    served raises ControlSocketError (the run must not start without the socket its operator
+    asked for); the default one only warns: a second run of the same graph with the same
+    state dir still runs, unsteered, and says so."""
     if args.no_control_socket:
         return None
-    from schnitzel.control.paths import SOCKET_NAME, default_socket_path
+    from schnitzel.control.paths import CONTROL_DIR, default_socket_path
     from schnitzel.control.server import ControlServer, ControlSocketError
 
     runtime = control.runtime
     explicit = args.control_socket is not None
-    path = Path(args.control_socket) if explicit else default_socket_path(runtime.state_dir)
+    path = (
+        Path(args.control_socket)
+        if explicit
+        else default_socket_path(runtime.state_dir, runtime.graph.path)
+    )
     server = ControlServer(control, path, logger)
     try:
         await server.start()
@@ -212,7 +217,7 @@ async def serve_control(
             "(choose another socket with --control-socket PATH)",
         )
         return None
-    if not explicit and path != runtime.state_dir.absolute() / SOCKET_NAME:
+    if not explicit and path.parent != runtime.state_dir.absolute() / CONTROL_DIR:
         logger.info(
             "the state dir's path is too long for a unix socket; the control socket is %s", path
         )

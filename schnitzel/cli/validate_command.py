@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import sys
 from collections.abc import Iterator
@@ -52,7 +53,9 @@ def validate_argument(graph: str) -> ValidationResult:
 def run_validate(graph: str, as_json: bool = False, prog: str = "schnitzel validate") -> int:
     """Print the report; 0 valid, 1 invalid, 2 when the file cannot be read."""
     try:
-        result = validate_argument(graph)
+        # stdout carries the JSON report alone: what a plugin prints goes to stderr
+        with contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext():
+            result = validate_argument(graph)
     except GraphLoadError as exc:
         if as_json:
             print_json({"valid": False, "graph": graph, "error": str(exc)})

@@ -6,8 +6,13 @@ scripts) and `AsyncControlClient` (asyncio, for an attached console).
 
 Errors:
 
+Before a client sends anything it checks what it talks to, as the runtime checks where it
+serves (`schnitzel.control.trust`): the socket's directory and the socket file belong to this
+user (or root) and are private, and the process that accepted runs as this user (SO_PEERCRED).
+
     ControlConnectionError (a ConnectionError) .. the runtime cannot be talked to
      ├── ControlUnreachable ...................... no socket, nothing listening, no permission
+     ├── ControlUntrusted ........................ the socket is not safe: nothing was sent
      ├── ControlDisconnected ..................... the runtime closed the connection
      └── ControlTimeout .......................... no reply in time (the connection is closed)
     RequestFailed (a ControlError) ............... the runtime answered with an error; `code`
@@ -25,6 +30,13 @@ from types import TracebackType
 from typing import Any
 
 from schnitzel.control.protocol import ProtocolError, decode_reply, encode_request
+from schnitzel.control.trust import (
+    directory_problem,
+    peer_credentials,
+    peer_problem,
+    socket_owner,
+    socket_problem,
+)
 from schnitzel.errors import ControlError
 
 __all__ = [
@@ -34,6 +46,7 @@ __all__ = [
     "ControlDisconnected",
     "ControlTimeout",
     "ControlUnreachable",
+    "ControlUntrusted",
     "RequestFailed",
 ]
 
@@ -59,6 +72,21 @@ class ControlUnreachable(ControlConnectionError):
     """No runtime could be connected to: no socket there, nothing listening, no permission."""
 
     hint = "; is it running? (start it with `schnitzel run GRAPH`)"
+
+
+class ControlUntrusted(ControlConnectionError):
+    """The socket, its directory or the process serving it is not this user's: nothing was
+    sent to it."""
+
+    hint = (
+        "; nothing was sent. Another user may have planted it: remove it if you can, or "
+        "choose a socket of your own with --socket (and --control-socket for the run)"
+    )
+
+    def __init__(self, path: Path, why: str) -> None:
+        ConnectionError.__init__(self, f"refusing to talk to {path}: {why}{self.hint}")
+        self.path = path
+        self.why = why
 
 
 class ControlDisconnected(ControlConnectionError):
@@ -93,6 +121,25 @@ def _connect_error(exc: OSError) -> str:
     if isinstance(exc, TimeoutError):
         return "the connection timed out"
     return exc.strerror or str(exc)
+
+
+def _check_before_connect(path: Path) -> None:
+    """Refuse a socket in a directory that is not this user's, or that anyone may write to."""
+    problem = directory_problem(path.parent)
+    if problem is not None:
+        raise ControlUntrusted(path, problem)
+
+
+def _check_peer(path: Path, sock: Any) -> None:
+    """Once connected, before anything is sent: refuse a socket file that is not this
+    user's and private, and a connection accepted by a process of another user (the
+    kernel's word, which no file trick can fake)."""
+    problem = socket_problem(path)
+    if problem is None and sock is not None:
+        peer_uid, _ = peer_credentials(sock)
+        problem = peer_problem(peer_uid, socket_owner(path))
+    if problem is not None:
+        raise ControlUntrusted(path, problem)
 
 
 def _result(reply: dict[str, Any]) -> Any:
@@ -145,10 +192,15 @@ class ControlClient(_Client):
         """Connect to the runtime; ControlUnreachable when it cannot be."""
         if self._sock is not None:
             return
+        _check_before_connect(self.path)
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         sock.settimeout(self.connect_timeout_s)
         try:
             sock.connect(os.fsencode(str(self.path)))
+            _check_peer(self.path, sock)
+        except ControlUntrusted:  # a ConnectionError, so an OSError: first
+            sock.close()
+            raise
         except OSError as exc:
             sock.close()
             raise ControlUnreachable(self.path, _connect_error(exc)) from None
@@ -233,13 +285,20 @@ class AsyncControlClient(_Client):
         """Connect to the runtime; ControlUnreachable when it cannot be."""
         if self.connected:
             return
+        _check_before_connect(self.path)
         try:
             async with asyncio.timeout(self.connect_timeout_s):
-                self._reader, self._writer = await asyncio.open_unix_connection(
+                reader, writer = await asyncio.open_unix_connection(
                     os.fsencode(str(self.path)), limit=MAX_REPLY_BYTES
                 )
         except OSError as exc:  # TimeoutError included
             raise ControlUnreachable(self.path, _connect_error(exc)) from None
+        try:
+            _check_peer(self.path, writer.get_extra_info("socket"))
+        except ControlUntrusted:
+            writer.close()
+            raise
+        self._reader, self._writer = reader, writer
 
     async def close(self) -> None:
         """Close the connection (the runtime goes on)."""

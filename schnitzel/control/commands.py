@@ -71,7 +71,8 @@ class ThrottleArgs(Args):
 
 class SwapArgs(Args):
     node: NodeId
-    plugin: Name
+    plugin: Name | None = None
+    """None: keep the node's plugin (a config must then be given)."""
     config: dict[str, Any] | None = None
     """None: the current config for the same plugin, a new plugin's defaults otherwise."""
     dry_run: bool = False

@@ -25,7 +25,6 @@ import logging
 import os
 import socket
 import stat
-import struct
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +41,7 @@ from schnitzel.control.protocol import (
     encode_reply,
     encode_request,
 )
+from schnitzel.control.trust import directory_problem, peer_credentials
 from schnitzel.errors import ControlError, SchnitzelError
 
 __all__ = ["ControlServer", "ControlSocketError", "SocketInUse"]
@@ -366,20 +366,13 @@ class ControlServer:
 def _peer_credentials(writer: asyncio.StreamWriter) -> tuple[int | None, int | None]:
     """(uid, pid) of the connected process, as the kernel reports them."""
     sock = writer.get_extra_info("socket")
-    option = getattr(socket, "SO_PEERCRED", None)
-    if sock is None or option is None:
-        return None, None
-    try:
-        data = sock.getsockopt(socket.SOL_SOCKET, option, struct.calcsize("3i"))
-    except OSError:
-        return None, None
-    pid, uid, _gid = struct.unpack("3i", data)
-    return uid, pid
+    return (None, None) if sock is None else peer_credentials(sock)
 
 
 def _prepare_parent(directory: Path) -> None:
     """Create the socket's directory (0700) when it is missing; refuse one that belongs to
-    another user (a planted /tmp/schnitzel-<uid>, say), unless we are root."""
+    another user (a planted /tmp/schnitzel-<uid>, say) or that anyone may write to
+    (`schnitzel.control.trust`)."""
     try:
         directory.mkdir(mode=0o700, parents=True)
     except FileExistsError:
@@ -392,13 +385,10 @@ def _prepare_parent(directory: Path) -> None:
     else:
         os.chmod(directory, 0o700)  # mkdir's mode is filtered by the umask
         return
-    info = os.stat(directory)
-    if not stat.S_ISDIR(info.st_mode):
-        raise ControlSocketError(f"{directory} is not a directory; choose another socket path")
-    if os.geteuid() != 0 and info.st_uid not in (os.geteuid(), 0):
+    problem = directory_problem(directory)  # the checks `schnitzel ctl` makes too
+    if problem is not None:
         raise ControlSocketError(
-            f"{directory} belongs to uid {info.st_uid}, not to this user ({os.geteuid()}); "
-            "choose a directory of your own for the control socket"
+            f"{problem}; choose a directory of your own for the control socket"
         )
 
 

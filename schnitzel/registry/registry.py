@@ -7,13 +7,18 @@ name. A node may also name `module:Class` directly, but only for modules on the 
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import importlib
+import importlib.util
 import os
 import re
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
+from pathlib import Path
+from types import ModuleType
 from typing import get_args
 
 from pydantic import BaseModel
@@ -234,8 +239,17 @@ class PluginRegistry:
             f"unknown plugin {name!r}; {hint}{node_kind} plugins installed: {listing}"
         )
 
-    def resolve(self, reference: str, node_kind: str, allow: Iterable[str] = ()) -> type[Plugin]:
-        """A plugin from a registered name or a `module:Class` reference under the allowlist."""
+    def resolve(
+        self,
+        reference: str,
+        node_kind: str,
+        allow: Iterable[str] = (),
+        graph_dir: Path | None = None,
+    ) -> type[Plugin]:
+        """A plugin from a registered name or a `module:Class` reference under the allowlist.
+
+        A module is looked for on the Python path first, then in `graph_dir` (the graph
+        file's directory), so a plugin kept next to its graph needs no PYTHONPATH."""
         if ":" not in reference:
             return self.lookup(reference, node_kind)
         module_name, _, attr = reference.partition(":")
@@ -252,12 +266,7 @@ class PluginRegistry:
                 f"module {module_name!r} is not on the plugin allowlist; add it to "
                 f"{where_to_add}, or register the plugin through a `schnitzel.plugins` entry point"
             )
-        try:
-            module = importlib.import_module(module_name)
-        except Exception as exc:  # an allowlisted module's import error, reported to the operator
-            raise PluginLoadError(
-                f"cannot import {module_name!r}: {type(exc).__name__}: {exc}"
-            ) from exc
+        module = import_plugin_module(module_name, graph_dir)
         obj = getattr(module, attr, None)
         if obj is None:
             raise PluginLoadError(f"module {module_name!r} has no attribute {attr!r}")
@@ -268,6 +277,40 @@ class PluginRegistry:
                 f"node's kind to {plugin.node_kind}"
             )
         return plugin
+
+
+def import_plugin_module(module_name: str, graph_dir: Path | None) -> ModuleType:
+    """Import an allowlisted module from the Python path, else from `graph_dir`.
+
+    The graph's directory is appended to `sys.path` (never put first: a file there cannot
+    shadow an installed module), and stays there so the module's own later imports of its
+    neighbours work too. What the module prints while it is imported goes to stderr: stdout
+    may be a JSON report (`schnitzel validate --json`)."""
+    top = module_name.partition(".")[0]
+    searched = "on the Python path"
+    if graph_dir is not None:
+        directory = str(graph_dir.absolute())
+        searched += f" nor in {directory} (the graph file's directory)"
+        if importlib.util.find_spec(top) is None and directory not in sys.path:
+            sys.path.append(directory)
+            importlib.invalidate_caches()
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            return importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name == top:
+            raise PluginLoadError(
+                f"cannot import {module_name!r}: there is no module {top!r} {searched}; "
+                f"put {top}.py (or the package {top}/) next to the graph file, or add its "
+                "directory to PYTHONPATH"
+            ) from exc
+        raise PluginLoadError(
+            f"cannot import {module_name!r}: {type(exc).__name__}: {exc}"
+        ) from exc
+    except Exception as exc:  # an allowlisted module's import error, reported to the operator
+        raise PluginLoadError(
+            f"cannot import {module_name!r}: {type(exc).__name__}: {exc}"
+        ) from exc
 
 
 def _load_order(entry: EntryPoint) -> tuple[bool, str]:

@@ -22,6 +22,7 @@ from schnitzel.runtime.runtime import Runtime, StopReason
 from schnitzel.runtime.secrets import masked
 from schnitzel.runtime.swap import NodeVersion, plan_swap, swap_node
 from schnitzel.runtime.throttles import apply_throttle, knob_limits, plain_value
+from schnitzel.spec.names import unknown_node
 
 __all__ = ["NOT_GIVEN", "RuntimeControl"]
 
@@ -190,7 +191,7 @@ class RuntimeControl:
     async def swap(
         self,
         node_id: str,
-        plugin: str,
+        plugin: str | None,
         config: dict[str, Any] | None = None,
         *,
         actor: Actor | None = None,
@@ -198,8 +199,9 @@ class RuntimeControl:
         dry_run: bool = False,
     ) -> dict[str, Any]:
         """Replace a node's plugin and/or config while the graph runs (see
-        `schnitzel.runtime.swap`). `config=None`: the current config when the plugin stays,
-        else the plugin's defaults. `dry_run`: validate and show the diff, change nothing."""
+        `schnitzel.runtime.swap`). `plugin=None`: keep the node's plugin, change its config.
+        `config=None`: the current config when the plugin stays, else the plugin's defaults.
+        `dry_run`: validate and show the diff, change nothing."""
         history = self._runtime.swap_history
         try:
             if dry_run:
@@ -210,7 +212,14 @@ class RuntimeControl:
         except ControlError as exc:
             if not dry_run:
                 self.write_audit(
-                    "swap", node_id, actor, why, None, None, {"plugin": plugin}, str(exc)
+                    "swap",
+                    node_id,
+                    actor,
+                    why,
+                    None,
+                    None,
+                    {"plugin": plugin or "(unchanged)"},
+                    str(exc),
                 )
             raise
         history.setdefault(node_id, []).append(plan.before)
@@ -219,7 +228,9 @@ class RuntimeControl:
         self.write_audit("swap", node_id, actor, why, None, plan.before.shown(), plan.after.shown())
         return result
 
-    def plan(self, node_id: str, plugin: str, config: dict[str, Any] | None) -> dict[str, Any]:
+    def plan(
+        self, node_id: str, plugin: str | None, config: dict[str, Any] | None
+    ) -> dict[str, Any]:
         """Check a swap without doing it (raises ControlError saying why it would fail)."""
         return _swap_result(plan_swap(self._runtime, node_id, plugin, config), False, False)
 
@@ -317,8 +328,7 @@ class RuntimeControl:
     def _node(self, node_id: str) -> Node:
         node = self._runtime.nodes.get(node_id)
         if node is None:
-            known = ", ".join(sorted(self._runtime.nodes))
-            raise ControlError(f"no node {node_id!r} in this graph; nodes: {known}")
+            raise ControlError(unknown_node(node_id, self._runtime.nodes))
         return node
 
     @contextlib.asynccontextmanager
@@ -339,10 +349,11 @@ class RuntimeControl:
 
     def _after_swap(self, verb: str, plan: Any, handed_over: bool, actor: Actor | None) -> None:
         state = "; state handed over" if handed_over else ""
+        before, after = plan.before.plugin, plan.after.plugin
+        change = f"config of {after} changed" if before == after else f"{before} -> {after}"
         self.note(
             "info",
-            f"{verb} by {_who(actor)}: {plan.before.plugin} -> {plan.after.plugin} "
-            f"(version {plan.node.generation}){state}",
+            f"{verb} by {_who(actor)}: {change} (version {plan.node.generation}){state}",
             plan.node.id,
         )
 

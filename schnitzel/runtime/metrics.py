@@ -1,7 +1,10 @@
 """Per-node counters and histograms, updated by the node's own task in O(1) per batch.
 
-Counters only ever grow. Rates and health are derived from them by `RateWindow` samples, so
-the hot path never computes a rate or keeps a history of packets.
+Counters grow, with one exception: a swap that interrupts a durable node's unfinished call
+gives the batch back to the store and takes it off `processed` (those packets are counted
+again when they are taken again). Rates and health are derived from the counters by
+`RateWindow` samples, so the hot path never computes a rate or keeps a history of packets;
+a counter that went down over a window counts as no increase, so a rate is never negative.
 """
 
 from __future__ import annotations
@@ -150,7 +153,9 @@ class RateWindow:
             samples.popleft()
 
     def delta(self) -> tuple[float, RateSample] | None:
-        """Seconds covered and the counter increases over the window; None before 2 samples."""
+        """Seconds covered and the counter increases over the window; None before 2 samples.
+        An increase is never negative: a batch given back by a swap (counted when taken,
+        uncounted when given back) within the window is no work done, not negative work."""
         if len(self._samples) < 2:
             return None
         first, last = self._samples[0], self._samples[-1]
@@ -158,10 +163,10 @@ class RateWindow:
             last.at - first.at,
             RateSample(
                 last.at - first.at,
-                last.received - first.received,
-                last.processed - first.processed,
-                last.emitted - first.emitted,
-                last.dropped - first.dropped,
-                last.errors - first.errors,
+                max(0, last.received - first.received),
+                max(0, last.processed - first.processed),
+                max(0, last.emitted - first.emitted),
+                max(0, last.dropped - first.dropped),
+                max(0, last.errors - first.errors),
             ),
         )

@@ -5,7 +5,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["default_state_dir"]
+__all__ = ["STATE_DIR_ORDER", "default_state_dir"]
+
+STATE_DIR_ORDER = (
+    "$SCHNITZEL_STATE_DIR, else $STATE_DIRECTORY (systemd), else $XDG_STATE_HOME/schnitzel, "
+    "else ~/.local/state/schnitzel"
+)
+"""Where the state dir is when none is given, in the words of `--help`."""
 
 
 def default_state_dir() -> Path:

@@ -27,6 +27,7 @@ from schnitzel.errors import ControlError, RuntimeStartError
 from schnitzel.registry.plugin import Plugin
 from schnitzel.runtime.node import Node
 from schnitzel.runtime.secrets import MASK, masked
+from schnitzel.spec.names import unknown_node
 from schnitzel.validate.graph import ResolvedNode, ValidatedGraph
 from schnitzel.validate.validator import validate_text
 
@@ -82,14 +83,14 @@ class SwapPlan:
 
 
 def plan_swap(
-    runtime: Runtime, node_id: str, plugin: str, config: dict[str, Any] | None
+    runtime: Runtime, node_id: str, plugin: str | None, config: dict[str, Any] | None
 ) -> SwapPlan:
     """Check a swap without doing it: the node may be swapped, and the graph with the new
-    node passes validation. Raises ControlError saying why not."""
+    node passes validation. `plugin=None` keeps the node's plugin and changes only its
+    config. Raises ControlError saying why not."""
     node = runtime.nodes.get(node_id)
     if node is None:
-        known = ", ".join(sorted(runtime.nodes))
-        raise ControlError(f"no node {node_id!r} in this graph; nodes: {known}")
+        raise ControlError(unknown_node(node_id, runtime.nodes))
     if node.kind not in SWAPPABLE_KINDS:
         raise ControlError(
             f"node {node_id!r} is a {node.kind}; only {', '.join(SWAPPABLE_KINDS)} nodes can "
@@ -97,9 +98,14 @@ def plan_swap(
         )
     if runtime.stopping or runtime.finished or node.abandoned:
         raise ControlError("the run is stopping; nothing can be swapped any more")
-    if not isinstance(plugin, str) or not plugin:
-        raise ControlError("name the plugin to swap to (`schnitzel plugins` lists them)")
     spec = node.resolved.spec
+    if plugin is None and config is not None:
+        plugin = spec.plugin  # a config change: the node keeps its plugin
+    if not isinstance(plugin, str) or not plugin:
+        raise ControlError(
+            "name the plugin to swap to, or give a config to change only the config "
+            "(`schnitzel plugins` lists the plugins)"
+        )
     before = NodeVersion(spec.plugin, dict(spec.config))
     if config is None:
         config = dict(spec.config) if plugin == spec.plugin else {}

@@ -4,8 +4,8 @@ PyYAML alone would let a hostile file hang or exhaust memory (alias bombs expand
 exponentially, deep nesting overflows the stack of the C composer) and forgets where each value
 came from. So a graph file is loaded in three steps:
 
-1. a streaming pass over the parser's events checks size, nesting depth and the size of the
-   document with every alias expanded, without building anything;
+1. a streaming pass over the parser's events checks size, nesting depth and how many values
+   the aliases add when expanded, without building anything;
 2. the document is composed into YAML nodes, and the node tree is walked once to map each
    path (`("nodes", 3, "config", "rate_hz")`) to its line and column, and to find duplicate
    keys, which YAML would silently overwrite;
@@ -82,10 +82,12 @@ class LoadLimits:
     max_depth: int = 64
     """Nesting depth of mappings and sequences."""
     max_nodes: int = 200_000
-    """YAML values in the document with every alias expanded (stops "billion laughs").
+    """YAML values the aliases add to the document when expanded (stops "billion laughs").
 
-    A 5,000-node graph holds about 50,000; each value costs about 600 bytes once loaded, so
-    this bounds a hostile file to roughly 120 MiB of memory on an edge box.
+    Values written out in the file are bounded by `max_bytes` alone: a big graph without
+    aliases is a big graph, not a bomb. An alias adds the values of what it refers to, less
+    one (itself); the checks that walk the loaded document see every one of them, so this
+    bounds what a hostile file of a few lines can make them do.
     """
 
 
@@ -242,7 +244,8 @@ def load_yaml(text: str, limits: LoadLimits = LIMITS) -> YamlDocument:
 def _check_shape(text: str, limits: LoadLimits) -> None:
     """Stream the parser's events and refuse deep nesting, alias bombs and extra documents."""
     depth = 0
-    expanded = 0
+    expanded = 0  # values so far with every alias expanded
+    added = 0  # of which the aliases added (an alias itself counts as one written value)
     documents = 0
     anchor_sizes: dict[str, int] = {}
     open_nodes: list[tuple[str | None, int]] = []  # (anchor, expanded count at start)
@@ -270,7 +273,9 @@ def _check_shape(text: str, limits: LoadLimits) -> None:
                         column=event.start_mark.column + 1,
                     )
                 )
-            expanded += anchor_sizes.get(event.anchor, 1)
+            size = anchor_sizes.get(event.anchor, 1)
+            expanded += size
+            added += size - 1
         elif isinstance(event, yaml.ScalarEvent):
             expanded += 1
             if event.anchor is not None:
@@ -299,12 +304,12 @@ def _check_shape(text: str, limits: LoadLimits) -> None:
                 open_anchors.discard(anchor)
         else:
             continue
-        if expanded > limits.max_nodes:
+        if added > limits.max_nodes:
             raise YamlLoadFailed(
                 YamlProblem(
                     "too-large-expanded",
-                    f"with its aliases expanded the document holds over {limits.max_nodes:,} "
-                    "values (an alias bomb?)",
+                    f"its aliases expand to over {limits.max_nodes:,} more values than are "
+                    "written (an alias bomb?)",
                     "use aliases (*name) sparingly; a graph file needs far fewer values",
                     line=event.start_mark.line + 1,
                 )

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import difflib
 from typing import Any
 
 from pydantic import ValidationError
 
 from schnitzel.spec.model import EdgeSpec
+from schnitzel.spec.names import did_you_mean, shown_plain
 from schnitzel.validate.graph import ResolvedEdge
 from schnitzel.validate.state import CheckState, NodeEntry
 from schnitzel.validate.top_level import yaml_type
@@ -71,13 +71,11 @@ def _resolve_edge(
     ok = True
     for end, node_id in (("from", source_id), ("to", target_id)):
         if node_id not in state.nodes and node_id not in state.broken_kinds:
-            close = difflib.get_close_matches(node_id, list(state.nodes), n=1)
             state.problem(
                 "edge-missing-node",
-                f"`{end}: {node_id}` names no node",
+                f"`{end}: {shown_plain(node_id)}` names no node",
                 (*at, end),
-                (f"did you mean {close[0]!r}? " if close else "")
-                + "an edge connects ids listed under `nodes:`",
+                did_you_mean(node_id, state.nodes) + "an edge connects ids listed under `nodes:`",
                 edge=label,
             )
             ok = False

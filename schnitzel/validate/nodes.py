@@ -12,6 +12,7 @@ from schnitzel.errors import PluginError
 from schnitzel.registry.plugin import CheckContext
 from schnitzel.registry.registry import allowed_modules
 from schnitzel.spec.model import NODE_ID_PATTERN, NodeSpec
+from schnitzel.spec.names import shown
 from schnitzel.spec.yaml_source import yaml_literal
 from schnitzel.validate.schema_errors import describe_error, errors_of
 from schnitzel.validate.state import CheckState, NodeEntry
@@ -101,7 +102,7 @@ def _node_schema_problems(
         elif error["loc"] == ("id",) and error["type"] == "string_pattern_mismatch":
             state.problem(
                 "bad-id",
-                f"node id {error['input']!r} is not allowed",
+                f"node id {shown(error['input'])} is not allowed",
                 (*at, "id"),
                 "use 1 to 64 characters of a-z, 0-9, _ and - (lowercase, no dots or spaces)",
                 node=label,
@@ -139,7 +140,8 @@ def _resolve(
 ) -> None:
     spec = entry.spec
     try:
-        plugin = state.registry.resolve(spec.plugin, spec.kind, allow)
+        graph_dir = context.graph_dir if state.path is not None else None
+        plugin = state.registry.resolve(spec.plugin, spec.kind, allow, graph_dir)
     except PluginError as exc:
         state.problem(
             exc.code,

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+from schnitzel.spec.names import shown, shown_plain
+
 __all__ = ["Location", "Problem", "Severity", "ValidationReport"]
 
 Severity = Literal["error", "warning"]
@@ -47,9 +49,9 @@ class Problem:
         """Compiler-style text: `file:line:col: error [code] node 'x': message` + hint."""
         subject = ""
         if self.where.node is not None:
-            subject = f"node '{self.where.node}': "
+            subject = f"node {shown(self.where.node)}: "
         elif self.where.edge is not None:
-            subject = f"edge {self.where.edge}: "
+            subject = f"edge {shown_plain(self.where.edge)}: "
         text = f"{self.where.prefix()}: {self.severity} [{self.code}] {subject}{self.message}"
         return f"{text}\n    hint: {self.hint}" if self.hint else text
 

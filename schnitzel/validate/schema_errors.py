@@ -8,6 +8,7 @@ from typing import Any, Union, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 
+from schnitzel.spec.names import shown
 from schnitzel.spec.yaml_source import yaml_literal
 
 __all__ = ["describe_error", "field_names_at", "render_path"]
@@ -60,6 +61,15 @@ def _short(value: Any, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def _name(value: Any) -> str:
+    """A value that should have been a name (an id, a kind, one of a few words): escaped
+    when it holds characters outside printable ASCII, so a look-alike shows."""
+    if not isinstance(value, str):
+        return _short(value)
+    text = shown(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 def describe_error(
     error: dict[str, Any], model: type[BaseModel], prefix: tuple[Any, ...] = ()
 ) -> tuple[str, str, str]:
@@ -87,13 +97,15 @@ def describe_error(
         hint = f"did you mean {close[0]!r}? " if close else ""
         return (
             "bad-value",
-            f"{where} is {_short(error.get('input'))}; it must be {expected}",
+            f"{where} is {_name(error.get('input'))}; it must be {expected}",
             f"{hint}use one of: {', '.join(o for o in options if o)}",
         )
     msg = error["msg"].removeprefix("Value error, ")  # pydantic's prefix for ValueError
+    got = error.get("input")
+    got_text = _name(got) if error["type"] == "string_pattern_mismatch" else _short(got)
     return (
         "bad-value",
-        f"{where}: {msg[0].lower()}{msg[1:]} (got {_short(error.get('input'))})",
+        f"{where}: {msg[0].lower()}{msg[1:]} (got {got_text})",
         "fix the value; `schnitzel schema` prints what each key accepts",
     )
 

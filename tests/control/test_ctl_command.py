@@ -7,7 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from schnitzel.cli.ctl_command import _read_config, _request_args, _show_changes, _UsageError
+from schnitzel.cli.ctl_command import (
+    _read_config,
+    _request_args,
+    _show_changes,
+    _show_swap,
+    _UsageError,
+)
 from schnitzel.cli.main import build_parser
 
 
@@ -100,3 +106,40 @@ def test_changes_print_one_line_each(capsys: pytest.CaptureFixture[str]) -> None
         "src: sample_every 1 -> 4",
         "src: paused false -> true",
     ]
+
+
+def test_swap_with_a_config_file_alone_sends_no_plugin(tmp_path: Path) -> None:
+    (tmp_path / "c.yaml").write_text("every: 3\n")
+    sent = parse("swap", "thin", "--config-file", str(tmp_path / "c.yaml"))
+    assert sent["node"] == "thin" and sent["config"] == {"every": 3} and "plugin" not in sent
+    assert parse("swap", "thin", "--plugin", "sample")["plugin"] == "sample"
+    with pytest.raises(_UsageError, match="give --plugin P, --config-file F"):
+        parse("swap", "thin")
+
+
+def test_the_swap_line_says_config_changed_when_the_plugin_stays(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    same = {"before": {"plugin": "sample"}, "after": {"plugin": "sample"}, "node": "thin"}
+    _show_swap({**same, "generation": 2, "state_handed_over": True, "diff": ""})
+    _show_swap({**same, "applied": False})
+    other = {"before": {"plugin": "passthrough"}, "after": {"plugin": "sample"}, "node": "m"}
+    _show_swap({**other, "generation": 1})
+    out = capsys.readouterr().out
+    assert "thin: config changed, plugin sample kept (generation 2; state handed over: yes)" in out
+    assert "dry run: thin would change its config (plugin sample kept); nothing was changed" in out
+    assert "m: passthrough -> sample (generation 1" in out
+    assert "sample -> sample" not in out
+
+
+def test_the_state_dir_help_gives_the_whole_resolution_order(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    for argv in (["ctl", "--help"], ["run", "--help"]):
+        with pytest.raises(SystemExit):
+            build_parser().parse_args(argv)
+        text = " ".join(capsys.readouterr().out.split())
+        assert (
+            "$SCHNITZEL_STATE_DIR, else $STATE_DIRECTORY (systemd), else "
+            "$XDG_STATE_HOME/schnitzel, else ~/.local/state/schnitzel" in text
+        ), argv

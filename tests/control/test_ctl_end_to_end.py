@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from schnitzel.control.paths import default_socket_path
 from tests.conftest import REPO, SCHNITZEL, SCHNITZEL_TUI
 from tests.control.harness import GUARD_S, socket_dir
 from tests.runtime.harness import assert_counts_add_up, graph_from
@@ -194,10 +195,12 @@ def test_an_operator_steers_a_headless_run_and_everything_adds_up(
 def test_the_default_socket_is_in_the_state_dir_and_ctl_finds_it(
     tmp_path: Path, short_dir: Path
 ) -> None:
-    graph_from(tmp_path, GRAPH)
+    graph = graph_from(tmp_path, GRAPH).path
+    assert graph is not None
     state = short_dir / "state"
     process = start_run(tmp_path, "--state-dir", str(state))
-    sock = state / "control.sock"
+    sock = default_socket_path(state, graph)
+    assert sock.parent == state / "control" and sock.name.startswith("graph-")
     try:
         until_answering(sock, process)
         done = subprocess.run(
@@ -205,16 +208,15 @@ def test_the_default_socket_is_in_the_state_dir_and_ctl_finds_it(
             capture_output=True, text=True, timeout=60, check=False,
         )  # fmt: skip
         assert done.returncode == 0 and json.loads(done.stdout)["pid"] == process.pid
-        # A second run on the same state dir goes on without a socket, and says so.
-        (tmp_path / "second").mkdir()
-        graph_from(tmp_path / "second", GRAPH)
-        second = start_run(tmp_path / "second", "--state-dir", str(state), "--max-packets", "50")
+        # A second run of the same graph on the same state dir goes on without a socket,
+        # and says so (another graph gets its own: tests/control/test_ctl_choice.py).
+        second = start_run(tmp_path, "--state-dir", str(state), "--max-packets", "50")
         _, second_stderr = second.communicate(timeout=60)
         assert second.returncode == 0, second_stderr
         assert "no control socket for this run" in second_stderr
         assert json.loads(ctl(sock, "hello", "--json").stdout)["pid"] == process.pid
         # With the socket chosen explicitly, it refuses to start instead.
-        third = start_run(tmp_path / "second", "--state-dir", str(state), "--control-socket",
+        third = start_run(tmp_path, "--state-dir", str(state), "--control-socket",
                           str(sock))  # fmt: skip
         _, third_stderr = third.communicate(timeout=60)
         assert third.returncode == 2 and "nothing was run" in third_stderr
@@ -265,7 +267,7 @@ def test_no_control_socket_serves_nothing(tmp_path: Path, short_dir: Path) -> No
                      "--max-packets", "20")  # fmt: skip
     _, stderr = done.communicate(timeout=60)
     assert done.returncode == 0, stderr
-    assert not (state / "control.sock").exists() and "control socket" not in stderr
+    assert not (state / "control").exists() and "control socket" not in stderr
 
 
 def test_a_socket_path_that_cannot_be_served_is_a_usage_error(

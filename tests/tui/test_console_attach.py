@@ -45,7 +45,7 @@ class Headless:
         if default_socket:
             from schnitzel.control.paths import default_socket_path
 
-            self.socket = default_socket_path(self.state_dir)
+            self.socket = default_socket_path(self.state_dir, self.graph)
         where = [] if default_socket else ["--control-socket", str(self.socket)]
         self.process = subprocess.Popen(
             [*SCHNITZEL, "run", str(self.graph), "--state-dir", str(self.state_dir), *where],
