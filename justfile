@@ -4,17 +4,29 @@ set shell := ["bash", "-euo", "pipefail", "-c"]
 
 venv := ".venv"
 python := venv / "bin/python"
+# Every version of `.[dev]` (and the build backend) pinned with hashes; `just lock` refreshes it.
+lock := "requirements/dev.lock"
 sudo := if `id -u` == "0" { "" } else { "sudo " }
 export PIP_DISABLE_PIP_VERSION_CHECK := "1"
 
 default:
     @just --list
 
-# Create the virtual environment and install schnitzel with its dev and test extras.
+# Create the virtual environment and install schnitzel with its dev and test extras, at the
+# versions (and hashes) of the lock; schnitzel itself is then added without touching them.
 setup:
     test -x {{python}} || python3 -m venv {{venv}}
-    {{python}} -m pip install --quiet --upgrade pip
-    {{python}} -m pip install --quiet --editable '.[dev]'
+    {{python}} -m pip install --quiet --require-hashes --requirement {{lock}}
+    {{python}} -m pip install --quiet --no-deps --no-build-isolation --editable .
+
+# Refresh the lock: the newest versions pyproject.toml's ranges allow, for Python 3.11 on Linux.
+# Run it after changing a dependency in pyproject.toml, then `just setup` and the tests.
+lock:
+    test -x {{python}} || python3 -m venv {{venv}}
+    {{python}} -m pip install --quiet 'uv>=0.5'
+    {{venv}}/bin/uv pip compile pyproject.toml requirements/build.in --extra dev --upgrade \
+        --generate-hashes --python-version 3.11 --python-platform x86_64-unknown-linux-gnu \
+        --custom-compile-command 'just lock' --quiet --output-file {{lock}}
 
 # The main demo: demo.yaml with its report, the feedback loop, then the console (q quits).
 demo: setup
@@ -38,6 +50,10 @@ terminal-tools:
 # Lint, check formatting, and run the whole test suite.
 test: setup lint terminal-tools
     {{python}} -m pytest -q
+
+# The tests without the slow integration ones (outages, kill -9, the real terminal): the edit-test loop.
+test-fast: setup
+    {{python}} -m pytest -q -m "not slow"
 
 # ruff lint and format check (no changes made).
 lint: setup
