@@ -41,7 +41,7 @@ demo: setup
 
 # The console on graphs/console.yaml: live graph, queues, drops, a durable backlog (q quits).
 console: setup
-    {{venv}}/bin/schnitzel-tui graphs/console.yaml
+    {{venv}}/bin/schnitzel-tui graphs/console.yaml --allow-degraded
 
 # tmux, for the console's real-terminal test (installed with apt-get where it is missing).
 terminal-tools:
