@@ -43,7 +43,7 @@ def _run(tmp_path: Path, body: str, steps: Steps, stop: bool = False) -> dict[st
     return steer(graph_from(tmp_path, body), tmp_path / "state", steps, stop=stop)
 
 
-async def _until(predicate: Callable[[], bool], guard_s: float = 20.0) -> None:
+async def _until(predicate: Callable[[], bool], guard_s: float = 60.0) -> None:
     async with asyncio.timeout(guard_s):
         while not predicate():
             await asyncio.sleep(0.005)
