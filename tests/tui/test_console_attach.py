@@ -70,7 +70,7 @@ class Headless:
     def close(self) -> None:
         if self.process is not None and self.process.poll() is None:
             self.process.kill()
-            self.process.wait(timeout=10)
+            self.process.wait(timeout=60)
         self.socket.unlink(missing_ok=True)
         shutil.rmtree(self.short_dir, ignore_errors=True)
 

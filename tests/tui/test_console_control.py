@@ -290,7 +290,7 @@ def test_R_on_a_node_never_swapped_says_there_is_nothing_to_roll_back(tmp_path: 
 async def open_suggestion(c: Console) -> SuggestionsScreen:
     """Wait for the controller's first suggestion, then `g`."""
     await c.started()
-    await c.until(lambda: any(s.is_open for s in c.app.suggestions), "a suggestion", timeout_s=20)
+    await c.until(lambda: any(s.is_open for s in c.app.suggestions), "a suggestion")
     await c.until(
         lambda: "1 SUGGESTION (g)" in str(c.app.screen.query_one(StatusBar).content),
         "the badge in the status line",

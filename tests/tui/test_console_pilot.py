@@ -169,9 +169,9 @@ def run_console(
         finally:
             if not run.done():
                 runtime.force_stop()
-            await asyncio.wait_for(run, 10)
+            await asyncio.wait_for(run, 60)
 
-    asyncio.run(asyncio.wait_for(main(), 30))
+    asyncio.run(asyncio.wait_for(main(), 120))
 
 
 def screen_lines(view: GraphView) -> list[str]:
@@ -615,7 +615,7 @@ def test_q_closes_a_console_whose_run_failed_to_start_after_a_stop_was_asked_for
         async with app.run_test(size=(120, 40)) as pilot:
             app.stop_requested()  # a SIGTERM while the sinks open, as schnitzel-tui passes it
             with pytest.raises(RuntimeStartError) as failed:
-                await asyncio.wait_for(runtime.run(), 10)
+                await asyncio.wait_for(runtime.run(), 60)
             app.runtime_failed(str(failed.value))  # as schnitzel-tui tells it
             await pilot.pause()
             assert "run failed" in str(app.screen.query_one(StatusBar).content)
@@ -624,7 +624,7 @@ def test_q_closes_a_console_whose_run_failed_to_start_after_a_stop_was_asked_for
             assert not isinstance(app.screen, ConfirmScreen)
             assert app.return_code is not None
 
-    asyncio.run(asyncio.wait_for(main(), 30))
+    asyncio.run(asyncio.wait_for(main(), 120))
 
 
 # -- the command palette --------------------------------------------------------------------
@@ -842,7 +842,7 @@ def test_an_invalid_graph_lists_every_problem_and_q_exits_with_1() -> None:
             await pilot.press("q")
         assert app.return_value == 1
 
-    asyncio.run(asyncio.wait_for(main(), 30))
+    asyncio.run(asyncio.wait_for(main(), 120))
 
 
 MANY_PROBLEMS = """\
@@ -887,7 +887,7 @@ def test_the_hint_area_shows_the_highlighted_problems_code_message_and_hint_in_f
                 expected += f"hint: {problem.hint}" if problem.hint else "no hint for this problem"
                 assert shown == expected, (index, lines)
 
-    asyncio.run(asyncio.wait_for(main(), 30))
+    asyncio.run(asyncio.wait_for(main(), 120))
 
 
 SCHNITZEL_TUI = str(REPO / ".venv" / "bin" / "schnitzel-tui")
