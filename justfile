@@ -12,15 +12,16 @@ export PIP_DISABLE_PIP_VERSION_CHECK := "1"
 default:
     @just --list
 
-# Create the virtual environment and install schnitzel with its dev and test extras, at the
-# versions (and hashes) of the lock; schnitzel itself is then added without touching them.
+# At the versions (and hashes) of the lock; schnitzel itself goes on top without touching them.
+# Create the virtual environment and install schnitzel with its dev and test extras.
 setup:
     test -x {{python}} || python3 -m venv {{venv}}
     {{python}} -m pip install --quiet --require-hashes --requirement {{lock}}
     {{python}} -m pip install --quiet --no-deps --no-build-isolation --editable .
 
-# Refresh the lock: the newest versions pyproject.toml's ranges allow, for Python 3.11 on Linux.
-# Run it after changing a dependency in pyproject.toml, then `just setup` and the tests.
+# The newest versions pyproject.toml's ranges allow, for Python 3.11 on Linux. Run it after
+# changing a dependency in pyproject.toml, then `just setup` and the tests.
+# Refresh requirements/dev.lock (every package of .[dev], pinned, with hashes).
 lock:
     test -x {{python}} || python3 -m venv {{venv}}
     {{python}} -m pip install --quiet 'uv>=0.5'
@@ -28,8 +29,9 @@ lock:
         --generate-hashes --python-version 3.11 --python-platform x86_64-unknown-linux-gnu \
         --custom-compile-command 'just lock' --quiet --output-file {{lock}}
 
+# It starts from a clean slate: what earlier runs left in graphs/out/ and graphs/state/ goes.
 # The main demo: demo.yaml with its report, the feedback loop, then the console (q quits).
-demo: setup
+demo: setup clean
     {{venv}}/bin/schnitzel validate graphs/demo.yaml
     @echo
     {{venv}}/bin/schnitzel run graphs/demo.yaml --report-json -
@@ -39,9 +41,16 @@ demo: setup
     @echo
     @if [ -t 0 ] && [ -t 2 ]; then {{just_executable()}} console; else echo "no terminal here: run \`.venv/bin/just console\` in one to see the console"; fi
 
+# It starts without the backlog and archive of the last run. Its uplink is down by design, so
+# the run ends degraded: --allow-degraded keeps that from failing the recipe.
 # The console on graphs/console.yaml: live graph, queues, drops, a durable backlog (q quits).
 console: setup
+    rm -f graphs/state/console-uplink.db* graphs/out/console*.jsonl
     {{venv}}/bin/schnitzel-tui graphs/console.yaml --allow-degraded
+
+# Remove what the example graphs left behind: files (graphs/out/), durable backlogs (graphs/state/).
+clean:
+    rm -rf graphs/out graphs/state
 
 # tmux, for the console's real-terminal test (installed with apt-get where it is missing).
 terminal-tools:
