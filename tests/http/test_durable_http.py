@@ -15,6 +15,8 @@ from schnitzel.runtime import Runtime
 from tests.http_backend import LoopbackBackend
 from tests.runtime.harness import assert_counts_add_up, graph_from, run
 
+pytestmark = pytest.mark.slow  # real outages and retries against a real server
+
 OUTAGE_S = 30.0
 
 
@@ -89,7 +91,6 @@ async def until(condition: Any, what: str) -> None:
         await asyncio.sleep(0.01)
 
 
-@pytest.mark.slow
 def test_a_30_s_outage_loses_nothing_and_delivery_resumes(
     tmp_path: Path, backend: LoopbackBackend
 ) -> None:

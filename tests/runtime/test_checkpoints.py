@@ -7,6 +7,8 @@ import json
 import time
 from pathlib import Path
 
+import pytest
+
 from schnitzel.runtime import Runtime
 from tests.runtime import plugins
 from tests.runtime.harness import assert_counts_add_up, graph_from, run
@@ -75,6 +77,7 @@ def test_packets_only_in_memory_when_the_run_gives_up_are_read_again(tmp_path: P
     assert numbers() == list(range(300))
 
 
+@pytest.mark.slow
 def test_the_checkpoint_follows_delivery_through_in_memory_nodes(tmp_path: Path) -> None:
     """A slow sink behind an in-memory inbox: while the run goes on, the checkpoint never
     names a line the sink has not finished."""

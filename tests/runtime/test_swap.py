@@ -374,6 +374,7 @@ edges:
         Runtime(graph_from(tmp_path, body), state_dir=tmp_path / "state")
 
 
+@pytest.mark.slow
 def test_a_durable_sink_stuck_on_a_dead_backend_is_swapped_to_a_live_one(
     tmp_path: Path, loopback_backend: LoopbackBackend
 ) -> None:

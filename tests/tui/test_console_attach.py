@@ -29,6 +29,8 @@ from tests.tui.test_console_terminal import (
     write_graph,
 )
 
+pytestmark = pytest.mark.slow  # real runtimes and consoles in a real terminal
+
 
 class Headless:
     """`schnitzel run GRAPH` with a control socket at a short path (unix limit: 107 bytes)."""

@@ -31,6 +31,8 @@ import pytest
 from schnitzel.validate.validator import validate_text
 from tests.runtime.harness import assert_counts_add_up
 
+pytestmark = pytest.mark.slow  # the console in a real terminal (tmux)
+
 TMUX = shutil.which("tmux")
 if TMUX is None:
     pytest.skip(
