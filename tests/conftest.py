@@ -8,12 +8,18 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from schnitzel.registry.registry import PluginRegistry
 from tests.http_backend import LoopbackBackend
 
 REPO = Path(__file__).resolve().parent.parent
 GRAPHS = REPO / "graphs"
+
+# Hypothesis's defaults time each example (a 200 ms deadline) and its data generation: on a
+# machine busy with other work those fail tests that are correct. No test depends on speed.
+settings.register_profile("schnitzel", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("schnitzel")
 
 
 @pytest.fixture(scope="session")

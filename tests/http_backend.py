@@ -223,7 +223,7 @@ class LoopbackBackend:
         with self._state.lock:
             return list(self._state.errors)
 
-    def wait_for(self, condition: Callable[[list[Received]], bool], timeout: float = 10.0) -> None:
+    def wait_for(self, condition: Callable[[list[Received]], bool], timeout: float = 60.0) -> None:
         """Block until `condition(requests)` holds; AssertionError after `timeout` seconds."""
         with self._state.lock:
             if not self._state.lock.wait_for(lambda: condition(self._state.requests), timeout):

@@ -273,6 +273,7 @@ def test_malformed_declarations_are_refused_at_load_not_at_validation(
     assert registry.plugins() == []
 
 
+@pytest.mark.slow
 def test_option_defaults_json_cannot_hold_are_listed_as_text(tmp_path: Path) -> None:
     (tmp_path / "pathy.py").write_text(
         "from pathlib import Path\nfrom schnitzel import PluginConfig, PluginPack, Sink\n"

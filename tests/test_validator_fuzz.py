@@ -28,6 +28,8 @@ from schnitzel.registry import PluginRegistry
 from schnitzel.registry.registry import ALLOW_MODULES_ENV
 from schnitzel.validate import ValidationResult, validate_text
 
+pytestmark = pytest.mark.slow  # fuzzing: thousands of generated documents
+
 REPO = Path(__file__).resolve().parent.parent
 VALID_GRAPHS = sorted((REPO / "graphs").glob("*.yaml"))
 REGISTRY = PluginRegistry.from_entry_points()

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import pytest
+import yaml
 
-from schnitzel.spec.yaml_source import LoadLimits, YamlLoadFailed, load_yaml
+from schnitzel.spec import yaml_source
+from schnitzel.spec.yaml_source import LIMITS, LoadLimits, YamlLoadFailed, load_yaml
 
 TEXT = """\
 version: 2
@@ -111,3 +113,32 @@ def test_values_yaml_cannot_construct_are_reported_on_their_line(
     problem = caught.value.problem
     assert problem.code == "yaml-syntax" and problem.line == line
     assert message in problem.message and "quote the value" in problem.hint
+
+
+def test_the_parsers_own_depth_limit_is_reported_as_too_deep(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # PyYAML 6.0.4 refuses over 1,000 nested levels itself, and its scanner reads ahead of the
+    # events the depth check counts; 6.0.3 has no such limit. The error is raised here as 6.0.4
+    # raises it, so the test holds whichever version is installed.
+    mark = yaml.Mark("<unicode string>", 1000, 0, 1000, None, None)
+    error = yaml.scanner.ScannerError(
+        "while increasing flow level", mark, "exceeded maximum nesting depth", mark
+    )
+
+    def refuse(text: str, limits: LoadLimits) -> None:
+        raise error
+
+    monkeypatch.setattr(yaml_source, "_check_shape", refuse)
+    with pytest.raises(YamlLoadFailed) as failed:
+        load_yaml("[" * 2000)
+    problem = failed.value.problem
+    assert problem.code == "too-deep"
+    assert f"deeper than {LIMITS.max_depth} levels" in problem.message
+    assert (problem.line, problem.column) == (1, 1001)
+
+
+def test_other_scanner_errors_stay_yaml_syntax() -> None:
+    with pytest.raises(YamlLoadFailed) as failed:
+        load_yaml("a: [1, 2\nb: 3\n")
+    assert failed.value.problem.code == "yaml-syntax"

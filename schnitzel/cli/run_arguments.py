@@ -58,6 +58,12 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="S",
         help="on stop, wait at most S seconds for in-flight packets (default 30)",
     )
+    parser.add_argument(
+        "--allow-degraded",
+        action="store_true",
+        help="exit 0, not 4, when the run ends degraded (packets failed or were dropped): for "
+        "a service or demo where that is expected; a failed run still exits 3",
+    )
 
 
 def _positive_int(text: str) -> int:

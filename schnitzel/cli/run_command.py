@@ -2,10 +2,11 @@
 the control socket (`schnitzel ctl`, `schnitzel-tui --attach`) while it runs. SIGTERM and
 SIGINT drain and stop; SIGHUP reloads the graph file (`schnitzel.control.reload`).
 
-Exit codes: 0 the run ended (any stop reason but error, including a signal's drain);
-1 the graph is invalid (problems listed); 2 usage error, unreadable file, or a
+Exit codes: 0 the run ended with status ok (any stop reason but error, including a signal's
+drain); 1 the graph is invalid (problems listed); 2 usage error, unreadable file, or a
 `--control-socket` that cannot be served; 3 the run failed (a plugin could not start, a node
-stopped with an error, `on_error: stop`); 130 a second signal forced the exit.
+stopped with an error, `on_error: stop`); 4 the run ended with status degraded (packets failed
+or were dropped; 0 with `--allow-degraded`); 130 a second signal forced the exit.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
     from schnitzel.control.server import ControlServer
 
 __all__ = [
+    "exit_code",
     "finish_run",
     "reload_on_signal",
     "run_graph",
@@ -41,7 +43,7 @@ __all__ = [
 
 T = TypeVar("T")
 
-EXIT_OK, EXIT_INVALID, EXIT_USAGE, EXIT_FAILED, EXIT_FORCED = 0, 1, 2, 3, 130
+EXIT_OK, EXIT_INVALID, EXIT_USAGE, EXIT_FAILED, EXIT_DEGRADED, EXIT_FORCED = 0, 1, 2, 3, 4, 130
 
 
 def run_graph(args: argparse.Namespace, prog: str = "schnitzel run") -> int:
@@ -86,11 +88,7 @@ def finish_run(
     _write_report(report, args.report_json, prog)
     if args.log_format == "text" and args.report_json != "-":
         _print_summary(report)
-    code = EXIT_OK
-    if runtime.forced:
-        code = EXIT_FORCED
-    elif report["status"] == "error":
-        code = EXIT_FAILED
+    code = exit_code(report["status"], runtime.forced, args.allow_degraded)
     if _threads_still_running():
         # A plugin call is still running in a thread (a hung device or backend) and the
         # interpreter would wait for it at exit. Everything worth keeping is written.
@@ -99,6 +97,18 @@ def finish_run(
         sys.stderr.flush()
         os._exit(code)
     return code
+
+
+def exit_code(status: str, forced: bool, allow_degraded: bool = False) -> int:
+    """The exit code of an ended run: a run whose report is not `ok` never exits 0, unless
+    the operator allowed `degraded`."""
+    if forced:
+        return EXIT_FORCED
+    if status == "ok" or (status == "degraded" and allow_degraded):
+        return EXIT_OK
+    if status == "degraded":
+        return EXIT_DEGRADED
+    return EXIT_FAILED  # error, or a status this code does not know: never success
 
 
 def run_loop(main: Coroutine[Any, Any, T]) -> T:

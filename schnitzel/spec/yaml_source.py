@@ -224,7 +224,7 @@ def load_yaml(text: str, limits: LoadLimits = LIMITS) -> YamlDocument:
         finally:
             loader.dispose()
     except yaml.MarkedYAMLError as exc:
-        raise YamlLoadFailed(_from_marked_error(exc)) from exc
+        raise YamlLoadFailed(_nesting_refused(exc, limits) or _from_marked_error(exc)) from exc
     except yaml.reader.ReaderError as exc:  # control characters and the like
         raise YamlLoadFailed(
             YamlProblem(
@@ -284,15 +284,7 @@ def _check_shape(text: str, limits: LoadLimits) -> None:
             expanded += 1
             depth += 1
             if depth > limits.max_depth:
-                raise YamlLoadFailed(
-                    YamlProblem(
-                        "too-deep",
-                        f"the document nests deeper than {limits.max_depth} levels",
-                        "a graph file needs a handful of levels; flatten the structure",
-                        line=event.start_mark.line + 1,
-                        column=event.start_mark.column + 1,
-                    )
-                )
+                raise YamlLoadFailed(_too_deep(limits, event.start_mark))
             open_nodes.append((event.anchor, expanded))
             if event.anchor is not None:
                 open_anchors.add(event.anchor)
@@ -323,6 +315,28 @@ def _events(text: str) -> Iterator[yaml.Event]:
             yield loader.get_event()
     finally:
         loader.dispose()
+
+
+def _nesting_refused(exc: yaml.MarkedYAMLError, limits: LoadLimits) -> YamlProblem | None:
+    """PyYAML's own depth limit, as `too-deep`; None for any other YAML error.
+
+    From 6.0.4 the parser refuses more than 1,000 nested levels itself ("exceeded maximum
+    nesting depth"). Its scanner reads ahead of the events `_check_shape` counts, so on a
+    flow collection (`[[[[...`) this error can come first; it is the same problem.
+    """
+    if "maximum nesting depth" not in (exc.problem or ""):
+        return None
+    return _too_deep(limits, exc.problem_mark or exc.context_mark)
+
+
+def _too_deep(limits: LoadLimits, mark: yaml.Mark | None) -> YamlProblem:
+    return YamlProblem(
+        "too-deep",
+        f"the document nests deeper than {limits.max_depth} levels",
+        "a graph file needs a handful of levels; flatten the structure",
+        line=mark.line + 1 if mark else None,
+        column=mark.column + 1 if mark else None,
+    )
 
 
 def _from_marked_error(exc: yaml.MarkedYAMLError) -> YamlProblem:

@@ -29,7 +29,7 @@ edges:
   - {from: src, to: mid}
   - {from: mid, to: out}
 """
-GUARD_S = 30.0
+GUARD_S = 60.0
 """Hang guard of every wait (never a timing assertion)."""
 
 

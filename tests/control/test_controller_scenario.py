@@ -29,6 +29,8 @@ from schnitzel.validate import ValidatedGraph
 from schnitzel.validate.validator import validate_text
 from tests.http_backend import LoopbackBackend
 
+pytestmark = pytest.mark.slow  # phases of seconds against slow backends
+
 GUARD_S = 60.0
 """Hang guard of every wait (a broken controller fails the test instead of hanging it)."""
 PHASE_S = 2.0

@@ -96,6 +96,7 @@ def short_dir() -> Iterator[Path]:
         yield directory
 
 
+@pytest.mark.slow
 def test_an_operator_steers_a_headless_run_and_everything_adds_up(
     tmp_path: Path, short_dir: Path
 ) -> None:
@@ -192,6 +193,7 @@ def test_an_operator_steers_a_headless_run_and_everything_adds_up(
     assert not sock.exists()
 
 
+@pytest.mark.slow
 def test_the_default_socket_is_in_the_state_dir_and_ctl_finds_it(
     tmp_path: Path, short_dir: Path
 ) -> None:
@@ -226,6 +228,7 @@ def test_the_default_socket_is_in_the_state_dir_and_ctl_finds_it(
     assert not sock.exists()
 
 
+@pytest.mark.slow
 def test_sighup_and_ctl_reload_apply_the_edited_graph_file(tmp_path: Path, short_dir: Path) -> None:
     graph = graph_from(tmp_path, GRAPH)
     sock = short_dir / "run.sock"

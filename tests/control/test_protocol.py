@@ -142,6 +142,7 @@ JSON = st.recursive(
 )
 
 
+@pytest.mark.slow
 @settings(max_examples=200, deadline=None)
 @given(st.dictionaries(st.sampled_from(["v", "id", "cmd", "args", "why", "client", "x"]), JSON))
 def test_arbitrary_json_objects_decode_or_are_refused_cleanly(data: dict[str, Any]) -> None:

@@ -319,7 +319,7 @@ def test_a_slow_command_goes_on_after_its_client_is_told_to_look_later(tmp_path:
         await until(lambda: finished == ["mid"])
         await client.close()
 
-    scenario(tmp_path, steps, control_class=SlowSwap, slow_command_timeout_s=0.05)
+    scenario(tmp_path, steps, control_class=SlowSwap, slow_command_timeout_s=1.0)
 
 
 def test_a_bug_is_an_internal_error_logged_with_its_traceback(

@@ -195,7 +195,7 @@ def test_a_slow_sender_is_cut_off_and_others_are_served_meanwhile(tmp_path: Path
         assert await slow.rest() == b""
         await slow.close()
 
-    scenario(tmp_path, steps, request_timeout_s=0.2)
+    scenario(tmp_path, steps, request_timeout_s=1.0)
 
 
 def test_an_idle_connection_is_closed(tmp_path: Path) -> None:
@@ -206,7 +206,7 @@ def test_an_idle_connection_is_closed(tmp_path: Path) -> None:
         await idle.close()
         await until(lambda: served.server.connections == 0)
 
-    scenario(tmp_path, steps, idle_timeout_s=0.2)
+    scenario(tmp_path, steps, idle_timeout_s=1.0)
 
 
 def test_a_client_that_leaves_mid_request_harms_nothing(tmp_path: Path) -> None:

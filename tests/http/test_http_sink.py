@@ -57,7 +57,7 @@ async def deliver_all(sink: HttpSink, packets: list[StreamPacket]) -> None:
         await sink.close()
 
 
-async def until(condition: Any, timeout: float = 10.0) -> None:
+async def until(condition: Any, timeout: float = 60.0) -> None:
     """Poll a condition the sink exposes (no event to wait on) every few milliseconds."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
@@ -568,9 +568,9 @@ def test_a_backlog_kept_while_the_backend_was_down_is_delivered_by_the_next_run(
     count = 50
     loopback_backend.stop()
     path = uplink_graph(tmp_path, loopback_backend.url, count)
-    # A run waits for its durable backlog; a stop (here: the duration) gives up on it once it
+    # A run waits for its durable backlog; a stop (here: every packet made) gives up on it once it
     # made no progress for a while, and the packets stay in the store.
-    first = run(Runtime(load_graph(path), state_dir=tmp_path / "state").run(duration_s=0.3))
+    first = run(Runtime(load_graph(path), state_dir=tmp_path / "state").run(max_packets=count))
     assert first["totals"]["delivered"] == 0 and first["totals"]["errors"] == 0
     kept = first["nodes"]["out"]["durable"]
     assert kept["backlog"] == kept["accepted"] > 0 and kept["settled"] == 0

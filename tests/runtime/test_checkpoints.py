@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from pathlib import Path
+
+import pytest
 
 from schnitzel.runtime import Runtime
 from tests.runtime import plugins
@@ -74,6 +77,7 @@ def test_packets_only_in_memory_when_the_run_gives_up_are_read_again(tmp_path: P
     assert numbers() == list(range(300))
 
 
+@pytest.mark.slow
 def test_the_checkpoint_follows_delivery_through_in_memory_nodes(tmp_path: Path) -> None:
     """A slow sink behind an in-memory inbox: while the run goes on, the checkpoint never
     names a line the sink has not finished."""
@@ -88,13 +92,18 @@ def test_the_checkpoint_follows_delivery_through_in_memory_nodes(tmp_path: Path)
     runtime = Runtime(g, state_dir=tmp_path / "state")
 
     async def watch() -> None:
-        task = asyncio.create_task(runtime.run(duration_s=1.5))
-        while not task.done():
+        # Watch until two checkpoints past line 0 were seen mid-run (however long a busy
+        # machine takes to get there), then stop.
+        task = asyncio.create_task(runtime.run())
+        started = time.monotonic()
+        while not task.done() and sum(line > 0 for line, _ in seen) < 2:
+            assert time.monotonic() - started < 60, "hang guard"
             await asyncio.sleep(0.05)
             saved = checkpoint(tmp_path)
             if saved is not None:
                 seen.append((int(saved["line"]), len(plugins.RECORDS["out"])))
-        await task
+        runtime.request_stop("signal")
+        await asyncio.wait_for(task, 60)
 
     asyncio.run(watch())
     assert seen, "no checkpoint was written while the run went on"
@@ -108,7 +117,7 @@ def test_a_durable_inbox_lets_the_checkpoint_pass_what_it_committed(tmp_path: Pa
     inbox = "{durable: {path: state/out.db}}"
     g = graph_from(tmp_path, jsonl_graph("Backend", inbox))
     plugins.DOWN.add("out")
-    first = run(g, tmp_path, duration_s=0.4, drain_timeout_s=10)
+    first = run(g, tmp_path, max_packets=400, drain_timeout_s=10)  # every line read, then stop
     assert first["totals"]["delivered"] == 0
     assert first["nodes"]["out"]["durable"]["backlog"] == 400
     saved = checkpoint(tmp_path)

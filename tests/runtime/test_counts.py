@@ -103,6 +103,7 @@ def test_fan_in_drops_are_counted_by_reason_and_nothing_else_is_lost(tmp_path: P
     assert report["status"] in ("ok", "degraded")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("example", ["demo.yaml", "fan.yaml", "feedback.yaml"])
 def test_example_graphs_run_to_the_end_with_counts_adding_up(example: str, tmp_path: Path) -> None:
     shutil.copytree(GRAPHS, tmp_path / "graphs", ignore=shutil.ignore_patterns("out"))

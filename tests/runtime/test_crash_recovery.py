@@ -19,6 +19,8 @@ import pytest
 from tests.http_backend import LoopbackBackend
 from tests.runtime.harness import HEADER
 
+pytestmark = pytest.mark.slow  # kill -9 of real processes, again and again
+
 REPO = Path(__file__).resolve().parents[2]
 SCHNITZEL = [sys.executable, "-m", "schnitzel.cli.main"]
 LINES = 30_000

@@ -35,6 +35,7 @@ def test_a_pid_loop_steers_the_plant_to_the_set_point_and_stops_by_itself(
     assert_counts_add_up(report, graph)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("inbox", [1, 2, 7])
 def test_bounded_inboxes_in_a_cycle_cannot_deadlock(inbox: int, tmp_path: Path) -> None:
     # Each packet goes round the loop 5 times through inboxes far smaller than what is in

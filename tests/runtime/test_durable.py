@@ -60,7 +60,8 @@ def test_a_backlog_stays_on_disk_across_a_stop_and_replays_first_in_order(
 ) -> None:
     plugins.DOWN.add("out")
     g = graph_from(tmp_path, graph(sink="tests.runtime.plugins:Backend"))
-    first = run(g, tmp_path, duration_s=0.3, drain_timeout_s=10)
+    # Stopped once all 300 are made (a duration might end it first on a busy machine).
+    first = run(g, tmp_path, max_packets=300, drain_timeout_s=10)
     out = first["nodes"]["out"]
     assert out["out"] == 0 and out["errors"] == 0 and out["dropped"] == 0
     assert out["durable"]["backlog"] == 300 and out["queue_depth"] == 300
@@ -108,7 +109,7 @@ def test_drop_policies_count_every_packet_they_drop_at_the_limit(
     plugins.DOWN.add("out")
     inbox = f"{{max: 8, overflow: {overflow}, durable: {{path: state/out.db, max_packets: 20}}}}"
     g = graph_from(tmp_path, graph("{count: 100}", "tests.runtime.plugins:Backend", inbox))
-    first = run(g, tmp_path, duration_s=0.3, drain_timeout_s=10)
+    first = run(g, tmp_path, max_packets=100, drain_timeout_s=10)  # all made, then stop
     out = first["nodes"]["out"]
     reason = "inbox_full" if overflow == "drop_new" else "displaced"
     assert out["dropped_by_reason"] == {reason: 80}
@@ -236,7 +237,7 @@ def test_drop_oldest_displaces_queued_packets_in_memory_and_on_disk(tmp_path: Pa
     inbox = "{max: 4, overflow: drop_oldest, durable: {path: state/out.db, max_packets: 20}}"
     source = "{count: 100, rate_hz: 2000}"
     g = graph_from(tmp_path, graph(source, "tests.runtime.plugins:Backend", inbox))
-    first = run(g, tmp_path, duration_s=0.5, drain_timeout_s=10)
+    first = run(g, tmp_path, max_packets=100, drain_timeout_s=10)  # all made, then stop
     out = first["nodes"]["out"]
     assert out["dropped_by_reason"] == {"displaced": 80}
     assert len(rows(tmp_path / "state" / "out.db")) == 20
@@ -289,7 +290,7 @@ edges:
   - {from: mid, to: out}
 """
     plugins.DOWN.add("out")
-    first = run(graph_from(tmp_path, body), tmp_path, duration_s=0.5, drain_timeout_s=0.5)
+    first = run(graph_from(tmp_path, body), tmp_path, max_packets=200, drain_timeout_s=0.5)
     assert first["totals"]["delivered"] == 0
     assert len(rows(tmp_path / "state" / "mid.db")) == 200
     assert first["nodes"]["mid"]["durable"]["unconfirmed"] > 0

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from schnitzel.cli.run_command import exit_code
 from tests.conftest import REPO, SCHNITZEL, SCHNITZEL_TUI
 from tests.runtime.harness import HEADER
 
@@ -116,6 +117,64 @@ def test_a_run_that_fails_exits_3_and_says_why(body: str, says: str, tmp_path: P
     done = schnitzel("run", str(graph))
     assert done.returncode == 3, done.stderr
     assert says in done.stderr
+
+
+EVERY_PACKET_FAILS = SMALL.replace("config: {count: 500}", "config: {count: 50}").replace(
+    "plugin: sample, config: {every: 5}",
+    'plugin: "tests.runtime.plugins:Flaky", config: {every: 1}',
+)
+
+
+@pytest.mark.parametrize(
+    ("cmd", "first"), [(SCHNITZEL, ["run"]), (SCHNITZEL_TUI, ["--no-ui"])], ids=["run", "tui"]
+)
+def test_a_run_in_which_every_packet_fails_is_not_success(
+    cmd: list[str], first: list[str], tmp_path: Path
+) -> None:
+    graph = write_graph(tmp_path, EVERY_PACKET_FAILS)
+    report_path = tmp_path / "report.json"
+    done = schnitzel(*first, str(graph), "--report-json", str(report_path), cmd=cmd)
+    report = json.loads(report_path.read_text())
+    assert (report["status"], report["totals"]["delivered"]) == ("degraded", 0)
+    assert report["nodes"]["thin"]["errors"] == 50
+    assert done.returncode == 4, done.stderr
+    assert "degraded" in done.stderr  # the summary says why the code is not 0
+
+
+def test_allow_degraded_lets_a_degraded_run_exit_0_and_a_clean_run_stays_0(tmp_path: Path) -> None:
+    degraded = write_graph(tmp_path, EVERY_PACKET_FAILS)
+    done = schnitzel("run", str(degraded), "--allow-degraded")
+    assert done.returncode == 0, done.stderr
+    assert "degraded" in done.stderr
+    clean = write_graph(tmp_path, SMALL)
+    assert schnitzel("run", str(clean)).returncode == 0
+
+
+def test_allow_degraded_does_not_hide_a_failed_run(tmp_path: Path) -> None:
+    graph = write_graph(
+        tmp_path,
+        EVERY_PACKET_FAILS.replace("config: {every: 1}", "config: {every: 1}, on_error: stop"),
+    )
+    done = schnitzel("run", str(graph), "--allow-degraded")
+    assert done.returncode == 3, done.stderr
+
+
+@pytest.mark.parametrize(
+    ("status", "forced", "allow_degraded", "code"),
+    [
+        ("ok", False, False, 0),
+        ("degraded", False, False, 4),
+        ("degraded", False, True, 0),
+        ("error", False, False, 3),
+        ("error", False, True, 3),
+        ("ok", True, False, 130),
+        ("running", False, True, 3),  # a status this build does not know is never success
+    ],
+)
+def test_exit_code_follows_the_report_status(
+    status: str, forced: bool, allow_degraded: bool, code: int
+) -> None:
+    assert exit_code(status, forced, allow_degraded) == code
 
 
 ENDLESS_TO_FILE = """

@@ -43,7 +43,7 @@ def _run(tmp_path: Path, body: str, steps: Steps, stop: bool = False) -> dict[st
     return steer(graph_from(tmp_path, body), tmp_path / "state", steps, stop=stop)
 
 
-async def _until(predicate: Callable[[], bool], guard_s: float = 20.0) -> None:
+async def _until(predicate: Callable[[], bool], guard_s: float = 60.0) -> None:
     async with asyncio.timeout(guard_s):
         while not predicate():
             await asyncio.sleep(0.005)
@@ -374,6 +374,7 @@ edges:
         Runtime(graph_from(tmp_path, body), state_dir=tmp_path / "state")
 
 
+@pytest.mark.slow
 def test_a_durable_sink_stuck_on_a_dead_backend_is_swapped_to_a_live_one(
     tmp_path: Path, loopback_backend: LoopbackBackend
 ) -> None:

@@ -29,6 +29,8 @@ from tests.tui.test_console_terminal import (
     write_graph,
 )
 
+pytestmark = pytest.mark.slow  # real runtimes and consoles in a real terminal
+
 
 class Headless:
     """`schnitzel run GRAPH` with a control socket at a short path (unix limit: 107 bytes)."""
@@ -70,7 +72,7 @@ class Headless:
     def close(self) -> None:
         if self.process is not None and self.process.poll() is None:
             self.process.kill()
-            self.process.wait(timeout=10)
+            self.process.wait(timeout=60)
         self.socket.unlink(missing_ok=True)
         shutil.rmtree(self.short_dir, ignore_errors=True)
 

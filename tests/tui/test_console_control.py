@@ -196,6 +196,7 @@ def test_w_swaps_a_node_from_the_editor_form_after_showing_the_diff(tmp_path: Pa
     run_console(tmp_path, LIMITED, scenario)
 
 
+@pytest.mark.slow
 def test_w_swaps_a_node_with_a_config_read_from_a_file(tmp_path: Path) -> None:
     config = tmp_path / "sample.json"
     config.write_text('{"every": 3}')
@@ -215,6 +216,7 @@ def test_w_swaps_a_node_with_a_config_read_from_a_file(tmp_path: Path) -> None:
     run_console(tmp_path, LIMITED, scenario)
 
 
+@pytest.mark.slow
 def test_an_unreadable_config_file_is_said_and_nothing_is_sent(tmp_path: Path) -> None:
     async def scenario(c: Console) -> None:
         form = await open_swap(c, "merge", "sample")
@@ -290,7 +292,7 @@ def test_R_on_a_node_never_swapped_says_there_is_nothing_to_roll_back(tmp_path: 
 async def open_suggestion(c: Console) -> SuggestionsScreen:
     """Wait for the controller's first suggestion, then `g`."""
     await c.started()
-    await c.until(lambda: any(s.is_open for s in c.app.suggestions), "a suggestion", timeout_s=20)
+    await c.until(lambda: any(s.is_open for s in c.app.suggestions), "a suggestion")
     await c.until(
         lambda: "1 SUGGESTION (g)" in str(c.app.screen.query_one(StatusBar).content),
         "the badge in the status line",

@@ -33,7 +33,7 @@ def test_a_snapshot_of_an_ended_run_has_its_totals_and_every_node_in_file_order(
     tmp_path: Path,
 ) -> None:
     runtime = runtime_for(tmp_path, FINITE)
-    asyncio.run(asyncio.wait_for(runtime.run(), 30))
+    asyncio.run(asyncio.wait_for(runtime.run(), 60))
     snapshot = ConsoleSnapshot.from_report(RuntimeControl(runtime).snapshot())
     assert not snapshot.running and snapshot.stop_reason == "sources_exhausted"
     assert (snapshot.emitted, snapshot.delivered, snapshot.filtered) == (20, 10, 10)
@@ -62,7 +62,7 @@ def test_a_live_snapshot_shows_a_durable_inbox_and_its_backlog(tmp_path: Path) -
             raise AssertionError("the uplink backlog did not grow")
         finally:
             runtime.force_stop()
-            await asyncio.wait_for(run, 10)
+            await asyncio.wait_for(run, 60)
 
     snapshot = ConsoleSnapshot.from_report(asyncio.run(live_snapshot()))
     assert snapshot.running and snapshot.stop_reason is None
@@ -166,7 +166,7 @@ def test_the_node_table_writes_only_the_cells_that_changed() -> None:
             assert table.show({"a": faster["a"]}) == 0  # a row gone is removed, not rewritten
             assert table.row_keys == ["a"]
 
-    asyncio.run(asyncio.wait_for(main(), 30))
+    asyncio.run(asyncio.wait_for(main(), 120))
 
 
 def test_the_node_table_draws_losses_and_errors_in_bold_red_and_overflow_drops_in_yellow() -> None:
@@ -195,7 +195,7 @@ def test_the_node_table_draws_losses_and_errors_in_bold_red_and_overflow_drops_i
                 assert (segment.text, colour(segment)) == (text, expected), column
                 assert segment.style is not None and bool(segment.style.bold) == bold, column
 
-    asyncio.run(asyncio.wait_for(main(), 30))
+    asyncio.run(asyncio.wait_for(main(), 120))
 
 
 # -- formatting -----------------------------------------------------------------------------

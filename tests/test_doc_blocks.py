@@ -1,0 +1,142 @@
+"""The code blocks the docs present as complete are run here, so a reader can copy them.
+
+A block is tested when the line right before its opening fence is a marker (an HTML comment,
+invisible on GitHub):
+
+    <!-- doc-test: python -->           run as a module of its own: imports, classes, calls
+    <!-- doc-test: graph -->            a graph file: it validates without errors
+    <!-- doc-test: graph CODE,CODE -->  a graph file shown for its problems: exactly these errors
+    <!-- doc-test: same-as PATH -->     the exact text of PATH (a file other tests run)
+
+Graph blocks are validated with `docs/examples` importable and `threshold_pack` allowed, as
+docs/plugins.md tells its readers to run them. README's `schnitzel validate` example is
+checked against the real command's output.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import tomllib
+import types
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from schnitzel.registry.registry import PluginRegistry
+from schnitzel.validate.validator import validate_text
+from tests.conftest import REPO, SCHNITZEL
+
+DOCS = [REPO / "README.md", *sorted((REPO / "docs").rglob("*.md"))]
+MARKER = re.compile(r"^<!-- doc-test: (?P<kind>[a-z-]+)(?: (?P<arg>\S+))? -->$")
+KINDS = {"python", "graph", "same-as"}
+EXAMPLES = REPO / "docs" / "examples"
+
+
+@dataclass(frozen=True)
+class Block:
+    """A marked code block: where it is, what the marker asks, and its text."""
+
+    doc: Path
+    line: int  # of the first line inside the fence
+    kind: str
+    arg: str | None
+    text: str
+
+    @property
+    def where(self) -> str:
+        return f"{self.doc.relative_to(REPO)}:{self.line}"
+
+
+def marked_blocks() -> list[Block]:
+    blocks = []
+    for doc in DOCS:
+        lines = doc.read_text(encoding="utf-8").splitlines()
+        for number, line in enumerate(lines):
+            if not (marker := MARKER.match(line.strip())):
+                continue
+            where = f"{doc.relative_to(REPO)}:{number + 1}"
+            assert marker["kind"] in KINDS, f"{where}: unknown doc-test kind {marker['kind']!r}"
+            fence = lines[number + 1] if number + 1 < len(lines) else ""
+            assert fence.startswith("```"), f"{where}: a doc-test marker needs a block after it"
+            end = lines.index("```", number + 2)
+            text = "\n".join(lines[number + 2 : end]) + "\n"
+            blocks.append(Block(doc, number + 3, marker["kind"], marker["arg"], text))
+    return blocks
+
+
+BLOCKS = marked_blocks()
+
+
+def of_kind(kind: str) -> list[Block]:
+    return [block for block in BLOCKS if block.kind == kind]
+
+
+def test_the_docs_mark_their_complete_blocks() -> None:
+    # Guards the extraction itself: were the markers lost, every test below would pass on
+    # nothing.
+    assert {block.kind for block in BLOCKS} == KINDS
+    assert len(of_kind("python")) >= 4 and len(of_kind("graph")) >= 6
+
+
+@pytest.mark.parametrize("block", of_kind("python"), ids=lambda b: b.where)
+def test_python_block_runs(block: Block, monkeypatch: pytest.MonkeyPatch) -> None:
+    name = f"doc_block_{block.doc.stem}_{block.line}".replace("-", "_")
+    module = types.ModuleType(name)
+    monkeypatch.setitem(sys.modules, name, module)  # pydantic resolves annotations through it
+    exec(compile(block.text, block.where, "exec"), module.__dict__)
+
+
+@pytest.mark.parametrize("block", of_kind("graph"), ids=lambda b: b.where)
+def test_graph_block_validates(
+    block: Block, registry: PluginRegistry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.syspath_prepend(str(EXAMPLES))
+    monkeypatch.setenv("SCHNITZEL_ALLOW_MODULES", "threshold_pack")
+    result = validate_text(block.text, block.where, registry, tmp_path / "graph.yaml")
+    expected = sorted(block.arg.split(",")) if block.arg else []
+    found = sorted(problem.code for problem in result.report.errors)
+    assert found == expected, [problem.render() for problem in result.report.errors]
+
+
+@pytest.mark.parametrize("block", of_kind("same-as"), ids=lambda b: b.where)
+def test_block_shows_its_file_as_it_is(block: Block) -> None:
+    assert block.arg is not None, f"{block.where}: same-as needs a path"
+    assert block.text == (REPO / block.arg).read_text(encoding="utf-8"), (
+        f"{block.where} differs from {block.arg}: copy the file into the block"
+    )
+
+
+def test_readme_validate_example_is_the_real_output(tmp_path: Path) -> None:
+    """README shows the first graph with `sample` misspelt, and what validate says."""
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    graph = re.search(r"```yaml\n(.*?)```", readme, re.S)
+    shown = re.search(r"```\n\$ schnitzel validate graph\.yaml\n(.*?)```", readme, re.S)
+    assert graph and shown, "README lost its graph or its validate example"
+    (tmp_path / "graph.yaml").write_text(graph[1].replace("plugin: sample", "plugin: sampel"))
+    done = subprocess.run(
+        [*SCHNITZEL, "validate", "graph.yaml"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert done.stdout + done.stderr == shown[1]
+
+
+@pytest.mark.parametrize(
+    ("doc", "opening"),
+    [("docs/operations.md", "(the built-in packs "), ("docs/plugins.md", "The built-in packs (")],
+)
+def test_docs_name_every_built_in_pack(doc: str, opening: str) -> None:
+    project = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    packs = set(project["entry-points"]["schnitzel.plugins"])
+    text = " ".join((REPO / doc).read_text(encoding="utf-8").split())
+    start = text.index(opening) + len(opening)
+    listed = text[start : text.index(")", start)].split(" from ")[0]
+    named = set(re.findall(r"`([a-z_]+)`", listed))
+    assert named == packs, f"{doc} names the built-in packs {sorted(named)}, not {sorted(packs)}"
