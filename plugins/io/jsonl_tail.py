@@ -141,9 +141,11 @@ class FileTail:
         caller hands on what it has, and the next call waits `poll_s` before looking again."""
         current = self._current
         assert current is not None, "start() first"
+        read_first = True
         try:
             while True:
-                yield from self._drain(current)
+                if read_first:
+                    yield from self._drain(current)
                 after = self._successor(current)
                 if after is not None:
                     successor, finish = after
@@ -152,6 +154,10 @@ class FileTail:
                         yield from self._last_line(current)
                     current.close()
                     current = self._current = successor
+                    read_first = True
+                    continue
+                if not read_first:  # nothing changed while waiting: read what arrived
+                    read_first = True
                     continue
                 if not self.follow:
                     yield from self._last_line(current)
@@ -159,6 +165,9 @@ class FileTail:
                 yield None
                 if self.stopping.wait(self.poll_s):
                     return
+                # Look at the path before reading what arrived: after a truncation those
+                # bytes belong to a new file whose first lines must not be skipped.
+                read_first = False
         finally:
             self.close()
 
