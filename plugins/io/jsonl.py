@@ -112,6 +112,14 @@ class JsonlSource(Source):
             if not line.raw.strip():
                 continue
             item = _record(line, kind, node_id)
+            if line.may_grow and isinstance(item, BadRecord):
+                self.context.event(
+                    "warning",
+                    f"{Path(line.path).name} ends with an incomplete line {line.number + 1} "
+                    f"({len(line.raw)} bytes, no newline): left for the next run, when it may "
+                    "be complete",
+                )
+                return
             if keep is not None:
                 keep((item, _Position(line.file, line.path, line.end, line.number + 1)))
             yield item

@@ -45,6 +45,9 @@ class Line(NamedTuple):
     file: FileId
     path: str
     """The name the file was read under."""
+    may_grow: bool = False
+    """A last line without a newline at the end of a run without `follow`: a writer may
+    still be writing it."""
 
 
 class Resume(NamedTuple):
@@ -160,7 +163,7 @@ class FileTail:
                     read_first = True
                     continue
                 if not self.follow:
-                    yield from self._last_line(current)
+                    yield from self._last_line(current, may_grow=True)
                     return
                 yield None
                 if self.stopping.wait(self.poll_s):
@@ -197,16 +200,16 @@ class FileTail:
                 line += 1
             reading.offset, reading.line = offset, line
 
-    def _last_line(self, reading: _Reading) -> Iterator[Line]:
-        """A last line without a newline, once no more will come to that file."""
+    def _last_line(self, reading: _Reading, may_grow: bool = False) -> Iterator[Line]:
+        """A last line without a newline: once no more will come to that file, or at the end
+        of a run without `follow` (`may_grow`)."""
         if not reading.partial:
             return
         raw, reading.partial = reading.partial, b""
         reading.offset += len(raw)
         reading.line += 1
-        yield Line(
-            raw, reading.line - 1, reading.offset, reading.identity(whole=True), str(reading.path)
-        )
+        file = reading.identity(whole=True)
+        yield Line(raw, reading.line - 1, reading.offset, file, str(reading.path), may_grow)
 
     def _successor(self, reading: _Reading) -> tuple[_Reading, bool] | None:
         """The file to read next, and whether `reading` is to be finished first; None when

@@ -119,6 +119,27 @@ def test_a_bad_last_line_is_checkpointed_past_and_not_counted_again(tmp_path: Pa
     assert received() == [] and second["nodes"]["src"]["errors"] == 0
 
 
+def test_an_incomplete_last_line_is_left_for_the_next_run_not_passed_over(
+    tmp_path: Path,
+) -> None:
+    """A run without `follow` that meets a line still being written (no newline, not yet
+    JSON) leaves it: the next run reads it whole."""
+    path = tmp_path / "in.jsonl"
+    write_lines(path, 0, 5)
+    with path.open("ab") as file:
+        file.write(b'{"n": 5, "fi')
+    g = graph(tmp_path)
+    report, told = run_telling(g, tmp_path)
+    assert [n for _f, n in received()] == list(range(5))
+    assert report["nodes"]["src"]["errors"] == 0
+    assert any("incomplete line 6" in message for message in told), told
+    with path.open("ab") as file:
+        file.write(b'le": "a"}\n')
+    plugins.reset()
+    again = run(g, tmp_path)
+    assert received() == [("a", 5)] and again["nodes"]["src"]["errors"] == 0
+
+
 def test_dead_letter_sends_a_portable_description_of_each_bad_line(tmp_path: Path) -> None:
     with_bad_lines(tmp_path / "in.jsonl")
     g = graph(
