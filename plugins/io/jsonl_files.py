@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,12 +32,13 @@ class FileId:
     inode: int
     fingerprint: str
     """sha256 (hex) of the file's head: its first line, newline included."""
+    key: str = field(init=False, compare=False)
+    """12 hex digits naming the file in idempotency keys: the same for the same file
+    whatever its name and across restarts, different for a new file."""
 
-    @property
-    def key(self) -> str:
-        """12 hex digits naming the file in idempotency keys: the same for the same file
-        whatever its name and across restarts, different for a new file."""
-        return hashlib.sha256(f"{self.inode}:{self.fingerprint}".encode()).hexdigest()[:12]
+    def __post_init__(self) -> None:
+        digest = hashlib.sha256(f"{self.inode}:{self.fingerprint}".encode()).hexdigest()
+        object.__setattr__(self, "key", digest[:12])
 
     def as_record(self) -> dict[str, Any]:
         """For a checkpoint file."""
