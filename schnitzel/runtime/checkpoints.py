@@ -139,9 +139,13 @@ class CheckpointTracker:
                     self._save(source, source.last_emitted)
         else:
             self.poll()
-        pending = [f for f in self._saving.values() if f is not None]
-        if pending:
-            await asyncio.wait(pending, timeout=5.0)
+        # A save still running when the last one was asked for starts the last one when it
+        # is done (`_saved_or_failed`, which runs before `wait` returns): wait for that too,
+        # or the pool is shut down under it and the next run reads lines again.
+        while pending := [f for f in self._saving.values() if f is not None and not f.done()]:
+            done, _pending = await asyncio.wait(pending, timeout=5.0)
+            if not done:
+                break
 
     def _positions(self, node: Node) -> dict[str, int]:
         """Where `node`'s output so far got: per target node, how many entered its inbox."""

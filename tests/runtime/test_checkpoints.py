@@ -141,3 +141,24 @@ def test_a_damaged_checkpoint_is_moved_aside_and_the_file_read_again(tmp_path: P
     run(g, tmp_path)
     assert numbers() == list(range(30))  # duplicates, never loss
     assert list(found.parent.glob("src-*.json.corrupt-*"))
+
+
+def test_the_last_checkpoint_is_saved_even_when_a_save_is_still_running_at_the_end(
+    tmp_path: Path,
+) -> None:
+    """The end of the run asks for the last packet while an earlier save is still running:
+    the run waits for that one and then the last, so the next run does not read again."""
+    g = graph_from(
+        tmp_path,
+        """
+nodes:
+  - {id: src, kind: source, plugin: "tests.runtime.plugins:SlowCheckpoints",
+     config: {count: 2000}}
+  - {id: out, kind: sink, plugin: "tests.runtime.plugins:Recorder"}
+edges:
+  - {from: src, to: out}
+""",
+    )
+    run(g, tmp_path)
+    assert len(plugins.SAVED["src"]) >= 2  # a save was running when the last was asked for
+    assert plugins.SAVED["src"][-1] == 1999
