@@ -184,6 +184,8 @@ class FileTail:
         """The complete lines up to the end of what is there now."""
         fd, name = reading.fd, str(reading.path)
         while True:
+            if reading.read_to and _truncated(reading, os.fstat(fd).st_size):
+                return  # what follows is another file's: `_successor` deals with it
             chunk = os.pread(fd, CHUNK, reading.read_to)
             if not chunk:
                 return

@@ -181,3 +181,26 @@ def test_a_file_is_identified_once_its_first_line_is_complete(tmp_path: Path) ->
         assert identify(fd) == known  # the identity does not change as the file grows
     finally:
         os.close(fd)
+
+
+def test_a_truncation_in_the_middle_of_reading_is_caught_before_the_next_read(
+    tmp_path: Path,
+) -> None:
+    """Truncated and written past the old size while the tail is inside its first 64 KiB:
+    it never reads the new bytes as if they went on from the old ones."""
+    path, told = tmp_path / "in.jsonl", Told()
+    append(path, 0, 5000)  # about 120 KiB
+    lines = tail(path, False, told).lines()
+    first = next(lines)
+    assert first is not None and first.number == 0
+    os.truncate(path, 0)
+    append(path, 0, 6000, tag="b")
+    got = [line for line in lines if line is not None]
+    old = [line for line in got if b'"a"' in line.raw]
+    new = [line for line in got if b'"b"' in line.raw]
+    assert [line.number for line in old] == list(range(1, len(old) + 1))  # the chunk in hand
+    assert [line.raw for line in new] == [
+        f'{{"n": {n}, "file": "b"}}'.encode() for n in range(6000)
+    ]
+    assert len(got) == len(old) + len(new)  # nothing mixed of the two
+    assert any(level == "warning" and "truncated" in message for level, message in told)
