@@ -95,7 +95,13 @@ class JsonlSource(Source):
                 context.event("warning", warning)
             if saved is not None:
                 resume = self._resume_from(saved)
-        self._tail.start(resume)
+        try:
+            self._tail.start(resume)
+        except OSError as exc:
+            raise OSError(
+                f"cannot read input file {str(self._file_path)!r} ({exc.strerror}): create it, "
+                "or fix `path` (relative paths resolve against the graph file)"
+            ) from exc
 
     async def close(self) -> None:
         if self._tail is not None:
