@@ -63,12 +63,14 @@ _EXPORTS = {
     "PacketError": "schnitzel.errors",
     "PacketNotPortable": "schnitzel.errors",
     "PacketDecodeError": "schnitzel.errors",
+    "BadRecord": "schnitzel.errors",
 }
 
 __all__ = [
     "ANY_KIND",
     "PLUGIN_API_VERSION",
     "SAME_AS_INPUT",
+    "BadRecord",
     "CheckContext",
     "Compute",
     "ControlError",
@@ -125,6 +127,7 @@ if TYPE_CHECKING:
     from schnitzel.contract.kinds import PayloadProfile
     from schnitzel.contract.packet import FrozenMeta, PayloadRef, StreamPacket
     from schnitzel.errors import (
+        BadRecord,
         ControlError,
         GraphError,
         GraphInvalid,

@@ -11,7 +11,8 @@
      │    └── PluginApiMismatch
      ├── PacketError ........... a packet cannot be encoded or decoded
      │    ├── PacketNotPortable
-     │    └── PacketDecodeError
+     │    ├── PacketDecodeError
+     │    └── BadRecord ........ a source's input record cannot become a packet (yielded)
      ├── RuntimeStartError ..... a valid graph cannot start (a plugin refused to open, ...)
      └── ControlError .......... a control command cannot be applied (unknown node, ...)
 
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
     from schnitzel.validate.problems import ValidationReport
 
 __all__ = [
+    "BadRecord",
     "ControlError",
     "GraphError",
     "GraphInvalid",
@@ -106,6 +108,55 @@ class PacketNotPortable(PacketError):
 
 class PacketDecodeError(PacketError):
     """Bytes or a JSON object do not hold a packet in the portable encoding."""
+
+
+class BadRecord(PacketError):
+    """An input record a source cannot turn into a packet: a malformed line, bad UTF-8.
+
+    A source *yields* it where the packet would have been (raising would end the source)
+    and goes on with the next record; the node's `on_error` decides what happens to it:
+    `skip` counts it as an error (message: where, why and an excerpt), `dead_letter` also
+    sends a packet describing it (`describe()`) to the dead-letter sink, `stop` ends the
+    source there. A source that yields them declares `reports_bad_records = True`.
+    """
+
+    EXCERPT_CHARS = 120
+    """How much of the raw record the excerpt keeps."""
+
+    def __init__(
+        self,
+        reason: str,
+        *,
+        where: str,
+        raw: bytes | str = b"",
+        details: dict[str, str | int | float | bool | None] | None = None,
+        key: str | None = None,
+    ) -> None:
+        self.reason = reason
+        """What is wrong with the record, in words."""
+        self.where = where
+        """Where it is, for an operator: `in.jsonl line 41`."""
+        self.excerpt = _excerpt(raw, self.EXCERPT_CHARS)
+        """The start of the raw record, as text (bytes that are not UTF-8 shown escaped)."""
+        self.details = dict(details or {})
+        """Portable fields a program can use: for a file, `file` and `line`."""
+        self.key = key
+        """The idempotency key its dead letter carries: the one the packet would have had
+        (None: `<node>:<line>` from `details["line"]`)."""
+        shown = f": {self.excerpt!r}" if self.excerpt else ""
+        super().__init__(f"{where}: {reason}{shown}")
+
+    def describe(self) -> dict[str, str | int | float | bool | None]:
+        """The portable JSON object a dead-letter packet carries as its payload."""
+        return {**self.details, "where": self.where, "reason": self.reason, "excerpt": self.excerpt}
+
+
+def _excerpt(raw: bytes | str, limit: int) -> str:
+    """The first `limit` characters of `raw` as text, trailing line break removed, with `…`
+    when cut; bytes that are not UTF-8 appear as `\\xNN` escapes."""
+    text = raw.decode("utf-8", "backslashreplace") if isinstance(raw, bytes) else raw
+    text = text.rstrip("\r\n")
+    return text if len(text) <= limit else text[:limit] + "…"
 
 
 class RuntimeStartError(SchnitzelError):

@@ -112,10 +112,12 @@ def test_worked_plugin_example_runs_as_the_docs_say(
     )
     report = asyncio.run(Runtime(load_graph(graph), state_dir=tmp_path).run())
     alerts = [json.loads(line) for line in (tmp_path / "alerts.jsonl").read_text().splitlines()]
-    assert [(a["kind"], a["payload"]["celsius"], a["meta"]) for a in alerts] == [
-        ("alert", 35, {"room": "lab"}),
-        ("alert", 40, {"room": "lab"}),
+    assert [(a["kind"], a["payload"]["celsius"], a["meta"]["room"]) for a in alerts] == [
+        ("alert", 35, "lab"),
+        ("alert", 40, "lab"),
     ]
+    keys = [a["meta"]["idempotency_key"] for a in alerts]  # set by the jsonl source
+    assert [key.split(":")[-1] for key in keys] == ["1", "3"]
     hot = report["nodes"]["hot"]
     assert (hot["in"], hot["out"], hot["filtered"], hot["errors"]) == (5, 2, 2, 1)
     assert "must be a number" in hot["recent_errors"][0]["message"]

@@ -1,4 +1,4 @@
-"""`jsonl` source: reads a JSON Lines file, one packet per object."""
+"""`jsonl` source: reads a JSON Lines file, one packet per object; can follow it like `tail -F`."""
 
 from __future__ import annotations
 
@@ -8,14 +8,15 @@ import os
 from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, ClassVar, NamedTuple
+from typing import Any, ClassVar
 
-from pydantic import Field, StrictBool
+from pydantic import Field, StrictBool, StrictFloat
 
 from schnitzel.contract.codec import is_encoded_packet, packet_from_dict
 from schnitzel.contract.kinds import PayloadProfile
 from schnitzel.contract.packet import StreamPacket
 from schnitzel.durable.checkpoint_file import CheckpointFile
+from schnitzel.errors import BadRecord, PacketDecodeError
 from schnitzel.registry.config_types import PacketKind
 from schnitzel.registry.plugin import (
     ANY_KIND,
@@ -24,6 +25,8 @@ from schnitzel.registry.plugin import (
     PluginConfig,
     Source,
 )
+from schnitzel_plugins.io.jsonl_files import FileId, identify
+from schnitzel_plugins.io.jsonl_tail import FileTail, Line, Resume
 
 __all__ = ["JsonlSource", "JsonlSourceConfig"]
 
@@ -39,14 +42,27 @@ class JsonlSourceConfig(PluginConfig):
         default="event",
         description="Kind of packets made from plain objects (not for restored packets).",
     )
+    follow: StrictBool = Field(
+        default=False,
+        description="Keep reading lines as they are appended, like `tail -F` (rotation and "
+        "truncation followed); the source then ends only with the run.",
+    )
+    poll_interval_s: StrictFloat = Field(
+        default=0.25,
+        gt=0,
+        le=60,
+        description="With `follow`: how often to look for new lines, rotation and truncation.",
+    )
 
 
 class JsonlSource(Source):
     """Reads a JSON Lines file: each object becomes a packet (seq = zero-based line number).
 
-    With `resume` (the default) it checkpoints, in the state dir, the position after the last
-    line the runtime reported safe downstream, and the next run starts there; line numbers
-    (and so `seq` and idempotency keys) stay those of the file.
+    With `resume` (the default) it checkpoints, in the state dir, the file (device, inode,
+    a hash of its first line) and the position after the last line the runtime reported
+    safe downstream; the next run starts there, or says why it cannot. A line that is not a
+    JSON object (or not UTF-8) is a bad record: the node's `on_error` decides (skip and
+    count, dead-letter, or stop). Idempotency keys are `<node>:<file>:<line>`.
     """
 
     name: ClassVar[str] = "jsonl"
@@ -54,65 +70,118 @@ class JsonlSource(Source):
     emits = ANY_KIND  # restored packets keep the kind they were written with
     emits_profile = PayloadProfile.JSON_PORTABLE
     blocking: ClassVar[bool] = True  # file reads run in the node's thread
+    reports_bad_records: ClassVar[bool] = True
 
     _checkpoint: CheckpointFile | None = None
+    _tail: FileTail | None = None
 
     async def open(self) -> None:
-        self._file_path = self.context.resolve(self.config.path)
-        self._start = Position(0, 0)
-        self._emitted: deque[tuple[str, Position]] = deque()
-        """(packet id, position after its line) of packets not yet checkpointed."""
-        if not self.config.resume:
-            return
-        self._checkpoint = CheckpointFile.for_node(self.context, str(self._file_path.resolve()))
-        saved, warning = self._checkpoint.load()
-        if warning:
-            self.context.logger.warning("%s", warning)
-        if saved is None:
-            return
-        start, why_not = _usable(saved, self._file_path)
-        if why_not:
-            self.context.logger.warning(
-                "%s changed since its checkpoint (%s): reading from the first line",
-                self._file_path,
-                why_not,
-            )
-            return
-        self._start = start
-        self.context.logger.info(
-            "resuming %s at line %d (byte %d)", self._file_path, start.line + 1, start.offset
+        config, context = self.config, self.context
+        self._file_path = context.resolve(config.path)
+        self._emitted: deque[tuple[StreamPacket | BadRecord, Line]] = deque()
+        """What was yielded and not yet checkpointed, with its line (file, position after)."""
+        self._tail = FileTail(
+            self._file_path,
+            follow=config.follow,
+            poll_s=config.poll_interval_s,
+            stopping=context.stopping,
+            tell=context.event,
         )
+        resume = None
+        if config.resume:
+            self._checkpoint = CheckpointFile.for_node(context, str(self._file_path.resolve()))
+            saved, warning = self._checkpoint.load()
+            if warning:
+                context.event("warning", warning)
+            if saved is not None:
+                resume = self._resume_from(saved)
+        try:
+            self._tail.start(resume)
+        except OSError as exc:
+            raise OSError(
+                f"cannot read input file {str(self._file_path)!r} ({exc.strerror}): create it, "
+                "or fix `path` (relative paths resolve against the graph file)"
+            ) from exc
 
-    def packets(self) -> Iterator[StreamPacket]:
-        path = self._file_path
-        kind, source_id = self.config.kind, self.context.node_id
-        emitted = self._emitted
-        offset, number = self._start
-        with path.open("rb") as lines:
-            lines.seek(offset)
-            for raw in lines:
-                offset += len(raw)
-                number += 1
-                if not raw.strip():
-                    continue
-                packet = _line_to_packet(raw, number - 1, kind, source_id, path.name)
-                if self._checkpoint is not None:
-                    emitted.append((packet.packet_id, Position(offset, number)))
-                yield packet
+    async def close(self) -> None:
+        if self._tail is not None:
+            self._tail.close()
 
-    def checkpoint(self, upto: StreamPacket) -> None:
-        """Persist the position after `upto`'s line: the next run starts there."""
+    def packets(self) -> Iterator[StreamPacket | BadRecord | None]:
+        assert self._tail is not None
+        kind, node_id = self.config.kind, self.context.node_id
+        keep = self._emitted.append if self._checkpoint is not None else None
+        decode, new = _DECODER.decode, StreamPacket.new
+        for line in self._tail.lines():
+            if line is None:
+                yield None
+                continue
+            try:  # the common case inline: a line with a plain JSON object
+                value = decode(line.raw.decode())
+            except ValueError:
+                value = None
+            if value.__class__ is dict and not line.may_grow and "v" not in value:
+                key = f"{node_id}:{line.file.key}:{line.number}"
+                item: StreamPacket | BadRecord = new(
+                    kind, node_id, line.number, value, {"idempotency_key": key}
+                )
+            elif not line.raw.strip():
+                continue  # a blank line: counted, not a record
+            else:
+                item = _record(line, kind, node_id)
+                if line.may_grow and isinstance(item, BadRecord):
+                    self.context.event(
+                        "warning",
+                        f"{Path(line.path).name} ends with an incomplete line "
+                        f"{line.number + 1} ({len(line.raw)} bytes, no newline): left for the "
+                        "next run, when it may be complete",
+                    )
+                    return
+            if keep is not None:
+                keep((item, line))
+            yield item
+
+    def checkpoint(self, upto: StreamPacket | BadRecord) -> None:
+        """Persist the file and position after `upto`'s line: the next run starts there."""
         if self._checkpoint is None:
             return
-        emitted, position = self._emitted, None
+        emitted, last = self._emitted, None
         while emitted:
-            packet_id, after = emitted.popleft()
-            position = after
-            if packet_id == upto.packet_id:
+            item, last = emitted.popleft()
+            if item is upto:
                 break
-        if position is None:
+        if last is None:
             return
-        self._checkpoint.save(_checkpoint_record(self._file_path, position))
+        self._checkpoint.save(  # one file, and the position after the line in that file
+            {
+                "version": 2,
+                "path": last.path,
+                **last.file.as_record(),
+                "offset": last.end,
+                "line": last.number + 1,
+            }
+        )
+
+    def _resume_from(self, saved: dict[str, Any]) -> Resume | None:
+        """The checkpoint as a place to resume, or None (said aloud) when it cannot be used."""
+        try:
+            if saved.get("version") == 1:
+                resume = _resume_v1(saved, self._file_path)
+                if resume is None:
+                    self.context.event(
+                        "warning",
+                        f"{self._file_path.name} changed since its checkpoint (an older format "
+                        "without the file's identity): reading it from its first line",
+                    )
+                return resume
+            return Resume(FileId.from_record(saved), int(saved["offset"]), int(saved["line"]))
+        except (KeyError, TypeError, ValueError) as exc:
+            self.context.event(
+                "warning",
+                f"checkpoint of {self._file_path.name} unreadable ({exc!r}): reading it from "
+                "its first line (lines may be delivered twice, none is lost)",
+            )
+            return None
 
     @classmethod
     def check_environment(cls, config: Any, context: CheckContext) -> list[EnvironmentProblem]:
@@ -136,58 +205,57 @@ class JsonlSource(Source):
         return []
 
 
-class Position(NamedTuple):
-    """A place in the input file: byte offset and zero-based line number."""
-
-    offset: int
-    line: int
+_DECODER = json.JSONDecoder()
+"""`json.loads` without its per-call checks (same result for a str)."""
 
 
-_TAIL_BYTES = 64
-"""Bytes before the checkpoint whose hash tells the same file from a replaced one."""
-
-
-def _checkpoint_record(path: Path, position: Position) -> dict[str, Any]:
-    stat = path.stat()
-    return {
-        "version": 1,
-        "path": str(path),
-        "offset": position.offset,
-        "line": position.line,
-        "inode": stat.st_ino,
-        "tail_sha256": _tail_digest(path, position.offset),
-    }
-
-
-def _usable(saved: dict[str, Any], path: Path) -> tuple[Position, str | None]:
-    """The saved position, or why it no longer fits the file."""
+def _record(line: Line, kind: str, node_id: str) -> StreamPacket | BadRecord:
+    """The packet a line makes, or the bad record it is."""
+    number = line.number
+    key = f"{node_id}:{line.file.key}:{number}"
     try:
-        position = Position(int(saved["offset"]), int(saved["line"]))
-        tail, inode = saved["tail_sha256"], saved["inode"]
-    except (KeyError, TypeError, ValueError) as exc:
-        return Position(0, 0), f"checkpoint unreadable: {exc!r}"
-    stat = path.stat()
-    if stat.st_size < position.offset:
-        return position, f"it is now shorter ({stat.st_size} bytes) than the checkpoint"
-    if _tail_digest(path, position.offset) != tail:
-        replaced = "a different file" if stat.st_ino != inode else "rewritten"
-        return position, f"the bytes before the checkpoint differ: {replaced}"
-    return position, None
-
-
-def _tail_digest(path: Path, offset: int) -> str:
-    with path.open("rb") as file:
-        file.seek(max(offset - _TAIL_BYTES, 0))
-        return hashlib.sha256(file.read(min(offset, _TAIL_BYTES))).hexdigest()
-
-
-def _line_to_packet(raw: bytes, number: int, kind: str, source_id: str, name: str) -> StreamPacket:
-    try:
-        value = json.loads(raw)
+        value = json.loads(line.raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        return _bad(line, key, f"not UTF-8 (byte {exc.start + 1} of the line)")
     except ValueError as exc:
-        raise ValueError(f"{name} line {number + 1} is not JSON: {exc}") from None
+        return _bad(line, key, f"not JSON ({exc})")
     if not isinstance(value, dict):
-        raise ValueError(f"{name} line {number + 1} is not a JSON object")
+        return _bad(line, key, f"not a JSON object (a {type(value).__name__})")
     if is_encoded_packet(value):
-        return packet_from_dict(value)
-    return StreamPacket.new(kind, source_id, number, value)
+        try:
+            return packet_from_dict(value)
+        except PacketDecodeError as exc:
+            return _bad(line, key, f"not a valid encoded packet ({exc})")
+    return StreamPacket.new(kind, node_id, number, value, {"idempotency_key": key})
+
+
+def _bad(line: Line, key: str, reason: str) -> BadRecord:
+    name = Path(line.path).name
+    return BadRecord(
+        reason,
+        where=f"{name} line {line.number + 1}",
+        raw=line.raw,
+        details={"file": line.path, "line": line.number + 1},
+        key=key,
+    )
+
+
+_V1_TAIL_BYTES = 64
+"""Version 1 checkpoints kept a hash of the 64 bytes before their offset."""
+
+
+def _resume_v1(saved: dict[str, Any], path: Path) -> Resume | None:
+    """A checkpoint written before files were identified by their head: usable when the
+    file has the same inode and the same bytes before the offset."""
+    offset, line, inode = int(saved["offset"]), int(saved["line"]), int(saved["inode"])
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        stat = os.fstat(fd)
+        tail = os.pread(fd, min(offset, _V1_TAIL_BYTES), max(offset - _V1_TAIL_BYTES, 0))
+        file = identify(fd)
+    finally:
+        os.close(fd)
+    same = stat.st_ino == inode and stat.st_size >= offset
+    if not same or file is None or hashlib.sha256(tail).hexdigest() != saved["tail_sha256"]:
+        return None
+    return Resume(file, offset, line)

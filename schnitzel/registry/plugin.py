@@ -8,7 +8,8 @@ A plugin class subclasses one of `Source`, `Transform`, `Compute`, `Policy`, `Si
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Iterable, Iterator
+import threading
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Final
@@ -21,6 +22,7 @@ from schnitzel.spec.model import NodeKind
 
 if TYPE_CHECKING:
     from schnitzel.contract.packet import StreamPacket
+    from schnitzel.errors import BadRecord
 
 __all__ = [
     "ANY_KIND",
@@ -106,6 +108,10 @@ class EnvironmentProblem:
     severity: str = "error"
 
 
+def _no_event(level: str, message: str) -> None:
+    """Where events go when no runtime listens (a plugin built by a test)."""
+
+
 @dataclass(frozen=True)
 class NodeContext:
     """What a running plugin knows about its place: its node id, where the graph file lives,
@@ -122,6 +128,13 @@ class NodeContext:
     max_concurrency: int = 1
     """The most calls at once the node may be given while it runs (the top of its
     `limits.concurrency`, else its `concurrency`): size connection pools for it."""
+    stopping: threading.Event = field(default_factory=threading.Event, repr=False, compare=False)
+    """Set when the run stops: a source that waits for input (follows a file, reads a
+    device) waits on it (`stopping.wait(timeout)`) and returns once it is set."""
+    event: Callable[[str, str], None] = field(default=_no_event, repr=False)
+    """`event(level, message)`: tell the operator something that happened to this node (level
+    info, warning or error), in the console's events, `ctl events` and the log. Safe to call
+    from the node's threads."""
 
     def resolve(self, path: str) -> Path:
         """A path from the node's config, resolved against the graph file's directory."""
@@ -228,13 +241,22 @@ class Source(Plugin):
 
     node_kind: ClassVar[NodeKind] = "source"
     inputs: ClassVar[tuple[str, ...]] = ()
+    reports_bad_records: ClassVar[bool] = False
+    """True when `packets()` yields `BadRecord`s for input it cannot turn into packets: the
+    node may then use `on_error: dead_letter` (docs/plugins.md, "Bad input")."""
 
-    def packets(self) -> Iterator[StreamPacket] | AsyncIterator[StreamPacket]:
+    def packets(
+        self,
+    ) -> Iterator[StreamPacket | BadRecord | None] | AsyncIterator[StreamPacket | BadRecord]:
         """The packets of this source, in order: a generator or an async generator.
 
         The runtime pulls from it only as fast as the graph accepts (backpressure), paced to
         `rate_hz()`; the source ends when the iterator does. A plain generator that blocks
-        (reads a device or a file) must set `blocking = True`.
+        (reads a device or a file) must set `blocking = True`. Yield a `BadRecord` (with
+        `reports_bad_records = True`) for a record that cannot become a packet, and go on:
+        the node's `on_error` handles it. A blocking source about to wait for input yields
+        None first: the runtime then hands on what it has pulled so far instead of waiting
+        for a full batch. An exception raised here ends the source.
         """
         raise NotImplementedError(f"source plugin {self.name!r} does not implement packets()")
 
@@ -243,11 +265,13 @@ class Source(Plugin):
         Operators change it live with `throttle`."""
         return None
 
-    def checkpoint(self, upto: StreamPacket) -> None:
+    def checkpoint(self, upto: StreamPacket | BadRecord) -> None:
         """Optional: persist where to resume. Every packet this source emitted up to and
         including `upto` is now safe: delivered, filtered, dropped by the graph's policy, or
-        committed to a durable inbox. Persist nothing before the runtime says so, or a crash
-        between the two loses data (docs/contracts/delivery.md).
+        committed to a durable inbox. `upto` is the very object `packets()` yielded: a
+        `BadRecord` once the error policy has dealt with it (skipped, or its dead letter
+        safe), so a bad record never blocks a resume. Persist nothing before the runtime says
+        so, or a crash between the two loses data (docs/contracts/delivery.md).
 
         Called on a thread of the node's pool when `blocking`, else on the event loop; at most
         a few times a second and once more at the end of a run that drained.

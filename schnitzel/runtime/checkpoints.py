@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 
 from schnitzel.contract.packet import StreamPacket
 from schnitzel.durable.inbox import DurableInbox
+from schnitzel.errors import BadRecord
 from schnitzel.registry.plugin import Source
 from schnitzel.runtime.metrics import DropReason
 from schnitzel.runtime.node import Node
@@ -45,7 +46,7 @@ def checkpoints(node: Node) -> bool:
 
 @dataclass
 class _Candidate:
-    packet: StreamPacket | None
+    packet: StreamPacket | BadRecord | None
     waiting: dict[str, int] = field(default_factory=dict)
     """Node id -> the position in its inbox the candidate's packets reach."""
 
@@ -64,10 +65,12 @@ class CheckpointTracker:
         ]
         """Durable nodes whose output goes to in-memory inboxes: their deletes wait."""
         self._candidates: dict[str, deque[_Candidate]] = {n.id: deque() for n in self.sources}
-        self._noted: dict[str, StreamPacket | None] = {n.id: None for n in self.sources}
-        self._saved: dict[str, StreamPacket | None] = {n.id: None for n in self.sources}
+        self._noted: dict[str, StreamPacket | BadRecord | None] = {n.id: None for n in self.sources}
+        self._saved: dict[str, StreamPacket | BadRecord | None] = {n.id: None for n in self.sources}
         self._saving: dict[str, asyncio.Future[None] | None] = {n.id: None for n in self.sources}
-        self._newest_safe: dict[str, StreamPacket | None] = {n.id: None for n in self.sources}
+        self._newest_safe: dict[str, StreamPacket | BadRecord | None] = {
+            n.id: None for n in self.sources
+        }
 
     @property
     def frozen(self) -> bool:
@@ -136,9 +139,13 @@ class CheckpointTracker:
                     self._save(source, source.last_emitted)
         else:
             self.poll()
-        pending = [f for f in self._saving.values() if f is not None]
-        if pending:
-            await asyncio.wait(pending, timeout=5.0)
+        # A save still running when the last one was asked for starts the last one when it
+        # is done (`_saved_or_failed`, which runs before `wait` returns): wait for that too,
+        # or the pool is shut down under it and the next run reads lines again.
+        while pending := [f for f in self._saving.values() if f is not None and not f.done()]:
+            done, _pending = await asyncio.wait(pending, timeout=5.0)
+            if not done:
+                break
 
     def _positions(self, node: Node) -> dict[str, int]:
         """Where `node`'s output so far got: per target node, how many entered its inbox."""
@@ -174,7 +181,7 @@ class CheckpointTracker:
                 break
         return not candidate.waiting
 
-    def _save(self, source: Node, packet: StreamPacket) -> None:
+    def _save(self, source: Node, packet: StreamPacket | BadRecord) -> None:
         """Hand the safe packet to the plugin, one save at a time per source."""
         self._newest_safe[source.id] = packet
         if self._saved[source.id] is packet:

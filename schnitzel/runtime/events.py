@@ -4,6 +4,7 @@ and written to the log."""
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -30,10 +31,12 @@ class EventLog:
         self.logger = logger
         self.recent: deque[Event] = deque(maxlen=keep)
         self.last_seq = 0
+        self._lock = threading.Lock()  # plugins add events from their nodes' threads
 
     def add(self, level: str, message: str, node: str | None = None) -> None:
-        """Record an event and log it at `level` (info, warning, error)."""
-        self.last_seq += 1
-        self.recent.append(Event(self.last_seq, time.time(), level, message, node))
+        """Record an event and log it at `level` (info, warning, error); any thread."""
+        with self._lock:
+            self.last_seq += 1
+            self.recent.append(Event(self.last_seq, time.time(), level, message, node))
         extra = {"node": node} if node else {}
         self.logger.log(logging.getLevelName(level.upper()), message, extra=extra)

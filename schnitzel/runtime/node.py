@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, NamedTuple
 
 from schnitzel.contract.packet import StreamPacket
-from schnitzel.errors import RuntimeStartError
+from schnitzel.errors import BadRecord, RuntimeStartError
 from schnitzel.registry.plugin import Plugin, Processor, Sink, Source
 from schnitzel.runtime.inbox import Inbox
 from schnitzel.runtime.metrics import DropReason, NodeMetrics, RateWindow
@@ -84,8 +84,9 @@ class Node:
         """Packets taken from the inbox whose outcome is not counted yet (in the plugin)."""
         self.unretired = 0
         """Packets taken from the inbox and not yet retired from the in-flight count."""
-        self.last_emitted: StreamPacket | None = None
-        """A source's newest packet the graph accepted (checkpoint tracking)."""
+        self.last_emitted: StreamPacket | BadRecord | None = None
+        """A source's newest packet the graph accepted, or bad record its `on_error` dealt
+        with (checkpoint tracking)."""
         self.taken_start = 0
         """`inbox.left` when the batch the node holds was taken (checkpoint tracking)."""
         self.abandoned = False

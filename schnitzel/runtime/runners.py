@@ -11,10 +11,11 @@ import asyncio
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from schnitzel.contract.packet import StreamPacket
 from schnitzel.durable.inbox import DurableInbox
+from schnitzel.errors import BadRecord
 from schnitzel.runtime.metrics import DropReason
 from schnitzel.runtime.node import Node
 from schnitzel.runtime.processing import Outcome
@@ -193,66 +194,109 @@ async def _permits(node: Node, runtime: Runtime, wanted: int) -> int:
             await budget.changed.wait()
 
 
-async def _pump_sync(node: Node, runtime: Runtime, packets: Iterator[StreamPacket]) -> None:
+async def _pump_sync(
+    node: Node, runtime: Runtime, packets: Iterator[StreamPacket | BadRecord | None]
+) -> None:
     loop = asyncio.get_running_loop()
     metrics = node.metrics
+    stop_at_bad = node.resolved.spec.on_error == "stop"
     while not runtime.stopping:
         wanted = await _permits(node, runtime, BATCH)
         if not wanted:
             return
         if node.pool is None:
-            batch, failure = _pull(packets, wanted)
+            pulled = _pull(packets, wanted, stop_at_bad)
         else:
             node.pulling = pulling = loop.run_in_executor(
-                node.pool, _pull, packets, wanted, node.stop_pulling
+                node.pool, _pull, packets, wanted, stop_at_bad, node.stop_pulling
             )
             try:
                 with runtime.stoppable(node):  # a device read may wait for ever
-                    batch, failure = await asyncio.shield(pulling)
+                    pulled = await asyncio.shield(pulling)
             except asyncio.CancelledError:
                 runtime.budget.settle(wanted, 0)
                 pulling.add_done_callback(lambda done: _count_unsent_pull(node, done))
                 raise
-        runtime.budget.settle(wanted, len(batch))
+        batch = pulled.packets
+        runtime.budget.settle(wanted, len(batch))  # bad records are not packets
         if batch:
             metrics.emitted += len(batch)
             metrics.last_progress = time.monotonic()
             await node.emit(batch)
             node.last_emitted = batch[-1]
-        if failure is not None:
-            await runtime.source_failed(node, failure)
+        if pulled.bad:
+            if not await runtime.bad_records(node, pulled.bad):
+                return
+            if pulled.last is not None:  # dealt with: a checkpoint may pass them
+                node.last_emitted = pulled.last
+        if pulled.failure is not None:
+            await runtime.source_failed(node, pulled.failure)
             return
-        if len(batch) < wanted:
-            return  # the iterator ended
+        if pulled.ended:
+            return
         await asyncio.sleep(0)  # let the rest of the graph run between batches
 
 
+class _Pulled(NamedTuple):
+    """What one pull from a source's iterator got."""
+
+    packets: list[StreamPacket]
+    bad: list[BadRecord]
+    """Records the plugin could not turn into packets, for the node's `on_error`."""
+    last: StreamPacket | BadRecord | None
+    """The last thing the iterator gave, packet or bad record."""
+    ended: bool
+    """The iterator is done (it returned, or raised `failure`)."""
+    failure: Exception | None
+    """The exception that ended the iterator early, if any."""
+
+
 def _pull(
-    packets: Iterator[StreamPacket], wanted: int, stop: threading.Event | None = None
-) -> tuple[list[StreamPacket], Any]:
-    """Up to `wanted` packets (fewer once `stop` is set), and the exception that ended the
-    iterator early, if any."""
+    packets: Iterator[StreamPacket | BadRecord | None],
+    wanted: int,
+    stop_at_bad: bool = False,
+    stop: threading.Event | None = None,
+) -> _Pulled:
+    """Up to `wanted` packets and bad records: fewer once `stop` is set, when the source
+    yields None (it is about to wait for input), or at the first bad record with
+    `stop_at_bad`. Also the exception that ended the iterator early, if any."""
     batch: list[StreamPacket] = []
+    bad: list[BadRecord] = []
     append = batch.append
+    items = 0
+    last: StreamPacket | BadRecord | None = None
     try:
-        for packet in packets:
-            append(packet)
-            if len(batch) == wanted or (stop is not None and stop.is_set()):
+        for item in packets:
+            if item is None:
+                return _Pulled(batch, bad, last, False, None)
+            last = item
+            items += 1
+            if isinstance(item, BadRecord):
+                bad.append(item)
+                if stop_at_bad:
+                    break
+            else:
+                append(item)
+            if items == wanted or (stop is not None and stop.is_set()):
                 break
+        else:
+            return _Pulled(batch, bad, last, True, None)
     except Exception as exc:
-        return batch, exc
-    return batch, None
+        return _Pulled(batch, bad, last, True, exc)
+    return _Pulled(batch, bad, last, False, None)
 
 
 def _count_unsent_pull(node: Node, pulling: asyncio.Future[Any]) -> None:
     """A pull the stop did not wait for came back: what it read is lost, and counted."""
     if not pulling.cancelled() and pulling.exception() is None:
-        batch, _failure = pulling.result()
-        if batch:
-            node.metrics.drop(DropReason.SHUTDOWN, len(batch))
+        pulled: _Pulled = pulling.result()
+        if pulled.packets:
+            node.metrics.drop(DropReason.SHUTDOWN, len(pulled.packets))
 
 
-async def _pump_async(node: Node, runtime: Runtime, packets: AsyncIterator[StreamPacket]) -> None:
+async def _pump_async(
+    node: Node, runtime: Runtime, packets: AsyncIterator[StreamPacket | BadRecord | None]
+) -> None:
     metrics = node.metrics
     budget = runtime.budget
     while not runtime.stopping:
@@ -271,6 +315,15 @@ async def _pump_async(node: Node, runtime: Runtime, packets: AsyncIterator[Strea
             budget.settle(1, 0)
             await runtime.source_failed(node, exc)
             return
+        if packet is None:  # nothing yet: the source waits for input
+            budget.settle(1, 0)
+            continue
+        if isinstance(packet, BadRecord):
+            budget.settle(1, 0)
+            if not await runtime.bad_records(node, [packet]):
+                return
+            node.last_emitted = packet
+            continue
         budget.settle(1, 1)
         metrics.emitted += 1
         metrics.last_progress = time.monotonic()

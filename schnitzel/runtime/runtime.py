@@ -24,7 +24,7 @@ from typing import Any
 from schnitzel.contract.packet import StreamPacket
 from schnitzel.control.audit import AUDIT_FILE, AuditLog
 from schnitzel.durable.inbox import DurableInbox
-from schnitzel.errors import RuntimeStartError
+from schnitzel.errors import BadRecord, RuntimeStartError
 from schnitzel.registry.plugin import NodeContext, Plugin, Processor, Sink, Source
 from schnitzel.registry.registry import PluginRegistry
 from schnitzel.runtime.budget import Budget
@@ -190,6 +190,7 @@ class Runtime:
             self.logger.getChild(node_id),
             durable=spec.inbox.durable is not None,
             max_concurrency=max(spec.concurrency, top),
+            event=lambda level, message: self.events.add(level, message, node_id),
         )
         try:
             return cls(config, context)
@@ -502,6 +503,7 @@ class Runtime:
         self.stopping = True
         for node in self.nodes.values():
             node.stop_pulling.set()
+            node.plugin.context.stopping.set()
         for node in self.nodes.values():
             if node.kind != "source" and node.paused:  # a drain delivers what is in flight
                 node.running.set()
@@ -552,6 +554,20 @@ class Runtime:
             self.request_stop(
                 StopReason.ERROR, f"node {node.id!r} failed on packet {packet.packet_id}: {exc}"
             )
+
+    async def bad_records(self, node: Node, records: list[BadRecord]) -> bool:
+        """Apply a source's `on_error` to records its plugin could not turn into packets:
+        each is counted as an error; `dead_letter` sends a packet describing each to the
+        dead-letter sink; `stop` ends the source at the first (False: the source must end)."""
+        policy = node.resolved.spec.on_error
+        if policy == "stop":
+            await self.source_failed(node, records[0])
+            return False
+        for record in records:
+            self._record_error(node, None, record)
+        if policy == "dead_letter" and node.dead_letter is not None:
+            await node.dead_letter.put([_bad_record_letter(node.id, r) for r in records])
+        return True
 
     async def source_failed(self, node: Node, exc: Exception) -> None:
         """A source's iterator raised: the source ends; `on_error: stop` stops the graph."""
@@ -639,6 +655,17 @@ def _check_rate_within_limits(node: Node) -> None:
             f"node {node.id!r}: the source {now}, outside its limits.rate_hz "
             f"[{low:.12g}, {high:.12g}]; give it a rate within them (its config) or widen them"
         )
+
+
+def _bad_record_letter(node_id: str, record: BadRecord) -> StreamPacket:
+    """The dead letter of a bad input record: the record described as portable JSON."""
+    error = {"node": node_id, "error": type(record).__name__, "message": str(record)}
+    line = record.details.get("line")
+    seq = line if isinstance(line, int) else 0
+    meta: dict[str, Any] = {"error": error}
+    if record.key is not None:
+        meta["idempotency_key"] = record.key
+    return StreamPacket.new("bad_record", node_id, seq, record.describe(), meta=meta)
 
 
 def _dead_letter(node_id: str, packet: StreamPacket, exc: Exception) -> StreamPacket:

@@ -1,4 +1,5 @@
-"""Rules for `on_error` and `dead_letter`: a dead-letter target must be a sink of this graph."""
+"""Rules for `on_error` and `dead_letter`: a dead-letter target must be a sink of this graph,
+and a source may have one only when its plugin reports bad input records (`BadRecord`)."""
 
 from __future__ import annotations
 
@@ -43,10 +44,15 @@ def _why_refused(state: CheckState, node_id: str, spec: NodeSpec) -> tuple[str, 
             "set `on_error: dead_letter`, or remove `dead_letter`",
         )
     if spec.kind == "source":
-        return (
-            "a source has no input packet to send to a dead-letter sink",
-            "use `on_error: skip` or `stop` on sources",
-        )
+        plugin = state.nodes[node_id].plugin
+        if plugin is None or not getattr(plugin, "reports_bad_records", False):
+            name = f"source plugin {plugin.name!r}" if plugin is not None else "this source"
+            return (
+                f"{name} does not report bad input records, so nothing would reach the "
+                "dead-letter sink",
+                "use `on_error: skip` or `stop`; sources that report bad records (jsonl) "
+                "can send them to a dead-letter sink",
+            )
     if target == node_id:
         return (
             "a node cannot be its own dead-letter sink: a failed packet would come back to the "

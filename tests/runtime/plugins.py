@@ -136,6 +136,28 @@ class BrokenGenerator(Source):
             yield StreamPacket.new("sensor", self.context.node_id, seq)
 
 
+SAVED: dict[str, list[int]] = defaultdict(list)
+"""Node id -> the seq of each packet a SlowCheckpoints source persisted, in order."""
+
+
+class SlowCheckpoints(Source):
+    """`count` packets; each checkpoint takes a while (a slow disk), recorded in SAVED."""
+
+    name: ClassVar[str] = "slow-checkpoints"
+    Config: ClassVar[type[PluginConfig]] = CountConfig
+    blocking: ClassVar[bool] = True
+
+    def packets(self) -> Iterator[StreamPacket]:
+        for seq in range(self.config.count):
+            if seq % 100 == 0:
+                time.sleep(0.01)  # spread over several checkpoint polls
+            yield StreamPacket.new("sensor", self.context.node_id, seq)
+
+    def checkpoint(self, upto: StreamPacket) -> None:
+        time.sleep(0.15)
+        SAVED[self.context.node_id].append(upto.seq)
+
+
 class RefusesToOpen(Sink):
     """Its open() fails, as a sink whose backend is misconfigured would."""
 
@@ -176,6 +198,7 @@ def reset() -> None:
     MOST_AT_ONCE.clear()
     _AT_ONCE.clear()
     CLOSED.clear()
+    SAVED.clear()
 
 
 class Backend(Sink):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import time
 from pathlib import Path
@@ -150,3 +151,54 @@ def test_a_damaged_checkpoint_is_moved_aside_and_the_file_read_again(tmp_path: P
     run(g, tmp_path)
     assert numbers() == list(range(30))  # duplicates, never loss
     assert list(found.parent.glob("src-*.json.corrupt-*"))
+
+
+def test_the_last_checkpoint_is_saved_even_when_a_save_is_still_running_at_the_end(
+    tmp_path: Path,
+) -> None:
+    """The end of the run asks for the last packet while an earlier save is still running:
+    the run waits for that one and then the last, so the next run does not read again."""
+    g = graph_from(
+        tmp_path,
+        """
+nodes:
+  - {id: src, kind: source, plugin: "tests.runtime.plugins:SlowCheckpoints",
+     config: {count: 2000}}
+  - {id: out, kind: sink, plugin: "tests.runtime.plugins:Recorder"}
+edges:
+  - {from: src, to: out}
+""",
+    )
+    run(g, tmp_path)
+    assert len(plugins.SAVED["src"]) >= 2  # a save was running when the last was asked for
+    assert plugins.SAVED["src"][-1] == 1999
+
+
+def test_a_checkpoint_of_the_older_format_is_resumed_from_when_the_file_still_fits(
+    tmp_path: Path,
+) -> None:
+    """A checkpoint written before files were identified by their first line (version 1:
+    inode and a hash of the 64 bytes before the offset) still resumes an upgraded run."""
+    path = tmp_path / "in.jsonl"
+    write_lines(path, 50)
+    data = path.read_bytes()
+    offset = len(b"".join(data.splitlines(keepends=True)[:20]))
+    g = graph_from(tmp_path, jsonl_graph("Recorder", middle=False))
+    run(g, tmp_path, max_packets=1)  # creates the checkpoint file where the source looks
+    saved = next((tmp_path / "state" / "checkpoints").glob("src-*.json"))
+    saved.write_text(
+        json.dumps(
+            {
+                "version": 1,
+                "path": str(path),
+                "offset": offset,
+                "line": 20,
+                "inode": path.stat().st_ino,
+                "tail_sha256": hashlib.sha256(data[offset - 64 : offset]).hexdigest(),
+            }
+        )
+    )
+    plugins.reset()
+    run(g, tmp_path)
+    assert numbers() == list(range(20, 50))
+    assert checkpoint(tmp_path)["version"] == 2  # type: ignore[index]

@@ -113,7 +113,7 @@ edges:
 
 def test_kill_9_again_and_again_every_line_reaches_the_server(tmp_path: Path) -> None:
     """The same against a real HTTP server on 127.0.0.1; duplicates are counted by
-    Idempotency-Key (`src:<line number>`, the same after a restart)."""
+    Idempotency-Key (`src:<file>:<line number>`, the same after a restart)."""
     write_input(tmp_path / "in.jsonl")
     graph = tmp_path / "graph.yaml"
     with LoopbackBackend() as backend:

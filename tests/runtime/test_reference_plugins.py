@@ -15,6 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from schnitzel.contract.packet import StreamPacket
+from schnitzel.errors import BadRecord
 from schnitzel.registry.plugin import NodeContext, Plugin
 from schnitzel_plugins.control.pid import Pid
 from schnitzel_plugins.control.plant import SimulatedPlant
@@ -197,12 +198,17 @@ def test_jsonl_source_makes_packets_of_plain_objects_numbered_by_line(tmp_path: 
     assert {(p.kind, p.source_id) for p in packets} == {("event", "reader")}
 
 
-def test_jsonl_source_names_the_file_and_line_of_a_non_json_line(tmp_path: Path) -> None:
-    (tmp_path / "bad.jsonl").write_text('{"a": 1}\n\nnot json\n')
+def test_jsonl_source_yields_a_bad_record_naming_the_file_and_line_and_goes_on(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "bad.jsonl").write_text('{"a": 1}\n\nnot json\n{"b": 2}\n')
     packets = opened(make(JsonlSource, graph_dir=tmp_path, path="bad.jsonl")).packets()
     assert next(packets).payload == {"a": 1}
-    with pytest.raises(ValueError, match=r"bad\.jsonl line 3 is not JSON"):
-        next(packets)
+    bad = next(packets)
+    assert isinstance(bad, BadRecord)
+    assert str(bad).startswith("bad.jsonl line 3: not JSON") and str(bad).endswith("'not json'")
+    assert bad.details == {"file": str(tmp_path / "bad.jsonl"), "line": 3}
+    assert next(packets).payload == {"b": 2}  # the line after it is read
 
 
 # --- pid and plant -----------------------------------------------------------------------

@@ -1,0 +1,106 @@
+"""Which file is which: identities of input files that get rotated, truncated and replaced.
+
+A file is named by its device, its inode and a fingerprint of its head (the first line, at
+most `HEAD_BYTES`), the way log shippers tell files apart (Fluent Bit `tail` keeps the
+inode; Vector `file` a checksum of the first line). The inode follows a file through a
+rename (`mv in.jsonl in.jsonl.1`); the fingerprint tells a new file that got a recycled
+inode, or the same inode truncated and written again, from the one a checkpoint names, and
+it recognises a copy (`copytruncate`) as the file it was copied from.
+
+Pure logic on files: nothing here knows the runtime.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = ["HEAD_BYTES", "FileId", "find_rotated", "head_digest", "identify"]
+
+HEAD_BYTES = 4096
+"""The fingerprint covers the first line, or this many bytes of a longer first line."""
+
+
+@dataclass(frozen=True, slots=True)
+class FileId:
+    """One input file: where it lives on disk and what it starts with."""
+
+    device: int
+    inode: int
+    fingerprint: str
+    """sha256 (hex) of the file's head: its first line, newline included."""
+    key: str = field(init=False, compare=False)
+    """12 hex digits naming the file in idempotency keys: the same for the same file
+    whatever its name and across restarts, different for a new file."""
+
+    def __post_init__(self) -> None:
+        digest = hashlib.sha256(f"{self.inode}:{self.fingerprint}".encode()).hexdigest()
+        object.__setattr__(self, "key", digest[:12])
+
+    def as_record(self) -> dict[str, Any]:
+        """For a checkpoint file."""
+        return {"device": self.device, "inode": self.inode, "fingerprint": self.fingerprint}
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> FileId:
+        """From `as_record()`'s output; KeyError, TypeError or ValueError when it is not."""
+        fingerprint = record["fingerprint"]
+        if not isinstance(fingerprint, str):
+            raise TypeError("fingerprint is not a string")
+        return cls(int(record["device"]), int(record["inode"]), fingerprint)
+
+
+def head_digest(fd: int, whole: bool = False) -> str | None:
+    """The fingerprint of the file open as `fd`: the hash of its first line; of its first
+    `HEAD_BYTES` when that line is longer. None while the first line is incomplete, unless
+    `whole` (a last line without a newline that is read anyway): then all of it."""
+    head = os.pread(fd, HEAD_BYTES, 0)
+    end = head.find(b"\n")
+    if end >= 0:
+        head = head[: end + 1]
+    elif len(head) < HEAD_BYTES and not (whole and head):
+        return None
+    return hashlib.sha256(head).hexdigest()
+
+
+def identify(fd: int, whole: bool = False) -> FileId | None:
+    """The identity of the file open as `fd` (None while its first line is incomplete)."""
+    digest = head_digest(fd, whole)
+    if digest is None:
+        return None
+    stat = os.fstat(fd)
+    return FileId(stat.st_dev, stat.st_ino, digest)
+
+
+def find_rotated(path: Path, wanted: FileId, offset: int) -> Path | None:
+    """The file `wanted` names, now under another name beside `path` (`in.jsonl.1`,
+    `in.jsonl-20261206`): the same device, inode and head (renamed away), else the same head
+    and at least `offset` bytes (a `copytruncate` copy). None when there is none."""
+    try:
+        entries = [e for e in os.scandir(path.parent) if e.name.startswith(path.name)]
+    except OSError:
+        return None
+    copy: Path | None = None
+    for entry in sorted(entries, key=lambda e: e.name):
+        if entry.name == path.name:
+            continue
+        try:
+            stat = entry.stat()
+            if not entry.is_file() or stat.st_size < offset:
+                continue
+            fd = os.open(entry.path, os.O_RDONLY)
+        except OSError:
+            continue
+        try:
+            digest = head_digest(fd, whole=True)
+        finally:
+            os.close(fd)
+        if digest != wanted.fingerprint:
+            continue
+        if (stat.st_dev, stat.st_ino) == (wanted.device, wanted.inode):
+            return Path(entry.path)
+        copy = copy or Path(entry.path)
+    return copy

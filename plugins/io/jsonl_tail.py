@@ -1,0 +1,280 @@
+"""Reading a file line by line while it is appended to, rotated and truncated, like `tail -F`.
+
+`FileTail` reads complete lines of the file at a path, each tagged with the file it came
+from (`FileId`) and the byte offset after it, so a checkpoint names one file and one offset.
+At the end of what is there it looks at the path again:
+
+- the path now names another file (`mv in.jsonl in.jsonl.1` and a new `in.jsonl`): the old
+  file is read to its end first (its last line even without a newline), then the new one from
+  its first line;
+- the same file is shorter than what was read, or starts differently (`copytruncate`): the
+  rest of the old content is read from the copy beside it (`in.jsonl*` with the same first
+  line), then the file from its first line; without a copy that rest is reported as unread;
+- nothing changed: without `follow` that is the end; with it, it waits `poll_s` and looks
+  again (a partial last line waits for its newline).
+
+Each change is told to the operator through `tell(level, message)`. Pure logic on files:
+nothing here knows the runtime.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import NamedTuple
+
+from schnitzel_plugins.io.jsonl_files import FileId, find_rotated, head_digest, identify
+
+__all__ = ["CHUNK", "FileTail", "Line", "Resume"]
+
+CHUNK = 1 << 16
+"""Bytes read at once."""
+
+
+class Line(NamedTuple):
+    """One line of an input file."""
+
+    raw: bytes
+    """Without its newline."""
+    number: int
+    """Zero-based line number in its file."""
+    end: int
+    """Byte offset just after it (and its newline): where the next line starts."""
+    file: FileId
+    path: str
+    """The name the file was read under."""
+    may_grow: bool = False
+    """A last line without a newline at the end of a run without `follow`: a writer may
+    still be writing it."""
+
+
+class Resume(NamedTuple):
+    """Where a checkpoint says to go on: in which file, at which byte and line."""
+
+    file: FileId
+    offset: int
+    line: int
+
+
+class _Reading:
+    """One open file being read: what was consumed, and an incomplete last line."""
+
+    def __init__(self, path: Path, offset: int, line: int, at_path: bool) -> None:
+        self.path = path
+        self.fd = os.open(path, os.O_RDONLY)
+        self.offset = self.read_to = offset
+        self.line = line
+        self.at_path = at_path
+        """True for the file at the configured path (rotation is looked for from it)."""
+        self.partial = b""
+        self.file: FileId | None = None
+
+    def identity(self, whole: bool = False) -> FileId:
+        if self.file is None:
+            self.file = identify(self.fd, whole)
+            assert self.file is not None, "identified once a line is complete"
+        return self.file
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
+class FileTail:
+    """The lines of the file at `path`, through rotations and truncations (see the module)."""
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        follow: bool,
+        poll_s: float,
+        stopping: threading.Event,
+        tell: Callable[[str, str], None],
+    ) -> None:
+        self.path = path
+        self.follow = follow
+        self.poll_s = poll_s
+        self.stopping = stopping
+        self.tell = tell
+        self._current: _Reading | None = None
+        self._then: _Reading | None = None
+        """The file at the path, read after the rotated-away file being finished."""
+
+    def start(self, resume: Resume | None) -> None:
+        """Open the file, at `resume` when it still names it; explain any other start."""
+        path, name = self.path, self.path.name
+        here = _Reading(path, 0, 0, at_path=True)
+        if resume is None:
+            self._current = here
+            return
+        stat = os.fstat(here.fd)
+        size = stat.st_size
+        now = identify(here.fd)
+        if now == resume.file and size >= resume.offset:
+            here.offset = here.read_to = resume.offset
+            here.line, here.file = resume.line, now
+            self._current = here
+            self.tell("info", f"resuming {name} at line {resume.line + 1} (byte {resume.offset})")
+            return
+        why = _why_not(resume, (stat.st_dev, stat.st_ino), now, size)
+        rotated = find_rotated(path, resume.file, resume.offset)
+        if rotated is None:
+            self._current = here
+            self.tell(
+                "warning",
+                f"{name} {why} since the checkpoint, and no file beside it named {name}* "
+                f"starts like the checkpoint's file: reading {name} from its first line; "
+                f"lines of the old file after line {resume.line}, if it had any, were not read",
+            )
+            return
+        self._current = _Reading(rotated, resume.offset, resume.line, at_path=False)
+        self._then = here
+        self.tell(
+            "warning",
+            f"{name} {why} since the checkpoint: finishing {rotated.name} from line "
+            f"{resume.line + 1}, then reading {name} from its first line",
+        )
+
+    def lines(self) -> Iterator[Line | None]:
+        """Lines as they come; None when there is nothing new yet (follow mode only): the
+        caller hands on what it has, and the next call waits `poll_s` before looking again."""
+        current = self._current
+        assert current is not None, "start() first"
+        read_first = True
+        try:
+            while True:
+                if read_first:
+                    yield from self._drain(current)
+                after = self._successor(current)
+                if after is not None:
+                    successor, finish = after
+                    if finish:
+                        yield from self._drain(current)  # written just before the rename
+                        yield from self._last_line(current)
+                    current.close()
+                    current = self._current = successor
+                    read_first = True
+                    continue
+                if not read_first:  # nothing changed while waiting: read what arrived
+                    read_first = True
+                    continue
+                if not self.follow:
+                    yield from self._last_line(current, may_grow=True)
+                    return
+                yield None
+                if self.stopping.wait(self.poll_s):
+                    return
+                # Look at the path before reading what arrived: after a truncation those
+                # bytes belong to a new file whose first lines must not be skipped.
+                read_first = False
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Close the files still open."""
+        for reading in (self._current, self._then):
+            if reading is not None:
+                reading.close()
+
+    def _drain(self, reading: _Reading) -> Iterator[Line]:
+        """The complete lines up to the end of what is there now."""
+        fd, name = reading.fd, str(reading.path)
+        while True:
+            if reading.read_to and _truncated(reading, os.fstat(fd).st_size):
+                return  # what follows is another file's: `_successor` deals with it
+            chunk = os.pread(fd, CHUNK, reading.read_to)
+            if not chunk:
+                return
+            reading.read_to += len(chunk)
+            pieces = (reading.partial + chunk).split(b"\n")
+            reading.partial = pieces.pop()
+            if not pieces:
+                continue
+            file = reading.identity()
+            offset, line = reading.offset, reading.line
+            for raw in pieces:
+                offset += len(raw) + 1
+                yield Line(raw, line, offset, file, name)
+                line += 1
+            reading.offset, reading.line = offset, line
+
+    def _last_line(self, reading: _Reading, may_grow: bool = False) -> Iterator[Line]:
+        """A last line without a newline: once no more will come to that file, or at the end
+        of a run without `follow` (`may_grow`)."""
+        if not reading.partial:
+            return
+        raw, reading.partial = reading.partial, b""
+        reading.offset += len(raw)
+        reading.line += 1
+        file = reading.identity(whole=True)
+        yield Line(raw, reading.line - 1, reading.offset, file, str(reading.path), may_grow)
+
+    def _successor(self, reading: _Reading) -> tuple[_Reading, bool] | None:
+        """The file to read next, and whether `reading` is to be finished first; None when
+        `reading` is still the one (it may grow)."""
+        if not reading.at_path:
+            then, self._then = self._then, None
+            if then is None:
+                then = _Reading(self.path, 0, 0, at_path=True)
+            return then, True
+        name = self.path.name
+        try:
+            now = os.stat(self.path)
+        except OSError:
+            return None  # between a rename and the new file: wait for it
+        mine = os.fstat(reading.fd)
+        if (now.st_dev, now.st_ino) != (mine.st_dev, mine.st_ino):
+            try:
+                fresh = _Reading(self.path, 0, 0, at_path=True)
+            except OSError:
+                return None
+            self.tell(
+                "info",
+                f"{name} was rotated after line {reading.line}: finishing the old file, then "
+                f"reading the new {name} from its first line",
+            )
+            return fresh, True
+        if not _truncated(reading, mine.st_size):
+            return None
+        copy = None
+        if reading.file is not None:
+            copy = find_rotated(self.path, reading.file, reading.offset)
+        fresh = _Reading(self.path, 0, 0, at_path=True)
+        if copy is None:
+            self.tell(
+                "warning",
+                f"{name} was truncated after line {reading.line}: reading it again from its "
+                f"first line; lines written to it after line {reading.line} before the "
+                f"truncation, if any, were not read (no copy named {name}* beside it)",
+            )
+            return fresh, False
+        self._then = fresh
+        self.tell(
+            "info",
+            f"{name} was truncated after line {reading.line} (copytruncate): reading the rest "
+            f"from its copy {copy.name}, then {name} from its first line",
+        )
+        return _Reading(copy, reading.offset, reading.line, at_path=False), False
+
+
+def _truncated(reading: _Reading, size: int) -> bool:
+    """The file is shorter than what was read, or its head changed (truncated and written
+    again past where reading stood)."""
+    if size < reading.read_to:
+        return True
+    if reading.file is None:
+        return False
+    return head_digest(reading.fd) != reading.file.fingerprint
+
+
+def _why_not(resume: Resume, inode: tuple[int, int], now: FileId | None, size: int) -> str:
+    """Why the file at the path is not where the checkpoint says to resume."""
+    if inode != (resume.file.device, resume.file.inode):
+        return "was rotated or replaced"
+    if now is not None and now.fingerprint != resume.file.fingerprint:
+        return "was truncated and written again"
+    return f"was truncated ({size} bytes, the checkpoint is at byte {resume.offset})"

@@ -1,0 +1,206 @@
+"""`FileTail` on real files: rotation by rename and by copytruncate, truncation, partial lines,
+and resuming from a checkpoint whose file moved: nothing skipped, nothing read twice, and
+every change told to the operator."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+from schnitzel_plugins.io.jsonl_files import identify
+from schnitzel_plugins.io.jsonl_tail import FileTail, Line, Resume
+
+
+class Told(list[tuple[str, str]]):
+    """Collects what the tail tells the operator."""
+
+    def __call__(self, level: str, message: str) -> None:
+        self.append((level, message))
+
+
+def tail(path: Path, follow: bool, told: Told, resume: Resume | None = None) -> FileTail:
+    reader = FileTail(path, follow=follow, poll_s=0.01, stopping=threading.Event(), tell=told)
+    reader.start(resume)
+    return reader
+
+
+def append(path: Path, first: int, count: int, tag: str = "a") -> None:
+    with path.open("ab") as file:
+        for n in range(first, first + count):
+            file.write(f'{{"n": {n}, "file": "{tag}"}}\n'.encode())
+
+
+def until_idle(lines: Iterator[Line | None]) -> list[Line]:
+    """The lines there are now (follow mode: up to the first None)."""
+    got = []
+    for line in lines:
+        if line is None:
+            return got
+        got.append(line)
+    return got
+
+
+def texts(lines: list[Line]) -> list[str]:
+    return [line.raw.decode() for line in lines]
+
+
+def test_a_partial_last_line_waits_for_its_newline_in_follow_mode(tmp_path: Path) -> None:
+    path = tmp_path / "in.jsonl"
+    append(path, 0, 2)
+    with path.open("ab") as file:
+        file.write(b'{"n": 2, "fi')
+    lines = tail(path, True, Told()).lines()
+    assert len(until_idle(lines)) == 2
+    with path.open("ab") as file:
+        file.write(b'le": "a"}\n')
+    (third,) = until_idle(lines)
+    assert third.raw == b'{"n": 2, "file": "a"}' and third.number == 2
+    assert third.end == path.stat().st_size
+
+
+def test_without_follow_a_last_line_without_newline_is_read_and_the_source_ends(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "in.jsonl"
+    append(path, 0, 2)
+    with path.open("ab") as file:
+        file.write(b'{"n": 2}')
+    got = list(tail(path, False, Told()).lines())
+    assert texts(got)[-1] == '{"n": 2}' and None not in got and got[-1].end == path.stat().st_size
+
+
+def test_rename_rotation_finishes_the_old_file_then_reads_the_new_one(tmp_path: Path) -> None:
+    path, told = tmp_path / "in.jsonl", Told()
+    append(path, 0, 3)
+    lines = tail(path, True, told).lines()
+    assert len(until_idle(lines)) == 3
+    append(path, 3, 2)  # written before the rename: must not be lost
+    path.rename(tmp_path / "in.jsonl.1")
+    append(path, 0, 4, tag="b")
+    got = until_idle(lines)
+    assert texts(got) == [
+        '{"n": 3, "file": "a"}',
+        '{"n": 4, "file": "a"}',
+        *(f'{{"n": {n}, "file": "b"}}' for n in range(4)),
+    ]
+    assert [line.number for line in got] == [3, 4, 0, 1, 2, 3]
+    old, new = got[0].file, got[-1].file
+    assert old != new and old.key != new.key
+    assert any("rotated" in message for _level, message in told)
+
+
+def test_copytruncate_reads_the_rest_from_the_copy_then_the_file_again(tmp_path: Path) -> None:
+    """The tail read 3 lines; 2 more were written, then copied and the file truncated: those
+    2 are only in the copy."""
+    path, told = tmp_path / "in.jsonl", Told()
+    append(path, 0, 3)
+    lines = tail(path, True, told).lines()
+    assert len(until_idle(lines)) == 3
+    append(path, 3, 2)
+    shutil.copyfile(path, tmp_path / "in.jsonl.1")
+    os.truncate(path, 0)
+    append(path, 100, 2, tag="b")
+    got = until_idle(lines)
+    assert [line.raw for line in got] == [
+        b'{"n": 3, "file": "a"}',
+        b'{"n": 4, "file": "a"}',
+        b'{"n": 100, "file": "b"}',
+        b'{"n": 101, "file": "b"}',
+    ]
+    assert got[0].path.endswith("in.jsonl.1") and got[0].number == 3
+    assert any("copytruncate" in message for _level, message in told)
+
+
+def test_truncated_and_written_past_the_old_offset_is_noticed_by_its_head(
+    tmp_path: Path,
+) -> None:
+    path, told = tmp_path / "in.jsonl", Told()
+    append(path, 0, 3)
+    lines = tail(path, True, told).lines()
+    assert len(until_idle(lines)) == 3
+    os.truncate(path, 0)
+    append(path, 0, 10, tag="b")  # longer than before: only the head tells
+    got = until_idle(lines)
+    assert texts(got) == [f'{{"n": {n}, "file": "b"}}' for n in range(10)]
+    assert any(level == "warning" and "truncated" in message for level, message in told)
+
+
+def test_a_checkpoint_of_a_file_rotated_away_finishes_it_then_reads_the_new_one(
+    tmp_path: Path,
+) -> None:
+    path, told = tmp_path / "in.jsonl", Told()
+    append(path, 0, 5)
+    first = list(tail(path, False, Told()).lines())
+    at = first[2]  # checkpointed after line 2; lines 3 and 4 not yet safe
+    path.rename(tmp_path / "in.jsonl.1")
+    append(path, 0, 2, tag="b")
+    got = list(tail(path, False, told, Resume(at.file, at.end, at.number + 1)).lines())
+    assert texts(got) == [
+        '{"n": 3, "file": "a"}',
+        '{"n": 4, "file": "a"}',
+        '{"n": 0, "file": "b"}',
+        '{"n": 1, "file": "b"}',
+    ]
+    assert any("finishing in.jsonl.1 from line 4" in message for _level, message in told)
+
+
+def test_a_checkpoint_whose_file_is_gone_reads_the_new_file_and_says_so(tmp_path: Path) -> None:
+    path, told = tmp_path / "in.jsonl", Told()
+    append(path, 0, 5)
+    last = list(tail(path, False, Told()).lines())[-1]
+    path.unlink()
+    append(path, 0, 3, tag="b")
+    got = list(tail(path, False, told, Resume(last.file, last.end, last.number + 1)).lines())
+    assert len(got) == 3
+    ((level, message),) = told
+    assert level == "warning" and "reading in.jsonl from its first line" in message
+
+
+def test_the_same_file_resumes_where_the_checkpoint_says(tmp_path: Path) -> None:
+    path, told = tmp_path / "in.jsonl", Told()
+    append(path, 0, 5)
+    at = list(tail(path, False, Told()).lines())[1]
+    got = list(tail(path, False, told, Resume(at.file, at.end, at.number + 1)).lines())
+    assert [line.number for line in got] == [2, 3, 4]
+    assert told == [("info", f"resuming in.jsonl at line 3 (byte {at.end})")]
+
+
+def test_a_file_is_identified_once_its_first_line_is_complete(tmp_path: Path) -> None:
+    path = tmp_path / "in.jsonl"
+    path.write_bytes(b'{"n": 0')
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        assert identify(fd) is None
+        with path.open("ab") as file:
+            file.write(b"}\n")
+        known = identify(fd)
+        append(path, 1, 50)
+        assert identify(fd) == known  # the identity does not change as the file grows
+    finally:
+        os.close(fd)
+
+
+def test_a_truncation_in_the_middle_of_reading_is_caught_before_the_next_read(
+    tmp_path: Path,
+) -> None:
+    """Truncated and written past the old size while the tail is inside its first 64 KiB:
+    it never reads the new bytes as if they went on from the old ones."""
+    path, told = tmp_path / "in.jsonl", Told()
+    append(path, 0, 5000)  # about 120 KiB
+    lines = tail(path, False, told).lines()
+    first = next(lines)
+    assert first is not None and first.number == 0
+    os.truncate(path, 0)
+    append(path, 0, 6000, tag="b")
+    got = [line for line in lines if line is not None]
+    old = [line for line in got if b'"a"' in line.raw]
+    new = [line for line in got if b'"b"' in line.raw]
+    assert [line.number for line in old] == list(range(1, len(old) + 1))  # the chunk in hand
+    assert [line.raw for line in new] == [
+        f'{{"n": {n}, "file": "b"}}'.encode() for n in range(6000)
+    ]
+    assert len(got) == len(old) + len(new)  # nothing mixed of the two
+    assert any(level == "warning" and "truncated" in message for level, message in told)
