@@ -322,6 +322,9 @@ def _show_status(report: dict[str, Any]) -> None:
         for node_id, n in report.get("nodes", {}).items()
     ]
     print_table([*NODE_HEADER, "P99 MS"], rows)
+    for node_id, n in report.get("nodes", {}).items():  # why a node is not ok, in words
+        if n.get("health_reason"):
+            say(f"{node_id}: {n.get('health')}: {n['health_reason']}")
 
 
 def _show_nodes(nodes: list[dict[str, Any]]) -> None:
