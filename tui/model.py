@@ -29,6 +29,7 @@ __all__ = [
     "SuggestionView",
     "Topology",
     "TopologyNode",
+    "TroubleView",
     "actor_text",
     "change_text",
     "plain_value",
@@ -153,6 +154,28 @@ class ErrorView:
 
 
 @dataclass(frozen=True, slots=True)
+class TroubleView:
+    """What a node's plugin reports it is handling now (a retry, an open circuit)."""
+
+    reason: str
+    since: float
+    """When the trouble began."""
+    reason_since: float
+    """When `reason` was first reported in it (an open circuit: when it opened)."""
+    retries: int
+
+    @classmethod
+    def from_report(cls, data: Mapping[str, Any]) -> TroubleView:
+        """Build from a node's `trouble` report entry."""
+        return cls(
+            str(data.get("reason") or ""),
+            float(data.get("since") or 0.0),
+            float(data.get("reason_since") or 0.0),
+            int(data.get("retries") or 0),
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class NodeView:
     """One node's live figures."""
 
@@ -188,6 +211,10 @@ class NodeView:
     """0 as started; one more per swap or rollback."""
     can_rollback: bool = False
     """A swap can be undone (`rollback`)."""
+    trouble: TroubleView | None = None
+    """What the plugin reports it is retrying now, if anything."""
+    retries: int = 0
+    """Retries the plugin reported over the whole run."""
 
     @property
     def fill(self) -> float:
@@ -217,6 +244,7 @@ class NodeView:
         """Build from one node's entry of the run report."""
         latency = data.get("latency_ms") or {}
         durable = data.get("durable")
+        trouble = data.get("trouble")
         return cls(
             id=node_id,
             kind=str(data.get("kind", "")),
@@ -248,6 +276,8 @@ class NodeView:
             limits={k: _bounds(v) for k, v in (data.get("limits") or {}).items()},
             generation=int(data.get("generation") or 0),
             can_rollback=bool(data.get("can_rollback", False)),
+            trouble=TroubleView.from_report(trouble) if trouble else None,
+            retries=int(data.get("retries") or 0),
         )
 
 
