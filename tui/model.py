@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from schnitzel.control.audit import audit_change
 from schnitzel.runtime.throttles import plain_value
 
 __all__ = [
@@ -31,7 +32,6 @@ __all__ = [
     "TopologyNode",
     "TroubleView",
     "actor_text",
-    "change_text",
     "plain_value",
 ]
 
@@ -457,12 +457,8 @@ class AuditView:
 
     @property
     def change(self) -> str:
-        """What changed, as `before -> after` per key where both are mappings (an approval
-        records the suggested action as its `after`: its arguments are the new values)."""
-        after = self.after
-        if isinstance(after, Mapping) and "command" in after and "args" in after:
-            after = after["args"]
-        return change_text(self.before, after)
+        """What changed, as `ctl audit` says it (`audit_change`): `paused false -> true`."""
+        return audit_change(self.before, self.after)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> AuditView:
@@ -515,24 +511,6 @@ def actor_text(who: Any) -> str:
     if ssh:
         text += f" over ssh from {str(ssh).split()[0]}"
     return text
-
-
-def change_text(before: Any, after: Any) -> str:
-    """`rate_hz 50 -> 40, concurrency 1 -> 2` for two mappings (only the keys that differ, or
-    all when none do); `before -> after` for anything else."""
-    if isinstance(before, Mapping) and isinstance(after, Mapping):
-        keys = [k for k in {**before, **after} if before.get(k) != after.get(k)]
-        keys = keys or list({**before, **after})
-        return ", ".join(f"{k} {_short(before.get(k))} -> {_short(after.get(k))}" for k in keys)
-    if before is None and after is None:
-        return ""
-    return f"{_short(before)} -> {_short(after)}"
-
-
-def _short(value: Any) -> str:
-    if isinstance(value, Mapping):
-        return "{" + ", ".join(f"{k}: {_short(v)}" for k, v in value.items()) + "}"
-    return plain_value(value)
 
 
 def _bounds(value: Any) -> Bounds:
