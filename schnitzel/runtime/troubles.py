@@ -10,6 +10,7 @@ one when it is over.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from schnitzel.registry.trouble import Episode, Trouble
 from schnitzel.runtime.events import EventLog
@@ -30,10 +31,18 @@ RECENT_ERROR = "retrying"
 class TroubleWatch:
     """The runtime's side of one node's `Trouble`: what it has told the operator so far."""
 
-    __slots__ = ("_announced_at", "_announced_reason", "_announced_since", "_seen", "trouble")
+    __slots__ = (
+        "_announced_at",
+        "_announced_reason",
+        "_announced_since",
+        "_clock",
+        "_seen",
+        "trouble",
+    )
 
-    def __init__(self, trouble: Trouble) -> None:
+    def __init__(self, trouble: Trouble, clock: Callable[[], float] = time.time) -> None:
         self.trouble = trouble
+        self._clock = clock
         self._announced_since: float | None = None
         self._announced_reason = ""
         self._announced_at = 0.0
@@ -43,7 +52,7 @@ class TroubleWatch:
     def tick(self, node_id: str, events: EventLog, metrics: NodeMetrics, progressed: bool) -> None:
         """Announce what changed since the last tick. `progressed`: the node processed or
         delivered packets over the health window."""
-        trouble, now = self.trouble, time.time()
+        trouble, now = self.trouble, self._clock()
         quiet = trouble.active and progressed and now - trouble.last >= QUIET_S
         if quiet:
             trouble.recovered()
