@@ -458,7 +458,7 @@ class AuditView:
     @property
     def change(self) -> str:
         """What changed, as `ctl audit` says it (`audit_change`): `paused false -> true`."""
-        return audit_change(self.before, self.after)
+        return audit_change(self.before, self.after, self.action)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> AuditView:

@@ -450,7 +450,10 @@ def _show_audit(entries: list[dict[str, Any]]) -> None:
                 f"{who.get('user')} via {who.get('via')}{ssh}",
                 str(entry.get("action")),
                 str(entry.get("node") or "-"),
-                audit_change(entry.get("before"), entry.get("after"), width=40) or "-",
+                audit_change(
+                    entry.get("before"), entry.get("after"), str(entry.get("action")), width=40
+                )
+                or "-",
                 str(entry.get("why") or "-"),
                 outcome,
             ]

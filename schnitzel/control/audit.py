@@ -98,13 +98,18 @@ def utc_timestamp(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def audit_change(before: Any, after: Any, width: int | None = None) -> str:
+NAMED_VALUES = {"pause": "paused", "resume": "paused"}
+"""Actions whose audit entry records one value, and what that value is (`paused`)."""
+
+
+def audit_change(before: Any, after: Any, action: str = "", width: int | None = None) -> str:
     """What an audit entry changed, in the vocabulary of events, `ctl` and the console
     (`plain_value`): `paused false -> true`, `rate_hz 50 -> 40, concurrency 1 -> 2` (only the
     keys that differ, or all when none do), `k -> v` for a key that had no value before (a
-    refused change), `none -> {force: false}` for anything but two mappings, empty when
-    both are None. An approval's `after` is the suggested action: its arguments are the
-    new values. `width`: cut each value to this many characters."""
+    refused change), `none -> {force: false}` for anything but two mappings (named after
+    `action` where NAMED_VALUES knows the value: `paused false -> true`), empty when both
+    are None. An approval's `after` is the suggested action: its arguments are the new
+    values. `width`: cut each value to this many characters."""
     if isinstance(after, Mapping) and "command" in after and "args" in after:
         after = after["args"]
 
@@ -126,4 +131,5 @@ def audit_change(before: Any, after: Any, width: int | None = None) -> str:
         )
     if before is None and after is None:
         return ""
-    return f"{shown(before)} -> {shown(after)}"
+    name = NAMED_VALUES.get(action)
+    return f"{name + ' ' if name else ''}{shown(before)} -> {shown(after)}"
