@@ -24,8 +24,8 @@ reopens it for twice as long (up to `breaker_max_cooldown_s`, 1.5 s by default, 
 long delivery takes to resume after the backend recovers). While the circuit is open, its
 cooldown alone paces attempts (no backoff on top). The opening is logged once as a warning,
 the closing as info; the token never appears in a log line, an error or a repr. Each retried
-failure is also reported with `context.report_trouble` (`<url>: ConnectError: connection
-refused; circuit open`) and the first answer with `report_recovered`, so the operator sees why
+failure is also reported with `context.report_trouble` (`<url>: connection refused; circuit
+open`) and the first answer with `report_recovered`, so the operator sees why
 the node retries in its health reason, its recent errors and the event log.
 
 With `batch_max` > 1 the runtime hands the sink whole micro-batches (`deliver_batch`): they

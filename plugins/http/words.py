@@ -22,20 +22,23 @@ _ERRNO_WORDS = {
 }
 # httpx's own names for what it could not do, when no OS error says more.
 _TYPE_WORDS = {
-    "ConnectTimeout": "no connection within timeout_s",
-    "ReadTimeout": "no answer within timeout_s",
-    "WriteTimeout": "could not send within timeout_s",
-    "PoolTimeout": "no free connection within timeout_s",
+    "ConnectTimeout": "no connection within {timeout}",
+    "ReadTimeout": "no answer within {timeout}",
+    "WriteTimeout": "could not send within {timeout}",
+    "PoolTimeout": "no free connection within {timeout}",
     "RemoteProtocolError": "the backend broke the HTTP exchange",
 }
 
 
-def transport_error_text(exc: BaseException) -> str:
-    """`ConnectError: connection refused` for a request that got no response: the error's
-    name, then the most specific cause found in its chain (an OS error's errno, a name that
-    does not resolve), else httpx's own message."""
+def transport_error_text(exc: BaseException, timeout_s: float | None = None) -> str:
+    """`connection refused` for a request that got no response: the most specific cause
+    found in the error's chain (an OS error's errno, a name that does not resolve), else
+    what the error's type means (`no answer within 2 s (timeout_s)`), else its name and
+    message (`ProxyError: ...`)."""
     name = type(exc).__name__
-    return f"{name}: {_cause_in_words(exc) or _TYPE_WORDS.get(name) or exc}".rstrip(": ")
+    timeout = f"{timeout_s:g} s (timeout_s)" if timeout_s is not None else "timeout_s"
+    words = _cause_in_words(exc) or _TYPE_WORDS.get(name, "").format(timeout=timeout)
+    return words or f"{name}: {exc}".rstrip(": ")
 
 
 def trouble_reason(where: str, detail: str, circuit_open: bool) -> str:

@@ -17,10 +17,10 @@ __all__ = ["WhyLine", "why_text"]
 
 
 class WhyLine(Static):
-    """The health reason of one node, in full width."""
+    """The health reason of one node, in full width (wrapped up to three lines)."""
 
     DEFAULT_CSS = """
-    WhyLine { height: 1; padding: 0 1; }
+    WhyLine { height: auto; max-height: 3; padding: 0 1; }
     """
 
     def __init__(self, **kwargs: Any) -> None:
@@ -32,7 +32,7 @@ class WhyLine(Static):
         text = why_text(selected, shown)
         if text != self._shown:
             self._shown = text
-            self.update(text, layout=False)
+            self.update(text)  # a long reason takes up to three lines
 
 
 def why_text(selected: NodeView | None, shown: Sequence[NodeView]) -> Text:
