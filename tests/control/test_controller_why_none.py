@@ -1,7 +1,7 @@
 """The controller says why it suggests nothing: before its first look, no pressure, no
-declared limits, a cooldown after a change, a paused node, a run
-draining to stop; and the control API and `ctl controller` pass it on. The same fluid model
-and fake clock as test_controller.py."""
+declared limits, a cooldown after a change, a paused node, a run draining to stop; and the
+control API and `ctl controller` pass it on. The same fluid model and fake clock as
+test_controller.py."""
 
 from __future__ import annotations
 
