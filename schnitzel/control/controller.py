@@ -302,8 +302,16 @@ class Controller:
         if watch.entry.get("paused"):
             self._quiet[node_id] = f"{node_id!r} is under pressure, but paused by an operator"
             return
-        if self._busy(node_id):
-            return  # the suggestion in play is in the list
+        if self._busy(node_id):  # the suggestion in play is in the list
+            verifying = [
+                s for s in self._with_status("approved") if node_id in (s.node, s.proposal.target)
+            ]
+            if verifying:
+                self._quiet[node_id] = (
+                    f"{node_id!r} is under pressure, but {verifying[0].id} is being verified "
+                    f"({self._settings.verify_s:g} s after it was applied; verify_s)"
+                )
+            return
         if self._cooling(node_id, now):
             assert watch.changed_at is not None
             self._quiet[node_id] = (

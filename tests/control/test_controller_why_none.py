@@ -112,3 +112,12 @@ def test_ctl_controller_prints_the_mode_and_each_reason(capsys: pytest.CaptureFi
         "  no pressure: ...",
         "  x",
     ]
+
+
+def test_a_change_being_verified_is_said() -> None:
+    plant = Plant(sources={"cam": 400.0})
+    controller, clock = make(plant, mode="auto")
+    drive(controller, plant, clock, 12)
+    assert [s["status"] for s in controller.suggestions()] == ["approved"]
+    why = controller.why_none()
+    assert any("s-1 is being verified" in line and "verify_s" in line for line in why), why
