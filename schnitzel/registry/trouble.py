@@ -6,7 +6,8 @@ see, so it tells the operator instead: `context.report_trouble(reason)` each tim
 or waits because of a problem, `context.report_recovered()` once the thing works again.
 
 Both calls are O(1) field writes, take no lock and log nothing, so they are safe on the hot
-path and from a plugin's own threads. The runtime reads a node's `Trouble` once per metrics
+path and from a plugin's own threads (reports from several threads at once may come out a
+few short in the count; nothing else is lost). The runtime reads a node's `Trouble` once per metrics
 tick (runtime/troubles.py) and turns what changed into events, the node's health reason and
 its recent errors: a backend reported dead a thousand times a second costs a thousand field
 writes and a handful of events.
