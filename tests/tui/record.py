@@ -37,10 +37,13 @@ async def record(graph: Path, seconds: float, every_s: float) -> dict[str, Any]:
         control = RuntimeControl(runtime)
         run = asyncio.create_task(runtime.run(duration_s=seconds))
         snapshots = []
+        answers: dict[str, Any] = {}
         while not run.done():
             await asyncio.sleep(every_s)
-            snapshots.append(control.snapshot())
-        answers = {"suggestions": control.suggestions(), "controller": control.controller()}
+            snapshot = control.snapshot()
+            snapshots.append(snapshot)
+            if snapshot["status"] == "running" and not snapshot["stopping"]:
+                answers = {"suggestions": control.suggestions(), "controller": control.controller()}
         await run
         recorded = {
             "describe": control.describe(),

@@ -87,6 +87,7 @@ class SuggestionsScreen(Screen[None]):
         table.focus()
         await self.reload()
         await self.reload_why()
+        self._show_detail()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         # read-only: not offered at all, so the footer does not show it either
