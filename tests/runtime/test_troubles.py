@@ -1,19 +1,25 @@
 """Trouble a plugin handles itself (`context.report_trouble`) reaches the operator: one event
 per trouble however often it is reported, a new reason at most every CHANGE_EVERY_S, one
 event when it is over; the health reason says why first. The watch's clock is driven by
-hand, so nothing here waits."""
+hand, so nothing here waits; last, a blocking plugin reporting from its own thread through a
+real run."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 from pathlib import Path
+from typing import ClassVar
 
-from schnitzel.registry.plugin import NodeContext
+from schnitzel.contract.packet import StreamPacket
+from schnitzel.registry.plugin import NodeContext, Sink
+from schnitzel.runtime import Runtime
 from schnitzel.runtime.events import EventLog
 from schnitzel.runtime.health import Health, judge_health
 from schnitzel.runtime.metrics import NodeMetrics, RateSample
 from schnitzel.runtime.troubles import CHANGE_EVERY_S, QUIET_S, RECENT_ERROR, TroubleWatch
+from schnitzel.validate.validator import load_graph
 
 
 class Clock:
@@ -171,3 +177,43 @@ def test_the_health_reason_says_why_before_what_it_did() -> None:
         crashed=None, delta=window, depth=0, capacity=1024, idle_s=0.0, paused=False
     )
     assert calm == (Health.OK, "")
+
+
+class BusyDevice(Sink):
+    """A blocking sink whose device is busy for a while on packet 3: it retries in its own
+    thread, reporting why, then delivers."""
+
+    name: ClassVar[str] = "busy_device"
+    blocking: ClassVar[bool] = True
+
+    def deliver(self, packet: StreamPacket) -> None:
+        if packet.seq == 3:
+            for _ in range(5):
+                self.context.report_trouble("/dev/ttyUSB0: device busy")
+        self.context.report_recovered()
+
+
+def test_a_plugin_retrying_in_its_own_thread_is_told_in_the_report_and_the_events(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "graph.yaml"
+    path.write_text(
+        f"""version: 2
+runtime: {{allow_modules: [{__name__}]}}
+nodes:
+  - {{id: src, kind: source, plugin: synthetic, config: {{count: 10}}}}
+  - {{id: out, kind: sink, plugin: "{__name__}:BusyDevice"}}
+edges:
+  - {{from: src, to: out}}
+"""
+    )
+    runtime = Runtime(load_graph(path), state_dir=tmp_path / "state")
+    report = asyncio.run(asyncio.wait_for(runtime.run(), 60))
+    out = report["nodes"]["out"]
+    assert out["retries"] == 5 and out["trouble"] is None
+    assert out["errors"] == 0 and out["delivered"] == 10
+    told = [e.message for e in runtime.events.recent if e.node == "out"]
+    assert any("/dev/ttyUSB0: device busy" in m for m in told), told
+    assert any("recovered" in m for m in told), told
+    assert [e["error"] for e in out["recent_errors"]] == [RECENT_ERROR] * len(out["recent_errors"])
+    assert out["recent_errors"], "the trouble is among the recent errors"
