@@ -1,7 +1,8 @@
 """The operator is told why an http sink retries: a real `schnitzel run` sending to a closed
 loopback port shows `connection refused` in `ctl events`, in the node's health reason, its
 recent errors and its `trouble` entry; a backend that comes back ends the trouble with one
-`recovered` event; a dead backend does not flood the event log."""
+`recovered` event; a dead backend does not flood the event log; HTTP 503s are said in words
+and counted as retries, not errors."""
 
 from __future__ import annotations
 
@@ -141,3 +142,18 @@ def wait_until(condition: Any) -> None:
     while not condition():
         assert time.monotonic() < deadline, "hang guard"
         time.sleep(0.1)
+
+
+def test_http_503_is_told_in_words_and_counted_as_retries_not_errors(tmp_path: Path) -> None:
+    with LoopbackBackend() as backend:
+        backend.fail_next(6, 503)
+        graph = graph_from(tmp_path, uplink(backend.url).replace("rate_hz: 200.0", "count: 50"))
+        runtime = Runtime(graph, state_dir=tmp_path / "state")
+        report = asyncio.run(asyncio.wait_for(runtime.run(), GUARD_S * 2))
+    out = report["nodes"]["out"]
+    assert out["delivered"] == 50 and out["errors"] == 0
+    assert out["retries"] == 6 and out["trouble"] is None  # over: the backend answered
+    told = [e.message for e in runtime.events.recent if e.node == "out"]
+    assert any("HTTP 503" in m for m in told), told
+    assert any("recovered" in m for m in told), told
+    assert_counts_add_up(report, graph)
