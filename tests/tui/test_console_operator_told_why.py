@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from rich.text import Text
 from textual.widgets import DataTable, Static
 
@@ -198,7 +199,7 @@ def test_with_the_controller_off_the_suggestions_screen_says_so(tmp_path: Path) 
 
 
 def test_the_audit_screen_and_ctl_audit_say_a_change_in_the_same_words(
-    tmp_path: Path, capsys: object
+    tmp_path: Path,
 ) -> None:
     async def scenario(c: Console) -> None:
         await c.started()
@@ -216,7 +217,9 @@ def test_the_audit_screen_and_ctl_audit_say_a_change_in_the_same_words(
     run_console(tmp_path, LIMITED, scenario)
 
 
-def test_one_formatter_for_audit_changes_in_ctl_and_the_console(capsys: object) -> None:
+def test_one_formatter_for_audit_changes_in_ctl_and_the_console(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     entries = [
         {"ts": "t", "who": {"user": "ann", "via": "ctl"}, "action": "pause", "node": "thin",
          "before": False, "after": True, "outcome": "applied"},
@@ -226,7 +229,7 @@ def test_one_formatter_for_audit_changes_in_ctl_and_the_console(capsys: object) 
          "before": {"rate_hz": 50.0}, "after": {"rate_hz": None}, "outcome": "applied"},
     ]  # fmt: skip
     _show_audit(entries)
-    printed = capsys.readouterr().out  # type: ignore[attr-defined]
+    printed = capsys.readouterr().out
     for entry, said in zip(
         entries, ("paused false -> true", "force -> false", "rate_hz 50 -> none"), strict=True
     ):
