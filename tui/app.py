@@ -198,6 +198,8 @@ class ConsoleApp(App[None]):
                 self.suggestions = tuple(SuggestionView.from_dict(s) for s in found or ())
         if isinstance(screen, AuditScreen) and not self.frozen:
             await screen.reload()
+        if isinstance(screen, SuggestionsScreen) and not self.frozen:
+            await screen.reload_why()
 
     def _take_events(self, events: list[EventView]) -> None:
         """Queue new events for the log, saying so where some were never seen (the runtime

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from schnitzel.control.audit import audit_change
 from schnitzel.runtime.throttles import plain_value
 
 __all__ = [
@@ -29,8 +30,8 @@ __all__ = [
     "SuggestionView",
     "Topology",
     "TopologyNode",
+    "TroubleView",
     "actor_text",
-    "change_text",
     "plain_value",
 ]
 
@@ -153,6 +154,28 @@ class ErrorView:
 
 
 @dataclass(frozen=True, slots=True)
+class TroubleView:
+    """What a node's plugin reports it is handling now (a retry, an open circuit)."""
+
+    reason: str
+    since: float
+    """When the trouble began."""
+    reason_since: float
+    """When `reason` was first reported in it (an open circuit: when it opened)."""
+    retries: int
+
+    @classmethod
+    def from_report(cls, data: Mapping[str, Any]) -> TroubleView:
+        """Build from a node's `trouble` report entry."""
+        return cls(
+            str(data.get("reason") or ""),
+            float(data.get("since") or 0.0),
+            float(data.get("reason_since") or 0.0),
+            int(data.get("retries") or 0),
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class NodeView:
     """One node's live figures."""
 
@@ -188,6 +211,10 @@ class NodeView:
     """0 as started; one more per swap or rollback."""
     can_rollback: bool = False
     """A swap can be undone (`rollback`)."""
+    trouble: TroubleView | None = None
+    """What the plugin reports it is retrying now, if anything."""
+    retries: int = 0
+    """Retries the plugin reported over the whole run."""
 
     @property
     def fill(self) -> float:
@@ -217,6 +244,7 @@ class NodeView:
         """Build from one node's entry of the run report."""
         latency = data.get("latency_ms") or {}
         durable = data.get("durable")
+        trouble = data.get("trouble")
         return cls(
             id=node_id,
             kind=str(data.get("kind", "")),
@@ -248,6 +276,8 @@ class NodeView:
             limits={k: _bounds(v) for k, v in (data.get("limits") or {}).items()},
             generation=int(data.get("generation") or 0),
             can_rollback=bool(data.get("can_rollback", False)),
+            trouble=TroubleView.from_report(trouble) if trouble else None,
+            retries=int(data.get("retries") or 0),
         )
 
 
@@ -427,12 +457,8 @@ class AuditView:
 
     @property
     def change(self) -> str:
-        """What changed, as `before -> after` per key where both are mappings (an approval
-        records the suggested action as its `after`: its arguments are the new values)."""
-        after = self.after
-        if isinstance(after, Mapping) and "command" in after and "args" in after:
-            after = after["args"]
-        return change_text(self.before, after)
+        """What changed, as `ctl audit` says it (`audit_change`): `paused false -> true`."""
+        return audit_change(self.before, self.after, self.action)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> AuditView:
@@ -485,24 +511,6 @@ def actor_text(who: Any) -> str:
     if ssh:
         text += f" over ssh from {str(ssh).split()[0]}"
     return text
-
-
-def change_text(before: Any, after: Any) -> str:
-    """`rate_hz 50 -> 40, concurrency 1 -> 2` for two mappings (only the keys that differ, or
-    all when none do); `before -> after` for anything else."""
-    if isinstance(before, Mapping) and isinstance(after, Mapping):
-        keys = [k for k in {**before, **after} if before.get(k) != after.get(k)]
-        keys = keys or list({**before, **after})
-        return ", ".join(f"{k} {_short(before.get(k))} -> {_short(after.get(k))}" for k in keys)
-    if before is None and after is None:
-        return ""
-    return f"{_short(before)} -> {_short(after)}"
-
-
-def _short(value: Any) -> str:
-    if isinstance(value, Mapping):
-        return "{" + ", ".join(f"{k}: {_short(v)}" for k, v in value.items()) + "}"
-    return plain_value(value)
 
 
 def _bounds(value: Any) -> Bounds:

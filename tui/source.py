@@ -20,7 +20,7 @@ MUTATING = frozenset(
 )
 """Commands that change the run: each is audited with who asked (`actor`) and `why`."""
 
-READING = frozenset({"suggestions", "audit", "plugins"})
+READING = frozenset({"suggestions", "controller", "audit", "plugins"})
 """Commands that only read."""
 
 
@@ -52,6 +52,8 @@ class ConsoleSource(Protocol):
         - `swap(node_id, plugin, config, dry_run=False)`: `config` a mapping or None;
         - `rollback(node_id)`;
         - `suggestions()` (a list), `approve(suggestion_id)`, `reject(suggestion_id)`;
+        - `controller()`: its mode, open suggestions and `why_none` (why nothing is
+          suggested now, in sentences);
         - `audit(limit=100)` (a list, oldest first), `plugins(kind=None)` (a list).
         """
         ...

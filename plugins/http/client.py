@@ -14,6 +14,7 @@ import httpx
 
 from schnitzel_plugins.http.config import HttpSinkConfig, safe_url
 from schnitzel_plugins.http.errors import HttpSinkError
+from schnitzel_plugins.http.words import transport_error_text
 
 __all__ = ["HttpClient", "Reply"]
 
@@ -31,7 +32,8 @@ class Reply:
 
     status: int | None
     detail: str
-    """`HTTP 503: <body excerpt>`, or the connection error (`ConnectError: ...`)."""
+    """`HTTP 503: <body excerpt>`, or the connection error in words (`connection
+    refused`)."""
     retry_after: str | None = None
     """The raw `Retry-After` header, when the response had one."""
 
@@ -48,6 +50,7 @@ class HttpClient:
     ) -> None:
         self._url = config.url
         self._where = safe_url(config.url)
+        self._timeout_s = config.timeout_s
         self._token = token
         headers = dict(config.headers)
         if token:
@@ -76,7 +79,7 @@ class HttpClient:
         try:
             response = await self._client.post(self._url, content=body, headers=headers)
         except _RETRIED as exc:
-            return Reply(None, self._redact(f"{type(exc).__name__}: {exc}".rstrip(": ")))
+            return Reply(None, self._redact(transport_error_text(exc, self._timeout_s)))
         except httpx.HTTPError as exc:
             raise HttpSinkError(
                 f"cannot send a request to {self._where}: {type(exc).__name__}: "

@@ -23,7 +23,10 @@ instead of hammering. Then exactly one probe goes out: success closes the circui
 reopens it for twice as long (up to `breaker_max_cooldown_s`, 1.5 s by default, which bounds how
 long delivery takes to resume after the backend recovers). While the circuit is open, its
 cooldown alone paces attempts (no backoff on top). The opening is logged once as a warning,
-the closing as info; the token never appears in a log line, an error or a repr.
+the closing as info; the token never appears in a log line, an error or a repr. Each retried
+failure is also reported with `context.report_trouble` (`<url>: connection refused; circuit
+open`) and the first answer with `report_recovered`, so the operator sees why
+the node retries in its health reason, its recent errors and the event log.
 
 With `batch_max` > 1 the runtime hands the sink whole micro-batches (`deliver_batch`): they
 go as JSON arrays of up to `batch_max` encoded packets, one request per slice, all-or-nothing
@@ -56,6 +59,7 @@ from schnitzel_plugins.http.breaker import BreakerState, Change, CircuitBreaker
 from schnitzel_plugins.http.config import HttpSinkConfig, safe_url
 from schnitzel_plugins.http.errors import HttpGaveUp, HttpRejected, HttpSinkError
 from schnitzel_plugins.http.retry import backoff_s, is_retried, retry_after_s
+from schnitzel_plugins.http.words import trouble_reason
 
 if TYPE_CHECKING:
     from schnitzel_plugins.http.client import HttpClient, Reply
@@ -131,6 +135,7 @@ class HttpSink(Sink):
             status = reply.status
             if status is not None and not is_retried(status):
                 self._log_change(self.breaker.record_success(), reply)  # it answered
+                self.context.report_recovered()
                 if 200 <= status < 300:
                     return
                 raise HttpRejected(
@@ -139,6 +144,7 @@ class HttpSink(Sink):
                     status,
                 )
             self._log_change(self.breaker.record_failure(), reply)
+            self._report_trouble(reply)
             if not self.context.durable and attempts > self.config.max_retries:
                 raise HttpGaveUp(
                     f"gave up delivering {what} to {self._where} after {attempts} attempts "
@@ -164,6 +170,11 @@ class HttpSink(Sink):
         if asked is not None:
             return min(asked, cap)
         return backoff_s(attempt, self.config.retry_initial_s, cap, self._rng)
+
+    def _report_trouble(self, reply: Reply) -> None:
+        """Tell the operator why this node retries (the runtime coalesces repeats)."""
+        circuit_open = self.breaker.state is not BreakerState.CLOSED
+        self.context.report_trouble(trouble_reason(self._where, reply.detail, circuit_open))
 
     def _log_change(self, change: Change | None, reply: Reply) -> None:
         if change is None:

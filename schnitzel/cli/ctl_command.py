@@ -59,6 +59,7 @@ def add_ctl_parser(commands: Any) -> None:
     events.add_argument("--after", type=_count(0), default=0, metavar="SEQ")
     events.add_argument("--limit", type=_count(1), default=50, metavar="N")
     command("suggestions", help_text="the controller's suggestions")
+    command("controller", help_text="the controller's mode and why it suggests nothing now")
     audit = command("audit", help_text="the audit log: who changed what, when and why")
     audit.add_argument("--limit", type=_count(1), default=20, metavar="N")
     plugins = command("plugins", help_text="plugins a node may be swapped to")
@@ -345,6 +346,9 @@ def _show_status(report: dict[str, Any]) -> None:
         for node_id, n in report.get("nodes", {}).items()
     ]
     print_table([*NODE_HEADER, "P99 MS"], rows)
+    for node_id, n in report.get("nodes", {}).items():  # why a node is not ok, in words
+        if n.get("health_reason"):
+            say(f"{node_id}: {n.get('health')}: {n['health_reason']}")
 
 
 def _show_nodes(nodes: list[dict[str, Any]]) -> None:
@@ -422,7 +426,7 @@ def _show_events(events: list[dict[str, Any]]) -> None:
 
 def _show_suggestions(suggestions: list[dict[str, Any]]) -> None:
     if not suggestions:
-        say("no suggestions")
+        say("no suggestions (`schnitzel ctl controller` says why)")
         return
     rows = [
         [
@@ -437,6 +441,12 @@ def _show_suggestions(suggestions: list[dict[str, Any]]) -> None:
     print_table(["ID", "STATUS", "NODE", "ACTION", "RATIONALE"], rows)
 
 
+def _show_controller(state: dict[str, Any]) -> None:
+    say(f"controller {state.get('mode')}, {state.get('open', 0)} open suggestions")
+    for line in state.get("why_none") or ():
+        say(f"  {line}")
+
+
 def _action_text(action: Any) -> str:
     if not isinstance(action, dict):
         return ""
@@ -448,6 +458,8 @@ def _show_audit(entries: list[dict[str, Any]]) -> None:
     if not entries:
         say("the audit log is empty")
         return
+    from schnitzel.control.audit import audit_change  # one vocabulary with the console
+
     rows = []
     for entry in entries:
         who = entry.get("who") or {}
@@ -461,7 +473,10 @@ def _show_audit(entries: list[dict[str, Any]]) -> None:
                 f"{who.get('user')} via {who.get('via')}{ssh}",
                 str(entry.get("action")),
                 str(entry.get("node") or "-"),
-                _before_after(entry.get("before"), entry.get("after")),
+                audit_change(
+                    entry.get("before"), entry.get("after"), str(entry.get("action")), width=40
+                )
+                or "-",
                 str(entry.get("why") or "-"),
                 outcome,
             ]
@@ -545,25 +560,11 @@ def _is_change(value: Any) -> bool:
     return isinstance(value, dict) and "before" in value and "after" in value
 
 
-def _before_after(before: Any, after: Any) -> str:
-    """`knob before -> after` for each knob that changed (a refused change has no before)."""
-    if isinstance(before, dict | None) and isinstance(after, dict | None) and (before or after):
-        old, new = before or {}, after or {}
-        keys = [k for k in {**old, **new} if old.get(k) != new.get(k)] or list(new)
-        return ", ".join(
-            f"{k} {_value(old[k])} -> {_value(new.get(k))}"
-            if k in old
-            else f"{k} -> {_value(new.get(k))}"
-            for k in keys
-        )
-    if before is None and after is None:
-        return "-"
-    return f"{_value(before)} -> {_value(after)}"
-
-
 def _value(value: Any, width: int = 40) -> str:
-    text = "none" if value is None else (value if isinstance(value, str) else json.dumps(value))
-    return text if len(text) <= width else text[: width - 3] + "..."
+    from schnitzel.runtime.throttles import plain_value  # the vocabulary of the console
+
+    text = plain_value(value)
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def _number(value: Any) -> str:
@@ -585,6 +586,7 @@ SHOW: dict[str, Callable[[Any], None]] = {
     "hello": _show_hello,
     "events": _show_events,
     "suggestions": _show_suggestions,
+    "controller": _show_controller,
     "audit": _show_audit,
     "plugins": _show_plugins,
     "swap": _show_swap,

@@ -12,13 +12,15 @@ import json
 import os
 import time
 from collections import deque
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from schnitzel.control.actor import Actor
+from schnitzel.runtime.throttles import plain_value
 
-__all__ = ["AUDIT_FILE", "AuditLog", "utc_timestamp"]
+__all__ = ["AUDIT_FILE", "AuditLog", "audit_change", "utc_timestamp"]
 
 AUDIT_FILE = "audit.jsonl"
 READ_TAIL_BYTES = 4 << 20
@@ -94,3 +96,40 @@ class AuditLog:
 def utc_timestamp(ts: float) -> str:
     """`2026-11-24T08:00:00.123Z` for a time.time() value."""
     return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+NAMED_VALUES = {"pause": "paused", "resume": "paused"}
+"""Actions whose audit entry records one value, and what that value is (`paused`)."""
+
+
+def audit_change(before: Any, after: Any, action: str = "", width: int | None = None) -> str:
+    """What an audit entry changed, in the vocabulary of events, `ctl` and the console
+    (`plain_value`): `paused false -> true`, `rate_hz 50 -> 40, concurrency 1 -> 2` (only the
+    keys that differ, or all when none do), `k -> v` for a key that had no value before (a
+    refused change), `none -> {force: false}` for anything but two mappings (named after
+    `action` where NAMED_VALUES knows the value: `paused false -> true`), empty when both
+    are None. An approval's `after` is the suggested action: its arguments are the new
+    values. `width`: cut each value to this many characters."""
+    if isinstance(after, Mapping) and "command" in after and "args" in after:
+        after = after["args"]
+
+    def shown(value: Any) -> str:
+        text = plain_value(value)
+        return text if width is None or len(text) <= width else text[: width - 1] + "…"
+
+    if (
+        isinstance(before, Mapping | None)
+        and isinstance(after, Mapping | None)
+        and (before or after)
+    ):
+        old: Mapping[str, Any] = before or {}
+        new: Mapping[str, Any] = after or {}
+        keys = [k for k in {**old, **new} if old.get(k) != new.get(k)] or list({**old, **new})
+        return ", ".join(
+            f"{k} {shown(old[k])} -> {shown(new.get(k))}" if k in old else f"{k} -> {shown(new[k])}"
+            for k in keys
+        )
+    if before is None and after is None:
+        return ""
+    name = NAMED_VALUES.get(action)
+    return f"{name + ' ' if name else ''}{shown(before)} -> {shown(after)}"

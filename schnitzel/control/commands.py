@@ -5,8 +5,9 @@ in-process control API (`schnitzel.runtime.control.RuntimeControl`).
 
 Arguments that do not fit their model are a `ProtocolError("bad-request")`; a name that is
 no command is `UnknownCommand`; the control API's own refusals (`ControlError`) pass through.
-Read-only commands (hello, status, nodes, describe, events, suggestions, audit, plugins) never
-write the audit log; the control API audits every change it is asked for, applied or refused.
+Read-only commands (hello, status, nodes, describe, events, suggestions, controller, audit,
+plugins) never write the audit log; the control API audits every change it is asked for,
+applied or refused.
 """
 
 from __future__ import annotations
@@ -139,6 +140,10 @@ async def _suggestions(control: RuntimeControl, _: Args, __: Actor, ___: str) ->
     return control.suggestions()
 
 
+async def _controller(control: RuntimeControl, _: Args, __: Actor, ___: str) -> Any:
+    return control.controller()
+
+
 async def _audit(control: RuntimeControl, args: AuditArgs, _: Actor, __: str) -> Any:
     return control.audit(limit=args.limit)
 
@@ -201,6 +206,7 @@ COMMANDS: dict[str, Command] = {
     "describe": Command(Args, _describe),
     "events": Command(EventsArgs, _events),
     "suggestions": Command(Args, _suggestions),
+    "controller": Command(Args, _controller),
     "audit": Command(AuditArgs, _audit),
     "plugins": Command(PluginsArgs, _plugins),
     "throttle": Command(ThrottleArgs, _throttle),
@@ -214,7 +220,17 @@ COMMANDS: dict[str, Command] = {
     "stop": Command(StopArgs, _stop),
 }
 READ_ONLY_COMMANDS = frozenset(
-    {"hello", "status", "nodes", "describe", "events", "suggestions", "audit", "plugins"}
+    {
+        "hello",
+        "status",
+        "nodes",
+        "describe",
+        "events",
+        "suggestions",
+        "controller",
+        "audit",
+        "plugins",
+    }
 )
 SLOW_COMMANDS = frozenset({"swap", "rollback", "approve", "reload"})
 """Commands that may take seconds (a plugin to open, a node to drain its in-flight packet)."""

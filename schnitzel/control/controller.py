@@ -169,6 +169,14 @@ class Controller:
         self._said_stuck: set[str] = set()
         """Nodes told "pressure, but nothing to change" about in this episode of pressure."""
         self._failures = 0
+        self._looked = False
+        self._halted = ""
+        """Why the last look changed nothing at all (the run ending or draining)."""
+        self._quiet: dict[str, str] = {}
+        """Node -> why the last look suggested nothing for it although it was pressured (a
+        sentence naming the node)."""
+        self._pressured = 0
+        """Nodes under pressure at the last look."""
 
     @property
     def mode(self) -> str:
@@ -180,6 +188,27 @@ class Controller:
     def suggestions(self) -> list[dict[str, Any]]:
         """Every suggestion kept, newest last."""
         return [s.to_json() for s in self._suggestions]
+
+    def why_none(self) -> list[str]:
+        """Why nothing is (or nothing more is) suggested, as of the last look, in sentences:
+        no pressure, no declared limits, a cooldown, a node held back by another, ..."""
+        if not self._looked:
+            return [f"the controller has not looked at the metrics yet (every {STEP_S:g} s)"]
+        if self._halted:
+            return [self._halted]
+        lines = list(self._quiet.values())
+        if not self._pressured:
+            lines.append(
+                "no pressure: no inbox stayed "
+                f"{self._settings.fill_threshold:.0%} full with drops or backpressure, and no "
+                f"durable backlog grew, over the last {self._settings.window_s:g} s"
+            )
+        if not self._watcher.declares_limits():
+            lines.append(
+                "no node declares `limits:`: the controller only turns knobs within a node's "
+                "declared limits (docs/graph-file.md)"
+            )
+        return lines
 
     async def approve(self, suggestion_id: str, actor: Actor, why: str = "") -> dict[str, Any]:
         """Apply an open suggestion on behalf of `actor`; it is verified after `verify_s`.
@@ -235,10 +264,16 @@ class Controller:
     def step(self, snapshot: dict[str, Any], now: float) -> None:
         """Take one snapshot in: follow every node, judge changes under verification, expire
         what is stale, and propose (in auto: apply) a change for each pressured node."""
+        self._looked = True
         if snapshot.get("status", "running") != "running" or self.mode == "off":
+            self._halted = "the run has ended: nothing more is suggested"
             return
         if snapshot.get("stopping"):  # a drain is no time to retune the graph
+            self._halted = "the run is draining to stop: nothing is suggested meanwhile"
             return
+        self._halted = ""
+        self._quiet = {}
+        self._pressured = 0
         nodes: dict[str, dict[str, Any]] = snapshot.get("nodes", {})
         self._watcher.forget_gone(nodes)
         self._said_stuck.intersection_update(nodes)
@@ -254,6 +289,7 @@ class Controller:
             self._maybe_expire(s, now)
         for node_id, watch in self._watcher.watches.items():
             if self._watcher.pressured(watch, now):
+                self._pressured += 1
                 self._consider(node_id, now)
             elif watch.calm_since is not None:
                 self._said_stuck.discard(node_id)
@@ -263,10 +299,34 @@ class Controller:
 
     def _consider(self, node_id: str, now: float) -> None:
         watch = self._watcher.watches[node_id]
-        if watch.entry.get("paused") or self._busy(node_id) or self._cooling(node_id, now):
+        if watch.entry.get("paused"):
+            self._quiet[node_id] = f"{node_id!r} is under pressure, but paused by an operator"
+            return
+        if self._busy(node_id):  # the suggestion in play is in the list
+            verifying = [
+                s for s in self._with_status("approved") if node_id in (s.node, s.proposal.target)
+            ]
+            if verifying:
+                self._quiet[node_id] = (
+                    f"{node_id!r} is under pressure, but {verifying[0].id} is being verified "
+                    f"({self._settings.verify_s:g} s after it was applied; verify_s)"
+                )
+            return
+        if self._cooling(node_id, now):
+            assert watch.changed_at is not None
+            self._quiet[node_id] = (
+                f"{node_id!r} is under pressure, but was changed {now - watch.changed_at:.0f} s "
+                f"ago: a cooldown of {self._settings.cooldown_s:g} s follows any change "
+                "(cooldown_s)"
+            )
             return
         if self._watcher.held_back(node_id):
-            return  # the pressure comes from further down: that node is the one to act on
+            # the pressure comes from further down: that node is the one to act on
+            self._quiet[node_id] = (
+                f"{node_id!r} is under pressure from a slower node further down the graph: "
+                "a suggestion, if any, is for that node"
+            )
+            return
         load = self._watcher.load(node_id, now)
         sink = watch.entry.get("kind") == "sink"
         if load.handles <= 0 or (sink and load.delivers <= 0):  # a sink's backend is down
@@ -506,6 +566,7 @@ class Controller:
             self._suggestions.remove(s)
 
     def _say_stuck(self, node_id: str, message: str) -> None:
+        self._quiet[node_id] = message
         if node_id not in self._said_stuck:
             self._said_stuck.add(node_id)
             self._note("warning", message, node_id)

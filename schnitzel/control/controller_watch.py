@@ -290,6 +290,10 @@ class Watcher:
         self._declared = {n["id"]: _declared_knobs(n) for n in described.get("nodes", [])}
         self._graph_key = key
 
+    def declares_limits(self) -> bool:
+        """True when some node of the graph declares limits for a knob."""
+        return any(self._declared.values())
+
     def bounds(self, node_id: str, knob: str) -> tuple[float, float] | None:
         """[low, high] of a knob the graph declares limits for on this node, else None."""
         if knob not in self._declared.get(node_id, set()):

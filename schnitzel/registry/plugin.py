@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict
 
 from schnitzel.contract.kinds import PayloadProfile
 from schnitzel.registry.apiversion import PLUGIN_API_VERSION
+from schnitzel.registry.trouble import Trouble
 from schnitzel.spec.model import NodeKind
 
 if TYPE_CHECKING:
@@ -135,11 +136,27 @@ class NodeContext:
     """`event(level, message)`: tell the operator something that happened to this node (level
     info, warning or error), in the console's events, `ctl events` and the log. Safe to call
     from the node's threads."""
+    trouble: Trouble = field(default_factory=Trouble, repr=False, compare=False)
+    """What `report_trouble` recorded; the runtime reads it (registry/trouble.py)."""
 
     def resolve(self, path: str) -> Path:
         """A path from the node's config, resolved against the graph file's directory."""
         candidate = Path(path).expanduser()
         return candidate if candidate.is_absolute() else self.graph_dir / candidate
+
+    def report_trouble(self, reason: str) -> None:
+        """Tell the operator about a problem the plugin handles itself: call it each time it
+        retries or waits (`connection refused`, `HTTP 503 Service Unavailable; circuit
+        open`). Keep `reason` short, in words, and the same while the problem is the same:
+        repeats are counted as retries, and a new reason is news. The runtime shows it in the
+        node's health reason, its recent errors, the event log and `ctl events`, at most a
+        few times a minute however often it is called. Cheap and thread-safe: no I/O."""
+        self.trouble.report(reason)
+
+    def report_recovered(self) -> None:
+        """The problem reported with `report_trouble` is over (a request went through).
+        Cheap when there was none, so call it after every success."""
+        self.trouble.recovered()
 
 
 class Plugin:

@@ -128,6 +128,23 @@ class RuntimeControl:
         controller = self._runtime.controller
         return controller.suggestions() if controller is not None else []
 
+    def controller(self) -> dict[str, Any]:
+        """The controller's mode, how many suggestions wait for an operator, and `why_none`:
+        why nothing (more) is suggested now, in sentences (off, no pressure, no declared
+        limits, a cooldown, ...)."""
+        controller = self._runtime.controller
+        if controller is None:
+            why = [
+                "the controller is off: set runtime.controller.mode to suggest or auto in "
+                "the graph file"
+            ]
+            return {"mode": "off", "open": 0, "why_none": why}
+        return {
+            "mode": controller.mode,
+            "open": sum(1 for s in controller.suggestions() if s["status"] == "open"),
+            "why_none": controller.why_none(),
+        }
+
     # -- changing ---------------------------------------------------------------------------
 
     def throttle(

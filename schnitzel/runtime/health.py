@@ -28,27 +28,36 @@ def judge_health(
     idle_s: float,
     paused: bool,
     store_problem: str = "",
+    trouble: str = "",
 ) -> tuple[str, str]:
     """(health, reason). `delta` is what the counters did over the window; `idle_s` is the
-    time since the node last made progress; `store_problem` what ails a durable inbox."""
+    time since the node last made progress; `store_problem` what ails a durable inbox;
+    `trouble` what the plugin reports it is handling (a retry): it comes first in the reason,
+    since it says why."""
     if crashed:
         return Health.FAILING, f"stopped with an error: {crashed}"
     if paused:
         return Health.OK, "paused by an operator"
     if depth and idle_s >= STALL_S:
-        return Health.FAILING, f"stalled: {depth} packets queued, no progress for {idle_s:.0f} s"
+        stalled = f"stalled: {depth} packets queued, no progress for {idle_s:.0f} s"
+        return Health.FAILING, f"{trouble}; {stalled}" if trouble else stalled
     if store_problem:
-        return Health.DEGRADED, store_problem
+        return Health.DEGRADED, f"{trouble}; {store_problem}" if trouble else store_problem
     if delta is not None:
         seconds, d = delta
         handled = max(d.processed, d.emitted)
         if d.errors and d.errors * 2 >= max(handled, 1):
             of = f" (of {handled} packets)" if handled else ""
-            return Health.FAILING, f"{d.errors} errors in {seconds:.0f} s{of}"
+            failing = f"{d.errors} errors in {seconds:.0f} s{of}"
+            return Health.FAILING, f"{trouble}; {failing}" if trouble else failing
+        if trouble:
+            return Health.DEGRADED, trouble
         if d.errors:
             return Health.DEGRADED, f"{d.errors} errors in the last {seconds:.0f} s"
         if d.dropped:
             return Health.DEGRADED, f"dropped {d.dropped} packets in the last {seconds:.0f} s"
+    if trouble:
+        return Health.DEGRADED, trouble
     if capacity and depth >= FULL_FRACTION * capacity:
         return Health.DEGRADED, f"inbox {100 * depth // capacity}% full"
     return Health.OK, ""

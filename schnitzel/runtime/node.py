@@ -11,7 +11,8 @@ from typing import Any, NamedTuple
 
 from schnitzel.contract.packet import StreamPacket
 from schnitzel.errors import BadRecord, RuntimeStartError
-from schnitzel.registry.plugin import Plugin, Processor, Sink, Source
+from schnitzel.registry.plugin import NodeContext, Plugin, Processor, Sink, Source
+from schnitzel.registry.trouble import Trouble
 from schnitzel.runtime.inbox import Inbox
 from schnitzel.runtime.metrics import DropReason, NodeMetrics, RateWindow
 from schnitzel.runtime.pacer import Pacer
@@ -23,6 +24,7 @@ from schnitzel.runtime.processing import (
     process_each,
     run_batch_method,
 )
+from schnitzel.runtime.troubles import TroubleWatch
 from schnitzel.validate.graph import ResolvedNode
 
 __all__ = ["MAX_CONCURRENCY", "Node", "Target", "takes_concurrency"]
@@ -120,6 +122,10 @@ class Node:
         """The throttles' bounds for this plugin (`throttles.knob_limits`), once known."""
         self.limits_shown: tuple[dict[str, Any], dict[str, Any]] | None = None
         """The report's `limits` and `declared_limits` (`throttles.limits_report`)."""
+        context = getattr(plugin, "context", None)
+        trouble = context.trouble if isinstance(context, NodeContext) else Trouble()
+        self.troubles = TroubleWatch(trouble)
+        """What the plugin reports with `report_trouble`, and what the operator was told."""
         self.concurrent = takes_concurrency(self.kind, type(plugin))
         """True when `concurrency` means something for the plugin: it blocks (threads) or is
         async (calls awaited at once). A plain inline plugin runs one call at a time."""

@@ -55,6 +55,8 @@ def node_report(node: Node) -> dict[str, Any]:
             for e in m.recent_errors
         ],
     }
+    entry["trouble"] = node.troubles.report()
+    entry["retries"] = node.troubles.trouble.total
     if node.kind == "sink":
         entry["delivered"] = m.delivered
     if node.pacer is not None:

@@ -610,14 +610,19 @@ class Runtime:
             node.update_percentiles()
             inbox = node.inbox
             durable = isinstance(inbox, DurableInbox)
+            delta = node.window.delta()
+            node.troubles.tick(
+                node.id, self.events, node.metrics, delta is not None and delta[1].emitted > 0
+            )
             health, reason = judge_health(
                 crashed=node.metrics.crashed,
-                delta=node.window.delta(),
+                delta=delta,
                 depth=inbox.depth if inbox is not None else 0,
                 capacity=inbox.capacity if inbox is not None and not durable else None,
                 idle_s=0.0 if node.emitting else now - node.metrics.last_progress,
                 paused=node.paused,
                 store_problem=inbox.problem() if isinstance(inbox, DurableInbox) else "",
+                trouble=node.troubles.health_reason(),
             )
             if final:  # the report's health is what the last sample says, no debounce
                 node.health_pending = health

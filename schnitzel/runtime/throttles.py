@@ -5,6 +5,7 @@ within the node's declared `limits` (or, where none are declared, what the runti
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 from schnitzel.errors import ControlError
@@ -71,11 +72,19 @@ def knob_bounds(declared: LimitsSpec, name: str) -> tuple[float, float]:
 
 
 def plain_value(value: Any) -> str:
-    """A knob's value for people: `none` for None (as fast as accepted), `12.5`, `3`."""
+    """A value for people, the one vocabulary of events, `ctl` and the console: `none` for
+    None (as fast as accepted), `true`/`false`, `12.5`, `3` (a whole float as an integer),
+    text as it is, `{force: false}` and `[1, 2]` for mappings and lists."""
     if value is None:
         return "none"
+    if isinstance(value, bool):
+        return "true" if value else "false"
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
+    if isinstance(value, Mapping):
+        return "{" + ", ".join(f"{k}: {plain_value(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(plain_value(v) for v in value) + "]"
     return str(value)
 
 

@@ -102,7 +102,7 @@ def test_changes_print_one_line_each(capsys: pytest.CaptureFixture[str]) -> None
     )
     _show_changes({"node": "src", "paused": {"before": False, "after": True}})
     assert capsys.readouterr().out.splitlines() == [
-        "src: rate_hz 50.0 -> none",
+        "src: rate_hz 50 -> none",
         "src: sample_every 1 -> 4",
         "src: paused false -> true",
     ]

@@ -120,7 +120,7 @@ def test_an_operator_steers_a_headless_run_and_everything_adds_up(
 
         throttled = ctl(sock, "throttle", "src", "--rate-hz", "100", "--why", "calmer please")
         assert throttled.returncode == 0, throttled.stderr
-        assert throttled.stdout.strip() == "src: rate_hz 300.0 -> 100.0"
+        assert throttled.stdout.strip() == "src: rate_hz 300 -> 100"
         over = ctl(sock, "throttle", "src", "--rate-hz", "5000")
         assert over.returncode == 1 and "1" in over.stderr and "1000" in over.stderr
         assert ctl(sock, "throttle", "src").returncode == 2
@@ -179,7 +179,7 @@ def test_an_operator_steers_a_headless_run_and_everything_adds_up(
         assert all(e["who"]["user"] == me and e["who"]["via"] == "ctl" for e in audit)
         assert all(e["who"]["pid"] not in (None, process.pid, os.getpid()) for e in audit)
         table = ctl(sock, "audit").stdout
-        assert "ACTION" in table and "rate_hz 300.0 -> 100.0" in table
+        assert "ACTION" in table and "rate_hz 300 -> 100" in table
         events = ctl(sock, "events").stdout
         assert "swapped by" in events and "rolled back by" in events
     finally:

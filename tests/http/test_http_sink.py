@@ -174,7 +174,7 @@ def test_without_a_durable_inbox_the_sink_gives_up_after_max_retries(
     assert caught.value.attempts == 3
     message = str(caught.value)
     assert "after 3 attempts (max_retries 2)" in message
-    assert "ConnectError" in message and "durable inbox" in message
+    assert "connection refused" in message and "durable inbox" in message
 
 
 def test_a_request_that_times_out_is_retried(
@@ -182,7 +182,7 @@ def test_a_request_that_times_out_is_retried(
 ) -> None:
     loopback_backend.set_delay(0.5)
     sink = make_sink(loopback_backend.url, tmp_path, timeout_s=0.1, max_retries=1)
-    with pytest.raises(HttpGaveUp, match="Timeout"):
+    with pytest.raises(HttpGaveUp, match=r"no answer within 0\.1 s \(timeout_s\)"):
         run(deliver_all(sink, [packet(0)]))
     assert [r.key for r in loopback_backend.requests] == ["cam:0", "cam:0"]
 

@@ -12,7 +12,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import re
 import tempfile
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -35,32 +37,54 @@ async def record(graph: Path, seconds: float, every_s: float) -> dict[str, Any]:
         control = RuntimeControl(runtime)
         run = asyncio.create_task(runtime.run(duration_s=seconds))
         snapshots = []
+        answers: dict[str, Any] = {}
         while not run.done():
             await asyncio.sleep(every_s)
-            snapshots.append(control.snapshot())
+            snapshot = control.snapshot()
+            snapshots.append(snapshot)
+            if snapshot["status"] == "running" and not snapshot["stopping"]:
+                answers = {"suggestions": control.suggestions(), "controller": control.controller()}
         await run
         recorded = {
             "describe": control.describe(),
             "snapshots": snapshots,
             "events": control.events(limit=500),
+            "answers": answers,
         }
         text = json.dumps(recorded).replace(scratch, "graphs")
         return dict(json.loads(text))
 
 
 def portable(data: Any, start: float) -> Any:
-    """Repository paths made relative; wall-clock times moved to EPOCH."""
+    """Repository paths made relative; wall-clock times moved to EPOCH, those written in
+    text (`since 09:41:07`, the local time of the run) too, as UTC clock times (the snapshot
+    tests render in UTC)."""
     if isinstance(data, dict):
         return {k: _moved(k, v, start) for k, v in data.items()}
     if isinstance(data, list):
         return [portable(v, start) for v in data]
     if isinstance(data, str):
-        return data.replace(str(ROOT) + "/", "")
+        text = data.replace(str(ROOT) + "/", "")
+        return CLOCK.sub(lambda m: _moved_clock(m.group(0), start), text)
     return data
 
 
+WALL_CLOCK_KEYS = frozenset({"ts", "since", "reason_since", "last"})
+"""Keys whose float values are time.time() values (events, errors, a node's trouble)."""
+CLOCK = re.compile(r"\b\d\d:\d\d:\d\d\b")
+
+
+def _moved_clock(clock: str, start: float) -> str:
+    """A local `HH:MM:SS` of the recorded run, moved as its timestamp would be."""
+    day = datetime.fromtimestamp(start).date()
+    at = datetime.combine(day, datetime.strptime(clock, "%H:%M:%S").time()).timestamp()
+    if at < start - 43_200:  # the run went past midnight
+        at += 86_400
+    return datetime.fromtimestamp(EPOCH + at - start, UTC).strftime("%H:%M:%S")
+
+
 def _moved(key: str, value: Any, start: float) -> Any:
-    if key == "ts" and isinstance(value, float):
+    if key in WALL_CLOCK_KEYS and isinstance(value, float):
         return round(EPOCH + value - start, 3)
     return portable(value, start)
 

@@ -13,8 +13,9 @@ RECORDED = Path(__file__).parent / "recorded"
 
 
 class RecordedSource:
-    """Answers `describe`, then each recorded snapshot in turn (the last one repeats), and the
-    recorded events. Commands are kept in `commands` and answered as the runtime would."""
+    """Answers `describe`, then each recorded snapshot in turn (the last one repeats), the
+    recorded events, and the suggestions and controller state as recorded at the end.
+    Other commands are kept in `commands` and answered as the runtime would."""
 
     def __init__(self, name: str) -> None:
         data = json.loads((RECORDED / f"{name}.json").read_text())
@@ -22,6 +23,7 @@ class RecordedSource:
         self.snapshots: list[dict[str, Any]] = data["snapshots"]
         self.recorded_events: list[dict[str, Any]] = data["events"]
         self.commands: list[tuple[str, dict[str, Any]]] = []
+        self.answers: dict[str, Any] = data.get("answers", {})
         self._next = 0
 
     async def describe(self) -> dict[str, Any]:
@@ -35,6 +37,12 @@ class RecordedSource:
     async def events(self, after: int) -> list[dict[str, Any]]:
         return [e for e in self.recorded_events if e["seq"] > after]
 
-    async def command(self, name: str, **arguments: Any) -> dict[str, Any]:
+    async def command(self, name: str, **arguments: Any) -> Any:
         self.commands.append((name, arguments))
+        if name in READING:  # as the runtime answered at the end of the recording
+            return self.answers.get(name, READING[name])
         return {"node": arguments.get("node_id"), "command": name}
+
+
+READING: dict[str, Any] = {"suggestions": [], "controller": {"mode": "off", "why_none": []}}
+"""Read-only commands a recording answers, with what a recording without them answers."""

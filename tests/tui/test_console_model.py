@@ -162,7 +162,7 @@ def test_the_node_table_writes_only_the_cells_that_changed() -> None:
             assert str(table.get_cell("a", "in")) == "20/s"
             failing = {**faster, "b": node("b", queue_depth=5, health="failing")}
             assert table.show(failing) == 2  # its mark and its health
-            assert table.row_keys == ["a", "b"]
+            assert table.row_keys == ["b", "a"]  # a failing node is pinned on top
             assert table.show({"a": faster["a"]}) == 0  # a row gone is removed, not rewritten
             assert table.row_keys == ["a"]
 
@@ -183,8 +183,9 @@ def test_the_node_table_draws_losses_and_errors_in_bold_red_and_overflow_drops_i
         async with app.run_test(size=(120, 10)) as pilot:
             table = app.query_one(NodeTable)
             table.show({"a": node("a"), "b": losing})
+            assert table.row_keys == ["b", "a"]  # failing: pinned on top
+            table.cursor_row = 1  # row b is drawn in its own colours, not the cursor's
             await pilot.pause()
-            assert table.cursor_row == 0  # row b is drawn in its own colours
             for column, text, expected, bold in (
                 ("mark", "✖", "red", True),
                 ("errors", "2", "red", True),

@@ -26,7 +26,7 @@ SnapCompare = Callable[..., bool]
 
 POLLS = 6
 """Polls into the recording: six seconds into the run, the uplink's backlog has grown for
-five seconds and its health has just turned failing."""
+five seconds and its health says why (connection refused; circuit open)."""
 
 
 @pytest.fixture(autouse=True)

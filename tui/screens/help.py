@@ -29,7 +29,7 @@ KEYS = (
     ("g", "the controller's suggestions: a approve, x reject (each asks first)"),
     ("A", "the audit log: who changed what, why, when; enter shows an entry"),
     ("esc", "back (close a screen, clear the filter)"),
-    ("s / S", "sort by the next / previous column"),
+    ("s / S", "sort by the next / previous column (unhealthy nodes stay on top)"),
     ("space", "freeze the view (the run goes on; figures are still recorded)"),
     ("+ / -", "refresh faster / slower"),
     ("ctrl+r / ctrl+t", "in the swap form: review (dry run and diff) / editor or file"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import ClassVar
 
+from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
@@ -16,8 +17,12 @@ from schnitzel_tui.widgets.event_log import EventLog
 from schnitzel_tui.widgets.graph_view import GraphView
 from schnitzel_tui.widgets.node_table import SORTS, NodeTable
 from schnitzel_tui.widgets.status_bar import StatusBar
+from schnitzel_tui.widgets.why_line import WhyLine
 
-__all__ = ["MainScreen"]
+__all__ = ["SHORT_ROWS", "MainScreen"]
+
+SHORT_ROWS = 30
+"""A terminal with fewer rows shows no graph view."""
 
 
 class MainScreen(Screen[None]):
@@ -25,6 +30,7 @@ class MainScreen(Screen[None]):
 
     DEFAULT_CSS = """
     MainScreen GraphView { height: auto; max-height: 40%; }
+    MainScreen.short GraphView { display: none; }
     MainScreen #filter { dock: bottom; display: none; }
     MainScreen #filter.shown { display: block; }
     """
@@ -44,6 +50,7 @@ class MainScreen(Screen[None]):
         yield StatusBar(self.topology.graph)
         yield GraphView()
         yield NodeTable([node.id for node in self.topology.nodes])
+        yield WhyLine()
         yield DurablePanel()
         yield EventLog()
         yield Input(placeholder="filter: part of a node id, kind or plugin", id="filter")
@@ -51,13 +58,27 @@ class MainScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.query_one(GraphView).set_topology(self.topology)
-        self.query_one(NodeTable).focus()
+        table = self.query_one(NodeTable)
+        table.focus()
+        self.watch(table, "cursor_row", self._show_why, init=False)
+
+    def on_resize(self, event: events.Resize) -> None:
+        # Below SHORT_ROWS the graph would leave the table a few rows: the table (unhealthy
+        # nodes pinned first) says the same in less room, so the graph steps aside.
+        self.set_class(event.size.height < SHORT_ROWS, "short")
 
     def show(self, snapshot: ConsoleSnapshot) -> None:
         """Redraw what changed in this snapshot."""
         self.query_one(GraphView).update_nodes(snapshot.nodes)
         self.query_one(NodeTable).show(snapshot.nodes)
+        self._show_why()
         self.query_one(DurablePanel).show(snapshot.durable_nodes)
+
+    def _show_why(self) -> None:
+        table = self.query_one(NodeTable)
+        shown = table.shown
+        selected = shown[table.cursor_row] if shown else None
+        self.query_one(WhyLine).show(selected, shown)
 
     def add_events(self, events: Iterable[EventView]) -> None:
         """Append to the event log."""

@@ -1,4 +1,5 @@
-"""Enter on a node: its history as sparklines, its config, drops by reason, recent errors."""
+"""Enter on a node: its history as sparklines, its config, drops by reason, what its plugin
+retries and why, recent errors."""
 
 from __future__ import annotations
 
@@ -106,8 +107,11 @@ class NodeDetailScreen(Screen[None]):
         table = self.query_one("#errors", DataTable)
         table.clear()
         for error in reversed(node.recent_errors):
-            clock = time.strftime("%H:%M:%S", time.localtime(error.ts))
-            table.add_row(clock, error.packet_id or "—", error.error, error.message)
+            table.add_row(_clock(error.ts), error.packet_id or "—", error.error, error.message)
+
+
+def _clock(ts: float) -> str:
+    return time.strftime("%H:%M:%S", time.localtime(ts))
 
 
 def _config_text(declared: TopologyNode | None) -> str:
@@ -120,8 +124,15 @@ def _config_text(declared: TopologyNode | None) -> str:
 def _drops_text(node: NodeView) -> Text:
     text = Text.assemble(
         f"received {node.received}  processed {node.processed}  out {node.out}\n",
-        f"filtered {node.filtered} (on purpose)  errors {node.errors}\n",
+        f"filtered {node.filtered} (on purpose)  errors {node.errors}  retries {node.retries}\n",
     )
+    trouble = node.trouble
+    if trouble is not None:
+        text.append(
+            f"retrying: {trouble.reason} since {_clock(trouble.reason_since)}, "
+            f"{trouble.retries} retries since {_clock(trouble.since)}\n",
+            style="bold yellow",
+        )
     if not node.dropped_by_reason:
         text.append("no drops", style="green")
     for reason, count in node.dropped_by_reason:

@@ -22,7 +22,7 @@ from schnitzel_tui.screens.confirm import ConfirmScreen
 from schnitzel_tui.source import ConsoleSource
 from schnitzel_tui.widgets.status_bar import StatusBar
 
-__all__ = ["STATUS_MARK", "SuggestionsScreen", "suggestion_detail"]
+__all__ = ["STATUS_MARK", "SuggestionsScreen", "quiet_text", "suggestion_detail"]
 
 STATUS_MARK = {
     "open": ("◆", "bold yellow"),
@@ -42,6 +42,7 @@ class SuggestionsScreen(Screen[None]):
     DEFAULT_CSS = """
     SuggestionsScreen #title { height: 1; padding: 0 1; text-style: bold; }
     SuggestionsScreen DataTable { height: 1fr; min-height: 4; }
+    SuggestionsScreen #quiet { height: auto; max-height: 6; padding: 0 1; color: $text-muted; }
     SuggestionsScreen #detail {
         height: auto; max-height: 10; padding: 0 1; border-top: solid $primary-darken-2;
     }
@@ -62,12 +63,15 @@ class SuggestionsScreen(Screen[None]):
         self.read_only = read_only
         self.controller = controller
         self.suggestions: tuple[SuggestionView, ...] = ()
+        self.why_none: tuple[str, ...] = ()
+        """Why the controller suggests nothing now (its `controller` answer)."""
 
     def compose(self) -> ComposeResult:
         yield StatusBar(self.graph)
         yield Static(self._title(), id="title")
         table: DataTable[str | Text] = DataTable(id="list", cursor_type="row")
         yield table
+        yield Static("", id="quiet")
         yield Static("", id="detail")
         yield Footer(show_command_palette=False)
 
@@ -82,6 +86,8 @@ class SuggestionsScreen(Screen[None]):
         table.add_columns("", "id", "node", "change", "status", "created")
         table.focus()
         await self.reload()
+        await self.reload_why()
+        self._show_detail()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         # read-only: not offered at all, so the footer does not show it either
@@ -96,6 +102,25 @@ class SuggestionsScreen(Screen[None]):
             return
         self.show(tuple(SuggestionView.from_dict(s) for s in found or ()))
 
+    async def reload_why(self) -> None:
+        """Ask the controller why it suggests nothing now (at every poll while shown)."""
+        try:
+            state = await self.source.command("controller")
+        except (ControlError, OSError) as exc:  # a runtime from before the command
+            self.show_why((f"the runtime cannot say why: {exc}",))
+            return
+        why = state.get("why_none") if isinstance(state, dict) else None
+        self.show_why(tuple(str(line) for line in why or ()))
+
+    def show_why(self, why_none: Sequence[str]) -> None:
+        """Show why nothing is suggested, while no suggestion is open."""
+        self.why_none = tuple(why_none)
+        quiet = self.query_one("#quiet", Static)
+        if any(s.is_open for s in self.suggestions) or not self.why_none:
+            quiet.update("")
+            return
+        quiet.update(quiet_text(self.why_none))
+
     def show(self, suggestions: Sequence[SuggestionView]) -> None:
         """Show these (the runtime's order: newest last), newest first; the cursor stays on
         its suggestion."""
@@ -105,6 +130,7 @@ class SuggestionsScreen(Screen[None]):
         table = self.query_one("#list", DataTable)
         chosen = self.highlighted
         self.suggestions = ordered
+        self.show_why(self.why_none)
         table.clear()
         for s in ordered:
             mark, style = STATUS_MARK.get(s.status, ("?", ""))
@@ -137,10 +163,7 @@ class SuggestionsScreen(Screen[None]):
         detail = self.query_one("#detail", Static)
         chosen = self.highlighted
         if chosen is None:
-            empty = "no suggestions yet"
-            if self.controller == "off":
-                empty += ": the controller is off (runtime.controller in the graph file)"
-            detail.update(Text(empty, style="dim"))
+            detail.update(Text("no suggestions yet", style="dim"))
             return
         detail.update(suggestion_detail(chosen))
 
@@ -180,6 +203,14 @@ class SuggestionsScreen(Screen[None]):
             status = result.get("status", "done") if isinstance(result, dict) else "done"
             self.notify(f"{chosen.id}: {status}", timeout=4)
         await self.reload()
+
+
+def quiet_text(why_none: Sequence[str]) -> Text:
+    """`Nothing suggested now:` and one line per reason."""
+    text = Text("Nothing suggested now:", style="bold")
+    for line in why_none:
+        text.append(f"\n• {line}")
+    return text
 
 
 def suggestion_detail(s: SuggestionView) -> Text:

@@ -63,10 +63,11 @@ def parse_knob(knob: str, text: str, bounds: Bounds) -> tuple[Value, str]:
     try:
         value: Value = float(text) if knob == "rate_hz" else int(text)
     except ValueError:
-        wanted = "a whole number"
-        if knob == "rate_hz":
-            wanted = "a number of packets per second, or none"
-        return None, f"{knob}: {text or 'nothing'!r} is not {wanted}"
+        wanted = _wanted(knob, bounds)
+        if not text:
+            return None, f"{knob}: the field is empty; {wanted}"
+        kind = "a number" if knob == "rate_hz" else "a whole number"
+        return None, f"{knob}: {text!r} is not {kind}; {wanted}"
     assert value is not None
     if not math.isfinite(value) or value <= 0:
         return None, f"{knob}: give a value above 0, not {text}"
@@ -75,6 +76,22 @@ def parse_knob(knob: str, text: str, bounds: Bounds) -> tuple[Value, str]:
     if high is not None and value > high:
         return None, f"{knob}: {plain_value(value)} is above the highest; {allowed}"
     return value, ""
+
+
+def _wanted(knob: str, bounds: Bounds) -> str:
+    """`enter a whole number between 1 and 10`, said for the knob and its bounds."""
+    low, high = bounds
+    if low is not None and high is not None:
+        within = f" between {plain_value(low)} and {plain_value(high)}"
+    elif low is not None:
+        within = f" of {plain_value(low)} or more"
+    elif high is not None:
+        within = f" up to {plain_value(high)}"
+    else:
+        within = ""
+    if knob == "rate_hz":
+        return f"enter packets per second{within}, or none (as fast as accepted)"
+    return f"enter a whole number{within}"
 
 
 def throttle_change(node_id: str, before: Mapping[str, Any], after: Mapping[str, Value]) -> str:

@@ -52,7 +52,12 @@ SORTS: dict[str, Callable[[NodeView], Any]] = {
     "p99": lambda n: -n.p99_ms,
     "health": lambda n: {"failing": 0, "degraded": 1}.get(n.health, 2),
 }
-"""Sort orders by name, each putting what needs attention first; `graph` is file order."""
+"""Sort orders by name, each putting what needs attention first; `graph` is file order.
+Whatever the order, unhealthy nodes are pinned on top (PINNED)."""
+
+PINNED = {"failing": 0, "degraded": 1}
+"""Rows of these healths come first, in this order, in every sort: on a short terminal the
+nodes that need attention are the ones on screen."""
 
 
 class NodeTable(KeyedTable):
@@ -91,11 +96,18 @@ class NodeTable(KeyedTable):
             if not wanted or any(wanted in s.lower() for s in (node.id, node.kind, node.plugin))
         }
         order = SORTS[self.sort_by]
-        sort_key = None
-        if self.sort_by != "graph":
-            position = {node_id: i for i, node_id in enumerate(nodes)}
-            sort_key = lambda node_id: (order(self._views[node_id]), position[node_id])  # noqa: E731
+        position = {node_id: i for i, node_id in enumerate(nodes)}
+
+        def sort_key(node_id: str) -> tuple[int, Any, int]:
+            view = self._views[node_id]
+            return (PINNED.get(view.health, len(PINNED)), order(view), position[node_id])
+
         return self.sync(rows, sort_key)
+
+    @property
+    def shown(self) -> list[NodeView]:
+        """The nodes of the rows shown, in display order."""
+        return [self._views[key] for key in self.row_keys]
 
     def watch_filter_text(self) -> None:
         self.show(self._views)

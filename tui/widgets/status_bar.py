@@ -29,13 +29,20 @@ class StatusBar(Static):
         super().__init__("", **kwargs)
         self.graph = graph
         self._shown: Text | None = None
+        self._facts: StatusFacts | None = None
 
     def show(self, facts: StatusFacts) -> None:
         """Redraw if anything shown changed."""
-        text = status_text(self.graph, facts)
+        self._facts = facts
+        text = status_text(self.graph, facts, self.size.width or None)
         if text != self._shown:
             self._shown = text
             self.update(text, layout=False)  # one line, always: no re-layout per poll
+
+    def on_resize(self) -> None:
+        """Fit the line to the new width."""
+        if self._facts is not None:
+            self.show(self._facts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,10 +61,33 @@ class StatusFacts:
     """Suggestions of the controller waiting for an operator (`g` lists them)."""
 
 
-def status_text(graph: str, facts: StatusFacts) -> Text:
-    """The status line's text: what matters first, so a narrow terminal cuts the least."""
+def status_text(graph: str, facts: StatusFacts, width: int | None = None) -> Text:
+    """The status line's text: what matters first. Within `width` cells (a narrow terminal)
+    the refresh interval goes first, then the graph's name is shortened, then the counts'
+    labels, so the run's state and its counts always show."""
+    name = Path(graph).name or graph
+    text = Text()
+    for long_labels, every in ((True, True), (True, False), (False, False)):
+        text = _status_text(name, facts, long_labels, every)
+        if width is None or text.cell_len <= width:
+            return text
+        if not every:  # the name gives way before the labels do
+            cut = _shortened(name, len(name) - (text.cell_len - width))
+            text = _status_text(cut, facts, long_labels, every)
+            if text.cell_len <= width:
+                return text
+    return text
+
+
+MIN_NAME = 8
+"""The fewest cells of the graph's name a narrow status line keeps."""
+LABELS = {True: ("dropped", "errors", "emitted", "delivered"), False: ("drop", "err", "in", "out")}
+"""The counts' labels, long and short (`in`: packets sources emitted, `out`: delivered)."""
+
+
+def _status_text(name: str, facts: StatusFacts, long_labels: bool, every: bool) -> Text:
     snapshot = facts.snapshot
-    text = Text.assemble((Path(graph).name or graph, "bold"), " ")
+    text = Text.assemble((name, "bold"), " ")
     if facts.failed:
         text.append(f"{HEALTH_MARK['failing']} failed", style=health_style("failing"))
     elif snapshot is None:
@@ -78,21 +108,32 @@ def status_text(graph: str, facts: StatusFacts) -> Text:
         text.append(" READ-ONLY ", style="reverse")
     if facts.open_suggestions:
         count = facts.open_suggestions
-        text.append(f" ◆ {count} SUGGESTION{'S' * (count != 1)} (g) ", style="reverse yellow")
-    if facts.note:
+        badge = f"SUGGESTION{'S' * (count != 1)} (g)" if long_labels else "(g)"
+        text.append(f" ◆ {count} {badge} ", style="reverse yellow")
+    if facts.note and long_labels:
         text.append(f" {facts.note}", style="bold yellow")
     if snapshot is not None and not facts.failed:
-        dropped, errors = format_count(snapshot.dropped), format_count(snapshot.errors)
+        dropped, errors, emitted, delivered = LABELS[long_labels]
         text.append(" · ")  # losses before totals: a narrow terminal cuts the totals
-        text.append(f"dropped {dropped}", style="yellow" if snapshot.dropped else "")
+        count = format_count(snapshot.dropped)
+        text.append(f"{dropped} {count}", style="yellow" if snapshot.dropped else "")
         text.append(" · ")
-        text.append(f"errors {errors}", style="bold red" if snapshot.errors else "")
+        count = format_count(snapshot.errors)
+        text.append(f"{errors} {count}", style="bold red" if snapshot.errors else "")
         text.append(
-            f" · emitted {format_count(snapshot.emitted)}"
-            f" · delivered {format_count(snapshot.delivered)}"
+            f" · {emitted} {format_count(snapshot.emitted)}"
+            f" · {delivered} {format_count(snapshot.delivered)}"
         )
-    text.append(f" · every {facts.refresh_s:g} s", style="dim")
+    if facts.note and not long_labels:  # narrow: the counts first, then what happens
+        text.append(f" {facts.note}", style="bold yellow")
+    if every:
+        text.append(f" · every {facts.refresh_s:g} s", style="dim")
     return text
+
+
+def _shortened(name: str, cells: int) -> str:
+    cells = max(cells, MIN_NAME)
+    return name if len(name) <= cells else name[: cells - 1] + "…"
 
 
 def _worst_health(snapshot: ConsoleSnapshot) -> str:
