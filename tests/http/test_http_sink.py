@@ -7,6 +7,7 @@ import asyncio
 import itertools
 import json
 import logging
+import os
 import shutil
 import subprocess
 from collections import Counter
@@ -25,6 +26,7 @@ from schnitzel.validate import load_graph, validate_text
 from schnitzel_plugins.http.breaker import BreakerState
 from schnitzel_plugins.http.errors import HttpGaveUp, HttpRejected, HttpSinkError
 from schnitzel_plugins.http.sink import HttpBatchSink, HttpSink, HttpSinkConfig, batch_key
+from schnitzel_plugins.io.jsonl_files import identify
 from tests.http_backend import LoopbackBackend, Received
 
 T = TypeVar("T")
@@ -540,6 +542,17 @@ def uplink_graph(tmp_path: Path, url: str, count: int) -> Path:
     return path
 
 
+def line_keys(path: Path, count: int) -> dict[str, int]:
+    """Each line's key once: `readings:<file id>:<line>` (docs/contracts/delivery.md)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        file_id = identify(fd)
+    finally:
+        os.close(fd)
+    assert file_id is not None
+    return {f"readings:{file_id.key}:{i}": 1 for i in range(count)}
+
+
 def test_with_a_durable_inbox_an_outage_during_a_run_loses_and_duplicates_nothing(
     loopback_backend: LoopbackBackend, tmp_path: Path
 ) -> None:
@@ -559,7 +572,7 @@ def test_with_a_durable_inbox_an_outage_during_a_run_loses_and_duplicates_nothin
     assert report["totals"]["delivered"] == count and report["totals"]["errors"] == 0
     delivered = Counter(p["payload"]["reading"] for p in loopback_backend.packets())
     assert delivered == Counter(range(count))
-    assert loopback_backend.count_by_key() == {f"readings:{i}": 1 for i in range(count)}
+    assert loopback_backend.count_by_key() == line_keys(tmp_path / "readings.jsonl", count)
 
 
 def test_a_backlog_kept_while_the_backend_was_down_is_delivered_by_the_next_run(
@@ -578,4 +591,4 @@ def test_a_backlog_kept_while_the_backend_was_down_is_delivered_by_the_next_run(
     loopback_backend.start()
     second = run(Runtime(load_graph(path), state_dir=tmp_path / "state").run())
     assert second["totals"]["delivered"] == count and second["totals"]["errors"] == 0
-    assert loopback_backend.count_by_key() == {f"readings:{i}": 1 for i in range(count)}
+    assert loopback_backend.count_by_key() == line_keys(tmp_path / "readings.jsonl", count)
