@@ -6,6 +6,7 @@ importing httpx (about 70 ms).
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,6 +49,7 @@ class HttpClient:
     ) -> None:
         self._url = config.url
         self._where = safe_url(config.url)
+        self._deadline_s = config.timeout_s
         self._token = token
         headers = dict(config.headers)
         if token:
@@ -70,11 +72,24 @@ class HttpClient:
         return f"HttpClient({self._where!r})"
 
     async def post(self, body: bytes, key: str) -> Reply:
-        """POST one JSON body with its Idempotency-Key. Retried transport errors come back as
-        a `Reply` without a status; others (an unsendable request) raise HttpSinkError."""
+        """POST one JSON body with its Idempotency-Key. Retried transport errors and a missed
+        deadline come back as a `Reply` without a status; others (an unsendable request)
+        raise HttpSinkError.
+
+        `timeout_s` is one deadline for the whole request: connecting, sending, waiting and
+        reading the response body. httpx's own timeouts bound each read, so a body trickling
+        in a byte at a time would never trip them; `asyncio.timeout` cuts it off."""
         headers = {"Content-Type": "application/json", "Idempotency-Key": key}
         try:
-            response = await self._client.post(self._url, content=body, headers=headers)
+            async with asyncio.timeout(self._deadline_s):
+                # Not streamed: the body is read in full before this returns, under the deadline.
+                response = await self._client.post(self._url, content=body, headers=headers)
+        except TimeoutError:
+            return Reply(
+                None,
+                f"Timeout: no complete answer within {self._deadline_s:g} s (timeout_s bounds "
+                "the whole request: connect, send, wait, read)",
+            )
         except _RETRIED as exc:
             return Reply(None, self._redact(f"{type(exc).__name__}: {exc}".rstrip(": ")))
         except httpx.HTTPError as exc:
@@ -84,6 +99,8 @@ class HttpClient:
             ) from None  # the chained httpx error could show the request's headers
         status = response.status_code
         detail = f"HTTP {status} {response.reason_phrase}".rstrip()
+        if 300 <= status < 400 and (location := response.headers.get("location")):
+            detail += f" (to {safe_url(str(response.url.join(location)))})"
         if not 200 <= status < 300:
             excerpt = " ".join(response.text[: EXCERPT_CHARS * 2].split())[:EXCERPT_CHARS]
             if excerpt:
