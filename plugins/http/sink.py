@@ -78,6 +78,10 @@ __all__ = ["HttpBatchSink", "HttpSink", "HttpSinkConfig", "batch_key"]
 LOOKAHEAD = 4
 """Packets tried after one refused in a way that may be about the packet, before the
 backend is taken to refuse everything."""
+RECENT_S = 10.0
+"""With no later packet to try, a refusal that may be about the packet is poison when the
+backend accepted another packet less than this long before (and has not refused everything
+since)."""
 _UNJUDGED: Any = object()
 
 
@@ -85,12 +89,14 @@ class _Doubt(Exception):
     """A refusal that may be about the packet or the backend: the caller tries other packets
     before judging."""
 
-    def __init__(self, what: str, reply: Reply, after_acceptance: bool) -> None:
+    def __init__(self, what: str, reply: Reply, after_acceptance: bool, recent: bool) -> None:
         super().__init__(reply.detail)
         self.what = what
         self.reply = reply
         self.after_acceptance = after_acceptance
         """The backend accepted another request right before this refusal."""
+        self.recent = recent
+        """The backend accepted another request less than `RECENT_S` before."""
 
 
 class HttpSink(Sink):
@@ -120,6 +126,8 @@ class HttpSink(Sink):
         self._rng = random.Random()
         self._accepted_last = False
         """The backend's last answer was a 2xx: the evidence a refusal is about the packet."""
+        self._accepted_at: float | None = None
+        """When the backend last accepted a request (None: not since it refused everything)."""
         self._largest_accepted = 0
         """The largest body the backend accepted, in bytes (for telling what a 413 means)."""
         self._failing_since: float | None = None
@@ -195,16 +203,19 @@ class HttpSink(Sink):
         asked_again: set[str] = set()  # refused once, sent again right after an acceptance
         while queue or doubted:
             if doubted and (not queue or len(doubted) > LOOKAHEAD):
-                (first, doubt), rest = doubted[0], doubted[1:]
-                doubted = []
-                if not rest and doubt.after_acceptance:
-                    # Nothing else to try, and the backend took another packet right before
+                if queue:  # LOOKAHEAD more refused the same way: the backend refuses all
+                    self._accepted_at = None
+                while not queue and doubted and doubted[0][1].recent:
+                    # Nothing left to try, and the backend took another packet moments before
                     # refusing this one: the packet is what it refuses.
-                    verdicts[first.packet_id] = self._poison(doubt.what, doubt.reply)
-                else:
+                    packet, doubt = doubted.pop(0)
+                    verdicts[packet.packet_id] = self._poison(doubt.what, doubt.reply)
+                if doubted:
+                    (first, _), rest = doubted[0], doubted[1:]
                     verdicts[first.packet_id] = await self._verdict(first, doubt=False)
-                asked_again.update(packet.packet_id for packet, _ in rest)
-                queue.extendleft(packet for packet, _ in reversed(rest))
+                    asked_again.update(packet.packet_id for packet, _ in rest)
+                    queue.extendleft(packet for packet, _ in reversed(rest))
+                doubted = []
                 continue
             packet = queue.popleft()
             try:
@@ -268,9 +279,13 @@ class HttpSink(Sink):
             attempts += 1
             answer = classify(reply.status, len(body), self._largest_accepted)
             accepted_before = self._accepted_last
+            recent = self._accepted_at is not None and (
+                time.monotonic() - self._accepted_at <= RECENT_S
+            )
             if reply.status is not None:
                 self._accepted_last = answer is Answer.DELIVERED
             if answer is Answer.DELIVERED:
+                self._accepted_at = time.monotonic()
                 self._log_change(self.breaker.record_success(), reply)
                 self._largest_accepted = max(self._largest_accepted, len(body))
                 self._failing_since = self._last_failure = None
@@ -280,8 +295,8 @@ class HttpSink(Sink):
                 if doubt:
                     if probe:
                         self.breaker.release()
-                    raise _Doubt(what, reply, accepted_before)
-                if is_poison(answer, accepted_before):
+                    raise _Doubt(what, reply, accepted_before, recent)
+                if is_poison(answer, recent):
                     self._log_change(self.breaker.record_success(), reply)  # it works
                     self._failing_since = self._last_failure = None
                     self._failures_in_a_row = 0
