@@ -89,12 +89,10 @@ class _Doubt(Exception):
     """A refusal that may be about the packet or the backend: the caller tries other packets
     before judging."""
 
-    def __init__(self, what: str, reply: Reply, after_acceptance: bool, recent: bool) -> None:
+    def __init__(self, what: str, reply: Reply, recent: bool) -> None:
         super().__init__(reply.detail)
         self.what = what
         self.reply = reply
-        self.after_acceptance = after_acceptance
-        """The backend accepted another request right before this refusal."""
         self.recent = recent
         """The backend accepted another request less than `RECENT_S` before."""
 
@@ -124,8 +122,6 @@ class HttpSink(Sink):
         self._where = safe_url(config.url)
         self._client: HttpClient | None = None
         self._rng = random.Random()
-        self._accepted_last = False
-        """The backend's last answer was a 2xx: the evidence a refusal is about the packet."""
         self._accepted_at: float | None = None
         """When the backend last accepted a request (None: not since it refused everything)."""
         self._largest_accepted = 0
@@ -194,13 +190,17 @@ class HttpSink(Sink):
         A refusal that may be about the packet (`Answer.PACKET`) is not judged on its own:
         the next packets go first. Once the backend accepts one of them, the refused ones are
         asked again right after it, and a refusal then is a poison pill. When `LOOKAHEAD`
-        packets in a row are refused too (or none is left to try), the backend refuses
-        everything: the first refused packet is kept and retried as if the backend were down
-        until it is taken, then the rest are asked again."""
+        more packets in a row are refused too, the backend refuses everything: the first
+        refused packet is kept and retried as if the backend were down until it is taken,
+        then the rest are asked again. When no packet is left to try, a refused packet is
+        poison if the backend accepted another less than `RECENT_S` before, else kept and
+        retried the same way."""
         verdicts: dict[str, HttpSinkError | None] = {}
         queue = deque(packets)
         doubted: list[tuple[StreamPacket, _Doubt]] = []
         asked_again: set[str] = set()  # refused once, sent again right after an acceptance
+        # The last answer was an acceptance, or a poison pill asked again right after one.
+        backend_works = False
         while queue or doubted:
             if doubted and (not queue or len(doubted) > LOOKAHEAD):
                 if queue:  # LOOKAHEAD more refused the same way: the backend refuses all
@@ -213,6 +213,7 @@ class HttpSink(Sink):
                 if doubted:
                     (first, _), rest = doubted[0], doubted[1:]
                     verdicts[first.packet_id] = await self._verdict(first, doubt=False)
+                    backend_works = verdicts[first.packet_id] is None
                     asked_again.update(packet.packet_id for packet, _ in rest)
                     queue.extendleft(packet for packet, _ in reversed(rest))
                 doubted = []
@@ -221,15 +222,18 @@ class HttpSink(Sink):
             try:
                 await self._post_packet(packet, doubt=True)
             except _Doubt as refused:
-                if refused.after_acceptance and packet.packet_id in asked_again:
+                if backend_works and packet.packet_id in asked_again:
                     verdicts[packet.packet_id] = self._poison(refused.what, refused.reply)
                 else:
                     doubted.append((packet, refused))
+                    backend_works = False
                 continue
             except HttpSinkError as exc:
                 verdicts[packet.packet_id] = exc
+                backend_works = False
                 continue
             verdicts[packet.packet_id] = None
+            backend_works = True
             # The backend takes packets: ask about the refused ones again, right after it.
             asked_again.update(packet.packet_id for packet, _ in doubted)
             queue.extendleft(packet for packet, _ in reversed(doubted))
@@ -278,12 +282,9 @@ class HttpSink(Sink):
                 raise
             attempts += 1
             answer = classify(reply.status, len(body), self._largest_accepted)
-            accepted_before = self._accepted_last
             recent = self._accepted_at is not None and (
                 time.monotonic() - self._accepted_at <= RECENT_S
             )
-            if reply.status is not None:
-                self._accepted_last = answer is Answer.DELIVERED
             if answer is Answer.DELIVERED:
                 self._accepted_at = time.monotonic()
                 self._log_change(self.breaker.record_success(), reply)
@@ -295,7 +296,7 @@ class HttpSink(Sink):
                 if doubt:
                     if probe:
                         self.breaker.release()
-                    raise _Doubt(what, reply, accepted_before, recent)
+                    raise _Doubt(what, reply, recent)
                 if is_poison(answer, recent):
                     self._log_change(self.breaker.record_success(), reply)  # it works
                     self._failing_since = self._last_failure = None

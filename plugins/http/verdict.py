@@ -77,7 +77,7 @@ def classify(status: int | None, body_bytes: int = 0, largest_accepted: int = 0)
     return Answer.PACKET
 
 
-def is_poison(answer: Answer, accepted_just_before: bool) -> bool:
-    """True when a refusal is about the packet: a `PACKET` answer right after the backend
-    accepted another request. Anything else that is not delivered is retried."""
-    return answer is Answer.PACKET and accepted_just_before
+def is_poison(answer: Answer, accepted_recently: bool) -> bool:
+    """True when a refusal is about the packet: a `PACKET` answer while the backend accepts
+    other packets. Anything else that is not delivered is retried."""
+    return answer is Answer.PACKET and accepted_recently
