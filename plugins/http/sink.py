@@ -152,17 +152,26 @@ class HttpSink(Sink):
     @property
     def trouble(self) -> str | None:
         """Why the backend is not taking packets, in words, while it is not (None once it
-        accepts again): the last answer, for how long and how many requests in a row failed.
-        For the node's health reason and the console."""
+        accepts again): the last answer, the URL, for how long and how many requests in a
+        row, e.g. `HTTP 401 Unauthorized: token expired from http://10.0.0.5/ingest; every
+        request refused for 6 s (23 in a row); circuit open; packets kept ...`."""
         if self._failing_since is None or self._last_failure is None:
             return None
         seconds = time.monotonic() - self._failing_since
-        reply, refused = self._last_failure, self._last_failure_refused
+        how_long = f" for {seconds:.0f} s ({self._failures_in_a_row} in a row)"
+        return self._trouble_text(how_long)
+
+    @property
+    def trouble_reason(self) -> str | None:
+        """`trouble` without the numbers: the same text for as long as the problem stays the
+        same (the answer, the URL, the circuit), for reporting to the runtime."""
+        return None if self._last_failure is None else self._trouble_text("")
+
+    def _trouble_text(self, how_long: str) -> str:
+        assert self._last_failure is not None
+        refused = self._last_failure_refused
         what = "every request refused" if refused else "requests failing"
-        text = (
-            f"{reply.detail} from {self._where}; {what} for {seconds:.0f} s "
-            f"({self._failures_in_a_row} in a row)"
-        )
+        text = f"{self._last_failure.detail} from {self._where}; {what}{how_long}"
         if self.breaker.state is not BreakerState.CLOSED:
             text += "; circuit open"
         if refused:
@@ -289,8 +298,7 @@ class HttpSink(Sink):
                 self._accepted_at = time.monotonic()
                 self._log_change(self.breaker.record_success(), reply)
                 self._largest_accepted = max(self._largest_accepted, len(body))
-                self._failing_since = self._last_failure = None
-                self._failures_in_a_row = 0
+                self._note_recovered()
                 return
             if answer is Answer.PACKET:
                 if doubt:
@@ -299,8 +307,7 @@ class HttpSink(Sink):
                     raise _Doubt(what, reply, recent)
                 if is_poison(answer, recent):
                     self._log_change(self.breaker.record_success(), reply)  # it works
-                    self._failing_since = self._last_failure = None
-                    self._failures_in_a_row = 0
+                    self._note_recovered()
                     raise self._poison(what, reply)
             self._note_failure(reply, refused=answer is not Answer.TRANSIENT)
             self._log_change(self.breaker.record_failure(), reply)
@@ -323,7 +330,13 @@ class HttpSink(Sink):
             reply.status or 0,
         )
 
+    def _note_recovered(self) -> None:
+        """The backend works (it accepted, or judged one packet): no trouble any more."""
+        self._failing_since = self._last_failure = None
+        self._failures_in_a_row = 0
+
     def _note_failure(self, reply: Reply, refused: bool) -> None:
+        """A request failed or the backend refused everything: what `trouble` says."""
         if self._failing_since is None:
             self._failing_since = time.monotonic()
         self._failures_in_a_row += 1
