@@ -27,7 +27,8 @@ FAST += "breaker_max_cooldown_s: 0.05"
 GUARD_S = 60.0  # against a hang only
 
 
-def graph(url: str, source: str, options: str = "") -> str:
+def graph(url: str, source: str, options: str = "", durable: bool = True) -> str:
+    inbox = "{durable: {path: state/out.db}}" if durable else "{max: 64}"
     return f"""
 nodes:
   - {{id: src, kind: source, plugin: {source}}}
@@ -35,7 +36,7 @@ nodes:
     kind: sink
     plugin: http
     config: {{url: "{url}", {FAST}{options}}}
-    inbox: {{durable: {{path: state/out.db}}}}
+    inbox: {inbox}
     on_error: dead_letter
     dead_letter: dead
   - {{id: dead, kind: sink, plugin: jsonl, config: {{path: dead.jsonl}}}}
@@ -184,3 +185,19 @@ def test_a_trickling_answer_is_cut_at_the_deadline_and_sent_again(
     assert Counter(r.key for r in loopback_backend.requests)[first] == 2  # cut, sent again
     assert_nothing_lost(report, loopback_backend, tmp_path)
     assert report["totals"]["delivered"] == 50
+
+
+def test_without_a_durable_inbox_a_refusing_backend_ends_in_on_error_after_max_retries(
+    tmp_path: Path, loopback_backend: LoopbackBackend
+) -> None:
+    loopback_backend.reject_if(lambda r: True, 401, body="token expired")
+    options = ", max_retries: 2"
+    source = "synthetic, config: {count: 5}"
+    g = graph_from(tmp_path, graph(loopback_backend.url, source, options, durable=False))
+    report = asyncio.run(asyncio.wait_for(Runtime(g, state_dir=tmp_path / "state").run(), GUARD_S))
+
+    assert loopback_backend.accepted() == [] and report["nodes"]["out"]["errors"] == 5
+    assert dead_letters(tmp_path) == Counter({f"src:{n}": 1 for n in range(5)})
+    assert Counter(r.key for r in loopback_backend.requests) == {f"src:{n}": 3 for n in range(5)}
+    message = report["nodes"]["out"]["recent_errors"][0]["message"]
+    assert "after 3 attempts (max_retries 2)" in message and "HTTP 401 Unauthorized" in message
