@@ -52,7 +52,6 @@ import json
 import os
 import random
 import time
-from collections import deque
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from schnitzel.contract.codec import encode_packet
@@ -67,6 +66,7 @@ from schnitzel.registry.plugin import (
 from schnitzel_plugins.http.breaker import BreakerState, Change, CircuitBreaker
 from schnitzel_plugins.http.config import HttpSinkConfig, safe_url
 from schnitzel_plugins.http.errors import HttpGaveUp, HttpRejected, HttpSinkError
+from schnitzel_plugins.http.lookahead import Refused, judge
 from schnitzel_plugins.http.retry import backoff_s, retry_after_s
 from schnitzel_plugins.http.verdict import Answer, classify, is_poison
 
@@ -75,9 +75,6 @@ if TYPE_CHECKING:
 
 __all__ = ["HttpBatchSink", "HttpSink", "HttpSinkConfig", "batch_key"]
 
-LOOKAHEAD = 4
-"""Packets tried after one refused in a way that may be about the packet, before the
-backend is taken to refuse everything."""
 RECENT_S = 10.0
 """With no later packet to try, a refusal that may be about the packet is poison when the
 backend accepted another packet less than this long before (and has not refused everything
@@ -85,16 +82,15 @@ since)."""
 _UNJUDGED: Any = object()
 
 
-class _Doubt(Exception):
-    """A refusal that may be about the packet or the backend: the caller tries other packets
-    before judging."""
+class _Doubt(Refused):
+    """A refusal that may be about the packet or the backend: `judge` tries other packets
+    before judging. `recent`: the backend accepted another request less than `RECENT_S`
+    before."""
 
     def __init__(self, what: str, reply: Reply, recent: bool) -> None:
-        super().__init__(reply.detail)
+        super().__init__(reply.detail, recent)
         self.what = what
         self.reply = reply
-        self.recent = recent
-        """The backend accepted another request less than `RECENT_S` before."""
 
 
 class HttpSink(Sink):
@@ -130,7 +126,7 @@ class HttpSink(Sink):
         self._failures_in_a_row = 0
         self._last_failure: Reply | None = None
         self._last_failure_refused = False
-        self._verdicts: dict[str, HttpSinkError | None] = {}
+        self._verdicts: dict[str, Exception | None] = {}
         """Verdicts `deliver_batch` reached, by packet id, for the runtime's `deliver` calls
         that follow when it raised."""
 
@@ -193,70 +189,28 @@ class HttpSink(Sink):
         answers from the verdicts kept here instead of sending again."""
         self._settle(await self._judge(packets))
 
-    async def _judge(self, packets: list[StreamPacket]) -> dict[str, HttpSinkError | None]:
+    async def _judge(self, packets: list[StreamPacket]) -> dict[str, Exception | None]:
         """Deliver `packets` one request each; a verdict per packet id (None: delivered).
+        Refusals that may be about the packet are judged by the packets around them
+        (lookahead.py)."""
+        return await judge(
+            packets,
+            key=lambda packet: packet.packet_id,
+            send=self._post_packet,
+            poison=self._poison_of,
+            refuses_everything=self._forget_acceptances,
+            errors=(HttpSinkError,),
+        )
 
-        A refusal that may be about the packet (`Answer.PACKET`) is not judged on its own:
-        the next packets go first. Once the backend accepts one of them, the refused ones are
-        asked again right after it, and a refusal then is a poison pill. When `LOOKAHEAD`
-        more packets in a row are refused too, the backend refuses everything: the first
-        refused packet is kept and retried as if the backend were down until it is taken,
-        then the rest are asked again. When no packet is left to try, a refused packet is
-        poison if the backend accepted another less than `RECENT_S` before, else kept and
-        retried the same way."""
-        verdicts: dict[str, HttpSinkError | None] = {}
-        queue = deque(packets)
-        doubted: list[tuple[StreamPacket, _Doubt]] = []
-        asked_again: set[str] = set()  # refused once, sent again right after an acceptance
-        # The last answer was an acceptance, or a poison pill asked again right after one.
-        backend_works = False
-        while queue or doubted:
-            if doubted and (not queue or len(doubted) > LOOKAHEAD):
-                if queue:  # LOOKAHEAD more refused the same way: the backend refuses all
-                    self._accepted_at = None
-                while not queue and doubted and doubted[0][1].recent:
-                    # Nothing left to try, and the backend took another packet moments before
-                    # refusing this one: the packet is what it refuses.
-                    packet, doubt = doubted.pop(0)
-                    verdicts[packet.packet_id] = self._poison(doubt.what, doubt.reply)
-                if doubted:
-                    (first, _), rest = doubted[0], doubted[1:]
-                    verdicts[first.packet_id] = await self._verdict(first, doubt=False)
-                    backend_works = verdicts[first.packet_id] is None
-                    asked_again.update(packet.packet_id for packet, _ in rest)
-                    queue.extendleft(packet for packet, _ in reversed(rest))
-                doubted = []
-                continue
-            packet = queue.popleft()
-            try:
-                await self._post_packet(packet, doubt=True)
-            except _Doubt as refused:
-                if backend_works and packet.packet_id in asked_again:
-                    verdicts[packet.packet_id] = self._poison(refused.what, refused.reply)
-                else:
-                    doubted.append((packet, refused))
-                    backend_works = False
-                continue
-            except HttpSinkError as exc:
-                verdicts[packet.packet_id] = exc
-                backend_works = False
-                continue
-            verdicts[packet.packet_id] = None
-            backend_works = True
-            # The backend takes packets: ask about the refused ones again, right after it.
-            asked_again.update(packet.packet_id for packet, _ in doubted)
-            queue.extendleft(packet for packet, _ in reversed(doubted))
-            doubted = []
-        return verdicts
+    def _poison_of(self, refused: Refused) -> HttpRejected:
+        assert isinstance(refused, _Doubt)  # the only Refused that _post raises
+        return self._poison(refused.what, refused.reply)
 
-    async def _verdict(self, packet: StreamPacket, doubt: bool) -> HttpSinkError | None:
-        try:
-            await self._post_packet(packet, doubt)
-        except HttpSinkError as exc:
-            return exc
-        return None
+    def _forget_acceptances(self) -> None:
+        """The backend refuses every packet now: what it accepted before is no evidence."""
+        self._accepted_at = None
 
-    def _settle(self, verdicts: dict[str, HttpSinkError | None]) -> None:
+    def _settle(self, verdicts: dict[str, Exception | None]) -> None:
         failed = [exc for exc in verdicts.values() if exc is not None]
         if failed:
             self._verdicts.update(verdicts)
@@ -433,7 +387,7 @@ class HttpBatchSink(HttpSink):
         lines = [encode_packet(packet) for packet in packets]
         keys = [packet.idempotency_key for packet in packets]
         size = self.config.batch_max
-        verdicts: dict[str, HttpSinkError | None] = {}
+        verdicts: dict[str, Exception | None] = {}
         for start in range(0, len(packets), size):
             members = keys[start : start + size]
             body = ("[" + ",".join(lines[start : start + size]) + "]").encode()
