@@ -100,7 +100,7 @@ class HttpClient:
         status = response.status_code
         detail = f"HTTP {status} {response.reason_phrase}".rstrip()
         if 300 <= status < 400 and (location := response.headers.get("location")):
-            detail += f" (to {safe_url(str(response.url.join(location)))})"
+            detail += f" (to {_redirect_target(response, location)})"
         if not 200 <= status < 300:
             excerpt = " ".join(response.text[: EXCERPT_CHARS * 2].split())[:EXCERPT_CHARS]
             if excerpt:
@@ -114,6 +114,14 @@ class HttpClient:
     def _redact(self, text: str) -> str:
         # A backend that echoes the request back must not leak the token into an error.
         return text.replace(self._token, "[token]") if self._token else text
+
+
+def _redirect_target(response: httpx.Response, location: str) -> str:
+    """Where a redirect points, as logs show URLs (no credentials, no query string)."""
+    try:
+        return safe_url(str(response.url.join(location)))
+    except (httpx.InvalidURL, ValueError):
+        return "an unreadable Location"
 
 
 def _tls_verify(verify_tls: bool, ca_file: Path | None) -> ssl.SSLContext | bool:

@@ -94,7 +94,8 @@ class _Doubt(Refused):
 
 
 class HttpSink(Sink):
-    """POSTs each packet as JSON; 2xx = delivered, 5xx/429/408/connection errors are retried."""
+    """POSTs each packet as JSON; 2xx = delivered; transient failures and a backend that
+    refuses everything are retried; a packet a working backend refuses is a poison pill."""
 
     name: ClassVar[str] = "http"
     Config: ClassVar[type[PluginConfig]] = HttpSinkConfig
@@ -103,8 +104,8 @@ class HttpSink(Sink):
     config: HttpSinkConfig
 
     def __new__(cls, config: HttpSinkConfig, context: NodeContext) -> HttpSink:
-        # The runtime looks for `deliver_batch` on the plugin's class, so batching is a
-        # subclass chosen here: with batch_max 1 there is no batch path at all.
+        # Posting JSON arrays is a subclass chosen here, so that the one-packet-per-request
+        # path carries no array code.
         if cls is HttpSink and config.batch_max > 1:
             return super().__new__(HttpBatchSink)
         return super().__new__(cls)
