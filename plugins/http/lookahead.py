@@ -42,7 +42,7 @@ async def judge(
     items: list[T],
     key: Callable[[T], str],
     send: Callable[[T, bool], Awaitable[None]],
-    poison: Callable[[Refused], Exception],
+    poison: Callable[[Refused, bool], Exception],
     refuses_everything: Callable[[], None],
     errors: tuple[type[Exception], ...],
 ) -> dict[str, Exception | None]:
@@ -52,7 +52,8 @@ async def judge(
     `send(item, doubt)` returns once the backend accepted the item. With `doubt` True it
     raises `Refused` for a refusal that may be about the item; with `doubt` False it keeps
     the item until the backend takes it or it is judged. Any of `errors` it raises is that
-    item's verdict. `poison(refused)` makes the error for an item judged a poison pill;
+    item's verdict. `poison(refused, proven)` makes the error for an item judged a poison
+    pill, `proven` when refused right after another was accepted (else on `recent` alone);
     `refuses_everything()` is called once `LOOKAHEAD` more items were refused too."""
     verdicts: dict[str, Exception | None] = {}
     queue = deque(items)
@@ -76,7 +77,7 @@ async def judge(
                 # Nothing left to try, and the backend took another item shortly before
                 # refusing this one: the item is what it refuses.
                 item, refused = doubted.pop(0)
-                verdicts[key(item)] = poison(refused)
+                verdicts[key(item)] = poison(refused, False)
             if doubted:
                 (first, _), rest = doubted[0], doubted[1:]
                 verdicts[key(first)] = verdict = await keep(first)
@@ -90,7 +91,7 @@ async def judge(
             await send(item, True)
         except Refused as refused:
             if backend_works and key(item) in asked_again:
-                verdicts[key(item)] = poison(refused)
+                verdicts[key(item)] = poison(refused, True)
             else:
                 doubted.append((item, refused))
                 backend_works = False

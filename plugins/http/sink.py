@@ -66,7 +66,7 @@ from schnitzel.registry.plugin import (
 from schnitzel_plugins.http.breaker import BreakerState, Change, CircuitBreaker
 from schnitzel_plugins.http.config import HttpSinkConfig, safe_url
 from schnitzel_plugins.http.errors import HttpGaveUp, HttpRejected, HttpSinkError
-from schnitzel_plugins.http.lookahead import Refused, judge
+from schnitzel_plugins.http.lookahead import LOOKAHEAD, Refused, judge
 from schnitzel_plugins.http.retry import backoff_s, retry_after_s
 from schnitzel_plugins.http.verdict import Answer, classify, is_poison
 
@@ -77,8 +77,9 @@ __all__ = ["HttpBatchSink", "HttpSink", "HttpSinkConfig", "batch_key"]
 
 RECENT_S = 10.0
 """With no later packet to try, a refusal that may be about the packet is poison when the
-backend accepted another packet less than this long before (and has not refused everything
-since)."""
+backend accepted another packet less than this long before, has not refused everything
+since, and fewer than `LOOKAHEAD` packets were judged poison that way since (so a backend that
+starts refusing everything costs at most that many)."""
 _UNJUDGED: Any = object()
 
 
@@ -121,6 +122,8 @@ class HttpSink(Sink):
         self._rng = random.Random()
         self._accepted_at: float | None = None
         """When the backend last accepted a request (None: not since it refused everything)."""
+        self._poisoned_since_accepted = 0
+        """Packets judged poison since the backend last accepted one."""
         self._largest_accepted = 0
         """The largest body the backend accepted, in bytes (for telling what a 413 means)."""
         self._failing_since: float | None = None
@@ -203,9 +206,9 @@ class HttpSink(Sink):
             errors=(HttpSinkError,),
         )
 
-    def _poison_of(self, refused: Refused) -> HttpRejected:
+    def _poison_of(self, refused: Refused, proven: bool) -> HttpRejected:
         assert isinstance(refused, _Doubt)  # the only Refused that _post raises
-        return self._poison(refused.what, refused.reply)
+        return self._poison(refused.what, refused.reply, proven)
 
     def _forget_acceptances(self) -> None:
         """The backend refuses every packet now: what it accepted before is no evidence."""
@@ -246,11 +249,14 @@ class HttpSink(Sink):
                 raise
             attempts += 1
             answer = classify(reply.status, len(body), self._largest_accepted)
-            recent = self._accepted_at is not None and (
-                time.monotonic() - self._accepted_at <= RECENT_S
+            recent = (
+                self._accepted_at is not None
+                and time.monotonic() - self._accepted_at <= RECENT_S
+                and self._poisoned_since_accepted < LOOKAHEAD
             )
             if answer is Answer.DELIVERED:
                 self._accepted_at = time.monotonic()
+                self._poisoned_since_accepted = 0
                 self._log_change(self.breaker.record_success(), reply)
                 self._largest_accepted = max(self._largest_accepted, len(body))
                 self._note_recovered()
@@ -263,7 +269,7 @@ class HttpSink(Sink):
                 if is_poison(answer, recent):
                     self._log_change(self.breaker.record_success(), reply)  # it works
                     self._note_recovered()
-                    raise self._poison(what, reply)
+                    raise self._poison(what, reply, proven=False)
             self._note_failure(reply, refused=answer is not Answer.TRANSIENT)
             self._log_change(self.breaker.record_failure(), reply)
             if not self.context.durable and attempts > self.config.max_retries:
@@ -278,7 +284,11 @@ class HttpSink(Sink):
                 delay = 0.0  # the open circuit's cooldown paces the next attempt instead
             await asyncio.sleep(delay)
 
-    def _poison(self, what: str, reply: Reply) -> HttpRejected:
+    def _poison(self, what: str, reply: Reply, proven: bool) -> HttpRejected:
+        """The error for a poison pill; `proven` when refused right after another packet was
+        accepted, else judged on a recent acceptance alone (counted, see `RECENT_S`)."""
+        if not proven:
+            self._poisoned_since_accepted += 1
         return HttpRejected(
             f"{self._where} refused {what}: {reply.detail} (a poison pill: the backend takes "
             "other packets; the node's on_error policy applies)",

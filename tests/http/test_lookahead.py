@@ -24,28 +24,38 @@ class Kept(Exception):
 
 @dataclass
 class Backend:
-    """Refuses the items in `bad` (422), takes the others; `recent` as the sink tracks it:
-    an acceptance since the last time the lookahead decided the backend refuses all."""
+    """Refuses the items in `bad` (422), takes the others. `recent` as the sink tracks it
+    (its clock aside): an acceptance since the lookahead last decided the backend refuses
+    all, and fewer than LOOKAHEAD items judged poison since that acceptance."""
 
     bad: set[int]
     sent: Counter[int] = field(default_factory=Counter)
     log: list[int] = field(default_factory=list)
-    recent: bool = False
+    accepted: bool = False
+    poisoned: int = 0
     forgotten: int = 0
+
+    @property
+    def recent(self) -> bool:
+        return self.accepted and self.poisoned < LOOKAHEAD
 
     async def send(self, item: int, doubt: bool) -> None:
         self.sent[item] += 1
         self.log.append(item)
         if item not in self.bad:
-            self.recent = True
+            self.accepted, self.poisoned = True, 0
             return
         if doubt:
             raise Refused("HTTP 422", self.recent)
-        raise Poison() if self.recent else Kept()
+        raise self.poison() if self.recent else Kept()
+
+    def poison(self, refused: Refused | None = None, proven: bool = False) -> Poison:
+        self.poisoned += 0 if proven else 1
+        return Poison()
 
     def forget(self) -> None:
         self.forgotten += 1
-        self.recent = False
+        self.accepted = False
 
 
 def judged(backend: Backend, n: int) -> dict[str, Exception | None]:
@@ -54,7 +64,7 @@ def judged(backend: Backend, n: int) -> dict[str, Exception | None]:
             list(range(n)),
             key=str,
             send=backend.send,
-            poison=lambda refused: Poison(),
+            poison=backend.poison,
             refuses_everything=backend.forget,
             errors=(Poison, Kept),
         )
@@ -120,3 +130,19 @@ def test_refused_packets_last_in_a_batch_are_poison_after_a_recent_acceptance() 
     verdicts = judged(backend, 4)
     assert [type(verdicts[str(i)]) for i in (2, 3)] == [Poison, Poison]
     assert backend.sent[2] == backend.sent[3] == 1
+
+
+def test_a_backend_that_starts_refusing_everything_costs_at_most_lookahead_packets() -> None:
+    # A quiet stream: the sink is handed one packet at a time, so there is never a later
+    # packet to try; the backend takes 0..4, then refuses everything.
+    backend = Backend(set(range(5, 30)))
+    verdicts = {}
+    for item in range(30):
+        verdicts.update(
+            asyncio.run(
+                judge([item], str, backend.send, backend.poison, backend.forget, (Poison, Kept))
+            )
+        )
+    poison = [i for i in range(30) if isinstance(verdicts[str(i)], Poison)]
+    assert poison == list(range(5, 5 + LOOKAHEAD))  # then kept, as a backend refusing all
+    assert all(isinstance(verdicts[str(i)], Kept) for i in range(5 + LOOKAHEAD, 30))
