@@ -34,7 +34,7 @@ FAST = {"retry_initial_s": 0.01, "retry_max_s": 0.05}
 
 
 def run(coroutine: Coroutine[Any, Any, T]) -> T:
-    return asyncio.run(asyncio.wait_for(coroutine, 30))
+    return asyncio.run(asyncio.wait_for(coroutine, 120))  # against a hang only
 
 
 def make_sink(url: str, tmp_path: Path, durable: bool = False, **options: Any) -> HttpSink:

@@ -24,7 +24,7 @@ from tests.runtime.harness import graph_from, steer
 
 FAST = "retry_initial_s: 0.01, retry_max_s: 0.05, breaker_cooldown_s: 0.02, "
 FAST += "breaker_max_cooldown_s: 0.05"
-GUARD_S = 60.0  # against a hang only
+GUARD_S = 180.0  # against a hang only (a loaded machine can take a minute for one run)
 
 
 def graph(url: str, source: str, options: str = "", durable: bool = True) -> str:
@@ -105,7 +105,7 @@ def test_a_backend_that_starts_refusing_everything_midway_loses_nothing(
     named: str,
     batch_max: int,
 ) -> None:
-    count = 600
+    count = 300
     options = f", batch_max: {batch_max}"
     g = graph_from(
         tmp_path,
@@ -175,9 +175,9 @@ def test_a_trickling_answer_is_cut_at_the_deadline_and_sent_again(
     tmp_path: Path, loopback_backend: LoopbackBackend
 ) -> None:
     # 400 bytes at 0.5 s each: 200 s, past the guard, so a sink that waits for it hangs the
-    # test instead of passing it.
+    # test instead of passing it. 5 s: room for the requests that are answered at once.
     loopback_backend.trickle_next(1, every_s=0.5, body_bytes=400)
-    options = ", timeout_s: 1.0"
+    options = ", timeout_s: 5.0"
     g = graph_from(tmp_path, graph(loopback_backend.url, "synthetic, config: {count: 50}", options))
     report = asyncio.run(asyncio.wait_for(Runtime(g, state_dir=tmp_path / "state").run(), GUARD_S))
 
