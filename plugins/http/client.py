@@ -49,7 +49,7 @@ class HttpClient:
     ) -> None:
         self._url = config.url
         self._where = safe_url(config.url)
-        self._deadline_s = config.timeout_s
+        self._timeout_s = config.timeout_s
         self._token = token
         headers = dict(config.headers)
         if token:
@@ -81,13 +81,13 @@ class HttpClient:
         in a byte at a time would never trip them; `asyncio.timeout` cuts it off."""
         headers = {"Content-Type": "application/json", "Idempotency-Key": key}
         try:
-            async with asyncio.timeout(self._deadline_s):
+            async with asyncio.timeout(self._timeout_s):
                 # Not streamed: the body is read in full before this returns, under the deadline.
                 response = await self._client.post(self._url, content=body, headers=headers)
         except TimeoutError:
             return Reply(
                 None,
-                f"Timeout: no complete answer within {self._deadline_s:g} s (timeout_s bounds "
+                f"Timeout: no complete answer within {self._timeout_s:g} s (timeout_s bounds "
                 "the whole request: connect, send, wait, read)",
             )
         except _RETRIED as exc:
