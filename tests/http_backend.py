@@ -63,11 +63,14 @@ class Received:
 
 @dataclass(frozen=True)
 class Scripted:
-    """An answer other than 200: a status, an optional Retry-After, an optional body."""
+    """An answer other than a plain 200: a status, an optional Retry-After, Location and body;
+    or (`trickle_s` > 0) a 200 whose body comes one byte every `trickle_s` seconds."""
 
     status: int
     retry_after: str | None = None
     body: str = ""
+    location: str | None = None
+    trickle_s: float = 0.0
 
 
 @dataclass
@@ -166,19 +169,43 @@ class LoopbackBackend:
     # -- script -----------------------------------------------------------------------------
 
     def fail_next(
-        self, n: int, status: int = 500, retry_after: float | str | None = None, body: str = ""
+        self,
+        n: int,
+        status: int = 500,
+        retry_after: float | str | None = None,
+        body: str = "",
+        location: str | None = None,
     ) -> None:
-        """Answer the next `n` requests with `status` (and a Retry-After header, if given)."""
+        """Answer the next `n` requests with `status` (and a Retry-After or Location header,
+        if given): a window of refusals counted in requests, not seconds."""
         header = None if retry_after is None else str(retry_after)
         with self._state.lock:
-            self._state.script.extend(Scripted(status, header, body) for _ in range(n))
+            self._state.script.extend(Scripted(status, header, body, location) for _ in range(n))
+
+    def trickle_next(self, n: int, every_s: float = 0.5, body_bytes: int = 40) -> None:
+        """Answer the next `n` requests 200 with a `body_bytes` body sent one byte every
+        `every_s` seconds (a backend stuck mid-answer). The requests count as accepted:
+        the backend has them, whether or not the client waited for the whole answer."""
+        trickle = Scripted(200, body=" " * body_bytes, trickle_s=every_s)
+        with self._state.lock:
+            self._state.script.extend(trickle for _ in range(n))
 
     def reject_if(
-        self, matches: Callable[[Received], bool], status: int = 422, body: str = ""
+        self,
+        matches: Callable[[Received], bool],
+        status: int = 422,
+        body: str = "",
+        location: str | None = None,
     ) -> None:
-        """Answer every request `matches` accepts with `status` (checked after `fail_next`)."""
+        """Answer every request `matches` accepts with `status` (checked after `fail_next`);
+        `reject_if(lambda r: True, 413)` refuses everything."""
         with self._state.lock:
-            self._state.rules.append(_Rule(matches, Scripted(status, None, body)))
+            self._state.rules.append(_Rule(matches, Scripted(status, None, body, location)))
+
+    def clear_rules(self) -> None:
+        """Forget the `reject_if` rules: the backend accepts again."""
+        with self._state.lock:
+            self._state.rules.clear()
 
     def set_delay(self, seconds: float) -> None:
         """Wait this long before answering each request (to make clients time out)."""
@@ -306,8 +333,17 @@ def _handler(state: _State) -> type[BaseHTTPRequestHandler]:
             self.send_header("Content-Length", str(len(payload)))
             if answer is not None and answer.retry_after is not None:
                 self.send_header("Retry-After", answer.retry_after)
+            if answer is not None and answer.location is not None:
+                self.send_header("Location", answer.location)
             self.end_headers()
-            self.wfile.write(payload)
+            if answer is None or not answer.trickle_s:
+                self.wfile.write(payload)
+                return
+            self.wfile.flush()
+            for byte in payload:  # a client that gave up makes a write fail: handle_error
+                time.sleep(answer.trickle_s)  # the trickle is the behaviour under test
+                self.wfile.write(bytes([byte]))
+                self.wfile.flush()
 
         def log_message(self, format: str, *args: Any) -> None:
             pass  # keep test output clean

@@ -6,6 +6,7 @@ importing httpx (about 70 ms).
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,11 +74,24 @@ class HttpClient:
         return f"HttpClient({self._where!r})"
 
     async def post(self, body: bytes, key: str) -> Reply:
-        """POST one JSON body with its Idempotency-Key. Retried transport errors come back as
-        a `Reply` without a status; others (an unsendable request) raise HttpSinkError."""
+        """POST one JSON body with its Idempotency-Key. Retried transport errors and a missed
+        deadline come back as a `Reply` without a status; others (an unsendable request)
+        raise HttpSinkError.
+
+        `timeout_s` is one deadline for the whole request: connecting, sending, waiting and
+        reading the response body. httpx's own timeouts bound each read, so a body trickling
+        in a byte at a time would never trip them; `asyncio.timeout` cuts it off."""
         headers = {"Content-Type": "application/json", "Idempotency-Key": key}
         try:
-            response = await self._client.post(self._url, content=body, headers=headers)
+            async with asyncio.timeout(self._timeout_s):
+                # Not streamed: the body is read in full before this returns, under the deadline.
+                response = await self._client.post(self._url, content=body, headers=headers)
+        except TimeoutError:
+            return Reply(
+                None,
+                f"no complete answer within {self._timeout_s:g} s (timeout_s bounds "
+                "the whole request: connect, send, wait, read)",
+            )
         except _RETRIED as exc:
             return Reply(None, self._redact(transport_error_text(exc, self._timeout_s)))
         except httpx.HTTPError as exc:
@@ -87,6 +101,8 @@ class HttpClient:
             ) from None  # the chained httpx error could show the request's headers
         status = response.status_code
         detail = f"HTTP {status} {response.reason_phrase}".rstrip()
+        if 300 <= status < 400 and (location := response.headers.get("location")):
+            detail += f" (to {_redirect_target(response, location)})"
         if not 200 <= status < 300:
             excerpt = " ".join(response.text[: EXCERPT_CHARS * 2].split())[:EXCERPT_CHARS]
             if excerpt:
@@ -100,6 +116,14 @@ class HttpClient:
     def _redact(self, text: str) -> str:
         # A backend that echoes the request back must not leak the token into an error.
         return text.replace(self._token, "[token]") if self._token else text
+
+
+def _redirect_target(response: httpx.Response, location: str) -> str:
+    """Where a redirect points, as logs show URLs (no credentials, no query string)."""
+    try:
+        return safe_url(str(response.url.join(location)))
+    except (httpx.InvalidURL, ValueError):
+        return "an unreadable Location"
 
 
 def _tls_verify(verify_tls: bool, ca_file: Path | None) -> ssl.SSLContext | bool:

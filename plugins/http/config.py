@@ -26,7 +26,12 @@ class HttpSinkConfig(PluginConfig):
         description="Where to POST packets: an http:// or https:// URL.",
         json_schema_extra={"format": "uri"},
     )
-    timeout_s: StrictFloat = Field(default=10.0, gt=0, le=600, description="Per-request timeout.")
+    timeout_s: StrictFloat = Field(
+        default=10.0,
+        gt=0,
+        le=600,
+        description="One deadline for the whole request: connect, send, wait, read the body.",
+    )
     headers: dict[str, str] = Field(
         default={},
         repr=False,  # values may be secrets

@@ -2,7 +2,7 @@
 
     SchnitzelError
      └── HttpSinkError ........ the http sink cannot open or cannot deliver
-          ├── HttpRejected .... the backend answered with a status that is not retried
+          ├── HttpRejected .... the backend refused this packet while it accepts others (poison)
           └── HttpGaveUp ...... retries ran out (only when the inbox is not durable)
 
 Messages never contain the bearer token: the sink blanks it out of response excerpts too.
@@ -20,8 +20,9 @@ class HttpSinkError(SchnitzelError):
 
 
 class HttpRejected(HttpSinkError):
-    """The backend refused a request with a status that is not retried (4xx other than 408
-    and 429, or a redirect); the node's `on_error` policy decides what happens next."""
+    """A poison pill: the backend refused this packet (400, 409, 415, 422, ...) while it
+    accepts others; the node's `on_error` policy decides what happens next. A backend that
+    refuses every request is retried instead (verdict.py)."""
 
     def __init__(self, message: str, status: int) -> None:
         super().__init__(message)

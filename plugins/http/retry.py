@@ -1,4 +1,4 @@
-"""When the http sink retries and how long it waits: status classes, backoff, Retry-After.
+"""How long the http sink waits before a retry: backoff, Retry-After (what is retried: verdict.py).
 
 Pure functions (the random source and the wall clock are arguments), so they are tested
 without a server or a sleep.
@@ -12,9 +12,11 @@ import re
 from datetime import UTC
 from email.utils import parsedate_to_datetime
 
+from schnitzel_plugins.http.verdict import TRANSIENT_STATUSES, Answer, classify
+
 __all__ = ["RETRY_STATUSES", "backoff_s", "is_retried", "retry_after_s"]
 
-RETRY_STATUSES = frozenset({408, 429})
+RETRY_STATUSES = TRANSIENT_STATUSES
 """Client-error statuses that mean "try again later"; every 5xx is retried too."""
 
 _DELTA_SECONDS = re.compile(r"\d+(\.\d+)?", re.ASCII)
@@ -24,8 +26,9 @@ _MAX_DOUBLINGS = 60
 
 
 def is_retried(status: int) -> bool:
-    """True for a status the sink retries: 5xx, 429 Too Many Requests, 408 Request Timeout."""
-    return status >= 500 or status in RETRY_STATUSES
+    """True for a transient status: 5xx, 429 Too Many Requests, 425 Too Early, 408 Request
+    Timeout. (Refusals of the backend as a whole are retried too; see verdict.py.)"""
+    return classify(status) is Answer.TRANSIENT
 
 
 def backoff_s(attempt: int, initial_s: float, max_s: float, rng: random.Random) -> float:

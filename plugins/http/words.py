@@ -9,7 +9,7 @@ from __future__ import annotations
 import errno
 import socket
 
-__all__ = ["transport_error_text", "trouble_reason"]
+__all__ = ["transport_error_text"]
 
 _ERRNO_WORDS = {
     errno.ECONNREFUSED: "connection refused",
@@ -39,12 +39,6 @@ def transport_error_text(exc: BaseException, timeout_s: float | None = None) -> 
     timeout = f"{timeout_s:g} s (timeout_s)" if timeout_s is not None else "timeout_s"
     words = _cause_in_words(exc) or _TYPE_WORDS.get(name, "").format(timeout=timeout)
     return words or f"{name}: {exc}".rstrip(": ")
-
-
-def trouble_reason(where: str, detail: str, circuit_open: bool) -> str:
-    """What the sink reports while it retries: `<url>: <detail>`, and `; circuit open` while
-    the circuit breaker holds requests back."""
-    return f"{where}: {detail}{'; circuit open' if circuit_open else ''}"
 
 
 def _cause_in_words(exc: BaseException) -> str:

@@ -88,7 +88,7 @@ def test_connection_refused_reaches_ctl_events_and_the_node_status(
         told = [e for e in refused_events() if not e["message"].startswith("health ")]
         assert len(told) <= 2 + up_s / CHANGE_EVERY_S, told  # the health changes aside
     finally:
-        stop(process)
+        stop(process, exit_code=4)  # its backend never answered: the run ends degraded
 
 
 def test_a_backend_that_comes_back_ends_the_trouble_with_one_event(tmp_path: Path) -> None:

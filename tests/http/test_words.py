@@ -9,7 +9,7 @@ import socket
 
 import httpx
 
-from schnitzel_plugins.http.words import transport_error_text, trouble_reason
+from schnitzel_plugins.http.words import transport_error_text
 from tests.http.test_http_trouble import closed_port
 
 
@@ -47,12 +47,3 @@ def test_errors_without_an_os_cause_use_their_own_words() -> None:
     )
     odd = httpx.ProxyError("proxy said no")
     assert transport_error_text(odd) == "ProxyError: proxy said no"
-
-
-def test_the_reason_names_the_backend_and_an_open_circuit() -> None:
-    assert trouble_reason("http://b/x", "HTTP 503 Service Unavailable", False) == (
-        "http://b/x: HTTP 503 Service Unavailable"
-    )
-    assert trouble_reason("http://b/x", "connection refused", True) == (
-        "http://b/x: connection refused; circuit open"
-    )
