@@ -3,12 +3,11 @@
 Each decoder turns the model's first output into candidate boxes x1,y1,x2,y2 in model-input
 pixels, their scores and class ids, keeping only scores >= `confidence`:
 
-| layout   | output shape      | rows                                  | models                       |
-|----------|-------------------|---------------------------------------|------------------------------|
-| `yolov8` | `[1, 4+nc, N]`    | cx, cy, w, h, nc class scores         | YOLOv8, YOLO11 (Ultralytics) |
-| `yolov5` | `[1, N, 5+nc]`    | cx, cy, w, h, objectness, nc scores   | YOLOv5, YOLOX with decoding  |
-| `yolox`  | `[1, N, 5+nc]`    | as yolov5, but boxes relative to a    | YOLOX exported raw           |
-|          |                   | grid cell of stride 8, 16, 32         | (`decode_in_inference=False`)|
+- `yolov8`, output `[1, 4+nc, N]`: rows cx, cy, w, h and nc class scores (YOLOv8, YOLO11);
+- `yolov5`, output `[1, N, 5+nc]`: cx, cy, w, h, objectness, nc scores, in pixels (YOLOv5,
+  YOLOX exported with decoding);
+- `yolox`, output `[1, N, 5+nc]`: as yolov5, but the boxes are relative to grid cells of
+  stride 8, 16 and 32 (YOLOX exported raw, `decode_in_inference=False`).
 
 `guess_layout` picks one from the shapes (and the exporter's metadata when present).
 """
