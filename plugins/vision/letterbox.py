@@ -71,6 +71,7 @@ def to_image_boxes(boxes: np.ndarray, box: Letterbox) -> np.ndarray:
     out = np.empty_like(boxes, dtype=np.float32)
     out[:, [0, 2]] = (boxes[:, [0, 2]] - box.pad_x) / box.scale
     out[:, [1, 3]] = (boxes[:, [1, 3]] - box.pad_y) / box.scale
-    np.clip(out[:, [0, 2]], 0, box.width, out=out[:, [0, 2]])
-    np.clip(out[:, [1, 3]], 0, box.height, out=out[:, [1, 3]])
+    # fancy indexing copies: clip the columns through basic slices, which are views
+    np.clip(out[:, 0::2], 0, box.width, out=out[:, 0::2])
+    np.clip(out[:, 1::2], 0, box.height, out=out[:, 1::2])
     return out
