@@ -48,6 +48,8 @@ def node_report(node: Node) -> dict[str, Any]:
         "rate_in_per_s": round(rate_in, 1),
         "rate_out_per_s": round(rate_out, 1),
         "queue_capacity": inbox.capacity if inbox is not None else 0,
+        "queue_bytes": getattr(inbox, "bytes", 0),
+        "queue_max_bytes": getattr(inbox, "max_bytes", None),
         "overflow": node.resolved.spec.inbox.overflow,
         "paused": node.paused,
         "recent_errors": [
