@@ -17,13 +17,14 @@ if _MISSING:  # `schnitzel plugins` shows this as the broken pack's reason
     )
 
 # ruff: noqa: E402 - the check above must run before the imports that need the extra
+from schnitzel_plugins.vision.blob_store import BlobStoreNode
 from schnitzel_plugins.vision.detect import Detect
 from schnitzel_plugins.vision.video_file import VideoFile
 
-__all__ = ["PACK", "Detect", "VideoFile"]
+__all__ = ["PACK", "BlobStoreNode", "Detect", "VideoFile"]
 
 PACK = PluginPack(
     name="vision",
-    plugins=(VideoFile, Detect),
+    plugins=(VideoFile, Detect, BlobStoreNode),
     description="Cameras and video files in, frames through, objects detected (docs/vision.md).",
 )

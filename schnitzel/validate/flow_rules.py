@@ -79,6 +79,6 @@ _HINT = (
 )
 _FRAMES_HINT = (
     "raw frames (numpy images) never leave the process: put a node between that emits JSON, "
-    "such as `detect` (its detections are written without pixels), or store the images as "
-    "files and send a payload_ref (docs/vision.md, Frames and blobs)"
+    "such as `detect` (its detections are written without pixels), or store the images with "
+    "`blob_store` (JPEG files with retention; packets carry a payload_ref) (docs/vision.md)"
 )

@@ -77,6 +77,7 @@ def test_raw_frames_into_a_file_sink_are_refused_with_the_way_out(
     problems = validate_file(graph).report.problems
     assert [p.code for p in problems] == ["not-portable"]
     assert "detect" in (problems[0].hint or "")
+    assert "blob_store" in (problems[0].hint or "")
 
 
 def test_a_missing_model_is_named_with_how_to_get_one(scene: Scene, tmp_path: Path) -> None:
