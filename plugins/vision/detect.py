@@ -175,6 +175,9 @@ class Detect(Compute):
         except Exception:
             sessions.release(path, providers, c.intra_op_threads)
             raise
+        # A call takes one inference's worth: progress shows per inference, and frames that
+        # wait stay in the inbox, where its byte bound and overflow apply.
+        self.max_batch = c.batch_max if self.detector.dynamic_batch else 1
 
     async def close(self) -> None:
         from schnitzel_plugins.vision import sessions
