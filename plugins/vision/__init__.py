@@ -19,12 +19,13 @@ if _MISSING:  # `schnitzel plugins` shows this as the broken pack's reason
 # ruff: noqa: E402 - the check above must run before the imports that need the extra
 from schnitzel_plugins.vision.blob_store import BlobStoreNode
 from schnitzel_plugins.vision.detect import Detect
+from schnitzel_plugins.vision.live_source import Camera, Rtsp
 from schnitzel_plugins.vision.video_file import VideoFile
 
-__all__ = ["PACK", "BlobStoreNode", "Detect", "VideoFile"]
+__all__ = ["PACK", "BlobStoreNode", "Camera", "Detect", "Rtsp", "VideoFile"]
 
 PACK = PluginPack(
     name="vision",
-    plugins=(VideoFile, Detect, BlobStoreNode),
+    plugins=(VideoFile, Rtsp, Camera, Detect, BlobStoreNode),
     description="Cameras and video files in, frames through, objects detected (docs/vision.md).",
 )

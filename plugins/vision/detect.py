@@ -105,7 +105,11 @@ class Detect(Compute):
         self.detector: Any = None
         self._model_path: Path | None = None
         self.inference_ms: list[float] = []
-        """The last 1024 inference times (ms per call): p50/p99 for health."""
+        """The last 1024 inference times (ms per frame): p50/p99 for health."""
+        self.frames = 0
+        self.busy_s = 0.0
+        """Seconds spent detecting (all calls added up)."""
+        self.opened_at = 0.0
 
     @classmethod
     def check_environment(cls, config: Any, context: CheckContext) -> list[EnvironmentProblem]:
@@ -136,6 +140,24 @@ class Detect(Compute):
 
     async def open(self) -> None:
         await asyncio.to_thread(self._load)
+        self.opened_at = time.monotonic()
+
+    def stats(self) -> dict[str, Any]:
+        """Inference ms per frame (p50/p99 of the last 1024), frames, and how busy the node's
+        threads were since it opened (1.0: every thread inferring all the time)."""
+        times = sorted(self.inference_ms)
+        elapsed = time.monotonic() - self.opened_at if self.opened_at else 0.0
+        threads = self.context.max_concurrency or 1
+        return {
+            "frames": self.frames,
+            "inference_ms": {
+                "p50": round(times[len(times) // 2], 2) if times else None,
+                "p99": round(times[min(len(times) - 1, int(len(times) * 0.99))], 2)
+                if times
+                else None,
+            },
+            "busy": round(min(1.0, self.busy_s / (elapsed * threads)), 3) if elapsed else 0.0,
+        }
 
     def _load(self) -> None:
         import onnxruntime as ort
@@ -199,7 +221,8 @@ class Detect(Compute):
             chunk = frames[start : start + step]
             began = time.perf_counter()
             found = detector.detect([f.image for f in chunk])
-            self._record((time.perf_counter() - began) * 1000 / len(chunk))
+            spent = time.perf_counter() - began
+            self._record(spent * 1000 / len(chunk), spent, len(chunk))
             for packet, frame, detections in zip(
                 packets[start : start + step], chunk, found, strict=True
             ):
@@ -207,7 +230,11 @@ class Detect(Compute):
                 out.append(packet.evolve(kind="detection", payload=payload))
         return out
 
-    def _record(self, ms: float) -> None:
+    def _record(self, ms: float, spent_s: float, frames: int) -> None:
+        # from several threads at once: each += is one bytecode-level race at worst, a
+        # figure for the operator, not an invariant
+        self.busy_s += spent_s
+        self.frames += frames
         times = self.inference_ms
         times.append(ms)
         if len(times) > 1024:

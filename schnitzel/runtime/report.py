@@ -57,6 +57,9 @@ def node_report(node: Node) -> dict[str, Any]:
             for e in m.recent_errors
         ],
     }
+    plugin_stats = _plugin_stats(node)
+    if plugin_stats is not None:
+        entry["plugin_stats"] = plugin_stats
     if node.kind == "sink":
         entry["delivered"] = m.delivered
     if node.pacer is not None:
@@ -114,3 +117,15 @@ def build_report(runtime: Runtime) -> dict[str, Any]:
         "controller": runtime.graph.spec.runtime.controller.mode,
         "nodes": nodes,
     }
+
+
+def _plugin_stats(node: Node) -> dict[str, Any] | None:
+    """What the plugin reports about itself (`stats()`, optional), or why it could not."""
+    stats = getattr(node.plugin, "stats", None)
+    if not callable(stats):
+        return None
+    try:
+        value = stats()
+    except Exception as exc:  # a plugin's bug must not take the report (or the console) down
+        return {"error": f"stats() raised {type(exc).__name__}: {exc}"}
+    return value if isinstance(value, dict) else {"error": "stats() did not return a dict"}
