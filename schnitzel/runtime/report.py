@@ -23,6 +23,7 @@ def node_report(node: Node) -> dict[str, Any]:
     most a second old while running; exact in the final report)."""
     m = node.metrics
     inbox = node.inbox
+    memory = None if inbox is None or isinstance(inbox, DurableInbox) else inbox
     delta = node.window.delta()
     rate_in = rate_out = 0.0
     if delta is not None and delta[0] > 0:
@@ -48,8 +49,9 @@ def node_report(node: Node) -> dict[str, Any]:
         "rate_in_per_s": round(rate_in, 1),
         "rate_out_per_s": round(rate_out, 1),
         "queue_capacity": inbox.capacity if inbox is not None else 0,
-        "queue_bytes": getattr(inbox, "bytes", 0),
-        "queue_max_bytes": getattr(inbox, "max_bytes", None),
+        # in-memory bytes only: a durable inbox's max_bytes bounds its file (see "durable")
+        "queue_bytes": 0 if memory is None else memory.bytes,
+        "queue_max_bytes": None if memory is None else memory.max_bytes,
         "overflow": node.resolved.spec.inbox.overflow,
         "paused": node.paused,
         "recent_errors": [
