@@ -142,16 +142,19 @@ def main() -> None:
             f"{args.rounds} interleaved rounds"
         )
         print(f"bare loop (read, letterbox, run, decode, NMS) {best['bare']:7.1f} frames/s")
-        for key, label in (("graph", "concurrency 1"), ("graph_c2", "concurrency 2")):
+        for label in variants:
             print(
-                f"graph video_file -> detect -> null, {label}: {best[key]:7.1f} frames/s  "
-                f"ratio {best[key] / best['bare']:.2f}"
+                f"graph video_file -> detect -> null, {label}: {best[label]:7.1f} frames/s  "
+                f"ratio {best[label] / best['bare']:.2f}"
             )
         for size in ((1280, 720), (1920, 1080)):
             print(
                 f"decode {size[1]}p (OpenCV FFmpeg, mp4v): {decode_ms(folder, size, 60):.2f} "
                 "ms/frame (median)"
             )
+        for side in (320, 640):
+            ms = inference_ms(model, side)
+            print(f"inference at {side}x{side}: {ms:.1f} ms (median), {1000 / ms:.1f} frames/s")
 
 
 if __name__ == "__main__":

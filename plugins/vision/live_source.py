@@ -114,6 +114,7 @@ class _LiveSource(Source):
     def __init__(self, config: Any, context: NodeContext) -> None:
         super().__init__(config, context)
         self.reader: LatestFrameReader | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def _capture(self) -> Any:  # pragma: no cover - each source opens its own
         raise NotImplementedError
@@ -130,14 +131,19 @@ class _LiveSource(Source):
         ]
 
     def _event(self, level: str, message: str) -> None:
-        log = self.context.logger.warning if level == "warning" else self.context.logger.info
-        log("camera %s: %s", self._camera(), message)
+        """From the reader thread: into the run's event log, on the loop (console, ctl)."""
+        text = f"camera {self._camera()}: {message}"
+        try:
+            self._loop.call_soon_threadsafe(self.context.event, level, text)
+        except RuntimeError:  # the loop is closed: the run is over; the log still hears it
+            self.context.logger.info("%s", text)
 
     def _camera(self) -> str:
         return self.config.camera_id or self.context.node_id
 
     async def packets(self) -> AsyncIterator[StreamPacket]:
         c = self.config
+        self._loop = asyncio.get_running_loop()
         self.reader = reader = LatestFrameReader(
             self._capture,
             f"{self.name}-{self.context.node_id}",

@@ -8,7 +8,7 @@ A plugin class subclasses one of `Source`, `Transform`, `Compute`, `Policy`, `Si
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Final
@@ -122,6 +122,18 @@ class NodeContext:
     max_concurrency: int = 1
     """The most calls at once the node may be given while it runs (the top of its
     `limits.concurrency`, else its `concurrency`): size connection pools for it."""
+    events: Callable[[str, str], None] | None = field(default=None, repr=False, compare=False)
+    """Where `event()` goes (the runtime's event log); None outside a runtime."""
+
+    def event(self, level: str, message: str) -> None:
+        """Tell the operator: an entry (`info`, `warning` or `error`) in the run's event log,
+        which the console's event pane and `schnitzel ctl events` show, and the log. For what
+        changes (a camera lost and back), not per packet. Call it on the event loop; from a
+        thread of your own, hand it over with `loop.call_soon_threadsafe`."""
+        if self.events is not None:
+            self.events(level, message)
+        else:
+            self.logger.log(logging.getLevelName(level.upper()), "%s", message)
 
     def resolve(self, path: str) -> Path:
         """A path from the node's config, resolved against the graph file's directory."""

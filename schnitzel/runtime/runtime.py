@@ -190,6 +190,7 @@ class Runtime:
             self.logger.getChild(node_id),
             durable=spec.inbox.durable is not None,
             max_concurrency=max(spec.concurrency, top),
+            events=lambda level, message: self.events.add(level, message, node_id),
         )
         try:
             return cls(config, context)
