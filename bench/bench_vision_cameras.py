@@ -5,8 +5,9 @@ Four `video_file` sources (`realtime: true`, `loop: true`: a camera's pace, with
 generated 1280x720 mp4v scene feed one `detect` (NudeNet's YOLOv8n at 320, concurrency 1)
 whose inbox holds one frame with `overflow: drop_oldest` (bounded in bytes too), and which
 infers one frame at a time (`batch_max: 1`), so it always works on the newest frame: a frame
-waits at most one inference, then takes one. A latency sink records each detection's age (now - the frame packet's `ts`,
-set when the source emitted it). Every second the process's RSS is sampled.
+waits at most one inference, then takes one. A latency sink records each detection's age
+(now - the frame packet's `ts`, set when the source emitted it). Every second the
+process's RSS is sampled.
 
 Figures, against their baselines in the same run:
 
@@ -103,7 +104,7 @@ def main() -> None:
     )
     print(
         f"detector busy {det['plugin_stats']['busy']:.2f}, inbox depth max "
-        f"{det['queue_depth_max']} (bytes bound: 4 frames)"
+        f"{det['queue_depth_max']} (bound: 1 frame)"
     )
     print(
         f"RSS peak {max(samples):.0f} MB (goal < 500); median of the first fifth "
