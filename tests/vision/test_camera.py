@@ -63,7 +63,10 @@ def test_a_camera_that_goes_away_comes_back_in_a_new_epoch_with_new_keys(
     report, said = run_camera(tmp_path, str(scene.path), lambda s: s.get("reconnects", 0) >= 2)
     keys = KEYS["keys"]
     assert len(keys) == len(set(keys)) == report["nodes"]["keys"]["delivered"]
-    assert len({k.split(":")[1] for k in keys}) >= 3  # one epoch per connection
+    epochs = [int(k.split(":")[1]) for k in keys]
+    assert epochs == sorted(epochs)  # a later connection, a later epoch: keys never come back
+    # (how many connections got a frame through is up to the machine: latest-frame-only may
+    # replace all of a short connection's frames; the rtsp test counts epochs on a live stream)
     stats = report["nodes"]["cam"]["plugin_stats"]
     assert stats["reconnects"] >= 2
     assert 0 <= stats["frames_in"] - stats["frames_out"] - stats["skipped"] <= 1
