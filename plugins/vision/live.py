@@ -143,10 +143,11 @@ class LatestFrameReader:
                 self._on_event("info", f"connected (epoch {stats.epoch})")
             ever_connected = True
             reason = self._read_until_failure(capture)
+            if not self._stop.is_set():
+                stats.last_error = reason  # before `connected` turns false: readers see why
             stats.connected = False
             capture.release()
             if not self._stop.is_set():
-                stats.last_error = reason
                 self._on_event("warning", f"stream lost: {reason}; reconnecting")
 
     def _read_until_failure(self, capture: Any) -> str:
