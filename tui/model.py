@@ -188,6 +188,9 @@ class NodeView:
     """0 as started; one more per swap or rollback."""
     can_rollback: bool = False
     """A swap can be undone (`rollback`)."""
+    plugin_stats: Mapping[str, Any] = field(default_factory=dict)
+    """What the plugin reports about itself (`plugin_stats`: a camera's fps and reconnects,
+    a detector's inference ms); empty for most plugins."""
 
     @property
     def fill(self) -> float:
@@ -248,6 +251,7 @@ class NodeView:
             limits={k: _bounds(v) for k, v in (data.get("limits") or {}).items()},
             generation=int(data.get("generation") or 0),
             can_rollback=bool(data.get("can_rollback", False)),
+            plugin_stats=dict(data.get("plugin_stats") or {}),
         )
 
 
