@@ -60,12 +60,26 @@ class LiveStats:
     last_frame_at: float = 0.0
     """Monotonic time of the last frame read (0: none yet)."""
     last_error: str = ""
+    interval_in: float = 0.0
+    """Smoothed seconds between frames read (EWMA): 1 / fps in."""
+    interval_out: float = 0.0
+    """Smoothed seconds between frames handed on: 1 / fps out."""
+    last_out_at: float = 0.0
+
+    def frame_out(self, now: float) -> None:
+        """Count a frame handed to the graph (on the loop)."""
+        if self.last_out_at:
+            self.interval_out = _smooth(self.interval_out, now - self.last_out_at)
+        self.last_out_at = now
+        self.frames_out += 1
 
     def as_dict(self, now: float) -> dict[str, Any]:
         """The figures as JSON, with the last frame's age in seconds (None before any)."""
         return {
             "connected": self.connected,
             "epoch": self.epoch,
+            "fps_in": _rate(self.interval_in, now - self.last_frame_at),
+            "fps_out": _rate(self.interval_out, now - self.last_out_at),
             "frames_in": self.frames_in,
             "frames_out": self.frames_out,
             "skipped": self.skipped,
@@ -74,6 +88,17 @@ class LiveStats:
             "last_frame_age_s": round(now - self.last_frame_at, 3) if self.last_frame_at else None,
             "last_error": self.last_error,
         }
+
+
+def _smooth(average: float, sample: float) -> float:
+    return sample if average == 0.0 else average + 0.1 * (sample - average)
+
+
+def _rate(interval: float, since_last: float) -> float:
+    """Frames per second from the smoothed interval; a stream gone quiet decays towards 0."""
+    if interval <= 0.0:
+        return 0.0
+    return round(1.0 / max(interval, since_last), 2)
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,6 +189,8 @@ class LatestFrameReader:
                 stats.stalls += 1
                 return f"stalled: no frame for {now - last:.1f} s (stall_s {self._stall_s:g})"
             stats.frames_in += 1
+            if index:
+                stats.interval_in = _smooth(stats.interval_in, now - stats.last_frame_at)
             stats.last_frame_at = now
             frame = LiveFrame(image, index, stats.epoch, now - connected_at)
             index += 1
@@ -186,7 +213,7 @@ class LatestFrameReader:
             with self._lock:
                 frame, self._latest = self._latest, None
             if frame is not None:
-                self.stats.frames_out += 1
+                self.stats.frame_out(self._clock())
                 return frame
 
     def stop(self, timeout: float = 10.0) -> bool:
