@@ -39,6 +39,7 @@ def test_a_password_in_the_graph_file_is_refused_with_where_to_put_it() -> None:
     problems = validate_text(rtsp_graph("rtsp://admin:s3cret@cam/live"), "g.yaml").report
     messages = [p.message for p in problems.problems]
     assert any("password_env" in m for m in messages), messages
+    assert not any("s3cret" in m for m in messages), messages  # not echoed back either
 
 
 def test_credentials_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
