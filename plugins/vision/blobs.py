@@ -96,11 +96,12 @@ class BlobStore:
         final = self.root / digest[:2] / f"{digest}.{ext}"
         now = self.clock()
         with self._lock:
-            if final in self._index:  # the same bytes: one file, now the newest
+            if final in self._index and final.exists():  # the same bytes: one file, now newest
                 self._index.move_to_end(final)
                 self._index[final] = (now, len(data))
                 os.utime(final, (now, now))
-            else:
+            else:  # new, or removed behind the store's back: write it (again)
+                self.total_bytes -= self._index.pop(final, (0.0, 0))[1]
                 self._write(final, data)
                 self._index[final] = (now, len(data))
                 self.total_bytes += len(data)

@@ -131,3 +131,11 @@ def test_frames_through_blob_store_reach_a_jsonl_file_as_refs(tmp_path: Path) ->
             assert store.read(ref)[:2] == b"\xff\xd8"  # whole, and what the ref says
             kept += 1
     assert 1 <= kept < len(lines)  # retention removed the oldest, kept the newest
+
+
+def test_a_blob_deleted_behind_the_stores_back_is_written_again(tmp_path: Path) -> None:
+    store = BlobStore(tmp_path)
+    ref = store.put(b"abc", "image/jpeg")
+    Path(ref.uri[7:]).unlink()
+    assert store.put(b"abc", "image/jpeg") == ref
+    assert store.read(ref) == b"abc" and store.total_bytes == 3 and len(store) == 1
