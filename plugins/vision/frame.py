@@ -1,4 +1,4 @@
-"""What the vision pack's packets carry: a frame, and a frame's detections (pure: numpy only).
+"""What the vision pack's packets carry: a frame, and a frame's detections (pure, no imports).
 
 A `frame` packet's payload is a `Frame`: the image as a read-only numpy array (HxWx3, BGR,
 uint8) plus where it came from. It lives only in this process (profile `inproc_any`): fan-out
@@ -14,9 +14,10 @@ the detections as JSON, without pixels (docs/contracts/stream_packet.md, "Portab
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
+if TYPE_CHECKING:  # numpy only for annotations: `schnitzel validate` need not load it
+    import numpy as np
 
 __all__ = ["Detection", "Frame", "FrameDetections"]
 
