@@ -191,6 +191,15 @@ class Rtsp(_LiveSource):
             if (name := getattr(config, key)) is not None and name not in os.environ
         ]
 
+    async def open(self) -> None:
+        if os.environ.get("OPENCV_FFMPEG_CAPTURE_OPTIONS"):
+            self.context.event(
+                "warning",
+                f"camera {self._camera()}: OPENCV_FFMPEG_CAPTURE_OPTIONS is set; it replaces "
+                "OpenCV's defaults for every capture in this process (RTSP over TCP among "
+                "them): unset it and use this node's options",
+            )
+
     def _url(self) -> str:
         c = self.config
         user = os.environ.get(c.username_env, "") if c.username_env else ""

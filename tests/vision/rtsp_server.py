@@ -3,8 +3,9 @@ python3-gi, gstreamer1.0-plugins-ugly for x264enc), run by the system python3 in
 
     /usr/bin/python3 tests/vision/rtsp_server.py PORT
 
-serves a live 320x240 H.264 test pattern at 25 fps on rtsp://127.0.0.1:PORT/cam and prints
-`ready` once it listens.
+serves a live 320x240 H.264 test pattern at 25 fps on rtsp://127.0.0.1:PORT/cam, over TCP
+only (so a client that does not read RTSP over TCP gets nothing), and prints `ready` once it
+listens.
 """
 
 import sys
@@ -13,7 +14,8 @@ import gi
 
 gi.require_version("Gst", "1.0")
 gi.require_version("GstRtspServer", "1.0")
-from gi.repository import GLib, Gst, GstRtspServer  # noqa: E402
+gi.require_version("GstRtsp", "1.0")
+from gi.repository import GLib, Gst, GstRtsp, GstRtspServer  # noqa: E402
 
 PIPELINE = (
     "( videotestsrc is-live=true pattern=ball ! "
@@ -31,6 +33,7 @@ def main() -> None:
     factory = GstRtspServer.RTSPMediaFactory()
     factory.set_launch(PIPELINE)
     factory.set_shared(True)
+    factory.set_protocols(GstRtsp.RTSPLowerTrans.TCP)
     server.get_mount_points().add_factory("/cam", factory)
     if not server.attach(None):
         sys.exit(f"cannot listen on 127.0.0.1:{sys.argv[1]}")
