@@ -97,3 +97,28 @@ def test_an_unknown_class_name_stops_the_node_at_open_naming_the_classes(
     graph = write_graph(tmp_path, scene.path, ", classes: [unicorn]", sink="null")
     with pytest.raises(RuntimeStartError, match=r"unicorn.*FACE_FEMALE"):
         run(graph, tmp_path / "state")
+
+
+def test_raw_frames_into_a_durable_inbox_are_refused_but_detections_are_not(
+    scene: Scene, tmp_path: Path
+) -> None:
+    def graph(upstream: str) -> Path:
+        detect = f"  - {{id: det, kind: compute, plugin: detect, config: {{model: '{NUDENET}'}}}}\n"
+        path = tmp_path / f"{upstream}.yaml"
+        path.write_text(
+            "version: 2\nnodes:\n"
+            f"  - {{id: cam, kind: source, plugin: video_file, config: {{path: '{scene.path}'}}}}\n"
+            + (detect if upstream == "det" else "")
+            + "  - id: out\n    kind: sink\n    plugin: 'null'\n"
+            "    inbox: {durable: {path: out.db}}\n"
+            + (
+                "edges: [{from: cam, to: det}, {from: det, to: out}]\n"
+                if upstream == "det"
+                else "edges: [{from: cam, to: out}]\n"
+            )
+        )
+        return path
+
+    raw = validate_file(graph("cam")).report.problems
+    assert [p.code for p in raw] == ["not-portable"] and "a durable inbox" in raw[0].message
+    assert validate_file(graph("det")).report.problems == []
