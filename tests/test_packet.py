@@ -103,6 +103,38 @@ def test_non_json_payload_is_refused_with_the_packet_named() -> None:
     assert packet_profile(packet) is PayloadProfile.INPROC_ANY
 
 
+class _WithPixels:
+    """A payload holding in-process data and offering the JSON to write in its place."""
+
+    def __init__(self, pixels: bytes, boxes: list[int]) -> None:
+        self.pixels = pixels
+        self.boxes = boxes
+
+    def portable_view(self) -> dict[str, object]:
+        return {"boxes": self.boxes}
+
+
+class _BadView:
+    def portable_view(self) -> object:
+        return object()
+
+
+def test_a_payload_with_a_portable_view_is_written_as_that_view() -> None:
+    packet = StreamPacket.new("detection", "cam", 1, _WithPixels(b"\x00" * 64, [1, 2, 3, 4]))
+    line = encode_packet(packet)
+    assert json.loads(line)["payload"] == {"boxes": [1, 2, 3, 4]}
+    assert "pixels" not in line
+    assert packet_profile(packet) is PayloadProfile.JSON_PORTABLE
+    assert decode_packet(line).payload == {"boxes": [1, 2, 3, 4]}
+    nested = StreamPacket.new("detection", "cam", 2, {"found": [_WithPixels(b"", [5])]})
+    assert json.loads(encode_packet(nested))["payload"] == {"found": [{"boxes": [5]}]}
+
+
+def test_a_portable_view_that_is_not_json_is_refused() -> None:
+    with pytest.raises(PacketNotPortable, match="not JSON serializable"):
+        encode_packet(StreamPacket.new("detection", "cam", 1, _BadView()))
+
+
 def test_nan_payload_is_not_portable_json() -> None:
     with pytest.raises(PacketNotPortable):
         encode_packet(StreamPacket.new("sensor", "s", 0, math.nan))

@@ -215,6 +215,9 @@ class NodeView:
     """What the plugin reports it is retrying now, if anything."""
     retries: int = 0
     """Retries the plugin reported over the whole run."""
+    plugin_stats: Mapping[str, Any] = field(default_factory=dict)
+    """What the plugin reports about itself (`plugin_stats`: a camera's fps and reconnects,
+    a detector's inference ms); empty for most plugins."""
 
     @property
     def fill(self) -> float:
@@ -278,6 +281,7 @@ class NodeView:
             can_rollback=bool(data.get("can_rollback", False)),
             trouble=TroubleView.from_report(trouble) if trouble else None,
             retries=int(data.get("retries") or 0),
+            plugin_stats=dict(data.get("plugin_stats") or {}),
         )
 
 

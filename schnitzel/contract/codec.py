@@ -6,6 +6,11 @@
 
 `payload_ref` is present only when set. `ts` is RFC 3339 UTC with microseconds; a decoder also
 accepts a number of seconds since the epoch.
+
+A payload object that is not JSON itself may offer a **portable view**: a method
+`portable_view()` returning plain JSON. The encoder writes that view, so an object that keeps
+in-process data (a detection result with its frame's pixels attached) crosses a durable inbox
+or a network sink as JSON, without them; what comes back out of the store is the plain view.
 """
 
 from __future__ import annotations
@@ -34,7 +39,19 @@ _REQUIRED = ("packet_id", "ts", "kind", "source_id", "seq")
 # datetime's range (years 1 to 9999): a ts outside it cannot be written as RFC 3339.
 _TS_MIN, _TS_MAX = -62_135_596_800.0, 253_402_300_799.0
 _KNOWN = frozenset((*_REQUIRED, "v", "payload", "meta", "payload_ref"))
-_encoder = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+
+
+def _portable_view(obj: Any) -> Any:
+    """The JSON encoder's hook for objects it cannot write: their `portable_view()`, if any."""
+    view = getattr(type(obj), "portable_view", None)
+    if view is None:
+        raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")
+    return view(obj)
+
+
+_encoder = json.JSONEncoder(
+    ensure_ascii=False, allow_nan=False, separators=(",", ":"), default=_portable_view
+)
 
 
 # (whole second, its text): consecutive packets share seconds. One tuple, swapped whole, so a

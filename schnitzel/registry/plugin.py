@@ -192,6 +192,12 @@ class Plugin:
     """True when the plain (non-async) processing methods block (file or device I/O, heavy
     computation): the runtime then calls them in the node's own thread pool, `concurrency`
     calls at a time, so they never stall the event loop."""
+    max_batch: int | None = None
+    """The most packets one call is given (times the node's `concurrency`, which splits a
+    batch between calls); None: up to the runtime's 256. Set it (on the class, or on the
+    instance in `open`) when each packet takes long, as inference does: the node then shows
+    progress between small batches, and what waits stays in the inbox, where its bounds and
+    overflow apply, instead of in a call."""
 
     def __init__(self, config: Any, context: NodeContext) -> None:
         self.config = config

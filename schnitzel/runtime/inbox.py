@@ -4,6 +4,11 @@ that tells the runtime when a graph has gone quiet.
 Producers hand over whole batches (`offer`); the consumer takes up to a batch at a time
 (`take`). Under `block` a producer that did not fit waits in line for space, and freed
 space goes to the first in line: no producer overtakes one that waits, so fan-in is fair.
+
+An inbox may also be bounded in bytes (`inbox.max_bytes`, for frames): a packet's size is its
+payload's `nbytes` (numpy arrays, the vision pack's frames; 0 for payloads without one). The
+packets are not copied, so a frame fanned out to two nodes counts in both inboxes but is held
+once. An empty inbox always takes one packet, however big, so nothing can stall for good.
 """
 
 from __future__ import annotations
@@ -14,7 +19,13 @@ from collections import deque
 from schnitzel.contract.packet import StreamPacket
 from schnitzel.runtime.metrics import DropReason, NodeMetrics
 
-__all__ = ["InFlight", "Inbox"]
+__all__ = ["InFlight", "Inbox", "payload_nbytes"]
+
+
+def payload_nbytes(packet: StreamPacket) -> int:
+    """Bytes a packet's payload holds, as a byte-bounded inbox counts them (`nbytes`, else 0)."""
+    size = getattr(packet.payload, "nbytes", 0)
+    return size if type(size) is int else 0
 
 
 class InFlight:
@@ -59,11 +70,13 @@ class Inbox:
         "_consumer",
         "_items",
         "_space_waiters",
+        "bytes",
         "capacity",
         "closed",
         "entered",
         "in_flight",
         "left",
+        "max_bytes",
         "metrics",
         "overflow",
     )
@@ -71,9 +84,18 @@ class Inbox:
     durable = False
 
     def __init__(
-        self, capacity: int, overflow: str, metrics: NodeMetrics, in_flight: InFlight
+        self,
+        capacity: int,
+        overflow: str,
+        metrics: NodeMetrics,
+        in_flight: InFlight,
+        max_bytes: int | None = None,
     ) -> None:
         self.capacity = capacity
+        self.max_bytes = max_bytes
+        """Bound on the payload bytes queued (None: packets only)."""
+        self.bytes = 0
+        """Payload bytes queued now (counted only when `max_bytes` is set)."""
         self.overflow = overflow
         self.metrics = metrics
         self.in_flight = in_flight
@@ -119,6 +141,8 @@ class Inbox:
         room = self.capacity - len(items)
         if newcomer and self._space_waiters and self.overflow == "block":
             room = 0  # producers already wait for this space: queue behind them
+        if self.max_bytes is not None:
+            return self._offer_sized(batch, start, n, room, force)
         retired = 0
         if n <= room or force:
             items.extend(batch if start == 0 else batch[start:])
@@ -157,6 +181,65 @@ class Inbox:
         if retired:  # after the add, so the graph never looks idle in between
             self.in_flight.retire(retired)
         return end
+
+    def _offer_sized(
+        self, batch: list[StreamPacket], start: int, n: int, room: int, force: bool
+    ) -> int:
+        """`offer` for an inbox bounded in bytes as well as in packets."""
+        items = self._items
+        metrics = self.metrics
+        assert self.max_bytes is not None
+        sizes = [payload_nbytes(p) for p in batch[start:]]
+        fit = len(sizes) if force else self._fitting(sizes, max(room, 0))
+        retired = 0
+        if fit == n:
+            taken, end = n, len(batch)
+        elif self.overflow == "block":
+            taken = fit
+            end = start + fit
+            metrics.received -= n - fit  # the rest arrives when the producer retries
+        elif self.overflow == "drop_new":
+            taken, end = fit, len(batch)
+            metrics.drop(DropReason.INBOX_FULL, n - fit)
+        else:  # drop_oldest: the new go in, the oldest leave until both bounds hold
+            old = len(items)
+            items.extend(batch[start:])
+            self.bytes += sum(sizes)
+            dropped = 0
+            while len(items) > 1 and (len(items) > self.capacity or self.bytes > self.max_bytes):
+                self.bytes -= payload_nbytes(items.popleft())
+                dropped += 1
+            displaced = min(dropped, old)
+            metrics.drop(DropReason.DISPLACED, dropped)
+            taken, end, retired = n - (dropped - displaced), len(batch), displaced
+            self.left += displaced
+            fit = 0  # already queued
+        if fit:
+            items.extend(batch[start : start + fit])
+            self.bytes += sum(sizes[:fit])
+        if taken:
+            self.entered += taken
+            self.in_flight.add(taken)
+            metrics.depth_max = max(metrics.depth_max, len(items))
+            consumer = self._consumer
+            if consumer is not None and not consumer.done():
+                consumer.set_result(None)
+        if retired:
+            self.in_flight.retire(retired)
+        return end
+
+    def _fitting(self, sizes: list[int], room: int) -> int:
+        """How many of `sizes` fit in `room` packets and the bytes left (an empty inbox
+        takes the first whatever its size)."""
+        assert self.max_bytes is not None
+        free = self.max_bytes - self.bytes
+        fit = 0
+        for size in sizes[:room]:
+            if size > free and (fit or self._items):
+                break
+            free -= size
+            fit += 1
+        return fit
 
     async def put(self, batch: list[StreamPacket], force: bool = False) -> None:
         """Queue the whole batch, waiting for space under `block`.
@@ -202,16 +285,21 @@ class Inbox:
         else:
             popleft = items.popleft
             batch = [popleft() for _ in range(limit)]
+        if self.max_bytes is not None:
+            self.bytes -= sum(payload_nbytes(p) for p in batch)
         self.left += len(batch)
         if self._space_waiters:
             self._wake_first()
         return batch
 
     def _wake_first(self) -> None:
-        if self._space_waiters and len(self._items) < self.capacity:
+        if self._space_waiters and len(self._items) < self.capacity and self._bytes_free():
             first = self._space_waiters[0]
             if not first.done():
                 first.set_result(None)
+
+    def _bytes_free(self) -> bool:
+        return self.max_bytes is None or self.bytes < self.max_bytes or not self._items
 
     async def wait_items(self) -> None:
         """Return once packets are queued or the inbox is closed."""
@@ -238,6 +326,7 @@ class Inbox:
         left = len(self._items)
         if left:
             self._items.clear()
+            self.bytes = 0
             self.left += left
             self.metrics.drop(reason, left)
             self.in_flight.retire(left)

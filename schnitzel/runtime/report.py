@@ -23,6 +23,7 @@ def node_report(node: Node) -> dict[str, Any]:
     most a second old while running; exact in the final report)."""
     m = node.metrics
     inbox = node.inbox
+    memory = None if inbox is None or isinstance(inbox, DurableInbox) else inbox
     delta = node.window.delta()
     rate_in = rate_out = 0.0
     if delta is not None and delta[0] > 0:
@@ -48,6 +49,9 @@ def node_report(node: Node) -> dict[str, Any]:
         "rate_in_per_s": round(rate_in, 1),
         "rate_out_per_s": round(rate_out, 1),
         "queue_capacity": inbox.capacity if inbox is not None else 0,
+        # in-memory bytes only: a durable inbox's max_bytes bounds its file (see "durable")
+        "queue_bytes": 0 if memory is None else memory.bytes,
+        "queue_max_bytes": None if memory is None else memory.max_bytes,
         "overflow": node.resolved.spec.inbox.overflow,
         "paused": node.paused,
         "recent_errors": [
@@ -57,6 +61,9 @@ def node_report(node: Node) -> dict[str, Any]:
     }
     entry["trouble"] = node.troubles.report()
     entry["retries"] = node.troubles.trouble.total
+    plugin_stats = _plugin_stats(node)
+    if plugin_stats is not None:
+        entry["plugin_stats"] = plugin_stats
     if node.kind == "sink":
         entry["delivered"] = m.delivered
     if node.pacer is not None:
@@ -114,3 +121,15 @@ def build_report(runtime: Runtime) -> dict[str, Any]:
         "controller": runtime.graph.spec.runtime.controller.mode,
         "nodes": nodes,
     }
+
+
+def _plugin_stats(node: Node) -> dict[str, Any] | None:
+    """What the plugin reports about itself (`stats()`, optional), or why it could not."""
+    stats = getattr(node.plugin, "stats", None)
+    if not callable(stats):
+        return None
+    try:
+        value = stats()
+    except Exception as exc:  # a plugin's bug must not take the report (or the console) down
+        return {"error": f"stats() raised {type(exc).__name__}: {exc}"}
+    return value if isinstance(value, dict) else {"error": "stats() did not return a dict"}

@@ -49,7 +49,7 @@ async def run_worker(node: Node, runtime: Runtime) -> None:
         if not running.is_set() and not runtime.stopping:  # a drain does not wait on pauses
             await running.wait()
         node.taken_start = inbox.left
-        batch = inbox.take(BATCH)
+        batch = inbox.take(_batch_limit(node))
         n = node.holding = node.unretired = len(batch)
         metrics.processed += n
         metrics.last_progress = started = clock()
@@ -86,6 +86,13 @@ async def run_worker(node: Node, runtime: Runtime) -> None:
             return
         in_flight.retire(node.unretired)
         node.unretired = 0
+
+
+def _batch_limit(node: Node) -> int:
+    """How many packets the node takes at once: its plugin's `max_batch` per call (slow
+    calls such as inference take few), times the calls it runs at once; else BATCH."""
+    most = getattr(node.plugin, "max_batch", None)
+    return BATCH if most is None else max(1, most * node.concurrency)
 
 
 async def _call(node: Node, batch: list[StreamPacket]) -> Outcome | None:

@@ -158,7 +158,7 @@ class Runtime:
     def _inbox(self, node_id: str) -> Inbox:
         spec = self.graph.nodes[node_id].spec.inbox
         if spec.durable is None:
-            return Inbox(spec.max, spec.overflow, NodeMetrics(), self.in_flight)
+            return Inbox(spec.max, spec.overflow, NodeMetrics(), self.in_flight, spec.max_bytes)
         durable = spec.durable
         path = Path(durable.path).expanduser()
         return DurableInbox(

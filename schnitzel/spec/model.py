@@ -96,7 +96,22 @@ class InboxSpec(_Strict):
 
     max: StrictInt = Field(default=1024, ge=1, le=10_000_000, description="Packets held in memory.")
     overflow: Overflow = Field(default="block", description="block | drop_new | drop_oldest")
+    max_bytes: StrictInt | None = Field(
+        default=None,
+        ge=1,
+        description="Payload bytes held in memory (frames: width x height x 3 each); over it "
+        "the overflow applies. Null: bounded in packets only.",
+    )
     durable: DurableSpec | None = Field(default=None, description="Back the inbox with disk.")
+
+    @model_validator(mode="after")
+    def _bytes_bound_memory_only(self) -> InboxSpec:
+        if self.max_bytes is not None and self.durable is not None:
+            raise ValueError(
+                "max_bytes bounds an in-memory inbox; a durable inbox is bounded on disk by "
+                "durable.max_bytes: move the limit there"
+            )
+        return self
 
 
 class LimitsSpec(_Strict):

@@ -62,12 +62,23 @@ def _check_portability(
         offenders = [
             s for s in predecessors[node_id] if s in shapes and not shapes[s].profile.portable
         ]
+        frames = any("frame" in (shapes[o].kinds or ()) for o in offenders)
         state.problem(
             "not-portable",
             f"packets from {', '.join(repr(o) for o in offenders)} can only live inside this "
             f"process (profile inproc_any), but they would reach {lane}",
             entry.at,
-            "convert them first (encode frames, or store the bytes and send a payload_ref) so "
-            "the payload is json_portable or ref_portable",
+            _FRAMES_HINT if frames else _HINT,
             node=node_id,
         )
+
+
+_HINT = (
+    "convert them first (encode frames, or store the bytes and send a payload_ref) so the "
+    "payload is json_portable or ref_portable"
+)
+_FRAMES_HINT = (
+    "raw frames (numpy images) never leave the process: put a node between that emits JSON, "
+    "such as `detect` (its detections are written without pixels), or store the images with "
+    "`blob_store` (JPEG files with retention; packets carry a payload_ref) (docs/vision.md)"
+)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import re
 import types
 from typing import Any, Union, get_args, get_origin
 
@@ -56,8 +57,12 @@ def field_names_at(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
     return names
 
 
+_URL_PASSWORD = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^:/@\s]+:)[^@/\s]+@", re.I)
+"""A password inside a URL (`rtsp://user:pw@host`): never echoed back in a problem."""
+
+
 def _short(value: Any, limit: int = 60) -> str:
-    text = yaml_literal(value)
+    text = _URL_PASSWORD.sub(r"\1***@", yaml_literal(value))
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 

@@ -236,3 +236,16 @@ def test_format_seconds_never_takes_more_than_eight_cells() -> None:
             assert len(text) <= 8 and text.endswith((" s", " m", " h", " d")), text
     for seconds in (599, 999, 3599, 35999, 36000, 86399):  # the widest of each unit
         assert len(format_seconds(seconds)) <= 8, format_seconds(seconds)
+
+
+def test_a_plugins_own_figures_reach_the_node_detail() -> None:
+    from schnitzel_tui.model import NodeView
+    from schnitzel_tui.screens.node_detail import plugin_stats_line
+
+    stats = {"connected": False, "reconnects": 2, "last_error": "", "inference_ms": {"p50": 71.5}}
+    view = NodeView.from_report("cam", {"kind": "source", "plugin_stats": stats})
+    assert view.plugin_stats == stats
+    assert plugin_stats_line(view.plugin_stats) == (
+        "connected no  reconnects 2  inference_ms p50 71.5"
+    )
+    assert NodeView.from_report("x", {"kind": "sink"}).plugin_stats == {}

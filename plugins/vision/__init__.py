@@ -1,0 +1,31 @@
+"""The vision pack: video sources that emit frames, and an ONNX object detector.
+
+Needs the `vision` extra (opencv-python-headless, onnxruntime, numpy). The pure logic
+(`letterbox`, `decoders`, `nms`, `labels`, `detector`, `frame`) imports nothing from the
+runtime; the plugins (`video_file`, `detect`) are thin shells over it. docs/vision.md.
+"""
+
+import importlib.util
+
+from schnitzel.registry.plugin import PluginPack
+
+_MISSING = [m for m in ("numpy", "cv2", "onnxruntime") if importlib.util.find_spec(m) is None]
+if _MISSING:  # `schnitzel plugins` shows this as the broken pack's reason
+    raise ImportError(
+        f"the vision pack needs {', '.join(_MISSING)}: install the vision extra "
+        "(pip install 'schnitzel[vision]')"
+    )
+
+# ruff: noqa: E402 - the check above must run before the imports that need the extra
+from schnitzel_plugins.vision.blob_store import BlobStoreNode
+from schnitzel_plugins.vision.detect import Detect
+from schnitzel_plugins.vision.live_source import Camera, Rtsp
+from schnitzel_plugins.vision.video_file import VideoFile
+
+__all__ = ["PACK", "BlobStoreNode", "Camera", "Detect", "Rtsp", "VideoFile"]
+
+PACK = PluginPack(
+    name="vision",
+    plugins=(VideoFile, Rtsp, Camera, Detect, BlobStoreNode),
+    description="Cameras and video files in, frames through, objects detected (docs/vision.md).",
+)

@@ -1,0 +1,174 @@
+"""A directory of blobs (JPEG snapshots, crops) with retention: what `payload_ref`s point at.
+
+No runtime import (only the packet contract's `PayloadRef`), so it is tested alone.
+
+- **Content-addressed names.** A blob is stored as `<root>/<aa>/<sha256>.<ext>`, where `aa`
+  is the first two hex digits of its SHA-256 and `ext` comes from a fixed table of content
+  types. No part of a path comes from a packet or a config string, so no blob can land
+  outside the store; `path_of(ref)` refuses a `payload_ref` whose file is not inside it.
+  The same bytes stored twice are one file.
+- **Atomic writes.** Bytes go to `<root>/.tmp/<random>`, optionally `fsync`ed, then are
+  renamed into place: a reader (or a crash) sees the whole blob or none.
+- **Retention.** Blobs older than `max_age_s` go first, then the oldest until the store is
+  under `max_bytes`. `put` collects when the store goes over its bytes (and at most once a
+  second for age); `collect()` does it on demand. The store keeps an index of what it holds,
+  built from the directory when it opens, so collecting never walks the disk.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from pathlib import Path
+
+from schnitzel.contract.packet import PayloadRef
+
+__all__ = ["EXTENSIONS", "BlobStore", "BlobStoreError"]
+
+EXTENSIONS: dict[str, str] = {
+    "image/jpeg": "jpg",
+    "image/png": "png",
+    "image/webp": "webp",
+    "application/octet-stream": "bin",
+    "application/json": "json",
+}
+"""Content types the store accepts, and the extension each is stored with."""
+
+
+class BlobStoreError(ValueError):
+    """A blob cannot be stored or found; the message names the blob and what to do."""
+
+
+class BlobStore:
+    """Blobs in one directory, bounded by bytes and age. Thread-safe."""
+
+    def __init__(
+        self,
+        root: Path,
+        max_bytes: int | None = None,
+        max_age_s: float | None = None,
+        fsync: bool = False,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.root = root.resolve()
+        self.max_bytes = max_bytes
+        self.max_age_s = max_age_s
+        self.fsync = fsync
+        self.clock = clock
+        self.removed = 0
+        """Blobs deleted by retention since the store opened."""
+        self._lock = threading.Lock()
+        self._index: OrderedDict[Path, tuple[float, int]] = OrderedDict()
+        """Blob path -> (time written, size), oldest first."""
+        self.total_bytes = 0
+        self._last_age_check = 0.0
+        (self.root / ".tmp").mkdir(parents=True, exist_ok=True)
+        self._scan()
+
+    def _scan(self) -> None:
+        found = []
+        for path in self.root.glob("??/*.*"):
+            try:
+                info = path.stat()
+            except FileNotFoundError:
+                continue
+            found.append((info.st_mtime, path, info.st_size))
+        for mtime, path, size in sorted(found):
+            self._index[path] = (mtime, size)
+            self.total_bytes += size
+        for leftover in (self.root / ".tmp").iterdir():  # writes a crash cut short
+            leftover.unlink(missing_ok=True)
+
+    def put(self, data: bytes, content_type: str) -> PayloadRef:
+        """Store `data`; its `payload_ref` (a `file://` URI, content type, size, sha256)."""
+        ext = EXTENSIONS.get(content_type)
+        if ext is None:
+            raise BlobStoreError(
+                f"content type {content_type!r} is not one the blob store keeps; use one of "
+                f"{', '.join(EXTENSIONS)}"
+            )
+        digest = hashlib.sha256(data).hexdigest()
+        final = self.root / digest[:2] / f"{digest}.{ext}"
+        now = self.clock()
+        with self._lock:
+            if final in self._index and final.exists():  # the same bytes: one file, now newest
+                self._index.move_to_end(final)
+                self._index[final] = (now, len(data))
+                os.utime(final, (now, now))
+            else:  # new, or removed behind the store's back: write it (again)
+                self.total_bytes -= self._index.pop(final, (0.0, 0))[1]
+                self._write(final, data)
+                self._index[final] = (now, len(data))
+                self.total_bytes += len(data)
+            self._collect_if_due(now)
+        return PayloadRef(final.as_uri(), content_type, len(data), digest)
+
+    def _write(self, final: Path, data: bytes) -> None:
+        temporary = self.root / ".tmp" / secrets.token_hex(8)
+        with open(temporary, "wb") as out:
+            out.write(data)
+            if self.fsync:
+                out.flush()
+                os.fsync(out.fileno())
+        final.parent.mkdir(exist_ok=True)
+        os.replace(temporary, final)
+
+    def path_of(self, ref: PayloadRef) -> Path:
+        """The file a `payload_ref` of this store names; refuses one outside the store."""
+        if not ref.uri.startswith("file://"):
+            raise BlobStoreError(f"payload_ref {ref.uri!r} is not a file of this blob store")
+        path = Path(ref.uri[len("file://") :]).resolve()
+        if not path.is_relative_to(self.root) or path.parent.parent != self.root:
+            raise BlobStoreError(
+                f"payload_ref {ref.uri!r} points outside the blob store at {self.root}"
+            )
+        return path
+
+    def read(self, ref: PayloadRef) -> bytes:
+        """The blob's bytes, checked against the ref's size and sha256."""
+        path = self.path_of(ref)
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError as exc:
+            raise BlobStoreError(
+                f"blob {path.name} is gone (retention removed it, or it was never here)"
+            ) from exc
+        if len(data) != ref.size or hashlib.sha256(data).hexdigest() != ref.sha256:
+            raise BlobStoreError(f"blob {path.name} does not match its payload_ref (damaged)")
+        return data
+
+    def collect(self) -> int:
+        """Apply retention now; the number of blobs removed."""
+        with self._lock:
+            return self._collect(self.clock())
+
+    def _collect_if_due(self, now: float) -> None:
+        over = self.max_bytes is not None and self.total_bytes > self.max_bytes
+        if over or (self.max_age_s is not None and now - self._last_age_check >= 1.0):
+            self._collect(now)
+
+    def _collect(self, now: float) -> int:
+        self._last_age_check = now
+        removed = 0
+        index = self._index
+        while index:
+            path, (written, size) = next(iter(index.items()))
+            too_old = self.max_age_s is not None and now - written > self.max_age_s
+            too_big = self.max_bytes is not None and self.total_bytes > self.max_bytes
+            if not (too_old or too_big) or (len(index) == 1 and not too_old):
+                break  # the newest blob stays even when it alone is over the bytes
+            del index[path]
+            path.unlink(missing_ok=True)
+            self.total_bytes -= size
+            removed += 1
+        self.removed += removed
+        return removed
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._index)
