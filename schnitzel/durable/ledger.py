@@ -1,0 +1,243 @@
+"""What a durable store owes, kept in a small file apart from SQLite (`<store>.ledger`).
+
+SQLite cannot tell that commits are missing: a damaged or deleted WAL, or a truncated file,
+opens as a healthy store that simply holds less. The ledger is the store's own account of
+which rows (store sequence numbers) it has accepted and not yet settled, so an open can
+compare the two and name what is missing.
+
+Written on the store's thread around every commit:
+
+1. inside the transaction, before COMMIT: the state after the commit, with the seqs it
+   inserts marked `pending` (with `sync: full` this write is fdatasync'd first, so the
+   ledger is never behind a commit that is durable);
+2. after COMMIT returned: the same state without `pending`.
+
+At open, the rows of a `pending` range count as owed only if any of them is in the file (a
+transaction is all or nothing): a crash between 1 and COMMIT lost nothing that was accepted.
+Rows in the file the ledger does not owe (settled, and the delete did not survive) are
+delivered again: at-least-once.
+
+The file has two fixed slots written in turn, each with its own length and CRC-32 and a
+generation number, so a torn write (power loss mid-write) leaves the other slot readable.
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+import os
+import zlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["LEDGER_SUFFIX", "Ledger", "LedgerState", "LedgerUnreadable", "Owed", "Run", "missing"]
+
+LEDGER_SUFFIX = ".ledger"
+SLOT_BYTES = 64 << 10
+"""Each of the two slots; a ledger whose ranges do not fit keeps the count only."""
+_HEADER = 12  # magic (4) + length (4) + crc32 (4)
+_MAGIC = b"SZL1"
+
+Run = tuple[int, int]
+"""An inclusive range of store sequence numbers (first, last)."""
+
+
+class Owed:
+    """The set of seqs a store holds, as sorted, disjoint, non-adjacent runs."""
+
+    __slots__ = ("count", "firsts", "lasts")
+
+    def __init__(self, runs: Iterable[Run] = ()) -> None:
+        self.firsts: list[int] = []
+        self.lasts: list[int] = []
+        self.count = 0
+        for first, last in runs:
+            self.add(first, last)
+
+    def runs(self) -> list[Run]:
+        return list(zip(self.firsts, self.lasts, strict=True))
+
+    @property
+    def high(self) -> int:
+        """The highest seq owed, 0 when none."""
+        return self.lasts[-1] if self.lasts else 0
+
+    def add(self, first: int, last: int) -> None:
+        """Add the seqs first..last, which are all higher than any owed (new rows)."""
+        if last < first:
+            return
+        if self.lasts and first <= self.lasts[-1]:
+            raise ValueError(f"seqs {first}..{last} are not above those owed ({self.lasts[-1]})")
+        if self.lasts and first == self.lasts[-1] + 1:
+            self.lasts[-1] = last
+        else:
+            self.firsts.append(first)
+            self.lasts.append(last)
+        self.count += last - first + 1
+
+    def remove(self, first: int, last: int) -> int:
+        """Remove the seqs first..last (those owed); return how many were owed."""
+        firsts, lasts = self.firsts, self.lasts
+        i = bisect.bisect_left(lasts, first)  # the first run that ends at or after `first`
+        removed = 0
+        while i < len(firsts) and firsts[i] <= last:
+            a, b = firsts[i], lasts[i]
+            lo, hi = max(a, first), min(b, last)
+            removed += hi - lo + 1
+            if a < lo and b > hi:  # split in two
+                lasts[i] = lo - 1
+                firsts.insert(i + 1, hi + 1)
+                lasts.insert(i + 1, b)
+                break
+            if a < lo:
+                lasts[i] = lo - 1
+                i += 1
+            elif b > hi:
+                firsts[i] = hi + 1
+                break
+            else:
+                del firsts[i], lasts[i]
+        self.count -= removed
+        return removed
+
+    def copy(self) -> Owed:
+        other = Owed()
+        other.firsts, other.lasts, other.count = list(self.firsts), list(self.lasts), self.count
+        return other
+
+
+def missing(expected: Iterable[Run], present: Iterable[Run]) -> list[Run]:
+    """The runs of `expected` not covered by `present` (both sorted and disjoint)."""
+    gaps: list[Run] = []
+    have = list(present)
+    j = 0
+    for first, last in expected:
+        cursor = first
+        while j < len(have) and have[j][1] < cursor:
+            j += 1
+        k = j
+        while cursor <= last:
+            if k >= len(have) or have[k][0] > last:
+                gaps.append((cursor, last))
+                break
+            a, b = have[k]
+            if a > cursor:
+                gaps.append((cursor, a - 1))
+            cursor = max(cursor, b + 1)
+            k += 1
+    return gaps
+
+
+@dataclass
+class LedgerState:
+    """One write of the ledger: which store, which rows it owes."""
+
+    store_id: str
+    high_seq: int
+    """The highest seq the store ever committed."""
+    owed_count: int
+    runs: list[Run] | None
+    """The owed seqs; None when too many runs to keep (then only the count is checked)."""
+    pending: Run | None = None
+    """Seqs of a commit under way: owed only if any of them is in the file."""
+    generation: int = 0
+
+    def to_json(self) -> bytes:
+        return json.dumps(
+            {
+                "store_id": self.store_id,
+                "generation": self.generation,
+                "high_seq": self.high_seq,
+                "owed": self.owed_count,
+                "runs": self.runs,
+                "pending": self.pending,
+            },
+            separators=(",", ":"),
+        ).encode()
+
+    @classmethod
+    def from_json(cls, data: bytes) -> LedgerState:
+        raw = json.loads(data)
+        runs = raw["runs"]
+        pending = raw["pending"]
+        return cls(
+            store_id=str(raw["store_id"]),
+            high_seq=int(raw["high_seq"]),
+            owed_count=int(raw["owed"]),
+            runs=None if runs is None else [(int(a), int(b)) for a, b in runs],
+            pending=None if pending is None else (int(pending[0]), int(pending[1])),
+            generation=int(raw["generation"]),
+        )
+
+
+class LedgerUnreadable(Exception):
+    """Neither slot of the ledger file holds a valid record."""
+
+
+class Ledger:
+    """The ledger file of one store: read once at open, then written around each commit."""
+
+    def __init__(self, path: Path, sync: bool) -> None:
+        self.path = path
+        self.sync = sync
+        """fdatasync the write made before each COMMIT (with the store's `sync: full`)."""
+        self._fd: int | None = None
+        self._generation = 0
+
+    def read(self) -> LedgerState | None:
+        """The newest valid record; None when there is no ledger file (or it is empty).
+        Raises LedgerUnreadable when the file exists but no slot is valid."""
+        try:
+            data = self.path.read_bytes()
+        except FileNotFoundError:
+            return None
+        if not data.strip(b"\0"):
+            return None
+        best: LedgerState | None = None
+        for offset in (0, SLOT_BYTES):
+            state = _parse_slot(data[offset : offset + SLOT_BYTES])
+            if state is not None and (best is None or state.generation > best.generation):
+                best = state
+        if best is None:
+            raise LedgerUnreadable(f"ledger {str(self.path)!r} has no valid record")
+        self._generation = best.generation
+        return best
+
+    def open(self) -> None:
+        """Open the file for writing (created if missing); raises OSError if it cannot be."""
+        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+
+    def write(self, state: LedgerState, durable: bool = False) -> None:
+        """Write `state` into the older slot; fdatasync it when `durable` and `sync`."""
+        fd = self._fd
+        assert fd is not None, "ledger write before open"
+        self._generation += 1
+        state.generation = self._generation
+        body = state.to_json()
+        if len(body) + _HEADER > SLOT_BYTES:  # too fragmented to list: keep the count
+            state.runs = None
+            body = state.to_json()
+        record = _MAGIC + len(body).to_bytes(4, "big") + zlib.crc32(body).to_bytes(4, "big")
+        os.pwrite(fd, record + body, (self._generation % 2) * SLOT_BYTES)
+        if durable and self.sync:
+            os.fdatasync(fd)
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+def _parse_slot(slot: bytes) -> LedgerState | None:
+    if len(slot) < _HEADER or slot[:4] != _MAGIC:
+        return None
+    size = int.from_bytes(slot[4:8], "big")
+    crc = int.from_bytes(slot[8:12], "big")
+    body = slot[_HEADER : _HEADER + size]
+    if len(body) != size or zlib.crc32(body) != crc:
+        return None
+    try:
+        return LedgerState.from_json(body)
+    except (ValueError, KeyError, TypeError):
+        return None
