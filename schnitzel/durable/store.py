@@ -69,6 +69,7 @@ _SQLITE_IOERR = 10
 _SQLITE_CORRUPT = 11
 _SQLITE_NOTADB = 26
 _SQLITE_READONLY = 8
+_SQLITE_BUSY = 5
 
 StoreRow = tuple[int, float, bytes]
 """(seq, enqueued at [unix seconds], encoded packet)."""
@@ -219,6 +220,12 @@ class DurableStore:
         return self.synchronous.upper() in ("FULL", "EXTRA")
 
     def _open_error(self, exc: Exception) -> RuntimeStartError:
+        code = (getattr(exc, "sqlite_errorcode", 0) or 0) & 0xFF
+        if code == _SQLITE_BUSY:
+            return RuntimeStartError(
+                f"cannot open durable store {str(self.path)!r}: {exc}; another program has it "
+                "open (an sqlite3 shell, a backup tool?): close that program, then start again"
+            )
         return RuntimeStartError(
             f"cannot open durable store {str(self.path)!r}: {exc}; check that the file and "
             "its directory are readable and writable by this user"
