@@ -139,6 +139,8 @@ class Backlog:
 class _Opened:
     store_id: str
     created: bool
+    migrated: bool
+    """From an older format, which had no ledger."""
     runs: list[Run]
     count: int
     bytes: int
@@ -189,12 +191,14 @@ class DurableStore:
             opened = self._open_file()
         except sqlite3.DatabaseError as exc:
             if not _is_corruption(exc):
+                if isinstance(exc, sqlite3.OperationalError):
+                    raise self._readonly_or(exc) from exc
                 raise self._open_error(exc) from exc
             self._close_quietly()
             quarantined = self._quarantine()
             opened = self._open_file()
         lost = self._compare(owed, opened, quarantined)
-        if owed is None and not note and not opened.created and opened.count:
+        if owed is None and not note and not opened.created and not opened.migrated:
             note = (
                 f"ledger {str(ledger.path)!r} is missing: this open could not check the "
                 "store for lost packets"
@@ -273,7 +277,8 @@ class DurableStore:
         size = sum(b for _f, _l, _n, b in found)
         top = db.execute("SELECT coalesce(max(seq), 0) FROM quarantine").fetchone()[0]
         high = max(runs[-1][1] if runs else 0, top)
-        return _Opened(str(store_id), created, runs, count, size, high)
+        migrated = not created and version < FORMAT_VERSION
+        return _Opened(str(store_id), created, migrated, runs, count, size, high)
 
     def _readonly_or(self, exc: sqlite3.OperationalError) -> RuntimeStartError:
         code = (getattr(exc, "sqlite_errorcode", 0) or 0) & 0xFF
