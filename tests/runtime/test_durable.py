@@ -326,17 +326,29 @@ def test_rows_that_no_longer_decode_are_quarantined_and_free_their_space(tmp_pat
     assert_counts_add_up(report, g)
 
 
-def test_two_runs_cannot_share_one_store(tmp_path: Path) -> None:
+@pytest.mark.parametrize("second", ["same path", "symlinked file"])
+def test_two_runs_cannot_share_one_store(tmp_path: Path, second: str) -> None:
     plugins.DOWN.add("out")
     g = graph_from(tmp_path, graph("{count: null}", "tests.runtime.plugins:Backend"))
     holder = Runtime(g, state_dir=tmp_path / "state")
+    other = tmp_path
+    if second == "symlinked file":  # stfile/out.db -> ../state/out.db (issue 13 §2)
+        other = tmp_path / "other"
+        (other / "stfile").mkdir(parents=True)
+        (other / "stfile" / "out.db").symlink_to(tmp_path / "state" / "out.db")
+    inbox = (
+        "{durable: {path: state/out.db}}"
+        if other == tmp_path
+        else "{durable: {path: stfile/out.db}}"
+    )
+    g2 = graph_from(other, graph("{count: null}", "tests.runtime.plugins:Backend", inbox))
 
     async def both() -> None:
         task = asyncio.create_task(holder.run())
         while not holder.nodes["src"].metrics.emitted:
             await asyncio.sleep(0.01)
-        with pytest.raises(RuntimeStartError, match="in use by another running schnitzel"):
-            await Runtime(g, state_dir=tmp_path / "state").run()
+        with pytest.raises(RuntimeStartError, match=r"in use by another running schnitzel \(pid"):
+            await Runtime(g2, state_dir=other / "state2").run()
         holder.force_stop()
         await task
 
