@@ -8,14 +8,20 @@ compare the two and name what is missing.
 Written on the store's thread around every commit:
 
 1. inside the transaction, before COMMIT: the state after the commit, with the seqs it
-   inserts marked `pending` (with `sync: full` this write is fdatasync'd first, so the
-   ledger is never behind a commit that is durable);
+   inserts marked `pending`; the transaction also records this write's generation in the
+   store file (`meta.ledger_gen`);
 2. after COMMIT returned: the same state without `pending`.
 
 At open, the rows of a `pending` range count as owed only if any of them is in the file (a
 transaction is all or nothing): a crash between 1 and COMMIT lost nothing that was accepted.
 Rows in the file the ledger does not owe (settled, and the delete did not survive) are
 delivered again: at-least-once.
+
+The writes are not flushed one by one (a process crash, `kill -9`, keeps them: they are in
+the page cache); the file is fdatasync'd at most FLUSH_EVERY_S after a write, at open and
+at close. A power loss can therefore leave a ledger older than the store file; its
+generation is then below the file's `ledger_gen`, and the open says it could not check
+instead of taking settled rows for lost ones.
 
 The file has two fixed slots written in turn, each with its own length and CRC-32 and a
 generation number, so a torn write (power loss mid-write) leaves the other slot readable.
@@ -26,6 +32,7 @@ from __future__ import annotations
 import bisect
 import json
 import os
+import time
 import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -36,6 +43,8 @@ __all__ = ["LEDGER_SUFFIX", "Ledger", "LedgerState", "LedgerUnreadable", "Owed",
 LEDGER_SUFFIX = ".ledger"
 SLOT_BYTES = 64 << 10
 """Each of the two slots; a ledger whose ranges do not fit keeps the count only."""
+FLUSH_EVERY_S = 1.0
+"""Longest time a ledger write stays only in the page cache while commits go on."""
 _HEADER = 12  # magic (4) + length (4) + crc32 (4)
 _MAGIC = b"SZL1"
 
@@ -178,12 +187,21 @@ class LedgerUnreadable(Exception):
 class Ledger:
     """The ledger file of one store: read once at open, then written around each commit."""
 
-    def __init__(self, path: Path, sync: bool) -> None:
+    def __init__(self, path: Path) -> None:
         self.path = path
-        self.sync = sync
-        """fdatasync the write made before each COMMIT (with the store's `sync: full`)."""
         self._fd: int | None = None
         self._generation = 0
+        self._flushed_at = 0.0
+        self._dirty = False
+
+    @property
+    def next_generation(self) -> int:
+        """The generation the next write will carry."""
+        return self._generation + 1
+
+    def skip_to(self, generation: int) -> None:
+        """Let the next write carry a generation above `generation`."""
+        self._generation = max(self._generation, generation)
 
     def read(self) -> LedgerState | None:
         """The newest valid record; None when there is no ledger file (or it is empty).
@@ -208,8 +226,8 @@ class Ledger:
         """Open the file for writing (created if missing); raises OSError if it cannot be."""
         self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
 
-    def write(self, state: LedgerState, durable: bool = False) -> None:
-        """Write `state` into the older slot; fdatasync it when `durable` and `sync`."""
+    def write(self, state: LedgerState) -> None:
+        """Write `state` into the older slot (not flushed: see `flush`)."""
         fd = self._fd
         assert fd is not None, "ledger write before open"
         self._generation += 1
@@ -220,13 +238,26 @@ class Ledger:
             body = state.to_json()
         record = _MAGIC + len(body).to_bytes(4, "big") + zlib.crc32(body).to_bytes(4, "big")
         os.pwrite(fd, record + body, (self._generation % 2) * SLOT_BYTES)
-        if durable and self.sync:
-            os.fdatasync(fd)
+        self._dirty = True
+
+    def flush(self, unless_recent: bool = False) -> None:
+        """fdatasync what was written; with `unless_recent`, only if the last flush is at
+        least FLUSH_EVERY_S old."""
+        if self._fd is None or not self._dirty:
+            return
+        now = time.monotonic()
+        if unless_recent and now - self._flushed_at < FLUSH_EVERY_S:
+            return
+        os.fdatasync(self._fd)
+        self._flushed_at, self._dirty = now, False
 
     def close(self) -> None:
         if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
+            try:
+                self.flush()
+            finally:
+                os.close(self._fd)
+                self._fd = None
 
 
 def _parse_slot(slot: bytes) -> LedgerState | None:

@@ -138,6 +138,8 @@ class Backlog:
 @dataclass(frozen=True)
 class _Opened:
     store_id: str
+    ledger_gen: int
+    """The generation of the ledger write that the file's last commit matches."""
     created: bool
     migrated: bool
     """From an older format, which had no ledger."""
@@ -179,7 +181,7 @@ class DurableStore:
         self.real = real_path(self.path)
         self._lock = StoreLock(self.real, self.path)
         self._lock.acquire()
-        ledger = Ledger(self.real.with_name(self.real.name + LEDGER_SUFFIX), self._sync_full)
+        ledger = Ledger(self.real.with_name(self.real.name + LEDGER_SUFFIX))
         self._ledger = ledger
         note = ""
         try:
@@ -197,6 +199,14 @@ class DurableStore:
             self._close_quietly()
             quarantined = self._quarantine()
             opened = self._open_file()
+        same = owed is not None and owed.store_id == opened.store_id
+        if owed is not None and same and owed.generation < opened.ledger_gen:
+            note = (
+                f"ledger {str(ledger.path)!r} is older than the store file (its last writes "
+                "were lost, as in a power loss): this open could not check the store for "
+                "lost packets"
+            )
+            owed = None
         lost = self._compare(owed, opened, quarantined)
         if owed is None and not note and not opened.created and not opened.migrated:
             note = (
@@ -205,11 +215,12 @@ class DurableStore:
             )
         self._owed = Owed(opened.runs)
         self._store_id = opened.store_id
-        same = owed is not None and owed.store_id == opened.store_id
         self._high = max(opened.high, owed.high_seq if same and owed else 0)
+        ledger.skip_to(opened.ledger_gen)
         try:
             ledger.open()
-            ledger.write(self._state(), durable=True)
+            ledger.write(self._state())
+            ledger.flush()
         except OSError as exc:
             raise RuntimeStartError(
                 f"cannot write the ledger {str(ledger.path)!r} of durable store "
@@ -218,10 +229,6 @@ class DurableStore:
             ) from exc
         self._cursor_seq = 0
         return Backlog(opened.count, opened.bytes, self._high + 1, quarantined, lost, note)
-
-    @property
-    def _sync_full(self) -> bool:
-        return self.synchronous.upper() in ("FULL", "EXTRA")
 
     def _open_error(self, exc: Exception) -> RuntimeStartError:
         code = (getattr(exc, "sqlite_errorcode", 0) or 0) & 0xFF
@@ -270,7 +277,8 @@ class DurableStore:
             db.execute("INSERT OR REPLACE INTO meta VALUES ('opened', ?)", (str(time.time()),))
         except sqlite3.OperationalError as exc:
             raise self._readonly_or(exc) from exc
-        store_id = db.execute("SELECT value FROM meta WHERE key = 'store_id'").fetchone()[0]
+        meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
+        store_id, ledger_gen = str(meta["store_id"]), int(meta.get("ledger_gen", 0))
         found = db.execute(_RUNS_SQL).fetchall()
         runs = [(first, last) for first, last, _n, _b in found]
         count = sum(n for _f, _l, n, _b in found)
@@ -278,7 +286,7 @@ class DurableStore:
         top = db.execute("SELECT coalesce(max(seq), 0) FROM quarantine").fetchone()[0]
         high = max(runs[-1][1] if runs else 0, top)
         migrated = not created and version < FORMAT_VERSION
-        return _Opened(str(store_id), created, migrated, runs, count, size, high)
+        return _Opened(store_id, ledger_gen, created, migrated, runs, count, size, high)
 
     def _readonly_or(self, exc: sqlite3.OperationalError) -> RuntimeStartError:
         code = (getattr(exc, "sqlite_errorcode", 0) or 0) & 0xFF
@@ -437,10 +445,10 @@ class DurableStore:
         after = self._owed.copy()
         for first, last in deletes:
             after.remove(first, last)
-        inserted = _runs([row[0] for row in rows]) if rows else []
+        inserted = _runs([row[0] for row in rows], distinct=True) if rows else []
         for first, last in inserted:
             after.add(first, last)
-        high = max(self._high, rows[-1][0]) if rows else self._high
+        high = max(self._high, inserted[-1][1]) if inserted else self._high
         pending = (inserted[0][0], inserted[-1][1]) if inserted else None
         try:
             db.execute("BEGIN IMMEDIATE")
@@ -454,8 +462,10 @@ class DurableStore:
                         "INSERT INTO packets VALUES (?, ?, ?, ?)",
                         [(seq, at, body, zlib.crc32(body)) for seq, at, body in rows],
                     )
+                generation = ledger.next_generation
+                db.execute("UPDATE meta SET value = ? WHERE key = 'ledger_gen'", (generation,))
                 # Before COMMIT: the ledger is never behind a commit that happened.
-                ledger.write(self._state(after, high, pending), durable=True)
+                ledger.write(self._state(after, high, pending))
                 db.execute("COMMIT")
             except BaseException:
                 with contextlib.suppress(sqlite3.Error):
@@ -470,6 +480,7 @@ class DurableStore:
         self._owed, self._high = after, high
         with contextlib.suppress(OSError):  # the pending mark then resolves itself at open
             ledger.write(self._state())
+            ledger.flush(unless_recent=True)
 
     def _state(
         self, owed: Owed | None = None, high: int | None = None, pending: Run | None = None
@@ -547,7 +558,8 @@ class DurableStore:
                 self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             self._close_quietly()
         if self._ledger is not None:
-            self._ledger.close()
+            with contextlib.suppress(OSError):  # the next open then says it could not check
+                self._ledger.close()
         if self._lock is not None:
             self._lock.release()
 
@@ -565,16 +577,22 @@ def _create_v2_tables(db: sqlite3.Connection) -> None:
     )
     db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
     db.execute("INSERT INTO meta VALUES ('store_id', ?)", (uuid.uuid4().hex,))
+    db.execute("INSERT INTO meta VALUES ('ledger_gen', '0')")
 
 
 def _crc(body: object) -> int:
     return zlib.crc32(body) if isinstance(body, bytes) else -1
 
 
-def _runs(seqs: list[int]) -> list[Run]:
-    """Seqs as sorted inclusive runs of consecutive numbers."""
+def _runs(seqs: list[int], distinct: bool = False) -> list[Run]:
+    """Seqs as sorted inclusive runs of consecutive numbers. `distinct`: no seq is given
+    twice (new rows: the primary key refuses a repeat), which allows a quicker check."""
     if not seqs:
         return []
+    if distinct:
+        low, high = min(seqs), max(seqs)
+        if high - low + 1 == len(seqs):  # the common case: one run
+            return [(low, high)]
     ordered = sorted(set(seqs))
     if ordered[-1] - ordered[0] + 1 == len(ordered):  # the common case: one run
         return [(ordered[0], ordered[-1])]

@@ -128,7 +128,7 @@ class StoreModel(RuleBasedStateMachine):
         in_file = [seq for (seq,) in db.execute("SELECT seq FROM packets ORDER BY seq")]
         assert in_file == sorted(self.held)
         assert Owed((s, s) for s in in_file).runs() == self.store._owed.runs()
-        on_disk = Ledger(self.store._ledger.path, sync=False).read()  # type: ignore[union-attr]
+        on_disk = Ledger(self.store._ledger.path).read()  # type: ignore[union-attr]
         assert on_disk is not None and on_disk.pending is None
         assert on_disk.runs == self.store._owed.runs() and on_disk.owed_count == len(in_file)
         parked = set()
