@@ -179,7 +179,7 @@ def test_a_payload_changed_on_disk_is_quarantined_never_delivered(
         db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     data = store.read_bytes()
     middle = data.index(MARK.encode(), len(data) // 2)
-    flip_byte(store, middle + 3)  # still valid JSON and a valid packet: only the CRC knows
+    flip_byte(store, middle + 3)  # still valid JSON and a valid packet: only the checksum knows
     backend.start()
     report, _log = deliver(tmp_path, backend)
     out = report["nodes"]["out"]

@@ -229,8 +229,8 @@ def test_a_format_1_store_is_migrated_and_its_backlog_delivered(tmp_path: Path) 
     store.close()
     with closing(sqlite3.connect(path)) as db:
         assert db.execute("PRAGMA user_version").fetchone()[0] == 2
-        crcs = db.execute("SELECT seq, crc FROM packets").fetchall()
-    assert crcs == [(n, zlib.crc32(b)) for n, b in bodies.items()]
+        sums = db.execute("SELECT seq, checksum FROM packets").fetchall()
+    assert sums == [(n, zlib.adler32(b)) for n, b in bodies.items()]
 
 
 # -- the ledger's own failure modes --------------------------------------------------------
