@@ -62,6 +62,9 @@ FORMAT_VERSION = 2
 store is migrated in place at open."""
 WAL_LIMIT_BYTES = 64 << 20
 """The WAL file is truncated back to this size after a checkpoint."""
+DEFER_ROWS = 4096
+"""Settled rows waiting to leave the file that bring the ledger's flush forward: the
+file stays small (deleting rows a second late made commits slower as the file grew)."""
 VACUUM_FREE_PAGES = 2048
 """Free pages (8 MiB at 4 KiB) an empty store gives back to the file system."""
 
@@ -174,6 +177,7 @@ class DurableStore:
         self._deferred: list[tuple[int, Run]] = []
         """Settled rows the ledger no longer owes, with the ledger write that first said so;
         deleted from the file once a flushed ledger says so too (see `_promote`)."""
+        self._deferred_rows = 0
         self._due: list[Run] = []
         """Deferred rows a flushed ledger no longer owes: deleted in the next transaction."""
 
@@ -432,7 +436,7 @@ class DurableStore:
             return
         self._write_both()
         self._due += [run for _generation, run in self._deferred]
-        self._deferred = []
+        self._deferred, self._deferred_rows = [], 0
         self._transact([], [], None)
 
     def move_out(
@@ -501,10 +505,12 @@ class DurableStore:
         self._owed, self._high, self._due = after, high, []
         if deletes:
             self._deferred += [(ledger.generation, run) for run in deletes]
+            self._deferred_rows += sum(last - first + 1 for first, last in deletes)
         with contextlib.suppress(OSError):  # the pending mark then resolves itself at open
             if pending is not None:
                 ledger.write(self._state())
-            self._promote(ledger.flush(unless_recent=True))
+            soon = self._deferred_rows < DEFER_ROWS  # or the file holds many settled rows
+            self._promote(ledger.flush(unless_recent=soon))
 
     def _write_file(
         self, rows: list[StoreRow], due: list[Run], extra: Extra | None, state: LedgerState
@@ -541,6 +547,7 @@ class DurableStore:
         for generation, run in self._deferred:
             if generation < flushed:
                 self._due.append(run)
+                self._deferred_rows -= run[1] - run[0] + 1
             else:
                 keep.append((generation, run))
         self._deferred = keep
