@@ -28,7 +28,15 @@ from pathlib import Path
 from schnitzel.contract.codec import decode_packet, encode_packet
 from schnitzel.contract.packet import StreamPacket
 from schnitzel.durable.ledger import FLUSH_EVERY_S
-from schnitzel.durable.store import Damaged, DiskFull, DurableStore, Loss, StoreError, StoreRow
+from schnitzel.durable.store import (
+    Damaged,
+    DiskFull,
+    DurableStore,
+    Loss,
+    StoreError,
+    StoreRow,
+    checksum,
+)
 from schnitzel.errors import PacketDecodeError, PacketNotPortable
 from schnitzel.runtime.health import FULL_FRACTION
 from schnitzel.runtime.inbox import Inbox, InFlight
@@ -335,7 +343,7 @@ class DurableInbox(Inbox):
         pending = self._pending
         for i in range(start, end):
             body = bodies[i]
-            pending.append((seq, now, body))
+            pending.append((seq, now, body, checksum(body)))
             self._bytes += len(body)
             seq += 1
         self._pending_packets.extend(packets[start:end])
@@ -494,7 +502,7 @@ class DurableInbox(Inbox):
             self.in_flight.durable += n
         if to_window:
             self._items.extend(packets)
-            self._rows.extend((seq, at, len(body)) for seq, at, body in rows)
+            self._rows.extend((seq, at, len(body)) for seq, at, body, _sum in rows)
             consumer = self._consumer
             if consumer is not None and not consumer.done():
                 consumer.set_result(None)
@@ -502,7 +510,7 @@ class DurableInbox(Inbox):
             if not self._spilled:
                 self._first_spilled_at = rows[0][1]
             self._spilled += n
-            self._spilled_bytes += sum(len(body) for _seq, _at, body in rows)
+            self._spilled_bytes += sum(len(row[2]) for row in rows)
             self._load_if_low()
         metrics.depth_max = max(metrics.depth_max, self.depth)
 
@@ -532,7 +540,7 @@ class DurableInbox(Inbox):
 
     @property
     def backlog_bytes(self) -> int:
-        return self._bytes - sum(len(body) for _s, _a, body in self._pending)
+        return self._bytes - sum(len(row[2]) for row in self._pending)
 
     def summary(self) -> dict[str, object]:
         """The report's `durable` entry of this inbox."""

@@ -21,7 +21,7 @@ import pytest
 from schnitzel.contract.codec import encode_packet
 from schnitzel.contract.packet import StreamPacket
 from schnitzel.durable.ledger import SLOT_BYTES, Ledger, LedgerState
-from schnitzel.durable.store import DurableStore
+from schnitzel.durable.store import DurableStore, StoreRow, checksum
 from schnitzel.errors import RuntimeStartError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -32,11 +32,15 @@ def body(n: int) -> bytes:
     return encode_packet(packet).encode()
 
 
+def row(seq: int, encoded: bytes) -> StoreRow:
+    return (seq, time.time(), encoded, checksum(encoded))
+
+
 def fill(path: Path, n: int) -> DurableStore:
     """An open store holding n packets (store seqs 1..n)."""
     store = DurableStore(path)
     store.open()
-    store.commit([(seq, time.time(), body(seq - 1)) for seq in range(1, n + 1)], [], 0)
+    store.commit([row(seq, body(seq - 1)) for seq in range(1, n + 1)], [], 0)
     return store
 
 
@@ -81,7 +85,7 @@ def test_the_lock_goes_with_a_killed_process(tmp_path: Path) -> None:
             sys.executable,
             "-c",
             "import sys, time; from pathlib import Path; "
-            "from schnitzel.durable.store import DurableStore; "
+            "from schnitzel.durable.store import DurableStore, StoreRow, checksum; "
             f"DurableStore(Path({str(store)!r})).open(); "
             "print('open', flush=True); time.sleep(600)",
         ],
@@ -264,7 +268,7 @@ def test_a_crash_between_the_ledger_write_and_commit_reports_nothing_lost(
 
     monkeypatch.setattr(ledger, "write", write_then_die)
     with pytest.raises(Died):
-        store.commit([(11, 0.0, body(10)), (12, 0.0, body(11))], [(1, 3)], 0)
+        store.commit([row(11, body(10)), row(12, body(11))], [(1, 3)], 0)
     store.close()
     owed = Ledger(ledger.path).read()
     assert owed is not None and owed.pending == (11, 12) and owed.runs == [(4, 12)]

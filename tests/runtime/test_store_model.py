@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
 from schnitzel.durable.ledger import Ledger, Owed
-from schnitzel.durable.store import DurableStore
+from schnitzel.durable.store import DurableStore, checksum
 
 
 class StoreModel(RuleBasedStateMachine):
@@ -43,11 +43,9 @@ class StoreModel(RuleBasedStateMachine):
 
     @rule(n=st.integers(1, 20))
     def add(self, n: int) -> None:
-        rows = [
-            (seq, 0.0, f'{{"n":{seq}}}'.encode()) for seq in range(self.next_seq, self.next_seq + n)
-        ]
-        self.store.commit(rows, [], 0)
-        self.held.update((seq, body) for seq, _at, body in rows)
+        bodies = {seq: f'{{"n":{seq}}}'.encode() for seq in range(self.next_seq, self.next_seq + n)}
+        self.store.commit([(seq, 0.0, b, checksum(b)) for seq, b in bodies.items()], [], 0)
+        self.held.update(bodies)
         self.next_seq += n
 
     @rule(limit=st.integers(1, 15))
@@ -150,8 +148,8 @@ class StoreModel(RuleBasedStateMachine):
         assert parked == self.parked
         kept = {seq for (seq,) in db.execute("SELECT seq FROM quarantine")}
         assert kept == self.quarantined
-        for seq, body, checksum in db.execute("SELECT seq, body, checksum FROM packets"):
-            assert (zlib.adler32(body) == checksum) == (seq not in self.changed)
+        for seq, body, stored in db.execute("SELECT seq, body, checksum FROM packets"):
+            assert (zlib.adler32(body) == stored) == (seq not in self.changed)
 
 
 StoreModel.TestCase.settings = settings(max_examples=40, stateful_step_count=30, deadline=None)
