@@ -27,7 +27,6 @@ from pathlib import Path
 
 from schnitzel.contract.codec import decode_packet, encode_packet
 from schnitzel.contract.packet import StreamPacket
-from schnitzel.durable.ledger import FLUSH_EVERY_S
 from schnitzel.durable.store import (
     Damaged,
     DiskFull,
@@ -125,8 +124,6 @@ class DurableInbox(Inbox):
         "_spilled_bytes",
         "_taken",
         "_taken_batch",
-        "_tidy_due",
-        "_tidy_timer",
         "_vacuum_after",
         "_waiters",
         "_work",
@@ -190,8 +187,6 @@ class DurableInbox(Inbox):
         self._given_up = False
         self._closing = False
         self._vacuum_after = VACUUM_EVERY
-        self._tidy_timer: asyncio.TimerHandle | None = None
-        self._tidy_due = False
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -433,12 +428,6 @@ class DurableInbox(Inbox):
         while not self._closing or self._pending or self._deletes:
             await self._work.wait()
             self._work.clear()
-            if self._tidy_due and not self._pending and not self._deletes:
-                self._tidy_due = False
-                try:
-                    await loop.run_in_executor(self._pool, self.store.tidy)
-                except Exception as exc:  # the deletes wait for the next commit
-                    self._disk_error(exc)
             while self._pending or self._deletes:
                 rows = self._pending[:GROUP_MAX_ROWS]
                 packets = self._pending_packets[: len(rows)]
@@ -474,22 +463,6 @@ class DurableInbox(Inbox):
                 if not self._count and self.stats.settled >= self._vacuum_after:
                     self._vacuum_after = self.stats.settled + VACUUM_EVERY
                     await loop.run_in_executor(self._pool, self.store.vacuum_if_empty)
-            self._arm_tidy()
-        if self._tidy_timer is not None:
-            self._tidy_timer.cancel()
-
-    def _arm_tidy(self) -> None:
-        """Settled rows leave the file after a ledger flush, which a commit brings; when
-        commits stop, a timer brings it (so an idle store does not keep settled rows)."""
-        if self._tidy_timer is None and self.store.has_deferred:
-            self._tidy_timer = asyncio.get_running_loop().call_later(
-                2 * FLUSH_EVERY_S, self._tidy_now
-            )
-
-    def _tidy_now(self) -> None:
-        self._tidy_timer = None
-        self._tidy_due = True
-        self._work.set()
 
     def _accept(self, rows: list[StoreRow], packets: list[StreamPacket], to_window: bool) -> None:
         n = len(rows)

@@ -8,7 +8,8 @@ compare the two and name what is missing.
 Written on the store's thread around every commit:
 
 1. inside the transaction, before COMMIT: the state after the commit, with the seqs it
-   inserts marked `pending`;
+   inserts marked `pending`; the transaction also records this write's generation in the
+   store file (`meta.ledger_gen`);
 2. after COMMIT returned (when it inserted rows): the same state without `pending`.
 
 At open, the rows of a `pending` range count as owed only if any of them is in the file (a
@@ -18,10 +19,9 @@ delivered again: at-least-once.
 
 The writes are not flushed one by one (a process crash, `kill -9`, keeps them: they are in
 the page cache); the file is fdatasync'd at most FLUSH_EVERY_S after a write, at open and at
-close. So that a power loss, which takes the writes since the last flush, never makes the
-ledger owe rows the file has deleted, the store deletes settled rows only once a flushed
-ledger no longer owes them (it defers its deletes, see store.py); rows it moves to another
-table (quarantine, parking) are moved only after a flush.
+close. A power loss can therefore leave a ledger older than the store file; its generation
+is then below the file's `ledger_gen`, and the open says it could not check instead of
+taking rows settled meanwhile for lost ones.
 
 The file has two fixed slots written in turn, each with its own length and CRC-32 and a
 generation number, so a torn write (power loss mid-write) leaves the other slot readable.
@@ -192,6 +192,15 @@ class Ledger:
         self._generation = 0
         self._flushed_at = 0.0
         self._dirty = False
+
+    @property
+    def next_generation(self) -> int:
+        """The generation the next write will carry."""
+        return self._generation + 1
+
+    def skip_to(self, generation: int) -> None:
+        """Let the next write carry a generation above `generation`."""
+        self._generation = max(self._generation, generation)
 
     def read(self) -> LedgerState | None:
         """The newest valid record; None when there is no ledger file (or it is empty).

@@ -64,9 +64,6 @@ FORMAT_VERSION = 2
 store is migrated in place at open."""
 WAL_LIMIT_BYTES = 64 << 20
 """The WAL file is truncated back to this size after a checkpoint."""
-DEFER_ROWS = 4096
-"""Settled rows waiting to leave the file that bring the ledger's flush forward: the
-file stays small (deleting rows a second late made commits slower as the file grew)."""
 VACUUM_FREE_PAGES = 2048
 """Free pages (8 MiB at 4 KiB) an empty store gives back to the file system."""
 
@@ -154,6 +151,8 @@ class Backlog:
 @dataclass(frozen=True)
 class _Opened:
     store_id: str
+    ledger_gen: int
+    """The generation of the ledger write that the file's last commit matches."""
     created: bool
     migrated: bool
     """From an older format, which had no ledger."""
@@ -179,12 +178,6 @@ class DurableStore:
         self._owed = Owed()
         self._high = 0
         self._store_id = ""
-        self._deferred: list[tuple[int, Run]] = []
-        """Settled rows the ledger no longer owes, with the ledger write that first said so;
-        deleted from the file once a flushed ledger says so too (see `_promote`)."""
-        self._deferred_rows = 0
-        self._due: list[Run] = []
-        """Deferred rows a flushed ledger no longer owes: deleted in the next transaction."""
 
     # -- opening ----------------------------------------------------------------------------
 
@@ -220,6 +213,13 @@ class DurableStore:
             quarantined = self._quarantine()
             opened = self._open_file()
         same = owed is not None and owed.store_id == opened.store_id
+        if owed is not None and same and owed.generation < opened.ledger_gen:
+            note = (
+                f"ledger {str(ledger.path)!r} is older than the store file (its last writes "
+                "were lost, as in a power loss): this open could not check the store for "
+                "lost packets"
+            )
+            owed = None
         lost = self._compare(owed, opened, quarantined)
         if owed is None and not note and not opened.created and not opened.migrated:
             note = (
@@ -229,9 +229,11 @@ class DurableStore:
         self._owed = Owed(opened.runs)
         self._store_id = opened.store_id
         self._high = max(opened.high, owed.high_seq if same and owed else 0)
+        ledger.skip_to(opened.ledger_gen)
         try:
             ledger.open()
-            self._write_both()
+            ledger.write(self._state())
+            ledger.flush()
         except OSError as exc:
             raise RuntimeStartError(
                 f"cannot write the ledger {str(ledger.path)!r} of durable store "
@@ -288,7 +290,8 @@ class DurableStore:
             db.execute("INSERT OR REPLACE INTO meta VALUES ('opened', ?)", (str(time.time()),))
         except sqlite3.OperationalError as exc:
             raise self._readonly_or(exc) from exc
-        store_id = db.execute("SELECT value FROM meta WHERE key = 'store_id'").fetchone()[0]
+        meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
+        store_id, ledger_gen = str(meta["store_id"]), int(meta.get("ledger_gen", 0))
         found = db.execute(_RUNS_SQL).fetchall()
         runs = [(first, last) for first, last, _n, _b in found]
         count = sum(n for _f, _l, n, _b in found)
@@ -296,7 +299,7 @@ class DurableStore:
         top = db.execute("SELECT coalesce(max(seq), 0) FROM quarantine").fetchone()[0]
         high = max(runs[-1][1] if runs else 0, top)
         migrated = not created and version < FORMAT_VERSION
-        return _Opened(str(store_id), created, migrated, runs, count, size, high)
+        return _Opened(store_id, ledger_gen, created, migrated, runs, count, size, high)
 
     def _readonly_or(self, exc: sqlite3.OperationalError) -> RuntimeStartError:
         code = (getattr(exc, "sqlite_errorcode", 0) or 0) & 0xFF
@@ -418,46 +421,22 @@ class DurableStore:
         cursor: int,
         extra: Extra | None = None,
     ) -> None:
-        """Insert `rows` (in seq order) and settle the seq ranges `deletes`, with `extra`'s
-        writes (another module's tables) in the same transaction when given. `cursor`, when
-        above the current one, marks rows up to it as already in memory (not to be read
-        back). On failure nothing of it is kept; DiskFull for space or I/O errors.
-
-        Settled rows leave the ledger now and the file once a flushed ledger no longer owes
-        them (at most about FLUSH_EVERY_S later, or at `tidy`/`close`): until then a crash
-        delivers them again, never reports them lost."""
+        """Insert `rows` (in seq order) and delete the seq ranges `deletes` in one
+        transaction, with `extra`'s writes (another module's tables) first when given.
+        `cursor`, when above the current one, marks rows up to it as already in memory (not
+        to be read back). On failure nothing of it is kept; DiskFull for space or I/O
+        errors."""
         self._transact(rows, deletes, extra)
         self._cursor_seq = max(self._cursor_seq, cursor)
-
-    @property
-    def has_deferred(self) -> bool:
-        """Settled rows wait to be deleted from the file (`tidy` deletes them)."""
-        return bool(self._deferred or self._due)
-
-    def tidy(self) -> None:
-        """Flush the ledger and delete every settled row from the file now (an idle inbox
-        calls it, and `close`)."""
-        if not self.has_deferred:
-            return
-        self._write_both()
-        self._due += [run for _generation, run in self._deferred]
-        self._deferred, self._deferred_rows = [], 0
-        self._transact([], [], None)
 
     def move_out(
         self, seqs: list[int], copy: Callable[[sqlite3.Connection, list[Run]], None]
     ) -> None:
         """Take the rows `seqs` out of the backlog in one transaction: `copy(db, runs)` first
         writes them where they go (a table of its own in this file), then they are deleted
-        and are no longer owed. Neither lost nor settled: moved (quarantine, parking). The
-        ledger that no longer owes them is flushed first (a move is rare)."""
+        and are no longer owed. Neither lost nor settled: moved (quarantine, parking)."""
         runs = _runs(seqs)
-        after = self._owed.copy()
-        for first, last in runs:
-            after.remove(first, last)
-        self._write_both(after)
-        self._owed = after
-        self._transact([], [], lambda db: _move(db, copy, runs))
+        self._transact([], runs, lambda db: copy(db, runs))
 
     def quarantine(self, rows: list[tuple[int, str]]) -> None:
         """Move the rows (seq, why) to the quarantine table: kept aside, never delivered."""
@@ -473,20 +452,8 @@ class DurableStore:
 
         self.move_out(list(why), copy)
 
-    def _write_both(self, owed: Owed | None = None) -> None:
-        """The same state into both slots, flushed: no older record is left on disk."""
-        ledger = self._ledger
-        assert ledger is not None
-        try:
-            ledger.write(self._state(owed))
-            ledger.write(self._state(owed))
-            ledger.flush()
-        except OSError as exc:
-            raise _ledger_error(ledger.path, exc) from exc
-
     def _transact(self, rows: list[StoreRow], deletes: list[Run], extra: Extra | None) -> None:
-        """The one way the packets table changes: one transaction, the ledger in step.
-        `deletes` are deferred (see `commit`); those due are carried out here."""
+        """The one way the packets table changes: one transaction, the ledger in step."""
         db, ledger = self._db, self._ledger
         assert db is not None and ledger is not None, "write before open"
         after = self._owed.copy()
@@ -497,62 +464,38 @@ class DurableStore:
             after.add(first, last)
         high = max(self._high, inserted[-1][1]) if inserted else self._high
         pending = (inserted[0][0], inserted[-1][1]) if inserted else None
-        due = self._due
         try:
-            if not rows and not due and extra is None:  # nothing for the file yet
-                ledger.write(self._state(after, high))
-            else:
-                self._write_file(rows, due, extra, self._state(after, high, pending))
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                if extra is not None:
+                    extra(db)
+                if deletes:
+                    db.executemany("DELETE FROM packets WHERE seq BETWEEN ? AND ?", deletes)
+                if rows:
+                    db.executemany("INSERT INTO packets VALUES (?, ?, ?, ?)", rows)
+                # The file says which ledger write it matches (a ledger a power loss left
+                # behind is then recognised), and the ledger is written before COMMIT, so it
+                # is never behind a commit that happened.
+                db.execute(
+                    "UPDATE meta SET value = ? WHERE key = 'ledger_gen'", (ledger.next_generation,)
+                )
+                ledger.write(self._state(after, high, pending))
+                db.execute("COMMIT")
+            except BaseException:
+                with contextlib.suppress(sqlite3.Error):
+                    db.execute("ROLLBACK")
+                with contextlib.suppress(OSError):
+                    ledger.write(self._state())
+                raise
         except sqlite3.OperationalError as exc:
             raise _write_error(self.path, exc) from exc
         except OSError as exc:
             raise _ledger_error(ledger.path, exc) from exc
-        self._owed, self._high, self._due = after, high, []
-        if deletes:
-            self._deferred += [(ledger.generation, run) for run in deletes]
-            self._deferred_rows += sum(last - first + 1 for first, last in deletes)
+        self._owed, self._high = after, high
         with contextlib.suppress(OSError):  # the pending mark then resolves itself at open
             if pending is not None:
                 ledger.write(self._state())
-            soon = self._deferred_rows < DEFER_ROWS  # or the file holds many settled rows
-            self._promote(ledger.flush(unless_recent=soon))
-
-    def _write_file(
-        self, rows: list[StoreRow], due: list[Run], extra: Extra | None, state: LedgerState
-    ) -> None:
-        db, ledger = self._db, self._ledger
-        assert db is not None and ledger is not None
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            if extra is not None:
-                extra(db)
-            if due:
-                db.executemany("DELETE FROM packets WHERE seq BETWEEN ? AND ?", due)
-            if rows:
-                db.executemany("INSERT INTO packets VALUES (?, ?, ?, ?)", rows)
-            # Before COMMIT: the ledger is never behind a commit that happened.
-            ledger.write(state)
-            db.execute("COMMIT")
-        except BaseException:
-            with contextlib.suppress(sqlite3.Error):
-                db.execute("ROLLBACK")
-            with contextlib.suppress(OSError):
-                ledger.write(self._state())
-            raise
-
-    def _promote(self, flushed: int | None) -> None:
-        """After a flush of generation `flushed`: rows settled in a write before it are owed
-        by neither slot on disk (the flush wrote both), so they may leave the file."""
-        if flushed is None or not self._deferred:
-            return
-        keep: list[tuple[int, Run]] = []
-        for generation, run in self._deferred:
-            if generation < flushed:
-                self._due.append(run)
-                self._deferred_rows -= run[1] - run[0] + 1
-            else:
-                keep.append((generation, run))
-        self._deferred = keep
+            ledger.flush(unless_recent=True)
 
     def _state(
         self, owed: Owed | None = None, high: int | None = None, pending: Run | None = None
@@ -616,7 +559,6 @@ class DurableStore:
         """Give the pages of a drained backlog back to the file system."""
         db = self._db
         assert db is not None
-        self.tidy()
         if db.execute("SELECT 1 FROM packets LIMIT 1").fetchone() is not None:
             return
         free = db.execute("PRAGMA freelist_count").fetchone()[0]
@@ -626,9 +568,6 @@ class DurableStore:
                 db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def close(self) -> None:
-        if self._db is not None and self._ledger is not None:
-            with contextlib.suppress(StoreError):  # left for the next run: duplicates, no loss
-                self.tidy()
         if self._db is not None:
             with contextlib.suppress(sqlite3.Error):
                 self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -646,13 +585,6 @@ class DurableStore:
             self._db = None
 
 
-def _move(
-    db: sqlite3.Connection, copy: Callable[[sqlite3.Connection, list[Run]], None], runs: list[Run]
-) -> None:
-    copy(db, runs)
-    db.executemany("DELETE FROM packets WHERE seq BETWEEN ? AND ?", runs)
-
-
 def _create_v2_tables(db: sqlite3.Connection) -> None:
     db.execute(
         "CREATE TABLE quarantine (id INTEGER PRIMARY KEY, seq INTEGER NOT NULL, "
@@ -661,6 +593,7 @@ def _create_v2_tables(db: sqlite3.Connection) -> None:
     )
     db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
     db.execute("INSERT INTO meta VALUES ('store_id', ?)", (uuid.uuid4().hex,))
+    db.execute("INSERT INTO meta VALUES ('ledger_gen', '0')")
 
 
 def _checksum(body: object) -> int:
