@@ -92,11 +92,11 @@ short body slips through more often than with CRC-32. It guards against accident
 against someone forging rows."""
 
 _RUNS_SQL = (
-    "SELECT min(seq), max(seq), count(*), coalesce(sum(length(body)), 0) FROM "
-    "(SELECT seq, body, seq - row_number() OVER (ORDER BY seq) AS run FROM packets) "
+    "SELECT min(seq), max(seq) FROM "
+    "(SELECT seq, seq - row_number() OVER (ORDER BY seq) AS run FROM packets) "
     "GROUP BY run ORDER BY 1"
 )
-"""The seqs in the file as runs of consecutive numbers, with the count and bytes of each."""
+"""The seqs in the file as runs of consecutive numbers (only asked when there are gaps)."""
 
 
 class StoreError(Exception):
@@ -292,10 +292,15 @@ class DurableStore:
             raise self._readonly_or(exc) from exc
         meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
         store_id, ledger_gen = str(meta["store_id"]), int(meta.get("ledger_gen", 0))
-        found = db.execute(_RUNS_SQL).fetchall()
-        runs = [(first, last) for first, last, _n, _b in found]
-        count = sum(n for _f, _l, n, _b in found)
-        size = sum(b for _f, _l, _n, b in found)
+        count, size, low, top_seq = db.execute(
+            "SELECT count(*), coalesce(sum(length(body)), 0), min(seq), max(seq) FROM packets"
+        ).fetchone()
+        if not count:
+            runs = []
+        elif top_seq - low + 1 == count:  # one run, the common case: no second pass
+            runs = [(low, top_seq)]
+        else:
+            runs = [(first, last) for first, last in db.execute(_RUNS_SQL)]
         top = db.execute("SELECT coalesce(max(seq), 0) FROM quarantine").fetchone()[0]
         high = max(runs[-1][1] if runs else 0, top)
         migrated = not created and version < FORMAT_VERSION
