@@ -2,12 +2,11 @@
 
 One table of encoded packets keyed by a sequence number that only grows, so replay order is
 arrival order; each row carries a checksum (Adler-32) of its body, checked when it is read
-back. The
-file is in WAL mode; every write is one transaction (a group commit of many packets and
-deletes). A `DurableStore` is used from one thread only: the inbox runs every call on its own
-single-thread executor, so calls run in the order they were made.
+back. The file is in WAL mode; every write is one transaction (a group commit of many
+packets and deletes). A `DurableStore` is used from one thread only: the inbox runs every
+call on its own single-thread executor, so calls run in the order they were made.
 
-Damage is never a healthy empty store (docs/contracts/delivery.md, "Damaged files"):
+Damage is never a healthy empty store (docs/contracts/delivery.md, "Damage a store detects"):
 
 - a file SQLite cannot read is renamed beside itself (`.corrupt-<UTC time>`) and a new,
   empty store takes its place: never emptied in place, never deleted;
@@ -18,7 +17,8 @@ Damage is never a healthy empty store (docs/contracts/delivery.md, "Damaged file
 
 Every change to the `packets` table goes through `_transact`, which keeps the ledger in step.
 Another module may add its own table to the file and move rows in or out in the same
-transaction: `commit(..., extra=...)` and `move_out(seqs, copy)` are that seam.
+transaction: `commit(..., extra=...)` (rows in: new seqs above every owed one, each with its
+`checksum`) and `move_out(seqs, copy)` (rows out, neither lost nor settled) are that seam.
 """
 
 from __future__ import annotations
