@@ -188,7 +188,7 @@ class Workspace:
 
 
 def remove_db(path: Path) -> None:
-    for suffix in ("", "-wal", "-shm"):
+    for suffix in ("", "-wal", "-shm", ".ledger", ".lock"):
         path.with_name(path.name + suffix).unlink(missing_ok=True)
 
 

@@ -114,6 +114,11 @@ class DurableView:
     disk_errors: int
     last_error: str | None
     quarantined: str | None
+    lost: int = 0
+    """Packets the store owed at start that its file no longer held (`durable.lost`)."""
+    lost_cause: str = ""
+    rows_quarantined: int = 0
+    """Damaged rows kept aside in the store's quarantine table."""
 
     @property
     def fill(self) -> float:
@@ -140,6 +145,9 @@ class DurableView:
             disk_errors=int(data.get("disk_errors") or 0),
             last_error=data.get("last_error"),
             quarantined=data.get("quarantined"),
+            lost=int((data.get("lost") or {}).get("count") or 0),
+            lost_cause=str((data.get("lost") or {}).get("cause") or ""),
+            rows_quarantined=int(data.get("rows_quarantined") or 0),
         )
 
 

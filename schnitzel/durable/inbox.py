@@ -27,7 +27,15 @@ from pathlib import Path
 
 from schnitzel.contract.codec import decode_packet, encode_packet
 from schnitzel.contract.packet import StreamPacket
-from schnitzel.durable.store import DiskFull, DurableStore, StoreRow
+from schnitzel.durable.store import (
+    Damaged,
+    DiskFull,
+    DurableStore,
+    Loss,
+    StoreError,
+    StoreRow,
+    checksum,
+)
 from schnitzel.errors import PacketDecodeError, PacketNotPortable
 from schnitzel.runtime.health import FULL_FRACTION
 from schnitzel.runtime.inbox import Inbox, InFlight
@@ -55,8 +63,10 @@ class DurableStats:
         "accepted",
         "disk_errors",
         "last_error",
+        "lost",
         "quarantined",
         "replayed",
+        "rows_quarantined",
         "samples",
         "settled",
     )
@@ -71,6 +81,10 @@ class DurableStats:
         self.disk_errors = 0
         self.last_error = ""
         self.quarantined: str | None = None
+        self.lost: Loss | None = None
+        """Packets the store owed at open that its file no longer held."""
+        self.rows_quarantined = 0
+        """Rows moved to the store's quarantine table (changed on disk, or undecodable)."""
         self.samples: deque[tuple[float, int, int]] = deque()
 
     def sample(self, now: float) -> None:
@@ -188,6 +202,12 @@ class DurableInbox(Inbox):
                 f"durable store {str(self.path)!r} was unreadable: moved to "
                 f"{str(backlog.quarantined)!r} (kept for inspection) and started empty",
             )
+        if backlog.lost is not None:
+            self.stats.lost = backlog.lost
+            self.stats.last_error = f"durable store {str(self.path)!r}: {backlog.lost.words()}"
+            self.notify("error", self.stats.last_error)
+        if backlog.note:
+            self.notify("warning", f"durable store {str(self.path)!r}: {backlog.note}")
         self._next_seq = backlog.next_seq
         self._count = self._spilled = backlog.count
         self._bytes = self._spilled_bytes = backlog.bytes
@@ -318,7 +338,7 @@ class DurableInbox(Inbox):
         pending = self._pending
         for i in range(start, end):
             body = bodies[i]
-            pending.append((seq, now, body))
+            pending.append((seq, now, body, checksum(body)))
             self._bytes += len(body)
             seq += 1
         self._pending_packets.extend(packets[start:end])
@@ -455,7 +475,7 @@ class DurableInbox(Inbox):
             self.in_flight.durable += n
         if to_window:
             self._items.extend(packets)
-            self._rows.extend((seq, at, len(body)) for seq, at, body in rows)
+            self._rows.extend((seq, at, len(body)) for seq, at, body, _sum in rows)
             consumer = self._consumer
             if consumer is not None and not consumer.done():
                 consumer.set_result(None)
@@ -463,7 +483,7 @@ class DurableInbox(Inbox):
             if not self._spilled:
                 self._first_spilled_at = rows[0][1]
             self._spilled += n
-            self._spilled_bytes += sum(len(body) for _seq, _at, body in rows)
+            self._spilled_bytes += sum(len(row[2]) for row in rows)
             self._load_if_low()
         metrics.depth_max = max(metrics.depth_max, self.depth)
 
@@ -493,7 +513,7 @@ class DurableInbox(Inbox):
 
     @property
     def backlog_bytes(self) -> int:
-        return self._bytes - sum(len(body) for _s, _a, body in self._pending)
+        return self._bytes - sum(len(row[2]) for row in self._pending)
 
     def summary(self) -> dict[str, object]:
         """The report's `durable` entry of this inbox."""
@@ -526,6 +546,8 @@ class DurableInbox(Inbox):
             "disk_errors": self.stats.disk_errors,
             "last_error": self.stats.last_error,
             "quarantined": self.stats.quarantined,
+            "lost": None if self.stats.lost is None else self.stats.lost.as_dict(),
+            "rows_quarantined": self.stats.rows_quarantined,
         }
 
     def problem(self) -> str:
@@ -539,6 +561,13 @@ class DurableInbox(Inbox):
             return f"durable store {100 * fill:.0f}% full"
         if self.stats.quarantined:  # its packets wait in the moved file until someone looks
             return f"durable store was unreadable: moved to {self.stats.quarantined}"
+        if self.stats.lost is not None:
+            return f"durable store {self.stats.lost.words()}"
+        if self.stats.rows_quarantined:
+            return (
+                f"durable store: {self.stats.rows_quarantined} damaged rows quarantined "
+                "(changed on disk or undecodable; kept in its quarantine table)"
+            )
         return ""
 
     def oldest_age_s(self) -> float:
@@ -630,8 +659,8 @@ class DurableInbox(Inbox):
         for seq, at, size, packet in rows:
             self._spilled -= 1
             self._spilled_bytes -= size
-            if isinstance(packet, Exception):  # the row is unreadable: kept out of the run
-                self._deletes.append(seq)
+            if isinstance(packet, Exception):  # damaged: the store quarantined it already
+                self.stats.rows_quarantined += 1
                 self._forget(1, size)
                 self._leave(1)
                 self.metrics.drop(DropReason.CORRUPT, 1)
@@ -685,15 +714,33 @@ class DurableInbox(Inbox):
 
 
 def _read_decoded(store: DurableStore, limit: int) -> list[tuple[int, float, int, object]]:
-    """Rows read back from disk, decoded on the store's thread; a row that does not decode is
-    returned with the error in place of its packet."""
+    """Rows read back from disk, decoded on the store's thread. A damaged row (changed on
+    disk, or not decoding) is moved to the store's quarantine table and returned with the
+    error in place of its packet."""
+    good, damaged = store.read(limit)
     decoded: list[tuple[int, float, int, object]] = []
-    for seq, at, body in store.read(limit):
+    undecodable: list[Damaged] = []
+    for seq, at, body in good:
         try:
             packet: object = decode_packet(body)
         except PacketDecodeError as exc:
-            packet = PacketDecodeError(f"row {seq} of {store.path}: {exc}")
+            why = f"row {seq} of {store.path}: {exc}"
+            undecodable.append((seq, at, len(body), why))
+            packet = PacketDecodeError(why)
         decoded.append((seq, at, len(body), packet))
+    if undecodable:
+        try:
+            store.quarantine([(seq, why) for seq, _at, _size, why in undecodable])
+        except StoreError as exc:  # still never delivered; the next run moves them
+            decoded = [
+                (seq, at, size, PacketDecodeError(f"{packet} (left in place: {exc})"))
+                if isinstance(packet, Exception)
+                else (seq, at, size, packet)
+                for seq, at, size, packet in decoded
+            ]
+    if damaged:
+        decoded.extend((seq, at, size, PacketDecodeError(why)) for seq, at, size, why in damaged)
+        decoded.sort(key=lambda row: row[0])
     return decoded
 
 

@@ -84,8 +84,12 @@ def run_status(runtime: Runtime) -> str:
     for node in runtime.nodes.values():  # every drop reason is a loss; filtering is not
         if node.metrics.errors or node.metrics.dropped_total or node.health != Health.OK:
             return "degraded"
-        if isinstance(node.inbox, DurableInbox) and node.inbox.stats.quarantined:
-            return "degraded"  # a store was unreadable: its packets wait in the moved file
+        if isinstance(node.inbox, DurableInbox) and (
+            node.inbox.stats.quarantined
+            or node.inbox.stats.lost
+            or node.inbox.stats.rows_quarantined
+        ):
+            return "degraded"  # a store was unreadable, lost rows or kept damaged ones aside
     return "ok"
 
 

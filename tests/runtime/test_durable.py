@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,12 @@ def rows(path: Path) -> list[int]:
     with sqlite3.connect(path) as db:
         bodies = db.execute("SELECT body FROM packets ORDER BY seq").fetchall()
     return [json.loads(body)["seq"] for (body,) in bodies]
+
+
+def quarantined_rows(path: Path) -> list[int]:
+    """Store seqs of the rows kept aside in a store's quarantine table."""
+    with sqlite3.connect(path) as db:
+        return [seq for (seq,) in db.execute("SELECT seq FROM quarantine ORDER BY seq")]
 
 
 def seqs(node_id: str = "out") -> list[tuple[str, int]]:
@@ -301,32 +308,48 @@ edges:
     assert rows(tmp_path / "state" / "mid.db") == []
 
 
-def test_rows_that_no_longer_decode_are_dropped_and_free_their_space(tmp_path: Path) -> None:
+def test_rows_that_no_longer_decode_are_quarantined_and_free_their_space(tmp_path: Path) -> None:
     inbox = "{durable: {path: state/out.db, max_packets: 10}}"
     run(graph_from(tmp_path, graph("{count: 0}", inbox=inbox)), tmp_path)
+    body = b"{damaged"  # checksum right, contents not a packet: written so by someone else
     with sqlite3.connect(tmp_path / "state" / "out.db") as db:
         db.executemany(
-            "INSERT INTO packets VALUES (?, ?, ?)", [(n, 0.0, b"{damaged") for n in range(1, 11)]
+            "INSERT INTO packets VALUES (?, ?, ?, ?)",
+            [(n, 0.0, body, zlib.adler32(body)) for n in range(1, 11)],
         )
     g = graph_from(tmp_path, graph("{count: 5}", inbox=inbox))
     report = run(g, tmp_path)  # producers waited for the space the bad rows held
     out = report["nodes"]["out"]
     assert report["totals"]["delivered"] == 5 and out["dropped_by_reason"] == {"corrupt": 10}
     assert "row 1 of" in out["recent_errors"][0]["message"]
+    assert out["durable"]["rows_quarantined"] == 10 and report["status"] == "degraded"
+    assert quarantined_rows(tmp_path / "state" / "out.db") == list(range(1, 11))
     assert_counts_add_up(report, g)
 
 
-def test_two_runs_cannot_share_one_store(tmp_path: Path) -> None:
+@pytest.mark.parametrize("second", ["same path", "symlinked file"])
+def test_two_runs_cannot_share_one_store(tmp_path: Path, second: str) -> None:
     plugins.DOWN.add("out")
     g = graph_from(tmp_path, graph("{count: null}", "tests.runtime.plugins:Backend"))
     holder = Runtime(g, state_dir=tmp_path / "state")
+    other = tmp_path
+    if second == "symlinked file":  # stfile/out.db -> ../state/out.db (issue 13 §2)
+        other = tmp_path / "other"
+        (other / "stfile").mkdir(parents=True)
+        (other / "stfile" / "out.db").symlink_to(tmp_path / "state" / "out.db")
+    inbox = (
+        "{durable: {path: state/out.db}}"
+        if other == tmp_path
+        else "{durable: {path: stfile/out.db}}"
+    )
+    g2 = graph_from(other, graph("{count: null}", "tests.runtime.plugins:Backend", inbox))
 
     async def both() -> None:
         task = asyncio.create_task(holder.run())
         while not holder.nodes["src"].metrics.emitted:
             await asyncio.sleep(0.01)
-        with pytest.raises(RuntimeStartError, match="in use by another running schnitzel"):
-            await Runtime(g, state_dir=tmp_path / "state").run()
+        with pytest.raises(RuntimeStartError, match=r"in use by another running schnitzel \(pid"):
+            await Runtime(g2, state_dir=other / "state2").run()
         holder.force_stop()
         await task
 

@@ -1,0 +1,74 @@
+"""One store, one run: a kernel lock on a file named after the store's real path.
+
+The lock file is `<real path>.lock`, where the real path has every symlink resolved, so a
+second run that reaches the same SQLite file through a symlinked file or directory takes the
+same lock and is refused. The holder writes its pid into the lock file, so the refusal can
+name it. The kernel drops the lock when the process dies, so a `kill -9` never leaves a
+store locked. (A hard link is another name for the same file that no path resolution
+reveals; it is not detected. Do not hard-link store files.)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+from pathlib import Path
+
+from schnitzel.errors import RuntimeStartError
+
+__all__ = ["StoreLock", "real_path"]
+
+
+def real_path(path: Path) -> Path:
+    """`path` with every symlink resolved (of the file itself and of its directories)."""
+    return Path(os.path.realpath(path))
+
+
+class StoreLock:
+    """The exclusive lock of one store file, held while a run has it open."""
+
+    def __init__(self, real: Path, shown: Path) -> None:
+        self.path = real.with_name(real.name + ".lock")
+        self.shown = shown
+        """The store's path as the graph gave it, for messages."""
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        """Take the lock, or raise RuntimeStartError naming the holder's pid."""
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise RuntimeStartError(
+                f"cannot create the lock file {str(self.path)!r} of durable store "
+                f"{str(self.shown)!r}: {exc}; the store's directory must be writable by this "
+                "user (fix its permissions or choose another `inbox.durable.path`)"
+            ) from exc
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _read_pid(fd)
+            os.close(fd)
+            who = f"pid {holder}" if holder else "another process"
+            raise RuntimeStartError(
+                f"durable store {str(self.shown)!r} is in use by another running schnitzel "
+                f"({who} holds {str(self.path)!r}); stop that run, or give this graph its own "
+                "`inbox.durable.path`"
+            ) from None
+        with contextlib.suppress(OSError):  # the pid is only for the message above
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing the descriptor releases the lock
+            self._fd = None
+
+
+def _read_pid(fd: int) -> int | None:
+    try:
+        text = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+    except OSError:
+        return None
+    return int(text) if text.isdigit() else None

@@ -1,0 +1,208 @@
+"""A damaged durable store is never a healthy empty store.
+
+Each reproduction of issue 13 §1: a real `schnitzel run` leaves a 3,000-packet backlog toward
+a backend that is down, is killed with `kill -9`, the store's files are damaged on disk, and
+a second run delivers to a live backend. What arrived plus what is reported lost must be
+exactly what was emitted, the lost range must name exactly the packets that did not arrive,
+and the operator is told: run status `degraded`, node health `degraded` with the reason, an
+error event (in the log), and `durable.lost` in the report."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from contextlib import closing
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.http_backend import LoopbackBackend
+from tests.runtime.harness import HEADER
+
+REPO = Path(__file__).resolve().parents[2]
+SCHNITZEL = [sys.executable, "-m", "schnitzel.cli.main"]
+BACKLOG = 3000
+MARK = "abcdefghijklmnop"
+"""Every payload carries it, so a test can find a stored body in the file."""
+
+
+def write_graph(tmp_path: Path, url: str, count: int) -> Path:
+    graph = tmp_path / "graph.yaml"
+    graph.write_text(
+        HEADER
+        + f"""
+nodes:
+  - {{id: src, kind: source, plugin: synthetic, config: {{count: {count}, payload: {{m: {MARK}}}}}}}
+  - id: out
+    kind: sink
+    plugin: http
+    config: {{url: "{url}", batch_max: 64, retry_max_s: 0.2}}
+    inbox: {{max: 256, durable: {{path: state/out.db}}}}
+edges:
+  - {{from: src, to: out}}
+"""
+    )
+    return graph
+
+
+def start(graph: Path, *extra: str) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONDONTWRITEBYTECODE": "1"}
+    return subprocess.Popen(
+        [*SCHNITZEL, "run", str(graph), "--state-dir", str(graph.parent / "run"), *extra],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=env,
+        cwd=graph.parent,
+    )
+
+
+def stored(store: Path) -> int:
+    """Rows in the store, read as another process would (0 while it does not exist)."""
+    if not store.exists():
+        return 0
+    try:
+        with closing(sqlite3.connect(f"file:{store}?mode=ro", uri=True)) as db:
+            return int(db.execute("SELECT count(*) FROM packets").fetchone()[0])
+    except sqlite3.OperationalError:  # not created yet
+        return 0
+
+
+def leave_backlog_and_kill(tmp_path: Path, backend: LoopbackBackend) -> Path:
+    """A run that committed BACKLOG packets toward a backend that is down, killed -9."""
+    graph = write_graph(tmp_path, backend.url, BACKLOG)
+    store = tmp_path / "state" / "out.db"
+    process = start(graph)
+    try:
+        waited = time.monotonic()
+        while stored(store) < BACKLOG:  # the guard only stops a hang
+            assert process.poll() is None, process.stderr.read().decode() if process.stderr else ""
+            assert time.monotonic() - waited < 60, "the backlog was never committed"
+            time.sleep(0.02)
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait(30)
+    assert stored(store) == BACKLOG
+    return store
+
+
+def deliver(tmp_path: Path, backend: LoopbackBackend) -> tuple[dict[str, Any], str]:
+    """A second run against the live backend; its report and its log."""
+    graph = write_graph(tmp_path, backend.url, 0)
+    report = tmp_path / "report.json"
+    process = start(graph, "--report-json", str(report), "--log-format", "json")
+    _out, err = process.communicate(timeout=120)
+    assert process.returncode in (0, 1), err.decode()[-3000:]
+    return json.loads(report.read_text()), err.decode()
+
+
+def arrived(backend: LoopbackBackend) -> set[int]:
+    """Packet seqs the backend accepted."""
+    return {int(packet["seq"]) for packet in backend.packets()}
+
+
+def flip_byte(path: Path, offset: int) -> None:
+    with path.open("r+b") as file:
+        file.seek(offset)
+        byte = file.read(1)
+        file.seek(offset)
+        file.write(bytes([byte[0] ^ 0xFF]))
+
+
+def damage_the_wal_mid_file(store: Path) -> None:
+    wal = store.with_name(store.name + "-wal")
+    flip_byte(wal, wal.stat().st_size // 2)
+
+
+def delete_the_wal(store: Path) -> None:
+    store.with_name(store.name + "-wal").unlink()
+
+
+def truncate_the_file(store: Path) -> None:
+    os.truncate(store, 0)
+
+
+def delete_the_file(store: Path) -> None:
+    for suffix in ("", "-wal", "-shm"):
+        store.with_name(store.name + suffix).unlink(missing_ok=True)
+
+
+@pytest.fixture
+def backend() -> Any:
+    backend = LoopbackBackend().start()
+    backend.stop()  # down while the backlog builds up; the same port later
+    yield backend
+    backend.stop()
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [damage_the_wal_mid_file, delete_the_wal, truncate_the_file, delete_the_file],
+    ids=["flipped-byte-mid-wal", "wal-deleted", "file-truncated-to-0", "files-deleted"],
+)
+def test_rows_a_damaged_store_lost_are_reported_with_count_and_range(
+    tmp_path: Path, backend: LoopbackBackend, damage: Any
+) -> None:
+    store = leave_backlog_and_kill(tmp_path, backend)
+    damage(store)
+    backend.start()
+    report, log = deliver(tmp_path, backend)
+    out = report["nodes"]["out"]
+    lost = out["durable"]["lost"]
+    got = arrived(backend)
+    assert lost is not None and lost["count"] > 0, f"nothing reported lost; {len(got)} arrived"
+    assert len(got) + lost["count"] == BACKLOG  # every packet arrived or is counted lost
+    # store seq n holds packet seq n - 1: the range names exactly the packets that are gone
+    gone = set(range(BACKLOG)) - got
+    assert gone == set(range(lost["first_seq"] - 1, lost["last_seq"]))
+    assert report["status"] == "degraded"
+    assert out["health"] == "degraded" and f"{lost['count']} packets lost" in out["health_reason"]
+    errors = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
+    assert any(
+        e.get("level") == "error" and f"{lost['count']} packets lost" in e.get("msg", "")
+        for e in errors
+    ), log[-2000:]
+    print(f"{damage.__name__}: {len(got)} arrived, {lost['count']} lost: {lost['cause']}")
+
+
+def test_a_payload_changed_on_disk_is_quarantined_never_delivered(
+    tmp_path: Path, backend: LoopbackBackend
+) -> None:
+    store = leave_backlog_and_kill(tmp_path, backend)
+    with closing(sqlite3.connect(store)) as db:  # move the WAL into the file, as a close would
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    data = store.read_bytes()
+    middle = data.index(MARK.encode(), len(data) // 2)
+    flip_byte(store, middle + 3)  # still valid JSON and a valid packet: only the checksum knows
+    backend.start()
+    report, _log = deliver(tmp_path, backend)
+    out = report["nodes"]["out"]
+    assert len(arrived(backend)) == BACKLOG - 1
+    assert all(p["payload"]["m"] == MARK for p in backend.packets())  # none delivered changed
+    assert out["durable"]["rows_quarantined"] == 1 and out["durable"]["lost"] is None
+    assert out["dropped_by_reason"] == {"corrupt": 1}
+    assert "does not match its checksum" in out["recent_errors"][0]["message"]
+    assert report["status"] == "degraded" and out["health"] == "degraded"
+    with closing(sqlite3.connect(store)) as db:
+        kept = db.execute("SELECT count(*) FROM quarantine").fetchone()[0]
+        left = db.execute("SELECT count(*) FROM packets").fetchone()[0]
+    assert (kept, left) == (1, 0)  # kept aside for inspection, the backlog delivered
+
+
+def test_an_undamaged_store_after_kill_9_reports_nothing_lost(
+    tmp_path: Path, backend: LoopbackBackend
+) -> None:
+    """The control: the same kill -9 without damage delivers everything, status ok."""
+    leave_backlog_and_kill(tmp_path, backend)
+    backend.start()
+    report, _log = deliver(tmp_path, backend)
+    out = report["nodes"]["out"]
+    assert arrived(backend) == set(range(BACKLOG))
+    assert out["durable"]["lost"] is None and out["durable"]["rows_quarantined"] == 0
+    assert report["status"] == "ok"
