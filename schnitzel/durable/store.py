@@ -17,10 +17,15 @@ import fcntl
 import os
 import sqlite3
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
+from schnitzel.durable.parking import ParkingChanges, create_parked_table
 from schnitzel.errors import RuntimeStartError
+
+_T = TypeVar("_T")
 
 __all__ = ["Backlog", "DiskFull", "DurableStore", "StoreError", "StoreRow"]
 
@@ -132,6 +137,7 @@ class DurableStore:
                 f"durable store {str(self.path)!r} was written by a newer schnitzel (format "
                 f"{version}, this one reads {FORMAT_VERSION}); run that version to drain it"
             )
+        create_parked_table(db)  # parked poison pills (schnitzel.durable.parking)
         check = db.execute("PRAGMA quick_check").fetchone()[0]
         if check != "ok":
             raise sqlite3.DatabaseError(f"database disk image is malformed: {check}")
@@ -188,8 +194,15 @@ class DurableStore:
 
     # -- writing ----------------------------------------------------------------------------
 
-    def commit(self, rows: list[StoreRow], deletes: list[tuple[int, int]], cursor: int) -> None:
-        """Insert `rows` and delete the seq ranges `deletes` in one transaction. `cursor`,
+    def commit(
+        self,
+        rows: list[StoreRow],
+        deletes: list[tuple[int, int]],
+        cursor: int,
+        parking: ParkingChanges | None = None,
+    ) -> None:
+        """Insert `rows` and delete the seq ranges `deletes` in one transaction, with the
+        `parking` changes (parked rows move out of `packets` before the deletes). `cursor`,
         when above the current one, marks rows up to it as already in memory (not to be read
         back). On failure nothing of it is kept; DiskFull for space or I/O errors."""
         db = self._db
@@ -197,6 +210,8 @@ class DurableStore:
         try:
             db.execute("BEGIN IMMEDIATE")
             try:
+                if parking:
+                    parking.apply(db)
                 if deletes:
                     db.executemany("DELETE FROM packets WHERE seq BETWEEN ? AND ?", deletes)
                 if rows:
@@ -209,6 +224,11 @@ class DurableStore:
         except sqlite3.OperationalError as exc:
             raise _write_error(self.path, exc) from exc
         self._cursor_seq = max(self._cursor_seq, cursor)
+
+    def query(self, read: Callable[[sqlite3.Connection], _T]) -> _T:
+        """Run a read-only `read(connection)` (the parked table's listings)."""
+        assert self._db is not None, "query before open"
+        return read(self._db)
 
     def read(self, limit: int) -> list[StoreRow]:
         """The next `limit` rows not yet in memory, oldest first."""
