@@ -110,7 +110,7 @@ def _show_parked(result: dict[str, Any]) -> None:
             str(p.get("seq")),
             _clock(p.get("parked_at")),
             str(p.get("packet_id")),
-            _cut(str(p.get("reason")), 60),
+            _cut(str(p.get("reason")), 110),
             str(p.get("excerpt")),
         ]
         for p in packets
