@@ -9,7 +9,6 @@ import json
 import os
 import signal
 import sqlite3
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -180,7 +179,7 @@ def test_an_operator_lists_requeues_and_drops_parked_packets_with_ctl(
         backend.reset()  # the backend is fixed: it takes what it refused
         requeued = ctl_json(sock, "requeue", "out", str(first["seq"]), "--why", "backend fixed")
         assert requeued["requeued"] == 1
-        wait_until(lambda: key in backend.keys())
+        wait_until(lambda: key in set(backend.keys()))
 
         unexplained = ctl(sock, "drop-parked", "out", "--all")
         assert unexplained.returncode == 1 and "say why" in unexplained.stderr
