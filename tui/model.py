@@ -113,6 +113,12 @@ class DurableView:
     disk_errors: int
     last_error: str | None
     quarantined: str | None
+    parked: int = 0
+    """Packets parked in the store (refused by the node, kept for an operator)."""
+    parked_dropped: int = 0
+    """Parked packets this run dropped (by an operator, or over the parking bound)."""
+    requeued: int = 0
+    """Parked packets this run moved back to the backlog."""
 
     @property
     def fill(self) -> float:
@@ -139,6 +145,9 @@ class DurableView:
             disk_errors=int(data.get("disk_errors") or 0),
             last_error=data.get("last_error"),
             quarantined=data.get("quarantined"),
+            parked=int(data.get("parked") or 0),
+            parked_dropped=int(data.get("parked_dropped") or 0),
+            requeued=int(data.get("requeued") or 0),
         )
 
 
