@@ -400,12 +400,12 @@ def test_parked_packets_show_in_the_durable_panel_at_80_columns_and_in_the_node_
         await c.polls(1)
         count = parked()
         state = str(panel.get_cell("uplink", "state"))
-        assert state.endswith(" parked") and int(state.split()[0]) >= 2
+        assert state.endswith(" parked") and int(state.split(maxsplit=1)[0]) >= 2
         row = panel.render_line(1)  # as shown at 80 columns, no scrolling
         assert panel.region.right <= 80 and " parked" in row.text
         assert colour(next(s for s in row if s.text.endswith(" parked"))) == "yellow"
         assert "ctl parked uplink" in str(panel.get_cell("uplink", "detail"))
-        assert int(state.split()[0]) == count
+        assert int(state.split(maxsplit=1)[0]) == count
         await c.until(lambda: c.snapshot.nodes["uplink"].health == "degraded", "degraded")
         assert "parked" in c.snapshot.nodes["uplink"].health_reason
 
