@@ -604,6 +604,8 @@ class DurableInbox(Inbox):
         def read(db: object) -> list[ParkedRow]:
             return read_parked(db, after, limit, only)  # type: ignore[arg-type]
 
+        if self._committer is None or self._committer.done() or self._closing:
+            raise RuntimeError(f"durable store {str(self.path)!r} is closed")
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._pool, self.store.query, read)
 
@@ -709,7 +711,12 @@ class DurableInbox(Inbox):
             return f"durable store {100 * fill:.0f}% full"
         if self.stats.quarantined:  # its packets wait in the moved file until someone looks
             return f"durable store was unreadable: moved to {self.stats.quarantined}"
-        if self.parked_count:  # refused packets wait until someone looks
+        return ""
+
+    def parked_problem(self) -> str:
+        """Parked packets waiting for an operator, for the node's health ("" when none). Kept
+        apart from `problem()`: a node failing most packets is failing, not just degraded."""
+        if self.parked_count:
             return f"{self.parked_count} packets parked (refused); see `schnitzel ctl parked`"
         return ""
 

@@ -147,15 +147,16 @@ def _keep_bound(db: sqlite3.Connection, max_count: int, max_bytes: int) -> int:
     count, size = parked_totals(db)
     if count <= max_count and size <= max_bytes:
         return 0
-    dropped = 0
-    for parked_id, length in db.execute("SELECT id, length(body) FROM parked ORDER BY id"):
+    doomed: list[tuple[int]] = []
+    oldest_first = db.execute("SELECT id, length(body) FROM parked ORDER BY id").fetchall()
+    for parked_id, length in oldest_first:  # read whole first: no delete under a live cursor
         if count <= max_count and size <= max_bytes:
             break
-        db.execute("DELETE FROM parked WHERE id = ?", (parked_id,))
+        doomed.append((parked_id,))
         count -= 1
         size -= length
-        dropped += 1
-    return dropped
+    db.executemany("DELETE FROM parked WHERE id = ?", doomed)
+    return len(doomed)
 
 
 def parked_totals(db: sqlite3.Connection) -> tuple[int, int]:

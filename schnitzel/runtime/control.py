@@ -135,7 +135,10 @@ class RuntimeControl:
         """A durable node's parked packets, oldest first (seq, parked at, reason, an excerpt
         of the payload); with `seq`, that one packet whole."""
         inbox = self._durable(node_id)
-        rows = await inbox.list_parked(after, limit, seq)
+        try:
+            rows = await inbox.list_parked(after, limit, seq)
+        except RuntimeError as exc:
+            raise ControlError(f"node {node_id!r}: {exc}; the run is ending") from None
         if seq is not None and not rows:
             raise ControlError(
                 f"node {node_id!r} has no parked packet {seq}; `schnitzel ctl parked "

@@ -28,9 +28,11 @@ def judge_health(
     idle_s: float,
     paused: bool,
     store_problem: str = "",
+    parked: str = "",
 ) -> tuple[str, str]:
     """(health, reason). `delta` is what the counters did over the window; `idle_s` is the
-    time since the node last made progress; `store_problem` what ails a durable inbox."""
+    time since the node last made progress; `store_problem` what ails a durable inbox;
+    `parked` its parked packets waiting for an operator (degraded, after any error rate)."""
     if crashed:
         return Health.FAILING, f"stopped with an error: {crashed}"
     if paused:
@@ -39,16 +41,19 @@ def judge_health(
         return Health.FAILING, f"stalled: {depth} packets queued, no progress for {idle_s:.0f} s"
     if store_problem:
         return Health.DEGRADED, store_problem
+    also = f"; {parked}" if parked else ""  # the errors were parked: say where they wait
     if delta is not None:
         seconds, d = delta
         handled = max(d.processed, d.emitted)
         if d.errors and d.errors * 2 >= max(handled, 1):
             of = f" (of {handled} packets)" if handled else ""
-            return Health.FAILING, f"{d.errors} errors in {seconds:.0f} s{of}"
+            return Health.FAILING, f"{d.errors} errors in {seconds:.0f} s{of}{also}"
         if d.errors:
-            return Health.DEGRADED, f"{d.errors} errors in the last {seconds:.0f} s"
+            return Health.DEGRADED, f"{d.errors} errors in the last {seconds:.0f} s{also}"
         if d.dropped:
             return Health.DEGRADED, f"dropped {d.dropped} packets in the last {seconds:.0f} s"
+    if parked:
+        return Health.DEGRADED, parked
     if capacity and depth >= FULL_FRACTION * capacity:
         return Health.DEGRADED, f"inbox {100 * depth // capacity}% full"
     return Health.OK, ""

@@ -605,6 +605,7 @@ class Runtime:
                 idle_s=0.0 if node.emitting else now - node.metrics.last_progress,
                 paused=node.paused,
                 store_problem=inbox.problem() if isinstance(inbox, DurableInbox) else "",
+                parked=inbox.parked_problem() if isinstance(inbox, DurableInbox) else "",
             )
             if final:  # the report's health is what the last sample says, no debounce
                 node.health_pending = health
