@@ -94,6 +94,9 @@ class ParkingChanges:
     requeued: int = 0
     requeued_bytes: int = 0
     requeued_ids: list[int] = field(default_factory=list)
+    requeued_rows: list[tuple[int, float, bytes]] = field(default_factory=list)
+    """(seq, enqueued, body) the store inserts into `packets` with its own new rows, so a
+    requeued row is written exactly as any other."""
     dropped: int = 0
     overflowed: int = 0
     total: int = 0
@@ -106,6 +109,7 @@ class ParkingChanges:
         """Run inside the commit's transaction, before its deletes."""
         self.parked = self.requeued = self.requeued_bytes = self.dropped = self.overflowed = 0
         self.requeued_ids = []
+        self.requeued_rows = []
         if self.park:
             before = db.total_changes
             db.executemany(
@@ -125,21 +129,15 @@ class ParkingChanges:
 
     def _requeue(self, db: sqlite3.Connection, selection: Selection) -> None:
         where, params = selection.where()
-        rows = db.execute(
-            f"SELECT id, length(body) FROM parked WHERE {where} ORDER BY id", params
-        ).fetchall()
+        rows = db.execute(f"SELECT id, body FROM parked WHERE {where} ORDER BY id", params)
         seq = self.requeue_base_seq
-        for parked_id, size in rows:
-            db.execute(
-                "INSERT INTO packets (seq, enqueued, body) SELECT ?, ?, body FROM parked "
-                "WHERE id = ?",
-                (seq, self.requeue_at, parked_id),
-            )
-            db.execute("DELETE FROM parked WHERE id = ?", (parked_id,))
-            seq += 1
-            self.requeued_bytes += size
+        for parked_id, body in rows.fetchall():
+            self.requeued_rows.append((seq, self.requeue_at, bytes(body)))
             self.requeued_ids.append(parked_id)
-        self.requeued = len(rows)
+            self.requeued_bytes += len(body)
+            seq += 1
+        db.execute(f"DELETE FROM parked WHERE {where}", params)
+        self.requeued = len(self.requeued_rows)
 
 
 def _keep_bound(db: sqlite3.Connection, max_count: int, max_bytes: int) -> int:

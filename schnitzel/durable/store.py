@@ -212,6 +212,7 @@ class DurableStore:
             try:
                 if parking:
                     parking.apply(db)
+                    rows = rows + parking.requeued_rows  # new rows too, above all of `rows`
                 if deletes:
                     db.executemany("DELETE FROM packets WHERE seq BETWEEN ? AND ?", deletes)
                 if rows:
