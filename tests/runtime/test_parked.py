@@ -14,6 +14,7 @@ import pytest
 from schnitzel.durable.parking import Selection
 from schnitzel.errors import ControlError
 from schnitzel.runtime import Runtime, RuntimeControl
+from tests.conftest import run_cli
 from tests.runtime import plugins
 from tests.runtime.harness import graph_from, steer
 
@@ -93,3 +94,20 @@ def test_parking_refuses_what_it_cannot_do_and_audits_the_refusal(tmp_path: Path
     assert durable["parked"] == durable["parked_this_run"] - 1
     with sqlite3.connect(tmp_path / "state" / "out.db") as db:
         assert db.execute("SELECT count(*) FROM parked").fetchone()[0] == durable["parked"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["requeue", "out"], "give SEQ (12, 3-9 or 1,4,7) or --all"),
+        (["requeue", "out", "3", "--all"], "give SEQ (12, 3-9 or 1,4,7) or --all"),
+        (["drop-parked", "out", "9-3", "--why", "x"], "FIRST <= LAST"),
+        (["requeue", "out", "1,x"], "'x' is not a parked seq"),
+        (["parked", "out", "--show", "0"], "must be at least 1"),
+    ],
+)
+def test_ctl_refuses_a_parked_selection_it_cannot_send_with_exit_2(
+    tmp_path: Path, args: list[str], message: str
+) -> None:
+    done = run_cli("ctl", "--socket", str(tmp_path / "none.sock"), *args)
+    assert done.returncode == 2 and message in done.stderr, done.stderr
