@@ -166,6 +166,7 @@ def test_an_operator_lists_requeues_and_drops_parked_packets_with_ctl(
         listed = ctl_json(sock, "parked", "out")
         first = listed["packets"][0]
         assert {"seq", "parked_at", "reason", "excerpt", "packet_id"} <= set(first)
+        assert first["intact"] is True  # it still matches the checksum it was parked with
         assert "422" in first["reason"]
         text = ctl(sock, "parked", "out")
         assert text.returncode == 0 and "SEQ" in text.stdout and "422" in text.stdout
@@ -200,7 +201,7 @@ def test_an_operator_lists_requeues_and_drops_parked_packets_with_ctl(
         events = ctl(sock, "events", "--limit", "500").stdout
         assert "parked packets requeued" in events and "parked packets dropped" in events
     finally:
-        stop(process)
+        stop(process, 4)  # degraded: packets failed and parked ones were dropped (cli.md)
     report: dict[str, Any] = json.loads((tmp_path / "report.json").read_text())
     durable = report["nodes"]["out"]["durable"]
     assert durable["requeued"] == 1 and durable["parked"] == 0
