@@ -411,7 +411,9 @@ def test_parked_packets_show_in_the_durable_panel_at_80_columns_and_in_the_node_
         await c.until(lambda: c.snapshot.nodes["uplink"].health == "degraded", "degraded")
         assert "parked" in c.snapshot.nodes["uplink"].health_reason
 
-        await c.pilot.press("down", "enter")  # sensor, uplink
+        # degraded, uplink is pinned above sensor (node_table.PINNED): go to it by its row
+        c.table.cursor_row = c.table.row_keys.index("uplink")
+        await c.pilot.press("enter")
         detail = c.app.screen
         assert isinstance(detail, NodeDetailScreen) and detail.node_id == "uplink"
         await c.polls(1)
