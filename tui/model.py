@@ -119,6 +119,12 @@ class DurableView:
     lost_cause: str = ""
     rows_quarantined: int = 0
     """Damaged rows kept aside in the store's quarantine table."""
+    parked: int = 0
+    """Packets parked in the store (refused by the node, kept for an operator)."""
+    parked_dropped: int = 0
+    """Parked packets this run dropped (by an operator, or over the parking bound)."""
+    requeued: int = 0
+    """Parked packets this run moved back to the backlog."""
 
     @property
     def fill(self) -> float:
@@ -148,6 +154,9 @@ class DurableView:
             lost=int((data.get("lost") or {}).get("count") or 0),
             lost_cause=str((data.get("lost") or {}).get("cause") or ""),
             rows_quarantined=int(data.get("rows_quarantined") or 0),
+            parked=int(data.get("parked") or 0),
+            parked_dropped=int(data.get("parked_dropped") or 0),
+            requeued=int(data.get("requeued") or 0),
         )
 
 

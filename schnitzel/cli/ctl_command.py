@@ -21,6 +21,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from schnitzel.cli.ctl_parked import (
+    PARKED_COMMANDS,
+    PARKED_SHOW,
+    add_parked_commands,
+    parked_request,
+)
 from schnitzel.cli.output import print_json, print_table, say
 from schnitzel.runtime.state_dir import STATE_DIR_ORDER
 
@@ -101,6 +107,7 @@ def add_ctl_parser(commands: Any) -> None:
     command("reload", help_text="apply the edited graph file live, as SIGHUP does")
     stop = command("stop", help_text="stop the sources and drain, as SIGTERM does")
     stop.add_argument("--force", action="store_true", help="stop now, as a second signal does")
+    add_parked_commands(command)
 
 
 def _add_common(parser: argparse.ArgumentParser, suppress: bool) -> None:
@@ -189,6 +196,11 @@ class _UsageError(Exception):
 
 def _request_args(args: argparse.Namespace) -> dict[str, Any]:
     command = args.ctl_command
+    if command in PARKED_COMMANDS:
+        try:
+            return parked_request(args)
+        except ValueError as exc:
+            raise _UsageError(str(exc)) from None
     if command == "events":
         return {"after": args.after, "limit": args.limit}
     if command == "audit":
@@ -595,4 +607,5 @@ SHOW: dict[str, Callable[[Any], None]] = {
     "reject": _show_suggestion,
     "reload": _show_reload,
     "stop": _show_stop,
+    **PARKED_SHOW,
 }

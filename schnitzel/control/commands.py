@@ -6,8 +6,8 @@ in-process control API (`schnitzel.runtime.control.RuntimeControl`).
 Arguments that do not fit their model are a `ProtocolError("bad-request")`; a name that is
 no command is `UnknownCommand`; the control API's own refusals (`ControlError`) pass through.
 Read-only commands (hello, status, nodes, describe, events, suggestions, controller, audit,
-plugins) never write the audit log; the control API audits every change it is asked for,
-applied or refused.
+plugins, parked) never write the audit log; the control API audits every change it is asked
+for, applied or refused.
 """
 
 from __future__ import annotations
@@ -17,11 +17,19 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    model_validator,
+)
 
 from schnitzel.control.actor import Actor
 from schnitzel.control.audit import utc_timestamp
 from schnitzel.control.protocol import PROTOCOL_VERSION, ProtocolError, describe_validation_error
+from schnitzel.durable.parking import Selection
 
 if TYPE_CHECKING:
     from schnitzel.runtime.control import RuntimeControl
@@ -85,6 +93,44 @@ class SuggestionArgs(Args):
 
 class StopArgs(Args):
     force: bool = False
+
+
+ParkedSeq = Annotated[int, Field(ge=1, lt=1 << 63)]
+
+
+class ParkedArgs(Args):
+    """List a node's parked packets (ids above `after`), or show the one `seq` whole."""
+
+    node: NodeId
+    after: Annotated[int, Field(ge=0, lt=1 << 63)] = 0
+    limit: Annotated[int, Field(ge=1, le=10_000)] = 100
+    seq: ParkedSeq | None = None
+
+
+class ParkedSelectionArgs(Args):
+    """Which parked packets: `seqs` (a list), `first`..`last` (a range), or `all`; one way."""
+
+    node: NodeId
+    seqs: Annotated[list[ParkedSeq], Field(min_length=1, max_length=10_000)] | None = None
+    first: ParkedSeq | None = None
+    last: ParkedSeq | None = None
+    all: bool = False
+
+    @model_validator(mode="after")
+    def _one_way(self) -> ParkedSelectionArgs:
+        ways = [self.seqs is not None, self.first is not None or self.last is not None, self.all]
+        if sum(ways) != 1:
+            raise ValueError("give exactly one of seqs, first and last, or all: true")
+        if ways[1] and (self.first is None or self.last is None or self.first > self.last):
+            raise ValueError("a range needs first <= last")
+        return self
+
+    def selection(self) -> Selection:
+        if self.all:
+            return Selection(everything=True)
+        if self.seqs is not None:
+            return Selection(ids=tuple(self.seqs))
+        return Selection(first=self.first, last=self.last)
 
 
 Handler = Callable[["RuntimeControl", Any, Actor, str], Awaitable[Any]]
@@ -199,6 +245,22 @@ async def _stop(control: RuntimeControl, args: StopArgs, actor: Actor, why: str)
     return control.stop(args.force, why, actor=actor)
 
 
+async def _parked(control: RuntimeControl, args: ParkedArgs, _: Actor, __: str) -> Any:
+    return await control.parked(args.node, args.after, args.limit, args.seq)
+
+
+async def _requeue(
+    control: RuntimeControl, args: ParkedSelectionArgs, actor: Actor, why: str
+) -> Any:
+    return await control.requeue(args.node, args.selection(), actor=actor, why=why)
+
+
+async def _drop_parked(
+    control: RuntimeControl, args: ParkedSelectionArgs, actor: Actor, why: str
+) -> Any:
+    return await control.drop_parked(args.node, args.selection(), actor=actor, why=why)
+
+
 COMMANDS: dict[str, Command] = {
     "hello": Command(Args, _hello),
     "status": Command(Args, _status),
@@ -218,6 +280,9 @@ COMMANDS: dict[str, Command] = {
     "reject": Command(SuggestionArgs, _reject),
     "reload": Command(Args, _reload),
     "stop": Command(StopArgs, _stop),
+    "parked": Command(ParkedArgs, _parked),
+    "requeue": Command(ParkedSelectionArgs, _requeue),
+    "drop-parked": Command(ParkedSelectionArgs, _drop_parked),
 }
 READ_ONLY_COMMANDS = frozenset(
     {
@@ -230,6 +295,7 @@ READ_ONLY_COMMANDS = frozenset(
         "controller",
         "audit",
         "plugins",
+        "parked",
     }
 )
 SLOW_COMMANDS = frozenset({"swap", "rollback", "approve", "reload"})

@@ -14,6 +14,9 @@
   the error policy), in the next commit. A crash before that delivers it again.
 - Over `max_packets` / `max_bytes` the inbox's overflow policy applies, and every drop is
   counted. A full disk holds producers back (backpressure) and counts `disk_errors`.
+- With `on_error: park` a packet the node failed on moves to the store's parked table in the
+  commit that settles its batch (`schnitzel.durable.parking`); an operator requeues or drops
+  it later (`requeue_parked`, `drop_parked`), through the same commits.
 """
 
 from __future__ import annotations
@@ -23,10 +26,18 @@ import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from schnitzel.contract.codec import decode_packet, encode_packet
 from schnitzel.contract.packet import StreamPacket
+from schnitzel.durable.parking import (
+    ParkedRow,
+    ParkingChanges,
+    Selection,
+    parked_totals,
+    read_parked,
+)
 from schnitzel.durable.store import (
     Damaged,
     DiskFull,
@@ -41,7 +52,7 @@ from schnitzel.runtime.health import FULL_FRACTION
 from schnitzel.runtime.inbox import Inbox, InFlight
 from schnitzel.runtime.metrics import DropReason, NodeMetrics
 
-__all__ = ["DurableInbox", "DurableStats"]
+__all__ = ["DurableInbox", "DurableStats", "ParkingRequest"]
 
 GROUP_MAX_ROWS = 8192
 """Most packets one transaction writes, so one commit stays short."""
@@ -51,6 +62,9 @@ RETRY_MAX_S = 2.0
 RATE_WINDOW_S = 10.0
 VACUUM_EVERY = 50_000
 """Settled packets between two checks whether an empty store should shrink its file."""
+MAX_PARKED = 10_000
+MAX_PARKED_BYTES = 64 << 20
+"""Default bound of the parked table (`inbox.durable.max_parked`, `max_parked_bytes`)."""
 
 Notify = Callable[[str, str], None]
 """(level, message) into the runtime's event log."""
@@ -64,8 +78,12 @@ class DurableStats:
         "disk_errors",
         "last_error",
         "lost",
+        "parked",
+        "parked_at_open",
+        "parked_dropped",
         "quarantined",
         "replayed",
+        "requeued",
         "rows_quarantined",
         "samples",
         "settled",
@@ -80,6 +98,14 @@ class DurableStats:
         """Packets deleted after their node was done with them."""
         self.disk_errors = 0
         self.last_error = ""
+        self.parked_at_open = 0
+        """Parked packets found in the store at start."""
+        self.parked = 0
+        """Packets this run parked (`on_error: park`)."""
+        self.requeued = 0
+        """Parked packets this run moved back to the backlog."""
+        self.parked_dropped = 0
+        """Parked packets this run deleted (by an operator, or over the parking bound)."""
         self.quarantined: str | None = None
         self.lost: Loss | None = None
         """Packets the store owed at open that its file no longer held."""
@@ -102,6 +128,18 @@ class DurableStats:
         return (a1 - a0) / (t1 - t0), (s1 - s0) / (t1 - t0)
 
 
+@dataclass
+class ParkingRequest:
+    """An operator's requeue or drop of parked packets, done by the next commit."""
+
+    action: str
+    """"requeue" or "drop"."""
+    selection: Selection
+    done: asyncio.Future[ParkingChanges] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+
+
 class DurableInbox(Inbox):
     """An inbox whose packets live in a SQLite file until their node settled them."""
 
@@ -116,6 +154,8 @@ class DurableInbox(Inbox):
         "_given_up",
         "_loading",
         "_next_seq",
+        "_parking_requests",
+        "_parks",
         "_pending",
         "_pending_packets",
         "_pool",
@@ -129,7 +169,11 @@ class DurableInbox(Inbox):
         "_work",
         "max_bytes",
         "max_packets",
+        "max_parked",
+        "max_parked_bytes",
         "notify",
+        "parked_bytes",
+        "parked_count",
         "path",
         "stats",
         "store",
@@ -150,11 +194,21 @@ class DurableInbox(Inbox):
         max_packets: int | None,
         synchronous: str,
         notify: Notify,
+        max_parked: int = MAX_PARKED,
+        max_parked_bytes: int = MAX_PARKED_BYTES,
     ) -> None:
         super().__init__(window, overflow, metrics, in_flight)
         self.path = path
         self.max_bytes = max_bytes
         self.max_packets = max_packets
+        self.max_parked = max_parked
+        self.max_parked_bytes = max_parked_bytes
+        self.parked_count = 0
+        """Packets in the parked table (as of the last commit)."""
+        self.parked_bytes = 0
+        self._parks: list[tuple[int, float, str, str]] = []
+        """(seq, parked at, reason, packet id) of rows the next commit parks."""
+        self._parking_requests: deque[ParkingRequest] = deque()
         self.notify = notify
         self.store = DurableStore(path, synchronous)
         self.stats = DurableStats()
@@ -209,6 +263,15 @@ class DurableInbox(Inbox):
         if backlog.note:
             self.notify("warning", f"durable store {str(self.path)!r}: {backlog.note}")
         self._next_seq = backlog.next_seq
+        parked = await loop.run_in_executor(self._pool, self.store.query, parked_totals)
+        self.parked_count, self.parked_bytes = parked
+        self.stats.parked_at_open = parked[0]
+        if parked[0]:
+            self.notify(
+                "warning",
+                f"{parked[0]} parked packets in the store from earlier runs; see "
+                "`schnitzel ctl parked NODE`",
+            )
         self._count = self._spilled = backlog.count
         self._bytes = self._spilled_bytes = backlog.bytes
         self.stats.replayed = backlog.count
@@ -242,6 +305,12 @@ class DurableInbox(Inbox):
             except TimeoutError:  # a disk that stays full: what is pending is lost, counted
                 self._committer.cancel()
                 await asyncio.gather(self._committer, return_exceptions=True)
+        while self._parking_requests:  # never done: the operator is told so
+            request = self._parking_requests.popleft()
+            if not request.done.done():
+                request.done.set_exception(
+                    RuntimeError(f"durable store {str(self.path)!r} closed first")
+                )
         if self._pending:  # never committed: lost, and counted
             self.metrics.received += len(self._pending)
             self.metrics.drop(DropReason.SHUTDOWN, len(self._pending))
@@ -425,13 +494,14 @@ class DurableInbox(Inbox):
     async def _commit_loop(self) -> None:
         loop = asyncio.get_running_loop()
         backoff = RETRY_INITIAL_S
-        while not self._closing or self._pending or self._deletes:
+        while not self._closing or self._has_work():
             await self._work.wait()
             self._work.clear()
-            while self._pending or self._deletes:
+            while self._has_work():
                 rows = self._pending[:GROUP_MAX_ROWS]
                 packets = self._pending_packets[: len(rows)]
                 deleted, self._deletes = self._deletes, []
+                changes, request = self._parking_changes(len(rows) == len(self._pending))
                 to_window = (
                     self._spilled == 0
                     and not self._loading
@@ -440,10 +510,13 @@ class DurableInbox(Inbox):
                 cursor = rows[-1][0] if rows and to_window else 0
                 try:
                     await loop.run_in_executor(
-                        self._pool, self.store.commit, rows, _ranges(deleted), cursor
+                        self._pool, _commit, self.store, rows, _ranges(deleted), cursor, changes
                     )
                 except Exception as exc:
                     self._deletes = deleted + self._deletes
+                    self._parks = changes.park + self._parks
+                    if request is not None:
+                        self._parking_requests.appendleft(request)
                     self._disk_error(exc)
                     await asyncio.sleep(backoff)
                     backoff = min(backoff * 2, RETRY_MAX_S)
@@ -460,9 +533,102 @@ class DurableInbox(Inbox):
                         done = waiters.popleft()[1]
                         if not done.done():
                             done.set_result(None)
+                if changes:
+                    self._parking_done(changes, request)
                 if not self._count and self.stats.settled >= self._vacuum_after:
                     self._vacuum_after = self.stats.settled + VACUUM_EVERY
                     await loop.run_in_executor(self._pool, self.store.vacuum_if_empty)
+
+    def _has_work(self) -> bool:
+        return bool(self._pending or self._deletes or self._parks or self._parking_requests)
+
+    # -- parking ----------------------------------------------------------------------------
+
+    def _parking_changes(self, all_pending: bool) -> tuple[ParkingChanges, ParkingRequest | None]:
+        """What the next commit does to the parked table. An operator's request waits for a
+        commit that writes every pending packet: requeued rows take seqs above all of them,
+        so the backlog's order on disk stays the order it is read back in."""
+        parks, self._parks = self._parks, []
+        changes = ParkingChanges(
+            park=parks, max_parked=self.max_parked, max_parked_bytes=self.max_parked_bytes
+        )
+        request = None
+        if self._parking_requests and all_pending:
+            request = self._parking_requests.popleft()
+            if request.action == "requeue":
+                changes.requeue = request.selection
+                changes.requeue_base_seq = self._next_seq
+                changes.requeue_at = time.time()
+                changes.requeue_room = self.parked_count  # as of the last commit: all of them
+                self._next_seq += changes.requeue_room
+            else:
+                changes.drop = request.selection
+        return changes, request
+
+    def _parking_done(self, changes: ParkingChanges, request: ParkingRequest | None) -> None:
+        self.parked_count, self.parked_bytes = changes.total, changes.total_bytes
+        self.stats.parked += changes.parked
+        if changes.parked < len(changes.park):
+            self.notify(
+                "error",
+                f"{len(changes.park) - changes.parked} packets to park were no longer in the store",
+            )
+        if changes.overflowed:
+            self.stats.parked_dropped += changes.overflowed
+            self.metrics.drop(DropReason.PARKED_OVERFLOW, changes.overflowed)
+            self.notify(
+                "error",
+                f"parking is full ({self.max_parked} packets / {self.max_parked_bytes} bytes): "
+                f"the {changes.overflowed} oldest parked packets were dropped; requeue or drop "
+                "parked packets (`schnitzel ctl parked NODE`), or raise `max_parked`",
+            )
+        if changes.dropped:
+            self.stats.parked_dropped += changes.dropped
+            self.metrics.drop(DropReason.PARKED_DROPPED, changes.dropped)
+        if changes.requeued:
+            self._requeued(changes)
+        if request is not None and not request.done.done():
+            request.done.set_result(changes)
+
+    def _requeued(self, changes: ParkingChanges) -> None:
+        """Rows moved back into the backlog: on disk only, newer than anything queued."""
+        n, size = changes.requeued, changes.requeued_bytes
+        self.stats.requeued += n
+        self._count += n
+        self._bytes += size
+        if not self._spilled:
+            self._first_spilled_at = changes.requeue_at
+        self._spilled += n
+        self._spilled_bytes += size
+        self.entered += n
+        if not self._given_up:
+            self.in_flight.add(n)
+            self.in_flight.durable += n
+        self.metrics.depth_max = max(self.metrics.depth_max, self.depth)
+        self._load_if_low()
+
+    async def change_parked(self, action: str, selection: Selection) -> ParkingChanges:
+        """Requeue or drop parked packets (`action` "requeue" or "drop"); what was done,
+        once committed."""
+        if self._committer is None or self._committer.done() or self._closing:
+            raise RuntimeError(f"durable store {str(self.path)!r} is closed")
+        request = ParkingRequest(action, selection)
+        self._parking_requests.append(request)
+        self._work.set()
+        return await request.done
+
+    async def list_parked(
+        self, after: int = 0, limit: int = 100, only: int | None = None
+    ) -> list[ParkedRow]:
+        """Parked packets oldest first, or the one `only` with its whole packet."""
+
+        def read(db: object) -> list[ParkedRow]:
+            return read_parked(db, after, limit, only)  # type: ignore[arg-type]
+
+        if self._committer is None or self._committer.done() or self._closing:
+            raise RuntimeError(f"durable store {str(self.path)!r} is closed")
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, self.store.query, read)
 
     def _accept(self, rows: list[StoreRow], packets: list[StreamPacket], to_window: bool) -> None:
         n = len(rows)
@@ -548,6 +714,13 @@ class DurableInbox(Inbox):
             "quarantined": self.stats.quarantined,
             "lost": None if self.stats.lost is None else self.stats.lost.as_dict(),
             "rows_quarantined": self.stats.rows_quarantined,
+            "parked": self.parked_count,
+            "parked_bytes": self.parked_bytes,
+            "parked_at_open": self.stats.parked_at_open,
+            "parked_this_run": self.stats.parked,
+            "requeued": self.stats.requeued,
+            "parked_dropped": self.stats.parked_dropped,
+            "max_parked": self.max_parked,
         }
 
     def problem(self) -> str:
@@ -568,6 +741,13 @@ class DurableInbox(Inbox):
                 f"durable store: {self.stats.rows_quarantined} damaged rows quarantined "
                 "(changed on disk or undecodable; kept in its quarantine table)"
             )
+        return ""
+
+    def parked_problem(self) -> str:
+        """Parked packets waiting for an operator, for the node's health ("" when none). Kept
+        apart from `problem()`: a node failing most packets is failing, not just degraded."""
+        if self.parked_count:
+            return f"{self.parked_count} packets parked (refused); see `schnitzel ctl parked`"
         return ""
 
     def oldest_age_s(self) -> float:
@@ -591,11 +771,15 @@ class DurableInbox(Inbox):
         return batch
 
     def settle(
-        self, kept: list[StreamPacket] | None = None, trail: dict[str, int] | None = None
+        self,
+        kept: list[StreamPacket] | None = None,
+        trail: dict[str, int] | None = None,
+        parked: list[tuple[StreamPacket, str]] | None = None,
     ) -> None:
         """The node is done with the batch last taken: delete it (but the packets in `kept`)
-        in the next commit. With a `trail` (where its output went in inboxes that are only
-        in memory) the rows stay until `confirm` says the output is safe there too."""
+        in the next commit; the packets in `parked` (with the reason) move to the parked
+        table in that commit. With a `trail` (where its output went in inboxes that are only
+        in memory) the other rows stay until `confirm` says the output is safe there too."""
         taken, batch = self._taken, self._taken_batch
         if not taken:
             return
@@ -603,6 +787,8 @@ class DurableInbox(Inbox):
         if kept:
             kept_ids = {id(p) for p in kept}
             taken = [row for row, p in zip(taken, batch, strict=True) if id(p) not in kept_ids]
+        elif parked:
+            taken = self._park(taken, batch, parked)
         self.in_flight.durable -= len(batch)
         # Either way the rows stop counting against the size limit now: what waits for
         # confirmation is bounded by the in-memory inboxes downstream, and a feedback loop
@@ -613,6 +799,28 @@ class DurableInbox(Inbox):
             self.unconfirmed_count += len(taken)
         else:
             self._delete(taken)
+
+    def _park(
+        self,
+        taken: list[tuple[int, float, int]],
+        batch: list[StreamPacket],
+        parked: list[tuple[StreamPacket, str]],
+    ) -> list[tuple[int, float, int]]:
+        """Mark the rows of the `parked` packets for the next commit; the other rows."""
+        reasons = {id(p): reason for p, reason in parked}
+        now = time.time()
+        rest: list[tuple[int, float, int]] = []
+        moved: list[tuple[int, float, int]] = []
+        for row, packet in zip(taken, batch, strict=True):
+            reason = reasons.get(id(packet))
+            if reason is None:
+                rest.append(row)
+            else:
+                self._parks.append((row[0], now, reason, packet.packet_id))
+                moved.append(row)
+        self._forget(len(moved), sum(size for _seq, _at, size in moved))
+        self._delete(moved)
+        return rest
 
     def confirm(self, entries: int) -> None:
         """The output of the first `entries` settled batches is safe downstream: delete them."""
@@ -711,6 +919,22 @@ class DurableInbox(Inbox):
         self._taken, self._taken_batch = [], []
         self.in_flight.durable -= n
         return n
+
+
+def _commit(
+    store: DurableStore,
+    rows: list[StoreRow],
+    deletes: list[tuple[int, int]],
+    cursor: int,
+    changes: ParkingChanges,
+) -> None:
+    """One commit on the store's thread, with the parking changes in its transaction: rows
+    to requeue are read first and inserted with `rows` (seqs reserved above all of them)."""
+    if not changes:
+        store.commit(rows, deletes, cursor)
+        return
+    store.query(changes.plan_requeue)
+    store.commit(rows + changes.requeued_rows, deletes, cursor, extra=changes.apply)
 
 
 def _read_decoded(store: DurableStore, limit: int) -> list[tuple[int, float, int, object]]:

@@ -18,7 +18,10 @@ Damage is never a healthy empty store (docs/contracts/delivery.md, "Damage a sto
 Every change to the `packets` table goes through `_transact`, which keeps the ledger in step.
 Another module may add its own table to the file and move rows in or out in the same
 transaction: `commit(..., extra=...)` (rows in: new seqs above every owed one, each with its
-`checksum`) and `move_out(seqs, copy)` (rows out, neither lost nor settled) are that seam.
+`checksum`; rows out: their seqs among the deletes, copied by `extra` first) and
+`move_out(seqs, copy)` (rows out, neither lost nor settled) are that seam. The `parked`
+table (schnitzel/durable/parking.py) is one: its rows keep their checksum, are not owed, and
+a requeue inserts them again as new rows.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from schnitzel.durable.ledger import (
     LEDGER_SUFFIX,
@@ -44,6 +48,7 @@ from schnitzel.durable.ledger import (
     missing,
 )
 from schnitzel.durable.lock import StoreLock, real_path
+from schnitzel.durable.parking import create_parked_table
 from schnitzel.errors import RuntimeStartError
 
 __all__ = [
@@ -59,13 +64,15 @@ __all__ = [
 ]
 
 APPLICATION_ID = 0x53434E5A  # "SCNZ": marks a file as a schnitzel store
-FORMAT_VERSION = 2
-"""1: packets(seq, enqueued, body). 2: + packets.checksum, quarantine, meta; a format 1
-store is migrated in place at open."""
+FORMAT_VERSION = 3
+"""1: packets(seq, enqueued, body). 2: + packets.checksum, quarantine, meta. 3: + parked
+(schnitzel/durable/parking.py). An older store is migrated in place at open."""
 WAL_LIMIT_BYTES = 64 << 20
 """The WAL file is truncated back to this size after a checkpoint."""
 VACUUM_FREE_PAGES = 2048
 """Free pages (8 MiB at 4 KiB) an empty store gives back to the file system."""
+
+_T = TypeVar("_T")
 
 _SQLITE_FULL = 13
 _SQLITE_IOERR = 10
@@ -301,7 +308,12 @@ class DurableStore:
             runs = [(low, top_seq)]
         else:
             runs = [(first, last) for first, last in db.execute(_RUNS_SQL)]
-        top = db.execute("SELECT coalesce(max(seq), 0) FROM quarantine").fetchone()[0]
+        # Seqs are never reused in a file, even when its ledger is gone: a parked or
+        # quarantined row keeps the seq it had (listings and loss reports name it).
+        top = db.execute(
+            "SELECT max(coalesce((SELECT max(seq) FROM quarantine), 0), "
+            "coalesce((SELECT max(packet_seq) FROM parked), 0))"
+        ).fetchone()[0]
         high = max(runs[-1][1] if runs else 0, top)
         migrated = not created and version < FORMAT_VERSION
         return _Opened(store_id, ledger_gen, created, migrated, runs, count, size, high)
@@ -337,19 +349,23 @@ class DurableStore:
             "body BLOB NOT NULL, checksum INTEGER NOT NULL DEFAULT -1)"
         )
         _create_v2_tables(db)
+        create_parked_table(db)
         db.execute(f"PRAGMA application_id={APPLICATION_ID}")
         db.execute(f"PRAGMA user_version={FORMAT_VERSION}")
         db.execute("COMMIT")
 
     @staticmethod
     def _migrate(db: sqlite3.Connection, version: int) -> None:
-        """Format 1 to 2, in one transaction: checksum every row, add the new tables."""
+        """To the current format, in one transaction: checksum every row (from 1), add the
+        tables a format lacks."""
         db.create_function("schnitzel_checksum", 1, _checksum, deterministic=True)
         db.execute("BEGIN IMMEDIATE")
         if version < 2:
             db.execute("ALTER TABLE packets ADD COLUMN checksum INTEGER NOT NULL DEFAULT -1")
             db.execute("UPDATE packets SET checksum = schnitzel_checksum(body)")
             _create_v2_tables(db)
+        if version < 3:
+            create_parked_table(db)
         db.execute(f"PRAGMA user_version={FORMAT_VERSION}")
         db.execute("COMMIT")
 
@@ -513,6 +529,11 @@ class DurableStore:
             owed.runs(),
             pending,
         )
+
+    def query(self, read: Callable[[sqlite3.Connection], _T]) -> _T:
+        """Run a read-only `read(connection)` (the parked table's listings and totals)."""
+        assert self._db is not None, "query before open"
+        return read(self._db)
 
     def read(self, limit: int) -> tuple[list[ReadRow], list[Damaged]]:
         """The next `limit` rows not yet in memory, oldest first; rows whose body does not

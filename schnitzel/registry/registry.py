@@ -291,7 +291,10 @@ def import_plugin_module(module_name: str, graph_dir: Path | None) -> ModuleType
     if graph_dir is not None:
         directory = str(graph_dir.absolute())
         searched += f" nor in {directory} (the graph file's directory)"
-        if importlib.util.find_spec(top) is None and directory not in sys.path:
+        # Already imported counts as found: find_spec raises ValueError for a module in
+        # sys.modules without a spec (one run as a script, as bench/bench_durable.py does).
+        found = top in sys.modules or importlib.util.find_spec(top) is not None
+        if not found and directory not in sys.path:
             sys.path.append(directory)
             importlib.invalidate_caches()
     try:

@@ -16,6 +16,8 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from schnitzel.control.actor import Actor
+from schnitzel.durable.inbox import DurableInbox
+from schnitzel.durable.parking import Selection
 from schnitzel.errors import ControlError
 from schnitzel.runtime.node import Node
 from schnitzel.runtime.runtime import Runtime, StopReason
@@ -144,6 +146,82 @@ class RuntimeControl:
             "open": sum(1 for s in controller.suggestions() if s["status"] == "open"),
             "why_none": controller.why_none(),
         }
+
+    async def parked(
+        self, node_id: str, after: int = 0, limit: int = 100, seq: int | None = None
+    ) -> dict[str, Any]:
+        """A durable node's parked packets, oldest first (seq, parked at, reason, an excerpt
+        of the payload); with `seq`, that one packet whole."""
+        inbox = self._durable(node_id)
+        try:
+            rows = await inbox.list_parked(after, limit, seq)
+        except RuntimeError as exc:
+            raise ControlError(f"node {node_id!r}: {exc}; the run is ending") from None
+        if seq is not None and not rows:
+            raise ControlError(
+                f"node {node_id!r} has no parked packet {seq}; `schnitzel ctl parked "
+                f"{node_id}` lists the parked ones"
+            )
+        result: dict[str, Any] = {
+            "node": node_id,
+            "parked": inbox.parked_count,
+            "parked_bytes": inbox.parked_bytes,
+            "max_parked": inbox.max_parked,
+        }
+        if seq is not None:
+            result["packet"] = rows[0].to_json()
+        else:
+            result["packets"] = [row.to_json() for row in rows]
+        return result
+
+    async def requeue(
+        self, node_id: str, selection: Selection, *, actor: Actor | None = None, why: str = ""
+    ) -> dict[str, Any]:
+        """Move parked packets back to the end of the node's backlog (tried again)."""
+        return await self._change_parked("requeue", node_id, selection, actor, why)
+
+    async def drop_parked(
+        self, node_id: str, selection: Selection, *, actor: Actor | None = None, why: str = ""
+    ) -> dict[str, Any]:
+        """Delete parked packets for good (counted as dropped, reason parked_dropped). The
+        reason is required: the audit log keeps why data was thrown away."""
+        return await self._change_parked("drop", node_id, selection, actor, why)
+
+    async def _change_parked(
+        self, action: str, node_id: str, selection: Selection, actor: Actor | None, why: str
+    ) -> dict[str, Any]:
+        audit_action = "requeue" if action == "requeue" else "drop-parked"
+        attempted = {"seqs": selection.describe()}
+        try:
+            inbox = self._durable(node_id)
+            if action == "drop" and not why.strip():
+                raise ControlError(
+                    "dropping parked packets deletes them for good: say why (--why TEXT), "
+                    "for the audit log"
+                )
+            before = inbox.parked_count
+            try:
+                changes = await inbox.change_parked(action, selection)
+            except RuntimeError as exc:
+                raise ControlError(f"node {node_id!r}: {exc}; the run is ending") from None
+            done = changes.requeued if action == "requeue" else changes.dropped
+            if not done:
+                raise ControlError(
+                    f"node {node_id!r} has no parked packet {selection.describe()} "
+                    f"({inbox.parked_count} parked); `schnitzel ctl parked {node_id}` lists them"
+                )
+        except ControlError as exc:
+            self.write_audit(audit_action, node_id, actor, why, None, None, attempted, str(exc))
+            raise
+        verb = "requeued" if action == "requeue" else "dropped"
+        self.note(
+            "info" if action == "requeue" else "warning",
+            f"{done} parked packets {verb} by {_who(actor)} (seq {selection.describe()})",
+            node_id,
+        )
+        after = {"parked": inbox.parked_count, verb: done, "seqs": selection.describe()}
+        self.write_audit(audit_action, node_id, actor, why, None, {"parked": before}, after)
+        return {"node": node_id, verb: done, "parked": {"before": before, "after": after["parked"]}}
 
     # -- changing ---------------------------------------------------------------------------
 
@@ -347,6 +425,15 @@ class RuntimeControl:
         if node is None:
             raise ControlError(unknown_node(node_id, self._runtime.nodes))
         return node
+
+    def _durable(self, node_id: str) -> DurableInbox:
+        inbox = self._node(node_id).inbox
+        if not isinstance(inbox, DurableInbox):
+            raise ControlError(
+                f"node {node_id!r} has no durable inbox, so nothing is parked there; parking "
+                "needs `inbox: {durable: {path: ...}}`"
+            )
+        return inbox
 
     @contextlib.asynccontextmanager
     async def _changing(self, node_id: str) -> AsyncIterator[None]:

@@ -29,11 +29,13 @@ def judge_health(
     paused: bool,
     store_problem: str = "",
     trouble: str = "",
+    parked: str = "",
 ) -> tuple[str, str]:
     """(health, reason). `delta` is what the counters did over the window; `idle_s` is the
     time since the node last made progress; `store_problem` what ails a durable inbox;
     `trouble` what the plugin reports it is handling (a retry): it comes first in the reason,
-    since it says why."""
+    since it says why; `parked` a durable inbox's parked packets waiting for an operator
+    (degraded, after any error rate)."""
     if crashed:
         return Health.FAILING, f"stopped with an error: {crashed}"
     if paused:
@@ -43,21 +45,24 @@ def judge_health(
         return Health.FAILING, f"{trouble}; {stalled}" if trouble else stalled
     if store_problem:
         return Health.DEGRADED, f"{trouble}; {store_problem}" if trouble else store_problem
+    also = f"; {parked}" if parked else ""  # the errors were parked: say where they wait
     if delta is not None:
         seconds, d = delta
         handled = max(d.processed, d.emitted)
         if d.errors and d.errors * 2 >= max(handled, 1):
             of = f" (of {handled} packets)" if handled else ""
-            failing = f"{d.errors} errors in {seconds:.0f} s{of}"
+            failing = f"{d.errors} errors in {seconds:.0f} s{of}{also}"
             return Health.FAILING, f"{trouble}; {failing}" if trouble else failing
         if trouble:
-            return Health.DEGRADED, trouble
+            return Health.DEGRADED, f"{trouble}{also}"
         if d.errors:
-            return Health.DEGRADED, f"{d.errors} errors in the last {seconds:.0f} s"
+            return Health.DEGRADED, f"{d.errors} errors in the last {seconds:.0f} s{also}"
         if d.dropped:
             return Health.DEGRADED, f"dropped {d.dropped} packets in the last {seconds:.0f} s"
     if trouble:
-        return Health.DEGRADED, trouble
+        return Health.DEGRADED, f"{trouble}{also}"
+    if parked:
+        return Health.DEGRADED, parked
     if capacity and depth >= FULL_FRACTION * capacity:
         return Health.DEGRADED, f"inbox {100 * depth // capacity}% full"
     return Health.OK, ""

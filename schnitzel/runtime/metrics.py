@@ -36,6 +36,10 @@ class DropReason:
     """Could not be encoded for a durable inbox (a payload that is not JSON-portable)."""
     CORRUPT = "corrupt"
     """A durable store row that no longer decodes (kept out of the run, logged with its seq)."""
+    PARKED_DROPPED = "parked_dropped"
+    """A parked packet an operator dropped (`schnitzel ctl drop-parked`)."""
+    PARKED_OVERFLOW = "parked_overflow"
+    """The oldest parked packet, dropped when parking went over `max_parked(_bytes)`."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -140,7 +140,10 @@ def _settle_durable(node: Node, runtime: Runtime, outcome: Outcome, keep_failed:
     inbox = node.inbox
     assert isinstance(inbox, DurableInbox)
     kept = [p for p, _ in outcome.failures] if keep_failed else None
-    inbox.settle(kept, runtime.checkpoints.trail(node))
+    parked = None
+    if outcome.failures and node.resolved.spec.on_error == "park":
+        parked = [(p, f"{type(exc).__name__}: {exc}") for p, exc in outcome.failures]
+    inbox.settle(kept, runtime.checkpoints.trail(node), parked)
     return True
 
 

@@ -171,6 +171,8 @@ class Runtime:
             durable.max_packets,
             durable.sync.upper(),
             lambda level, message: self.events.add(level, message, node_id),
+            durable.max_parked,
+            durable.max_parked_bytes,
         )
 
     def instantiate(self, cls: type[Plugin], config: Any, node_id: str) -> Plugin:
@@ -542,7 +544,8 @@ class Runtime:
     # -- errors -----------------------------------------------------------------------------
 
     async def handle_failures(self, node: Node, failures: list[Failure]) -> None:
-        """Count and log each failed packet, then apply the node's `on_error` policy."""
+        """Count and log each failed packet, then apply the node's `on_error` policy (`park`
+        is applied when the durable inbox settles the batch: runners._settle_durable)."""
         for packet, exc in failures:
             self._record_error(node, packet.packet_id, exc)
         policy = node.resolved.spec.on_error
@@ -623,6 +626,7 @@ class Runtime:
                 paused=node.paused,
                 store_problem=inbox.problem() if isinstance(inbox, DurableInbox) else "",
                 trouble=node.troubles.health_reason(),
+                parked=inbox.parked_problem() if isinstance(inbox, DurableInbox) else "",
             )
             if final:  # the report's health is what the last sample says, no debounce
                 node.health_pending = health

@@ -53,11 +53,14 @@ Overflow = Literal["block", "drop_new", "drop_oldest"]
 """
 
 
-OnError = Literal["skip", "dead_letter", "stop"]
+OnError = Literal["skip", "dead_letter", "stop", "park"]
 """What a node does with a packet its plugin failed on. Every error is counted and kept
-with its packet id whichever is chosen.
+with its packet id whichever is chosen. The default is `park` for a node with a durable
+inbox and `skip` for any other.
 
 - `skip`: go on with the next packet (the failed one goes no further).
+- `park`: keep the failed packet in the node's durable store, apart from the backlog, until an
+  operator requeues or drops it (`schnitzel ctl parked`). Durable inboxes only.
 - `dead_letter`: send the failed packet, with `meta.error` saying why, to a named sink.
 - `stop`: stop the sources and drain the graph; the run ends with status error.
 """
@@ -88,6 +91,17 @@ class DurableSpec(_Strict):
         default="full",
         description="full: a committed packet survives a power loss; normal: it survives a "
         "crash of the process (kill -9) but the last commits may be lost with the power.",
+    )
+    max_parked: StrictInt = Field(
+        default=10_000,
+        gt=0,
+        description="Most packets parked by `on_error: park`; over it the oldest parked "
+        "are dropped and counted (parked_overflow).",
+    )
+    max_parked_bytes: StrictInt = Field(
+        default=64 << 20,
+        gt=0,
+        description="Most bytes parked; over it the oldest parked are dropped and counted.",
     )
 
 
@@ -162,7 +176,9 @@ class NodeSpec(_Strict):
     on_error: OnError = Field(
         default="skip",
         description="When the plugin fails on a packet: skip (count it and go on), "
-        "dead_letter (send it to the sink named in `dead_letter`), stop (drain and stop).",
+        "dead_letter (send it to the sink named in `dead_letter`), stop (drain and stop), "
+        "park (keep it in the durable store for an operator; the default with a durable "
+        "inbox, skip otherwise).",
     )
     dead_letter: str | None = Field(
         default=None,
@@ -173,6 +189,20 @@ class NodeSpec(_Strict):
         default=LimitsSpec(),
         description="Bounds for live throttles (rate_hz, sample_every, concurrency).",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _park_by_default_when_durable(cls, data: Any) -> Any:
+        # A refused packet on a durable node is kept (parked), not discarded, unless the
+        # graph says otherwise: DESIGN 3.3, nothing is dropped unless the graph says so.
+        if isinstance(data, dict) and "on_error" not in data:
+            inbox = data.get("inbox")
+            durable = inbox.get("durable") if isinstance(inbox, dict) else None
+            if isinstance(inbox, InboxSpec):
+                durable = inbox.durable
+            if durable is not None and data.get("kind") != "source":
+                return {**data, "on_error": "park"}
+        return data
 
     @field_validator("config", "inbox", "limits", mode="before")
     @classmethod

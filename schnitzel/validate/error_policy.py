@@ -1,5 +1,6 @@
 """Rules for `on_error` and `dead_letter`: a dead-letter target must be a sink of this graph,
-and a source may have one only when its plugin reports bad input records (`BadRecord`)."""
+a source may have one only when its plugin reports bad input records (`BadRecord`), and
+`park` needs a durable inbox."""
 
 from __future__ import annotations
 
@@ -13,6 +14,16 @@ def check_error_policies(state: CheckState) -> None:
     """Each node's `dead_letter` names a sink, exactly when `on_error` is dead_letter."""
     for node_id, entry in state.nodes.items():
         spec = entry.spec
+        if spec.on_error == "park" and (spec.kind == "source" or spec.inbox.durable is None):
+            where = "a source has no inbox" if spec.kind == "source" else "its inbox is not durable"
+            state.problem(
+                "park-needs-durable",
+                f"`on_error: park` keeps failed packets in the node's durable store, but {where}",
+                (*entry.at, "on_error"),
+                "give the node `inbox: {durable: {path: ...}}`, or choose `on_error: skip`, "
+                "`dead_letter` or `stop`",
+                node=node_id,
+            )
         if spec.dead_letter is None:
             if spec.on_error == "dead_letter":
                 state.problem(

@@ -65,8 +65,8 @@ def assert_counts_add_up(report: dict[str, Any], graph: ValidatedGraph) -> None:
 
     - a node received exactly what its upstream nodes emitted on the edges into it (plus
       dead letters sent to it);
-    - what a node received (or found in its durable store) was processed, dropped (by
-      reason) or is still queued;
+    - what a node received (or found in its durable store, or took back from its parked
+      packets) was processed, dropped (by reason) or is still queued;
     - what a 1:1 node processed was passed on, filtered or failed; a sink delivered or failed.
     """
     nodes = report["nodes"]
@@ -81,8 +81,12 @@ def assert_counts_add_up(report: dict[str, Any], graph: ValidatedGraph) -> None:
         if node["kind"] == "source":
             continue
         assert node["received"] == expected_in[node_id], node_id
-        replayed = node.get("durable", {}).get("replayed", 0)  # left by an earlier run
-        arrived = node["received"] + replayed
+        durable = node.get("durable", {})
+        replayed = durable.get("replayed", 0)  # left by an earlier run
+        # a packet leaving the parked table re-enters its node: requeued, it is queued (and
+        # taken) again; dropped from there, it is counted in `dropped`
+        unparked = durable.get("requeued", 0) + durable.get("parked_dropped", 0)
+        arrived = node["received"] + replayed + unparked
         assert arrived == node["in"] + node["dropped"] + node["queue_depth"], node_id
         assert sum(node["dropped_by_reason"].values()) == node["dropped"], node_id
     totals = report["totals"]

@@ -1,7 +1,9 @@
 """The durable store against a model of what it should hold (hypothesis, stateful): rows
-added, read back in order, settled, moved out (parked), changed on disk, and the store
-closed and opened again. After every step the file, the ledger and the model agree, and an
-open never reports a loss that did not happen."""
+added, read back in order, settled, moved out (to a table of the test's own, and parked
+through the parking module's commits), requeued and dropped from parking, changed on disk
+(in the backlog or while parked), and the store closed and opened again. After every step
+the file, the ledger and the model agree, and an open never reports a loss that did not
+happen: parked rows are neither owed nor lost, requeued rows are owed again."""
 
 from __future__ import annotations
 
@@ -16,12 +18,22 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
 from schnitzel.durable.ledger import Ledger, Owed
-from schnitzel.durable.store import DurableStore, checksum
+from schnitzel.durable.parking import ParkingChanges, Selection
+from schnitzel.durable.store import DurableStore, StoreRow, checksum
+
+
+def commit(
+    store: DurableStore, rows: list[StoreRow], deletes: list[tuple[int, int]], c: ParkingChanges
+) -> None:
+    """As the durable inbox commits with parking changes (schnitzel/durable/inbox.py)."""
+    store.query(c.plan_requeue)
+    store.commit(rows + c.requeued_rows, deletes, 0, extra=c.apply)
 
 
 class StoreModel(RuleBasedStateMachine):
-    """`held`: seq -> body the store must hold; `parked`: seqs moved out; `changed`: seqs
-    whose body was changed on disk (to be quarantined when read, never returned)."""
+    """`held`: seq -> body the store must hold; `moved`: seqs moved out to a table of the
+    test's own; `parked`: packet seq -> body in the parked table; `changed`: seqs whose body
+    was changed on disk (to be quarantined when read, never returned)."""
 
     @initialize()
     def open_store(self) -> None:
@@ -30,7 +42,8 @@ class StoreModel(RuleBasedStateMachine):
         self.store = DurableStore(self.path, "NORMAL")
         assert self.store.open().count == 0
         self.held: dict[int, bytes] = {}
-        self.parked: set[int] = set()
+        self.moved: set[int] = set()
+        self.parked: dict[int, bytes] = {}
         self.changed: set[int] = set()
         self.quarantined: set[int] = set()
         self.next_seq = 1
@@ -76,7 +89,7 @@ class StoreModel(RuleBasedStateMachine):
             self.read_seqs.remove(seq)
 
     @rule(data=st.data())
-    def park(self, data: st.DataObject) -> None:
+    def move_out(self, data: st.DataObject) -> None:
         if not self.held:
             return
         seqs = data.draw(st.lists(st.sampled_from(sorted(self.held)), unique=True, max_size=5))
@@ -84,18 +97,88 @@ class StoreModel(RuleBasedStateMachine):
             return
 
         def copy(db: sqlite3.Connection, runs: list[tuple[int, int]]) -> None:
-            db.execute("CREATE TABLE IF NOT EXISTS parked (seq INTEGER PRIMARY KEY, body BLOB)")
+            db.execute("CREATE TABLE IF NOT EXISTS moved (seq INTEGER PRIMARY KEY, body BLOB)")
             db.executemany(
-                "INSERT INTO parked SELECT seq, body FROM packets WHERE seq BETWEEN ? AND ?", runs
+                "INSERT INTO moved SELECT seq, body FROM packets WHERE seq BETWEEN ? AND ?", runs
             )
 
         self.store.move_out(seqs, copy)
         for seq in seqs:
             del self.held[seq]
-            self.parked.add(seq)
+            self.moved.add(seq)
             self.changed.discard(seq)
             if seq in self.read_seqs:
                 self.read_seqs.remove(seq)
+
+    @rule(data=st.data(), n=st.integers(0, 5))
+    def park(self, data: st.DataObject, n: int) -> None:
+        """Rows the node read and refused, parked in a commit that also adds `n` rows."""
+        if not self.read_seqs:
+            return
+        seqs = data.draw(st.lists(st.sampled_from(self.read_seqs), unique=True, max_size=5))
+        rows = self._new_rows(n)
+        changes = ParkingChanges(park=[(seq, 1.0, "refused", f"p{seq}") for seq in seqs])
+        commit(self.store, rows, [(seq, seq) for seq in sorted(seqs)], changes)
+        assert changes.parked == len(seqs)
+        for seq in seqs:
+            self.parked[seq] = self.held.pop(seq)
+            self.read_seqs.remove(seq)
+
+    @rule(data=st.data(), n=st.integers(0, 5))
+    def requeue(self, data: st.DataObject, n: int) -> None:
+        """Parked rows back to the end of the backlog, as new rows after `n` new ones."""
+        if not self.parked:
+            return
+        chosen = data.draw(st.lists(st.sampled_from(sorted(self.parked)), unique=True, min_size=1))
+        ids = self._parked_ids(chosen)
+        rows = self._new_rows(n)
+        changes = ParkingChanges(
+            requeue=Selection(ids=tuple(ids)),
+            requeue_base_seq=self.next_seq,
+            requeue_room=len(ids),
+        )
+        commit(self.store, rows, [], changes)
+        assert changes.requeued == len(chosen)
+        for packet_seq in sorted(chosen, key=lambda s: ids[chosen.index(s)]):
+            self.held[self.next_seq] = self.parked.pop(packet_seq)
+            if packet_seq in self.changed:  # its checksum came along: caught when read
+                self.changed.discard(packet_seq)
+                self.changed.add(self.next_seq)
+            self.next_seq += 1
+
+    @rule(data=st.data())
+    def drop_parked(self, data: st.DataObject) -> None:
+        if not self.parked:
+            return
+        chosen = data.draw(st.lists(st.sampled_from(sorted(self.parked)), unique=True, min_size=1))
+        changes = ParkingChanges(drop=Selection(ids=tuple(self._parked_ids(chosen))))
+        commit(self.store, [], [], changes)
+        assert changes.dropped == len(chosen)
+        for seq in chosen:
+            del self.parked[seq]
+            self.changed.discard(seq)
+
+    @rule(data=st.data())
+    def change_while_parked(self, data: st.DataObject) -> None:
+        if not self.parked:
+            return
+        seq = data.draw(st.sampled_from(sorted(self.parked)))
+        db = self.store._db
+        assert db is not None
+        db.execute("UPDATE parked SET body = ? WHERE packet_seq = ?", (b'{"n":-2}', seq))
+        self.changed.add(seq)
+
+    def _new_rows(self, n: int) -> list[StoreRow]:
+        bodies = {seq: f'{{"n":{seq}}}'.encode() for seq in range(self.next_seq, self.next_seq + n)}
+        self.held.update(bodies)
+        self.next_seq += n
+        return [(seq, 0.0, b, checksum(b)) for seq, b in bodies.items()]
+
+    def _parked_ids(self, packet_seqs: list[int]) -> list[int]:
+        """The parked ids of these packet seqs, in the order given."""
+        assert self.store._db is not None
+        ids = dict(self.store._db.execute("SELECT packet_seq, id FROM parked").fetchall())
+        return [ids[seq] for seq in packet_seqs]
 
     @rule(data=st.data())
     def change_on_disk(self, data: st.DataObject) -> None:
@@ -130,10 +213,14 @@ class StoreModel(RuleBasedStateMachine):
         assert on_disk is not None and on_disk.pending is None
         assert on_disk.runs == self.store._owed.runs()
         assert on_disk.owed_count == len(self.held)
-        parked = set()
-        if db.execute("SELECT 1 FROM sqlite_master WHERE name = 'parked'").fetchone():
-            parked = {seq for (seq,) in db.execute("SELECT seq FROM parked")}
-        assert parked == self.parked
+        moved = set()
+        if db.execute("SELECT 1 FROM sqlite_master WHERE name = 'moved'").fetchone():
+            moved = {seq for (seq,) in db.execute("SELECT seq FROM moved")}
+        assert moved == self.moved
+        parked = db.execute("SELECT packet_seq, body, checksum FROM parked").fetchall()
+        assert {seq for seq, _b, _c in parked} == set(self.parked)
+        for seq, body, stored in parked:
+            assert (zlib.adler32(body) == stored) == (seq not in self.changed)
         kept = {seq for (seq,) in db.execute("SELECT seq FROM quarantine")}
         assert kept == self.quarantined
         for seq, body, stored in db.execute("SELECT seq, body, checksum FROM packets"):

@@ -370,6 +370,59 @@ def test_a_quarantined_store_shows_quarantined_in_bold_red_in_the_durable_panel_
     run_console(tmp_path, UPLINK_DOWN, scenario, size=(80, 24))
 
 
+POISONED = (
+    HEADER
+    + """
+nodes:
+  - {id: sensor, kind: source, plugin: synthetic, config: {rate_hz: 50}}
+  - id: uplink
+    kind: sink
+    plugin: "tests.runtime.plugins:Recorder"
+    config: {every: 5}
+    inbox: {durable: {path: state/uplink.db}}
+edges:
+  - {from: sensor, to: uplink}
+"""
+)
+"""A durable sink that refuses every 5th packet: those are parked (on_error's default)."""
+
+
+def test_parked_packets_show_in_the_durable_panel_at_80_columns_and_in_the_node_detail(
+    tmp_path: Path,
+) -> None:
+    async def scenario(c: Console) -> None:
+        await c.started()
+        panel = c.app.screen.query_one(DurablePanel)
+
+        def parked() -> int:
+            durable = c.snapshot.nodes["uplink"].durable
+            return durable.parked if durable is not None else 0
+
+        await c.until(lambda: parked() >= 2, "packets to be parked")
+        await c.polls(1)
+        count = parked()
+        state = str(panel.get_cell("uplink", "state"))
+        assert state.endswith(" parked") and int(state.split(maxsplit=1)[0]) >= 2
+        row = panel.render_line(1)  # as shown at 80 columns, no scrolling
+        assert panel.region.right <= 80 and " parked" in row.text
+        assert colour(next(s for s in row if s.text.endswith(" parked"))) == "yellow"
+        assert "ctl parked uplink" in str(panel.get_cell("uplink", "detail"))
+        assert int(state.split(maxsplit=1)[0]) == count
+        await c.until(lambda: c.snapshot.nodes["uplink"].health == "degraded", "degraded")
+        assert "parked" in c.snapshot.nodes["uplink"].health_reason
+
+        # degraded, uplink is pinned above sensor (node_table.PINNED): go to it by its row
+        c.table.cursor_row = c.table.row_keys.index("uplink")
+        await c.pilot.press("enter")
+        detail = c.app.screen
+        assert isinstance(detail, NodeDetailScreen) and detail.node_id == "uplink"
+        await c.polls(1)
+        drops = str(detail.query_one("#drops", Static).content)
+        assert "parked" in drops and "ctl parked uplink" in drops
+
+    run_console(tmp_path, POISONED, scenario, size=(80, 24))
+
+
 # -- keys -----------------------------------------------------------------------------------
 
 

@@ -134,6 +134,14 @@ def _drops_text(node: NodeView) -> Text:
             f"{trouble.retries} retries since {_clock(trouble.since)}\n",
             style="bold yellow",
         )
+    durable = node.durable
+    if durable is not None and (durable.parked or durable.parked_dropped or durable.requeued):
+        text.append(
+            f"parked {durable.parked} (refused, kept in the store: schnitzel ctl parked "
+            f"{node.id})  requeued {durable.requeued}  dropped from parking "
+            f"{durable.parked_dropped}\n",
+            style="yellow" if durable.parked else "",
+        )
     if not node.dropped_by_reason:
         text.append("no drops", style="green")
     for reason, count in node.dropped_by_reason:

@@ -1,4 +1,5 @@
-"""The durable panel: each durable inbox's backlog, how fast it drains and when it fills."""
+"""The durable panel: each durable inbox's backlog, how fast it drains and when it fills, and
+the packets parked there (refused by the node, kept for an operator)."""
 
 from __future__ import annotations
 
@@ -64,6 +65,11 @@ def durable_cells(node: NodeView) -> tuple[Cell, ...]:
     elif d.last_error and d.disk_errors:
         state = Text("disk errors", style="yellow")
         detail = Text(f"{d.disk_errors} disk errors, last: {d.last_error}", style="yellow")
+    elif d.parked:  # refused packets wait for an operator: say how to look at them
+        state = Text(f"{d.parked} parked", style="yellow")
+        detail = Text(
+            f"{d.parked} refused packets parked: schnitzel ctl parked {node.id}", style="yellow"
+        )
     else:
         state, detail = Text("ok", style="green"), Text(d.path, style="dim")
     full = format_seconds(d.time_to_full_s)
