@@ -1,8 +1,9 @@
-"""The vision pack: video sources that emit frames, and an ONNX object detector.
+"""The vision pack: video sources that emit frames, an ONNX object detector, a tracker, zones.
 
-Needs the `vision` extra (opencv-python-headless, onnxruntime, numpy). The pure logic
-(`letterbox`, `decoders`, `nms`, `labels`, `detector`, `frame`) imports nothing from the
-runtime; the plugins (`video_file`, `detect`) are thin shells over it. docs/vision.md.
+Needs the `vision` extra (opencv-python-headless, onnxruntime, numpy, scipy). The pure logic
+(`letterbox`, `decoders`, `nms`, `labels`, `detector`, `frame`, `tracker`, `tracked`,
+`zoning`) imports nothing from the runtime; the plugins (`video_file`, `detect`, `track`,
+`zones`) are thin shells over it. docs/vision.md.
 """
 
 import importlib.util
@@ -20,12 +21,15 @@ if _MISSING:  # `schnitzel plugins` shows this as the broken pack's reason
 from schnitzel_plugins.vision.blob_store import BlobStoreNode
 from schnitzel_plugins.vision.detect import Detect
 from schnitzel_plugins.vision.live_source import Camera, Rtsp
+from schnitzel_plugins.vision.track import Track
 from schnitzel_plugins.vision.video_file import VideoFile
+from schnitzel_plugins.vision.zones import Zones
 
-__all__ = ["PACK", "BlobStoreNode", "Camera", "Detect", "Rtsp", "VideoFile"]
+__all__ = ["PACK", "BlobStoreNode", "Camera", "Detect", "Rtsp", "Track", "VideoFile", "Zones"]
 
 PACK = PluginPack(
     name="vision",
-    plugins=(VideoFile, Rtsp, Camera, Detect, BlobStoreNode),
-    description="Cameras and video files in, frames through, objects detected (docs/vision.md).",
+    plugins=(VideoFile, Rtsp, Camera, Detect, BlobStoreNode, Track, Zones),
+    description="Cameras and video files in, frames through, objects detected and tracked "
+    "(docs/vision.md).",
 )
