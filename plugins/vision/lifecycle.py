@@ -5,9 +5,10 @@ events that frame makes, as JSON-portable dicts:
 
 - `new` when a track is first reported;
 - `update` when it enters, leaves, crosses or loiters in a zone, when its severity changes, or
-  when its score beats its best by `better_by`; an `update` of the same camera, type and
-  track within `cooldown_s` (frame time) of the last one passed is held back, unless its
-  severity differs (the origin project's rule: 10 s, a severity change passes at once);
+  when its score beats its best by `better_by`. The cooldown is per camera, type and track
+  (one lifecycle per camera, a type per track) and reason: an update whose every reason
+  (`enter:dock`, `better_score`, ...) already passed within `cooldown_s` (frame time) is held
+  back; a severity change passes at once (the origin project's rule: 10 s);
 - `end` when the track ended (lost past the tracker's `max_age`).
 
 Each event's `event_id` is `<camera>:<epoch>:<track>:<transition>:<frame>`: a file read again
@@ -72,8 +73,8 @@ class _Life:
     dwell_s: dict[str, float] = field(default_factory=dict)
     bbox: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
     class_name: str = ""
-    last_update_pts: float | None = None
-    last_update_severity: str = ""
+    last_passed: dict[str, float] = field(default_factory=dict)
+    """Reason -> frame time of the last update it passed in (the cooldown's memory)."""
 
 
 @dataclass
@@ -129,7 +130,7 @@ class Lifecycle:
                 events.append(
                     self._event("new", track.track_id, life, None, [], epoch, frame_index, pts_s)
                 )
-            elif why and self._passes(life, pts_s, before["severity"]):
+            elif why and self._passes(life, pts_s, why):
                 events.append(
                     self._event(
                         "update", track.track_id, life, before, why, epoch, frame_index, pts_s
@@ -147,17 +148,19 @@ class Lifecycle:
             )
         return events, best_now
 
-    def _passes(self, life: _Life, pts_s: float, severity_before: str) -> bool:
-        last = life.last_update_pts
-        if (
-            last is not None
-            and pts_s - last < self.settings.cooldown_s
-            and life.severity == life.last_update_severity
-            and life.severity == severity_before
-        ):
+    def _passes(self, life: _Life, pts_s: float, reasons: list[str]) -> bool:
+        """An update passes unless every reason of it passed within the cooldown (a severity
+        change always passes)."""
+        cooldown = self.settings.cooldown_s
+        last = life.last_passed
+        fresh = [
+            r for r in reasons if r == "severity" or r not in last or pts_s - last[r] >= cooldown
+        ]
+        if not fresh:
             self.held_back += 1
             return False
-        life.last_update_pts, life.last_update_severity = pts_s, life.severity
+        for reason in reasons:
+            last[reason] = pts_s
         return True
 
     def _severity(self, track: TrackFrame) -> str:
