@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import signal
+import subprocess
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +18,7 @@ import cv2
 import numpy as np
 import pytest
 
+from tests.conftest import REPO, SCHNITZEL
 from tests.http_backend import LoopbackBackend
 from tests.runtime.harness import graph_from, run
 from tests.vision.conftest import NUDENET
@@ -95,3 +99,39 @@ def test_events_reach_the_backend_once_each_with_snapshots_that_match_their_refs
         )
         x1, y1, x2, y2 = scene.faces[snap["frame_index"]]
         assert abs(crop.shape[1] - (x2 - x1)) < 20 and abs(crop.shape[0] - (y2 - y1)) < 20
+
+
+def test_after_a_kill_9_events_arrive_again_only_as_duplicates_of_their_keys(
+    tmp_path: Path, backend: LoopbackBackend
+) -> None:
+    scene = write_scene(tmp_path / "walk.mp4", frames=60)
+    graph = tmp_path / "camera.yaml"
+    graph.write_text(
+        "version: 2\n"
+        + camera_graph(scene.path, backend.url).replace(
+            f"config: {{path: '{scene.path}'}}", f"config: {{path: '{scene.path}', realtime: true}}"
+        )
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONDONTWRITEBYTECODE": "1"}
+
+    def start() -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            [*SCHNITZEL, "run", str(graph), "--state-dir", str(tmp_path / "state")],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            env=env, cwd=tmp_path,
+        )  # fmt: skip
+
+    first = start()
+    backend.wait_for(lambda got: any(r.accepted for r in got))  # mid-stream: one event is in
+    first.send_signal(signal.SIGKILL)
+    first.wait(30)
+    (tmp_path / "events.jsonl").unlink(missing_ok=True)
+    second = start()
+    _, err = second.communicate(timeout=120)
+    assert second.returncode == 0, err.decode()[-3000:]
+    # the second run read the whole file: its events are every event the scene makes
+    expected = {json.loads(line)["payload"]["event_id"]
+                for line in (tmp_path / "events.jsonl").read_text().splitlines()}  # fmt: skip
+    arrived = Counter(r.key for r in backend.requests if r.accepted)
+    assert set(arrived) == expected, (sorted(arrived), sorted(expected))
+    assert "cam:0:1:new:1" in expected  # min_hits 2: the face's track is reported on frame 1
