@@ -101,6 +101,7 @@ def test_events_reach_the_backend_once_each_with_snapshots_that_match_their_refs
         assert abs(crop.shape[1] - (x2 - x1)) < 20 and abs(crop.shape[0] - (y2 - y1)) < 20
 
 
+@pytest.mark.slow  # kill -9 of a real run, and a second run
 def test_after_a_kill_9_events_arrive_again_only_as_duplicates_of_their_keys(
     tmp_path: Path, backend: LoopbackBackend
 ) -> None:
