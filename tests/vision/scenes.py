@@ -12,7 +12,15 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-__all__ = ["FACE_IN_PHOTO", "Frames", "Scene", "astronaut", "occluded_walk", "write_scene"]
+__all__ = [
+    "FACE_IN_PHOTO",
+    "Frames",
+    "Scene",
+    "astronaut",
+    "occluded_walk",
+    "write_scene",
+    "write_still_scene",
+]
 
 FACE_IN_PHOTO = (173.0, 83.0, 274.0, 180.0)
 """x1, y1, x2, y2 of the face in skimage.data.astronaut() (512x512), found by the model."""
@@ -103,6 +111,28 @@ def occluded_walk(
             faces.append((left + x1 * scale, top + y1 * scale, left + x2 * scale, top + y2 * scale))
         images.append(image)
     return Frames(images, faces)
+
+
+def write_still_scene(path: Path, lefts: list[int], photo_side: int = 300) -> Scene:
+    """A 640x360 mp4v video with the photo's left edge at `lefts[n]` in frame n: repeat a
+    value for frames where nothing moves."""
+    width, height, fps = 640, 360, 25.0
+    photo = cv2.resize(astronaut(), (photo_side, photo_side), interpolation=cv2.INTER_AREA)
+    scale = photo_side / 512
+    gradient = np.linspace(40, 200, width, dtype=np.uint8)
+    background = np.repeat(np.repeat(gradient[None, :, None], height, 0), 3, 2)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
+    assert writer.isOpened(), f"OpenCV cannot write mp4v to {path}"
+    top = (height - photo_side) // 2
+    x1, y1, x2, y2 = FACE_IN_PHOTO
+    faces = []
+    for left in lefts:
+        image = background.copy()
+        image[top : top + photo_side, left : left + photo_side] = photo
+        writer.write(image)
+        faces.append((left + x1 * scale, top + y1 * scale, left + x2 * scale, top + y2 * scale))
+    writer.release()
+    return Scene(path, faces, fps, (width, height))
 
 
 def iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
