@@ -7,7 +7,7 @@ import asyncio
 from collections import deque
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt
 
 from schnitzel.contract.kinds import PayloadProfile
 from schnitzel.contract.packet import PayloadRef, StreamPacket
@@ -17,6 +17,9 @@ from schnitzel_plugins.vision.lifecycle import ClassRule, Lifecycle, LifecycleSe
 from schnitzel_plugins.vision.tracked import FrameTracks
 
 __all__ = ["Events", "EventsConfig"]
+
+_ZONE_WORDS = {"enter": "entered", "leave": "left", "cross": "crossed", "loiter": "loitering in"}
+_ZONE_KINDS = frozenset(_ZONE_WORDS)
 
 Severity = Literal["info", "warning", "critical"]
 
@@ -52,6 +55,9 @@ class EventsConfig(PluginConfig):
         default=256 << 20, ge=1, description="Oldest snapshots go once over this."
     )
     snapshot_quality: StrictInt = Field(default=85, ge=1, le=100, description="JPEG quality.")
+    log_zone_events: StrictBool = Field(
+        default=True, description="Zone entries, exits, crossings and loitering in the event log."
+    )
 
 
 class Events(Transform):
@@ -76,7 +82,7 @@ class Events(Transform):
         self.store: BlobStore | None = None
         self.best: dict[tuple[str, int], tuple[bytes, bytes]] = {}
         """(camera, track) -> JPEG of the crop and of the frame at the track's best score."""
-        self.latest: deque[dict[str, Any]] = deque(maxlen=10)
+        self.latest: deque[str] = deque(maxlen=5)
         self.counts: dict[str, int] = {}
 
     async def open(self) -> None:
@@ -120,9 +126,7 @@ class Events(Transform):
                 self.best.pop((frame.camera_id, event["track_id"]), None)
             key = event["event_id"]
             self.counts[event["transition"]] = self.counts.get(event["transition"], 0) + 1
-            self.latest.append(
-                {k: event[k] for k in ("event_id", "type", "severity", "reasons", "zones")}
-            )
+            self._tell(event)
             out.append(
                 StreamPacket.new(
                     "event",
@@ -134,6 +138,18 @@ class Events(Transform):
                 )
             )
         return out
+
+    def _tell(self, event: dict[str, Any]) -> None:
+        """The console's latest events, and the run's event log for zone changes."""
+        who = f"{event['type']} #{event['track_id']}"
+        why = " ".join(event["reasons"])
+        self.latest.append(f"{event['transition']} {who} {event['severity']} {why}".strip())
+        zone_changes = [r for r in event["reasons"] if r.split(":")[0] in _ZONE_KINDS]
+        if zone_changes and self.config.log_zone_events:
+            words = ", ".join(
+                _ZONE_WORDS[r.split(":")[0]] + " " + r.split(":", 1)[1] for r in zone_changes
+            )
+            self.context.event("info", f"camera {event['camera_id']}: {who} {words}")
 
     def _snapshot(self, camera: str, event: dict[str, Any]) -> PayloadRef | None:
         held = self.best.get((camera, event["track_id"]))
@@ -151,13 +167,16 @@ class Events(Transform):
         return crop_ref
 
     def stats(self) -> dict[str, Any]:
-        """Events so far per transition, updates held back by the cooldown, active tracks per
-        camera, and the latest events (id, type, severity, reasons, zones)."""
+        """Events so far per transition, updates held back by the cooldown, live tracks per
+        camera, and the latest events, newest last (`update person warning #1 enter:dock`)."""
         return {
             "events": dict(self.counts),
             "held_back": sum(life.held_back for life in self.lives.values()),
-            "active": {camera: life.active() for camera, life in self.lives.items()},
-            "latest": list(self.latest),
+            "active": {
+                camera: " ".join(f"#{i}" for i in life.active()) or "none"
+                for camera, life in self.lives.items()
+            },
+            "latest": " | ".join(self.latest),
         }
 
 

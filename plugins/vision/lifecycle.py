@@ -7,7 +7,7 @@ events that frame makes, as JSON-portable dicts:
 - `update` when it enters, leaves, crosses or loiters in a zone, when its severity changes, or
   when its score beats its best by `better_by`. The cooldown is per camera, type and track
   (one lifecycle per camera, a type per track) and reason: an update whose every reason
-  (`enter:dock`, `better_score`, ...) already passed within `cooldown_s` (frame time) is held
+  (`enter:dock`, `cross:gate:in`, `better_score`, ...) already passed within `cooldown_s` (frame time) is held
   back; a severity change passes at once (the origin project's rule: 10 s);
 - `end` when the track ended (lost past the tracker's `max_age`).
 
@@ -102,7 +102,8 @@ class Lifecycle:
         best_now: set[int] = set()
         reasons: dict[int, list[str]] = {}
         for t in transitions:
-            reasons.setdefault(t["track_id"], []).append(f"{t['kind']}:{t['zone']}")
+            way = f":{t['direction']}" if t.get("direction") else ""
+            reasons.setdefault(t["track_id"], []).append(f"{t['kind']}:{t['zone']}{way}")
         for track in tracks:
             life = self._lives.get(track.track_id)
             before = _snapshot_state(life) if life is not None else None

@@ -87,12 +87,10 @@ class Track(Policy):
         return packet.evolve(payload=tracked)
 
     def stats(self) -> dict[str, Any]:
-        """Per camera: tracks held and ids given; tracks ended in all."""
+        """Per camera: confirmed tracks now and ids given; tracks ended in all."""
         return {
-            "cameras": {
-                camera: {"tracks": len(t.tracks()), "ids_given": t.next_id - 1}
-                for camera, t in self.trackers.items()
-            },
+            "tracks": {camera: len(t.confirmed()) for camera, t in self.trackers.items()},
+            "ids_given": {camera: t.next_id - 1 for camera, t in self.trackers.items()},
             "ended": self.ended,
         }
 

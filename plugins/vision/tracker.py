@@ -170,6 +170,10 @@ class Tracker:
         """Every track held, confirmed or not (for the console and tests)."""
         return [_view(t) for t in self._tracks]
 
+    def confirmed(self) -> list[TrackedBox]:
+        """The tracks held that have been reported (`min_hits` reached)."""
+        return [_view(t) for t in self._tracks if t.hits >= self.settings.min_hits]
+
 
 def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """IoU of every box of `a` (N x 4) with every box of `b` (M x 4): N x M."""

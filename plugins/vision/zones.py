@@ -178,11 +178,15 @@ class Zones(Policy):
         )
 
     def stats(self) -> dict[str, Any]:
-        """Per camera, the zones and the tracks in each; transitions so far per zone:kind."""
-        cameras: dict[str, Any] = {}
+        """Who is in each zone now (`cam/zone` with several cameras), and transitions so far
+        per `zone:kind`."""
+        several = len(self.sets) > 1
+        inside: dict[str, str] = {}
         for camera, (zone_set, _) in self.sets.items():
-            cameras[camera] = zone_set.members()
-        return {"cameras": cameras, "transitions": dict(self.counts)}
+            for zone, ids in zone_set.members().items():
+                name = f"{camera}/{zone}" if several else zone
+                inside[name] = " ".join(f"#{i}" for i in ids) or "none"
+        return {"inside": inside, "transitions": dict(self.counts)}
 
     def export_state(self) -> Any:
         """Who is in which zone, per camera: handed to the zones node that replaces this one."""

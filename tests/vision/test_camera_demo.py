@@ -34,12 +34,25 @@ def test_the_demo_tells_the_scenes_story(tmp_path: Path) -> None:
     spec.loader.exec_module(maker)
     maker.main(tmp_path / "out" / "camera.mp4")
     assert validate_file(graph).report.problems == []
-    report = asyncio.run(Runtime(load_graph(graph), state_dir=tmp_path / "state").run())
+    runtime = Runtime(load_graph(graph), state_dir=tmp_path / "state")
+    report = asyncio.run(runtime.run())
     assert report["status"] == "ok"
     lines = (tmp_path / "out" / "camera-events.jsonl").read_text().splitlines()
     events = [json.loads(line)["payload"] for line in lines]
     story = [r for e in events for r in e["reasons"] if r != "better_score"]
-    assert story == ["cross:gate", "enter:dock", "severity", "loiter:dock", "leave:dock"]
+    assert story == ["cross:gate:in", "enter:dock", "severity", "loiter:dock", "leave:dock"]
     assert [e["transition"] for e in events][0 :: len(events) - 1] == ["new", "end"]
     assert {e["track_id"] for e in events} == {1}
     assert all(e["snapshot"] is not None for e in events)
+    told = [e.message for e in runtime.events.recent if e.node == "events"]
+    assert told == [
+        "camera dock-cam: person #1 crossed gate:in",
+        "camera dock-cam: person #1 entered dock",
+        "camera dock-cam: person #1 loitering in dock",
+        "camera dock-cam: person #1 left dock",
+    ]
+    stats = report["nodes"]["events"]["plugin_stats"]
+    assert stats["events"]["new"] == stats["events"]["end"] == 1 and stats["active"] == {
+        "dock-cam": "none"
+    }
+    assert stats["latest"].endswith("end person #1 warning leave:dock")
