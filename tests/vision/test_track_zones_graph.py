@@ -116,3 +116,23 @@ async def _until(predicate: Any, guard_s: float = 60.0) -> None:
     async with asyncio.timeout(guard_s):
         while not predicate():
             await asyncio.sleep(0.005)
+
+
+def test_a_tracker_swapped_live_keeps_its_ids(tmp_path: Path) -> None:
+    scene = write_scene(tmp_path / "walk.mp4", frames=40)
+    handed: list[bool] = []
+
+    async def steps(runtime: Runtime, control: RuntimeControl) -> None:
+        await _until(lambda: runtime.nodes["trk"].metrics.processed >= 6)
+        control.pause("det")  # the run cannot end before the swap
+        result = await control.swap("trk", None, {"min_hits": 2, "max_age": 20})
+        handed.append(result["state_handed_over"])
+        control.resume("det")
+
+    steer(graph_from(tmp_path, body(scene.path, RIGHT_HALF)), tmp_path / "state", steps,
+          stop=False)  # fmt: skip
+    assert handed == [True]
+    rows = lines(tmp_path)
+    assert len(rows) == 40
+    assert {t["track_id"] for row in rows for t in row["tracks"]} == {1}
+    assert [t["kind"] for row in rows for t in row["transitions"]] == ["enter"]
