@@ -7,8 +7,9 @@ events that frame makes, as JSON-portable dicts:
 - `update` when it enters, leaves, crosses or loiters in a zone, when its severity changes, or
   when its score beats its best by `better_by`. The cooldown is per camera, type and track
   (one lifecycle per camera, a type per track) and reason: an update whose every reason
-  (`enter:dock`, `cross:gate:in`, `better_score`, ...) already passed within `cooldown_s` (frame time) is held
-  back; a severity change passes at once (the origin project's rule: 10 s);
+  (`enter:dock`, `cross:gate:in`, `better_score`, ...) already passed within `cooldown_s`
+  (frame time) is held back; a severity change passes at once (the origin project's rule:
+  10 s);
 - `end` when the track ended (lost past the tracker's `max_age`).
 
 Each event's `event_id` is `<camera>:<epoch>:<track>:<transition>:<frame>`: a file read again

@@ -85,12 +85,15 @@ class ZonesConfig(PluginConfig):
 
     @model_validator(mode="after")
     def _unique(self) -> ZonesConfig:
-        seen: set[tuple[str | None, str]] = set()
+        seen: dict[str, list[str | None]] = {}
         for zone in self.zones:
-            key = (zone.camera, zone.name)
-            if key in seen:
-                raise ValueError(f"zone {zone.name!r} is given twice; zone names are unique")
-            seen.add(key)
+            cameras = seen.setdefault(zone.name, [])
+            if zone.camera in cameras or (cameras and None in (zone.camera, *cameras)):
+                raise ValueError(
+                    f"zone {zone.name!r} is given twice for one camera; a name is unique per "
+                    "camera (a zone without `camera` is on every camera): rename one"
+                )
+            cameras.append(zone.camera)
         return self
 
 

@@ -107,3 +107,17 @@ def test_new_rules_keep_who_is_in_a_kept_zone_and_forget_removed_ones() -> None:
     assert changes == []  # still in the dock: no second enter
     assert inside == {1: {"dock": 0.3}}
     assert zones.members() == {"dock": [1]}
+
+
+def test_a_zone_name_is_unique_per_camera() -> None:
+    import pydantic
+    import pytest
+
+    from schnitzel_plugins.vision.zones import ZonesConfig
+
+    square = [[0, 0], [1, 0], [1, 1]]
+    ZonesConfig(zones=[{"name": "dock", "camera": "a", "points": square},
+                       {"name": "dock", "camera": "b", "points": square}])  # fmt: skip
+    for cameras in (("a", "a"), (None, "b"), ("b", None)):
+        with pytest.raises(pydantic.ValidationError, match="unique per camera"):
+            ZonesConfig(zones=[{"name": "dock", "camera": c, "points": square} for c in cameras])
