@@ -11,7 +11,9 @@ import importlib.util
 
 from schnitzel.registry.plugin import PluginPack
 
-_MISSING = [m for m in ("numpy", "cv2", "onnxruntime") if importlib.util.find_spec(m) is None]
+_MISSING = [
+    m for m in ("numpy", "cv2", "onnxruntime", "scipy") if importlib.util.find_spec(m) is None
+]
 if _MISSING:  # `schnitzel plugins` shows this as the broken pack's reason
     raise ImportError(
         f"the vision pack needs {', '.join(_MISSING)}: install the vision extra "
