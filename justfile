@@ -30,7 +30,7 @@ lock:
         --custom-compile-command 'just lock' --quiet --output-file {{lock}}
 
 # It starts from a clean slate: what earlier runs left in graphs/out/ and graphs/state/ goes.
-# The main demo: demo.yaml with its report, the feedback loop, then the console (q quits).
+# The main demo: demo.yaml with its report, the feedback loop, the camera, then the console (q quits).
 demo: setup clean
     {{venv}}/bin/schnitzel validate graphs/demo.yaml
     @echo
@@ -38,6 +38,10 @@ demo: setup clean
     @echo
     {{venv}}/bin/schnitzel run graphs/feedback.yaml
     @tail -n 1 graphs/out/feedback.jsonl
+    @echo
+    {{python}} graphs/vision/make_scene.py
+    {{venv}}/bin/schnitzel run graphs/camera.yaml
+    @echo "camera events: graphs/out/camera-events.jsonl, best snapshots: graphs/out/snapshots/"
     @echo
     @if [ -t 0 ] && [ -t 2 ]; then {{just_executable()}} console; else echo "no terminal here: run \`.venv/bin/just console\` in one to see the console"; fi
 

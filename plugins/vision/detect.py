@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from pydantic import Field, StrictBool, StrictFloat, StrictInt, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    field_validator,
+)
 
 from schnitzel.contract.kinds import PayloadProfile
 from schnitzel.contract.packet import StreamPacket
@@ -18,10 +27,27 @@ from schnitzel.registry.plugin import (
     NodeContext,
     PluginConfig,
 )
-from schnitzel_plugins.vision.frame import Frame, FrameDetections
+from schnitzel_plugins.vision.frame import Detection, Frame, FrameDetections
 from schnitzel_plugins.vision.model_path import ModelPathError, resolve_model
 
-__all__ = ["Detect", "DetectConfig"]
+__all__ = ["Detect", "DetectConfig", "MotionConfig"]
+
+
+class MotionConfig(BaseModel):
+    """Motion gating: skip the detector on frames where nothing moved (docs/vision.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    width: StrictInt = Field(default=160, ge=16, le=1920, description="Compared at this width.")
+    pixel_delta: StrictInt = Field(
+        default=25, ge=1, le=255, description="Grey levels a pixel must change by."
+    )
+    min_changed: StrictFloat | StrictInt = Field(
+        default=0.002, ge=0, le=1, description="Fraction of pixels that must change."
+    )
+    max_skip: StrictInt = Field(
+        default=50, ge=1, description="Most frames in a row skipped before one is detected."
+    )
 
 
 class DetectConfig(PluginConfig):
@@ -78,6 +104,11 @@ class DetectConfig(PluginConfig):
     batch_max: StrictInt = Field(
         default=8, ge=1, le=256, description="Frames per inference for dynamic-batch models."
     )
+    motion: MotionConfig | None = Field(
+        default=None,
+        description="Skip detection on still frames (they get the camera's last detections); "
+        "null: detect every frame.",
+    )
 
     @field_validator("providers")
     @classmethod
@@ -110,6 +141,10 @@ class Detect(Compute):
         self.busy_s = 0.0
         """Seconds spent detecting (all calls added up)."""
         self.opened_at = 0.0
+        self.gates: dict[str, Any] = {}
+        """Per camera, its motion gate (with `motion`)."""
+        self._last: dict[str, tuple[Detection, ...]] = {}
+        self._gate_lock = threading.Lock()
 
     @classmethod
     def check_environment(cls, config: Any, context: CheckContext) -> list[EnvironmentProblem]:
@@ -157,6 +192,11 @@ class Detect(Compute):
                 else None,
             },
             "busy": round(min(1.0, self.busy_s / (elapsed * threads)), 3) if elapsed else 0.0,
+            **(
+                {"motion_skipped": sum(g.skipped for g in self.gates.values())}
+                if self.config.motion is not None
+                else {}
+            ),
         }
 
     def _load(self) -> None:
@@ -214,8 +254,17 @@ class Detect(Compute):
 
     def process_batch(self, packets: list[StreamPacket]) -> list[StreamPacket]:
         frames = [_frame_of(p) for p in packets]
+        gated = self.config.motion is not None
+        found = self._detect_moving(frames) if gated else self._detect(frames)
+        model = self.detector.model_name
+        return [
+            packet.evolve(kind="detection", payload=FrameDetections(frame, detections, model))
+            for packet, frame, detections in zip(packets, frames, found, strict=True)
+        ]
+
+    def _detect(self, frames: list[Frame]) -> list[tuple[Detection, ...]]:
         detector = self.detector
-        out: list[StreamPacket] = []
+        out: list[tuple[Detection, ...]] = []
         step = self.config.batch_max if detector.dynamic_batch else 1
         for start in range(0, len(frames), step):
             chunk = frames[start : start + step]
@@ -223,11 +272,33 @@ class Detect(Compute):
             found = detector.detect([f.image for f in chunk])
             spent = time.perf_counter() - began
             self._record(spent * 1000 / len(chunk), spent, len(chunk))
-            for packet, frame, detections in zip(
-                packets[start : start + step], chunk, found, strict=True
-            ):
-                payload = FrameDetections(frame, detections, detector.model_name)
-                out.append(packet.evolve(kind="detection", payload=payload))
+            out.extend(tuple(d) for d in found)
+        return out
+
+    def _detect_moving(self, frames: list[Frame]) -> list[tuple[Detection, ...]]:
+        """Detect only frames that moved; a still frame gets its camera's last detections
+        (what stood there still does: tracks keep going)."""
+        from schnitzel_plugins.vision.motion import MotionGate, MotionSettings
+
+        m = self.config.motion
+        with self._gate_lock:  # several threads with concurrency > 1: decide in order
+            moving = []
+            for n, frame in enumerate(frames):
+                gate = self.gates.get(frame.camera_id)
+                if gate is None:
+                    settings = MotionSettings(
+                        m.width, m.pixel_delta, float(m.min_changed), m.max_skip
+                    )
+                    gate = self.gates[frame.camera_id] = MotionGate(settings)
+                if gate.moves(frame.image):
+                    moving.append(n)
+        detected = dict(zip(moving, self._detect([frames[n] for n in moving]), strict=True))
+        out = []
+        with self._gate_lock:
+            for n, frame in enumerate(frames):
+                if n in detected:
+                    self._last[frame.camera_id] = detected[n]
+                out.append(detected.get(n, self._last.get(frame.camera_id, ())))
         return out
 
     def _record(self, ms: float, spent_s: float, frames: int) -> None:

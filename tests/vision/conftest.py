@@ -13,7 +13,7 @@ import pytest
 
 MISSING = [
     name
-    for name in ("cv2", "onnxruntime", "numpy", "skimage", "nudenet", "ddddocr")
+    for name in ("cv2", "onnxruntime", "numpy", "scipy", "skimage", "nudenet", "ddddocr")
     if importlib.util.find_spec(name) is None
 ]
 """Packages of the vision and vision-test extras that are not installed."""
