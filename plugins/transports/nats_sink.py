@@ -44,12 +44,12 @@ from schnitzel.contract.packet import StreamPacket
 from schnitzel.registry.plugin import NodeContext, PluginConfig, Sink
 from schnitzel_plugins.http.breaker import BreakerState, Change, CircuitBreaker
 from schnitzel_plugins.http.retry import backoff_s
+from schnitzel_plugins.transports.acks import AckedPublisher
 from schnitzel_plugins.transports.config import NatsSinkConfig, safe_nats_url, valid_subject
 from schnitzel_plugins.transports.errors import NatsError, NatsGaveUp, NatsRejected
 
 if TYPE_CHECKING:
     from nats.aio.client import Client
-    from nats.js.client import JetStreamContext
 
 __all__ = ["NatsSink", "NatsSinkConfig"]
 
@@ -98,7 +98,7 @@ class NatsSink(Sink):
         replay of a packet it had taken)."""
         self._where = safe_nats_url(config.url)
         self._nc: Client | None = None
-        self._js: JetStreamContext | None = None
+        self._js: AckedPublisher | None = None
         self._connect_error: BaseException | None = None
         self._rng = random.Random()
         self._failing_since: float | None = None
@@ -237,11 +237,8 @@ class NatsSink(Sink):
             acks: list[tuple[_Outgoing, asyncio.Future[Any]]] = []
             for outgoing in pending[start : start + size]:
                 try:
-                    future = await js.publish_async(
-                        outgoing.subject,
-                        outgoing.body,
-                        stream=self.config.stream,
-                        headers=dict(outgoing.headers),
+                    future = await js.publish(
+                        outgoing.subject, outgoing.body, outgoing.headers, self.config.stream
                     )
                 except Exception as exc:  # judged by _judge, which re-raises what it does not know
                     judged = self._judge(outgoing, exc)
@@ -296,8 +293,8 @@ class NatsSink(Sink):
             return _Failure(_words(exc), refused=False)
         raise exc
 
-    async def _connected(self) -> JetStreamContext:
-        """The JetStream context, connecting first when there is no live connection."""
+    async def _connected(self) -> AckedPublisher:
+        """The publisher, connecting first when there is no live connection."""
         if self._nc is not None and self._js is not None and not self._nc.is_closed:
             return self._js
         from nats.aio.client import Client
@@ -312,15 +309,16 @@ class NatsSink(Sink):
             return None
 
         try:
-            # nats-py retries servers forever with max_reconnect_attempts=-1, the initial
-            # connect included: the deadline bounds one round here; after the first connect
-            # the client itself reconnects, and publishes wait for it (or time out).
+            # nats-py would retry the servers forever (the first connect included) with
+            # max_reconnect_attempts=-1: a few attempts per server here, then the client
+            # closes and the next round connects again, paced by the backoff and the breaker,
+            # so the operator hears of a dead server within a second, not never.
             await asyncio.wait_for(
                 nc.connect(
                     servers=self.config.servers(),
                     name=f"schnitzel {self.context.node_id}",
                     allow_reconnect=True,
-                    max_reconnect_attempts=-1,
+                    max_reconnect_attempts=2,
                     reconnect_time_wait=0.25,
                     connect_timeout=max(1, round(self.config.ack_timeout_s)),
                     error_cb=remember,
@@ -335,7 +333,7 @@ class NatsSink(Sink):
                 await nc.close()
             cause = self._connect_error or exc
             raise NatsError(_words(cause)) from exc
-        self._nc, self._js = nc, nc.jetstream()
+        self._nc, self._js = nc, AckedPublisher(nc)
         return self._js
 
     def _subject_of(self, packet: StreamPacket) -> str:
