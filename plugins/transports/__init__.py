@@ -6,7 +6,10 @@ the plugins import them only when a node opens, so graphs validate without them.
 
 from schnitzel.registry.plugin import PluginPack
 from schnitzel_plugins.transports.nats_sink import NatsSink
+from schnitzel_plugins.transports.nats_source import NatsSource
 
-__all__ = ["PACK", "NatsSink"]
+__all__ = ["PACK", "NatsSink", "NatsSource"]
 
-PACK = PluginPack(name="transports", plugins=(NatsSink,), description="NATS JetStream transport.")
+PACK = PluginPack(
+    name="transports", plugins=(NatsSink, NatsSource), description="NATS JetStream transport."
+)

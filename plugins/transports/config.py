@@ -10,7 +10,7 @@ from pydantic import Field, StrictFloat, StrictInt, field_validator, model_valid
 
 from schnitzel.registry.plugin import PluginConfig
 
-__all__ = ["FIELD_ROOTS", "NatsSinkConfig", "safe_nats_url", "valid_subject"]
+__all__ = ["FIELD_ROOTS", "NatsSinkConfig", "NatsSourceConfig", "safe_nats_url", "valid_subject"]
 
 _SCHEMES = ("nats", "tls", "ws", "wss")
 # A NATS subject to publish on: dot-separated tokens, no wildcards, no whitespace.
@@ -158,3 +158,63 @@ def safe_nats_url(url: str) -> str:
         netloc = parts.netloc.rpartition("@")[2]
         shown.append(urlunsplit((parts.scheme, netloc, parts.path, "", "")))
     return ",".join(shown)
+
+
+class NatsSourceConfig(PluginConfig):
+    """Options of the nats source."""
+
+    url: str = Field(description="The NATS server, as for the nats sink.")
+    stream: str = Field(description="The JetStream stream to consume (it must exist).")
+    consumer: str = Field(
+        pattern=r"^[A-Za-z0-9_-]+$",
+        description="The durable pull consumer's name: runtimes with the same consumer share "
+        "the stream's messages; created on first use when missing.",
+    )
+    subject: str | None = Field(
+        default=None,
+        description="Consume only this subject of the stream (wildcards allowed); null: all.",
+    )
+    batch: StrictInt = Field(
+        default=16,
+        ge=1,
+        le=4096,
+        description="Messages one fetch asks for; fetched only when the node was given room "
+        "for the last one, so at most this many are held before downstream takes them.",
+    )
+    ack_wait_s: StrictFloat = Field(
+        default=30.0,
+        gt=0,
+        le=86400,
+        description="The consumer's ack_wait when it is created: how long after a delivery "
+        "an unacknowledged message goes to another worker; a message held longer is kept "
+        "with in_progress.",
+    )
+    max_deliver: StrictInt = Field(
+        default=5,
+        ge=2,
+        le=1000,
+        description="The consumer's max_deliver when it is created: a message delivered this "
+        "many times goes to the node's on_error instead of downstream.",
+    )
+    fetch_timeout_s: StrictFloat = Field(
+        default=1.0, gt=0, le=60, description="How long one fetch waits for messages."
+    )
+    kind: str = Field(
+        default="event",
+        pattern=r"^[a-z0-9_-]+$",
+        description="Kind of the packets made from messages that are not encoded packets.",
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _urls_have_a_host(cls, url: str) -> str:
+        return NatsSinkConfig._urls_have_a_host(url)  # type: ignore[no-any-return]
+
+    @field_validator("stream")
+    @classmethod
+    def _stream_is_a_name(cls, stream: str) -> str:
+        return NatsSinkConfig._stream_is_a_name(stream)  # type: ignore[no-any-return]
+
+    def servers(self) -> list[str]:
+        """The server URLs, for the client."""
+        return [one.strip() for one in self.url.split(",")]
