@@ -43,6 +43,7 @@ from schnitzel_plugins.transports.errors import NatsError
 if TYPE_CHECKING:
     from nats.aio.client import Client
     from nats.aio.msg import Msg
+    from nats.js.api import ConsumerInfo
 
 __all__ = ["NatsSource", "NatsSourceConfig"]
 
@@ -71,6 +72,9 @@ class NatsSource(Source):
         """What was yielded and not yet acknowledged, in order, with when it was fetched."""
         self._acking: set[asyncio.Task[None]] = set()
         self._keeper: asyncio.Task[None] | None = None
+        self._ack_wait_s = config.ack_wait_s
+        self._max_deliver = config.max_deliver
+        """The consumer's own ack_wait and max_deliver (-1: unlimited), read when bound."""
         self.acked = 0
         """Messages acknowledged so far."""
 
@@ -142,7 +146,7 @@ class NatsSource(Source):
 
     def _keep_held(self) -> None:
         """`in_progress` for messages held longer than half of ack_wait_s."""
-        now, half = time.monotonic(), self.config.ack_wait_s / 2
+        now, half = time.monotonic(), self._ack_wait_s / 2
         for n, (item, message, since) in enumerate(self._held):
             if now - since < half:
                 break
@@ -156,9 +160,9 @@ class NatsSource(Source):
         seq, delivered = meta.sequence.stream, meta.num_delivered
         where = f"stream {meta.stream} message {seq}"
         key = (message.headers or {}).get(MSG_ID) or f"{meta.stream}:{seq}"
-        if delivered >= self.config.max_deliver:
+        if 0 < self._max_deliver <= delivered:
             return BadRecord(
-                f"delivered {delivered} times (max_deliver {self.config.max_deliver}) without "
+                f"delivered {delivered} times (max_deliver {self._max_deliver}) without "
                 "becoming safe downstream",
                 where=where,
                 raw=message.data,
@@ -212,10 +216,11 @@ class NatsSource(Source):
         )
         self._nc = nc
         js = nc.jetstream()
-        if not await self._consumer_exists(nc):
+        info = await self._consumer_info(nc)
+        if info is None:
             # Made the same way by every worker: creating an identical consumer twice is
             # not an error, so workers starting together agree.
-            await js.add_consumer(
+            info = await js.add_consumer(
                 self.config.stream,
                 ConsumerConfig(
                     durable_name=self.config.consumer,
@@ -225,6 +230,9 @@ class NatsSource(Source):
                     filter_subject=self.config.subject,
                 ),
             )
+        # An existing consumer is used as it is: its own limits decide.
+        self._ack_wait_s = float(info.config.ack_wait or self.config.ack_wait_s)
+        self._max_deliver = int(info.config.max_deliver or -1)
         self._keeper = asyncio.get_running_loop().create_task(self._keep())
         return await js.pull_subscribe_bind(durable=self.config.consumer, stream=self.config.stream)
 
@@ -232,14 +240,13 @@ class NatsSource(Source):
         """While the node runs: `in_progress` for what is held long (downstream may hold the
         source itself for that long, so this cannot wait for the next fetch)."""
         while True:
-            await asyncio.sleep(self.config.ack_wait_s / 4)
+            await asyncio.sleep(self._ack_wait_s / 4)
             self._keep_held()
 
-    async def _consumer_exists(self, nc: Client) -> bool:
+    async def _consumer_info(self, nc: Client) -> ConsumerInfo | None:
         import nats.js.errors
 
         try:
-            await nc.jetstream().consumer_info(self.config.stream, self.config.consumer)
+            return await nc.jetstream().consumer_info(self.config.stream, self.config.consumer)
         except nats.js.errors.NotFoundError:
-            return False
-        return True
+            return None

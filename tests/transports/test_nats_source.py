@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from tests.runtime.harness import HEADER, graph_from, run
+from tests.runtime.harness import HEADER, graph_from, run, steer
 from tests.transports.nats_server import HANG_GUARD_S, NatsServer, nats_server_binary
 
 pytestmark = pytest.mark.skipif(nats_server_binary() is None, reason="no nats-server")
@@ -179,3 +179,42 @@ def test_three_workers_share_a_stream_and_a_kill_9_loses_nothing(
     print(f"written per worker {per_worker}: {duplicates} duplicates of {count}")
     assert set(counts) == {f"pub:{n}" for n in range(count)}
     assert all(written > 0 for written in per_worker)  # the work was shared
+
+
+def test_a_message_delivered_max_deliver_times_goes_to_on_error_and_is_acked(
+    tmp_path: Path, server: NatsServer
+) -> None:
+    async def crash_on_it() -> None:
+        """A worker that takes the first message and dies without acknowledging it."""
+        import nats
+        from nats.js.api import AckPolicy, ConsumerConfig
+
+        nc = await nats.connect(server.url)
+        js = nc.jetstream()
+        config = ConsumerConfig(
+            durable_name="workers", ack_policy=AckPolicy.EXPLICIT, ack_wait=1.0, max_deliver=2
+        )
+        await js.add_consumer("EVENTS", config)
+        await js.publish("events.x", b'{"t": "poison"}', headers={"Nats-Msg-Id": "poison"})
+        taken = await js.pull_subscribe_bind(durable="workers", stream="EVENTS")
+        assert [m.data for m in await taken.fetch(1, timeout=10)] == [b'{"t": "poison"}']
+        await js.publish("events.x", b'{"t": "fine"}', headers={"Nats-Msg-Id": "fine"})
+        await nc.close()
+
+    asyncio.run(crash_on_it())
+
+    async def steps(runtime: Any, _control: Any) -> None:
+        started = time.monotonic()
+        node = runtime.nodes["src"]
+        while node.metrics.errors < 1 or not (tmp_path / "out.jsonl").exists():
+            assert time.monotonic() - started < HANG_GUARD_S, (
+                f"the poison never came back: {node.metrics.errors} errors, "
+                f"{runtime.nodes['out'].metrics.delivered} written"
+            )
+            await asyncio.sleep(0.05)
+
+    report = steer(graph_from(tmp_path, worker(server.url, "out.jsonl")), tmp_path / "s", steps)
+    assert report["nodes"]["src"]["errors"] == 1  # the second delivery: max_deliver reached
+    written = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert [p["payload"]["t"] for p in written] == ["fine"]
+    assert consumer_state(server) == (0, 0)
