@@ -32,7 +32,7 @@ from collections import deque
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from schnitzel.contract.codec import decode_packet, is_encoded_packet
+from schnitzel.contract.codec import is_encoded_packet, packet_from_dict
 from schnitzel.contract.kinds import PayloadProfile
 from schnitzel.contract.packet import StreamPacket
 from schnitzel.errors import BadRecord, PacketDecodeError
@@ -175,7 +175,7 @@ class NatsSource(Source):
             return BadRecord(f"not JSON: {exc}", where=where, raw=message.data, key=key)
         if isinstance(obj, dict) and is_encoded_packet(obj):
             try:
-                packet = decode_packet(message.data)
+                packet = packet_from_dict(obj)
             except PacketDecodeError as exc:
                 return BadRecord(str(exc), where=where, raw=message.data, key=key)
             if packet.meta.get("idempotency_key") != key and packet.idempotency_key != key:
