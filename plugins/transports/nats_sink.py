@@ -108,6 +108,10 @@ class NatsSink(Sink):
         """Verdicts `deliver_batch` reached, by packet id, for the runtime's `deliver` calls
         that follow when it raised."""
 
+    def stats(self) -> dict[str, int]:
+        """For the run report's `plugin_stats`: acks that said `duplicate`."""
+        return {"duplicate_acks": self.duplicate_acks}
+
     def __repr__(self) -> str:
         return f"<{type(self).__name__} node={self.context.node_id!r} url={self._where!r}>"
 

@@ -78,6 +78,10 @@ class NatsSource(Source):
         self.acked = 0
         """Messages acknowledged so far."""
 
+    def stats(self) -> dict[str, int]:
+        """For the run report's `plugin_stats`: messages acknowledged, and held unacknowledged."""
+        return {"acked": self.acked, "held": len(self._held)}
+
     async def open(self) -> None:
         try:
             import nats  # noqa: F401 - the transports extra: fail here, with the fix

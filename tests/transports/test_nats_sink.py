@@ -63,9 +63,12 @@ def test_every_packet_lands_in_the_stream_once_under_its_key(
 def test_a_replayed_packet_is_acked_as_a_duplicate_and_stored_once(
     tmp_path: Path, server: NatsServer
 ) -> None:
+    duplicates = []
     for _ in range(2):  # the same keys twice, as a replay after a crash would send them
         report = run(graph_from(tmp_path, publisher(server.url, "{count: 50}")), tmp_path)
         assert report["totals"]["delivered"] == 50
+        duplicates.append(report["nodes"]["out"]["plugin_stats"]["duplicate_acks"])
+    assert duplicates == [0, 50]  # counted in the report
     assert server.keys("EVENTS") == {f"src:{n}": 1 for n in range(50)}
 
 

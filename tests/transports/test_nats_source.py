@@ -98,6 +98,7 @@ def test_packets_keep_the_publishers_key_and_are_acked_once_written(
     assert report["totals"]["delivered"] == 300
     assert keys_in(tmp_path / "w" / "out.jsonl") == {f"pub:{n}": 1 for n in range(300)}
     assert consumer_state(server) == (0, 0)  # every message acknowledged, none waiting
+    assert report["nodes"]["src"]["plugin_stats"] == {"acked": 300, "held": 0}
 
 
 def test_a_message_that_is_not_json_goes_to_on_error_and_is_acked(
