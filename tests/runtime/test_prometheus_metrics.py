@@ -4,7 +4,9 @@ the run report's figure, and `schnitzel run` serves it while it runs."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -107,6 +109,18 @@ def test_every_counter_equals_the_run_reports_figure(tmp_path: Path) -> None:
     # The graph made each kind of figure non-zero, so the comparisons above can fail.
     assert totals["emitted"] == 500 and totals["dropped"] > 0
     assert report["nodes"]["half"]["filtered"] == 250
+
+    # The Grafana dashboard in docs/ops queries only metrics and labels served here.
+    dashboard = json.loads((REPO / "docs" / "ops" / "grafana-dashboard.json").read_text())
+    exprs = [t["expr"] for panel in dashboard["panels"] for t in panel["targets"]]
+    served = {name for name, _labels in found}
+    served_labels = {label for _name, pairs in found for label, _value in pairs}
+    for expr in exprs:
+        queried = set(re.findall(r"\bschnitzel_[a-z_]+", expr))
+        assert queried and queried <= served, expr
+        grouped = re.findall(r"by \(([^)]*)\)", expr)
+        for label in (x.strip() for group in grouped for x in group.split(",")):
+            assert label in served_labels | {"instance"}, (label, expr)
 
 
 def _free_port() -> int:
