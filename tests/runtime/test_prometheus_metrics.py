@@ -203,3 +203,16 @@ edges:
             _out, err = process.communicate(timeout=HANG_GUARD_S)
             assert process.returncode == 2, err.decode()
             assert words in err.decode() and "nothing was run" in err.decode()
+
+
+def test_an_attached_console_refuses_metrics_addr_and_says_where_it_belongs(
+    tmp_path: Path,
+) -> None:
+    env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONDONTWRITEBYTECODE": "1"}
+    done = subprocess.run(
+        [sys.executable, "-m", "schnitzel_tui", "--attach", str(tmp_path / "x.sock"),
+         "--metrics-addr", "127.0.0.1:9464"],
+        capture_output=True, text=True, env=env, timeout=HANG_GUARD_S, check=False,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert "give --metrics-addr to the run you attach to" in done.stderr
