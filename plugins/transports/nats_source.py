@@ -100,15 +100,13 @@ class NatsSource(Source):
             await nc.close()
 
     async def packets(self) -> AsyncIterator[StreamPacket | BadRecord]:
-        import nats.errors
-
         subscription = await self._subscribe()
         while True:
             try:
                 messages = await subscription.fetch(
                     self.config.batch, timeout=self.config.fetch_timeout_s
                 )
-            except nats.errors.TimeoutError:
+            except TimeoutError:  # nothing to fetch: nats-py raises its own or asyncio's
                 continue
             self.context.report_recovered()
             for message in messages:

@@ -219,3 +219,11 @@ def test_a_message_delivered_max_deliver_times_goes_to_on_error_and_is_acked(
     written = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
     assert [p["payload"]["t"] for p in written] == ["fine"]
     assert consumer_state(server) == (0, 0)
+
+
+def test_an_idle_stream_keeps_the_source_waiting_without_errors(
+    tmp_path: Path, server: NatsServer
+) -> None:
+    g = graph_from(tmp_path, worker(server.url, "out.jsonl", ", fetch_timeout_s: 0.1"))
+    report = run(g, tmp_path, duration_s=1.0)  # ten empty fetches or so: each times out
+    assert report["status"] == "ok" and report["nodes"]["src"]["errors"] == 0, report["nodes"]
