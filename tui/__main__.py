@@ -54,6 +54,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("give a GRAPH to run, or --attach SOCKET to watch a running one")
     if args.attach is not None and args.no_ui:
         parser.error("--no-ui runs a GRAPH headless; --attach shows a console: choose one")
+    if args.attach is not None and args.metrics_addr is not None:
+        parser.error(
+            "--metrics-addr serves the metrics of a run this command starts; an attached "
+            "console starts none: give --metrics-addr to the run you attach to"
+        )
 
     from schnitzel.cli.main import guarded
 

@@ -30,6 +30,7 @@ from schnitzel.cli.run_command import (
     finish_run,
     run_loop,
     serve_control,
+    serve_metrics,
     stop_on_signal,
 )
 from schnitzel.cli.validate_command import print_problems, print_report, validate_argument
@@ -88,10 +89,11 @@ def run_console(args: argparse.Namespace, prog: str = "schnitzel-tui") -> int:
         for problem in result.report.warnings
     ]
     from schnitzel.control.server import ControlSocketError
+    from schnitzel.observe.metrics_addr import MetricsAddrError
 
     try:
         report, failure = run_loop(_console_and_runtime(runtime, args, warnings, logger))
-    except ControlSocketError as exc:
+    except (ControlSocketError, MetricsAddrError) as exc:
         say(f"{prog}: {exc}; nothing was run", err=True)
         return EXIT_USAGE
     if failure:
@@ -116,6 +118,7 @@ async def _console_and_runtime(
     now = time.time()
     loop = asyncio.get_running_loop()
     control = RuntimeControl(runtime)
+    metrics = serve_metrics(runtime, args, logger)  # `--metrics-addr`: /metrics too
     server = await serve_control(control, args, logger)  # `schnitzel ctl` works here too
 
     def drain(how: str) -> None:
@@ -161,6 +164,8 @@ async def _console_and_runtime(
         return report, ""
     finally:
         watch.cancel()
+        if metrics is not None:
+            metrics.close()
         if server is not None:
             await server.close()
         signal.signal(signal.SIGHUP, previous_hup)

@@ -45,6 +45,12 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
         help="serve no control socket (the run cannot be steered from outside)",
     )
     parser.add_argument(
+        "--metrics-addr",
+        metavar="HOST:PORT",
+        help="serve Prometheus metrics on http://HOST:PORT/metrics while the run lasts "
+        "(for example 127.0.0.1:9464; docs/operations.md)",
+    )
+    parser.add_argument(
         "--log-format",
         choices=("text", "json"),
         default="text",

@@ -38,6 +38,7 @@ __all__ = [
     "run_graph",
     "run_loop",
     "serve_control",
+    "serve_metrics",
     "stop_on_signal",
 ]
 
@@ -61,13 +62,14 @@ def run_graph(args: argparse.Namespace, prog: str = "schnitzel run") -> int:
         say(f"{prog}: {args.graph} is invalid; nothing was run", err=True)
         return EXIT_INVALID
     from schnitzel.control.server import ControlSocketError
+    from schnitzel.observe.metrics_addr import MetricsAddrError
     from schnitzel.runtime import Runtime
 
     state_dir = Path(args.state_dir) if args.state_dir else None
     try:
         runtime = Runtime(result.graph, state_dir, args.drain_timeout, logger)
         report = run_loop(_run_with_signals(runtime, args, logger))
-    except ControlSocketError as exc:
+    except (ControlSocketError, MetricsAddrError) as exc:
         say(f"{prog}: {exc}; nothing was run", err=True)
         return EXIT_USAGE
     except RuntimeStartError as exc:
@@ -151,15 +153,32 @@ async def _run_with_signals(
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop_on_signal, runtime, received, signum)
     loop.add_signal_handler(signal.SIGHUP, reload_on_signal, control, reloads)
-    server = None
+    server = metrics = None
     try:
+        metrics = serve_metrics(runtime, args, logger)
         server = await serve_control(control, args, logger)
         return await runtime.run(max_packets=args.max_packets, duration_s=args.duration)
     finally:
+        if metrics is not None:
+            metrics.close()
         if server is not None:
             await server.close()
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.remove_signal_handler(signum)
+
+
+def serve_metrics(runtime: Any, args: argparse.Namespace, logger: logging.Logger) -> Any:
+    """Serve `/metrics` for the run when `--metrics-addr` asks (else None); raises
+    `MetricsAddrError` when the address is wrong or taken."""
+    if getattr(args, "metrics_addr", None) is None:
+        return None
+    from schnitzel import __version__
+    from schnitzel.observe.prometheus import MetricsServer
+
+    metrics = MetricsServer(args.metrics_addr, runtime.snapshot, __version__)
+    metrics.start()
+    logger.info("metrics on http://%s:%d/metrics", metrics.host, metrics.port)
+    return metrics
 
 
 def reload_on_signal(control: Any, reloads: set[asyncio.Task[Any]]) -> None:

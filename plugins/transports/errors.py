@@ -1,0 +1,32 @@
+"""Errors of the transports pack, part of schnitzel's one hierarchy.
+
+SchnitzelError
+ └── NatsError ............ a nats node cannot open or cannot deliver
+      ├── NatsRejected .... this packet cannot be published (poison): too large for the
+      │                     server, or no subject in its subject_field
+      └── NatsGaveUp ...... retries ran out (only when the inbox is not durable)
+"""
+
+from __future__ import annotations
+
+from schnitzel.errors import SchnitzelError
+
+__all__ = ["NatsError", "NatsGaveUp", "NatsRejected"]
+
+
+class NatsError(SchnitzelError):
+    """A nats node cannot open or deliver."""
+
+
+class NatsRejected(NatsError):
+    """A poison pill: this packet cannot be published while others can (larger than the
+    server's max_payload or the stream's max_msg_size, or no subject in its subject_field);
+    the node's `on_error` policy decides what happens next."""
+
+
+class NatsGaveUp(NatsError):
+    """Every attempt failed with a retried error and `max_retries` ran out."""
+
+    def __init__(self, message: str, attempts: int) -> None:
+        super().__init__(message)
+        self.attempts = attempts

@@ -1,0 +1,229 @@
+"""The nats source against a real nats-server: packets keep the publisher's key, a message is
+acknowledged only once safe downstream, and three worker processes sharing one consumer
+deliver every message although one of them is killed with `kill -9` mid-stream."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.runtime.harness import HEADER, graph_from, run, steer
+from tests.transports.nats_server import HANG_GUARD_S, NatsServer, nats_server_binary
+
+pytestmark = pytest.mark.skipif(nats_server_binary() is None, reason="no nats-server")
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[NatsServer]:
+    with NatsServer(tmp_path / "nats") as running:
+        running.add_stream("EVENTS", ["events.>"])
+        yield running
+
+
+def publish(server: NatsServer, tmp_path: Path, count: int) -> None:
+    """`count` packets into EVENTS through the nats sink (keys `pub:<n>`)."""
+    body = f"""
+nodes:
+  - {{id: pub, kind: source, plugin: synthetic, config: {{count: {count}}}}}
+  - id: out
+    kind: sink
+    plugin: nats
+    config: {{url: "{server.url}", subject: events.pub}}
+edges:
+  - {{from: pub, to: out}}
+"""
+    report = run(graph_from(tmp_path / "publisher", body), tmp_path / "publisher")
+    assert report["totals"]["delivered"] == count
+
+
+def worker(url: str, output: str, options: str = "") -> str:
+    return f"""
+nodes:
+  - id: src
+    kind: source
+    plugin: nats
+    config: {{url: "{url}", stream: EVENTS, consumer: workers{options}}}
+  - {{id: out, kind: sink, plugin: jsonl, config: {{path: {output}}}}}
+edges:
+  - {{from: src, to: out}}
+"""
+
+
+def consumer_state(server: NatsServer) -> tuple[int, int]:
+    """(messages waiting, messages delivered and not acknowledged) of consumer `workers`."""
+
+    async def ask() -> tuple[int, int]:
+        import nats
+
+        nc = await nats.connect(server.url)
+        try:
+            info = await nc.jetstream().consumer_info("EVENTS", "workers")
+            return int(info.num_pending or 0), int(info.num_ack_pending or 0)
+        finally:
+            await nc.close()
+
+    return asyncio.run(ask())
+
+
+def keys_in(path: Path) -> Counter[str]:
+    if not path.exists():
+        return Counter()
+    packets = [json.loads(line) for line in path.read_text().splitlines() if line]
+    return Counter(
+        p["meta"].get("idempotency_key") or f"{p['source_id']}:{p['seq']}" for p in packets
+    )
+
+
+def test_packets_keep_the_publishers_key_and_are_acked_once_written(
+    tmp_path: Path, server: NatsServer
+) -> None:
+    (tmp_path / "publisher").mkdir()
+    publish(server, tmp_path, 300)
+    (tmp_path / "w").mkdir()
+    g = graph_from(tmp_path / "w", worker(server.url, "out.jsonl"))
+    report = run(g, tmp_path / "w", max_packets=300)
+    assert report["totals"]["delivered"] == 300
+    assert keys_in(tmp_path / "w" / "out.jsonl") == {f"pub:{n}": 1 for n in range(300)}
+    assert consumer_state(server) == (0, 0)  # every message acknowledged, none waiting
+    assert report["nodes"]["src"]["plugin_stats"] == {"acked": 300, "held": 0}
+
+
+def test_a_message_that_is_not_json_goes_to_on_error_and_is_acked(
+    tmp_path: Path, server: NatsServer
+) -> None:
+    async def send() -> None:
+        import nats
+
+        nc = await nats.connect(server.url)
+        js = nc.jetstream()
+        await js.publish("events.raw", b'{"t": 1}', headers={"Nats-Msg-Id": "raw-1"})
+        await js.publish("events.raw", b"\xff not json")
+        await js.publish("events.raw", b'{"t": 3}')
+        await nc.close()
+
+    asyncio.run(send())
+    g = graph_from(tmp_path, worker(server.url, "out.jsonl"))
+    report = run(g, tmp_path, max_packets=2, drain_timeout_s=5)
+    assert report["nodes"]["src"]["errors"] == 1
+    written = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert [p["payload"]["t"] for p in written] == [1, 3]
+    assert [p["meta"]["idempotency_key"] for p in written] == ["raw-1", "EVENTS:3"]
+    assert consumer_state(server) == (0, 0)
+
+
+def start_worker(graph: Path, state: Path) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONDONTWRITEBYTECODE": "1"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "schnitzel.cli.main", "run", str(graph), "--state-dir", str(state)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=env,
+        cwd=graph.parent,
+    )
+
+
+@pytest.mark.slow  # three real worker processes, one killed with kill -9
+def test_three_workers_share_a_stream_and_a_kill_9_loses_nothing(
+    tmp_path: Path, server: NatsServer
+) -> None:
+    count = 3000
+    (tmp_path / "publisher").mkdir()
+    publish(server, tmp_path, count)
+    workers: list[tuple[subprocess.Popen[bytes], Path]] = []
+    for n in range(3):
+        folder = tmp_path / f"worker{n}"
+        folder.mkdir()
+        graph = folder / "graph.yaml"
+        options = ", batch: 8, ack_wait_s: 2.0"
+        graph.write_text(HEADER + worker(server.url, "out.jsonl", options))
+        workers.append((start_worker(graph, folder / "state"), folder / "out.jsonl"))
+
+    def delivered() -> Counter[str]:
+        total: Counter[str] = Counter()
+        for _process, output in workers:
+            total += keys_in(output)
+        return total
+
+    def until(condition: Any, what: str) -> None:
+        started = time.monotonic()
+        while not condition():
+            assert time.monotonic() - started < 3 * HANG_GUARD_S, f"never happened: {what}"
+            time.sleep(0.05)
+
+    victim, victim_output = workers[0]
+    until(lambda: sum(keys_in(victim_output).values()) >= 100, "the first worker wrote 100")
+    victim.send_signal(signal.SIGKILL)
+    victim.wait(HANG_GUARD_S)
+    until(lambda: set(delivered()) >= {f"pub:{n}" for n in range(count)}, "every key written")
+    until(lambda: consumer_state(server) == (0, 0), "every message acknowledged")
+    for process, _output in workers[1:]:
+        process.send_signal(signal.SIGTERM)
+        _out, err = process.communicate(timeout=HANG_GUARD_S)
+        assert process.returncode == 0, err.decode()[-3000:]
+    counts = delivered()
+    per_worker = [sum(keys_in(output).values()) for _process, output in workers]
+    duplicates = sum(n - 1 for n in counts.values())
+    print(f"written per worker {per_worker}: {duplicates} duplicates of {count}")
+    assert set(counts) == {f"pub:{n}" for n in range(count)}
+    assert all(written > 0 for written in per_worker)  # the work was shared
+
+
+def test_a_message_delivered_max_deliver_times_goes_to_on_error_and_is_acked(
+    tmp_path: Path, server: NatsServer
+) -> None:
+    async def crash_on_it() -> None:
+        """A worker that takes the first message and dies without acknowledging it."""
+        import nats
+        from nats.js.api import AckPolicy, ConsumerConfig
+
+        nc = await nats.connect(server.url)
+        js = nc.jetstream()
+        config = ConsumerConfig(
+            durable_name="workers", ack_policy=AckPolicy.EXPLICIT, ack_wait=1.0, max_deliver=2
+        )
+        await js.add_consumer("EVENTS", config)
+        await js.publish("events.x", b'{"t": "poison"}', headers={"Nats-Msg-Id": "poison"})
+        taken = await js.pull_subscribe_bind(durable="workers", stream="EVENTS")
+        assert [m.data for m in await taken.fetch(1, timeout=10)] == [b'{"t": "poison"}']
+        await js.publish("events.x", b'{"t": "fine"}', headers={"Nats-Msg-Id": "fine"})
+        await nc.close()
+
+    asyncio.run(crash_on_it())
+
+    async def steps(runtime: Any, _control: Any) -> None:
+        started = time.monotonic()
+        node = runtime.nodes["src"]
+        while node.metrics.errors < 1 or not (tmp_path / "out.jsonl").exists():
+            assert time.monotonic() - started < HANG_GUARD_S, (
+                f"the poison never came back: {node.metrics.errors} errors, "
+                f"{runtime.nodes['out'].metrics.delivered} written"
+            )
+            await asyncio.sleep(0.05)
+
+    report = steer(graph_from(tmp_path, worker(server.url, "out.jsonl")), tmp_path / "s", steps)
+    assert report["nodes"]["src"]["errors"] == 1  # the second delivery: max_deliver reached
+    written = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert [p["payload"]["t"] for p in written] == ["fine"]
+    assert consumer_state(server) == (0, 0)
+
+
+def test_an_idle_stream_keeps_the_source_waiting_without_errors(
+    tmp_path: Path, server: NatsServer
+) -> None:
+    g = graph_from(tmp_path, worker(server.url, "out.jsonl", ", fetch_timeout_s: 0.1"))
+    report = run(g, tmp_path, duration_s=1.0)  # ten empty fetches or so: each times out
+    assert report["status"] == "ok" and report["nodes"]["src"]["errors"] == 0, report["nodes"]
