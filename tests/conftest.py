@@ -28,6 +28,11 @@ def registry() -> PluginRegistry:
     return PluginRegistry.from_entry_points()
 
 
+GENERATED_INPUTS = {"camera.yaml": "out/camera.mp4"}
+"""Example graphs whose input is generated, not shipped (`just demo` makes it), and the file each
+reads. Without it they are invalid (`environment`): test_examples.py validates them beside it."""
+
+
 def example_graphs() -> list[Path]:
     """Every runnable example graph shipped in graphs/."""
     return sorted(GRAPHS.glob("*.yaml"))

@@ -18,7 +18,7 @@ from schnitzel.registry.registry import PluginRegistry
 from schnitzel.runtime import Runtime
 from schnitzel.spec.schema import graph_json_schema
 from schnitzel.validate import load_graph, validate_file
-from tests.conftest import GRAPHS, example_graphs
+from tests.conftest import GENERATED_INPUTS, GRAPHS, example_graphs
 
 
 @pytest.fixture(scope="module")
@@ -32,14 +32,10 @@ def test_there_are_example_graphs() -> None:
     assert len(example_graphs()) >= 4
 
 
-GENERATED_INPUTS = {"camera.yaml": "out/camera.mp4"}
-"""Example graphs whose input is generated, not shipped, and the file each reads: the graph is
-validated beside its input, made as the demo makes it (graphs/vision/make_scene.py)."""
-
-
 @pytest.fixture(scope="module")
 def with_generated_inputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """Copies of the example graphs of GENERATED_INPUTS, each beside its generated input."""
+    """Copies of the example graphs of GENERATED_INPUTS, each beside its input, made as the
+    demo makes it (graphs/vision/make_scene.py)."""
     directory = tmp_path_factory.mktemp("generated-inputs")
     spec = importlib.util.spec_from_file_location("make_scene", GRAPHS / "vision" / "make_scene.py")
     assert spec is not None and spec.loader is not None
