@@ -220,13 +220,22 @@ def test_a_line_of_several_megabytes_is_read_once_and_whole(
     long_line = b'{"blob": "' + b"x" * (6 << 20) + b'"}'
     path.write_bytes(b'{"n": 0}\n' + long_line + b'\n{"n": 2}\n{"n": 3}')
     read: list[int] = []
+    copied: list[int] = []
     real_pread = os.pread
+
+    class Chunk(bytes):
+        """A chunk that counts the bytes copied when something is prepended to it."""
+
+        def __radd__(self, before: bytes) -> bytes:
+            copied.append(len(before))
+            return bytes(before) + bytes(self)
 
     def counting_pread(fd: int, size: int, offset: int) -> bytes:
         chunk = real_pread(fd, size, offset)
-        if sys._getframe(1).f_code.co_name == "_drain":  # not the file-identity reads
-            read.append(len(chunk))
-        return chunk
+        if sys._getframe(1).f_code.co_name != "_drain":  # the file-identity reads
+            return chunk
+        read.append(len(chunk))
+        return Chunk(chunk)
 
     monkeypatch.setattr(jsonl_tail.os, "pread", counting_pread)
     got = list(tail(path, False, Told()).lines())
@@ -239,4 +248,5 @@ def test_a_line_of_several_megabytes_is_read_once_and_whole(
     assert [line.number for line in got if line is not None] == [0, 1, 2, 3]
     assert got[-1] is not None and got[-1].end == path.stat().st_size
     assert sum(read) == path.stat().st_size  # nothing read twice
+    assert sum(copied) <= path.stat().st_size  # the partial line is not copied on every read
     assert len([size for size in read if size]) == -(-path.stat().st_size // jsonl_tail.CHUNK)
