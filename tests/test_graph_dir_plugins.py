@@ -87,6 +87,18 @@ def test_validate_json_stays_json_when_the_plugin_module_prints(tmp_path: Path) 
     assert "c2f_talker imported" in done.stderr
 
 
+def test_validate_json_stays_json_when_the_module_writes_to_fd_1(tmp_path: Path) -> None:
+    # as a native library does when it is loaded: past sys.stdout, straight to the descriptor
+    graph = graph_with_plugin(tmp_path, "c2f_native")
+    module = graph.parent / "c2f_native.py"
+    module.write_text('import os\nos.write(1, b"RAW FD1 WRITE\\n")\n' + module.read_text())
+    done = run_elsewhere(tmp_path, "validate", "--json", str(graph))
+    assert done.returncode == 0, done.stdout + done.stderr
+    report = json.loads(done.stdout)  # nothing but the report on stdout
+    assert report["valid"] is True
+    assert "RAW FD1 WRITE" in done.stderr and "RAW FD1 WRITE" not in done.stdout
+
+
 def test_a_graph_runs_with_its_plugin_module_from_its_directory(tmp_path: Path) -> None:
     graph = graph_with_plugin(tmp_path, "c2f_runner")
     report = tmp_path / "report.json"

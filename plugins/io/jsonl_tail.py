@@ -68,7 +68,9 @@ class _Reading:
         self.line = line
         self.at_path = at_path
         """True for the file at the configured path (rotation is looked for from it)."""
-        self.partial = b""
+        self.partial: list[bytes] = []
+        """The chunks of an incomplete last line, joined once its newline comes (joining
+        on every read would make one long line cost quadratic time)."""
         self.file: FileId | None = None
 
     def identity(self, whole: bool = False) -> FileId:
@@ -190,10 +192,15 @@ class FileTail:
             if not chunk:
                 return
             reading.read_to += len(chunk)
-            pieces = (reading.partial + chunk).split(b"\n")
-            reading.partial = pieces.pop()
-            if not pieces:
+            if b"\n" not in chunk:
+                reading.partial.append(chunk)
                 continue
+            pieces = chunk.split(b"\n")
+            if reading.partial:
+                reading.partial.append(pieces[0])
+                pieces[0] = b"".join(reading.partial)
+            tail = pieces.pop()
+            reading.partial = [tail] if tail else []
             file = reading.identity()
             offset, line = reading.offset, reading.line
             for raw in pieces:
@@ -207,7 +214,7 @@ class FileTail:
         of a run without `follow` (`may_grow`)."""
         if not reading.partial:
             return
-        raw, reading.partial = reading.partial, b""
+        raw, reading.partial = b"".join(reading.partial), []
         reading.offset += len(raw)
         reading.line += 1
         file = reading.identity(whole=True)

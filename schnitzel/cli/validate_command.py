@@ -12,6 +12,7 @@ from typing import Any
 
 from schnitzel.cli.output import print_json, print_table, say
 from schnitzel.errors import GraphLoadError
+from schnitzel.registry.registry import stdout_to_stderr
 from schnitzel.spec.yaml_source import LIMITS
 from schnitzel.validate.graph import ValidatedGraph
 from schnitzel.validate.problems import ValidationReport
@@ -53,8 +54,9 @@ def validate_argument(graph: str) -> ValidationResult:
 def run_validate(graph: str, as_json: bool = False, prog: str = "schnitzel validate") -> int:
     """Print the report; 0 valid, 1 invalid, 2 when the file cannot be read."""
     try:
-        # stdout carries the JSON report alone: what a plugin prints goes to stderr
-        with contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext():
+        # stdout carries the JSON report alone: what a plugin prints, or writes to file
+        # descriptor 1 itself (a native library), goes to stderr
+        with stdout_to_stderr() if as_json else contextlib.nullcontext():
             result = validate_argument(graph)
     except GraphLoadError as exc:
         if as_json:

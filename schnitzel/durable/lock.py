@@ -49,6 +49,13 @@ class StoreLock:
         except BlockingIOError:
             holder = _read_pid(fd)
             os.close(fd)
+            if holder == os.getpid():  # two inboxes of one graph reach one store file
+                raise RuntimeStartError(
+                    f"durable store {str(self.shown)!r} is already in use by this run (this "
+                    f"process, pid {holder}, holds {str(self.path)!r}): another durable inbox "
+                    "names the same file through another path (a symbolic or hard link); give "
+                    "each durable inbox its own `inbox.durable.path`"
+                ) from None
             who = f"pid {holder}" if holder else "another process"
             raise RuntimeStartError(
                 f"durable store {str(self.shown)!r} is in use by another running schnitzel "

@@ -14,7 +14,7 @@ import importlib.util
 import os
 import re
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
@@ -279,6 +279,30 @@ class PluginRegistry:
         return plugin
 
 
+@contextlib.contextmanager
+def stdout_to_stderr() -> Iterator[None]:
+    """Send stdout to stderr, at the file-descriptor level too, for the duration.
+
+    `print()` goes through `sys.stdout`, but a native library loaded by an imported module
+    writes to file descriptor 1 directly; both must stay off a JSON report on stdout."""
+    sys.stdout.flush()
+    try:
+        saved = os.dup(1)
+    except OSError:  # no descriptor 1 at all: only the Python-level redirect is possible
+        saved = None
+    try:
+        if saved is not None:
+            os.dup2(2, 1)
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        if saved is not None:
+            os.dup2(saved, 1)
+            os.close(saved)
+
+
 def import_plugin_module(module_name: str, graph_dir: Path | None) -> ModuleType:
     """Import an allowlisted module from the Python path, else from `graph_dir`.
 
@@ -298,7 +322,7 @@ def import_plugin_module(module_name: str, graph_dir: Path | None) -> ModuleType
             sys.path.append(directory)
             importlib.invalidate_caches()
     try:
-        with contextlib.redirect_stdout(sys.stderr):
+        with stdout_to_stderr():
             return importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
         if exc.name == top:

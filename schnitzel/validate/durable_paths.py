@@ -21,7 +21,7 @@ def check_durable_paths(state: CheckState) -> None:
         at = (*entry.at, "inbox", "durable", "path")
         path = Path(durable.path).expanduser()
         path = path if path.is_absolute() else graph_dir / path
-        key = Path(os.path.normpath(path.absolute()))
+        key = _real(path)
         owner = owners.setdefault(key, entry.spec.id)
         if owner != entry.spec.id:
             state.problem(
@@ -44,6 +44,12 @@ def check_durable_paths(state: CheckState) -> None:
                 node=entry.spec.id,
                 severity="warning",  # the machine may differ from the one that runs the graph
             )
+
+
+def _real(path: Path) -> Path:
+    """The file `path` names, through symbolic links (`st/` and a link to it name one store).
+    The file may not exist yet: `realpath` resolves the part of the path that does."""
+    return Path(os.path.realpath(path.absolute()))
 
 
 def _why_unwritable(path: Path) -> str:

@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 from schnitzel_plugins.io.jsonl_files import identify
 from schnitzel_plugins.io.jsonl_tail import FileTail, Line, Resume
@@ -204,3 +207,46 @@ def test_a_truncation_in_the_middle_of_reading_is_caught_before_the_next_read(
     ]
     assert len(got) == len(old) + len(new)  # nothing mixed of the two
     assert any(level == "warning" and "truncated" in message for level, message in told)
+
+
+def test_a_line_of_several_megabytes_is_read_once_and_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Its chunks are kept until the newline and joined once (rejoining the partial line on
+    # every read made a 48 MB line take quadratic time); every byte is read exactly once.
+    from schnitzel_plugins.io import jsonl_tail
+
+    path = tmp_path / "in.jsonl"
+    long_line = b'{"blob": "' + b"x" * (6 << 20) + b'"}'
+    path.write_bytes(b'{"n": 0}\n' + long_line + b'\n{"n": 2}\n{"n": 3}')
+    read: list[int] = []
+    copied: list[int] = []
+    real_pread = os.pread
+
+    class Chunk(bytes):
+        """A chunk that counts the bytes copied when something is prepended to it."""
+
+        def __radd__(self, before: bytes) -> bytes:
+            copied.append(len(before))
+            return bytes(before) + bytes(self)
+
+    def counting_pread(fd: int, size: int, offset: int) -> bytes:
+        chunk = real_pread(fd, size, offset)
+        if sys._getframe(1).f_code.co_name != "_drain":  # the file-identity reads
+            return chunk
+        read.append(len(chunk))
+        return Chunk(chunk)
+
+    monkeypatch.setattr(jsonl_tail.os, "pread", counting_pread)
+    got = list(tail(path, False, Told()).lines())
+    assert [line.raw for line in got if line is not None] == [
+        b'{"n": 0}',
+        long_line,
+        b'{"n": 2}',
+        b'{"n": 3}',
+    ]
+    assert [line.number for line in got if line is not None] == [0, 1, 2, 3]
+    assert got[-1] is not None and got[-1].end == path.stat().st_size
+    assert sum(read) == path.stat().st_size  # nothing read twice
+    assert sum(copied) <= path.stat().st_size  # the partial line is not copied on every read
+    assert len([size for size in read if size]) == -(-path.stat().st_size // jsonl_tail.CHUNK)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sqlite3
 import zlib
 from pathlib import Path
@@ -14,8 +15,9 @@ import pytest
 from schnitzel.durable.inbox import DurableInbox
 from schnitzel.errors import RuntimeStartError
 from schnitzel.runtime import Runtime
+from schnitzel.validate import validate_text
 from tests.runtime import plugins
-from tests.runtime.harness import assert_counts_add_up, graph_from, run
+from tests.runtime.harness import HEADER, assert_counts_add_up, graph_from, run
 
 
 def graph(
@@ -348,12 +350,48 @@ def test_two_runs_cannot_share_one_store(tmp_path: Path, second: str) -> None:
         task = asyncio.create_task(holder.run())
         while not holder.nodes["src"].metrics.emitted:
             await asyncio.sleep(0.01)
-        with pytest.raises(RuntimeStartError, match=r"in use by another running schnitzel \(pid"):
+        # The holder runs in this process: the refusal says so (another process's pid
+        # would be named as "another running schnitzel")
+        this = rf"already in use by this run \(this process, pid {os.getpid()}, holds"
+        with pytest.raises(RuntimeStartError, match=this):
             await Runtime(g2, state_dir=other / "state2").run()
         holder.force_stop()
         await task
 
     asyncio.run(asyncio.wait_for(both(), 60))
+
+
+TWO_ON_ONE = """
+nodes:
+  - {id: src, kind: source, plugin: synthetic, config: {count: 30}}
+  - {id: up, kind: sink, plugin: "null", inbox: {durable: {path: st/out.db}}}
+  - {id: up2, kind: sink, plugin: "null", inbox: {durable: {path: stlink/out.db}}}
+edges:
+  - {from: src, to: up}
+  - {from: src, to: up2}
+"""
+
+
+def test_two_inboxes_on_one_store_through_a_symlinked_directory_are_refused(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "st").mkdir()
+    (tmp_path / "stlink").symlink_to(tmp_path / "st", target_is_directory=True)
+    path = tmp_path / "graph.yaml"
+    path.write_text(HEADER + TWO_ON_ONE)
+    report = validate_text(path.read_text(), source=str(path), path=path).report
+    assert [(p.code, p.where.node) for p in report.problems] == [("shared-durable-path", "up2")]
+
+
+def test_a_store_reached_twice_by_one_run_is_refused_as_this_runs_own(tmp_path: Path) -> None:
+    # The link made after validation (validation would refuse it, as above): the run is
+    # told the store is its own, not "another running schnitzel" with its own pid
+    g = graph_from(tmp_path, TWO_ON_ONE)
+    (tmp_path / "st").mkdir()
+    (tmp_path / "stlink").symlink_to(tmp_path / "st", target_is_directory=True)
+    this = rf"stlink/out.db' is already in use by this run \(this process, pid {os.getpid()},"
+    with pytest.raises(RuntimeStartError, match=this):
+        run(g, tmp_path)
 
 
 def test_a_quarantined_store_makes_the_run_degraded(tmp_path: Path) -> None:

@@ -69,7 +69,9 @@ def test_a_second_open_through_another_path_is_refused_naming_the_holder(
         (tmp_path / "elsewhere").mkdir()
         other = tmp_path / "elsewhere" / ".." / "st" / "out.db"
     try:
-        with pytest.raises(RuntimeStartError, match=rf"in use .*\(pid {os.getpid()} holds "):
+        # the holder is in this process: refused as this run's own store
+        this = rf"already in use by this run \(this process, pid {os.getpid()}, holds "
+        with pytest.raises(RuntimeStartError, match=this):
             DurableStore(other).open()
     finally:
         holder.close()
