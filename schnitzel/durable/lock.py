@@ -4,8 +4,11 @@ The lock file is `<real path>.lock`, where the real path has every symlink resol
 second run that reaches the same SQLite file through a symlinked file or directory takes the
 same lock and is refused. The holder writes its pid into the lock file, so the refusal can
 name it. The kernel drops the lock when the process dies, so a `kill -9` never leaves a
-store locked. (A hard link is another name for the same file that no path resolution
-reveals; it is not detected. Do not hard-link store files.)
+store locked. The store file itself is flock()ed too, so deleting the side file does not let
+a second run in (flock is independent of SQLite's own POSIX record locks on Linux; fcntl or
+lockf on the store file would not be: closing such a descriptor drops SQLite's locks).
+A hard link, another name for the same file that no path resolution reveals, gets its own
+side file but not its own flock on the store file: it is refused too.
 """
 
 from __future__ import annotations
@@ -33,6 +36,8 @@ class StoreLock:
         self.shown = shown
         """The store's path as the graph gave it, for messages."""
         self._fd: int | None = None
+        self._store = real
+        self._store_fd: int | None = None
 
     def acquire(self) -> None:
         """Take the lock, or raise RuntimeStartError naming the holder's pid."""
@@ -66,8 +71,43 @@ class StoreLock:
             os.ftruncate(fd, 0)
             os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         self._fd = fd
+        try:
+            self.lock_store_file()
+        except BaseException:
+            self.release()
+            raise
+
+    def lock_store_file(self) -> None:
+        """flock() the store file itself (again, after it was moved aside and recreated).
+
+        A file this user cannot open is left to SQLite, whose error then names the cause."""
+        self._unlock_store_file()
+        try:
+            fd = os.open(self._store, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError:
+            return
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _flock_holder(fd)
+            os.close(fd)
+            who = f"pid {holder}" if holder else "a process"
+            raise RuntimeStartError(
+                f"durable store {str(self.shown)!r} is in use by another running schnitzel "
+                f"({who} holds a lock on the store file itself; its lock file "
+                f"{str(self.path)!r} was deleted or replaced); stop that run, or give this "
+                "graph its own `inbox.durable.path`"
+            ) from None
+        self._store_fd = fd
+
+    def _unlock_store_file(self) -> None:
+        if self._store_fd is not None:
+            os.close(self._store_fd)
+            self._store_fd = None
 
     def release(self) -> None:
+        """Drop both locks; call only after SQLite's connection to the store is closed."""
+        self._unlock_store_file()
         if self._fd is not None:
             os.close(self._fd)  # closing the descriptor releases the lock
             self._fd = None
@@ -79,3 +119,17 @@ def _read_pid(fd: int) -> int | None:
     except OSError:
         return None
     return int(text) if text.isdigit() else None
+
+
+def _flock_holder(fd: int) -> int | None:
+    """The pid holding a flock() on the file open as `fd`, from /proc/locks (Linux)."""
+    try:
+        inode = os.fstat(fd).st_ino
+        text = Path("/proc/locks").read_text()
+    except OSError:
+        return None
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) >= 6 and fields[1] == "FLOCK" and fields[5].endswith(f":{inode}"):
+            return int(fields[4]) if fields[4].isdigit() else None
+    return None

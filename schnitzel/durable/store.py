@@ -201,6 +201,7 @@ class DurableStore:
         self.real = real_path(self.path)
         self._lock = StoreLock(self.real, self.path)
         self._lock.acquire()
+        self._remove_stale_shm()
         ledger = Ledger(self.real.with_name(self.real.name + LEDGER_SUFFIX))
         self._ledger = ledger
         note = ""
@@ -250,8 +251,31 @@ class DurableStore:
         self._cursor_seq = 0
         return Backlog(opened.count, opened.bytes, self._high + 1, quarantined, lost, note)
 
+    def _remove_stale_shm(self) -> None:
+        """A -shm file without its -wal (the WAL deleted after a kill -9) only indexes a WAL
+        that is gone; SQLite would fail on it with a disk I/O error. The store lock is held,
+        so no other run uses it: remove it, and the open then reports what the WAL held as
+        lost."""
+        shm = self.real.with_name(self.real.name + "-shm")
+        wal = self.real.with_name(self.real.name + "-wal")
+        if shm.exists() and not wal.exists():
+            try:
+                shm.unlink()
+            except OSError as exc:
+                raise RuntimeStartError(
+                    f"durable store {str(self.path)!r} has a stale {str(shm)!r} (its -wal "
+                    f"file is gone) that cannot be removed: {exc}; delete it by hand, then "
+                    "start again"
+                ) from exc
+
     def _open_error(self, exc: Exception) -> RuntimeStartError:
         code = (getattr(exc, "sqlite_errorcode", 0) or 0) & 0xFF
+        if code == _SQLITE_FULL or "disk is full" in str(exc).lower():
+            return RuntimeStartError(
+                f"cannot open durable store {str(self.path)!r}: {exc}; the file system "
+                f"holding {str(self.real.parent)!r} is full: free space there (the store "
+                "needs room for its -wal file), or choose another `inbox.durable.path`"
+            )
         if code == _SQLITE_BUSY:
             return RuntimeStartError(
                 f"cannot open durable store {str(self.path)!r}: {exc}; another program has it "
@@ -431,6 +455,8 @@ class DurableStore:
                 f"aside ({exc}); move it away by hand, then start again"
             ) from exc
         _fsync_directory(self.real.parent)
+        if self._lock is not None:  # the lock held the moved file; take the new one's
+            self._lock.lock_store_file()
         return target
 
     # -- writing ----------------------------------------------------------------------------
@@ -669,8 +695,16 @@ def _is_corruption(exc: sqlite3.DatabaseError) -> bool:
 
 def _write_error(path: Path, exc: sqlite3.OperationalError) -> StoreError:
     code = (getattr(exc, "sqlite_errorcode", 0) or 0) & 0xFF
-    if code in (_SQLITE_FULL, _SQLITE_IOERR) or "full" in str(exc).lower():
-        return DiskFull(f"cannot write durable store {str(path)!r}: {exc}")
+    if code == _SQLITE_FULL or "full" in str(exc).lower():
+        return DiskFull(
+            f"cannot write durable store {str(path)!r}: {exc} (the file system holding "
+            f"{str(path.parent)!r} is full: free space there)"
+        )
+    if code == _SQLITE_IOERR:
+        return DiskFull(
+            f"cannot write durable store {str(path)!r}: {exc} (check the disk, and that "
+            "the store's files and directory are writable by this user)"
+        )
     return StoreError(f"cannot write durable store {str(path)!r}: {exc}")
 
 
