@@ -68,6 +68,9 @@ class Events(Transform):
     accepts = frozenset({"detection"})
     emits = frozenset({"event"})
     emits_profile = PayloadProfile.JSON_PORTABLE
+    blocking: ClassVar[bool] = True
+    """JPEG encoding of snapshots (milliseconds a frame) and blob writes run on the node's
+    thread, not the event loop; `stats()` (read on the loop) only copies."""
 
     def __init__(self, config: Any, context: NodeContext) -> None:
         super().__init__(config, context)
@@ -169,14 +172,14 @@ class Events(Transform):
     def stats(self) -> dict[str, Any]:
         """Events so far per transition, updates held back by the cooldown, live tracks per
         camera, and the latest events, newest last (`update person warning #1 enter:dock`)."""
+        lives = list(self.lives.items())  # one C-level copy: process() may add a camera
         return {
             "events": dict(self.counts),
-            "held_back": sum(life.held_back for life in self.lives.values()),
+            "held_back": sum(life.held_back for _, life in lives),
             "active": {
-                camera: " ".join(f"#{i}" for i in life.active()) or "none"
-                for camera, life in self.lives.items()
+                camera: " ".join(f"#{i}" for i in life.active()) or "none" for camera, life in lives
             },
-            "latest": " | ".join(self.latest),
+            "latest": " | ".join(list(self.latest)),
         }
 
 
