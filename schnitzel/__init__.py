@@ -15,7 +15,7 @@ _EXPORTS = {
     "Processor": "schnitzel.registry.plugin",
     "Routed": "schnitzel.runtime.processing",
     "Runtime": "schnitzel.runtime.runtime",
-    "RuntimeControl": "schnitzel.runtime.control",
+    "RuntimeControl": "schnitzel.control.runtime_control",
     "RuntimeStartError": "schnitzel.errors",
     "ControlError": "schnitzel.errors",
     "StreamPacket": "schnitzel.contract.packet",
@@ -126,6 +126,7 @@ if TYPE_CHECKING:
     from schnitzel.contract.codec import decode_packet, encode_packet
     from schnitzel.contract.kinds import PayloadProfile
     from schnitzel.contract.packet import FrozenMeta, PayloadRef, StreamPacket
+    from schnitzel.control.runtime_control import RuntimeControl
     from schnitzel.errors import (
         BadRecord,
         ControlError,
@@ -165,7 +166,6 @@ if TYPE_CHECKING:
         Transform,
     )
     from schnitzel.registry.registry import PluginRegistry
-    from schnitzel.runtime.control import RuntimeControl
     from schnitzel.runtime.processing import Routed
     from schnitzel.runtime.runtime import Runtime
     from schnitzel.validate.graph import ValidatedGraph

@@ -1,5 +1,5 @@
 """The commands of the control socket: one strict arguments model each, mapped onto the
-in-process control API (`schnitzel.runtime.control.RuntimeControl`).
+in-process control API (`schnitzel.control.runtime_control.RuntimeControl`).
 
     result = await dispatch(control, "throttle", {"node": "src", "rate_hz": 40.0}, actor, why)
 
@@ -32,7 +32,7 @@ from schnitzel.control.protocol import PROTOCOL_VERSION, ProtocolError, describe
 from schnitzel.durable.parking import Selection
 
 if TYPE_CHECKING:
-    from schnitzel.runtime.control import RuntimeControl
+    from schnitzel.control.runtime_control import RuntimeControl
 
 __all__ = ["COMMANDS", "READ_ONLY_COMMANDS", "SLOW_COMMANDS", "UnknownCommand", "dispatch"]
 
