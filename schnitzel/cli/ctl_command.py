@@ -27,6 +27,7 @@ from schnitzel.cli.ctl_parked import (
     add_parked_commands,
     parked_request,
 )
+from schnitzel.errors import SchnitzelError
 from schnitzel.launch.output import print_json, print_table, say
 from schnitzel.runtime.state_dir import STATE_DIR_ORDER
 
@@ -190,7 +191,7 @@ def run_ctl(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-class _UsageError(Exception):
+class _UsageError(SchnitzelError):
     """Arguments that cannot be sent (an unreadable config file)."""
 
 

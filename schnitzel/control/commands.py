@@ -30,6 +30,7 @@ from schnitzel.control.actor import Actor
 from schnitzel.control.audit import utc_timestamp
 from schnitzel.control.protocol import PROTOCOL_VERSION, ProtocolError, describe_validation_error
 from schnitzel.durable.parking import Selection
+from schnitzel.errors import SchnitzelError
 
 if TYPE_CHECKING:
     from schnitzel.control.runtime_control import RuntimeControl
@@ -41,7 +42,7 @@ Name = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 Count = Annotated[int, Field(ge=1, le=1_000_000)]
 
 
-class UnknownCommand(Exception):
+class UnknownCommand(SchnitzelError):
     """A request named no command of the control socket."""
 
 
