@@ -24,6 +24,10 @@ _EXPORTS = {
     "PayloadProfile": "schnitzel.contract.kinds",
     "encode_packet": "schnitzel.contract.codec",
     "decode_packet": "schnitzel.contract.codec",
+    "is_encoded_packet": "schnitzel.contract.codec",
+    "packet_from_dict": "schnitzel.contract.codec",
+    "weakest_profile": "schnitzel.contract.kinds",
+    "CheckpointFile": "schnitzel.durable.checkpoint_file",
     "PLUGIN_API_VERSION": "schnitzel.registry.apiversion",
     "ANY_KIND": "schnitzel.registry.plugin",
     "SAME_AS_INPUT": "schnitzel.registry.plugin",
@@ -72,6 +76,7 @@ __all__ = [
     "SAME_AS_INPUT",
     "BadRecord",
     "CheckContext",
+    "CheckpointFile",
     "Compute",
     "ControlError",
     "Delay",
@@ -117,16 +122,25 @@ __all__ = [
     "ValidationResult",
     "decode_packet",
     "encode_packet",
+    "is_encoded_packet",
     "load_graph",
+    "packet_from_dict",
     "validate_file",
     "validate_text",
+    "weakest_profile",
 ]
 
 if TYPE_CHECKING:
-    from schnitzel.contract.codec import decode_packet, encode_packet
-    from schnitzel.contract.kinds import PayloadProfile
+    from schnitzel.contract.codec import (
+        decode_packet,
+        encode_packet,
+        is_encoded_packet,
+        packet_from_dict,
+    )
+    from schnitzel.contract.kinds import PayloadProfile, weakest_profile
     from schnitzel.contract.packet import FrozenMeta, PayloadRef, StreamPacket
     from schnitzel.control.runtime_control import RuntimeControl
+    from schnitzel.durable.checkpoint_file import CheckpointFile
     from schnitzel.errors import (
         BadRecord,
         ControlError,

@@ -17,6 +17,7 @@ from schnitzel import SchnitzelError
 OUTSIDE_THE_TREE: dict[str, str] = {}
 """Exception classes allowed outside the tree, by qualified name, each with the reason."""
 
+
 def _modules(package: ModuleType) -> list[ModuleType]:
     found = [package]
     for info in pkgutil.walk_packages(package.__path__, prefix=f"{package.__name__}."):

@@ -58,14 +58,14 @@ import random
 import time
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from schnitzel.contract.codec import encode_packet
-from schnitzel.contract.packet import StreamPacket
-from schnitzel.registry.plugin import (
+from schnitzel import (
     CheckContext,
     EnvironmentProblem,
     NodeContext,
     PluginConfig,
     Sink,
+    StreamPacket,
+    encode_packet,
 )
 from schnitzel_plugins.http.breaker import BreakerState, Change, CircuitBreaker
 from schnitzel_plugins.http.config import HttpSinkConfig, safe_url

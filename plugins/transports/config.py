@@ -8,7 +8,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import Field, StrictFloat, StrictInt, field_validator, model_validator
 
-from schnitzel.registry.plugin import PluginConfig
+from schnitzel import PluginConfig
 
 __all__ = ["FIELD_ROOTS", "NatsSinkConfig", "NatsSourceConfig", "safe_nats_url", "valid_subject"]
 

@@ -39,9 +39,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from schnitzel.contract.codec import encode_packet
-from schnitzel.contract.packet import StreamPacket
-from schnitzel.registry.plugin import NodeContext, PluginConfig, Sink
+from schnitzel import NodeContext, PluginConfig, Sink, StreamPacket, encode_packet
 from schnitzel_plugins.http.breaker import BreakerState, Change, CircuitBreaker
 from schnitzel_plugins.http.retry import backoff_s
 from schnitzel_plugins.transports.acks import AckedPublisher

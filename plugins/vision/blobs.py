@@ -26,8 +26,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 
-from schnitzel import SchnitzelError
-from schnitzel.contract.packet import PayloadRef
+from schnitzel import PayloadRef, SchnitzelError
 
 __all__ = ["EXTENSIONS", "BlobStore", "BlobStoreError"]
 
