@@ -28,6 +28,11 @@ _EXPORTS = {
     "packet_from_dict": "schnitzel.contract.codec",
     "weakest_profile": "schnitzel.contract.kinds",
     "CheckpointFile": "schnitzel.durable.checkpoint_file",
+    "RetryOptions": "schnitzel.registry.retry_options",
+    "backoff_s": "schnitzel.registry.retry_options",
+    "CircuitBreaker": "schnitzel.registry.breaker",
+    "BreakerState": "schnitzel.registry.breaker",
+    "BreakerChange": "schnitzel.registry.breaker",
     "PLUGIN_API_VERSION": "schnitzel.registry.apiversion",
     "ANY_KIND": "schnitzel.registry.plugin",
     "SAME_AS_INPUT": "schnitzel.registry.plugin",
@@ -75,8 +80,11 @@ __all__ = [
     "PLUGIN_API_VERSION",
     "SAME_AS_INPUT",
     "BadRecord",
+    "BreakerChange",
+    "BreakerState",
     "CheckContext",
     "CheckpointFile",
+    "CircuitBreaker",
     "Compute",
     "ControlError",
     "Delay",
@@ -107,6 +115,7 @@ __all__ = [
     "Policy",
     "Problem",
     "Processor",
+    "RetryOptions",
     "Routed",
     "Runtime",
     "RuntimeControl",
@@ -120,6 +129,7 @@ __all__ = [
     "ValidatedGraph",
     "ValidationReport",
     "ValidationResult",
+    "backoff_s",
     "decode_packet",
     "encode_packet",
     "is_encoded_packet",
@@ -159,6 +169,7 @@ if TYPE_CHECKING:
         SchnitzelError,
     )
     from schnitzel.registry.apiversion import PLUGIN_API_VERSION
+    from schnitzel.registry.breaker import BreakerChange, BreakerState, CircuitBreaker
     from schnitzel.registry.config_types import JsonObject, JsonValue, PacketKind
     from schnitzel.registry.plugin import (
         ANY_KIND,
@@ -180,6 +191,7 @@ if TYPE_CHECKING:
         Transform,
     )
     from schnitzel.registry.registry import PluginRegistry
+    from schnitzel.registry.retry_options import RetryOptions, backoff_s
     from schnitzel.runtime.processing import Routed
     from schnitzel.runtime.runtime import Runtime
     from schnitzel.validate.graph import ValidatedGraph
