@@ -68,10 +68,11 @@ test: setup lint terminal-tools
 test-fast: setup
     {{python}} -m pytest -q -m "not slow"
 
-# ruff lint and format check (no changes made).
+# ruff lint and format check (no changes made), and the package floors (import-linter).
 lint: setup
     {{venv}}/bin/ruff check .
     {{venv}}/bin/ruff format --check .
+    {{venv}}/bin/lint-imports --no-cache
 
 # Fix what ruff can fix and format the code.
 fmt: setup

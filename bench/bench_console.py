@@ -60,8 +60,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).parent))
 from _timing import print_summary, timed
 
+from schnitzel.control.runtime_control import RuntimeControl
 from schnitzel.runtime import Runtime
-from schnitzel.runtime.control import RuntimeControl
 from schnitzel.validate import validate_text
 from schnitzel_tui.app import ConsoleApp
 from schnitzel_tui.source import EmbeddedSource

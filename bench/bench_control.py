@@ -69,8 +69,8 @@ from _timing import print_summary, timed
 
 from schnitzel.control.actor import Actor
 from schnitzel.control.client import ControlClient, ControlConnectionError
+from schnitzel.control.runtime_control import RuntimeControl
 from schnitzel.runtime import Runtime
-from schnitzel.runtime.control import RuntimeControl
 from schnitzel.runtime.runtime import StopReason
 from schnitzel.validate import ValidatedGraph, validate_text
 

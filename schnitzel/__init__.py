@@ -15,7 +15,7 @@ _EXPORTS = {
     "Processor": "schnitzel.registry.plugin",
     "Routed": "schnitzel.runtime.processing",
     "Runtime": "schnitzel.runtime.runtime",
-    "RuntimeControl": "schnitzel.runtime.control",
+    "RuntimeControl": "schnitzel.control.runtime_control",
     "RuntimeStartError": "schnitzel.errors",
     "ControlError": "schnitzel.errors",
     "StreamPacket": "schnitzel.contract.packet",
@@ -24,6 +24,15 @@ _EXPORTS = {
     "PayloadProfile": "schnitzel.contract.kinds",
     "encode_packet": "schnitzel.contract.codec",
     "decode_packet": "schnitzel.contract.codec",
+    "is_encoded_packet": "schnitzel.contract.codec",
+    "packet_from_dict": "schnitzel.contract.codec",
+    "weakest_profile": "schnitzel.contract.kinds",
+    "CheckpointFile": "schnitzel.durable.checkpoint_file",
+    "RetryOptions": "schnitzel.registry.retry_options",
+    "backoff_s": "schnitzel.registry.retry_options",
+    "CircuitBreaker": "schnitzel.registry.breaker",
+    "BreakerState": "schnitzel.registry.breaker",
+    "BreakerChange": "schnitzel.registry.breaker",
     "PLUGIN_API_VERSION": "schnitzel.registry.apiversion",
     "ANY_KIND": "schnitzel.registry.plugin",
     "SAME_AS_INPUT": "schnitzel.registry.plugin",
@@ -71,7 +80,11 @@ __all__ = [
     "PLUGIN_API_VERSION",
     "SAME_AS_INPUT",
     "BadRecord",
+    "BreakerChange",
+    "BreakerState",
     "CheckContext",
+    "CheckpointFile",
+    "CircuitBreaker",
     "Compute",
     "ControlError",
     "Delay",
@@ -102,6 +115,7 @@ __all__ = [
     "Policy",
     "Problem",
     "Processor",
+    "RetryOptions",
     "Routed",
     "Runtime",
     "RuntimeControl",
@@ -115,17 +129,28 @@ __all__ = [
     "ValidatedGraph",
     "ValidationReport",
     "ValidationResult",
+    "backoff_s",
     "decode_packet",
     "encode_packet",
+    "is_encoded_packet",
     "load_graph",
+    "packet_from_dict",
     "validate_file",
     "validate_text",
+    "weakest_profile",
 ]
 
 if TYPE_CHECKING:
-    from schnitzel.contract.codec import decode_packet, encode_packet
-    from schnitzel.contract.kinds import PayloadProfile
+    from schnitzel.contract.codec import (
+        decode_packet,
+        encode_packet,
+        is_encoded_packet,
+        packet_from_dict,
+    )
+    from schnitzel.contract.kinds import PayloadProfile, weakest_profile
     from schnitzel.contract.packet import FrozenMeta, PayloadRef, StreamPacket
+    from schnitzel.control.runtime_control import RuntimeControl
+    from schnitzel.durable.checkpoint_file import CheckpointFile
     from schnitzel.errors import (
         BadRecord,
         ControlError,
@@ -144,6 +169,7 @@ if TYPE_CHECKING:
         SchnitzelError,
     )
     from schnitzel.registry.apiversion import PLUGIN_API_VERSION
+    from schnitzel.registry.breaker import BreakerChange, BreakerState, CircuitBreaker
     from schnitzel.registry.config_types import JsonObject, JsonValue, PacketKind
     from schnitzel.registry.plugin import (
         ANY_KIND,
@@ -165,7 +191,7 @@ if TYPE_CHECKING:
         Transform,
     )
     from schnitzel.registry.registry import PluginRegistry
-    from schnitzel.runtime.control import RuntimeControl
+    from schnitzel.registry.retry_options import RetryOptions, backoff_s
     from schnitzel.runtime.processing import Routed
     from schnitzel.runtime.runtime import Runtime
     from schnitzel.validate.graph import ValidatedGraph

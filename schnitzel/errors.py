@@ -16,6 +16,10 @@
      ├── RuntimeStartError ..... a valid graph cannot start (a plugin refused to open, ...)
      └── ControlError .......... a control command cannot be applied (unknown node, ...)
 
+Other modules define their errors under these (the durable store's `StoreError`, the control
+socket's `ProtocolError`, a pack's own, ...): the whole tree is in docs/architecture.md,
+"Errors", and tests/test_exception_tree.py checks that every exception class is in it.
+
 Every message names the thing (file, node, plugin, packet), says what is wrong and what to do.
 """
 

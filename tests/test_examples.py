@@ -16,8 +16,8 @@ import yaml
 
 from schnitzel.registry.registry import PluginRegistry
 from schnitzel.runtime import Runtime
-from schnitzel.spec.schema import graph_json_schema
 from schnitzel.validate import load_graph, validate_file
+from schnitzel.validate.schema import graph_json_schema
 from tests.conftest import GENERATED_INPUTS, GRAPHS, example_graphs
 
 

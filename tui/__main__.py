@@ -9,7 +9,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from schnitzel.cli.run_arguments import add_run_arguments
+from schnitzel.launch.run_arguments import add_run_arguments
 
 LOCAL_REFRESH_S = 1.0
 SSH_REFRESH_S = 2.0
@@ -60,10 +60,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             "console starts none: give --metrics-addr to the run you attach to"
         )
 
-    from schnitzel.cli.main import guarded
+    from schnitzel.launch.output import guarded
 
     if args.no_ui:
-        from schnitzel.cli.run_command import run_graph
+        from schnitzel.launch.run_command import run_graph
 
         return guarded(lambda: run_graph(args, prog="schnitzel-tui"))
     if over_ssh:  # read by Textual when it is imported

@@ -13,10 +13,10 @@ import signal
 import sys
 from pathlib import Path
 
-from schnitzel.cli.output import say
-from schnitzel.cli.run_command import EXIT_USAGE, run_loop
 from schnitzel.control.client import ControlClient, ControlConnectionError
 from schnitzel.errors import ControlError
+from schnitzel.launch.output import say
+from schnitzel.launch.run_command import EXIT_USAGE, run_loop
 from schnitzel.observe.logs import configure_logging
 from schnitzel.runtime.state_dir import default_state_dir
 from schnitzel_tui.terminal import HangupWatch, hangup_safe_driver

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from schnitzel.control.client import AsyncControlClient, ControlConnectionError
+from schnitzel.errors import SchnitzelError
 
 __all__ = ["AttachedSource", "Disconnected"]
 
@@ -24,7 +25,7 @@ ARGUMENT_NAMES = {"node_id": "node", "suggestion_id": "id"}
 """The control API's argument names as the socket spells them."""
 
 
-class Disconnected(ConnectionError):
+class Disconnected(SchnitzelError, ConnectionError):
     """The runtime cannot be reached now; the next try is due at `retry_at` (monotonic).
     `short` says why in a few words, for the status line."""
 

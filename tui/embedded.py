@@ -22,8 +22,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from schnitzel.cli.output import say
-from schnitzel.cli.run_command import (
+from schnitzel.errors import GraphLoadError, RuntimeStartError
+from schnitzel.launch.output import say
+from schnitzel.launch.run_command import (
     EXIT_FAILED,
     EXIT_INVALID,
     EXIT_USAGE,
@@ -33,8 +34,7 @@ from schnitzel.cli.run_command import (
     serve_metrics,
     stop_on_signal,
 )
-from schnitzel.cli.validate_command import print_problems, print_report, validate_argument
-from schnitzel.errors import GraphLoadError, RuntimeStartError
+from schnitzel.launch.validate_command import print_problems, print_report, validate_argument
 from schnitzel.observe.logs import configure_logging
 from schnitzel.runtime.state_dir import default_state_dir
 from schnitzel_tui.terminal import HangupWatch, hangup_safe_driver
@@ -110,7 +110,7 @@ async def _console_and_runtime(
     logger: logging.Logger,
 ) -> tuple[dict[str, Any], str]:
     """Run both until the console ends and the run has ended; (report, start failure)."""
-    from schnitzel.runtime.control import RuntimeControl
+    from schnitzel.control.runtime_control import RuntimeControl
     from schnitzel_tui.app import ConsoleApp
     from schnitzel_tui.model import EventView
     from schnitzel_tui.source import EmbeddedSource

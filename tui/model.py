@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from schnitzel.control.audit import audit_change
-from schnitzel.runtime.throttles import plain_value
+from schnitzel.runtime.knobs import plain_value
 
 __all__ = [
     "KNOBS",

@@ -11,7 +11,7 @@ import inspect
 from typing import Any, Protocol
 
 from schnitzel.control.actor import Actor
-from schnitzel.runtime.control import RuntimeControl
+from schnitzel.control.runtime_control import RuntimeControl
 
 __all__ = ["MUTATING", "READING", "ConsoleSource", "EmbeddedSource"]
 

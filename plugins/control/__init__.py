@@ -1,6 +1,6 @@
 """The control pack: a PID controller and a simulated plant for feedback loops."""
 
-from schnitzel.registry.plugin import PluginPack
+from schnitzel import PluginPack
 from schnitzel_plugins.control.pid import Pid
 from schnitzel_plugins.control.plant import SimulatedPlant
 

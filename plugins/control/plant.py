@@ -6,9 +6,7 @@ from typing import Any, ClassVar
 
 from pydantic import Field, StrictFloat
 
-from schnitzel.contract.kinds import PayloadProfile
-from schnitzel.contract.packet import StreamPacket
-from schnitzel.registry.plugin import NodeContext, PluginConfig, Transform
+from schnitzel import NodeContext, PayloadProfile, PluginConfig, StreamPacket, Transform
 
 __all__ = ["PlantConfig", "SimulatedPlant"]
 

@@ -1,6 +1,6 @@
 """The core pack: synthetic source, passthrough, sample, dedup, delay and null sink."""
 
-from schnitzel.registry.plugin import PluginPack
+from schnitzel import PluginPack
 from schnitzel_plugins.core.dedup import Dedup
 from schnitzel_plugins.core.delay import DelayPlugin
 from schnitzel_plugins.core.null import NullSink

@@ -9,8 +9,7 @@ from typing import Any, ClassVar
 
 from pydantic import Field, StrictFloat, StrictInt
 
-from schnitzel.contract.packet import StreamPacket
-from schnitzel.registry.plugin import NodeContext, PluginConfig, Policy
+from schnitzel import NodeContext, PluginConfig, Policy, StreamPacket
 
 __all__ = ["Dedup", "DedupConfig"]
 

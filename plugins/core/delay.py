@@ -7,10 +7,16 @@ from typing import Any, ClassVar
 
 from pydantic import Field, field_validator
 
-from schnitzel.contract.kinds import PayloadProfile, weakest_profile
-from schnitzel.contract.packet import StreamPacket
-from schnitzel.registry.config_types import JsonValue, PacketKind
-from schnitzel.registry.plugin import Delay, PluginConfig, StreamShape
+from schnitzel import (
+    Delay,
+    JsonValue,
+    PacketKind,
+    PayloadProfile,
+    PluginConfig,
+    StreamPacket,
+    StreamShape,
+    weakest_profile,
+)
 
 __all__ = ["DelayConfig", "DelayPlugin"]
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from schnitzel.contract.packet import StreamPacket
-from schnitzel.registry.plugin import Transform
+from schnitzel import StreamPacket, Transform
 
 __all__ = ["Passthrough"]
 

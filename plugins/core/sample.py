@@ -6,8 +6,7 @@ from typing import Any, ClassVar
 
 from pydantic import Field, StrictInt
 
-from schnitzel.contract.packet import StreamPacket
-from schnitzel.registry.plugin import NodeContext, PluginConfig, Transform
+from schnitzel import NodeContext, PluginConfig, StreamPacket, Transform
 
 __all__ = ["Sample", "SampleConfig"]
 

@@ -9,10 +9,15 @@ from typing import Any, ClassVar
 
 from pydantic import Field, StrictFloat, StrictInt
 
-from schnitzel.contract.kinds import PayloadProfile
-from schnitzel.contract.packet import StreamPacket
-from schnitzel.registry.config_types import JsonObject, PacketKind
-from schnitzel.registry.plugin import PluginConfig, Source, StreamShape
+from schnitzel import (
+    JsonObject,
+    PacketKind,
+    PayloadProfile,
+    PluginConfig,
+    Source,
+    StreamPacket,
+    StreamShape,
+)
 
 __all__ = ["Synthetic", "SyntheticConfig"]
 

@@ -1,6 +1,6 @@
 """The http pack: deliver packets to an HTTP backend."""
 
-from schnitzel.registry.plugin import PluginPack
+from schnitzel import PluginPack
 from schnitzel_plugins.http.sink import HttpSink
 
 __all__ = ["PACK", "HttpSink"]

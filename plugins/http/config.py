@@ -8,7 +8,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import Field, StrictBool, StrictFloat, StrictInt, field_validator, model_validator
 
-from schnitzel.registry.plugin import PluginConfig
+from schnitzel import RetryOptions
 
 __all__ = ["HttpSinkConfig", "safe_url"]
 
@@ -18,8 +18,8 @@ _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _SET_BY_THE_SINK = {"content-type", "content-length", "idempotency-key"}
 
 
-class HttpSinkConfig(PluginConfig):
-    """Options of the http sink."""
+class HttpSinkConfig(RetryOptions):
+    """Options of the http sink; the retry and breaker options are `RetryOptions`'."""
 
     url: str = Field(
         pattern=r"^[hH][tT][tT][pP][sS]?://",
@@ -49,39 +49,6 @@ class HttpSinkConfig(PluginConfig):
         min_length=1,
         description="PEM file of the CA certificates to trust instead of the default bundle "
         "(a private CA); relative to the graph file.",
-    )
-    retry_initial_s: StrictFloat = Field(
-        default=0.1, gt=0, le=3600, description="Backoff ceiling before the first retry."
-    )
-    retry_max_s: StrictFloat = Field(
-        default=30.0,
-        gt=0,
-        le=3600,
-        description="Longest wait between two attempts (backoff, Retry-After, breaker cooldown).",
-    )
-    max_retries: StrictInt = Field(
-        default=5,
-        ge=0,
-        le=1000,
-        description="Retries of one request before the packet fails; ignored with a durable "
-        "inbox, which retries until delivered.",
-    )
-    breaker_failures: StrictInt = Field(
-        default=5, ge=1, le=1000, description="Failures in a row that open the circuit."
-    )
-    breaker_cooldown_s: StrictFloat = Field(
-        default=0.5,
-        gt=0,
-        le=3600,
-        description="How long an open circuit sends nothing before one probe; doubles per "
-        "failed probe up to breaker_max_cooldown_s.",
-    )
-    breaker_max_cooldown_s: StrictFloat = Field(
-        default=1.5,
-        gt=0,
-        le=3600,
-        description="Longest wait between two probes of a dead backend: bounds how long "
-        "delivery takes to resume once it is back.",
     )
     batch_max: StrictInt = Field(
         default=1,
@@ -121,17 +88,6 @@ class HttpSinkConfig(PluginConfig):
 
     @model_validator(mode="after")
     def _options_agree(self) -> Self:
-        if self.retry_initial_s > self.retry_max_s:
-            raise ValueError(
-                f"retry_initial_s ({self.retry_initial_s}) is above retry_max_s "
-                f"({self.retry_max_s}); lower retry_initial_s or raise retry_max_s"
-            )
-        if self.breaker_cooldown_s > self.breaker_max_cooldown_s:
-            raise ValueError(
-                f"breaker_cooldown_s ({self.breaker_cooldown_s}) is above "
-                f"breaker_max_cooldown_s ({self.breaker_max_cooldown_s}); lower the first or "
-                "raise the second"
-            )
         if self.ca_file is not None and not self.verify_tls:
             raise ValueError("ca_file is set but verify_tls is false; drop one of the two")
         if self.token_env is not None and any(n.lower() == "authorization" for n in self.headers):

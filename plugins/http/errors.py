@@ -10,7 +10,7 @@ Messages never contain the bearer token: the sink blanks it out of response exce
 
 from __future__ import annotations
 
-from schnitzel.errors import SchnitzelError
+from schnitzel import SchnitzelError
 
 __all__ = ["HttpGaveUp", "HttpRejected", "HttpSinkError"]
 

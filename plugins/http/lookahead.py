@@ -20,6 +20,8 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
+from schnitzel_plugins.http.errors import HttpSinkError
+
 __all__ = ["LOOKAHEAD", "Refused", "judge"]
 
 T = TypeVar("T")
@@ -29,7 +31,7 @@ LOOKAHEAD = 4
 backend is taken to refuse everything."""
 
 
-class Refused(Exception):
+class Refused(HttpSinkError):
     """`send(item, doubt=True)` got a refusal that may be about the item or the backend."""
 
     def __init__(self, message: str, recent: bool) -> None:

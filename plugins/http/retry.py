@@ -7,11 +7,11 @@ without a server or a sleep.
 from __future__ import annotations
 
 import math
-import random
 import re
 from datetime import UTC
 from email.utils import parsedate_to_datetime
 
+from schnitzel import backoff_s
 from schnitzel_plugins.http.verdict import TRANSIENT_STATUSES, Answer, classify
 
 __all__ = ["RETRY_STATUSES", "backoff_s", "is_retried", "retry_after_s"]
@@ -20,22 +20,12 @@ RETRY_STATUSES = TRANSIENT_STATUSES
 """Client-error statuses that mean "try again later"; every 5xx is retried too."""
 
 _DELTA_SECONDS = re.compile(r"\d+(\.\d+)?", re.ASCII)
-# 2 ** 60 times any sensible initial delay is past every cap; a larger exponent would only
-# risk an OverflowError after days of retrying.
-_MAX_DOUBLINGS = 60
 
 
 def is_retried(status: int) -> bool:
     """True for a transient status: 5xx, 429 Too Many Requests, 425 Too Early, 408 Request
     Timeout. (Refusals of the backend as a whole are retried too; see verdict.py.)"""
     return classify(status) is Answer.TRANSIENT
-
-
-def backoff_s(attempt: int, initial_s: float, max_s: float, rng: random.Random) -> float:
-    """Exponential backoff with full jitter before retry number `attempt` (1 = first retry):
-    uniform in [0, min(max_s, initial_s * 2 ** (attempt - 1))]."""
-    ceiling = min(max_s, initial_s * 2.0 ** min(attempt - 1, _MAX_DOUBLINGS))
-    return rng.uniform(0.0, ceiling)
 
 
 def retry_after_s(value: str | None, now: float) -> float | None:

@@ -58,20 +58,23 @@ import random
 import time
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from schnitzel.contract.codec import encode_packet
-from schnitzel.contract.packet import StreamPacket
-from schnitzel.registry.plugin import (
+from schnitzel import (
+    BreakerChange,
+    BreakerState,
     CheckContext,
+    CircuitBreaker,
     EnvironmentProblem,
     NodeContext,
     PluginConfig,
     Sink,
+    StreamPacket,
+    backoff_s,
+    encode_packet,
 )
-from schnitzel_plugins.http.breaker import BreakerState, Change, CircuitBreaker
 from schnitzel_plugins.http.config import HttpSinkConfig, safe_url
 from schnitzel_plugins.http.errors import HttpGaveUp, HttpRejected, HttpSinkError
 from schnitzel_plugins.http.lookahead import LOOKAHEAD, Refused, judge
-from schnitzel_plugins.http.retry import backoff_s, retry_after_s
+from schnitzel_plugins.http.retry import retry_after_s
 from schnitzel_plugins.http.verdict import Answer, classify, is_poison
 
 if TYPE_CHECKING:
@@ -334,7 +337,7 @@ class HttpSink(Sink):
         if reason is not None:
             self.context.report_trouble(reason)
 
-    def _log_change(self, change: Change | None, reply: Reply) -> None:
+    def _log_change(self, change: BreakerChange | None, reply: Reply) -> None:
         if change is None:
             return
         logger, node = self.context.logger, {"node": self.context.node_id}

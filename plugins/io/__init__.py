@@ -1,6 +1,6 @@
 """The io pack: JSON Lines files as sources and sinks."""
 
-from schnitzel.registry.plugin import PluginPack
+from schnitzel import PluginPack
 from schnitzel_plugins.io.jsonl import JsonlSource
 from schnitzel_plugins.io.jsonl_sink import JsonlSink
 

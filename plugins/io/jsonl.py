@@ -12,18 +12,20 @@ from typing import Any, ClassVar
 
 from pydantic import Field, StrictBool, StrictFloat
 
-from schnitzel.contract.codec import is_encoded_packet, packet_from_dict
-from schnitzel.contract.kinds import PayloadProfile
-from schnitzel.contract.packet import StreamPacket
-from schnitzel.durable.checkpoint_file import CheckpointFile
-from schnitzel.errors import BadRecord, PacketDecodeError
-from schnitzel.registry.config_types import PacketKind
-from schnitzel.registry.plugin import (
+from schnitzel import (
     ANY_KIND,
+    BadRecord,
     CheckContext,
+    CheckpointFile,
     EnvironmentProblem,
+    PacketDecodeError,
+    PacketKind,
+    PayloadProfile,
     PluginConfig,
     Source,
+    StreamPacket,
+    is_encoded_packet,
+    packet_from_dict,
 )
 from schnitzel_plugins.io.jsonl_files import FileId, identify
 from schnitzel_plugins.io.jsonl_tail import FileTail, Line, Resume

@@ -28,14 +28,14 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, StrictFloat, StrictInt, model_validator
 
-from schnitzel.contract.codec import encode_packet
-from schnitzel.contract.packet import StreamPacket
-from schnitzel.registry.plugin import (
+from schnitzel import (
     CheckContext,
     EnvironmentProblem,
     NodeContext,
     PluginConfig,
     Sink,
+    StreamPacket,
+    encode_packet,
 )
 
 __all__ = ["DISK_FULL", "FsyncPolicy", "JsonlSink", "JsonlSinkConfig", "rotated_files"]

@@ -4,7 +4,7 @@ Its client libraries come with the `transports` extra (`pip install schnitzel[tr
 the plugins import them only when a node opens, so graphs validate without them.
 """
 
-from schnitzel.registry.plugin import PluginPack
+from schnitzel import PluginPack
 from schnitzel_plugins.transports.nats_sink import NatsSink
 from schnitzel_plugins.transports.nats_source import NatsSource
 

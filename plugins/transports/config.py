@@ -8,7 +8,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import Field, StrictFloat, StrictInt, field_validator, model_validator
 
-from schnitzel.registry.plugin import PluginConfig
+from schnitzel import PluginConfig, RetryOptions
 
 __all__ = ["FIELD_ROOTS", "NatsSinkConfig", "NatsSourceConfig", "safe_nats_url", "valid_subject"]
 
@@ -27,8 +27,9 @@ def valid_subject(subject: str) -> bool:
     return _SUBJECT.fullmatch(subject) is not None
 
 
-class NatsSinkConfig(PluginConfig):
-    """Options of the nats sink."""
+class NatsSinkConfig(RetryOptions):
+    """Options of the nats sink; the retry and breaker options are `RetryOptions`' (a
+    breaker failure is a failed round of publishes)."""
 
     url: str = Field(
         description="The NATS server: nats://host:4222 (tls://, ws://, wss:// too); several "
@@ -59,36 +60,6 @@ class NatsSinkConfig(PluginConfig):
         le=65536,
         description="Publishes awaiting their ack at once; a micro-batch larger than this "
         "goes in slices.",
-    )
-    retry_initial_s: StrictFloat = Field(
-        default=0.1, gt=0, le=3600, description="Backoff ceiling before the first retry."
-    )
-    retry_max_s: StrictFloat = Field(
-        default=30.0, gt=0, le=3600, description="Longest wait between two attempts."
-    )
-    max_retries: StrictInt = Field(
-        default=5,
-        ge=0,
-        le=1000,
-        description="Retries of one packet before it fails; ignored with a durable inbox, "
-        "which retries until delivered.",
-    )
-    breaker_failures: StrictInt = Field(
-        default=5, ge=1, le=1000, description="Failed rounds in a row that open the circuit."
-    )
-    breaker_cooldown_s: StrictFloat = Field(
-        default=0.5,
-        gt=0,
-        le=3600,
-        description="How long an open circuit publishes nothing before one probe; doubles per "
-        "failed probe up to breaker_max_cooldown_s.",
-    )
-    breaker_max_cooldown_s: StrictFloat = Field(
-        default=1.5,
-        gt=0,
-        le=3600,
-        description="Longest wait between two probes of a dead server: bounds how long "
-        "delivery takes to resume once it is back.",
     )
 
     @field_validator("url")
@@ -131,17 +102,6 @@ class NatsSinkConfig(PluginConfig):
             raise ValueError(
                 "give exactly one of subject (one subject for every packet) and "
                 "subject_field (the packet field holding each packet's subject)"
-            )
-        if self.retry_initial_s > self.retry_max_s:
-            raise ValueError(
-                f"retry_initial_s ({self.retry_initial_s}) is above retry_max_s "
-                f"({self.retry_max_s}); lower retry_initial_s or raise retry_max_s"
-            )
-        if self.breaker_cooldown_s > self.breaker_max_cooldown_s:
-            raise ValueError(
-                f"breaker_cooldown_s ({self.breaker_cooldown_s}) is above "
-                f"breaker_max_cooldown_s ({self.breaker_max_cooldown_s}); lower the first or "
-                "raise the second"
             )
         return self
 

@@ -9,7 +9,7 @@ SchnitzelError
 
 from __future__ import annotations
 
-from schnitzel.errors import SchnitzelError
+from schnitzel import SchnitzelError
 
 __all__ = ["NatsError", "NatsGaveUp", "NatsRejected"]
 

@@ -39,11 +39,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from schnitzel.contract.codec import encode_packet
-from schnitzel.contract.packet import StreamPacket
-from schnitzel.registry.plugin import NodeContext, PluginConfig, Sink
-from schnitzel_plugins.http.breaker import BreakerState, Change, CircuitBreaker
-from schnitzel_plugins.http.retry import backoff_s
+from schnitzel import (
+    BreakerChange,
+    BreakerState,
+    CircuitBreaker,
+    NodeContext,
+    PluginConfig,
+    Sink,
+    StreamPacket,
+    backoff_s,
+    encode_packet,
+)
 from schnitzel_plugins.transports.acks import AckedPublisher
 from schnitzel_plugins.transports.config import NatsSinkConfig, safe_nats_url, valid_subject
 from schnitzel_plugins.transports.errors import NatsError, NatsGaveUp, NatsRejected
@@ -379,7 +385,7 @@ class NatsSink(Sink):
         if reason is not None:
             self.context.report_trouble(reason)
 
-    def _log_change(self, change: Change | None, detail: str) -> None:
+    def _log_change(self, change: BreakerChange | None, detail: str) -> None:
         if change is None:
             return
         logger, node = self.context.logger, {"node": self.context.node_id}

@@ -32,11 +32,18 @@ from collections import deque
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from schnitzel.contract.codec import is_encoded_packet, packet_from_dict
-from schnitzel.contract.kinds import PayloadProfile
-from schnitzel.contract.packet import StreamPacket
-from schnitzel.errors import BadRecord, PacketDecodeError
-from schnitzel.registry.plugin import ANY_KIND, NodeContext, PluginConfig, Source
+from schnitzel import (
+    ANY_KIND,
+    BadRecord,
+    NodeContext,
+    PacketDecodeError,
+    PayloadProfile,
+    PluginConfig,
+    Source,
+    StreamPacket,
+    is_encoded_packet,
+    packet_from_dict,
+)
 from schnitzel_plugins.transports.config import NatsSourceConfig, safe_nats_url
 from schnitzel_plugins.transports.errors import NatsError
 

@@ -9,7 +9,7 @@ Needs the `vision` extra (opencv-python-headless, onnxruntime, numpy, scipy). Th
 
 import importlib.util
 
-from schnitzel.registry.plugin import PluginPack
+from schnitzel import PluginPack
 
 _MISSING = [
     m for m in ("numpy", "cv2", "onnxruntime", "scipy") if importlib.util.find_spec(m) is None

@@ -8,14 +8,14 @@ from typing import Any, ClassVar
 
 from pydantic import Field, StrictBool, StrictFloat, StrictInt
 
-from schnitzel.contract.kinds import PayloadProfile
-from schnitzel.contract.packet import StreamPacket
-from schnitzel.registry.plugin import (
+from schnitzel import (
     CheckContext,
     Compute,
     EnvironmentProblem,
     NodeContext,
+    PayloadProfile,
     PluginConfig,
+    StreamPacket,
 )
 from schnitzel_plugins.vision.blobs import BlobStore
 from schnitzel_plugins.vision.frame import Frame, FrameDetections

@@ -26,7 +26,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 
-from schnitzel.contract.packet import PayloadRef
+from schnitzel import PayloadRef, SchnitzelError
 
 __all__ = ["EXTENSIONS", "BlobStore", "BlobStoreError"]
 
@@ -40,7 +40,7 @@ EXTENSIONS: dict[str, str] = {
 """Content types the store accepts, and the extension each is stored with."""
 
 
-class BlobStoreError(ValueError):
+class BlobStoreError(SchnitzelError, ValueError):
     """A blob cannot be stored or found; the message names the blob and what to do."""
 
 

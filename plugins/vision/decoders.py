@@ -19,6 +19,8 @@ from typing import Literal, NamedTuple
 
 import numpy as np
 
+from schnitzel import SchnitzelError
+
 __all__ = [
     "LAYOUTS",
     "Candidates",
@@ -34,7 +36,7 @@ LAYOUTS: tuple[Layout, ...] = ("yolov8", "yolov5", "yolox")
 YOLOX_STRIDES = (8, 16, 32)
 
 
-class LayoutError(ValueError):
+class LayoutError(SchnitzelError, ValueError):
     """The model's output does not have a shape any decoder reads."""
 
 

@@ -18,14 +18,14 @@ from pydantic import (
     field_validator,
 )
 
-from schnitzel.contract.kinds import PayloadProfile
-from schnitzel.contract.packet import StreamPacket
-from schnitzel.registry.plugin import (
+from schnitzel import (
     CheckContext,
     Compute,
     EnvironmentProblem,
     NodeContext,
+    PayloadProfile,
     PluginConfig,
+    StreamPacket,
 )
 from schnitzel_plugins.vision.frame import Detection, Frame, FrameDetections
 from schnitzel_plugins.vision.model_path import ModelPathError, resolve_model

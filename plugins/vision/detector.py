@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from schnitzel import SchnitzelError
 from schnitzel_plugins.vision.decoders import Layout, LayoutError, decode, guess_layout
 from schnitzel_plugins.vision.frame import Detection
 from schnitzel_plugins.vision.labels import labels_from_metadata
@@ -21,7 +22,7 @@ from schnitzel_plugins.vision.nms import batched_nms
 __all__ = ["Detector", "DetectorSettings", "ModelError"]
 
 
-class ModelError(ValueError):
+class ModelError(SchnitzelError, ValueError):
     """The model cannot be used as configured; the message says what to set."""
 
 

@@ -9,9 +9,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt
 
-from schnitzel.contract.kinds import PayloadProfile
-from schnitzel.contract.packet import PayloadRef, StreamPacket
-from schnitzel.registry.plugin import NodeContext, PluginConfig, Transform
+from schnitzel import NodeContext, PayloadProfile, PayloadRef, PluginConfig, StreamPacket, Transform
 from schnitzel_plugins.vision.blobs import BlobStore
 from schnitzel_plugins.vision.lifecycle import ClassRule, Lifecycle, LifecycleSettings, TrackFrame
 from schnitzel_plugins.vision.tracked import FrameTracks

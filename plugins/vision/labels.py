@@ -7,10 +7,12 @@ import json
 from collections.abc import Mapping
 from pathlib import Path
 
+from schnitzel import SchnitzelError
+
 __all__ = ["LabelsError", "labels_from_file", "labels_from_metadata"]
 
 
-class LabelsError(ValueError):
+class LabelsError(SchnitzelError, ValueError):
     """A labels file or a model's `names` metadata cannot be read."""
 
 

@@ -13,14 +13,14 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 from pydantic import Field, StrictFloat, StrictInt, field_validator
 
-from schnitzel.contract.kinds import PayloadProfile
-from schnitzel.contract.packet import StreamPacket
-from schnitzel.registry.plugin import (
+from schnitzel import (
     CheckContext,
     EnvironmentProblem,
     NodeContext,
+    PayloadProfile,
     PluginConfig,
     Source,
+    StreamPacket,
 )
 from schnitzel_plugins.vision.frame import Frame
 from schnitzel_plugins.vision.live import Backoff, LatestFrameReader

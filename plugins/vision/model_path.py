@@ -6,12 +6,14 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
+from schnitzel import SchnitzelError
+
 __all__ = ["PACKAGE_PREFIX", "ModelPathError", "resolve_model"]
 
 PACKAGE_PREFIX = "package:"
 
 
-class ModelPathError(ValueError):
+class ModelPathError(SchnitzelError, ValueError):
     """The model's location cannot be resolved; the message says how to get the file."""
 
 

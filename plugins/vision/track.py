@@ -6,8 +6,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import Field, StrictBool, StrictFloat, StrictInt
 
-from schnitzel.contract.packet import StreamPacket
-from schnitzel.registry.plugin import NodeContext, PluginConfig, Policy
+from schnitzel import NodeContext, PluginConfig, Policy, StreamPacket
 from schnitzel_plugins.vision.frame import FrameDetections
 from schnitzel_plugins.vision.tracked import FrameTracks, TrackState
 

@@ -9,14 +9,14 @@ from typing import Any, ClassVar
 
 from pydantic import Field, StrictBool, StrictFloat, StrictInt
 
-from schnitzel.contract.kinds import PayloadProfile
-from schnitzel.contract.packet import StreamPacket
-from schnitzel.registry.plugin import (
+from schnitzel import (
     CheckContext,
     EnvironmentProblem,
     NodeContext,
+    PayloadProfile,
     PluginConfig,
     Source,
+    StreamPacket,
 )
 from schnitzel_plugins.vision.frame import Frame
 from schnitzel_plugins.vision.reader import ReadAhead

@@ -16,8 +16,7 @@ from pydantic import (
     model_validator,
 )
 
-from schnitzel.contract.packet import StreamPacket
-from schnitzel.registry.plugin import NodeContext, PluginConfig, Policy
+from schnitzel import NodeContext, PluginConfig, Policy, StreamPacket
 from schnitzel_plugins.vision.tracked import FrameTracks, ZoneTransition
 from schnitzel_plugins.vision.zoning import TrackInput, ZoneRule, ZoneSet
 

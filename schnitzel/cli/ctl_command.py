@@ -27,7 +27,8 @@ from schnitzel.cli.ctl_parked import (
     add_parked_commands,
     parked_request,
 )
-from schnitzel.cli.output import print_json, print_table, say
+from schnitzel.errors import SchnitzelError
+from schnitzel.launch.output import print_json, print_table, say
 from schnitzel.runtime.state_dir import STATE_DIR_ORDER
 
 __all__ = ["add_ctl_parser", "run_ctl"]
@@ -190,7 +191,7 @@ def run_ctl(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-class _UsageError(Exception):
+class _UsageError(SchnitzelError):
     """Arguments that cannot be sent (an unreadable config file)."""
 
 
@@ -573,7 +574,7 @@ def _is_change(value: Any) -> bool:
 
 
 def _value(value: Any, width: int = 40) -> str:
-    from schnitzel.runtime.throttles import plain_value  # the vocabulary of the console
+    from schnitzel.runtime.knobs import plain_value  # the vocabulary of the console
 
     text = plain_value(value)
     return text if len(text) <= width else text[: width - 1] + "…"

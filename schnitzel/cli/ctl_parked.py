@@ -18,7 +18,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from schnitzel.cli.output import print_table, say
+from schnitzel.launch.output import print_table, say
 
 __all__ = ["PARKED_COMMANDS", "PARKED_SHOW", "add_parked_commands", "parked_request"]
 

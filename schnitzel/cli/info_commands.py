@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from schnitzel.cli.output import print_json, say
+from schnitzel.launch.output import print_json, say
 from schnitzel.registry.plugin import Plugin, SameAsInput
 from schnitzel.registry.registry import PluginRegistry
 
@@ -14,7 +14,7 @@ __all__ = ["config_fields", "plugin_json", "run_plugins", "run_schema"]
 
 def run_schema(indent: int = 2) -> int:
     """Print the JSON Schema of graph files with the installed plugins' configs."""
-    from schnitzel.spec.schema import graph_json_schema
+    from schnitzel.validate.schema import graph_json_schema
 
     print_json(graph_json_schema(PluginRegistry.from_entry_points()), indent=indent or None)
     return 0

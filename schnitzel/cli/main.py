@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from schnitzel import __version__
 from schnitzel.cli.ctl_command import add_ctl_parser
-from schnitzel.cli.run_arguments import add_run_arguments
+from schnitzel.launch.output import guarded
+from schnitzel.launch.run_arguments import add_run_arguments
 
 EXIT_OK = 0
 EXIT_INVALID = 1
@@ -59,17 +60,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def guarded(command: Callable[[], int]) -> int:
-    """Run a command; Ctrl-C and a reader that left (`| head`) end it quietly."""
-    try:
-        return command()
-    except KeyboardInterrupt:
-        return EXIT_INTERRUPTED
-    except BrokenPipeError:  # `schnitzel plugins | head`: the reader left, nothing is wrong
-        sys.stderr.close()
-        return EXIT_OK
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `schnitzel` console script."""
     args = build_parser().parse_args(argv)
@@ -78,11 +68,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "validate":
-        from schnitzel.cli.validate_command import run_validate
+        from schnitzel.launch.validate_command import run_validate
 
         return run_validate(args.graph, as_json=args.json)
     if args.command == "run":
-        from schnitzel.cli.run_command import run_graph
+        from schnitzel.launch.run_command import run_graph
 
         return run_graph(args)
     if args.command == "ctl":

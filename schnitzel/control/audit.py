@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from schnitzel.control.actor import Actor
-from schnitzel.runtime.throttles import plain_value
+from schnitzel.runtime.knobs import plain_value
 
 __all__ = ["AUDIT_FILE", "AuditLog", "audit_change", "utc_timestamp"]
 

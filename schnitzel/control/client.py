@@ -57,7 +57,7 @@ REPLY_TIMEOUT_S = 75.0
 """Above the server's 60 s for a swap: the server answers first, even when it gives up."""
 
 
-class ControlConnectionError(ConnectionError):
+class ControlConnectionError(ControlError, ConnectionError):
     """The runtime's control socket cannot be talked to."""
 
     hint = ""

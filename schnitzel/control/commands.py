@@ -1,5 +1,5 @@
 """The commands of the control socket: one strict arguments model each, mapped onto the
-in-process control API (`schnitzel.runtime.control.RuntimeControl`).
+in-process control API (`schnitzel.control.runtime_control.RuntimeControl`).
 
     result = await dispatch(control, "throttle", {"node": "src", "rate_hz": 40.0}, actor, why)
 
@@ -30,9 +30,10 @@ from schnitzel.control.actor import Actor
 from schnitzel.control.audit import utc_timestamp
 from schnitzel.control.protocol import PROTOCOL_VERSION, ProtocolError, describe_validation_error
 from schnitzel.durable.parking import Selection
+from schnitzel.errors import SchnitzelError
 
 if TYPE_CHECKING:
-    from schnitzel.runtime.control import RuntimeControl
+    from schnitzel.control.runtime_control import RuntimeControl
 
 __all__ = ["COMMANDS", "READ_ONLY_COMMANDS", "SLOW_COMMANDS", "UnknownCommand", "dispatch"]
 
@@ -41,7 +42,7 @@ Name = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 Count = Annotated[int, Field(ge=1, le=1_000_000)]
 
 
-class UnknownCommand(Exception):
+class UnknownCommand(SchnitzelError):
     """A request named no command of the control socket."""
 
 

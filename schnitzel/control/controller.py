@@ -64,8 +64,8 @@ KEPT = 200
 
 
 class ControlApi(Protocol):
-    """The part of the control API (`schnitzel.runtime.control.RuntimeControl`) the controller
-    uses: it reads the same snapshot operators see and changes what they can change."""
+    """The part of the control API (`schnitzel.control.runtime_control.RuntimeControl`) the
+    controller uses: it reads the same snapshot operators see and changes what they can change."""
 
     def snapshot(self) -> dict[str, Any]:
         """The live run report, with each node's `throttle`, `limits` and `generation`."""

@@ -25,6 +25,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
+from schnitzel.errors import SchnitzelError
+
 __all__ = [
     "MAX_DEPTH",
     "MAX_REQUEST_BYTES",
@@ -56,7 +58,7 @@ RequestId = (
 )
 
 
-class ProtocolError(Exception):
+class ProtocolError(SchnitzelError):
     """A request that cannot be served as sent; `code` and `message` go into the reply."""
 
     def __init__(self, code: ErrorCode, message: str, request_id: RequestId = None) -> None:

@@ -17,14 +17,14 @@ from schnitzel.control.actor import Actor
 from schnitzel.errors import ControlError, GraphLoadError
 from schnitzel.registry.plugin import Plugin
 from schnitzel.registry.registry import PluginRegistry
+from schnitzel.runtime.knobs import knob_bounds
 from schnitzel.runtime.node import Node, takes_concurrency
-from schnitzel.runtime.throttles import knob_bounds
 from schnitzel.spec.model import NodeSpec
 from schnitzel.validate.graph import ValidatedGraph
 from schnitzel.validate.validator import validate_file
 
 if TYPE_CHECKING:
-    from schnitzel.runtime.control import RuntimeControl
+    from schnitzel.control.runtime_control import RuntimeControl
 
 __all__ = ["reload_graph"]
 

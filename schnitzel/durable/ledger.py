@@ -37,6 +37,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from schnitzel.errors import SchnitzelError
+
 __all__ = ["LEDGER_SUFFIX", "Ledger", "LedgerState", "LedgerUnreadable", "Owed", "Run", "missing"]
 
 LEDGER_SUFFIX = ".ledger"
@@ -179,7 +181,7 @@ def _run(text: str) -> Run:
     return int(first), int(last)
 
 
-class LedgerUnreadable(Exception):
+class LedgerUnreadable(SchnitzelError):
     """Neither slot of the ledger file holds a valid record."""
 
 

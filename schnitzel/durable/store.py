@@ -49,7 +49,7 @@ from schnitzel.durable.ledger import (
 )
 from schnitzel.durable.lock import StoreLock, real_path
 from schnitzel.durable.parking import create_parked_table
-from schnitzel.errors import RuntimeStartError
+from schnitzel.errors import RuntimeStartError, SchnitzelError
 
 __all__ = [
     "Backlog",
@@ -106,7 +106,7 @@ _RUNS_SQL = (
 """The seqs in the file as runs of consecutive numbers (only asked when there are gaps)."""
 
 
-class StoreError(Exception):
+class StoreError(SchnitzelError):
     """The store cannot be written or read; the message names the file."""
 
 

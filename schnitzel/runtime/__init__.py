@@ -1,10 +1,10 @@
 """The embedded runtime: runs a validated graph on one asyncio loop (DESIGN 2).
 
-`Runtime` runs a graph and returns the run report; `RuntimeControl` reads its metrics and
-steers it while it runs (throttle, pause, resume, stop).
+`Runtime` runs a graph and returns the run report. What reads and steers it while it runs
+(`RuntimeControl`) is the control plane's, a floor above: `schnitzel.control`.
 
-Exports load on first use, so the runtime's own modules (and `schnitzel.durable`, which
-builds on them) import without pulling in the whole runtime first.
+Exports load on first use, so the runtime's own modules import without pulling in the whole
+runtime first.
 """
 
 from __future__ import annotations
@@ -12,15 +12,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from schnitzel.runtime.control import RuntimeControl
     from schnitzel.runtime.runtime import Runtime, StopReason
 
-__all__ = ["Runtime", "RuntimeControl", "StopReason"]
+__all__ = ["Runtime", "StopReason"]
 
 _EXPORTS = {
     "Runtime": "schnitzel.runtime.runtime",
     "StopReason": "schnitzel.runtime.runtime",
-    "RuntimeControl": "schnitzel.runtime.control",
 }
 
 

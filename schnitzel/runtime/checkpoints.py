@@ -23,9 +23,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from schnitzel.contract.packet import StreamPacket
-from schnitzel.durable.inbox import DurableInbox
 from schnitzel.errors import BadRecord
 from schnitzel.registry.plugin import Source
+from schnitzel.runtime.durable_inbox import DurableInbox
 from schnitzel.runtime.metrics import DropReason
 from schnitzel.runtime.node import Node
 

@@ -7,10 +7,10 @@ import os
 import time
 from typing import TYPE_CHECKING, Any
 
-from schnitzel.durable.inbox import DurableInbox
+from schnitzel.runtime.durable_inbox import DurableInbox
 from schnitzel.runtime.health import Health
+from schnitzel.runtime.knobs import knob_values, limits_report
 from schnitzel.runtime.node import Node
-from schnitzel.runtime.throttles import knob_values, limits_report
 
 if TYPE_CHECKING:
     from schnitzel.runtime.runtime import Runtime

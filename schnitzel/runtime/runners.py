@@ -14,8 +14,8 @@ from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from schnitzel.contract.packet import StreamPacket
-from schnitzel.durable.inbox import DurableInbox
 from schnitzel.errors import BadRecord
+from schnitzel.runtime.durable_inbox import DurableInbox
 from schnitzel.runtime.metrics import DropReason
 from schnitzel.runtime.node import Node
 from schnitzel.runtime.processing import Outcome

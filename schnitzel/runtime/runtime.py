@@ -23,12 +23,12 @@ from typing import Any
 
 from schnitzel.contract.packet import StreamPacket
 from schnitzel.control.audit import AUDIT_FILE, AuditLog
-from schnitzel.durable.inbox import DurableInbox
 from schnitzel.errors import BadRecord, RuntimeStartError
 from schnitzel.registry.plugin import NodeContext, Plugin, Processor, Sink, Source
 from schnitzel.registry.registry import PluginRegistry
 from schnitzel.runtime.budget import Budget
 from schnitzel.runtime.checkpoints import CheckpointTracker
+from schnitzel.runtime.durable_inbox import DurableInbox
 from schnitzel.runtime.events import EventLog
 from schnitzel.runtime.health import Health, judge_health
 from schnitzel.runtime.inbox import Inbox, InFlight
@@ -249,7 +249,7 @@ class Runtime:
         if settings.mode == "off":
             return None
         from schnitzel.control.controller import Controller  # the control plane sits on top
-        from schnitzel.runtime.control import RuntimeControl
+        from schnitzel.control.runtime_control import RuntimeControl
 
         logger = self.logger.getChild("controller")
         self.controller = Controller(RuntimeControl(self), settings, logger)

@@ -23,6 +23,8 @@ from typing import Any
 import yaml
 from yaml.constructor import SafeConstructor
 
+from schnitzel.errors import GraphLoadError
+
 __all__ = [
     "LIMITS",
     "LoadLimits",
@@ -130,7 +132,7 @@ class YamlDocument:
     problems: list[YamlProblem]
 
 
-class YamlLoadFailed(Exception):
+class YamlLoadFailed(GraphLoadError):
     """Raised by `load_yaml` with the problem that stopped loading."""
 
     def __init__(self, problem: YamlProblem) -> None:

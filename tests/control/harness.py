@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from schnitzel import Runtime, RuntimeControl
 from schnitzel.control.server import ControlServer
-from schnitzel.runtime import Runtime, RuntimeControl
 from tests.runtime.harness import assert_counts_add_up, graph_from
 
 ENDLESS = """

@@ -22,9 +22,9 @@ from typing import Any
 
 import pytest
 
+from schnitzel import Runtime, RuntimeControl
 from schnitzel.control.actor import Actor
 from schnitzel.errors import ControlError
-from schnitzel.runtime import Runtime, RuntimeControl
 from schnitzel.validate import ValidatedGraph
 from schnitzel.validate.validator import validate_text
 from tests.http_backend import LoopbackBackend

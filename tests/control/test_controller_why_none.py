@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from schnitzel import Runtime, RuntimeControl
 from schnitzel.cli.ctl_command import _show_controller
 from schnitzel.control.actor import Actor
 from schnitzel.control.commands import READ_ONLY_COMMANDS, dispatch
-from schnitzel.runtime import Runtime, RuntimeControl
 from schnitzel.validate.validator import load_graph
 from tests.control.test_controller import Plant, drive, make, open_ones
 from tests.runtime.harness import graph_from

@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
+from schnitzel import Runtime, RuntimeControl
 from schnitzel.control.actor import Actor
 from schnitzel.errors import ControlError
-from schnitzel.runtime import Runtime, RuntimeControl
 from tests.runtime.harness import HEADER, graph_from, steer
 
 OPERATOR = Actor("ops", 1000, 42, None, "reload")

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from schnitzel import RuntimeControl
 from schnitzel.control.client import (
     AsyncControlClient,
     ControlClient,
@@ -23,7 +24,6 @@ from schnitzel.control.client import (
 )
 from schnitzel.control.paths import default_socket_path
 from schnitzel.control.server import ControlServer, ControlSocketError, SocketInUse
-from schnitzel.runtime import RuntimeControl
 from tests.control.harness import (
     RawClient,
     Served,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from schnitzel_plugins.http.breaker import BreakerState, CircuitBreaker
+from schnitzel import BreakerState, CircuitBreaker
 
 
 class FakeClock:

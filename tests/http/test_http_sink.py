@@ -18,12 +18,12 @@ from typing import Any, TypeVar
 import pytest
 from pydantic import ValidationError
 
+from schnitzel import BreakerState
 from schnitzel.contract.codec import packet_to_dict
 from schnitzel.contract.packet import StreamPacket
 from schnitzel.registry.plugin import CheckContext, NodeContext
 from schnitzel.runtime import Runtime
 from schnitzel.validate import load_graph, validate_text
-from schnitzel_plugins.http.breaker import BreakerState
 from schnitzel_plugins.http.errors import HttpGaveUp, HttpRejected, HttpSinkError
 from schnitzel_plugins.http.sink import HttpBatchSink, HttpSink, HttpSinkConfig, batch_key
 from schnitzel_plugins.io.jsonl_files import identify

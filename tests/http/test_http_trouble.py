@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from schnitzel.runtime import Runtime, RuntimeControl
+from schnitzel import Runtime, RuntimeControl
 from schnitzel.runtime.troubles import CHANGE_EVERY_S
 from tests.control.harness import GUARD_S, socket_dir
 from tests.control.test_ctl_end_to_end import ctl, ctl_json, start_run, stop, until_answering

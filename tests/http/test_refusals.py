@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from schnitzel.runtime import Runtime, RuntimeControl
+from schnitzel import Runtime, RuntimeControl
 from schnitzel_plugins.http.sink import HttpSink
 from tests.http_backend import LoopbackBackend, Received
 from tests.runtime.harness import graph_from, steer

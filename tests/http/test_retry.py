@@ -8,7 +8,8 @@ from email.utils import format_datetime
 
 import pytest
 
-from schnitzel_plugins.http.retry import backoff_s, is_retried, retry_after_s
+from schnitzel import backoff_s
+from schnitzel_plugins.http.retry import is_retried, retry_after_s
 
 
 @pytest.mark.parametrize("status", [500, 502, 503, 504, 599, 429, 408])

@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from schnitzel.runtime import Runtime, RuntimeControl
+from schnitzel import Runtime, RuntimeControl
 from schnitzel.validate import ValidatedGraph
 from schnitzel.validate.validator import validate_text
 from tests.runtime import plugins

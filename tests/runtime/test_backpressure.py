@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from schnitzel.runtime import Runtime, RuntimeControl
+from schnitzel import Runtime, RuntimeControl
 from schnitzel.runtime.runners import BATCH
 from tests.runtime import plugins
 from tests.runtime.harness import assert_counts_add_up, graph_from, run

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
+from schnitzel import Runtime, RuntimeControl
 from schnitzel.errors import ControlError
-from schnitzel.runtime import Runtime, RuntimeControl
 from schnitzel.runtime.runners import BATCH
 from tests.runtime.harness import graph_from, steer
 

@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from schnitzel.durable.inbox import DurableInbox
 from schnitzel.errors import RuntimeStartError
 from schnitzel.runtime import Runtime
+from schnitzel.runtime.durable_inbox import DurableInbox
 from schnitzel.validate import validate_text
 from tests.runtime import plugins
 from tests.runtime.harness import HEADER, assert_counts_add_up, graph_from, run

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from schnitzel.runtime import Runtime, RuntimeControl
+from schnitzel import Runtime, RuntimeControl
 from tests.runtime import plugins
 from tests.runtime.harness import assert_counts_add_up, graph_from, run, steer
 

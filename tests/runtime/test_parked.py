@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
+from schnitzel import Runtime, RuntimeControl
 from schnitzel.durable.parking import Selection
 from schnitzel.errors import ControlError
-from schnitzel.runtime import Runtime, RuntimeControl
 from tests.conftest import run_cli
 from tests.runtime import plugins
 from tests.runtime.harness import graph_from, steer

@@ -15,8 +15,8 @@ import pytest
 
 from schnitzel.contract.codec import decode_packet
 from schnitzel.contract.packet import StreamPacket
-from schnitzel.durable.inbox import DurableInbox
 from schnitzel.durable.parking import Selection
+from schnitzel.runtime.durable_inbox import DurableInbox
 from schnitzel.runtime.inbox import InFlight
 from schnitzel.runtime.metrics import NodeMetrics
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from schnitzel.cli.run_command import exit_code
+from schnitzel.launch.run_command import exit_code
 from tests.conftest import REPO, SCHNITZEL, SCHNITZEL_TUI
 from tests.runtime.harness import HEADER
 

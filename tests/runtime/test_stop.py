@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from schnitzel.runtime import Runtime, RuntimeControl
+from schnitzel import Runtime, RuntimeControl
 from tests.runtime import plugins
 from tests.runtime.harness import assert_counts_add_up, graph_from, run
 

@@ -25,7 +25,7 @@ from schnitzel.durable.store import DurableStore, StoreRow, checksum
 def commit(
     store: DurableStore, rows: list[StoreRow], deletes: list[tuple[int, int]], c: ParkingChanges
 ) -> None:
-    """As the durable inbox commits with parking changes (schnitzel/durable/inbox.py)."""
+    """As the durable inbox commits with parking changes (schnitzel/runtime/durable_inbox.py)."""
     store.query(c.plan_requeue)
     store.commit(rows + c.requeued_rows, deletes, 0, extra=c.apply)
 

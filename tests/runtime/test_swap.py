@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
+from schnitzel import Runtime, RuntimeControl
 from schnitzel.control.actor import Actor
 from schnitzel.errors import ControlError, RuntimeStartError
-from schnitzel.runtime import Runtime, RuntimeControl
 from tests.http_backend import LoopbackBackend
 from tests.runtime import plugins
 from tests.runtime.harness import graph_from, steer

@@ -18,8 +18,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from schnitzel.control.runtime_control import RuntimeControl
 from schnitzel.runtime import Runtime
-from schnitzel.runtime.control import RuntimeControl
 from schnitzel.validate.validator import load_graph
 from tests.tui.recorded_source import RECORDED
 

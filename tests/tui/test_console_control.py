@@ -11,7 +11,7 @@ import pytest
 from textual.widgets import DataTable, Input, Select, Static, TextArea
 
 from schnitzel.control.actor import Actor
-from schnitzel.runtime.control import RuntimeControl
+from schnitzel.control.runtime_control import RuntimeControl
 from schnitzel_tui.model import AuditView
 from schnitzel_tui.screens.audit import AuditEntryScreen, AuditScreen
 from schnitzel_tui.screens.confirm import ConfirmScreen

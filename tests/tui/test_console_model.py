@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from textual.app import App, ComposeResult
 
+from schnitzel.control.runtime_control import RuntimeControl
 from schnitzel.runtime import Runtime
-from schnitzel.runtime.control import RuntimeControl
 from schnitzel.validate.validator import load_graph
 from schnitzel_tui.drop_bursts import DropBurstWatch
 from schnitzel_tui.formatting import format_seconds

@@ -16,8 +16,8 @@ from textual.widgets import DataTable, Static
 from schnitzel.cli.ctl_command import _show_audit
 from schnitzel.control.actor import Actor
 from schnitzel.control.audit import audit_change
-from schnitzel.runtime.control import RuntimeControl
-from schnitzel.runtime.throttles import plain_value
+from schnitzel.control.runtime_control import RuntimeControl
+from schnitzel.runtime.knobs import plain_value
 from schnitzel_tui.model import AuditView, ConsoleSnapshot, NodeView
 from schnitzel_tui.screens.audit import AuditScreen
 from schnitzel_tui.screens.main import MainScreen

@@ -18,9 +18,9 @@ from textual.command import CommandList, CommandPalette
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Input, Sparkline, Static
 
+from schnitzel.control.runtime_control import RuntimeControl
 from schnitzel.errors import RuntimeStartError
 from schnitzel.runtime import Runtime
-from schnitzel.runtime.control import RuntimeControl
 from schnitzel.validate.validator import load_graph, validate_file
 from schnitzel_tui.app import EVENTS_PER_POLL, REFRESH_STEPS, ConsoleApp
 from schnitzel_tui.formatting import format_rate

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from schnitzel.runtime import Runtime, RuntimeControl
+from schnitzel import Runtime, RuntimeControl
 from schnitzel.validate import load_graph
 from tests.vision.plugins import KEYS
 from tests.vision.scenes import Scene

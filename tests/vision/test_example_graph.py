@@ -14,8 +14,8 @@ import yaml
 
 from schnitzel.registry.registry import PluginRegistry
 from schnitzel.runtime import Runtime
-from schnitzel.spec.schema import graph_json_schema
 from schnitzel.validate import load_graph, validate_file
+from schnitzel.validate.schema import graph_json_schema
 from tests.vision.scenes import iou, write_scene
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "graphs" / "vision" / "detect_file.yaml"

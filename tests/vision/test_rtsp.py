@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from schnitzel.runtime import Runtime, RuntimeControl
+from schnitzel import Runtime, RuntimeControl
 from schnitzel.validate import load_graph
 from tests.vision.plugins import KEYS
 

@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from schnitzel.runtime import Runtime, RuntimeControl
+from schnitzel import Runtime, RuntimeControl
 from schnitzel.validate import validate_file
 from tests.runtime.harness import graph_from, steer
 from tests.vision.conftest import NUDENET

@@ -24,9 +24,9 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from schnitzel.cli.output import say
-from schnitzel.cli.validate_command import print_problems, validate_argument
 from schnitzel.errors import GraphLoadError, RuntimeStartError
+from schnitzel.launch.output import say
+from schnitzel.launch.validate_command import print_problems, validate_argument
 
 if TYPE_CHECKING:
     from schnitzel.control.server import ControlServer
@@ -144,7 +144,7 @@ def _threads_still_running(grace_s: float = 1.0) -> bool:
 async def _run_with_signals(
     runtime: Any, args: argparse.Namespace, logger: logging.Logger
 ) -> dict[str, Any]:
-    from schnitzel.runtime.control import RuntimeControl
+    from schnitzel.control.runtime_control import RuntimeControl
 
     loop = asyncio.get_running_loop()
     control = RuntimeControl(runtime)

@@ -16,14 +16,15 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from schnitzel.control.actor import Actor
-from schnitzel.durable.inbox import DurableInbox
+from schnitzel.control.secrets import masked
+from schnitzel.control.swap import NodeVersion, plan_swap, swap_node
+from schnitzel.control.throttles import apply_throttle
 from schnitzel.durable.parking import Selection
 from schnitzel.errors import ControlError
+from schnitzel.runtime.durable_inbox import DurableInbox
+from schnitzel.runtime.knobs import knob_limits, plain_value
 from schnitzel.runtime.node import Node
 from schnitzel.runtime.runtime import Runtime, StopReason
-from schnitzel.runtime.secrets import masked
-from schnitzel.runtime.swap import NodeVersion, plan_swap, swap_node
-from schnitzel.runtime.throttles import apply_throttle, knob_limits, plain_value
 from schnitzel.spec.names import unknown_node
 
 __all__ = ["NOT_GIVEN", "RuntimeControl"]
@@ -294,7 +295,7 @@ class RuntimeControl:
         dry_run: bool = False,
     ) -> dict[str, Any]:
         """Replace a node's plugin and/or config while the graph runs (see
-        `schnitzel.runtime.swap`). `plugin=None`: keep the node's plugin, change its config.
+        `schnitzel.control.swap`). `plugin=None`: keep the node's plugin, change its config.
         `config=None`: the current config when the plugin stays, else the plugin's defaults.
         `dry_run`: validate and show the diff, change nothing."""
         history = self._runtime.swap_history

@@ -1,13 +1,16 @@
-"""Writing results: JSON for scripts, aligned text for people."""
+"""Writing results: JSON for scripts, aligned text for people; a command guarded against Ctrl-C
+and a reader that left."""
 
 from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
-__all__ = ["print_json", "print_table", "say"]
+__all__ = ["EXIT_INTERRUPTED", "guarded", "print_json", "print_table", "say"]
+
+EXIT_INTERRUPTED = 130
 
 
 def print_json(value: Any, indent: int | None = 2) -> None:
@@ -27,3 +30,14 @@ def print_table(header: Sequence[str], rows: Sequence[Sequence[str]], indent: st
     for row in (header, *rows):
         cells = [str(cell).ljust(width) for cell, width in zip(row, widths, strict=False)]
         say(indent + "  ".join([*cells, str(row[-1])]).rstrip())
+
+
+def guarded(command: Callable[[], int]) -> int:
+    """Run a command; Ctrl-C and a reader that left (`| head`) end it quietly."""
+    try:
+        return command()
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:  # `schnitzel plugins | head`: the reader left, nothing is wrong
+        sys.stderr.close()
+        return 0

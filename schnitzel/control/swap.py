@@ -23,10 +23,10 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from schnitzel.control.secrets import MASK, masked
 from schnitzel.errors import ControlError, RuntimeStartError
 from schnitzel.registry.plugin import Plugin
 from schnitzel.runtime.node import Node
-from schnitzel.runtime.secrets import MASK, masked
 from schnitzel.spec.names import unknown_node
 from schnitzel.validate.graph import ResolvedNode, ValidatedGraph
 from schnitzel.validate.validator import validate_text

@@ -10,8 +10,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from schnitzel.cli.output import print_json, print_table, say
 from schnitzel.errors import GraphLoadError
+from schnitzel.launch.output import print_json, print_table, say
 from schnitzel.registry.registry import stdout_to_stderr
 from schnitzel.spec.yaml_source import LIMITS
 from schnitzel.validate.graph import ValidatedGraph

@@ -1,4 +1,5 @@
 """A circuit breaker for one backend: stop sending while it keeps failing, then probe.
+Part of the SDK (`from schnitzel import CircuitBreaker`): the http and nats sinks use it.
 
     closed ──(`failures` failures in a row)──▶ open ──(cooldown over)──▶ half-open
        ▲                                        ▲                          │
@@ -19,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 
-__all__ = ["BreakerState", "Change", "CircuitBreaker"]
+__all__ = ["BreakerChange", "BreakerState", "CircuitBreaker"]
 
 
 class BreakerState(Enum):
@@ -34,7 +35,7 @@ class BreakerState(Enum):
 
 
 @dataclass(frozen=True)
-class Change:
+class BreakerChange:
     """A state change, returned by `record_success` / `record_failure` for logging."""
 
     old: BreakerState
@@ -92,7 +93,7 @@ class CircuitBreaker:
             return 0.0
         return self.cooldown_s
 
-    def record_success(self) -> Change | None:
+    def record_success(self) -> BreakerChange | None:
         """The backend answered: close the circuit (from any state) and reset the counts."""
         old = self.state
         self.failures = 0
@@ -100,7 +101,7 @@ class CircuitBreaker:
         self.cooldown_s = self.base_cooldown_s
         return None if old is BreakerState.CLOSED else self._change(old)
 
-    def record_failure(self) -> Change | None:
+    def record_failure(self) -> BreakerChange | None:
         """A request failed in a way worth retrying: count it; open or reopen the circuit."""
         old = self.state
         self.failures += 1
@@ -123,5 +124,5 @@ class CircuitBreaker:
         self.state = BreakerState.OPEN
         self._opened_at = self._clock()
 
-    def _change(self, old: BreakerState) -> Change:
-        return Change(old, self.state, self.failures, self.cooldown_s)
+    def _change(self, old: BreakerState) -> BreakerChange:
+        return BreakerChange(old, self.state, self.failures, self.cooldown_s)
