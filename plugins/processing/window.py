@@ -76,10 +76,11 @@ class WindowConfig(PluginConfig):
         description="Payload field (dotted path) holding the number to aggregate; null "
         "counts packets only.",
     )
-    aggregates: list[str] = Field(
-        default=["count", "mean", "min", "max"],
+    aggregates: list[str] | None = Field(
+        default=None,
         min_length=1,
-        description="count, sum, mean, min, max, stddev, first, last, pNN (percentile).",
+        description="count, sum, mean, min, max, stddev, first, last, pNN (percentile); "
+        "default: count, with a field also mean, min and max.",
     )
     allowed_lateness_s: StrictFloat = Field(
         default=0.0,
@@ -111,7 +112,9 @@ class WindowConfig(PluginConfig):
 
     @field_validator("aggregates")
     @classmethod
-    def _known_aggregates(cls, names: list[str]) -> list[str]:
+    def _known_aggregates(cls, names: list[str] | None) -> list[str] | None:
+        if names is None:
+            return None
         for name in names:
             check_aggregate(name)
         if len(set(names)) != len(names):
@@ -142,10 +145,16 @@ class WindowConfig(PluginConfig):
                 )
         elif self.type == "tumbling" and self.slide_s is not None:
             raise ValueError("slide_s is for sliding windows; a tumbling window slides by size_s")
-        needs_field = [a for a in self.aggregates if a != "count"]
+        needs_field = [a for a in self.aggregate_names() if a != "count"]
         if needs_field and self.field is None:
             raise ValueError(f"set `field` (the payload number) to compute {needs_field[0]}")
         return self
+
+    def aggregate_names(self) -> tuple[str, ...]:
+        """The aggregates each window packet carries."""
+        if self.aggregates is not None:
+            return tuple(self.aggregates)
+        return ("count",) if self.field is None else ("count", "mean", "min", "max")
 
     def shape(self) -> WindowShape:
         """The shape of the windows (what must match for a swap to hand the state over)."""
@@ -175,7 +184,7 @@ class Window(Transform):
         self._arrival = config.time == "arrival"
         self._key = key_reader(config.key) if config.key is not None else None
         self._value = number_reader(config.field) if config.field is not None else None
-        self._names: tuple[str, ...] = tuple(config.aggregates)
+        self._names: tuple[str, ...] = config.aggregate_names()
         self._route_late = config.on_late == "route"
         keep_values = any(percentile_of(name) is not None for name in self._names)
         self._state = WindowState(

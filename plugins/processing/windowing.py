@@ -193,11 +193,17 @@ class WindowState:
         if value is None:
             acc.add_count(ts)
             return True
-        if acc.values is not None:
-            if self.bytes + 8 > self.max_bytes and not self._make_room(8, evicted, window):
-                return False
-            self.bytes += 8
+        if acc.values is None:
+            acc.add(value, ts)
+            return True
+        room = True if self.bytes + 8 <= self.max_bytes else self._make_room(8, evicted, window)
+        if room is False:
+            return False
         acc.add(value, ts)
+        self.bytes += 8
+        if room == "self":  # this window is due first: it goes out early, with this packet
+            self.evicted += 1
+            evicted.append(self._close(window, "full"))
         return True
 
     def _room_for(self, key: Hashable, evicted: list[ClosedWindow]) -> bool:
@@ -207,17 +213,21 @@ class WindowState:
                 return False
             while key not in self._per_key and len(self._per_key) >= self.max_keys:
                 evicted.append(self._evict_first())
-        return self.bytes + WINDOW_BYTES <= self.max_bytes or self._make_room(
-            WINDOW_BYTES, evicted, None
+        return (
+            self.bytes + WINDOW_BYTES <= self.max_bytes
+            or self._make_room(WINDOW_BYTES, evicted, None) is True
         )
 
-    def _make_room(self, needed: int, evicted: list[ClosedWindow], keep: OpenWindow | None) -> bool:
+    def _make_room(
+        self, needed: int, evicted: list[ClosedWindow], keep: OpenWindow | None
+    ) -> bool | Literal["self"]:
+        """Evict the windows due first until `needed` more bytes fit; "self" when `keep`
+        (the window being filled) is itself due first."""
         if self.when_full == "drop_new":
             return False
-        while self.bytes + needed > self.max_bytes and self.open > (keep is not None):
-            first = self._peek_first()
-            if first is keep:  # the window being filled is due first: evict the next one
-                return False
+        while self.bytes + needed > self.max_bytes and self.open:
+            if keep is not None and self._peek_first() is keep:
+                return "self"
             evicted.append(self._evict_first())
         return self.bytes + needed <= self.max_bytes
 
