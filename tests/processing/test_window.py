@@ -197,7 +197,7 @@ def test_the_byte_bound_holds_with_percentiles() -> None:
 def test_a_packet_without_the_field_fails_and_changes_nothing() -> None:
     window = make_window({"size_s": 1.0, "field": "value"})
     bad = StreamPacket.new("sensor", "s", 0, {"other": 1}, ts=BASE)
-    with pytest.raises(ValueError, match="payload.value"):
+    with pytest.raises(ValueError, match=r"payload\.value"):
         window.process(bad)
     text = StreamPacket.new("sensor", "s", 0, {"value": "high"}, ts=BASE)
     with pytest.raises(ValueError, match="must be a finite number"):
