@@ -188,3 +188,25 @@ edges:
     windows = [p.payload for p in plugins.RECORDS["out"]]
     assert sum(w["count"] for w in windows) == 40000  # nothing the old node held was lost
     assert all("max" in w for w in windows)  # they came out of the new node, at the end
+
+
+def test_a_window_feeding_a_window_is_flushed_upstream_first(tmp_path: Path) -> None:
+    graph = graph_from(
+        tmp_path,
+        """
+nodes:
+  - {id: src, kind: source, plugin: synthetic, config: {count: 1000}}
+  - {id: minute, kind: transform, plugin: window, config: {size_s: 60.0}}
+  - id: hour
+    kind: transform
+    plugin: window
+    config: {size_s: 3600.0, field: count, aggregates: [sum]}
+  - {id: out, kind: sink, plugin: "tests.runtime.plugins:Recorder"}
+edges:
+  - {from: src, to: minute}
+  - {from: minute, to: hour}
+  - {from: hour, to: out}
+""",
+    )
+    run(graph, tmp_path)
+    assert sum(p.payload["sum"] for p in plugins.RECORDS["out"]) == 1000
