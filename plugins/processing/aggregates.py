@@ -88,13 +88,16 @@ class Accumulator:
 
     def add(self, value: float, ts: float) -> None:
         """Take one value seen at event time `ts` (out of order is fine)."""
-        self.count += 1
+        count = self.count = self.count + 1
         self.sum += value
-        delta = value - self.mean
-        self.mean += delta / self.count
-        self.m2 += delta * (value - self.mean)
-        self.min = min(self.min, value)
-        self.max = max(self.max, value)
+        mean = self.mean
+        delta = value - mean
+        mean = self.mean = mean + delta / count
+        self.m2 += delta * (value - mean)
+        if value < self.min:  # noqa: PLR1730 (a comparison costs less than a call, per packet)
+            self.min = value
+        if value > self.max:  # noqa: PLR1730
+            self.max = value
         if ts < self.first_ts:
             self.first, self.first_ts = value, ts
         if ts >= self.last_ts:

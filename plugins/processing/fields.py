@@ -35,6 +35,23 @@ def key_reader(key: str) -> Callable[[StreamPacket], Hashable]:
         return lambda packet: packet.kind
     where, _, path = key.partition(".")
     parts = path.split(".")
+    if where == "payload" and len(parts) == 1:  # the common case, per packet: no walk
+        part = parts[0]
+
+        def read_field(packet: StreamPacket) -> Hashable:
+            try:
+                value = packet.payload[part]
+            except (KeyError, TypeError, IndexError):
+                raise ValueError(f"packet has no {key}") from None
+            if value.__class__ is str or value.__class__ is int:
+                return value  # type: ignore[no-any-return]
+            try:
+                hash(value)
+            except TypeError:
+                return repr(value)
+            return value  # type: ignore[no-any-return]
+
+        return read_field
 
     def read(packet: StreamPacket) -> Hashable:
         value = _walk(packet.payload if where == "payload" else packet.meta, parts, key)
@@ -54,7 +71,13 @@ def number_reader(field: str) -> Callable[[StreamPacket], float]:
     name = f"payload.{field}"
 
     def read(packet: StreamPacket) -> float:
-        value = _walk(packet.payload, parts, name)
+        if len(parts) == 1:
+            try:
+                value = packet.payload[field]
+            except (KeyError, TypeError, IndexError):
+                raise ValueError(f"packet has no {name}") from None
+        else:
+            value = _walk(packet.payload, parts, name)
         if value.__class__ is int or (value.__class__ is float and isfinite(value)):
             return value  # type: ignore[no-any-return]
         if isinstance(value, bool) or not isinstance(value, int | float) or not isfinite(value):

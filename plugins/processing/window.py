@@ -38,6 +38,11 @@ from schnitzel_plugins.processing.windowing import ClosedWindow, WindowShape, Wi
 
 __all__ = ["Window", "WindowConfig"]
 
+
+class _OnePacketAtATime(Exception):
+    """Raised by `process_batch` before it changes anything: use `process` instead."""
+
+
 MAX_WINDOWS_PER_PACKET = 1000
 """Most sliding windows one packet may fall in (`size_s / slide_s`)."""
 TICK_S = 0.1
@@ -196,6 +201,7 @@ class Window(Transform):
             config.when_full,
         )
         self._watermark = Watermark(0.0 if self._arrival else config.idle_timeout_s)
+        self._idle_timeout = config.idle_timeout_s is not None
         self._seq = 0
         self._carried: list[ClosedWindow] = []
         """Windows a swap's tighter bounds closed early, emitted with the next output."""
@@ -205,12 +211,46 @@ class Window(Transform):
     def process(self, packet: StreamPacket) -> list[Any]:
         key = self._key(packet) if self._key is not None else None
         value = self._value(packet) if self._value is not None else None
-        now = time.time()
-        ts = now if self._arrival else packet.ts
+        return self._apply(packet, key, value)
+
+    def process_batch(self, packets: list[StreamPacket]) -> list[StreamPacket]:
+        """The same as `process` per packet, with every field read before any window
+        changes (all or nothing: a packet that fails leaves the state as it was)."""
+        if self._route_late:
+            raise _OnePacketAtATime  # Routed outputs: the runtime then calls process()
+        keys = [self._key(p) for p in packets] if self._key is not None else None
+        values = [self._value(p) for p in packets] if self._value is not None else None
+        apply = self._apply
+        out: list[StreamPacket] = []
+        for index, packet in enumerate(packets):
+            closed = apply(
+                packet,
+                keys[index] if keys is not None else None,
+                values[index] if values is not None else None,
+            )
+            if closed:
+                out += closed
+        return out
+
+    def _apply(self, packet: StreamPacket, key: Any, value: float | None) -> list[Any]:
+        watermark = self._watermark
+        if self._arrival:
+            ts = now = time.time()
+        else:
+            ts = packet.ts
+            now = time.time() if self._idle_timeout else 0.0
         state = self._state
-        result, closed = state.add(key, ts, value, self._watermark.value)
-        closed += state.close_until(self._watermark.observe(ts, now))
-        outputs: list[Any] = self._packets(closed)
+        result, evicted = state.add(key, ts, value, watermark.value)
+        if ts > watermark.newest:  # Watermark.observe, inline: this runs per packet
+            watermark.newest = ts
+            if ts > watermark.value:  # noqa: PLR1730 (per packet)
+                watermark.value = ts
+        watermark.last_arrival = now
+        if state.next_close > watermark.value and not evicted and not self._carried:
+            if result == "late" and self._route_late:
+                return [Routed("late", packet)]
+            return []
+        outputs: list[Any] = self._packets([*evicted, *state.close_until(watermark.value)])
         if result == "late" and self._route_late:
             outputs.append(Routed("late", packet))
         return outputs

@@ -33,6 +33,8 @@ WindowType = Literal["tumbling", "sliding", "session"]
 WhenFull = Literal["drop_new", "emit_oldest"]
 Added = Literal["added", "late", "full"]
 """What became of a packet: in its windows, late (every window closed), dropped (full)."""
+_ADDED: tuple[Added, list[ClosedWindow]] = ("added", [])
+"""What `add` returns most of the time (never changed: callers copy before adding)."""
 
 
 @dataclass(frozen=True)
@@ -85,6 +87,8 @@ class WindowState:
         when_full: WhenFull,
     ) -> None:
         self.shape = shape
+        self._tumbling = shape.type == "tumbling"
+        self._size = shape.size_s
         self.keep_values = keep_values
         self.allowed_lateness_s = allowed_lateness_s
         self.max_keys = max_keys
@@ -109,6 +113,16 @@ class WindowState:
     ) -> tuple[Added, list[ClosedWindow]]:
         """Put one packet in its windows (before the watermark moves for it). Returns what
         became of it and the windows the bound closed early to make room."""
+        if self._tumbling:  # the common case first: the packet's window is open already
+            window = self._by_number.get((key, math.floor(ts / self._size)))
+            if window is not None:
+                acc = window.acc
+                if value is None:
+                    acc.add_count(ts)
+                    return _ADDED
+                if acc.values is None:
+                    acc.add(value, ts)
+                    return _ADDED
         evicted: list[ClosedWindow] = []
         if self.shape.type == "session":
             result = self._add_session(key, ts, value, watermark, evicted)
@@ -232,6 +246,14 @@ class WindowState:
         return self.bytes + needed <= self.max_bytes
 
     # -- closing ---------------------------------------------------------------------------
+
+    @property
+    def next_close(self) -> float:
+        """When the next window closes (its end plus the lateness); inf when none is open."""
+        due = self._due
+        while due and due[0][2].close_at != due[0][0]:
+            heapq.heappop(due)
+        return due[0][0] if due else math.inf
 
     def close_until(self, watermark: float) -> list[ClosedWindow]:
         """The windows whose end plus the lateness the watermark reached, in close order."""
