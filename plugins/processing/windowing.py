@@ -25,7 +25,7 @@ from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Literal
 
-from schnitzel_plugins.processing.aggregates import WINDOW_BYTES, Accumulator
+from schnitzel_plugins.processing.aggregates import VALUE_BYTES, WINDOW_BYTES, Accumulator
 
 __all__ = ["Added", "ClosedWindow", "OpenWindow", "WindowShape", "WindowState"]
 
@@ -123,6 +123,10 @@ class WindowState:
                 if acc.values is None:
                     acc.add(value, ts)
                     return _ADDED
+                if self.bytes + VALUE_BYTES <= self.max_bytes:
+                    acc.add(value, ts)
+                    self.bytes += VALUE_BYTES
+                    return _ADDED
         evicted: list[ClosedWindow] = []
         if self.shape.type == "session":
             result = self._add_session(key, ts, value, watermark, evicted)
@@ -210,11 +214,15 @@ class WindowState:
         if acc.values is None:
             acc.add(value, ts)
             return True
-        room = True if self.bytes + 8 <= self.max_bytes else self._make_room(8, evicted, window)
+        room = (
+            True
+            if self.bytes + VALUE_BYTES <= self.max_bytes
+            else self._make_room(VALUE_BYTES, evicted, window)
+        )
         if room is False:
             return False
         acc.add(value, ts)
-        self.bytes += 8
+        self.bytes += VALUE_BYTES
         if room == "self":  # this window is due first: it goes out early, with this packet
             self.evicted += 1
             evicted.append(self._close(window, "full"))
