@@ -200,6 +200,7 @@ class Window(Transform):
             config.max_bytes,
             config.when_full,
         )
+        self._state.owner = self
         self._watermark = Watermark(0.0 if self._arrival else config.idle_timeout_s)
         self._idle_timeout = config.idle_timeout_s is not None
         self._seq = 0
@@ -300,6 +301,16 @@ class Window(Transform):
             "watermark": watermark if math.isfinite(watermark) else None,
         }
 
+    async def close(self) -> None:
+        """Say so when open windows go with this instance (a swap that could not hand them
+        over, a forced stop): they were never emitted."""
+        if self._state.open and self._state.owner is self:
+            self.context.event(
+                "warning",
+                f"{self._state.open} open windows were not emitted (the node closed before "
+                "they did, and nothing took them over)",
+            )
+
     def export_state(self) -> Any:
         """The open windows, the watermark and the output count, handed over as they are."""
         return {
@@ -342,3 +353,4 @@ class Window(Transform):
         watermark.idle_timeout_s = self._watermark.idle_timeout_s
         self._watermark = watermark
         self._seq = state["seq"]
+        old.owner = self  # the old instance now closes without them

@@ -105,6 +105,8 @@ class WindowState:
         self.dropped_full = 0
         self.evicted = 0
         self.closed = 0
+        self.owner: object = None
+        """The plugin instance holding this state (a swap hands it to the new one)."""
 
     # -- taking packets ----------------------------------------------------------------------
 

@@ -126,8 +126,16 @@ def session_windows(r: Readings, gap: float) -> dict[tuple[int, float], dict[str
     return windows
 
 
-def make_window(config: dict[str, Any], node_id: str = "win") -> Window:
-    context = NodeContext(node_id, Path("."), Path("state"), logging.getLogger("t"))
+def make_window(
+    config: dict[str, Any], node_id: str = "win", events: list[tuple[str, str]] | None = None
+) -> Window:
+    """A window plugin as the runtime makes it; `events` collects what it tells the operator."""
+
+    def event(level: str, message: str) -> None:
+        if events is not None:
+            events.append((level, message))
+
+    context = NodeContext(node_id, Path("."), Path("state"), logging.getLogger("t"), event=event)
     return Window(WindowConfig.model_validate(config), context)
 
 

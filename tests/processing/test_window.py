@@ -3,6 +3,7 @@ watermark, its bounds and its hand-over on a swap."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -280,3 +281,23 @@ def test_numpy_reference_is_itself_sound() -> None:
     got = aggregates(np.array([3.0, 1.0, 2.0]), np.array([30.0, 10.0, 20.0]))
     assert got["first"] == 10.0 and got["last"] == 30.0
     assert got["p50"] == 20.0 and got["stddev"] == pytest.approx((200 / 3) ** 0.5)
+
+
+def test_closing_with_open_windows_nobody_took_says_so() -> None:
+    events: list[tuple[str, str]] = []
+    old = make_window({"size_s": 10.0}, events=events)
+    old.process(_reading(BASE, 0))
+    new = make_window({"size_s": 10.0})
+    new.import_state(old.export_state())
+    asyncio.run(old.close())
+    assert events == []  # handed over: the new node holds them
+    lost = make_window({"size_s": 10.0}, events=events)
+    lost.process(_reading(BASE, 0))
+    asyncio.run(lost.close())
+    assert events == [
+        (
+            "warning",
+            "1 open windows were not emitted (the node closed before "
+            "they did, and nothing took them over)",
+        )
+    ]
