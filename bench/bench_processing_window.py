@@ -25,6 +25,7 @@ import math
 import sys
 import tracemalloc
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -134,8 +135,8 @@ def main() -> None:
     results = {}
     for name, fn in cases:
         emitted = fn(packets)
-        seconds = best_of(lambda fn=fn: fn(packets), repeat=3)
-        peak = peak_bytes(lambda fn=fn: fn(packets))
+        seconds = best_of(partial(fn, packets), repeat=3)
+        peak = peak_bytes(partial(fn, packets))
         results[name] = (n / seconds, peak, emitted)
         print(
             f"{name}: {n / seconds:,.0f} packets/s, peak {peak / 2**20:.1f} MiB, {emitted} windows"

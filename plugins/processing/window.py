@@ -181,7 +181,7 @@ class Window(Transform):
         own = StreamShape(frozenset({config.kind}), PayloadProfile.JSON_PORTABLE)
         if config.on_late != "route" or incoming is None:
             return own
-        kinds = None if incoming.kinds is None else incoming.kinds | own.kinds
+        kinds = None if incoming.kinds is None else incoming.kinds | {config.kind}
         return StreamShape(kinds, weakest_profile([incoming.profile, own.profile]))
 
     def __init__(self, config: Any, context: NodeContext) -> None:

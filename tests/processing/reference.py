@@ -106,9 +106,9 @@ def numbered_windows(
     ks = np.concatenate(member_k)
     index = np.concatenate(member_i)
     windows = {}
-    for key, k in {(int(a), int(b)) for a, b in zip(keys, ks, strict=True)}:
-        chosen = index[(keys == key) & (ks == k)]
-        windows[(key, k * slide)] = aggregates(r.ts[chosen], r.values[chosen])
+    for key, number in {(int(a), int(b)) for a, b in zip(keys, ks, strict=True)}:
+        chosen = index[(keys == key) & (ks == number)]
+        windows[(key, number * slide)] = aggregates(r.ts[chosen], r.values[chosen])
     return windows, int((~in_any).sum())
 
 
