@@ -383,26 +383,30 @@ class Runtime:
         for node in flush_order(self):
             if self.abandoned or self.forced:
                 return
-            if node.abandoned or not holds(node, "flush"):
-                continue
-            async with node.turn:
-                try:
-                    items = list(node.plugin.flush())  # type: ignore[attr-defined]
-                except Exception as exc:
-                    node.metrics.error(None, exc)
-                    self.events.add("error", f"flush() failed: {exc}", node.id)
-                    continue
-            if not items:
-                continue
-            self.in_flight.idle.clear()
-            await release(node, items)
-            if self.in_flight.count == 0:
-                self.in_flight.idle.set()
-            idle = asyncio.ensure_future(self.in_flight.idle.wait())
-            try:
-                await self._drain(idle)
-            finally:
-                idle.cancel()
+            if not node.abandoned and holds(node, "flush"):
+                async with node.turn:
+                    try:
+                        items = list(node.plugin.flush())  # type: ignore[attr-defined]
+                    except Exception as exc:
+                        node.metrics.error(None, exc)
+                        self.events.add("error", f"flush() failed: {exc}", node.id)
+                        items = []
+                if items:
+                    self.in_flight.idle.clear()
+                    await release(node, items)
+            await self._drain_released()
+
+    async def _drain_released(self) -> None:
+        """Wait for what a flush (or a last tick) released to be processed downstream."""
+        if self.in_flight.count == 0:
+            self.in_flight.idle.set()
+            return
+        self.in_flight.idle.clear()
+        idle = asyncio.ensure_future(self.in_flight.idle.wait())
+        try:
+            await self._drain(idle)
+        finally:
+            idle.cancel()
 
     def _durable_settled(self) -> int:
         return sum(inbox.stats.settled for inbox in self.stores.values())
