@@ -168,7 +168,7 @@ nodes:
   - id: win
     kind: transform
     plugin: window
-    config: {size_s: 3600.0, field: value, aggregates: [count, sum]}
+    config: {size_s: 1.0e+9, field: value, aggregates: [count, sum]}
     inbox: {max: 256}
   - {id: out, kind: sink, plugin: "tests.runtime.plugins:Recorder"}
 edges:
@@ -180,7 +180,7 @@ edges:
 
     async def steps(runtime: Runtime, control: RuntimeControl) -> None:
         await _until(lambda: runtime.nodes["win"].metrics.processed >= 5000)
-        config = {"size_s": 3600.0, "field": "value", "aggregates": ["count", "sum", "max"]}
+        config = {"size_s": 1.0e9, "field": "value", "aggregates": ["count", "sum", "max"]}
         results.append(await control.swap("win", "window", config, actor=OPERATOR))
 
     steer(graph, tmp_path / "state", steps, stop=False)
@@ -210,3 +210,23 @@ edges:
     )
     run(graph, tmp_path)
     assert sum(p.payload["sum"] for p in plugins.RECORDS["out"]) == 1000
+
+
+def test_a_stop_by_duration_flushes_the_open_windows(tmp_path: Path) -> None:
+    graph = graph_from(
+        tmp_path,
+        """
+nodes:
+  - {id: src, kind: source, plugin: synthetic, config: {rate_hz: 2000}}
+  - {id: win, kind: transform, plugin: window, config: {size_s: 1.0e+9}}
+  - {id: out, kind: sink, plugin: "tests.runtime.plugins:Recorder"}
+edges:
+  - {from: src, to: win}
+  - {from: win, to: out}
+""",
+    )
+    report = run(graph, tmp_path, duration_s=0.3)
+    assert report["stop_reason"] == "duration"
+    counted = sum(p.payload["count"] for p in plugins.RECORDS["out"])
+    assert counted == report["nodes"]["src"]["out"] > 0
+    assert {p.payload["closed"] for p in plugins.RECORDS["out"]} == {"flush"}
