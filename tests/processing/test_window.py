@@ -147,7 +147,7 @@ def test_arrival_time_windows_close_on_the_clock() -> None:
     for i in range(3):
         assert window.process(_reading(0.0, 0, seq=i)) == []  # ts ignored: arrival counts
     closed = list(window.tick(time.time() + 5.0))
-    assert [p.payload["count"] for p in closed] == [3]
+    assert sum(p.payload["count"] for p in closed) == 3  # one window, or two at a boundary
 
 
 def test_the_key_bound_drops_new_keys_when_told_and_counts_them() -> None:
