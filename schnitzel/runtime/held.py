@@ -61,7 +61,11 @@ async def release(node: Node, items: list[Any]) -> None:
     if not items:
         return
     outcome = Outcome()
-    outcome.outputs = checked_outputs(items)
+    try:
+        outcome.outputs = checked_outputs(items)
+    except TypeError as exc:  # the plugin returned something that is not packets
+        node.metrics.error(None, exc)
+        return
     outcome.routed = any(item.__class__ is Routed for item in outcome.outputs)
     if outcome.routed:
         node.check_routes(outcome)  # an unknown port: those packets fail
