@@ -69,8 +69,8 @@ async def release(node: Node, items: list[Any]) -> None:
     outcome.routed = any(item.__class__ is Routed for item in outcome.outputs)
     if outcome.routed:
         node.check_routes(outcome)  # an unknown port: those packets fail
-        for packet, exc in outcome.failures:
-            node.metrics.error(packet.packet_id, exc)
+        for packet, refused in outcome.failures:
+            node.metrics.error(packet.packet_id, refused)
     if not outcome.outputs:
         return
     node.metrics.emitted += len(outcome.outputs)
