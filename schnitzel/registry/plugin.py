@@ -319,6 +319,24 @@ class Processor(Plugin):
         """
         raise NotImplementedError
 
+    tick_interval_s: float | None = None
+    """Seconds between calls of `tick` (None, the default: never). An instance may set it
+    from its config in `__init__`."""
+
+    def tick(self, now: float) -> Iterable[Any]:
+        """Optional: what time alone releases (a window whose watermark passed while no packet
+        came). Called every `tick_interval_s` on the event loop between two batches (never
+        while a paused node is paused), with the wall-clock time (`time.time()`); return
+        packets or `Routed` packets to emit, or nothing."""
+        return ()
+
+    def flush(self) -> Iterable[Any]:
+        """Optional: what the plugin still holds at the end of a run (open windows). Called
+        once, on the event loop, after everything upstream was processed, when the run ends
+        with a drain (sources exhausted, `--max-packets`, `--duration`, a first signal); not
+        after a forced stop or a drain timeout. Return packets or `Routed` packets to emit."""
+        return ()
+
 
 class Transform(Processor):
     """Turns each packet into zero or more packets."""

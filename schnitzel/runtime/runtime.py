@@ -31,6 +31,7 @@ from schnitzel.runtime.checkpoints import CheckpointTracker
 from schnitzel.runtime.durable_inbox import DurableInbox
 from schnitzel.runtime.events import EventLog
 from schnitzel.runtime.health import Health, judge_health
+from schnitzel.runtime.held import flush_order, holds, release, run_ticks
 from schnitzel.runtime.inbox import Inbox, InFlight
 from schnitzel.runtime.metrics import DropReason, ErrorRecord, NodeMetrics
 from schnitzel.runtime.node import Node, Target
@@ -106,6 +107,8 @@ class Runtime:
         self.ended_wall: float | None = None
         self._stop_requested = asyncio.Event()
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._tickers: list[asyncio.Task[None]] = []
+        """One per processor node: calls its plugin's `tick` (runtime/held.py)."""
         self._in_stoppable: set[str] = set()
         self._stop_cancelled: set[str] = set()
         self.abandoned = False
@@ -231,8 +234,14 @@ class Runtime:
                 saver = asyncio.create_task(self.checkpoints.run(), name="schnitzel-checkpoints")
             if duration_s is not None:
                 timer = loop.call_later(duration_s, self.request_stop, StopReason.DURATION)
+            self._tickers = [
+                asyncio.create_task(run_ticks(n, self), name=f"schnitzel-tick-{n.id}")
+                for n in self.nodes.values()
+                if n.kind not in {"source", "sink"}
+            ]
             await self._until_done()
         finally:
+            self._stop_tickers()
             if timer is not None:
                 timer.cancel()
             if ticker is not None:
@@ -332,6 +341,7 @@ class Runtime:
             if not self.in_flight.idle.is_set():
                 self._stop_sources()
                 await self._drain(idle)
+            await self._flush_held()
         finally:
             idle.cancel()
             stop.cancel()
@@ -360,6 +370,43 @@ class Runtime:
                     self._abandon(f"durable nodes made no progress for {DURABLE_STALL_S:g} s")
                     return
             await asyncio.wait({idle}, timeout=min(0.1, deadline - now))
+
+    def _stop_tickers(self) -> None:
+        for task in self._tickers:
+            task.cancel()
+        self._tickers = []
+
+    async def _flush_held(self) -> None:
+        """At the end of a drained run, let each plugin that holds packets (open windows)
+        release them, upstream first, and drain what they released (runtime/held.py)."""
+        self._stop_tickers()
+        for node in flush_order(self):
+            if self.abandoned or self.forced:
+                return
+            if not node.abandoned and holds(node, "flush"):
+                async with node.turn:
+                    try:
+                        items = list(node.plugin.flush())  # type: ignore[attr-defined]
+                    except Exception as exc:
+                        node.metrics.error(None, exc)
+                        self.events.add("error", f"flush() failed: {exc}", node.id)
+                        items = []
+                if items:
+                    self.in_flight.idle.clear()
+                    await release(node, items)
+            await self._drain_released()
+
+    async def _drain_released(self) -> None:
+        """Wait for what a flush (or a last tick) released to be processed downstream."""
+        if self.in_flight.count == 0:
+            self.in_flight.idle.set()
+            return
+        self.in_flight.idle.clear()
+        idle = asyncio.ensure_future(self.in_flight.idle.wait())
+        try:
+            await self._drain(idle)
+        finally:
+            idle.cancel()
 
     def _durable_settled(self) -> int:
         return sum(inbox.stats.settled for inbox in self.stores.values())

@@ -1,0 +1,104 @@
+"""Plugins that hold packets back (windows, joins): their timer and their flush at the end.
+
+A processor normally emits only when a packet comes in. One that holds state over time also
+needs to emit when time alone moves (`Processor.tick`, every `tick_interval_s`) and once
+more when the run ends with a drain (`Processor.flush`), in the order of the graph, so a
+window feeding a window is flushed first and the second sees what the first released.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import TYPE_CHECKING, Any
+
+from schnitzel.registry.plugin import Processor
+from schnitzel.runtime.node import Node
+from schnitzel.runtime.processing import Outcome, Routed, checked_outputs
+
+if TYPE_CHECKING:
+    from schnitzel.runtime.runtime import Runtime
+
+__all__ = ["flush_order", "holds", "release", "run_ticks"]
+
+IDLE_RECHECK_S = 1.0
+"""How often a node whose plugin does not tick looks again (a swap may install one that does)."""
+
+
+def holds(node: Node, method: str) -> bool:
+    """True when the node's plugin overrides `Processor.tick` or `Processor.flush`."""
+    plugin = node.plugin
+    return isinstance(plugin, Processor) and getattr(type(plugin), method) is not getattr(
+        Processor, method
+    )
+
+
+async def run_ticks(node: Node, runtime: Runtime) -> None:
+    """Call the node's `tick` every `tick_interval_s` and pass on what it releases."""
+    while not runtime.stopping and not node.abandoned:
+        interval = getattr(node.plugin, "tick_interval_s", None)
+        if interval is None or not holds(node, "tick"):
+            await asyncio.sleep(IDLE_RECHECK_S)
+            continue
+        await asyncio.sleep(interval)
+        if runtime.stopping or node.abandoned or node.paused:
+            continue
+        async with node.turn:  # between two batches, and never during a swap
+            plugin = node.plugin
+            if not holds(node, "tick"):
+                continue
+            try:
+                items = list(plugin.tick(time.time()))  # type: ignore[attr-defined]
+            except Exception as exc:
+                node.metrics.error(None, exc)
+                runtime.events.add("error", f"tick() failed: {exc}", node.id)
+                continue
+        await release(node, items)
+
+
+async def release(node: Node, items: list[Any]) -> None:
+    """Emit what a plugin released without an input packet (counted as the node's output)."""
+    if not items:
+        return
+    outcome = Outcome()
+    try:
+        outcome.outputs = checked_outputs(items)
+    except TypeError as exc:  # the plugin returned something that is not packets
+        node.metrics.error(None, exc)
+        return
+    outcome.routed = any(item.__class__ is Routed for item in outcome.outputs)
+    if outcome.routed:
+        node.check_routes(outcome)  # an unknown port: those packets fail
+        for packet, refused in outcome.failures:
+            node.metrics.error(packet.packet_id, refused)
+    if not outcome.outputs:
+        return
+    node.metrics.emitted += len(outcome.outputs)
+    node.emitting = True
+    try:
+        await node.emit(outcome.outputs, outcome.routed)
+    finally:
+        node.emitting = False
+
+
+def flush_order(runtime: Runtime) -> list[Node]:
+    """The nodes upstream first (edges leaving a delay node are ignored, so cycles break)."""
+    graph = runtime.graph
+    incoming = {node_id: 0 for node_id in runtime.nodes}
+    successors: dict[str, list[str]] = {node_id: [] for node_id in runtime.nodes}
+    for edge in graph.edges:
+        if runtime.nodes[edge.source].kind == "delay":
+            continue
+        successors[edge.source].append(edge.target)
+        incoming[edge.target] += 1
+    ready = [node_id for node_id, n in incoming.items() if n == 0]
+    order: list[str] = []
+    while ready:
+        node_id = ready.pop(0)
+        order.append(node_id)
+        for target in successors[node_id]:
+            incoming[target] -= 1
+            if incoming[target] == 0:
+                ready.append(target)
+    order += [node_id for node_id in runtime.nodes if node_id not in order]
+    return [runtime.nodes[node_id] for node_id in order]
