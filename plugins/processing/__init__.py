@@ -1,6 +1,6 @@
 """The processing pack: windows and aggregates (`window`) and time fusion of streams (`fuse`)."""
 
-from schnitzel.registry.plugin import PluginPack
+from schnitzel import PluginPack
 from schnitzel_plugins.processing.fuse import Fuse
 from schnitzel_plugins.processing.window import Window
 

@@ -21,11 +21,12 @@ from schnitzel import (
     PayloadProfile,
     PluginConfig,
     Routed,
+    SchnitzelError,
     StreamPacket,
     StreamShape,
     Transform,
+    weakest_profile,
 )
-from schnitzel.contract.kinds import weakest_profile
 from schnitzel_plugins.processing.aggregates import check_aggregate, percentile_of
 from schnitzel_plugins.processing.fields import (
     KEY_PATTERN,
@@ -39,7 +40,7 @@ from schnitzel_plugins.processing.windowing import ClosedWindow, WindowShape, Wi
 __all__ = ["Window", "WindowConfig"]
 
 
-class _OnePacketAtATime(Exception):
+class _OnePacketAtATime(SchnitzelError):
     """Raised by `process_batch` before it changes anything: use `process` instead."""
 
 

@@ -12,9 +12,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from schnitzel import StreamPacket, encode_packet
+from schnitzel import RuntimeControl, StreamPacket, encode_packet
 from schnitzel.control.actor import Actor
-from schnitzel.runtime import Runtime, RuntimeControl
+from schnitzel.runtime import Runtime
 from tests.processing.reference import numbered_windows, seeded_readings
 from tests.runtime import plugins
 from tests.runtime.harness import TEST_PLUGINS, graph_from, run, steer
