@@ -1,0 +1,47 @@
+"""`filter`: passes the packets for which an expression is true."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from pydantic import Field
+
+from schnitzel.contract.packet import StreamPacket
+from schnitzel.registry.plugin import NodeContext, PluginConfig, Transform
+from schnitzel_plugins.processing.expressions import (
+    ExpressionError,
+    ExpressionText,
+    compile_expression,
+)
+
+__all__ = ["Filter", "FilterConfig"]
+
+
+class FilterConfig(PluginConfig):
+    """Options of `filter`."""
+
+    condition: ExpressionText = Field(
+        description="An expression (docs/processing.md); packets for which it is true pass."
+    )
+
+
+class Filter(Transform):
+    """Passes the packets for which `condition` is true; the others are filtered (counted)."""
+
+    name: ClassVar[str] = "filter"
+    Config: ClassVar[type[PluginConfig]] = FilterConfig
+
+    def __init__(self, config: Any, context: NodeContext) -> None:
+        super().__init__(config, context)
+        self._condition = compile_expression(config.condition)
+
+    def process(self, packet: StreamPacket) -> StreamPacket | None:
+        verdict = self._condition.evaluate(packet)
+        if verdict is True:
+            return packet
+        if verdict is False:
+            return None
+        raise ExpressionError(
+            f"condition {self._condition.source!r} gave {verdict!r}, not true or false; "
+            'compare it (`... > 0`, `... == "x"`) or wrap it in bool()'
+        )
