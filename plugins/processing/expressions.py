@@ -278,23 +278,33 @@ def compile_expression(source: str) -> Expression:
         raise ExpressionInvalid("the expression is empty", 1, 1)
     if len(source) > MAX_EXPRESSION_CHARS:
         raise ExpressionInvalid(f"longer than {MAX_EXPRESSION_CHARS} characters", 1, 1)
-    try:  # "exec" mode: its syntax errors carry the column, "eval" mode's do not
-        module = ast.parse(source.strip(), mode="exec")
+    # In parentheses, an expression may span lines (a YAML `|` block) like Python's own;
+    # "exec" mode, because its syntax errors carry the column and "eval" mode's do not.
+    try:
+        module = ast.parse(f"({source}\n)", mode="exec")
     except SyntaxError as exc:
-        raise ExpressionInvalid(
-            f"syntax error: {exc.msg}", exc.lineno or 1, max(exc.offset or 1, 1)
-        ) from None
-    statement = module.body[0]
-    if len(module.body) > 1 or not isinstance(statement, ast.Expr):
-        where = module.body[1] if isinstance(statement, ast.Expr) else statement
-        _refuse(where, "one expression only (no statements, assignments or imports)")
-    tree = statement.value  # type: ignore[attr-defined]
+        line, column = _position(source, exc.lineno or 1, exc.offset or 1)
+        raise ExpressionInvalid(f"syntax error: {exc.msg}", line, column) from None
+    tree = module.body[0].value  # type: ignore[attr-defined]
+    for node in ast.walk(tree):  # back to the expression's own columns
+        if getattr(node, "lineno", None) == 1:
+            node.col_offset -= 1  # type: ignore[attr-defined]
+        if getattr(node, "end_lineno", None) == 1:
+            node.end_col_offset -= 1  # type: ignore[attr-defined]
     called = {id(n.func) for n in ast.walk(tree) if isinstance(n, ast.Call)}
     names: list[str] = []
     for node in ast.walk(tree):
         if id(node) not in called:
             _check_node(node, names)
     return Expression(source, tree, names)
+
+
+def _position(source: str, line: int, offset: int) -> tuple[int, int]:
+    """A syntax error's place in the source, from its place in the parenthesised text."""
+    lines = source.split("\n")
+    if line > len(lines):  # at the closing parenthesis: the expression ended too early
+        return len(lines), len(lines[-1]) + 1
+    return line, max(offset - 1 if line == 1 else offset, 1)
 
 
 def _check_node(node: ast.AST, names: list[str]) -> None:
@@ -306,10 +316,12 @@ def _check_node(node: ast.AST, names: list[str]) -> None:
             _refuse(node, f"unknown name {node.id!r}; names: {', '.join(_PACKET_FIELDS)}")
         names.append(node.id)
     elif isinstance(node, ast.Attribute) and node.attr.startswith("_"):
-        _refuse(node, f"field {node.attr!r}: names starting with '_' are not allowed")
+        _refuse(
+            _attribute_name(node), f"field {node.attr!r}: names starting with '_' are not allowed"
+        )
     elif isinstance(node, ast.Call):
         if not isinstance(node.func, ast.Name):
-            _refuse(node.func, "only functions can be called, not methods; " + _functions())
+            _refuse(_attribute_name(node.func), "only functions, not methods; " + _functions())
         elif node.func.id not in FUNCTIONS:
             _refuse(node.func, f"unknown function {node.func.id!r}; {_functions()}")
         if node.keywords:
@@ -318,6 +330,16 @@ def _check_node(node: ast.AST, names: list[str]) -> None:
         _refuse(node, "format specs (`{x:...}`) are not allowed; use round() or str()")
     elif isinstance(node, ast.Constant) and isinstance(node.value, bytes):
         _refuse(node, "bytes literals are not allowed")
+
+
+def _attribute_name(node: ast.expr) -> ast.AST:
+    """Where the name after the dot is (for `a.b.clear()`, `clear`), to point at it."""
+    if not isinstance(node, ast.Attribute) or node.end_col_offset is None:
+        return node
+    place = ast.Name(id=node.attr)
+    place.lineno = node.end_lineno or node.lineno
+    place.col_offset = node.end_col_offset - len(node.attr)
+    return place
 
 
 def _describe(node: ast.AST) -> str:
