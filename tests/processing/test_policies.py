@@ -104,7 +104,7 @@ def test_below_and_above_keep_one_state_per_key() -> None:
 def test_a_threshold_needs_a_limit_and_a_reading() -> None:
     with pytest.raises(ValidationError, match="set `above`, `below` or both"):
         Threshold.Config.model_validate({})
-    with pytest.raises(ValueError, match="payload.value must be a number, not 'hot'"):
+    with pytest.raises(ValueError, match=r"payload\.value must be a number, not 'hot'"):
         make(Threshold, above=1.0).process(StreamPacket.new("sensor", "s", 0, {"value": "hot"}))
 
 
