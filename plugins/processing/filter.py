@@ -36,11 +36,18 @@ class Filter(Transform):
         self._condition = compile_expression(config.condition)
 
     def process(self, packet: StreamPacket) -> StreamPacket | None:
+        return packet if self._passes(packet) else None
+
+    def process_batch(self, packets: list[StreamPacket]) -> list[StreamPacket]:
+        """The batch's passing packets (one call per batch: the runtime's per-packet cost
+        is then paid once). A failure makes the runtime pin it on its packet via `process`."""
+        passes = self._passes
+        return [packet for packet in packets if passes(packet)]
+
+    def _passes(self, packet: StreamPacket) -> bool:
         verdict = self._condition.evaluate(packet)
-        if verdict is True:
-            return packet
-        if verdict is False:
-            return None
+        if verdict is True or verdict is False:
+            return verdict
         raise ExpressionError(
             f"condition {self._condition.source!r} gave {verdict!r}, not true or false; "
             'compare it (`... > 0`, `... == "x"`) or wrap it in bool()'
