@@ -55,10 +55,14 @@ class ExpressionError(ValueError):
     """An expression that failed on one packet (a missing field, a type error)."""
 
 
+_NUMBERS = frozenset({int, float, bool})
+_MISSING = object()
+
+
 def _bounded_power(base: Any, exponent: Any) -> Any:
     if (
-        isinstance(base, int)
-        and isinstance(exponent, int)
+        base.__class__ is int
+        and exponent.__class__ is int
         and max(base.bit_length(), 1) * exponent > MAX_INT_BITS
     ):
         raise ExpressionError(f"{base} ** {exponent} is too large (over {MAX_INT_BITS} bits)")
@@ -66,6 +70,8 @@ def _bounded_power(base: Any, exponent: Any) -> Any:
 
 
 def _bounded_mult(left: Any, right: Any) -> Any:
+    if left.__class__ in _NUMBERS and right.__class__ in _NUMBERS:  # the common case, first
+        return left * right
     for sequence, count in ((left, right), (right, left)):
         long = isinstance(sequence, str | list | tuple) and isinstance(count, int)
         if long and len(sequence) * count > MAX_SEQUENCE:
@@ -74,6 +80,8 @@ def _bounded_mult(left: Any, right: Any) -> Any:
 
 
 def _bounded_add(left: Any, right: Any) -> Any:
+    if left.__class__ in _NUMBERS and right.__class__ in _NUMBERS:
+        return left + right
     sequences = isinstance(left, str | list | tuple) and isinstance(right, str | list | tuple)
     if sequences and len(left) + len(right) > MAX_SEQUENCE:
         raise ExpressionError(f"that concatenation is longer than {MAX_SEQUENCE}")
@@ -194,7 +202,14 @@ class _Evaluator(simpleeval.EvalWithCompoundTypes):  # type: ignore[misc]
     # Together they halve the cost of an evaluation (bench/bench_processing_expr.py);
     # `and`/`or` return the deciding operand, as in Python and simpleeval.
     def _eval(self, node: ast.AST) -> Any:
-        return self.nodes[node.__class__](node)
+        return node.handler(node)  # type: ignore[attr-defined]  # bound by `bind`
+
+    def bind(self, tree: ast.AST) -> None:
+        """Give each node of `tree` its handler, looked up once instead of per evaluation."""
+        for node in ast.walk(tree):
+            handler = self.nodes.get(node.__class__)
+            if handler is not None:  # contexts and operators are read by their parents
+                node.handler = handler  # type: ignore[attr-defined]
 
     def _eval_name(self, node: ast.Name) -> Any:
         return self.names[node.id]
@@ -205,8 +220,10 @@ class _Evaluator(simpleeval.EvalWithCompoundTypes):  # type: ignore[misc]
 
     def _eval_attribute(self, node: ast.Attribute) -> Any:
         container = self._eval(node.value)
-        if container.__class__ is dict and node.attr in container:  # the common case, first
-            return container[node.attr]
+        if container.__class__ is dict:  # the common case, first
+            value = container.get(node.attr, _MISSING)
+            if value is not _MISSING:
+                return value
         return _field(container, node.attr, node)
 
     def _eval_compare(self, node: ast.Compare) -> Any:
@@ -292,6 +309,7 @@ class Expression:
         )
         self._evaluator = _Evaluator()
         self._evaluator.names = dict(_CONSTANTS)
+        self._evaluator.bind(tree)
 
     def evaluate(self, packet: StreamPacket) -> Any:
         """The expression's value for one packet."""
