@@ -71,7 +71,7 @@ def _bounded_power(base: Any, exponent: Any) -> Any:
 
 def _bounded_mult(left: Any, right: Any) -> Any:
     if left.__class__ in _NUMBERS and right.__class__ in _NUMBERS:  # the common case, first
-        return left * right
+        return operator.mul(left, right)
     for sequence, count in ((left, right), (right, left)):
         long = isinstance(sequence, str | list | tuple) and isinstance(count, int)
         if long and len(sequence) * count > MAX_SEQUENCE:
@@ -81,7 +81,7 @@ def _bounded_mult(left: Any, right: Any) -> Any:
 
 def _bounded_add(left: Any, right: Any) -> Any:
     if left.__class__ in _NUMBERS and right.__class__ in _NUMBERS:
-        return left + right
+        return operator.add(left, right)
     sequences = isinstance(left, str | list | tuple) and isinstance(right, str | list | tuple)
     if sequences and len(left) + len(right) > MAX_SEQUENCE:
         raise ExpressionError(f"that concatenation is longer than {MAX_SEQUENCE}")

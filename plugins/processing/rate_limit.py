@@ -73,7 +73,8 @@ class RateLimit(Policy):
         self.passed = 0
         self.limited = 0
 
-    def process(self, packet: StreamPacket) -> StreamPacket | Routed | None:
+    # Processor.process's annotation omits Routed, which the runtime takes (plugins.md, Ports)
+    def process(self, packet: StreamPacket) -> StreamPacket | Routed | None:  # type: ignore[override]
         now = packet.ts if self._event_clock else time.monotonic()
         key = self._key(packet)
         config = self.config

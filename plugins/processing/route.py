@@ -66,7 +66,8 @@ class Route(Transform):
         self._filter_unmatched = config.unmatched == "filter"
         self.routed: dict[str, int] = dict.fromkeys(self.outputs, 0)
 
-    def process(self, packet: StreamPacket) -> Routed | StreamPacket | None:
+    # Processor.process's annotation omits Routed, which the runtime takes (plugins.md, Ports)
+    def process(self, packet: StreamPacket) -> Routed | StreamPacket | None:  # type: ignore[override]
         for port, expression in self._routes:
             verdict = expression.evaluate(packet)
             if verdict is True:

@@ -209,7 +209,7 @@ edges:
                 await asyncio.sleep(0.01)
 
     async def steps(runtime: Runtime, control: RuntimeControl) -> None:
-        node = runtime.nodes["mid"]
+        node: Any = runtime.nodes["mid"]
         await until(lambda: node.metrics.processed >= 200)
         swaps.append(await control.swap("mid", "threshold", {"above": 80.0}, actor=OPERATOR))
         await until(lambda: node.plugin.stats()["raised"] == 1)
@@ -286,3 +286,27 @@ edges:
     assert report["nodes"]["band"]["out"] == 5  # 20.0, 21.0, 30.0, 95.0, 40.0
     states = [a["payload"]["state"] for a in read_jsonl(tmp_path / "alerts.jsonl")]
     assert states == ["raised", "cleared"]
+
+
+def test_route_ports_come_from_its_config_and_an_unconnected_one_is_a_warning(
+    tmp_path: Path,
+) -> None:
+    def problems(edges: str) -> list[tuple[str, str, str]]:
+        graph = tmp_path / "graph.yaml"
+        graph.write_text(
+            "version: 2\nnodes:\n"
+            "  - {id: src, kind: source, plugin: synthetic, config: {count: 5}}\n"
+            "  - {id: r, kind: transform, plugin: route, config: {routes: {hot: 'seq > 2'}}}\n"
+            "  - {id: out, kind: sink, plugin: 'null'}\n"
+            f"edges: [{{from: src, to: r}}, {edges}]\n"
+        )
+        done = run_cli("validate", str(graph), "--json")
+        found = json.loads(done.stdout)["problems"]
+        return [(p["severity"], p["code"], p["message"]) for p in found]
+
+    assert problems("{from: r.hot, to: out}, {from: r, to: out}") == []
+    assert sorted(problems("{from: r.cold, to: out}, {from: r, to: out}")) == [
+        ("error", "bad-port", "node 'r' (route) has no output port 'cold'"),
+        ("warning", "dangling-port", "output port 'hot' leads nowhere: what the node sends "
+         "there is lost"),
+    ]  # fmt: skip
