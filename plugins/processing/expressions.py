@@ -39,6 +39,8 @@ __all__ = [
 MAX_EXPRESSION_CHARS = 4096
 MAX_SEQUENCE = 100_000  # longest string or list an expression may build
 MAX_INT_BITS = 4096  # largest integer a power may produce
+MAX_ROUND_DIGITS = 64
+MAX_DEPTH = 64  # deepest nesting: the evaluator recurses once per level
 
 
 class ExpressionInvalid(ValueError):
@@ -88,6 +90,19 @@ def _bounded_add(left: Any, right: Any) -> Any:
     return left + right
 
 
+def _bounded_mod(left: Any, right: Any) -> Any:
+    if isinstance(left, str | bytes):  # "%0999999999d" % 1 would build a gigabyte
+        raise ExpressionError("string formatting with % is not allowed; use an f-string")
+    return operator.mod(left, right)
+
+
+def _round(number: Any, digits: Any = None) -> Any:
+    if digits is not None and not (isinstance(digits, int) and abs(digits) <= MAX_ROUND_DIGITS):
+        # round(10 ** 100, -10 ** 8) runs for minutes
+        raise ExpressionError(f"round() takes at most {MAX_ROUND_DIGITS} digits, not {digits!r}")
+    return round(number, digits)
+
+
 def _has(container: Any, key: Any) -> bool:
     return isinstance(container, Mapping) and key in container
 
@@ -113,7 +128,7 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
     "lower": lambda text: str(text).lower(),
     "max": max,
     "min": min,
-    "round": round,
+    "round": _round,
     "sqrt": math.sqrt,
     "startswith": lambda text, prefix: str(text).startswith(prefix),
     "str": str,
@@ -148,7 +163,7 @@ _OPERATORS: dict[type, Callable[..., Any]] = {
     ast.Mult: _bounded_mult,
     ast.Div: operator.truediv,
     ast.FloorDiv: operator.floordiv,
-    ast.Mod: operator.mod,
+    ast.Mod: _bounded_mod,
     ast.Pow: _bounded_power,
     ast.Eq: operator.eq,
     ast.NotEq: operator.ne,
@@ -347,11 +362,23 @@ def compile_expression(source: str) -> Expression:
         if getattr(node, "end_lineno", None) == 1:
             node.end_col_offset -= 1  # type: ignore[attr-defined]
     called = {id(n.func) for n in ast.walk(tree) if isinstance(n, ast.Call)}
+    if _depth(tree) > MAX_DEPTH:
+        raise ExpressionInvalid(f"nested deeper than {MAX_DEPTH} levels", 1, 1)
     names: list[str] = []
     for node in ast.walk(tree):
         if id(node) not in called:
             _check_node(node, names)
     return Expression(source, tree, names)
+
+
+def _depth(tree: ast.AST) -> int:
+    """How deep the tree nests (without recursing, so a deep tree cannot exhaust the stack)."""
+    deepest, todo = 0, [(tree, 1)]
+    while todo:
+        node, depth = todo.pop()
+        deepest = max(deepest, depth)
+        todo.extend((child, depth + 1) for child in ast.iter_child_nodes(node))
+    return deepest
 
 
 def _position(source: str, line: int, offset: int) -> tuple[int, int]:

@@ -79,6 +79,8 @@ def test_expressions_read_the_packet_and_compute(source: str, value: object) -> 
         ("round(payload.value, ndigits=1)", 1, 1, "keyword arguments"),
         ("len", 1, 1, "unknown name 'len'"),
         ("", 1, 1, "empty"),
+        ("1" + " + 1" * 200, 1, 1, "nested deeper than 64 levels"),
+        ("abs(" * 70 + "1" + ")" * 70, 1, 1, "nested deeper than 64 levels"),
     ],
 )
 def test_what_an_expression_may_not_do_is_refused_with_line_and_column(
@@ -100,6 +102,8 @@ def test_what_an_expression_may_not_do_is_refused_with_line_and_column(
         ("payload.tags * 10 ** 6", "repetition is longer"),
         ('("x" * 100000) + ("y" * 100000)', "concatenation is longer"),
         ("10.0 ** 400", "OverflowError"),
+        ('"%0999999999d" % 1', "string formatting with % is not allowed"),
+        ("round(10 ** 100, -10 ** 8)", "round\\(\\) takes at most 64 digits"),
     ],
 )
 def test_huge_results_are_refused_while_evaluating(source: str, reason: str) -> None:
