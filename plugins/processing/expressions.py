@@ -210,12 +210,12 @@ class _Evaluator(simpleeval.EvalWithCompoundTypes):  # type: ignore[misc]
     def __init__(self) -> None:
         super().__init__(operators=dict(_OPERATORS), functions=dict(FUNCTIONS), names={})
 
-    # These are simpleeval's minus checks the compile-time checker already made
-    # (every node type handled, every name defined, literals no longer than the expression)
-    # and the walk of every intermediate value for modules and forbidden functions, which no
-    # name or call can produce here: names are packet data, calls go only to `FUNCTIONS`.
-    # Together they halve the cost of an evaluation (bench/bench_processing_expr.py);
-    # `and`/`or` return the deciding operand, as in Python and simpleeval.
+    # The handlers below are simpleeval's own without the checks the compile-time checker
+    # already made (every node type handled, every name defined, literals no longer than the
+    # expression), and without the walk of every intermediate value for modules and
+    # forbidden functions, which no name or call can produce here: names are packet data,
+    # calls go only to `FUNCTIONS`. Together they halve the cost of an evaluation
+    # (bench/bench_processing_expr.py).
     def _eval(self, node: ast.AST) -> Any:
         return node.handler(node)  # type: ignore[attr-defined]  # bound by `bind`
 
@@ -248,6 +248,7 @@ class _Evaluator(simpleeval.EvalWithCompoundTypes):  # type: ignore[misc]
         return super()._eval_compare(node)
 
     def _eval_boolop(self, node: ast.BoolOp) -> Any:
+        """`and`/`or` return the deciding operand, as in Python and simpleeval."""
         result: Any = False
         if node.op.__class__ is ast.And:
             for value in node.values:
@@ -312,7 +313,9 @@ def _type_name(value: Any) -> str:
 
 class Expression:
     """One compiled expression. `evaluate(packet)` returns its value for that packet, or
-    raises `ExpressionError` with a message naming the expression and what failed."""
+    raises `ExpressionError` with a message naming the expression and what failed. One
+    evaluation at a time: the names it reads are set on the evaluator (the pack's plugins are
+    not `blocking`, so the event loop is their only caller)."""
 
     __slots__ = ("_evaluator", "_fields", "_tree", "source")
 
