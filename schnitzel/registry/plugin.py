@@ -237,6 +237,13 @@ class Plugin:
         return doc.splitlines()[0] if doc else ""
 
     @classmethod
+    def output_ports(cls, config: Any) -> tuple[str, ...]:
+        """The output ports of a node with this config; default `outputs`. Override when the
+        ports depend on the config (`route` names its ports in `routes`), and give the
+        instance the same tuple as `self.outputs` (the runtime connects those)."""
+        return cls.outputs
+
+    @classmethod
     def output_shape(cls, config: Any, incoming: StreamShape | None) -> StreamShape:
         """What the node emits given its config and what reaches it (None for sources).
 

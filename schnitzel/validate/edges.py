@@ -116,6 +116,8 @@ def _check_port(
     if entry.plugin is None:
         return port or "?"  # plugin unknown (already reported): its ports cannot be checked
     ports: tuple[str, ...] = getattr(entry.plugin, side)
+    if side == "outputs" and entry.config is not None:
+        ports = entry.plugin.output_ports(entry.config)
     if not port:
         return ports[0]
     if port in ports:

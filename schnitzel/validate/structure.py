@@ -1,5 +1,6 @@
-"""Rules for the shape of the graph: sources, nodes nothing feeds, outputs that go nowhere,
-nodes no source reaches, loops that never reach a sink, and cycles without a delay node."""
+"""Rules for the shape of the graph: sources, nodes nothing feeds, outputs (and output ports)
+that go nowhere, nodes no source reaches, loops that never reach a sink, and cycles without
+a delay node."""
 
 from __future__ import annotations
 
@@ -47,6 +48,7 @@ def check_structure(state: CheckState) -> None:
                 "purpose, send them to a `null` sink",
                 node=node_id,
             )
+    _check_ports(state)
     delays = [n for n, e in state.nodes.items() if e.spec.kind == "delay"]
     reached = reachable_from([*sources, *delays, *unfed, *state.loose_targets], successors)
     for node_id, entry in state.nodes.items():
@@ -60,6 +62,29 @@ def check_structure(state: CheckState) -> None:
             )
     _check_exits(state, successors)
     _check_cycles(state, successors)
+
+
+def _check_ports(state: CheckState) -> None:
+    """Warn about an output port no edge leaves, on a node that has edges from other ports:
+    what the plugin sends there is lost (`route`'s `default`, `rate_limit`'s `excess`)."""
+    used: dict[str, set[str]] = {}
+    for _, edge in state.edges:
+        used.setdefault(edge.source, set()).add(edge.source_port)
+    for node_id, ports_used in used.items():
+        entry = state.nodes.get(node_id)
+        if entry is None or entry.plugin is None or entry.config is None:
+            continue
+        for port in entry.plugin.output_ports(entry.config):
+            if port not in ports_used:
+                state.problem(
+                    "dangling-port",
+                    f"output port {port!r} leads nowhere: what the node sends there is lost",
+                    (*entry.at, "id"),
+                    f"add an edge `- {{from: {node_id}.{port}, to: <node>}}`; to discard "
+                    "packets on purpose, send them to a `null` sink",
+                    node=node_id,
+                    severity="warning",
+                )
 
 
 def _check_exits(state: CheckState, successors: dict[str, list[str]]) -> None:

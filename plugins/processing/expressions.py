@@ -1,0 +1,462 @@
+"""The expression language of `filter`, `map` and `route`: Python's expression syntax, read by
+`ast` and evaluated by `simpleeval`, with a whitelist of what an expression may contain.
+
+An expression sees a packet's fields as names (`payload`, `meta`, `kind`, `source_id`, `seq`,
+`ts`, `packet_id`), reads into mappings with `.field` or `["field"]`, and calls only the
+functions in `FUNCTIONS`. Everything else is refused when the expression is compiled, with
+the line and column: method calls (`payload.clear()` would change a packet other nodes
+share), names starting with `_` (`__class__` and the walks that start from it), lambdas,
+comprehensions, assignments, format specs. What cannot be refused by reading the text is
+bounded while evaluating: exponents, repetition and concatenation of long strings and lists.
+The choice of library and its measurement: docs/processing.md.
+
+Pure logic: nothing here imports the runtime, so it is tested and benchmarked alone.
+"""
+
+from __future__ import annotations
+
+import ast
+import math
+import operator
+from collections.abc import Callable, Mapping, Sequence
+from typing import Annotated, Any
+
+import simpleeval
+from pydantic import AfterValidator
+
+from schnitzel import SchnitzelError, StreamPacket
+
+__all__ = [
+    "FUNCTIONS",
+    "NAMES",
+    "Expression",
+    "ExpressionError",
+    "ExpressionInvalid",
+    "ExpressionText",
+    "compile_expression",
+]
+
+MAX_EXPRESSION_CHARS = 4096
+MAX_SEQUENCE = 100_000  # longest string or list an expression may build
+MAX_INT_BITS = 4096  # largest integer a power may produce
+MAX_ROUND_DIGITS = 64
+MAX_DEPTH = 64  # deepest nesting: the evaluator recurses once per level
+
+
+class ExpressionInvalid(SchnitzelError, ValueError):
+    """An expression that cannot be compiled: bad syntax or something not allowed."""
+
+    def __init__(self, reason: str, line: int, column: int) -> None:
+        super().__init__(f"line {line}, column {column} of the expression: {reason}")
+        self.reason = reason
+        self.line = line
+        self.column = column
+
+
+class ExpressionError(SchnitzelError, ValueError):
+    """An expression that failed on one packet (a missing field, a type error)."""
+
+
+_NUMBERS = frozenset({int, float, bool})
+_MISSING = object()
+
+
+def _bounded_power(base: Any, exponent: Any) -> Any:
+    if (
+        base.__class__ is int
+        and exponent.__class__ is int
+        and max(base.bit_length(), 1) * exponent > MAX_INT_BITS
+    ):
+        raise ExpressionError(f"{base} ** {exponent} is too large (over {MAX_INT_BITS} bits)")
+    return base**exponent
+
+
+def _bounded_mult(left: Any, right: Any) -> Any:
+    if left.__class__ in _NUMBERS and right.__class__ in _NUMBERS:  # the common case, first
+        return operator.mul(left, right)
+    for sequence, count in ((left, right), (right, left)):
+        long = isinstance(sequence, str | list | tuple) and isinstance(count, int)
+        if long and len(sequence) * count > MAX_SEQUENCE:
+            raise ExpressionError(f"that repetition is longer than {MAX_SEQUENCE}")
+    return left * right
+
+
+def _bounded_add(left: Any, right: Any) -> Any:
+    if left.__class__ in _NUMBERS and right.__class__ in _NUMBERS:
+        return operator.add(left, right)
+    sequences = isinstance(left, str | list | tuple) and isinstance(right, str | list | tuple)
+    if sequences and len(left) + len(right) > MAX_SEQUENCE:
+        raise ExpressionError(f"that concatenation is longer than {MAX_SEQUENCE}")
+    return left + right
+
+
+def _bounded_mod(left: Any, right: Any) -> Any:
+    if isinstance(left, str | bytes):  # "%0999999999d" % 1 would build a gigabyte
+        raise ExpressionError("string formatting with % is not allowed; use an f-string")
+    return operator.mod(left, right)
+
+
+def _round(number: Any, digits: Any = None) -> Any:
+    if digits is not None and not (isinstance(digits, int) and abs(digits) <= MAX_ROUND_DIGITS):
+        # round(10 ** 100, -10 ** 8) runs for minutes
+        raise ExpressionError(f"round() takes at most {MAX_ROUND_DIGITS} digits, not {digits!r}")
+    return round(number, digits)
+
+
+def _has(container: Any, key: Any) -> bool:
+    return isinstance(container, Mapping) and key in container
+
+
+def _get(container: Any, key: Any, default: Any = None) -> Any:
+    if isinstance(container, Mapping):
+        return container.get(key, default)
+    return default
+
+
+FUNCTIONS: dict[str, Callable[..., Any]] = {
+    "abs": abs,
+    "bool": bool,
+    "ceil": math.ceil,
+    "endswith": lambda text, suffix: str(text).endswith(suffix),
+    "float": float,
+    "floor": math.floor,
+    "get": _get,
+    "has": _has,
+    "int": int,
+    "len": len,
+    "log": math.log,
+    "lower": lambda text: str(text).lower(),
+    "max": max,
+    "min": min,
+    "round": _round,
+    "sqrt": math.sqrt,
+    "startswith": lambda text, prefix: str(text).startswith(prefix),
+    "str": str,
+    "upper": lambda text: str(text).upper(),
+}
+"""What an expression may call, by name. `get(m, key, default)` and `has(m, key)` read
+mappings without failing on a missing key."""
+
+_PACKET_FIELDS: dict[str, Callable[[StreamPacket], Any]] = {
+    "payload": lambda p: p.payload,
+    "meta": lambda p: p.meta,
+    "kind": lambda p: p.kind,
+    "source_id": lambda p: p.source_id,
+    "seq": lambda p: p.seq,
+    "ts": lambda p: p.ts,
+    "packet_id": lambda p: p.packet_id,
+}
+_CONSTANTS: dict[str, Any] = {
+    "True": True,
+    "False": False,
+    "None": None,
+    "true": True,
+    "false": False,
+    "null": None,
+}
+NAMES: tuple[str, ...] = (*_PACKET_FIELDS, *_CONSTANTS)
+"""The names an expression may use: the packet's fields and the constants."""
+
+_OPERATORS: dict[type, Callable[..., Any]] = {
+    ast.Add: _bounded_add,
+    ast.Sub: operator.sub,
+    ast.Mult: _bounded_mult,
+    ast.Div: operator.truediv,
+    ast.FloorDiv: operator.floordiv,
+    ast.Mod: _bounded_mod,
+    ast.Pow: _bounded_power,
+    ast.Eq: operator.eq,
+    ast.NotEq: operator.ne,
+    ast.Gt: operator.gt,
+    ast.Lt: operator.lt,
+    ast.GtE: operator.ge,
+    ast.LtE: operator.le,
+    ast.Not: operator.not_,
+    ast.USub: operator.neg,
+    ast.UAdd: operator.pos,
+    ast.In: lambda x, y: operator.contains(y, x),
+    ast.NotIn: lambda x, y: not operator.contains(y, x),
+}
+
+_ALLOWED_NODES: tuple[type, ...] = (
+    ast.Expression,
+    ast.BoolOp,
+    ast.And,
+    ast.Or,
+    ast.BinOp,
+    ast.UnaryOp,
+    ast.Compare,
+    ast.IfExp,
+    ast.Call,
+    ast.Constant,
+    ast.Name,
+    ast.Load,
+    ast.Attribute,
+    ast.Subscript,
+    ast.Slice,
+    ast.List,
+    ast.Tuple,
+    ast.Dict,
+    ast.JoinedStr,
+    ast.FormattedValue,
+    *_OPERATORS,
+)
+
+
+class _Evaluator(simpleeval.EvalWithCompoundTypes):  # type: ignore[misc]
+    """simpleeval, narrowed: `.field` reads a mapping's key (never a Python attribute) and
+    calls go only to `FUNCTIONS` (the checker already refused anything else)."""
+
+    def __init__(self) -> None:
+        super().__init__(operators=dict(_OPERATORS), functions=dict(FUNCTIONS), names={})
+
+    # The handlers below are simpleeval's own without the checks the compile-time checker
+    # already made (every node type handled, every name defined, literals no longer than the
+    # expression), and without the walk of every intermediate value for modules and
+    # forbidden functions, which no name or call can produce here: names are packet data,
+    # calls go only to `FUNCTIONS`. Together they halve the cost of an evaluation
+    # (bench/bench_processing_expr.py).
+    def _eval(self, node: ast.AST) -> Any:
+        return node.handler(node)  # type: ignore[attr-defined]  # bound by `bind`
+
+    def bind(self, tree: ast.AST) -> None:
+        """Give each node of `tree` its handler, looked up once instead of per evaluation."""
+        for node in ast.walk(tree):
+            handler = self.nodes.get(node.__class__)
+            if handler is not None:  # contexts and operators are read by their parents
+                node.handler = handler  # type: ignore[attr-defined]
+
+    def _eval_name(self, node: ast.Name) -> Any:
+        return self.names[node.id]
+
+    @staticmethod
+    def _eval_constant(node: ast.Constant) -> Any:
+        return node.value
+
+    def _eval_attribute(self, node: ast.Attribute) -> Any:
+        container = self._eval(node.value)
+        if container.__class__ is dict:  # the common case, first
+            value = container.get(node.attr, _MISSING)
+            if value is not _MISSING:
+                return value
+        return _field(container, node.attr, node)
+
+    def _eval_compare(self, node: ast.Compare) -> Any:
+        if len(node.ops) == 1:  # `a < b`, the common case, without simpleeval's loop
+            compare = self.operators[node.ops[0].__class__]
+            return compare(self._eval(node.left), self._eval(node.comparators[0]))
+        return super()._eval_compare(node)
+
+    def _eval_boolop(self, node: ast.BoolOp) -> Any:
+        """`and`/`or` return the deciding operand, as in Python and simpleeval."""
+        result: Any = False
+        if node.op.__class__ is ast.And:
+            for value in node.values:
+                result = self._eval(value)
+                if not result:
+                    return result
+            return result
+        for value in node.values:
+            result = self._eval(value)
+            if result:
+                return result
+        return result
+
+    def _eval_binop(self, node: ast.BinOp) -> Any:
+        return self.operators[node.op.__class__](self._eval(node.left), self._eval(node.right))
+
+    def _eval_subscript(self, node: ast.Subscript) -> Any:
+        container = self._eval(node.value)
+        key = self._eval(node.slice)
+        if isinstance(key, str):
+            return _field(container, key, node)
+        try:
+            return container[key]
+        except (IndexError, KeyError, TypeError) as exc:
+            raise ExpressionError(f"{_source(node.value)}[{key!r}]: {_reason(exc)}") from None
+
+    def _eval_call(self, node: ast.Call) -> Any:
+        function = self.functions[node.func.id]  # type: ignore[attr-defined]
+        return function(*(self._eval(argument) for argument in node.args))
+
+
+def _field(container: Any, name: str, node: ast.expr) -> Any:
+    if isinstance(container, Mapping):
+        try:
+            return container[name]
+        except KeyError:
+            raise ExpressionError(
+                f"{_source(node.value)} has no field {name!r}"  # type: ignore[attr-defined]
+            ) from None
+    raise ExpressionError(
+        f"{_source(node.value)} is {_type_name(container)}, "  # type: ignore[attr-defined]
+        f"not a mapping with the field {name!r}"
+    )
+
+
+def _source(node: ast.AST) -> str:
+    return ast.unparse(node)
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, KeyError):
+        return f"no key {exc.args[0]!r}"
+    return str(exc)
+
+
+def _type_name(value: Any) -> str:
+    names = {dict: "a mapping", list: "a list", str: "a string", bool: "a boolean"}
+    if value is None:
+        return "null"
+    return names.get(type(value), f"a {type(value).__name__}")
+
+
+class Expression:
+    """One compiled expression. `evaluate(packet)` returns its value for that packet, or
+    raises `ExpressionError` with a message naming the expression and what failed. One
+    evaluation at a time: the names it reads are set on the evaluator (the pack's plugins are
+    not `blocking`, so the event loop is their only caller)."""
+
+    __slots__ = ("_evaluator", "_fields", "_tree", "source")
+
+    def __init__(self, source: str, tree: ast.expr, names: Sequence[str]) -> None:
+        self.source = source
+        self._tree = tree
+        self._fields = tuple(
+            (name, _PACKET_FIELDS[name]) for name in names if name in _PACKET_FIELDS
+        )
+        self._evaluator = _Evaluator()
+        self._evaluator.names = dict(_CONSTANTS)
+        self._evaluator.bind(tree)
+
+    def evaluate(self, packet: StreamPacket) -> Any:
+        """The expression's value for one packet."""
+        evaluator = self._evaluator
+        names = evaluator.names
+        for name, read in self._fields:
+            names[name] = read(packet)
+        try:
+            return evaluator._eval(self._tree)
+        except ExpressionError as exc:
+            raise ExpressionError(f"{self.source!r}: {exc}") from None
+        except (ArithmeticError, TypeError, ValueError, IndexError, KeyError) as exc:
+            raise ExpressionError(f"{self.source!r}: {type(exc).__name__}: {exc}") from None
+        except simpleeval.InvalidExpression as exc:
+            raise ExpressionError(f"{self.source!r}: {exc}") from None
+
+
+def compile_expression(source: str) -> Expression:
+    """Parse and check an expression once; raises `ExpressionInvalid` with line and column."""
+    if not source.strip():
+        raise ExpressionInvalid("the expression is empty", 1, 1)
+    if len(source) > MAX_EXPRESSION_CHARS:
+        raise ExpressionInvalid(f"longer than {MAX_EXPRESSION_CHARS} characters", 1, 1)
+    # In parentheses, an expression may span lines (a YAML `|` block) like Python's own;
+    # "exec" mode, because its syntax errors carry the column and "eval" mode's do not.
+    try:
+        module = ast.parse(f"({source}\n)", mode="exec")
+    except SyntaxError as exc:
+        line, column = _position(source, exc.lineno or 1, exc.offset or 1)
+        raise ExpressionInvalid(f"syntax error: {exc.msg}", line, column) from None
+    tree = module.body[0].value  # type: ignore[attr-defined]
+    for node in ast.walk(tree):  # back to the expression's own columns
+        if getattr(node, "lineno", None) == 1:
+            node.col_offset -= 1  # type: ignore[attr-defined]
+        if getattr(node, "end_lineno", None) == 1:
+            node.end_col_offset -= 1  # type: ignore[attr-defined]
+    called = {id(n.func) for n in ast.walk(tree) if isinstance(n, ast.Call)}
+    if _depth(tree) > MAX_DEPTH:
+        raise ExpressionInvalid(f"nested deeper than {MAX_DEPTH} levels", 1, 1)
+    names: list[str] = []
+    for node in ast.walk(tree):
+        if id(node) not in called:
+            _check_node(node, names)
+    return Expression(source, tree, names)
+
+
+def _depth(tree: ast.AST) -> int:
+    """How deep the tree nests (without recursing, so a deep tree cannot exhaust the stack)."""
+    deepest, todo = 0, [(tree, 1)]
+    while todo:
+        node, depth = todo.pop()
+        deepest = max(deepest, depth)
+        todo.extend((child, depth + 1) for child in ast.iter_child_nodes(node))
+    return deepest
+
+
+def _position(source: str, line: int, offset: int) -> tuple[int, int]:
+    """A syntax error's place in the source, from its place in the parenthesised text."""
+    lines = source.split("\n")
+    if line > len(lines):  # at the closing parenthesis: the expression ended too early
+        return len(lines), len(lines[-1]) + 1
+    return line, max(offset - 1 if line == 1 else offset, 1)
+
+
+def _check_node(node: ast.AST, names: list[str]) -> None:
+    """Refuse what an expression may not contain; collect the names it reads."""
+    if not isinstance(node, _ALLOWED_NODES):
+        _refuse(node, f"{_describe(node)} is not allowed in an expression")
+    if isinstance(node, ast.Name):
+        if node.id not in NAMES:
+            _refuse(node, f"unknown name {node.id!r}; names: {', '.join(_PACKET_FIELDS)}")
+        names.append(node.id)
+    elif isinstance(node, ast.Attribute) and node.attr.startswith("_"):
+        _refuse(
+            _attribute_name(node), f"field {node.attr!r}: names starting with '_' are not allowed"
+        )
+    elif isinstance(node, ast.Call):
+        if not isinstance(node.func, ast.Name):
+            _refuse(_attribute_name(node.func), "only functions, not methods; " + _functions())
+        elif node.func.id not in FUNCTIONS:
+            _refuse(node.func, f"unknown function {node.func.id!r}; {_functions()}")
+        if node.keywords:
+            _refuse(node, "keyword arguments are not allowed")
+    elif isinstance(node, ast.FormattedValue) and node.format_spec is not None:
+        _refuse(node, "format specs (`{x:...}`) are not allowed; use round() or str()")
+    elif isinstance(node, ast.Constant) and isinstance(node.value, bytes):
+        _refuse(node, "bytes literals are not allowed")
+
+
+def _attribute_name(node: ast.expr) -> ast.AST:
+    """Where the name after the dot is (for `a.b.clear()`, `clear`), to point at it."""
+    if not isinstance(node, ast.Attribute) or node.end_col_offset is None:
+        return node
+    place = ast.Name(id=node.attr)
+    place.lineno = node.end_lineno or node.lineno
+    place.col_offset = node.end_col_offset - len(node.attr)
+    return place
+
+
+def _describe(node: ast.AST) -> str:
+    words = {
+        ast.Lambda: "a lambda",
+        ast.ListComp: "a comprehension",
+        ast.SetComp: "a comprehension",
+        ast.DictComp: "a comprehension",
+        ast.GeneratorExp: "a generator",
+        ast.NamedExpr: "an assignment (:=)",
+        ast.Starred: "unpacking (*)",
+        ast.Set: "a set",
+        ast.Await: "await",
+    }
+    return words.get(type(node), f"`{type(node).__name__}`")
+
+
+def _functions() -> str:
+    return "functions: " + ", ".join(sorted(FUNCTIONS))
+
+
+def _refuse(node: ast.AST, reason: str) -> None:
+    line = getattr(node, "lineno", 1)
+    column = getattr(node, "col_offset", 0) + 1
+    raise ExpressionInvalid(reason, line, column)
+
+
+def _checked(source: str) -> str:
+    compile_expression(source)  # ExpressionInvalid is a ValueError: a bad-config problem
+    return source
+
+
+ExpressionText = Annotated[str, AfterValidator(_checked)]
+"""A config option holding an expression: compiled when the graph is validated, so a
+mistake is a `bad-config` problem at the option's line, naming the column in the expression."""
