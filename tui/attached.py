@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from schnitzel.contract.run_report import RunReport, parse_run_report
 from schnitzel.control.client import AsyncControlClient, ControlConnectionError
 
 __all__ = ["AttachedSource", "Disconnected"]
@@ -64,9 +65,9 @@ class AttachedSource:
         self.restarted = False
         return description
 
-    async def snapshot(self) -> dict[str, Any]:
-        report: dict[str, Any] = await self._call("status")
-        if self.run_id is not None and report.get("run_id") != self.run_id:
+    async def snapshot(self) -> RunReport:
+        report = parse_run_report(await self._call("status"), f"the control socket {self.path}")
+        if self.run_id is not None and report["run_id"] != self.run_id:
             self.restarted = True
         return report
 

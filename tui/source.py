@@ -10,6 +10,7 @@ from __future__ import annotations
 import inspect
 from typing import Any, Protocol
 
+from schnitzel.contract.run_report import RunReport
 from schnitzel.control.actor import Actor
 from schnitzel.runtime.control import RuntimeControl
 
@@ -34,9 +35,10 @@ class ConsoleSource(Protocol):
         generation; edges."""
         ...
 
-    async def snapshot(self) -> dict[str, Any]:
+    async def snapshot(self) -> RunReport:
         """The run report, live (DESIGN 3.5), with each node's throttle, limits, generation
-        and can_rollback, and the controller's mode."""
+        and can_rollback, and the controller's mode. A remote runtime's answer is checked:
+        `ReportShapeError` when it lacks a key this console reads."""
         ...
 
     async def events(self, after: int) -> list[dict[str, Any]]:
@@ -72,7 +74,7 @@ class EmbeddedSource:
     async def describe(self) -> dict[str, Any]:
         return self._control.describe()
 
-    async def snapshot(self) -> dict[str, Any]:
+    async def snapshot(self) -> RunReport:
         return self._control.snapshot()
 
     async def events(self, after: int) -> list[dict[str, Any]]:

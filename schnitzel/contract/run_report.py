@@ -11,10 +11,10 @@ Extra keys are allowed on the wire (DESIGN 3.5); a client keeps only the ones na
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, NotRequired
 
 from pydantic import TypeAdapter, ValidationError
-from typing_extensions import NotRequired, TypedDict  # pydantic reads these on Python 3.11
+from typing_extensions import TypedDict  # pydantic validates only this one on Python 3.11
 
 from schnitzel.errors import ReportShapeError
 

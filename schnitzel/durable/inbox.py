@@ -31,6 +31,7 @@ from pathlib import Path
 
 from schnitzel.contract.codec import decode_packet, encode_packet
 from schnitzel.contract.packet import StreamPacket
+from schnitzel.contract.run_report import DurableReport
 from schnitzel.durable.parking import (
     ParkedRow,
     ParkingChanges,
@@ -681,7 +682,7 @@ class DurableInbox(Inbox):
     def backlog_bytes(self) -> int:
         return self._bytes - sum(len(row[2]) for row in self._pending)
 
-    def summary(self) -> dict[str, object]:
+    def summary(self) -> DurableReport:
         """The report's `durable` entry of this inbox."""
         backlog, size = self.backlog, self.backlog_bytes
         fill, drain = self.stats.rates()

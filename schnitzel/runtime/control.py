@@ -15,6 +15,7 @@ import os
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+from schnitzel.contract.run_report import RunReport
 from schnitzel.control.actor import Actor
 from schnitzel.durable.inbox import DurableInbox
 from schnitzel.durable.parking import Selection
@@ -50,7 +51,7 @@ class RuntimeControl:
 
     # -- reading ----------------------------------------------------------------------------
 
-    def snapshot(self) -> dict[str, Any]:
+    def snapshot(self) -> RunReport:
         """Metrics and health of every node, in the run-report shape (DESIGN 3.5), live."""
         return self._runtime.snapshot()
 
