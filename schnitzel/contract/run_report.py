@@ -11,25 +11,33 @@ Extra keys are allowed on the wire (DESIGN 3.5); a client keeps only the ones na
 
 from __future__ import annotations
 
-from typing import Any, Literal, NotRequired
+from functools import cache
+from typing import TYPE_CHECKING, Any, Literal, NotRequired, TypeVar
 
-from pydantic import TypeAdapter, ValidationError
 from typing_extensions import TypedDict  # pydantic validates only this one on Python 3.11
 
 from schnitzel.errors import ReportShapeError
+
+if TYPE_CHECKING:
+    from pydantic import TypeAdapter
 
 __all__ = [
     "DurableReport",
     "ErrorEntry",
     "LostReport",
     "NodeReport",
+    "NodeSummary",
     "Percentiles",
     "RunReport",
     "RunStatus",
     "Totals",
     "TroubleReport",
+    "node_summary",
+    "parse_node_summaries",
     "parse_run_report",
 ]
+
+T = TypeVar("T")
 
 RunStatus = Literal["running", "ok", "degraded", "error"]
 """`running` in a live snapshot; one of the other three once the run ended."""
@@ -172,7 +180,47 @@ class RunReport(TypedDict):
     nodes: dict[str, NodeReport]
 
 
-_RUN_REPORT: TypeAdapter[RunReport] = TypeAdapter(RunReport)
+NodeSummary = TypedDict(
+    "NodeSummary",
+    {
+        "id": str,
+        "kind": str,
+        "plugin": str,
+        "health": str,
+        "in": int,
+        "out": int,
+        "dropped": int,
+        "queue_depth": int,
+        "queue_capacity": int,
+        "paused": bool,
+        "throttle": dict[str, float | None],
+        "limits": dict[str, list[float]],
+        "generation": int,
+        "can_rollback": bool,
+    },
+)
+"""One node as the `nodes` control command answers: its id and a few keys of its report."""
+
+
+def node_summary(node_id: str, node: NodeReport) -> NodeSummary:
+    """The `nodes` command's entry of a node."""
+    return {
+        "id": node_id,
+        "kind": node["kind"],
+        "plugin": node["plugin"],
+        "health": node["health"],
+        "in": node["in"],
+        "out": node["out"],
+        "dropped": node["dropped"],
+        "queue_depth": node["queue_depth"],
+        "queue_capacity": node["queue_capacity"],
+        "paused": node["paused"],
+        "throttle": node["throttle"],
+        "limits": node["limits"],
+        "generation": node["generation"],
+        "can_rollback": node["can_rollback"],
+    }
+
 
 MAX_PROBLEMS = 5
 """Problems named in a `ReportShapeError`; the rest are counted."""
@@ -180,9 +228,30 @@ MAX_PROBLEMS = 5
 
 def parse_run_report(data: object, where: str) -> RunReport:
     """`data` (JSON as it came from `where`, for example "the control socket") as a
-    `RunReport`, or `ReportShapeError` naming every key that is missing or of the wrong type."""
+    `RunReport`, or `ReportShapeError` naming the keys that are missing or of the wrong type."""
+    return _parse(_adapter(RunReport), data, "the run report", where)
+
+
+def parse_node_summaries(data: object, where: str) -> list[NodeSummary]:
+    """`data` (the `nodes` command's answer, from `where`) as `NodeSummary`s, or
+    `ReportShapeError`."""
+    return _parse(_adapter(list[NodeSummary]), data, "the node list", where)
+
+
+@cache
+def _adapter(shape: Any) -> TypeAdapter[Any]:
+    """The validator of `shape`, built on first use (building one takes milliseconds, and
+    only clients that read a report from elsewhere need one)."""
+    from pydantic import TypeAdapter
+
+    return TypeAdapter(shape)
+
+
+def _parse(adapter: TypeAdapter[T], data: object, what: str, where: str) -> T:
+    from pydantic import ValidationError
+
     try:
-        return _RUN_REPORT.validate_python(data)
+        return adapter.validate_python(data)
     except ValidationError as exc:
         problems = [
             f"{'.'.join(str(part) for part in error['loc']) or 'the report'}: {error['msg']}"
@@ -191,6 +260,6 @@ def parse_run_report(data: object, where: str) -> RunReport:
         more = len(problems) - MAX_PROBLEMS
         listed = "; ".join(problems[:MAX_PROBLEMS]) + (f"; and {more} more" if more > 0 else "")
         raise ReportShapeError(
-            f"the run report from {where} does not have the shape this schnitzel reads "
+            f"{what} from {where} does not have the shape this schnitzel reads "
             f"({listed}): run the same schnitzel version on both ends"
         ) from None
