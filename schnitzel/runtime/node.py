@@ -208,6 +208,8 @@ class Node:
         plugin = self.plugin
         if isinstance(plugin, Source):
             return _never
+        method: Callable[[StreamPacket], Any]
+        each: Callable[[Callable[[StreamPacket], Any], list[StreamPacket]], Outcome]
         if isinstance(plugin, Sink):
             method, each, batch_name = plugin.deliver, deliver_each, "deliver_batch"
         elif isinstance(plugin, Processor):
