@@ -30,8 +30,8 @@ def node_report(node: Node, can_rollback: bool = False) -> NodeReport:
     if delta is not None and delta[0] > 0:
         seconds, d = delta
         rate_in, rate_out = d.processed / seconds, d.emitted / seconds
-    limits, declared_limits = limits_report(node)  # declared: the controller's consent to
-    # turn a knob
+    # declared limits: the controller's consent to turn a knob
+    limits, declared_limits = limits_report(node)
     entry: NodeReport = {
         "kind": node.kind,
         "plugin": node.resolved.spec.plugin,
