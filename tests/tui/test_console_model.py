@@ -13,10 +13,12 @@ from textual.app import App, ComposeResult
 from schnitzel.runtime import Runtime
 from schnitzel.runtime.control import RuntimeControl
 from schnitzel.validate.validator import load_graph
+from schnitzel_tui.app import ConsoleApp
 from schnitzel_tui.drop_bursts import DropBurstWatch
 from schnitzel_tui.formatting import format_seconds
 from schnitzel_tui.model import ConsoleSnapshot, NodeView
 from schnitzel_tui.widgets.node_table import NodeTable, node_columns
+from tests.tui.recorded_source import RecordedSource
 from tests.tui.reports import node_report, run_report
 from tests.tui.test_console_pilot import FINITE, UPLINK_DOWN, cell_segment, colour
 
@@ -250,3 +252,24 @@ def test_a_plugins_own_figures_reach_the_node_detail() -> None:
         "connected no  reconnects 2  inference_ms p50 71.5"
     )
     assert NodeView.from_report("x", node_report(kind="sink")).plugin_stats == {}
+
+
+# -- a report of another shape --------------------------------------------------------------
+
+
+def test_a_report_without_a_key_the_console_reads_is_named_not_shown_as_0() -> None:
+    source = RecordedSource("console")  # a real run's answers, with one key renamed
+    for recorded in source.snapshots:
+        for entry in recorded["nodes"].values():
+            entry["depth"] = entry.pop("queue_depth")
+    app = ConsoleApp(source, refresh_s=60)
+
+    async def scenario() -> None:
+        async with app.run_test(size=(120, 40)) as pilot:
+            await pilot.pause()
+            await app.poll()
+            assert app.snapshot is None  # nothing drawn from it, no 0 in a queue column
+            assert "nodes.imu.queue_depth: Field required" in app.lost  # the status line
+            assert app.polls == 0
+
+    asyncio.run(scenario())
