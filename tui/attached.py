@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from schnitzel.contract.run_report import RunReport, parse_run_report
+from schnitzel.contract.run_report import EventEntry, RunReport, parse_events, parse_run_report
 from schnitzel.control.client import AsyncControlClient, ControlConnectionError
 
 __all__ = ["AttachedSource", "Disconnected"]
@@ -71,9 +71,9 @@ class AttachedSource:
             self.restarted = True
         return report
 
-    async def events(self, after: int) -> list[dict[str, Any]]:
-        found: list[dict[str, Any]] = await self._call("events", after=after, limit=500)
-        return found
+    async def events(self, after: int) -> list[EventEntry]:
+        found = await self._call("events", after=after, limit=500)
+        return parse_events(found, f"the control socket {self.path}")
 
     async def command(self, name: str, **arguments: Any) -> Any:
         arguments.pop("actor", None)  # the runtime knows who we are from the socket

@@ -14,7 +14,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from schnitzel.contract.run_report import DurableReport, NodeReport, RunReport, TroubleReport
+from schnitzel.contract.run_report import (
+    DurableReport,
+    EventEntry,
+    NodeReport,
+    RunReport,
+    TroubleReport,
+)
 from schnitzel.control.audit import audit_change
 from schnitzel.runtime.throttles import plain_value
 
@@ -313,15 +319,9 @@ class EventView:
     node: str | None = None
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> EventView:
+    def from_dict(cls, data: EventEntry) -> EventView:
         """Build from one entry of `RuntimeControl.events()`."""
-        return cls(
-            int(data.get("seq", 0)),
-            float(data["ts"]),
-            str(data["level"]),
-            str(data["message"]),
-            data.get("node"),
-        )
+        return cls(data["seq"], data["ts"], data["level"], data["message"], data["node"])
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import inspect
 from typing import Any, Protocol
 
-from schnitzel.contract.run_report import RunReport
+from schnitzel.contract.run_report import EventEntry, RunReport
 from schnitzel.control.actor import Actor
 from schnitzel.runtime.control import RuntimeControl
 
@@ -41,7 +41,7 @@ class ConsoleSource(Protocol):
         `ReportShapeError` when it lacks a key this console reads."""
         ...
 
-    async def events(self, after: int) -> list[dict[str, Any]]:
+    async def events(self, after: int) -> list[EventEntry]:
         """Events with a `seq` above `after`, oldest first."""
         ...
 
@@ -77,7 +77,7 @@ class EmbeddedSource:
     async def snapshot(self) -> RunReport:
         return self._control.snapshot()
 
-    async def events(self, after: int) -> list[dict[str, Any]]:
+    async def events(self, after: int) -> list[EventEntry]:
         return self._control.events(limit=500, after=after)
 
     async def command(self, name: str, **arguments: Any) -> Any:

@@ -439,13 +439,16 @@ def _show_hello(hello: dict[str, Any]) -> None:
     )
 
 
-def _show_events(events: list[dict[str, Any]]) -> None:
+def _show_events(reply: object) -> None:
+    from schnitzel.contract.run_report import parse_events
+
+    events = parse_events(reply, "the runtime's `events` answer")
     if not events:
         say("no events")
     for event in events:
-        node = f" [{event['node']}]" if event.get("node") else ""
-        say(f"{_clock(event.get('ts'))} #{event.get('seq')} {event.get('level')}{node} "
-            f"{event.get('message')}")  # fmt: skip
+        node = f" [{event['node']}]" if event["node"] else ""
+        say(f"{_clock(event['ts'])} #{event['seq']} {event['level']}{node} "
+            f"{event['message']}")  # fmt: skip
 
 
 def _show_suggestions(suggestions: list[dict[str, Any]]) -> None:

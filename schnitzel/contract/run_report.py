@@ -7,6 +7,7 @@ on the wire, in `--report-json` files and in `status --json`) and costs nothing 
 the metrics path. A report that comes from elsewhere (the control socket: an attached
 console, `schnitzel ctl status`) is checked once, at that edge, by `parse_run_report`.
 Extra keys are allowed on the wire (DESIGN 3.5); a client keeps only the ones named here.
+The recent events that go with the report (`events`) are typed here too (`EventEntry`).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DurableReport",
     "ErrorEntry",
+    "EventEntry",
     "LostReport",
     "NodeReport",
     "NodeSummary",
@@ -33,6 +35,7 @@ __all__ = [
     "Totals",
     "TroubleReport",
     "node_summary",
+    "parse_events",
     "parse_node_summaries",
     "parse_run_report",
 ]
@@ -202,6 +205,18 @@ NodeSummary = TypedDict(
 """One node as the `nodes` control command answers: its id and a few keys of its report."""
 
 
+class EventEntry(TypedDict):
+    """One of the runtime's recent events (`events`: health changes, errors, stops)."""
+
+    seq: int
+    """From 1 in the order they happened: a client asks for those above the last it saw."""
+    ts: float
+    level: str
+    """info, warning or error."""
+    node: str | None
+    message: str
+
+
 def node_summary(node_id: str, node: NodeReport) -> NodeSummary:
     """The `nodes` command's entry of a node."""
     return {
@@ -245,6 +260,12 @@ def _adapter(shape: Any) -> TypeAdapter[Any]:
     from pydantic import TypeAdapter
 
     return TypeAdapter(shape)
+
+
+def parse_events(data: object, where: str) -> list[EventEntry]:
+    """`data` (the `events` command's answer, from `where`) as `EventEntry`s, or
+    `ReportShapeError`."""
+    return _parse(_adapter(list[EventEntry]), data, "the event list", where)
 
 
 def _parse(adapter: TypeAdapter[T], data: object, what: str, where: str) -> T:

@@ -15,7 +15,7 @@ import os
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from schnitzel.contract.run_report import RunReport
+from schnitzel.contract.run_report import EventEntry, RunReport
 from schnitzel.control.actor import Actor
 from schnitzel.durable.inbox import DurableInbox
 from schnitzel.durable.parking import Selection
@@ -90,7 +90,7 @@ class RuntimeControl:
             "edges": edges,
         }
 
-    def events(self, limit: int = 100, after: int = 0) -> list[dict[str, Any]]:
+    def events(self, limit: int = 100, after: int = 0) -> list[EventEntry]:
         """The most recent events (health changes, errors, stops), oldest first; `after`: only
         those with a `seq` above it (what a client has not seen yet)."""
         recent = [e for e in self._runtime.events.recent if e.seq > after][-limit:]

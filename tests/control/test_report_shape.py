@@ -12,8 +12,10 @@ from typing import Any
 import pytest
 
 from schnitzel.contract.run_report import (
+    EventEntry,
     RunReport,
     node_summary,
+    parse_events,
     parse_node_summaries,
     parse_run_report,
 )
@@ -49,12 +51,14 @@ edges:
 def test_the_report_a_runtime_builds_has_exactly_the_typed_keys(tmp_path: Path) -> None:
     graph = graph_from(tmp_path, every_optional_part(f"http://127.0.0.1:{closed_port()}/in"))
     live: list[RunReport] = []
+    events: list[EventEntry] = []
 
     async def steps(runtime: Runtime, control: RuntimeControl) -> None:
         async with asyncio.timeout(60):
-            while control.snapshot()["nodes"]["out"]["trouble"] is None:
+            while control.snapshot()["nodes"]["out"]["trouble"] is None or not control.events():
                 await asyncio.sleep(0.01)
         live.append(control.snapshot())
+        events.extend(control.events())
 
     final = steer(graph, tmp_path / "state", steps)
     for report in (*live, final):
@@ -66,6 +70,7 @@ def test_the_report_a_runtime_builds_has_exactly_the_typed_keys(tmp_path: Path) 
     assert live[0]["nodes"]["out"]["trouble"] is not None
     summaries = [node_summary(node_id, n) for node_id, n in final["nodes"].items()]
     assert parse_node_summaries(summaries, "this test") == summaries
+    assert parse_events(events, "this test") == events  # the sink's trouble, at least
 
 
 def test_a_missing_key_is_named_with_its_path_not_read_as_zero() -> None:

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from schnitzel.contract.run_report import RunReport, parse_run_report
+from schnitzel.contract.run_report import EventEntry, RunReport, parse_events, parse_run_report
 
 __all__ = ["RECORDED", "RecordedSource"]
 
@@ -37,8 +37,9 @@ class RecordedSource:
         self._next += 1
         return parse_run_report(snapshot, f"the recording {self.name}")
 
-    async def events(self, after: int) -> list[dict[str, Any]]:
-        return [e for e in self.recorded_events if e["seq"] > after]
+    async def events(self, after: int) -> list[EventEntry]:
+        found = [e for e in self.recorded_events if e["seq"] > after]
+        return parse_events(found, f"the recording {self.name}")
 
     async def command(self, name: str, **arguments: Any) -> Any:
         self.commands.append((name, arguments))
