@@ -60,8 +60,8 @@ clean:
 terminal-tools:
     @command -v tmux >/dev/null || { {{sudo}}apt-get update -qq && {{sudo}}apt-get install -y -qq tmux >/dev/null; } || echo "tmux could not be installed: the console's terminal test will be skipped"
 
-# Lint, check formatting, and run the whole test suite.
-test: setup lint terminal-tools
+# Lint, check formatting, type-check, and run the whole test suite.
+test: setup lint typecheck terminal-tools
     {{python}} -m pytest -q
 
 # The tests without the slow integration ones (outages, kill -9, the real terminal): the edit-test loop.
@@ -73,6 +73,10 @@ lint: setup
     {{venv}}/bin/ruff check .
     {{venv}}/bin/ruff format --check .
     {{venv}}/bin/lint-imports --no-cache
+
+# mypy over schnitzel/, tui/ and plugins/ ([tool.mypy] in pyproject.toml).
+typecheck: setup
+    {{python}} -m mypy
 
 # Fix what ruff can fix and format the code.
 fmt: setup

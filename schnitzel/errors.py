@@ -14,7 +14,8 @@
      │    ├── PacketDecodeError
      │    └── BadRecord ........ a source's input record cannot become a packet (yielded)
      ├── RuntimeStartError ..... a valid graph cannot start (a plugin refused to open, ...)
-     └── ControlError .......... a control command cannot be applied (unknown node, ...)
+     ├── ControlError .......... a control command cannot be applied (unknown node, ...)
+     └── ReportShapeError ...... a run report from elsewhere lacks keys this build reads
 
 Other modules define their errors under these (the durable store's `StoreError`, the control
 socket's `ProtocolError`, a pack's own, ...): the whole tree is in docs/architecture.md,
@@ -44,6 +45,7 @@ __all__ = [
     "PluginLoadError",
     "PluginNotAllowed",
     "PluginNotFound",
+    "ReportShapeError",
     "RuntimeStartError",
     "SchnitzelError",
 ]
@@ -169,3 +171,8 @@ class RuntimeStartError(SchnitzelError):
 
 class ControlError(SchnitzelError):
     """A control command cannot be applied: unknown node, wrong node kind, bad value."""
+
+
+class ReportShapeError(SchnitzelError):
+    """A run report read from elsewhere (the control socket) lacks a key this build reads, or
+    has one of the wrong type: the two ends run different versions."""

@@ -18,7 +18,7 @@ from textual.driver import Driver
 from textual.reactive import reactive
 from textual.screen import ModalScreen, Screen
 
-from schnitzel.errors import ControlError
+from schnitzel.errors import ControlError, ReportShapeError
 from schnitzel_tui.drop_bursts import DropBurstWatch
 from schnitzel_tui.history import SnapshotHistory
 from schnitzel_tui.model import ConsoleSnapshot, EventView, SuggestionView, Topology
@@ -161,7 +161,7 @@ class ConsoleApp(App[None]):
                 await self._describe()
                 data = await self.source.snapshot()
             events = await self.source.events(self._last_seq)
-        except (ControlError, OSError) as exc:
+        except (ControlError, ReportShapeError, OSError) as exc:  # shape: another version
             self._lose(exc)
         else:
             self._found()

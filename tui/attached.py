@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from schnitzel.contract.run_report import EventEntry, RunReport, parse_events, parse_run_report
 from schnitzel.control.client import AsyncControlClient, ControlConnectionError
 from schnitzel.errors import SchnitzelError
 
@@ -65,15 +66,15 @@ class AttachedSource:
         self.restarted = False
         return description
 
-    async def snapshot(self) -> dict[str, Any]:
-        report: dict[str, Any] = await self._call("status")
-        if self.run_id is not None and report.get("run_id") != self.run_id:
+    async def snapshot(self) -> RunReport:
+        report = parse_run_report(await self._call("status"), f"the control socket {self.path}")
+        if self.run_id is not None and report["run_id"] != self.run_id:
             self.restarted = True
         return report
 
-    async def events(self, after: int) -> list[dict[str, Any]]:
-        found: list[dict[str, Any]] = await self._call("events", after=after, limit=500)
-        return found
+    async def events(self, after: int) -> list[EventEntry]:
+        found = await self._call("events", after=after, limit=500)
+        return parse_events(found, f"the control socket {self.path}")
 
     async def command(self, name: str, **arguments: Any) -> Any:
         arguments.pop("actor", None)  # the runtime knows who we are from the socket

@@ -20,7 +20,7 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from schnitzel.errors import GraphLoadError, RuntimeStartError
 from schnitzel.launch.output import say
@@ -38,6 +38,9 @@ from schnitzel.launch.validate_command import print_problems, print_report, vali
 from schnitzel.observe.logs import configure_logging
 from schnitzel.runtime.state_dir import default_state_dir
 from schnitzel_tui.terminal import HangupWatch, hangup_safe_driver
+
+if TYPE_CHECKING:
+    from schnitzel.contract.run_report import RunReport
 
 __all__ = ["LOG_NAME", "run_console"]
 
@@ -108,7 +111,7 @@ async def _console_and_runtime(
     args: argparse.Namespace,
     warnings: list[tuple[str | None, str]],
     logger: logging.Logger,
-) -> tuple[dict[str, Any], str]:
+) -> tuple[RunReport, str]:
     """Run both until the console ends and the run has ended; (report, start failure)."""
     from schnitzel.control.runtime_control import RuntimeControl
     from schnitzel_tui.app import ConsoleApp
@@ -137,7 +140,7 @@ async def _console_and_runtime(
     run = asyncio.create_task(runtime.run(max_packets=args.max_packets, duration_s=args.duration))
     failure = ""
 
-    def run_ended(task: asyncio.Task[dict[str, Any]]) -> None:
+    def run_ended(task: asyncio.Task[RunReport]) -> None:
         nonlocal failure
         if not task.cancelled() and isinstance(task.exception(), RuntimeStartError):
             failure = str(task.exception())

@@ -1,9 +1,11 @@
 """What the console shows, as frozen values built from the control API's answers.
 
-The console never touches runtime objects: a `ConsoleSnapshot` is built from the run-report
-shaped dict of `snapshot()` (DESIGN 3.5) and the graph of `describe()`, the same data an
-attached console gets over the control socket. Widgets react to a new snapshot and compare
-it with the previous one to repaint only what changed.
+The console never touches runtime objects: a `ConsoleSnapshot` is built from the `RunReport`
+of `snapshot()` (DESIGN 3.5, typed in schnitzel/contract/run_report.py) and the graph of
+`describe()`, the same data an attached console gets over the control socket (checked there,
+at the edge, by `parse_run_report`). The report's keys are read directly, never with a
+default: a renamed key fails the type check instead of showing as 0. Widgets react to a new
+snapshot and compare it with the previous one to repaint only what changed.
 """
 
 from __future__ import annotations
@@ -12,6 +14,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from schnitzel.contract.run_report import (
+    DurableReport,
+    EventEntry,
+    NodeReport,
+    RunReport,
+    TroubleReport,
+)
 from schnitzel.control.audit import audit_change
 from schnitzel.runtime.knobs import plain_value
 
@@ -135,28 +144,29 @@ class DurableView:
         return min(fill, 1.0)
 
     @classmethod
-    def from_report(cls, data: Mapping[str, Any]) -> DurableView:
+    def from_report(cls, data: DurableReport) -> DurableView:
         """Build from a node's `durable` report entry."""
+        lost = data["lost"]
         return cls(
-            path=str(data.get("path", "")),
-            backlog=int(data.get("backlog", 0)),
-            bytes=int(data.get("bytes", 0)),
-            max_bytes=int(data.get("max_bytes") or 0),
-            max_packets=data.get("max_packets"),
-            oldest_age_s=float(data.get("oldest_age_s") or 0.0),
-            fill_rate=float(data.get("fill_rate_per_s") or 0.0),
-            drain_rate=float(data.get("drain_rate_per_s") or 0.0),
-            eta_s=data.get("eta_s"),
-            time_to_full_s=data.get("time_to_full_s"),
-            disk_errors=int(data.get("disk_errors") or 0),
-            last_error=data.get("last_error"),
-            quarantined=data.get("quarantined"),
-            lost=int((data.get("lost") or {}).get("count") or 0),
-            lost_cause=str((data.get("lost") or {}).get("cause") or ""),
-            rows_quarantined=int(data.get("rows_quarantined") or 0),
-            parked=int(data.get("parked") or 0),
-            parked_dropped=int(data.get("parked_dropped") or 0),
-            requeued=int(data.get("requeued") or 0),
+            path=data["path"],
+            backlog=data["backlog"],
+            bytes=data["bytes"],
+            max_bytes=data["max_bytes"],
+            max_packets=data["max_packets"],
+            oldest_age_s=data["oldest_age_s"],
+            fill_rate=data["fill_rate_per_s"],
+            drain_rate=data["drain_rate_per_s"],
+            eta_s=data["eta_s"],
+            time_to_full_s=data["time_to_full_s"],
+            disk_errors=data["disk_errors"],
+            last_error=data["last_error"],
+            quarantined=data["quarantined"],
+            lost=0 if lost is None else lost["count"],
+            lost_cause="" if lost is None else lost["cause"],
+            rows_quarantined=data["rows_quarantined"],
+            parked=data["parked"],
+            parked_dropped=data["parked_dropped"],
+            requeued=data["requeued"],
         )
 
 
@@ -182,14 +192,9 @@ class TroubleView:
     retries: int
 
     @classmethod
-    def from_report(cls, data: Mapping[str, Any]) -> TroubleView:
+    def from_report(cls, data: TroubleReport) -> TroubleView:
         """Build from a node's `trouble` report entry."""
-        return cls(
-            str(data.get("reason") or ""),
-            float(data.get("since") or 0.0),
-            float(data.get("reason_since") or 0.0),
-            int(data.get("retries") or 0),
-        )
+        return cls(data["reason"], data["since"], data["reason_since"], data["retries"])
 
 
 @dataclass(frozen=True, slots=True)
@@ -260,45 +265,45 @@ class NodeView:
         return self.dropped - self.overflow_drops
 
     @classmethod
-    def from_report(cls, node_id: str, data: Mapping[str, Any]) -> NodeView:
+    def from_report(cls, node_id: str, data: NodeReport) -> NodeView:
         """Build from one node's entry of the run report."""
-        latency = data.get("latency_ms") or {}
+        latency = data["latency_ms"]
         durable = data.get("durable")
-        trouble = data.get("trouble")
+        trouble = data["trouble"]
         return cls(
             id=node_id,
-            kind=str(data.get("kind", "")),
-            plugin=str(data.get("plugin", "")),
-            rate_in=float(data.get("rate_in_per_s") or 0.0),
-            rate_out=float(data.get("rate_out_per_s") or 0.0),
-            received=int(data.get("received") or 0),
-            processed=int(data.get("in") or 0),
-            out=int(data.get("out") or 0),
-            depth=int(data.get("queue_depth") or 0),
-            capacity=int(data.get("queue_capacity") or 0),
-            overflow=str(data.get("overflow", "block")),
-            filtered=int(data.get("filtered") or 0),
-            dropped=int(data.get("dropped") or 0),
-            dropped_by_reason=tuple(sorted((data.get("dropped_by_reason") or {}).items())),
-            errors=int(data.get("errors") or 0),
-            p50_ms=float(latency.get("p50") or 0.0),
-            p99_ms=float(latency.get("p99") or 0.0),
-            health=str(data.get("health", "ok")),
-            health_reason=str(data.get("health_reason") or ""),
-            paused=bool(data.get("paused", False)),
-            rate_hz=data.get("rate_hz"),
-            durable=DurableView.from_report(durable) if durable else None,
+            kind=data["kind"],
+            plugin=data["plugin"],
+            rate_in=data["rate_in_per_s"],
+            rate_out=data["rate_out_per_s"],
+            received=data["received"],
+            processed=data["in"],
+            out=data["out"],
+            depth=data["queue_depth"],
+            capacity=data["queue_capacity"],
+            overflow=data["overflow"],
+            filtered=data["filtered"],
+            dropped=data["dropped"],
+            dropped_by_reason=tuple(sorted(data["dropped_by_reason"].items())),
+            errors=data["errors"],
+            p50_ms=latency["p50"],
+            p99_ms=latency["p99"],
+            health=data["health"],
+            health_reason=data["health_reason"],
+            paused=data["paused"],
+            rate_hz=data.get("rate_hz"),  # sources the runtime paces only
+            durable=None if durable is None else DurableView.from_report(durable),
             recent_errors=tuple(
-                ErrorView(e["ts"], e.get("packet_id"), e["error"], e["message"])
-                for e in data.get("recent_errors") or ()
+                ErrorView(e["ts"], e["packet_id"], e["error"], e["message"])
+                for e in data["recent_errors"]
             ),
-            throttle=dict(data.get("throttle") or {}),
-            limits={k: _bounds(v) for k, v in (data.get("limits") or {}).items()},
-            generation=int(data.get("generation") or 0),
-            can_rollback=bool(data.get("can_rollback", False)),
-            trouble=TroubleView.from_report(trouble) if trouble else None,
-            retries=int(data.get("retries") or 0),
-            plugin_stats=dict(data.get("plugin_stats") or {}),
+            throttle=dict(data["throttle"]),
+            limits={k: _bounds(v) for k, v in data["limits"].items()},
+            generation=data["generation"],
+            can_rollback=data["can_rollback"],
+            trouble=None if trouble is None else TroubleView.from_report(trouble),
+            retries=data["retries"],
+            plugin_stats=dict(data.get("plugin_stats") or {}),  # plugins with stats() only
         )
 
 
@@ -314,15 +319,9 @@ class EventView:
     node: str | None = None
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> EventView:
+    def from_dict(cls, data: EventEntry) -> EventView:
         """Build from one entry of `RuntimeControl.events()`."""
-        return cls(
-            int(data.get("seq", 0)),
-            float(data["ts"]),
-            str(data["level"]),
-            str(data["message"]),
-            data.get("node"),
-        )
+        return cls(data["seq"], data["ts"], data["level"], data["message"], data["node"])
 
 
 @dataclass(frozen=True, slots=True)
@@ -377,25 +376,25 @@ class ConsoleSnapshot:
         return replace(self, nodes=nodes)
 
     @classmethod
-    def from_report(cls, data: Mapping[str, Any]) -> ConsoleSnapshot:
+    def from_report(cls, data: RunReport) -> ConsoleSnapshot:
         """Build from `RuntimeControl.snapshot()` (the run report, live)."""
-        totals = data.get("totals") or {}
+        totals = data["totals"]
         return cls(
-            status=str(data.get("status", "running")),
-            stop_reason=data.get("stop_reason"),
-            stop_detail=str(data.get("stop_detail") or ""),
-            duration_s=float(data.get("duration_s") or 0.0),
-            emitted=int(totals.get("emitted") or 0),
-            delivered=int(totals.get("delivered") or 0),
-            dropped=int(totals.get("dropped") or 0),
-            errors=int(totals.get("errors") or 0),
-            filtered=int(totals.get("filtered") or 0),
-            in_flight=int(totals.get("in_flight") or 0),
+            status=data["status"],
+            stop_reason=data["stop_reason"],
+            stop_detail=data["stop_detail"],
+            duration_s=data["duration_s"],
+            emitted=totals["emitted"],
+            delivered=totals["delivered"],
+            dropped=totals["dropped"],
+            errors=totals["errors"],
+            filtered=totals["filtered"],
+            in_flight=totals["in_flight"],
             nodes={
                 node_id: NodeView.from_report(node_id, node)
-                for node_id, node in (data.get("nodes") or {}).items()
+                for node_id, node in data["nodes"].items()
             },
-            controller=str(data.get("controller") or "off"),
+            controller=data["controller"],
         )
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import inspect
 from typing import Any, Protocol
 
+from schnitzel.contract.run_report import EventEntry, RunReport
 from schnitzel.control.actor import Actor
 from schnitzel.control.runtime_control import RuntimeControl
 
@@ -34,12 +35,13 @@ class ConsoleSource(Protocol):
         generation; edges."""
         ...
 
-    async def snapshot(self) -> dict[str, Any]:
+    async def snapshot(self) -> RunReport:
         """The run report, live (DESIGN 3.5), with each node's throttle, limits, generation
-        and can_rollback, and the controller's mode."""
+        and can_rollback, and the controller's mode. A remote runtime's answer is checked:
+        `ReportShapeError` when it lacks a key this console reads."""
         ...
 
-    async def events(self, after: int) -> list[dict[str, Any]]:
+    async def events(self, after: int) -> list[EventEntry]:
         """Events with a `seq` above `after`, oldest first."""
         ...
 
@@ -72,10 +74,10 @@ class EmbeddedSource:
     async def describe(self) -> dict[str, Any]:
         return self._control.describe()
 
-    async def snapshot(self) -> dict[str, Any]:
+    async def snapshot(self) -> RunReport:
         return self._control.snapshot()
 
-    async def events(self, after: int) -> list[dict[str, Any]]:
+    async def events(self, after: int) -> list[EventEntry]:
         return self._control.events(limit=500, after=after)
 
     async def command(self, name: str, **arguments: Any) -> Any:

@@ -15,7 +15,7 @@ import os
 import sys
 import threading
 from collections.abc import Callable
-from typing import Any, TextIO
+from typing import Any, TextIO, cast
 
 from textual.driver import Driver
 
@@ -71,7 +71,8 @@ def hangup_safe_driver(on_gone: Callable[[OSError], None]) -> type[Driver] | Non
     class HangupSafeLinuxDriver(LinuxDriver):
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
-            self._file = HangupSafeFile(self._file, on_gone)  # type: ignore[assignment]
+            terminal = cast(TextIO, self._file)  # sys.__stderr__: None only without one
+            self._file = HangupSafeFile(terminal, on_gone)  # type: ignore[assignment]
 
     return HangupSafeLinuxDriver
 

@@ -46,10 +46,11 @@ class DelayPlugin(Delay):
 
     @classmethod
     def output_shape(cls, config: Any, incoming: StreamShape | None) -> StreamShape:
-        own = StreamShape(frozenset({config.kind}), cls.emits_profile)
+        own_kinds = frozenset({config.kind})
+        own = StreamShape(own_kinds, cls.emits_profile)
         if incoming is None:
             return own
-        kinds = None if incoming.kinds is None else incoming.kinds | own.kinds
+        kinds = None if incoming.kinds is None else incoming.kinds | own_kinds
         return StreamShape(kinds, weakest_profile([incoming.profile, own.profile]))
 
     def initial_packets(self) -> Iterable[StreamPacket]:

@@ -203,7 +203,7 @@ _ALLOWED_NODES: tuple[type, ...] = (
 )
 
 
-class _Evaluator(simpleeval.EvalWithCompoundTypes):  # type: ignore[misc]
+class _Evaluator(simpleeval.EvalWithCompoundTypes):
     """simpleeval, narrowed: `.field` reads a mapping's key (never a Python attribute) and
     calls go only to `FUNCTIONS` (the checker already refused anything else)."""
 

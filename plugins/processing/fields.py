@@ -44,12 +44,12 @@ def key_reader(key: str) -> Callable[[StreamPacket], Hashable]:
             except (KeyError, TypeError, IndexError):
                 raise ValueError(f"packet has no {key}") from None
             if value.__class__ is str or value.__class__ is int:
-                return value  # type: ignore[no-any-return]
+                return value
             try:
                 hash(value)
             except TypeError:
                 return repr(value)
-            return value  # type: ignore[no-any-return]
+            return value
 
         return read_field
 
@@ -59,7 +59,7 @@ def key_reader(key: str) -> Callable[[StreamPacket], Hashable]:
             hash(value)
         except TypeError:
             return repr(value)
-        return value  # type: ignore[no-any-return]
+        return value
 
     return read
 
@@ -79,7 +79,7 @@ def number_reader(field: str) -> Callable[[StreamPacket], float]:
         else:
             value = _walk(packet.payload, parts, name)
         if value.__class__ is int or (value.__class__ is float and isfinite(value)):
-            return value  # type: ignore[no-any-return]
+            return value
         if isinstance(value, bool) or not isinstance(value, int | float) or not isfinite(value):
             raise ValueError(f"{name} must be a finite number, not {value!r}")
         return float(value)

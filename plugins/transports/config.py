@@ -168,12 +168,13 @@ class NatsSourceConfig(PluginConfig):
     @field_validator("url")
     @classmethod
     def _urls_have_a_host(cls, url: str) -> str:
-        return NatsSinkConfig._urls_have_a_host(url)  # type: ignore[no-any-return]
+        return NatsSinkConfig._urls_have_a_host(url)
 
     @field_validator("stream")
     @classmethod
     def _stream_is_a_name(cls, stream: str) -> str:
-        return NatsSinkConfig._stream_is_a_name(stream)  # type: ignore[no-any-return]
+        NatsSinkConfig._stream_is_a_name(stream)  # raises for a bad name
+        return stream
 
     def servers(self) -> list[str]:
         """The server URLs, for the client."""

@@ -266,14 +266,14 @@ class NatsSink(Sink):
                     timeout = self.config.ack_timeout_s
                     failed.append((outgoing, _Failure(f"no ack within {timeout:g} s", False)))
                     continue
-                exc = future.exception()
-                if exc is None:
+                error = future.exception()
+                if error is None:
                     answered = True
                     verdicts[outgoing.packet.packet_id] = None
                     if future.result().duplicate:
                         self.duplicate_acks += 1
                     continue
-                judged = self._judge(outgoing, exc)
+                judged = self._judge(outgoing, error)
                 if isinstance(judged, _Failure):
                     failed.append((outgoing, judged))
                 else:
@@ -329,7 +329,7 @@ class NatsSink(Sink):
                     name=f"schnitzel {self.context.node_id}",
                     allow_reconnect=True,
                     max_reconnect_attempts=2,
-                    reconnect_time_wait=0.25,
+                    reconnect_time_wait=0.25,  # type: ignore[arg-type]  # seconds; nats-py says int
                     connect_timeout=max(1, round(self.config.ack_timeout_s)),
                     error_cb=remember,
                     disconnected_cb=quiet,

@@ -217,7 +217,7 @@ class NatsSource(Source):
             name=f"schnitzel {self.context.node_id}",
             allow_reconnect=True,
             max_reconnect_attempts=-1,
-            reconnect_time_wait=0.25,
+            reconnect_time_wait=0.25,  # type: ignore[arg-type]  # seconds; nats-py says int
             error_cb=trouble,
             disconnected_cb=quiet,
             reconnected_cb=quiet,

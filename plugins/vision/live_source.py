@@ -133,8 +133,11 @@ class _LiveSource(Source):
     def _event(self, level: str, message: str) -> None:
         """From the reader thread: into the run's event log, on the loop (console, ctl)."""
         text = f"camera {self._camera()}: {message}"
+        loop = self._loop  # set before the reader thread starts
         try:
-            self._loop.call_soon_threadsafe(self.context.event, level, text)
+            if loop is None:
+                raise RuntimeError("no event loop yet")
+            loop.call_soon_threadsafe(self.context.event, level, text)
         except RuntimeError:  # the loop is closed: the run is over; the log still hears it
             self.context.logger.info("%s", text)
 

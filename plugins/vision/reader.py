@@ -58,7 +58,7 @@ class ReadAhead(Generic[T]):
             return None
         if isinstance(item, Exception):
             raise item
-        return item  # type: ignore[no-any-return]
+        return item
 
     def stop(self, timeout: float = 5.0) -> bool:
         """Ask the thread to end and wait for it (up to `timeout`); True when it ended."""

@@ -4,7 +4,8 @@
     schnitzel ctl throttle src --rate-hz 40 --why "the sink is drowning"
     schnitzel ctl swap detect --plugin sample --config-file sample.yaml --dry-run
 
-Exit codes: 0 done; 1 refused by the runtime (the message says why); 2 usage (bad arguments,
+Exit codes: 0 done; 1 refused by the runtime (the message says why), or a `status` or `nodes`
+answer without keys this `ctl` reads (a runtime of another version); 2 usage (bad arguments,
 an unreadable config file, several runtimes answer and none was chosen); 3 the runtime cannot
 be reached (no socket, nothing listening, permission denied, no reply in time) or the socket
 is not safe to talk to (another user's: nothing was sent).
@@ -19,7 +20,7 @@ import math
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from schnitzel.cli.ctl_parked import (
     PARKED_COMMANDS,
@@ -27,9 +28,12 @@ from schnitzel.cli.ctl_parked import (
     add_parked_commands,
     parked_request,
 )
-from schnitzel.errors import SchnitzelError
+from schnitzel.errors import ReportShapeError, SchnitzelError
 from schnitzel.launch.output import print_json, print_table, say
 from schnitzel.runtime.state_dir import STATE_DIR_ORDER
+
+if TYPE_CHECKING:
+    from schnitzel.contract.run_report import NodeReport, NodeSummary
 
 __all__ = ["add_ctl_parser", "run_ctl"]
 
@@ -185,9 +189,13 @@ def run_ctl(args: argparse.Namespace) -> int:
             say(f"schnitzel ctl: {command} {what}: {exc.message}", err=True)
         return EXIT_USAGE if exc.code in USAGE_CODES else EXIT_REFUSED
     if args.json:
-        print_json(result)
-    else:
+        print_json(result)  # as it came: scripts read the runtime's own keys
+        return EXIT_OK
+    try:
         SHOW.get(command, _show_changes)(result)
+    except ReportShapeError as exc:
+        say(f"schnitzel ctl: {exc}", err=True)
+        return EXIT_REFUSED
     return EXIT_OK
 
 
@@ -339,40 +347,45 @@ def _seconds(text: str) -> float:
 # -- text output ----------------------------------------------------------------------------
 
 
-def _show_status(report: dict[str, Any]) -> None:
-    state = report.get("status", "?")
-    if report.get("stop_reason"):
+def _show_status(reply: object) -> None:
+    from schnitzel.contract.run_report import parse_run_report
+
+    report = parse_run_report(reply, "the runtime's `status` answer")
+    state: str = report["status"]
+    if report["stop_reason"]:
         state += f" ({report['stop_reason']})"
     facts = [
-        f"graph {report.get('graph')}",
+        f"graph {report['graph']}",
         state,
-        f"up {_number(report.get('duration_s'))} s",
-        f"controller {report.get('controller', 'off')}",
+        f"up {_number(report['duration_s'])} s",
+        f"controller {report['controller']}",
     ]
-    if report.get("pid"):
+    if report["pid"]:
         facts.append(f"pid {report['pid']}")
     say("  ".join(facts))
-    totals = report.get("totals", {})
+    totals = report["totals"]
     say("totals: " + ", ".join(f"{k} {v}" for k, v in totals.items()))
     rows = [
-        [*_node_cells(node_id, n), _number(n.get("latency_ms", {}).get("p99"))]
-        for node_id, n in report.get("nodes", {}).items()
+        [*_node_cells(node_id, n), _number(n["latency_ms"]["p99"])]
+        for node_id, n in report["nodes"].items()
     ]
     print_table([*NODE_HEADER, "P99 MS"], rows)
-    for node_id, n in report.get("nodes", {}).items():  # why a node is not ok, in words
-        if n.get("health_reason"):
-            say(f"{node_id}: {n.get('health')}: {n['health_reason']}")
+    for node_id, n in report["nodes"].items():  # why a node is not ok, in words
+        if n["health_reason"]:
+            say(f"{node_id}: {n['health']}: {n['health_reason']}")
 
 
-def _show_nodes(nodes: list[dict[str, Any]]) -> None:
+def _show_nodes(reply: object) -> None:
+    from schnitzel.contract.run_report import parse_node_summaries
+
     rows = [
         [
             *_node_cells(n["id"], n),
-            "paused" if n.get("paused") else "",
-            _throttle_text(n.get("throttle")),
-            str(n.get("generation") or 0) + ("*" if n.get("can_rollback") else ""),
+            "paused" if n["paused"] else "",
+            _throttle_text(n["throttle"]),
+            str(n["generation"]) + ("*" if n["can_rollback"] else ""),
         ]
-        for n in nodes
+        for n in parse_node_summaries(reply, "the runtime's `nodes` answer")
     ]
     print_table([*NODE_HEADER, "", "THROTTLE", "GEN"], rows)
 
@@ -380,23 +393,21 @@ def _show_nodes(nodes: list[dict[str, Any]]) -> None:
 NODE_HEADER = ("NODE", "KIND", "PLUGIN", "HEALTH", "IN", "OUT", "DROPPED", "QUEUE")
 
 
-def _node_cells(node_id: str, n: dict[str, Any]) -> list[str]:
+def _node_cells(node_id: str, n: NodeReport | NodeSummary) -> list[str]:
     """The columns `status` and `nodes` both show for a node."""
     return [
         node_id,
-        str(n.get("kind")),
-        str(n.get("plugin")),
-        str(n.get("health")),
-        str(n.get("in")),
-        str(n.get("out")),
-        str(n.get("dropped")),
-        f"{n.get('queue_depth')}/{n.get('queue_capacity', '?')}",
+        n["kind"],
+        n["plugin"],
+        n["health"],
+        str(n["in"]),
+        str(n["out"]),
+        str(n["dropped"]),
+        f"{n['queue_depth']}/{n['queue_capacity']}",
     ]
 
 
-def _throttle_text(throttle: Any) -> str:
-    if not isinstance(throttle, dict):
-        return ""
+def _throttle_text(throttle: dict[str, float | None]) -> str:
     parts = []
     if "rate_hz" in throttle:
         rate = throttle["rate_hz"]
@@ -428,13 +439,16 @@ def _show_hello(hello: dict[str, Any]) -> None:
     )
 
 
-def _show_events(events: list[dict[str, Any]]) -> None:
+def _show_events(reply: object) -> None:
+    from schnitzel.contract.run_report import parse_events
+
+    events = parse_events(reply, "the runtime's `events` answer")
     if not events:
         say("no events")
     for event in events:
-        node = f" [{event['node']}]" if event.get("node") else ""
-        say(f"{_clock(event.get('ts'))} #{event.get('seq')} {event.get('level')}{node} "
-            f"{event.get('message')}")  # fmt: skip
+        node = f" [{event['node']}]" if event["node"] else ""
+        say(f"{_clock(event['ts'])} #{event['seq']} {event['level']}{node} "
+            f"{event['message']}")  # fmt: skip
 
 
 def _show_suggestions(suggestions: list[dict[str, Any]]) -> None:

@@ -289,7 +289,8 @@ class AsyncControlClient(_Client):
         try:
             async with asyncio.timeout(self.connect_timeout_s):
                 reader, writer = await asyncio.open_unix_connection(
-                    os.fsencode(str(self.path)), limit=MAX_REPLY_BYTES
+                    os.fsencode(str(self.path)),  # type: ignore[arg-type]  # bytes: the
+                    limit=MAX_REPLY_BYTES,  # socket accepts any path; the stubs say str only
                 )
         except OSError as exc:  # TimeoutError included
             raise ControlUnreachable(self.path, _connect_error(exc)) from None

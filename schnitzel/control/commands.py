@@ -26,6 +26,7 @@ from pydantic import (
     model_validator,
 )
 
+from schnitzel.contract.run_report import NodeSummary, RunReport, node_summary
 from schnitzel.control.actor import Actor
 from schnitzel.control.audit import utc_timestamp
 from schnitzel.control.protocol import PROTOCOL_VERSION, ProtocolError, describe_validation_error
@@ -160,19 +161,12 @@ async def _hello(control: RuntimeControl, _: Args, __: Actor, ___: str) -> dict[
     }
 
 
-async def _status(control: RuntimeControl, _: Args, __: Actor, ___: str) -> Any:
+async def _status(control: RuntimeControl, _: Args, __: Actor, ___: str) -> RunReport:
     return control.snapshot()
 
 
-NODE_KEYS = (
-    "kind", "plugin", "health", "in", "out", "dropped", "queue_depth", "queue_capacity",
-    "paused", "throttle", "limits", "generation", "can_rollback",
-)  # fmt: skip
-
-
-async def _nodes(control: RuntimeControl, _: Args, __: Actor, ___: str) -> list[dict[str, Any]]:
-    nodes = control.snapshot()["nodes"]
-    return [{"id": node_id, **{k: n.get(k) for k in NODE_KEYS}} for node_id, n in nodes.items()]
+async def _nodes(control: RuntimeControl, _: Args, __: Actor, ___: str) -> list[NodeSummary]:
+    return [node_summary(node_id, n) for node_id, n in control.snapshot()["nodes"].items()]
 
 
 async def _describe(control: RuntimeControl, _: Args, __: Actor, ___: str) -> Any:

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from schnitzel.contract.run_report import NodeReport, RunReport
 from schnitzel.control.actor import Actor
 from schnitzel.control.controller_rules import Proposal, Rules, RuleSettings, num
 from schnitzel.control.controller_watch import Load, Watcher
@@ -67,7 +68,7 @@ class ControlApi(Protocol):
     """The part of the control API (`schnitzel.control.runtime_control.RuntimeControl`) the
     controller uses: it reads the same snapshot operators see and changes what they can change."""
 
-    def snapshot(self) -> dict[str, Any]:
+    def snapshot(self) -> RunReport:
         """The live run report, with each node's `throttle`, `limits` and `generation`."""
         ...
 
@@ -261,7 +262,7 @@ class Controller:
 
     # -- one look at the metrics ------------------------------------------------------------
 
-    def step(self, snapshot: dict[str, Any], now: float) -> None:
+    def step(self, snapshot: RunReport, now: float) -> None:
         """Take one snapshot in: follow every node, judge changes under verification, expire
         what is stale, and propose (in auto: apply) a change for each pressured node."""
         self._looked = True
@@ -274,7 +275,7 @@ class Controller:
         self._halted = ""
         self._quiet = {}
         self._pressured = 0
-        nodes: dict[str, dict[str, Any]] = snapshot.get("nodes", {})
+        nodes: dict[str, NodeReport] = snapshot.get("nodes", {})
         self._watcher.forget_gone(nodes)
         self._said_stuck.intersection_update(nodes)
         for node_id, entry in nodes.items():
@@ -494,8 +495,9 @@ class Controller:
 
     def _live_knobs(self, node_id: str) -> dict[str, Any]:
         """The node's throttle values in a fresh snapshot."""
-        entry = self._control.snapshot().get("nodes", {}).get(node_id, {})
-        return dict(entry.get("throttle") or {})
+        nodes: dict[str, NodeReport] = self._control.snapshot().get("nodes", {})
+        entry = nodes.get(node_id)
+        return {} if entry is None else dict(entry.get("throttle") or {})
 
     # -- guardrails ---------------------------------------------------------------------------
 

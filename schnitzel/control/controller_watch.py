@@ -21,6 +21,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from schnitzel.contract.run_report import NodeReport
+
 __all__ = ["HISTORY_S", "Change", "Load", "Sample", "Watch", "WatchSettings", "Watcher"]
 
 HISTORY_S = 5.0
@@ -58,7 +60,7 @@ class Sample:
 class Watch:
     """One node as the controller follows it from snapshot to snapshot."""
 
-    entry: dict[str, Any]
+    entry: NodeReport
     samples: deque[Sample] = field(default_factory=deque)
     high_since: float | None = None
     """Since when the inbox is at least `fill_threshold` full (or a durable one losing
@@ -114,13 +116,13 @@ class Watcher:
 
     # -- following the nodes ------------------------------------------------------------------
 
-    def forget_gone(self, nodes: dict[str, dict[str, Any]]) -> None:
+    def forget_gone(self, nodes: dict[str, NodeReport]) -> None:
         """Stop following nodes no longer in the snapshot."""
         for node_id in list(self.watches):
             if node_id not in nodes:
                 del self.watches[node_id]
 
-    def observe(self, node_id: str, entry: dict[str, Any], now: float) -> Change | None:
+    def observe(self, node_id: str, entry: NodeReport, now: float) -> Change | None:
         """Take one node's snapshot entry in; say whether someone changed it since the last
         look (its throttle values or generation)."""
         watch = self.watches.get(node_id)
@@ -218,7 +220,9 @@ class Watcher:
             rates = [
                 (self.watches[s].knobs or {}).get("rate_hz") for s in self.upstream_sources(node_id)
             ]
-            demand = math.inf if None in rates or not rates else max(float(sum(rates)), arrives)
+            limited = [rate for rate in rates if rate is not None]
+            unlimited = len(limited) < len(rates) or not rates
+            demand = math.inf if unlimited else max(float(sum(limited)), arrives)
         return Load(
             node=node_id,
             fill=samples[-1].fill,
@@ -278,7 +282,7 @@ class Watcher:
     # -- the graph ------------------------------------------------------------------------------
 
     def refresh_graph(
-        self, nodes: dict[str, dict[str, Any]], describe: Callable[[], dict[str, Any]]
+        self, nodes: dict[str, NodeReport], describe: Callable[[], dict[str, Any]]
     ) -> None:
         """Edges and declared limits from describe(), again whenever nodes or their
         generations change (a swap or a reload)."""

@@ -15,6 +15,7 @@ import os
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+from schnitzel.contract.run_report import EventEntry, RunReport
 from schnitzel.control.actor import Actor
 from schnitzel.control.secrets import masked
 from schnitzel.control.swap import NodeVersion, plan_swap, swap_node
@@ -51,7 +52,7 @@ class RuntimeControl:
 
     # -- reading ----------------------------------------------------------------------------
 
-    def snapshot(self) -> dict[str, Any]:
+    def snapshot(self) -> RunReport:
         """Metrics and health of every node, in the run-report shape (DESIGN 3.5), live."""
         return self._runtime.snapshot()
 
@@ -90,7 +91,7 @@ class RuntimeControl:
             "edges": edges,
         }
 
-    def events(self, limit: int = 100, after: int = 0) -> list[dict[str, Any]]:
+    def events(self, limit: int = 100, after: int = 0) -> list[EventEntry]:
         """The most recent events (health changes, errors, stops), oldest first; `after`: only
         those with a `seq` above it (what a client has not seen yet)."""
         recent = [e for e in self._runtime.events.recent if e.seq > after][-limit:]

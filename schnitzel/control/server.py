@@ -397,7 +397,9 @@ async def _probe(path: Path) -> str | None:
     listens (a stale file)."""
     try:
         async with asyncio.timeout(PROBE_TIMEOUT_S):
-            reader, writer = await asyncio.open_unix_connection(os.fsencode(str(path)))
+            reader, writer = await asyncio.open_unix_connection(
+                os.fsencode(str(path))  # type: ignore[arg-type]  # bytes: the socket accepts
+            )  # any path; the stubs say str only
     except (ConnectionRefusedError, FileNotFoundError):
         return None
     except TimeoutError:

@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
+from schnitzel.contract.run_report import LostReport
 from schnitzel.durable.ledger import (
     LEDGER_SUFFIX,
     Ledger,
@@ -125,7 +126,7 @@ class Loss:
     a count (a very fragmented backlog)."""
     cause: str
 
-    def as_dict(self) -> dict[str, object]:
+    def as_dict(self) -> LostReport:
         return {
             "count": self.count,
             "first_seq": self.first_seq,

@@ -29,6 +29,7 @@ from schnitzel.launch.output import say
 from schnitzel.launch.validate_command import print_problems, validate_argument
 
 if TYPE_CHECKING:
+    from schnitzel.contract.run_report import RunReport
     from schnitzel.control.server import ControlServer
 
 __all__ = [
@@ -79,7 +80,7 @@ def run_graph(args: argparse.Namespace, prog: str = "schnitzel run") -> int:
 
 
 def finish_run(
-    report: dict[str, Any],
+    report: RunReport,
     runtime: Any,
     args: argparse.Namespace,
     prog: str,
@@ -143,7 +144,7 @@ def _threads_still_running(grace_s: float = 1.0) -> bool:
 
 async def _run_with_signals(
     runtime: Any, args: argparse.Namespace, logger: logging.Logger
-) -> dict[str, Any]:
+) -> RunReport:
     from schnitzel.control.runtime_control import RuntimeControl
 
     loop = asyncio.get_running_loop()
@@ -265,7 +266,7 @@ def stop_on_signal(runtime: Any, received: list[str], signum: int) -> None:
         runtime.request_stop("signal", f"{name} received; draining (again to exit now)")
 
 
-def _write_report(report: dict[str, Any], target: str | None, prog: str) -> None:
+def _write_report(report: RunReport, target: str | None, prog: str) -> None:
     if target is None:
         return
     text = json.dumps(report, indent=2) + "\n"
@@ -284,7 +285,7 @@ def _write_report(report: dict[str, Any], target: str | None, prog: str) -> None
         sys.stderr.write(text)
 
 
-def _print_summary(report: dict[str, Any]) -> None:
+def _print_summary(report: RunReport) -> None:
     totals = report["totals"]
     say(
         f"{report['status']} ({report['stop_reason']}) in {report['duration_s']:.2f} s: "

@@ -60,9 +60,9 @@ def configure_logging(
     console does: its screen is the terminal) in `log_format`; return the `schnitzel` logger.
     Raises OSError when the file cannot be opened."""
     logger = logging.getLogger("schnitzel")
-    for handler in list(logger.handlers):
-        logger.removeHandler(handler)
-        handler.close()
+    for old in list(logger.handlers):
+        logger.removeHandler(old)
+        old.close()
     handler: logging.Handler
     if path is None:
         handler = logging.StreamHandler(sys.stderr)

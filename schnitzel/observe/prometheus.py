@@ -28,6 +28,7 @@ from typing import Any
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
+from schnitzel.contract.run_report import RunReport
 from schnitzel.observe.metrics_addr import MetricsAddrError, parse_addr
 
 __all__ = ["HEALTH_STATES", "MetricsServer", "SnapshotCollector"]
@@ -41,36 +42,36 @@ SNAPSHOT_TIMEOUT_S = 10.0
 class SnapshotCollector(Collector):
     """Metric families from `snapshot()`, a run report; called on each scrape."""
 
-    def __init__(self, snapshot: Callable[[], dict[str, Any]], version: str) -> None:
+    def __init__(self, snapshot: Callable[[], RunReport], version: str) -> None:
         self._snapshot = snapshot
         self._version = version
 
     def collect(self) -> Iterator[Metric]:
         report = self._snapshot()
         families = _component_families()
-        for node_id, node in report.get("nodes", {}).items():
-            labels = [node_id, str(node.get("kind", "")), str(node.get("plugin", ""))]
-            families["received"].add_metric(labels, node.get("received", 0))
-            families["sent"].add_metric(labels, node.get("out", 0))
-            families["errors"].add_metric(labels, node.get("errors", 0))
-            families["buffer"].add_metric(labels, node.get("queue_depth", 0))
-            for reason, count in sorted(node.get("dropped_by_reason", {}).items()):
+        for node_id, node in report["nodes"].items():
+            labels = [node_id, node["kind"], node["plugin"]]
+            families["received"].add_metric(labels, node["received"])
+            families["sent"].add_metric(labels, node["out"])
+            families["errors"].add_metric(labels, node["errors"])
+            families["buffer"].add_metric(labels, node["queue_depth"])
+            for reason, count in sorted(node["dropped_by_reason"].items()):
                 families["discarded"].add_metric([*labels, reason], count)
-            durable = node.get("durable")
-            if isinstance(durable, dict):
-                families["backlog"].add_metric(labels, durable.get("backlog", 0))
+            durable = node.get("durable")  # durable inboxes only
+            if durable is not None:
+                families["backlog"].add_metric(labels, durable["backlog"])
             for state in HEALTH_STATES:
-                value = 1.0 if node.get("health") == state else 0.0
+                value = 1.0 if node["health"] == state else 0.0
                 families["health"].add_metric([*labels, state], value)
         yield from families.values()
-        totals = report.get("totals", {})
-        for name, key in (
-            ("schnitzel_packets_emitted", "emitted"),
-            ("schnitzel_packets_delivered", "delivered"),
-            ("schnitzel_packets_dropped", "dropped"),
-            ("schnitzel_errors", "errors"),
+        totals = report["totals"]
+        for name, key, value in (
+            ("schnitzel_packets_emitted", "emitted", totals["emitted"]),
+            ("schnitzel_packets_delivered", "delivered", totals["delivered"]),
+            ("schnitzel_packets_dropped", "dropped", totals["dropped"]),
+            ("schnitzel_errors", "errors", totals["errors"]),
         ):
-            yield CounterMetricFamily(name, f"The run report's totals.{key}.", totals.get(key, 0))
+            yield CounterMetricFamily(name, f"The run report's totals.{key}.", value)
         info = GaugeMetricFamily("schnitzel_build_info", "schnitzel's version.", labels=["version"])
         info.add_metric([self._version], 1.0)
         yield info
@@ -116,7 +117,7 @@ class MetricsServer:
     """`/metrics` on HOST:PORT for one run, served by prometheus-client on its own thread;
     each scrape takes the snapshot on the run's event loop."""
 
-    def __init__(self, addr: str, snapshot: Callable[[], dict[str, Any]], version: str) -> None:
+    def __init__(self, addr: str, snapshot: Callable[[], RunReport], version: str) -> None:
         self.host, self.port = parse_addr(addr)
         self._loop = asyncio.get_running_loop()
         self._snapshot = snapshot
@@ -146,8 +147,8 @@ class MetricsServer:
             self._server.server_close()
             self._server = None
 
-    def _on_loop(self) -> dict[str, Any]:
-        async def take() -> dict[str, Any]:
+    def _on_loop(self) -> RunReport:
+        async def take() -> RunReport:
             return self._snapshot()
 
         return asyncio.run_coroutine_threadsafe(take(), self._loop).result(SNAPSHOT_TIMEOUT_S)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Final
@@ -370,12 +370,13 @@ class Sink(Plugin):
     node_kind: ClassVar[NodeKind] = "sink"
     outputs: ClassVar[tuple[str, ...]] = ()
 
-    def deliver(self, packet: StreamPacket) -> None:
+    def deliver(self, packet: StreamPacket) -> Awaitable[None] | None:
         """Deliver one packet; return when it is done (for a network sink: confirmed).
-        Raise to report an error on this packet (the node's `on_error` policy applies)."""
+        Raise to report an error on this packet (the node's `on_error` policy applies).
+        May be `async def`."""
         raise NotImplementedError(f"sink plugin {self.name!r} does not implement deliver()")
 
-    def deliver_batch(self, packets: list[StreamPacket]) -> None:
+    def deliver_batch(self, packets: list[StreamPacket]) -> Awaitable[None] | None:
         """Optional fast path: deliver a micro-batch, all-or-nothing. If it raises, the
         runtime delivers the batch again packet by packet to pin the error on a packet.
         May be `async def` (then `deliver` must be too)."""

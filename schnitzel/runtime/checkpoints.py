@@ -106,13 +106,13 @@ class CheckpointTracker:
         for relay in self.relays:
             inbox = relay.inbox
             assert isinstance(inbox, DurableInbox)
-            safe = 0
+            confirmed = 0
             for _rows, waiting in inbox.unconfirmed:
                 if not self._follow(_Candidate(None, waiting)):
                     break
-                safe += 1
-            if safe:
-                inbox.confirm(safe)
+                confirmed += 1
+            if confirmed:
+                inbox.confirm(confirmed)
         for source in self.sources:
             candidates = self._candidates[source.id]
             last = source.last_emitted

@@ -31,6 +31,7 @@ from pathlib import Path
 
 from schnitzel.contract.codec import decode_packet, encode_packet
 from schnitzel.contract.packet import StreamPacket
+from schnitzel.contract.run_report import DurableReport
 from schnitzel.durable.parking import (
     ParkedRow,
     ParkingChanges,
@@ -199,7 +200,7 @@ class DurableInbox(Inbox):
     ) -> None:
         super().__init__(window, overflow, metrics, in_flight)
         self.path = path
-        self.max_bytes = max_bytes
+        self.max_bytes: int = max_bytes  # always bounded, unlike a memory inbox
         self.max_packets = max_packets
         self.max_parked = max_parked
         self.max_parked_bytes = max_parked_bytes
@@ -335,7 +336,7 @@ class DurableInbox(Inbox):
         start = 0
         try:
             while start < len(packets):
-                fits = self._fitting(bodies, start)
+                fits = self._bodies_fitting(bodies, start)
                 if fits == len(packets) - start or force:
                     groups.append(self._admit(packets, bodies, start, len(packets)))
                     start = len(packets)
@@ -386,7 +387,7 @@ class DurableInbox(Inbox):
             kept.append(packet)
         return kept, bodies
 
-    def _fitting(self, bodies: list[bytes], start: int) -> int:
+    def _bodies_fitting(self, bodies: list[bytes], start: int) -> int:
         """How many of `bodies[start:]` fit under the size limits now."""
         count, size = self._count, self._bytes
         max_packets = self.max_packets if self.max_packets is not None else 1 << 62
@@ -484,7 +485,7 @@ class DurableInbox(Inbox):
                 self._space_waiters.remove(waiter)
 
     def _wake_first(self) -> None:
-        if self._space_waiters and self._fitting([b""], 0):
+        if self._space_waiters and self._bodies_fitting([b""], 0):
             first = self._space_waiters[0]
             if not first.done():
                 first.set_result(None)
@@ -681,7 +682,7 @@ class DurableInbox(Inbox):
     def backlog_bytes(self) -> int:
         return self._bytes - sum(len(row[2]) for row in self._pending)
 
-    def summary(self) -> dict[str, object]:
+    def summary(self) -> DurableReport:
         """The report's `durable` entry of this inbox."""
         backlog, size = self.backlog, self.backlog_bytes
         fill, drain = self.stats.rates()
@@ -937,16 +938,18 @@ def _commit(
     store.commit(rows + changes.requeued_rows, deletes, cursor, extra=changes.apply)
 
 
-def _read_decoded(store: DurableStore, limit: int) -> list[tuple[int, float, int, object]]:
+def _read_decoded(
+    store: DurableStore, limit: int
+) -> list[tuple[int, float, int, StreamPacket | PacketDecodeError]]:
     """Rows read back from disk, decoded on the store's thread. A damaged row (changed on
     disk, or not decoding) is moved to the store's quarantine table and returned with the
     error in place of its packet."""
     good, damaged = store.read(limit)
-    decoded: list[tuple[int, float, int, object]] = []
+    decoded: list[tuple[int, float, int, StreamPacket | PacketDecodeError]] = []
     undecodable: list[Damaged] = []
     for seq, at, body in good:
         try:
-            packet: object = decode_packet(body)
+            packet: StreamPacket | PacketDecodeError = decode_packet(body)
         except PacketDecodeError as exc:
             why = f"row {seq} of {store.path}: {exc}"
             undecodable.append((seq, at, len(body), why))

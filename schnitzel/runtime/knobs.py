@@ -66,7 +66,7 @@ def _knob_limits(node: Node) -> dict[str, tuple[float, float]]:
 def knob_bounds(declared: LimitsSpec, name: str) -> tuple[float, float]:
     """A knob's [lowest, highest]: as the graph declares it, else the runtime's range."""
     bounds = getattr(declared, name)
-    return tuple(bounds) if bounds is not None else _DEFAULTS[name]  # type: ignore[return-value]
+    return tuple(bounds) if bounds is not None else _DEFAULTS[name]
 
 
 def plain_value(value: Any) -> str:

@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, NamedTuple
 
 from schnitzel.contract.packet import StreamPacket
+from schnitzel.contract.run_report import Percentiles
 from schnitzel.errors import BadRecord, RuntimeStartError
 from schnitzel.registry.plugin import NodeContext, Plugin, Processor, Sink, Source
 from schnitzel.registry.trouble import Trouble
@@ -79,9 +80,9 @@ class Node:
         self.health_reason = ""
         self.health_pending: str | None = None
         """A new health seen once; taken when the next sample agrees (no flapping)."""
-        self.latency_ms = {"p50": 0.0, "p99": 0.0}
+        self.latency_ms: Percentiles = {"p50": 0.0, "p99": 0.0}
         """Percentiles of `metrics.latency` as of the last metrics tick."""
-        self.processing_ms = {"p50": 0.0, "p99": 0.0}
+        self.processing_ms: Percentiles = {"p50": 0.0, "p99": 0.0}
         self.holding = 0
         """Packets taken from the inbox whose outcome is not counted yet (in the plugin)."""
         self.unretired = 0
@@ -207,6 +208,8 @@ class Node:
         plugin = self.plugin
         if isinstance(plugin, Source):
             return _never
+        method: Callable[[StreamPacket], Any]
+        each: Callable[[Callable[[StreamPacket], Any], list[StreamPacket]], Outcome]
         if isinstance(plugin, Sink):
             method, each, batch_name = plugin.deliver, deliver_each, "deliver_batch"
         elif isinstance(plugin, Processor):

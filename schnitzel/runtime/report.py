@@ -7,6 +7,7 @@ import os
 import time
 from typing import TYPE_CHECKING, Any
 
+from schnitzel.contract.run_report import ErrorEntry, NodeReport, RunReport, RunStatus
 from schnitzel.runtime.durable_inbox import DurableInbox
 from schnitzel.runtime.health import Health
 from schnitzel.runtime.knobs import knob_values, limits_report
@@ -18,7 +19,7 @@ if TYPE_CHECKING:
 __all__ = ["build_report", "node_report", "run_status"]
 
 
-def node_report(node: Node) -> dict[str, Any]:
+def node_report(node: Node, can_rollback: bool = False) -> NodeReport:
     """One node's entry of the report. Percentiles are those of the last metrics tick (at
     most a second old while running; exact in the final report)."""
     m = node.metrics
@@ -29,7 +30,9 @@ def node_report(node: Node) -> dict[str, Any]:
     if delta is not None and delta[0] > 0:
         seconds, d = delta
         rate_in, rate_out = d.processed / seconds, d.emitted / seconds
-    entry: dict[str, Any] = {
+    # declared limits: the controller's consent to turn a knob
+    limits, declared_limits = limits_report(node)
+    entry: NodeReport = {
         "kind": node.kind,
         "plugin": node.resolved.spec.plugin,
         "in": m.processed,
@@ -55,12 +58,17 @@ def node_report(node: Node) -> dict[str, Any]:
         "overflow": node.resolved.spec.inbox.overflow,
         "paused": node.paused,
         "recent_errors": [
-            {"ts": e.ts, "packet_id": e.packet_id, "error": e.error, "message": e.message}
+            ErrorEntry(ts=e.ts, packet_id=e.packet_id, error=e.error, message=e.message)
             for e in m.recent_errors
         ],
+        "trouble": node.troubles.report(),
+        "retries": node.troubles.trouble.total,
+        "throttle": knob_values(node),
+        "limits": limits,
+        "declared_limits": declared_limits,
+        "generation": node.generation,
+        "can_rollback": can_rollback,
     }
-    entry["trouble"] = node.troubles.report()
-    entry["retries"] = node.troubles.trouble.total
     plugin_stats = _plugin_stats(node)
     if plugin_stats is not None:
         entry["plugin_stats"] = plugin_stats
@@ -68,16 +76,12 @@ def node_report(node: Node) -> dict[str, Any]:
         entry["delivered"] = m.delivered
     if node.pacer is not None:
         entry["rate_hz"] = node.pacer.rate_hz
-    entry["throttle"] = knob_values(node)
-    entry["limits"], entry["declared_limits"] = limits_report(node)  # declared: the
-    # controller's consent to turn a knob
-    entry["generation"] = node.generation
     if isinstance(inbox, DurableInbox):
         entry["durable"] = inbox.summary()
     return entry
 
 
-def run_status(runtime: Runtime) -> str:
+def run_status(runtime: Runtime) -> RunStatus:
     """ok, degraded (errors or packets lost) or error (stopped by an error)."""
     if runtime.stop_reason == "error" or any(n.metrics.crashed for n in runtime.nodes.values()):
         return "error"
@@ -93,11 +97,12 @@ def run_status(runtime: Runtime) -> str:
     return "ok"
 
 
-def build_report(runtime: Runtime) -> dict[str, Any]:
+def build_report(runtime: Runtime) -> RunReport:
     """The whole report: status, stop reason, totals and every node."""
-    nodes = {node_id: node_report(node) for node_id, node in runtime.nodes.items()}
-    for node_id, entry in nodes.items():
-        entry["can_rollback"] = bool(runtime.swap_history.get(node_id))
+    nodes = {
+        node_id: node_report(node, can_rollback=bool(runtime.swap_history.get(node_id)))
+        for node_id, node in runtime.nodes.items()
+    }
     sources = [n for n in runtime.nodes.values() if n.kind == "source"]
     sinks = [n for n in runtime.nodes.values() if n.kind == "sink"]
     finished = runtime.stop_reason is not None and runtime.finished

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from schnitzel.contract.packet import StreamPacket
+from schnitzel.contract.run_report import RunReport
 from schnitzel.control.audit import AUDIT_FILE, AuditLog
 from schnitzel.errors import BadRecord, RuntimeStartError
 from schnitzel.registry.plugin import NodeContext, Plugin, Processor, Sink, Source
@@ -208,7 +209,7 @@ class Runtime:
 
     async def run(
         self, max_packets: int | None = None, duration_s: float | None = None
-    ) -> dict[str, Any]:
+    ) -> RunReport:
         """Run until a stop condition; return the run report."""
         if self.started_wall is not None:
             raise RuntimeError("a Runtime runs once; build a new one to run again")
@@ -693,7 +694,7 @@ class Runtime:
         self.events.add(level, f"health {node.health} -> {health} {reason}".strip(), node.id)
         node.health, node.health_reason, node.health_pending = health, reason, None
 
-    def snapshot(self) -> dict[str, Any]:
+    def snapshot(self) -> RunReport:
         """The run report, live (`status` is "running" until the run ends)."""
         return build_report(self)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+from schnitzel.contract.run_report import TroubleReport
 from schnitzel.registry.trouble import Episode, Trouble
 from schnitzel.runtime.events import EventLog
 from schnitzel.runtime.metrics import ErrorRecord, NodeMetrics
@@ -78,7 +79,7 @@ class TroubleWatch:
             return ""
         return f"{trouble.reason} since {clock(trouble.reason_since)}, {trouble.retries} retries"
 
-    def report(self) -> dict[str, object] | None:
+    def report(self) -> TroubleReport | None:
         """The report's `trouble` entry: None, or the reason, when it and the trouble began,
         when it was last reported, and the retries so far."""
         trouble = self.trouble

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import yaml
 from yaml.constructor import SafeConstructor
@@ -261,7 +261,7 @@ def _check_shape(text: str, limits: LoadLimits) -> None:
                         "multiple-documents",
                         "the file holds more than one YAML document (a second `---`)",
                         "put one graph in each file",
-                        line=event.start_mark.line + 1,
+                        line=_line(event.start_mark),
                     )
                 )
         elif isinstance(event, yaml.AliasEvent):
@@ -271,11 +271,11 @@ def _check_shape(text: str, limits: LoadLimits) -> None:
                         "recursive-alias",
                         f"alias *{event.anchor} refers to a value that contains it",
                         "a graph file cannot be recursive; copy the value instead",
-                        line=event.start_mark.line + 1,
-                        column=event.start_mark.column + 1,
+                        line=_line(event.start_mark),
+                        column=_column(event.start_mark),
                     )
                 )
-            size = anchor_sizes.get(event.anchor, 1)
+            size = anchor_sizes.get(event.anchor or "", 1)  # an alias always names one
             expanded += size
             added += size - 1
         elif isinstance(event, yaml.ScalarEvent):
@@ -305,7 +305,7 @@ def _check_shape(text: str, limits: LoadLimits) -> None:
                     f"its aliases expand to over {limits.max_nodes:,} more values than are "
                     "written (an alias bomb?)",
                     "use aliases (*name) sparingly; a graph file needs far fewer values",
-                    line=event.start_mark.line + 1,
+                    line=_line(event.start_mark),
                 )
             )
 
@@ -331,13 +331,29 @@ def _nesting_refused(exc: yaml.MarkedYAMLError, limits: LoadLimits) -> YamlProbl
     return _too_deep(limits, exc.problem_mark or exc.context_mark)
 
 
-def _too_deep(limits: LoadLimits, mark: yaml.Mark | None) -> YamlProblem:
+class _Mark(Protocol):
+    """Where an event is in the file (PyYAML's pure-Python and libyaml marks alike)."""
+
+    line: int
+    column: int
+
+
+def _line(mark: _Mark | None) -> int | None:
+    """The 1-based line of `mark` (the parser sets one on every event; the stubs allow None)."""
+    return mark.line + 1 if mark is not None else None
+
+
+def _column(mark: _Mark | None) -> int | None:
+    return mark.column + 1 if mark is not None else None
+
+
+def _too_deep(limits: LoadLimits, mark: _Mark | None) -> YamlProblem:
     return YamlProblem(
         "too-deep",
         f"the document nests deeper than {limits.max_depth} levels",
         "a graph file needs a handful of levels; flatten the structure",
-        line=mark.line + 1 if mark else None,
-        column=mark.column + 1 if mark else None,
+        line=_line(mark),
+        column=_column(mark),
     )
 
 

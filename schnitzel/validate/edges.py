@@ -102,11 +102,11 @@ def _resolve_edge(
     source, target = state.nodes.get(source_id), state.nodes.get(target_id)
     if not ok or source is None or target is None:
         return None
-    source_port = _check_port(state, source, source_port, "outputs", (*at, "from"), label)
-    target_port = _check_port(state, target, target_port, "inputs", (*at, "to"), label)
-    if source_port is None or target_port is None:
+    out_port = _check_port(state, source, source_port, "outputs", (*at, "from"), label)
+    in_port = _check_port(state, target, target_port, "inputs", (*at, "to"), label)
+    if out_port is None or in_port is None:
         return None
-    return ResolvedEdge(source_id, source_port, target_id, target_port)
+    return ResolvedEdge(source_id, out_port, target_id, in_port)
 
 
 def _check_port(

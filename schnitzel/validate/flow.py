@@ -29,7 +29,8 @@ def merge_shapes(shapes: Sequence[StreamShape]) -> StreamShape:
     """The shape of several streams merged into one inbox."""
     kinds: frozenset[str] | None = frozenset()
     for shape in shapes:
-        kinds = ANY_KIND if kinds is ANY_KIND or shape.kinds is ANY_KIND else kinds | shape.kinds
+        # ANY_KIND is None: spelled out so the type checker sees both sets are sets
+        kinds = ANY_KIND if kinds is None or shape.kinds is None else kinds | shape.kinds
     return StreamShape(kinds, weakest_profile([s.profile for s in shapes]))
 
 

@@ -117,4 +117,4 @@ def describe_error(
 
 def errors_of(exc: ValidationError) -> list[dict[str, Any]]:
     """The error entries, without the URLs pydantic adds for its own docs."""
-    return list(exc.errors(include_url=False))
+    return [dict(error) for error in exc.errors(include_url=False)]

@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from schnitzel.contract.run_report import EventEntry, RunReport, parse_events, parse_run_report
+
 __all__ = ["RECORDED", "RecordedSource"]
 
 RECORDED = Path(__file__).parent / "recorded"
@@ -18,6 +20,7 @@ class RecordedSource:
     Other commands are kept in `commands` and answered as the runtime would."""
 
     def __init__(self, name: str) -> None:
+        self.name = name
         data = json.loads((RECORDED / f"{name}.json").read_text())
         self.description: dict[str, Any] = data["describe"]
         self.snapshots: list[dict[str, Any]] = data["snapshots"]
@@ -29,13 +32,14 @@ class RecordedSource:
     async def describe(self) -> dict[str, Any]:
         return self.description
 
-    async def snapshot(self) -> dict[str, Any]:
+    async def snapshot(self) -> RunReport:
         snapshot = self.snapshots[min(self._next, len(self.snapshots) - 1)]
         self._next += 1
-        return snapshot
+        return parse_run_report(snapshot, f"the recording {self.name}")
 
-    async def events(self, after: int) -> list[dict[str, Any]]:
-        return [e for e in self.recorded_events if e["seq"] > after]
+    async def events(self, after: int) -> list[EventEntry]:
+        found = [e for e in self.recorded_events if e["seq"] > after]
+        return parse_events(found, f"the recording {self.name}")
 
     async def command(self, name: str, **arguments: Any) -> Any:
         self.commands.append((name, arguments))

@@ -13,10 +13,13 @@ from textual.app import App, ComposeResult
 from schnitzel.control.runtime_control import RuntimeControl
 from schnitzel.runtime import Runtime
 from schnitzel.validate.validator import load_graph
+from schnitzel_tui.app import ConsoleApp
 from schnitzel_tui.drop_bursts import DropBurstWatch
 from schnitzel_tui.formatting import format_seconds
 from schnitzel_tui.model import ConsoleSnapshot, NodeView
 from schnitzel_tui.widgets.node_table import NodeTable, node_columns
+from tests.tui.recorded_source import RecordedSource
+from tests.tui.reports import node_report, run_report
 from tests.tui.test_console_pilot import FINITE, UPLINK_DOWN, cell_segment, colour
 
 
@@ -78,8 +81,8 @@ def test_a_live_snapshot_shows_a_durable_inbox_and_its_backlog(tmp_path: Path) -
 
 def test_rates_are_taken_over_the_time_between_two_polls() -> None:
     def report(duration_s: float, processed: int, out: int) -> ConsoleSnapshot:
-        node = {"kind": "transform", "in": processed, "out": out, "rate_in_per_s": 999.0}
-        return ConsoleSnapshot.from_report({"duration_s": duration_s, "nodes": {"n": node}})
+        node = node_report(kind="transform", out=out, rate_in_per_s=999.0, **{"in": processed})
+        return ConsoleSnapshot.from_report(run_report({"n": node}, duration_s=duration_s))
 
     first = report(1.0, 10, 5)
     assert first.with_rates_since(None) is first  # nothing to compare with yet
@@ -92,9 +95,9 @@ def test_rates_are_taken_over_the_time_between_two_polls() -> None:
 
 def dropping(**by_reason: int) -> ConsoleSnapshot:
     """A snapshot where node `slow` has dropped these many packets by reason so far."""
-    node = {"kind": "sink", "dropped": sum(by_reason.values()), "dropped_by_reason": by_reason}
-    quiet = {"kind": "sink"}
-    return ConsoleSnapshot.from_report({"nodes": {"slow": node, "quiet": quiet}})
+    node = node_report(kind="sink", dropped=sum(by_reason.values()), dropped_by_reason=by_reason)
+    quiet = node_report(kind="sink")
+    return ConsoleSnapshot.from_report(run_report({"slow": node, "quiet": quiet}))
 
 
 def test_drops_seen_on_the_first_poll_are_not_a_burst() -> None:
@@ -138,7 +141,7 @@ def test_drops_made_between_two_polls_the_console_missed_are_reported_on_the_nex
 
 def node(node_id: str, **report: Any) -> NodeView:
     return NodeView.from_report(
-        node_id, {"kind": "transform", "plugin": "passthrough", "queue_capacity": 100, **report}
+        node_id, node_report(kind="transform", plugin="passthrough", queue_capacity=100, **report)
     )
 
 
@@ -243,9 +246,30 @@ def test_a_plugins_own_figures_reach_the_node_detail() -> None:
     from schnitzel_tui.screens.node_detail import plugin_stats_line
 
     stats = {"connected": False, "reconnects": 2, "last_error": "", "inference_ms": {"p50": 71.5}}
-    view = NodeView.from_report("cam", {"kind": "source", "plugin_stats": stats})
+    view = NodeView.from_report("cam", node_report(kind="source", plugin_stats=stats))
     assert view.plugin_stats == stats
     assert plugin_stats_line(view.plugin_stats) == (
         "connected no  reconnects 2  inference_ms p50 71.5"
     )
-    assert NodeView.from_report("x", {"kind": "sink"}).plugin_stats == {}
+    assert NodeView.from_report("x", node_report(kind="sink")).plugin_stats == {}
+
+
+# -- a report of another shape --------------------------------------------------------------
+
+
+def test_a_report_without_a_key_the_console_reads_is_named_not_shown_as_0() -> None:
+    source = RecordedSource("console")  # a real run's answers, with one key renamed
+    for recorded in source.snapshots:
+        for entry in recorded["nodes"].values():
+            entry["depth"] = entry.pop("queue_depth")
+    app = ConsoleApp(source, refresh_s=60)
+
+    async def scenario() -> None:
+        async with app.run_test(size=(120, 40)) as pilot:
+            await pilot.pause()
+            await app.poll()
+            assert app.snapshot is None  # nothing drawn from it, no 0 in a queue column
+            assert "nodes.imu.queue_depth: Field required" in app.lost  # the status line
+            assert app.polls == 0
+
+    asyncio.run(scenario())

@@ -28,6 +28,7 @@ from schnitzel_tui.widgets.graph_view import GraphView
 from schnitzel_tui.widgets.status_bar import StatusBar, StatusFacts, status_text
 from schnitzel_tui.widgets.why_line import WhyLine, why_text
 from tests.http.test_http_trouble import closed_port
+from tests.tui.reports import node_report
 from tests.tui.test_console_control import LIMITED, message, on_screen, select_row
 from tests.tui.test_console_pilot import HEADER, Console, run_console
 
@@ -145,7 +146,7 @@ def test_the_status_line_shortens_the_name_and_labels_before_it_cuts_a_count() -
 
 def test_the_why_line_prefers_the_selected_node_then_the_first_unhealthy_one() -> None:
     def node(node_id: str, health: str, reason: str) -> NodeView:
-        return NodeView.from_report(node_id, {"health": health, "health_reason": reason})
+        return NodeView.from_report(node_id, node_report(health=health, health_reason=reason))
 
     ok, slow, dead = (
         node("a", "ok", ""),

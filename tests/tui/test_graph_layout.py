@@ -25,6 +25,7 @@ from schnitzel_tui.graph_layout import (
     layout_graph,
 )
 from schnitzel_tui.model import NodeView, Topology
+from tests.tui.reports import node_report
 
 
 def topology(nodes: Iterable[tuple[str, str]], edges: Iterable[tuple[str, str]]) -> Topology:
@@ -324,7 +325,7 @@ def test_an_empty_graph_says_so() -> None:
 
 
 def node_view(node_id: str, **report: object) -> NodeView:
-    return NodeView.from_report(node_id, {"kind": "transform", **report})
+    return NodeView.from_report(node_id, node_report(kind="transform", **report))
 
 
 def test_box_content_fills_its_width_with_mark_rate_and_fill() -> None:
@@ -335,7 +336,7 @@ def test_box_content_fills_its_width_with_mark_rate_and_fill() -> None:
         assert len(box_content(view, width)) == width
     assert box_content(view, 20) == "▲ 1.2k/s ██▋     37%"
     assert box_content(view, 11) == "▲ 1.2k  37%"
-    source = NodeView.from_report("s", {"kind": "source", "rate_out_per_s": 12.0})
+    source = NodeView.from_report("s", node_report(kind="source", rate_out_per_s=12.0))
     assert box_content(source, 12) == "● 12/s      "
     assert box_content(node_view("p", paused=True), 8).startswith("‖")
     assert box_content(None, 6) == "· —   "

@@ -15,6 +15,7 @@ from textual.pilot import Pilot
 from schnitzel_tui.graph_layout import ACROSS, DOWN
 from schnitzel_tui.model import NodeView, Topology
 from schnitzel_tui.widgets.graph_view import GraphView
+from tests.tui.reports import node_report
 from tests.tui.test_graph_layout import FAN_OUT, PIPELINE, topology
 
 CHAIN = topology(
@@ -28,13 +29,13 @@ def figures(**rates: float) -> dict[str, NodeView]:
     views = {}
     for node_id, rate in rates.items():
         source = node_id == "cam"
-        report = {
-            "kind": "source" if source else "transform",
-            "rate_out_per_s" if source else "rate_in_per_s": rate,
-            "queue_depth": 0 if source else 37,
-            "queue_capacity": 0 if source else 100,
-            "health": "failing" if node_id == "out" else "ok",
-        }
+        report = node_report(
+            kind="source" if source else "transform",
+            queue_depth=0 if source else 37,
+            queue_capacity=0 if source else 100,
+            health="failing" if node_id == "out" else "ok",
+            **{"rate_out_per_s" if source else "rate_in_per_s": rate},
+        )
         views[node_id] = NodeView.from_report(node_id, report)
     return views
 

@@ -139,7 +139,7 @@ class KeyedTable(ScrollView, can_focus=True):
             selected = self._order[self.cursor_row] if self._order else None
             self._order = order
             self.virtual_size = Size(self._width, len(order) + 1)
-            if selected in rows:  # the cursor stays on its row when rows move
+            if selected is not None and selected in rows:  # the cursor stays on its row
                 self.set_reactive(KeyedTable.cursor_row, order.index(selected))
             self.cursor_row = min(self.cursor_row, max(len(order) - 1, 0))
             self._scroll_to_cursor()
@@ -187,8 +187,8 @@ class KeyedTable(ScrollView, can_focus=True):
         segments = [Segment(" " * MARGIN, base)]
         for cell, (_, _, width) in zip(cells, self._table_columns, strict=True):
             if isinstance(cell, str):
-                text = cell if len(cell) <= width else cell[: width - 1] + "…"
-                segments.append(Segment(text.ljust(width + GAP), base))
+                plain = cell if len(cell) <= width else cell[: width - 1] + "…"
+                segments.append(Segment(plain.ljust(width + GAP), base))
                 continue
             text = cell
             if text.cell_len > width:

@@ -115,11 +115,11 @@ def _status_text(name: str, facts: StatusFacts, long_labels: bool, every: bool) 
     if snapshot is not None and not facts.failed:
         dropped, errors, emitted, delivered = LABELS[long_labels]
         text.append(" · ")  # losses before totals: a narrow terminal cuts the totals
-        count = format_count(snapshot.dropped)
-        text.append(f"{dropped} {count}", style="yellow" if snapshot.dropped else "")
+        shown = format_count(snapshot.dropped)
+        text.append(f"{dropped} {shown}", style="yellow" if snapshot.dropped else "")
         text.append(" · ")
-        count = format_count(snapshot.errors)
-        text.append(f"{errors} {count}", style="bold red" if snapshot.errors else "")
+        shown = format_count(snapshot.errors)
+        text.append(f"{errors} {shown}", style="bold red" if snapshot.errors else "")
         text.append(
             f" · {emitted} {format_count(snapshot.emitted)}"
             f" · {delivered} {format_count(snapshot.delivered)}"

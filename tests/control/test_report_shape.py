@@ -1,0 +1,129 @@
+"""The run report has one typed definition (schnitzel/contract/run_report.py): what a real
+runtime builds is exactly that shape, and a client that reads a report from the control socket
+names a key it lacks instead of showing 0."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from schnitzel import RuntimeControl
+from schnitzel.contract.run_report import (
+    EventEntry,
+    RunReport,
+    node_summary,
+    parse_events,
+    parse_node_summaries,
+    parse_run_report,
+)
+from schnitzel.errors import ReportShapeError
+from schnitzel.runtime import Runtime
+from schnitzel_tui.attached import AttachedSource
+from tests.control.harness import Served, serving, until
+from tests.control.test_ctl_end_to_end import ctl
+from tests.http.test_http_trouble import closed_port
+from tests.runtime.harness import graph_from, steer
+
+
+def every_optional_part(url: str) -> str:
+    """A paced source, a durable inbox and a sink in trouble: every key a report may hold
+    (but `plugin_stats`, which no core plugin has)."""
+    return f"""
+nodes:
+  - {{id: src, kind: source, plugin: synthetic, config: {{rate_hz: 500.0}}}}
+  - id: mid
+    kind: transform
+    plugin: passthrough
+    inbox: {{durable: {{path: state/mid.db}}}}
+  - id: out
+    kind: sink
+    plugin: http
+    config: {{url: "{url}", retry_initial_s: 0.01, retry_max_s: 0.05}}
+edges:
+  - {{from: src, to: mid}}
+  - {{from: mid, to: out}}
+"""
+
+
+def test_the_report_a_runtime_builds_has_exactly_the_typed_keys(tmp_path: Path) -> None:
+    graph = graph_from(tmp_path, every_optional_part(f"http://127.0.0.1:{closed_port()}/in"))
+    live: list[RunReport] = []
+    events: list[EventEntry] = []
+
+    async def steps(runtime: Runtime, control: RuntimeControl) -> None:
+        async with asyncio.timeout(60):
+            while control.snapshot()["nodes"]["out"]["trouble"] is None or not control.events():
+                await asyncio.sleep(0.01)
+        live.append(control.snapshot())
+        events.extend(control.events())
+
+    final = steer(graph, tmp_path / "state", steps)
+    for report in (*live, final):
+        # parsing keeps only the keys the type names and fails on any it lacks: equal both ways
+        assert parse_run_report(report, "this test") == report
+        nodes = report["nodes"]
+        assert "rate_hz" in nodes["src"] and "durable" in nodes["mid"]
+        assert "delivered" in nodes["out"]
+    assert live[0]["nodes"]["out"]["trouble"] is not None
+    summaries = [node_summary(node_id, n) for node_id, n in final["nodes"].items()]
+    assert parse_node_summaries(summaries, "this test") == summaries
+    assert parse_events(events, "this test") == events  # the sink's trouble, at least
+
+
+def test_a_missing_key_is_named_with_its_path_not_read_as_zero() -> None:
+    old: dict[str, Any] = {"status": "running", "nodes": {"mid": {"kind": "transform"}}}
+    with pytest.raises(ReportShapeError) as raised:
+        parse_run_report(old, "the control socket /run/x.sock")
+    message = str(raised.value)
+    assert message.startswith("the run report from the control socket /run/x.sock")
+    assert "totals: Field required" in message
+    assert "and 35 more" in message  # 10 top-level and 30 node keys: five listed
+    assert message.endswith("run the same schnitzel version on both ends")
+
+
+class RenamedQueueDepth(RuntimeControl):
+    """A runtime of another version: its report calls `queue_depth` `depth`."""
+
+    def snapshot(self) -> Any:
+        report: Any = super().snapshot()
+        for node in report["nodes"].values():
+            node["depth"] = node.pop("queue_depth")
+        return report
+
+
+def test_an_attached_console_names_a_renamed_key_instead_of_showing_0(tmp_path: Path) -> None:
+    async def main() -> None:
+        async with serving(tmp_path, control_class=RenamedQueueDepth) as served:
+            await until(lambda: served.runtime.nodes["out"].metrics.delivered > 0)
+            source = AttachedSource(served.path)
+            try:
+                with pytest.raises(ReportShapeError, match=r"nodes\.src\.queue_depth: Field req"):
+                    await source.snapshot()
+                assert source.connected  # the runtime answered: not a lost connection
+            finally:
+                await source.close()
+
+    asyncio.run(main())
+
+
+def test_ctl_status_names_a_renamed_key_and_exits_1_while_json_prints_the_answer(
+    tmp_path: Path,
+) -> None:
+    async def main() -> None:
+        async with serving(tmp_path, control_class=RenamedQueueDepth) as served:
+            await until(lambda: served.runtime.nodes["out"].metrics.delivered > 0)
+            await check(served)
+
+    async def check(served: Served) -> None:
+        text: subprocess.CompletedProcess[str] = await asyncio.to_thread(ctl, served.path, "status")
+        assert text.returncode == 1 and text.stdout == ""
+        assert "the runtime's `status` answer does not have the shape" in text.stderr
+        assert "nodes.src.queue_depth: Field required" in text.stderr
+        as_json = await asyncio.to_thread(ctl, served.path, "status", "--json")
+        assert as_json.returncode == 0 and '"depth"' in as_json.stdout
+
+    asyncio.run(main())
