@@ -12,7 +12,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from schnitzel.control.client import AsyncControlClient, ControlConnectionError
+from schnitzel.control.async_client import AsyncControlClient
+from schnitzel.control.client import ControlConnectionError
 
 __all__ = ["AttachedSource", "Disconnected"]
 
