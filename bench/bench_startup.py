@@ -100,24 +100,32 @@ def main() -> None:
         compileall.compile_dir(args.before, quiet=1)
     directory = Path(tempfile.mkdtemp(prefix="sz-", dir="/tmp"))  # a short socket path
     run, socket = start_runtime(directory)
-    commands: dict[str, tuple[list[str], dict[str, str] | None]] = {
-        name: (cmd, None) for name, cmd in COMMANDS.items()
+    here = (None, ROOT)
+    commands: dict[str, tuple[list[str], tuple[dict[str, str] | None, Path]]] = {
+        name: (cmd, here) for name, cmd in COMMANDS.items()
     }
     ctl = [sys.executable, "-m", "schnitzel.cli.main", "ctl", "--socket", str(socket), "status"]
-    commands["schnitzel ctl status"] = (ctl, None)
+    commands["schnitzel ctl status"] = (ctl, here)
     if args.before:
-        env = {**os.environ, "PYTHONPATH": str(args.before.resolve())}
+        # run from the older tree too: `python -m` puts the working directory first on the path
+        before = args.before.resolve()
+        env = {**os.environ, "PYTHONPATH": str(before)}
         for name in ("schnitzel validate demo", "schnitzel ctl status"):
-            commands[f"{name} (before)"] = (commands[name][0], env)
+            commands[f"{name} (before)"] = (commands[name][0], (env, before))
     samples: dict[str, list[float]] = {name: [] for name in commands}
     cpu_samples: dict[str, list[float]] = {name: [] for name in commands}
     try:
         for _ in range(ROUNDS):  # interleaved, so machine noise hits every command alike
-            for name, (cmd, env) in commands.items():
+            for name, (cmd, (env, cwd)) in commands.items():
                 cpu_start = _children_cpu_s()
                 start = time.perf_counter()
                 subprocess.run(
-                    cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env
+                    cmd,
+                    check=True,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                    env=env,
+                    cwd=cwd,
                 )
                 samples[name].append(time.perf_counter() - start)
                 cpu_samples[name].append(_children_cpu_s() - cpu_start)
