@@ -17,6 +17,8 @@ interleaved so that machine noise hits every variant alike; medians of the round
 
 Rates are packets sent per second of the pipeline's own run (after imports and set-up);
 "whole process" is the same count over the child's whole wall time, start-up included.
+Ratios are medians of per-round ratios: on a shared machine the load drifts between rounds,
+and a variant's neighbour in the same round saw the most similar load.
 bytewax runs in its own virtualenv, `bench/.venv-bytewax` (created here with pip on first
 use, gitignored), never in the project's environment.
 
@@ -185,15 +187,25 @@ def measure(
 
 
 def show(title: str, results: dict[str, tuple[float, float, list[float]]], base: str) -> None:
+    """Rates and ratios. A ratio is the median of the per-round ratios (each variant against
+    the baseline's run of the same round: neighbours in time share the machine's load)."""
     print(title)
     for variant, (rate, whole, rates) in results.items():
-        ratio = rate / results[base][0]
+        ratio = paired_ratio(results, variant, base)
         whole_ratio = whole / results[base][1]
         listed = ", ".join(f"{r:,.0f}" for r in rates)
         print(
             f"  {variant:24s} {rate:>10,.0f}/s  {ratio:5.2f}x {base}  | whole process "
             f"{whole:>9,.0f}/s {whole_ratio:5.2f}x  (rounds: {listed})"
         )
+
+
+def paired_ratio(
+    results: dict[str, tuple[float, float, list[float]]], variant: str, base: str
+) -> float:
+    """The median over rounds of variant rate / base rate in the same round."""
+    pairs = zip(results[variant][2], results[base][2], strict=True)
+    return statistics.median(ours / theirs for ours, theirs in pairs)
 
 
 def main() -> None:
@@ -217,12 +229,12 @@ def main() -> None:
     results = measure("real", real, count, rounds)
     show("1. map -> filter -> map -> sink, real per-packet work", results, "asyncio")
     for variant in ("schnitzel process", "schnitzel process_batch"):
-        ratio = results[variant][0] / results["asyncio b64"][0]
+        ratio = paired_ratio(results, variant, "asyncio b64")
         print(f"  -> {variant}: {ratio:.2f}x asyncio b64 (goals: >= 2.0x asyncio, >= 0.8x b64)")
     results = measure("pass", passthrough, count, rounds)
     show("2. synthetic -> passthrough x3 -> null", results, "asyncio")
     if use_bytewax:
-        ratio = results["schnitzel"][0] / results["bytewax b64"][0]
+        ratio = paired_ratio(results, "schnitzel", "bytewax b64")
         whole = results["schnitzel"][1] / results["bytewax b64"][1]
         print(
             f"  -> schnitzel: {ratio:.2f}x bytewax b64, whole process {whole:.2f}x (goal >= 1.0x)"
