@@ -22,7 +22,11 @@ and a variant's neighbour in the same round saw the most similar load.
 bytewax runs in its own virtualenv, `bench/.venv-bytewax` (created here with pip on first
 use, gitignored), never in the project's environment.
 
-Run: .venv/bin/python bench/bench_pipeline.py [--quick] [--rounds N] [--no-bytewax]
+`--before DIR` adds the schnitzel variants run on an older checkout's packages laid out in DIR
+(`schnitzel/`, `schnitzel_plugins/`, and a `sitecustomize.py` that drops the editable
+install's finder), interleaved with the rest: before and after in the same run.
+
+Run: .venv/bin/python bench/bench_pipeline.py [--quick] [--rounds N] [--no-bytewax] [--before DIR]
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ import argparse
 import asyncio
 import itertools
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -155,27 +160,36 @@ def ensure_bytewax() -> bool:
     return done.returncode == 0
 
 
-def run_variant(workload: str, variant: str, count: int) -> tuple[float, float]:
+BEFORE = " (before)"
+
+
+def run_variant(
+    workload: str, variant: str, count: int, before: Path | None = None
+) -> tuple[float, float]:
     """(pipeline seconds, whole-process seconds) of one fresh process."""
+    env = None
+    if variant.endswith(BEFORE):
+        variant = variant.removesuffix(BEFORE)
+        env = {**os.environ, "PYTHONPATH": str(before)}
     if variant == "bytewax b64":
         which = "passthrough" if workload == "pass" else "real"
         cmd = [str(BYTEWAX_PYTHON), str(BENCH_DIR / "_bytewax_flows.py"), which, str(count)]
     else:
         cmd = [sys.executable, __file__, "--child", workload, variant, str(count)]
     start = time.perf_counter()
-    done = subprocess.run(cmd, check=True, capture_output=True, text=True)
+    done = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env)
     whole = time.perf_counter() - start
     return json.loads(done.stdout.splitlines()[-1])["seconds"], whole
 
 
 def measure(
-    workload: str, variants: list[str], count: int, rounds: int
+    workload: str, variants: list[str], count: int, rounds: int, before: Path | None = None
 ) -> dict[str, tuple[float, float, list[float]]]:
     """Per variant: median rate, median whole-process rate, the rates of every round."""
     runs: dict[str, list[tuple[float, float]]] = {v: [] for v in variants}
     for _ in range(rounds):
         for variant in variants:
-            runs[variant].append(run_variant(workload, variant, count))
+            runs[variant].append(run_variant(workload, variant, count, before))
     return {
         v: (
             statistics.median(count / s for s, _ in times),
@@ -214,6 +228,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=None, help="rounds (default 3)")
     parser.add_argument("--count", type=int, default=None, help="packets (default 1M)")
     parser.add_argument("--no-bytewax", action="store_true", help="skip the bytewax anchors")
+    parser.add_argument("--before", type=Path, help="an older checkout's packages (see above)")
     parser.add_argument("--child", nargs=3, metavar=("WORKLOAD", "VARIANT", "COUNT"))
     args = parser.parse_args()
     if args.child:
@@ -225,13 +240,17 @@ def main() -> None:
     use_bytewax = not args.no_bytewax and ensure_bytewax()
     real = [v for v in REAL if use_bytewax or not v.startswith("bytewax")]
     passthrough = [v for v in PASS if use_bytewax or not v.startswith("bytewax")]
+    before = args.before.resolve() if args.before else None
+    if before is not None:
+        real += [v + BEFORE for v in REAL if v.startswith("schnitzel")]
+        passthrough += [v + BEFORE for v in PASS if v.startswith("schnitzel")]
     print(f"{count:,} packets, median of {rounds} interleaved rounds, a fresh process each")
-    results = measure("real", real, count, rounds)
+    results = measure("real", real, count, rounds, before)
     show("1. map -> filter -> map -> sink, real per-packet work", results, "asyncio")
-    for variant in ("schnitzel process", "schnitzel process_batch"):
+    for variant in [v for v in real if v.startswith("schnitzel")]:
         ratio = paired_ratio(results, variant, "asyncio b64")
         print(f"  -> {variant}: {ratio:.2f}x asyncio b64 (goals: >= 2.0x asyncio, >= 0.8x b64)")
-    results = measure("pass", passthrough, count, rounds)
+    results = measure("pass", passthrough, count, rounds, before)
     show("2. synthetic -> passthrough x3 -> null", results, "asyncio")
     if use_bytewax:
         ratio = paired_ratio(results, "schnitzel", "bytewax b64")
