@@ -63,9 +63,9 @@ def test_ctl_status_imports_neither_pydantic_nor_asyncio_nor_yaml(tmp_path: Path
     graph = tmp_path / "graph.yaml"
     graph.write_text(ENDLESS)
     with socket_dir() as directory:
-        socket = directory / "ctl.sock"
+        socket, state = directory / "ctl.sock", str(tmp_path / "state")
         run = subprocess.Popen(
-            [*SCHNITZEL, "run", str(graph), "--control-socket", str(socket)],
+            [*SCHNITZEL, "run", str(graph), "--control-socket", str(socket), "--state-dir", state],
             cwd=REPO,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
