@@ -209,7 +209,7 @@ def show(title: str, results: dict[str, tuple[float, float, list[float]]], base:
         whole_ratio = whole / results[base][1]
         listed = ", ".join(f"{r:,.0f}" for r in rates)
         print(
-            f"  {variant:24s} {rate:>10,.0f}/s  {ratio:5.2f}x {base}  | whole process "
+            f"  {variant:34s} {rate:>10,.0f}/s  {ratio:5.2f}x {base}  | whole process "
             f"{whole:>9,.0f}/s {whole_ratio:5.2f}x  (rounds: {listed})"
         )
 
