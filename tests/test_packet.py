@@ -297,3 +297,11 @@ def test_evolve_refuses_a_name_that_is_not_a_field() -> None:
     packet = StreamPacket.new("sensor", "imu", 3)
     with pytest.raises(TypeError, match="payload_typo"):
         packet.evolve(payload_typo=1)  # type: ignore[call-arg]
+
+
+def test_with_payload_is_evolve_of_the_payload() -> None:
+    packet = StreamPacket.new("sensor", "imu", 3, {"x": 1}, {"site": "a"}, REF, 1.0)
+    changed = packet.with_payload({"x": 2})
+    assert changed.__class__ is StreamPacket
+    assert changed == packet.evolve(payload={"x": 2})
+    assert changed.meta is packet.meta and packet.payload == {"x": 1}

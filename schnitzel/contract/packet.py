@@ -187,22 +187,31 @@ class StreamPacket(NamedTuple):
         that is not a field raises `TypeError`.
         """
         # The hot path of every transform: one tuple built from the old fields, no
-        # NamedTuple._replace (a dict of changes, map, _make and a check), about 5x faster.
+        # NamedTuple._replace (a dict of changes, map, _make and a check), about 3x faster.
+        keep = _KEEP  # a local: read eight times
         old_id, old_ts, old_kind, old_source, old_seq, old_payload, old_meta, old_ref = self
-        if meta is _KEEP:
+        if meta is keep:
             meta = old_meta
         elif meta.__class__ is not FrozenMeta:
             meta = FrozenMeta(meta) if meta else EMPTY_META
         return _tuple_new(
             StreamPacket,
             (
-                old_id if packet_id is _KEEP else packet_id,
-                old_ts if ts is _KEEP else ts,
-                old_kind if kind is _KEEP else kind,
-                old_source if source_id is _KEEP else source_id,
-                old_seq if seq is _KEEP else seq,
-                old_payload if payload is _KEEP else payload,
+                old_id if packet_id is keep else packet_id,
+                old_ts if ts is keep else ts,
+                old_kind if kind is keep else kind,
+                old_source if source_id is keep else source_id,
+                old_seq if seq is keep else seq,
+                old_payload if payload is keep else payload,
                 meta,
-                old_ref if payload_ref is _KEEP else payload_ref,
+                old_ref if payload_ref is keep else payload_ref,
             ),
+        )
+
+    def with_payload(self, payload: Any) -> StreamPacket:
+        """`evolve(payload=payload)`, for the commonest derivation at the least cost: a map
+        stage's new payload, every other field kept. Since plugin API 1.1."""
+        packet_id, ts, kind, source_id, seq, _, meta, payload_ref = self
+        return _tuple_new(
+            StreamPacket, (packet_id, ts, kind, source_id, seq, payload, meta, payload_ref)
         )
