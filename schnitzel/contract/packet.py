@@ -187,7 +187,7 @@ class StreamPacket(NamedTuple):
         that is not a field raises `TypeError`.
         """
         # The hot path of every transform: one tuple built from the old fields, no
-        # NamedTuple._replace (a dict of changes, map, _make and a check), about 3x faster.
+        # NamedTuple._replace (a dict of changes, map, _make and a check): 2-3x faster.
         keep = _KEEP  # a local: read eight times
         old_id, old_ts, old_kind, old_source, old_seq, old_payload, old_meta, old_ref = self
         if meta is keep:
