@@ -14,6 +14,7 @@ import importlib.util
 import os
 import re
 import sys
+import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
@@ -166,6 +167,8 @@ class PluginRegistry:
         self._plugins: dict[tuple[str, str], RegisteredPlugin] = {}
         self._refs: dict[tuple[str, str], tuple[PluginRef, str]] = {}
         """Plugins a pack named with a PluginRef, not imported yet (with their pack)."""
+        self._loading = threading.RLock()
+        """Held while a PluginRef is imported: a swap may validate on another thread."""
         self.broken: list[BrokenPlugin] = list(broken)
         """Packs and plugins that failed to load. A `PluginRef` that fails is added when it
         is first imported (`lookup`, `plugins`)."""
@@ -239,7 +242,15 @@ class PluginRegistry:
         return False
 
     def _load_ref(self, key: tuple[str, str]) -> RegisteredPlugin | None:
-        """Import a plugin named by a PluginRef; None (and recorded as broken) if it fails."""
+        """The plugin a PluginRef names, imported now unless it already was; None when `key`
+        names no PluginRef, or when it fails (then recorded as broken)."""
+        with self._loading:
+            found = self._plugins.get(key)
+            if found is not None or key not in self._refs:
+                return found
+            return self._import_ref(key)
+
+    def _import_ref(self, key: tuple[str, str]) -> RegisteredPlugin | None:
         ref, pack = self._refs.pop(key)
         where = f"plugin {ref.target!r} in pack {pack!r}"
         module_name, _, attr = ref.target.partition(":")
@@ -265,7 +276,8 @@ class PluginRegistry:
         return registered
 
     def _keys(self) -> list[tuple[str, str]]:
-        return [*self._plugins, *self._refs]
+        with self._loading:
+            return [*self._plugins, *self._refs]
 
     def plugins(self) -> list[RegisteredPlugin]:
         """Every registered plugin, sorted by name then node kind (imports every PluginRef;
@@ -280,9 +292,7 @@ class PluginRegistry:
 
     def lookup(self, name: str, node_kind: str) -> type[Plugin]:
         """The registered plugin `name` for a node of `node_kind`; PluginNotFound says why not."""
-        found = self._plugins.get((name, node_kind))
-        if found is None and (name, node_kind) in self._refs:
-            found = self._load_ref((name, node_kind))
+        found = self._plugins.get((name, node_kind)) or self._load_ref((name, node_kind))
         if found is not None:
             return found.plugin
         other_kinds = sorted(kind for plugin_name, kind in self._keys() if plugin_name == name)
