@@ -89,6 +89,7 @@ bench: setup
     {{python}} bench/bench_validate.py
     {{python}} bench/bench_startup.py
     {{python}} bench/bench_runtime.py
+    {{python}} bench/bench_pipeline.py
     {{python}} bench/bench_durable.py
     {{python}} bench/bench_console.py
     {{python}} bench/bench_control.py

@@ -13,7 +13,7 @@ import time
 
 from schnitzel.contract import StreamPacket
 
-__all__ = ["QUEUE_SIZE", "linear_pipeline"]
+__all__ = ["QUEUE_SIZE", "batched_pipeline", "linear_pipeline"]
 
 QUEUE_SIZE = 1024
 """Bound of every queue: the runtime's default inbox size."""
@@ -69,6 +69,45 @@ async def linear_pipeline(
             arrived += 1
             if record is not None:
                 record(now() - packet.ts)  # type: ignore[attr-defined]
+
+    tasks = [asyncio.create_task(source(queues[0]))]
+    tasks += [asyncio.create_task(stage(queues[i], queues[i + 1])) for i in range(stages)]
+    done = asyncio.create_task(sink(queues[-1]))
+    await asyncio.gather(*tasks)
+    return await done
+
+
+async def batched_pipeline(
+    count: int, stages: int = 3, batch: int = 64, payload: dict[str, object] | None = None
+) -> int:
+    """`linear_pipeline` with lists of `batch` packets per put/get (each queue bounded to
+    QUEUE_SIZE packets): what one writes next when the per-item queue cost shows."""
+    template = payload if payload is not None else {"v": 1}
+    bound = max(1, QUEUE_SIZE // batch)
+    queues: list[asyncio.Queue[object]] = [asyncio.Queue(maxsize=bound) for _ in range(stages + 1)]
+
+    async def source(out: asyncio.Queue[object]) -> None:
+        new, now, put = StreamPacket.new, time.time, out.put
+        for start in range(0, count, batch):
+            seqs = range(start, min(start + batch, count))
+            await put(
+                [new("sensor", "src", seq, dict(template), None, None, now()) for seq in seqs]
+            )
+        await put(_END)
+
+    async def stage(inbox: asyncio.Queue[object], out: asyncio.Queue[object]) -> None:
+        get, put = inbox.get, out.put
+        while True:
+            packets = await get()
+            await put(packets)
+            if packets is _END:
+                return
+
+    async def sink(inbox: asyncio.Queue[object]) -> int:
+        get, arrived = inbox.get, 0
+        while (packets := await get()) is not _END:
+            arrived += len(packets)  # type: ignore[arg-type]
+        return arrived
 
     tasks = [asyncio.create_task(source(queues[0]))]
     tasks += [asyncio.create_task(stage(queues[i], queues[i + 1])) for i in range(stages)]

@@ -1,7 +1,11 @@
-"""StreamPacket creation and JSON encoding against straightforward designs, in one run.
+"""StreamPacket creation, derivation and JSON encoding against straightforward designs, in
+one run.
 
 Baselines: a frozen slotted dataclass with uuid4 ids and a timezone-aware datetime (what one
-writes first), and a plain dict (the cheapest record, but mutable and unchecked).
+writes first), and a plain dict (the cheapest record, but mutable and unchecked). Deriving a
+packet (`evolve(payload=...)`) is read against `NamedTuple._replace` (what `evolve` was before
+plugin API 1.1) and against the work a map stage does: copying the payload dict with one
+computed value (goal: deriving costs about what that work costs).
 Run: .venv/bin/python bench/bench_packet.py
 """
 
@@ -59,6 +63,26 @@ def create_dict() -> None:
         }
 
 
+def derive_evolve(packets: list[StreamPacket]) -> None:
+    for p in packets:
+        p.evolve(payload=PAYLOAD)
+
+
+def derive_with_payload(packets: list[StreamPacket]) -> None:
+    for p in packets:
+        p.with_payload(PAYLOAD)
+
+
+def derive_replace(packets: list[StreamPacket]) -> None:
+    for p in packets:
+        p._replace(payload=PAYLOAD)
+
+
+def the_work(packets: list[StreamPacket]) -> None:
+    for p in packets:
+        {**PAYLOAD, "value": PAYLOAD["x"] * 0.5 + p.seq}
+
+
 def main() -> None:
     ours = best_of(create_schnitzel)
     naive = best_of(create_naive)
@@ -75,6 +99,32 @@ def main() -> None:
     )
 
     packets = [StreamPacket.new("sensor", "imu", n, PAYLOAD) for n in range(N // 4)]
+    m = len(packets)
+    # short runs, interleaved, many of them: on a busy machine the fastest of many short
+    # windows is the least disturbed, and each variant gets the same windows
+    short = packets[:5_000]
+    derivers = {
+        "evolve": derive_evolve,
+        "with_payload": derive_with_payload,
+        "replace": derive_replace,
+        "work": the_work,
+    }
+    derive: dict[str, list[float]] = {name: [] for name in derivers}
+    for _ in range(40):
+        for name, fn in derivers.items():
+            derive[name].append(best_of(lambda fn=fn: fn(short), repeat=1))
+    evolve, with_payload, replace, work = (min(derive[name]) * m / len(short) for name in derive)
+    print(f"deriving a packet ({len(short):,} packets, best of 40 interleaved runs)")
+    print(
+        f"  evolve(payload=...)         {evolve / m * 1e9:8.0f} ns/packet  "
+        f"(_replace: {replace / m * 1e9:.0f} ns, {replace / evolve:.2f}x slower)"
+    )
+    print(f"  with_payload(...)           {with_payload / m * 1e9:8.0f} ns/packet")
+    print(
+        f"  the work: payload dict copy {work / m * 1e9:8.0f} ns/packet  "
+        f"(evolve costs {evolve / work:.2f}x the work, with_payload "
+        f"{with_payload / work:.2f}x, _replace {replace / work:.2f}x)"
+    )
     naive_packets = [
         NaivePacket(str(uuid.uuid4()), datetime.now(UTC), "sensor", "imu", n, PAYLOAD)
         for n in range(N // 4)
@@ -83,7 +133,6 @@ def main() -> None:
     naive_encode = best_of(lambda: [json.dumps(asdict(p), default=str) for p in naive_packets])
     lines = [encode_packet(p) for p in packets]
     decode = best_of(lambda: [decode_packet(line) for line in lines])
-    m = len(packets)
     print(f"portable JSON ({m:,} packets, best of 5)")
     print(
         f"  encode_packet               {encode / m * 1e9:8.0f} ns/packet  "

@@ -270,3 +270,38 @@ def test_payload_refs_check_their_fields(fields: tuple[object, ...], reason: str
 def test_evolve_with_meta_none_gives_empty_meta() -> None:
     packet = StreamPacket.new("sensor", "s", 4, meta={"a": 1}).evolve(meta=None)
     assert packet.meta == {} and packet.idempotency_key == "s:4"
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("packet_id", "other-1"),
+        ("ts", 12.5),
+        ("kind", "event"),
+        ("source_id", "cam"),
+        ("seq", 99),
+        ("payload", {"y": 2}),
+        ("meta", FrozenMeta({"unit": "m"})),
+        ("payload_ref", REF),
+    ],
+)
+def test_evolve_changes_only_the_field_given(field: str, value: object) -> None:
+    packet = StreamPacket.new("sensor", "imu", 3, {"x": 1}, {"site": "a"}, None, 1.0)
+    changed = packet.evolve(**{field: value})
+    assert changed.__class__ is StreamPacket
+    assert changed == packet._replace(**{field: value})
+    assert getattr(changed, field) is value
+
+
+def test_evolve_refuses_a_name_that_is_not_a_field() -> None:
+    packet = StreamPacket.new("sensor", "imu", 3)
+    with pytest.raises(TypeError, match="payload_typo"):
+        packet.evolve(payload_typo=1)  # type: ignore[call-arg]
+
+
+def test_with_payload_is_evolve_of_the_payload() -> None:
+    packet = StreamPacket.new("sensor", "imu", 3, {"x": 1}, {"site": "a"}, REF, 1.0)
+    changed = packet.with_payload({"x": 2})
+    assert changed.__class__ is StreamPacket
+    assert changed == packet.evolve(payload={"x": 2})
+    assert changed.meta is packet.meta and packet.payload == {"x": 1}

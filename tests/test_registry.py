@@ -19,7 +19,7 @@ from schnitzel.registry import (
     PluginRegistry,
     api_compatible,
 )
-from schnitzel.registry.apiversion import parse_version
+from schnitzel.registry.apiversion import PLUGIN_API_VERSION, parse_version
 from schnitzel.registry.registry import GRAPH_ALLOWLIST_ENV
 from schnitzel.validate import validate_text
 
@@ -125,7 +125,7 @@ def test_failing_packs_are_reported_without_hiding_the_others(acme: PluginRegist
 
 def test_plugin_for_a_newer_api_is_refused_with_the_versions(acme: PluginRegistry) -> None:
     future = next(b for b in acme.broken if b.name == "future")
-    assert "targets plugin API 2.0; this runtime provides 1.0" in future.reason
+    assert f"targets plugin API 2.0; this runtime provides {PLUGIN_API_VERSION}" in future.reason
     with pytest.raises(PluginNotFound, match="installed but failed to load"):
         acme.lookup("future", "sink")
 

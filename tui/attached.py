@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from schnitzel.contract.run_report import EventEntry, RunReport, parse_events, parse_run_report
-from schnitzel.control.client import AsyncControlClient, ControlConnectionError
+from schnitzel.control.async_client import AsyncControlClient
+from schnitzel.control.client import ControlConnectionError
 from schnitzel.errors import SchnitzelError
 
 __all__ = ["AttachedSource", "Disconnected"]

@@ -1,13 +1,18 @@
-"""The control pack: a PID controller and a simulated plant for feedback loops."""
+"""The control pack: a PID controller and a simulated plant for feedback loops.
 
-from schnitzel import PluginPack
-from schnitzel_plugins.control.pid import Pid
-from schnitzel_plugins.control.plant import SimulatedPlant
+Plugins are named by `PluginRef`s: a plugin's module is imported only when a graph uses it
+(or `schnitzel plugins` lists them), so validating a graph costs only the plugins it names.
+"""
 
-__all__ = ["PACK", "Pid", "SimulatedPlant"]
+from schnitzel import PluginPack, PluginRef
+
+__all__ = ["PACK"]
 
 PACK = PluginPack(
     name="control",
-    plugins=(Pid, SimulatedPlant),
+    plugins=(
+        PluginRef("pid", "transform", "schnitzel_plugins.control.pid:Pid"),
+        PluginRef("plant", "transform", "schnitzel_plugins.control.plant:SimulatedPlant"),
+    ),
     description="Closed-loop control: pid controller and a first-order simulated plant.",
 )

@@ -1,17 +1,22 @@
-"""The core pack: synthetic source, passthrough, sample, dedup, delay and null sink."""
+"""The core pack: synthetic source, passthrough, sample, dedup, delay and null sink.
 
-from schnitzel import PluginPack
-from schnitzel_plugins.core.dedup import Dedup
-from schnitzel_plugins.core.delay import DelayPlugin
-from schnitzel_plugins.core.null import NullSink
-from schnitzel_plugins.core.passthrough import Passthrough
-from schnitzel_plugins.core.sample import Sample
-from schnitzel_plugins.core.synthetic import Synthetic
+Plugins are named by `PluginRef`s: a plugin's module is imported only when a graph uses it
+(or `schnitzel plugins` lists them), so validating a graph costs only the plugins it names.
+"""
 
-__all__ = ["PACK", "Dedup", "DelayPlugin", "NullSink", "Passthrough", "Sample", "Synthetic"]
+from schnitzel import PluginPack, PluginRef
+
+__all__ = ["PACK"]
 
 PACK = PluginPack(
     name="core",
-    plugins=(Synthetic, Passthrough, Sample, Dedup, DelayPlugin, NullSink),
+    plugins=(
+        PluginRef("synthetic", "source", "schnitzel_plugins.core.synthetic:Synthetic"),
+        PluginRef("passthrough", "transform", "schnitzel_plugins.core.passthrough:Passthrough"),
+        PluginRef("sample", "transform", "schnitzel_plugins.core.sample:Sample"),
+        PluginRef("dedup", "policy", "schnitzel_plugins.core.dedup:Dedup"),
+        PluginRef("delay", "delay", "schnitzel_plugins.core.delay:DelayPlugin"),
+        PluginRef("null", "sink", "schnitzel_plugins.core.null:NullSink"),
+    ),
     description="Reference plugins every graph can use (DESIGN 3.7).",
 )

@@ -1,8 +1,15 @@
-"""The http pack: deliver packets to an HTTP backend."""
+"""The http pack: deliver packets to an HTTP backend.
 
-from schnitzel import PluginPack
-from schnitzel_plugins.http.sink import HttpSink
+Plugins are named by `PluginRef`s: a plugin's module is imported only when a graph uses it
+(or `schnitzel plugins` lists them), so validating a graph costs only the plugins it names.
+"""
 
-__all__ = ["PACK", "HttpSink"]
+from schnitzel import PluginPack, PluginRef
 
-PACK = PluginPack(name="http", plugins=(HttpSink,), description="HTTP delivery.")
+__all__ = ["PACK"]
+
+PACK = PluginPack(
+    name="http",
+    plugins=(PluginRef("http", "sink", "schnitzel_plugins.http.sink:HttpSink"),),
+    description="HTTP delivery.",
+)

@@ -1,13 +1,18 @@
-"""The io pack: JSON Lines files as sources and sinks."""
+"""The io pack: JSON Lines files as sources and sinks.
 
-from schnitzel import PluginPack
-from schnitzel_plugins.io.jsonl import JsonlSource
-from schnitzel_plugins.io.jsonl_sink import JsonlSink
+Plugins are named by `PluginRef`s: a plugin's module is imported only when a graph uses it
+(or `schnitzel plugins` lists them), so validating a graph costs only the plugins it names.
+"""
 
-__all__ = ["PACK", "JsonlSink", "JsonlSource"]
+from schnitzel import PluginPack, PluginRef
+
+__all__ = ["PACK"]
 
 PACK = PluginPack(
     name="io",
-    plugins=(JsonlSource, JsonlSink),
+    plugins=(
+        PluginRef("jsonl", "source", "schnitzel_plugins.io.jsonl:JsonlSource"),
+        PluginRef("jsonl", "sink", "schnitzel_plugins.io.jsonl_sink:JsonlSink"),
+    ),
     description="Files: JSON Lines in and out.",
 )

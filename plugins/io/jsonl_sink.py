@@ -15,7 +15,6 @@ What it promises (docs/operations.md, "The jsonl sink's files"):
 
 from __future__ import annotations
 
-import asyncio
 import errno
 import os
 import re
@@ -132,9 +131,13 @@ class JsonlSink(Sink):
     # -- lifecycle ---------------------------------------------------------------------------
 
     async def open(self) -> None:
+        import asyncio  # here, not at the top: validating a graph must not import asyncio
+
         await asyncio.to_thread(self._open)
 
     async def close(self) -> None:
+        import asyncio
+
         await asyncio.to_thread(self._close)
 
     def _open(self) -> None:

@@ -1,32 +1,29 @@
 """The processing pack: expressions (`filter`, `map`, `route`), the policies `threshold`,
 `rate_limit` and `deadband` (docs/processing.md), windows and aggregates (`window`) and time
-fusion of streams (`fuse`) (docs/processing-windows.md)."""
+fusion of streams (`fuse`) (docs/processing-windows.md).
 
-from schnitzel import PluginPack
-from schnitzel_plugins.processing.deadband import Deadband
-from schnitzel_plugins.processing.filter import Filter
-from schnitzel_plugins.processing.fuse import Fuse
-from schnitzel_plugins.processing.map import Map
-from schnitzel_plugins.processing.rate_limit import RateLimit
-from schnitzel_plugins.processing.route import Route
-from schnitzel_plugins.processing.threshold import Threshold
-from schnitzel_plugins.processing.window import Window
+Plugins are named by `PluginRef`s: a plugin's module is imported only when a graph uses it
+(or `schnitzel plugins` lists them), so validating a graph costs only the plugins it names.
+"""
 
-__all__ = [
-    "PACK",
-    "Deadband",
-    "Filter",
-    "Fuse",
-    "Map",
-    "RateLimit",
-    "Route",
-    "Threshold",
-    "Window",
-]
+from schnitzel import PluginPack, PluginRef
+
+__all__ = ["PACK"]
+
+_HERE = "schnitzel_plugins.processing"
 
 PACK = PluginPack(
     name="processing",
-    plugins=(Filter, Map, Route, Threshold, RateLimit, Deadband, Window, Fuse),
+    plugins=(
+        PluginRef("filter", "transform", f"{_HERE}.filter:Filter"),
+        PluginRef("map", "transform", f"{_HERE}.map:Map"),
+        PluginRef("route", "transform", f"{_HERE}.route:Route"),
+        PluginRef("threshold", "policy", f"{_HERE}.threshold:Threshold"),
+        PluginRef("rate_limit", "policy", f"{_HERE}.rate_limit:RateLimit"),
+        PluginRef("deadband", "policy", f"{_HERE}.deadband:Deadband"),
+        PluginRef("window", "transform", f"{_HERE}.window:Window"),
+        PluginRef("fuse", "transform", f"{_HERE}.fuse:Fuse"),
+    ),
     description=(
         "Everyday stream processing: expressions, alerts and rate policies, windows and "
         "aggregates, time fusion of streams."

@@ -70,7 +70,10 @@ class PayloadRef:
 
 
 class _IdSource:
-    """Process-unique packet ids: a random prefix and a counter, re-seeded in forked children."""
+    """Process-unique packet ids: a random prefix and a counter, re-seeded in forked children.
+
+    `StreamPacket.new` reads `prefix` and `counter` from here on every call, so a re-seed
+    (after fork) takes effect at once."""
 
     def __init__(self) -> None:
         self.reseed()
@@ -85,7 +88,20 @@ class _IdSource:
 
 _ids = _IdSource()
 _tuple_new = tuple.__new__
+_time = time.time
 os.register_at_fork(after_in_child=_ids.reseed)
+
+
+class _Keep:
+    """The default of `evolve`'s parameters: keep the field as it is."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "KEEP"
+
+
+_KEEP: Any = _Keep()
 
 
 def new_packet_id() -> str:
@@ -118,9 +134,8 @@ class StreamPacket(NamedTuple):
     payload_ref: PayloadRef | None = None
     """Where the payload's bytes live, for payloads too large to carry inline."""
 
-    @classmethod
+    @staticmethod
     def new(
-        cls,
         kind: str,
         source_id: str,
         seq: int,
@@ -130,12 +145,13 @@ class StreamPacket(NamedTuple):
         ts: float | None = None,
     ) -> StreamPacket:
         """A new packet with a fresh id, `ts` now unless given, and a frozen copy of `meta`."""
-        # tuple.__new__ directly skips the generated NamedTuple.__new__: a third less time.
+        # The hot path of every source. tuple.__new__ directly skips the generated
+        # NamedTuple.__new__ (a third less time); a staticmethod skips binding the class.
         return _tuple_new(
-            cls,
+            StreamPacket,
             (
                 f"{_ids.prefix}-{next(_ids.counter)}",
-                time.time() if ts is None else ts,
+                _time() if ts is None else ts,
                 kind,
                 source_id,
                 seq,
@@ -151,13 +167,51 @@ class StreamPacket(NamedTuple):
         key = self.meta.get("idempotency_key")
         return key if isinstance(key, str) else f"{self.source_id}:{self.seq}"
 
-    def evolve(self, **changes: Any) -> StreamPacket:
-        """A copy with some fields changed. `meta` given as a dict is frozen.
+    def evolve(
+        self,
+        *,
+        packet_id: str = _KEEP,
+        ts: float = _KEEP,
+        kind: str = _KEEP,
+        source_id: str = _KEEP,
+        seq: int = _KEEP,
+        payload: Any = _KEEP,
+        meta: dict[str, Any] | None = _KEEP,
+        payload_ref: PayloadRef | None = _KEEP,
+    ) -> StreamPacket:
+        """A copy with the fields given changed. `meta` given as a dict is frozen; `meta=None`
+        or an empty dict gives the shared empty `FrozenMeta`.
 
         The packet id is kept unless given: a transform that changes a packet passes the same
-        logical packet on, and its idempotency key stays that of the source packet.
+        logical packet on, and its idempotency key stays that of the source packet. A name
+        that is not a field raises `TypeError`.
         """
-        if "meta" in changes and not isinstance(changes["meta"], FrozenMeta):
-            meta = changes["meta"]
-            changes["meta"] = FrozenMeta(meta) if meta else EMPTY_META
-        return self._replace(**changes)
+        # The hot path of every transform: one tuple built from the old fields, no
+        # NamedTuple._replace (a dict of changes, map, _make and a check): 2-3x faster.
+        keep = _KEEP  # a local: read eight times
+        old_id, old_ts, old_kind, old_source, old_seq, old_payload, old_meta, old_ref = self
+        if meta is keep:
+            meta = old_meta
+        elif meta.__class__ is not FrozenMeta:
+            meta = FrozenMeta(meta) if meta else EMPTY_META
+        return _tuple_new(
+            StreamPacket,
+            (
+                old_id if packet_id is keep else packet_id,
+                old_ts if ts is keep else ts,
+                old_kind if kind is keep else kind,
+                old_source if source_id is keep else source_id,
+                old_seq if seq is keep else seq,
+                old_payload if payload is keep else payload,
+                meta,
+                old_ref if payload_ref is keep else payload_ref,
+            ),
+        )
+
+    def with_payload(self, payload: Any) -> StreamPacket:
+        """`evolve(payload=payload)`, for the commonest derivation at the least cost: a map
+        stage's new payload, every other field kept. Since plugin API 1.1."""
+        packet_id, ts, kind, source_id, seq, _, meta, payload_ref = self
+        return _tuple_new(
+            StreamPacket, (packet_id, ts, kind, source_id, seq, payload, meta, payload_ref)
+        )

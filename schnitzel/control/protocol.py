@@ -21,9 +21,12 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+if TYPE_CHECKING:
+    from pydantic import ValidationError
+
+    from schnitzel.control.request import ClientInfo, Request, RequestId
 
 from schnitzel.errors import SchnitzelError
 
@@ -51,11 +54,6 @@ MAX_DEPTH = 32
 """How deeply objects and arrays may nest in a request (a swap's config is the deepest)."""
 
 ErrorCode = Literal["bad-request", "too-large", "unknown-command", "refused", "busy", "internal"]
-RequestId = (
-    Annotated[int, Field(ge=-(1 << 63), lt=1 << 63)]
-    | Annotated[str, StringConstraints(max_length=64)]
-    | None
-)
 
 
 class ProtocolError(SchnitzelError):
@@ -66,31 +64,6 @@ class ProtocolError(SchnitzelError):
         self.code: ErrorCode = code
         self.message = message
         self.request_id = request_id
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
-
-
-class ClientInfo(_Strict):
-    """What a client says about itself. Recorded as declared: only the uid and pid of a
-    socket client are the kernel's word."""
-
-    via: Annotated[str, StringConstraints(max_length=32)] = "api"
-    """ctl or attach; anything else is recorded as api."""
-    ssh: Annotated[str, StringConstraints(max_length=256)] | None = None
-    """The client's $SSH_CONNECTION."""
-
-
-class Request(_Strict):
-    """One command for the runtime."""
-
-    v: Literal[1] = 1
-    id: RequestId = None
-    cmd: Annotated[str, StringConstraints(min_length=1, max_length=64)]
-    args: dict[str, Any] = Field(default_factory=dict)
-    why: Annotated[str, StringConstraints(max_length=4096)] = ""
-    client: ClientInfo = Field(default_factory=ClientInfo)
 
 
 def encode_request(
@@ -117,6 +90,11 @@ def decode_request(line: bytes) -> Request:
         raise ProtocolError(
             "too-large", f"the request is over {MAX_REQUEST_BYTES} bytes; send smaller ones"
         )
+    # pydantic only where requests are decoded (the server): `schnitzel ctl` never loads it
+    from pydantic import ValidationError
+
+    from schnitzel.control.request import Request
+
     data = _parse(line)
     if not isinstance(data, dict):
         raise ProtocolError("bad-request", f"a request is a JSON object, not {_json_type(data)}")
@@ -260,3 +238,16 @@ def _finite(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_finite(v) for v in value]
     return value
+
+
+_MODELS = ("ClientInfo", "Request", "RequestId")
+
+
+def __getattr__(name: str) -> Any:
+    """The request models, from `schnitzel.control.request` on first use (they need pydantic,
+    which a client never loads)."""
+    if name in _MODELS:
+        from schnitzel.control import request
+
+        return getattr(request, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -6,8 +6,11 @@ import re
 
 __all__ = ["PLUGIN_API_VERSION", "api_compatible", "parse_version"]
 
-PLUGIN_API_VERSION = "1.0"
-"""Bumped in minor for additions plugins may use, in major for breaking changes."""
+PLUGIN_API_VERSION = "1.1"
+"""Bumped in minor for additions plugins may use, in major for breaking changes.
+
+1.1: `PluginRef` (packs name plugins imported on first use).
+"""
 
 _SEMVER = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)(?:\.(0|[1-9]\d*))?$")
 

@@ -7,7 +7,6 @@ A plugin class subclasses one of `Source`, `Transform`, `Compute`, `Policy`, `Si
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -22,6 +21,8 @@ from schnitzel.registry.trouble import Trouble
 from schnitzel.spec.model import NodeKind
 
 if TYPE_CHECKING:
+    import logging
+
     from schnitzel.contract.packet import StreamPacket
     from schnitzel.errors import BadRecord
 
@@ -37,6 +38,7 @@ __all__ = [
     "Plugin",
     "PluginConfig",
     "PluginPack",
+    "PluginRef",
     "Policy",
     "Processor",
     "SameAsInput",
@@ -397,6 +399,24 @@ class Delay(Processor):
 
 
 @dataclass(frozen=True)
+class PluginRef:
+    """A plugin a pack names without importing it: `PluginRef("video_file", "source",
+    "mypack.video:VideoFile")`.
+
+    The registry imports `target` (`module:Class`) only when a graph uses the plugin (or
+    `schnitzel plugins` lists them all), so a pack of many plugins, or of plugins whose
+    modules import heavy libraries, costs nothing to validate a graph that does not use them.
+    The class must declare the same `name` and `node_kind`; it is checked as a class in
+    `plugins` is, when it is imported. Since plugin API 1.1.
+    """
+
+    name: str
+    node_kind: NodeKind
+    target: str
+    """`module:Class`, imported on first use."""
+
+
+@dataclass(frozen=True)
 class PluginPack:
     """What a `schnitzel.plugins` entry point names: a pack of plugin classes.
 
@@ -404,8 +424,10 @@ class PluginPack:
 
         [project.entry-points."schnitzel.plugins"]
         mypack = "mypack.plugins:PACK"
+
+    `plugins` holds classes, or `PluginRef`s that name a class to import on first use.
     """
 
     name: str
-    plugins: tuple[type[Plugin], ...]
+    plugins: tuple[type[Plugin] | PluginRef, ...]
     description: str = ""

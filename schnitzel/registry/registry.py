@@ -14,6 +14,7 @@ import importlib.util
 import os
 import re
 import sys
+import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
@@ -32,7 +33,7 @@ from schnitzel.errors import (
 )
 from schnitzel.registry.apiversion import PLUGIN_API_VERSION, api_compatible
 from schnitzel.registry.config_types import PACKET_KIND_PATTERN
-from schnitzel.registry.plugin import Plugin, PluginPack, SameAsInput
+from schnitzel.registry.plugin import Plugin, PluginPack, PluginRef, SameAsInput
 from schnitzel.spec.model import NODE_ID_PATTERN, NodeKind
 
 __all__ = [
@@ -164,7 +165,13 @@ class PluginRegistry:
         broken: Iterable[BrokenPlugin] = (),
     ) -> None:
         self._plugins: dict[tuple[str, str], RegisteredPlugin] = {}
+        self._refs: dict[tuple[str, str], tuple[PluginRef, str]] = {}
+        """Plugins a pack named with a PluginRef, not imported yet (with their pack)."""
+        self._loading = threading.RLock()
+        """Held while a PluginRef is imported: a swap may validate on another thread."""
         self.broken: list[BrokenPlugin] = list(broken)
+        """Packs and plugins that failed to load. A `PluginRef` that fails is added when it
+        is first imported (`lookup`, `plugins`)."""
         for pack in packs:
             self.add_pack(pack)
 
@@ -185,8 +192,12 @@ class PluginRegistry:
         return registry
 
     def add_pack(self, pack: PluginPack) -> None:
-        """Register a pack's plugins; a bad class or a name clash is recorded as broken."""
+        """Register a pack's plugins; a bad class or a name clash is recorded as broken.
+        A `PluginRef` is registered under its declared name and kind, not imported."""
         for obj in pack.plugins:
+            if isinstance(obj, PluginRef):
+                self._add_ref(obj, pack.name)
+                continue
             where = f"plugin {getattr(obj, '__qualname__', obj)!r} in pack {pack.name!r}"
             try:
                 plugin = check_plugin_class(obj, where)
@@ -194,33 +205,97 @@ class PluginRegistry:
                 self.broken.append(BrokenPlugin(pack.name, getattr(obj, "name", None), str(exc)))
                 continue
             key = (plugin.name, plugin.node_kind)
-            taken = self._plugins.get(key)
-            if taken is not None:
-                self.broken.append(
-                    BrokenPlugin(
-                        pack.name,
-                        plugin.name,
-                        f"{plugin.node_kind} plugin {plugin.name!r} is already registered by "
-                        f"pack {taken.pack!r}; the one from {pack.name!r} is ignored",
-                    )
-                )
+            if not self._claim(key, pack.name):
                 continue
             self._plugins[key] = RegisteredPlugin(plugin, pack.name)
 
+    def _add_ref(self, ref: PluginRef, pack: str) -> None:
+        where = f"plugin {ref.target!r} in pack {pack!r}"
+        if not (isinstance(ref.name, str) and _NAME.match(ref.name)):
+            reason = f"{where}: name the plugin with a string of [a-z0-9_-] (got {ref.name!r})"
+        elif ref.node_kind not in _NODE_KINDS:
+            reason = f"{where}: node_kind must be one of {', '.join(_NODE_KINDS)}"
+        elif not _is_reference(ref.target):
+            reason = f"{where}: target must be 'module:Class'"
+        else:
+            key = (ref.name, ref.node_kind)
+            if self._claim(key, pack):
+                self._refs[key] = (ref, pack)
+            return
+        self.broken.append(BrokenPlugin(pack, getattr(ref, "name", None), reason))
+
+    def _claim(self, key: tuple[str, str], pack: str) -> bool:
+        """True when (name, node kind) is free; a clash is recorded as broken."""
+        taken = self._plugins.get(key)
+        taken_by = taken.pack if taken is not None else self._refs.get(key, (None, None))[1]
+        if taken_by is None:
+            return True
+        name, node_kind = key
+        self.broken.append(
+            BrokenPlugin(
+                pack,
+                name,
+                f"{node_kind} plugin {name!r} is already registered by pack {taken_by!r}; "
+                f"the one from {pack!r} is ignored",
+            )
+        )
+        return False
+
+    def _load_ref(self, key: tuple[str, str]) -> RegisteredPlugin | None:
+        """The plugin a PluginRef names, imported now unless it already was; None when `key`
+        names no PluginRef, or when it fails (then recorded as broken)."""
+        with self._loading:
+            found = self._plugins.get(key)
+            if found is not None or key not in self._refs:
+                return found
+            return self._import_ref(key)
+
+    def _import_ref(self, key: tuple[str, str]) -> RegisteredPlugin | None:
+        ref, pack = self._refs.pop(key)
+        where = f"plugin {ref.target!r} in pack {pack!r}"
+        module_name, _, attr = ref.target.partition(":")
+        try:
+            try:
+                with stdout_to_stderr():
+                    module = importlib.import_module(module_name)
+            except Exception as exc:  # a pack's import error must not stop the others
+                raise PluginLoadError(
+                    f"{where} failed to import: {type(exc).__name__}: {exc}"
+                ) from exc
+            plugin = check_plugin_class(getattr(module, attr, None), where)
+            if (plugin.name, plugin.node_kind) != key:
+                raise PluginLoadError(
+                    f"{where} is the {plugin.node_kind} plugin {plugin.name!r}, but the pack "
+                    f"names it as the {ref.node_kind} plugin {ref.name!r}; make them agree"
+                )
+        except (PluginLoadError, PluginApiMismatch) as exc:
+            self.broken.append(BrokenPlugin(pack, ref.name, str(exc)))
+            return None
+        registered = RegisteredPlugin(plugin, pack)
+        self._plugins[key] = registered
+        return registered
+
+    def _keys(self) -> list[tuple[str, str]]:
+        with self._loading:
+            return [*self._plugins, *self._refs]
+
     def plugins(self) -> list[RegisteredPlugin]:
-        """Every registered plugin, sorted by name then node kind."""
+        """Every registered plugin, sorted by name then node kind (imports every PluginRef;
+        those that fail join `broken`)."""
+        for key in list(self._refs):
+            self._load_ref(key)
         return [self._plugins[key] for key in sorted(self._plugins)]
 
     def names(self) -> list[str]:
         """Every registered plugin name, once."""
-        return sorted({name for name, _ in self._plugins})
+        return sorted({name for name, _ in self._keys()})
 
     def lookup(self, name: str, node_kind: str) -> type[Plugin]:
         """The registered plugin `name` for a node of `node_kind`; PluginNotFound says why not."""
-        found = self._plugins.get((name, node_kind))
+        found = self._plugins.get((name, node_kind)) or self._load_ref((name, node_kind))
         if found is not None:
             return found.plugin
-        other_kinds = sorted(kind for plugin_name, kind in self._plugins if plugin_name == name)
+        other_kinds = sorted(kind for plugin_name, kind in self._keys() if plugin_name == name)
         if other_kinds:
             raise PluginNotFound(
                 f"plugin {name!r} is a {' and '.join(other_kinds)} plugin, not a {node_kind}; "
@@ -231,7 +306,7 @@ class PluginRegistry:
             raise PluginNotFound(
                 f"plugin {name!r} is installed but failed to load: {broken[0].reason}"
             )
-        same_kind = sorted(n for n, kind in self._plugins if kind == node_kind)
+        same_kind = sorted(n for n, kind in self._keys() if kind == node_kind)
         close = difflib.get_close_matches(name, same_kind or self.names(), n=1)
         hint = f"did you mean {close[0]!r}? " if close else ""
         listing = ", ".join(same_kind) if same_kind else "none"
@@ -340,9 +415,23 @@ def import_plugin_module(module_name: str, graph_dir: Path | None) -> ModuleType
         ) from exc
 
 
+def _is_reference(target: object) -> bool:
+    if not isinstance(target, str):
+        return False
+    module_name, _, attr = target.partition(":")
+    return bool(module_name) and attr.isidentifier()
+
+
 def _load_order(entry: EntryPoint) -> tuple[bool, str]:
+    return (_distribution_name(entry) != "schnitzel", entry.name)
+
+
+def _distribution_name(entry: EntryPoint) -> str | None:
     dist = getattr(entry, "dist", None)
-    return (getattr(dist, "name", None) != "schnitzel", entry.name)
+    # `_normalized_name` comes from the dist-info directory's name; `name` parses the whole
+    # METADATA file with the email package (about 10 ms of every CLI start-up)
+    name = getattr(dist, "_normalized_name", None)
+    return name if isinstance(name, str) else getattr(dist, "name", None)
 
 
 def _load_pack(entry: EntryPoint) -> PluginPack:

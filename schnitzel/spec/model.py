@@ -70,6 +70,8 @@ class _Strict(BaseModel):
     # defer_build: a model's validator is built when first used, not at import (CLI start-up).
     # Defaults are plain values, not `default_factory=dict`: pydantic copies mutable defaults
     # per instance, and inspecting a builtin factory's signature costs ~9 ms of start-up.
+    # Defaults that are models are made with `model_construct()` (the defaults, unvalidated):
+    # calling the model would build its validator at import and undo defer_build.
     model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
@@ -166,7 +168,7 @@ class NodeSpec(_Strict):
     config: dict[str, Any] = Field(
         default={}, description="Checked against the plugin's config model."
     )
-    inbox: InboxSpec = Field(default=InboxSpec())
+    inbox: InboxSpec = Field(default=InboxSpec.model_construct())
     concurrency: StrictInt = Field(
         default=1,
         ge=1,
@@ -186,7 +188,7 @@ class NodeSpec(_Strict):
         description="The sink failed packets go to, with `on_error: dead_letter`.",
     )
     limits: LimitsSpec = Field(
-        default=LimitsSpec(),
+        default=LimitsSpec.model_construct(),
         description="Bounds for live throttles (rate_hz, sample_every, concurrency).",
     )
 
@@ -281,7 +283,7 @@ class RuntimeSpec(_Strict):
         ),
     )
     controller: ControllerSpec = Field(
-        default=ControllerSpec(),
+        default=ControllerSpec.model_construct(),
         description="off | suggest | auto, or a mapping with mode and guardrails.",
     )
 
@@ -292,7 +294,7 @@ class GraphSpec(_Strict):
     version: Literal[2] = Field(description="The graph file format; this runtime reads 2.")
     nodes: list[NodeSpec] = Field(min_length=1)
     edges: list[EdgeSpec] = Field(default=[])
-    runtime: RuntimeSpec = Field(default=RuntimeSpec())
+    runtime: RuntimeSpec = Field(default=RuntimeSpec.model_construct())
 
     @field_validator("edges", "runtime", mode="before")
     @classmethod

@@ -23,7 +23,8 @@ from pathlib import Path
 
 import pytest
 
-from schnitzel.control.client import AsyncControlClient, ControlClient, ControlUntrusted
+from schnitzel.control.async_client import AsyncControlClient
+from schnitzel.control.client import ControlClient, ControlUntrusted
 from schnitzel.control.paths import default_socket_path
 from schnitzel.control.server import ControlServer, ControlSocketError
 from schnitzel.control.trust import directory_problem

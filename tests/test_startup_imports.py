@@ -1,0 +1,87 @@
+"""CLI start-up imports only what the command needs (docs/architecture.md, "Lazy imports for
+CLI start-up"): which modules a command loaded, never how long it took."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tests.conftest import REPO, SCHNITZEL
+from tests.control.harness import GUARD_S, socket_dir
+
+# Runs a CLI command in a fresh interpreter, then prints the modules it loaded.
+PROBE = """
+import json, sys
+from schnitzel.cli.main import main
+code = main(sys.argv[1:])
+print(json.dumps({"code": code, "modules": sorted(sys.modules)}))
+"""
+
+NEVER_FOR_VALIDATE = ("asyncio", "sqlite3", "numpy", "cv2", "onnxruntime", "httpx", "nats")
+ENDLESS = """version: 2
+nodes:
+  - {id: src, kind: source, plugin: synthetic, config: {rate_hz: 50.0}}
+  - {id: out, kind: sink, plugin: "null"}
+edges: [{from: src, to: out}]
+"""
+
+
+def loaded_by(*args: str) -> tuple[int, set[str]]:
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE, *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    result = json.loads(done.stdout.splitlines()[-1])
+    return result["code"], set(result["modules"])
+
+
+def tops(modules: set[str]) -> set[str]:
+    return {m.partition(".")[0] for m in modules}
+
+
+def test_validate_imports_only_the_plugins_the_graph_names() -> None:
+    code, modules = loaded_by("validate", "graphs/demo.yaml")
+    assert code == 0
+    # the demo's plugins: synthetic, passthrough, sample, dedup (core), jsonl sink (io)
+    assert {"schnitzel_plugins.core.synthetic", "schnitzel_plugins.io.jsonl_sink"} <= modules
+    assert "schnitzel_plugins.io.jsonl" not in modules  # the jsonl source: not in the graph
+    plugin_modules = {m for m in modules if m.startswith("schnitzel_plugins.") and m.count(".") > 1}
+    assert {m.split(".")[1] for m in plugin_modules} == {"core", "io"}  # packs with nodes here
+    assert not tops(modules) & set(NEVER_FOR_VALIDATE)
+    assert "schnitzel.runtime.runtime" not in modules
+
+
+def test_ctl_status_imports_neither_pydantic_nor_asyncio_nor_yaml(tmp_path: Path) -> None:
+    graph = tmp_path / "graph.yaml"
+    graph.write_text(ENDLESS)
+    with socket_dir() as directory:
+        socket, state = directory / "ctl.sock", str(tmp_path / "state")
+        run = subprocess.Popen(
+            [*SCHNITZEL, "run", str(graph), "--control-socket", str(socket), "--state-dir", state],
+            cwd=REPO,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            deadline = time.monotonic() + GUARD_S
+            while True:  # poll until the runtime answers (a hang guard, not a timing check)
+                assert run.poll() is None, run.communicate()[1]
+                code, modules = loaded_by("ctl", "--socket", str(socket), "status", "--json")
+                if code == 0:
+                    break
+                assert time.monotonic() < deadline, "hang guard"
+                time.sleep(0.1)
+        finally:
+            run.send_signal(signal.SIGTERM)
+            run.communicate(timeout=60)
+    assert not tops(modules) & {"pydantic", "pydantic_core", "asyncio", "yaml"}
+    assert "schnitzel.control.client" in modules
