@@ -7,6 +7,13 @@
 `payload_ref` is present only when set. `ts` is RFC 3339 UTC with microseconds; a decoder also
 accepts a number of seconds since the epoch.
 
+Two JSON codecs, one encoding. msgspec writes and reads plain JSON values (dicts with string
+keys, lists, tuples, strings, finite floats, ints, booleans, None) several times faster than
+the standard library; anything else, and anything msgspec would write or read differently
+(NaN, which it writes as null; a subclass of a plain type; an object with a portable view;
+a number out of a float's range, or an escaped lone surrogate, which it refuses to read),
+takes the standard library path, so both produce the same values and the same refusals.
+
 A payload object that is not JSON itself may offer a **portable view**: a method
 `portable_view()` returning plain JSON. The encoder writes that view, so an object that keeps
 in-process data (a detection result with its frame's pixels attached) crosses a durable inbox
@@ -18,7 +25,9 @@ from __future__ import annotations
 import json
 import math
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
+
+import msgspec
 
 from schnitzel.contract.kinds import PayloadProfile
 from schnitzel.contract.packet import EMPTY_META, FrozenMeta, PayloadRef, StreamPacket
@@ -28,6 +37,7 @@ __all__ = [
     "ENCODING_VERSION",
     "decode_packet",
     "encode_packet",
+    "encode_packet_bytes",
     "is_encoded_packet",
     "packet_from_dict",
     "packet_profile",
@@ -52,6 +62,26 @@ def _portable_view(obj: Any) -> Any:
 _encoder = json.JSONEncoder(
     ensure_ascii=False, allow_nan=False, separators=(",", ":"), default=_portable_view
 )
+_fast_encode = msgspec.json.Encoder().encode
+_fast_decode = msgspec.json.Decoder().decode
+_SCALARS = frozenset((str, int, bool, type(None)))
+_isfinite = math.isfinite
+
+
+def _plain(value: object) -> bool:
+    """True when `value` holds only plain JSON values (exact types, string keys, finite
+    floats): what msgspec writes exactly as the standard library would."""
+    kind = type(value)
+    if kind in _SCALARS:
+        return True
+    if kind is float:
+        return _isfinite(cast(float, value))
+    if kind is dict or kind is FrozenMeta:
+        items = cast(dict[object, object], value).items()
+        return all(type(key) is str and _plain(item) for key, item in items)
+    if kind is list or kind is tuple:
+        return all(_plain(item) for item in cast(list[object], value))
+    return False
 
 
 # (whole second, its text): consecutive packets share seconds. One tuple, swapped whole, so a
@@ -135,17 +165,44 @@ def field_problem(packet: StreamPacket) -> str | None:
 
 def encode_packet(packet: StreamPacket) -> str:
     """One line of JSON (no newline inside). Raises PacketNotPortable for non-JSON payloads."""
+    as_dict = _portable_dict(packet)
+    fast = _fast(packet, as_dict)
+    return fast.decode() if fast is not None else _json_text(packet, as_dict)
+
+
+def encode_packet_bytes(packet: StreamPacket) -> bytes:
+    """`encode_packet` as UTF-8 bytes, what a store writes. Raises PacketNotPortable for
+    non-JSON payloads, UnicodeEncodeError for a string no UTF-8 can hold (a lone surrogate)."""
+    as_dict = _portable_dict(packet)
+    fast = _fast(packet, as_dict)
+    return fast if fast is not None else _json_text(packet, as_dict).encode()
+
+
+def _portable_dict(packet: StreamPacket) -> dict[str, Any]:
     problem = field_problem(packet)
     if problem is not None:
         raise PacketNotPortable(f"packet {packet.packet_id!r} cannot be written: {problem}")
     try:
-        as_dict = packet_to_dict(packet)
+        return packet_to_dict(packet)
     except (TypeError, ValueError, OverflowError, OSError) as exc:
         raise PacketNotPortable(
             f"packet {packet.packet_id} ({packet.kind} from {packet.source_id!r}, seq "
             f"{packet.seq}) has a ts ({packet.ts!r}) that cannot be written as an RFC 3339 "
             "time: it must be seconds since the epoch within the years 1 to 9999"
         ) from exc
+
+
+def _fast(packet: StreamPacket, as_dict: dict[str, Any]) -> bytes | None:
+    """msgspec's encoding of a packet of plain values, or None: the standard library's turn."""
+    if not (_plain(packet.payload) and _plain(packet.meta)):
+        return None
+    try:
+        return _fast_encode(as_dict)
+    except (TypeError, ValueError, OverflowError):
+        return None  # a lone surrogate, a payload_ref field of another type
+
+
+def _json_text(packet: StreamPacket, as_dict: dict[str, Any]) -> str:
     try:
         return _encoder.encode(as_dict)
     except (TypeError, ValueError, OverflowError) as exc:
@@ -228,9 +285,12 @@ def _ref_from_dict(raw: object) -> PayloadRef | None:
 def decode_packet(line: str | bytes) -> StreamPacket:
     """Inverse of `encode_packet`. Raises PacketDecodeError naming what is wrong."""
     try:
-        obj = json.loads(line)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise PacketDecodeError(f"not JSON: {exc}") from exc
+        obj = _fast_decode(line)
+    except msgspec.DecodeError:  # the standard library reads it, or names what is wrong
+        try:
+            obj = json.loads(line)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise PacketDecodeError(f"not JSON: {exc}") from exc
     if not isinstance(obj, dict):
         raise PacketDecodeError(f"an encoded packet is a JSON object, not {type(obj).__name__}")
     return packet_from_dict(obj)

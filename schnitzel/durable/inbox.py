@@ -29,7 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from schnitzel.contract.codec import decode_packet, encode_packet
+from schnitzel.contract.codec import decode_packet, encode_packet_bytes
 from schnitzel.contract.packet import StreamPacket
 from schnitzel.durable.parking import (
     ParkedRow,
@@ -377,7 +377,7 @@ class DurableInbox(Inbox):
         kept: list[StreamPacket] = []
         for packet in batch:
             try:
-                bodies.append(encode_packet(packet).encode())
+                bodies.append(encode_packet_bytes(packet))
             except (PacketNotPortable, TypeError, ValueError) as exc:
                 self.metrics.received += 1
                 self.metrics.drop(DropReason.NOT_PORTABLE, 1)
