@@ -646,8 +646,7 @@ class DurableInbox(Inbox):
             self.in_flight.durable += n
         if to_window:
             self._items.extend(packets)
-            seqs, ats, bodies, _sums = zip(*rows, strict=True)
-            self._rows.extend(zip(seqs, ats, map(len, bodies), strict=True))
+            self._rows.extend([(seq, at, len(body)) for seq, at, body, _sum in rows])
             consumer = self._consumer
             if consumer is not None and not consumer.done():
                 consumer.set_result(None)
