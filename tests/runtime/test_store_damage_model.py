@@ -449,8 +449,7 @@ class StoreDamageModel(RuleBasedStateMachine):
         assert backlog.next_seq == 1
         self.state = State()
         self.next_seq = 1
-        self._opened()
-        self.base = State()
+        self._opened()  # the new store's first commits are in its WAL only: no base yet
 
     # -- the store agrees with the model ---------------------------------------------------
 
