@@ -540,8 +540,8 @@ class DurableStore:
         except OSError as exc:
             raise _ledger_error(ledger.path, exc) from exc
         self._owed, self._high = after, high
-        self._ledger_stale = pending is not None
-        if pending is not None:
+        self._ledger_stale = False  # the write inside the transaction was the whole state
+        if pending is not None:  # and marked the new rows pending: written again without
             self._rewrite_ledger()
         with contextlib.suppress(OSError):
             ledger.flush(unless_recent=True)
