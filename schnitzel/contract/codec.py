@@ -7,6 +7,13 @@
 `payload_ref` is present only when set. `ts` is RFC 3339 UTC with microseconds; a decoder also
 accepts a number of seconds since the epoch.
 
+Two JSON codecs, one encoding. msgspec writes and reads plain JSON values (dicts with string
+keys, lists, tuples, strings, finite floats, ints, booleans, None) several times faster than
+the standard library; anything else, and anything msgspec would write or read differently
+(NaN, which it writes as null; a subclass of a plain type; an object with a portable view;
+a number out of a float's range, or an escaped lone surrogate, which it refuses to read),
+takes the standard library path, so both produce the same values and the same refusals.
+
 A payload object that is not JSON itself may offer a **portable view**: a method
 `portable_view()` returning plain JSON. The encoder writes that view, so an object that keeps
 in-process data (a detection result with its frame's pixels attached) crosses a durable inbox
@@ -18,7 +25,9 @@ from __future__ import annotations
 import json
 import math
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
+
+import msgspec
 
 from schnitzel.contract.kinds import PayloadProfile
 from schnitzel.contract.packet import EMPTY_META, FrozenMeta, PayloadRef, StreamPacket
@@ -28,6 +37,7 @@ __all__ = [
     "ENCODING_VERSION",
     "decode_packet",
     "encode_packet",
+    "encode_packet_bytes",
     "is_encoded_packet",
     "packet_from_dict",
     "packet_profile",
@@ -52,6 +62,46 @@ def _portable_view(obj: Any) -> Any:
 _encoder = json.JSONEncoder(
     ensure_ascii=False, allow_nan=False, separators=(",", ":"), default=_portable_view
 )
+_fast_encode = msgspec.json.Encoder().encode
+_fast_decode = msgspec.json.Decoder().decode
+_SCALARS = frozenset((str, int, bool, type(None)))
+_isfinite = math.isfinite
+
+
+def _plain(value: object) -> bool:
+    """True when `value` holds only plain JSON values (exact types, string keys, finite
+    floats): what msgspec writes exactly as the standard library would. Leaves are checked
+    inline, not by a call each: this runs for every packet a durable inbox takes in."""
+    kind = type(value)
+    if kind is dict or kind is FrozenMeta:
+        for key, item in cast(dict[object, object], value).items():
+            if type(key) is not str:
+                return False
+            of = type(item)
+            if of in _SCALARS:
+                continue
+            if of is float:
+                if not _isfinite(cast(float, item)):
+                    return False
+            elif not _plain(item):
+                return False
+        return True
+    if kind in _SCALARS:
+        return True
+    if kind is float:
+        return _isfinite(cast(float, value))
+    if kind is list or kind is tuple:
+        for item in cast(list[object], value):
+            of = type(item)
+            if of in _SCALARS:
+                continue
+            if of is float:
+                if not _isfinite(cast(float, item)):
+                    return False
+            elif not _plain(item):
+                return False
+        return True
+    return False
 
 
 # (whole second, its text): consecutive packets share seconds. One tuple, swapped whole, so a
@@ -135,17 +185,71 @@ def field_problem(packet: StreamPacket) -> str | None:
 
 def encode_packet(packet: StreamPacket) -> str:
     """One line of JSON (no newline inside). Raises PacketNotPortable for non-JSON payloads."""
+    fast = _fast(packet)
+    return fast.decode() if fast is not None else _json_text(packet, _portable_dict(packet))
+
+
+def encode_packet_bytes(packet: StreamPacket) -> bytes:
+    """`encode_packet` as UTF-8 bytes, what a store writes. Raises PacketNotPortable for
+    non-JSON payloads, UnicodeEncodeError for a string no UTF-8 can hold (a lone surrogate)."""
+    fast = _fast(packet)
+    return fast if fast is not None else _json_text(packet, _portable_dict(packet)).encode()
+
+
+def _fast(packet: StreamPacket) -> bytes | None:
+    """msgspec's encoding of a packet of plain values, or None: then the standard library
+    writes it, or says what is wrong with it. The checks of `field_problem`, on exact types
+    (anything else takes the other path), in one function: it runs for every packet a
+    durable inbox takes in."""
+    packet_id, kind, source_id, seq = packet.packet_id, packet.kind, packet.source_id, packet.seq
+    meta, payload = packet.meta, packet.payload
+    if not (
+        type(packet_id) is str
+        and packet_id
+        and type(kind) is str
+        and kind
+        and type(source_id) is str
+        and source_id
+        and type(seq) is int
+        and seq >= 0
+        and (type(meta) is FrozenMeta or type(meta) is dict)
+        and (not meta or _plain(meta))
+        and _plain(payload)
+        and packet.payload_ref is None
+    ):
+        return None
+    try:
+        return _fast_encode(
+            {
+                "v": ENCODING_VERSION,
+                "packet_id": packet_id,
+                "ts": format_ts(packet.ts),
+                "kind": kind,
+                "source_id": source_id,
+                "seq": seq,
+                "payload": payload,
+                "meta": meta,
+            }
+        )
+    except (TypeError, ValueError, OverflowError, OSError):
+        return None  # a ts out of range, a lone surrogate: the other path says so
+
+
+def _portable_dict(packet: StreamPacket) -> dict[str, Any]:
     problem = field_problem(packet)
     if problem is not None:
         raise PacketNotPortable(f"packet {packet.packet_id!r} cannot be written: {problem}")
     try:
-        as_dict = packet_to_dict(packet)
+        return packet_to_dict(packet)
     except (TypeError, ValueError, OverflowError, OSError) as exc:
         raise PacketNotPortable(
             f"packet {packet.packet_id} ({packet.kind} from {packet.source_id!r}, seq "
             f"{packet.seq}) has a ts ({packet.ts!r}) that cannot be written as an RFC 3339 "
             "time: it must be seconds since the epoch within the years 1 to 9999"
         ) from exc
+
+
+def _json_text(packet: StreamPacket, as_dict: dict[str, Any]) -> str:
     try:
         return _encoder.encode(as_dict)
     except (TypeError, ValueError, OverflowError) as exc:
@@ -228,9 +332,12 @@ def _ref_from_dict(raw: object) -> PayloadRef | None:
 def decode_packet(line: str | bytes) -> StreamPacket:
     """Inverse of `encode_packet`. Raises PacketDecodeError naming what is wrong."""
     try:
-        obj = json.loads(line)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise PacketDecodeError(f"not JSON: {exc}") from exc
+        obj = _fast_decode(line)
+    except msgspec.DecodeError:  # the standard library reads it, or names what is wrong
+        try:
+            obj = json.loads(line)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise PacketDecodeError(f"not JSON: {exc}") from exc
     if not isinstance(obj, dict):
         raise PacketDecodeError(f"an encoded packet is a JSON object, not {type(obj).__name__}")
     return packet_from_dict(obj)

@@ -30,6 +30,7 @@ generation number, so a torn write (power loss mid-write) leaves the other slot 
 from __future__ import annotations
 
 import bisect
+import errno
 import os
 import time
 import zlib
@@ -238,8 +239,13 @@ class Ledger:
             state.runs = None
             body = state.encode()
         record = _MAGIC + len(body).to_bytes(4, "big") + zlib.crc32(body).to_bytes(4, "big")
-        os.pwrite(fd, record + body, (self._generation % 2) * SLOT_BYTES)
+        record += body
+        written = os.pwrite(fd, record, (self._generation % 2) * SLOT_BYTES)
         self._dirty = True
+        if written != len(record):  # a full file system writes what fits and says no more
+            raise OSError(
+                errno.ENOSPC, f"ledger write cut short ({written} of {len(record)} bytes)"
+            )
 
     @property
     def generation(self) -> int:

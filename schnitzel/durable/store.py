@@ -186,6 +186,8 @@ class DurableStore:
         self._owed = Owed()
         self._high = 0
         self._store_id = ""
+        self._ledger_stale = False
+        """The last ledger write after a commit failed: the ledger is not yet the file's."""
 
     # -- opening ----------------------------------------------------------------------------
 
@@ -532,18 +534,31 @@ class DurableStore:
             except BaseException:
                 with contextlib.suppress(sqlite3.Error):
                     db.execute("ROLLBACK")
-                with contextlib.suppress(OSError):
-                    ledger.write(self._state())
+                self._rewrite_ledger()
                 raise
         except sqlite3.OperationalError as exc:
             raise _write_error(self.path, exc) from exc
         except OSError as exc:
             raise _ledger_error(ledger.path, exc) from exc
         self._owed, self._high = after, high
-        with contextlib.suppress(OSError):  # the pending mark then resolves itself at open
-            if pending is not None:
-                ledger.write(self._state())
+        self._ledger_stale = False  # the write inside the transaction was the whole state
+        if pending is not None:  # and marked the new rows pending: written again without
+            self._rewrite_ledger()
+        with contextlib.suppress(OSError):
             ledger.flush(unless_recent=True)
+
+    def _rewrite_ledger(self) -> None:
+        """Write the ledger as the file now is (after a commit, or a failed one). When that
+        fails (a full disk) the ledger still names the last commit's rows as pending or its
+        deletes as done: right as long as the file survives, short of a loss report when it
+        does not. So it is written again at the next commit, and at close."""
+        assert self._ledger is not None
+        try:
+            self._ledger.write(self._state())
+        except OSError:
+            self._ledger_stale = True
+        else:
+            self._ledger_stale = False
 
     def _state(
         self, owed: Owed | None = None, high: int | None = None, pending: Run | None = None
@@ -621,6 +636,8 @@ class DurableStore:
                 db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def close(self) -> None:
+        if self._ledger_stale:
+            self._rewrite_ledger()
         if self._db is not None:
             with contextlib.suppress(sqlite3.Error):
                 self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")

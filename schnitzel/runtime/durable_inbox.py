@@ -27,9 +27,10 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from itertools import repeat
 from pathlib import Path
 
-from schnitzel.contract.codec import decode_packet, encode_packet
+from schnitzel.contract.codec import decode_packet, encode_packet_bytes
 from schnitzel.contract.packet import StreamPacket
 from schnitzel.contract.run_report import DurableReport
 from schnitzel.durable.parking import (
@@ -378,7 +379,7 @@ class DurableInbox(Inbox):
         kept: list[StreamPacket] = []
         for packet in batch:
             try:
-                bodies.append(encode_packet(packet).encode())
+                bodies.append(encode_packet_bytes(packet))
             except (PacketNotPortable, TypeError, ValueError) as exc:
                 self.metrics.received += 1
                 self.metrics.drop(DropReason.NOT_PORTABLE, 1)
@@ -391,6 +392,9 @@ class DurableInbox(Inbox):
         """How many of `bodies[start:]` fit under the size limits now."""
         count, size = self._count, self._bytes
         max_packets = self.max_packets if self.max_packets is not None else 1 << 62
+        n = len(bodies) - start
+        if count + n <= max_packets and size + sum(map(len, bodies[start:])) <= self.max_bytes:
+            return n  # the common case, all of them, seen without a loop in Python
         n = 0
         for body in bodies[start:]:
             if count + 1 > max_packets or (size + len(body) > self.max_bytes and count > 0):
@@ -404,13 +408,14 @@ class DurableInbox(Inbox):
         self, packets: list[StreamPacket], bodies: list[bytes], start: int, end: int
     ) -> asyncio.Future[None]:
         now = time.time()
-        seq = self._next_seq
-        pending = self._pending
-        for i in range(start, end):
-            body = bodies[i]
-            pending.append((seq, now, body, checksum(body)))
-            self._bytes += len(body)
-            seq += 1
+        first = self._next_seq
+        seq = first + end - start
+        admitted = bodies[start:end]
+        # Rows built by zip and map, not a loop in Python: this runs for every packet.
+        self._pending.extend(
+            zip(range(first, seq), repeat(now), admitted, map(checksum, admitted), strict=False)
+        )
+        self._bytes += sum(map(len, admitted))
         self._pending_packets.extend(packets[start:end])
         self._count += end - start
         self._next_seq = seq
@@ -642,7 +647,7 @@ class DurableInbox(Inbox):
             self.in_flight.durable += n
         if to_window:
             self._items.extend(packets)
-            self._rows.extend((seq, at, len(body)) for seq, at, body, _sum in rows)
+            self._rows.extend([(seq, at, len(body)) for seq, at, body, _sum in rows])
             consumer = self._consumer
             if consumer is not None and not consumer.done():
                 consumer.set_result(None)
@@ -975,7 +980,9 @@ def _ranges(seqs: list[int]) -> list[tuple[int, int]]:
     """Sorted seqs as inclusive (first, last) runs of consecutive numbers."""
     if not seqs:
         return []
-    ordered = sorted(seqs)
+    ordered = sorted(set(seqs))
+    if ordered[-1] - ordered[0] + 1 == len(ordered):  # the common case: one run, no loop
+        return [(ordered[0], ordered[-1])]
     runs: list[tuple[int, int]] = []
     first = last = ordered[0]
     for seq in ordered[1:]:
