@@ -1,4 +1,4 @@
-"""Options of the transports pack's nodes (the `config:` of a node with `plugin: nats`)."""
+"""Options of the transports pack's nodes: what every sink shares, and the `nats` nodes'."""
 
 from __future__ import annotations
 
@@ -10,7 +10,14 @@ from pydantic import Field, StrictFloat, StrictInt, field_validator, model_valid
 
 from schnitzel.registry.plugin import PluginConfig
 
-__all__ = ["FIELD_ROOTS", "NatsSinkConfig", "NatsSourceConfig", "safe_nats_url", "valid_subject"]
+__all__ = [
+    "FIELD_ROOTS",
+    "AckedSinkConfig",
+    "NatsSinkConfig",
+    "NatsSourceConfig",
+    "safe_nats_url",
+    "valid_subject",
+]
 
 _SCHEMES = ("nats", "tls", "ws", "wss")
 # A NATS subject to publish on: dot-separated tokens, no wildcards, no whitespace.
@@ -27,29 +34,10 @@ def valid_subject(subject: str) -> bool:
     return _SUBJECT.fullmatch(subject) is not None
 
 
-class NatsSinkConfig(PluginConfig):
-    """Options of the nats sink."""
+class AckedSinkConfig(PluginConfig):
+    """Options every transport sink shares: how long an ack may take, how many publishes
+    await theirs at once, and how failed rounds are retried (backoff, circuit breaker)."""
 
-    url: str = Field(
-        description="The NATS server: nats://host:4222 (tls://, ws://, wss:// too); several "
-        "servers of one cluster separated by commas.",
-    )
-    subject: str | None = Field(
-        default=None,
-        description="The subject every packet is published on; a JetStream stream must "
-        "capture it. Give this or subject_field.",
-    )
-    subject_field: str | None = Field(
-        default=None,
-        pattern=r"^(kind|source_id|meta(\.[^.]+)+|payload(\.[^.]+)+)$",
-        description="Publish each packet on the subject its field holds: kind, source_id, "
-        "meta.KEY[.KEY...] or payload.KEY[.KEY...]. A packet without it is refused (on_error).",
-    )
-    stream: str | None = Field(
-        default=None,
-        description="The stream the subject must land in; the server refuses a publish that "
-        "another stream (or none) captures, and the sink retries until the streams are fixed.",
-    )
     ack_timeout_s: StrictFloat = Field(
         default=5.0, gt=0, le=600, description="How long one publish waits for its ack."
     )
@@ -89,6 +77,46 @@ class NatsSinkConfig(PluginConfig):
         le=3600,
         description="Longest wait between two probes of a dead server: bounds how long "
         "delivery takes to resume once it is back.",
+    )
+
+    @model_validator(mode="after")
+    def _limits_agree(self) -> Self:
+        if self.retry_initial_s > self.retry_max_s:
+            raise ValueError(
+                f"retry_initial_s ({self.retry_initial_s}) is above retry_max_s "
+                f"({self.retry_max_s}); lower retry_initial_s or raise retry_max_s"
+            )
+        if self.breaker_cooldown_s > self.breaker_max_cooldown_s:
+            raise ValueError(
+                f"breaker_cooldown_s ({self.breaker_cooldown_s}) is above "
+                f"breaker_max_cooldown_s ({self.breaker_max_cooldown_s}); lower the first or "
+                "raise the second"
+            )
+        return self
+
+
+class NatsSinkConfig(AckedSinkConfig):
+    """Options of the nats sink."""
+
+    url: str = Field(
+        description="The NATS server: nats://host:4222 (tls://, ws://, wss:// too); several "
+        "servers of one cluster separated by commas.",
+    )
+    subject: str | None = Field(
+        default=None,
+        description="The subject every packet is published on; a JetStream stream must "
+        "capture it. Give this or subject_field.",
+    )
+    subject_field: str | None = Field(
+        default=None,
+        pattern=r"^(kind|source_id|meta(\.[^.]+)+|payload(\.[^.]+)+)$",
+        description="Publish each packet on the subject its field holds: kind, source_id, "
+        "meta.KEY[.KEY...] or payload.KEY[.KEY...]. A packet without it is refused (on_error).",
+    )
+    stream: str | None = Field(
+        default=None,
+        description="The stream the subject must land in; the server refuses a publish that "
+        "another stream (or none) captures, and the sink retries until the streams are fixed.",
     )
 
     @field_validator("url")
@@ -131,17 +159,6 @@ class NatsSinkConfig(PluginConfig):
             raise ValueError(
                 "give exactly one of subject (one subject for every packet) and "
                 "subject_field (the packet field holding each packet's subject)"
-            )
-        if self.retry_initial_s > self.retry_max_s:
-            raise ValueError(
-                f"retry_initial_s ({self.retry_initial_s}) is above retry_max_s "
-                f"({self.retry_max_s}); lower retry_initial_s or raise retry_max_s"
-            )
-        if self.breaker_cooldown_s > self.breaker_max_cooldown_s:
-            raise ValueError(
-                f"breaker_cooldown_s ({self.breaker_cooldown_s}) is above "
-                f"breaker_max_cooldown_s ({self.breaker_max_cooldown_s}); lower the first or "
-                "raise the second"
             )
         return self
 
