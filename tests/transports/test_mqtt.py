@@ -1,0 +1,180 @@
+"""The mqtt sink and source against real brokers: Debian's mosquitto configured not to lose,
+and nats-server's MQTT listener. A packet counts as delivered only once the broker's PUBACK
+is back; the source acknowledges a message only once it is safe downstream; keys travel."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from schnitzel.validate import ValidatedGraph
+from tests.runtime.harness import HEADER, graph_from, run
+from tests.transports.mqtt_brokers import Collector, Mosquitto, NatsMqtt, mosquitto_binary
+from tests.transports.nats_server import HANG_GUARD_S, nats_server_binary
+
+REPO = Path(__file__).resolve().parents[2]
+needs_mosquitto = pytest.mark.skipif(mosquitto_binary() is None, reason="no mosquitto")
+
+
+@pytest.fixture
+def mosquitto(tmp_path: Path) -> Iterator[Mosquitto]:
+    with Mosquitto(tmp_path / "mosquitto") as broker:
+        yield broker
+
+
+def publisher(
+    url: str, count: int, durable: bool = False, rate: str = "null", extra: str = ""
+) -> str:
+    inbox = "\n    inbox: {durable: {path: state/out.db, sync: normal}}" if durable else ""
+    return f"""
+nodes:
+  - {{id: pub, kind: source, plugin: synthetic, config: {{count: {count}, rate_hz: {rate}}}}}
+  - id: out
+    kind: sink
+    plugin: mqtt
+    config: {{url: "{url}", topic: plant/readings, client_id: pub{extra}}}{inbox}
+edges:
+  - {{from: pub, to: out}}
+"""
+
+
+def subscriber(url: str, output: str, extra: str = "") -> str:
+    return f"""
+nodes:
+  - id: src
+    kind: source
+    plugin: mqtt
+    config: {{url: "{url}", topic: "plant/#", client_id: worker{extra}}}
+  - {{id: out, kind: sink, plugin: jsonl, config: {{path: {output}}}}}
+edges:
+  - {{from: src, to: out}}
+"""
+
+
+def keys_in(path: Path) -> Counter[str]:
+    if not path.exists():
+        return Counter()
+    packets = [json.loads(line) for line in path.read_text().splitlines() if line]
+    return Counter(
+        p["meta"].get("idempotency_key") or f"{p['source_id']}:{p['seq']}" for p in packets
+    )
+
+
+def until(condition: Callable[[], bool], what: str) -> None:
+    started = time.monotonic()
+    while not condition():
+        assert time.monotonic() - started < 3 * HANG_GUARD_S, f"never happened: {what}"
+        time.sleep(0.05)
+
+
+def start_run(graph: Path, state: Path) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONDONTWRITEBYTECODE": "1"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "schnitzel.cli.main", "run", str(graph), "--state-dir", str(state)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=env,
+        cwd=graph.parent,
+    )
+
+
+def graph_in(folder: Path, body: str) -> ValidatedGraph:
+    folder.mkdir(parents=True, exist_ok=True)
+    return graph_from(folder, body)
+
+
+def graph_file(folder: Path, body: str) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    graph = folder / "graph.yaml"
+    graph.write_text(HEADER + body)
+    return graph
+
+
+@needs_mosquitto
+def test_every_packet_is_published_once_with_its_key_in_a_user_property(
+    tmp_path: Path, mosquitto: Mosquitto
+) -> None:
+    with Collector(mosquitto.url, "plant/#", "collector") as collector:
+        report = run(graph_from(tmp_path, publisher(mosquitto.url, 500)), tmp_path)
+        assert report["totals"]["delivered"] == 500
+        until(lambda: sum(collector.snapshot().values()) >= 500, "500 messages collected")
+    assert collector.snapshot() == {f"pub:{n}": 1 for n in range(500)}
+    assert report["nodes"]["out"]["plugin_stats"] == {"no_subscribers": 0}
+
+
+@needs_mosquitto
+def test_the_source_keeps_the_key_and_acks_each_message_once_written(
+    tmp_path: Path, mosquitto: Mosquitto
+) -> None:
+    worker = graph_in(tmp_path / "w", subscriber(mosquitto.url, "out.jsonl"))
+    first = run(worker, tmp_path / "w", duration_s=1.0)  # makes the session and its subscription
+    assert first["totals"]["delivered"] == 0
+    run(graph_in(tmp_path / "p", publisher(mosquitto.url, 300)), tmp_path / "p")
+    report = run(worker, tmp_path / "w", max_packets=300)
+    assert keys_in(tmp_path / "w" / "out.jsonl") == {f"pub:{n}": 1 for n in range(300)}
+    assert report["nodes"]["src"]["plugin_stats"] == {"acked": 300, "held": 0, "sent_again": 0}
+    again = run(worker, tmp_path / "w", duration_s=1.0)  # every PUBACK went out: nothing comes back
+    assert again["totals"]["delivered"] == 0
+
+
+@needs_mosquitto
+def test_a_message_that_is_not_json_goes_to_on_error_and_is_acked(
+    tmp_path: Path, mosquitto: Mosquitto
+) -> None:
+    import paho.mqtt.publish
+
+    worker = graph_in(tmp_path, subscriber(mosquitto.url, "out.jsonl"))
+    run(worker, tmp_path, duration_s=1.0)
+    for payload in (b'{"t": 1}', b"\xff not json", b'{"t": 3}'):
+        paho.mqtt.publish.single("plant/raw", payload, qos=1, port=mosquitto.port)
+    report = run(worker, tmp_path, max_packets=2, drain_timeout_s=5)
+    assert report["nodes"]["src"]["errors"] == 1
+    written = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert [p["payload"]["t"] for p in written] == [1, 3]
+    assert [p["meta"]["topic"] for p in written] == ["plant/raw", "plant/raw"]
+    assert run(worker, tmp_path, duration_s=1.0)["totals"]["delivered"] == 0
+
+
+@needs_mosquitto
+def test_a_broker_that_is_down_keeps_the_packets_and_says_why_then_delivers_them(
+    tmp_path: Path, mosquitto: Mosquitto
+) -> None:
+    mosquitto.stop()
+    extra = ", ack_timeout_s: 1.0, retry_initial_s: 0.05"
+    g = graph_from(tmp_path, publisher(mosquitto.url, 100, durable=True, extra=extra))
+    first = run(g, tmp_path, duration_s=1.5, drain_timeout_s=3)
+    assert first["totals"]["delivered"] == 0 and first["nodes"]["out"]["errors"] == 0
+    assert first["nodes"]["out"]["durable"]["backlog"] == 100
+    reason = (first["nodes"]["out"]["trouble"] or {}).get("reason", "")
+    assert "cannot connect" in reason and mosquitto.url in reason, first["nodes"]["out"]
+
+    mosquitto.start()
+    with Collector(mosquitto.url, "plant/#", "collector") as collector:
+        g = graph_from(tmp_path, publisher(mosquitto.url, 0, durable=True, extra=extra))
+        second = run(g, tmp_path)
+        assert second["totals"]["delivered"] == 100
+        until(lambda: sum(collector.snapshot().values()) >= 100, "100 messages collected")
+    assert collector.snapshot() == {f"pub:{n}": 1 for n in range(100)}
+
+
+@pytest.mark.skipif(nats_server_binary() is None, reason="no nats-server")
+def test_nats_servers_mqtt_listener_carries_every_key(tmp_path: Path) -> None:
+    with NatsMqtt(tmp_path / "nats") as broker:
+        worker = graph_in(
+            tmp_path / "w", subscriber(broker.url, "out.jsonl", extra=", protocol: '3.1.1'")
+        )
+        run(worker, tmp_path / "w", duration_s=1.0)
+        body = publisher(broker.url, 300, durable=True, extra=", protocol: '3.1.1'")
+        report = run(graph_in(tmp_path / "p", body), tmp_path / "p")
+        assert report["totals"]["delivered"] == 300
+        run(worker, tmp_path / "w", max_packets=300)
+    assert keys_in(tmp_path / "w" / "out.jsonl") == {f"pub:{n}": 1 for n in range(300)}
