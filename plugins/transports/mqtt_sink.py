@@ -52,6 +52,7 @@ if TYPE_CHECKING:
 __all__ = ["MqttSink", "MqttSinkConfig"]
 
 _NO_SUBSCRIBERS = 0x10
+_UNSUPPORTED_PROTOCOL = 0x84
 _ABOUT_THE_PACKET = {0x90, 0x95, 0x99}
 """PUBACK reasons about one message: topic name invalid, packet too large, payload format
 invalid. Any other failure reason refuses every publish alike."""
@@ -69,8 +70,7 @@ class _Connection:
     def drop(self, why: str) -> None:
         self.lost = why
         for future in self.acks.values():
-            if not future.done():
-                future.set_exception(MqttError(why))
+            future.cancel()
         self.acks.clear()
 
 
@@ -83,7 +83,7 @@ class MqttSink(AckedSink):
     requires_portable: ClassVar[bool] = True
     error = MqttError
     gave_up = MqttGaveUp
-    refusal_advice = "fix the broker's permissions or limits, or the topic"
+    refusal_advice = "fix what the broker says (permissions, limits, protocol) or the topic"
 
     config: MqttSinkConfig
 
@@ -169,14 +169,13 @@ class MqttSink(AckedSink):
             await asyncio.wait([f for _, f in acks], timeout=self.config.ack_timeout_s)
         answered = False
         for outgoing, future in acks:
+            if future.cancelled():  # the link dropped
+                failed.append((outgoing, Failure(link.lost or "connection lost", False)))
+                continue
             if not future.done():
                 future.cancel()
                 failure = Failure(f"no PUBACK within {self.config.ack_timeout_s:g} s", False)
                 failed.append((outgoing, failure))
-                continue
-            exc = future.exception()
-            if exc is not None:
-                failed.append((outgoing, Failure(words(exc), refused=False)))
                 continue
             answered = True
             reason = future.result()
@@ -246,7 +245,10 @@ class MqttSink(AckedSink):
             raise
         if reason.is_failure:
             await _stop(client)
-            raise MqttError(f"the broker refused the connection: {reason}")
+            hint = ""
+            if reason.value == _UNSUPPORTED_PROTOCOL:
+                hint = " (it speaks no MQTT 5: set protocol: '3.1.1')"
+            raise MqttError(f"the broker refused the connection: {reason}{hint}")
         self._link = link
         return link
 

@@ -141,7 +141,7 @@ class MqttSource(Source):
             if reason.is_failure:
                 loop.call_soon_threadsafe(
                     self.context.report_trouble,
-                    f"{where} refused the connection: {reason}; retrying",
+                    f"{where} refused the connection: {reason}{_hint(reason)}; retrying",
                 )
                 return
             self._connection += 1
@@ -212,3 +212,10 @@ class MqttSource(Source):
                 "topic": message.topic,
             },
         )
+
+
+def _hint(reason: ReasonCode) -> str:
+    """What to do about a refused connection, where it is not obvious."""
+    if reason.value == 0x84:  # unsupported protocol version
+        return " (it speaks no MQTT 5: set protocol: '3.1.1')"
+    return ""

@@ -8,6 +8,8 @@ store on every change (`persistence true`, `autosave_on_changes true`, `autosave
 
 from __future__ import annotations
 
+import os
+import pwd
 import shutil
 import signal
 import socket
@@ -105,6 +107,8 @@ class Mosquitto(_Broker):
         self.config = store / "mosquitto.conf"
         self.config.write_text(
             f"listener {self.port} 127.0.0.1\n"
+            # Run as root, mosquitto switches to the user `mosquitto`, who cannot write here.
+            f"user {pwd.getpwuid(os.getuid()).pw_name}\n"
             "allow_anonymous true\n"
             "persistence true\n"
             f"persistence_location {store}/\n"

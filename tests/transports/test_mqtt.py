@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -178,3 +179,71 @@ def test_nats_servers_mqtt_listener_carries_every_key(tmp_path: Path) -> None:
         assert report["totals"]["delivered"] == 300
         run(worker, tmp_path / "w", max_packets=300)
     assert keys_in(tmp_path / "w" / "out.jsonl") == {f"pub:{n}": 1 for n in range(300)}
+
+
+@needs_mosquitto
+@pytest.mark.slow  # a publishing process and mosquitto killed with kill -9, restarted
+def test_a_broker_killed_and_restarted_loses_nothing_behind_a_durable_inbox(
+    tmp_path: Path, mosquitto: Mosquitto
+) -> None:
+    count = 2000  # mosquitto saves its whole store on every change: about 150 messages/s
+    extra = ", ack_timeout_s: 2.0, retry_initial_s: 0.05"
+    graph = graph_file(tmp_path / "p", publisher(mosquitto.url, count, True, "1500", extra))
+    with Collector(mosquitto.url, "plant/#", "collector") as collector:
+        process = start_run(graph, tmp_path / "p" / "state")
+        for round_ in range(1, 4):
+            until(
+                lambda r=round_: sum(collector.snapshot().values()) >= r * count // 5,
+                f"{round_ * count // 5} messages collected",
+            )
+            mosquitto.kill()
+            mosquitto.start()
+        _out, err = process.communicate(timeout=3 * HANG_GUARD_S)
+        assert process.returncode == 0, err.decode()[-3000:]
+        until(lambda: set(collector.snapshot()) >= {f"pub:{n}" for n in range(count)}, "all")
+    keys = collector.snapshot()
+    duplicates = sum(n - 1 for n in keys.values())
+    print(f"mosquitto killed 3 times: {duplicates} duplicates of {count}")
+    assert set(keys) == {f"pub:{n}" for n in range(count)}
+
+
+@needs_mosquitto
+@pytest.mark.slow  # a subscribing process killed with kill -9, away while the broker restarts
+def test_a_subscriber_away_for_a_while_gets_everything_when_back(
+    tmp_path: Path, mosquitto: Mosquitto
+) -> None:
+    # More than mosquitto's default cap of 1000 queued messages; not many more, because it
+    # saves its whole store on every change, so each message costs more than the one before.
+    first, offline = 300, 1500
+    worker = graph_file(tmp_path / "w", subscriber(mosquitto.url, "out.jsonl"))
+    output = tmp_path / "w" / "out.jsonl"
+    process = start_run(worker, tmp_path / "w" / "state")
+
+    def publish(source: str, count: int) -> None:
+        body = publisher(mosquitto.url, count).replace("count:", f"source_id: {source}, count:")
+        publishing = start_run(graph_file(tmp_path / source, body), tmp_path / source / "state")
+        _out, err = publishing.communicate(timeout=3 * HANG_GUARD_S)
+        assert publishing.returncode == 0, err.decode()[-3000:]
+
+    def written() -> int:
+        return sum(keys_in(output).values())
+
+    # The worker's session exists once it wrote a probe: publish probes until it did.
+    until(lambda: publish("probe", 1) is None and written() > 0, "the worker subscribed")
+    publish("a", first)
+    until(lambda: len([k for k in keys_in(output) if k.startswith("a:")]) >= 100, "100 written")
+    process.send_signal(signal.SIGKILL)  # holding messages it has not acknowledged
+    process.wait(HANG_GUARD_S)
+    publish("b", offline)
+    mosquitto.kill()  # and the broker restarts while the subscriber is away
+    mosquitto.start()
+    process = start_run(worker, tmp_path / "w" / "state")
+    expected = {f"a:{n}" for n in range(first)} | {f"b:{n}" for n in range(offline)}
+    until(lambda: set(keys_in(output)) >= expected, "every key written")
+    process.send_signal(signal.SIGTERM)
+    _out, err = process.communicate(timeout=HANG_GUARD_S)
+    assert process.returncode == 0, err.decode()[-3000:]
+    keys = keys_in(output)
+    duplicates = sum(n - 1 for key, n in keys.items() if key in expected)
+    print(f"subscriber killed, away for {offline} messages: {duplicates} duplicates")
+    assert set(keys) - expected <= {k for k in keys if k.startswith("probe:")}
