@@ -27,11 +27,10 @@ record for the node's `on_error`; once that is dealt with, it is acknowledged.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import time
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from schnitzel.contract.codec import is_encoded_packet, packet_from_dict
@@ -48,6 +47,11 @@ if TYPE_CHECKING:
     from paho.mqtt.reasoncodes import ReasonCode
 
 __all__ = ["MqttSource", "MqttSourceConfig"]
+
+_FLUSH_TOPIC = "schnitzel/flush/never-subscribed"
+_FLUSH_S = 2.0
+"""How long `close` waits for the broker to have read the last PUBACKs (the runtime allows
+a close 5 s): a broker slower than that sends those messages again next run."""
 
 
 class MqttSource(Source):
@@ -68,6 +72,10 @@ class MqttSource(Source):
         self._client: mqtt.Client | None = None
         self._connection = 0
         """Which connection this is (counted up by each CONNACK, on paho's thread)."""
+        self._unsubscribed: set[int] = set()
+        """Message ids of the UNSUBSCRIBEs the broker answered (the flush at close)."""
+        self._gone = asyncio.Event()
+        """Set once the DISCONNECT of `close` went out."""
         self._arrived: asyncio.Queue[tuple[int, mqtt.MQTTMessage]] = asyncio.Queue()
         self._held: deque[tuple[StreamPacket | BadRecord, int, int]] = deque()
         """What was yielded and not yet acknowledged, in order: (item, connection, mid)."""
@@ -98,11 +106,19 @@ class MqttSource(Source):
 
     async def close(self) -> None:
         client, self._client = self._client, None
-        if client is not None:
-            # The PUBACKs checkpoint queued go out before the DISCONNECT, in order.
-            with contextlib.suppress(Exception):  # already gone: the session keeps the rest
-                client.disconnect()
-            await asyncio.to_thread(client.loop_stop)
+        if client is None:
+            return
+        # The PUBACKs the last checkpoint queued must reach the broker before the session is
+        # let go, or the next run gets those messages again. paho's loop_stop would end its
+        # thread with them unsent, and a broker may take the next run's connection before it
+        # read them: an UNSUBSCRIBE of a topic never subscribed is answered only once the
+        # broker processed everything sent before it on this connection.
+        if client.is_connected():
+            _rc, mid = client.unsubscribe(_FLUSH_TOPIC)
+            await _until(lambda: mid in self._unsubscribed, _FLUSH_S)
+            client.disconnect()
+            await _until(self._gone.is_set, _FLUSH_S / 4)
+        await asyncio.to_thread(client.loop_stop)
 
     async def packets(self) -> AsyncIterator[StreamPacket | BadRecord]:
         self._client = self._start()
@@ -167,18 +183,23 @@ class MqttSource(Source):
         def on_disconnect(
             _c: object, _u: object, _f: object, reason: ReasonCode, _p: object
         ) -> None:
-            if self._client is not None:  # not our own disconnect at close
+            if self._client is None:  # our own, at close
+                loop.call_soon_threadsafe(self._gone.set)
+            else:
                 loop.call_soon_threadsafe(
                     self.context.report_trouble,
                     f"connection to {where} lost ({reason}); reconnecting",
                 )
+
+        def on_unsubscribe(_c: object, _u: object, mid: int, *_rest: object) -> None:
+            loop.call_soon_threadsafe(self._unsubscribed.add, mid)
 
         def on_message(_c: object, _u: object, message: mqtt.MQTTMessage) -> None:
             loop.call_soon_threadsafe(self._arrived.put_nowait, (self._connection, message))
 
         client.on_connect, client.on_subscribe = on_connect, on_subscribe
         client.on_connect_fail, client.on_disconnect = on_connect_fail, on_disconnect
-        client.on_message = on_message
+        client.on_message, client.on_unsubscribe = on_message, on_unsubscribe
         broker = config.broker()
         options = connect_options(config, receive_maximum=config.receive_maximum)
         client.connect_async(broker.host, broker.port, **options)
@@ -219,3 +240,10 @@ def _hint(reason: ReasonCode) -> str:
     if reason.value == 0x84:  # unsupported protocol version
         return " (it speaks no MQTT 5: set protocol: '3.1.1')"
     return ""
+
+
+async def _until(condition: Callable[[], bool], timeout_s: float) -> None:
+    """Wait until `condition()` holds (paho's thread makes it so), at most `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while not condition() and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)
