@@ -247,3 +247,36 @@ def test_a_subscriber_away_for_a_while_gets_everything_when_back(
     duplicates = sum(n - 1 for key, n in keys.items() if key in expected)
     print(f"subscriber killed, away for {offline} messages: {duplicates} duplicates")
     assert set(keys) - expected <= {k for k in keys if k.startswith("probe:")}
+
+
+@pytest.mark.parametrize(
+    ("plugin", "options", "words"),
+    [
+        ("sink", {"url": "http://h:1883", "topic": "t"}, "not an MQTT broker URL"),
+        ("sink", {"url": "mqtt://h", "topic": "a/+/b"}, "without the wildcards"),
+        ("sink", {"url": "mqtt://h"}, "exactly one of topic"),
+        ("sink", {"url": "mqtt://h", "topic": "t", "topic_field": "kind"}, "exactly one"),
+        ("source", {"url": "mqtt://h", "topic": "a/#/b"}, "not an MQTT topic filter"),
+        ("source", {"url": "mqtt://h", "topic": "a/b+"}, "not an MQTT topic filter"),
+        ("source", {"url": "mqtt://h", "topic": "t", "client_id": "a b"}, "client_id"),
+    ],
+)
+def test_config_refuses_what_cannot_work_and_says_why(
+    plugin: str, options: dict[str, str], words: str
+) -> None:
+    from pydantic import ValidationError
+
+    from schnitzel_plugins.transports.mqtt_config import MqttSinkConfig, MqttSourceConfig
+
+    model = MqttSinkConfig if plugin == "sink" else MqttSourceConfig
+    with pytest.raises(ValidationError, match=words):
+        model(**options)
+
+
+def test_a_url_gives_the_broker_without_its_password_in_what_is_shown() -> None:
+    from schnitzel_plugins.transports.mqtt_config import MqttSourceConfig
+
+    broker = MqttSourceConfig(url="mqtts://ann:s%40cret@broker.lan", topic="#").broker()
+    assert (broker.host, broker.port, broker.tls) == ("broker.lan", 8883, True)
+    assert (broker.username, broker.password) == ("ann", "s@cret")
+    assert broker.shown == "mqtts://broker.lan:8883"
