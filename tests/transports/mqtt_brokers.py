@@ -156,6 +156,8 @@ class Collector:
         from schnitzel_plugins.transports.mqtt_link import connect_options, key_property
 
         self.keys: Counter[str] = Counter()
+        self.topics: dict[str, str] = {}
+        """The topic each key came on."""
         self._lock = threading.Lock()
         self._subscribed = threading.Event()
         config = MqttSourceConfig(url=url, topic=topic, client_id=client_id, protocol=protocol)
@@ -182,6 +184,7 @@ class Collector:
             key = key_property(message) or f"{packet['source_id']}:{packet['seq']}"
             with self._lock:
                 self.keys[key] += 1
+                self.topics[key] = message.topic
 
         self.client.on_connect, self.client.on_subscribe = on_connect, on_subscribe
         self.client.on_message = on_message

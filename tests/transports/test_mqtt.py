@@ -280,3 +280,35 @@ def test_a_url_gives_the_broker_without_its_password_in_what_is_shown() -> None:
     assert (broker.host, broker.port, broker.tls) == ("broker.lan", 8883, True)
     assert (broker.username, broker.password) == ("ann", "s@cret")
     assert broker.shown == "mqtts://broker.lan:8883"
+
+
+@needs_mosquitto
+def test_topic_field_routes_each_packet_and_one_without_a_topic_is_a_poison_pill(
+    tmp_path: Path, mosquitto: Mosquitto
+) -> None:
+    lines = [
+        {"site": "plant/a", "v": 1},
+        {"site": "plant/b", "v": 2},
+        {"site": "plant/+", "v": 3},  # a wildcard: no topic to publish on
+        {"v": 4},  # no site at all
+        {"site": "plant/a", "v": 5},
+    ]
+    (tmp_path / "in.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+    body = f"""
+nodes:
+  - {{id: src, kind: source, plugin: jsonl, config: {{path: in.jsonl, resume: false}}}}
+  - id: out
+    kind: sink
+    plugin: mqtt
+    config: {{url: "{mosquitto.url}", topic_field: payload.site, client_id: router}}
+    on_error: skip
+edges:
+  - {{from: src, to: out}}
+"""
+    with Collector(mosquitto.url, "plant/#", "collector") as collector:
+        report = run(graph_from(tmp_path, body), tmp_path)
+        until(lambda: sum(collector.snapshot().values()) >= 3, "3 messages collected")
+    assert report["totals"]["delivered"] == 3 and report["nodes"]["out"]["errors"] == 2
+    by_line = {key.rsplit(":", 1)[1]: topic for key, topic in collector.topics.items()}
+    assert by_line == {"0": "plant/a", "1": "plant/b", "4": "plant/a"}  # lines 2, 3 refused
+    assert sum(collector.snapshot().values()) == 3
