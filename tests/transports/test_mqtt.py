@@ -312,3 +312,32 @@ edges:
     by_line = {key.rsplit(":", 1)[1]: topic for key, topic in collector.topics.items()}
     assert by_line == {"0": "plant/a", "1": "plant/b", "4": "plant/a"}  # lines 2, 3 refused
     assert sum(collector.snapshot().values()) == 3
+
+
+@needs_mosquitto
+@pytest.mark.slow  # mosquitto killed with kill -9 and restarted under a running subscriber
+def test_a_running_subscriber_gets_everything_across_a_broker_restart(
+    tmp_path: Path, mosquitto: Mosquitto
+) -> None:
+    worker = graph_file(tmp_path / "w", subscriber(mosquitto.url, "out.jsonl"))
+    output = tmp_path / "w" / "out.jsonl"
+    process = start_run(worker, tmp_path / "w" / "state")
+
+    def publish(source: str, count: int) -> None:
+        body = publisher(mosquitto.url, count).replace("count:", f"source_id: {source}, count:")
+        report = run(graph_in(tmp_path / source, body), tmp_path / source)
+        assert report["totals"]["delivered"] == count
+
+    until(lambda: publish("probe", 1) is None and keys_in(output), "the worker subscribed")
+    publish("a", 300)
+    until(lambda: len([k for k in keys_in(output) if k.startswith("a:")]) >= 50, "50 written")
+    mosquitto.kill()  # the worker holds messages it has not acknowledged yet
+    mosquitto.start()
+    publish("b", 300)  # once the worker reconnected, these come on its new connection
+    expected = {f"a:{n}" for n in range(300)} | {f"b:{n}" for n in range(300)}
+    until(lambda: set(keys_in(output)) >= expected, "every key written")
+    process.send_signal(signal.SIGTERM)
+    _out, err = process.communicate(timeout=HANG_GUARD_S)
+    assert process.returncode == 0, err.decode()[-3000:]
+    duplicates = sum(n - 1 for key, n in keys_in(output).items() if key in expected)
+    print(f"broker restarted under a running subscriber: {duplicates} duplicates")
