@@ -69,10 +69,11 @@ def keys_in(path: Path) -> Counter[str]:
     )
 
 
-def until(condition: Callable[[], bool], what: str) -> None:
+def until(condition: Callable[[], bool], what: str | Callable[[], str]) -> None:
     started = time.monotonic()
     while not condition():
-        assert time.monotonic() - started < 3 * HANG_GUARD_S, f"never happened: {what}"
+        if time.monotonic() - started > 3 * HANG_GUARD_S:
+            raise AssertionError(f"never happened: {what if isinstance(what, str) else what()}")
         time.sleep(0.05)
 
 
@@ -181,30 +182,63 @@ def test_nats_servers_mqtt_listener_carries_every_key(tmp_path: Path) -> None:
     assert keys_in(tmp_path / "w" / "out.jsonl") == {f"pub:{n}": 1 for n in range(300)}
 
 
-@needs_mosquitto
-@pytest.mark.slow  # a publishing process and mosquitto killed with kill -9, restarted
-def test_a_broker_killed_and_restarted_loses_nothing_behind_a_durable_inbox(
-    tmp_path: Path, mosquitto: Mosquitto
-) -> None:
+def restart_under_a_publisher(
+    broker: Mosquitto | NatsMqtt, restart: Callable[[], None], tmp_path: Path, protocol: str
+) -> Counter[str]:
+    """Publish 2,000 packets through a durable inbox while `restart` hits the broker three
+    times; the keys a subscriber in a persistent session got."""
     count = 2000  # mosquitto saves its whole store on every change: about 150 messages/s
-    extra = ", ack_timeout_s: 2.0, retry_initial_s: 0.05"
-    graph = graph_file(tmp_path / "p", publisher(mosquitto.url, count, True, "1500", extra))
-    with Collector(mosquitto.url, "plant/#", "collector") as collector:
+    extra = f", ack_timeout_s: 2.0, retry_initial_s: 0.05, protocol: '{protocol}'"
+    graph = graph_file(tmp_path / "p", publisher(broker.url, count, True, "1500", extra))
+    with Collector(broker.url, "plant/#", "collector", protocol) as collector:
         process = start_run(graph, tmp_path / "p" / "state")
         for round_ in range(1, 4):
             until(
                 lambda r=round_: sum(collector.snapshot().values()) >= r * count // 5,
                 f"{round_ * count // 5} messages collected",
             )
-            mosquitto.kill()
-            mosquitto.start()
+            restart()
         _out, err = process.communicate(timeout=3 * HANG_GUARD_S)
         assert process.returncode == 0, err.decode()[-3000:]
-        until(lambda: set(collector.snapshot()) >= {f"pub:{n}" for n in range(count)}, "all")
+        expected = {f"pub:{n}" for n in range(count)}
+        until(
+            lambda: set(collector.snapshot()) >= expected,
+            lambda: f"every key collected; missing {sorted(expected - set(collector.snapshot()))}",
+        )
     keys = collector.snapshot()
-    duplicates = sum(n - 1 for n in keys.values())
-    print(f"mosquitto killed 3 times: {duplicates} duplicates of {count}")
-    assert set(keys) == {f"pub:{n}" for n in range(count)}
+    print(f"broker restarted 3 times: {sum(n - 1 for n in keys.values())} duplicates of {count}")
+    return keys
+
+
+@needs_mosquitto
+@pytest.mark.slow  # a publishing process, mosquitto stopped and started three times
+def test_mosquitto_restarted_under_a_publisher_loses_nothing_behind_a_durable_inbox(
+    tmp_path: Path, mosquitto: Mosquitto
+) -> None:
+    # SIGTERM, not kill -9: mosquitto sends a PUBACK before the autosave that stores the
+    # message, so a kill -9 between the two loses it (seen here: one message in two of
+    # three runs of three kills each; docs/transports.md). A clean stop saves first.
+    def restart() -> None:
+        mosquitto.stop()
+        mosquitto.start()
+
+    keys = restart_under_a_publisher(mosquitto, restart, tmp_path, "5")
+    assert set(keys) == {f"pub:{n}" for n in range(2000)}
+
+
+@pytest.mark.skipif(nats_server_binary() is None, reason="no nats-server")
+@pytest.mark.slow  # a publishing process, nats-server killed with kill -9 three times
+def test_nats_mqtt_killed_under_a_publisher_loses_nothing_behind_a_durable_inbox(
+    tmp_path: Path,
+) -> None:
+    with NatsMqtt(tmp_path / "nats") as broker:
+
+        def restart() -> None:
+            broker.kill()
+            broker.start()
+
+        keys = restart_under_a_publisher(broker, restart, tmp_path, "3.1.1")
+    assert set(keys) == {f"pub:{n}" for n in range(2000)}
 
 
 @needs_mosquitto
