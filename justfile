@@ -52,6 +52,11 @@ console: setup
     rm -f graphs/state/console-uplink.db* graphs/out/console*.jsonl
     {{venv}}/bin/schnitzel-tui graphs/console.yaml --allow-degraded
 
+# It needs 127.0.0.1:4222 free; everything it writes is under graphs/state/work-sharing/.
+# Work sharing over NATS JetStream: a nats-server, the edge publisher and two workers (docs/transports.md).
+work-sharing: setup
+    {{python}} graphs/work_sharing.py
+
 # Remove what the example graphs left behind: files (graphs/out/), durable backlogs (graphs/state/).
 clean:
     rm -rf graphs/out graphs/state

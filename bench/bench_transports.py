@@ -12,6 +12,11 @@ Each figure is read against a baseline measured in the same run, on the same ser
 - source: `nats (batch 64) -> null` through `Runtime`, acks once the runtime reports the
   packets safe. Goal: >= 0.8x the pull baseline.
 
+- workers: `nats (batch 64) -> null` in 1, then 2 `schnitzel run` processes sharing one
+  consumer, on a stream filled beforehand; the rate is read from the consumer (messages
+  acknowledged from 10% to 100% of them, so process start-up is not counted). Goal: two
+  workers >= 1.7x one (on a machine with a core for each worker and one for the server).
+
 Every run checks the stream or the consumer: N messages stored, none left unacknowledged.
 Best of several interleaved rounds (the machine is shared and noisy).
 
@@ -23,6 +28,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
+import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -165,6 +173,58 @@ def source_rate(server: NatsServer, directory: Path, count: int) -> float:
     return count / seconds
 
 
+def workers_rate(server: NatsServer, directory: Path, count: int, workers: int) -> float:
+    """Messages acknowledged per second by `workers` processes sharing one consumer."""
+    asyncio.run(fresh_stream(server.url))
+    asyncio.run(bare_publish(server.url, count))
+    path = directory / "worker.yaml"
+    path.write_text(
+        "version: 2\nnodes:\n"
+        "  - id: src\n    kind: source\n    plugin: nats\n"
+        f"    config: {{url: '{server.url}', stream: {STREAM}, consumer: shared, batch: 64}}\n"
+        '  - {id: out, kind: sink, plugin: "null"}\n'
+        "edges: [{from: src, to: out}]\n"
+    )
+    schnitzel = Path(sys.executable).parent / "schnitzel"
+    processes = [
+        subprocess.Popen(
+            [
+                str(schnitzel),
+                "run",
+                str(path),
+                "--no-control-socket",
+                "--state-dir",
+                str(directory / f"w{n}"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env=dict(os.environ),
+        )
+        for n in range(workers)
+    ]
+    first = last = 0.0
+    started = time.monotonic()
+    try:
+        while True:
+            with contextlib.suppress(Exception):  # the consumer is made by the first worker
+                pending, unacked = asyncio.run(ack_pending(server.url, "shared"))
+                acked = count - pending - unacked
+                now = time.perf_counter()
+                if not first and acked >= count // 10:
+                    first, from_acked = now, acked
+                if acked == count:
+                    last = now
+                    break
+            assert time.monotonic() - started < 300, "the workers never finished"
+            time.sleep(0.02)
+    finally:
+        for process in processes:
+            process.send_signal(signal.SIGTERM)
+        for process in processes:
+            process.wait(60)
+    return (count - from_acked) / (last - first)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help="fewer packets and rounds")
@@ -179,6 +239,8 @@ def main() -> None:
                 "sink (durable)": lambda: sink_rate(server, directory, count),
                 "pull baseline": lambda: pull_baseline(server, count),
                 "source -> null": lambda: source_rate(server, directory, count),
+                "1 worker process": lambda: workers_rate(server, directory, 2 * count, 1),
+                "2 worker processes": lambda: workers_rate(server, directory, 2 * count, 2),
             }
             rates: dict[str, list[float]] = {name: [] for name in runs}
             for _ in range(rounds):  # interleaved: machine noise hits every variant alike
@@ -189,6 +251,7 @@ def main() -> None:
     against = {
         "sink (durable)": ("publish baseline", 0.7),
         "source -> null": ("pull baseline", 0.8),
+        "2 worker processes": ("1 worker process", 1.7),
     }
     print(f"nats sink and source, {count} packets (best of {rounds} interleaved rounds)")
     rows = [("variant", "packets/s", "ratio", "goal", "verdict")]

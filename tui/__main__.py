@@ -59,6 +59,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             "--metrics-addr serves the metrics of a run this command starts; an attached "
             "console starts none: give --metrics-addr to the run you attach to"
         )
+    if args.attach is not None and args.metrics_textfile is not None:
+        parser.error(
+            "--metrics-textfile writes the metrics of a run this command starts; an attached "
+            "console starts none: give --metrics-textfile to the run you attach to"
+        )
 
     from schnitzel.launch.output import guarded
 

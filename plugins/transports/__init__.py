@@ -1,4 +1,4 @@
-"""The transports pack: NATS JetStream (and later MQTT) beyond one box (DESIGN §4).
+"""The transports pack: NATS JetStream and MQTT beyond one box (DESIGN §4).
 
 Its client libraries come with the `transports` extra (`pip install schnitzel[transports]`);
 the plugins import them only when a node opens, so graphs validate without them.
@@ -11,11 +11,15 @@ from schnitzel import PluginPack, PluginRef
 
 __all__ = ["PACK"]
 
+_HERE = "schnitzel_plugins.transports"
+
 PACK = PluginPack(
     name="transports",
     plugins=(
-        PluginRef("nats", "sink", "schnitzel_plugins.transports.nats_sink:NatsSink"),
-        PluginRef("nats", "source", "schnitzel_plugins.transports.nats_source:NatsSource"),
+        PluginRef("nats", "sink", f"{_HERE}.nats_sink:NatsSink"),
+        PluginRef("nats", "source", f"{_HERE}.nats_source:NatsSource"),
+        PluginRef("mqtt", "sink", f"{_HERE}.mqtt_sink:MqttSink"),
+        PluginRef("mqtt", "source", f"{_HERE}.mqtt_source:MqttSource"),
     ),
-    description="NATS JetStream transport.",
+    description="NATS JetStream and MQTT transports.",
 )

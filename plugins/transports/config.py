@@ -1,4 +1,4 @@
-"""Options of the transports pack's nodes (the `config:` of a node with `plugin: nats`)."""
+"""Options of the transports pack's nodes: what every sink shares, and the `nats` nodes'."""
 
 from __future__ import annotations
 
@@ -10,7 +10,14 @@ from pydantic import Field, StrictFloat, StrictInt, field_validator, model_valid
 
 from schnitzel import PluginConfig, RetryOptions
 
-__all__ = ["FIELD_ROOTS", "NatsSinkConfig", "NatsSourceConfig", "safe_nats_url", "valid_subject"]
+__all__ = [
+    "FIELD_ROOTS",
+    "AckedSinkConfig",
+    "NatsSinkConfig",
+    "NatsSourceConfig",
+    "safe_nats_url",
+    "valid_subject",
+]
 
 _SCHEMES = ("nats", "tls", "ws", "wss")
 # A NATS subject to publish on: dot-separated tokens, no wildcards, no whitespace.
@@ -27,9 +34,25 @@ def valid_subject(subject: str) -> bool:
     return _SUBJECT.fullmatch(subject) is not None
 
 
-class NatsSinkConfig(RetryOptions):
-    """Options of the nats sink; the retry and breaker options are `RetryOptions`' (a
-    breaker failure is a failed round of publishes)."""
+class AckedSinkConfig(RetryOptions):
+    """Options every transport sink shares: how long an ack may take, how many publishes
+    await theirs at once; how failed rounds are retried (backoff, circuit breaker) are the
+    SDK's `RetryOptions` (a breaker failure is a failed round of publishes)."""
+
+    ack_timeout_s: StrictFloat = Field(
+        default=5.0, gt=0, le=600, description="How long one publish waits for its ack."
+    )
+    max_in_flight: StrictInt = Field(
+        default=256,
+        ge=1,
+        le=65536,
+        description="Publishes awaiting their ack at once; a micro-batch larger than this "
+        "goes in slices.",
+    )
+
+
+class NatsSinkConfig(AckedSinkConfig):
+    """Options of the nats sink."""
 
     url: str = Field(
         description="The NATS server: nats://host:4222 (tls://, ws://, wss:// too); several "
@@ -50,16 +73,6 @@ class NatsSinkConfig(RetryOptions):
         default=None,
         description="The stream the subject must land in; the server refuses a publish that "
         "another stream (or none) captures, and the sink retries until the streams are fixed.",
-    )
-    ack_timeout_s: StrictFloat = Field(
-        default=5.0, gt=0, le=600, description="How long one publish waits for its ack."
-    )
-    max_in_flight: StrictInt = Field(
-        default=256,
-        ge=1,
-        le=65536,
-        description="Publishes awaiting their ack at once; a micro-batch larger than this "
-        "goes in slices.",
     )
 
     @field_validator("url")

@@ -51,6 +51,19 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
         "(for example 127.0.0.1:9464; docs/operations.md)",
     )
     parser.add_argument(
+        "--metrics-textfile",
+        metavar="PATH",
+        help="write the same metrics to PATH (a .prom file) for node_exporter's textfile "
+        "collector, replaced atomically every --metrics-textfile-interval seconds",
+    )
+    parser.add_argument(
+        "--metrics-textfile-interval",
+        type=_positive_float,
+        default=15.0,
+        metavar="S",
+        help="seconds between two writes of --metrics-textfile (default 15)",
+    )
+    parser.add_argument(
         "--log-format",
         choices=("text", "json"),
         default="text",

