@@ -17,6 +17,7 @@ import asyncio
 from collections import deque
 
 from schnitzel.contract.packet import StreamPacket
+from schnitzel.runtime.inbox_protocol import Batch
 from schnitzel.runtime.metrics import DropReason, NodeMetrics
 
 __all__ = ["InFlight", "Inbox", "payload_nbytes"]
@@ -276,8 +277,13 @@ class Inbox:
             elif waiter in waiters:  # cancelled while behind others in line
                 waiters.remove(waiter)
 
-    def take(self, limit: int) -> list[StreamPacket]:
-        """Up to `limit` packets, oldest first; wakes the first producer waiting for space."""
+    def take(self, limit: int) -> Batch:
+        """Up to `limit` packets, oldest first, as a batch the node settles, gives back or
+        abandons; wakes the first producer waiting for space."""
+        start = self.left
+        return Batch(self, self._take_packets(limit), start)
+
+    def _take_packets(self, limit: int) -> list[StreamPacket]:
         items = self._items
         if len(items) <= limit:
             batch = list(items)
@@ -291,6 +297,26 @@ class Inbox:
         if self._space_waiters:
             self._wake_first()
         return batch
+
+    def _settle(
+        self,
+        batch: Batch,
+        kept: list[StreamPacket] | None,
+        trail: dict[str, int] | None,
+        parked: list[tuple[StreamPacket, str]] | None,
+    ) -> None:
+        self.in_flight.retire(len(batch.packets))
+
+    def _give_back(self, batch: Batch) -> None:
+        packets = batch.packets
+        self._items.extendleft(reversed(packets))
+        if self.max_bytes is not None:
+            self.bytes += sum(payload_nbytes(p) for p in packets)
+        self.left -= len(packets)
+
+    def _release(self, batch: Batch) -> int:
+        self.in_flight.retire(len(batch.packets))
+        return 0  # in memory only: lost, for the caller to count
 
     def _wake_first(self) -> None:
         if self._space_waiters and len(self._items) < self.capacity and self._bytes_free():

@@ -14,6 +14,7 @@ from schnitzel.errors import BadRecord, RuntimeStartError
 from schnitzel.registry.plugin import NodeContext, Plugin, Processor, Sink, Source
 from schnitzel.registry.trouble import Trouble
 from schnitzel.runtime.inbox import Inbox
+from schnitzel.runtime.inbox_protocol import Batch
 from schnitzel.runtime.metrics import DropReason, NodeMetrics, RateWindow
 from schnitzel.runtime.pacer import Pacer
 from schnitzel.runtime.processing import (
@@ -82,15 +83,12 @@ class Node:
         self.latency_ms = {"p50": 0.0, "p99": 0.0}
         """Percentiles of `metrics.latency` as of the last metrics tick."""
         self.processing_ms = {"p50": 0.0, "p99": 0.0}
-        self.holding = 0
-        """Packets taken from the inbox whose outcome is not counted yet (in the plugin)."""
-        self.unretired = 0
-        """Packets taken from the inbox and not yet retired from the in-flight count."""
+        self.batch: Batch | None = None
+        """The batch the node took from its inbox and has not ended yet (settled, given
+        back or abandoned); `batch.counted` says whether its outcome is counted."""
         self.last_emitted: StreamPacket | BadRecord | None = None
         """A source's newest packet the graph accepted, or bad record its `on_error` dealt
         with (checkpoint tracking)."""
-        self.taken_start = 0
-        """`inbox.left` when the batch the node holds was taken (checkpoint tracking)."""
         self.abandoned = False
         """Set when the run gave up on this node (drain timeout, forced stop, failure)."""
         self.left_in_thread = False

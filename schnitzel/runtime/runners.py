@@ -14,8 +14,8 @@ from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from schnitzel.contract.packet import StreamPacket
-from schnitzel.durable.inbox import DurableInbox
 from schnitzel.errors import BadRecord
+from schnitzel.runtime.inbox_protocol import Batch
 from schnitzel.runtime.metrics import DropReason
 from schnitzel.runtime.node import Node
 from schnitzel.runtime.processing import Outcome
@@ -35,7 +35,6 @@ async def run_worker(node: Node, runtime: Runtime) -> None:
     assert inbox is not None
     metrics = node.metrics
     running, turn = node.running, node.turn
-    in_flight = runtime.in_flight
     is_sink = node.kind == "sink"
     keep_failed = node.resolved.spec.on_error == "stop"  # a durable inbox keeps them for later
     clock, wall = time.monotonic, time.time  # monotonic: the clock health compares with
@@ -48,9 +47,9 @@ async def run_worker(node: Node, runtime: Runtime) -> None:
             continue
         if not running.is_set() and not runtime.stopping:  # a drain does not wait on pauses
             await running.wait()
-        node.taken_start = inbox.left
-        batch = inbox.take(_batch_limit(node))
-        n = node.holding = node.unretired = len(batch)
+        node.batch = taken = inbox.take(_batch_limit(node))
+        batch = taken.packets
+        n = len(batch)
         metrics.processed += n
         metrics.last_progress = started = clock()
         if node.sample_every > 1:
@@ -68,7 +67,7 @@ async def run_worker(node: Node, runtime: Runtime) -> None:
             metrics.delivered += len(batch) - len(outcome.failures)
         else:
             metrics.emitted += len(outcome.outputs)
-        node.holding = 0  # every input is now counted: passed on, filtered or failed
+        taken.counted = True  # every input is now counted: passed on, filtered or failed
         # At most ~16 samples per batch, each weighted by the stride: exact for the small
         # batches of a paced stream, and it keeps a 256-packet batch from costing 256 bisects.
         now = wall()
@@ -82,10 +81,8 @@ async def run_worker(node: Node, runtime: Runtime) -> None:
             await node.emit(outcome.outputs, outcome.routed)
             node.emitting = False
         metrics.last_progress = finished
-        if inbox.durable and not _settle_durable(node, runtime, outcome, keep_failed):
+        if not _settle(node, runtime, taken, outcome, keep_failed):
             return
-        in_flight.retire(node.unretired)
-        node.unretired = 0
 
 
 def _batch_limit(node: Node) -> int:
@@ -120,10 +117,10 @@ async def _interruptible_call(node: Node, batch: list[StreamPacket]) -> Outcome 
         if not node.interrupting or (task is not None and task.cancelling()):
             raise  # a stop, not a swap
         node.interrupting = False
-        node.holding = node.unretired = 0
-        inbox = node.inbox
-        assert isinstance(inbox, DurableInbox)
-        taken = inbox.give_back()
+        held, node.batch = node.batch, None
+        if held is None:  # the run gave up on the node meanwhile: nothing to give back
+            return None
+        taken = held.give_back()
         node.metrics.processed -= taken
         node.metrics.filtered -= taken - len(batch)  # sampled again when taken again
         return None
@@ -131,19 +128,27 @@ async def _interruptible_call(node: Node, batch: list[StreamPacket]) -> Outcome 
         node.calling = None
 
 
-def _settle_durable(node: Node, runtime: Runtime, outcome: Outcome, keep_failed: bool) -> bool:
-    """Let a durable inbox delete the batch its node finished; False when the node must stop
-    instead (a node downstream failed and refused part of the output: keep it all)."""
+def _settle(
+    node: Node, runtime: Runtime, taken: Batch, outcome: Outcome, keep_failed: bool
+) -> bool:
+    """End the batch the node finished; False when the node must stop instead (a node
+    downstream failed and refused part of the output: a durable inbox keeps it all).
+
+    A durable inbox deletes the batch, but the failed packets under `on_error: stop` (kept
+    for later) and parked ones under `park` (moved to its parked table)."""
+    if taken.rows is None:  # a memory inbox: nothing to delete
+        taken.settle()
+        node.batch = None
+        return True
     if node.downstream_closed():
         runtime.keep_durable_batch(node)
         return False
-    inbox = node.inbox
-    assert isinstance(inbox, DurableInbox)
     kept = [p for p, _ in outcome.failures] if keep_failed else None
     parked = None
     if outcome.failures and node.resolved.spec.on_error == "park":
         parked = [(p, f"{type(exc).__name__}: {exc}") for p, exc in outcome.failures]
-    inbox.settle(kept, runtime.checkpoints.trail(node), parked)
+    taken.settle(kept, runtime.checkpoints.trail(node), parked)
+    node.batch = None
     return True
 
 

@@ -446,25 +446,24 @@ class Runtime:
             if reason == DropReason.NODE_FAILED:
                 node.inbox.close()
             lost += node.inbox.abandon(reason)
-        if isinstance(node.inbox, DurableInbox):
-            # not lost: what the node took stays in the store, first in line for the next run
-            node.left_in_thread = bool(node.holding) and node.pool is not None
-            node.metrics.processed -= node.inbox.release_taken()
-            node.holding = 0
-        if node.holding:
-            node.left_in_thread = node.pool is not None
-            node.metrics.errors += node.holding
-            node.metrics.abandoned += node.holding
-            node.metrics.recent_errors.append(
-                ErrorRecord(time.time(), None, "Abandoned", f"{node.holding} packets {why}")
-            )
-            lost += node.holding
-            node.holding = 0
+        held, node.batch = node.batch, None
+        if held is not None:
+            in_plugin = not held.counted
+            if in_plugin:
+                node.left_in_thread = node.pool is not None
+            # a durable inbox keeps what the node took, first in line for the next run
+            kept = held.abandon()
+            node.metrics.processed -= kept
+            if in_plugin and not kept:
+                n = len(held)
+                node.metrics.errors += n
+                node.metrics.abandoned += n
+                node.metrics.recent_errors.append(
+                    ErrorRecord(time.time(), None, "Abandoned", f"{n} packets {why}")
+                )
+                lost += n
         if lost:
             self.volatile_lost = True
-        if node.unretired:
-            self.in_flight.retire(node.unretired)
-            node.unretired = 0
         return lost
 
     def keep_durable_batch(self, node: Node) -> None:
