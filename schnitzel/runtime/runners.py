@@ -11,7 +11,7 @@ import asyncio
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple
 
 from schnitzel.contract.packet import StreamPacket
 from schnitzel.errors import BadRecord
@@ -19,9 +19,8 @@ from schnitzel.runtime.inbox_protocol import Batch
 from schnitzel.runtime.metrics import DropReason
 from schnitzel.runtime.node import Node
 from schnitzel.runtime.processing import Outcome
-
-if TYPE_CHECKING:
-    from schnitzel.runtime.runtime import Runtime
+from schnitzel.runtime.stop_reason import StopReason
+from schnitzel.runtime.worker_api import WorkerRuntime
 
 __all__ = ["BATCH", "run_source", "run_worker"]
 
@@ -29,7 +28,7 @@ BATCH = 256
 """Most packets a node takes or a source pulls at once."""
 
 
-async def run_worker(node: Node, runtime: Runtime) -> None:
+async def run_worker(node: Node, runtime: WorkerRuntime) -> None:
     """Drain the node's inbox until the runtime closes it."""
     inbox = node.inbox
     assert inbox is not None
@@ -129,7 +128,7 @@ async def _interruptible_call(node: Node, batch: list[StreamPacket]) -> Outcome 
 
 
 def _settle(
-    node: Node, runtime: Runtime, taken: Batch, outcome: Outcome, keep_failed: bool
+    node: Node, runtime: WorkerRuntime, taken: Batch, outcome: Outcome, keep_failed: bool
 ) -> bool:
     """End the batch the node finished; False when the node must stop instead (a node
     downstream failed and refused part of the output: a durable inbox keeps it all).
@@ -152,7 +151,7 @@ def _settle(
     return True
 
 
-async def run_source(node: Node, runtime: Runtime) -> None:
+async def run_source(node: Node, runtime: WorkerRuntime) -> None:
     """Pull packets from the source plugin as fast as the graph and the pacer allow."""
     packets: Any = node.plugin.packets()  # type: ignore[attr-defined]
     try:
@@ -164,7 +163,7 @@ async def run_source(node: Node, runtime: Runtime) -> None:
         await _close_iterator(node, runtime, packets)
 
 
-async def _close_iterator(node: Node, runtime: Runtime, packets: Any) -> None:
+async def _close_iterator(node: Node, runtime: WorkerRuntime, packets: Any) -> None:
     """Close the source's iterator; one still running in a thread is closed when it returns
     (closing a generator while it executes would fail)."""
 
@@ -187,7 +186,7 @@ async def _close_iterator(node: Node, runtime: Runtime, packets: Any) -> None:
         close()
 
 
-async def _permits(node: Node, runtime: Runtime, wanted: int) -> int:
+async def _permits(node: Node, runtime: WorkerRuntime, wanted: int) -> int:
     """How many packets the source may produce now: paused, paced and budgeted (reserved:
     settle with `runtime.budget.settle`). 0 means stop."""
     if not node.running.is_set():
@@ -203,14 +202,14 @@ async def _permits(node: Node, runtime: Runtime, wanted: int) -> int:
         if granted:
             return granted
         if budget.spent:  # every source stops, and the drain has a time limit
-            runtime.request_stop("max_packets")
+            runtime.request_stop(StopReason.MAX_PACKETS)
             return 0
         with runtime.stoppable(node):  # another source holds the rest: it may not use it all
             await budget.changed.wait()
 
 
 async def _pump_sync(
-    node: Node, runtime: Runtime, packets: Iterator[StreamPacket | BadRecord | None]
+    node: Node, runtime: WorkerRuntime, packets: Iterator[StreamPacket | BadRecord | None]
 ) -> None:
     loop = asyncio.get_running_loop()
     metrics = node.metrics
@@ -310,7 +309,7 @@ def _count_unsent_pull(node: Node, pulling: asyncio.Future[Any]) -> None:
 
 
 async def _pump_async(
-    node: Node, runtime: Runtime, packets: AsyncIterator[StreamPacket | BadRecord | None]
+    node: Node, runtime: WorkerRuntime, packets: AsyncIterator[StreamPacket | BadRecord | None]
 ) -> None:
     metrics = node.metrics
     budget = runtime.budget

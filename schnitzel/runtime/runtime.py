@@ -38,6 +38,7 @@ from schnitzel.runtime.processing import Failure
 from schnitzel.runtime.report import build_report
 from schnitzel.runtime.runners import run_source, run_worker
 from schnitzel.runtime.state_dir import default_state_dir
+from schnitzel.runtime.stop_reason import StopReason
 from schnitzel.validate.graph import ValidatedGraph
 
 __all__ = ["Runtime", "StopReason"]
@@ -54,16 +55,6 @@ CLOSE_TIMEOUT_S = 5.0
 """How long a plugin's close() may take before the run ends without it."""
 LOGGED_ERRORS_PER_NODE = 10
 """Errors logged one by one per node; after that every 1000th (all are counted)."""
-
-
-class StopReason:
-    """Why a run ended (the run report's `stop_reason`)."""
-
-    MAX_PACKETS = "max_packets"
-    DURATION = "duration"
-    SOURCES_EXHAUSTED = "sources_exhausted"
-    SIGNAL = "signal"
-    ERROR = "error"
 
 
 class Runtime:
