@@ -277,7 +277,7 @@ class DurableInbox(Inbox):
         if backlog.count:
             self._first_spilled_at = time.time()
             self.entered += backlog.count
-            self.metrics.depth_max = max(self.metrics.depth_max, backlog.count)
+            self.metrics.saw_depth(backlog.count)
             self.in_flight.add(backlog.count)
             self.in_flight.durable += backlog.count
             self.notify("info", f"replaying {backlog.count} packets ({backlog.bytes} bytes) first")
@@ -311,8 +311,7 @@ class DurableInbox(Inbox):
                     RuntimeError(f"durable store {str(self.path)!r} closed first")
                 )
         if self._pending:  # never committed: lost, and counted
-            self.metrics.received += len(self._pending)
-            self.metrics.drop(DropReason.SHUTDOWN, len(self._pending))
+            self.metrics.refused(DropReason.SHUTDOWN, len(self._pending))
             self._pending.clear()
             self._pending_packets.clear()
         try:
@@ -326,8 +325,7 @@ class DurableInbox(Inbox):
         """Return once every packet of `batch` is committed, dropped by the overflow policy
         (counted) or refused as not portable (counted)."""
         if self.closed:
-            self.metrics.received += len(batch)
-            self.metrics.drop(DropReason.NODE_FAILED, len(batch))
+            self.metrics.refused(DropReason.NODE_FAILED, len(batch))
             return
         packets, bodies = self._encode(batch)
         groups: list[asyncio.Future[None]] = []
@@ -362,8 +360,7 @@ class DurableInbox(Inbox):
 
     def _drop(self, n: int, reason: str) -> None:
         if n:
-            self.metrics.received += n
-            self.metrics.drop(reason, n)
+            self.metrics.refused(reason, n)
 
     def offer(
         self, batch: list[StreamPacket], start: int = 0, force: bool = False, newcomer: bool = False
@@ -417,8 +414,7 @@ class DurableInbox(Inbox):
             try:
                 bodies.append(encode_packet(packet).encode())
             except (PacketNotPortable, TypeError, ValueError) as exc:
-                self.metrics.received += 1
-                self.metrics.drop(DropReason.NOT_PORTABLE, 1)
+                self.metrics.refused(DropReason.NOT_PORTABLE, 1)
                 self.metrics.note(packet.packet_id, exc)
                 continue
             kept.append(packet)
@@ -492,9 +488,9 @@ class DurableInbox(Inbox):
             need_packets -= 1
             need_bytes -= len(bodies[own])
             own += 1
-        self.metrics.received += own
         if displaced or own:
-            self.metrics.drop(DropReason.DISPLACED, displaced + own)
+            self.metrics.drop(DropReason.DISPLACED, displaced)
+            self.metrics.refused(DropReason.DISPLACED, own)
         self._work.set()
         return own
 
@@ -642,7 +638,7 @@ class DurableInbox(Inbox):
         if not self._given_up:
             self.in_flight.add(n)
             self.in_flight.durable += n
-        self.metrics.depth_max = max(self.metrics.depth_max, self.depth)
+        self.metrics.saw_depth(self.depth)
         self._load_if_low()
 
     async def change_parked(self, action: str, selection: Selection) -> ParkingChanges:
@@ -671,7 +667,7 @@ class DurableInbox(Inbox):
     def _accept(self, rows: list[StoreRow], packets: list[StreamPacket], to_window: bool) -> None:
         n = len(rows)
         metrics = self.metrics
-        metrics.received += n
+        metrics.arrived(n)
         self.stats.accepted += n
         self.entered += n
         if not self._given_up:  # after that the run no longer waits for anything
@@ -689,7 +685,7 @@ class DurableInbox(Inbox):
             self._spilled += n
             self._spilled_bytes += sum(len(row[2]) for row in rows)
             self._load_if_low()
-        metrics.depth_max = max(metrics.depth_max, self.depth)
+        metrics.saw_depth(self.depth)
 
     def _disk_error(self, exc: Exception) -> None:
         """Count a failed store call; report the first of an outage and every 100th."""

@@ -135,9 +135,8 @@ class Inbox:
         items = self._items
         n = len(batch) - start
         metrics = self.metrics
-        metrics.received += n
         if self.closed:  # the node stopped for good: what still arrives is lost, and counted
-            metrics.drop(DropReason.NODE_FAILED, n)
+            metrics.refused(DropReason.NODE_FAILED, n)
             return len(batch)
         room = self.capacity - len(items)
         if newcomer and self._space_waiters and self.overflow == "block":
@@ -149,15 +148,14 @@ class Inbox:
             items.extend(batch if start == 0 else batch[start:])
             taken = n
             end = len(batch)
-        elif self.overflow == "block":
+        elif self.overflow == "block":  # the rest arrives when the producer retries
             taken = max(room, 0)
             end = start + taken
-            metrics.received -= n - taken  # the rest arrives when the producer retries
             items.extend(batch[start:end])
         elif self.overflow == "drop_new":
             taken = max(room, 0)
             items.extend(batch[start : start + taken])
-            metrics.drop(DropReason.INBOX_FULL, n - taken)
+            metrics.refused(DropReason.INBOX_FULL, n - taken)
             end = len(batch)
         else:  # drop_oldest
             displaced = min(len(items), n - room)
@@ -167,15 +165,18 @@ class Inbox:
             extra = len(items) - self.capacity  # a batch larger than the whole inbox
             for _ in range(extra):
                 items.popleft()
-            metrics.drop(DropReason.DISPLACED, displaced + max(extra, 0))
+            metrics.drop(DropReason.DISPLACED, displaced)
+            if extra > 0:
+                metrics.refused(DropReason.DISPLACED, extra)
             taken = n - max(extra, 0)
             end = len(batch)
             retired = displaced
             self.left += displaced
         if taken:
+            metrics.arrived(taken)
             self.entered += taken
             self.in_flight.add(taken)
-            metrics.depth_max = max(metrics.depth_max, len(items))
+            metrics.saw_depth(len(items))
             consumer = self._consumer
             if consumer is not None and not consumer.done():
                 consumer.set_result(None)
@@ -195,13 +196,12 @@ class Inbox:
         retired = 0
         if fit == n:
             taken, end = n, len(batch)
-        elif self.overflow == "block":
+        elif self.overflow == "block":  # the rest arrives when the producer retries
             taken = fit
             end = start + fit
-            metrics.received -= n - fit  # the rest arrives when the producer retries
         elif self.overflow == "drop_new":
             taken, end = fit, len(batch)
-            metrics.drop(DropReason.INBOX_FULL, n - fit)
+            metrics.refused(DropReason.INBOX_FULL, n - fit)
         else:  # drop_oldest: the new go in, the oldest leave until both bounds hold
             old = len(items)
             items.extend(batch[start:])
@@ -211,7 +211,9 @@ class Inbox:
                 self.bytes -= payload_nbytes(items.popleft())
                 dropped += 1
             displaced = min(dropped, old)
-            metrics.drop(DropReason.DISPLACED, dropped)
+            metrics.drop(DropReason.DISPLACED, displaced)
+            if dropped > displaced:  # some of the new ones too (a batch over the bounds)
+                metrics.refused(DropReason.DISPLACED, dropped - displaced)
             taken, end, retired = n - (dropped - displaced), len(batch), displaced
             self.left += displaced
             fit = 0  # already queued
@@ -219,9 +221,10 @@ class Inbox:
             items.extend(batch[start : start + fit])
             self.bytes += sum(sizes[:fit])
         if taken:
+            metrics.arrived(taken)
             self.entered += taken
             self.in_flight.add(taken)
-            metrics.depth_max = max(metrics.depth_max, len(items))
+            metrics.saw_depth(len(items))
             consumer = self._consumer
             if consumer is not None and not consumer.done():
                 consumer.set_result(None)
@@ -266,9 +269,7 @@ class Inbox:
                 waiter = loop.create_future()
                 waiters[0] = waiter
         except asyncio.CancelledError:  # a forced stop: what never got in is lost, and counted
-            rest = len(batch) - end
-            self.metrics.received += rest
-            self.metrics.drop(DropReason.SHUTDOWN, rest)
+            self.metrics.refused(DropReason.SHUTDOWN, len(batch) - end)
             raise
         finally:
             if waiters and waiters[0] is waiter:

@@ -135,7 +135,7 @@ class Node:
         start = (-phase) % every
         kept = batch[start::every]
         self._sample_phase = (phase + len(batch)) % every
-        self.metrics.filtered += len(batch) - len(kept)
+        self.metrics.filtered_out(len(batch) - len(kept))
         return kept
 
     @property
@@ -170,8 +170,7 @@ class Node:
                 await target.inbox.put(batch, target.force)
             except asyncio.CancelledError:  # a forced stop: count what the rest never got
                 for unsent_to, unsent in sends[index + 1 :]:
-                    unsent_to.inbox.metrics.received += len(unsent)
-                    unsent_to.inbox.metrics.drop(DropReason.SHUTDOWN, len(unsent))
+                    unsent_to.inbox.metrics.refused(DropReason.SHUTDOWN, len(unsent))
                 raise
 
     def downstream_closed(self) -> bool:

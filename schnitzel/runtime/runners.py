@@ -49,7 +49,7 @@ async def run_worker(node: Node, runtime: WorkerRuntime) -> None:
         node.batch = taken = inbox.take(_batch_limit(node))
         batch = taken.packets
         n = len(batch)
-        metrics.processed += n
+        metrics.took(n)
         metrics.last_progress = started = clock()
         if node.sample_every > 1:
             batch = node.sample(batch)
@@ -61,11 +61,11 @@ async def run_worker(node: Node, runtime: WorkerRuntime) -> None:
             return
         finished = clock()
         processing.record((finished - started) / n, n)
-        metrics.filtered += outcome.filtered
+        metrics.filtered_out(outcome.filtered)
         if is_sink:
-            metrics.delivered += len(batch) - len(outcome.failures)
+            metrics.completed(len(batch) - len(outcome.failures))
         else:
-            metrics.emitted += len(outcome.outputs)
+            metrics.passed_on(len(outcome.outputs))
         taken.counted = True  # every input is now counted: passed on, filtered or failed
         # At most ~16 samples per batch, each weighted by the stride: exact for the small
         # batches of a paced stream, and it keeps a 256-packet batch from costing 256 bisects.
@@ -120,8 +120,7 @@ async def _interruptible_call(node: Node, batch: list[StreamPacket]) -> Outcome 
         if held is None:  # the run gave up on the node meanwhile: nothing to give back
             return None
         taken = held.give_back()
-        node.metrics.processed -= taken
-        node.metrics.filtered -= taken - len(batch)  # sampled again when taken again
+        node.metrics.handed_back(taken, taken - len(batch))  # sampled again when taken again
         return None
     finally:
         node.calling = None
@@ -234,7 +233,7 @@ async def _pump_sync(
         batch = pulled.packets
         runtime.budget.settle(wanted, len(batch))  # bad records are not packets
         if batch:
-            metrics.emitted += len(batch)
+            metrics.passed_on(len(batch))
             metrics.last_progress = time.monotonic()
             await node.emit(batch)
             node.last_emitted = batch[-1]
@@ -339,7 +338,7 @@ async def _pump_async(
             node.last_emitted = packet
             continue
         budget.settle(1, 1)
-        metrics.emitted += 1
+        metrics.passed_on(1)
         metrics.last_progress = time.monotonic()
         await node.emit([packet])
         node.last_emitted = packet

@@ -32,7 +32,7 @@ from schnitzel.runtime.checkpoints import CheckpointTracker
 from schnitzel.runtime.events import EventLog
 from schnitzel.runtime.health import Health, judge_health
 from schnitzel.runtime.inbox import Inbox, InFlight
-from schnitzel.runtime.metrics import DropReason, ErrorRecord, NodeMetrics
+from schnitzel.runtime.metrics import DropReason, NodeMetrics
 from schnitzel.runtime.node import Node, Target
 from schnitzel.runtime.processing import Failure
 from schnitzel.runtime.report import build_report
@@ -312,7 +312,7 @@ class Runtime:
         for node in self.nodes.values():
             if node.kind == "delay":
                 initial = list(node.plugin.initial_packets())  # type: ignore[attr-defined]
-                node.metrics.emitted += len(initial)
+                node.metrics.passed_on(len(initial))
                 await node.emit(initial)
 
     async def _until_done(self) -> None:
@@ -420,7 +420,7 @@ class Runtime:
                 self.in_flight.source_finished()
 
     def _node_crashed(self, node: Node, exc: BaseException) -> None:
-        node.metrics.crashed = f"{type(exc).__name__}: {exc}"
+        node.metrics.crashed_with(exc)
         self.logger.error("node %s stopped: %s", node.id, exc, exc_info=exc)
         self.events.add("error", f"node stopped with an error: {exc}", node.id)
         lost = self._give_up(node, DropReason.NODE_FAILED, f"its node stopped: {exc}")
@@ -444,15 +444,10 @@ class Runtime:
                 node.left_in_thread = node.pool is not None
             # a durable inbox keeps what the node took, first in line for the next run
             kept = held.abandon()
-            node.metrics.processed -= kept
+            node.metrics.handed_back(kept)
             if in_plugin and not kept:
-                n = len(held)
-                node.metrics.errors += n
-                node.metrics.abandoned += n
-                node.metrics.recent_errors.append(
-                    ErrorRecord(time.time(), None, "Abandoned", f"{n} packets {why}")
-                )
-                lost += n
+                node.metrics.abandoned_in_plugin(len(held), why)
+                lost += len(held)
         if lost:
             self.volatile_lost = True
         return lost
