@@ -74,7 +74,7 @@ async def run_worker(node: Node, runtime: WorkerRuntime) -> None:
         for packet in batch[::stride]:
             record_latency(now - packet.ts, stride)
         if outcome.failures:
-            await runtime.handle_failures(node, outcome.failures)
+            await runtime.errors.handle_failures(node, outcome.failures)
         if outcome.outputs:
             node.emitting = True
             await node.emit(outcome.outputs, outcome.routed)
@@ -238,12 +238,12 @@ async def _pump_sync(
             await node.emit(batch)
             node.last_emitted = batch[-1]
         if pulled.bad:
-            if not await runtime.bad_records(node, pulled.bad):
+            if not await runtime.errors.bad_records(node, pulled.bad):
                 return
             if pulled.last is not None:  # dealt with: a checkpoint may pass them
                 node.last_emitted = pulled.last
         if pulled.failure is not None:
-            await runtime.source_failed(node, pulled.failure)
+            await runtime.errors.source_failed(node, pulled.failure)
             return
         if pulled.ended:
             return
@@ -326,14 +326,14 @@ async def _pump_async(
             raise
         except Exception as exc:
             budget.settle(1, 0)
-            await runtime.source_failed(node, exc)
+            await runtime.errors.source_failed(node, exc)
             return
         if packet is None:  # nothing yet: the source waits for input
             budget.settle(1, 0)
             continue
         if isinstance(packet, BadRecord):
             budget.settle(1, 0)
-            if not await runtime.bad_records(node, [packet]):
+            if not await runtime.errors.bad_records(node, [packet]):
                 return
             node.last_emitted = packet
             continue
