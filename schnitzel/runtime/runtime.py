@@ -29,6 +29,7 @@ from schnitzel.registry.registry import PluginRegistry
 from schnitzel.runtime.budget import Budget
 from schnitzel.runtime.build import build_nodes, connect_outputs, instantiate
 from schnitzel.runtime.checkpoints import CheckpointTracker
+from schnitzel.runtime.draining import drain, give_up
 from schnitzel.runtime.error_policy import ErrorPolicy
 from schnitzel.runtime.events import EventLog
 from schnitzel.runtime.inbox import InFlight
@@ -43,7 +44,6 @@ from schnitzel.runtime.stores import (
     durable_inboxes,
     flush_stores,
     open_stores,
-    settled_count,
 )
 from schnitzel.runtime.tick import TICK_S, tick_nodes
 from schnitzel.validate.graph import ValidatedGraph
@@ -54,8 +54,6 @@ PULL_GRACE_S = 1.0
 """How long the end of a run waits for a source's pull still running in its thread."""
 TASKS_GRACE_S = 5.0
 """How long the end of a run waits for node tasks to see their closed inboxes."""
-DURABLE_STALL_S = 2.0
-"""A stop stops waiting for a durable backlog that did not shrink for this long."""
 CLOSE_TIMEOUT_S = 5.0
 """How long a plugin's close() may take before the run ends without it."""
 
@@ -233,35 +231,15 @@ class Runtime:
             await asyncio.wait({idle, stop}, return_when=asyncio.FIRST_COMPLETED)
             if not self.in_flight.idle.is_set():
                 self._stop_sources()
-                await self._drain(idle)
+                why = await drain(idle, self.drain_timeout_s, self.in_flight, self.stores)
+                if why is not None:
+                    self._abandon(why)
         finally:
             idle.cancel()
             stop.cancel()
         if self.stop_reason is None:
             exhausted = self.budget.spent
             self.stop_reason = StopReason.MAX_PACKETS if exhausted else StopReason.SOURCES_EXHAUSTED
-
-    async def _drain(self, idle: asyncio.Future[Any]) -> None:
-        """Wait for what is in flight, up to the drain timeout. Packets only in memory must
-        drain or they are lost (counted). A durable backlog gets the same time, but the wait
-        ends early once no durable node settled anything for DURABLE_STALL_S (its backend is
-        down): the backlog stays on disk for the next run."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.drain_timeout_s
-        settled, since = settled_count(self.stores), loop.time()
-        while not idle.done():
-            now = loop.time()
-            if now >= deadline:
-                self._abandon(f"drain did not finish within {self.drain_timeout_s:g} s")
-                return
-            if not self.in_flight.volatile:
-                current = settled_count(self.stores)
-                if current != settled:
-                    settled, since = current, now
-                elif now - since >= DURABLE_STALL_S:
-                    self._abandon(f"durable nodes made no progress for {DURABLE_STALL_S:g} s")
-                    return
-            await asyncio.wait({idle}, timeout=min(0.1, deadline - now))
 
     async def _shutdown(self) -> None:
         self.stopping = True
@@ -337,25 +315,8 @@ class Runtime:
         self.request_stop(StopReason.ERROR, f"node {node.id!r} stopped: {exc}")
 
     def _give_up(self, node: Node, reason: str, why: str) -> int:
-        """Count what a node holds as lost: queued packets as dropped for `reason`, the batch
-        in its plugin as errors (it may or may not have been handled). Returns how many."""
-        node.abandoned = True
-        lost = 0
-        if node.inbox is not None:
-            if reason == DropReason.NODE_FAILED:
-                node.inbox.close()
-            lost += node.inbox.abandon(reason)
-        held, node.batch = node.batch, None
-        if held is not None:
-            in_plugin = not held.counted
-            if in_plugin:
-                node.left_in_thread = node.pool is not None
-            # a durable inbox keeps what the node took, first in line for the next run
-            kept = held.abandon()
-            node.metrics.handed_back(kept)
-            if in_plugin and not kept:
-                node.metrics.abandoned_in_plugin(len(held), why)
-                lost += len(held)
+        """Give up on a node (`draining.give_up`); returns how many packets were lost."""
+        lost = give_up(node, reason, why)
         if lost:
             self.volatile_lost = True
         return lost
