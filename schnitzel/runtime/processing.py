@@ -181,6 +181,8 @@ def choose_call(
     in `pool` when it blocks, awaited in up to `limits.concurrency` chunks when async."""
     if isinstance(plugin, Source):
         return _never
+    method: Callable[[StreamPacket], Any]
+    each: Callable[[Callable[[StreamPacket], Any], list[StreamPacket]], Outcome]
     if isinstance(plugin, Sink):
         method, each, batch_name = plugin.deliver, deliver_each, "deliver_batch"
     elif isinstance(plugin, Processor):
@@ -253,7 +255,7 @@ def _batch_awaited(plugin: Sink, each: BatchCall) -> BatchCall:
 
     async def call(batch: list[StreamPacket]) -> Outcome:
         try:
-            await plugin.deliver_batch(batch)  # type: ignore[misc]
+            await plugin.deliver_batch(batch)  # type: ignore[func-returns-value,misc]
         except Exception:
             return await each(batch)
         return Outcome()

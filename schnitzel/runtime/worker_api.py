@@ -30,9 +30,16 @@ class WorkerRuntime(Protocol):
     budget: Budget
     """The run's `max_packets` budget, shared by every source."""
     events: EventLog
-    checkpoints: OutputTrail
-    errors: ErrorPolicy
-    """Each node's `on_error`, applied to failed packets and bad source records."""
+
+    @property
+    def checkpoints(self) -> OutputTrail:
+        """Where a durable node's output went (so its inbox deletes only what is safe)."""
+        ...
+
+    @property
+    def errors(self) -> ErrorPolicy:
+        """Each node's `on_error`, applied to failed packets and bad source records."""
+        ...
 
     def stoppable(self, node: Node) -> contextlib.AbstractContextManager[None]:
         """Mark a source's wait as safe to cancel on stop."""
