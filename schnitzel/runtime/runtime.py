@@ -21,7 +21,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from schnitzel.control.audit import AUDIT_FILE, AuditLog
 from schnitzel.durable.inbox import DurableInbox
 from schnitzel.errors import RuntimeStartError
 from schnitzel.registry.plugin import Plugin
@@ -78,14 +77,8 @@ class Runtime:
         self.events = EventLog(self.logger)
         self.run_id = uuid.uuid4().hex
         """Names this run: a client that sees it change knows the runtime restarted."""
-        self.audit = AuditLog(self.state_dir / AUDIT_FILE)
         self.swap_history: dict[str, list[Any]] = {}
         """Per node, the versions it ran before each swap (for rollback), oldest first."""
-        self.node_locks: dict[str, asyncio.Lock] = {}
-        """Per node: held by a swap or rollback (one change of a node at a time)."""
-        self.reload_lock = asyncio.Lock()
-        self.controller: Any = None
-        """The controller (schnitzel.control.controller), while `runtime.controller` is on."""
         self.in_flight = InFlight()
         self.budget = Budget(None)
         self.stop_reason: str | None = None
@@ -177,12 +170,9 @@ class Runtime:
         settings = self.graph.spec.runtime.controller
         if settings.mode == "off":
             return None
-        from schnitzel.control.controller import Controller  # the control plane sits on top
-        from schnitzel.runtime.control import RuntimeControl
+        from schnitzel.runtime.control import RuntimeControl  # the control plane sits on top
 
-        logger = self.logger.getChild("controller")
-        self.controller = Controller(RuntimeControl(self), settings, logger)
-        return asyncio.create_task(self.controller.run(), name="schnitzel-controller")
+        return RuntimeControl(self).start_controller(settings, self.logger.getChild("controller"))
 
     @property
     def _store_timeout_s(self) -> float:
