@@ -173,10 +173,9 @@ class Inbox:
             retired = displaced
             self.left += displaced
         if taken:
-            metrics.arrived(taken)
+            metrics.arrived(taken, len(items))
             self.entered += taken
             self.in_flight.add(taken)
-            metrics.saw_depth(len(items))
             consumer = self._consumer
             if consumer is not None and not consumer.done():
                 consumer.set_result(None)
@@ -221,10 +220,9 @@ class Inbox:
             items.extend(batch[start : start + fit])
             self.bytes += sum(sizes[:fit])
         if taken:
-            metrics.arrived(taken)
+            metrics.arrived(taken, len(items))
             self.entered += taken
             self.in_flight.add(taken)
-            metrics.saw_depth(len(items))
             consumer = self._consumer
             if consumer is not None and not consumer.done():
                 consumer.set_result(None)

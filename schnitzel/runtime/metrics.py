@@ -102,9 +102,10 @@ class NodeMetrics:
 
     # -- the inbox -------------------------------------------------------------------------
 
-    def arrived(self, n: int) -> None:
-        """`n` packets got into the inbox."""
+    def arrived(self, n: int, depth: int = 0) -> None:
+        """`n` packets got into the inbox, which then held `depth` (for `depth_max`)."""
         self.received += n
+        self.depth_max = max(self.depth_max, depth)
 
     def refused(self, reason: str, n: int) -> None:
         """`n` packets arrived and were dropped at once for `reason` (inbox full, node failed,
@@ -138,13 +139,16 @@ class NodeMetrics:
         """`n` inputs were deliberately not passed on (sample throttle, a plugin's filter)."""
         self.filtered += n
 
-    def passed_on(self, n: int) -> None:
-        """The node (a source, a processor) produced `n` packets."""
+    def passed_on(self, n: int, filtered: int = 0) -> None:
+        """The node (a source, a processor) produced `n` packets from its inputs, of which
+        it deliberately passed `filtered` on to no one."""
         self.emitted += n
+        self.filtered += filtered
 
-    def completed(self, n: int) -> None:
-        """A sink delivered `n` packets."""
+    def completed(self, n: int, filtered: int = 0) -> None:
+        """A sink delivered `n` packets (and deliberately left `filtered` aside)."""
         self.delivered += n
+        self.filtered += filtered
 
     def abandoned_in_plugin(self, n: int, why: str) -> None:
         """The run gave up on `n` packets a plugin still held: errors, with one record."""

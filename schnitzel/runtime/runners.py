@@ -37,7 +37,7 @@ async def run_worker(node: Node, runtime: WorkerRuntime) -> None:
     is_sink = node.kind == "sink"
     keep_failed = node.resolved.spec.on_error == "stop"  # a durable inbox keeps them for later
     clock, wall = time.monotonic, time.time  # monotonic: the clock health compares with
-    record_latency, processing = metrics.latency.record, metrics.processing
+    record_ages, processing = metrics.latency.record_ages, metrics.processing
     while not node.abandoned:
         if not inbox:
             if inbox.closed:
@@ -61,18 +61,14 @@ async def run_worker(node: Node, runtime: WorkerRuntime) -> None:
             return
         finished = clock()
         processing.record((finished - started) / n, n)
-        metrics.filtered_out(outcome.filtered)
         if is_sink:
-            metrics.completed(len(batch) - len(outcome.failures))
+            metrics.completed(len(batch) - len(outcome.failures), outcome.filtered)
         else:
-            metrics.passed_on(len(outcome.outputs))
+            metrics.passed_on(len(outcome.outputs), outcome.filtered)
         taken.counted = True  # every input is now counted: passed on, filtered or failed
         # At most ~16 samples per batch, each weighted by the stride: exact for the small
         # batches of a paced stream, and it keeps a 256-packet batch from costing 256 bisects.
-        now = wall()
-        stride = (n >> 4) or 1
-        for packet in batch[::stride]:
-            record_latency(now - packet.ts, stride)
+        record_ages(wall(), batch, (n >> 4) or 1)
         if outcome.failures:
             await runtime.errors.handle_failures(node, outcome.failures)
         if outcome.outputs:
@@ -80,7 +76,10 @@ async def run_worker(node: Node, runtime: WorkerRuntime) -> None:
             await node.emit(outcome.outputs, outcome.routed)
             node.emitting = False
         metrics.last_progress = finished
-        if not _settle(node, runtime, taken, outcome, keep_failed):
+        if taken.rows is None:  # a memory inbox: nothing to delete
+            taken.settle()
+            node.batch = None
+        elif not _settle_durable(node, runtime, taken, outcome, keep_failed):
             return
 
 
@@ -126,18 +125,13 @@ async def _interruptible_call(node: Node, batch: list[StreamPacket]) -> Outcome 
         node.calling = None
 
 
-def _settle(
+def _settle_durable(
     node: Node, runtime: WorkerRuntime, taken: Batch, outcome: Outcome, keep_failed: bool
 ) -> bool:
-    """End the batch the node finished; False when the node must stop instead (a node
-    downstream failed and refused part of the output: a durable inbox keeps it all).
-
-    A durable inbox deletes the batch, but the failed packets under `on_error: stop` (kept
-    for later) and parked ones under `park` (moved to its parked table)."""
-    if taken.rows is None:  # a memory inbox: nothing to delete
-        taken.settle()
-        node.batch = None
-        return True
+    """End the batch a node with a durable inbox finished: delete it, but the failed packets
+    under `on_error: stop` (kept for later) and parked ones under `park` (moved to its parked
+    table). False when the node must stop instead (a node downstream failed and refused part
+    of the output: the inbox keeps it all)."""
     if node.downstream_closed():
         runtime.keep_durable_batch(node)
         return False
