@@ -3,20 +3,25 @@ a reload use (DESIGN 3.6).
 
 Every method runs on the runtime's event loop thread. Commands that change something answer
 with a dict saying what changed (before and after), and write one audit log entry each, also
-when they are refused. The API holds no state of its own: swap history, the controller and
-the audit log belong to the runtime, so any number of `RuntimeControl` objects agree.
+when they are refused. The control plane's state of a run (the controller, the audit log, the
+per-node and reload locks) is one `ControlState` per runtime, shared by every
+`RuntimeControl` of it, so any number of them agree; the runtime never reads it. The swap
+history stays on the runtime: its report says whether a node `can_rollback`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
+import weakref
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from schnitzel.contract.run_report import EventEntry, RunReport
 from schnitzel.control.actor import Actor
+from schnitzel.control.audit import AUDIT_FILE, AuditLog
 from schnitzel.control.secrets import masked
 from schnitzel.control.swap import NodeVersion, plan_swap, swap_node
 from schnitzel.control.throttles import apply_throttle
@@ -40,11 +45,41 @@ NOT_GIVEN: Any = _NotGiven()
 """A throttle argument left as it is."""
 
 
+class ControlState:
+    """The control plane's state of one run, shared by every `RuntimeControl` of it."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.audit = AuditLog(runtime.state_dir / AUDIT_FILE)
+        self.node_locks: dict[str, asyncio.Lock] = {}
+        """Per node: held by a swap or rollback (one change of a node at a time)."""
+        self.reload_lock = asyncio.Lock()
+        self.controller: Any = None
+        """The controller (schnitzel.control.controller), while `runtime.controller` is on."""
+
+
+_STATES: weakref.WeakKeyDictionary[Runtime, ControlState] = weakref.WeakKeyDictionary()
+
+
+def _state_of(runtime: Runtime) -> ControlState:
+    state = _STATES.get(runtime)
+    if state is None:
+        state = _STATES[runtime] = ControlState(runtime)
+    return state
+
+
 class RuntimeControl:
     """Read metrics and steer a running graph."""
 
     def __init__(self, runtime: Runtime) -> None:
         self._runtime = runtime
+        self._state = _state_of(runtime)
+
+    def start_controller(self, settings: Any, logger: logging.Logger) -> asyncio.Task[None]:
+        """Start the controller (`runtime.controller: suggest | auto`) as a task of the run."""
+        from schnitzel.control.controller import Controller
+
+        controller = self._state.controller = Controller(self, settings, logger)
+        return asyncio.create_task(controller.run(), name="schnitzel-controller")
 
     @property
     def runtime(self) -> Runtime:
@@ -106,7 +141,7 @@ class RuntimeControl:
 
     def audit(self, limit: int = 100) -> list[dict[str, Any]]:
         """The last `limit` audit log entries, oldest first."""
-        return self._runtime.audit.recent(limit)
+        return self._state.audit.recent(limit)
 
     def plugins(self, kind: str | None = None) -> list[dict[str, Any]]:
         """The installed plugins a node may be swapped to, with their config's JSON schema."""
@@ -129,14 +164,14 @@ class RuntimeControl:
 
     def suggestions(self) -> list[dict[str, Any]]:
         """The controller's suggestions, oldest first (none while it is off)."""
-        controller = self._runtime.controller
+        controller = self._state.controller
         return controller.suggestions() if controller is not None else []
 
     def controller(self) -> dict[str, Any]:
         """The controller's mode, how many suggestions wait for an operator, and `why_none`:
         why nothing (more) is suggested now, in sentences (off, no pressure, no declared
         limits, a cooldown, ...)."""
-        controller = self._runtime.controller
+        controller = self._state.controller
         if controller is None:
             why = [
                 "the controller is off: set runtime.controller.mode to suggest or auto in "
@@ -336,7 +371,7 @@ class RuntimeControl:
         from schnitzel.control.reload import reload_graph
 
         actor = actor or Actor.local("api")
-        lock = self._runtime.reload_lock
+        lock = self._state.reload_lock
         if lock.locked():
             error = "a reload is already running; try again when it has finished"
             self.write_audit("reload", None, actor, why, None, None, None, error)
@@ -441,12 +476,12 @@ class RuntimeControl:
     async def _changing(self, node_id: str) -> AsyncIterator[None]:
         """One swap or rollback of a node at a time: the next waits, then plans against the
         version the first one left."""
-        lock = self._runtime.node_locks.setdefault(node_id, asyncio.Lock())
+        lock = self._state.node_locks.setdefault(node_id, asyncio.Lock())
         async with lock:
             yield
 
     def _controller(self) -> Any:
-        controller = self._runtime.controller
+        controller = self._state.controller
         if controller is None:
             raise ControlError(
                 "the controller is off in this graph; set `runtime: {controller: suggest}`"
@@ -493,7 +528,7 @@ class RuntimeControl:
         error: str | None = None,
     ) -> None:
         try:
-            self._runtime.audit.write(
+            self._state.audit.write(
                 actor or Actor.local("api"), action, node_id, before, after, why, suggestion, error
             )
         except OSError as exc:

@@ -170,7 +170,8 @@ class CheckpointTracker:
                 node = nodes[node_id]
                 inbox = node.inbox
                 assert inbox is not None
-                if inbox.left < position or (node.unretired and node.taken_start < position):
+                held = node.batch
+                if inbox.left < position or (held is not None and held.start < position):
                     continue
                 del candidate.waiting[node_id]
                 for downstream, reached in self._positions(node).items():

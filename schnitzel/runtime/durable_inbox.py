@@ -52,6 +52,7 @@ from schnitzel.durable.store import (
 from schnitzel.errors import PacketDecodeError, PacketNotPortable
 from schnitzel.runtime.health import FULL_FRACTION
 from schnitzel.runtime.inbox import Inbox, InFlight
+from schnitzel.runtime.inbox_protocol import Batch, Row
 from schnitzel.runtime.metrics import DropReason, NodeMetrics
 
 __all__ = ["DurableInbox", "DurableStats", "ParkingRequest"]
@@ -154,6 +155,7 @@ class DurableInbox(Inbox):
         "_failing",
         "_first_spilled_at",
         "_given_up",
+        "_held",
         "_loading",
         "_next_seq",
         "_parking_requests",
@@ -164,8 +166,6 @@ class DurableInbox(Inbox):
         "_rows",
         "_spilled",
         "_spilled_bytes",
-        "_taken",
-        "_taken_batch",
         "_vacuum_after",
         "_waiters",
         "_work",
@@ -217,9 +217,8 @@ class DurableInbox(Inbox):
         self._pool = ThreadPoolExecutor(1, thread_name_prefix=f"schnitzel-store-{path.stem}")
         self._rows: deque[tuple[int, float, int]] = deque()
         """(seq, enqueued, size) of each packet in the window, in step with `_items`."""
-        self._taken: list[tuple[int, float, int]] = []
-        """Rows of the batch the node holds."""
-        self._taken_batch: list[StreamPacket] = []
+        self._held: Batch | None = None
+        """The batch the node took and has not ended yet."""
         self.unconfirmed: deque[tuple[list[tuple[int, float, int]], dict[str, int]]] = deque()
         """Settled batches whose output only reached in-memory inboxes yet: (rows, trail)."""
         self.unconfirmed_count = 0
@@ -280,7 +279,7 @@ class DurableInbox(Inbox):
         if backlog.count:
             self._first_spilled_at = time.time()
             self.entered += backlog.count
-            self.metrics.depth_max = max(self.metrics.depth_max, backlog.count)
+            self.metrics.saw_depth(backlog.count)
             self.in_flight.add(backlog.count)
             self.in_flight.durable += backlog.count
             self.notify("info", f"replaying {backlog.count} packets ({backlog.bytes} bytes) first")
@@ -314,8 +313,7 @@ class DurableInbox(Inbox):
                     RuntimeError(f"durable store {str(self.path)!r} closed first")
                 )
         if self._pending:  # never committed: lost, and counted
-            self.metrics.received += len(self._pending)
-            self.metrics.drop(DropReason.SHUTDOWN, len(self._pending))
+            self.metrics.refused(DropReason.SHUTDOWN, len(self._pending))
             self._pending.clear()
             self._pending_packets.clear()
         try:
@@ -329,8 +327,7 @@ class DurableInbox(Inbox):
         """Return once every packet of `batch` is committed, dropped by the overflow policy
         (counted) or refused as not portable (counted)."""
         if self.closed:
-            self.metrics.received += len(batch)
-            self.metrics.drop(DropReason.NODE_FAILED, len(batch))
+            self.metrics.refused(DropReason.NODE_FAILED, len(batch))
             return
         packets, bodies = self._encode(batch)
         groups: list[asyncio.Future[None]] = []
@@ -365,13 +362,51 @@ class DurableInbox(Inbox):
 
     def _drop(self, n: int, reason: str) -> None:
         if n:
-            self.metrics.received += n
-            self.metrics.drop(reason, n)
+            self.metrics.refused(reason, n)
 
     def offer(
         self, batch: list[StreamPacket], start: int = 0, force: bool = False, newcomer: bool = False
     ) -> int:
-        raise TypeError("a durable inbox accepts packets only through `await put(...)`")
+        """Admit `batch[start:]` to the next commit without waiting; return the index of the
+        first packet not admitted (`len(batch)` when all were dealt with).
+
+        Unlike `put`, the packets are not committed when this returns (a producer that must
+        not retire its inputs before then awaits `put`). What fits is admitted, packets that
+        are not portable are dropped (counted), `drop_new` drops what does not fit (counted);
+        where room must be waited for (`block`) or made on disk (`drop_oldest`) it stops and
+        returns that index, for `put` to finish.
+        """
+        end = len(batch)
+        if self.closed:
+            self._drop(end - start, DropReason.NODE_FAILED)
+            return end
+        if newcomer and self._space_waiters and not force:
+            return start  # producers already wait for space: queue behind them
+        packets: list[StreamPacket] = []
+        bodies: list[bytes] = []
+        stop = end
+        for index in range(start, end):
+            encoded, body = self._encode([batch[index]])  # a packet not portable is counted
+            if not encoded:
+                continue
+            if not force and not self._bodies_fitting(body, 0):
+                stop = index
+                break
+            packets += encoded
+            bodies += body
+            self._count += 1  # held for `_fitting` until admitted below
+            self._bytes += len(body[0])
+        self._count -= len(packets)
+        self._bytes -= sum(len(body) for body in bodies)
+        if packets:
+            self._admit(packets, bodies, 0, len(packets))
+        if stop == end:
+            return end
+        if self.overflow == "drop_new":
+            rest, _bodies = self._encode(batch[stop:])
+            self._drop(len(rest), DropReason.INBOX_FULL)
+            return end
+        return stop  # `put` waits for room (block) or makes it on disk (drop_oldest)
 
     def _encode(self, batch: list[StreamPacket]) -> tuple[list[StreamPacket], list[bytes]]:
         """Encoded packets; one that cannot be encoded is dropped here, with the reason."""
@@ -381,8 +416,7 @@ class DurableInbox(Inbox):
             try:
                 bodies.append(encode_packet_bytes(packet))
             except (PacketNotPortable, TypeError, ValueError) as exc:
-                self.metrics.received += 1
-                self.metrics.drop(DropReason.NOT_PORTABLE, 1)
+                self.metrics.refused(DropReason.NOT_PORTABLE, 1)
                 self.metrics.note(packet.packet_id, exc)
                 continue
             kept.append(packet)
@@ -460,9 +494,9 @@ class DurableInbox(Inbox):
             need_packets -= 1
             need_bytes -= len(bodies[own])
             own += 1
-        self.metrics.received += own
         if displaced or own:
-            self.metrics.drop(DropReason.DISPLACED, displaced + own)
+            self.metrics.drop(DropReason.DISPLACED, displaced)
+            self.metrics.refused(DropReason.DISPLACED, own)
         self._work.set()
         return own
 
@@ -610,7 +644,7 @@ class DurableInbox(Inbox):
         if not self._given_up:
             self.in_flight.add(n)
             self.in_flight.durable += n
-        self.metrics.depth_max = max(self.metrics.depth_max, self.depth)
+        self.metrics.saw_depth(self.depth)
         self._load_if_low()
 
     async def change_parked(self, action: str, selection: Selection) -> ParkingChanges:
@@ -639,7 +673,7 @@ class DurableInbox(Inbox):
     def _accept(self, rows: list[StoreRow], packets: list[StreamPacket], to_window: bool) -> None:
         n = len(rows)
         metrics = self.metrics
-        metrics.received += n
+        metrics.arrived(n)
         self.stats.accepted += n
         self.entered += n
         if not self._given_up:  # after that the run no longer waits for anything
@@ -657,7 +691,7 @@ class DurableInbox(Inbox):
             self._spilled += n
             self._spilled_bytes += sum(len(row[2]) for row in rows)
             self._load_if_low()
-        metrics.depth_max = max(metrics.depth_max, self.depth)
+        metrics.saw_depth(self.depth)
 
     def _disk_error(self, exc: Exception) -> None:
         """Count a failed store call; report the first of an outage and every 100th."""
@@ -681,7 +715,8 @@ class DurableInbox(Inbox):
     @property
     def backlog(self) -> int:
         """Packets in the store: queued, and the batch the node holds."""
-        return len(self._items) + self._spilled + len(self._taken) + self.unconfirmed_count
+        held = 0 if self._held is None else len(self._held.packets)
+        return len(self._items) + self._spilled + held + self.unconfirmed_count
 
     @property
     def backlog_bytes(self) -> int:
@@ -758,8 +793,8 @@ class DurableInbox(Inbox):
 
     def oldest_age_s(self) -> float:
         """Age of the oldest packet in the store (0 when empty)."""
-        if self._taken:
-            at = self._taken[0][1]
+        if self._held is not None and self._held.rows:
+            at = self._held.rows[0][1]
         elif self._rows:
             at = self._rows[0][1]
         elif self._spilled and self._first_spilled_at is not None:
@@ -768,28 +803,33 @@ class DurableInbox(Inbox):
             return 0.0
         return max(time.time() - at, 0.0)
 
-    def take(self, limit: int) -> list[StreamPacket]:
-        batch = super().take(limit)
+    def take(self, limit: int) -> Batch:
+        """Up to `limit` packets, oldest first, with their rows: the node holds one batch at
+        a time, until it settles, gives back or abandons it."""
+        start = self.left
+        packets = self._take_packets(limit)
         rows = self._rows
-        self._taken = [rows.popleft() for _ in range(len(batch))]
-        self._taken_batch = batch
+        self._held = held = Batch(self, packets, start, [rows.popleft() for _ in packets])
         self._load_if_low()
-        return batch
+        return held
 
-    def settle(
+    def _settle(
         self,
-        kept: list[StreamPacket] | None = None,
-        trail: dict[str, int] | None = None,
-        parked: list[tuple[StreamPacket, str]] | None = None,
+        held: Batch,
+        kept: list[StreamPacket] | None,
+        trail: dict[str, int] | None,
+        parked: list[tuple[StreamPacket, str]] | None,
     ) -> None:
-        """The node is done with the batch last taken: delete it (but the packets in `kept`)
-        in the next commit; the packets in `parked` (with the reason) move to the parked
-        table in that commit. With a `trail` (where its output went in inboxes that are only
-        in memory) the other rows stay until `confirm` says the output is safe there too."""
-        taken, batch = self._taken, self._taken_batch
+        """Delete the batch (but the packets in `kept`) in the next commit; the packets in
+        `parked` (with the reason) move to the parked table in that commit. With a `trail`
+        (where its output went in inboxes that are only in memory) the other rows stay until
+        `confirm` says the output is safe there too."""
+        if self._held is held:
+            self._held = None
+        taken, batch = held.rows or [], held.packets
         if not taken:
+            self.in_flight.retire(0)
             return
-        self._taken, self._taken_batch = [], []
         if kept:
             kept_ids = {id(p) for p in kept}
             taken = [row for row, p in zip(taken, batch, strict=True) if id(p) not in kept_ids]
@@ -805,18 +845,16 @@ class DurableInbox(Inbox):
             self.unconfirmed_count += len(taken)
         else:
             self._delete(taken)
+        self.in_flight.retire(len(batch))
 
     def _park(
-        self,
-        taken: list[tuple[int, float, int]],
-        batch: list[StreamPacket],
-        parked: list[tuple[StreamPacket, str]],
-    ) -> list[tuple[int, float, int]]:
+        self, taken: list[Row], batch: list[StreamPacket], parked: list[tuple[StreamPacket, str]]
+    ) -> list[Row]:
         """Mark the rows of the `parked` packets for the next commit; the other rows."""
         reasons = {id(p): reason for p, reason in parked}
         now = time.time()
-        rest: list[tuple[int, float, int]] = []
-        moved: list[tuple[int, float, int]] = []
+        rest: list[Row] = []
+        moved: list[Row] = []
         for row, packet in zip(taken, batch, strict=True):
             reason = reasons.get(id(packet))
             if reason is None:
@@ -905,26 +943,25 @@ class DurableInbox(Inbox):
             self.in_flight.durable -= self.depth
         return 0
 
-    def give_back(self) -> int:
-        """The node let go of its batch unfinished while the run goes on (a swap interrupted
-        a plugin call that could not finish): it goes back to the front, to be taken again.
-        Nothing changes on disk. Returns how many."""
-        n = len(self._taken)
-        self._items.extendleft(reversed(self._taken_batch))
-        self._rows.extendleft(reversed(self._taken))
-        self._taken, self._taken_batch = [], []
-        self.left -= n
+    def _give_back(self, held: Batch) -> None:
+        """Back to the front of the window, to be taken again; nothing changes on disk."""
+        self._put_back(held)
+        self.left -= len(held.packets)
+
+    def _release(self, held: Batch) -> int:
+        """The run gave up on the node: the batch stays in the store, first in line again
+        (for the next run), and leaves the in-flight count. Returns how many."""
+        n = self._put_back(held)
+        self.in_flight.durable -= n
+        self.in_flight.retire(n)
         return n
 
-    def release_taken(self) -> int:
-        """The node gave up its batch unfinished: it stays in the store, first in line again.
-        Returns how many."""
-        n = len(self._taken)
-        self._items.extendleft(reversed(self._taken_batch))
-        self._rows.extendleft(reversed(self._taken))
-        self._taken, self._taken_batch = [], []
-        self.in_flight.durable -= n
-        return n
+    def _put_back(self, held: Batch) -> int:
+        self._items.extendleft(reversed(held.packets))
+        self._rows.extendleft(reversed(held.rows or []))
+        if self._held is held:
+            self._held = None
+        return len(held.packets)
 
 
 def _commit(

@@ -73,7 +73,7 @@ async def release(node: Node, items: list[Any]) -> None:
             node.metrics.error(packet.packet_id, refused)
     if not outcome.outputs:
         return
-    node.metrics.emitted += len(outcome.outputs)
+    node.metrics.passed_on(len(outcome.outputs))
     node.emitting = True
     try:
         await node.emit(outcome.outputs, outcome.routed)

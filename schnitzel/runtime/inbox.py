@@ -17,6 +17,7 @@ import asyncio
 from collections import deque
 
 from schnitzel.contract.packet import StreamPacket
+from schnitzel.runtime.inbox_protocol import Batch
 from schnitzel.runtime.metrics import DropReason, NodeMetrics
 
 __all__ = ["InFlight", "Inbox", "payload_nbytes"]
@@ -134,9 +135,8 @@ class Inbox:
         items = self._items
         n = len(batch) - start
         metrics = self.metrics
-        metrics.received += n
         if self.closed:  # the node stopped for good: what still arrives is lost, and counted
-            metrics.drop(DropReason.NODE_FAILED, n)
+            metrics.refused(DropReason.NODE_FAILED, n)
             return len(batch)
         room = self.capacity - len(items)
         if newcomer and self._space_waiters and self.overflow == "block":
@@ -148,15 +148,14 @@ class Inbox:
             items.extend(batch if start == 0 else batch[start:])
             taken = n
             end = len(batch)
-        elif self.overflow == "block":
+        elif self.overflow == "block":  # the rest arrives when the producer retries
             taken = max(room, 0)
             end = start + taken
-            metrics.received -= n - taken  # the rest arrives when the producer retries
             items.extend(batch[start:end])
         elif self.overflow == "drop_new":
             taken = max(room, 0)
             items.extend(batch[start : start + taken])
-            metrics.drop(DropReason.INBOX_FULL, n - taken)
+            metrics.refused(DropReason.INBOX_FULL, n - taken)
             end = len(batch)
         else:  # drop_oldest
             displaced = min(len(items), n - room)
@@ -166,15 +165,17 @@ class Inbox:
             extra = len(items) - self.capacity  # a batch larger than the whole inbox
             for _ in range(extra):
                 items.popleft()
-            metrics.drop(DropReason.DISPLACED, displaced + max(extra, 0))
+            metrics.drop(DropReason.DISPLACED, displaced)
+            if extra > 0:
+                metrics.refused(DropReason.DISPLACED, extra)
             taken = n - max(extra, 0)
             end = len(batch)
             retired = displaced
             self.left += displaced
         if taken:
+            metrics.arrived(taken, len(items))
             self.entered += taken
             self.in_flight.add(taken)
-            metrics.depth_max = max(metrics.depth_max, len(items))
             consumer = self._consumer
             if consumer is not None and not consumer.done():
                 consumer.set_result(None)
@@ -194,13 +195,12 @@ class Inbox:
         retired = 0
         if fit == n:
             taken, end = n, len(batch)
-        elif self.overflow == "block":
+        elif self.overflow == "block":  # the rest arrives when the producer retries
             taken = fit
             end = start + fit
-            metrics.received -= n - fit  # the rest arrives when the producer retries
         elif self.overflow == "drop_new":
             taken, end = fit, len(batch)
-            metrics.drop(DropReason.INBOX_FULL, n - fit)
+            metrics.refused(DropReason.INBOX_FULL, n - fit)
         else:  # drop_oldest: the new go in, the oldest leave until both bounds hold
             old = len(items)
             items.extend(batch[start:])
@@ -210,7 +210,9 @@ class Inbox:
                 self.bytes -= payload_nbytes(items.popleft())
                 dropped += 1
             displaced = min(dropped, old)
-            metrics.drop(DropReason.DISPLACED, dropped)
+            metrics.drop(DropReason.DISPLACED, displaced)
+            if dropped > displaced:  # some of the new ones too (a batch over the bounds)
+                metrics.refused(DropReason.DISPLACED, dropped - displaced)
             taken, end, retired = n - (dropped - displaced), len(batch), displaced
             self.left += displaced
             fit = 0  # already queued
@@ -218,9 +220,9 @@ class Inbox:
             items.extend(batch[start : start + fit])
             self.bytes += sum(sizes[:fit])
         if taken:
+            metrics.arrived(taken, len(items))
             self.entered += taken
             self.in_flight.add(taken)
-            metrics.depth_max = max(metrics.depth_max, len(items))
             consumer = self._consumer
             if consumer is not None and not consumer.done():
                 consumer.set_result(None)
@@ -265,9 +267,7 @@ class Inbox:
                 waiter = loop.create_future()
                 waiters[0] = waiter
         except asyncio.CancelledError:  # a forced stop: what never got in is lost, and counted
-            rest = len(batch) - end
-            self.metrics.received += rest
-            self.metrics.drop(DropReason.SHUTDOWN, rest)
+            self.metrics.refused(DropReason.SHUTDOWN, len(batch) - end)
             raise
         finally:
             if waiters and waiters[0] is waiter:
@@ -276,8 +276,13 @@ class Inbox:
             elif waiter in waiters:  # cancelled while behind others in line
                 waiters.remove(waiter)
 
-    def take(self, limit: int) -> list[StreamPacket]:
-        """Up to `limit` packets, oldest first; wakes the first producer waiting for space."""
+    def take(self, limit: int) -> Batch:
+        """Up to `limit` packets, oldest first, as a batch the node settles, gives back or
+        abandons; wakes the first producer waiting for space."""
+        start = self.left
+        return Batch(self, self._take_packets(limit), start)
+
+    def _take_packets(self, limit: int) -> list[StreamPacket]:
         items = self._items
         if len(items) <= limit:
             batch = list(items)
@@ -291,6 +296,26 @@ class Inbox:
         if self._space_waiters:
             self._wake_first()
         return batch
+
+    def _settle(
+        self,
+        batch: Batch,
+        kept: list[StreamPacket] | None,
+        trail: dict[str, int] | None,
+        parked: list[tuple[StreamPacket, str]] | None,
+    ) -> None:
+        self.in_flight.retire(len(batch.packets))
+
+    def _give_back(self, batch: Batch) -> None:
+        packets = batch.packets
+        self._items.extendleft(reversed(packets))
+        if self.max_bytes is not None:
+            self.bytes += sum(payload_nbytes(p) for p in packets)
+        self.left -= len(packets)
+
+    def _release(self, batch: Batch) -> int:
+        self.in_flight.retire(len(batch.packets))
+        return 0  # in memory only: lost, for the caller to count
 
     def _wake_first(self) -> None:
         if self._space_waiters and len(self._items) < self.capacity and self._bytes_free():

@@ -53,7 +53,10 @@ class ErrorRecord:
 
 
 class NodeMetrics:
-    """What one node did. Written by its own task only; read by snapshots."""
+    """What one node did. Read by snapshots; written only through the methods below, each
+    named for what happened (`took`, `passed_on`, `filtered_out`, `refused`, ...), so every
+    change of a counter can be found by its name (`assert_counts_add_up` in the tests checks
+    that they add up)."""
 
     __slots__ = (
         "abandoned",
@@ -97,9 +100,65 @@ class NodeMetrics:
         self.crashed: str | None = None
         """Why the node's task ended with an error, if it did."""
 
+    # -- the inbox -------------------------------------------------------------------------
+
+    def arrived(self, n: int, depth: int = 0) -> None:
+        """`n` packets got into the inbox, which then held `depth` (for `depth_max`)."""
+        self.received += n
+        self.depth_max = max(self.depth_max, depth)
+
+    def refused(self, reason: str, n: int) -> None:
+        """`n` packets arrived and were dropped at once for `reason` (inbox full, node failed,
+        not portable, a stop while they waited to get in)."""
+        self.received += n
+        self.dropped[reason] = self.dropped.get(reason, 0) + n
+
     def drop(self, reason: str, count: int) -> None:
-        """Count `count` packets dropped for `reason`."""
+        """Count `count` packets that had arrived as dropped for `reason` (displaced, left
+        queued at a forced stop, damaged on disk)."""
         self.dropped[reason] = self.dropped.get(reason, 0) + count
+
+    def saw_depth(self, depth: int) -> None:
+        """The inbox held `depth` packets (for `depth_max`)."""
+        self.depth_max = max(self.depth_max, depth)
+
+    # -- the node's work ---------------------------------------------------------------------
+
+    def took(self, n: int) -> None:
+        """The node took `n` packets from its inbox for its plugin."""
+        self.processed += n
+
+    def handed_back(self, n: int, sampled_out: int = 0) -> None:
+        """`n` packets taken went back unfinished (a swap gave them back; a stop kept them in
+        the durable store): counted again when taken again, with the `sampled_out` of them
+        the sample throttle had counted as filtered."""
+        self.processed -= n
+        self.filtered -= sampled_out
+
+    def filtered_out(self, n: int) -> None:
+        """`n` inputs were deliberately not passed on (sample throttle, a plugin's filter)."""
+        self.filtered += n
+
+    def passed_on(self, n: int, filtered: int = 0) -> None:
+        """The node (a source, a processor) produced `n` packets from its inputs, of which
+        it deliberately passed `filtered` on to no one."""
+        self.emitted += n
+        self.filtered += filtered
+
+    def completed(self, n: int, filtered: int = 0) -> None:
+        """A sink delivered `n` packets (and deliberately left `filtered` aside)."""
+        self.delivered += n
+        self.filtered += filtered
+
+    def abandoned_in_plugin(self, n: int, why: str) -> None:
+        """The run gave up on `n` packets a plugin still held: errors, with one record."""
+        self.errors += n
+        self.abandoned += n
+        self.recent_errors.append(ErrorRecord(time.time(), None, "Abandoned", f"{n} packets {why}"))
+
+    def crashed_with(self, exc: BaseException) -> None:
+        """The node's task ended with `exc`."""
+        self.crashed = f"{type(exc).__name__}: {exc}"
 
     @property
     def dropped_total(self) -> int:

@@ -3,28 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-import inspect
 import threading
-from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, NamedTuple
 
 from schnitzel.contract.packet import StreamPacket
 from schnitzel.contract.run_report import Percentiles
-from schnitzel.errors import BadRecord, RuntimeStartError
-from schnitzel.registry.plugin import NodeContext, Plugin, Processor, Sink, Source
+from schnitzel.errors import BadRecord
+from schnitzel.registry.plugin import NodeContext, Plugin, Source
 from schnitzel.registry.trouble import Trouble
 from schnitzel.runtime.inbox import Inbox
+from schnitzel.runtime.inbox_protocol import Batch
 from schnitzel.runtime.metrics import DropReason, NodeMetrics, RateWindow
 from schnitzel.runtime.pacer import Pacer
-from schnitzel.runtime.processing import (
-    Outcome,
-    Routed,
-    add_result,
-    deliver_each,
-    process_each,
-    run_batch_method,
-)
+from schnitzel.runtime.processing import Outcome, Routed, choose_call, takes_concurrency
 from schnitzel.runtime.troubles import TroubleWatch
 from schnitzel.validate.graph import ResolvedNode
 
@@ -83,15 +75,12 @@ class Node:
         self.latency_ms: Percentiles = {"p50": 0.0, "p99": 0.0}
         """Percentiles of `metrics.latency` as of the last metrics tick."""
         self.processing_ms: Percentiles = {"p50": 0.0, "p99": 0.0}
-        self.holding = 0
-        """Packets taken from the inbox whose outcome is not counted yet (in the plugin)."""
-        self.unretired = 0
-        """Packets taken from the inbox and not yet retired from the in-flight count."""
+        self.batch: Batch | None = None
+        """The batch the node took from its inbox and has not ended yet (settled, given
+        back or abandoned); `batch.counted` says whether its outcome is counted."""
         self.last_emitted: StreamPacket | BadRecord | None = None
         """A source's newest packet the graph accepted, or bad record its `on_error` dealt
         with (checkpoint tracking)."""
-        self.taken_start = 0
-        """`inbox.left` when the batch the node holds was taken (checkpoint tracking)."""
         self.abandoned = False
         """Set when the run gave up on this node (drain timeout, forced stop, failure)."""
         self.left_in_thread = False
@@ -118,7 +107,8 @@ class Node:
         self.pool = None
         if plugin.blocking:
             self.pool = ThreadPoolExecutor(self.thread_limit, f"schnitzel-{self.id}")
-        self.call = self._choose_call()
+        self.call = choose_call(self.id, plugin, self.pool, self)
+        """How the node hands a batch to this plugin (`processing.choose_call`)."""
         self.knob_bounds: dict[str, tuple[float, float]] | None = None
         """The throttles' bounds for this plugin (`throttles.knob_limits`), once known."""
         self.limits_shown: tuple[dict[str, Any], dict[str, Any]] | None = None
@@ -146,7 +136,7 @@ class Node:
         start = (-phase) % every
         kept = batch[start::every]
         self._sample_phase = (phase + len(batch)) % every
-        self.metrics.filtered += len(batch) - len(kept)
+        self.metrics.filtered_out(len(batch) - len(kept))
         return kept
 
     @property
@@ -181,8 +171,7 @@ class Node:
                 await target.inbox.put(batch, target.force)
             except asyncio.CancelledError:  # a forced stop: count what the rest never got
                 for unsent_to, unsent in sends[index + 1 :]:
-                    unsent_to.inbox.metrics.received += len(unsent)
-                    unsent_to.inbox.metrics.drop(DropReason.SHUTDOWN, len(unsent))
+                    unsent_to.inbox.metrics.refused(DropReason.SHUTDOWN, len(unsent))
                 raise
 
     def downstream_closed(self) -> bool:
@@ -202,147 +191,3 @@ class Node:
         for item in bad:
             error = ValueError(f"routed to unknown port {item.port!r}; ports: {known}")
             outcome.failures.append((item.packet, error))
-
-    def _choose_call(self) -> Callable[[list[StreamPacket]], Coroutine[Any, Any, Outcome]]:
-        """How this node hands a batch to its plugin, decided once at start."""
-        plugin = self.plugin
-        if isinstance(plugin, Source):
-            return _never
-        method: Callable[[StreamPacket], Any]
-        each: Callable[[Callable[[StreamPacket], Any], list[StreamPacket]], Outcome]
-        if isinstance(plugin, Sink):
-            method, each, batch_name = plugin.deliver, deliver_each, "deliver_batch"
-        elif isinstance(plugin, Processor):
-            method, each, batch_name = plugin.process, process_each, "process_batch"
-        else:
-            raise TypeError(f"node {self.id!r}: {type(plugin).__name__} is not a node plugin")
-        has_batch = getattr(type(plugin), batch_name) is not getattr(
-            Sink if isinstance(plugin, Sink) else Processor, batch_name
-        )
-        if (
-            has_batch
-            and inspect.iscoroutinefunction(getattr(plugin, batch_name))
-            != (inspect.iscoroutinefunction(method))
-        ) or (has_batch and isinstance(plugin, Processor) and _is_async(plugin.process_batch)):
-            single = "deliver" if isinstance(plugin, Sink) else "process"
-            raise RuntimeStartError(
-                f"node {self.id!r}: plugin {plugin.name!r} has {_how(getattr(plugin, batch_name))}"
-                f" {batch_name}() but {_how(method)} {single}(); make both plain or both "
-                "async (process_batch is always plain); update the plugin's pack"
-            )
-        if inspect.iscoroutinefunction(method):
-            each_awaited = _each_awaited(method, isinstance(plugin, Sink))
-            if isinstance(plugin, Sink) and has_batch:
-                each_awaited = _batch_awaited(plugin, each_awaited)
-            return _at_once(self, each_awaited)
-
-        def sync_call(batch: list[StreamPacket]) -> Outcome:
-            return run_batch_method(plugin, batch) if has_batch else each(method, batch)
-
-        if self.pool is None:
-
-            async def inline(batch: list[StreamPacket]) -> Outcome:
-                return sync_call(batch)
-
-            return inline
-        return _in_pool(self, self.pool, sync_call)
-
-
-def takes_concurrency(kind: str, cls: type[Plugin]) -> bool:
-    """True when `concurrency` means something for a plugin class on a node of `kind`."""
-    if issubclass(cls, Source) or kind == "delay":
-        return False
-    method = cls.deliver if issubclass(cls, Sink) else cls.process  # type: ignore[attr-defined]
-    return cls.blocking or inspect.iscoroutinefunction(method)
-
-
-def _is_async(method: Any) -> bool:
-    return inspect.iscoroutinefunction(method)
-
-
-def _how(method: Any) -> str:
-    return "an async" if _is_async(method) else "a plain"
-
-
-async def _never(batch: list[StreamPacket]) -> Outcome:
-    raise AssertionError("a source has no inbox to process")
-
-
-def _each_awaited(
-    method: Callable[[StreamPacket], Any], is_sink: bool
-) -> Callable[[list[StreamPacket]], Coroutine[Any, Any, Outcome]]:
-    async def call(batch: list[StreamPacket]) -> Outcome:
-        outcome = Outcome()
-        for packet in batch:
-            try:
-                result = await method(packet)
-            except Exception as exc:
-                outcome.failures.append((packet, exc))
-                continue
-            if not is_sink:
-                add_result(outcome, packet, result)
-        return outcome
-
-    return call
-
-
-def _batch_awaited(
-    plugin: Sink, each: Callable[[list[StreamPacket]], Coroutine[Any, Any, Outcome]]
-) -> Callable[[list[StreamPacket]], Coroutine[Any, Any, Outcome]]:
-    """An async sink's all-or-nothing `deliver_batch`, falling back to one packet at a time
-    when it raises so that the error lands on the packet that caused it."""
-
-    async def call(batch: list[StreamPacket]) -> Outcome:
-        try:
-            await plugin.deliver_batch(batch)  # type: ignore[misc]
-        except Exception:
-            return await each(batch)
-        return Outcome()
-
-    return call
-
-
-def _in_pool(
-    node: Node, pool: ThreadPoolExecutor, call: Callable[[list[StreamPacket]], Outcome]
-) -> Callable[[list[StreamPacket]], Coroutine[Any, Any, Outcome]]:
-    """Split a batch into up to `node.concurrency` chunks run at once in the node's threads;
-    results keep input order."""
-
-    async def run(batch: list[StreamPacket]) -> Outcome:
-        loop = asyncio.get_running_loop()
-        concurrency = node.concurrency
-        if concurrency == 1 or len(batch) == 1:
-            return await loop.run_in_executor(pool, call, batch)
-        outcomes = await asyncio.gather(
-            *(loop.run_in_executor(pool, call, chunk) for chunk in _chunks(batch, concurrency))
-        )
-        return _merged(outcomes)
-
-    return run
-
-
-def _at_once(
-    node: Node, call: Callable[[list[StreamPacket]], Coroutine[Any, Any, Outcome]]
-) -> Callable[[list[StreamPacket]], Coroutine[Any, Any, Outcome]]:
-    """An async plugin's batch split into up to `node.concurrency` chunks awaited at once
-    (each chunk in order); results keep input order."""
-
-    async def run(batch: list[StreamPacket]) -> Outcome:
-        concurrency = node.concurrency
-        if concurrency == 1 or len(batch) == 1:
-            return await call(batch)
-        return _merged(await asyncio.gather(*(call(c) for c in _chunks(batch, concurrency))))
-
-    return run
-
-
-def _chunks(batch: list[StreamPacket], parts: int) -> list[list[StreamPacket]]:
-    size = -(-len(batch) // parts)
-    return [batch[i : i + size] for i in range(0, len(batch), size)]
-
-
-def _merged(outcomes: list[Outcome]) -> Outcome:
-    total = outcomes[0]
-    for outcome in outcomes[1:]:
-        total.merge(outcome)
-    return total

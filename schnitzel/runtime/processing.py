@@ -1,27 +1,38 @@
-"""Calling a plugin on a micro-batch: one function per way a plugin can be written.
+"""Calling a plugin on a micro-batch: the one place that decides how.
 
-Each returns what passes on and which packets failed, so the runner counts and applies the
-error policy in one place. Plain functions, so the same code runs inline on the event loop
-and in a node's thread pool.
+`choose_call` looks at a plugin once (when a node installs it) and returns the coroutine
+function the node's worker awaits per batch: inline on the event loop, split across the
+node's threads (a blocking plugin), or awaited at once in chunks (an async plugin), through
+its batch method when it has one. Below it, one plain function per way a plugin can be
+written; each returns an `Outcome` (what passes on, what was filtered, which packets failed),
+so the worker counts and applies the error policy in one place. Plain functions, so the same
+code runs inline and in a node's thread pool.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, NamedTuple
+import asyncio
+import inspect
+from collections.abc import Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, NamedTuple, Protocol
 
 from schnitzel.contract.packet import StreamPacket
-from schnitzel.registry.plugin import Processor, Sink
+from schnitzel.errors import RuntimeStartError
+from schnitzel.registry.plugin import Plugin, Processor, Sink, Source
 
 __all__ = [
+    "BatchCall",
     "Failure",
     "Outcome",
     "Routed",
     "add_result",
     "checked_outputs",
+    "choose_call",
     "deliver_each",
     "process_each",
     "run_batch_method",
+    "takes_concurrency",
 ]
 
 Failure = tuple[StreamPacket, Exception]
@@ -143,3 +154,154 @@ def run_batch_method(plugin: Processor | Sink, batch: list[StreamPacket]) -> Out
     outcome.outputs = outputs
     outcome.filtered = max(len(batch) - len(outputs), 0)
     return outcome
+
+
+BatchCall = Callable[[list[StreamPacket]], Coroutine[Any, Any, Outcome]]
+"""How a node hands a batch to its plugin (`choose_call`)."""
+
+
+class Concurrency(Protocol):
+    """Where a call reads how many calls at once it may run (a live throttle)."""
+
+    concurrency: int
+
+
+def takes_concurrency(kind: str, cls: type[Plugin]) -> bool:
+    """True when `concurrency` means something for a plugin class on a node of `kind`."""
+    if issubclass(cls, Source) or kind == "delay":
+        return False
+    method = cls.deliver if issubclass(cls, Sink) else cls.process  # type: ignore[attr-defined]
+    return cls.blocking or inspect.iscoroutinefunction(method)
+
+
+def choose_call(
+    node_id: str, plugin: Plugin, pool: ThreadPoolExecutor | None, limits: Concurrency
+) -> BatchCall:
+    """How a node hands a batch to `plugin`, decided once when the plugin is installed:
+    in `pool` when it blocks, awaited in up to `limits.concurrency` chunks when async."""
+    if isinstance(plugin, Source):
+        return _never
+    method: Callable[[StreamPacket], Any]
+    each: Callable[[Callable[[StreamPacket], Any], list[StreamPacket]], Outcome]
+    if isinstance(plugin, Sink):
+        method, each, batch_name = plugin.deliver, deliver_each, "deliver_batch"
+    elif isinstance(plugin, Processor):
+        method, each, batch_name = plugin.process, process_each, "process_batch"
+    else:
+        raise TypeError(f"node {node_id!r}: {type(plugin).__name__} is not a node plugin")
+    has_batch = getattr(type(plugin), batch_name) is not getattr(
+        Sink if isinstance(plugin, Sink) else Processor, batch_name
+    )
+    if (
+        has_batch
+        and inspect.iscoroutinefunction(getattr(plugin, batch_name))
+        != (inspect.iscoroutinefunction(method))
+    ) or (has_batch and isinstance(plugin, Processor) and _is_async(plugin.process_batch)):
+        single = "deliver" if isinstance(plugin, Sink) else "process"
+        raise RuntimeStartError(
+            f"node {node_id!r}: plugin {plugin.name!r} has {_how(getattr(plugin, batch_name))}"
+            f" {batch_name}() but {_how(method)} {single}(); make both plain or both "
+            "async (process_batch is always plain); update the plugin's pack"
+        )
+    if inspect.iscoroutinefunction(method):
+        each_awaited = _each_awaited(method, isinstance(plugin, Sink))
+        if isinstance(plugin, Sink) and has_batch:
+            each_awaited = _batch_awaited(plugin, each_awaited)
+        return _at_once(limits, each_awaited)
+
+    def sync_call(batch: list[StreamPacket]) -> Outcome:
+        return run_batch_method(plugin, batch) if has_batch else each(method, batch)
+
+    if pool is None:
+
+        async def inline(batch: list[StreamPacket]) -> Outcome:
+            return sync_call(batch)
+
+        return inline
+    return _in_pool(limits, pool, sync_call)
+
+
+def _is_async(method: Any) -> bool:
+    return inspect.iscoroutinefunction(method)
+
+
+def _how(method: Any) -> str:
+    return "an async" if _is_async(method) else "a plain"
+
+
+async def _never(batch: list[StreamPacket]) -> Outcome:
+    raise AssertionError("a source has no inbox to process")
+
+
+def _each_awaited(method: Callable[[StreamPacket], Any], is_sink: bool) -> BatchCall:
+    async def call(batch: list[StreamPacket]) -> Outcome:
+        outcome = Outcome()
+        for packet in batch:
+            try:
+                result = await method(packet)
+            except Exception as exc:
+                outcome.failures.append((packet, exc))
+                continue
+            if not is_sink:
+                add_result(outcome, packet, result)
+        return outcome
+
+    return call
+
+
+def _batch_awaited(plugin: Sink, each: BatchCall) -> BatchCall:
+    """An async sink's all-or-nothing `deliver_batch`, falling back to one packet at a time
+    when it raises so that the error lands on the packet that caused it."""
+
+    async def call(batch: list[StreamPacket]) -> Outcome:
+        try:
+            await plugin.deliver_batch(batch)  # type: ignore[misc]
+        except Exception:
+            return await each(batch)
+        return Outcome()
+
+    return call
+
+
+def _in_pool(
+    limits: Concurrency, pool: ThreadPoolExecutor, call: Callable[[list[StreamPacket]], Outcome]
+) -> BatchCall:
+    """Split a batch into up to `limits.concurrency` chunks run at once in the node's
+    threads; results keep input order."""
+
+    async def run(batch: list[StreamPacket]) -> Outcome:
+        loop = asyncio.get_running_loop()
+        concurrency = limits.concurrency
+        if concurrency == 1 or len(batch) == 1:
+            return await loop.run_in_executor(pool, call, batch)
+        outcomes = await asyncio.gather(
+            *(loop.run_in_executor(pool, call, chunk) for chunk in _chunks(batch, concurrency))
+        )
+        return _merged(outcomes)
+
+    return run
+
+
+def _at_once(limits: Concurrency, call: BatchCall) -> BatchCall:
+    """An async plugin's batch split into up to `limits.concurrency` chunks awaited at once
+    (each chunk in order); results keep input order."""
+
+    async def run(batch: list[StreamPacket]) -> Outcome:
+        concurrency = limits.concurrency
+        if concurrency == 1 or len(batch) == 1:
+            return await call(batch)
+        return _merged(await asyncio.gather(*(call(c) for c in _chunks(batch, concurrency))))
+
+    return run
+
+
+def _chunks(batch: list[StreamPacket], parts: int) -> list[list[StreamPacket]]:
+    size = -(-len(batch) // parts)
+    return [batch[i : i + size] for i in range(0, len(batch), size)]
+
+
+def _merged(outcomes: list[Outcome]) -> Outcome:
+    total = outcomes[0]
+    for outcome in outcomes[1:]:
+        total.merge(outcome)
+    return total

@@ -11,17 +11,16 @@ import asyncio
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple
 
 from schnitzel.contract.packet import StreamPacket
 from schnitzel.errors import BadRecord
-from schnitzel.runtime.durable_inbox import DurableInbox
+from schnitzel.runtime.inbox_protocol import Batch
 from schnitzel.runtime.metrics import DropReason
 from schnitzel.runtime.node import Node
 from schnitzel.runtime.processing import Outcome
-
-if TYPE_CHECKING:
-    from schnitzel.runtime.runtime import Runtime
+from schnitzel.runtime.stop_reason import StopReason
+from schnitzel.runtime.worker_api import WorkerRuntime
 
 __all__ = ["BATCH", "run_source", "run_worker"]
 
@@ -29,17 +28,16 @@ BATCH = 256
 """Most packets a node takes or a source pulls at once."""
 
 
-async def run_worker(node: Node, runtime: Runtime) -> None:
+async def run_worker(node: Node, runtime: WorkerRuntime) -> None:
     """Drain the node's inbox until the runtime closes it."""
     inbox = node.inbox
     assert inbox is not None
     metrics = node.metrics
     running, turn = node.running, node.turn
-    in_flight = runtime.in_flight
     is_sink = node.kind == "sink"
     keep_failed = node.resolved.spec.on_error == "stop"  # a durable inbox keeps them for later
     clock, wall = time.monotonic, time.time  # monotonic: the clock health compares with
-    record_latency, processing = metrics.latency.record, metrics.processing
+    record_ages, processing = metrics.latency.record_ages, metrics.processing
     while not node.abandoned:
         if not inbox:
             if inbox.closed:
@@ -48,10 +46,10 @@ async def run_worker(node: Node, runtime: Runtime) -> None:
             continue
         if not running.is_set() and not runtime.stopping:  # a drain does not wait on pauses
             await running.wait()
-        node.taken_start = inbox.left
-        batch = inbox.take(_batch_limit(node))
-        n = node.holding = node.unretired = len(batch)
-        metrics.processed += n
+        node.batch = taken = inbox.take(_batch_limit(node))
+        batch = taken.packets
+        n = len(batch)
+        metrics.took(n)
         metrics.last_progress = started = clock()
         if node.sample_every > 1:
             batch = node.sample(batch)
@@ -63,29 +61,26 @@ async def run_worker(node: Node, runtime: Runtime) -> None:
             return
         finished = clock()
         processing.record((finished - started) / n, n)
-        metrics.filtered += outcome.filtered
         if is_sink:
-            metrics.delivered += len(batch) - len(outcome.failures)
+            metrics.completed(len(batch) - len(outcome.failures), outcome.filtered)
         else:
-            metrics.emitted += len(outcome.outputs)
-        node.holding = 0  # every input is now counted: passed on, filtered or failed
+            metrics.passed_on(len(outcome.outputs), outcome.filtered)
+        taken.counted = True  # every input is now counted: passed on, filtered or failed
         # At most ~16 samples per batch, each weighted by the stride: exact for the small
         # batches of a paced stream, and it keeps a 256-packet batch from costing 256 bisects.
-        now = wall()
-        stride = (n >> 4) or 1
-        for packet in batch[::stride]:
-            record_latency(now - packet.ts, stride)
+        record_ages(wall(), batch, (n >> 4) or 1)
         if outcome.failures:
-            await runtime.handle_failures(node, outcome.failures)
+            await runtime.errors.handle_failures(node, outcome.failures)
         if outcome.outputs:
             node.emitting = True
             await node.emit(outcome.outputs, outcome.routed)
             node.emitting = False
         metrics.last_progress = finished
-        if inbox.durable and not _settle_durable(node, runtime, outcome, keep_failed):
+        if taken.rows is None:  # a memory inbox: nothing to delete
+            taken.settle()
+            node.batch = None
+        elif not _settle_durable(node, runtime, taken, outcome, keep_failed):
             return
-        in_flight.retire(node.unretired)
-        node.unretired = 0
 
 
 def _batch_limit(node: Node) -> int:
@@ -120,34 +115,36 @@ async def _interruptible_call(node: Node, batch: list[StreamPacket]) -> Outcome 
         if not node.interrupting or (task is not None and task.cancelling()):
             raise  # a stop, not a swap
         node.interrupting = False
-        node.holding = node.unretired = 0
-        inbox = node.inbox
-        assert isinstance(inbox, DurableInbox)
-        taken = inbox.give_back()
-        node.metrics.processed -= taken
-        node.metrics.filtered -= taken - len(batch)  # sampled again when taken again
+        held, node.batch = node.batch, None
+        if held is None:  # the run gave up on the node meanwhile: nothing to give back
+            return None
+        taken = held.give_back()
+        node.metrics.handed_back(taken, taken - len(batch))  # sampled again when taken again
         return None
     finally:
         node.calling = None
 
 
-def _settle_durable(node: Node, runtime: Runtime, outcome: Outcome, keep_failed: bool) -> bool:
-    """Let a durable inbox delete the batch its node finished; False when the node must stop
-    instead (a node downstream failed and refused part of the output: keep it all)."""
+def _settle_durable(
+    node: Node, runtime: WorkerRuntime, taken: Batch, outcome: Outcome, keep_failed: bool
+) -> bool:
+    """End the batch a node with a durable inbox finished: delete it, but the failed packets
+    under `on_error: stop` (kept for later) and parked ones under `park` (moved to its parked
+    table). False when the node must stop instead (a node downstream failed and refused part
+    of the output: the inbox keeps it all)."""
     if node.downstream_closed():
         runtime.keep_durable_batch(node)
         return False
-    inbox = node.inbox
-    assert isinstance(inbox, DurableInbox)
     kept = [p for p, _ in outcome.failures] if keep_failed else None
     parked = None
     if outcome.failures and node.resolved.spec.on_error == "park":
         parked = [(p, f"{type(exc).__name__}: {exc}") for p, exc in outcome.failures]
-    inbox.settle(kept, runtime.checkpoints.trail(node), parked)
+    taken.settle(kept, runtime.checkpoints.trail(node), parked)
+    node.batch = None
     return True
 
 
-async def run_source(node: Node, runtime: Runtime) -> None:
+async def run_source(node: Node, runtime: WorkerRuntime) -> None:
     """Pull packets from the source plugin as fast as the graph and the pacer allow."""
     packets: Any = node.plugin.packets()  # type: ignore[attr-defined]
     try:
@@ -159,7 +156,7 @@ async def run_source(node: Node, runtime: Runtime) -> None:
         await _close_iterator(node, runtime, packets)
 
 
-async def _close_iterator(node: Node, runtime: Runtime, packets: Any) -> None:
+async def _close_iterator(node: Node, runtime: WorkerRuntime, packets: Any) -> None:
     """Close the source's iterator; one still running in a thread is closed when it returns
     (closing a generator while it executes would fail)."""
 
@@ -182,7 +179,7 @@ async def _close_iterator(node: Node, runtime: Runtime, packets: Any) -> None:
         close()
 
 
-async def _permits(node: Node, runtime: Runtime, wanted: int) -> int:
+async def _permits(node: Node, runtime: WorkerRuntime, wanted: int) -> int:
     """How many packets the source may produce now: paused, paced and budgeted (reserved:
     settle with `runtime.budget.settle`). 0 means stop."""
     if not node.running.is_set():
@@ -198,14 +195,14 @@ async def _permits(node: Node, runtime: Runtime, wanted: int) -> int:
         if granted:
             return granted
         if budget.spent:  # every source stops, and the drain has a time limit
-            runtime.request_stop("max_packets")
+            runtime.request_stop(StopReason.MAX_PACKETS)
             return 0
         with runtime.stoppable(node):  # another source holds the rest: it may not use it all
             await budget.changed.wait()
 
 
 async def _pump_sync(
-    node: Node, runtime: Runtime, packets: Iterator[StreamPacket | BadRecord | None]
+    node: Node, runtime: WorkerRuntime, packets: Iterator[StreamPacket | BadRecord | None]
 ) -> None:
     loop = asyncio.get_running_loop()
     metrics = node.metrics
@@ -230,17 +227,17 @@ async def _pump_sync(
         batch = pulled.packets
         runtime.budget.settle(wanted, len(batch))  # bad records are not packets
         if batch:
-            metrics.emitted += len(batch)
+            metrics.passed_on(len(batch))
             metrics.last_progress = time.monotonic()
             await node.emit(batch)
             node.last_emitted = batch[-1]
         if pulled.bad:
-            if not await runtime.bad_records(node, pulled.bad):
+            if not await runtime.errors.bad_records(node, pulled.bad):
                 return
             if pulled.last is not None:  # dealt with: a checkpoint may pass them
                 node.last_emitted = pulled.last
         if pulled.failure is not None:
-            await runtime.source_failed(node, pulled.failure)
+            await runtime.errors.source_failed(node, pulled.failure)
             return
         if pulled.ended:
             return
@@ -305,7 +302,7 @@ def _count_unsent_pull(node: Node, pulling: asyncio.Future[Any]) -> None:
 
 
 async def _pump_async(
-    node: Node, runtime: Runtime, packets: AsyncIterator[StreamPacket | BadRecord | None]
+    node: Node, runtime: WorkerRuntime, packets: AsyncIterator[StreamPacket | BadRecord | None]
 ) -> None:
     metrics = node.metrics
     budget = runtime.budget
@@ -323,19 +320,19 @@ async def _pump_async(
             raise
         except Exception as exc:
             budget.settle(1, 0)
-            await runtime.source_failed(node, exc)
+            await runtime.errors.source_failed(node, exc)
             return
         if packet is None:  # nothing yet: the source waits for input
             budget.settle(1, 0)
             continue
         if isinstance(packet, BadRecord):
             budget.settle(1, 0)
-            if not await runtime.bad_records(node, [packet]):
+            if not await runtime.errors.bad_records(node, [packet]):
                 return
             node.last_emitted = packet
             continue
         budget.settle(1, 1)
-        metrics.emitted += 1
+        metrics.passed_on(1)
         metrics.last_progress = time.monotonic()
         await node.emit([packet])
         node.last_emitted = packet

@@ -27,6 +27,7 @@ from schnitzel.durable.ledger import LEDGER_SUFFIX
 from schnitzel.durable.parking import Selection
 from schnitzel.runtime.durable_inbox import DurableInbox
 from schnitzel.runtime.inbox import InFlight
+from schnitzel.runtime.inbox_protocol import Batch
 from schnitzel.runtime.metrics import NodeMetrics
 
 NO_SUCH_PARKED = Selection(ids=(1 << 62,))
@@ -42,7 +43,7 @@ class Adapter:
         self.inbox = DurableInbox(
             WINDOW, "block", NodeMetrics(), InFlight(), path, 1 << 30, None, "NORMAL", _quiet
         )
-        self.held: list[StreamPacket] = []
+        self.batch: Batch | None = None
 
     def run(self, coro: object) -> object:
         return self.loop.run_until_complete(coro)  # type: ignore[arg-type]
@@ -57,22 +58,25 @@ class Adapter:
         self.run(self.inbox.put([StreamPacket.new("sensor", "m", s, {"s": s}) for s in seqs]))
 
     def take(self, limit: int) -> list[int]:
-        async def take() -> list[StreamPacket]:
+        async def take() -> Batch:
             await asyncio.wait_for(self.inbox.wait_items(), 60)
             return self.inbox.take(limit)
 
-        self.held = self.run(take())  # type: ignore[assignment]
-        return [p.seq for p in self.held]
+        self.batch = self.run(take())  # type: ignore[assignment]
+        assert self.batch is not None
+        return [p.seq for p in self.batch.packets]
 
     def settle(self, parked: set[int]) -> None:
-        refused = [(p, f"refused {p.seq}") for p in self.held if p.seq in parked]
-        self.inbox.settle(None, None, refused or None)
-        self.held = []
+        assert self.batch is not None
+        refused = [(p, f"refused {p.seq}") for p in self.batch.packets if p.seq in parked]
+        self.batch.settle(None, None, refused or None)
+        self.batch = None
         self.sync()
 
     def give_back(self) -> None:
-        self.inbox.give_back()
-        self.held = []
+        if self.batch is not None:
+            self.batch.give_back()
+        self.batch = None
 
     def requeue_all(self) -> int:
         done = self.run(self.inbox.change_parked("requeue", Selection(everything=True)))

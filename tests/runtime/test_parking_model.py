@@ -68,7 +68,7 @@ async def scenario(path: Path, seed: int) -> None:
             assert [p.seq for p in batch] == model.backlog[: len(batch)]
             del model.backlog[: len(batch)]
             refused = [p for p in batch if rng.random() < 0.3]
-            inbox.settle(None, None, [(p, f"refused {p.seq}") for p in refused])
+            batch.settle(None, None, [(p, f"refused {p.seq}") for p in refused])
             await inbox.change_parked("drop", NO_SUCH_PARKED)
             _, parked = stored(path)
             for p in refused:  # the new parked ids are those not in the model yet
@@ -111,7 +111,7 @@ async def scenario(path: Path, seed: int) -> None:
         await again.wait_items()
         batch = again.take(100)
         taken += [p.seq for p in batch]
-        again.settle()
+        batch.settle()
     assert taken == model.backlog
     assert again.stats.rows_quarantined == 0  # every requeued row kept a matching checksum
     await again.shutdown()

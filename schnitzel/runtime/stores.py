@@ -1,0 +1,57 @@
+"""The durable inboxes' stores over a run: opened before any plugin (their backlog is then
+queued first), flushed and closed all at once at the end."""
+
+from __future__ import annotations
+
+import asyncio
+
+from schnitzel.errors import RuntimeStartError
+from schnitzel.runtime.durable_inbox import DurableInbox
+from schnitzel.runtime.events import EventLog
+from schnitzel.runtime.node import Node
+
+__all__ = ["close_stores", "durable_inboxes", "flush_stores", "open_stores", "settled_count"]
+
+
+def durable_inboxes(nodes: dict[str, Node]) -> dict[str, DurableInbox]:
+    """The durable inboxes, by node id."""
+    return {
+        node_id: node.inbox
+        for node_id, node in nodes.items()
+        if isinstance(node.inbox, DurableInbox)
+    }
+
+
+async def open_stores(stores: dict[str, DurableInbox]) -> None:
+    """Open every store; one that cannot be opened stops the start, naming its node."""
+    for node_id, inbox in stores.items():
+        try:
+            await inbox.open()
+        except RuntimeStartError:
+            raise
+        except Exception as exc:
+            raise RuntimeStartError(
+                f"node {node_id!r}: durable store {str(inbox.path)!r} could not be opened: {exc}"
+            ) from exc
+
+
+async def flush_stores(stores: dict[str, DurableInbox], timeout_s: float) -> bool:
+    """Wait for every admitted packet to be committed; False if some were not in time."""
+    flushed = await asyncio.gather(*(inbox.flush(timeout_s) for inbox in stores.values()))
+    return all(flushed)
+
+
+async def close_stores(stores: dict[str, DurableInbox], timeout_s: float, events: EventLog) -> None:
+    """Write what the stores still have pending and close them, all at once."""
+    results = await asyncio.gather(
+        *(inbox.shutdown(timeout_s) for inbox in stores.values()),
+        return_exceptions=True,
+    )
+    for node_id, result in zip(stores, results, strict=True):
+        if isinstance(result, Exception):
+            events.add("error", f"closing the durable store failed: {result}", node_id)
+
+
+def settled_count(stores: dict[str, DurableInbox]) -> int:
+    """Packets every store deleted after their node was done (drain progress)."""
+    return sum(inbox.stats.settled for inbox in stores.values())

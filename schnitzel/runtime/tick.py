@@ -1,0 +1,62 @@
+"""The metrics tick: once a second every node's rates, percentiles, troubles and health are
+sampled from its counters (the hot path never computes a rate), and a new health level is
+taken only once it held for two samples (failing at once), so a node hovering at a
+threshold does not flap in the log."""
+
+from __future__ import annotations
+
+import time
+
+from schnitzel.runtime.durable_inbox import DurableInbox
+from schnitzel.runtime.events import EventLog
+from schnitzel.runtime.health import Health, judge_health
+from schnitzel.runtime.node import Node
+
+__all__ = ["TICK_S", "set_health", "tick_nodes"]
+
+TICK_S = 1.0
+"""How often rates and health are sampled."""
+
+
+def tick_nodes(nodes: dict[str, Node], events: EventLog, final: bool = False) -> None:
+    """Sample every node once; `final`: the report's health is what this sample says."""
+    now = time.monotonic()
+    for node in nodes.values():
+        node.window.sample(node.metrics, now)
+        inbox = node.inbox
+        durable = isinstance(inbox, DurableInbox)
+        if isinstance(inbox, DurableInbox):
+            inbox.stats.sample(now)
+        node.update_percentiles()
+        delta = node.window.delta()
+        node.troubles.tick(
+            node.id, events, node.metrics, delta is not None and delta[1].emitted > 0
+        )
+        health, reason = judge_health(
+            crashed=node.metrics.crashed,
+            delta=delta,
+            depth=inbox.depth if inbox is not None else 0,
+            capacity=inbox.capacity if inbox is not None and not durable else None,
+            idle_s=0.0 if node.emitting else now - node.metrics.last_progress,
+            paused=node.paused,
+            store_problem=inbox.problem() if isinstance(inbox, DurableInbox) else "",
+            trouble=node.troubles.health_reason(),
+            parked=inbox.parked_problem() if isinstance(inbox, DurableInbox) else "",
+        )
+        if final:  # no debounce
+            node.health_pending = health
+        set_health(node, health, reason, events)
+
+
+def set_health(node: Node, health: str, reason: str, events: EventLog) -> None:
+    """Take a new health level once it held for two samples (failing at once)."""
+    if health == node.health:
+        node.health_reason = reason
+        node.health_pending = None
+        return
+    if health not in (Health.FAILING, node.health_pending):
+        node.health_pending = health
+        return
+    level = "info" if health == Health.OK else "warning"
+    events.add(level, f"health {node.health} -> {health} {reason}".strip(), node.id)
+    node.health, node.health_reason, node.health_pending = health, reason, None

@@ -1,0 +1,52 @@
+"""What a node's worker may ask of the runtime: a narrow protocol, as the controller sees
+`ControlApi`, so the workers (runtime/runners.py) do not depend on `Runtime` itself."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import TYPE_CHECKING, Protocol
+
+from schnitzel.runtime.budget import Budget
+from schnitzel.runtime.events import EventLog
+
+if TYPE_CHECKING:
+    from schnitzel.runtime.error_policy import ErrorPolicy
+    from schnitzel.runtime.node import Node
+
+__all__ = ["OutputTrail", "WorkerRuntime"]
+
+
+class OutputTrail(Protocol):
+    """Where a durable node's output went in memory-only inboxes (the checkpoint tracker)."""
+
+    def trail(self, node: Node) -> dict[str, int] | None: ...
+
+
+class WorkerRuntime(Protocol):
+    """The runtime as a node's worker sees it."""
+
+    stopping: bool
+    """Set once the run stops its sources (a drain follows)."""
+    budget: Budget
+    """The run's `max_packets` budget, shared by every source."""
+    events: EventLog
+
+    @property
+    def checkpoints(self) -> OutputTrail:
+        """Where a durable node's output went (so its inbox deletes only what is safe)."""
+        ...
+
+    @property
+    def errors(self) -> ErrorPolicy:
+        """Each node's `on_error`, applied to failed packets and bad source records."""
+        ...
+
+    def stoppable(self, node: Node) -> contextlib.AbstractContextManager[None]:
+        """Mark a source's wait as safe to cancel on stop."""
+        ...
+
+    def request_stop(self, reason: str, detail: str = "") -> None: ...
+
+    def keep_durable_batch(self, node: Node) -> None:
+        """A durable node's output was refused downstream: it stops, keeping its batch."""
+        ...
