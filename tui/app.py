@@ -19,6 +19,7 @@ from textual.reactive import reactive
 from textual.screen import ModalScreen, Screen
 
 from schnitzel.errors import ControlError, ReportShapeError
+from schnitzel_tui.cameras import camera_view
 from schnitzel_tui.drop_bursts import DropBurstWatch
 from schnitzel_tui.history import SnapshotHistory
 from schnitzel_tui.model import ConsoleSnapshot, EventView, SuggestionView, Topology
@@ -234,7 +235,8 @@ class ConsoleApp(App[None]):
                 screen.show(self.snapshot)
             elif isinstance(screen, NodeDetailScreen):
                 node = self.snapshot.nodes.get(screen.node_id)
-                screen.show(node, self.history.of(screen.node_id))
+                camera = camera_view(self.snapshot, self.topology, screen.node_id)
+                screen.show(node, self.history.of(screen.node_id), camera)
             elif isinstance(screen, SuggestionsScreen):
                 screen.show(self.suggestions)
 
