@@ -132,6 +132,7 @@ def camera_view(snapshot: ConsoleSnapshot, topology: Topology, node_id: str) -> 
     stats = source.plugin_stats
     trackers = [v.plugin_stats for _, v in by_plugin.get("track", [])]
     latest, of_all = _latest(camera, by_plugin.get("events", []), feeds)
+    met = {str(c) for s in trackers for c in _dict(s.get("tracks"))}  # cameras seen so far
     return CameraView(
         node=node_id,
         camera=camera,
@@ -155,7 +156,7 @@ def camera_view(snapshot: ConsoleSnapshot, topology: Topology, node_id: str) -> 
         zones=tuple(
             zone
             for d, v in by_plugin.get("zones", [])
-            for zone in _zones(camera, d, v, feeds.get(v.id, ()))
+            for zone in _zones(camera, d, v, feeds.get(v.id, ()), met)
         ),
         latest=latest,
         latest_of_all=of_all,
@@ -201,16 +202,19 @@ def _detector(node: NodeView, camera: str, cameras: tuple[str, ...]) -> Detector
 
 
 def _zones(
-    camera: str, declared: TopologyNode, node: NodeView, cameras: tuple[str, ...]
+    camera: str,
+    declared: TopologyNode,
+    node: NodeView,
+    cameras: tuple[str, ...],
+    met: set[str],
 ) -> list[ZoneView]:
     """The zones declared for this camera (or for every camera), with who is inside.
 
     The zones node names a zone `zone` while it has seen one camera and `camera/zone` once it
     has seen several: a bare name is this camera's when this camera is the only one that
-    feeds the node, or the only one it has met (its `inside` has no `camera/` names)."""
+    feeds the node, or the only one the tracker before it has met (`met`)."""
     inside = _dict(node.plugin_stats.get("inside"))
-    prefixed = any("/" in str(k) for k in inside)
-    bare_is_ours = cameras == (camera,) or not prefixed
+    bare_is_ours = cameras == (camera,) or met == {camera}
     members: dict[str, tuple[str, ...]] = {}
     for key, ids in inside.items():
         owner, _, zone = str(key).rpartition("/")
