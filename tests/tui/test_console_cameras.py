@@ -16,9 +16,11 @@ from schnitzel.control.runtime_control import RuntimeControl
 from schnitzel.runtime import Runtime
 from schnitzel.validate.validator import load_graph
 from schnitzel_tui.app import ConsoleApp
+from schnitzel_tui.screens.cameras import CamerasScreen
 from schnitzel_tui.screens.node_detail import NodeDetailScreen
 from schnitzel_tui.source import EmbeddedSource
 from schnitzel_tui.widgets.camera_panel import CameraPanel
+from schnitzel_tui.widgets.camera_table import CameraTable
 from tests.conftest import REPO
 from tests.tui.recorded_source import RecordedSource
 
@@ -112,3 +114,44 @@ def test_a_real_run_of_the_camera_demo_fills_the_panel(tmp_path: Path) -> None:
     assert "dock-cam  video_file · " in text
     assert "detector detect  " in text and " ms p50 · " in text
     assert "zones    dock: " in text and "gate (line)" in text
+
+
+async def overview(recording: str) -> tuple[str, list[str], str, str]:
+    """`c` on a recording: the screen it shows, the first row's cells as text, then the
+    screens after enter and after esc."""
+    app = ConsoleApp(RecordedSource(recording), refresh_s=60)
+    async with app.run_test(size=(80, 24)) as pilot:
+        while app.polls < IN_THE_DOCK:
+            await app.poll()
+        await pilot.press("c")
+        await pilot.pause()
+        shown = type(app.screen).__name__
+        if not isinstance(app.screen, CamerasScreen):
+            return shown, [], "", ""
+        table = app.screen.query_one(CameraTable)
+        row = [str(cell) for cell in table.get_row_at(0)]
+        await pilot.press("enter")
+        await pilot.pause()
+        opened = app.screen
+        detail = f"{type(opened).__name__} {getattr(opened, 'node_id', '')}"
+        await pilot.press("escape")
+        await pilot.pause()
+        return shown, row, detail, type(app.screen).__name__
+
+
+def test_c_lists_each_camera_and_enter_opens_it() -> None:
+    shown, row, detail, back = asyncio.run(overview("camera"))
+    assert shown == "CamerasScreen"
+    assert row[:2] == ["cam", "● dock-cam"]
+    assert row[3:] == [
+        "116 ms 86%",
+        "1",
+        "dock #1",
+        "update person #1 warning enter:dock severity",
+    ]
+    assert (detail, back) == ("NodeDetailScreen cam", "CamerasScreen")
+
+
+def test_c_in_a_graph_without_cameras_opens_nothing() -> None:
+    shown, *_ = asyncio.run(overview("console"))
+    assert shown == "MainScreen"
