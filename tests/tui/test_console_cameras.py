@@ -77,7 +77,7 @@ def test_other_nodes_have_no_camera_panel() -> None:
 
 
 @pytest.mark.slow
-def test_a_real_run_of_the_camera_demo_fills_the_panel(tmp_path: Path) -> None:
+def test_a_real_run_of_the_camera_demo_tells_the_scene_in_the_panel(tmp_path: Path) -> None:
     graph = tmp_path / "camera.yaml"
     shutil.copy(REPO / "graphs" / "camera.yaml", graph)
     spec = importlib.util.spec_from_file_location(
@@ -88,32 +88,39 @@ def test_a_real_run_of_the_camera_demo_fills_the_panel(tmp_path: Path) -> None:
     spec.loader.exec_module(maker)
     maker.main(tmp_path / "out" / "camera.mp4")
 
-    async def main() -> list[str]:
+    async def main() -> tuple[list[str], list[str]]:
+        """The panel while the person is in the dock, and once the run has ended."""
         runtime = Runtime(load_graph(graph), tmp_path / "state", drain_timeout_s=2.0)
         app = ConsoleApp(EmbeddedSource(RuntimeControl(runtime)), refresh_s=0.25)
         run = asyncio.create_task(runtime.run())
-        seen: list[list[str]] = []
+        inside: list[str] = []
         try:
             async with app.run_test(size=(80, 24)) as pilot:
                 await open_camera(app, pilot)
                 panel = app.screen.query_one(CameraPanel)
-                for _ in range(1200):  # 60 s at most, against a hang only
-                    seen.append(panel_lines(panel))
-                    if any("enter:dock" in line for line in seen[-1]):
-                        break
+                for _ in range(2400):  # 120 s at most, against a hang only
+                    lines = panel_lines(panel)
+                    if not inside and any("zones    dock: #1" in line for line in lines):
+                        inside = lines
+                    ended = app.snapshot is not None and not app.snapshot.running
+                    if ended and any("leave:dock" in line for line in lines):
+                        return inside, lines
                     await pilot.pause(0.05)
+                raise AssertionError("the scene did not end in the panel:\n" + "\n".join(lines))
         finally:
             if not run.done():
                 runtime.force_stop()
             await asyncio.wait_for(run, 60)
-        return seen[-1]
 
-    lines = asyncio.run(asyncio.wait_for(main(), 120))
-    text = "\n".join(lines)
-    assert "enter:dock" in text, text
-    assert "dock-cam  video_file · " in text
+    inside, ended = asyncio.run(asyncio.wait_for(main(), 180))
+    text = "\n".join(inside)
+    assert inside[0].startswith("dock-cam  video_file · ")
     assert "detector detect  " in text and " ms p50 · " in text
-    assert "zones    dock: " in text and "gate (line)" in text
+    assert "tracks   1 now: #1" in text and "gate (line)" in text
+    assert "enter:dock" in text
+    assert ended[2].startswith("tracks   0 now · 1 ids given")
+    assert ended[3].startswith("zones    dock: none · gate (line)")
+    assert ended[4].startswith("events   end person #1 warning leave:dock")
 
 
 async def overview(recording: str) -> tuple[str, list[str], str, str]:
