@@ -9,6 +9,7 @@ from schnitzel.contract.run_report import NodeReport, parse_run_report
 from schnitzel_tui.cameras import CameraView, camera_view, camera_views
 from schnitzel_tui.model import ConsoleSnapshot, EdgeView, Topology, TopologyNode
 from schnitzel_tui.widgets.camera_panel import camera_text
+from schnitzel_tui.widgets.camera_table import camera_cells
 from tests.tui.recorded_source import RecordedSource
 from tests.tui.reports import node_report, run_report
 
@@ -114,6 +115,15 @@ def test_a_camera_gathers_detector_load_tracks_zones_and_latest_events() -> None
     assert view.latest == tuple(f"update person #1 info step{n}" for n in range(2, 7))
     assert view.last_event == "update person #1 info step6"
     assert not view.latest_of_all
+    assert [str(cell) for cell in camera_cells(view)] == [
+        "cam",
+        "● dock-cam",
+        "12.5",
+        "116 ms 86%",
+        "2",
+        "dock #1 #3",
+        "update person #1 info step6",
+    ]
 
 
 def test_only_vision_sources_are_cameras() -> None:
@@ -145,6 +155,7 @@ def test_a_camera_without_vision_nodes_after_it_shows_its_pace_only() -> None:
         12.0,
     )
     assert (view.detectors, view.tracking, view.zones, view.latest) == ((), False, (), ())
+    assert [str(cell) for cell in camera_cells(view)] == ["cam", "● cam ✖", "0", "—", "—", "—", "—"]
     text = camera_text(view).plain
     assert text.splitlines() == [
         "cam  rtsp · 0 fps · ● ok · disconnected · last frame 12 s ago · 4 reconnects"

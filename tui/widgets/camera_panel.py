@@ -29,15 +29,16 @@ class CameraPanel(Static):
         super().__init__("", **kwargs)
         self.view: CameraView | None = None
         """What is shown now."""
+        self._drawn = False
 
     def on_mount(self) -> None:
         self.border_title = "camera"
 
     def show(self, view: CameraView | None) -> None:
         """Draw `view` (None: the node has no figures yet)."""
-        if view == self.view and self.view is not None:
+        if self._drawn and view == self.view:
             return
-        self.view = view
+        self.view, self._drawn = view, True
         self.update(camera_text(view) if view is not None else Text("no figures yet", "dim"))
 
 
