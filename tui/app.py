@@ -19,10 +19,12 @@ from textual.reactive import reactive
 from textual.screen import ModalScreen, Screen
 
 from schnitzel.errors import ControlError, ReportShapeError
+from schnitzel_tui.cameras import camera_view, camera_views, is_camera
 from schnitzel_tui.drop_bursts import DropBurstWatch
 from schnitzel_tui.history import SnapshotHistory
 from schnitzel_tui.model import ConsoleSnapshot, EventView, SuggestionView, Topology
 from schnitzel_tui.screens.audit import AuditScreen
+from schnitzel_tui.screens.cameras import CamerasScreen
 from schnitzel_tui.screens.confirm import ConfirmScreen
 from schnitzel_tui.screens.help import HelpScreen
 from schnitzel_tui.screens.main import MainScreen
@@ -63,6 +65,7 @@ class ConsoleApp(App[None]):
         Binding("R", "rollback", "Roll back", show=False),
         Binding("g", "suggestions", "Suggestions", show=False),
         Binding("A", "audit", "Audit log", show=False),
+        Binding("c", "cameras", "Cameras", show=False),
     ]
 
     refresh_s: reactive[float] = reactive(1.0, init=False)
@@ -234,9 +237,12 @@ class ConsoleApp(App[None]):
                 screen.show(self.snapshot)
             elif isinstance(screen, NodeDetailScreen):
                 node = self.snapshot.nodes.get(screen.node_id)
-                screen.show(node, self.history.of(screen.node_id))
+                camera = camera_view(self.snapshot, self.topology, screen.node_id)
+                screen.show(node, self.history.of(screen.node_id), camera)
             elif isinstance(screen, SuggestionsScreen):
                 screen.show(self.suggestions)
+            elif isinstance(screen, CamerasScreen):
+                screen.show(camera_views(self.snapshot, self.topology))
 
     def _note(self) -> str:
         if self.failure:
@@ -394,6 +400,10 @@ class ConsoleApp(App[None]):
             "Suggestions of the controller", "g: approve or reject", self.action_suggestions
         )
         yield SystemCommand("Audit log", "A: who changed what, why, when", self.action_audit)
+        if any(is_camera(n) for n in self.topology.nodes):
+            yield SystemCommand(
+                "Cameras", "c: fps, detector load, tracks, zones, last event", self.action_cameras
+            )
         if not self.read_only:
             for node_id, node in nodes.items():
                 verb = "resume" if node.paused else "pause"
@@ -485,6 +495,18 @@ class ConsoleApp(App[None]):
             return
         self.push_screen(AuditScreen(self.source, self.topology.graph))
         self.call_after_refresh(self._redraw_status)
+
+    def action_cameras(self) -> None:
+        if isinstance(self.screen, ModalScreen | CamerasScreen):
+            return
+        if not any(is_camera(n) for n in self.topology.nodes):
+            self.notify(
+                "no camera in this graph (cameras are video_file, rtsp and camera sources)",
+                severity="warning",
+            )
+            return
+        self.push_screen(CamerasScreen(self.topology.graph, self.open_node))
+        self.call_after_refresh(self.draw, True)
 
     def throttle_node(self, node_id: str) -> None:
         """The throttle dialog of a node: its knobs, their bounds, a question, the change."""

@@ -85,6 +85,40 @@ def test_node_detail_screen(snap_compare: SnapCompare) -> None:
     )
 
 
+CAMERA_POLLS = 13
+"""Polls into the camera recording (graphs/camera.yaml): the person is in the dock."""
+
+
+def recorded_camera() -> ConsoleApp:
+    return ConsoleApp(RecordedSource("camera"), refresh_s=60)
+
+
+def test_camera_detail_screen(snap_compare: SnapCompare) -> None:
+    async def open_camera(pilot: Pilot[Any]) -> None:
+        app = pilot.app
+        assert isinstance(app, ConsoleApp)
+        await advance(app, CAMERA_POLLS)
+        app.open_node("cam")
+        await pilot.pause()
+        assert isinstance(app.screen, NodeDetailScreen)
+        await app.poll()
+
+    assert snap_compare(recorded_camera(), terminal_size=(80, 24), run_before=open_camera)
+
+
+def test_cameras_screen(snap_compare: SnapCompare) -> None:
+    async def cameras(pilot: Pilot[Any]) -> None:
+        app = pilot.app
+        assert isinstance(app, ConsoleApp)
+        await advance(app, CAMERA_POLLS)
+        await pilot.press("c")
+        await pilot.pause()
+        await app.poll()
+        await pilot.pause()
+
+    assert snap_compare(recorded_camera(), terminal_size=(80, 24), run_before=cameras)
+
+
 def test_help_screen(snap_compare: SnapCompare) -> None:
     async def help_(pilot: Pilot[Any]) -> None:
         await pilot.press("question_mark")

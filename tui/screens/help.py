@@ -28,6 +28,7 @@ KEYS = (
     ("R", "roll the node back to the version before its last swap"),
     ("g", "the controller's suggestions: a approve, x reject (each asks first)"),
     ("A", "the audit log: who changed what, why, when; enter shows an entry"),
+    ("c", "the cameras: fps, detector load, tracks, zones, last event; enter opens one"),
     ("esc", "back (close a screen, clear the filter)"),
     ("s / S", "sort by the next / previous column (unhealthy nodes stay on top)"),
     ("space", "freeze the view (the run goes on; figures are still recorded)"),

@@ -1,5 +1,5 @@
 """Enter on a node: its history as sparklines, its config, drops by reason, what its plugin
-retries and why, recent errors."""
+retries and why, recent errors; on a camera, its zones, tracks and latest events."""
 
 from __future__ import annotations
 
@@ -15,10 +15,12 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Sparkline, Static
 
+from schnitzel_tui.cameras import CameraView, is_camera
 from schnitzel_tui.formatting import format_rate
 from schnitzel_tui.history import NodeHistory
 from schnitzel_tui.model import NodeView, TopologyNode
 from schnitzel_tui.theme import HEALTH_MARK, health_style
+from schnitzel_tui.widgets.camera_panel import CameraPanel
 from schnitzel_tui.widgets.status_bar import StatusBar
 
 __all__ = ["NodeDetailScreen"]
@@ -37,7 +39,12 @@ class NodeDetailScreen(Screen[None]):
     NodeDetailScreen #right { width: 2fr; }
     NodeDetailScreen #drops { height: auto; border: round $primary-darken-2; }
     NodeDetailScreen #errors { height: 1fr; border: round $primary-darken-2; }
+    NodeDetailScreen.short-camera .series { display: none; }
     """
+
+    SHORT = 30
+    """Below this many rows a camera's sparklines step aside for its panel (the rate is in
+    the panel's first line)."""
 
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "app.pop_screen", "Back")]
 
@@ -47,6 +54,8 @@ class NodeDetailScreen(Screen[None]):
         self.declared = declared
         self.graph = graph
         self._errors_shown: tuple[object, ...] = ()
+        self.camera = declared is not None and is_camera(declared)
+        """A vision source: the detail shows its camera panel."""
 
     def compose(self) -> ComposeResult:
         yield StatusBar(self.graph)
@@ -55,6 +64,8 @@ class NodeDetailScreen(Screen[None]):
             with Horizontal(classes="series"):
                 yield Static("", id=f"{name}-label")
                 yield Sparkline([], id=f"{name}-line")
+        if self.camera:
+            yield CameraPanel(id="camera")
         with Horizontal(id="lower"):
             with VerticalScroll(id="config"):
                 yield Static(_config_text(self.declared))
@@ -70,9 +81,19 @@ class NodeDetailScreen(Screen[None]):
         errors = self.query_one("#errors", DataTable)
         errors.border_title = "recent errors"
         errors.add_columns("time", "packet", "error", "message")
+        self._fit(self.size.height)
 
-    def show(self, node: NodeView | None, history: NodeHistory) -> None:
-        """Redraw from the node's latest figures and recorded history."""
+    def on_resize(self) -> None:
+        self._fit(self.size.height)
+
+    def _fit(self, height: int) -> None:
+        self.set_class(self.camera and height < self.SHORT, "short-camera")
+
+    def show(
+        self, node: NodeView | None, history: NodeHistory, camera: CameraView | None = None
+    ) -> None:
+        """Redraw from the node's latest figures and recorded history (and, for a camera, what
+        the vision nodes it feeds say about it)."""
         if node is None:
             self.query_one("#title", Static).update(f"node {self.node_id}: not in the graph")
             return
@@ -95,6 +116,8 @@ class NodeDetailScreen(Screen[None]):
         self._series("depth", history.depth, depth)
         self._series("p99", history.p99_ms, f"p99 {node.p99_ms:.2f} ms")
         self.query_one("#drops", Static).update(_drops_text(node))
+        if self.camera:
+            self.query_one(CameraPanel).show(camera)
         self._show_errors(node)
 
     def _series(self, name: str, values: object, label: str) -> None:
