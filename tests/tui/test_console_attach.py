@@ -150,11 +150,15 @@ def test_attached_console_shows_a_lost_runtime_and_recovers_when_it_is_back(
     assert not terminal.code_file.exists()  # the console stays up, retrying
 
     headless.start()  # a new run: same graph, new run id
-    screen = terminal.wait_for_screen(
-        lambda s: "running" in status_line(s) and "disconnected" not in status_line(s),
-        "the console to read the new run",
+    # the status line and the table are drawn in separate frames: wait for both
+    terminal.wait_for_screen(
+        lambda s: (
+            "running" in status_line(s)
+            and "disconnected" not in status_line(s)
+            and "ticker" in row_of(s, "ticker")
+        ),
+        "the console to read the new run and draw its nodes",
     )
-    assert "ticker" in row_of(screen, "ticker")
     terminal.keys("q")
     assert terminal.exit_code() == 0
     assert headless.process is not None and process_alive(headless.process.pid)
