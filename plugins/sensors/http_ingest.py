@@ -1,0 +1,260 @@
+"""`http_ingest` source: an HTTP endpoint for devices and webhooks, 202 only once accepted.
+
+A POST to `path` carries one JSON object, a JSON array of objects, or NDJSON; each object
+becomes a packet. The request is answered **202 only once every one of its packets is safe**:
+the runtime reported it through `checkpoint` (committed to a durable inbox on every path it
+took, or delivered, filtered, dropped by the graph's policy). So a 202 is never given for a
+record a `kill -9` could still lose, when the node after the source has a durable inbox.
+Records the graph cannot take yet wait in a bounded queue; a body that does not fit is
+answered `busy_status` (503 or 429) with `Retry-After` at once, and a request whose records
+are not safe within `accept_timeout_s` is answered 503: at-least-once, so the client sends
+the same body again with the same `Idempotency-Key` and its packets carry the same keys.
+
+The server is aiohttp, run inside the runtime's event loop (`AppRunner`, no signal handlers
+of its own: the runtime owns SIGTERM/SIGINT).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import os
+import ssl
+from collections import deque
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from schnitzel import (
+    ANY_KIND,
+    CheckContext,
+    EnvironmentProblem,
+    NodeContext,
+    PayloadProfile,
+    PluginConfig,
+    Source,
+    StreamPacket,
+    StreamShape,
+)
+from schnitzel_plugins.sensors.errors import BodyRefused, IngestStopped, SensorError
+from schnitzel_plugins.sensors.ingest_body import records_of
+from schnitzel_plugins.sensors.ingest_config import HttpIngestConfig
+
+if TYPE_CHECKING:
+    from aiohttp import web
+
+__all__ = ["HttpIngest", "HttpIngestConfig"]
+
+
+@dataclass
+class _Request:
+    """One POST waiting for its packets to become safe."""
+
+    waiting: int
+    done: asyncio.Future[None] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+
+
+class HttpIngest(Source):
+    """Serves POST `path`: each JSON object in the body becomes a packet; 202 once all are safe.
+
+    Idempotency keys are `<Idempotency-Key header>:<n>` (n: the record's index in the body),
+    or `<node>:<packet id>` when the client sends no key."""
+
+    name: ClassVar[str] = "http_ingest"
+    Config: ClassVar[type[PluginConfig]] = HttpIngestConfig
+    emits = ANY_KIND  # `kind` says which: output_shape
+    emits_profile = PayloadProfile.JSON_PORTABLE
+
+    config: HttpIngestConfig
+
+    def __init__(self, config: HttpIngestConfig, context: NodeContext) -> None:
+        super().__init__(config, context)
+        self._queue: deque[tuple[StreamPacket, _Request]] = deque()
+        """Received, not yet taken by the graph."""
+        self._held: deque[tuple[StreamPacket, _Request]] = deque()
+        """Taken by the graph, not yet reported safe."""
+        self._arrived = asyncio.Event()
+        self._runner: web.AppRunner | None = None
+        self._token: bytes | None = None
+        self._seq = 0
+        self.answers: dict[int, int] = {}
+        """HTTP status -> how many requests got it (the report's plugin_stats)."""
+
+    @classmethod
+    def output_shape(cls, config: Any, incoming: StreamShape | None) -> StreamShape:
+        return StreamShape(frozenset({config.kind}), PayloadProfile.JSON_PORTABLE)
+
+    def stats(self) -> dict[str, Any]:
+        """Answers given by status, and records queued and held (not yet safe)."""
+        return {
+            "answers": {str(k): v for k, v in sorted(self.answers.items())},
+            "queued": len(self._queue),
+            "held": len(self._held),
+        }
+
+    async def open(self) -> None:
+        try:
+            from aiohttp import web
+        except ImportError as exc:
+            raise SensorError(
+                f"node {self.context.node_id!r}: http_ingest needs aiohttp; install "
+                "schnitzel[sensors]"
+            ) from exc
+        config = self.config
+        if config.token_env is not None:
+            token = os.environ.get(config.token_env)
+            if not token:
+                raise SensorError(
+                    f"node {self.context.node_id!r}: environment variable {config.token_env!r} "
+                    "(token_env) is not set: export the bearer token clients must send"
+                )
+            self._token = f"Bearer {token}".encode()
+        app = web.Application(client_max_size=config.max_body_bytes)
+        app.router.add_post(config.path, self._handle)
+        runner = web.AppRunner(app, handle_signals=False, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, config.host, config.port, ssl_context=self._tls())
+        try:
+            await site.start()
+        except OSError as exc:
+            await runner.cleanup()
+            raise SensorError(
+                f"node {self.context.node_id!r}: cannot listen on {config.host}:{config.port} "
+                f"({exc.strerror}): free the port or set another `port`"
+            ) from exc
+        self._runner = runner
+        scheme = "https" if config.tls_cert else "http"
+        self.context.event(
+            "info", f"listening on {scheme}://{config.host}:{config.port}{config.path}"
+        )
+
+    async def close(self) -> None:
+        for _packet, request in (*self._queue, *self._held):
+            if not request.done.done():
+                request.done.set_exception(IngestStopped())
+        self._queue.clear()
+        self._held.clear()
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            await runner.cleanup()
+
+    async def packets(self) -> AsyncIterator[StreamPacket]:
+        queue, held, arrived = self._queue, self._held, self._arrived
+        while True:
+            while not queue:
+                arrived.clear()
+                await arrived.wait()
+            item = queue.popleft()
+            held.append(item)
+            yield item[0]
+
+    def checkpoint(self, upto: StreamPacket | Any) -> None:
+        """Every held packet up to `upto` is safe: answer the requests it completes."""
+        held = self._held
+        if not any(packet is upto for packet, _ in held):
+            return
+        while held:
+            packet, request = held.popleft()
+            request.waiting -= 1
+            if request.waiting == 0 and not request.done.done():
+                request.done.set_result(None)
+            if packet is upto:
+                break
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        answer = await self._answer(request)
+        self.answers[answer.status] = self.answers.get(answer.status, 0) + 1
+        return answer
+
+    async def _answer(self, request: web.Request) -> web.StreamResponse:
+        from aiohttp import web
+
+        config = self.config
+        if self._token is not None and not hmac.compare_digest(
+            request.headers.get("Authorization", "").encode(), self._token
+        ):
+            return _refusal(401, "a valid bearer token is required", {"WWW-Authenticate": "Bearer"})
+        if self.context.stopping.is_set():
+            return self._busy(503, "the runtime is stopping")
+        try:
+            body = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            return _refusal(413, f"the body is larger than {config.max_body_bytes} bytes")
+        try:
+            records = records_of(body, request.content_type, config.max_records)
+        except BodyRefused as refused:
+            return _refusal(refused.status, str(refused))
+        if len(self._queue) + len(records) > config.queue_max:
+            return self._busy(config.busy_status, "the graph is not keeping up")
+        waiting = _Request(len(records))
+        packets = self._packets_of(records, request.headers.get("Idempotency-Key"))
+        self._queue.extend((packet, waiting) for packet in packets)
+        self._arrived.set()
+        try:
+            await asyncio.wait_for(asyncio.shield(waiting.done), config.accept_timeout_s)
+        except TimeoutError:
+            return self._busy(
+                503,
+                f"not confirmed safe within {config.accept_timeout_s} s: send it again with "
+                "the same Idempotency-Key",
+            )
+        except IngestStopped:
+            return self._busy(503, "the runtime stopped before the records were safe")
+        return web.json_response(
+            {"accepted": len(packets), "ids": [p.packet_id for p in packets]}, status=202
+        )
+
+    def _packets_of(self, records: list[dict[str, Any]], key: str | None) -> list[StreamPacket]:
+        kind, node_id = self.config.kind, self.context.node_id
+        packets = []
+        for n, record in enumerate(records):
+            packet = StreamPacket.new(kind, node_id, self._seq, record)
+            self._seq += 1
+            idempotency_key = f"{key}:{n}" if key else f"{node_id}:{packet.packet_id}"
+            packets.append(packet.evolve(meta={"idempotency_key": idempotency_key}))
+        return packets
+
+    def _busy(self, status: int, why: str) -> web.StreamResponse:
+        retry = str(self.config.retry_after_s)
+        return _refusal(status, f"{why}: retry after {retry} s", {"Retry-After": retry})
+
+    def _tls(self) -> ssl.SSLContext | None:
+        config = self.config
+        if config.tls_cert is None or config.tls_key is None:
+            return None
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(
+            self.context.resolve(config.tls_cert), self.context.resolve(config.tls_key)
+        )
+        return context
+
+    @classmethod
+    def check_environment(cls, config: Any, context: CheckContext) -> list[EnvironmentProblem]:
+        problems = []
+        for key in ("tls_cert", "tls_key"):
+            value = getattr(config, key)
+            if value is not None and not context.resolve(value).is_file():
+                problems.append(
+                    EnvironmentProblem(
+                        f"{key} file {str(context.resolve(value))!r} does not exist",
+                        "fix the path (relative paths resolve against the graph file)",
+                        config_key=key,
+                    )
+                )
+        if config.token_env is not None and not os.environ.get(config.token_env):
+            problems.append(
+                EnvironmentProblem(
+                    f"environment variable {config.token_env!r} (token_env) is not set",
+                    "export the bearer token clients must send before starting the run",
+                    config_key="token_env",
+                )
+            )
+        return problems
+
+
+def _refusal(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
+    from aiohttp import web
+
+    return web.json_response({"error": message}, status=status, headers=headers)
