@@ -79,6 +79,8 @@ class HttpIngest(Source):
         self._runner: web.AppRunner | None = None
         self._token: bytes | None = None
         self._seq = 0
+        self.received = 0
+        """Records taken into the queue so far."""
         self.answers: dict[int, int] = {}
         """HTTP status -> how many requests got it (the report's plugin_stats)."""
 
@@ -87,8 +89,9 @@ class HttpIngest(Source):
         return StreamShape(frozenset({config.kind}), PayloadProfile.JSON_PORTABLE)
 
     def stats(self) -> dict[str, Any]:
-        """Answers given by status, and records queued and held (not yet safe)."""
+        """Records received, answers given by status, records queued and held (not safe yet)."""
         return {
+            "received": self.received,
             "answers": {str(k): v for k, v in sorted(self.answers.items())},
             "queued": len(self._queue),
             "held": len(self._held),
@@ -191,6 +194,7 @@ class HttpIngest(Source):
         waiting = _Request(len(records))
         packets = self._packets_of(records, request.headers.get("Idempotency-Key"))
         self._queue.extend((packet, waiting) for packet in packets)
+        self.received += len(packets)
         self._arrived.set()
         try:
             await asyncio.wait_for(asyncio.shield(waiting.done), config.accept_timeout_s)
