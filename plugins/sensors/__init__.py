@@ -6,11 +6,12 @@ import them only when a node opens, so graphs validate without them.
 
 from schnitzel import PluginPack
 from schnitzel_plugins.sensors.http_ingest import HttpIngest
+from schnitzel_plugins.sensors.serial_source import SerialSource
 
-__all__ = ["PACK", "HttpIngest"]
+__all__ = ["PACK", "HttpIngest", "SerialSource"]
 
 PACK = PluginPack(
     name="sensors",
-    plugins=(HttpIngest,),
-    description="Edge sources: HTTP ingest for devices and webhooks.",
+    plugins=(HttpIngest, SerialSource),
+    description="Edge sources: HTTP ingest for devices and webhooks, serial devices.",
 )
