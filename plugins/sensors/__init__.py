@@ -5,13 +5,15 @@ import them only when a node opens, so graphs validate without them.
 """
 
 from schnitzel import PluginPack
+from schnitzel_plugins.sensors.audio_file import AudioFile
+from schnitzel_plugins.sensors.audio_level import AudioLevel
 from schnitzel_plugins.sensors.http_ingest import HttpIngest
 from schnitzel_plugins.sensors.serial_source import SerialSource
 
-__all__ = ["PACK", "HttpIngest", "SerialSource"]
+__all__ = ["PACK", "AudioFile", "AudioLevel", "HttpIngest", "SerialSource"]
 
 PACK = PluginPack(
     name="sensors",
-    plugins=(HttpIngest, SerialSource),
-    description="Edge sources: HTTP ingest for devices and webhooks, serial devices.",
+    plugins=(HttpIngest, SerialSource, AudioFile, AudioLevel),
+    description="Edge sources: HTTP ingest, serial devices, WAV audio and its levels.",
 )
