@@ -8,12 +8,13 @@ from schnitzel import PluginPack
 from schnitzel_plugins.sensors.audio_file import AudioFile
 from schnitzel_plugins.sensors.audio_level import AudioLevel
 from schnitzel_plugins.sensors.http_ingest import HttpIngest
+from schnitzel_plugins.sensors.mcap_source import McapSource
 from schnitzel_plugins.sensors.serial_source import SerialSource
 
-__all__ = ["PACK", "AudioFile", "AudioLevel", "HttpIngest", "SerialSource"]
+__all__ = ["PACK", "AudioFile", "AudioLevel", "HttpIngest", "McapSource", "SerialSource"]
 
 PACK = PluginPack(
     name="sensors",
-    plugins=(HttpIngest, SerialSource, AudioFile, AudioLevel),
-    description="Edge sources: HTTP ingest, serial devices, WAV audio and its levels.",
+    plugins=(HttpIngest, SerialSource, AudioFile, AudioLevel, McapSource),
+    description="Edge sources: HTTP ingest, serial devices, WAV audio and its levels, MCAP logs.",
 )
