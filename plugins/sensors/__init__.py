@@ -8,13 +8,23 @@ from schnitzel import PluginPack
 from schnitzel_plugins.sensors.audio_file import AudioFile
 from schnitzel_plugins.sensors.audio_level import AudioLevel
 from schnitzel_plugins.sensors.http_ingest import HttpIngest
+from schnitzel_plugins.sensors.mavlink_source import MavlinkSource
 from schnitzel_plugins.sensors.mcap_source import McapSource
 from schnitzel_plugins.sensors.serial_source import SerialSource
 
-__all__ = ["PACK", "AudioFile", "AudioLevel", "HttpIngest", "McapSource", "SerialSource"]
+__all__ = [
+    "PACK",
+    "AudioFile",
+    "AudioLevel",
+    "HttpIngest",
+    "MavlinkSource",
+    "McapSource",
+    "SerialSource",
+]
 
 PACK = PluginPack(
     name="sensors",
-    plugins=(HttpIngest, SerialSource, AudioFile, AudioLevel, McapSource),
-    description="Edge sources: HTTP ingest, serial devices, WAV audio and its levels, MCAP logs.",
+    plugins=(HttpIngest, SerialSource, AudioFile, AudioLevel, McapSource, MavlinkSource),
+    description="Edge sources: HTTP ingest, serial devices, WAV audio and its levels, MCAP "
+    "logs, MAVLink telemetry.",
 )
