@@ -10,6 +10,7 @@ from schnitzel_plugins.sensors.audio_level import AudioLevel
 from schnitzel_plugins.sensors.http_ingest import HttpIngest
 from schnitzel_plugins.sensors.mavlink_source import MavlinkSource
 from schnitzel_plugins.sensors.mcap_source import McapSource
+from schnitzel_plugins.sensors.microphone import Microphone
 from schnitzel_plugins.sensors.serial_source import SerialSource
 
 __all__ = [
@@ -19,12 +20,21 @@ __all__ = [
     "HttpIngest",
     "MavlinkSource",
     "McapSource",
+    "Microphone",
     "SerialSource",
 ]
 
 PACK = PluginPack(
     name="sensors",
-    plugins=(HttpIngest, SerialSource, AudioFile, AudioLevel, McapSource, MavlinkSource),
-    description="Edge sources: HTTP ingest, serial devices, WAV audio and its levels, MCAP "
-    "logs, MAVLink telemetry.",
+    plugins=(
+        HttpIngest,
+        SerialSource,
+        AudioFile,
+        AudioLevel,
+        McapSource,
+        MavlinkSource,
+        Microphone,
+    ),
+    description="Edge sources: HTTP ingest, serial devices, audio files, microphones and their "
+    "levels, MCAP logs, MAVLink telemetry.",
 )

@@ -25,6 +25,7 @@ from schnitzel import (
     StreamPacket,
     StreamShape,
 )
+from schnitzel_plugins.sensors.audio_payload import audio_payload
 from schnitzel_plugins.sensors.errors import SensorError
 
 __all__ = ["AudioFile", "AudioFileConfig"]
@@ -83,13 +84,7 @@ class AudioFile(Source):
         frames = max(1, info.sample_rate * config.chunk_ms // 1000)
         name = self._path.name
         for chunk in read_chunks(self._path, frames):
-            payload = {
-                "sample_rate": info.sample_rate,
-                "channels": info.channels,
-                "start_s": chunk.start / info.sample_rate,
-                "duration_s": len(chunk.samples) / info.sample_rate,
-                "samples": chunk.samples.T.tolist(),
-            }
+            payload = audio_payload(chunk.samples, info.sample_rate, chunk.start)
             key = f"{node_id}:{name}:{chunk.index}"
             yield StreamPacket.new(
                 config.kind, node_id, chunk.index, payload, {"idempotency_key": key}
