@@ -2,15 +2,14 @@
 
 SchnitzelError
  └── SensorError ........... a sensors node cannot open (a missing library, a port taken)
-      ├── BodyRefused ....... an http_ingest body cannot become records (its HTTP status)
-      └── IngestStopped ..... the run stopped while a request waited for its records
+      └── BodyRefused ....... an http_ingest body cannot become records (its HTTP status)
 """
 
 from __future__ import annotations
 
 from schnitzel import SchnitzelError
 
-__all__ = ["BodyRefused", "IngestStopped", "SensorError"]
+__all__ = ["BodyRefused", "SensorError"]
 
 
 class SensorError(SchnitzelError):
@@ -23,7 +22,3 @@ class BodyRefused(SensorError):
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
         self.status = status
-
-
-class IngestStopped(SensorError):
-    """The run stopped while a request waited for its records to become safe (answered 503)."""

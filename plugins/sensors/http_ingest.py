@@ -36,7 +36,7 @@ from schnitzel import (
     StreamPacket,
     StreamShape,
 )
-from schnitzel_plugins.sensors.errors import BodyRefused, IngestStopped, SensorError
+from schnitzel_plugins.sensors.errors import BodyRefused, SensorError
 from schnitzel_plugins.sensors.ingest_body import records_of
 from schnitzel_plugins.sensors.ingest_config import HttpIngestConfig
 
@@ -51,9 +51,12 @@ class _Request:
     """One POST waiting for its packets to become safe."""
 
     waiting: int
+    """Its packets not yet reported safe."""
     done: asyncio.Future[None] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
+    """Resolved when none is left waiting, or when the run stopped first (`stopped`)."""
+    stopped: bool = False
 
 
 class HttpIngest(Source):
@@ -136,7 +139,8 @@ class HttpIngest(Source):
     async def close(self) -> None:
         for _packet, request in (*self._queue, *self._held):
             if not request.done.done():
-                request.done.set_exception(IngestStopped())
+                request.stopped = True  # a result, not an exception: nobody may be waiting
+                request.done.set_result(None)
         self._queue.clear()
         self._held.clear()
         runner, self._runner = self._runner, None
@@ -204,7 +208,7 @@ class HttpIngest(Source):
                 f"not confirmed safe within {config.accept_timeout_s} s: send it again with "
                 "the same Idempotency-Key",
             )
-        except IngestStopped:
+        if waiting.stopped:
             return self._busy(503, "the runtime stopped before the records were safe")
         return web.json_response(
             {"accepted": len(packets), "ids": [p.packet_id for p in packets]}, status=202

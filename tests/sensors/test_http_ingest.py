@@ -118,6 +118,33 @@ def test_202_comes_only_once_the_sink_delivered(tmp_path: Path) -> None:
     assert report["nodes"]["src"]["plugin_stats"]["answers"] == {"202": 1}
 
 
+def test_a_request_still_waiting_when_the_run_stops_is_answered_503(tmp_path: Path) -> None:
+    port = free_port()
+    graph = ingest_graph(tmp_path, port, "Gated")
+
+    async def scenario() -> tuple[httpx.Response, dict[str, Any]]:
+        runtime = Runtime(graph, state_dir=tmp_path / "state", drain_timeout_s=0.5)
+        task = asyncio.create_task(runtime.run())
+        await until(lambda: "src" in runtime.nodes, "the runtime built its nodes")
+        await until_listening(port)
+        async with httpx.AsyncClient(timeout=GUARD_S) as client:
+            posting = asyncio.create_task(
+                client.post(f"http://127.0.0.1:{port}/ingest", json={"t": 1})
+            )
+            await until(lambda: runtime.nodes["out"].inbox.left == 1, "the sink took it")
+            RuntimeControl(runtime).stop()  # the sink never delivers: the drain gives up
+            answer = await posting
+        return answer, await asyncio.wait_for(task, GUARD_S)
+
+    answer, report = asyncio.run(scenario())
+    plugins.GATES["out"].set()  # the sink's thread, left behind, finishes within this test
+    asyncio.run(until(lambda: len(plugins.RECORDS["out"]) == 1, "the left thread finished"))
+    assert answer.status_code == 503, answer.text
+    assert "stopped before the records were safe" in answer.json()["error"]
+    assert answer.headers["Retry-After"] == "1"
+    assert report["nodes"]["src"]["plugin_stats"]["answers"] == {"503": 1}
+
+
 @pytest.mark.parametrize("busy_status", [503, 429])
 def test_backpressure_answers_busy_with_retry_after_and_202s_what_it_took(
     tmp_path: Path, busy_status: int
