@@ -51,6 +51,13 @@ async def until_listening(port: int) -> None:
         return
 
 
+def taken_by_sink(runtime: Runtime) -> int:
+    """Packets that left the `out` node's inbox: in its hands or done."""
+    inbox = runtime.nodes["out"].inbox
+    assert inbox is not None
+    return inbox.left
+
+
 def ingest_graph(
     tmp_path: Path, port: int, sink: str, source_extra: str = "", inbox: str = ""
 ) -> Any:
@@ -104,7 +111,7 @@ def test_202_comes_only_once_the_sink_delivered(tmp_path: Path) -> None:
             posting = asyncio.create_task(
                 client.post(f"http://127.0.0.1:{port}/ingest", json={"t": 21.5})
             )
-            await until(lambda: runtime.nodes["out"].inbox.left == 1, "the sink took it")
+            await until(lambda: taken_by_sink(runtime) == 1, "the sink took it")
             # the sink holds it behind a closed gate: nothing may answer 202 meanwhile
             done, _ = await asyncio.wait({posting}, timeout=0.5)
             assert not done, posting.result()
@@ -131,7 +138,7 @@ def test_a_request_still_waiting_when_the_run_stops_is_answered_503(tmp_path: Pa
             posting = asyncio.create_task(
                 client.post(f"http://127.0.0.1:{port}/ingest", json={"t": 1})
             )
-            await until(lambda: runtime.nodes["out"].inbox.left == 1, "the sink took it")
+            await until(lambda: taken_by_sink(runtime) == 1, "the sink took it")
             RuntimeControl(runtime).stop()  # the sink never delivers: the drain gives up
             answer = await posting
         return answer, await asyncio.wait_for(task, GUARD_S)
