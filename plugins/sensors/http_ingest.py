@@ -119,9 +119,10 @@ class HttpIngest(Source):
             self._token = f"Bearer {token}".encode()
         app = web.Application(client_max_size=config.max_body_bytes)
         app.router.add_post(config.path, self._handle)
+        tls = self._tls()
         runner = web.AppRunner(app, handle_signals=False, access_log=None)
         await runner.setup()
-        site = web.TCPSite(runner, config.host, config.port, ssl_context=self._tls())
+        site = web.TCPSite(runner, config.host, config.port, ssl_context=tls)
         try:
             await site.start()
         except OSError as exc:
@@ -233,9 +234,14 @@ class HttpIngest(Source):
         if config.tls_cert is None or config.tls_key is None:
             return None
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        context.load_cert_chain(
-            self.context.resolve(config.tls_cert), self.context.resolve(config.tls_key)
-        )
+        cert, key = self.context.resolve(config.tls_cert), self.context.resolve(config.tls_key)
+        try:
+            context.load_cert_chain(cert, key)
+        except OSError as exc:  # ssl.SSLError is one: a key that does not match, not PEM
+            raise SensorError(
+                f"node {self.context.node_id!r}: cannot load tls_cert {str(cert)!r} with "
+                f"tls_key {str(key)!r} ({exc}): both PEM, the key the certificate's"
+            ) from exc
         return context
 
     @classmethod
