@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import os
+import secrets
 import ssl
 from collections import deque
 from collections.abc import AsyncIterator
@@ -63,7 +64,7 @@ class HttpIngest(Source):
     """Serves POST `path`: each JSON object in the body becomes a packet; 202 once all are safe.
 
     Idempotency keys are `<Idempotency-Key header>:<n>` (n: the record's index in the body),
-    or `<node>:<packet id>` when the client sends no key."""
+    or `<node>:<run>:<seq of the body's first record>:<n>` when the client sends no key."""
 
     name: ClassVar[str] = "http_ingest"
     Config: ClassVar[type[PluginConfig]] = HttpIngestConfig
@@ -82,6 +83,8 @@ class HttpIngest(Source):
         self._runner: web.AppRunner | None = None
         self._token: bytes | None = None
         self._seq = 0
+        self._run = secrets.token_hex(6)
+        """Keys without an Idempotency-Key: `<node>:<run>:<first seq>:<n>`, new every run."""
         self.received = 0
         """Records taken into the queue so far."""
         self.answers: dict[int, int] = {}
@@ -194,6 +197,12 @@ class HttpIngest(Source):
             records = records_of(body, request.content_type, config.max_records)
         except BodyRefused as refused:
             return _refusal(refused.status, str(refused))
+        if len(records) > config.queue_max:
+            return _refusal(
+                413,
+                f"{len(records)} records in one body, the queue holds {config.queue_max}: "
+                "split the body",
+            )
         if len(self._queue) + len(records) > config.queue_max:
             return self._busy(config.busy_status, "the graph is not keeping up")
         waiting = _Request(len(records))
@@ -216,14 +225,13 @@ class HttpIngest(Source):
         )
 
     def _packets_of(self, records: list[dict[str, Any]], key: str | None) -> list[StreamPacket]:
-        kind, node_id = self.config.kind, self.context.node_id
-        packets = []
-        for n, record in enumerate(records):
-            packet = StreamPacket.new(kind, node_id, self._seq, record)
-            self._seq += 1
-            idempotency_key = f"{key}:{n}" if key else f"{node_id}:{packet.packet_id}"
-            packets.append(packet.evolve(meta={"idempotency_key": idempotency_key}))
-        return packets
+        kind, node_id, new = self.config.kind, self.context.node_id, StreamPacket.new
+        first, self._seq = self._seq, self._seq + len(records)
+        prefix = key if key else f"{node_id}:{self._run}:{first}"
+        return [
+            new(kind, node_id, first + n, record, {"idempotency_key": f"{prefix}:{n}"})
+            for n, record in enumerate(records)
+        ]
 
     def _busy(self, status: int, why: str) -> web.StreamResponse:
         retry = str(self.config.retry_after_s)

@@ -162,6 +162,9 @@ def test_backpressure_answers_busy_with_retry_after_and_202s_what_it_took(
     async def steps(runtime: Runtime, plugin: HttpIngest) -> None:
         url = f"http://127.0.0.1:{port}/ingest"
         async with httpx.AsyncClient(timeout=GUARD_S) as client:
+            too_big = await client.post(url, json=[{"n": -1}] * 3)  # never fits the queue
+            assert too_big.status_code == 413, too_big.text
+            assert "split the body" in too_big.json()["error"]
             waiting: list[asyncio.Task[httpx.Response]] = []
             for n in range(50):  # far more than the queue and the inbox hold
                 received = plugin.received
@@ -195,6 +198,7 @@ def test_backpressure_answers_busy_with_retry_after_and_202s_what_it_took(
     assert report["nodes"]["src"]["plugin_stats"]["answers"] == {
         "202": len(answers),
         str(busy_status): 1,
+        "413": 1,
     }
 
 
@@ -248,7 +252,8 @@ def test_refusals_say_why_and_keys_follow_the_idempotency_key(
     assert [p.payload for p in received] == [{"a": 1}, {"a": 2}, {"a": 3}, {"a": 4}]
     assert {p.kind for p in received} == {"sensor"}
     assert [p.idempotency_key for p in received[:3]] == ["dev-7:0", "dev-7:1", "dev-7:2"]
-    assert received[3].idempotency_key == f"src:{received[3].packet_id}"
+    anonymous = received[3].idempotency_key.split(":")
+    assert anonymous[0] == "src" and anonymous[2:] == ["3", "0"]  # node, run, first seq, n
 
 
 def test_tls_serves_https_with_the_configured_certificate(tmp_path: Path) -> None:
