@@ -21,8 +21,9 @@ import hmac
 import os
 import secrets
 import ssl
+import threading
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -45,6 +46,9 @@ if TYPE_CHECKING:
     from aiohttp import web
 
 __all__ = ["HttpIngest", "HttpIngestConfig"]
+
+WAIT_S = 0.2
+"""How long the node's thread waits for a request before it looks at `stopping` again."""
 
 
 @dataclass
@@ -70,16 +74,22 @@ class HttpIngest(Source):
     Config: ClassVar[type[PluginConfig]] = HttpIngestConfig
     emits = ANY_KIND  # `kind` says which: output_shape
     emits_profile = PayloadProfile.JSON_PORTABLE
+    # Pulled on the node's thread, in batches of what has arrived: an async source hands on one
+    # packet at a time, and a durable inbox commits (fsync) each hand-over, so concurrent
+    # requests would wait in line for one fsync each instead of sharing one.
+    blocking: ClassVar[bool] = True
 
     config: HttpIngestConfig
 
     def __init__(self, config: HttpIngestConfig, context: NodeContext) -> None:
         super().__init__(config, context)
         self._queue: deque[tuple[StreamPacket, _Request]] = deque()
-        """Received, not yet taken by the graph."""
+        """Received (appended on the loop), not yet taken by the graph (popped on the node's
+        thread); deque's append and popleft are thread-safe."""
         self._held: deque[tuple[StreamPacket, _Request]] = deque()
-        """Taken by the graph, not yet reported safe."""
-        self._arrived = asyncio.Event()
+        """Taken by the graph, not yet reported safe (the node's thread only)."""
+        self._arrived = threading.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
         self._token: bytes | None = None
         self._seq = 0
@@ -135,13 +145,14 @@ class HttpIngest(Source):
                 f"({exc.strerror}): free the port or set another `port`"
             ) from exc
         self._runner = runner
+        self._loop = asyncio.get_running_loop()
         scheme = "https" if config.tls_cert else "http"
         self.context.event(
             "info", f"listening on {scheme}://{config.host}:{config.port}{config.path}"
         )
 
     async def close(self) -> None:
-        for _packet, request in (*self._queue, *self._held):
+        for _packet, request in (*list(self._queue), *list(self._held)):
             if not request.done.done():
                 request.stopped = True  # a result, not an exception: nobody may be waiting
                 request.done.set_result(None)
@@ -151,26 +162,30 @@ class HttpIngest(Source):
         if runner is not None:
             await runner.cleanup()
 
-    async def packets(self) -> AsyncIterator[StreamPacket]:
+    def packets(self) -> Iterator[StreamPacket | None]:
         queue, held, arrived = self._queue, self._held, self._arrived
-        while True:
-            while not queue:
+        stopping = self.context.stopping
+        while not stopping.is_set():
+            if not queue:
+                yield None  # hand on what was taken: requests wait for it to be safe
                 arrived.clear()
-                await arrived.wait()
+                if not queue:
+                    arrived.wait(WAIT_S)
+                continue
             item = queue.popleft()
             held.append(item)
             yield item[0]
 
     def checkpoint(self, upto: StreamPacket | Any) -> None:
         """Every held packet up to `upto` is safe: answer the requests it completes."""
-        held = self._held
-        if not any(packet is upto for packet, _ in held):
+        held, loop = self._held, self._loop
+        if loop is None or not any(packet is upto for packet, _ in held):
             return
         while held:
             packet, request = held.popleft()
             request.waiting -= 1
-            if request.waiting == 0 and not request.done.done():
-                request.done.set_result(None)
+            if request.waiting == 0:
+                loop.call_soon_threadsafe(_answered, request)
             if packet is upto:
                 break
 
@@ -274,6 +289,12 @@ class HttpIngest(Source):
                 )
             )
         return problems
+
+
+def _answered(request: _Request) -> None:
+    """On the loop: every packet of the request is safe."""
+    if not request.done.done():
+        request.done.set_result(None)
 
 
 def _refusal(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
