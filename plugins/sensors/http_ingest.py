@@ -47,8 +47,9 @@ if TYPE_CHECKING:
 
 __all__ = ["HttpIngest", "HttpIngestConfig"]
 
-WAIT_S = 0.2
-"""How long the node's thread waits for a request before it looks at `stopping` again."""
+WAIT_S = 0.05
+"""How long the node's thread waits for a request before it hands back to the runtime: the
+runtime's `checkpoint` calls run on that same thread, so this bounds how long they wait."""
 
 
 @dataclass
