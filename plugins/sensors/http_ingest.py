@@ -16,11 +16,9 @@ of its own: the runtime owns SIGTERM/SIGINT).
 
 from __future__ import annotations
 
-import asyncio
 import hmac
 import os
 import secrets
-import ssl
 import threading
 from collections import deque
 from collections.abc import Iterator
@@ -42,7 +40,10 @@ from schnitzel_plugins.sensors.errors import BodyRefused, SensorError
 from schnitzel_plugins.sensors.ingest_body import records_of
 from schnitzel_plugins.sensors.ingest_config import HttpIngestConfig
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # asyncio and ssl too: a graph that does not serve never imports them
+    import asyncio
+    import ssl
+
     from aiohttp import web
 
 __all__ = ["HttpIngest", "HttpIngestConfig"]
@@ -58,9 +59,7 @@ class _Request:
 
     waiting: int
     """Its packets not yet reported safe."""
-    done: asyncio.Future[None] = field(
-        default_factory=lambda: asyncio.get_running_loop().create_future()
-    )
+    done: asyncio.Future[None] = field(default_factory=lambda: _running_loop().create_future())
     """Resolved when none is left waiting, or when the run stopped first (`stopped`)."""
     stopped: bool = False
 
@@ -146,7 +145,7 @@ class HttpIngest(Source):
                 f"({exc.strerror}): free the port or set another `port`"
             ) from exc
         self._runner = runner
-        self._loop = asyncio.get_running_loop()
+        self._loop = _running_loop()
         scheme = "https" if config.tls_cert else "http"
         self.context.event(
             "info", f"listening on {scheme}://{config.host}:{config.port}{config.path}"
@@ -226,6 +225,8 @@ class HttpIngest(Source):
         self._queue.extend((packet, waiting) for packet in packets)
         self.received += len(packets)
         self._arrived.set()
+        import asyncio
+
         try:
             await asyncio.wait_for(asyncio.shield(waiting.done), config.accept_timeout_s)
         except TimeoutError:
@@ -257,6 +258,8 @@ class HttpIngest(Source):
         config = self.config
         if config.tls_cert is None or config.tls_key is None:
             return None
+        import ssl
+
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         cert, key = self.context.resolve(config.tls_cert), self.context.resolve(config.tls_key)
         try:
@@ -290,6 +293,12 @@ class HttpIngest(Source):
                 )
             )
         return problems
+
+
+def _running_loop() -> asyncio.AbstractEventLoop:
+    import asyncio
+
+    return asyncio.get_running_loop()
 
 
 def _answered(request: _Request) -> None:
