@@ -5,6 +5,8 @@ tone; the levels against numpy computed independently on a stereo chunk."""
 from __future__ import annotations
 
 import math
+import wave
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -91,3 +93,25 @@ edges:
     result = validate_text(path.read_text(), source=str(path), path=path)
     messages = " ".join(p.render() for p in result.report.problems)
     assert "not a PCM WAV file" in messages and "ffmpeg" in messages
+
+
+@pytest.mark.parametrize(
+    ("width", "encode"),
+    [
+        (1, lambda v: bytes([round(v * 128) + 128])),
+        (2, lambda v: round(v * 32768).to_bytes(2, "little", signed=True)),
+        (3, lambda v: round(v * (1 << 23)).to_bytes(3, "little", signed=True)),
+        (4, lambda v: round(v * (1 << 31)).to_bytes(4, "little", signed=True)),
+    ],
+)
+def test_every_pcm_width_reads_as_the_same_floats(
+    tmp_path: Path, width: int, encode: Callable[[float], bytes]
+) -> None:
+    values = [0.0, 0.5, -0.5, -1.0, 0.25, -0.25]  # exact in every width; two channels
+    with wave.open(str(tmp_path / "w.wav"), "wb") as wav:
+        wav.setnchannels(2)
+        wav.setsampwidth(width)
+        wav.setframerate(8000)
+        wav.writeframes(b"".join(encode(v) for v in values))
+    (chunk,) = list(read_chunks(tmp_path / "w.wav", 100))
+    assert chunk.samples.tolist() == [[0.0, 0.5], [-0.5, -1.0], [0.25, -0.25]]
