@@ -1,0 +1,68 @@
+"""Options of the `http_ingest` source."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, StrictFloat, StrictInt, StrictStr, model_validator
+
+from schnitzel import PacketKind, PluginConfig
+
+__all__ = ["HttpIngestConfig"]
+
+
+class HttpIngestConfig(PluginConfig):
+    """Options of the http_ingest source."""
+
+    host: StrictStr = Field(
+        default="127.0.0.1",
+        description="Address to listen on; 0.0.0.0 for every interface (then set token_env).",
+    )
+    port: StrictInt = Field(default=8080, ge=1, le=65535, description="TCP port to listen on.")
+    path: StrictStr = Field(
+        default="/ingest", pattern=r"^/", description="The URL path devices POST to."
+    )
+    kind: PacketKind = Field(default="event", description="Kind of the packets made.")
+    token_env: StrictStr | None = Field(
+        default=None,
+        min_length=1,
+        description="Name of the environment variable holding the bearer token clients must "
+        "send (`Authorization: Bearer <token>`); none: no token asked. The graph file never "
+        "holds the secret itself.",
+    )
+    tls_cert: StrictStr | None = Field(
+        default=None, min_length=1, description="PEM certificate (chain) file: serve HTTPS."
+    )
+    tls_key: StrictStr | None = Field(
+        default=None, min_length=1, description="PEM private key file of `tls_cert`."
+    )
+    max_body_bytes: StrictInt = Field(
+        default=1_048_576, ge=64, description="Larger bodies are refused with 413."
+    )
+    max_records: StrictInt = Field(
+        default=1000, ge=1, description="Most records (objects) in one body; more: 413."
+    )
+    queue_max: StrictInt = Field(
+        default=1024,
+        ge=1,
+        description="Records received and not yet taken by the graph; a body that does not "
+        "fit is refused with `busy_status` and Retry-After.",
+    )
+    busy_status: Literal[429, 503] = Field(
+        default=503, description="The answer under backpressure: 503 or 429."
+    )
+    retry_after_s: StrictInt = Field(
+        default=1, ge=0, description="The Retry-After (seconds) sent with 429/503."
+    )
+    accept_timeout_s: StrictFloat = Field(
+        default=30.0,
+        gt=0,
+        description="How long a request waits for its records to become safe before it is "
+        "answered 503 (the records may still arrive: send again with the same Idempotency-Key).",
+    )
+
+    @model_validator(mode="after")
+    def _cert_and_key(self) -> HttpIngestConfig:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls_cert and tls_key go together: set both for HTTPS, or neither")
+        return self

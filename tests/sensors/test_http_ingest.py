@@ -1,0 +1,303 @@
+"""`http_ingest` under a real httpx client, inside a real runtime: 202 only once the records
+are safe, 503/429 with Retry-After under backpressure, refusals that say why, TLS."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import socket
+import ssl
+import subprocess
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from schnitzel import Runtime, RuntimeControl
+from schnitzel_plugins.sensors.http_ingest import HttpIngest
+from tests.runtime import plugins
+from tests.runtime.harness import assert_counts_add_up, graph_from
+
+GUARD_S = 60.0
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def until(condition: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + GUARD_S
+    while not condition():
+        assert time.monotonic() < deadline, f"never happened: {what}"
+        await asyncio.sleep(0.01)
+
+
+async def until_listening(port: int) -> None:
+    deadline = time.monotonic() + GUARD_S
+    while True:
+        try:
+            _reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        except OSError:
+            assert time.monotonic() < deadline, f"nothing listens on port {port}"
+            await asyncio.sleep(0.01)
+            continue
+        writer.close()
+        await writer.wait_closed()
+        return
+
+
+def taken_by_sink(runtime: Runtime) -> int:
+    """Packets that left the `out` node's inbox: in its hands or done."""
+    inbox = runtime.nodes["out"].inbox
+    assert inbox is not None
+    return inbox.left
+
+
+def ingest_graph(
+    tmp_path: Path, port: int, sink: str, source_extra: str = "", inbox: str = ""
+) -> Any:
+    return graph_from(
+        tmp_path,
+        f"""
+nodes:
+  - id: src
+    kind: source
+    plugin: http_ingest
+    config: {{port: {port}{source_extra}}}
+  - id: out
+    kind: sink
+    plugin: "tests.runtime.plugins:{sink}"
+    {inbox}
+edges:
+  - {{from: src, to: out}}
+""",
+    )
+
+
+def steer(
+    graph: Any, tmp_path: Path, steps: Callable[[Runtime, HttpIngest], Awaitable[None]]
+) -> dict[str, Any]:
+    """Run the graph while `steps` talks to it, then stop it; check every packet is counted."""
+
+    async def scenario() -> dict[str, Any]:
+        runtime = Runtime(graph, state_dir=tmp_path / "state")
+        control = RuntimeControl(runtime)
+        task = asyncio.create_task(runtime.run())
+        try:
+            await until(lambda: "src" in runtime.nodes, "the runtime built its nodes")
+            plugin = runtime.nodes["src"].plugin
+            assert isinstance(plugin, HttpIngest)
+            await until_listening(plugin.config.port)
+            await steps(runtime, plugin)
+        finally:
+            control.stop()
+        return await asyncio.wait_for(task, GUARD_S)
+
+    report = asyncio.run(scenario())
+    assert_counts_add_up(report, graph)
+    return report
+
+
+def test_202_comes_only_once_the_sink_delivered(tmp_path: Path) -> None:
+    port = free_port()
+
+    async def steps(runtime: Runtime, plugin: HttpIngest) -> None:
+        async with httpx.AsyncClient(timeout=GUARD_S) as client:
+            posting = asyncio.create_task(
+                client.post(f"http://127.0.0.1:{port}/ingest", json={"t": 21.5})
+            )
+            await until(lambda: taken_by_sink(runtime) == 1, "the sink took it")
+            # the sink holds it behind a closed gate: nothing may answer 202 meanwhile
+            done, _ = await asyncio.wait({posting}, timeout=0.5)
+            assert not done, posting.result()
+            plugins.GATES["out"].set()
+            answer = await posting
+        assert answer.status_code == 202, answer.text
+        assert answer.json()["accepted"] == 1
+        assert [p.payload for p in plugins.RECORDS["out"]] == [{"t": 21.5}]
+
+    report = steer(ingest_graph(tmp_path, port, "Gated"), tmp_path, steps)
+    assert report["nodes"]["src"]["plugin_stats"]["answers"] == {"202": 1}
+
+
+def test_a_request_still_waiting_when_the_run_stops_is_answered_503(tmp_path: Path) -> None:
+    port = free_port()
+    graph = ingest_graph(tmp_path, port, "Gated")
+
+    async def scenario() -> tuple[httpx.Response, dict[str, Any]]:
+        runtime = Runtime(graph, state_dir=tmp_path / "state", drain_timeout_s=0.5)
+        task = asyncio.create_task(runtime.run())
+        await until(lambda: "src" in runtime.nodes, "the runtime built its nodes")
+        await until_listening(port)
+        async with httpx.AsyncClient(timeout=GUARD_S) as client:
+            posting = asyncio.create_task(
+                client.post(f"http://127.0.0.1:{port}/ingest", json={"t": 1})
+            )
+            await until(lambda: taken_by_sink(runtime) == 1, "the sink took it")
+            RuntimeControl(runtime).stop()  # the sink never delivers: the drain gives up
+            answer = await posting
+        return answer, await asyncio.wait_for(task, GUARD_S)
+
+    answer, report = asyncio.run(scenario())
+    plugins.GATES["out"].set()  # the sink's thread, left behind, finishes within this test
+    asyncio.run(until(lambda: len(plugins.RECORDS["out"]) == 1, "the left thread finished"))
+    assert answer.status_code == 503, answer.text
+    assert "stopped before the records were safe" in answer.json()["error"]
+    assert answer.headers["Retry-After"] == "1"
+    assert report["nodes"]["src"]["plugin_stats"]["answers"] == {"503": 1}
+
+
+@pytest.mark.parametrize("busy_status", [503, 429])
+def test_backpressure_answers_busy_with_retry_after_and_202s_what_it_took(
+    tmp_path: Path, busy_status: int
+) -> None:
+    port = free_port()
+    answers: list[httpx.Response] = []
+
+    async def steps(runtime: Runtime, plugin: HttpIngest) -> None:
+        url = f"http://127.0.0.1:{port}/ingest"
+        async with httpx.AsyncClient(timeout=GUARD_S) as client:
+            too_big = await client.post(url, json=[{"n": -1}] * 3)  # never fits the queue
+            assert too_big.status_code == 413, too_big.text
+            assert "split the body" in too_big.json()["error"]
+            waiting: list[asyncio.Task[httpx.Response]] = []
+            for n in range(50):  # far more than the queue and the inbox hold
+                received = plugin.received
+                posting = asyncio.create_task(client.post(url, json={"n": n}))
+                await until(
+                    lambda: posting.done() or plugin.received > received,  # noqa: B023
+                    "the request was queued or refused",
+                )
+                if posting.done():
+                    break
+                waiting.append(posting)
+            busy = await posting
+            assert busy.status_code == busy_status, busy.text
+            assert busy.headers["Retry-After"] == "1"
+            assert "not keeping up" in busy.json()["error"]
+            assert not any(w.done() for w in waiting)
+            plugins.GATES["out"].set()
+            answers.extend(await asyncio.gather(*waiting))
+        assert [a.status_code for a in answers] == [202] * len(answers)
+        await until(lambda: len(plugins.RECORDS["out"]) == len(answers), "all were delivered")
+
+    graph = ingest_graph(
+        tmp_path,
+        port,
+        "Gated",
+        f", queue_max: 2, busy_status: {busy_status}",
+        "inbox: {max: 1}",
+    )
+    report = steer(graph, tmp_path, steps)
+    assert [p.payload["n"] for p in plugins.RECORDS["out"]] == list(range(len(answers)))
+    assert report["nodes"]["src"]["plugin_stats"]["answers"] == {
+        "202": len(answers),
+        str(busy_status): 1,
+        "413": 1,
+    }
+
+
+def test_refusals_say_why_and_keys_follow_the_idempotency_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("INGEST_TOKEN", "s3cret")
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/ingest"
+    ok = {"Authorization": "Bearer s3cret"}
+    ndjson = {**ok, "Content-Type": "application/x-ndjson"}
+
+    async def steps(runtime: Runtime, plugin: HttpIngest) -> None:
+        async with httpx.AsyncClient(timeout=GUARD_S) as client:
+            wrong = {"Authorization": "Bearer x"}
+            plain, as_json = (
+                {**ok, "Content-Type": "text/plain"},
+                {**ok, "Content-Type": "application/json"},
+            )
+            refused = [
+                (await client.post(url, json={"a": 1}), 401, "bearer token"),
+                (await client.post(url, json={"a": 1}, headers=wrong), 401, "token"),
+                (await client.post(url, content=b"x" * 2000, headers=ok), 413, "larger than 1024"),
+                (await client.post(url, content=b"a=1", headers=plain), 415, "x-ndjson"),
+                (await client.post(url, content=b"{nope", headers=as_json), 400, "not JSON"),
+                (await client.post(url, content=b'{"a": 1}\n[2]\n', headers=ndjson), 400, "line 2"),
+                (await client.post(url, json=[{"a": 1}, 2], headers=ok), 400, "item 1"),
+                (await client.post(url, json=[{"a": n} for n in range(4)], headers=ok), 413, "3"),
+            ]  # fmt: skip
+            for answer, status, why in refused:
+                assert answer.status_code == status, answer.text
+                assert why in answer.json()["error"]
+            assert refused[0][0].headers["WWW-Authenticate"] == "Bearer"
+            body = b'{"a": 1}\n\n{"a": 2}\n{"a": 3}'
+            good = await client.post(
+                url, content=body, headers={**ndjson, "Idempotency-Key": "dev-7"}
+            )
+            assert good.status_code == 202, good.text
+            anonymous = await client.post(url, json={"a": 4}, headers=ok)
+            assert anonymous.status_code == 202, anonymous.text
+        assert plugin.received == 4
+
+    graph = ingest_graph(
+        tmp_path,
+        port,
+        "Recorder",
+        ", token_env: INGEST_TOKEN, max_body_bytes: 1024, max_records: 3, kind: sensor",
+    )
+    steer(graph, tmp_path, steps)
+    received = plugins.RECORDS["out"]
+    assert [p.payload for p in received] == [{"a": 1}, {"a": 2}, {"a": 3}, {"a": 4}]
+    assert {p.kind for p in received} == {"sensor"}
+    assert [p.idempotency_key for p in received[:3]] == ["dev-7:0", "dev-7:1", "dev-7:2"]
+    anonymous = received[3].idempotency_key.split(":")
+    assert anonymous[0] == "src" and anonymous[2:] == ["3", "0"]  # node, run, first seq, n
+
+
+def test_tls_serves_https_with_the_configured_certificate(tmp_path: Path) -> None:
+    if shutil.which("openssl") is None:
+        pytest.skip("needs the openssl command to make a certificate")
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+         "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1", "-addext",
+         "subjectAltName=IP:127.0.0.1", "-keyout", str(tmp_path / "key.pem"),
+         "-out", str(tmp_path / "cert.pem")],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    port = free_port()
+
+    async def steps(runtime: Runtime, plugin: HttpIngest) -> None:
+        async with httpx.AsyncClient(
+            timeout=GUARD_S, verify=ssl.create_default_context(cafile=str(tmp_path / "cert.pem"))
+        ) as client:
+            answer = await client.post(f"https://127.0.0.1:{port}/ingest", json={"tls": True})
+        assert answer.status_code == 202, answer.text
+
+    graph = ingest_graph(tmp_path, port, "Recorder", ", tls_cert: cert.pem, tls_key: key.pem")
+    steer(graph, tmp_path, steps)
+    assert [p.payload for p in plugins.RECORDS["out"]] == [{"tls": True}]
+
+
+def test_a_missing_token_variable_or_certificate_is_a_validation_problem(tmp_path: Path) -> None:
+    from schnitzel.validate.validator import validate_text
+
+    path = tmp_path / "graph.yaml"
+    path.write_text(
+        """version: 2
+nodes:
+  - id: src
+    kind: source
+    plugin: http_ingest
+    config: {token_env: NO_SUCH_VARIABLE_HERE, tls_cert: c.pem, tls_key: k.pem}
+  - {id: out, kind: sink, plugin: "null"}
+edges:
+  - {from: src, to: out}
+"""
+    )
+    result = validate_text(path.read_text(), source=str(path), path=path)
+    messages = " ".join(p.render() for p in result.report.problems)
+    assert "NO_SUCH_VARIABLE_HERE" in messages
+    assert "c.pem" in messages and "k.pem" in messages
