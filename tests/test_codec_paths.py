@@ -136,3 +136,10 @@ def test_what_msgspec_cannot_read_the_standard_library_still_reads() -> None:
         assert _same(decode_packet(text).payload, expected)
     with pytest.raises(PacketDecodeError, match="not JSON"):
         decode_packet(b'{"v": 1, \xff}')
+
+
+def test_a_line_given_as_text_with_a_lone_surrogate_is_read_as_before() -> None:
+    """`encode_packet` writes a lone surrogate as itself (ensure_ascii=False); reading that
+    text back went to msgspec, which raised UnicodeEncodeError instead of reading it."""
+    packet = StreamPacket.new("sensor", "src", 1, {"text": "a\ud800b"}, None, None, 1.0)
+    assert decode_packet(encode_packet(packet)).payload == {"text": "a\ud800b"}

@@ -333,7 +333,9 @@ def decode_packet(line: str | bytes) -> StreamPacket:
     """Inverse of `encode_packet`. Raises PacketDecodeError naming what is wrong."""
     try:
         obj = _fast_decode(line)
-    except msgspec.DecodeError:  # the standard library reads it, or names what is wrong
+    # the standard library reads it, or names what is wrong; a str holding a lone surrogate
+    # (as encode_packet writes one) cannot become the UTF-8 msgspec reads
+    except (msgspec.DecodeError, UnicodeEncodeError):
         try:
             obj = json.loads(line)
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
