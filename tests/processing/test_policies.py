@@ -120,6 +120,18 @@ def test_a_reading_that_is_not_finite_fails_its_packet(policy: type[Plugin], val
         plugin.process(reading(value))
 
 
+def test_a_raised_alert_forgotten_with_its_key_is_counted() -> None:
+    """Over max_keys the least recently seen key goes; its raised alert will never be
+    cleared, so it is counted: raised = cleared + active + forgotten."""
+    threshold = make(Threshold, above=1.0, max_keys=3)
+    outputs(threshold, [reading(5.0, source=f"s{i}") for i in range(5)])
+    outputs(threshold, [reading(0.0, source="s4")])
+    stats = threshold.stats()
+    assert (stats["raised"], stats["cleared"], stats["active"]) == (5, 1, 2)
+    assert stats["forgotten"] == 2
+    assert stats["raised"] == stats["cleared"] + stats["active"] + stats["forgotten"]
+
+
 def test_a_swapped_threshold_does_not_raise_again_what_is_raised() -> None:
     old = make(Threshold, above=80.0)
     assert len(outputs(old, [reading(90, 0)])) == 1
