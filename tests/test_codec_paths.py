@@ -136,3 +136,22 @@ def test_what_msgspec_cannot_read_the_standard_library_still_reads() -> None:
         assert _same(decode_packet(text).payload, expected)
     with pytest.raises(PacketDecodeError, match="not JSON"):
         decode_packet(b'{"v": 1, \xff}')
+
+
+def test_a_line_given_as_text_with_a_lone_surrogate_is_read_as_before() -> None:
+    """`encode_packet` writes a lone surrogate as itself (ensure_ascii=False); reading that
+    text back went to msgspec, which raised UnicodeEncodeError instead of reading it."""
+    packet = StreamPacket.new("sensor", "src", 1, {"text": "a\ud800b"}, None, None, 1.0)
+    assert decode_packet(encode_packet(packet)).payload == {"text": "a\ud800b"}
+
+
+def test_a_payload_nested_deeper_than_python_writes_is_not_portable() -> None:
+    """It raised RecursionError (both paths), which no caller of the encoder expects."""
+    nested: Any = 0
+    for _ in range(3000):
+        nested = [nested]
+    packet = StreamPacket.new("sensor", "src", 1, {"v": nested}, None, None, 1.0)
+    with pytest.raises(PacketNotPortable, match="recursion"):
+        encode_packet_bytes(packet)
+    with pytest.raises(PacketNotPortable, match="recursion"):
+        encode_packet(packet)

@@ -75,10 +75,38 @@ def _bounded_mult(left: Any, right: Any) -> Any:
     if left.__class__ in _NUMBERS and right.__class__ in _NUMBERS:  # the common case, first
         return operator.mul(left, right)
     for sequence, count in ((left, right), (right, left)):
-        long = isinstance(sequence, str | list | tuple) and isinstance(count, int)
-        if long and len(sequence) * count > MAX_SEQUENCE:
+        if not (isinstance(sequence, str | list | tuple) and isinstance(count, int)):
+            continue
+        # A list repeats references, not copies: `[[0] * 100000] * 100000` is cheap to build
+        # but str() or == on it walks 10 ** 10 items, so a list counts what it holds, nested.
+        if count > 0 and _weight(sequence, MAX_SEQUENCE // count) * count > MAX_SEQUENCE:
             raise ExpressionError(f"that repetition is longer than {MAX_SEQUENCE}")
     return left * right
+
+
+def _weight(value: Any, limit: int) -> int:
+    """The scalars and characters `value` holds, nested (an empty container counts one),
+    counted until past `limit`: the count costs about `limit` steps, and no recursion."""
+    total, todo = 0, [value]
+    while todo and total <= limit:
+        item = todo.pop()
+        if isinstance(item, str):
+            total += max(len(item), 1)
+        elif isinstance(item, list | tuple):
+            if not item:
+                total += 1
+            todo.extend(item[: limit + 1])
+        elif isinstance(item, Mapping):
+            if not item:
+                total += 1
+            for key, nested in item.items():
+                todo.append(key)
+                todo.append(nested)
+                if len(todo) > limit:
+                    break
+        else:
+            total += 1
+    return total
 
 
 def _bounded_add(left: Any, right: Any) -> Any:

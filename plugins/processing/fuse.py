@@ -26,6 +26,7 @@ from schnitzel import (
 )
 from schnitzel_plugins.processing.fields import VALUE_PATTERN, number_reader
 from schnitzel_plugins.processing.fusion import PartnerBuffer
+from schnitzel_plugins.processing.handover import own_state, tagged
 
 __all__ = ["Fuse", "FuseConfig", "PartnerConfig", "StreamMatch"]
 
@@ -244,11 +245,18 @@ class Fuse(Transform):
 
     def export_state(self) -> Any:
         """The partner buffers and the waiting primaries, handed over as they are."""
-        return {"version": 1, "partners": self._partners, "waiting": self._waiting}
+        return tagged(
+            self.name, {"version": 1, "partners": self._partners, "waiting": self._waiting}
+        )
 
     def import_state(self, state: Any) -> None:
         """Take over the buffers of partners with the same name and fields; others start
-        empty. The waiting primaries are kept."""
+        empty. The waiting primaries are kept. Another plugin's state (a window's) is not
+        taken: the fuse starts empty and says so."""
+        mine = own_state(self.name, state, self.context)
+        if mine is None:
+            return
+        state = mine
         old = {p.name: p for p in state["partners"]}
         for index, (partner, spec) in enumerate(
             zip(self._partners, self.config.partners, strict=True)

@@ -6,6 +6,7 @@ Pure logic: nothing here imports the runtime.
 from __future__ import annotations
 
 from collections.abc import Callable
+from math import isfinite
 from typing import Any
 
 from schnitzel import StreamPacket
@@ -44,13 +45,15 @@ def key_reader(selector: str | None) -> Callable[[StreamPacket], Any]:
 
 def number_reader(field: str) -> Callable[[StreamPacket], float]:
     """How to read the number a policy looks at, from `payload.<field>`; a packet without it,
-    or with something other than a number there, is an error on that packet."""
+    or with something other than a finite number there, is an error on that packet (an
+    infinity would be written into a threshold's alert, which JSON cannot hold; a NaN
+    compares false to everything)."""
     parts = field.split(".")
 
     def read(packet: StreamPacket) -> float:
         value = _walk(packet.payload, parts, f"payload.{field}")
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ValueError(f"payload.{field} must be a number, not {value!r}")
+        if isinstance(value, bool) or not isinstance(value, int | float) or not isfinite(value):
+            raise ValueError(f"payload.{field} must be a finite number, not {value!r}")
         return value
 
     return read

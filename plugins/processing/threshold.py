@@ -126,6 +126,7 @@ class Threshold(Policy):
         self._watches: OrderedDict[Any, list[Watch]] = OrderedDict()
         self._raised = 0
         self._cleared = 0
+        self._forgotten = 0
 
     def process(self, packet: StreamPacket) -> list[StreamPacket] | None:
         value = self._read(packet)
@@ -134,7 +135,7 @@ class Threshold(Policy):
         if watches is None:
             watches = self._watches[key] = [Watch() for _ in self._limits]
             if len(self._watches) > self.config.max_keys:
-                self._watches.popitem(last=False)
+                self._forget_oldest()
         else:
             self._watches.move_to_end(key)
         alerts = []
@@ -197,13 +198,21 @@ class Threshold(Policy):
             meta={"idempotency_key": f"{packet.idempotency_key}:{limit.side}:{payload['state']}"},
         )
 
+    def _forget_oldest(self) -> None:
+        """Drop the least recently seen key (over `max_keys`); a raised alert of it will never
+        be cleared, so it is counted (raised = cleared + active + forgotten)."""
+        _, watches = self._watches.popitem(last=False)
+        self._forgotten += sum(watch.raised for watch in watches)
+
     def stats(self) -> dict[str, Any]:
-        """Alerts raised and cleared, keys tracked, and how many are raised now."""
+        """Alerts raised and cleared, keys tracked, how many are raised now, and how many
+        raised alerts were forgotten with their key (over `max_keys`), never to be cleared."""
         active = sum(w.raised for ws in self._watches.values() for w in ws)
         return {
             "raised": self._raised,
             "cleared": self._cleared,
             "active": active,
+            "forgotten": self._forgotten,
             "keys": len(self._watches),
         }
 
@@ -224,7 +233,7 @@ class Threshold(Policy):
             by_side = dict(zip(old_sides, old, strict=True))
             self._watches[key] = [by_side.get(side, Watch()) for side in sides]
         while len(self._watches) > self.config.max_keys:
-            self._watches.popitem(last=False)
+            self._forget_oldest()
 
 
 def _iso(ts: float) -> str:

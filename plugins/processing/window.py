@@ -34,6 +34,7 @@ from schnitzel_plugins.processing.fields import (
     key_reader,
     number_reader,
 )
+from schnitzel_plugins.processing.handover import own_state, tagged
 from schnitzel_plugins.processing.watermark import Watermark
 from schnitzel_plugins.processing.windowing import ClosedWindow, WindowShape, WindowState
 
@@ -314,19 +315,27 @@ class Window(Transform):
 
     def export_state(self) -> Any:
         """The open windows, the watermark and the output count, handed over as they are."""
-        return {
-            "version": 1,
-            "state": self._state,
-            "watermark": self._watermark,
-            "seq": self._seq,
-            "time": self.config.time,
-            "key": self.config.key,
-            "field": self.config.field,
-        }
+        return tagged(
+            self.name,
+            {
+                "version": 1,
+                "state": self._state,
+                "watermark": self._watermark,
+                "seq": self._seq,
+                "time": self.config.time,
+                "key": self.config.key,
+                "field": self.config.field,
+            },
+        )
 
     def import_state(self, state: Any) -> None:
         """Take over the windows of a window node of the same shape, key, field and time;
-        refuse (the swap is then refused) anything else."""
+        refuse (the swap is then refused) another window's it cannot use. Another plugin's
+        state (a fuse's) is not taken: the window starts empty and says so."""
+        mine = own_state(self.name, state, self.context)
+        if mine is None:
+            return
+        state = mine
         config = self.config
         old: WindowState = state["state"]
         same = (

@@ -185,15 +185,22 @@ def field_problem(packet: StreamPacket) -> str | None:
 
 def encode_packet(packet: StreamPacket) -> str:
     """One line of JSON (no newline inside). Raises PacketNotPortable for non-JSON payloads."""
-    fast = _fast(packet)
+    fast = _fast_or_none(packet)
     return fast.decode() if fast is not None else _json_text(packet, _portable_dict(packet))
 
 
 def encode_packet_bytes(packet: StreamPacket) -> bytes:
     """`encode_packet` as UTF-8 bytes, what a store writes. Raises PacketNotPortable for
     non-JSON payloads, UnicodeEncodeError for a string no UTF-8 can hold (a lone surrogate)."""
-    fast = _fast(packet)
+    fast = _fast_or_none(packet)
     return fast if fast is not None else _json_text(packet, _portable_dict(packet)).encode()
+
+
+def _fast_or_none(packet: StreamPacket) -> bytes | None:
+    try:
+        return _fast(packet)
+    except RecursionError:  # nested deeper than the check recurses: the other path says so
+        return None
 
 
 def _fast(packet: StreamPacket) -> bytes | None:
@@ -252,7 +259,7 @@ def _portable_dict(packet: StreamPacket) -> dict[str, Any]:
 def _json_text(packet: StreamPacket, as_dict: dict[str, Any]) -> str:
     try:
         return _encoder.encode(as_dict)
-    except (TypeError, ValueError, OverflowError) as exc:
+    except (TypeError, ValueError, OverflowError, RecursionError) as exc:
         raise PacketNotPortable(
             f"packet {packet.packet_id} ({packet.kind} from {packet.source_id!r}, seq "
             f"{packet.seq}) cannot be written as JSON: {exc}. Make its payload and meta plain "
@@ -333,7 +340,9 @@ def decode_packet(line: str | bytes) -> StreamPacket:
     """Inverse of `encode_packet`. Raises PacketDecodeError naming what is wrong."""
     try:
         obj = _fast_decode(line)
-    except msgspec.DecodeError:  # the standard library reads it, or names what is wrong
+    # the standard library reads it, or names what is wrong; a str holding a lone surrogate
+    # (as encode_packet writes one) cannot become the UTF-8 msgspec reads
+    except (msgspec.DecodeError, UnicodeEncodeError):
         try:
             obj = json.loads(line)
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:

@@ -224,19 +224,27 @@ def _json_type(value: Any) -> str:
 def _line(message: dict[str, Any]) -> bytes:
     try:
         text = json.dumps(message, ensure_ascii=False, allow_nan=False, default=str)
-    except ValueError:  # a NaN or infinity in a result: JSON has no word for it
-        text = json.dumps(_finite(message), ensure_ascii=False, allow_nan=False, default=str)
-    return (text + "\n").encode("utf-8")
+        return (text + "\n").encode("utf-8")
+    except (ValueError, TypeError):
+        # A NaN or infinity in a result (JSON has no word for it), a key that is not a string
+        # (a plugin's stats() keyed by tuples), a lone surrogate from a packet's text (UTF-8
+        # cannot hold it; a UnicodeEncodeError is a ValueError): written plainly instead of
+        # failing the reply, so `ctl status` and an attached console never fail for them.
+        text = json.dumps(_plain(message), ensure_ascii=False, allow_nan=False, default=str)
+        return (text + "\n").encode("utf-8")
 
 
-def _finite(value: Any) -> Any:
-    """`value` with every NaN and infinity replaced by None."""
+def _plain(value: Any) -> Any:
+    """`value` with every NaN and infinity replaced by None, every key made a string and
+    every lone surrogate written as its escape (`\\ud800`, as text)."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
+        return {_plain(k if isinstance(k, str) else str(k)): _plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_finite(v) for v in value]
+        return [_plain(v) for v in value]
     return value
 
 

@@ -120,6 +120,17 @@ def test_replies_are_one_line_and_decode_back() -> None:
     }  # fmt: skip
 
 
+def test_a_reply_with_tuple_keys_or_a_lone_surrogate_is_still_written() -> None:
+    """A plugin's stats() keyed by tuples, a lone surrogate from a packet's text in an error:
+    the reply says them plainly instead of failing (ctl status would fail while they last)."""
+    result = {"plugin_stats": {("a", 1): 2, "n": float("nan")}, "error": "bad \ud800 text"}
+    reply = decode_reply(encode_reply(4, result))
+    assert reply["result"] == {
+        "plugin_stats": {"('a', 1)": 2, "n": None},
+        "error": "bad \\ud800 text",
+    }
+
+
 @pytest.mark.parametrize("line", [b"{}", b'{"ok": "yes"}', b'{"ok": false}', b"[]", b"nope"])
 def test_a_reply_that_is_not_one_is_refused(line: bytes) -> None:
     with pytest.raises(ProtocolError):

@@ -100,6 +100,9 @@ def test_what_an_expression_may_not_do_is_refused_with_line_and_column(
         ("2 ** 4097", "too large"),
         ('"a" * 10 ** 9', "repetition is longer"),
         ("payload.tags * 10 ** 6", "repetition is longer"),
+        # a repeated list repeats references: str() or == on it would walk 10 ** 10 items
+        ("[[0] * 1000] * 1000", "repetition is longer"),
+        ('[{"k": ["x" * 1000]}] * 1000', "repetition is longer"),
         ('("x" * 100000) + ("y" * 100000)', "concatenation is longer"),
         ("10.0 ** 400", "OverflowError"),
         ('"%0999999999d" % 1', "string formatting with % is not allowed"),
@@ -109,6 +112,15 @@ def test_what_an_expression_may_not_do_is_refused_with_line_and_column(
 def test_huge_results_are_refused_while_evaluating(source: str, reason: str) -> None:
     with pytest.raises(ExpressionError, match=reason):
         evaluate(source)
+
+
+@pytest.mark.parametrize(
+    ("source", "length"),
+    [("[0] * 100000", 100000), ('["ab"] * 50000', 50000), ("[[]] * 100000", 100000)],
+)
+def test_repetitions_up_to_the_bound_are_evaluated(source: str, length: int) -> None:
+    value = evaluate(source)
+    assert isinstance(value, list) and len(value) == length
 
 
 def test_an_expression_cannot_change_the_packet_it_reads() -> None:

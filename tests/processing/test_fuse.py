@@ -14,6 +14,7 @@ from pydantic import ValidationError
 
 from schnitzel import NodeContext, StreamPacket
 from schnitzel_plugins.processing.fuse import Fuse, FuseConfig
+from tests.processing.reference import make_window
 
 T0 = 1_700_000_000.0
 CLOSE = 1e-5
@@ -170,3 +171,16 @@ def test_the_buffers_are_handed_over_on_a_swap() -> None:
 def test_a_config_that_cannot_work_is_refused(change: dict[str, Any], words: str) -> None:
     with pytest.raises(ValidationError, match=words):
         FuseConfig.model_validate({**CONFIG, **change})
+
+
+def test_a_window_swapped_for_a_fuse_hands_nothing_over_and_the_swap_goes_on() -> None:
+    """A window's state is not a fuse's, nor the other way round: each starts empty (with an
+    info event) instead of refusing the swap with a KeyError ('partners', 'state')."""
+    window = make_window({"size_s": 1.0, "field": "c"})
+    window.process(_temp(10.0, 20.0))
+    fuse = _fuse()
+    fuse.import_state(window.export_state())
+    assert fuse.stats()["readings"] == {"imu": 0, "temp": 0}
+    back = make_window({"size_s": 1.0, "field": "c"})
+    back.import_state(fuse.export_state())
+    assert back.stats()["open_windows"] == 0

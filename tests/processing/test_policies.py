@@ -5,6 +5,7 @@ percent, and the state each hands over on a swap (and ignores from another polic
 from __future__ import annotations
 
 import logging
+import math
 import random
 from pathlib import Path
 from typing import Any
@@ -104,8 +105,31 @@ def test_below_and_above_keep_one_state_per_key() -> None:
 def test_a_threshold_needs_a_limit_and_a_reading() -> None:
     with pytest.raises(ValidationError, match="set `above`, `below` or both"):
         Threshold.Config.model_validate({})
-    with pytest.raises(ValueError, match=r"payload\.value must be a number, not 'hot'"):
+    with pytest.raises(ValueError, match=r"payload\.value must be a finite number, not 'hot'"):
         make(Threshold, above=1.0).process(StreamPacket.new("sensor", "s", 0, {"value": "hot"}))
+
+
+@pytest.mark.parametrize("policy", [Threshold, Deadband])
+@pytest.mark.parametrize("value", [math.inf, -math.inf, math.nan])
+def test_a_reading_that_is_not_finite_fails_its_packet(policy: type[Plugin], value: float) -> None:
+    """An infinity past `above` raised an alert no JSON can hold (a durable inbox or a network
+    sink then refuses it); a NaN slipped past every comparison."""
+    config = {"above": 1.0} if policy is Threshold else {"delta": 1.0}
+    plugin = make(policy, **config)
+    with pytest.raises(ValueError, match=r"payload\.value must be a finite number"):
+        plugin.process(reading(value))
+
+
+def test_a_raised_alert_forgotten_with_its_key_is_counted() -> None:
+    """Over max_keys the least recently seen key goes; its raised alert will never be
+    cleared, so it is counted: raised = cleared + active + forgotten."""
+    threshold = make(Threshold, above=1.0, max_keys=3)
+    outputs(threshold, [reading(5.0, source=f"s{i}") for i in range(5)])
+    outputs(threshold, [reading(0.0, source="s4")])
+    stats = threshold.stats()
+    assert (stats["raised"], stats["cleared"], stats["active"]) == (5, 1, 2)
+    assert stats["forgotten"] == 2
+    assert stats["raised"] == stats["cleared"] + stats["active"] + stats["forgotten"]
 
 
 def test_a_swapped_threshold_does_not_raise_again_what_is_raised() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import tracemalloc
 from typing import Any
 
 import pytest
@@ -12,6 +13,7 @@ from pydantic import ValidationError
 
 from schnitzel import StreamPacket
 from schnitzel_plugins.processing.window import WindowConfig
+from schnitzel_plugins.processing.windowing import WindowShape, WindowState
 from tests.processing.reference import (
     BASE,
     aggregates,
@@ -301,3 +303,23 @@ def test_closing_with_open_windows_nobody_took_says_so() -> None:
             "they did, and nothing took them over)",
         )
     ]
+
+
+def test_a_long_session_holds_one_close_entry_not_one_per_packet() -> None:
+    """A session that grows with every packet is queued to close once, not once per packet:
+    3600 s sessions at 1000 packets/s otherwise hold millions of entries outside max_bytes."""
+    state = WindowState(WindowShape("session", 0.0, 0.0, 3600.0), False, 0.0, 10, 4096, "drop_new")
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for i in range(50_000):
+            ts = BASE + i * 0.001
+            assert state.add("k", ts, 1.0, ts - 1.0)[0] == "added"
+            assert state.close_until(ts - 1.0) == []
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert state.open == 1
+    assert held < 100_000, f"{held} bytes held for one open session"
+    closed = state.close_until(BASE + 50_000 * 0.001 + 3600.0)
+    assert [(w.start, w.closed, w.acc.count) for w in closed] == [(BASE, "watermark", 50_000)]
