@@ -84,7 +84,7 @@ class Deadband(Policy):
         mine = own_state(self.name, state, self.context)
         if mine is None or mine["field"] != self.config.field:
             return
-        last: OrderedDict[Any, float] = mine["last"]
+        last: OrderedDict[Any, float] = OrderedDict(mine["last"])  # a copy: see rate_limit
         while len(last) > self.config.max_keys:
             last.popitem(last=False)
         self._last = last

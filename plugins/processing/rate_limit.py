@@ -70,6 +70,8 @@ class RateLimit(Policy):
         self._buckets: OrderedDict[Any, list[float]] = OrderedDict()
         self.passed = 0
         self.limited = 0
+        self.clock_resets = 0
+        """Buckets restarted because event time jumped back more than a full refill."""
 
     # Processor.process's annotation omits Routed, which the runtime takes (plugins.md, Ports)
     def process(self, packet: StreamPacket) -> StreamPacket | Routed | None:  # type: ignore[override]
@@ -83,6 +85,12 @@ class RateLimit(Policy):
                 self._buckets.popitem(last=False)
         else:
             self._buckets.move_to_end(key)
+            if now < bucket[1] - config.burst / config.rate_hz:
+                # Event time went back further than a full refill: the packet before was far
+                # ahead (a device clock off by a year) or this one is very late. Restart the
+                # bucket from here, or one stray timestamp would starve its key until then.
+                bucket[0], bucket[1] = float(config.burst), now
+                self.clock_resets += 1
             elapsed = max(now - bucket[1], 0.0)
             bucket[0] = min(float(config.burst), bucket[0] + elapsed * config.rate_hz)
             bucket[1] = max(now, bucket[1])
@@ -94,8 +102,14 @@ class RateLimit(Policy):
         return Routed(EXCESS_PORT, packet) if self._to_port else None
 
     def stats(self) -> dict[str, Any]:
-        """Packets passed and over the rate, and buckets kept."""
-        return {"passed": self.passed, "limited": self.limited, "keys": len(self._buckets)}
+        """Packets passed and over the rate, buckets kept, and buckets restarted by a jump
+        back in event time."""
+        return {
+            "passed": self.passed,
+            "limited": self.limited,
+            "keys": len(self._buckets),
+            "clock_resets": self.clock_resets,
+        }
 
     def export_state(self) -> Any:
         """The buckets, and which clock filled them."""
@@ -107,9 +121,11 @@ class RateLimit(Policy):
         mine = own_state(self.name, state, self.context)
         if mine is None or mine["clock"] != self.config.clock:
             return
-        buckets: OrderedDict[Any, list[float]] = mine["buckets"]
-        for bucket in buckets.values():
-            bucket[0] = min(bucket[0], float(self.config.burst))
+        # copies: a swap refused after this must leave the running node's buckets as they were
+        burst = float(self.config.burst)
+        buckets: OrderedDict[Any, list[float]] = OrderedDict(
+            (key, [min(tokens, burst), last]) for key, (tokens, last) in mine["buckets"].items()
+        )
         while len(buckets) > self.config.max_keys:
             buckets.popitem(last=False)
         self._buckets = buckets

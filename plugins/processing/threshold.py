@@ -4,6 +4,7 @@ so a noisy reading near the limit does not flap."""
 
 from __future__ import annotations
 
+import copy
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -231,7 +232,8 @@ class Threshold(Policy):
         old_sides: list[str] = mine["limits"]
         for key, old in mine["watches"].items():
             by_side = dict(zip(old_sides, old, strict=True))
-            self._watches[key] = [by_side.get(side, Watch()) for side in sides]
+            # copies: a swap refused after this must leave the running node's alerts as they were
+            self._watches[key] = [copy.copy(by_side.get(side) or Watch()) for side in sides]
         while len(self._watches) > self.config.max_keys:
             self._forget_oldest()
 

@@ -149,7 +149,17 @@ def test_rate_limit_passes_rate_times_time_plus_burst_per_key_and_counts_the_res
     per_source = {s: sum(p.source_id == s for p in passed) for s in ("a", "b")}
     # 5 at once, then one each 0.1 s over 1.99 s: 5 + 19
     assert per_source == {"a": 24, "b": 24}
-    assert policy.stats() == {"passed": 48, "limited": 352, "keys": 2}
+    assert policy.stats() == {"passed": 48, "limited": 352, "keys": 2, "clock_resets": 0}
+
+
+def test_rate_limit_on_event_time_is_not_starved_by_one_reading_stamped_far_ahead() -> None:
+    policy = make(RateLimit, rate_hz=10.0, burst=1, clock="event", by=None)
+    year = 365 * 86400.0
+    assert outputs(policy, [reading(1, year, seq=0)])  # a device clock a year ahead, once
+    # then 1 Hz readings on the right clock, under the 10 Hz limit: every one passes
+    passed = outputs(policy, [reading(1, float(n), seq=n) for n in range(1, 101)])
+    assert len(passed) == 100
+    assert policy.stats()["clock_resets"] == 1
 
 
 def test_rate_limit_routes_the_excess_to_its_port_when_asked() -> None:
@@ -185,3 +195,19 @@ def test_state_from_another_policy_is_ignored_not_refused() -> None:
         policy = make(cls, **config)
         policy.import_state(dedup.export_state())  # a swap dedup -> this policy goes ahead
         policy.import_state(make(Threshold, above=5.0).export_state())
+
+
+def test_importing_state_leaves_the_exporting_policy_as_it_was() -> None:
+    """A swap can still be refused after the hand-over: the running node must not change."""
+    old = make(RateLimit, rate_hz=10.0, burst=5, clock="event", max_keys=10)
+    outputs(old, [reading(1, 0.0, source=f"s{n}", seq=n) for n in range(3)])
+    before = {k: list(v) for k, v in old.export_state()["buckets"].items()}
+    new = make(RateLimit, rate_hz=10.0, burst=1, clock="event", max_keys=1)
+    new.import_state(old.export_state())
+    assert len(new.export_state()["buckets"]) == 1
+    assert {k: list(v) for k, v in old.export_state()["buckets"].items()} == before
+    band = make(Deadband, delta=0.5, max_keys=10)
+    outputs(band, [reading(20.0, source=f"s{n}", seq=n) for n in range(3)])
+    kept = dict(band.export_state()["last"])
+    make(Deadband, delta=0.5, max_keys=1).import_state(band.export_state())
+    assert dict(band.export_state()["last"]) == kept

@@ -189,7 +189,12 @@ edges:
     per_source = {s: sum(p["source_id"] == s for p in passed) for s in "abc"}
     assert per_source == {"a": 62, "b": 62, "c": 62}
     assert len(passed) + len(over) == 300
-    assert report["nodes"]["rl"]["plugin_stats"] == {"passed": 186, "limited": 114, "keys": 3}
+    assert report["nodes"]["rl"]["plugin_stats"] == {
+        "passed": 186,
+        "limited": 114,
+        "keys": 3,
+        "clock_resets": 0,
+    }
 
 
 def test_a_live_swap_dedup_then_threshold_then_rate_limit(tmp_path: Path) -> None:
