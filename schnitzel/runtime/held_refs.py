@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import threading
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
 
@@ -87,12 +88,19 @@ class HeldRefs:
         """Set once the nodes are built."""
         self.loop: asyncio.AbstractEventLoop | None = None
         """The loop running the graph; set when the run starts."""
+        self.closed = False
+        """Set when the run stops: a plugin asking then gets `RuntimeError` at once."""
+        self._waiting: set[concurrent.futures.Future[frozenset[str]]] = set()
+        self._lock = threading.Lock()
 
     def now(self) -> frozenset[str]:
         """The URIs held now. From the event loop, at once; from another thread (a blocking
         plugin), the loop answers between two of its steps (`TimeoutError` if it does not
-        within `ANSWER_TIMEOUT_S`: it stopped)."""
+        within `ANSWER_TIMEOUT_S`); `RuntimeError` once the run has stopped (a call the stop
+        did not wait for), when no answer would be true for long."""
         loop = self.loop
+        if self.closed:
+            raise RuntimeError("the run has stopped")
         if loop is None:
             return self.scan()
         try:
@@ -109,8 +117,25 @@ class HeldRefs:
             except Exception as exc:
                 answer.set_exception(exc)
 
-        loop.call_soon_threadsafe(scan_on_loop)
-        return answer.result(timeout=ANSWER_TIMEOUT_S)
+        with self._lock:
+            if self.closed:
+                raise RuntimeError("the run has stopped")
+            self._waiting.add(answer)
+        try:
+            loop.call_soon_threadsafe(scan_on_loop)
+            return answer.result(timeout=ANSWER_TIMEOUT_S)
+        finally:
+            with self._lock:
+                self._waiting.discard(answer)
+
+    def close(self) -> None:
+        """The run stops: fail the questions waiting for the loop, and any asked later."""
+        with self._lock:
+            self.closed = True
+            waiting, self._waiting = self._waiting, set()
+        for answer in waiting:
+            if not answer.done():
+                answer.set_exception(RuntimeError("the run has stopped"))
 
     def scan(self) -> frozenset[str]:
         """The URIs held now (call on the event loop)."""

@@ -187,6 +187,7 @@ class Runtime:
                 saver.cancel()
             if steering is not None:
                 steering.cancel()
+            self.held_refs.close()  # a call the stop did not wait for keeps every blob
             await self._shutdown()
         return build_report(self)
 

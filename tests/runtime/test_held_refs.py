@@ -11,9 +11,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
+import pytest
+
 from schnitzel import NodeContext, PayloadRef, Sink, Source, StreamPacket
 from schnitzel.contract.refs import packet_refs
 from schnitzel.runtime.durable_inbox import DurableInbox
+from schnitzel.runtime.held_refs import HeldRefs
 from schnitzel.runtime.inbox import InFlight
 from schnitzel.runtime.metrics import NodeMetrics
 from schnitzel.validate import validate_text
@@ -128,3 +131,15 @@ def test_refs_held_answers_a_plugin_thread_with_queued_and_held_packets(tmp_path
     # the packet being delivered (the batch the sink holds) and those queued behind it
     assert [sorted(s) for s, _ in Asking.seen] == [sorted(URIS), sorted(URIS[1:]), URIS[2:]]
     assert not any(on_loop for _, on_loop in Asking.seen)  # asked from the node's thread
+
+
+def test_after_the_run_stopped_asking_fails_at_once_instead_of_waiting() -> None:
+    async def asked_from_a_thread_after_close() -> None:
+        refs = HeldRefs()
+        refs.loop = asyncio.get_running_loop()
+        assert await asyncio.to_thread(refs.now) == frozenset()  # answered by the loop
+        refs.close()
+        with pytest.raises(RuntimeError, match="stopped"):
+            await asyncio.to_thread(refs.now)
+
+    asyncio.run(asked_from_a_thread_after_close())

@@ -22,7 +22,6 @@ from tests.runtime.harness import graph_from, steer
 from tests.vision.conftest import NUDENET
 from tests.vision.scenes import write_scene
 
-
 FRAMES = 40
 
 
