@@ -13,6 +13,12 @@ No runtime import (only the packet contract's `PayloadRef`), so it is tested alo
   under `max_bytes`. `put` collects when the store goes over its bytes (and at most once a
   second for age); `collect()` does it on demand. The store keeps an index of what it holds,
   built from the directory when it opens, so collecting never walks the disk.
+- **Pinned blobs stay.** With a `pinned` callable (the URIs still pointed at by packets not yet
+  delivered, `NodeContext.refs_held()`), retention skips those blobs, however old, and goes
+  on to the next oldest; `kept_pinned` counts what it skipped, and `over_by_pinned` says the
+  store is over its bytes only because of them (the backend is behind). `pinned` is asked
+  once per collection that has something to remove, outside the store's lock; a blob written
+  while it answers is kept too.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ import secrets
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from pathlib import Path
 
 from schnitzel import PayloadRef, SchnitzelError
@@ -54,17 +60,27 @@ class BlobStore:
         max_age_s: float | None = None,
         fsync: bool = False,
         clock: Callable[[], float] = time.time,
+        pinned: Callable[[], Container[str]] | None = None,
     ) -> None:
         self.root = root.resolve()
         self.max_bytes = max_bytes
         self.max_age_s = max_age_s
         self.fsync = fsync
         self.clock = clock
+        self.pinned = pinned
+        """The URIs retention must keep now (asked once per collection), or None."""
         self.removed = 0
         """Blobs deleted by retention since the store opened."""
+        self.kept_pinned = 0
+        """Blobs the last collection kept although retention would have removed them:
+        packets not yet delivered point at them."""
+        self.over_by_pinned = False
+        """The last collection left the store over `max_bytes` only because of pinned blobs."""
         self._lock = threading.Lock()
-        self._index: OrderedDict[Path, tuple[float, int]] = OrderedDict()
-        """Blob path -> (time written, size), oldest first."""
+        self._index: OrderedDict[Path, tuple[float, int, int]] = OrderedDict()
+        """Blob path -> (time written, size, write number), oldest first."""
+        self._writes = 0
+        """Blobs written (or rewritten) so far: the write number of the newest."""
         self.total_bytes = 0
         self._last_age_check = 0.0
         (self.root / ".tmp").mkdir(parents=True, exist_ok=True)
@@ -79,7 +95,7 @@ class BlobStore:
                 continue
             found.append((info.st_mtime, path, info.st_size))
         for mtime, path, size in sorted(found):
-            self._index[path] = (mtime, size)
+            self._index[path] = (mtime, size, 0)
             self.total_bytes += size
         for leftover in (self.root / ".tmp").iterdir():  # writes a crash cut short
             leftover.unlink(missing_ok=True)
@@ -96,16 +112,19 @@ class BlobStore:
         final = self.root / digest[:2] / f"{digest}.{ext}"
         now = self.clock()
         with self._lock:
+            self._writes += 1
             if final in self._index and final.exists():  # the same bytes: one file, now newest
                 self._index.move_to_end(final)
-                self._index[final] = (now, len(data))
+                self._index[final] = (now, len(data), self._writes)
                 os.utime(final, (now, now))
             else:  # new, or removed behind the store's back: write it (again)
-                self.total_bytes -= self._index.pop(final, (0.0, 0))[1]
+                self.total_bytes -= self._index.pop(final, (0.0, 0, 0))[1]
                 self._write(final, data)
-                self._index[final] = (now, len(data))
+                self._index[final] = (now, len(data), self._writes)
                 self.total_bytes += len(data)
-            self._collect_if_due(now)
+            due = self._due(now)
+        if due:
+            self._collect_now(now)
         return PayloadRef(final.as_uri(), content_type, len(data), digest)
 
     def _write(self, final: Path, data: bytes) -> None:
@@ -144,30 +163,54 @@ class BlobStore:
 
     def collect(self) -> int:
         """Apply retention now; the number of blobs removed."""
-        with self._lock:
-            return self._collect(self.clock())
+        return self._collect_now(self.clock())
 
-    def _collect_if_due(self, now: float) -> None:
+    def _due(self, now: float) -> bool:
         over = self.max_bytes is not None and self.total_bytes > self.max_bytes
-        if over or (self.max_age_s is not None and now - self._last_age_check >= 1.0):
-            self._collect(now)
+        return over or (self.max_age_s is not None and now - self._last_age_check >= 1.0)
 
-    def _collect(self, now: float) -> int:
-        self._last_age_check = now
-        removed = 0
-        index = self._index
-        while index:
-            path, (written, size) = next(iter(index.items()))
+    def _collect_now(self, now: float) -> int:
+        with self._lock:
+            if self.pinned is None or not self._doomed(now, ()):
+                return self._collect(now, (), self._writes)
+            upto = self._writes
+        pinned = self.pinned()  # outside the lock: it may wait for the runtime
+        with self._lock:
+            return self._collect(now, pinned, upto)
+
+    def _doomed(self, now: float, pinned: Container[str], upto: int = 1 << 62) -> list[Path]:
+        """The blobs retention removes now, oldest first: too old, or the oldest while the
+        store is over its bytes; never one in `pinned` or written after write `upto`, nor
+        the newest blob for its size alone. Counts what it kept (`kept_pinned`)."""
+        doomed: list[Path] = []
+        kept = 0
+        size_left = self.total_bytes
+        newest = next(reversed(self._index), None)
+        for path, (written, size, number) in self._index.items():
             too_old = self.max_age_s is not None and now - written > self.max_age_s
-            too_big = self.max_bytes is not None and self.total_bytes > self.max_bytes
-            if not (too_old or too_big) or (len(index) == 1 and not too_old):
+            too_big = self.max_bytes is not None and size_left > self.max_bytes
+            if not (too_old or too_big) or (path == newest and not too_old):
                 break  # the newest blob stays even when it alone is over the bytes
-            del index[path]
+            if number > upto or path.as_uri() in pinned:
+                kept += 1
+                continue
+            doomed.append(path)
+            size_left -= size
+        self.kept_pinned = kept
+        return doomed
+
+    def _collect(self, now: float, pinned: Container[str], upto: int) -> int:
+        self._last_age_check = now
+        doomed = self._doomed(now, pinned, upto)
+        for path in doomed:
+            _written, size, _number = self._index.pop(path)
             path.unlink(missing_ok=True)
             self.total_bytes -= size
-            removed += 1
-        self.removed += removed
-        return removed
+        self.removed += len(doomed)
+        self.over_by_pinned = bool(
+            self.kept_pinned and self.max_bytes is not None and self.total_bytes > self.max_bytes
+        )
+        return len(doomed)
 
     def __len__(self) -> int:
         with self._lock:

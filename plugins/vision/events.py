@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Container
 from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt
@@ -85,11 +86,37 @@ class Events(Transform):
         """(camera, track) -> JPEG of the crop and of the frame at the track's best score."""
         self.latest: deque[str] = deque(maxlen=5)
         self.counts: dict[str, int] = {}
+        self.writing: set[str] = set()
+        """Snapshots this call wrote: its events are not in any inbox yet, so the runtime
+        does not count them; retention keeps them until the call returns."""
+        self.pins_unknown = 0
+        """Collections that kept everything because the runtime did not answer."""
+        self.said_over = False
+        if c.snapshot_dir is not None:
+            # One frame per call: when a call starts, the events of the calls before it are
+            # in the next inboxes, where `refs_held()` sees them, so `writing` is exact.
+            self.max_batch = 1
 
     async def open(self) -> None:
         if self.config.snapshot_dir is not None:
+            if self.context.max_concurrency > 1:
+                raise ValueError(
+                    f"events node {self.context.node_id!r} keeps each camera's tracks in frame "
+                    "order and its snapshots pinned per call: run it with concurrency 1"
+                )
             root = self.context.resolve(self.config.snapshot_dir)
-            self.store = await asyncio.to_thread(BlobStore, root, self.config.snapshot_max_bytes)
+            self.store = await asyncio.to_thread(
+                BlobStore, root, self.config.snapshot_max_bytes, pinned=self._pinned
+            )
+
+    def _pinned(self) -> Container[str]:
+        """What retention keeps: what undelivered packets point at, and this call's own."""
+        try:
+            return self.context.refs_held() | self.writing
+        except (TimeoutError, RuntimeError) as exc:  # the run is stopping: keep everything
+            self.pins_unknown += 1
+            self.context.report_trouble(f"snapshot retention skipped: {exc or 'no answer'}")
+            return _EVERYTHING
 
     def process(self, packet: StreamPacket) -> list[StreamPacket]:
         payload = packet.payload
@@ -99,6 +126,7 @@ class Events(Transform):
                 f"packet {packet.packet_id} carries {type(payload).__name__}: put `events` "
                 "after `track` (and `zones`)"
             )
+        self.writing.clear()
         frame = payload.frame
         life = self.lives.get(frame.camera_id)
         if life is None:
@@ -128,6 +156,7 @@ class Events(Transform):
             key = event["event_id"]
             self.counts[event["transition"]] = self.counts.get(event["transition"], 0) + 1
             self._tell(event)
+            self._tell_retention()
             out.append(
                 StreamPacket.new(
                     "event",
@@ -139,6 +168,23 @@ class Events(Transform):
                 )
             )
         return out
+
+    def _tell_retention(self) -> None:
+        """Warn once when the snapshots are over their bound only because undelivered events
+        still point at them (the backend is behind), and once when that is over."""
+        store = self.store
+        if store is None or store.over_by_pinned == self.said_over:
+            return
+        self.said_over = store.over_by_pinned
+        if self.said_over:
+            self.context.event(
+                "warning",
+                f"snapshots over snapshot_max_bytes ({store.total_bytes} bytes): "
+                f"{store.kept_pinned} are kept for events not yet delivered; the backend is "
+                "behind (see the sinks' backlog)",
+            )
+        else:
+            self.context.event("info", "snapshots back within snapshot_max_bytes")
 
     def _tell(self, event: dict[str, Any]) -> None:
         """The console's latest events, and the run's event log for zone changes."""
@@ -159,7 +205,9 @@ class Events(Transform):
             return None
         crop, whole = held
         crop_ref = self.store.put(crop, "image/jpeg")
+        self.writing.add(crop_ref.uri)
         frame_ref = self.store.put(whole, "image/jpeg")
+        self.writing.add(frame_ref.uri)
         event["snapshot"] = {
             "frame_index": event["best_frame"],
             "crop": _ref_json(crop_ref),
@@ -171,7 +219,17 @@ class Events(Transform):
         """Events so far per transition, updates held back by the cooldown, live tracks per
         camera, and the latest events, newest last (`update person warning #1 enter:dock`)."""
         lives = list(self.lives.items())  # one C-level copy: process() may add a camera
+        store = self.store
+        retention = {}
+        if store is not None:  # plain reads, no lock: a collection may be asking the loop
+            retention = {
+                "snapshot_bytes": store.total_bytes,
+                "snapshots_removed": store.removed,
+                "snapshots_kept_pinned": store.kept_pinned,
+                "snapshots_over_by_pinned": store.over_by_pinned,
+            }
         return {
+            **retention,
             "events": dict(self.counts),
             "held_back": sum(life.held_back for _, life in lives),
             "active": {
@@ -179,6 +237,16 @@ class Events(Transform):
             },
             "latest": " | ".join(list(self.latest)),
         }
+
+
+class _Everything:
+    """Pins every blob (the runtime could not say which are held)."""
+
+    def __contains__(self, uri: object) -> bool:
+        return True
+
+
+_EVERYTHING = _Everything()
 
 
 def _encode(

@@ -115,6 +115,11 @@ def _no_event(level: str, message: str) -> None:
     """Where events go when no runtime listens (a plugin built by a test)."""
 
 
+def _no_refs() -> frozenset[str]:
+    """What is held when no runtime runs the plugin (a plugin built by a test): nothing."""
+    return frozenset()
+
+
 @dataclass(frozen=True)
 class NodeContext:
     """What a running plugin knows about its place: its node id, where the graph file lives,
@@ -140,6 +145,8 @@ class NodeContext:
     from the node's threads."""
     trouble: Trouble = field(default_factory=Trouble, repr=False, compare=False)
     """What `report_trouble` recorded; the runtime reads it (registry/trouble.py)."""
+    held_refs: Callable[[], frozenset[str]] = field(default=_no_refs, repr=False, compare=False)
+    """The runtime's answer to `refs_held()`."""
 
     def resolve(self, path: str) -> Path:
         """A path from the node's config, resolved against the graph file's directory."""
@@ -154,6 +161,18 @@ class NodeContext:
         node's health reason, its recent errors, the event log and `ctl events`, at most a
         few times a minute however often it is called. Cheap and thread-safe: no I/O."""
         self.trouble.report(reason)
+
+    def refs_held(self) -> frozenset[str]:
+        """The blob URIs packets not yet delivered still point at, anywhere in the graph:
+        what a blob store's retention must keep. A packet points at the blob its
+        `payload_ref` names and, when it has one, at every ref object (`{"uri": ...,
+        "sha256": ...}`) in its payload. Counted in memory inboxes, in the batches nodes
+        hold, and in durable inboxes (queued, unconfirmed or parked rows, also those replayed
+        from an earlier run). Not counted: what the calling node's own call is producing;
+        keep those blobs yourself until the call returns. Thread-safe; from a node's thread
+        it waits for one step of the event loop (`TimeoutError` after 30 s: the run stopped).
+        Cost: a scan of the memory inboxes, so ask once per collection, not per blob."""
+        return self.held_refs()
 
     def report_recovered(self) -> None:
         """The problem reported with `report_trouble` is over (a request went through).

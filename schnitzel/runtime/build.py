@@ -11,6 +11,7 @@ from schnitzel.errors import RuntimeStartError
 from schnitzel.registry.plugin import NodeContext, Plugin, Processor, Sink, Source
 from schnitzel.runtime.durable_inbox import DurableInbox
 from schnitzel.runtime.events import EventLog
+from schnitzel.runtime.held_refs import HeldRefs
 from schnitzel.runtime.inbox import Inbox, InFlight
 from schnitzel.runtime.metrics import NodeMetrics
 from schnitzel.runtime.node import Node, Target
@@ -25,12 +26,13 @@ def build_nodes(
     state_dir: Path,
     logger: logging.Logger,
     events: EventLog,
+    held_refs: HeldRefs | None = None,
 ) -> dict[str, Node]:
     """Every node of `graph`, started nowhere yet, its outputs and dead letters connected."""
     nodes: dict[str, Node] = {}
     for node_id, resolved in graph.nodes.items():
         plugin = instantiate(
-            graph, state_dir, logger, events, resolved.plugin, resolved.config, node_id
+            graph, state_dir, logger, events, resolved.plugin, resolved.config, node_id, held_refs
         )
         inbox = (
             None if resolved.spec.kind == "source" else _inbox(graph, node_id, in_flight, events)
@@ -87,6 +89,7 @@ def instantiate(
     cls: type[Plugin],
     config: Any,
     node_id: str,
+    held_refs: HeldRefs | None = None,
 ) -> Plugin:
     """An instance of `cls` for node `node_id` of `graph`, with its `NodeContext`."""
     base = Source if issubclass(cls, Source) else Sink if issubclass(cls, Sink) else Processor
@@ -106,6 +109,7 @@ def instantiate(
         durable=spec.inbox.durable is not None,
         max_concurrency=max(spec.concurrency, top),
         event=lambda level, message: events.add(level, message, node_id),
+        held_refs=(held_refs or HeldRefs()).now,
     )
     try:
         return cls(config, context)

@@ -22,16 +22,19 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from itertools import repeat
+from operator import attrgetter
 from pathlib import Path
 
 from schnitzel.contract.codec import decode_packet, encode_packet_bytes
 from schnitzel.contract.packet import StreamPacket
+from schnitzel.contract.refs import packet_refs
 from schnitzel.contract.run_report import DurableReport
 from schnitzel.durable.parking import (
     ParkedRow,
@@ -51,6 +54,7 @@ from schnitzel.durable.store import (
 )
 from schnitzel.errors import PacketDecodeError, PacketNotPortable
 from schnitzel.runtime.health import FULL_FRACTION
+from schnitzel.runtime.held_refs import RefCounts
 from schnitzel.runtime.inbox import Inbox, InFlight
 from schnitzel.runtime.inbox_protocol import Batch, Row
 from schnitzel.runtime.metrics import DropReason, NodeMetrics
@@ -71,6 +75,10 @@ MAX_PARKED_BYTES = 64 << 20
 
 Notify = Callable[[str, str], None]
 """(level, message) into the runtime's event log."""
+
+_payload_ref = attrgetter("payload_ref")
+_REF_KEY = b'"payload_ref":'
+"""What an encoded packet with a `payload_ref` holds (codec.py): rows that may name blobs."""
 
 
 class DurableStats:
@@ -177,6 +185,7 @@ class DurableInbox(Inbox):
         "parked_bytes",
         "parked_count",
         "path",
+        "refs",
         "stats",
         "store",
         "unconfirmed",
@@ -214,6 +223,8 @@ class DurableInbox(Inbox):
         self.notify = notify
         self.store = DurableStore(path, synchronous)
         self.stats = DurableStats()
+        self.refs = RefCounts()
+        """Blob URIs the rows in the store point at (runtime/held_refs.py)."""
         self._pool = ThreadPoolExecutor(1, thread_name_prefix=f"schnitzel-store-{path.stem}")
         self._rows: deque[tuple[int, float, int]] = deque()
         """(seq, enqueued, size) of each packet in the window, in step with `_items`."""
@@ -264,6 +275,10 @@ class DurableInbox(Inbox):
         if backlog.note:
             self.notify("warning", f"durable store {str(self.path)!r}: {backlog.note}")
         self._next_seq = backlog.next_seq
+        queued, parked_refs = await loop.run_in_executor(self._pool, self.store.query, _stored_refs)
+        for seq, uris in queued:
+            self.refs.add(seq, uris)
+        self.refs.hold(parked_refs)
         parked = await loop.run_in_executor(self._pool, self.store.query, parked_totals)
         self.parked_count, self.parked_bytes = parked
         self.stats.parked_at_open = parked[0]
@@ -451,6 +466,10 @@ class DurableInbox(Inbox):
         )
         self._bytes += sum(map(len, admitted))
         self._pending_packets.extend(packets[start:end])
+        if any(map(_payload_ref, packets[start:end])):
+            for offset, packet in enumerate(packets[start:end]):
+                if packet.payload_ref is not None:
+                    self.refs.add(first + offset, packet_refs(packet))
         self._count += end - start
         self._next_seq = seq
         done = asyncio.get_running_loop().create_future()
@@ -470,6 +489,7 @@ class DurableInbox(Inbox):
             self._items.popleft()
             seq, _at, size = self._rows.popleft()
             self._deletes.append(seq)
+            self.refs.remove(seq)
             self._forget(1, size)
             need_packets -= 1
             need_bytes -= size
@@ -803,6 +823,10 @@ class DurableInbox(Inbox):
             return 0.0
         return max(time.time() - at, 0.0)
 
+    def add_refs(self, into: set[str]) -> None:
+        """Add the blob URIs its rows point at to `into` (runtime/held_refs.py)."""
+        into.update(self.refs.counts)
+
     def take(self, limit: int) -> Batch:
         """Up to `limit` packets, oldest first, with their rows: the node holds one batch at
         a time, until it settles, gives back or abandons it."""
@@ -861,6 +885,7 @@ class DurableInbox(Inbox):
                 rest.append(row)
             else:
                 self._parks.append((row[0], now, reason, packet.packet_id))
+                self.refs.park(row[0])
                 moved.append(row)
         self._forget(len(moved), sum(size for _seq, _at, size in moved))
         self._delete(moved)
@@ -876,6 +901,9 @@ class DurableInbox(Inbox):
     def _delete(self, rows: list[tuple[int, float, int]]) -> None:
         if rows:
             self._deletes.extend(seq for seq, _at, _size in rows)
+            if self.refs.rows:
+                for seq, _at, _size in rows:
+                    self.refs.remove(seq)
             self.stats.settled += len(rows)
             self._work.set()
 
@@ -978,6 +1006,30 @@ def _commit(
         return
     store.query(changes.plan_requeue)
     store.commit(rows + changes.requeued_rows, deletes, cursor, extra=changes.apply)
+
+
+def _stored_refs(db: sqlite3.Connection) -> tuple[list[tuple[int, tuple[str, ...]]], list[str]]:
+    """The blob URIs the store's rows name: (seq, URIs) per queued row that names some, and
+    the URIs of its parked rows. Only rows holding a `payload_ref` are read and decoded; a row
+    that does not decode names nothing (it is quarantined when read)."""
+    queued: list[tuple[int, tuple[str, ...]]] = []
+    for seq, body in db.execute(
+        "SELECT seq, body FROM packets WHERE instr(body, ?) > 0 ORDER BY seq", (_REF_KEY,)
+    ):
+        uris = _body_refs(body)
+        if uris:
+            queued.append((seq, uris))
+    parked: list[str] = []
+    for (body,) in db.execute("SELECT body FROM parked WHERE instr(body, ?) > 0", (_REF_KEY,)):
+        parked.extend(_body_refs(body))
+    return queued, parked
+
+
+def _body_refs(body: bytes) -> tuple[str, ...]:
+    try:
+        return packet_refs(decode_packet(bytes(body)))
+    except PacketDecodeError:
+        return ()
 
 
 def _read_decoded(

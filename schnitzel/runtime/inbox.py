@@ -17,6 +17,7 @@ import asyncio
 from collections import deque
 
 from schnitzel.contract.packet import StreamPacket
+from schnitzel.runtime.held_refs import add_refs
 from schnitzel.runtime.inbox_protocol import Batch
 from schnitzel.runtime.metrics import DropReason, NodeMetrics
 
@@ -117,6 +118,10 @@ class Inbox:
     def depth(self) -> int:
         """Packets queued (the report's `queue_depth`)."""
         return len(self._items)
+
+    def add_refs(self, into: set[str]) -> None:
+        """Add the blob URIs the queued packets point at to `into` (runtime/held_refs.py)."""
+        add_refs(self._items, into)
 
     def offer(
         self,

@@ -33,6 +33,7 @@ from schnitzel.runtime.durable_inbox import DurableInbox
 from schnitzel.runtime.error_policy import ErrorPolicy
 from schnitzel.runtime.events import EventLog
 from schnitzel.runtime.held import flush_order, holds, release, run_ticks
+from schnitzel.runtime.held_refs import HeldRefs
 from schnitzel.runtime.inbox import InFlight
 from schnitzel.runtime.metrics import DropReason
 from schnitzel.runtime.node import Node
@@ -101,7 +102,12 @@ class Runtime:
         self.volatile_lost = False
         """True once packets only held in memory were lost: source checkpoints stop there."""
         self._opening: asyncio.Future[None] | None = None
-        self.nodes = build_nodes(graph, self.in_flight, self.state_dir, self.logger, self.events)
+        self.held_refs = HeldRefs()
+        """The blob URIs undelivered packets point at (`NodeContext.refs_held`)."""
+        self.nodes = build_nodes(
+            graph, self.in_flight, self.state_dir, self.logger, self.events, self.held_refs
+        )
+        self.held_refs.nodes = self.nodes
         self.stores = durable_inboxes(self.nodes)
         """The durable inboxes, by node id."""
         self.errors = ErrorPolicy(self.logger, self.events, self.request_stop)
@@ -124,7 +130,14 @@ class Runtime:
     def instantiate(self, cls: type[Plugin], config: Any, node_id: str) -> Plugin:
         """A plugin instance for node `node_id` (at start, and for a swap)."""
         return instantiate(
-            self.graph, self.state_dir, self.logger, self.events, cls, config, node_id
+            self.graph,
+            self.state_dir,
+            self.logger,
+            self.events,
+            cls,
+            config,
+            node_id,
+            self.held_refs,
         )
 
     # -- running ----------------------------------------------------------------------------
@@ -137,6 +150,7 @@ class Runtime:
             raise RuntimeError("a Runtime runs once; build a new one to run again")
         self.budget = Budget(max_packets)
         self.started_wall = time.time()
+        self.held_refs.loop = asyncio.get_running_loop()
         self._opening = asyncio.ensure_future(self._open_plugins())
         try:
             await self._opening
@@ -173,6 +187,7 @@ class Runtime:
                 saver.cancel()
             if steering is not None:
                 steering.cancel()
+            self.held_refs.close()  # a call the stop did not wait for keeps every blob
             await self._shutdown()
         return build_report(self)
 

@@ -139,3 +139,51 @@ def test_a_blob_deleted_behind_the_stores_back_is_written_again(tmp_path: Path) 
     Path(ref.uri[7:]).unlink()
     assert store.put(b"abc", "image/jpeg") == ref
     assert store.read(ref) == b"abc" and store.total_bytes == 3 and len(store) == 1
+
+
+def test_retention_skips_pinned_blobs_and_removes_the_next_oldest(tmp_path: Path) -> None:
+    clock = Clock()
+    pins: set[str] = set()
+    store = BlobStore(tmp_path, max_bytes=250, clock=clock, pinned=lambda: frozenset(pins))
+    first = store.put(b"a" * 100, "application/octet-stream")
+    pins.add(first.uri)
+    refs = [first]
+    for n in range(1, 6):
+        clock.now += 1
+        refs.append(store.put(bytes([n]) * 100, "application/octet-stream"))
+    on_disk = [r for r in refs if Path(r.uri[7:]).exists()]
+    assert on_disk == [first, refs[-1]]  # model: the pinned one, then the newest that fits
+    assert store.read(first) == b"a" * 100
+    assert store.kept_pinned == 1 and not store.over_by_pinned
+    pins.clear()
+    clock.now += 1
+    assert store.collect() == 0  # within its bytes: nothing to do
+    refs.append(store.put(b"z" * 100, "application/octet-stream"))
+    assert not Path(first.uri[7:]).exists() and store.kept_pinned == 0  # unpinned: oldest goes
+
+
+def test_a_store_over_its_bytes_only_because_of_pins_says_so(tmp_path: Path) -> None:
+    clock = Clock()
+    pins: set[str] = set()
+    store = BlobStore(tmp_path, max_bytes=150, clock=clock, pinned=lambda: frozenset(pins))
+    refs = []
+    for n in range(4):
+        clock.now += 1
+        refs.append(store.put(bytes([n]) * 100, "application/octet-stream"))
+        pins.add(refs[-1].uri)
+    assert all(Path(r.uri[7:]).exists() for r in refs) and store.total_bytes == 400
+    assert store.kept_pinned == 3 and store.over_by_pinned  # the newest stays by itself
+    pins.difference_update({refs[0].uri, refs[1].uri, refs[2].uri})
+    assert store.collect() == 3 and store.total_bytes == 100
+    assert not store.over_by_pinned and store.kept_pinned == 0
+
+
+def test_pinned_blobs_outlive_their_age(tmp_path: Path) -> None:
+    clock = Clock()
+    store = BlobStore(tmp_path, max_age_s=60, clock=clock, pinned=lambda: frozenset(held))
+    old = store.put(b"old", "image/png")
+    other = store.put(b"other", "image/png")
+    held = {old.uri}
+    clock.now += 61
+    assert store.collect() == 1 and store.kept_pinned == 1
+    assert store.read(old) == b"old" and not Path(other.uri[7:]).exists()
