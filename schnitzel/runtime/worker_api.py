@@ -3,8 +3,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from schnitzel.runtime.budget import Budget
 from schnitzel.runtime.events import EventLog
@@ -13,13 +14,44 @@ if TYPE_CHECKING:
     from schnitzel.runtime.error_policy import ErrorPolicy
     from schnitzel.runtime.node import Node
 
-__all__ = ["OutputTrail", "WorkerRuntime"]
+__all__ = ["NodeWorker", "OutputTrail", "WorkerRuntime"]
 
 
 class OutputTrail(Protocol):
     """Where a durable node's output went in memory-only inboxes (the checkpoint tracker)."""
 
     def trail(self, node: Node) -> dict[str, int] | None: ...
+
+
+class NodeWorker(Protocol):
+    """A node's worker (runtime/runners.py) as the runtime, draining and the control plane
+    see it: the state of the batch it is on stays its own."""
+
+    @property
+    def waiting_downstream(self) -> bool:
+        """True while it waits for room downstream (backpressure, not a stall)."""
+        ...
+
+    def stop_pulling(self) -> None:
+        """On stop: a source's pull running in a thread returns at its next packet."""
+        ...
+
+    def pull_in_thread(self) -> asyncio.Future[Any] | None:
+        """A source's pull still running in its thread, if any."""
+        ...
+
+    def interrupt(self) -> bool:
+        """Cancel the plugin call on the current batch, which goes back to the front of its
+        durable inbox; False when there is none or it cannot be cancelled."""
+        ...
+
+    async def emit(self, packets: list[Any], routed: bool = False) -> None:
+        """Pass packets on to the node's targets, as a wait for room downstream."""
+        ...
+
+    async def run(self) -> None:
+        """The node's task: until its source ends or its inbox closes."""
+        ...
 
 
 class WorkerRuntime(Protocol):
