@@ -8,7 +8,6 @@ from typing import Any, NamedTuple
 
 from schnitzel.contract.packet import StreamPacket
 from schnitzel.contract.run_report import Percentiles
-from schnitzel.errors import BadRecord
 from schnitzel.registry.plugin import NodeContext, Plugin, Source
 from schnitzel.registry.trouble import Trouble
 from schnitzel.runtime.inbox import Inbox
@@ -72,9 +71,6 @@ class Node:
         self.batch: Batch | None = None
         """The batch the node took from its inbox and has not ended yet (settled, given
         back or abandoned); `batch.counted` says whether its outcome is counted."""
-        self.last_emitted: StreamPacket | BadRecord | None = None
-        """A source's newest packet the graph accepted, or bad record its `on_error` dealt
-        with (checkpoint tracking)."""
         self.abandoned = False
         """Set when the run gave up on this node (drain timeout, forced stop, failure)."""
         self.left_in_thread = False

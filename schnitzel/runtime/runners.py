@@ -35,6 +35,10 @@ class _Worker:
     """What every node's task has: its node, the runtime as workers see it, and whether it
     waits for room downstream."""
 
+    last_emitted: StreamPacket | BadRecord | None = None
+    """A source's newest packet the graph accepted, or bad record its `on_error` dealt with
+    (checkpoint tracking); always None for other nodes."""
+
     def __init__(self, node: Node, runtime: WorkerRuntime) -> None:
         self.node = node
         self.runtime = runtime
@@ -310,12 +314,12 @@ class SourceWorker(_Worker):
                 metrics.passed_on(len(batch))
                 metrics.last_progress = time.monotonic()
                 await node.emit(batch)
-                node.last_emitted = batch[-1]
+                self.last_emitted = batch[-1]
             if pulled.bad:
                 if not await runtime.errors.bad_records(node, pulled.bad):
                     return
                 if pulled.last is not None:  # dealt with: a checkpoint may pass them
-                    node.last_emitted = pulled.last
+                    self.last_emitted = pulled.last
             if pulled.failure is not None:
                 await runtime.errors.source_failed(node, pulled.failure)
                 return
@@ -350,13 +354,13 @@ class SourceWorker(_Worker):
                 budget.settle(1, 0)
                 if not await runtime.errors.bad_records(node, [packet]):
                     return
-                node.last_emitted = packet
+                self.last_emitted = packet
                 continue
             budget.settle(1, 1)
             metrics.passed_on(1)
             metrics.last_progress = time.monotonic()
             await node.emit([packet])
-            node.last_emitted = packet
+            self.last_emitted = packet
 
 
 class _Pulled(NamedTuple):

@@ -7,6 +7,8 @@ import asyncio
 import contextlib
 from typing import TYPE_CHECKING, Any, Protocol
 
+from schnitzel.contract.packet import StreamPacket
+from schnitzel.errors import BadRecord
 from schnitzel.runtime.budget import Budget
 from schnitzel.runtime.events import EventLog
 
@@ -30,6 +32,12 @@ class NodeWorker(Protocol):
     @property
     def waiting_downstream(self) -> bool:
         """True while it waits for room downstream (backpressure, not a stall)."""
+        ...
+
+    @property
+    def last_emitted(self) -> StreamPacket | BadRecord | None:
+        """A source's newest packet the graph accepted, or bad record its `on_error` dealt
+        with (checkpoint tracking); None for other nodes."""
         ...
 
     def stop_pulling(self) -> None:
