@@ -11,6 +11,7 @@ happen once per batch.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -38,6 +39,8 @@ class _Worker:
     last_emitted: StreamPacket | BadRecord | None = None
     """A source's newest packet the graph accepted, or bad record its `on_error` dealt with
     (checkpoint tracking); always None for other nodes."""
+    cancelled_by_stop = False
+    """A stop cancelled the worker's task in a wait that was safe to cancel."""
 
     def __init__(self, node: Node, runtime: WorkerRuntime) -> None:
         self.node = node
@@ -51,6 +54,9 @@ class _Worker:
 
     def stop_pulling(self) -> None:
         """Nothing to stop: only a source pulls."""
+
+    def stop_waiting(self) -> None:
+        """Nothing to cancel: a node with an inbox drains it."""
 
     def pull_in_thread(self) -> asyncio.Future[Any] | None:
         return None
@@ -221,6 +227,9 @@ class SourceWorker(_Worker):
         """A blocking source's pull running in its thread."""
         self._stop = threading.Event()
         """Set on stop: a pull running in a thread returns at its next packet."""
+        self._task: asyncio.Task[Any] | None = None
+        self._waiting = False
+        """In a wait a stop may cancel (pacing, a pause, an async pull)."""
 
     def stop_pulling(self) -> None:
         """A pull running in a thread returns at its next packet."""
@@ -231,7 +240,27 @@ class SourceWorker(_Worker):
         pulling = self.pulling
         return pulling if pulling is not None and not pulling.done() else None
 
+    def stop_waiting(self) -> None:
+        """On stop: cancel the source's task if it is in a wait that is safe to cancel."""
+        task = self._task
+        if self._waiting and task is not None and not task.done():
+            self.cancelled_by_stop = True
+            task.cancel()
+
+    @contextlib.contextmanager
+    def _stoppable(self) -> Iterator[None]:
+        """Mark a wait (pacing, a pause, an async pull) as safe to cancel on stop."""
+        if self.runtime.stopping:
+            self.cancelled_by_stop = True
+            raise asyncio.CancelledError
+        self._waiting = True
+        try:
+            yield
+        finally:
+            self._waiting = False
+
     async def run(self) -> None:
+        self._task = asyncio.current_task()
         packets: Any = self.node.plugin.packets()  # type: ignore[attr-defined]
         try:
             if hasattr(packets, "__anext__"):
@@ -269,11 +298,11 @@ class SourceWorker(_Worker):
         (reserved: settle with `runtime.budget.settle`). 0 means stop."""
         node, runtime = self.node, self.runtime
         if not node.running.is_set():
-            with runtime.stoppable(node):
+            with self._stoppable():
                 await node.running.wait()
         pacer = node.pacer
         if pacer is not None and pacer.rate_hz is not None:
-            with runtime.stoppable(node):
+            with self._stoppable():
                 wanted = await pacer.take(wanted)
         budget = runtime.budget
         while True:
@@ -283,7 +312,7 @@ class SourceWorker(_Worker):
             if budget.spent:  # every source stops, and the drain has a time limit
                 runtime.request_stop(StopReason.MAX_PACKETS)
                 return 0
-            with runtime.stoppable(node):  # another source holds the rest: it may not use it
+            with self._stoppable():  # another source holds the rest: it may not use it
                 await budget.changed.wait()
 
     async def _pump_sync(self, packets: Iterator[StreamPacket | BadRecord | None]) -> None:
@@ -302,7 +331,7 @@ class SourceWorker(_Worker):
                     node.pool, _pull, packets, wanted, stop_at_bad, self._stop
                 )
                 try:
-                    with runtime.stoppable(node):  # a device read may wait for ever
+                    with self._stoppable():  # a device read may wait for ever
                         pulled = await asyncio.shield(pulling)
                 except asyncio.CancelledError:
                     runtime.budget.settle(wanted, 0)
@@ -335,7 +364,7 @@ class SourceWorker(_Worker):
             if not await self._permits(1):
                 return
             try:
-                with runtime.stoppable(node):
+                with self._stoppable():
                     packet = await packets.__anext__()
             except StopAsyncIteration:
                 budget.settle(1, 0)

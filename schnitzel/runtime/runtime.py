@@ -13,11 +13,10 @@ counts it (docs/contracts/run_report.md).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -100,8 +99,6 @@ class Runtime:
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._tickers: list[asyncio.Task[None]] = []
         """One per processor node: calls its plugin's `tick` (runtime/held.py)."""
-        self._in_stoppable: set[str] = set()
-        self._stop_cancelled: set[str] = set()
         self.abandoned = False
         """True once queued packets were given up (drain timeout, forced stop)."""
         self.volatile_lost = False
@@ -346,7 +343,9 @@ class Runtime:
             task = asyncio.current_task()
             if task is not None and not task.cancelling():  # raised by the plugin, not us
                 self._node_crashed(node, exc)
-            elif node.id not in self._stop_cancelled and not (self.forced or self.abandoned):
+            elif not self.workers[node.id].cancelled_by_stop and not (
+                self.forced or self.abandoned
+            ):
                 raise
         except (KeyboardInterrupt, SystemExit):
             raise
@@ -415,23 +414,8 @@ class Runtime:
         for node in self.nodes.values():
             if node.kind != "source" and node.paused:  # a drain delivers what is in flight
                 node.running.set()
-        for node_id in list(self._in_stoppable):
-            task = self._tasks.get(node_id)
-            if task is not None and not task.done():
-                self._stop_cancelled.add(node_id)
-                task.cancel()
-
-    @contextlib.contextmanager
-    def stoppable(self, node: Node) -> Iterator[None]:
-        """Mark a source's wait (pacing, pause, an async pull) as safe to cancel on stop."""
-        if self.stopping:
-            self._stop_cancelled.add(node.id)
-            raise asyncio.CancelledError
-        self._in_stoppable.add(node.id)
-        try:
-            yield
-        finally:
-            self._in_stoppable.discard(node.id)
+        for worker in self.workers.values():
+            worker.stop_waiting()
 
     def _abandon(self, why: str) -> None:
         self.abandoned = True

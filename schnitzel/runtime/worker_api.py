@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from typing import TYPE_CHECKING, Any, Protocol
 
 from schnitzel.contract.packet import StreamPacket
@@ -40,8 +39,18 @@ class NodeWorker(Protocol):
         with (checkpoint tracking); None for other nodes."""
         ...
 
+    @property
+    def cancelled_by_stop(self) -> bool:
+        """A stop cancelled the worker's task in a wait that was safe to cancel."""
+        ...
+
     def stop_pulling(self) -> None:
         """On stop: a source's pull running in a thread returns at its next packet."""
+        ...
+
+    def stop_waiting(self) -> None:
+        """On stop: cancel the worker's task if it is in a wait that is safe to cancel (a
+        source's pacing, a pause, an async pull)."""
         ...
 
     def pull_in_thread(self) -> asyncio.Future[Any] | None:
@@ -79,10 +88,6 @@ class WorkerRuntime(Protocol):
     @property
     def errors(self) -> ErrorPolicy:
         """Each node's `on_error`, applied to failed packets and bad source records."""
-        ...
-
-    def stoppable(self, node: Node) -> contextlib.AbstractContextManager[None]:
-        """Mark a source's wait as safe to cancel on stop."""
         ...
 
     def request_stop(self, reason: str, detail: str = "") -> None: ...
