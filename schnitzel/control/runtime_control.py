@@ -4,9 +4,9 @@ a reload use (DESIGN 3.6).
 Every method runs on the runtime's event loop thread. Commands that change something answer
 with a dict saying what changed (before and after), and write one audit log entry each, also
 when they are refused. The control plane's state of a run (the controller, the audit log, the
-per-node and reload locks) is one `ControlState` per runtime, shared by every
-`RuntimeControl` of it, so any number of them agree; the runtime never reads it. The swap
-history stays on the runtime: its report says whether a node `can_rollback`.
+per-node and reload locks, the swap history) is one `ControlState` per runtime, shared by
+every `RuntimeControl` of it, so any number of them agree; the runtime never reads it, but
+for one answer the state registers on it: whether a node `can_rollback` (its report says).
 """
 
 from __future__ import annotations
@@ -55,6 +55,13 @@ class ControlState:
         self.reload_lock = asyncio.Lock()
         self.controller: Any = None
         """The controller (schnitzel.control.controller), while `runtime.controller` is on."""
+        self.swap_history: dict[str, list[NodeVersion]] = {}
+        """Per node, the versions it ran before each swap (for rollback), oldest first."""
+        runtime.can_rollback = self.can_rollback
+
+    def can_rollback(self, node_id: str) -> bool:
+        """True when the node was swapped: there is a version to roll back to."""
+        return bool(self.swap_history.get(node_id))
 
 
 _STATES: weakref.WeakKeyDictionary[Runtime, ControlState] = weakref.WeakKeyDictionary()
@@ -334,7 +341,7 @@ class RuntimeControl:
         `schnitzel.control.swap`). `plugin=None`: keep the node's plugin, change its config.
         `config=None`: the current config when the plugin stays, else the plugin's defaults.
         `dry_run`: validate and show the diff, change nothing."""
-        history = self._runtime.swap_history
+        history = self._state.swap_history
         try:
             if dry_run:
                 return self.plan(node_id, plugin, config)
@@ -386,7 +393,7 @@ class RuntimeControl:
         try:
             self._node(node_id)
             async with self._changing(node_id):
-                history = self._runtime.swap_history.get(node_id)
+                history = self._state.swap_history.get(node_id)
                 if not history:
                     raise ControlError(f"node {node_id!r} was not swapped: nothing to roll back to")
                 previous: NodeVersion = history[-1]

@@ -183,12 +183,9 @@ async def _take_turn(runtime: Runtime, node: Node) -> None:
         await asyncio.wait_for(node.turn.acquire(), INTERRUPT_AFTER_S)
         return
     except TimeoutError:
-        calling = node.calling
-        if calling is None or calling.done() or not node.interruptible:
+        if not runtime.workers[node.id].interrupt():
             await asyncio.wait_for(node.turn.acquire(), TURN_TIMEOUT_S - INTERRUPT_AFTER_S)
             return
-    node.interrupting = True
-    calling.cancel()
     runtime.events.add(
         "info",
         f"swap: the old plugin was still on its batch after {INTERRUPT_AFTER_S:g} s; the "

@@ -115,7 +115,7 @@ class CheckpointTracker:
                 inbox.confirm(confirmed)
         for source in self.sources:
             candidates = self._candidates[source.id]
-            last = source.last_emitted
+            last = self.runtime.workers[source.id].last_emitted
             if last is not None and last is not self._noted[source.id]:
                 self._noted[source.id] = last
                 candidates.append(_Candidate(last, self._positions(source)))
@@ -135,8 +135,9 @@ class CheckpointTracker:
                 inbox.confirm(len(inbox.unconfirmed))
             for source in self.sources:
                 self._candidates[source.id].clear()
-                if source.last_emitted is not None:
-                    self._save(source, source.last_emitted)
+                last = self.runtime.workers[source.id].last_emitted
+                if last is not None:
+                    self._save(source, last)
         else:
             self.poll()
         # A save still running when the last one was asked for starts the last one when it

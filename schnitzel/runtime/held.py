@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from schnitzel.registry.plugin import Processor
 from schnitzel.runtime.node import Node
 from schnitzel.runtime.processing import Outcome, Routed, checked_outputs
+from schnitzel.runtime.worker_api import NodeWorker
 
 if TYPE_CHECKING:
     from schnitzel.runtime.runtime import Runtime
@@ -53,11 +54,12 @@ async def run_ticks(node: Node, runtime: Runtime) -> None:
                 node.metrics.error(None, exc)
                 runtime.events.add("error", f"tick() failed: {exc}", node.id)
                 continue
-        await release(node, items)
+        await release(node, runtime.workers[node.id], items)
 
 
-async def release(node: Node, items: list[Any]) -> None:
-    """Emit what a plugin released without an input packet (counted as the node's output)."""
+async def release(node: Node, worker: NodeWorker, items: list[Any]) -> None:
+    """Emit what a plugin released without an input packet (counted as the node's output),
+    through the node's worker: a wait for room downstream is not a stall."""
     if not items:
         return
     outcome = Outcome()
@@ -74,11 +76,7 @@ async def release(node: Node, items: list[Any]) -> None:
     if not outcome.outputs:
         return
     node.metrics.passed_on(len(outcome.outputs))
-    node.emitting = True
-    try:
-        await node.emit(outcome.outputs, outcome.routed)
-    finally:
-        node.emitting = False
+    await worker.emit(outcome.outputs, outcome.routed)
 
 
 def flush_order(runtime: Runtime) -> list[Node]:

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, NamedTuple
 
 from schnitzel.contract.packet import StreamPacket
 from schnitzel.contract.run_report import Percentiles
-from schnitzel.errors import BadRecord
 from schnitzel.registry.plugin import NodeContext, Plugin, Source
 from schnitzel.registry.trouble import Trouble
 from schnitzel.runtime.inbox import Inbox
@@ -37,11 +35,6 @@ class Target(NamedTuple):
 
 class Node:
     """A node of the running graph."""
-
-    calling: asyncio.Future[Outcome] | None = None
-    """The plugin call on a batch a swap may interrupt (see `interruptible`)."""
-    interrupting = False
-    """Set by a swap that cancels `calling`: the batch goes back to the inbox."""
 
     def __init__(self, resolved: ResolvedNode, plugin: Plugin, inbox: Inbox | None) -> None:
         self.id = resolved.id
@@ -78,19 +71,10 @@ class Node:
         self.batch: Batch | None = None
         """The batch the node took from its inbox and has not ended yet (settled, given
         back or abandoned); `batch.counted` says whether its outcome is counted."""
-        self.last_emitted: StreamPacket | BadRecord | None = None
-        """A source's newest packet the graph accepted, or bad record its `on_error` dealt
-        with (checkpoint tracking)."""
         self.abandoned = False
         """Set when the run gave up on this node (drain timeout, forced stop, failure)."""
         self.left_in_thread = False
         """A call was still running in the node's thread when the run gave up on it."""
-        self.pulling: asyncio.Future[Any] | None = None
-        """A blocking source's pull running in its thread."""
-        self.stop_pulling = threading.Event()
-        """Set on stop: a pull running in a thread returns at its next packet."""
-        self.emitting = False
-        """True while the node waits for room downstream (backpressure, not a stall)."""
 
     @property
     def interruptible(self) -> bool:

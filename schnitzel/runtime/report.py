@@ -100,7 +100,7 @@ def run_status(runtime: Runtime) -> RunStatus:
 def build_report(runtime: Runtime) -> RunReport:
     """The whole report: status, stop reason, totals and every node."""
     nodes = {
-        node_id: node_report(node, can_rollback=bool(runtime.swap_history.get(node_id)))
+        node_id: node_report(node, can_rollback=runtime.can_rollback(node_id))
         for node_id, node in runtime.nodes.items()
     }
     sources = [n for n in runtime.nodes.values() if n.kind == "source"]

@@ -1,4 +1,7 @@
-"""The task each node runs: sources pull from their plugin, other nodes drain their inbox.
+"""The task each node runs: a `SourceWorker` pulls from its source plugin, an `InboxWorker`
+drains its node's inbox. Each owns the state of the batch it is on (a pull running in a
+thread, a call a swap may interrupt, a wait for room downstream); the runtime, draining and
+the control plane ask it through `NodeWorker` (runtime/worker_api.py), never through `Node`.
 
 Both work in micro-batches: a node takes everything queued (up to `BATCH`) at once, so the
 per-packet cost is a plugin call and a few list operations; awaiting, counting and waking
@@ -8,6 +11,7 @@ happen once per batch.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -22,65 +26,169 @@ from schnitzel.runtime.processing import Outcome
 from schnitzel.runtime.stop_reason import StopReason
 from schnitzel.runtime.worker_api import WorkerRuntime
 
-__all__ = ["BATCH", "run_source", "run_worker"]
+__all__ = ["BATCH", "InboxWorker", "SourceWorker", "worker_for"]
 
 BATCH = 256
 """Most packets a node takes or a source pulls at once."""
 
 
-async def run_worker(node: Node, runtime: WorkerRuntime) -> None:
-    """Drain the node's inbox until the runtime closes it."""
-    inbox = node.inbox
-    assert inbox is not None
-    metrics = node.metrics
-    running, turn = node.running, node.turn
-    is_sink = node.kind == "sink"
-    keep_failed = node.resolved.spec.on_error == "stop"  # a durable inbox keeps them for later
-    clock, wall = time.monotonic, time.time  # monotonic: the clock health compares with
-    record_ages, processing = metrics.latency.record_ages, metrics.processing
-    while not node.abandoned:
-        if not inbox:
-            if inbox.closed:
+class _Worker:
+    """What every node's task has: its node, the runtime as workers see it, and whether it
+    waits for room downstream."""
+
+    last_emitted: StreamPacket | BadRecord | None = None
+    """A source's newest packet the graph accepted, or bad record its `on_error` dealt with
+    (checkpoint tracking); always None for other nodes."""
+    cancelled_by_stop = False
+    """A stop cancelled the worker's task in a wait that was safe to cancel."""
+
+    def __init__(self, node: Node, runtime: WorkerRuntime) -> None:
+        self.node = node
+        self.runtime = runtime
+        self.emitting = False
+        """True while the worker waits for room downstream (backpressure, not a stall)."""
+
+    @property
+    def waiting_downstream(self) -> bool:
+        return self.emitting
+
+    def stop_pulling(self) -> None:
+        """Nothing to stop: only a source pulls."""
+
+    def stop_waiting(self) -> None:
+        """Nothing to cancel: a node with an inbox drains it."""
+
+    def pull_in_thread(self) -> asyncio.Future[Any] | None:
+        return None
+
+    def interrupt(self) -> bool:
+        return False
+
+    async def emit(self, packets: list[Any], routed: bool = False) -> None:
+        """Pass packets on (`Node.emit`), marked as a wait for room downstream."""
+        self.emitting = True
+        try:
+            await self.node.emit(packets, routed)
+        finally:
+            self.emitting = False
+
+
+def worker_for(node: Node, runtime: WorkerRuntime) -> SourceWorker | InboxWorker:
+    """The worker that runs `node`: a source pulls, any other node drains its inbox."""
+    return SourceWorker(node, runtime) if node.kind == "source" else InboxWorker(node, runtime)
+
+
+class InboxWorker(_Worker):
+    """Drains one node's inbox batch by batch through its plugin."""
+
+    def __init__(self, node: Node, runtime: WorkerRuntime) -> None:
+        super().__init__(node, runtime)
+        self.calling: asyncio.Future[Outcome] | None = None
+        """The plugin call on a batch a swap may interrupt (see `Node.interruptible`)."""
+        self.interrupting = False
+        """Set by a swap that cancels `calling`: the batch goes back to the inbox."""
+
+    def interrupt(self) -> bool:
+        """Cancel the plugin call on the current batch, which goes back to the front of the
+        durable inbox (a swap that waited too long). False when there is no call to cancel
+        or it cannot be (a memory inbox, a call in a thread)."""
+        calling = self.calling
+        if calling is None or calling.done() or not self.node.interruptible:
+            return False
+        self.interrupting = True
+        calling.cancel()
+        return True
+
+    async def run(self) -> None:
+        """Drain the node's inbox until the runtime closes it."""
+        node, runtime = self.node, self.runtime
+        inbox = node.inbox
+        assert inbox is not None
+        metrics = node.metrics
+        running, turn = node.running, node.turn
+        is_sink = node.kind == "sink"
+        keep_failed = node.resolved.spec.on_error == "stop"  # a durable inbox keeps them
+        clock, wall = time.monotonic, time.time  # monotonic: the clock health compares with
+        record_ages, processing = metrics.latency.record_ages, metrics.processing
+        while not node.abandoned:
+            if not inbox:
+                if inbox.closed:
+                    return
+                await inbox.wait_items()
+                continue
+            if not running.is_set() and not runtime.stopping:  # a drain does not wait on pauses
+                await running.wait()
+            node.batch = taken = inbox.take(_batch_limit(node))
+            batch = taken.packets
+            n = len(batch)
+            metrics.took(n)
+            metrics.last_progress = started = clock()
+            if node.sample_every > 1:
+                batch = node.sample(batch)
+            async with turn:  # a swap waits for this batch, then the next goes to the new plugin
+                outcome = await self._call(batch)
+            if outcome is None:  # a swap gave the batch back: the new plugin gets it
+                continue
+            if node.abandoned:  # the run gave up on this node meanwhile and counted the batch
                 return
-            await inbox.wait_items()
-            continue
-        if not running.is_set() and not runtime.stopping:  # a drain does not wait on pauses
-            await running.wait()
-        node.batch = taken = inbox.take(_batch_limit(node))
-        batch = taken.packets
-        n = len(batch)
-        metrics.took(n)
-        metrics.last_progress = started = clock()
-        if node.sample_every > 1:
-            batch = node.sample(batch)
-        async with turn:  # a swap waits for this batch, then the next goes to the new plugin
-            outcome = await _call(node, batch)
-        if outcome is None:  # a swap gave the batch back: the new plugin gets it
-            continue
-        if node.abandoned:  # the run gave up on this node meanwhile and counted the batch
-            return
-        finished = clock()
-        processing.record((finished - started) / n, n)
-        if is_sink:
-            metrics.completed(len(batch) - len(outcome.failures), outcome.filtered)
+            finished = clock()
+            processing.record((finished - started) / n, n)
+            if is_sink:
+                metrics.completed(len(batch) - len(outcome.failures), outcome.filtered)
+            else:
+                metrics.passed_on(len(outcome.outputs), outcome.filtered)
+            taken.counted = True  # every input is now counted: passed on, filtered or failed
+            # At most ~16 samples per batch, each weighted by the stride: exact for the small
+            # batches of a paced stream, and it keeps a 256-packet batch from costing 256
+            # bisects.
+            record_ages(wall(), batch, (n >> 4) or 1)
+            if outcome.failures:
+                await runtime.errors.handle_failures(node, outcome.failures)
+            if outcome.outputs:
+                self.emitting = True
+                await node.emit(outcome.outputs, outcome.routed)
+                self.emitting = False
+            metrics.last_progress = finished
+            if taken.rows is None:  # a memory inbox: nothing to delete
+                taken.settle()
+                node.batch = None
+            elif not _settle_durable(node, runtime, taken, outcome, keep_failed):
+                return
+
+    async def _call(self, batch: list[StreamPacket]) -> Outcome | None:
+        """The plugin's outcome on a batch (None: a swap interrupted it)."""
+        node = self.node
+        if not batch:
+            return Outcome()
+        if node.interruptible:
+            outcome = await self._interruptible_call(batch)
         else:
-            metrics.passed_on(len(outcome.outputs), outcome.filtered)
-        taken.counted = True  # every input is now counted: passed on, filtered or failed
-        # At most ~16 samples per batch, each weighted by the stride: exact for the small
-        # batches of a paced stream, and it keeps a 256-packet batch from costing 256 bisects.
-        record_ages(wall(), batch, (n >> 4) or 1)
-        if outcome.failures:
-            await runtime.errors.handle_failures(node, outcome.failures)
-        if outcome.outputs:
-            node.emitting = True
-            await node.emit(outcome.outputs, outcome.routed)
-            node.emitting = False
-        metrics.last_progress = finished
-        if taken.rows is None:  # a memory inbox: nothing to delete
-            taken.settle()
-            node.batch = None
-        elif not _settle_durable(node, runtime, taken, outcome, keep_failed):
-            return
+            outcome = await node.call(batch)
+        if outcome is not None and outcome.routed:
+            node.check_routes(outcome)
+        return outcome
+
+    async def _interruptible_call(self, batch: list[StreamPacket]) -> Outcome | None:
+        """The plugin call on a batch from a durable inbox, which a swap may cancel (a sink
+        retrying a backend that is down holds its batch for ever); None when it did: the
+        batch is back at the front of the inbox."""
+        node = self.node
+        self.calling = call = asyncio.ensure_future(node.call(batch))
+        try:
+            return await call
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if not self.interrupting or (task is not None and task.cancelling()):
+                raise  # a stop, not a swap
+            self.interrupting = False
+            held, node.batch = node.batch, None
+            if held is None:  # the run gave up on the node meanwhile: nothing to give back
+                return None
+            taken = held.give_back()
+            node.metrics.handed_back(taken, taken - len(batch))  # sampled again when taken again
+            return None
+        finally:
+            self.calling = None
 
 
 def _batch_limit(node: Node) -> int:
@@ -88,41 +196,6 @@ def _batch_limit(node: Node) -> int:
     calls such as inference take few), times the calls it runs at once; else BATCH."""
     most = getattr(node.plugin, "max_batch", None)
     return BATCH if most is None else max(1, most * node.concurrency)
-
-
-async def _call(node: Node, batch: list[StreamPacket]) -> Outcome | None:
-    """The plugin's outcome on a batch (None: a swap interrupted it)."""
-    if not batch:
-        return Outcome()
-    if node.interruptible:
-        outcome = await _interruptible_call(node, batch)
-    else:
-        outcome = await node.call(batch)
-    if outcome is not None and outcome.routed:
-        node.check_routes(outcome)
-    return outcome
-
-
-async def _interruptible_call(node: Node, batch: list[StreamPacket]) -> Outcome | None:
-    """The plugin call on a batch from a durable inbox, which a swap may cancel (a sink
-    retrying a backend that is down holds its batch for ever); None when it did: the batch
-    is back at the front of the inbox."""
-    node.calling = call = asyncio.ensure_future(node.call(batch))
-    try:
-        return await call
-    except asyncio.CancelledError:
-        task = asyncio.current_task()
-        if not node.interrupting or (task is not None and task.cancelling()):
-            raise  # a stop, not a swap
-        node.interrupting = False
-        held, node.batch = node.batch, None
-        if held is None:  # the run gave up on the node meanwhile: nothing to give back
-            return None
-        taken = held.give_back()
-        node.metrics.handed_back(taken, taken - len(batch))  # sampled again when taken again
-        return None
-    finally:
-        node.calling = None
 
 
 def _settle_durable(
@@ -144,104 +217,179 @@ def _settle_durable(
     return True
 
 
-async def run_source(node: Node, runtime: WorkerRuntime) -> None:
-    """Pull packets from the source plugin as fast as the graph and the pacer allow."""
-    packets: Any = node.plugin.packets()  # type: ignore[attr-defined]
-    try:
-        if hasattr(packets, "__anext__"):
-            await _pump_async(node, runtime, packets)
-        else:
-            await _pump_sync(node, runtime, packets)
-    finally:
-        await _close_iterator(node, runtime, packets)
+class SourceWorker(_Worker):
+    """Pulls packets from a source plugin as fast as the graph and the pacer allow. A source
+    has no inbox, so waiting downstream never looks like a stall: it emits unmarked."""
 
+    def __init__(self, node: Node, runtime: WorkerRuntime) -> None:
+        super().__init__(node, runtime)
+        self.pulling: asyncio.Future[Any] | None = None
+        """A blocking source's pull running in its thread."""
+        self._stop = threading.Event()
+        """Set on stop: a pull running in a thread returns at its next packet."""
+        self._task: asyncio.Task[Any] | None = None
+        self._waiting = False
+        """In a wait a stop may cancel (pacing, a pause, an async pull)."""
 
-async def _close_iterator(node: Node, runtime: WorkerRuntime, packets: Any) -> None:
-    """Close the source's iterator; one still running in a thread is closed when it returns
-    (closing a generator while it executes would fail)."""
+    def stop_pulling(self) -> None:
+        """A pull running in a thread returns at its next packet."""
+        self._stop.set()
 
-    def close() -> None:
-        closer = getattr(packets, "close", None)
-        if closer is not None:
+    def pull_in_thread(self) -> asyncio.Future[Any] | None:
+        """The pull still running in the source's thread, if any."""
+        pulling = self.pulling
+        return pulling if pulling is not None and not pulling.done() else None
+
+    def stop_waiting(self) -> None:
+        """On stop: cancel the source's task if it is in a wait that is safe to cancel."""
+        task = self._task
+        if self._waiting and task is not None and not task.done():
+            self.cancelled_by_stop = True
+            task.cancel()
+
+    @contextlib.contextmanager
+    def _stoppable(self) -> Iterator[None]:
+        """Mark a wait (pacing, a pause, an async pull) as safe to cancel on stop."""
+        if self.runtime.stopping:
+            self.cancelled_by_stop = True
+            raise asyncio.CancelledError
+        self._waiting = True
+        try:
+            yield
+        finally:
+            self._waiting = False
+
+    async def run(self) -> None:
+        self._task = asyncio.current_task()
+        packets: Any = self.node.plugin.packets()  # type: ignore[attr-defined]
+        try:
+            if hasattr(packets, "__anext__"):
+                await self._pump_async(packets)
+            else:
+                await self._pump_sync(packets)
+        finally:
+            await self._close_iterator(packets)
+
+    async def _close_iterator(self, packets: Any) -> None:
+        """Close the source's iterator; one still running in a thread is closed when it
+        returns (closing a generator while it executes would fail)."""
+        node, runtime = self.node, self.runtime
+
+        def close() -> None:
+            closer = getattr(packets, "close", None)
+            if closer is not None:
+                try:
+                    closer()
+                except Exception as exc:
+                    runtime.events.add("error", f"closing the source failed: {exc}", node.id)
+
+        if hasattr(packets, "aclose"):
             try:
-                closer()
+                await packets.aclose()
             except Exception as exc:
                 runtime.events.add("error", f"closing the source failed: {exc}", node.id)
-
-    if hasattr(packets, "aclose"):
-        try:
-            await packets.aclose()
-        except Exception as exc:
-            runtime.events.add("error", f"closing the source failed: {exc}", node.id)
-    elif node.pulling is not None and not node.pulling.done():
-        node.pulling.add_done_callback(lambda _: close())
-    else:
-        close()
-
-
-async def _permits(node: Node, runtime: WorkerRuntime, wanted: int) -> int:
-    """How many packets the source may produce now: paused, paced and budgeted (reserved:
-    settle with `runtime.budget.settle`). 0 means stop."""
-    if not node.running.is_set():
-        with runtime.stoppable(node):
-            await node.running.wait()
-    pacer = node.pacer
-    if pacer is not None and pacer.rate_hz is not None:
-        with runtime.stoppable(node):
-            wanted = await pacer.take(wanted)
-    budget = runtime.budget
-    while True:
-        granted = budget.take(wanted)
-        if granted:
-            return granted
-        if budget.spent:  # every source stops, and the drain has a time limit
-            runtime.request_stop(StopReason.MAX_PACKETS)
-            return 0
-        with runtime.stoppable(node):  # another source holds the rest: it may not use it all
-            await budget.changed.wait()
-
-
-async def _pump_sync(
-    node: Node, runtime: WorkerRuntime, packets: Iterator[StreamPacket | BadRecord | None]
-) -> None:
-    loop = asyncio.get_running_loop()
-    metrics = node.metrics
-    stop_at_bad = node.resolved.spec.on_error == "stop"
-    while not runtime.stopping:
-        wanted = await _permits(node, runtime, BATCH)
-        if not wanted:
-            return
-        if node.pool is None:
-            pulled = _pull(packets, wanted, stop_at_bad)
+        elif (pulling := self.pull_in_thread()) is not None:
+            pulling.add_done_callback(lambda _: close())
         else:
-            node.pulling = pulling = loop.run_in_executor(
-                node.pool, _pull, packets, wanted, stop_at_bad, node.stop_pulling
-            )
-            try:
-                with runtime.stoppable(node):  # a device read may wait for ever
-                    pulled = await asyncio.shield(pulling)
-            except asyncio.CancelledError:
-                runtime.budget.settle(wanted, 0)
-                pulling.add_done_callback(lambda done: _count_unsent_pull(node, done))
-                raise
-        batch = pulled.packets
-        runtime.budget.settle(wanted, len(batch))  # bad records are not packets
-        if batch:
-            metrics.passed_on(len(batch))
-            metrics.last_progress = time.monotonic()
-            await node.emit(batch)
-            node.last_emitted = batch[-1]
-        if pulled.bad:
-            if not await runtime.errors.bad_records(node, pulled.bad):
+            close()
+
+    async def _permits(self, wanted: int) -> int:
+        """How many packets the source may produce now: paused, paced and budgeted
+        (reserved: settle with `runtime.budget.settle`). 0 means stop."""
+        node, runtime = self.node, self.runtime
+        if not node.running.is_set():
+            with self._stoppable():
+                await node.running.wait()
+        pacer = node.pacer
+        if pacer is not None and pacer.rate_hz is not None:
+            with self._stoppable():
+                wanted = await pacer.take(wanted)
+        budget = runtime.budget
+        while True:
+            granted = budget.take(wanted)
+            if granted:
+                return granted
+            if budget.spent:  # every source stops, and the drain has a time limit
+                runtime.request_stop(StopReason.MAX_PACKETS)
+                return 0
+            with self._stoppable():  # another source holds the rest: it may not use it
+                await budget.changed.wait()
+
+    async def _pump_sync(self, packets: Iterator[StreamPacket | BadRecord | None]) -> None:
+        node, runtime = self.node, self.runtime
+        loop = asyncio.get_running_loop()
+        metrics = node.metrics
+        stop_at_bad = node.resolved.spec.on_error == "stop"
+        while not runtime.stopping:
+            wanted = await self._permits(BATCH)
+            if not wanted:
                 return
-            if pulled.last is not None:  # dealt with: a checkpoint may pass them
-                node.last_emitted = pulled.last
-        if pulled.failure is not None:
-            await runtime.errors.source_failed(node, pulled.failure)
-            return
-        if pulled.ended:
-            return
-        await asyncio.sleep(0)  # let the rest of the graph run between batches
+            if node.pool is None:
+                pulled = _pull(packets, wanted, stop_at_bad)
+            else:
+                self.pulling = pulling = loop.run_in_executor(
+                    node.pool, _pull, packets, wanted, stop_at_bad, self._stop
+                )
+                try:
+                    with self._stoppable():  # a device read may wait for ever
+                        pulled = await asyncio.shield(pulling)
+                except asyncio.CancelledError:
+                    runtime.budget.settle(wanted, 0)
+                    pulling.add_done_callback(lambda done: _count_unsent_pull(node, done))
+                    raise
+            batch = pulled.packets
+            runtime.budget.settle(wanted, len(batch))  # bad records are not packets
+            if batch:
+                metrics.passed_on(len(batch))
+                metrics.last_progress = time.monotonic()
+                await node.emit(batch)
+                self.last_emitted = batch[-1]
+            if pulled.bad:
+                if not await runtime.errors.bad_records(node, pulled.bad):
+                    return
+                if pulled.last is not None:  # dealt with: a checkpoint may pass them
+                    self.last_emitted = pulled.last
+            if pulled.failure is not None:
+                await runtime.errors.source_failed(node, pulled.failure)
+                return
+            if pulled.ended:
+                return
+            await asyncio.sleep(0)  # let the rest of the graph run between batches
+
+    async def _pump_async(self, packets: AsyncIterator[StreamPacket | BadRecord | None]) -> None:
+        node, runtime = self.node, self.runtime
+        metrics = node.metrics
+        budget = runtime.budget
+        while not runtime.stopping:
+            if not await self._permits(1):
+                return
+            try:
+                with self._stoppable():
+                    packet = await packets.__anext__()
+            except StopAsyncIteration:
+                budget.settle(1, 0)
+                return
+            except asyncio.CancelledError:
+                budget.settle(1, 0)
+                raise
+            except Exception as exc:
+                budget.settle(1, 0)
+                await runtime.errors.source_failed(node, exc)
+                return
+            if packet is None:  # nothing yet: the source waits for input
+                budget.settle(1, 0)
+                continue
+            if isinstance(packet, BadRecord):
+                budget.settle(1, 0)
+                if not await runtime.errors.bad_records(node, [packet]):
+                    return
+                self.last_emitted = packet
+                continue
+            budget.settle(1, 1)
+            metrics.passed_on(1)
+            metrics.last_progress = time.monotonic()
+            await node.emit([packet])
+            self.last_emitted = packet
 
 
 class _Pulled(NamedTuple):
@@ -299,40 +447,3 @@ def _count_unsent_pull(node: Node, pulling: asyncio.Future[Any]) -> None:
         pulled: _Pulled = pulling.result()
         if pulled.packets:
             node.metrics.drop(DropReason.SHUTDOWN, len(pulled.packets))
-
-
-async def _pump_async(
-    node: Node, runtime: WorkerRuntime, packets: AsyncIterator[StreamPacket | BadRecord | None]
-) -> None:
-    metrics = node.metrics
-    budget = runtime.budget
-    while not runtime.stopping:
-        if not await _permits(node, runtime, 1):
-            return
-        try:
-            with runtime.stoppable(node):
-                packet = await packets.__anext__()
-        except StopAsyncIteration:
-            budget.settle(1, 0)
-            return
-        except asyncio.CancelledError:
-            budget.settle(1, 0)
-            raise
-        except Exception as exc:
-            budget.settle(1, 0)
-            await runtime.errors.source_failed(node, exc)
-            return
-        if packet is None:  # nothing yet: the source waits for input
-            budget.settle(1, 0)
-            continue
-        if isinstance(packet, BadRecord):
-            budget.settle(1, 0)
-            if not await runtime.errors.bad_records(node, [packet]):
-                return
-            node.last_emitted = packet
-            continue
-        budget.settle(1, 1)
-        metrics.passed_on(1)
-        metrics.last_progress = time.monotonic()
-        await node.emit([packet])
-        node.last_emitted = packet

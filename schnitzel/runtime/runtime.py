@@ -13,11 +13,10 @@ counts it (docs/contracts/run_report.md).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +37,7 @@ from schnitzel.runtime.inbox import InFlight
 from schnitzel.runtime.metrics import DropReason
 from schnitzel.runtime.node import Node
 from schnitzel.runtime.report import build_report
-from schnitzel.runtime.runners import run_source, run_worker
+from schnitzel.runtime.runners import worker_for
 from schnitzel.runtime.state_dir import default_state_dir
 from schnitzel.runtime.stop_reason import StopReason
 from schnitzel.runtime.stores import (
@@ -48,6 +47,7 @@ from schnitzel.runtime.stores import (
     open_stores,
 )
 from schnitzel.runtime.tick import TICK_S, tick_nodes
+from schnitzel.runtime.worker_api import NodeWorker
 from schnitzel.validate.graph import ValidatedGraph
 
 __all__ = ["Runtime", "StopReason"]
@@ -58,6 +58,10 @@ TASKS_GRACE_S = 5.0
 """How long the end of a run waits for node tasks to see their closed inboxes."""
 CLOSE_TIMEOUT_S = 5.0
 """How long a plugin's close() may take before the run ends without it."""
+
+
+def _never_swapped(node_id: str) -> bool:
+    return False
 
 
 class Runtime:
@@ -80,8 +84,9 @@ class Runtime:
         self.events = EventLog(self.logger)
         self.run_id = uuid.uuid4().hex
         """Names this run: a client that sees it change knows the runtime restarted."""
-        self.swap_history: dict[str, list[Any]] = {}
-        """Per node, the versions it ran before each swap (for rollback), oldest first."""
+        self.can_rollback: Callable[[str], bool] = _never_swapped
+        """Whether a node has a version to roll back to, for its report: the control plane
+        (which keeps the swap history) registers its own answer."""
         self.in_flight = InFlight()
         self.budget = Budget(None)
         self.stop_reason: str | None = None
@@ -95,8 +100,6 @@ class Runtime:
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._tickers: list[asyncio.Task[None]] = []
         """One per processor node: calls its plugin's `tick` (runtime/held.py)."""
-        self._in_stoppable: set[str] = set()
-        self._stop_cancelled: set[str] = set()
         self.abandoned = False
         """True once queued packets were given up (drain timeout, forced stop)."""
         self.volatile_lost = False
@@ -113,6 +116,10 @@ class Runtime:
         self.errors = ErrorPolicy(self.logger, self.events, self.request_stop)
         """Each node's `on_error`, applied to what it failed on."""
         self.checkpoints = CheckpointTracker(self)
+        self.workers: dict[str, NodeWorker] = {
+            node_id: worker_for(node, self) for node_id, node in self.nodes.items()
+        }
+        """Each node's task: it owns the state of the batch it is on (runtime/runners.py)."""
 
     # -- building ---------------------------------------------------------------------------
 
@@ -229,9 +236,8 @@ class Runtime:
         sources = [n for n in self.nodes.values() if n.kind == "source"]
         self.in_flight.sources_running = len(sources)
         for node in self.nodes.values():
-            runner = run_source if node.kind == "source" else run_worker
             self._tasks[node.id] = asyncio.create_task(
-                self._guard(node, runner(node, self)), name=f"schnitzel-node-{node.id}"
+                self._guard(node, self.workers[node.id].run()), name=f"schnitzel-node-{node.id}"
             )
 
     async def _start_delays(self) -> None:
@@ -281,7 +287,7 @@ class Runtime:
                         items = []
                 if items:
                     self.in_flight.idle.clear()
-                    await release(node, items)
+                    await release(node, self.workers[node.id], items)
             await self._drain_released()
 
     async def _drain_released(self) -> None:
@@ -300,7 +306,7 @@ class Runtime:
 
     async def _shutdown(self) -> None:
         self.stopping = True
-        pulls = [n.pulling for n in self.nodes.values() if n.pulling and not n.pulling.done()]
+        pulls = [p for w in self.workers.values() if (p := w.pull_in_thread()) is not None]
         if pulls:  # a stopped pull returns at its next packet: count what it read as lost
             await asyncio.wait(pulls, timeout=PULL_GRACE_S)
             await asyncio.sleep(0)  # let their done-callbacks count
@@ -352,7 +358,9 @@ class Runtime:
             task = asyncio.current_task()
             if task is not None and not task.cancelling():  # raised by the plugin, not us
                 self._node_crashed(node, exc)
-            elif node.id not in self._stop_cancelled and not (self.forced or self.abandoned):
+            elif not self.workers[node.id].cancelled_by_stop and not (
+                self.forced or self.abandoned
+            ):
                 raise
         except (KeyboardInterrupt, SystemExit):
             raise
@@ -414,29 +422,15 @@ class Runtime:
 
     def _stop_sources(self) -> None:
         self.stopping = True
+        for worker in self.workers.values():
+            worker.stop_pulling()
         for node in self.nodes.values():
-            node.stop_pulling.set()
             node.plugin.context.stopping.set()
         for node in self.nodes.values():
             if node.kind != "source" and node.paused:  # a drain delivers what is in flight
                 node.running.set()
-        for node_id in list(self._in_stoppable):
-            task = self._tasks.get(node_id)
-            if task is not None and not task.done():
-                self._stop_cancelled.add(node_id)
-                task.cancel()
-
-    @contextlib.contextmanager
-    def stoppable(self, node: Node) -> Iterator[None]:
-        """Mark a source's wait (pacing, pause, an async pull) as safe to cancel on stop."""
-        if self.stopping:
-            self._stop_cancelled.add(node.id)
-            raise asyncio.CancelledError
-        self._in_stoppable.add(node.id)
-        try:
-            yield
-        finally:
-            self._in_stoppable.discard(node.id)
+        for worker in self.workers.values():
+            worker.stop_waiting()
 
     def _abandon(self, why: str) -> None:
         self.abandoned = True
@@ -464,7 +458,7 @@ class Runtime:
             await asyncio.sleep(TICK_S)
 
     def _tick_once(self, final: bool = False) -> None:
-        tick_nodes(self.nodes, self.events, final)
+        tick_nodes(self.nodes, self.workers, self.events, final)
 
     def snapshot(self) -> RunReport:
         """The run report, live (`status` is "running" until the run ends)."""

@@ -6,11 +6,13 @@ threshold does not flap in the log."""
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 
 from schnitzel.runtime.durable_inbox import DurableInbox
 from schnitzel.runtime.events import EventLog
 from schnitzel.runtime.health import Health, judge_health
 from schnitzel.runtime.node import Node
+from schnitzel.runtime.worker_api import NodeWorker
 
 __all__ = ["TICK_S", "set_health", "tick_nodes"]
 
@@ -18,7 +20,12 @@ TICK_S = 1.0
 """How often rates and health are sampled."""
 
 
-def tick_nodes(nodes: dict[str, Node], events: EventLog, final: bool = False) -> None:
+def tick_nodes(
+    nodes: dict[str, Node],
+    workers: Mapping[str, NodeWorker],
+    events: EventLog,
+    final: bool = False,
+) -> None:
     """Sample every node once; `final`: the report's health is what this sample says."""
     now = time.monotonic()
     for node in nodes.values():
@@ -37,7 +44,7 @@ def tick_nodes(nodes: dict[str, Node], events: EventLog, final: bool = False) ->
             delta=delta,
             depth=inbox.depth if inbox is not None else 0,
             capacity=inbox.capacity if inbox is not None and not durable else None,
-            idle_s=0.0 if node.emitting else now - node.metrics.last_progress,
+            idle_s=0.0 if workers[node.id].waiting_downstream else now - node.metrics.last_progress,
             paused=node.paused,
             store_problem=inbox.problem() if isinstance(inbox, DurableInbox) else "",
             trouble=node.troubles.health_reason(),

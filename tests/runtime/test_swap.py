@@ -107,6 +107,27 @@ def test_a_swap_to_another_plugin_and_a_rollback(tmp_path: Path) -> None:
     assert entries[0]["after"] == {"plugin": "sample", "config": {"every": 2}}
 
 
+def test_the_swap_history_is_the_control_planes_and_the_report_reads_it(
+    tmp_path: Path,
+) -> None:
+    seen: dict[str, bool] = {}
+
+    async def steps(runtime: Runtime, control: RuntimeControl) -> None:
+        await _until(lambda: runtime.nodes["out"].metrics.delivered > 1000)
+        seen["before"] = runtime.snapshot()["nodes"]["mid"]["can_rollback"]
+        await control.swap("mid", "sample", {"every": 2}, actor=OPERATOR)
+        seen["after_swap"] = runtime.snapshot()["nodes"]["mid"]["can_rollback"]
+        other = RuntimeControl(runtime)  # a second client of the same run: the same history
+        await other.rollback("mid", actor=OPERATOR)
+        seen["after_rollback"] = runtime.snapshot()["nodes"]["mid"]["can_rollback"]
+        await other.swap("mid", "sample", {"every": 3}, actor=OPERATOR)
+
+    report = _run(tmp_path, TRANSFORM, steps)
+    assert seen == {"before": False, "after_swap": True, "after_rollback": False}
+    assert report["nodes"]["mid"]["can_rollback"] is True  # the final report asks too
+    assert report["nodes"]["out"]["can_rollback"] is False
+
+
 def test_the_dedup_window_is_handed_over(tmp_path: Path) -> None:
     body = f"""
 nodes:
