@@ -23,9 +23,19 @@ def wait_until(condition: Callable[[], bool], what: str, process: subprocess.Pop
     give_up = time.monotonic() + GUARD_S
     while not condition():
         if process.poll() is not None:
-            raise AssertionError(f"the run ended ({process.returncode}) before {what}")
-        assert time.monotonic() < give_up, f"never happened: {what}"
+            raise AssertionError(
+                f"the run ended ({process.returncode}) before {what}: {log(process)}"
+            )
+        if time.monotonic() >= give_up:
+            process.kill()  # never leave the run behind; its log says what it was doing
+            raise AssertionError(f"never happened: {what}; the run's log: {log(process)}")
         time.sleep(0.02)
+
+
+def log(process: subprocess.Popen[bytes]) -> str:
+    """The end of a finished (or just killed) run's log."""
+    _out, err = process.communicate(timeout=GUARD_S)
+    return err.decode(errors="replace")[-6000:]
 
 
 def append(path: Path, tag: str, first: int, count: int) -> None:
