@@ -10,7 +10,6 @@ import os
 import signal
 import subprocess
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -23,12 +22,6 @@ from tests.http_backend import LoopbackBackend
 from tests.runtime.harness import graph_from, run
 from tests.vision.conftest import NUDENET
 from tests.vision.scenes import write_scene
-
-
-@pytest.fixture
-def backend() -> Iterator[LoopbackBackend]:
-    with LoopbackBackend() as server:
-        yield server
 
 
 def camera_graph(video: Path, url: str) -> str:
@@ -69,14 +62,14 @@ edges:
 
 
 def test_events_reach_the_backend_once_each_with_snapshots_that_match_their_refs(
-    tmp_path: Path, backend: LoopbackBackend
+    tmp_path: Path, loopback_backend: LoopbackBackend
 ) -> None:
     scene = write_scene(tmp_path / "walk.mp4", frames=40)
-    report = run(graph_from(tmp_path, camera_graph(scene.path, backend.url)), tmp_path)
+    report = run(graph_from(tmp_path, camera_graph(scene.path, loopback_backend.url)), tmp_path)
     written = [json.loads(line) for line in (tmp_path / "events.jsonl").read_text().splitlines()]
     events = [line["payload"] for line in written]
     assert report["nodes"]["up"]["delivered"] == len(events) > 0
-    keys = [r.key for r in backend.requests if r.accepted]
+    keys = [r.key for r in loopback_backend.requests if r.accepted]
     assert Counter(keys) == Counter(e["event_id"] for e in events)  # once each
     assert all(n == 1 for n in Counter(keys).values())
     shapes = [(e["transition"], e["reasons"], e["severity"]) for e in events]
@@ -103,13 +96,13 @@ def test_events_reach_the_backend_once_each_with_snapshots_that_match_their_refs
 
 @pytest.mark.slow  # kill -9 of a real run, and a second run
 def test_after_a_kill_9_events_arrive_again_only_as_duplicates_of_their_keys(
-    tmp_path: Path, backend: LoopbackBackend
+    tmp_path: Path, loopback_backend: LoopbackBackend
 ) -> None:
     scene = write_scene(tmp_path / "walk.mp4", frames=60)
     graph = tmp_path / "camera.yaml"
     graph.write_text(
         "version: 2\n"
-        + camera_graph(scene.path, backend.url).replace(
+        + camera_graph(scene.path, loopback_backend.url).replace(
             f"config: {{path: '{scene.path}'}}", f"config: {{path: '{scene.path}', realtime: true}}"
         )
     )
@@ -123,7 +116,9 @@ def test_after_a_kill_9_events_arrive_again_only_as_duplicates_of_their_keys(
         )  # fmt: skip
 
     first = start()
-    backend.wait_for(lambda got: any(r.accepted for r in got))  # mid-stream: one event is in
+    loopback_backend.wait_for(
+        lambda got: any(r.accepted for r in got)
+    )  # mid-stream: one event is in
     first.send_signal(signal.SIGKILL)
     first.wait(30)
     (tmp_path / "events.jsonl").unlink(missing_ok=True)
@@ -133,6 +128,6 @@ def test_after_a_kill_9_events_arrive_again_only_as_duplicates_of_their_keys(
     # the second run read the whole file: its events are every event the scene makes
     expected = {json.loads(line)["payload"]["event_id"]
                 for line in (tmp_path / "events.jsonl").read_text().splitlines()}  # fmt: skip
-    arrived = Counter(r.key for r in backend.requests if r.accepted)
+    arrived = Counter(r.key for r in loopback_backend.requests if r.accepted)
     assert set(arrived) == expected, (sorted(arrived), sorted(expected))
     assert "cam:0:1:new:1" in expected  # min_hits 2: the face's track is reported on frame 1

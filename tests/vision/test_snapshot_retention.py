@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
@@ -23,12 +22,6 @@ from tests.vision.conftest import NUDENET
 from tests.vision.scenes import write_scene
 
 FRAMES = 40
-
-
-@pytest.fixture
-def backend() -> Iterator[LoopbackBackend]:
-    with LoopbackBackend() as server:
-        yield server
 
 
 def graph(video: Path, url: str) -> str:
@@ -110,13 +103,13 @@ def run_scene(tmp_path: Path, video: Path, url: str, backend_up: bool) -> dict[s
 
 @pytest.mark.slow  # three runs of a real detector over real videos
 def test_snapshots_of_queued_events_survive_retention_and_a_restart_until_delivered(
-    tmp_path: Path, backend: LoopbackBackend
+    tmp_path: Path, loopback_backend: LoopbackBackend
 ) -> None:
     first_video = write_scene(tmp_path / "first.mp4", frames=FRAMES).path
     second_video = write_scene(tmp_path / "second.mp4", frames=FRAMES, photo_side=260).path
-    backend.stop()  # the backend is down: events wait in the durable inbox
+    loopback_backend.stop()  # the backend is down: events wait in the durable inbox
 
-    report = run_scene(tmp_path, first_video, backend.url, False)
+    report = run_scene(tmp_path, first_video, loopback_backend.url, False)
     first = snapshots(tmp_path)
     queued = report["nodes"]["up"]["durable"]["backlog"]
     assert queued > 0 and len(first) > 2
@@ -126,15 +119,15 @@ def test_snapshots_of_queued_events_survive_retention_and_a_restart_until_delive
 
     # a restart: the backlog is replayed from the store and pins the first run's snapshots
     # while a new scene writes others (different pixels, so different blobs)
-    report = run_scene(tmp_path, second_video, backend.url, False)
+    report = run_scene(tmp_path, second_video, loopback_backend.url, False)
     second = snapshots(tmp_path)
     only_first = set(first) - set(second)
     assert only_first and report["nodes"]["up"]["durable"]["backlog"] > queued
     assert all(readable(uri, first[uri]) for uri in only_first)
     assert all(readable(uri, sha) for uri, sha in second.items())
 
-    backend.start()  # back up: the backlog is delivered, then retention may remove it all
-    report = run_scene(tmp_path, first_video, backend.url, True)
+    loopback_backend.start()  # back up: the backlog is delivered, then retention may remove it all
+    report = run_scene(tmp_path, first_video, loopback_backend.url, True)
     assert report["nodes"]["up"]["durable"]["backlog"] == 0
     only_second = set(second) - set(first)
     assert only_second and not any(readable(uri, second[uri]) for uri in only_second)
