@@ -11,17 +11,15 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
-import signal
 import socket
 import subprocess
 import threading
 import time
 from collections import Counter
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
-from tests.transports.nats_server import HANG_GUARD_S, nats_server_binary
+from tests.transports.nats_server import HANG_GUARD_S, ServerProcess, nats_server_binary
 
 __all__ = ["Collector", "Mosquitto", "NatsMqtt", "mosquitto_binary"]
 
@@ -37,7 +35,7 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-class _Broker:
+class _Broker(ServerProcess):
     """A broker process: `start`, `stop`, `kill` (SIGKILL) and start again, same port and store."""
 
     def __init__(self, store: Path) -> None:
@@ -71,28 +69,6 @@ class _Broker:
                 return True
         except OSError:
             return False
-
-    def stop(self) -> None:
-        self._end(signal.SIGTERM)
-
-    def kill(self) -> None:
-        self._end(signal.SIGKILL)
-
-    def _end(self, sig: signal.Signals) -> None:
-        if self.process is None:
-            return
-        self.process.send_signal(sig)
-        self.process.wait(HANG_GUARD_S)
-        self.process = None
-
-    def __enter__(self) -> _Broker:
-        self.start()
-        return self
-
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.kill()
 
 
 class Mosquitto(_Broker):

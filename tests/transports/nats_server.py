@@ -18,7 +18,7 @@ import time
 from collections import Counter
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 import httpx
 
@@ -39,7 +39,39 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-class NatsServer:
+class ServerProcess:
+    """A server the tests start as a process: `start` (the subclass's), `stop` (SIGTERM),
+    `kill` (SIGKILL) and start again; as a context manager, killed at the end."""
+
+    process: subprocess.Popen[bytes] | None
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        self._end(signal.SIGTERM)
+
+    def kill(self) -> None:
+        self._end(signal.SIGKILL)
+
+    def _end(self, sig: signal.Signals) -> None:
+        if self.process is None:
+            return
+        self.process.send_signal(sig)
+        self.process.wait(HANG_GUARD_S)
+        self.process = None
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.kill()
+
+
+class NatsServer(ServerProcess):
     """One nats-server process; `start`, `stop`, `kill` (SIGKILL) and start again on the same
     port and store."""
 
@@ -80,28 +112,6 @@ class NatsServer:
             except httpx.HTTPError:
                 pass
             time.sleep(0.05)
-
-    def stop(self) -> None:
-        self._end(signal.SIGTERM)
-
-    def kill(self) -> None:
-        self._end(signal.SIGKILL)
-
-    def _end(self, sig: signal.Signals) -> None:
-        if self.process is None:
-            return
-        self.process.send_signal(sig)
-        self.process.wait(HANG_GUARD_S)
-        self.process = None
-
-    def __enter__(self) -> NatsServer:
-        self.start()
-        return self
-
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.kill()
 
     # What the stream holds, read with nats-py.
 
