@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -61,3 +64,29 @@ def loopback_backend() -> Iterator[LoopbackBackend]:
     """A real HTTP backend on 127.0.0.1 (tests/http_backend.py), stopped after the test."""
     with LoopbackBackend() as backend:
         yield backend
+
+
+def run_on_small_tmpfs(mount: Path, size: str, module: str, timeout_s: float) -> dict[str, Any]:
+    """Run `python -m module MOUNT` in a private mount namespace where a real tmpfs of `size`
+    (`256k`) is mounted at `mount` (a directory that exists), and return the JSON it prints.
+    Skips where unshare(1) or a user-namespace tmpfs is not available."""
+    unshare = shutil.which("unshare")
+    if unshare is None:
+        pytest.skip("needs unshare(1) to mount a small tmpfs in a private namespace")
+    script = (
+        f"mount -t tmpfs -o size={size} tmpfs {mount} && exec {sys.executable} -m {module} {mount}"
+    )
+    done = subprocess.run(
+        [unshare, "-Urm", "sh", "-c", script],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        check=False,
+    )
+    if done.returncode != 0 and not done.stdout:
+        if "mount" in done.stderr or "unshare" in done.stderr:
+            pytest.skip(f"cannot mount a tmpfs in a user namespace here: {done.stderr.strip()}")
+        pytest.fail(done.stderr)
+    result: dict[str, Any] = json.loads(done.stdout)
+    return result

@@ -8,10 +8,7 @@ import json
 import logging
 import os
 import re
-import shutil
 import stat
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,8 +22,8 @@ from schnitzel.registry.plugin import NodeContext
 from schnitzel.runtime import Runtime
 from schnitzel.validate import load_graph
 from schnitzel_plugins.io.jsonl_sink import JsonlSink, JsonlSinkConfig
+from tests.conftest import run_on_small_tmpfs
 
-REPO = Path(__file__).resolve().parents[2]
 LOGGER = "tests.io.jsonl_sink"
 # the documented name of a rotated `out.jsonl`: out.<UTC yyyymmddThhmmss>Z[.<n>].jsonl
 ROTATED = re.compile(r"out\.(\d{8}T\d{6}Z)(?:\.(\d+))?\.jsonl")
@@ -356,26 +353,7 @@ def test_a_full_small_disk_never_tears_a_line_and_a_durable_inbox_waits_for_room
     """A real 256 KiB tmpfs in a private mount namespace (tests/io/small_disk.py)."""
     mount = tmp_path / "disk"
     mount.mkdir()
-    unshare = shutil.which("unshare")
-    if unshare is None:
-        pytest.skip("needs unshare(1) to mount a small tmpfs in a private namespace")
-    script = (
-        f"mount -t tmpfs -o size=256k tmpfs {mount} "
-        f"&& exec {sys.executable} -m tests.io.small_disk {mount}"
-    )
-    done = subprocess.run(
-        [unshare, "-Urm", "sh", "-c", script],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    if done.returncode != 0 and not done.stdout:
-        if "mount" in done.stderr or "unshare" in done.stderr:
-            pytest.skip(f"cannot mount a tmpfs in a user namespace here: {done.stderr.strip()}")
-        pytest.fail(done.stderr)
-    result = json.loads(done.stdout)
+    result = run_on_small_tmpfs(mount, "256k", "tests.io.small_disk", 60)
 
     assert result["short_write"] > 0  # on this disk a write really tears when it fills up
     plain = result["plain"]
