@@ -9,13 +9,13 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field, StrictFloat, StrictInt
 
 from schnitzel import NodeContext, PluginConfig, Policy, StreamPacket
-from schnitzel_plugins.processing.handover import own_state, tagged
-from schnitzel_plugins.processing.selectors import (
+from schnitzel_plugins.processing.fields import (
+    FIELD_PATTERN,
     KEY_PATTERN,
-    NUMBER_PATTERN,
     key_reader,
     number_reader,
 )
+from schnitzel_plugins.processing.handover import own_state, tagged
 
 __all__ = ["Deadband", "DeadbandConfig"]
 
@@ -24,7 +24,7 @@ class DeadbandConfig(PluginConfig):
     """Options of `deadband`."""
 
     field: str = Field(
-        default="value", pattern=NUMBER_PATTERN, description="Payload field with the reading."
+        default="value", pattern=FIELD_PATTERN, description="Payload field with the reading."
     )
     delta: StrictFloat = Field(gt=0, description="How far a reading must move to pass.")
     mode: Literal["absolute", "percent"] = Field(

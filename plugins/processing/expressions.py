@@ -25,14 +25,18 @@ import simpleeval
 from pydantic import AfterValidator
 
 from schnitzel import SchnitzelError, StreamPacket
+from schnitzel_plugins.processing.work import DEFAULT_MAX_WORK, OverBudget, size_of
 
 __all__ = [
+    "DEFAULT_MAX_WORK",
     "FUNCTIONS",
+    "MAX_WORK_DESCRIPTION",
     "NAMES",
     "Expression",
     "ExpressionError",
     "ExpressionInvalid",
     "ExpressionText",
+    "check_work",
     "compile_expression",
 ]
 
@@ -58,64 +62,13 @@ class ExpressionError(SchnitzelError, ValueError):
 
 
 _NUMBERS = frozenset({int, float, bool})
+_SEQUENCES = (str, list, tuple)
 _MISSING = object()
-
-
-def _bounded_power(base: Any, exponent: Any) -> Any:
-    if (
-        base.__class__ is int
-        and exponent.__class__ is int
-        and max(base.bit_length(), 1) * exponent > MAX_INT_BITS
-    ):
-        raise ExpressionError(f"{base} ** {exponent} is too large (over {MAX_INT_BITS} bits)")
-    return base**exponent
-
-
-def _bounded_mult(left: Any, right: Any) -> Any:
-    if left.__class__ in _NUMBERS and right.__class__ in _NUMBERS:  # the common case, first
-        return operator.mul(left, right)
-    for sequence, count in ((left, right), (right, left)):
-        if not (isinstance(sequence, str | list | tuple) and isinstance(count, int)):
-            continue
-        # A list repeats references, not copies: `[[0] * 100000] * 100000` is cheap to build
-        # but str() or == on it walks 10 ** 10 items, so a list counts what it holds, nested.
-        if count > 0 and _weight(sequence, MAX_SEQUENCE // count) * count > MAX_SEQUENCE:
-            raise ExpressionError(f"that repetition is longer than {MAX_SEQUENCE}")
-    return left * right
-
-
-def _weight(value: Any, limit: int) -> int:
-    """The scalars and characters `value` holds, nested (an empty container counts one),
-    counted until past `limit`: the count costs about `limit` steps, and no recursion."""
-    total, todo = 0, [value]
-    while todo and total <= limit:
-        item = todo.pop()
-        if isinstance(item, str):
-            total += max(len(item), 1)
-        elif isinstance(item, list | tuple):
-            if not item:
-                total += 1
-            todo.extend(item[: limit + 1])
-        elif isinstance(item, Mapping):
-            if not item:
-                total += 1
-            for key, nested in item.items():
-                todo.append(key)
-                todo.append(nested)
-                if len(todo) > limit:
-                    break
-        else:
-            total += 1
-    return total
-
-
-def _bounded_add(left: Any, right: Any) -> Any:
-    if left.__class__ in _NUMBERS and right.__class__ in _NUMBERS:
-        return operator.add(left, right)
-    sequences = isinstance(left, str | list | tuple) and isinstance(right, str | list | tuple)
-    if sequences and len(left) + len(right) > MAX_SEQUENCE:
-        raise ExpressionError(f"that concatenation is longer than {MAX_SEQUENCE}")
-    return left + right
+_SMALL_INT = 1 << 63  # products within a machine word are not charged
+# Calls whose arguments are not walked to charge them: constant time whatever their
+# arguments, or making a string at least as long as the walk (charged by its length: a
+# string is counted at C speed, a walk at Python speed).
+_UNWALKED_CALLS = frozenset({"len", "get", "has", "str", "lower", "upper"})
 
 
 def _bounded_mod(left: Any, right: Any) -> Any:
@@ -186,13 +139,13 @@ NAMES: tuple[str, ...] = (*_PACKET_FIELDS, *_CONSTANTS)
 """The names an expression may use: the packet's fields and the constants."""
 
 _OPERATORS: dict[type, Callable[..., Any]] = {
-    ast.Add: _bounded_add,
+    ast.Add: operator.add,  # Add, Mult and Pow: metered and bounded by the evaluator
     ast.Sub: operator.sub,
-    ast.Mult: _bounded_mult,
+    ast.Mult: operator.mul,
     ast.Div: operator.truediv,
     ast.FloorDiv: operator.floordiv,
     ast.Mod: _bounded_mod,
-    ast.Pow: _bounded_power,
+    ast.Pow: operator.pow,
     ast.Eq: operator.eq,
     ast.NotEq: operator.ne,
     ast.Gt: operator.gt,
@@ -233,10 +186,20 @@ _ALLOWED_NODES: tuple[type, ...] = (
 
 class _Evaluator(simpleeval.EvalWithCompoundTypes):
     """simpleeval, narrowed: `.field` reads a mapping's key (never a Python attribute) and
-    calls go only to `FUNCTIONS` (the checker already refused anything else)."""
+    calls go only to `FUNCTIONS` (the checker already refused anything else); and metered:
+    what an operation builds or walks is charged to `work_left` (plugins/processing/work.py),
+    whose owner sets it before each evaluation."""
 
     def __init__(self) -> None:
-        super().__init__(operators=dict(_OPERATORS), functions=dict(FUNCTIONS), names={})
+        operators = {
+            **_OPERATORS,
+            ast.Add: self._add,
+            ast.Mult: self._mult,
+            ast.Pow: self._power,
+        }
+        super().__init__(operators=operators, functions=dict(FUNCTIONS), names={})
+        self.work_left = 0
+        self.nodes[ast.JoinedStr] = self._eval_joinedstr
 
     # The handlers below are simpleeval's own without the checks the compile-time checker
     # already made (every node type handled, every name defined, literals no longer than the
@@ -247,12 +210,30 @@ class _Evaluator(simpleeval.EvalWithCompoundTypes):
     def _eval(self, node: ast.AST) -> Any:
         return node.handler(node)  # type: ignore[attr-defined]  # bound by `bind`
 
-    def bind(self, tree: ast.AST) -> None:
-        """Give each node of `tree` its handler, looked up once instead of per evaluation."""
+    def bind(self, tree: ast.AST) -> int:
+        """Give each node of `tree` its handler, looked up once instead of per evaluation;
+        the number of nodes evaluated (each at most once: the language has no loops)."""
+        evaluated = 0
         for node in ast.walk(tree):
             handler = self.nodes.get(node.__class__)
             if handler is not None:  # contexts and operators are read by their parents
                 node.handler = handler  # type: ignore[attr-defined]
+                evaluated += 1
+        return evaluated
+
+    def spend(self, units: int) -> None:
+        """Charge `units` of work; past the budget, the evaluation stops."""
+        left = self.work_left - units
+        if left < 0:
+            raise OverBudget
+        self.work_left = left
+
+    def spend_on(self, value: Any) -> None:
+        """Charge the size of a value an operation builds or walks."""
+        if value.__class__ is str:
+            self.spend(len(value))
+        else:
+            self.spend(size_of(value, self.work_left))
 
     def _eval_name(self, node: ast.Name) -> Any:
         return self.names[node.id]
@@ -270,10 +251,27 @@ class _Evaluator(simpleeval.EvalWithCompoundTypes):
         return _field(container, node.attr, node)
 
     def _eval_compare(self, node: ast.Compare) -> Any:
-        if len(node.ops) == 1:  # `a < b`, the common case, without simpleeval's loop
-            compare = self.operators[node.ops[0].__class__]
-            return compare(self._eval(node.left), self._eval(node.comparators[0]))
-        return super()._eval_compare(node)
+        left = self._eval(node.left)
+        if len(node.ops) == 1:  # `a < b`, the common case, without the loop
+            right = self._eval(node.comparators[0])
+            if left.__class__ not in _NUMBERS or right.__class__ not in _NUMBERS:
+                self._spend_on_comparing(node.ops[0], left, right)
+            return self.operators[node.ops[0].__class__](left, right)
+        verdict = True
+        for operation, comparator in zip(node.ops, node.comparators, strict=True):
+            right = self._eval(comparator)
+            if left.__class__ not in _NUMBERS or right.__class__ not in _NUMBERS:
+                self._spend_on_comparing(operation, left, right)
+            verdict = self.operators[operation.__class__](left, right)
+            if not verdict:
+                return verdict
+            left = right
+        return verdict
+
+    def _spend_on_comparing(self, operation: ast.cmpop, left: Any, right: Any) -> None:
+        self.spend_on(left)
+        if not (operation.__class__ in (ast.In, ast.NotIn) and isinstance(right, Mapping)):
+            self.spend_on(right)  # a key looked up in a mapping walks only the key
 
     def _eval_boolop(self, node: ast.BoolOp) -> Any:
         """`and`/`or` return the deciding operand, as in Python and simpleeval."""
@@ -299,13 +297,82 @@ class _Evaluator(simpleeval.EvalWithCompoundTypes):
         if isinstance(key, str):
             return _field(container, key, node)
         try:
-            return container[key]
+            value = container[key]
         except (IndexError, KeyError, TypeError) as exc:
             raise ExpressionError(f"{_source(node.value)}[{key!r}]: {_reason(exc)}") from None
+        if key.__class__ is slice:  # a slice is a copy
+            self.spend(len(value))
+        return value
 
     def _eval_call(self, node: ast.Call) -> Any:
-        function = self.functions[node.func.id]  # type: ignore[attr-defined]
-        return function(*(self._eval(argument) for argument in node.args))
+        name = node.func.id  # type: ignore[attr-defined]
+        arguments = [self._eval(argument) for argument in node.args]
+        if name not in _UNWALKED_CALLS:
+            for argument in arguments:
+                if argument.__class__ not in _NUMBERS:
+                    self.spend_on(argument)
+        result = self.functions[name](*arguments)
+        if result.__class__ is str:
+            self.spend(len(result))
+        return result
+
+    def _eval_joinedstr(self, node: ast.JoinedStr) -> str:
+        parts = []
+        for value in node.values:
+            part = str(self._eval(value))  # charged by its length, as `str()` is
+            self.spend(len(part))
+            parts.append(part)
+        return "".join(parts)
+
+    def _eval_dict(self, node: ast.Dict) -> dict[Any, Any]:
+        result: dict[Any, Any] = {}
+        for key, value in zip(node.keys, node.values, strict=True):
+            if key is None:  # `{**mapping}` copies the mapping
+                unpacked = self._eval(value)
+                self.spend(len(unpacked))
+                result.update(unpacked)
+            else:
+                result[self._eval(key)] = self._eval(value)
+        return result
+
+    def _add(self, left: Any, right: Any) -> Any:
+        if left.__class__ in _NUMBERS and right.__class__ in _NUMBERS:  # the common case
+            return operator.add(left, right)  # (an operator: `+` would upset mypy's narrowing)
+        if isinstance(left, _SEQUENCES) and isinstance(right, _SEQUENCES):
+            length = len(left) + len(right)
+            if length > MAX_SEQUENCE:
+                raise ExpressionError(f"that concatenation is longer than {MAX_SEQUENCE}")
+            self.spend(length)
+        return left + right
+
+    def _mult(self, left: Any, right: Any) -> Any:
+        if left.__class__ in _NUMBERS and right.__class__ in _NUMBERS:  # the common case
+            product = operator.mul(left, right)
+            if product.__class__ is int and not -_SMALL_INT < product < _SMALL_INT:
+                self.spend(size_of(product, self.work_left))
+            return product
+        for sequence, count in ((left, right), (right, left)):
+            if not (isinstance(sequence, _SEQUENCES) and isinstance(count, int)):
+                continue
+            # A list repeats references, not copies: `[[0] * 100000] * 100000` is cheap to
+            # build but str() or == on it walks 10 ** 10 items, so a list counts what it
+            # holds, nested.
+            if count > 0 and size_of(sequence, MAX_SEQUENCE // count) * count > MAX_SEQUENCE:
+                raise ExpressionError(f"that repetition is longer than {MAX_SEQUENCE}")
+            self.spend(len(sequence) * max(count, 0))
+        return left * right
+
+    def _power(self, base: Any, exponent: Any) -> Any:
+        if base.__class__ is int and exponent.__class__ is int:
+            if max(base.bit_length(), 1) * exponent > MAX_INT_BITS:
+                raise ExpressionError(
+                    f"{base} ** {exponent} is too large (over {MAX_INT_BITS} bits)"
+                )
+            power = base**exponent
+            if power.__class__ is int:  # a negative exponent gives a float
+                self.spend(size_of(power, self.work_left))
+            return power
+        return base**exponent
 
 
 def _field(container: Any, name: str, node: ast.expr) -> Any:
@@ -341,13 +408,16 @@ def _type_name(value: Any) -> str:
 
 class Expression:
     """One compiled expression. `evaluate(packet)` returns its value for that packet, or
-    raises `ExpressionError` with a message naming the expression and what failed. One
-    evaluation at a time: the names it reads are set on the evaluator (the pack's plugins are
-    not `blocking`, so the event loop is their only caller)."""
+    raises `ExpressionError` with a message naming the expression and what failed, including
+    work past `max_work` (plugins/processing/work.py). One evaluation at a time: the names it
+    reads are set on the evaluator (the pack's plugins are not `blocking`, so the event loop
+    is their only caller)."""
 
-    __slots__ = ("_evaluator", "_fields", "_tree", "source")
+    __slots__ = ("_allowance", "_evaluator", "_fields", "_tree", "max_work", "nodes", "source")
 
-    def __init__(self, source: str, tree: ast.expr, names: Sequence[str]) -> None:
+    def __init__(
+        self, source: str, tree: ast.expr, names: Sequence[str], max_work: int = DEFAULT_MAX_WORK
+    ) -> None:
         self.source = source
         self._tree = tree
         self._fields = tuple(
@@ -355,7 +425,10 @@ class Expression:
         )
         self._evaluator = _Evaluator()
         self._evaluator.names = dict(_CONSTANTS)
-        self._evaluator.bind(tree)
+        self.nodes = self._evaluator.bind(tree)
+        """The nodes evaluated at most, each one unit of work, charged up front."""
+        self.max_work = max_work
+        self._allowance = max_work - self.nodes
 
     def evaluate(self, packet: StreamPacket) -> Any:
         """The expression's value for one packet."""
@@ -363,8 +436,15 @@ class Expression:
         names = evaluator.names
         for name, read in self._fields:
             names[name] = read(packet)
+        evaluator.work_left = self._allowance
         try:
             return evaluator._eval(self._tree)
+        except OverBudget:
+            raise ExpressionError(
+                f"{self.source!r}: over its work budget, max_work {self.max_work:,} (a unit "
+                "per node, per item or character built or walked); simplify the expression or "
+                "raise the node's max_work"
+            ) from None
         except ExpressionError as exc:
             raise ExpressionError(f"{self.source!r}: {exc}") from None
         except (ArithmeticError, TypeError, ValueError, IndexError, KeyError) as exc:
@@ -373,12 +453,18 @@ class Expression:
             raise ExpressionError(f"{self.source!r}: {exc}") from None
 
 
-def compile_expression(source: str) -> Expression:
-    """Parse and check an expression once; raises `ExpressionInvalid` with line and column."""
+def compile_expression(source: str, max_work: int = DEFAULT_MAX_WORK) -> Expression:
+    """Parse and check an expression once; raises `ExpressionInvalid` with line and column,
+    also when its nodes alone would spend more than `max_work`."""
     if not source.strip():
         raise ExpressionInvalid("the expression is empty", 1, 1)
     if len(source) > MAX_EXPRESSION_CHARS:
-        raise ExpressionInvalid(f"longer than {MAX_EXPRESSION_CHARS} characters", 1, 1)
+        raise ExpressionInvalid(
+            f"longer than {MAX_EXPRESSION_CHARS} characters ({len(source)}); split the work "
+            "over several nodes or write a plugin",
+            1,
+            1,
+        )
     # In parentheses, an expression may span lines (a YAML `|` block) like Python's own;
     # "exec" mode, because its syntax errors carry the column and "eval" mode's do not.
     try:
@@ -386,6 +472,8 @@ def compile_expression(source: str) -> Expression:
     except SyntaxError as exc:
         line, column = _position(source, exc.lineno or 1, exc.offset or 1)
         raise ExpressionInvalid(f"syntax error: {exc.msg}", line, column) from None
+    except RecursionError:  # the parser's own limit, below ours on some builds
+        raise ExpressionInvalid(f"nested deeper than {MAX_DEPTH} levels", 1, 1) from None
     tree = module.body[0].value  # type: ignore[attr-defined]
     for node in ast.walk(tree):  # back to the expression's own columns
         if getattr(node, "lineno", None) == 1:
@@ -399,7 +487,15 @@ def compile_expression(source: str) -> Expression:
     for node in ast.walk(tree):
         if id(node) not in called:
             _check_node(node, names)
-    return Expression(source, tree, names)
+    expression = Expression(source, tree, names, max_work)
+    if expression.nodes > max_work:
+        raise ExpressionInvalid(
+            f"{expression.nodes:,} nodes, each a unit of work, over max_work {max_work:,}; "
+            "simplify the expression or raise the node's max_work",
+            1,
+            1,
+        )
+    return expression
 
 
 def _depth(tree: ast.AST) -> int:
@@ -488,3 +584,21 @@ def _checked(source: str) -> str:
 ExpressionText = Annotated[str, AfterValidator(_checked)]
 """A config option holding an expression: compiled when the graph is validated, so a
 mistake is a `bad-config` problem at the option's line, naming the column in the expression."""
+
+MAX_WORK_DESCRIPTION = (
+    "Work one evaluation of an expression may do, in units: one per node, per item or "
+    "character built or walked, per 64 bits of an integer (docs/processing.md, The work "
+    "budget). More fails the packet (on_error applies); an expression whose nodes alone "
+    "exceed it is refused."
+)
+"""The description of the `max_work` option of `filter`, `map` and `route`."""
+
+
+def check_work(expressions: Mapping[str, str], max_work: int) -> None:
+    """Refuse (ValueError, a `bad-config` problem) an expression whose nodes alone spend more
+    than `max_work`, named by the option holding it (`expressions`: option -> text)."""
+    for option, source in expressions.items():
+        try:
+            compile_expression(source, max_work)
+        except ExpressionInvalid as exc:
+            raise ValueError(f"{option}: {exc}") from None

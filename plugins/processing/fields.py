@@ -1,60 +1,79 @@
-"""Reading a key or a number out of a packet, as `window` and `fuse` name them in their config.
+"""Reading a field out of a packet: the one rule of every node of the pack that names a field
+in its config (`threshold`, `deadband`, `rate_limit`, `window`, `fuse`).
 
-A key is `source_id`, `kind`, `payload.<path>` or `meta.<path>` (dotted paths into nested
-objects); a value is a payload path (`value`, `imu.ax`). A packet without the field fails
-(an error on that packet: the node's `on_error` applies).
+- A key (`by`, `key`) is `source_id`, `kind`, `payload.<path>` or `meta.<path>`; None keeps
+  one key for every packet. A value is a payload path (`value`, `imu.ax`). A path is dotted
+  names of letters, digits, `_` and `-`, each step into a JSON object (a mapping); a list is
+  not indexed.
+- A packet without the field (or with something other than an object on the way) fails:
+  `packet has no payload.value`, an error on that packet, so the node's `on_error` applies.
+- A number is an int or a float, finite: a boolean, a string, null, NaN or an infinity fails
+  the packet (`payload.value must be a finite number, not nan`): an infinity would be written
+  into an alert or an aggregate JSON cannot hold, a NaN compares false to everything.
+- A key's value is kept as it is when hashable, else keyed by its repr (`[1, 2]`).
+
+The expression language of `filter`, `map` and `route` reads fields its own way (its own
+syntax and messages: expressions.py). Pure logic: nothing here imports the runtime.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable
 from math import isfinite
+from operator import attrgetter
 from typing import Any
 
 from schnitzel import StreamPacket
 
-__all__ = ["KEY_PATTERN", "VALUE_PATTERN", "key_reader", "number_reader"]
+__all__ = ["FIELD_PATTERN", "KEY_PATTERN", "key_reader", "number_reader", "value_reader"]
 
 KEY_PATTERN = r"^(source_id|kind|(payload|meta)\.[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*)$"
-VALUE_PATTERN = r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$"
+"""What a key option (`by`, `key`) may name."""
+FIELD_PATTERN = r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$"
+"""A payload path: `value`, `reading.celsius`."""
+
+_MISSING = object()
 
 
-def _walk(value: Any, parts: list[str], name: str) -> Any:
-    for part in parts:
-        if not isinstance(value, dict) or part not in value:
-            raise ValueError(f"packet has no {name}")
-        value = value[part]
-    return value
+def value_reader(field: str) -> Callable[[StreamPacket], Any]:
+    """How to read whatever is at payload path `field`."""
+    return _path_reader("payload", field)
 
 
-def key_reader(key: str) -> Callable[[StreamPacket], Hashable]:
-    """How to read the key `key` from a packet; unhashable values are keyed by their repr."""
+def number_reader(field: str) -> Callable[[StreamPacket], float]:
+    """How to read the finite number at payload path `field`."""
+    read_value = _path_reader("payload", field)
+    name = f"payload.{field}"
+
+    def read(packet: StreamPacket) -> float:
+        value = read_value(packet)
+        if value.__class__ is float:  # the common cases, first
+            if isfinite(value):
+                return value
+        elif value.__class__ is int:
+            return value
+        elif isinstance(value, int | float) and not isinstance(value, bool) and isfinite(value):
+            return value
+        raise ValueError(f"{name} must be a finite number, not {value!r}")
+
+    return read
+
+
+def key_reader(key: str | None) -> Callable[[StreamPacket], Hashable]:
+    """How to read the key `key` of a packet (None: one key, None, for every packet)."""
+    if key is None:
+        return lambda packet: None
     if key == "source_id":
         return lambda packet: packet.source_id
     if key == "kind":
         return lambda packet: packet.kind
     where, _, path = key.partition(".")
-    parts = path.split(".")
-    if where == "payload" and len(parts) == 1:  # the common case, per packet: no walk
-        part = parts[0]
-
-        def read_field(packet: StreamPacket) -> Hashable:
-            try:
-                value = packet.payload[part]
-            except (KeyError, TypeError, IndexError):
-                raise ValueError(f"packet has no {key}") from None
-            if value.__class__ is str or value.__class__ is int:
-                return value
-            try:
-                hash(value)
-            except TypeError:
-                return repr(value)
-            return value
-
-        return read_field
+    read_value = _path_reader(where, path)
 
     def read(packet: StreamPacket) -> Hashable:
-        value = _walk(packet.payload if where == "payload" else packet.meta, parts, key)
+        value = read_value(packet)
+        if value.__class__ is str or value.__class__ is int:  # the common cases, first
+            return value
         try:
             hash(value)
         except TypeError:
@@ -64,24 +83,29 @@ def key_reader(key: str) -> Callable[[StreamPacket], Hashable]:
     return read
 
 
-def number_reader(field: str) -> Callable[[StreamPacket], float]:
-    """How to read the number at payload path `field`; anything but an int or a finite
-    float fails the packet."""
-    parts = field.split(".")
-    name = f"payload.{field}"
+def _path_reader(where: str, path: str) -> Callable[[StreamPacket], Any]:
+    """How to read dotted `path` under the packet's `where` (`payload` or `meta`)."""
+    parts = path.split(".")
+    name = f"{where}.{path}"
+    top = attrgetter(where)
+    if len(parts) == 1:  # the common case, per packet: no walk
+        part = parts[0]
 
-    def read(packet: StreamPacket) -> float:
-        if len(parts) == 1:
-            try:
-                value = packet.payload[field]
-            except (KeyError, TypeError, IndexError):
-                raise ValueError(f"packet has no {name}") from None
-        else:
-            value = _walk(packet.payload, parts, name)
-        if value.__class__ is int or (value.__class__ is float and isfinite(value)):
-            return value
-        if isinstance(value, bool) or not isinstance(value, int | float) or not isfinite(value):
-            raise ValueError(f"{name} must be a finite number, not {value!r}")
-        return float(value)
+        def read_field(packet: StreamPacket) -> Any:
+            container = top(packet)
+            if container.__class__ is dict:
+                value = container.get(part, _MISSING)
+                if value is not _MISSING:
+                    return value
+            return _walk(container, parts, name)
 
-    return read
+        return read_field
+    return lambda packet: _walk(top(packet), parts, name)
+
+
+def _walk(value: Any, parts: list[str], name: str) -> Any:
+    for part in parts:
+        if not isinstance(value, dict) or part not in value:
+            raise ValueError(f"packet has no {name}")
+        value = value[part]
+    return value

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from pydantic import Field
+from pydantic import Field, StrictInt, model_validator
 
 from schnitzel import NodeContext, PluginConfig, StreamPacket, Transform
 from schnitzel_plugins.processing.expressions import (
+    DEFAULT_MAX_WORK,
+    MAX_WORK_DESCRIPTION,
     ExpressionError,
     ExpressionText,
+    check_work,
     compile_expression,
 )
 
@@ -22,6 +25,12 @@ class FilterConfig(PluginConfig):
     condition: ExpressionText = Field(
         description="An expression (docs/processing.md); packets for which it is true pass."
     )
+    max_work: StrictInt = Field(default=DEFAULT_MAX_WORK, ge=1, description=MAX_WORK_DESCRIPTION)
+
+    @model_validator(mode="after")
+    def _within_max_work(self) -> FilterConfig:
+        check_work({"condition": self.condition}, self.max_work)
+        return self
 
 
 class Filter(Transform):
@@ -32,7 +41,7 @@ class Filter(Transform):
 
     def __init__(self, config: Any, context: NodeContext) -> None:
         super().__init__(config, context)
-        self._condition = compile_expression(config.condition)
+        self._condition = compile_expression(config.condition, config.max_work)
 
     def process(self, packet: StreamPacket) -> StreamPacket | None:
         return packet if self._passes(packet) else None

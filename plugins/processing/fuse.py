@@ -24,7 +24,7 @@ from schnitzel import (
     StreamShape,
     Transform,
 )
-from schnitzel_plugins.processing.fields import VALUE_PATTERN, number_reader
+from schnitzel_plugins.processing.fields import FIELD_PATTERN, number_reader, value_reader
 from schnitzel_plugins.processing.fusion import PartnerBuffer
 from schnitzel_plugins.processing.handover import own_state, tagged
 
@@ -74,7 +74,7 @@ class PartnerConfig(StreamMatch):
         if self.strategy == "interpolate" and self.fields is None:
             raise ValueError(f"partner {self.name!r}: interpolate needs `fields` (numbers)")
         for name in self.fields or ():
-            if not re.match(VALUE_PATTERN, name):
+            if not re.match(FIELD_PATTERN, name):
                 raise ValueError(f"partner {self.name!r}: {name!r} is not a payload field path")
         return self
 
@@ -139,7 +139,10 @@ class Fuse(Transform):
             for p in config.partners
         ]
         self._readers = [
-            [(f, number_reader(f) if p.strategy == "interpolate" else None) for f in p.fields]
+            [
+                (f, number_reader(f) if p.strategy == "interpolate" else value_reader(f))
+                for f in p.fields
+            ]
             if p.fields is not None
             else None
             for p in config.partners
@@ -176,21 +179,10 @@ class Fuse(Transform):
 
     @staticmethod
     def _values(packet: StreamPacket, readers: list[tuple[str, Any]] | None) -> dict[str, Any]:
-        payload = packet.payload
         if readers is None:
+            payload = packet.payload
             return payload if isinstance(payload, dict) else {"value": payload}
-        values: dict[str, Any] = {}
-        for name, read in readers:
-            if read is not None:
-                values[name] = read(packet)
-            else:
-                value: Any = payload
-                for part in name.split("."):
-                    if not isinstance(value, dict) or part not in value:
-                        raise ValueError(f"packet has no payload.{name}")
-                    value = value[part]
-                values[name] = value
-        return values
+        return {name: read(packet) for name, read in readers}
 
     def _release(self, now: float) -> list[StreamPacket]:
         """The waiting primaries, oldest first, whose partners are ready (or, waiting, whose

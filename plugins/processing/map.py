@@ -5,12 +5,15 @@ from __future__ import annotations
 import math
 from typing import Any, ClassVar
 
-from pydantic import Field, model_validator
+from pydantic import Field, StrictInt, model_validator
 
 from schnitzel import NodeContext, PacketKind, PluginConfig, StreamPacket, StreamShape, Transform
 from schnitzel_plugins.processing.expressions import (
+    DEFAULT_MAX_WORK,
+    MAX_WORK_DESCRIPTION,
     ExpressionError,
     ExpressionText,
+    check_work,
     compile_expression,
 )
 
@@ -29,6 +32,7 @@ class MapConfig(PluginConfig):
     rename: dict[str, str] = Field(default={}, description="Payload fields to rename: old: new.")
     drop: list[str] = Field(default=[], description="Payload fields to remove.")
     kind: PacketKind | None = Field(default=None, description="New kind; null keeps the kind.")
+    max_work: StrictInt = Field(default=DEFAULT_MAX_WORK, ge=1, description=MAX_WORK_DESCRIPTION)
 
     @model_validator(mode="after")
     def _does_something(self) -> MapConfig:
@@ -40,6 +44,7 @@ class MapConfig(PluginConfig):
             raise ValueError(
                 "set `set`, `rename`, `drop` or `kind`; without them map changes nothing"
             )
+        check_work({f"set.{field}": text for field, text in self.set.items()}, self.max_work)
         return self
 
 
@@ -63,7 +68,9 @@ class Map(Transform):
 
     def __init__(self, config: Any, context: NodeContext) -> None:
         super().__init__(config, context)
-        self._set = [(field, compile_expression(text)) for field, text in config.set.items()]
+        self._set = [
+            (field, compile_expression(text, config.max_work)) for field, text in config.set.items()
+        ]
         self._rename = list(config.rename.items())
         self._drop = list(config.drop)
 

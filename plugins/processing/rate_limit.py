@@ -10,8 +10,8 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field, StrictFloat, StrictInt
 
 from schnitzel import NodeContext, PluginConfig, Policy, Routed, StreamPacket
+from schnitzel_plugins.processing.fields import KEY_PATTERN, key_reader
 from schnitzel_plugins.processing.handover import own_state, tagged
-from schnitzel_plugins.processing.selectors import KEY_PATTERN, key_reader
 
 __all__ = ["EXCESS_PORT", "RateLimit", "RateLimitConfig"]
 

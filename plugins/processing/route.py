@@ -5,12 +5,15 @@ from __future__ import annotations
 import re
 from typing import Any, ClassVar, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, StrictInt, model_validator
 
 from schnitzel import NodeContext, PluginConfig, Routed, StreamPacket, Transform
 from schnitzel_plugins.processing.expressions import (
+    DEFAULT_MAX_WORK,
+    MAX_WORK_DESCRIPTION,
     ExpressionError,
     ExpressionText,
+    check_work,
     compile_expression,
 )
 
@@ -34,6 +37,7 @@ class RouteConfig(PluginConfig):
         "the port `default` (the first port: an edge without a port takes it); `filter` "
         "filters it out (counted).",
     )
+    max_work: StrictInt = Field(default=DEFAULT_MAX_WORK, ge=1, description=MAX_WORK_DESCRIPTION)
 
     @model_validator(mode="after")
     def _ports_are_names(self) -> RouteConfig:
@@ -42,6 +46,7 @@ class RouteConfig(PluginConfig):
             raise ValueError(f"port names are [a-z0-9_-]: {', '.join(map(repr, bad))}")
         if DEFAULT_PORT in self.routes:
             raise ValueError(f"{DEFAULT_PORT!r} is the port of unmatched packets; rename the route")
+        check_work({f"routes.{port}": text for port, text in self.routes.items()}, self.max_work)
         return self
 
 
@@ -60,7 +65,10 @@ class Route(Transform):
     def __init__(self, config: Any, context: NodeContext) -> None:
         super().__init__(config, context)
         self.outputs = self.output_ports(config)  # type: ignore[misc]
-        self._routes = [(port, compile_expression(text)) for port, text in config.routes.items()]
+        self._routes = [
+            (port, compile_expression(text, config.max_work))
+            for port, text in config.routes.items()
+        ]
         self._filter_unmatched = config.unmatched == "filter"
         self.routed: dict[str, int] = dict.fromkeys(self.outputs, 0)
 

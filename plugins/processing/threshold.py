@@ -21,13 +21,13 @@ from schnitzel import (
     StreamPacket,
     StreamShape,
 )
-from schnitzel_plugins.processing.handover import own_state, tagged
-from schnitzel_plugins.processing.selectors import (
+from schnitzel_plugins.processing.fields import (
+    FIELD_PATTERN,
     KEY_PATTERN,
-    NUMBER_PATTERN,
     key_reader,
     number_reader,
 )
+from schnitzel_plugins.processing.handover import own_state, tagged
 
 __all__ = ["Limit", "Threshold", "ThresholdConfig", "Watch"]
 
@@ -36,7 +36,7 @@ class ThresholdConfig(PluginConfig):
     """Options of `threshold`."""
 
     field: str = Field(
-        default="value", pattern=NUMBER_PATTERN, description="Payload field with the reading."
+        default="value", pattern=FIELD_PATTERN, description="Payload field with the reading."
     )
     above: StrictFloat | None = Field(default=None, description="Alert when above this.")
     below: StrictFloat | None = Field(default=None, description="Alert when below this.")

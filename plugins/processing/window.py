@@ -29,8 +29,8 @@ from schnitzel import (
 )
 from schnitzel_plugins.processing.aggregates import check_aggregate, percentile_of
 from schnitzel_plugins.processing.fields import (
+    FIELD_PATTERN,
     KEY_PATTERN,
-    VALUE_PATTERN,
     key_reader,
     number_reader,
 )
@@ -79,7 +79,7 @@ class WindowConfig(PluginConfig):
     )
     field: str | None = Field(
         default=None,
-        pattern=VALUE_PATTERN,
+        pattern=FIELD_PATTERN,
         description="Payload field (dotted path) holding the number to aggregate; null "
         "counts packets only.",
     )

@@ -10,6 +10,7 @@ import pytest
 
 from schnitzel.contract.packet import StreamPacket
 from schnitzel_plugins.processing.expressions import (
+    DEFAULT_MAX_WORK,
     ExpressionError,
     ExpressionInvalid,
     compile_expression,
@@ -25,8 +26,12 @@ PACKET = StreamPacket.new(
 )
 
 
-def evaluate(source: str) -> object:
-    return compile_expression(source).evaluate(PACKET)
+def evaluate(source: str, max_work: int = DEFAULT_MAX_WORK) -> object:
+    return compile_expression(source, max_work).evaluate(PACKET)
+
+
+UNLIMITED = 10**12
+"""A work budget no test expression reaches: for the bounds that hold whatever the budget."""
 
 
 @pytest.mark.parametrize(
@@ -111,7 +116,7 @@ def test_what_an_expression_may_not_do_is_refused_with_line_and_column(
 )
 def test_huge_results_are_refused_while_evaluating(source: str, reason: str) -> None:
     with pytest.raises(ExpressionError, match=reason):
-        evaluate(source)
+        evaluate(source, UNLIMITED)
 
 
 @pytest.mark.parametrize(
@@ -119,7 +124,7 @@ def test_huge_results_are_refused_while_evaluating(source: str, reason: str) -> 
     [("[0] * 100000", 100000), ('["ab"] * 50000', 50000), ("[[]] * 100000", 100000)],
 )
 def test_repetitions_up_to_the_bound_are_evaluated(source: str, length: int) -> None:
-    value = evaluate(source)
+    value = evaluate(source, UNLIMITED)
     assert isinstance(value, list) and len(value) == length
 
 

@@ -1,0 +1,149 @@
+"""The work budget of one expression evaluation, counted in operations, never in time.
+
+An expression has no loops, so each of its nodes is evaluated at most once: its nodes are
+charged one unit each, up front, and an expression with more nodes than its budget is refused
+when compiled. What the text cannot tell is charged as it happens: the items and characters
+an operation builds or walks (a concatenation, a repetition, a comparison of lists, `str()` of
+a mapping, an f-string) and the size of a big integer. A result therefore never depends on how
+busy the machine is: the same expression on the same packet spends the same units.
+
+Pure logic: nothing here imports the runtime.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = ["DEFAULT_MAX_WORK", "OverBudget", "size_of"]
+
+DEFAULT_MAX_WORK = 100_000
+"""Units one evaluation may spend unless a node's `max_work` says otherwise: room for a
+repetition of the longest allowed list (100,000 items) and a walk over it, a few milliseconds
+of CPU at most (docs/processing.md, The work budget)."""
+
+_SCALARS = frozenset({float, bool, type(None)})
+_FLAT = frozenset({int, float, bool, type(None)})
+_INT_UNIT_BITS = 64  # an int counts one unit per 64 bits: the machine words it is made of
+_LONG = 64  # a longer container is first tried as flat (counted at C speed)
+_MEMO_DEPTH = 100  # deeper containers (a payload may nest deeper) are counted without memo
+
+
+class OverBudget(Exception):
+    """Raised inside an evaluation that would spend more than its budget; the expression
+    turns it into an `ExpressionError` naming itself and the budget."""
+
+
+def size_of(value: Any, limit: int) -> int:
+    """The units `value` is made of, counted until past `limit`: a character of a string, a
+    scalar, an item of a list or tuple, a key and a value of a mapping, nested, each count
+    one (an empty string or container counts one), and an int one per 64 bits more.
+
+    A container held many times (`[[0] * 1000] * 100` holds one list 100 times) counts each
+    time, as `str()` or `==` walk it each time, but is counted once: the count costs about
+    the distinct objects, walked at C speed where a container holds only scalars or only
+    strings, and never more than about `limit` steps."""
+    kind = value.__class__
+    if kind is str:
+        return len(value) or 1
+    if kind is int:
+        return value.bit_length() // _INT_UNIT_BITS + 1
+    if kind in _SCALARS:
+        return 1
+    return _container_size(value, limit, {}, 0)
+
+
+def _container_size(value: Any, limit: int, memo: dict[int, int], depth: int) -> int:
+    known = memo.get(id(value))
+    if known is not None:
+        return known
+    items: Any
+    kind = value.__class__
+    if kind is list or kind is tuple:
+        items = value
+    elif kind is dict:
+        items = value.values()
+    elif isinstance(value, list | tuple):
+        items = value
+    elif isinstance(value, Mapping):
+        items = value.values()
+    elif isinstance(value, str):
+        return len(value) or 1
+    else:
+        return 1
+    if not items:
+        return 1
+    total = 0
+    if kind is dict or items is not value:  # the keys: mostly short strings
+        keys = _flat_size(list(value)) if len(value) > _LONG else None
+        total += _items_size(value, limit, memo, depth) if keys is None else keys
+    if len(items) > _LONG:
+        flat = _flat_size(items if items is value else list(items))
+        if flat is not None:
+            total += flat
+            memo[id(value)] = total
+            return total
+    total += _items_size(items, limit - total, memo, depth)
+    # A count cut short at the limit is past every later limit too: the limits only shrink.
+    memo[id(value)] = total
+    return total
+
+
+def _items_size(items: Any, limit: int, memo: dict[int, int], depth: int) -> int:
+    total = 0
+    for item in items:
+        kind = item.__class__
+        if kind is str:
+            total += len(item) or 1
+        elif kind is float or kind is bool or item is None:
+            total += 1
+        elif kind is int:
+            total += item.bit_length() // _INT_UNIT_BITS + 1
+        elif depth < _MEMO_DEPTH:
+            total += _container_size(item, limit - total, memo, depth + 1)
+            if total > limit:
+                break
+        else:
+            total += _deep_size(item, limit - total)
+    return total
+
+
+def _flat_size(items: Any) -> int | None:
+    """The size of a long list of only scalars or only strings, counted without a loop in
+    Python; None for anything else."""
+    kinds = set(map(type, items))
+    if kinds <= _FLAT:
+        total: int = len(items)
+        if int in kinds:
+            ints = items if len(kinds) == 1 else [item for item in items if type(item) is int]
+            total += sum(map(int.bit_length, ints)) // _INT_UNIT_BITS
+        return total
+    if kinds == {str}:
+        return sum(map(len, items)) + items.count("")
+    return None
+
+
+def _deep_size(value: Any, limit: int) -> int:
+    """`size_of` without recursion (nor the memo), for what nests deeper than the memo goes."""
+    total, todo = 0, [value]
+    while todo and total <= limit:
+        item = todo.pop()
+        if isinstance(item, str):
+            total += len(item) or 1
+        elif item.__class__ is int:
+            total += item.bit_length() // _INT_UNIT_BITS + 1
+        elif isinstance(item, list | tuple):
+            if not item:
+                total += 1
+            todo.extend(item[: limit + 1])
+        elif isinstance(item, Mapping):
+            if not item:
+                total += 1
+            for key, nested in item.items():
+                todo.append(key)
+                todo.append(nested)
+                if len(todo) > limit:
+                    break
+        else:
+            total += 1
+    return total
