@@ -62,6 +62,10 @@ class ExpressionError(SchnitzelError, ValueError):
 
 
 _NUMBERS = frozenset({int, float, bool})
+# Compared without a charge: at C speed, and each was charged when built (a string, an int)
+# or came with the packet. Lists, tuples and mappings are compared item by item: charged.
+_UNCHARGED = frozenset({int, float, bool, str, type(None)})
+_MEMBERSHIP = (ast.In, ast.NotIn)
 _SEQUENCES = (str, list, tuple)
 _MISSING = object()
 _SMALL_INT = 1 << 63  # products within a machine word are not charged
@@ -254,13 +258,13 @@ class _Evaluator(simpleeval.EvalWithCompoundTypes):
         left = self._eval(node.left)
         if len(node.ops) == 1:  # `a < b`, the common case, without the loop
             right = self._eval(node.comparators[0])
-            if left.__class__ not in _NUMBERS or right.__class__ not in _NUMBERS:
+            if left.__class__ not in _UNCHARGED or right.__class__ not in _UNCHARGED:
                 self._spend_on_comparing(node.ops[0], left, right)
             return self.operators[node.ops[0].__class__](left, right)
         verdict = True
         for operation, comparator in zip(node.ops, node.comparators, strict=True):
             right = self._eval(comparator)
-            if left.__class__ not in _NUMBERS or right.__class__ not in _NUMBERS:
+            if left.__class__ not in _UNCHARGED or right.__class__ not in _UNCHARGED:
                 self._spend_on_comparing(operation, left, right)
             verdict = self.operators[operation.__class__](left, right)
             if not verdict:
@@ -269,9 +273,14 @@ class _Evaluator(simpleeval.EvalWithCompoundTypes):
         return verdict
 
     def _spend_on_comparing(self, operation: ast.cmpop, left: Any, right: Any) -> None:
-        self.spend_on(left)
-        if not (operation.__class__ in (ast.In, ast.NotIn) and isinstance(right, Mapping)):
-            self.spend_on(right)  # a key looked up in a mapping walks only the key
+        units = len(left) if left.__class__ is str else size_of(left, self.work_left)
+        kind = right.__class__
+        if not (
+            operation.__class__ in _MEMBERSHIP
+            and (kind is dict or (kind is not list and isinstance(right, Mapping)))
+        ):
+            units += size_of(right, self.work_left)  # a key looked up in a mapping: the key
+        self.spend(units)
 
     def _eval_boolop(self, node: ast.BoolOp) -> Any:
         """`and`/`or` return the deciding operand, as in Python and simpleeval."""
@@ -318,10 +327,14 @@ class _Evaluator(simpleeval.EvalWithCompoundTypes):
 
     def _eval_joinedstr(self, node: ast.JoinedStr) -> str:
         parts = []
+        length = 0
         for value in node.values:
-            part = str(self._eval(value))  # charged by its length, as `str()` is
-            self.spend(len(part))
+            part = self._eval(value)
+            if part.__class__ is not str:
+                part = str(part)
+            length += len(part)
             parts.append(part)
+        self.spend(length)  # charged by its length, as `str()` is
         return "".join(parts)
 
     def _eval_dict(self, node: ast.Dict) -> dict[Any, Any]:
@@ -369,8 +382,8 @@ class _Evaluator(simpleeval.EvalWithCompoundTypes):
                     f"{base} ** {exponent} is too large (over {MAX_INT_BITS} bits)"
                 )
             power = base**exponent
-            if power.__class__ is int:  # a negative exponent gives a float
-                self.spend(size_of(power, self.work_left))
+            if power.__class__ is int and not -_SMALL_INT < power < _SMALL_INT:
+                self.spend(size_of(power, self.work_left))  # (a negative exponent: a float)
             return power
         return base**exponent
 

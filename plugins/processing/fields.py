@@ -47,13 +47,11 @@ def number_reader(field: str) -> Callable[[StreamPacket], float]:
 
     def read(packet: StreamPacket) -> float:
         value = read_value(packet)
-        if value.__class__ is float:  # the common cases, first
-            if isfinite(value):
-                return value
-        elif value.__class__ is int:
+        kind = value.__class__
+        if (kind is float and isfinite(value)) or kind is int:  # the common cases, first
             return value
-        elif isinstance(value, int | float) and not isinstance(value, bool) and isfinite(value):
-            return value
+        if isinstance(value, int | float) and kind is not bool and isfinite(value):
+            return value  # a subclass: what a plugin's own payload may hold
         raise ValueError(f"{name} must be a finite number, not {value!r}")
 
     return read

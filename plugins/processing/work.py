@@ -25,6 +25,7 @@ of CPU at most (docs/processing.md, The work budget)."""
 _SCALARS = frozenset({float, bool, type(None)})
 _FLAT = frozenset({int, float, bool, type(None)})
 _INT_UNIT_BITS = 64  # an int counts one unit per 64 bits: the machine words it is made of
+_SHORT = 8  # a list or tuple this short is counted directly
 _LONG = 64  # a longer container is first tried as flat (counted at C speed)
 _MEMO_DEPTH = 100  # deeper containers (a payload may nest deeper) are counted without memo
 
@@ -50,6 +51,19 @@ def size_of(value: Any, limit: int) -> int:
         return value.bit_length() // _INT_UNIT_BITS + 1
     if kind in _SCALARS:
         return 1
+    if (kind is list or kind is tuple) and len(value) <= _SHORT:
+        # `payload.tags`, `("a", "b")`: strings and floats counted here, without the memo
+        total = 0
+        for item in value:
+            item_kind = item.__class__
+            if item_kind is str:
+                total += len(item) or 1
+            elif item_kind is float or item_kind is bool or item is None:
+                total += 1
+            else:
+                break
+        else:
+            return total or 1
     return _container_size(value, limit, {}, 0)
 
 

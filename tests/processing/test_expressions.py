@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import copy
 import math
+import re
+from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from schnitzel.contract.packet import StreamPacket
 from schnitzel_plugins.processing.expressions import (
@@ -15,6 +18,9 @@ from schnitzel_plugins.processing.expressions import (
     ExpressionInvalid,
     compile_expression,
 )
+from schnitzel_plugins.processing.filter import Filter
+from schnitzel_plugins.processing.map import Map
+from schnitzel_plugins.processing.route import Route
 
 PACKET = StreamPacket.new(
     "sensor",
@@ -163,3 +169,95 @@ def test_one_compiled_expression_serves_many_packets() -> None:
     ]
     assert values == [0, 2, 4, 6, 8]
     assert math.isclose(expression.evaluate(PACKET), 43.0)
+
+
+@pytest.mark.parametrize(
+    ("source", "units"),
+    [
+        # nodes, one each, plus what the operations build or walk (docs/processing.md)
+        ('"ab" + "cd"', 3 + 4),  # a concatenation: its length
+        ("[0] * 3", 4 + 3),  # a repetition: its length
+        ("payload.value * 2 > 40", 6),  # numbers: nodes only
+        ('kind == "sensor"', 3),  # strings compare at C speed: nodes only
+        ('payload.tags == ["a", "b"]', 6 + 2 + 2),  # lists compare item by item: both sides
+        ('"unit" in payload', 3 + 4),  # a key looked up in a mapping: the key only
+        ("str(payload.tags)", 4 + len("['a', 'b']")),  # a string made: its length
+        ("max(payload.tags)", 4 + 2 + 1),  # the arguments walked, the string returned
+        ('f"{seq}"', 3 + 1),  # an f-string: its length
+        ("source_id[:3]", 4 + 3),  # a slice: its length
+        ("{**payload}", 2 + 5),  # a mapping unpacked: its keys
+        ("2 ** 100 * 2 ** 100", 7 + 2 + 2 + 4),  # a big integer: one per 64 bits
+        ("str([[0] * 3] * 2)", 9 + 3 + 2 + len("[[0, 0, 0], [0, 0, 0]]")),
+        ("[[0] * 3] * 2 == [[0] * 3] * 2", 15 + 2 * (3 + 2) + 2 * 6),  # nested: every item
+    ],
+)
+def test_the_work_budget_charges_each_operation_as_documented(source: str, units: int) -> None:
+    """Exactly `units`: the expression evaluates with that budget and fails with one less
+    (refused when compiled, where its nodes alone are over), on every try (work is counted,
+    never timed)."""
+    expected = evaluate(source, UNLIMITED)
+    for _ in range(3):
+        assert evaluate(source, units) == expected
+        with pytest.raises((ExpressionError, ExpressionInvalid), match=f"max_work {units - 1}"):
+            evaluate(source, units - 1)
+
+
+def test_an_expression_whose_nodes_exceed_the_budget_is_refused_when_compiled() -> None:
+    with pytest.raises(ExpressionInvalid, match="5 nodes, each a unit of work, over max_work 4"):
+        compile_expression("1 + 2 + 3", max_work=4)
+    assert compile_expression("1 + 2 + 3", max_work=5).evaluate(PACKET) == 6
+
+
+HEAVY = " and ".join(['str([[0]*999]*100)!=""'] * 145)
+"""4 KB of allowed terms, each building and printing 100,000 items: over a second of CPU per
+packet without a budget."""
+
+
+def test_a_heavy_expression_fails_its_packet_on_the_budget_naming_both() -> None:
+    assert 3900 < len(HEAVY) <= 4096
+    with pytest.raises(ExpressionError) as failed:
+        evaluate(HEAVY)
+    message = str(failed.value)
+    assert message.startswith(repr(HEAVY) + ": over its work budget, max_work 100,000")
+    assert "raise the node's max_work" in message
+
+
+def test_a_payload_too_big_for_the_budget_fails_that_packet_only() -> None:
+    expression = compile_expression("max(payload.samples) > 0", max_work=1000)
+    small = StreamPacket.new("sensor", "s", 0, {"samples": list(range(1, 100))})
+    large = StreamPacket.new("sensor", "s", 1, {"samples": list(range(1, 1000))})
+    assert expression.evaluate(small) is True
+    with pytest.raises(ExpressionError, match="over its work budget, max_work 1,000"):
+        expression.evaluate(large)
+    assert expression.evaluate(small) is True  # the next packet starts with a full budget
+
+
+@pytest.mark.parametrize(
+    ("config", "option"),
+    [
+        ({"plugin": Filter, "condition": "seq + 1 + 2 > 3"}, "condition"),
+        ({"plugin": Map, "set": {"ok": "seq", "x": "seq + 1 + 2 > 3"}}, "set.x"),
+        ({"plugin": Route, "routes": {"hot": "seq + 1 + 2 > 3"}}, "routes.hot"),
+    ],
+)
+def test_a_node_refuses_an_expression_its_max_work_cannot_evaluate(
+    config: dict[str, Any], option: str
+) -> None:
+    plugin = config.pop("plugin")
+    with pytest.raises(ValidationError, match=f"{option}: line 1, column 1 of the expression: 7 "):
+        plugin.Config.model_validate({**config, "max_work": 6})
+    assert plugin.Config.model_validate({**config, "max_work": 7}).max_work == 7
+
+
+@pytest.mark.parametrize(
+    ("source", "reason"),
+    [
+        ("-" * 4000 + "1", "nested deeper than 64 levels"),  # Python's parser gives up first
+        ("x" * 4097, "longer than 4096 characters (4097)"),
+    ],
+)
+def test_an_expression_too_long_or_too_deep_is_refused_with_the_limit(
+    source: str, reason: str
+) -> None:
+    with pytest.raises(ExpressionInvalid, match=re.escape(reason)):
+        compile_expression(source)

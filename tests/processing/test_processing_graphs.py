@@ -143,6 +143,40 @@ edges:
     ]
 
 
+def test_a_packet_over_the_work_budget_goes_to_the_error_policy_and_the_rest_pass(
+    tmp_path: Path,
+) -> None:
+    readings = tmp_path / "in.jsonl"
+    sizes = [3, 500, 10, 2000, 1]
+    readings.write_text("".join(json.dumps({"samples": [1] * n}) + "\n" for n in sizes))
+    body = """
+nodes:
+  - {id: src, kind: source, plugin: jsonl, config: {path: in.jsonl, resume: false}}
+  - id: some
+    kind: transform
+    plugin: filter
+    config: {condition: 'max(payload.samples) > 0', max_work: 200}
+    on_error: dead_letter
+    dead_letter: dlq
+  - {id: out, kind: sink, plugin: jsonl, config: {path: out.jsonl}}
+  - {id: dlq, kind: sink, plugin: jsonl, config: {path: dlq.jsonl}}
+edges:
+  - {from: src, to: some}
+  - {from: some, to: out}
+"""
+    report = run(graph_from(tmp_path, body), tmp_path)
+    assert report["nodes"]["some"]["errors"] == 2
+    passed = [len(row["payload"]["samples"]) for row in read_jsonl(tmp_path / "out.jsonl")]
+    assert passed == [3, 10, 1]
+    failed = read_jsonl(tmp_path / "dlq.jsonl")
+    assert [len(row["payload"]["samples"]) for row in failed] == [500, 2000]
+    assert {row["meta"]["error"]["message"] for row in failed} == {
+        "'max(payload.samples) > 0': over its work budget, max_work 200 (a unit per node, per "
+        "item or character built or walked); simplify the expression or raise the node's "
+        "max_work"
+    }
+
+
 def test_threshold_in_a_graph_alerts_once_per_crossing_on_a_noisy_signal(tmp_path: Path) -> None:
     rng = random.Random(17)
     level = [70 + min(n, 20) - max(n - 40, 0) for n in range(60)]
@@ -264,6 +298,49 @@ def test_validate_points_at_the_option_line_and_the_column_in_the_expression(
     )
     assert "line 1, column 16 of the expression: syntax error" in found[(11, "bad-config")]
     assert len(problems) == 2, problems
+
+
+def test_validate_refuses_an_expression_too_long_or_too_deep_at_its_line_and_one_over_its_budget(
+    tmp_path: Path,
+) -> None:
+    """A deep expression used to crash the parser (RecursionError: `plugin-failed`, "a bug in
+    the plugin"); too long or too deep is a `bad-config` problem at the option's line."""
+    graph = tmp_path / "graph.yaml"
+    graph.write_text(
+        "version: 2\n"
+        "nodes:\n"
+        "  - {id: src, kind: source, plugin: synthetic, config: {count: 5}}\n"
+        "  - id: deep\n"
+        "    kind: transform\n"
+        "    plugin: filter\n"
+        "    config:\n"
+        f"      condition: '{'-' * 4000}1 > 0'\n"
+        "  - id: long\n"
+        "    kind: transform\n"
+        "    plugin: map\n"
+        "    config:\n"
+        f"      set: {{x: '{' + '.join(['seq'] * 1100)}'}}\n"
+        "  - id: small\n"
+        "    kind: transform\n"
+        "    plugin: route\n"
+        "    config:\n"
+        "      routes: {hot: 'seq + 1 > 2'}\n"
+        "      max_work: 4\n"
+        "  - {id: out, kind: sink, plugin: 'null'}\n"
+        "edges: [{from: src, to: deep}, {from: deep, to: long}, {from: long, to: small},"
+        " {from: small, to: out}, {from: small.hot, to: out}]\n"
+    )
+    done = run_cli("validate", str(graph), "--json")
+    assert done.returncode == 1, done.stderr
+    problems = json.loads(done.stdout)["problems"]
+    found = {(p["line"], p["code"]): p["message"] for p in problems}
+    assert "of the expression: nested deeper than 64 levels" in found[(8, "bad-config")]
+    assert "of the expression: longer than 4096 characters (6597)" in found[(13, "bad-config")]
+    assert (
+        "routes.hot: line 1, column 1 of the expression: 5 nodes, each a unit of work, "
+        "over max_work 4" in found[(17, "bad-config")]
+    )
+    assert len(problems) == 3, problems
 
 
 @pytest.mark.slow
