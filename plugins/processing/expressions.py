@@ -69,10 +69,8 @@ _MEMBERSHIP = (ast.In, ast.NotIn)
 _SEQUENCES = (str, list, tuple)
 _MISSING = object()
 _SMALL_INT = 1 << 63  # products within a machine word are not charged
-# Calls whose arguments are not walked to charge them: constant time whatever their
-# arguments, or making a string at least as long as the walk (charged by its length: a
-# string is counted at C speed, a walk at Python speed).
-_UNWALKED_CALLS = frozenset({"len", "get", "has", "str", "lower", "upper"})
+# Calls that take constant time whatever their arguments: the arguments are not walked.
+_UNWALKED_CALLS = frozenset({"len", "get", "has"})
 
 
 def _bounded_mod(left: Any, right: Any) -> Any:
@@ -280,7 +278,10 @@ class _Evaluator(simpleeval.EvalWithCompoundTypes):
             and (kind is dict or (kind is not list and isinstance(right, Mapping)))
         ):
             units += size_of(right, self.work_left)  # a key looked up in a mapping: the key
-        self.spend(units)
+        left_after = self.work_left - units  # `spend`, inline: a call costs what this does
+        if left_after < 0:
+            raise OverBudget
+        self.work_left = left_after
 
     def _eval_boolop(self, node: ast.BoolOp) -> Any:
         """`and`/`or` return the deciding operand, as in Python and simpleeval."""
@@ -331,10 +332,13 @@ class _Evaluator(simpleeval.EvalWithCompoundTypes):
         for value in node.values:
             part = self._eval(value)
             if part.__class__ is not str:
+                # walked first, as for str(): the walk stops at the budget, str() would not
+                if part.__class__ not in _NUMBERS:
+                    self.spend(size_of(part, self.work_left))
                 part = str(part)
             length += len(part)
             parts.append(part)
-        self.spend(length)  # charged by its length, as `str()` is
+        self.spend(length)  # and charged by its length, as what `str()` makes is
         return "".join(parts)
 
     def _eval_dict(self, node: ast.Dict) -> dict[Any, Any]:

@@ -13,6 +13,7 @@ Pure logic: nothing here imports the runtime.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from itertools import chain
 from typing import Any
 
 __all__ = ["DEFAULT_MAX_WORK", "OverBudget", "size_of"]
@@ -71,33 +72,32 @@ def _container_size(value: Any, limit: int, memo: dict[int, int], depth: int) ->
     known = memo.get(id(value))
     if known is not None:
         return known
-    items: Any
+    parts: tuple[Any, ...]
     kind = value.__class__
     if kind is list or kind is tuple:
-        items = value
+        parts = (value,)
     elif kind is dict:
-        items = value.values()
+        parts = (value.keys(), value.values())
     elif isinstance(value, list | tuple):
-        items = value
+        parts = (value,)
     elif isinstance(value, Mapping):
-        items = value.values()
+        parts = (value.keys(), value.values())
     elif isinstance(value, str):
         return len(value) or 1
     else:
         return 1
-    if not items:
+    if not value:
         return 1
-    total = 0
-    if kind is dict or items is not value:  # the keys: mostly short strings
-        keys = _flat_size(list(value)) if len(value) > _LONG else None
-        total += _items_size(value, limit, memo, depth) if keys is None else keys
-    if len(items) > _LONG:
-        flat = _flat_size(items if items is value else list(items))
-        if flat is not None:
+    if len(value) > _LONG:
+        total = 0
+        for part in parts:
+            flat = _flat_size(part if part is value else list(part))
+            if flat is None:
+                flat = _items_size(part, limit - total, memo, depth)
             total += flat
-            memo[id(value)] = total
-            return total
-    total += _items_size(items, limit - total, memo, depth)
+    else:
+        items = value if len(parts) == 1 else chain(*parts)
+        total = _items_size(items, limit, memo, depth)
     # A count cut short at the limit is past every later limit too: the limits only shrink.
     memo[id(value)] = total
     return total

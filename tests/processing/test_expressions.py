@@ -181,13 +181,14 @@ def test_one_compiled_expression_serves_many_packets() -> None:
         ('kind == "sensor"', 3),  # strings compare at C speed: nodes only
         ('payload.tags == ["a", "b"]', 6 + 2 + 2),  # lists compare item by item: both sides
         ('"unit" in payload', 3 + 4),  # a key looked up in a mapping: the key only
-        ("str(payload.tags)", 4 + len("['a', 'b']")),  # a string made: its length
+        ("str(payload.tags)", 4 + 2 + len("['a', 'b']")),  # walked, and the string made
         ("max(payload.tags)", 4 + 2 + 1),  # the arguments walked, the string returned
         ('f"{seq}"', 3 + 1),  # an f-string: its length
         ("source_id[:3]", 4 + 3),  # a slice: its length
         ("{**payload}", 2 + 5),  # a mapping unpacked: its keys
         ("2 ** 100 * 2 ** 100", 7 + 2 + 2 + 4),  # a big integer: one per 64 bits
-        ("str([[0] * 3] * 2)", 9 + 3 + 2 + len("[[0, 0, 0], [0, 0, 0]]")),
+        ("str([[0] * 3] * 2)", 9 + 3 + 2 + 6 + len("[[0, 0, 0], [0, 0, 0]]")),
+        ('f"{payload.tags}"', 4 + 2 + len("['a', 'b']")),
         ("[[0] * 3] * 2 == [[0] * 3] * 2", 15 + 2 * (3 + 2) + 2 * 6),  # nested: every item
     ],
 )
