@@ -7,6 +7,8 @@ earlier revision (without it) loaded in the same process.
    (goal: at most ~1.1, the budget costing no more than ~10% of an evaluation).
 2. CPU time of one evaluation of heavy but allowed expressions (4 KB, ~150 terms), baseline
    and current with the default budget.
+3. The longest one evaluation takes now, with the default budget, over shapes of terms
+   (repeated to 4 KB) and sizes of payloads: what the budget bounds an evaluation to.
 
 Run: .venv/bin/python bench/bench_processing_budget.py --before REVISION
 (REVISION: a commit whose plugins/processing/expressions.py has no budget, e.g. 8169399.)
@@ -37,6 +39,15 @@ HEAVY = {
     "str() of built lists": " and ".join(['str([[0]*999]*100)!=""'] * 145),
     "str() of the payload": " and ".join(['str(payload.big)!=""'] * 160),
     "== of built lists": " and ".join(["[[0]*999]*100==[[0]*999]*100"] * 121),
+}
+WORST_SHAPES = {
+    "str() of small lists": 'str([[0,0]]*{k})!=""',
+    "str() of nested lists": 'str([[0]*{k}]*{k})!=""',
+    "== of nested lists": "[[0.5]*{k}]*{k}==[[0.5]*{k}]*{k}",
+    "str() of payload objects": 'str(payload.objects)!=""',
+    "f-string of payload objects": 'f"{{payload.objects}}"!=""',
+    "max() of payload numbers": "max(payload.numbers)>=0",
+    "arithmetic": "(seq*2+1)*3-seq>0",
 }
 BLOCK = 2_000
 ROUNDS = 150
@@ -109,6 +120,29 @@ def main() -> None:
             f"   {name:22s} {len(source):5d} chars  {args.before} {old_ms:8.1f} ({old_outcome})"
             f"  now {new_ms:6.1f} ({new_outcome})"
         )
+    worst_cases()
+
+
+def worst_cases() -> None:
+    print(f"\n3. the longest evaluation now (max_work {current.DEFAULT_MAX_WORK:,}), CPU ms")
+    for name, shape in WORST_SHAPES.items():
+        worst = (0.0, 0, 0, "")
+        for n in (10, 1000, 20_000):
+            objects = [{"a": 1.5, "b": "x"} for _ in range(n)]
+            packet = StreamPacket.new(
+                "sensor", "s", 0, {"objects": objects, "numbers": [float(i) for i in range(n)]}
+            )
+            for k in (2, 10, 100, 300, 1000):
+                term = shape.format(k=k)
+                source = " and ".join([term] * (4000 // (len(term) + 5)))
+                try:
+                    expression = current.compile_expression(source)
+                except current.ExpressionInvalid:
+                    continue
+                ms, outcome = cpu_ms(expression, packet)
+                worst = max(worst, (ms, n, k, outcome))
+        ms, n, k, outcome = worst
+        print(f"   {name:28s} {ms:6.1f}  (payload of {n:,}, k={k}: {outcome})")
 
 
 if __name__ == "__main__":
