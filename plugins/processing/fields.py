@@ -48,13 +48,26 @@ def number_reader(field: str) -> Callable[[StreamPacket], float]:
     def read(packet: StreamPacket) -> float:
         value = read_value(packet)
         kind = value.__class__
-        if (kind is float and isfinite(value)) or kind is int:  # the common cases, first
+        if (kind is float and isfinite(value)) or kind is int:
             return value
         if isinstance(value, int | float) and kind is not bool and isfinite(value):
             return value  # a subclass: what a plugin's own payload may hold
         raise ValueError(f"{name} must be a finite number, not {value!r}")
 
-    return read
+    if "." in field:
+        return read
+
+    def read_top(packet: StreamPacket) -> float:
+        # the common case, per packet (`window`), without a call; the rest as `read`
+        payload = packet.payload
+        if payload.__class__ is dict:
+            value = payload.get(field, _MISSING)
+            kind = value.__class__
+            if (kind is float and isfinite(value)) or kind is int:
+                return value
+        return read(packet)
+
+    return read_top
 
 
 def key_reader(key: str | None) -> Callable[[StreamPacket], Hashable]:
@@ -70,15 +83,25 @@ def key_reader(key: str | None) -> Callable[[StreamPacket], Hashable]:
 
     def read(packet: StreamPacket) -> Hashable:
         value = read_value(packet)
-        if value.__class__ is str or value.__class__ is int:  # the common cases, first
-            return value
         try:
             hash(value)
         except TypeError:
             return repr(value)
         return value
 
-    return read
+    if where != "payload" or "." in path:
+        return read
+
+    def read_top(packet: StreamPacket) -> Hashable:
+        # the common case, per packet (`window`), without a call; the rest as `read`
+        payload = packet.payload
+        if payload.__class__ is dict:
+            value = payload.get(path, _MISSING)
+            if value.__class__ is str or value.__class__ is int:
+                return value
+        return read(packet)
+
+    return read_top
 
 
 def _path_reader(where: str, path: str) -> Callable[[StreamPacket], Any]:
