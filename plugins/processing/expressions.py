@@ -7,8 +7,10 @@ functions in `FUNCTIONS`. Everything else is refused when the expression is comp
 the line and column: method calls (`payload.clear()` would change a packet other nodes
 share), names starting with `_` (`__class__` and the walks that start from it), lambdas,
 comprehensions, assignments, format specs. What cannot be refused by reading the text is
-bounded while evaluating: exponents, repetition and concatenation of long strings and lists.
-The choice of library and its measurement: docs/processing.md.
+bounded while evaluating: exponents, repetition and concatenation of long strings and lists;
+and every evaluation spends from a work budget counted in operations (work.py), so a heavy
+expression fails its packet instead of holding the event loop. The choice of library and its
+measurement, and the budget's: docs/processing.md.
 
 Pure logic: nothing here imports the runtime, so it is tested and benchmarked alone.
 """

@@ -130,7 +130,7 @@ def _flat_size(items: Any) -> int | None:
         total: int = len(items)
         if int in kinds:
             ints = items if len(kinds) == 1 else [item for item in items if type(item) is int]
-            total += sum(map(int.bit_length, ints)) // _INT_UNIT_BITS
+            total += sum(map(_INT_UNIT_BITS.__rfloordiv__, map(int.bit_length, ints)))
         return total
     if kinds == {str}:
         return sum(map(len, items)) + items.count("")
