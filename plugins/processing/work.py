@@ -16,6 +16,8 @@ from collections.abc import Mapping
 from itertools import chain
 from typing import Any
 
+from schnitzel import SchnitzelError
+
 __all__ = ["DEFAULT_MAX_WORK", "OverBudget", "size_of"]
 
 DEFAULT_MAX_WORK = 100_000
@@ -31,7 +33,7 @@ _LONG = 64  # a longer container is first tried as flat (counted at C speed)
 _MEMO_DEPTH = 100  # deeper containers (a payload may nest deeper) are counted without memo
 
 
-class OverBudget(Exception):
+class OverBudget(SchnitzelError):
     """Raised inside an evaluation that would spend more than its budget; the expression
     turns it into an `ExpressionError` naming itself and the budget."""
 
