@@ -63,6 +63,8 @@ class Admission(DurableState):
             raise
         for group in groups:
             await asyncio.shield(group)  # a cancelled producer does not cancel the commit
+        if groups and self.on_put_done is not None:
+            self.on_put_done()
 
     def _drop(self, n: int, reason: str) -> None:
         if n:

@@ -68,6 +68,7 @@ class DurableState(Inbox):
         "max_parked",
         "max_parked_bytes",
         "notify",
+        "on_put_done",
         "parked_bytes",
         "parked_count",
         "path",
@@ -107,6 +108,9 @@ class DurableState(Inbox):
         """(seq, parked at, reason, packet id) of rows the next commit parks."""
         self._parking_requests: deque[ParkingRequest] = deque()
         self.notify = notify
+        self.on_put_done: Callable[[], None] | None = None
+        """Called when a `put` returns, its packets committed: the checkpoint tracker polls
+        then (a source may checkpoint past them) instead of at its next tick."""
         self.store = DurableStore(path, synchronous)
         self.stats = DurableStats()
         self.refs = RefCounts()
