@@ -77,14 +77,15 @@ class CheckpointTracker:
         self._newest_safe: dict[str, StreamPacket | BadRecord | None] = {
             n.id: None for n in self.sources
         }
-        self._wake = asyncio.Event()
+        self._wake: asyncio.Event | None = None
         """Set when a put into a durable inbox returned: what a source emitted may be safe
         now (http_ingest answers its requests then, not up to a tick later). Only for a
-        source that asks (`checkpoints_promptly`): the others keep a few calls a second."""
+        source that asks (`checkpoints_promptly`): the others keep a few calls a second.
+        Made by `run`, on the loop that waits for it."""
         if any(_prompt(n) for n in self.sources):
             for node in runtime.nodes.values():
                 if isinstance(node.inbox, DurableInbox):
-                    node.inbox.on_put_done = self._wake.set
+                    node.inbox.on_put_done = self._put_done
 
     @property
     def frozen(self) -> bool:
@@ -108,8 +109,13 @@ class CheckpointTracker:
         may delete at once)."""
         return self._positions(node) or None
 
+    def _put_done(self) -> None:
+        if self._wake is not None:
+            self._wake.set()
+
     async def run(self) -> None:
-        wake, loop = self._wake, asyncio.get_running_loop()
+        self._wake = wake = asyncio.Event()
+        loop = asyncio.get_running_loop()
         prompt = [n for n in self.sources if _prompt(n)]
         due = loop.time() + CHECKPOINT_INTERVAL_S
         while True:
