@@ -36,12 +36,13 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import bench_durable as b
 
 import schnitzel.runtime.durable_admission as admission
 import schnitzel.runtime.durable_commits as commits
+from schnitzel.contract.packet import StreamPacket
 
 VARIANTS = ("memory", "durable", "durable, no store", "durable, no store, no encode")
 
@@ -67,10 +68,9 @@ class StoreClock:
 def patched(store: bool, encode: bool, clock: StoreClock) -> Iterator[None]:
     """The inbox with its store calls and/or its encoding skipped; the commits timed."""
     real_commit, real_encode = commits.commit_on_store, admission.encode_packet_bytes
-    body = b'{"v":1}'
     commits.commit_on_store = clock.wrap(real_commit if store else _skip)
     if not encode:
-        admission.encode_packet_bytes = lambda _packet: body
+        admission.encode_packet_bytes = _constant_body
     try:
         yield
     finally:
@@ -79,6 +79,10 @@ def patched(store: bool, encode: bool, clock: StoreClock) -> Iterator[None]:
 
 def _skip(*_args: Any) -> None:
     return None
+
+
+def _constant_body(packet: StreamPacket) -> bytes:
+    return b'{"v":1}'
 
 
 def process_cpu() -> float:
@@ -95,7 +99,7 @@ def measure(ws: b.Workspace, variant: str, packets: int) -> tuple[float, float, 
     store, encode = "no store" not in variant, "no encode" not in variant
     with patched(store, encode, clock):
         process, loop = process_cpu(), time.thread_time()
-        report = asyncio.run(runtime.run())
+        report = cast(dict[str, Any], asyncio.run(runtime.run()))
         loop = time.thread_time() - loop
         process = process_cpu() - process
     b.remove_db(db)
