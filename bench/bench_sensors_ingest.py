@@ -8,9 +8,9 @@ connection pool costs O(connections) per request):
 
 - baseline: an aiohttp app that reads and parses the JSON body and answers 200.
 - http_ingest: `http_ingest -> null` with the `null` sink's inbox durable (SQLite, WAL), run by
-  `Runtime`; each POST is answered 202 once its record is committed, which the runtime reports
-  through its checkpoint poll (every 0.1 s): that poll, not the server, sets the latency, and
-  throughput grows with the number of clients waiting at once.
+  `Runtime`; each POST is answered 202 once its record is committed: the runtime checkpoints
+  `http_ingest` (`checkpoints_promptly`) as soon as the put into the durable inbox returns, and
+  one commit serves every request waiting at that moment.
 
 Best of `--rounds` interleaved rounds (the machine is shared and noisy).
 

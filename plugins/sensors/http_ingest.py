@@ -78,6 +78,7 @@ class HttpIngest(Source):
     # packet at a time, and a durable inbox commits (fsync) each hand-over, so concurrent
     # requests would wait in line for one fsync each instead of sharing one.
     blocking: ClassVar[bool] = True
+    checkpoints_promptly: ClassVar[bool] = True  # each waiting request is answered then
 
     config: HttpIngestConfig
 

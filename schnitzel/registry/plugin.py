@@ -295,6 +295,10 @@ class Source(Plugin):
     reports_bad_records: ClassVar[bool] = False
     """True when `packets()` yields `BadRecord`s for input it cannot turn into packets: the
     node may then use `on_error: dead_letter` (docs/plugins.md, "Bad input")."""
+    checkpoints_promptly: ClassVar[bool] = False
+    """True when someone waits for `checkpoint` (a client for its answer): it is then also
+    called as soon as a put into a durable inbox returned, not only at the next 0.1 s poll,
+    so it may be called far more often. False keeps it to a few times a second."""
 
     def packets(
         self,
@@ -325,7 +329,8 @@ class Source(Plugin):
         so, or a crash between the two loses data (docs/contracts/delivery.md).
 
         Called on a thread of the node's pool when `blocking`, else on the event loop; at most
-        a few times a second and once more at the end of a run that drained.
+        a few times a second (unless `checkpoints_promptly`) and once more at the end of a run
+        that drained.
         """
 
 

@@ -35,13 +35,19 @@ if TYPE_CHECKING:
 __all__ = ["CHECKPOINT_INTERVAL_S", "CheckpointTracker", "checkpoints"]
 
 CHECKPOINT_INTERVAL_S = 0.1
-"""How often candidates are followed downstream and sources asked to checkpoint."""
+"""How often candidates are followed downstream and sources asked to checkpoint, at the
+latest: a put into a durable inbox that returns (its packets committed) polls at once."""
 
 
 def checkpoints(node: Node) -> bool:
     """True when the node's source plugin implements `checkpoint`."""
     plugin = node.plugin
     return isinstance(plugin, Source) and type(plugin).checkpoint is not Source.checkpoint
+
+
+def _prompt(node: Node) -> bool:
+    plugin = node.plugin
+    return isinstance(plugin, Source) and plugin.checkpoints_promptly
 
 
 @dataclass
@@ -71,6 +77,15 @@ class CheckpointTracker:
         self._newest_safe: dict[str, StreamPacket | BadRecord | None] = {
             n.id: None for n in self.sources
         }
+        self._wake: asyncio.Event | None = None
+        """Set when a put into a durable inbox returned: what a source emitted may be safe
+        now (http_ingest answers its requests then, not up to a tick later). Only for a
+        source that asks (`checkpoints_promptly`): the others keep a few calls a second.
+        Made by `run`, on the loop that waits for it."""
+        if any(_prompt(n) for n in self.sources):
+            for node in runtime.nodes.values():
+                if isinstance(node.inbox, DurableInbox):
+                    node.inbox.on_put_done = self._put_done
 
     @property
     def frozen(self) -> bool:
@@ -94,16 +109,34 @@ class CheckpointTracker:
         may delete at once)."""
         return self._positions(node) or None
 
-    async def run(self) -> None:
-        while True:
-            await asyncio.sleep(CHECKPOINT_INTERVAL_S)
-            self.poll()
+    def _put_done(self) -> None:
+        if self._wake is not None:
+            self._wake.set()
 
-    def poll(self) -> None:
-        """Note new candidates, follow them, and checkpoint what became safe."""
+    async def run(self) -> None:
+        self._wake = wake = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        prompt = [n for n in self.sources if _prompt(n)]
+        due = loop.time() + CHECKPOINT_INTERVAL_S
+        while True:
+            # The source sets `last_emitted` right after its put returns, before it awaits
+            # anything: by the time this task runs, the candidate is there to follow.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), max(due - loop.time(), 0.0))
+            if loop.time() >= due:  # every source and relay, every 0.1 s
+                due = loop.time() + CHECKPOINT_INTERVAL_S
+                wake.clear()
+                self.poll()
+            else:  # a put returned: only the sources that asked for it
+                wake.clear()
+                self.poll(prompt, relays=False)
+
+    def poll(self, sources: list[Node] | None = None, relays: bool = True) -> None:
+        """Note new candidates of `sources` (all by default), follow them, and checkpoint
+        what became safe; with `relays`, let durable nodes delete what is safe downstream."""
         if self.frozen:
             return
-        for relay in self.relays:
+        for relay in self.relays if relays else ():
             inbox = relay.inbox
             assert isinstance(inbox, DurableInbox)
             confirmed = 0
@@ -113,7 +146,7 @@ class CheckpointTracker:
                 confirmed += 1
             if confirmed:
                 inbox.confirm(confirmed)
-        for source in self.sources:
+        for source in self.sources if sources is None else sources:
             candidates = self._candidates[source.id]
             last = self.runtime.workers[source.id].last_emitted
             if last is not None and last is not self._noted[source.id]:

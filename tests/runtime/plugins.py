@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 from pydantic import Field
 
 from schnitzel import PluginConfig, Routed, Sink, Source, StreamPacket, Transform
+from schnitzel.contract.kinds import PayloadProfile
 from schnitzel.registry.plugin import Compute, NodeContext
 
 RECORDS: dict[str, list[StreamPacket]] = defaultdict(list)
@@ -187,6 +188,33 @@ def wait_for_gate(node_id: str, test: int) -> None:
     deadline = time.monotonic() + 30
     while _TEST[0] == test and not gate.wait(0.05) and time.monotonic() < deadline:
         pass
+
+
+class WaitsForCheckpoint(Source):
+    """`count` packets, handed on at once; then it waits (60 s at most, against a hang) until
+    its checkpoint reached the last of them before it ends, and records the seq it reached in
+    SAVED (none if the wait ran out): a device that expects an answer per packet."""
+
+    name: ClassVar[str] = "waits-for-checkpoint"
+    Config: ClassVar[type[PluginConfig]] = CountConfig
+    blocking: ClassVar[bool] = True
+    emits_profile: ClassVar[PayloadProfile] = PayloadProfile.JSON_PORTABLE
+    checkpoints_promptly: ClassVar[bool] = True
+
+    def __init__(self, config: Any, context: NodeContext) -> None:
+        super().__init__(config, context)
+        self._reached = threading.Event()
+
+    def packets(self) -> Iterator[StreamPacket | None]:
+        for seq in range(self.config.count):
+            yield StreamPacket.new("sensor", self.context.node_id, seq)
+        yield None  # hand on what was taken
+        self._reached.wait(60.0)
+
+    def checkpoint(self, upto: StreamPacket) -> None:
+        if upto.seq == self.config.count - 1 and not self._reached.is_set():
+            SAVED[self.context.node_id].append(upto.seq)
+            self._reached.set()
 
 
 def reset() -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from schnitzel.runtime import Runtime
+from schnitzel.runtime import Runtime, checkpoints
 from tests.runtime import plugins
 from tests.runtime.harness import assert_counts_add_up, graph_from, run
 
@@ -128,6 +128,28 @@ def test_a_durable_inbox_lets_the_checkpoint_pass_what_it_committed(tmp_path: Pa
     second = run(g, tmp_path)
     assert numbers() == list(range(400))  # from the store; the source read nothing again
     assert second["nodes"]["src"]["out"] == 0
+
+
+def test_a_commit_to_a_durable_inbox_lets_the_source_checkpoint_without_waiting_for_a_tick(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # With the periodic poll an hour away, only the put's return can wake the tracker for a
+    # source with `checkpoints_promptly`: it waits (60 s at most) for its checkpoint first.
+    monkeypatch.setattr(checkpoints, "CHECKPOINT_INTERVAL_S", 3600.0)
+    g = graph_from(
+        tmp_path,
+        """
+nodes:
+  - {id: src, kind: source, plugin: "tests.runtime.plugins:WaitsForCheckpoint",
+     config: {count: 5}}
+  - {id: out, kind: sink, plugin: "null", inbox: {durable: {path: state/out.db}}}
+edges:
+  - {from: src, to: out}
+""",
+    )
+    report = run(g, tmp_path)
+    assert plugins.SAVED["src"] == [4]  # reached while the source still waited for it
+    assert report["totals"]["delivered"] == 5
 
 
 def test_a_replaced_input_file_is_read_from_the_start(tmp_path: Path) -> None:

@@ -1,0 +1,239 @@
+"""How packets enter a durable inbox (runtime/durable_inbox.py): `put` and `offer` encode
+them, check the size limits, apply the overflow policy (block, drop_new, drop_oldest: in
+memory first, then on disk) and queue the rest for the next commit."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from itertools import repeat
+from operator import attrgetter
+
+from schnitzel.contract.codec import encode_packet_bytes
+from schnitzel.contract.packet import StreamPacket
+from schnitzel.contract.refs import packet_refs
+from schnitzel.durable.store import checksum
+from schnitzel.errors import PacketNotPortable
+from schnitzel.runtime.durable_state import DurableState
+from schnitzel.runtime.metrics import DropReason
+
+__all__ = ["Admission"]
+
+_payload_ref = attrgetter("payload_ref")
+
+
+class Admission(DurableState):
+    """A durable inbox's producer side."""
+
+    __slots__ = ()
+
+    async def put(self, batch: list[StreamPacket], force: bool = False) -> None:
+        """Return once every packet of `batch` is committed, dropped by the overflow policy
+        (counted) or refused as not portable (counted)."""
+        if self.closed:
+            self.metrics.refused(DropReason.NODE_FAILED, len(batch))
+            return
+        packets, bodies = self._encode(batch)
+        groups: list[asyncio.Future[None]] = []
+        start = 0
+        try:
+            while start < len(packets):
+                fits = self._bodies_fitting(bodies, start)
+                if fits == len(packets) - start or force:
+                    groups.append(self._admit(packets, bodies, start, len(packets)))
+                    start = len(packets)
+                elif self.overflow == "drop_oldest":  # the newest win, these among them
+                    start += await self._displace_for(bodies[start:])
+                    if start < len(packets):
+                        groups.append(self._admit(packets, bodies, start, len(packets)))
+                    start = len(packets)
+                elif fits:
+                    groups.append(self._admit(packets, bodies, start, start + fits))
+                    start += fits
+                elif self.overflow == "drop_new":
+                    self._drop(len(packets) - start, DropReason.INBOX_FULL)
+                    start = len(packets)
+                else:
+                    await self._wait_for_space()
+                    if self.closed:
+                        self._drop(len(packets) - start, DropReason.NODE_FAILED)
+                        start = len(packets)
+        except asyncio.CancelledError:  # a forced stop: what never got in is lost, and counted
+            self._drop(len(packets) - start, DropReason.SHUTDOWN)
+            raise
+        for group in groups:
+            await asyncio.shield(group)  # a cancelled producer does not cancel the commit
+        if groups and self.on_put_done is not None:
+            self.on_put_done()
+
+    def _drop(self, n: int, reason: str) -> None:
+        if n:
+            self.metrics.refused(reason, n)
+
+    def offer(
+        self,
+        batch: list[StreamPacket],
+        start: int = 0,
+        force: bool = False,
+        newcomer: bool = False,
+    ) -> int:
+        """Admit `batch[start:]` to the next commit without waiting; return the index of the
+        first packet not admitted (`len(batch)` when all were dealt with).
+
+        Unlike `put`, the packets are not committed when this returns (a producer that must
+        not retire its inputs before then awaits `put`). What fits is admitted, packets that
+        are not portable are dropped (counted), `drop_new` drops what does not fit (counted);
+        where room must be waited for (`block`) or made on disk (`drop_oldest`) it stops and
+        returns that index, for `put` to finish.
+        """
+        end = len(batch)
+        if self.closed:
+            self._drop(end - start, DropReason.NODE_FAILED)
+            return end
+        if newcomer and self._space_waiters and not force:
+            return start  # producers already wait for space: queue behind them
+        packets: list[StreamPacket] = []
+        bodies: list[bytes] = []
+        stop = end
+        for index in range(start, end):
+            encoded, body = self._encode([batch[index]])  # a packet not portable is counted
+            if not encoded:
+                continue
+            if not force and not self._bodies_fitting(body, 0):
+                stop = index
+                break
+            packets += encoded
+            bodies += body
+            self._count += 1  # held for `_fitting` until admitted below
+            self._bytes += len(body[0])
+        self._count -= len(packets)
+        self._bytes -= sum(len(body) for body in bodies)
+        if packets:
+            self._admit(packets, bodies, 0, len(packets))
+        if stop == end:
+            return end
+        if self.overflow == "drop_new":
+            rest, _bodies = self._encode(batch[stop:])
+            self._drop(len(rest), DropReason.INBOX_FULL)
+            return end
+        return stop  # `put` waits for room (block) or makes it on disk (drop_oldest)
+
+    def _encode(self, batch: list[StreamPacket]) -> tuple[list[StreamPacket], list[bytes]]:
+        """Encoded packets; one that cannot be encoded is dropped here, with the reason."""
+        bodies: list[bytes] = []
+        kept: list[StreamPacket] = []
+        for packet in batch:
+            try:
+                bodies.append(encode_packet_bytes(packet))
+            except (PacketNotPortable, TypeError, ValueError) as exc:
+                self.metrics.refused(DropReason.NOT_PORTABLE, 1)
+                self.metrics.note(packet.packet_id, exc)
+                continue
+            kept.append(packet)
+        return kept, bodies
+
+    def _bodies_fitting(self, bodies: list[bytes], start: int) -> int:
+        """How many of `bodies[start:]` fit under the size limits now."""
+        count, size = self._count, self._bytes
+        max_packets = self.max_packets if self.max_packets is not None else 1 << 62
+        n = len(bodies) - start
+        if count + n <= max_packets and size + sum(map(len, bodies[start:])) <= self.max_bytes:
+            return n  # the common case, all of them, seen without a loop in Python
+        n = 0
+        for body in bodies[start:]:
+            if count + 1 > max_packets or (size + len(body) > self.max_bytes and count > 0):
+                break  # an empty store takes one packet of any size, or it would never move
+            count += 1
+            size += len(body)
+            n += 1
+        return n
+
+    def _admit(
+        self, packets: list[StreamPacket], bodies: list[bytes], start: int, end: int
+    ) -> asyncio.Future[None]:
+        now = time.time()
+        first = self._next_seq
+        seq = first + end - start
+        admitted = bodies[start:end]
+        # Rows built by zip and map, not a loop in Python: this runs for every packet.
+        self._pending.extend(
+            zip(range(first, seq), repeat(now), admitted, map(checksum, admitted), strict=False)
+        )
+        self._bytes += sum(map(len, admitted))
+        self._pending_packets.extend(packets[start:end])
+        if any(map(_payload_ref, packets[start:end])):
+            for offset, packet in enumerate(packets[start:end]):
+                if packet.payload_ref is not None:
+                    self.refs.add(first + offset, packet_refs(packet))
+        self._count += end - start
+        self._next_seq = seq
+        done = asyncio.get_running_loop().create_future()
+        self._waiters.append((seq - 1, done))
+        self._work.set()
+        return done
+
+    async def _displace_for(self, bodies: list[bytes]) -> int:
+        """`drop_oldest`: make room for `bodies` by dropping the oldest queued packets (in
+        memory first, then on disk); when that is not enough, the oldest of `bodies`
+        themselves. Returns how many of those."""
+        max_packets = self.max_packets if self.max_packets is not None else 1 << 62
+        need_packets = self._count + len(bodies) - max_packets
+        need_bytes = self._bytes + sum(len(b) for b in bodies) - self.max_bytes
+        displaced = 0
+        while (need_packets > 0 or need_bytes > 0) and self._items:
+            self._items.popleft()
+            seq, _at, size = self._rows.popleft()
+            self._deletes.append(seq)
+            self.refs.remove(seq)
+            self._forget(1, size)
+            need_packets -= 1
+            need_bytes -= size
+            displaced += 1
+        if displaced:
+            self._leave(displaced)
+        if (need_packets > 0 or need_bytes > 0) and self._spilled:
+            average = max(self._spilled_bytes // self._spilled, 1)
+            k = min(self._spilled, max(need_packets, -(-need_bytes // average)))
+            # Counted once the store says which rows went: a read of the window may have
+            # taken some of the oldest meanwhile, and then newer ones go instead.
+            count, size = await self._displace_on_disk(k)
+            self._spilled -= count
+            self._spilled_bytes -= size
+            self._forget(count, size)
+            self._leave(count)
+            need_packets -= count
+            need_bytes -= size
+            displaced += count
+        own = 0
+        while (need_packets > 0 or need_bytes > 0) and own < len(bodies):
+            need_packets -= 1
+            need_bytes -= len(bodies[own])
+            own += 1
+        if displaced or own:
+            self.metrics.drop(DropReason.DISPLACED, displaced)
+            self.metrics.refused(DropReason.DISPLACED, own)
+        self._work.set()
+        return own
+
+    async def _displace_on_disk(self, k: int) -> tuple[int, int]:
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._pool, self.store.displace, k)
+        except Exception as exc:
+            self._disk_error(exc)
+            return 0, 0
+
+    async def _wait_for_space(self) -> None:
+        waiter = asyncio.get_running_loop().create_future()
+        self._space_waiters.append(waiter)
+        try:
+            await waiter
+        finally:
+            if waiter in self._space_waiters:
+                self._space_waiters.remove(waiter)
+
+    def _wake_first(self) -> None:
+        if self._space_waiters and self._bodies_fitting([b""], 0):
+            first = self._space_waiters[0]
+            if not first.done():
+                first.set_result(None)

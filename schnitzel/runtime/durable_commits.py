@@ -1,0 +1,153 @@
+"""The commit loop of a durable inbox (runtime/durable_inbox.py): one task that writes what is
+pending (new packets, deletes of settled ones, parking changes) in one transaction on the
+store's thread, then accepts the new packets (into the window, or on disk only) and wakes
+their producers. A failed commit (a full disk) is retried with backoff; nothing of it is lost."""
+
+from __future__ import annotations
+
+import asyncio
+
+from schnitzel.contract.packet import StreamPacket
+from schnitzel.durable.parking import ParkingChanges
+from schnitzel.durable.store import DurableStore, StoreRow
+from schnitzel.runtime.durable_parking import ParkingDesk
+from schnitzel.runtime.durable_state import VACUUM_EVERY
+
+__all__ = ["GROUP_MAX_ROWS", "Committer", "commit_on_store", "ranges"]
+
+GROUP_MAX_ROWS = 8192
+"""Most packets one transaction writes, so one commit stays short."""
+RETRY_INITIAL_S = 0.05
+RETRY_MAX_S = 2.0
+"""Backoff between attempts to write after a full disk."""
+
+
+class Committer(ParkingDesk):
+    """A durable inbox's commit loop."""
+
+    __slots__ = ()
+
+    async def flush(self, timeout_s: float) -> bool:
+        """Wait until every admitted packet is committed; False if that did not happen in
+        time (a full disk): those packets will be lost at shutdown."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while self._pending and loop.time() < deadline:
+            self._work.set()
+            await asyncio.sleep(0.01)
+        return not self._pending
+
+    async def _commit_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        backoff = RETRY_INITIAL_S
+        while not self._closing or self._has_work():
+            await self._work.wait()
+            self._work.clear()
+            while self._has_work():
+                rows = self._pending[:GROUP_MAX_ROWS]
+                packets = self._pending_packets[: len(rows)]
+                deleted, self._deletes = self._deletes, []
+                changes, request = self._parking_changes(len(rows) == len(self._pending))
+                to_window = (
+                    self._spilled == 0
+                    and not self._loading
+                    and len(self._items) + len(rows) <= self.capacity
+                )
+                cursor = rows[-1][0] if rows and to_window else 0
+                try:
+                    await loop.run_in_executor(
+                        self._pool,
+                        commit_on_store,
+                        self.store,
+                        rows,
+                        ranges(deleted),
+                        cursor,
+                        changes,
+                    )
+                except Exception as exc:
+                    self._deletes = deleted + self._deletes
+                    self._parks = changes.park + self._parks
+                    if request is not None:
+                        self._parking_requests.appendleft(request)
+                    self._disk_error(exc)
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, RETRY_MAX_S)
+                    continue
+                backoff = RETRY_INITIAL_S
+                if self._failing:
+                    self._failing = False
+                    self.notify("info", f"durable store {str(self.path)!r} writes again")
+                del self._pending[: len(rows)], self._pending_packets[: len(rows)]
+                if rows:
+                    self._accept(rows, packets, to_window)
+                    committed, waiters = rows[-1][0], self._waiters
+                    while waiters and waiters[0][0] <= committed:
+                        done = waiters.popleft()[1]
+                        if not done.done():
+                            done.set_result(None)
+                if changes:
+                    self._parking_done(changes, request)
+                if not self._count and self.stats.settled >= self._vacuum_after:
+                    self._vacuum_after = self.stats.settled + VACUUM_EVERY
+                    await loop.run_in_executor(self._pool, self.store.vacuum_if_empty)
+
+    def _has_work(self) -> bool:
+        return bool(self._pending or self._deletes or self._parks or self._parking_requests)
+
+    def _accept(self, rows: list[StoreRow], packets: list[StreamPacket], to_window: bool) -> None:
+        n = len(rows)
+        metrics = self.metrics
+        metrics.arrived(n)
+        self.stats.accepted += n
+        self.entered += n
+        if not self._given_up:  # after that the run no longer waits for anything
+            self.in_flight.add(n)
+            self.in_flight.durable += n
+        if to_window:
+            self._items.extend(packets)
+            self._rows.extend([(seq, at, len(body)) for seq, at, body, _sum in rows])
+            consumer = self._consumer
+            if consumer is not None and not consumer.done():
+                consumer.set_result(None)
+        else:
+            if not self._spilled:
+                self._first_spilled_at = rows[0][1]
+            self._spilled += n
+            self._spilled_bytes += sum(len(row[2]) for row in rows)
+            self._load_if_low()
+        metrics.saw_depth(self.depth)
+
+
+def commit_on_store(
+    store: DurableStore,
+    rows: list[StoreRow],
+    deletes: list[tuple[int, int]],
+    cursor: int,
+    changes: ParkingChanges,
+) -> None:
+    """One commit on the store's thread, with the parking changes in its transaction: rows
+    to requeue are read first and inserted with `rows` (seqs reserved above all of them)."""
+    if not changes:
+        store.commit(rows, deletes, cursor)
+        return
+    store.query(changes.plan_requeue)
+    store.commit(rows + changes.requeued_rows, deletes, cursor, extra=changes.apply)
+
+
+def ranges(seqs: list[int]) -> list[tuple[int, int]]:
+    """Sorted seqs as inclusive (first, last) runs of consecutive numbers."""
+    if not seqs:
+        return []
+    ordered = sorted(set(seqs))
+    if ordered[-1] - ordered[0] + 1 == len(ordered):  # the common case: one run, no loop
+        return [(ordered[0], ordered[-1])]
+    runs: list[tuple[int, int]] = []
+    first = last = ordered[0]
+    for seq in ordered[1:]:
+        if seq == last + 1:
+            last = seq
+        else:
+            runs.append((first, last))
+            first = last = seq
+    runs.append((first, last))
+    return runs

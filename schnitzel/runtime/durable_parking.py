@@ -1,0 +1,119 @@
+"""The parking side of a durable inbox (runtime/durable_inbox.py): what each commit does to
+the store's parked table (schnitzel/durable/parking.py), and an operator's requeue, drop and
+listing of parked packets, done through the same commits."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+
+from schnitzel.durable.parking import ParkedRow, ParkingChanges, Selection, read_parked
+from schnitzel.runtime.durable_state import DurableState
+from schnitzel.runtime.metrics import DropReason
+
+__all__ = ["ParkingDesk", "ParkingRequest"]
+
+
+@dataclass
+class ParkingRequest:
+    """An operator's requeue or drop of parked packets, done by the next commit."""
+
+    action: str
+    """"requeue" or "drop"."""
+    selection: Selection
+    done: asyncio.Future[ParkingChanges] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+
+
+class ParkingDesk(DurableState):
+    """A durable inbox's parking side."""
+
+    __slots__ = ()
+
+    def _parking_changes(self, all_pending: bool) -> tuple[ParkingChanges, ParkingRequest | None]:
+        """What the next commit does to the parked table. An operator's request waits for a
+        commit that writes every pending packet: requeued rows take seqs above all of them,
+        so the backlog's order on disk stays the order it is read back in."""
+        parks, self._parks = self._parks, []
+        changes = ParkingChanges(
+            park=parks, max_parked=self.max_parked, max_parked_bytes=self.max_parked_bytes
+        )
+        request = None
+        if self._parking_requests and all_pending:
+            request = self._parking_requests.popleft()
+            if request.action == "requeue":
+                changes.requeue = request.selection
+                changes.requeue_base_seq = self._next_seq
+                changes.requeue_at = time.time()
+                changes.requeue_room = self.parked_count  # as of the last commit: all of them
+                self._next_seq += changes.requeue_room
+            else:
+                changes.drop = request.selection
+        return changes, request
+
+    def _parking_done(self, changes: ParkingChanges, request: ParkingRequest | None) -> None:
+        self.parked_count, self.parked_bytes = changes.total, changes.total_bytes
+        self.stats.parked += changes.parked
+        if changes.parked < len(changes.park):
+            self.notify(
+                "error",
+                f"{len(changes.park) - changes.parked} packets to park were no longer in the store",
+            )
+        if changes.overflowed:
+            self.stats.parked_dropped += changes.overflowed
+            self.metrics.drop(DropReason.PARKED_OVERFLOW, changes.overflowed)
+            self.notify(
+                "error",
+                f"parking is full ({self.max_parked} packets / {self.max_parked_bytes} bytes): "
+                f"the {changes.overflowed} oldest parked packets were dropped; requeue or drop "
+                "parked packets (`schnitzel ctl parked NODE`), or raise `max_parked`",
+            )
+        if changes.dropped:
+            self.stats.parked_dropped += changes.dropped
+            self.metrics.drop(DropReason.PARKED_DROPPED, changes.dropped)
+        if changes.requeued:
+            self._requeued(changes)
+        if request is not None and not request.done.done():
+            request.done.set_result(changes)
+
+    def _requeued(self, changes: ParkingChanges) -> None:
+        """Rows moved back into the backlog: on disk only, newer than anything queued."""
+        n, size = changes.requeued, changes.requeued_bytes
+        self.stats.requeued += n
+        self._count += n
+        self._bytes += size
+        if not self._spilled:
+            self._first_spilled_at = changes.requeue_at
+        self._spilled += n
+        self._spilled_bytes += size
+        self.entered += n
+        if not self._given_up:
+            self.in_flight.add(n)
+            self.in_flight.durable += n
+        self.metrics.saw_depth(self.depth)
+        self._load_if_low()
+
+    async def change_parked(self, action: str, selection: Selection) -> ParkingChanges:
+        """Requeue or drop parked packets (`action` "requeue" or "drop"); what was done,
+        once committed."""
+        if self._committer is None or self._committer.done() or self._closing:
+            raise RuntimeError(f"durable store {str(self.path)!r} is closed")
+        request = ParkingRequest(action, selection)
+        self._parking_requests.append(request)
+        self._work.set()
+        return await request.done
+
+    async def list_parked(
+        self, after: int = 0, limit: int = 100, only: int | None = None
+    ) -> list[ParkedRow]:
+        """Parked packets oldest first, or the one `only` with its whole packet."""
+
+        def read(db: object) -> list[ParkedRow]:
+            return read_parked(db, after, limit, only)  # type: ignore[arg-type]
+
+        if self._committer is None or self._committer.done() or self._closing:
+            raise RuntimeError(f"durable store {str(self.path)!r} is closed")
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, self.store.query, read)

@@ -1,0 +1,210 @@
+"""The state of a durable inbox (runtime/durable_inbox.py) and what every part of it uses:
+packets leaving the store's counts, reading the backlog back from disk, counting a failed
+store call. The parts are subclasses, one job each: `durable_parking.ParkingDesk`,
+`durable_commits.Committer`, `durable_admission.Admission`, and `DurableInbox` itself."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from schnitzel.contract.packet import StreamPacket
+from schnitzel.durable.store import DiskFull, DurableStore, StoreRow
+from schnitzel.runtime.durable_reads import read_decoded
+from schnitzel.runtime.durable_stats import DurableStats
+from schnitzel.runtime.held_refs import RefCounts
+from schnitzel.runtime.inbox import Inbox, InFlight
+from schnitzel.runtime.inbox_protocol import Batch
+from schnitzel.runtime.metrics import DropReason, NodeMetrics
+
+if TYPE_CHECKING:
+    from schnitzel.runtime.durable_parking import ParkingRequest
+
+__all__ = ["MAX_PARKED", "MAX_PARKED_BYTES", "VACUUM_EVERY", "DurableState", "Notify"]
+
+VACUUM_EVERY = 50_000
+"""Settled packets between two checks whether an empty store should shrink its file."""
+MAX_PARKED = 10_000
+MAX_PARKED_BYTES = 64 << 20
+"""Default bound of the parked table (`inbox.durable.max_parked`, `max_parked_bytes`)."""
+
+Notify = Callable[[str, str], None]
+"""(level, message) into the runtime's event log."""
+
+
+class DurableState(Inbox):
+    """What a durable inbox holds and counts; its parts subclass it."""
+
+    __slots__ = (
+        "_bytes",
+        "_closing",
+        "_committer",
+        "_count",
+        "_deletes",
+        "_failing",
+        "_first_spilled_at",
+        "_given_up",
+        "_held",
+        "_loading",
+        "_next_seq",
+        "_parking_requests",
+        "_parks",
+        "_pending",
+        "_pending_packets",
+        "_pool",
+        "_rows",
+        "_spilled",
+        "_spilled_bytes",
+        "_vacuum_after",
+        "_waiters",
+        "_work",
+        "max_bytes",
+        "max_packets",
+        "max_parked",
+        "max_parked_bytes",
+        "notify",
+        "on_put_done",
+        "parked_bytes",
+        "parked_count",
+        "path",
+        "refs",
+        "stats",
+        "store",
+        "unconfirmed",
+        "unconfirmed_count",
+    )
+
+    durable = True
+
+    def __init__(
+        self,
+        window: int,
+        overflow: str,
+        metrics: NodeMetrics,
+        in_flight: InFlight,
+        path: Path,
+        max_bytes: int,
+        max_packets: int | None,
+        synchronous: str,
+        notify: Notify,
+        max_parked: int = MAX_PARKED,
+        max_parked_bytes: int = MAX_PARKED_BYTES,
+    ) -> None:
+        super().__init__(window, overflow, metrics, in_flight)
+        self.path = path
+        self.max_bytes: int = max_bytes  # always bounded, unlike a memory inbox
+        self.max_packets = max_packets
+        self.max_parked = max_parked
+        self.max_parked_bytes = max_parked_bytes
+        self.parked_count = 0
+        """Packets in the parked table (as of the last commit)."""
+        self.parked_bytes = 0
+        self._parks: list[tuple[int, float, str, str]] = []
+        """(seq, parked at, reason, packet id) of rows the next commit parks."""
+        self._parking_requests: deque[ParkingRequest] = deque()
+        self.notify = notify
+        self.on_put_done: Callable[[], None] | None = None
+        """Called when a `put` returns, its packets committed: the checkpoint tracker polls
+        then (a source may checkpoint past them) instead of at its next tick."""
+        self.store = DurableStore(path, synchronous)
+        self.stats = DurableStats()
+        self.refs = RefCounts()
+        """Blob URIs the rows in the store point at (runtime/held_refs.py)."""
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix=f"schnitzel-store-{path.stem}")
+        self._rows: deque[tuple[int, float, int]] = deque()
+        """(seq, enqueued, size) of each packet in the window, in step with `_items`."""
+        self._held: Batch | None = None
+        """The batch the node took and has not ended yet."""
+        self.unconfirmed: deque[tuple[list[tuple[int, float, int]], dict[str, int]]] = deque()
+        """Settled batches whose output only reached in-memory inboxes yet: (rows, trail)."""
+        self.unconfirmed_count = 0
+        self._pending: list[StoreRow] = []
+        self._pending_packets: list[StreamPacket] = []
+        self._deletes: list[int] = []
+        self._count = 0
+        """Packets in the store or pending: what the size limit is checked against."""
+        self._bytes = 0
+        self._spilled = 0
+        """Committed packets on disk only (not in the window), all newer than the window."""
+        self._spilled_bytes = 0
+        self._first_spilled_at: float | None = None
+        self._next_seq = 1
+        self._loading = False
+        self._work = asyncio.Event()
+        self._committer: asyncio.Task[None] | None = None
+        self._waiters: deque[tuple[int, asyncio.Future[None]]] = deque()
+        """(last seq, future) per admitted run of packets, resolved once that seq is committed."""
+        self._failing = False
+        self._given_up = False
+        self._closing = False
+        self._vacuum_after = VACUUM_EVERY
+
+    def _leave(self, n: int) -> None:
+        """`n` queued packets left without reaching the node (displaced, unreadable)."""
+        self.left += n
+        self.in_flight.retire(n)
+        self.in_flight.durable -= n
+
+    def _forget(self, n: int, size: int) -> None:
+        """`n` packets of `size` bytes left the store: producers waiting for space may go."""
+        self._count -= n
+        self._bytes -= size
+        if self._space_waiters:
+            self._wake_first()
+
+    def _load_if_low(self) -> None:
+        if self._spilled and not self._loading and len(self._items) <= self.capacity // 2:
+            self._loading = True
+            asyncio.get_running_loop().create_task(self._load())
+
+    async def _load(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            want = max(self.capacity - len(self._items), 1)
+            rows = await loop.run_in_executor(self._pool, read_decoded, self.store, want)
+        except Exception as exc:
+            self._loading = False
+            self._disk_error(exc)
+            return
+        self._loading = False
+        if not rows and self._spilled:  # the file changed under us: count them, and go on
+            missing = self._spilled
+            self.notify("error", f"{missing} packets expected on disk were not found")
+            self._spilled = self._spilled_bytes = 0
+            self._forget(missing, 0)
+            self._leave(missing)
+            self.metrics.drop(DropReason.CORRUPT, missing)
+        for seq, at, size, packet in rows:
+            self._spilled -= 1
+            self._spilled_bytes -= size
+            if isinstance(packet, Exception):  # damaged: the store quarantined it already
+                self.stats.rows_quarantined += 1
+                self._forget(1, size)
+                self._leave(1)
+                self.metrics.drop(DropReason.CORRUPT, 1)
+                self.metrics.note(None, packet)
+                continue
+            self._items.append(packet)
+            self._rows.append((seq, at, size))
+        self._spilled = max(self._spilled, 0)
+        if self._spilled:
+            self._first_spilled_at = time.time() if not rows else rows[-1][1]
+        consumer = self._consumer
+        if consumer is not None and not consumer.done() and self._items:
+            consumer.set_result(None)
+        self._load_if_low()
+
+    def _disk_error(self, exc: Exception) -> None:
+        """Count a failed store call; report the first of an outage and every 100th."""
+        self.stats.disk_errors += 1
+        self.stats.last_error = str(exc)
+        self.metrics.note(None, exc)
+        if not self._failing or self.stats.disk_errors % 100 == 0:
+            hint = " (disk full: producers wait for space)" if isinstance(exc, DiskFull) else ""
+            self.notify("error", f"{exc}{hint}; retrying")
+        self._failing = True
