@@ -17,6 +17,7 @@ interleaved so that machine noise hits every variant alike; medians of the round
 
 Rates are packets sent per second of the pipeline's own run (after imports and set-up);
 "whole process" is the same count over the child's whole wall time, start-up included.
+The packages are compiled to bytecode first (`compile_packages`), as an installed wheel is.
 Ratios are medians of per-round ratios: on a shared machine the load drifts between rounds,
 and a variant's neighbour in the same round saw the most similar load.
 bytewax runs in its own virtualenv, `bench/.venv-bytewax` (created here with pip on first
@@ -33,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import compileall
 import itertools
 import json
 import os
@@ -148,6 +150,18 @@ def child(workload: str, variant: str, count: int) -> None:
 # -- the parent: rounds of fresh processes, medians, ratios ------------------------------------
 
 
+def compile_packages(before: Path | None) -> None:
+    """Compile the packages the children import, this checkout's and `before`'s. An installed
+    wheel has its bytecode compiled by pip (as bytewax's has); an editable checkout run with
+    PYTHONDONTWRITEBYTECODE=1 (as on these machines) would recompile every module in every
+    child, which the whole-process figures would count as start-up."""
+    for package in ("schnitzel", "plugins"):
+        compileall.compile_dir(BENCH_DIR.parent / package, quiet=1)
+    compileall.compile_dir(BENCH_DIR, quiet=1, maxlevels=0)
+    if before is not None:
+        compileall.compile_dir(before, quiet=1)
+
+
 def ensure_bytewax() -> bool:
     """Create bench/.venv-bytewax with bytewax 0.21 unless it is there; False if it cannot."""
     if BYTEWAX_PYTHON.exists():
@@ -241,6 +255,7 @@ def main() -> None:
     real = [v for v in REAL if use_bytewax or not v.startswith("bytewax")]
     passthrough = [v for v in PASS if use_bytewax or not v.startswith("bytewax")]
     before = args.before.resolve() if args.before else None
+    compile_packages(before)
     if before is not None:
         real += [v + BEFORE for v in REAL if v.startswith("schnitzel")]
         passthrough += [v + BEFORE for v in PASS if v.startswith("schnitzel")]
