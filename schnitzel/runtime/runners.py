@@ -370,8 +370,10 @@ class SourceWorker(_Worker):
                 if not await self._permits(1):
                     return
                 try:
-                    with self._stoppable():
-                        first = await (packets.__anext__() if waiting is None else waiting)
+                    with self._stoppable():  # a stop before the await leaves `waiting` set
+                        pull = packets.__anext__() if waiting is None else waiting
+                        waiting = None
+                        first = await pull
                 except StopAsyncIteration:
                     budget.settle(1, 0)
                     return
@@ -382,8 +384,6 @@ class SourceWorker(_Worker):
                     budget.settle(1, 0)
                     await runtime.errors.source_failed(node, exc)
                     return
-                finally:
-                    waiting = None
                 items, granted, waiting, end = self._take_ready(packets, first)
                 last = items[-1]
                 batch = items[:-1] if last is None or isinstance(last, BadRecord) else items

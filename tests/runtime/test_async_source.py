@@ -67,6 +67,18 @@ def test_the_packet_budget_holds_across_ready_batches(tmp_path: Path) -> None:
     assert_counts_add_up(report, graph)
 
 
+def test_the_packet_budget_holds_when_a_pull_waits_between_two_batches(tmp_path: Path) -> None:
+    script = "p" * 5 + "w" + "p" * 10
+    graph = graph_from(tmp_path, GRAPH.format(script=script, options=""))
+    runtime = Runtime(graph, state_dir=tmp_path / "state")
+    report = asyncio.run(asyncio.wait_for(runtime.run(max_packets=8), 60))
+    assert [p.seq for p in plugins.RECORDS["out"]] == list(range(8))
+    assert report["stop_reason"] == "max_packets"
+    assert plugins.BURSTS_CLOSED == ["src"]
+    assert not [e.message for e in runtime.events.recent if e.level == "error"]
+    assert_counts_add_up(report, graph)
+
+
 @pytest.mark.parametrize("script", ["ppppx", "ppwppx"])
 def test_a_failure_after_ready_packets_keeps_the_packets_before_it(
     tmp_path: Path, script: str
