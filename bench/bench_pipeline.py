@@ -16,7 +16,11 @@ interleaved so that machine noise hits every variant alike; medians of the round
    Goal: schnitzel >= bytewax b64.
 
 Rates are packets sent per second of the pipeline's own run (after imports and set-up);
-"whole process" is the same count over the child's whole wall time, start-up included.
+"whole process" is the same count over the child's whole wall time, start-up included. Each is
+also read per CPU second (the pipeline's `time.process_time()`, the whole child's user + system
+time): on a shared machine a process waits for a core for a share of its wall time that moves
+with everyone else's load, while its CPU time moves much less.
+The packages are compiled to bytecode first (`compile_packages`), as an installed wheel is.
 Ratios are medians of per-round ratios: on a shared machine the load drifts between rounds,
 and a variant's neighbour in the same round saw the most similar load.
 bytewax runs in its own virtualenv, `bench/.venv-bytewax` (created here with pip on first
@@ -33,9 +37,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import compileall
 import itertools
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -44,7 +50,7 @@ import time
 import venv
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 BENCH_DIR = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH_DIR))
@@ -90,7 +96,7 @@ def _passthrough_graph(count: int) -> str:
     return "\n".join(["version: 2", "nodes:", *nodes, "edges:", *edges]) + "\n"
 
 
-def _run_schnitzel(text: str, count: int, delivered: int) -> float:
+def _run_schnitzel(text: str, count: int, delivered: int) -> tuple[float, float]:
     from schnitzel.runtime import Runtime
     from schnitzel.validate import validate_text
 
@@ -99,25 +105,26 @@ def _run_schnitzel(text: str, count: int, delivered: int) -> float:
         result = validate_text(text, source=str(path), path=path)
         assert result.graph is not None, [p.render() for p in result.report.problems]
         runtime = Runtime(result.graph, state_dir=Path(tmp) / "state")
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         report = asyncio.run(runtime.run())
-        seconds = time.perf_counter() - start
+        seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
     totals = report["totals"]
     assert totals["emitted"] == count and totals["delivered"] == delivered, totals
     assert totals["errors"] == 0 and totals["dropped"] == 0, totals
-    return seconds
+    return seconds, cpu
 
 
-def _timed(pipeline: Callable[[], Any], arrived: int) -> float:
-    start = time.perf_counter()
+def _timed(pipeline: Callable[[], Any], arrived: int) -> tuple[float, float]:
+    start, cpu = time.perf_counter(), time.process_time()
     got = asyncio.run(pipeline())
-    seconds = time.perf_counter() - start
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
     assert got == arrived, (got, arrived)
-    return seconds
+    return seconds, cpu
 
 
 def child(workload: str, variant: str, count: int) -> None:
-    """Run one variant once in this (fresh) process; print its pipeline seconds as JSON."""
+    """Run one variant once in this (fresh) process; print its pipeline's wall and CPU
+    seconds as JSON."""
     import _real_work as work
     from _pipeline_baseline import batched_pipeline, linear_pipeline
 
@@ -125,10 +132,10 @@ def child(workload: str, variant: str, count: int) -> None:
         arrived, total = work.expected(count)
         if variant.startswith("schnitzel"):
             style = "batch" if variant.endswith("process_batch") else "each"
-            seconds = _run_schnitzel(_real_graph(count, style), count, arrived)
+            seconds, cpu = _run_schnitzel(_real_graph(count, style), count, arrived)
             got_total = work.SUMS["out"]
         else:
-            seconds = _timed(
+            seconds, cpu = _timed(
                 (lambda: work.asyncio_each(count))
                 if variant == "asyncio"
                 else (lambda: work.asyncio_batches(count)),
@@ -137,15 +144,27 @@ def child(workload: str, variant: str, count: int) -> None:
             got_total = work.SUMS["asyncio"]
         assert abs(got_total - total) < 1e-6 * max(1.0, total), (got_total, total)
     elif variant == "schnitzel":
-        seconds = _run_schnitzel(_passthrough_graph(count), count, count)
+        seconds, cpu = _run_schnitzel(_passthrough_graph(count), count, count)
     elif variant == "asyncio":
-        seconds = _timed(lambda: linear_pipeline(count), count)
+        seconds, cpu = _timed(lambda: linear_pipeline(count), count)
     else:
-        seconds = _timed(lambda: batched_pipeline(count, batch=work.BATCH), count)
-    print(json.dumps({"seconds": seconds}))
+        seconds, cpu = _timed(lambda: batched_pipeline(count, batch=work.BATCH), count)
+    print(json.dumps({"seconds": seconds, "cpu": cpu}))
 
 
 # -- the parent: rounds of fresh processes, medians, ratios ------------------------------------
+
+
+def compile_packages(before: Path | None) -> None:
+    """Compile the packages the children import, this checkout's and `before`'s. An installed
+    wheel has its bytecode compiled by pip (as bytewax's has); an editable checkout run with
+    PYTHONDONTWRITEBYTECODE=1 (as on these machines) would recompile every module in every
+    child, which the whole-process figures would count as start-up."""
+    for package in ("schnitzel", "plugins"):
+        compileall.compile_dir(BENCH_DIR.parent / package, quiet=1)
+    compileall.compile_dir(BENCH_DIR, quiet=1, maxlevels=0)
+    if before is not None:
+        compileall.compile_dir(before, quiet=1)
 
 
 def ensure_bytewax() -> bool:
@@ -163,10 +182,21 @@ def ensure_bytewax() -> bool:
 BEFORE = " (before)"
 
 
-def run_variant(
-    workload: str, variant: str, count: int, before: Path | None = None
-) -> tuple[float, float]:
-    """(pipeline seconds, whole-process seconds) of one fresh process."""
+class Run(NamedTuple):
+    """One variant's run in a fresh process: seconds of wall time and of CPU time."""
+
+    seconds: float
+    """The pipeline's own run (after imports and set-up)."""
+    whole: float
+    """The child process, start-up and exit included."""
+    cpu: float
+    """CPU seconds of the pipeline's own run."""
+    whole_cpu: float
+    """CPU seconds (user + system) of the whole child process."""
+
+
+def run_variant(workload: str, variant: str, count: int, before: Path | None = None) -> Run:
+    """Wall and CPU seconds, of the pipeline and of the whole process, of one fresh process."""
     env = None
     if variant.endswith(BEFORE):
         variant = variant.removesuffix(BEFORE)
@@ -176,50 +206,61 @@ def run_variant(
         cmd = [str(BYTEWAX_PYTHON), str(BENCH_DIR / "_bytewax_flows.py"), which, str(count)]
     else:
         cmd = [sys.executable, __file__, "--child", workload, variant, str(count)]
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     done = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env)
     whole = time.perf_counter() - start
-    return json.loads(done.stdout.splitlines()[-1])["seconds"], whole
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)  # the child just waited for
+    whole_cpu = after.ru_utime - used.ru_utime + after.ru_stime - used.ru_stime
+    result = json.loads(done.stdout.splitlines()[-1])
+    return Run(result["seconds"], whole, result["cpu"], whole_cpu)
 
 
 def measure(
     workload: str, variants: list[str], count: int, rounds: int, before: Path | None = None
-) -> dict[str, tuple[float, float, list[float]]]:
-    """Per variant: median rate, median whole-process rate, the rates of every round."""
-    runs: dict[str, list[tuple[float, float]]] = {v: [] for v in variants}
+) -> dict[str, list[Run]]:
+    """Per variant: its run of every round (rounds interleaved)."""
+    runs: dict[str, list[Run]] = {v: [] for v in variants}
     for _ in range(rounds):
         for variant in variants:
             runs[variant].append(run_variant(workload, variant, count, before))
-    return {
-        v: (
-            statistics.median(count / s for s, _ in times),
-            statistics.median(count / w for _, w in times),
-            [count / s for s, _ in times],
-        )
-        for v, times in runs.items()
-    }
+    return runs
 
 
-def show(title: str, results: dict[str, tuple[float, float, list[float]]], base: str) -> None:
-    """Rates and ratios. A ratio is the median of the per-round ratios (each variant against
-    the baseline's run of the same round: neighbours in time share the machine's load)."""
+def show(title: str, runs: dict[str, list[Run]], base: str, count: int) -> None:
+    """Rates and ratios against `base`, by wall time and by CPU time. A rate is the median
+    over rounds; a ratio the median of the per-round ratios (each variant against the
+    baseline's run of the same round: neighbours in time share the machine's load). CPU
+    time moves much less with the load of a shared machine than wall time does."""
     print(title)
-    for variant, (rate, whole, rates) in results.items():
-        ratio = paired_ratio(results, variant, base)
-        whole_ratio = whole / results[base][1]
-        listed = ", ".join(f"{r:,.0f}" for r in rates)
+    for variant, times in runs.items():
+        rate = statistics.median(count / r.seconds for r in times)
+        cpu_rate = statistics.median(count / r.cpu for r in times)
+        listed = ", ".join(f"{count / r.seconds:,.0f}" for r in times)
         print(
-            f"  {variant:34s} {rate:>10,.0f}/s  {ratio:5.2f}x {base}  | whole process "
-            f"{whole:>9,.0f}/s {whole_ratio:5.2f}x  (rounds: {listed})"
+            f"  {variant:34s} {rate:>10,.0f}/s {ratio(runs, variant, base, 'seconds'):5.2f}x"
+            f" | whole process {ratio(runs, variant, base, 'whole'):5.2f}x"
+            f" | per CPU second {cpu_rate:>10,.0f}/s {ratio(runs, variant, base, 'cpu'):5.2f}x,"
+            f" whole process {ratio(runs, variant, base, 'whole_cpu'):5.2f}x"
+            f"  (rounds: {listed})"
         )
 
 
-def paired_ratio(
-    results: dict[str, tuple[float, float, list[float]]], variant: str, base: str
-) -> float:
-    """The median over rounds of variant rate / base rate in the same round."""
-    pairs = zip(results[variant][2], results[base][2], strict=True)
-    return statistics.median(ours / theirs for ours, theirs in pairs)
+def ratio(runs: dict[str, list[Run]], variant: str, base: str, measure: str) -> float:
+    """The median over rounds of the variant's rate / the base's rate in the same round, by
+    `measure` (a `Run` field: the rate is packets per that many seconds)."""
+    pairs = zip(runs[variant], runs[base], strict=True)
+    return statistics.median(getattr(b, measure) / getattr(v, measure) for v, b in pairs)
+
+
+def goals(runs: dict[str, list[Run]], variant: str, base: str, goal: str) -> None:
+    """One line: the variant against `base` by wall and by CPU time, pipeline and whole."""
+    print(
+        f"  -> {variant}: {ratio(runs, variant, base, 'seconds'):.2f}x {base}, whole process "
+        f"{ratio(runs, variant, base, 'whole'):.2f}x; per CPU second "
+        f"{ratio(runs, variant, base, 'cpu'):.2f}x, whole process "
+        f"{ratio(runs, variant, base, 'whole_cpu'):.2f}x ({goal})"
+    )
 
 
 def main() -> None:
@@ -241,23 +282,21 @@ def main() -> None:
     real = [v for v in REAL if use_bytewax or not v.startswith("bytewax")]
     passthrough = [v for v in PASS if use_bytewax or not v.startswith("bytewax")]
     before = args.before.resolve() if args.before else None
+    compile_packages(before)
     if before is not None:
         real += [v + BEFORE for v in REAL if v.startswith("schnitzel")]
         passthrough += [v + BEFORE for v in PASS if v.startswith("schnitzel")]
     print(f"{count:,} packets, median of {rounds} interleaved rounds, a fresh process each")
     results = measure("real", real, count, rounds, before)
-    show("1. map -> filter -> map -> sink, real per-packet work", results, "asyncio")
+    show("1. map -> filter -> map -> sink, real per-packet work", results, "asyncio", count)
     for variant in [v for v in real if v.startswith("schnitzel")]:
-        ratio = paired_ratio(results, variant, "asyncio b64")
-        print(f"  -> {variant}: {ratio:.2f}x asyncio b64 (goals: >= 2.0x asyncio, >= 0.8x b64)")
+        goals(results, variant, "asyncio", "goal >= 2.0x")
+        goals(results, variant, "asyncio b64", "goal >= 0.8x")
     results = measure("pass", passthrough, count, rounds, before)
-    show("2. synthetic -> passthrough x3 -> null", results, "asyncio")
+    show("2. synthetic -> passthrough x3 -> null", results, "asyncio", count)
     if use_bytewax:
-        ratio = paired_ratio(results, "schnitzel", "bytewax b64")
-        whole = results["schnitzel"][1] / results["bytewax b64"][1]
-        print(
-            f"  -> schnitzel: {ratio:.2f}x bytewax b64, whole process {whole:.2f}x (goal >= 1.0x)"
-        )
+        for variant in [v for v in passthrough if v.startswith("schnitzel")]:
+            goals(results, variant, "bytewax b64", "goal >= 1.0x")
 
 
 if __name__ == "__main__":

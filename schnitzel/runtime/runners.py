@@ -14,7 +14,8 @@ import asyncio
 import contextlib
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Generator, Iterator
+from itertools import islice
 from typing import Any, NamedTuple
 
 from schnitzel.contract.packet import StreamPacket
@@ -357,39 +358,127 @@ class SourceWorker(_Worker):
             await asyncio.sleep(0)  # let the rest of the graph run between batches
 
     async def _pump_async(self, packets: AsyncIterator[StreamPacket | BadRecord | None]) -> None:
+        """Pull an async source: wait for its next item, then take the items that are ready
+        at once (up to a batch, when unpaced) and hand them on together."""
         node, runtime = self.node, self.runtime
         metrics = node.metrics
         budget = runtime.budget
-        while not runtime.stopping:
-            if not await self._permits(1):
-                return
-            try:
-                with self._stoppable():
-                    packet = await packets.__anext__()
-            except StopAsyncIteration:
-                budget.settle(1, 0)
-                return
-            except asyncio.CancelledError:
-                budget.settle(1, 0)
-                raise
-            except Exception as exc:
-                budget.settle(1, 0)
-                await runtime.errors.source_failed(node, exc)
-                return
-            if packet is None:  # nothing yet: the source waits for input
-                budget.settle(1, 0)
-                continue
-            if isinstance(packet, BadRecord):
-                budget.settle(1, 0)
-                if not await runtime.errors.bad_records(node, [packet]):
+        waiting: _Suspended | None = None
+        """A pull of the next item that started while taking ready items and had to wait."""
+        try:
+            while not runtime.stopping:
+                if not await self._permits(1):
                     return
-                self.last_emitted = packet
+                try:
+                    with self._stoppable():  # a stop before the await leaves `waiting` set
+                        pull = packets.__anext__() if waiting is None else waiting
+                        waiting = None
+                        first = await pull
+                except StopAsyncIteration:
+                    budget.settle(1, 0)
+                    return
+                except asyncio.CancelledError:
+                    budget.settle(1, 0)
+                    raise
+                except Exception as exc:
+                    budget.settle(1, 0)
+                    await runtime.errors.source_failed(node, exc)
+                    return
+                items, granted, waiting, end = self._take_ready(packets, first)
+                last = items[-1]
+                batch = items[:-1] if last is None or isinstance(last, BadRecord) else items
+                budget.settle(granted, len(batch))  # bad records are not packets
+                if batch:
+                    metrics.passed_on(len(batch))
+                    metrics.last_progress = time.monotonic()
+                    await node.emit(batch)
+                    self.last_emitted = batch[-1]
+                if isinstance(last, BadRecord):
+                    if not await runtime.errors.bad_records(node, [last]):
+                        return
+                    self.last_emitted = last
+                if isinstance(end, StopAsyncIteration):
+                    return
+                if end is not None:
+                    await runtime.errors.source_failed(node, end)
+                    return
+        finally:
+            if waiting is not None and (failed := waiting.abandon()) is not None:
+                runtime.events.add("error", f"stopping the source failed: {failed}", node.id)
+
+    def _take_ready(
+        self, packets: AsyncIterator[StreamPacket | BadRecord | None], first: Any
+    ) -> tuple[list[Any], int, _Suspended | None, StopAsyncIteration | Exception | None]:
+        """`first` and the items after it that the source gives without waiting, while the
+        node is unpaced and running and the budget grants them, up to a batch; the first
+        item that is not a packet ends them. Returns the items, the budget granted for them,
+        the pull that had to wait (to await next), and how the source ended, if it did."""
+        items = [first]
+        if first.__class__ is not StreamPacket:
+            return items, 1, None, None
+        pacer, budget = self.node.pacer, self.runtime.budget
+        if (pacer is not None and pacer.rate_hz is not None) or not self.node.running.is_set():
+            return items, 1, None, None
+        extra = budget.take(BATCH - 1)
+        append = items.append
+        for _ in range(extra):
+            pull = packets.__anext__()
+            try:
+                waits_for = pull.send(None)  # type: ignore[attr-defined]
+            except StopIteration as ready:
+                item = ready.value
+                append(item)
+                if item.__class__ is not StreamPacket:  # None or a bad record ends the run
+                    break
                 continue
-            budget.settle(1, 1)
-            metrics.passed_on(1)
-            metrics.last_progress = time.monotonic()
-            await node.emit([packet])
-            self.last_emitted = packet
+            except Exception as end:  # StopAsyncIteration: the source ended
+                return items, 1 + extra, None, end
+            return items, 1 + extra, _Suspended(pull, waits_for), None
+        return items, 1 + extra, None, None
+
+
+class _Suspended:
+    """An async source's `__anext__()` that started and had to wait: awaiting this waits for
+    what it waits for and gives the item. The event loop sees the same waits (and a stop's
+    cancellation) it would have seen had the pull been awaited from the start."""
+
+    __slots__ = ("pull", "waits_for")
+
+    def __init__(self, pull: Any, waits_for: Any) -> None:
+        self.pull = pull
+        self.waits_for = waits_for
+
+    def __await__(self) -> Generator[Any, Any, Any]:
+        pull, waits_for = self.pull, self.waits_for
+        while True:
+            try:
+                sent = yield waits_for
+            except GeneratorExit:
+                pull.close()
+                raise
+            except BaseException as exc:  # a cancellation: the source sees it where it waits
+                try:
+                    waits_for = pull.throw(exc)
+                except StopIteration as ready:
+                    return ready.value
+            else:
+                try:
+                    waits_for = pull.send(sent)
+                except StopIteration as ready:
+                    return ready.value
+
+    def abandon(self) -> Exception | None:
+        """The pump ends without awaiting the pull: cancel it where it waits, as a stop
+        cancels a wait, so that the source's generator is not left running (closing it would
+        fail). Returns what the source raised instead of ending, if anything."""
+        try:
+            self.pull.throw(asyncio.CancelledError())
+        except (asyncio.CancelledError, StopIteration, StopAsyncIteration):
+            return None
+        except Exception as exc:
+            return exc
+        self.pull.close()  # it caught the cancellation and waits again: end it there
+        return None
 
 
 class _Pulled(NamedTuple):
@@ -416,26 +505,59 @@ def _pull(
     yields None (it is about to wait for input), or at the first bad record with
     `stop_at_bad`. Also the exception that ended the iterator early, if any."""
     batch: list[StreamPacket] = []
-    bad: list[BadRecord] = []
     append = batch.append
-    items = 0
-    last: StreamPacket | BadRecord | None = None
+    # `islice` counts and stops in C; it never asks the source for more than `wanted`
+    items = islice(packets, wanted)
     try:
-        for item in packets:
+        # the common case, packets only, kept to one class check per packet: anything
+        # else (None, a bad record, a stop) goes on in `_pull_rest`
+        if stop is None:
+            for item in items:
+                if item.__class__ is not StreamPacket:
+                    return _pull_rest(items, batch, item, wanted, stop_at_bad, stop)
+                append(item)
+        else:
+            for item in items:
+                if item.__class__ is not StreamPacket or stop.is_set():
+                    return _pull_rest(items, batch, item, wanted, stop_at_bad, stop)
+                append(item)
+    except Exception as exc:
+        return _Pulled(batch, [], batch[-1] if batch else None, True, exc)
+    last = batch[-1] if batch else None
+    return _Pulled(batch, [], last, len(batch) < wanted, None)
+
+
+def _pull_rest(
+    items: Iterator[StreamPacket | BadRecord | None],
+    batch: list[StreamPacket],
+    item: StreamPacket | BadRecord | None,
+    wanted: int,
+    stop_at_bad: bool,
+    stop: threading.Event | None,
+) -> _Pulled:
+    """`_pull` from `item` on, once it met something other than a packet (or a stop):
+    `batch` holds the packets pulled before it, `items` the rest of the pull."""
+    bad: list[BadRecord] = []
+    last: StreamPacket | BadRecord | None = batch[-1] if batch else None
+    taken = len(batch)
+    try:
+        while True:
             if item is None:
                 return _Pulled(batch, bad, last, False, None)
             last = item
-            items += 1
+            taken += 1
             if isinstance(item, BadRecord):
                 bad.append(item)
                 if stop_at_bad:
                     break
             else:
-                append(item)
-            if items == wanted or (stop is not None and stop.is_set()):
+                batch.append(item)
+            if stop is not None and stop.is_set():
                 break
-        else:
-            return _Pulled(batch, bad, last, True, None)
+            try:
+                item = next(items)
+            except StopIteration:
+                return _Pulled(batch, bad, last, taken < wanted, None)
     except Exception as exc:
         return _Pulled(batch, bad, last, True, exc)
     return _Pulled(batch, bad, last, False, None)

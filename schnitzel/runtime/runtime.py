@@ -27,6 +27,7 @@ from schnitzel.registry.registry import PluginRegistry
 from schnitzel.runtime.budget import Budget
 from schnitzel.runtime.build import build_nodes, connect_outputs, instantiate
 from schnitzel.runtime.checkpoints import CheckpointTracker
+from schnitzel.runtime.collector import collector_tuned_for
 from schnitzel.runtime.draining import drain, give_up
 from schnitzel.runtime.durable_inbox import DurableInbox
 from schnitzel.runtime.error_policy import ErrorPolicy
@@ -37,7 +38,7 @@ from schnitzel.runtime.inbox import InFlight
 from schnitzel.runtime.metrics import DropReason
 from schnitzel.runtime.node import Node
 from schnitzel.runtime.report import build_report
-from schnitzel.runtime.runners import worker_for
+from schnitzel.runtime.runners import BATCH, worker_for
 from schnitzel.runtime.state_dir import default_state_dir
 from schnitzel.runtime.stop_reason import StopReason
 from schnitzel.runtime.stores import (
@@ -167,6 +168,18 @@ class Runtime:
             # stopped while a plugin was still opening (a backend that does not answer)
             self.finished, self.ended_wall = True, time.time()
             return build_report(self)
+        with collector_tuned_for(self._packets_in_flight_bound()):
+            return await self._run_opened(duration_s)
+
+    def _packets_in_flight_bound(self) -> int:
+        """The most packets the graph holds at once: every inbox full, every node on a batch."""
+        return sum(
+            (node.inbox.capacity if node.inbox is not None else 0) + BATCH
+            for node in self.nodes.values()
+        )
+
+    async def _run_opened(self, duration_s: float | None) -> RunReport:
+        """Run the graph whose plugins are open until a stop condition, then shut it down."""
         loop = asyncio.get_running_loop()
         timer = ticker = saver = steering = None
         try:

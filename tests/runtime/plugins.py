@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 
 from pydantic import Field
 
-from schnitzel import PluginConfig, Routed, Sink, Source, StreamPacket, Transform
+from schnitzel import BadRecord, PluginConfig, Routed, Sink, Source, StreamPacket, Transform
 from schnitzel.contract.kinds import PayloadProfile
 from schnitzel.registry.plugin import Compute, NodeContext
 
@@ -227,6 +227,8 @@ def reset() -> None:
     _AT_ONCE.clear()
     CLOSED.clear()
     SAVED.clear()
+    COLLECTOR_SEEN.clear()
+    BURSTS_CLOSED.clear()
 
 
 class Backend(Sink):
@@ -366,3 +368,57 @@ class KeepsState(Transform):
 
     def export_state(self) -> Any:
         return {"n": 1}
+
+
+COLLECTOR_SEEN: list[tuple[int, int]] = []
+"""What CollectorProbe sinks saw of the garbage collector: (young threshold, frozen objects)."""
+
+
+class CollectorProbe(Sink):
+    """Records the garbage collector's young threshold and frozen-object count per delivery."""
+
+    name: ClassVar[str] = "collector_probe"
+
+    def deliver(self, packet: StreamPacket) -> None:
+        import gc
+
+        COLLECTOR_SEEN.append((gc.get_threshold()[0], gc.get_freeze_count()))
+
+
+class BurstsConfig(PluginConfig):
+    script: str = Field(
+        description="One letter per item: p a packet ready at once, w a packet after a real "
+        "wait, b a bad record, n None, x raise, h hang (wait for ever)."
+    )
+
+
+BURSTS_CLOSED: list[str] = []
+"""Node ids of AsyncBursts sources whose generator was closed (its `finally` ran)."""
+
+
+class AsyncBursts(Source):
+    """An async source following a script: packets ready at once (as a network client yields
+    the messages of one fetch), packets after a real wait, bad records, None, a failure."""
+
+    name: ClassVar[str] = "async-bursts"
+    Config: ClassVar[type[PluginConfig]] = BurstsConfig
+    reports_bad_records: ClassVar[bool] = True
+
+    async def packets(self) -> AsyncIterator[StreamPacket | BadRecord | None]:  # type: ignore[override]
+        node_id = self.context.node_id
+        try:
+            for seq, step in enumerate(self.config.script):
+                if step == "w":
+                    await asyncio.sleep(0.001)
+                elif step == "h":
+                    await asyncio.Event().wait()
+                elif step == "x":
+                    raise RuntimeError(f"connection lost at {seq}")
+                if step == "b":
+                    yield BadRecord(f"message {seq} is not JSON", where=f"message {seq}")
+                elif step == "n":
+                    yield None
+                else:
+                    yield StreamPacket.new("sensor", node_id, seq, {"n": seq})
+        finally:
+            BURSTS_CLOSED.append(node_id)
