@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
 import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
+from tests.logged_run import LoggedRun
 from tests.runtime.harness import HEADER
 from tests.runtime.test_crash_recovery import start
 
@@ -19,23 +19,18 @@ GUARD_S = 120.0
 """Only guards against hanging: every wait polls for a condition."""
 
 
-def wait_until(condition: Callable[[], bool], what: str, process: subprocess.Popen[bytes]) -> None:
+def wait_until(condition: Callable[[], bool], what: str, run: LoggedRun) -> None:
     give_up = time.monotonic() + GUARD_S
     while not condition():
-        if process.poll() is not None:
+        if run.poll() is not None:
             raise AssertionError(
-                f"the run ended ({process.returncode}) before {what}: {log(process)}"
+                f"the run ended ({run.returncode}) before {what}: {run.log_tail()}"
             )
         if time.monotonic() >= give_up:
-            process.kill()  # never leave the run behind; its log says what it was doing
-            raise AssertionError(f"never happened: {what}; the run's log: {log(process)}")
+            run.kill()  # never leave the run behind; its log says what it was doing
+            run.wait()
+            raise AssertionError(f"never happened: {what}; the run's log: {run.log_tail()}")
         time.sleep(0.02)
-
-
-def log(process: subprocess.Popen[bytes]) -> str:
-    """The end of a finished (or just killed) run's log."""
-    _out, err = process.communicate(timeout=GUARD_S)
-    return err.decode(errors="replace")[-6000:]
 
 
 def append(path: Path, tag: str, first: int, count: int) -> None:
@@ -118,8 +113,7 @@ edges:
     run = start(graph, state)
     wait_until(has(len(expected)), "every line", run)
     run.send_signal(signal.SIGTERM)
-    _out, err = run.communicate(timeout=GUARD_S)
-    assert run.returncode == 0, err.decode()[-3000:]
+    assert run.finish(GUARD_S) == 0, run.log_tail()
 
     seen = delivered(output)
     missing = expected - set(seen)
