@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-__all__ = ["REPO", "SCHNITZEL", "LoggedRun", "next_log"]
+from tests.conftest import REPO, SCHNITZEL
 
-REPO = Path(__file__).resolve().parents[1]
-SCHNITZEL = [sys.executable, "-m", "schnitzel.cli.main"]
+__all__ = ["SCHNITZEL", "LoggedRun", "next_log"]
+
 TAIL_BYTES = 6000
 """How much of the end of a log a failure message shows."""
 
