@@ -76,6 +76,8 @@ class JsonlSource(Source):
 
     _checkpoint: CheckpointFile | None = None
     _tail: FileTail | None = None
+    _origin_unsaved = False
+    """No checkpoint names the file this run began from its first line yet."""
 
     async def open(self) -> None:
         config, context = self.config, self.context
@@ -104,6 +106,8 @@ class JsonlSource(Source):
                 f"cannot read input file {str(self._file_path)!r} ({exc.strerror}): create it, "
                 "or fix `path` (relative paths resolve against the graph file)"
             ) from exc
+        self._origin_unsaved = self._checkpoint is not None and not self._tail.resumed
+        self._save_origin()
 
     async def close(self) -> None:
         if self._tail is not None:
@@ -118,6 +122,8 @@ class JsonlSource(Source):
             if line is None:
                 yield None
                 continue
+            if self._origin_unsaved:  # its first line just became complete
+                self._save_origin()
             try:  # the common case inline: a line with a plain JSON object
                 value = decode(line.raw.decode())
             except ValueError:
@@ -163,6 +169,23 @@ class JsonlSource(Source):
                 "line": last.number + 1,
             }
         )
+
+    def _save_origin(self) -> None:
+        """Checkpoint the first line of the file this run begins from its first line, before
+        anything of it is passed on. Until the first packet is safe downstream there is no
+        other checkpoint: without this one, a restart after a rotation would not know which
+        file the run was reading, begin the new file, and never read the rest of the old one
+        (packets the run had committed to a durable inbox came back; the lines after them
+        were lost, and nothing said so)."""
+        assert self._tail is not None and self._checkpoint is not None
+        first = self._tail.first_file()
+        if first is None:
+            return  # its first line is incomplete: saved once it is there
+        file, path = first
+        self._checkpoint.save(
+            {"version": 2, "path": path, **file.as_record(), "offset": 0, "line": 0}
+        )
+        self._origin_unsaved = False
 
     def _resume_from(self, saved: dict[str, Any]) -> Resume | None:
         """The checkpoint as a place to resume, or None (said aloud) when it cannot be used."""

@@ -116,6 +116,9 @@ class FileTail:
         """The file at the path, read after the rotated-away file being finished."""
         self._between: deque[Path] = deque()
         """Files rotated away after the one being finished, read after it, before `_then`."""
+        self.resumed = False
+        """`start` went on where its `resume` said (in the same file, or in the file it was
+        rotated to); False when it began a file from its first line."""
 
     def start(self, resume: Resume | None) -> None:
         """Open the file, at `resume` when it still names it; explain any other start."""
@@ -131,6 +134,7 @@ class FileTail:
             here.offset = here.read_to = resume.offset
             here.line, here.file = resume.line, now
             self._current = here
+            self.resumed = True
             self.tell("info", f"resuming {name} at line {resume.line + 1} (byte {resume.offset})")
             return
         why = _why_not(resume, (stat.st_dev, stat.st_ino), now, size)
@@ -146,12 +150,22 @@ class FileTail:
             return
         self._current = _Reading(rotated, resume.offset, resume.line, at_path=False)
         self._then = here
+        self.resumed = True
         then = self._queue_between(self._current, here)
         self.tell(
             "warning",
             f"{name} {why} since the checkpoint: finishing {rotated.name} from line "
             f"{resume.line + 1}, {then}reading {name} from its first line",
         )
+
+    def first_file(self) -> tuple[FileId, str] | None:
+        """The file `start` begins with, and its name then; None while its first line is
+        incomplete (it has no identity yet)."""
+        current = self._current
+        assert current is not None, "start() first"
+        if current.file is None:
+            current.file = identify(current.fd)
+        return None if current.file is None else (current.file, str(current.path))
 
     def lines(self) -> Iterator[Line | None]:
         """Lines as they come; None when there is nothing new yet (follow mode only): the
