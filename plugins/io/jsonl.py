@@ -107,7 +107,8 @@ class JsonlSource(Source):
                 "or fix `path` (relative paths resolve against the graph file)"
             ) from exc
         self._origin_unsaved = self._checkpoint is not None and not self._tail.resumed
-        self._save_origin()
+        if self._origin_unsaved:
+            self._save_origin()
 
     async def close(self) -> None:
         if self._tail is not None:
