@@ -337,6 +337,7 @@ def test_follow_kill_9_at_random_moments_with_rotations_loses_nothing(
         if chance.random() < 0.5:
             rotate()  # while it is down
         run = start(graph, tmp_path / "state")
+    grow(1)  # one line only this run can deliver: it is up (past its signal handlers) then
     wait_until(lambda: expected <= set(delivered(output)), "every line", run, detail)
     run.send_signal(signal.SIGTERM)
     assert run.finish(GUARD_S) == 0, run.log_tail()
