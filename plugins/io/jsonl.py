@@ -62,7 +62,9 @@ class JsonlSource(Source):
 
     With `resume` (the default) it checkpoints, in the state dir, the file (device, inode,
     a hash of its first line) and the position after the last line the runtime reported
-    safe downstream; the next run starts there, or says why it cannot. A line that is not a
+    safe downstream (and a file it begins from its first line there, at once, so a restart
+    after a rotation knows which file to finish); the next run starts there, or says why it
+    cannot. A line that is not a
     JSON object (or not UTF-8) is a bad record: the node's `on_error` decides (skip and
     count, dead-letter, or stop). Idempotency keys are `<node>:<file>:<line>`.
     """
