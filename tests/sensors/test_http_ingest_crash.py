@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import signal
 import socket
-import subprocess
 import sys
 import threading
 import time
@@ -80,7 +79,7 @@ class Posters:
                         self.refused += 1
 
 
-def until_listening(port: int, run: subprocess.Popen[bytes]) -> None:
+def until_listening(port: int, run: LoggedRun) -> None:
     started = time.monotonic()
     while True:
         try:
