@@ -62,7 +62,9 @@ class JsonlSource(Source):
 
     With `resume` (the default) it checkpoints, in the state dir, the file (device, inode,
     a hash of its first line) and the position after the last line the runtime reported
-    safe downstream; the next run starts there, or says why it cannot. A line that is not a
+    safe downstream (and a file it begins from its first line there, at once, so a restart
+    after a rotation knows which file to finish); the next run starts there, or says why it
+    cannot. A line that is not a
     JSON object (or not UTF-8) is a bad record: the node's `on_error` decides (skip and
     count, dead-letter, or stop). Idempotency keys are `<node>:<file>:<line>`.
     """
@@ -76,6 +78,8 @@ class JsonlSource(Source):
 
     _checkpoint: CheckpointFile | None = None
     _tail: FileTail | None = None
+    _origin_unsaved = False
+    """No checkpoint names the file this run began from its first line yet."""
 
     async def open(self) -> None:
         config, context = self.config, self.context
@@ -104,6 +108,9 @@ class JsonlSource(Source):
                 f"cannot read input file {str(self._file_path)!r} ({exc.strerror}): create it, "
                 "or fix `path` (relative paths resolve against the graph file)"
             ) from exc
+        self._origin_unsaved = self._checkpoint is not None and not self._tail.resumed
+        if self._origin_unsaved:
+            self._save_origin()
 
     async def close(self) -> None:
         if self._tail is not None:
@@ -118,6 +125,8 @@ class JsonlSource(Source):
             if line is None:
                 yield None
                 continue
+            if self._origin_unsaved:  # its first line just became complete
+                self._save_origin()
             try:  # the common case inline: a line with a plain JSON object
                 value = decode(line.raw.decode())
             except ValueError:
@@ -163,6 +172,23 @@ class JsonlSource(Source):
                 "line": last.number + 1,
             }
         )
+
+    def _save_origin(self) -> None:
+        """Checkpoint the first line of the file this run begins from its first line, before
+        anything of it is passed on. Until the first packet is safe downstream there is no
+        other checkpoint: without this one, a restart after a rotation would not know which
+        file the run was reading, begin the new file, and never read the rest of the old one
+        (packets the run had committed to a durable inbox came back; the lines after them
+        were lost, and nothing said so)."""
+        assert self._tail is not None and self._checkpoint is not None
+        first = self._tail.first_file()
+        if first is None:
+            return  # its first line is incomplete: saved once it is there
+        file, path = first
+        self._checkpoint.save(
+            {"version": 2, "path": path, **file.as_record(), "offset": 0, "line": 0}
+        )
+        self._origin_unsaved = False
 
     def _resume_from(self, saved: dict[str, Any]) -> Resume | None:
         """The checkpoint as a place to resume, or None (said aloud) when it cannot be used."""

@@ -18,10 +18,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["HEAD_BYTES", "FileId", "find_rotated", "head_digest", "identify"]
+__all__ = ["HEAD_BYTES", "FileId", "find_rotated", "head_digest", "identify", "rotated_after"]
 
 HEAD_BYTES = 4096
 """The fingerprint covers the first line, or this many bytes of a longer first line."""
+COMPRESSED = (".gz", ".bz2", ".xz", ".zst", ".lz4", ".zip", ".Z")
+"""Name endings of rotated files that were compressed: not read as lines."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,3 +106,31 @@ def find_rotated(path: Path, wanted: FileId, offset: int) -> Path | None:
             return Path(entry.path)
         copy = copy or Path(entry.path)
     return copy
+
+
+def rotated_after(path: Path, done: os.stat_result, known: set[tuple[int, int]]) -> list[Path]:
+    """Files beside `path` named like it (`in.jsonl.2`) last written after (or when) the file
+    `done` (its `fstat`) was: rotated away after it, so never read; oldest first. `known`: (device,
+    inode) of files accounted for (the one being finished, the one at `path`). A file
+    rotated before `done` was written to last before it, and is left alone. Compressed ones
+    (`COMPRESSED`) are among them: the caller cannot read them, and says so."""
+    found: list[tuple[int, str, Path]] = []
+    try:
+        entries = [e for e in os.scandir(path.parent) if e.name.startswith(path.name)]
+    except OSError:
+        return []
+    for entry in entries:
+        if entry.name == path.name:
+            continue
+        try:
+            stat = entry.stat()
+            if not entry.is_file():
+                continue
+        except OSError:
+            continue
+        # The same time counts as after: file times tick coarsely (a few ms), and reading a
+        # file twice costs duplicates where skipping it would lose it.
+        if (stat.st_dev, stat.st_ino) in known or stat.st_mtime_ns < done.st_mtime_ns:
+            continue
+        found.append((stat.st_mtime_ns, entry.name, Path(entry.path)))
+    return [file for _mtime, _name, file in sorted(found)]

@@ -5,8 +5,9 @@ from (`FileId`) and the byte offset after it, so a checkpoint names one file and
 At the end of what is there it looks at the path again:
 
 - the path now names another file (`mv in.jsonl in.jsonl.1` and a new `in.jsonl`): the old
-  file is read to its end first (its last line even without a newline), then the new one from
-  its first line;
+  file is read to its end first (its last line even without a newline), then any file rotated
+  away after it (`in.jsonl.2`: named like it and last written after it; two rotations before
+  the tail looked again), oldest first, then the new one from its first line;
 - the same file is shorter than what was read, or starts differently (`copytruncate`): the
   rest of the old content is read from the copy beside it (`in.jsonl*` with the same first
   line), then the file from its first line; without a copy that rest is reported as unread;
@@ -21,11 +22,19 @@ from __future__ import annotations
 
 import os
 import threading
+from collections import deque
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import NamedTuple
 
-from schnitzel_plugins.io.jsonl_files import FileId, find_rotated, head_digest, identify
+from schnitzel_plugins.io.jsonl_files import (
+    COMPRESSED,
+    FileId,
+    find_rotated,
+    head_digest,
+    identify,
+    rotated_after,
+)
 
 __all__ = ["CHUNK", "FileTail", "Line", "Resume"]
 
@@ -105,6 +114,11 @@ class FileTail:
         self._current: _Reading | None = None
         self._then: _Reading | None = None
         """The file at the path, read after the rotated-away file being finished."""
+        self._between: deque[Path] = deque()
+        """Files rotated away after the one being finished, read after it, before `_then`."""
+        self.resumed = False
+        """`start` went on where its `resume` said (in the same file, or in the file it was
+        rotated to); False when it began a file from its first line."""
 
     def start(self, resume: Resume | None) -> None:
         """Open the file, at `resume` when it still names it; explain any other start."""
@@ -120,6 +134,7 @@ class FileTail:
             here.offset = here.read_to = resume.offset
             here.line, here.file = resume.line, now
             self._current = here
+            self.resumed = True
             self.tell("info", f"resuming {name} at line {resume.line + 1} (byte {resume.offset})")
             return
         why = _why_not(resume, (stat.st_dev, stat.st_ino), now, size)
@@ -135,11 +150,22 @@ class FileTail:
             return
         self._current = _Reading(rotated, resume.offset, resume.line, at_path=False)
         self._then = here
+        self.resumed = True
+        then = self._queue_between(self._current, here)
         self.tell(
             "warning",
             f"{name} {why} since the checkpoint: finishing {rotated.name} from line "
-            f"{resume.line + 1}, then reading {name} from its first line",
+            f"{resume.line + 1}, {then}reading {name} from its first line",
         )
+
+    def first_file(self) -> tuple[FileId, str] | None:
+        """The file `start` begins with, and its name then; None while its first line is
+        incomplete (it has no identity yet)."""
+        current = self._current
+        assert current is not None, "start() first"
+        if current.file is None:
+            current.file = identify(current.fd)
+        return None if current.file is None else (current.file, str(current.path))
 
     def lines(self) -> Iterator[Line | None]:
         """Lines as they come; None when there is nothing new yet (follow mode only): the
@@ -220,14 +246,39 @@ class FileTail:
         file = reading.identity(whole=True)
         yield Line(raw, reading.line - 1, reading.offset, file, str(reading.path), may_grow)
 
+    def _queue_between(self, done: _Reading, then: _Reading) -> str:
+        """Queue the files rotated away after `done` (two rotations before the tail looked
+        again) to be read after it and before `then`; their names for the operator."""
+        known = {(s.st_dev, s.st_ino) for s in (os.fstat(done.fd), os.fstat(then.fd))}
+        between = rotated_after(self.path, os.fstat(done.fd), known)
+        compressed = [file.name for file in between if file.name.endswith(COMPRESSED)]
+        if compressed:
+            self.tell(
+                "warning",
+                f"{', '.join(compressed)} rotated after {done.path.name} and compressed: their "
+                "lines are not read (keep the newest rotations uncompressed: delaycompress)",
+            )
+        readable = [file for file in between if not file.name.endswith(COMPRESSED)]
+        self._between.extend(readable)
+        return "then " + "".join(f"{file.name}, then " for file in readable)
+
+    def _next_rotated(self) -> _Reading:
+        """What comes after a file rotated away: a file rotated after it, else the file at
+        the path."""
+        while self._between:
+            between = self._between.popleft()
+            try:
+                return _Reading(between, 0, 0, at_path=False)
+            except OSError as exc:  # removed meanwhile: said, never silent
+                self.tell("warning", f"cannot read {between.name} ({exc.strerror}): skipped")
+        then, self._then = self._then, None
+        return then if then is not None else _Reading(self.path, 0, 0, at_path=True)
+
     def _successor(self, reading: _Reading) -> tuple[_Reading, bool] | None:
         """The file to read next, and whether `reading` is to be finished first; None when
         `reading` is still the one (it may grow)."""
         if not reading.at_path:
-            then, self._then = self._then, None
-            if then is None:
-                then = _Reading(self.path, 0, 0, at_path=True)
-            return then, True
+            return self._next_rotated(), True
         name = self.path.name
         try:
             now = os.stat(self.path)
@@ -239,12 +290,14 @@ class FileTail:
                 fresh = _Reading(self.path, 0, 0, at_path=True)
             except OSError:
                 return None
+            then = self._queue_between(reading, fresh)
             self.tell(
                 "info",
-                f"{name} was rotated after line {reading.line}: finishing the old file, then "
-                f"reading the new {name} from its first line",
+                f"{name} was rotated after line {reading.line}: finishing the old file, "
+                f"{then}reading the new {name} from its first line",
             )
-            return fresh, True
+            self._then = fresh
+            return self._next_rotated(), True
         if not _truncated(reading, mine.st_size):
             return None
         copy = None

@@ -150,6 +150,56 @@ def test_a_checkpoint_of_a_file_rotated_away_finishes_it_then_reads_the_new_one(
     assert any("finishing in.jsonl.1 from line 4" in message for _level, message in told)
 
 
+def test_two_rotations_while_stopped_read_the_file_between_them_too(tmp_path: Path) -> None:
+    """The checkpoint's file was rotated (`in.jsonl.1`), then the file after it too
+    (`in.jsonl.2`), while the source was stopped: the rest of the first, all of the file
+    between, then the new one. An older rotation (written before) is not read again."""
+    path, told = tmp_path / "in.jsonl", Told()
+    append(tmp_path / "in.jsonl.9", 0, 2, tag="z")  # rotated long ago, read long ago
+    os.utime(tmp_path / "in.jsonl.9", (1e9, 1e9))
+    append(path, 0, 5)
+    at = list(tail(path, False, Told()).lines())[2]
+    assert at is not None
+    path.rename(tmp_path / "in.jsonl.1")
+    append(path, 0, 2, tag="b")
+    path.rename(tmp_path / "in.jsonl.2")
+    append(path, 0, 2, tag="c")
+    got = until_idle(tail(path, False, told, Resume(at.file, at.end, at.number + 1)).lines())
+    assert texts(got) == [
+        '{"n": 3, "file": "a"}',
+        '{"n": 4, "file": "a"}',
+        '{"n": 0, "file": "b"}',
+        '{"n": 1, "file": "b"}',
+        '{"n": 0, "file": "c"}',
+        '{"n": 1, "file": "c"}',
+    ]
+    assert [line.path for line in got[2:4]] == [str(tmp_path / "in.jsonl.2")] * 2
+    assert any(
+        "finishing in.jsonl.1 from line 4, then in.jsonl.2" in message for _level, message in told
+    )
+
+
+def test_two_rotations_between_two_looks_read_the_file_between_them_too(tmp_path: Path) -> None:
+    """While following: the file was rotated twice before the tail looked again (a source
+    held back by a slow sink): the file between is read, not skipped."""
+    path, told = tmp_path / "in.jsonl", Told()
+    append(path, 0, 3)
+    lines = tail(path, True, told).lines()
+    assert len(until_idle(lines)) == 3
+    path.rename(tmp_path / "in.jsonl.1")
+    append(path, 0, 2, tag="b")
+    path.rename(tmp_path / "in.jsonl.2")
+    append(path, 0, 2, tag="c")
+    got = until_idle(lines)
+    assert texts(got) == [
+        '{"n": 0, "file": "b"}',
+        '{"n": 1, "file": "b"}',
+        '{"n": 0, "file": "c"}',
+        '{"n": 1, "file": "c"}',
+    ]
+    assert any("in.jsonl.2" in message for _level, message in told)
+
+
 def test_a_checkpoint_whose_file_is_gone_reads_the_new_file_and_says_so(tmp_path: Path) -> None:
     path, told = tmp_path / "in.jsonl", Told()
     append(path, 0, 5)

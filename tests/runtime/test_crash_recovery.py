@@ -4,11 +4,8 @@ ever lost, and the duplicates are counted (at-least-once)."""
 from __future__ import annotations
 
 import json
-import os
 import random
 import signal
-import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -17,23 +14,20 @@ from pathlib import Path
 import pytest
 
 from tests.http_backend import LoopbackBackend
+from tests.logged_run import SCHNITZEL, LoggedRun, next_log
 from tests.runtime.harness import HEADER
 
 pytestmark = pytest.mark.slow  # kill -9 of real processes, again and again
 
-REPO = Path(__file__).resolve().parents[2]
-SCHNITZEL = [sys.executable, "-m", "schnitzel.cli.main"]
 LINES = 30_000
 
 
-def start(graph: Path, state: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONDONTWRITEBYTECODE": "1"}
-    return subprocess.Popen(
+def start(graph: Path, state: Path) -> LoggedRun:
+    """`schnitzel run` of `graph`; its log goes to `run-<n>.log` beside the graph (a new file
+    per run, kept for a failure to show), never to a pipe it could fill and block on."""
+    return LoggedRun(
         [*SCHNITZEL, "run", str(graph), "--state-dir", str(state), "--log-format", "json"],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        env=env,
+        log=next_log(graph.parent),
         cwd=graph.parent,
     )
 
@@ -59,8 +53,7 @@ def kill_again_and_again(
         process.wait(30)
         moments.append(round(time.monotonic() - started, 2))
     final = start(graph, state)
-    _out, err = final.communicate(timeout=120)
-    assert final.returncode == 0, err.decode()[-3000:]
+    assert final.finish(120) == 0, final.log_tail()
     return moments
 
 

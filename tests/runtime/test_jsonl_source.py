@@ -6,13 +6,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from schnitzel import Runtime, RuntimeControl
+from schnitzel import NodeContext, Runtime, RuntimeControl
+from schnitzel_plugins.io.jsonl import JsonlSource, JsonlSourceConfig
 from tests.runtime import plugins
 from tests.runtime.harness import assert_counts_add_up, graph_from, run, steer
 
@@ -247,6 +249,32 @@ def test_a_file_rotated_between_runs_is_finished_then_the_new_one_read(tmp_path:
     _report, told = run_telling(g, tmp_path)
     assert received() == [("a", n) for n in range(100, 300)] + [("b", n) for n in range(50)]
     assert any("finishing in.jsonl.1 from line 101" in message for message in told), told
+
+
+def test_a_run_killed_before_its_first_checkpoint_finishes_the_rotated_file_next_time(
+    tmp_path: Path,
+) -> None:
+    """A run reads lines and dies (`kill -9`) before anything it passed on was safe enough to
+    checkpoint; the file is rotated before the next run. The next run must still finish the
+    old file (from its first line: duplicates, never loss), then read the new one. Before,
+    it found no checkpoint, read only the new file and never the rest of the old one."""
+    path = tmp_path / "in.jsonl"
+    write_lines(path, 0, 300)
+
+    def source() -> JsonlSource:
+        context = NodeContext("src", tmp_path, tmp_path / "state", logging.getLogger("test"))
+        plugin = JsonlSource(JsonlSourceConfig(path="in.jsonl"), context)
+        asyncio.run(plugin.open())
+        return plugin
+
+    first = source()
+    read = first.packets()
+    assert [next(read) is not None for _ in range(100)] == [True] * 100  # never checkpointed
+    path.rename(tmp_path / "in.jsonl.1")
+    write_lines(path, 0, 50, tag="b")
+    second = source()
+    got = [(p.payload["file"], p.payload["n"]) for p in second.packets() if p is not None]
+    assert got == [("a", n) for n in range(300)] + [("b", n) for n in range(50)]
 
 
 # -- follow ---------------------------------------------------------------------------------

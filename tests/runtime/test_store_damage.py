@@ -13,8 +13,6 @@ import json
 import os
 import signal
 import sqlite3
-import subprocess
-import sys
 import time
 from contextlib import closing
 from pathlib import Path
@@ -23,10 +21,9 @@ from typing import Any
 import pytest
 
 from tests.http_backend import LoopbackBackend
+from tests.logged_run import SCHNITZEL, LoggedRun, next_log
 from tests.runtime.harness import HEADER
 
-REPO = Path(__file__).resolve().parents[2]
-SCHNITZEL = [sys.executable, "-m", "schnitzel.cli.main"]
 BACKLOG = 3000
 MARK = "abcdefghijklmnop"
 """Every payload carries it, so a test can find a stored body in the file."""
@@ -51,14 +48,12 @@ edges:
     return graph
 
 
-def start(graph: Path, *extra: str) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONDONTWRITEBYTECODE": "1"}
-    return subprocess.Popen(
+def start(graph: Path, *extra: str) -> LoggedRun:
+    """`schnitzel run`, its log in `run-<n>.log` beside the graph (a run retrying a backend
+    that is down logs on; a pipe read only at the end would fill and block it)."""
+    return LoggedRun(
         [*SCHNITZEL, "run", str(graph), "--state-dir", str(graph.parent / "run"), *extra],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        env=env,
+        log=next_log(graph.parent),
         cwd=graph.parent,
     )
 
@@ -82,7 +77,7 @@ def leave_backlog_and_kill(tmp_path: Path, backend: LoopbackBackend) -> Path:
     try:
         waited = time.monotonic()
         while stored(store) < BACKLOG:  # the guard only stops a hang
-            assert process.poll() is None, process.stderr.read().decode() if process.stderr else ""
+            assert process.poll() is None, process.log_tail()
             assert time.monotonic() - waited < 60, "the backlog was never committed"
             time.sleep(0.02)
     finally:
@@ -97,12 +92,12 @@ def deliver(tmp_path: Path, backend: LoopbackBackend) -> tuple[dict[str, Any], s
     graph = write_graph(tmp_path, backend.url, 0)
     report = tmp_path / "report.json"
     process = start(graph, "--report-json", str(report), "--log-format", "json")
-    _out, err = process.communicate(timeout=120)
+    process.finish(120)
     result = json.loads(report.read_text())
     # Exit 0 for an ok run, 4 for a degraded one (a store that lost or quarantined rows).
     wanted = {"ok": 0, "degraded": 4}[result["status"]]
-    assert process.returncode == wanted, err.decode()[-3000:]
-    return result, err.decode()
+    assert process.returncode == wanted, process.log_tail()
+    return result, process.log.read_text(errors="replace")
 
 
 def arrived(backend: LoopbackBackend) -> set[int]:

@@ -6,10 +6,8 @@ was answered 202 can only be in the durable inbox, never already delivered."""
 
 from __future__ import annotations
 
-import os
 import signal
 import socket
-import subprocess
 import sys
 import threading
 import time
@@ -19,23 +17,20 @@ import httpx
 import pytest
 
 from tests.http_backend import LoopbackBackend
+from tests.logged_run import LoggedRun, next_log
 from tests.sensors.test_http_ingest import free_port
 
 pytestmark = pytest.mark.slow  # kill -9 of real processes
 
-REPO = Path(__file__).resolve().parents[2]
 GUARD_S = 60.0
 CLIENTS = 4
 
 
-def start_run(graph: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONDONTWRITEBYTECODE": "1"}
-    return subprocess.Popen(
+def start_run(graph: Path) -> LoggedRun:
+    """`schnitzel run`, its log in `run-<n>.log` beside the graph, never a pipe."""
+    return LoggedRun(
         [sys.executable, "-m", "schnitzel.cli.main", "run", str(graph), "--state-dir", "state"],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        env=env,
+        log=next_log(graph.parent),
         cwd=graph.parent,
     )
 
@@ -84,14 +79,14 @@ class Posters:
                         self.refused += 1
 
 
-def until_listening(port: int, run: subprocess.Popen[bytes]) -> None:
+def until_listening(port: int, run: LoggedRun) -> None:
     started = time.monotonic()
     while True:
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=GUARD_S):
                 return
         except OSError:
-            assert run.poll() is None, run.stderr.read() if run.stderr else ""
+            assert run.poll() is None, run.log_tail()
             assert time.monotonic() - started < GUARD_S, f"nothing listens on port {port}"
             time.sleep(0.01)
 
@@ -119,7 +114,7 @@ def test_kill_9_never_loses_a_record_answered_202(tmp_path: Path) -> None:
             )
         finally:
             run.send_signal(signal.SIGTERM)
-            assert run.wait(GUARD_S) == 0, run.stderr.read() if run.stderr else ""
+            assert run.finish(GUARD_S) == 0, run.log_tail()
 
 
 def kill_9_while_posting(tmp_path: Path, backend_url: str, rounds: int) -> set[str]:
@@ -147,7 +142,7 @@ edges:
         with Posters(url, round_) as posters:
             started = time.monotonic()
             while len(posters.accepted) < 400:  # mid-stream, not while the run starts
-                assert run.poll() is None, run.stderr.read() if run.stderr else ""
+                assert run.poll() is None, run.log_tail()
                 assert time.monotonic() - started < GUARD_S, "nothing was accepted"
                 time.sleep(0.01)
             run.send_signal(signal.SIGKILL)

@@ -5,7 +5,6 @@ stream's duplicate window drops most of them)."""
 from __future__ import annotations
 
 import json
-import os
 import random
 import signal
 import subprocess
@@ -17,6 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.logged_run import LoggedRun, next_log
 from tests.runtime.harness import HEADER
 from tests.transports.nats_server import HANG_GUARD_S, NatsServer, nats_server_binary
 
@@ -25,18 +25,14 @@ pytestmark = [
     pytest.mark.skipif(nats_server_binary() is None, reason="no nats-server"),
 ]
 
-REPO = Path(__file__).resolve().parents[2]
 LINES = 5000
 
 
-def start_publisher(graph: Path, state: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONDONTWRITEBYTECODE": "1"}
-    return subprocess.Popen(
+def start_publisher(graph: Path, state: Path) -> LoggedRun:
+    """`schnitzel run`, its log in `run-<n>.log` beside the graph, never a pipe."""
+    return LoggedRun(
         [sys.executable, "-m", "schnitzel.cli.main", "run", str(graph), "--state-dir", str(state)],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        env=env,
+        log=next_log(graph.parent),
         cwd=graph.parent,
     )
 
@@ -95,8 +91,7 @@ edges:
             process.wait(HANG_GUARD_S)
             moments.append("publisher")
         final = start_publisher(graph, state)
-        _out, err = final.communicate(timeout=4 * HANG_GUARD_S)
-        assert final.returncode == 0, err.decode()[-3000:]
+        assert final.finish(4 * HANG_GUARD_S) == 0, final.log_tail()
         messages = server.messages("LINES")
     written = Counter(json.loads(data)["payload"]["n"] for _, _, data in messages)
     keys = Counter(key for _, key, _ in messages)

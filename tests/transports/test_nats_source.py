@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
-import subprocess
 import sys
 import time
 from collections import Counter
@@ -18,12 +16,11 @@ from typing import Any
 
 import pytest
 
+from tests.logged_run import LoggedRun, next_log
 from tests.runtime.harness import HEADER, graph_from, run, steer
 from tests.transports.nats_server import HANG_GUARD_S, NatsServer, nats_server_binary
 
 pytestmark = pytest.mark.skipif(nats_server_binary() is None, reason="no nats-server")
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -124,14 +121,11 @@ def test_a_message_that_is_not_json_goes_to_on_error_and_is_acked(
     assert consumer_state(server) == (0, 0)
 
 
-def start_worker(graph: Path, state: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONDONTWRITEBYTECODE": "1"}
-    return subprocess.Popen(
+def start_worker(graph: Path, state: Path) -> LoggedRun:
+    """`schnitzel run`, its log in `run-<n>.log` beside the graph, never a pipe."""
+    return LoggedRun(
         [sys.executable, "-m", "schnitzel.cli.main", "run", str(graph), "--state-dir", str(state)],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        env=env,
+        log=next_log(graph.parent),
         cwd=graph.parent,
     )
 
@@ -143,7 +137,7 @@ def test_three_workers_share_a_stream_and_a_kill_9_loses_nothing(
     count = 3000
     (tmp_path / "publisher").mkdir()
     publish(server, tmp_path, count)
-    workers: list[tuple[subprocess.Popen[bytes], Path]] = []
+    workers: list[tuple[LoggedRun, Path]] = []
     for n in range(3):
         folder = tmp_path / f"worker{n}"
         folder.mkdir()
@@ -172,8 +166,7 @@ def test_three_workers_share_a_stream_and_a_kill_9_loses_nothing(
     until(lambda: consumer_state(server) == (0, 0), "every message acknowledged")
     for process, _output in workers[1:]:
         process.send_signal(signal.SIGTERM)
-        _out, err = process.communicate(timeout=HANG_GUARD_S)
-        assert process.returncode == 0, err.decode()[-3000:]
+        assert process.finish(HANG_GUARD_S) == 0, process.log_tail()
     counts = delivered()
     per_worker = [sum(keys_in(output).values()) for _process, output in workers]
     duplicates = sum(n - 1 for n in counts.values())

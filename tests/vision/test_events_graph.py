@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import signal
-import subprocess
 from collections import Counter
 from pathlib import Path
 from urllib.parse import unquote, urlparse
@@ -17,8 +15,9 @@ import cv2
 import numpy as np
 import pytest
 
-from tests.conftest import REPO, SCHNITZEL
+from tests.conftest import SCHNITZEL
 from tests.http_backend import LoopbackBackend
+from tests.logged_run import LoggedRun, next_log
 from tests.runtime.harness import graph_from, run
 from tests.vision.conftest import NUDENET
 from tests.vision.scenes import write_scene
@@ -106,14 +105,13 @@ def test_after_a_kill_9_events_arrive_again_only_as_duplicates_of_their_keys(
             f"config: {{path: '{scene.path}'}}", f"config: {{path: '{scene.path}', realtime: true}}"
         )
     )
-    env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONDONTWRITEBYTECODE": "1"}
 
-    def start() -> subprocess.Popen[bytes]:
-        return subprocess.Popen(
+    def start() -> LoggedRun:  # its log in run-<n>.log, never a pipe it could fill
+        return LoggedRun(
             [*SCHNITZEL, "run", str(graph), "--state-dir", str(tmp_path / "state")],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-            env=env, cwd=tmp_path,
-        )  # fmt: skip
+            log=next_log(tmp_path),
+            cwd=tmp_path,
+        )
 
     first = start()
     loopback_backend.wait_for(
@@ -123,8 +121,7 @@ def test_after_a_kill_9_events_arrive_again_only_as_duplicates_of_their_keys(
     first.wait(30)
     (tmp_path / "events.jsonl").unlink(missing_ok=True)
     second = start()
-    _, err = second.communicate(timeout=120)
-    assert second.returncode == 0, err.decode()[-3000:]
+    assert second.finish(120) == 0, second.log_tail()
     # the second run read the whole file: its events are every event the scene makes
     expected = {json.loads(line)["payload"]["event_id"]
                 for line in (tmp_path / "events.jsonl").read_text().splitlines()}  # fmt: skip
