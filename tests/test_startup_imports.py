@@ -57,6 +57,10 @@ def test_validate_imports_only_the_plugins_the_graph_names() -> None:
     assert {m.split(".")[1] for m in plugin_modules} == {"core", "io"}  # packs with nodes here
     assert not tops(modules) & set(NEVER_FOR_VALIDATE)
     assert "schnitzel.runtime.runtime" not in modules
+    # entry points come from the registry's own scan, and with no pydantic plugin installed
+    # pydantic's discovery is skipped: importlib.metadata (and the email package) stay out
+    assert "importlib.metadata" not in modules
+    assert "email" not in tops(modules)
 
 
 def test_ctl_status_imports_neither_pydantic_nor_asyncio_nor_yaml(tmp_path: Path) -> None:
