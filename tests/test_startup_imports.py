@@ -89,3 +89,20 @@ def test_ctl_status_imports_neither_pydantic_nor_asyncio_nor_yaml(tmp_path: Path
             run.communicate(timeout=60)
     assert not tops(modules) & {"pydantic", "pydantic_core", "asyncio", "yaml"}
     assert "schnitzel.control.client" in modules
+
+
+def test_validate_leaves_the_collector_on_with_its_start_up_frozen() -> None:
+    probe = (
+        "import gc, sys\nfrom schnitzel.cli.main import main\n"
+        "code = main(['validate', 'graphs/demo.yaml'])\n"
+        "print(code, gc.isenabled(), gc.get_freeze_count() > 0)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert done.stdout.splitlines()[-1] == "0 True True"
