@@ -91,7 +91,7 @@ def test_ctl_status_imports_neither_pydantic_nor_asyncio_nor_yaml(tmp_path: Path
             run.communicate(timeout=60)
     assert text_code == 0
     for loaded in (modules, text_modules):
-        assert not tops(loaded) & {"pydantic", "pydantic_core", "asyncio", "yaml"}
+        assert not tops(loaded) & {"pydantic", "pydantic_core", "asyncio", "yaml", "msgspec"}
         assert "schnitzel.control.client" in loaded
 
 

@@ -19,11 +19,14 @@ from typing import Any, Literal, Union, get_args, get_origin
 
 from typing_extensions import is_typeddict
 
+from schnitzel.errors import SchnitzelError
+
 __all__ = ["NotExact", "read_exact"]
 
 
-class NotExact(Exception):
-    """The value is not plainly of the shape: let pydantic check it and say why."""
+class NotExact(SchnitzelError):
+    """The value is not plainly of the shape: let pydantic check it and say why. Never
+    leaves `run_report`, which asks pydantic instead."""
 
 
 def read_exact(shape: Any, value: Any) -> Any:
