@@ -6,7 +6,9 @@ Goal (issue 18): each command at most 200 ms as a whole process.
 `--before DIR`: also time the commands with the packages of an older checkout laid out in DIR
 (`schnitzel/`, `schnitzel_plugins/`, `schnitzel_tui/`, and a `sitecustomize.py` that drops the
 editable install's finder), interleaved with this checkout's.
-Run: .venv/bin/python bench/bench_startup.py [--before DIR]
+`--instructions`: also count the instructions each command executes, once, under valgrind
+(callgrind): unlike time, the count hardly moves when the machine is busy.
+Run: .venv/bin/python bench/bench_startup.py [--before DIR] [--instructions]
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import argparse
 import compileall
 import os
+import re
 import resource
 import shutil
 import signal
@@ -90,7 +93,12 @@ def start_runtime(directory: Path) -> tuple[subprocess.Popen[bytes], Path]:
 def main() -> None:
     parser = argparse.ArgumentParser(description="CLI start-up against python -c pass")
     parser.add_argument("--before", type=Path, help="an older checkout's packages (see above)")
+    parser.add_argument(
+        "--instructions", action="store_true", help="count instructions under valgrind too"
+    )
     args = parser.parse_args()
+    if args.instructions and shutil.which("valgrind") is None:
+        parser.error("--instructions needs valgrind (apt-get install valgrind)")
     # An installed wheel has its bytecode compiled by pip; an editable checkout run with
     # PYTHONDONTWRITEBYTECODE=1 (as on these machines) would recompile every module on
     # every run. Compile once so the figure is what a deployed box sees.
@@ -109,9 +117,10 @@ def main() -> None:
     if args.before:
         # run from the older tree too: `python -m` puts the working directory first on the path
         before = args.before.resolve()
-        env = {**os.environ, "PYTHONPATH": str(before)}
+        before_env = {**os.environ, "PYTHONPATH": str(before)}
         for name in ("schnitzel validate demo", "schnitzel ctl status"):
-            commands[f"{name} (before)"] = (commands[name][0], (env, before))
+            commands[f"{name} (before)"] = (commands[name][0], (before_env, before))
+    instructions: dict[str, int] = {}
     samples: dict[str, list[float]] = {name: [] for name in commands}
     cpu_samples: dict[str, list[float]] = {name: [] for name in commands}
     try:
@@ -129,6 +138,9 @@ def main() -> None:
                 )
                 samples[name].append(time.perf_counter() - start)
                 cpu_samples[name].append(_children_cpu_s() - cpu_start)
+        if args.instructions:
+            for name, (cmd, (cmd_env, cwd)) in commands.items():
+                instructions[name] = _instructions(cmd, cmd_env, cwd)
     finally:
         run.send_signal(signal.SIGTERM)
         run.wait(timeout=60)
@@ -157,6 +169,27 @@ def main() -> None:
             f"  -> {name}: {median[name] * 1e3:.0f} ms whole process, cpu "
             f"{cpu[name] * 1e3:.0f} ms (goal <= 200 ms)"
         )
+
+    if instructions:
+        python = instructions["python -c pass"]
+        print("instructions executed (valgrind), one run each")
+        for name, count in instructions.items():
+            print(f"  {name:35s} {count / 1e6:8.1f} M  ({count / python:.2f}x python)")
+
+
+def _instructions(cmd: list[str], env: dict[str, str] | None, cwd: Path) -> int:
+    done = subprocess.run(
+        ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", *cmd],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        check=True,
+    )
+    counted = re.search(r"Collected : (\d+)", done.stderr)
+    if counted is None:
+        raise SystemExit(f"valgrind printed no instruction count for {cmd}: {done.stderr}")
+    return int(counted.group(1))
 
 
 def _children_cpu_s() -> float:

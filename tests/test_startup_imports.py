@@ -57,6 +57,10 @@ def test_validate_imports_only_the_plugins_the_graph_names() -> None:
     assert {m.split(".")[1] for m in plugin_modules} == {"core", "io"}  # packs with nodes here
     assert not tops(modules) & set(NEVER_FOR_VALIDATE)
     assert "schnitzel.runtime.runtime" not in modules
+    # entry points come from the registry's own scan, and with no pydantic plugin installed
+    # pydantic's discovery is skipped: importlib.metadata (and the email package) stay out
+    assert "importlib.metadata" not in modules
+    assert "email" not in tops(modules)
 
 
 def test_ctl_status_imports_neither_pydantic_nor_asyncio_nor_yaml(tmp_path: Path) -> None:
@@ -80,8 +84,29 @@ def test_ctl_status_imports_neither_pydantic_nor_asyncio_nor_yaml(tmp_path: Path
                     break
                 assert time.monotonic() < deadline, "hang guard"
                 time.sleep(0.1)
+            # the text form checks the report's shape, without pydantic when it is exact
+            text_code, text_modules = loaded_by("ctl", "--socket", str(socket), "status")
         finally:
             run.send_signal(signal.SIGTERM)
             run.communicate(timeout=60)
-    assert not tops(modules) & {"pydantic", "pydantic_core", "asyncio", "yaml"}
-    assert "schnitzel.control.client" in modules
+    assert text_code == 0
+    for loaded in (modules, text_modules):
+        assert not tops(loaded) & {"pydantic", "pydantic_core", "asyncio", "yaml", "msgspec"}
+        assert "schnitzel.control.client" in loaded
+
+
+def test_validate_leaves_the_collector_on_with_its_start_up_frozen() -> None:
+    probe = (
+        "import gc, sys\nfrom schnitzel.cli.main import main\n"
+        "code = main(['validate', 'graphs/demo.yaml'])\n"
+        "print(code, gc.isenabled(), gc.get_freeze_count() > 0)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert done.stdout.splitlines()[-1] == "0 True True"

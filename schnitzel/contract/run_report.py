@@ -13,10 +13,11 @@ The recent events that go with the report (`events`) are typed here too (`EventE
 from __future__ import annotations
 
 from functools import cache
-from typing import TYPE_CHECKING, Any, Literal, NotRequired, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, NotRequired
 
 from typing_extensions import TypedDict  # pydantic validates only this one on Python 3.11
 
+from schnitzel.contract.exact_shape import NotExact, read_exact
 from schnitzel.errors import ReportShapeError
 
 if TYPE_CHECKING:
@@ -40,7 +41,6 @@ __all__ = [
     "parse_run_report",
 ]
 
-T = TypeVar("T")
 
 RunStatus = Literal["running", "ok", "degraded", "error"]
 """`running` in a live snapshot; one of the other three once the run ended."""
@@ -244,13 +244,13 @@ MAX_PROBLEMS = 5
 def parse_run_report(data: object, where: str) -> RunReport:
     """`data` (JSON as it came from `where`, for example "the control socket") as a
     `RunReport`, or `ReportShapeError` naming the keys that are missing or of the wrong type."""
-    return _parse(_adapter(RunReport), data, "the run report", where)
+    return _parse(RunReport, data, "the run report", where)
 
 
 def parse_node_summaries(data: object, where: str) -> list[NodeSummary]:
     """`data` (the `nodes` command's answer, from `where`) as `NodeSummary`s, or
     `ReportShapeError`."""
-    return _parse(_adapter(list[NodeSummary]), data, "the node list", where)
+    return _parse(list[NodeSummary], data, "the node list", where)
 
 
 @cache
@@ -265,14 +265,20 @@ def _adapter(shape: Any) -> TypeAdapter[Any]:
 def parse_events(data: object, where: str) -> list[EventEntry]:
     """`data` (the `events` command's answer, from `where`) as `EventEntry`s, or
     `ReportShapeError`."""
-    return _parse(_adapter(list[EventEntry]), data, "the event list", where)
+    return _parse(list[EventEntry], data, "the event list", where)
 
 
-def _parse(adapter: TypeAdapter[T], data: object, what: str, where: str) -> T:
+def _parse(shape: Any, data: object, what: str, where: str) -> Any:
+    # A report of the exact shape (what a runtime of this version sends) is read without
+    # pydantic, whose import and validator cost `ctl status` most of its start-up.
+    try:
+        return read_exact(shape, data)
+    except NotExact:
+        pass
     from pydantic import ValidationError
 
     try:
-        return adapter.validate_python(data)
+        return _adapter(shape).validate_python(data)
     except ValidationError as exc:
         problems = [
             f"{'.'.join(str(part) for part in error['loc']) or 'the report'}: {error['msg']}"

@@ -12,6 +12,7 @@ from typing import Any
 
 from schnitzel.errors import GraphLoadError
 from schnitzel.launch.output import print_json, print_table, say
+from schnitzel.registry.pydantic_plugins import skip_empty_plugin_discovery
 from schnitzel.registry.registry import stdout_to_stderr
 from schnitzel.spec.yaml_source import LIMITS
 from schnitzel.validate.graph import ValidatedGraph
@@ -45,6 +46,7 @@ def paused_gc() -> Iterator[None]:
 
 def validate_argument(graph: str) -> ValidationResult:
     """Validate a file path, or standard input for `-`. Raises GraphLoadError if unreadable."""
+    skip_empty_plugin_discovery()  # a CLI process: the stand-in serves it to its end
     with paused_gc():
         if graph != "-":
             return validate_file(Path(graph))

@@ -17,7 +17,6 @@ import sys
 import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 from types import ModuleType
 from typing import get_args
@@ -33,6 +32,7 @@ from schnitzel.errors import (
 )
 from schnitzel.registry.apiversion import PLUGIN_API_VERSION, api_compatible
 from schnitzel.registry.config_types import PACKET_KIND_PATTERN
+from schnitzel.registry.entry_points import PackEntry, group_entry_points
 from schnitzel.registry.plugin import Plugin, PluginPack, PluginRef, SameAsInput
 from schnitzel.spec.model import NODE_ID_PATTERN, NodeKind
 
@@ -182,7 +182,7 @@ class PluginRegistry:
         Built-in packs load first, so a third-party pack can never shadow a built-in name.
         """
         registry = cls()
-        for entry in sorted(entry_points(group=group), key=_load_order):
+        for entry in sorted(group_entry_points(group), key=_load_order):
             try:
                 pack = _load_pack(entry)
             except PluginLoadError as exc:
@@ -422,19 +422,11 @@ def _is_reference(target: object) -> bool:
     return bool(module_name) and attr.isidentifier()
 
 
-def _load_order(entry: EntryPoint) -> tuple[bool, str]:
-    return (_distribution_name(entry) != "schnitzel", entry.name)
+def _load_order(entry: PackEntry) -> tuple[bool, str]:
+    return (entry.dist != "schnitzel", entry.name)
 
 
-def _distribution_name(entry: EntryPoint) -> str | None:
-    dist = getattr(entry, "dist", None)
-    # `_normalized_name` comes from the dist-info directory's name; `name` parses the whole
-    # METADATA file with the email package (about 10 ms of every CLI start-up)
-    name = getattr(dist, "_normalized_name", None)
-    return name if isinstance(name, str) else getattr(dist, "name", None)
-
-
-def _load_pack(entry: EntryPoint) -> PluginPack:
+def _load_pack(entry: PackEntry) -> PluginPack:
     where = f"entry point {entry.name} = {entry.value} ({ENTRY_POINT_GROUP})"
     try:
         obj = entry.load()

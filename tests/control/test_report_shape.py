@@ -5,13 +5,16 @@ names a key it lacks instead of showing 0."""
 from __future__ import annotations
 
 import asyncio
+import json
 import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import TypeAdapter
 
 from schnitzel import RuntimeControl
+from schnitzel.contract.exact_shape import NotExact, read_exact
 from schnitzel.contract.run_report import (
     EventEntry,
     RunReport,
@@ -65,6 +68,8 @@ def test_the_report_a_runtime_builds_has_exactly_the_typed_keys(tmp_path: Path) 
     for report in (*live, final):
         # parsing keeps only the keys the type names and fails on any it lacks: equal both ways
         assert parse_run_report(report, "this test") == report
+        read_as_pydantic_reads(RunReport, report)
+        read_as_pydantic_reads(RunReport, with_extra_keys_and_whole_floats(report))
         nodes = report["nodes"]
         assert "rate_hz" in nodes["src"] and "durable" in nodes["mid"]
         assert "delivered" in nodes["out"]
@@ -72,6 +77,43 @@ def test_the_report_a_runtime_builds_has_exactly_the_typed_keys(tmp_path: Path) 
     summaries = [node_summary(node_id, n) for node_id, n in final["nodes"].items()]
     assert parse_node_summaries(summaries, "this test") == summaries
     assert parse_events(events, "this test") == events  # the sink's trouble, at least
+
+
+def read_as_pydantic_reads(shape: Any, data: Any) -> None:
+    """The exact-shape reader returns what pydantic returns, value for value and type for
+    type (JSON tells 1 from 1.0)."""
+    exact = json.dumps(read_exact(shape, data), sort_keys=True)
+    assert exact == json.dumps(TypeAdapter(shape).validate_python(data), sort_keys=True)
+
+
+def with_extra_keys_and_whole_floats(report: RunReport) -> Any:
+    """A report as a newer runtime might send it: keys this version does not name, and
+    floats that JSON carried as integers."""
+    changed: Any = json.loads(json.dumps(report))
+    changed["newer_key"] = {"anything": [1, 2]}
+    changed["duration_s"] = 3
+    for node in changed["nodes"].values():
+        node["newer_node_key"] = 1
+        node["latency_ms"] = {"p50": 0, "p99": 2}
+    return changed
+
+
+@pytest.mark.parametrize(
+    ("shape", "value"),
+    [
+        (int, True),  # pydantic decides what a bool means as an int
+        (int, 1.0),
+        (float, "1.5"),
+        (str, None),
+        (dict[str, int], {1: 2}),
+        (list[EventEntry], [{"seq": 1, "ts": 0.0, "level": "info", "node": None}]),  # no message
+        (RunReport, {"status": "ok"}),
+        (Any | int, 1),  # a union other than `X | None`
+    ],
+)
+def test_a_value_not_plainly_of_its_shape_is_left_to_pydantic(shape: Any, value: Any) -> None:
+    with pytest.raises(NotExact):
+        read_exact(shape, value)
 
 
 def test_a_missing_key_is_named_with_its_path_not_read_as_zero() -> None:
