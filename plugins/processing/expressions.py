@@ -205,17 +205,28 @@ class Expression:
         try:
             return evaluator._eval(self._tree)
         except OverBudget:
-            raise ExpressionError(
-                f"{self.source!r}: over its work budget, max_work {self.max_work:,} (a unit "
-                "per node, per item or character built or walked); simplify the expression or "
-                "raise the node's max_work"
-            ) from None
+            raise ExpressionError(self._over_budget()) from None
         except ExpressionError as exc:
             raise ExpressionError(f"{self.source!r}: {exc}") from None
         except (ArithmeticError, TypeError, ValueError, IndexError, KeyError) as exc:
             raise ExpressionError(f"{self.source!r}: {type(exc).__name__}: {exc}") from None
         except simpleeval.InvalidExpression as exc:
             raise ExpressionError(f"{self.source!r}: {exc}") from None
+
+    def charge(self, value: Any) -> None:
+        """Spend the size of `value`, a result its caller walks or copies (`map` makes plain
+        JSON of it), from what the last evaluation left of its budget."""
+        try:
+            self._evaluator.spend_on(value)
+        except OverBudget:
+            raise ExpressionError(self._over_budget()) from None
+
+    def _over_budget(self) -> str:
+        return (
+            f"{self.source!r}: over its work budget, max_work {self.max_work:,} (a unit "
+            "per node, per item or character built or walked); simplify the expression or "
+            "raise the node's max_work"
+        )
 
 
 def compile_expression(source: str, max_work: int = DEFAULT_MAX_WORK) -> Expression:

@@ -19,6 +19,9 @@ from schnitzel_plugins.processing.expressions import (
 
 __all__ = ["Map", "MapConfig"]
 
+_COPIED = frozenset({list, tuple, dict})
+"""Results `_plain` copies, item by item: charged to the expression's budget by their size."""
+
 FIELD = r"^[A-Za-z0-9_-]+$"
 
 
@@ -82,7 +85,10 @@ class Map(Transform):
             )
         new = dict(payload)
         for field, expression in self._set:  # each reads the incoming packet, not `new`
-            new[field] = _plain(expression.evaluate(packet), expression.source)
+            value = expression.evaluate(packet)
+            if value.__class__ in _COPIED:  # `[payload.big, payload.big]` is cheap to build
+                expression.charge(value)
+            new[field] = _plain(value, expression.source)
         for old, renamed in self._rename:
             if old in new:
                 new[renamed] = new.pop(old)

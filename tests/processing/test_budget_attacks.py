@@ -1,0 +1,42 @@
+"""Attacks on the work budget of `filter`, `map` and `route` (docs/processing.md, The work
+budget) that once got far more work than they were charged for: each now fails its packet on
+the budget, with an `ExpressionError` naming the expression, so `on_error` applies."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from schnitzel import NodeContext
+from schnitzel.contract.packet import StreamPacket
+from schnitzel_plugins.processing.expressions import ExpressionError
+from schnitzel_plugins.processing.map import Map
+
+
+def packet(payload: Any) -> StreamPacket:
+    return StreamPacket.new("sensor", "s", 1, payload, ts=1_700_000_000.0)
+
+
+def a_map(options: dict[str, Any]) -> Map:
+    config = Map.Config.model_validate(options)
+    return Map(config, NodeContext("m", Path("."), Path("state"), logging.getLogger("t")))
+
+
+REFERENCES = "[" + ", ".join(["payload.s"] * 350) + "]"
+"""350 references to one list: free to build (no item is copied), but `map` copies its result
+into plain JSON, 350 times the list."""
+
+
+def test_a_map_result_is_charged_for_the_copy_map_makes_of_it() -> None:
+    copies = a_map({"set": {"copies": REFERENCES}})
+    with pytest.raises(ExpressionError, match="over its work budget, max_work 100,000"):
+        copies.process(packet({"s": list(range(1000))}))  # 350,000 items copied
+
+
+def test_a_map_result_within_the_budget_is_still_copied() -> None:
+    copies = a_map({"set": {"copies": REFERENCES}})
+    result = copies.process(packet({"s": list(range(10))}))
+    assert result.payload["copies"] == [list(range(10))] * 350
