@@ -35,6 +35,7 @@ __all__ = [
     "FUNCTIONS",
     "MAX_WORK_DESCRIPTION",
     "NAMES",
+    "NESTED_TOO_DEEP",
     "Expression",
     "ExpressionError",
     "ExpressionInvalid",
@@ -46,6 +47,7 @@ __all__ = [
 MAX_EXPRESSION_CHARS = 4096
 MAX_ROUND_DIGITS = 64
 MAX_DEPTH = 64  # deepest nesting: the evaluator recurses once per level
+NESTED_TOO_DEEP = "a value nested too deep for Python to print or compare (RecursionError)"
 
 
 class ExpressionInvalid(SchnitzelError, ValueError):
@@ -208,6 +210,8 @@ class Expression:
             raise ExpressionError(self._over_budget()) from None
         except ExpressionError as exc:
             raise ExpressionError(f"{self.source!r}: {exc}") from None
+        except RecursionError:  # str() or == of a payload nested thousands of levels deep
+            raise ExpressionError(f"{self.source!r}: {NESTED_TOO_DEEP}") from None
         except (ArithmeticError, TypeError, ValueError, IndexError, KeyError) as exc:
             raise ExpressionError(f"{self.source!r}: {type(exc).__name__}: {exc}") from None
         except simpleeval.InvalidExpression as exc:

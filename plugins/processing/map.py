@@ -11,6 +11,7 @@ from schnitzel import NodeContext, PacketKind, PluginConfig, StreamPacket, Strea
 from schnitzel_plugins.processing.expressions import (
     DEFAULT_MAX_WORK,
     MAX_WORK_DESCRIPTION,
+    NESTED_TOO_DEEP,
     ExpressionError,
     ExpressionText,
     check_work,
@@ -88,7 +89,10 @@ class Map(Transform):
             value = expression.evaluate(packet)
             if value.__class__ in _COPIED:  # `[payload.big, payload.big]` is cheap to build
                 expression.charge(value)
-            new[field] = _plain(value, expression.source)
+            try:
+                new[field] = _plain(value, expression.source)
+            except RecursionError:
+                raise ExpressionError(f"{expression.source!r}: {NESTED_TOO_DEEP}") from None
         for old, renamed in self._rename:
             if old in new:
                 new[renamed] = new.pop(old)

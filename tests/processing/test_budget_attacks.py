@@ -68,3 +68,27 @@ def test_big_integer_products_and_divisions_are_charged_by_both_sizes(
     assert compile_expression(source, units).evaluate(packet(BIG)) == expected
     with pytest.raises(ExpressionError, match=f"over its work budget, max_work {units - 1:,}"):
         compile_expression(source, units - 1).evaluate(packet(BIG))
+
+
+def nested(depth: int) -> Any:
+    value: Any = 0
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+@pytest.mark.parametrize(
+    "source", ['str(payload) != ""', 'f"{payload}" != ""', "payload.a == payload.b"]
+)
+def test_a_payload_nested_deeper_than_the_stack_fails_as_an_expression_error(source: str) -> None:
+    """Python's printing and comparing recurse per level, and the budget counts a deep payload
+    without recursing: the RecursionError is the packet's, named like any other failure."""
+    deep = packet({"a": nested(5_000), "b": nested(5_000)})
+    with pytest.raises(ExpressionError, match="nested too deep"):
+        compile_expression(source, 10**9).evaluate(deep)
+
+
+def test_a_map_result_nested_deeper_than_the_stack_fails_as_an_expression_error() -> None:
+    copy = a_map({"set": {"copy": "payload.a"}, "max_work": 10**9})
+    with pytest.raises(ExpressionError, match="nested too deep"):
+        copy.process(packet({"a": nested(5_000)}))
