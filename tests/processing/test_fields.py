@@ -58,6 +58,13 @@ def test_a_number_is_a_finite_int_or_float_at_a_payload_path(
         ("value", {"value": math.inf}, "payload.value must be a finite number, not inf"),
         ("value", {"value": -math.inf}, "payload.value must be a finite number, not -inf"),
         ("value", {"value": [1]}, "payload.value must be a finite number, not [1]"),
+        # JSON gives Python integers of up to 4,300 digits: past a float, a window's sum fails
+        (
+            "value",
+            {"value": 10**400},
+            "payload.value must be a finite number, not an integer of 1329 bits",
+        ),
+        ("value", {"value": -(10**400)}, "payload.value must be a finite number, not an integer"),
     ],
 )
 def test_a_number_that_is_missing_or_not_finite_fails_the_packet_naming_the_field(
@@ -148,6 +155,11 @@ NUMBER_NODES: list[tuple[type[Plugin], dict[str, Any]]] = [
         (
             {"reading": {"value": math.inf}},
             "payload.reading.value must be a finite number, not inf",
+        ),
+        (
+            {"reading": {"value": 10**400}},  # once taken, and a window's count was then off
+            "payload.reading.value must be a finite number, not an integer of 1329 bits "
+            "(past a float's range)",
         ),
     ],
 )
