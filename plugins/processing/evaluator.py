@@ -267,7 +267,8 @@ class Evaluator(simpleeval.EvalWithCompoundTypes):
         return True
 
     def _power(self, base: Any, exponent: Any) -> Any:
-        if base.__class__ is int and exponent.__class__ is int:
+        # a boolean base too: `True ** n` loops over the bits of n as `1 ** n` does
+        if (base.__class__ is int or base.__class__ is bool) and exponent.__class__ is int:
             if max(base.bit_length(), 1) * exponent > MAX_INT_BITS:
                 raise ExpressionError(
                     f"{base} ** {exponent} is too large (over {MAX_INT_BITS} bits)"

@@ -92,3 +92,11 @@ def test_a_map_result_nested_deeper_than_the_stack_fails_as_an_expression_error(
     copy = a_map({"set": {"copy": "payload.a"}, "max_work": 10**9})
     with pytest.raises(ExpressionError, match="nested too deep"):
         copy.process(packet({"a": nested(5_000)}))
+
+
+@pytest.mark.parametrize("base", ["True", "False", "1"])
+def test_a_boolean_base_is_bounded_like_an_integer_base(base: str) -> None:
+    """`True ** n` loops over the bits of n, as `1 ** n` does: 170 of them on a 4,300-digit
+    payload integer ran 34 ms for 1,021 units before a boolean base was bounded too."""
+    with pytest.raises(ExpressionError, match="is too large"):
+        compile_expression(f"{base} ** payload.a == 1").evaluate(packet(BIG))
