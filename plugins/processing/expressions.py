@@ -6,10 +6,11 @@ An expression sees a packet's fields as names (`payload`, `meta`, `kind`, `sourc
 functions in `FUNCTIONS`. Everything else is refused when the expression is compiled, with
 the line and column: method calls (`payload.clear()` would change a packet other nodes
 share), names starting with `_` (`__class__` and the walks that start from it), lambdas,
-comprehensions, assignments, format specs. What cannot be refused by reading the text is
-bounded while evaluating: exponents, repetition and concatenation of long strings and lists;
-and every evaluation spends from a work budget counted in operations (work.py), so a heavy
-expression fails its packet instead of holding the event loop (the evaluator: evaluator.py).
+comprehensions, assignments, format specs and conversions (`!r`). What cannot be refused
+by reading the text is bounded while evaluating: exponents, repetition and concatenation of
+long strings and lists; and every evaluation spends from a work budget counted in operations
+(work.py), so a heavy expression fails its packet instead of holding the event loop (the
+evaluator: evaluator.py).
 The choice of library and its measurement, and the budget's: docs/processing.md.
 
 Pure logic: nothing here imports the runtime, so it is tested and benchmarked alone.
@@ -317,6 +318,9 @@ def _check_node(node: ast.AST, names: list[str]) -> None:
             _refuse(node, "keyword arguments are not allowed")
     elif isinstance(node, ast.FormattedValue) and node.format_spec is not None:
         _refuse(node, "format specs (`{x:...}`) are not allowed; use round() or str()")
+    elif isinstance(node, ast.FormattedValue) and node.conversion != -1:
+        # simpleeval ignores them: `f"{kind!r}"` would give sensor, not 'sensor'
+        _refuse(node, "conversions (`{x!r}`, `{x!s}`, `{x!a}`) are not allowed; use `{x}`")
     elif isinstance(node, ast.Constant) and isinstance(node.value, bytes):
         _refuse(node, "bytes literals are not allowed")
 

@@ -87,6 +87,10 @@ def test_expressions_read_the_packet_and_compute(source: str, value: object) -> 
         ("payload.value; payload.unit", 1, 14, "syntax error"),
         ("payload.value = 3", 1, 1, "syntax error"),
         ('f"{payload.value:>99999999}"', 1, 1, "format specs"),
+        # the evaluator ignored a conversion: `f"{kind!r}"` gave sensor, not 'sensor'
+        ('f"{kind!r}"', 1, 1, "conversions"),
+        ('f"{kind!a}"', 1, 1, "conversions"),
+        ('f"{kind!s}"', 1, 1, "conversions"),
         ("round(payload.value, ndigits=1)", 1, 1, "keyword arguments"),
         ("len", 1, 1, "unknown name 'len'"),
         ("", 1, 1, "empty"),
