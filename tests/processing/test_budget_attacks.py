@@ -12,7 +12,11 @@ import pytest
 
 from schnitzel import NodeContext
 from schnitzel.contract.packet import StreamPacket
-from schnitzel_plugins.processing.expressions import ExpressionError, compile_expression
+from schnitzel_plugins.processing.expressions import (
+    ExpressionError,
+    ExpressionInvalid,
+    compile_expression,
+)
 from schnitzel_plugins.processing.map import Map
 
 
@@ -100,3 +104,23 @@ def test_a_boolean_base_is_bounded_like_an_integer_base(base: str) -> None:
     payload integer ran 34 ms for 1,021 units before a boolean base was bounded too."""
     with pytest.raises(ExpressionError, match="is too large"):
         compile_expression(f"{base} ** payload.a == 1").evaluate(packet(BIG))
+
+
+@pytest.mark.parametrize(
+    ("source", "units"),
+    [
+        # Searching a string is not at C's memcmp speed: a payload of 1 MB of "a" and a needle
+        # of 30 "a" then "b" took 3 ms per `in`, 130 of them 0.4 s for 651 units. The text
+        # searched is charged; `==` and `<` between strings still are not.
+        ("payload.n in payload.h", 5 + 1000),
+        ("payload.n not in payload.h", 5 + 1000),
+        ("payload.h in payload.h in payload.h", 7 + 1000 + 1000),
+        ("payload.h == payload.h", 5),
+    ],
+)
+def test_a_string_searched_with_in_is_charged_by_its_length(source: str, units: int) -> None:
+    texts = packet({"n": "a" * 30 + "b", "h": "a" * 1000})
+    expected = compile_expression(source, 10**9).evaluate(texts)
+    assert compile_expression(source, units).evaluate(texts) == expected
+    with pytest.raises((ExpressionError, ExpressionInvalid), match=f"max_work {units - 1:,}"):
+        compile_expression(source, units - 1).evaluate(texts)  # (nodes alone: refused)
