@@ -111,11 +111,10 @@ def test_a_boolean_base_is_bounded_like_an_integer_base(base: str) -> None:
     [
         # Searching a string is not at C's memcmp speed: a payload of 1 MB of "a" and a needle
         # of 30 "a" then "b" took 3 ms per `in`, 130 of them 0.4 s for 651 units. The text
-        # searched is charged; `==` and `<` between strings still are not.
+        # searched is charged, a character a unit.
         ("payload.n in payload.h", 5 + 1000),
         ("payload.n not in payload.h", 5 + 1000),
         ("payload.h in payload.h in payload.h", 7 + 1000 + 1000),
-        ("payload.h == payload.h", 5),
     ],
 )
 def test_a_string_searched_with_in_is_charged_by_its_length(source: str, units: int) -> None:
@@ -124,3 +123,24 @@ def test_a_string_searched_with_in_is_charged_by_its_length(source: str, units: 
     assert compile_expression(source, units).evaluate(texts) == expected
     with pytest.raises((ExpressionError, ExpressionInvalid), match=f"max_work {units - 1:,}"):
         compile_expression(source, units - 1).evaluate(texts)  # (nodes alone: refused)
+
+
+@pytest.mark.parametrize(
+    ("source", "units"),
+    [
+        # Strings compare at C speed, but not free: `<` between 1 MB of "a" and the same
+        # ending in an emoji (two kinds of string, compared character by character) took
+        # 0.35 ms, 160 of them 56 ms for 801 units (0.5 s at 10 MB). A unit per 256
+        # characters of the shorter side: at most about 10 ms at the default budget.
+        ("payload.h < payload.u", 5 + 40),
+        ("payload.h == payload.u", 5 + 40),
+        ("payload.h[:255] < payload.u", 8 + 255),  # the slice; short: no charge
+        ('kind == "sensor"', 3),
+    ],
+)
+def test_long_strings_compared_are_charged_per_256_characters(source: str, units: int) -> None:
+    texts = packet({"h": "a" * 10_240, "u": "a" * 10_239 + "\U0001f600"})
+    expected = compile_expression(source, 10**9).evaluate(texts)
+    assert compile_expression(source, units).evaluate(texts) == expected
+    with pytest.raises((ExpressionError, ExpressionInvalid), match=f"max_work {units - 1:,}"):
+        compile_expression(source, units - 1).evaluate(texts)
