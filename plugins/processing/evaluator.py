@@ -120,7 +120,9 @@ class Evaluator(simpleeval.EvalWithCompoundTypes):
             right = self._eval(node.comparators[0])
             if left.__class__ not in _UNCHARGED or right.__class__ not in _UNCHARGED:
                 self._spend_on_comparing(node.ops[0], left, right)
-            elif right.__class__ is str:
+            elif right.__class__ is str and (
+                node.ops[0].__class__ in _MEMBERSHIP or len(right) >= _CHARACTERS_PER_UNIT
+            ):  # (`kind == "sensor"`, the common case, without a call)
                 self._spend_on_strings(node.ops[0], left, right)
             return self.operators[node.ops[0].__class__](left, right)
         verdict = True
