@@ -144,3 +144,14 @@ def test_long_strings_compared_are_charged_per_256_characters(source: str, units
     assert compile_expression(source, units).evaluate(texts) == expected
     with pytest.raises((ExpressionError, ExpressionInvalid), match=f"max_work {units - 1:,}"):
         compile_expression(source, units - 1).evaluate(texts)
+
+
+def test_the_walk_of_a_payload_of_nested_containers_stops_at_the_budget() -> None:
+    """A list holding a list holding ... an empty list counted one unit, however deep: a
+    payload of 100,000 `[[[[[]]]]]` (1.1 MB) counted 100,000 units, walking 500,000 lists
+    (0.4 s before `str()` failed on the budget, 0.6 s for `==`). A container inside another
+    now counts one for itself, so the walk stops after about `max_work` containers."""
+    from schnitzel_plugins.processing.work import size_of
+
+    assert size_of([[[[[]]]]], 10**9) == 4  # three lists inside others, and an empty one
+    assert 1000 < size_of([[[[[[]]]]]] * 100_000, 1000) < 1100
