@@ -141,11 +141,11 @@ class Evaluator(simpleeval.EvalWithCompoundTypes):
     def _spend_on_comparing(self, operation: ast.cmpop, left: Any, right: Any) -> None:
         units = len(left) if left.__class__ is str else size_of(left, self.work_left)
         kind = right.__class__
-        if not (
+        if units <= self.work_left and not (  # (past it, the right side is not walked)
             operation.__class__ in _MEMBERSHIP
             and (kind is dict or (kind is not list and isinstance(right, Mapping)))
-        ):
-            units += size_of(right, self.work_left)  # a key looked up in a mapping: the key
+        ):  # a key looked up in a mapping: the key only
+            units += size_of(right, self.work_left - units)
         left_after = self.work_left - units  # `spend`, inline: a call costs what this does
         if left_after < 0:
             raise OverBudget
