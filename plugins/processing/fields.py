@@ -12,7 +12,8 @@ in its config (`threshold`, `deadband`, `rate_limit`, `window`, `fuse`).
   into an alert or an aggregate JSON cannot hold, a NaN compares false to everything. So does
   an int past a float's range (JSON gives Python ints of 4,300 digits): a window's sum of it
   would fail after counting it.
-- A key's value is kept as it is when hashable, else keyed by its repr (`[1, 2]`).
+- A key's value is kept as it is when hashable, else keyed by its repr (`[1, 2]`); one too
+  deep to print fails the packet.
 
 The expression language of `filter`, `map` and `route` reads fields its own way (its own
 syntax and messages: expressions.py). Pure logic: nothing here imports the runtime.
@@ -103,7 +104,12 @@ def key_reader(key: str | None) -> Callable[[StreamPacket], Hashable]:
         try:
             hash(value)
         except TypeError:
-            return repr(value)
+            try:
+                return repr(value)
+            except RecursionError:
+                raise ValueError(
+                    f"{key} is nested too deep to be a key (its text cannot be printed)"
+                ) from None
         return value
 
     if where != "payload" or "." in path:

@@ -199,3 +199,13 @@ def test_fuse_takes_a_nearest_partners_fields_by_the_same_rule() -> None:
     with pytest.raises(ValueError) as failed:
         node.process(packet({"imu": [1.0]}))
     assert str(failed.value) == "packet has no payload.imu.ax"
+
+
+def test_a_key_nested_too_deep_to_print_fails_the_packet_naming_the_field() -> None:
+    """An unhashable key is keyed by its text; a list 5,000 levels deep has none Python can
+    print (RecursionError), so the packet fails like one without the key."""
+    deep: Any = []
+    for _ in range(5_000):
+        deep = [deep]
+    with pytest.raises(ValueError, match=r"^payload\.k is nested too deep to be a key"):
+        key_reader("payload.k")(packet({"k": deep}))
