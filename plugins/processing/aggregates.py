@@ -54,7 +54,11 @@ def percentile(ordered: list[float], q: float) -> float:
     above = min(below + 1, len(ordered) - 1)
     fraction = position - below
     low, high = ordered[below], ordered[above]
-    return low + (high - low) * fraction if fraction else low
+    if not fraction:
+        return low
+    between = low + (high - low) * fraction
+    # `high - low` of 1.7e308 and -1.7e308 overflows; the same point, weighted, does not
+    return between if math.isfinite(between) else low * (1 - fraction) + high * fraction
 
 
 class Accumulator:
@@ -146,16 +150,17 @@ class Accumulator:
                 out[name] = self.count
             elif not has_values:
                 out[name] = None
-            elif name == "sum":
-                out[name] = self.sum
-            elif name == "mean":
-                out[name] = self.mean
+            elif name == "sum":  # finite readings can sum past a float's range: null
+                out[name] = self.sum if math.isfinite(self.sum) else None
+            elif name == "mean":  # (the running mean too, by the way: 1.7e308, -1.7e308)
+                out[name] = self.mean if math.isfinite(self.mean) else None
             elif name == "min":
                 out[name] = self.min
             elif name == "max":
                 out[name] = self.max
             elif name == "stddev":
-                out[name] = math.sqrt(max(self.m2, 0.0) / self.count)
+                finite = math.isfinite(self.mean) and math.isfinite(self.m2)
+                out[name] = math.sqrt(max(self.m2, 0.0) / self.count) if finite else None
             elif name == "first":
                 out[name] = self.first
             elif name == "last":

@@ -6,10 +6,11 @@ An expression sees a packet's fields as names (`payload`, `meta`, `kind`, `sourc
 functions in `FUNCTIONS`. Everything else is refused when the expression is compiled, with
 the line and column: method calls (`payload.clear()` would change a packet other nodes
 share), names starting with `_` (`__class__` and the walks that start from it), lambdas,
-comprehensions, assignments, format specs. What cannot be refused by reading the text is
-bounded while evaluating: exponents, repetition and concatenation of long strings and lists;
-and every evaluation spends from a work budget counted in operations (work.py), so a heavy
-expression fails its packet instead of holding the event loop (the evaluator: evaluator.py).
+comprehensions, assignments, format specs and conversions (`!r`). What cannot be refused
+by reading the text is bounded while evaluating: exponents, repetition and concatenation of
+long strings and lists; and every evaluation spends from a work budget counted in operations
+(work.py), so a heavy expression fails its packet instead of holding the event loop (the
+evaluator: evaluator.py).
 The choice of library and its measurement, and the budget's: docs/processing.md.
 
 Pure logic: nothing here imports the runtime, so it is tested and benchmarked alone.
@@ -35,6 +36,7 @@ __all__ = [
     "FUNCTIONS",
     "MAX_WORK_DESCRIPTION",
     "NAMES",
+    "NESTED_TOO_DEEP",
     "Expression",
     "ExpressionError",
     "ExpressionInvalid",
@@ -46,6 +48,7 @@ __all__ = [
 MAX_EXPRESSION_CHARS = 4096
 MAX_ROUND_DIGITS = 64
 MAX_DEPTH = 64  # deepest nesting: the evaluator recurses once per level
+NESTED_TOO_DEEP = "a value nested too deep for Python to print or compare (RecursionError)"
 
 
 class ExpressionInvalid(SchnitzelError, ValueError):
@@ -205,17 +208,30 @@ class Expression:
         try:
             return evaluator._eval(self._tree)
         except OverBudget:
-            raise ExpressionError(
-                f"{self.source!r}: over its work budget, max_work {self.max_work:,} (a unit "
-                "per node, per item or character built or walked); simplify the expression or "
-                "raise the node's max_work"
-            ) from None
+            raise ExpressionError(self._over_budget()) from None
         except ExpressionError as exc:
             raise ExpressionError(f"{self.source!r}: {exc}") from None
+        except RecursionError:  # str() or == of a payload nested thousands of levels deep
+            raise ExpressionError(f"{self.source!r}: {NESTED_TOO_DEEP}") from None
         except (ArithmeticError, TypeError, ValueError, IndexError, KeyError) as exc:
             raise ExpressionError(f"{self.source!r}: {type(exc).__name__}: {exc}") from None
         except simpleeval.InvalidExpression as exc:
             raise ExpressionError(f"{self.source!r}: {exc}") from None
+
+    def charge(self, value: Any) -> None:
+        """Spend the size of `value`, a result its caller walks or copies (`map` makes plain
+        JSON of it), from what the last evaluation left of its budget."""
+        try:
+            self._evaluator.spend_on(value)
+        except OverBudget:
+            raise ExpressionError(self._over_budget()) from None
+
+    def _over_budget(self) -> str:
+        return (
+            f"{self.source!r}: over its work budget, max_work {self.max_work:,} (a unit "
+            "per node, per item or character built or walked); simplify the expression or "
+            "raise the node's max_work"
+        )
 
 
 def compile_expression(source: str, max_work: int = DEFAULT_MAX_WORK) -> Expression:
@@ -302,6 +318,9 @@ def _check_node(node: ast.AST, names: list[str]) -> None:
             _refuse(node, "keyword arguments are not allowed")
     elif isinstance(node, ast.FormattedValue) and node.format_spec is not None:
         _refuse(node, "format specs (`{x:...}`) are not allowed; use round() or str()")
+    elif isinstance(node, ast.FormattedValue) and node.conversion != -1:
+        # simpleeval ignores them: `f"{kind!r}"` would give sensor, not 'sensor'
+        _refuse(node, "conversions (`{x!r}`, `{x!s}`, `{x!a}`) are not allowed; use `{x}`")
     elif isinstance(node, ast.Constant) and isinstance(node.value, bytes):
         _refuse(node, "bytes literals are not allowed")
 

@@ -9,8 +9,11 @@ in its config (`threshold`, `deadband`, `rate_limit`, `window`, `fuse`).
   `packet has no payload.value`, an error on that packet, so the node's `on_error` applies.
 - A number is an int or a float, finite: a boolean, a string, null, NaN or an infinity fails
   the packet (`payload.value must be a finite number, not nan`): an infinity would be written
-  into an alert or an aggregate JSON cannot hold, a NaN compares false to everything.
-- A key's value is kept as it is when hashable, else keyed by its repr (`[1, 2]`).
+  into an alert or an aggregate JSON cannot hold, a NaN compares false to everything. So does
+  an int past a float's range (JSON gives Python ints of 4,300 digits): a window's sum of it
+  would fail after counting it.
+- A key's value is kept as it is when hashable, else keyed by its repr (`[1, 2]`); one too
+  deep to print fails the packet.
 
 The expression language of `filter`, `map` and `route` reads fields its own way (its own
 syntax and messages: expressions.py). Pure logic: nothing here imports the runtime.
@@ -18,6 +21,7 @@ syntax and messages: expressions.py). Pure logic: nothing here imports the runti
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Hashable
 from math import isfinite
 from operator import attrgetter
@@ -33,6 +37,7 @@ FIELD_PATTERN = r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$"
 """A payload path: `value`, `reading.celsius`."""
 
 _MISSING = object()
+_FLOAT_MAX = sys.float_info.max  # a bigger int fails a window's float sum
 
 
 def value_reader(field: str) -> Callable[[StreamPacket], Any]:
@@ -48,10 +53,21 @@ def number_reader(field: str) -> Callable[[StreamPacket], float]:
     def read(packet: StreamPacket) -> float:
         value = read_value(packet)
         kind = value.__class__
-        if (kind is float and isfinite(value)) or kind is int:
+        if (kind is float and isfinite(value)) or (
+            kind is int and -_FLOAT_MAX <= value <= _FLOAT_MAX
+        ):
             return value
-        if isinstance(value, int | float) and kind is not bool and isfinite(value):
-            return value  # a subclass: what a plugin's own payload may hold
+        if (
+            isinstance(value, int | float)
+            and kind is not bool
+            and -_FLOAT_MAX <= value <= _FLOAT_MAX
+        ):
+            return value  # a subclass: what a plugin's own payload may hold (NaN is not within)
+        if isinstance(value, int) and kind is not bool:
+            raise ValueError(
+                f"{name} must be a finite number, not an integer of {value.bit_length()} bits "
+                "(past a float's range)"
+            )
         raise ValueError(f"{name} must be a finite number, not {value!r}")
 
     if "." in field:
@@ -63,7 +79,9 @@ def number_reader(field: str) -> Callable[[StreamPacket], float]:
         if payload.__class__ is dict:
             value = payload.get(field, _MISSING)
             kind = value.__class__
-            if (kind is float and isfinite(value)) or kind is int:
+            if (kind is float and isfinite(value)) or (
+                kind is int and -_FLOAT_MAX <= value <= _FLOAT_MAX
+            ):
                 return value
         return read(packet)
 
@@ -86,7 +104,12 @@ def key_reader(key: str | None) -> Callable[[StreamPacket], Hashable]:
         try:
             hash(value)
         except TypeError:
-            return repr(value)
+            try:
+                return repr(value)
+            except RecursionError:
+                raise ValueError(
+                    f"{key} is nested too deep to be a key (its text cannot be printed)"
+                ) from None
         return value
 
     if where != "payload" or "." in path:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import bisect
 from dataclasses import dataclass, field
+from math import isfinite
 from typing import Any, Literal
 
 __all__ = ["Match", "PartnerBuffer", "interpolate"]
@@ -48,7 +49,13 @@ def interpolate(
     if t1 == t0:
         return dict(v0)
     w = (t - t0) / (t1 - t0)
-    return {name: v0[name] + (v1[name] - v0[name]) * w for name in v0}
+    return {name: _between(v0[name], v1[name], w) for name in v0}
+
+
+def _between(low: float, high: float, w: float) -> float:
+    value = low + (high - low) * w
+    # `high - low` of 1.7e308 and -1.7e308 overflows; the same point, weighted, does not
+    return value if isfinite(value) else low * (1 - w) + high * w
 
 
 @dataclass

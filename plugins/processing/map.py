@@ -11,6 +11,7 @@ from schnitzel import NodeContext, PacketKind, PluginConfig, StreamPacket, Strea
 from schnitzel_plugins.processing.expressions import (
     DEFAULT_MAX_WORK,
     MAX_WORK_DESCRIPTION,
+    NESTED_TOO_DEEP,
     ExpressionError,
     ExpressionText,
     check_work,
@@ -18,6 +19,9 @@ from schnitzel_plugins.processing.expressions import (
 )
 
 __all__ = ["Map", "MapConfig"]
+
+_COPIED = frozenset({list, tuple, dict})
+"""Results `_plain` copies, item by item: charged to the expression's budget by their size."""
 
 FIELD = r"^[A-Za-z0-9_-]+$"
 
@@ -82,7 +86,13 @@ class Map(Transform):
             )
         new = dict(payload)
         for field, expression in self._set:  # each reads the incoming packet, not `new`
-            new[field] = _plain(expression.evaluate(packet), expression.source)
+            value = expression.evaluate(packet)
+            if value.__class__ in _COPIED:  # `[payload.big, payload.big]` is cheap to build
+                expression.charge(value)
+            try:
+                new[field] = _plain(value, expression.source)
+            except RecursionError:
+                raise ExpressionError(f"{expression.source!r}: {NESTED_TOO_DEEP}") from None
         for old, renamed in self._rename:
             if old in new:
                 new[renamed] = new.pop(old)

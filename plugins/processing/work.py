@@ -41,7 +41,8 @@ class OverBudget(SchnitzelError):
 def size_of(value: Any, limit: int) -> int:
     """The units `value` is made of, counted until past `limit`: a character of a string, a
     scalar, an item of a list or tuple, a key and a value of a mapping, nested, each count
-    one (an empty string or container counts one), and an int one per 64 bits more.
+    one, a container inside another one more (an empty string or container counts one), and
+    an int one per 64 bits more.
 
     A container held many times (`[[0] * 1000] * 100` holds one list 100 times) counts each
     time, as `str()` or `==` walk it each time, but is counted once: the count costs about
@@ -100,6 +101,8 @@ def _container_size(value: Any, limit: int, memo: dict[int, int], depth: int) ->
     else:
         items = value if len(parts) == 1 else chain(*parts)
         total = _items_size(items, limit, memo, depth)
+    if depth:  # inside another: one for itself, so a walk costs at most about `limit`
+        total += 1  # containers (`[[[[[]]]]]` is one item, four lists to walk)
     # A count cut short at the limit is past every later limit too: the limits only shrink.
     memo[id(value)] = total
     return total
@@ -149,12 +152,10 @@ def _deep_size(value: Any, limit: int) -> int:
         elif item.__class__ is int:
             total += item.bit_length() // _INT_UNIT_BITS + 1
         elif isinstance(item, list | tuple):
-            if not item:
-                total += 1
+            total += 1  # inside another (empty or not), as in `_container_size`
             todo.extend(item[: limit + 1])
         elif isinstance(item, Mapping):
-            if not item:
-                total += 1
+            total += 1
             for key, nested in item.items():
                 todo.append(key)
                 todo.append(nested)

@@ -87,6 +87,10 @@ def test_expressions_read_the_packet_and_compute(source: str, value: object) -> 
         ("payload.value; payload.unit", 1, 14, "syntax error"),
         ("payload.value = 3", 1, 1, "syntax error"),
         ('f"{payload.value:>99999999}"', 1, 1, "format specs"),
+        # the evaluator ignored a conversion: `f"{kind!r}"` gave sensor, not 'sensor'
+        ('f"{kind!r}"', 1, 1, "conversions"),
+        ('f"{kind!a}"', 1, 1, "conversions"),
+        ('f"{kind!s}"', 1, 1, "conversions"),
         ("round(payload.value, ndigits=1)", 1, 1, "keyword arguments"),
         ("len", 1, 1, "unknown name 'len'"),
         ("", 1, 1, "empty"),
@@ -187,9 +191,9 @@ def test_one_compiled_expression_serves_many_packets() -> None:
         ("source_id[:3]", 4 + 3),  # a slice: its length
         ("{**payload}", 2 + 5),  # a mapping unpacked: its keys
         ("2 ** 100 * 2 ** 100", 7 + 2 + 2 + 4),  # a big integer: one per 64 bits
-        ("str([[0] * 3] * 2)", 9 + 3 + 2 + 6 + len("[[0, 0, 0], [0, 0, 0]]")),
+        ("str([[0] * 3] * 2)", 9 + 3 + 2 + 8 + len("[[0, 0, 0], [0, 0, 0]]")),
         ('f"{payload.tags}"', 4 + 2 + len("['a', 'b']")),
-        ("[[0] * 3] * 2 == [[0] * 3] * 2", 15 + 2 * (3 + 2) + 2 * 6),  # nested: every item
+        ("[[0] * 3] * 2 == [[0] * 3] * 2", 15 + 2 * (3 + 2) + 2 * 8),  # nested: every item
     ],
 )
 def test_the_work_budget_charges_each_operation_as_documented(source: str, units: int) -> None:

@@ -58,6 +58,13 @@ def test_a_number_is_a_finite_int_or_float_at_a_payload_path(
         ("value", {"value": math.inf}, "payload.value must be a finite number, not inf"),
         ("value", {"value": -math.inf}, "payload.value must be a finite number, not -inf"),
         ("value", {"value": [1]}, "payload.value must be a finite number, not [1]"),
+        # JSON gives Python integers of up to 4,300 digits: past a float, a window's sum fails
+        (
+            "value",
+            {"value": 10**400},
+            "payload.value must be a finite number, not an integer of 1329 bits",
+        ),
+        ("value", {"value": -(10**400)}, "payload.value must be a finite number, not an integer"),
     ],
 )
 def test_a_number_that_is_missing_or_not_finite_fails_the_packet_naming_the_field(
@@ -149,6 +156,11 @@ NUMBER_NODES: list[tuple[type[Plugin], dict[str, Any]]] = [
             {"reading": {"value": math.inf}},
             "payload.reading.value must be a finite number, not inf",
         ),
+        (
+            {"reading": {"value": 10**400}},  # once taken, and a window's count was then off
+            "payload.reading.value must be a finite number, not an integer of 1329 bits "
+            "(past a float's range)",
+        ),
     ],
 )
 def test_every_node_reading_a_number_fails_a_packet_the_same_way(
@@ -187,3 +199,13 @@ def test_fuse_takes_a_nearest_partners_fields_by_the_same_rule() -> None:
     with pytest.raises(ValueError) as failed:
         node.process(packet({"imu": [1.0]}))
     assert str(failed.value) == "packet has no payload.imu.ax"
+
+
+def test_a_key_nested_too_deep_to_print_fails_the_packet_naming_the_field() -> None:
+    """An unhashable key is keyed by its text; a list 5,000 levels deep has none Python can
+    print (RecursionError), so the packet fails like one without the key."""
+    deep: Any = []
+    for _ in range(5_000):
+        deep = [deep]
+    with pytest.raises(ValueError, match=r"^payload\.k is nested too deep to be a key"):
+        key_reader("payload.k")(packet({"k": deep}))

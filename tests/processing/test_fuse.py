@@ -184,3 +184,11 @@ def test_a_window_swapped_for_a_fuse_hands_nothing_over_and_the_swap_goes_on() -
     back = make_window({"size_s": 1.0, "field": "c"})
     back.import_state(fuse.export_state())
     assert back.stats()["open_windows"] == 0
+
+
+def test_an_interpolation_between_readings_of_opposite_sign_near_a_floats_limit_is_finite() -> None:
+    """Each reading is finite (fields.py); `v1 - v0` of 1.7e308 and -1.7e308 is not."""
+    from schnitzel_plugins.processing.fusion import interpolate
+
+    assert interpolate(1.5, (1.0, {"v": 1.7e308}), (2.0, {"v": -1.7e308})) == {"v": 0.0}
+    assert interpolate(1.5, (1.0, {"v": 1}), (2.0, {"v": 3})) == {"v": 2.0}

@@ -4,6 +4,7 @@ watermark, its bounds and its hand-over on a swap."""
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 import tracemalloc
 from typing import Any
@@ -323,3 +324,29 @@ def test_a_long_session_holds_one_close_entry_not_one_per_packet() -> None:
     assert held < 100_000, f"{held} bytes held for one open session"
     closed = state.close_until(BASE + 50_000 * 0.001 + 3600.0)
     assert [(w.start, w.closed, w.acc.count) for w in closed] == [(BASE, "watermark", 50_000)]
+
+
+def test_an_aggregate_past_a_floats_range_is_null_not_an_infinity() -> None:
+    """Each reading is finite (fields.py), but two near 1.8e308 sum past a float's range, and
+    the running mean of 1.7e308 and -1.7e308 overflows on the way: JSON holds no infinity."""
+    from schnitzel_plugins.processing.aggregates import Accumulator
+
+    names = ("count", "sum", "mean", "min", "max", "stddev")
+    same = Accumulator(keep_values=False)
+    same.add(1.7e308, 1.0)
+    same.add(1.7e308, 2.0)
+    assert same.result(names) == {
+        "count": 2,
+        "sum": None,
+        "mean": 1.7e308,
+        "min": 1.7e308,
+        "max": 1.7e308,
+        "stddev": 0.0,
+    }
+    apart = Accumulator(keep_values=True)
+    apart.add(1.7e308, 1.0)
+    apart.add(-1.7e308, 2.0)
+    result = apart.result((*names, "p50", "p75"))
+    assert result["mean"] is None and result["stddev"] is None
+    assert result["sum"] == 0.0
+    assert result["p50"] == 0.0 and math.isclose(result["p75"], 1.7e308 / 2)

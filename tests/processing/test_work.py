@@ -25,7 +25,7 @@ BIG = 10**9
         ([], 1),
         ({}, 1),
         (["ab", 1.5, None], 4),
-        ({"a": [1, 2], "bc": {"d": "ef"}}, 1 + 2 + 2 + 1 + 2),
+        ({"a": [1, 2], "bc": {"d": "ef"}}, 1 + (1 + 2) + 2 + (1 + 1 + 2)),  # + one per inner
         ([0] * 1000, 1000),  # long and flat: counted at C speed
         (["ab"] * 1000, 2000),
         ([2**64] * 100, 200),
@@ -39,8 +39,8 @@ def test_a_value_counts_its_characters_scalars_and_items_nested(value: Any, unit
 
 def test_a_container_held_many_times_counts_every_time() -> None:
     inner = [0] * 1000
-    assert size_of([inner] * 100, BIG) == 100_000
-    assert size_of({"a": [inner] * 10, "b": inner}, BIG) == 2 + 11_000
+    assert size_of([inner] * 100, BIG) == 100 * (1 + 1000)  # each time: itself and its items
+    assert size_of({"a": [inner] * 10, "b": inner}, BIG) == 2 + (1 + 10 * 1001) + 1001
 
 
 def test_a_count_stops_past_its_limit() -> None:
@@ -52,4 +52,4 @@ def test_a_payload_nested_deeper_than_the_stack_is_counted() -> None:
     deep: Any = ["leaf"]
     for _ in range(5_000):
         deep = [deep, 1]
-    assert size_of(deep, BIG) == 5_000 + 4
+    assert size_of(deep, BIG) == 5_000 + 5_000 + 4  # the ints, the lists inside others
