@@ -230,6 +230,8 @@ class SourceWorker(_Worker):
         self._task: asyncio.Task[Any] | None = None
         self._waiting = False
         """In a wait a stop may cancel (pacing, a pause, an async pull)."""
+        self.paced_wait = False
+        """The current batch began with a wait for the pacer (the task let the loop run)."""
 
     def stop_pulling(self) -> None:
         """A pull running in a thread returns at its next packet."""
@@ -297,13 +299,15 @@ class SourceWorker(_Worker):
         """How many packets the source may produce now: paused, paced and budgeted
         (reserved: settle with `runtime.budget.settle`). 0 means stop."""
         node, runtime = self.node, self.runtime
+        self.paced_wait = False
         if not node.running.is_set():
             with self._stoppable():
                 await node.running.wait()
         pacer = node.pacer
-        if pacer is not None and pacer.rate_hz is not None:
-            with self._stoppable():
-                wanted = await pacer.take(wanted)
+        if pacer is not None:
+            while not (granted := pacer.grant(wanted)):
+                await self._pace(pacer.sleep())
+            wanted = granted
         budget = runtime.budget
         while True:
             granted = budget.take(wanted)
@@ -314,6 +318,18 @@ class SourceWorker(_Worker):
                 return 0
             with self._stoppable():  # another source holds the rest: it may not use it
                 await budget.changed.wait()
+
+    async def _pace(self, due: asyncio.Future[None]) -> None:
+        """Wait for the pacer's next permit (as `_stoppable`, without its cost per packet)."""
+        if self.runtime.stopping:
+            due.cancel()
+            self.cancelled_by_stop = True
+            raise asyncio.CancelledError
+        self._waiting = self.paced_wait = True
+        try:
+            await due
+        finally:
+            self._waiting = False
 
     async def _pump_sync(self, packets: Iterator[StreamPacket | BadRecord | None]) -> None:
         node, runtime = self.node, self.runtime
@@ -354,7 +370,8 @@ class SourceWorker(_Worker):
                 return
             if pulled.ended:
                 return
-            await asyncio.sleep(0)  # let the rest of the graph run between batches
+            if not self.paced_wait:  # a wait for the pacer already let the graph run
+                await asyncio.sleep(0)  # let the rest of the graph run between batches
 
     async def _pump_async(self, packets: AsyncIterator[StreamPacket | BadRecord | None]) -> None:
         node, runtime = self.node, self.runtime
