@@ -106,10 +106,11 @@ class Pacer:
     both).
     """
 
-    __slots__ = ("_clock", "_due", "_last", "_tokens", "_waiter", "rate_hz")
+    __slots__ = ("_burst", "_clock", "_due", "_last", "_tokens", "_waiter", "rate_hz")
 
     def __init__(self, rate_hz: float | None) -> None:
         self.rate_hz = rate_hz
+        self._burst = _burst(rate_hz)
         self._tokens = 1.0
         self._last = time.monotonic()
         self._clock: PaceClock | None = None
@@ -120,6 +121,7 @@ class Pacer:
     def set_rate(self, rate_hz: float | None) -> None:
         """Change the rate; a source waiting for a permit re-plans at once."""
         self.rate_hz = rate_hz
+        self._burst = _burst(rate_hz)
         self._tokens = min(self._tokens, 1.0)
         self._last = time.monotonic()
         self._due = None
@@ -134,7 +136,7 @@ class Pacer:
         if rate is None:
             return wanted
         now = time.monotonic()
-        burst = max(2.0, rate / 100)  # >= 2: a late wake-up is made up by the next permit
+        burst = self._burst
         due = self._due
         if due is not None:  # woken from a sleep: how late the loop woke us is made up
             self._due = None
@@ -173,3 +175,9 @@ class Pacer:
         while not (granted := self.grant(wanted)):
             await self.sleep()
         return granted
+
+
+def _burst(rate_hz: float | None) -> float:
+    """The permits the bucket holds: 10 ms worth, at least 2 (a wake-up late by less than a
+    period is made up by the next permit)."""
+    return 0.0 if rate_hz is None else max(2.0, rate_hz / 100)

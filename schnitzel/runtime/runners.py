@@ -306,7 +306,15 @@ class SourceWorker(_Worker):
         pacer = node.pacer
         if pacer is not None:
             while not (granted := pacer.grant(wanted)):
-                await self._pace(pacer.sleep())
+                # a wait a stop may cancel, as `_stoppable` marks one (inline: per packet)
+                if runtime.stopping:
+                    self.cancelled_by_stop = True
+                    raise asyncio.CancelledError
+                self._waiting = self.paced_wait = True
+                try:
+                    await pacer.sleep()
+                finally:
+                    self._waiting = False
             wanted = granted
         budget = runtime.budget
         while True:
@@ -318,18 +326,6 @@ class SourceWorker(_Worker):
                 return 0
             with self._stoppable():  # another source holds the rest: it may not use it
                 await budget.changed.wait()
-
-    async def _pace(self, due: asyncio.Future[None]) -> None:
-        """Wait for the pacer's next permit (as `_stoppable`, without its cost per packet)."""
-        if self.runtime.stopping:
-            due.cancel()
-            self.cancelled_by_stop = True
-            raise asyncio.CancelledError
-        self._waiting = self.paced_wait = True
-        try:
-            await due
-        finally:
-            self._waiting = False
 
     async def _pump_sync(self, packets: Iterator[StreamPacket | BadRecord | None]) -> None:
         node, runtime = self.node, self.runtime

@@ -25,6 +25,8 @@ GATES: dict[str, threading.Event] = defaultdict(threading.Event)
 DOWN: set[str] = set()
 """Node ids whose Backend sink is down: it keeps retrying until the id is removed."""
 MOST_AT_ONCE: dict[str, int] = defaultdict(int)
+TICKS: dict[str, int] = defaultdict(int)
+"""Per Ticking node id: how often the runtime called its `tick`."""
 """Per Recorder node id: the most deliveries it had in progress at the same time."""
 _AT_ONCE: dict[str, int] = defaultdict(int)
 
@@ -199,6 +201,7 @@ def reset() -> None:
     _AT_ONCE.clear()
     CLOSED.clear()
     SAVED.clear()
+    TICKS.clear()
 
 
 class Backend(Sink):
@@ -338,3 +341,17 @@ class KeepsState(Transform):
 
     def export_state(self) -> Any:
         return {"n": 1}
+
+
+class Ticking(Transform):
+    """Passes packets on; its `tick` (every 10 ms) counts its calls in TICKS."""
+
+    name: ClassVar[str] = "ticking"
+    tick_interval_s = 0.01
+
+    def process(self, packet: StreamPacket) -> StreamPacket:
+        return packet
+
+    def tick(self, now: float) -> list[StreamPacket]:
+        TICKS[self.context.node_id] += 1
+        return []
