@@ -16,8 +16,11 @@ noise hits both alike. Per run:
 Goal: held within 0.5% of offered, p99 < 5 ms, CPU at most 1.5x the comparator's.
 
 Run: .venv/bin/python bench/bench_paced.py [--quick] [--rounds N] [--profile]
+[--compare-tree DIR] [--uvloop]
 (`--quick`: 10 s runs instead of 30 s; `--profile`: instead, a cProfile top-25 of one
-schnitzel run.)
+schnitzel run; `--compare-tree`: also schnitzel imported from another checkout, for
+before/after in the same rounds; `--uvloop`: also both on uvloop, which must be installed in
+the venv — it is not a dependency.)
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -45,6 +49,8 @@ SOURCES = 100
 RATE_HZ = 100.0
 STAGES = 3
 QUEUE_SIZE = 1024
+LoopFactory = Callable[[], asyncio.AbstractEventLoop] | None
+"""The event loop of a child run: None, asyncio's own; `--uvloop`: uvloop's."""
 EDGE_S = 1.0
 """Left out at each end of a run when the held rate is counted (start-up, stop)."""
 
@@ -94,7 +100,7 @@ def graph_text() -> str:
     return "\n".join(lines) + "\n"
 
 
-def run_schnitzel(seconds: float, profile: bool = False) -> RunFigures:
+def run_schnitzel(seconds: float, loop: LoopFactory = None, profile: bool = False) -> RunFigures:
     from _paced_sink import AGES, STAMPS
 
     from schnitzel.runtime import Runtime
@@ -108,7 +114,8 @@ def run_schnitzel(seconds: float, profile: bool = False) -> RunFigures:
         cpu, wall = time.process_time(), time.perf_counter()
         if profiler is not None:
             profiler.enable()
-        report = asyncio.run(runtime.run(duration_s=seconds))
+        with asyncio.Runner(loop_factory=loop) as runner:
+            report = runner.run(runtime.run(duration_s=seconds))
         if profiler is not None:
             profiler.disable()
         cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
@@ -173,13 +180,14 @@ async def comparator(seconds: float, stamps: list[float], ages: list[float]) -> 
     await asyncio.gather(*stages, done)
 
 
-def run_comparator(seconds: float) -> RunFigures:
+def run_comparator(seconds: float, loop: LoopFactory = None) -> RunFigures:
     import schnitzel.contract  # noqa: F401  (imported before the clock starts, as schnitzel's)
 
     stamps: list[float] = []
     ages: list[float] = []
     cpu, wall = time.process_time(), time.perf_counter()
-    asyncio.run(comparator(seconds, stamps, ages))
+    with asyncio.Runner(loop_factory=loop) as runner:
+        runner.run(comparator(seconds, stamps, ages))
     cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
     return figures(stamps, ages, cpu, wall)
 
@@ -187,9 +195,10 @@ def run_comparator(seconds: float) -> RunFigures:
 # -- rounds and summary -----------------------------------------------------------------------
 
 
-def child(which: str, seconds: float, tree: Path | None = None) -> RunFigures:
+def child(which: str, seconds: float, tree: Path | None = None, uvloop: bool = False) -> RunFigures:
     """One run in a fresh process; `tree`: import `schnitzel` from there instead."""
     cmd = [sys.executable, __file__, "--child", which, "--seconds", str(seconds)]
+    cmd += ["--uvloop"] if uvloop else []
     env = dict(os.environ)
     if tree is not None:
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(tree), env.get("PYTHONPATH")]))
@@ -219,12 +228,26 @@ def main() -> None:
         help="also run schnitzel imported from this directory (holding a `schnitzel/` "
         "package, e.g. `git archive <commit> schnitzel | tar -x -C DIR`): before/after",
     )
+    parser.add_argument(
+        "--uvloop",
+        action="store_true",
+        help="also run schnitzel and the comparator on uvloop (installed in this venv)",
+    )
     parser.add_argument("--child", choices=["schnitzel", "asyncio"], help=argparse.SUPPRESS)
     parser.add_argument("--seconds", type=float, default=30.0, help=argparse.SUPPRESS)
     args = parser.parse_args()
     seconds = 10.0 if args.quick else args.seconds
     if args.child is not None:
-        run = run_comparator(seconds) if args.child == "asyncio" else run_schnitzel(seconds)
+        loop: LoopFactory = None
+        if args.uvloop:
+            import uvloop
+
+            loop = uvloop.new_event_loop
+        run = (
+            run_comparator(seconds, loop)
+            if args.child == "asyncio"
+            else run_schnitzel(seconds, loop)
+        )
         print(json.dumps(asdict(run)))
         return
     if args.profile:
@@ -234,19 +257,22 @@ def main() -> None:
         f"{SOURCES} sources x {RATE_HZ:.0f} Hz -> {STAGES} stages -> sink, {seconds:.0f} s per "
         f"run, {args.rounds} interleaved rounds, fresh processes (offered {offered():,.0f}/s)"
     )
-    variants: dict[str, tuple[str, Path | None]] = {
-        "schnitzel": ("schnitzel", None),
-        "asyncio": ("asyncio", None),
+    variants: dict[str, tuple[str, Path | None, bool]] = {
+        "schnitzel": ("schnitzel", None, False),
+        "asyncio": ("asyncio", None, False),
     }
     if args.compare_tree is not None:
-        variants["compared"] = ("schnitzel", args.compare_tree.resolve())
+        variants["compared"] = ("schnitzel", args.compare_tree.resolve(), False)
         print(f"  compared: schnitzel imported from {args.compare_tree}")
+    if args.uvloop:
+        variants["schn-uv"] = ("schnitzel", None, True)
+        variants["async-uv"] = ("asyncio", None, True)
     runs: dict[str, list[RunFigures]] = {name: [] for name in variants}
     names = list(variants)
     for i in range(args.rounds):
         for name in names[i % len(names) :] + names[: i % len(names)]:  # rotate the order
-            which, tree = variants[name]
-            run = child(which, seconds, tree)
+            which, tree, uvloop = variants[name]
+            run = child(which, seconds, tree, uvloop)
             runs[name].append(run)
             print(f"  round {i + 1}: " + show(f"{name:9}", run), flush=True)
     med = {
@@ -269,6 +295,15 @@ def main() -> None:
         print(
             f"  compared: CPU {c.cpu_share / a.cpu_share:.2f}x the comparator's, p99 "
             f"{c.p99_ms:.2f} ms; schnitzel uses {s.cpu_share / c.cpu_share:.2f}x its CPU"
+        )
+    if args.uvloop:
+        su, au = med["schn-uv"], med["async-uv"]
+        print("  " + show("schn-uv  ", su))
+        print("  " + show("async-uv ", au))
+        print(
+            f"  uvloop: schnitzel CPU {su.cpu_share / s.cpu_share:.2f}x its asyncio loop's, "
+            f"{su.cpu_share / a.cpu_share:.2f}x the asyncio comparator's; the comparator on "
+            f"uvloop {au.cpu_share / a.cpu_share:.2f}x"
         )
     held_ok = abs(s.held_rate / offered() - 1) <= 0.005
     print(
