@@ -271,8 +271,8 @@ def main() -> None:
     names = list(variants)
     for i in range(args.rounds):
         for name in names[i % len(names) :] + names[: i % len(names)]:  # rotate the order
-            which, tree, uvloop = variants[name]
-            run = child(which, seconds, tree, uvloop)
+            which, tree, on_uvloop = variants[name]
+            run = child(which, seconds, tree, on_uvloop)
             runs[name].append(run)
             print(f"  round {i + 1}: " + show(f"{name:9}", run), flush=True)
     med = {

@@ -97,16 +97,17 @@ class Pacer:
     """Hands out permits at `rate_hz` per second (None: unlimited).
 
     The bucket holds 10 ms of permits (at least 2), so a source catches up on small
-    scheduling delays without bursting after a pause. A source its event loop woke late
-    (a busy machine, a long batch elsewhere on the loop) makes up that lateness too, up to
-    `CATCH_UP_S`: the schedule holds, while time the source spent elsewhere (paused, held
-    back by a full inbox downstream, a slow pull) is never made up.
+    scheduling delays without bursting after a pause or a slow pull. Two delays that are
+    not the source's own are made up too, up to `CATCH_UP_S`, so the offered rate holds on
+    a busy machine: how late its event loop woke it (a busy machine, a long batch elsewhere
+    on the loop), and how long it waited for room downstream (`held_back`: a burst that
+    filled an inbox for a moment).
 
     A source asks `grant`; when it gets 0 it awaits `sleep()` and asks again (`take` does
     both).
     """
 
-    __slots__ = ("_burst", "_clock", "_due", "_last", "_tokens", "_waiter", "rate_hz")
+    __slots__ = ("_burst", "_clock", "_due", "_last", "_owed_s", "_tokens", "_waiter", "rate_hz")
 
     def __init__(self, rate_hz: float | None) -> None:
         self.rate_hz = rate_hz
@@ -117,6 +118,8 @@ class Pacer:
         self._waiter: asyncio.Future[None] | None = None
         self._due: float | None = None
         """When the permit the source sleeps for is due (None: not sleeping)."""
+        self._owed_s = 0.0
+        """Delays not of the source's making, to be made up (up to CATCH_UP_S)."""
 
     def set_rate(self, rate_hz: float | None) -> None:
         """Change the rate; a source waiting for a permit re-plans at once."""
@@ -125,6 +128,7 @@ class Pacer:
         self._tokens = min(self._tokens, 1.0)
         self._last = time.monotonic()
         self._due = None
+        self._owed_s = 0.0
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
@@ -141,18 +145,28 @@ class Pacer:
         if due is not None:  # woken from a sleep: how late the loop woke us is made up
             self._due = None
             if now > due:
-                burst += min(now - due, CATCH_UP_S) * rate
-        tokens = min(burst, self._tokens + (now - self._last) * rate)
+                self._owed_s += now - due
+        owed = self._owed_s
+        cap = burst + min(owed, CATCH_UP_S) * rate if owed else burst
+        tokens = min(cap, self._tokens + (now - self._last) * rate)
         self._last = now
         if tokens >= 1.0:
             granted = min(wanted, int(tokens))
-            self._tokens = tokens - granted
+            self._tokens = tokens = tokens - granted
+            if owed and tokens <= burst:  # made up
+                self._owed_s = 0.0
             return granted
         if tokens + PACE_SLACK_S * rate >= 1.0:  # due within the slack: go now, owe it
             self._tokens = tokens - 1.0
             return 1
         self._tokens = tokens
         return 0
+
+    def held_back(self, seconds: float) -> None:
+        """The source waited `seconds` for room downstream: make that time up (up to
+        `CATCH_UP_S`) instead of losing it. A graph that stays full keeps the source waiting
+        anyway; one full for a moment (a burst after a stall) does not cost the rate."""
+        self._owed_s += seconds
 
     def sleep(self) -> asyncio.Future[None]:
         """A future done when the next permit is due (maybe up to `PACE_SLACK_S` sooner, and

@@ -331,6 +331,7 @@ class SourceWorker(_Worker):
         node, runtime = self.node, self.runtime
         loop = asyncio.get_running_loop()
         metrics = node.metrics
+        pacer = node.pacer
         stop_at_bad = node.resolved.spec.on_error == "stop"
         while not runtime.stopping:
             wanted = await self._permits(BATCH)
@@ -353,9 +354,11 @@ class SourceWorker(_Worker):
             runtime.budget.settle(wanted, len(batch))  # bad records are not packets
             if batch:
                 metrics.passed_on(len(batch))
-                metrics.last_progress = time.monotonic()
+                metrics.last_progress = emitting = time.monotonic()
                 await node.emit(batch)
                 self.last_emitted = batch[-1]
+                if pacer is not None:  # a wait for room downstream does not cost the rate
+                    pacer.held_back(time.monotonic() - emitting)
             if pulled.bad:
                 if not await runtime.errors.bad_records(node, pulled.bad):
                     return

@@ -79,19 +79,23 @@ def test_a_permit_due_within_the_slack_goes_early_and_is_owed(clock: FakeClock) 
     assert pacer.grant(5) == 0  # the next one is due in ~10 ms: nothing is ahead
 
 
-def test_a_late_wake_up_is_made_up_but_time_spent_elsewhere_is_not(clock: FakeClock) -> None:
-    async def scenario() -> tuple[int, int]:
-        late, elsewhere = Pacer(100.0), Pacer(100.0)
-        for pacer in (late, elsewhere):
+def test_a_late_wake_up_and_a_wait_downstream_are_made_up_but_other_time_is_not(
+    clock: FakeClock,
+) -> None:
+    async def scenario() -> tuple[int, int, int]:
+        late, held_back, elsewhere = Pacer(100.0), Pacer(100.0), Pacer(100.0)
+        for pacer in (late, held_back, elsewhere):
             assert pacer.grant(256) == 1
             assert pacer.grant(256) == 0
         late.sleep().cancel()  # the permit is due in 10 ms; the loop wakes it 50 ms late
+        held_back.held_back(0.0505)  # it waited 50.5 ms for room downstream
         clock.now += 0.0605
-        return late.grant(256), elsewhere.grant(256)
+        return late.grant(256), held_back.grant(256), elsewhere.grant(256)
 
-    made_up, not_made_up = asyncio.run(asyncio.wait_for(scenario(), GUARD_S))
-    assert made_up == 6  # the permit due at 10 ms, and the 5 of the 50.5 ms it was late
-    assert not_made_up == 2  # held back (backpressure, a pause): only the bucket
+    late, held_back, elsewhere = asyncio.run(asyncio.wait_for(scenario(), GUARD_S))
+    assert late == 6  # the permit due at 10 ms, and the 5 of the 50.5 ms it was late
+    assert held_back == 6
+    assert elsewhere == 2  # paused, or a slow pull: only the bucket
 
 
 def test_a_stalled_loop_is_made_up_for_at_most_catch_up_s(clock: FakeClock) -> None:
