@@ -25,8 +25,9 @@ early is owed (the bucket goes below zero), so no rate drifts, and a source is n
 than one permit ahead of its schedule."""
 
 CATCH_UP_S = 1.0
-"""The most lateness of its own wake-up a source makes up at once (a loop that stalled for
-longer loses the rest: a stall is not turned into an ever larger burst)."""
+"""The most a source makes up at once of the delays that were not its own (a late wake-up,
+a wait for room downstream): a loop that stalled for longer loses the rest, so a stall is
+not turned into an ever larger burst."""
 
 
 class PaceClock:
