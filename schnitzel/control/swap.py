@@ -168,6 +168,7 @@ async def swap_node(runtime: Runtime, plan: SwapPlan) -> bool:
         raise ControlError(f"swap refused: {exc}") from exc
     node.generation += 1
     runtime.graph = _with_node(runtime.graph, plan.graph, resolved)
+    runtime.tickers.update(node)  # a plugin that ticks gets a ticker (runtime/held.py)
     node.turn.release()
     await _close(runtime, node, old)
     if old_pool is not None:

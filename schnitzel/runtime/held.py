@@ -20,10 +20,7 @@ from schnitzel.runtime.worker_api import NodeWorker
 if TYPE_CHECKING:
     from schnitzel.runtime.runtime import Runtime
 
-__all__ = ["flush_order", "holds", "release", "run_ticks"]
-
-IDLE_RECHECK_S = 1.0
-"""How often a node whose plugin does not tick looks again (a swap may install one that does)."""
+__all__ = ["Tickers", "flush_order", "holds", "release", "run_ticks", "ticks"]
 
 
 def holds(node: Node, method: str) -> bool:
@@ -34,13 +31,53 @@ def holds(node: Node, method: str) -> bool:
     )
 
 
+def ticks(node: Node) -> bool:
+    """True when the node's plugin wants its `tick` called (it defines one and an interval)."""
+    return holds(node, "tick") and getattr(node.plugin, "tick_interval_s", None) is not None
+
+
+class Tickers:
+    """The tick tasks of a run: one per node whose plugin ticks, and none for the others (a
+    plugin without `tick` costs no wake-up). A swap calls `update`: a plugin that ticks gets
+    a task; a ticker whose plugin was swapped for one that does not ends at its next wake-up
+    (never in the middle of passing on what a tick released)."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self._runtime = runtime
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+
+    @property
+    def running(self) -> set[str]:
+        """The ids of the nodes whose ticker is running."""
+        return {node_id for node_id, task in self._tasks.items() if not task.done()}
+
+    def start(self) -> None:
+        """A ticker for every node whose plugin ticks (at the start of the run)."""
+        for node in self._runtime.nodes.values():
+            self.update(node)
+
+    def update(self, node: Node) -> None:
+        """Start a ticker for `node` if its plugin ticks and none runs (after a swap)."""
+        task = self._tasks.get(node.id)
+        if ticks(node) and (task is None or task.done()) and not self._runtime.stopping:
+            self._tasks[node.id] = asyncio.create_task(
+                run_ticks(node, self._runtime), name=f"schnitzel-tick-{node.id}"
+            )
+
+    def stop(self) -> None:
+        """Cancel every ticker (the end of the run)."""
+        for task in self._tasks.values():
+            task.cancel()
+        self._tasks.clear()
+
+
 async def run_ticks(node: Node, runtime: Runtime) -> None:
-    """Call the node's `tick` every `tick_interval_s` and pass on what it releases."""
+    """Call the node's `tick` every `tick_interval_s` and pass on what it releases, for as
+    long as its plugin ticks."""
     while not runtime.stopping and not node.abandoned:
         interval = getattr(node.plugin, "tick_interval_s", None)
         if interval is None or not holds(node, "tick"):
-            await asyncio.sleep(IDLE_RECHECK_S)
-            continue
+            return  # swapped for a plugin that does not tick
         await asyncio.sleep(interval)
         if runtime.stopping or node.abandoned or node.paused:
             continue

@@ -231,6 +231,8 @@ class SourceWorker(_Worker):
         self._task: asyncio.Task[Any] | None = None
         self._waiting = False
         """In a wait a stop may cancel (pacing, a pause, an async pull)."""
+        self.paced_wait = False
+        """The current batch began with a wait for the pacer (the task let the loop run)."""
 
     def stop_pulling(self) -> None:
         """A pull running in a thread returns at its next packet."""
@@ -298,13 +300,23 @@ class SourceWorker(_Worker):
         """How many packets the source may produce now: paused, paced and budgeted
         (reserved: settle with `runtime.budget.settle`). 0 means stop."""
         node, runtime = self.node, self.runtime
+        self.paced_wait = False
         if not node.running.is_set():
             with self._stoppable():
                 await node.running.wait()
         pacer = node.pacer
-        if pacer is not None and pacer.rate_hz is not None:
-            with self._stoppable():
-                wanted = await pacer.take(wanted)
+        if pacer is not None:
+            while not (granted := pacer.grant(wanted)):
+                # a wait a stop may cancel, as `_stoppable` marks one (inline: per packet)
+                if runtime.stopping:
+                    self.cancelled_by_stop = True
+                    raise asyncio.CancelledError
+                self._waiting = self.paced_wait = True
+                try:
+                    await pacer.sleep()
+                finally:
+                    self._waiting = False
+            wanted = granted
         budget = runtime.budget
         while True:
             granted = budget.take(wanted)
@@ -320,6 +332,7 @@ class SourceWorker(_Worker):
         node, runtime = self.node, self.runtime
         loop = asyncio.get_running_loop()
         metrics = node.metrics
+        pacer = node.pacer
         stop_at_bad = node.resolved.spec.on_error == "stop"
         while not runtime.stopping:
             wanted = await self._permits(BATCH)
@@ -342,9 +355,11 @@ class SourceWorker(_Worker):
             runtime.budget.settle(wanted, len(batch))  # bad records are not packets
             if batch:
                 metrics.passed_on(len(batch))
-                metrics.last_progress = time.monotonic()
+                metrics.last_progress = emitting = time.monotonic()
                 await node.emit(batch)
                 self.last_emitted = batch[-1]
+                if pacer is not None:  # a wait for room downstream does not cost the rate
+                    pacer.held_back(time.monotonic() - emitting)
             if pulled.bad:
                 if not await runtime.errors.bad_records(node, pulled.bad):
                     return
@@ -355,7 +370,8 @@ class SourceWorker(_Worker):
                 return
             if pulled.ended:
                 return
-            await asyncio.sleep(0)  # let the rest of the graph run between batches
+            if not self.paced_wait:  # a wait for the pacer already let the graph run
+                await asyncio.sleep(0)  # let the rest of the graph run between batches
 
     async def _pump_async(self, packets: AsyncIterator[StreamPacket | BadRecord | None]) -> None:
         """Pull an async source: wait for its next item, then take the items that are ready

@@ -32,7 +32,7 @@ from schnitzel.runtime.draining import drain, give_up
 from schnitzel.runtime.durable_inbox import DurableInbox
 from schnitzel.runtime.error_policy import ErrorPolicy
 from schnitzel.runtime.events import EventLog
-from schnitzel.runtime.held import flush_order, holds, release, run_ticks
+from schnitzel.runtime.held import Tickers, flush_order, holds, release
 from schnitzel.runtime.held_refs import HeldRefs
 from schnitzel.runtime.inbox import InFlight
 from schnitzel.runtime.metrics import DropReason
@@ -99,8 +99,8 @@ class Runtime:
         self.ended_wall: float | None = None
         self._stop_requested = asyncio.Event()
         self._tasks: dict[str, asyncio.Task[None]] = {}
-        self._tickers: list[asyncio.Task[None]] = []
-        """One per processor node: calls its plugin's `tick` (runtime/held.py)."""
+        self.tickers = Tickers(self)
+        """One task per node whose plugin ticks: calls its `tick` (runtime/held.py)."""
         self.abandoned = False
         """True once queued packets were given up (drain timeout, forced stop)."""
         self.volatile_lost = False
@@ -191,14 +191,10 @@ class Runtime:
                 saver = asyncio.create_task(self.checkpoints.run(), name="schnitzel-checkpoints")
             if duration_s is not None:
                 timer = loop.call_later(duration_s, self.request_stop, StopReason.DURATION)
-            self._tickers = [
-                asyncio.create_task(run_ticks(n, self), name=f"schnitzel-tick-{n.id}")
-                for n in self.nodes.values()
-                if n.kind not in {"source", "sink"}
-            ]
+            self.tickers.start()
             await self._until_done()
         finally:
-            self._stop_tickers()
+            self.tickers.stop()
             if timer is not None:
                 timer.cancel()
             if ticker is not None:
@@ -278,15 +274,10 @@ class Runtime:
             exhausted = self.budget.spent
             self.stop_reason = StopReason.MAX_PACKETS if exhausted else StopReason.SOURCES_EXHAUSTED
 
-    def _stop_tickers(self) -> None:
-        for task in self._tickers:
-            task.cancel()
-        self._tickers = []
-
     async def _flush_held(self) -> None:
         """At the end of a drained run, let each plugin that holds packets (open windows)
         release them, upstream first, and drain what they released (runtime/held.py)."""
-        self._stop_tickers()
+        self.tickers.stop()
         for node in flush_order(self):
             if self.abandoned or self.forced:
                 return

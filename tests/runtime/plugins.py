@@ -26,6 +26,8 @@ GATES: dict[str, threading.Event] = defaultdict(threading.Event)
 DOWN: set[str] = set()
 """Node ids whose Backend sink is down: it keeps retrying until the id is removed."""
 MOST_AT_ONCE: dict[str, int] = defaultdict(int)
+TICKS: dict[str, int] = defaultdict(int)
+"""Per Ticking node id: how often the runtime called its `tick`."""
 """Per Recorder node id: the most deliveries it had in progress at the same time."""
 _AT_ONCE: dict[str, int] = defaultdict(int)
 
@@ -229,6 +231,7 @@ def reset() -> None:
     SAVED.clear()
     COLLECTOR_SEEN.clear()
     BURSTS_CLOSED.clear()
+    TICKS.clear()
 
 
 class Backend(Sink):
@@ -422,3 +425,17 @@ class AsyncBursts(Source):
                     yield StreamPacket.new("sensor", node_id, seq, {"n": seq})
         finally:
             BURSTS_CLOSED.append(node_id)
+
+
+class Ticking(Transform):
+    """Passes packets on; its `tick` (every 10 ms) counts its calls in TICKS."""
+
+    name: ClassVar[str] = "ticking"
+    tick_interval_s = 0.01
+
+    def process(self, packet: StreamPacket) -> StreamPacket:
+        return packet
+
+    def tick(self, now: float) -> list[StreamPacket]:
+        TICKS[self.context.node_id] += 1
+        return []

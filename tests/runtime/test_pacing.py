@@ -1,0 +1,260 @@
+"""Pacing many sources: the shared clock that wakes sources due together, a pacer that keeps
+each source's rate exact over time (early by at most the slack, late wake-ups made up),
+fairness between paced sources, throttles on a running source, and tick tasks only for
+plugins that tick (started by a swap that installs one, ended when swapped away)."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections import defaultdict
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from schnitzel import Runtime, RuntimeControl
+from schnitzel.runtime import pacer as pacer_module
+from schnitzel.runtime.pacer import CATCH_UP_S, PACE_SLACK_S, PaceClock, Pacer
+from tests.runtime import plugins
+from tests.runtime.harness import graph_from, steer
+
+GUARD_S = 60.0
+"""Hang guard only: nothing here waits for a set amount of real time."""
+TEST_PLUGINS = "tests.runtime.plugins"
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
+    """The pacer's clock, and only the pacer's: the event loop keeps the real one."""
+    fake = FakeClock()
+    monkeypatch.setattr(pacer_module, "time", SimpleNamespace(monotonic=fake.monotonic))
+    return fake
+
+
+async def _until(predicate: object, guard_s: float = GUARD_S) -> None:
+    async with asyncio.timeout(guard_s):
+        while not predicate():  # type: ignore[operator]
+            await asyncio.sleep(0.005)
+
+
+# --- the pacer's arithmetic (a fake clock) -----------------------------------------------
+
+
+@pytest.mark.parametrize("rate_hz", [7.0, 100.0, 2500.0])
+def test_a_source_asking_at_random_times_gets_exactly_its_rate_over_time(
+    clock: FakeClock, rate_hz: float
+) -> None:
+    pacer = Pacer(rate_hz)
+    rng = random.Random(18)
+    seconds, granted, most = 20.0, 0, 0
+    end = clock.now + seconds
+    while clock.now < end:
+        got = pacer.grant(256)
+        granted += got
+        most = max(most, got)
+        clock.now += rng.uniform(0.0, 1.0 / rate_hz)  # early, on time, or a period late
+    # the first permit is there at once, and one may be taken early (owed): no drift
+    assert rate_hz * seconds - 1 <= granted <= rate_hz * seconds + 2
+    assert most <= max(2, rate_hz / 100) + 1  # never more than the bucket at once
+
+
+def test_a_permit_due_within_the_slack_goes_early_and_is_owed(clock: FakeClock) -> None:
+    pacer = Pacer(100.0)  # a permit every 10 ms
+    assert pacer.grant(5) == 1
+    early = PACE_SLACK_S / 2
+    clock.now += 0.010 - early
+    assert pacer.grant(5) == 1  # due within the slack: it goes with the others
+    clock.now += 0.010
+    assert pacer.grant(5) == 1  # still on the original schedule, early by the same
+    clock.now += early / 2
+    assert pacer.grant(5) == 0  # the next one is due in ~10 ms: nothing is ahead
+
+
+def test_a_late_wake_up_and_a_wait_downstream_are_made_up_but_other_time_is_not(
+    clock: FakeClock,
+) -> None:
+    async def scenario() -> tuple[int, int, int]:
+        late, held_back, elsewhere = Pacer(100.0), Pacer(100.0), Pacer(100.0)
+        for pacer in (late, held_back, elsewhere):
+            assert pacer.grant(256) == 1
+            assert pacer.grant(256) == 0
+        late.sleep().cancel()  # the permit is due in 10 ms; the loop wakes it 50 ms late
+        held_back.held_back(0.0505)  # it waited 50.5 ms for room downstream
+        clock.now += 0.0605
+        return late.grant(256), held_back.grant(256), elsewhere.grant(256)
+
+    late, held_back, elsewhere = asyncio.run(asyncio.wait_for(scenario(), GUARD_S))
+    assert late == 6  # the permit due at 10 ms, and the 5 of the 50.5 ms it was late
+    assert held_back == 6
+    assert elsewhere == 2  # paused, or a slow pull: only the bucket
+
+
+def test_a_stalled_loop_is_made_up_for_at_most_catch_up_s(clock: FakeClock) -> None:
+    async def scenario() -> int:
+        pacer = Pacer(100.0)
+        assert pacer.grant(1) == 1
+        assert pacer.grant(1) == 0
+        pacer.sleep().cancel()
+        clock.now += 3600.0
+        return pacer.grant(1_000_000)
+
+    assert asyncio.run(asyncio.wait_for(scenario(), GUARD_S)) == 2 + CATCH_UP_S * 100
+
+
+# --- the shared clock (the real event loop) ------------------------------------------------
+
+
+def test_the_clock_wakes_every_source_due_within_the_slack_in_one_pass() -> None:
+    async def scenario() -> tuple[bool, bool]:
+        clock = PaceClock.of(asyncio.get_running_loop())
+        first = clock.sleep(0.010)
+        soon_after = clock.sleep(0.010 + PACE_SLACK_S / 2)
+        much_later = clock.sleep(GUARD_S)
+        await first
+        together = soon_after.done()  # woken in the same pass as `first`, not by a timer
+        alone = not much_later.done()
+        much_later.cancel()
+        return together, alone
+
+    together, alone = asyncio.run(asyncio.wait_for(scenario(), GUARD_S))
+    assert together
+    assert alone
+
+
+def test_a_cancelled_wait_is_passed_over_and_the_next_one_still_wakes() -> None:
+    async def scenario() -> bool:
+        clock = PaceClock.of(asyncio.get_running_loop())
+        cancelled = clock.sleep(0.001)
+        later = clock.sleep(0.020)
+        cancelled.cancel()  # a stop cancelled the source waiting on it
+        await later
+        return cancelled.cancelled()
+
+    assert asyncio.run(asyncio.wait_for(scenario(), GUARD_S))
+
+
+def test_each_event_loop_has_its_own_clock() -> None:
+    async def clock_of_this_loop() -> PaceClock:
+        return PaceClock.of(asyncio.get_running_loop())
+
+    pacer = Pacer(1000.0)
+
+    async def take_twice() -> int:
+        return await pacer.take(1) + await pacer.take(1)
+
+    first = asyncio.run(clock_of_this_loop())
+    assert asyncio.run(clock_of_this_loop()) is not first
+    # a pacer outlives a loop (a Runtime built before `asyncio.run`): it finds the new one
+    assert asyncio.run(asyncio.wait_for(take_twice(), GUARD_S)) == 2
+    assert asyncio.run(asyncio.wait_for(take_twice(), GUARD_S)) == 2
+
+
+# --- many paced sources through the runtime ------------------------------------------------
+
+
+SOURCES = 20
+RATE_HZ = 200.0
+
+
+def _paced_sources(rate_hz: float = RATE_HZ, sources: int = SOURCES) -> str:
+    lines = ["nodes:"]
+    lines += [
+        f"  - {{id: s{i}, kind: source, plugin: synthetic, config: {{rate_hz: {rate_hz}}}}}"
+        for i in range(sources)
+    ]
+    lines += [
+        "  - {id: mid, kind: transform, plugin: passthrough}",
+        f'  - {{id: out, kind: sink, plugin: "{TEST_PLUGINS}:Recorder"}}',
+        "edges:",
+    ]
+    lines += [f"  - {{from: s{i}, to: mid}}" for i in range(sources)]
+    lines += ["  - {from: mid, to: out}"]
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.slow
+def test_many_paced_sources_keep_their_rate_and_share_alike(tmp_path: Path) -> None:
+    async def steps(runtime: Runtime, control: RuntimeControl) -> None:
+        out = runtime.nodes["out"].metrics
+        await _until(lambda: out.delivered >= SOURCES * RATE_HZ)  # ~1 s of every source
+
+    steer(graph_from(tmp_path, _paced_sources()), tmp_path / "state", steps)
+    stamps: dict[str, list[float]] = defaultdict(list)
+    for packet in plugins.RECORDS["out"]:
+        stamps[packet.source_id].append(packet.ts)
+    assert len(stamps) == SOURCES
+    counts = [len(ts) for ts in stamps.values()]
+    assert min(counts) >= max(counts) - 3, counts  # woken alike: none falls behind
+    for source_id, ts in stamps.items():
+        assert ts == sorted(ts), source_id
+        rate = (len(ts) - 1) / (ts[-1] - ts[0])  # by the packets' own timestamps
+        assert rate == pytest.approx(RATE_HZ, rel=0.05), (source_id, rate)
+
+
+def test_a_throttle_wakes_a_paced_source_waiting_for_its_next_permit(tmp_path: Path) -> None:
+    async def steps(runtime: Runtime, control: RuntimeControl) -> None:
+        out = runtime.nodes["out"].metrics
+        await _until(lambda: out.delivered >= 1)  # the first permit; the next is 1000 s away
+        control.throttle("s0", 10_000.0)
+        await _until(lambda: out.delivered >= 100)
+
+    report = steer(graph_from(tmp_path, _paced_sources(0.001, 1)), tmp_path / "state", steps)
+    assert report["nodes"]["s0"]["rate_hz"] == 10_000.0
+
+
+# --- ticks only for plugins that tick ------------------------------------------------------
+
+
+TICKING = f"""
+nodes:
+  - {{id: src, kind: source, plugin: synthetic, config: {{rate_hz: 100.0}}}}
+  - {{id: plain, kind: transform, plugin: passthrough}}
+  - {{id: mid, kind: transform, plugin: "{TEST_PLUGINS}:Ticking"}}
+  - {{id: out, kind: sink, plugin: "{TEST_PLUGINS}:Recorder"}}
+edges:
+  - {{from: src, to: plain}}
+  - {{from: plain, to: mid}}
+  - {{from: mid, to: out}}
+"""
+
+
+def test_only_a_node_whose_plugin_ticks_gets_a_tick_task(tmp_path: Path) -> None:
+    seen: list[set[str]] = []
+
+    async def steps(runtime: Runtime, control: RuntimeControl) -> None:
+        await _until(lambda: plugins.TICKS["mid"] >= 3)
+        seen.append(runtime.tickers.running)
+
+    steer(graph_from(tmp_path, TICKING), tmp_path / "state", steps)
+    assert seen == [{"mid"}]
+
+
+def test_a_swap_starts_a_ticker_for_a_plugin_that_ticks_and_ends_it_when_swapped_away(
+    tmp_path: Path,
+) -> None:
+    seen: list[set[str]] = []
+
+    async def steps(runtime: Runtime, control: RuntimeControl) -> None:
+        await _until(lambda: plugins.TICKS["mid"] >= 1)  # the run has started its tickers
+        seen.append(runtime.tickers.running)
+        await control.swap("plain", f"{TEST_PLUGINS}:Ticking")
+        seen.append(runtime.tickers.running)
+        await _until(lambda: plugins.TICKS["plain"] >= 3)
+        await control.swap("plain", "passthrough")
+        await _until(lambda: "plain" not in runtime.tickers.running)
+        ticks, mid_ticks = plugins.TICKS["plain"], plugins.TICKS["mid"]
+        await _until(lambda: plugins.TICKS["mid"] >= mid_ticks + 3)  # time for a few ticks
+        seen.append(runtime.tickers.running)
+        assert plugins.TICKS["plain"] == ticks  # the passthrough is never ticked
+
+    steer(graph_from(tmp_path, TICKING), tmp_path / "state", steps)
+    assert seen == [{"mid"}, {"mid", "plain"}, {"mid"}]
