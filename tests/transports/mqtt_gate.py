@@ -95,6 +95,8 @@ class PubackGate:
 
     def close(self) -> None:
         self._released.set()
+        with contextlib.suppress(OSError):  # wakes the accept (closing alone does not)
+            self._listener.shutdown(socket.SHUT_RDWR)
         self._listener.close()
         for thread in self._threads:
             thread.join(HANG_GUARD_S)
