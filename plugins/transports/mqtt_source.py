@@ -13,6 +13,9 @@ since dropped is not acknowledged on the new one (its packet identifier may name
 message there); the broker sends it again on the new connection, and that copy is acked.
 Such copies arrive twice downstream, under the same key when the publisher gave one.
 
+At close the source waits, bounded, until the broker has read its last PUBACKs; a broker
+that had not is named in a warning with how many it may send again (docs/transports.md).
+
 At most `receive_maximum` messages (MQTT 5; the broker's own in-flight limit with 3.1.1)
 come before their PUBACK, so at most that many are held beyond what downstream took.
 
