@@ -13,6 +13,9 @@ since dropped is not acknowledged on the new one (its packet identifier may name
 message there); the broker sends it again on the new connection, and that copy is acked.
 Such copies arrive twice downstream, under the same key when the publisher gave one.
 
+At close the source waits, bounded, until the broker has read its last PUBACKs; a broker
+that had not is named in a warning with how many it may send again (docs/transports.md).
+
 At most `receive_maximum` messages (MQTT 5; the broker's own in-flight limit with 3.1.1)
 come before their PUBACK, so at most that many are held beyond what downstream took.
 
@@ -56,9 +59,12 @@ if TYPE_CHECKING:
 __all__ = ["MqttSource", "MqttSourceConfig"]
 
 _FLUSH_TOPIC = "schnitzel/flush/never-subscribed"
-_FLUSH_S = 2.0
-"""How long `close` waits for the broker to have read the last PUBACKs (the runtime allows
-a close 5 s): a broker slower than that sends those messages again next run."""
+_FLUSH_S = 4.0
+"""How long `close` waits for the broker to have read the last PUBACKs: the runtime allows a
+close 5 s, the rest is for the DISCONNECT and the end of paho's thread. A broker slower than
+that (mosquitto saving its store on every change reads a few hundred PUBACKs a second, fewer
+on a busy machine) sends the messages of the PUBACKs it had not read again on the session's
+next connection when that comes before it read them: it drops the old connection unread."""
 
 
 class MqttSource(Source):
@@ -79,8 +85,12 @@ class MqttSource(Source):
         self._client: mqtt.Client | None = None
         self._connection = 0
         """Which connection this is (counted up by each CONNACK, on paho's thread)."""
-        self._unsubscribed: set[int] = set()
-        """Message ids of the UNSUBSCRIBEs the broker answered (the flush at close)."""
+        self._probes: dict[int, int] = {}
+        """Message id of each UNSUBSCRIBE of `_FLUSH_TOPIC` not answered yet: how many
+        PUBACKs had gone out before it. The broker answers one only once it read everything
+        sent before it on the connection."""
+        self._confirmed = 0
+        """PUBACKs the broker has read (those before the newest answered probe)."""
         self._gone = asyncio.Event()
         """Set once the DISCONNECT of `close` went out."""
         self._arrived: asyncio.Queue[tuple[int, mqtt.MQTTMessage]] = asyncio.Queue()
@@ -94,10 +104,22 @@ class MqttSource(Source):
         """Messages that became safe after their connection dropped: the broker sends them
         again, and those copies are acknowledged."""
 
+    @property
+    def unconfirmed(self) -> int:
+        """PUBACKs sent that the broker has not yet shown it read: after a clean stop, at most
+        that many messages come again on the session's next connection."""
+        return self.acked - self._confirmed
+
     def stats(self) -> dict[str, int]:
         """For the run report's `plugin_stats`: messages acknowledged, held unacknowledged,
-        and safe but left to the broker to send again (their connection had dropped)."""
-        return {"acked": self.acked, "held": len(self._held), "sent_again": self.sent_again}
+        safe but left to the broker to send again (their connection had dropped), and
+        acknowledged but not known to be read by the broker (`unconfirmed`)."""
+        return {
+            "acked": self.acked,
+            "held": len(self._held),
+            "sent_again": self.sent_again,
+            "unconfirmed": self.unconfirmed,
+        }
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} node={self.context.node_id!r} url={self._where!r}>"
@@ -115,16 +137,26 @@ class MqttSource(Source):
         client, self._client = self._client, None
         if client is None:
             return
-        # The PUBACKs the last checkpoint queued must reach the broker before the session is
-        # let go, or the next run gets those messages again. paho's loop_stop would end its
-        # thread with them unsent, and a broker may take the next run's connection before it
-        # read them: an UNSUBSCRIBE of a topic never subscribed is answered only once the
-        # broker processed everything sent before it on this connection.
+        # The PUBACKs the last checkpoint queued must be read by the broker before the
+        # session is let go: a broker that takes the session's next connection (the next
+        # run) first drops this one unread and sends those messages again. The probe's
+        # answer says the broker read everything before it. Whatever happens, paho's thread
+        # writes every queued packet, the DISCONNECT last, before loop_stop lets it end.
         if client.is_connected():
-            _rc, mid = client.unsubscribe(_FLUSH_TOPIC)
-            await _until(lambda: mid in self._unsubscribed, _FLUSH_S)
+            self._probe(client)
+            await _until(lambda: self.unconfirmed == 0, _FLUSH_S)
+        if self.unconfirmed:
+            unread = self.unconfirmed
+            self.context.event(
+                "warning",
+                f"{self._where} had not read the last {unread} acknowledgements (PUBACK) "
+                f"{_FLUSH_S:g} s into the close (it is slow, or gone): it may send those "
+                f"{unread} messages again on the session's next connection (written twice "
+                "downstream, under the same key when the publisher gave one)",
+            )
+        if client.is_connected():
             client.disconnect()
-            await _until(self._gone.is_set, _FLUSH_S / 4)
+            await _until(self._gone.is_set, 0.5)
         await asyncio.to_thread(client.loop_stop)
 
     async def packets(self) -> AsyncIterator[StreamPacket | BadRecord]:
@@ -139,7 +171,7 @@ class MqttSource(Source):
         """PUBACK every held message up to and including `upto`, in the order they came."""
         if self._client is None or not any(item is upto for item, _, _ in self._held):
             return
-        current = self._connection
+        current, acked = self._connection, self.acked
         while self._held:
             item, connection, mid = self._held.popleft()
             if connection == current:
@@ -149,6 +181,21 @@ class MqttSource(Source):
                 self.sent_again += 1
             if item is upto:
                 break
+        if self.acked > acked:
+            self._probe(self._client)
+
+    def _probe(self, client: mqtt.Client) -> None:
+        """Ask the broker to answer once it read every PUBACK sent so far (an UNSUBSCRIBE of
+        a topic never subscribed: answered in order, changes nothing)."""
+        _rc, mid = client.unsubscribe(_FLUSH_TOPIC)
+        if mid is not None:  # None: not connected, the broker answers nothing
+            self._probes[mid] = self.acked
+
+    def _answered(self, mid: int) -> None:
+        """A probe came back: the PUBACKs sent before it were read."""
+        read = self._probes.pop(mid, None)
+        if read is not None and read > self._confirmed:
+            self._confirmed = read
 
     def _start(self) -> mqtt.Client:
         """Make the client, and start its thread: it connects, subscribes, reconnects."""
@@ -199,7 +246,7 @@ class MqttSource(Source):
                 )
 
         def on_unsubscribe(_c: object, _u: object, mid: int, *_rest: object) -> None:
-            loop.call_soon_threadsafe(self._unsubscribed.add, mid)
+            loop.call_soon_threadsafe(self._answered, mid)
 
         def on_message(_c: object, _u: object, message: mqtt.MQTTMessage) -> None:
             loop.call_soon_threadsafe(self._arrived.put_nowait, (self._connection, message))

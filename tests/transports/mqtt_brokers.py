@@ -98,6 +98,22 @@ class Mosquitto(_Broker):
     def command(self) -> list[str]:
         return [self.binary, "-c", str(self.config)]
 
+    def connections_open(self, client_id: str) -> int:
+        """Connections of `client_id` whose end the broker has not logged yet: it reads a
+        connection's packets up to its DISCONNECT (or its end) before it logs that."""
+        log = (self.store / "mosquitto.log").read_text(errors="replace")
+        opened = log.count(f" as {client_id} (")
+        ended = sum(
+            log.count(f"Client {client_id} {how}")
+            for how in (
+                "disconnected",  # with a reason too: "disconnected: ...", "... due to ..."
+                "closed its connection.",
+                "has exceeded timeout",
+                "already connected, closing old connection.",
+            )
+        )
+        return opened - ended
+
 
 class NatsMqtt(_Broker):
     """nats-server with JetStream (which its MQTT listener needs, with a server_name)."""

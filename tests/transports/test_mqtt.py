@@ -5,6 +5,7 @@ is back; the source acknowledges a message only once it is safe downstream; keys
 from __future__ import annotations
 
 import json
+import logging
 import signal
 import sys
 import time
@@ -18,6 +19,7 @@ from schnitzel.validate import ValidatedGraph
 from tests.logged_run import LoggedRun, next_log
 from tests.runtime.harness import HEADER, graph_from, run
 from tests.transports.mqtt_brokers import Collector, Mosquitto, NatsMqtt, mosquitto_binary
+from tests.transports.mqtt_gate import PubackGate
 from tests.transports.nats_server import HANG_GUARD_S, nats_server_binary
 
 needs_mosquitto = pytest.mark.skipif(mosquitto_binary() is None, reason="no mosquitto")
@@ -119,9 +121,49 @@ def test_the_source_keeps_the_key_and_acks_each_message_once_written(
     run(graph_in(tmp_path / "p", publisher(mosquitto.url, 300)), tmp_path / "p")
     report = run(worker, tmp_path / "w", max_packets=300)
     assert keys_in(tmp_path / "w" / "out.jsonl") == {f"pub:{n}": 1 for n in range(300)}
-    assert report["nodes"]["src"]["plugin_stats"] == {"acked": 300, "held": 0, "sent_again": 0}
+    stats = report["nodes"]["src"]["plugin_stats"]
+    assert stats | {"unconfirmed": 0} == {
+        "acked": 300,
+        "held": 0,
+        "sent_again": 0,
+        "unconfirmed": 0,
+    }
+    # The close waits a bounded time for the broker to read the PUBACKs; this mosquitto saves
+    # its store on each, and on a busy machine reads 300 in more than that. A next connection
+    # before it read them would take the session and drop the old connection unread: wait
+    # until it read this one to its DISCONNECT, so every PUBACK counts.
+    until(lambda: mosquitto.connections_open("worker") == 0, "the broker read the worker's end")
     again = run(worker, tmp_path / "w", duration_s=1.0)  # every PUBACK went out: nothing comes back
     assert again["totals"]["delivered"] == 0
+
+
+@needs_mosquitto
+def test_a_broker_that_reads_no_pubacks_gets_them_all_at_close_and_the_warning_counts_them(
+    tmp_path: Path, mosquitto: Mosquitto, caplog: pytest.LogCaptureFixture
+) -> None:
+    worker = graph_in(tmp_path / "w", subscriber(mosquitto.url, "out.jsonl"))
+    run(worker, tmp_path / "w", duration_s=1.0)  # makes the session and its subscription
+    run(graph_in(tmp_path / "p", publisher(mosquitto.url, 300)), tmp_path / "p")
+    with PubackGate(mosquitto.port) as gate:
+        gate.hold()  # the broker reads nothing from the first PUBACK on
+        gated = graph_in(tmp_path / "w", subscriber(gate.url, "out.jsonl"))
+        with caplog.at_level(logging.WARNING):
+            report = run(gated, tmp_path / "w", max_packets=300)
+        assert report["nodes"]["src"]["plugin_stats"] == {
+            "acked": 300,
+            "held": 0,
+            "sent_again": 0,
+            "unconfirmed": 300,
+        }
+        warnings = [r.getMessage() for r in caplog.records if "acknowledgements" in r.getMessage()]
+        assert len(warnings) == 1 and "the last 300 acknowledgements" in warnings[0], warnings
+        assert gate.url.removeprefix("mqtt://") in warnings[0]
+        assert gate.held_pubacks == 300
+        gate.release()  # what paho wrote before it let the connection go reaches the broker
+        until(lambda: mosquitto.connections_open("worker") == 0, "the broker read the worker's end")
+    again = run(worker, tmp_path / "w", duration_s=1.0)  # every PUBACK was written: none back
+    assert again["totals"]["delivered"] == 0
+    assert keys_in(tmp_path / "w" / "out.jsonl") == {f"pub:{n}": 1 for n in range(300)}
 
 
 @needs_mosquitto
@@ -136,6 +178,7 @@ def test_a_message_that_is_not_json_goes_to_on_error_and_is_acked(
         paho.mqtt.publish.single("plant/raw", payload, qos=1, port=mosquitto.port)
     report = run(worker, tmp_path, max_packets=2, drain_timeout_s=5)
     assert report["nodes"]["src"]["errors"] == 1
+    until(lambda: mosquitto.connections_open("worker") == 0, "the broker read the worker's end")
     written = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
     assert [p["payload"]["t"] for p in written] == [1, 3]
     assert [p["meta"]["topic"] for p in written] == ["plant/raw", "plant/raw"]
