@@ -25,6 +25,13 @@ settings.register_profile("schnitzel", deadline=None, suppress_health_check=[Hea
 settings.load_profile("schnitzel")
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The slow tests first (in their order, then the rest in theirs): on several workers
+    (`pytest -n 2`) the long ones then start early and spread over the workers, instead of one
+    worker still running the last of them long after the other has finished."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 @pytest.fixture(scope="session")
 def registry() -> PluginRegistry:
     """The installed packs, found through entry points as in production."""
