@@ -32,6 +32,21 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _default_state_dir_of_this_session(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[None]:
+    """A run given no `--state-dir` writes checkpoints, audit log and control socket to the
+    default one, `~/.local/state/schnitzel`: the user's, shared with every other test session
+    and xdist worker. Here it is a directory of this session (of this worker), for the runs in
+    this process and every process they start; tests of the default itself set the variables
+    they check."""
+    patch = pytest.MonkeyPatch()
+    patch.setenv("SCHNITZEL_STATE_DIR", str(tmp_path_factory.mktemp("default-state")))
+    yield
+    patch.undo()
+
+
 @pytest.fixture(scope="session")
 def registry() -> PluginRegistry:
     """The installed packs, found through entry points as in production."""
