@@ -128,7 +128,10 @@ def test_a_30_s_outage_loses_nothing_and_delivery_resumes(
     assert timeline["backlog_in_outage"] > timeline["backlog_at_stop"]
 
     # What the first run kept, the next run delivers first: then every packet has arrived.
-    second = run(graph_from(tmp_path, uplink(backend.url, "{count: 0}")), tmp_path)
+    # Thousands of packets, one request at a time: more than a minute on a busy machine.
+    second = run(
+        graph_from(tmp_path, uplink(backend.url, "{count: 0}")), tmp_path, 10 * HANG_GUARD_S
+    )
     assert second["nodes"]["out"]["durable"]["replayed"] == stored
     assert second["totals"]["delivered"] == stored
     assert second["nodes"]["out"]["durable"]["backlog"] == 0
