@@ -67,7 +67,7 @@ terminal-tools:
 
 # Two workers (pytest-xdist): many tests wait on processes, disks and sockets, so two keep
 # a two-core CI box busy even while something else holds a core (docs/architecture.md, Tests).
-# Lint, check formatting, type-check, and run the whole test suite.
+# Lint, check formatting, type-check, and run the whole test suite (all but the soak repeats).
 test: setup lint typecheck terminal-tools
     {{python}} -m pytest -q -n 2 -m "not soak"
 
