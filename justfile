@@ -65,13 +65,19 @@ clean:
 terminal-tools:
     @command -v tmux >/dev/null || { {{sudo}}apt-get update -qq && {{sudo}}apt-get install -y -qq tmux >/dev/null; } || echo "tmux could not be installed: the console's terminal test will be skipped"
 
-# Lint, check formatting, type-check, and run the whole test suite.
+# Two workers (pytest-xdist): many tests wait on processes, disks and sockets, so two keep
+# a two-core CI box busy even while something else holds a core (docs/architecture.md, Tests).
+# Lint, check formatting, type-check, and run the whole test suite (all but the soak repeats).
 test: setup lint typecheck terminal-tools
-    {{python}} -m pytest -q
+    {{python}} -m pytest -q -n 2 -m "not soak"
 
 # The tests without the slow integration ones (outages, kill -9, the real terminal): the edit-test loop.
 test-fast: setup
-    {{python}} -m pytest -q -m "not slow"
+    {{python}} -m pytest -q -n 2 -m "not slow and not soak"
+
+# The longer repeats of model tests `just test` runs at their CI size (hypothesis examples).
+test-soak: setup
+    {{python}} -m pytest -q -n 2 -m soak
 
 # ruff lint and format check (no changes made), and the package floors (import-linter).
 lint: setup

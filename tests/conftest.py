@@ -25,6 +25,28 @@ settings.register_profile("schnitzel", deadline=None, suppress_health_check=[Hea
 settings.load_profile("schnitzel")
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The slow tests first (in their order, then the rest in theirs): on several workers
+    (`pytest -n 2`) the long ones then start early and spread over the workers, instead of one
+    worker still running the last of them long after the other has finished."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _default_state_dir_of_this_session(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[None]:
+    """A run given no `--state-dir` writes checkpoints, audit log and control socket to the
+    default one, `~/.local/state/schnitzel`: the user's, shared with every other test session
+    and xdist worker. Here it is a directory of this session (of this worker), for the runs in
+    this process and every process they start; tests of the default itself set the variables
+    they check."""
+    patch = pytest.MonkeyPatch()
+    patch.setenv("SCHNITZEL_STATE_DIR", str(tmp_path_factory.mktemp("default-state")))
+    yield
+    patch.undo()
+
+
 @pytest.fixture(scope="session")
 def registry() -> PluginRegistry:
     """The installed packs, found through entry points as in production."""

@@ -104,10 +104,12 @@ def test_a_30_s_outage_loses_nothing_and_delivery_resumes(
         task = asyncio.create_task(runtime.run())
         await until(lambda: len(backend.accepted()) >= 200, "200 packets delivered")
         await loop.run_in_executor(None, backend.stop)
-        await asyncio.sleep(OUTAGE_S)  # the outage itself, not a synchronisation
-        inbox = runtime.nodes["out"].inbox
+        inbox, source = runtime.nodes["out"].inbox, runtime.nodes["src"].metrics
         assert inbox is not None
+        timeline["backlog_at_stop"], made_before = inbox.depth, source.emitted
+        await asyncio.sleep(OUTAGE_S)  # the outage itself, not a synchronisation
         timeline["backlog_in_outage"] = inbox.depth
+        timeline["made_in_outage"] = source.emitted - made_before
         await loop.run_in_executor(None, backend.start)
         up_at = timeline["up_at"] = time.monotonic()
         await until(lambda: any(r.at > up_at for r in backend.accepted()), "delivery resumed")
@@ -120,12 +122,16 @@ def test_a_30_s_outage_loses_nothing_and_delivery_resumes(
     stored = report["nodes"]["out"]["durable"]["backlog"]
     assert report["totals"]["delivered"] + stored == emitted  # acknowledged + kept: all of it
     assert report["totals"]["errors"] == 0 and report["totals"]["dropped"] == 0
-    # The source went on producing into the store through the outage (half its rate, for a
-    # busy machine; the store's limit is far above this).
-    assert timeline["backlog_in_outage"] >= 0.5 * 200 * OUTAGE_S
+    # The source went on producing into the store through the outage. How much it made in
+    # 30 s depends on the machine (a third of its rate under a load of 13 on 2 cores): no rate.
+    assert timeline["made_in_outage"] > 0
+    assert timeline["backlog_in_outage"] > timeline["backlog_at_stop"]
 
     # What the first run kept, the next run delivers first: then every packet has arrived.
-    second = run(graph_from(tmp_path, uplink(backend.url, "{count: 0}")), tmp_path)
+    # Thousands of packets, one request at a time: more than a minute on a busy machine.
+    second = run(
+        graph_from(tmp_path, uplink(backend.url, "{count: 0}")), tmp_path, 10 * HANG_GUARD_S
+    )
     assert second["nodes"]["out"]["durable"]["replayed"] == stored
     assert second["totals"]["delivered"] == stored
     assert second["nodes"]["out"]["durable"]["backlog"] == 0

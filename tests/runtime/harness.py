@@ -26,11 +26,14 @@ def graph_from(tmp_path: Path, body: str) -> ValidatedGraph:
     return result.graph
 
 
-def run(graph: ValidatedGraph, tmp_path: Path, **options: Any) -> dict[str, Any]:
-    """Run to a stop condition (with a hang guard); return the report."""
+def run(
+    graph: ValidatedGraph, tmp_path: Path, hang_guard_s: float = 60.0, **options: Any
+) -> dict[str, Any]:
+    """Run to a stop condition (with a hang guard, only against a hung run); return the
+    report."""
     runtime_options = {k: options.pop(k) for k in ("drain_timeout_s",) if k in options}
     runtime = Runtime(graph, state_dir=tmp_path / "state", **runtime_options)
-    return asyncio.run(asyncio.wait_for(runtime.run(**options), 60))
+    return asyncio.run(asyncio.wait_for(runtime.run(**options), hang_guard_s))
 
 
 def steer(

@@ -510,7 +510,7 @@ StoreDamageModel.TestCase.settings = settings(
 test_the_store_reports_exactly_what_damage_took = StoreDamageModel.TestCase
 
 
-@pytest.mark.slow
+@pytest.mark.soak  # the model above, ten times the steps: `just test-soak`, not `just test`
 def test_the_store_reports_exactly_what_damage_took_longer() -> None:
     run_state_machine_as_test(
         StoreDamageModel, settings=settings(max_examples=400, stateful_step_count=60, deadline=None)

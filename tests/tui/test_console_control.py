@@ -47,13 +47,15 @@ nodes:
   - {id: camera, kind: source, plugin: synthetic, config: {rate_hz: 200},
      limits: {rate_hz: [1, 400]}}
   - {id: backend, kind: sink, plugin: "tests.runtime.plugins:Recorder",
-     config: {delay_s: 0.05}, inbox: {max: 8, overflow: drop_new}}
+     config: {delay_s: 0.2}, inbox: {max: 8, overflow: drop_new}}
 edges:
   - {from: camera, to: backend}
 """
 ).replace(HEADER + "\nruntime: {", "version: 2\nruntime: {allow_modules: [tests.runtime.plugins], ")
-"""A backend that takes 20 packets a second behind a camera making 200: its inbox is full and
-drops, so the controller suggests slowing the camera down."""
+"""A backend that takes 5 packets a second behind a camera making 200: its inbox is full and
+drops, so the controller suggests slowing the camera down. It drains its 8 slots in 1.6 s: a
+camera starved of CPU that long on a busy machine would end the pressure (and the suggestion
+expires after `window_s` without it); at 20 a second 0.4 s sufficed, and did."""
 
 
 def notes(c: Console) -> list[str]:

@@ -10,6 +10,8 @@ import json
 import shutil
 from pathlib import Path
 
+import pytest
+
 from schnitzel.runtime import Runtime
 from schnitzel.validate import load_graph, validate_file
 
@@ -25,6 +27,7 @@ def test_the_demo_names_its_missing_video_and_nothing_else(tmp_path: Path) -> No
     assert [(p.code, "camera.mp4" in p.message) for p in problems] == [("environment", True)]
 
 
+@pytest.mark.slow  # the real detector over the whole demo video
 def test_the_demo_tells_the_scenes_story(tmp_path: Path) -> None:
     graph = tmp_path / DEMO.name
     shutil.copy(DEMO, graph)

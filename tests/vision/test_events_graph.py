@@ -60,6 +60,7 @@ edges:
 """
 
 
+@pytest.mark.slow  # the real detector on every frame of the scene
 def test_events_reach_the_backend_once_each_with_snapshots_that_match_their_refs(
     tmp_path: Path, loopback_backend: LoopbackBackend
 ) -> None:

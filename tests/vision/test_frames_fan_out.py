@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
+
 from schnitzel.runtime import Runtime
 from schnitzel.validate import load_graph
 from schnitzel_plugins.vision.sessions import sessions_open
@@ -40,6 +42,7 @@ def test_a_byte_bounded_inbox_holds_at_most_its_bytes_and_counts_every_frame(
     assert report["nodes"]["out"]["delivered"] == det["out"] == det["in"]
 
 
+@pytest.mark.slow  # two real detectors on every frame
 def test_one_camera_into_two_detectors_shares_each_frame_and_the_model(
     scene: Scene, tmp_path: Path
 ) -> None:

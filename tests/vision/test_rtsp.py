@@ -79,6 +79,7 @@ async def until(condition: Callable[[], bool], what: str, guard_s: float = 60.0)
         await asyncio.sleep(0.05)
 
 
+@pytest.mark.slow  # an RTSP server killed, restarted and frozen
 def test_rtsp_reconnects_after_kill_restart_and_freeze_and_never_repeats_a_key(
     tmp_path: Path, servers: list[subprocess.Popen[str]]
 ) -> None:

@@ -8,6 +8,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from schnitzel import Runtime, RuntimeControl
 from schnitzel.validate import validate_file
 from tests.runtime.harness import graph_from, steer
@@ -49,6 +51,7 @@ def lines(tmp_path: Path) -> list[dict[str, Any]]:
     return sorted(rows, key=lambda p: p["frame_index"])
 
 
+@pytest.mark.slow  # the real detector on every frame of the scene
 def test_the_face_keeps_one_id_and_enters_the_zone_once_where_its_feet_cross(
     tmp_path: Path,
 ) -> None:
@@ -70,6 +73,7 @@ def test_the_face_keeps_one_id_and_enters_the_zone_once_where_its_feet_cross(
             assert t["zones"] == (["dock"] if row["frame_index"] >= enters[0][0] else [])
 
 
+@pytest.mark.slow  # the real detector on every frame, a swap while it runs
 def test_a_zone_swapped_live_keeps_who_is_inside_and_the_track_ids(tmp_path: Path) -> None:
     scene = write_scene(tmp_path / "walk.mp4", frames=40)
     handed: list[bool] = []
@@ -118,6 +122,7 @@ async def _until(predicate: Any, guard_s: float = 60.0) -> None:
             await asyncio.sleep(0.005)
 
 
+@pytest.mark.slow  # the real detector on every frame, a swap while it runs
 def test_a_tracker_swapped_live_keeps_its_ids(tmp_path: Path) -> None:
     scene = write_scene(tmp_path / "walk.mp4", frames=40)
     handed: list[bool] = []

@@ -7,6 +7,7 @@ import random
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from schnitzel_plugins.vision import sessions
 from schnitzel_plugins.vision.detector import Detector, DetectorSettings
@@ -112,6 +113,7 @@ def test_twenty_objects_keep_twenty_ids() -> None:
     assert not switched, f"ids switched: {switched}"
 
 
+@pytest.mark.slow  # the real detector on every frame of the scene
 def test_a_real_detectors_face_keeps_one_id_through_a_ten_frame_occlusion(
     model_path: Path,
 ) -> None:
