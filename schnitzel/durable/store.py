@@ -62,6 +62,7 @@ __all__ = [
     "StoreError",
     "StoreRow",
     "checksum",
+    "seq_runs",
 ]
 
 APPLICATION_ID = 0x53434E5A  # "SCNZ": marks a file as a schnitzel store
@@ -485,7 +486,7 @@ class DurableStore:
         """Take the rows `seqs` out of the backlog in one transaction: `copy(db, runs)` first
         writes them where they go (a table of its own in this file), then they are deleted
         and are no longer owed. Neither lost nor settled: moved (quarantine, parking)."""
-        runs = _runs(seqs)
+        runs = seq_runs(seqs)
         self._transact([], runs, lambda db: copy(db, runs))
 
     def quarantine(self, rows: list[tuple[int, str]]) -> None:
@@ -678,10 +679,10 @@ def _inserted_runs(rows: list[StoreRow]) -> list[Run]:
     first, last = rows[0][0], rows[-1][0]
     if last - first + 1 == len(rows):
         return [(first, last)]
-    return _runs([row[0] for row in rows])
+    return seq_runs([row[0] for row in rows])
 
 
-def _runs(seqs: list[int]) -> list[Run]:
+def seq_runs(seqs: list[int]) -> list[Run]:
     """Seqs as sorted inclusive runs of consecutive numbers."""
     if not seqs:
         return []

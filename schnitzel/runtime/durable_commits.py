@@ -9,11 +9,11 @@ import asyncio
 
 from schnitzel.contract.packet import StreamPacket
 from schnitzel.durable.parking import ParkingChanges
-from schnitzel.durable.store import DurableStore, StoreRow
+from schnitzel.durable.store import DurableStore, StoreRow, seq_runs
 from schnitzel.runtime.durable_parking import ParkingDesk
 from schnitzel.runtime.durable_state import VACUUM_EVERY
 
-__all__ = ["GROUP_MAX_ROWS", "Committer", "commit_on_store", "ranges"]
+__all__ = ["GROUP_MAX_ROWS", "Committer", "commit_on_store"]
 
 GROUP_MAX_ROWS = 8192
 """Most packets one transaction writes, so one commit stays short."""
@@ -60,7 +60,7 @@ class Committer(ParkingDesk):
                         commit_on_store,
                         self.store,
                         rows,
-                        ranges(deleted),
+                        seq_runs(deleted),
                         cursor,
                         changes,
                     )
@@ -132,22 +132,3 @@ def commit_on_store(
         return
     store.query(changes.plan_requeue)
     store.commit(rows + changes.requeued_rows, deletes, cursor, extra=changes.apply)
-
-
-def ranges(seqs: list[int]) -> list[tuple[int, int]]:
-    """Sorted seqs as inclusive (first, last) runs of consecutive numbers."""
-    if not seqs:
-        return []
-    ordered = sorted(set(seqs))
-    if ordered[-1] - ordered[0] + 1 == len(ordered):  # the common case: one run, no loop
-        return [(ordered[0], ordered[-1])]
-    runs: list[tuple[int, int]] = []
-    first = last = ordered[0]
-    for seq in ordered[1:]:
-        if seq == last + 1:
-            last = seq
-        else:
-            runs.append((first, last))
-            first = last = seq
-    runs.append((first, last))
-    return runs

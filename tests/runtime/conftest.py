@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from types import SimpleNamespace
 
 import pytest
 
+from schnitzel.runtime import pacer as pacer_module
 from tests.runtime import plugins
 
 
@@ -16,3 +18,21 @@ def _fresh_records() -> Iterator[None]:
     for gate in plugins.GATES.values():
         gate.set()  # never leave a thread waiting on a gate
     plugins.reset()
+
+
+class FakeClock:
+    """A monotonic clock a test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
+    """The pacer's clock, and only the pacer's: the event loop keeps the real one."""
+    fake = FakeClock()
+    monkeypatch.setattr(pacer_module, "time", SimpleNamespace(monotonic=fake.monotonic))
+    return fake

@@ -4,37 +4,20 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
 from schnitzel.contract.packet import StreamPacket
 from schnitzel.runtime import Runtime
-from schnitzel.runtime import pacer as pacer_module
 from schnitzel.runtime.budget import Budget
 from schnitzel.runtime.health import STALL_S, Health, judge_health
 from schnitzel.runtime.metrics import RateSample
 from schnitzel.runtime.pacer import Pacer
+from tests.runtime.conftest import FakeClock
 from tests.runtime.harness import graph_from
 
 GUARD_S = 60.0
 """Hang guard only: nothing here should wait for real time."""
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def monotonic(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
-    """The pacer's clock, and only the pacer's: the event loop keeps the real one."""
-    fake = FakeClock()
-    monkeypatch.setattr(pacer_module, "time", SimpleNamespace(monotonic=fake.monotonic))
-    return fake
 
 
 # --- Pacer -------------------------------------------------------------------------------

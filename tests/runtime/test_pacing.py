@@ -9,35 +9,18 @@ import asyncio
 import random
 from collections import defaultdict
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
 from schnitzel import Runtime, RuntimeControl
-from schnitzel.runtime import pacer as pacer_module
 from schnitzel.runtime.pacer import CATCH_UP_S, PACE_SLACK_S, PaceClock, Pacer
 from tests.runtime import plugins
+from tests.runtime.conftest import FakeClock
 from tests.runtime.harness import graph_from, steer
 
 GUARD_S = 60.0
 """Hang guard only: nothing here waits for a set amount of real time."""
 TEST_PLUGINS = "tests.runtime.plugins"
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def monotonic(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
-    """The pacer's clock, and only the pacer's: the event loop keeps the real one."""
-    fake = FakeClock()
-    monkeypatch.setattr(pacer_module, "time", SimpleNamespace(monotonic=fake.monotonic))
-    return fake
 
 
 async def _until(predicate: object, guard_s: float = GUARD_S) -> None:
