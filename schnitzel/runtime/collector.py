@@ -9,8 +9,8 @@ that was a fifth of the CPU; a full collection took tens of milliseconds.
 
 For the length of a run, `collector_tuned_for` therefore
 
-- freezes what is alive when the run starts (`gc.freeze`): full collections no longer scan
-  the start-up heap;
+- collects, then freezes what is alive when the run starts (`gc.freeze`): full collections no
+  longer scan the start-up heap, and no garbage is frozen with it;
 - sizes the young generation to what the graph's inboxes may hold, so a packet in flight is
   usually gone (freed by its reference count) before a young collection sees it.
 
@@ -62,6 +62,9 @@ def collector_tuned_for(packets_in_flight: int) -> Iterator[None]:
         _Runs.saved = gc.get_threshold()
         _Runs.froze = gc.get_freeze_count() == 0
         if _Runs.froze:
+            # Garbage frozen with the heap would never be collected while the run lasts:
+            # cycles holding files (an unclosed sqlite3 connection) would keep them open.
+            gc.collect()
             gc.freeze()
     young = young_threshold(packets_in_flight)
     current = gc.get_threshold()

@@ -10,6 +10,7 @@ import os
 import signal
 import sqlite3
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -64,12 +65,12 @@ edges:
 
 def parked_rows(store: Path) -> list[tuple[int, str, str]]:
     """(id, packet id, reason) of the parked table, read straight from the file."""
-    with sqlite3.connect(store) as db:
+    with closing(sqlite3.connect(store)) as db:
         return db.execute("SELECT id, packet_id, reason FROM parked ORDER BY id").fetchall()
 
 
 def parked_keys(store: Path) -> set[str]:
-    with sqlite3.connect(store) as db:
+    with closing(sqlite3.connect(store)) as db:
         bodies = db.execute("SELECT body FROM parked").fetchall()
     return {"{source_id}:{seq}".format(**json.loads(body)) for (body,) in bodies}
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from collections.abc import Callable, Coroutine
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +48,7 @@ async def closed(inbox: NodeInbox) -> None:
 
 
 def stored_seqs(path: Path) -> list[int]:
-    with sqlite3.connect(path) as db:
+    with closing(sqlite3.connect(path)) as db:
         rows = db.execute("SELECT body FROM packets ORDER BY seq").fetchall()
     return [decode_packet(body).seq for (body,) in rows]
 

@@ -5,6 +5,7 @@ restored when the last run ends."""
 from __future__ import annotations
 
 import gc
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -55,6 +56,28 @@ edges:
     assert all(frozen > 0 for _, frozen in plugins.COLLECTOR_SEEN)
     assert gc.get_threshold() == default_collector
     assert gc.get_freeze_count() == 0
+
+
+class _Cycle:
+    """Garbage only the cyclic collector frees (it refers to itself)."""
+
+    def __init__(self) -> None:
+        self.me = self
+
+
+def test_garbage_left_before_a_run_is_collected_not_frozen_with_the_heap(
+    default_collector: tuple[int, int, int],
+) -> None:
+    # A cycle holding a file (an unclosed sqlite3 connection) frozen with the start-up heap
+    # would keep the file open for as long as the run lasts: a test suite ran out of fds.
+    gc.set_threshold(10**9, 10, 10)  # no collection on its own before the run starts
+    garbage = _Cycle()
+    gone = weakref.ref(garbage)
+    del garbage
+    assert gone() is not None
+    with collector_tuned_for(5000):
+        assert gone() is None
+        assert gc.get_freeze_count() > 0
 
 
 def test_the_young_generation_is_never_below_the_default_nor_above_the_cap(

@@ -7,6 +7,7 @@ import json
 import os
 import sqlite3
 import zlib
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -37,14 +38,14 @@ edges:
 
 def rows(path: Path) -> list[int]:
     """Seqs of the source packets left in a store file."""
-    with sqlite3.connect(path) as db:
+    with closing(sqlite3.connect(path)) as db:
         bodies = db.execute("SELECT body FROM packets ORDER BY seq").fetchall()
     return [json.loads(body)["seq"] for (body,) in bodies]
 
 
 def quarantined_rows(path: Path) -> list[int]:
     """Store seqs of the rows kept aside in a store's quarantine table."""
-    with sqlite3.connect(path) as db:
+    with closing(sqlite3.connect(path)) as db:
         return [seq for (seq,) in db.execute("SELECT seq FROM quarantine ORDER BY seq")]
 
 
@@ -163,7 +164,7 @@ def _corrupt_store(tmp_path: Path, how: str) -> bytes:
     if how == "garbage":
         store.write_bytes(b"this is not a database, it is a shopping list\n" * 200)
     else:
-        with sqlite3.connect(store) as db:
+        with closing(sqlite3.connect(store)) as db:
             db.execute("CREATE TABLE invoices (n INTEGER)")
             if how == "another versioned application":
                 db.execute("PRAGMA user_version=3")
@@ -314,11 +315,12 @@ def test_rows_that_no_longer_decode_are_quarantined_and_free_their_space(tmp_pat
     inbox = "{durable: {path: state/out.db, max_packets: 10}}"
     run(graph_from(tmp_path, graph("{count: 0}", inbox=inbox)), tmp_path)
     body = b"{damaged"  # checksum right, contents not a packet: written so by someone else
-    with sqlite3.connect(tmp_path / "state" / "out.db") as db:
+    with closing(sqlite3.connect(tmp_path / "state" / "out.db")) as db:
         db.executemany(
             "INSERT INTO packets VALUES (?, ?, ?, ?)",
             [(n, 0.0, body, zlib.adler32(body)) for n in range(1, 11)],
         )
+        db.commit()
     g = graph_from(tmp_path, graph("{count: 5}", inbox=inbox))
     report = run(g, tmp_path)  # producers waited for the space the bad rows held
     out = report["nodes"]["out"]

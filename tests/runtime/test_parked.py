@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -92,7 +93,7 @@ def test_parking_refuses_what_it_cannot_do_and_audits_the_refusal(tmp_path: Path
     assert out["dropped_by_reason"] == {"parked_dropped": 1}
     durable = out["durable"]
     assert durable["parked"] == durable["parked_this_run"] - 1
-    with sqlite3.connect(tmp_path / "state" / "out.db") as db:
+    with closing(sqlite3.connect(tmp_path / "state" / "out.db")) as db:
         assert db.execute("SELECT count(*) FROM parked").fetchone()[0] == durable["parked"]
 
 

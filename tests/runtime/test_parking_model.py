@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import random
 import sqlite3
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,7 +41,7 @@ def make_inbox(path: Path) -> DurableInbox:
 
 def stored(path: Path) -> tuple[list[int], dict[int, int]]:
     """(packet seqs in the packets table by row order, parked id -> packet seq)."""
-    with sqlite3.connect(path) as db:
+    with closing(sqlite3.connect(path)) as db:
         rows = db.execute("SELECT body FROM packets ORDER BY seq").fetchall()
         parked = db.execute("SELECT id, body FROM parked").fetchall()
     return (

@@ -185,7 +185,9 @@ class Collector:
 
     def __enter__(self) -> Collector:
         self.client.loop_start()
-        assert self._subscribed.wait(HANG_GUARD_S), "the collector never subscribed"
+        if not self._subscribed.wait(HANG_GUARD_S):
+            self.__exit__()  # its network thread would retry for ever in later tests
+            raise AssertionError("the collector never subscribed")
         return self
 
     def __exit__(self, *_exc: object) -> None:
@@ -195,3 +197,20 @@ class Collector:
     def snapshot(self) -> Counter[str]:
         with self._lock:
             return Counter(self.keys)
+
+
+def publish_once(port: int, topic: str, payload: bytes) -> None:
+    """Publish one QoS 1 message to a broker on 127.0.0.1 and wait for its PUBACK (paho's
+    `publish.single` would retry for ever where this fails the test)."""
+    import paho.mqtt.client as mqtt
+
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    try:
+        info = client.publish(topic, payload, qos=1)
+        info.wait_for_publish(HANG_GUARD_S)
+        assert info.is_published(), f"no PUBACK for {topic} within {HANG_GUARD_S:g} s"
+    finally:
+        client.disconnect()
+        client.loop_stop()

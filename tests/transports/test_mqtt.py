@@ -18,7 +18,13 @@ import pytest
 from schnitzel.validate import ValidatedGraph
 from tests.logged_run import LoggedRun, next_log
 from tests.runtime.harness import HEADER, graph_from, run
-from tests.transports.mqtt_brokers import Collector, Mosquitto, NatsMqtt, mosquitto_binary
+from tests.transports.mqtt_brokers import (
+    Collector,
+    Mosquitto,
+    NatsMqtt,
+    mosquitto_binary,
+    publish_once,
+)
 from tests.transports.mqtt_gate import PubackGate
 from tests.transports.nats_server import HANG_GUARD_S, nats_server_binary
 
@@ -170,12 +176,10 @@ def test_a_broker_that_reads_no_pubacks_gets_them_all_at_close_and_the_warning_c
 def test_a_message_that_is_not_json_goes_to_on_error_and_is_acked(
     tmp_path: Path, mosquitto: Mosquitto
 ) -> None:
-    import paho.mqtt.publish
-
     worker = graph_in(tmp_path, subscriber(mosquitto.url, "out.jsonl"))
     run(worker, tmp_path, duration_s=1.0)
     for payload in (b'{"t": 1}', b"\xff not json", b'{"t": 3}'):
-        paho.mqtt.publish.single("plant/raw", payload, qos=1, port=mosquitto.port)
+        publish_once(mosquitto.port, "plant/raw", payload)
     report = run(worker, tmp_path, max_packets=2, drain_timeout_s=5)
     assert report["nodes"]["src"]["errors"] == 1
     until(lambda: mosquitto.connections_open("worker") == 0, "the broker read the worker's end")
