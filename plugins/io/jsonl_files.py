@@ -115,6 +115,7 @@ def rotated_after(path: Path, done: os.stat_result, known: set[tuple[int, int]])
     rotated before `done` was written to last before it, and is left alone. Compressed ones
     (`COMPRESSED`) are among them: the caller cannot read them, and says so."""
     found: list[tuple[int, str, Path]] = []
+    done_number: int | None = None
     try:
         entries = [e for e in os.scandir(path.parent) if e.name.startswith(path.name)]
     except OSError:
@@ -128,9 +129,36 @@ def rotated_after(path: Path, done: os.stat_result, known: set[tuple[int, int]])
                 continue
         except OSError:
             continue
+        if (stat.st_dev, stat.st_ino) == (done.st_dev, done.st_ino):
+            done_number = _rotation_number(entry.name, path.name)
         # The same time counts as after: file times tick coarsely (a few ms), and reading a
         # file twice costs duplicates where skipping it would lose it.
         if (stat.st_dev, stat.st_ino) in known or stat.st_mtime_ns < done.st_mtime_ns:
             continue
         found.append((stat.st_mtime_ns, entry.name, Path(entry.path)))
-    return [file for _mtime, _name, file in sorted(found)]
+    found.sort()
+    numbered = sorted(
+        (number, file)
+        for _mtime, name, file in found
+        if (number := _rotation_number(name, path.name)) is not None
+    )
+    if done_number is not None and numbered and len(numbered) == len(found):
+        # Numbered rotations written within one tick of the clock: their numbers say which
+        # is older. All below the finished file's: logrotate's shifting, `.1` the newest;
+        # all above it: the newest has the highest number.
+        if numbered[-1][0] < done_number:
+            return [file for _number, file in reversed(numbered)]
+        if numbered[0][0] > done_number:
+            return [file for _number, file in numbered]
+    return [file for _mtime, _name, file in found]
+
+
+def _rotation_number(name: str, base: str) -> int | None:
+    """N of a numbered rotation `in.jsonl.N` (or `in.jsonl.N.gz`), else None."""
+    suffix = name[len(base) :]
+    for ending in COMPRESSED:
+        suffix = suffix.removesuffix(ending)
+    digits = suffix[1:]
+    if suffix[:1] in (".", "-") and digits.isascii() and digits.isdigit():
+        return int(digits)
+    return None

@@ -300,3 +300,48 @@ def test_a_line_of_several_megabytes_is_read_once_and_whole(
     assert sum(read) == path.stat().st_size  # nothing read twice
     assert sum(copied) <= path.stat().st_size  # the partial line is not copied on every read
     assert len([size for size in read if size]) == -(-path.stat().st_size // jsonl_tail.CHUNK)
+
+
+def _shift_rotate(path: Path, keep: int) -> None:
+    """logrotate's default scheme: `in.jsonl.N` to `.N+1` (oldest first), the file to `.1`."""
+    for n in range(keep - 1, 0, -1):
+        older = path.with_name(f"{path.name}.{n}")
+        if older.exists():
+            older.rename(path.with_name(f"{path.name}.{n + 1}"))
+    path.rename(path.with_name(f"{path.name}.1"))
+
+
+def _three_shifting_rotations_while_stopped(tmp_path: Path) -> tuple[Path, Resume]:
+    """Checkpoint in file a; then a, b and c rotated away (`.3`, `.2`, `.1`); d at the path."""
+    path = tmp_path / "in.jsonl"
+    append(path, 0, 3)
+    at = list(tail(path, False, Told()).lines())[1]
+    for tag in "bcd":
+        _shift_rotate(path, keep=5)
+        append(path, 0, 1, tag=tag)
+    return path, Resume(at.file, at.end, at.number + 1)
+
+
+def test_shifted_rotations_with_the_same_mtime_are_read_oldest_first(tmp_path: Path) -> None:
+    """File times tick coarsely: b (`.2`) and c (`.1`) written within one tick have the same
+    mtime; `.2` is the older one and is read first."""
+    path, resume = _three_shifting_rotations_while_stopped(tmp_path)
+    for name in ("in.jsonl.3", "in.jsonl.2", "in.jsonl.1"):
+        os.utime(tmp_path / name, ns=(1_000_000_000, 1_000_000_000))
+    got = list(tail(path, False, Told(), resume).lines())
+    assert [line.raw.decode()[-4:-1] for line in got] == ['"a"', '"b"', '"c"', '"d"']
+
+
+def test_ascending_rotations_with_the_same_mtime_are_read_oldest_first(tmp_path: Path) -> None:
+    """The other numbering (the newest rotation has the highest number, log4j's `max`):
+    b (`.2`) and c (`.3`) with the same mtime as a (`.1`) are read b, then c."""
+    path = tmp_path / "in.jsonl"
+    append(path, 0, 3)
+    at = list(tail(path, False, Told()).lines())[1]
+    for n, tag in ((1, "b"), (2, "c"), (3, "d")):
+        path.rename(tmp_path / f"in.jsonl.{n}")
+        append(path, 0, 1, tag=tag)
+    for name in ("in.jsonl.1", "in.jsonl.2", "in.jsonl.3"):
+        os.utime(tmp_path / name, ns=(1_000_000_000, 1_000_000_000))
+    got = list(tail(path, False, Told(), Resume(at.file, at.end, at.number + 1)).lines())
+    assert [line.raw.decode()[-4:-1] for line in got] == ['"a"', '"b"', '"c"', '"d"']
