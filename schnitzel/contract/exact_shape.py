@@ -44,9 +44,12 @@ def read_exact(shape: Any, value: Any) -> Any:
     if shape is float:
         if type(value) is float:
             return value
-        if type(value) is int:
+        if type(value) is not int:
+            raise NotExact
+        try:
             return float(value)
-        raise NotExact
+        except OverflowError:
+            raise NotExact from None  # too large for a float: pydantic names it
     if shape is bool:
         if type(value) is not bool:
             raise NotExact

@@ -109,11 +109,19 @@ def with_extra_keys_and_whole_floats(report: RunReport) -> Any:
         (list[EventEntry], [{"seq": 1, "ts": 0.0, "level": "info", "node": None}]),  # no message
         (RunReport, {"status": "ok"}),
         (Any | int, 1),  # a union other than `X | None`
+        # an int too large for a float (json reads any number of digits)
+        pytest.param(float, 10**400, id="float-int-too-large"),
     ],
 )
 def test_a_value_not_plainly_of_its_shape_is_left_to_pydantic(shape: Any, value: Any) -> None:
     with pytest.raises(NotExact):
         read_exact(shape, value)
+
+
+def test_an_int_too_large_for_a_float_is_named_not_an_overflow_error() -> None:
+    events = [{"seq": 1, "ts": 10**400, "level": "info", "node": None, "message": "m"}]
+    with pytest.raises(ReportShapeError, match="0.ts"):
+        parse_events(events, "the control socket /run/x.sock")
 
 
 def test_a_missing_key_is_named_with_its_path_not_read_as_zero() -> None:
