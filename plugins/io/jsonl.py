@@ -202,13 +202,22 @@ class JsonlSource(Source):
                         "without the file's identity): reading it from its first line",
                     )
                 return resume
-            return Resume(FileId.from_record(saved), int(saved["offset"]), int(saved["line"]))
+            file, offset, line = FileId.from_record(saved), int(saved["offset"]), int(saved["line"])
+            return Resume(file, offset, line, self._saved_ns())
         except (KeyError, TypeError, ValueError) as exc:
             self.context.event(
                 "warning",
                 f"checkpoint of {self._file_path.name} unreadable ({exc!r}): reading it from "
                 "its first line (lines may be delivered twice, none is lost)",
             )
+            return None
+
+    def _saved_ns(self) -> int | None:
+        """When the checkpoint was written: files rotated away since then hold unread lines."""
+        assert self._checkpoint is not None
+        try:
+            return self._checkpoint.path.stat().st_mtime_ns
+        except OSError:
             return None
 
     @classmethod

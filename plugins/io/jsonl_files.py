@@ -18,7 +18,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["HEAD_BYTES", "FileId", "find_rotated", "head_digest", "identify", "rotated_after"]
+__all__ = [
+    "HEAD_BYTES",
+    "FileId",
+    "find_rotated",
+    "head_digest",
+    "identify",
+    "rotated_after",
+    "rotated_since",
+]
 
 HEAD_BYTES = 4096
 """The fingerprint covers the first line, or this many bytes of a longer first line."""
@@ -114,6 +122,18 @@ def rotated_after(path: Path, done: os.stat_result, known: set[tuple[int, int]])
     inode) of files accounted for (the one being finished, the one at `path`). A file
     rotated before `done` was written to last before it, and is left alone. Compressed ones
     (`COMPRESSED`) are among them: the caller cannot read them, and says so."""
+    return _rotated_since(path, done.st_mtime_ns, (done.st_dev, done.st_ino), known)
+
+
+def rotated_since(path: Path, since_ns: int, known: set[tuple[int, int]]) -> list[Path]:
+    """Files beside `path` named like it last written at or after `since_ns` (a checkpoint's
+    time, its file gone): oldest first, as `rotated_after`."""
+    return _rotated_since(path, since_ns, None, known)
+
+
+def _rotated_since(
+    path: Path, since_ns: int, done: tuple[int, int] | None, known: set[tuple[int, int]]
+) -> list[Path]:
     found: list[tuple[int, str, Path]] = []
     done_number: int | None = None
     try:
@@ -129,11 +149,11 @@ def rotated_after(path: Path, done: os.stat_result, known: set[tuple[int, int]])
                 continue
         except OSError:
             continue
-        if (stat.st_dev, stat.st_ino) == (done.st_dev, done.st_ino):
+        if (stat.st_dev, stat.st_ino) == done:
             done_number = _rotation_number(entry.name, path.name)
         # The same time counts as after: file times tick coarsely (a few ms), and reading a
         # file twice costs duplicates where skipping it would lose it.
-        if (stat.st_dev, stat.st_ino) in known or stat.st_mtime_ns < done.st_mtime_ns:
+        if (stat.st_dev, stat.st_ino) in known or stat.st_mtime_ns < since_ns:
             continue
         found.append((stat.st_mtime_ns, entry.name, Path(entry.path)))
     found.sort()

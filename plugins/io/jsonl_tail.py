@@ -34,6 +34,7 @@ from schnitzel_plugins.io.jsonl_files import (
     head_digest,
     identify,
     rotated_after,
+    rotated_since,
 )
 
 __all__ = ["CHUNK", "FileTail", "Line", "Resume"]
@@ -65,6 +66,9 @@ class Resume(NamedTuple):
     file: FileId
     offset: int
     line: int
+    saved_ns: int | None = None
+    """When the checkpoint was written (ns since the epoch): files rotated away at or after
+    it hold lines not read, even when the checkpoint's own file is gone."""
 
 
 class _Reading:
@@ -140,11 +144,17 @@ class FileTail:
         why = _why_not(resume, (stat.st_dev, stat.st_ino), now, size)
         rotated = find_rotated(path, resume.file, resume.offset)
         if rotated is None:
-            self._current = here
+            then = "then "
+            if resume.saved_ns is not None:
+                known = {(stat.st_dev, stat.st_ino)}
+                then = self._queue(rotated_since(path, resume.saved_ns, known), "the checkpoint")
+            self._current = self._next_rotated() if self._between else here
+            self._then = here if self._between else None
             self.tell(
                 "warning",
                 f"{name} {why} since the checkpoint, and no file beside it named {name}* "
-                f"starts like the checkpoint's file: reading {name} from its first line; "
+                f"starts like the checkpoint's file: reading {then.removeprefix('then ')}"
+                f"{name} from its first line; "
                 f"lines of the old file after line {resume.line}, if it had any, were not read",
             )
             return
@@ -250,12 +260,16 @@ class FileTail:
         """Queue the files rotated away after `done` (two rotations before the tail looked
         again) to be read after it and before `then`; their names for the operator."""
         known = {(s.st_dev, s.st_ino) for s in (os.fstat(done.fd), os.fstat(then.fd))}
-        between = rotated_after(self.path, os.fstat(done.fd), known)
+        return self._queue(rotated_after(self.path, os.fstat(done.fd), known), done.path.name)
+
+    def _queue(self, between: list[Path], after: str) -> str:
+        """Queue `between` (rotated away after `after`) to be read next, but for the
+        compressed ones, which are named in a warning; their names for the operator."""
         compressed = [file.name for file in between if file.name.endswith(COMPRESSED)]
         if compressed:
             self.tell(
                 "warning",
-                f"{', '.join(compressed)} rotated after {done.path.name} and compressed: their "
+                f"{', '.join(compressed)} rotated after {after} and compressed: their "
                 "lines are not read (keep the newest rotations uncompressed: delaycompress)",
             )
         readable = [file for file in between if not file.name.endswith(COMPRESSED)]

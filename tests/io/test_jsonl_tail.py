@@ -345,3 +345,27 @@ def test_ascending_rotations_with_the_same_mtime_are_read_oldest_first(tmp_path:
         os.utime(tmp_path / name, ns=(1_000_000_000, 1_000_000_000))
     got = list(tail(path, False, Told(), Resume(at.file, at.end, at.number + 1)).lines())
     assert [line.raw.decode()[-4:-1] for line in got] == ['"a"', '"b"', '"c"', '"d"']
+
+
+def test_a_checkpoint_whose_file_is_gone_still_reads_the_files_rotated_after_it(
+    tmp_path: Path,
+) -> None:
+    """Stopped for more rotations than are kept: the checkpoint's file a was deleted, but b,
+    rotated away after the checkpoint was written (`in.jsonl.1`), is still there: it is read
+    before the file at the path. An older rotation written before the checkpoint is not."""
+    path, told = tmp_path / "in.jsonl", Told()
+    append(tmp_path / "in.jsonl.2", 0, 1, tag="z")
+    os.utime(tmp_path / "in.jsonl.2", ns=(1_000_000_000, 1_000_000_000))
+    append(path, 0, 3)
+    at = list(tail(path, False, Told()).lines())[1]
+    saved_ns = 2_000_000_000  # when the checkpoint was written
+    os.utime(path, ns=(3_000_000_000, 3_000_000_000))
+    path.unlink()  # a rotated away and deleted (rotate 1)
+    append(path, 0, 2, tag="b")
+    path.rename(tmp_path / "in.jsonl.1")
+    append(path, 0, 1, tag="c")
+    resume = Resume(at.file, at.end, at.number + 1, saved_ns)
+    got = list(tail(path, False, told, resume).lines())
+    assert [line.raw.decode()[-4:-1] for line in got] == ['"b"', '"b"', '"c"']
+    ((level, message),) = told
+    assert level == "warning" and "reading in.jsonl.1, then in.jsonl from its first" in message

@@ -251,6 +251,28 @@ def test_a_file_rotated_between_runs_is_finished_then_the_new_one_read(tmp_path:
     assert any("finishing in.jsonl.1 from line 101" in message for message in told), told
 
 
+def test_a_checkpoint_whose_file_was_deleted_still_reads_the_file_rotated_after_it(
+    tmp_path: Path,
+) -> None:
+    """Stopped for more rotations than logrotate keeps (`rotate 1`): the checkpoint's file is
+    gone, but the file rotated away after it (`in.jsonl.1`) is read before the new one. An
+    older rotation, written before the checkpoint, is not read again."""
+    path = tmp_path / "in.jsonl"
+    write_lines(tmp_path / "in.jsonl.2", 0, 5, tag="z")
+    os.utime(tmp_path / "in.jsonl.2", ns=(1_000_000_000, 1_000_000_000))
+    write_lines(path, 0, 300)
+    g = graph(tmp_path)
+    run(g, tmp_path, max_packets=100)
+    path.unlink()
+    write_lines(path, 0, 50, tag="b")
+    path.rename(tmp_path / "in.jsonl.1")
+    write_lines(path, 0, 20, tag="c")
+    plugins.reset()
+    _report, told = run_telling(g, tmp_path)
+    assert received() == [("b", n) for n in range(50)] + [("c", n) for n in range(20)]
+    assert any("reading in.jsonl.1, then in.jsonl" in message for message in told), told
+
+
 def test_a_run_killed_before_its_first_checkpoint_finishes_the_rotated_file_next_time(
     tmp_path: Path,
 ) -> None:
