@@ -88,12 +88,15 @@ def identify(fd: int, whole: bool = False) -> FileId | None:
 def find_rotated(path: Path, wanted: FileId, offset: int) -> Path | None:
     """The file `wanted` names, now under another name beside `path` (`in.jsonl.1`,
     `in.jsonl-20261206`): the same device, inode and head (renamed away), else the same head
-    and at least `offset` bytes (a `copytruncate` copy). None when there is none."""
+    and at least `offset` bytes (a `copytruncate` copy; the newest of them). None when there
+    is none."""
     try:
         entries = [e for e in os.scandir(path.parent) if e.name.startswith(path.name)]
     except OSError:
         return None
-    copy: Path | None = None
+    # The newest copy: where every file starts with the same header line, older copies look
+    # like it too.
+    copy: tuple[int, Path] | None = None
     for entry in sorted(entries, key=lambda e: e.name):
         if entry.name == path.name:
             continue
@@ -112,8 +115,9 @@ def find_rotated(path: Path, wanted: FileId, offset: int) -> Path | None:
             continue
         if (stat.st_dev, stat.st_ino) == (wanted.device, wanted.inode):
             return Path(entry.path)
-        copy = copy or Path(entry.path)
-    return copy
+        if copy is None or stat.st_mtime_ns > copy[0]:
+            copy = (stat.st_mtime_ns, Path(entry.path))
+    return None if copy is None else copy[1]
 
 
 def rotated_after(path: Path, done: os.stat_result, known: set[tuple[int, int]]) -> list[Path]:

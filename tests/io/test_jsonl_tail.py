@@ -369,3 +369,27 @@ def test_a_checkpoint_whose_file_is_gone_still_reads_the_files_rotated_after_it(
     assert [line.raw.decode()[-4:-1] for line in got] == ['"b"', '"b"', '"c"']
     ((level, message),) = told
     assert level == "warning" and "reading in.jsonl.1, then in.jsonl from its first" in message
+
+
+def test_copytruncate_with_a_header_line_reads_the_rest_from_the_newest_copy(
+    tmp_path: Path,
+) -> None:
+    """Every file starts with the same header line, so every copy looks like the file; with
+    dated names (`dateext`) the older copy sorts first. The rest is read from the copy just
+    made (the newest), not from yesterday's."""
+    path, told = tmp_path / "in.jsonl", Told()
+    header = b'{"header": 1}\n'
+    path.write_bytes(header)
+    append(path, 0, 20, tag="y")
+    shutil.copyfile(path, tmp_path / "in.jsonl-20261205")  # yesterday's copy, longer
+    os.utime(tmp_path / "in.jsonl-20261205", ns=(1_000_000_000, 1_000_000_000))
+    path.write_bytes(header)
+    append(path, 0, 3)
+    lines = tail(path, True, told).lines()
+    assert len(until_idle(lines)) == 4
+    append(path, 3, 2)
+    shutil.copyfile(path, tmp_path / "in.jsonl-20261206")
+    os.truncate(path, 0)
+    path.write_bytes(header)
+    got = until_idle(lines)
+    assert texts(got) == ['{"n": 3, "file": "a"}', '{"n": 4, "file": "a"}', '{"header": 1}']
