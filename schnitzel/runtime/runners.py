@@ -301,10 +301,10 @@ class SourceWorker(_Worker):
         (reserved: settle with `runtime.budget.settle`). 0 means stop."""
         node, runtime = self.node, self.runtime
         self.paced_wait = False
+        pacer = node.pacer
         if not node.running.is_set():
             with self._stoppable():
                 await node.running.wait()
-        pacer = node.pacer
         if pacer is not None:
             while not (granted := pacer.grant(wanted)):
                 # a wait a stop may cancel, as `_stoppable` marks one (inline: per packet)
@@ -316,6 +316,10 @@ class SourceWorker(_Worker):
                     await pacer.sleep()
                 finally:
                     self._waiting = False
+                while not node.running.is_set():  # paused while it waited: not a packet yet
+                    with self._stoppable():
+                        await node.running.wait()
+                    pacer.resumed()
             wanted = granted
         budget = runtime.budget
         while True:

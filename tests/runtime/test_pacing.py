@@ -241,3 +241,23 @@ def test_a_swap_starts_a_ticker_for_a_plugin_that_ticks_and_ends_it_when_swapped
 
     steer(graph_from(tmp_path, TICKING), tmp_path / "state", steps)
     assert seen == [{"mid"}, {"mid", "plain"}, {"mid"}]
+
+
+def test_a_paused_source_woken_from_its_pacer_wait_makes_nothing_until_resumed(
+    tmp_path: Path,
+) -> None:
+    made: list[int] = []
+
+    async def steps(runtime: Runtime, control: RuntimeControl) -> None:
+        source = runtime.nodes["s0"].metrics
+        await _until(lambda: source.emitted >= 1)  # the first permit; the next is 1000 s away
+        control.pause("s0")
+        control.throttle("s0", 10_000.0)  # wakes the source from its wait for the pacer
+        for _ in range(50):  # loop passes, not time: the woken source runs in the first few
+            await asyncio.sleep(0)
+        made.append(source.emitted)
+        control.resume("s0")
+        await _until(lambda: source.emitted >= 100)
+
+    steer(graph_from(tmp_path, _paced_sources(0.001, 1)), tmp_path / "state", steps)
+    assert made == [1]  # paused: the permit waits for the resume
