@@ -442,9 +442,10 @@ class SourceWorker(_Worker):
         extra = budget.take(BATCH - 1)
         append = items.append
         for _ in range(extra):
-            pull = packets.__anext__()
             try:
-                waits_for = pull.send(None)  # type: ignore[attr-defined]
+                # its iterator (`__anext__` may give any awaitable: a Future has no `send`)
+                pull = packets.__anext__().__await__()
+                waits_for = pull.send(None)
             except StopIteration as ready:
                 item = ready.value
                 append(item)

@@ -427,6 +427,35 @@ class AsyncBursts(Source):
             BURSTS_CLOSED.append(node_id)
 
 
+class _FutureItems:
+    """An async iterator whose `__anext__` is a plain function: it gives a Future (done at
+    once), not a coroutine, and raises StopAsyncIteration itself at the end."""
+
+    def __init__(self, node_id: str, count: int) -> None:
+        self.node_id, self.count, self.seq = node_id, count, 0
+
+    def __aiter__(self) -> _FutureItems:
+        return self
+
+    def __anext__(self) -> asyncio.Future[StreamPacket]:
+        if self.seq == self.count:
+            raise StopAsyncIteration
+        item: asyncio.Future[StreamPacket] = asyncio.get_running_loop().create_future()
+        item.set_result(StreamPacket.new("sensor", self.node_id, self.seq, {"n": self.seq}))
+        self.seq += 1
+        return item
+
+
+class AsyncFutures(Source):
+    """An async source that is not an async generator: see `_FutureItems` (10 packets)."""
+
+    name: ClassVar[str] = "async-futures"
+    Config: ClassVar[type[PluginConfig]] = BurstsConfig  # the script is not read
+
+    def packets(self) -> _FutureItems:  # type: ignore[override]
+        return _FutureItems(self.context.node_id, 10)
+
+
 class Ticking(Transform):
     """Passes packets on; its `tick` (every 10 ms) counts its calls in TICKS."""
 

@@ -142,3 +142,16 @@ def test_a_stop_while_a_burst_waits_for_room_downstream_closes_the_source_cleanl
     assert plugins.BURSTS_CLOSED == ["src"]
     errors = [e.message for e in runtime.events.recent if e.level == "error"]
     assert not errors
+
+
+def test_an_async_iterator_whose_anext_is_not_a_coroutine_gives_every_packet(
+    tmp_path: Path,
+) -> None:
+    graph = graph_from(
+        tmp_path,
+        GRAPH.replace("AsyncBursts", "AsyncFutures").format(script="", options=""),
+    )
+    report = run(graph, tmp_path)
+    assert [p.seq for p in plugins.RECORDS["out"]] == list(range(10))
+    assert report["stop_reason"] == "sources_exhausted"
+    assert report["status"] != "error"
