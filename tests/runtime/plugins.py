@@ -468,3 +468,10 @@ class Ticking(Transform):
     def tick(self, now: float) -> list[StreamPacket]:
         TICKS[self.context.node_id] += 1
         return []
+
+
+class SlowTicking(Ticking):
+    """`Ticking` every hour."""
+
+    name: ClassVar[str] = "slow-ticking"
+    tick_interval_s = 3600.0

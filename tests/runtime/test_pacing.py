@@ -261,3 +261,16 @@ def test_a_paused_source_woken_from_its_pacer_wait_makes_nothing_until_resumed(
 
     steer(graph_from(tmp_path, _paced_sources(0.001, 1)), tmp_path / "state", steps)
     assert made == [1]  # paused: the permit waits for the resume
+
+
+def test_a_swap_to_a_plugin_that_ticks_sooner_does_not_wait_out_the_old_interval(
+    tmp_path: Path,
+) -> None:
+    async def steps(runtime: Runtime, control: RuntimeControl) -> None:
+        await control.swap("plain", f"{TEST_PLUGINS}:SlowTicking")
+        await _until(lambda: "plain" in runtime.tickers.running)  # asleep for an hour
+        await control.swap("plain", f"{TEST_PLUGINS}:Ticking")
+        await _until(lambda: plugins.TICKS["plain"] >= 3)  # every 10 ms, from now on
+
+    steer(graph_from(tmp_path, TICKING), tmp_path / "state", steps)
+    assert plugins.TICKS["plain"] >= 3
