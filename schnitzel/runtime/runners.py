@@ -411,7 +411,10 @@ class SourceWorker(_Worker):
                 if batch:
                     metrics.passed_on(len(batch))
                     metrics.last_progress = time.monotonic()
-                    await node.emit(batch)
+                    if waiting is None:
+                        await node.emit(batch)
+                    else:
+                        await self._emit_while_pulling(batch, waiting)
                     self.last_emitted = batch[-1]
                 if isinstance(last, BadRecord):
                     if not await runtime.errors.bad_records(node, [last]):
@@ -425,6 +428,21 @@ class SourceWorker(_Worker):
         finally:
             if waiting is not None and (failed := waiting.abandon()) is not None:
                 runtime.events.add("error", f"stopping the source failed: {failed}", node.id)
+
+    async def _emit_while_pulling(self, batch: list[StreamPacket], waiting: _Suspended) -> None:
+        """Emit while a pull the source started waits in this task. A cancellation of the task
+        that is not a stop is the source's own (its `asyncio.timeout` cancels the task it
+        runs in): the emit goes on, and the pull gets the cancellation when awaited."""
+        emitting = asyncio.ensure_future(self.node.emit(batch))
+        while True:
+            try:
+                await asyncio.shield(emitting)
+                return
+            except asyncio.CancelledError:
+                if self.runtime.stopping or emitting.done():
+                    emitting.cancel()
+                    raise
+                waiting.cancelled = True
 
     def _take_ready(
         self, packets: AsyncIterator[StreamPacket | BadRecord | None], first: Any
@@ -463,14 +481,23 @@ class _Suspended:
     what it waits for and gives the item. The event loop sees the same waits (and a stop's
     cancellation) it would have seen had the pull been awaited from the start."""
 
-    __slots__ = ("pull", "waits_for")
+    __slots__ = ("cancelled", "pull", "waits_for")
 
     def __init__(self, pull: Any, waits_for: Any) -> None:
         self.pull = pull
         self.waits_for = waits_for
+        self.cancelled = False
+        """The task was cancelled for the pull while it did something else (see
+        `SourceWorker._emit_while_pulling`): the pull gets the cancellation first."""
 
     def __await__(self) -> Generator[Any, Any, Any]:
         pull, waits_for = self.pull, self.waits_for
+        if self.cancelled:
+            self.cancelled = False
+            try:
+                waits_for = pull.throw(asyncio.CancelledError())
+            except StopIteration as ready:
+                return ready.value
         while True:
             try:
                 sent = yield waits_for

@@ -456,6 +456,25 @@ class AsyncFutures(Source):
         return _FutureItems(self.context.node_id, 10)
 
 
+class AsyncDeadline(Source):
+    """An async source that gives 10 packets at once, then reads under its own
+    `asyncio.timeout`, which expires at once: it gives packet 1000 for the timeout and ends
+    (a network read with a deadline)."""
+
+    name: ClassVar[str] = "async-deadline"
+    Config: ClassVar[type[PluginConfig]] = BurstsConfig  # the script is not read
+
+    async def packets(self) -> AsyncIterator[StreamPacket]:  # type: ignore[override]
+        node_id = self.context.node_id
+        for seq in range(10):
+            yield StreamPacket.new("sensor", node_id, seq, {"n": seq})
+        try:
+            async with asyncio.timeout(0):
+                await asyncio.Event().wait()
+        except TimeoutError:
+            yield StreamPacket.new("sensor", node_id, 1000, {"n": 1000})
+
+
 class Ticking(Transform):
     """Passes packets on; its `tick` (every 10 ms) counts its calls in TICKS."""
 

@@ -155,3 +155,36 @@ def test_an_async_iterator_whose_anext_is_not_a_coroutine_gives_every_packet(
     assert [p.seq for p in plugins.RECORDS["out"]] == list(range(10))
     assert report["stop_reason"] == "sources_exhausted"
     assert report["status"] != "error"
+
+
+def test_a_source_whose_own_timeout_expires_while_its_burst_waits_downstream_gets_it(
+    tmp_path: Path,
+) -> None:
+    graph = graph_from(
+        tmp_path,
+        """
+nodes:
+  - {id: src, kind: source, plugin: "tests.runtime.plugins:AsyncDeadline", config: {script: ""}}
+  - {id: out, kind: sink, plugin: "tests.runtime.plugins:Gated", inbox: {max: 2}}
+edges:
+  - {from: src, to: out}
+""",
+    )
+
+    async def scenario() -> RunReport:
+        runtime = Runtime(graph, state_dir=tmp_path / "state")
+        run_task = asyncio.create_task(runtime.run())
+        async with asyncio.timeout(60):  # hang guard only
+            while "src" not in runtime.workers or runtime.workers["src"]._task is None:
+                await asyncio.sleep(0.005)
+            source = runtime.workers["src"]._task
+            # the burst waits for room downstream; the source's timeout cancels the task
+            while not (source.cancelling() or source.done()):
+                await asyncio.sleep(0.005)
+            plugins.GATES["out"].set()
+            return await run_task
+
+    report = asyncio.run(scenario())
+    assert [p.seq for p in plugins.RECORDS["out"]] == [*range(10), 1000]
+    assert report["status"] == "ok", report["nodes"]["src"]["health_reason"]
+    assert_counts_add_up(report, graph)
