@@ -387,7 +387,7 @@ class SourceWorker(_Worker):
         """A pull of the next item that started while taking ready items and had to wait."""
         try:
             while not runtime.stopping:
-                if not await self._permits(1):
+                if not await self._permits_while_pulling(waiting):
                     return
                 try:
                     with self._stoppable():  # a stop before the await leaves `waiting` set
@@ -428,6 +428,17 @@ class SourceWorker(_Worker):
         finally:
             if waiting is not None and (failed := waiting.abandon()) is not None:
                 runtime.events.add("error", f"stopping the source failed: {failed}", node.id)
+
+    async def _permits_while_pulling(self, waiting: _Suspended | None) -> int:
+        """`_permits(1)`, while a pull the source started may wait in this task: as in
+        `_emit_while_pulling`, a cancellation that is not a stop goes to the pull."""
+        while True:
+            try:
+                return await self._permits(1)
+            except asyncio.CancelledError:
+                if waiting is None or self.runtime.stopping or self.cancelled_by_stop:
+                    raise
+                waiting.cancelled = True
 
     async def _emit_while_pulling(self, batch: list[StreamPacket], waiting: _Suspended) -> None:
         """Emit while a pull the source started waits in this task. A cancellation of the task

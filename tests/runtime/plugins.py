@@ -231,6 +231,7 @@ def reset() -> None:
     SAVED.clear()
     COLLECTOR_SEEN.clear()
     BURSTS_CLOSED.clear()
+    DEADLINES.clear()
     TICKS.clear()
 
 
@@ -470,6 +471,28 @@ class AsyncDeadline(Source):
             yield StreamPacket.new("sensor", node_id, seq, {"n": seq})
         try:
             async with asyncio.timeout(0):
+                await asyncio.Event().wait()
+        except TimeoutError:
+            yield StreamPacket.new("sensor", node_id, 1000, {"n": 1000})
+
+
+DEADLINES: dict[str, asyncio.Timeout] = {}
+"""Per node id: the deadline an AsyncHeldDeadline source reads under (a test expires it)."""
+
+
+class AsyncHeldDeadline(Source):
+    """`AsyncDeadline` whose deadline a test expires by hand (`DEADLINES[node id]`)."""
+
+    name: ClassVar[str] = "async-held-deadline"
+    Config: ClassVar[type[PluginConfig]] = BurstsConfig  # the script is not read
+
+    async def packets(self) -> AsyncIterator[StreamPacket]:  # type: ignore[override]
+        node_id = self.context.node_id
+        for seq in range(10):
+            yield StreamPacket.new("sensor", node_id, seq, {"n": seq})
+        try:
+            async with asyncio.timeout(None) as deadline:
+                DEADLINES[node_id] = deadline
                 await asyncio.Event().wait()
         except TimeoutError:
             yield StreamPacket.new("sensor", node_id, 1000, {"n": 1000})

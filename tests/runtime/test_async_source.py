@@ -188,3 +188,34 @@ edges:
     assert [p.seq for p in plugins.RECORDS["out"]] == [*range(10), 1000]
     assert report["status"] == "ok", report["nodes"]["src"]["health_reason"]
     assert_counts_add_up(report, graph)
+
+
+def test_a_source_whose_own_timeout_expires_while_it_is_paused_gets_it_once_resumed(
+    tmp_path: Path,
+) -> None:
+    graph = graph_from(
+        tmp_path,
+        GRAPH.replace("AsyncBursts", "AsyncHeldDeadline").format(script="", options=""),
+    )
+
+    async def scenario() -> RunReport:
+        runtime = Runtime(graph, state_dir=tmp_path / "state")
+        control = RuntimeControl(runtime)
+        run_task = asyncio.create_task(runtime.run())
+        async with asyncio.timeout(60):  # hang guard only
+            while "src" not in plugins.DEADLINES:  # the burst went on, the read waits
+                await asyncio.sleep(0.005)
+            control.pause("src")
+            worker = runtime.workers["src"]
+            while not worker._waiting:  # in the pause
+                await asyncio.sleep(0.005)
+            plugins.DEADLINES["src"].reschedule(asyncio.get_running_loop().time())
+            while not worker._task.cancelling() and not worker._task.done():
+                await asyncio.sleep(0.005)
+            control.resume("src")
+            return await run_task
+
+    report = asyncio.run(scenario())
+    assert [p.seq for p in plugins.RECORDS["out"]] == [*range(10), 1000]
+    assert report["status"] == "ok", report["nodes"]["src"]["health_reason"]
+    assert_counts_add_up(report, graph)
