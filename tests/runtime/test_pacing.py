@@ -274,3 +274,26 @@ def test_a_swap_to_a_plugin_that_ticks_sooner_does_not_wait_out_the_old_interval
 
     steer(graph_from(tmp_path, TICKING), tmp_path / "state", steps)
     assert plugins.TICKS["plain"] >= 3
+
+
+def test_swaps_to_and_from_a_ticking_plugin_in_quick_succession_leave_one_ticker(
+    tmp_path: Path,
+) -> None:
+    seen: list[set[str]] = []
+
+    async def steps(runtime: Runtime, control: RuntimeControl) -> None:
+        await _until(lambda: plugins.TICKS["mid"] >= 1)
+        for _ in range(10):  # no tick of either plugin between two swaps, nor a wait
+            await control.swap("plain", f"{TEST_PLUGINS}:Ticking")
+            await control.swap("plain", "passthrough")
+        await _until(lambda: "plain" not in runtime.tickers.running)
+        seen.append(runtime.tickers.running)
+        for _ in range(10):
+            await control.swap("plain", "passthrough")
+            await control.swap("plain", f"{TEST_PLUGINS}:Ticking")
+        ticks = plugins.TICKS["plain"]
+        await _until(lambda: plugins.TICKS["plain"] >= ticks + 3)
+        seen.append(runtime.tickers.running)
+
+    steer(graph_from(tmp_path, TICKING), tmp_path / "state", steps)
+    assert seen == [{"mid"}, {"mid", "plain"}]
