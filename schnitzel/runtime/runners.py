@@ -444,7 +444,12 @@ class SourceWorker(_Worker):
         """Emit while a pull the source started waits in this task. A cancellation of the task
         that is not a stop is the source's own (its `asyncio.timeout` cancels the task it
         runs in): the emit goes on, and the pull gets the cancellation when awaited."""
-        emitting = asyncio.ensure_future(self.node.emit(batch))
+        emit = self.node.emit(batch).__await__()
+        try:  # the common case: room downstream, done at once, no task
+            waits_for = emit.send(None)
+        except StopIteration:
+            return
+        emitting = asyncio.ensure_future(_finish(_Suspended(emit, waits_for)))
         while True:
             try:
                 await asyncio.shield(emitting)
@@ -538,6 +543,11 @@ class _Suspended:
             return exc
         self.pull.close()  # it caught the cancellation and waits again: end it there
         return None
+
+
+async def _finish(step: _Suspended) -> Any:
+    """Await `step` (as a task's coroutine)."""
+    return await step
 
 
 class _Pulled(NamedTuple):

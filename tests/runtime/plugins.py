@@ -232,6 +232,7 @@ def reset() -> None:
     COLLECTOR_SEEN.clear()
     BURSTS_CLOSED.clear()
     DEADLINES.clear()
+    ON_DEADLINE.clear()
     TICKS.clear()
 
 
@@ -478,6 +479,8 @@ class AsyncDeadline(Source):
 
 DEADLINES: dict[str, asyncio.Timeout] = {}
 """Per node id: the deadline an AsyncHeldDeadline source reads under (a test expires it)."""
+ON_DEADLINE: dict[str, Any] = {}
+"""Per node id: called by an AsyncHeldDeadline source when it starts its read."""
 
 
 class AsyncHeldDeadline(Source):
@@ -493,6 +496,8 @@ class AsyncHeldDeadline(Source):
         try:
             async with asyncio.timeout(None) as deadline:
                 DEADLINES[node_id] = deadline
+                if (hook := ON_DEADLINE.get(node_id)) is not None:
+                    hook()
                 await asyncio.Event().wait()
         except TimeoutError:
             yield StreamPacket.new("sensor", node_id, 1000, {"n": 1000})

@@ -202,10 +202,11 @@ def test_a_source_whose_own_timeout_expires_while_it_is_paused_gets_it_once_resu
         runtime = Runtime(graph, state_dir=tmp_path / "state")
         control = RuntimeControl(runtime)
         run_task = asyncio.create_task(runtime.run())
+        # paused as the read after the burst starts: the burst goes on, then the pause holds
+        plugins.ON_DEADLINE["src"] = lambda: control.pause("src")
         async with asyncio.timeout(60):  # hang guard only
-            while "src" not in plugins.DEADLINES:  # the burst went on, the read waits
+            while "src" not in plugins.DEADLINES:
                 await asyncio.sleep(0.005)
-            control.pause("src")
             worker = runtime.workers["src"]
             while not worker._waiting:  # in the pause
                 await asyncio.sleep(0.005)
