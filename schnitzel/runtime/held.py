@@ -39,12 +39,14 @@ def ticks(node: Node) -> bool:
 class Tickers:
     """The tick tasks of a run: one per node whose plugin ticks, and none for the others (a
     plugin without `tick` costs no wake-up). A swap calls `update`: a plugin that ticks gets
-    a task; a ticker whose plugin was swapped for one that does not ends at its next wake-up
-    (never in the middle of passing on what a tick released)."""
+    a task; a running ticker wakes at once to follow the new plugin (its interval from now, or
+    its end when the plugin does not tick), never in the middle of passing on what a tick
+    released."""
 
     def __init__(self, runtime: Runtime) -> None:
         self._runtime = runtime
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._swapped: dict[str, asyncio.Event] = {}
 
     @property
     def running(self) -> set[str]:
@@ -57,11 +59,15 @@ class Tickers:
             self.update(node)
 
     def update(self, node: Node) -> None:
-        """Start a ticker for `node` if its plugin ticks and none runs (after a swap)."""
+        """After a swap: wake `node`'s ticker to follow its new plugin, or start one if the
+        plugin ticks and none runs."""
         task = self._tasks.get(node.id)
-        if ticks(node) and (task is None or task.done()) and not self._runtime.stopping:
+        if task is not None and not task.done():
+            self._swapped[node.id].set()
+        elif ticks(node) and not self._runtime.stopping:
+            swapped = self._swapped[node.id] = asyncio.Event()
             self._tasks[node.id] = asyncio.create_task(
-                run_ticks(node, self._runtime), name=f"schnitzel-tick-{node.id}"
+                run_ticks(node, self._runtime, swapped), name=f"schnitzel-tick-{node.id}"
             )
 
     def stop(self) -> None:
@@ -69,16 +75,23 @@ class Tickers:
         for task in self._tasks.values():
             task.cancel()
         self._tasks.clear()
+        self._swapped.clear()
 
 
-async def run_ticks(node: Node, runtime: Runtime) -> None:
+async def run_ticks(node: Node, runtime: Runtime, swapped: asyncio.Event) -> None:
     """Call the node's `tick` every `tick_interval_s` and pass on what it releases, for as
-    long as its plugin ticks."""
+    long as its plugin ticks (`swapped` set: the plugin changed, its interval starts now)."""
     while not runtime.stopping and not node.abandoned:
         interval = getattr(node.plugin, "tick_interval_s", None)
         if interval is None or not holds(node, "tick"):
             return  # swapped for a plugin that does not tick
-        await asyncio.sleep(interval)
+        swapped.clear()
+        try:
+            async with asyncio.timeout(interval):
+                await swapped.wait()
+            continue  # a swap: follow the new plugin
+        except TimeoutError:
+            pass
         if runtime.stopping or node.abandoned or node.paused:
             continue
         async with node.turn:  # between two batches, and never during a swap

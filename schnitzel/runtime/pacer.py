@@ -163,6 +163,10 @@ class Pacer:
         self._tokens = tokens
         return 0
 
+    def resumed(self) -> None:
+        """The source was paused: the time it was is not a late wake-up to make up."""
+        self._due = None
+
     def held_back(self, seconds: float) -> None:
         """The source waited `seconds` for room downstream: make that time up (up to
         `CATCH_UP_S`) instead of losing it. A graph that stays full keeps the source waiting

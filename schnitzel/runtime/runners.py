@@ -301,10 +301,10 @@ class SourceWorker(_Worker):
         (reserved: settle with `runtime.budget.settle`). 0 means stop."""
         node, runtime = self.node, self.runtime
         self.paced_wait = False
+        pacer = node.pacer
         if not node.running.is_set():
             with self._stoppable():
                 await node.running.wait()
-        pacer = node.pacer
         if pacer is not None:
             while not (granted := pacer.grant(wanted)):
                 # a wait a stop may cancel, as `_stoppable` marks one (inline: per packet)
@@ -316,6 +316,10 @@ class SourceWorker(_Worker):
                     await pacer.sleep()
                 finally:
                     self._waiting = False
+                while not node.running.is_set():  # paused while it waited: not a packet yet
+                    with self._stoppable():
+                        await node.running.wait()
+                    pacer.resumed()
             wanted = granted
         budget = runtime.budget
         while True:
@@ -383,7 +387,7 @@ class SourceWorker(_Worker):
         """A pull of the next item that started while taking ready items and had to wait."""
         try:
             while not runtime.stopping:
-                if not await self._permits(1):
+                if not await self._permits_while_pulling(waiting):
                     return
                 try:
                     with self._stoppable():  # a stop before the await leaves `waiting` set
@@ -407,7 +411,10 @@ class SourceWorker(_Worker):
                 if batch:
                     metrics.passed_on(len(batch))
                     metrics.last_progress = time.monotonic()
-                    await node.emit(batch)
+                    if waiting is None:
+                        await node.emit(batch)
+                    else:
+                        await self._emit_while_pulling(batch, waiting)
                     self.last_emitted = batch[-1]
                 if isinstance(last, BadRecord):
                     if not await runtime.errors.bad_records(node, [last]):
@@ -421,6 +428,37 @@ class SourceWorker(_Worker):
         finally:
             if waiting is not None and (failed := waiting.abandon()) is not None:
                 runtime.events.add("error", f"stopping the source failed: {failed}", node.id)
+
+    async def _permits_while_pulling(self, waiting: _Suspended | None) -> int:
+        """`_permits(1)`, while a pull the source started may wait in this task: as in
+        `_emit_while_pulling`, a cancellation that is not a stop goes to the pull."""
+        while True:
+            try:
+                return await self._permits(1)
+            except asyncio.CancelledError:
+                if waiting is None or self.runtime.stopping or self.cancelled_by_stop:
+                    raise
+                waiting.cancelled = True
+
+    async def _emit_while_pulling(self, batch: list[StreamPacket], waiting: _Suspended) -> None:
+        """Emit while a pull the source started waits in this task. A cancellation of the task
+        that is not a stop is the source's own (its `asyncio.timeout` cancels the task it
+        runs in): the emit goes on, and the pull gets the cancellation when awaited."""
+        emit = self.node.emit(batch).__await__()
+        try:  # the common case: room downstream, done at once, no task
+            waits_for = emit.send(None)
+        except StopIteration:
+            return
+        emitting = asyncio.ensure_future(_finish(_Suspended(emit, waits_for)))
+        while True:
+            try:
+                await asyncio.shield(emitting)
+                return
+            except asyncio.CancelledError:
+                if self.runtime.stopping or emitting.done():
+                    emitting.cancel()
+                    raise
+                waiting.cancelled = True
 
     def _take_ready(
         self, packets: AsyncIterator[StreamPacket | BadRecord | None], first: Any
@@ -438,9 +476,10 @@ class SourceWorker(_Worker):
         extra = budget.take(BATCH - 1)
         append = items.append
         for _ in range(extra):
-            pull = packets.__anext__()
             try:
-                waits_for = pull.send(None)  # type: ignore[attr-defined]
+                # its iterator (`__anext__` may give any awaitable: a Future has no `send`)
+                pull = packets.__anext__().__await__()
+                waits_for = pull.send(None)
             except StopIteration as ready:
                 item = ready.value
                 append(item)
@@ -458,14 +497,23 @@ class _Suspended:
     what it waits for and gives the item. The event loop sees the same waits (and a stop's
     cancellation) it would have seen had the pull been awaited from the start."""
 
-    __slots__ = ("pull", "waits_for")
+    __slots__ = ("cancelled", "pull", "waits_for")
 
     def __init__(self, pull: Any, waits_for: Any) -> None:
         self.pull = pull
         self.waits_for = waits_for
+        self.cancelled = False
+        """The task was cancelled for the pull while it did something else (see
+        `SourceWorker._emit_while_pulling`): the pull gets the cancellation first."""
 
     def __await__(self) -> Generator[Any, Any, Any]:
         pull, waits_for = self.pull, self.waits_for
+        if self.cancelled:
+            self.cancelled = False
+            try:
+                waits_for = pull.throw(asyncio.CancelledError())
+            except StopIteration as ready:
+                return ready.value
         while True:
             try:
                 sent = yield waits_for
@@ -495,6 +543,11 @@ class _Suspended:
             return exc
         self.pull.close()  # it caught the cancellation and waits again: end it there
         return None
+
+
+async def _finish(step: _Suspended) -> Any:
+    """Await `step` (as a task's coroutine)."""
+    return await step
 
 
 class _Pulled(NamedTuple):

@@ -231,6 +231,8 @@ def reset() -> None:
     SAVED.clear()
     COLLECTOR_SEEN.clear()
     BURSTS_CLOSED.clear()
+    DEADLINES.clear()
+    ON_DEADLINE.clear()
     TICKS.clear()
 
 
@@ -427,6 +429,80 @@ class AsyncBursts(Source):
             BURSTS_CLOSED.append(node_id)
 
 
+class _FutureItems:
+    """An async iterator whose `__anext__` is a plain function: it gives a Future (done at
+    once), not a coroutine, and raises StopAsyncIteration itself at the end."""
+
+    def __init__(self, node_id: str, count: int) -> None:
+        self.node_id, self.count, self.seq = node_id, count, 0
+
+    def __aiter__(self) -> _FutureItems:
+        return self
+
+    def __anext__(self) -> asyncio.Future[StreamPacket]:
+        if self.seq == self.count:
+            raise StopAsyncIteration
+        item: asyncio.Future[StreamPacket] = asyncio.get_running_loop().create_future()
+        item.set_result(StreamPacket.new("sensor", self.node_id, self.seq, {"n": self.seq}))
+        self.seq += 1
+        return item
+
+
+class AsyncFutures(Source):
+    """An async source that is not an async generator: see `_FutureItems` (10 packets)."""
+
+    name: ClassVar[str] = "async-futures"
+    Config: ClassVar[type[PluginConfig]] = BurstsConfig  # the script is not read
+
+    def packets(self) -> _FutureItems:  # type: ignore[override]
+        return _FutureItems(self.context.node_id, 10)
+
+
+class AsyncDeadline(Source):
+    """An async source that gives 10 packets at once, then reads under its own
+    `asyncio.timeout`, which expires at once: it gives packet 1000 for the timeout and ends
+    (a network read with a deadline)."""
+
+    name: ClassVar[str] = "async-deadline"
+    Config: ClassVar[type[PluginConfig]] = BurstsConfig  # the script is not read
+
+    async def packets(self) -> AsyncIterator[StreamPacket]:  # type: ignore[override]
+        node_id = self.context.node_id
+        for seq in range(10):
+            yield StreamPacket.new("sensor", node_id, seq, {"n": seq})
+        try:
+            async with asyncio.timeout(0):
+                await asyncio.Event().wait()
+        except TimeoutError:
+            yield StreamPacket.new("sensor", node_id, 1000, {"n": 1000})
+
+
+DEADLINES: dict[str, asyncio.Timeout] = {}
+"""Per node id: the deadline an AsyncHeldDeadline source reads under (a test expires it)."""
+ON_DEADLINE: dict[str, Any] = {}
+"""Per node id: called by an AsyncHeldDeadline source when it starts its read."""
+
+
+class AsyncHeldDeadline(Source):
+    """`AsyncDeadline` whose deadline a test expires by hand (`DEADLINES[node id]`)."""
+
+    name: ClassVar[str] = "async-held-deadline"
+    Config: ClassVar[type[PluginConfig]] = BurstsConfig  # the script is not read
+
+    async def packets(self) -> AsyncIterator[StreamPacket]:  # type: ignore[override]
+        node_id = self.context.node_id
+        for seq in range(10):
+            yield StreamPacket.new("sensor", node_id, seq, {"n": seq})
+        try:
+            async with asyncio.timeout(None) as deadline:
+                DEADLINES[node_id] = deadline
+                if (hook := ON_DEADLINE.get(node_id)) is not None:
+                    hook()
+                await asyncio.Event().wait()
+        except TimeoutError:
+            yield StreamPacket.new("sensor", node_id, 1000, {"n": 1000})
+
+
 class Ticking(Transform):
     """Passes packets on; its `tick` (every 10 ms) counts its calls in TICKS."""
 
@@ -439,3 +515,10 @@ class Ticking(Transform):
     def tick(self, now: float) -> list[StreamPacket]:
         TICKS[self.context.node_id] += 1
         return []
+
+
+class SlowTicking(Ticking):
+    """`Ticking` every hour."""
+
+    name: ClassVar[str] = "slow-ticking"
+    tick_interval_s = 3600.0

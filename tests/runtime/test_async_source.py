@@ -142,3 +142,81 @@ def test_a_stop_while_a_burst_waits_for_room_downstream_closes_the_source_cleanl
     assert plugins.BURSTS_CLOSED == ["src"]
     errors = [e.message for e in runtime.events.recent if e.level == "error"]
     assert not errors
+
+
+def test_an_async_iterator_whose_anext_is_not_a_coroutine_gives_every_packet(
+    tmp_path: Path,
+) -> None:
+    graph = graph_from(
+        tmp_path,
+        GRAPH.replace("AsyncBursts", "AsyncFutures").format(script="", options=""),
+    )
+    report = run(graph, tmp_path)
+    assert [p.seq for p in plugins.RECORDS["out"]] == list(range(10))
+    assert report["stop_reason"] == "sources_exhausted"
+    assert report["status"] != "error"
+
+
+def test_a_source_whose_own_timeout_expires_while_its_burst_waits_downstream_gets_it(
+    tmp_path: Path,
+) -> None:
+    graph = graph_from(
+        tmp_path,
+        """
+nodes:
+  - {id: src, kind: source, plugin: "tests.runtime.plugins:AsyncDeadline", config: {script: ""}}
+  - {id: out, kind: sink, plugin: "tests.runtime.plugins:Gated", inbox: {max: 2}}
+edges:
+  - {from: src, to: out}
+""",
+    )
+
+    async def scenario() -> RunReport:
+        runtime = Runtime(graph, state_dir=tmp_path / "state")
+        run_task = asyncio.create_task(runtime.run())
+        async with asyncio.timeout(60):  # hang guard only
+            while "src" not in runtime.workers or runtime.workers["src"]._task is None:
+                await asyncio.sleep(0.005)
+            source = runtime.workers["src"]._task
+            # the burst waits for room downstream; the source's timeout cancels the task
+            while not (source.cancelling() or source.done()):
+                await asyncio.sleep(0.005)
+            plugins.GATES["out"].set()
+            return await run_task
+
+    report = asyncio.run(scenario())
+    assert [p.seq for p in plugins.RECORDS["out"]] == [*range(10), 1000]
+    assert report["status"] == "ok", report["nodes"]["src"]["health_reason"]
+    assert_counts_add_up(report, graph)
+
+
+def test_a_source_whose_own_timeout_expires_while_it_is_paused_gets_it_once_resumed(
+    tmp_path: Path,
+) -> None:
+    graph = graph_from(
+        tmp_path,
+        GRAPH.replace("AsyncBursts", "AsyncHeldDeadline").format(script="", options=""),
+    )
+
+    async def scenario() -> RunReport:
+        runtime = Runtime(graph, state_dir=tmp_path / "state")
+        control = RuntimeControl(runtime)
+        run_task = asyncio.create_task(runtime.run())
+        # paused as the read after the burst starts: the burst goes on, then the pause holds
+        plugins.ON_DEADLINE["src"] = lambda: control.pause("src")
+        async with asyncio.timeout(60):  # hang guard only
+            while "src" not in plugins.DEADLINES:
+                await asyncio.sleep(0.005)
+            worker = runtime.workers["src"]
+            while not worker._waiting:  # in the pause
+                await asyncio.sleep(0.005)
+            plugins.DEADLINES["src"].reschedule(asyncio.get_running_loop().time())
+            while not worker._task.cancelling() and not worker._task.done():
+                await asyncio.sleep(0.005)
+            control.resume("src")
+            return await run_task
+
+    report = asyncio.run(scenario())
+    assert [p.seq for p in plugins.RECORDS["out"]] == [*range(10), 1000]
+    assert report["status"] == "ok", report["nodes"]["src"]["health_reason"]
+    assert_counts_add_up(report, graph)

@@ -120,3 +120,22 @@ def test_a_process_that_disabled_the_collector_keeps_it_as_it_was(
         assert gc.get_threshold() == default_collector
         assert gc.get_freeze_count() == 0
     assert not gc.isenabled()
+
+
+def test_runs_that_end_out_of_order_one_raising_restore_the_collector_when_the_last_ends(
+    default_collector: tuple[int, int, int],
+) -> None:
+    first, second = collector_tuned_for(MAX_YOUNG), collector_tuned_for(10)
+    first.__enter__()
+    second.__enter__()
+    with pytest.raises(RuntimeError):  # the first run raises and ends before the second
+        try:
+            raise RuntimeError("a plugin failed")
+        except RuntimeError as exc:
+            first.__exit__(type(exc), exc, exc.__traceback__)
+            raise
+    assert gc.get_threshold()[0] == MAX_YOUNG  # the second still runs: kept
+    assert gc.get_freeze_count() > 0
+    second.__exit__(None, None, None)
+    assert gc.get_threshold() == default_collector
+    assert gc.get_freeze_count() == 0

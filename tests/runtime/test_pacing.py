@@ -241,3 +241,59 @@ def test_a_swap_starts_a_ticker_for_a_plugin_that_ticks_and_ends_it_when_swapped
 
     steer(graph_from(tmp_path, TICKING), tmp_path / "state", steps)
     assert seen == [{"mid"}, {"mid", "plain"}, {"mid"}]
+
+
+def test_a_paused_source_woken_from_its_pacer_wait_makes_nothing_until_resumed(
+    tmp_path: Path,
+) -> None:
+    made: list[int] = []
+
+    async def steps(runtime: Runtime, control: RuntimeControl) -> None:
+        source = runtime.nodes["s0"].metrics
+        await _until(lambda: source.emitted >= 1)  # the first permit; the next is 1000 s away
+        control.pause("s0")
+        control.throttle("s0", 10_000.0)  # wakes the source from its wait for the pacer
+        for _ in range(50):  # loop passes, not time: the woken source runs in the first few
+            await asyncio.sleep(0)
+        made.append(source.emitted)
+        control.resume("s0")
+        await _until(lambda: source.emitted >= 100)
+
+    steer(graph_from(tmp_path, _paced_sources(0.001, 1)), tmp_path / "state", steps)
+    assert made == [1]  # paused: the permit waits for the resume
+
+
+def test_a_swap_to_a_plugin_that_ticks_sooner_does_not_wait_out_the_old_interval(
+    tmp_path: Path,
+) -> None:
+    async def steps(runtime: Runtime, control: RuntimeControl) -> None:
+        await control.swap("plain", f"{TEST_PLUGINS}:SlowTicking")
+        await _until(lambda: "plain" in runtime.tickers.running)  # asleep for an hour
+        await control.swap("plain", f"{TEST_PLUGINS}:Ticking")
+        await _until(lambda: plugins.TICKS["plain"] >= 3)  # every 10 ms, from now on
+
+    steer(graph_from(tmp_path, TICKING), tmp_path / "state", steps)
+    assert plugins.TICKS["plain"] >= 3
+
+
+def test_swaps_to_and_from_a_ticking_plugin_in_quick_succession_leave_one_ticker(
+    tmp_path: Path,
+) -> None:
+    seen: list[set[str]] = []
+
+    async def steps(runtime: Runtime, control: RuntimeControl) -> None:
+        await _until(lambda: plugins.TICKS["mid"] >= 1)
+        for _ in range(10):  # no tick of either plugin between two swaps, nor a wait
+            await control.swap("plain", f"{TEST_PLUGINS}:Ticking")
+            await control.swap("plain", "passthrough")
+        await _until(lambda: "plain" not in runtime.tickers.running)
+        seen.append(runtime.tickers.running)
+        for _ in range(10):
+            await control.swap("plain", "passthrough")
+            await control.swap("plain", f"{TEST_PLUGINS}:Ticking")
+        ticks = plugins.TICKS["plain"]
+        await _until(lambda: plugins.TICKS["plain"] >= ticks + 3)
+        seen.append(runtime.tickers.running)
+
+    steer(graph_from(tmp_path, TICKING), tmp_path / "state", steps)
+    assert seen == [{"mid"}, {"mid", "plain"}]
