@@ -1,16 +1,8 @@
-"""Processing tests start and end with empty records (they use tests/runtime's Recorder)."""
+"""Processing tests start and end with empty records and closed gates (they use
+tests/runtime's Recorder): the runtime tests' autouse fixture, served here too."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from tests.runtime.conftest import _fresh_records
 
-import pytest
-
-from tests.runtime import plugins
-
-
-@pytest.fixture(autouse=True)
-def _fresh_records() -> Iterator[None]:
-    plugins.reset()
-    yield
-    plugins.reset()
+__all__ = ["_fresh_records"]

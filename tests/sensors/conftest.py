@@ -1,18 +1,8 @@
-"""Every sensors test starts with empty records and closed gates (tests/runtime/plugins.py)."""
+"""Every sensors test starts with empty records and closed gates (tests/runtime/plugins.py):
+the runtime tests' autouse fixture, served here too."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from tests.runtime.conftest import _fresh_records
 
-import pytest
-
-from tests.runtime import plugins
-
-
-@pytest.fixture(autouse=True)
-def _fresh_records() -> Iterator[None]:
-    plugins.reset()
-    yield
-    for gate in plugins.GATES.values():
-        gate.set()  # never leave a thread waiting on a gate
-    plugins.reset()
+__all__ = ["_fresh_records"]
