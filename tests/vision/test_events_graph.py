@@ -19,45 +19,13 @@ from tests.conftest import SCHNITZEL
 from tests.http_backend import LoopbackBackend
 from tests.logged_run import LoggedRun, next_log
 from tests.runtime.harness import graph_from, run
-from tests.vision.conftest import NUDENET
+from tests.vision.event_graphs import camera_events_graph
 from tests.vision.scenes import write_scene
 
 
 def camera_graph(video: Path, url: str) -> str:
-    return f"""
-nodes:
-  - {{id: cam, kind: source, plugin: video_file, config: {{path: '{video}'}}}}
-  - id: det
-    kind: compute
-    plugin: detect
-    config: {{model: '{NUDENET}', classes: [FACE_FEMALE], batch_max: 1}}
-  - {{id: trk, kind: policy, plugin: track, config: {{min_hits: 2}}}}
-  - id: zon
-    kind: policy
-    plugin: zones
-    config: {{zones: [{{name: dock, points: [[0.5, 0], [1, 0], [1, 1], [0.5, 1]],
-                        normalized: true, inertia: 2}}]}}
-  - id: evt
-    kind: transform
-    plugin: events
-    config:
-      classes: {{FACE_FEMALE: {{type: person, severity: info}}}}
-      zone_severity: {{dock: warning}}
-      snapshot_dir: snaps
-  - id: up
-    kind: sink
-    plugin: http
-    config: {{url: "{url}", retry_initial_s: 0.05}}
-    inbox: {{durable: {{path: state/up.db}}}}
-  - {{id: log, kind: sink, plugin: jsonl, config: {{path: events.jsonl}}}}
-edges:
-  - {{from: cam, to: det}}
-  - {{from: det, to: trk}}
-  - {{from: trk, to: zon}}
-  - {{from: zon, to: evt}}
-  - {{from: evt, to: up}}
-  - {{from: evt, to: log}}
-"""
+    events = ["zone_severity: {dock: warning}", "snapshot_dir: snaps"]
+    return camera_events_graph(video, url, events, "retry_initial_s: 0.05")
 
 
 @pytest.mark.slow  # the real detector on every frame of the scene

@@ -18,49 +18,15 @@ import pytest
 from schnitzel import Runtime, RuntimeControl
 from tests.http_backend import LoopbackBackend
 from tests.runtime.harness import graph_from, steer
-from tests.vision.conftest import NUDENET
+from tests.vision.event_graphs import camera_events_graph
 from tests.vision.scenes import write_scene
 
 FRAMES = 40
 
 
 def graph(video: Path, url: str) -> str:
-    return f"""
-nodes:
-  - {{id: cam, kind: source, plugin: video_file, config: {{path: '{video}'}}}}
-  - id: det
-    kind: compute
-    plugin: detect
-    config: {{model: '{NUDENET}', classes: [FACE_FEMALE], batch_max: 1}}
-  - {{id: trk, kind: policy, plugin: track, config: {{min_hits: 2}}}}
-  - id: zon
-    kind: policy
-    plugin: zones
-    config: {{zones: [{{name: dock, points: [[0.5, 0], [1, 0], [1, 1], [0.5, 1]],
-                        normalized: true, inertia: 2}}]}}
-  - id: evt
-    kind: transform
-    plugin: events
-    config:
-      classes: {{FACE_FEMALE: {{type: person, severity: info}}}}
-      better_by: 0
-      cooldown_s: 0
-      snapshot_dir: snaps
-      snapshot_max_bytes: 1
-  - id: up
-    kind: sink
-    plugin: http
-    config: {{url: "{url}", retry_initial_s: 0.05, retry_max_s: 0.2}}
-    inbox: {{durable: {{path: state/up.db}}}}
-  - {{id: log, kind: sink, plugin: jsonl, config: {{path: events.jsonl}}}}
-edges:
-  - {{from: cam, to: det}}
-  - {{from: det, to: trk}}
-  - {{from: trk, to: zon}}
-  - {{from: zon, to: evt}}
-  - {{from: evt, to: up}}
-  - {{from: evt, to: log}}
-"""
+    events = ["better_by: 0", "cooldown_s: 0", "snapshot_dir: snaps", "snapshot_max_bytes: 1"]
+    return camera_events_graph(video, url, events, "retry_initial_s: 0.05, retry_max_s: 0.2")
 
 
 def snapshots(tmp_path: Path) -> dict[str, str]:
