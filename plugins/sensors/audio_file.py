@@ -23,9 +23,9 @@ from schnitzel import (
     PluginConfig,
     Source,
     StreamPacket,
-    StreamShape,
 )
 from schnitzel_plugins.sensors.audio_payload import audio_payload
+from schnitzel_plugins.sensors.configured_kind import KindFromConfig
 from schnitzel_plugins.sensors.errors import SensorError
 
 __all__ = ["AudioFile", "AudioFileConfig"]
@@ -46,7 +46,7 @@ class AudioFileConfig(PluginConfig):
     kind: PacketKind = Field(default="audio", description="Kind of the packets made.")
 
 
-class AudioFile(Source):
+class AudioFile(KindFromConfig, Source):
     """Reads a WAV file in chunks of `chunk_ms`: one `audio` packet per chunk."""
 
     name: ClassVar[str] = "audio_file"
@@ -56,10 +56,6 @@ class AudioFile(Source):
     blocking: ClassVar[bool] = True  # file reads run in the node's thread
 
     config: AudioFileConfig
-
-    @classmethod
-    def output_shape(cls, config: Any, incoming: StreamShape | None) -> StreamShape:
-        return StreamShape(frozenset({config.kind}), PayloadProfile.JSON_PORTABLE)
 
     async def open(self) -> None:
         from schnitzel_plugins.sensors.wav_reader import wav_info  # numpy: only when used

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from pydantic import Field, StrictFloat, model_validator
 
-from schnitzel import PacketKind, PayloadProfile, PluginConfig, StreamPacket, StreamShape, Transform
+from schnitzel import PacketKind, PayloadProfile, PluginConfig, StreamPacket, Transform
+from schnitzel_plugins.sensors.configured_kind import KindFromConfig
 from schnitzel_plugins.sensors.errors import SensorError
 
 __all__ = ["AudioLevel", "AudioLevelConfig"]
@@ -39,7 +40,7 @@ class AudioLevelConfig(PluginConfig):
         return self
 
 
-class AudioLevel(Transform):
+class AudioLevel(KindFromConfig, Transform):
     """Measures each audio chunk: RMS, peak, dBFS, band energies (FFT), a voice-activity flag."""
 
     name: ClassVar[str] = "audio_level"
@@ -49,10 +50,6 @@ class AudioLevel(Transform):
     emits_profile = PayloadProfile.JSON_PORTABLE
 
     config: AudioLevelConfig
-
-    @classmethod
-    def output_shape(cls, config: Any, incoming: StreamShape | None) -> StreamShape:
-        return StreamShape(frozenset({config.kind}), PayloadProfile.JSON_PORTABLE)
 
     async def open(self) -> None:
         try:

@@ -34,8 +34,8 @@ from schnitzel import (
     PluginConfig,
     Source,
     StreamPacket,
-    StreamShape,
 )
+from schnitzel_plugins.sensors.configured_kind import KindFromConfig
 from schnitzel_plugins.sensors.errors import BodyRefused, SensorError
 from schnitzel_plugins.sensors.ingest_body import records_of
 from schnitzel_plugins.sensors.ingest_config import HttpIngestConfig
@@ -64,7 +64,7 @@ class _Request:
     stopped: bool = False
 
 
-class HttpIngest(Source):
+class HttpIngest(KindFromConfig, Source):
     """Serves POST `path`: each JSON object in the body becomes a packet; 202 once all are safe.
 
     Idempotency keys are `<Idempotency-Key header>:<n>` (n: the record's index in the body),
@@ -100,10 +100,6 @@ class HttpIngest(Source):
         """Records taken into the queue so far."""
         self.answers: dict[int, int] = {}
         """HTTP status -> how many requests got it (the report's plugin_stats)."""
-
-    @classmethod
-    def output_shape(cls, config: Any, incoming: StreamShape | None) -> StreamShape:
-        return StreamShape(frozenset({config.kind}), PayloadProfile.JSON_PORTABLE)
 
     def stats(self) -> dict[str, Any]:
         """Records received, answers given by status, records queued and held (not safe yet)."""

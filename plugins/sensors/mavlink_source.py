@@ -24,8 +24,8 @@ from schnitzel import (
     PluginConfig,
     Source,
     StreamPacket,
-    StreamShape,
 )
+from schnitzel_plugins.sensors.configured_kind import KindFromConfig
 from schnitzel_plugins.sensors.errors import SensorError
 
 __all__ = ["MavlinkConfig", "MavlinkSource"]
@@ -55,7 +55,7 @@ class MavlinkConfig(PluginConfig):
     kind: PacketKind = Field(default="telemetry", description="Kind of the packets made.")
 
 
-class MavlinkSource(Source):
+class MavlinkSource(KindFromConfig, Source):
     """Receives MAVLink messages (pymavlink): each one a telemetry packet."""
 
     name: ClassVar[str] = "mavlink"
@@ -75,10 +75,6 @@ class MavlinkSource(Source):
         """Keys are `<node>:<run>:<seq>`: MAVLink messages carry no id that survives a restart."""
         self.by_type: dict[str, int] = {}
         """Messages received per type (plugin_stats)."""
-
-    @classmethod
-    def output_shape(cls, config: Any, incoming: StreamShape | None) -> StreamShape:
-        return StreamShape(frozenset({config.kind}), PayloadProfile.JSON_PORTABLE)
 
     def stats(self) -> dict[str, Any]:
         """Messages received per type."""

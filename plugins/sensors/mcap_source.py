@@ -27,8 +27,8 @@ from schnitzel import (
     PluginConfig,
     Source,
     StreamPacket,
-    StreamShape,
 )
+from schnitzel_plugins.sensors.configured_kind import KindFromConfig
 from schnitzel_plugins.sensors.errors import SensorError
 
 if TYPE_CHECKING:
@@ -54,7 +54,7 @@ class McapConfig(PluginConfig):
     kind: PacketKind = Field(default="telemetry", description="Kind of the packets made.")
 
 
-class McapSource(Source):
+class McapSource(KindFromConfig, Source):
     """Replays an MCAP file in log-time order; `ts` is each message's log time."""
 
     name: ClassVar[str] = "mcap"
@@ -65,10 +65,6 @@ class McapSource(Source):
     reports_bad_records: ClassVar[bool] = True
 
     config: McapConfig
-
-    @classmethod
-    def output_shape(cls, config: Any, incoming: StreamShape | None) -> StreamShape:
-        return StreamShape(frozenset({config.kind}), PayloadProfile.JSON_PORTABLE)
 
     async def open(self) -> None:
         try:

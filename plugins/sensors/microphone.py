@@ -26,9 +26,9 @@ from schnitzel import (
     PluginConfig,
     Source,
     StreamPacket,
-    StreamShape,
 )
 from schnitzel_plugins.sensors.audio_payload import audio_payload
+from schnitzel_plugins.sensors.configured_kind import KindFromConfig
 from schnitzel_plugins.sensors.errors import SensorError
 
 __all__ = ["Microphone", "MicrophoneConfig", "portaudio_problem"]
@@ -62,7 +62,7 @@ class MicrophoneConfig(PluginConfig):
     kind: PacketKind = Field(default="audio", description="Kind of the packets made.")
 
 
-class Microphone(Source):
+class Microphone(KindFromConfig, Source):
     """Records from a sound card in chunks of `chunk_ms`: one `audio` packet per chunk."""
 
     name: ClassVar[str] = "microphone"
@@ -80,10 +80,6 @@ class Microphone(Source):
         self._run = secrets.token_hex(6)
         self.overruns = 0
         """Chunks lost because the graph was behind (or PortAudio reported an overflow)."""
-
-    @classmethod
-    def output_shape(cls, config: Any, incoming: StreamShape | None) -> StreamShape:
-        return StreamShape(frozenset({config.kind}), PayloadProfile.JSON_PORTABLE)
 
     def stats(self) -> dict[str, Any]:
         """Chunks lost because the graph was behind."""

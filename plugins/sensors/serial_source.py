@@ -24,8 +24,8 @@ from schnitzel import (
     PluginConfig,
     Source,
     StreamPacket,
-    StreamShape,
 )
+from schnitzel_plugins.sensors.configured_kind import KindFromConfig
 from schnitzel_plugins.sensors.errors import SensorError
 from schnitzel_plugins.sensors.line_reader import Line, LineSplitter
 from schnitzel_plugins.sensors.serial_config import SerialConfig
@@ -39,7 +39,7 @@ READ_TIMEOUT_S = 0.2
 """How long one read waits for a byte: also how soon a stop is noticed."""
 
 
-class SerialSource(Source):
+class SerialSource(KindFromConfig, Source):
     """Reads lines from a serial device; each line a packet. Reopens the device when it is
     back after it went away."""
 
@@ -61,10 +61,6 @@ class SerialSource(Source):
         """Keys are `<node>:<run>:<seq>`: a line read in another run is another record."""
         self.reconnects = 0
         """Times the device was opened again after it went away."""
-
-    @classmethod
-    def output_shape(cls, config: Any, incoming: StreamShape | None) -> StreamShape:
-        return StreamShape(frozenset({config.kind}), PayloadProfile.JSON_PORTABLE)
 
     def stats(self) -> dict[str, Any]:
         """Lines read, and how often the device was opened again."""
