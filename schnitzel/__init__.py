@@ -30,6 +30,7 @@ _EXPORTS = {
     "CheckpointFile": "schnitzel.durable.checkpoint_file",
     "RetryOptions": "schnitzel.registry.retry_options",
     "backoff_s": "schnitzel.registry.retry_options",
+    "import_extra": "schnitzel.registry.extras",
     "CircuitBreaker": "schnitzel.registry.breaker",
     "BreakerState": "schnitzel.registry.breaker",
     "BreakerChange": "schnitzel.registry.breaker",
@@ -134,6 +135,7 @@ __all__ = [
     "backoff_s",
     "decode_packet",
     "encode_packet",
+    "import_extra",
     "is_encoded_packet",
     "load_graph",
     "packet_from_dict",
@@ -173,6 +175,7 @@ if TYPE_CHECKING:
     from schnitzel.registry.apiversion import PLUGIN_API_VERSION
     from schnitzel.registry.breaker import BreakerChange, BreakerState, CircuitBreaker
     from schnitzel.registry.config_types import JsonObject, JsonValue, PacketKind
+    from schnitzel.registry.extras import import_extra
     from schnitzel.registry.plugin import (
         ANY_KIND,
         SAME_AS_INPUT,

@@ -6,7 +6,14 @@ from typing import ClassVar
 
 from pydantic import Field, StrictFloat, model_validator
 
-from schnitzel import PacketKind, PayloadProfile, PluginConfig, StreamPacket, Transform
+from schnitzel import (
+    PacketKind,
+    PayloadProfile,
+    PluginConfig,
+    StreamPacket,
+    Transform,
+    import_extra,
+)
 from schnitzel_plugins.sensors.configured_kind import KindFromConfig
 from schnitzel_plugins.sensors.errors import SensorError
 
@@ -52,13 +59,14 @@ class AudioLevel(KindFromConfig, Transform):
     config: AudioLevelConfig
 
     async def open(self) -> None:
-        try:
-            import numpy  # noqa: F401 - the sensors extra: fail here, with the fix
-        except ImportError as exc:
-            raise SensorError(
-                f"node {self.context.node_id!r}: audio_level needs numpy; install "
-                "schnitzel[sensors]"
-            ) from exc
+        import_extra(
+            "numpy",
+            node_id=self.context.node_id,
+            needed_by="audio_level",
+            package="numpy",
+            extra="sensors",
+            error=SensorError,
+        )
 
     def process(self, packet: StreamPacket) -> StreamPacket:
         import numpy as np

@@ -34,6 +34,7 @@ from schnitzel import (
     PluginConfig,
     Source,
     StreamPacket,
+    import_extra,
 )
 from schnitzel_plugins.sensors.configured_kind import KindFromConfig
 from schnitzel_plugins.sensors.errors import BodyRefused, SensorError
@@ -111,13 +112,16 @@ class HttpIngest(KindFromConfig, Source):
         }
 
     async def open(self) -> None:
-        try:
-            from aiohttp import web
-        except ImportError as exc:
-            raise SensorError(
-                f"node {self.context.node_id!r}: http_ingest needs aiohttp; install "
-                "schnitzel[sensors]"
-            ) from exc
+        import_extra(
+            "aiohttp.web",
+            node_id=self.context.node_id,
+            needed_by="http_ingest",
+            package="aiohttp",
+            extra="sensors",
+            error=SensorError,
+        )
+        from aiohttp import web
+
         config = self.config
         if config.token_env is not None:
             token = os.environ.get(config.token_env)

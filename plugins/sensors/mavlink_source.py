@@ -24,6 +24,7 @@ from schnitzel import (
     PluginConfig,
     Source,
     StreamPacket,
+    import_extra,
 )
 from schnitzel_plugins.sensors.configured_kind import KindFromConfig
 from schnitzel_plugins.sensors.errors import SensorError
@@ -85,13 +86,16 @@ class MavlinkSource(KindFromConfig, Source):
         # pymavlink picks its wire version from MAVLINK20 when its dialect is first imported;
         # the MAVLink 2 parser also reads MAVLink 1, not the other way round.
         os.environ.setdefault("MAVLINK20", "1")
-        try:
-            from pymavlink import mavutil
-        except ImportError as exc:
-            raise SensorError(
-                f"node {self.context.node_id!r}: the mavlink plugin needs pymavlink; install "
-                "schnitzel[mavlink]"
-            ) from exc
+        import_extra(
+            "pymavlink.mavutil",
+            node_id=self.context.node_id,
+            needed_by="the mavlink plugin",
+            package="pymavlink",
+            extra="mavlink",
+            error=SensorError,
+        )
+        from pymavlink import mavutil
+
         try:
             self._connection = mavutil.mavlink_connection(
                 config.url, baud=config.baudrate, dialect=config.dialect, source_system=255

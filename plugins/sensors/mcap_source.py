@@ -27,6 +27,7 @@ from schnitzel import (
     PluginConfig,
     Source,
     StreamPacket,
+    import_extra,
 )
 from schnitzel_plugins.sensors.configured_kind import KindFromConfig
 from schnitzel_plugins.sensors.errors import SensorError
@@ -67,13 +68,14 @@ class McapSource(KindFromConfig, Source):
     config: McapConfig
 
     async def open(self) -> None:
-        try:
-            import mcap  # noqa: F401 - the sensors extra: fail here, with the fix
-        except ImportError as exc:
-            raise SensorError(
-                f"node {self.context.node_id!r}: the mcap plugin needs the mcap package; "
-                "install schnitzel[sensors]"
-            ) from exc
+        import_extra(
+            "mcap",
+            node_id=self.context.node_id,
+            needed_by="the mcap plugin",
+            package="the mcap package",
+            extra="sensors",
+            error=SensorError,
+        )
         self._path = self.context.resolve(self.config.path)
         problem = _unreadable(self._path)
         if problem is not None:

@@ -24,6 +24,7 @@ from schnitzel import (
     PluginConfig,
     Source,
     StreamPacket,
+    import_extra,
 )
 from schnitzel_plugins.sensors.configured_kind import KindFromConfig
 from schnitzel_plugins.sensors.errors import SensorError
@@ -67,13 +68,14 @@ class SerialSource(KindFromConfig, Source):
         return {"lines": self._seq, "reconnects": self.reconnects, "open": self._device is not None}
 
     async def open(self) -> None:
-        try:
-            import serial  # noqa: F401 - the sensors extra: fail here, with the fix
-        except ImportError as exc:
-            raise SensorError(
-                f"node {self.context.node_id!r}: the serial plugin needs pyserial; install "
-                "schnitzel[sensors]"
-            ) from exc
+        import_extra(
+            "serial",
+            node_id=self.context.node_id,
+            needed_by="the serial plugin",
+            package="pyserial",
+            extra="sensors",
+            error=SensorError,
+        )
 
     async def close(self) -> None:
         self._close_device()

@@ -27,7 +27,7 @@ import asyncio
 import contextlib
 from typing import TYPE_CHECKING, ClassVar
 
-from schnitzel import NodeContext, PluginConfig, StreamPacket, encode_packet
+from schnitzel import NodeContext, PluginConfig, StreamPacket, encode_packet, import_extra
 from schnitzel_plugins.transports.errors import MqttError, MqttGaveUp, MqttRejected
 from schnitzel_plugins.transports.mqtt_config import MqttSinkConfig, valid_topic
 from schnitzel_plugins.transports.mqtt_link import (
@@ -100,13 +100,14 @@ class MqttSink(AckedSink):
         return f"<{type(self).__name__} node={self.context.node_id!r} url={self._where!r}>"
 
     async def open(self) -> None:
-        try:
-            import paho.mqtt.client  # noqa: F401 - the transports extra: fail here, with the fix
-        except ImportError as exc:
-            raise MqttError(
-                f"node {self.context.node_id!r}: the mqtt plugin needs paho-mqtt; install "
-                "schnitzel[transports]"
-            ) from exc
+        import_extra(
+            "paho.mqtt.client",
+            node_id=self.context.node_id,
+            needed_by="the mqtt plugin",
+            package="paho-mqtt",
+            extra="transports",
+            error=MqttError,
+        )
         # Connected by the first delivery, as the nats sink: a broker that is down at start
         # delays delivery (the packets wait) instead of failing the run.
 

@@ -45,6 +45,7 @@ from schnitzel import (
     PluginConfig,
     Source,
     StreamPacket,
+    import_extra,
     is_encoded_packet,
     packet_from_dict,
 )
@@ -125,13 +126,14 @@ class MqttSource(Source):
         return f"<{type(self).__name__} node={self.context.node_id!r} url={self._where!r}>"
 
     async def open(self) -> None:
-        try:
-            import paho.mqtt.client  # noqa: F401 - the transports extra: fail here, with the fix
-        except ImportError as exc:
-            raise MqttError(
-                f"node {self.context.node_id!r}: the mqtt plugin needs paho-mqtt; install "
-                "schnitzel[transports]"
-            ) from exc
+        import_extra(
+            "paho.mqtt.client",
+            node_id=self.context.node_id,
+            needed_by="the mqtt plugin",
+            package="paho-mqtt",
+            extra="transports",
+            error=MqttError,
+        )
 
     async def close(self) -> None:
         client, self._client = self._client, None

@@ -35,7 +35,7 @@ import asyncio
 import contextlib
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from schnitzel import NodeContext, PluginConfig, StreamPacket, encode_packet
+from schnitzel import NodeContext, PluginConfig, StreamPacket, encode_packet, import_extra
 from schnitzel_plugins.transports.acks import AckedPublisher
 from schnitzel_plugins.transports.config import NatsSinkConfig, safe_nats_url, valid_subject
 from schnitzel_plugins.transports.errors import NatsError, NatsGaveUp, NatsRejected
@@ -90,13 +90,14 @@ class NatsSink(AckedSink):
         return f"<{type(self).__name__} node={self.context.node_id!r} url={self._where!r}>"
 
     async def open(self) -> None:
-        try:
-            import nats  # noqa: F401 - the transports extra: fail here, with the fix
-        except ImportError as exc:
-            raise NatsError(
-                f"node {self.context.node_id!r}: the nats plugin needs nats-py; install "
-                "schnitzel[transports]"
-            ) from exc
+        import_extra(
+            "nats",
+            node_id=self.context.node_id,
+            needed_by="the nats plugin",
+            package="nats-py",
+            extra="transports",
+            error=NatsError,
+        )
         # The connection is made by the first delivery and remade when lost, so a server
         # that is down at start delays delivery (the packets wait) instead of failing the run.
 

@@ -41,6 +41,7 @@ from schnitzel import (
     PluginConfig,
     Source,
     StreamPacket,
+    import_extra,
     is_encoded_packet,
     packet_from_dict,
 )
@@ -90,13 +91,14 @@ class NatsSource(Source):
         return {"acked": self.acked, "held": len(self._held)}
 
     async def open(self) -> None:
-        try:
-            import nats  # noqa: F401 - the transports extra: fail here, with the fix
-        except ImportError as exc:
-            raise NatsError(
-                f"node {self.context.node_id!r}: the nats plugin needs nats-py; install "
-                "schnitzel[transports]"
-            ) from exc
+        import_extra(
+            "nats",
+            node_id=self.context.node_id,
+            needed_by="the nats plugin",
+            package="nats-py",
+            extra="transports",
+            error=NatsError,
+        )
 
     async def close(self) -> None:
         if self._keeper is not None:
