@@ -69,7 +69,7 @@ terminal-tools:
 # a two-core CI box busy even while something else holds a core (docs/architecture.md, Tests).
 # Lint, check formatting, type-check, and run the whole test suite (all but the soak repeats).
 test: setup lint typecheck terminal-tools
-    {{python}} -m pytest -q -n 2 -m "not soak"
+    {{python}} -m pytest -q -n 2 -m "not soak" --durations=15
 
 # The tests without the slow integration ones (outages, kill -9, the real terminal): the edit-test loop.
 test-fast: setup
