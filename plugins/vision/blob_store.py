@@ -1,5 +1,6 @@
 """`blob_store`: frames become JPEG files in a store with retention, and packets that carry a
-`payload_ref` to them: what lets frames cross a durable inbox or a network sink."""
+`payload_ref` to them: what lets frames cross a durable inbox or a network sink. Retention
+never deletes a JPEG a packet not yet delivered names (`held_blobs.py`)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from schnitzel import (
 )
 from schnitzel_plugins.vision.blobs import BlobStore
 from schnitzel_plugins.vision.frame import Frame, FrameDetections
+from schnitzel_plugins.vision.held_blobs import HeldBlobs
 
 __all__ = ["BlobStoreConfig", "BlobStoreNode"]
 
@@ -50,10 +52,14 @@ class BlobStoreNode(Compute):
     Config: ClassVar[type[PluginConfig]] = BlobStoreConfig
     accepts = frozenset({"frame", "detection"})
     emits_profile = PayloadProfile.REF_PORTABLE
+    max_batch = 1
+    """One frame per call: a batch is then at most `concurrency` frames, so the store's
+    `keep_writes` can pin the blobs of the batch in hand (its packets are in no inbox yet)."""
 
     def __init__(self, config: Any, context: NodeContext) -> None:
         super().__init__(config, context)
         self.store: BlobStore | None = None
+        self.held = HeldBlobs(context)
 
     @classmethod
     def check_environment(cls, config: Any, context: CheckContext) -> list[EnvironmentProblem]:
@@ -73,7 +79,15 @@ class BlobStoreNode(Compute):
         c = self.config
         root = self.context.resolve(c.dir)
         max_age = float(c.max_age_s) if c.max_age_s is not None else None
-        self.store = await asyncio.to_thread(BlobStore, root, c.max_bytes, max_age, c.fsync)
+        self.store = await asyncio.to_thread(
+            BlobStore,
+            root,
+            c.max_bytes,
+            max_age,
+            c.fsync,
+            pinned=self.held.pinned,
+            keep_writes=max(1, self.context.max_concurrency),
+        )
 
     def process(self, packet: StreamPacket) -> StreamPacket:
         import cv2
@@ -95,4 +109,20 @@ class BlobStoreNode(Compute):
             raise ValueError(f"OpenCV could not encode frame {frame.index} as JPEG")
         assert self.store is not None
         ref = self.store.put(encoded.tobytes(), "image/jpeg")
+        self.held.tell(self.store)
         return packet.evolve(payload=view, payload_ref=ref)
+
+    def stats(self) -> dict[str, Any]:
+        """The store's bytes and blobs, blobs retention removed, and what it kept because
+        packets not yet delivered name it (`over_by_pinned`: over `max_bytes` only for them)."""
+        store = self.store
+        if store is None:
+            return {}
+        # plain reads, no lock: a collection may be waiting for the event loop
+        return {
+            "bytes": store.total_bytes,
+            "removed": store.removed,
+            "kept_pinned": store.kept_pinned,
+            "over_by_pinned": store.over_by_pinned,
+            "pins_unknown": self.held.unknown,
+        }

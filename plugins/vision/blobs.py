@@ -18,7 +18,9 @@ No runtime import (only the packet contract's `PayloadRef`), so it is tested alo
   on to the next oldest; `kept_pinned` counts what it skipped, and `over_by_pinned` says the
   store is over its bytes only because of them (the backend is behind). `pinned` is asked
   once per collection that has something to remove, outside the store's lock; a blob written
-  while it answers is kept too.
+  while it answers is kept too. With `keep_writes` N, the blobs of the last N writes stay as
+  well: a node whose calls run at once pins the blobs its current batch wrote this way
+  (their packets are in no inbox yet, so `refs_held()` cannot name them).
 """
 
 from __future__ import annotations
@@ -61,6 +63,7 @@ class BlobStore:
         fsync: bool = False,
         clock: Callable[[], float] = time.time,
         pinned: Callable[[], Container[str]] | None = None,
+        keep_writes: int = 0,
     ) -> None:
         self.root = root.resolve()
         self.max_bytes = max_bytes
@@ -69,6 +72,8 @@ class BlobStore:
         self.clock = clock
         self.pinned = pinned
         """The URIs retention must keep now (asked once per collection), or None."""
+        self.keep_writes = keep_writes
+        """Retention keeps the blobs of this many of the latest writes (0: none)."""
         self.removed = 0
         """Blobs deleted by retention since the store opened."""
         self.kept_pinned = 0
@@ -180,18 +185,20 @@ class BlobStore:
 
     def _doomed(self, now: float, pinned: Container[str], upto: int = 1 << 62) -> list[Path]:
         """The blobs retention removes now, oldest first: too old, or the oldest while the
-        store is over its bytes; never one in `pinned` or written after write `upto`, nor
-        the newest blob for its size alone. Counts what it kept (`kept_pinned`)."""
+        store is over its bytes; never one in `pinned`, written after write `upto` or in the
+        last `keep_writes` writes, nor the newest blob for its size alone. Counts what it
+        kept (`kept_pinned`)."""
         doomed: list[Path] = []
         kept = 0
         size_left = self.total_bytes
         newest = next(reversed(self._index), None)
+        recent = min(upto, max(0, self._writes - self.keep_writes))  # 0: found at open
         for path, (written, size, number) in self._index.items():
             too_old = self.max_age_s is not None and now - written > self.max_age_s
             too_big = self.max_bytes is not None and size_left > self.max_bytes
             if not (too_old or too_big) or (path == newest and not too_old):
                 break  # the newest blob stays even when it alone is over the bytes
-            if number > upto or path.as_uri() in pinned:
+            if number > recent or path.as_uri() in pinned:
                 kept += 1
                 continue
             doomed.append(path)

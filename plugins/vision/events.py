@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Container
 from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt
 
 from schnitzel import NodeContext, PayloadProfile, PayloadRef, PluginConfig, StreamPacket, Transform
 from schnitzel_plugins.vision.blobs import BlobStore
+from schnitzel_plugins.vision.held_blobs import HeldBlobs
 from schnitzel_plugins.vision.lifecycle import ClassRule, Lifecycle, LifecycleSettings, TrackFrame
 from schnitzel_plugins.vision.tracked import FrameTracks
 
@@ -89,9 +89,13 @@ class Events(Transform):
         self.writing: set[str] = set()
         """Snapshots this call wrote: its events are not in any inbox yet, so the runtime
         does not count them; retention keeps them until the call returns."""
-        self.pins_unknown = 0
-        """Collections that kept everything because the runtime did not answer."""
-        self.said_over = False
+        self.held = HeldBlobs(
+            context,
+            lambda: self.writing,
+            blobs="snapshots",
+            bound="snapshot_max_bytes",
+            holders="events",
+        )
         if c.snapshot_dir is not None:
             # One frame per call: when a call starts, the events of the calls before it are
             # in the next inboxes, where `refs_held()` sees them, so `writing` is exact.
@@ -106,17 +110,8 @@ class Events(Transform):
                 )
             root = self.context.resolve(self.config.snapshot_dir)
             self.store = await asyncio.to_thread(
-                BlobStore, root, self.config.snapshot_max_bytes, pinned=self._pinned
+                BlobStore, root, self.config.snapshot_max_bytes, pinned=self.held.pinned
             )
-
-    def _pinned(self) -> Container[str]:
-        """What retention keeps: what undelivered packets point at, and this call's own."""
-        try:
-            return self.context.refs_held() | self.writing
-        except (TimeoutError, RuntimeError) as exc:  # the run is stopping: keep everything
-            self.pins_unknown += 1
-            self.context.report_trouble(f"snapshot retention skipped: {exc or 'no answer'}")
-            return _EVERYTHING
 
     def process(self, packet: StreamPacket) -> list[StreamPacket]:
         payload = packet.payload
@@ -156,7 +151,8 @@ class Events(Transform):
             key = event["event_id"]
             self.counts[event["transition"]] = self.counts.get(event["transition"], 0) + 1
             self._tell(event)
-            self._tell_retention()
+            if self.store is not None:
+                self.held.tell(self.store)
             out.append(
                 StreamPacket.new(
                     "event",
@@ -168,23 +164,6 @@ class Events(Transform):
                 )
             )
         return out
-
-    def _tell_retention(self) -> None:
-        """Warn once when the snapshots are over their bound only because undelivered events
-        still point at them (the backend is behind), and once when that is over."""
-        store = self.store
-        if store is None or store.over_by_pinned == self.said_over:
-            return
-        self.said_over = store.over_by_pinned
-        if self.said_over:
-            self.context.event(
-                "warning",
-                f"snapshots over snapshot_max_bytes ({store.total_bytes} bytes): "
-                f"{store.kept_pinned} are kept for events not yet delivered; the backend is "
-                "behind (see the sinks' backlog)",
-            )
-        else:
-            self.context.event("info", "snapshots back within snapshot_max_bytes")
 
     def _tell(self, event: dict[str, Any]) -> None:
         """The console's latest events, and the run's event log for zone changes."""
@@ -237,16 +216,6 @@ class Events(Transform):
             },
             "latest": " | ".join(list(self.latest)),
         }
-
-
-class _Everything:
-    """Pins every blob (the runtime could not say which are held)."""
-
-    def __contains__(self, uri: object) -> bool:
-        return True
-
-
-_EVERYTHING = _Everything()
 
 
 def _encode(

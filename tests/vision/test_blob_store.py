@@ -187,3 +187,21 @@ def test_pinned_blobs_outlive_their_age(tmp_path: Path) -> None:
     clock.now += 61
     assert store.collect() == 1 and store.kept_pinned == 1
     assert store.read(old) == b"old" and not Path(other.uri[7:]).exists()
+
+
+def test_keep_writes_pins_the_latest_writes_but_not_blobs_found_at_open(tmp_path: Path) -> None:
+    clock = Clock()
+    earlier = BlobStore(tmp_path, clock=clock)
+    found = [earlier.put(bytes([n]) * 100, "application/octet-stream") for n in range(3)]
+    store = BlobStore(tmp_path, max_bytes=250, clock=clock, keep_writes=3)
+    assert store.collect() == 1  # found at open: collected like any other, oldest first
+    refs = []
+    for n in range(10, 15):
+        clock.now += 1
+        refs.append(store.put(bytes([n]) * 100, "application/octet-stream"))
+    on_disk = [r for r in found + refs if Path(r.uri[7:]).exists()]
+    assert on_disk == refs[-3:]  # model: the last three writes, although over 250 bytes
+    assert store.kept_pinned == 2 and store.over_by_pinned  # the newest stays by itself
+    clock.now += 1
+    refs.append(store.put(refs[0].sha256.encode(), "application/octet-stream"))
+    assert [r for r in refs if Path(r.uri[7:]).exists()] == refs[-3:]
