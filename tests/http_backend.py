@@ -6,7 +6,10 @@
         assert backend.count_by_key() == {"cam:0": 1}
 
 `stop()` really closes the listening socket and every open connection, so clients get
-"connection refused" (the backend is down); `start()` again listens on the same port. Every
+"connection refused" (the backend is down); `start()` again listens on the same port, which
+stays the backend's while it is down (a bound socket that never listens holds it, so no other
+process can take it, nor a client's connection use it as its own port) until `close()` (or
+leaving the `with` block / the fixture) gives it up. Every
 request is recorded (`requests`), with the status it was answered; `keys()`,
 `count_by_key()` and `packets()` look at the accepted (2xx) ones only. Thread-safe: the server
 answers on its own threads, tests read from theirs. Leaving the `with` block (or the fixture)
@@ -100,6 +103,8 @@ class LoopbackBackend:
         self._state = _State()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
+        self._port_holder: socket.socket | None = None
+        """Bound to the port from the first start until `close()`, never listening."""
         self.port = 0
         """The port; 0 until first started, then the same for every restart."""
 
@@ -109,6 +114,9 @@ class LoopbackBackend:
         """Listen (an ephemeral port the first time, the same port afterwards)."""
         if self._server is not None:
             return self
+        if self._port_holder is None:
+            self._port_holder = _hold_port(self.port)
+            self.port = self._port_holder.getsockname()[1]
         server = _Server(("127.0.0.1", self.port), self._state)
         if self._tls is not None:
             context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -140,6 +148,13 @@ class LoopbackBackend:
         assert self._thread is not None
         self._thread.join(5)
 
+    def close(self) -> None:
+        """Stop, and give the port up."""
+        self.stop()
+        holder, self._port_holder = self._port_holder, None
+        if holder is not None:
+            holder.close()
+
     @property
     def running(self) -> bool:
         """True while listening."""
@@ -162,7 +177,7 @@ class LoopbackBackend:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        self.stop()
+        self.close()
         if exc_type is None:
             assert not self.errors, f"the backend failed while answering: {self.errors}"
 
@@ -260,8 +275,24 @@ class LoopbackBackend:
                 )
 
 
+def _hold_port(port: int) -> socket.socket:
+    """A socket bound to 127.0.0.1:`port` (0: any free one) that never listens: while the
+    server is stopped, connections to the port are refused, and the kernel gives the port to
+    no one else (SO_REUSEPORT without SO_REUSEADDR: only a socket of ours that also asks for
+    SO_REUSEPORT, the server's, may bind beside it)."""
+    holder = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        holder.bind(("127.0.0.1", port))
+    except OSError:
+        holder.close()
+        raise
+    return holder
+
+
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    allow_reuse_port = True  # binds beside the port holder
 
     def __init__(self, address: tuple[str, int], state: _State) -> None:
         super().__init__(address, _handler(state))

@@ -5,7 +5,10 @@
 - auto: a backend that slows down when asked two things at once makes the change worse,
   and the controller rolls it back by itself.
 
-Rates are compared between phases of the same run, never against the clock.
+Rates are compared between phases of the same run, never against the clock. The backends
+are slow (a tenth of a second an answer, and more), and the sources offer only about twice
+what one call at a time takes: the backend, never the CPU, is the limit, so a process that
+waits tens of milliseconds for a core on a loaded machine still sees the same outcome.
 """
 
 from __future__ import annotations
@@ -37,7 +40,9 @@ PHASE_S = 2.0
 """How long each phase's drops are counted."""
 
 
-def _graph(tmp_path: Path, url: str, rate_hz: float, controller: str) -> ValidatedGraph:
+def _graph(
+    tmp_path: Path, url: str, rate_hz: float, controller: str, inbox_max: int = 50
+) -> ValidatedGraph:
     text = f"""
 version: 2
 nodes:
@@ -46,7 +51,7 @@ nodes:
     kind: sink
     plugin: http
     config: {{url: "{url}", max_retries: 0}}
-    inbox: {{max: 50, overflow: drop_oldest}}
+    inbox: {{max: {inbox_max}, overflow: drop_oldest}}
     limits: {{concurrency: [1, 8]}}
 edges:
   - {{from: cam, to: up}}
@@ -105,9 +110,11 @@ def _audit(state: Path) -> list[dict[str, Any]]:
 def test_an_approved_suggestion_for_more_concurrency_makes_drops_fall(
     tmp_path: Path, loopback_backend: LoopbackBackend
 ) -> None:
-    loopback_backend.set_delay(0.02)  # about 50 answers a second, one at a time
+    # About 10 answers a second one at a time, 20 with two at once: what the source offers.
+    # Waiting for a core adds to each answer's time alike, so the ratio holds.
+    loopback_backend.set_delay(0.1)
     settings = "{mode: suggest, window_s: 1, cooldown_s: 2, verify_s: 2}"
-    graph = _graph(tmp_path, loopback_backend.url, 150.0, settings)
+    graph = _graph(tmp_path, loopback_backend.url, 20.0, settings, inbox_max=5)
     state = tmp_path / "state"
 
     async def scenario() -> tuple[float, float, dict[str, Any]]:
@@ -137,7 +144,7 @@ def test_an_approved_suggestion_for_more_concurrency_makes_drops_fall(
     assert done["status"] == "applied", done["verdict"]
     assert done["verdict"].startswith("drops on 'up'")
     assert done["decided_by"]["via"] == "ctl"
-    assert before > 20, before  # the backend really was too slow
+    assert before > 5, before  # the backend really was too slow (half the offer: 10/s)
     assert after < before * 0.8, (before, after)
     entries = _audit(state)
     [change] = [e for e in entries if e["action"] == "throttle"]
@@ -151,7 +158,8 @@ def test_an_approved_suggestion_for_more_concurrency_makes_drops_fall(
 
 class ThrashingBackend:
     """An HTTP backend on loopback that gets slower the more requests it serves at once:
-    each answer takes `base_s * at_once ** 3`, so two calls at once deliver less than one."""
+    each answer takes `base_s * at_once ** 3`, so two calls at once deliver a quarter of
+    what one does."""
 
     def __init__(self, base_s: float) -> None:
         self.base_s = base_s
@@ -208,7 +216,7 @@ class ThrashingBackend:
 
 @pytest.fixture
 def thrashing_backend() -> Iterator[ThrashingBackend]:
-    with ThrashingBackend(0.02) as backend:
+    with ThrashingBackend(0.1) as backend:  # one at a time 10/s, two at once 2.5/s
         yield backend
 
 
@@ -216,7 +224,9 @@ def test_auto_mode_rolls_back_a_change_that_made_drops_worse(
     tmp_path: Path, thrashing_backend: ThrashingBackend
 ) -> None:
     settings = "{mode: auto, window_s: 1, cooldown_s: 2, verify_s: 3}"
-    graph = _graph(tmp_path, thrashing_backend.url, 100.0, settings)
+    # 15/s offered: drops 5/s one at a time, 12.5/s two at once; a core that keeps every
+    # answer waiting 50 ms more still makes them 8/s against 12.5/s, worse past the 10% margin
+    graph = _graph(tmp_path, thrashing_backend.url, 15.0, settings, inbox_max=5)
     state = tmp_path / "state"
 
     async def scenario() -> tuple[dict[str, Any], int]:

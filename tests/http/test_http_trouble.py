@@ -108,7 +108,7 @@ def test_a_backend_that_comes_back_ends_the_trouble_with_one_event(tmp_path: Pat
     try:
         report = steer_run(graph, tmp_path, steps)
     finally:
-        backend.stop()
+        backend.close()
     assert "connection refused" in seen["trouble"]["reason"]
     assert seen["after"]["trouble"] is None
     mine = [e for e in seen["events"] if e["node"] == "out" and e["level"] != "info"]

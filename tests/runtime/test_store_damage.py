@@ -134,9 +134,9 @@ def delete_the_file(store: Path) -> None:
 @pytest.fixture
 def backend() -> Any:
     backend = LoopbackBackend().start()
-    backend.stop()  # down while the backlog builds up; the same port later
+    backend.stop()  # down while the backlog builds up; the same port later, held meanwhile
     yield backend
-    backend.stop()
+    backend.close()
 
 
 @pytest.mark.parametrize(
