@@ -1,5 +1,5 @@
-"""`schnitzel`: validate and run graphs, control a running one, print the schema, list
-plugins.
+"""`schnitzel`: validate and run graphs, control a running one, list or prune the state
+directory, print the schema, list plugins.
 
 Exit codes: 0 success (graph valid, run ended), 1 graph invalid, 2 usage error (bad
 arguments, a file that cannot be read), 3 the run failed, 130 interrupted. `schnitzel ctl`:
@@ -15,6 +15,7 @@ from collections.abc import Sequence
 
 from schnitzel import __version__
 from schnitzel.cli.ctl_command import add_ctl_parser
+from schnitzel.cli.state_command import add_state_parser
 from schnitzel.launch.output import guarded
 from schnitzel.launch.run_arguments import add_run_arguments
 
@@ -50,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_run_arguments(run)
 
     add_ctl_parser(commands)
+    add_state_parser(commands)
 
     schema = commands.add_parser(
         "schema", help="print the JSON Schema of graph files (for editors)"
@@ -78,6 +80,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         from schnitzel.cli.ctl_command import run_ctl
 
         return run_ctl(args)
+    if args.command == "state":
+        from schnitzel.cli.state_command import run_state
+
+        return run_state(args)
     if args.command == "schema":
         from schnitzel.cli.info_commands import run_schema
 

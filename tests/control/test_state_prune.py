@@ -1,0 +1,142 @@
+"""`schnitzel state list` and `schnitzel state prune` on a state directory real runs filled.
+
+Prune removes only what is stale: the checkpoint of an input file that is gone (not one whose
+file was rotated beside it, nor one whose file is there), a damaged checkpoint moved aside and
+a control socket nobody listens on; it names each file it removes. It never removes a durable
+store holding packets, the socket of a runtime that listens, or anything written more
+recently than `--older-than`."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+from pathlib import Path
+from typing import Any
+
+from tests.conftest import run_cli
+
+WEEK_AGO = time.time() - 8 * 86400
+
+
+def fill_state_dir(tmp_path: Path) -> tuple[Path, dict[str, Path]]:
+    """Two real runs: three `jsonl` sources checkpoint their input files, and an `http` sink
+    whose backend is down keeps its packets in a durable store inside the state dir."""
+    state = tmp_path / "state"
+    for name in ("a", "b", "c"):
+        (tmp_path / f"{name}.jsonl").write_text('{"n": 1}\n{"n": 2}\n')
+    readers = tmp_path / "readers.yaml"
+    readers.write_text(
+        "version: 2\nnodes:\n"
+        + "".join(
+            f"  - {{id: {n}, kind: source, plugin: jsonl, config: {{path: {n}.jsonl}}}}\n"
+            for n in "abc"
+        )
+        + '  - {id: out, kind: sink, plugin: "null"}\n'
+        + "edges: [{from: a, to: out}, {from: b, to: out}, {from: c, to: out}]\n"
+    )
+    done = run_cli("run", str(readers), "--state-dir", str(state))
+    assert done.returncode == 0, done.stderr
+    store = state / "backlog" / "up.db"
+    uplink = tmp_path / "uplink.yaml"
+    uplink.write_text(
+        "version: 2\nnodes:\n"
+        "  - {id: src, kind: source, plugin: synthetic, config: {count: 20}}\n"
+        "  - id: up\n    kind: sink\n    plugin: http\n"
+        '    config: {url: "http://127.0.0.1:9/ingest"}\n'  # nothing listens on port 9
+        f"    inbox: {{durable: {{path: '{store}'}}}}\n"
+        "edges: [{from: src, to: up}]\n"
+    )
+    report = tmp_path / "report.json"
+    args = ("--duration", "1", "--report-json", str(report), "--no-control-socket")
+    done = run_cli("run", str(uplink), "--state-dir", str(state), *args)
+    assert json.loads(report.read_text())["nodes"]["up"]["durable"]["backlog"] == 20, done.stderr
+    checkpoints = {p.name.split("-")[0]: p for p in (state / "checkpoints").glob("*.json")}
+    assert set(checkpoints) == {"a", "b", "c"}
+    return state, {**checkpoints, "store": store}
+
+
+def leave_socket(path: Path, listening: bool) -> socket.socket:
+    """A unix socket file as a runtime leaves it: listening, or left by one killed -9."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(str(path))
+    if listening:
+        server.listen()
+    else:
+        server.close()
+    os.utime(path, (WEEK_AGO, WEEK_AGO))
+    return server
+
+
+def listed(state: Path, *options: str) -> dict[str, dict[str, Any]]:
+    done = run_cli("state", "list", "--state-dir", str(state), "--json", *options)
+    assert done.returncode == 0, done.stderr
+    return {e["path"]: e for e in json.loads(done.stdout)["entries"]}
+
+
+def test_prune_removes_only_what_is_stale_and_names_it(tmp_path: Path) -> None:
+    state, files = fill_state_dir(tmp_path)
+    (tmp_path / "a.jsonl").unlink()  # a's input is gone
+    (tmp_path / "c.jsonl").rename(tmp_path / "c.jsonl.1")  # c's was rotated: still needed
+    damaged = files["a"].with_name(files["a"].name + ".corrupt-20260101T000000Z")
+    damaged.write_text("{half")
+    dead = state / "control" / "killed-0123abcd.sock"
+    live = state / "control" / "running-4567cdef.sock"
+    leave_socket(dead, listening=False)
+    server = leave_socket(live, listening=True)
+    for path in (files["a"], files["b"], files["c"], damaged):
+        os.utime(path, (WEEK_AGO, WEEK_AGO))
+    try:
+        entries = listed(state)
+        assert entries[str(files["a"])]["stale"] == "its input file is gone"
+        assert entries[str(files["a"])]["about"].endswith("a.jsonl gone")
+        assert entries[str(files["b"])]["stale"] is None
+        assert entries[str(files["c"])]["stale"] is None  # c.jsonl.1 is beside it
+        assert entries[str(files["store"])]["kind"] == "durable-store"
+        assert entries[str(dead)]["stale"] == "nobody listens"
+        assert entries[str(live)]["stale"] is None
+
+        done = run_cli("state", "prune", "--state-dir", str(state))
+        assert done.returncode == 0, done.stderr
+        for path in (files["a"], damaged, dead):
+            assert f"removed {path} (" in done.stdout
+            assert not path.exists()
+        assert "3 removed" in done.stdout
+        for path in (files["b"], files["c"], files["store"], live):
+            assert path.exists()  # its input is there, rotated, a backlog, a runtime
+        assert listed(state)[str(files["store"])]["size"] > 0
+    finally:
+        server.close()
+
+
+def test_prune_keeps_what_was_written_more_recently_than_older_than(tmp_path: Path) -> None:
+    state, files = fill_state_dir(tmp_path)
+    (tmp_path / "a.jsonl").unlink()
+    entries = listed(state)
+    assert entries[str(files["a"])]["stale"] is None  # gone, but checkpointed just now
+    done = run_cli("state", "prune", "--state-dir", str(state))
+    assert "0 removed" in done.stdout and files["a"].exists()
+    done = run_cli("state", "prune", "--state-dir", str(state), "--older-than", "0")
+    assert f"removed {files['a']} (checkpoint: its input file is gone)" in done.stdout
+    assert not files["a"].exists() and files["b"].exists() and files["store"].exists()
+
+
+def test_a_bad_age_is_a_usage_error_that_shows_the_form(tmp_path: Path) -> None:
+    done = run_cli("state", "prune", "--state-dir", str(tmp_path), "--older-than", "soon")
+    assert done.returncode == 2
+    assert "30d, 12h, 15m, 90s or 0" in done.stderr
+
+
+def test_list_in_text_says_what_each_file_is_and_what_prune_does(tmp_path: Path) -> None:
+    state, files = fill_state_dir(tmp_path)
+    (tmp_path / "a.jsonl").unlink()
+    done = run_cli("state", "list", "--state-dir", str(state), "--older-than", "0")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    [a] = [line for line in lines if files["a"].name in line]
+    assert "remove" in a and "its input file is gone" in a
+    [store] = [line for line in lines if line.rstrip().endswith("never pruned)")]
+    assert "durable-store" in store and "keep" in store
+    assert "1 stale" in lines[-1]
