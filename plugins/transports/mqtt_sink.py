@@ -96,9 +96,6 @@ class MqttSink(AckedSink):
         """For the run report's `plugin_stats`: PUBACKs that said `no matching subscribers`."""
         return {"no_subscribers": self.no_subscribers}
 
-    def __repr__(self) -> str:
-        return f"<{type(self).__name__} node={self.context.node_id!r} url={self._where!r}>"
-
     async def open(self) -> None:
         import_extra(
             "paho.mqtt.client",

@@ -86,9 +86,6 @@ class NatsSink(AckedSink):
         """For the run report's `plugin_stats`: acks that said `duplicate`."""
         return {"duplicate_acks": self.duplicate_acks}
 
-    def __repr__(self) -> str:
-        return f"<{type(self).__name__} node={self.context.node_id!r} url={self._where!r}>"
-
     async def open(self) -> None:
         import_extra(
             "nats",

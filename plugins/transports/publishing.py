@@ -94,6 +94,9 @@ class AckedSink(Sink):
         """Verdicts `deliver_batch` reached, by packet id, for the runtime's `deliver` calls
         that follow when it raised."""
 
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} node={self.context.node_id!r} url={self._where!r}>"
+
     def _outgoing(self, packet: StreamPacket) -> Outgoing:
         """`packet` as it goes on the wire; raise the pack's rejection (a poison pill) when
         it cannot go at all."""
