@@ -5,10 +5,12 @@
 - auto: a backend that slows down when asked two things at once makes the change worse,
   and the controller rolls it back by itself.
 
-Rates are compared between phases of the same run, never against the clock. The backends
-are slow (a tenth of a second an answer, and more), and the sources offer only about twice
-what one call at a time takes: the backend, never the CPU, is the limit, so a process that
-waits tens of milliseconds for a core on a loaded machine still sees the same outcome.
+Rates are compared between phases of the same run, never against the clock. The backend,
+never the CPU, is the limit: each request carries 10 packets (`batch_max`) and takes a tenth
+of a second or more, so the sink makes 10-20 requests a second for 150 packets (at 20 ms an
+answer and one packet a request, 50-100 requests a second were enough CPU to make a loaded
+machine, not the backend, decide the outcome), and a process that waits tens of
+milliseconds for a core still sees the same outcome.
 """
 
 from __future__ import annotations
@@ -41,8 +43,11 @@ PHASE_S = 2.0
 
 
 def _graph(
-    tmp_path: Path, url: str, rate_hz: float, controller: str, inbox_max: int = 50
+    tmp_path: Path, url: str, rate_hz: float, controller: str, batch_max: int = 1
 ) -> ValidatedGraph:
+    """`batch_max` packets per request; with more than 1 the inbox holds 4 requests' worth,
+    so a batch is 4 requests one at a time, 2 each two at once."""
+    inbox_max = 4 * batch_max if batch_max > 1 else 50
     text = f"""
 version: 2
 nodes:
@@ -50,7 +55,7 @@ nodes:
   - id: up
     kind: sink
     plugin: http
-    config: {{url: "{url}", max_retries: 0}}
+    config: {{url: "{url}", max_retries: 0, batch_max: {batch_max}}}
     inbox: {{max: {inbox_max}, overflow: drop_oldest}}
     limits: {{concurrency: [1, 8]}}
 edges:
@@ -110,11 +115,11 @@ def _audit(state: Path) -> list[dict[str, Any]]:
 def test_an_approved_suggestion_for_more_concurrency_makes_drops_fall(
     tmp_path: Path, loopback_backend: LoopbackBackend
 ) -> None:
-    # About 10 answers a second one at a time, 20 with two at once: what the source offers.
-    # Waiting for a core adds to each answer's time alike, so the ratio holds.
+    # 10 answers of 10 packets a second one at a time (drops 50/s), 20 with two at once (no
+    # drops). Waiting for a core adds to each answer's time alike, so the ratio holds.
     loopback_backend.set_delay(0.1)
     settings = "{mode: suggest, window_s: 1, cooldown_s: 2, verify_s: 2}"
-    graph = _graph(tmp_path, loopback_backend.url, 20.0, settings, inbox_max=5)
+    graph = _graph(tmp_path, loopback_backend.url, 150.0, settings, batch_max=10)
     state = tmp_path / "state"
 
     async def scenario() -> tuple[float, float, dict[str, Any]]:
@@ -144,7 +149,7 @@ def test_an_approved_suggestion_for_more_concurrency_makes_drops_fall(
     assert done["status"] == "applied", done["verdict"]
     assert done["verdict"].startswith("drops on 'up'")
     assert done["decided_by"]["via"] == "ctl"
-    assert before > 5, before  # the backend really was too slow (half the offer: 10/s)
+    assert before > 20, before  # the backend really was too slow
     assert after < before * 0.8, (before, after)
     entries = _audit(state)
     [change] = [e for e in entries if e["action"] == "throttle"]
@@ -216,7 +221,7 @@ class ThrashingBackend:
 
 @pytest.fixture
 def thrashing_backend() -> Iterator[ThrashingBackend]:
-    with ThrashingBackend(0.1) as backend:  # one at a time 10/s, two at once 2.5/s
+    with ThrashingBackend(0.1) as backend:  # one at a time 10 answers/s, two at once 2.5/s
         yield backend
 
 
@@ -224,9 +229,9 @@ def test_auto_mode_rolls_back_a_change_that_made_drops_worse(
     tmp_path: Path, thrashing_backend: ThrashingBackend
 ) -> None:
     settings = "{mode: auto, window_s: 1, cooldown_s: 2, verify_s: 3}"
-    # 15/s offered: drops 5/s one at a time, 12.5/s two at once; a core that keeps every
-    # answer waiting 50 ms more still makes them 8/s against 12.5/s, worse past the 10% margin
-    graph = _graph(tmp_path, thrashing_backend.url, 15.0, settings, inbox_max=5)
+    # 150 packets/s in requests of 10: drops 50/s one at a time, 125/s two at once; a core
+    # that keeps every answer waiting 50 ms more still makes them 84/s against 126/s
+    graph = _graph(tmp_path, thrashing_backend.url, 150.0, settings, batch_max=10)
     state = tmp_path / "state"
 
     async def scenario() -> tuple[dict[str, Any], int]:
