@@ -113,8 +113,8 @@ class BlobStoreNode(Compute):
         return packet.evolve(payload=view, payload_ref=ref)
 
     def stats(self) -> dict[str, Any]:
-        """The store's bytes and blobs, blobs retention removed, and what it kept because
-        packets not yet delivered name it (`over_by_pinned`: over `max_bytes` only for them)."""
+        """The store's bytes, the blobs retention removed, and what it kept because packets
+        not yet delivered name it (`over_by_pinned`: over `max_bytes` only for them)."""
         store = self.store
         if store is None:
             return {}

@@ -5,6 +5,7 @@ Shared by `blob_store` and `events`."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Container, Iterable
 
 from schnitzel import NodeContext
@@ -45,6 +46,7 @@ class HeldBlobs:
         self.unknown = 0
         """Collections that kept everything because the runtime did not answer."""
         self.said_over = False
+        self._telling = threading.Lock()  # calls at once (blob_store) tell once between them
 
     def pinned(self) -> Container[str]:
         """What retention keeps now; everything when the run is stopping and cannot say."""
@@ -52,18 +54,20 @@ class HeldBlobs:
             return self.context.refs_held() | frozenset(self.own())
         except (TimeoutError, RuntimeError) as exc:
             self.unknown += 1
-            blobs = self.words[0]
-            self.context.report_trouble(f"{blobs[:-1]} retention skipped: {exc or 'no answer'}")
+            why = exc or "no answer"
+            self.context.report_trouble(f"retention of {self.words[0]} skipped: {why}")
             return EVERYTHING
 
     def tell(self, store: BlobStore) -> None:
         """Warn once when `store` is over its bound only because undelivered packets still
         point at its blobs (the backend is behind), and say once when that is over."""
-        if store.over_by_pinned == self.said_over:
-            return
-        self.said_over = store.over_by_pinned
+        with self._telling:
+            over = store.over_by_pinned
+            if over == self.said_over:
+                return
+            self.said_over = over
         blobs, bound, holders = self.words
-        if self.said_over:
+        if over:
             self.context.event(
                 "warning",
                 f"{blobs} over {bound} ({store.total_bytes} bytes): {store.kept_pinned} are "
