@@ -128,7 +128,7 @@ def _entry(path: Path, state_dir: Path, older_than_s: float, now: float) -> Stat
             return StateEntry(path, "socket", 0, age, "a runtime listens", None)
         # a minute's grace: a runtime starting now may not listen yet
         stale = "nobody listens" if age >= SOCKET_GRACE_S else None
-        return StateEntry(path, "socket", 0, age, "nobody listens", stale)
+        return StateEntry(path, "socket", 0, age, "left by a runtime that is gone", stale)
     if where[:1] == ("checkpoints",) and stat.S_ISREG(info.st_mode):
         name = path.name
         if ".corrupt-" in name:
