@@ -20,10 +20,13 @@ from datetime import date
 from pathlib import Path
 from typing import Any, Protocol
 
-import yaml
-from yaml.constructor import SafeConstructor
-
 from schnitzel.errors import GraphLoadError
+from schnitzel.spec.yaml_regex import defer_reader_regex
+
+defer_reader_regex()  # before PyYAML's first import (schnitzel/spec/yaml_regex.py)
+
+import yaml  # noqa: E402
+from yaml.constructor import SafeConstructor  # noqa: E402
 
 __all__ = [
     "LIMITS",
