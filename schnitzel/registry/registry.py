@@ -16,10 +16,9 @@ import re
 import sys
 import threading
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import get_args
+from typing import NamedTuple, get_args
 
 from pydantic import BaseModel
 
@@ -57,16 +56,14 @@ _KIND = re.compile(PACKET_KIND_PATTERN)
 _NODE_KINDS: tuple[str, ...] = get_args(NodeKind)
 
 
-@dataclass(frozen=True)
-class RegisteredPlugin:
+class RegisteredPlugin(NamedTuple):
     """A plugin class and the pack that registered it."""
 
     plugin: type[Plugin]
     pack: str
 
 
-@dataclass(frozen=True)
-class BrokenPlugin:
+class BrokenPlugin(NamedTuple):
     """A pack or plugin that failed to load, kept so `schnitzel plugins` can show why."""
 
     pack: str
