@@ -68,6 +68,7 @@ def test_validate_imports_only_the_plugins_the_graph_names() -> None:
     assert "schnitzel.runtime.runtime" not in modules
     # the jsonl sink's encoder is imported when a sink is made, not to check its config
     assert "schnitzel.contract.codec" not in modules
+    assert "difflib" not in modules  # "did you mean" is for graphs with a mistake
     # entry points come from the registry's own scan, and with no pydantic plugin installed
     # pydantic's discovery is skipped: importlib.metadata (and the email package) stay out
     assert "importlib.metadata" not in modules
