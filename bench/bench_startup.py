@@ -2,7 +2,8 @@
 live runtime started here) as whole processes, against the interpreter alone and against
 importing validate's two heavy dependencies, measured in the same run.
 
-Goal (issue 18): each command at most 200 ms as a whole process.
+Goal (issue 18): each command at most 200 ms as a whole process. `schnitzel run` of a
+two-node graph of ten packets is timed too (the start-up part of goal 2's whole-process figure).
 `--before DIR`: also time the commands with the packages of an older checkout laid out in DIR
 (`schnitzel/`, `schnitzel_plugins/`, `schnitzel_tui/`, and a `sitecustomize.py` that drops the
 editable install's finder), interleaved with this checkout's.
@@ -62,6 +63,14 @@ COMMANDS = {
 }
 
 
+TINY = """version: 2
+nodes:
+  - {id: src, kind: source, plugin: synthetic, config: {count: 10}}
+  - {id: out, kind: sink, plugin: "null"}
+edges: [{from: src, to: out}]
+"""
+"""`schnitzel run` of this: start-up, ten packets, the run report, exit."""
+
 ENDLESS = """version: 2
 nodes:
   - {id: src, kind: source, plugin: synthetic, config: {rate_hz: 20.0}}
@@ -114,11 +123,15 @@ def main() -> None:
     }
     ctl = [sys.executable, "-m", "schnitzel.cli.main", "ctl", "--socket", str(socket), "status"]
     commands["schnitzel ctl status"] = (ctl, here)
+    tiny = directory / "tiny.yaml"
+    tiny.write_text(TINY)
+    run_tiny = [sys.executable, "-m", "schnitzel.cli.main", "run", str(tiny)]
+    commands["schnitzel run tiny"] = ([*run_tiny, "--state-dir", str(directory / "s")], here)
     if args.before:
         # run from the older tree too: `python -m` puts the working directory first on the path
         before = args.before.resolve()
         before_env = {**os.environ, "PYTHONPATH": str(before)}
-        for name in ("schnitzel validate demo", "schnitzel ctl status"):
+        for name in ("schnitzel validate demo", "schnitzel ctl status", "schnitzel run tiny"):
             commands[f"{name} (before)"] = (commands[name][0], (before_env, before))
     instructions: dict[str, int] = {}
     samples: dict[str, list[float]] = {name: [] for name in commands}
@@ -169,12 +182,22 @@ def main() -> None:
             f"  -> {name}: {median[name] * 1e3:.0f} ms whole process, cpu "
             f"{cpu[name] * 1e3:.0f} ms (goal <= 200 ms)"
         )
+    for name in ("schnitzel validate demo", "schnitzel ctl status", "schnitzel run tiny"):
+        if f"{name} (before)" in median:
+            print(
+                f"  -> {name} against before: wall {median[name] / median[f'{name} (before)']:.2f}x"
+                f", cpu {cpu[name] / cpu[f'{name} (before)']:.2f}x"
+            )
 
     if instructions:
         python = instructions["python -c pass"]
         print("instructions executed (valgrind), one run each")
         for name, count in instructions.items():
             print(f"  {name:35s} {count / 1e6:8.1f} M  ({count / python:.2f}x python)")
+        for name in ("schnitzel validate demo", "schnitzel ctl status", "schnitzel run tiny"):
+            if f"{name} (before)" in instructions:
+                ratio = instructions[name] / instructions[f"{name} (before)"]
+                print(f"  -> {name} against before: {ratio:.2f}x the instructions")
 
 
 def _instructions(cmd: list[str], env: dict[str, str] | None, cwd: Path) -> int:

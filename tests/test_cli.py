@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
+from schnitzel.cli.main import build_parser, main
 from tests.conftest import GRAPHS, SCHNITZEL_TUI, run_cli
 
 INVALID = (
@@ -77,3 +80,23 @@ def test_tui_without_a_terminal_says_to_run_headless_and_exits_2() -> None:
     result = run_cli(str(GRAPHS / "demo.yaml"), cmd=SCHNITZEL_TUI)
     assert result.returncode == 2 and "needs a terminal" in result.stderr
     assert "--no-ui" in result.stderr
+
+
+def test_every_command_is_listed_whichever_one_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    # `main` declares ctl's commands only when ctl runs (docs/architecture.md, "Lazy imports
+    # for CLI start-up"): what people read must not depend on that
+    for argv in (["--help"], ["ctl", "--help"], ["frobnicate"], ["ctl", "frobnicate"]):
+        with pytest.raises(SystemExit):
+            main(argv)
+        lazily = capsys.readouterr()
+        with pytest.raises(SystemExit):
+            build_parser().parse_args(argv)
+        assert capsys.readouterr() == lazily, argv
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    listed = capsys.readouterr().out
+    assert all(name in listed for name in ("validate", "run", "ctl", "schema", "plugins"))
+    with pytest.raises(SystemExit):
+        main(["ctl", "--help"])
+    listed = capsys.readouterr().out
+    assert all(name in listed for name in ("status", "throttle", "swap", "parked", "stop"))

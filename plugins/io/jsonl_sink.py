@@ -34,7 +34,6 @@ from schnitzel import (
     PluginConfig,
     Sink,
     StreamPacket,
-    encode_packet,
 )
 
 __all__ = ["DISK_FULL", "FsyncPolicy", "JsonlSink", "JsonlSinkConfig", "rotated_files"]
@@ -127,6 +126,10 @@ class JsonlSink(Sink):
         self._outage_since: float | None = None
         # with `concurrency` > 1 the runtime calls deliver_batch from several threads
         self._lock = threading.Lock()
+        # here, not at the top: validating a graph must not import the codec (msgspec)
+        from schnitzel import encode_packet
+
+        self._encode = encode_packet
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -171,7 +174,8 @@ class JsonlSink(Sink):
     def deliver_batch(self, packets: list[StreamPacket]) -> None:
         # Encode everything before writing, so a packet that cannot be encoded writes nothing
         # and the per-packet retry pins the error on it.
-        data = "".join([encode_packet(packet) + "\n" for packet in packets]).encode()
+        encode = self._encode
+        data = "".join([encode(packet) + "\n" for packet in packets]).encode()
         with self._lock:
             if self.context.durable:
                 self._write_until_it_fits(data, len(packets))

@@ -25,7 +25,10 @@ EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The `schnitzel` parser. Given the subcommand about to run (`command`), the commands of
+    `ctl` are declared only when it is `ctl`: every subcommand is still listed for `--help` and
+    for argparse's "invalid choice" message."""
     parser = argparse.ArgumentParser(
         prog="schnitzel",
         description="Edge-first stream runtime: YAML node graphs, durable delivery.",
@@ -50,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("graph", metavar="GRAPH", help="graph file (.yaml), or - for stdin")
     add_run_arguments(run)
 
-    add_ctl_parser(commands)
+    add_ctl_parser(commands, with_commands=command in (None, "ctl"))
     add_state_parser(commands)
 
     schema = commands.add_parser(
@@ -65,8 +68,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `schnitzel` console script."""
-    args = build_parser().parse_args(argv)
+    args = build_parser(_command_named(sys.argv[1:] if argv is None else argv)).parse_args(argv)
     return guarded(lambda: _dispatch(args))
+
+
+def _command_named(argv: Sequence[str]) -> str | None:
+    """The subcommand `argv` runs: its first word that is not an option (only `schnitzel`'s
+    own options, which take no value, may come before it)."""
+    return next((word for word in argv if not word.startswith("-")), None)
 
 
 def _dispatch(args: argparse.Namespace) -> int:

@@ -18,7 +18,7 @@ import os
 import re
 import sys
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from typing import NamedTuple
 
 __all__ = ["PackEntry", "group_entry_points"]
 
@@ -27,8 +27,7 @@ _VALUE = re.compile(r"(?P<module>[\w.]+)\s*(:\s*(?P<attr>[\w.]+)\s*)?((?P<extras
 _METADATA_DIRS = (".dist-info", ".egg-info")
 
 
-@dataclass(frozen=True)
-class PackEntry:
+class PackEntry(NamedTuple):
     """One entry point: its name, its value (`module:attr`), and its distribution's name
     (normalised: lowercase, runs of `-_.` as one `_`)."""
 

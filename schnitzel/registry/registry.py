@@ -8,7 +8,6 @@ name. A node may also name `module:Class` directly, but only for modules on the 
 from __future__ import annotations
 
 import contextlib
-import difflib
 import importlib
 import importlib.util
 import os
@@ -16,10 +15,9 @@ import re
 import sys
 import threading
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import get_args
+from typing import NamedTuple, get_args
 
 from pydantic import BaseModel
 
@@ -35,6 +33,7 @@ from schnitzel.registry.config_types import PACKET_KIND_PATTERN
 from schnitzel.registry.entry_points import PackEntry, group_entry_points
 from schnitzel.registry.plugin import Plugin, PluginPack, PluginRef, SameAsInput
 from schnitzel.spec.model import NODE_ID_PATTERN, NodeKind
+from schnitzel.spec.names import closest
 
 __all__ = [
     "ALLOW_MODULES_ENV",
@@ -57,16 +56,14 @@ _KIND = re.compile(PACKET_KIND_PATTERN)
 _NODE_KINDS: tuple[str, ...] = get_args(NodeKind)
 
 
-@dataclass(frozen=True)
-class RegisteredPlugin:
+class RegisteredPlugin(NamedTuple):
     """A plugin class and the pack that registered it."""
 
     plugin: type[Plugin]
     pack: str
 
 
-@dataclass(frozen=True)
-class BrokenPlugin:
+class BrokenPlugin(NamedTuple):
     """A pack or plugin that failed to load, kept so `schnitzel plugins` can show why."""
 
     pack: str
@@ -307,8 +304,8 @@ class PluginRegistry:
                 f"plugin {name!r} is installed but failed to load: {broken[0].reason}"
             )
         same_kind = sorted(n for n, kind in self._keys() if kind == node_kind)
-        close = difflib.get_close_matches(name, same_kind or self.names(), n=1)
-        hint = f"did you mean {close[0]!r}? " if close else ""
+        close = closest(name, same_kind or self.names())
+        hint = f"did you mean {close!r}? " if close is not None else ""
         listing = ", ".join(same_kind) if same_kind else "none"
         raise PluginNotFound(
             f"unknown plugin {name!r}; {hint}{node_kind} plugins installed: {listing}"

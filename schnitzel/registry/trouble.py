@@ -16,13 +16,12 @@ writes and a handful of events.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from typing import NamedTuple
 
 __all__ = ["Episode", "Trouble"]
 
 
-@dataclass(frozen=True, slots=True)
-class Episode:
+class Episode(NamedTuple):
     """A stretch of trouble that ended: from its first report to `report_recovered()`."""
 
     since: float

@@ -7,10 +7,9 @@ so the operator sees why it is not `cam`; plain ASCII names read as before.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable
 
-__all__ = ["did_you_mean", "shown", "shown_plain", "unknown_node"]
+__all__ = ["closest", "did_you_mean", "shown", "shown_plain", "unknown_node"]
 
 
 def shown(name: object) -> str:
@@ -24,10 +23,18 @@ def shown_plain(name: str) -> str:
     return ascii(name)[1:-1]
 
 
+def closest(name: str, options: Iterable[str]) -> str | None:
+    """The option closest to `name` (difflib's judgement), or None when none is close."""
+    import difflib  # here: only a graph with a mistake needs it (CLI start-up)
+
+    close = difflib.get_close_matches(name, list(options), n=1)
+    return close[0] if close else None
+
+
 def did_you_mean(name: str, options: Iterable[str]) -> str:
     """`"did you mean 'cam'? "` for the closest of `options`, or `""` when none is close."""
-    close = difflib.get_close_matches(name, list(options), n=1)
-    return f"did you mean {shown(close[0])}? " if close else ""
+    close = closest(name, options)
+    return f"did you mean {shown(close)}? " if close is not None else ""
 
 
 def unknown_node(node_id: str, known: Iterable[str]) -> str:

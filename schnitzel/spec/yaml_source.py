@@ -18,12 +18,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any, Protocol
-
-import yaml
-from yaml.constructor import SafeConstructor
+from typing import Any, NamedTuple, Protocol
 
 from schnitzel.errors import GraphLoadError
+from schnitzel.spec.yaml_regex import defer_reader_regex
+
+defer_reader_regex()  # before PyYAML's first import (schnitzel/spec/yaml_regex.py)
+
+import yaml  # noqa: E402
+from yaml.constructor import SafeConstructor  # noqa: E402
 
 __all__ = [
     "LIMITS",
@@ -75,8 +78,7 @@ class _KeyConstructor(_GuardedConstruction, SafeConstructor):
 Path_ = tuple[str | int, ...]
 
 
-@dataclass(frozen=True)
-class LoadLimits:
+class LoadLimits(NamedTuple):
     """Bounds that keep a hostile or mistaken file from hanging the validator."""
 
     max_bytes: int = 8 * 1024 * 1024
@@ -96,8 +98,7 @@ class LoadLimits:
 LIMITS = LoadLimits()
 
 
-@dataclass(frozen=True)
-class YamlProblem:
+class YamlProblem(NamedTuple):
     """Why a text could not be loaded, with the line where the loader stopped."""
 
     code: str
@@ -122,8 +123,7 @@ class SourceMap:
         return None
 
 
-@dataclass
-class YamlDocument:
+class YamlDocument(NamedTuple):
     """A loaded document: its data, where each value stands, and problems that did not stop
     loading (duplicate keys)."""
 

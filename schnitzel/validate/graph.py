@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from schnitzel.registry.plugin import Plugin, PluginConfig, StreamShape
 from schnitzel.spec.model import GraphSpec, NodeSpec
@@ -11,8 +11,7 @@ from schnitzel.spec.model import GraphSpec, NodeSpec
 __all__ = ["ResolvedEdge", "ResolvedNode", "ValidatedGraph"]
 
 
-@dataclass(frozen=True)
-class ResolvedNode:
+class ResolvedNode(NamedTuple):
     """A node with its plugin class and its parsed config."""
 
     spec: NodeSpec
@@ -27,8 +26,7 @@ class ResolvedNode:
         return self.spec.id
 
 
-@dataclass(frozen=True)
-class ResolvedEdge:
+class ResolvedEdge(NamedTuple):
     """An edge with both ports named."""
 
     source: str
@@ -37,8 +35,7 @@ class ResolvedEdge:
     target_port: str
 
 
-@dataclass(frozen=True)
-class ValidatedGraph:
+class ValidatedGraph(NamedTuple):
     """A graph that passed validation, with plugins resolved and configs parsed."""
 
     spec: GraphSpec

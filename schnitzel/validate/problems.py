@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from dataclasses import dataclass, field
+from typing import Any, Literal, NamedTuple
 
 from schnitzel.spec.names import shown, shown_plain
 
@@ -12,8 +12,7 @@ __all__ = ["Location", "Problem", "Severity", "ValidationReport"]
 Severity = Literal["error", "warning"]
 
 
-@dataclass(frozen=True)
-class Location:
+class Location(NamedTuple):
     """Where a problem is: file and line when known, and the node or edge it concerns."""
 
     file: str
@@ -35,8 +34,7 @@ class Location:
         return ":".join(parts)
 
 
-@dataclass(frozen=True)
-class Problem:
+class Problem(NamedTuple):
     """One thing wrong with a graph. `code` is stable for scripts; `message` is for people."""
 
     code: str
@@ -63,7 +61,7 @@ class Problem:
             "message": self.message,
             "hint": self.hint,
         }
-        out.update(asdict(self.where))
+        out.update(self.where._asdict())
         return out
 
 

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import difflib
 import re
 import types
 from typing import Any, Union, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 
-from schnitzel.spec.names import shown
+from schnitzel.spec.names import closest, shown
 from schnitzel.spec.yaml_source import yaml_literal
 
 __all__ = ["describe_error", "field_names_at", "render_path"]
@@ -86,8 +85,8 @@ def describe_error(
     where = render_path(prefix + loc)
     if kind == "extra_forbidden":
         allowed = field_names_at(model, loc[:-1])
-        close = difflib.get_close_matches(str(key), allowed, n=1)
-        hint = f"did you mean {close[0]!r}? " if close else ""
+        close = closest(str(key), allowed)
+        hint = f"did you mean {close!r}? " if close is not None else ""
         return (
             "unknown-key",
             f"unknown key {yaml_literal(key)} at {where}",
@@ -98,8 +97,8 @@ def describe_error(
     if kind == "literal_error":
         expected = error.get("ctx", {}).get("expected", "")
         options = [o.strip(" '") for o in expected.replace(" or ", ",").split(",")]
-        close = difflib.get_close_matches(str(error.get("input")), options, n=1)
-        hint = f"did you mean {close[0]!r}? " if close else ""
+        close = closest(str(error.get("input")), options)
+        hint = f"did you mean {close!r}? " if close is not None else ""
         return (
             "bad-value",
             f"{where} is {_name(error.get('input'))}; it must be {expected}",

@@ -51,7 +51,7 @@ class CheckState:
         self.path = path
         self.source_map = source_map
         self.report = ValidationReport(source)
-        self.runtime = RuntimeSpec()
+        self.runtime = RuntimeSpec.model_construct()  # the defaults; validator built if used
         self.nodes: dict[str, NodeEntry] = {}
         self.duplicates: list[NodeEntry] = []
         """Second and later nodes with a taken id: checked, but not part of the graph."""

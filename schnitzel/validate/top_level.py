@@ -61,8 +61,10 @@ def check_top_level(state: CheckState, data: dict[Any, Any]) -> None:
             "write each edge as a list item: `- {from: a, to: b}`",
         )
     runtime = data.get("runtime")
+    if runtime is None:  # the defaults (CheckState's), without building the validator
+        return
     try:
-        state.runtime = RuntimeSpec.model_validate({} if runtime is None else runtime)
+        state.runtime = RuntimeSpec.model_validate(runtime)
     except ValidationError as exc:
         state.schema_problems(exc, RuntimeSpec, ("runtime",))
 
