@@ -12,18 +12,30 @@ import json
 import os
 import socket
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.conftest import run_cli
+from tests.control.harness import socket_dir
+
+
+@pytest.fixture
+def short_dir() -> Iterator[Path]:
+    with socket_dir() as directory:
+        yield directory
+
 
 WEEK_AGO = time.time() - 8 * 86400
 
 
-def fill_state_dir(tmp_path: Path) -> tuple[Path, dict[str, Path]]:
+def fill_state_dir(tmp_path: Path, state: Path | None = None) -> tuple[Path, dict[str, Path]]:
     """Two real runs: three `jsonl` sources checkpoint their input files, and an `http` sink
-    whose backend is down keeps its packets in a durable store inside the state dir."""
-    state = tmp_path / "state"
+    whose backend is down keeps its packets in a durable store inside the state dir (by
+    default `tmp_path / "state"`)."""
+    state = state or tmp_path / "state"
     for name in ("a", "b", "c"):
         (tmp_path / f"{name}.jsonl").write_text('{"n": 1}\n{"n": 2}\n')
     readers = tmp_path / "readers.yaml"
@@ -76,8 +88,8 @@ def listed(state: Path, *options: str) -> dict[str, dict[str, Any]]:
     return {e["path"]: e for e in json.loads(done.stdout)["entries"]}
 
 
-def test_prune_removes_only_what_is_stale_and_names_it(tmp_path: Path) -> None:
-    state, files = fill_state_dir(tmp_path)
+def test_prune_removes_only_what_is_stale_and_names_it(tmp_path: Path, short_dir: Path) -> None:
+    state, files = fill_state_dir(tmp_path, short_dir / "state")  # unix socket paths are short
     (tmp_path / "a.jsonl").unlink()  # a's input is gone
     (tmp_path / "c.jsonl").rename(tmp_path / "c.jsonl.1")  # c's was rotated: still needed
     damaged = files["a"].with_name(files["a"].name + ".corrupt-20260101T000000Z")
