@@ -301,3 +301,37 @@ edges:
     messages = " ".join(p.render() for p in result.report.problems)
     assert "NO_SUCH_VARIABLE_HERE" in messages
     assert "c.pem" in messages and "k.pem" in messages
+
+
+HOSTILE_BODIES = [
+    (b'{"a": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", "nested too deep"),
+    (b'{"a": NaN}', "NaN"),
+    (b'{"a": -Infinity}', "-Infinity"),
+    (b'{"a": 1e999}', "1e999"),
+    (b'{"a": ' + b"7" * 5000 + b"}", "4300 digits"),
+]
+
+
+@pytest.mark.parametrize("content_type", ["application/json", "application/x-ndjson"])
+def test_hostile_json_is_refused_400_naming_the_problem_and_the_server_goes_on(
+    tmp_path: Path, content_type: str
+) -> None:
+    """Deep nesting was a 500 with a traceback in the log; NaN, Infinity and 1e999 were
+    answered 202 and then failed at the first durable inbox or network sink."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/ingest"
+
+    async def steps(runtime: Runtime, plugin: HttpIngest) -> None:
+        headers = {"Content-Type": content_type}
+        async with httpx.AsyncClient(timeout=GUARD_S) as client:
+            for body, why in HOSTILE_BODIES:
+                answer = await client.post(url, content=body, headers=headers)
+                assert answer.status_code == 400, (body[:20], answer.text)
+                assert why in answer.json()["error"], answer.text
+            good = await client.post(url, content=b'{"a": 1.5e308}', headers=headers)
+            assert good.status_code == 202, good.text
+        assert plugin.received == 1
+        assert plugin.answers == {400: len(HOSTILE_BODIES), 202: 1}
+
+    steer(ingest_graph(tmp_path, port, "Recorder"), tmp_path, steps)
+    assert [p.payload for p in plugins.RECORDS["out"]] == [{"a": 1.5e308}]
