@@ -26,6 +26,7 @@ from schnitzel import (
     StreamPacket,
     is_encoded_packet,
     packet_from_dict,
+    read_json,
 )
 from schnitzel_plugins.io.jsonl_files import FileId, identify
 from schnitzel_plugins.io.jsonl_tail import FileTail, Line, Resume
@@ -129,7 +130,7 @@ class JsonlSource(Source):
                 self._save_origin()
             try:  # the common case inline: a line with a plain JSON object
                 value = decode(line.raw.decode())
-            except ValueError:
+            except (ValueError, RecursionError):  # _record says what is wrong with it
                 value = None
             if value.__class__ is dict and not line.may_grow and "v" not in value:
                 key = f"{node_id}:{line.file.key}:{line.number}"
@@ -251,7 +252,7 @@ def _record(line: Line, kind: str, node_id: str) -> StreamPacket | BadRecord:
     number = line.number
     key = f"{node_id}:{line.file.key}:{number}"
     try:
-        value = json.loads(line.raw.decode("utf-8"))
+        value = read_json(line.raw.decode("utf-8"), finite=False)
     except UnicodeDecodeError as exc:
         return _bad(line, key, f"not UTF-8 (byte {exc.start + 1} of the line)")
     except ValueError as exc:

@@ -121,6 +121,26 @@ def test_a_bad_last_line_is_checkpointed_past_and_not_counted_again(tmp_path: Pa
     assert received() == [] and second["nodes"]["src"]["errors"] == 0
 
 
+def test_a_line_nested_too_deep_is_a_bad_record_and_the_lines_after_it_arrive(
+    tmp_path: Path,
+) -> None:
+    """A line of 100,000 `[` raised RecursionError out of the source: the run ended there,
+    and a resuming source met the same line again every run."""
+    write_lines(tmp_path / "in.jsonl", 0, 3)
+    with (tmp_path / "in.jsonl").open("ab") as file:
+        file.write(b'{"n": 3, "deep": ' + b"[" * 100_000 + b"]" * 100_000 + b"}\n")
+    write_lines(tmp_path / "in.jsonl", 4, 3)
+    g = graph(tmp_path)  # the default policy is skip
+    report = run(g, tmp_path)
+    assert [n for _f, n in received()] == [0, 1, 2, 4, 5, 6]
+    src = report["nodes"]["src"]
+    assert src["errors"] == 1 and src["health"] != "failing"
+    message = src["recent_errors"][0]["message"]
+    assert message.startswith("in.jsonl line 4: not JSON") and "nested too deep" in message
+    assert report["stop_reason"] == "sources_exhausted"
+    assert_counts_add_up(report, g)
+
+
 def test_an_incomplete_last_line_is_left_for_the_next_run_not_passed_over(
     tmp_path: Path,
 ) -> None:
