@@ -203,7 +203,7 @@ class JsonlSource(Source):
                         "without the file's identity): reading it from its first line",
                     )
                 return resume
-            file, offset, line = FileId.from_record(saved), int(saved["offset"]), int(saved["line"])
+            file, (offset, line) = FileId.from_record(saved), _position(saved)
             return Resume(file, offset, line, self._saved_ns())
         except (KeyError, TypeError, ValueError) as exc:
             self.context.event(
@@ -282,10 +282,18 @@ _V1_TAIL_BYTES = 64
 """Version 1 checkpoints kept a hash of the 64 bytes before their offset."""
 
 
+def _position(saved: dict[str, Any]) -> tuple[int, int]:
+    """A checkpoint's byte offset and line number; ValueError when either is negative."""
+    offset, line = int(saved["offset"]), int(saved["line"])
+    if offset < 0 or line < 0:
+        raise ValueError(f"offset {offset} and line {line} must be 0 or more")
+    return offset, line
+
+
 def _resume_v1(saved: dict[str, Any], path: Path) -> Resume | None:
     """A checkpoint written before files were identified by their head: usable when the
     file has the same inode and the same bytes before the offset."""
-    offset, line, inode = int(saved["offset"]), int(saved["line"]), int(saved["inode"])
+    (offset, line), inode = _position(saved), int(saved["inode"])
     fd = os.open(path, os.O_RDONLY)
     try:
         stat = os.fstat(fd)

@@ -13,6 +13,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from schnitzel import NodeContext, Runtime, RuntimeControl
 from schnitzel_plugins.io.jsonl import JsonlSource, JsonlSourceConfig
 from tests.runtime import plugins
@@ -200,6 +202,25 @@ def test_stop_ends_the_run_at_the_bad_line_and_the_next_run_meets_it_again(
 
 
 # -- rotation and keys ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("field", ["offset", "line"])
+def test_a_checkpoint_with_a_negative_position_is_said_unreadable_and_the_file_read_again(
+    tmp_path: Path, field: str
+) -> None:
+    """A negative offset ended the source with a bare `[Errno 22] Invalid argument` on every
+    run, naming neither the checkpoint nor what to do."""
+    write_lines(tmp_path / "in.jsonl", 0, 5)
+    g = graph(tmp_path)
+    run(g, tmp_path)
+    (saved,) = (tmp_path / "state" / "checkpoints").glob("src-*.json")
+    record = json.loads(saved.read_text())
+    saved.write_text(json.dumps({**record, field: -10}))
+    plugins.reset()
+    report, messages = run_telling(g, tmp_path)
+    assert [n for _f, n in received()] == list(range(5))
+    assert report["nodes"]["src"]["errors"] == 0
+    assert any("checkpoint of in.jsonl unreadable" in m and field in m for m in messages)
 
 
 def test_rotation_by_rename_during_a_run_delivers_both_files_once_with_distinct_keys(
