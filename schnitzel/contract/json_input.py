@@ -29,7 +29,7 @@ def _finite_float(text: str) -> float:
     return value
 
 
-def read_json(data: bytes | str, *, finite: bool = True) -> Any:
+def read_json(data: str | bytes | bytearray, *, finite: bool = True) -> Any:
     """The value JSON text `data` holds. Raises ValueError naming what is wrong: not UTF-8,
     not JSON, nested too deep, an integer over Python's 4300 digits, and (unless
     `finite=False`) NaN, Infinity or a number out of a float's range."""
