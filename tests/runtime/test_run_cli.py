@@ -243,3 +243,60 @@ def test_a_second_signal_exits_at_once_and_counts_what_it_abandons(tmp_path: Pat
     assert report["stop_reason"] == "signal" and report["status"] == "degraded"
     assert report["nodes"]["out"]["dropped_by_reason"]["shutdown"] > 0
     assert "exiting now" in stderr
+
+
+HELD_START = """
+nodes:
+  - {id: src, kind: source, plugin: "tests.runtime.plugins:HeldAtValidation",
+     config: {folder: "FOLDER", count: 5}}
+  - {id: out, kind: sink, plugin: "null"}
+edges:
+  - {from: src, to: out}
+"""
+
+
+def _start_held(tmp_path: Path) -> tuple[subprocess.Popen[str], Path]:
+    """`schnitzel run` held in validation until `go` exists in tmp_path."""
+    process, report = _start(tmp_path, HELD_START.replace("FOLDER", str(tmp_path)))
+    _wait_for(lambda: (tmp_path / "checking").exists() or process.poll() is not None)
+    assert process.poll() is None, process.communicate()
+    return process, report
+
+
+def test_sigterm_while_starting_is_held_then_drains_with_a_report_and_exits_0(
+    tmp_path: Path,
+) -> None:
+    """It killed the process (no report, no word) until the event loop was up."""
+    process, report_path = _start_held(tmp_path)
+    process.send_signal(signal.SIGTERM)
+    _wait_for((tmp_path / "held-1").exists)
+    (tmp_path / "go").touch()
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 0, stderr
+    report = json.loads(report_path.read_text())
+    assert (report["status"], report["stop_reason"]) == ("ok", "signal")
+    assert "SIGTERM received; draining" in stderr
+
+
+def test_sighup_while_starting_does_not_stop_the_run(tmp_path: Path) -> None:
+    """It killed the process; SIGHUP never stops a run (docs/contracts/cli.md)."""
+    process, report_path = _start_held(tmp_path)
+    process.send_signal(signal.SIGHUP)
+    _wait_for((tmp_path / "held-1").exists)
+    (tmp_path / "go").touch()
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 0, stderr
+    report = json.loads(report_path.read_text())
+    assert (report["status"], report["stop_reason"]) == ("ok", "sources_exhausted")
+    assert report["totals"]["delivered"] == 5
+    assert "SIGHUP ignored: the run has not started yet" in stderr
+
+
+def test_a_second_sigterm_while_starting_exits_130_at_once(tmp_path: Path) -> None:
+    process, report_path = _start_held(tmp_path)
+    process.send_signal(signal.SIGTERM)
+    _wait_for((tmp_path / "held-1").exists)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=60)  # `go` never appears: it must not wait
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr and not report_path.exists()
