@@ -335,3 +335,25 @@ def test_hostile_json_is_refused_400_naming_the_problem_and_the_server_goes_on(
 
     steer(ingest_graph(tmp_path, port, "Recorder"), tmp_path, steps)
     assert [p.payload for p in plugins.RECORDS["out"]] == [{"a": 1.5e308}]
+
+
+def test_an_idempotency_key_that_is_not_utf8_is_refused_400_not_accepted_then_dropped(
+    tmp_path: Path,
+) -> None:
+    """Its packets were answered 202, then dropped as not portable (lone surrogates) by the
+    first durable inbox: the device never learnt."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/ingest"
+
+    async def steps(runtime: Runtime, plugin: HttpIngest) -> None:
+        async with httpx.AsyncClient(timeout=GUARD_S) as client:
+            bad = await client.post(url, json={"a": 1}, headers={"Idempotency-Key": b"\xff-7"})
+            assert bad.status_code == 400, bad.text
+            assert "Idempotency-Key" in bad.json()["error"], bad.text
+            good = await client.post(
+                url, json={"a": 2}, headers={"Idempotency-Key": "café-7".encode()}
+            )
+            assert good.status_code == 202, good.text
+
+    steer(ingest_graph(tmp_path, port, "Recorder"), tmp_path, steps)
+    assert [p.idempotency_key for p in plugins.RECORDS["out"]] == ["café-7:0"]
