@@ -252,7 +252,7 @@ def _record(line: Line, kind: str, node_id: str) -> StreamPacket | BadRecord:
     number = line.number
     key = f"{node_id}:{line.file.key}:{number}"
     try:
-        value = read_json(line.raw.decode("utf-8"), finite=False)
+        value = read_json(line.raw.decode("utf-8"), strict=False)
     except UnicodeDecodeError as exc:
         return _bad(line, key, f"not UTF-8 (byte {exc.start + 1} of the line)")
     except ValueError as exc:

@@ -109,7 +109,7 @@ class McapSource(KindFromConfig, Source):
         payload: Any
         if channel.message_encoding == "json":
             try:
-                payload = read_json(message.data, finite=False)
+                payload = read_json(message.data, strict=False)
             except ValueError as exc:  # not UTF-8, not JSON, nested too deep, too many digits
                 return BadRecord(
                     f"a json message that is not JSON ({exc})",

@@ -168,7 +168,7 @@ class SerialSource(KindFromConfig, Source):
             payload: Any = {"line": text}
         else:
             try:
-                payload = read_json(text, finite=False)
+                payload = read_json(text, strict=False)
             except ValueError as exc:  # not JSON, nested too deep, too many digits
                 return BadRecord(f"not JSON ({exc})", where=where, raw=line.raw, key=key)
             if not isinstance(payload, dict):

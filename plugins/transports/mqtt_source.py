@@ -267,7 +267,7 @@ class MqttSource(Source):
         key = key_property(message)
         where = f"topic {message.topic!r}"
         try:
-            obj: Any = read_json(message.payload, finite=False)
+            obj: Any = read_json(message.payload, strict=False)
         except ValueError as exc:  # not UTF-8, not JSON, nested too deep, too many digits
             return BadRecord(f"not JSON: {exc}", where=where, raw=bytes(message.payload), key=key)
         if isinstance(obj, dict) and is_encoded_packet(obj):

@@ -181,7 +181,7 @@ class NatsSource(Source):
                 key=key,
             )
         try:
-            obj: Any = read_json(message.data, finite=False)
+            obj: Any = read_json(message.data, strict=False)
         except ValueError as exc:  # not UTF-8, not JSON, nested too deep, too many digits
             return BadRecord(f"not JSON: {exc}", where=where, raw=message.data, key=key)
         if isinstance(obj, dict) and is_encoded_packet(obj):
