@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
-from pydantic import Field, StrictBool, StrictFloat
+from pydantic import Field, StrictBool, StrictFloat, StrictInt
 
 from schnitzel import (
     ANY_KIND,
@@ -56,6 +56,12 @@ class JsonlSourceConfig(PluginConfig):
         le=60,
         description="With `follow`: how often to look for new lines, rotation and truncation.",
     )
+    max_line_bytes: StrictInt = Field(
+        default=16 * 1024 * 1024,
+        ge=1024,
+        le=1024 * 1024 * 1024,
+        description="A longer line is a bad record; no more of it than this is held in memory.",
+    )
 
 
 class JsonlSource(Source):
@@ -93,6 +99,7 @@ class JsonlSource(Source):
             poll_s=config.poll_interval_s,
             stopping=context.stopping,
             tell=context.event,
+            max_line_bytes=config.max_line_bytes,
         )
         resume = None
         if config.resume:
@@ -128,6 +135,12 @@ class JsonlSource(Source):
                 continue
             if self._origin_unsaved:  # its first line just became complete
                 self._save_origin()
+            if line.cut:
+                too_long = self._too_long(line)
+                if keep is not None:
+                    keep((too_long, line))
+                yield too_long
+                continue
             try:  # the common case inline: a line with a plain JSON object
                 value = decode(line.raw.decode())
             except (ValueError, RecursionError):  # _record says what is wrong with it
@@ -145,13 +158,18 @@ class JsonlSource(Source):
                     self.context.event(
                         "warning",
                         f"{Path(line.path).name} ends with an incomplete line "
-                        f"{line.number + 1} ({len(line.raw)} bytes, no newline): left for the "
-                        "next run, when it may be complete",
+                        f"{line.number + 1} ({len(line.raw) + line.cut} bytes, no newline): left "
+                        "for the next run, when it may be complete",
                     )
                     return
             if keep is not None:
                 keep((item, line))
             yield item
+
+    def _too_long(self, line: Line) -> BadRecord:
+        limit, size = self.config.max_line_bytes, len(line.raw) + line.cut
+        key = f"{self.context.node_id}:{line.file.key}:{line.number}"
+        return _bad(line, key, f"longer than max_line_bytes ({limit}): {size} bytes")
 
     def checkpoint(self, upto: StreamPacket | BadRecord) -> None:
         """Persist the file and position after `upto`'s line: the next run starts there."""

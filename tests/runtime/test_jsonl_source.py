@@ -143,6 +143,30 @@ def test_a_line_nested_too_deep_is_a_bad_record_and_the_lines_after_it_arrive(
     assert_counts_add_up(report, g)
 
 
+def test_a_line_over_max_line_bytes_is_a_bad_record_and_the_lines_after_it_arrive(
+    tmp_path: Path,
+) -> None:
+    """There was no limit: a 300 MB line (a corrupted log, a file with no newlines) took
+    1.3 GB of memory, enough to have the box kill the runtime, again on every restart."""
+    write_lines(tmp_path / "in.jsonl", 0, 2)
+    with (tmp_path / "in.jsonl").open("ab") as file:
+        file.write(b'{"n": 2, "pad": "' + b"x" * 300_000 + b'"}\n')
+    write_lines(tmp_path / "in.jsonl", 3, 2)
+    g = graph(tmp_path, config=", max_line_bytes: 100000")
+    report = run(g, tmp_path)
+    assert [n for _f, n in received()] == [0, 1, 3, 4]
+    src = report["nodes"]["src"]
+    assert src["errors"] == 1
+    message = src["recent_errors"][0]["message"]
+    assert message.startswith("in.jsonl line 3: longer than max_line_bytes (100000)"), message
+    assert "300019 bytes" in message and '{"n": 2, "pad": "xxx' in message
+    assert_counts_add_up(report, g)
+    plugins.reset()
+    write_lines(tmp_path / "in.jsonl", 5, 1)
+    run(g, tmp_path)  # the checkpoint is past the long line: the next run starts after it
+    assert [n for _f, n in received()] == [5]
+
+
 def test_an_incomplete_last_line_is_left_for_the_next_run_not_passed_over(
     tmp_path: Path,
 ) -> None:
