@@ -349,11 +349,11 @@ def test_an_idempotency_key_that_is_not_utf8_is_refused_400_not_accepted_then_dr
 
     async def steps(runtime: Runtime, plugin: HttpIngest) -> None:
         async with httpx.AsyncClient(timeout=GUARD_S) as client:
-            bad = await client.post(url, json={"a": 1}, headers={"Idempotency-Key": b"\xff-7"})
+            bad = await client.post(url, json={"a": 1}, headers={b"Idempotency-Key": b"\xff-7"})
             assert bad.status_code == 400, bad.text
             assert "Idempotency-Key" in bad.json()["error"], bad.text
             good = await client.post(
-                url, json={"a": 2}, headers={"Idempotency-Key": "café-7".encode()}
+                url, json={"a": 2}, headers={b"Idempotency-Key": "café-7".encode()}
             )
             assert good.status_code == 202, good.text
 
