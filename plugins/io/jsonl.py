@@ -28,6 +28,7 @@ from schnitzel import (
     packet_from_dict,
     read_json,
 )
+from schnitzel_plugins.io.checkpoint_lock import CheckpointLock
 from schnitzel_plugins.io.jsonl_files import FileId, identify
 from schnitzel_plugins.io.jsonl_tail import FileTail, Line, Resume
 
@@ -85,6 +86,7 @@ class JsonlSource(Source):
 
     _checkpoint: CheckpointFile | None = None
     _tail: FileTail | None = None
+    _lock: CheckpointLock | None = None
     _origin_unsaved = False
     """No checkpoint names the file this run began from its first line yet."""
 
@@ -104,6 +106,8 @@ class JsonlSource(Source):
         resume = None
         if config.resume:
             self._checkpoint = CheckpointFile.for_node(context, str(self._file_path.resolve()))
+            self._lock = CheckpointLock(self._checkpoint.path, context.node_id)
+            self._lock.acquire()  # before reading it: another run may be writing it
             saved, warning = self._checkpoint.load()
             if warning:
                 context.event("warning", warning)
@@ -123,6 +127,8 @@ class JsonlSource(Source):
     async def close(self) -> None:
         if self._tail is not None:
             self._tail.close()
+        if self._lock is not None:
+            self._lock.release()
 
     def packets(self) -> Iterator[StreamPacket | BadRecord | None]:
         assert self._tail is not None

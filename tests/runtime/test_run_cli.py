@@ -300,3 +300,35 @@ def test_a_second_sigterm_while_starting_exits_130_at_once(tmp_path: Path) -> No
     _, stderr = process.communicate(timeout=60)  # `go` never appears: it must not wait
     assert process.returncode == 130, stderr
     assert "Traceback" not in stderr and not report_path.exists()
+
+
+FOLLOWED = """
+nodes:
+  - {id: src, kind: source, plugin: jsonl, config: {path: in.jsonl, follow: true,
+     poll_interval_s: 0.05}}
+  - {id: out, kind: sink, plugin: jsonl, config: {path: out/followed.jsonl}}
+edges:
+  - {from: src, to: out}
+"""
+
+
+def test_a_second_run_sharing_a_jsonl_sources_checkpoint_is_refused_naming_the_first(
+    tmp_path: Path,
+) -> None:
+    """It ran: both read the file, both wrote the one checkpoint (`checkpoint failed: ...
+    .tmp`), and every line the second read was written twice."""
+    (tmp_path / "in.jsonl").write_text("".join(f'{{"n": {n}}}\n' for n in range(10)))
+    first, _report = _start(tmp_path, FOLLOWED)
+    written = tmp_path / "out" / "followed.jsonl"
+    try:
+        _wait_for(lambda: written.exists() and len(written.read_text().splitlines()) == 10)
+        # --duration only ends it where it is not refused (follow never ends on its own)
+        second = schnitzel("run", str(tmp_path / "graph.yaml"), "--duration", "3")
+        assert second.returncode == 3, second.stderr
+        assert f"in use by another running schnitzel (pid {first.pid}" in second.stderr
+        assert "Traceback" not in second.stderr
+    finally:
+        first.send_signal(signal.SIGTERM)
+        _, stderr = first.communicate(timeout=60)
+    assert first.returncode == 0, stderr
+    assert len(written.read_text().splitlines()) == 10
