@@ -26,6 +26,7 @@ _EXPORTS = {
     "decode_packet": "schnitzel.contract.codec",
     "is_encoded_packet": "schnitzel.contract.codec",
     "packet_from_dict": "schnitzel.contract.codec",
+    "read_json": "schnitzel.contract.json_input",
     "weakest_profile": "schnitzel.contract.kinds",
     "CheckpointFile": "schnitzel.durable.checkpoint_file",
     "RetryOptions": "schnitzel.registry.retry_options",
@@ -139,6 +140,7 @@ __all__ = [
     "is_encoded_packet",
     "load_graph",
     "packet_from_dict",
+    "read_json",
     "validate_file",
     "validate_text",
     "weakest_profile",
@@ -151,6 +153,7 @@ if TYPE_CHECKING:
         is_encoded_packet,
         packet_from_dict,
     )
+    from schnitzel.contract.json_input import read_json
     from schnitzel.contract.kinds import PayloadProfile, weakest_profile
     from schnitzel.contract.packet import FrozenMeta, PayloadRef, StreamPacket
     from schnitzel.control.runtime_control import RuntimeControl

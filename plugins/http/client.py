@@ -21,6 +21,8 @@ __all__ = ["HttpClient", "Reply"]
 
 EXCERPT_CHARS = 200
 """How much of a response body an error message quotes."""
+BODY_READ_BYTES = 64 * 1024
+"""How much of a response body is read at most (enough for any excerpt)."""
 SPARE_CONNECTIONS = 3
 """Beyond one connection per call at once: for connections the server is slow to close."""
 # Transport errors worth retrying: the backend or the network, not this request.
@@ -82,10 +84,17 @@ class HttpClient:
         reading the response body. httpx's own timeouts bound each read, so a body trickling
         in a byte at a time would never trip them; `asyncio.timeout` cuts it off."""
         headers = {"Content-Type": "application/json", "Idempotency-Key": key}
+        request = self._client.build_request("POST", self._url, content=body, headers=headers)
         try:
             async with asyncio.timeout(self._timeout_s):
-                # Not streamed: the body is read in full before this returns, under the deadline.
-                response = await self._client.post(self._url, content=body, headers=headers)
+                # Streamed, and no more than BODY_READ_BYTES read: only the status and an
+                # excerpt matter, and a huge answer (a download, a hostile backend) must not
+                # be held in memory. An answer not read to its end closes its connection.
+                response = await self._client.send(request, stream=True)
+                try:
+                    head = await _read_at_most(response, BODY_READ_BYTES)
+                finally:
+                    await response.aclose()
         except TimeoutError:
             return Reply(
                 None,
@@ -104,7 +113,8 @@ class HttpClient:
         if 300 <= status < 400 and (location := response.headers.get("location")):
             detail += f" (to {_redirect_target(response, location)})"
         if not 200 <= status < 300:
-            excerpt = " ".join(response.text[: EXCERPT_CHARS * 2].split())[:EXCERPT_CHARS]
+            text = head.decode(response.encoding or "utf-8", errors="replace")
+            excerpt = " ".join(text[: EXCERPT_CHARS * 2].split())[:EXCERPT_CHARS]
             if excerpt:
                 detail += f": {self._redact(excerpt)}"
         return Reply(status, detail, response.headers.get("retry-after"))
@@ -137,3 +147,16 @@ def _tls_verify(verify_tls: bool, ca_file: Path | None) -> ssl.SSLContext | bool
         raise HttpSinkError(
             f"cannot load the CA file {str(ca_file)!r} (ca_file): {exc}; give a readable PEM file"
         ) from exc
+
+
+async def _read_at_most(response: httpx.Response, limit: int) -> bytes:
+    """The first `limit` bytes of the (decoded) body at most, and no more read off the wire
+    than one chunk past them."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.aiter_bytes():
+        chunks.append(chunk)
+        size += len(chunk)
+        if size >= limit:
+            break
+    return b"".join(chunks)[:limit]

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
-from pydantic import Field, StrictBool, StrictFloat
+from pydantic import Field, StrictBool, StrictFloat, StrictInt
 
 from schnitzel import (
     ANY_KIND,
@@ -26,7 +26,9 @@ from schnitzel import (
     StreamPacket,
     is_encoded_packet,
     packet_from_dict,
+    read_json,
 )
+from schnitzel_plugins.io.checkpoint_lock import CheckpointLock
 from schnitzel_plugins.io.jsonl_files import FileId, identify
 from schnitzel_plugins.io.jsonl_tail import FileTail, Line, Resume
 
@@ -55,6 +57,12 @@ class JsonlSourceConfig(PluginConfig):
         le=60,
         description="With `follow`: how often to look for new lines, rotation and truncation.",
     )
+    max_line_bytes: StrictInt = Field(
+        default=16 * 1024 * 1024,
+        ge=1024,
+        le=1024 * 1024 * 1024,
+        description="A longer line is a bad record; no more of it than this is held in memory.",
+    )
 
 
 class JsonlSource(Source):
@@ -78,6 +86,7 @@ class JsonlSource(Source):
 
     _checkpoint: CheckpointFile | None = None
     _tail: FileTail | None = None
+    _lock: CheckpointLock | None = None
     _origin_unsaved = False
     """No checkpoint names the file this run began from its first line yet."""
 
@@ -92,10 +101,13 @@ class JsonlSource(Source):
             poll_s=config.poll_interval_s,
             stopping=context.stopping,
             tell=context.event,
+            max_line_bytes=config.max_line_bytes,
         )
         resume = None
         if config.resume:
             self._checkpoint = CheckpointFile.for_node(context, str(self._file_path.resolve()))
+            self._lock = CheckpointLock(self._checkpoint.path, context.node_id)
+            self._lock.acquire()  # before reading it: another run may be writing it
             saved, warning = self._checkpoint.load()
             if warning:
                 context.event("warning", warning)
@@ -115,6 +127,8 @@ class JsonlSource(Source):
     async def close(self) -> None:
         if self._tail is not None:
             self._tail.close()
+        if self._lock is not None:
+            self._lock.release()
 
     def packets(self) -> Iterator[StreamPacket | BadRecord | None]:
         assert self._tail is not None
@@ -127,9 +141,15 @@ class JsonlSource(Source):
                 continue
             if self._origin_unsaved:  # its first line just became complete
                 self._save_origin()
+            if line.cut:
+                too_long = self._too_long(line)
+                if keep is not None:
+                    keep((too_long, line))
+                yield too_long
+                continue
             try:  # the common case inline: a line with a plain JSON object
                 value = decode(line.raw.decode())
-            except ValueError:
+            except (ValueError, RecursionError):  # _record says what is wrong with it
                 value = None
             if value.__class__ is dict and not line.may_grow and "v" not in value:
                 key = f"{node_id}:{line.file.key}:{line.number}"
@@ -144,13 +164,18 @@ class JsonlSource(Source):
                     self.context.event(
                         "warning",
                         f"{Path(line.path).name} ends with an incomplete line "
-                        f"{line.number + 1} ({len(line.raw)} bytes, no newline): left for the "
-                        "next run, when it may be complete",
+                        f"{line.number + 1} ({len(line.raw) + line.cut} bytes, no newline): left "
+                        "for the next run, when it may be complete",
                     )
                     return
             if keep is not None:
                 keep((item, line))
             yield item
+
+    def _too_long(self, line: Line) -> BadRecord:
+        limit, size = self.config.max_line_bytes, len(line.raw) + line.cut
+        key = f"{self.context.node_id}:{line.file.key}:{line.number}"
+        return _bad(line, key, f"longer than max_line_bytes ({limit}): {size} bytes")
 
     def checkpoint(self, upto: StreamPacket | BadRecord) -> None:
         """Persist the file and position after `upto`'s line: the next run starts there."""
@@ -202,7 +227,7 @@ class JsonlSource(Source):
                         "without the file's identity): reading it from its first line",
                     )
                 return resume
-            file, offset, line = FileId.from_record(saved), int(saved["offset"]), int(saved["line"])
+            file, (offset, line) = FileId.from_record(saved), _position(saved)
             return Resume(file, offset, line, self._saved_ns())
         except (KeyError, TypeError, ValueError) as exc:
             self.context.event(
@@ -251,7 +276,7 @@ def _record(line: Line, kind: str, node_id: str) -> StreamPacket | BadRecord:
     number = line.number
     key = f"{node_id}:{line.file.key}:{number}"
     try:
-        value = json.loads(line.raw.decode("utf-8"))
+        value = read_json(line.raw.decode("utf-8"), strict=False)
     except UnicodeDecodeError as exc:
         return _bad(line, key, f"not UTF-8 (byte {exc.start + 1} of the line)")
     except ValueError as exc:
@@ -281,10 +306,18 @@ _V1_TAIL_BYTES = 64
 """Version 1 checkpoints kept a hash of the 64 bytes before their offset."""
 
 
+def _position(saved: dict[str, Any]) -> tuple[int, int]:
+    """A checkpoint's byte offset and line number; ValueError when either is negative."""
+    offset, line = int(saved["offset"]), int(saved["line"])
+    if offset < 0 or line < 0:
+        raise ValueError(f"offset {offset} and line {line} must be 0 or more")
+    return offset, line
+
+
 def _resume_v1(saved: dict[str, Any], path: Path) -> Resume | None:
     """A checkpoint written before files were identified by their head: usable when the
     file has the same inode and the same bytes before the offset."""
-    offset, line, inode = int(saved["offset"]), int(saved["line"]), int(saved["inode"])
+    (offset, line), inode = _position(saved), int(saved["inode"])
     fd = os.open(path, os.O_RDONLY)
     try:
         stat = os.fstat(fd)

@@ -58,6 +58,9 @@ class Line(NamedTuple):
     may_grow: bool = False
     """A last line without a newline at the end of a run without `follow`: a writer may
     still be writing it."""
+    cut: int = 0
+    """Bytes of a line over the tail's `max_line_bytes` not kept in `raw` (which holds its
+    first `max_line_bytes`); 0 for every other line."""
 
 
 class Resume(NamedTuple):
@@ -84,6 +87,10 @@ class _Reading:
         self.partial: list[bytes] = []
         """The chunks of an incomplete last line, joined once its newline comes (joining
         on every read would make one long line cost quadratic time)."""
+        self.partial_bytes = 0
+        """Bytes in `partial`; at most the tail's `max_line_bytes`."""
+        self.cut = 0
+        """Bytes of the incomplete line dropped past `max_line_bytes` (not in `partial`)."""
         self.file: FileId | None = None
 
     def identity(self, whole: bool = False) -> FileId:
@@ -91,6 +98,22 @@ class _Reading:
             self.file = identify(self.fd, whole)
             assert self.file is not None, "identified once a line is complete"
         return self.file
+
+    def keep(self, piece: bytes, limit: int) -> None:
+        """Add a piece of the incomplete line, keeping no more than `limit` bytes of it."""
+        room = limit - self.partial_bytes
+        if len(piece) > room:
+            self.cut += len(piece) - max(room, 0)
+            piece = piece[: max(room, 0)]
+        if piece:
+            self.partial.append(piece)
+            self.partial_bytes += len(piece)
+
+    def take(self) -> tuple[bytes, int]:
+        """The incomplete line as kept, and how many of its bytes were dropped; then empty."""
+        raw, cut = b"".join(self.partial), self.cut
+        self.partial, self.partial_bytes, self.cut = [], 0, 0
+        return raw, cut
 
     def close(self) -> None:
         if self.fd >= 0:
@@ -109,8 +132,11 @@ class FileTail:
         poll_s: float,
         stopping: threading.Event,
         tell: Callable[[str, str], None],
+        max_line_bytes: int = 1 << 62,
     ) -> None:
         self.path = path
+        self.max_line_bytes = max_line_bytes
+        """Of a longer line only this much is kept in memory (`Line.cut` counts the rest)."""
         self.follow = follow
         self.poll_s = poll_s
         self.stopping = stopping
@@ -220,7 +246,7 @@ class FileTail:
 
     def _drain(self, reading: _Reading) -> Iterator[Line]:
         """The complete lines up to the end of what is there now."""
-        fd, name = reading.fd, str(reading.path)
+        fd, name, limit = reading.fd, str(reading.path), self.max_line_bytes
         while True:
             if reading.read_to and _truncated(reading, os.fstat(fd).st_size):
                 return  # what follows is another file's: `_successor` deals with it
@@ -229,32 +255,34 @@ class FileTail:
                 return
             reading.read_to += len(chunk)
             if b"\n" not in chunk:
-                reading.partial.append(chunk)
+                reading.keep(chunk, limit)
                 continue
             pieces = chunk.split(b"\n")
-            if reading.partial:
-                reading.partial.append(pieces[0])
-                pieces[0] = b"".join(reading.partial)
-            tail = pieces.pop()
-            reading.partial = [tail] if tail else []
+            first_cut = 0
+            if reading.partial or reading.cut:
+                reading.keep(pieces[0], limit)
+                pieces[0], first_cut = reading.take()
+            reading.keep(pieces.pop(), limit)
             file = reading.identity()
             offset, line = reading.offset, reading.line
-            for raw in pieces:
-                offset += len(raw) + 1
-                yield Line(raw, line, offset, file, name)
+            for n, piece in enumerate(pieces):
+                cut = first_cut if n == 0 else max(len(piece) - limit, 0)
+                raw = piece[:limit] if cut and n else piece
+                offset += len(raw) + cut + 1
+                yield Line(raw, line, offset, file, name, cut=cut)
                 line += 1
             reading.offset, reading.line = offset, line
 
     def _last_line(self, reading: _Reading, may_grow: bool = False) -> Iterator[Line]:
         """A last line without a newline: once no more will come to that file, or at the end
         of a run without `follow` (`may_grow`)."""
-        if not reading.partial:
+        if not reading.partial and not reading.cut:
             return
-        raw, reading.partial = b"".join(reading.partial), []
-        reading.offset += len(raw)
+        raw, cut = reading.take()
+        reading.offset += len(raw) + cut
         reading.line += 1
         file = reading.identity(whole=True)
-        yield Line(raw, reading.line - 1, reading.offset, file, str(reading.path), may_grow)
+        yield Line(raw, reading.line - 1, reading.offset, file, str(reading.path), may_grow, cut)
 
     def _queue_between(self, done: _Reading, then: _Reading) -> str:
         """Queue the files rotated away after `done` (two rotations before the tail looked

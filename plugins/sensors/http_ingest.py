@@ -221,8 +221,11 @@ class HttpIngest(KindFromConfig, Source):
             )
         if len(self._queue) + len(records) > config.queue_max:
             return self._busy(config.busy_status, "the graph is not keeping up")
+        key = request.headers.get("Idempotency-Key")
+        if key is not None and not _utf8(key):  # no durable inbox or JSON sink could keep it
+            return _refusal(400, "the Idempotency-Key header is not UTF-8 text: send UTF-8")
         waiting = _Request(len(records))
-        packets = self._packets_of(records, request.headers.get("Idempotency-Key"))
+        packets = self._packets_of(records, key)
         self._queue.extend((packet, waiting) for packet in packets)
         self.received += len(packets)
         self._arrived.set()
@@ -300,6 +303,15 @@ def _running_loop() -> asyncio.AbstractEventLoop:
     import asyncio
 
     return asyncio.get_running_loop()
+
+
+def _utf8(text: str) -> bool:
+    """False for a header aiohttp decoded with surrogate escapes (bytes that are not UTF-8)."""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _answered(request: _Request) -> None:

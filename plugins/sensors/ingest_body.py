@@ -7,9 +7,9 @@ for the device's operator that names the line or the item.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
+from schnitzel import read_json
 from schnitzel_plugins.sensors.errors import BodyRefused
 
 __all__ = ["NDJSON_TYPES", "records_of"]
@@ -43,8 +43,8 @@ def records_of(body: bytes, content_type: str, max_records: int) -> list[dict[st
 
 def _json(body: bytes) -> list[dict[str, Any]]:
     try:
-        value = json.loads(body)
-    except (UnicodeDecodeError, ValueError) as exc:
+        value = read_json(body)
+    except ValueError as exc:
         raise BodyRefused(400, f"the body is not JSON ({exc})") from None
     if isinstance(value, dict):
         return [value]
@@ -66,8 +66,8 @@ def _ndjson(body: bytes) -> list[dict[str, Any]]:
         if not line.strip():
             continue
         try:
-            value = json.loads(line)
-        except (UnicodeDecodeError, ValueError) as exc:
+            value = read_json(line)
+        except ValueError as exc:
             raise BodyRefused(400, f"line {number} is not JSON ({exc})") from None
         if not isinstance(value, dict):
             raise BodyRefused(400, f"line {number} is a JSON {type(value).__name__}, not an object")

@@ -11,7 +11,6 @@ protobuf, ...) is passed on undecoded, base64, with its schema's name and encodi
 from __future__ import annotations
 
 import base64
-import json
 import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -28,6 +27,7 @@ from schnitzel import (
     Source,
     StreamPacket,
     import_extra,
+    read_json,
 )
 from schnitzel_plugins.sensors.configured_kind import KindFromConfig
 from schnitzel_plugins.sensors.errors import SensorError
@@ -109,8 +109,8 @@ class McapSource(KindFromConfig, Source):
         payload: Any
         if channel.message_encoding == "json":
             try:
-                payload = json.loads(message.data)
-            except (UnicodeDecodeError, ValueError) as exc:
+                payload = read_json(message.data, strict=False)
+            except ValueError as exc:  # not UTF-8, not JSON, nested too deep, too many digits
                 return BadRecord(
                     f"a json message that is not JSON ({exc})",
                     where=f"{self._path.name} topic {channel.topic} log time {message.log_time}",

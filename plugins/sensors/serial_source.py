@@ -9,7 +9,6 @@ sent while it was away is gone: a serial line has no replay, so there is no chec
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
 from collections.abc import Iterator
@@ -25,6 +24,7 @@ from schnitzel import (
     Source,
     StreamPacket,
     import_extra,
+    read_json,
 )
 from schnitzel_plugins.sensors.configured_kind import KindFromConfig
 from schnitzel_plugins.sensors.errors import SensorError
@@ -168,8 +168,8 @@ class SerialSource(KindFromConfig, Source):
             payload: Any = {"line": text}
         else:
             try:
-                payload = json.loads(text)
-            except ValueError as exc:
+                payload = read_json(text, strict=False)
+            except ValueError as exc:  # not JSON, nested too deep, too many digits
                 return BadRecord(f"not JSON ({exc})", where=where, raw=line.raw, key=key)
             if not isinstance(payload, dict):
                 return BadRecord(

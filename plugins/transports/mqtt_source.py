@@ -30,7 +30,6 @@ record for the node's `on_error`; once that is dealt with, it is acknowledged.
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
@@ -48,6 +47,7 @@ from schnitzel import (
     import_extra,
     is_encoded_packet,
     packet_from_dict,
+    read_json,
 )
 from schnitzel_plugins.transports.errors import MqttError
 from schnitzel_plugins.transports.mqtt_config import MqttSourceConfig
@@ -267,8 +267,8 @@ class MqttSource(Source):
         key = key_property(message)
         where = f"topic {message.topic!r}"
         try:
-            obj: Any = json.loads(message.payload)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            obj: Any = read_json(message.payload, strict=False)
+        except ValueError as exc:  # not UTF-8, not JSON, nested too deep, too many digits
             return BadRecord(f"not JSON: {exc}", where=where, raw=bytes(message.payload), key=key)
         if isinstance(obj, dict) and is_encoded_packet(obj):
             try:

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import time
 from collections import deque
 from collections.abc import AsyncIterator
@@ -44,6 +43,7 @@ from schnitzel import (
     import_extra,
     is_encoded_packet,
     packet_from_dict,
+    read_json,
 )
 from schnitzel_plugins.transports.config import NatsSourceConfig, safe_nats_url
 from schnitzel_plugins.transports.errors import NatsError
@@ -181,8 +181,8 @@ class NatsSource(Source):
                 key=key,
             )
         try:
-            obj: Any = json.loads(message.data)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            obj: Any = read_json(message.data, strict=False)
+        except ValueError as exc:  # not UTF-8, not JSON, nested too deep, too many digits
             return BadRecord(f"not JSON: {exc}", where=where, raw=message.data, key=key)
         if isinstance(obj, dict) and is_encoded_packet(obj):
             try:

@@ -82,9 +82,13 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "validate":
         return _validate(args)
     if args.command == "run":
+        # before the run command's imports, which take most of a second on a small box
+        from schnitzel.launch.early_signals import EarlySignals
+
+        early = EarlySignals.install()
         from schnitzel.launch.run_command import run_graph
 
-        return run_graph(args)
+        return run_graph(args, early=early)
     if args.command == "ctl":
         from schnitzel.cli.ctl_command import run_ctl
 

@@ -59,7 +59,7 @@ class AsyncControlClient(_Client):
                     limit=MAX_REPLY_BYTES,  # socket accepts any path; the stubs say str only
                 )
         except OSError as exc:  # TimeoutError included
-            raise ControlUnreachable(self.path, _connect_error(exc)) from None
+            raise ControlUnreachable(self.path, _connect_error(exc, self.path)) from None
         try:
             _check_peer(self.path, writer.get_extra_info("socket"))
         except ControlUntrusted:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import itertools
 import os
 import socket
+import stat
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -109,16 +110,40 @@ def _ssh_connection() -> str | None:
     return os.environ.get("SSH_CONNECTION") or None
 
 
-def _connect_error(exc: OSError) -> str:
+def _connect_error(exc: OSError, path: Path | None = None) -> str:
     if isinstance(exc, FileNotFoundError):
         return "no socket there"
     if isinstance(exc, ConnectionRefusedError):
+        what = _not_a_socket(path) if path is not None else None
+        if what is not None:
+            return (
+                f"{path} is {what}, not a socket: give --socket the control socket the run "
+                "logged as it started, or --graph GRAPH to find it"
+            )
         return "nothing listens there (a socket left by a runtime that is gone)"
     if isinstance(exc, PermissionError):
         return "permission denied (the socket belongs to another user)"
     if isinstance(exc, TimeoutError):
         return "the connection timed out"
     return exc.strerror or str(exc)
+
+
+def _not_a_socket(path: Path) -> str | None:
+    """What `path` is, when it is there and is not a socket (a unix connect to a regular file
+    or a directory is refused as if the socket's runtime were gone)."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return None
+    if stat.S_ISSOCK(mode):
+        return None
+    return (
+        "a directory"
+        if stat.S_ISDIR(mode)
+        else "a regular file"
+        if stat.S_ISREG(mode)
+        else "not a socket"
+    )
 
 
 def _check_before_connect(path: Path) -> None:
@@ -201,7 +226,7 @@ class ControlClient(_Client):
             raise
         except OSError as exc:
             sock.close()
-            raise ControlUnreachable(self.path, _connect_error(exc)) from None
+            raise ControlUnreachable(self.path, _connect_error(exc, self.path)) from None
         self._sock = sock
 
     def close(self) -> None:

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from schnitzel.errors import GraphLoadError, RuntimeStartError
+from schnitzel.launch.early_signals import EarlySignals
 from schnitzel.launch.output import say
 from schnitzel.launch.validate_command import print_problems, validate_argument
 
@@ -48,8 +49,21 @@ T = TypeVar("T")
 EXIT_OK, EXIT_INVALID, EXIT_USAGE, EXIT_FAILED, EXIT_DEGRADED, EXIT_FORCED = 0, 1, 2, 3, 4, 130
 
 
-def run_graph(args: argparse.Namespace, prog: str = "schnitzel run") -> int:
-    """Validate, run to a stop condition, print or write the report; return the exit code."""
+def run_graph(
+    args: argparse.Namespace, prog: str = "schnitzel run", early: EarlySignals | None = None
+) -> int:
+    """Validate, run to a stop condition, print or write the report; return the exit code.
+    A SIGTERM or SIGHUP that arrives while it starts is held (by `early` when the caller
+    began holding before its imports) and handled once it runs."""
+    if early is None:
+        early = EarlySignals.install()
+    try:
+        return _run_graph(args, prog, early)
+    finally:
+        early.restore()  # where the run never got as far as the loop's own handlers
+
+
+def _run_graph(args: argparse.Namespace, prog: str, early: EarlySignals) -> int:
     from schnitzel.observe.logs import configure_logging
 
     logger = configure_logging(args.log_format)
@@ -69,7 +83,7 @@ def run_graph(args: argparse.Namespace, prog: str = "schnitzel run") -> int:
     state_dir = Path(args.state_dir) if args.state_dir else None
     try:
         runtime = Runtime(result.graph, state_dir, args.drain_timeout, logger)
-        report = run_loop(_run_with_signals(runtime, args, logger))
+        report = run_loop(_run_with_signals(runtime, args, logger, early))
     except (ControlSocketError, MetricsAddrError) as exc:
         say(f"{prog}: {exc}; nothing was run", err=True)
         return EXIT_USAGE
@@ -143,7 +157,7 @@ def _threads_still_running(grace_s: float = 1.0) -> bool:
 
 
 async def _run_with_signals(
-    runtime: Any, args: argparse.Namespace, logger: logging.Logger
+    runtime: Any, args: argparse.Namespace, logger: logging.Logger, early: EarlySignals
 ) -> RunReport:
     from schnitzel.control.runtime_control import RuntimeControl
 
@@ -154,6 +168,11 @@ async def _run_with_signals(
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop_on_signal, runtime, received, signum)
     loop.add_signal_handler(signal.SIGHUP, reload_on_signal, control, reloads)
+    for held in early.take():  # what arrived while starting, now handled
+        if held == signal.SIGHUP:
+            reload_on_signal(control, reloads)
+        else:
+            stop_on_signal(runtime, received, held)
     server = metrics = None
     try:
         metrics = serve_metrics(runtime, args, logger)

@@ -185,6 +185,20 @@ def test_the_sync_client_says_the_runtime_cannot_be_reached() -> None:
         assert "nothing listens there" in str(caught.value)
 
 
+def test_a_path_that_is_not_a_socket_is_named_for_what_it_is() -> None:
+    """A regular file or a directory was reported as "nothing listens there (a socket left
+    by a runtime that is gone)"."""
+    with socket_dir() as directory:
+        (directory / "notes.txt").write_text("x")
+        (directory / "sub").mkdir()
+        for name, what in (("notes.txt", "a regular file"), ("sub", "a directory")):
+            with pytest.raises(ControlUnreachable) as caught:
+                ControlClient(directory / name).request("status")
+            message = str(caught.value)
+            assert f"is {what}, not a socket" in message, message
+            assert "left by a runtime" not in message
+
+
 def test_the_socket_is_private_and_its_new_directory_too(tmp_path: Path) -> None:
     async def main() -> None:
         with socket_dir() as directory:

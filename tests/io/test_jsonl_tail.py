@@ -393,3 +393,42 @@ def test_copytruncate_with_a_header_line_reads_the_rest_from_the_newest_copy(
     path.write_bytes(header)
     got = until_idle(lines)
     assert texts(got) == ['{"n": 3, "file": "a"}', '{"n": 4, "file": "a"}', '{"header": 1}']
+
+
+@pytest.mark.parametrize("newline", [True, False], ids=["complete", "last-without-newline"])
+def test_a_line_over_max_line_bytes_is_cut_with_bounded_memory_and_offsets_stay_right(
+    tmp_path: Path, newline: bool
+) -> None:
+    import tracemalloc
+
+    path = tmp_path / "in.jsonl"
+    append(path, 0, 1)
+    long_line = b'{"pad": "' + b"x" * (16 * 1024 * 1024) + b'"}'
+    with path.open("ab") as file:
+        file.write(long_line + (b"\n" if newline else b""))
+    if newline:
+        append(path, 2, 1)
+    reader = FileTail(
+        path,
+        follow=False,
+        poll_s=0.01,
+        stopping=threading.Event(),
+        tell=Told(),
+        max_line_bytes=65536,
+    )
+    reader.start(None)
+    tracemalloc.start()
+    try:
+        got = [line for line in reader.lines() if line is not None]
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+        reader.close()
+    assert peak < 4 * 1024 * 1024, f"{peak / 1e6:.1f} MB held for a 16 MB line"
+    long = got[1]
+    assert (long.number, len(long.raw), long.cut) == (1, 65536, len(long_line) - 65536)
+    assert long.raw == long_line[:65536]
+    assert long.end == len(b'{"n": 0, "file": "a"}\n') + len(long_line) + (1 if newline else 0)
+    if newline:
+        assert texts(got[2:]) == ['{"n": 2, "file": "a"}'] and got[2].end == path.stat().st_size
+    assert [line.cut for line in got if line is not long] == [0] * (len(got) - 1)

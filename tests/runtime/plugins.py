@@ -7,10 +7,12 @@ thread, record what reached it, refuse to open. Records are kept per node id in 
 from __future__ import annotations
 
 import asyncio
+import signal
 import threading
 import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any, ClassVar
 
 from pydantic import Field
@@ -522,3 +524,36 @@ class SlowTicking(Ticking):
 
     name: ClassVar[str] = "slow-ticking"
     tick_interval_s = 3600.0
+
+
+class StartGateConfig(PluginConfig):
+    folder: str
+    count: int = 5
+
+
+class HeldAtValidation(Source):
+    """Holds `schnitzel run` in validation (its environment check) until the file `go`
+    appears in `folder`, having written `checking` there: a test sends a signal while the
+    run is still starting. Meanwhile it writes `held-<n>` once the run holds n signals for
+    later (schnitzel.launch.early_signals), so a test knows one was taken before sending
+    another (two signals sent at once may arrive as one). Then `count` packets."""
+
+    name: ClassVar[str] = "held-at-validation"
+    Config: ClassVar[type[PluginConfig]] = StartGateConfig
+
+    @classmethod
+    def check_environment(cls, config: Any, context: Any) -> list[Any]:
+        folder = Path(config.folder)
+        (folder / "checking").touch()
+        deadline = time.monotonic() + 60.0  # only against hanging
+        while not (folder / "go").exists() and time.monotonic() < deadline:
+            holder = getattr(signal.getsignal(signal.SIGTERM), "__self__", None)
+            held = len(getattr(holder, "pending", ()))
+            if held:
+                (folder / f"held-{held}").touch()
+            time.sleep(0.01)
+        return []
+
+    def packets(self) -> Iterator[StreamPacket]:
+        for seq in range(self.config.count):
+            yield StreamPacket.new("sensor", self.context.node_id, seq, {"n": seq})

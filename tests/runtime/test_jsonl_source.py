@@ -13,6 +13,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from schnitzel import NodeContext, Runtime, RuntimeControl
 from schnitzel_plugins.io.jsonl import JsonlSource, JsonlSourceConfig
 from tests.runtime import plugins
@@ -121,6 +123,50 @@ def test_a_bad_last_line_is_checkpointed_past_and_not_counted_again(tmp_path: Pa
     assert received() == [] and second["nodes"]["src"]["errors"] == 0
 
 
+def test_a_line_nested_too_deep_is_a_bad_record_and_the_lines_after_it_arrive(
+    tmp_path: Path,
+) -> None:
+    """A line of 100,000 `[` raised RecursionError out of the source: the run ended there,
+    and a resuming source met the same line again every run."""
+    write_lines(tmp_path / "in.jsonl", 0, 3)
+    with (tmp_path / "in.jsonl").open("ab") as file:
+        file.write(b'{"n": 3, "deep": ' + b"[" * 100_000 + b"]" * 100_000 + b"}\n")
+    write_lines(tmp_path / "in.jsonl", 4, 3)
+    g = graph(tmp_path)  # the default policy is skip
+    report = run(g, tmp_path)
+    assert [n for _f, n in received()] == [0, 1, 2, 4, 5, 6]
+    src = report["nodes"]["src"]
+    assert src["errors"] == 1 and src["health"] != "failing"
+    message = src["recent_errors"][0]["message"]
+    assert message.startswith("in.jsonl line 4: not JSON") and "nested too deep" in message
+    assert report["stop_reason"] == "sources_exhausted"
+    assert_counts_add_up(report, g)
+
+
+def test_a_line_over_max_line_bytes_is_a_bad_record_and_the_lines_after_it_arrive(
+    tmp_path: Path,
+) -> None:
+    """There was no limit: a 300 MB line (a corrupted log, a file with no newlines) took
+    1.3 GB of memory, enough to have the box kill the runtime, again on every restart."""
+    write_lines(tmp_path / "in.jsonl", 0, 2)
+    with (tmp_path / "in.jsonl").open("ab") as file:
+        file.write(b'{"n": 2, "pad": "' + b"x" * 300_000 + b'"}\n')
+    write_lines(tmp_path / "in.jsonl", 3, 2)
+    g = graph(tmp_path, config=", max_line_bytes: 100000")
+    report = run(g, tmp_path)
+    assert [n for _f, n in received()] == [0, 1, 3, 4]
+    src = report["nodes"]["src"]
+    assert src["errors"] == 1
+    message = src["recent_errors"][0]["message"]
+    assert message.startswith("in.jsonl line 3: longer than max_line_bytes (100000)"), message
+    assert "300019 bytes" in message and '{"n": 2, "pad": "xxx' in message
+    assert_counts_add_up(report, g)
+    plugins.reset()
+    write_lines(tmp_path / "in.jsonl", 5, 1)
+    run(g, tmp_path)  # the checkpoint is past the long line: the next run starts after it
+    assert [n for _f, n in received()] == [5]
+
+
 def test_an_incomplete_last_line_is_left_for_the_next_run_not_passed_over(
     tmp_path: Path,
 ) -> None:
@@ -180,6 +226,25 @@ def test_stop_ends_the_run_at_the_bad_line_and_the_next_run_meets_it_again(
 
 
 # -- rotation and keys ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("field", ["offset", "line"])
+def test_a_checkpoint_with_a_negative_position_is_said_unreadable_and_the_file_read_again(
+    tmp_path: Path, field: str
+) -> None:
+    """A negative offset ended the source with a bare `[Errno 22] Invalid argument` on every
+    run, naming neither the checkpoint nor what to do."""
+    write_lines(tmp_path / "in.jsonl", 0, 5)
+    g = graph(tmp_path)
+    run(g, tmp_path)
+    (saved,) = (tmp_path / "state" / "checkpoints").glob("src-*.json")
+    record = json.loads(saved.read_text())
+    saved.write_text(json.dumps({**record, field: -10}))
+    plugins.reset()
+    report, messages = run_telling(g, tmp_path)
+    assert [n for _f, n in received()] == list(range(5))
+    assert report["nodes"]["src"]["errors"] == 0
+    assert any("checkpoint of in.jsonl unreadable" in m and field in m for m in messages)
 
 
 def test_rotation_by_rename_during_a_run_delivers_both_files_once_with_distinct_keys(

@@ -243,3 +243,92 @@ def test_a_second_signal_exits_at_once_and_counts_what_it_abandons(tmp_path: Pat
     assert report["stop_reason"] == "signal" and report["status"] == "degraded"
     assert report["nodes"]["out"]["dropped_by_reason"]["shutdown"] > 0
     assert "exiting now" in stderr
+
+
+HELD_START = """
+nodes:
+  - {id: src, kind: source, plugin: "tests.runtime.plugins:HeldAtValidation",
+     config: {folder: "FOLDER", count: 5}}
+  - {id: out, kind: sink, plugin: "null"}
+edges:
+  - {from: src, to: out}
+"""
+
+
+def _start_held(tmp_path: Path) -> tuple[subprocess.Popen[str], Path]:
+    """`schnitzel run` held in validation until `go` exists in tmp_path."""
+    process, report = _start(tmp_path, HELD_START.replace("FOLDER", str(tmp_path)))
+    _wait_for(lambda: (tmp_path / "checking").exists() or process.poll() is not None)
+    assert process.poll() is None, process.communicate()
+    return process, report
+
+
+def test_sigterm_while_starting_is_held_then_drains_with_a_report_and_exits_0(
+    tmp_path: Path,
+) -> None:
+    """It killed the process (no report, no word) until the event loop was up."""
+    process, report_path = _start_held(tmp_path)
+    process.send_signal(signal.SIGTERM)
+    _wait_for((tmp_path / "held-1").exists)
+    (tmp_path / "go").touch()
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 0, stderr
+    report = json.loads(report_path.read_text())
+    assert (report["status"], report["stop_reason"]) == ("ok", "signal")
+    assert "SIGTERM received; draining" in stderr
+
+
+def test_sighup_while_starting_does_not_stop_the_run(tmp_path: Path) -> None:
+    """It killed the process; SIGHUP never stops a run (docs/contracts/cli.md)."""
+    process, report_path = _start_held(tmp_path)
+    process.send_signal(signal.SIGHUP)
+    _wait_for((tmp_path / "held-1").exists)
+    (tmp_path / "go").touch()
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 0, stderr
+    report = json.loads(report_path.read_text())
+    assert (report["status"], report["stop_reason"]) == ("ok", "sources_exhausted")
+    assert report["totals"]["delivered"] == 5
+    assert "SIGHUP ignored: the run has not started yet" in stderr
+
+
+def test_a_second_sigterm_while_starting_exits_130_at_once(tmp_path: Path) -> None:
+    process, report_path = _start_held(tmp_path)
+    process.send_signal(signal.SIGTERM)
+    _wait_for((tmp_path / "held-1").exists)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=60)  # `go` never appears: it must not wait
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr and not report_path.exists()
+
+
+FOLLOWED = """
+nodes:
+  - {id: src, kind: source, plugin: jsonl, config: {path: in.jsonl, follow: true,
+     poll_interval_s: 0.05}}
+  - {id: out, kind: sink, plugin: jsonl, config: {path: out/followed.jsonl}}
+edges:
+  - {from: src, to: out}
+"""
+
+
+def test_a_second_run_sharing_a_jsonl_sources_checkpoint_is_refused_naming_the_first(
+    tmp_path: Path,
+) -> None:
+    """It ran: both read the file, both wrote the one checkpoint (`checkpoint failed: ...
+    .tmp`), and every line the second read was written twice."""
+    (tmp_path / "in.jsonl").write_text("".join(f'{{"n": {n}}}\n' for n in range(10)))
+    first, _report = _start(tmp_path, FOLLOWED)
+    written = tmp_path / "out" / "followed.jsonl"
+    try:
+        _wait_for(lambda: written.exists() and len(written.read_text().splitlines()) == 10)
+        # --duration only ends it where it is not refused (follow never ends on its own)
+        second = schnitzel("run", str(tmp_path / "graph.yaml"), "--duration", "3")
+        assert second.returncode == 3, second.stderr
+        assert f"in use by another running schnitzel (pid {first.pid}" in second.stderr
+        assert "Traceback" not in second.stderr
+    finally:
+        first.send_signal(signal.SIGTERM)
+        _, stderr = first.communicate(timeout=60)
+    assert first.returncode == 0, stderr
+    assert len(written.read_text().splitlines()) == 10

@@ -301,3 +301,61 @@ edges:
     messages = " ".join(p.render() for p in result.report.problems)
     assert "NO_SUCH_VARIABLE_HERE" in messages
     assert "c.pem" in messages and "k.pem" in messages
+
+
+HOSTILE_BODIES = [
+    (b'{"a": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", "nested too deep"),
+    (b'{"a": NaN}', "NaN"),
+    (b'{"a": -Infinity}', "-Infinity"),
+    (b'{"a": 1e999}', "1e999"),
+    (b'{"a": "\\ud800"}', "lone surrogate"),  # answered 202, then dropped as not portable
+    (b'{"a": ' + b"7" * 5000 + b"}", "4300 digits"),
+]
+
+
+@pytest.mark.parametrize("content_type", ["application/json", "application/x-ndjson"])
+def test_hostile_json_is_refused_400_naming_the_problem_and_the_server_goes_on(
+    tmp_path: Path, content_type: str
+) -> None:
+    """Deep nesting was a 500 with a traceback in the log; NaN, Infinity and 1e999 were
+    answered 202 and then failed at the first durable inbox or network sink."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/ingest"
+
+    async def steps(runtime: Runtime, plugin: HttpIngest) -> None:
+        headers = {"Content-Type": content_type}
+        async with httpx.AsyncClient(timeout=GUARD_S) as client:
+            for body, why in HOSTILE_BODIES:
+                answer = await client.post(url, content=body, headers=headers)
+                assert answer.status_code == 400, (body[:20], answer.text)
+                assert why in answer.json()["error"], answer.text
+            for body in (b'{"a": 1.5e308}', b'{"a": "\\ud83d\\ude00"}'):  # a surrogate pair
+                good = await client.post(url, content=body, headers=headers)
+                assert good.status_code == 202, good.text
+        assert plugin.received == 2
+        assert plugin.answers == {400: len(HOSTILE_BODIES), 202: 2}
+
+    steer(ingest_graph(tmp_path, port, "Recorder"), tmp_path, steps)
+    assert [p.payload for p in plugins.RECORDS["out"]] == [{"a": 1.5e308}, {"a": "\U0001f600"}]
+
+
+def test_an_idempotency_key_that_is_not_utf8_is_refused_400_not_accepted_then_dropped(
+    tmp_path: Path,
+) -> None:
+    """Its packets were answered 202, then dropped as not portable (lone surrogates) by the
+    first durable inbox: the device never learnt."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/ingest"
+
+    async def steps(runtime: Runtime, plugin: HttpIngest) -> None:
+        async with httpx.AsyncClient(timeout=GUARD_S) as client:
+            bad = await client.post(url, json={"a": 1}, headers={b"Idempotency-Key": b"\xff-7"})
+            assert bad.status_code == 400, bad.text
+            assert "Idempotency-Key" in bad.json()["error"], bad.text
+            good = await client.post(
+                url, json={"a": 2}, headers={b"Idempotency-Key": "café-7".encode()}
+            )
+            assert good.status_code == 202, good.text
+
+    steer(ingest_graph(tmp_path, port, "Recorder"), tmp_path, steps)
+    assert [p.idempotency_key for p in plugins.RECORDS["out"]] == ["café-7:0"]

@@ -90,6 +90,27 @@ def test_replay_is_in_log_time_order_with_the_log_s_times_and_the_same_every_run
     assert again == first
 
 
+def test_a_json_message_nested_too_deep_is_a_bad_record_and_the_replay_goes_on(
+    tmp_path: Path,
+) -> None:
+    """It raised RecursionError out of the source: the replay ended at it, every run."""
+    with (tmp_path / "robot.mcap").open("wb") as file:
+        writer = Writer(file)
+        writer.start(profile="", library="schnitzel-tests")
+        schema = writer.register_schema("Reading", "jsonschema", b'{"type": "object"}')
+        imu = writer.register_channel("/imu", "json", schema)
+        deep = b'{"ax": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+        for at_ms, data in enumerate((b'{"ax": 0.0}', deep, b'{"ax": 0.2}')):
+            at = T0 + at_ms * 1_000_000
+            writer.add_message(imu, log_time=at, data=data, publish_time=at)
+        writer.finish()
+    got, report = replay(tmp_path)
+    assert [payload for *_, payload, _key in got] == [{"ax": 0.0}, {"ax": 0.2}]
+    source = report["nodes"]["log"]
+    assert source["errors"] == 1 and report["stop_reason"] == "sources_exhausted"
+    assert "nested too deep" in source["recent_errors"][0]["message"]
+
+
 def test_topics_select_what_is_replayed(tmp_path: Path) -> None:
     write_log(tmp_path / "robot.mcap")
     got, _ = replay(tmp_path, "[/gps]")

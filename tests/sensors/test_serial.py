@@ -67,6 +67,7 @@ edges:
             await until(lambda: source.stats()["open"], "the device was opened")
             device.send(b'{"n": 0}\n{"n"')
             device.send(b": 1}\r\nnot json\n")
+            device.send(b'{"n": ' + b"[" * 2000 + b"]" * 2000 + b"}\n")  # RecursionError
             await until(lambda: len(received) == 2, "two lines arrived")
             device.unplug()
             await until(lambda: not source.stats()["open"], "the device was seen gone")
@@ -84,10 +85,11 @@ edges:
         device.unplug()
     assert_counts_add_up(report, graph)
     assert [p.payload for p in received] == [{"n": 0}, {"n": 1}, {"n": 2}]
-    assert [p.seq for p in received] == [0, 1, 3]  # seq 2 was the bad line
+    assert [p.seq for p in received] == [0, 1, 4]  # seq 2 and 3 were the bad lines
     source = report["nodes"]["src"]
-    assert source["errors"] == 1
+    assert source["errors"] == 2
     assert "not JSON" in source["recent_errors"][0]["message"]
+    assert "nested too deep" in source["recent_errors"][1]["message"]
     assert source["plugin_stats"]["reconnects"] == 1
 
 

@@ -178,10 +178,17 @@ def test_a_message_that_is_not_json_goes_to_on_error_and_is_acked(
 ) -> None:
     worker = graph_in(tmp_path, subscriber(mosquitto.url, "out.jsonl"))
     run(worker, tmp_path, duration_s=1.0)
-    for payload in (b'{"t": 1}', b"\xff not json", b'{"t": 3}'):
+    hostile = (
+        b"\xff not json",
+        b'{"t": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",  # was a RecursionError out of it
+        b'{"t": ' + b"7" * 5000 + b"}",  # over Python's 4300 digits: was a ValueError out of it
+    )
+    for payload in (b'{"t": 1}', *hostile, b'{"t": 3}'):
         publish_once(mosquitto.port, "plant/raw", payload)
     report = run(worker, tmp_path, max_packets=2, drain_timeout_s=5)
-    assert report["nodes"]["src"]["errors"] == 1
+    assert report["nodes"]["src"]["errors"] == len(hostile)
+    reasons = [e["message"] for e in report["nodes"]["src"]["recent_errors"]]
+    assert "nested too deep" in reasons[1] and "4300 digits" in reasons[2], reasons
     until(lambda: mosquitto.connections_open("worker") == 0, "the broker read the worker's end")
     written = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
     assert [p["payload"]["t"] for p in written] == [1, 3]

@@ -98,6 +98,13 @@ def test_packets_keep_the_publishers_key_and_are_acked_once_written(
     assert report["nodes"]["src"]["plugin_stats"] == {"acked": 300, "held": 0}
 
 
+HOSTILE = (
+    b"\xff not json",
+    b'{"t": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",  # was a RecursionError out of the source
+    b'{"t": ' + b"7" * 5000 + b"}",  # over Python's 4300 digits: was a ValueError out of it
+)
+
+
 def test_a_message_that_is_not_json_goes_to_on_error_and_is_acked(
     tmp_path: Path, server: NatsServer
 ) -> None:
@@ -107,17 +114,20 @@ def test_a_message_that_is_not_json_goes_to_on_error_and_is_acked(
         nc = await nats.connect(server.url)
         js = nc.jetstream()
         await js.publish("events.raw", b'{"t": 1}', headers={"Nats-Msg-Id": "raw-1"})
-        await js.publish("events.raw", b"\xff not json")
+        for payload in HOSTILE:
+            await js.publish("events.raw", payload)
         await js.publish("events.raw", b'{"t": 3}')
         await nc.close()
 
     asyncio.run(send())
     g = graph_from(tmp_path, worker(server.url, "out.jsonl"))
     report = run(g, tmp_path, max_packets=2, drain_timeout_s=5)
-    assert report["nodes"]["src"]["errors"] == 1
+    assert report["nodes"]["src"]["errors"] == len(HOSTILE)
+    reasons = [e["message"] for e in report["nodes"]["src"]["recent_errors"]]
+    assert "nested too deep" in reasons[1] and "4300 digits" in reasons[2], reasons
     written = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
     assert [p["payload"]["t"] for p in written] == [1, 3]
-    assert [p["meta"]["idempotency_key"] for p in written] == ["raw-1", "EVENTS:3"]
+    assert [p["meta"]["idempotency_key"] for p in written] == ["raw-1", "EVENTS:5"]
     assert consumer_state(server) == (0, 0)
 
 

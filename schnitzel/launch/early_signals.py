@@ -1,0 +1,57 @@
+"""Signals that reach `schnitzel run` while it starts, before its event loop takes them over.
+
+Reading the graph, validating it and building the runtime take a second or more on a small
+box. Without a handler of its own in that time, a SIGTERM (a service manager's stop) killed
+the process with no report and no word, and a SIGHUP (`systemctl reload`, a terminal that
+closed) killed it too, although the run contract says SIGTERM drains and exits 0 and SIGHUP
+never stops a run. `EarlySignals` holds them until the loop's handlers are installed; then
+they are handed to those handlers, as if they had arrived that moment. A second SIGTERM while
+starting exits at once (130), as a second signal does in a run.
+"""
+
+from __future__ import annotations
+
+import signal
+from types import FrameType
+from typing import Any
+
+__all__ = ["EarlySignals"]
+
+HELD = (signal.SIGTERM, signal.SIGHUP)
+"""SIGINT is not held: Ctrl-C before the run started ends the command at once (130)."""
+
+
+class EarlySignals:
+    """Holds SIGTERM and SIGHUP from `install()` until the event loop's handlers replace
+    its own; `take()` then hands over what arrived."""
+
+    def __init__(self) -> None:
+        self.pending: list[int] = []
+        """The signals received while holding, in order."""
+        self._previous: dict[int, Any] = {}
+
+    @classmethod
+    def install(cls) -> EarlySignals:
+        """Start holding. Only the main thread may install signal handlers."""
+        early = cls()
+        for signum in HELD:
+            early._previous[signum] = signal.signal(signum, early._on_signal)
+        return early
+
+    def take(self) -> list[int]:
+        """What arrived while holding. Call it once the event loop's handlers replaced ours:
+        then no signal can arrive in between and meet the default action, or be missed."""
+        pending, self.pending = self.pending, []
+        return pending
+
+    def restore(self) -> None:
+        """Put the handlers from before back where ours are still installed."""
+        for signum, previous in self._previous.items():
+            if signal.getsignal(signum) == self._on_signal:
+                signal.signal(signum, previous)
+        self._previous.clear()
+
+    def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
+        if signum == signal.SIGTERM and signal.SIGTERM in self.pending:
+            raise KeyboardInterrupt  # a second SIGTERM: exit now, as Ctrl-C would
+        self.pending.append(signum)
