@@ -10,7 +10,9 @@ from __future__ import annotations
 import itertools
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import islice
 from typing import Any, NamedTuple, NoReturn
 
 __all__ = ["FrozenMeta", "PayloadRef", "StreamPacket", "new_packet_id"]
@@ -160,6 +162,39 @@ class StreamPacket(NamedTuple):
                 payload_ref,
             ),
         )
+
+    @staticmethod
+    def new_many(
+        kind: str,
+        source_id: str,
+        seqs: Sequence[int],
+        payloads: Sequence[Any],
+        meta: dict[str, Any] | None = None,
+        ts: float | None = None,
+    ) -> list[StreamPacket]:
+        """The packets `new` gives for each `seq` of `seqs` with the payload at the same
+        place in `payloads`, made together: fresh ids, one `ts` for all (now unless given:
+        they are created at the same moment), and one frozen copy of `meta` they share. For a
+        source that makes many packets at a time (`synthetic`): about half of `new`'s cost
+        per packet. Since plugin API 1.2."""
+        if len(payloads) != len(seqs):
+            raise ValueError(
+                f"new_many got {len(seqs)} seqs and {len(payloads)} payloads; give one "
+                "payload per seq"
+            )
+        # One comprehension: no call per packet. Ids come from the same counter as `new`'s
+        # (`islice` takes each with one C call, so threads making packets never share one).
+        when = _time() if ts is None else ts
+        frozen = EMPTY_META if not meta else FrozenMeta(meta)
+        prefix = _ids.prefix
+        numbers = islice(_ids.counter, len(seqs))
+        return [
+            _tuple_new(
+                StreamPacket,
+                (f"{prefix}-{number}", when, kind, source_id, seq, payload, frozen, None),
+            )
+            for number, seq, payload in zip(numbers, seqs, payloads, strict=True)
+        ]
 
     @property
     def idempotency_key(self) -> str:
