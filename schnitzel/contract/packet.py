@@ -12,7 +12,7 @@ import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from itertools import islice
+from itertools import islice, repeat
 from typing import Any, NamedTuple, NoReturn
 
 __all__ = ["FrozenMeta", "PayloadRef", "StreamPacket", "new_packet_id"]
@@ -182,19 +182,25 @@ class StreamPacket(NamedTuple):
                 f"new_many got {len(seqs)} seqs and {len(payloads)} payloads; give one "
                 "payload per seq"
             )
-        # One comprehension: no call per packet. Ids come from the same counter as `new`'s
-        # (`islice` takes each with one C call, so threads making packets never share one).
+        # Each packet is one C call (`map` over `zip`: no bytecode per packet), but its id.
+        # Ids come from the same counter as `new`'s (`islice` takes each with one C call, so
+        # threads making packets at once never share one).
         when = _time() if ts is None else ts
         frozen = EMPTY_META if not meta else FrozenMeta(meta)
         prefix = _ids.prefix
-        numbers = islice(_ids.counter, len(seqs))
-        return [
-            _tuple_new(
-                StreamPacket,
-                (f"{prefix}-{number}", when, kind, source_id, seq, payload, frozen, None),
-            )
-            for number, seq, payload in zip(numbers, seqs, payloads, strict=True)
-        ]
+        ids = [f"{prefix}-{number}" for number in islice(_ids.counter, len(seqs))]
+        fields = zip(
+            ids,
+            repeat(when),
+            repeat(kind),
+            repeat(source_id),
+            seqs,
+            payloads,
+            repeat(frozen),
+            repeat(None),
+            strict=False,  # the repeats are endless; ids, seqs and payloads are as long
+        )
+        return list(map(_tuple_new, repeat(StreamPacket), fields))
 
     @property
     def idempotency_key(self) -> str:
