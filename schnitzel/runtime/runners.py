@@ -125,6 +125,7 @@ class InboxWorker(_Worker):
             if node.sample_every > 1:
                 batch = node.sample(batch)
             plain = node.call_plain
+            outcome: Outcome | None
             if plain is not None and batch and not durable and not turn.locked():
                 # a plain call on the loop: no swap can come between it and the free turn
                 # it would have taken, so it runs without taking it (no coroutines)
