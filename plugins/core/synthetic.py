@@ -90,5 +90,5 @@ class Generated:
         if stop <= start:
             return []
         self.next_seq = stop
-        payloads = list(map(dict, repeat(self.template, stop - start)))
+        payloads = list(map(dict.copy, repeat(self.template, stop - start)))
         return StreamPacket.new_many(self.kind, self.source_id, range(start, stop), payloads)
