@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
@@ -23,7 +24,7 @@ from schnitzel.contract import (
     packet_profile,
 )
 from schnitzel.contract.codec import format_ts, parse_ts
-from schnitzel.contract.packet import EMPTY_META
+from schnitzel.contract.packet import EMPTY_META, _IdSource
 from schnitzel.errors import PacketDecodeError, PacketNotPortable
 
 REF = PayloadRef("file:///var/lib/cam/0001.jpg", "image/jpeg", 2048, "ab" * 32)
@@ -125,6 +126,22 @@ def test_new_many_ids_stay_unique_when_threads_make_packets_at_once() -> None:
         thread.join()
     every = [packet_id for ids in made for packet_id in ids]
     assert len(every) == len(set(every)) == 4 * 200 * 50
+
+
+@pytest.mark.parametrize("start", [0, 1, 998, 999, 1000, 1999, 12_345, 999_999, 10**12 - 2])
+@pytest.mark.parametrize("n", [1, 2, 256, 1001, 2500])
+def test_ids_made_together_are_those_made_one_at_a_time(start: int, n: int) -> None:
+    ids = _IdSource()
+    ids.counter = itertools.count(start)
+    assert ids.next_ids(n) == [f"{ids.prefix}-{number}" for number in range(start, start + n)]
+    assert ids.next_id() == f"{ids.prefix}-{start + n}"
+
+
+def test_ids_from_numbers_that_are_not_one_run_are_each_written_out() -> None:
+    ids = _IdSource()
+    ids.counter = itertools.count(995, 2)  # as if another thread took every other one
+    assert ids.next_ids(4) == [f"{ids.prefix}-{number}" for number in (995, 997, 999, 1001)]
+    assert ids.next_ids(0) == []
 
 
 def test_new_many_refuses_payloads_that_do_not_match_the_seqs() -> None:
