@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
 import pickle
+import threading
 
 import pytest
 from hypothesis import given
@@ -22,6 +24,7 @@ from schnitzel.contract import (
     packet_profile,
 )
 from schnitzel.contract.codec import format_ts, parse_ts
+from schnitzel.contract.packet import EMPTY_META, _IdSource
 from schnitzel.errors import PacketDecodeError, PacketNotPortable
 
 REF = PayloadRef("file:///var/lib/cam/0001.jpg", "image/jpeg", 2048, "ab" * 32)
@@ -77,6 +80,73 @@ def test_packet_ids_differ_in_a_forked_child() -> None:
     os.waitpid(pid, 0)
     parent_id = StreamPacket.new("sensor", "s", 0).packet_id
     assert child_id.split("-")[0] != parent_id.split("-")[0]
+
+
+def test_new_many_gives_what_new_gives_with_one_ts_and_one_frozen_meta() -> None:
+    payloads = [{"n": 3}, {"n": 4}, None]
+    made = StreamPacket.new_many("frame", "cam", range(3, 6), payloads, meta={"site": "a"})
+    assert [p.seq for p in made] == [3, 4, 5]
+    assert [p.payload for p in made] == payloads and made[0].payload is payloads[0]
+    assert {(p.kind, p.source_id, p.payload_ref) for p in made} == {("frame", "cam", None)}
+    assert type(made[0]) is StreamPacket and made[0] == StreamPacket(*made[0])
+    assert len({p.ts for p in made}) == 1
+    assert made[0].meta is made[2].meta and type(made[0].meta) is FrozenMeta
+    assert made[0].meta == {"site": "a"}
+    assert [p.idempotency_key for p in made] == ["cam:3", "cam:4", "cam:5"]
+    assert StreamPacket.new_many("sensor", "s", range(2), [1, 2], ts=5.0)[1].ts == 5.0
+    assert StreamPacket.new_many("sensor", "s", range(2), [1, 2])[0].meta is EMPTY_META
+
+
+def test_new_many_ids_come_from_the_counter_new_uses() -> None:
+    before = StreamPacket.new("sensor", "s", 0).packet_id
+    made = StreamPacket.new_many("sensor", "s", range(3), [None] * 3)
+    after = StreamPacket.new("sensor", "s", 0).packet_id
+    prefix, first = before.rsplit("-", 1)
+    numbers = [int(p.packet_id.rsplit("-", 1)[1]) for p in made]
+    assert {p.packet_id.rsplit("-", 1)[0] for p in made} == {prefix}
+    assert numbers == [int(first) + 1, int(first) + 2, int(first) + 3]
+    assert after == f"{prefix}-{int(first) + 4}"
+
+
+def test_new_many_ids_stay_unique_when_threads_make_packets_at_once() -> None:
+    made: list[list[str]] = [[] for _ in range(4)]
+
+    def make(into: list[str], many: bool) -> None:
+        for _ in range(200):
+            if many:
+                batch = StreamPacket.new_many("sensor", "s", range(50), [None] * 50)
+                into.extend(p.packet_id for p in batch)
+            else:
+                into.extend(StreamPacket.new("sensor", "s", n).packet_id for n in range(50))
+
+    threads = [threading.Thread(target=make, args=(ids, n % 2 == 0)) for n, ids in enumerate(made)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    every = [packet_id for ids in made for packet_id in ids]
+    assert len(every) == len(set(every)) == 4 * 200 * 50
+
+
+@pytest.mark.parametrize("start", [0, 1, 998, 999, 1000, 1999, 12_345, 999_999, 10**12 - 2])
+@pytest.mark.parametrize("n", [1, 2, 256, 1001, 2500])
+def test_ids_made_together_are_those_made_one_at_a_time(start: int, n: int) -> None:
+    ids = _IdSource()
+    ids.counter = itertools.count(start)
+    assert ids.next_ids(n) == [f"{ids.prefix}-{number}" for number in range(start, start + n)]
+    assert ids.next_id() == f"{ids.prefix}-{start + n}"
+
+
+def test_ids_from_numbers_that_are_not_one_run_are_each_written_out() -> None:
+    ids = _IdSource()
+    ids.counter = itertools.count(995, 2)  # as if another thread took every other one
+    assert ids.next_ids(4) == [f"{ids.prefix}-{number}" for number in (995, 997, 999, 1001)]
+    assert ids.next_ids(0) == []
+
+
+def test_new_many_refuses_payloads_that_do_not_match_the_seqs() -> None:
+    with pytest.raises(ValueError, match="got 3 seqs and 2 payloads; give one payload per seq"):
+        StreamPacket.new_many("sensor", "s", range(3), [1, 2])
 
 
 def test_packet_with_meta_pickles_for_process_pools() -> None:

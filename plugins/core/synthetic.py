@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterator
-from itertools import count as count_from
+from itertools import repeat
 from typing import Any, ClassVar
 
 from pydantic import Field, StrictFloat, StrictInt
@@ -19,7 +17,7 @@ from schnitzel import (
     StreamShape,
 )
 
-__all__ = ["Synthetic", "SyntheticConfig"]
+__all__ = ["Generated", "Synthetic", "SyntheticConfig"]
 
 
 class SyntheticConfig(PluginConfig):
@@ -52,15 +50,45 @@ class Synthetic(Source):
     def output_shape(cls, config: Any, incoming: StreamShape | None) -> StreamShape:
         return StreamShape(frozenset({config.kind}), cls.emits_profile)
 
-    def packets(self) -> Iterator[StreamPacket]:
+    def packets(self) -> Generated:
         config = self.config
-        kind = config.kind
         source_id = config.source_id or self.context.node_id
-        template = config.payload
-        new, now = StreamPacket.new, time.time
-        seqs = count_from() if config.count is None else range(config.count)
-        for seq in seqs:
-            yield new(kind, source_id, seq, dict(template), None, None, now())
+        return Generated(config.kind, source_id, config.payload, config.count)
 
     def rate_hz(self) -> float | None:
         return self.config.rate_hz
+
+
+class Generated:
+    """The synthetic packets, seq 0 on, each payload a copy of the template: made as many
+    at a time as the runtime asks for (`next_batch`), or one at a time when iterated."""
+
+    __slots__ = ("end", "kind", "next_seq", "source_id", "template")
+
+    def __init__(self, kind: str, source_id: str, template: dict[str, Any], count: int | None):
+        self.kind = kind
+        self.source_id = source_id
+        self.template = template
+        self.next_seq = 0
+        self.end = count
+        """The seq after the last packet; None: without end."""
+
+    def __iter__(self) -> Generated:
+        return self
+
+    def __next__(self) -> StreamPacket:
+        seq = self.next_seq
+        if self.end is not None and seq >= self.end:
+            raise StopIteration
+        self.next_seq = seq + 1
+        return StreamPacket.new(self.kind, self.source_id, seq, dict(self.template))
+
+    def next_batch(self, limit: int) -> list[StreamPacket]:
+        """The next `limit` packets (fewer at the end; none once all were made)."""
+        start = self.next_seq
+        stop = start + limit if self.end is None else min(start + limit, self.end)
+        if stop <= start:
+            return []
+        self.next_seq = stop
+        payloads = list(map(dict.copy, repeat(self.template, stop - start)))
+        return StreamPacket.new_many(self.kind, self.source_id, range(start, stop), payloads)

@@ -7,10 +7,13 @@ It is a `NamedTuple` because that is the cheapest immutable record CPython offer
 
 from __future__ import annotations
 
+import functools
 import itertools
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import islice, repeat
 from typing import Any, NamedTuple, NoReturn
 
 __all__ = ["FrozenMeta", "PayloadRef", "StreamPacket", "new_packet_id"]
@@ -84,6 +87,36 @@ class _IdSource:
 
     def next_id(self) -> str:
         return f"{self.prefix}-{next(self.counter)}"
+
+    def next_ids(self, n: int) -> list[str]:
+        """The next `n` ids, exactly as `n` calls of `next_id` would give them.
+
+        `islice` takes the numbers from the counter in one C call, so another thread cannot
+        take one in between and they come in one run (checked: else each is formatted
+        alone). A run is written by blocks of a thousand: the id of 12345 is the shared
+        `"<prefix>-12"` plus the ready-made `"345"`, one concatenation instead of formatting
+        an int, a third less per id."""
+        prefix = self.prefix
+        numbers = list(islice(self.counter, n))
+        if not numbers or numbers[-1] - numbers[0] != n - 1:
+            return [f"{prefix}-{number}" for number in numbers]
+        ids: list[str] = []
+        number, stop = numbers[0], numbers[0] + n
+        while number < stop:
+            high, low = divmod(number, 1000)
+            upto = min(stop - high * 1000, 1000)
+            if high:
+                ids += map(f"{prefix}-{high}".__add__, _three_digits()[low:upto])
+            else:  # below 1000: no leading zeros
+                ids += [f"{prefix}-{each}" for each in range(low, upto)]
+            number = high * 1000 + upto
+        return ids
+
+
+@functools.cache
+def _three_digits() -> tuple[str, ...]:
+    """ "000" to "999", made on first use (not at import)."""
+    return tuple(f"{low:03d}" for low in range(1000))
 
 
 _ids = _IdSource()
@@ -160,6 +193,42 @@ class StreamPacket(NamedTuple):
                 payload_ref,
             ),
         )
+
+    @staticmethod
+    def new_many(
+        kind: str,
+        source_id: str,
+        seqs: Sequence[int],
+        payloads: Sequence[Any],
+        meta: dict[str, Any] | None = None,
+        ts: float | None = None,
+    ) -> list[StreamPacket]:
+        """The packets `new` gives for each `seq` of `seqs` with the payload at the same
+        place in `payloads`, made together: fresh ids, one `ts` for all (now unless given:
+        they are created at the same moment), and one frozen copy of `meta` they share. For a
+        source that makes many packets at a time (`synthetic`): about half of `new`'s cost
+        per packet. Since plugin API 1.2."""
+        if len(payloads) != len(seqs):
+            raise ValueError(
+                f"new_many got {len(seqs)} seqs and {len(payloads)} payloads; give one "
+                "payload per seq"
+            )
+        # Each packet is one C call (`map` over `zip`: no bytecode per packet); the ids come
+        # from the counter `new` uses.
+        when = _time() if ts is None else ts
+        frozen = EMPTY_META if not meta else FrozenMeta(meta)
+        fields = zip(
+            _ids.next_ids(len(seqs)),
+            repeat(when),
+            repeat(kind),
+            repeat(source_id),
+            seqs,
+            payloads,
+            repeat(frozen),
+            repeat(None),
+            strict=False,  # the repeats are endless; ids, seqs and payloads are as long
+        )
+        return list(map(_tuple_new, repeat(StreamPacket), fields))
 
     @property
     def idempotency_key(self) -> str:

@@ -6,10 +6,11 @@ import re
 
 __all__ = ["PLUGIN_API_VERSION", "api_compatible", "parse_version"]
 
-PLUGIN_API_VERSION = "1.1"
+PLUGIN_API_VERSION = "1.2"
 """Bumped in minor for additions plugins may use, in major for breaking changes.
 
 1.1: `PluginRef` (packs name plugins imported on first use).
+1.2: `StreamPacket.new_many`; a source's iterator may offer `next_batch(limit)`.
 """
 
 _SEMVER = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)(?:\.(0|[1-9]\d*))?$")

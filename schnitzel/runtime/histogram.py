@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
 from itertools import accumulate
+from operator import attrgetter
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -14,6 +15,7 @@ __all__ = ["Histogram"]
 # Bucket upper bounds in seconds: 1 µs to ~150 s, each 10% wider than the last, so any
 # percentile is read back within 10% of the true value.
 _BOUNDS: tuple[float, ...] = tuple(1e-6 * 1.1**i for i in range(200))
+_ts = attrgetter("ts")
 
 
 class Histogram:
@@ -35,15 +37,22 @@ class Histogram:
     def record_ages(self, now: float, packets: list[StreamPacket], stride: int) -> None:
         """Add the age (`now - packet.ts`) of every `stride`-th packet, each weighing
         `stride`: one loop here instead of a `record` call per sample (the hot path)."""
+        times = list(map(_ts, packets[::stride]))
+        if not times:
+            return
         counts, bounds = self.counts, _BOUNDS
+        samples = len(times)
+        self.count += samples * stride
+        if times.count(times[0]) == samples:  # made together (`new_many`): one age
+            age = now - times[0]
+            counts[bisect_right(bounds, age)] += samples * stride
+            self.total += age * samples * stride
+            return
         total = 0.0
-        samples = 0
-        for packet in packets[::stride]:
-            age = now - packet.ts
+        for ts in times:
+            age = now - ts
             counts[bisect_right(bounds, age)] += stride
             total += age
-            samples += 1
-        self.count += samples * stride
         self.total += total * stride
 
     def percentiles(self, *quantiles: float) -> list[float]:

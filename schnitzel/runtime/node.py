@@ -14,7 +14,13 @@ from schnitzel.runtime.inbox import Inbox
 from schnitzel.runtime.inbox_protocol import Batch
 from schnitzel.runtime.metrics import DropReason, NodeMetrics, RateWindow
 from schnitzel.runtime.pacer import Pacer
-from schnitzel.runtime.processing import Outcome, Routed, choose_call, takes_concurrency
+from schnitzel.runtime.processing import (
+    InlineCall,
+    Outcome,
+    Routed,
+    choose_call,
+    takes_concurrency,
+)
 from schnitzel.runtime.troubles import TroubleWatch
 from schnitzel.validate.graph import ResolvedNode
 
@@ -93,6 +99,9 @@ class Node:
             self.pool = ThreadPoolExecutor(self.thread_limit, f"schnitzel-{self.id}")
         self.call = choose_call(self.id, plugin, self.pool, self)
         """How the node hands a batch to this plugin (`processing.choose_call`)."""
+        self.call_plain = self.call.plain if isinstance(self.call, InlineCall) else None
+        """`call` as a plain function when it runs on the event loop without awaiting
+        anything (a plain, non-blocking plugin); None otherwise."""
         self.knob_bounds: dict[str, tuple[float, float]] | None = None
         """The throttles' bounds for this plugin (`throttles.knob_limits`), once known."""
         self.limits_shown: tuple[dict[str, Any], dict[str, Any]] | None = None
@@ -140,7 +149,12 @@ class Node:
         `routed`: some items are `Routed` (sent to a named port)."""
         targets = self.targets
         if len(targets) == 1 and not routed:
-            sends = [(target, packets) for target in next(iter(targets.values()))]
+            port = next(iter(targets.values()))
+            if len(port) == 1:  # the commonest: one edge out
+                only = port[0]
+                await only.inbox.put(packets, only.force)
+                return
+            sends = [(target, packets) for target in port]
         else:
             by_port: dict[str, list[StreamPacket]] = {}
             default = self.plugin.outputs[0]

@@ -24,6 +24,7 @@ from schnitzel.registry.plugin import Plugin, Processor, Sink, Source
 __all__ = [
     "BatchCall",
     "Failure",
+    "InlineCall",
     "Outcome",
     "Routed",
     "add_result",
@@ -213,12 +214,22 @@ def choose_call(
         return run_batch_method(plugin, batch) if has_batch else each(method, batch)
 
     if pool is None:
-
-        async def inline(batch: list[StreamPacket]) -> Outcome:
-            return sync_call(batch)
-
-        return inline
+        return InlineCall(sync_call)
     return _in_pool(limits, pool, sync_call)
+
+
+class InlineCall:
+    """A plain, non-blocking plugin's batch call, run on the event loop: awaitable as a
+    `BatchCall`, and `plain` to call it without building a coroutine (the worker's fast
+    path, once per batch)."""
+
+    __slots__ = ("plain",)
+
+    def __init__(self, plain: Callable[[list[StreamPacket]], Outcome]) -> None:
+        self.plain = plain
+
+    async def __call__(self, batch: list[StreamPacket]) -> Outcome:
+        return self.plain(batch)
 
 
 def _is_async(method: Any) -> bool:

@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import threading
 import time
-from collections.abc import AsyncIterator, Generator, Iterator
+from collections.abc import AsyncIterator, Callable, Generator, Iterator
 from itertools import islice
 from typing import Any, NamedTuple
 
@@ -107,10 +107,9 @@ class InboxWorker(_Worker):
         assert inbox is not None
         metrics = node.metrics
         running, turn = node.running, node.turn
-        is_sink = node.kind == "sink"
+        durable = inbox.durable
         keep_failed = node.resolved.spec.on_error == "stop"  # a durable inbox keeps them
-        clock, wall = time.monotonic, time.time  # monotonic: the clock health compares with
-        record_ages, processing = metrics.latency.record_ages, metrics.processing
+        clock = time.monotonic  # the clock health compares with
         while not node.abandoned:
             if not inbox:
                 if inbox.closed:
@@ -121,28 +120,26 @@ class InboxWorker(_Worker):
                 await running.wait()
             node.batch = taken = inbox.take(_batch_limit(node))
             batch = taken.packets
-            n = len(batch)
-            metrics.took(n)
+            metrics.took(len(batch))
             metrics.last_progress = started = clock()
             if node.sample_every > 1:
                 batch = node.sample(batch)
-            async with turn:  # a swap waits for this batch, then the next goes to the new plugin
-                outcome = await self._call(batch)
+            plain = node.call_plain
+            outcome: Outcome | None
+            if plain is not None and batch and not durable and not turn.locked():
+                # a plain call on the loop: no swap can come between it and the free turn
+                # it would have taken, so it runs without taking it (no coroutines)
+                outcome = plain(batch)
+                if outcome.routed:
+                    node.check_routes(outcome)
+            else:
+                async with turn:  # a swap waits for this batch; the next goes to the new plugin
+                    outcome = await self._call(batch)
             if outcome is None:  # a swap gave the batch back: the new plugin gets it
                 continue
             if node.abandoned:  # the run gave up on this node meanwhile and counted the batch
                 return
-            finished = clock()
-            processing.record((finished - started) / n, n)
-            if is_sink:
-                metrics.completed(len(batch) - len(outcome.failures), outcome.filtered)
-            else:
-                metrics.passed_on(len(outcome.outputs), outcome.filtered)
-            taken.counted = True  # every input is now counted: passed on, filtered or failed
-            # At most ~16 samples per batch, each weighted by the stride: exact for the small
-            # batches of a paced stream, and it keeps a 256-packet batch from costing 256
-            # bisects.
-            record_ages(wall(), batch, (n >> 4) or 1)
+            finished = self._count(taken, batch, outcome, started)
             if outcome.failures:
                 await runtime.errors.handle_failures(node, outcome.failures)
             if outcome.outputs:
@@ -155,6 +152,26 @@ class InboxWorker(_Worker):
                 node.batch = None
             elif not _settle_durable(node, runtime, taken, outcome, keep_failed):
                 return
+
+    def _count(
+        self, taken: Batch, batch: list[StreamPacket], outcome: Outcome, started: float
+    ) -> float:
+        """Count a batch the plugin finished (every input passed on, filtered or failed),
+        its processing time and the packets' ages; returns when it finished (monotonic)."""
+        node = self.node
+        metrics = node.metrics
+        finished = time.monotonic()
+        n = len(taken.packets)
+        metrics.processing.record((finished - started) / n, n)
+        if node.kind == "sink":
+            metrics.completed(len(batch) - len(outcome.failures), outcome.filtered)
+        else:
+            metrics.passed_on(len(outcome.outputs), outcome.filtered)
+        taken.counted = True
+        # At most ~16 samples per batch, each weighted by the stride: exact for the small
+        # batches of a paced stream, and it keeps a 256-packet batch from costing 256 bisects.
+        metrics.latency.record_ages(time.time(), batch, (n >> 4) or 1)
+        return finished
 
     async def _call(self, batch: list[StreamPacket]) -> Outcome | None:
         """The plugin's outcome on a batch (None: a swap interrupted it)."""
@@ -338,15 +355,21 @@ class SourceWorker(_Worker):
         metrics = node.metrics
         pacer = node.pacer
         stop_at_bad = node.resolved.spec.on_error == "stop"
+        next_batch = getattr(packets, "next_batch", None)  # many packets made at once
         while not runtime.stopping:
             wanted = await self._permits(BATCH)
             if not wanted:
                 return
             if node.pool is None:
-                pulled = _pull(packets, wanted, stop_at_bad)
+                if next_batch is None:
+                    pulled = _pull(packets, wanted, stop_at_bad)
+                else:
+                    pulled = _pull_batch(next_batch, wanted)
             else:
-                self.pulling = pulling = loop.run_in_executor(
-                    node.pool, _pull, packets, wanted, stop_at_bad, self._stop
+                self.pulling = pulling = (
+                    loop.run_in_executor(node.pool, _pull, packets, wanted, stop_at_bad, self._stop)
+                    if next_batch is None
+                    else loop.run_in_executor(node.pool, _pull_batch, next_batch, wanted)
                 )
                 try:
                     with self._stoppable():  # a device read may wait for ever
@@ -594,6 +617,37 @@ def _pull(
         return _Pulled(batch, [], batch[-1] if batch else None, True, exc)
     last = batch[-1] if batch else None
     return _Pulled(batch, [], last, len(batch) < wanted, None)
+
+
+def _pull_batch(next_batch: Callable[[int], list[StreamPacket]], wanted: int) -> _Pulled:
+    """Up to `wanted` packets from a source's `next_batch` (docs/plugins.md): one call
+    instead of one `next` per packet. An empty list ends the source."""
+    try:
+        batch = next_batch(wanted)
+    except Exception as exc:
+        return _Pulled([], [], None, True, exc)
+    # a C loop over the classes: what the runtime hands on must be packets, as `_pull` checks
+    if (
+        batch.__class__ is not list
+        or len(batch) > wanted
+        or not _PACKETS.issuperset(map(type, batch))
+    ):
+        got = f"a {type(batch).__name__}" if batch.__class__ is not list else _described(batch)
+        error = TypeError(
+            f"next_batch({wanted}) returned {got}; return a list of at most {wanted} StreamPackets"
+            " (an empty list ends the source)"
+        )
+        return _Pulled([], [], None, True, error)
+    return _Pulled(batch, [], batch[-1] if batch else None, not batch, None)
+
+
+_PACKETS = frozenset({StreamPacket})
+
+
+def _described(batch: list[Any]) -> str:
+    """What a list `next_batch` returned holds, for the error message."""
+    kinds = sorted({type(item).__name__ for item in batch})
+    return f"a list of {len(batch)} items ({', '.join(kinds)})"
 
 
 def _pull_rest(

@@ -236,6 +236,8 @@ def reset() -> None:
     DEADLINES.clear()
     ON_DEADLINE.clear()
     TICKS.clear()
+    ASKED.clear()
+    NEXT_CALLED.clear()
 
 
 class Backend(Sink):
@@ -557,3 +559,72 @@ class HeldAtValidation(Source):
     def packets(self) -> Iterator[StreamPacket]:
         for seq in range(self.config.count):
             yield StreamPacket.new("sensor", self.context.node_id, seq, {"n": seq})
+
+
+class BatchesConfig(PluginConfig):
+    count: int = 10
+    fail_at: int | None = None
+    """`next_batch` raises when the batch it would make holds this seq."""
+    returns: str = "list"
+    """What `next_batch` gives: `list` (the contract), `tuple`, `extra` (more than asked
+    for) or `strings` (items that are not packets)."""
+
+
+ASKED: dict[str, list[tuple[int, str]]] = defaultdict(list)
+"""Per Batches node id: the `limit` of each `next_batch` call, and the thread it ran on."""
+NEXT_CALLED: dict[str, int] = defaultdict(int)
+"""Per Batches node id: how often its iterator was asked for one packet (`next`)."""
+
+
+class _Batches:
+    """The packets of a `Batches` source: `next_batch` makes many; `next` one."""
+
+    def __init__(self, node_id: str, config: BatchesConfig) -> None:
+        self.node_id = node_id
+        self.config = config
+        self.seq = 0
+
+    def __iter__(self) -> _Batches:
+        return self
+
+    def __next__(self) -> StreamPacket:
+        NEXT_CALLED[self.node_id] += 1
+        made = self.next_batch(1)
+        if not made:
+            raise StopIteration
+        return made[0]
+
+    def next_batch(self, limit: int) -> Any:
+        ASKED[self.node_id].append((limit, threading.current_thread().name))
+        config = self.config
+        start, stop = self.seq, min(self.seq + limit, config.count)
+        if config.fail_at is not None and start <= config.fail_at < stop:
+            raise RuntimeError(f"sensor bus error at {config.fail_at}")
+        self.seq = stop
+        made = StreamPacket.new_many(
+            "sensor", self.node_id, range(start, stop), [{"n": s} for s in range(start, stop)]
+        )
+        if config.returns == "tuple":
+            return tuple(made)
+        if config.returns == "extra":
+            return made + [StreamPacket.new("sensor", self.node_id, stop)] * (limit + 1)
+        if config.returns == "strings":
+            return ["not a packet", *made]
+        return made
+
+
+class Batches(Source):
+    """A source whose iterator makes packets a batch at a time (`next_batch`)."""
+
+    name: ClassVar[str] = "batches"
+    Config: ClassVar[type[PluginConfig]] = BatchesConfig
+
+    def packets(self) -> _Batches:
+        return _Batches(self.context.node_id, self.config)
+
+
+class BlockingBatches(Batches):
+    """`Batches` that says it blocks: pulled on the node's thread."""
+
+    name: ClassVar[str] = "blocking-batches"
+    blocking: ClassVar[bool] = True

@@ -7,6 +7,7 @@ import random
 
 import pytest
 
+from schnitzel.contract.packet import StreamPacket
 from schnitzel.runtime.histogram import Histogram
 
 QUANTILES = (0.01, 0.1, 0.5, 0.9, 0.99, 0.999, 1.0)
@@ -63,3 +64,21 @@ def test_a_weight_counts_as_that_many_observations() -> None:
     median, top = weighted.percentiles(0.5, 0.95)
     assert median == pytest.approx(0.003, rel=0.1)
     assert top == pytest.approx(2.0, rel=0.1)
+
+
+@pytest.mark.parametrize("stride", [1, 3, 16])
+@pytest.mark.parametrize("together", [True, False])
+def test_ages_of_a_batch_count_as_a_record_per_sampled_packet(stride: int, together: bool) -> None:
+    now = 1_800_000_000.0
+    if together:  # made by one new_many call: one ts
+        packets = StreamPacket.new_many("sensor", "s", range(40), [None] * 40, ts=now - 0.003)
+    else:
+        packets = [StreamPacket.new("sensor", "s", n, ts=now - n * 0.0007) for n in range(40)]
+    fast, slow = Histogram(), Histogram()
+    fast.record_ages(now, packets, stride)
+    for packet in packets[::stride]:
+        slow.record(now - packet.ts, stride)
+    assert fast.counts == slow.counts and fast.count == slow.count == 40 + (-40 % stride)
+    assert fast.total == pytest.approx(slow.total)
+    fast.record_ages(now, [], stride)
+    assert fast.count == slow.count

@@ -72,6 +72,26 @@ def test_synthetic_gives_each_packet_its_own_copy_of_the_payload_template() -> N
     assert second.payload == plugin.config.payload == {"target": 21.5}
 
 
+def test_synthetic_makes_the_same_packets_a_batch_at_a_time_as_one_at_a_time() -> None:
+    template = {"target": 21.5}
+    batches = make(Synthetic, "gen", count=10, payload=template).packets()
+    made = batches.next_batch(4) + batches.next_batch(4) + batches.next_batch(4)
+    assert batches.next_batch(4) == []
+    one_by_one = list(make(Synthetic, "gen", count=10, payload=template).packets())
+    fields = [(p.kind, p.source_id, p.seq, p.payload, p.meta) for p in made]
+    assert fields == [(p.kind, p.source_id, p.seq, p.payload, p.meta) for p in one_by_one]
+    assert len({id(p.payload) for p in made}) == 10  # each its own copy of the template
+    assert len({p.packet_id for p in made + one_by_one}) == 20
+
+
+def test_synthetic_mixes_next_and_next_batch_in_one_stream_of_seqs() -> None:
+    packets = make(Synthetic, "gen").packets()
+    first = next(packets)
+    batch = packets.next_batch(256)
+    assert [first.seq] + [p.seq for p in batch] == list(range(257))
+    assert next(packets).seq == 257
+
+
 def test_synthetic_is_paced_to_its_configured_rate() -> None:
     assert make(Synthetic, rate_hz=25.0).rate_hz() == 25.0
     assert make(Synthetic).rate_hz() is None

@@ -36,6 +36,10 @@ TRANSFORM = UNDER_LOAD.replace(
     "{id: mid, kind: transform, plugin: passthrough",
 )
 
+ENDLESS_TRANSFORM = TRANSFORM.replace("count: 60000", "count: null")
+"""`TRANSFORM` until the test stops it: steps that take a while (a swap validates the whole
+graph, then a rollback) never race the end of a finite source, however fast it runs."""
+
 Steps = Callable[[Runtime, RuntimeControl], Awaitable[None]]
 
 
@@ -91,7 +95,7 @@ def test_a_swap_to_another_plugin_and_a_rollback(tmp_path: Path) -> None:
         with pytest.raises(ControlError, match="nothing to roll back"):
             await control.rollback("mid", actor=OPERATOR)
 
-    report = _run(tmp_path, TRANSFORM, steps)
+    report = _run(tmp_path, ENDLESS_TRANSFORM, steps, stop=True)
     swap, rollback = results["swap"], results["rollback"]
     assert swap["before"]["plugin"] == "passthrough" and swap["after"]["plugin"] == "sample"
     assert swap["generation"] == 1 and rollback["generation"] == 2
@@ -122,7 +126,7 @@ def test_the_swap_history_is_the_control_planes_and_the_report_reads_it(
         seen["after_rollback"] = runtime.snapshot()["nodes"]["mid"]["can_rollback"]
         await other.swap("mid", "sample", {"every": 3}, actor=OPERATOR)
 
-    report = _run(tmp_path, TRANSFORM, steps)
+    report = _run(tmp_path, ENDLESS_TRANSFORM, steps, stop=True)
     assert seen == {"before": False, "after_swap": True, "after_rollback": False}
     assert report["nodes"]["mid"]["can_rollback"] is True  # the final report asks too
     assert report["nodes"]["out"]["can_rollback"] is False
