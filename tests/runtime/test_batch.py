@@ -15,6 +15,7 @@ import pytest
 
 from schnitzel.contract.codec import decode_packet
 from schnitzel.contract.packet import StreamPacket
+from schnitzel.durable.rows import live_packets
 from schnitzel.runtime.durable_inbox import DurableInbox
 from schnitzel.runtime.inbox import Inbox, InFlight
 from schnitzel.runtime.inbox_protocol import NodeInbox
@@ -49,8 +50,8 @@ async def closed(inbox: NodeInbox) -> None:
 
 def stored_seqs(path: Path) -> list[int]:
     with closing(sqlite3.connect(path)) as db:
-        rows = db.execute("SELECT body FROM packets ORDER BY seq").fetchall()
-    return [decode_packet(body).seq for (body,) in rows]
+        rows = [body for _seq, _at, body in live_packets(db)]
+    return [decode_packet(body).seq for body in rows]
 
 
 def run(coro: Coroutine[Any, Any, None]) -> None:
