@@ -581,14 +581,17 @@ class DurableStore:
         one-packet row the checksum stored with it, as it is."""
         found: dict[int, tuple[float, bytes, int]] = {}
         for row, wanted in self._rows_of(seqs):
-            first, at, body, stored, last, _sizes = row
+            first, at, body, stored, last, sizes = row
+            if not isinstance(body, bytes):
+                continue
             parts = self._verified(row)
+            intact = parts is not None
+            if parts is None:  # its own bytes as they are now, when the sizes still fit
+                parts = unpack(first, last, body, sizes if isinstance(sizes, bytes) else None)
             for seq in wanted:
-                if parts is not None:
-                    part = parts[seq - first]
-                    found[seq] = (at, part, stored if last is None else checksum(part))
-                elif isinstance(body, bytes):
-                    found[seq] = (at, body, stored if last is None else -1)
+                part = body if parts is None else parts[seq - first]
+                sums = stored if last is None else checksum(part) if intact else -1
+                found[seq] = (at, part, sums)
         return found
 
     def quarantine(self, rows: list[tuple[int, str]]) -> None:
@@ -908,11 +911,16 @@ def _create_v2_tables(db: sqlite3.Connection) -> None:
 def _add_batch_rows(db: sqlite3.Connection) -> None:
     """Format 4: rows of several packets (schnitzel/durable/rows.py). The rows already there
     are one-packet rows of it as they are (`last` and `sizes` NULL)."""
-    db.execute("ALTER TABLE packets ADD COLUMN last INTEGER")
-    db.execute("ALTER TABLE packets ADD COLUMN sizes BLOB")
-    db.execute("ALTER TABLE quarantine ADD COLUMN last INTEGER")
-    db.execute("ALTER TABLE quarantine ADD COLUMN sizes BLOB")
-    db.execute("ALTER TABLE quarantine ADD COLUMN packets INTEGER NOT NULL DEFAULT 1")
+    for table, column in (
+        ("packets", "last INTEGER"),
+        ("packets", "sizes BLOB"),
+        ("quarantine", "last INTEGER"),
+        ("quarantine", "sizes BLOB"),
+        ("quarantine", "packets INTEGER NOT NULL DEFAULT 1"),
+    ):
+        have = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+        if column.split()[0] not in have:
+            db.execute(f"ALTER TABLE {table} ADD COLUMN {column}")
     create_settled_table(db)
 
 

@@ -201,8 +201,8 @@ class DurableInbox(Admission, Committer):
             return f"durable store {self.stats.lost.words()}"
         if self.stats.rows_quarantined:
             return (
-                f"durable store: {self.stats.rows_quarantined} damaged rows quarantined "
-                "(changed on disk or undecodable; kept in its quarantine table)"
+                f"durable store: {self.stats.rows_quarantined} packets of damaged rows "
+                "quarantined (changed on disk or undecodable; kept in its quarantine table)"
             )
         return ""
 
