@@ -1,10 +1,13 @@
 """Batch rows: several encoded packets in one row of a store's `packets` table.
 
 A row holds the packets of consecutive store seqs `seq`..`last` (`last` NULL: one packet, as
-every row of a format-3 store). Its `body` is their encoded forms end to end and `sizes` the
-length of each (little-endian uint32s; NULL for one packet). Its `checksum` (Adler-32) covers
-`sizes` then `body`, so a changed length is caught like a changed byte; a one-packet row's is
-the Adler-32 of its body alone, as before batch rows.
+every row of a format-3 store). Its `body` is their encoded forms joined by a newline, which
+no encoded packet holds (JSON escapes it inside strings), so `SELECT body FROM packets` still
+reads as JSON lines, one packet a line, as with one packet a row (the operator's way to
+recover a moved-aside file, docs/operations.md); `sizes` is the length of each packet
+(little-endian uint32s; NULL for one packet). Its `checksum` (Adler-32) covers `sizes` then
+`body`, so a changed length is caught like a changed byte; a one-packet row's is the Adler-32
+of its body alone, as before batch rows.
 
 A row leaves the file only when every packet in it was settled (delivered, parked,
 quarantined, displaced). Until then the packets settled out of it are recorded in the
@@ -62,7 +65,7 @@ def pack(seqs: range, enqueued: float, bodies: Sequence[bytes]) -> PackedRow:
     if not _LITTLE:
         lengths.byteswap()
     sizes = lengths.tobytes()
-    body = b"".join(bodies)
+    body = b"\n".join(bodies)
     return (seqs[0], enqueued, body, zlib.adler32(body, zlib.adler32(sizes)), seqs[-1], sizes)
 
 
@@ -88,14 +91,13 @@ def unpack(first: int, last: int | None, body: bytes, sizes: bytes | None) -> li
     lengths.frombytes(sizes)
     if not _LITTLE:
         lengths.byteswap()
-    if sum(lengths) != len(body):
+    if sum(lengths) + len(lengths) - 1 != len(body):
         return None
     out: list[bytes] = []
     at = 0
-    view = memoryview(body)
     for n in lengths:
-        out.append(bytes(view[at : at + n]))
-        at += n
+        out.append(body[at : at + n])
+        at += n + 1  # the newline between two packets
     return out
 
 

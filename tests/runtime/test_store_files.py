@@ -4,6 +4,7 @@ modes (a crash mid-commit, a torn or missing ledger). Real files, real SQLite, r
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sqlite3
@@ -375,3 +376,15 @@ def test_a_torn_write_of_one_slot_leaves_the_other(tmp_path: Path) -> None:
         file.write(b"\xff" * 8)
     older = Ledger(ledger).read()
     assert older is not None and older.generation == newest.generation - 1
+
+
+def test_the_bodies_of_a_store_read_as_json_lines_one_packet_each(tmp_path: Path) -> None:
+    """The recovery of a moved-aside file (docs/operations.md): `SELECT body FROM packets`
+    gives every packet on a line of its own, batch rows included."""
+    path = tmp_path / "out.db"
+    fill(path, 300).close()  # one commit: a batch row of 256 packets and one of 44
+    with closing(sqlite3.connect(path)) as db:
+        rows = db.execute("SELECT body FROM packets ORDER BY seq").fetchall()
+    assert len(rows) == 2
+    lines = b"\n".join(body for (body,) in rows).split(b"\n")
+    assert [json.loads(line)["payload"] for line in lines] == [{"n": n} for n in range(300)]
