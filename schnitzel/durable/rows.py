@@ -101,17 +101,17 @@ def unpack(first: int, last: int | None, body: bytes, sizes: bytes | None) -> li
     return out
 
 
-def packet_sizes(first: int, last: int | None, body: bytes, sizes: bytes | None) -> list[int]:
-    """The size of each packet of a row; a damaged row's total shared out evenly."""
+def packet_sizes(first: int, last: int | None, body_size: int, sizes: object) -> list[int]:
+    """The size of each packet of a row (`body_size` long); when its sizes are damaged, the
+    body's size shared out evenly."""
     n = 1 if last is None else last - first + 1
-    if sizes is not None and len(sizes) == 4 * n:
+    if n > 1 and isinstance(sizes, bytes) and len(sizes) == 4 * n:
         lengths = array("I")
         lengths.frombytes(sizes)
         if not _LITTLE:
             lengths.byteswap()
         return list(lengths)
-    size = len(body) if isinstance(body, bytes | str) else 0
-    return [size // n] * n
+    return [body_size // n] * n
 
 
 def create_settled_table(db: sqlite3.Connection) -> None:

@@ -420,7 +420,9 @@ class DurableStore:
                 "SELECT body, sizes FROM packets WHERE seq = ?", (row_first,)
             ).fetchone()
             if found is not None:
-                sizes = packet_sizes(row_first, row_last, found[0], found[1])
+                body = found[0]
+                size = len(body) if isinstance(body, bytes | str) else 0
+                sizes = packet_sizes(row_first, row_last, size, found[1])
                 end = min(last, row_last)
                 total += sum(sizes[seq - row_first : end - row_first + 1])
             seq = row_last + 1
@@ -793,11 +795,10 @@ class DurableStore:
             if parts is not None:
                 good.extend((seq, at, parts[seq - first]) for seq in seqs)
                 continue
-            shares = packet_sizes(first, last, body if isinstance(body, bytes) else b"", None)
-            if isinstance(sizes, bytes):
-                shares = packet_sizes(first, last, b"", sizes) if sizes else shares
+            size = len(body) if isinstance(body, bytes | str) else 0
+            shares = packet_sizes(first, last, size, sizes)
             where = f"row {first}" if last is None else f"row {first}-{last}"
-            held = "" if last is None else f"; {len(seqs)} packets of it lost to that"
+            held = "" if last is None else f"; the {len(seqs)} packets of it queued are quarantined"
             why = (
                 f"{where} of {self.path}: its body does not match its checksum (changed on "
                 f"disk){held}"
@@ -837,10 +838,7 @@ class DurableStore:
             (start, wanted[-1][1]),
         ):
             seqs = _seqs_within(wanted, first, first if last is None else last)
-            if last is None:
-                shares = [body_size or 0]
-            else:
-                shares = packet_sizes(first, last, b"", sizes if isinstance(sizes, bytes) else None)
+            shares = packet_sizes(first, last, body_size or 0, sizes)
             count += len(seqs)
             size += sum(shares[seq - first] for seq in seqs if seq - first < len(shares))
         last_seq = wanted[-1][1]
