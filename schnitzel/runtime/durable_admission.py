@@ -119,6 +119,10 @@ class Admission(DurableState):
 
     def _encode(self, batch: list[StreamPacket]) -> tuple[list[StreamPacket], list[bytes]]:
         """Encoded packets; one that cannot be encoded is dropped here, with the reason."""
+        try:  # the common case, every packet portable, without a loop in Python
+            return batch, list(map(encode_packet_bytes, batch))
+        except (PacketNotPortable, TypeError, ValueError):
+            pass  # encoded again one by one, to drop and name the ones that fail
         bodies: list[bytes] = []
         kept: list[StreamPacket] = []
         for packet in batch:
