@@ -179,6 +179,7 @@ def test_a_packet_that_cannot_be_encoded_is_dropped_and_the_rest_of_its_batch_st
 
     async def scenario() -> None:
         inbox = await durable(path)
+        assert isinstance(inbox, DurableInbox)
         await inbox.put(batch)
         assert inbox.metrics.dropped == {"not_portable": 1}
         await closed(inbox)
