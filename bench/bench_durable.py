@@ -76,6 +76,7 @@ from _timing import proc_status_kb
 
 from schnitzel.contract.codec import decode_packet, encode_packet
 from schnitzel.contract.packet import StreamPacket
+from schnitzel.durable.rows import live_packets
 from schnitzel.registry import Sink
 from schnitzel.runtime import Runtime
 from schnitzel.runtime.runtime import StopReason
@@ -600,7 +601,7 @@ def child_load_all(db: Path) -> None:
     """In a fresh process: what holding the whole backlog in memory at once costs."""
     before = proc_status_kb("VmHWM")
     with sqlite3.connect(db) as conn:
-        rows = conn.execute("SELECT seq, enqueued, body FROM packets ORDER BY seq").fetchall()
+        rows = list(live_packets(conn))  # batch rows: several packets each
     packets = [decode_packet(body) for _seq, _at, body in rows]
     after = proc_status_kb("VmHWM")
     print(json.dumps({"rows": len(packets), "hwm_before_kb": before, "hwm_after_kb": after}))

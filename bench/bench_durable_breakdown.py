@@ -14,9 +14,9 @@ Per variant: CPU of the whole process, of the event loop's thread, and of the st
 (the commit calls, measured inside that thread). The differences name the parts: encode = 3 - 4,
 inbox bookkeeping (admission, commit loop hops, window, settle) = 4 - 1, SQLite and the ledger
 = the store thread of 2. Then SQLite alone on a file beside the runs (synchronous off, so CPU
-only): one row per packet (executemany INSERT, then a range DELETE, as the store does) against
-one row per 256 packets (one INSERT of the bodies end to end, one DELETE): what a batch row
-would save per packet.
+only): one row per packet (executemany INSERT, then a range DELETE, as format 3 stores did)
+against one row per 256 packets (one INSERT of the bodies end to end, one DELETE, as the batch
+rows of format 4 do): what batch rows save per packet.
 
 Variants 3 and 4 are measurements only (they lose every packet on a crash).
 

@@ -112,6 +112,34 @@ class Owed:
         self.count -= removed
         return removed
 
+    def within(self, first: int, last: int) -> list[Run]:
+        """The owed seqs of first..last, as runs."""
+        firsts, lasts = self.firsts, self.lasts
+        i = bisect.bisect_left(lasts, first)
+        out: list[Run] = []
+        while i < len(firsts) and firsts[i] <= last:
+            out.append((max(firsts[i], first), min(lasts[i], last)))
+            i += 1
+        return out
+
+    def any_within(self, first: int, last: int) -> bool:
+        """Whether any seq of first..last is owed."""
+        i = bisect.bisect_left(self.lasts, first)
+        return i < len(self.firsts) and self.firsts[i] <= last
+
+    def take(self, after: int, limit: int) -> list[Run]:
+        """The first `limit` owed seqs above `after`, as runs."""
+        firsts, lasts = self.firsts, self.lasts
+        i = bisect.bisect_right(lasts, after)
+        out: list[Run] = []
+        while i < len(firsts) and limit > 0:
+            first = max(firsts[i], after + 1)
+            last = min(lasts[i], first + limit - 1)
+            out.append((first, last))
+            limit -= last - first + 1
+            i += 1
+        return out
+
     def copy(self) -> Owed:
         other = Owed()
         other.firsts, other.lasts, other.count = list(self.firsts), list(self.lasts), self.count

@@ -12,10 +12,11 @@ good, counted). Parked rows survive restarts; they are counted when the store op
 
 Every change is a `ParkingChanges` the inbox hands to `DurableStore.commit` as its `extra`,
 applied inside its transaction: a failed commit (a full disk) leaves nothing of it, and it is
-tried again. The store's ledger (schnitzel/durable/ledger.py) never owes a parked row: a
-parked row leaves `packets` among the commit's deletes (copied here first), and a requeued
-row comes back as one of the commit's new rows (a new seq, owed from then on), with the
-checksum it was parked with, so a body changed while parked is caught when it is read back.
+tried again. The store's ledger (schnitzel/durable/ledger.py) never owes a parked packet: a
+parked packet leaves `packets` among the commit's deletes (read from its row with
+`DurableStore.packets` just before, copied here), and a requeued one comes back as one of
+the commit's new rows (a new seq, owed from then on, a row of its own), with the checksum
+it was parked with, so a body changed while parked is caught when it is read back.
 The bound (`max_parked`, `max_parked_bytes`) is kept in the same transaction: over it, the
 oldest parked packets are dropped and counted (docs/contracts/delivery.md says why oldest).
 """
@@ -25,6 +26,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from schnitzel.contract.codec import decode_packet, packet_to_dict
@@ -36,6 +38,7 @@ __all__ = [
     "ParkingChanges",
     "Selection",
     "create_parked_table",
+    "parked_bodies_naming",
     "parked_totals",
     "read_parked",
 ]
@@ -97,7 +100,10 @@ class ParkingChanges:
     """What one commit does to the parked table, and (filled in by `apply`) what it did."""
 
     park: list[tuple[int, float, str, str]] = field(default_factory=list)
-    """(packet seq, parked at, reason, packet id) of rows to move from `packets`."""
+    """(packet seq, parked at, reason, packet id) of packets to move from `packets`."""
+    park_found: dict[int, tuple[float, bytes, int]] = field(default_factory=dict)
+    """Filled by `plan_park` before the commit: packet seq -> (enqueued, body, checksum) of
+    the packets to park the store still holds."""
     requeue: Selection | None = None
     requeue_base_seq: int = 0
     """The first `packets.seq` requeued rows take (seqs reserved by the inbox)."""
@@ -124,6 +130,11 @@ class ParkingChanges:
     def __bool__(self) -> bool:
         return bool(self.park) or self.requeue is not None or self.drop is not None
 
+    def plan_park(self, read: Callable[[list[int]], dict[int, tuple[float, bytes, int]]]) -> None:
+        """Read the packets to park (`DurableStore.packets`), on the store's thread just
+        before the commit."""
+        self.park_found = read([seq for seq, _at, _reason, _pid in self.park]) if self.park else {}
+
     def plan_requeue(self, db: sqlite3.Connection) -> None:
         """Read the rows to requeue, on the store's thread just before the commit (nothing
         writes between the two): `requeued_rows` for the commit to insert, `requeued_ids`
@@ -149,14 +160,19 @@ class ParkingChanges:
         of the rows `park` copies here)."""
         self.parked = self.dropped = self.overflowed = 0
         if self.park:
-            before = db.total_changes
+            found = self.park_found
+            rows = [
+                (seq, found[seq][0], at, reason[:REASON_CHARS], pid, found[seq][1], found[seq][2])
+                for seq, at, reason, pid in self.park
+                if seq in found
+            ]
             db.executemany(
                 "INSERT INTO parked "
                 "(packet_seq, enqueued, parked_at, reason, packet_id, body, checksum) "
-                "SELECT seq, enqueued, ?, ?, ?, body, checksum FROM packets WHERE seq = ?",
-                [(at, reason[:REASON_CHARS], pid, seq) for seq, at, reason, pid in self.park],
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                rows,
             )
-            self.parked = db.total_changes - before
+            self.parked = len(rows)
         if self.requeued_ids:  # the same rows go into `packets` in this transaction
             db.executemany(
                 "DELETE FROM parked WHERE id = ?", [(parked_id,) for parked_id in self.requeued_ids]
@@ -184,6 +200,14 @@ def _keep_bound(db: sqlite3.Connection, max_count: int, max_bytes: int) -> int:
         size -= length
     db.executemany("DELETE FROM parked WHERE id = ?", doomed)
     return len(doomed)
+
+
+def parked_bodies_naming(db: sqlite3.Connection, key: bytes) -> list[bytes]:
+    """The encoded parked packets that contain `key`."""
+    return [
+        bytes(body)
+        for (body,) in db.execute("SELECT body FROM parked WHERE instr(body, ?) > 0", (key,))
+    ]
 
 
 def parked_totals(db: sqlite3.Connection) -> tuple[int, int]:

@@ -1,10 +1,13 @@
 """The SQLite file behind one durable inbox.
 
 One table of encoded packets keyed by a sequence number that only grows, so replay order is
-arrival order; each row carries a checksum (Adler-32) of its body, checked when it is read
-back. The file is in WAL mode; every write is one transaction (a group commit of many
-packets and deletes). A `DurableStore` is used from one thread only: the inbox runs every
-call on its own single-thread executor, so calls run in the order they were made.
+arrival order. A row holds the packets of one run of consecutive seqs (up to 256 of one
+commit: a batch row, schnitzel/durable/rows.py) and a checksum (Adler-32) of them, checked
+when it is read back; a row stays until every packet in it settled, the packets settled out
+of it meanwhile recorded in the `settled` table in the same transaction. The file is in
+WAL mode; every write is one transaction (a group commit of many packets and deletes). A
+`DurableStore` is used from one thread only: the inbox runs every call on its own
+single-thread executor, so calls run in the order they were made.
 
 Damage is never a healthy empty store (docs/contracts/delivery.md, "Damage a store detects"):
 
@@ -16,16 +19,18 @@ Damage is never a healthy empty store (docs/contracts/delivery.md, "Damage a sto
   `quarantine` table of the same file, counted, and never delivered.
 
 Every change to the `packets` table goes through `_transact`, which keeps the ledger in step.
-Another module may add its own table to the file and move rows in or out in the same
-transaction: `commit(..., extra=...)` (rows in: new seqs above every owed one, each with its
-`checksum`; rows out: their seqs among the deletes, copied by `extra` first) and
-`move_out(seqs, copy)` (rows out, neither lost nor settled) are that seam. The `parked`
+Another module may add its own table to the file and move packets in or out in the same
+transaction: `commit(..., extra=..., restored=...)` (packets in: new seqs above every owed
+one, each with its `checksum`; packets out: their seqs among the deletes, read with
+`packets()` and copied by `extra` first) and `move_out(seqs, copy)` (packets out, neither
+lost nor settled) are that seam. The `parked`
 table (schnitzel/durable/parking.py) is one: its rows keep their checksum, are not owed, and
 a requeue inserts them again as new rows.
 """
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import errno
 import os
@@ -34,7 +39,7 @@ import time
 import uuid
 import zlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
@@ -50,6 +55,17 @@ from schnitzel.durable.ledger import (
 )
 from schnitzel.durable.lock import StoreLock, real_path
 from schnitzel.durable.parking import create_parked_table
+from schnitzel.durable.rows import (
+    ROW_MAX_BYTES,
+    ROW_MAX_PACKETS,
+    PackedRow,
+    RowIndex,
+    create_settled_table,
+    pack,
+    packet_sizes,
+    row_checksum,
+    unpack,
+)
 from schnitzel.errors import RuntimeStartError, SchnitzelError
 
 __all__ = [
@@ -58,6 +74,7 @@ __all__ = [
     "DiskFull",
     "DurableStore",
     "Loss",
+    "NewRow",
     "ReadRow",
     "StoreError",
     "StoreRow",
@@ -66,9 +83,11 @@ __all__ = [
 ]
 
 APPLICATION_ID = 0x53434E5A  # "SCNZ": marks a file as a schnitzel store
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 """1: packets(seq, enqueued, body). 2: + packets.checksum, quarantine, meta. 3: + parked
-(schnitzel/durable/parking.py). An older store is migrated in place at open."""
+(schnitzel/durable/parking.py). 4: batch rows (+ packets.last, packets.sizes, the settled
+table, quarantine.last/sizes/packets; schnitzel/durable/rows.py). An older store is
+migrated in place at open (its rows are one-packet rows of format 4, untouched)."""
 WAL_LIMIT_BYTES = 64 << 20
 """The WAL file is truncated back to this size after a checkpoint."""
 VACUUM_FREE_PAGES = 2048
@@ -83,8 +102,11 @@ _SQLITE_NOTADB = 26
 _SQLITE_READONLY = 8
 _SQLITE_BUSY = 5
 
+NewRow = tuple[int, float, bytes]
+"""(seq, enqueued at [unix seconds], encoded packet): a packet a commit writes."""
 StoreRow = tuple[int, float, bytes, int]
-"""(seq, enqueued at [unix seconds], encoded packet, its `checksum`)."""
+"""(seq, enqueued at, encoded packet, its `checksum`): a packet written with the checksum it
+had before (a parked packet requeued), in a row of its own."""
 ReadRow = tuple[int, float, bytes]
 """(seq, enqueued at, encoded packet) read back, its checksum verified."""
 Damaged = tuple[int, float, int, str]
@@ -93,19 +115,25 @@ Extra = Callable[[sqlite3.Connection], None]
 """More writes of another module's tables, run inside a store transaction."""
 
 checksum = zlib.adler32
-"""The checksum stored with each row, of its encoded packet: the inbox computes it in the
-loop that admits the packet (no extra pass). Adler-32 rather than CRC-32 for cost: it runs
-under the GIL for every packet (about 0.4 us against 1 us for CRC-32 on a 150-byte packet on
-the reference machine). Any single changed byte changes it; damage to several bytes of a
-short body slips through more often than with CRC-32. It guards against accidents, not
+"""The checksum stored with each row, of its encoded packets (rows.py): computed on the
+store's thread, once per row. Adler-32 rather than CRC-32 for cost (about 0.4 us against
+1 us for CRC-32 on a 150-byte packet on the reference machine). Any single changed byte
+changes it; damage to several bytes of a short body slips through more often than with
+CRC-32. It guards against accidents, not
 against someone forging rows."""
 
 _RUNS_SQL = (
-    "SELECT min(seq), max(seq) FROM "
-    "(SELECT seq, seq - row_number() OVER (ORDER BY seq) AS run FROM packets) "
-    "GROUP BY run ORDER BY 1"
+    "SELECT min(seq), max(last) FROM "
+    "(SELECT seq, last, seq - (sum(n) OVER (ORDER BY seq) - n) AS run FROM "
+    "(SELECT seq, coalesce(last, seq) AS last, coalesce(last, seq) - seq + 1 AS n "
+    "FROM packets)) GROUP BY run ORDER BY 1"
 )
-"""The seqs in the file as runs of consecutive numbers (only asked when there are gaps)."""
+"""The seqs of the rows in the file as runs of consecutive numbers (only asked when there
+are gaps): a row starting where the one before ended continues its run."""
+_ROW_SQL = "SELECT seq, enqueued, body, checksum, last, sizes FROM packets"
+FetchedRow = tuple[int, float, object, int, int | None, object]
+"""A row as read: (seq, enqueued, body, checksum, last, sizes); body and sizes may be
+anything when the file was changed by hand."""
 
 
 class StoreError(SchnitzelError):
@@ -169,6 +197,10 @@ class _Opened:
     count: int
     bytes: int
     high: int
+    batch_rows: list[Run]
+    """The seq ranges of the rows holding several packets."""
+    cut: set[int]
+    """The first seqs of the rows some packets were settled out of."""
 
 
 class DurableStore:
@@ -185,6 +217,11 @@ class DurableStore:
         self._lock: StoreLock | None = None
         self._ledger: Ledger | None = None
         self._owed = Owed()
+        """The packets the file holds and has not settled: what the ledger says it owes."""
+        self._rows = RowIndex()
+        """The rows of several packets in the file (one-packet rows are not indexed)."""
+        self._cut: set[int] = set()
+        """Rows (by first seq) with packets settled out of them: ranges in `settled`."""
         self._high = 0
         self._store_id = ""
         self._ledger_stale = False
@@ -239,6 +276,8 @@ class DurableStore:
                 "store for lost packets"
             )
         self._owed = Owed(opened.runs)
+        self._rows = RowIndex(opened.batch_rows)
+        self._cut = opened.cut
         self._store_id = opened.store_id
         self._high = max(opened.high, owed.high_seq if same and owed else 0)
         ledger.skip_to(opened.ledger_gen)
@@ -327,24 +366,67 @@ class DurableStore:
             raise self._readonly_or(exc) from exc
         meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
         store_id, ledger_gen = str(meta["store_id"]), int(meta.get("ledger_gen", 0))
-        count, size, low, top_seq = db.execute(
-            "SELECT count(*), coalesce(sum(length(body)), 0), min(seq), max(seq) FROM packets"
+        rows, count, size, low, top_seq = db.execute(
+            "SELECT count(*), coalesce(sum(coalesce(last, seq) - seq + 1), 0), "
+            "coalesce(sum(length(body)), 0), min(seq), max(coalesce(last, seq)) FROM packets"
         ).fetchone()
-        if not count:
+        if not rows:
             runs = []
         elif top_seq - low + 1 == count:  # one run, the common case: no second pass
             runs = [(low, top_seq)]
         else:
             runs = [(first, last) for first, last in db.execute(_RUNS_SQL)]
+        batch_rows = db.execute(
+            "SELECT seq, last FROM packets WHERE last IS NOT NULL ORDER BY seq"
+        ).fetchall()
+        settled = _merged(db.execute("SELECT first, last FROM settled ORDER BY first").fetchall())
+        cut: set[int] = set()
+        if settled:
+            runs = missing(runs, settled)
+            index = RowIndex(batch_rows)
+            for first, last in settled:
+                count -= last - first + 1
+                size -= self._settled_bytes(db, index, first, last, cut)
         # Seqs are never reused in a file, even when its ledger is gone: a parked or
         # quarantined row keeps the seq it had (listings and loss reports name it).
         top = db.execute(
-            "SELECT max(coalesce((SELECT max(seq) FROM quarantine), 0), "
+            "SELECT max(coalesce((SELECT max(coalesce(last, seq)) FROM quarantine), 0), "
             "coalesce((SELECT max(packet_seq) FROM parked), 0))"
         ).fetchone()[0]
-        high = max(runs[-1][1] if runs else 0, top)
+        high = max(top_seq or 0, top)
         migrated = not created and version < FORMAT_VERSION
-        return _Opened(store_id, ledger_gen, created, migrated, runs, count, size, high)
+        return _Opened(
+            store_id, ledger_gen, created, migrated, runs, count, size, high, batch_rows, cut
+        )
+
+    @staticmethod
+    def _settled_bytes(
+        db: sqlite3.Connection, index: RowIndex, first: int, last: int, cut: set[int]
+    ) -> int:
+        """The bytes of the packets first..last settled out of their rows (noted in `cut`)."""
+        total = 0
+        seq = first
+        while seq <= last:
+            i = index.row_of(seq)
+            if i is None:  # seqs no row holds (a file changed by hand): nothing to count
+                later = bisect.bisect_left(index.firsts, seq)
+                if later == len(index.firsts):
+                    break
+                seq = index.firsts[later]
+                continue
+            row_first, row_last = index.firsts[i], index.lasts[i]
+            cut.add(row_first)
+            found = db.execute(
+                "SELECT body, sizes FROM packets WHERE seq = ?", (row_first,)
+            ).fetchone()
+            if found is not None:
+                body = found[0]
+                size = len(body) if isinstance(body, bytes | str) else 0
+                sizes = packet_sizes(row_first, row_last, size, found[1])
+                end = min(last, row_last)
+                total += sum(sizes[seq - row_first : end - row_first + 1])
+            seq = row_last + 1
+        return total
 
     def _readonly_or(self, exc: sqlite3.OperationalError) -> RuntimeStartError:
         code = (getattr(exc, "sqlite_errorcode", 0) or 0) & 0xFF
@@ -378,6 +460,7 @@ class DurableStore:
         )
         _create_v2_tables(db)
         create_parked_table(db)
+        _add_batch_rows(db)
         db.execute(f"PRAGMA application_id={APPLICATION_ID}")
         db.execute(f"PRAGMA user_version={FORMAT_VERSION}")
         db.execute("COMMIT")
@@ -394,6 +477,8 @@ class DurableStore:
             _create_v2_tables(db)
         if version < 3:
             create_parked_table(db)
+        if version < 4:
+            _add_batch_rows(db)
         db.execute(f"PRAGMA user_version={FORMAT_VERSION}")
         db.execute("COMMIT")
 
@@ -467,50 +552,131 @@ class DurableStore:
 
     def commit(
         self,
-        rows: list[StoreRow],
+        rows: list[NewRow],
         deletes: list[tuple[int, int]],
         cursor: int,
         extra: Extra | None = None,
+        restored: list[StoreRow] | None = None,
     ) -> None:
-        """Insert `rows` (in seq order) and delete the seq ranges `deletes` in one
-        transaction, with `extra`'s writes (another module's tables) first when given.
-        `cursor`, when above the current one, marks rows up to it as already in memory (not
-        to be read back). On failure nothing of it is kept; DiskFull for space or I/O
-        errors."""
-        self._transact(rows, deletes, extra)
+        """Insert `rows` (in seq order; batch rows of up to ROW_MAX_PACKETS) and delete the
+        seq ranges `deletes` in one transaction, with `extra`'s writes (another module's
+        tables) first when given. `restored` are packets that come back with the checksum
+        they had (a requeue), after `rows`, each in a row of its own. `cursor`, when above
+        the current one, marks rows up to it as already in memory (not to be read back). On
+        failure nothing of it is kept; DiskFull for space or I/O errors."""
+        self._transact(rows, restored or [], deletes, extra)
         self._cursor_seq = max(self._cursor_seq, cursor)
 
     def move_out(
         self, seqs: list[int], copy: Callable[[sqlite3.Connection, list[Run]], None]
     ) -> None:
-        """Take the rows `seqs` out of the backlog in one transaction: `copy(db, runs)` first
-        writes them where they go (a table of its own in this file), then they are deleted
-        and are no longer owed. Neither lost nor settled: moved (quarantine, parking)."""
+        """Take the packets `seqs` out of the backlog in one transaction: `copy(db, runs)`
+        first writes them where they go (a table of its own in this file; `packets()` reads
+        them), then they are settled out of their rows and are no longer owed. Neither lost
+        nor settled: moved (quarantine, parking)."""
         runs = seq_runs(seqs)
-        self._transact([], runs, lambda db: copy(db, runs))
+        self._transact([], [], runs, lambda db: copy(db, runs))
+
+    def packets(self, seqs: list[int]) -> dict[int, tuple[float, bytes, int]]:
+        """The packets `seqs` the store holds (not settled): seq -> (enqueued, encoded
+        packet, its checksum). A packet of a damaged batch row has checksum -1, one of a
+        one-packet row the checksum stored with it, as it is."""
+        found: dict[int, tuple[float, bytes, int]] = {}
+        for row, wanted in self._rows_of(seqs):
+            first, at, body, stored, last, sizes = row
+            if not isinstance(body, bytes):
+                continue
+            parts = self._verified(row)
+            intact = parts is not None
+            if parts is None:  # its own bytes as they are now, when the sizes still fit
+                parts = unpack(first, last, body, sizes if isinstance(sizes, bytes) else None)
+            for seq in wanted:
+                part = body if parts is None else parts[seq - first]
+                sums = stored if last is None else checksum(part) if intact else -1
+                found[seq] = (at, part, sums)
+        return found
 
     def quarantine(self, rows: list[tuple[int, str]]) -> None:
-        """Move the rows (seq, why) to the quarantine table: kept aside, never delivered."""
+        """Move the packets (seq, why) to the quarantine table: kept aside, never delivered.
+        A packet of an intact row goes alone; the packets of a damaged batch row go as one
+        entry holding the whole row as found (`packets` says how many of it were moved)."""
         why = dict(rows)
         now = time.time()
 
         def copy(db: sqlite3.Connection, _runs: list[Run]) -> None:
+            entries: list[tuple[object, ...]] = []
+            for row, wanted in self._rows_of(list(why)):
+                first, at, body, stored, _last, sizes = row
+                parts = self._verified(row)
+                if parts is not None:
+                    for seq in wanted:
+                        part = parts[seq - first]
+                        sums = stored if row[4] is None else checksum(part)
+                        entries.append((seq, at, part, sums, why[seq], now, None, None, 1))
+                else:
+                    entries.append(
+                        (
+                            wanted[0],
+                            at,
+                            body,
+                            stored,
+                            why[wanted[0]],
+                            now,
+                            wanted[-1],
+                            sizes,
+                            len(wanted),
+                        )
+                    )
             db.executemany(
-                "INSERT INTO quarantine (seq, enqueued, body, checksum, reason, at) "
-                "SELECT seq, enqueued, body, checksum, ?, ? FROM packets WHERE seq = ?",
-                [(reason, now, seq) for seq, reason in why.items()],
+                "INSERT INTO quarantine "
+                "(seq, enqueued, body, checksum, reason, at, last, sizes, packets) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                entries,
             )
 
         self.move_out(list(why), copy)
 
-    def _transact(self, rows: list[StoreRow], deletes: list[Run], extra: Extra | None) -> None:
+    def _rows_of(self, seqs: list[int]) -> list[tuple[FetchedRow, list[int]]]:
+        """The rows holding the owed packets among `seqs`, each with those seqs (sorted)."""
+        db = self._db
+        assert db is not None, "read before open"
+        by_row: dict[int, list[int]] = {}
+        for seq in sorted(set(seqs)):
+            if self._owed.any_within(seq, seq):
+                i = self._rows.row_of(seq)
+                by_row.setdefault(seq if i is None else self._rows.firsts[i], []).append(seq)
+        out: list[tuple[FetchedRow, list[int]]] = []
+        for first, wanted in by_row.items():
+            row = db.execute(f"{_ROW_SQL} WHERE seq = ?", (first,)).fetchone()
+            if row is not None:
+                out.append((row, wanted))
+        return out
+
+    @staticmethod
+    def _verified(row: FetchedRow) -> list[bytes] | None:
+        """The packets of a row whose checksum matches, or None (a damaged row)."""
+        first, _at, body, stored, last, sizes = row
+        if not isinstance(body, bytes) or row_checksum(body, sizes) != stored:
+            return None
+        return unpack(first, last, body, sizes if isinstance(sizes, bytes) else None)
+
+    def _transact(
+        self,
+        rows: list[NewRow],
+        restored: list[StoreRow],
+        deletes: list[Run],
+        extra: Extra | None,
+    ) -> None:
         """The one way the packets table changes: one transaction, the ledger in step."""
         db, ledger = self._db, self._ledger
         assert db is not None and ledger is not None, "write before open"
         after = self._owed.copy()
         for first, last in deletes:
             after.remove(first, last)
-        inserted = _inserted_runs(rows)
+        plan = self._plan_deletes(deletes, after) if deletes else None
+        packed = _packed(rows)
+        packed.extend((seq, at, body, sums, None, None) for seq, at, body, sums in restored)
+        inserted = _inserted_runs(rows, restored)
         for first, last in inserted:
             after.add(first, last)
         high = max(self._high, inserted[-1][1]) if inserted else self._high
@@ -520,10 +686,10 @@ class DurableStore:
             try:
                 if extra is not None:
                     extra(db)
-                if deletes:
-                    db.executemany("DELETE FROM packets WHERE seq BETWEEN ? AND ?", deletes)
-                if rows:
-                    db.executemany("INSERT INTO packets VALUES (?, ?, ?, ?)", rows)
+                if plan is not None:
+                    plan.write(db)
+                if packed:
+                    db.executemany("INSERT INTO packets VALUES (?, ?, ?, ?, ?, ?)", packed)
                 # The file says which ledger write it matches (a ledger a power loss left
                 # behind is then recognised), and the ledger is written before COMMIT, so it
                 # is never behind a commit that happened.
@@ -542,11 +708,44 @@ class DurableStore:
         except OSError as exc:
             raise _ledger_error(ledger.path, exc) from exc
         self._owed, self._high = after, high
+        if plan is not None:
+            self._rows.remove(plan.emptied)
+            self._cut.difference_update(plan.uncut)
+            self._cut.update(plan.cut)
+        for row in packed:
+            if row[4] is not None:
+                self._rows.append(row[0], row[4])
         self._ledger_stale = False  # the write inside the transaction was the whole state
         if pending is not None:  # and marked the new rows pending: written again without
             self._rewrite_ledger()
         with contextlib.suppress(OSError):
             ledger.flush(unless_recent=True)
+
+    def _plan_deletes(self, deletes: list[Run], after: Owed) -> _DeletePlan:
+        """What settling `deletes` does to the file: a batch row none of whose packets is
+        owed `after` is deleted (with its `settled` ranges); one still holding some has the
+        packets settled now recorded in `settled`; one-packet rows go by their seq."""
+        index, before = self._rows, self._owed
+        touched: set[int] = set()
+        for first, last in deletes:
+            touched.update(index.overlapping(first, last))
+        plan = _DeletePlan()
+        keep: list[int] = []  # rows cut now whose first seq lies inside a deleted range
+        for i in sorted(touched):
+            first, last = index.firsts[i], index.lasts[i]
+            if after.any_within(first, last):
+                settled = missing(before.within(first, last), after.within(first, last))
+                plan.settle.extend(settled)
+                plan.cut.append(first)
+                keep.append(first)
+            else:
+                plan.emptied.append(i)
+                plan.rows.append((first, first))
+                if first in self._cut:
+                    plan.uncut.append(first)
+                    plan.unsettle.append((first, last))
+        plan.rows.extend(missing(deletes, [(seq, seq) for seq in keep]))
+        return plan
 
     def _rewrite_ledger(self) -> None:
         """Write the ledger as the file now is (after a commit, or a failed one). When that
@@ -579,27 +778,33 @@ class DurableStore:
         return read(self._db)
 
     def read(self, limit: int) -> tuple[list[ReadRow], list[Damaged]]:
-        """The next `limit` rows not yet in memory, oldest first; rows whose body does not
-        match its checksum are moved to the quarantine table and returned apart."""
-        db = self._db
-        assert db is not None, "read before open"
-        found = db.execute(
-            "SELECT seq, enqueued, body, checksum FROM packets WHERE seq > ? ORDER BY seq LIMIT ?",
-            (self._cursor_seq, limit),
-        ).fetchall()
+        """The next `limit` packets not yet in memory, oldest first; the packets of a row
+        whose checksum does not match are moved to the quarantine table and returned apart,
+        one entry each (an operator is told how many packets a damaged row held)."""
+        wanted = self._owed.take(self._cursor_seq, limit)
+        if not wanted:
+            return [], []
         good: list[ReadRow] = []
         damaged: list[Damaged] = []
-        for seq, at, body, stored in found:
-            if isinstance(body, bytes) and checksum(body) == stored:
-                good.append((seq, at, body))
+        for row in self._fetch(wanted[0][0], wanted[-1][1]):
+            first, at, body, _stored, last, sizes = row
+            seqs = _seqs_within(wanted, first, first if last is None else last)
+            if not seqs:
+                continue
+            parts = self._verified(row)
+            if parts is not None:
+                good.extend((seq, at, parts[seq - first]) for seq in seqs)
                 continue
             size = len(body) if isinstance(body, bytes | str) else 0
+            shares = packet_sizes(first, last, size, sizes)
+            where = f"row {first}" if last is None else f"row {first}-{last}"
+            held = "" if last is None else f"; the {len(seqs)} packets of it queued are quarantined"
             why = (
-                f"row {seq} of {self.path}: its body does not match its checksum (changed on disk)"
+                f"{where} of {self.path}: its body does not match its checksum (changed on "
+                f"disk){held}"
             )
-            damaged.append((seq, at, size, why))
-        if found:
-            self._cursor_seq = found[-1][0]
+            damaged.extend((seq, at, shares[seq - first], why) for seq in seqs)
+        self._cursor_seq = wanted[-1][1]
         if damaged:
             try:
                 self.quarantine([(seq, why) for seq, _at, _size, why in damaged])
@@ -607,22 +812,56 @@ class DurableStore:
                 damaged = [(s, a, n, f"{why} (left in place: {exc})") for s, a, n, why in damaged]
         return good, damaged
 
+    def _fetch(self, first: int, last: int) -> list[FetchedRow]:
+        """The rows holding any seq of first..last, in seq order."""
+        db = self._db
+        assert db is not None, "read before open"
+        i = self._rows.row_of(first)
+        start = first if i is None else self._rows.firsts[i]
+        return db.execute(
+            f"{_ROW_SQL} WHERE seq BETWEEN ? AND ? ORDER BY seq", (start, last)
+        ).fetchall()
+
     def displace(self, limit: int) -> tuple[int, int]:
-        """Delete the next `limit` rows not yet in memory (overflow `drop_oldest`); return
-        how many and their bytes."""
+        """Delete the next `limit` packets not yet in memory (overflow `drop_oldest`);
+        return how many and their bytes."""
+        wanted = self._owed.take(self._cursor_seq, limit)
+        if not wanted:
+            return 0, 0
+        count = size = 0
         db = self._db
         assert db is not None, "displace before open"
-        found = db.execute(
-            "SELECT max(seq), count(*), coalesce(sum(length(body)), 0) FROM "
-            "(SELECT seq, body FROM packets WHERE seq > ? ORDER BY seq LIMIT ?)",
-            (self._cursor_seq, limit),
-        ).fetchone()
-        last, count, size = found
-        if not count:
-            return 0, 0
-        self._transact([], [(self._cursor_seq + 1, last)], None)
-        self._cursor_seq = last
+        i = self._rows.row_of(wanted[0][0])
+        start = wanted[0][0] if i is None else self._rows.firsts[i]
+        for first, body_size, last, sizes in db.execute(
+            "SELECT seq, length(body), last, sizes FROM packets WHERE seq BETWEEN ? AND ?",
+            (start, wanted[-1][1]),
+        ):
+            seqs = _seqs_within(wanted, first, first if last is None else last)
+            shares = packet_sizes(first, last, body_size or 0, sizes)
+            count += len(seqs)
+            size += sum(shares[seq - first] for seq in seqs if seq - first < len(shares))
+        last_seq = wanted[-1][1]
+        self._transact([], [], [(self._cursor_seq + 1, last_seq)], None)
+        self._cursor_seq = last_seq
         return count, size
+
+    def bodies_naming(self, key: bytes) -> list[tuple[int, bytes]]:
+        """(seq, encoded packet) of every packet held whose encoding contains `key`, in seq
+        order; a damaged row names nothing (it is quarantined when read)."""
+        db = self._db
+        assert db is not None, "query before open"
+        found: list[tuple[int, bytes]] = []
+        for row in db.execute(f"{_ROW_SQL} WHERE instr(body, ?) > 0 ORDER BY seq", (key,)):
+            first, last = row[0], row[0] if row[4] is None else row[4]
+            parts = unpack(first, row[4], row[2], row[5]) if isinstance(row[2], bytes) else None
+            if parts is None:
+                continue
+            for run_first, run_last in self._owed.within(first, last):
+                for seq in range(run_first, run_last + 1):
+                    if key in parts[seq - first]:
+                        found.append((seq, parts[seq - first]))
+        return found
 
     def vacuum_if_empty(self) -> None:
         """Give the pages of a drained backlog back to the file system."""
@@ -667,19 +906,107 @@ def _create_v2_tables(db: sqlite3.Connection) -> None:
     db.execute("INSERT INTO meta VALUES ('ledger_gen', '0')")
 
 
+def _add_batch_rows(db: sqlite3.Connection) -> None:
+    """Format 4: rows of several packets (schnitzel/durable/rows.py). The rows already there
+    are one-packet rows of it as they are (`last` and `sizes` NULL)."""
+    for table, column in (
+        ("packets", "last INTEGER"),
+        ("packets", "sizes BLOB"),
+        ("quarantine", "last INTEGER"),
+        ("quarantine", "sizes BLOB"),
+        ("quarantine", "packets INTEGER NOT NULL DEFAULT 1"),
+    ):
+        have = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+        if column.split()[0] not in have:
+            db.execute(f"ALTER TABLE {table} ADD COLUMN {column}")
+    create_settled_table(db)
+
+
+def _merged(runs: list[Run]) -> list[Run]:
+    """Sorted runs with overlapping and adjacent ones joined."""
+    out: list[Run] = []
+    for first, last in runs:
+        if out and first <= out[-1][1] + 1:
+            out[-1] = (out[-1][0], max(out[-1][1], last))
+        else:
+            out.append((first, last))
+    return out
+
+
 def _checksum(body: object) -> int:
     return checksum(body) if isinstance(body, bytes) else -1
 
 
-def _inserted_runs(rows: list[StoreRow]) -> list[Run]:
+def _inserted_runs(rows: list[NewRow], restored: list[StoreRow]) -> list[Run]:
     """The seqs of new rows (in seq order, each once: the primary key refuses a repeat) as
     runs; the common case, one run, is seen from the first and last row alone."""
-    if not rows:
-        return []
-    first, last = rows[0][0], rows[-1][0]
-    if last - first + 1 == len(rows):
-        return [(first, last)]
-    return seq_runs([row[0] for row in rows])
+    if not restored and rows:
+        first, last = rows[0][0], rows[-1][0]
+        if last - first + 1 == len(rows):
+            return [(first, last)]
+    return seq_runs([row[0] for row in rows] + [row[0] for row in restored])
+
+
+def _seqs_within(runs: list[Run], first: int, last: int) -> list[int]:
+    """The seqs of `runs` (sorted) within first..last."""
+    out: list[int] = []
+    for a, b in runs:
+        if b < first:
+            continue
+        if a > last:
+            break
+        out.extend(range(max(a, first), min(b, last) + 1))
+    return out
+
+
+def _packed(rows: list[NewRow]) -> list[PackedRow]:
+    """New packets as rows: each run of consecutive seqs cut into rows of up to
+    ROW_MAX_PACKETS packets and about ROW_MAX_BYTES."""
+    out: list[PackedRow] = []
+    start, n = 0, len(rows)
+    while start < n:
+        end = min(start + ROW_MAX_PACKETS, n)
+        first = rows[start][0]
+        if rows[end - 1][0] - first != end - 1 - start:  # a gap: stop the row before it
+            stop = start + 1
+            while stop < end and rows[stop][0] == first + stop - start:
+                stop += 1
+            end = stop
+        bodies = [row[2] for row in rows[start:end]]
+        size = 0
+        for k, body in enumerate(bodies):
+            size += len(body)
+            if size > ROW_MAX_BYTES and k:
+                end = start + k
+                bodies = bodies[:k]
+                break
+        out.append(pack(range(first, first + end - start), rows[start][1], bodies))
+        start = end
+    return out
+
+
+@dataclass
+class _DeletePlan:
+    """The statements that settle packets (DurableStore._plan_deletes)."""
+
+    rows: list[Run] = field(default_factory=list)
+    """Seq ranges of rows to delete (a range may hold seqs of no row)."""
+    settle: list[Run] = field(default_factory=list)
+    """Packets settled out of rows that stay: into `settled`."""
+    unsettle: list[Run] = field(default_factory=list)
+    """The seq ranges of deleted rows that had `settled` ranges: those go too."""
+    emptied: list[int] = field(default_factory=list)
+    """Indexes (RowIndex) of the batch rows deleted."""
+    cut: list[int] = field(default_factory=list)
+    uncut: list[int] = field(default_factory=list)
+
+    def write(self, db: sqlite3.Connection) -> None:
+        if self.rows:
+            db.executemany("DELETE FROM packets WHERE seq BETWEEN ? AND ?", self.rows)
+        if self.unsettle:
+            db.executemany("DELETE FROM settled WHERE first BETWEEN ? AND ?", self.unsettle)
+        if self.settle:
+            db.executemany("INSERT INTO settled VALUES (?, ?)", self.settle)
 
 
 def seq_runs(seqs: list[int]) -> list[Run]:

@@ -12,7 +12,6 @@ from operator import attrgetter
 from schnitzel.contract.codec import encode_packet_bytes
 from schnitzel.contract.packet import StreamPacket
 from schnitzel.contract.refs import packet_refs
-from schnitzel.durable.store import checksum
 from schnitzel.errors import PacketNotPortable
 from schnitzel.runtime.durable_state import DurableState
 from schnitzel.runtime.metrics import DropReason
@@ -120,6 +119,10 @@ class Admission(DurableState):
 
     def _encode(self, batch: list[StreamPacket]) -> tuple[list[StreamPacket], list[bytes]]:
         """Encoded packets; one that cannot be encoded is dropped here, with the reason."""
+        try:  # the common case, every packet portable, without a loop in Python
+            return batch, list(map(encode_packet_bytes, batch))
+        except (PacketNotPortable, TypeError, ValueError):
+            pass  # encoded again one by one, to drop and name the ones that fail
         bodies: list[bytes] = []
         kept: list[StreamPacket] = []
         for packet in batch:
@@ -155,10 +158,9 @@ class Admission(DurableState):
         first = self._next_seq
         seq = first + end - start
         admitted = bodies[start:end]
-        # Rows built by zip and map, not a loop in Python: this runs for every packet.
-        self._pending.extend(
-            zip(range(first, seq), repeat(now), admitted, map(checksum, admitted), strict=False)
-        )
+        # Rows built by zip, not a loop in Python: this runs for every packet. Their
+        # checksums are the store's, once per batch row on its own thread.
+        self._pending.extend(zip(range(first, seq), repeat(now), admitted, strict=False))
         self._bytes += sum(map(len, admitted))
         self._pending_packets.extend(packets[start:end])
         if any(map(_payload_ref, packets[start:end])):

@@ -9,7 +9,7 @@ import asyncio
 
 from schnitzel.contract.packet import StreamPacket
 from schnitzel.durable.parking import ParkingChanges
-from schnitzel.durable.store import DurableStore, StoreRow, seq_runs
+from schnitzel.durable.store import DurableStore, NewRow, seq_runs
 from schnitzel.runtime.durable_parking import ParkingDesk
 from schnitzel.runtime.durable_state import VACUUM_EVERY
 
@@ -94,7 +94,7 @@ class Committer(ParkingDesk):
     def _has_work(self) -> bool:
         return bool(self._pending or self._deletes or self._parks or self._parking_requests)
 
-    def _accept(self, rows: list[StoreRow], packets: list[StreamPacket], to_window: bool) -> None:
+    def _accept(self, rows: list[NewRow], packets: list[StreamPacket], to_window: bool) -> None:
         n = len(rows)
         metrics = self.metrics
         metrics.arrived(n)
@@ -105,7 +105,7 @@ class Committer(ParkingDesk):
             self.in_flight.durable += n
         if to_window:
             self._items.extend(packets)
-            self._rows.extend([(seq, at, len(body)) for seq, at, body, _sum in rows])
+            self._rows.extend([(seq, at, len(body)) for seq, at, body in rows])
             consumer = self._consumer
             if consumer is not None and not consumer.done():
                 consumer.set_result(None)
@@ -120,15 +120,17 @@ class Committer(ParkingDesk):
 
 def commit_on_store(
     store: DurableStore,
-    rows: list[StoreRow],
+    rows: list[NewRow],
     deletes: list[tuple[int, int]],
     cursor: int,
     changes: ParkingChanges,
 ) -> None:
-    """One commit on the store's thread, with the parking changes in its transaction: rows
-    to requeue are read first and inserted with `rows` (seqs reserved above all of them)."""
+    """One commit on the store's thread, with the parking changes in its transaction: the
+    packets to park and the rows to requeue are read first; requeued ones are inserted
+    after `rows` (seqs reserved above all of them)."""
     if not changes:
         store.commit(rows, deletes, cursor)
         return
+    changes.plan_park(store.packets)
     store.query(changes.plan_requeue)
-    store.commit(rows + changes.requeued_rows, deletes, cursor, extra=changes.apply)
+    store.commit(rows, deletes, cursor, extra=changes.apply, restored=changes.requeued_rows)

@@ -74,7 +74,7 @@ class DurableInbox(Admission, Committer):
         if backlog.note:
             self.notify("warning", f"durable store {str(self.path)!r}: {backlog.note}")
         self._next_seq = backlog.next_seq
-        queued, parked_refs = await loop.run_in_executor(self._pool, self.store.query, stored_refs)
+        queued, parked_refs = await loop.run_in_executor(self._pool, stored_refs, self.store)
         for seq, uris in queued:
             self.refs.add(seq, uris)
         self.refs.hold(parked_refs)
@@ -201,8 +201,8 @@ class DurableInbox(Admission, Committer):
             return f"durable store {self.stats.lost.words()}"
         if self.stats.rows_quarantined:
             return (
-                f"durable store: {self.stats.rows_quarantined} damaged rows quarantined "
-                "(changed on disk or undecodable; kept in its quarantine table)"
+                f"durable store: {self.stats.rows_quarantined} packets of damaged rows "
+                "quarantined (changed on disk or undecodable; kept in its quarantine table)"
             )
         return ""
 

@@ -3,11 +3,10 @@ blob URIs the stored rows name (runtime/durable_inbox.py; refs: runtime/held_ref
 
 from __future__ import annotations
 
-import sqlite3
-
 from schnitzel.contract.codec import decode_packet
 from schnitzel.contract.packet import StreamPacket
 from schnitzel.contract.refs import packet_refs
+from schnitzel.durable.parking import parked_bodies_naming
 from schnitzel.durable.store import Damaged, DurableStore, StoreError
 from schnitzel.errors import PacketDecodeError
 
@@ -17,19 +16,17 @@ REF_KEY = b'"payload_ref":'
 """What an encoded packet with a `payload_ref` holds (codec.py): rows that may name blobs."""
 
 
-def stored_refs(db: sqlite3.Connection) -> tuple[list[tuple[int, tuple[str, ...]]], list[str]]:
-    """The blob URIs the store's rows name: (seq, URIs) per queued row that names some, and
-    the URIs of its parked rows. Only rows holding a `payload_ref` are read and decoded; a row
-    that does not decode names nothing (it is quarantined when read)."""
+def stored_refs(store: DurableStore) -> tuple[list[tuple[int, tuple[str, ...]]], list[str]]:
+    """The blob URIs the store's packets name: (seq, URIs) per queued packet that names some,
+    and the URIs of its parked packets. Only packets holding a `payload_ref` are decoded; a
+    packet that does not decode names nothing (it is quarantined when read)."""
     queued: list[tuple[int, tuple[str, ...]]] = []
-    for seq, body in db.execute(
-        "SELECT seq, body FROM packets WHERE instr(body, ?) > 0 ORDER BY seq", (REF_KEY,)
-    ):
+    for seq, body in store.bodies_naming(REF_KEY):
         uris = _body_refs(body)
         if uris:
             queued.append((seq, uris))
     parked: list[str] = []
-    for (body,) in db.execute("SELECT body FROM parked WHERE instr(body, ?) > 0", (REF_KEY,)):
+    for body in store.query(lambda db: parked_bodies_naming(db, REF_KEY)):
         parked.extend(_body_refs(body))
     return queued, parked
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from schnitzel.contract.packet import StreamPacket
-from schnitzel.durable.store import DiskFull, DurableStore, StoreRow
+from schnitzel.durable.store import DiskFull, DurableStore, NewRow
 from schnitzel.runtime.durable_reads import read_decoded
 from schnitzel.runtime.durable_stats import DurableStats
 from schnitzel.runtime.held_refs import RefCounts
@@ -123,7 +123,7 @@ class DurableState(Inbox):
         self.unconfirmed: deque[tuple[list[tuple[int, float, int]], dict[str, int]]] = deque()
         """Settled batches whose output only reached in-memory inboxes yet: (rows, trail)."""
         self.unconfirmed_count = 0
-        self._pending: list[StoreRow] = []
+        self._pending: list[NewRow] = []
         self._pending_packets: list[StreamPacket] = []
         self._deletes: list[int] = []
         self._count = 0

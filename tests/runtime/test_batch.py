@@ -15,6 +15,7 @@ import pytest
 
 from schnitzel.contract.codec import decode_packet
 from schnitzel.contract.packet import StreamPacket
+from schnitzel.durable.rows import live_packets
 from schnitzel.runtime.durable_inbox import DurableInbox
 from schnitzel.runtime.inbox import Inbox, InFlight
 from schnitzel.runtime.inbox_protocol import NodeInbox
@@ -49,8 +50,8 @@ async def closed(inbox: NodeInbox) -> None:
 
 def stored_seqs(path: Path) -> list[int]:
     with closing(sqlite3.connect(path)) as db:
-        rows = db.execute("SELECT body FROM packets ORDER BY seq").fetchall()
-    return [decode_packet(body).seq for (body,) in rows]
+        rows = [body for _seq, _at, body in live_packets(db)]
+    return [decode_packet(body).seq for body in rows]
 
 
 def run(coro: Coroutine[Any, Any, None]) -> None:
@@ -165,3 +166,23 @@ def test_a_durable_offer_under_drop_new_counts_what_did_not_fit(tmp_path: Path) 
 
     run(scenario())
     assert stored_seqs(path) == [0, 1]
+
+
+def test_a_packet_that_cannot_be_encoded_is_dropped_and_the_rest_of_its_batch_stored(
+    tmp_path: Path,
+) -> None:
+    """`put` encodes a batch in one pass; one packet the codec refuses (NaN) sends it through
+    the packets one by one: that one is dropped as not_portable, the others stored in order."""
+    path = tmp_path / "q.db"
+    batch = packets(5)
+    batch[2] = StreamPacket.new("sensor", "s", 2, {"n": float("nan")})
+
+    async def scenario() -> None:
+        inbox = await durable(path)
+        assert isinstance(inbox, DurableInbox)
+        await inbox.put(batch)
+        assert inbox.metrics.dropped == {"not_portable": 1}
+        await closed(inbox)
+
+    run(scenario())
+    assert stored_seqs(path) == [0, 1, 3, 4]

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from schnitzel.durable.rows import live_packets
 from schnitzel.errors import RuntimeStartError
 from schnitzel.runtime import Runtime
 from schnitzel.runtime.durable_inbox import DurableInbox
@@ -39,8 +40,8 @@ edges:
 def rows(path: Path) -> list[int]:
     """Seqs of the source packets left in a store file."""
     with closing(sqlite3.connect(path)) as db:
-        bodies = db.execute("SELECT body FROM packets ORDER BY seq").fetchall()
-    return [json.loads(body)["seq"] for (body,) in bodies]
+        bodies = [body for _seq, _at, body in live_packets(db)]
+    return [json.loads(body)["seq"] for body in bodies]
 
 
 def quarantined_rows(path: Path) -> list[int]:
@@ -317,7 +318,7 @@ def test_rows_that_no_longer_decode_are_quarantined_and_free_their_space(tmp_pat
     body = b"{damaged"  # checksum right, contents not a packet: written so by someone else
     with closing(sqlite3.connect(tmp_path / "state" / "out.db")) as db:
         db.executemany(
-            "INSERT INTO packets VALUES (?, ?, ?, ?)",
+            "INSERT INTO packets (seq, enqueued, body, checksum) VALUES (?, ?, ?, ?)",
             [(n, 0.0, body, zlib.adler32(body)) for n in range(1, 11)],
         )
         db.commit()

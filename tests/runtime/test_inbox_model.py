@@ -25,6 +25,7 @@ from schnitzel.contract.codec import decode_packet
 from schnitzel.contract.packet import StreamPacket
 from schnitzel.durable.ledger import LEDGER_SUFFIX
 from schnitzel.durable.parking import Selection
+from schnitzel.durable.rows import live_packets
 from schnitzel.runtime.durable_inbox import DurableInbox
 from schnitzel.runtime.inbox import InFlight
 from schnitzel.runtime.inbox_protocol import Batch
@@ -104,7 +105,7 @@ def stored(path: Path) -> tuple[list[int], list[int]]:
     """(packet seqs in the packets table in store order, packet seqs parked in parked order)."""
     db = sqlite3.connect(path)
     try:
-        rows = db.execute("SELECT body FROM packets ORDER BY seq").fetchall()
+        rows = [(body,) for _seq, _at, body in live_packets(db)]
         parked = db.execute("SELECT body FROM parked ORDER BY id").fetchall()
     finally:
         db.close()

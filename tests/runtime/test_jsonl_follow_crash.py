@@ -26,6 +26,7 @@ from pathlib import Path
 
 import pytest
 
+from schnitzel.durable.rows import live_packets
 from tests.conftest import REPO
 from tests.logged_run import LoggedRun, next_log
 from tests.runtime.harness import HEADER
@@ -115,8 +116,8 @@ def stored(store: Path) -> set[tuple[str, int]]:
     if not store.exists():
         return set()
     with closing(sqlite3.connect(f"file:{store}?mode=ro", uri=True)) as db:
-        bodies = db.execute("SELECT body FROM packets").fetchall()
-    payloads = (json.loads(body)["payload"] for (body,) in bodies)
+        bodies = [body for _seq, _at, body in live_packets(db)]
+    payloads = (json.loads(body)["payload"] for body in bodies)
     return {(payload["file"], payload["n"]) for payload in payloads}
 
 
@@ -229,6 +230,7 @@ def test_follow_survives_kill_9_and_rotation_without_loss(tmp_path: Path) -> Non
 
 SLOW_DISK = """\
 import os, runpy, sys, time
+from schnitzel.durable.rows import live_packets
 from schnitzel.durable import store
 from schnitzel_plugins.io import jsonl
 

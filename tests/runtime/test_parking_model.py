@@ -17,6 +17,7 @@ import pytest
 from schnitzel.contract.codec import decode_packet
 from schnitzel.contract.packet import StreamPacket
 from schnitzel.durable.parking import Selection
+from schnitzel.durable.rows import live_packets
 from schnitzel.runtime.durable_inbox import DurableInbox
 from schnitzel.runtime.inbox import InFlight
 from schnitzel.runtime.metrics import NodeMetrics
@@ -42,7 +43,7 @@ def make_inbox(path: Path) -> DurableInbox:
 def stored(path: Path) -> tuple[list[int], dict[int, int]]:
     """(packet seqs in the packets table by row order, parked id -> packet seq)."""
     with closing(sqlite3.connect(path)) as db:
-        rows = db.execute("SELECT body FROM packets ORDER BY seq").fetchall()
+        rows = [(body,) for _seq, _at, body in live_packets(db)]
         parked = db.execute("SELECT id, body FROM parked").fetchall()
     return (
         [decode_packet(body).seq for (body,) in rows],

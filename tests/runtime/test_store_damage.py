@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from schnitzel.durable.rows import live_packets
 from tests.http_backend import LoopbackBackend
 from tests.logged_run import SCHNITZEL, LoggedRun, next_log
 from tests.runtime.harness import HEADER
@@ -59,12 +60,12 @@ def start(graph: Path, *extra: str) -> LoggedRun:
 
 
 def stored(store: Path) -> int:
-    """Rows in the store, read as another process would (0 while it does not exist)."""
+    """Packets in the store, read as another process would (0 while it does not exist)."""
     if not store.exists():
         return 0
     try:
         with closing(sqlite3.connect(f"file:{store}?mode=ro", uri=True)) as db:
-            return int(db.execute("SELECT count(*) FROM packets").fetchone()[0])
+            return len(list(live_packets(db)))
     except sqlite3.OperationalError:  # not created yet
         return 0
 
@@ -181,16 +182,20 @@ def test_a_payload_changed_on_disk_is_quarantined_never_delivered(
     backend.start()
     report, _log = deliver(tmp_path, backend)
     out = report["nodes"]["out"]
-    assert len(arrived(backend)) == BACKLOG - 1
     assert all(p["payload"]["m"] == MARK for p in backend.packets())  # none delivered changed
-    assert out["durable"]["rows_quarantined"] == 1 and out["durable"]["lost"] is None
-    assert out["dropped_by_reason"] == {"corrupt": 1}
+    with closing(sqlite3.connect(store)) as db:
+        kept = db.execute("SELECT seq, coalesce(last, seq), packets FROM quarantine").fetchall()
+        left = db.execute("SELECT count(*) FROM packets").fetchone()[0]
+    assert len(kept) == 1 and left == 0  # kept aside for inspection, the backlog delivered
+    # The changed byte damaged its whole batch row: every packet of it is counted, exactly
+    # those are missing (store seq n holds packet seq n - 1), nothing else.
+    first, last, count = kept[0]
+    assert count == last - first + 1
+    assert set(range(BACKLOG)) - arrived(backend) == set(range(first - 1, last))
+    assert out["durable"]["rows_quarantined"] == count and out["durable"]["lost"] is None
+    assert out["dropped_by_reason"] == {"corrupt": count}
     assert "does not match its checksum" in out["recent_errors"][0]["message"]
     assert report["status"] == "degraded" and out["health"] == "degraded"
-    with closing(sqlite3.connect(store)) as db:
-        kept = db.execute("SELECT count(*) FROM quarantine").fetchone()[0]
-        left = db.execute("SELECT count(*) FROM packets").fetchone()[0]
-    assert (kept, left) == (1, 0)  # kept aside for inspection, the backlog delivered
 
 
 @pytest.mark.slow  # a writing process killed with kill -9

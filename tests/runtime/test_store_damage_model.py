@@ -34,6 +34,7 @@ import os
 import resource
 import shutil
 import signal
+import sqlite3
 import tempfile
 import zlib
 from collections.abc import Iterator
@@ -54,7 +55,9 @@ from hypothesis.stateful import (
 
 from schnitzel.durable.ledger import LEDGER_SUFFIX, Ledger, LedgerState, Owed
 from schnitzel.durable.parking import ParkingChanges, Selection
-from schnitzel.durable.store import Backlog, DurableStore, StoreError, StoreRow, checksum
+from schnitzel.durable.rows import live_packets, row_checksum
+from schnitzel.durable.store import Backlog, DurableStore, NewRow, StoreError
+from schnitzel.runtime.durable_commits import commit_on_store
 
 WAL_HEADER = 32
 DAMAGE = ("none", "wal_deleted", "wal_cut", "wal_flip", "ledger_missing", "ledger_foreign")
@@ -79,11 +82,10 @@ def body_of(seq: int) -> bytes:
 
 
 def commit(
-    store: DurableStore, rows: list[StoreRow], deletes: list[tuple[int, int]], c: ParkingChanges
+    store: DurableStore, rows: list[NewRow], deletes: list[tuple[int, int]], c: ParkingChanges
 ) -> None:
-    """As the durable inbox commits with parking changes (schnitzel/durable/inbox.py)."""
-    store.query(c.plan_requeue)
-    store.commit(rows + c.requeued_rows, deletes, 0, extra=c.apply)
+    """As the durable inbox commits with parking changes (schnitzel/runtime/durable_inbox.py)."""
+    commit_on_store(store, rows, deletes, 0, c)
 
 
 def store_files(path: Path) -> list[Path]:
@@ -139,6 +141,8 @@ class StoreDamageModel(RuleBasedStateMachine):
         self.crashes = 0
         self.state = State()
         self.next_seq = 1
+        self.row_of: dict[int, int] = {}
+        """Packet seq -> the first seq of its batch row (packets of one commit share one)."""
         self.path = self._new_dir() / "out.db"
         self.store = DurableStore(self.path, "NORMAL")
         backlog = self.store.open()
@@ -168,12 +172,13 @@ class StoreDamageModel(RuleBasedStateMachine):
 
     # -- what a node does -------------------------------------------------------------------
 
-    def _new_rows(self, n: int) -> list[StoreRow]:
-        rows = [
-            (s, 0.0, body_of(s), checksum(body_of(s)))
-            for s in range(self.next_seq, self.next_seq + n)
-        ]
-        self.state.held.update((s, b) for s, _a, b, _c in rows)
+    def _new_rows(self, n: int, times: int = 1) -> list[NewRow]:
+        rows = [(s, 0.0, body_of(s) * times) for s in range(self.next_seq, self.next_seq + n)]
+        self.state.held.update((s, b) for s, _a, b in rows)
+        for s, _a, _b in rows:  # a seq a lost commit had used is used again
+            self.row_of.pop(s, None)
+        if n > 1:
+            self.row_of.update((s, self.next_seq) for s, _a, _b in rows)
         self.next_seq += n
         return rows
 
@@ -269,10 +274,20 @@ class StoreDamageModel(RuleBasedStateMachine):
         if not unread:
             return
         s = data.draw(st.sampled_from(unread))
-        self.store.query(
-            lambda db: db.execute("UPDATE packets SET body = ? WHERE seq = ?", (b'{"n":-1}', s))
-        )
-        self.state.changed.add(s)
+        first = self.row_of.get(s)
+        if first is None:
+            self.store.query(
+                lambda db: db.execute("UPDATE packets SET body = ? WHERE seq = ?", (b'{"n":-1}', s))
+            )
+            self.state.changed.add(s)
+            return
+
+        def flip_last_byte(db: sqlite3.Connection) -> None:  # all the row holds is damaged
+            (body,) = db.execute("SELECT body FROM packets WHERE seq = ?", (first,)).fetchone()
+            db.execute("UPDATE packets SET body = ? WHERE seq = ?", (body[:-1] + b"|", first))
+
+        self.store.query(flip_last_byte)
+        self.state.changed.update(h for h in self.state.held if self.row_of.get(h) == first)
 
     @rule(n=st.integers(1, 40), settle=st.booleans())
     def commit_on_full_disk(self, n: int, settle: bool) -> None:
@@ -280,10 +295,7 @@ class StoreDamageModel(RuleBasedStateMachine):
         fails whole (StoreError, nothing of it kept anywhere) or, when SQLite had room in
         pages it already owns, succeeds whole."""
         limit = max(p.stat().st_size for p in store_files(self.path) if p.exists())
-        rows = [
-            (s, 0.0, body_of(s) * 60, checksum(body_of(s) * 60))
-            for s in range(self.next_seq, self.next_seq + n)
-        ]
+        rows = [(s, 0.0, body_of(s) * 60) for s in range(self.next_seq, self.next_seq + n)]
         done = list(self.read_seqs) if settle else []
         try:
             with file_size_limit(limit):
@@ -294,8 +306,7 @@ class StoreDamageModel(RuleBasedStateMachine):
             # commits overwrite them: the WAL's size no longer tells where a commit ends.
             self.base = None
             return
-        self.state.held.update((s, b) for s, _a, b, _c in rows)
-        self.next_seq += n
+        self._new_rows(n, times=60)
         for s in done:
             self.state.held.pop(s, None)
             self.read_seqs.remove(s)
@@ -379,7 +390,7 @@ class StoreDamageModel(RuleBasedStateMachine):
         other_path = self._new_dir() / "other.db"
         other = DurableStore(other_path, "NORMAL")
         other.open()
-        other.commit([(s, 0.0, body_of(s), checksum(body_of(s))) for s in range(1, n + 1)], [], 0)
+        other.commit([(s, 0.0, body_of(s)) for s in range(1, n + 1)], [], 0)
         other.close()
         shutil.copyfile(
             other_path.with_name(other_path.name + LEDGER_SUFFIX),
@@ -451,6 +462,7 @@ class StoreDamageModel(RuleBasedStateMachine):
         assert backlog.next_seq == 1
         self.state = State()
         self.next_seq = 1
+        self.row_of = {}
         self._opened()  # the new store's first commits are in its WAL only: no base yet
 
     # -- the store agrees with the model ---------------------------------------------------
@@ -478,14 +490,19 @@ class StoreDamageModel(RuleBasedStateMachine):
     @invariant()
     def file_ledger_and_model_agree(self) -> None:
         state = self.state
-        rows = self.store.query(
-            lambda db: db.execute("SELECT seq, body, checksum FROM packets ORDER BY seq").fetchall()
-        )
-        assert [s for s, _b, _c in rows] == sorted(state.held)
-        for s, body, stored in rows:
-            assert (zlib.adler32(body) == stored) == (s not in state.changed)
+        packets = self.store.query(lambda db: list(live_packets(db)))
+        assert [s for s, _a, _b in packets] == sorted(state.held)
+        for s, _at, body in packets:
             if s not in state.changed:
                 assert body == state.held[s]
+        rows = self.store.query(
+            lambda db: db.execute(
+                "SELECT seq, coalesce(last, seq), body, checksum, sizes FROM packets"
+            ).fetchall()
+        )
+        for first, last, body, stored, sizes in rows:
+            damaged = {s for s in state.held if first <= s <= last} & state.changed
+            assert (row_checksum(body, sizes) == stored) == (not damaged)
         assert Owed((s, s) for s in sorted(state.held)).runs() == self.store._owed.runs()
         on_disk = Ledger(self.path.with_name(self.path.name + LEDGER_SUFFIX)).read()
         assert on_disk is not None
@@ -500,8 +517,11 @@ class StoreDamageModel(RuleBasedStateMachine):
         assert {s for s, _b, _c in parked} == set(state.parked)
         for s, body, stored in parked:
             assert (zlib.adler32(body) == stored) == (s not in state.changed)
-        kept = self.store.query(lambda db: {s for (s,) in db.execute("SELECT seq FROM quarantine")})
-        assert kept == state.quarantined
+        kept = self.store.query(
+            lambda db: db.execute("SELECT seq, coalesce(last, seq), packets FROM quarantine")
+        ).fetchall()
+        assert sum(n for _s, _l, n in kept) == len(state.quarantined)
+        assert all(any(a <= s <= b for a, b, _n in kept) for s in state.quarantined)
 
 
 StoreDamageModel.TestCase.settings = settings(
@@ -546,7 +566,7 @@ def test_a_commit_whose_ledger_update_failed_is_reported_lost_with_the_file(tmp_
     store.open()
     limit = max(p.stat().st_size for p in store_files(path) if p.exists())
     with file_size_limit(limit):
-        store.commit([(1, 0.0, body_of(1), checksum(body_of(1)))], [], 0)
+        store.commit([(1, 0.0, body_of(1))], [], 0)
     store.close()
     os.truncate(path, 0)
     path.with_name(path.name + "-wal").unlink(missing_ok=True)

@@ -4,6 +4,7 @@ modes (a crash mid-commit, a torn or missing ledger). Real files, real SQLite, r
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sqlite3
@@ -21,7 +22,8 @@ import pytest
 from schnitzel.contract.codec import encode_packet
 from schnitzel.contract.packet import StreamPacket
 from schnitzel.durable.ledger import SLOT_BYTES, Ledger, LedgerState
-from schnitzel.durable.store import FORMAT_VERSION, DurableStore, StoreRow, checksum
+from schnitzel.durable.rows import live_packets
+from schnitzel.durable.store import FORMAT_VERSION, DurableStore, NewRow
 from schnitzel.errors import RuntimeStartError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -32,8 +34,8 @@ def body(n: int) -> bytes:
     return encode_packet(packet).encode()
 
 
-def row(seq: int, encoded: bytes) -> StoreRow:
-    return (seq, time.time(), encoded, checksum(encoded))
+def row(seq: int, encoded: bytes) -> NewRow:
+    return (seq, time.time(), encoded)
 
 
 def fill(path: Path, n: int) -> DurableStore:
@@ -46,7 +48,7 @@ def fill(path: Path, n: int) -> DurableStore:
 
 def count(path: Path) -> int:
     with closing(sqlite3.connect(path)) as db:
-        return int(db.execute("SELECT count(*) FROM packets").fetchone()[0])
+        return len(list(live_packets(db)))
 
 
 # -- one store, one run -------------------------------------------------------------------
@@ -87,7 +89,7 @@ def test_the_lock_goes_with_a_killed_process(tmp_path: Path) -> None:
             sys.executable,
             "-c",
             "import sys, time; from pathlib import Path; "
-            "from schnitzel.durable.store import FORMAT_VERSION, DurableStore, StoreRow, checksum; "
+            "from schnitzel.durable.store import DurableStore; "
             f"DurableStore(Path({str(store)!r})).open(); "
             "print('open', flush=True); time.sleep(600)",
         ],
@@ -234,7 +236,7 @@ def test_a_format_1_store_is_migrated_and_its_backlog_delivered(tmp_path: Path) 
     assert [seq for seq, _at, _body in good] == [4, 5, 9] and damaged == []
     store.close()
     with closing(sqlite3.connect(path)) as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == FORMAT_VERSION == 3
+        assert db.execute("PRAGMA user_version").fetchone()[0] == FORMAT_VERSION == 4
         sums = db.execute("SELECT seq, checksum FROM packets").fetchall()
         assert db.execute("SELECT count(*) FROM parked").fetchone()[0] == 0
     assert sums == [(n, zlib.adler32(b)) for n, b in bodies.items()]
@@ -244,7 +246,7 @@ def test_a_format_2_store_gains_the_parked_table_and_keeps_its_backlog(tmp_path:
     path = tmp_path / "out.db"
     store = DurableStore(path)
     store.open()
-    store.commit([(n, 0.0, body(n), checksum(body(n))) for n in (1, 2, 3)], [], 0)
+    store.commit([(n, 0.0, body(n)) for n in (1, 2, 3)], [], 0)
     store.close()
     with closing(sqlite3.connect(path, isolation_level=None)) as db:  # as format 2 wrote it
         db.execute("DROP TABLE parked")
@@ -254,7 +256,7 @@ def test_a_format_2_store_gains_the_parked_table_and_keeps_its_backlog(tmp_path:
     assert (backlog.count, backlog.next_seq, backlog.lost, backlog.note) == (3, 4, None, "")
     store.close()
     with closing(sqlite3.connect(path)) as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == 3
+        assert db.execute("PRAGMA user_version").fetchone()[0] == FORMAT_VERSION
         assert db.execute("SELECT count(*) FROM parked").fetchone()[0] == 0
 
 
@@ -374,3 +376,15 @@ def test_a_torn_write_of_one_slot_leaves_the_other(tmp_path: Path) -> None:
         file.write(b"\xff" * 8)
     older = Ledger(ledger).read()
     assert older is not None and older.generation == newest.generation - 1
+
+
+def test_the_bodies_of_a_store_read_as_json_lines_one_packet_each(tmp_path: Path) -> None:
+    """The recovery of a moved-aside file (docs/operations.md): `SELECT body FROM packets`
+    gives every packet on a line of its own, batch rows included."""
+    path = tmp_path / "out.db"
+    fill(path, 300).close()  # one commit: a batch row of 256 packets and one of 44
+    with closing(sqlite3.connect(path)) as db:
+        rows = db.execute("SELECT body FROM packets ORDER BY seq").fetchall()
+    assert len(rows) == 2
+    lines = b"\n".join(body for (body,) in rows).split(b"\n")
+    assert [json.loads(line)["payload"] for line in lines] == [{"n": n} for n in range(300)]

@@ -3,7 +3,10 @@ added, read back in order, settled, moved out (to a table of the test's own, and
 through the parking module's commits), requeued and dropped from parking, changed on disk
 (in the backlog or while parked), and the store closed and opened again. After every step
 the file, the ledger and the model agree, and an open never reports a loss that did not
-happen: parked rows are neither owed nor lost, requeued rows are owed again."""
+happen: parked rows are neither owed nor lost, requeued rows are owed again.
+
+The packets of one commit share a batch row (schnitzel/durable/rows.py): a byte changed in it
+damages every packet it still holds, and packets settle out of it one by one."""
 
 from __future__ import annotations
 
@@ -19,15 +22,16 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, ru
 
 from schnitzel.durable.ledger import Ledger, Owed
 from schnitzel.durable.parking import ParkingChanges, Selection
-from schnitzel.durable.store import DurableStore, StoreRow, checksum
+from schnitzel.durable.rows import live_packets, row_checksum
+from schnitzel.durable.store import DurableStore, NewRow
+from schnitzel.runtime.durable_commits import commit_on_store
 
 
 def commit(
-    store: DurableStore, rows: list[StoreRow], deletes: list[tuple[int, int]], c: ParkingChanges
+    store: DurableStore, rows: list[NewRow], deletes: list[tuple[int, int]], c: ParkingChanges
 ) -> None:
     """As the durable inbox commits with parking changes (schnitzel/runtime/durable_inbox.py)."""
-    store.query(c.plan_requeue)
-    store.commit(rows + c.requeued_rows, deletes, 0, extra=c.apply)
+    commit_on_store(store, rows, deletes, 0, c)
 
 
 class StoreModel(RuleBasedStateMachine):
@@ -49,6 +53,8 @@ class StoreModel(RuleBasedStateMachine):
         self.next_seq = 1
         self.cursor = 0
         self.read_seqs: list[int] = []
+        self.row_of: dict[int, int] = {}
+        """Packet seq -> the first seq of its row, for packets in batch rows."""
 
     def teardown(self) -> None:
         self.store.close()
@@ -56,10 +62,7 @@ class StoreModel(RuleBasedStateMachine):
 
     @rule(n=st.integers(1, 20))
     def add(self, n: int) -> None:
-        bodies = {seq: f'{{"n":{seq}}}'.encode() for seq in range(self.next_seq, self.next_seq + n)}
-        self.store.commit([(seq, 0.0, b, checksum(b)) for seq, b in bodies.items()], [], 0)
-        self.held.update(bodies)
-        self.next_seq += n
+        self.store.commit(self._new_rows(n), [], 0)
 
     @rule(limit=st.integers(1, 15))
     def read(self, limit: int) -> None:
@@ -98,8 +101,10 @@ class StoreModel(RuleBasedStateMachine):
 
         def copy(db: sqlite3.Connection, runs: list[tuple[int, int]]) -> None:
             db.execute("CREATE TABLE IF NOT EXISTS moved (seq INTEGER PRIMARY KEY, body BLOB)")
+            found = self.store.packets([s for a, b in runs for s in range(a, b + 1)])
             db.executemany(
-                "INSERT INTO moved SELECT seq, body FROM packets WHERE seq BETWEEN ? AND ?", runs
+                "INSERT INTO moved VALUES (?, ?)",
+                [(s, body) for s, (_at, body, _c) in found.items()],
             )
 
         self.store.move_out(seqs, copy)
@@ -168,11 +173,14 @@ class StoreModel(RuleBasedStateMachine):
         db.execute("UPDATE parked SET body = ? WHERE packet_seq = ?", (b'{"n":-2}', seq))
         self.changed.add(seq)
 
-    def _new_rows(self, n: int) -> list[StoreRow]:
+    def _new_rows(self, n: int) -> list[NewRow]:
+        """`n` new packets, one batch row (n <= 20) when more than one."""
         bodies = {seq: f'{{"n":{seq}}}'.encode() for seq in range(self.next_seq, self.next_seq + n)}
         self.held.update(bodies)
+        if n > 1:
+            self.row_of.update((seq, self.next_seq) for seq in bodies)
         self.next_seq += n
-        return [(seq, 0.0, b, checksum(b)) for seq, b in bodies.items()]
+        return [(seq, 0.0, b) for seq, b in bodies.items()]
 
     def _parked_ids(self, packet_seqs: list[int]) -> list[int]:
         """The parked ids of these packet seqs, in the order given."""
@@ -188,8 +196,15 @@ class StoreModel(RuleBasedStateMachine):
         seq = data.draw(st.sampled_from(unread))
         db = self.store._db
         assert db is not None
-        db.execute("UPDATE packets SET body = ? WHERE seq = ?", (b'{"n":-1}', seq))
-        self.changed.add(seq)
+        first = self.row_of.get(seq, seq)
+        if first == seq and seq not in self.row_of:
+            db.execute("UPDATE packets SET body = ? WHERE seq = ?", (b'{"n":-1}', seq))
+            self.changed.add(seq)
+            return
+        (body,) = db.execute("SELECT body FROM packets WHERE seq = ?", (first,)).fetchone()
+        changed = bytes(body[:-1]) + b"|"  # one byte of the row: all it holds is damaged
+        db.execute("UPDATE packets SET body = ? WHERE seq = ?", (changed, first))
+        self.changed.update(s for s in self.held if self.row_of.get(s) == first)
 
     @rule()
     def reopen(self) -> None:
@@ -206,7 +221,7 @@ class StoreModel(RuleBasedStateMachine):
     def file_ledger_and_model_agree(self) -> None:
         db = self.store._db
         assert db is not None
-        in_file = [seq for (seq,) in db.execute("SELECT seq FROM packets ORDER BY seq")]
+        in_file = [seq for seq, _at, _body in live_packets(db)]
         assert in_file == sorted(self.held)
         assert Owed((s, s) for s in sorted(self.held)).runs() == self.store._owed.runs()
         on_disk = Ledger(self.store._ledger.path).read()  # type: ignore[union-attr]
@@ -221,10 +236,13 @@ class StoreModel(RuleBasedStateMachine):
         assert {seq for seq, _b, _c in parked} == set(self.parked)
         for seq, body, stored in parked:
             assert (zlib.adler32(body) == stored) == (seq not in self.changed)
-        kept = {seq for (seq,) in db.execute("SELECT seq FROM quarantine")}
-        assert kept == self.quarantined
-        for seq, body, stored in db.execute("SELECT seq, body, checksum FROM packets"):
-            assert (zlib.adler32(body) == stored) == (seq not in self.changed)
+        kept = db.execute("SELECT seq, coalesce(last, seq), packets FROM quarantine").fetchall()
+        assert sum(n for _seq, _last, n in kept) == len(self.quarantined)
+        assert all(any(a <= s <= b for a, b, _n in kept) for s in self.quarantined)
+        rows = db.execute("SELECT seq, coalesce(last, seq), body, checksum, sizes FROM packets")
+        for first, last, body, stored, sizes in rows:
+            damaged = {s for s in self.held if first <= s <= last} & self.changed
+            assert (row_checksum(body, sizes) == stored) == (not damaged)
 
 
 StoreModel.TestCase.settings = settings(max_examples=40, stateful_step_count=30, deadline=None)

@@ -61,7 +61,9 @@ def durable_cells(node: NodeView) -> tuple[Cell, ...]:
         detail = Text(f"{d.lost} packets lost at start: {d.lost_cause}", style="bold red")
     elif d.rows_quarantined:
         state = Text("damaged rows", style="yellow")
-        detail = Text(f"{d.rows_quarantined} damaged rows kept in quarantine", style="yellow")
+        detail = Text(
+            f"{d.rows_quarantined} packets of damaged rows kept in quarantine", style="yellow"
+        )
     elif d.last_error and d.disk_errors:
         state = Text("disk errors", style="yellow")
         detail = Text(f"{d.disk_errors} disk errors, last: {d.last_error}", style="yellow")

@@ -1,0 +1,175 @@
+"""Batch rows: several encoded packets in one row of a store's `packets` table.
+
+A row holds the packets of consecutive store seqs `seq`..`last` (`last` NULL: one packet, as
+every row of a format-3 store). Its `body` is their encoded forms joined by a newline, which
+no encoded packet holds (JSON escapes it inside strings), so `SELECT body FROM packets` still
+reads as JSON lines, one packet a line, as with one packet a row (the operator's way to
+recover a moved-aside file, docs/operations.md); `sizes` is the length of each packet
+(little-endian uint32s; NULL for one packet). Its `checksum` (Adler-32) covers `sizes` then
+`body`, so a changed length is caught like a changed byte; a one-packet row's is the Adler-32
+of its body alone, as before batch rows.
+
+A row leaves the file only when every packet in it was settled (delivered, parked,
+quarantined, displaced). Until then the packets settled out of it are recorded in the
+`settled` table (inclusive seq ranges inside the row) in the same transaction that settles
+them, so a crash never brings back a settled packet and never loses an unsettled one; the
+row and its `settled` ranges are deleted together when its last packet settles.
+
+    packets: seq (first), enqueued, body, checksum, last (NULL = seq), sizes (NULL = one)
+    settled: first, last  -- packets of rows still in the file that were settled
+
+`RowIndex` is the store's memory of which rows the file holds (their seq ranges), used to
+tell, for each settled range, which rows it empties (deleted) and which it only cuts into
+(a `settled` range written).
+"""
+
+from __future__ import annotations
+
+import bisect
+import sqlite3
+import sys
+import zlib
+from array import array
+from collections.abc import Iterator, Sequence
+
+__all__ = [
+    "ROW_MAX_BYTES",
+    "ROW_MAX_PACKETS",
+    "PackedRow",
+    "RowIndex",
+    "create_settled_table",
+    "live_packets",
+    "pack",
+    "unpack",
+]
+
+ROW_MAX_PACKETS = 256
+"""Most packets one row holds: SQLite costs about 0.6 us per packet at 256 per row against
+2.6 us at one (bench/bench_durable_breakdown.py); more saves little and makes a damaged row
+take more packets with it."""
+ROW_MAX_BYTES = 1 << 20
+"""A row stops growing at this size (a packet larger than it gets a row of its own)."""
+
+PackedRow = tuple[int, float, bytes, int, int | None, bytes | None]
+"""(seq, enqueued, body, checksum, last, sizes) as inserted into `packets`."""
+
+_LITTLE = sys.byteorder == "little"
+
+
+def pack(seqs: range, enqueued: float, bodies: Sequence[bytes]) -> PackedRow:
+    """One row of the packets of `seqs` (consecutive), enqueued at the time of the first."""
+    if len(bodies) == 1:
+        body = bodies[0]
+        return (seqs[0], enqueued, body, zlib.adler32(body), None, None)
+    lengths = array("I", map(len, bodies))
+    if not _LITTLE:
+        lengths.byteswap()
+    sizes = lengths.tobytes()
+    body = b"\n".join(bodies)
+    return (seqs[0], enqueued, body, zlib.adler32(body, zlib.adler32(sizes)), seqs[-1], sizes)
+
+
+def row_checksum(body: object, sizes: object) -> int:
+    """What a row's checksum should be, from its body and sizes as read (-1: not bytes)."""
+    if not isinstance(body, bytes):
+        return -1
+    if sizes is None:
+        return zlib.adler32(body)
+    if not isinstance(sizes, bytes):
+        return -1
+    return zlib.adler32(body, zlib.adler32(sizes))
+
+
+def unpack(first: int, last: int | None, body: bytes, sizes: bytes | None) -> list[bytes] | None:
+    """The packets of a row, in seq order; None when its sizes do not fit its body or its
+    seq range (a damaged row)."""
+    if last is None or sizes is None:
+        return [body] if last is None and sizes is None else None
+    if len(sizes) != 4 * (last - first + 1):
+        return None
+    lengths = array("I")
+    lengths.frombytes(sizes)
+    if not _LITTLE:
+        lengths.byteswap()
+    if sum(lengths) + len(lengths) - 1 != len(body):
+        return None
+    out: list[bytes] = []
+    at = 0
+    for n in lengths:
+        out.append(body[at : at + n])
+        at += n + 1  # the newline between two packets
+    return out
+
+
+def packet_sizes(first: int, last: int | None, body_size: int, sizes: object) -> list[int]:
+    """The size of each packet of a row (`body_size` long); when its sizes are damaged, the
+    body's size shared out evenly."""
+    n = 1 if last is None else last - first + 1
+    if n > 1 and isinstance(sizes, bytes) and len(sizes) == 4 * n:
+        lengths = array("I")
+        lengths.frombytes(sizes)
+        if not _LITTLE:
+            lengths.byteswap()
+        return list(lengths)
+    return [body_size // n] * n
+
+
+def create_settled_table(db: sqlite3.Connection) -> None:
+    """The ranges settled out of rows still in the file (inside a create or migrate)."""
+    db.execute("CREATE TABLE IF NOT EXISTS settled (first INTEGER NOT NULL, last INTEGER NOT NULL)")
+
+
+class RowIndex:
+    """The seq ranges of the rows in the file, sorted (each row's first and last seq)."""
+
+    __slots__ = ("firsts", "lasts")
+
+    def __init__(self, rows: Sequence[tuple[int, int]] = ()) -> None:
+        self.firsts = [first for first, _last in rows]
+        self.lasts = [last for _first, last in rows]
+
+    def __len__(self) -> int:
+        return len(self.firsts)
+
+    def append(self, first: int, last: int) -> None:
+        """A new row, above every row held."""
+        if self.lasts and first <= self.lasts[-1]:
+            raise ValueError(f"row {first}..{last} is not above the rows held ({self.lasts[-1]})")
+        self.firsts.append(first)
+        self.lasts.append(last)
+
+    def overlapping(self, first: int, last: int) -> range:
+        """The indexes of the rows holding any seq of first..last."""
+        start = bisect.bisect_left(self.lasts, first)
+        stop = bisect.bisect_right(self.firsts, last)
+        return range(start, max(start, stop))
+
+    def remove(self, indexes: Sequence[int]) -> None:
+        """Forget the rows at `indexes` (ascending)."""
+        for i in reversed(indexes):
+            del self.firsts[i], self.lasts[i]
+
+    def row_of(self, seq: int) -> int | None:
+        """The index of the row holding `seq`, or None."""
+        i = bisect.bisect_left(self.lasts, seq)
+        if i < len(self.firsts) and self.firsts[i] <= seq:
+            return i
+        return None
+
+
+def live_packets(db: sqlite3.Connection) -> Iterator[tuple[int, float, bytes]]:
+    """Every packet a store file holds and has not settled, (seq, enqueued, encoded packet)
+    in seq order, read without the store (for tools and tests; checksums are not checked;
+    a row whose sizes are damaged yields its body whole under its first seq)."""
+    settled = sorted(db.execute("SELECT first, last FROM settled").fetchall())
+    for first, enqueued, stored, last, sizes in db.execute(
+        "SELECT seq, enqueued, body, last, sizes FROM packets ORDER BY seq"
+    ):
+        body = bytes(stored)
+        packets = unpack(first, last, body, sizes)
+        if packets is None:
+            packets = [body]
+        for offset, packet in enumerate(packets):
+            seq = first + offset
+            if not any(a <= seq <= b for a, b in settled):
+                yield seq, enqueued, packet
