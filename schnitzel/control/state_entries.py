@@ -10,6 +10,8 @@ what `prune` removes:
   `older_than`; a checkpoint that names no input file stays (another source's format);
 - a **damaged checkpoint** moved aside (`*.corrupt-<time>`), or a checkpoint write a crash cut
   short (`.<name>.tmp`), not written for `older_than`;
+- the **lock** beside a checkpoint (`<checkpoint>.lock`, plugins/io/checkpoint_lock.py) that no
+  run holds, once its checkpoint is gone or stale, not written for `older_than`;
 - a **control socket** nobody listens on, a minute old (its runtime is gone; a new run of its
   graph makes a new one).
 
@@ -19,7 +21,9 @@ delivered; it is its graph's, wherever it lives) and anything else.
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import socket
 import stat
 import time
@@ -137,6 +141,10 @@ def _entry(path: Path, state_dir: Path, older_than_s: float, now: float) -> Stat
             return StateEntry(path, "unfinished-write", size, age, "cut short", _if(old))
         if name.endswith(".json"):
             return _checkpoint(path, size, age, old)
+        if name.endswith(".json.lock"):
+            checkpoint = path.with_name(name.removesuffix(".lock"))
+            of = _entry(checkpoint, state_dir, older_than_s, now) if checkpoint.exists() else None
+            return _checkpoint_lock(path, size, age, old, of)
     if where == ("audit.jsonl",):
         return StateEntry(path, "audit-log", size, age, "append-only, never pruned", None)
     if where[:1] == ("logs",):
@@ -162,6 +170,36 @@ def _checkpoint(path: Path, size: int, age: float, old: bool) -> StateEntry:
         return StateEntry(path, "checkpoint", size, age, f"{input_file} (there)", None)
     stale = "its input file is gone" if old else None
     return StateEntry(path, "checkpoint", size, age, f"{input_file} gone", stale)
+
+
+def _checkpoint_lock(
+    path: Path, size: int, age: float, old: bool, checkpoint: StateEntry | None
+) -> StateEntry:
+    """A lock no run holds goes with its stale checkpoint, or once its checkpoint is gone."""
+    if _locked(path):
+        return StateEntry(path, "checkpoint-lock", size, age, "a run holds it", None)
+    if checkpoint is None:
+        return StateEntry(path, "checkpoint-lock", size, age, "its checkpoint is gone", _if(old))
+    if checkpoint.stale is None:
+        about = f"of {checkpoint.path.name}"
+        return StateEntry(path, "checkpoint-lock", size, age, about, None)
+    about = "of a stale checkpoint"
+    return StateEntry(path, "checkpoint-lock", size, age, about, checkpoint.stale)
+
+
+def _locked(path: Path) -> bool:
+    """Whether a running source holds the lock (a flock that cannot be taken now)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:  # cannot look: keep it
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:  # held (BlockingIOError), or cannot look: keep it
+        return True
+    finally:
+        os.close(fd)  # closing drops a lock taken just now
+    return False
 
 
 def _input_left(input_file: Path) -> bool:

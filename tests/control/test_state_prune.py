@@ -8,6 +8,7 @@ recently than `--older-than`."""
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import socket
@@ -82,6 +83,11 @@ def leave_socket(path: Path, listening: bool) -> socket.socket:
     return server
 
 
+def lock_of(checkpoint: Path) -> Path:
+    """The lock a `jsonl` source takes beside its checkpoint (plugins/io/checkpoint_lock.py)."""
+    return checkpoint.with_name(checkpoint.name + ".lock")
+
+
 def listed(state: Path, *options: str) -> dict[str, dict[str, Any]]:
     done = run_cli("state", "list", "--state-dir", str(state), "--json", *options)
     assert done.returncode == 0, done.stderr
@@ -98,6 +104,8 @@ def test_prune_removes_only_what_is_stale_and_names_it(tmp_path: Path, short_dir
     live = state / "control" / "running-4567cdef.sock"
     leave_socket(dead, listening=False)
     server = leave_socket(live, listening=True)
+    held = os.open(lock_of(files["c"]), os.O_RDONLY)
+    fcntl.flock(held, fcntl.LOCK_EX)  # as a running jsonl source holds it
     for path in (files["a"], files["b"], files["c"], damaged):
         os.utime(path, (WEEK_AGO, WEEK_AGO))
     try:
@@ -109,18 +117,22 @@ def test_prune_removes_only_what_is_stale_and_names_it(tmp_path: Path, short_dir
         assert entries[str(files["store"])]["kind"] == "durable-store"
         assert entries[str(dead)]["stale"] == "nobody listens"
         assert entries[str(live)]["stale"] is None
+        assert entries[str(lock_of(files["a"]))]["about"] == "of a stale checkpoint"
+        assert entries[str(lock_of(files["c"]))]["about"] == "a run holds it"
 
         done = run_cli("state", "prune", "--state-dir", str(state))
         assert done.returncode == 0, done.stderr
-        for path in (files["a"], damaged, dead):
+        for path in (files["a"], lock_of(files["a"]), damaged, dead):
             assert f"removed {path} (" in done.stdout
             assert not path.exists()
-        assert "3 removed" in done.stdout
-        for path in (files["b"], files["c"], files["store"], live):
-            assert path.exists()  # its input is there, rotated, a backlog, a runtime
+        assert "4 removed" in done.stdout
+        kept = (files["b"], files["c"], lock_of(files["b"]), lock_of(files["c"]), live)
+        for path in (*kept, files["store"]):
+            assert path.exists()  # its input is there, rotated, held, a backlog, a runtime
         assert listed(state)[str(files["store"])]["size"] > 0
     finally:
         server.close()
+        os.close(held)
 
 
 def test_prune_keeps_what_was_written_more_recently_than_older_than(tmp_path: Path) -> None:
@@ -147,8 +159,10 @@ def test_list_in_text_says_what_each_file_is_and_what_prune_does(tmp_path: Path)
     done = run_cli("state", "list", "--state-dir", str(state), "--older-than", "0")
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
-    [a] = [line for line in lines if files["a"].name in line]
+    [a] = [line for line in lines if files["a"].name in line and "checkpoint-lock" not in line]
     assert "remove" in a and "its input file is gone" in a
+    [lock] = [line for line in lines if f"{files['a'].name}.lock" in line]
+    assert "remove" in lock and "of a stale checkpoint" in lock
     [store] = [line for line in lines if line.rstrip().endswith("never pruned)")]
     assert "durable-store" in store and "keep" in store
-    assert "1 stale" in lines[-1]
+    assert "2 stale" in lines[-1]
