@@ -24,6 +24,9 @@ another source due first. It moves when a packet is made, never how many: a perm
 early is owed (the bucket goes below zero), so no rate drifts, and a source is never more
 than one permit ahead of its schedule."""
 
+ABANDONED_MIN = 32
+"""Waits ended early (throttles) the clock lets pile up before it sweeps them out."""
+
 CATCH_UP_S = 1.0
 """The most a source makes up at once of the delays that were not its own (a late wake-up,
 a wait for room downstream): a loop that stalled for longer loses the rest, so a stall is
@@ -38,7 +41,7 @@ class PaceClock:
     same pass of the loop.
     """
 
-    __slots__ = ("__weakref__", "_armed_at", "_heap", "_order", "_timer", "loop")
+    __slots__ = ("__weakref__", "_abandoned", "_armed_at", "_heap", "_order", "_timer", "loop")
 
     _clocks: ClassVar[weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, PaceClock]] = (
         weakref.WeakKeyDictionary()
@@ -50,6 +53,8 @@ class PaceClock:
         self._order = itertools.count()  # ties: first come, first woken
         self._timer: asyncio.TimerHandle | None = None
         self._armed_at = 0.0
+        self._abandoned = 0
+        """Waits ended before they were due (a throttle) still in the heap."""
 
     @classmethod
     def of(cls, loop: asyncio.AbstractEventLoop) -> PaceClock:
@@ -70,10 +75,22 @@ class PaceClock:
             self._arm(due)
         return waiter
 
+    def abandon(self, waiter: asyncio.Future[None]) -> None:
+        """`waiter` ended before it was due (a throttle woke its source to re-plan). Its
+        entry stays in the heap until its due time, unless such entries make up half of it:
+        then they all go, so a source throttled again and again (a controller, a script)
+        does not grow the heap by one entry per throttle until their old due times."""
+        self._abandoned += 1
+        heap = self._heap
+        if self._abandoned >= ABANDONED_MIN and 2 * self._abandoned >= len(heap):
+            heap[:] = [entry for entry in heap if not entry[2].done()]
+            heapq.heapify(heap)
+            self._abandoned = 0
+
     @property
     def sleeping(self) -> int:
-        """How many waits are pending (those already cancelled or woken included until the
-        timer passes them)."""
+        """How many waits are in the heap: pending ones, and some that ended before they
+        were due (cancelled, or woken by a throttle) until they are passed over."""
         return len(self._heap)
 
     def _arm(self, due: float) -> None:
@@ -88,8 +105,10 @@ class PaceClock:
         until = self.loop.time() + PACE_SLACK_S
         while heap and heap[0][0] <= until:
             waiter = heapq.heappop(heap)[2]
-            if not waiter.done():  # cancelled (a stop), or woken by a rate change
+            if not waiter.done():
                 waiter.set_result(None)
+            elif self._abandoned:  # cancelled (a stop), or woken by a throttle
+                self._abandoned -= 1
         if heap:
             self._arm(heap[0][0])
 
@@ -133,6 +152,8 @@ class Pacer:
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
+            if self._clock is not None:
+                self._clock.abandon(waiter)
 
     def grant(self, wanted: int) -> int:
         """How many of `wanted` packets may go now: 0 when none is due yet (await `sleep()`,
