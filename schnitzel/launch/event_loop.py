@@ -78,7 +78,9 @@ def loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop]:
     if name == "asyncio":
         import asyncio  # here: `schnitzel validate` imports this module and needs no loop
 
-        return asyncio.new_event_loop
+        # The class itself, not `asyncio.new_event_loop`: that asks the loop policy, which a
+        # program (or `SCHNITZEL_LOOP=uvloop pytest`) may have set to uvloop's.
+        return asyncio.SelectorEventLoop
     raise ValueError(f"unknown event loop {name!r}: expected one of asyncio, uvloop")
 
 
