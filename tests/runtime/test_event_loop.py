@@ -105,7 +105,7 @@ def on_uvloop(
         task = asyncio.create_task(runtime.run(max_packets=max_packets))
         if steps is not None:
             await steps(runtime, RuntimeControl(runtime))
-        return await asyncio.wait_for(task, GUARD_S)
+        return dict(await asyncio.wait_for(task, GUARD_S))
 
     report = run_loop(scenario(), "uvloop")
     assert_counts_add_up(report, graph)
