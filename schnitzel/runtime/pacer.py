@@ -67,9 +67,12 @@ class PaceClock:
     def sleep(self, delay: float) -> asyncio.Future[None]:
         """A future done after at most `delay` seconds, maybe up to `PACE_SLACK_S` sooner
         (cancel it, or set its result, to stop waiting)."""
-        loop = self.loop
-        due = loop.time() + delay
-        waiter: asyncio.Future[None] = loop.create_future()
+        # Due times are read from `time.monotonic()`, the pacers' own clock, not from
+        # `loop.time()`: uvloop's counts whole milliseconds (up to 1 ms behind), so sources
+        # due together were filed up to 1 ms early, each by its own error, and the slack
+        # that wakes them in one pass shrank to 0-1 ms: groups split over several wake-ups.
+        due = time.monotonic() + delay
+        waiter: asyncio.Future[None] = self.loop.create_future()
         heapq.heappush(self._heap, (due, next(self._order), waiter))
         if self._timer is None or due < self._armed_at:
             self._arm(due)
@@ -97,12 +100,15 @@ class PaceClock:
         if self._timer is not None:
             self._timer.cancel()
         self._armed_at = due
+        # `call_at` takes the loop's clock: CLOCK_MONOTONIC for asyncio and uvloop alike, as
+        # `time.monotonic()`. A timer that fires early (uvloop's milliseconds) wakes only
+        # what is due within the slack by the precise clock, and is armed again.
         self._timer = self.loop.call_at(due, self._fire)
 
     def _fire(self) -> None:
         self._timer = None
         heap = self._heap
-        until = self.loop.time() + PACE_SLACK_S
+        until = time.monotonic() + PACE_SLACK_S
         while heap and heap[0][0] <= until:
             waiter = heapq.heappop(heap)[2]
             if not waiter.done():
