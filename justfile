@@ -79,6 +79,11 @@ test-fast: setup
 test-soak: setup
     {{python}} -m pytest -q -n 2 -m soak
 
+# CI keeps a subset on uvloop in every run (tests/runtime/test_event_loop.py); this runs more.
+# The runtime, console, control and server-backed tests with their own event loops on uvloop.
+test-uvloop: setup terminal-tools
+    SCHNITZEL_LOOP=uvloop {{python}} -m pytest -q -n 2 -m "not soak" tests/runtime tests/tui tests/control tests/http tests/sensors tests/transports
+
 # ruff lint and format check (no changes made), and the package floors (import-linter).
 lint: setup
     {{venv}}/bin/ruff check .

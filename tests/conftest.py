@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -23,6 +25,17 @@ GRAPHS = REPO / "graphs"
 # machine busy with other work those fail tests that are correct. No test depends on speed.
 settings.register_profile("schnitzel", deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile("schnitzel")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """`SCHNITZEL_LOOP=uvloop pytest ...`: the event loops the tests make themselves
+    (`asyncio.run`) are uvloop's too; the runs they start as processes read the variable
+    themselves (`--loop`, docs/operations.md). Unset, the tests' own loops are asyncio's and
+    those processes take `auto`: uvloop where installed."""
+    if os.environ.get("SCHNITZEL_LOOP", "").strip().lower() == "uvloop":
+        import uvloop
+
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from schnitzel.control.client import ControlClient, ControlConnectionError
 from schnitzel.errors import ControlError
+from schnitzel.launch.event_loop import EventLoopUnavailable, choose_loop
 from schnitzel.launch.output import say
 from schnitzel.launch.run_command import EXIT_USAGE, run_loop
 from schnitzel.observe.logs import configure_logging
@@ -53,6 +54,11 @@ def choose_attach_socket(args: argparse.Namespace, prog: str = "schnitzel-tui") 
 def run_attached(args: argparse.Namespace, prog: str = "schnitzel-tui") -> int:
     """Check the runtime answers, then show the console until it is quit; the exit code."""
     path = Path(args.attach)
+    try:
+        loop = choose_loop(args.loop)
+    except EventLoopUnavailable as exc:
+        say(f"{prog}: {exc}", err=True)
+        return EXIT_USAGE
     if not (sys.stdin.isatty() and sys.stderr.isatty()):
         say(
             f"{prog}: the console needs a terminal (standard input and error are not one); "
@@ -77,7 +83,7 @@ def run_attached(args: argparse.Namespace, prog: str = "schnitzel-tui") -> int:
         say(f"{prog}: cannot write the log file {log_path}: {exc}; choose --state-dir", err=True)
         return EXIT_USAGE
     logger.info("attached to %s: pid %s, graph %s", path, hello.get("pid"), hello.get("graph"))
-    run_loop(_console(path, args))
+    run_loop(_console(path, args), loop)
     say(f"{prog}: detached from {path}; the runtime keeps running", err=True)
     return 0
 

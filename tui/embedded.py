@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from schnitzel.errors import GraphLoadError, RuntimeStartError
+from schnitzel.launch.event_loop import EventLoopUnavailable, choose_loop
 from schnitzel.launch.output import say
 from schnitzel.launch.run_command import (
     EXIT_FAILED,
@@ -50,6 +51,11 @@ LOG_NAME = "schnitzel-tui.log"
 
 def run_console(args: argparse.Namespace, prog: str = "schnitzel-tui") -> int:
     """Validate the graph, show the console while it runs; return the exit code."""
+    try:
+        loop = choose_loop(args.loop)
+    except EventLoopUnavailable as exc:
+        say(f"{prog}: {exc}; nothing was run", err=True)
+        return EXIT_USAGE
     try:
         result = validate_argument(args.graph)
     except GraphLoadError as exc:
@@ -95,7 +101,8 @@ def run_console(args: argparse.Namespace, prog: str = "schnitzel-tui") -> int:
     from schnitzel.observe.metrics_addr import MetricsAddrError
 
     try:
-        report, failure = run_loop(_console_and_runtime(runtime, args, warnings, logger))
+        logger.info("event loop: %s", loop)
+        report, failure = run_loop(_console_and_runtime(runtime, args, warnings, logger), loop)
     except (ControlSocketError, MetricsAddrError) as exc:
         say(f"{prog}: {exc}; nothing was run", err=True)
         return EXIT_USAGE

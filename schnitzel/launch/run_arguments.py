@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from schnitzel.launch.event_loop import LOOP_CHOICES, LOOP_ENV
 from schnitzel.runtime.state_dir import STATE_DIR_ORDER
 
 __all__ = ["add_run_arguments"]
@@ -76,6 +77,12 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
         default=30.0,
         metavar="S",
         help="on stop, wait at most S seconds for in-flight packets (default 30)",
+    )
+    parser.add_argument(
+        "--loop",
+        choices=LOOP_CHOICES,
+        help=f"the event loop: uvloop (the fast extra) costs less CPU per wake-up; auto (the "
+        f"default, or ${LOOP_ENV}) takes it when installed, asyncio otherwise",
     )
     parser.add_argument(
         "--allow-degraded",

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from schnitzel.errors import GraphLoadError, RuntimeStartError
 from schnitzel.launch.early_signals import EarlySignals
+from schnitzel.launch.event_loop import EventLoopUnavailable, choose_loop, loop_factory
 from schnitzel.launch.output import say
 from schnitzel.launch.validate_command import print_problems, validate_argument
 
@@ -68,6 +69,11 @@ def _run_graph(args: argparse.Namespace, prog: str, early: EarlySignals) -> int:
 
     logger = configure_logging(args.log_format)
     try:
+        loop = choose_loop(args.loop)
+    except EventLoopUnavailable as exc:
+        say(f"{prog}: {exc}; nothing was run", err=True)
+        return EXIT_USAGE
+    try:
         result = validate_argument(args.graph)
     except GraphLoadError as exc:
         say(f"{prog}: {exc}", err=True)
@@ -83,7 +89,8 @@ def _run_graph(args: argparse.Namespace, prog: str, early: EarlySignals) -> int:
     state_dir = Path(args.state_dir) if args.state_dir else None
     try:
         runtime = Runtime(result.graph, state_dir, args.drain_timeout, logger)
-        report = run_loop(_run_with_signals(runtime, args, logger, early))
+        logger.info("event loop: %s", loop)
+        report = run_loop(_run_with_signals(runtime, args, logger, early), loop)
     except (ControlSocketError, MetricsAddrError) as exc:
         say(f"{prog}: {exc}; nothing was run", err=True)
         return EXIT_USAGE
@@ -128,10 +135,11 @@ def exit_code(status: str, forced: bool, allow_degraded: bool = False) -> int:
     return EXIT_FAILED  # error, or a status this code does not know: never success
 
 
-def run_loop(main: Coroutine[Any, Any, T]) -> T:
-    """`asyncio.run` without its wait for the default executor's threads at the end: a plugin
-    stuck there (a hung open) must not keep the report from being written."""
-    loop = asyncio.new_event_loop()
+def run_loop(main: Coroutine[Any, Any, T], loop_name: str = "asyncio") -> T:
+    """`asyncio.run` on the event loop `loop_name` (`choose_loop`), without its wait for the
+    default executor's threads at the end: a plugin stuck there (a hung open) must not keep
+    the report from being written."""
+    loop = loop_factory(loop_name)()
     try:
         return loop.run_until_complete(main)
     finally:

@@ -24,6 +24,9 @@ another source due first. It moves when a packet is made, never how many: a perm
 early is owed (the bucket goes below zero), so no rate drifts, and a source is never more
 than one permit ahead of its schedule."""
 
+ABANDONED_MIN = 32
+"""Waits ended early (throttles) the clock lets pile up before it sweeps them out."""
+
 CATCH_UP_S = 1.0
 """The most a source makes up at once of the delays that were not its own (a late wake-up,
 a wait for room downstream): a loop that stalled for longer loses the rest, so a stall is
@@ -38,7 +41,7 @@ class PaceClock:
     same pass of the loop.
     """
 
-    __slots__ = ("__weakref__", "_armed_at", "_heap", "_order", "_timer", "loop")
+    __slots__ = ("__weakref__", "_abandoned", "_armed_at", "_heap", "_order", "_timer", "loop")
 
     _clocks: ClassVar[weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, PaceClock]] = (
         weakref.WeakKeyDictionary()
@@ -50,6 +53,8 @@ class PaceClock:
         self._order = itertools.count()  # ties: first come, first woken
         self._timer: asyncio.TimerHandle | None = None
         self._armed_at = 0.0
+        self._abandoned = 0
+        """Waits ended before they were due (a throttle) still in the heap."""
 
     @classmethod
     def of(cls, loop: asyncio.AbstractEventLoop) -> PaceClock:
@@ -62,34 +67,54 @@ class PaceClock:
     def sleep(self, delay: float) -> asyncio.Future[None]:
         """A future done after at most `delay` seconds, maybe up to `PACE_SLACK_S` sooner
         (cancel it, or set its result, to stop waiting)."""
-        loop = self.loop
-        due = loop.time() + delay
-        waiter: asyncio.Future[None] = loop.create_future()
+        # Due times are read from `time.monotonic()`, the pacers' own clock, not from
+        # `loop.time()`: uvloop's counts whole milliseconds (up to 1 ms behind), so sources
+        # due together were filed up to 1 ms early, each by its own error, and the slack
+        # that wakes them in one pass shrank to 0-1 ms: groups split over several wake-ups.
+        due = time.monotonic() + delay
+        waiter: asyncio.Future[None] = self.loop.create_future()
         heapq.heappush(self._heap, (due, next(self._order), waiter))
         if self._timer is None or due < self._armed_at:
             self._arm(due)
         return waiter
 
+    def abandon(self, waiter: asyncio.Future[None]) -> None:
+        """`waiter` ended before it was due (a throttle woke its source to re-plan). Its
+        entry stays in the heap until its due time, unless such entries make up half of it:
+        then they all go, so a source throttled again and again (a controller, a script)
+        does not grow the heap by one entry per throttle until their old due times."""
+        self._abandoned += 1
+        heap = self._heap
+        if self._abandoned >= ABANDONED_MIN and 2 * self._abandoned >= len(heap):
+            heap[:] = [entry for entry in heap if not entry[2].done()]
+            heapq.heapify(heap)
+            self._abandoned = 0
+
     @property
     def sleeping(self) -> int:
-        """How many waits are pending (those already cancelled or woken included until the
-        timer passes them)."""
+        """How many waits are in the heap: pending ones, and some that ended before they
+        were due (cancelled, or woken by a throttle) until they are passed over."""
         return len(self._heap)
 
     def _arm(self, due: float) -> None:
         if self._timer is not None:
             self._timer.cancel()
         self._armed_at = due
+        # `call_at` takes the loop's clock: CLOCK_MONOTONIC for asyncio and uvloop alike, as
+        # `time.monotonic()`. A timer that fires early (uvloop's milliseconds) wakes only
+        # what is due within the slack by the precise clock, and is armed again.
         self._timer = self.loop.call_at(due, self._fire)
 
     def _fire(self) -> None:
         self._timer = None
         heap = self._heap
-        until = self.loop.time() + PACE_SLACK_S
+        until = time.monotonic() + PACE_SLACK_S
         while heap and heap[0][0] <= until:
             waiter = heapq.heappop(heap)[2]
-            if not waiter.done():  # cancelled (a stop), or woken by a rate change
+            if not waiter.done():
                 waiter.set_result(None)
+            elif self._abandoned:  # cancelled (a stop), or woken by a throttle
+                self._abandoned -= 1
         if heap:
             self._arm(heap[0][0])
 
@@ -133,6 +158,8 @@ class Pacer:
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
+            if self._clock is not None:
+                self._clock.abandon(waiter)
 
     def grant(self, wanted: int) -> int:
         """How many of `wanted` packets may go now: 0 when none is due yet (await `sleep()`,

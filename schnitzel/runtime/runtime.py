@@ -47,7 +47,7 @@ from schnitzel.runtime.stores import (
     flush_stores,
     open_stores,
 )
-from schnitzel.runtime.tick import TICK_S, tick_nodes
+from schnitzel.runtime.tick import TICK_S, tick_nodes, tick_nodes_in_slices
 from schnitzel.runtime.worker_api import NodeWorker
 from schnitzel.validate.graph import ValidatedGraph
 
@@ -455,7 +455,7 @@ class Runtime:
     async def _tick(self) -> None:
         while True:
             try:
-                self._tick_once()
+                await tick_nodes_in_slices(self.nodes, self.workers, self.events)
             except Exception as exc:  # rates and health stop for this tick only, said aloud
                 self.logger.exception("metrics tick failed")
                 self.events.add("error", f"metrics tick failed: {type(exc).__name__}: {exc}")

@@ -1,12 +1,17 @@
 """The metrics tick: once a second every node's rates, percentiles, troubles and health are
 sampled from its counters (the hot path never computes a rate), and a new health level is
 taken only once it held for two samples (failing at once), so a node hovering at a
-threshold does not flap in the log."""
+threshold does not flap in the log.
+
+The periodic tick samples `TICK_SLICE` nodes at a time and lets the loop run the graph in
+between (about 10 us a node): in a graph of a thousand nodes one tick in one go would hold
+every packet in flight for some 10 ms once a second, a latency tail of its own making."""
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 from schnitzel.runtime.durable_inbox import DurableInbox
 from schnitzel.runtime.events import EventLog
@@ -14,10 +19,23 @@ from schnitzel.runtime.health import Health, judge_health
 from schnitzel.runtime.node import Node
 from schnitzel.runtime.worker_api import NodeWorker
 
-__all__ = ["TICK_S", "set_health", "tick_nodes"]
+__all__ = ["TICK_S", "TICK_SLICE", "set_health", "tick_nodes", "tick_nodes_in_slices"]
 
 TICK_S = 1.0
 """How often rates and health are sampled."""
+TICK_SLICE = 32
+"""Nodes the periodic tick samples before it lets the loop run the graph again."""
+
+
+async def tick_nodes_in_slices(
+    nodes: dict[str, Node], workers: Mapping[str, NodeWorker], events: EventLog
+) -> None:
+    """`tick_nodes`, `TICK_SLICE` nodes at a time, the loop running the graph in between."""
+    every = list(nodes.values())
+    for start in range(0, len(every), TICK_SLICE):
+        if start:
+            await asyncio.sleep(0)
+        _tick(every[start : start + TICK_SLICE], workers, events, final=False)
 
 
 def tick_nodes(
@@ -27,8 +45,14 @@ def tick_nodes(
     final: bool = False,
 ) -> None:
     """Sample every node once; `final`: the report's health is what this sample says."""
+    _tick(nodes.values(), workers, events, final)
+
+
+def _tick(
+    nodes: Iterable[Node], workers: Mapping[str, NodeWorker], events: EventLog, final: bool
+) -> None:
     now = time.monotonic()
-    for node in nodes.values():
+    for node in nodes:
         node.window.sample(node.metrics, now)
         inbox = node.inbox
         durable = isinstance(inbox, DurableInbox)

@@ -297,3 +297,25 @@ def test_swaps_to_and_from_a_ticking_plugin_in_quick_succession_leave_one_ticker
 
     steer(graph_from(tmp_path, TICKING), tmp_path / "state", steps)
     assert seen == [{"mid"}, {"mid", "plain"}]
+
+
+def test_a_source_throttled_again_and_again_does_not_grow_the_clock() -> None:
+    async def scenario() -> tuple[int, int]:
+        clock = PaceClock.of(asyncio.get_running_loop())
+        others = [clock.sleep(GUARD_S) for _ in range(10)]  # sources still waiting
+        pacer = Pacer(0.01)  # a permit every 100 s
+        most = 0
+        for i in range(1_000):
+            pacer.grant(1)
+            waiter = pacer.sleep()
+            pacer.set_rate(0.01 + i / 1_000)  # a throttle: woken at once, to re-plan
+            assert waiter.done()
+            most = max(most, clock.sleeping)
+        still_waiting = sum(not other.done() for other in others)
+        for other in others:
+            other.cancel()
+        return most, still_waiting
+
+    most, still_waiting = asyncio.run(asyncio.wait_for(scenario(), GUARD_S))
+    assert still_waiting == 10  # sweeping the abandoned waits kept the others
+    assert most <= 2 * 32 + 10  # not one entry per throttle (1,000) until its old due time
