@@ -428,7 +428,9 @@ class SourceWorker(_Worker):
                     await runtime.errors.source_failed(node, exc)
                     return
                 items, granted, waiting, end = self._take_ready(packets, first)
-                last = items[-1]
+                if not isinstance(items[-1], StreamPacket | BadRecord | None):
+                    end = _not_a_packet(items.pop())  # the plugin's bug: not handed on
+                last = items[-1] if items else None
                 batch = items[:-1] if last is None or isinstance(last, BadRecord) else items
                 budget.settle(granted, len(batch))  # bad records are not packets
                 if batch:
@@ -667,6 +669,8 @@ def _pull_rest(
         while True:
             if item is None:
                 return _Pulled(batch, bad, last, False, None)
+            if not isinstance(item, StreamPacket | BadRecord):  # the plugin's bug: not handed on
+                return _Pulled(batch, bad, last, True, _not_a_packet(item))
             last = item
             taken += 1
             if isinstance(item, BadRecord):
@@ -684,6 +688,14 @@ def _pull_rest(
     except Exception as exc:
         return _Pulled(batch, bad, last, True, exc)
     return _Pulled(batch, bad, last, False, None)
+
+
+def _not_a_packet(item: object) -> TypeError:
+    """The error that ends a source whose `packets()` gave `item`, which it may not."""
+    return TypeError(
+        f"packets() gave a {type(item).__name__}; a source gives StreamPackets, a BadRecord "
+        "for input it cannot read, or None when it is about to wait for input"
+    )
 
 
 def _count_unsent_pull(node: Node, pulling: asyncio.Future[Any]) -> None:

@@ -628,3 +628,30 @@ class BlockingBatches(Batches):
 
     name: ClassVar[str] = "blocking-batches"
     blocking: ClassVar[bool] = True
+
+
+class YieldsJunkConfig(PluginConfig):
+    count: int = 5
+    junk_at: int = 2
+    """The item `packets()` gives in place of the packet of this seq: a string."""
+    asynchronous: bool = False
+
+
+class YieldsJunk(Source):
+    """A source with a bug: it yields a string, not a packet, at `junk_at`, then goes on."""
+
+    name: ClassVar[str] = "yields-junk"
+    Config: ClassVar[type[PluginConfig]] = YieldsJunkConfig
+
+    def packets(self) -> Any:
+        config = self.config
+        items: list[Any] = [
+            "reading 7.5" if seq == config.junk_at else StreamPacket.new("sensor", "j", seq)
+            for seq in range(config.count)
+        ]
+        return _aiter(items) if config.asynchronous else iter(items)
+
+
+async def _aiter(items: list[Any]) -> AsyncIterator[Any]:
+    for item in items:
+        yield item
