@@ -290,4 +290,4 @@ def _with_node(
     spec = current.spec.model_copy(
         update={"nodes": [node.spec if n.id == node.id else n for n in current.spec.nodes]}
     )
-    return current._replace(spec=spec, nodes=nodes, edges=swapped.edges)
+    return dataclasses.replace(current, spec=spec, nodes=nodes, edges=swapped.edges)

@@ -15,9 +15,10 @@ import re
 import sys
 import threading
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import NamedTuple, get_args
+from typing import get_args
 
 from pydantic import BaseModel
 
@@ -56,14 +57,16 @@ _KIND = re.compile(PACKET_KIND_PATTERN)
 _NODE_KINDS: tuple[str, ...] = get_args(NodeKind)
 
 
-class RegisteredPlugin(NamedTuple):
+@dataclass(frozen=True)
+class RegisteredPlugin:
     """A plugin class and the pack that registered it."""
 
     plugin: type[Plugin]
     pack: str
 
 
-class BrokenPlugin(NamedTuple):
+@dataclass(frozen=True)
+class BrokenPlugin:
     """A pack or plugin that failed to load, kept so `schnitzel plugins` can show why."""
 
     pack: str

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
 
 from schnitzel.registry.plugin import Plugin, PluginConfig, StreamShape
 from schnitzel.spec.model import GraphSpec, NodeSpec
@@ -11,7 +11,8 @@ from schnitzel.spec.model import GraphSpec, NodeSpec
 __all__ = ["ResolvedEdge", "ResolvedNode", "ValidatedGraph"]
 
 
-class ResolvedNode(NamedTuple):
+@dataclass(frozen=True)
+class ResolvedNode:
     """A node with its plugin class and its parsed config."""
 
     spec: NodeSpec
@@ -26,7 +27,8 @@ class ResolvedNode(NamedTuple):
         return self.spec.id
 
 
-class ResolvedEdge(NamedTuple):
+@dataclass(frozen=True)
+class ResolvedEdge:
     """An edge with both ports named."""
 
     source: str
@@ -35,7 +37,8 @@ class ResolvedEdge(NamedTuple):
     target_port: str
 
 
-class ValidatedGraph(NamedTuple):
+@dataclass(frozen=True)
+class ValidatedGraph:
     """A graph that passed validation, with plugins resolved and configs parsed."""
 
     spec: GraphSpec

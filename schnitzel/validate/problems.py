@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Literal, NamedTuple
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
 
 from schnitzel.spec.names import shown, shown_plain
 
@@ -12,7 +12,8 @@ __all__ = ["Location", "Problem", "Severity", "ValidationReport"]
 Severity = Literal["error", "warning"]
 
 
-class Location(NamedTuple):
+@dataclass(frozen=True)
+class Location:
     """Where a problem is: file and line when known, and the node or edge it concerns."""
 
     file: str
@@ -34,7 +35,8 @@ class Location(NamedTuple):
         return ":".join(parts)
 
 
-class Problem(NamedTuple):
+@dataclass(frozen=True)
+class Problem:
     """One thing wrong with a graph. `code` is stable for scripts; `message` is for people."""
 
     code: str
@@ -61,7 +63,7 @@ class Problem(NamedTuple):
             "message": self.message,
             "hint": self.hint,
         }
-        out.update(self.where._asdict())
+        out.update(asdict(self.where))
         return out
 
 

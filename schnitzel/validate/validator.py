@@ -17,8 +17,8 @@ a bad node is reported once and does not hide the problems of the others:
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
 
 from schnitzel.errors import GraphInvalid, GraphLoadError
 from schnitzel.registry.plugin import StreamShape
@@ -53,7 +53,8 @@ __all__ = [
 ]
 
 
-class ValidationResult(NamedTuple):
+@dataclass
+class ValidationResult:
     """The report, and the validated graph when there are no errors."""
 
     report: ValidationReport
