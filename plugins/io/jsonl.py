@@ -92,7 +92,8 @@ class JsonlSource(Source):
 
     async def open(self) -> None:
         config, context = self.config, self.context
-        self._file_path = context.resolve(config.path)
+        # absolute: its checkpoint names it for `schnitzel state prune`, run from anywhere
+        self._file_path = context.resolve(config.path).absolute()
         self._emitted: deque[tuple[StreamPacket | BadRecord, Line]] = deque()
         """What was yielded and not yet checkpointed, with its line (file, position after)."""
         self._tail = FileTail(
@@ -108,21 +109,26 @@ class JsonlSource(Source):
             self._checkpoint = CheckpointFile.for_node(context, str(self._file_path.resolve()))
             self._lock = CheckpointLock(self._checkpoint.path, context.node_id)
             self._lock.acquire()  # before reading it: another run may be writing it
-            saved, warning = self._checkpoint.load()
-            if warning:
-                context.event("warning", warning)
-            if saved is not None:
-                resume = self._resume_from(saved)
-        try:
-            self._tail.start(resume)
-        except OSError as exc:
-            raise OSError(
-                f"cannot read input file {str(self._file_path)!r} ({exc.strerror}): create it, "
-                "or fix `path` (relative paths resolve against the graph file)"
-            ) from exc
-        self._origin_unsaved = self._checkpoint is not None and not self._tail.resumed
-        if self._origin_unsaved:
-            self._save_origin()
+        try:  # the runtime closes no plugin whose open() failed: the lock must go here
+            if self._checkpoint is not None:
+                saved, warning = self._checkpoint.load()
+                if warning:
+                    context.event("warning", warning)
+                if saved is not None:
+                    resume = self._resume_from(saved)
+            try:
+                self._tail.start(resume)
+            except OSError as exc:
+                raise OSError(
+                    f"cannot read input file {str(self._file_path)!r} ({exc.strerror}): "
+                    "create it, or fix `path` (relative paths resolve against the graph file)"
+                ) from exc
+            self._origin_unsaved = self._checkpoint is not None and not self._tail.resumed
+            if self._origin_unsaved:
+                self._save_origin()
+        except BaseException:
+            await self.close()
+            raise
 
     async def close(self) -> None:
         if self._tail is not None:

@@ -431,3 +431,23 @@ edges:
     result = validate_text(text, source="g.yaml", path=tmp_path / "g.yaml")
     (problem,) = [p for p in result.report.problems if p.code == "bad-dead-letter"]
     assert "does not report bad input records" in problem.message
+
+
+def test_a_source_whose_input_fails_to_open_leaves_its_checkpoint_unlocked(
+    tmp_path: Path,
+) -> None:
+    """The runtime closes no plugin whose open() raised: a jsonl source whose file cannot be
+    read kept its checkpoint's lock for the life of the process, and a later run of the
+    graph (another process, `schnitzel-tui`'s next run) was refused as a second run."""
+    import fcntl
+
+    context = NodeContext("src", tmp_path, tmp_path / "state", logging.getLogger("test"))
+    plugin = JsonlSource(JsonlSourceConfig(path="missing.jsonl"), context)
+    with pytest.raises(OSError, match="cannot read input file"):
+        asyncio.run(plugin.open())
+    [lock] = (tmp_path / "state").rglob("*.lock")
+    fd = os.open(lock, os.O_RDWR)  # another open file: flock conflicts as with a process
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # BlockingIOError while still held
+    finally:
+        os.close(fd)
