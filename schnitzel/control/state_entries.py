@@ -101,7 +101,11 @@ def prune(entries: list[StateEntry]) -> tuple[list[StateEntry], list[str]]:
         if entry.stale is None:
             continue
         try:
-            if entry.kind in ("checkpoint", "checkpoint-lock"):
+            if entry.kind == "socket":
+                if not _still_dead(entry.path):
+                    continue  # a runtime starting bound a new one there since the survey
+                entry.path.unlink(missing_ok=True)
+            elif entry.kind in ("checkpoint", "checkpoint-lock"):
                 lock = entry.path if entry.kind == "checkpoint-lock" else _lock_of(entry.path)
                 if not _unlink_unless_held(entry.path, lock):
                     continue  # a run took it since the survey: it stays
@@ -112,6 +116,16 @@ def prune(entries: list[StateEntry]) -> tuple[list[StateEntry], list[str]]:
             continue
         removed.append(entry)
     return removed, failed
+
+
+def _still_dead(socket_path: Path) -> bool:
+    """The socket is still one nobody listens on, past its grace (not one bound since)."""
+    try:
+        info = socket_path.lstat()
+    except FileNotFoundError:
+        return True
+    age = time.time() - info.st_mtime
+    return stat.S_ISSOCK(info.st_mode) and age >= SOCKET_GRACE_S and not _listening(socket_path)
 
 
 def _lock_of(checkpoint: Path) -> Path:

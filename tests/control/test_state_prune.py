@@ -276,3 +276,24 @@ def test_a_jsonl_checkpoint_names_its_input_by_an_absolute_path(tmp_path: Path) 
     [checkpoint] = (tmp_path / "state" / "checkpoints").glob("*.json")
     named = Path(json.loads(checkpoint.read_text())["path"])
     assert named.is_absolute() and named.resolve() == (tmp_path / "in.jsonl").resolve()
+
+
+def test_a_socket_a_new_runtime_binds_after_the_survey_is_not_removed(short_dir: Path) -> None:
+    """A new run of the graph replaces the dead socket (same path) between prune's survey
+    and its removal: the live runtime's socket went, and `ctl` could not reach it."""
+    from schnitzel.control.state_entries import prune, survey
+
+    state = short_dir / "state"
+    path = state / "control" / "demo-0123abcd.sock"
+    leave_socket(path, listening=False)
+    entries = survey(state, 86400)
+    assert {e.path: e for e in entries}[path].stale == "nobody listens"
+    path.unlink()  # what a runtime starting does with a dead socket at its path
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(str(path))
+    server.listen()
+    try:
+        prune(entries)
+        assert path.exists()
+    finally:
+        server.close()
