@@ -23,7 +23,8 @@ HELD = (signal.SIGTERM, signal.SIGHUP)
 
 class EarlySignals:
     """Holds SIGTERM and SIGHUP from `install()` until the event loop's handlers replace
-    its own; `take()` then hands over what arrived."""
+    its own; `take()` then hands over what arrived. `hold()` holds them again after the
+    loop's handlers are gone, until `restore()`."""
 
     def __init__(self) -> None:
         self.pending: list[int] = []
@@ -37,6 +38,13 @@ class EarlySignals:
         for signum in HELD:
             early._previous[signum] = signal.signal(signum, early._on_signal)
         return early
+
+    def hold(self) -> None:
+        """Hold again once the event loop's handlers are gone (the run returned; its loop is
+        closed and its report written after): a SIGHUP or SIGTERM then met the default
+        action and killed the process before its report."""
+        for signum in HELD:
+            self._previous.setdefault(signum, signal.signal(signum, self._on_signal))
 
     def take(self) -> list[int]:
         """What arrived while holding. Call it once the event loop's handlers replaced ours:
