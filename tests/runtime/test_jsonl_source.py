@@ -451,3 +451,37 @@ def test_a_source_whose_input_fails_to_open_leaves_its_checkpoint_unlocked(
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # BlockingIOError while still held
     finally:
         os.close(fd)
+
+
+def test_a_lock_file_removed_while_a_source_takes_it_is_made_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`schnitzel state prune` removes a stale lock holding it: a source that opened the
+    file just before locked a file no longer at the path, and the next run, making a new
+    lock file there, would run beside it. The source finds it gone and makes it again."""
+    import fcntl
+
+    from schnitzel_plugins.io import checkpoint_lock
+
+    lock = checkpoint_lock.CheckpointLock(tmp_path / "cp.json", "src")
+    real_flock = fcntl.flock
+    calls = []
+
+    def prune_in_between(fd: int, operation: int) -> None:
+        if not calls:  # the source opened the file; prune removes it before the flock
+            lock.path.unlink()
+        calls.append(operation)
+        real_flock(fd, operation)
+
+    monkeypatch.setattr(checkpoint_lock.fcntl, "flock", prune_in_between)
+    lock.acquire()
+    monkeypatch.undo()
+    try:
+        fd = os.open(lock.path, os.O_RDWR | os.O_CREAT)  # the next run
+        try:
+            with pytest.raises(BlockingIOError):
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        finally:
+            os.close(fd)
+    finally:
+        lock.release()
