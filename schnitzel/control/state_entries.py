@@ -270,6 +270,8 @@ def _input_left(input_file: Path) -> bool:
 def _is_store(path: Path) -> bool:
     if path.name.endswith(("-wal", "-shm", "-journal")):
         return True
+    if not path.is_file():  # opening a named pipe waits for a writer, for ever
+        return False
     try:
         with path.open("rb") as file:
             return file.read(len(_SQLITE_HEADER)) == _SQLITE_HEADER

@@ -297,3 +297,24 @@ def test_a_socket_a_new_runtime_binds_after_the_survey_is_not_removed(short_dir:
         assert path.exists()
     finally:
         server.close()
+
+
+def test_list_does_not_hang_on_a_fifo_in_the_state_dir(tmp_path: Path) -> None:
+    """Every file was opened to look for a SQLite header: a named pipe's open waits for a
+    writer, for ever, and `state list` (and prune) with it."""
+    state = tmp_path / "state"
+    state.mkdir()
+    os.mkfifo(state / "pipe")
+    import subprocess
+
+    from tests.conftest import SCHNITZEL
+
+    done = subprocess.run(  # a hang fails on the timeout, only against hanging
+        [*SCHNITZEL, "state", "list", "--state-dir", str(state), "--json"],
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    [entry] = json.loads(done.stdout)["entries"]
+    assert (entry["kind"], entry["stale"]) == ("other", None)
