@@ -148,6 +148,9 @@ class JsonlSource(Source):
             if self._origin_unsaved:  # its first line just became complete
                 self._save_origin()
             if line.cut:
+                if line.may_grow:  # still being written: judged once complete, next run
+                    self._leave_incomplete(line)
+                    return
                 too_long = self._too_long(line)
                 if keep is not None:
                     keep((too_long, line))
@@ -167,16 +170,19 @@ class JsonlSource(Source):
             else:
                 item = _record(line, kind, node_id)
                 if line.may_grow and isinstance(item, BadRecord):
-                    self.context.event(
-                        "warning",
-                        f"{Path(line.path).name} ends with an incomplete line "
-                        f"{line.number + 1} ({len(line.raw) + line.cut} bytes, no newline): left "
-                        "for the next run, when it may be complete",
-                    )
+                    self._leave_incomplete(line)
                     return
             if keep is not None:
                 keep((item, line))
             yield item
+
+    def _leave_incomplete(self, line: Line) -> None:
+        self.context.event(
+            "warning",
+            f"{Path(line.path).name} ends with an incomplete line {line.number + 1} "
+            f"({len(line.raw) + line.cut} bytes, no newline): left for the next run, when it "
+            "may be complete",
+        )
 
     def _too_long(self, line: Line) -> BadRecord:
         limit, size = self.config.max_line_bytes, len(line.raw) + line.cut

@@ -485,3 +485,27 @@ def test_a_lock_file_removed_while_a_source_takes_it_is_made_again(
             os.close(fd)
     finally:
         lock.release()
+
+
+def test_a_long_incomplete_last_line_is_left_for_the_next_run_too(tmp_path: Path) -> None:
+    """A line still being written that is already over max_line_bytes was counted a bad
+    record and checkpointed past in its middle: the next run read the rest of it as a line
+    of its own (a second bad record, or a packet where the rest parses)."""
+    path = tmp_path / "in.jsonl"
+    write_lines(path, 0, 2)
+    with path.open("ab") as file:
+        file.write(b'{"n": 2, "pad": "' + b"x" * 3000)
+    g = graph(tmp_path, config=", max_line_bytes: 1024")
+    report, told = run_telling(g, tmp_path)
+    assert [n for _f, n in received()] == [0, 1]
+    assert report["nodes"]["src"]["errors"] == 0
+    assert any("incomplete line 3" in message for message in told), told
+    with path.open("ab") as file:
+        file.write(b'x"}\n')
+    write_lines(path, 3, 1)
+    plugins.reset()
+    again = run(g, tmp_path)
+    assert [n for _f, n in received()] == [3]
+    assert again["nodes"]["src"]["errors"] == 1
+    message = again["nodes"]["src"]["recent_errors"][0]["message"]
+    assert message.startswith("in.jsonl line 3: longer than max_line_bytes (1024)"), message
