@@ -83,7 +83,11 @@ class HttpClient:
         `timeout_s` is one deadline for the whole request: connecting, sending, waiting and
         reading the response body. httpx's own timeouts bound each read, so a body trickling
         in a byte at a time would never trip them; `asyncio.timeout` cuts it off."""
-        headers = {"Content-Type": "application/json", "Idempotency-Key": key}
+        headers = {
+            "Content-Type": "application/json",
+            "Idempotency-Key": key,
+            "Accept-Encoding": "identity",  # the body is read raw (_read_at_most)
+        }
         request = self._client.build_request("POST", self._url, content=body, headers=headers)
         try:
             async with asyncio.timeout(self._timeout_s):
@@ -150,11 +154,13 @@ def _tls_verify(verify_tls: bool, ca_file: Path | None) -> ssl.SSLContext | bool
 
 
 async def _read_at_most(response: httpx.Response, limit: int) -> bytes:
-    """The first `limit` bytes of the (decoded) body at most, and no more read off the wire
-    than one chunk past them."""
+    """The first `limit` bytes of the body at most, and no more read off the wire than one
+    chunk past them. Raw, not unpacked: httpx unpacks a compressed body a network read at a
+    time, each whole (a 32 KB gzip answer became 32 MB at once); the request asks for none,
+    and what a backend compresses anyway is quoted as it came."""
     chunks: list[bytes] = []
     size = 0
-    async for chunk in response.aiter_bytes():
+    async for chunk in response.aiter_raw():
         chunks.append(chunk)
         size += len(chunk)
         if size >= limit:

@@ -47,18 +47,22 @@ class CheckpointLock:
                 self._held = True
                 return
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                holder = _read_pid(fd)
-                os.close(fd)
-                who = f"pid {holder}" if holder else "another process"
-                raise CheckpointInUse(
-                    f"node {self.node_id!r}: its checkpoint is in use by another running "
-                    f"schnitzel ({who} holds {key!r}); stop that run, or give this run its "
-                    "own --state-dir"
-                ) from None
+            while True:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    holder = _read_pid(fd)
+                    os.close(fd)
+                    who = f"pid {holder}" if holder else "another process"
+                    raise CheckpointInUse(
+                        f"node {self.node_id!r}: its checkpoint is in use by another running "
+                        f"schnitzel ({who} holds {key!r}); stop that run, or give this run "
+                        "its own --state-dir"
+                    ) from None
+                if _still_at_path(fd, self.path):
+                    break
+                os.close(fd)  # `schnitzel state prune` removed it meanwhile: make a new one
             with contextlib.suppress(OSError):  # the pid is only for the message above
                 os.ftruncate(fd, 0)
                 os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
@@ -78,6 +82,16 @@ class CheckpointLock:
                 return
             del _held[key]
             os.close(fd)
+
+
+def _still_at_path(fd: int, path: Path) -> bool:
+    """Whether the file `fd` holds is still the one at `path` (not removed since opened)."""
+    try:
+        here = os.stat(path)
+    except FileNotFoundError:
+        return False
+    held = os.fstat(fd)
+    return (here.st_dev, here.st_ino) == (held.st_dev, held.st_ino)
 
 
 def _read_pid(fd: int) -> int | None:

@@ -92,7 +92,8 @@ class JsonlSource(Source):
 
     async def open(self) -> None:
         config, context = self.config, self.context
-        self._file_path = context.resolve(config.path)
+        # absolute: its checkpoint names it for `schnitzel state prune`, run from anywhere
+        self._file_path = context.resolve(config.path).absolute()
         self._emitted: deque[tuple[StreamPacket | BadRecord, Line]] = deque()
         """What was yielded and not yet checkpointed, with its line (file, position after)."""
         self._tail = FileTail(
@@ -108,21 +109,26 @@ class JsonlSource(Source):
             self._checkpoint = CheckpointFile.for_node(context, str(self._file_path.resolve()))
             self._lock = CheckpointLock(self._checkpoint.path, context.node_id)
             self._lock.acquire()  # before reading it: another run may be writing it
-            saved, warning = self._checkpoint.load()
-            if warning:
-                context.event("warning", warning)
-            if saved is not None:
-                resume = self._resume_from(saved)
-        try:
-            self._tail.start(resume)
-        except OSError as exc:
-            raise OSError(
-                f"cannot read input file {str(self._file_path)!r} ({exc.strerror}): create it, "
-                "or fix `path` (relative paths resolve against the graph file)"
-            ) from exc
-        self._origin_unsaved = self._checkpoint is not None and not self._tail.resumed
-        if self._origin_unsaved:
-            self._save_origin()
+        try:  # the runtime closes no plugin whose open() failed: the lock must go here
+            if self._checkpoint is not None:
+                saved, warning = self._checkpoint.load()
+                if warning:
+                    context.event("warning", warning)
+                if saved is not None:
+                    resume = self._resume_from(saved)
+            try:
+                self._tail.start(resume)
+            except OSError as exc:
+                raise OSError(
+                    f"cannot read input file {str(self._file_path)!r} ({exc.strerror}): "
+                    "create it, or fix `path` (relative paths resolve against the graph file)"
+                ) from exc
+            self._origin_unsaved = self._checkpoint is not None and not self._tail.resumed
+            if self._origin_unsaved:
+                self._save_origin()
+        except BaseException:
+            await self.close()
+            raise
 
     async def close(self) -> None:
         if self._tail is not None:
@@ -142,6 +148,9 @@ class JsonlSource(Source):
             if self._origin_unsaved:  # its first line just became complete
                 self._save_origin()
             if line.cut:
+                if line.may_grow:  # still being written: judged once complete, next run
+                    self._leave_incomplete(line)
+                    return
                 too_long = self._too_long(line)
                 if keep is not None:
                     keep((too_long, line))
@@ -161,16 +170,19 @@ class JsonlSource(Source):
             else:
                 item = _record(line, kind, node_id)
                 if line.may_grow and isinstance(item, BadRecord):
-                    self.context.event(
-                        "warning",
-                        f"{Path(line.path).name} ends with an incomplete line "
-                        f"{line.number + 1} ({len(line.raw) + line.cut} bytes, no newline): left "
-                        "for the next run, when it may be complete",
-                    )
+                    self._leave_incomplete(line)
                     return
             if keep is not None:
                 keep((item, line))
             yield item
+
+    def _leave_incomplete(self, line: Line) -> None:
+        self.context.event(
+            "warning",
+            f"{Path(line.path).name} ends with an incomplete line {line.number + 1} "
+            f"({len(line.raw) + line.cut} bytes, no newline): left for the next run, when it "
+            "may be complete",
+        )
 
     def _too_long(self, line: Line) -> BadRecord:
         limit, size = self.config.max_line_bytes, len(line.raw) + line.cut

@@ -266,8 +266,12 @@ class FileTail:
             file = reading.identity()
             offset, line = reading.offset, reading.line
             for n, piece in enumerate(pieces):
-                cut = first_cut if n == 0 else max(len(piece) - limit, 0)
-                raw = piece[:limit] if cut and n else piece
+                # a piece carried from the last read is cut already (first_cut); any other,
+                # the first of a read that began a line too, is cut here
+                cut = max(len(piece) - limit, 0)
+                raw = piece[:limit] if cut else piece
+                if n == 0:
+                    cut += first_cut
                 offset += len(raw) + cut + 1
                 yield Line(raw, line, offset, file, name, cut=cut)
                 line += 1

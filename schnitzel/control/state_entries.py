@@ -7,8 +7,9 @@ what `prune` removes:
 
 - a **checkpoint** of an input file that is gone (no file at the path it names, nor one beside
   it that is a rotated copy of it or the file it was rotated from), not written for
-  `older_than`; a checkpoint that names no input file stays (another source's format);
-- a **damaged checkpoint** moved aside (`*.corrupt-<time>`), or a checkpoint write a crash cut
+  `older_than`; a checkpoint that names no input file, or names it by a relative path, or
+  that a running source holds (its lock taken) stays;
+- a **damaged checkpoint** moved aside (`*.json.corrupt-<time>`), or a checkpoint write a crash cut
   short (`.<name>.tmp`), not written for `older_than`;
 - the **lock** beside a checkpoint (`<checkpoint>.lock`, plugins/io/checkpoint_lock.py) that no
   run holds, once its checkpoint is gone or stale, not written for `older_than`;
@@ -100,12 +101,56 @@ def prune(entries: list[StateEntry]) -> tuple[list[StateEntry], list[str]]:
         if entry.stale is None:
             continue
         try:
-            entry.path.unlink(missing_ok=True)
+            if entry.kind == "socket":
+                if not _still_dead(entry.path):
+                    continue  # a runtime starting bound a new one there since the survey
+                entry.path.unlink(missing_ok=True)
+            elif entry.kind in ("checkpoint", "checkpoint-lock"):
+                lock = entry.path if entry.kind == "checkpoint-lock" else _lock_of(entry.path)
+                if not _unlink_unless_held(entry.path, lock):
+                    continue  # a run took it since the survey: it stays
+            else:
+                entry.path.unlink(missing_ok=True)
         except OSError as exc:
             failed.append(f"{entry.path}: {exc.strerror or exc}")
             continue
         removed.append(entry)
     return removed, failed
+
+
+def _still_dead(socket_path: Path) -> bool:
+    """The socket is still one nobody listens on, past its grace (not one bound since)."""
+    try:
+        info = socket_path.lstat()
+    except FileNotFoundError:
+        return True
+    age = time.time() - info.st_mtime
+    return stat.S_ISSOCK(info.st_mode) and age >= SOCKET_GRACE_S and not _listening(socket_path)
+
+
+def _lock_of(checkpoint: Path) -> Path:
+    return checkpoint.with_name(checkpoint.name + ".lock")
+
+
+def _unlink_unless_held(path: Path, lock: Path) -> bool:
+    """Remove `path` holding its checkpoint's `lock`, so that no run takes the lock between
+    the look and the removal (a run that opened the lock file before it went finds it gone
+    once it holds it, and makes a new one: plugins/io/checkpoint_lock.py). False when a run
+    holds it now."""
+    try:
+        fd = os.open(lock, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        path.unlink(missing_ok=True)
+        return True
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        path.unlink(missing_ok=True)
+        return True
+    finally:
+        os.close(fd)
 
 
 def _files(state_dir: Path) -> Iterator[Path]:
@@ -135,7 +180,7 @@ def _entry(path: Path, state_dir: Path, older_than_s: float, now: float) -> Stat
         return StateEntry(path, "socket", 0, age, "left by a runtime that is gone", stale)
     if where[:1] == ("checkpoints",) and stat.S_ISREG(info.st_mode):
         name = path.name
-        if ".corrupt-" in name:
+        if ".json.corrupt-" in name:  # not a store moved aside (`<store>.corrupt-<time>`)
             return StateEntry(path, "damaged-checkpoint", size, age, "moved aside", _if(old))
         if name.startswith(".") and name.endswith(".tmp"):
             return StateEntry(path, "unfinished-write", size, age, "cut short", _if(old))
@@ -166,8 +211,13 @@ def _checkpoint(path: Path, size: int, age: float, old: bool) -> StateEntry:
     if not isinstance(named, str) or not named:
         return StateEntry(path, "checkpoint", size, age, "names no input file", None)
     input_file = Path(named)
+    if not input_file.is_absolute():  # relative to the directory of the run that wrote it
+        return StateEntry(path, "checkpoint", size, age, f"{input_file} (relative)", None)
     if _input_left(input_file):
         return StateEntry(path, "checkpoint", size, age, f"{input_file} (there)", None)
+    lock = path.with_name(path.name + ".lock")
+    if lock.exists() and _locked(lock):  # a run reads it (a followed file deleted)
+        return StateEntry(path, "checkpoint", size, age, f"{input_file} gone; a run holds it", None)
     stale = "its input file is gone" if old else None
     return StateEntry(path, "checkpoint", size, age, f"{input_file} gone", stale)
 
@@ -220,6 +270,8 @@ def _input_left(input_file: Path) -> bool:
 def _is_store(path: Path) -> bool:
     if path.name.endswith(("-wal", "-shm", "-journal")):
         return True
+    if not path.is_file():  # opening a named pipe waits for a writer, for ever
+        return False
     try:
         with path.open("rb") as file:
             return file.read(len(_SQLITE_HEADER)) == _SQLITE_HEADER

@@ -23,12 +23,16 @@ HELD = (signal.SIGTERM, signal.SIGHUP)
 
 class EarlySignals:
     """Holds SIGTERM and SIGHUP from `install()` until the event loop's handlers replace
-    its own; `take()` then hands over what arrived."""
+    its own; `take()` then hands over what arrived. `hold()` holds them again after the
+    loop's handlers are gone, until `restore()`."""
 
     def __init__(self) -> None:
         self.pending: list[int] = []
         """The signals received while holding, in order."""
         self._previous: dict[int, Any] = {}
+        self._run_over = False
+        """After the run: a second SIGTERM is not an exit (a plugin thread still hung would
+        hold the interpreter's exit for ever; the command exits on its own in a moment)."""
 
     @classmethod
     def install(cls) -> EarlySignals:
@@ -37,6 +41,14 @@ class EarlySignals:
         for signum in HELD:
             early._previous[signum] = signal.signal(signum, early._on_signal)
         return early
+
+    def hold(self) -> None:
+        """Hold again once the event loop's handlers are gone (the run returned; its loop is
+        closed and its report written after): a SIGHUP or SIGTERM then met the default
+        action and killed the process before its report."""
+        self._run_over = True
+        for signum in HELD:
+            self._previous.setdefault(signum, signal.signal(signum, self._on_signal))
 
     def take(self) -> list[int]:
         """What arrived while holding. Call it once the event loop's handlers replaced ours:
@@ -52,6 +64,6 @@ class EarlySignals:
         self._previous.clear()
 
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
-        if signum == signal.SIGTERM and signal.SIGTERM in self.pending:
+        if signum == signal.SIGTERM and signal.SIGTERM in self.pending and not self._run_over:
             raise KeyboardInterrupt  # a second SIGTERM: exit now, as Ctrl-C would
         self.pending.append(signum)

@@ -193,6 +193,7 @@ async def _run_with_signals(
             await server.close()
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.remove_signal_handler(signum)
+        early.hold()  # until the report is written: a SIGHUP or SIGTERM must not kill it
 
 
 def serve_metrics(runtime: Any, args: argparse.Namespace, logger: logging.Logger) -> Any:

@@ -166,3 +166,155 @@ def test_list_in_text_says_what_each_file_is_and_what_prune_does(tmp_path: Path)
     [store] = [line for line in lines if line.rstrip().endswith("never pruned)")]
     assert "durable-store" in store and "keep" in store
     assert "2 stale" in lines[-1]
+
+
+def stale_checkpoint(state: Path, name: str, input_path: str) -> Path:
+    """A `jsonl` checkpoint of `input_path`, not written for a week."""
+    checkpoint = state / "checkpoints" / f"{name}-0123456789ab.json"
+    checkpoint.parent.mkdir(parents=True, exist_ok=True)
+    checkpoint.write_text(json.dumps({"version": 2, "path": input_path, "offset": 0}))
+    os.utime(checkpoint, (WEEK_AGO, WEEK_AGO))
+    return checkpoint
+
+
+def test_prune_keeps_a_checkpoint_a_running_source_holds_though_its_input_is_gone(
+    tmp_path: Path,
+) -> None:
+    """A run reading (following) a file that was deleted still holds its checkpoint's lock:
+    the checkpoint is its, and went with only the lock left."""
+    from schnitzel.control.state_entries import prune, survey
+
+    state = tmp_path / "state"
+    checkpoint = stale_checkpoint(state, "a", str(tmp_path / "gone.jsonl"))
+    held = os.open(lock_of(checkpoint), os.O_RDWR | os.O_CREAT)
+    fcntl.flock(held, fcntl.LOCK_EX)  # as the running jsonl source holds it
+    try:
+        entries = {e.path: e for e in survey(state, 86400)}
+        assert entries[checkpoint].stale is None, entries[checkpoint]
+        prune(list(entries.values()))
+        assert checkpoint.exists()
+    finally:
+        os.close(held)
+
+
+def test_a_lock_a_run_takes_after_the_survey_is_not_removed_under_it(tmp_path: Path) -> None:
+    """`prune` surveys, then removes: a run that took a stale lock in between held a lock on
+    a file no longer there, and a second run made a new lock file, took it too, and both
+    read and checkpointed the one input (what the lock exists to stop)."""
+    from schnitzel.control.state_entries import prune, survey
+
+    state = tmp_path / "state"
+    lock = lock_of(stale_checkpoint(state, "a", str(tmp_path / "gone.jsonl")))
+    lock.write_text("")
+    os.utime(lock, (WEEK_AGO, WEEK_AGO))
+    entries = survey(state, 86400)
+    assert {e.path: e for e in entries}[lock].stale is not None  # nobody holds it: yet
+    first = os.open(lock, os.O_RDWR | os.O_CREAT)
+    fcntl.flock(first, fcntl.LOCK_EX | fcntl.LOCK_NB)  # a run starts: it takes the lock
+    try:
+        prune(entries)
+        second = os.open(lock, os.O_RDWR | os.O_CREAT)  # a second run of the graph
+        try:
+            with pytest.raises(BlockingIOError):
+                fcntl.flock(second, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        finally:
+            os.close(second)
+    finally:
+        os.close(first)
+
+
+def test_a_checkpoint_that_names_a_relative_path_is_kept(tmp_path: Path) -> None:
+    """A checkpoint written by a run started with a relative graph path (`schnitzel run
+    graph.yaml`) named its input relative to that run's directory: judged from prune's
+    directory its input was 'gone', and the checkpoint of a file still there was removed."""
+    from schnitzel.control.state_entries import survey
+
+    state = tmp_path / "state"
+    checkpoint = stale_checkpoint(state, "a", "in.jsonl")
+    [entry] = [e for e in survey(state, 86400) if e.path == checkpoint]
+    assert entry.stale is None, entry
+
+
+def test_a_durable_store_moved_aside_inside_checkpoints_is_never_pruned(tmp_path: Path) -> None:
+    """A store that SQLite could not read is renamed `<store>.corrupt-<time>` (with its
+    -wal): its packets are the operator's to recover, wherever the store lives."""
+    from schnitzel.control.state_entries import survey
+
+    state = tmp_path / "state"
+    aside = state / "checkpoints" / "up.db.corrupt-20260101T000000Z"
+    aside.parent.mkdir(parents=True)
+    for path in (aside, aside.with_name(aside.name + "-wal")):
+        path.write_bytes(b"\x00garbage")  # its header is what was damaged
+        os.utime(path, (WEEK_AGO, WEEK_AGO))
+    entries = {e.path: e for e in survey(state, 86400)}
+    assert entries[aside].stale is None, entries[aside]
+    assert entries[aside.with_name(aside.name + "-wal")].stale is None
+
+
+def test_a_jsonl_checkpoint_names_its_input_by_an_absolute_path(tmp_path: Path) -> None:
+    """`schnitzel run graph.yaml` from the graph's directory: the checkpoint says where the
+    input is from anywhere (prune runs from elsewhere: a timer, another shell)."""
+    import subprocess
+
+    from tests.conftest import SCHNITZEL
+
+    (tmp_path / "in.jsonl").write_text('{"n": 1}\n')
+    (tmp_path / "g.yaml").write_text(
+        "version: 2\nnodes:\n"
+        "  - {id: a, kind: source, plugin: jsonl, config: {path: in.jsonl}}\n"
+        '  - {id: out, kind: sink, plugin: "null"}\n'
+        "edges: [{from: a, to: out}]\n"
+    )
+    done = subprocess.run(
+        [*SCHNITZEL, "run", "g.yaml", "--state-dir", "state", "--no-control-socket"],
+        cwd=tmp_path,
+        capture_output=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    [checkpoint] = (tmp_path / "state" / "checkpoints").glob("*.json")
+    named = Path(json.loads(checkpoint.read_text())["path"])
+    assert named.is_absolute() and named.resolve() == (tmp_path / "in.jsonl").resolve()
+
+
+def test_a_socket_a_new_runtime_binds_after_the_survey_is_not_removed(short_dir: Path) -> None:
+    """A new run of the graph replaces the dead socket (same path) between prune's survey
+    and its removal: the live runtime's socket went, and `ctl` could not reach it."""
+    from schnitzel.control.state_entries import prune, survey
+
+    state = short_dir / "state"
+    path = state / "control" / "demo-0123abcd.sock"
+    leave_socket(path, listening=False)
+    entries = survey(state, 86400)
+    assert {e.path: e for e in entries}[path].stale == "nobody listens"
+    path.unlink()  # what a runtime starting does with a dead socket at its path
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(str(path))
+    server.listen()
+    try:
+        prune(entries)
+        assert path.exists()
+    finally:
+        server.close()
+
+
+def test_list_does_not_hang_on_a_fifo_in_the_state_dir(tmp_path: Path) -> None:
+    """Every file was opened to look for a SQLite header: a named pipe's open waits for a
+    writer, for ever, and `state list` (and prune) with it."""
+    state = tmp_path / "state"
+    state.mkdir()
+    os.mkfifo(state / "pipe")
+    import subprocess
+
+    from tests.conftest import SCHNITZEL
+
+    done = subprocess.run(  # a hang fails on the timeout, only against hanging
+        [*SCHNITZEL, "state", "list", "--state-dir", str(state), "--json"],
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    [entry] = json.loads(done.stdout)["entries"]
+    assert (entry["kind"], entry["stale"]) == ("other", None)

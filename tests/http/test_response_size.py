@@ -91,3 +91,54 @@ def test_a_huge_response_body_is_not_held_in_memory(huge_backend: tuple[str, int
     assert peak < BODY_BYTES // 4, f"{peak / 1e6:.0f} MB held for a {BODY_BYTES / 1e6:.0f} MB body"
     if status != 200:
         assert "xxxx" in detail  # the excerpt is still quoted
+
+
+def _serve_a_gzip_bomb(listener: socket.socket) -> None:
+    """Answer one request 500 with a gzip body of ~32 KB that unpacks to BODY_BYTES."""
+    import gzip
+
+    packed = gzip.compress(b"x" * BODY_BYTES, compresslevel=9)
+    conn, _ = listener.accept()
+    with conn:
+        request = b""
+        while b"\r\n\r\n" not in request or not request.endswith(b"}"):
+            chunk = conn.recv(65536)
+            if not chunk:
+                break
+            request += chunk
+        conn.sendall(
+            b"HTTP/1.1 500 Internal Server Error\r\nContent-Type: text/plain\r\n"
+            b"Content-Encoding: gzip\r\nContent-Length: " + str(len(packed)).encode() + b"\r\n\r\n"
+            + packed
+        )  # fmt: skip
+
+
+def test_a_compressed_response_body_is_not_unpacked_whole() -> None:
+    """httpx unpacks a gzip body a network read at a time, each read whole: a 32 KB answer
+    (one read) became 32 MB in memory at once, the bound on reading notwithstanding."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    server = threading.Thread(target=_serve_a_gzip_bomb, args=(listener,), daemon=True)
+    server.start()
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}/ingest"
+    config = HttpSinkConfig.model_validate({"url": url, "timeout_s": 60.0})
+
+    async def post() -> tuple[int | None, str]:
+        client = HttpClient(config, None, None)
+        try:
+            reply = await client.post(b'{"a": 1}', "k:0")
+        finally:
+            await client.aclose()
+        return reply.status, reply.detail
+
+    tracemalloc.start()
+    try:
+        got, detail = asyncio.run(post())
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+        listener.close()
+        server.join(60)
+    assert got == 500, detail
+    assert peak < BODY_BYTES // 4, f"{peak / 1e6:.0f} MB held for a {BODY_BYTES / 1e6:.0f} MB body"

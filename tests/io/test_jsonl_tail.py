@@ -432,3 +432,36 @@ def test_a_line_over_max_line_bytes_is_cut_with_bounded_memory_and_offsets_stay_
     if newline:
         assert texts(got[2:]) == ['{"n": 2, "file": "a"}'] and got[2].end == path.stat().st_size
     assert [line.cut for line in got if line is not long] == [0] * (len(got) - 1)
+
+
+@pytest.mark.parametrize("before", [0, 64], ids=["first-line", "after-a-read-ending-in-newline"])
+def test_a_line_over_max_line_bytes_is_cut_wherever_a_read_begins(
+    tmp_path: Path, before: int
+) -> None:
+    """The first line of a read (the file's first line, or the one after a read that ended
+    on a newline) is held to max_line_bytes like any other: it was passed on whole."""
+    from schnitzel_plugins.io.jsonl_tail import CHUNK
+
+    path = tmp_path / "in.jsonl"
+    short = b'{"pad": "' + b"y" * 1012 + b'"}\n'  # 1024 bytes: `before` of them fill a read
+    assert before * len(short) in (0, CHUNK)
+    long_line = b'{"pad": "' + b"x" * 3000 + b'"}'
+    path.write_bytes(short * before + long_line + b"\n" + b'{"n": 2}\n')
+    reader = FileTail(
+        path,
+        follow=False,
+        poll_s=0.01,
+        stopping=threading.Event(),
+        tell=Told(),
+        max_line_bytes=1024,
+    )
+    reader.start(None)
+    try:
+        got = [line for line in reader.lines() if line is not None]
+    finally:
+        reader.close()
+    assert [line.cut for line in got[:before]] == [0] * before
+    long = got[before]
+    assert (len(long.raw), long.cut) == (1024, len(long_line) - 1024)
+    assert long.end == before * len(short) + len(long_line) + 1
+    assert got[-1].raw == b'{"n": 2}' and got[-1].end == path.stat().st_size

@@ -431,3 +431,81 @@ edges:
     result = validate_text(text, source="g.yaml", path=tmp_path / "g.yaml")
     (problem,) = [p for p in result.report.problems if p.code == "bad-dead-letter"]
     assert "does not report bad input records" in problem.message
+
+
+def test_a_source_whose_input_fails_to_open_leaves_its_checkpoint_unlocked(
+    tmp_path: Path,
+) -> None:
+    """The runtime closes no plugin whose open() raised: a jsonl source whose file cannot be
+    read kept its checkpoint's lock for the life of the process, and a later run of the
+    graph (another process, `schnitzel-tui`'s next run) was refused as a second run."""
+    import fcntl
+
+    context = NodeContext("src", tmp_path, tmp_path / "state", logging.getLogger("test"))
+    plugin = JsonlSource(JsonlSourceConfig(path="missing.jsonl"), context)
+    with pytest.raises(OSError, match="cannot read input file"):
+        asyncio.run(plugin.open())
+    [lock] = (tmp_path / "state").rglob("*.lock")
+    fd = os.open(lock, os.O_RDWR)  # another open file: flock conflicts as with a process
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # BlockingIOError while still held
+    finally:
+        os.close(fd)
+
+
+def test_a_lock_file_removed_while_a_source_takes_it_is_made_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`schnitzel state prune` removes a stale lock holding it: a source that opened the
+    file just before locked a file no longer at the path, and the next run, making a new
+    lock file there, would run beside it. The source finds it gone and makes it again."""
+    import fcntl
+
+    from schnitzel_plugins.io import checkpoint_lock
+
+    lock = checkpoint_lock.CheckpointLock(tmp_path / "cp.json", "src")
+    real_flock = fcntl.flock
+    calls = []
+
+    def prune_in_between(fd: int, operation: int) -> None:
+        if not calls:  # the source opened the file; prune removes it before the flock
+            lock.path.unlink()
+        calls.append(operation)
+        real_flock(fd, operation)
+
+    monkeypatch.setattr(checkpoint_lock.fcntl, "flock", prune_in_between)
+    lock.acquire()
+    monkeypatch.undo()
+    try:
+        fd = os.open(lock.path, os.O_RDWR | os.O_CREAT)  # the next run
+        try:
+            with pytest.raises(BlockingIOError):
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        finally:
+            os.close(fd)
+    finally:
+        lock.release()
+
+
+def test_a_long_incomplete_last_line_is_left_for_the_next_run_too(tmp_path: Path) -> None:
+    """A line still being written that is already over max_line_bytes was counted a bad
+    record and checkpointed past in its middle: the next run read the rest of it as a line
+    of its own (a second bad record, or a packet where the rest parses)."""
+    path = tmp_path / "in.jsonl"
+    write_lines(path, 0, 2)
+    with path.open("ab") as file:
+        file.write(b'{"n": 2, "pad": "' + b"x" * 3000)
+    g = graph(tmp_path, config=", max_line_bytes: 1024")
+    report, told = run_telling(g, tmp_path)
+    assert [n for _f, n in received()] == [0, 1]
+    assert report["nodes"]["src"]["errors"] == 0
+    assert any("incomplete line 3" in message for message in told), told
+    with path.open("ab") as file:
+        file.write(b'x"}\n')
+    write_lines(path, 3, 1)
+    plugins.reset()
+    again = run(g, tmp_path)
+    assert [n for _f, n in received()] == [3]
+    assert again["nodes"]["src"]["errors"] == 1
+    message = again["nodes"]["src"]["recent_errors"][0]["message"]
+    assert message.startswith("in.jsonl line 3: longer than max_line_bytes (1024)"), message

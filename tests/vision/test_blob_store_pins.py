@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
+import pytest
+
 from schnitzel import Runtime, RuntimeControl
 from tests.http_backend import LoopbackBackend, Received
 from tests.runtime.harness import graph_from, steer
@@ -107,3 +109,29 @@ def test_blobs_that_queued_packets_name_survive_retention_until_delivered(
     delivered = {p["payload_ref"]["uri"] for p in loopback_backend.packets()}
     assert delivered == {ref["uri"] for ref in first + second}
     assert len(arrived_whole) >= 2 * FRAMES and all(arrived_whole), arrived_whole.count(False)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="NodeContext.max_concurrency is the graph's concurrency when no limits.concurrency "
+    "is declared, but a throttle may then raise it to 256: blob_store's keep_writes (and the "
+    "events node's concurrency-1 check) rest on it. A design decision: cap the throttle at "
+    "max_concurrency for such nodes, or give plugins the live value.",
+)
+def test_a_throttle_cannot_give_blob_store_more_calls_than_it_pins(tmp_path: Path) -> None:
+    """With concurrency raised by `ctl throttle snap concurrency=8`, eight frames are in
+    flight while the store keeps only the last `max_concurrency` (1) writes: once the
+    store is over its bytes and the older blobs are pinned, a collection deletes the JPEG of
+    a frame whose packet is not in an inbox yet (it then names a file that is gone)."""
+    from schnitzel.runtime.knobs import knob_limits
+
+    body = """
+nodes:
+  - {id: cam, kind: source, plugin: synthetic, config: {count: 1}}
+  - {id: snap, kind: compute, plugin: blob_store, config: {dir: blobs, max_bytes: 1}}
+  - {id: out, kind: sink, plugin: "null"}
+edges: [{from: cam, to: snap}, {from: snap, to: out}]
+"""
+    runtime = Runtime(graph_from(tmp_path, body), tmp_path / "state")
+    node = runtime.nodes["snap"]
+    assert node.plugin.context.max_concurrency >= knob_limits(node)["concurrency"][1]
