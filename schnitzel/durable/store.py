@@ -366,9 +366,12 @@ class DurableStore:
             raise self._readonly_or(exc) from exc
         meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
         store_id, ledger_gen = str(meta["store_id"]), int(meta.get("ledger_gen", 0))
+        # A batch row's body holds its packets and a newline between two: the bytes counted
+        # are the packets', as the inbox counts them at put (they leave its count so).
         rows, count, size, low, top_seq = db.execute(
             "SELECT count(*), coalesce(sum(coalesce(last, seq) - seq + 1), 0), "
-            "coalesce(sum(length(body)), 0), min(seq), max(coalesce(last, seq)) FROM packets"
+            "coalesce(sum(length(body) - coalesce(last - seq, 0)), 0), min(seq), "
+            "max(coalesce(last, seq)) FROM packets"
         ).fetchone()
         if not rows:
             runs = []
