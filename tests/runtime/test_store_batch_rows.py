@@ -3,6 +3,8 @@ read back at open, and the sizes of the packets of a damaged row."""
 
 from __future__ import annotations
 
+import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 from schnitzel.durable.store import DurableStore, NewRow
@@ -43,3 +45,31 @@ def test_a_replayed_backlog_once_delivered_leaves_no_bytes_counted(tmp_path: Pat
     durable = second["nodes"]["out"]["durable"]
     assert (durable["replayed"], durable["settled"]) == (1000, 1000)
     assert (durable["backlog"], durable["bytes"]) == (0, 0)
+
+
+def test_a_row_whose_sizes_were_changed_counts_its_body_shared_out(tmp_path: Path) -> None:
+    """A changed byte in a row's `sizes` damages the row (its checksum covers them); the
+    sizes read back are not believed, so the inbox forgets the bytes the row held and not
+    a length from the damaged field (a 2 GB one made its byte count negative)."""
+    path = tmp_path / "out.db"
+    store = DurableStore(path)
+    store.open()
+    rows = new_rows(1, 10)
+    store.commit(rows, [], 0)
+    store.close()
+    with closing(sqlite3.connect(path)) as db:
+        (sizes,) = db.execute("SELECT sizes FROM packets").fetchone()
+        changed = bytearray(sizes)
+        changed[3] = 0x7F  # the high byte of the first packet's length
+        db.execute("UPDATE packets SET sizes = ?", (bytes(changed),))
+        db.commit()
+    again = DurableStore(path)
+    backlog = again.open()
+    good, damaged = again.read(100)
+    displaced = again.displace(100)
+    again.close()
+    stored = sum(len(body) for _seq, _at, body in rows)
+    assert backlog.bytes == stored
+    assert good == [] and len(damaged) == 10
+    assert sum(size for _seq, _at, size, _why in damaged) == stored
+    assert displaced == (0, 0)
