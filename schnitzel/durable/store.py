@@ -856,8 +856,9 @@ class DurableStore:
         assert db is not None, "query before open"
         found: list[tuple[int, bytes]] = []
         for row in db.execute(f"{_ROW_SQL} WHERE instr(body, ?) > 0 ORDER BY seq", (key,)):
-            first, last = row[0], row[0] if row[4] is None else row[4]
-            parts = unpack(first, row[4], row[2], row[5]) if isinstance(row[2], bytes) else None
+            first, last, body, sizes = row[0], row[0] if row[4] is None else row[4], row[2], row[5]
+            readable = isinstance(body, bytes) and (sizes is None or isinstance(sizes, bytes))
+            parts = unpack(first, row[4], body, sizes) if readable else None
             if parts is None:
                 continue
             for run_first, run_last in self._owed.within(first, last):

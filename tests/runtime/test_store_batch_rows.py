@@ -73,3 +73,28 @@ def test_a_row_whose_sizes_were_changed_counts_its_body_shared_out(tmp_path: Pat
     assert good == [] and len(damaged) == 10
     assert sum(size for _seq, _at, size, _why in damaged) == stored
     assert displaced == (0, 0)
+
+
+def test_a_row_whose_sizes_are_no_longer_a_blob_names_no_blob_and_is_quarantined(
+    tmp_path: Path,
+) -> None:
+    """The blob-ref scan at open (`bodies_naming`) reads every row naming a key; a row whose
+    `sizes` column changed type (one bit of its record header) is damaged: it names nothing
+    and is quarantined when read, as `read` does, instead of a TypeError that stopped the
+    inbox from opening."""
+    path = tmp_path / "out.db"
+    store = DurableStore(path)
+    store.open()
+    store.commit(new_rows(1, 10), [], 0)
+    store.close()
+    with closing(sqlite3.connect(path)) as db:
+        db.execute("UPDATE packets SET sizes = CAST(sizes AS TEXT)")
+        db.commit()
+    again = DurableStore(path)
+    again.open()
+    try:
+        assert again.bodies_naming(b'"n"') == []
+        good, damaged = again.read(100)
+    finally:
+        again.close()
+    assert good == [] and [seq for seq, *_ in damaged] == list(range(1, 11))
