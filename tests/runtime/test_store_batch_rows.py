@@ -7,6 +7,10 @@ import sqlite3
 from contextlib import closing
 from pathlib import Path
 
+import pytest
+
+import schnitzel.durable.store as store_module
+from schnitzel.durable.rows import row_checksum
 from schnitzel.durable.store import DurableStore, NewRow
 from tests.runtime import plugins
 from tests.runtime.harness import graph_from, run
@@ -98,3 +102,53 @@ def test_a_row_whose_sizes_are_no_longer_a_blob_names_no_blob_and_is_quarantined
     finally:
         again.close()
     assert good == [] and [seq for seq, *_ in damaged] == list(range(1, 11))
+
+
+def test_a_batch_row_read_back_a_few_packets_at_a_time_is_checked_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An inbox with a small `max` reads its backlog back a few packets at a time. Each read
+    fetched the whole row again and checked and split all of it: with `max: 1` a row of 256
+    packets was checksummed 256 times (40x the CPU per packet of one-packet rows,
+    bench/bench_durable_read_window.py). The row's packets are checked once and kept for
+    the reads that follow."""
+    store = DurableStore(tmp_path / "out.db")
+    store.open()
+    rows = new_rows(1, 512)  # two full batch rows
+    store.commit(rows, [], 0)
+    checks: list[int] = []
+
+    def counted(body: object, sizes: object) -> int:
+        checks.append(1)
+        return row_checksum(body, sizes)
+
+    monkeypatch.setattr(store_module, "row_checksum", counted)
+    got: list[bytes] = []
+    while batch := store.read(1)[0]:
+        got.extend(body for _seq, _at, body in batch)
+        store.commit([], [(batch[0][0], batch[0][0])], 0)  # settled as it goes
+    store.close()
+    assert got == [body for _seq, _at, body in rows]
+    assert len(checks) == 2
+
+
+def test_a_row_changed_on_disk_before_it_is_read_is_still_quarantined_whole(
+    tmp_path: Path,
+) -> None:
+    """What is kept of a row after its check is only what the check passed: a row read
+    first after it changed on disk is quarantined, every packet of it."""
+    path = tmp_path / "out.db"
+    store = DurableStore(path)
+    store.open()
+    store.commit(new_rows(1, 10), [], 0)
+    store.commit(new_rows(11, 10), [], 0)
+    assert [seq for seq, _at, _body in store.read(3)[0]] == [1, 2, 3]
+    db = store._db
+    assert db is not None
+    db.execute(
+        "UPDATE packets SET body = substr(body, 1, 20) || 'X' || substr(body, 22) WHERE seq = 11"
+    )
+    good, damaged = store.read(100)
+    store.close()
+    assert [seq for seq, *_ in good] == list(range(4, 11))
+    assert [seq for seq, *_ in damaged] == list(range(11, 21))

@@ -208,7 +208,9 @@ class StoreModel(RuleBasedStateMachine):
 
     @rule(data=st.data())
     def change_on_disk(self, data: st.DataObject) -> None:
-        unread = sorted(seq for seq in self.held if seq > self.cursor)
+        """A row none of whose packets was read back yet (a row is checked once, when its
+        first packets are read) changed on disk: every packet it holds is damaged."""
+        unread = sorted(seq for seq in self.held if self.row_of.get(seq, seq) > self.cursor)
         if not unread:
             return
         seq = data.draw(st.sampled_from(unread))
