@@ -843,12 +843,12 @@ class DurableStore:
             (kept, start, last),
         ).fetchall()
 
-    def displace(self, limit: int) -> tuple[int, int]:
+    def displace(self, limit: int) -> tuple[int, int, list[Run]]:
         """Delete the next `limit` packets not yet in memory (overflow `drop_oldest`);
-        return how many and their bytes."""
+        return how many, their bytes and their seqs (as runs)."""
         wanted = self._owed.take(self._cursor_seq, limit)
         if not wanted:
-            return 0, 0
+            return 0, 0, []
         count = size = 0
         db = self._db
         assert db is not None, "displace before open"
@@ -865,7 +865,7 @@ class DurableStore:
         last_seq = wanted[-1][1]
         self._transact([], [], [(self._cursor_seq + 1, last_seq)], None)
         self._cursor_seq = last_seq
-        return count, size
+        return count, size, wanted
 
     def bodies_naming(self, key: bytes) -> list[tuple[int, bytes]]:
         """(seq, encoded packet) of every packet held whose encoding contains `key`, in seq

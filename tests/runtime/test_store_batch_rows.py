@@ -76,7 +76,7 @@ def test_a_row_whose_sizes_were_changed_counts_its_body_shared_out(tmp_path: Pat
     assert backlog.bytes == stored
     assert good == [] and len(damaged) == 10
     assert sum(size for _seq, _at, size, _why in damaged) == stored
-    assert displaced == (0, 0)
+    assert displaced == (0, 0, [])
 
 
 def test_a_row_whose_sizes_are_no_longer_a_blob_names_no_blob_and_is_quarantined(

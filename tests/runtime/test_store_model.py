@@ -96,8 +96,9 @@ class StoreModel(RuleBasedStateMachine):
         """Overflow `drop_oldest` on disk: the next `limit` packets not yet read go, whole
         rows or packets cut out of them, damaged or not; how many and their bytes said."""
         gone = sorted(seq for seq in self.held if seq > self.cursor)[:limit]
-        count, size = self.store.displace(limit)
+        count, size, runs = self.store.displace(limit)
         assert (count, size) == (len(gone), sum(self._size(seq) for seq in gone))
+        assert [seq for a, b in runs for seq in range(a, b + 1)] == gone
         for seq in gone:
             del self.held[seq]
             self.changed.discard(seq)
