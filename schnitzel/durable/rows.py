@@ -102,16 +102,18 @@ def unpack(first: int, last: int | None, body: bytes, sizes: bytes | None) -> li
 
 
 def packet_sizes(first: int, last: int | None, body_size: int, sizes: object) -> list[int]:
-    """The size of each packet of a row (`body_size` long); when its sizes are damaged, the
-    body's size shared out evenly."""
-    n = 1 if last is None else last - first + 1
+    """The size of each packet of a row (`body_size` long); when its sizes are damaged (they
+    do not add up to its body), the body's size less its newlines shared out evenly."""
+    n = 1 if last is None else max(last - first + 1, 1)
     if n > 1 and isinstance(sizes, bytes) and len(sizes) == 4 * n:
         lengths = array("I")
         lengths.frombytes(sizes)
         if not _LITTLE:
             lengths.byteswap()
-        return list(lengths)
-    return [body_size // n] * n
+        if sum(lengths) + n - 1 == body_size:
+            return list(lengths)
+    share, rest = divmod(max(body_size - (n - 1), 0), n)
+    return [share + 1] * rest + [share] * (n - rest)
 
 
 def create_settled_table(db: sqlite3.Connection) -> None:

@@ -226,6 +226,9 @@ class DurableStore:
         self._store_id = ""
         self._ledger_stale = False
         """The last ledger write after a commit failed: the ledger is not yet the file's."""
+        self._read_row: tuple[int, list[bytes]] | None = None
+        """(first seq, packets) of the batch row `read` checked last, kept for its next
+        reads: a small window reads a row a few packets at a time."""
 
     # -- opening ----------------------------------------------------------------------------
 
@@ -292,6 +295,7 @@ class DurableStore:
                 "writable by this user"
             ) from exc
         self._cursor_seq = 0
+        self._read_row = None
         return Backlog(opened.count, opened.bytes, self._high + 1, quarantined, lost, note)
 
     def _remove_stale_shm(self) -> None:
@@ -366,9 +370,12 @@ class DurableStore:
             raise self._readonly_or(exc) from exc
         meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
         store_id, ledger_gen = str(meta["store_id"]), int(meta.get("ledger_gen", 0))
+        # A batch row's body holds its packets and a newline between two: the bytes counted
+        # are the packets', as the inbox counts them at put (they leave its count so).
         rows, count, size, low, top_seq = db.execute(
             "SELECT count(*), coalesce(sum(coalesce(last, seq) - seq + 1), 0), "
-            "coalesce(sum(length(body)), 0), min(seq), max(coalesce(last, seq)) FROM packets"
+            "coalesce(sum(length(body) - coalesce(last - seq, 0)), 0), min(seq), "
+            "max(coalesce(last, seq)) FROM packets"
         ).fetchone()
         if not rows:
             runs = []
@@ -652,6 +659,16 @@ class DurableStore:
                 out.append((row, wanted))
         return out
 
+    def _read_parts(self, row: FetchedRow) -> list[bytes] | None:
+        """`_verified` for `read`: a batch row is checked and split once and its packets
+        kept for the reads after (the store never rewrites a row and never reuses a seq)."""
+        kept = self._read_row
+        if kept is not None and kept[0] == row[0]:
+            return kept[1]
+        parts = self._verified(row)
+        self._read_row = None if parts is None or row[4] is None else (row[0], parts)
+        return parts
+
     @staticmethod
     def _verified(row: FetchedRow) -> list[bytes] | None:
         """The packets of a row whose checksum matches, or None (a damaged row)."""
@@ -791,7 +808,7 @@ class DurableStore:
             seqs = _seqs_within(wanted, first, first if last is None else last)
             if not seqs:
                 continue
-            parts = self._verified(row)
+            parts = self._read_parts(row)
             if parts is not None:
                 good.extend((seq, at, parts[seq - first]) for seq in seqs)
                 continue
@@ -813,21 +830,25 @@ class DurableStore:
         return good, damaged
 
     def _fetch(self, first: int, last: int) -> list[FetchedRow]:
-        """The rows holding any seq of first..last, in seq order."""
+        """The rows holding any seq of first..last, in seq order; the body of the row whose
+        packets `read` kept is not read again (NULL)."""
         db = self._db
         assert db is not None, "read before open"
         i = self._rows.row_of(first)
         start = first if i is None else self._rows.firsts[i]
+        kept = -1 if self._read_row is None else self._read_row[0]
         return db.execute(
-            f"{_ROW_SQL} WHERE seq BETWEEN ? AND ? ORDER BY seq", (start, last)
+            "SELECT seq, enqueued, CASE seq WHEN ? THEN NULL ELSE body END, checksum, last, "
+            "sizes FROM packets WHERE seq BETWEEN ? AND ? ORDER BY seq",
+            (kept, start, last),
         ).fetchall()
 
-    def displace(self, limit: int) -> tuple[int, int]:
+    def displace(self, limit: int) -> tuple[int, int, list[Run]]:
         """Delete the next `limit` packets not yet in memory (overflow `drop_oldest`);
-        return how many and their bytes."""
+        return how many, their bytes and their seqs (as runs)."""
         wanted = self._owed.take(self._cursor_seq, limit)
         if not wanted:
-            return 0, 0
+            return 0, 0, []
         count = size = 0
         db = self._db
         assert db is not None, "displace before open"
@@ -844,7 +865,7 @@ class DurableStore:
         last_seq = wanted[-1][1]
         self._transact([], [], [(self._cursor_seq + 1, last_seq)], None)
         self._cursor_seq = last_seq
-        return count, size
+        return count, size, wanted
 
     def bodies_naming(self, key: bytes) -> list[tuple[int, bytes]]:
         """(seq, encoded packet) of every packet held whose encoding contains `key`, in seq
@@ -853,8 +874,9 @@ class DurableStore:
         assert db is not None, "query before open"
         found: list[tuple[int, bytes]] = []
         for row in db.execute(f"{_ROW_SQL} WHERE instr(body, ?) > 0 ORDER BY seq", (key,)):
-            first, last = row[0], row[0] if row[4] is None else row[4]
-            parts = unpack(first, row[4], row[2], row[5]) if isinstance(row[2], bytes) else None
+            first, last, body, sizes = row[0], row[0] if row[4] is None else row[4], row[2], row[5]
+            readable = isinstance(body, bytes) and (sizes is None or isinstance(sizes, bytes))
+            parts = unpack(first, row[4], body, sizes) if readable else None
             if parts is None:
                 continue
             for run_first, run_last in self._owed.within(first, last):

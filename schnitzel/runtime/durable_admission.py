@@ -198,7 +198,8 @@ class Admission(DurableState):
             k = min(self._spilled, max(need_packets, -(-need_bytes // average)))
             # Counted once the store says which rows went: a read of the window may have
             # taken some of the oldest meanwhile, and then newer ones go instead.
-            count, size = await self._displace_on_disk(k)
+            count, size, gone = await self._displace_on_disk(k)
+            self.refs.remove_within(gone)
             self._spilled -= count
             self._spilled_bytes -= size
             self._forget(count, size)
@@ -217,13 +218,13 @@ class Admission(DurableState):
         self._work.set()
         return own
 
-    async def _displace_on_disk(self, k: int) -> tuple[int, int]:
+    async def _displace_on_disk(self, k: int) -> tuple[int, int, list[tuple[int, int]]]:
         loop = asyncio.get_running_loop()
         try:
             return await loop.run_in_executor(self._pool, self.store.displace, k)
         except Exception as exc:
             self._disk_error(exc)
-            return 0, 0
+            return 0, 0, []
 
     async def _wait_for_space(self) -> None:
         waiter = asyncio.get_running_loop().create_future()

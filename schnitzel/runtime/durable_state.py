@@ -183,6 +183,7 @@ class DurableState(Inbox):
             self._spilled -= 1
             self._spilled_bytes -= size
             if isinstance(packet, Exception):  # damaged: the store quarantined it already
+                self.refs.remove(seq)
                 self.stats.rows_quarantined += 1
                 self._forget(1, size)
                 self._leave(1)

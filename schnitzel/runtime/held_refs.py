@@ -15,6 +15,7 @@ URIs a packet names). Two places know:
 from __future__ import annotations
 
 import asyncio
+import bisect
 import concurrent.futures
 import threading
 from collections.abc import Iterable, Mapping
@@ -74,10 +75,23 @@ class RefCounts:
                 else:
                     del counts[uri]
 
+    def remove_within(self, runs: list[tuple[int, int]]) -> None:
+        """The rows of the seq ranges `runs` (sorted) left the store (displaced on disk)."""
+        if not self.rows or not runs:
+            return
+        firsts = [first for first, _last in runs]
+        for seq in [seq for seq in self.rows if _within(runs, firsts, seq)]:
+            self.remove(seq)
+
     def park(self, seq: int) -> None:
         """Row `seq` moved to the parked table: its URIs stay held for the rest of the run
         (an operator may requeue it; the store's next open counts parked rows afresh)."""
         self.rows.pop(seq, None)
+
+
+def _within(runs: list[tuple[int, int]], firsts: list[int], seq: int) -> bool:
+    i = bisect.bisect_right(firsts, seq) - 1
+    return i >= 0 and seq <= runs[i][1]
 
 
 class HeldRefs:

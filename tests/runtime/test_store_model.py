@@ -91,6 +91,20 @@ class StoreModel(RuleBasedStateMachine):
             self.held.pop(seq, None)
             self.read_seqs.remove(seq)
 
+    @rule(limit=st.integers(1, 15))
+    def displace(self, limit: int) -> None:
+        """Overflow `drop_oldest` on disk: the next `limit` packets not yet read go, whole
+        rows or packets cut out of them, damaged or not; how many and their bytes said."""
+        gone = sorted(seq for seq in self.held if seq > self.cursor)[:limit]
+        count, size, runs = self.store.displace(limit)
+        assert (count, size) == (len(gone), sum(self._size(seq) for seq in gone))
+        assert [seq for a, b in runs for seq in range(a, b + 1)] == gone
+        for seq in gone:
+            del self.held[seq]
+            self.changed.discard(seq)
+        if gone:
+            self.cursor = gone[-1]
+
     @rule(data=st.data())
     def move_out(self, data: st.DataObject) -> None:
         if not self.held:
@@ -182,6 +196,11 @@ class StoreModel(RuleBasedStateMachine):
         self.next_seq += n
         return [(seq, 0.0, b) for seq, b in bodies.items()]
 
+    def _size(self, seq: int) -> int:
+        """The size the store counts for packet `seq`: its encoded length as it is on disk
+        (a one-packet row changed on disk holds another body, of 8 bytes)."""
+        return 8 if seq in self.changed and seq not in self.row_of else len(self.held[seq])
+
     def _parked_ids(self, packet_seqs: list[int]) -> list[int]:
         """The parked ids of these packet seqs, in the order given."""
         assert self.store._db is not None
@@ -190,7 +209,9 @@ class StoreModel(RuleBasedStateMachine):
 
     @rule(data=st.data())
     def change_on_disk(self, data: st.DataObject) -> None:
-        unread = sorted(seq for seq in self.held if seq > self.cursor)
+        """A row none of whose packets was read back yet (a row is checked once, when its
+        first packets are read) changed on disk: every packet it holds is damaged."""
+        unread = sorted(seq for seq in self.held if self.row_of.get(seq, seq) > self.cursor)
         if not unread:
             return
         seq = data.draw(st.sampled_from(unread))
@@ -213,6 +234,7 @@ class StoreModel(RuleBasedStateMachine):
         backlog = self.store.open()
         assert backlog.lost is None and backlog.note == ""
         assert backlog.count == len(self.held)
+        assert backlog.bytes == sum(self._size(seq) for seq in self.held)
         assert backlog.next_seq == self.next_seq
         self.cursor = 0
         self.read_seqs = []
