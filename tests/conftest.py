@@ -45,6 +45,15 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
+@pytest.fixture(autouse=True)
+def _no_run_left_behind() -> Iterator[None]:
+    """A `schnitzel run` a failing test started and never stopped is killed at its end."""
+    yield
+    from tests.logged_run import kill_left_behind  # it imports this module
+
+    kill_left_behind()
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _default_state_dir_of_this_session(
     tmp_path_factory: pytest.TempPathFactory,

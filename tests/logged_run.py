@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import os
 import subprocess
+import weakref
 from collections.abc import Sequence
 from pathlib import Path
+from typing import ClassVar
 
 from tests.conftest import REPO, SCHNITZEL
 
-__all__ = ["SCHNITZEL", "LoggedRun", "next_log"]
+__all__ = ["SCHNITZEL", "LoggedRun", "kill_left_behind", "next_log"]
 
 TAIL_BYTES = 6000
 """How much of the end of a log a failure message shows."""
@@ -28,6 +30,9 @@ TAIL_BYTES = 6000
 
 class LoggedRun(subprocess.Popen[bytes]):
     """A child process (stdin and stdout closed) whose stderr is appended to `log`."""
+
+    started: ClassVar[weakref.WeakSet[LoggedRun]] = weakref.WeakSet()
+    """Every run not yet collected, for `kill_left_behind`."""
 
     def __init__(
         self, args: Sequence[str], *, log: Path, cwd: Path, env: dict[str, str] | None = None
@@ -44,6 +49,7 @@ class LoggedRun(subprocess.Popen[bytes]):
                 env=env,
                 cwd=cwd,
             )
+        LoggedRun.started.add(self)
 
     def finish(self, timeout_s: float) -> int:
         """The exit code once the process ended; one still running after `timeout_s` is
@@ -64,6 +70,16 @@ class LoggedRun(subprocess.Popen[bytes]):
         except FileNotFoundError:
             return f"(no log at {self.log})"
         return f"[{self.log}] " + data[-size:].decode(errors="replace")
+
+
+def kill_left_behind() -> None:
+    """Kill every run a test started and left running (a test that failed before it stopped
+    its run): it would go on using a core, a port and a broker's session for the rest of the
+    suite (tests/conftest.py calls this after each test)."""
+    for run in list(LoggedRun.started):
+        if run.poll() is None:
+            run.kill()
+            run.wait()
 
 
 def next_log(folder: Path, stem: str = "run") -> Path:
