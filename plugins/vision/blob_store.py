@@ -52,6 +52,9 @@ class BlobStoreNode(Compute):
     Config: ClassVar[type[PluginConfig]] = BlobStoreConfig
     accepts = frozenset({"frame", "detection"})
     emits_profile = PayloadProfile.REF_PORTABLE
+    max_calls_at_once: ClassVar[int | None] = 8
+    """JPEG encoding scales with cores, not beyond an edge box's few; and with a bound, the
+    store's `keep_writes` (`context.max_concurrency`) covers every call a throttle can allow."""
     max_batch = 1
     """One frame per call: a batch is then at most `concurrency` frames, so the store's
     `keep_writes` can pin the blobs of the batch in hand (its packets are in no inbox yet)."""

@@ -70,6 +70,9 @@ class Events(Transform):
     blocking: ClassVar[bool] = True
     """JPEG encoding of snapshots (milliseconds a frame) and blob writes run on the node's
     thread, not the event loop; `stats()` (read on the loop) only copies."""
+    max_calls_at_once: ClassVar[int | None] = 1
+    """Each camera's tracks follow its frames in order, and its snapshots are pinned per call:
+    one call at a time, whatever a throttle asks."""
 
     def __init__(self, config: Any, context: NodeContext) -> None:
         super().__init__(config, context)
@@ -103,11 +106,6 @@ class Events(Transform):
 
     async def open(self) -> None:
         if self.config.snapshot_dir is not None:
-            if self.context.max_concurrency > 1:
-                raise ValueError(
-                    f"events node {self.context.node_id!r} keeps each camera's tracks in frame "
-                    "order and its snapshots pinned per call: run it with concurrency 1"
-                )
             root = self.context.resolve(self.config.snapshot_dir)
             self.store = await asyncio.to_thread(
                 BlobStore, root, self.config.snapshot_max_bytes, pinned=self.held.pinned

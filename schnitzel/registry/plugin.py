@@ -134,8 +134,11 @@ class NodeContext:
     while one it keeps retrying stays safe in the store. A sink delivering to a backend that
     can recover (HTTP) should retry until delivered rather than fail."""
     max_concurrency: int = 1
-    """The most calls at once the node may be given while it runs (the top of its
-    `limits.concurrency`, else its `concurrency`): size connection pools for it."""
+    """The most calls at once the node is given when it starts (the top of its
+    `limits.concurrency`, else its `concurrency`): size connection pools for it. Without
+    `limits.concurrency` a throttle may raise the node's concurrency further (to 256), unless
+    the plugin declares `max_calls_at_once`: then this is exactly the highest value a throttle
+    can set (the top of `limits.concurrency`, else 256, capped by `max_calls_at_once`)."""
     stopping: threading.Event = field(default_factory=threading.Event, repr=False, compare=False)
     """Set when the run stops: a source that waits for input (follows a file, reads a
     device) waits on it (`stopping.wait(timeout)`) and returns once it is set."""
@@ -213,6 +216,13 @@ class Plugin:
     """True when the plain (non-async) processing methods block (file or device I/O, heavy
     computation): the runtime then calls them in the node's own thread pool, `concurrency`
     calls at a time, so they never stall the event loop."""
+    max_calls_at_once: ClassVar[int | None] = None
+    """The most calls the plugin takes at once (a tracker that must see frames in order: 1);
+    None: as many as the node's `concurrency` says. The runtime never runs more: a graph whose
+    `concurrency` or `limits.concurrency` goes above it is refused at validation, and
+    throttles (`ctl throttle`, the console, the controller) stop at it. Declare it when
+    correctness rests on `context.max_concurrency`: with it, that is the highest value a
+    throttle can set."""
     max_batch: int | None = None
     """The most packets one call is given (times the node's `concurrency`, which splits a
     batch between calls); None: up to the runtime's 256. Set it (on the class, or on the

@@ -13,6 +13,7 @@ from schnitzel.runtime.durable_inbox import DurableInbox
 from schnitzel.runtime.events import EventLog
 from schnitzel.runtime.held_refs import HeldRefs
 from schnitzel.runtime.inbox import Inbox, InFlight
+from schnitzel.runtime.knobs import knob_bounds
 from schnitzel.runtime.metrics import NodeMetrics
 from schnitzel.runtime.node import Node, Target
 from schnitzel.validate.graph import ValidatedGraph
@@ -101,6 +102,8 @@ def instantiate(
         )
     spec = graph.nodes[node_id].spec
     top = spec.limits.concurrency[1] if spec.limits.concurrency else spec.concurrency
+    if cls.max_calls_at_once is not None:  # a bound the plugin rests on: the throttle's top
+        top = min(int(knob_bounds(spec.limits, "concurrency")[1]), cls.max_calls_at_once)
     context = NodeContext(
         node_id,
         graph.base_dir,

@@ -60,7 +60,12 @@ def _knob_limits(node: Node) -> dict[str, tuple[float, float]]:
         names = []
     else:
         names = ["sample_every", *(["concurrency"] if node.concurrent else [])]
-    return {name: knob_bounds(declared, name) for name in names}
+    bounds = {name: knob_bounds(declared, name) for name in names}
+    cap = type(node.plugin).max_calls_at_once
+    if "concurrency" in bounds and cap is not None:
+        low, high = bounds["concurrency"]
+        bounds["concurrency"] = (min(low, cap), min(high, cap))
+    return bounds
 
 
 def knob_bounds(declared: LimitsSpec, name: str) -> tuple[float, float]:

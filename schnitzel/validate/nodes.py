@@ -9,7 +9,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from schnitzel.errors import PluginError
-from schnitzel.registry.plugin import CheckContext
+from schnitzel.registry.plugin import CheckContext, Plugin
 from schnitzel.registry.registry import allowed_modules
 from schnitzel.spec.model import NODE_ID_PATTERN, NodeSpec
 from schnitzel.spec.names import shown
@@ -151,6 +151,7 @@ def _resolve(
             node=spec.id,
         )
         return
+    _calls_at_once(state, entry, plugin)
     try:
         config = plugin.Config.model_validate(spec.config)
     except ValidationError as exc:
@@ -183,3 +184,19 @@ def _resolve(
             node=spec.id,
             severity="warning" if env.severity == "warning" else "error",
         )
+
+
+def _calls_at_once(state: CheckState, entry: NodeEntry, plugin: type[Plugin]) -> None:
+    """A node may not be given more calls at once than its plugin takes (`max_calls_at_once`)."""
+    cap, spec = plugin.max_calls_at_once, entry.spec
+    if cap is None:
+        return
+    hint = f"plugin {plugin.name!r} takes at most {cap} call(s) at once (its max_calls_at_once)"
+    if spec.concurrency > cap:
+        message = f"concurrency {spec.concurrency} is more than plugin {plugin.name!r} takes"
+        state.problem("bad-value", message, (*entry.at, "concurrency"), hint, node=spec.id)
+    if spec.limits.concurrency is not None and spec.limits.concurrency[1] > cap:
+        high = spec.limits.concurrency[1]
+        message = f"limits.concurrency up to {high} is more than plugin {plugin.name!r} takes"
+        at = (*entry.at, "limits", "concurrency")
+        state.problem("bad-value", message, at, hint, node=spec.id)

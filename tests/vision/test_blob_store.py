@@ -112,7 +112,7 @@ def test_frames_through_blob_store_reach_a_jsonl_file_as_refs(tmp_path: Path) ->
         "version: 2\nnodes:\n"
         "  - {id: cam, kind: source, plugin: video_file, config: {path: v.mp4}}\n"
         "  - {id: snap, kind: compute, plugin: blob_store, config: {dir: blobs, "
-        "max_bytes: 200000}}\n"
+        "max_bytes: 200000}, limits: {concurrency: [1, 1]}}\n"  # keeps 1 write: bytes exact
         "  - id: out\n    kind: sink\n    plugin: jsonl\n    config: {path: frames.jsonl}\n"
         "    inbox: {durable: {path: out.db}}\n"
         "edges: [{from: cam, to: snap}, {from: snap, to: out}]\n"

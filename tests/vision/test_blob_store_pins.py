@@ -18,7 +18,8 @@ from urllib.parse import unquote, urlparse
 
 import pytest
 
-from schnitzel import Runtime, RuntimeControl
+from schnitzel import Runtime, RuntimeControl, validate_file
+from schnitzel_plugins.vision.blob_store import BlobStoreNode
 from tests.http_backend import LoopbackBackend, Received
 from tests.runtime.harness import graph_from, steer
 from tests.vision.scenes import write_scene
@@ -111,27 +112,56 @@ def test_blobs_that_queued_packets_name_survive_retention_until_delivered(
     assert len(arrived_whole) >= 2 * FRAMES and all(arrived_whole), arrived_whole.count(False)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="NodeContext.max_concurrency is the graph's concurrency when no limits.concurrency "
-    "is declared, but a throttle may then raise it to 256: blob_store's keep_writes (and the "
-    "events node's concurrency-1 check) rest on it. A design decision: cap the throttle at "
-    "max_concurrency for such nodes, or give plugins the live value.",
-)
 def test_a_throttle_cannot_give_blob_store_more_calls_than_it_pins(tmp_path: Path) -> None:
-    """With concurrency raised by `ctl throttle snap concurrency=8`, eight frames are in
-    flight while the store keeps only the last `max_concurrency` (1) writes: once the
-    store is over its bytes and the older blobs are pinned, a collection deletes the JPEG of
-    a frame whose packet is not in an inbox yet (it then names a file that is gone)."""
+    """Were a throttle able to raise concurrency above `max_concurrency`, more frames would be
+    in flight than the store's last `max_concurrency` writes it keeps pinned: once over its
+    bytes, a collection could delete the JPEG of a frame whose packet is in no inbox yet.
+    blob_store declares `max_calls_at_once`, so without `limits.concurrency` both the
+    throttle's top and `max_concurrency` are that bound."""
     from schnitzel.runtime.knobs import knob_limits
 
-    body = """
+    video = write_scene(tmp_path / "scene.mp4", frames=2).path
+    body = f"""
 nodes:
-  - {id: cam, kind: source, plugin: synthetic, config: {count: 1}}
-  - {id: snap, kind: compute, plugin: blob_store, config: {dir: blobs, max_bytes: 1}}
-  - {id: out, kind: sink, plugin: "null"}
-edges: [{from: cam, to: snap}, {from: snap, to: out}]
+  - {{id: cam, kind: source, plugin: video_file, config: {{path: '{video}'}}}}
+  - {{id: snap, kind: compute, plugin: blob_store, config: {{dir: blobs, max_bytes: 1}}}}
+  - {{id: out, kind: sink, plugin: "null"}}
+edges: [{{from: cam, to: snap}}, {{from: snap, to: out}}]
 """
     runtime = Runtime(graph_from(tmp_path, body), tmp_path / "state")
     node = runtime.nodes["snap"]
     assert node.plugin.context.max_concurrency >= knob_limits(node)["concurrency"][1]
+    assert knob_limits(node)["concurrency"] == (1, 8) == (1, BlobStoreNode.max_calls_at_once)
+
+
+@pytest.mark.parametrize(
+    ("plugin", "config", "node_options", "refused"),
+    [
+        (
+            "events",
+            "{}, kind: transform",
+            "concurrency: 2",
+            "concurrency 2 is more than plugin 'events' takes",
+        ),
+        (
+            "blob_store",
+            "{dir: blobs}, kind: compute",
+            "limits: {concurrency: [1, 16]}",
+            "limits.concurrency up to 16 is more than plugin 'blob_store' takes",
+        ),
+    ],
+)
+def test_a_graph_giving_a_plugin_more_calls_than_it_takes_is_refused(
+    tmp_path: Path, plugin: str, config: str, node_options: str, refused: str
+) -> None:
+    graph = tmp_path / "graph.yaml"
+    graph.write_text(
+        "version: 2\nnodes:\n"
+        "  - {id: cam, kind: source, plugin: synthetic, config: {count: 1}}\n"
+        f"  - {{id: n, plugin: {plugin}, config: {config}, {node_options}}}\n"
+        '  - {id: out, kind: sink, plugin: "null"}\n'
+        "edges: [{from: cam, to: n}, {from: n, to: out}]\n"
+    )
+    report = validate_file(graph).report
+    [problem] = [p for p in report.errors if refused in p.message]
+    assert "max_calls_at_once" in problem.hint and problem.where.node == "n"
