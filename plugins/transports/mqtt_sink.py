@@ -27,8 +27,9 @@ import asyncio
 import contextlib
 from typing import TYPE_CHECKING, ClassVar
 
-from schnitzel import NodeContext, PluginConfig, StreamPacket, encode_packet, import_extra
+from schnitzel import NodeContext, PluginConfig, StreamPacket, encode_packet
 from schnitzel_plugins.transports.errors import MqttError, MqttGaveUp, MqttRejected
+from schnitzel_plugins.transports.extras import require_paho
 from schnitzel_plugins.transports.mqtt_config import MqttSinkConfig, valid_topic
 from schnitzel_plugins.transports.mqtt_link import (
     connect_options,
@@ -97,14 +98,7 @@ class MqttSink(AckedSink):
         return {"no_subscribers": self.no_subscribers}
 
     async def open(self) -> None:
-        import_extra(
-            "paho.mqtt.client",
-            node_id=self.context.node_id,
-            needed_by="the mqtt plugin",
-            package="paho-mqtt",
-            extra="transports",
-            error=MqttError,
-        )
+        require_paho(self.context.node_id)
         # Connected by the first delivery, as the nats sink: a broker that is down at start
         # delays delivery (the packets wait) instead of failing the run.
 

@@ -44,12 +44,11 @@ from schnitzel import (
     PluginConfig,
     Source,
     StreamPacket,
-    import_extra,
     is_encoded_packet,
     packet_from_dict,
     read_json,
 )
-from schnitzel_plugins.transports.errors import MqttError
+from schnitzel_plugins.transports.extras import require_paho
 from schnitzel_plugins.transports.mqtt_config import MqttSourceConfig
 from schnitzel_plugins.transports.mqtt_link import connect_options, key_property, new_client
 
@@ -126,14 +125,7 @@ class MqttSource(Source):
         return f"<{type(self).__name__} node={self.context.node_id!r} url={self._where!r}>"
 
     async def open(self) -> None:
-        import_extra(
-            "paho.mqtt.client",
-            node_id=self.context.node_id,
-            needed_by="the mqtt plugin",
-            package="paho-mqtt",
-            extra="transports",
-            error=MqttError,
-        )
+        require_paho(self.context.node_id)
 
     async def close(self) -> None:
         client, self._client = self._client, None

@@ -35,10 +35,11 @@ import asyncio
 import contextlib
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from schnitzel import NodeContext, PluginConfig, StreamPacket, encode_packet, import_extra
+from schnitzel import NodeContext, PluginConfig, StreamPacket, encode_packet
 from schnitzel_plugins.transports.acks import AckedPublisher
 from schnitzel_plugins.transports.config import NatsSinkConfig, safe_nats_url, valid_subject
 from schnitzel_plugins.transports.errors import NatsError, NatsGaveUp, NatsRejected
+from schnitzel_plugins.transports.extras import require_nats
 from schnitzel_plugins.transports.publishing import (
     AckedSink,
     Failure,
@@ -87,14 +88,7 @@ class NatsSink(AckedSink):
         return {"duplicate_acks": self.duplicate_acks}
 
     async def open(self) -> None:
-        import_extra(
-            "nats",
-            node_id=self.context.node_id,
-            needed_by="the nats plugin",
-            package="nats-py",
-            extra="transports",
-            error=NatsError,
-        )
+        require_nats(self.context.node_id)
         # The connection is made by the first delivery and remade when lost, so a server
         # that is down at start delays delivery (the packets wait) instead of failing the run.
 

@@ -40,13 +40,12 @@ from schnitzel import (
     PluginConfig,
     Source,
     StreamPacket,
-    import_extra,
     is_encoded_packet,
     packet_from_dict,
     read_json,
 )
 from schnitzel_plugins.transports.config import NatsSourceConfig, safe_nats_url
-from schnitzel_plugins.transports.errors import NatsError
+from schnitzel_plugins.transports.extras import require_nats
 
 if TYPE_CHECKING:
     from nats.aio.client import Client
@@ -91,14 +90,7 @@ class NatsSource(Source):
         return {"acked": self.acked, "held": len(self._held)}
 
     async def open(self) -> None:
-        import_extra(
-            "nats",
-            node_id=self.context.node_id,
-            needed_by="the nats plugin",
-            package="nats-py",
-            extra="transports",
-            error=NatsError,
-        )
+        require_nats(self.context.node_id)
 
     async def close(self) -> None:
         if self._keeper is not None:
