@@ -215,7 +215,7 @@ def _checkpoint(path: Path, size: int, age: float, old: bool) -> StateEntry:
         return StateEntry(path, "checkpoint", size, age, f"{input_file} (relative)", None)
     if _input_left(input_file):
         return StateEntry(path, "checkpoint", size, age, f"{input_file} (there)", None)
-    lock = path.with_name(path.name + ".lock")
+    lock = _lock_of(path)
     if lock.exists() and _locked(lock):  # a run reads it (a followed file deleted)
         return StateEntry(path, "checkpoint", size, age, f"{input_file} gone; a run holds it", None)
     stale = "its input file is gone" if old else None
