@@ -24,8 +24,21 @@ class Told(list[tuple[str, str]]):
         self.append((level, message))
 
 
-def tail(path: Path, follow: bool, told: Told, resume: Resume | None = None) -> FileTail:
-    reader = FileTail(path, follow=follow, poll_s=0.01, stopping=threading.Event(), tell=told)
+def tail(
+    path: Path,
+    follow: bool,
+    told: Told,
+    resume: Resume | None = None,
+    max_line_bytes: int = 1 << 62,
+) -> FileTail:
+    reader = FileTail(
+        path,
+        follow=follow,
+        poll_s=0.01,
+        stopping=threading.Event(),
+        tell=told,
+        max_line_bytes=max_line_bytes,
+    )
     reader.start(resume)
     return reader
 
@@ -408,15 +421,7 @@ def test_a_line_over_max_line_bytes_is_cut_with_bounded_memory_and_offsets_stay_
         file.write(long_line + (b"\n" if newline else b""))
     if newline:
         append(path, 2, 1)
-    reader = FileTail(
-        path,
-        follow=False,
-        poll_s=0.01,
-        stopping=threading.Event(),
-        tell=Told(),
-        max_line_bytes=65536,
-    )
-    reader.start(None)
+    reader = tail(path, False, Told(), max_line_bytes=65536)
     tracemalloc.start()
     try:
         got = [line for line in reader.lines() if line is not None]
@@ -447,15 +452,7 @@ def test_a_line_over_max_line_bytes_is_cut_wherever_a_read_begins(
     assert before * len(short) in (0, CHUNK)
     long_line = b'{"pad": "' + b"x" * 3000 + b'"}'
     path.write_bytes(short * before + long_line + b"\n" + b'{"n": 2}\n')
-    reader = FileTail(
-        path,
-        follow=False,
-        poll_s=0.01,
-        stopping=threading.Event(),
-        tell=Told(),
-        max_line_bytes=1024,
-    )
-    reader.start(None)
+    reader = tail(path, False, Told(), max_line_bytes=1024)
     try:
         got = [line for line in reader.lines() if line is not None]
     finally:
