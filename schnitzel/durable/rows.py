@@ -5,9 +5,13 @@ every row of a format-3 store). Its `body` is their encoded forms joined by a ne
 no encoded packet holds (JSON escapes it inside strings), so `SELECT body FROM packets` still
 reads as JSON lines, one packet a line, as with one packet a row (the operator's way to
 recover a moved-aside file, docs/operations.md); `sizes` is the length of each packet
-(little-endian uint32s; NULL for one packet). Its `checksum` (Adler-32) covers `sizes` then
-`body`, so a changed length is caught like a changed byte; a one-packet row's is the Adler-32
-of its body alone, as before batch rows.
+(little-endian uint32s; NULL for one packet). Its `checksum` covers everything that decides
+what the row delivers: the Adler-32 of `sizes` then `body` (a one-packet row's: of its body
+alone), so a changed length is caught like a changed byte, with its seq range (`seq`, `last`)
+mixed in (`seal`), so a row moved to other seqs by hand is damaged too, not delivered under
+seqs that are not its own. Rows written before format 5 carry the checksum of their content
+alone (below `SEALED`): they are still read, checked as they were written (`row_intact`).
+`enqueued` is not covered: it decides no delivery (only the backlog's age shown).
 
 A row leaves the file only when every packet in it was settled (delivered, parked,
 quarantined, displaced). Until then the packets settled out of it are recorded in the
@@ -27,6 +31,7 @@ from __future__ import annotations
 
 import bisect
 import sqlite3
+import struct
 import sys
 import zlib
 from array import array
@@ -35,11 +40,16 @@ from collections.abc import Iterator, Sequence
 __all__ = [
     "ROW_MAX_BYTES",
     "ROW_MAX_PACKETS",
+    "SEALED",
     "PackedRow",
     "RowIndex",
     "create_settled_table",
     "live_packets",
     "pack",
+    "row_checksum",
+    "row_intact",
+    "seal",
+    "sealed",
     "unpack",
 ]
 
@@ -53,24 +63,43 @@ ROW_MAX_BYTES = 1 << 20
 PackedRow = tuple[int, float, bytes, int, int | None, bytes | None]
 """(seq, enqueued, body, checksum, last, sizes) as inserted into `packets`."""
 
+SEALED = 1 << 32
+"""Set in the checksum of every row written by format 5 on: its seq range is mixed in. A
+checksum below it is one of an older row, of its content alone (an Adler-32 is 32 bits)."""
+
 _LITTLE = sys.byteorder == "little"
+_RANGE = struct.Struct("<qq")
 
 
 def pack(seqs: range, enqueued: float, bodies: Sequence[bytes]) -> PackedRow:
     """One row of the packets of `seqs` (consecutive), enqueued at the time of the first."""
+    first = seqs[0]
     if len(bodies) == 1:
         body = bodies[0]
-        return (seqs[0], enqueued, body, zlib.adler32(body), None, None)
+        return (first, enqueued, body, sealed(zlib.adler32(body), first, None), None, None)
     lengths = array("I", map(len, bodies))
     if not _LITTLE:
         lengths.byteswap()
     sizes = lengths.tobytes()
     body = b"\n".join(bodies)
-    return (seqs[0], enqueued, body, zlib.adler32(body, zlib.adler32(sizes)), seqs[-1], sizes)
+    content = zlib.adler32(body, zlib.adler32(sizes))
+    return (first, enqueued, body, sealed(content, first, seqs[-1]), seqs[-1], sizes)
+
+
+def seal(first: int, last: int | None) -> int:
+    """A row's seq range as 32 bits (a CRC-32 of the two numbers; never 0, so a sealed
+    checksum never equals the content's own)."""
+    return zlib.crc32(_RANGE.pack(first, -1 if last is None else last)) or 1
+
+
+def sealed(content: int, first: int, last: int | None) -> int:
+    """The checksum stored with the row `first`..`last` whose content (sizes then body) has
+    the Adler-32 `content`."""
+    return SEALED | (content ^ seal(first, last))
 
 
 def row_checksum(body: object, sizes: object) -> int:
-    """What a row's checksum should be, from its body and sizes as read (-1: not bytes)."""
+    """The Adler-32 of a row's content, from its body and sizes as read (-1: not bytes)."""
     if not isinstance(body, bytes):
         return -1
     if sizes is None:
@@ -78,6 +107,18 @@ def row_checksum(body: object, sizes: object) -> int:
     if not isinstance(sizes, bytes):
         return -1
     return zlib.adler32(body, zlib.adler32(sizes))
+
+
+def row_intact(first: int, last: int | None, body: object, sizes: object, stored: object) -> bool:
+    """Whether a row as read matches the checksum stored with it: its content and, for a row
+    written by format 5 on, its seq range. An older row (its checksum below SEALED) is
+    checked as it was written, on its content alone."""
+    content = row_checksum(body, sizes)
+    if content < 0 or not isinstance(stored, int):
+        return False
+    if stored >= SEALED:
+        return stored == sealed(content, first, last)
+    return stored == content
 
 
 def unpack(first: int, last: int | None, body: bytes, sizes: bytes | None) -> list[bytes] | None:

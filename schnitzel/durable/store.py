@@ -63,7 +63,8 @@ from schnitzel.durable.rows import (
     create_settled_table,
     pack,
     packet_sizes,
-    row_checksum,
+    row_intact,
+    sealed,
     unpack,
 )
 from schnitzel.errors import RuntimeStartError, SchnitzelError
@@ -83,11 +84,13 @@ __all__ = [
 ]
 
 APPLICATION_ID = 0x53434E5A  # "SCNZ": marks a file as a schnitzel store
-FORMAT_VERSION = 4
+FORMAT_VERSION = 5
 """1: packets(seq, enqueued, body). 2: + packets.checksum, quarantine, meta. 3: + parked
 (schnitzel/durable/parking.py). 4: batch rows (+ packets.last, packets.sizes, the settled
-table, quarantine.last/sizes/packets; schnitzel/durable/rows.py). An older store is
-migrated in place at open (its rows are one-packet rows of format 4, untouched)."""
+table, quarantine.last/sizes/packets; schnitzel/durable/rows.py). 5: a row's checksum covers
+its seq range too (rows.SEALED; an older schnitzel would take every new row for a damaged
+one). An older store is migrated in place at open: its rows stay as they are (one-packet
+rows before 4, checksums of their content alone before 5) and are read as such."""
 WAL_LIMIT_BYTES = 64 << 20
 """The WAL file is truncated back to this size after a checkpoint."""
 VACUUM_FREE_PAGES = 2048
@@ -105,8 +108,9 @@ _SQLITE_BUSY = 5
 NewRow = tuple[int, float, bytes]
 """(seq, enqueued at [unix seconds], encoded packet): a packet a commit writes."""
 StoreRow = tuple[int, float, bytes, int]
-"""(seq, enqueued at, encoded packet, its `checksum`): a packet written with the checksum it
-had before (a parked packet requeued), in a row of its own."""
+"""(seq, enqueued at, encoded packet, its Adler-32 as it had it before, -1 if damaged then):
+a packet written back (a parked packet requeued), in a row of its own, its checksum from
+that one (and its new seq), so a change made to it meanwhile is caught when it is read."""
 ReadRow = tuple[int, float, bytes]
 """(seq, enqueued at, encoded packet) read back, its checksum verified."""
 Damaged = tuple[int, float, int, str]
@@ -486,6 +490,7 @@ class DurableStore:
             create_parked_table(db)
         if version < 4:
             _add_batch_rows(db)
+        # 4 -> 5: nothing to rewrite; rows keep the checksums they were written with.
         db.execute(f"PRAGMA user_version={FORMAT_VERSION}")
         db.execute("COMMIT")
 
@@ -586,11 +591,10 @@ class DurableStore:
 
     def packets(self, seqs: list[int]) -> dict[int, tuple[float, bytes, int]]:
         """The packets `seqs` the store holds (not settled): seq -> (enqueued, encoded
-        packet, its checksum). A packet of a damaged batch row has checksum -1, one of a
-        one-packet row the checksum stored with it, as it is."""
+        packet, the Adler-32 of it). A packet of a damaged row has checksum -1."""
         found: dict[int, tuple[float, bytes, int]] = {}
         for row, wanted in self._rows_of(seqs):
-            first, at, body, stored, last, sizes = row
+            first, at, body, _stored, last, sizes = row
             if not isinstance(body, bytes):
                 continue
             parts = self._verified(row)
@@ -599,8 +603,7 @@ class DurableStore:
                 parts = unpack(first, last, body, sizes if isinstance(sizes, bytes) else None)
             for seq in wanted:
                 part = body if parts is None else parts[seq - first]
-                sums = stored if last is None else checksum(part) if intact else -1
-                found[seq] = (at, part, sums)
+                found[seq] = (at, part, checksum(part) if intact else -1)
         return found
 
     def quarantine(self, rows: list[tuple[int, str]]) -> None:
@@ -618,8 +621,9 @@ class DurableStore:
                 if parts is not None:
                     for seq in wanted:
                         part = parts[seq - first]
-                        sums = stored if row[4] is None else checksum(part)
-                        entries.append((seq, at, part, sums, why[seq], now, None, None, 1))
+                        entries.append(
+                            (seq, at, part, checksum(part), why[seq], now, None, None, 1)
+                        )
                 else:
                     entries.append(
                         (
@@ -673,7 +677,7 @@ class DurableStore:
     def _verified(row: FetchedRow) -> list[bytes] | None:
         """The packets of a row whose checksum matches, or None (a damaged row)."""
         first, _at, body, stored, last, sizes = row
-        if not isinstance(body, bytes) or row_checksum(body, sizes) != stored:
+        if not isinstance(body, bytes) or not row_intact(first, last, body, sizes, stored):
             return None
         return unpack(first, last, body, sizes if isinstance(sizes, bytes) else None)
 
@@ -692,7 +696,10 @@ class DurableStore:
             after.remove(first, last)
         plan = self._plan_deletes(deletes, after) if deletes else None
         packed = _packed(rows)
-        packed.extend((seq, at, body, sums, None, None) for seq, at, body, sums in restored)
+        packed.extend(
+            (seq, at, body, sealed(sums, seq, None) if sums >= 0 else -1, None, None)
+            for seq, at, body, sums in restored
+        )
         inserted = _inserted_runs(rows, restored)
         for first, last in inserted:
             after.add(first, last)
@@ -795,33 +802,39 @@ class DurableStore:
         return read(self._db)
 
     def read(self, limit: int) -> tuple[list[ReadRow], list[Damaged]]:
-        """The next `limit` packets not yet in memory, oldest first; the packets of a row
-        whose checksum does not match are moved to the quarantine table and returned apart,
-        one entry each (an operator is told how many packets a damaged row held)."""
+        """The next `limit` packets not yet in memory, oldest first; a row whose checksum
+        does not match has every packet it still holds moved to the quarantine table (as one
+        entry, even those beyond `limit`) and returned apart, one item each (an operator is
+        told how many packets a damaged row held)."""
         wanted = self._owed.take(self._cursor_seq, limit)
         if not wanted:
             return [], []
         good: list[ReadRow] = []
         damaged: list[Damaged] = []
-        for row in self._fetch(wanted[0][0], wanted[-1][1]):
+        cursor = wanted[-1][1]
+        for row in self._fetch(wanted[0][0], cursor):
             first, at, body, _stored, last, sizes = row
-            seqs = _seqs_within(wanted, first, first if last is None else last)
+            end = first if last is None else last
+            seqs = _seqs_within(wanted, first, end)
             if not seqs:
                 continue
             parts = self._read_parts(row)
             if parts is not None:
                 good.extend((seq, at, parts[seq - first]) for seq in seqs)
                 continue
+            # All of it that is still queued goes now, in one quarantine entry, not a part
+            # per read when the read's limit cuts the row.
+            seqs = _seqs_within(self._owed.within(seqs[0], end), first, end)
+            cursor = max(cursor, seqs[-1])
             size = len(body) if isinstance(body, bytes | str) else 0
             shares = packet_sizes(first, last, size, sizes)
             where = f"row {first}" if last is None else f"row {first}-{last}"
-            held = "" if last is None else f"; the {len(seqs)} packets of it queued are quarantined"
-            why = (
-                f"{where} of {self.path}: its body does not match its checksum (changed on "
-                f"disk){held}"
+            held = (
+                "" if last is None else f"; the {len(seqs)} packets it still held are quarantined"
             )
+            why = f"{where} of {self.path}: it does not match its checksum (changed on disk){held}"
             damaged.extend((seq, at, shares[seq - first], why) for seq in seqs)
-        self._cursor_seq = wanted[-1][1]
+        self._cursor_seq = cursor
         if damaged:
             try:
                 self.quarantine([(seq, why) for seq, _at, _size, why in damaged])
