@@ -8,7 +8,7 @@ recover a moved-aside file, docs/operations.md); `sizes` is the length of each p
 (little-endian uint32s; NULL for one packet). Its `checksum` covers everything that decides
 what the row delivers: the Adler-32 of `sizes` then `body` (a one-packet row's: of its body
 alone), so a changed length is caught like a changed byte, with its seq range (`seq`, `last`)
-mixed in (`seal`), so a row moved to other seqs by hand is damaged too, not delivered under
+mixed in (`sealed`), so a row moved to other seqs by hand is damaged too, not delivered under
 seqs that are not its own. Rows written before format 5 carry the checksum of their content
 alone (below `SEALED`): they are still read, checked as they were written (`row_intact`).
 `enqueued` is not covered: it decides no delivery (only the backlog's age shown).
@@ -48,7 +48,6 @@ __all__ = [
     "pack",
     "row_checksum",
     "row_intact",
-    "seal",
     "sealed",
     "unpack",
 ]
@@ -86,16 +85,12 @@ def pack(seqs: range, enqueued: float, bodies: Sequence[bytes]) -> PackedRow:
     return (first, enqueued, body, sealed(content, first, seqs[-1]), seqs[-1], sizes)
 
 
-def seal(first: int, last: int | None) -> int:
-    """A row's seq range as 32 bits (a CRC-32 of the two numbers; never 0, so a sealed
-    checksum never equals the content's own)."""
-    return zlib.crc32(_RANGE.pack(first, -1 if last is None else last)) or 1
-
-
 def sealed(content: int, first: int, last: int | None) -> int:
     """The checksum stored with the row `first`..`last` whose content (sizes then body) has
-    the Adler-32 `content`."""
-    return SEALED | (content ^ seal(first, last))
+    the Adler-32 `content`: its seq range as 32 bits (a CRC-32 of the two numbers; never 0,
+    so a sealed checksum never equals the content's own) XORed in, marked by SEALED."""
+    mixed = zlib.crc32(_RANGE.pack(first, -1 if last is None else last)) or 1
+    return SEALED | (content ^ mixed)
 
 
 def row_checksum(body: object, sizes: object) -> int:
