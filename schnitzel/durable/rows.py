@@ -45,6 +45,8 @@ __all__ = [
     "RowIndex",
     "create_settled_table",
     "live_packets",
+    "may_overlap",
+    "overlapping",
     "pack",
     "row_checksum",
     "row_intact",
@@ -59,6 +61,8 @@ take more packets with it."""
 ROW_MAX_BYTES = 1 << 20
 """A row stops growing at this size (a packet larger than it gets a row of its own)."""
 
+Run = tuple[int, int]
+"""An inclusive range of store seqs."""
 PackedRow = tuple[int, float, bytes, int, int | None, bytes | None]
 """(seq, enqueued, body, checksum, last, sizes) as inserted into `packets`."""
 
@@ -150,6 +154,46 @@ def packet_sizes(first: int, last: int | None, body_size: int, sizes: object) ->
             return list(lengths)
     share, rest = divmod(max(body_size - (n - 1), 0), n)
     return [share + 1] * rest + [share] * (n - rest)
+
+
+def may_overlap(db: sqlite3.Connection, batch_rows: Sequence[Run]) -> bool:
+    """Whether any row of the file may start inside the seq range of a row before it, from
+    its batch rows (seq order): two of them overlapping, or a run of adjacent ones holding
+    other rows between its first and last seq (one count of row ids per run: the common
+    file, rows of one run after another, costs one query, and a file of one-packet rows
+    none). False is certain; True means `overlapping` must look at every row."""
+    runs: list[tuple[int, int, int]] = []
+    for first, last in batch_rows:
+        if runs and first <= runs[-1][1]:
+            return True
+        if runs and first == runs[-1][1] + 1:
+            runs[-1] = (runs[-1][0], last, runs[-1][2] + 1)
+        else:
+            runs.append((first, last, 1))
+    for first, last, rows in runs:
+        found = db.execute("SELECT count(*) FROM packets WHERE seq BETWEEN ? AND ?", (first, last))
+        if found.fetchone()[0] != rows:
+            return True
+    return False
+
+
+def overlapping(rows: Sequence[tuple[int, int | None]]) -> tuple[list[Run], list[Run]]:
+    """Of rows (seq, last) in seq order, every row of several packets and any row that starts
+    inside another's seq range: (the batch rows to keep, the rows to set aside), as seq
+    ranges. A row overlapping one kept before it is set aside (the store never writes such
+    a row: its seq or last was changed by hand); one-packet rows can only be overlapped, so
+    only batch rows need be among `rows` for the answer to hold for the whole file."""
+    keep: list[Run] = []
+    aside: list[Run] = []
+    top = 0
+    for first, last in rows:
+        end = first if last is None else last
+        if first <= top:
+            aside.append((first, end))
+        elif last is not None:
+            keep.append((first, last))
+            top = last
+    return keep, aside
 
 
 def create_settled_table(db: sqlite3.Connection) -> None:

@@ -61,6 +61,8 @@ from schnitzel.durable.rows import (
     PackedRow,
     RowIndex,
     create_settled_table,
+    may_overlap,
+    overlapping,
     pack,
     packet_sizes,
     row_intact,
@@ -134,6 +136,13 @@ _RUNS_SQL = (
 )
 """The seqs of the rows in the file as runs of consecutive numbers (only asked when there
 are gaps): a row starting where the one before ended continues its run."""
+_RANGES_SQL = (
+    "SELECT seq, last FROM (SELECT seq, last, max(coalesce(last, seq)) OVER (ORDER BY seq "
+    "ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS before FROM packets) "
+    "WHERE last IS NOT NULL OR seq <= before ORDER BY seq"
+)
+"""The rows of several packets, and any row starting inside the seq range of a row before it
+(a file changed by hand: rows.overlapping tells which to set aside)."""
 _ROW_SQL = "SELECT seq, enqueued, body, checksum, last, sizes FROM packets"
 FetchedRow = tuple[int, float, object, int, int | None, object]
 """A row as read: (seq, enqueued, body, checksum, last, sizes); body and sizes may be
@@ -187,6 +196,10 @@ class Backlog:
     """Rows the ledger owed that are not in the file."""
     note: str = ""
     """Why the open could not check for lost rows (no ledger, an unreadable one), or ""."""
+    set_aside: int = 0
+    """Packets of rows moved to the quarantine table at open: their seq ranges overlapped
+    the rows before them (changed by hand)."""
+    set_aside_why: str = ""
 
 
 @dataclass(frozen=True)
@@ -205,6 +218,8 @@ class _Opened:
     """The seq ranges of the rows holding several packets."""
     cut: set[int]
     """The first seqs of the rows some packets were settled out of."""
+    set_aside: list[Run]
+    """The seq ranges of the rows moved to the quarantine table at open (overlapping)."""
 
 
 class DurableStore:
@@ -300,7 +315,10 @@ class DurableStore:
             ) from exc
         self._cursor_seq = 0
         self._read_row = None
-        return Backlog(opened.count, opened.bytes, self._high + 1, quarantined, lost, note)
+        aside, why = _set_aside_words(opened.set_aside)
+        return Backlog(
+            opened.count, opened.bytes, self._high + 1, quarantined, lost, note, aside, why
+        )
 
     def _remove_stale_shm(self) -> None:
         """A -shm file without its -wal (the WAL deleted after a kill -9) only indexes a WAL
@@ -374,6 +392,7 @@ class DurableStore:
             raise self._readonly_or(exc) from exc
         meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
         store_id, ledger_gen = str(meta["store_id"]), int(meta.get("ledger_gen", 0))
+        batch_rows, set_aside = self._batch_rows(db)
         # A batch row's body holds its packets and a newline between two: the bytes counted
         # are the packets', as the inbox counts them at put (they leave its count so).
         rows, count, size, low, top_seq = db.execute(
@@ -387,16 +406,13 @@ class DurableStore:
             runs = [(low, top_seq)]
         else:
             runs = [(first, last) for first, last in db.execute(_RUNS_SQL)]
-        batch_rows = db.execute(
-            "SELECT seq, last FROM packets WHERE last IS NOT NULL ORDER BY seq"
-        ).fetchall()
         settled = _merged(db.execute("SELECT first, last FROM settled ORDER BY first").fetchall())
         cut: set[int] = set()
         if settled:
             runs = missing(runs, settled)
-            index = RowIndex(batch_rows)
+            count = sum(last - first + 1 for first, last in runs)  # a range no row holds
+            index = RowIndex(batch_rows)  # (its row set aside at open) takes nothing off
             for first, last in settled:
-                count -= last - first + 1
                 size -= self._settled_bytes(db, index, first, last, cut)
         # Seqs are never reused in a file, even when its ledger is gone: a parked or
         # quarantined row keeps the seq it had (listings and loss reports name it).
@@ -407,8 +423,52 @@ class DurableStore:
         high = max(top_seq or 0, top)
         migrated = not created and version < FORMAT_VERSION
         return _Opened(
-            store_id, ledger_gen, created, migrated, runs, count, size, high, batch_rows, cut
+            store_id,
+            ledger_gen,
+            created,
+            migrated,
+            runs,
+            count,
+            size,
+            high,
+            batch_rows,
+            cut,
+            set_aside,
         )
+
+    def _batch_rows(self, db: sqlite3.Connection) -> tuple[list[Run], list[Run]]:
+        """The seq ranges of the file's batch rows, and of the rows set aside because their
+        range overlaps a row before it (a file changed by hand: moved to quarantine, whole)."""
+        batch_rows: list[Run] = db.execute(
+            "SELECT seq, last FROM packets WHERE last IS NOT NULL ORDER BY seq"
+        ).fetchall()
+        if not may_overlap(db, batch_rows):
+            return batch_rows, []
+        batch_rows, set_aside = overlapping(db.execute(_RANGES_SQL).fetchall())
+        if set_aside:
+            self._set_aside(db, set_aside)
+        return batch_rows, set_aside
+
+    def _set_aside(self, db: sqlite3.Connection, rows: list[Run]) -> None:
+        """Move whole rows to the quarantine table (at open, before anything reads them)."""
+        why = (
+            f"moved aside at open: its seq range overlaps the rows before it in {self.path} "
+            "(changed by hand?)"
+        )
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.executemany(
+                "INSERT INTO quarantine (seq, enqueued, body, checksum, reason, at, last, sizes, "
+                "packets) SELECT seq, enqueued, body, checksum, ?, ?, coalesce(last, seq), "
+                "sizes, coalesce(last, seq) - seq + 1 FROM packets WHERE seq = ?",
+                [(why, time.time(), first) for first, _last in rows],
+            )
+            db.executemany("DELETE FROM packets WHERE seq = ?", [(first,) for first, _ in rows])
+            db.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
+                db.execute("ROLLBACK")
+            raise
 
     @staticmethod
     def _settled_bytes(
@@ -955,6 +1015,19 @@ def _add_batch_rows(db: sqlite3.Connection) -> None:
         if column.split()[0] not in have:
             db.execute(f"ALTER TABLE {table} ADD COLUMN {column}")
     create_settled_table(db)
+
+
+def _set_aside_words(rows: list[Run]) -> tuple[int, str]:
+    """How many packets the rows set aside at open held, and what to tell the operator."""
+    count = sum(last - first + 1 for first, last in rows)
+    if not count:
+        return 0, ""
+    named = ", ".join(f"{first}-{last}" for first, last in rows[:5])
+    more = ", ..." if len(rows) > 5 else ""
+    return count, (
+        f"{count} packets of rows whose seq ranges overlap the rows before them (rows "
+        f"{named}{more}: changed by hand?) moved to its quarantine table, not delivered"
+    )
 
 
 def _merged(runs: list[Run]) -> list[Run]:
