@@ -15,8 +15,9 @@ applied inside its transaction: a failed commit (a full disk) leaves nothing of 
 tried again. The store's ledger (schnitzel/durable/ledger.py) never owes a parked packet: a
 parked packet leaves `packets` among the commit's deletes (read from its row with
 `DurableStore.packets` just before, copied here), and a requeued one comes back as one of
-the commit's new rows (a new seq, owed from then on, a row of its own), with the checksum
-it was parked with, so a body changed while parked is caught when it is read back.
+the commit's new rows (a new seq, owed from then on, a row of its own), its checksum made
+from the one it was parked with, so a body changed while parked is caught when it is read
+back.
 The bound (`max_parked`, `max_parked_bytes`) is kept in the same transaction: over it, the
 oldest parked packets are dropped and counted (docs/contracts/delivery.md says why oldest).
 """

@@ -5,9 +5,13 @@ every row of a format-3 store). Its `body` is their encoded forms joined by a ne
 no encoded packet holds (JSON escapes it inside strings), so `SELECT body FROM packets` still
 reads as JSON lines, one packet a line, as with one packet a row (the operator's way to
 recover a moved-aside file, docs/operations.md); `sizes` is the length of each packet
-(little-endian uint32s; NULL for one packet). Its `checksum` (Adler-32) covers `sizes` then
-`body`, so a changed length is caught like a changed byte; a one-packet row's is the Adler-32
-of its body alone, as before batch rows.
+(little-endian uint32s; NULL for one packet). Its `checksum` covers everything that decides
+what the row delivers: the Adler-32 of `sizes` then `body` (a one-packet row's: of its body
+alone), so a changed length is caught like a changed byte, with its seq range (`seq`, `last`)
+mixed in (`sealed`), so a row moved to other seqs by hand is damaged too, not delivered under
+seqs that are not its own. Rows written before format 5 carry the checksum of their content
+alone (below `SEALED`): they are still read, checked as they were written (`row_intact`).
+`enqueued` is not covered: it decides no delivery (only the backlog's age shown).
 
 A row leaves the file only when every packet in it was settled (delivered, parked,
 quarantined, displaced). Until then the packets settled out of it are recorded in the
@@ -27,6 +31,7 @@ from __future__ import annotations
 
 import bisect
 import sqlite3
+import struct
 import sys
 import zlib
 from array import array
@@ -35,11 +40,17 @@ from collections.abc import Iterator, Sequence
 __all__ = [
     "ROW_MAX_BYTES",
     "ROW_MAX_PACKETS",
+    "SEALED",
     "PackedRow",
     "RowIndex",
     "create_settled_table",
     "live_packets",
+    "may_overlap",
+    "overlapping",
     "pack",
+    "row_checksum",
+    "row_intact",
+    "sealed",
     "unpack",
 ]
 
@@ -50,27 +61,44 @@ take more packets with it."""
 ROW_MAX_BYTES = 1 << 20
 """A row stops growing at this size (a packet larger than it gets a row of its own)."""
 
+Run = tuple[int, int]
+"""An inclusive range of store seqs."""
 PackedRow = tuple[int, float, bytes, int, int | None, bytes | None]
 """(seq, enqueued, body, checksum, last, sizes) as inserted into `packets`."""
 
+SEALED = 1 << 32
+"""Set in the checksum of every row written by format 5 on: its seq range is mixed in. A
+checksum below it is one of an older row, of its content alone (an Adler-32 is 32 bits)."""
+
 _LITTLE = sys.byteorder == "little"
+_RANGE = struct.Struct("<qq")
 
 
 def pack(seqs: range, enqueued: float, bodies: Sequence[bytes]) -> PackedRow:
     """One row of the packets of `seqs` (consecutive), enqueued at the time of the first."""
+    first = seqs[0]
     if len(bodies) == 1:
         body = bodies[0]
-        return (seqs[0], enqueued, body, zlib.adler32(body), None, None)
+        return (first, enqueued, body, sealed(zlib.adler32(body), first, None), None, None)
     lengths = array("I", map(len, bodies))
     if not _LITTLE:
         lengths.byteswap()
     sizes = lengths.tobytes()
     body = b"\n".join(bodies)
-    return (seqs[0], enqueued, body, zlib.adler32(body, zlib.adler32(sizes)), seqs[-1], sizes)
+    content = zlib.adler32(body, zlib.adler32(sizes))
+    return (first, enqueued, body, sealed(content, first, seqs[-1]), seqs[-1], sizes)
+
+
+def sealed(content: int, first: int, last: int | None) -> int:
+    """The checksum stored with the row `first`..`last` whose content (sizes then body) has
+    the Adler-32 `content`: its seq range as 32 bits (a CRC-32 of the two numbers; never 0,
+    so a sealed checksum never equals the content's own) XORed in, marked by SEALED."""
+    mixed = zlib.crc32(_RANGE.pack(first, -1 if last is None else last)) or 1
+    return SEALED | (content ^ mixed)
 
 
 def row_checksum(body: object, sizes: object) -> int:
-    """What a row's checksum should be, from its body and sizes as read (-1: not bytes)."""
+    """The Adler-32 of a row's content, from its body and sizes as read (-1: not bytes)."""
     if not isinstance(body, bytes):
         return -1
     if sizes is None:
@@ -78,6 +106,18 @@ def row_checksum(body: object, sizes: object) -> int:
     if not isinstance(sizes, bytes):
         return -1
     return zlib.adler32(body, zlib.adler32(sizes))
+
+
+def row_intact(first: int, last: int | None, body: object, sizes: object, stored: object) -> bool:
+    """Whether a row as read matches the checksum stored with it: its content and, for a row
+    written by format 5 on, its seq range. An older row (its checksum below SEALED) is
+    checked as it was written, on its content alone."""
+    content = row_checksum(body, sizes)
+    if content < 0 or not isinstance(stored, int):
+        return False
+    if stored >= SEALED:
+        return stored == sealed(content, first, last)
+    return stored == content
 
 
 def unpack(first: int, last: int | None, body: bytes, sizes: bytes | None) -> list[bytes] | None:
@@ -114,6 +154,46 @@ def packet_sizes(first: int, last: int | None, body_size: int, sizes: object) ->
             return list(lengths)
     share, rest = divmod(max(body_size - (n - 1), 0), n)
     return [share + 1] * rest + [share] * (n - rest)
+
+
+def may_overlap(db: sqlite3.Connection, batch_rows: Sequence[Run]) -> bool:
+    """Whether any row of the file may start inside the seq range of a row before it, from
+    its batch rows (seq order): two of them overlapping, or a run of adjacent ones holding
+    other rows between its first and last seq (one count of row ids per run: the common
+    file, rows of one run after another, costs one query, and a file of one-packet rows
+    none). False is certain; True means `overlapping` must look at every row."""
+    runs: list[tuple[int, int, int]] = []
+    for first, last in batch_rows:
+        if runs and first <= runs[-1][1]:
+            return True
+        if runs and first == runs[-1][1] + 1:
+            runs[-1] = (runs[-1][0], last, runs[-1][2] + 1)
+        else:
+            runs.append((first, last, 1))
+    for first, last, rows in runs:
+        found = db.execute("SELECT count(*) FROM packets WHERE seq BETWEEN ? AND ?", (first, last))
+        if found.fetchone()[0] != rows:
+            return True
+    return False
+
+
+def overlapping(rows: Sequence[tuple[int, int | None]]) -> tuple[list[Run], list[Run]]:
+    """Of rows (seq, last) in seq order, every row of several packets and any row that starts
+    inside another's seq range: (the batch rows to keep, the rows to set aside), as seq
+    ranges. A row overlapping one kept before it is set aside (the store never writes such
+    a row: its seq or last was changed by hand); one-packet rows can only be overlapped, so
+    only batch rows need be among `rows` for the answer to hold for the whole file."""
+    keep: list[Run] = []
+    aside: list[Run] = []
+    top = 0
+    for first, last in rows:
+        end = first if last is None else last
+        if first <= top:
+            aside.append((first, end))
+        elif last is not None:
+            keep.append((first, last))
+            top = last
+    return keep, aside
 
 
 def create_settled_table(db: sqlite3.Connection) -> None:

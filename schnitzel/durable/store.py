@@ -61,9 +61,12 @@ from schnitzel.durable.rows import (
     PackedRow,
     RowIndex,
     create_settled_table,
+    may_overlap,
+    overlapping,
     pack,
     packet_sizes,
-    row_checksum,
+    row_intact,
+    sealed,
     unpack,
 )
 from schnitzel.errors import RuntimeStartError, SchnitzelError
@@ -83,11 +86,13 @@ __all__ = [
 ]
 
 APPLICATION_ID = 0x53434E5A  # "SCNZ": marks a file as a schnitzel store
-FORMAT_VERSION = 4
+FORMAT_VERSION = 5
 """1: packets(seq, enqueued, body). 2: + packets.checksum, quarantine, meta. 3: + parked
 (schnitzel/durable/parking.py). 4: batch rows (+ packets.last, packets.sizes, the settled
-table, quarantine.last/sizes/packets; schnitzel/durable/rows.py). An older store is
-migrated in place at open (its rows are one-packet rows of format 4, untouched)."""
+table, quarantine.last/sizes/packets; schnitzel/durable/rows.py). 5: a row's checksum covers
+its seq range too (rows.SEALED; an older schnitzel would take every new row for a damaged
+one). An older store is migrated in place at open: its rows stay as they are (one-packet
+rows before 4, checksums of their content alone before 5) and are read as such."""
 WAL_LIMIT_BYTES = 64 << 20
 """The WAL file is truncated back to this size after a checkpoint."""
 VACUUM_FREE_PAGES = 2048
@@ -105,8 +110,9 @@ _SQLITE_BUSY = 5
 NewRow = tuple[int, float, bytes]
 """(seq, enqueued at [unix seconds], encoded packet): a packet a commit writes."""
 StoreRow = tuple[int, float, bytes, int]
-"""(seq, enqueued at, encoded packet, its `checksum`): a packet written with the checksum it
-had before (a parked packet requeued), in a row of its own."""
+"""(seq, enqueued at, encoded packet, its Adler-32 as it had it before, -1 if damaged then):
+a packet written back (a parked packet requeued), in a row of its own, its checksum from
+that one (and its new seq), so a change made to it meanwhile is caught when it is read."""
 ReadRow = tuple[int, float, bytes]
 """(seq, enqueued at, encoded packet) read back, its checksum verified."""
 Damaged = tuple[int, float, int, str]
@@ -130,6 +136,13 @@ _RUNS_SQL = (
 )
 """The seqs of the rows in the file as runs of consecutive numbers (only asked when there
 are gaps): a row starting where the one before ended continues its run."""
+_RANGES_SQL = (
+    "SELECT seq, last FROM (SELECT seq, last, max(coalesce(last, seq)) OVER (ORDER BY seq "
+    "ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS before FROM packets) "
+    "WHERE last IS NOT NULL OR seq <= before ORDER BY seq"
+)
+"""The rows of several packets, and any row starting inside the seq range of a row before it
+(a file changed by hand: rows.overlapping tells which to set aside)."""
 _ROW_SQL = "SELECT seq, enqueued, body, checksum, last, sizes FROM packets"
 FetchedRow = tuple[int, float, object, int, int | None, object]
 """A row as read: (seq, enqueued, body, checksum, last, sizes); body and sizes may be
@@ -183,6 +196,10 @@ class Backlog:
     """Rows the ledger owed that are not in the file."""
     note: str = ""
     """Why the open could not check for lost rows (no ledger, an unreadable one), or ""."""
+    set_aside: int = 0
+    """Packets of rows moved to the quarantine table at open: their seq ranges overlapped
+    the rows before them (changed by hand)."""
+    set_aside_why: str = ""
 
 
 @dataclass(frozen=True)
@@ -201,6 +218,8 @@ class _Opened:
     """The seq ranges of the rows holding several packets."""
     cut: set[int]
     """The first seqs of the rows some packets were settled out of."""
+    set_aside: list[Run]
+    """The seq ranges of the rows moved to the quarantine table at open (overlapping)."""
 
 
 class DurableStore:
@@ -296,7 +315,10 @@ class DurableStore:
             ) from exc
         self._cursor_seq = 0
         self._read_row = None
-        return Backlog(opened.count, opened.bytes, self._high + 1, quarantined, lost, note)
+        aside, why = _set_aside_words(opened.set_aside)
+        return Backlog(
+            opened.count, opened.bytes, self._high + 1, quarantined, lost, note, aside, why
+        )
 
     def _remove_stale_shm(self) -> None:
         """A -shm file without its -wal (the WAL deleted after a kill -9) only indexes a WAL
@@ -370,6 +392,7 @@ class DurableStore:
             raise self._readonly_or(exc) from exc
         meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
         store_id, ledger_gen = str(meta["store_id"]), int(meta.get("ledger_gen", 0))
+        batch_rows, set_aside = self._batch_rows(db)
         # A batch row's body holds its packets and a newline between two: the bytes counted
         # are the packets', as the inbox counts them at put (they leave its count so).
         rows, count, size, low, top_seq = db.execute(
@@ -383,16 +406,13 @@ class DurableStore:
             runs = [(low, top_seq)]
         else:
             runs = [(first, last) for first, last in db.execute(_RUNS_SQL)]
-        batch_rows = db.execute(
-            "SELECT seq, last FROM packets WHERE last IS NOT NULL ORDER BY seq"
-        ).fetchall()
         settled = _merged(db.execute("SELECT first, last FROM settled ORDER BY first").fetchall())
         cut: set[int] = set()
         if settled:
             runs = missing(runs, settled)
-            index = RowIndex(batch_rows)
+            count = sum(last - first + 1 for first, last in runs)  # a range no row holds
+            index = RowIndex(batch_rows)  # (its row set aside at open) takes nothing off
             for first, last in settled:
-                count -= last - first + 1
                 size -= self._settled_bytes(db, index, first, last, cut)
         # Seqs are never reused in a file, even when its ledger is gone: a parked or
         # quarantined row keeps the seq it had (listings and loss reports name it).
@@ -403,8 +423,52 @@ class DurableStore:
         high = max(top_seq or 0, top)
         migrated = not created and version < FORMAT_VERSION
         return _Opened(
-            store_id, ledger_gen, created, migrated, runs, count, size, high, batch_rows, cut
+            store_id,
+            ledger_gen,
+            created,
+            migrated,
+            runs,
+            count,
+            size,
+            high,
+            batch_rows,
+            cut,
+            set_aside,
         )
+
+    def _batch_rows(self, db: sqlite3.Connection) -> tuple[list[Run], list[Run]]:
+        """The seq ranges of the file's batch rows, and of the rows set aside because their
+        range overlaps a row before it (a file changed by hand: moved to quarantine, whole)."""
+        batch_rows: list[Run] = db.execute(
+            "SELECT seq, last FROM packets WHERE last IS NOT NULL ORDER BY seq"
+        ).fetchall()
+        if not may_overlap(db, batch_rows):
+            return batch_rows, []
+        batch_rows, set_aside = overlapping(db.execute(_RANGES_SQL).fetchall())
+        if set_aside:
+            self._set_aside(db, set_aside)
+        return batch_rows, set_aside
+
+    def _set_aside(self, db: sqlite3.Connection, rows: list[Run]) -> None:
+        """Move whole rows to the quarantine table (at open, before anything reads them)."""
+        why = (
+            f"moved aside at open: its seq range overlaps the rows before it in {self.path} "
+            "(changed by hand?)"
+        )
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.executemany(
+                "INSERT INTO quarantine (seq, enqueued, body, checksum, reason, at, last, sizes, "
+                "packets) SELECT seq, enqueued, body, checksum, ?, ?, coalesce(last, seq), "
+                "sizes, coalesce(last, seq) - seq + 1 FROM packets WHERE seq = ?",
+                [(why, time.time(), first) for first, _last in rows],
+            )
+            db.executemany("DELETE FROM packets WHERE seq = ?", [(first,) for first, _ in rows])
+            db.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
+                db.execute("ROLLBACK")
+            raise
 
     @staticmethod
     def _settled_bytes(
@@ -486,6 +550,7 @@ class DurableStore:
             create_parked_table(db)
         if version < 4:
             _add_batch_rows(db)
+        # 4 -> 5: nothing to rewrite; rows keep the checksums they were written with.
         db.execute(f"PRAGMA user_version={FORMAT_VERSION}")
         db.execute("COMMIT")
 
@@ -586,11 +651,10 @@ class DurableStore:
 
     def packets(self, seqs: list[int]) -> dict[int, tuple[float, bytes, int]]:
         """The packets `seqs` the store holds (not settled): seq -> (enqueued, encoded
-        packet, its checksum). A packet of a damaged batch row has checksum -1, one of a
-        one-packet row the checksum stored with it, as it is."""
+        packet, the Adler-32 of it). A packet of a damaged row has checksum -1."""
         found: dict[int, tuple[float, bytes, int]] = {}
         for row, wanted in self._rows_of(seqs):
-            first, at, body, stored, last, sizes = row
+            first, at, body, _stored, last, sizes = row
             if not isinstance(body, bytes):
                 continue
             parts = self._verified(row)
@@ -599,8 +663,7 @@ class DurableStore:
                 parts = unpack(first, last, body, sizes if isinstance(sizes, bytes) else None)
             for seq in wanted:
                 part = body if parts is None else parts[seq - first]
-                sums = stored if last is None else checksum(part) if intact else -1
-                found[seq] = (at, part, sums)
+                found[seq] = (at, part, checksum(part) if intact else -1)
         return found
 
     def quarantine(self, rows: list[tuple[int, str]]) -> None:
@@ -618,8 +681,9 @@ class DurableStore:
                 if parts is not None:
                     for seq in wanted:
                         part = parts[seq - first]
-                        sums = stored if row[4] is None else checksum(part)
-                        entries.append((seq, at, part, sums, why[seq], now, None, None, 1))
+                        entries.append(
+                            (seq, at, part, checksum(part), why[seq], now, None, None, 1)
+                        )
                 else:
                     entries.append(
                         (
@@ -673,7 +737,7 @@ class DurableStore:
     def _verified(row: FetchedRow) -> list[bytes] | None:
         """The packets of a row whose checksum matches, or None (a damaged row)."""
         first, _at, body, stored, last, sizes = row
-        if not isinstance(body, bytes) or row_checksum(body, sizes) != stored:
+        if not isinstance(body, bytes) or not row_intact(first, last, body, sizes, stored):
             return None
         return unpack(first, last, body, sizes if isinstance(sizes, bytes) else None)
 
@@ -692,7 +756,10 @@ class DurableStore:
             after.remove(first, last)
         plan = self._plan_deletes(deletes, after) if deletes else None
         packed = _packed(rows)
-        packed.extend((seq, at, body, sums, None, None) for seq, at, body, sums in restored)
+        packed.extend(
+            (seq, at, body, sealed(sums, seq, None) if sums >= 0 else -1, None, None)
+            for seq, at, body, sums in restored
+        )
         inserted = _inserted_runs(rows, restored)
         for first, last in inserted:
             after.add(first, last)
@@ -795,33 +862,39 @@ class DurableStore:
         return read(self._db)
 
     def read(self, limit: int) -> tuple[list[ReadRow], list[Damaged]]:
-        """The next `limit` packets not yet in memory, oldest first; the packets of a row
-        whose checksum does not match are moved to the quarantine table and returned apart,
-        one entry each (an operator is told how many packets a damaged row held)."""
+        """The next `limit` packets not yet in memory, oldest first; a row whose checksum
+        does not match has every packet it still holds moved to the quarantine table (as one
+        entry, even those beyond `limit`) and returned apart, one item each (an operator is
+        told how many packets a damaged row held)."""
         wanted = self._owed.take(self._cursor_seq, limit)
         if not wanted:
             return [], []
         good: list[ReadRow] = []
         damaged: list[Damaged] = []
-        for row in self._fetch(wanted[0][0], wanted[-1][1]):
+        cursor = wanted[-1][1]
+        for row in self._fetch(wanted[0][0], cursor):
             first, at, body, _stored, last, sizes = row
-            seqs = _seqs_within(wanted, first, first if last is None else last)
+            end = first if last is None else last
+            seqs = _seqs_within(wanted, first, end)
             if not seqs:
                 continue
             parts = self._read_parts(row)
             if parts is not None:
                 good.extend((seq, at, parts[seq - first]) for seq in seqs)
                 continue
+            # All of it that is still queued goes now, in one quarantine entry, not a part
+            # per read when the read's limit cuts the row.
+            seqs = _seqs_within(self._owed.within(seqs[0], end), first, end)
+            cursor = max(cursor, seqs[-1])
             size = len(body) if isinstance(body, bytes | str) else 0
             shares = packet_sizes(first, last, size, sizes)
             where = f"row {first}" if last is None else f"row {first}-{last}"
-            held = "" if last is None else f"; the {len(seqs)} packets of it queued are quarantined"
-            why = (
-                f"{where} of {self.path}: its body does not match its checksum (changed on "
-                f"disk){held}"
+            held = (
+                "" if last is None else f"; the {len(seqs)} packets it still held are quarantined"
             )
+            why = f"{where} of {self.path}: it does not match its checksum (changed on disk){held}"
             damaged.extend((seq, at, shares[seq - first], why) for seq in seqs)
-        self._cursor_seq = wanted[-1][1]
+        self._cursor_seq = cursor
         if damaged:
             try:
                 self.quarantine([(seq, why) for seq, _at, _size, why in damaged])
@@ -942,6 +1015,19 @@ def _add_batch_rows(db: sqlite3.Connection) -> None:
         if column.split()[0] not in have:
             db.execute(f"ALTER TABLE {table} ADD COLUMN {column}")
     create_settled_table(db)
+
+
+def _set_aside_words(rows: list[Run]) -> tuple[int, str]:
+    """How many packets the rows set aside at open held, and what to tell the operator."""
+    count = sum(last - first + 1 for first, last in rows)
+    if not count:
+        return 0, ""
+    named = ", ".join(f"{first}-{last}" for first, last in rows[:5])
+    more = ", ..." if len(rows) > 5 else ""
+    return count, (
+        f"{count} packets of rows whose seq ranges overlap the rows before them (rows "
+        f"{named}{more}: changed by hand?) moved to its quarantine table, not delivered"
+    )
 
 
 def _merged(runs: list[Run]) -> list[Run]:

@@ -73,6 +73,10 @@ class DurableInbox(Admission, Committer):
             self.notify("error", self.stats.last_error)
         if backlog.note:
             self.notify("warning", f"durable store {str(self.path)!r}: {backlog.note}")
+        if backlog.set_aside:
+            self.stats.rows_quarantined += backlog.set_aside
+            self.stats.last_error = f"durable store {str(self.path)!r}: {backlog.set_aside_why}"
+            self.notify("error", self.stats.last_error)
         self._next_seq = backlog.next_seq
         queued, parked_refs = await loop.run_in_executor(self._pool, stored_refs, self.store)
         for seq, uris in queued:

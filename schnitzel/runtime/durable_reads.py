@@ -43,7 +43,7 @@ def read_decoded(
 ) -> list[tuple[int, float, int, StreamPacket | PacketDecodeError]]:
     """Rows read back from disk, decoded on the store's thread. A damaged row (changed on
     disk, or not decoding) is moved to the store's quarantine table and returned with the
-    error in place of its packet."""
+    error in place of its packet: the same error object for every packet of one row."""
     good, damaged = store.read(limit)
     decoded: list[tuple[int, float, int, StreamPacket | PacketDecodeError]] = []
     undecodable: list[Damaged] = []
@@ -65,7 +65,12 @@ def read_decoded(
                 else (seq, at, size, packet)
                 for seq, at, size, packet in decoded
             ]
-    if damaged:
-        decoded.extend((seq, at, size, PacketDecodeError(why)) for seq, at, size, why in damaged)
+    if damaged:  # the packets of one damaged row share one error: it is shown once
+        errors: dict[str, PacketDecodeError] = {}
+        for seq, at, size, why in damaged:
+            error = errors.get(why)
+            if error is None:
+                error = errors[why] = PacketDecodeError(why)
+            decoded.append((seq, at, size, error))
         decoded.sort(key=lambda row: row[0])
     return decoded

@@ -179,6 +179,7 @@ class DurableState(Inbox):
             self._forget(missing, 0)
             self._leave(missing)
             self.metrics.drop(DropReason.CORRUPT, missing)
+        noted: Exception | None = None
         for seq, at, size, packet in rows:
             self._spilled -= 1
             self._spilled_bytes -= size
@@ -188,7 +189,9 @@ class DurableState(Inbox):
                 self._forget(1, size)
                 self._leave(1)
                 self.metrics.drop(DropReason.CORRUPT, 1)
-                self.metrics.note(None, packet)
+                if packet is not noted:  # one recent error per damaged row, not per packet
+                    self.metrics.note(None, packet)
+                    noted = packet
                 continue
             self._items.append(packet)
             self._rows.append((seq, at, size))

@@ -1,8 +1,9 @@
 """The durable store against a model of what it must hold, through crashes and damage on disk
 (hypothesis, stateful; Vector's disk-buffer model tests are the anchor).
 
-Besides the steps of tests/runtime/test_store_model.py (add, read, settle, park, requeue, drop
-parked, a row changed on disk), the machine here crashes the store: it copies the store's
+The rules of tests/runtime/store_rules.py (the model test_store_model.py drives as they are:
+add, read, settle, displace, move out, park, requeue, drop parked, a row changed on disk or
+while parked, reopen), and besides them the machine here crashes the store: it copies the store's
 files as a `kill -9` leaves them (the file, its -wal and -shm, the ledger; no checkpoint, no
 close), damages the copy the way issue 13 lists, and opens the copy as the store from then on.
 The model knows what each commit left in the WAL (the WAL's size after each step), so for
@@ -21,8 +22,8 @@ every kind of damage it says what the open must find and report:
 - a full file system (RLIMIT_FSIZE at the files' current sizes) during a commit: the commit
   fails whole, nothing of it in the file or the ledger, or it succeeds whole.
 
-After every step the file, the ledger on disk and the model agree (the invariants of
-test_store_model.py). A slower variant (`slow`) runs more and longer examples; a second slow
+After every step the file, the ledger on disk and the model agree (the invariant of
+store_rules.py). A slower variant (`slow`) runs more and longer examples; a second slow
 test kills a real child process holding the store and checks what a reopen recovers.
 """
 
@@ -34,18 +35,13 @@ import os
 import resource
 import shutil
 import signal
-import sqlite3
-import tempfile
-import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 from hypothesis import event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
-    RuleBasedStateMachine,
     initialize,
     invariant,
     precondition,
@@ -53,39 +49,13 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from schnitzel.durable.ledger import LEDGER_SUFFIX, Ledger, LedgerState, Owed
-from schnitzel.durable.parking import ParkingChanges, Selection
-from schnitzel.durable.rows import live_packets, row_checksum
-from schnitzel.durable.store import Backlog, DurableStore, NewRow, StoreError
-from schnitzel.runtime.durable_commits import commit_on_store
+from schnitzel.durable.ledger import LEDGER_SUFFIX, Ledger, LedgerState
+from schnitzel.durable.store import Backlog, DurableStore, StoreError
+from tests.runtime.store_rules import State, StoreRules, body_of, implied_owed
 
 WAL_HEADER = 32
 DAMAGE = ("none", "wal_deleted", "wal_cut", "wal_flip", "ledger_missing", "ledger_foreign")
 WAL_DAMAGE = ("wal_deleted", "wal_cut", "wal_flip")
-
-
-@dataclass
-class State:
-    """What the store file holds (the model's side of it)."""
-
-    held: dict[int, bytes] = field(default_factory=dict)
-    """seq -> body of the rows in `packets` (the backlog)."""
-    parked: dict[int, bytes] = field(default_factory=dict)
-    """packet seq -> body of the rows in `parked`."""
-    quarantined: set[int] = field(default_factory=set)
-    changed: set[int] = field(default_factory=set)
-    """Seqs (in `packets` or parked) whose body was changed on disk: never returned."""
-
-
-def body_of(seq: int) -> bytes:
-    return f'{{"n":{seq}}}'.encode()
-
-
-def commit(
-    store: DurableStore, rows: list[NewRow], deletes: list[tuple[int, int]], c: ParkingChanges
-) -> None:
-    """As the durable inbox commits with parking changes (schnitzel/runtime/durable_inbox.py)."""
-    commit_on_store(store, rows, deletes, 0, c)
 
 
 def store_files(path: Path) -> list[Path]:
@@ -106,21 +76,6 @@ def wal_size(path: Path) -> int:
     return wal.stat().st_size if wal.exists() else 0
 
 
-def implied_owed(ledger: LedgerState, present: set[int]) -> set[int]:
-    """The rows an open takes `ledger` to owe, given the rows the file holds: a pending
-    commit (the ledger's write after COMMIT failed, or COMMIT itself did) counts only if any
-    of its rows are in the file, and then all of them must be."""
-    assert ledger.runs is not None
-    owed = {s for first, last in ledger.runs for s in range(first, last + 1)}
-    if ledger.pending is not None:
-        pending = set(range(ledger.pending[0], ledger.pending[1] + 1))
-        if pending & present:
-            assert pending <= present, "a commit half in the file"
-        else:
-            owed -= pending
-    return owed
-
-
 @contextlib.contextmanager
 def file_size_limit(limit: int) -> Iterator[None]:
     """Writes past `limit` bytes fail with EFBIG, as on a full file system."""
@@ -134,162 +89,24 @@ def file_size_limit(limit: int) -> Iterator[None]:
         signal.signal(signal.SIGXFSZ, previous)
 
 
-class StoreDamageModel(RuleBasedStateMachine):
+class StoreDamageModel(StoreRules):
     @initialize()
     def open_store(self) -> None:
-        self.dirs: list[Path] = []
         self.crashes = 0
-        self.state = State()
-        self.next_seq = 1
-        self.row_of: dict[int, int] = {}
-        """Packet seq -> the first seq of its batch row (packets of one commit share one)."""
-        self.path = self._new_dir() / "out.db"
-        self.store = DurableStore(self.path, "NORMAL")
-        backlog = self.store.open()
-        assert backlog.count == 0 and backlog.lost is None
-        self._opened()
+        self.start("schnitzel-damage-")
         self.reopen()  # checkpointed: what the file holds without its WAL is known
 
-    def _new_dir(self) -> Path:
-        self.dirs.append(Path(tempfile.mkdtemp(prefix="schnitzel-damage-")))
-        return self.dirs[-1]
-
-    def _opened(self) -> None:
+    def _opened(self, clean: bool) -> None:
         """After an open: the read cursor starts over; what the WAL holds from here on is
         tracked commit by commit. `base` is what the file holds without its WAL: known only
         after a clean close (everything checkpointed)."""
-        self.cursor = 0
-        self.read_seqs: list[int] = []
+        super()._opened(clean)
         self.salt = wal_salt(self.path)
         self.open_end = wal_size(self.path)
         self.history: list[tuple[int, State]] = []
-        self.base: State | None = None
-
-    def teardown(self) -> None:
-        self.store.close()
-        for d in self.dirs:
-            shutil.rmtree(d, ignore_errors=True)
-
-    # -- what a node does -------------------------------------------------------------------
-
-    def _new_rows(self, n: int, times: int = 1) -> list[NewRow]:
-        rows = [(s, 0.0, body_of(s) * times) for s in range(self.next_seq, self.next_seq + n)]
-        self.state.held.update((s, b) for s, _a, b in rows)
-        for s, _a, _b in rows:  # a seq a lost commit had used is used again
-            self.row_of.pop(s, None)
-        if n > 1:
-            self.row_of.update((s, self.next_seq) for s, _a, _b in rows)
-        self.next_seq += n
-        return rows
-
-    @rule(n=st.integers(1, 20))
-    def add(self, n: int) -> None:
-        self.store.commit(self._new_rows(n), [], 0)
-
-    @rule(limit=st.integers(1, 15))
-    def read(self, limit: int) -> None:
-        state = self.state
-        good, damaged = self.store.read(limit)
-        expected = sorted(s for s in state.held if s > self.cursor)[:limit]
-        assert sorted([s for s, _a, _b in good] + [s for s, *_ in damaged]) == expected
-        assert {s for s, *_ in damaged} == state.changed & set(expected)
-        for s, _at, body in good:
-            assert body == state.held[s]
-        for s, *_ in damaged:
-            del state.held[s]
-            state.changed.discard(s)
-            state.quarantined.add(s)
-        if expected:
-            self.cursor = expected[-1]
-        self.read_seqs += [s for s, _a, _b in good]
-
-    @rule(data=st.data())
-    def settle(self, data: st.DataObject) -> None:
-        if not self.read_seqs:
-            return
-        done = data.draw(st.lists(st.sampled_from(self.read_seqs), unique=True, max_size=10))
-        self.store.commit([], [(s, s) for s in sorted(done)], 0)
-        for s in done:
-            self.state.held.pop(s, None)
-            self.read_seqs.remove(s)
-
-    @rule(data=st.data(), n=st.integers(0, 5))
-    def park(self, data: st.DataObject, n: int) -> None:
-        if not self.read_seqs:
-            return
-        seqs = data.draw(st.lists(st.sampled_from(self.read_seqs), unique=True, max_size=5))
-        changes = ParkingChanges(park=[(s, 1.0, "refused", f"p{s}") for s in seqs])
-        commit(self.store, self._new_rows(n), [(s, s) for s in sorted(seqs)], changes)
-        assert changes.parked == len(seqs)
-        for s in seqs:
-            self.state.parked[s] = self.state.held.pop(s)
-            self.read_seqs.remove(s)
-
-    @rule(data=st.data())
-    def requeue(self, data: st.DataObject) -> None:
-        state = self.state
-        if not state.parked:
-            return
-        chosen = data.draw(st.lists(st.sampled_from(sorted(state.parked)), unique=True, min_size=1))
-        ids = self._parked_ids(chosen)
-        changes = ParkingChanges(
-            requeue=Selection(ids=tuple(ids)),
-            requeue_base_seq=self.next_seq,
-            requeue_room=len(ids),
-        )
-        commit(self.store, [], [], changes)
-        assert changes.requeued == len(chosen)
-        for packet_seq in sorted(chosen, key=lambda s: ids[chosen.index(s)]):
-            state.held[self.next_seq] = state.parked.pop(packet_seq)
-            if packet_seq in state.changed:
-                state.changed.discard(packet_seq)
-                state.changed.add(self.next_seq)
-            self.next_seq += 1
-
-    @rule(data=st.data())
-    def drop_parked(self, data: st.DataObject) -> None:
-        state = self.state
-        if not state.parked:
-            return
-        chosen = data.draw(st.lists(st.sampled_from(sorted(state.parked)), unique=True, min_size=1))
-        changes = ParkingChanges(drop=Selection(ids=tuple(self._parked_ids(chosen))))
-        commit(self.store, [], [], changes)
-        assert changes.dropped == len(chosen)
-        for s in chosen:
-            del state.parked[s]
-            state.changed.discard(s)
-
-    def _parked_ids(self, packet_seqs: list[int]) -> list[int]:
-        ids = dict(
-            self.store.query(lambda db: db.execute("SELECT packet_seq, id FROM parked").fetchall())
-        )
-        return [ids[s] for s in packet_seqs]
+        self.base: State | None = self.snapshot() if clean else None
 
     # -- damage -----------------------------------------------------------------------------
-
-    @rule(data=st.data())
-    def change_on_disk(self, data: st.DataObject) -> None:
-        """One row's body changed on disk (a bit flipped in a page): quarantined when read.
-        A row none of whose packets was read back yet (a row is checked once, when its first
-        packets are read: delivery.md, damage that can still go unnoticed)."""
-        unread = sorted(s for s in self.state.held if self.row_of.get(s, s) > self.cursor)
-        if not unread:
-            return
-        s = data.draw(st.sampled_from(unread))
-        first = self.row_of.get(s)
-        if first is None:
-            self.store.query(
-                lambda db: db.execute("UPDATE packets SET body = ? WHERE seq = ?", (b'{"n":-1}', s))
-            )
-            self.state.changed.add(s)
-            return
-
-        def flip_last_byte(db: sqlite3.Connection) -> None:  # all the row holds is damaged
-            (body,) = db.execute("SELECT body FROM packets WHERE seq = ?", (first,)).fetchone()
-            db.execute("UPDATE packets SET body = ? WHERE seq = ?", (body[:-1] + b"|", first))
-
-        self.store.query(flip_last_byte)
-        self.state.changed.update(h for h in self.state.held if self.row_of.get(h) == first)
 
     @rule(n=st.integers(1, 40), settle=st.booleans())
     def commit_on_full_disk(self, n: int, settle: bool) -> None:
@@ -312,18 +129,6 @@ class StoreDamageModel(RuleBasedStateMachine):
         for s in done:
             self.state.held.pop(s, None)
             self.read_seqs.remove(s)
-
-    @rule()
-    def reopen(self) -> None:
-        """A clean stop and start: nothing lost, nothing to note."""
-        self.store.close()
-        self.store = DurableStore(self.path, "NORMAL")
-        backlog = self.store.open()
-        assert backlog.lost is None and backlog.note == ""
-        assert backlog.count == len(self.state.held)
-        assert backlog.next_seq == self.next_seq
-        self._opened()
-        self.base = copy.deepcopy(self.state)
 
     @precondition(lambda self: self.crashes < 4)
     @rule(damage=st.sampled_from(DAMAGE) | st.sampled_from(WAL_DAMAGE), data=st.data())
@@ -374,7 +179,7 @@ class StoreDamageModel(RuleBasedStateMachine):
         event(f"crash: {damage}, {'loss' if backlog.lost else 'no loss'}")
         self._check_open(backlog, damage, owed, survives, expect_note, foreign)
         self.state = copy.deepcopy(survives)
-        self._opened()
+        self._opened(clean=False)
 
     def _state_at(self, offset: int) -> State:
         """What the file holds when its WAL is good only up to `offset`: the state after
@@ -465,7 +270,7 @@ class StoreDamageModel(RuleBasedStateMachine):
         self.state = State()
         self.next_seq = 1
         self.row_of = {}
-        self._opened()  # the new store's first commits are in its WAL only: no base yet
+        self._opened(clean=False)  # the new store's first commits are in its WAL only: no base yet
 
     # -- the store agrees with the model ---------------------------------------------------
 
@@ -488,42 +293,6 @@ class StoreDamageModel(RuleBasedStateMachine):
             self.open_end = size
         elif size > (self.history[-1][0] if self.history else self.open_end):
             self.history.append((size, copy.deepcopy(self.state)))
-
-    @invariant()
-    def file_ledger_and_model_agree(self) -> None:
-        state = self.state
-        packets = self.store.query(lambda db: list(live_packets(db)))
-        assert [s for s, _a, _b in packets] == sorted(state.held)
-        for s, _at, body in packets:
-            if s not in state.changed:
-                assert body == state.held[s]
-        rows = self.store.query(
-            lambda db: db.execute(
-                "SELECT seq, coalesce(last, seq), body, checksum, sizes FROM packets"
-            ).fetchall()
-        )
-        for first, last, body, stored, sizes in rows:
-            damaged = {s for s in state.held if first <= s <= last} & state.changed
-            assert (row_checksum(body, sizes) == stored) == (not damaged)
-        assert Owed((s, s) for s in sorted(state.held)).runs() == self.store._owed.runs()
-        on_disk = Ledger(self.path.with_name(self.path.name + LEDGER_SUFFIX)).read()
-        assert on_disk is not None
-        implied = implied_owed(on_disk, set(state.held))
-        if self.store._ledger_stale:  # a failed commit's ledger write stayed: it may owe
-            assert implied <= set(state.held)  # less (never more) until the next write
-        else:
-            assert implied == set(state.held)
-        parked = self.store.query(
-            lambda db: db.execute("SELECT packet_seq, body, checksum FROM parked").fetchall()
-        )
-        assert {s for s, _b, _c in parked} == set(state.parked)
-        for s, body, stored in parked:
-            assert (zlib.adler32(body) == stored) == (s not in state.changed)
-        kept = self.store.query(
-            lambda db: db.execute("SELECT seq, coalesce(last, seq), packets FROM quarantine")
-        ).fetchall()
-        assert sum(n for _s, _l, n in kept) == len(state.quarantined)
-        assert all(any(a <= s <= b for a, b, _n in kept) for s in state.quarantined)
 
 
 StoreDamageModel.TestCase.settings = settings(

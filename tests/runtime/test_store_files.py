@@ -236,7 +236,7 @@ def test_a_format_1_store_is_migrated_and_its_backlog_delivered(tmp_path: Path) 
     assert [seq for seq, _at, _body in good] == [4, 5, 9] and damaged == []
     store.close()
     with closing(sqlite3.connect(path)) as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == FORMAT_VERSION == 4
+        assert db.execute("PRAGMA user_version").fetchone()[0] == FORMAT_VERSION == 5
         sums = db.execute("SELECT seq, checksum FROM packets").fetchall()
         assert db.execute("SELECT count(*) FROM parked").fetchone()[0] == 0
     assert sums == [(n, zlib.adler32(b)) for n, b in bodies.items()]

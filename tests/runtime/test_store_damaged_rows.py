@@ -1,0 +1,215 @@
+"""A damaged batch row as the operator sees it: one quarantine entry holding exactly the packets
+the row still held, however the reads that found it were cut; one recent error naming how many
+packets went; and a row whose seq range was changed on disk is damaged like one whose body was
+(its checksum covers the columns that decide what is delivered: seq, last, sizes, body)."""
+
+from __future__ import annotations
+
+import sqlite3
+from contextlib import closing
+from pathlib import Path
+
+from schnitzel.contract.codec import encode_packet_bytes
+from schnitzel.contract.packet import StreamPacket
+from schnitzel.durable.store import DurableStore, NewRow
+from tests.runtime import plugins
+from tests.runtime.harness import graph_from, run
+from tests.runtime.test_durable import graph
+
+
+def new_rows(first: int, n: int) -> list[NewRow]:
+    """`n` packets from store seq `first` on (packet seq = store seq - 1): one batch row."""
+    return [
+        (seq, 1.0, encode_packet_bytes(StreamPacket.new("sensor", "src", seq - 1, {"n": seq})))
+        for seq in range(first, first + n)
+    ]
+
+
+def change_one_byte(path: Path, row: int) -> None:
+    """One byte of the row starting at store seq `row` changed (in the file, store closed)."""
+    with closing(sqlite3.connect(path)) as db:
+        db.execute(
+            "UPDATE packets SET body = substr(body, 1, 30) || 'X' || substr(body, 32) "
+            "WHERE seq = ?",
+            (row,),
+        )
+        db.commit()
+
+
+def quarantine_entries(path: Path) -> list[tuple[int, int, int]]:
+    """(seq, last, packets) of each quarantine entry."""
+    with closing(sqlite3.connect(path)) as db:
+        return db.execute(
+            "SELECT seq, coalesce(last, seq), packets FROM quarantine ORDER BY id"
+        ).fetchall()
+
+
+def read_all(store: DurableStore, limit: int) -> tuple[list[int], list[int]]:
+    """Seqs read good and seqs quarantined, reading `limit` packets at a time to the end."""
+    good: list[int] = []
+    damaged: list[int] = []
+    while True:
+        got, bad = store.read(limit)
+        if not got and not bad:
+            return good, damaged
+        good += [seq for seq, _at, _body in got]
+        damaged += [seq for seq, *_ in bad]
+
+
+def test_a_damaged_row_read_a_few_packets_at_a_time_is_one_quarantine_entry(
+    tmp_path: Path,
+) -> None:
+    """A read window smaller than the row found it damaged at each read and quarantined it
+    once per read, each entry with the whole body: the row's packets counted in several
+    entries. Now the first read that finds it moves every packet it still held, in one."""
+    path = tmp_path / "out.db"
+    store = DurableStore(path)
+    store.open()
+    store.commit(new_rows(1, 5), [], 0)
+    store.commit(new_rows(6, 40), [], 0)
+    store.commit(new_rows(46, 5), [], 0)
+    store.close()
+    change_one_byte(path, 6)
+    again = DurableStore(path)
+    again.open()
+    good, damaged = read_all(again, 3)
+    again.close()
+    assert good == [*range(1, 6), *range(46, 51)]
+    assert damaged == list(range(6, 46))
+    assert quarantine_entries(path) == [(6, 45, 40)]
+
+
+def test_a_damaged_row_some_packets_of_which_settled_quarantines_exactly_the_rest(
+    tmp_path: Path,
+) -> None:
+    """Packets settled out of the row before it was damaged (the `settled` table) are not
+    quarantined again: the entry counts the packets the row still held."""
+    path = tmp_path / "out.db"
+    store = DurableStore(path)
+    store.open()
+    store.commit(new_rows(1, 40), [], 0)
+    store.commit([], [(1, 4), (10, 12)], 0)
+    store.close()
+    change_one_byte(path, 1)
+    again = DurableStore(path)
+    again.open()
+    good, damaged = read_all(again, 2)
+    again.close()
+    held = [*range(5, 10), *range(13, 41)]
+    assert (good, damaged) == ([], held)
+    assert quarantine_entries(path) == [(5, 40, len(held))]
+
+
+def test_a_damaged_row_is_one_recent_error_naming_its_packets(tmp_path: Path) -> None:
+    """Each packet of a damaged row added the same recent error (up to 256 of them, pushing
+    out every other error an operator looks for): one entry per row now, with the count."""
+    path = tmp_path / "state" / "out.db"
+    store = DurableStore(path)
+    store.open()
+    store.commit(new_rows(1, 200), [], 0)
+    store.commit(new_rows(201, 10), [], 0)
+    store.close()
+    change_one_byte(path, 1)
+    inbox = "{max: 8, durable: {path: state/out.db}}"
+    report = run(graph_from(tmp_path, graph("{count: 0}", inbox=inbox)), tmp_path)
+    out = report["nodes"]["out"]
+    assert [p.seq for p in plugins.RECORDS["out"]] == list(range(200, 210))
+    assert out["dropped_by_reason"] == {"corrupt": 200}
+    assert out["durable"]["rows_quarantined"] == 200
+    errors = [e["message"] for e in out["recent_errors"]]
+    assert len(errors) == 1, errors
+    assert "row 1-200" in errors[0] and "200 packets" in errors[0]
+    assert quarantine_entries(path) == [(1, 200, 200)]
+
+
+def test_a_row_whose_seq_range_was_changed_is_quarantined_not_delivered(
+    tmp_path: Path,
+) -> None:
+    """The row's checksum covered its body and sizes, not its seq range: a row moved to
+    other seqs by hand was delivered as if they were its own (and reported lost under its
+    real ones). Its checksum covers `seq` and `last` now: it is damaged like a changed body."""
+    path = tmp_path / "out.db"
+    store = DurableStore(path)
+    store.open()
+    store.commit(new_rows(1, 10), [], 0)
+    store.commit(new_rows(11, 10), [], 0)
+    store.commit(new_rows(21, 1), [], 0)  # a one-packet row: `last` is NULL
+    store.close()
+    with closing(sqlite3.connect(path)) as db:
+        db.execute("UPDATE packets SET seq = seq + 100, last = last + 100 WHERE seq = 11")
+        db.execute("UPDATE packets SET seq = 150 WHERE seq = 21")
+        db.commit()
+    again = DurableStore(path)
+    backlog = again.open()
+    good, damaged = read_all(again, 100)
+    again.close()
+    assert backlog.lost is not None and backlog.lost.count == 11  # the ledger owed 11..21
+    assert good == list(range(1, 11))
+    assert damaged == [*range(111, 121), 150]
+    assert quarantine_entries(path) == [(111, 120, 10), (150, 150, 1)]
+
+
+def test_a_row_whose_last_seq_and_sizes_were_cut_back_is_quarantined(tmp_path: Path) -> None:
+    """`last` and `sizes` changed together (the row's last packet dropped from its range,
+    its body kept): the sizes no longer add up to the body, so the row is damaged."""
+    path = tmp_path / "out.db"
+    store = DurableStore(path)
+    store.open()
+    store.commit(new_rows(1, 10), [], 0)
+    store.close()
+    with closing(sqlite3.connect(path)) as db:
+        db.execute("UPDATE packets SET last = 9, sizes = substr(sizes, 1, 36) WHERE seq = 1")
+        db.commit()
+    again = DurableStore(path)
+    again.open()
+    good, damaged = read_all(again, 100)
+    again.close()
+    assert (good, damaged) == ([], list(range(1, 10)))
+
+
+def test_a_row_moved_onto_the_seqs_of_another_is_set_aside_at_open(tmp_path: Path) -> None:
+    """A row moved by hand so that its seq range overlaps the row before it: the store's
+    account of its file (which rows hold which seqs) assumed rows never overlap, and the
+    reads around it quarantined good packets of the other row and stopped short of the rows
+    after it. Now the open moves the overlapping row to the quarantine table, whole, before
+    anything reads it, and says so; the other rows are delivered, every packet of them."""
+    path = tmp_path / "out.db"
+    store = DurableStore(path)
+    store.open()
+    store.commit(new_rows(1, 10), [], 0)
+    store.commit(new_rows(11, 10), [], 0)
+    store.commit(new_rows(21, 10), [], 0)
+    store.commit(new_rows(31, 1), [], 0)
+    store.commit([], [(11, 13)], 0)  # settled out of the row that is then moved
+    store.close()
+    with closing(sqlite3.connect(path)) as db:
+        db.execute("UPDATE packets SET seq = 5, last = 14 WHERE seq = 11")
+        db.execute("UPDATE packets SET seq = 25 WHERE seq = 31")  # a one-packet row too
+        db.commit()
+    again = DurableStore(path)
+    backlog = again.open()
+    good, damaged = read_all(again, 4)
+    again.close()
+    assert (backlog.count, backlog.set_aside) == (20, 11)
+    assert "rows 5-14, 25-25" in backlog.set_aside_why
+    assert (good, damaged) == ([*range(1, 11), *range(21, 31)], [])
+    assert quarantine_entries(path) == [(5, 14, 10), (25, 25, 1)]
+    assert backlog.lost is not None and backlog.lost.count == 8  # not where the ledger said
+
+
+def test_a_row_set_aside_at_open_makes_the_node_degraded_and_is_said(tmp_path: Path) -> None:
+    path = tmp_path / "state" / "out.db"
+    store = DurableStore(path)
+    store.open()
+    store.commit(new_rows(1, 10), [], 0)
+    store.commit(new_rows(11, 10), [], 0)
+    store.close()
+    with closing(sqlite3.connect(path)) as db:
+        db.execute("UPDATE packets SET seq = 5, last = 14 WHERE seq = 11")
+        db.commit()
+    report = run(graph_from(tmp_path, graph("{count: 0}")), tmp_path)
+    out = report["nodes"]["out"]
+    assert [p.seq for p in plugins.RECORDS["out"]] == list(range(10))
+    assert out["durable"]["rows_quarantined"] == 10
+    assert "overlap the rows before them" in out["durable"]["last_error"]
+    assert out["health"] == "degraded" and report["status"] == "degraded"
