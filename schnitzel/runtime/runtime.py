@@ -35,7 +35,7 @@ from schnitzel.runtime.events import EventLog
 from schnitzel.runtime.held import Tickers, flush_order, holds, release
 from schnitzel.runtime.held_refs import HeldRefs
 from schnitzel.runtime.inbox import InFlight
-from schnitzel.runtime.metrics import DropReason
+from schnitzel.runtime.metrics import DropReason, message_of
 from schnitzel.runtime.node import Node
 from schnitzel.runtime.report import build_report
 from schnitzel.runtime.runners import BATCH, worker_for
@@ -376,12 +376,13 @@ class Runtime:
 
     def _node_crashed(self, node: Node, exc: BaseException) -> None:
         node.metrics.crashed_with(exc)
-        self.logger.error("node %s stopped: %s", node.id, exc, exc_info=exc)
-        self.events.add("error", f"node stopped with an error: {exc}", node.id)
-        lost = self._give_up(node, DropReason.NODE_FAILED, f"its node stopped: {exc}")
+        message = message_of(exc)
+        self.logger.error("node %s stopped: %s", node.id, message, exc_info=exc)
+        self.events.add("error", f"node stopped with an error: {message}", node.id)
+        lost = self._give_up(node, DropReason.NODE_FAILED, f"its node stopped: {message}")
         if lost:
             self.events.add("error", f"{lost} packets lost with the node", node.id)
-        self.request_stop(StopReason.ERROR, f"node {node.id!r} stopped: {exc}")
+        self.request_stop(StopReason.ERROR, f"node {node.id!r} stopped: {message}")
 
     def _give_up(self, node: Node, reason: str, why: str) -> int:
         """Give up on a node (`draining.give_up`); returns how many packets were lost."""
