@@ -722,3 +722,21 @@ class Mistaken(Transform):
             batch[-1] = "junk"  # type: ignore[call-overload]
             return batch
         return [out for p in batch if (out := self.process(p)) is not None]
+
+
+class HangsInThreadConfig(PluginConfig):
+    folder: str = Field(description="Where `delivering` is written once deliver() started.")
+    hang_s: float = Field(default=600.0, description="How long deliver() blocks its thread.")
+
+
+class HangsInThread(Sink):
+    """A blocking sink whose deliver() never returns in time (a hung device driver): it
+    writes `<folder>/delivering`, then blocks its thread for `hang_s`."""
+
+    name: ClassVar[str] = "hangs-in-thread"
+    Config: ClassVar[type[PluginConfig]] = HangsInThreadConfig
+    blocking: ClassVar[bool] = True
+
+    def deliver(self, packet: StreamPacket) -> None:
+        (Path(self.config.folder) / "delivering").touch()
+        threading.Event().wait(self.config.hang_s)
