@@ -109,7 +109,13 @@ class Runtime:
         self.held_refs = HeldRefs()
         """The blob URIs undelivered packets point at (`NodeContext.refs_held`)."""
         self.nodes = build_nodes(
-            graph, self.in_flight, self.state_dir, self.logger, self.events, self.held_refs
+            graph,
+            self.in_flight,
+            self.state_dir,
+            self.logger,
+            self.events,
+            self.held_refs,
+            self.run_id,
         )
         self.held_refs.nodes = self.nodes
         self.stores = durable_inboxes(self.nodes)
@@ -146,6 +152,7 @@ class Runtime:
             config,
             node_id,
             self.held_refs,
+            self.run_id,
         )
 
     # -- running ----------------------------------------------------------------------------
