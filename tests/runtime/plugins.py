@@ -740,3 +740,17 @@ class HangsInThread(Sink):
     def deliver(self, packet: StreamPacket) -> None:
         (Path(self.config.folder) / "delivering").touch()
         threading.Event().wait(self.config.hang_s)
+
+
+class YieldsBrokenSize(Source):
+    """A source with a bug: the payload of its packet `junk_at` cannot tell its size
+    (`nbytes` raises), so an inbox bounded in bytes cannot take it."""
+
+    name: ClassVar[str] = "yields-broken-size"
+    Config: ClassVar[type[PluginConfig]] = YieldsJunkConfig
+
+    def packets(self) -> Iterator[StreamPacket]:
+        config = self.config
+        for seq in range(config.count):
+            payload: Any = _BrokenSize() if seq == config.junk_at else {"seq": seq}
+            yield StreamPacket.new("sensor", self.context.node_id, seq, payload)

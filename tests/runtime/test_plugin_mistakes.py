@@ -7,16 +7,18 @@ inbox downstream as with a memory one."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from schnitzel import ValidatedGraph
 from tests.runtime.harness import assert_counts_add_up, graph_from, run
 
 COUNT = 20
 DURABLE = ", inbox: {durable: {path: state/out.db}}"
 
 
-def mistaken_graph(tmp_path: Path, mistake: str, sink_inbox: str) -> object:
+def mistaken_graph(tmp_path: Path, mistake: str, sink_inbox: str) -> ValidatedGraph:
     return graph_from(
         tmp_path,
         f"""
@@ -32,13 +34,12 @@ edges:
     )
 
 
-def assert_every_packet_counted(report: dict[str, object], graph: object) -> None:
+def assert_every_packet_counted(report: dict[str, Any], graph: ValidatedGraph) -> None:
     totals = report["totals"]
-    assert isinstance(totals, dict)
     accounted = totals["delivered"] + totals["dropped"] + totals["errors"] + totals["filtered"]
     assert totals["emitted"] == accounted, totals
     assert totals["in_flight"] == 0, totals
-    assert_counts_add_up(report, graph)  # type: ignore[arg-type]
+    assert_counts_add_up(report, graph)
 
 
 @pytest.mark.parametrize("sink_inbox", ["", DURABLE], ids=["memory", "durable"])
@@ -103,6 +104,26 @@ def test_outputs_a_node_counted_but_could_not_hand_on_are_dropped_where_they_wer
     report = run(graph, tmp_path)
     assert (report["status"], report["stop_reason"]) == ("error", "error")
     assert "the payload cannot tell its size" in report["stop_detail"]
+    out = report["nodes"]["out"]
+    assert out["dropped_by_reason"].get("node_failed", 0) > 0, out
+    assert_every_packet_counted(report, graph)
+
+
+def test_packets_a_source_counted_but_could_not_hand_on_are_dropped_where_they_were_going(
+    tmp_path: Path,
+) -> None:
+    graph = graph_from(
+        tmp_path,
+        """
+nodes:
+  - {id: src, kind: source, plugin: "tests.runtime.plugins:YieldsBrokenSize"}
+  - {id: out, kind: sink, plugin: "null", inbox: {max_bytes: 1000000}}
+edges:
+  - {from: src, to: out}
+""",
+    )
+    report = run(graph, tmp_path)
+    assert (report["status"], report["stop_reason"]) == ("error", "error")
     out = report["nodes"]["out"]
     assert out["dropped_by_reason"].get("node_failed", 0) > 0, out
     assert_every_packet_counted(report, graph)
