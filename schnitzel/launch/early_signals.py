@@ -46,6 +46,10 @@ class EarlySignals:
         early = cls()
         for signum in HELD:
             early._previous[signum] = signal.signal(signum, early._on_signal)
+        # not held yet, but put back as it is now by `restore` once held after the run (the
+        # event loop gives SIGINT back as `default_int_handler`, whatever it was before)
+        if (before := signal.getsignal(signal.SIGINT)) is not None:
+            early._previous[signal.SIGINT] = before
         return early
 
     def hold(self) -> None:
