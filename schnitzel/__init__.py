@@ -29,6 +29,7 @@ _EXPORTS = {
     "read_json": "schnitzel.contract.json_input",
     "weakest_profile": "schnitzel.contract.kinds",
     "CheckpointFile": "schnitzel.durable.checkpoint_file",
+    "LockFile": "schnitzel.durable.lock_file",
     "RetryOptions": "schnitzel.registry.retry_options",
     "backoff_s": "schnitzel.registry.retry_options",
     "import_extra": "schnitzel.registry.extras",
@@ -99,6 +100,7 @@ __all__ = [
     "JsonObject",
     "JsonValue",
     "KindSet",
+    "LockFile",
     "NodeContext",
     "PacketDecodeError",
     "PacketError",
@@ -158,6 +160,7 @@ if TYPE_CHECKING:
     from schnitzel.contract.packet import FrozenMeta, PayloadRef, StreamPacket
     from schnitzel.control.runtime_control import RuntimeControl
     from schnitzel.durable.checkpoint_file import CheckpointFile
+    from schnitzel.durable.lock_file import LockFile
     from schnitzel.errors import (
         BadRecord,
         ControlError,

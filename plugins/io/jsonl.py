@@ -107,7 +107,7 @@ class JsonlSource(Source):
         resume = None
         if config.resume:
             self._checkpoint = CheckpointFile.for_node(context, str(self._file_path.resolve()))
-            self._lock = CheckpointLock(self._checkpoint.path, context.node_id)
+            self._lock = CheckpointLock(self._checkpoint.path, context.node_id, context.run_id)
             self._lock.acquire()  # before reading it: another run may be writing it
         try:  # the runtime closes no plugin whose open() failed: the lock must go here
             if self._checkpoint is not None:

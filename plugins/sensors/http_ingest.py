@@ -134,7 +134,18 @@ class HttpIngest(KindFromConfig, Source):
         app = web.Application(client_max_size=config.max_body_bytes)
         app.router.add_post(config.path, self._handle)
         tls = self._tls()
-        runner = web.AppRunner(app, handle_signals=False, access_log=None)
+        # aiohttp's keep-alive timer starts when a client connects and again after each
+        # answer, and closes the connection if no whole request (its headers) came by then:
+        # the bound on a client that never finishes its headers, or idles (slowloris)
+        runner = web.AppRunner(
+            app,
+            handle_signals=False,
+            access_log=None,
+            keepalive_timeout=config.request_timeout_s,
+            # after an answer given before the whole body came (408, 413), the rest is read
+            # and discarded this long (so the client sees the answer), then the connection goes
+            lingering_time=config.request_timeout_s,
+        )
         await runner.setup()
         site = web.TCPSite(runner, config.host, config.port, ssl_context=tls)
         try:
@@ -205,10 +216,16 @@ class HttpIngest(KindFromConfig, Source):
             return _refusal(401, "a valid bearer token is required", {"WWW-Authenticate": "Bearer"})
         if self.context.stopping.is_set():
             return self._busy(503, "the runtime is stopping")
+        import asyncio
+
         try:
-            body = await request.read()
+            body = await asyncio.wait_for(request.read(), config.request_timeout_s)
         except web.HTTPRequestEntityTooLarge:
             return _refusal(413, f"the body is larger than {config.max_body_bytes} bytes")
+        except TimeoutError:
+            answer = _refusal(408, f"the body did not arrive within {config.request_timeout_s:g} s")
+            answer.force_close()  # not another request on a connection this slow
+            return answer
         try:
             records = records_of(body, request.content_type, config.max_records)
         except BodyRefused as refused:
@@ -229,8 +246,6 @@ class HttpIngest(KindFromConfig, Source):
         self._queue.extend((packet, waiting) for packet in packets)
         self.received += len(packets)
         self._arrived.set()
-        import asyncio
-
         try:
             await asyncio.wait_for(asyncio.shield(waiting.done), config.accept_timeout_s)
         except TimeoutError:

@@ -61,6 +61,18 @@ class HttpIngestConfig(PluginConfig):
         "answered 503 (the records may still arrive: send again with the same Idempotency-Key).",
     )
 
+    request_timeout_s: StrictFloat = Field(
+        default=20.0,
+        gt=0,
+        le=3600,
+        description="How long a client has to send a request's headers (counted from when "
+        "it connects, or from its previous answer on a kept-alive connection), and then again "
+        "its body. A slower client is cut off: one that never finishes its headers is "
+        "disconnected without an answer, one that never finishes its body is answered 408. "
+        "An idle kept-alive connection is closed after this long too, so a slowloris client "
+        "holds a connection (a file descriptor) no longer than this.",
+    )
+
     @model_validator(mode="after")
     def _cert_and_key(self) -> HttpIngestConfig:
         if (self.tls_cert is None) != (self.tls_key is None):

@@ -8,16 +8,21 @@ store locked. The store file itself is flock()ed too, so deleting the side file 
 a second run in (flock is independent of SQLite's own POSIX record locks on Linux; fcntl or
 lockf on the store file would not be: closing such a descriptor drops SQLite's locks).
 A hard link, another name for the same file that no path resolution reveals, gets its own
-side file but not its own flock on the store file: it is refused too.
+side file but not its own flock on the store file: it is refused too. A child forked without
+exec does not keep either lock (schnitzel/durable/lock_file.py).
 """
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import os
 from pathlib import Path
 
+from schnitzel.durable.lock_file import (
+    LockFile,
+    close_in_forked_children,
+    forget_in_forked_children,
+)
 from schnitzel.errors import RuntimeStartError
 
 __all__ = ["StoreLock", "real_path"]
@@ -35,42 +40,35 @@ class StoreLock:
         self.path = real.with_name(real.name + ".lock")
         self.shown = shown
         """The store's path as the graph gave it, for messages."""
-        self._fd: int | None = None
+        self._lock = LockFile(self.path)
         self._store = real
         self._store_fd: int | None = None
 
     def acquire(self) -> None:
         """Take the lock, or raise RuntimeStartError naming the holder's pid."""
         try:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+            taken = self._lock.try_lock()
         except OSError as exc:
             raise RuntimeStartError(
                 f"cannot create the lock file {str(self.path)!r} of durable store "
                 f"{str(self.shown)!r}: {exc}; the store's directory must be writable by this "
                 "user (fix its permissions or choose another `inbox.durable.path`)"
             ) from exc
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = _read_pid(fd)
-            os.close(fd)
+        if not taken:
+            holder = self._lock.holder
             if holder == os.getpid():  # two inboxes of one graph reach one store file
                 raise RuntimeStartError(
                     f"durable store {str(self.shown)!r} is already in use by this run (this "
                     f"process, pid {holder}, holds {str(self.path)!r}): another durable inbox "
                     "names the same file through another path (a symbolic or hard link); give "
                     "each durable inbox its own `inbox.durable.path`"
-                ) from None
+                )
             who = f"pid {holder}" if holder else "another process"
             raise RuntimeStartError(
                 f"durable store {str(self.shown)!r} is in use by another running schnitzel "
                 f"({who} holds {str(self.path)!r}); stop that run, or give this graph its own "
                 "`inbox.durable.path`"
-            ) from None
-        with contextlib.suppress(OSError):  # the pid is only for the message above
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        self._fd = fd
+            )
         try:
             self.lock_store_file()
         except BaseException:
@@ -99,26 +97,18 @@ class StoreLock:
                 "graph its own `inbox.durable.path`"
             ) from None
         self._store_fd = fd
+        close_in_forked_children(fd)
 
     def _unlock_store_file(self) -> None:
         if self._store_fd is not None:
+            forget_in_forked_children(self._store_fd)
             os.close(self._store_fd)
             self._store_fd = None
 
     def release(self) -> None:
         """Drop both locks; call only after SQLite's connection to the store is closed."""
         self._unlock_store_file()
-        if self._fd is not None:
-            os.close(self._fd)  # closing the descriptor releases the lock
-            self._fd = None
-
-
-def _read_pid(fd: int) -> int | None:
-    try:
-        text = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
-    except OSError:
-        return None
-    return int(text) if text.isdigit() else None
+        self._lock.release()
 
 
 def _flock_holder(fd: int) -> int | None:

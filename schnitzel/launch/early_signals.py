@@ -1,4 +1,5 @@
-"""Signals that reach `schnitzel run` while it starts, before its event loop takes them over.
+"""Signals that reach `schnitzel run` while it starts, before its event loop takes them over,
+and after the run, once the loop gave them back.
 
 Reading the graph, validating it and building the runtime take a second or more on a small
 box. Without a handler of its own in that time, a SIGTERM (a service manager's stop) killed
@@ -18,7 +19,12 @@ from typing import Any
 __all__ = ["EarlySignals"]
 
 HELD = (signal.SIGTERM, signal.SIGHUP)
-"""SIGINT is not held: Ctrl-C before the run started ends the command at once (130)."""
+"""SIGINT is not held while starting: Ctrl-C before the run started ends the command at once
+(130)."""
+HELD_AFTER_RUN = (*HELD, signal.SIGINT)
+"""After the run SIGINT is held too: a KeyboardInterrupt then (the report being written, the
+grace given plugin threads) left through the interpreter's exit, which waits for every
+thread, and a plugin's hung thread held the command for ever."""
 
 
 class EarlySignals:
@@ -40,14 +46,19 @@ class EarlySignals:
         early = cls()
         for signum in HELD:
             early._previous[signum] = signal.signal(signum, early._on_signal)
+        # not held yet, but put back as it is now by `restore` once held after the run (the
+        # event loop gives SIGINT back as `default_int_handler`, whatever it was before)
+        if (before := signal.getsignal(signal.SIGINT)) is not None:
+            early._previous[signal.SIGINT] = before
         return early
 
     def hold(self) -> None:
         """Hold again once the event loop's handlers are gone (the run returned; its loop is
         closed and its report written after): a SIGHUP or SIGTERM then met the default
-        action and killed the process before its report."""
+        action and killed the process before its report, and a SIGINT could hang its exit
+        (HELD_AFTER_RUN). The command exits on its own in a moment."""
         self._run_over = True
-        for signum in HELD:
+        for signum in HELD_AFTER_RUN:
             self._previous.setdefault(signum, signal.signal(signum, self._on_signal))
 
     def take(self) -> list[int]:

@@ -150,6 +150,11 @@ class NodeContext:
     """What `report_trouble` recorded; the runtime reads it (registry/trouble.py)."""
     held_refs: Callable[[], frozenset[str]] = field(default=_no_refs, repr=False, compare=False)
     """The runtime's answer to `refs_held()`."""
+    run_id: str = ""
+    """The run (one `Runtime`) the node belongs to: the same for every node of it and for a
+    plugin swapped or reloaded in, another for another `Runtime` in the same process. Key
+    what a run may share between its plugins on it (a lock a swapped-in plugin takes while
+    the old one still holds it)."""
 
     def resolve(self, path: str) -> Path:
         """A path from the node's config, resolved against the graph file's directory."""

@@ -28,12 +28,21 @@ def build_nodes(
     logger: logging.Logger,
     events: EventLog,
     held_refs: HeldRefs | None = None,
+    run_id: str = "",
 ) -> dict[str, Node]:
     """Every node of `graph`, started nowhere yet, its outputs and dead letters connected."""
     nodes: dict[str, Node] = {}
     for node_id, resolved in graph.nodes.items():
         plugin = instantiate(
-            graph, state_dir, logger, events, resolved.plugin, resolved.config, node_id, held_refs
+            graph,
+            state_dir,
+            logger,
+            events,
+            resolved.plugin,
+            resolved.config,
+            node_id,
+            held_refs,
+            run_id,
         )
         inbox = (
             None if resolved.spec.kind == "source" else _inbox(graph, node_id, in_flight, events)
@@ -91,6 +100,7 @@ def instantiate(
     config: Any,
     node_id: str,
     held_refs: HeldRefs | None = None,
+    run_id: str = "",
 ) -> Plugin:
     """An instance of `cls` for node `node_id` of `graph`, with its `NodeContext`."""
     base = Source if issubclass(cls, Source) else Sink if issubclass(cls, Sink) else Processor
@@ -113,6 +123,7 @@ def instantiate(
         max_concurrency=max(spec.concurrency, top),
         event=lambda level, message: events.add(level, message, node_id),
         held_refs=(held_refs or HeldRefs()).now,
+        run_id=run_id,
     )
     try:
         return cls(config, context)

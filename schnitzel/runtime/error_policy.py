@@ -11,6 +11,7 @@ from typing import Any
 from schnitzel.contract.packet import StreamPacket
 from schnitzel.errors import BadRecord
 from schnitzel.runtime.events import EventLog
+from schnitzel.runtime.metrics import message_of
 from schnitzel.runtime.node import Node
 from schnitzel.runtime.processing import Failure
 from schnitzel.runtime.stop_reason import StopReason
@@ -43,7 +44,8 @@ class ErrorPolicy:
         elif policy == "stop":
             packet, exc = failures[0]
             self._request_stop(
-                StopReason.ERROR, f"node {node.id!r} failed on packet {packet.packet_id}: {exc}"
+                StopReason.ERROR,
+                f"node {node.id!r} failed on packet {packet.packet_id}: {message_of(exc)}",
             )
 
     async def bad_records(self, node: Node, records: list[BadRecord]) -> bool:
@@ -63,9 +65,9 @@ class ErrorPolicy:
     async def source_failed(self, node: Node, exc: Exception) -> None:
         """A source's iterator raised: the source ends; `on_error: stop` stops the graph."""
         self._record_error(node, None, exc)
-        self._events.add("error", f"source ended with an error: {exc}", node.id)
+        self._events.add("error", f"source ended with an error: {message_of(exc)}", node.id)
         if node.resolved.spec.on_error == "stop":
-            self._request_stop(StopReason.ERROR, f"source {node.id!r} failed: {exc}")
+            self._request_stop(StopReason.ERROR, f"source {node.id!r} failed: {message_of(exc)}")
 
     def _record_error(self, node: Node, packet_id: str | None, exc: Exception) -> None:
         record = node.metrics.error(packet_id, exc)
@@ -94,5 +96,5 @@ def _bad_record_letter(node_id: str, record: BadRecord) -> StreamPacket:
 
 
 def _dead_letter(node_id: str, packet: StreamPacket, exc: Exception) -> StreamPacket:
-    error = {"node": node_id, "error": type(exc).__name__, "message": str(exc) or repr(exc)}
+    error = {"node": node_id, "error": type(exc).__name__, "message": message_of(exc)}
     return packet.evolve(meta={**packet.meta, "error": error})

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from schnitzel.runtime.histogram import Histogram
 
-__all__ = ["DropReason", "ErrorRecord", "NodeMetrics", "RateSample", "RateWindow"]
+__all__ = ["DropReason", "ErrorRecord", "NodeMetrics", "RateSample", "RateWindow", "message_of"]
 
 RECENT_ERRORS = 20
 """Errors kept per node for the console and the report (newest last)."""
@@ -40,6 +40,16 @@ class DropReason:
     """A parked packet an operator dropped (`schnitzel ctl drop-parked`)."""
     PARKED_OVERFLOW = "parked_overflow"
     """The oldest parked packet, dropped when parking went over `max_parked(_bytes)`."""
+
+
+def message_of(exc: BaseException) -> str:
+    """`str(exc)` (its repr when empty), for a report, an event or a dead letter. A plugin's
+    exception whose `__str__` raises must not take the error handling down with it: it is
+    named instead."""
+    try:
+        return str(exc) or repr(exc)
+    except Exception as broken:
+        return f"<{type(exc).__name__}: str() raised {type(broken).__name__}>"
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,7 +168,7 @@ class NodeMetrics:
 
     def crashed_with(self, exc: BaseException) -> None:
         """The node's task ended with `exc`."""
-        self.crashed = f"{type(exc).__name__}: {exc}"
+        self.crashed = f"{type(exc).__name__}: {message_of(exc)}"
 
     @property
     def dropped_total(self) -> int:
@@ -173,7 +183,7 @@ class NodeMetrics:
     def note(self, packet_id: str | None, exc: BaseException) -> ErrorRecord:
         """Keep `exc` among the recent errors without counting it as a failed packet (a
         drop counted by its reason, a store that could not be written)."""
-        record = ErrorRecord(time.time(), packet_id, type(exc).__name__, str(exc) or repr(exc))
+        record = ErrorRecord(time.time(), packet_id, type(exc).__name__, message_of(exc))
         self.recent_errors.append(record)
         return record
 

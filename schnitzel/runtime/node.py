@@ -152,7 +152,11 @@ class Node:
             port = next(iter(targets.values()))
             if len(port) == 1:  # the commonest: one edge out
                 only = port[0]
-                await only.inbox.put(packets, only.force)
+                try:
+                    await only.inbox.put(packets, only.force)
+                except Exception:  # see below
+                    only.inbox.metrics.refused(DropReason.NODE_FAILED, len(packets))
+                    raise
                 return
             sends = [(target, packets) for target in port]
         else:
@@ -168,8 +172,13 @@ class Node:
             try:
                 await target.inbox.put(batch, target.force)
             except asyncio.CancelledError:  # a forced stop: count what the rest never got
-                for unsent_to, unsent in sends[index + 1 :]:
-                    unsent_to.inbox.metrics.refused(DropReason.SHUTDOWN, len(unsent))
+                _refused(sends[index + 1 :], DropReason.SHUTDOWN)
+                raise
+            except Exception:
+                # A put that raises (a plugin's packet an inbox cannot size or encode) took
+                # nothing, and this node stops. Its outputs were counted as passed on: count
+                # them as dropped where they were going, so every edge still adds up.
+                _refused(sends[index:], DropReason.NODE_FAILED)
                 raise
 
     def downstream_closed(self) -> bool:
@@ -189,3 +198,9 @@ class Node:
         for item in bad:
             error = ValueError(f"routed to unknown port {item.port!r}; ports: {known}")
             outcome.failures.append((item.packet, error))
+
+
+def _refused(sends: list[tuple[Target, list[StreamPacket]]], reason: str) -> None:
+    """Count packets that never reached the inboxes they were sent to as dropped there."""
+    for target, batch in sends:
+        target.inbox.metrics.refused(reason, len(batch))

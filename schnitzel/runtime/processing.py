@@ -92,7 +92,7 @@ def add_result(outcome: Outcome, packet: StreamPacket, result: Any) -> None:
     else:
         try:
             items = checked_outputs(result)
-        except TypeError as exc:
+        except Exception as exc:  # not the contract, or an iterable that raised midway
             outcome.failures.append((packet, exc))
             return
         if not items:
@@ -105,14 +105,28 @@ def checked_outputs(result: Any) -> list[Any]:
     """What a `process` call returned besides a packet or None: a Routed packet or an iterable
     of packets. Anything else is the plugin's mistake, reported on the input packet."""
     if result.__class__ is Routed:
+        _check_routed(result)
         return [result]
     if isinstance(result, str | bytes | dict) or not hasattr(result, "__iter__"):
         raise TypeError(_BAD_RETURN.format(type(result).__name__))
     items = list(result)
     for item in items:
-        if item.__class__ is not StreamPacket and item.__class__ is not Routed:
+        if item.__class__ is Routed:
+            _check_routed(item)
+        elif item.__class__ is not StreamPacket:
             raise TypeError(_BAD_RETURN.format(f"an iterable holding {type(item).__name__}"))
     return items
+
+
+def _check_routed(routed: Routed) -> None:
+    """A Routed must name its port with a str and hold a packet: anything else would fail
+    only where it is sent (a dict in a durable inbox), after the node counted it as passed on."""
+    if routed.port.__class__ is not str:
+        raise TypeError(
+            _BAD_RETURN.format(f"a Routed to port of type {type(routed.port).__name__}")
+        )
+    if routed.packet.__class__ is not StreamPacket:
+        raise TypeError(_BAD_RETURN.format(f"a Routed holding {type(routed.packet).__name__}"))
 
 
 _BAD_RETURN = (
@@ -141,20 +155,34 @@ def run_batch_method(plugin: Processor | Sink, batch: list[StreamPacket]) -> Out
         except Exception:
             return deliver_each(plugin.deliver, batch)
         return Outcome()
+    given = batch.copy()  # the plugin may change the list it is given: keep the inputs
     try:
-        outputs = plugin.process_batch(batch)
+        outputs = plugin.process_batch(given)
     except Exception:
         return process_each(plugin.process, batch)
-    if outputs is not batch and (  # the batch itself came from an inbox: already checked
+    # The inputs came from an inbox, already checked: returned unchanged they are trusted;
+    # anything else is checked.
+    if not (outputs is given and _unchanged(given, batch)) and (
         type(outputs) is not list or not all(p.__class__ is StreamPacket for p in outputs)
     ):
-        # not the contract (a generator, a tuple, Routed or None items): one by one through
-        # process(), so a bad item fails on this node instead of on the next
+        # not the contract (a generator, a tuple, Routed or None items, junk put into the
+        # given list): one by one through process(), so a bad item fails on this node
+        # instead of on the next
         return process_each(plugin.process, batch)
     outcome = Outcome()
     outcome.outputs = outputs
     outcome.filtered = max(len(batch) - len(outputs), 0)
     return outcome
+
+
+def _unchanged(given: list[StreamPacket], batch: list[StreamPacket]) -> bool:
+    """Whether `given` still holds exactly `batch`'s packets: a list comparison, in C, that
+    short-cuts on identity (a few ns a packet). A packet replaced by another is compared
+    field by field, which may raise (a numpy payload): then it changed."""
+    try:
+        return given == batch
+    except Exception:
+        return False
 
 
 BatchCall = Callable[[list[StreamPacket]], Coroutine[Any, Any, Outcome]]

@@ -21,7 +21,7 @@ from typing import Any, NamedTuple
 from schnitzel.contract.packet import StreamPacket
 from schnitzel.errors import BadRecord
 from schnitzel.runtime.inbox_protocol import Batch
-from schnitzel.runtime.metrics import DropReason
+from schnitzel.runtime.metrics import DropReason, message_of
 from schnitzel.runtime.node import Node
 from schnitzel.runtime.processing import Outcome
 from schnitzel.runtime.stop_reason import StopReason
@@ -229,7 +229,7 @@ def _settle_durable(
     kept = [p for p, _ in outcome.failures] if keep_failed else None
     parked = None
     if outcome.failures and node.resolved.spec.on_error == "park":
-        parked = [(p, f"{type(exc).__name__}: {exc}") for p, exc in outcome.failures]
+        parked = [(p, f"{type(exc).__name__}: {message_of(exc)}") for p, exc in outcome.failures]
     taken.settle(kept, runtime.checkpoints.trail(node), parked)
     node.batch = None
     return True

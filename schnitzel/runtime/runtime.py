@@ -35,7 +35,7 @@ from schnitzel.runtime.events import EventLog
 from schnitzel.runtime.held import Tickers, flush_order, holds, release
 from schnitzel.runtime.held_refs import HeldRefs
 from schnitzel.runtime.inbox import InFlight
-from schnitzel.runtime.metrics import DropReason
+from schnitzel.runtime.metrics import DropReason, message_of
 from schnitzel.runtime.node import Node
 from schnitzel.runtime.report import build_report
 from schnitzel.runtime.runners import BATCH, worker_for
@@ -109,7 +109,13 @@ class Runtime:
         self.held_refs = HeldRefs()
         """The blob URIs undelivered packets point at (`NodeContext.refs_held`)."""
         self.nodes = build_nodes(
-            graph, self.in_flight, self.state_dir, self.logger, self.events, self.held_refs
+            graph,
+            self.in_flight,
+            self.state_dir,
+            self.logger,
+            self.events,
+            self.held_refs,
+            self.run_id,
         )
         self.held_refs.nodes = self.nodes
         self.stores = durable_inboxes(self.nodes)
@@ -146,6 +152,7 @@ class Runtime:
             config,
             node_id,
             self.held_refs,
+            self.run_id,
         )
 
     # -- running ----------------------------------------------------------------------------
@@ -376,12 +383,13 @@ class Runtime:
 
     def _node_crashed(self, node: Node, exc: BaseException) -> None:
         node.metrics.crashed_with(exc)
-        self.logger.error("node %s stopped: %s", node.id, exc, exc_info=exc)
-        self.events.add("error", f"node stopped with an error: {exc}", node.id)
-        lost = self._give_up(node, DropReason.NODE_FAILED, f"its node stopped: {exc}")
+        message = message_of(exc)
+        self.logger.error("node %s stopped: %s", node.id, message, exc_info=exc)
+        self.events.add("error", f"node stopped with an error: {message}", node.id)
+        lost = self._give_up(node, DropReason.NODE_FAILED, f"its node stopped: {message}")
         if lost:
             self.events.add("error", f"{lost} packets lost with the node", node.id)
-        self.request_stop(StopReason.ERROR, f"node {node.id!r} stopped: {exc}")
+        self.request_stop(StopReason.ERROR, f"node {node.id!r} stopped: {message}")
 
     def _give_up(self, node: Node, reason: str, why: str) -> int:
         """Give up on a node (`draining.give_up`); returns how many packets were lost."""

@@ -655,3 +655,102 @@ class YieldsJunk(Source):
 async def _aiter(items: list[Any]) -> AsyncIterator[Any]:
     for item in items:
         yield item
+
+
+class MistakeConfig(PluginConfig):
+    mistake: str = Field(
+        description="What the plugin gets wrong on packet seq 3: `routed_junk` (a Routed "
+        "holding a dict), `routed_unhashable` (a Routed to a list), `broken_iterable` (an "
+        "iterable that raises), `unprintable` (raises an exception whose str() raises), "
+        "`batch_grown` (process_batch appends a string to its input and returns it), "
+        "`batch_filtered_in_place` (no mistake: process_batch keeps the odd seqs "
+        "in the list it is given and returns it), `batch_junk` (process_batch puts a "
+        "string in its input's place and returns it), "
+        "`broken_size` (a payload whose `nbytes` raises: an inbox bounded in bytes cannot "
+        "take it)"
+    )
+
+
+class _Unprintable(Exception):
+    def __str__(self) -> str:
+        raise RuntimeError("this exception cannot be printed")
+
+
+class _BrokenSize:
+    @property
+    def nbytes(self) -> int:
+        raise RuntimeError("the payload cannot tell its size")
+
+
+def _breaks_midway(packet: StreamPacket) -> Iterator[StreamPacket]:
+    yield packet
+    raise ValueError("the plugin's iterable broke")
+
+
+class Mistaken(Transform):
+    """A transform with one bug, chosen by `mistake`, in an unusual place (see MistakeConfig);
+    every other packet passes."""
+
+    name: ClassVar[str] = "mistaken"
+    Config: ClassVar[type[PluginConfig]] = MistakeConfig
+
+    def process(self, packet: StreamPacket) -> Any:
+        if packet.seq != 3:
+            return packet
+        mistake = self.config.mistake
+        if mistake == "routed_junk":
+            return Routed("out", {"not": "a packet"})  # type: ignore[arg-type]
+        if mistake == "routed_unhashable":
+            return Routed(["out"], packet)  # type: ignore[arg-type]
+        if mistake == "broken_iterable":
+            return _breaks_midway(packet)
+        if mistake == "unprintable":
+            raise _Unprintable()
+        if mistake == "broken_size":
+            return packet.evolve(payload=_BrokenSize())
+        return packet
+
+    def process_batch(self, batch: list[StreamPacket]) -> list[StreamPacket]:
+        mistake = self.config.mistake
+        if mistake == "batch_grown":
+            batch.append("junk")  # type: ignore[arg-type]
+            return batch
+        if mistake == "batch_filtered_in_place":  # not a mistake: odd seqs only
+            batch[:] = [p for p in batch if p.seq % 2]
+            return batch
+        if mistake == "batch_junk":
+            batch[-1] = "junk"  # type: ignore[call-overload]
+            return batch
+        return [out for p in batch if (out := self.process(p)) is not None]
+
+
+class HangsInThreadConfig(PluginConfig):
+    folder: str = Field(description="Where `delivering` is written once deliver() started.")
+    hang_s: float = Field(default=600.0, description="How long deliver() blocks its thread.")
+
+
+class HangsInThread(Sink):
+    """A blocking sink whose deliver() never returns in time (a hung device driver): it
+    writes `<folder>/delivering`, then blocks its thread for `hang_s`."""
+
+    name: ClassVar[str] = "hangs-in-thread"
+    Config: ClassVar[type[PluginConfig]] = HangsInThreadConfig
+    blocking: ClassVar[bool] = True
+
+    def deliver(self, packet: StreamPacket) -> None:
+        (Path(self.config.folder) / "delivering").touch()
+        threading.Event().wait(self.config.hang_s)
+
+
+class YieldsBrokenSize(Source):
+    """A source with a bug: the payload of its packet `junk_at` cannot tell its size
+    (`nbytes` raises), so an inbox bounded in bytes cannot take it."""
+
+    name: ClassVar[str] = "yields-broken-size"
+    Config: ClassVar[type[PluginConfig]] = YieldsJunkConfig
+
+    def packets(self) -> Iterator[StreamPacket]:
+        config = self.config
+        for seq in range(config.count):
+            payload: Any = _BrokenSize() if seq == config.junk_at else {"seq": seq}
+            yield StreamPacket.new("sensor", self.context.node_id, seq, payload)

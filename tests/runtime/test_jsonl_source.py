@@ -461,9 +461,10 @@ def test_a_lock_file_removed_while_a_source_takes_it_is_made_again(
     lock file there, would run beside it. The source finds it gone and makes it again."""
     import fcntl
 
+    from schnitzel.durable import lock_file
     from schnitzel_plugins.io import checkpoint_lock
 
-    lock = checkpoint_lock.CheckpointLock(tmp_path / "cp.json", "src")
+    lock = checkpoint_lock.CheckpointLock(tmp_path / "cp.json", "src", "run")
     real_flock = fcntl.flock
     calls = []
 
@@ -473,7 +474,7 @@ def test_a_lock_file_removed_while_a_source_takes_it_is_made_again(
         calls.append(operation)
         real_flock(fd, operation)
 
-    monkeypatch.setattr(checkpoint_lock.fcntl, "flock", prune_in_between)
+    monkeypatch.setattr(lock_file.fcntl, "flock", prune_in_between)
     lock.acquire()
     monkeypatch.undo()
     try:

@@ -332,3 +332,57 @@ def test_a_second_run_sharing_a_jsonl_sources_checkpoint_is_refused_naming_the_f
         _, stderr = first.communicate(timeout=60)
     assert first.returncode == 0, stderr
     assert len(written.read_text().splitlines()) == 10
+
+
+HUNG_THREAD = """
+nodes:
+  - {id: src, kind: source, plugin: synthetic, config: {count: 3}}
+  - {id: out, kind: sink, plugin: "tests.runtime.plugins:HangsInThread",
+     config: {folder: "FOLDER"}}
+edges:
+  - {from: src, to: out}
+"""
+
+
+def test_ctrl_c_after_a_run_whose_plugin_thread_hangs_does_not_hang_the_exit(
+    tmp_path: Path,
+) -> None:
+    """Ctrl-C drains; the drain gives up on the hung call and the run ends; more Ctrl-C
+    while the report is written and in the grace the command gives plugin threads met the
+    default SIGINT action (KeyboardInterrupt): the command then left through the
+    interpreter's exit, which waits for every thread, the hung one too. Now they are held
+    like SIGTERM and the command exits through its grace, as without them."""
+    graph = write_graph(tmp_path, HUNG_THREAD.replace("FOLDER", str(tmp_path)))
+    report_path = tmp_path / "report.json"
+    process = subprocess.Popen(
+        [
+            *SCHNITZEL,
+            "run",
+            str(graph),
+            "--drain-timeout",
+            "0.5",
+            "--report-json",
+            str(report_path),
+        ],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        _wait_for((tmp_path / "delivering").exists)
+        process.send_signal(signal.SIGINT)
+        _wait_for(report_path.exists)
+        deadline = time.monotonic() + 60  # only against a hang
+        while process.poll() is None and time.monotonic() < deadline:
+            process.send_signal(signal.SIGINT)
+            time.sleep(0.02)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        _, stderr = process.communicate(timeout=60)
+    report = json.loads(report_path.read_text())
+    assert report["stop_reason"] == "signal", report
+    assert process.returncode == exit_code(report["status"], False), stderr
+    assert "a plugin call is still running in a thread; exiting without it" in stderr
+    assert "Traceback" not in stderr

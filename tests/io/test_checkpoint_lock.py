@@ -1,0 +1,129 @@
+"""The locks that keep one checkpoint (a `jsonl` source's) and one durable store to one run:
+a child forked without exec does not keep them once its parent is gone, and a second
+`Runtime` in the same process is refused like a second process (a swap within one run still
+shares the lock: tests/runtime/test_swap.py, tests/control/test_reload.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from schnitzel import Runtime, RuntimeStartError
+from schnitzel.durable.lock import StoreLock
+from schnitzel_plugins.io.checkpoint_lock import CheckpointInUse, CheckpointLock
+from tests.conftest import REPO
+from tests.runtime.harness import graph_from
+
+GUARD_S = 60.0
+
+FORKS_AND_DIES = """
+import os, sys
+from pathlib import Path
+{take}
+if os.fork() == 0:  # a worker forked without exec (multiprocessing's fork): it outlives its parent
+    print(os.getpid(), flush=True)  # after the fork handlers ran in it
+    os.read(0, 1)
+    os._exit(0)
+os._exit(0)  # the parent dies holding the lock, as a kill -9 would leave it
+"""
+
+TAKE = {
+    "checkpoint": (
+        "from schnitzel_plugins.io.checkpoint_lock import CheckpointLock\n"
+        "CheckpointLock(Path(sys.argv[1]), 'src', 'run-a').acquire()"
+    ),
+    "store": (
+        "from schnitzel.durable.lock import StoreLock\n"
+        "StoreLock(Path(sys.argv[1]), Path(sys.argv[1])).acquire()"
+    ),
+}
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("which", sorted(TAKE))
+def test_a_child_forked_without_exec_does_not_keep_the_lock_of_its_dead_parent(
+    tmp_path: Path, which: str
+) -> None:
+    """Such a child kept the lock: every later run was refused, naming the dead parent."""
+    target = tmp_path / ("cp.json" if which == "checkpoint" else "out.db")
+    parent = subprocess.Popen(
+        [sys.executable, "-c", FORKS_AND_DIES.format(take=TAKE[which]), str(target)],
+        cwd=REPO,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert parent.stdout is not None and parent.stdin is not None
+    child = int(parent.stdout.readline())
+    try:
+        assert parent.wait(GUARD_S) == 0
+        assert _alive(child)  # the forked child still runs, as the next run starts
+        if which == "checkpoint":
+            lock = CheckpointLock(target, "src", "run-b")
+            lock.acquire()
+            lock.release()
+        else:
+            store = StoreLock(target, target)
+            store.acquire()
+            store.release()
+    finally:
+        parent.stdin.close()  # the child's read ends: it exits
+        deadline = time.monotonic() + GUARD_S
+        while _alive(child) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        if _alive(child):
+            os.kill(child, signal.SIGKILL)
+
+
+FOLLOWED = """
+nodes:
+  - {id: src, kind: source, plugin: jsonl, config: {path: in.jsonl, follow: true,
+     poll_interval_s: 0.05}}
+  - {id: out, kind: sink, plugin: "null"}
+edges:
+  - {from: src, to: out}
+"""
+
+
+def test_a_second_runtime_in_the_same_process_sharing_the_checkpoint_is_refused(
+    tmp_path: Path,
+) -> None:
+    """Two `Runtime`s of one graph and one state dir in one process shared the lock (it is
+    shared within a run, for swaps) and both read the file and wrote the one checkpoint."""
+    (tmp_path / "in.jsonl").write_text('{"n": 1}\n')
+    graph = graph_from(tmp_path, FOLLOWED)
+
+    async def scenario() -> None:
+        first = Runtime(graph, state_dir=tmp_path / "state")
+        running = asyncio.create_task(first.run())
+        try:
+            deadline = time.monotonic() + GUARD_S
+            while first.nodes["src"].metrics.emitted < 1:
+                assert time.monotonic() < deadline, "the first run never read its line"
+                await asyncio.sleep(0.01)
+            second = Runtime(graph, state_dir=tmp_path / "state")
+            with pytest.raises(RuntimeStartError, match="another runtime in this process") as e:
+                await asyncio.wait_for(second.run(), GUARD_S)
+            assert isinstance(e.value.__cause__, CheckpointInUse)
+        finally:
+            first.request_stop("signal")
+            await asyncio.wait_for(running, GUARD_S)
+        third = Runtime(graph, state_dir=tmp_path / "state")  # once the first is over: free
+        report = await asyncio.wait_for(third.run(duration_s=0.1), GUARD_S)
+        assert report["stop_reason"] == "duration", report["stop_detail"]
+
+    asyncio.run(scenario())

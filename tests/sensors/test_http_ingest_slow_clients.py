@@ -1,0 +1,102 @@
+"""`http_ingest` against slow clients (slowloris): a client that never finishes its headers
+or its body is cut off after `request_timeout_s`, while an honest client still gets its 202
+and nothing accepted is lost. Real sockets against the real server in a real runtime."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import time
+from pathlib import Path
+
+import httpx
+
+from schnitzel import Runtime
+from schnitzel_plugins.sensors.http_ingest import HttpIngest
+from tests.runtime import plugins
+from tests.sensors.test_http_ingest import GUARD_S, free_port, ingest_graph, steer
+
+HEADER_ATTACKERS = 40
+BODY_ATTACKERS = 5
+
+
+async def _connect(port: int, first: bytes) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(first)
+    await writer.drain()
+    return reader, writer
+
+
+async def _until_cut_off(reader: asyncio.StreamReader) -> bytes:
+    """Everything the server sent until it closed the connection (guarded against a hang)."""
+    received = b""
+    deadline = time.monotonic() + GUARD_S
+    with contextlib.suppress(ConnectionError):  # a reset is a close too
+        while chunk := await asyncio.wait_for(reader.read(65536), deadline - time.monotonic()):
+            received += chunk
+    return received
+
+
+async def _trickle(writer: asyncio.StreamWriter, reader: asyncio.StreamReader) -> None:
+    """Slowloris proper: one more header line now and then, never the blank line, until the
+    server closes the connection."""
+    for n in itertools.count():
+        try:
+            writer.write(f"X-Slow-{n}: still here\r\n".encode())
+            await writer.drain()
+            # waits for the server between lines: a close (b"") ends the loop at once
+            await asyncio.wait_for(reader.read(65536), 0.1)
+        except TimeoutError:
+            continue  # still open: the next line
+        except ConnectionError:
+            return  # closed while writing: cut off
+        await _until_cut_off(reader)
+        return
+
+
+def test_slow_clients_are_cut_off_while_an_honest_client_gets_its_202(tmp_path: Path) -> None:
+    port = free_port()
+    graph = ingest_graph(tmp_path, port, "Recorder", source_extra=", request_timeout_s: 0.5")
+    head = f"POST /ingest HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n".encode()
+    partial_body = (
+        head + b"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n" + b'{"t": 1'
+    )
+
+    async def steps(runtime: Runtime, plugin: HttpIngest) -> None:
+        headers = [await _connect(port, head) for _ in range(HEADER_ATTACKERS)]
+        bodies = [await _connect(port, partial_body) for _ in range(BODY_ATTACKERS)]
+        trickler = await _connect(port, head)
+        trickling = asyncio.create_task(_trickle(trickler[1], trickler[0]))
+        async with httpx.AsyncClient(timeout=GUARD_S) as client:
+            answer = await client.post(f"http://127.0.0.1:{port}/ingest", json={"t": 21.5})
+        assert answer.status_code == 202, answer.text
+        for reader, _writer in headers:
+            assert await _until_cut_off(reader) == b""  # closed without an answer
+        for reader, _writer in bodies:
+            assert b" 408 " in (await _until_cut_off(reader)).split(b"\r\n")[0]
+        await asyncio.wait_for(trickling, GUARD_S)
+        for _reader, writer in (*headers, *bodies, trickler):
+            writer.close()
+
+    report = steer(graph, tmp_path, steps)
+    assert [p.payload for p in plugins.RECORDS["out"]] == [{"t": 21.5}]
+    assert report["totals"]["delivered"] == 1
+    answers = report["nodes"]["src"]["plugin_stats"]["answers"]
+    assert answers == {"202": 1, "408": BODY_ATTACKERS}, answers
+
+
+def test_a_bad_request_timeout_is_a_validation_problem_naming_it(tmp_path: Path) -> None:
+    from schnitzel.validate.validator import validate_text
+
+    for bad in ("0", "-1", "7200", "soon"):
+        text = f"""version: 2
+nodes:
+  - {{id: src, kind: source, plugin: http_ingest, config: {{request_timeout_s: {bad}}}}}
+  - {{id: out, kind: sink, plugin: "null"}}
+edges:
+  - {{from: src, to: out}}
+"""
+        result = validate_text(text, source="graph.yaml")
+        messages = " ".join(p.render() for p in result.report.problems)
+        assert "request_timeout_s" in messages, (bad, messages)
