@@ -6,11 +6,12 @@ import re
 
 __all__ = ["PLUGIN_API_VERSION", "api_compatible", "parse_version"]
 
-PLUGIN_API_VERSION = "1.2"
+PLUGIN_API_VERSION = "1.3"
 """Bumped in minor for additions plugins may use, in major for breaking changes.
 
 1.1: `PluginRef` (packs name plugins imported on first use).
 1.2: `StreamPacket.new_many`; a source's iterator may offer `next_batch(limit)`.
+1.3: `NodeContext.run_id`; `LockFile` (one run per file a plugin keeps).
 """
 
 _SEMVER = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)(?:\.(0|[1-9]\d*))?$")
