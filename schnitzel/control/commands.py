@@ -50,7 +50,7 @@ class UnknownCommand(SchnitzelError):
 class Args(BaseModel):
     """Arguments of a command: strict types, no unknown keys."""
 
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, defer_build=True)
 
 
 class NodeArgs(Args):
