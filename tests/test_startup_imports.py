@@ -193,7 +193,7 @@ def test_run_freezes_its_start_up_heap_without_a_full_collection(tmp_path: Path)
     assert done.stdout.splitlines()[-1] == "0 False True True", done.stderr
 
 
-def test_run_builds_the_control_models_only_when_a_command_is_served(tmp_path: Path) -> None:
+def test_run_imports_control_models_and_the_durable_inbox_only_when_used(tmp_path: Path) -> None:
     graph = tmp_path / "graph.yaml"
     graph.write_text(ENDLESS.replace("rate_hz: 50.0", "count: 3"))
     code, modules = loaded_by("run", str(graph), "--state-dir", str(tmp_path / "state"))
@@ -202,3 +202,6 @@ def test_run_builds_the_control_models_only_when_a_command_is_served(tmp_path: P
     # the commands' and requests' pydantic models, and a swap's diff: none was asked for
     assert not {"schnitzel.control.command_args", "schnitzel.control.request"} & modules
     assert "difflib" not in modules
+    # no durable inbox in the graph: neither the durable inbox nor SQLite nor msgspec
+    assert "schnitzel.runtime.durable_inbox" not in modules
+    assert not tops(modules) & {"sqlite3", "msgspec"}
