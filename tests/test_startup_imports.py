@@ -163,3 +163,45 @@ def test_validate_leaves_the_collector_on_with_its_start_up_frozen() -> None:
         check=True,
     )
     assert done.stdout.splitlines()[-1] == "0 True True"
+
+
+def test_run_freezes_its_start_up_heap_without_a_full_collection(tmp_path: Path) -> None:
+    # A full collection before the run would pass over every object the imports, the
+    # validation and the runtime made (launch/start_up_heap.py): `run` freezes them instead.
+    graph = tmp_path / "graph.yaml"
+    graph.write_text(ENDLESS.replace("rate_hz: 50.0", "count: 3"))
+    probe = (
+        "import gc, sys\nfrom schnitzel.cli.main import main\n"
+        "full = []\n"
+        "collect = gc.collect\n"
+        "def counted(generation=2):\n"
+        "    full.append(generation == 2)\n"
+        "    return collect(generation)\n"
+        "gc.collect = counted\n"
+        "code = main(sys.argv[1:])\n"
+        "print(code, any(full), gc.isenabled(), gc.get_freeze_count() > 0)\n"
+    )
+    state = str(tmp_path / "state")
+    done = subprocess.run(
+        [sys.executable, "-c", probe, "run", str(graph), "--state-dir", state],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert done.stdout.splitlines()[-1] == "0 False True True", done.stderr
+
+
+def test_run_imports_control_models_and_the_durable_inbox_only_when_used(tmp_path: Path) -> None:
+    graph = tmp_path / "graph.yaml"
+    graph.write_text(ENDLESS.replace("rate_hz: 50.0", "count: 3"))
+    code, modules = loaded_by("run", str(graph), "--state-dir", str(tmp_path / "state"))
+    assert code == 0
+    assert "schnitzel.control.server" in modules  # the socket was served
+    # the commands' and requests' pydantic models, and a swap's diff: none was asked for
+    assert not {"schnitzel.control.command_args", "schnitzel.control.request"} & modules
+    assert "difflib" not in modules
+    # no durable inbox in the graph: neither the durable inbox nor SQLite nor msgspec
+    assert "schnitzel.runtime.durable_inbox" not in modules
+    assert not tops(modules) & {"sqlite3", "msgspec"}

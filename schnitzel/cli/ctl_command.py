@@ -166,7 +166,6 @@ def _add_common(parser: argparse.ArgumentParser, suppress: bool) -> None:
 def run_ctl(args: argparse.Namespace) -> int:
     """Send the command to the runtime, print what it answered; the exit code."""
     from schnitzel.control.client import ControlClient, ControlConnectionError, RequestFailed
-    from schnitzel.control.discovery import SeveralRuntimes
 
     command: str = args.ctl_command
     try:
@@ -184,7 +183,7 @@ def run_ctl(args: argparse.Namespace) -> int:
     except ControlConnectionError as exc:
         say(f"schnitzel ctl: {exc}", err=True)
         return EXIT_UNREACHABLE
-    except SeveralRuntimes as exc:
+    except _UsageError as exc:  # several runtimes answer: the operator must choose
         say(f"schnitzel ctl: {exc}", err=True)
         return EXIT_USAGE
     except RequestFailed as exc:
@@ -259,12 +258,15 @@ def _socket_path(args: argparse.Namespace) -> Path:
     """--socket; else the default socket of --graph; else the only runtime answering on
     the state dir's sockets (schnitzel.control.discovery)."""
     if args.socket:
-        return Path(args.socket)
-    from schnitzel.control.discovery import choose_socket
+        return Path(args.socket)  # without discovery's imports (hashlib, for one)
+    from schnitzel.control.discovery import SeveralRuntimes, choose_socket
     from schnitzel.runtime.state_dir import default_state_dir
 
     state_dir = Path(args.state_dir) if args.state_dir else default_state_dir()
-    return choose_socket(state_dir, Path(args.graph) if args.graph else None)
+    try:
+        return choose_socket(state_dir, Path(args.graph) if args.graph else None)
+    except SeveralRuntimes as exc:
+        raise _UsageError(str(exc)) from None
 
 
 def _read_config(path: Path) -> dict[str, Any]:

@@ -9,7 +9,6 @@ arguments, a file that cannot be read), 3 the run failed, 130 interrupted. `schn
 from __future__ import annotations
 
 import argparse
-import gc
 import sys
 from collections.abc import Sequence
 
@@ -108,19 +107,13 @@ def _dispatch(args: argparse.Namespace) -> int:
 
 def _validate(args: argparse.Namespace) -> int:
     # Imports and checks make no garbage cycles worth collecting, and the collector's passes
-    # over what they allocate cost about 3% of the command (docs/architecture.md). What they
-    # allocated is frozen before the collector is switched back on: it lives until exit, and a
-    # first pass over all of it would cost as much as the passes saved.
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
+    # over what they allocate cost about 3% of the command (docs/architecture.md).
+    from schnitzel.launch.start_up_heap import frozen_start_up
+
+    with frozen_start_up():
         from schnitzel.launch.validate_command import run_validate
 
         return run_validate(args.graph, as_json=args.json)
-    finally:
-        if was_enabled:
-            gc.freeze()
-            gc.enable()
 
 
 if __name__ == "__main__":

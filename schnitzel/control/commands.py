@@ -1,5 +1,6 @@
-"""The commands of the control socket: one strict arguments model each, mapped onto the
-in-process control API (`schnitzel.control.runtime_control.RuntimeControl`).
+"""The commands of the control socket: one strict arguments model each (`command_args.py`,
+imported at the first command served), mapped onto the in-process control API
+(`schnitzel.control.runtime_control.RuntimeControl`).
 
     result = await dispatch(control, "throttle", {"node": "src", "rate_hz": 40.0}, actor, why)
 
@@ -14,135 +15,44 @@ from __future__ import annotations
 
 import os
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated, Any
-
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    StringConstraints,
-    ValidationError,
-    model_validator,
-)
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from schnitzel.contract.run_report import NodeSummary, RunReport, node_summary
 from schnitzel.control.actor import Actor
 from schnitzel.control.audit import utc_timestamp
 from schnitzel.control.protocol import PROTOCOL_VERSION, ProtocolError, describe_validation_error
-from schnitzel.durable.parking import Selection
 from schnitzel.errors import SchnitzelError
 
 if TYPE_CHECKING:
+    from schnitzel.control.command_args import (
+        Args,
+        AuditArgs,
+        EventsArgs,
+        NodeArgs,
+        ParkedArgs,
+        ParkedSelectionArgs,
+        PluginsArgs,
+        StopArgs,
+        SuggestionArgs,
+        SwapArgs,
+        ThrottleArgs,
+    )
     from schnitzel.control.runtime_control import RuntimeControl
 
 __all__ = ["COMMANDS", "READ_ONLY_COMMANDS", "SLOW_COMMANDS", "UnknownCommand", "dispatch"]
-
-NodeId = Annotated[str, StringConstraints(min_length=1, max_length=256)]
-Name = Annotated[str, StringConstraints(min_length=1, max_length=256)]
-Count = Annotated[int, Field(ge=1, le=1_000_000)]
 
 
 class UnknownCommand(SchnitzelError):
     """A request named no command of the control socket."""
 
 
-class Args(BaseModel):
-    """Arguments of a command: strict types, no unknown keys."""
-
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
-
-
-class NodeArgs(Args):
-    node: NodeId
-
-
-class EventsArgs(Args):
-    after: Annotated[int, Field(ge=0, lt=1 << 63)] = 0
-    """Only events with a `seq` above this one."""
-    limit: Annotated[int, Field(ge=1, le=1000)] = 100
-
-
-class AuditArgs(Args):
-    limit: Annotated[int, Field(ge=1, le=10_000)] = 100
-
-
-class PluginsArgs(Args):
-    kind: Annotated[str, StringConstraints(max_length=32)] | None = None
-
-
-class ThrottleArgs(Args):
-    """Knobs left out stay as they are; `rate_hz` null means as fast as accepted."""
-
-    node: NodeId
-    rate_hz: Annotated[float, Field(allow_inf_nan=False)] | None = None
-    sample_every: Count | None = None
-    concurrency: Count | None = None
-
-
-class SwapArgs(Args):
-    node: NodeId
-    plugin: Name | None = None
-    """None: keep the node's plugin (a config must then be given)."""
-    config: dict[str, Any] | None = None
-    """None: the current config for the same plugin, a new plugin's defaults otherwise."""
-    dry_run: bool = False
-
-
-class SuggestionArgs(Args):
-    id: Annotated[str, StringConstraints(min_length=1, max_length=64)]
-
-
-class StopArgs(Args):
-    force: bool = False
-
-
-ParkedSeq = Annotated[int, Field(ge=1, lt=1 << 63)]
-
-
-class ParkedArgs(Args):
-    """List a node's parked packets (ids above `after`), or show the one `seq` whole."""
-
-    node: NodeId
-    after: Annotated[int, Field(ge=0, lt=1 << 63)] = 0
-    limit: Annotated[int, Field(ge=1, le=10_000)] = 100
-    seq: ParkedSeq | None = None
-
-
-class ParkedSelectionArgs(Args):
-    """Which parked packets: `seqs` (a list), `first`..`last` (a range), or `all`; one way."""
-
-    node: NodeId
-    seqs: Annotated[list[ParkedSeq], Field(min_length=1, max_length=10_000)] | None = None
-    first: ParkedSeq | None = None
-    last: ParkedSeq | None = None
-    all: bool = False
-
-    @model_validator(mode="after")
-    def _one_way(self) -> ParkedSelectionArgs:
-        ways = [self.seqs is not None, self.first is not None or self.last is not None, self.all]
-        if sum(ways) != 1:
-            raise ValueError("give exactly one of seqs, first and last, or all: true")
-        if ways[1] and (self.first is None or self.last is None or self.first > self.last):
-            raise ValueError("a range needs first <= last")
-        return self
-
-    def selection(self) -> Selection:
-        if self.all:
-            return Selection(everything=True)
-        if self.seqs is not None:
-            return Selection(ids=tuple(self.seqs))
-        return Selection(first=self.first, last=self.last)
-
-
 Handler = Callable[["RuntimeControl", Any, Actor, str], Awaitable[Any]]
 
 
-@dataclass(frozen=True)
-class Command:
-    """A command's arguments model and what it does."""
+class Command(NamedTuple):
+    """A command's arguments model (its name in `command_args`) and what it does."""
 
-    args: type[Args]
+    args: str
     run: Handler
 
 
@@ -257,27 +167,27 @@ async def _drop_parked(
 
 
 COMMANDS: dict[str, Command] = {
-    "hello": Command(Args, _hello),
-    "status": Command(Args, _status),
-    "nodes": Command(Args, _nodes),
-    "describe": Command(Args, _describe),
-    "events": Command(EventsArgs, _events),
-    "suggestions": Command(Args, _suggestions),
-    "controller": Command(Args, _controller),
-    "audit": Command(AuditArgs, _audit),
-    "plugins": Command(PluginsArgs, _plugins),
-    "throttle": Command(ThrottleArgs, _throttle),
-    "pause": Command(NodeArgs, _pause),
-    "resume": Command(NodeArgs, _resume),
-    "swap": Command(SwapArgs, _swap),
-    "rollback": Command(NodeArgs, _rollback),
-    "approve": Command(SuggestionArgs, _approve),
-    "reject": Command(SuggestionArgs, _reject),
-    "reload": Command(Args, _reload),
-    "stop": Command(StopArgs, _stop),
-    "parked": Command(ParkedArgs, _parked),
-    "requeue": Command(ParkedSelectionArgs, _requeue),
-    "drop-parked": Command(ParkedSelectionArgs, _drop_parked),
+    "hello": Command("Args", _hello),
+    "status": Command("Args", _status),
+    "nodes": Command("Args", _nodes),
+    "describe": Command("Args", _describe),
+    "events": Command("EventsArgs", _events),
+    "suggestions": Command("Args", _suggestions),
+    "controller": Command("Args", _controller),
+    "audit": Command("AuditArgs", _audit),
+    "plugins": Command("PluginsArgs", _plugins),
+    "throttle": Command("ThrottleArgs", _throttle),
+    "pause": Command("NodeArgs", _pause),
+    "resume": Command("NodeArgs", _resume),
+    "swap": Command("SwapArgs", _swap),
+    "rollback": Command("NodeArgs", _rollback),
+    "approve": Command("SuggestionArgs", _approve),
+    "reject": Command("SuggestionArgs", _reject),
+    "reload": Command("Args", _reload),
+    "stop": Command("StopArgs", _stop),
+    "parked": Command("ParkedArgs", _parked),
+    "requeue": Command("ParkedSelectionArgs", _requeue),
+    "drop-parked": Command("ParkedSelectionArgs", _drop_parked),
 }
 READ_ONLY_COMMANDS = frozenset(
     {
@@ -305,8 +215,14 @@ async def dispatch(
     if command is None:
         known = ", ".join(COMMANDS)
         raise UnknownCommand(f"no command {cmd[:64]!r}; commands: {known}")
+    # pydantic and the models: at the first command served, not while the runtime starts
+    from pydantic import ValidationError
+
+    from schnitzel.control import command_args
+
+    model: type[Args] = getattr(command_args, command.args)
     try:
-        parsed = command.args.model_validate(args)
+        parsed = model.model_validate(args)
     except ValidationError as exc:
         raise ProtocolError("bad-request", f"{cmd}: {describe_validation_error(exc)}") from None
     return await command.run(control, parsed, actor, why)

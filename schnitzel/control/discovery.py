@@ -11,8 +11,8 @@ reported, and counts as no runtime.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from schnitzel.control.client import (
     ControlClient,
@@ -28,8 +28,7 @@ __all__ = ["LiveRuntime", "NoRuntime", "SeveralRuntimes", "choose_socket", "find
 PROBE_TIMEOUT_S = 5.0
 
 
-@dataclass(frozen=True)
-class LiveRuntime:
+class LiveRuntime(NamedTuple):
     """A runtime that answered `hello` on a socket of the state dir."""
 
     socket: Path
@@ -37,8 +36,7 @@ class LiveRuntime:
     pid: object
 
 
-@dataclass(frozen=True)
-class Survey:
+class Survey(NamedTuple):
     """What answered on the state dir's sockets, and which sockets were refused as unsafe."""
 
     live: list[LiveRuntime]

@@ -20,7 +20,8 @@ RequestId = (
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    # defer_build: built at the first request a run serves, not while it starts
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, defer_build=True)
 
 
 class ClientInfo(_Strict):

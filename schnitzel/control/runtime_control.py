@@ -17,7 +17,7 @@ import logging
 import os
 import weakref
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from schnitzel.contract.run_report import EventEntry, RunReport
 from schnitzel.control.actor import Actor
@@ -25,13 +25,16 @@ from schnitzel.control.audit import AUDIT_FILE, AuditLog
 from schnitzel.control.secrets import masked
 from schnitzel.control.swap import NodeVersion, plan_swap, swap_node
 from schnitzel.control.throttles import apply_throttle
-from schnitzel.durable.parking import Selection
 from schnitzel.errors import ControlError
-from schnitzel.runtime.durable_inbox import DurableInbox
+from schnitzel.runtime.durable_check import is_durable
 from schnitzel.runtime.knobs import knob_limits, plain_value
 from schnitzel.runtime.node import Node
 from schnitzel.runtime.runtime import Runtime, StopReason
 from schnitzel.spec.names import unknown_node
+
+if TYPE_CHECKING:
+    from schnitzel.durable.parking import Selection
+    from schnitzel.runtime.durable_inbox import DurableInbox
 
 __all__ = ["NOT_GIVEN", "RuntimeControl"]
 
@@ -472,7 +475,7 @@ class RuntimeControl:
 
     def _durable(self, node_id: str) -> DurableInbox:
         inbox = self._node(node_id).inbox
-        if not isinstance(inbox, DurableInbox):
+        if not is_durable(inbox):
             raise ControlError(
                 f"node {node_id!r} has no durable inbox, so nothing is parked there; parking "
                 "needs `inbox: {durable: {path: ...}}`"

@@ -26,7 +26,7 @@ import os
 import socket
 import stat
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from schnitzel.control.actor import Actor, user_name
 from schnitzel.control.commands import SLOW_COMMANDS, UnknownCommand, dispatch
@@ -34,7 +34,6 @@ from schnitzel.control.paths import MAX_SOCKET_PATH, fits_socket_limit
 from schnitzel.control.protocol import (
     MAX_REQUEST_BYTES,
     ProtocolError,
-    RequestId,
     decode_reply,
     decode_request,
     encode_error,
@@ -43,6 +42,9 @@ from schnitzel.control.protocol import (
 )
 from schnitzel.control.trust import directory_problem, peer_credentials
 from schnitzel.errors import ControlError, SchnitzelError
+
+if TYPE_CHECKING:  # the request models need pydantic: built at the first request, not here
+    from schnitzel.control.request import RequestId
 
 __all__ = ["ControlServer", "ControlSocketError", "SocketInUse"]
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import difflib
 import json
 from typing import TYPE_CHECKING, Any
 
@@ -76,6 +75,8 @@ class SwapPlan:
 
     def diff(self) -> str:
         """A unified diff of the node as YAML, before and after (secrets masked)."""
+        import difflib  # here, not at the top: a run that is never asked for a diff skips it
+
         old = yaml.safe_dump(self.before.shown(), sort_keys=False).splitlines(keepends=True)
         new = yaml.safe_dump(self.after.shown(), sort_keys=False).splitlines(keepends=True)
         name = self.node.id

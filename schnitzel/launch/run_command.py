@@ -28,6 +28,7 @@ from schnitzel.errors import GraphLoadError, RuntimeStartError
 from schnitzel.launch.early_signals import EarlySignals
 from schnitzel.launch.event_loop import EventLoopUnavailable, choose_loop, loop_factory
 from schnitzel.launch.output import say
+from schnitzel.launch.start_up_heap import frozen_start_up
 from schnitzel.launch.validate_command import print_problems, validate_argument
 
 if TYPE_CHECKING:
@@ -73,23 +74,28 @@ def _run_graph(args: argparse.Namespace, prog: str, early: EarlySignals) -> int:
     except EventLoopUnavailable as exc:
         say(f"{prog}: {exc}; nothing was run", err=True)
         return EXIT_USAGE
-    try:
-        result = validate_argument(args.graph)
-    except GraphLoadError as exc:
-        say(f"{prog}: {exc}", err=True)
-        return EXIT_USAGE
-    print_problems(result.report, err=True)
-    if result.graph is None:
-        say(f"{prog}: {args.graph} is invalid; nothing was run", err=True)
-        return EXIT_INVALID
-    from schnitzel.control.server import ControlSocketError
-    from schnitzel.observe.metrics_addr import MetricsAddrError
-    from schnitzel.runtime import Runtime
+    with frozen_start_up():  # the run starts without a full collection (start_up_heap.py)
+        try:
+            result = validate_argument(args.graph)
+        except GraphLoadError as exc:
+            say(f"{prog}: {exc}", err=True)
+            return EXIT_USAGE
+        print_problems(result.report, err=True)
+        if result.graph is None:
+            say(f"{prog}: {args.graph} is invalid; nothing was run", err=True)
+            return EXIT_INVALID
+        from schnitzel.control.server import ControlSocketError
+        from schnitzel.observe.metrics_addr import MetricsAddrError
+        from schnitzel.runtime import Runtime
 
-    state_dir = Path(args.state_dir) if args.state_dir else None
+        state_dir = Path(args.state_dir) if args.state_dir else None
+        try:
+            runtime = Runtime(result.graph, state_dir, args.drain_timeout, logger)
+        except RuntimeStartError as exc:
+            say(f"{prog}: {exc}", err=True)
+            return EXIT_FAILED
+    logger.info("event loop: %s", loop)
     try:
-        runtime = Runtime(result.graph, state_dir, args.drain_timeout, logger)
-        logger.info("event loop: %s", loop)
         report = run_loop(_run_with_signals(runtime, args, logger, early), loop)
     except (ControlSocketError, MetricsAddrError) as exc:
         say(f"{prog}: {exc}; nothing was run", err=True)

@@ -9,7 +9,6 @@ from typing import Any
 
 from schnitzel.errors import RuntimeStartError
 from schnitzel.registry.plugin import NodeContext, Plugin, Processor, Sink, Source
-from schnitzel.runtime.durable_inbox import DurableInbox
 from schnitzel.runtime.events import EventLog
 from schnitzel.runtime.held_refs import HeldRefs
 from schnitzel.runtime.inbox import Inbox, InFlight
@@ -74,6 +73,9 @@ def _inbox(graph: ValidatedGraph, node_id: str, in_flight: InFlight, events: Eve
     spec = graph.nodes[node_id].spec.inbox
     if spec.durable is None:
         return Inbox(spec.max, spec.overflow, NodeMetrics(), in_flight, spec.max_bytes)
+    # here: SQLite and the codec come with it, for graphs that have a durable inbox only
+    from schnitzel.runtime.durable_inbox import DurableInbox
+
     durable = spec.durable
     path = Path(durable.path).expanduser()
     return DurableInbox(

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 from schnitzel.contract.packet import StreamPacket
 from schnitzel.errors import BadRecord
 from schnitzel.registry.plugin import Source
-from schnitzel.runtime.durable_inbox import DurableInbox
+from schnitzel.runtime.durable_check import is_durable
 from schnitzel.runtime.metrics import DropReason
 from schnitzel.runtime.node import Node
 
@@ -65,9 +65,7 @@ class CheckpointTracker:
         self.runtime = runtime
         self.sources = [n for n in runtime.nodes.values() if n.kind == "source" and checkpoints(n)]
         self.relays = [
-            n
-            for n in runtime.nodes.values()
-            if isinstance(n.inbox, DurableInbox) and self._positions(n)
+            n for n in runtime.nodes.values() if is_durable(n.inbox) and self._positions(n)
         ]
         """Durable nodes whose output goes to in-memory inboxes: their deletes wait."""
         self._candidates: dict[str, deque[_Candidate]] = {n.id: deque() for n in self.sources}
@@ -84,7 +82,7 @@ class CheckpointTracker:
         Made by `run`, on the loop that waits for it."""
         if any(_prompt(n) for n in self.sources):
             for node in runtime.nodes.values():
-                if isinstance(node.inbox, DurableInbox):
+                if is_durable(node.inbox):
                     node.inbox.on_put_done = self._put_done
 
     @property
@@ -138,7 +136,7 @@ class CheckpointTracker:
             return
         for relay in self.relays if relays else ():
             inbox = relay.inbox
-            assert isinstance(inbox, DurableInbox)
+            assert is_durable(inbox)
             confirmed = 0
             for _rows, waiting in inbox.unconfirmed:
                 if not self._follow(_Candidate(None, waiting)):
@@ -164,7 +162,7 @@ class CheckpointTracker:
         if not self.frozen and not self.runtime.in_flight.volatile:
             for relay in self.relays:
                 inbox = relay.inbox
-                assert isinstance(inbox, DurableInbox)
+                assert is_durable(inbox)
                 inbox.confirm(len(inbox.unconfirmed))
             for source in self.sources:
                 self._candidates[source.id].clear()

@@ -4,13 +4,15 @@ means for the packets it holds (counted, or kept in its durable store)."""
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from schnitzel.runtime.durable_inbox import DurableInbox
 from schnitzel.runtime.inbox import InFlight
 from schnitzel.runtime.metrics import DropReason
 from schnitzel.runtime.node import Node
 from schnitzel.runtime.stores import settled_count
+
+if TYPE_CHECKING:
+    from schnitzel.runtime.durable_inbox import DurableInbox
 
 __all__ = ["DURABLE_STALL_S", "drain", "give_up"]
 

@@ -8,7 +8,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from schnitzel.contract.run_report import ErrorEntry, NodeReport, RunReport, RunStatus
-from schnitzel.runtime.durable_inbox import DurableInbox
+from schnitzel.runtime.durable_check import is_durable
 from schnitzel.runtime.health import Health
 from schnitzel.runtime.knobs import knob_values, limits_report
 from schnitzel.runtime.node import Node
@@ -24,7 +24,7 @@ def node_report(node: Node, can_rollback: bool = False) -> NodeReport:
     most a second old while running; exact in the final report)."""
     m = node.metrics
     inbox = node.inbox
-    memory = None if inbox is None or isinstance(inbox, DurableInbox) else inbox
+    memory = None if inbox is None or is_durable(inbox) else inbox
     delta = node.window.delta()
     rate_in = rate_out = 0.0
     if delta is not None and delta[0] > 0:
@@ -76,7 +76,7 @@ def node_report(node: Node, can_rollback: bool = False) -> NodeReport:
         entry["delivered"] = m.delivered
     if node.pacer is not None:
         entry["rate_hz"] = node.pacer.rate_hz
-    if isinstance(inbox, DurableInbox):
+    if is_durable(inbox):
         entry["durable"] = inbox.summary()
     return entry
 
@@ -88,7 +88,7 @@ def run_status(runtime: Runtime) -> RunStatus:
     for node in runtime.nodes.values():  # every drop reason is a loss; filtering is not
         if node.metrics.errors or node.metrics.dropped_total or node.health != Health.OK:
             return "degraded"
-        if isinstance(node.inbox, DurableInbox) and (
+        if is_durable(node.inbox) and (
             node.inbox.stats.quarantined
             or node.inbox.stats.lost
             or node.inbox.stats.rows_quarantined

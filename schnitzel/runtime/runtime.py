@@ -18,7 +18,7 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from schnitzel.contract.run_report import RunReport
 from schnitzel.errors import RuntimeStartError
@@ -29,7 +29,7 @@ from schnitzel.runtime.build import build_nodes, connect_outputs, instantiate
 from schnitzel.runtime.checkpoints import CheckpointTracker
 from schnitzel.runtime.collector import collector_tuned_for
 from schnitzel.runtime.draining import drain, give_up
-from schnitzel.runtime.durable_inbox import DurableInbox
+from schnitzel.runtime.durable_check import is_durable
 from schnitzel.runtime.error_policy import ErrorPolicy
 from schnitzel.runtime.events import EventLog
 from schnitzel.runtime.held import Tickers, flush_order, holds, release
@@ -50,6 +50,9 @@ from schnitzel.runtime.stores import (
 from schnitzel.runtime.tick import TICK_S, tick_nodes, tick_nodes_in_slices
 from schnitzel.runtime.worker_api import NodeWorker
 from schnitzel.validate.graph import ValidatedGraph
+
+if TYPE_CHECKING:
+    pass
 
 __all__ = ["Runtime", "StopReason"]
 
@@ -401,7 +404,7 @@ class Runtime:
     def keep_durable_batch(self, node: Node) -> None:
         """A durable node's output was refused downstream (a node there failed): it stops,
         and what it took stays in its store for the next run instead of being deleted."""
-        kept = node.inbox.backlog if isinstance(node.inbox, DurableInbox) else 0
+        kept = node.inbox.backlog if is_durable(node.inbox) else 0
         self._give_up(node, DropReason.SHUTDOWN, "were kept in the store")
         self.events.add(
             "error", f"stopped: a node downstream failed; {kept} packets kept in its store", node.id

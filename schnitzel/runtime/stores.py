@@ -4,22 +4,22 @@ queued first), flushed and closed all at once at the end."""
 from __future__ import annotations
 
 import asyncio
+from typing import TYPE_CHECKING
 
 from schnitzel.errors import RuntimeStartError
-from schnitzel.runtime.durable_inbox import DurableInbox
+from schnitzel.runtime.durable_check import is_durable
 from schnitzel.runtime.events import EventLog
 from schnitzel.runtime.node import Node
+
+if TYPE_CHECKING:
+    from schnitzel.runtime.durable_inbox import DurableInbox
 
 __all__ = ["close_stores", "durable_inboxes", "flush_stores", "open_stores", "settled_count"]
 
 
 def durable_inboxes(nodes: dict[str, Node]) -> dict[str, DurableInbox]:
     """The durable inboxes, by node id."""
-    return {
-        node_id: node.inbox
-        for node_id, node in nodes.items()
-        if isinstance(node.inbox, DurableInbox)
-    }
+    return {node_id: node.inbox for node_id, node in nodes.items() if is_durable(node.inbox)}
 
 
 async def open_stores(stores: dict[str, DurableInbox]) -> None:

@@ -12,12 +12,16 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING
 
-from schnitzel.runtime.durable_inbox import DurableInbox
+from schnitzel.runtime.durable_check import is_durable
 from schnitzel.runtime.events import EventLog
 from schnitzel.runtime.health import Health, judge_health
 from schnitzel.runtime.node import Node
 from schnitzel.runtime.worker_api import NodeWorker
+
+if TYPE_CHECKING:
+    pass
 
 __all__ = ["TICK_S", "TICK_SLICE", "set_health", "tick_nodes", "tick_nodes_in_slices"]
 
@@ -55,8 +59,8 @@ def _tick(
     for node in nodes:
         node.window.sample(node.metrics, now)
         inbox = node.inbox
-        durable = isinstance(inbox, DurableInbox)
-        if isinstance(inbox, DurableInbox):
+        durable = is_durable(inbox)
+        if is_durable(inbox):
             inbox.stats.sample(now)
         node.update_percentiles()
         delta = node.window.delta()
@@ -70,9 +74,9 @@ def _tick(
             capacity=inbox.capacity if inbox is not None and not durable else None,
             idle_s=0.0 if workers[node.id].waiting_downstream else now - node.metrics.last_progress,
             paused=node.paused,
-            store_problem=inbox.problem() if isinstance(inbox, DurableInbox) else "",
+            store_problem=inbox.problem() if is_durable(inbox) else "",
             trouble=node.troubles.health_reason(),
-            parked=inbox.parked_problem() if isinstance(inbox, DurableInbox) else "",
+            parked=inbox.parked_problem() if is_durable(inbox) else "",
         )
         if final:  # no debounce
             node.health_pending = health
