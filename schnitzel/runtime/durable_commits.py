@@ -84,7 +84,7 @@ class Committer(ParkingDesk):
                     while waiters and waiters[0][0] <= committed:
                         done = waiters.popleft()[1]
                         if not done.done():
-                            done.set_result(None)
+                            done.set_result(True)
                 if changes:
                     self._parking_done(changes, request)
                 if not self._count and self.stats.settled >= self._vacuum_after:

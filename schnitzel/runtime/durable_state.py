@@ -137,8 +137,9 @@ class DurableState(Inbox):
         self._loading = False
         self._work = asyncio.Event()
         self._committer: asyncio.Task[None] | None = None
-        self._waiters: deque[tuple[int, asyncio.Future[None]]] = deque()
-        """(last seq, future) per admitted run of packets, resolved once that seq is committed."""
+        self._waiters: deque[tuple[int, asyncio.Future[bool]]] = deque()
+        """(last seq, future) per admitted run of packets: True once that seq is committed,
+        False when the store closed first (`DurableInbox.shutdown`)."""
         self._failing = False
         self._given_up = False
         self._closing = False
