@@ -53,6 +53,8 @@ class Admission(DurableState):
         last: asyncio.Future[bool] | None = None
         start = 0
         try:
+            if not force:
+                await self._wait_for_window(len(packets))
             while start < len(packets):
                 fits = self._bodies_fitting(bodies, start)
                 if fits == len(packets) - start or force:
@@ -78,6 +80,16 @@ class Admission(DurableState):
             self._drop(len(packets) - start, DropReason.SHUTDOWN)
             raise
         return last  # commits resolve in seq order: the last one done means all are
+
+    async def _wait_for_window(self, n: int) -> None:
+        """While the packets not committed yet would not fit in the window together with `n`
+        more, wait for the oldest commit. A producer that does not wait for its commits
+        (`admit`, runtime/commit_order.py) runs ahead of them at most by the room its node
+        has in memory: a commit larger than that would go to disk only, to be read back. A
+        node that lags behind gets one batch per commit, as producers that `put`."""
+        pending = self._pending
+        while pending and len(self._items) + len(pending) + n > self.capacity and self._waiters:
+            await asyncio.shield(self._waiters[0][1])
 
     def _drop(self, n: int, reason: str) -> None:
         if n:

@@ -62,6 +62,7 @@ class DurableState(Inbox):
         "_spilled_bytes",
         "_vacuum_after",
         "_waiters",
+        "_windowed",
         "_work",
         "max_bytes",
         "max_packets",
@@ -125,6 +126,11 @@ class DurableState(Inbox):
         self.unconfirmed_count = 0
         self._pending: list[NewRow] = []
         self._pending_packets: list[StreamPacket] = []
+        self._windowed = 0
+        """The store seq of the newest packet a commit put in the window. Told to the store
+        with the next commit (which marks rows up to it as in memory, not to be read back):
+        no read of the store can come in between, as none runs while nothing is on disk
+        only, and what goes there goes with a commit."""
         self._deletes: list[int] = []
         self._count = 0
         """Packets in the store or pending: what the size limit is checked against."""
