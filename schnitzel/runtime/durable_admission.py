@@ -83,13 +83,17 @@ class Admission(DurableState):
 
     async def _wait_for_window(self, n: int) -> None:
         """While the packets not committed yet would not fit in the window together with `n`
-        more, wait for the oldest commit. A producer that does not wait for its commits
-        (`admit`, runtime/commit_order.py) runs ahead of them at most by the room its node
-        has in memory: a commit larger than that would go to disk only, to be read back. A
-        node that lags behind gets one batch per commit, as producers that `put`."""
+        more, wait for the node to take some or a commit to end. A producer that does not
+        wait for its commits (`admit`, runtime/commit_order.py) runs ahead of them at most by
+        the room its node has in memory: a commit larger than that would go to disk only, to
+        be read back. Behind a node that lags, producers get one batch per commit, as those
+        that `put`."""
         pending = self._pending
-        while pending and len(self._items) + len(pending) + n > self.capacity and self._waiters:
-            await asyncio.shield(self._waiters[0][1])
+        while pending and len(self._items) + len(pending) + n > self.capacity:
+            moved = self._window_moved
+            if moved is None:
+                self._window_moved = moved = asyncio.get_running_loop().create_future()
+            await asyncio.shield(moved)
 
     def _drop(self, n: int, reason: str) -> None:
         if n:

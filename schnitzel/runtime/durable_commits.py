@@ -72,6 +72,8 @@ class Committer(ParkingDesk):
                     self._failing = False
                     self.notify("info", f"durable store {str(self.path)!r} writes again")
                 del self._pending[: len(rows)], self._pending_packets[: len(rows)]
+                if self._window_moved is not None:
+                    self._window_room()
                 if rows:
                     # Decided now, not when the commit began: meanwhile the node took what
                     # the window held. Requeued rows go to disk, so these must too (order).

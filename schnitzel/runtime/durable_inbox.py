@@ -243,6 +243,8 @@ class DurableInbox(Admission, Committer):
         rows = self._rows
         self._held = held = Batch(self, packets, start, [rows.popleft() for _ in packets])
         self._load_if_low()
+        if self._window_moved is not None:
+            self._window_room()
         return held
 
     def _settle(
