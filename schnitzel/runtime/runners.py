@@ -323,11 +323,16 @@ class SourceWorker(_Worker):
         self._task = asyncio.current_task()
         packets: Any = self.node.plugin.packets()  # type: ignore[attr-defined]
         try:
-            if hasattr(packets, "__anext__"):
-                await self._pump_async(packets)
-            else:
-                await self._pump_sync(packets)
-            await self.node.unsettled.wait_below(1)  # the last commits: `last_emitted` final
+            try:
+                if hasattr(packets, "__anext__"):
+                    await self._pump_async(packets)
+                else:
+                    await self._pump_sync(packets)
+            finally:
+                # What it handed on is committed before the source counts as finished (the
+                # run may end once it did), even when a stop cancelled one of its waits:
+                # handing a batch on is finished, not abandoned. A forced stop cancels this.
+                await self.node.unsettled.wait_below(1)
         finally:
             await self._close_iterator(packets)
 
