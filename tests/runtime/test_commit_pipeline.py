@@ -75,7 +75,7 @@ def on_loop(
         runtime = Runtime(graph, state_dir=tmp_path / "state")
         task = asyncio.create_task(runtime.run())
         await steps(runtime, RuntimeControl(runtime))
-        return await asyncio.wait_for(task, GUARD_S)
+        return dict(await asyncio.wait_for(task, GUARD_S))
 
     with asyncio.Runner(loop_factory=loop_factory(loop)) as runner:
         report = runner.run(scenario())
