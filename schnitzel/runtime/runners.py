@@ -78,15 +78,6 @@ class _Worker:
         finally:
             self.emitting = False
 
-    async def admit(self, packets: list[Any], routed: bool = False) -> Commits | None:
-        """Have packets admitted (`Node.admit`), marked as a wait for room downstream; the
-        commits to wait for before the inputs are retired."""
-        self.emitting = True
-        try:
-            return await self.node.admit(packets, routed)
-        finally:
-            self.emitting = False
-
 
 def worker_for(node: Node, runtime: WorkerRuntime) -> SourceWorker | InboxWorker:
     """The worker that runs `node`: a source pulls, any other node drains its inbox."""
@@ -122,14 +113,10 @@ class InboxWorker(_Worker):
         metrics = node.metrics
         running, turn = node.running, node.turn
         durable = inbox.durable
-        keep_failed = node.resolved.spec.on_error == "stop"  # a durable inbox keeps them
-        clock = time.monotonic  # the clock health compares with
-        unsettled = node.unsettled
         while not node.abandoned:
             if not inbox:
-                if inbox.closed:
-                    await unsettled.wait_below(1)
-                    return
+                if inbox.closed:  # done, once what it handed on is committed
+                    return await node.unsettled.wait_below(1)
                 await inbox.wait_items()
                 continue
             if not running.is_set() and not runtime.stopping:  # a drain does not wait on pauses
@@ -137,7 +124,7 @@ class InboxWorker(_Worker):
             node.batch = taken = inbox.take(_batch_limit(node))
             batch = taken.packets
             metrics.took(len(batch))
-            metrics.last_progress = started = clock()
+            metrics.last_progress = started = time.monotonic()  # the clock health compares
             if node.sample_every > 1:
                 batch = node.sample(batch)
             plain = node.call_plain
@@ -159,24 +146,27 @@ class InboxWorker(_Worker):
             if outcome.failures:
                 await runtime.errors.handle_failures(node, outcome.failures)
             if durable:  # its inbox holds one batch at a time: it waits for the commits
-                if not await self._pass_on_durable(taken, outcome, finished, keep_failed):
+                if not await self._pass_on_durable(taken, outcome, finished):
                     return
                 continue
-            outputs = outcome.outputs
-            commits = await self.admit(outputs, outcome.routed) if outputs else None
+            if outcome.outputs:
+                self.emitting = True
+                commits = await node.admit(outcome.outputs, outcome.routed)
+                self.emitting = False
+            else:
+                commits = None
             metrics.last_progress = finished
             node.batch = None
-            if commits is None and not unsettled:  # nothing to wait for: done
+            if commits is None and not node.unsettled:  # nothing to wait for: done
                 taken.settle()
             else:
                 await self._settle_once_committed(taken, commits)
 
-    async def _pass_on_durable(
-        self, taken: Batch, outcome: Outcome, finished: float, keep_failed: bool
-    ) -> bool:
+    async def _pass_on_durable(self, taken: Batch, outcome: Outcome, finished: float) -> bool:
         """Emit the outputs of a batch from a durable inbox, waiting for their commits, and
         settle it; False when the node must stop instead (see `_settle_durable`)."""
         node = self.node
+        keep_failed = node.resolved.spec.on_error == "stop"  # a durable inbox keeps them
         if outcome.outputs:
             await self.emit(outcome.outputs, outcome.routed)
         node.metrics.last_progress = finished
