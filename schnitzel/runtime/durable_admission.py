@@ -55,6 +55,9 @@ class Admission(DurableState):
         try:
             if not force:
                 await self._wait_for_window(len(packets))
+                if self.closed:  # its node failed meanwhile: what never got in is lost
+                    self._drop(len(packets), DropReason.NODE_FAILED)
+                    return None
             while start < len(packets):
                 fits = self._bodies_fitting(bodies, start)
                 if fits == len(packets) - start or force:
