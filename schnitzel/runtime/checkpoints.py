@@ -4,11 +4,13 @@ Safe means delivered by a sink, filtered, dropped by the graph's own policy, or 
 a durable inbox; anything still only in memory (an inbox, a plugin's hands) is not. The
 tracker follows each source's output downstream without touching packets: every inbox
 numbers what enters it and counts what leaves it, in order. A candidate is the source's
-last emitted packet with, per node it reached, the position its packets got in that node's
-inbox. A node is past a position once that many packets left its inbox and the batch it
-holds started after it; then the candidate moves on to what that node's targets hold now
-(an over-estimate, so never too early). A durable inbox ends the path: what entered it is
-committed. A candidate with nothing left to wait for is safe.
+last emitted packet (it moves only once what the source emitted up to it is committed in
+the durable inboxes it went to) with, per node it reached, the position its packets got in
+that node's inbox. A node is past a position once that many packets left its inbox and the
+oldest batch it has not settled (the one in its plugin, or one whose outputs wait for their
+commits: runtime/commit_order.py) started after it; then the candidate moves on to what that
+node's targets hold now (an over-estimate, so never too early). A durable inbox ends the path:
+what entered it is committed. A candidate with nothing left to wait for is safe.
 
 In a feedback cycle busy without pause a candidate can chase its own packets round the loop;
 the checkpoint then waits until the loop goes quiet (docs/contracts/delivery.md).
@@ -84,6 +86,7 @@ class CheckpointTracker:
             for node in runtime.nodes.values():
                 if is_durable(node.inbox):
                     node.inbox.on_put_done = self._put_done
+                node.unsettled.on_settled = self._put_done
 
     @property
     def frozen(self) -> bool:
@@ -118,7 +121,8 @@ class CheckpointTracker:
         due = loop.time() + CHECKPOINT_INTERVAL_S
         while True:
             # The source sets `last_emitted` right after its put returns, before it awaits
-            # anything: by the time this task runs, the candidate is there to follow.
+            # anything, or in the commit's callback that calls `_put_done` after (CommitOrder):
+            # by the time this task runs, the candidate is there to follow.
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wake.wait(), max(due - loop.time(), 0.0))
             if loop.time() >= due:  # every source and relay, every 0.1 s
@@ -202,7 +206,9 @@ class CheckpointTracker:
                 node = nodes[node_id]
                 inbox = node.inbox
                 assert inbox is not None
-                held = node.batch
+                held = node.unsettled.oldest()  # finished, its outputs not committed yet
+                if held is None:
+                    held = node.batch
                 if inbox.left < position or (held is not None and held.start < position):
                     continue
                 del candidate.waiting[node_id]

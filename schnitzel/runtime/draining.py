@@ -51,13 +51,19 @@ async def drain(
 def give_up(node: Node, reason: str, why: str) -> int:
     """Count what a node holds as lost: queued packets as dropped for `reason`, the batch in
     its plugin as errors (it may or may not have been handled); a durable inbox keeps both,
-    first in line for the next run. Returns how many were lost."""
+    first in line for the next run. Batches whose outputs wait for a commit are not lost
+    here (see below). Returns how many were lost."""
     node.abandoned = True
     lost = 0
     if node.inbox is not None:
         if reason == DropReason.NODE_FAILED:
             node.inbox.close()
         lost += node.inbox.abandon(reason)
+    for waiting in node.unsettled.batches():
+        # Counted already (passed on), their outputs wait in a durable inbox, which counts
+        # them if it closes before committing them: they leave the in-flight count, no more.
+        # The entries stay until their commits are done, so no checkpoint passes them.
+        waiting.abandon()
     held, node.batch = node.batch, None
     if held is not None:
         in_plugin = not held.counted

@@ -1,6 +1,7 @@
-"""How packets enter a durable inbox (runtime/durable_inbox.py): `put` and `offer` encode
-them, check the size limits, apply the overflow policy (block, drop_new, drop_oldest: in
-memory first, then on disk) and queue the rest for the next commit."""
+"""How packets enter a durable inbox (runtime/durable_inbox.py): `admit`, `put` and `offer`
+encode them, check the size limits, apply the overflow policy (block, drop_new, drop_oldest: in
+memory first, then on disk) and queue the rest for the next commit. `put` also waits for that
+commit; `admit` returns its future instead, so a producer can make its next batch meanwhile."""
 
 from __future__ import annotations
 
@@ -28,26 +29,47 @@ class Admission(DurableState):
 
     async def put(self, batch: list[StreamPacket], force: bool = False) -> None:
         """Return once every packet of `batch` is committed, dropped by the overflow policy
-        (counted) or refused as not portable (counted)."""
+        (counted) or refused as not portable (counted); or, if the store closed before
+        committing them, counted as `shutdown` refusals."""
+        commit = await self.admit(batch, force)
+        if commit is not None:
+            await asyncio.shield(commit)  # a cancelled producer does not cancel the commit
+            if self.on_put_done is not None:
+                self.on_put_done()
+
+    async def admit(
+        self, batch: list[StreamPacket], force: bool = False
+    ) -> asyncio.Future[bool] | None:
+        """Admit `batch` to the next commits (encoded, size limits and overflow policy
+        applied, waiting for room under `block`) and return without waiting for the commit:
+        the future of the last of them, True once every packet admitted is committed, False
+        when the store closed first (those packets are counted as `shutdown` refusals).
+        None when nothing was admitted (all dropped or refused, counted). A producer that
+        retires its inputs waits for it first (runtime/commit_order.py)."""
         if self.closed:
             self.metrics.refused(DropReason.NODE_FAILED, len(batch))
-            return
+            return None
         packets, bodies = self._encode(batch)
-        groups: list[asyncio.Future[None]] = []
+        last: asyncio.Future[bool] | None = None
         start = 0
         try:
+            if not force:
+                await self._wait_for_window(len(packets))
+                if self.closed:  # its node failed meanwhile: what never got in is lost
+                    self._drop(len(packets), DropReason.NODE_FAILED)
+                    return None
             while start < len(packets):
                 fits = self._bodies_fitting(bodies, start)
                 if fits == len(packets) - start or force:
-                    groups.append(self._admit(packets, bodies, start, len(packets)))
+                    last = self._admit(packets, bodies, start, len(packets))
                     start = len(packets)
                 elif self.overflow == "drop_oldest":  # the newest win, these among them
                     start += await self._displace_for(bodies[start:])
                     if start < len(packets):
-                        groups.append(self._admit(packets, bodies, start, len(packets)))
+                        last = self._admit(packets, bodies, start, len(packets))
                     start = len(packets)
                 elif fits:
-                    groups.append(self._admit(packets, bodies, start, start + fits))
+                    last = self._admit(packets, bodies, start, start + fits)
                     start += fits
                 elif self.overflow == "drop_new":
                     self._drop(len(packets) - start, DropReason.INBOX_FULL)
@@ -60,10 +82,21 @@ class Admission(DurableState):
         except asyncio.CancelledError:  # a forced stop: what never got in is lost, and counted
             self._drop(len(packets) - start, DropReason.SHUTDOWN)
             raise
-        for group in groups:
-            await asyncio.shield(group)  # a cancelled producer does not cancel the commit
-        if groups and self.on_put_done is not None:
-            self.on_put_done()
+        return last  # commits resolve in seq order: the last one done means all are
+
+    async def _wait_for_window(self, n: int) -> None:
+        """While the packets not committed yet would not fit in the window together with `n`
+        more, wait for the node to take some or a commit to end. A producer that does not
+        wait for its commits (`admit`, runtime/commit_order.py) runs ahead of them at most by
+        the room its node has in memory: a commit larger than that would go to disk only, to
+        be read back. Behind a node that lags, producers get one batch per commit, as those
+        that `put`."""
+        pending = self._pending
+        while pending and len(self._items) + len(pending) + n > self.capacity:
+            moved = self._window_moved
+            if moved is None:
+                self._window_moved = moved = asyncio.get_running_loop().create_future()
+            await asyncio.shield(moved)
 
     def _drop(self, n: int, reason: str) -> None:
         if n:
@@ -80,10 +113,10 @@ class Admission(DurableState):
         first packet not admitted (`len(batch)` when all were dealt with).
 
         Unlike `put`, the packets are not committed when this returns (a producer that must
-        not retire its inputs before then awaits `put`). What fits is admitted, packets that
-        are not portable are dropped (counted), `drop_new` drops what does not fit (counted);
-        where room must be waited for (`block`) or made on disk (`drop_oldest`) it stops and
-        returns that index, for `put` to finish.
+        not retire its inputs before then awaits `put`, or the future `admit` returns). What
+        fits is admitted, packets that are not portable are dropped (counted), `drop_new`
+        drops what does not fit (counted); where room must be waited for (`block`) or made
+        on disk (`drop_oldest`) it stops and returns that index, for `put` to finish.
         """
         end = len(batch)
         if self.closed:
@@ -153,7 +186,7 @@ class Admission(DurableState):
 
     def _admit(
         self, packets: list[StreamPacket], bodies: list[bytes], start: int, end: int
-    ) -> asyncio.Future[None]:
+    ) -> asyncio.Future[bool]:
         now = time.time()
         first = self._next_seq
         seq = first + end - start

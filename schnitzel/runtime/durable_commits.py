@@ -48,12 +48,6 @@ class Committer(ParkingDesk):
                 packets = self._pending_packets[: len(rows)]
                 deleted, self._deletes = self._deletes, []
                 changes, request = self._parking_changes(len(rows) == len(self._pending))
-                to_window = (
-                    self._spilled == 0
-                    and not self._loading
-                    and len(self._items) + len(rows) <= self.capacity
-                )
-                cursor = rows[-1][0] if rows and to_window else 0
                 try:
                     await loop.run_in_executor(
                         self._pool,
@@ -61,7 +55,7 @@ class Committer(ParkingDesk):
                         self.store,
                         rows,
                         seq_runs(deleted),
-                        cursor,
+                        self._windowed,  # the store never reads back what is in memory
                         changes,
                     )
                 except Exception as exc:
@@ -78,13 +72,25 @@ class Committer(ParkingDesk):
                     self._failing = False
                     self.notify("info", f"durable store {str(self.path)!r} writes again")
                 del self._pending[: len(rows)], self._pending_packets[: len(rows)]
+                if self._window_moved is not None:
+                    self._window_room()
                 if rows:
+                    # Decided now, not when the commit began: meanwhile the node took what
+                    # the window held. Requeued rows go to disk, so these must too (order).
+                    to_window = (
+                        self._spilled == 0
+                        and not self._loading
+                        and changes.requeue is None
+                        and len(self._items) + len(rows) <= self.capacity
+                    )
+                    if to_window:  # the store learns it with the next commit, before any read
+                        self._windowed = rows[-1][0]
                     self._accept(rows, packets, to_window)
                     committed, waiters = rows[-1][0], self._waiters
                     while waiters and waiters[0][0] <= committed:
                         done = waiters.popleft()[1]
                         if not done.done():
-                            done.set_result(None)
+                            done.set_result(True)
                 if changes:
                     self._parking_done(changes, request)
                 if not self._count and self.stats.settled >= self._vacuum_after:

@@ -5,7 +5,9 @@
                                                    └──────── delete once settled ◀────┘
 
 - `put` waits until the packets are committed: a producer retires its own inputs only then,
-  so nothing is ever only in flight between two places.
+  so nothing is ever only in flight between two places. `admit` returns the commit's future
+  instead: a producer makes its next batch while the commit runs, and retires its inputs once
+  the future is done (runtime/commit_order.py).
 - One committer task writes whatever is pending in one transaction; packets arriving while a
   commit runs join the next one (group commit: the wait is bounded by one commit).
 - The newest committed packets stay in memory (up to the inbox's `max`) so a node keeping up
@@ -124,6 +126,10 @@ class DurableInbox(Admission, Committer):
             self.metrics.refused(DropReason.SHUTDOWN, len(self._pending))
             self._pending.clear()
             self._pending_packets.clear()
+        while self._waiters:  # their producers learn it: none of them waits for ever
+            done = self._waiters.popleft()[1]
+            if not done.done():
+                done.set_result(False)
         try:
             await loop.run_in_executor(self._pool, self.store.close)
         finally:
@@ -241,6 +247,8 @@ class DurableInbox(Admission, Committer):
         rows = self._rows
         self._held = held = Batch(self, packets, start, [rows.popleft() for _ in packets])
         self._load_if_low()
+        if self._window_moved is not None:
+            self._window_room()
         return held
 
     def _settle(

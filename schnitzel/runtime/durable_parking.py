@@ -25,6 +25,9 @@ class ParkingRequest:
     done: asyncio.Future[ParkingChanges] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
+    parks_before: list[tuple[int, float, str, str]] | None = None
+    """The inbox's queue of packets to park when the request was made: those are parked by
+    an earlier commit than the request's, so a requeue of everything includes them."""
 
 
 class ParkingDesk(DurableState):
@@ -35,13 +38,19 @@ class ParkingDesk(DurableState):
     def _parking_changes(self, all_pending: bool) -> tuple[ParkingChanges, ParkingRequest | None]:
         """What the next commit does to the parked table. An operator's request waits for a
         commit that writes every pending packet: requeued rows take seqs above all of them,
-        so the backlog's order on disk stays the order it is read back in."""
+        so the backlog's order on disk stays the order it is read back in. It also waits for
+        the packets to park that were queued before it (settled before the operator asked):
+        parked by this commit, they would not be among those it requeues or drops."""
         parks, self._parks = self._parks, []
         changes = ParkingChanges(
             park=parks, max_parked=self.max_parked, max_parked_bytes=self.max_parked_bytes
         )
         request = None
-        if self._parking_requests and all_pending:
+        if (
+            self._parking_requests
+            and all_pending
+            and not (parks and self._parking_requests[0].parks_before is parks)
+        ):
             request = self._parking_requests.popleft()
             if request.action == "requeue":
                 changes.requeue = request.selection
@@ -100,7 +109,7 @@ class ParkingDesk(DurableState):
         once committed."""
         if self._committer is None or self._committer.done() or self._closing:
             raise RuntimeError(f"durable store {str(self.path)!r} is closed")
-        request = ParkingRequest(action, selection)
+        request = ParkingRequest(action, selection, parks_before=self._parks)
         self._parking_requests.append(request)
         self._work.set()
         return await request.done

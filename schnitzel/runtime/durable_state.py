@@ -62,6 +62,8 @@ class DurableState(Inbox):
         "_spilled_bytes",
         "_vacuum_after",
         "_waiters",
+        "_window_moved",
+        "_windowed",
         "_work",
         "max_bytes",
         "max_packets",
@@ -125,6 +127,14 @@ class DurableState(Inbox):
         self.unconfirmed_count = 0
         self._pending: list[NewRow] = []
         self._pending_packets: list[StreamPacket] = []
+        self._window_moved: asyncio.Future[None] | None = None
+        """Resolved when the window or the packets not committed yet shrink (producers
+        waiting for room in the window, `Admission._wait_for_window`)."""
+        # The store seq of the newest packet a commit put in the window. Told to the store
+        # with the next commit (which marks rows up to it as in memory, not to be read back):
+        # no read of the store can come in between, as none runs while nothing is on disk
+        # only, and what goes there goes with a commit.
+        self._windowed = 0
         self._deletes: list[int] = []
         self._count = 0
         """Packets in the store or pending: what the size limit is checked against."""
@@ -137,8 +147,9 @@ class DurableState(Inbox):
         self._loading = False
         self._work = asyncio.Event()
         self._committer: asyncio.Task[None] | None = None
-        self._waiters: deque[tuple[int, asyncio.Future[None]]] = deque()
-        """(last seq, future) per admitted run of packets, resolved once that seq is committed."""
+        self._waiters: deque[tuple[int, asyncio.Future[bool]]] = deque()
+        """(last seq, future) per admitted run of packets: True once that seq is committed,
+        False when the store closed first (`DurableInbox.shutdown`)."""
         self._failing = False
         self._given_up = False
         self._closing = False
@@ -149,6 +160,13 @@ class DurableState(Inbox):
         self.left += n
         self.in_flight.retire(n)
         self.in_flight.durable -= n
+
+    def _window_room(self) -> None:
+        """The node took packets from the window, or a commit ended: producers waiting for
+        room there look again."""
+        moved, self._window_moved = self._window_moved, None
+        if moved is not None and not moved.done():
+            moved.set_result(None)
 
     def _forget(self, n: int, size: int) -> None:
         """`n` packets of `size` bytes left the store: producers waiting for space may go."""

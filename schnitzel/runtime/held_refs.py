@@ -8,8 +8,10 @@ URIs a packet names). Two places know:
   inbox opens from the rows its store replays, kept at admit and delete, so asking is a copy.
 - `HeldRefs`: the runtime's answer, made on the event loop (where every inbox changes, so it
   is one consistent moment): the durable counts, plus a scan of the memory inboxes and of the
-  batches nodes hold (bounded by their sizes). A node holds its batch until its outputs are in
-  the next inboxes, so a packet on its way is always somewhere the scan looks.
+  batches nodes hold (bounded by their sizes), the one in the plugin and those whose outputs
+  wait for their commits (`Node.unsettled`). A node holds its batch until its outputs are in
+  the next inboxes (committed, for a durable one), so a packet on its way is always somewhere
+  the scan looks.
 """
 
 from __future__ import annotations
@@ -161,4 +163,7 @@ class HeldRefs:
             batch = node.batch
             if batch is not None and batch.rows is None:  # a durable batch is counted
                 add_refs(batch.packets, held)
+            for waiting in node.unsettled.batches():  # their outputs wait for a commit
+                if waiting.rows is None:
+                    add_refs(waiting.packets, held)
         return frozenset(held)

@@ -281,6 +281,14 @@ class Inbox:
             elif waiter in waiters:  # cancelled while behind others in line
                 waiters.remove(waiter)
 
+    async def admit(
+        self, batch: list[StreamPacket], force: bool = False
+    ) -> asyncio.Future[bool] | None:
+        """`put`: in memory, admitted is all there is, so there is nothing to wait for after
+        (None; a durable inbox returns the future of its commit here)."""
+        await self.put(batch, force)
+        return None
+
     def take(self, limit: int) -> Batch:
         """Up to `limit` packets, oldest first, as a batch the node settles, gives back or
         abandons; wakes the first producer waiting for space."""

@@ -17,6 +17,7 @@ the protocol without importing `schnitzel.runtime` for it.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from typing import Protocol
 
@@ -131,6 +132,13 @@ class NodeInbox(Protocol):
     ) -> int: ...
 
     async def put(self, batch: list[StreamPacket], force: bool = False) -> None: ...
+
+    async def admit(
+        self, batch: list[StreamPacket], force: bool = False
+    ) -> asyncio.Future[bool] | None:
+        """Like `put`, but return once admitted: a durable inbox's commit future (True once
+        committed, False if the store closed first), None when there is nothing to wait for."""
+        ...
 
     def take(self, limit: int) -> Batch: ...
 

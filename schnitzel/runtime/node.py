@@ -10,6 +10,7 @@ from schnitzel.contract.packet import StreamPacket
 from schnitzel.contract.run_report import Percentiles
 from schnitzel.registry.plugin import NodeContext, Plugin, Source
 from schnitzel.registry.trouble import Trouble
+from schnitzel.runtime.commit_order import CommitOrder, Commits
 from schnitzel.runtime.inbox import Inbox
 from schnitzel.runtime.inbox_protocol import Batch
 from schnitzel.runtime.metrics import DropReason, NodeMetrics, RateWindow
@@ -77,6 +78,9 @@ class Node:
         self.batch: Batch | None = None
         """The batch the node took from its inbox and has not ended yet (settled, given
         back or abandoned); `batch.counted` says whether its outcome is counted."""
+        self.unsettled = CommitOrder()
+        """Batches the node finished whose outputs wait for durable commits (older than
+        `batch`), and a source's emitted packets that do: ended in order once committed."""
         self.abandoned = False
         """Set when the run gave up on this node (drain timeout, forced stop, failure)."""
         self.left_in_thread = False
@@ -145,8 +149,9 @@ class Node:
         self.processing_ms = {"p50": round(p50 * 1000, 4), "p99": round(p99 * 1000, 4)}
 
     async def emit(self, packets: list[Any], routed: bool = False) -> None:
-        """Pass packets on to every target of their port, waiting where an inbox blocks.
-        `routed`: some items are `Routed` (sent to a named port)."""
+        """Pass packets on to every target of their port, waiting where an inbox blocks and,
+        for a durable inbox, for the commit. `routed`: some items are `Routed` (sent to a
+        named port)."""
         targets = self.targets
         if len(targets) == 1 and not routed:
             port = next(iter(targets.values()))
@@ -158,16 +163,7 @@ class Node:
                     only.inbox.metrics.refused(DropReason.NODE_FAILED, len(packets))
                     raise
                 return
-            sends = [(target, packets) for target in port]
-        else:
-            by_port: dict[str, list[StreamPacket]] = {}
-            default = self.plugin.outputs[0]
-            for item in packets:
-                if item.__class__ is Routed:
-                    by_port.setdefault(item.port, []).append(item.packet)
-                else:
-                    by_port.setdefault(default, []).append(item)
-            sends = [(t, batch) for port, batch in by_port.items() for t in targets[port]]
+        sends = self._sends(packets, routed)
         for index, (target, batch) in enumerate(sends):
             try:
                 await target.inbox.put(batch, target.force)
@@ -180,6 +176,57 @@ class Node:
                 # them as dropped where they were going, so every edge still adds up.
                 _refused(sends[index:], DropReason.NODE_FAILED)
                 raise
+
+    async def admit(self, packets: list[Any], routed: bool = False) -> Commits | None:
+        """`emit`, but without waiting for durable inboxes' commits: returns once every target
+        admitted the packets, with the commits to wait for before the inputs they came from
+        may be retired (None: every target is in memory, nothing to wait for)."""
+        targets = self.targets
+        if len(targets) == 1 and not routed:
+            port = next(iter(targets.values()))
+            if len(port) == 1:  # the commonest: one edge out
+                only = port[0]
+                inbox = only.inbox
+                try:
+                    if not inbox.durable:
+                        await inbox.put(packets, only.force)
+                        return None
+                    commit = await inbox.admit(packets, only.force)
+                except Exception:  # as in `emit`
+                    inbox.metrics.refused(DropReason.NODE_FAILED, len(packets))
+                    raise
+                return None if commit is None else [commit]
+        sends = self._sends(packets, routed)
+        commits: Commits | None = None
+        for index, (target, batch) in enumerate(sends):
+            try:
+                commit = await target.inbox.admit(batch, target.force)
+            except asyncio.CancelledError:  # a forced stop: count what the rest never got
+                _refused(sends[index + 1 :], DropReason.SHUTDOWN)
+                raise
+            except Exception:  # as in `emit`
+                _refused(sends[index:], DropReason.NODE_FAILED)
+                raise
+            if commit is not None:
+                if commits is None:
+                    commits = [commit]
+                else:
+                    commits.append(commit)
+        return commits
+
+    def _sends(self, packets: list[Any], routed: bool) -> list[tuple[Target, list[StreamPacket]]]:
+        """(target, its packets) for every edge the packets leave by."""
+        targets = self.targets
+        if len(targets) == 1 and not routed:
+            return [(target, packets) for target in next(iter(targets.values()))]
+        by_port: dict[str, list[StreamPacket]] = {}
+        default = self.plugin.outputs[0]
+        for item in packets:
+            if item.__class__ is Routed:
+                by_port.setdefault(item.port, []).append(item.packet)
+            else:
+                by_port.setdefault(default, []).append(item)
+        return [(t, batch) for port, batch in by_port.items() for t in targets[port]]
 
     def downstream_closed(self) -> bool:
         """True when an inbox this node sends to stopped taking packets (its node failed)."""

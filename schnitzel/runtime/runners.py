@@ -15,11 +15,13 @@ import contextlib
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Generator, Iterator
+from functools import partial
 from itertools import islice
 from typing import Any, NamedTuple
 
 from schnitzel.contract.packet import StreamPacket
 from schnitzel.errors import BadRecord
+from schnitzel.runtime.commit_order import Commits
 from schnitzel.runtime.inbox_protocol import Batch
 from schnitzel.runtime.metrics import DropReason, message_of
 from schnitzel.runtime.node import Node
@@ -31,6 +33,9 @@ __all__ = ["BATCH", "InboxWorker", "SourceWorker", "worker_for"]
 
 BATCH = 256
 """Most packets a node takes or a source pulls at once."""
+UNSETTLED_MAX = 8
+"""Most batches a producer keeps waiting for the commits of their outputs while it makes the
+next ones (runtime/commit_order.py); at this many it waits for the oldest."""
 
 
 class _Worker:
@@ -108,12 +113,10 @@ class InboxWorker(_Worker):
         metrics = node.metrics
         running, turn = node.running, node.turn
         durable = inbox.durable
-        keep_failed = node.resolved.spec.on_error == "stop"  # a durable inbox keeps them
-        clock = time.monotonic  # the clock health compares with
         while not node.abandoned:
             if not inbox:
-                if inbox.closed:
-                    return
+                if inbox.closed:  # done, once what it handed on is committed
+                    return await node.unsettled.wait_below(1)
                 await inbox.wait_items()
                 continue
             if not running.is_set() and not runtime.stopping:  # a drain does not wait on pauses
@@ -121,7 +124,7 @@ class InboxWorker(_Worker):
             node.batch = taken = inbox.take(_batch_limit(node))
             batch = taken.packets
             metrics.took(len(batch))
-            metrics.last_progress = started = clock()
+            metrics.last_progress = started = time.monotonic()  # the clock health compares
             if node.sample_every > 1:
                 batch = node.sample(batch)
             plain = node.call_plain
@@ -142,16 +145,43 @@ class InboxWorker(_Worker):
             finished = self._count(taken, batch, outcome, started)
             if outcome.failures:
                 await runtime.errors.handle_failures(node, outcome.failures)
+            if durable:  # its inbox holds one batch at a time: it waits for the commits
+                if not await self._pass_on_durable(taken, outcome, finished):
+                    return
+                continue
             if outcome.outputs:
                 self.emitting = True
-                await node.emit(outcome.outputs, outcome.routed)
+                commits = await node.admit(outcome.outputs, outcome.routed)
                 self.emitting = False
+            else:
+                commits = None
             metrics.last_progress = finished
-            if taken.rows is None:  # a memory inbox: nothing to delete
+            node.batch = None
+            if commits is None and not node.unsettled:  # nothing to wait for: done
                 taken.settle()
-                node.batch = None
-            elif not _settle_durable(node, runtime, taken, outcome, keep_failed):
-                return
+            else:
+                await self._settle_once_committed(taken, commits)
+
+    async def _pass_on_durable(self, taken: Batch, outcome: Outcome, finished: float) -> bool:
+        """Emit the outputs of a batch from a durable inbox, waiting for their commits, and
+        settle it; False when the node must stop instead (see `_settle_durable`)."""
+        node = self.node
+        keep_failed = node.resolved.spec.on_error == "stop"  # a durable inbox keeps them
+        if outcome.outputs:
+            await self.emit(outcome.outputs, outcome.routed)
+        node.metrics.last_progress = finished
+        return _settle_durable(node, self.runtime, taken, outcome, keep_failed)
+
+    async def _settle_once_committed(self, taken: Batch, commits: Commits | None) -> None:
+        """Settle `taken` once `commits` (its outputs in durable inboxes) and the batches
+        before it are done, while the node goes on with the next batch; wait while
+        UNSETTLED_MAX batches wait for theirs."""
+        unsettled = self.node.unsettled
+        unsettled.add(commits, taken.settle, taken.abandon, taken)
+        if len(unsettled) >= UNSETTLED_MAX:
+            self.emitting = True  # a wait for the disk downstream: not a stall
+            await unsettled.wait_below(UNSETTLED_MAX)
+            self.emitting = False
 
     def _count(
         self, taken: Batch, batch: list[StreamPacket], outcome: Outcome, started: float
@@ -283,12 +313,41 @@ class SourceWorker(_Worker):
         self._task = asyncio.current_task()
         packets: Any = self.node.plugin.packets()  # type: ignore[attr-defined]
         try:
-            if hasattr(packets, "__anext__"):
-                await self._pump_async(packets)
-            else:
-                await self._pump_sync(packets)
+            try:
+                if hasattr(packets, "__anext__"):
+                    await self._pump_async(packets)
+                else:
+                    await self._pump_sync(packets)
+            finally:
+                # What it handed on is committed before the source counts as finished (the
+                # run may end once it did), even when a stop cancelled one of its waits:
+                # handing a batch on is finished, not abandoned. A forced stop cancels this.
+                await self.node.unsettled.wait_below(1)
         finally:
             await self._close_iterator(packets)
+
+    async def _passed_on(
+        self,
+        last: StreamPacket | BadRecord,
+        commits: Commits | None,
+        waiting: _Suspended | None = None,
+    ) -> None:
+        """`last` (the last packet of a batch, or a bad record dealt with) becomes
+        `last_emitted` once `commits` (its batch's outputs in durable inboxes) and those of
+        every batch before it are done; waits while UNSETTLED_MAX batches wait for theirs.
+        `waiting`: a pull the source started waits in this task (see `_emit_while_pulling`)."""
+        unsettled = self.node.unsettled
+        if commits is None and not unsettled:
+            self.last_emitted = last
+            return
+        unsettled.add(commits, partial(setattr, self, "last_emitted", last), _nothing)
+        while len(unsettled) >= UNSETTLED_MAX:
+            try:
+                await unsettled.wait_below(UNSETTLED_MAX)
+            except asyncio.CancelledError:
+                if waiting is None or self.runtime.stopping or self.cancelled_by_stop:
+                    raise
+                waiting.cancelled = True  # the source's own: its pull gets it
 
     async def _close_iterator(self, packets: Any) -> None:
         """Close the source's iterator; one still running in a thread is closed when it
@@ -383,15 +442,14 @@ class SourceWorker(_Worker):
             if batch:
                 metrics.passed_on(len(batch))
                 metrics.last_progress = emitting = time.monotonic()
-                await node.emit(batch)
-                self.last_emitted = batch[-1]
+                await self._passed_on(batch[-1], await node.admit(batch))
                 if pacer is not None:  # a wait for room downstream does not cost the rate
                     pacer.held_back(time.monotonic() - emitting)
             if pulled.bad:
                 if not await runtime.errors.bad_records(node, pulled.bad):
                     return
                 if pulled.last is not None:  # dealt with: a checkpoint may pass them
-                    self.last_emitted = pulled.last
+                    await self._passed_on(pulled.last, None)
             if pulled.failure is not None:
                 await runtime.errors.source_failed(node, pulled.failure)
                 return
@@ -437,14 +495,14 @@ class SourceWorker(_Worker):
                     metrics.passed_on(len(batch))
                     metrics.last_progress = time.monotonic()
                     if waiting is None:
-                        await node.emit(batch)
+                        commits = await node.admit(batch)
                     else:
-                        await self._emit_while_pulling(batch, waiting)
-                    self.last_emitted = batch[-1]
+                        commits = await self._emit_while_pulling(batch, waiting)
+                    await self._passed_on(batch[-1], commits, waiting)
                 if isinstance(last, BadRecord):
                     if not await runtime.errors.bad_records(node, [last]):
                         return
-                    self.last_emitted = last
+                    await self._passed_on(last, None)
                 if isinstance(end, StopAsyncIteration):
                     return
                 if end is not None:
@@ -465,20 +523,24 @@ class SourceWorker(_Worker):
                     raise
                 waiting.cancelled = True
 
-    async def _emit_while_pulling(self, batch: list[StreamPacket], waiting: _Suspended) -> None:
-        """Emit while a pull the source started waits in this task. A cancellation of the task
-        that is not a stop is the source's own (its `asyncio.timeout` cancels the task it
-        runs in): the emit goes on, and the pull gets the cancellation when awaited."""
-        emit = self.node.emit(batch).__await__()
+    async def _emit_while_pulling(
+        self, batch: list[StreamPacket], waiting: _Suspended
+    ) -> Commits | None:
+        """`node.admit` while a pull the source started waits in this task. A cancellation of
+        the task that is not a stop is the source's own (its `asyncio.timeout` cancels the
+        task it runs in): the admission goes on, and the pull gets the cancellation when
+        awaited. Returns the commits to wait for."""
+        emit = self.node.admit(batch).__await__()
         try:  # the common case: room downstream, done at once, no task
             waits_for = emit.send(None)
-        except StopIteration:
-            return
+        except StopIteration as admitted:
+            commits: Commits | None = admitted.value
+            return commits
         emitting = asyncio.ensure_future(_finish(_Suspended(emit, waits_for)))
         while True:
             try:
-                await asyncio.shield(emitting)
-                return
+                commits = await asyncio.shield(emitting)
+                return commits
             except asyncio.CancelledError:
                 if self.runtime.stopping or emitting.done():
                     emitting.cancel()
@@ -696,6 +758,10 @@ def _not_a_packet(item: object) -> TypeError:
         f"packets() gave a {type(item).__name__}; a source gives StreamPackets, a BadRecord "
         "for input it cannot read, or None when it is about to wait for input"
     )
+
+
+def _nothing() -> None:
+    """A source's batch whose commit failed: `last_emitted` stays where it was."""
 
 
 def _count_unsent_pull(node: Node, pulling: asyncio.Future[Any]) -> None:

@@ -9,15 +9,17 @@ import asyncio
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, ClassVar
 
 import pytest
 
 from schnitzel import NodeContext, PayloadRef, Sink, Source, StreamPacket
 from schnitzel.contract.refs import packet_refs
+from schnitzel.runtime.commit_order import CommitOrder
 from schnitzel.runtime.durable_inbox import DurableInbox
 from schnitzel.runtime.held_refs import HeldRefs
-from schnitzel.runtime.inbox import InFlight
+from schnitzel.runtime.inbox import Inbox, InFlight
 from schnitzel.runtime.metrics import NodeMetrics
 from schnitzel.validate import validate_text
 from tests.runtime.harness import run
@@ -143,3 +145,27 @@ def test_after_the_run_stopped_asking_fails_at_once_instead_of_waiting() -> None
             await asyncio.to_thread(refs.now)
 
     asyncio.run(asked_from_a_thread_after_close())
+
+
+def test_a_batch_whose_outputs_wait_for_their_commit_keeps_its_refs_held() -> None:
+    """A node settles a batch once its outputs are committed (runtime/commit_order.py); until
+    then the blobs its packets name are held, as those of the batch in its plugin are."""
+
+    async def scenario() -> tuple[frozenset[str], frozenset[str]]:
+        inbox = Inbox(8, "block", NodeMetrics(), InFlight())
+        await inbox.put([event(0, "one"), event(1, "two")])
+        taken = inbox.take(8)
+        node = SimpleNamespace(inbox=inbox, batch=None, unsettled=CommitOrder())
+        refs = HeldRefs()
+        refs.nodes = {"mid": node}  # type: ignore[dict-item]
+        commit = asyncio.get_running_loop().create_future()
+        node.unsettled.add([commit], taken.settle, taken.abandon, taken)
+        waiting = refs.scan()
+        commit.set_result(True)
+        for _ in range(3):
+            await asyncio.sleep(0)
+        return waiting, refs.scan()
+
+    waiting, settled = asyncio.run(scenario())
+    assert waiting == frozenset(URIS[:2])
+    assert settled == frozenset()
