@@ -15,8 +15,8 @@ What it does not show: the latency tail (nothing waits for a core here) and the 
 of a late, busy process. Those are `bench_paced.py`'s.
 
 Run: .venv/bin/python bench/bench_paced_instructions.py [--before DIR] [--seconds S]
-(`--before DIR`: also schnitzel imported from DIR, a checkout holding `schnitzel/` and
-`plugins/`, e.g. `git worktree add --detach DIR main`.)
+(`--before DIR`: also schnitzel and its plugin packs imported from DIR, a checkout, e.g.
+`git worktree add --detach DIR main`; see `bench_paced.import_root`.)
 """
 
 from __future__ import annotations
@@ -86,15 +86,15 @@ def child(which: str, seconds: float) -> None:
     time.time = CLOCK.time
     sys.path.insert(0, str(HERE))
     import bench_paced
-
     from _paced_sink import AGES
 
+    cpu = time.process_time()
     if which == "asyncio":
         stamps: list[float] = []
         ages: list[float] = []
         with asyncio.Runner(loop_factory=VirtualLoop) as runner:
             runner.run(bench_paced.comparator(seconds, stamps, ages))
-        print(json.dumps({"delivered": len(ages)}))
+        print(json.dumps({"delivered": len(ages), "cpu_s": time.process_time() - cpu}))
         return
     from schnitzel.runtime import Runtime
     from schnitzel.validate import validate_text
@@ -106,9 +106,10 @@ def child(which: str, seconds: float) -> None:
         runtime = Runtime(result.graph, state_dir=Path(tmp) / "state", drain_timeout_s=30.0)
         with asyncio.Runner(loop_factory=VirtualLoop) as runner:
             report = runner.run(runtime.run(duration_s=seconds))
+    cpu = time.process_time() - cpu
     totals = report["totals"]
     assert totals["dropped"] == 0 and totals["errors"] == 0, totals
-    print(json.dumps({"delivered": len(AGES)}))
+    print(json.dumps({"delivered": len(AGES), "cpu_s": cpu}))
 
 
 def counted(which: str, seconds: float, tree: Path | None) -> tuple[int, int]:
@@ -150,7 +151,11 @@ def main() -> None:
     figures = {"asyncio": per_packet("asyncio", args.seconds, None)}
     figures["schnitzel"] = per_packet("schnitzel", args.seconds, None)
     if args.before is not None:
-        figures["before"] = per_packet("schnitzel", args.seconds, args.before.resolve())
+        sys.path.insert(0, str(HERE))
+        from bench_paced import import_root
+
+        before = import_root(args.before.resolve())
+        figures["before"] = per_packet("schnitzel", args.seconds, before)
     base = figures["asyncio"]
     for name, value in figures.items():
         print(f"  {name:9} {value:9,.0f} per packet ({value / base:.2f}x the comparator)")

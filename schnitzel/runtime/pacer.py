@@ -210,8 +210,8 @@ class Pacer:
         rate = self.rate_hz
         if rate is None:  # unlimited: nothing to wait for
             due = time.monotonic()
-        else:
-            due = self._due = time.monotonic() + (1.0 - self._tokens) / rate
+        else:  # the bucket held `_tokens` at `_last` (the last `grant`) and fills at `rate`
+            due = self._due = self._last + (1.0 - self._tokens) / rate
         loop = asyncio.get_running_loop()
         clock = self._clock
         if clock is None or clock.loop is not loop:
