@@ -57,7 +57,7 @@ class VirtualClock:
 CLOCK = VirtualClock()
 
 
-class VirtualSelector(selectors.DefaultSelector):  # type: ignore[misc,valid-type]
+class VirtualSelector(selectors.DefaultSelector):
     """A selector whose waits with nothing ready pass at once, moving the virtual clock."""
 
     def select(self, timeout: float | None = None) -> list[Any]:
@@ -65,7 +65,7 @@ class VirtualSelector(selectors.DefaultSelector):  # type: ignore[misc,valid-typ
         if ready or timeout == 0:
             return ready
         if timeout is None:  # only I/O to wait for (a thread's result): really wait
-            return super().select(None)  # type: ignore[no-any-return]
+            return super().select(None)
         CLOCK.now += timeout
         return ready
 
