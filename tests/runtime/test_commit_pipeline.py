@@ -213,3 +213,51 @@ def test_a_forced_stop_while_commits_fail_counts_what_never_got_in_once(
     # every packet committed is delivered or kept for the next run (a batch the sink held,
     # or settled without its delete committed, is delivered again: at least once)
     assert held.committed <= {p.seq for p in plugins.RECORDS["out"]} | set(kept)
+
+
+DROP_OLDEST = f"""
+nodes:
+  - {{id: src, kind: source, plugin: synthetic, config: {{count: 2000}}}}
+  - {{id: mid, kind: transform, plugin: passthrough}}
+  - id: out
+    kind: sink
+    plugin: "{TEST_PLUGINS}:Recorder"
+    inbox:
+      max: 2048
+      overflow: drop_oldest
+      durable: {{path: state/out.db, max_packets: 300}}
+edges:
+  - {{from: src, to: mid}}
+  - {{from: mid, to: out}}
+"""
+
+
+@pytest.mark.parametrize("producer", ["node", "source"])
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_drop_oldest_keeps_the_newest_packets_while_older_ones_wait_for_their_commit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, loop: str, producer: str
+) -> None:
+    """Packets admitted but not committed yet are the oldest: a batch that does not fit
+    displaces them (once stored), never its own packets while they survive."""
+    body = DROP_OLDEST
+    if producer == "source":
+        body = body.replace("{from: mid, to: out}", "{from: src, to: out}")
+        body = body.replace("  - {from: src, to: mid}\n", "").replace(
+            "  - {id: mid, kind: transform, plugin: passthrough}\n", ""
+        )
+    held = HeldCommits(monkeypatch)
+    held.failing.set()  # the first commits wait: later batches arrive while they are pending
+
+    async def steps(runtime: Runtime, control: RuntimeControl) -> None:
+        control.pause("out")
+        producing = runtime.nodes["src" if producer == "source" else "mid"]
+        await until(lambda: held.failed >= 1 and len(producing.unsettled) >= 1)
+        held.failing.clear()
+        store = runtime.stores["out"]
+        await until(lambda: producing.metrics.emitted >= 2000 and not store._pending)
+        await until(lambda: not producing.unsettled)
+        control.resume("out")
+
+    report = on_loop(loop, body, tmp_path, steps)
+    assert sorted(p.seq for p in plugins.RECORDS["out"]) == list(range(1700, 2000))
+    assert report["nodes"]["out"]["dropped_by_reason"] == {"displaced": 1700}
