@@ -261,3 +261,65 @@ def test_drop_oldest_keeps_the_newest_packets_while_older_ones_wait_for_their_co
     report = on_loop(loop, body, tmp_path, steps)
     assert sorted(p.seq for p in plugins.RECORDS["out"]) == list(range(1700, 2000))
     assert report["nodes"]["out"]["dropped_by_reason"] == {"displaced": 1700}
+
+
+FAN_OUT = f"""
+nodes:
+  - {{id: src, kind: source, plugin: jsonl, config: {{path: in.jsonl}}}}
+  - {{id: mid, kind: transform, plugin: passthrough}}
+  - id: out
+    kind: sink
+    plugin: "{TEST_PLUGINS}:Recorder"
+    inbox: {{max: 2048, durable: {{path: state/out.db}}}}
+  - {{id: seen, kind: sink, plugin: "{TEST_PLUGINS}:Recorder"}}
+edges:
+  - {{from: src, to: mid}}
+  - {{from: mid, to: out}}
+  - {{from: mid, to: seen}}
+"""
+
+
+def test_a_forced_stop_while_one_of_two_stores_fails_leaves_no_line_to_the_next_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One store commits, the other does not: the batches wait for both, the checkpoint
+    stays behind the failing one, and a second run delivers every line to both."""
+    with (tmp_path / "in.jsonl").open("w") as file:
+        file.writelines(json.dumps({"n": n}) + "\n" for n in range(LINES))
+    body = FAN_OUT.replace(
+        f'  - {{id: seen, kind: sink, plugin: "{TEST_PLUGINS}:Recorder"}}',
+        f"""  - id: seen
+    kind: sink
+    plugin: "{TEST_PLUGINS}:Recorder"
+    inbox: {{max: 2048, durable: {{path: state/seen.db}}}}""",
+    )
+    failing = threading.Event()
+    failed = [0]
+    original = durable_commits.commit_on_store
+
+    def commit_on_store(store: Any, rows: list[Any], *rest: Any) -> None:
+        if failing.is_set() and store.path.name == "seen.db":
+            failed[0] += 1
+            raise DiskFull(f"{store.path}: no space left (held by the test)")
+        original(store, rows, *rest)
+
+    monkeypatch.setattr(durable_commits, "commit_on_store", commit_on_store)
+
+    async def force_once_failing(runtime: Runtime, control: RuntimeControl) -> None:
+        await until(lambda: len(plugins.RECORDS["seen"]) >= 500)
+        failing.set()
+        await until(lambda: failed[0] >= 3)
+        control.stop(force=True)
+
+    async def nothing(runtime: Runtime, control: RuntimeControl) -> None:
+        return None
+
+    first = on_loop("asyncio", body, tmp_path, force_once_failing)
+    assert first["nodes"]["seen"]["dropped_by_reason"].get("shutdown", 0) > 0
+    delivered = {sink: {p.payload["n"] for p in plugins.RECORDS[sink]} for sink in ("out", "seen")}
+    plugins.RECORDS.clear()
+    failing.clear()
+    on_loop("asyncio", body, tmp_path, nothing)
+    for sink in ("out", "seen"):
+        again = {p.payload["n"] for p in plugins.RECORDS[sink]}
+        assert delivered[sink] | again == set(range(LINES)), sink
