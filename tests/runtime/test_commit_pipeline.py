@@ -22,6 +22,7 @@ import pytest
 
 from schnitzel import Runtime, RuntimeControl
 from schnitzel.contract.packet import StreamPacket
+from schnitzel.durable.parking import Selection
 from schnitzel.durable.rows import live_packets
 from schnitzel.durable.store import DiskFull
 from schnitzel.errors import BadRecord
@@ -323,3 +324,43 @@ def test_a_forced_stop_while_one_of_two_stores_fails_leaves_no_line_to_the_next_
     for sink in ("out", "seen"):
         again = {p.payload["n"] for p in plugins.RECORDS[sink]}
         assert delivered[sink] | again == set(range(LINES)), sink
+
+
+PARKING = f"""
+nodes:
+  - {{id: src, kind: source, plugin: synthetic, config: {{count: null}}}}
+  - id: out
+    kind: sink
+    plugin: "{TEST_PLUGINS}:Recorder"
+    config: {{every: 10}}
+    inbox: {{max: 1024, durable: {{path: state/out.db}}}}
+edges:
+  - {{from: src, to: out}}
+"""
+
+
+def test_a_requeue_of_everything_asked_while_commits_fail_takes_the_packets_parked_before_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Packets the node parked before the operator asked are parked by an earlier commit
+    than the requeue's (durable_parking.py), also when the commits between fail and are
+    retried (as on a full disk): the requeue takes them too."""
+    held = HeldCommits(monkeypatch)
+    asked: list[int] = []
+    answers: list[dict[str, Any]] = []
+
+    async def steps(runtime: Runtime, control: RuntimeControl) -> None:
+        inbox = runtime.stores["out"]
+        await until(lambda: inbox.parked_count >= 1)
+        held.failing.set()
+        await until(lambda: held.failed >= 1 and len(inbox._parks) >= 1)
+        asked.append(inbox.parked_count + len(inbox._parks))  # parked or to park, by then
+        requeue = asyncio.create_task(control.requeue("out", Selection(everything=True)))
+        failed = held.failed
+        await until(lambda: held.failed >= failed + 3)  # the commits after it fail too
+        held.failing.clear()
+        answers.append(await asyncio.wait_for(requeue, GUARD_S))
+        control.stop()
+
+    on_loop("asyncio", PARKING, tmp_path, steps)
+    assert answers[0]["requeued"] >= asked[0], (answers, asked)
