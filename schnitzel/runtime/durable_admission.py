@@ -64,6 +64,12 @@ class Admission(DurableState):
                     last = self._admit(packets, bodies, start, len(packets))
                     start = len(packets)
                 elif self.overflow == "drop_oldest":  # the newest win, these among them
+                    if self._pending:  # older packets not committed yet: displaced once stored
+                        await self._window_or_commit_moved()
+                        if self.closed:
+                            self._drop(len(packets) - start, DropReason.NODE_FAILED)
+                            start = len(packets)
+                        continue
                     start += await self._displace_for(bodies[start:])
                     if start < len(packets):
                         last = self._admit(packets, bodies, start, len(packets))
@@ -93,10 +99,14 @@ class Admission(DurableState):
         that `put`."""
         pending = self._pending
         while pending and len(self._items) + len(pending) + n > self.capacity:
-            moved = self._window_moved
-            if moved is None:
-                self._window_moved = moved = asyncio.get_running_loop().create_future()
-            await asyncio.shield(moved)
+            await self._window_or_commit_moved()
+
+    async def _window_or_commit_moved(self) -> None:
+        """Wait until the node takes packets from the window or a commit ends."""
+        moved = self._window_moved
+        if moved is None:
+            self._window_moved = moved = asyncio.get_running_loop().create_future()
+        await asyncio.shield(moved)
 
     def _drop(self, n: int, reason: str) -> None:
         if n:

@@ -60,7 +60,10 @@ class Committer(ParkingDesk):
                     )
                 except Exception as exc:
                     self._deletes = deleted + self._deletes
-                    self._parks = changes.park + self._parks
+                    # The same list, longer: a requeue asked meanwhile knows it (by identity)
+                    # as the parks queued before it, and still waits for their commit.
+                    changes.park.extend(self._parks)
+                    self._parks = changes.park
                     if request is not None:
                         self._parking_requests.appendleft(request)
                     self._disk_error(exc)

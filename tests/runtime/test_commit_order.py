@@ -7,6 +7,9 @@ from __future__ import annotations
 import asyncio
 from functools import partial
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from schnitzel.runtime.commit_order import CommitOrder
 
 
@@ -102,3 +105,45 @@ def test_settled_batches_tell_the_checkpoint_tracker() -> None:
         return told
 
     assert asyncio.run(scenario()) == 1
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.data())
+def test_any_interleaving_of_adds_and_commits_ends_each_batch_once_in_order(
+    data: st.DataObject,
+) -> None:
+    """A model: entries end in the order added, each once, only after its own commits and
+    every earlier entry; lost when one of its commits failed or an earlier entry was lost."""
+
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        order = CommitOrder()
+        ended: list[tuple[int, bool]] = []
+        commits: list[list[asyncio.Future[bool]]] = []
+        open_futures: list[asyncio.Future[bool]] = []
+        for _step in range(data.draw(st.integers(1, 30))):
+            if open_futures and data.draw(st.booleans()):
+                future = open_futures.pop(data.draw(st.integers(0, len(open_futures) - 1)))
+                future.set_result(data.draw(st.sampled_from([True, True, True, False])))
+            else:
+                index = len(commits)
+                mine = [loop.create_future() for _ in range(data.draw(st.integers(0, 3)))]
+                commits.append(mine)
+                open_futures.extend(mine)
+                order.add(
+                    mine or None,
+                    partial(ended.append, (index, True)),
+                    partial(ended.append, (index, False)),
+                )
+            await settle_pending_callbacks()
+            expected: list[tuple[int, bool]] = []
+            lost = False
+            for index, mine in enumerate(commits):
+                if not all(f.done() for f in mine):
+                    break
+                lost = lost or not all(f.result() for f in mine)
+                expected.append((index, not lost))
+            assert ended == expected
+            assert len(order) == len(commits) - len(expected)
+
+    asyncio.run(scenario())

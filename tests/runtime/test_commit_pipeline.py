@@ -22,6 +22,7 @@ import pytest
 
 from schnitzel import Runtime, RuntimeControl
 from schnitzel.contract.packet import StreamPacket
+from schnitzel.durable.parking import Selection
 from schnitzel.durable.rows import live_packets
 from schnitzel.durable.store import DiskFull
 from schnitzel.errors import BadRecord
@@ -213,3 +214,153 @@ def test_a_forced_stop_while_commits_fail_counts_what_never_got_in_once(
     # every packet committed is delivered or kept for the next run (a batch the sink held,
     # or settled without its delete committed, is delivered again: at least once)
     assert held.committed <= {p.seq for p in plugins.RECORDS["out"]} | set(kept)
+
+
+DROP_OLDEST = f"""
+nodes:
+  - {{id: src, kind: source, plugin: synthetic, config: {{count: 2000}}}}
+  - {{id: mid, kind: transform, plugin: passthrough}}
+  - id: out
+    kind: sink
+    plugin: "{TEST_PLUGINS}:Recorder"
+    inbox:
+      max: 2048
+      overflow: drop_oldest
+      durable: {{path: state/out.db, max_packets: 300}}
+edges:
+  - {{from: src, to: mid}}
+  - {{from: mid, to: out}}
+"""
+
+
+@pytest.mark.parametrize("producer", ["node", "source"])
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_drop_oldest_keeps_the_newest_packets_while_older_ones_wait_for_their_commit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, loop: str, producer: str
+) -> None:
+    """Packets admitted but not committed yet are the oldest: a batch that does not fit
+    displaces them (once stored), never its own packets while they survive."""
+    body = DROP_OLDEST
+    if producer == "source":
+        body = body.replace("{from: mid, to: out}", "{from: src, to: out}")
+        body = body.replace("  - {from: src, to: mid}\n", "").replace(
+            "  - {id: mid, kind: transform, plugin: passthrough}\n", ""
+        )
+    held = HeldCommits(monkeypatch)
+    held.failing.set()  # the first commits wait: later batches arrive while they are pending
+
+    async def steps(runtime: Runtime, control: RuntimeControl) -> None:
+        control.pause("out")
+        producing = runtime.nodes["src" if producer == "source" else "mid"]
+        await until(lambda: held.failed >= 1 and len(producing.unsettled) >= 1)
+        held.failing.clear()
+        store = runtime.stores["out"]
+        await until(lambda: producing.metrics.emitted >= 2000 and not store._pending)
+        await until(lambda: not producing.unsettled)
+        control.resume("out")
+
+    report = on_loop(loop, body, tmp_path, steps)
+    assert sorted(p.seq for p in plugins.RECORDS["out"]) == list(range(1700, 2000))
+    assert report["nodes"]["out"]["dropped_by_reason"] == {"displaced": 1700}
+
+
+FAN_OUT = f"""
+nodes:
+  - {{id: src, kind: source, plugin: jsonl, config: {{path: in.jsonl}}}}
+  - {{id: mid, kind: transform, plugin: passthrough}}
+  - id: out
+    kind: sink
+    plugin: "{TEST_PLUGINS}:Recorder"
+    inbox: {{max: 2048, durable: {{path: state/out.db}}}}
+  - {{id: seen, kind: sink, plugin: "{TEST_PLUGINS}:Recorder"}}
+edges:
+  - {{from: src, to: mid}}
+  - {{from: mid, to: out}}
+  - {{from: mid, to: seen}}
+"""
+
+
+def test_a_forced_stop_while_one_of_two_stores_fails_leaves_no_line_to_the_next_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One store commits, the other does not: the batches wait for both, the checkpoint
+    stays behind the failing one, and a second run delivers every line to both."""
+    with (tmp_path / "in.jsonl").open("w") as file:
+        file.writelines(json.dumps({"n": n}) + "\n" for n in range(LINES))
+    body = FAN_OUT.replace(
+        f'  - {{id: seen, kind: sink, plugin: "{TEST_PLUGINS}:Recorder"}}',
+        f"""  - id: seen
+    kind: sink
+    plugin: "{TEST_PLUGINS}:Recorder"
+    inbox: {{max: 2048, durable: {{path: state/seen.db}}}}""",
+    )
+    failing = threading.Event()
+    failed = [0]
+    original = durable_commits.commit_on_store
+
+    def commit_on_store(store: Any, rows: list[Any], *rest: Any) -> None:
+        if failing.is_set() and store.path.name == "seen.db":
+            failed[0] += 1
+            raise DiskFull(f"{store.path}: no space left (held by the test)")
+        original(store, rows, *rest)
+
+    monkeypatch.setattr(durable_commits, "commit_on_store", commit_on_store)
+
+    async def force_once_failing(runtime: Runtime, control: RuntimeControl) -> None:
+        await until(lambda: len(plugins.RECORDS["seen"]) >= 500)
+        failing.set()
+        await until(lambda: failed[0] >= 3)
+        control.stop(force=True)
+
+    async def nothing(runtime: Runtime, control: RuntimeControl) -> None:
+        return None
+
+    first = on_loop("asyncio", body, tmp_path, force_once_failing)
+    assert first["nodes"]["seen"]["dropped_by_reason"].get("shutdown", 0) > 0
+    delivered = {sink: {p.payload["n"] for p in plugins.RECORDS[sink]} for sink in ("out", "seen")}
+    plugins.RECORDS.clear()
+    failing.clear()
+    on_loop("asyncio", body, tmp_path, nothing)
+    for sink in ("out", "seen"):
+        again = {p.payload["n"] for p in plugins.RECORDS[sink]}
+        assert delivered[sink] | again == set(range(LINES)), sink
+
+
+PARKING = f"""
+nodes:
+  - {{id: src, kind: source, plugin: synthetic, config: {{count: null}}}}
+  - id: out
+    kind: sink
+    plugin: "{TEST_PLUGINS}:Recorder"
+    config: {{every: 10}}
+    inbox: {{max: 1024, durable: {{path: state/out.db}}}}
+edges:
+  - {{from: src, to: out}}
+"""
+
+
+def test_a_requeue_of_everything_asked_while_commits_fail_takes_the_packets_parked_before_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Packets the node parked before the operator asked are parked by an earlier commit
+    than the requeue's (durable_parking.py), also when the commits between fail and are
+    retried (as on a full disk): the requeue takes them too."""
+    held = HeldCommits(monkeypatch)
+    asked: list[int] = []
+    answers: list[dict[str, Any]] = []
+
+    async def steps(runtime: Runtime, control: RuntimeControl) -> None:
+        inbox = runtime.stores["out"]
+        await until(lambda: inbox.parked_count >= 1)
+        held.failing.set()
+        await until(lambda: held.failed >= 1 and len(inbox._parks) >= 1)
+        asked.append(inbox.parked_count + len(inbox._parks))  # parked or to park, by then
+        requeue = asyncio.create_task(control.requeue("out", Selection(everything=True)))
+        failed = held.failed
+        await until(lambda: held.failed >= failed + 3)  # the commits after it fail too
+        held.failing.clear()
+        answers.append(await asyncio.wait_for(requeue, GUARD_S))
+        control.stop()
+
+    on_loop("asyncio", PARKING, tmp_path, steps)
+    assert answers[0]["requeued"] >= asked[0], (answers, asked)

@@ -359,3 +359,47 @@ def test_an_idempotency_key_that_is_not_utf8_is_refused_400_not_accepted_then_dr
 
     steer(ingest_graph(tmp_path, port, "Recorder"), tmp_path, steps)
     assert [p.idempotency_key for p in plugins.RECORDS["out"]] == ["café-7:0"]
+
+
+@pytest.mark.parametrize("through", ["direct", "transform"])
+def test_no_202_while_the_durable_inbox_cannot_commit_the_records(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, through: str
+) -> None:
+    """The source makes its next batch while the commit runs (runtime/commit_order.py): the
+    request is answered only once its records are committed, not once admitted."""
+    from tests.runtime.test_commit_pipeline import HeldCommits
+
+    port = free_port()
+    held = HeldCommits(monkeypatch)
+    relay = "  - {id: mid, kind: transform, plugin: passthrough}\n"
+    edges = "  - {from: src, to: out}\n"
+    if through == "transform":
+        edges = "  - {from: src, to: mid}\n  - {from: mid, to: out}\n"
+    graph = graph_from(
+        tmp_path,
+        f"""
+nodes:
+  - {{id: src, kind: source, plugin: http_ingest, config: {{port: {port}}}}}
+{relay if through == "transform" else ""}  - id: out
+    kind: sink
+    plugin: "tests.runtime.plugins:Recorder"
+    inbox: {{max: 64, durable: {{path: state/out.db}}}}
+edges:
+{edges}""",
+    )
+
+    async def steps(runtime: Runtime, plugin: HttpIngest) -> None:
+        async with httpx.AsyncClient(timeout=GUARD_S) as client:
+            url = f"http://127.0.0.1:{port}/ingest"
+            assert (await client.post(url, json={"t": -1})).status_code == 202
+            held.failing.set()  # as a full disk: the inbox retries, nothing is committed
+            posting = asyncio.create_task(client.post(url, json=[{"t": t} for t in range(50)]))
+            await until(lambda: held.failed >= 4, "commits failed and were retried")
+            assert not posting.done(), posting.result()
+            held.failing.clear()
+            answer = await posting
+        assert answer.status_code == 202, answer.text
+        assert held.committed >= set(range(1, 51))  # 0 was the first request's
+
+    steer(graph, tmp_path, steps)
+    assert len(plugins.RECORDS["out"]) == 51
