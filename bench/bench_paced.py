@@ -21,15 +21,17 @@ Goal: held within 0.5% of offered, p99 < 5 ms, CPU at most 1.5x the comparator's
 Run: .venv/bin/python bench/bench_paced.py [--quick] [--rounds N] [--profile]
 [--compare-tree DIR] [--uvloop]
 (`--quick`: 10 s runs instead of 30 s; `--profile`: instead, a cProfile top-25 of one
-schnitzel run; `--compare-tree`: also schnitzel imported from another checkout, for
-before/after in the same rounds; `--uvloop`: also both on uvloop, the loop `schnitzel run`
-takes where the `fast` extra is installed, with the goal judged on each loop.)
+schnitzel run; `--compare-tree`: also schnitzel imported from another checkout, its
+plugin packs too, for before/after in the same rounds; `--uvloop`: also both on uvloop, the
+loop `schnitzel run` takes where the `fast` extra is installed, with the goal judged on each
+loop.)
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
 import cProfile
 import io
 import itertools
@@ -37,6 +39,7 @@ import json
 import math
 import os
 import pstats
+import shutil
 import statistics
 import subprocess
 import sys
@@ -219,8 +222,27 @@ def run_comparator(seconds: float, loop: LoopFactory = None) -> RunFigures:
 # -- rounds and summary -----------------------------------------------------------------------
 
 
+def import_root(tree: Path) -> Path:
+    """Where to import the `schnitzel` of `tree` from, and its plugin packs. A checkout (with
+    `plugins/` and `tui/`, e.g. `git worktree add --detach DIR main`) is laid out as installed
+    (`schnitzel_plugins`, `schnitzel_tui`) in a temporary directory of links: else this
+    checkout's editable install would give the compared run this checkout's `synthetic` and
+    `passthrough`. A directory holding only `schnitzel/` is taken as it is (then the plugin
+    packs are this checkout's)."""
+    if not (tree / "plugins").is_dir():
+        return tree
+    root = Path(tempfile.mkdtemp(prefix="bench-paced-tree-"))
+    atexit.register(shutil.rmtree, root)  # the links only, never what they point at
+    for name, folder in [("schnitzel", "schnitzel"), ("schnitzel_plugins", "plugins")]:
+        (root / name).symlink_to(tree / folder)
+    if (tree / "tui").is_dir():
+        (root / "schnitzel_tui").symlink_to(tree / "tui")
+    return root
+
+
 def child(which: str, seconds: float, tree: Path | None = None, uvloop: bool = False) -> RunFigures:
-    """One run in a fresh process; `tree`: import `schnitzel` from there instead."""
+    """One run in a fresh process; `tree`: import `schnitzel` from there instead (a directory
+    from `import_root`)."""
     cmd = [sys.executable, __file__, "--child", which, "--seconds", str(seconds)]
     cmd += ["--uvloop"] if uvloop else []
     env = dict(os.environ)
@@ -250,8 +272,9 @@ def main() -> None:
     parser.add_argument(
         "--compare-tree",
         type=Path,
-        help="also run schnitzel imported from this directory (holding a `schnitzel/` "
-        "package, e.g. `git archive <commit> schnitzel | tar -x -C DIR`): before/after",
+        help="also run schnitzel imported from this checkout (e.g. `git worktree add "
+        "--detach DIR <commit>`), its plugin packs too; or from a directory holding only a "
+        "`schnitzel/` package: before/after",
     )
     parser.add_argument(
         "--uvloop",
@@ -287,7 +310,7 @@ def main() -> None:
         "asyncio": ("asyncio", None, False),
     }
     if args.compare_tree is not None:
-        variants["compared"] = ("schnitzel", args.compare_tree.resolve(), False)
+        variants["compared"] = ("schnitzel", import_root(args.compare_tree.resolve()), False)
         print(f"  compared: schnitzel imported from {args.compare_tree}")
     if args.uvloop:
         variants["schn-uv"] = ("schnitzel", None, True)

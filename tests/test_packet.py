@@ -82,30 +82,37 @@ def test_packet_ids_differ_in_a_forked_child() -> None:
     assert child_id.split("-")[0] != parent_id.split("-")[0]
 
 
-def test_new_many_gives_what_new_gives_with_one_ts_and_one_frozen_meta() -> None:
-    payloads = [{"n": 3}, {"n": 4}, None]
-    made = StreamPacket.new_many("frame", "cam", range(3, 6), payloads, meta={"site": "a"})
-    assert [p.seq for p in made] == [3, 4, 5]
+SOME_AND_MANY = [1, 3, 7, 8, 40]
+"""Batch sizes on both sides of where `new_many` switches to building in one C loop."""
+
+
+@pytest.mark.parametrize("n", SOME_AND_MANY)
+def test_new_many_gives_what_new_gives_with_one_ts_and_one_frozen_meta(n: int) -> None:
+    payloads = [{"n": 3 + i} for i in range(n - 1)] + [None]
+    seqs = range(3, 3 + n)
+    made = StreamPacket.new_many("frame", "cam", seqs, payloads, meta={"site": "a"})
+    assert [p.seq for p in made] == list(seqs)
     assert [p.payload for p in made] == payloads and made[0].payload is payloads[0]
     assert {(p.kind, p.source_id, p.payload_ref) for p in made} == {("frame", "cam", None)}
     assert type(made[0]) is StreamPacket and made[0] == StreamPacket(*made[0])
     assert len({p.ts for p in made}) == 1
-    assert made[0].meta is made[2].meta and type(made[0].meta) is FrozenMeta
+    assert made[0].meta is made[-1].meta and type(made[0].meta) is FrozenMeta
     assert made[0].meta == {"site": "a"}
-    assert [p.idempotency_key for p in made] == ["cam:3", "cam:4", "cam:5"]
-    assert StreamPacket.new_many("sensor", "s", range(2), [1, 2], ts=5.0)[1].ts == 5.0
-    assert StreamPacket.new_many("sensor", "s", range(2), [1, 2])[0].meta is EMPTY_META
+    assert [p.idempotency_key for p in made] == [f"cam:{seq}" for seq in seqs]
+    assert StreamPacket.new_many("sensor", "s", range(n), [1] * n, ts=5.0)[-1].ts == 5.0
+    assert StreamPacket.new_many("sensor", "s", range(n), [1] * n)[0].meta is EMPTY_META
 
 
-def test_new_many_ids_come_from_the_counter_new_uses() -> None:
+@pytest.mark.parametrize("n", SOME_AND_MANY)
+def test_new_many_ids_come_from_the_counter_new_uses(n: int) -> None:
     before = StreamPacket.new("sensor", "s", 0).packet_id
-    made = StreamPacket.new_many("sensor", "s", range(3), [None] * 3)
+    made = StreamPacket.new_many("sensor", "s", range(n), [None] * n)
     after = StreamPacket.new("sensor", "s", 0).packet_id
     prefix, first = before.rsplit("-", 1)
     numbers = [int(p.packet_id.rsplit("-", 1)[1]) for p in made]
     assert {p.packet_id.rsplit("-", 1)[0] for p in made} == {prefix}
-    assert numbers == [int(first) + 1, int(first) + 2, int(first) + 3]
-    assert after == f"{prefix}-{int(first) + 4}"
+    assert numbers == [int(first) + 1 + i for i in range(n)]
+    assert after == f"{prefix}-{int(first) + n + 1}"
 
 
 def test_new_many_ids_stay_unique_when_threads_make_packets_at_once() -> None:

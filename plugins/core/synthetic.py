@@ -86,6 +86,10 @@ class Generated:
     def next_batch(self, limit: int) -> list[StreamPacket]:
         """The next `limit` packets (fewer at the end; none once all were made)."""
         start = self.next_seq
+        if limit == 1 and (self.end is None or start < self.end):
+            # paced: one packet a wake-up, where setting up a batch would cost more than it
+            self.next_seq = start + 1
+            return [StreamPacket.new(self.kind, self.source_id, start, self.template.copy())]
         stop = start + limit if self.end is None else min(start + limit, self.end)
         if stop <= start:
             return []

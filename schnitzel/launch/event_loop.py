@@ -3,8 +3,9 @@
 `--loop auto|asyncio|uvloop` (or the `SCHNITZEL_LOOP` environment variable when the option
 is not given; `auto` by default):
 
-- `uvloop` (the `fast` extra: `pip install 'schnitzel[fast]'`) runs the same graph for less
-  CPU per wake-up, which is what many paced sources spend their time on, and so with a
+- `uvloop` (a dependency on CPython for Linux and macOS on x86_64 and 64-bit ARM, where PyPI
+  has wheels; elsewhere the `fast` extra, `pip install 'schnitzel[fast]'`) runs the same graph
+  for less CPU per wake-up, which is what many paced sources spend their time on, and so with a
   shorter latency tail (docs/operations.md, "The event loop");
 - `asyncio` is the standard library's loop: always there;
 - `auto` takes uvloop when it can be imported, asyncio otherwise.

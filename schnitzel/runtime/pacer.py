@@ -54,7 +54,8 @@ class PaceClock:
         self._timer: asyncio.TimerHandle | None = None
         self._armed_at = 0.0
         self._abandoned = 0
-        """Waits ended before they were due (a throttle) still in the heap."""
+        """Waits a throttle ended before they were due (`abandon`) still in the heap; not
+        those a stop cancelled, which nobody reports."""
 
     @classmethod
     def of(cls, loop: asyncio.AbstractEventLoop) -> PaceClock:
@@ -71,7 +72,10 @@ class PaceClock:
         # `loop.time()`: uvloop's counts whole milliseconds (up to 1 ms behind), so sources
         # due together were filed up to 1 ms early, each by its own error, and the slack
         # that wakes them in one pass shrank to 0-1 ms: groups split over several wake-ups.
-        due = time.monotonic() + delay
+        return self.sleep_until(time.monotonic() + delay)
+
+    def sleep_until(self, due: float) -> asyncio.Future[None]:
+        """`sleep`, until `due` on `time.monotonic()`'s clock."""
         waiter: asyncio.Future[None] = self.loop.create_future()
         heapq.heappush(self._heap, (due, next(self._order), waiter))
         if self._timer is None or due < self._armed_at:
@@ -113,7 +117,7 @@ class PaceClock:
             waiter = heapq.heappop(heap)[2]
             if not waiter.done():
                 waiter.set_result(None)
-            elif self._abandoned:  # cancelled (a stop), or woken by a throttle
+            elif not waiter.cancelled():  # woken by a throttle (`abandon` counted it)
                 self._abandoned -= 1
         if heap:
             self._arm(heap[0][0])
@@ -205,15 +209,14 @@ class Pacer:
         at once when the rate changes), on the running loop's shared `PaceClock`."""
         rate = self.rate_hz
         if rate is None:  # unlimited: nothing to wait for
-            delay = 0.0
-        else:
-            delay = (1.0 - self._tokens) / rate
-            self._due = time.monotonic() + delay
+            due = time.monotonic()
+        else:  # the bucket held `_tokens` at `_last` (the last `grant`) and fills at `rate`
+            due = self._due = self._last + (1.0 - self._tokens) / rate
         loop = asyncio.get_running_loop()
         clock = self._clock
         if clock is None or clock.loop is not loop:
             clock = self._clock = PaceClock.of(loop)
-        self._waiter = waiter = clock.sleep(delay)
+        self._waiter = waiter = clock.sleep_until(due)
         return waiter
 
     async def take(self, wanted: int) -> int:

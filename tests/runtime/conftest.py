@@ -32,7 +32,9 @@ class FakeClock:
 
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
-    """The pacer's clock, and only the pacer's: the event loop keeps the real one."""
+    """The clock of `schnitzel.runtime.pacer`, read by both its `Pacer`s (permits) and its
+    `PaceClock` (due times of waits); the event loop keeps the real one, so a test that
+    moves this clock must not wait for a `PaceClock` wake-up."""
     fake = FakeClock()
     monkeypatch.setattr(pacer_module, "time", SimpleNamespace(monotonic=fake.monotonic))
     return fake

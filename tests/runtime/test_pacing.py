@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from schnitzel import Runtime, RuntimeControl
-from schnitzel.runtime.pacer import CATCH_UP_S, PACE_SLACK_S, PaceClock, Pacer
+from schnitzel.runtime.pacer import ABANDONED_MIN, CATCH_UP_S, PACE_SLACK_S, PaceClock, Pacer
 from tests.runtime import plugins
 from tests.runtime.conftest import FakeClock
 from tests.runtime.harness import graph_from, steer
@@ -319,3 +319,29 @@ def test_a_source_throttled_again_and_again_does_not_grow_the_clock() -> None:
     most, still_waiting = asyncio.run(asyncio.wait_for(scenario(), GUARD_S))
     assert still_waiting == 10  # sweeping the abandoned waits kept the others
     assert most <= 2 * 32 + 10  # not one entry per throttle (1,000) until its old due time
+
+
+def test_waits_a_stop_cancelled_do_not_put_off_sweeping_the_ones_throttles_ended() -> None:
+    async def scenario() -> int:
+        clock = PaceClock.of(asyncio.get_running_loop())
+        stopped = [clock.sleep(0.001) for _ in range(40)]
+        for waiter in stopped:  # a stop cancelled the sources waiting on these
+            waiter.cancel()
+        pacer = Pacer(0.01)  # a permit every 100 s
+        for i in range(ABANDONED_MIN - 1):  # throttles: woken at once, entries left behind
+            pacer.grant(1)
+            pacer.sleep()
+            pacer.set_rate(0.01 + i / 1_000)
+        await clock.sleep(0.002)  # its wake-up passes over the cancelled waits
+        pacer.grant(1)
+        pacer.sleep()
+        pacer.set_rate(1.0)  # one more: now half the heap, so they all go
+        live = clock.sleep(GUARD_S)
+        left = clock.sleeping
+        live.cancel()
+        return left
+
+    left = asyncio.run(asyncio.wait_for(scenario(), GUARD_S))
+    # only the wait still pending; before, passing over the 40 cancelled waits took them off
+    # the count of abandoned ones, and the 32 abandoned entries stayed
+    assert left == 1

@@ -72,11 +72,15 @@ def test_synthetic_gives_each_packet_its_own_copy_of_the_payload_template() -> N
     assert second.payload == plugin.config.payload == {"target": 21.5}
 
 
-def test_synthetic_makes_the_same_packets_a_batch_at_a_time_as_one_at_a_time() -> None:
+@pytest.mark.parametrize("limit", [1, 4])  # 1: what a paced source asks for
+def test_synthetic_makes_the_same_packets_a_batch_at_a_time_as_one_at_a_time(limit: int) -> None:
     template = {"target": 21.5}
     batches = make(Synthetic, "gen", count=10, payload=template).packets()
-    made = batches.next_batch(4) + batches.next_batch(4) + batches.next_batch(4)
-    assert batches.next_batch(4) == []
+    made: list[StreamPacket] = []
+    while batch := batches.next_batch(limit):
+        assert len(batch) <= limit
+        made += batch
+    assert batches.next_batch(limit) == []
     one_by_one = list(make(Synthetic, "gen", count=10, payload=template).packets())
     fields = [(p.kind, p.source_id, p.seq, p.payload, p.meta) for p in made]
     assert fields == [(p.kind, p.source_id, p.seq, p.payload, p.meta) for p in one_by_one]
