@@ -14,7 +14,7 @@ codec, which writes it or names what is wrong with it.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from itertools import chain, compress, repeat
 from operator import is_, is_not
 from typing import Any
@@ -56,7 +56,8 @@ class _Body(msgspec.Struct, gc=False):
     meta: Any
 
 
-_encode = msgspec.json.Encoder().encode
+_encoder = msgspec.json.Encoder()
+_encode = _encoder.encode
 
 
 def encode_batch_bytes(batch: Sequence[StreamPacket]) -> list[bytes]:
@@ -78,39 +79,54 @@ def _plain_bodies(batch: Sequence[StreamPacket]) -> list[bytes] | None:
     ids, stamps, kinds, sources, seqs, payloads, metas, refs = zip(*batch, strict=True)
     if (
         any(map(is_not, refs, repeat(None)))
-        or not _nonempty_strings(ids)
+        or set(map(type, ids)) != _STR
+        or not all(ids)
         or not _nonempty_strings(kinds)
         or not _nonempty_strings(sources)
         or set(map(type, seqs)) != _INT
         or min(seqs) < 0
-        or set(map(type, stamps)) != _FLOAT
     ):
         return None
-    distinct_metas = list(dict(zip(map(id, metas), metas, strict=True)).values())
+    distinct_metas = _distinct(metas)
     if not all(type(meta) in _MAPPINGS for meta in distinct_metas):
         return None
     if not plain_values([*payloads, *distinct_metas]):
         return None
-    texts = {stamp: format_ts(stamp) for stamp in set(stamps)}
-    bodies = map(
-        _Body,
-        repeat(ENCODING_VERSION),
-        ids,
-        map(texts.__getitem__, stamps),
-        kinds,
-        sources,
-        seqs,
-        payloads,
-        metas,
-    )
+    texts = _ts_texts(stamps)
+    if texts is None:
+        return None
+    bodies = map(_Body, repeat(ENCODING_VERSION), ids, texts, kinds, sources, seqs, payloads, metas)
     return list(map(_encode, bodies))
 
 
+def _same(column: tuple[Any, ...]) -> bool:
+    """Every item of `column` is its first, as in a batch from `new_many`: one identity test
+    per packet, no hashing or comparing."""
+    return all(map(is_, column, repeat(column[0])))
+
+
 def _nonempty_strings(column: tuple[Any, ...]) -> bool:
-    first = column[0]
-    if column.count(first) == len(column):  # one value for the whole batch, as usual
-        return type(first) is str and bool(first)
+    if _same(column):
+        return type(column[0]) is str and bool(column[0])
     return set(map(type, column)) == _STR and all(column)
+
+
+def _distinct(metas: tuple[Any, ...]) -> list[Any]:
+    """The distinct meta objects (by identity: equal is not enough, `1 == True`)."""
+    if _same(metas):
+        return [metas[0]]
+    return list(dict(zip(map(id, metas), metas, strict=True)).values())
+
+
+def _ts_texts(stamps: tuple[Any, ...]) -> Iterable[str] | None:
+    """Each packet's `ts` as written, formatted once per distinct value; None when one is not
+    a float (codec decides what an int or another number becomes)."""
+    if _same(stamps):
+        return repeat(format_ts(stamps[0])) if type(stamps[0]) is float else None
+    if set(map(type, stamps)) != _FLOAT:
+        return None
+    texts = {stamp: format_ts(stamp) for stamp in set(stamps)}
+    return map(texts.__getitem__, stamps)
 
 
 def plain_values(values: list[Any]) -> bool:
