@@ -67,22 +67,22 @@ class StoreClock:
 @contextlib.contextmanager
 def patched(store: bool, encode: bool, clock: StoreClock) -> Iterator[None]:
     """The inbox with its store calls and/or its encoding skipped; the commits timed."""
-    real_commit, real_encode = commits.commit_on_store, admission.encode_packet_bytes
+    real_commit, real_encode = commits.commit_on_store, admission.encode_batch_bytes
     commits.commit_on_store = clock.wrap(real_commit if store else _skip)
     if not encode:
-        admission.encode_packet_bytes = _constant_body
+        admission.encode_batch_bytes = _constant_bodies
     try:
         yield
     finally:
-        commits.commit_on_store, admission.encode_packet_bytes = real_commit, real_encode
+        commits.commit_on_store, admission.encode_batch_bytes = real_commit, real_encode
 
 
 def _skip(*_args: Any) -> None:
     return None
 
 
-def _constant_body(packet: StreamPacket) -> bytes:
-    return b'{"v":1}'
+def _constant_bodies(batch: list[StreamPacket]) -> list[bytes]:
+    return [b'{"v":1}'] * len(batch)
 
 
 def process_cpu() -> float:

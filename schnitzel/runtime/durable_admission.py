@@ -10,6 +10,7 @@ import time
 from itertools import repeat
 from operator import attrgetter
 
+from schnitzel.contract.batch_encoding import encode_batch_bytes
 from schnitzel.contract.codec import encode_packet_bytes
 from schnitzel.contract.packet import StreamPacket
 from schnitzel.contract.refs import packet_refs
@@ -162,8 +163,8 @@ class Admission(DurableState):
 
     def _encode(self, batch: list[StreamPacket]) -> tuple[list[StreamPacket], list[bytes]]:
         """Encoded packets; one that cannot be encoded is dropped here, with the reason."""
-        try:  # the common case, every packet portable, without a loop in Python
-            return batch, list(map(encode_packet_bytes, batch))
+        try:  # the common case, every packet portable, checked and written per column
+            return batch, encode_batch_bytes(batch)
         except (PacketNotPortable, TypeError, ValueError):
             pass  # encoded again one by one, to drop and name the ones that fail
         bodies: list[bytes] = []

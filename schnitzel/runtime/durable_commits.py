@@ -6,6 +6,7 @@ their producers. A failed commit (a full disk) is retried with backoff; nothing 
 from __future__ import annotations
 
 import asyncio
+from operator import itemgetter
 
 from schnitzel.contract.packet import StreamPacket
 from schnitzel.durable.parking import ParkingChanges
@@ -20,6 +21,9 @@ GROUP_MAX_ROWS = 8192
 RETRY_INITIAL_S = 0.05
 RETRY_MAX_S = 2.0
 """Backoff between attempts to write after a full disk."""
+
+_body = itemgetter(2)
+"""Of a new row (seq, enqueued, body)."""
 
 
 class Committer(ParkingDesk):
@@ -114,7 +118,8 @@ class Committer(ParkingDesk):
             self.in_flight.durable += n
         if to_window:
             self._items.extend(packets)
-            self._rows.extend([(seq, at, len(body)) for seq, at, body in rows])
+            seqs, ats, bodies = zip(*rows, strict=True)  # C loops: runs for every packet
+            self._rows.extend(zip(seqs, ats, map(len, bodies), strict=True))
             consumer = self._consumer
             if consumer is not None and not consumer.done():
                 consumer.set_result(None)
@@ -122,7 +127,7 @@ class Committer(ParkingDesk):
             if not self._spilled:
                 self._first_spilled_at = rows[0][1]
             self._spilled += n
-            self._spilled_bytes += sum(len(row[2]) for row in rows)
+            self._spilled_bytes += sum(map(len, map(_body, rows)))
             self._load_if_low()
         metrics.saw_depth(self.depth)
 

@@ -31,6 +31,8 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from itertools import repeat, starmap
+from operator import itemgetter
 
 from schnitzel.contract.packet import StreamPacket
 from schnitzel.contract.run_report import DurableReport
@@ -48,6 +50,9 @@ __all__ = ["DurableInbox", "DurableStats", "ParkingRequest"]
 
 Notify = Callable[[str, str], None]
 """(level, message) into the runtime's event log."""
+
+_seq, _size = itemgetter(0), itemgetter(2)
+"""Of a row (seq, enqueued, size)."""
 
 
 class DurableInbox(Admission, Committer):
@@ -243,9 +248,20 @@ class DurableInbox(Admission, Committer):
         """Up to `limit` packets, oldest first, with their rows: the node holds one batch at
         a time, until it settles, gives back or abandons it."""
         start = self.left
-        packets = self._take_packets(limit)
-        rows = self._rows
-        self._held = held = Batch(self, packets, start, [rows.popleft() for _ in packets])
+        items, rows = self._items, self._rows
+        if len(items) <= limit:
+            packets, taken = list(items), list(rows)
+            items.clear()
+            rows.clear()
+        else:  # popped by C loops: this runs for every packet the node takes
+            packets = list(starmap(items.popleft, repeat((), limit)))
+            taken = list(starmap(rows.popleft, repeat((), limit)))
+        # Not the memory inbox's `_take_packets`: `max_bytes` here bounds the store, not the
+        # payloads' `nbytes`, which that would count for every packet.
+        self.left += len(packets)
+        if self._space_waiters:
+            self._wake_first()
+        self._held = held = Batch(self, packets, start, taken)
         self._load_if_low()
         if self._window_moved is not None:
             self._window_room()
@@ -277,7 +293,7 @@ class DurableInbox(Admission, Committer):
         # Either way the rows stop counting against the size limit now: what waits for
         # confirmation is bounded by the in-memory inboxes downstream, and a feedback loop
         # back into this inbox must never wait for its own confirmation.
-        self._forget(len(taken), sum(size for _seq, _at, size in taken))
+        self._forget(len(taken), sum(map(_size, taken)))
         if trail:
             self.unconfirmed.append((taken, trail))
             self.unconfirmed_count += len(taken)
@@ -314,7 +330,7 @@ class DurableInbox(Admission, Committer):
 
     def _delete(self, rows: list[tuple[int, float, int]]) -> None:
         if rows:
-            self._deletes.extend(seq for seq, _at, _size in rows)
+            self._deletes.extend(map(_seq, rows))
             if self.refs.rows:
                 for seq, _at, _size in rows:
                     self.refs.remove(seq)
