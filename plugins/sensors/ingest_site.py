@@ -4,7 +4,10 @@ Under TLS aiohttp sees a connection, and starts the keep-alive timer that cuts o
 clients, only once the handshake is done. Until then the event loop's handshake timeout
 applies, 60 s unless the server names another: a client that connected and never finished
 its ClientHello held a connection (a file descriptor) that long, whatever
-`request_timeout_s` said. Imported once aiohttp is known to be installed.
+`request_timeout_s` said. Likewise at the end: a connection cut off (a slowloris client's
+headers timed out) stays open until the client answers the server's TLS close_notify, 30 s
+by default; one that never answers held it that long. Both are bounded by the same time.
+Imported once aiohttp is known to be installed.
 """
 
 from __future__ import annotations
@@ -18,7 +21,8 @@ __all__ = ["IngestSite"]
 
 
 class IngestSite(web.TCPSite):
-    """`web.TCPSite` whose TLS handshake must end within `handshake_timeout_s`."""
+    """`web.TCPSite` whose TLS handshake, and TLS shutdown, must end within
+    `handshake_timeout_s`."""
 
     def __init__(
         self,
@@ -47,6 +51,7 @@ class IngestSite(web.TCPSite):
             reuse_address=self._reuse_address,
             reuse_port=self._reuse_port,
             ssl_handshake_timeout=self.handshake_timeout_s if tls is not None else None,
+            ssl_shutdown_timeout=self.handshake_timeout_s if tls is not None else None,
         )
         sockets = self._server.sockets
         self._bound_port = sockets[0].getsockname()[1] if sockets else self._port
