@@ -147,7 +147,16 @@ class HttpIngest(KindFromConfig, Source):
             lingering_time=config.request_timeout_s,
         )
         await runner.setup()
-        site = web.TCPSite(runner, config.host, config.port, ssl_context=tls)
+        from schnitzel_plugins.sensors.ingest_site import IngestSite
+
+        # before a TLS handshake ends aiohttp's timers do not run: it is bounded by this
+        site = IngestSite(
+            runner,
+            config.host,
+            config.port,
+            ssl_context=tls,
+            handshake_timeout_s=config.request_timeout_s,
+        )
         try:
             await site.start()
         except OSError as exc:

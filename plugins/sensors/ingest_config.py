@@ -66,7 +66,8 @@ class HttpIngestConfig(PluginConfig):
         gt=0,
         le=3600,
         description="How long a client has to send a request's headers (counted from when "
-        "it connects, or from its previous answer on a kept-alive connection), and then again "
+        "it connects, or from its previous answer on a kept-alive connection; under TLS it "
+        "has this long for its handshake first), and then again "
         "its body. A slower client is cut off: one that never finishes its headers is "
         "disconnected without an answer, one that never finishes its body is answered 408. "
         "An idle kept-alive connection is closed after this long too, so a slowloris client "

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import sys
 import threading
 import time
 from collections import defaultdict
@@ -667,7 +668,7 @@ class MistakeConfig(PluginConfig):
         "in the list it is given and returns it), `batch_junk` (process_batch puts a "
         "string in its input's place and returns it), "
         "`broken_size` (a payload whose `nbytes` raises: an inbox bounded in bytes cannot "
-        "take it)"
+        "take it), `exits` (calls sys.exit(3), as a library giving up might)"
     )
 
 
@@ -708,6 +709,8 @@ class Mistaken(Transform):
             raise _Unprintable()
         if mistake == "broken_size":
             return packet.evolve(payload=_BrokenSize())
+        if mistake == "exits":
+            sys.exit(3)
         return packet
 
     def process_batch(self, batch: list[StreamPacket]) -> list[StreamPacket]:

@@ -213,3 +213,31 @@ def test_a_row_set_aside_at_open_makes_the_node_degraded_and_is_said(tmp_path: P
     assert out["durable"]["rows_quarantined"] == 10
     assert "overlap the rows before them" in out["durable"]["last_error"]
     assert out["health"] == "degraded" and report["status"] == "degraded"
+
+
+def test_a_row_whose_last_seq_was_set_below_its_first_is_set_aside_at_open(
+    tmp_path: Path,
+) -> None:
+    """A batch row whose `last` was changed by hand to below its own seq: its range ran
+    backwards, so the open counted it as fewer than no packets (15 queued of 30), the
+    reads skipped packets 8-10 of the intact row before it and never reached it to
+    quarantine it. Now the open sets it aside whole (its packets as its sizes say), like a
+    row that overlaps another, and every packet of the other rows is delivered."""
+    path = tmp_path / "out.db"
+    store = DurableStore(path)
+    store.open()
+    store.commit(new_rows(1, 10), [], 0)
+    store.commit(new_rows(11, 10), [], 0)
+    store.commit(new_rows(21, 10), [], 0)
+    store.close()
+    with closing(sqlite3.connect(path)) as db:
+        db.execute("UPDATE packets SET last = 5 WHERE seq = 11")
+        db.commit()
+    again = DurableStore(path)
+    backlog = again.open()
+    good, damaged = read_all(again, 7)
+    again.close()
+    assert (good, damaged) == ([*range(1, 11), *range(21, 31)], [])
+    assert (backlog.count, backlog.set_aside) == (20, 10)
+    assert "rows 11-20" in backlog.set_aside_why
+    assert quarantine_entries(path) == [(11, 20, 10)]

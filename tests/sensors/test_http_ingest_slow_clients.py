@@ -7,10 +7,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import shutil
+import socket
+import ssl
+import subprocess
 import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from schnitzel import Runtime
 from schnitzel_plugins.sensors.http_ingest import HttpIngest
@@ -100,3 +105,78 @@ edges:
         result = validate_text(text, source="graph.yaml")
         messages = " ".join(p.render() for p in result.report.problems)
         assert "request_timeout_s" in messages, (bad, messages)
+
+
+HANDSHAKE_GUARD_S = 20.0
+"""Far beyond the 0.5 s allowed, far below the 60 s an event loop waits for a TLS handshake
+by default: a connection still open after this was not bounded by `request_timeout_s`."""
+
+
+async def _closed_within(reader: asyncio.StreamReader, guard_s: float) -> bytes:
+    with contextlib.suppress(ConnectionError):
+        return await asyncio.wait_for(reader.read(), guard_s)
+    return b""
+
+
+def test_a_tls_client_that_never_finishes_its_handshake_or_its_shutdown_is_cut_off_too(
+    tmp_path: Path,
+) -> None:
+    """Under TLS the server's HTTP side only sees a connection once its handshake is done: a
+    client that connects and sends nothing, or half a ClientHello, is bounded by the TLS
+    handshake timeout, which must be `request_timeout_s` as well (not the loop's 60 s)."""
+    if shutil.which("openssl") is None:
+        pytest.skip("needs the openssl command to make a certificate")
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+         "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1", "-addext",
+         "subjectAltName=IP:127.0.0.1", "-keyout", str(tmp_path / "key.pem"),
+         "-out", str(tmp_path / "cert.pem")],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    port = free_port()
+    head = f"POST /ingest HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n".encode()
+    graph = ingest_graph(
+        tmp_path,
+        port,
+        "Recorder",
+        source_extra=", request_timeout_s: 0.5, tls_cert: cert.pem, tls_key: key.pem",
+    )
+
+    def never_answers_close_notify() -> bytes:
+        """Handshake, half the headers, then only raw TCP reads: the server's close_notify
+        is never answered (the TLS shutdown a cut-off connection waits for)."""
+        verify = ssl.create_default_context(cafile=str(tmp_path / "cert.pem"))
+        incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+        tls = verify.wrap_bio(incoming, outgoing, server_hostname="127.0.0.1")
+        with socket.create_connection(("127.0.0.1", port), timeout=GUARD_S) as raw:
+            while True:
+                try:
+                    tls.do_handshake()
+                    break
+                except ssl.SSLWantReadError:
+                    raw.sendall(outgoing.read())
+                    incoming.write(raw.recv(65536))
+            tls.write(head)
+            raw.sendall(outgoing.read())
+            raw.settimeout(HANDSHAKE_GUARD_S)
+            received = b""
+            while chunk := raw.recv(65536):
+                received += chunk
+            return received
+
+    async def steps(runtime: Runtime, plugin: HttpIngest) -> None:
+        unanswered = asyncio.create_task(asyncio.to_thread(never_answers_close_notify))
+        silent = await _connect(port, b"")
+        half_hello = await _connect(port, b"\x16\x03\x01\x02\x00\x01")  # record + hello start
+        verify = ssl.create_default_context(cafile=str(tmp_path / "cert.pem"))
+        async with httpx.AsyncClient(timeout=GUARD_S, verify=verify) as client:
+            answer = await client.post(f"https://127.0.0.1:{port}/ingest", json={"t": 1})
+        assert answer.status_code == 202, answer.text
+        for reader, writer in (silent, half_hello):
+            assert await _closed_within(reader, HANDSHAKE_GUARD_S) == b""
+            writer.close()
+        await asyncio.wait_for(unanswered, GUARD_S)  # a socket.timeout there: not closed
+
+    steer(graph, tmp_path, steps)
+    assert [p.payload for p in plugins.RECORDS["out"]] == [{"t": 1}]

@@ -1,0 +1,57 @@
+"""The listening socket of `http_ingest`: aiohttp's TCPSite, with the TLS handshake bounded.
+
+Under TLS aiohttp sees a connection, and starts the keep-alive timer that cuts off slow
+clients, only once the handshake is done. Until then the event loop's handshake timeout
+applies, 60 s unless the server names another: a client that connected and never finished
+its ClientHello held a connection (a file descriptor) that long, whatever
+`request_timeout_s` said. Likewise at the end: a connection cut off (a slowloris client's
+headers timed out) stays open until the client answers the server's TLS close_notify, 30 s
+by default; one that never answers held it that long. Both are bounded by the same time.
+Imported once aiohttp is known to be installed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+
+from aiohttp import web
+
+__all__ = ["IngestSite"]
+
+
+class IngestSite(web.TCPSite):
+    """`web.TCPSite` whose TLS handshake, and TLS shutdown, must end within
+    `handshake_timeout_s`."""
+
+    def __init__(
+        self,
+        runner: web.BaseRunner,
+        host: str,
+        port: int,
+        *,
+        ssl_context: ssl.SSLContext | None,
+        handshake_timeout_s: float,
+    ) -> None:
+        super().__init__(runner, host, port, ssl_context=ssl_context)
+        self.handshake_timeout_s = handshake_timeout_s
+
+    async def start(self) -> None:
+        # TCPSite.start, with the handshake timeout: it has no parameter for it
+        await web.BaseSite.start(self)  # registers the site with its runner
+        server = self._runner.server
+        assert server is not None
+        tls = self._ssl_context
+        self._server = await asyncio.get_running_loop().create_server(
+            server,
+            self._host,
+            self._port,
+            ssl=tls,
+            backlog=self._backlog,
+            reuse_address=self._reuse_address,
+            reuse_port=self._reuse_port,
+            ssl_handshake_timeout=self.handshake_timeout_s if tls is not None else None,
+            ssl_shutdown_timeout=self.handshake_timeout_s if tls is not None else None,
+        )
+        sockets = self._server.sockets
+        self._bound_port = sockets[0].getsockname()[1] if sockets else self._port
