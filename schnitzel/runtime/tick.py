@@ -12,16 +12,12 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING
 
 from schnitzel.runtime.durable_check import is_durable
 from schnitzel.runtime.events import EventLog
 from schnitzel.runtime.health import Health, judge_health
 from schnitzel.runtime.node import Node
 from schnitzel.runtime.worker_api import NodeWorker
-
-if TYPE_CHECKING:
-    pass
 
 __all__ = ["TICK_S", "TICK_SLICE", "set_health", "tick_nodes", "tick_nodes_in_slices"]
 
