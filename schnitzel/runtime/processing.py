@@ -38,6 +38,18 @@ __all__ = [
 
 Failure = tuple[StreamPacket, Exception]
 
+PLUGIN_ERRORS = (Exception, SystemExit)
+"""What a plugin's call may raise that fails its packets, not the run: a plugin calling
+`sys.exit()` ends neither the process nor the run (KeyboardInterrupt still does)."""
+
+
+def as_failure(exc: BaseException) -> Exception:
+    """The error a packet fails with: `exc`, or for a `sys.exit()` one that says so."""
+    if isinstance(exc, Exception):
+        return exc
+    code = getattr(exc, "code", None)
+    return RuntimeError(f"the plugin called sys.exit({code!r}): a plugin cannot end the run")
+
 
 class Routed(NamedTuple):
     """A packet a plugin with several output ports sends to one named port."""
@@ -73,8 +85,8 @@ def process_each(process: Callable[[StreamPacket], Any], batch: list[StreamPacke
     for packet in batch:
         try:
             result = process(packet)
-        except Exception as exc:
-            failures.append((packet, exc))
+        except PLUGIN_ERRORS as exc:
+            failures.append((packet, as_failure(exc)))
             continue
         if result.__class__ is StreamPacket:  # the common case, kept inline
             append(result)
@@ -141,8 +153,8 @@ def deliver_each(deliver: Callable[[StreamPacket], Any], batch: list[StreamPacke
     for packet in batch:
         try:
             deliver(packet)
-        except Exception as exc:
-            outcome.failures.append((packet, exc))
+        except PLUGIN_ERRORS as exc:
+            outcome.failures.append((packet, as_failure(exc)))
     return outcome
 
 
@@ -152,13 +164,13 @@ def run_batch_method(plugin: Processor | Sink, batch: list[StreamPacket]) -> Out
     if isinstance(plugin, Sink):
         try:
             plugin.deliver_batch(batch)
-        except Exception:
+        except PLUGIN_ERRORS:
             return deliver_each(plugin.deliver, batch)
         return Outcome()
     given = batch.copy()  # the plugin may change the list it is given: keep the inputs
     try:
         outputs = plugin.process_batch(given)
-    except Exception:
+    except PLUGIN_ERRORS:
         return process_each(plugin.process, batch)
     # The inputs came from an inbox, already checked: returned unchanged they are trusted;
     # anything else is checked.
@@ -278,8 +290,8 @@ def _each_awaited(method: Callable[[StreamPacket], Any], is_sink: bool) -> Batch
         for packet in batch:
             try:
                 result = await method(packet)
-            except Exception as exc:
-                outcome.failures.append((packet, exc))
+            except PLUGIN_ERRORS as exc:
+                outcome.failures.append((packet, as_failure(exc)))
                 continue
             if not is_sink:
                 add_result(outcome, packet, result)
@@ -295,7 +307,7 @@ def _batch_awaited(plugin: Sink, each: BatchCall) -> BatchCall:
     async def call(batch: list[StreamPacket]) -> Outcome:
         try:
             await plugin.deliver_batch(batch)  # type: ignore[misc]
-        except Exception:
+        except PLUGIN_ERRORS:
             return await each(batch)
         return Outcome()
 
