@@ -26,7 +26,10 @@ _guard = threading.Lock()
 
 
 def _forget_held_in_child() -> None:
-    """A forked child holds none of its parent's locks (their descriptors are closed)."""
+    """A forked child holds none of its parent's locks (their descriptors are closed), and
+    gets a fresh guard: another thread of the parent may have held it at the fork."""
+    global _guard  # noqa: PLW0603 - a child must not inherit a guard held at the fork
+    _guard = threading.Lock()
     _held.clear()
 
 

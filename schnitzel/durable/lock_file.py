@@ -39,6 +39,8 @@ def forget_in_forked_children(fd: int) -> None:
 
 
 def _close_held_in_child() -> None:
+    global _guard  # noqa: PLW0603 - a child must not inherit a guard held at the fork
+    _guard = threading.Lock()  # another thread of the parent may have held it at the fork
     for fd in _held_fds:
         with contextlib.suppress(OSError):
             os.close(fd)

@@ -127,3 +127,35 @@ def test_a_second_runtime_in_the_same_process_sharing_the_checkpoint_is_refused(
         assert report["stop_reason"] == "duration", report["stop_detail"]
 
     asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("module", ["lock_file", "checkpoint_lock"])
+def test_a_child_forked_while_a_lock_registry_is_busy_can_still_take_locks(
+    tmp_path: Path, module: str
+) -> None:
+    """A fork taken while another thread of the parent held a lock registry's guard (a
+    `threading.Lock`) gave the child that guard locked for ever: its first lock call hung.
+    The child gets fresh guards."""
+    from schnitzel.durable import lock_file
+    from schnitzel_plugins.io import checkpoint_lock
+
+    guard = lock_file._guard if module == "lock_file" else checkpoint_lock._guard
+    with guard:  # as if another thread were inside the registry when the fork came
+        pid = os.fork()
+        if pid == 0:  # the child: take and give back a lock of each kind, then leave
+            try:
+                lock = CheckpointLock(tmp_path / "checkpoint.lock", "src", "child-run")
+                lock.acquire()
+                lock.release()
+            finally:
+                os._exit(0)
+    deadline = time.monotonic() + 60  # against hanging only
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            assert os.waitstatus_to_exitcode(status) == 0
+            return
+        time.sleep(0.05)
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    pytest.fail("the forked child hung on a lock registry's guard its parent held at the fork")
