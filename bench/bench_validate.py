@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _timing import best_of
 from graph_gen import large_graph_yaml
 
-from schnitzel.launch.validate_command import paused_gc
+from schnitzel.launch.start_up_heap import paused_gc
 from schnitzel.registry import PluginRegistry
 from schnitzel.validate import validate_text
 

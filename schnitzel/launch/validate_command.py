@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import contextlib
-import gc
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from schnitzel.errors import GraphLoadError
 from schnitzel.launch.output import print_json, print_table, say
+from schnitzel.launch.start_up_heap import paused_gc
 from schnitzel.registry.pydantic_plugins import skip_empty_plugin_discovery
 from schnitzel.registry.registry import stdout_to_stderr
 from schnitzel.spec.yaml_source import LIMITS
@@ -19,29 +17,9 @@ from schnitzel.validate.graph import ValidatedGraph
 from schnitzel.validate.problems import ValidationReport
 from schnitzel.validate.validator import ValidationResult, validate_bytes, validate_file
 
-__all__ = ["paused_gc", "print_problems", "report_json", "run_validate", "validate_argument"]
+__all__ = ["print_problems", "report_json", "run_validate", "validate_argument"]
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
-
-
-@contextmanager
-def paused_gc() -> Iterator[None]:
-    """Pause the cyclic garbage collector while a graph is loaded and checked.
-
-    Loading allocates many small objects and no reference cycles worth collecting; the
-    collector's passes over them make validation of large graphs superlinear (measured by
-    hand on bench/graph_gen.py's 5,000-node graph: 1.13 s with the collector, 0.78 s without).
-    Memory stays bounded by the file limits.
-    Only the single-threaded CLI does this: the library must not switch the collector off
-    under a running graph.
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def validate_argument(graph: str) -> ValidationResult:
