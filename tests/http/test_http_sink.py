@@ -8,8 +8,6 @@ import itertools
 import json
 import logging
 import os
-import shutil
-import subprocess
 from collections import Counter
 from collections.abc import Coroutine
 from pathlib import Path
@@ -27,6 +25,7 @@ from schnitzel.validate import load_graph, validate_text
 from schnitzel_plugins.http.errors import HttpGaveUp, HttpRejected, HttpSinkError
 from schnitzel_plugins.http.sink import HttpBatchSink, HttpSink, HttpSinkConfig, batch_key
 from schnitzel_plugins.io.jsonl_files import identify
+from tests.certificates import self_signed_certificate
 from tests.http_backend import LoopbackBackend, Received
 
 T = TypeVar("T")
@@ -417,16 +416,7 @@ def test_tls_certificates_are_verified_by_default() -> None:
 
 @pytest.fixture
 def tls_backend(tmp_path: Path) -> Any:
-    if shutil.which("openssl") is None:
-        pytest.skip("needs the openssl command to make a certificate")
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-         "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1", "-addext",
-         "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
-        check=True,
-        capture_output=True,
-    )  # fmt: skip
+    cert, key = self_signed_certificate(tmp_path)
     with LoopbackBackend(tls=(cert, key)) as backend:
         yield backend
 

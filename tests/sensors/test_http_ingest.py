@@ -4,10 +4,8 @@ are safe, 503/429 with Retry-After under backpressure, refusals that say why, TL
 from __future__ import annotations
 
 import asyncio
-import shutil
 import socket
 import ssl
-import subprocess
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -18,6 +16,7 @@ import pytest
 
 from schnitzel import Runtime, RuntimeControl
 from schnitzel_plugins.sensors.http_ingest import HttpIngest
+from tests.certificates import self_signed_certificate
 from tests.runtime import plugins
 from tests.runtime.harness import assert_counts_add_up, graph_from
 
@@ -257,16 +256,7 @@ def test_refusals_say_why_and_keys_follow_the_idempotency_key(
 
 
 def test_tls_serves_https_with_the_configured_certificate(tmp_path: Path) -> None:
-    if shutil.which("openssl") is None:
-        pytest.skip("needs the openssl command to make a certificate")
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-         "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1", "-addext",
-         "subjectAltName=IP:127.0.0.1", "-keyout", str(tmp_path / "key.pem"),
-         "-out", str(tmp_path / "cert.pem")],
-        check=True,
-        capture_output=True,
-    )  # fmt: skip
+    self_signed_certificate(tmp_path)
     port = free_port()
 
     async def steps(runtime: Runtime, plugin: HttpIngest) -> None:

@@ -7,18 +7,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-import shutil
 import socket
 import ssl
-import subprocess
 import time
 from pathlib import Path
 
 import httpx
-import pytest
 
 from schnitzel import Runtime
 from schnitzel_plugins.sensors.http_ingest import HttpIngest
+from tests.certificates import self_signed_certificate
 from tests.runtime import plugins
 from tests.sensors.test_http_ingest import GUARD_S, free_port, ingest_graph, steer
 
@@ -124,16 +122,7 @@ def test_a_tls_client_that_never_finishes_its_handshake_or_its_shutdown_is_cut_o
     """Under TLS the server's HTTP side only sees a connection once its handshake is done: a
     client that connects and sends nothing, or half a ClientHello, is bounded by the TLS
     handshake timeout, which must be `request_timeout_s` as well (not the loop's 60 s)."""
-    if shutil.which("openssl") is None:
-        pytest.skip("needs the openssl command to make a certificate")
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-         "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1", "-addext",
-         "subjectAltName=IP:127.0.0.1", "-keyout", str(tmp_path / "key.pem"),
-         "-out", str(tmp_path / "cert.pem")],
-        check=True,
-        capture_output=True,
-    )  # fmt: skip
+    self_signed_certificate(tmp_path)
     port = free_port()
     head = f"POST /ingest HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n".encode()
     graph = ingest_graph(
