@@ -103,6 +103,19 @@ def test_builtin_packs_register_through_entry_points(registry: PluginRegistry) -
     assert registry.broken == []
 
 
+def test_every_built_in_plugin_has_a_whole_sentence_as_its_summary(
+    registry: PluginRegistry,
+) -> None:
+    # `schnitzel plugins` and the schema show the docstring's first line: a first sentence
+    # wrapped onto a second line was shown cut off mid-sentence ("... when it is").
+    cut = [
+        f"{r.plugin.name} ({r.plugin.node_kind}): {r.plugin.summary()!r}"
+        for r in registry.plugins()
+        if not r.plugin.summary().endswith((".", ")"))
+    ]
+    assert cut == [], "end each summary line with a full stop; the rest goes below a blank line"
+
+
 def test_third_party_pack_registers_like_a_builtin(acme: PluginRegistry) -> None:
     assert acme.lookup("limit", "policy").name == "limit"
     graph = """
