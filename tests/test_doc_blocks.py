@@ -26,9 +26,11 @@ import tomllib
 import types
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from schnitzel.contract.run_report import RunReport
 from schnitzel.registry.registry import PluginRegistry
 from schnitzel.runtime import Runtime
 from schnitzel.validate import load_graph
@@ -125,7 +127,7 @@ def plugin_block(name: str) -> Block:
     return block
 
 
-def run_block_plugin(tmp_path: Path, name: str, body: str, **options: int) -> dict:
+def run_block_plugin(tmp_path: Path, name: str, body: str, **options: int) -> RunReport:
     """Run a graph in `tmp_path` whose source is the block's class, found beside the graph."""
     module = f"doc_{name.lower()}"
     (tmp_path / f"{module}.py").write_text(plugin_block(name).text, encoding="utf-8")
@@ -140,7 +142,7 @@ def run_block_plugin(tmp_path: Path, name: str, body: str, **options: int) -> di
     return asyncio.run(asyncio.wait_for(runtime.run(**options), 60))
 
 
-def written(tmp_path: Path) -> list[dict]:
+def written(tmp_path: Path) -> list[dict[str, Any]]:
     lines = (tmp_path / "out.jsonl").read_text(encoding="utf-8").splitlines()
     return [json.loads(line)["payload"] for line in lines]
 
