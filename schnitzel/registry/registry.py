@@ -236,7 +236,8 @@ class PluginRegistry:
                 pack,
                 name,
                 f"{node_kind} plugin {name!r} is already registered by pack {taken_by!r}; "
-                f"the one from {pack!r} is ignored",
+                f"the one from {pack!r} is ignored: give it another `name` (a graph reaches it "
+                "meanwhile as `module:Class`)",
             )
         )
         return False
