@@ -147,8 +147,13 @@ edges:
   - {from: src, to: mid}
   - {from: mid, to: out}
 """
-    with pytest.raises(RuntimeStartError, match=r"node 'mid'.*does not implement process\(\)"):
+    with pytest.raises(RuntimeStartError) as refused:
         Runtime(graph_from(tmp_path, body))
+    assert str(refused.value) == (
+        "node 'mid': plugin 'declared-only' declares itself but does not implement process(), "
+        "so it cannot run: its class needs `def process(self, packet)` "
+        "(docs/plugins.md#at-run-time); install a release of its pack that has it"
+    )
 
 
 def test_a_node_whose_task_fails_stops_the_run_and_counts_what_it_held(tmp_path: Path) -> None:
