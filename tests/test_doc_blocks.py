@@ -10,11 +10,15 @@ invisible on GitHub):
 
 Graph blocks are validated with `docs/examples` importable and `threshold_pack` allowed, as
 docs/plugins.md tells its readers to run them. README's `schnitzel validate` example is
-checked against the real command's output.
+checked against the real command's output. The plugins of docs/plugins.md's source examples
+(`Counter`, `Lines`) also run in a real graph, kept beside it as `module:Class` the way a
+plugin author tries one first.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
 import re
 import subprocess
 import sys
@@ -22,10 +26,14 @@ import tomllib
 import types
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from schnitzel.contract.run_report import RunReport
 from schnitzel.registry.registry import PluginRegistry
+from schnitzel.runtime import Runtime
+from schnitzel.validate import load_graph
 from schnitzel.validate.validator import validate_text
 from tests.conftest import REPO, SCHNITZEL
 
@@ -107,6 +115,51 @@ def test_block_shows_its_file_as_it_is(block: Block) -> None:
     assert block.text == (REPO / block.arg).read_text(encoding="utf-8"), (
         f"{block.where} differs from {block.arg}: copy the file into the block"
     )
+
+
+def plugin_block(name: str) -> Block:
+    """The python block of docs/plugins.md that defines `class <name>(`."""
+    [block] = [
+        b
+        for b in of_kind("python")
+        if b.doc.name == "plugins.md" and re.search(rf"^class {name}\(", b.text, re.M)
+    ]
+    return block
+
+
+def run_block_plugin(tmp_path: Path, name: str, body: str, **options: int) -> RunReport:
+    """Run a graph in `tmp_path` whose source is the block's class, found beside the graph."""
+    module = f"doc_{name.lower()}"
+    (tmp_path / f"{module}.py").write_text(plugin_block(name).text, encoding="utf-8")
+    graph = tmp_path / "graph.yaml"
+    graph.write_text(
+        f"version: 2\nruntime: {{allow_modules: [{module}]}}\nnodes:\n"
+        f"  - {{id: src, kind: source, plugin: '{module}:{name}'{body}}}\n"
+        "  - {id: out, kind: sink, plugin: jsonl, config: {path: out.jsonl}}\n"
+        "edges: [{from: src, to: out}]\n"
+    )
+    runtime = Runtime(load_graph(graph), state_dir=tmp_path / "state")
+    return asyncio.run(asyncio.wait_for(runtime.run(**options), 60))
+
+
+def written(tmp_path: Path) -> list[dict[str, Any]]:
+    lines = (tmp_path / "out.jsonl").read_text(encoding="utf-8").splitlines()
+    return [json.loads(line)["payload"] for line in lines]
+
+
+def test_the_counter_example_counts_on_where_the_last_run_stopped(tmp_path: Path) -> None:
+    run_block_plugin(tmp_path, "Counter", "", max_packets=5)
+    run_block_plugin(tmp_path, "Counter", "", max_packets=3)
+    assert written(tmp_path) == [{"n": n} for n in range(8)]
+
+
+def test_the_lines_example_reports_a_bad_line_and_reads_the_rest(tmp_path: Path) -> None:
+    (tmp_path / "in.jsonl").write_text('{"a": 1}\nnot json\n{"a": 3}\n', encoding="utf-8")
+    report = run_block_plugin(tmp_path, "Lines", ", on_error: skip")
+    assert written(tmp_path) == [{"a": 1}, {"a": 3}]
+    [error] = report["nodes"]["src"]["recent_errors"]
+    assert error["error"] == "BadRecord"
+    assert error["message"].startswith("in.jsonl line 2: not JSON (")
 
 
 def test_readme_validate_example_is_the_real_output(tmp_path: Path) -> None:

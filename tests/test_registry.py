@@ -103,6 +103,19 @@ def test_builtin_packs_register_through_entry_points(registry: PluginRegistry) -
     assert registry.broken == []
 
 
+def test_every_built_in_plugin_has_a_whole_sentence_as_its_summary(
+    registry: PluginRegistry,
+) -> None:
+    # `schnitzel plugins` and the schema show the docstring's first line: a first sentence
+    # wrapped onto a second line was shown cut off mid-sentence ("... when it is").
+    cut = [
+        f"{r.plugin.name} ({r.plugin.node_kind}): {r.plugin.summary()!r}"
+        for r in registry.plugins()
+        if not r.plugin.summary().endswith((".", ")"))
+    ]
+    assert cut == [], "end each summary line with a full stop; the rest goes below a blank line"
+
+
 def test_third_party_pack_registers_like_a_builtin(acme: PluginRegistry) -> None:
     assert acme.lookup("limit", "policy").name == "limit"
     graph = """
@@ -118,8 +131,16 @@ edges: [{from: s, to: l}, {from: l, to: o}]
 
 def test_failing_packs_are_reported_without_hiding_the_others(acme: PluginRegistry) -> None:
     reasons = {b.pack: b.reason for b in acme.broken}
-    assert "RuntimeError: missing libfoo.so" in reasons["broken"]
-    assert "must name a schnitzel.PluginPack, not int" in reasons["notapack"]
+    assert reasons["broken"] == (
+        "entry point broken = broken_pack:PACK (schnitzel.plugins) failed to import: "
+        "RuntimeError: missing libfoo.so; check that the pack and what it imports are "
+        "installed in the environment schnitzel runs in"
+    )
+    assert reasons["notapack"] == (
+        "entry point notapack = acme_pack:NOT_A_PACK (schnitzel.plugins) must name a "
+        "schnitzel.PluginPack, not an int; point it at the pack object: `module:PACK`, where "
+        "the module has `PACK = PluginPack(name=..., plugins=(...))` (docs/plugins.md)"
+    )
     assert acme.lookup("synthetic", "source").name == "synthetic"
 
 
@@ -132,7 +153,10 @@ def test_plugin_for_a_newer_api_is_refused_with_the_versions(acme: PluginRegistr
 
 def test_name_clash_keeps_the_first_pack_and_reports_the_second(acme: PluginRegistry) -> None:
     clash = next(b for b in acme.broken if b.name == "null")
-    assert "already registered by pack 'core'" in clash.reason
+    assert clash.reason == (
+        "sink plugin 'null' is already registered by pack 'core'; the one from 'acme' is "
+        "ignored: give it another `name` (a graph reaches it meanwhile as `module:Class`)"
+    )
     assert acme.lookup("null", "sink").__module__.startswith("schnitzel_plugins")
 
 

@@ -64,6 +64,12 @@ class Screen(Sink):
     accepts = frozenset({"frame"})
 
 
+class Ticks(Source):
+    """A third-party source that declares no payload profile (so `inproc_any`)."""
+
+    name = "ticks"
+
+
 class Strict(PluginConfig):
     level: int
 
@@ -77,7 +83,7 @@ class Leveled(Transform):
 
 @pytest.fixture(scope="module")
 def vision() -> PluginRegistry:
-    pack = PluginPack("vision", (Camera, Detector, Router, Encoder, Screen, Leveled))
+    pack = PluginPack("vision", (Camera, Detector, Router, Encoder, Screen, Leveled, Ticks))
     return PluginRegistry([CORE, HTTP, pack])
 
 
@@ -97,6 +103,25 @@ def test_frames_into_an_http_sink_are_refused_as_not_portable(vision: PluginRegi
     assert [p.code for p in report.errors] == ["not-portable"]
     assert "'cam'" in report.errors[0].message and "http sink" in report.errors[0].message
     assert report.errors[0].where.line == 4
+
+
+def test_a_source_without_a_profile_is_told_to_declare_one(vision: PluginRegistry) -> None:
+    # A plugin author's first source usually makes JSON but declares nothing: the hint must
+    # point at the declaration, not at converting frames. Through a passthrough, too.
+    text = (
+        "version: 2\nnodes:\n  - {id: t, kind: source, plugin: ticks}\n"
+        "  - {id: p, kind: transform, plugin: passthrough}\n"
+        "  - {id: out, kind: sink, plugin: http, config: {url: 'http://127.0.0.1:9/x'}}\n"
+        "edges: [{from: t, to: p}, {from: p, to: out}]\n"
+    )
+    [problem] = validate_text(text, registry=vision).report.errors
+    assert problem.code == "not-portable"
+    assert problem.hint == (
+        "source 't' (plugin ticks) declares no payload profile, so its packets count as "
+        "inproc_any: if its payloads are plain JSON, set `emits_profile = "
+        "PayloadProfile.JSON_PORTABLE` (and `emits`) on the plugin class "
+        "(docs/plugins.md#what-flows-on-an-edge)"
+    )
 
 
 def test_frames_into_a_durable_inbox_are_refused(vision: PluginRegistry) -> None:

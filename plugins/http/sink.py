@@ -102,8 +102,10 @@ class _Doubt(Refused):
 
 
 class HttpSink(Sink):
-    """POSTs each packet as JSON; 2xx = delivered; transient failures and a backend that
-    refuses everything are retried; a packet a working backend refuses is a poison pill."""
+    """POSTs each packet as JSON with an Idempotency-Key; 2xx = delivered; failures retried.
+
+    Transient failures and a backend that refuses everything are retried; a packet a working
+    backend refuses is a poison pill."""
 
     name: ClassVar[str] = "http"
     Config: ClassVar[type[PluginConfig]] = HttpSinkConfig

@@ -133,6 +133,7 @@ class HttpIngest(KindFromConfig, Source):
             self._token = f"Bearer {token}".encode()
         app = web.Application(client_max_size=config.max_body_bytes)
         app.router.add_post(config.path, self._handle)
+        app.router.add_route("*", "/{anything:.*}", self._elsewhere)  # JSON, not aiohttp's text
         tls = self._tls()
         # aiohttp's keep-alive timer starts when a client connects and again after each
         # answer, and closes the connection if no whole request (its headers) came by then:
@@ -212,6 +213,18 @@ class HttpIngest(KindFromConfig, Source):
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         answer = await self._answer(request)
+        self.answers[answer.status] = self.answers.get(answer.status, 0) + 1
+        return answer
+
+    async def _elsewhere(self, request: web.Request) -> web.StreamResponse:
+        """A request to another path, or not a POST: say where the records go."""
+        path = self.config.path
+        if request.path == path:
+            answer = _refusal(
+                405, f"{request.method} is not accepted: POST records to {path}", {"Allow": "POST"}
+            )
+        else:
+            answer = _refusal(404, f"nothing is served at {request.path}: POST to {path}")
         self.answers[answer.status] = self.answers.get(answer.status, 0) + 1
         return answer
 

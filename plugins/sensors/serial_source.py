@@ -41,8 +41,9 @@ READ_TIMEOUT_S = 0.2
 
 
 class SerialSource(KindFromConfig, Source):
-    """Reads lines from a serial device; each line a packet. Reopens the device when it is
-    back after it went away."""
+    """Reads lines from a serial device, one packet a line; reopens a device that comes back.
+
+    A device that goes away is reported as trouble and reopened when it is back."""
 
     name: ClassVar[str] = "serial"
     Config: ClassVar[type[PluginConfig]] = SerialConfig

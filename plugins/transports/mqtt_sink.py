@@ -74,8 +74,9 @@ class _Connection:
 
 
 class MqttSink(AckedSink):
-    """Publishes packets to an MQTT broker with QoS 1; a packet is delivered once its PUBACK
-    is back. The key goes in the encoded packet and, with MQTT 5, as a user property."""
+    """Publishes packets to an MQTT broker with QoS 1; delivered once its PUBACK is back.
+
+    The key goes in the encoded packet and, with MQTT 5, as a user property."""
 
     name: ClassVar[str] = "mqtt"
     Config: ClassVar[type[PluginConfig]] = MqttSinkConfig

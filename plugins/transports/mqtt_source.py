@@ -68,8 +68,9 @@ next connection when that comes before it read them: it drops the old connection
 
 
 class MqttSource(Source):
-    """Subscribes to `topic` with QoS 1 in a persistent session; each message is acknowledged
-    (PUBACK) once it is safe downstream."""
+    """Subscribes to `topic` with QoS 1 in a persistent session; acknowledged once safe.
+
+    Each message is acknowledged (PUBACK) once it is safe downstream."""
 
     name: ClassVar[str] = "mqtt"
     Config: ClassVar[type[PluginConfig]] = MqttSourceConfig

@@ -134,7 +134,7 @@ def _changes(running: ValidatedGraph, new: ValidatedGraph) -> tuple[list[NodeSpe
                 restart.append(f"node {node_id!r}: {field} changed")
         if (old.plugin, old.config) != (spec.plugin, spec.config):
             if old.kind in ("source", "delay"):
-                restart.append(f"node {node_id!r}: a {old.kind}'s plugin or config changed")
+                restart.append(_needs_restart(node_id, old, spec))
             else:
                 swaps.append(spec)
         if old.concurrency != spec.concurrency:
@@ -144,3 +144,20 @@ def _changes(running: ValidatedGraph, new: ValidatedGraph) -> tuple[list[NodeSpe
             "these changes need a restart (nothing was applied): " + "; ".join(restart)
         )
     return swaps, throttles
+
+
+def _needs_restart(node_id: str, old: NodeSpec, new: NodeSpec) -> str:
+    """Why a source or delay node's change refuses the reload; for a source whose pace alone
+    changed, the throttle that changes it live."""
+    others = {k: v for k, v in new.config.items() if k != "rate_hz"}
+    paced_only = old.plugin == new.plugin and others == {
+        k: v for k, v in old.config.items() if k != "rate_hz"
+    }
+    if old.kind == "source" and paced_only:
+        rate = new.config.get("rate_hz")
+        shown = "none" if rate is None else f"{rate:g}" if isinstance(rate, float) else rate
+        return (
+            f"node {node_id!r}: a source's rate_hz changed (change it live instead: "
+            f"`schnitzel ctl throttle {node_id} --rate-hz {shown}`)"
+        )
+    return f"node {node_id!r}: a {old.kind}'s plugin or config changed"

@@ -57,7 +57,12 @@ def _check(node: Node, limits: dict[str, tuple[float, float]], name: str, value:
         where = "its declared limits" if declared else "the allowed range"
         raise ControlError(
             f"node {node.id!r}: {name} {value:.12g} is outside {where} [{low:.12g}, {high:.12g}]"
-            + ("" if declared else "; declare `limits:` on the node to widen or narrow it")
+            + (
+                "; give a value within them, or widen the node's `limits:` in the graph file "
+                "(a restart applies it)"
+                if declared
+                else "; declare `limits:` on the node to widen or narrow it"
+            )
         )
 
 

@@ -236,7 +236,8 @@ class PluginRegistry:
                 pack,
                 name,
                 f"{node_kind} plugin {name!r} is already registered by pack {taken_by!r}; "
-                f"the one from {pack!r} is ignored",
+                f"the one from {pack!r} is ignored: give it another `name` (a graph reaches it "
+                "meanwhile as `module:Class`)",
             )
         )
         return False
@@ -431,7 +432,24 @@ def _load_pack(entry: PackEntry) -> PluginPack:
     try:
         obj = entry.load()
     except Exception as exc:  # a third-party pack's import error must not stop the others
-        raise PluginLoadError(f"{where} failed to import: {type(exc).__name__}: {exc}") from exc
+        raise PluginLoadError(
+            f"{where} failed to import: {type(exc).__name__}: {exc}; check that the pack and "
+            "what it imports are installed in the environment schnitzel runs in"
+        ) from exc
     if not isinstance(obj, PluginPack):
-        raise PluginLoadError(f"{where} must name a schnitzel.PluginPack, not {type(obj).__name__}")
+        raise PluginLoadError(
+            f"{where} must name a schnitzel.PluginPack, not {_what_it_is(obj)}; point it at the "
+            "pack object: `module:PACK`, where the module has "
+            "`PACK = PluginPack(name=..., plugins=(...))` (docs/plugins.md)"
+        )
     return obj
+
+
+def _what_it_is(obj: object) -> str:
+    """`the class Scale`, `the module scale_pack`, `an int`: what an entry point named instead."""
+    if isinstance(obj, type):
+        return f"the class {obj.__name__}"
+    if isinstance(obj, ModuleType):
+        return f"the module {obj.__name__}"
+    name = type(obj).__name__
+    return f"{'an' if name[:1] in 'aeiou' else 'a'} {name}"

@@ -93,6 +93,9 @@ def _inbox(graph: ValidatedGraph, node_id: str, in_flight: InFlight, events: Eve
     )
 
 
+_ARGS = {"packets": "", "deliver": ", packet", "process": ", packet"}
+
+
 def instantiate(
     graph: ValidatedGraph,
     state_dir: Path,
@@ -110,7 +113,8 @@ def instantiate(
     if getattr(cls, method) is getattr(base, method):
         raise RuntimeStartError(
             f"node {node_id!r}: plugin {cls.name!r} declares itself but does not implement "
-            f"{method}(), so it cannot run; update the plugin's pack"
+            f"{method}(), so it cannot run: its class needs `def {method}(self{_ARGS[method]})` "
+            "(docs/plugins.md#at-run-time); install a release of its pack that has it"
         )
     spec = graph.nodes[node_id].spec
     top = spec.limits.concurrency[1] if spec.limits.concurrency else spec.concurrency

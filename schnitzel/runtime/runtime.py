@@ -241,8 +241,9 @@ class Runtime:
                 try:
                     await node.plugin.open()
                 except Exception as exc:
+                    why = str(exc).removeprefix(f"node {node.id!r}: ")  # named once is enough
                     raise RuntimeStartError(
-                        f"node {node.id!r} ({node.resolved.spec.plugin}) could not open: {exc}"
+                        f"node {node.id!r} ({node.resolved.spec.plugin}) could not open: {why}"
                     ) from exc
                 opened.append(node)
         except BaseException:

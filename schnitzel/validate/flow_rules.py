@@ -3,7 +3,7 @@ inboxes and network sinks."""
 
 from __future__ import annotations
 
-from schnitzel.registry.plugin import StreamShape
+from schnitzel.registry.plugin import Plugin, SameAsInput, StreamShape
 from schnitzel.validate.flow import infer_outputs, merge_shapes
 from schnitzel.validate.state import CheckState
 
@@ -63,14 +63,61 @@ def _check_portability(
             s for s in predecessors[node_id] if s in shapes and not shapes[s].profile.portable
         ]
         frames = any("frame" in (shapes[o].kinds or ()) for o in offenders)
+        undeclared = _undeclared_sources(state, shapes, offenders, predecessors)
         state.problem(
             "not-portable",
             f"packets from {', '.join(repr(o) for o in offenders)} can only live inside this "
             f"process (profile inproc_any), but they would reach {lane}",
             entry.at,
-            _FRAMES_HINT if frames else _HINT,
+            _FRAMES_HINT if frames else _undeclared_hint(undeclared) or _HINT,
             node=node_id,
         )
+
+
+def _undeclared_sources(
+    state: CheckState,
+    shapes: dict[str, StreamShape],
+    offenders: list[str],
+    predecessors: dict[str, list[str]],
+) -> list[tuple[str, str]]:
+    """The sources (id, plugin name) whose inproc_any packets reach `offenders`, and which are
+    inproc_any only because their plugin declares no payload profile: a plugin author's first
+    source, which usually makes JSON."""
+    seen: set[str] = set()
+    stack = list(offenders)
+    while stack:
+        node_id = stack.pop()
+        shape = shapes.get(node_id)
+        if node_id in seen or shape is None or shape.profile.portable:
+            continue
+        seen.add(node_id)
+        stack.extend(predecessors.get(node_id, ()))
+    found = []
+    for node_id in sorted(seen):
+        plugin = state.nodes[node_id].plugin
+        if plugin is not None and plugin.node_kind == "source" and _declares_nothing(plugin):
+            found.append((node_id, plugin.name))
+    return found
+
+
+def _declares_nothing(plugin: type[Plugin]) -> bool:
+    overrides_shape = any("output_shape" in vars(k) for k in plugin.__mro__[:-1] if k is not Plugin)
+    return isinstance(plugin.emits_profile, SameAsInput) and not overrides_shape
+
+
+def _undeclared_hint(sources: list[tuple[str, str]]) -> str:
+    if not sources:
+        return ""
+    named = ", ".join(f"{node_id!r} (plugin {plugin})" for node_id, plugin in sources)
+    plural = len(sources) > 1
+    source, declares, its = (
+        ("sources", "declare", "their") if plural else ("source", "declares", "its")
+    )
+    return (
+        f"{source} {named} {declares} no payload profile, so {its} packets count as inproc_any: "
+        f"if {its} payloads are plain JSON, set `emits_profile = PayloadProfile.JSON_PORTABLE` "
+        "(and `emits`) on the plugin class (docs/plugins.md#what-flows-on-an-edge)"
+    )
 
 
 _HINT = (

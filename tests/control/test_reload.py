@@ -91,7 +91,15 @@ def test_a_changed_config_and_concurrency_are_applied_live(tmp_path: Path) -> No
             ),
             "node 'out': inbox changed",
         ),
-        (lambda t: t.replace("rate_hz: 2000.0", "rate_hz: 10.0"), "a source's plugin or config"),
+        (
+            lambda t: t.replace("rate_hz: 2000.0", "rate_hz: 10.0"),
+            "node 'src': a source's rate_hz changed (change it live instead: "
+            "`schnitzel ctl throttle src --rate-hz 10`)",
+        ),
+        (
+            lambda t: t.replace("rate_hz: 2000.0", "rate_hz: 2000.0, count: 10"),
+            "node 'src': a source's plugin or config changed",
+        ),
         (lambda t: t.replace("{every: 2}", "{every: 0}"), "is invalid"),
         (lambda t: t.replace("nodes:", "nodes: [").replace("edges:", "]\nedges:"), "is invalid"),
         (lambda t: t.replace("concurrency: 1\n", "concurrency: 9\n"), "limits.concurrency"),

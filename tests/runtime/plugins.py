@@ -164,6 +164,18 @@ class SlowCheckpoints(Source):
         SAVED[self.context.node_id].append(upto.seq)
 
 
+class RefusesNamingItself(Sink):
+    """Its open() fails with a message that names the node, as many packs' errors do."""
+
+    name: ClassVar[str] = "refuses-named"
+
+    async def open(self) -> None:
+        raise ConnectionRefusedError(f"node {self.context.node_id!r}: backend refused")
+
+    def deliver(self, packet: StreamPacket) -> None:
+        raise AssertionError("never opened")
+
+
 class RefusesToOpen(Sink):
     """Its open() fails, as a sink whose backend is misconfigured would."""
 

@@ -135,6 +135,21 @@ edges:
         run(graph_from(tmp_path, body), tmp_path)
 
 
+def test_a_refusal_to_open_that_names_its_node_names_it_once(tmp_path: Path) -> None:
+    body = """
+nodes:
+  - {id: src, kind: source, plugin: synthetic, config: {count: 5}}
+  - {id: backend, kind: sink, plugin: "tests.runtime.plugins:RefusesNamingItself"}
+edges:
+  - {from: src, to: backend}
+"""
+    with pytest.raises(RuntimeStartError) as refused:
+        run(graph_from(tmp_path, body), tmp_path)
+    assert str(refused.value) == (
+        "node 'backend' (tests.runtime.plugins:RefusesNamingItself) could not open: backend refused"
+    )
+
+
 def test_a_plugin_without_processing_methods_is_refused_before_anything_runs(
     tmp_path: Path,
 ) -> None:
@@ -147,8 +162,13 @@ edges:
   - {from: src, to: mid}
   - {from: mid, to: out}
 """
-    with pytest.raises(RuntimeStartError, match=r"node 'mid'.*does not implement process\(\)"):
+    with pytest.raises(RuntimeStartError) as refused:
         Runtime(graph_from(tmp_path, body))
+    assert str(refused.value) == (
+        "node 'mid': plugin 'declared-only' declares itself but does not implement process(), "
+        "so it cannot run: its class needs `def process(self, packet)` "
+        "(docs/plugins.md#at-run-time); install a release of its pack that has it"
+    )
 
 
 def test_a_node_whose_task_fails_stops_the_run_and_counts_what_it_held(tmp_path: Path) -> None:

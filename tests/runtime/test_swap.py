@@ -256,8 +256,12 @@ edges:
     async def steps(runtime: Runtime, control: RuntimeControl) -> None:
         result = control.throttle("out", sample_every=4, actor=OPERATOR)
         assert result["changes"] == {"sample_every": {"before": 1, "after": 4}}
-        with pytest.raises(ControlError, match=r"outside its declared limits \[1, 10\]"):
+        with pytest.raises(ControlError) as refused:
             control.throttle("out", sample_every=11, actor=OPERATOR)
+        assert str(refused.value) == (
+            "node 'out': sample_every 11 is outside its declared limits [1, 10]; give a value "
+            "within them, or widen the node's `limits:` in the graph file (a restart applies it)"
+        )
 
     report = _run(tmp_path, body, steps)
     out = report["nodes"]["out"]

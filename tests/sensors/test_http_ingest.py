@@ -255,6 +255,24 @@ def test_refusals_say_why_and_keys_follow_the_idempotency_key(
     assert anonymous[0] == "src" and anonymous[2:] == ["3", "0"]  # node, run, first seq, n
 
 
+def test_a_wrong_path_or_method_is_answered_in_json_with_where_to_post(tmp_path: Path) -> None:
+    # "Every answer has a JSON body" (docs/sensors.md): aiohttp's own 404 and 405 were text.
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+
+    async def steps(runtime: Runtime, plugin: HttpIngest) -> None:
+        async with httpx.AsyncClient(timeout=GUARD_S) as client:
+            elsewhere = await client.post(f"{base}/readings", json={"a": 1})
+            fetched = await client.get(f"{base}/ingest")
+        assert elsewhere.status_code == 404
+        assert elsewhere.json() == {"error": "nothing is served at /readings: POST to /ingest"}
+        assert fetched.status_code == 405 and fetched.headers["Allow"] == "POST"
+        assert fetched.json() == {"error": "GET is not accepted: POST records to /ingest"}
+        assert plugin.answers == {404: 1, 405: 1}
+
+    steer(ingest_graph(tmp_path, port, "Recorder"), tmp_path, steps)
+
+
 def test_tls_serves_https_with_the_configured_certificate(tmp_path: Path) -> None:
     self_signed_certificate(tmp_path)
     port = free_port()
