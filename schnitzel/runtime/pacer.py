@@ -267,6 +267,12 @@ class Pacer:
         self._tokens = tokens
         return 0
 
+    @property
+    def due(self) -> float | None:
+        """When the permit the source sleeps for is due (`time.monotonic()`'s clock; None:
+        not sleeping)."""
+        return self._due
+
     def resumed(self) -> None:
         """The source was paused: the time it was is not a late wake-up to make up."""
         self._due = None

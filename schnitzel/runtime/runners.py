@@ -536,8 +536,10 @@ class SourceWorker(_Worker):
         in `_run_on_clock`): pull, put the packets in the next inbox, file the next step.
         What cannot go on without waiting goes to the task: a full inbox, bad records, the
         source's end or failure, a pause, a stop."""
-        parked = self._parked
+        parked, filed = self._parked, self._next_step
         if parked is None or parked.done():  # the task left the park (a stop)
+            return
+        if filed is not None and not filed.done():  # not the filed step: one chain only
             return
         self._next_step = None
         node = self.node
