@@ -218,11 +218,13 @@ def test_many_paced_sources_keep_their_rate_and_share_alike(tmp_path: Path) -> N
         stamps[packet.source_id].append(packet.ts)
     assert len(stamps) == SOURCES
     # while every source ran (a busy loop may start one some 10-40 ms after another, and a
-    # late start is not made up): woken alike, none falls behind
+    # late start is not made up): woken alike, none falls behind. A late wake-up made up
+    # and the window's ends move a count by a few packets on a busy machine (a spread of
+    # up to 6 in ~200 seen at load 10, with and without the pace clock's steps)
     start = max(ts[0] for ts in stamps.values())
     end = min(ts[-1] for ts in stamps.values())
     counts = [sum(start <= t <= end for t in ts) for ts in stamps.values()]
-    assert min(counts) >= max(counts) - 3, counts
+    assert min(counts) >= max(counts) * 0.95, counts
     for source_id, ts in stamps.items():
         assert ts == sorted(ts), source_id
         rate = (len(ts) - 1) / (ts[-1] - ts[0])  # by the packets' own timestamps
