@@ -405,6 +405,27 @@ def test_a_source_throttled_again_and_again_does_not_grow_the_clock() -> None:
     assert most <= 2 * 32 + 10  # not one entry per throttle (1,000) until its old due time
 
 
+def test_a_source_on_the_clocks_steps_throttled_again_and_again_does_not_grow_the_clock(
+    tmp_path: Path,
+) -> None:
+    most: list[int] = []
+
+    async def steps(runtime: Runtime, control: RuntimeControl) -> None:
+        source = runtime.nodes["s0"].metrics
+        await _until(lambda: source.emitted >= 1)  # parked; its next step is 1000 s away
+        clock = PaceClock.of(asyncio.get_running_loop())
+        for i in range(300):
+            control.throttle("s0", 0.001 + i / 1e6)  # each wakes its step to re-plan
+            await asyncio.sleep(0)  # the re-planned step runs and files the next one
+            most.append(clock.sleeping)
+        control.throttle("s0", 10_000.0)
+        await _until(lambda: source.emitted >= 100)  # still one chain of steps: it runs
+
+    report = steer(graph_from(tmp_path, _paced_sources(0.001, 1)), tmp_path / "state", steps)
+    assert report["nodes"]["s0"]["rate_hz"] == 10_000.0
+    assert max(most) <= 2 * ABANDONED_MIN + 2  # not one entry per throttle (300)
+
+
 def test_waits_a_stop_cancelled_do_not_put_off_sweeping_the_ones_throttles_ended() -> None:
     async def scenario() -> int:
         clock = PaceClock.of(asyncio.get_running_loop())
