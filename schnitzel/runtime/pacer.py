@@ -3,8 +3,13 @@
 Each paced source has a `Pacer` (its rate, which operators can change while it runs). A
 source with no permit left waits on its event loop's `PaceClock`: one timer for every paced
 source, which wakes together all the sources due within `PACE_SLACK_S` of the earliest. So
-100 sources at 100 Hz cost about 1,000 timer wake-ups a second instead of 10,000, and the
+100 sources at 100 Hz cost about 100 timer wake-ups a second instead of 10,000, and the
 packets they make reach the next node as one batch instead of one wake-up each.
+
+Permits fall on a grid shared by every source of a rate (`PACE_GRID_MAX_S`): sources that
+started a few milliseconds apart still wake together. A source whose step cannot block runs
+it on the clock's timer itself (`Pacer.call_when_due`, a `ClockStep`), with no task
+wake-up per packet.
 """
 
 from __future__ import annotations
@@ -12,17 +17,28 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
+import math
 import time
 import weakref
+from collections.abc import Callable
 from typing import ClassVar
 
-__all__ = ["CATCH_UP_S", "PACE_SLACK_S", "PaceClock", "Pacer"]
+__all__ = ["CATCH_UP_S", "PACE_GRID_MAX_S", "PACE_SLACK_S", "ClockStep", "PaceClock", "Pacer"]
 
 PACE_SLACK_S = 0.001
 """How much earlier than its permit is due a source may be woken, to share a wake-up with
 another source due first. It moves when a packet is made, never how many: a permit taken
 early is owed (the bucket goes below zero), so no rate drifts, and a source is never more
 than one permit ahead of its schedule."""
+
+PACE_GRID_MAX_S = 1.0
+"""A source whose period (1 / rate) is longer than `PACE_SLACK_S` and at most this takes its
+permits on a grid: the multiples of its period on `time.monotonic()`'s clock. Sources of one
+rate (or of rates that are multiples of each other) are then due at the same instants and
+share a wake-up, however far apart they started. It moves a source's phase, never its rate:
+the first permit after a start, a throttle or a pause waits for the next grid point (less
+than one period), and the bucket carries the fraction of a permit that wait earned. A
+slower source keeps the phase it started with."""
 
 ABANDONED_MIN = 32
 """Waits ended early (throttles) the clock lets pile up before it sweeps them out."""
@@ -33,12 +49,47 @@ a wait for room downstream): a loop that stalled for longer loses the rest, so a
 not turned into an ever larger burst."""
 
 
+class ClockStep:
+    """A paced source's wait that, when due, runs the source's step on the clock's timer
+    instead of waking its task (`Pacer.call_when_due`). Looks like a future to the clock."""
+
+    __slots__ = ("_loop", "_state", "run")
+
+    def __init__(self, run: Callable[[], None], loop: asyncio.AbstractEventLoop) -> None:
+        self.run = run
+        self._loop = loop
+        self._state = 0  # 0 pending, 1 done (ran, or woken by a throttle), 2 cancelled
+
+    def done(self) -> bool:
+        return self._state != 0
+
+    def cancelled(self) -> bool:
+        return self._state == 2
+
+    def cancel(self) -> bool:
+        """Never run it (the source stops): the clock passes over it."""
+        if self._state:
+            return False
+        self._state = 2
+        return True
+
+    def set_result(self, _result: None) -> None:
+        """Due: run the step now (the clock's timer)."""
+        self._state = 1
+        self.run()
+
+    def wake_soon(self) -> None:
+        """Run the step in the loop's next pass, before it is due (a throttle re-plans)."""
+        self._state = 1
+        self._loop.call_soon(self.run)
+
+
 class PaceClock:
     """The one timer of the paced sources on an event loop (`PaceClock.of(loop)`).
 
     Sleeping sources wait in a heap of deadlines; the loop holds one timer, for the
     earliest. When it fires, every source due within `PACE_SLACK_S` is woken in that
-    same pass of the loop.
+    same pass of the loop (its `ClockStep` run, or its future's task woken).
     """
 
     __slots__ = ("__weakref__", "_abandoned", "_armed_at", "_heap", "_order", "_timer", "loop")
@@ -49,7 +100,7 @@ class PaceClock:
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
-        self._heap: list[tuple[float, int, asyncio.Future[None]]] = []
+        self._heap: list[tuple[float, int, asyncio.Future[None] | ClockStep]] = []
         self._order = itertools.count()  # ties: first come, first woken
         self._timer: asyncio.TimerHandle | None = None
         self._armed_at = 0.0
@@ -77,12 +128,17 @@ class PaceClock:
     def sleep_until(self, due: float) -> asyncio.Future[None]:
         """`sleep`, until `due` on `time.monotonic()`'s clock."""
         waiter: asyncio.Future[None] = self.loop.create_future()
+        self.file(due, waiter)
+        return waiter
+
+    def file(self, due: float, waiter: asyncio.Future[None] | ClockStep) -> None:
+        """Wake `waiter` at `due` (`time.monotonic()`'s clock): set its result, which runs a
+        `ClockStep`."""
         heapq.heappush(self._heap, (due, next(self._order), waiter))
         if self._timer is None or due < self._armed_at:
             self._arm(due)
-        return waiter
 
-    def abandon(self, waiter: asyncio.Future[None]) -> None:
+    def abandon(self, waiter: asyncio.Future[None] | ClockStep) -> None:
         """`waiter` ended before it was due (a throttle woke its source to re-plan). Its
         entry stays in the heap until its due time, unless such entries make up half of it:
         then they all go, so a source throttled again and again (a controller, a script)
@@ -101,8 +157,9 @@ class PaceClock:
         return len(self._heap)
 
     def _arm(self, due: float) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
+        timer = self._timer
+        if timer is not None:
+            timer.cancel()
         self._armed_at = due
         # `call_at` takes the loop's clock: CLOCK_MONOTONIC for asyncio and uvloop alike, as
         # `time.monotonic()`. A timer that fires early (uvloop's milliseconds) wakes only
@@ -110,17 +167,30 @@ class PaceClock:
         self._timer = self.loop.call_at(due, self._fire)
 
     def _fire(self) -> None:
-        self._timer = None
         heap = self._heap
         until = time.monotonic() + PACE_SLACK_S
+        due: list[asyncio.Future[None] | ClockStep] = []
         while heap and heap[0][0] <= until:
-            waiter = heapq.heappop(heap)[2]
-            if not waiter.done():
-                waiter.set_result(None)
-            elif not waiter.cancelled():  # woken by a throttle (`abandon` counted it)
-                self._abandoned -= 1
-        if heap:
-            self._arm(heap[0][0])
+            due.append(heapq.heappop(heap)[2])
+        # Steps run below file their next waits: taken out first, a source faster than the
+        # slack is not run twice in one pass, and the still-set `_timer` with `_armed_at` at
+        # -inf keeps each of them from arming the timer again.
+        self._armed_at = -math.inf
+        try:
+            for waiter in due:
+                if not waiter.done():
+                    try:
+                        waiter.set_result(None)
+                    except Exception as exc:  # a step hands its errors to its task: a bug
+                        self.loop.call_exception_handler(
+                            {"message": "a paced source's step failed", "exception": exc}
+                        )
+                elif not waiter.cancelled():  # woken by a throttle (`abandon` counted it)
+                    self._abandoned -= 1
+        finally:
+            self._timer = None
+            if heap:
+                self._arm(heap[0][0])
 
 
 class Pacer:
@@ -134,7 +204,7 @@ class Pacer:
     filled an inbox for a moment).
 
     A source asks `grant`; when it gets 0 it awaits `sleep()` and asks again (`take` does
-    both).
+    both), or has the clock run its next step when due (`call_when_due`).
     """
 
     __slots__ = ("_burst", "_clock", "_due", "_last", "_owed_s", "_tokens", "_waiter", "rate_hz")
@@ -145,7 +215,7 @@ class Pacer:
         self._tokens = 1.0
         self._last = time.monotonic()
         self._clock: PaceClock | None = None
-        self._waiter: asyncio.Future[None] | None = None
+        self._waiter: asyncio.Future[None] | ClockStep | None = None
         self._due: float | None = None
         """When the permit the source sleeps for is due (None: not sleeping)."""
         self._owed_s = 0.0
@@ -161,7 +231,10 @@ class Pacer:
         self._owed_s = 0.0
         waiter = self._waiter
         if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+            if waiter.__class__ is ClockStep:
+                waiter.wake_soon()
+            else:
+                waiter.set_result(None)
             if self._clock is not None:
                 self._clock.abandon(waiter)
 
@@ -194,6 +267,12 @@ class Pacer:
         self._tokens = tokens
         return 0
 
+    @property
+    def due(self) -> float | None:
+        """When the permit the source sleeps for is due (`time.monotonic()`'s clock; None:
+        not sleeping)."""
+        return self._due
+
     def resumed(self) -> None:
         """The source was paused: the time it was is not a late wake-up to make up."""
         self._due = None
@@ -207,17 +286,39 @@ class Pacer:
     def sleep(self) -> asyncio.Future[None]:
         """A future done when the next permit is due (maybe up to `PACE_SLACK_S` sooner, and
         at once when the rate changes), on the running loop's shared `PaceClock`."""
+        due, clock = self._next_due()
+        self._waiter = waiter = clock.sleep_until(due)
+        return waiter
+
+    def call_when_due(self, run: Callable[[], None]) -> ClockStep:
+        """`sleep`, but `run` is called on the clock's timer when the permit is due (in the
+        loop's next pass when the rate changes) instead of a future being set: a source
+        whose step cannot block makes its packet without a task wake-up. Cancel the
+        returned step to stop waiting."""
+        due, clock = self._next_due()
+        self._waiter = step = ClockStep(run, clock.loop)
+        clock.file(due, step)
+        return step
+
+    def _next_due(self) -> tuple[float, PaceClock]:
+        """When the next permit is due, on the grid (`PACE_GRID_MAX_S`), and the running
+        loop's clock."""
         rate = self.rate_hz
         if rate is None:  # unlimited: nothing to wait for
             due = time.monotonic()
         else:  # the bucket held `_tokens` at `_last` (the last `grant`) and fills at `rate`
-            due = self._due = self._last + (1.0 - self._tokens) / rate
+            due = self._last + (1.0 - self._tokens) / rate
+            period = 1.0 / rate
+            if PACE_SLACK_S < period <= PACE_GRID_MAX_S:
+                # the next grid point, or the last one if it is within the slack: a
+                # permit may go that early anyway (it is owed)
+                due = math.ceil((due - PACE_SLACK_S) / period) * period
+            self._due = due
         loop = asyncio.get_running_loop()
         clock = self._clock
         if clock is None or clock.loop is not loop:
             clock = self._clock = PaceClock.of(loop)
-        self._waiter = waiter = clock.sleep_until(due)
-        return waiter
+        return due, clock
 
     async def take(self, wanted: int) -> int:
         """Wait for at least one permit; return how many of `wanted` may go now (>= 1)."""

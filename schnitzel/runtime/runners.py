@@ -24,7 +24,8 @@ from schnitzel.errors import BadRecord
 from schnitzel.runtime.commit_order import Commits
 from schnitzel.runtime.inbox_protocol import Batch
 from schnitzel.runtime.metrics import DropReason, message_of
-from schnitzel.runtime.node import Node
+from schnitzel.runtime.node import Node, Target
+from schnitzel.runtime.pacer import ClockStep
 from schnitzel.runtime.processing import Outcome
 from schnitzel.runtime.stop_reason import StopReason
 from schnitzel.runtime.worker_api import WorkerRuntime
@@ -280,6 +281,13 @@ class SourceWorker(_Worker):
         """In a wait a stop may cancel (pacing, a pause, an async pull)."""
         self.paced_wait = False
         """The current batch began with a wait for the pacer (the task let the loop run)."""
+        self._pull_now: Callable[[int], _Pulled] | None = None
+        """One pull on the loop (no thread), for the steps the pace clock runs."""
+        self._parked: asyncio.Future[_Handed | None] | None = None
+        """While the pace clock runs the source's steps (`_run_on_clock`): what its task
+        waits for, the first step that could not finish without waiting."""
+        self._next_step: ClockStep | None = None
+        """The step filed on the pace clock while the task is parked."""
 
     def stop_pulling(self) -> None:
         """A pull running in a thread returns at its next packet."""
@@ -412,51 +420,163 @@ class SourceWorker(_Worker):
         node, runtime = self.node, self.runtime
         loop = asyncio.get_running_loop()
         metrics = node.metrics
-        pacer = node.pacer
         stop_at_bad = node.resolved.spec.on_error == "stop"
         next_batch = getattr(packets, "next_batch", None)  # many packets made at once
+        if next_batch is None:
+            self._pull_now = partial(_pull, packets, stop_at_bad=stop_at_bad)
+        else:
+            self._pull_now = partial(_pull_batch, next_batch)
         while not runtime.stopping:
-            wanted = await self._permits(BATCH)
-            if not wanted:
-                return
-            if node.pool is None:
-                if next_batch is None:
-                    pulled = _pull(packets, wanted, stop_at_bad)
-                else:
-                    pulled = _pull_batch(next_batch, wanted)
+            if self._clock_target() is not None:
+                handed = await self._run_on_clock()
+                if handed is None:  # re-plan: paused, stopping, throttled to unlimited, ...
+                    continue
+                pulled, admitted = handed
             else:
-                self.pulling = pulling = (
-                    loop.run_in_executor(node.pool, _pull, packets, wanted, stop_at_bad, self._stop)
-                    if next_batch is None
-                    else loop.run_in_executor(node.pool, _pull_batch, next_batch, wanted)
-                )
-                try:
-                    with self._stoppable():  # a device read may wait for ever
-                        pulled = await asyncio.shield(pulling)
-                except asyncio.CancelledError:
-                    runtime.budget.settle(wanted, 0)
-                    pulling.add_done_callback(lambda done: _count_unsent_pull(node, done))
-                    raise
-            batch = pulled.packets
-            runtime.budget.settle(wanted, len(batch))  # bad records are not packets
-            if batch:
-                metrics.passed_on(len(batch))
-                metrics.last_progress = emitting = time.monotonic()
-                await self._passed_on(batch[-1], await node.admit(batch))
-                if pacer is not None:  # a wait for room downstream does not cost the rate
-                    pacer.held_back(time.monotonic() - emitting)
-            if pulled.bad:
-                if not await runtime.errors.bad_records(node, pulled.bad):
+                wanted = await self._permits(BATCH)
+                if not wanted:
                     return
-                if pulled.last is not None:  # dealt with: a checkpoint may pass them
-                    await self._passed_on(pulled.last, None)
-            if pulled.failure is not None:
-                await runtime.errors.source_failed(node, pulled.failure)
-                return
-            if pulled.ended:
+                if node.pool is None:
+                    if next_batch is None:
+                        pulled = _pull(packets, wanted, stop_at_bad)
+                    else:
+                        pulled = _pull_batch(next_batch, wanted)
+                else:
+                    self.pulling = pulling = (
+                        loop.run_in_executor(
+                            node.pool, _pull, packets, wanted, stop_at_bad, self._stop
+                        )
+                        if next_batch is None
+                        else loop.run_in_executor(node.pool, _pull_batch, next_batch, wanted)
+                    )
+                    try:
+                        with self._stoppable():  # a device read may wait for ever
+                            pulled = await asyncio.shield(pulling)
+                    except asyncio.CancelledError:
+                        runtime.budget.settle(wanted, 0)
+                        pulling.add_done_callback(lambda done: _count_unsent_pull(node, done))
+                        raise
+                runtime.budget.settle(wanted, len(pulled.packets))  # bad records are not packets
+                if pulled.packets:
+                    metrics.passed_on(len(pulled.packets))
+                admitted = 0
+            if not await self._hand_on(pulled, admitted):
                 return
             if not self.paced_wait:  # a wait for the pacer already let the graph run
                 await asyncio.sleep(0)  # let the rest of the graph run between batches
+
+    async def _hand_on(self, pulled: _Pulled, admitted: int) -> bool:
+        """Pass on what a pull got (counted; its first `admitted` packets are in the next
+        inbox already, put there by a step on the pace clock), then deal with its bad
+        records and with how the source ended. False: the source is done."""
+        node, runtime = self.node, self.runtime
+        batch = pulled.packets
+        if admitted < len(batch):
+            node.metrics.last_progress = emitting = time.monotonic()
+            rest = batch[admitted:] if admitted else batch
+            await self._passed_on(batch[-1], await node.admit(rest))
+            if node.pacer is not None:  # a wait for room downstream does not cost the rate
+                node.pacer.held_back(time.monotonic() - emitting)
+        if pulled.bad:
+            if not await runtime.errors.bad_records(node, pulled.bad):
+                return False
+            if pulled.last is not None:  # dealt with: a checkpoint may pass them
+                await self._passed_on(pulled.last, None)
+        if pulled.failure is not None:
+            await runtime.errors.source_failed(node, pulled.failure)
+            return False
+        return not pulled.ended
+
+    def _clock_target(self) -> Target | None:
+        """The one edge out when the pace clock may run the source's steps itself (each
+        runs to its end without waiting): paced, pulled on the loop (no thread), running,
+        no `--max-packets` budget, nothing waiting for a commit, and one in-memory inbox
+        downstream. None: the task runs each step."""
+        node, runtime = self.node, self.runtime
+        pacer = node.pacer
+        if (
+            pacer is None
+            or pacer.rate_hz is None
+            or node.pool is not None
+            or runtime.stopping
+            or not node.running.is_set()
+            or runtime.budget.remaining is not None
+            or node.unsettled
+        ):
+            return None
+        targets = node.targets
+        if len(targets) != 1:
+            return None
+        port = next(iter(targets.values()))
+        if len(port) != 1 or port[0].inbox.durable:
+            return None
+        return port[0]
+
+    async def _run_on_clock(self) -> _Handed | None:
+        """Park the task while the pace clock runs the source's steps (`_step`); returns
+        what the first step that could not finish without waiting handed over (None: plan
+        the next pull afresh)."""
+        if self.runtime.stopping:  # as `_permits`: a wait a stop may cancel
+            self.cancelled_by_stop = True
+            raise asyncio.CancelledError
+        self._parked = parked = asyncio.get_running_loop().create_future()
+        self._waiting = self.paced_wait = True
+        try:
+            self._step()  # a permit may be there already
+            return await parked
+        finally:
+            self._waiting = False
+            self._parked = None
+            step, self._next_step = self._next_step, None
+            if step is not None:
+                step.cancel()  # a stop: the clock passes over it
+
+    def _step(self) -> None:
+        """One paced pull, run by the pace clock when its permit is due (the task parked
+        in `_run_on_clock`): pull, put the packets in the next inbox, file the next step.
+        What cannot go on without waiting goes to the task: a full inbox, bad records, the
+        source's end or failure, a pause, a stop."""
+        parked, filed = self._parked, self._next_step
+        if parked is None or parked.done():  # the task left the park (a stop)
+            return
+        if filed is not None and not filed.done():  # not the filed step: one chain only
+            return
+        self._next_step = None
+        node = self.node
+        pacer = node.pacer
+        try:
+            target = self._clock_target()
+            if target is None:
+                if not node.running.is_set() and pacer is not None:
+                    pacer.resumed()  # paused: that time is not a late wake-up to make up
+                parked.set_result(None)
+                return
+            assert pacer is not None and self._pull_now is not None
+            granted = pacer.grant(BATCH)
+            if not granted:
+                self._next_step = pacer.call_when_due(self._step)
+                return
+            pulled = self._pull_now(granted)  # no budget to settle (`_clock_target`)
+            batch = pulled.packets
+            admitted = 0
+            if batch:
+                metrics = node.metrics
+                metrics.passed_on(len(batch))
+                metrics.last_progress = time.monotonic()
+                inbox = target.inbox
+                try:
+                    admitted = inbox.offer(batch, 0, target.force, newcomer=True)
+                except Exception:  # as `Node.admit`
+                    inbox.metrics.refused(DropReason.NODE_FAILED, len(batch))
+                    raise
+                if admitted == len(batch):
+                    self.last_emitted = batch[-1]
+            if admitted < len(batch) or pulled.bad or pulled.failure is not None or pulled.ended:
+                parked.set_result(_Handed(pulled, admitted))
+                return
+            self._next_step = pacer.call_when_due(self._step)
+        except Exception as exc:  # the task raises it, as if the step had run there
+            parked.set_exception(exc)
 
     async def _pump_async(self, packets: AsyncIterator[StreamPacket | BadRecord | None]) -> None:
         """Pull an async source: wait for its next item, then take the items that are ready
@@ -635,6 +755,14 @@ class _Suspended:
 async def _finish(step: _Suspended) -> Any:
     """Await `step` (as a task's coroutine)."""
     return await step
+
+
+class _Handed(NamedTuple):
+    """What a step on the pace clock hands its task: a pull it could not finish."""
+
+    pulled: _Pulled
+    admitted: int
+    """Its first packets already in the next inbox."""
 
 
 class _Pulled(NamedTuple):

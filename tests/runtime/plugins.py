@@ -251,6 +251,7 @@ def reset() -> None:
     TICKS.clear()
     ASKED.clear()
     NEXT_CALLED.clear()
+    PULLED_IN.clear()
 
 
 class Backend(Sink):
@@ -634,6 +635,32 @@ class Batches(Source):
 
     def packets(self) -> _Batches:
         return _Batches(self.context.node_id, self.config)
+
+
+class PacedPullsConfig(PluginConfig):
+    count: int = 20
+    rate_hz: float = 200.0
+
+
+PULLED_IN: dict[str, list[str]] = defaultdict(list)
+"""Per PacedPulls node id: where each packet was made, in a "task" or on a "timer" (no task
+running: the pace clock's own callback)."""
+
+
+class PacedPulls(Source):
+    """A paced source that notes, for each packet it makes, whether a task was running."""
+
+    name: ClassVar[str] = "paced-pulls"
+    Config: ClassVar[type[PluginConfig]] = PacedPullsConfig
+
+    def rate_hz(self) -> float | None:
+        return float(self.config.rate_hz)
+
+    def packets(self) -> Iterator[StreamPacket]:
+        node_id = self.context.node_id
+        for seq in range(self.config.count):
+            PULLED_IN[node_id].append("task" if asyncio.current_task() is not None else "timer")
+            yield StreamPacket.new("sensor", node_id, seq, {"n": seq})
 
 
 class BlockingBatches(Batches):
