@@ -37,6 +37,7 @@ from schnitzel.runtime.held_refs import HeldRefs
 from schnitzel.runtime.inbox import InFlight
 from schnitzel.runtime.metrics import DropReason, message_of
 from schnitzel.runtime.node import Node
+from schnitzel.runtime.processing import as_failure
 from schnitzel.runtime.report import build_report
 from schnitzel.runtime.runners import BATCH, worker_for
 from schnitzel.runtime.state_dir import default_state_dir
@@ -376,8 +377,10 @@ class Runtime:
                 self.forced or self.abandoned
             ):
                 raise
-        except (KeyboardInterrupt, SystemExit):
+        except KeyboardInterrupt:
             raise
+        except SystemExit as exc:  # a plugin's sys.exit(): it stops its node, not the process
+            self._node_crashed(node, as_failure(exc))
         except BaseException as exc:
             self._node_crashed(node, exc)
         finally:

@@ -103,6 +103,21 @@ class SlowCompute(Compute):
 class CountConfig(PluginConfig):
     count: int = 10
     fail_at: int | None = None
+    fail_with: str = "error"
+    """What happens at `fail_at`: `error` (a RuntimeError), `exit` (sys.exit(3), as a library
+    giving up might) or `interrupt` (KeyboardInterrupt, as Ctrl-C in that thread)."""
+    ready: bool = False
+    """AsyncTicks: give each packet without an await that waits (all ready at once)."""
+
+
+def _fail(config: CountConfig | BatchesConfig, error: str) -> None:
+    """What a test source does at its `fail_at` (`fail_with`): raise `error`, call
+    sys.exit(3), or raise KeyboardInterrupt."""
+    if config.fail_with == "exit":
+        sys.exit(3)
+    if config.fail_with == "interrupt":
+        raise KeyboardInterrupt
+    raise RuntimeError(error)
 
 
 class AsyncTicks(Source):
@@ -114,8 +129,9 @@ class AsyncTicks(Source):
     async def packets(self) -> AsyncIterator[StreamPacket]:
         for seq in range(self.config.count):
             if seq == self.config.fail_at:
-                raise RuntimeError(f"device unplugged at {seq}")
-            await asyncio.sleep(0)
+                _fail(self.config, f"device unplugged at {seq}")
+            if not self.config.ready:
+                await asyncio.sleep(0)
             yield StreamPacket.new("sensor", self.context.node_id, seq, {"n": seq})
 
 
@@ -138,8 +154,24 @@ class BrokenGenerator(Source):
     def packets(self) -> Iterator[StreamPacket]:
         for seq in range(self.config.count):
             if seq == self.config.fail_at:
-                raise RuntimeError(f"sensor bus error at {seq}")
+                _fail(self.config, f"sensor bus error at {seq}")
             yield StreamPacket.new("sensor", self.context.node_id, seq)
+
+
+class ExitsAtStart(Source):
+    """A source whose `packets()` (a plain function, not a generator) calls sys.exit(3)."""
+
+    name: ClassVar[str] = "exits-at-start"
+
+    def packets(self) -> Iterator[StreamPacket]:
+        sys.exit(3)
+
+
+class BlockingBrokenGenerator(BrokenGenerator):
+    """`BrokenGenerator` that says it blocks: pulled on the node's thread."""
+
+    name: ClassVar[str] = "blocking-broken-generator"
+    blocking: ClassVar[bool] = True
 
 
 SAVED: dict[str, list[int]] = defaultdict(list)
@@ -566,6 +598,8 @@ class BatchesConfig(PluginConfig):
     count: int = 10
     fail_at: int | None = None
     """`next_batch` raises when the batch it would make holds this seq."""
+    fail_with: str = "error"
+    """As `CountConfig.fail_with`."""
     returns: str = "list"
     """What `next_batch` gives: `list` (the contract), `tuple`, `extra` (more than asked
     for) or `strings` (items that are not packets)."""
@@ -600,7 +634,7 @@ class _Batches:
         config = self.config
         start, stop = self.seq, min(self.seq + limit, config.count)
         if config.fail_at is not None and start <= config.fail_at < stop:
-            raise RuntimeError(f"sensor bus error at {config.fail_at}")
+            _fail(config, f"sensor bus error at {config.fail_at}")
         self.seq = stop
         made = StreamPacket.new_many(
             "sensor", self.node_id, range(start, stop), [{"n": s} for s in range(start, stop)]
