@@ -325,6 +325,7 @@ class Runtime:
         if pulls:  # a stopped pull returns at its next packet: count what it read as lost
             await asyncio.wait(pulls, timeout=PULL_GRACE_S)
             await asyncio.sleep(0)  # let their done-callbacks count
+            self._leave_stuck_pulls()
         for node in self.nodes.values():
             if node.inbox is not None:
                 node.inbox.close()
@@ -353,6 +354,21 @@ class Runtime:
         self.ended_wall = time.time()
         self.finished = True
         self.events.add("info", f"run ended: {self.stop_reason} {self.stop_detail}".strip())
+
+    def _leave_stuck_pulls(self) -> None:
+        """A source whose pull still runs in its thread after the grace (a device read that
+        ignores the stop) is left behind, said, and not closed under that call."""
+        for node_id, worker in self.workers.items():
+            if worker.pull_in_thread() is not None:
+                node = self.nodes[node_id]
+                node.left_in_thread = True
+                self.events.add(
+                    "warning",
+                    f"left behind: its read (packets() or next_batch) was still running in its "
+                    f"thread {PULL_GRACE_S:g} s after the stop; what it returns is dropped "
+                    "(shutdown). Let it check `context.stopping` or return within a second",
+                    node_id,
+                )
 
     async def _close_plugin(self, node: Node) -> None:
         try:

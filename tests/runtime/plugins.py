@@ -271,6 +271,8 @@ def reset() -> None:
     TICKS.clear()
     ASKED.clear()
     NEXT_CALLED.clear()
+    STUCK_AT.clear()
+    CLOSED_WHILE_STUCK.clear()
 
 
 class Backend(Sink):
@@ -791,3 +793,54 @@ class YieldsBrokenSize(Source):
         for seq in range(config.count):
             payload: Any = _BrokenSize() if seq == config.junk_at else {"seq": seq}
             yield StreamPacket.new("sensor", self.context.node_id, seq, payload)
+
+
+STUCK_AT: dict[str, threading.Event] = defaultdict(threading.Event)
+"""Per Stuck node id: set once its `next_batch` is stuck."""
+CLOSED_WHILE_STUCK: dict[str, bool] = {}
+"""Per Stuck node id: whether `close()` was called while its `next_batch` was still stuck."""
+
+
+class _Stuck:
+    """`count` packets from the first `next_batch`, then a call that does not return until
+    GATES[node id] is set (each test's clean-up): a camera read or a socket recv that hangs."""
+
+    def __init__(self, node_id: str, count: int) -> None:
+        self.node_id = node_id
+        self.count = count
+        self.made = False
+        self.stuck = False
+
+    def __iter__(self) -> _Stuck:
+        return self
+
+    def __next__(self) -> StreamPacket:
+        raise StopIteration
+
+    def next_batch(self, limit: int) -> list[StreamPacket]:
+        if not self.made:
+            self.made = True
+            return StreamPacket.new_many(
+                "sensor", self.node_id, range(self.count), [{}] * self.count
+            )
+        self.stuck = True
+        STUCK_AT[self.node_id].set()
+        GATES[self.node_id].wait()  # deaf to the stop, as a device read would be
+        self.stuck = False
+        return []
+
+
+class Stuck(Source):
+    """A blocking source whose `next_batch` hangs after `count` packets (see `_Stuck`)."""
+
+    name: ClassVar[str] = "stuck"
+    Config: ClassVar[type[PluginConfig]] = CountConfig
+    blocking: ClassVar[bool] = True
+    emits_profile = PayloadProfile.JSON_PORTABLE
+
+    def packets(self) -> _Stuck:
+        self._packets = _Stuck(self.context.node_id, self.config.count)
+        return self._packets
+
+    async def close(self) -> None:
+        CLOSED_WHILE_STUCK[self.context.node_id] = self._packets.stuck
