@@ -438,31 +438,34 @@ class DurableStore:
 
     def _batch_rows(self, db: sqlite3.Connection) -> tuple[list[Run], list[Run]]:
         """The seq ranges of the file's batch rows, and of the rows set aside because their
-        range overlaps a row before it or ends before it starts (a file changed by hand:
-        moved to quarantine, whole)."""
-        batch_rows: list[Run] = db.execute(
-            "SELECT seq, last FROM packets WHERE last IS NOT NULL ORDER BY seq"
+        range is not the packets their sizes hold (it ends before it starts, or was raised)
+        or overlaps a row before it (a file changed by hand: moved to quarantine, whole)."""
+        rows = db.execute(
+            "SELECT seq, last, coalesce(length(CAST(sizes AS BLOB)), 0) / 4 FROM packets "
+            "WHERE last IS NOT NULL ORDER BY seq"
         ).fetchall()
-        inverted = [first for first, last in batch_rows if last < first]
-        if inverted:  # its range ends before it starts: no account of the file can hold it
-            backwards = [(first, first + _packets_in(db, first) - 1) for first in inverted]
-            self._set_aside(db, backwards)
-            batch_rows = [(first, last) for first, last in batch_rows if last >= first]
+        batch_rows: list[Run] = [(first, last) for first, last, n in rows if last - first + 1 == n]
+        if len(batch_rows) < len(rows):  # no account of the file can trust such a range: the
+            # row goes as the packets its sizes hold (counted so), before it overlaps another
+            mismatched = [
+                (first, first + max(n, 1) - 1) for first, last, n in rows if last - first + 1 != n
+            ]
+            self._set_aside(db, mismatched)
         else:
-            backwards = []
+            mismatched = []
         if not may_overlap(db, batch_rows):
-            return batch_rows, backwards
+            return batch_rows, mismatched
         batch_rows, set_aside = overlapping(db.execute(_RANGES_SQL).fetchall())
         if set_aside:
             self._set_aside(db, set_aside)
-        return batch_rows, sorted(backwards + set_aside)
+        return batch_rows, sorted(mismatched + set_aside)
 
     def _set_aside(self, db: sqlite3.Connection, rows: list[Run]) -> None:
         """Move whole rows to the quarantine table (at open, before anything reads them),
         each as holding the seq range given."""
         why = (
-            f"moved aside at open: its seq range overlaps the rows before it, or ends before "
-            f"it starts, in {self.path} (changed by hand?)"
+            f"moved aside at open: its seq range overlaps the rows before it, or is not the "
+            f"packets it holds, in {self.path} (changed by hand?)"
         )
         now = time.time()
         db.execute("BEGIN IMMEDIATE")
@@ -1027,14 +1030,6 @@ def _add_batch_rows(db: sqlite3.Connection) -> None:
     create_settled_table(db)
 
 
-def _packets_in(db: sqlite3.Connection, first: int) -> int:
-    """How many packets the batch row `first` holds by its sizes (4 bytes each), at least 1."""
-    (size,) = db.execute(
-        "SELECT coalesce(length(sizes), 0) FROM packets WHERE seq = ?", (first,)
-    ).fetchone()
-    return max(int(size) // 4, 1)
-
-
 def _set_aside_words(rows: list[Run]) -> tuple[int, str]:
     """How many packets the rows set aside at open held, and what to tell the operator."""
     count = sum(last - first + 1 for first, last in rows)
@@ -1043,9 +1038,9 @@ def _set_aside_words(rows: list[Run]) -> tuple[int, str]:
     named = ", ".join(f"{first}-{last}" for first, last in rows[:5])
     more = ", ..." if len(rows) > 5 else ""
     return count, (
-        f"{count} packets of rows whose seq ranges overlap the rows before them, or end "
-        f"before they start (rows {named}{more}: changed by hand?) moved to its quarantine "
-        "table, not delivered"
+        f"{count} packets of rows whose seq ranges overlap the rows before them, or are not "
+        f"the packets they hold (rows {named}{more}: changed by hand?) moved to its "
+        "quarantine table, not delivered"
     )
 
 
