@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from typing import cast
 
 __all__ = ["ConnectionCap"]
 
@@ -59,8 +60,8 @@ class _Capped(asyncio.Protocol):
         cap = self._cap
         if cap.open >= cap.limit:
             cap.refused += 1
-            assert isinstance(transport, asyncio.WriteTransport)
-            transport.write(cap.refusal)
+            # a stream transport (uvloop's are not asyncio.Transport subclasses)
+            cast("asyncio.WriteTransport", transport).write(cap.refusal)
             transport.close()  # after the answer is sent
             return
         cap.open += 1

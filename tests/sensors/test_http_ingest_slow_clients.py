@@ -10,9 +10,11 @@ import itertools
 import socket
 import ssl
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import pytest
 
 from schnitzel import Runtime
 from schnitzel_plugins.sensors.http_ingest import HttpIngest
@@ -171,13 +173,15 @@ def test_a_tls_client_that_never_finishes_its_handshake_or_its_shutdown_is_cut_o
     assert [p.payload for p in plugins.RECORDS["out"]] == [{"t": 1}]
 
 
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
 def test_connections_over_max_connections_are_refused_while_an_honest_client_is_served(
-    tmp_path: Path,
+    tmp_path: Path, loop: str
 ) -> None:
     """No cap on open connections: idle or slow clients could each hold a file descriptor
     for `request_timeout_s`, as many as they liked. Over `max_connections` one more is
     answered 503 with Retry-After and closed; once a place is free an honest client gets its
-    202 and its record is delivered."""
+    202 and its record is delivered. On both loops (`schnitzel run` takes uvloop where it
+    is installed; its transports are not asyncio's classes)."""
     port = free_port()
     graph = ingest_graph(tmp_path, port, "Recorder", source_extra=", max_connections: 3")
     head = f"POST /ingest HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n".encode()
@@ -198,7 +202,8 @@ def test_connections_over_max_connections_are_refused_while_an_honest_client_is_
         for _reader, held_writer in held:
             held_writer.close()
 
-    report = steer(graph, tmp_path, steps)
+    with _event_loops(loop):
+        report = steer(graph, tmp_path, steps)
     assert [p.payload for p in plugins.RECORDS["out"]] == [{"t": 1}]
     assert report["totals"]["delivered"] == 1
     stats = report["nodes"]["src"]["plugin_stats"]
@@ -220,3 +225,19 @@ edges:
         result = validate_text(text, source="graph.yaml")
         messages = " ".join(p.render() for p in result.report.problems)
         assert "max_connections" in messages, (bad, messages)
+
+
+@contextlib.contextmanager
+def _event_loops(loop: str) -> Iterator[None]:
+    """`asyncio.run` makes `loop`'s event loops meanwhile (asyncio's or uvloop's)."""
+    if loop != "uvloop":
+        yield
+        return
+    import uvloop
+
+    previous = asyncio.get_event_loop_policy()
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    try:
+        yield
+    finally:
+        asyncio.set_event_loop_policy(previous)
