@@ -34,7 +34,7 @@ def test_a_stop_leaves_a_stuck_next_batch_behind_names_it_and_keeps_what_it_emit
     graph = graph_from(tmp_path, STUCK)
     runtime = Runtime(graph, state_dir=tmp_path / "state")
 
-    async def scenario() -> dict[str, Any]:
+    async def scenario() -> Any:  # the report (a RunReport)
         running = asyncio.create_task(runtime.run())
         while not plugins.STUCK_AT["cam"].is_set():  # against hanging only: the guard below
             await asyncio.sleep(0.01)
