@@ -220,6 +220,9 @@ class _Opened:
     """The first seqs of the rows some packets were settled out of."""
     set_aside: list[Run]
     """The seq ranges of the rows moved to the quarantine table at open (overlapping)."""
+    kept_in_place: list[Run]
+    """Of those, the rows set aside at their own seqs (only `last` was wrong): what the ledger
+    owes there is accounted for, quarantined, not missing."""
 
 
 class DurableStore:
@@ -392,7 +395,7 @@ class DurableStore:
             raise self._readonly_or(exc) from exc
         meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
         store_id, ledger_gen = str(meta["store_id"]), int(meta.get("ledger_gen", 0))
-        batch_rows, set_aside = self._batch_rows(db)
+        batch_rows, set_aside, kept_in_place = self._batch_rows(db)
         # A batch row's body holds its packets and a newline between two: the bytes counted
         # are the packets', as the inbox counts them at put (they leave its count so).
         rows, count, size, low, top_seq = db.execute(
@@ -434,12 +437,14 @@ class DurableStore:
             batch_rows,
             cut,
             set_aside,
+            kept_in_place,
         )
 
-    def _batch_rows(self, db: sqlite3.Connection) -> tuple[list[Run], list[Run]]:
+    def _batch_rows(self, db: sqlite3.Connection) -> tuple[list[Run], list[Run], list[Run]]:
         """The seq ranges of the file's batch rows, and of the rows set aside because their
         range is not the packets their sizes hold (it ends before it starts, or was raised)
-        or overlaps a row before it (a file changed by hand: moved to quarantine, whole)."""
+        or overlaps a row before it (a file changed by hand: moved to quarantine, whole), and
+        of the first of those (set aside at their own seqs)."""
         rows = db.execute(
             "SELECT seq, last, coalesce(length(CAST(sizes AS BLOB)), 0) / 4 FROM packets "
             "WHERE last IS NOT NULL ORDER BY seq"
@@ -454,11 +459,11 @@ class DurableStore:
         else:
             mismatched = []
         if not may_overlap(db, batch_rows):
-            return batch_rows, mismatched
+            return batch_rows, mismatched, mismatched
         batch_rows, set_aside = overlapping(db.execute(_RANGES_SQL).fetchall())
         if set_aside:
             self._set_aside(db, set_aside)
-        return batch_rows, sorted(mismatched + set_aside)
+        return batch_rows, sorted(mismatched + set_aside), mismatched
 
     def _set_aside(self, db: sqlite3.Connection, rows: list[Run]) -> None:
         """Move whole rows to the quarantine table (at open, before anything reads them),
@@ -574,14 +579,15 @@ class DurableStore:
         if owed is None or not owed.owed_count:
             return None
         same = owed.store_id == opened.store_id
-        present = opened.runs if same else []
+        present = _merged(sorted(opened.runs + opened.kept_in_place)) if same else []
         expected = owed.runs
         pending = owed.pending
         if pending is not None and missing([pending], present) != [pending]:
             pending = None  # some of its rows are here: that commit happened
         if expected is None:  # only the count was kept
             count = owed.owed_count - (pending[1] - pending[0] + 1 if pending else 0)
-            count = max(count - (opened.count if same else 0), 0)
+            held = opened.count + sum(b - a + 1 for a, b in opened.kept_in_place)
+            count = max(count - (held if same else 0), 0)
             first = last = None
         else:
             if pending is not None:

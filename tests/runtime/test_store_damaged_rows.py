@@ -241,6 +241,7 @@ def test_a_row_whose_last_seq_was_set_below_its_first_is_set_aside_at_open(
     assert (backlog.count, backlog.set_aside) == (20, 10)
     assert "rows 11-20" in backlog.set_aside_why
     assert quarantine_entries(path) == [(11, 20, 10)]
+    assert backlog.lost is None  # its own seqs, quarantined: not also missing from the file
 
 
 def test_a_row_whose_last_seq_was_raised_counts_the_packets_it_held(tmp_path: Path) -> None:
@@ -268,6 +269,8 @@ def test_a_row_whose_last_seq_was_raised_counts_the_packets_it_held(tmp_path: Pa
     assert "rows 11-20" in out["durable"]["last_error"]
     assert quarantine_entries(path) == [(11, 20, 10)]
     assert out["health"] == "degraded" and report["status"] == "degraded"
+    # its packets are where the ledger owed them, quarantined: not lost as well
+    assert out["durable"]["lost"] is None, out["durable"]["lost"]
 
 
 def test_a_last_seq_raised_on_the_newest_row_is_set_aside_as_what_it_held(
