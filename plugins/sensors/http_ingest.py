@@ -47,6 +47,8 @@ if TYPE_CHECKING:  # asyncio and ssl too: a graph that does not serve never impo
 
     from aiohttp import web
 
+    from schnitzel_plugins.sensors.ingest_site import IngestSite
+
 __all__ = ["HttpIngest", "HttpIngestConfig"]
 
 WAIT_S = 0.05
@@ -93,6 +95,7 @@ class HttpIngest(KindFromConfig, Source):
         self._arrived = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
+        self._site: IngestSite | None = None
         self._token: bytes | None = None
         self._seq = 0
         self._run = secrets.token_hex(6)
@@ -103,12 +106,16 @@ class HttpIngest(KindFromConfig, Source):
         """HTTP status -> how many requests got it (the report's plugin_stats)."""
 
     def stats(self) -> dict[str, Any]:
-        """Records received, answers given by status, records queued and held (not safe yet)."""
+        """Records received, answers given by status, records queued and held (not safe yet),
+        connections open and refused (over `max_connections`)."""
+        cap = None if self._site is None else self._site.cap
         return {
             "received": self.received,
             "answers": {str(k): v for k, v in sorted(self.answers.items())},
             "queued": len(self._queue),
             "held": len(self._held),
+            "connections": 0 if cap is None else cap.open,
+            "connections_refused": 0 if cap is None else cap.refused,
         }
 
     async def open(self) -> None:
@@ -157,6 +164,8 @@ class HttpIngest(KindFromConfig, Source):
             config.port,
             ssl_context=tls,
             handshake_timeout_s=config.request_timeout_s,
+            max_connections=config.max_connections,
+            retry_after_s=config.retry_after_s,
         )
         try:
             await site.start()
@@ -167,6 +176,7 @@ class HttpIngest(KindFromConfig, Source):
                 f"({exc.strerror}): free the port or set another `port`"
             ) from exc
         self._runner = runner
+        self._site = site
         self._loop = _running_loop()
         scheme = "https" if config.tls_cert else "http"
         self.context.event(

@@ -74,6 +74,15 @@ class HttpIngestConfig(PluginConfig):
         "holds a connection (a file descriptor) no longer than this.",
     )
 
+    max_connections: StrictInt = Field(
+        default=256,
+        ge=1,
+        le=65536,
+        description="Most client connections open at once (each is a file descriptor). One "
+        "more is answered 503 with Retry-After and closed at once; a connection that ends "
+        "frees its place.",
+    )
+
     @model_validator(mode="after")
     def _cert_and_key(self) -> HttpIngestConfig:
         if (self.tls_cert is None) != (self.tls_key is None):

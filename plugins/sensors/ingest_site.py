@@ -7,6 +7,7 @@ its ClientHello held a connection (a file descriptor) that long, whatever
 `request_timeout_s` said. Likewise at the end: a connection cut off (a slowloris client's
 headers timed out) stays open until the client answers the server's TLS close_notify, 30 s
 by default; one that never answers held it that long. Both are bounded by the same time.
+The connections open at once are capped too (plugins/sensors/connection_cap.py).
 Imported once aiohttp is known to be installed.
 """
 
@@ -17,12 +18,14 @@ import ssl
 
 from aiohttp import web
 
+from schnitzel_plugins.sensors.connection_cap import ConnectionCap
+
 __all__ = ["IngestSite"]
 
 
 class IngestSite(web.TCPSite):
     """`web.TCPSite` whose TLS handshake, and TLS shutdown, must end within
-    `handshake_timeout_s`."""
+    `handshake_timeout_s`, and which serves at most `cap.limit` connections at once."""
 
     def __init__(
         self,
@@ -32,9 +35,15 @@ class IngestSite(web.TCPSite):
         *,
         ssl_context: ssl.SSLContext | None,
         handshake_timeout_s: float,
+        max_connections: int,
+        retry_after_s: int,
     ) -> None:
         super().__init__(runner, host, port, ssl_context=ssl_context)
         self.handshake_timeout_s = handshake_timeout_s
+        self.max_connections = max_connections
+        self.retry_after_s = retry_after_s
+        self.cap: ConnectionCap | None = None
+        """The connections served, once started."""
 
     async def start(self) -> None:
         # TCPSite.start, with the handshake timeout: it has no parameter for it
@@ -42,8 +51,9 @@ class IngestSite(web.TCPSite):
         server = self._runner.server
         assert server is not None
         tls = self._ssl_context
+        self.cap = ConnectionCap(server, self.max_connections, self.retry_after_s)
         self._server = await asyncio.get_running_loop().create_server(
-            server,
+            self.cap,
             self._host,
             self._port,
             ssl=tls,

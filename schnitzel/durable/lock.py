@@ -9,7 +9,10 @@ a second run in (flock is independent of SQLite's own POSIX record locks on Linu
 lockf on the store file would not be: closing such a descriptor drops SQLite's locks).
 A hard link, another name for the same file that no path resolution reveals, gets its own
 side file but not its own flock on the store file: it is refused too. A child forked without
-exec does not keep either lock (schnitzel/durable/lock_file.py).
+exec does not keep either lock (schnitzel/durable/lock_file.py), and its copy of a
+`StoreLock` released there closes nothing (the numbers it held may be the child's own files
+by then). No process can unlock another's: a flock() is dropped only by closing the holder's
+own descriptors, or by its death.
 """
 
 from __future__ import annotations
@@ -43,6 +46,9 @@ class StoreLock:
         self._lock = LockFile(self.path)
         self._store = real
         self._store_fd: int | None = None
+        self._store_pid = 0
+        """The process that locked the store file: in a forked child its descriptor is
+        already closed, and the number may be another file of the child's."""
 
     def acquire(self) -> None:
         """Take the lock, or raise RuntimeStartError naming the holder's pid."""
@@ -96,14 +102,14 @@ class StoreLock:
                 f"{str(self.path)!r} was deleted or replaced); stop that run, or give this "
                 "graph its own `inbox.durable.path`"
             ) from None
-        self._store_fd = fd
+        self._store_fd, self._store_pid = fd, os.getpid()
         close_in_forked_children(fd)
 
     def _unlock_store_file(self) -> None:
-        if self._store_fd is not None:
-            forget_in_forked_children(self._store_fd)
-            os.close(self._store_fd)
-            self._store_fd = None
+        fd, self._store_fd = self._store_fd, None
+        if fd is not None and self._store_pid == os.getpid():  # as `LockFile.release`
+            forget_in_forked_children(fd)
+            os.close(fd)
 
     def release(self) -> None:
         """Drop both locks; call only after SQLite's connection to the store is closed."""

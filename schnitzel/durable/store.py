@@ -220,6 +220,9 @@ class _Opened:
     """The first seqs of the rows some packets were settled out of."""
     set_aside: list[Run]
     """The seq ranges of the rows moved to the quarantine table at open (overlapping)."""
+    kept_in_place: list[Run]
+    """Of those, the rows set aside at their own seqs (only `last` was wrong): what the ledger
+    owes there is accounted for, quarantined, not missing."""
 
 
 class DurableStore:
@@ -392,7 +395,7 @@ class DurableStore:
             raise self._readonly_or(exc) from exc
         meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
         store_id, ledger_gen = str(meta["store_id"]), int(meta.get("ledger_gen", 0))
-        batch_rows, set_aside = self._batch_rows(db)
+        batch_rows, set_aside, kept_in_place = self._batch_rows(db)
         # A batch row's body holds its packets and a newline between two: the bytes counted
         # are the packets', as the inbox counts them at put (they leave its count so).
         rows, count, size, low, top_seq = db.execute(
@@ -434,35 +437,40 @@ class DurableStore:
             batch_rows,
             cut,
             set_aside,
+            kept_in_place,
         )
 
-    def _batch_rows(self, db: sqlite3.Connection) -> tuple[list[Run], list[Run]]:
+    def _batch_rows(self, db: sqlite3.Connection) -> tuple[list[Run], list[Run], list[Run]]:
         """The seq ranges of the file's batch rows, and of the rows set aside because their
-        range overlaps a row before it or ends before it starts (a file changed by hand:
-        moved to quarantine, whole)."""
-        batch_rows: list[Run] = db.execute(
-            "SELECT seq, last FROM packets WHERE last IS NOT NULL ORDER BY seq"
+        range is not the packets their sizes hold (it ends before it starts, or was raised)
+        or overlaps a row before it (a file changed by hand: moved to quarantine, whole), and
+        of the first of those (set aside at their own seqs)."""
+        rows = db.execute(
+            "SELECT seq, last, coalesce(length(CAST(sizes AS BLOB)), 0) / 4 FROM packets "
+            "WHERE last IS NOT NULL ORDER BY seq"
         ).fetchall()
-        inverted = [first for first, last in batch_rows if last < first]
-        if inverted:  # its range ends before it starts: no account of the file can hold it
-            backwards = [(first, first + _packets_in(db, first) - 1) for first in inverted]
-            self._set_aside(db, backwards)
-            batch_rows = [(first, last) for first, last in batch_rows if last >= first]
+        batch_rows: list[Run] = [(first, last) for first, last, n in rows if last - first + 1 == n]
+        if len(batch_rows) < len(rows):  # no account of the file can trust such a range: the
+            # row goes as the packets its sizes hold (counted so), before it overlaps another
+            mismatched = [
+                (first, first + max(n, 1) - 1) for first, last, n in rows if last - first + 1 != n
+            ]
+            self._set_aside(db, mismatched)
         else:
-            backwards = []
+            mismatched = []
         if not may_overlap(db, batch_rows):
-            return batch_rows, backwards
+            return batch_rows, mismatched, mismatched
         batch_rows, set_aside = overlapping(db.execute(_RANGES_SQL).fetchall())
         if set_aside:
             self._set_aside(db, set_aside)
-        return batch_rows, sorted(backwards + set_aside)
+        return batch_rows, sorted(mismatched + set_aside), mismatched
 
     def _set_aside(self, db: sqlite3.Connection, rows: list[Run]) -> None:
         """Move whole rows to the quarantine table (at open, before anything reads them),
         each as holding the seq range given."""
         why = (
-            f"moved aside at open: its seq range overlaps the rows before it, or ends before "
-            f"it starts, in {self.path} (changed by hand?)"
+            f"moved aside at open: its seq range overlaps the rows before it, or is not the "
+            f"packets it holds, in {self.path} (changed by hand?)"
         )
         now = time.time()
         db.execute("BEGIN IMMEDIATE")
@@ -571,14 +579,15 @@ class DurableStore:
         if owed is None or not owed.owed_count:
             return None
         same = owed.store_id == opened.store_id
-        present = opened.runs if same else []
+        present = _merged(sorted(opened.runs + opened.kept_in_place)) if same else []
         expected = owed.runs
         pending = owed.pending
         if pending is not None and missing([pending], present) != [pending]:
             pending = None  # some of its rows are here: that commit happened
         if expected is None:  # only the count was kept
             count = owed.owed_count - (pending[1] - pending[0] + 1 if pending else 0)
-            count = max(count - (opened.count if same else 0), 0)
+            held = opened.count + sum(b - a + 1 for a, b in opened.kept_in_place)
+            count = max(count - (held if same else 0), 0)
             first = last = None
         else:
             if pending is not None:
@@ -1027,14 +1036,6 @@ def _add_batch_rows(db: sqlite3.Connection) -> None:
     create_settled_table(db)
 
 
-def _packets_in(db: sqlite3.Connection, first: int) -> int:
-    """How many packets the batch row `first` holds by its sizes (4 bytes each), at least 1."""
-    (size,) = db.execute(
-        "SELECT coalesce(length(sizes), 0) FROM packets WHERE seq = ?", (first,)
-    ).fetchone()
-    return max(int(size) // 4, 1)
-
-
 def _set_aside_words(rows: list[Run]) -> tuple[int, str]:
     """How many packets the rows set aside at open held, and what to tell the operator."""
     count = sum(last - first + 1 for first, last in rows)
@@ -1043,9 +1044,9 @@ def _set_aside_words(rows: list[Run]) -> tuple[int, str]:
     named = ", ".join(f"{first}-{last}" for first, last in rows[:5])
     more = ", ..." if len(rows) > 5 else ""
     return count, (
-        f"{count} packets of rows whose seq ranges overlap the rows before them, or end "
-        f"before they start (rows {named}{more}: changed by hand?) moved to its quarantine "
-        "table, not delivered"
+        f"{count} packets of rows whose seq ranges overlap the rows before them, or are not "
+        f"the packets they hold (rows {named}{more}: changed by hand?) moved to its "
+        "quarantine table, not delivered"
     )
 
 

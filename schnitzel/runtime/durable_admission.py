@@ -183,12 +183,13 @@ class Admission(DurableState):
         """How many of `bodies[start:]` fit under the size limits now."""
         count, size = self._count, self._bytes
         max_packets = self.max_packets if self.max_packets is not None else 1 << 62
+        max_store_bytes = self.max_store_bytes
         n = len(bodies) - start
-        if count + n <= max_packets and size + sum(map(len, bodies[start:])) <= self.max_bytes:
+        if count + n <= max_packets and size + sum(map(len, bodies[start:])) <= max_store_bytes:
             return n  # the common case, all of them, seen without a loop in Python
         n = 0
         for body in bodies[start:]:
-            if count + 1 > max_packets or (size + len(body) > self.max_bytes and count > 0):
+            if count + 1 > max_packets or (size + len(body) > max_store_bytes and count > 0):
                 break  # an empty store takes one packet of any size, or it would never move
             count += 1
             size += len(body)
@@ -224,7 +225,7 @@ class Admission(DurableState):
         themselves. Returns how many of those."""
         max_packets = self.max_packets if self.max_packets is not None else 1 << 62
         need_packets = self._count + len(bodies) - max_packets
-        need_bytes = self._bytes + sum(len(b) for b in bodies) - self.max_bytes
+        need_bytes = self._bytes + sum(len(b) for b in bodies) - self.max_store_bytes
         displaced = 0
         while (need_packets > 0 or need_bytes > 0) and self._items:
             self._items.popleft()

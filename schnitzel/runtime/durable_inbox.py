@@ -14,8 +14,9 @@
   never reads them back; a backlog beyond that lives on disk only and is read back in order.
 - A packet is deleted after its node settled it (delivered, passed on, filtered or handled by
   the error policy), in the next commit. A crash before that delivers it again.
-- Over `max_packets` / `max_bytes` the inbox's overflow policy applies, and every drop is
-  counted. A full disk holds producers back (backpressure) and counts `disk_errors`.
+- Over `durable.max_packets` / `durable.max_bytes` (`max_store_bytes`) the inbox's overflow
+  policy applies, and every drop is counted. A full disk holds producers back (backpressure)
+  and counts `disk_errors`.
 - With `on_error: park` a packet the node failed on moves to the store's parked table in the
   commit that settles its batch (`schnitzel.durable.parking`); an operator requeues or drops
   it later (`requeue_parked`, `drop_parked`), through the same commits.
@@ -168,7 +169,7 @@ class DurableInbox(Admission, Committer):
         to_full: float | None = None
         if net < 0:
             per_packet = size / backlog if backlog else 1.0
-            to_full = (self.max_bytes - size) / (-net * max(per_packet, 1.0))
+            to_full = (self.max_store_bytes - size) / (-net * max(per_packet, 1.0))
             if self.max_packets is not None:
                 to_full = min(to_full, (self.max_packets - backlog) / -net)
             to_full = max(to_full, 0.0)
@@ -181,7 +182,7 @@ class DurableInbox(Admission, Committer):
             "drain_rate_per_s": round(drain, 1),
             "eta_s": None if eta is None else round(eta, 1),
             "time_to_full_s": None if to_full is None else round(to_full, 1),
-            "max_bytes": self.max_bytes,
+            "max_bytes": self.max_store_bytes,
             "max_packets": self.max_packets,
             "unconfirmed": self.unconfirmed_count,
             "replayed": self.stats.replayed,
@@ -205,7 +206,7 @@ class DurableInbox(Admission, Committer):
         """What ails the store now, for the node's health ("" when nothing)."""
         if self._failing:
             return f"durable store failing: {self.stats.last_error}"
-        fill = self._bytes / self.max_bytes
+        fill = self._bytes / self.max_store_bytes
         if self.max_packets is not None:
             fill = max(fill, self._count / self.max_packets)
         if fill >= FULL_FRACTION:
@@ -256,8 +257,8 @@ class DurableInbox(Admission, Committer):
         else:  # popped by C loops: this runs for every packet the node takes
             packets = list(starmap(items.popleft, repeat((), limit)))
             taken = list(starmap(rows.popleft, repeat((), limit)))
-        # Not the memory inbox's `_take_packets`: `max_bytes` here bounds the store, not the
-        # payloads' `nbytes`, which that would count for every packet.
+        # Not the memory inbox's `_take_packets`, which sums payload `nbytes` (the memory
+        # `max_bytes`, None here): the store's limit counts encoded bytes at admission.
         self.left += len(packets)
         if self._space_waiters:
             self._wake_first()

@@ -65,10 +65,10 @@ class DurableState(Inbox):
         "_window_moved",
         "_windowed",
         "_work",
-        "max_bytes",
         "max_packets",
         "max_parked",
         "max_parked_bytes",
+        "max_store_bytes",
         "notify",
         "on_put_done",
         "parked_bytes",
@@ -90,7 +90,7 @@ class DurableState(Inbox):
         metrics: NodeMetrics,
         in_flight: InFlight,
         path: Path,
-        max_bytes: int,
+        max_store_bytes: int,
         max_packets: int | None,
         synchronous: str,
         notify: Notify,
@@ -99,7 +99,10 @@ class DurableState(Inbox):
     ) -> None:
         super().__init__(window, overflow, metrics, in_flight)
         self.path = path
-        self.max_bytes: int = max_bytes  # always bounded, unlike a memory inbox
+        # The store's limit (`durable.max_bytes`, encoded bytes on disk); not the memory
+        # inbox's `max_bytes` (payload `nbytes` in memory), None here: the window a durable
+        # inbox keeps in memory is bounded in packets only.
+        self.max_store_bytes = max_store_bytes
         self.max_packets = max_packets
         self.max_parked = max_parked
         self.max_parked_bytes = max_parked_bytes

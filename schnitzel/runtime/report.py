@@ -52,7 +52,7 @@ def node_report(node: Node, can_rollback: bool = False) -> NodeReport:
         "rate_in_per_s": round(rate_in, 1),
         "rate_out_per_s": round(rate_out, 1),
         "queue_capacity": inbox.capacity if inbox is not None else 0,
-        # in-memory bytes only: a durable inbox's max_bytes bounds its file (see "durable")
+        # in-memory bytes only: a durable inbox's `max_store_bytes` bounds its file ("durable")
         "queue_bytes": 0 if memory is None else memory.bytes,
         "queue_max_bytes": None if memory is None else memory.max_bytes,
         "overflow": node.resolved.spec.inbox.overflow,

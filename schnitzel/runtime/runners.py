@@ -26,7 +26,7 @@ from schnitzel.runtime.inbox_protocol import Batch
 from schnitzel.runtime.metrics import DropReason, message_of
 from schnitzel.runtime.node import Node, Target
 from schnitzel.runtime.pacer import ClockStep
-from schnitzel.runtime.processing import Outcome
+from schnitzel.runtime.processing import PLUGIN_ERRORS, Outcome, as_failure
 from schnitzel.runtime.stop_reason import StopReason
 from schnitzel.runtime.worker_api import WorkerRuntime
 
@@ -367,14 +367,18 @@ class SourceWorker(_Worker):
             if closer is not None:
                 try:
                     closer()
-                except Exception as exc:
-                    runtime.events.add("error", f"closing the source failed: {exc}", node.id)
+                except PLUGIN_ERRORS as exc:
+                    runtime.events.add(
+                        "error", f"closing the source failed: {as_failure(exc)}", node.id
+                    )
 
         if hasattr(packets, "aclose"):
             try:
                 await packets.aclose()
-            except Exception as exc:
-                runtime.events.add("error", f"closing the source failed: {exc}", node.id)
+            except PLUGIN_ERRORS as exc:
+                runtime.events.add(
+                    "error", f"closing the source failed: {as_failure(exc)}", node.id
+                )
         elif (pulling := self.pull_in_thread()) is not None:
             pulling.add_done_callback(lambda _: close())
         else:
@@ -601,9 +605,9 @@ class SourceWorker(_Worker):
                 except asyncio.CancelledError:
                     budget.settle(1, 0)
                     raise
-                except Exception as exc:
+                except PLUGIN_ERRORS as exc:  # sys.exit() too: it ends the source, not the run
                     budget.settle(1, 0)
-                    await runtime.errors.source_failed(node, exc)
+                    await runtime.errors.source_failed(node, as_failure(exc))
                     return
                 items, granted, waiting, end = self._take_ready(packets, first)
                 if not isinstance(items[-1], StreamPacket | BadRecord | None):
@@ -693,8 +697,8 @@ class SourceWorker(_Worker):
                 if item.__class__ is not StreamPacket:  # None or a bad record ends the run
                     break
                 continue
-            except Exception as end:  # StopAsyncIteration: the source ended
-                return items, 1 + extra, None, end
+            except PLUGIN_ERRORS as end:  # StopAsyncIteration: the source ended
+                return items, 1 + extra, None, as_failure(end)
             return items, 1 + extra, _Suspended(pull, waits_for), None
         return items, 1 + extra, None, None
 
@@ -746,8 +750,8 @@ class _Suspended:
             self.pull.throw(asyncio.CancelledError())
         except (asyncio.CancelledError, StopIteration, StopAsyncIteration):
             return None
-        except Exception as exc:
-            return exc
+        except PLUGIN_ERRORS as exc:
+            return as_failure(exc)
         self.pull.close()  # it caught the cancellation and waits again: end it there
         return None
 
@@ -805,8 +809,8 @@ def _pull(
                 if item.__class__ is not StreamPacket or stop.is_set():
                     return _pull_rest(items, batch, item, wanted, stop_at_bad, stop)
                 append(item)
-    except Exception as exc:
-        return _Pulled(batch, [], batch[-1] if batch else None, True, exc)
+    except PLUGIN_ERRORS as exc:  # sys.exit() too: it ends the source, not the run
+        return _Pulled(batch, [], batch[-1] if batch else None, True, as_failure(exc))
     last = batch[-1] if batch else None
     return _Pulled(batch, [], last, len(batch) < wanted, None)
 
@@ -816,8 +820,8 @@ def _pull_batch(next_batch: Callable[[int], list[StreamPacket]], wanted: int) ->
     instead of one `next` per packet. An empty list ends the source."""
     try:
         batch = next_batch(wanted)
-    except Exception as exc:
-        return _Pulled([], [], None, True, exc)
+    except PLUGIN_ERRORS as exc:
+        return _Pulled([], [], None, True, as_failure(exc))
     # a C loop over the classes: what the runtime hands on must be packets, as `_pull` checks
     if (
         batch.__class__ is not list
@@ -875,8 +879,8 @@ def _pull_rest(
                 item = next(items)
             except StopIteration:
                 return _Pulled(batch, bad, last, taken < wanted, None)
-    except Exception as exc:
-        return _Pulled(batch, bad, last, True, exc)
+    except PLUGIN_ERRORS as exc:
+        return _Pulled(batch, bad, last, True, as_failure(exc))
     return _Pulled(batch, bad, last, False, None)
 
 

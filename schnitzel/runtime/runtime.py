@@ -37,6 +37,7 @@ from schnitzel.runtime.held_refs import HeldRefs
 from schnitzel.runtime.inbox import InFlight
 from schnitzel.runtime.metrics import DropReason, message_of
 from schnitzel.runtime.node import Node
+from schnitzel.runtime.processing import as_failure
 from schnitzel.runtime.report import build_report
 from schnitzel.runtime.runners import BATCH, worker_for
 from schnitzel.runtime.state_dir import default_state_dir
@@ -325,6 +326,7 @@ class Runtime:
         if pulls:  # a stopped pull returns at its next packet: count what it read as lost
             await asyncio.wait(pulls, timeout=PULL_GRACE_S)
             await asyncio.sleep(0)  # let their done-callbacks count
+            self._leave_stuck_pulls()
         for node in self.nodes.values():
             if node.inbox is not None:
                 node.inbox.close()
@@ -354,6 +356,21 @@ class Runtime:
         self.finished = True
         self.events.add("info", f"run ended: {self.stop_reason} {self.stop_detail}".strip())
 
+    def _leave_stuck_pulls(self) -> None:
+        """A source whose pull still runs in its thread after the grace (a device read that
+        ignores the stop) is left behind, said, and not closed under that call."""
+        for node_id, worker in self.workers.items():
+            if worker.pull_in_thread() is not None:
+                node = self.nodes[node_id]
+                node.left_in_thread = True
+                self.events.add(
+                    "warning",
+                    f"left behind: its read (packets() or next_batch) was still running in its "
+                    f"thread {PULL_GRACE_S:g} s after the stop; what it returns is dropped "
+                    "(shutdown). Let it check `context.stopping` or return within a second",
+                    node_id,
+                )
+
     async def _close_plugin(self, node: Node) -> None:
         try:
             await asyncio.wait_for(node.plugin.close(), CLOSE_TIMEOUT_S)
@@ -377,8 +394,10 @@ class Runtime:
                 self.forced or self.abandoned
             ):
                 raise
-        except (KeyboardInterrupt, SystemExit):
+        except KeyboardInterrupt:
             raise
+        except SystemExit as exc:  # a plugin's sys.exit(): it stops its node, not the process
+            self._node_crashed(node, as_failure(exc))
         except BaseException as exc:
             self._node_crashed(node, exc)
         finally:

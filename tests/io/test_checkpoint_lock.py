@@ -1,7 +1,8 @@
 """The locks that keep one checkpoint (a `jsonl` source's) and one durable store to one run:
 a child forked without exec does not keep them once its parent is gone, and a second
 `Runtime` in the same process is refused like a second process (a swap within one run still
-shares the lock: tests/runtime/test_swap.py, tests/control/test_reload.py)."""
+shares the lock: tests/runtime/test_swap.py, tests/control/test_reload.py); a forked child
+releasing its copy of a store lock closes nothing of its own and unlocks nothing of its parent."""
 
 from __future__ import annotations
 
@@ -159,3 +160,63 @@ def test_a_child_forked_while_a_lock_registry_is_busy_can_still_take_locks(
     os.kill(pid, signal.SIGKILL)
     os.waitpid(pid, 0)
     pytest.fail("the forked child hung on a lock registry's guard its parent held at the fork")
+
+
+def test_a_forked_child_releasing_its_copy_of_a_store_lock_closes_nothing_of_its_own(
+    tmp_path: Path,
+) -> None:
+    """The store lock's descriptor on the store file is closed in a child forked without exec;
+    the child's copy of the `StoreLock` still held its number and `release()` closed it again:
+    whatever the child had opened under that number since (here a file of its own) was closed
+    under it. Another live process's lock is never touched: the parent still holds it."""
+    target = tmp_path / "out.db"
+    lock = StoreLock(target, target)
+    lock.acquire()
+    try:
+        held = lock._store_fd
+        assert held is not None
+        pid = os.fork()
+        if pid == 0:  # the child: its own file gets the number the fork closed
+            code = 1
+            try:
+                own = os.open(tmp_path / "child.txt", os.O_RDWR | os.O_CREAT, 0o600)
+                if own != held:
+                    os.dup2(own, held)
+                    os.close(own)
+                lock.release()
+                os.fstat(held)  # still open: the release closed nothing of the child's
+                code = 0
+            finally:
+                os._exit(code)
+        deadline = time.monotonic() + GUARD_S  # against hanging only
+        while not (done := os.waitpid(pid, os.WNOHANG))[0]:
+            assert time.monotonic() < deadline, "the forked child hung"
+            time.sleep(0.02)
+        assert os.waitstatus_to_exitcode(done[1]) == 0
+        with pytest.raises(RuntimeStartError, match="in use by another running schnitzel"):
+            _take_store_lock_in_another_process(target)
+    finally:
+        lock.release()
+    _take_store_lock_in_another_process(target)  # released: free
+
+
+def _take_store_lock_in_another_process(target: Path) -> None:
+    """Take and give back the store lock of `target` in a new process; RuntimeStartError with
+    its message when refused."""
+    script = (
+        "import sys\nfrom pathlib import Path\nfrom schnitzel.durable.lock import StoreLock\n"
+        "from schnitzel.errors import RuntimeStartError\n"
+        "lock = StoreLock(Path(sys.argv[1]), Path(sys.argv[1]))\n"
+        "try:\n    lock.acquire()\nexcept RuntimeStartError as exc:\n"
+        "    print(exc)\n    sys.exit(1)\nlock.release()\n"
+    )
+    taken = subprocess.run(
+        [sys.executable, "-c", script, str(target)],
+        check=False,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=GUARD_S,
+    )
+    if taken.returncode:
+        raise RuntimeStartError(taken.stdout.strip() or taken.stderr.strip())

@@ -103,6 +103,21 @@ class SlowCompute(Compute):
 class CountConfig(PluginConfig):
     count: int = 10
     fail_at: int | None = None
+    fail_with: str = "error"
+    """What happens at `fail_at`: `error` (a RuntimeError), `exit` (sys.exit(3), as a library
+    giving up might) or `interrupt` (KeyboardInterrupt, as Ctrl-C in that thread)."""
+    ready: bool = False
+    """AsyncTicks: give each packet without an await that waits (all ready at once)."""
+
+
+def _fail(config: CountConfig | BatchesConfig, error: str) -> None:
+    """What a test source does at its `fail_at` (`fail_with`): raise `error`, call
+    sys.exit(3), or raise KeyboardInterrupt."""
+    if config.fail_with == "exit":
+        sys.exit(3)
+    if config.fail_with == "interrupt":
+        raise KeyboardInterrupt
+    raise RuntimeError(error)
 
 
 class AsyncTicks(Source):
@@ -114,8 +129,9 @@ class AsyncTicks(Source):
     async def packets(self) -> AsyncIterator[StreamPacket]:
         for seq in range(self.config.count):
             if seq == self.config.fail_at:
-                raise RuntimeError(f"device unplugged at {seq}")
-            await asyncio.sleep(0)
+                _fail(self.config, f"device unplugged at {seq}")
+            if not self.config.ready:
+                await asyncio.sleep(0)
             yield StreamPacket.new("sensor", self.context.node_id, seq, {"n": seq})
 
 
@@ -138,8 +154,24 @@ class BrokenGenerator(Source):
     def packets(self) -> Iterator[StreamPacket]:
         for seq in range(self.config.count):
             if seq == self.config.fail_at:
-                raise RuntimeError(f"sensor bus error at {seq}")
+                _fail(self.config, f"sensor bus error at {seq}")
             yield StreamPacket.new("sensor", self.context.node_id, seq)
+
+
+class ExitsAtStart(Source):
+    """A source whose `packets()` (a plain function, not a generator) calls sys.exit(3)."""
+
+    name: ClassVar[str] = "exits-at-start"
+
+    def packets(self) -> Iterator[StreamPacket]:
+        sys.exit(3)
+
+
+class BlockingBrokenGenerator(BrokenGenerator):
+    """`BrokenGenerator` that says it blocks: pulled on the node's thread."""
+
+    name: ClassVar[str] = "blocking-broken-generator"
+    blocking: ClassVar[bool] = True
 
 
 SAVED: dict[str, list[int]] = defaultdict(list)
@@ -252,6 +284,8 @@ def reset() -> None:
     ASKED.clear()
     NEXT_CALLED.clear()
     PULLED_IN.clear()
+    STUCK_AT.clear()
+    CLOSED_WHILE_STUCK.clear()
 
 
 class Backend(Sink):
@@ -579,6 +613,8 @@ class BatchesConfig(PluginConfig):
     count: int = 10
     fail_at: int | None = None
     """`next_batch` raises when the batch it would make holds this seq."""
+    fail_with: str = "error"
+    """As `CountConfig.fail_with`."""
     returns: str = "list"
     """What `next_batch` gives: `list` (the contract), `tuple`, `extra` (more than asked
     for) or `strings` (items that are not packets)."""
@@ -613,7 +649,7 @@ class _Batches:
         config = self.config
         start, stop = self.seq, min(self.seq + limit, config.count)
         if config.fail_at is not None and start <= config.fail_at < stop:
-            raise RuntimeError(f"sensor bus error at {config.fail_at}")
+            _fail(config, f"sensor bus error at {config.fail_at}")
         self.seq = stop
         made = StreamPacket.new_many(
             "sensor", self.node_id, range(start, stop), [{"n": s} for s in range(start, stop)]
@@ -796,3 +832,54 @@ class YieldsBrokenSize(Source):
         for seq in range(config.count):
             payload: Any = _BrokenSize() if seq == config.junk_at else {"seq": seq}
             yield StreamPacket.new("sensor", self.context.node_id, seq, payload)
+
+
+STUCK_AT: dict[str, threading.Event] = defaultdict(threading.Event)
+"""Per Stuck node id: set once its `next_batch` is stuck."""
+CLOSED_WHILE_STUCK: dict[str, bool] = {}
+"""Per Stuck node id: whether `close()` was called while its `next_batch` was still stuck."""
+
+
+class _Stuck:
+    """`count` packets from the first `next_batch`, then a call that does not return until
+    GATES[node id] is set (each test's clean-up): a camera read or a socket recv that hangs."""
+
+    def __init__(self, node_id: str, count: int) -> None:
+        self.node_id = node_id
+        self.count = count
+        self.made = False
+        self.stuck = False
+
+    def __iter__(self) -> _Stuck:
+        return self
+
+    def __next__(self) -> StreamPacket:
+        raise StopIteration
+
+    def next_batch(self, limit: int) -> list[StreamPacket]:
+        if not self.made:
+            self.made = True
+            return StreamPacket.new_many(
+                "sensor", self.node_id, range(self.count), [{}] * self.count
+            )
+        self.stuck = True
+        STUCK_AT[self.node_id].set()
+        GATES[self.node_id].wait()  # deaf to the stop, as a device read would be
+        self.stuck = False
+        return []
+
+
+class Stuck(Source):
+    """A blocking source whose `next_batch` hangs after `count` packets (see `_Stuck`)."""
+
+    name: ClassVar[str] = "stuck"
+    Config: ClassVar[type[PluginConfig]] = CountConfig
+    blocking: ClassVar[bool] = True
+    emits_profile = PayloadProfile.JSON_PORTABLE
+
+    def packets(self) -> _Stuck:
+        self._packets = _Stuck(self.context.node_id, self.config.count)
+        return self._packets
+
+    async def close(self) -> None:
+        CLOSED_WHILE_STUCK[self.context.node_id] = self._packets.stuck

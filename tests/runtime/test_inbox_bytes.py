@@ -4,6 +4,7 @@ bound, an empty inbox takes any one packet, and what is queued adds up."""
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
 
@@ -83,3 +84,28 @@ def test_the_packet_bound_still_applies(overflow: str) -> None:
     inbox = make(overflow, max_bytes=10_000, capacity=2)
     inbox.offer(packets(1, 1, 1))
     assert len(inbox) == 2
+
+
+def test_a_durable_inbox_keeps_its_store_limit_apart_from_the_memory_max_bytes(
+    tmp_path: Path,
+) -> None:
+    """The durable inbox set the memory inbox's `max_bytes` (payload `nbytes` in memory) to
+    its store's limit (encoded bytes on disk): any memory-inbox path reaching it would have
+    counted payloads against the disk's limit. Each name means one thing now."""
+    from schnitzel.runtime.durable_inbox import DurableInbox
+
+    limit = 5 << 20
+    inbox = DurableInbox(
+        16,
+        "block",
+        NodeMetrics(),
+        InFlight(),
+        tmp_path / "out.db",
+        limit,
+        None,
+        "NORMAL",
+        lambda *_: None,
+    )
+    assert inbox.max_bytes is None  # its window in memory is bounded in packets only
+    assert inbox.max_store_bytes == limit
+    assert inbox.summary()["max_bytes"] == limit  # the report's key is the graph's name

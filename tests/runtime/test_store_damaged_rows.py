@@ -241,3 +241,55 @@ def test_a_row_whose_last_seq_was_set_below_its_first_is_set_aside_at_open(
     assert (backlog.count, backlog.set_aside) == (20, 10)
     assert "rows 11-20" in backlog.set_aside_why
     assert quarantine_entries(path) == [(11, 20, 10)]
+    assert backlog.lost is None  # its own seqs, quarantined: not also missing from the file
+
+
+def test_a_row_whose_last_seq_was_raised_counts_the_packets_it_held(tmp_path: Path) -> None:
+    """A 10-packet row whose `last` was raised by hand to 1000 was counted by its range: 990
+    packets queued at open, 990 quarantined and dropped (its sizes and the one recent error
+    named its range, not its packets), and a row after it took the raised range for an
+    overlap and was set aside in its place. Now its range and its sizes disagree, so the open
+    sets it aside whole as the packets its sizes hold, and the rows after it are delivered."""
+    path = tmp_path / "state" / "out.db"
+    store = DurableStore(path)
+    store.open()
+    store.commit(new_rows(1, 10), [], 0)
+    store.commit(new_rows(11, 10), [], 0)
+    store.commit(new_rows(21, 10), [], 0)
+    store.close()
+    with closing(sqlite3.connect(path)) as db:
+        db.execute("UPDATE packets SET last = 1000 WHERE seq = 11")
+        db.commit()
+    report = run(graph_from(tmp_path, graph("{count: 0}")), tmp_path)
+    out = report["nodes"]["out"]
+    assert [p.seq for p in plugins.RECORDS["out"]] == [*range(10), *range(20, 30)]
+    assert out["durable"]["rows_quarantined"] == 10
+    assert out["dropped_by_reason"].get("corrupt", 0) == 0  # never queued: set aside at open
+    assert "10 packets" in out["durable"]["last_error"]
+    assert "rows 11-20" in out["durable"]["last_error"]
+    assert quarantine_entries(path) == [(11, 20, 10)]
+    assert out["health"] == "degraded" and report["status"] == "degraded"
+    # its packets are where the ledger owed them, quarantined: not lost as well
+    assert out["durable"]["lost"] is None, out["durable"]["lost"]
+
+
+def test_a_last_seq_raised_on_the_newest_row_is_set_aside_as_what_it_held(
+    tmp_path: Path,
+) -> None:
+    """No row after it to overlap: the raised range was believed at open (1000 queued) and
+    counted in full when the read found the row damaged."""
+    path = tmp_path / "out.db"
+    store = DurableStore(path)
+    store.open()
+    store.commit(new_rows(1, 10), [], 0)
+    store.close()
+    with closing(sqlite3.connect(path)) as db:
+        db.execute("UPDATE packets SET last = 1000 WHERE seq = 1")
+        db.commit()
+    again = DurableStore(path)
+    backlog = again.open()
+    good, damaged = read_all(again, 100)
+    again.close()
+    assert (backlog.count, backlog.set_aside) == (0, 10)
+    assert (good, damaged) == ([], [])
+    assert quarantine_entries(path) == [(1, 10, 10)]

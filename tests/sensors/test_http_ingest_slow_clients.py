@@ -10,15 +10,17 @@ import itertools
 import socket
 import ssl
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import pytest
 
 from schnitzel import Runtime
 from schnitzel_plugins.sensors.http_ingest import HttpIngest
 from tests.certificates import self_signed_certificate
 from tests.runtime import plugins
-from tests.sensors.test_http_ingest import GUARD_S, free_port, ingest_graph, steer
+from tests.sensors.test_http_ingest import GUARD_S, free_port, ingest_graph, steer, until
 
 HEADER_ATTACKERS = 40
 BODY_ATTACKERS = 5
@@ -169,3 +171,73 @@ def test_a_tls_client_that_never_finishes_its_handshake_or_its_shutdown_is_cut_o
 
     steer(graph, tmp_path, steps)
     assert [p.payload for p in plugins.RECORDS["out"]] == [{"t": 1}]
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_connections_over_max_connections_are_refused_while_an_honest_client_is_served(
+    tmp_path: Path, loop: str
+) -> None:
+    """No cap on open connections: idle or slow clients could each hold a file descriptor
+    for `request_timeout_s`, as many as they liked. Over `max_connections` one more is
+    answered 503 with Retry-After and closed; once a place is free an honest client gets its
+    202 and its record is delivered. On both loops (`schnitzel run` takes uvloop where it
+    is installed; its transports are not asyncio's classes)."""
+    port = free_port()
+    graph = ingest_graph(tmp_path, port, "Recorder", source_extra=", max_connections: 3")
+    head = f"POST /ingest HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n".encode()
+
+    async def steps(runtime: Runtime, plugin: HttpIngest) -> None:
+        held = [await _connect(port, head) for _ in range(3)]
+        await until(lambda: plugin.stats()["connections"] == 3, "three connections held")
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        answer = await _until_cut_off(reader)
+        writer.close()
+        assert answer.startswith(b"HTTP/1.1 503 "), answer
+        assert b"\r\nRetry-After: 1\r\n" in answer, answer
+        held.pop()[1].close()
+        await until(lambda: plugin.stats()["connections"] == 2, "a place freed")
+        async with httpx.AsyncClient(timeout=GUARD_S) as client:
+            accepted = await client.post(f"http://127.0.0.1:{port}/ingest", json={"t": 1})
+        assert accepted.status_code == 202, accepted.text
+        for _reader, held_writer in held:
+            held_writer.close()
+
+    with _event_loops(loop):
+        report = steer(graph, tmp_path, steps)
+    assert [p.payload for p in plugins.RECORDS["out"]] == [{"t": 1}]
+    assert report["totals"]["delivered"] == 1
+    stats = report["nodes"]["src"]["plugin_stats"]
+    assert stats["connections_refused"] == 1, stats
+    assert stats["answers"] == {"202": 1}, stats
+
+
+def test_a_bad_max_connections_is_a_validation_problem_naming_it(tmp_path: Path) -> None:
+    from schnitzel.validate.validator import validate_text
+
+    for bad in ("0", "-1", "100000", "many"):
+        text = f"""version: 2
+nodes:
+  - {{id: src, kind: source, plugin: http_ingest, config: {{max_connections: {bad}}}}}
+  - {{id: out, kind: sink, plugin: "null"}}
+edges:
+  - {{from: src, to: out}}
+"""
+        result = validate_text(text, source="graph.yaml")
+        messages = " ".join(p.render() for p in result.report.problems)
+        assert "max_connections" in messages, (bad, messages)
+
+
+@contextlib.contextmanager
+def _event_loops(loop: str) -> Iterator[None]:
+    """`asyncio.run` makes `loop`'s event loops meanwhile (asyncio's or uvloop's)."""
+    if loop != "uvloop":
+        yield
+        return
+    import uvloop
+
+    previous = asyncio.get_event_loop_policy()
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    try:
+        yield
+    finally:
+        asyncio.set_event_loop_policy(previous)
