@@ -108,6 +108,8 @@ class CountConfig(PluginConfig):
     giving up might) or `interrupt` (KeyboardInterrupt, as Ctrl-C in that thread)."""
     ready: bool = False
     """AsyncTicks: give each packet without an await that waits (all ready at once)."""
+    rate_hz: float | None = None
+    """BrokenGenerator: paced to this rate (its steps then run on the pace clock's timer)."""
 
 
 def _fail(config: CountConfig | BatchesConfig, error: str) -> None:
@@ -150,6 +152,9 @@ class BrokenGenerator(Source):
 
     name: ClassVar[str] = "broken-generator"
     Config: ClassVar[type[PluginConfig]] = CountConfig
+
+    def rate_hz(self) -> float | None:
+        return self.config.rate_hz
 
     def packets(self) -> Iterator[StreamPacket]:
         for seq in range(self.config.count):
@@ -618,6 +623,8 @@ class BatchesConfig(PluginConfig):
     returns: str = "list"
     """What `next_batch` gives: `list` (the contract), `tuple`, `extra` (more than asked
     for) or `strings` (items that are not packets)."""
+    rate_hz: float | None = None
+    """Paced to this rate (its steps then run on the pace clock's timer)."""
 
 
 ASKED: dict[str, list[tuple[int, str]]] = defaultdict(list)
@@ -668,6 +675,9 @@ class Batches(Source):
 
     name: ClassVar[str] = "batches"
     Config: ClassVar[type[PluginConfig]] = BatchesConfig
+
+    def rate_hz(self) -> float | None:
+        return self.config.rate_hz
 
     def packets(self) -> _Batches:
         return _Batches(self.context.node_id, self.config)

@@ -35,7 +35,9 @@ def graph_text(plugin: str, fail_with: str, extra: str = "") -> str:
 SOURCES = {
     "generator": ("BrokenGenerator", "", EXITS_AT),
     "generator_in_thread": ("BlockingBrokenGenerator", "", EXITS_AT),
+    "generator_paced": ("BrokenGenerator", ", rate_hz: 1000", EXITS_AT),  # on the pace clock
     "next_batch": ("Batches", "", 0),
+    "next_batch_paced": ("Batches", ", rate_hz: 1000", 0),
     "next_batch_in_thread": ("BlockingBatches", "", 0),
     "async_waiting": ("AsyncTicks", "", EXITS_AT),
     "async_ready": ("AsyncTicks", ", ready: true", EXITS_AT),
