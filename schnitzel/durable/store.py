@@ -1144,6 +1144,9 @@ def seq_runs(seqs: list[int]) -> list[Run]:
     """Seqs as sorted inclusive runs of consecutive numbers."""
     if not seqs:
         return []
+    first, last = seqs[0], seqs[-1]
+    if last - first + 1 == len(seqs) and seqs == list(range(first, last + 1)):
+        return [(first, last)]  # the common case, settled in order: no set, no sort
     ordered = sorted(set(seqs))
     if ordered[-1] - ordered[0] + 1 == len(ordered):  # the common case: one run
         return [(ordered[0], ordered[-1])]
