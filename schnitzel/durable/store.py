@@ -40,6 +40,8 @@ import uuid
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from itertools import accumulate
+from operator import itemgetter
 from pathlib import Path
 from typing import TypeVar
 
@@ -1087,6 +1089,10 @@ def _seqs_within(runs: list[Run], first: int, last: int) -> list[int]:
     return out
 
 
+_body = itemgetter(2)
+"""Of a new row (seq, enqueued, body)."""
+
+
 def _packed(rows: list[NewRow]) -> list[PackedRow]:
     """New packets as rows: each run of consecutive seqs cut into rows of up to
     ROW_MAX_PACKETS packets and about ROW_MAX_BYTES."""
@@ -1100,14 +1106,12 @@ def _packed(rows: list[NewRow]) -> list[PackedRow]:
             while stop < end and rows[stop][0] == first + stop - start:
                 stop += 1
             end = stop
-        bodies = [row[2] for row in rows[start:end]]
-        size = 0
-        for k, body in enumerate(bodies):
-            size += len(body)
-            if size > ROW_MAX_BYTES and k:
-                end = start + k
-                bodies = bodies[:k]
-                break
+        bodies = list(map(_body, rows[start:end]))
+        if sum(map(len, bodies)) > ROW_MAX_BYTES:  # rare: C loops for the common case
+            over = bisect.bisect_right(list(accumulate(map(len, bodies))), ROW_MAX_BYTES)
+            k = max(over, 1)  # a packet larger than a row gets a row of its own
+            end = start + k
+            bodies = bodies[:k]
         out.append(pack(range(first, first + end - start), rows[start][1], bodies))
         start = end
     return out
@@ -1141,6 +1145,9 @@ def seq_runs(seqs: list[int]) -> list[Run]:
     """Seqs as sorted inclusive runs of consecutive numbers."""
     if not seqs:
         return []
+    first, last = seqs[0], seqs[-1]
+    if last - first + 1 == len(seqs) and seqs == list(range(first, last + 1)):
+        return [(first, last)]  # the common case, settled in order: no set, no sort
     ordered = sorted(set(seqs))
     if ordered[-1] - ordered[0] + 1 == len(ordered):  # the common case: one run
         return [(ordered[0], ordered[-1])]

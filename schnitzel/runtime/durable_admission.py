@@ -203,10 +203,12 @@ class Admission(DurableState):
         first = self._next_seq
         seq = first + end - start
         admitted = bodies[start:end]
+        sizes = list(map(len, admitted))
         # Rows built by zip, not a loop in Python: this runs for every packet. Their
         # checksums are the store's, once per batch row on its own thread.
         self._pending.extend(zip(range(first, seq), repeat(now), admitted, strict=False))
-        self._bytes += sum(map(len, admitted))
+        self._pending_window.extend(zip(range(first, seq), repeat(now), sizes, strict=False))
+        self._bytes += sum(sizes)
         self._pending_packets.extend(packets[start:end])
         if any(map(_payload_ref, packets[start:end])):
             for offset, packet in enumerate(packets[start:end]):

@@ -22,8 +22,8 @@ RETRY_INITIAL_S = 0.05
 RETRY_MAX_S = 2.0
 """Backoff between attempts to write after a full disk."""
 
-_body = itemgetter(2)
-"""Of a new row (seq, enqueued, body)."""
+_size = itemgetter(2)
+"""Of a window row (seq, enqueued, size)."""
 
 
 class Committer(ParkingDesk):
@@ -50,6 +50,7 @@ class Committer(ParkingDesk):
             while self._has_work():
                 rows = self._pending[:GROUP_MAX_ROWS]
                 packets = self._pending_packets[: len(rows)]
+                window = self._pending_window[: len(rows)]
                 deleted, self._deletes = self._deletes, []
                 changes, request = self._parking_changes(len(rows) == len(self._pending))
                 try:
@@ -78,7 +79,8 @@ class Committer(ParkingDesk):
                 if self._failing:
                     self._failing = False
                     self.notify("info", f"durable store {str(self.path)!r} writes again")
-                del self._pending[: len(rows)], self._pending_packets[: len(rows)]
+                n = len(rows)
+                del self._pending[:n], self._pending_packets[:n], self._pending_window[:n]
                 if self._window_moved is not None:
                     self._window_room()
                 if rows:
@@ -92,7 +94,7 @@ class Committer(ParkingDesk):
                     )
                     if to_window:  # the store learns it with the next commit, before any read
                         self._windowed = rows[-1][0]
-                    self._accept(rows, packets, to_window)
+                    self._accept(window, packets, to_window)
                     committed, waiters = rows[-1][0], self._waiters
                     while waiters and waiters[0][0] <= committed:
                         done = waiters.popleft()[1]
@@ -107,7 +109,11 @@ class Committer(ParkingDesk):
     def _has_work(self) -> bool:
         return bool(self._pending or self._deletes or self._parks or self._parking_requests)
 
-    def _accept(self, rows: list[NewRow], packets: list[StreamPacket], to_window: bool) -> None:
+    def _accept(
+        self, rows: list[tuple[int, float, int]], packets: list[StreamPacket], to_window: bool
+    ) -> None:
+        """Count the committed packets in, and put them (with their rows: seq, enqueued,
+        size) in the window, or leave them on disk only to be read back."""
         n = len(rows)
         metrics = self.metrics
         metrics.arrived(n)
@@ -118,8 +124,7 @@ class Committer(ParkingDesk):
             self.in_flight.durable += n
         if to_window:
             self._items.extend(packets)
-            seqs, ats, bodies = zip(*rows, strict=True)  # C loops: runs for every packet
-            self._rows.extend(zip(seqs, ats, map(len, bodies), strict=True))
+            self._rows.extend(rows)
             consumer = self._consumer
             if consumer is not None and not consumer.done():
                 consumer.set_result(None)
@@ -127,7 +132,7 @@ class Committer(ParkingDesk):
             if not self._spilled:
                 self._first_spilled_at = rows[0][1]
             self._spilled += n
-            self._spilled_bytes += sum(map(len, map(_body, rows)))
+            self._spilled_bytes += sum(map(_size, rows))
             self._load_if_low()
         metrics.saw_depth(self.depth)
 

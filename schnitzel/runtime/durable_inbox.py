@@ -132,6 +132,7 @@ class DurableInbox(Admission, Committer):
             self.metrics.refused(DropReason.SHUTDOWN, len(self._pending))
             self._pending.clear()
             self._pending_packets.clear()
+            self._pending_window.clear()
         while self._waiters:  # their producers learn it: none of them waits for ever
             done = self._waiters.popleft()[1]
             if not done.done():
@@ -158,7 +159,7 @@ class DurableInbox(Admission, Committer):
 
     @property
     def backlog_bytes(self) -> int:
-        return self._bytes - sum(len(row[2]) for row in self._pending)
+        return self._bytes - sum(map(_size, self._pending_window))
 
     def summary(self) -> DurableReport:
         """The report's `durable` entry of this inbox."""

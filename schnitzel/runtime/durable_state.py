@@ -56,6 +56,7 @@ class DurableState(Inbox):
         "_parks",
         "_pending",
         "_pending_packets",
+        "_pending_window",
         "_pool",
         "_rows",
         "_spilled",
@@ -130,6 +131,9 @@ class DurableState(Inbox):
         self.unconfirmed_count = 0
         self._pending: list[NewRow] = []
         self._pending_packets: list[StreamPacket] = []
+        # The window's row (seq, enqueued, size) of each pending packet, in step with
+        # `_pending`: made at admission, where the sizes are known, and moved by a commit.
+        self._pending_window: list[tuple[int, float, int]] = []
         self._window_moved: asyncio.Future[None] | None = None
         """Resolved when the window or the packets not committed yet shrink (producers
         waiting for room in the window, `Admission._wait_for_window`)."""
@@ -153,9 +157,7 @@ class DurableState(Inbox):
         self._waiters: deque[tuple[int, asyncio.Future[bool]]] = deque()
         """(last seq, future) per admitted run of packets: True once that seq is committed,
         False when the store closed first (`DurableInbox.shutdown`)."""
-        self._failing = False
-        self._given_up = False
-        self._closing = False
+        self._failing = self._given_up = self._closing = False
         self._vacuum_after = VACUUM_EVERY
 
     def _leave(self, n: int) -> None:
