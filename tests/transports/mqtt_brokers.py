@@ -129,7 +129,9 @@ class NatsMqtt(_Broker):
             f"listen: 127.0.0.1:{_free_port()}\n"
             "server_name: schnitzel-test\n"
             f'jetstream {{ store_dir: "{store / "js"}", sync_interval: always }}\n'
-            f"mqtt {{ listen: 127.0.0.1:{self.port} }}\n"
+            # ack_wait: a QoS 1 message sent to a subscriber whose PUBACK the kill cut off is
+            # sent again after it (30 s by default: the tests waited that long for it).
+            f'mqtt {{ listen: 127.0.0.1:{self.port}, ack_wait: "2s" }}\n'
         )
 
     def command(self) -> list[str]:
