@@ -118,7 +118,9 @@ class Mosquitto(_Broker):
 class NatsMqtt(_Broker):
     """nats-server with JetStream (which its MQTT listener needs, with a server_name)."""
 
-    def __init__(self, store: Path) -> None:
+    def __init__(self, store: Path, ack_wait_s: float = 30.0) -> None:
+        """`ack_wait_s`: how long the MQTT listener waits for a subscriber's PUBACK before it
+        sends the message again (nats-server's default, 30 s, unless a test needs less)."""
         super().__init__(store)
         binary = nats_server_binary()
         if binary is None:
@@ -129,9 +131,7 @@ class NatsMqtt(_Broker):
             f"listen: 127.0.0.1:{_free_port()}\n"
             "server_name: schnitzel-test\n"
             f'jetstream {{ store_dir: "{store / "js"}", sync_interval: always }}\n'
-            # ack_wait: a QoS 1 message sent to a subscriber whose PUBACK the kill cut off is
-            # sent again after it (30 s by default: the tests waited that long for it).
-            f'mqtt {{ listen: 127.0.0.1:{self.port}, ack_wait: "2s" }}\n'
+            f'mqtt {{ listen: 127.0.0.1:{self.port}, ack_wait: "{ack_wait_s:g}s" }}\n'
         )
 
     def command(self) -> list[str]:
