@@ -43,12 +43,15 @@ def steer(
     *,
     stop: bool = True,
     guard_s: float = 60.0,
+    drain_timeout_s: float = 30.0,
 ) -> dict[str, Any]:
     """Run `graph` while `steps(runtime, control)` steers it; then stop it (with `stop`;
-    else the run ends by itself) and check every packet is accounted for. The report."""
+    else the run ends by itself) and check every packet is accounted for. The report.
+    `drain_timeout_s`: the runtime's; shorter where a sink that cannot deliver would hold
+    the stop for the default 30 s."""
 
     async def scenario() -> dict[str, Any]:
-        runtime = Runtime(graph, state_dir=state_dir)
+        runtime = Runtime(graph, state_dir=state_dir, drain_timeout_s=drain_timeout_s)
         control = RuntimeControl(runtime)
         task = asyncio.create_task(runtime.run())
         try:

@@ -118,7 +118,9 @@ class Mosquitto(_Broker):
 class NatsMqtt(_Broker):
     """nats-server with JetStream (which its MQTT listener needs, with a server_name)."""
 
-    def __init__(self, store: Path) -> None:
+    def __init__(self, store: Path, ack_wait_s: float = 30.0) -> None:
+        """`ack_wait_s`: how long the MQTT listener waits for a subscriber's PUBACK before it
+        sends the message again (nats-server's default, 30 s, unless a test needs less)."""
         super().__init__(store)
         binary = nats_server_binary()
         if binary is None:
@@ -129,7 +131,7 @@ class NatsMqtt(_Broker):
             f"listen: 127.0.0.1:{_free_port()}\n"
             "server_name: schnitzel-test\n"
             f'jetstream {{ store_dir: "{store / "js"}", sync_interval: always }}\n'
-            f"mqtt {{ listen: 127.0.0.1:{self.port} }}\n"
+            f'mqtt {{ listen: 127.0.0.1:{self.port}, ack_wait: "{ack_wait_s:g}s" }}\n'
         )
 
     def command(self) -> list[str]:
