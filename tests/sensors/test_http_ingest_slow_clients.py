@@ -384,3 +384,34 @@ def _event_loops(loop: str) -> Iterator[None]:
         yield
     finally:
         asyncio.set_event_loop_policy(previous)
+
+
+def test_a_body_still_arriving_when_the_run_stops_does_not_hold_up_the_stop(
+    tmp_path: Path,
+) -> None:
+    """aiohttp's shutdown waited up to 60 s (AppRunner's shutdown_timeout) for a handler
+    still reading a slow body: the node's close() outran the runtime's bound on it, so the
+    stop counted an error ("close() did not return within 5 s") and the run ended degraded,
+    the connection still open. The handler is now cancelled soon after the stop."""
+    port = free_port()
+    graph = ingest_graph(tmp_path, port, "Recorder")
+    head = (
+        f"POST /ingest HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nExpect: 100-continue\r\n"
+        "Content-Type: application/json\r\nContent-Length: 100\r\n\r\n"
+    ).encode()
+
+    kept: list[asyncio.StreamWriter] = []  # open through the stop
+
+    async def steps(runtime: Runtime, plugin: HttpIngest) -> None:
+        reader, writer = await _connect(port, head)
+        kept.append(writer)
+        # 100 Continue: the handler is reading the body
+        assert b" 100 " in await asyncio.wait_for(reader.readline(), GUARD_S)
+        writer.write(b'{"t": ')
+        await writer.drain()
+
+    report = steer(graph, tmp_path, steps)
+    source = report["nodes"]["src"]
+    assert source["errors"] == 0, source["recent_errors"]
+    assert report["status"] == "ok", report
+    assert plugins.RECORDS["out"] == []
