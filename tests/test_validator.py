@@ -70,6 +70,13 @@ class Ticks(Source):
     name = "ticks"
 
 
+class Handles(Transform):
+    """Makes in-process objects of whatever it takes (declares `inproc_any` itself)."""
+
+    name = "handles"
+    emits_profile = PayloadProfile.INPROC_ANY
+
+
 class Strict(PluginConfig):
     level: int
 
@@ -83,7 +90,9 @@ class Leveled(Transform):
 
 @pytest.fixture(scope="module")
 def vision() -> PluginRegistry:
-    pack = PluginPack("vision", (Camera, Detector, Router, Encoder, Screen, Leveled, Ticks))
+    pack = PluginPack(
+        "vision", (Camera, Detector, Router, Encoder, Screen, Leveled, Ticks, Handles)
+    )
     return PluginRegistry([CORE, HTTP, pack])
 
 
@@ -122,6 +131,23 @@ def test_a_source_without_a_profile_is_told_to_declare_one(vision: PluginRegistr
         "PayloadProfile.JSON_PORTABLE` (and `emits`) on the plugin class "
         "(docs/plugins.md#what-flows-on-an-edge)"
     )
+
+
+def test_a_source_without_a_profile_is_not_blamed_for_a_transform_that_makes_inproc_packets(
+    vision: PluginRegistry,
+) -> None:
+    # The undeclared source's packets are not what reaches the sink: the transform's own
+    # inproc_any packets are, and declaring a profile on the source would change nothing.
+    text = (
+        "version: 2\nnodes:\n  - {id: t, kind: source, plugin: ticks}\n"
+        "  - {id: h, kind: transform, plugin: handles}\n"
+        "  - {id: out, kind: sink, plugin: http, config: {url: 'http://127.0.0.1:9/x'}}\n"
+        "edges: [{from: t, to: h}, {from: h, to: out}]\n"
+    )
+    [problem] = validate_text(text, registry=vision).report.errors
+    assert problem.code == "not-portable"
+    assert "'h'" in problem.message
+    assert "ticks" not in problem.hint and "convert them first" in problem.hint, problem.hint
 
 
 def test_frames_into_a_durable_inbox_are_refused(vision: PluginRegistry) -> None:

@@ -15,6 +15,7 @@ Imports nothing from aiohttp.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable
 from typing import cast
 
@@ -33,14 +34,15 @@ class ConnectionCap:
         """Connections made and not yet lost (refused ones are not counted)."""
         self.refused = 0
         """Connections refused because `limit` were open."""
+        why = f"{limit} connections are open (max_connections): retry after {retry_after_s} s"
+        body = json.dumps({"error": why}).encode()  # every answer's body is JSON
         self.refusal = (
             "HTTP/1.1 503 Service Unavailable\r\n"
             f"Retry-After: {retry_after_s}\r\n"
-            "Content-Type: text/plain; charset=utf-8\r\n"
+            "Content-Type: application/json; charset=utf-8\r\n"
             "Connection: close\r\n"
-            "Content-Length: 29\r\n\r\n"
-            "too many connections: retry\n"
-        ).encode()
+            f"Content-Length: {len(body)}\r\n\r\n"
+        ).encode() + body
 
     def __call__(self) -> asyncio.Protocol:
         return _Capped(self)

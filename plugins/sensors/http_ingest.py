@@ -51,6 +51,10 @@ if TYPE_CHECKING:  # asyncio and ssl too: a graph that does not serve never impo
 
 __all__ = ["HttpIngest", "HttpIngestConfig"]
 
+SHUTDOWN_S = 1.0
+"""How long the stop waits for a request still being read or answered before cutting it
+off: aiohttp waits this twice at most, within the runtime's 5 s for a node's close()."""
+
 WAIT_S = 0.05
 """How long the node's thread waits for a request before it hands back to the runtime: the
 runtime's `checkpoint` calls run on that same thread, so this bounds how long they wait."""
@@ -153,6 +157,9 @@ class HttpIngest(KindFromConfig, Source):
             # after an answer given before the whole body came (408, 413), the rest is read
             # and discarded this long (so the client sees the answer), then the connection goes
             lingering_time=config.request_timeout_s,
+            # at the stop, a handler still reading a body is cancelled after this (aiohttp
+            # waits 60 s by default, past the runtime's bound on close())
+            shutdown_timeout=SHUTDOWN_S,
         )
         await runner.setup()
         from schnitzel_plugins.sensors.ingest_site import IngestSite

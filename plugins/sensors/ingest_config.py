@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
-from pydantic import Field, StrictFloat, StrictInt, StrictStr, model_validator
+from pydantic import Field, StrictFloat, StrictInt, StrictStr, field_validator, model_validator
 
 from schnitzel import PacketKind, PluginConfig
 
 __all__ = ["HttpIngestConfig"]
+
+_PATH = re.compile(r"/[A-Za-z0-9\-._~!$&'()*+,;=:@/]*")
+"""A path aiohttp's router matches as written: RFC 3986's path characters, no escapes."""
 
 
 class HttpIngestConfig(PluginConfig):
@@ -19,9 +23,7 @@ class HttpIngestConfig(PluginConfig):
         description="Address to listen on; 0.0.0.0 for every interface (then set token_env).",
     )
     port: StrictInt = Field(default=8080, ge=1, le=65535, description="TCP port to listen on.")
-    path: StrictStr = Field(
-        default="/ingest", pattern=r"^/", description="The URL path devices POST to."
-    )
+    path: StrictStr = Field(default="/ingest", description="The URL path devices POST to.")
     kind: PacketKind = Field(default="event", description="Kind of the packets made.")
     token_env: StrictStr | None = Field(
         default=None,
@@ -82,6 +84,18 @@ class HttpIngestConfig(PluginConfig):
         "more is answered 503 with Retry-After and closed at once; a connection that ends "
         "frees its place.",
     )
+
+    @field_validator("path")
+    @classmethod
+    def _literal_path(cls, path: str) -> str:
+        # aiohttp's router reads `{name}` as a variable and matches a request's decoded
+        # path, so a percent-escape written here never matched: no POST reached such a path
+        if not _PATH.fullmatch(path):
+            raise ValueError(
+                f"{path!r} is not a literal URL path: start it with / and use letters, digits "
+                "and - . _ ~ ! $ & ' ( ) * + , ; = : @ / only (no { } %, no query or spaces)"
+            )
+        return path
 
     @model_validator(mode="after")
     def _cert_and_key(self) -> HttpIngestConfig:

@@ -155,7 +155,8 @@ def _needs_restart(node_id: str, old: NodeSpec, new: NodeSpec) -> str:
     }
     if old.kind == "source" and paced_only:
         rate = new.config.get("rate_hz")
-        shown = "none" if rate is None else f"{rate:g}" if isinstance(rate, float) else rate
+        # as written in the file: `:g` alone rounds to 6 digits (0.0123456789 -> 0.0123457)
+        shown = "none" if rate is None else f"{rate:.15g}" if isinstance(rate, float) else rate
         return (
             f"node {node_id!r}: a source's rate_hz changed (change it live instead: "
             f"`schnitzel ctl throttle {node_id} --rate-hz {shown}`)"

@@ -3,9 +3,10 @@ inboxes and network sinks."""
 
 from __future__ import annotations
 
+from schnitzel.contract.kinds import PayloadProfile
 from schnitzel.registry.plugin import Plugin, SameAsInput, StreamShape
 from schnitzel.validate.flow import infer_outputs, merge_shapes
-from schnitzel.validate.state import CheckState
+from schnitzel.validate.state import CheckState, NodeEntry
 
 __all__ = ["check_flow"]
 
@@ -91,13 +92,27 @@ def _undeclared_sources(
         if node_id in seen or shape is None or shape.profile.portable:
             continue
         seen.add(node_id)
-        stack.extend(predecessors.get(node_id, ()))
+        inputs = [shapes[s] for s in predecessors.get(node_id, ()) if s in shapes]
+        if _inproc_by_its_input(state.nodes[node_id], inputs):
+            stack.extend(predecessors.get(node_id, ()))
     found = []
     for node_id in sorted(seen):
         plugin = state.nodes[node_id].plugin
         if plugin is not None and plugin.node_kind == "source" and _declares_nothing(plugin):
             found.append((node_id, plugin.name))
     return found
+
+
+def _inproc_by_its_input(entry: NodeEntry, inputs: list[StreamShape]) -> bool:
+    """Whether the node would emit portable packets were its input portable: only then are
+    its inputs' sources the ones to blame (not a transform making inproc_any packets itself)."""
+    if entry.plugin is None or not inputs:
+        return False
+    portable = StreamShape(merge_shapes(inputs).kinds, PayloadProfile.JSON_PORTABLE)
+    try:
+        return entry.plugin.output_shape(entry.config, portable).profile.portable
+    except Exception:  # a plugin's bug there is reported as its node's problem already
+        return False
 
 
 def _declares_nothing(plugin: type[Plugin]) -> bool:

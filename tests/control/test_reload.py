@@ -97,6 +97,11 @@ def test_a_changed_config_and_concurrency_are_applied_live(tmp_path: Path) -> No
             "`schnitzel ctl throttle src --rate-hz 10`)",
         ),
         (
+            lambda t: t.replace("rate_hz: 2000.0", "rate_hz: 0.0123456789"),
+            "`schnitzel ctl throttle src --rate-hz 0.0123456789`",
+        ),
+        (lambda t: t.replace("rate_hz: 2000.0", "rate_hz: null"), "--rate-hz none`"),
+        (
             lambda t: t.replace("rate_hz: 2000.0", "rate_hz: 2000.0, count: 10"),
             "node 'src': a source's plugin or config changed",
         ),

@@ -273,6 +273,35 @@ def test_a_wrong_path_or_method_is_answered_in_json_with_where_to_post(tmp_path:
     steer(ingest_graph(tmp_path, port, "Recorder"), tmp_path, steps)
 
 
+def test_a_path_the_router_would_not_match_literally_is_a_validation_problem() -> None:
+    # aiohttp's router reads `{device}` as a variable and never matches a percent-escape as
+    # written: such a path took no POST at all, and the JSON answer contradicted itself
+    # ("POST is not accepted: POST records to /ingest/{device}", "nothing is served at
+    # /café: POST to /caf%C3%A9"). A query or fragment is no part of a path either.
+    from schnitzel.validate.validator import validate_text
+
+    for bad in ("/ingest/{device}", "/caf%C3%A9", "/ingest?x=1", "/ingest#a", "/in gest"):
+        text = f"""version: 2
+nodes:
+  - {{id: src, kind: source, plugin: http_ingest, config: {{path: '{bad}'}}}}
+  - {{id: out, kind: sink, plugin: "null"}}
+edges:
+  - {{from: src, to: out}}
+"""
+        problems = validate_text(text, source="graph.yaml").report.problems
+        messages = " ".join(p.render() for p in problems)
+        assert "path" in messages and "letters, digits" in messages, (bad, messages)
+    for good in ("/", "/ingest/", "/v1/devices:push", "/a-b_c.d~e"):
+        text = f"""version: 2
+nodes:
+  - {{id: src, kind: source, plugin: http_ingest, config: {{path: '{good}'}}}}
+  - {{id: out, kind: sink, plugin: "null"}}
+edges:
+  - {{from: src, to: out}}
+"""
+        assert validate_text(text, source="graph.yaml").report.errors == [], good
+
+
 def test_tls_serves_https_with_the_configured_certificate(tmp_path: Path) -> None:
     self_signed_certificate(tmp_path)
     port = free_port()
