@@ -95,6 +95,37 @@ def test_a_stalled_loop_is_made_up_for_at_most_catch_up_s(clock: FakeClock) -> N
     assert asyncio.run(asyncio.wait_for(scenario(), GUARD_S)) == 2 + CATCH_UP_S * 100
 
 
+@pytest.mark.parametrize(("rate_hz", "every_s"), [(0.5, 1.5), (100.0, 0.0035)])
+def test_throttles_to_the_same_rate_keep_the_permit_already_earned(
+    clock: FakeClock, rate_hz: float, every_s: float
+) -> None:
+    async def scenario() -> int:
+        pacer = Pacer(rate_hz)
+        granted = 0
+        end = clock.now + 60.0
+        throttle_at = clock.now + every_s
+        while clock.now < end:
+            got = pacer.grant(256)
+            granted += got
+            if got:
+                continue
+            pacer.sleep().cancel()  # as a source does: it asks again when its permit is due
+            due = pacer.due
+            assert due is not None
+            if due < throttle_at:
+                clock.now = max(clock.now, due)
+            else:  # an operator (or a script) sets the rate it has: the source re-plans
+                clock.now = throttle_at
+                pacer.set_rate(rate_hz)
+                throttle_at += every_s
+        return granted
+
+    granted = asyncio.run(asyncio.wait_for(scenario(), GUARD_S))
+    # a throttle re-plans from the part of a permit earned so far: before, it started from
+    # nothing, and a 0.5 Hz source throttled every 1.5 s never made a packet after its first
+    assert rate_hz * 60.0 - 1 <= granted <= rate_hz * 60.0 + 2
+
+
 def test_sources_of_one_rate_started_apart_are_due_at_the_same_instants(
     clock: FakeClock,
 ) -> None:
