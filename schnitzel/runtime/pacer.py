@@ -222,11 +222,17 @@ class Pacer:
         """Delays not of the source's making, to be made up (up to CATCH_UP_S)."""
 
     def set_rate(self, rate_hz: float | None) -> None:
-        """Change the rate; a source waiting for a permit re-plans at once."""
+        """Change the rate; a source waiting for a permit re-plans at once, from the part of
+        a permit it earned so far (not from nothing: throttles more often than its period
+        would starve it)."""
+        now = time.monotonic()
+        tokens = self._tokens
+        if self.rate_hz is not None:  # earned at the old rate since the last `grant`
+            tokens += (now - self._last) * self.rate_hz
         self.rate_hz = rate_hz
         self._burst = _burst(rate_hz)
-        self._tokens = min(self._tokens, 1.0)
-        self._last = time.monotonic()
+        self._tokens = min(tokens, 1.0)
+        self._last = now
         self._due = None
         self._owed_s = 0.0
         waiter = self._waiter

@@ -22,6 +22,7 @@ from typing import Any, NamedTuple
 from schnitzel.contract.packet import StreamPacket
 from schnitzel.errors import BadRecord
 from schnitzel.runtime.commit_order import Commits
+from schnitzel.runtime.inbox import Inbox
 from schnitzel.runtime.inbox_protocol import Batch
 from schnitzel.runtime.metrics import DropReason, message_of
 from schnitzel.runtime.node import Node, Target
@@ -435,7 +436,7 @@ class SourceWorker(_Worker):
                 handed = await self._run_on_clock()
                 if handed is None:  # re-plan: paused, stopping, throttled to unlimited, ...
                     continue
-                pulled, admitted = handed
+                pulled, admitted, _ = handed
             else:
                 wanted = await self._permits(BATCH)
                 if not wanted:
@@ -528,6 +529,13 @@ class SourceWorker(_Worker):
         try:
             self._step()  # a permit may be there already
             return await parked
+        except asyncio.CancelledError:  # a forced stop after a step handed over its pull
+            if parked.done() and not parked.cancelled() and parked.exception() is None:
+                handed = parked.result()
+                if handed is not None and handed.admitted < len(handed.pulled.packets):
+                    lost = len(handed.pulled.packets) - handed.admitted
+                    handed.inbox.metrics.refused(DropReason.SHUTDOWN, lost)  # as `Inbox.put`
+            raise
         finally:
             self._waiting = False
             self._parked = None
@@ -553,6 +561,7 @@ class SourceWorker(_Worker):
             if target is None:
                 if not node.running.is_set() and pacer is not None:
                     pacer.resumed()  # paused: that time is not a late wake-up to make up
+                self._waiting = False  # see below
                 parked.set_result(None)
                 return
             assert pacer is not None and self._pull_now is not None
@@ -576,10 +585,14 @@ class SourceWorker(_Worker):
                 if admitted == len(batch):
                     self.last_emitted = batch[-1]
             if admitted < len(batch) or pulled.bad or pulled.failure is not None or pulled.ended:
-                parked.set_result(_Handed(pulled, admitted))
+                # the task has a pull to hand on, no longer a wait a stop may cancel: a stop
+                # in this pass would throw away what the step handed it, uncounted
+                self._waiting = False
+                parked.set_result(_Handed(pulled, admitted, target.inbox))
                 return
             self._next_step = pacer.call_when_due(self._step)
         except Exception as exc:  # the task raises it, as if the step had run there
+            self._waiting = False
             parked.set_exception(exc)
 
     async def _pump_async(self, packets: AsyncIterator[StreamPacket | BadRecord | None]) -> None:
@@ -767,6 +780,8 @@ class _Handed(NamedTuple):
     pulled: _Pulled
     admitted: int
     """Its first packets already in the next inbox."""
+    inbox: Inbox
+    """That inbox."""
 
 
 class _Pulled(NamedTuple):
