@@ -317,6 +317,7 @@ class DurableInbox(Admission, Committer):
                 rest.append(row)
             else:
                 self._parks.append((row[0], now, reason, packet.packet_id))
+                self._parks_queued += 1
                 self.refs.park(row[0])
                 moved.append(row)
         self._forget(len(moved), sum(size for _seq, _at, size in moved))
