@@ -187,3 +187,29 @@ def test_a_requeue_asked_while_a_commit_that_then_fails_runs_takes_the_packets_p
         await inbox.shutdown()
 
     asyncio.run(asyncio.wait_for(scenario(), GUARD_S))
+
+
+def test_packets_lost_at_shutdown_on_a_full_disk_leave_the_reported_backlog_bytes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Packets admitted but never committed (the disk stayed full until the shutdown gave
+    up) are lost and counted so: the report's backlog holds none of them, so its bytes
+    must not either."""
+
+    def commit_on_store(*_args: object) -> None:
+        raise DiskFull("no space left (held by the test)")
+
+    monkeypatch.setattr(durable_commits, "commit_on_store", commit_on_store)
+
+    async def scenario() -> None:
+        inbox = make_inbox(tmp_path / "f.db")
+        await inbox.open()
+        batch = [StreamPacket.new("sensor", "m", i, {"i": i}) for i in range(3)]
+        assert inbox.offer(batch) == len(batch)
+        await until(lambda: inbox.stats.disk_errors >= 1)
+        await inbox.shutdown(timeout_s=0.1)  # the disk never frees up: it gives up
+        summary = inbox.summary()
+        assert summary["backlog"] == 0
+        assert summary["bytes"] == 0, summary
+
+    asyncio.run(asyncio.wait_for(scenario(), GUARD_S))
