@@ -371,11 +371,11 @@ def test_the_model_replays_seqs_moved_out_then_used_again_after_another_stores_l
     steps = [
         machine.open_store,
         lambda: machine.add(8),
-        lambda: machine.move_out(Drawn([1, 2, 3])),  # type: ignore[arg-type]
-        lambda: machine.move_out(Drawn([4, 5, 6, 7, 8])),  # type: ignore[arg-type]
-        lambda: machine.crash("ledger_foreign", Drawn(1)),  # type: ignore[arg-type]
+        lambda: machine.move_out(Drawn([1, 2, 3])),
+        lambda: machine.move_out(Drawn([4, 5, 6, 7, 8])),
+        lambda: machine.crash("ledger_foreign", Drawn(1)),
         lambda: machine.add(1),
-        lambda: machine.move_out(Drawn([1])),  # type: ignore[arg-type]
+        lambda: machine.move_out(Drawn([1])),
     ]
     try:
         for step in steps:
