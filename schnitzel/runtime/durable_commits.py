@@ -65,8 +65,8 @@ class Committer(ParkingDesk):
                     )
                 except Exception as exc:
                     self._deletes = deleted + self._deletes
-                    # The same list, longer: a requeue asked meanwhile knows it (by identity)
-                    # as the parks queued before it, and still waits for their commit.
+                    # Its parks first, then those queued meanwhile: a request asked meanwhile
+                    # still waits for them (it counts parks, durable_parking.py).
                     changes.park.extend(self._parks)
                     self._parks = changes.park
                     if request is not None:

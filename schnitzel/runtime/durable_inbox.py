@@ -130,6 +130,8 @@ class DurableInbox(Admission, Committer):
                 )
         if self._pending:  # never committed: lost, and counted
             self.metrics.refused(DropReason.SHUTDOWN, len(self._pending))
+            self._count -= len(self._pending)  # nor in the backlog the report gives
+            self._bytes -= sum(map(_size, self._pending_window))
             self._pending.clear()
             self._pending_packets.clear()
             self._pending_window.clear()
@@ -317,6 +319,7 @@ class DurableInbox(Admission, Committer):
                 rest.append(row)
             else:
                 self._parks.append((row[0], now, reason, packet.packet_id))
+                self._parks_queued += 1
                 self.refs.park(row[0])
                 moved.append(row)
         self._forget(len(moved), sum(size for _seq, _at, size in moved))

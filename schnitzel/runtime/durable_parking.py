@@ -25,9 +25,9 @@ class ParkingRequest:
     done: asyncio.Future[ParkingChanges] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
-    parks_before: list[tuple[int, float, str, str]] | None = None
-    """The inbox's queue of packets to park when the request was made: those are parked by
-    an earlier commit than the request's, so a requeue of everything includes them."""
+    parks_before: int = 0
+    """How many packets the inbox had queued to park when the request was made: those are
+    parked by an earlier commit than the request's, so a requeue of everything includes them."""
 
 
 class ParkingDesk(DurableState):
@@ -49,7 +49,7 @@ class ParkingDesk(DurableState):
         if (
             self._parking_requests
             and all_pending
-            and not (parks and self._parking_requests[0].parks_before is parks)
+            and self._parking_requests[0].parks_before <= self._parks_committed
         ):
             request = self._parking_requests.popleft()
             if request.action == "requeue":
@@ -64,6 +64,7 @@ class ParkingDesk(DurableState):
 
     def _parking_done(self, changes: ParkingChanges, request: ParkingRequest | None) -> None:
         self.parked_count, self.parked_bytes = changes.total, changes.total_bytes
+        self._parks_committed += len(changes.park)
         self.stats.parked += changes.parked
         if changes.parked < len(changes.park):
             self.notify(
@@ -109,7 +110,7 @@ class ParkingDesk(DurableState):
         once committed."""
         if self._committer is None or self._committer.done() or self._closing:
             raise RuntimeError(f"durable store {str(self.path)!r} is closed")
-        request = ParkingRequest(action, selection, parks_before=self._parks)
+        request = ParkingRequest(action, selection, parks_before=self._parks_queued)
         self._parking_requests.append(request)
         self._work.set()
         return await request.done

@@ -54,6 +54,8 @@ class DurableState(Inbox):
         "_next_seq",
         "_parking_requests",
         "_parks",
+        "_parks_committed",
+        "_parks_queued",
         "_pending",
         "_pending_packets",
         "_pending_window",
@@ -112,6 +114,10 @@ class DurableState(Inbox):
         self.parked_bytes = 0
         self._parks: list[tuple[int, float, str, str]] = []
         """(seq, parked at, reason, packet id) of rows the next commit parks."""
+        # Packets queued to park since open, and parked by commits that went through: an
+        # operator's request waits until the parks queued before it are committed (counts,
+        # not the identity of a list, which a failed commit's retry merges into another).
+        self._parks_queued = self._parks_committed = 0
         self._parking_requests: deque[ParkingRequest] = deque()
         self.notify = notify
         self.on_put_done: Callable[[], None] | None = None

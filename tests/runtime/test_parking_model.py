@@ -8,6 +8,8 @@ from __future__ import annotations
 import asyncio
 import random
 import sqlite3
+import threading
+from collections.abc import Callable
 from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,12 +20,22 @@ from schnitzel.contract.codec import decode_packet
 from schnitzel.contract.packet import StreamPacket
 from schnitzel.durable.parking import Selection
 from schnitzel.durable.rows import live_packets
+from schnitzel.durable.store import DiskFull
+from schnitzel.runtime import durable_commits
 from schnitzel.runtime.durable_inbox import DurableInbox
 from schnitzel.runtime.inbox import InFlight
 from schnitzel.runtime.metrics import NodeMetrics
 
 NO_SUCH_PARKED = Selection(ids=(1 << 62,))
 """Drops nothing: a request that returns once a commit wrote everything queued before it."""
+GUARD_S = 60.0
+"""Only against a hang: nothing waits for a set amount of real time."""
+
+
+async def until(predicate: Callable[[], bool]) -> None:
+    async with asyncio.timeout(GUARD_S):  # only against a hang
+        while not predicate():
+            await asyncio.sleep(0.01)
 
 
 @dataclass
@@ -132,3 +144,72 @@ def test_the_store_holds_what_the_model_says_through_parks_requeues_drops_and_a_
     tmp_path: Path, seed: int
 ) -> None:
     asyncio.run(asyncio.wait_for(scenario(tmp_path / "m.db", seed), 120))
+
+
+def test_a_requeue_asked_while_a_commit_that_then_fails_runs_takes_the_packets_parked_before_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A packet parked before the operator asked is parked by an earlier commit than the
+    requeue's, also when the commit in flight at the request fails and is retried (a full
+    disk). The request used to know those parks by the identity of the list it saw; the
+    failed commit put its parks back by merging that list into its own, so the retry served
+    the request in the very commit that parked them: nothing was requeued."""
+    entered, release = threading.Event(), threading.Event()
+    fail_next = [False]
+    original = durable_commits.commit_on_store
+
+    def commit_on_store(*args: object) -> None:
+        if fail_next[0]:  # held until the test has asked, then fails as on a full disk
+            fail_next[0] = False
+            entered.set()
+            release.wait(GUARD_S)
+            raise DiskFull("no space left (held by the test)")
+        original(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(durable_commits, "commit_on_store", commit_on_store)
+
+    async def scenario() -> None:
+        inbox = make_inbox(tmp_path / "r.db")
+        await inbox.open()
+        await inbox.put([StreamPacket.new("sensor", "m", i, {"i": i}) for i in range(2)])
+        fail_next[0] = True
+        first = inbox.take(1)
+        first.settle(None, None, [(p, "refused") for p in first])
+        await until(entered.is_set)  # the commit parking it runs on the store's thread
+        second = inbox.take(1)
+        second.settle(None, None, [(p, "refused") for p in second])  # queued to park
+        requeue = asyncio.create_task(inbox.change_parked("requeue", Selection(everything=True)))
+        await until(lambda: bool(inbox._parking_requests))
+        release.set()  # the commit in flight fails; the retry parks both
+        done = await requeue
+        assert done.requeued == 2, (done.requeued, inbox.parked_count)
+        assert inbox.parked_count == 0
+        await inbox.shutdown()
+
+    asyncio.run(asyncio.wait_for(scenario(), GUARD_S))
+
+
+def test_packets_lost_at_shutdown_on_a_full_disk_leave_the_reported_backlog_bytes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Packets admitted but never committed (the disk stayed full until the shutdown gave
+    up) are lost and counted so: the report's backlog holds none of them, so its bytes
+    must not either."""
+
+    def commit_on_store(*_args: object) -> None:
+        raise DiskFull("no space left (held by the test)")
+
+    monkeypatch.setattr(durable_commits, "commit_on_store", commit_on_store)
+
+    async def scenario() -> None:
+        inbox = make_inbox(tmp_path / "f.db")
+        await inbox.open()
+        batch = [StreamPacket.new("sensor", "m", i, {"i": i}) for i in range(3)]
+        assert inbox.offer(batch) == len(batch)
+        await until(lambda: inbox.stats.disk_errors >= 1)
+        await inbox.shutdown(timeout_s=0.1)  # the disk never frees up: it gives up
+        summary = inbox.summary()
+        assert summary["backlog"] == 0
+        assert summary["bytes"] == 0, summary
+
+    asyncio.run(asyncio.wait_for(scenario(), GUARD_S))

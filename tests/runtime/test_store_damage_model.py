@@ -39,7 +39,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from hypothesis import event, settings
+from hypothesis import event, given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     initialize,
@@ -345,3 +345,66 @@ def test_a_commit_whose_ledger_update_failed_is_reported_lost_with_the_file(tmp_
     backlog = again.open()
     again.close()
     assert backlog.lost is not None and backlog.lost.count == 1
+
+
+class Drawn:
+    """Replays the values a rule once drew (hypothesis's `data`), in order."""
+
+    def __init__(self, *values: object) -> None:
+        self.values = list(values)
+
+    def draw(self, _strategy: object) -> object:
+        return self.values.pop(0)
+
+
+@settings(max_examples=1, database=None, deadline=None)
+@given(st.none())  # a test of hypothesis's, for the rules' `event` calls: one run, no drawing
+def test_the_model_replays_seqs_moved_out_then_used_again_after_another_stores_ledger(
+    _: None,
+) -> None:
+    """Found by the model (the longer run, a seed of it): add 8, move out [1, 2, 3] and then
+    [4..8] (every row gone), crash with another store's ledger, add 1, move out [1]. The
+    store cannot know the test's own table, and the foreign ledger tells it nothing: seq 1
+    is used again, as after rows settled, and the model's table (keyed by seq) refused the
+    second move. The store keeps the seqs of the tables it knows (the next test)."""
+    machine = StoreDamageModel()
+    steps = [
+        machine.open_store,
+        lambda: machine.add(8),
+        lambda: machine.move_out(Drawn([1, 2, 3])),
+        lambda: machine.move_out(Drawn([4, 5, 6, 7, 8])),
+        lambda: machine.crash("ledger_foreign", Drawn(1)),
+        lambda: machine.add(1),
+        lambda: machine.move_out(Drawn([1])),
+    ]
+    try:
+        for step in steps:
+            step()
+            machine.file_ledger_and_model_agree()
+            machine.track_the_wal()
+        assert sorted(machine.state.moved) == [1, 1, 2, 3, 4, 5, 6, 7, 8]
+    finally:
+        machine.teardown()
+
+
+def test_quarantined_seqs_are_not_used_again_after_another_stores_ledger(tmp_path: Path) -> None:
+    """What a real caller of `move_out` keeps (the quarantine table) holds its seqs: an open
+    with another store's ledger (or none) still starts above them, so no quarantine entry
+    ever shares a seq with a later packet."""
+    path = tmp_path / "out.db"
+    store = DurableStore(path, "NORMAL")
+    store.open()
+    store.commit([(s, 0.0, body_of(s)) for s in range(1, 9)], [], 0)
+    store.quarantine([(s, "refused") for s in (1, 2, 3)])
+    store.quarantine([(s, "refused") for s in range(4, 9)])
+    store.close()
+    other = DurableStore(tmp_path / "other.db", "NORMAL")
+    other.open()
+    other.commit([(1, 0.0, body_of(1))], [], 0)
+    other.close()
+    shutil.copyfile(tmp_path / ("other.db" + LEDGER_SUFFIX), tmp_path / ("out.db" + LEDGER_SUFFIX))
+    again = DurableStore(path, "NORMAL")
+    backlog = again.open()
+    again.close()
+    assert backlog.lost is not None and "another store" in backlog.lost.cause
+    assert backlog.next_seq == 9

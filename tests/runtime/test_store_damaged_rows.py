@@ -9,6 +9,8 @@ import sqlite3
 from contextlib import closing
 from pathlib import Path
 
+import pytest
+
 from schnitzel.contract.codec import encode_packet_bytes
 from schnitzel.contract.packet import StreamPacket
 from schnitzel.durable.store import DurableStore, NewRow
@@ -293,3 +295,30 @@ def test_a_last_seq_raised_on_the_newest_row_is_set_aside_as_what_it_held(
     assert (backlog.count, backlog.set_aside) == (0, 10)
     assert (good, damaged) == ([], [])
     assert quarantine_entries(path) == [(1, 10, 10)]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="a row set aside at open is counted and quarantined whole, packets already "
+    "settled out of it (the settled table) included; see the report of rev-dur5",
+)
+def test_a_raised_row_some_packets_of_which_settled_sets_aside_exactly_the_rest(
+    tmp_path: Path,
+) -> None:
+    """As a damaged row found by a read (above): packets settled out of the row before its
+    `last` was raised by hand were delivered, and are not counted again as set aside and
+    'not delivered'. Today the open says 10 where 7 were still owed."""
+    path = tmp_path / "out.db"
+    store = DurableStore(path)
+    store.open()
+    store.commit(new_rows(1, 10), [], 0)
+    store.commit([], [(1, 3)], 0)
+    store.close()
+    with closing(sqlite3.connect(path)) as db:
+        db.execute("UPDATE packets SET last = 1000 WHERE seq = 1")
+        db.commit()
+    again = DurableStore(path)
+    backlog = again.open()
+    again.close()
+    assert (backlog.count, backlog.lost) == (0, None)
+    assert backlog.set_aside == 7, backlog.set_aside_why
