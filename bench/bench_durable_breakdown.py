@@ -46,7 +46,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, cast
 
@@ -93,7 +93,7 @@ def _skip(*_args: Any) -> None:
     return None
 
 
-def _constant_bodies(batch: list[StreamPacket]) -> list[bytes]:
+def _constant_bodies(batch: Sequence[StreamPacket]) -> list[bytes]:
     return [b'{"v":1}'] * len(batch)
 
 
