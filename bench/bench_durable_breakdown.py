@@ -20,7 +20,15 @@ rows of format 4 do): what batch rows save per packet.
 
 Variants 3 and 4 are measurements only (they lose every packet on a crash).
 
+`--instructions`: instead of CPU seconds, instructions per packet counted by valgrind
+(callgrind), which the machine's load does not move: variants 1 and 2, each run in a fresh
+process for `--packets` and for a third of that, the difference per packet (start-up and stop
+taken out), the event loop's thread apart from the others (the store's). `--rounds` runs of
+each, the median shown: how commits group (packets per commit) still moves a durable count by
+a few percent from run to run.
+
 Run: .venv/bin/python bench/bench_durable_breakdown.py [--packets 60000] [--rounds 3]
+     .venv/bin/python bench/bench_durable_breakdown.py --instructions [--packets 40000]
 """
 
 from __future__ import annotations
@@ -28,13 +36,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import os
+import re
 import shutil
 import sqlite3
+import statistics
+import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, cast
 
@@ -81,7 +93,7 @@ def _skip(*_args: Any) -> None:
     return None
 
 
-def _constant_bodies(batch: list[StreamPacket]) -> list[bytes]:
+def _constant_bodies(batch: Sequence[StreamPacket]) -> list[bytes]:
     return [b'{"v":1}'] * len(batch)
 
 
@@ -139,14 +151,86 @@ def sqlite_rows(root: Path, packets: int, per_row: int) -> float:
     return seconds / (packets // group * group)
 
 
+INSTRUCTION_VARIANTS = VARIANTS[:2]
+"""Counted by valgrind: the in-memory graph and the durable one, as they really run."""
+SHORT_FRACTION = 3
+"""The short run is this fraction of `--packets`; its count is taken off the long one's."""
+
+
+def child(variant: str, packets: int, root: Path) -> None:
+    """One run of `variant` in this process (under valgrind); prints its packets (JSON)."""
+    ws = b.Workspace(Path(tempfile.mkdtemp(prefix="run_", dir=root)))
+    measure(ws, variant, packets)
+    print(json.dumps({"packets": packets}))
+
+
+def counted(variant: str, packets: int, root: Path) -> tuple[int, int]:
+    """Instructions of one run in a fresh process under callgrind: (the main thread, which
+    runs the event loop; every other thread, the store's among them)."""
+    out = Path(tempfile.mkdtemp(prefix="callgrind_", dir=root))
+    cmd = [sys.executable, __file__, "--child", variant, "--packets", str(packets)]
+    cmd += ["--dir", str(root)]
+    valgrind = ["valgrind", "--tool=callgrind", "--separate-threads=yes"]
+    valgrind.append(f"--callgrind-out-file={out / 'cg.out'}")
+    env = dict(os.environ, PYTHONHASHSEED="0")
+    subprocess.run(valgrind + cmd, capture_output=True, text=True, env=env, check=True)
+    totals: dict[int, int] = {}
+    for path in out.glob("cg.out-*"):
+        found = re.search(r"^(?:totals|summary): (\d+)", path.read_text(), re.MULTILINE)
+        assert found is not None, f"no totals in {path}"
+        totals[int(path.name.rsplit("-", 1)[1])] = int(found.group(1))
+    shutil.rmtree(out)
+    main_thread = totals.pop(1)
+    return main_thread, sum(totals.values())
+
+
+def instructions(variant: str, packets: int, rounds: int, root: Path) -> tuple[float, float]:
+    """Median instructions per packet over `rounds`: (the event loop's thread, the others)."""
+    short = packets // SHORT_FRACTION
+    loops: list[float] = []
+    others: list[float] = []
+    for _round in range(rounds):
+        long_loop, long_other = counted(variant, packets, root)
+        short_loop, short_other = counted(variant, short, root)
+        loops.append((long_loop - short_loop) / (packets - short))
+        others.append((long_other - short_other) / (packets - short))
+    return statistics.median(loops), statistics.median(others)
+
+
+def report_instructions(packets: int, rounds: int, root: Path) -> None:
+    figures = {v: instructions(v, packets, rounds, root) for v in INSTRUCTION_VARIANTS}
+    print(
+        f"instructions per packet, synthetic -> passthrough -> null, {packets:,} less "
+        f"{packets // SHORT_FRACTION:,} packets (valgrind callgrind, fresh processes, "
+        f"median of {rounds})"
+    )
+    print(f"  {'variant':<10} {'process':>9} {'loop':>9} {'others':>9}")
+    for variant, (loop, others) in figures.items():
+        print(f"  {variant:<10} {loop + others:>9,.0f} {loop:>9,.0f} {others:>9,.0f}")
+    memory, durable = (sum(figures[v]) for v in INSTRUCTION_VARIANTS)
+    print(f"  -> durable / memory instructions: {durable / memory:.2f}x")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--packets", type=int, default=60_000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--dir", type=Path, default=b.REPO.parent, help="where files go")
+    parser.add_argument(
+        "--instructions", action="store_true", help="instructions per packet (valgrind)"
+    )
+    parser.add_argument("--child", choices=INSTRUCTION_VARIANTS, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.child is not None:
+        child(args.child, args.packets, args.dir)
+        return
+    if args.instructions and shutil.which("valgrind") is None:
+        parser.error("--instructions needs valgrind (apt-get install valgrind)")
     root = Path(tempfile.mkdtemp(prefix="bench_durable_breakdown_", dir=args.dir))
     try:
+        if args.instructions:
+            report_instructions(args.packets, args.rounds, root)
+            return
         ws = b.Workspace(root)
         best: dict[str, tuple[float, float, float]] = {}
         for _round in range(args.rounds):
