@@ -58,6 +58,25 @@ def read_all(store: DurableStore, limit: int) -> tuple[list[int], list[int]]:
         damaged += [seq for seq, *_ in bad]
 
 
+def edited_by_hand(
+    path: Path, rows: list[tuple[int, int]], *edits: str, settled: tuple[int, int] | None = None
+) -> None:
+    """A store at `path` holding a row of `n` packets from each `(first, n)` (and `settled`
+    settled out of them), closed, then changed by the SQL `edits` as someone with sqlite3
+    might."""
+    store = DurableStore(path)
+    store.open()
+    for first, n in rows:
+        store.commit(new_rows(first, n), [], 0)
+    if settled is not None:
+        store.commit([], [settled], 0)
+    store.close()
+    with closing(sqlite3.connect(path)) as db:
+        for edit in edits:
+            db.execute(edit)
+        db.commit()
+
+
 def test_a_damaged_row_read_a_few_packets_at_a_time_is_one_quarantine_entry(
     tmp_path: Path,
 ) -> None:
@@ -131,16 +150,12 @@ def test_a_row_whose_seq_range_was_changed_is_quarantined_not_delivered(
     other seqs by hand was delivered as if they were its own (and reported lost under its
     real ones). Its checksum covers `seq` and `last` now: it is damaged like a changed body."""
     path = tmp_path / "out.db"
-    store = DurableStore(path)
-    store.open()
-    store.commit(new_rows(1, 10), [], 0)
-    store.commit(new_rows(11, 10), [], 0)
-    store.commit(new_rows(21, 1), [], 0)  # a one-packet row: `last` is NULL
-    store.close()
-    with closing(sqlite3.connect(path)) as db:
-        db.execute("UPDATE packets SET seq = seq + 100, last = last + 100 WHERE seq = 11")
-        db.execute("UPDATE packets SET seq = 150 WHERE seq = 21")
-        db.commit()
+    edited_by_hand(
+        path,
+        [(1, 10), (11, 10), (21, 1)],  # a one-packet row: `last` is NULL
+        "UPDATE packets SET seq = seq + 100, last = last + 100 WHERE seq = 11",
+        "UPDATE packets SET seq = 150 WHERE seq = 21",
+    )
     again = DurableStore(path)
     backlog = again.open()
     good, damaged = read_all(again, 100)
@@ -155,13 +170,9 @@ def test_a_row_whose_last_seq_and_sizes_were_cut_back_is_quarantined(tmp_path: P
     """`last` and `sizes` changed together (the row's last packet dropped from its range,
     its body kept): the sizes no longer add up to the body, so the row is damaged."""
     path = tmp_path / "out.db"
-    store = DurableStore(path)
-    store.open()
-    store.commit(new_rows(1, 10), [], 0)
-    store.close()
-    with closing(sqlite3.connect(path)) as db:
-        db.execute("UPDATE packets SET last = 9, sizes = substr(sizes, 1, 36) WHERE seq = 1")
-        db.commit()
+    edited_by_hand(
+        path, [(1, 10)], "UPDATE packets SET last = 9, sizes = substr(sizes, 1, 36) WHERE seq = 1"
+    )
     again = DurableStore(path)
     again.open()
     good, damaged = read_all(again, 100)
@@ -176,18 +187,13 @@ def test_a_row_moved_onto_the_seqs_of_another_is_set_aside_at_open(tmp_path: Pat
     after it. Now the open moves the overlapping row to the quarantine table, whole, before
     anything reads it, and says so; the other rows are delivered, every packet of them."""
     path = tmp_path / "out.db"
-    store = DurableStore(path)
-    store.open()
-    store.commit(new_rows(1, 10), [], 0)
-    store.commit(new_rows(11, 10), [], 0)
-    store.commit(new_rows(21, 10), [], 0)
-    store.commit(new_rows(31, 1), [], 0)
-    store.commit([], [(11, 13)], 0)  # settled out of the row that is then moved
-    store.close()
-    with closing(sqlite3.connect(path)) as db:
-        db.execute("UPDATE packets SET seq = 5, last = 14 WHERE seq = 11")
-        db.execute("UPDATE packets SET seq = 25 WHERE seq = 31")  # a one-packet row too
-        db.commit()
+    edited_by_hand(
+        path,
+        [(1, 10), (11, 10), (21, 10), (31, 1)],
+        "UPDATE packets SET seq = 5, last = 14 WHERE seq = 11",
+        "UPDATE packets SET seq = 25 WHERE seq = 31",  # a one-packet row too
+        settled=(11, 13),  # settled out of the row that is then moved
+    )
     again = DurableStore(path)
     backlog = again.open()
     good, damaged = read_all(again, 4)
@@ -201,14 +207,9 @@ def test_a_row_moved_onto_the_seqs_of_another_is_set_aside_at_open(tmp_path: Pat
 
 def test_a_row_set_aside_at_open_makes_the_node_degraded_and_is_said(tmp_path: Path) -> None:
     path = tmp_path / "state" / "out.db"
-    store = DurableStore(path)
-    store.open()
-    store.commit(new_rows(1, 10), [], 0)
-    store.commit(new_rows(11, 10), [], 0)
-    store.close()
-    with closing(sqlite3.connect(path)) as db:
-        db.execute("UPDATE packets SET seq = 5, last = 14 WHERE seq = 11")
-        db.commit()
+    edited_by_hand(
+        path, [(1, 10), (11, 10)], "UPDATE packets SET seq = 5, last = 14 WHERE seq = 11"
+    )
     report = run(graph_from(tmp_path, graph("{count: 0}")), tmp_path)
     out = report["nodes"]["out"]
     assert [p.seq for p in plugins.RECORDS["out"]] == list(range(10))
@@ -226,15 +227,9 @@ def test_a_row_whose_last_seq_was_set_below_its_first_is_set_aside_at_open(
     quarantine it. Now the open sets it aside whole (its packets as its sizes say), like a
     row that overlaps another, and every packet of the other rows is delivered."""
     path = tmp_path / "out.db"
-    store = DurableStore(path)
-    store.open()
-    store.commit(new_rows(1, 10), [], 0)
-    store.commit(new_rows(11, 10), [], 0)
-    store.commit(new_rows(21, 10), [], 0)
-    store.close()
-    with closing(sqlite3.connect(path)) as db:
-        db.execute("UPDATE packets SET last = 5 WHERE seq = 11")
-        db.commit()
+    edited_by_hand(
+        path, [(1, 10), (11, 10), (21, 10)], "UPDATE packets SET last = 5 WHERE seq = 11"
+    )
     again = DurableStore(path)
     backlog = again.open()
     good, damaged = read_all(again, 7)
@@ -253,15 +248,9 @@ def test_a_row_whose_last_seq_was_raised_counts_the_packets_it_held(tmp_path: Pa
     overlap and was set aside in its place. Now its range and its sizes disagree, so the open
     sets it aside whole as the packets its sizes hold, and the rows after it are delivered."""
     path = tmp_path / "state" / "out.db"
-    store = DurableStore(path)
-    store.open()
-    store.commit(new_rows(1, 10), [], 0)
-    store.commit(new_rows(11, 10), [], 0)
-    store.commit(new_rows(21, 10), [], 0)
-    store.close()
-    with closing(sqlite3.connect(path)) as db:
-        db.execute("UPDATE packets SET last = 1000 WHERE seq = 11")
-        db.commit()
+    edited_by_hand(
+        path, [(1, 10), (11, 10), (21, 10)], "UPDATE packets SET last = 1000 WHERE seq = 11"
+    )
     report = run(graph_from(tmp_path, graph("{count: 0}")), tmp_path)
     out = report["nodes"]["out"]
     assert [p.seq for p in plugins.RECORDS["out"]] == [*range(10), *range(20, 30)]
@@ -281,13 +270,7 @@ def test_a_last_seq_raised_on_the_newest_row_is_set_aside_as_what_it_held(
     """No row after it to overlap: the raised range was believed at open (1000 queued) and
     counted in full when the read found the row damaged."""
     path = tmp_path / "out.db"
-    store = DurableStore(path)
-    store.open()
-    store.commit(new_rows(1, 10), [], 0)
-    store.close()
-    with closing(sqlite3.connect(path)) as db:
-        db.execute("UPDATE packets SET last = 1000 WHERE seq = 1")
-        db.commit()
+    edited_by_hand(path, [(1, 10)], "UPDATE packets SET last = 1000 WHERE seq = 1")
     again = DurableStore(path)
     backlog = again.open()
     good, damaged = read_all(again, 100)
@@ -309,14 +292,7 @@ def test_a_raised_row_some_packets_of_which_settled_sets_aside_exactly_the_rest(
     `last` was raised by hand were delivered, and are not counted again as set aside and
     'not delivered'. Today the open says 10 where 7 were still owed."""
     path = tmp_path / "out.db"
-    store = DurableStore(path)
-    store.open()
-    store.commit(new_rows(1, 10), [], 0)
-    store.commit([], [(1, 3)], 0)
-    store.close()
-    with closing(sqlite3.connect(path)) as db:
-        db.execute("UPDATE packets SET last = 1000 WHERE seq = 1")
-        db.commit()
+    edited_by_hand(path, [(1, 10)], "UPDATE packets SET last = 1000 WHERE seq = 1", settled=(1, 3))
     again = DurableStore(path)
     backlog = again.open()
     again.close()
