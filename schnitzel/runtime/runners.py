@@ -427,10 +427,12 @@ class SourceWorker(_Worker):
         metrics = node.metrics
         stop_at_bad = node.resolved.spec.on_error == "stop"
         next_batch = getattr(packets, "next_batch", None)  # many packets made at once
-        if next_batch is None:
-            self._pull_now = partial(_pull, packets, stop_at_bad=stop_at_bad)
-        else:
-            self._pull_now = partial(_pull_batch, next_batch)
+        pull_now: Callable[[int], _Pulled] = (
+            partial(_pull, packets, stop_at_bad=stop_at_bad)
+            if next_batch is None
+            else partial(_pull_batch, next_batch)
+        )
+        self._pull_now = pull_now  # also the pace clock's steps'
         while not runtime.stopping:
             if self._clock_target() is not None:
                 handed = await self._run_on_clock()
@@ -442,10 +444,7 @@ class SourceWorker(_Worker):
                 if not wanted:
                     return
                 if node.pool is None:
-                    if next_batch is None:
-                        pulled = _pull(packets, wanted, stop_at_bad)
-                    else:
-                        pulled = _pull_batch(next_batch, wanted)
+                    pulled = pull_now(wanted)
                 else:
                     self.pulling = pulling = (
                         loop.run_in_executor(
