@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import ssl
 import subprocess
 from pathlib import Path
 
@@ -23,3 +24,9 @@ def self_signed_certificate(directory: Path) -> tuple[Path, Path]:
         capture_output=True,
     )  # fmt: skip
     return cert, key
+
+
+def trusting(directory: Path) -> ssl.SSLContext:
+    """A client's TLS context that trusts the `cert.pem` `self_signed_certificate` made in
+    `directory`."""
+    return ssl.create_default_context(cafile=str(directory / "cert.pem"))

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import ssl
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -16,7 +15,7 @@ import pytest
 
 from schnitzel import Runtime, RuntimeControl
 from schnitzel_plugins.sensors.http_ingest import HttpIngest
-from tests.certificates import self_signed_certificate
+from tests.certificates import self_signed_certificate, trusting
 from tests.runtime import plugins
 from tests.runtime.harness import assert_counts_add_up, graph_from
 
@@ -307,9 +306,7 @@ def test_tls_serves_https_with_the_configured_certificate(tmp_path: Path) -> Non
     port = free_port()
 
     async def steps(runtime: Runtime, plugin: HttpIngest) -> None:
-        async with httpx.AsyncClient(
-            timeout=GUARD_S, verify=ssl.create_default_context(cafile=str(tmp_path / "cert.pem"))
-        ) as client:
+        async with httpx.AsyncClient(timeout=GUARD_S, verify=trusting(tmp_path)) as client:
             answer = await client.post(f"https://127.0.0.1:{port}/ingest", json={"tls": True})
         assert answer.status_code == 202, answer.text
 

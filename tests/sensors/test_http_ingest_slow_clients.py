@@ -20,7 +20,7 @@ import pytest
 
 from schnitzel import Runtime
 from schnitzel_plugins.sensors.http_ingest import HttpIngest
-from tests.certificates import self_signed_certificate
+from tests.certificates import self_signed_certificate, trusting
 from tests.runtime import plugins
 from tests.sensors.test_http_ingest import GUARD_S, free_port, ingest_graph, steer, until
 
@@ -148,7 +148,7 @@ def test_a_tls_client_that_never_finishes_its_handshake_or_its_shutdown_is_cut_o
     def never_answers_close_notify() -> bytes:
         """Handshake, half the headers, then only raw TCP reads: the server's close_notify
         is never answered (the TLS shutdown a cut-off connection waits for)."""
-        verify = ssl.create_default_context(cafile=str(tmp_path / "cert.pem"))
+        verify = trusting(tmp_path)
         incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
         tls = verify.wrap_bio(incoming, outgoing, server_hostname="127.0.0.1")
         with socket.create_connection(("127.0.0.1", port), timeout=GUARD_S) as raw:
@@ -171,7 +171,7 @@ def test_a_tls_client_that_never_finishes_its_handshake_or_its_shutdown_is_cut_o
         unanswered = asyncio.create_task(asyncio.to_thread(never_answers_close_notify))
         silent = await _connect(port, b"")
         half_hello = await _connect(port, b"\x16\x03\x01\x02\x00\x01")  # record + hello start
-        verify = ssl.create_default_context(cafile=str(tmp_path / "cert.pem"))
+        verify = trusting(tmp_path)
         async with httpx.AsyncClient(timeout=GUARD_S, verify=verify) as client:
             answer = await client.post(f"https://127.0.0.1:{port}/ingest", json={"t": 1})
         assert answer.status_code == 202, answer.text
@@ -222,6 +222,13 @@ def test_connections_over_max_connections_are_refused_while_an_honest_client_is_
     assert stats["answers"] == {"202": 1}, stats
 
 
+def _served_in_tls(tmp_path: Path) -> tuple[str, ssl.SSLContext]:
+    """The source config that serves https with a certificate made in `tmp_path`, and a
+    client's context that trusts it."""
+    self_signed_certificate(tmp_path)
+    return ", tls_cert: cert.pem, tls_key: key.pem", trusting(tmp_path)
+
+
 def _answer_parts(answer: bytes) -> tuple[str, dict[str, str], bytes]:
     """An HTTP/1.1 answer read to its close: status line, headers (lower-case names), body."""
     head, _, body = answer.partition(b"\r\n\r\n")
@@ -242,11 +249,8 @@ def test_a_refused_connection_is_answered_a_whole_json_503_sent_in_tls_under_tls
     TLS the answer is sent in TLS, after the handshake (a TLS client reads it)."""
     port = free_port()
     extra = ", max_connections: 1, retry_after_s: 2"
-    verify: ssl.SSLContext | None = None
-    if tls:
-        self_signed_certificate(tmp_path)
-        extra += ", tls_cert: cert.pem, tls_key: key.pem"
-        verify = ssl.create_default_context(cafile=str(tmp_path / "cert.pem"))
+    tls_extra, verify = _served_in_tls(tmp_path) if tls else ("", None)
+    extra += tls_extra
     graph = ingest_graph(tmp_path, port, "Recorder", source_extra=extra)
 
     async def steps(runtime: Runtime, plugin: HttpIngest) -> None:
@@ -342,11 +346,8 @@ def test_connections_ended_every_way_free_their_places(
     ended each way, then none is counted open and an honest client gets its 202."""
     port = free_port()
     extra = ", max_connections: 4, request_timeout_s: 0.2"
-    verify: ssl.SSLContext | None = None
-    if tls:
-        self_signed_certificate(tmp_path)
-        extra += ", tls_cert: cert.pem, tls_key: key.pem"
-        verify = ssl.create_default_context(cafile=str(tmp_path / "cert.pem"))
+    tls_extra, verify = _served_in_tls(tmp_path) if tls else ("", None)
+    extra += tls_extra
     graph = ingest_graph(tmp_path, port, "Recorder", source_extra=extra)
 
     async def steps(runtime: Runtime, plugin: HttpIngest) -> None:
