@@ -100,3 +100,30 @@ def test_every_command_is_listed_whichever_one_runs(capsys: pytest.CaptureFixtur
         main(["ctl", "--help"])
     listed = capsys.readouterr().out
     assert all(name in listed for name in ("status", "throttle", "swap", "parked", "stop"))
+
+
+@pytest.mark.parametrize(
+    ("argv", "named"),
+    [
+        (["ctl", "status", "extra"], "schnitzel ctl status"),
+        (["ctl", "throttle", "src", "--rate-hz", "5", "extra"], "schnitzel ctl throttle"),
+        (["ctl", "status", "--bogus"], "schnitzel ctl status"),
+        (["ctl", "parked", "out", "--frobnicate"], "schnitzel ctl parked"),
+        (["ctl", "--bogus", "status"], "schnitzel ctl"),  # given to ctl, before its command
+        (["validate", "g.yaml", "extra"], "schnitzel validate"),
+        (["run", "g.yaml", "--bogus"], "schnitzel run"),
+        (["state", "prune", "extra"], "schnitzel state prune"),
+        (["schema", "extra"], "schnitzel schema"),
+        (["plugins", "extra"], "schnitzel plugins"),
+    ],
+)
+def test_arguments_a_command_does_not_take_are_refused_naming_that_command(
+    argv: list[str], named: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    unknown = argv[-1] if argv[1] != "--bogus" else "--bogus"
+    assert f"{named}: error: unrecognized arguments: {unknown}\n" in err, err
+    assert err.startswith(f"usage: {named} "), err

@@ -125,3 +125,18 @@ def test_a_missing_module_says_where_it_was_looked_for(tmp_path: Path) -> None:
     assert "there is no module 'c2f_absent' on the Python path" in done.stdout
     assert f"nor in {graph.parent} (the graph file's directory)" in done.stdout
     assert "put c2f_absent.py (or the package c2f_absent/) next to the graph file" in done.stdout
+
+
+def test_a_plugin_without_process_is_named_by_validate_and_nothing_runs(tmp_path: Path) -> None:
+    graph = graph_with_plugin(tmp_path, "declared_beside")
+    module = graph.parent / "declared_beside.py"
+    module.write_text(module.read_text().replace("async def process(", "async def process_many("))
+    validated = run_elsewhere(tmp_path, "validate", str(graph))
+    said = (
+        "error [plugin-incomplete] node 'double': plugin 'doubler' declares itself but does not "
+        "implement process(), so it cannot run: its class needs `def process(self, packet)`"
+    )
+    assert validated.returncode == 1 and said in validated.stdout, validated.stdout
+    ran = run_elsewhere(tmp_path, "run", str(graph))
+    assert ran.returncode == 1 and said in ran.stderr, ran.stderr
+    assert "nothing was run" in ran.stderr

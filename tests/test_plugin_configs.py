@@ -16,6 +16,7 @@ from schnitzel import (
     PluginConfig,
     PluginPack,
     PluginRegistry,
+    StreamPacket,
     StreamShape,
     Transform,
 )
@@ -101,6 +102,9 @@ class Exploding(Transform):
 
     name: ClassVar[str] = "exploding"
     Config = ExplodingConfig
+
+    def process(self, packet: StreamPacket) -> StreamPacket:
+        return packet
 
     @classmethod
     def check_environment(cls, config: Any, context: CheckContext) -> list[EnvironmentProblem]:

@@ -25,6 +25,9 @@ MODULE = textwrap.dedent(
         """Imported only when a graph uses it."""
         name: ClassVar[str] = "lazy"
 
+        def process(self, packet):
+            return packet
+
     class Misnamed(Sink):
         """The pack calls it something else."""
         name: ClassVar[str] = "misnamed"

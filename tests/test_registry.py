@@ -39,6 +39,9 @@ PACK_MODULE = textwrap.dedent(
         Config = LimitConfig
         accepts = frozenset({"sensor"})
 
+        def process(self, packet):
+            return packet if packet.payload.get("value", 0) < self.config.max_value else None
+
     class Future(Sink):
         """Written for an API this runtime does not have."""
         name = "future"

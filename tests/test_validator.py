@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any, ClassVar
 
 import pytest
@@ -14,6 +15,7 @@ from schnitzel import (
     PluginRegistry,
     Sink,
     Source,
+    StreamPacket,
     StreamShape,
     Transform,
 )
@@ -22,7 +24,31 @@ from schnitzel_plugins.core import PACK as CORE
 from schnitzel_plugins.http import PACK as HTTP
 
 
-class Camera(Source):
+class Emits(Source):
+    """A source that could run (the validator refuses one without `packets()`)."""
+
+    def packets(self) -> Iterator[StreamPacket]:
+        return iter(())
+
+
+class Passes(Transform):
+    """A transform that could run (as the sink and compute below)."""
+
+    def process(self, packet: StreamPacket) -> StreamPacket:
+        return packet
+
+
+class Computes(Compute):
+    def process(self, packet: StreamPacket) -> StreamPacket:
+        return packet
+
+
+class Takes(Sink):
+    def deliver(self, packet: StreamPacket) -> None:
+        return None
+
+
+class Camera(Emits):
     """Raw frames: numpy arrays that only live in this process."""
 
     name = "camera"
@@ -30,7 +56,7 @@ class Camera(Source):
     emits_profile = PayloadProfile.INPROC_ANY
 
 
-class Detector(Compute):
+class Detector(Computes):
     """Frames in, detections out (JSON)."""
 
     name = "detector"
@@ -40,14 +66,14 @@ class Detector(Compute):
     outputs: ClassVar[tuple[str, ...]] = ("out", "crops")
 
 
-class Router(Transform):
+class Router(Passes):
     """Two named inputs."""
 
     name = "router"
     inputs: ClassVar[tuple[str, ...]] = ("main", "side")
 
 
-class Encoder(Transform):
+class Encoder(Passes):
     """Turns frames into JPEG payload refs."""
 
     name = "encoder"
@@ -57,20 +83,20 @@ class Encoder(Transform):
         return StreamShape(incoming.kinds if incoming else None, PayloadProfile.REF_PORTABLE)
 
 
-class Screen(Sink):
+class Screen(Takes):
     """Accepts frames only."""
 
     name = "screen"
     accepts = frozenset({"frame"})
 
 
-class Ticks(Source):
+class Ticks(Emits):
     """A third-party source that declares no payload profile (so `inproc_any`)."""
 
     name = "ticks"
 
 
-class Handles(Transform):
+class Handles(Passes):
     """Makes in-process objects of whatever it takes (declares `inproc_any` itself)."""
 
     name = "handles"
@@ -81,7 +107,7 @@ class Strict(PluginConfig):
     level: int
 
 
-class Leveled(Transform):
+class Leveled(Passes):
     """Has a required option."""
 
     name = "leveled"
@@ -392,3 +418,56 @@ def test_an_inbox_on_a_source_is_refused(registry: PluginRegistry) -> None:
     )
     [problem] = validate_text(text, registry=registry).report.errors
     assert problem.code == "source-inbox" and problem.where.line == 3
+
+
+class Listens(Source):
+    """Declares a source but has no `packets()`."""
+
+    name = "listens"
+
+
+class Shapes(Transform):
+    """Declares a transform, has only the optional fast path: `process` is still needed (a
+    failed batch is run again packet by packet)."""
+
+    name = "shapes"
+
+    def process_batch(self, packets: list[Any]) -> list[Any]:
+        return packets
+
+
+class Drain(Sink):
+    """Declares a sink but has no `deliver()`."""
+
+    name = "drain"
+
+
+def test_a_plugin_that_does_not_implement_its_method_is_named_before_anything_runs() -> None:
+    registry = PluginRegistry([CORE, PluginPack("partial", (Listens, Shapes, Drain))])
+    text = (
+        "version: 2\nnodes:\n"
+        "  - {id: src, kind: source, plugin: listens}\n"
+        "  - {id: mid, kind: transform, plugin: shapes}\n"
+        "  - {id: out, kind: sink, plugin: drain}\n"
+        "edges: [{from: src, to: mid}, {from: mid, to: out}]\n"
+    )
+    result = validate_text(text, registry=registry)
+    assert result.graph is None
+    found = [(p.code, p.where.node, p.where.line, p.message) for p in result.report.errors]
+    assert found == [
+        ("plugin-incomplete", node, line, _cannot_run(plugin, method, args))
+        for node, line, plugin, method, args in [
+            ("src", 3, "listens", "packets", ""),
+            ("mid", 4, "shapes", "process", ", packet"),
+            ("out", 5, "drain", "deliver", ", packet"),
+        ]
+    ]
+
+
+def _cannot_run(plugin: str, method: str, args: str) -> str:
+    """What the runtime said when such a plugin was started (tests/runtime/test_errors.py)."""
+    return (
+        f"plugin {plugin!r} declares itself but does not implement {method}(), so it cannot "
+        f"run: its class needs `def {method}(self{args})` (docs/plugins.md#at-run-time); "
+        "install a release of its pack that has it"
+    )

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from schnitzel import __version__
 from schnitzel.cli.ctl_command import add_ctl_parser
@@ -24,6 +25,20 @@ EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
 
+class CommandParser(argparse.ArgumentParser):
+    """The parser of a subcommand (`schnitzel ctl status`): arguments it does not take are
+    its error, with its usage. argparse leaves them to the top parser, whose message names
+    `schnitzel` and shows the usage of no command."""
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: Any = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        parsed, extras = super().parse_known_args(args, namespace)
+        if extras:
+            self.error(f"unrecognized arguments: {' '.join(extras)}")
+        return parsed, extras
+
+
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The `schnitzel` parser. Given the subcommand about to run (`command`), the commands of
     `ctl` are declared only when it is `ctl`: every subcommand is still listed for `--help` and
@@ -33,7 +48,9 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         description="Edge-first stream runtime: YAML node graphs, durable delivery.",
     )
     parser.add_argument("--version", action="version", version=f"schnitzel {__version__}")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    commands = parser.add_subparsers(
+        dest="command", metavar="COMMAND", required=True, parser_class=CommandParser
+    )
 
     validate = commands.add_parser(
         "validate",

@@ -1,19 +1,27 @@
 """Reloading the graph file into a running graph (SIGHUP, `schnitzel ctl reload`).
 
 The edited file is validated as a whole first. What can change live is then applied: a
-node's plugin or config (a hot swap) and its `concurrency` (a throttle). Anything else (nodes
-or edges added or removed, a kind, an inbox, an error policy, limits, the `runtime:` section)
-needs a restart; the reload is then refused as a whole, naming each such change, and nothing
-is applied. Swaps are planned (validated) before any is done; if one fails to start, those
-already done in this reload are rolled back.
+node's plugin or config (a hot swap), its `concurrency` and a source's `rate_hz` (throttles).
+Anything else (nodes or edges added or removed, a kind, an inbox, an error policy, limits,
+the `runtime:` section) needs a restart; the reload is then refused as a whole, naming each
+such change, and nothing is applied. Swaps are planned (validated) and throttles checked
+against the limits before any is done; if a swap fails to start, those already done in this
+reload are rolled back.
+
+The file is compared with the graph as last loaded: the file the run started from, with
+what each reload applied. A knob is throttled only when the file changed it since, so a
+throttle made in between (by an operator or the controller) stays until the file says
+otherwise.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from schnitzel.control.actor import Actor
+from schnitzel.control.throttles import check_throttle
 from schnitzel.errors import ControlError, GraphLoadError
 from schnitzel.registry.plugin import Plugin
 from schnitzel.registry.registry import PluginRegistry
@@ -25,6 +33,7 @@ from schnitzel.validate.validator import validate_file
 
 if TYPE_CHECKING:
     from schnitzel.control.runtime_control import RuntimeControl
+    from schnitzel.runtime.runtime import Runtime
 
 __all__ = ["reload_graph"]
 
@@ -46,9 +55,13 @@ async def reload_graph(control: RuntimeControl, actor: Actor, why: str = "") -> 
         plugins = {spec.id: new.nodes[spec.id].plugin for spec in swaps}
         for spec in swaps:
             control.plan(spec.id, spec.plugin, dict(spec.config))
-        for node_id, concurrency in throttles.items():
+        for node_id, knobs in throttles.items():
             node = runtime.nodes[node_id]
-            _check_concurrency(node, plugins.get(node_id, type(node.plugin)), concurrency)
+            if "concurrency" in knobs:
+                plugin = plugins.get(node_id, type(node.plugin))
+                _check_concurrency(node, plugin, knobs["concurrency"])
+            if "rate_hz" in knobs:
+                check_throttle(node, {"rate_hz": knobs["rate_hz"]})
     except ControlError as exc:
         control.write_audit("reload", None, actor, why, None, None, {"graph": str(path)}, str(exc))
         control.note("error", f"reload of {path} refused: {exc}")
@@ -61,10 +74,8 @@ async def reload_graph(control: RuntimeControl, actor: Actor, why: str = "") -> 
             )
             done.append(spec.id)
             applied.append({"node": spec.id, "swap": result["after"]})
-        for node_id, concurrency in throttles.items():
-            result = control.throttle(
-                node_id, concurrency=concurrency, actor=actor, why=why or "reload"
-            )
+        for node_id, knobs in throttles.items():
+            result = control.throttle(node_id, **knobs, actor=actor, why=why or "reload")
             applied.append({"node": node_id, "throttle": result["changes"]})
     except ControlError as exc:
         for node_id in reversed(done):
@@ -73,6 +84,7 @@ async def reload_graph(control: RuntimeControl, actor: Actor, why: str = "") -> 
         control.write_audit("reload", None, actor, why, None, None, {"graph": str(path)}, error)
         control.note("error", f"reload of {path} failed and was undone: {exc}")
         raise ControlError(error) from exc
+    _adopt(runtime, new, throttles)
     summary = {"graph": str(path), "applied": applied}
     control.write_audit("reload", None, actor, why, None, None, summary)
     what = ", ".join(sorted({a["node"] for a in applied})) or "nothing changed"
@@ -106,9 +118,28 @@ def _load(path: Path, registry: PluginRegistry) -> ValidatedGraph:
     return result.graph
 
 
-def _changes(running: ValidatedGraph, new: ValidatedGraph) -> tuple[list[NodeSpec], dict[str, int]]:
-    """The swaps and concurrency changes that turn `running` into `new`; ControlError
-    listing every change that needs a restart."""
+def _adopt(runtime: Runtime, new: ValidatedGraph, throttled: dict[str, dict[str, Any]]) -> None:
+    """Record the file's settings of the nodes the reload throttled in the running graph
+    (the next reload compares with them); the other nodes already match the file."""
+    if not throttled:
+        return
+    current = runtime.graph
+    nodes = dict(current.nodes)
+    for node_id in throttled:
+        written = new.nodes[node_id]
+        nodes[node_id] = dataclasses.replace(
+            nodes[node_id], spec=written.spec, config=written.config
+        )
+        runtime.nodes[node_id].resolved = nodes[node_id]
+    spec = current.spec.model_copy(update={"nodes": [nodes[n.id].spec for n in current.spec.nodes]})
+    runtime.graph = dataclasses.replace(current, spec=spec, nodes=nodes)
+
+
+def _changes(
+    running: ValidatedGraph, new: ValidatedGraph
+) -> tuple[list[NodeSpec], dict[str, dict[str, Any]]]:
+    """The swaps and throttles (per node, knob -> value) that turn `running` into `new`;
+    ControlError listing every change that needs a restart."""
     restart: list[str] = []
     old_nodes = {n.id: n for n in running.spec.nodes}
     new_nodes = {n.id: n for n in new.spec.nodes}
@@ -126,19 +157,24 @@ def _changes(running: ValidatedGraph, new: ValidatedGraph) -> tuple[list[NodeSpe
     if running.spec.runtime != new.spec.runtime:
         restart.append("the runtime: section changed")
     swaps: list[NodeSpec] = []
-    throttles: dict[str, int] = {}
+    throttles: dict[str, dict[str, Any]] = {}
     for node_id in sorted(old_nodes.keys() & new_nodes.keys()):
         old, spec = old_nodes[node_id], new_nodes[node_id]
+        knobs: dict[str, Any] = {}
         for field in RESTART_FIELDS:
             if getattr(old, field) != getattr(spec, field):
                 restart.append(f"node {node_id!r}: {field} changed")
         if (old.plugin, old.config) != (spec.plugin, spec.config):
-            if old.kind in ("source", "delay"):
-                restart.append(_needs_restart(node_id, old, spec))
+            if old.kind == "source" and _paced_only(old, spec):
+                knobs["rate_hz"] = getattr(new.nodes[node_id].config, "rate_hz", None)
+            elif old.kind in ("source", "delay"):
+                restart.append(_needs_restart(node_id, old.kind))
             else:
                 swaps.append(spec)
         if old.concurrency != spec.concurrency:
-            throttles[node_id] = spec.concurrency
+            knobs["concurrency"] = spec.concurrency
+        if knobs:
+            throttles[node_id] = knobs
     if restart:
         raise ControlError(
             "these changes need a restart (nothing was applied): " + "; ".join(restart)
@@ -146,19 +182,20 @@ def _changes(running: ValidatedGraph, new: ValidatedGraph) -> tuple[list[NodeSpe
     return swaps, throttles
 
 
-def _needs_restart(node_id: str, old: NodeSpec, new: NodeSpec) -> str:
-    """Why a source or delay node's change refuses the reload; for a source whose pace alone
-    changed, the throttle that changes it live."""
-    others = {k: v for k, v in new.config.items() if k != "rate_hz"}
-    paced_only = old.plugin == new.plugin and others == {
-        k: v for k, v in old.config.items() if k != "rate_hz"
-    }
-    if old.kind == "source" and paced_only:
-        rate = new.config.get("rate_hz")
-        # as written in the file: `:g` alone rounds to 6 digits (0.0123456789 -> 0.0123457)
-        shown = "none" if rate is None else f"{rate:.15g}" if isinstance(rate, float) else rate
+def _paced_only(old: NodeSpec, new: NodeSpec) -> bool:
+    """Of a source's plugin and config, only `rate_hz` changed: its pace, a throttle."""
+
+    def others(spec: NodeSpec) -> dict[str, Any]:
+        return {k: v for k, v in spec.config.items() if k != "rate_hz"}
+
+    return old.plugin == new.plugin and others(old) == others(new)
+
+
+def _needs_restart(node_id: str, kind: str) -> str:
+    """Why a source or delay node's change refuses the reload."""
+    if kind == "source":
         return (
-            f"node {node_id!r}: a source's rate_hz changed (change it live instead: "
-            f"`schnitzel ctl throttle {node_id} --rate-hz {shown}`)"
+            f"node {node_id!r}: a source's plugin or config changed (of a source, only "
+            "rate_hz changes live)"
         )
-    return f"node {node_id!r}: a {old.kind}'s plugin or config changed"
+    return f"node {node_id!r}: a {kind}'s plugin or config changed"

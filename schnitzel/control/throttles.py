@@ -11,17 +11,13 @@ from schnitzel.errors import ControlError
 from schnitzel.runtime.knobs import KNOBS, knob_limits, knob_values
 from schnitzel.runtime.node import Node
 
-__all__ = ["apply_throttle"]
+__all__ = ["apply_throttle", "check_throttle"]
 
 
 def apply_throttle(node: Node, changes: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Check every change against the node's limits, then apply them all (or none);
     `{knob: {"before": x, "after": y}}`."""
-    if not changes:
-        raise ControlError("say what to change: rate_hz, sample_every or concurrency")
-    limits = knob_limits(node)
-    for name, value in changes.items():
-        _check(node, limits, name, value)
+    check_throttle(node, changes)
     before = knob_values(node)
     for name, value in changes.items():
         if name == "rate_hz":
@@ -30,6 +26,15 @@ def apply_throttle(node: Node, changes: dict[str, Any]) -> dict[str, dict[str, A
         else:
             setattr(node, name, value)
     return {name: {"before": before[name], "after": changes[name]} for name in changes}
+
+
+def check_throttle(node: Node, changes: dict[str, Any]) -> None:
+    """Raise ControlError, naming the knob and its limits, unless every change applies."""
+    if not changes:
+        raise ControlError("say what to change: rate_hz, sample_every or concurrency")
+    limits = knob_limits(node)
+    for name, value in changes.items():
+        _check(node, limits, name, value)
 
 
 def _check(node: Node, limits: dict[str, tuple[float, float]], name: str, value: Any) -> None:

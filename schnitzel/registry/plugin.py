@@ -46,6 +46,7 @@ __all__ = [
     "Source",
     "StreamShape",
     "Transform",
+    "cannot_run",
 ]
 
 KindSet = frozenset[str] | None
@@ -435,6 +436,30 @@ class Delay(Processor):
 
     def process(self, packet: StreamPacket) -> StreamPacket | Iterable[StreamPacket] | None:
         return packet
+
+
+_RUN_METHODS: tuple[tuple[type[Plugin], str, str], ...] = (
+    (Source, "packets", ""),
+    (Sink, "deliver", ", packet"),
+    (Processor, "process", ", packet"),
+)
+"""Per base class, the method the runtime calls on every plugin of it, and its arguments."""
+
+
+def cannot_run(cls: type[Plugin]) -> str | None:
+    """Why a plugin class cannot run: it does not implement the method its kind is called
+    through (the base class's, which only raises, stands in); None when it can. The
+    validator reports it, and the runtime refuses to start such a node, in these words."""
+    for base, method, args in _RUN_METHODS:
+        if issubclass(cls, base):
+            if getattr(cls, method) is not getattr(base, method):
+                return None
+            return (
+                f"plugin {cls.name!r} declares itself but does not implement {method}(), so it "
+                f"cannot run: its class needs `def {method}(self{args})` "
+                "(docs/plugins.md#at-run-time); install a release of its pack that has it"
+            )
+    return None
 
 
 @dataclass(frozen=True)

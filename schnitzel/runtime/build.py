@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from schnitzel.errors import RuntimeStartError
-from schnitzel.registry.plugin import NodeContext, Plugin, Processor, Sink, Source
+from schnitzel.registry.plugin import NodeContext, Plugin, cannot_run
 from schnitzel.runtime.events import EventLog
 from schnitzel.runtime.held_refs import HeldRefs
 from schnitzel.runtime.inbox import Inbox, InFlight
@@ -93,9 +93,6 @@ def _inbox(graph: ValidatedGraph, node_id: str, in_flight: InFlight, events: Eve
     )
 
 
-_ARGS = {"packets": "", "deliver": ", packet", "process": ", packet"}
-
-
 def instantiate(
     graph: ValidatedGraph,
     state_dir: Path,
@@ -108,14 +105,9 @@ def instantiate(
     run_id: str = "",
 ) -> Plugin:
     """An instance of `cls` for node `node_id` of `graph`, with its `NodeContext`."""
-    base = Source if issubclass(cls, Source) else Sink if issubclass(cls, Sink) else Processor
-    method = {Source: "packets", Sink: "deliver", Processor: "process"}[base]
-    if getattr(cls, method) is getattr(base, method):
-        raise RuntimeStartError(
-            f"node {node_id!r}: plugin {cls.name!r} declares itself but does not implement "
-            f"{method}(), so it cannot run: its class needs `def {method}(self{_ARGS[method]})` "
-            "(docs/plugins.md#at-run-time); install a release of its pack that has it"
-        )
+    why_not = cannot_run(cls)  # the validator says so first; a graph built by hand may not
+    if why_not is not None:
+        raise RuntimeStartError(f"node {node_id!r}: {why_not}")
     spec = graph.nodes[node_id].spec
     top = spec.limits.concurrency[1] if spec.limits.concurrency else spec.concurrency
     if cls.max_calls_at_once is not None:  # a bound the plugin rests on: the throttle's top

@@ -9,7 +9,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from schnitzel.errors import PluginError
-from schnitzel.registry.plugin import CheckContext, Plugin
+from schnitzel.registry.plugin import CheckContext, Plugin, cannot_run
 from schnitzel.registry.registry import allowed_modules
 from schnitzel.spec.model import NODE_ID_PATTERN, NodeSpec
 from schnitzel.spec.names import shown
@@ -151,6 +151,9 @@ def _resolve(
             node=spec.id,
         )
         return
+    why_not = cannot_run(plugin)
+    if why_not is not None:
+        state.problem("plugin-incomplete", why_not, (*entry.at, "plugin"), node=spec.id)
     _calls_at_once(state, entry, plugin)
     try:
         config = plugin.Config.model_validate(spec.config)

@@ -249,13 +249,27 @@ def test_sighup_and_ctl_reload_apply_the_edited_graph_file(tmp_path: Path, short
         reloaded = ctl(sock, "reload", "--why", "back to normal")
         assert reloaded.returncode == 0, reloaded.stderr
         assert "mid: now passthrough" in reloaded.stdout
-        graph.path.write_text(edited.replace("to: out}", "to: nowhere}"))
+        # a throttle, then its rate written into the file: reloads go on being applied
+        assert ctl(sock, "throttle", "src", "--rate-hz", "120").returncode == 0
+        slower = edited.replace("rate_hz: 300.0", "rate_hz: 120.0")
+        graph.path.write_text(slower.replace("plugin: sample, config: {every: 2}}",
+                                             "plugin: passthrough}"))  # fmt: skip
+        written = ctl(sock, "reload")
+        assert written.returncode == 0, written.stderr
+        assert "src: rate_hz 120 -> 120" in written.stdout
+        graph.path.write_text(slower)
+        swapped = ctl(sock, "reload")
+        assert swapped.returncode == 0, swapped.stderr
+        assert "mid: now sample" in swapped.stdout and "src" not in swapped.stdout
+        assert ctl_json(sock, "nodes")[0]["throttle"]["rate_hz"] == 120.0
+        graph.path.write_text(slower.replace("to: out}", "to: nowhere}"))
         refused = ctl(sock, "reload")
         assert refused.returncode == 1 and "nowhere" in refused.stderr
         reloads = [e for e in ctl_json(sock, "audit", "--limit", "100")
                    if e["action"] == "reload"]  # fmt: skip
         assert [(e["who"]["via"], e["outcome"]) for e in reloads] == [
-            ("reload", "applied"), ("ctl", "applied"), ("ctl", "refused")
+            ("reload", "applied"), ("ctl", "applied"), ("ctl", "applied"), ("ctl", "applied"),
+            ("ctl", "refused")
         ]  # fmt: skip
         assert reloads[1]["why"] == "back to normal"
     finally:

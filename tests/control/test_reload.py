@@ -14,7 +14,7 @@ import pytest
 from schnitzel import Runtime, RuntimeControl
 from schnitzel.control.actor import Actor
 from schnitzel.errors import ControlError
-from tests.runtime.harness import HEADER, graph_from, steer
+from tests.runtime.harness import graph_from, steer
 
 OPERATOR = Actor("ops", 1000, 42, None, "reload")
 BODY = """
@@ -36,23 +36,43 @@ edges:
 
 
 def _reload(
-    tmp_path: Path, edit: Callable[[str], str], check: Callable[[Runtime, Any], Awaitable[None]]
+    tmp_path: Path,
+    edit: Callable[[str], str],
+    check: Callable[[Runtime, Any], Awaitable[None]],
+    body: str = BODY,
 ) -> dict[str, Any]:
-    """Run BODY, write `edit` of its file once packets flow, reload, and `check` what the
+    """Run `body`, write `edit` of its file once packets flow, reload, and `check` what the
     reload did (its summary, or the ControlError that refused it)."""
 
-    async def steps(runtime: Runtime, control: RuntimeControl) -> None:
+    async def steps(runtime: Runtime, control: RuntimeControl, path: Path) -> None:
+        await check(runtime, await _edit_and_reload(control, path, edit))
+
+    return _steered(tmp_path, body, steps)
+
+
+def _steered(
+    tmp_path: Path,
+    body: str,
+    steps: Callable[[Runtime, RuntimeControl, Path], Awaitable[None]],
+) -> dict[str, Any]:
+    """Run `body` and, once packets flow, `steps(runtime, control, graph file)`."""
+
+    async def flowing(runtime: Runtime, control: RuntimeControl) -> None:
         async with asyncio.timeout(10):
             while runtime.nodes["out"].metrics.delivered < 50:
                 await asyncio.sleep(0.01)
-        (tmp_path / "graph.yaml").write_text(edit(HEADER + BODY))
-        try:
-            outcome: Any = await control.reload(actor=OPERATOR, why="tuning")
-        except ControlError as exc:
-            outcome = exc
-        await check(runtime, outcome)
+        await steps(runtime, control, tmp_path / "graph.yaml")
 
-    return steer(graph_from(tmp_path, BODY), tmp_path / "state", steps, guard_s=30)
+    return steer(graph_from(tmp_path, body), tmp_path / "state", flowing, guard_s=30)
+
+
+async def _edit_and_reload(control: RuntimeControl, path: Path, edit: Callable[[str], str]) -> Any:
+    """Write `edit` of the graph file, reload; the summary, or the ControlError refusing it."""
+    path.write_text(edit(path.read_text()))
+    try:
+        return await control.reload(actor=OPERATOR, why="tuning")
+    except ControlError as exc:
+        return exc
 
 
 def _audit(tmp_path: Path) -> list[dict[str, Any]]:
@@ -92,16 +112,6 @@ def test_a_changed_config_and_concurrency_are_applied_live(tmp_path: Path) -> No
             "node 'out': inbox changed",
         ),
         (
-            lambda t: t.replace("rate_hz: 2000.0", "rate_hz: 10.0"),
-            "node 'src': a source's rate_hz changed (change it live instead: "
-            "`schnitzel ctl throttle src --rate-hz 10`)",
-        ),
-        (
-            lambda t: t.replace("rate_hz: 2000.0", "rate_hz: 0.0123456789"),
-            "`schnitzel ctl throttle src --rate-hz 0.0123456789`",
-        ),
-        (lambda t: t.replace("rate_hz: 2000.0", "rate_hz: null"), "--rate-hz none`"),
-        (
             lambda t: t.replace("rate_hz: 2000.0", "rate_hz: 2000.0, count: 10"),
             "node 'src': a source's plugin or config changed",
         ),
@@ -123,3 +133,98 @@ def test_changes_that_need_a_restart_refuse_the_whole_reload(
     entries = _audit(tmp_path)
     assert [(e["action"], e["outcome"]) for e in entries] == [("reload", "refused")]
     assert entries[0]["who"]["user"] == "ops" and entries[0]["why"] == "tuning"
+
+
+LIMITED = BODY.replace("{rate_hz: 2000.0}}", "{rate_hz: 2000.0}, limits: {rate_hz: [5, 4000]}}")
+"""BODY with the source's rate limits declared."""
+
+
+@pytest.mark.parametrize(("written", "rate"), [("10.0", 10.0), ("0.0123456789", 0.0123456789),
+                                               ("null", None)])  # fmt: skip
+def test_a_source_rate_changed_in_the_file_is_applied_as_a_throttle(
+    tmp_path: Path, written: str, rate: float | None
+) -> None:
+    async def check(runtime: Runtime, outcome: Any) -> None:
+        assert not isinstance(outcome, Exception), outcome
+        assert outcome["applied"] == [
+            {"node": "src", "throttle": {"rate_hz": {"before": 2000.0, "after": rate}}}
+        ]
+        assert runtime.nodes["src"].pacer is not None
+        assert runtime.nodes["src"].pacer.rate_hz == rate
+        assert runtime.nodes["src"].generation == 0
+
+    _reload(tmp_path, lambda t: t.replace("rate_hz: 2000.0", f"rate_hz: {written}"), check)
+    actions = [(e["action"], e["node"], e["outcome"]) for e in _audit(tmp_path)]
+    assert actions == [("throttle", "src", "applied"), ("reload", None, "applied")]
+
+
+def test_reloads_go_on_working_once_a_throttled_rate_is_written_into_the_file(
+    tmp_path: Path,
+) -> None:
+    """The operator throttles as the refused reload's hint said, then writes the same rate
+    into the file: that reload and every later one are applied, at the throttled rate."""
+
+    async def steps(runtime: Runtime, control: RuntimeControl, path: Path) -> None:
+        control.throttle("src", rate_hz=500.0, actor=OPERATOR)
+        written = await _edit_and_reload(
+            control, path, lambda t: t.replace("rate_hz: 2000.0", "rate_hz: 500.0")
+        )
+        assert not isinstance(written, Exception), written
+        swapped = await _edit_and_reload(
+            control, path, lambda t: t.replace("{every: 2}", "{every: 3}")
+        )
+        assert not isinstance(swapped, Exception), swapped
+        assert [a["node"] for a in swapped["applied"]] == ["thin"]
+        assert runtime.nodes["thin"].plugin.config.every == 3
+        assert runtime.nodes["src"].pacer is not None
+        assert runtime.nodes["src"].pacer.rate_hz == 500.0
+        shown = {n["id"]: n for n in control.describe()["nodes"]}
+        assert shown["src"]["config"]["rate_hz"] == 500.0
+
+    _steered(tmp_path, LIMITED, steps)
+
+
+def test_a_reload_keeps_the_throttles_made_since_the_previous_reload(tmp_path: Path) -> None:
+    """Throttles are not in the file: a later reload that changes neither knob in the file
+    leaves them as the operator set them."""
+
+    async def steps(runtime: Runtime, control: RuntimeControl, path: Path) -> None:
+        first = await _edit_and_reload(
+            control,
+            path,
+            lambda t: t.replace("concurrency: 1", "concurrency: 3").replace(
+                "rate_hz: 2000.0", "rate_hz: 1000.0"
+            ),
+        )
+        assert not isinstance(first, Exception), first
+        control.throttle("slow", concurrency=4, actor=OPERATOR)
+        control.throttle("src", rate_hz=300.0, actor=OPERATOR)
+        second = await _edit_and_reload(
+            control, path, lambda t: t.replace("{every: 2}", "{every: 3}")
+        )
+        assert not isinstance(second, Exception), second
+        assert [a["node"] for a in second["applied"]] == ["thin"]
+        assert runtime.nodes["slow"].concurrency == 4
+        assert runtime.nodes["src"].pacer is not None
+        assert runtime.nodes["src"].pacer.rate_hz == 300.0
+
+    _steered(tmp_path, BODY, steps)
+
+
+def test_a_source_rate_outside_its_declared_limits_refuses_the_whole_reload(
+    tmp_path: Path,
+) -> None:
+    def edit(text: str) -> str:
+        return text.replace("rate_hz: 2000.0", "rate_hz: 9000.0").replace(
+            "{every: 2}", "{every: 3}"
+        )
+
+    async def check(runtime: Runtime, outcome: Any) -> None:
+        assert isinstance(outcome, ControlError)
+        assert "node 'src': rate_hz 9000 is outside its declared limits [5, 4000]" in str(outcome)
+        assert runtime.nodes["src"].pacer is not None
+        assert runtime.nodes["src"].pacer.rate_hz == 2000.0
+        assert runtime.nodes["thin"].generation == 0
+
+    _reload(tmp_path, edit, check, body=LIMITED)
+    assert [(e["action"], e["outcome"]) for e in _audit(tmp_path)] == [("reload", "refused")]

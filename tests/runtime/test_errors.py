@@ -3,6 +3,7 @@ that cannot start refused with the reason."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -153,17 +154,22 @@ edges:
 def test_a_plugin_without_processing_methods_is_refused_before_anything_runs(
     tmp_path: Path,
 ) -> None:
+    """The validator names such a plugin (tests/test_validator.py); a graph built by hand,
+    past the validator, is still refused before anything runs."""
     body = """
 nodes:
   - {id: src, kind: source, plugin: synthetic, config: {count: 5}}
-  - {id: mid, kind: transform, plugin: "tests.runtime.plugins:DeclaredOnly"}
+  - {id: mid, kind: transform, plugin: passthrough}
   - {id: out, kind: sink, plugin: "null"}
 edges:
   - {from: src, to: mid}
   - {from: mid, to: out}
 """
+    graph = graph_from(tmp_path, body)
+    by_hand = dataclasses.replace(graph.nodes["mid"], plugin=plugins.DeclaredOnly)
+    graph = dataclasses.replace(graph, nodes={**graph.nodes, "mid": by_hand})
     with pytest.raises(RuntimeStartError) as refused:
-        Runtime(graph_from(tmp_path, body))
+        Runtime(graph)
     assert str(refused.value) == (
         "node 'mid': plugin 'declared-only' declares itself but does not implement process(), "
         "so it cannot run: its class needs `def process(self, packet)` "
