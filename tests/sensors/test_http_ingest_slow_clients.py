@@ -14,15 +14,24 @@ import struct
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
-from schnitzel import Runtime
+from schnitzel import Runtime, RuntimeControl
 from schnitzel_plugins.sensors.http_ingest import HttpIngest
 from tests.certificates import self_signed_certificate, trusting
 from tests.runtime import plugins
-from tests.sensors.test_http_ingest import GUARD_S, free_port, ingest_graph, steer, until
+from tests.runtime.harness import assert_counts_add_up
+from tests.sensors.test_http_ingest import (
+    GUARD_S,
+    free_port,
+    ingest_graph,
+    steer,
+    until,
+    until_listening,
+)
 
 HEADER_ATTACKERS = 40
 BODY_ATTACKERS = 5
@@ -409,3 +418,68 @@ def test_a_body_still_arriving_when_the_run_stops_does_not_hold_up_the_stop(
     assert source["errors"] == 0, source["recent_errors"]
     assert report["status"] == "ok", report
     assert plugins.RECORDS["out"] == []
+
+
+async def _until_not_listening(port: int) -> None:
+    """Until the server's socket is closed: the stop has begun to close the server."""
+    deadline = time.monotonic() + GUARD_S
+    while True:
+        try:
+            _reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        except ConnectionRefusedError:
+            return
+        writer.close()
+        assert time.monotonic() < deadline, f"port {port} still listens"
+        await asyncio.sleep(0.01)
+
+
+def test_a_body_that_finishes_arriving_during_the_stop_is_answered_a_json_503(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A body still arriving when the run stopped, finished once the stop closed the
+    server: aiohttp's shutdown dropped the rest of it, the handler waited until it was cut
+    off, and the client saw its connection closed without an answer. Nothing was lost (no
+    202), but a client expects an answer: a JSON 503 with Retry-After, as a request that
+    came during the stop gets."""
+    from schnitzel_plugins.sensors import http_ingest
+
+    # the stop waits this long for a body still arriving: the test's timing is not a race
+    monkeypatch.setattr(http_ingest, "SHUTDOWN_S", GUARD_S)
+    port = free_port()
+    graph = ingest_graph(tmp_path, port, "Recorder", source_extra=", retry_after_s: 3")
+    body = b'{"t": 1}'.ljust(100)  # JSON, spaces after it
+    head = (
+        f"POST /ingest HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nExpect: 100-continue\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode()
+
+    async def scenario() -> tuple[bytes, dict[str, Any]]:
+        runtime = Runtime(graph, state_dir=tmp_path / "state")
+        task = asyncio.create_task(runtime.run())
+        await until(lambda: "src" in runtime.nodes, "the runtime built its nodes")
+        await until_listening(port)
+        reader, writer = await _connect(port, head)
+        # 100 Continue: the handler is reading the body
+        assert b" 100 " in await asyncio.wait_for(reader.readline(), GUARD_S)
+        assert await asyncio.wait_for(reader.readline(), GUARD_S) == b"\r\n"
+        writer.write(body[:10])
+        await writer.drain()
+        RuntimeControl(runtime).stop()
+        await _until_not_listening(port)
+        writer.write(body[10:])
+        await writer.drain()
+        answer = await _until_cut_off(reader)
+        writer.close()
+        return answer, dict(await asyncio.wait_for(task, GUARD_S))
+
+    answer, report = asyncio.run(scenario())
+    status, headers, content = _answer_parts(answer)
+    assert status == "HTTP/1.1 503 Service Unavailable", answer
+    assert headers["retry-after"] == "3", answer
+    assert headers["content-type"] == "application/json; charset=utf-8", answer
+    assert "stopping" in json.loads(content)["error"], answer
+    source = report["nodes"]["src"]
+    assert source["errors"] == 0, source["recent_errors"]
+    assert source["plugin_stats"]["answers"] == {"503": 1}, source["plugin_stats"]
+    assert plugins.RECORDS["out"] == []
+    assert_counts_add_up(report, graph)
