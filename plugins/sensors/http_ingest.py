@@ -16,6 +16,7 @@ of its own: the runtime owns SIGTERM/SIGINT).
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import os
 import secrets
@@ -52,8 +53,9 @@ if TYPE_CHECKING:  # asyncio and ssl too: a graph that does not serve never impo
 __all__ = ["HttpIngest", "HttpIngestConfig"]
 
 SHUTDOWN_S = 1.0
-"""How long the stop waits for a request still being read or answered before cutting it
-off: aiohttp waits this twice at most, within the runtime's 5 s for a node's close()."""
+"""How long the stop waits for a body still arriving (answered 503 once it is whole), then
+for a request still being read or answered before cutting it off: aiohttp waits this twice
+at most after the first wait, within the runtime's 5 s for a node's close()."""
 
 WAIT_S = 0.05
 """How long the node's thread waits for a request before it hands back to the runtime: the
@@ -97,6 +99,10 @@ class HttpIngest(KindFromConfig, Source):
         self._held: deque[tuple[StreamPacket, _Request]] = deque()
         """Taken by the graph, not yet reported safe (the node's thread only)."""
         self._arrived = threading.Event()
+        self._bodies_arriving = 0
+        """Requests whose body is being read (on the loop)."""
+        self._no_body_arriving: asyncio.Event | None = None
+        """Set while `_bodies_arriving` is 0 (made in `open`, on the loop)."""
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
         self._site: IngestSite | None = None
@@ -185,21 +191,34 @@ class HttpIngest(KindFromConfig, Source):
         self._runner = runner
         self._site = site
         self._loop = _running_loop()
+        import asyncio
+
+        self._no_body_arriving = asyncio.Event()
+        self._no_body_arriving.set()
         scheme = "https" if config.tls_cert else "http"
         self.context.event(
             "info", f"listening on {scheme}://{config.host}:{config.port}{config.path}"
         )
 
     async def close(self) -> None:
+        runner, self._runner = self._runner, None  # from now on a body that came is 503
         for _packet, request in (*list(self._queue), *list(self._held)):
             if not request.done.done():
                 request.stopped = True  # a result, not an exception: nobody may be waiting
                 request.done.set_result(None)
         self._queue.clear()
         self._held.clear()
-        runner, self._runner = self._runner, None
-        if runner is not None:
-            await runner.cleanup()
+        if runner is None:
+            return
+        if self._site is not None and self._no_body_arriving is not None:
+            await self._site.stop()  # no new connection
+            # aiohttp's shutdown drops what arrives after it began: a body still arriving
+            # gets this long to finish, so that its client is answered (503), not cut off
+            import asyncio
+
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._no_body_arriving.wait(), SHUTDOWN_S)
+        await runner.cleanup()
 
     def packets(self) -> Iterator[StreamPacket | None]:
         queue, held, arrived = self._queue, self._held, self._arrived
@@ -258,13 +277,17 @@ class HttpIngest(KindFromConfig, Source):
         import asyncio
 
         try:
-            body = await asyncio.wait_for(request.read(), config.request_timeout_s)
+            with self._body_arriving():
+                body = await asyncio.wait_for(request.read(), config.request_timeout_s)
         except web.HTTPRequestEntityTooLarge:
             return _refusal(413, f"the body is larger than {config.max_body_bytes} bytes")
         except TimeoutError:
             answer = _refusal(408, f"the body did not arrive within {config.request_timeout_s:g} s")
             answer.force_close()  # not another request on a connection this slow
             return answer
+        if self.context.stopping.is_set() or self._runner is None:  # None: close() began
+            # the body came whole during the stop: nothing would take its records now
+            return self._busy(503, "the runtime is stopping")
         try:
             records = records_of(body, request.content_type, config.max_records)
         except BodyRefused as refused:
@@ -298,6 +321,20 @@ class HttpIngest(KindFromConfig, Source):
         return web.json_response(
             {"accepted": len(packets), "ids": [p.packet_id for p in packets]}, status=202
         )
+
+    @contextlib.contextmanager
+    def _body_arriving(self) -> Iterator[None]:
+        """A request's body is being read: the stop gives it a moment to finish (`close`)."""
+        arriving = self._no_body_arriving
+        assert arriving is not None  # open() made it before serving
+        self._bodies_arriving += 1
+        arriving.clear()
+        try:
+            yield
+        finally:
+            self._bodies_arriving -= 1
+            if not self._bodies_arriving:
+                arriving.set()
 
     def _packets_of(self, records: list[dict[str, Any]], key: str | None) -> list[StreamPacket]:
         kind, node_id, new = self.config.kind, self.context.node_id, StreamPacket.new

@@ -1,14 +1,14 @@
 """The listening socket of `http_ingest`: aiohttp's TCPSite, with the TLS handshake bounded.
 
 Under TLS aiohttp sees a connection, and starts the keep-alive timer that cuts off slow
-clients, only once the handshake is done. Until then the event loop's handshake timeout
-applies, 60 s unless the server names another: a client that connected and never finished
-its ClientHello held a connection (a file descriptor) that long, whatever
-`request_timeout_s` said. Likewise at the end: a connection cut off (a slowloris client's
-headers timed out) stays open until the client answers the server's TLS close_notify, 30 s
-by default; one that never answers held it that long. Both are bounded by the same time.
-The connections open at once are capped too (plugins/sensors/connection_cap.py).
-Imported once aiohttp is known to be installed.
+clients, only once the handshake is done. Until then the handshake timeout applies, 60 s
+unless the server names another: a client that connected and never finished its ClientHello
+held a connection (a file descriptor) that long, whatever `request_timeout_s` said. Likewise
+at the end: a connection cut off (a slowloris client's headers timed out) stays open until
+the client answers the server's TLS close_notify, 30 s by default; one that never answers
+held it that long. Both are bounded by the same time. The connections open at once, in their
+handshake too, are capped (plugins/sensors/connection_cap.py, which begins TLS on each
+connection it accepts). Imported once aiohttp is known to be installed.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import ssl
 
 from aiohttp import web
 
-from schnitzel_plugins.sensors.connection_cap import ConnectionCap
+from schnitzel_plugins.sensors.connection_cap import ConnectionCap, TlsServing
 
 __all__ = ["IngestSite"]
 
@@ -46,22 +46,30 @@ class IngestSite(web.TCPSite):
         """The connections served, once started."""
 
     async def start(self) -> None:
-        # TCPSite.start, with the handshake timeout: it has no parameter for it
+        # TCPSite.start, through the cap: it has no parameter for a handshake timeout
         await web.BaseSite.start(self)  # registers the site with its runner
         server = self._runner.server
         assert server is not None
         tls = self._ssl_context
-        self.cap = ConnectionCap(server, self.max_connections, self.retry_after_s)
+        self.cap = ConnectionCap(
+            server,
+            self.max_connections,
+            self.retry_after_s,
+            None if tls is None else TlsServing(tls, self.handshake_timeout_s),
+        )
+        # TLS is begun by the cap on each connection it accepts, so that it counts them all
         self._server = await asyncio.get_running_loop().create_server(
             self.cap,
             self._host,
             self._port,
-            ssl=tls,
             backlog=self._backlog,
             reuse_address=self._reuse_address,
             reuse_port=self._reuse_port,
-            ssl_handshake_timeout=self.handshake_timeout_s if tls is not None else None,
-            ssl_shutdown_timeout=self.handshake_timeout_s if tls is not None else None,
         )
         sockets = self._server.sockets
         self._bound_port = sockets[0].getsockname()[1] if sockets else self._port
+
+    async def stop(self) -> None:
+        await super().stop()
+        if self.cap is not None:  # no more handshakes once the server stops
+            self.cap.cancel_handshakes()

@@ -606,6 +606,7 @@ class SourceWorker(_Worker):
             while not runtime.stopping:
                 if not await self._permits_while_pulling(waiting):
                     return
+                pull: Any = None
                 try:
                     with self._stoppable():  # a stop before the await leaves `waiting` set
                         pull = packets.__anext__() if waiting is None else waiting
@@ -616,6 +617,7 @@ class SourceWorker(_Worker):
                     return
                 except asyncio.CancelledError:
                     budget.settle(1, 0)
+                    _count_handed_over(node, pull)
                     raise
                 except PLUGIN_ERRORS as exc:  # sys.exit() too: it ends the source, not the run
                     budget.settle(1, 0)
@@ -645,8 +647,16 @@ class SourceWorker(_Worker):
                     await runtime.errors.source_failed(node, end)
                     return
         finally:
-            if waiting is not None and (failed := waiting.abandon()) is not None:
-                runtime.events.add("error", f"stopping the source failed: {failed}", node.id)
+            if waiting is not None:
+                self._abandon(waiting)
+
+    def _abandon(self, waiting: _Suspended) -> None:
+        """The pump ends without awaiting the pull it started: cancel it where it waits, and
+        count the packet it held already, if any."""
+        node = self.node
+        if (failed := waiting.abandon()) is not None:
+            self.runtime.events.add("error", f"stopping the source failed: {failed}", node.id)
+        _count_handed_over(node, waiting)
 
     async def _permits_while_pulling(self, waiting: _Suspended | None) -> int:
         """`_permits(1)`, while a pull the source started may wait in this task: as in
@@ -672,7 +682,7 @@ class SourceWorker(_Worker):
         except StopIteration as admitted:
             commits: Commits | None = admitted.value
             return commits
-        emitting = asyncio.ensure_future(_finish(_Suspended(emit, waits_for)))
+        emitting = asyncio.ensure_future(_finish(_Suspended(emit, waits_for, None)))
         while True:
             try:
                 commits = await asyncio.shield(emitting)
@@ -700,8 +710,9 @@ class SourceWorker(_Worker):
         append = items.append
         for _ in range(extra):
             try:
+                given = packets.__anext__()
                 # its iterator (`__anext__` may give any awaitable: a Future has no `send`)
-                pull = packets.__anext__().__await__()
+                pull = given.__await__()
                 waits_for = pull.send(None)
             except StopIteration as ready:
                 item = ready.value
@@ -711,7 +722,7 @@ class SourceWorker(_Worker):
                 continue
             except PLUGIN_ERRORS as end:  # StopAsyncIteration: the source ended
                 return items, 1 + extra, None, as_failure(end)
-            return items, 1 + extra, _Suspended(pull, waits_for), None
+            return items, 1 + extra, _Suspended(pull, waits_for, given), None
         return items, 1 + extra, None, None
 
 
@@ -720,11 +731,13 @@ class _Suspended:
     what it waits for and gives the item. The event loop sees the same waits (and a stop's
     cancellation) it would have seen had the pull been awaited from the start."""
 
-    __slots__ = ("cancelled", "pull", "waits_for")
+    __slots__ = ("cancelled", "given", "pull", "waits_for")
 
-    def __init__(self, pull: Any, waits_for: Any) -> None:
+    def __init__(self, pull: Any, waits_for: Any, given: Any) -> None:
         self.pull = pull
         self.waits_for = waits_for
+        self.given = given
+        """What `__anext__()` gave (`pull` is its iterator)."""
         self.cancelled = False
         """The task was cancelled for the pull while it did something else (see
         `SourceWorker._emit_while_pulling`): the pull gets the cancellation first."""
@@ -758,6 +771,8 @@ class _Suspended:
         """The pump ends without awaiting the pull: cancel it where it waits, as a stop
         cancels a wait, so that the source's generator is not left running (closing it would
         fail). Returns what the source raised instead of ending, if anything."""
+        if asyncio.isfuture(self.given):  # as a task's cancel does: the source can tell
+            self.given.cancel()
         try:
             self.pull.throw(asyncio.CancelledError())
         except (asyncio.CancelledError, StopIteration, StopAsyncIteration):
@@ -908,6 +923,22 @@ def _not_a_packet(item: object) -> TypeError:
 
 def _nothing() -> None:
     """A source's batch whose commit failed: `last_emitted` stays where it was."""
+
+
+def _count_handed_over(node: Node, pull: Any) -> None:
+    """A pull of an async source that a stop cancelled, or left unawaited: a Future its
+    `__anext__()` gave may hold a packet already, which no cancellation takes back (it
+    cancels a coroutine where it waits, before its item is made). That packet is lost, and
+    counted (`shutdown`) at the source, as a thread's pull the stop did not wait for."""
+    given = pull.given if isinstance(pull, _Suspended) else pull
+    if (
+        asyncio.isfuture(given)
+        and given.done()
+        and not given.cancelled()
+        and given.exception() is None
+        and given.result().__class__ is StreamPacket
+    ):
+        node.metrics.drop(DropReason.SHUTDOWN, 1)
 
 
 def _count_unsent_pull(node: Node, pulling: asyncio.Future[Any]) -> None:

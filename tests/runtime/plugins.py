@@ -283,6 +283,7 @@ def reset() -> None:
     SAVED.clear()
     COLLECTOR_SEEN.clear()
     BURSTS_CLOSED.clear()
+    HANDED.clear()
     DEADLINES.clear()
     ON_DEADLINE.clear()
     TICKS.clear()
@@ -513,6 +514,49 @@ class AsyncFutures(Source):
 
     def packets(self) -> _FutureItems:  # type: ignore[override]
         return _FutureItems(self.context.node_id, 10)
+
+
+HANDED: dict[str, list[asyncio.Future[StreamPacket]]] = defaultdict(list)
+"""Per AsyncHandFed node id: the Futures its `__anext__` gave, in order (a test resolves
+those past `ready`)."""
+
+
+class HandFedConfig(PluginConfig):
+    ready: int = Field(default=0, ge=0, description="Futures given resolved at once.")
+
+
+class _HandFedItems:
+    """An async iterator whose `__anext__` gives a Future: its first `ready` hold packets at
+    once, the others wait for a test to resolve them (`HANDED[node id]`)."""
+
+    def __init__(self, node_id: str, ready: int) -> None:
+        self.node_id, self.ready = node_id, ready
+
+    def __aiter__(self) -> _HandFedItems:
+        return self
+
+    def __anext__(self) -> asyncio.Future[StreamPacket]:
+        given = HANDED[self.node_id]
+        item: asyncio.Future[StreamPacket] = asyncio.get_running_loop().create_future()
+        if len(given) < self.ready:
+            item.set_result(hand_fed_packet(self.node_id, len(given)))
+        given.append(item)
+        return item
+
+
+def hand_fed_packet(node_id: str, seq: int) -> StreamPacket:
+    """The packet an AsyncHandFed source's Future number `seq` gives."""
+    return StreamPacket.new("sensor", node_id, seq, {"n": seq})
+
+
+class AsyncHandFed(Source):
+    """An async source whose `__anext__` gives Futures a test resolves: see `_HandFedItems`."""
+
+    name: ClassVar[str] = "async-hand-fed"
+    Config: ClassVar[type[PluginConfig]] = HandFedConfig
+
+    def packets(self) -> _HandFedItems:  # type: ignore[override]
+        return _HandFedItems(self.context.node_id, self.config.ready)
 
 
 class AsyncDeadline(Source):

@@ -220,3 +220,94 @@ def test_a_source_whose_own_timeout_expires_while_it_is_paused_gets_it_once_resu
     assert [p.seq for p in plugins.RECORDS["out"]] == [*range(10), 1000]
     assert report["status"] == "ok", report["nodes"]["src"]["health_reason"]
     assert_counts_add_up(report, graph)
+
+
+HAND_FED = """
+nodes:
+  - {{id: src, kind: source, plugin: "tests.runtime.plugins:AsyncHandFed",
+     config: {{ready: {ready}}}}}
+  - {{id: out, kind: sink, plugin: "tests.runtime.plugins:{sink}"{inbox}}}
+edges:
+  - {{from: src, to: out}}
+"""
+
+
+@pytest.mark.parametrize(
+    "where",
+    [
+        "awaited",  # the source's first Future, awaited by the pump itself
+        "after_a_ready_packet",  # the pull that had to wait after a ready packet
+        "while_a_burst_waits_downstream",  # that pull, never awaited: the burst ends the pump
+    ],
+)
+def test_a_packet_a_future_holds_when_the_stop_cancels_its_wait_is_delivered_or_counted(
+    tmp_path: Path, where: str
+) -> None:
+    """An async source's `__anext__` may give a Future. One resolved in the loop pass of a
+    stop that cancels the source's wait for it (or that ends the source before it awaited
+    it) holds a packet the source produced: it was neither emitted nor counted as dropped,
+    so it was gone without a trace. It is delivered, or counted `shutdown` at the source."""
+    ready = {"awaited": 0, "after_a_ready_packet": 1, "while_a_burst_waits_downstream": 3}[where]
+    gated = where == "while_a_burst_waits_downstream"
+    graph = graph_from(
+        tmp_path,
+        HAND_FED.format(
+            ready=ready,
+            sink="Gated" if gated else "Recorder",
+            inbox=", inbox: {max: 1}" if gated else "",
+        ),
+    )
+    runtime = Runtime(graph, state_dir=tmp_path / "state")
+
+    def pending() -> bool:
+        """The source asked for the Future the test resolves (and is past what came before)."""
+        if len(plugins.HANDED["src"]) <= ready:
+            return False
+        if gated:  # the sink holds packet 0, packet 1 fills its inbox: 2 waits for room
+            return runtime.nodes["out"].metrics.received == 2
+        return len(plugins.RECORDS["out"]) == ready
+
+    async def scenario() -> RunReport:
+        task = asyncio.create_task(runtime.run())
+        async with asyncio.timeout(60):  # only against hanging
+            while not pending():
+                await asyncio.sleep(0.01)
+        # one loop pass: the Future holds its packet, and the stop cancels the wait for it
+        plugins.HANDED["src"][ready].set_result(plugins.hand_fed_packet("src", ready))
+        RuntimeControl(runtime).stop()
+        plugins.GATES["out"].set()
+        return await asyncio.wait_for(task, 60)
+
+    report = asyncio.run(scenario())
+    delivered = [p.seq for p in plugins.RECORDS["out"]]
+    source = report["nodes"]["src"]
+    counted = source["dropped_by_reason"].get("shutdown", 0)
+    assert delivered == list(range(len(delivered))), delivered
+    assert len(delivered) + counted == ready + 1, (delivered, source["dropped_by_reason"])
+    assert report["status"] != "error", report
+    assert_counts_add_up(report, graph)
+
+
+def test_a_future_still_pending_when_the_stop_ends_the_source_is_cancelled(
+    tmp_path: Path,
+) -> None:
+    """The pull the pump never awaits (the stop came while its burst waited downstream) is
+    cancelled as a stop cancels a wait: a Future still pending is cancelled, so the source
+    can tell its item was not taken (left pending, an item set on it later was lost)."""
+    graph = graph_from(tmp_path, HAND_FED.format(ready=3, sink="Gated", inbox=", inbox: {max: 1}"))
+    runtime = Runtime(graph, state_dir=tmp_path / "state")
+
+    async def scenario() -> RunReport:
+        task = asyncio.create_task(runtime.run())
+        async with asyncio.timeout(60):  # only against hanging
+            while len(plugins.HANDED["src"]) < 4 or runtime.nodes["out"].metrics.received < 2:
+                await asyncio.sleep(0.01)
+        RuntimeControl(runtime).stop()
+        plugins.GATES["out"].set()
+        return await asyncio.wait_for(task, 60)
+
+    report = asyncio.run(scenario())
+    assert [p.seq for p in plugins.RECORDS["out"]] == [0, 1, 2]
+    assert plugins.HANDED["src"][3].cancelled()
+    assert report["status"] == "ok", report
+    assert_counts_add_up(report, graph)
