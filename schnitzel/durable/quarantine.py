@@ -144,8 +144,9 @@ def _cut(row_seq: int, body: bytes, sizes: object, stored: object) -> tuple[bool
         # a one-packet row taken whole, the checksum it was stored with.
         intact = stored == zlib.adler32(body) or row_intact(row_seq, None, body, None, stored)
         return intact, [body]
-    count = len(sizes) // 4 if isinstance(sizes, bytes) else 0
-    fitted = unpack(row_seq, row_seq + count - 1, body, sizes) if count > 1 else None
+    fitted = None
+    if isinstance(sizes, bytes) and len(sizes) >= 8:
+        fitted = unpack(row_seq, row_seq + len(sizes) // 4 - 1, body, sizes)
     pieces = body.split(b"\n") if fitted is None else fitted
     intact = row_intact(row_seq, row_seq + len(pieces) - 1, body, sizes, stored)
     return intact, pieces
