@@ -95,7 +95,9 @@ FORMAT_VERSION = 5
 table, quarantine.last/sizes/packets; schnitzel/durable/rows.py). 5: a row's checksum covers
 its seq range too (rows.SEALED; an older schnitzel would take every new row for a damaged
 one). An older store is migrated in place at open: its rows stay as they are (one-packet
-rows before 4, checksums of their content alone before 5) and are read as such."""
+rows before 4, checksums of their content alone before 5) and are read as such. Within 5:
+quarantine.row_seq/held (schnitzel/durable/quarantine_table.py), added to a store when it is
+created or first quarantines a row whole, without a new number: older code ignores them."""
 WAL_LIMIT_BYTES = 64 << 20
 """The WAL file is truncated back to this size after a checkpoint."""
 VACUUM_FREE_PAGES = 2048
