@@ -426,12 +426,14 @@ class DurableStore:
             for first, last in settled:
                 size -= self._settled_bytes(db, index, first, last, cut)
         # Seqs are never reused in a file, even when its ledger is gone: a parked or
-        # quarantined row keeps the seq it had (listings and loss reports name it).
+        # quarantined row keeps the seq it had (listings and loss reports name it), and the
+        # `settled` ranges of a row set aside at open stay (a new packet under one of their
+        # seqs would be taken for settled).
         top = db.execute(
             "SELECT max(coalesce((SELECT max(coalesce(last, seq)) FROM quarantine), 0), "
             "coalesce((SELECT max(packet_seq) FROM parked), 0))"
         ).fetchone()[0]
-        high = max(top_seq or 0, top)
+        high = max(top_seq or 0, top, settled[-1][1] if settled else 0)
         migrated = not created and version < FORMAT_VERSION
         return _Opened(
             store_id,

@@ -404,3 +404,29 @@ def test_unknown_entries_are_not_requeued(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match="has no quarantine entry 3"):
         requeue_entries(store, backlog.next_seq, [3])
     store.close()
+
+
+def test_seqs_settled_out_of_a_row_set_aside_are_not_used_again_without_a_ledger(
+    tmp_path: Path,
+) -> None:
+    """The entry of a row set aside at open ends at the last packet it took (7); the seqs
+    settled out of the row after that (8-10) stay in the settled table. An open without the
+    ledger (deleted) started at seq 8, and the next open took new packets 8-10 for settled
+    ones: never delivered, never reported. Seqs are never used again."""
+    path = tmp_path / "out.db"
+    edited_by_hand(path, [(1, 10)], "UPDATE packets SET last = 1000 WHERE seq = 1", settled=(8, 10))
+    store = DurableStore(path)
+    assert store.open().set_aside == 7
+    store.close()
+    path.with_name(path.name + ".ledger").unlink()
+    again = DurableStore(path)
+    backlog = again.open()
+    again.commit(new_rows(backlog.next_seq, 5), [], 0)
+    again.close()
+    last = DurableStore(path)
+    reopened = last.open()
+    good, damaged = read_all(last, 100)
+    last.close()
+    assert backlog.next_seq == 11
+    assert (reopened.count, damaged) == (5, [])
+    assert good == list(range(11, 16))
