@@ -99,3 +99,14 @@ def test_a_path_that_is_no_store_is_said(tmp_path: Path) -> None:
     other.write_text("not a database")
     unreadable = run_cli("quarantine", "export", str(other))
     assert unreadable.returncode == 1 and "is it a durable store" in unreadable.stderr
+
+
+def test_what_the_requeue_s_open_of_the_store_finds_is_said(tmp_path: Path) -> None:
+    """`requeue` opens the store as a run does, which checks it and writes its ledger anew:
+    a row it sets aside (or a loss) is said on stderr, since the next run no longer can."""
+    path = tmp_path / "out.db"
+    edited_by_hand(path, [(1, 10)], "UPDATE packets SET last = 1000 WHERE seq = 1", settled=(1, 3))
+    done = run_cli("quarantine", "requeue", str(path), "1")
+    assert done.returncode == 0, done.stderr
+    assert "7 packets of rows whose seq ranges" in done.stderr
+    assert "requeued 7 packets" in done.stdout

@@ -170,6 +170,18 @@ def _requeue(path: Path, ids: list[int]) -> int:
     except RuntimeStartError as exc:
         say(f"schnitzel quarantine: {exc}", err=True)
         return EXIT_FAILED
+    # This open checked the store as a run's would and wrote its ledger anew: what it found
+    # is said here, or no one would hear of it (the next run's open no longer can).
+    found = [
+        f"moved the unreadable store to {str(backlog.quarantined)!r}"
+        if backlog.quarantined
+        else "",
+        backlog.lost.words() if backlog.lost else "",
+        backlog.set_aside_why,
+        backlog.note,
+    ]
+    for words in filter(None, found):
+        say(f"schnitzel quarantine: durable store {str(path)!r}: {words}", err=True)
     try:
         count = requeue_entries(store, backlog.next_seq, ids)
     except StoreError as exc:
