@@ -141,6 +141,8 @@ _RUNS_SQL = (
 )
 """The seqs of the rows in the file as runs of consecutive numbers (only asked when there
 are gaps): a row starting where the one before ended continues its run."""
+_ALONE = (None, None, 1, None, None)
+"""The last, sizes, packets, row_seq and held of a quarantine entry of one packet alone."""
 _RANGES_SQL = (
     "SELECT seq, last FROM (SELECT seq, last, max(coalesce(last, seq)) OVER (ORDER BY seq "
     "ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS before FROM packets) "
@@ -489,6 +491,8 @@ class DurableStore:
         ).fetchone()
         if n and row_intact(first, first + n - 1, body, sizes, stored):
             return first, first + n - 1
+        if isinstance(body, str):  # an edit with sqlite3's text functions leaves text
+            body = body.encode()
         lines = body.count(b"\n") + 1 if isinstance(body, bytes) else 1
         return first, first + max(n, lines) - 1
 
@@ -745,21 +749,7 @@ class DurableStore:
                 if parts is not None:
                     for seq in wanted:
                         part = parts[seq - first]
-                        entries.append(
-                            (
-                                seq,
-                                at,
-                                part,
-                                checksum(part),
-                                why[seq],
-                                now,
-                                None,
-                                None,
-                                1,
-                                None,
-                                None,
-                            )
-                        )
+                        entries.append((seq, at, part, checksum(part), why[seq], now, *_ALONE))
                 else:
                     entries.append(
                         (
