@@ -313,6 +313,29 @@ def test_a_raised_row_some_packets_of_which_settled_sets_aside_exactly_the_rest(
     assert quarantine_entries(path) == [(4, 10, 7)]
 
 
+def test_a_run_reports_only_the_owed_packets_of_a_row_set_aside_at_open(tmp_path: Path) -> None:
+    """What the report, the node's last error and health say of such a row: the 7 packets
+    still owed, not the 3 delivered before."""
+    path = tmp_path / "state" / "out.db"
+    edited_by_hand(
+        path,
+        [(1, 10), (11, 10)],
+        "UPDATE packets SET last = 1000 WHERE seq = 11",
+        settled=(11, 13),
+    )
+    report = run(graph_from(tmp_path, graph("{count: 0}")), tmp_path)
+    out = report["nodes"]["out"]
+    assert [p.seq for p in plugins.RECORDS["out"]] == list(range(10))
+    assert out["durable"]["rows_quarantined"] == 7
+    assert out["durable"]["last_error"].endswith(
+        "7 packets of rows whose seq ranges overlap the rows before them, or are not the "
+        "packets they hold (rows 11-20: changed by hand?) moved to its quarantine table, "
+        "not delivered"
+    )
+    assert out["durable"]["lost"] is None and out["health"] == "degraded"
+    assert quarantine_entries(path) == [(14, 20, 7)]
+
+
 def test_an_entry_set_aside_at_open_exports_only_the_packets_it_took(tmp_path: Path) -> None:
     """The entry keeps the row as found, settled packets and all; reading it back gives the
     seven it took, each the packet written under its seq, and vouches for them (the row
