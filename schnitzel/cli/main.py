@@ -1,5 +1,5 @@
 """`schnitzel`: validate and run graphs, control a running one, list or prune the state
-directory, print the schema, list plugins.
+directory, read or requeue what a durable store quarantined, print the schema, list plugins.
 
 Exit codes: 0 success (graph valid, run ended), 1 graph invalid, 2 usage error (bad
 arguments, a file that cannot be read), 3 the run failed, 130 interrupted. `schnitzel ctl`:
@@ -15,6 +15,7 @@ from typing import Any
 
 from schnitzel import __version__
 from schnitzel.cli.ctl_command import add_ctl_parser
+from schnitzel.cli.quarantine_command import add_quarantine_parser
 from schnitzel.cli.state_command import add_state_parser
 from schnitzel.launch.output import guarded
 from schnitzel.launch.run_arguments import add_run_arguments
@@ -71,6 +72,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
     add_ctl_parser(commands, with_commands=command in (None, "ctl"))
     add_state_parser(commands)
+    add_quarantine_parser(commands)
 
     schema = commands.add_parser(
         "schema", help="print the JSON Schema of graph files (for editors)"
@@ -113,6 +115,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         from schnitzel.cli.state_command import run_state
 
         return run_state(args)
+    if args.command == "quarantine":
+        from schnitzel.cli.quarantine_command import run_quarantine
+
+        return run_quarantine(args)
     if args.command == "schema":
         from schnitzel.cli.info_commands import run_schema
 

@@ -57,6 +57,7 @@ from schnitzel.durable.ledger import (
 )
 from schnitzel.durable.lock import StoreLock, real_path
 from schnitzel.durable.parking import create_parked_table
+from schnitzel.durable.quarantine_table import add_whole_row_columns, held_text
 from schnitzel.durable.rows import (
     ROW_MAX_BYTES,
     ROW_MAX_PACKETS,
@@ -94,7 +95,9 @@ FORMAT_VERSION = 5
 table, quarantine.last/sizes/packets; schnitzel/durable/rows.py). 5: a row's checksum covers
 its seq range too (rows.SEALED; an older schnitzel would take every new row for a damaged
 one). An older store is migrated in place at open: its rows stay as they are (one-packet
-rows before 4, checksums of their content alone before 5) and are read as such."""
+rows before 4, checksums of their content alone before 5) and are read as such. Within 5:
+quarantine.row_seq/held (schnitzel/durable/quarantine_table.py), added to a store when it is
+created or first quarantines a row whole, without a new number: older code ignores them."""
 WAL_LIMIT_BYTES = 64 << 20
 """The WAL file is truncated back to this size after a checkpoint."""
 VACUUM_FREE_PAGES = 2048
@@ -138,6 +141,8 @@ _RUNS_SQL = (
 )
 """The seqs of the rows in the file as runs of consecutive numbers (only asked when there
 are gaps): a row starting where the one before ended continues its run."""
+_ALONE = (None, None, 1, None, None)
+"""The last, sizes, packets, row_seq and held of a quarantine entry of one packet alone."""
 _RANGES_SQL = (
     "SELECT seq, last FROM (SELECT seq, last, max(coalesce(last, seq)) OVER (ORDER BY seq "
     "ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS before FROM packets) "
@@ -200,7 +205,8 @@ class Backlog:
     """Why the open could not check for lost rows (no ledger, an unreadable one), or ""."""
     set_aside: int = 0
     """Packets of rows moved to the quarantine table at open: their seq ranges overlapped
-    the rows before them (changed by hand)."""
+    the rows before them, or were not the packets they held (changed by hand). Packets
+    settled out of such a row before (the `settled` table) are not among them."""
     set_aside_why: str = ""
 
 
@@ -222,6 +228,8 @@ class _Opened:
     """The first seqs of the rows some packets were settled out of."""
     set_aside: list[Run]
     """The seq ranges of the rows moved to the quarantine table at open (overlapping)."""
+    set_aside_count: int
+    """The packets they took: their ranges less what had settled out of them."""
     kept_in_place: list[Run]
     """Of those, the rows set aside at their own seqs (only `last` was wrong): what the ledger
     owes there is accounted for, quarantined, not missing."""
@@ -320,7 +328,7 @@ class DurableStore:
             ) from exc
         self._cursor_seq = 0
         self._read_row = None
-        aside, why = _set_aside_words(opened.set_aside)
+        aside, why = _set_aside_words(opened.set_aside, opened.set_aside_count)
         return Backlog(
             opened.count, opened.bytes, self._high + 1, quarantined, lost, note, aside, why
         )
@@ -397,7 +405,7 @@ class DurableStore:
             raise self._readonly_or(exc) from exc
         meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
         store_id, ledger_gen = str(meta["store_id"]), int(meta.get("ledger_gen", 0))
-        batch_rows, set_aside, kept_in_place = self._batch_rows(db)
+        batch_rows, set_aside, kept_in_place, aside_count = self._batch_rows(db)
         # A batch row's body holds its packets and a newline between two: the bytes counted
         # are the packets', as the inbox counts them at put (they leave its count so).
         rows, count, size, low, top_seq = db.execute(
@@ -420,12 +428,14 @@ class DurableStore:
             for first, last in settled:
                 size -= self._settled_bytes(db, index, first, last, cut)
         # Seqs are never reused in a file, even when its ledger is gone: a parked or
-        # quarantined row keeps the seq it had (listings and loss reports name it).
+        # quarantined row keeps the seq it had (listings and loss reports name it), and the
+        # `settled` ranges of a row set aside at open stay (a new packet under one of their
+        # seqs would be taken for settled).
         top = db.execute(
             "SELECT max(coalesce((SELECT max(coalesce(last, seq)) FROM quarantine), 0), "
             "coalesce((SELECT max(packet_seq) FROM parked), 0))"
         ).fetchone()[0]
-        high = max(top_seq or 0, top)
+        high = max(top_seq or 0, top, settled[-1][1] if settled else 0)
         migrated = not created and version < FORMAT_VERSION
         return _Opened(
             store_id,
@@ -439,49 +449,83 @@ class DurableStore:
             batch_rows,
             cut,
             set_aside,
+            aside_count,
             kept_in_place,
         )
 
-    def _batch_rows(self, db: sqlite3.Connection) -> tuple[list[Run], list[Run], list[Run]]:
+    def _batch_rows(self, db: sqlite3.Connection) -> tuple[list[Run], list[Run], list[Run], int]:
         """The seq ranges of the file's batch rows, and of the rows set aside because their
         range is not the packets their sizes hold (it ends before it starts, or was raised)
         or overlaps a row before it (a file changed by hand: moved to quarantine, whole), and
-        of the first of those (set aside at their own seqs)."""
+        of the first of those (set aside at their own seqs); and how many packets the rows
+        set aside took."""
         rows = db.execute(
             "SELECT seq, last, coalesce(length(CAST(sizes AS BLOB)), 0) / 4 FROM packets "
             "WHERE last IS NOT NULL ORDER BY seq"
         ).fetchall()
         batch_rows: list[Run] = [(first, last) for first, last, n in rows if last - first + 1 == n]
         if len(batch_rows) < len(rows):  # no account of the file can trust such a range: the
-            # row goes as the packets its sizes hold (counted so), before it overlaps another
+            # row goes as the packets it holds (counted so), before it overlaps another
             mismatched = [
-                (first, first + max(n, 1) - 1) for first, last, n in rows if last - first + 1 != n
+                self._packets_held(db, first, n) for first, last, n in rows if last - first + 1 != n
             ]
-            self._set_aside(db, mismatched)
+            taken = self._set_aside(db, mismatched)
         else:
-            mismatched = []
+            mismatched, taken = [], 0
         if not may_overlap(db, batch_rows):
-            return batch_rows, mismatched, mismatched
+            return batch_rows, mismatched, mismatched, taken
         batch_rows, set_aside = overlapping(db.execute(_RANGES_SQL).fetchall())
         if set_aside:
-            self._set_aside(db, set_aside)
-        return batch_rows, sorted(mismatched + set_aside), mismatched
+            taken += self._set_aside(db, set_aside)
+        return batch_rows, sorted(mismatched + set_aside), mismatched, taken
 
-    def _set_aside(self, db: sqlite3.Connection, rows: list[Run]) -> None:
+    @staticmethod
+    def _packets_held(db: sqlite3.Connection, first: int, n: int) -> Run:
+        """The seqs of a row whose `last` is not the packets its `sizes` hold (`n`): the
+        `n` from `first` on when the row matches its checksum so (only `last` was changed);
+        otherwise its sizes cannot be trusted either, and it holds as many as they or its
+        newlines (one between two packets) say, the more of the two, so that none of its
+        packets is taken for lost."""
+        body, sizes, stored = db.execute(
+            "SELECT body, sizes, checksum FROM packets WHERE seq = ?", (first,)
+        ).fetchone()
+        if n and row_intact(first, first + n - 1, body, sizes, stored):
+            return first, first + n - 1
+        if isinstance(body, str):  # an edit with sqlite3's text functions leaves text
+            body = body.encode()
+        lines = body.count(b"\n") + 1 if isinstance(body, bytes) else 1
+        return first, first + max(n, lines) - 1
+
+    def _set_aside(self, db: sqlite3.Connection, rows: list[Run]) -> int:
         """Move whole rows to the quarantine table (at open, before anything reads them),
-        each as holding the seq range given."""
+        each as holding the seq range given less the packets settled out of it (the `settled`
+        table: they were delivered, and the table is right by seq even when the row's sizes
+        are not); return how many packets they took.
+
+        The entry keeps the row as found (`row_seq` its first seq) and says which seqs it
+        took (`held`): an operator exporting it gets those packets, not the settled ones."""
         why = (
             f"moved aside at open: its seq range overlaps the rows before it, or is not the "
             f"packets it holds, in {self.path} (changed by hand?)"
         )
         now = time.time()
+        settled = _merged(db.execute("SELECT first, last FROM settled ORDER BY first").fetchall())
+        entries: list[tuple[object, ...]] = []
+        taken = 0
+        for first, last in rows:
+            held = missing([(first, last)], settled)
+            start, end = (held[0][0], held[-1][1]) if held else (first, last)
+            count = sum(b - a + 1 for a, b in held)
+            entries.append((start, why, now, end, count, held_text(held), first))
+            taken += count
         db.execute("BEGIN IMMEDIATE")
         try:
+            add_whole_row_columns(db)
             db.executemany(
                 "INSERT INTO quarantine (seq, enqueued, body, checksum, reason, at, last, sizes, "
-                "packets) SELECT seq, enqueued, body, checksum, ?, ?, ?, sizes, ? FROM packets "
-                "WHERE seq = ?",
-                [(why, now, last, last - first + 1, first) for first, last in rows],
+                "packets, held, row_seq) SELECT ?, enqueued, body, checksum, ?, ?, ?, sizes, ?, "
+                "?, seq FROM packets WHERE seq = ?",
+                entries,
             )
             db.executemany("DELETE FROM packets WHERE seq = ?", [(first,) for first, _ in rows])
             db.execute("COMMIT")
@@ -489,6 +533,7 @@ class DurableStore:
             with contextlib.suppress(sqlite3.Error):
                 db.execute("ROLLBACK")
             raise
+        return taken
 
     @staticmethod
     def _settled_bytes(
@@ -552,6 +597,7 @@ class DurableStore:
         _create_v2_tables(db)
         create_parked_table(db)
         _add_batch_rows(db)
+        add_whole_row_columns(db)
         db.execute(f"PRAGMA application_id={APPLICATION_ID}")
         db.execute(f"PRAGMA user_version={FORMAT_VERSION}")
         db.execute("COMMIT")
@@ -689,8 +735,9 @@ class DurableStore:
 
     def quarantine(self, rows: list[tuple[int, str]]) -> None:
         """Move the packets (seq, why) to the quarantine table: kept aside, never delivered.
-        A packet of an intact row goes alone; the packets of a damaged batch row go as one
-        entry holding the whole row as found (`packets` says how many of it were moved)."""
+        A packet of an intact row goes alone; the packets of a damaged row go as one entry
+        holding the whole row as found (`row_seq` its first seq), `held` and `packets` the
+        seqs of it moved and how many (its packets settled before are not among them)."""
         why = dict(rows)
         now = time.time()
 
@@ -702,9 +749,7 @@ class DurableStore:
                 if parts is not None:
                     for seq in wanted:
                         part = parts[seq - first]
-                        entries.append(
-                            (seq, at, part, checksum(part), why[seq], now, None, None, 1)
-                        )
+                        entries.append((seq, at, part, checksum(part), why[seq], now, *_ALONE))
                 else:
                     entries.append(
                         (
@@ -717,12 +762,14 @@ class DurableStore:
                             wanted[-1],
                             sizes,
                             len(wanted),
+                            first,
+                            held_text(seq_runs(wanted)),
                         )
                     )
+            add_whole_row_columns(db)
             db.executemany(
-                "INSERT INTO quarantine "
-                "(seq, enqueued, body, checksum, reason, at, last, sizes, packets) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO quarantine (seq, enqueued, body, checksum, reason, at, last, "
+                "sizes, packets, row_seq, held) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 entries,
             )
 
@@ -1038,9 +1085,9 @@ def _add_batch_rows(db: sqlite3.Connection) -> None:
     create_settled_table(db)
 
 
-def _set_aside_words(rows: list[Run]) -> tuple[int, str]:
-    """How many packets the rows set aside at open held, and what to tell the operator."""
-    count = sum(last - first + 1 for first, last in rows)
+def _set_aside_words(rows: list[Run], count: int) -> tuple[int, str]:
+    """How many packets the rows set aside at open took (`count`), and what to tell the
+    operator."""
     if not count:
         return 0, ""
     named = ", ".join(f"{first}-{last}" for first, last in rows[:5])

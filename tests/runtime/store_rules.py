@@ -5,14 +5,17 @@ tests/runtime/test_store_damage_model.py adds crashes and damage on disk.
 The rules: rows added (the packets of one commit share a batch row,
 schnitzel/durable/rows.py), read back in order, settled, displaced (overflow `drop_oldest`),
 moved out (to a table of the test's own), parked through the parking module's commits,
-requeued and dropped from parking, changed on disk (in the backlog or while parked), and the
-store closed and opened again. After every step the file, the ledger on disk and the model
+requeued and dropped from parking, changed on disk (in the backlog or while parked), a batch
+row's `last` raised by hand while the store was stopped, and the store closed and opened
+again. After every step the file, the ledger on disk and the model
 agree (`file_ledger_and_model_agree`), and a clean reopen reports no loss and nothing it
 could not check: parked rows are neither owed nor lost, requeued rows are owed again.
 
 What the model says about damage: a byte changed in a batch row damages every packet it still
 holds; the first read that meets the row quarantines all of them (even beyond its limit) as
-one quarantine entry, never a part per read."""
+one quarantine entry, never a part per read. A row whose `last` was raised is set aside whole
+at the next open, as one entry too. Either entry takes exactly the packets the row still
+held, and says which (`held`): never those settled out of it before."""
 
 from __future__ import annotations
 
@@ -21,6 +24,7 @@ import shutil
 import sqlite3
 import tempfile
 import zlib
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,8 +33,9 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from schnitzel.durable.ledger import LEDGER_SUFFIX, Ledger, LedgerState, Owed
 from schnitzel.durable.parking import ParkingChanges, Selection
+from schnitzel.durable.quarantine_table import held_text
 from schnitzel.durable.rows import live_packets, row_intact
-from schnitzel.durable.store import DurableStore, NewRow
+from schnitzel.durable.store import DurableStore, NewRow, seq_runs
 from schnitzel.runtime.durable_commits import commit_on_store
 
 __all__ = ["State", "StoreRules", "body_of", "commit", "implied_owed"]
@@ -48,8 +53,9 @@ class State:
     """Seqs moved out to the test's own table, once per move: the store does not know that
     table, so after an open that could not learn its seqs from a ledger of its own (missing
     or another store's) a seq moved out before may be used again (as by settled rows)."""
-    quarantine: list[tuple[int, int, int]] = field(default_factory=list)
-    """(first seq, last seq, packets) of each quarantine entry: one per damaged row."""
+    quarantine: list[tuple[int, int, int, str]] = field(default_factory=list)
+    """(first seq, last seq, packets, held) of each quarantine entry: one per damaged row or
+    row set aside at open, `held` the seqs it took as runs."""
     changed: set[int] = field(default_factory=set)
     """Seqs (in `packets` or parked) whose body was changed on disk: never returned."""
 
@@ -146,8 +152,7 @@ class StoreRules(RuleBasedStateMachine):
         for s, _at, body in good:
             assert body == state.held[s]
         for row in sorted(hit):
-            seqs = [s for s, *_ in damaged if self.row_of.get(s, s) == row]
-            state.quarantine.append((seqs[0], seqs[-1], len(seqs)))
+            self._quarantined([s for s, *_ in damaged if self.row_of.get(s, s) == row])
         for s, *_ in damaged:
             del state.held[s]
             state.changed.discard(s)
@@ -299,6 +304,37 @@ class StoreRules(RuleBasedStateMachine):
         self.state.changed.update(h for h in self.state.held if self.row_of.get(h) == first)
 
     @rule(data=st.data())
+    def raise_last_by_hand(self, data: st.DataObject) -> None:
+        """A batch row's `last` raised by hand while the store was stopped (its range no
+        longer the packets it holds; some of them perhaps settled out of it before): the open
+        sets it aside whole, taking exactly the packets it still held, its own seqs, so none
+        is reported lost. A row changed on disk too is not trusted to know its sizes; its
+        newlines count the same."""
+        state = self.state
+        rows = sorted({self.row_of[s] for s in state.held if s in self.row_of})
+        if not rows:
+            return
+        first = data.draw(st.sampled_from(rows))
+        taken = sorted(s for s in state.held if self.row_of.get(s) == first)
+        self.store.close()
+        with closing(sqlite3.connect(self.path)) as db:
+            db.execute("UPDATE packets SET last = last + 1000 WHERE seq = ?", (first,))
+            db.commit()
+        self.store = DurableStore(self.path, "NORMAL")
+        backlog = self.store.open()
+        assert (backlog.set_aside, backlog.lost, backlog.note) == (len(taken), None, "")
+        self._quarantined(taken)
+        for s in taken:
+            del state.held[s]
+        assert backlog.count == len(state.held)
+        self.reopen()  # what the open moved aside is checkpointed: the file alone holds it
+
+    def _quarantined(self, seqs: list[int]) -> None:
+        """The packets `seqs` of one row moved to the quarantine table as one entry."""
+        self.state.quarantine.append((seqs[0], seqs[-1], len(seqs), held_text(seq_runs(seqs))))
+        self.state.changed.difference_update(seqs)
+
+    @rule(data=st.data())
     def change_while_parked(self, data: st.DataObject) -> None:
         state = self.state
         if not state.parked:
@@ -365,7 +401,7 @@ class StoreRules(RuleBasedStateMachine):
             assert (zlib.adler32(body) == stored) == (s not in state.changed)
         kept = self.store.query(
             lambda db: db.execute(
-                "SELECT seq, coalesce(last, seq), packets FROM quarantine ORDER BY id"
+                "SELECT seq, coalesce(last, seq), packets, held FROM quarantine ORDER BY id"
             ).fetchall()
         )
         assert kept == state.quarantine

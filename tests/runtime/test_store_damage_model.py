@@ -3,11 +3,12 @@
 
 The rules of tests/runtime/store_rules.py (the model test_store_model.py drives as they are:
 add, read, settle, displace, move out, park, requeue, drop parked, a row changed on disk or
-while parked, reopen), and besides them the machine here crashes the store: it copies the store's
-files as a `kill -9` leaves them (the file, its -wal and -shm, the ledger; no checkpoint, no
-close), damages the copy the way issue 13 lists, and opens the copy as the store from then on.
-The model knows what each commit left in the WAL (the WAL's size after each step), so for
-every kind of damage it says what the open must find and report:
+while parked, a batch row's `last` raised by hand, reopen), and besides them the machine here
+crashes the store: it copies the store's files as a `kill -9` leaves them (the file, its -wal
+and -shm, the ledger; no checkpoint, no close), damages the copy the way issue 13 lists, and
+opens the copy as the store from then on. The model knows what each commit left in the WAL (the
+WAL's size after each step), so for every kind of damage it says what the open must find and
+report:
 
 - a crash alone: everything committed is there, nothing is lost, rows read and not settled
   come back (at least once);

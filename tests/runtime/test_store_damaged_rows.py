@@ -5,6 +5,7 @@ packets went; and a row whose seq range was changed on disk is damaged like one 
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from contextlib import closing
 from pathlib import Path
@@ -13,7 +14,9 @@ import pytest
 
 from schnitzel.contract.codec import encode_packet_bytes
 from schnitzel.contract.packet import StreamPacket
-from schnitzel.durable.store import DurableStore, NewRow
+from schnitzel.durable.quarantine import QuarantineEntry, requeue_entries
+from schnitzel.durable.quarantine import quarantine_entries as entries_in
+from schnitzel.durable.store import DurableStore, NewRow, StoreError
 from tests.runtime import plugins
 from tests.runtime.harness import graph_from, run
 from tests.runtime.test_durable import graph
@@ -44,6 +47,18 @@ def quarantine_entries(path: Path) -> list[tuple[int, int, int]]:
         return db.execute(
             "SELECT seq, coalesce(last, seq), packets FROM quarantine ORDER BY id"
         ).fetchall()
+
+
+def entries_of(path: Path) -> list[QuarantineEntry]:
+    """The quarantine entries of the (closed) store at `path`, read back."""
+    with closing(sqlite3.connect(path)) as db:
+        return entries_in(db)
+
+
+def numbered(parts: dict[int, bytes] | None) -> dict[int, int]:
+    """Store seq -> the number `new_rows` wrote into the packet found under it."""
+    assert parts is not None
+    return {seq: json.loads(body)["payload"]["n"] for seq, body in parts.items()}
 
 
 def read_all(store: DurableStore, limit: int) -> tuple[list[int], list[int]]:
@@ -198,10 +213,11 @@ def test_a_row_moved_onto_the_seqs_of_another_is_set_aside_at_open(tmp_path: Pat
     backlog = again.open()
     good, damaged = read_all(again, 4)
     again.close()
-    assert (backlog.count, backlog.set_aside) == (20, 11)
+    # 11-13 were settled: by seq, the settled table says so of whatever row holds them
+    assert (backlog.count, backlog.set_aside) == (20, 8)
     assert "rows 5-14, 25-25" in backlog.set_aside_why
     assert (good, damaged) == ([*range(1, 11), *range(21, 31)], [])
-    assert quarantine_entries(path) == [(5, 14, 10), (25, 25, 1)]
+    assert quarantine_entries(path) == [(5, 14, 7), (25, 25, 1)]
     assert backlog.lost is not None and backlog.lost.count == 8  # not where the ledger said
 
 
@@ -280,17 +296,12 @@ def test_a_last_seq_raised_on_the_newest_row_is_set_aside_as_what_it_held(
     assert quarantine_entries(path) == [(1, 10, 10)]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a row set aside at open is counted and quarantined whole, packets already "
-    "settled out of it (the settled table) included; see the report of rev-dur5",
-)
 def test_a_raised_row_some_packets_of_which_settled_sets_aside_exactly_the_rest(
     tmp_path: Path,
 ) -> None:
     """As a damaged row found by a read (above): packets settled out of the row before its
     `last` was raised by hand were delivered, and are not counted again as set aside and
-    'not delivered'. Today the open says 10 where 7 were still owed."""
+    'not delivered'. The open said 10 where 7 were still owed."""
     path = tmp_path / "out.db"
     edited_by_hand(path, [(1, 10)], "UPDATE packets SET last = 1000 WHERE seq = 1", settled=(1, 3))
     again = DurableStore(path)
@@ -298,3 +309,147 @@ def test_a_raised_row_some_packets_of_which_settled_sets_aside_exactly_the_rest(
     again.close()
     assert (backlog.count, backlog.lost) == (0, None)
     assert backlog.set_aside == 7, backlog.set_aside_why
+    assert backlog.set_aside_why.startswith("7 packets")
+    assert quarantine_entries(path) == [(4, 10, 7)]
+
+
+def test_a_run_reports_only_the_owed_packets_of_a_row_set_aside_at_open(tmp_path: Path) -> None:
+    """What the report, the node's last error and health say of such a row: the 7 packets
+    still owed, not the 3 delivered before."""
+    path = tmp_path / "state" / "out.db"
+    edited_by_hand(
+        path,
+        [(1, 10), (11, 10)],
+        "UPDATE packets SET last = 1000 WHERE seq = 11",
+        settled=(11, 13),
+    )
+    report = run(graph_from(tmp_path, graph("{count: 0}")), tmp_path)
+    out = report["nodes"]["out"]
+    assert [p.seq for p in plugins.RECORDS["out"]] == list(range(10))
+    assert out["durable"]["rows_quarantined"] == 7
+    assert out["durable"]["last_error"].endswith(
+        "7 packets of rows whose seq ranges overlap the rows before them, or are not the "
+        "packets they hold (rows 11-20: changed by hand?) moved to its quarantine table, "
+        "not delivered"
+    )
+    assert out["durable"]["lost"] is None and out["health"] == "degraded"
+    assert quarantine_entries(path) == [(14, 20, 7)]
+
+
+def test_an_entry_set_aside_at_open_exports_only_the_packets_it_took(tmp_path: Path) -> None:
+    """The entry keeps the row as found, settled packets and all; reading it back gives the
+    seven it took, each the packet written under its seq, and vouches for them (the row
+    matches its checksum under its own range: only `last` was changed)."""
+    path = tmp_path / "out.db"
+    edited_by_hand(path, [(1, 10)], "UPDATE packets SET last = 1000 WHERE seq = 1", settled=(1, 3))
+    store = DurableStore(path)
+    store.open()  # sets it aside
+    store.close()
+    [entry] = entries_of(path)
+    assert (entry.held, entry.packets, entry.intact) == ([(4, 10)], 7, True)
+    assert numbered(entry.parts) == {seq: seq for seq in range(4, 11)}
+
+
+def test_an_entry_set_aside_at_open_requeues_only_the_packets_it_took(tmp_path: Path) -> None:
+    """Requeued, the seven owed packets come back at the end of the backlog as new rows and
+    are read back intact; the three delivered before do not come back, and the entry is
+    gone."""
+    path = tmp_path / "out.db"
+    edited_by_hand(path, [(1, 10)], "UPDATE packets SET last = 1000 WHERE seq = 1", settled=(1, 3))
+    store = DurableStore(path)
+    backlog = store.open()
+    [entry] = store.query(entries_in)
+    assert requeue_entries(store, backlog.next_seq, [entry.id]) == 7
+    good, damaged = read_all(store, 100)
+    store.close()
+    assert damaged == [] and good == list(range(backlog.next_seq, backlog.next_seq + 7))
+    again = DurableStore(path)
+    reopened = again.open()
+    got, _bad = again.read(100)
+    again.close()
+    assert (reopened.count, reopened.lost, reopened.set_aside) == (7, None, 0)
+    assert [json.loads(body)["payload"]["n"] for _seq, _at, body in got] == list(range(4, 11))
+    assert quarantine_entries(path) == []
+
+
+def test_a_damaged_row_entry_exports_the_packets_it_took_and_says_it_is_damaged(
+    tmp_path: Path,
+) -> None:
+    """A row whose checksum failed when read, 7 of its 40 packets settled before (the byte
+    changed is in one of those): the entry gives back the 33 it took, flagged as not
+    vouched for, and cannot be requeued (its packets would only be quarantined again)."""
+    path = tmp_path / "out.db"
+    store = DurableStore(path)
+    store.open()
+    store.commit(new_rows(1, 40), [], 0)
+    store.commit([], [(1, 4), (10, 12)], 0)
+    store.close()
+    change_one_byte(path, 1)
+    again = DurableStore(path)
+    backlog = again.open()
+    read_all(again, 5)
+    [entry] = again.query(entries_in)
+    with pytest.raises(StoreError, match=f"entry {entry.id} .* does not match its checksum"):
+        requeue_entries(again, backlog.next_seq, [entry.id])
+    again.close()
+    held = [*range(5, 10), *range(13, 41)]
+    assert (entry.held, entry.packets, entry.intact) == ([(5, 9), (13, 40)], 33, False)
+    assert numbered(entry.parts) == {seq: seq for seq in held}
+
+
+def test_a_row_whose_sizes_were_changed_is_set_aside_as_many_as_its_packets(
+    tmp_path: Path,
+) -> None:
+    """Sizes cut to three entries: the open took the row for three packets, all of them
+    settled before, and reported the seven it still owed lost. The sizes are not to be
+    trusted (the row fails its checksum), so it counts its packets by its newlines: the
+    seven are set aside, not lost, and read back at their seqs."""
+    path = tmp_path / "out.db"
+    edited_by_hand(
+        path,
+        [(1, 10)],
+        "UPDATE packets SET sizes = substr(sizes, 1, 12) WHERE seq = 1",
+        settled=(1, 3),
+    )
+    again = DurableStore(path)
+    backlog = again.open()
+    [entry] = again.query(entries_in)
+    again.close()
+    assert (backlog.count, backlog.lost, backlog.set_aside) == (0, None, 7)
+    assert (entry.held, entry.packets, entry.intact) == ([(4, 10)], 7, False)
+    assert numbered(entry.parts) == {seq: seq for seq in range(4, 11)}
+
+
+def test_unknown_entries_are_not_requeued(tmp_path: Path) -> None:
+    path = tmp_path / "out.db"
+    store = DurableStore(path)
+    backlog = store.open()
+    with pytest.raises(StoreError, match="has no quarantine entry 3"):
+        requeue_entries(store, backlog.next_seq, [3])
+    store.close()
+
+
+def test_seqs_settled_out_of_a_row_set_aside_are_not_used_again_without_a_ledger(
+    tmp_path: Path,
+) -> None:
+    """The entry of a row set aside at open ends at the last packet it took (7); the seqs
+    settled out of the row after that (8-10) stay in the settled table. An open without the
+    ledger (deleted) started at seq 8, and the next open took new packets 8-10 for settled
+    ones: never delivered, never reported. Seqs are never used again."""
+    path = tmp_path / "out.db"
+    edited_by_hand(path, [(1, 10)], "UPDATE packets SET last = 1000 WHERE seq = 1", settled=(8, 10))
+    store = DurableStore(path)
+    assert store.open().set_aside == 7
+    store.close()
+    path.with_name(path.name + ".ledger").unlink()
+    again = DurableStore(path)
+    backlog = again.open()
+    again.commit(new_rows(backlog.next_seq, 5), [], 0)
+    again.close()
+    last = DurableStore(path)
+    reopened = last.open()
+    good, damaged = read_all(last, 100)
+    last.close()
+    assert backlog.next_seq == 11
+    assert (reopened.count, damaged) == (5, [])
+    assert good == list(range(11, 16))

@@ -14,6 +14,7 @@ from contextlib import closing
 from pathlib import Path
 
 from schnitzel.durable.parking import ParkingChanges, Selection, parked_totals, read_parked
+from schnitzel.durable.quarantine import quarantine_entries
 from schnitzel.durable.rows import SEALED
 from schnitzel.durable.store import FORMAT_VERSION, DurableStore
 from schnitzel.runtime.durable_commits import commit_on_store
@@ -104,3 +105,20 @@ def test_a_row_written_after_the_migration_and_moved_by_hand_is_quarantined(
     assert backlog.lost is not None and backlog.lost.count == 10
     assert [seq for seq, _at, _body in good] == BACKLOG
     assert [seq for seq, *_ in damaged] == list(range(132, 142))
+
+
+def test_its_quarantine_entry_reads_back_as_the_packets_it_took(tmp_path: Path) -> None:
+    """The entry was written before entries said which seqs they took (`held`, `row_seq`):
+    it took its whole row (10 packets of 10), so they are still known, and it says it is
+    damaged (one byte of packet 21 was changed on disk)."""
+    path = format4_store(tmp_path)
+    store = DurableStore(path)
+    store.open()
+    [entry] = store.query(quarantine_entries)
+    store.close()
+    assert (entry.seq, entry.last, entry.packets, entry.held) == (21, 30, 10, [(21, 30)])
+    assert entry.intact is False and entry.parts is not None
+    numbers = {
+        seq: json.loads(body)["payload"]["n"] for seq, body in entry.parts.items() if seq > 21
+    }
+    assert numbers == {seq: seq for seq in range(22, 31)}
