@@ -1015,10 +1015,10 @@ class DurableStore:
     def close(self) -> None:
         if self._ledger_stale:
             self._rewrite_ledger()
-        if self._db is not None:
-            with contextlib.suppress(sqlite3.Error):
-                self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            self._close_quietly()
+        # Closing the last connection checkpoints the WAL into the file (synced) and
+        # deletes it: no checkpoint of our own first (a truncate of the WAL before its
+        # delete, for nothing).
+        self._close_quietly()
         if self._ledger is not None:
             with contextlib.suppress(OSError):  # the next open then says it could not check
                 self._ledger.close()

@@ -217,6 +217,31 @@ def test_a_store_in_a_directory_the_user_cannot_write_is_refused_at_open(
 # -- format 1 ------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize(("sync", "level"), [("FULL", 2), ("NORMAL", 1)])
+def test_commits_after_an_open_run_at_the_stores_own_sync_new_or_reopened(
+    tmp_path: Path, sync: str, level: int
+) -> None:
+    """An open writes without a sync per step (a new file's tables at OFF, synced once; the
+    time of a later open at NORMAL); the commits after it run at the store's `sync` again.
+    Closed, the WAL is checkpointed into the file and gone, and each open left its time."""
+    path = tmp_path / "out.db"
+    for n in (1, 2):  # created, then reopened
+        store = DurableStore(path, sync)
+        assert store.open().count == n - 1
+        try:
+            assert store.query(lambda db: db.execute("PRAGMA synchronous").fetchone()) == (level,)
+            store.commit([row(n, body(n))], [], 0)
+        finally:
+            store.close()
+        assert not path.with_name("out.db-wal").exists()
+        with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+            assert db.execute("SELECT seq FROM packets").fetchall() == [
+                (k,) for k in range(1, n + 1)
+            ]
+            opened = db.execute("SELECT value FROM meta WHERE key = 'opened'").fetchone()
+        assert time.time() - float(opened[0]) < 3600
+
+
 def test_a_format_1_store_is_migrated_and_its_backlog_delivered(tmp_path: Path) -> None:
     path = tmp_path / "out.db"
     bodies = {n: body(n) for n in (4, 5, 9)}
