@@ -267,6 +267,34 @@ def test_a_format_1_store_is_migrated_and_its_backlog_delivered(tmp_path: Path) 
     assert sums == [(n, zlib.adler32(b)) for n, b in bodies.items()]
 
 
+def test_a_new_store_has_the_tables_a_migrated_one_has(tmp_path: Path) -> None:
+    """A new file's tables are created whole; a format 1 store gets them column by column:
+    the same columns, in the same order (rows are inserted by position)."""
+    old, new = tmp_path / "old.db", tmp_path / "new.db"
+    with closing(sqlite3.connect(old, isolation_level=None)) as db:
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute(
+            "CREATE TABLE packets (seq INTEGER PRIMARY KEY, enqueued REAL NOT NULL, "
+            "body BLOB NOT NULL)"
+        )
+        db.execute("PRAGMA application_id=1396919898")
+        db.execute("PRAGMA user_version=1")
+    for path in (old, new):
+        store = DurableStore(path)
+        store.open()
+        store.close()
+
+    def tables(path: Path) -> dict[str, list[tuple[object, ...]]]:
+        with closing(sqlite3.connect(path)) as db:
+            names = [
+                n for (n,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+            ]
+            return {n: db.execute(f"PRAGMA table_info({n})").fetchall() for n in sorted(names)}
+
+    assert tables(new) == tables(old)
+    assert {"packets", "quarantine", "meta", "parked", "settled"} <= set(tables(new))
+
+
 def test_a_format_2_store_gains_the_parked_table_and_keeps_its_backlog(tmp_path: Path) -> None:
     path = tmp_path / "out.db"
     store = DurableStore(path)
