@@ -13,8 +13,8 @@ displaced), so the entry says which store seqs it took, those still owed:
 
 `row_seq` and `held` came after format 5 without changing its number: older code writes
 and reads the table as before (its entries have them NULL), and a store gets the two
-columns when it is created or first takes a row whole. `schnitzel/durable/quarantine.py`
-reads the entries back.
+columns when it is created, migrated from an older format, or first takes a row whole.
+`schnitzel/durable/quarantine.py` reads the entries back.
 """
 
 from __future__ import annotations

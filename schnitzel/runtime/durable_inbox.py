@@ -38,6 +38,7 @@ from operator import itemgetter
 from schnitzel.contract.packet import StreamPacket
 from schnitzel.contract.run_report import DurableReport
 from schnitzel.durable.parking import parked_totals
+from schnitzel.durable.store import Backlog, DurableStore
 from schnitzel.runtime.durable_admission import Admission
 from schnitzel.runtime.durable_commits import Committer
 from schnitzel.runtime.durable_parking import ParkingRequest
@@ -56,6 +57,16 @@ _seq, _size = itemgetter(0), itemgetter(2)
 """Of a row (seq, enqueued, size)."""
 
 
+def _open_on_store(
+    store: DurableStore,
+) -> tuple[Backlog, tuple[list[tuple[int, tuple[str, ...]]], list[str]], tuple[int, int]]:
+    """What `open` needs from the store, in one call on its thread (one hand-off, not
+    three): its backlog, the blob URIs its packets name (queued, parked), its parked
+    totals."""
+    backlog = store.open()
+    return backlog, stored_refs(store), store.query(parked_totals)
+
+
 class DurableInbox(Admission, Committer):
     """An inbox whose packets live in a SQLite file until their node settled them."""
 
@@ -66,7 +77,8 @@ class DurableInbox(Admission, Committer):
     async def open(self) -> None:
         """Open the store; its backlog counts as queued and is taken first."""
         loop = asyncio.get_running_loop()
-        backlog = await loop.run_in_executor(self._pool, self.store.open)
+        opened = await loop.run_in_executor(self._pool, _open_on_store, self.store)
+        backlog, (queued, parked_refs), parked = opened
         if backlog.quarantined is not None:
             self.stats.quarantined = str(backlog.quarantined)
             self.stats.last_error = f"unreadable store moved to {backlog.quarantined}"
@@ -86,11 +98,9 @@ class DurableInbox(Admission, Committer):
             self.stats.last_error = f"durable store {str(self.path)!r}: {backlog.set_aside_why}"
             self.notify("error", self.stats.last_error)
         self._next_seq = backlog.next_seq
-        queued, parked_refs = await loop.run_in_executor(self._pool, stored_refs, self.store)
         for seq, uris in queued:
             self.refs.add(seq, uris)
         self.refs.hold(parked_refs)
-        parked = await loop.run_in_executor(self._pool, self.store.query, parked_totals)
         self.parked_count, self.parked_bytes = parked
         self.stats.parked_at_open = parked[0]
         if parked[0]:

@@ -217,6 +217,31 @@ def test_a_store_in_a_directory_the_user_cannot_write_is_refused_at_open(
 # -- format 1 ------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize(("sync", "level"), [("FULL", 2), ("NORMAL", 1)])
+def test_commits_after_an_open_run_at_the_stores_own_sync_new_or_reopened(
+    tmp_path: Path, sync: str, level: int
+) -> None:
+    """An open writes without a sync per step (a new file's tables at OFF, synced once; the
+    time of a later open at NORMAL); the commits after it run at the store's `sync` again.
+    Closed, the WAL is checkpointed into the file and gone, and each open left its time."""
+    path = tmp_path / "out.db"
+    for n in (1, 2):  # created, then reopened
+        store = DurableStore(path, sync)
+        assert store.open().count == n - 1
+        try:
+            assert store.query(lambda db: db.execute("PRAGMA synchronous").fetchone()) == (level,)
+            store.commit([row(n, body(n))], [], 0)
+        finally:
+            store.close()
+        assert not path.with_name("out.db-wal").exists()
+        with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+            assert db.execute("SELECT seq FROM packets").fetchall() == [
+                (k,) for k in range(1, n + 1)
+            ]
+            opened = db.execute("SELECT value FROM meta WHERE key = 'opened'").fetchone()
+        assert time.time() - float(opened[0]) < 3600
+
+
 def test_a_format_1_store_is_migrated_and_its_backlog_delivered(tmp_path: Path) -> None:
     path = tmp_path / "out.db"
     bodies = {n: body(n) for n in (4, 5, 9)}
@@ -240,6 +265,34 @@ def test_a_format_1_store_is_migrated_and_its_backlog_delivered(tmp_path: Path) 
         sums = db.execute("SELECT seq, checksum FROM packets").fetchall()
         assert db.execute("SELECT count(*) FROM parked").fetchone()[0] == 0
     assert sums == [(n, zlib.adler32(b)) for n, b in bodies.items()]
+
+
+def test_a_new_store_has_the_tables_a_migrated_one_has(tmp_path: Path) -> None:
+    """A new file's tables are created whole; a format 1 store gets them column by column:
+    the same columns, in the same order (rows are inserted by position)."""
+    old, new = tmp_path / "old.db", tmp_path / "new.db"
+    with closing(sqlite3.connect(old, isolation_level=None)) as db:
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute(
+            "CREATE TABLE packets (seq INTEGER PRIMARY KEY, enqueued REAL NOT NULL, "
+            "body BLOB NOT NULL)"
+        )
+        db.execute("PRAGMA application_id=1396919898")
+        db.execute("PRAGMA user_version=1")
+    for path in (old, new):
+        store = DurableStore(path)
+        store.open()
+        store.close()
+
+    def tables(path: Path) -> dict[str, list[tuple[object, ...]]]:
+        with closing(sqlite3.connect(path)) as db:
+            names = [
+                n for (n,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+            ]
+            return {n: db.execute(f"PRAGMA table_info({n})").fetchall() for n in sorted(names)}
+
+    assert tables(new) == tables(old)
+    assert {"packets", "quarantine", "meta", "parked", "settled"} <= set(tables(new))
 
 
 def test_a_format_2_store_gains_the_parked_table_and_keeps_its_backlog(tmp_path: Path) -> None:
