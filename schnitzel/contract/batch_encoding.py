@@ -170,16 +170,15 @@ def _ts_texts(stamps: Column) -> str | Column | None:
 def plain_values(values: list[Any]) -> bool:
     """True when every value holds only plain JSON values (exact dicts and FrozenMeta with
     string keys, lists, tuples, strings, ints, finite floats, booleans, None): codec's
-    `_plain` of each, checked one nesting level at a time across all of them."""
-    budget = MAX_VALUES
+    `_plain` of each, checked one nesting level at a time across all of them. The types of a
+    level are taken while it is gathered from the level above: under mappings, a level of
+    scalars only (flat dict payloads, the usual batch) is never built as a list."""
+    budget = MAX_VALUES - len(values)
+    kinds = set(map(type, values))
     for _level in range(MAX_LEVELS):
-        budget -= len(values)
-        if budget < 0:
-            return False
-        kinds = set(map(type, values))
         if kinds <= _SCALARS:
             return True
-        if not kinds <= _PLAIN:
+        if budget < 0 or not kinds <= _PLAIN:
             return False
         if len(kinds) == 1:  # one container type (all payloads dicts, usually) or all floats
             (kind,) = kinds
@@ -188,9 +187,14 @@ def plain_values(values: list[Any]) -> bool:
             if kind in _MAPPINGS:
                 if not set(map(type, chain.from_iterable(values))) <= _STR:
                     return False
+                kinds = set(map(type, chain.from_iterable(map(_values, values))))
+                if kinds <= _SCALARS:
+                    return True
                 values = list(chain.from_iterable(map(_values, values)))
             else:
                 values = list(chain.from_iterable(values))
+                kinds = set(map(type, values))
+            budget -= len(values)
             continue
         of_kind = list(map(type, values))
         nested: list[Any] = []
@@ -207,4 +211,6 @@ def plain_values(values: list[Any]) -> bool:
             else:
                 nested.extend(chain.from_iterable(members))
         values = nested
+        kinds = set(map(type, values))
+        budget -= len(values)
     return False
