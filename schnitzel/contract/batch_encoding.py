@@ -86,8 +86,9 @@ def _plain_bodies(batch: Sequence[StreamPacket]) -> list[bytes] | None:
     distinct_metas = _distinct(metas)
     if not all(type(meta) in _MAPPINGS for meta in distinct_metas):
         return None
-    # Apart: payloads of one type (dicts, usually) are checked by the shortest path.
-    if not plain_values(distinct_metas) or not plain_values(list(payloads)):
+    # Apart: payloads of one type (dicts, usually) are checked by the shortest path; the
+    # column itself, not a list of it.
+    if not plain_values(distinct_metas) or not plain_values(payloads):
         return None
     texts = _ts_texts(stamps)
     if texts is None:
@@ -167,7 +168,7 @@ def _ts_texts(stamps: Column) -> str | Column | None:
     return tuple(map(texts.__getitem__, stamps))
 
 
-def plain_values(values: list[Any]) -> bool:
+def plain_values(values: Sequence[Any]) -> bool:
     """True when every value holds only plain JSON values (exact dicts and FrozenMeta with
     string keys, lists, tuples, strings, ints, finite floats, booleans, None): codec's
     `_plain` of each, checked one nesting level at a time across all of them. The types of a
