@@ -24,6 +24,7 @@ import sys
 import tempfile
 from itertools import repeat
 from pathlib import Path
+from typing import Any
 
 from schnitzel.contract.batch_encoding import encode_batch_bytes
 from schnitzel.contract.codec import encode_packet_bytes
@@ -31,13 +32,13 @@ from schnitzel.contract.packet import StreamPacket
 
 BATCH = 256
 VARIANTS = ("per packet (codec)", "batch")
-FLAT = {"v": 1}
-NESTED = {"v": 1, "temp": 21.5, "tags": ["a", "b"], "at": {"x": 1, "y": 2.5}}
+FLAT: dict[str, Any] = {"v": 1}
+NESTED: dict[str, Any] = {"v": 1, "temp": 21.5, "tags": ["a", "b"], "at": {"x": 1, "y": 2.5}}
 
 
 def batches(n: int, nested: bool) -> list[list[StreamPacket]]:
     template = NESTED if nested else FLAT
-    made = []
+    made: list[list[StreamPacket]] = []
     for index in range(n):
         payloads = list(map(dict.copy, repeat(template, BATCH)))
         seqs = range(index * BATCH, (index + 1) * BATCH)
