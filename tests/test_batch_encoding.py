@@ -129,11 +129,11 @@ def test_non_finite_floats_anywhere_in_a_batch_are_refused() -> None:
         [{"v": 1}, {"v": b"bytes"}],  # a value msgspec writes but codec does not take
     ],
 )
-def test_flat_dict_payloads_whose_values_are_not_all_plain_are_refused_or_written_alike(
+def test_flat_dict_payloads_holding_what_is_not_plain_take_codecs_path(
     payloads: list[dict[Any, Any]],
 ) -> None:
-    """The values of flat dict payloads are checked as they are gathered (never listed when
-    all are scalars): what is not plain still takes codec's path, with its bytes or error."""
+    """What is not plain among the keys or values of flat dict payloads (the usual batch,
+    checked by the shortest path) still takes codec's path, with its bytes or its error."""
     assert plain_values(payloads) is False
     batch = StreamPacket.new_many("sensor", "src", range(len(payloads)), payloads)
     assert _batch(batch) == _each(batch)

@@ -86,9 +86,8 @@ def _plain_bodies(batch: Sequence[StreamPacket]) -> list[bytes] | None:
     distinct_metas = _distinct(metas)
     if not all(type(meta) in _MAPPINGS for meta in distinct_metas):
         return None
-    # Apart: payloads of one type (dicts, usually) are checked by the shortest path; the
-    # column itself, not a list of it.
-    if not plain_values(distinct_metas) or not plain_values(payloads):
+    # Apart: payloads of one type (dicts, usually) are checked by the shortest path.
+    if not plain_values(distinct_metas) or not plain_values(list(payloads)):
         return None
     texts = _ts_texts(stamps)
     if texts is None:
@@ -168,18 +167,19 @@ def _ts_texts(stamps: Column) -> str | Column | None:
     return tuple(map(texts.__getitem__, stamps))
 
 
-def plain_values(values: Sequence[Any]) -> bool:
+def plain_values(values: list[Any]) -> bool:
     """True when every value holds only plain JSON values (exact dicts and FrozenMeta with
     string keys, lists, tuples, strings, ints, finite floats, booleans, None): codec's
-    `_plain` of each, checked one nesting level at a time across all of them. The types of a
-    level are taken while it is gathered from the level above: under mappings, a level of
-    scalars only (flat dict payloads, the usual batch) is never built as a list."""
-    budget = MAX_VALUES - len(values)
-    kinds = set(map(type, values))
+    `_plain` of each, checked one nesting level at a time across all of them."""
+    budget = MAX_VALUES
     for _level in range(MAX_LEVELS):
+        budget -= len(values)
+        if budget < 0:
+            return False
+        kinds = set(map(type, values))
         if kinds <= _SCALARS:
             return True
-        if budget < 0 or not kinds <= _PLAIN:
+        if not kinds <= _PLAIN:
             return False
         if len(kinds) == 1:  # one container type (all payloads dicts, usually) or all floats
             (kind,) = kinds
@@ -188,14 +188,9 @@ def plain_values(values: Sequence[Any]) -> bool:
             if kind in _MAPPINGS:
                 if not set(map(type, chain.from_iterable(values))) <= _STR:
                     return False
-                kinds = set(map(type, chain.from_iterable(map(_values, values))))
-                if kinds <= _SCALARS:
-                    return True
                 values = list(chain.from_iterable(map(_values, values)))
             else:
                 values = list(chain.from_iterable(values))
-                kinds = set(map(type, values))
-            budget -= len(values)
             continue
         of_kind = list(map(type, values))
         nested: list[Any] = []
@@ -212,6 +207,4 @@ def plain_values(values: Sequence[Any]) -> bool:
             else:
                 nested.extend(chain.from_iterable(members))
         values = nested
-        kinds = set(map(type, values))
-        budget -= len(values)
     return False
