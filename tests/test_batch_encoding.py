@@ -118,3 +118,22 @@ def test_non_finite_floats_anywhere_in_a_batch_are_refused() -> None:
         with pytest.raises(Exception) as raised:
             encode_batch_bytes(batch)
         assert raised.type is _each(batch)
+
+
+@pytest.mark.parametrize(
+    "payloads",
+    [
+        [{"v": 1}, {MyStr("v"): 1}],  # a str subclass key beside an equal str one
+        [{"v": 1}, {"v": {MyStr("k"): 1}}],  # the same, a level down
+        [{"v": 1}, {"v": math.nan}],  # a flat dict's value that is not finite
+        [{"v": 1}, {"v": b"bytes"}],  # a value msgspec writes but codec does not take
+    ],
+)
+def test_flat_dict_payloads_holding_what_is_not_plain_take_codecs_path(
+    payloads: list[dict[Any, Any]],
+) -> None:
+    """What is not plain among the keys or values of flat dict payloads (the usual batch,
+    checked by the shortest path) still takes codec's path, with its bytes or its error."""
+    assert plain_values(payloads) is False
+    batch = StreamPacket.new_many("sensor", "src", range(len(payloads)), payloads)
+    assert _batch(batch) == _each(batch)
