@@ -115,18 +115,24 @@ def test_a_damaged_row_read_a_few_packets_at_a_time_is_one_quarantine_entry(
     assert quarantine_entries(path) == [(6, 45, 40)]
 
 
-def test_a_damaged_row_some_packets_of_which_settled_quarantines_exactly_the_rest(
-    tmp_path: Path,
-) -> None:
-    """Packets settled out of the row before it was damaged (the `settled` table) are not
-    quarantined again: the entry counts the packets the row still held."""
-    path = tmp_path / "out.db"
+def damage_a_partly_settled_row(path: Path) -> None:
+    """A store of one 40-packet row, 1-4 and 10-12 settled out of it, then one byte of the
+    row changed on disk."""
     store = DurableStore(path)
     store.open()
     store.commit(new_rows(1, 40), [], 0)
     store.commit([], [(1, 4), (10, 12)], 0)
     store.close()
     change_one_byte(path, 1)
+
+
+def test_a_damaged_row_some_packets_of_which_settled_quarantines_exactly_the_rest(
+    tmp_path: Path,
+) -> None:
+    """Packets settled out of the row before it was damaged (the `settled` table) are not
+    quarantined again: the entry counts the packets the row still held."""
+    path = tmp_path / "out.db"
+    damage_a_partly_settled_row(path)
     again = DurableStore(path)
     again.open()
     good, damaged = read_all(again, 2)
@@ -379,12 +385,7 @@ def test_a_damaged_row_entry_exports_the_packets_it_took_and_says_it_is_damaged(
     changed is in one of those): the entry gives back the 33 it took, flagged as not
     vouched for, and cannot be requeued (its packets would only be quarantined again)."""
     path = tmp_path / "out.db"
-    store = DurableStore(path)
-    store.open()
-    store.commit(new_rows(1, 40), [], 0)
-    store.commit([], [(1, 4), (10, 12)], 0)
-    store.close()
-    change_one_byte(path, 1)
+    damage_a_partly_settled_row(path)
     again = DurableStore(path)
     backlog = again.open()
     read_all(again, 5)
