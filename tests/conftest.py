@@ -15,10 +15,14 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, settings
 
-from schnitzel.registry.registry import PluginRegistry
-from tests.http_backend import LoopbackBackend
+from tests.bytecode import compile_the_packages
 
 REPO = Path(__file__).resolve().parent.parent
+compile_the_packages(REPO)  # before this process, or any it starts, imports schnitzel
+
+from schnitzel.registry.registry import PluginRegistry  # noqa: E402
+from tests.http_backend import LoopbackBackend  # noqa: E402
+
 GRAPHS = REPO / "graphs"
 
 # Hypothesis's defaults time each example (a 200 ms deadline) and its data generation: on a
