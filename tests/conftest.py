@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, settings
 
-from tests.bytecode import compile_the_packages
+from tests.bytecode import bytecode_written, compile_the_packages
 
 REPO = Path(__file__).resolve().parent.parent
 compile_the_packages(REPO)  # before this process, or any it starts, imports schnitzel
@@ -40,6 +40,13 @@ def pytest_configure(config: pytest.Config) -> None:
         import uvloop
 
         asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_collection() -> Iterator[None]:
+    """Test modules rewritten for pytest's assertions are cached (tests/bytecode.py)."""
+    with bytecode_written():
+        yield
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
