@@ -15,10 +15,14 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, settings
 
-from schnitzel.registry.registry import PluginRegistry
-from tests.http_backend import LoopbackBackend
+from tests.bytecode import bytecode_written, compile_the_packages
 
 REPO = Path(__file__).resolve().parent.parent
+compile_the_packages(REPO)  # before this process, or any it starts, imports schnitzel
+
+from schnitzel.registry.registry import PluginRegistry  # noqa: E402
+from tests.http_backend import LoopbackBackend  # noqa: E402
+
 GRAPHS = REPO / "graphs"
 
 # Hypothesis's defaults time each example (a 200 ms deadline) and its data generation: on a
@@ -36,6 +40,13 @@ def pytest_configure(config: pytest.Config) -> None:
         import uvloop
 
         asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_collection() -> Iterator[None]:
+    """Test modules rewritten for pytest's assertions are cached (tests/bytecode.py)."""
+    with bytecode_written():
+        yield
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
