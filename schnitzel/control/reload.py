@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from schnitzel.control.actor import Actor
 from schnitzel.control.throttles import check_throttle
 from schnitzel.errors import ControlError, GraphLoadError
-from schnitzel.registry.plugin import Plugin
+from schnitzel.registry.plugin import Plugin, Source
 from schnitzel.registry.registry import PluginRegistry
 from schnitzel.runtime.knobs import knob_bounds
 from schnitzel.runtime.node import Node, takes_concurrency
@@ -51,7 +51,8 @@ async def reload_graph(control: RuntimeControl, actor: Actor, why: str = "") -> 
     applied: list[dict[str, Any]] = []
     try:  # everything checked before the first change is made
         new = _load(path, runtime.plugin_registry())
-        swaps, throttles = _changes(runtime.graph, new)
+        paced = {n for n, node in runtime.nodes.items() if _paced_by_config(node)}
+        swaps, throttles = _changes(runtime.graph, new, paced)
         plugins = {spec.id: new.nodes[spec.id].plugin for spec in swaps}
         for spec in swaps:
             control.plan(spec.id, spec.plugin, dict(spec.config))
@@ -135,11 +136,29 @@ def _adopt(runtime: Runtime, new: ValidatedGraph, throttled: dict[str, dict[str,
     runtime.graph = dataclasses.replace(current, spec=spec, nodes=nodes)
 
 
+def _paced_by_config(node: Node) -> bool:
+    """A source the runtime paces to its config's `rate_hz`: a change of that key alone is a
+    throttle. The pace is the plugin's `rate_hz()` (docs/plugins.md); a `rate_hz` in its
+    config may be something else (a device's sampling rate, a pace only with another key)."""
+    plugin = node.plugin
+    if not isinstance(plugin, Source):
+        return False
+    written = getattr(plugin.config, "rate_hz", _NOT_IN_CONFIG)
+    try:
+        return written is not _NOT_IN_CONFIG and plugin.rate_hz() == written
+    except Exception:  # the plugin's own code: not a pace it can be shown to follow
+        return False
+
+
+_NOT_IN_CONFIG = object()
+
+
 def _changes(
-    running: ValidatedGraph, new: ValidatedGraph
+    running: ValidatedGraph, new: ValidatedGraph, paced_by_config: set[str]
 ) -> tuple[list[NodeSpec], dict[str, dict[str, Any]]]:
     """The swaps and throttles (per node, knob -> value) that turn `running` into `new`;
-    ControlError listing every change that needs a restart."""
+    ControlError listing every change that needs a restart. `paced_by_config`: the sources
+    whose `rate_hz` in the config is their pace."""
     restart: list[str] = []
     old_nodes = {n.id: n for n in running.spec.nodes}
     new_nodes = {n.id: n for n in new.spec.nodes}
@@ -165,7 +184,7 @@ def _changes(
             if getattr(old, field) != getattr(spec, field):
                 restart.append(f"node {node_id!r}: {field} changed")
         if (old.plugin, old.config) != (spec.plugin, spec.config):
-            if old.kind == "source" and _paced_only(old, spec):
+            if node_id in paced_by_config and _paced_only(old, spec):
                 knobs["rate_hz"] = getattr(new.nodes[node_id].config, "rate_hz", None)
             elif old.kind in ("source", "delay"):
                 restart.append(_needs_restart(node_id, old.kind))

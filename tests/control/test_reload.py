@@ -228,3 +228,41 @@ def test_a_source_rate_outside_its_declared_limits_refuses_the_whole_reload(
 
     _reload(tmp_path, edit, check, body=LIMITED)
     assert [(e["action"], e["outcome"]) for e in _audit(tmp_path)] == [("reload", "refused")]
+
+
+DEVICE = BODY.replace(
+    "{id: src, kind: source, plugin: synthetic, config: {rate_hz: 2000.0}}",
+    '{id: src, kind: source, plugin: "tests.runtime.plugins:DeviceRate", '
+    "config: {rate_hz: 2000.0}}",
+)
+
+
+def test_a_source_config_rate_the_runtime_does_not_pace_by_needs_a_restart(
+    tmp_path: Path,
+) -> None:
+    """The pace the runtime keeps a source to is its `rate_hz()` (docs/plugins.md), not a
+    config key that happens to be named `rate_hz`. A reload took any change of that key
+    alone as a throttle: here it began pacing an unpaced source at the file's rate while the
+    device went on sampling at the old one, and said it applied the file. Only a source
+    whose `rate_hz()` is its config's `rate_hz` is throttled; this one needs a restart."""
+
+    async def check(runtime: Runtime, outcome: Any) -> None:
+        assert isinstance(outcome, ControlError), outcome
+        assert "node 'src': a source's plugin or config changed" in str(outcome)
+        assert runtime.nodes["src"].pacer is not None
+        assert runtime.nodes["src"].pacer.rate_hz is None
+
+    _reload(tmp_path, lambda t: t.replace("rate_hz: 2000.0", "rate_hz: 50.0"), check, DEVICE)
+    assert [(e["action"], e["outcome"]) for e in _audit(tmp_path)] == [("reload", "refused")]
+
+
+def test_a_source_paced_by_its_config_rate_is_throttled_by_a_reload(tmp_path: Path) -> None:
+    """The same plugin, paced by its config's `rate_hz`: that rate changes live."""
+    body = DEVICE.replace("config: {rate_hz: 2000.0}", "config: {rate_hz: 2000.0, paced: true}")
+
+    async def check(runtime: Runtime, outcome: Any) -> None:
+        assert not isinstance(outcome, Exception), outcome
+        assert runtime.nodes["src"].pacer is not None
+        assert runtime.nodes["src"].pacer.rate_hz == 500.0
+
+    _reload(tmp_path, lambda t: t.replace("rate_hz: 2000.0", "rate_hz: 500.0"), check, body)

@@ -7,6 +7,7 @@ thread, record what reached it, refuse to open. Records are kept per node id in 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import signal
 import sys
 import threading
@@ -937,3 +938,25 @@ class Stuck(Source):
 
     async def close(self) -> None:
         CLOSED_WHILE_STUCK[self.context.node_id] = self._packets.stuck
+
+
+class DeviceRateConfig(PluginConfig):
+    rate_hz: float = 100.0
+    """The rate the device samples at (set in the device when it opens)."""
+    paced: bool = False
+    """Also have the runtime pace the source to `rate_hz`."""
+
+
+class DeviceRate(Source):
+    """A source whose config has a `rate_hz` of its own: the device's sampling rate. The
+    runtime paces it only when `paced` (its `rate_hz()`, the SDK's pace)."""
+
+    name: ClassVar[str] = "device-rate"
+    Config: ClassVar[type[PluginConfig]] = DeviceRateConfig
+
+    def rate_hz(self) -> float | None:
+        return self.config.rate_hz if self.config.paced else None
+
+    def packets(self) -> Iterator[StreamPacket]:
+        for seq in itertools.count():
+            yield StreamPacket.new("sensor", self.context.node_id, seq, {"n": seq})
