@@ -266,3 +266,29 @@ def test_a_source_paced_by_its_config_rate_is_throttled_by_a_reload(tmp_path: Pa
         assert runtime.nodes["src"].pacer.rate_hz == 500.0
 
     _reload(tmp_path, lambda t: t.replace("rate_hz: 2000.0", "rate_hz: 500.0"), check, body)
+
+
+def test_a_swap_never_gives_a_plugin_more_calls_at_once_than_it_takes(tmp_path: Path) -> None:
+    """A node throttled to 4 calls at once, then swapped by a reload to a plugin that takes
+    at most 2 (`max_calls_at_once`): the swap was validated against the file's concurrency
+    (1) and kept the live 4, so the new plugin got twice the calls it rests on. The swap is
+    refused (nothing applied) while the node runs at more than the plugin takes."""
+    body = BODY.replace("    limits: {concurrency: [1, 4]}\n", "")
+
+    async def steps(runtime: Runtime, control: RuntimeControl, path: Path) -> None:
+        control.throttle("slow", concurrency=4, actor=OPERATOR)
+        outcome = await _edit_and_reload(
+            control, path, lambda t: t.replace("plugins:SlowCompute", "plugins:CappedCompute")
+        )
+        node = runtime.nodes["slow"]
+        assert isinstance(outcome, ControlError), outcome
+        assert "takes at most 2 call(s) at once" in str(outcome), outcome
+        assert "throttle" in str(outcome), outcome
+        assert type(node.plugin).__name__ == "SlowCompute"
+        assert node.concurrency == 4
+
+    _steered(tmp_path, body, steps)
+    assert [(e["action"], e["outcome"]) for e in _audit(tmp_path)] == [
+        ("throttle", "applied"),
+        ("reload", "refused"),
+    ]

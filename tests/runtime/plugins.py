@@ -960,3 +960,10 @@ class DeviceRate(Source):
     def packets(self) -> Iterator[StreamPacket]:
         for seq in itertools.count():
             yield StreamPacket.new("sensor", self.context.node_id, seq, {"n": seq})
+
+
+class CappedCompute(SlowCompute):
+    """SlowCompute that takes at most 2 calls at once (its `max_calls_at_once`)."""
+
+    name: ClassVar[str] = "capped-compute"
+    max_calls_at_once: ClassVar[int | None] = 2
