@@ -5,8 +5,9 @@ node's plugin or config (a hot swap), its `concurrency` and a source's `rate_hz`
 Anything else (nodes or edges added or removed, a kind, an inbox, an error policy, limits,
 the `runtime:` section) needs a restart; the reload is then refused as a whole, naming each
 such change, and nothing is applied. Swaps are planned (validated) and throttles checked
-against the limits before any is done; if a swap fails to start, those already done in this
-reload are rolled back.
+against the limits before any is done; if a swap fails to start (or a throttle fails: its
+node swapped meanwhile by someone else), the swaps and throttles already done in this reload
+are undone.
 
 The file is compared with the graph as last loaded: the file the run started from, with
 what each reload applied. A knob is throttled only when the file changed it since, so a
@@ -16,6 +17,7 @@ otherwise.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -68,6 +70,7 @@ async def reload_graph(control: RuntimeControl, actor: Actor, why: str = "") -> 
         control.note("error", f"reload of {path} refused: {exc}")
         raise
     done: list[str] = []
+    turned: list[tuple[str, dict[str, Any]]] = []
     try:
         for spec in swaps:
             result = await control.swap(
@@ -77,8 +80,14 @@ async def reload_graph(control: RuntimeControl, actor: Actor, why: str = "") -> 
             applied.append({"node": spec.id, "swap": result["after"]})
         for node_id, knobs in throttles.items():
             result = control.throttle(node_id, **knobs, actor=actor, why=why or "reload")
+            turned.append((node_id, {k: v["before"] for k, v in result["changes"].items()}))
             applied.append({"node": node_id, "throttle": result["changes"]})
     except ControlError as exc:
+        # checked first, a throttle can still fail here: a node swapped meanwhile (`ctl swap`
+        # while this reload's swaps awaited) may no longer take it
+        for node_id, before in reversed(turned):
+            with contextlib.suppress(ControlError):  # its audit entry says why not
+                control.throttle(node_id, **before, actor=actor, why="reload failed part way")
         for node_id in reversed(done):
             await control.rollback(node_id, actor=actor, why="reload failed part way")
         error = f"reload failed and was undone: {exc}"

@@ -14,6 +14,7 @@ import pytest
 from schnitzel import Runtime, RuntimeControl
 from schnitzel.control.actor import Actor
 from schnitzel.errors import ControlError
+from tests.runtime import plugins
 from tests.runtime.harness import graph_from, steer
 
 OPERATOR = Actor("ops", 1000, 42, None, "reload")
@@ -292,3 +293,64 @@ def test_a_swap_never_gives_a_plugin_more_calls_at_once_than_it_takes(tmp_path: 
         ("throttle", "applied"),
         ("reload", "refused"),
     ]
+
+
+TWO_COMPUTES = """
+nodes:
+  - {id: src, kind: source, plugin: synthetic, config: {rate_hz: 2000.0}}
+  - {id: gate, kind: transform, plugin: sample, config: {every: 1}}
+  - id: a
+    kind: compute
+    plugin: "tests.runtime.plugins:SlowCompute"
+    concurrency: 1
+    limits: {concurrency: [1, 4]}
+  - id: b
+    kind: compute
+    plugin: "tests.runtime.plugins:SlowCompute"
+    concurrency: 1
+    limits: {concurrency: [1, 4]}
+  - {id: out, kind: sink, plugin: "null"}
+edges:
+  - {from: src, to: gate}
+  - {from: gate, to: a}
+  - {from: a, to: b}
+  - {from: b, to: out}
+"""
+
+
+def test_a_reload_that_fails_part_way_undoes_its_throttles_too(tmp_path: Path) -> None:
+    """A reload swaps `gate` and throttles `a` and `b`. While the new `gate` opens, an
+    operator swaps `b` to a plugin that runs one call at a time, so the reload's throttle of
+    `b` fails after that of `a` was made. The reload said it 'failed and was undone' and
+    rolled the swap back, but `a` kept the concurrency it was given: neither the file's last
+    loaded value nor what the reply said."""
+    plugins.OPEN_GATES.clear()
+    plugins.OPENING.clear()
+
+    async def steps(runtime: Runtime, control: RuntimeControl, path: Path) -> None:
+        plugins.OPEN_GATES["gate"] = asyncio.Event()
+        plugins.OPENING["gate"] = asyncio.Event()
+        path.write_text(
+            path.read_text()
+            .replace(
+                "plugin: sample, config: {every: 1}", 'plugin: "tests.runtime.plugins:GatedOpen"'
+            )
+            .replace(
+                "    concurrency: 1\n    limits: {concurrency: [1, 4]}\n  - id: b",
+                "    concurrency: 2\n    limits: {concurrency: [1, 4]}\n  - id: b",
+            )
+            .replace(
+                "    concurrency: 1\n    limits: {concurrency: [1, 4]}\n  - {id: out",
+                "    concurrency: 3\n    limits: {concurrency: [1, 4]}\n  - {id: out",
+            )
+        )
+        reloading = asyncio.ensure_future(control.reload(actor=OPERATOR, why="tuning"))
+        await asyncio.wait_for(plugins.OPENING["gate"].wait(), 30)
+        await control.swap("b", "tests.runtime.plugins:InlineCompute", {}, actor=OPERATOR)
+        plugins.OPEN_GATES["gate"].set()
+        with pytest.raises(ControlError, match="failed and was undone"):
+            await reloading
+        assert runtime.nodes["a"].concurrency == 1
+        assert runtime.nodes["gate"].generation == 2  # swapped, and rolled back
+
+    _steered(tmp_path, TWO_COMPUTES, steps)

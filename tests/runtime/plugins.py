@@ -967,3 +967,35 @@ class CappedCompute(SlowCompute):
 
     name: ClassVar[str] = "capped-compute"
     max_calls_at_once: ClassVar[int | None] = 2
+
+
+OPEN_GATES: dict[str, asyncio.Event] = {}
+"""GatedOpen: per node, what its open() waits for (set by the test, on the run's loop)."""
+OPENING: dict[str, asyncio.Event] = {}
+"""GatedOpen: per node, set once its open() began."""
+
+
+class GatedOpen(Transform):
+    """Passes packets on; its open() waits for the node's gate in OPEN_GATES, if any."""
+
+    name: ClassVar[str] = "gated-open"
+
+    async def open(self) -> None:
+        node_id = self.context.node_id
+        if node_id in OPENING:
+            OPENING[node_id].set()
+        if node_id in OPEN_GATES:
+            await OPEN_GATES[node_id].wait()
+
+    def process(self, packet: StreamPacket) -> StreamPacket:
+        return packet
+
+
+class InlineCompute(Compute):
+    """A compute plugin that runs one call at a time on the event loop (not blocking)."""
+
+    name: ClassVar[str] = "inline-compute"
+    blocking: ClassVar[bool] = False
+
+    def process(self, packet: StreamPacket) -> StreamPacket:
+        return packet
