@@ -56,7 +56,7 @@ def _end_one(port: int, way: str, trusted: ssl.SSLContext) -> None:
                 tls.sendall(b"POST /ingest HTTP/1.1\r\nHost: x\r\nContent-Length: 50\r\n\r\n{")
             if way != "handshake-fin":
                 tls.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            raw = tls  # type: ignore[assignment]
+            raw = tls
     finally:
         raw.close()
 
