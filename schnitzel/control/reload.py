@@ -5,8 +5,9 @@ node's plugin or config (a hot swap), its `concurrency` and a source's `rate_hz`
 Anything else (nodes or edges added or removed, a kind, an inbox, an error policy, limits,
 the `runtime:` section) needs a restart; the reload is then refused as a whole, naming each
 such change, and nothing is applied. Swaps are planned (validated) and throttles checked
-against the limits before any is done; if a swap fails to start, those already done in this
-reload are rolled back.
+against the limits before any is done; if a swap fails to start (or a throttle fails: its
+node swapped meanwhile by someone else), the swaps and throttles already done in this reload
+are undone.
 
 The file is compared with the graph as last loaded: the file the run started from, with
 what each reload applied. A knob is throttled only when the file changed it since, so a
@@ -16,6 +17,7 @@ otherwise.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from schnitzel.control.actor import Actor
 from schnitzel.control.throttles import check_throttle
 from schnitzel.errors import ControlError, GraphLoadError
-from schnitzel.registry.plugin import Plugin
+from schnitzel.registry.plugin import Plugin, Source
 from schnitzel.registry.registry import PluginRegistry
 from schnitzel.runtime.knobs import knob_bounds
 from schnitzel.runtime.node import Node, takes_concurrency
@@ -51,7 +53,8 @@ async def reload_graph(control: RuntimeControl, actor: Actor, why: str = "") -> 
     applied: list[dict[str, Any]] = []
     try:  # everything checked before the first change is made
         new = _load(path, runtime.plugin_registry())
-        swaps, throttles = _changes(runtime.graph, new)
+        paced = {n for n, node in runtime.nodes.items() if _paced_by_config(node)}
+        swaps, throttles = _changes(runtime.graph, new, paced)
         plugins = {spec.id: new.nodes[spec.id].plugin for spec in swaps}
         for spec in swaps:
             control.plan(spec.id, spec.plugin, dict(spec.config))
@@ -67,6 +70,7 @@ async def reload_graph(control: RuntimeControl, actor: Actor, why: str = "") -> 
         control.note("error", f"reload of {path} refused: {exc}")
         raise
     done: list[str] = []
+    turned: list[tuple[str, dict[str, Any]]] = []
     try:
         for spec in swaps:
             result = await control.swap(
@@ -76,8 +80,14 @@ async def reload_graph(control: RuntimeControl, actor: Actor, why: str = "") -> 
             applied.append({"node": spec.id, "swap": result["after"]})
         for node_id, knobs in throttles.items():
             result = control.throttle(node_id, **knobs, actor=actor, why=why or "reload")
+            turned.append((node_id, {k: v["before"] for k, v in result["changes"].items()}))
             applied.append({"node": node_id, "throttle": result["changes"]})
     except ControlError as exc:
+        # checked first, a throttle can still fail here: a node swapped meanwhile (`ctl swap`
+        # while this reload's swaps awaited) may no longer take it
+        for node_id, before in reversed(turned):
+            with contextlib.suppress(ControlError):  # its audit entry says why not
+                control.throttle(node_id, **before, actor=actor, why="reload failed part way")
         for node_id in reversed(done):
             await control.rollback(node_id, actor=actor, why="reload failed part way")
         error = f"reload failed and was undone: {exc}"
@@ -135,11 +145,29 @@ def _adopt(runtime: Runtime, new: ValidatedGraph, throttled: dict[str, dict[str,
     runtime.graph = dataclasses.replace(current, spec=spec, nodes=nodes)
 
 
+def _paced_by_config(node: Node) -> bool:
+    """A source the runtime paces to its config's `rate_hz`: a change of that key alone is a
+    throttle. The pace is the plugin's `rate_hz()` (docs/plugins.md); a `rate_hz` in its
+    config may be something else (a device's sampling rate, a pace only with another key)."""
+    plugin = node.plugin
+    if not isinstance(plugin, Source):
+        return False
+    written = getattr(plugin.config, "rate_hz", _NOT_IN_CONFIG)
+    try:
+        return written is not _NOT_IN_CONFIG and plugin.rate_hz() == written
+    except Exception:  # the plugin's own code: not a pace it can be shown to follow
+        return False
+
+
+_NOT_IN_CONFIG = object()
+
+
 def _changes(
-    running: ValidatedGraph, new: ValidatedGraph
+    running: ValidatedGraph, new: ValidatedGraph, paced_by_config: set[str]
 ) -> tuple[list[NodeSpec], dict[str, dict[str, Any]]]:
     """The swaps and throttles (per node, knob -> value) that turn `running` into `new`;
-    ControlError listing every change that needs a restart."""
+    ControlError listing every change that needs a restart. `paced_by_config`: the sources
+    whose `rate_hz` in the config is their pace."""
     restart: list[str] = []
     old_nodes = {n.id: n for n in running.spec.nodes}
     new_nodes = {n.id: n for n in new.spec.nodes}
@@ -165,7 +193,7 @@ def _changes(
             if getattr(old, field) != getattr(spec, field):
                 restart.append(f"node {node_id!r}: {field} changed")
         if (old.plugin, old.config) != (spec.plugin, spec.config):
-            if old.kind == "source" and _paced_only(old, spec):
+            if node_id in paced_by_config and _paced_only(old, spec):
                 knobs["rate_hz"] = getattr(new.nodes[node_id].config, "rate_hz", None)
             elif old.kind in ("source", "delay"):
                 restart.append(_needs_restart(node_id, old.kind))

@@ -126,7 +126,20 @@ def plan_swap(
         )
     after = NodeVersion(plugin, config)
     graph = _validated_with(runtime, node_id, after)
+    _check_calls_at_once(node, graph.nodes[node_id].plugin)
     return SwapPlan(node, before, after, graph)
+
+
+def _check_calls_at_once(node: Node, cls: type[Plugin]) -> None:
+    """The new plugin takes the calls at once the node runs now: its concurrency may be a
+    live throttle above the file's value, which the validation above saw."""
+    cap = cls.max_calls_at_once
+    if cap is not None and node.concurrency > cap:
+        raise ControlError(
+            f"swap refused: node {node.id!r} runs {node.concurrency} calls at once now, and "
+            f"plugin {cls.name!r} takes at most {cap} call(s) at once (its max_calls_at_once); "
+            f"throttle the node first: `schnitzel ctl throttle {node.id} --concurrency {cap}`"
+        )
 
 
 async def swap_node(runtime: Runtime, plan: SwapPlan) -> bool:

@@ -14,6 +14,7 @@ import pytest
 from schnitzel import Runtime, RuntimeControl
 from schnitzel.control.actor import Actor
 from schnitzel.errors import ControlError
+from tests.runtime import plugins
 from tests.runtime.harness import graph_from, steer
 
 OPERATOR = Actor("ops", 1000, 42, None, "reload")
@@ -228,3 +229,128 @@ def test_a_source_rate_outside_its_declared_limits_refuses_the_whole_reload(
 
     _reload(tmp_path, edit, check, body=LIMITED)
     assert [(e["action"], e["outcome"]) for e in _audit(tmp_path)] == [("reload", "refused")]
+
+
+DEVICE = BODY.replace(
+    "{id: src, kind: source, plugin: synthetic, config: {rate_hz: 2000.0}}",
+    '{id: src, kind: source, plugin: "tests.runtime.plugins:DeviceRate", '
+    "config: {rate_hz: 2000.0}}",
+)
+
+
+def test_a_source_config_rate_the_runtime_does_not_pace_by_needs_a_restart(
+    tmp_path: Path,
+) -> None:
+    """The pace the runtime keeps a source to is its `rate_hz()` (docs/plugins.md), not a
+    config key that happens to be named `rate_hz`. A reload took any change of that key
+    alone as a throttle: here it began pacing an unpaced source at the file's rate while the
+    device went on sampling at the old one, and said it applied the file. Only a source
+    whose `rate_hz()` is its config's `rate_hz` is throttled; this one needs a restart."""
+
+    async def check(runtime: Runtime, outcome: Any) -> None:
+        assert isinstance(outcome, ControlError), outcome
+        assert "node 'src': a source's plugin or config changed" in str(outcome)
+        assert runtime.nodes["src"].pacer is not None
+        assert runtime.nodes["src"].pacer.rate_hz is None
+
+    _reload(tmp_path, lambda t: t.replace("rate_hz: 2000.0", "rate_hz: 50.0"), check, DEVICE)
+    assert [(e["action"], e["outcome"]) for e in _audit(tmp_path)] == [("reload", "refused")]
+
+
+def test_a_source_paced_by_its_config_rate_is_throttled_by_a_reload(tmp_path: Path) -> None:
+    """The same plugin, paced by its config's `rate_hz`: that rate changes live."""
+    body = DEVICE.replace("config: {rate_hz: 2000.0}", "config: {rate_hz: 2000.0, paced: true}")
+
+    async def check(runtime: Runtime, outcome: Any) -> None:
+        assert not isinstance(outcome, Exception), outcome
+        assert runtime.nodes["src"].pacer is not None
+        assert runtime.nodes["src"].pacer.rate_hz == 500.0
+
+    _reload(tmp_path, lambda t: t.replace("rate_hz: 2000.0", "rate_hz: 500.0"), check, body)
+
+
+def test_a_swap_never_gives_a_plugin_more_calls_at_once_than_it_takes(tmp_path: Path) -> None:
+    """A node throttled to 4 calls at once, then swapped by a reload to a plugin that takes
+    at most 2 (`max_calls_at_once`): the swap was validated against the file's concurrency
+    (1) and kept the live 4, so the new plugin got twice the calls it rests on. The swap is
+    refused (nothing applied) while the node runs at more than the plugin takes."""
+    body = BODY.replace("    limits: {concurrency: [1, 4]}\n", "")
+
+    async def steps(runtime: Runtime, control: RuntimeControl, path: Path) -> None:
+        control.throttle("slow", concurrency=4, actor=OPERATOR)
+        outcome = await _edit_and_reload(
+            control, path, lambda t: t.replace("plugins:SlowCompute", "plugins:CappedCompute")
+        )
+        node = runtime.nodes["slow"]
+        assert isinstance(outcome, ControlError), outcome
+        assert "takes at most 2 call(s) at once" in str(outcome), outcome
+        assert "throttle" in str(outcome), outcome
+        assert type(node.plugin).__name__ == "SlowCompute"
+        assert node.concurrency == 4
+
+    _steered(tmp_path, body, steps)
+    assert [(e["action"], e["outcome"]) for e in _audit(tmp_path)] == [
+        ("throttle", "applied"),
+        ("reload", "refused"),
+    ]
+
+
+TWO_COMPUTES = """
+nodes:
+  - {id: src, kind: source, plugin: synthetic, config: {rate_hz: 2000.0}}
+  - {id: gate, kind: transform, plugin: sample, config: {every: 1}}
+  - id: a
+    kind: compute
+    plugin: "tests.runtime.plugins:SlowCompute"
+    concurrency: 1
+    limits: {concurrency: [1, 4]}
+  - id: b
+    kind: compute
+    plugin: "tests.runtime.plugins:SlowCompute"
+    concurrency: 1
+    limits: {concurrency: [1, 4]}
+  - {id: out, kind: sink, plugin: "null"}
+edges:
+  - {from: src, to: gate}
+  - {from: gate, to: a}
+  - {from: a, to: b}
+  - {from: b, to: out}
+"""
+
+
+def test_a_reload_that_fails_part_way_undoes_its_throttles_too(tmp_path: Path) -> None:
+    """A reload swaps `gate` and throttles `a` and `b`. While the new `gate` opens, an
+    operator swaps `b` to a plugin that runs one call at a time, so the reload's throttle of
+    `b` fails after that of `a` was made. The reload said it 'failed and was undone' and
+    rolled the swap back, but `a` kept the concurrency it was given: neither the file's last
+    loaded value nor what the reply said."""
+    plugins.OPEN_GATES.clear()
+    plugins.OPENING.clear()
+
+    async def steps(runtime: Runtime, control: RuntimeControl, path: Path) -> None:
+        plugins.OPEN_GATES["gate"] = asyncio.Event()
+        plugins.OPENING["gate"] = asyncio.Event()
+        path.write_text(
+            path.read_text()
+            .replace(
+                "plugin: sample, config: {every: 1}", 'plugin: "tests.runtime.plugins:GatedOpen"'
+            )
+            .replace(
+                "    concurrency: 1\n    limits: {concurrency: [1, 4]}\n  - id: b",
+                "    concurrency: 2\n    limits: {concurrency: [1, 4]}\n  - id: b",
+            )
+            .replace(
+                "    concurrency: 1\n    limits: {concurrency: [1, 4]}\n  - {id: out",
+                "    concurrency: 3\n    limits: {concurrency: [1, 4]}\n  - {id: out",
+            )
+        )
+        reloading = asyncio.ensure_future(control.reload(actor=OPERATOR, why="tuning"))
+        await asyncio.wait_for(plugins.OPENING["gate"].wait(), 30)
+        await control.swap("b", "tests.runtime.plugins:InlineCompute", {}, actor=OPERATOR)
+        plugins.OPEN_GATES["gate"].set()
+        with pytest.raises(ControlError, match="failed and was undone"):
+            await reloading
+        assert runtime.nodes["a"].concurrency == 1
+        assert runtime.nodes["gate"].generation == 2  # swapped, and rolled back
+
+    _steered(tmp_path, TWO_COMPUTES, steps)

@@ -7,6 +7,7 @@ thread, record what reached it, refuse to open. Records are kept per node id in 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import signal
 import sys
 import threading
@@ -937,3 +938,64 @@ class Stuck(Source):
 
     async def close(self) -> None:
         CLOSED_WHILE_STUCK[self.context.node_id] = self._packets.stuck
+
+
+class DeviceRateConfig(PluginConfig):
+    rate_hz: float = 100.0
+    """The rate the device samples at (set in the device when it opens)."""
+    paced: bool = False
+    """Also have the runtime pace the source to `rate_hz`."""
+
+
+class DeviceRate(Source):
+    """A source whose config has a `rate_hz` of its own: the device's sampling rate. The
+    runtime paces it only when `paced` (its `rate_hz()`, the SDK's pace)."""
+
+    name: ClassVar[str] = "device-rate"
+    Config: ClassVar[type[PluginConfig]] = DeviceRateConfig
+
+    def rate_hz(self) -> float | None:
+        return self.config.rate_hz if self.config.paced else None
+
+    def packets(self) -> Iterator[StreamPacket]:
+        for seq in itertools.count():
+            yield StreamPacket.new("sensor", self.context.node_id, seq, {"n": seq})
+
+
+class CappedCompute(SlowCompute):
+    """SlowCompute that takes at most 2 calls at once (its `max_calls_at_once`)."""
+
+    name: ClassVar[str] = "capped-compute"
+    max_calls_at_once: ClassVar[int | None] = 2
+
+
+OPEN_GATES: dict[str, asyncio.Event] = {}
+"""GatedOpen: per node, what its open() waits for (set by the test, on the run's loop)."""
+OPENING: dict[str, asyncio.Event] = {}
+"""GatedOpen: per node, set once its open() began."""
+
+
+class GatedOpen(Transform):
+    """Passes packets on; its open() waits for the node's gate in OPEN_GATES, if any."""
+
+    name: ClassVar[str] = "gated-open"
+
+    async def open(self) -> None:
+        node_id = self.context.node_id
+        if node_id in OPENING:
+            OPENING[node_id].set()
+        if node_id in OPEN_GATES:
+            await OPEN_GATES[node_id].wait()
+
+    def process(self, packet: StreamPacket) -> StreamPacket:
+        return packet
+
+
+class InlineCompute(Compute):
+    """A compute plugin that runs one call at a time on the event loop (not blocking)."""
+
+    name: ClassVar[str] = "inline-compute"
+    blocking: ClassVar[bool] = False
+
+    def process(self, packet: StreamPacket) -> StreamPacket:
+        return packet
