@@ -48,13 +48,22 @@ class QuarantineEntry:
     packet is which (an entry written before `held` existed, of part of a row)."""
 
 
-_COLUMNS = "id, seq, last, packets, enqueued, reason, at, body, sizes, checksum"
+_COLUMNS = "id, seq, {last}, {packets}, enqueued, reason, at, body, {sizes}, checksum"
+"""Of an entry; `last`, `packets` and `sizes` came with format 4 (before: one packet each)."""
 
 
 def quarantine_entries(db: sqlite3.Connection, ids: Sequence[int] = ()) -> list[QuarantineEntry]:
-    """The entries `ids` (all when empty) of a store's quarantine table, in id order."""
+    """The entries `ids` (all when empty) of a store's quarantine table, in id order; of a
+    store of any format (one not yet migrated is read as it is, not changed)."""
+    have = {row[1] for row in db.execute("PRAGMA table_info(quarantine)")}
+    batch = {"last", "packets", "sizes"} <= have
+    columns = _COLUMNS.format(
+        last="last" if batch else "NULL",
+        packets="packets" if batch else "1",
+        sizes="sizes" if batch else "NULL",
+    )
     whole = "row_seq, held" if whole_row_columns(db) else "NULL, NULL"
-    sql = f"SELECT {_COLUMNS}, {whole} FROM quarantine"
+    sql = f"SELECT {columns}, {whole} FROM quarantine"
     if ids:
         sql += f" WHERE id IN ({','.join('?' * len(ids))})"
     return [_entry(*row) for row in db.execute(sql + " ORDER BY id", tuple(ids))]
