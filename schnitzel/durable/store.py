@@ -532,9 +532,17 @@ class DurableStore:
             count = sum(b - a + 1 for a, b in held)
             entries.append((start, why, now, end, count, held_text(held), first))
             taken += count
+        # The ledger read at this open still owes these rows until `open` writes it anew (the
+        # generation after the one read): a crash before that must not leave it trusted (the
+        # next open would report them lost), so the file says it matches that write.
+        read = self._ledger.generation if self._ledger is not None else 0
         db.execute("BEGIN IMMEDIATE")
         try:
             add_whole_row_columns(db)
+            db.execute(
+                "UPDATE meta SET value = max(CAST(value AS INTEGER), ?) WHERE key = 'ledger_gen'",
+                (read + 1,),
+            )
             db.executemany(
                 "INSERT INTO quarantine (seq, enqueued, body, checksum, reason, at, last, sizes, "
                 "packets, held, row_seq) SELECT ?, enqueued, body, checksum, ?, ?, ?, sizes, ?, "

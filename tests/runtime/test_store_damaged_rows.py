@@ -453,3 +453,33 @@ def test_seqs_settled_out_of_a_row_set_aside_are_not_used_again_without_a_ledger
     assert backlog.next_seq == 11
     assert (reopened.count, damaged) == (5, [])
     assert good == list(range(11, 16))
+
+
+def test_a_crash_after_a_row_was_set_aside_at_open_reports_no_false_loss(
+    tmp_path: Path,
+) -> None:
+    """The open moves the row to the quarantine table in a commit of its own, then writes the
+    ledger anew. A kill -9 between the two leaves the ledger of the run before, which still
+    owes the row's packets: the next open found them missing from the file (they are in its
+    quarantine table) and reported 7 packets lost, 'rows are missing from the store file'.
+    The set-aside commit marks the file as newer than any ledger before it, so that ledger is
+    recognised as behind the file (not trusted), as after a power loss."""
+    path = tmp_path / "out.db"
+    edited_by_hand(path, [(1, 10)], "UPDATE packets SET last = 1000 WHERE seq = 1", settled=(1, 3))
+    ledger = path.with_name("out.db.ledger")
+    before = ledger.read_bytes()
+    store = DurableStore(path)
+    assert store.open().set_aside == 7
+    store.close()
+    ledger.write_bytes(before)  # as a kill -9 after the set-aside commit leaves it
+    again = DurableStore(path)
+    backlog = again.open()
+    again.close()
+    assert backlog.lost is None, backlog.lost
+    assert "could not check the store for lost packets" in backlog.note
+    assert quarantine_entries(path) == [(4, 10, 7)]
+    # and the ledger this open wrote is trusted by the next one
+    third = DurableStore(path)
+    backlog = third.open()
+    third.close()
+    assert (backlog.lost, backlog.note) == (None, "")
