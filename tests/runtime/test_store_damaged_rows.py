@@ -483,3 +483,31 @@ def test_a_crash_after_a_row_was_set_aside_at_open_reports_no_false_loss(
     backlog = third.open()
     third.close()
     assert (backlog.lost, backlog.note) == (None, "")
+
+
+def test_an_entry_an_older_schnitzel_set_aside_gives_back_only_its_owed_packets(
+    tmp_path: Path,
+) -> None:
+    """Before entries said which seqs they took, a row set aside at open went into the table
+    as its whole range (seq 1, last 10, packets 10: 680e693's `_set_aside`), the 3 packets
+    settled out of it before included; its `settled` ranges stayed in the file. Such an entry
+    was read back as taking all 10, and requeue delivered the 3 settled ones a second time.
+    The settled ranges in the file say which it still owed."""
+    path = tmp_path / "out.db"
+    edited_by_hand(path, [(1, 10)], "UPDATE packets SET last = 1000 WHERE seq = 1", settled=(1, 3))
+    store = DurableStore(path)
+    store.open()
+    store.close()
+    with closing(sqlite3.connect(path)) as db:  # the entry as that version wrote it
+        db.execute(
+            "UPDATE quarantine SET seq = 1, last = 10, packets = 10, row_seq = NULL, held = NULL"
+        )
+        db.commit()
+    [entry] = entries_of(path)
+    assert (entry.held, entry.packets, entry.intact) == ([(4, 10)], 7, True)
+    store = DurableStore(path)
+    backlog = store.open()
+    assert requeue_entries(store, backlog.next_seq, [entry.id]) == 7
+    good, _damaged = store.read(100)
+    store.close()
+    assert [json.loads(body)["payload"]["n"] for _seq, _at, body in good] == list(range(4, 11))
