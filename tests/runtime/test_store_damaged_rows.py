@@ -511,3 +511,34 @@ def test_an_entry_an_older_schnitzel_set_aside_gives_back_only_its_owed_packets(
     good, _damaged = store.read(100)
     store.close()
     assert [json.loads(body)["payload"]["n"] for _seq, _at, body in good] == list(range(4, 11))
+
+
+def test_a_loss_beside_a_row_set_aside_is_counted_whole_by_a_count_only_ledger(
+    tmp_path: Path,
+) -> None:
+    """A ledger too fragmented to list its runs keeps only the count owed (12: row 1-10 less
+    the 3 settled, and row 11-15). Row 1's `last` raised by hand (set aside at its own seqs)
+    and row 11 deleted: the 5 packets of row 11 are lost. The open took the set-aside row as
+    holding all 10 of its seqs, the 3 settled ones too, and reported 2 lost."""
+    from schnitzel.durable.ledger import Ledger
+
+    path = tmp_path / "out.db"
+    edited_by_hand(
+        path,
+        [(1, 10), (11, 5)],
+        "UPDATE packets SET last = 1000 WHERE seq = 1",
+        "DELETE FROM packets WHERE seq = 11",
+        settled=(1, 3),
+    )
+    ledger = Ledger(path.with_name("out.db.ledger"))
+    state = ledger.read()
+    assert state is not None and state.owed_count == 12
+    state.runs = None  # as the ledger writes it when the runs do not fit its slot
+    ledger.open()
+    ledger.write(state)
+    ledger.close()
+    store = DurableStore(path)
+    backlog = store.open()
+    store.close()
+    assert backlog.set_aside == 7
+    assert backlog.lost is not None and backlog.lost.count == 5, backlog.lost
