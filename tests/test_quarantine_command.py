@@ -110,3 +110,21 @@ def test_what_the_requeue_s_open_of_the_store_finds_is_said(tmp_path: Path) -> N
     assert done.returncode == 0, done.stderr
     assert "7 packets of rows whose seq ranges" in done.stderr
     assert "requeued 7 packets" in done.stdout
+
+
+def test_a_format_3_store_not_yet_migrated_is_listed_and_exported(tmp_path: Path) -> None:
+    """A store an older schnitzel wrote (format 3: quarantine entries of one packet, without
+    `last`, `sizes`, `packets`) is read as it is: the operator may look before any run of
+    this version migrated it, and the command changes nothing."""
+    from tests.runtime.test_store_format3 import format3_store
+
+    path = format3_store(tmp_path)
+    listed = run_cli("quarantine", "list", str(path), "--json")
+    assert listed.returncode == 0, listed.stderr
+    [entry] = json.loads(listed.stdout)["entries"]
+    assert (entry["seqs"], entry["packets"], entry["intact"]) == ("9-9", 1, False)
+    exported = run_cli("quarantine", "export", str(path), "--damaged")
+    assert exported.returncode == 0, exported.stderr
+    assert exported.stdout == '{"n":-1}\n'  # what is left of it: changed on disk
+    with closing(sqlite3.connect(path)) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 3

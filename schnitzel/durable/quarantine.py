@@ -17,6 +17,7 @@ import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from schnitzel.durable.ledger import missing
 from schnitzel.durable.quarantine_table import held_runs, whole_row_columns
 from schnitzel.durable.rows import row_intact, unpack
 from schnitzel.durable.store import DurableStore, StoreError, StoreRow
@@ -48,16 +49,28 @@ class QuarantineEntry:
     packet is which (an entry written before `held` existed, of part of a row)."""
 
 
-_COLUMNS = "id, seq, last, packets, enqueued, reason, at, body, sizes, checksum"
+_COLUMNS = "id, seq, {last}, {packets}, enqueued, reason, at, body, {sizes}, checksum"
+"""Of an entry; `last`, `packets` and `sizes` came with format 4 (before: one packet each)."""
 
 
 def quarantine_entries(db: sqlite3.Connection, ids: Sequence[int] = ()) -> list[QuarantineEntry]:
-    """The entries `ids` (all when empty) of a store's quarantine table, in id order."""
+    """The entries `ids` (all when empty) of a store's quarantine table, in id order; of a
+    store of any format (one not yet migrated is read as it is, not changed)."""
+    have = {row[1] for row in db.execute("PRAGMA table_info(quarantine)")}
+    batch = {"last", "packets", "sizes"} <= have
+    columns = _COLUMNS.format(
+        last="last" if batch else "NULL",
+        packets="packets" if batch else "1",
+        sizes="sizes" if batch else "NULL",
+    )
     whole = "row_seq, held" if whole_row_columns(db) else "NULL, NULL"
-    sql = f"SELECT {_COLUMNS}, {whole} FROM quarantine"
+    sql = f"SELECT {columns}, {whole} FROM quarantine"
     if ids:
         sql += f" WHERE id IN ({','.join('?' * len(ids))})"
-    return [_entry(*row) for row in db.execute(sql + " ORDER BY id", tuple(ids))]
+    settled: list[Run] = []
+    if db.execute("SELECT 1 FROM sqlite_master WHERE name = 'settled'").fetchone():
+        settled = db.execute("SELECT first, last FROM settled ORDER BY first").fetchall()
+    return [_entry(settled, *row) for row in db.execute(sql + " ORDER BY id", tuple(ids))]
 
 
 def requeue_entries(store: DurableStore, next_seq: int, ids: Sequence[int]) -> int:
@@ -97,6 +110,7 @@ def requeue_entries(store: DurableStore, next_seq: int, ids: Sequence[int]) -> i
 
 
 def _entry(
+    settled: list[Run],
     entry_id: int,
     seq: int,
     last: int | None,
@@ -111,15 +125,21 @@ def _entry(
     held: str | None,
 ) -> QuarantineEntry:
     end = seq if last is None else last
+    runs = [(seq, end)]
     if row_seq is None and sizes is None and end == seq:  # one packet, taken alone
         row_seq = seq
     elif row_seq is None:  # a whole row written before entries said which seqs they took
         count = len(sizes) // 4 if isinstance(sizes, bytes) else 0
-        row_seq = seq if count == packets == end - seq + 1 else None  # it took all of it
-    try:
-        runs = [(seq, end)] if held is None else held_runs(held)
-    except ValueError:  # changed by hand: which packets it took is not known
-        runs, row_seq = [(seq, end)], None
+        row_seq = seq if count == packets == end - seq + 1 else None  # its whole range
+        if row_seq is not None:  # a row set aside at open, as its range: the packets settled
+            # out of it before (their `settled` ranges stay in the file) were delivered
+            runs = missing(runs, settled)
+            packets = sum(b - a + 1 for a, b in runs)
+    if held is not None:
+        try:
+            runs = held_runs(held)
+        except ValueError:  # changed by hand: which packets it took is not known
+            runs, row_seq = [(seq, end)], None
     said = (entry_id, seq, end, packets, enqueued, reason, at, runs)
     if isinstance(body, str):  # an edit with sqlite3's text functions leaves text
         body = body.encode()

@@ -231,8 +231,9 @@ class _Opened:
     set_aside_count: int
     """The packets they took: their ranges less what had settled out of them."""
     kept_in_place: list[Run]
-    """Of those, the rows set aside at their own seqs (only `last` was wrong): what the ledger
-    owes there is accounted for, quarantined, not missing."""
+    """Of those, the seqs taken by the rows set aside at their own seqs (only `last` was
+    wrong; less what had settled out of them): what the ledger owes there is accounted for,
+    quarantined, not missing."""
 
 
 class DurableStore:
@@ -471,8 +472,8 @@ class DurableStore:
         """The seq ranges of the file's batch rows, and of the rows set aside because their
         range is not the packets their sizes hold (it ends before it starts, or was raised)
         or overlaps a row before it (a file changed by hand: moved to quarantine, whole), and
-        of the first of those (set aside at their own seqs); and how many packets the rows
-        set aside took."""
+        of the seqs the first of those took (set aside at their own seqs); and how many
+        packets the rows set aside took."""
         rows = db.execute(
             "SELECT seq, last, coalesce(length(CAST(sizes AS BLOB)), 0) / 4 FROM packets "
             "WHERE last IS NOT NULL ORDER BY seq"
@@ -483,15 +484,16 @@ class DurableStore:
             mismatched = [
                 self._packets_held(db, first, n) for first, last, n in rows if last - first + 1 != n
             ]
-            taken = self._set_aside(db, mismatched)
+            kept = self._set_aside(db, mismatched)
         else:
-            mismatched, taken = [], 0
+            mismatched, kept = [], []
+        taken = sum(last - first + 1 for first, last in kept)
         if not may_overlap(db, batch_rows):
-            return batch_rows, mismatched, mismatched, taken
+            return batch_rows, mismatched, kept, taken
         batch_rows, set_aside = overlapping(db.execute(_RANGES_SQL).fetchall())
         if set_aside:
-            taken += self._set_aside(db, set_aside)
-        return batch_rows, sorted(mismatched + set_aside), mismatched, taken
+            taken += sum(last - first + 1 for first, last in self._set_aside(db, set_aside))
+        return batch_rows, sorted(mismatched + set_aside), kept, taken
 
     @staticmethod
     def _packets_held(db: sqlite3.Connection, first: int, n: int) -> Run:
@@ -510,11 +512,11 @@ class DurableStore:
         lines = body.count(b"\n") + 1 if isinstance(body, bytes) else 1
         return first, first + max(n, lines) - 1
 
-    def _set_aside(self, db: sqlite3.Connection, rows: list[Run]) -> int:
+    def _set_aside(self, db: sqlite3.Connection, rows: list[Run]) -> list[Run]:
         """Move whole rows to the quarantine table (at open, before anything reads them),
         each as holding the seq range given less the packets settled out of it (the `settled`
         table: they were delivered, and the table is right by seq even when the row's sizes
-        are not); return how many packets they took.
+        are not); return the seqs they took.
 
         The entry keeps the row as found (`row_seq` its first seq) and says which seqs it
         took (`held`): an operator exporting it gets those packets, not the settled ones."""
@@ -525,16 +527,24 @@ class DurableStore:
         now = time.time()
         settled = _merged(db.execute("SELECT first, last FROM settled ORDER BY first").fetchall())
         entries: list[tuple[object, ...]] = []
-        taken = 0
+        taken: list[Run] = []
         for first, last in rows:
             held = missing([(first, last)], settled)
             start, end = (held[0][0], held[-1][1]) if held else (first, last)
             count = sum(b - a + 1 for a, b in held)
             entries.append((start, why, now, end, count, held_text(held), first))
-            taken += count
+            taken.extend(held)
+        # The ledger read at this open still owes these rows until `open` writes it anew (the
+        # generation after the one read): a crash before that must not leave it trusted (the
+        # next open would report them lost), so the file says it matches that write.
+        read = self._ledger.generation if self._ledger is not None else 0
         db.execute("BEGIN IMMEDIATE")
         try:
             add_whole_row_columns(db)
+            db.execute(
+                "UPDATE meta SET value = max(CAST(value AS INTEGER), ?) WHERE key = 'ledger_gen'",
+                (read + 1,),
+            )
             db.executemany(
                 "INSERT INTO quarantine (seq, enqueued, body, checksum, reason, at, last, sizes, "
                 "packets, held, row_seq) SELECT ?, enqueued, body, checksum, ?, ?, ?, sizes, ?, "
