@@ -167,7 +167,7 @@ def _requeue(path: Path, ids: list[int]) -> int:
     store = DurableStore(path)
     try:
         backlog = store.open()
-    except RuntimeStartError as exc:
+    except (RuntimeStartError, StoreError) as exc:  # StoreError: e.g. WAL mode refused
         say(f"schnitzel quarantine: {exc}", err=True)
         return EXIT_FAILED
     # This open checked the store as a run's would and wrote its ledger anew: what it found
