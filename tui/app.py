@@ -239,7 +239,7 @@ class ConsoleApp(App[None]):
         if (self.frozen and not force) or isinstance(screen, ModalScreen) or self.snapshot is None:
             return
         if not screen.is_mounted:
-            return  # pushed, not composed yet: it is drawn once mounted (`_draw_once_mounted`)
+            return  # pushed, not composed yet: it is drawn once mounted (`_once_mounted`)
         with self.batch_update():
             self._redraw_status()
             if isinstance(screen, MainScreen):
@@ -373,7 +373,7 @@ class ConsoleApp(App[None]):
 
         async def when_mounted() -> None:
             await mounted
-            if self.screen_stack and self.screen is screen:
+            if self.is_running and self.screen_stack and self.screen is screen:
                 draw()
 
         self.run_worker(when_mounted(), group="draw-once-mounted")
