@@ -8,7 +8,7 @@ screen covers it (the figures are still recorded).
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from functools import partial
 from typing import Any, ClassVar
 
@@ -17,6 +17,7 @@ from textual.binding import Binding, BindingType
 from textual.driver import Driver
 from textual.reactive import reactive
 from textual.screen import ModalScreen, Screen
+from textual.widget import AwaitMount
 
 from schnitzel.errors import ControlError, ReportShapeError
 from schnitzel_tui.cameras import camera_view, camera_views, is_camera
@@ -95,6 +96,7 @@ class ConsoleApp(App[None]):
         self.failure = ""
         """Why the run could not go on (shown in the status line)."""
         self.polls = 0
+        """Polls done: read, recorded and handed to the screen on top (unless frozen)."""
         self.suggestions: tuple[SuggestionView, ...] = ()
         """The controller's suggestions as of the latest poll, newest last."""
         self._last_seq = 0
@@ -156,6 +158,7 @@ class ConsoleApp(App[None]):
     async def poll(self) -> None:
         """Read the control API once, record, draw, and schedule the next poll."""
         self._polling = True
+        read = False
         try:
             if not self._described or getattr(self.source, "restarted", False):
                 await self._describe()
@@ -169,7 +172,7 @@ class ConsoleApp(App[None]):
         else:
             self._found()
             self.snapshot = ConsoleSnapshot.from_report(data).with_rates_since(self.snapshot)
-            self.polls += 1
+            read = True
             self.history.record(self.snapshot)
             self._take_events([EventView.from_dict(e) for e in events])
             self._pending_events.extend(self.drop_bursts.check(self.snapshot))
@@ -179,6 +182,8 @@ class ConsoleApp(App[None]):
         if not self.is_running:
             return
         self.draw()
+        if read:  # counted once drawn: what waits on a poll then sees its figures
+            self.polls += 1
         if self.quitting and self.snapshot is not None and not self.snapshot.running:
             self.exit()
             return
@@ -199,6 +204,8 @@ class ConsoleApp(App[None]):
                 )
             else:
                 self.suggestions = tuple(SuggestionView.from_dict(s) for s in found or ())
+        if screen is None or not screen.is_mounted:
+            return  # just pushed: it reads its own list once mounted
         if isinstance(screen, AuditScreen) and not self.frozen:
             await screen.reload()
         if isinstance(screen, SuggestionsScreen) and not self.frozen:
@@ -231,6 +238,8 @@ class ConsoleApp(App[None]):
             self._pending_events.clear()
         if (self.frozen and not force) or isinstance(screen, ModalScreen) or self.snapshot is None:
             return
+        if not screen.is_mounted:
+            return  # pushed, not composed yet: it is drawn once mounted (`_once_mounted`)
         with self.batch_update():
             self._redraw_status()
             if isinstance(screen, MainScreen):
@@ -353,12 +362,26 @@ class ConsoleApp(App[None]):
     def on_graph_view_node_clicked(self, message: GraphView.NodeClicked) -> None:
         self.open_node(message.node_id)
 
+    def _push_then(self, screen: Screen[Any], draw: Callable[[], None]) -> None:
+        """Push `screen`, then `draw` it (figures, status line) once it is mounted."""
+        self._once_mounted(self.push_screen(screen), draw)
+
+    def _once_mounted(self, mounted: AwaitMount, draw: Callable[[], None]) -> None:
+        """Run `draw` once the screen just pushed is mounted, if it is still on top: until
+        then it has no widgets to draw into, and on a busy machine a poll can come first."""
+        screen = self.screen
+
+        async def when_mounted() -> None:
+            await mounted
+            if self.is_running and self.screen_stack and self.screen is screen:
+                draw()
+
+        self.run_worker(when_mounted(), group="draw-once-mounted")
+
     def open_node(self, node_id: str) -> None:
         """Show the detail screen of a node."""
-        self.push_screen(
-            NodeDetailScreen(node_id, self.topology.node(node_id), self.topology.graph)
-        )
-        self.call_after_refresh(self.draw, True)
+        screen = NodeDetailScreen(node_id, self.topology.node(node_id), self.topology.graph)
+        self._push_then(screen, partial(self.draw, True))
 
     # -- commands ---------------------------------------------------------------------------
 
@@ -487,14 +510,12 @@ class ConsoleApp(App[None]):
         screen = SuggestionsScreen(
             self.source, self.topology.graph, read_only=self.read_only, controller=controller
         )
-        self.push_screen(screen)
-        self.call_after_refresh(self._redraw_status)
+        self._push_then(screen, self._redraw_status)
 
     def action_audit(self) -> None:
         if isinstance(self.screen, ModalScreen | AuditScreen):
             return
-        self.push_screen(AuditScreen(self.source, self.topology.graph))
-        self.call_after_refresh(self._redraw_status)
+        self._push_then(AuditScreen(self.source, self.topology.graph), self._redraw_status)
 
     def action_cameras(self) -> None:
         if isinstance(self.screen, ModalScreen | CamerasScreen):
@@ -505,8 +526,9 @@ class ConsoleApp(App[None]):
                 severity="warning",
             )
             return
-        self.push_screen(CamerasScreen(self.topology.graph, self.open_node))
-        self.call_after_refresh(self.draw, True)
+        self._push_then(
+            CamerasScreen(self.topology.graph, self.open_node), partial(self.draw, True)
+        )
 
     def throttle_node(self, node_id: str) -> None:
         """The throttle dialog of a node: its knobs, their bounds, a question, the change."""
@@ -535,8 +557,8 @@ class ConsoleApp(App[None]):
                 self.notify(result, timeout=6)
                 await self._reload_topology()
 
-        self.push_screen(SwapScreen(node_id, self.source, self.topology.graph), done)
-        self.call_after_refresh(self._redraw_status)
+        mounted = self.push_screen(SwapScreen(node_id, self.source, self.topology.graph), done)
+        self._once_mounted(mounted, self._redraw_status)
 
     def rollback_node(self, node_id: str) -> None:
         """Ask, then put the node back to the version before its last swap."""

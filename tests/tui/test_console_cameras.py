@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -35,9 +36,20 @@ def panel_lines(panel: CameraPanel) -> list[str]:
 
 async def open_camera(app: ConsoleApp, pilot: Pilot[None], node_id: str = "cam") -> None:
     app.open_node(node_id)
+    await app.workers.wait_for_complete()  # the detail is drawn once it is mounted
     await pilot.pause()
+    assert isinstance(app.screen, NodeDetailScreen) and app.screen.is_mounted
+
+
+async def settle(app: ConsoleApp, pilot: Pilot[None], shown: Callable[[], bool]) -> None:
+    """After a key: wait until `shown` holds (a key is handled after `press` returns; 60 s,
+    against a hang only), then for the screen's first drawing."""
+    for _ in range(1200):
+        if shown():
+            break
+        await pilot.pause(0.05)
+    await app.workers.wait_for_complete()
     await pilot.pause()
-    assert isinstance(app.screen, NodeDetailScreen)
 
 
 async def recorded_detail(size: tuple[int, int], node_id: str = "cam") -> tuple[list[str], bool]:
@@ -134,18 +146,25 @@ async def overview(recording: str) -> tuple[str, list[str], str, str]:
         while app.polls < IN_THE_DOCK:
             await app.poll()
         await pilot.press("c")
-        await pilot.pause()
+        await settle(
+            app,
+            pilot,
+            lambda: (
+                (isinstance(app.screen, CamerasScreen) and app.screen.is_mounted)
+                or bool(app._notifications)
+            ),  # no camera: it says so
+        )
         shown = type(app.screen).__name__
         if not isinstance(app.screen, CamerasScreen):
             return shown, [], "", ""
         table = app.screen.query_one(CameraTable)
         row = [str(cell) for cell in table.get_row_at(0)]
         await pilot.press("enter")
-        await pilot.pause()
+        await settle(app, pilot, lambda: isinstance(app.screen, NodeDetailScreen))
         opened = app.screen
         detail = f"{type(opened).__name__} {getattr(opened, 'node_id', '')}"
         await pilot.press("escape")
-        await pilot.pause()
+        await settle(app, pilot, lambda: isinstance(app.screen, CamerasScreen))
         return shown, row, detail, type(app.screen).__name__
 
 

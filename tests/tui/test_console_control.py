@@ -5,6 +5,7 @@ runtime holds, never on a clock."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -70,13 +71,20 @@ def message(screen: object) -> str:
 
 
 async def select_row(c: Console, node_id: str) -> None:
-    """Move the node table's cursor to `node_id`."""
+    """Move the node table's cursor to `node_id`, a row at a time: a key is handled after
+    `pilot.press` returns, so each step waits for the cursor to move."""
+
+    def moved_from(row: int) -> Callable[[], bool]:
+        return lambda: c.table.cursor_row != row
+
     while c.table.selected_node != node_id:
+        row = c.table.cursor_row
         await c.pilot.press("down")
+        await c.until(moved_from(row), f"the cursor to move on to {node_id}")
 
 
 async def on_screen(c: Console, kind: type, what: str) -> None:
-    await c.until(lambda: isinstance(c.app.screen, kind), what)
+    await c.on_screen(kind, what)
 
 
 # -- throttle -------------------------------------------------------------------------------
@@ -104,8 +112,8 @@ def test_t_on_a_source_asks_with_the_change_then_its_rate_changes_in_the_snapsho
         await c.until(
             lambda: c.snapshot.nodes["sensor"].throttle.get("rate_hz") == 5, "the new rate"
         )
-        assert isinstance(c.app.screen, MainScreen)
-        assert "throttled sensor: rate_hz 20 -> 5" in notes(c)
+        await on_screen(c, MainScreen, "the main screen")
+        await c.until(lambda: "throttled sensor: rate_hz 20 -> 5" in notes(c), "the note")
 
     run_console(tmp_path, LIMITED, scenario)
 
@@ -119,9 +127,10 @@ def test_a_value_outside_the_limits_is_refused_in_the_dialog_and_nothing_is_sent
         await c.pilot.press("t")
         await on_screen(c, ThrottleScreen, "the throttle dialog")
         await c.pilot.press("ctrl+a", "ctrl+k", *"40", "enter")
-        await c.pilot.pause()
-        assert isinstance(c.app.screen, ThrottleScreen)  # no question: nothing to confirm
-        text = message(c.app.screen)
+        dialog = c.app.screen
+        await c.until(lambda: "above the highest" in message(dialog), "the refusal")
+        assert c.app.screen is dialog  # no question: nothing to confirm
+        text = message(dialog)
         assert "sample_every: 40 is above the highest" in text
         assert "allowed: 1 to 10" in text
         assert c.runtime.nodes["thin"].sample_every == 1
@@ -163,7 +172,9 @@ async def open_swap(c: Console, node_id: str, plugin: str) -> SwapScreen:
     await c.until(lambda: bool(form.plugins), "the plugins of its kind")
     assert "sample" in form.plugins and "passthrough" in form.plugins
     form.query_one("#plugin", Select).value = plugin
-    await c.pilot.pause()
+    editor = form.query_one("#config", TextArea)
+    defaults = defaults_yaml(form.plugins[plugin].config_schema)
+    await c.until(lambda: editor.text == defaults, f"the form prefilled for {plugin}")
     return form
 
 
@@ -175,6 +186,7 @@ def test_w_swaps_a_node_from_the_editor_form_after_showing_the_diff(tmp_path: Pa
         editor.clear()
         editor.focus()
         await c.pilot.press(*"every: 2")
+        await c.until(lambda: editor.text == "every: 2", "the config typed")
         await c.pilot.press("ctrl+r")
         await on_screen(c, SwapReviewScreen, "the diff")
         review = c.app.screen
@@ -281,9 +293,9 @@ def test_R_on_a_node_never_swapped_says_there_is_nothing_to_roll_back(tmp_path: 
         await c.started()
         await select_row(c, "merge")
         await c.pilot.press("R")
-        await c.pilot.pause()
+        said = "node merge has not been swapped: nothing to roll back"
+        await c.until(lambda: said in notes(c), "the note")
         assert isinstance(c.app.screen, MainScreen)
-        assert "node merge has not been swapped: nothing to roll back" in notes(c)
 
     run_console(tmp_path, LIMITED, scenario)
 
@@ -411,14 +423,20 @@ def test_the_audit_screen_lists_applied_and_refused_changes_with_who_made_them(
 def test_a_read_only_console_offers_no_throttle_swap_or_rollback(tmp_path: Path) -> None:
     async def scenario(c: Console) -> None:
         await c.started()
-        for key in ("t", "w", "R"):
+        refused = "read-only console: changes are refused"
+
+        def refusals(count: int) -> Callable[[], bool]:
+            return lambda: notes(c).count(refused) >= count
+
+        for count, key in enumerate(("t", "w", "R"), start=1):
             await c.pilot.press(key)
-            await c.pilot.pause()
+            await c.until(refusals(count), f"{key} refused")
             assert isinstance(c.app.screen, MainScreen), key
-        assert notes(c).count("read-only console: changes are refused") == 3
+        assert notes(c).count(refused) == 3
         offered = await palette_options(c, "node merge")
         assert not [t for t in offered if t.startswith(("Throttle", "Swap", "Roll back"))]
         await c.pilot.press("escape")
+        await on_screen(c, MainScreen, "the main screen again")
         assert "Audit log" in await palette_options(c, "audit")
 
     run_console(tmp_path, LIMITED, scenario, read_only=True)
@@ -430,10 +448,11 @@ def test_a_read_only_console_lists_suggestions_but_cannot_approve_or_reject(
     async def scenario(c: Console) -> None:
         screen = await open_suggestion(c)
         assert "read-only" in str(screen.query_one("#title", Static).content)
-        for key in ("a", "x"):
-            await c.pilot.press(key)
-            await c.pilot.pause()
-            assert c.app.screen is screen, key
+        await c.pilot.press("a", "x")
+        # keys are handled in order: had `a` or `x` asked a question, escape would only
+        # close that, and the main screen would not come back
+        await c.pilot.press("escape")
+        await on_screen(c, MainScreen, "the main screen again")
         assert screen.suggestions[0].is_open
         assert knobs(c) == {"camera": {"rate_hz": 200}, "backend": {"concurrency": 1}}
 

@@ -80,6 +80,7 @@ def test_node_detail_screen(snap_compare: SnapCompare) -> None:
         app = pilot.app
         assert isinstance(app, ConsoleApp)
         app.open_node("uplink")
+        await app.workers.wait_for_complete()  # mounted and drawn
         await pilot.pause()
         assert isinstance(app.screen, NodeDetailScreen)
         await app.poll()  # a poll while the detail is shown draws it
@@ -103,6 +104,7 @@ def test_camera_detail_screen(snap_compare: SnapCompare) -> None:
         assert isinstance(app, ConsoleApp)
         await advance(app, CAMERA_POLLS)
         app.open_node("cam")
+        await app.workers.wait_for_complete()  # mounted and drawn
         await pilot.pause()
         assert isinstance(app.screen, NodeDetailScreen)
         await app.poll()

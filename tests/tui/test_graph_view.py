@@ -172,8 +172,8 @@ def test_a_narrower_terminal_lays_the_graph_out_again() -> None:
         await show(pilot, view, PIPELINE, {})
         assert view.graph_layout is not None and view.graph_layout.mode == ACROSS
         await pilot.resize_terminal(40, 24)
-        for _ in range(40):  # laid out again once the size settles (RESIZE_SETTLE_S)
-            await pilot.pause(0.05)
+        for _ in range(1200):  # laid out again once the size settles (RESIZE_SETTLE_S);
+            await pilot.pause(0.05)  # 60 s at most, against a hang only
             if view.graph_layout.mode == DOWN:
                 break
         assert view.graph_layout.mode == DOWN

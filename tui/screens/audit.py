@@ -21,6 +21,7 @@ from textual.widgets import DataTable, Footer, Static
 
 from schnitzel.errors import ControlError
 from schnitzel_tui.model import AuditView
+from schnitzel_tui.screens import still_shown
 from schnitzel_tui.source import ConsoleSource
 from schnitzel_tui.widgets.status_bar import StatusBar
 
@@ -66,9 +67,12 @@ class AuditScreen(Screen[None]):
         try:
             found = await self.source.command("audit", limit=AUDIT_LIMIT)
         except (ControlError, OSError) as exc:
-            self.query_one("#title", Static).update(
-                Text(f"✖ cannot read the audit log: {exc}", style="bold red")
-            )
+            if still_shown(self):
+                self.query_one("#title", Static).update(
+                    Text(f"✖ cannot read the audit log: {exc}", style="bold red")
+                )
+            return
+        if not still_shown(self):
             return
         self.show([AuditView.from_dict(e) for e in found or ()])
 

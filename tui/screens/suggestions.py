@@ -17,6 +17,7 @@ from textual.widgets import DataTable, Footer, Static
 
 from schnitzel.errors import ControlError
 from schnitzel_tui.model import SuggestionView, plain_value
+from schnitzel_tui.screens import still_shown
 from schnitzel_tui.screens.audit import local_time
 from schnitzel_tui.screens.confirm import ConfirmScreen
 from schnitzel_tui.source import ConsoleSource
@@ -100,6 +101,8 @@ class SuggestionsScreen(Screen[None]):
         except (ControlError, OSError) as exc:
             self.notify(f"cannot read the suggestions: {exc}", severity="error")
             return
+        if not still_shown(self):
+            return
         self.show(tuple(SuggestionView.from_dict(s) for s in found or ()))
 
     async def reload_why(self) -> None:
@@ -107,7 +110,8 @@ class SuggestionsScreen(Screen[None]):
         try:
             state = await self.source.command("controller")
         except (ControlError, OSError) as exc:  # a runtime from before the command
-            self.show_why((f"the runtime cannot say why: {exc}",))
+            state = {"why_none": [f"the runtime cannot say why: {exc}"]}
+        if not still_shown(self):
             return
         why = state.get("why_none") if isinstance(state, dict) else None
         self.show_why(tuple(str(line) for line in why or ()))
