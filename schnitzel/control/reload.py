@@ -7,7 +7,7 @@ the `runtime:` section) needs a restart; the reload is then refused as a whole, 
 such change, and nothing is applied. Swaps are planned (validated) and throttles checked
 against the limits before any is done; if a swap fails to start (or a throttle fails: its
 node swapped meanwhile by someone else), the swaps and throttles already done in this reload
-are undone.
+are undone (a swap whose rollback fails too stays, and the answer names it).
 
 The file is compared with the graph as last loaded: the file the run started from, with
 what each reload applied. A knob is throttled only when the file changed it since, so a
@@ -83,16 +83,16 @@ async def reload_graph(control: RuntimeControl, actor: Actor, why: str = "") -> 
             turned.append((node_id, {k: v["before"] for k, v in result["changes"].items()}))
             applied.append({"node": node_id, "throttle": result["changes"]})
     except ControlError as exc:
-        # checked first, a throttle can still fail here: a node swapped meanwhile (`ctl swap`
-        # while this reload's swaps awaited) may no longer take it
-        for node_id, before in reversed(turned):
-            with contextlib.suppress(ControlError):  # its audit entry says why not
-                control.throttle(node_id, **before, actor=actor, why="reload failed part way")
-        for node_id in reversed(done):
-            await control.rollback(node_id, actor=actor, why="reload failed part way")
+        kept = await _undo(control, actor, turned, done)
         error = f"reload failed and was undone: {exc}"
+        if kept:
+            error = (
+                f"reload failed: {exc}; undone except what could not be put back: "
+                f"{', '.join(kept)}: those run the file's new version while the graph still "
+                "holds the old (`ctl rollback` them, or restart)"
+            )
         control.write_audit("reload", None, actor, why, None, None, {"graph": str(path)}, error)
-        control.note("error", f"reload of {path} failed and was undone: {exc}")
+        control.note("error", f"{error} ({path})")
         raise ControlError(error) from exc
     _adopt(runtime, new, throttles)
     summary = {"graph": str(path), "applied": applied}
@@ -100,6 +100,29 @@ async def reload_graph(control: RuntimeControl, actor: Actor, why: str = "") -> 
     what = ", ".join(sorted({a["node"] for a in applied})) or "nothing changed"
     control.note("info", f"reloaded {path} by {actor}: {what}")
     return summary
+
+
+async def _undo(
+    control: RuntimeControl,
+    actor: Actor,
+    turned: list[tuple[str, dict[str, Any]]],
+    swapped: list[str],
+) -> list[str]:
+    """Undo a reload that failed part way, newest change first: its throttles, then its swaps;
+    return the swapped nodes whose rollback failed too (each audited with its reason), so
+    that one failure does not leave the other changes in place unsaid."""
+    # checked first, a throttle can still fail: a node swapped meanwhile (`ctl swap` while
+    # the reload's swaps awaited) may no longer take it
+    for node_id, before in reversed(turned):
+        with contextlib.suppress(ControlError):  # its audit entry says why not
+            control.throttle(node_id, **before, actor=actor, why="reload failed part way")
+    kept: list[str] = []
+    for node_id in reversed(swapped):
+        try:
+            await control.rollback(node_id, actor=actor, why="reload failed part way")
+        except ControlError as failed:
+            kept.append(f"{node_id!r} ({failed})")
+    return kept
 
 
 def _check_concurrency(node: Node, plugin: type[Plugin], concurrency: int) -> None:

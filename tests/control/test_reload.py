@@ -354,3 +354,56 @@ def test_a_reload_that_fails_part_way_undoes_its_throttles_too(tmp_path: Path) -
         assert runtime.nodes["gate"].generation == 2  # swapped, and rolled back
 
     _steered(tmp_path, TWO_COMPUTES, steps)
+
+
+THREE_STAGES = """
+nodes:
+  - {id: src, kind: source, plugin: synthetic, config: {rate_hz: 2000.0}}
+  - {id: t0, kind: transform, plugin: "tests.runtime.plugins:GatedOpen"}
+  - {id: t1, kind: transform, plugin: "tests.runtime.plugins:GatedOpen"}
+  - {id: t2, kind: transform, plugin: sample, config: {every: 1}}
+  - {id: out, kind: sink, plugin: "null"}
+edges:
+  - {from: src, to: t0}
+  - {from: t0, to: t1}
+  - {from: t1, to: t2}
+  - {from: t2, to: out}
+"""
+
+
+def test_a_rollback_that_fails_leaves_the_others_undone_and_is_said(tmp_path: Path) -> None:
+    """A reload swaps t0, t1 and t2; t2's new plugin does not open, so the reload is undone,
+    and t1's old plugin no longer opens either: its rollback fails. The other rollback (t0)
+    is still made, the reload is answered and audited as failed, naming t1 as not put back,
+    instead of the rollback's error escaping with t0 left swapped and no audit entry."""
+    plugins.FAIL_OPEN.clear()
+
+    async def steps(runtime: Runtime, control: RuntimeControl, path: Path) -> None:
+        path.write_text(
+            path.read_text()
+            .replace(
+                '{id: t0, kind: transform, plugin: "tests.runtime.plugins:GatedOpen"}',
+                "{id: t0, kind: transform, plugin: passthrough}",
+            )
+            .replace(
+                '{id: t1, kind: transform, plugin: "tests.runtime.plugins:GatedOpen"}',
+                "{id: t1, kind: transform, plugin: passthrough}",
+            )
+            .replace(
+                "plugin: sample, config: {every: 1}", 'plugin: "tests.runtime.plugins:GatedOpen"'
+            )
+        )
+        plugins.FAIL_OPEN.update({"t1", "t2"})  # t1's old plugin and t2's new one
+        try:
+            with pytest.raises(ControlError, match="could not be put back: 't1'") as raised:
+                await control.reload(actor=OPERATOR, why="tuning")
+        finally:
+            plugins.FAIL_OPEN.clear()
+        assert "no longer opens" in str(raised.value)
+        assert runtime.nodes["t0"].generation == 2  # swapped, and rolled back
+        assert type(runtime.nodes["t0"].plugin).__name__ == "GatedOpen"
+        assert type(runtime.nodes["t1"].plugin).__name__ != "GatedOpen"  # could not go back
+
+    _steered(tmp_path, THREE_STAGES, steps)
+    reloads = [e for e in _audit(tmp_path) if e["action"] == "reload"]
+    assert len(reloads) == 1 and "could not be put back: 't1'" in reloads[0]["error"]

@@ -973,15 +973,20 @@ OPEN_GATES: dict[str, asyncio.Event] = {}
 """GatedOpen: per node, what its open() waits for (set by the test, on the run's loop)."""
 OPENING: dict[str, asyncio.Event] = {}
 """GatedOpen: per node, set once its open() began."""
+FAIL_OPEN: set[str] = set()
+"""GatedOpen: the nodes whose open() raises (a plugin that no longer opens)."""
 
 
 class GatedOpen(Transform):
-    """Passes packets on; its open() waits for the node's gate in OPEN_GATES, if any."""
+    """Passes packets on; its open() raises for a node in FAIL_OPEN, and waits for the node's
+    gate in OPEN_GATES, if any."""
 
     name: ClassVar[str] = "gated-open"
 
     async def open(self) -> None:
         node_id = self.context.node_id
+        if node_id in FAIL_OPEN:
+            raise RuntimeError(f"{node_id}: this plugin no longer opens")
         if node_id in OPENING:
             OPENING[node_id].set()
         if node_id in OPEN_GATES:
