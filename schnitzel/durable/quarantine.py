@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from schnitzel.durable.ledger import missing
 from schnitzel.durable.quarantine_table import held_runs, whole_row_columns
-from schnitzel.durable.rows import row_intact, unpack
+from schnitzel.durable.rows import row_intact, settled_runs, unpack
 from schnitzel.durable.store import DurableStore, StoreError, StoreRow
 
 __all__ = ["QuarantineEntry", "quarantine_entries", "requeue_entries"]
@@ -69,7 +69,7 @@ def quarantine_entries(db: sqlite3.Connection, ids: Sequence[int] = ()) -> list[
         sql += f" WHERE id IN ({','.join('?' * len(ids))})"
     settled: list[Run] = []
     if db.execute("SELECT 1 FROM sqlite_master WHERE name = 'settled'").fetchone():
-        settled = db.execute("SELECT first, last FROM settled ORDER BY first").fetchall()
+        settled = settled_runs(db)
     return [_entry(settled, *row) for row in db.execute(sql + " ORDER BY id", tuple(ids))]
 
 

@@ -46,11 +46,13 @@ __all__ = [
     "create_settled_table",
     "live_packets",
     "may_overlap",
+    "merged_runs",
     "overlapping",
     "pack",
     "row_checksum",
     "row_intact",
     "sealed",
+    "settled_runs",
     "unpack",
 ]
 
@@ -201,6 +203,22 @@ def create_settled_table(db: sqlite3.Connection) -> None:
     db.execute("CREATE TABLE IF NOT EXISTS settled (first INTEGER NOT NULL, last INTEGER NOT NULL)")
 
 
+def settled_runs(db: sqlite3.Connection) -> list[Run]:
+    """The seq ranges of the `settled` table, sorted, overlapping and adjacent ones joined."""
+    return merged_runs(db.execute("SELECT first, last FROM settled ORDER BY first").fetchall())
+
+
+def merged_runs(runs: list[Run]) -> list[Run]:
+    """Sorted runs with overlapping and adjacent ones joined."""
+    out: list[Run] = []
+    for first, last in runs:
+        if out and first <= out[-1][1] + 1:
+            out[-1] = (out[-1][0], max(out[-1][1], last))
+        else:
+            out.append((first, last))
+    return out
+
+
 class RowIndex:
     """The seq ranges of the rows in the file, sorted (each row's first and last seq)."""
 
@@ -243,7 +261,7 @@ def live_packets(db: sqlite3.Connection) -> Iterator[tuple[int, float, bytes]]:
     """Every packet a store file holds and has not settled, (seq, enqueued, encoded packet)
     in seq order, read without the store (for tools and tests; checksums are not checked;
     a row whose sizes are damaged yields its body whole under its first seq)."""
-    settled = sorted(db.execute("SELECT first, last FROM settled").fetchall())
+    settled = settled_runs(db)
     for first, enqueued, stored, last, sizes in db.execute(
         "SELECT seq, enqueued, body, last, sizes FROM packets ORDER BY seq"
     ):

@@ -65,11 +65,13 @@ from schnitzel.durable.rows import (
     RowIndex,
     create_settled_table,
     may_overlap,
+    merged_runs,
     overlapping,
     pack,
     packet_sizes,
     row_intact,
     sealed,
+    settled_runs,
     unpack,
 )
 from schnitzel.errors import RuntimeStartError, SchnitzelError
@@ -417,7 +419,7 @@ class DurableStore:
             runs = [(low, top_seq)]
         else:
             runs = [(first, last) for first, last in db.execute(_RUNS_SQL)]
-        settled = _merged(db.execute("SELECT first, last FROM settled ORDER BY first").fetchall())
+        settled = settled_runs(db)
         cut: set[int] = set()
         if settled:
             runs = missing(runs, settled)
@@ -525,7 +527,7 @@ class DurableStore:
             f"packets it holds, in {self.path} (changed by hand?)"
         )
         now = time.time()
-        settled = _merged(db.execute("SELECT first, last FROM settled ORDER BY first").fetchall())
+        settled = settled_runs(db)
         entries: list[tuple[object, ...]] = []
         taken: list[Run] = []
         for first, last in rows:
@@ -667,7 +669,7 @@ class DurableStore:
         if owed is None or not owed.owed_count:
             return None
         same = owed.store_id == opened.store_id
-        present = _merged(sorted(opened.runs + opened.kept_in_place)) if same else []
+        present = merged_runs(sorted(opened.runs + opened.kept_in_place)) if same else []
         expected = owed.runs
         pending = owed.pending
         if pending is not None and missing([pending], present) != [pending]:
@@ -1141,17 +1143,6 @@ def _set_aside_words(rows: list[Run], count: int) -> tuple[int, str]:
         f"the packets they hold (rows {named}{more}: changed by hand?) moved to its "
         "quarantine table, not delivered"
     )
-
-
-def _merged(runs: list[Run]) -> list[Run]:
-    """Sorted runs with overlapping and adjacent ones joined."""
-    out: list[Run] = []
-    for first, last in runs:
-        if out and first <= out[-1][1] + 1:
-            out[-1] = (out[-1][0], max(out[-1][1], last))
-        else:
-            out.append((first, last))
-    return out
 
 
 def _checksum(body: object) -> int:
