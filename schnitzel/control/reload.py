@@ -88,8 +88,8 @@ async def reload_graph(control: RuntimeControl, actor: Actor, why: str = "") -> 
         if kept:
             error = (
                 f"reload failed: {exc}; undone except what could not be put back: "
-                f"{', '.join(kept)}: those run the file's new version while the graph still "
-                "holds the old (`ctl rollback` them, or restart)"
+                f"{', '.join(kept)}: those run the file's new version, as the running graph "
+                "now says (`ctl rollback` them once their old plugin opens again, or restart)"
             )
         control.write_audit("reload", None, actor, why, None, None, {"graph": str(path)}, error)
         control.note("error", f"{error} ({path})")

@@ -403,6 +403,9 @@ def test_a_rollback_that_fails_leaves_the_others_undone_and_is_said(tmp_path: Pa
         assert runtime.nodes["t0"].generation == 2  # swapped, and rolled back
         assert type(runtime.nodes["t0"].plugin).__name__ == "GatedOpen"
         assert type(runtime.nodes["t1"].plugin).__name__ != "GatedOpen"  # could not go back
+        # the running graph says what runs: t1 the file's new version, t0 its old one again
+        assert runtime.graph.nodes["t1"].spec.plugin == "passthrough"
+        assert runtime.graph.nodes["t0"].spec.plugin == "tests.runtime.plugins:GatedOpen"
 
     _steered(tmp_path, THREE_STAGES, steps)
     reloads = [e for e in _audit(tmp_path) if e["action"] == "reload"]
