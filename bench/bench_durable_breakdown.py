@@ -20,6 +20,16 @@ rows of format 4 do): what batch rows save per packet.
 
 Variants 3 and 4 are measurements only (they lose every packet on a crash).
 
+Then the same runs by wall time, which is what bench_durable's item 3 (goal 5 of issue 18)
+compares: packets/s of each variant against memory's, and for the durable run where its wall
+time goes besides the loop's CPU. The loop waits (blocked in its selector) while a commit is on
+the store's thread, and a commit waits for the GIL before it starts: the store's thread needs
+the GIL to begin (and at every SQLite call it returns from) while the loop's thread is busy
+with Python code, which it gives up only every `sys.getswitchinterval()` (5 ms) or when it
+blocks. Per commit: how long from its submission on the loop to its start on the store's
+thread (the GIL), and how long it ran there. Variants 3 and 4 by wall time are the ceilings:
+what the loop alone allows with no commit on its path, and with no encoding either.
+
 `--instructions`: instead of CPU seconds, instructions per packet counted by valgrind
 (callgrind), which the machine's load does not move: variants 1 and 2, each run in a fresh
 process for `--packets` and for a third of that, the difference per packet (start-up and stop
@@ -39,6 +49,7 @@ import contextlib
 import json
 import os
 import re
+import selectors
 import shutil
 import sqlite3
 import statistics
@@ -48,7 +59,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 import bench_durable as b
 
@@ -60,33 +71,82 @@ VARIANTS = ("memory", "durable", "durable, no store", "durable, no store, no enc
 
 
 class StoreClock:
-    """CPU seconds spent inside the store's commit calls, measured in the store's thread."""
+    """CPU seconds spent inside the store's commit calls, measured in the store's thread;
+    when each commit was submitted on the loop, began and ended there (perf_counter)."""
 
     def __init__(self) -> None:
         self.seconds = 0.0
+        self.submitted: list[float] = []
+        self.began: list[float] = []
+        self.ended: list[float] = []
 
     def wrap(self, commit: Callable[..., None]) -> Callable[..., None]:
         def timed(*args: Any) -> None:
+            self.began.append(time.perf_counter())
             started = time.thread_time()
             try:
                 commit(*args)
             finally:
                 self.seconds += time.thread_time() - started
+                self.ended.append(time.perf_counter())
+
+        return timed
+
+    def gil_wait_s(self) -> float:
+        """Mean seconds from a commit's submission to its start on the store's thread."""
+        waits = [b - a for a, b in zip(self.submitted, self.began, strict=False)]
+        return statistics.mean(waits) if waits else 0.0
+
+    def commit_s(self) -> float:
+        """Mean seconds a commit ran on the store's thread."""
+        runs = [b - a for a, b in zip(self.began, self.ended, strict=False)]
+        return statistics.mean(runs) if runs else 0.0
+
+
+class SelectorClock:
+    """Seconds the event loop's thread spent blocked in its selector (waiting, not idle
+    polls): while a durable run waits there, it waits for the store."""
+
+    def __init__(self) -> None:
+        self.blocked = 0.0
+
+    def wrap(self, select: Callable[..., Any]) -> Callable[..., Any]:
+        def timed(selector: Any, timeout: float | None = None) -> Any:
+            if timeout == 0:
+                return select(selector, timeout)
+            started = time.perf_counter()
+            try:
+                return select(selector, timeout)
+            finally:
+                self.blocked += time.perf_counter() - started
 
         return timed
 
 
 @contextlib.contextmanager
-def patched(store: bool, encode: bool, clock: StoreClock) -> Iterator[None]:
-    """The inbox with its store calls and/or its encoding skipped; the commits timed."""
+def patched(store: bool, encode: bool, clock: StoreClock, waits: SelectorClock) -> Iterator[None]:
+    """The inbox with its store calls and/or its encoding skipped; the commits timed, from
+    their submission to the store's thread (`run_in_executor`), and the loop's waits."""
     real_commit, real_encode = commits.commit_on_store, admission.encode_batch_bytes
-    commits.commit_on_store = clock.wrap(real_commit if store else _skip)
+    real_submit, real_select = asyncio.BaseEventLoop.run_in_executor, selectors.EpollSelector.select
+    timed_commit = clock.wrap(real_commit if store else _skip)
+
+    def submit(loop: asyncio.BaseEventLoop, pool: Any, func: Any, *args: Any) -> Any:
+        if func is timed_commit:
+            clock.submitted.append(time.perf_counter())
+        return real_submit(loop, pool, func, *args)
+
+    commits.commit_on_store = timed_commit
+    asyncio.BaseEventLoop.run_in_executor = submit  # type: ignore[method-assign]
+    selectors.EpollSelector.select = waits.wrap(real_select)  # type: ignore[method-assign]
     if not encode:
         admission.encode_batch_bytes = _constant_bodies
     try:
         yield
     finally:
         commits.commit_on_store, admission.encode_batch_bytes = real_commit, real_encode
+        asyncio.BaseEventLoop.run_in_executor = real_submit  # type: ignore[method-assign]
+        selectors.EpollSelector.select = real_select  # type: ignore[method-assign]
 
 
 def _skip(*_args: Any) -> None:
@@ -102,21 +162,48 @@ def process_cpu() -> float:
     return times.user + times.system
 
 
-def measure(ws: b.Workspace, variant: str, packets: int) -> tuple[float, float, float]:
-    """(process, loop thread, store thread) CPU seconds per packet of one run."""
-    clock = StoreClock()
+class Measured(NamedTuple):
+    """One run, per packet (seconds), and its commits."""
+
+    process: float
+    """CPU of the whole process."""
+    loop: float
+    """CPU of the event loop's thread."""
+    store: float
+    """CPU of the store's thread inside commits."""
+    wall: float
+    blocked: float
+    """Wall time the loop's thread waited in its selector."""
+    commits: int
+    gil_wait_s: float
+    commit_s: float
+
+
+def measure(ws: b.Workspace, variant: str, packets: int) -> Measured:
+    """One run of `variant` through `Runtime`, checked to deliver every packet."""
+    clock, waits = StoreClock(), SelectorClock()
     db = ws.fresh("breakdown")
     inbox = "" if variant == "memory" else b.durable_inbox(db)
     runtime = ws.runtime(ws.graph(b.graph_text(packets, inbox=inbox, stages=1)))
     store, encode = "no store" not in variant, "no encode" not in variant
-    with patched(store, encode, clock):
-        process, loop = process_cpu(), time.thread_time()
+    with patched(store, encode, clock, waits):
+        process, loop, wall = process_cpu(), time.thread_time(), time.perf_counter()
         report = cast(dict[str, Any], asyncio.run(runtime.run()))
+        wall = time.perf_counter() - wall
         loop = time.thread_time() - loop
         process = process_cpu() - process
     b.remove_db(db)
     b.check(report, packets)
-    return process / packets, loop / packets, clock.seconds / packets
+    return Measured(
+        process / packets,
+        loop / packets,
+        clock.seconds / packets,
+        wall / packets,
+        waits.blocked / packets,
+        len(clock.began),
+        clock.gil_wait_s(),
+        clock.commit_s(),
+    )
 
 
 def sqlite_rows(root: Path, packets: int, per_row: int) -> float:
@@ -232,12 +319,15 @@ def main() -> None:
             report_instructions(args.packets, args.rounds, root)
             return
         ws = b.Workspace(root)
-        best: dict[str, tuple[float, float, float]] = {}
+        best: dict[str, Measured] = {}
+        fastest: dict[str, Measured] = {}
         for _round in range(args.rounds):
             for variant in VARIANTS:
                 got = measure(ws, variant, args.packets)
-                if variant not in best or got[0] < best[variant][0]:
+                if variant not in best or got.process < best[variant].process:
                     best[variant] = got
+                if variant not in fastest or got.wall < fastest[variant].wall:
+                    fastest[variant] = got
         rows = {
             n: min(sqlite_rows(root, args.packets, n) for _ in range(args.rounds)) for n in (1, 256)
         }
@@ -250,18 +340,42 @@ def main() -> None:
     )
     print(f"  {'variant':<30} {'process':>8} {'loop':>8} {'store':>8}")
     for variant in VARIANTS:
-        process, loop, store = best[variant]
+        process, loop, store = best[variant][:3]
         print(f"  {variant:<30} {process * us:>8.2f} {loop * us:>8.2f} {store * us:>8.2f}")
-    memory = best["memory"][0]
-    durable = best["durable"][0]
-    no_store, no_encode = best["durable, no store"][1], best["durable, no store, no encode"][1]
+    memory = best["memory"].process
+    durable = best["durable"].process
+    no_store, no_encode = best["durable, no store"].loop, best["durable, no store, no encode"].loop
     print(f"  -> durable / memory CPU: {durable / memory:.1f}x (0.2x throughput needs <= 5x)")
     print(f"  -> encode on the loop: {(no_store - no_encode) * us:.2f} us")
-    print(f"  -> inbox bookkeeping on the loop: {(no_encode - best['memory'][1]) * us:.2f} us")
-    print(f"  -> the store thread (SQLite, ledger): {best['durable'][2] * us:.2f} us")
+    print(f"  -> inbox bookkeeping on the loop: {(no_encode - best['memory'].loop) * us:.2f} us")
+    print(f"  -> the store thread (SQLite, ledger): {best['durable'].store * us:.2f} us")
     print(
         f"SQLite alone, insert + delete: one row per packet {rows[1] * us:.2f} us, "
         f"one row per 256 packets {rows[256] * us:.2f} us per packet"
+    )
+    report_wall(fastest, args.packets, args.rounds)
+
+
+def report_wall(fastest: dict[str, Measured], packets: int, rounds: int) -> None:
+    us, ms = 1e6, 1e3
+    memory = fastest["memory"].wall
+    print(
+        f"wall time per packet, the same runs, best of {rounds} (us); x memory = "
+        "throughput against the in-memory run (bench_durable's item 3, goal >= 0.2x)"
+    )
+    print(f"  {'variant':<30} {'wall':>8} {'x memory':>9} {'loop CPU':>9} {'loop waits':>11}")
+    for variant in VARIANTS:
+        got = fastest[variant]
+        print(
+            f"  {variant:<30} {got.wall * us:>8.2f} {memory / got.wall:>8.3f}x "
+            f"{got.loop * us:>9.2f} {got.blocked * us:>11.2f}"
+        )
+    durable = fastest["durable"]
+    print(
+        f"  -> durable: the loop waited {durable.blocked / durable.wall:.0%} of the run; "
+        f"{durable.commits} commits ({packets / max(durable.commits, 1):.0f} packets each), "
+        f"each waited {durable.gil_wait_s * ms:.2f} ms for the store's thread to start it "
+        f"(the GIL) and ran {durable.commit_s * ms:.2f} ms there"
     )
 
 
