@@ -3,6 +3,7 @@
     schnitzel ctl status
     schnitzel ctl throttle src --rate-hz 40 --why "the sink is drowning"
     schnitzel ctl swap detect --plugin sample --config-file sample.yaml --dry-run
+    schnitzel ctl quarantine requeue --node out --entry 3 --why "row restored"
 
 Exit codes: 0 done; 1 refused by the runtime (the message says why), or a `status` or `nodes`
 answer without keys this `ctl` reads (a runtime of another version); 2 usage (bad arguments,
@@ -27,6 +28,11 @@ from schnitzel.cli.ctl_parked import (
     PARKED_SHOW,
     add_parked_commands,
     parked_request,
+)
+from schnitzel.cli.ctl_quarantine import (
+    QUARANTINE_SHOW,
+    add_quarantine_commands,
+    quarantine_request,
 )
 from schnitzel.errors import ReportShapeError, SchnitzelError
 from schnitzel.launch.output import print_json, print_table, say
@@ -119,6 +125,7 @@ def add_ctl_parser(commands: Any, with_commands: bool = True) -> None:
     stop = command("stop", help_text="stop the sources and drain, as SIGTERM does")
     stop.add_argument("--force", action="store_true", help="stop now, as a second signal does")
     add_parked_commands(command)
+    add_quarantine_commands(command, lambda parser: _add_common(parser, suppress=True))
 
 
 def _add_common(parser: argparse.ArgumentParser, suppress: bool) -> None:
@@ -169,7 +176,10 @@ def run_ctl(args: argparse.Namespace) -> int:
 
     command: str = args.ctl_command
     try:
-        request = _request_args(args)
+        if command == "quarantine":  # an action under it names the command sent
+            command, request = quarantine_request(args)
+        else:
+            request = _request_args(args)
     except _UsageError as exc:
         say(f"schnitzel ctl: {exc}", err=True)
         return EXIT_USAGE
@@ -631,4 +641,5 @@ SHOW: dict[str, Callable[[Any], None]] = {
     "reload": _show_reload,
     "stop": _show_stop,
     **PARKED_SHOW,
+    **QUARANTINE_SHOW,
 }

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from schnitzel.durable.ledger import missing
-from schnitzel.durable.quarantine_table import held_runs, whole_row_columns
+from schnitzel.durable.quarantine_table import held_runs, held_text, whole_row_columns
 from schnitzel.durable.rows import row_intact, settled_runs, unpack
 from schnitzel.durable.store import DurableStore, StoreError, StoreRow
 
@@ -54,6 +54,19 @@ class QuarantineEntry:
     parts: dict[int, bytes] | None
     """Store seq -> encoded packet, for each seq it took; None when it cannot be told which
     packet is which (an entry written before `held` existed, of part of a row)."""
+
+    def to_json(self) -> dict[str, object]:
+        """The entry as `schnitzel quarantine list --json` and `schnitzel ctl quarantine list`
+        show it: its id, the store seqs it took ("5-9,13-40"), how many, intact or not, when
+        and why."""
+        return {
+            "id": self.id,
+            "seqs": held_text(self.held),
+            "packets": self.packets,
+            "intact": self.intact,
+            "at": self.at,
+            "reason": self.reason,
+        }
 
 
 _COLUMNS = "id, seq, {last}, {packets}, enqueued, reason, at, body, {sizes}, checksum"
