@@ -41,7 +41,7 @@ async def quarantine_listing(control: RuntimeControl, node_id: str | None) -> di
         try:
             entries = await inbox.list_quarantine()
         except RuntimeError as exc:
-            raise ControlError(f"node {name!r}: {exc}; the run is ending") from None
+            raise ControlError(f"node {name!r}: {exc}") from None
         listed[name] = {"store": str(inbox.path), "entries": [e.to_json() for e in entries]}
     return {"nodes": listed}
 
@@ -62,9 +62,7 @@ async def requeue_quarantined(
         inbox = _durable(control, node_id)
         try:
             done = await inbox.requeue_quarantined(entries)
-        except RuntimeError as exc:
-            raise ControlError(f"node {node_id!r}: {exc}; the run is ending") from None
-        except StoreError as exc:
+        except (RuntimeError, StoreError) as exc:  # closed, or a refusal naming the entry
             raise ControlError(f"node {node_id!r}: {exc}") from None
     except ControlError as exc:
         control.write_audit(AUDIT_ACTION, node_id, actor, why, None, None, {"entries": wanted},

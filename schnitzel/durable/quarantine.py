@@ -135,6 +135,8 @@ class QuarantineRequeue:
         """Read the entries and make the rows, or say in `refused` why not (an entry that
         does not exist, or whose packets cannot be vouched for)."""
         self.rows, self.size, self.refused = [], 0, ""
+        if not self.ids:  # (quarantine_entries would read every entry)
+            return
         entries = quarantine_entries(db, self.ids)
         self.refused = _refusal(self.store, self.ids, entries)
         if self.refused:

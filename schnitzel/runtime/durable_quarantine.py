@@ -96,5 +96,10 @@ class QuarantineDesk(DurableState):
         return QuarantineRequeued(requeue.ids, len(requeue.rows), skipped)
 
     def _refuse_if_closed(self) -> None:
-        if self._committer is None or self._committer.done() or self._closing:
-            raise RuntimeError(f"durable store {str(self.path)!r} is closed")
+        if self._committer is None:
+            raise RuntimeError(
+                f"durable store {str(self.path)!r} is not open yet (the run is starting); "
+                "try again in a moment"
+            )
+        if self._committer.done() or self._closing:
+            raise RuntimeError(f"durable store {str(self.path)!r} is closed (the run is ending)")
