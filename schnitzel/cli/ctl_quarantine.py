@@ -91,7 +91,7 @@ def _show_listing(result: dict[str, Any]) -> None:
     for index, (node_id, listed) in enumerate(nodes.items()):
         if index:
             say("")
-        say(f"node {node_id}:")
+        say(f"node {node_id} ({listed.get('store')}):")
         print_entries(str(listed.get("store")), listed.get("entries") or [])
 
 

@@ -182,8 +182,8 @@ def not_vouched_for(entry_id: int, store: str) -> str:
     return (
         f"quarantine entry {entry_id} of durable store {store!r} does not "
         "match its checksum (changed on disk): its packets cannot be vouched for, so "
-        "it is not requeued; `schnitzel quarantine export --damaged STORE ID` them and "
-        "re-send what you trust"
+        "it is not requeued; look at them (`schnitzel quarantine export --damaged STORE "
+        "ID`) and re-send what you trust"
     )
 
 

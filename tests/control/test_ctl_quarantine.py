@@ -231,7 +231,7 @@ def test_ctl_quarantine_on_a_running_schnitzel_run_and_a_kill_9(tmp_path: Path) 
             until_answering(sock, process)
             table = ctl(sock, "quarantine", "list")
             assert table.returncode == 0, table.stderr
-            assert "node out:" in table.stdout and "4-10" in table.stdout
+            assert f"node out ({store}):" in table.stdout and "4-10" in table.stdout
             assert "12 packets in 2 entries" in table.stdout  # the offline list's words
             listed = ctl_json(sock, "quarantine", "list", "--node", "out")
             assert len(listed["nodes"]["out"]["entries"]) == 2
