@@ -26,6 +26,7 @@ import pytest
 
 from schnitzel import RuntimeControl
 from schnitzel.control.actor import Actor
+from schnitzel.durable.rows import live_packets
 from schnitzel.durable.store import DurableStore
 from schnitzel.errors import ControlError
 from tests.control.harness import GUARD_S, serving, socket_dir, until
@@ -81,6 +82,13 @@ def entry_ids(path: Path) -> list[int]:
         return [i for (i,) in db.execute("SELECT id FROM quarantine ORDER BY id")]
 
 
+def requeued_seqs(path: Path) -> list[int]:
+    """Store seqs of the backlog's packets of source `src` (the requeued ones), read from
+    the file beside the running store (WAL: a reader never waits for it)."""
+    with closing(sqlite3.connect(path)) as db:
+        return [seq for seq, _at, body in live_packets(db) if b'"source_id":"src"' in body]
+
+
 def delivered_numbers() -> list[int]:
     """Payload numbers of the packets of source `src` (the requeued ones) the sink got."""
     return sorted(p.payload["n"] for p in plugins.RECORDS["out"] if p.source_id == "src")
@@ -109,8 +117,13 @@ async def _list_then_requeue_delivers_the_entry_s_packets_once_more(tmp_path: Pa
         ]
         assert set(shown["entries"][0]) == {"id", "seqs", "packets", "intact", "at", "reason"}
 
+        control.pause("out")  # so the requeued rows can be seen in the store
         done = await _ask(control, "requeue-quarantined", {"node": "out", "entries": [INTACT]})
         assert (done["requeued"], done["entries"], done["skipped"]) == (7, [INTACT], [])
+        requeued = requeued_seqs(store)
+        assert len(requeued) == 7 and requeued == list(range(requeued[0], requeued[0] + 7))
+        assert requeued[0] > 15  # new seqs: above every one the store had given at open
+        control.resume("out")
         await until(lambda: len(delivered_numbers()) >= len(REQUEUED_NUMBERS))
         assert delivered_numbers() == REQUEUED_NUMBERS
         left = await _ask(control, "quarantine", {"node": "out"})
@@ -137,7 +150,7 @@ async def _a_damaged_or_unknown_entry_or_a_node_without_a_store_is_refused(tmp_p
     async with serving(tmp_path, LIVE) as served:
         control = served.control
         await _until_open(served.runtime)
-        refusals = {
+        refusals: dict[str, dict[str, Any]] = {
             "cannot be vouched for": {"node": "out", "entries": [DAMAGED]},
             "has no quarantine entry 99": {"node": "out", "entries": [INTACT, 99]},
             "'src' has no durable inbox": {"node": "src", "all": True},
