@@ -47,7 +47,8 @@ EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
 QUICK_TIMEOUT_S = 10.0
 """How long a quick command waits for its reply (a runtime stuck longer is in trouble)."""
 SLOW_TIMEOUT_S = 75.0
-"""swap, rollback, approve: the runtime gives up on its side after 60 s and says so."""
+"""swap, rollback, approve, reload, quarantine requeue: the runtime gives up on its side after
+60 s and says so."""
 CONFIG_FILE_MAX_BYTES = 512 * 1024
 USAGE_CODES = frozenset({"bad-request", "unknown-command", "too-large"})
 
@@ -166,7 +167,7 @@ def _add_common(parser: argparse.ArgumentParser, suppress: bool) -> None:
         default=default(None),
         metavar="S",
         help=f"wait at most S seconds for the reply (default {QUICK_TIMEOUT_S:g}; "
-        f"{SLOW_TIMEOUT_S:g} for swap, rollback, approve, reload)",
+        f"{SLOW_TIMEOUT_S:g} for swap, rollback, approve, reload, quarantine requeue)",
     )
 
 
@@ -183,7 +184,7 @@ def run_ctl(args: argparse.Namespace) -> int:
     except _UsageError as exc:
         say(f"schnitzel ctl: {exc}", err=True)
         return EXIT_USAGE
-    slow = command in ("swap", "rollback", "approve", "reload")
+    slow = command in ("swap", "rollback", "approve", "reload", "requeue-quarantined")
     timeout = args.timeout or (SLOW_TIMEOUT_S if slow else QUICK_TIMEOUT_S)
     try:
         socket_path = _socket_path(args)

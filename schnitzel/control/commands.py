@@ -222,8 +222,9 @@ READ_ONLY_COMMANDS = frozenset(
         "quarantine",
     }
 )
-SLOW_COMMANDS = frozenset({"swap", "rollback", "approve", "reload"})
-"""Commands that may take seconds (a plugin to open, a node to drain its in-flight packet)."""
+SLOW_COMMANDS = frozenset({"swap", "rollback", "approve", "reload", "requeue-quarantined"})
+"""Commands that may take seconds (a plugin to open, a node to drain its in-flight packet, a
+commit behind a full disk), not cut off when their client gives up: they end and are audited."""
 
 
 async def dispatch(
