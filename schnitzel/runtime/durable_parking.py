@@ -36,6 +36,8 @@ class ParkingRequest:
     """How many packets the inbox had queued to park when the request was made: those are
     parked by an earlier commit than the request's, so a requeue of everything includes them."""
     quarantine: QuarantineRequeue | None = None
+    """The entries a "requeue-quarantined" puts back; its `room` seqs are reserved when a
+    commit takes the request, its rows planned inside that commit."""
 
 
 class ParkingDesk(DurableState):
