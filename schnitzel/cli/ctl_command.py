@@ -3,6 +3,7 @@
     schnitzel ctl status
     schnitzel ctl throttle src --rate-hz 40 --why "the sink is drowning"
     schnitzel ctl swap detect --plugin sample --config-file sample.yaml --dry-run
+    schnitzel ctl quarantine requeue --node out --entry 3 --why "row restored"
 
 Exit codes: 0 done; 1 refused by the runtime (the message says why), or a `status` or `nodes`
 answer without keys this `ctl` reads (a runtime of another version); 2 usage (bad arguments,
@@ -28,6 +29,11 @@ from schnitzel.cli.ctl_parked import (
     add_parked_commands,
     parked_request,
 )
+from schnitzel.cli.ctl_quarantine import (
+    QUARANTINE_SHOW,
+    add_quarantine_commands,
+    quarantine_request,
+)
 from schnitzel.errors import ReportShapeError, SchnitzelError
 from schnitzel.launch.output import print_json, print_table, say
 from schnitzel.runtime.state_dir import STATE_DIR_ORDER
@@ -41,7 +47,8 @@ EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
 QUICK_TIMEOUT_S = 10.0
 """How long a quick command waits for its reply (a runtime stuck longer is in trouble)."""
 SLOW_TIMEOUT_S = 75.0
-"""swap, rollback, approve: the runtime gives up on its side after 60 s and says so."""
+"""swap, rollback, approve, reload, quarantine requeue: the runtime gives up on its side after
+60 s and says so."""
 CONFIG_FILE_MAX_BYTES = 512 * 1024
 USAGE_CODES = frozenset({"bad-request", "unknown-command", "too-large"})
 
@@ -119,6 +126,7 @@ def add_ctl_parser(commands: Any, with_commands: bool = True) -> None:
     stop = command("stop", help_text="stop the sources and drain, as SIGTERM does")
     stop.add_argument("--force", action="store_true", help="stop now, as a second signal does")
     add_parked_commands(command)
+    add_quarantine_commands(command, lambda parser: _add_common(parser, suppress=True))
 
 
 def _add_common(parser: argparse.ArgumentParser, suppress: bool) -> None:
@@ -159,7 +167,7 @@ def _add_common(parser: argparse.ArgumentParser, suppress: bool) -> None:
         default=default(None),
         metavar="S",
         help=f"wait at most S seconds for the reply (default {QUICK_TIMEOUT_S:g}; "
-        f"{SLOW_TIMEOUT_S:g} for swap, rollback, approve, reload)",
+        f"{SLOW_TIMEOUT_S:g} for swap, rollback, approve, reload, quarantine requeue)",
     )
 
 
@@ -169,11 +177,14 @@ def run_ctl(args: argparse.Namespace) -> int:
 
     command: str = args.ctl_command
     try:
-        request = _request_args(args)
+        if command == "quarantine":  # an action under it names the command sent
+            command, request = quarantine_request(args)
+        else:
+            request = _request_args(args)
     except _UsageError as exc:
         say(f"schnitzel ctl: {exc}", err=True)
         return EXIT_USAGE
-    slow = command in ("swap", "rollback", "approve", "reload")
+    slow = command in ("swap", "rollback", "approve", "reload", "requeue-quarantined")
     timeout = args.timeout or (SLOW_TIMEOUT_S if slow else QUICK_TIMEOUT_S)
     try:
         socket_path = _socket_path(args)
@@ -631,4 +642,5 @@ SHOW: dict[str, Callable[[Any], None]] = {
     "reload": _show_reload,
     "stop": _show_stop,
     **PARKED_SHOW,
+    **QUARANTINE_SHOW,
 }

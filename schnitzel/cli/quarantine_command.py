@@ -10,7 +10,7 @@ from contextlib import closing
 from pathlib import Path
 from typing import Any
 
-__all__ = ["add_quarantine_parser", "run_quarantine"]
+__all__ = ["add_quarantine_parser", "print_entries", "requeued_words", "run_quarantine"]
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -28,7 +28,8 @@ def add_quarantine_parser(commands: Any) -> None:
         "changed on disk, a packet that no longer decodes) to its quarantine table. `list` "
         "shows its entries, `export` prints the packets they took, one encoded packet a line "
         "(a `jsonl` source re-sends them), `requeue` puts those of entries that match their "
-        "checksum back at the end of the backlog (the run must be stopped). Packets settled "
+        "checksum back at the end of the backlog (the run must be stopped; on a running graph, "
+        "`schnitzel ctl quarantine requeue` does it live). Packets settled "
         "out of a row before it was quarantined are never exported or requeued with it.",
     )
     actions = quarantine.add_subparsers(dest="quarantine_action", metavar="ACTION", required=True)
@@ -85,46 +86,58 @@ def run_quarantine(args: argparse.Namespace) -> int:
 
 
 def _print_list(path: Path, entries: list[Any], as_json: bool) -> None:
-    from schnitzel.durable.quarantine_table import held_text
-    from schnitzel.launch.output import print_json, print_table, say
+    from schnitzel.launch.output import print_json
 
+    shown = [entry.to_json() for entry in entries]
     if as_json:
-        print_json(
-            {
-                "store": str(path),
-                "entries": [
-                    {
-                        "id": e.id,
-                        "seqs": held_text(e.held),
-                        "packets": e.packets,
-                        "intact": e.intact,
-                        "at": e.at,
-                        "reason": e.reason,
-                    }
-                    for e in entries
-                ],
-            }
-        )
+        print_json({"store": str(path), "entries": shown})
         return
+    print_entries(str(path), shown)
+
+
+def print_entries(store: str, entries: list[dict[str, Any]]) -> None:
+    """A store's quarantine entries (`QuarantineEntry.to_json`) as a table, with the words
+    both `schnitzel quarantine list` and `schnitzel ctl quarantine list` say."""
+    from schnitzel.launch.output import print_table, say
+
     if not entries:
-        say(f"{path}: no quarantined packets")
+        say(f"{store}: no quarantined packets")
         return
     rows = [
         (
-            str(e.id),
-            held_text(e.held) or "-",
-            str(e.packets),
-            "yes" if e.intact else "no",
-            time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(e.at)),
-            e.reason[:REASON_CHARS] + ("..." if len(e.reason) > REASON_CHARS else ""),
+            str(e.get("id")),
+            str(e.get("seqs") or "-"),
+            str(e.get("packets")),
+            "yes" if e.get("intact") else "no",
+            _utc(e.get("at")),
+            _cut(str(e.get("reason"))),
         )
         for e in entries
     ]
     print_table(("ID", "STORE SEQS", "PACKETS", "INTACT", "AT", "REASON"), rows)
+    packets = sum(e.get("packets") or 0 for e in entries)
     say(
-        f"{sum(e.packets for e in entries)} packets in {len(entries)} entries "
+        f"{packets} packets in {len(entries)} entries "
         "(`schnitzel quarantine export STORE ID`: their packets)"
     )
+
+
+def requeued_words(packets: int, entries: int, store: str, then: str) -> str:
+    """What a requeue of quarantine entries says it did; `then`: who delivers the packets."""
+    return (
+        f"requeued {packets} packets of {entries} entries at the end of the backlog of "
+        f"{store!r}; {then}"
+    )
+
+
+def _utc(at: Any) -> str:
+    if not isinstance(at, int | float):
+        return str(at)
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(at))
+
+
+def _cut(reason: str) -> str:
+    return reason[:REASON_CHARS] + ("..." if len(reason) > REASON_CHARS else "")
 
 
 def _export(path: Path, entries: list[Any], ids: list[int], damaged: bool) -> int:
@@ -159,6 +172,7 @@ def _export(path: Path, entries: list[Any], ids: list[int], damaged: bool) -> in
 
 
 def _requeue(path: Path, ids: list[int]) -> int:
+    from schnitzel.durable.lock import StoreInUse
     from schnitzel.durable.quarantine import requeue_entries
     from schnitzel.durable.store import DurableStore, StoreError
     from schnitzel.errors import RuntimeStartError
@@ -167,6 +181,15 @@ def _requeue(path: Path, ids: list[int]) -> int:
     store = DurableStore(path)
     try:
         backlog = store.open()
+    except StoreInUse as exc:  # a run holds it: it requeues itself, asked over its socket
+        ids_text = " ".join(f"--entry {i}" for i in dict.fromkeys(ids))
+        say(
+            f"schnitzel quarantine: {exc}; while that run goes on, `schnitzel ctl quarantine "
+            f"requeue --node NODE {ids_text}` has it requeue them live (NODE: the node whose "
+            "`inbox.durable.path` this is)",
+            err=True,
+        )
+        return EXIT_FAILED
     except (RuntimeStartError, StoreError) as exc:  # StoreError: e.g. WAL mode refused
         say(f"schnitzel quarantine: {exc}", err=True)
         return EXIT_FAILED
@@ -189,8 +212,5 @@ def _requeue(path: Path, ids: list[int]) -> int:
         return EXIT_FAILED
     finally:
         store.close()
-    say(
-        f"requeued {count} packets of {len(set(ids))} entries at the end of the backlog of "
-        f"{str(path)!r}; the next run delivers them"
-    )
+    say(requeued_words(count, len(set(ids)), str(path), "the next run delivers them"))
     return EXIT_OK

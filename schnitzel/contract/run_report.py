@@ -119,6 +119,7 @@ class DurableReport(TypedDict):
     parked_at_open: int
     parked_this_run: int
     requeued: int
+    requeued_from_quarantine: int
     parked_dropped: int
     max_parked: int
 

@@ -20,6 +20,8 @@ __all__ = [
     "ParkedArgs",
     "ParkedSelectionArgs",
     "PluginsArgs",
+    "QuarantineArgs",
+    "QuarantineRequeueArgs",
     "StopArgs",
     "SuggestionArgs",
     "SwapArgs",
@@ -117,3 +119,26 @@ class ParkedSelectionArgs(Args):
         if self.seqs is not None:
             return Selection(ids=tuple(self.seqs))
         return Selection(first=self.first, last=self.last)
+
+
+EntryId = Annotated[int, Field(ge=1, lt=1 << 63)]
+
+
+class QuarantineArgs(Args):
+    """List the quarantine entries of one durable node's store, or of every one (no node)."""
+
+    node: NodeId | None = None
+
+
+class QuarantineRequeueArgs(Args):
+    """Which quarantine entries to requeue: `entries` (ids), or `all` that can be; one way."""
+
+    node: NodeId
+    entries: Annotated[list[EntryId], Field(min_length=1, max_length=10_000)] | None = None
+    all: bool = False
+
+    @model_validator(mode="after")
+    def _one_way(self) -> QuarantineRequeueArgs:
+        if (self.entries is not None) == self.all:
+            raise ValueError("give exactly one of entries or all: true")
+        return self

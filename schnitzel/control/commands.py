@@ -7,8 +7,8 @@ imported at the first command served), mapped onto the in-process control API
 Arguments that do not fit their model are a `ProtocolError("bad-request")`; a name that is
 no command is `UnknownCommand`; the control API's own refusals (`ControlError`) pass through.
 Read-only commands (hello, status, nodes, describe, events, suggestions, controller, audit,
-plugins, parked) never write the audit log; the control API audits every change it is asked
-for, applied or refused.
+plugins, parked, quarantine) never write the audit log; the control API audits every change
+it is asked for, applied or refused.
 """
 
 from __future__ import annotations
@@ -32,6 +32,8 @@ if TYPE_CHECKING:
         ParkedArgs,
         ParkedSelectionArgs,
         PluginsArgs,
+        QuarantineArgs,
+        QuarantineRequeueArgs,
         StopArgs,
         SuggestionArgs,
         SwapArgs,
@@ -166,6 +168,20 @@ async def _drop_parked(
     return await control.drop_parked(args.node, args.selection(), actor=actor, why=why)
 
 
+async def _quarantine(control: RuntimeControl, args: QuarantineArgs, _: Actor, __: str) -> Any:
+    from schnitzel.control.quarantine_control import quarantine_listing
+
+    return await quarantine_listing(control, args.node)
+
+
+async def _requeue_quarantined(
+    control: RuntimeControl, args: QuarantineRequeueArgs, actor: Actor, why: str
+) -> Any:
+    from schnitzel.control.quarantine_control import requeue_quarantined
+
+    return await requeue_quarantined(control, args.node, args.entries, actor=actor, why=why)
+
+
 COMMANDS: dict[str, Command] = {
     "hello": Command("Args", _hello),
     "status": Command("Args", _status),
@@ -188,6 +204,8 @@ COMMANDS: dict[str, Command] = {
     "parked": Command("ParkedArgs", _parked),
     "requeue": Command("ParkedSelectionArgs", _requeue),
     "drop-parked": Command("ParkedSelectionArgs", _drop_parked),
+    "quarantine": Command("QuarantineArgs", _quarantine),
+    "requeue-quarantined": Command("QuarantineRequeueArgs", _requeue_quarantined),
 }
 READ_ONLY_COMMANDS = frozenset(
     {
@@ -201,10 +219,12 @@ READ_ONLY_COMMANDS = frozenset(
         "audit",
         "plugins",
         "parked",
+        "quarantine",
     }
 )
-SLOW_COMMANDS = frozenset({"swap", "rollback", "approve", "reload"})
-"""Commands that may take seconds (a plugin to open, a node to drain its in-flight packet)."""
+SLOW_COMMANDS = frozenset({"swap", "rollback", "approve", "reload", "requeue-quarantined"})
+"""Commands that may take seconds (a plugin to open, a node to drain its in-flight packet, a
+commit behind a full disk), not cut off when their client gives up: they end and are audited."""
 
 
 async def dispatch(

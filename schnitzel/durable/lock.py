@@ -28,7 +28,11 @@ from schnitzel.durable.lock_file import (
 )
 from schnitzel.errors import RuntimeStartError
 
-__all__ = ["StoreLock", "real_path"]
+__all__ = ["StoreInUse", "StoreLock", "real_path"]
+
+
+class StoreInUse(RuntimeStartError):
+    """A durable store another running process holds (its lock, or a flock on its file)."""
 
 
 def real_path(path: Path) -> Path:
@@ -51,7 +55,8 @@ class StoreLock:
         already closed, and the number may be another file of the child's."""
 
     def acquire(self) -> None:
-        """Take the lock, or raise RuntimeStartError naming the holder's pid."""
+        """Take the lock, or raise RuntimeStartError (StoreInUse when another process holds
+        it) naming the holder's pid."""
         try:
             taken = self._lock.try_lock()
         except OSError as exc:
@@ -70,7 +75,7 @@ class StoreLock:
                     "each durable inbox its own `inbox.durable.path`"
                 )
             who = f"pid {holder}" if holder else "another process"
-            raise RuntimeStartError(
+            raise StoreInUse(
                 f"durable store {str(self.shown)!r} is in use by another running schnitzel "
                 f"({who} holds {str(self.path)!r}); stop that run, or give this graph its own "
                 "`inbox.durable.path`"
@@ -96,7 +101,7 @@ class StoreLock:
             holder = _flock_holder(fd)
             os.close(fd)
             who = f"pid {holder}" if holder else "a process"
-            raise RuntimeStartError(
+            raise StoreInUse(
                 f"durable store {str(self.shown)!r} is in use by another running schnitzel "
                 f"({who} holds a lock on the store file itself; its lock file "
                 f"{str(self.path)!r} was deleted or replaced); stop that run, or give this "

@@ -29,9 +29,13 @@ import sqlite3
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from schnitzel.contract.codec import decode_packet, packet_to_dict
 from schnitzel.errors import PacketDecodeError
+
+if TYPE_CHECKING:
+    from schnitzel.durable.quarantine import QuarantineRequeue
 
 __all__ = [
     "EXCERPT_CHARS",
@@ -112,6 +116,10 @@ class ParkingChanges:
     """How many seqs the inbox reserved: at most that many rows are requeued at once."""
     requeue_at: float = 0.0
     drop: Selection | None = None
+    quarantine: QuarantineRequeue | None = None
+    """Quarantine entries to requeue (`schnitzel ctl quarantine requeue`): planned with the
+    parked rows to requeue, their rows inserted by the same commit, the entries removed by
+    `apply`."""
     max_parked: int = 1 << 62
     max_parked_bytes: int = 1 << 62
     # results
@@ -129,7 +137,21 @@ class ParkingChanges:
     total_bytes: int = 0
 
     def __bool__(self) -> bool:
-        return bool(self.park) or self.requeue is not None or self.drop is not None
+        return bool(self.park) or self.restores or self.drop is not None
+
+    @property
+    def restores(self) -> bool:
+        """Whether it moves rows back into the backlog (parked, or quarantined ones)."""
+        return self.requeue is not None or self.quarantine is not None
+
+    @property
+    def restored_rows(self) -> list[Requeued]:
+        """The rows the commit inserts besides its new ones: requeued parked packets, or the
+        packets of requeued quarantine entries (one request per commit: one of the two)."""
+        quarantine = self.quarantine
+        if quarantine is None or quarantine.refused:
+            return self.requeued_rows
+        return self.requeued_rows + quarantine.rows
 
     def plan_park(self, read: Callable[[list[int]], dict[int, tuple[float, bytes, int]]]) -> None:
         """Read the packets to park (`DurableStore.packets`), on the store's thread just
@@ -141,6 +163,8 @@ class ParkingChanges:
         writes between the two): `requeued_rows` for the commit to insert, `requeued_ids`
         for `apply` to delete. Rows parked by this same commit are not among them."""
         self.requeued_rows, self.requeued_ids, self.requeued_bytes = [], [], 0
+        if self.quarantine is not None:
+            self.quarantine.plan(db)
         if self.requeue is None:
             return
         where, params = self.requeue.where()
@@ -178,6 +202,8 @@ class ParkingChanges:
             db.executemany(
                 "DELETE FROM parked WHERE id = ?", [(parked_id,) for parked_id in self.requeued_ids]
             )
+        if self.quarantine is not None:
+            self.quarantine.apply(db)
         if self.drop is not None:
             where, params = self.drop.where()
             self.dropped = db.execute(f"DELETE FROM parked WHERE {where}", params).rowcount

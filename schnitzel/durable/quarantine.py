@@ -15,14 +15,21 @@ import sqlite3
 import time
 import zlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from schnitzel.durable.ledger import missing
-from schnitzel.durable.quarantine_table import held_runs, whole_row_columns
+from schnitzel.durable.quarantine_table import held_runs, held_text, whole_row_columns
 from schnitzel.durable.rows import row_intact, settled_runs, unpack
 from schnitzel.durable.store import DurableStore, StoreError, StoreRow
 
-__all__ = ["QuarantineEntry", "quarantine_entries", "requeue_entries"]
+__all__ = [
+    "QuarantineEntry",
+    "QuarantineRequeue",
+    "not_vouched_for",
+    "quarantine_entries",
+    "requeue_entries",
+    "requeueable",
+]
 
 Run = tuple[int, int]
 """An inclusive range of store seqs."""
@@ -47,6 +54,19 @@ class QuarantineEntry:
     parts: dict[int, bytes] | None
     """Store seq -> encoded packet, for each seq it took; None when it cannot be told which
     packet is which (an entry written before `held` existed, of part of a row)."""
+
+    def to_json(self) -> dict[str, object]:
+        """The entry as `schnitzel quarantine list --json` and `schnitzel ctl quarantine list`
+        show it: its id, the store seqs it took ("5-9,13-40"), how many, intact or not, when
+        and why."""
+        return {
+            "id": self.id,
+            "seqs": held_text(self.held),
+            "packets": self.packets,
+            "intact": self.intact,
+            "at": self.at,
+            "reason": self.reason,
+        }
 
 
 _COLUMNS = "id, seq, {last}, {packets}, enqueued, reason, at, body, {sizes}, checksum"
@@ -76,37 +96,114 @@ def quarantine_entries(db: sqlite3.Connection, ids: Sequence[int] = ()) -> list[
 def requeue_entries(store: DurableStore, next_seq: int, ids: Sequence[int]) -> int:
     """Put the packets the entries `ids` took back at the end of the backlog of `store` (open,
     its `Backlog.next_seq` given), each as a new row of its own with its checksum, and remove
-    the entries, in one transaction; how many packets. Refused, naming the entry, for an
-    entry that does not exist or whose packets cannot be vouched for."""
-    wanted = list(dict.fromkeys(ids))
-    entries = store.query(lambda db: quarantine_entries(db, wanted))
+    the entries, in one transaction; how many packets. Refused (StoreError), naming the
+    entry, for an entry that does not exist or whose packets cannot be vouched for."""
+    requeue = QuarantineRequeue(str(store.path), tuple(dict.fromkeys(ids)), next_seq, time.time())
+    store.query(requeue.plan)
+    if requeue.refused:
+        raise StoreError(requeue.refused)
+    store.commit([], [], 0, extra=requeue.apply, restored=requeue.rows)
+    return len(requeue.rows)
+
+
+@dataclass
+class QuarantineRequeue:
+    """A requeue of quarantine entries, done by one commit of their store: `plan` (on the
+    store's thread, just before the commit: nothing writes in between) reads the entries and
+    makes `rows`, which the commit inserts as restored rows (new seqs from `base_seq`, each
+    packet a row of its own with its checksum), and `apply` (inside the commit's transaction)
+    removes the entries. The stopped store's `requeue_entries` and a running durable inbox
+    (`schnitzel ctl quarantine requeue`, through its commit loop) both requeue this way."""
+
+    store: str
+    """The store's path, for the words of a refusal."""
+    ids: tuple[int, ...]
+    base_seq: int = 0
+    """The store seq the first requeued packet takes."""
+    at: float = 0.0
+    """When the packets were requeued (their `enqueued`)."""
+    room: int | None = None
+    """Most packets it may put back (the seqs a running inbox reserved); None: any number."""
+    rows: list[StoreRow] = field(default_factory=list)
+    """Filled by `plan`: the rows to insert, in entry and seq order."""
+    size: int = 0
+    """Filled by `plan`: bytes of the rows."""
+    refused: str = ""
+    """Filled by `plan`: why nothing is requeued ("" when the entries can be)."""
+
+    def plan(self, db: sqlite3.Connection) -> None:
+        """Read the entries and make the rows, or say in `refused` why not (an entry that
+        does not exist, or whose packets cannot be vouched for)."""
+        self.rows, self.size, self.refused = [], 0, ""
+        if not self.ids:  # (quarantine_entries would read every entry)
+            return
+        entries = quarantine_entries(db, self.ids)
+        self.refused = _refusal(self.store, self.ids, entries)
+        if self.refused:
+            return
+        seq = self.base_seq
+        for entry in entries:
+            assert entry.parts is not None  # _refusal: every entry is vouched for
+            for _seq, body in sorted(entry.parts.items()):
+                self.rows.append((seq, self.at, body, zlib.adler32(body)))
+                self.size += len(body)
+                seq += 1
+        if self.room is not None and len(self.rows) > self.room:
+            self.rows, self.size = [], 0
+            self.refused = (
+                f"quarantine entries {_ids_text(self.ids)} of durable store {self.store!r} "
+                "took more packets than when the requeue was asked for (changed on disk "
+                "meanwhile); list them again and requeue what you still want"
+            )
+
+    def apply(self, db: sqlite3.Connection) -> None:
+        """Remove the entries (inside the commit that inserts `rows`); nothing if refused."""
+        if not self.refused:
+            db.executemany("DELETE FROM quarantine WHERE id = ?", [(i,) for i in self.ids])
+
+
+def requeueable(
+    db: sqlite3.Connection, store: str
+) -> tuple[tuple[int, ...], list[tuple[int, str]]]:
+    """Of every entry of a store's quarantine table: the ids of those that can be requeued,
+    and (id, why) of those that cannot (`--all` requeues the first and names the others)."""
+    ids: list[int] = []
+    skipped: list[tuple[int, str]] = []
+    for entry in quarantine_entries(db):
+        if entry.intact and entry.parts is not None:
+            ids.append(entry.id)
+        else:
+            skipped.append((entry.id, not_vouched_for(entry.id, store)))
+    return tuple(ids), skipped
+
+
+def not_vouched_for(entry_id: int, store: str) -> str:
+    """Why entry `entry_id` of `store` is not requeued: it does not match its checksum."""
+    return (
+        f"quarantine entry {entry_id} of durable store {store!r} does not "
+        "match its checksum (changed on disk): its packets cannot be vouched for, so "
+        "it is not requeued; look at them (`schnitzel quarantine export --damaged STORE "
+        "ID`) and re-send what you trust"
+    )
+
+
+def _refusal(store: str, ids: Sequence[int], entries: list[QuarantineEntry]) -> str:
     found = {entry.id for entry in entries}
-    for entry_id in wanted:
+    for entry_id in ids:
         if entry_id not in found:
-            raise StoreError(
-                f"durable store {str(store.path)!r} has no quarantine entry {entry_id}; "
-                "`schnitzel quarantine list` shows the entries"
+            return (
+                f"durable store {store!r} has no quarantine entry {entry_id}; "
+                "`schnitzel quarantine list STORE` shows the entries (`schnitzel ctl quarantine "
+                "list` on a running graph)"
             )
     for entry in entries:
         if not entry.intact or entry.parts is None:
-            raise StoreError(
-                f"quarantine entry {entry.id} of durable store {str(store.path)!r} does not "
-                "match its checksum (changed on disk): its packets cannot be vouched for, so "
-                "it is not requeued; `schnitzel quarantine export` them and re-send what you "
-                "trust"
-            )
-    now = time.time()
-    rows: list[StoreRow] = []
-    for entry in entries:
-        assert entry.parts is not None
-        for _seq, body in sorted(entry.parts.items()):
-            rows.append((next_seq + len(rows), now, body, zlib.adler32(body)))
+            return not_vouched_for(entry.id, store)
+    return ""
 
-    def remove(db: sqlite3.Connection) -> None:
-        db.executemany("DELETE FROM quarantine WHERE id = ?", [(e.id,) for e in entries])
 
-    store.commit([], [], 0, extra=remove, restored=rows)
-    return len(rows)
+def _ids_text(ids: Sequence[int]) -> str:
+    return ",".join(str(i) for i in ids)
 
 
 def _entry(

@@ -89,7 +89,7 @@ class Committer(ParkingDesk):
                     to_window = (
                         self._spilled == 0
                         and not self._loading
-                        and changes.requeue is None
+                        and not changes.restores
                         and len(self._items) + len(rows) <= self.capacity
                     )
                     if to_window:  # the store learns it with the next commit, before any read
@@ -145,11 +145,11 @@ def commit_on_store(
     changes: ParkingChanges,
 ) -> None:
     """One commit on the store's thread, with the parking changes in its transaction: the
-    packets to park and the rows to requeue are read first; requeued ones are inserted
-    after `rows` (seqs reserved above all of them)."""
+    packets to park and the rows to requeue (parked, or of quarantine entries) are read
+    first; requeued ones are inserted after `rows` (seqs reserved above all of them)."""
     if not changes:
         store.commit(rows, deletes, cursor)
         return
     changes.plan_park(store.packets)
     store.query(changes.plan_requeue)
-    store.commit(rows, deletes, cursor, extra=changes.apply, restored=changes.requeued_rows)
+    store.commit(rows, deletes, cursor, extra=changes.apply, restored=changes.restored_rows)

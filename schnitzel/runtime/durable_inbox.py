@@ -42,6 +42,7 @@ from schnitzel.durable.store import Backlog, DurableStore
 from schnitzel.runtime.durable_admission import Admission
 from schnitzel.runtime.durable_commits import Committer
 from schnitzel.runtime.durable_parking import ParkingRequest
+from schnitzel.runtime.durable_quarantine import QuarantineDesk
 from schnitzel.runtime.durable_reads import stored_refs
 from schnitzel.runtime.durable_stats import DurableStats
 from schnitzel.runtime.health import FULL_FRACTION
@@ -67,7 +68,7 @@ def _open_on_store(
     return backlog, stored_refs(store), store.query(parked_totals)
 
 
-class DurableInbox(Admission, Committer):
+class DurableInbox(Admission, Committer, QuarantineDesk):
     """An inbox whose packets live in a SQLite file until their node settled them."""
 
     __slots__ = ()
@@ -211,6 +212,7 @@ class DurableInbox(Admission, Committer):
             "parked_at_open": self.stats.parked_at_open,
             "parked_this_run": self.stats.parked,
             "requeued": self.stats.requeued,
+            "requeued_from_quarantine": self.stats.requeued_from_quarantine,
             "parked_dropped": self.stats.parked_dropped,
             "max_parked": self.max_parked,
         }

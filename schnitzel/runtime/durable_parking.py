@@ -1,33 +1,43 @@
 """The parking side of a durable inbox (runtime/durable_inbox.py): what each commit does to
 the store's parked table (schnitzel/durable/parking.py), and an operator's requeue, drop and
-listing of parked packets, done through the same commits."""
+listing of parked packets, done through the same commits; an operator's requeue of quarantine
+entries (runtime/durable_quarantine.py) is queued and done the same way."""
 
 from __future__ import annotations
 
 import asyncio
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from schnitzel.durable.parking import ParkedRow, ParkingChanges, Selection, read_parked
+from schnitzel.runtime.durable_reads import REF_KEY, body_refs
 from schnitzel.runtime.durable_state import DurableState
 from schnitzel.runtime.metrics import DropReason
+
+if TYPE_CHECKING:
+    from schnitzel.durable.quarantine import QuarantineRequeue
 
 __all__ = ["ParkingDesk", "ParkingRequest"]
 
 
 @dataclass
 class ParkingRequest:
-    """An operator's requeue or drop of parked packets, done by the next commit."""
+    """An operator's requeue or drop of parked packets, or requeue of quarantine entries,
+    done by the next commit."""
 
     action: str
-    """"requeue" or "drop"."""
-    selection: Selection
+    """"requeue" or "drop" (of `selection`), or "requeue-quarantined" (`quarantine`)."""
+    selection: Selection | None = None
     done: asyncio.Future[ParkingChanges] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
     parks_before: int = 0
     """How many packets the inbox had queued to park when the request was made: those are
     parked by an earlier commit than the request's, so a requeue of everything includes them."""
+    quarantine: QuarantineRequeue | None = None
+    """The entries a "requeue-quarantined" puts back; its `room` seqs are reserved when a
+    commit takes the request, its rows planned inside that commit."""
 
 
 class ParkingDesk(DurableState):
@@ -58,6 +68,10 @@ class ParkingDesk(DurableState):
                 changes.requeue_at = time.time()
                 changes.requeue_room = self.parked_count  # as of the last commit: all of them
                 self._next_seq += changes.requeue_room
+            elif request.quarantine is not None:
+                changes.quarantine = request.quarantine
+                request.quarantine.base_seq, request.quarantine.at = self._next_seq, time.time()
+                self._next_seq += request.quarantine.room or 0
             else:
                 changes.drop = request.selection
         return changes, request
@@ -84,18 +98,25 @@ class ParkingDesk(DurableState):
             self.stats.parked_dropped += changes.dropped
             self.metrics.drop(DropReason.PARKED_DROPPED, changes.dropped)
         if changes.requeued:
-            self._requeued(changes)
+            self.stats.requeued += changes.requeued
+            self._requeued(changes.requeued, changes.requeued_bytes, changes.requeue_at)
+        quarantine = changes.quarantine
+        if quarantine is not None and quarantine.rows and not quarantine.refused:
+            self.stats.requeued_from_quarantine += len(quarantine.rows)
+            for seq, _at, body, _checksum in quarantine.rows:  # their blobs are held again
+                if REF_KEY in body:
+                    self.refs.add(seq, body_refs(body))
+            self._requeued(len(quarantine.rows), quarantine.size, quarantine.at)
         if request is not None and not request.done.done():
             request.done.set_result(changes)
 
-    def _requeued(self, changes: ParkingChanges) -> None:
-        """Rows moved back into the backlog: on disk only, newer than anything queued."""
-        n, size = changes.requeued, changes.requeued_bytes
-        self.stats.requeued += n
+    def _requeued(self, n: int, size: int, at: float) -> None:
+        """`n` rows of `size` bytes moved back into the backlog at `at`: on disk only, newer
+        than anything queued."""
         self._count += n
         self._bytes += size
         if not self._spilled:
-            self._first_spilled_at = changes.requeue_at
+            self._first_spilled_at = at
         self._spilled += n
         self._spilled_bytes += size
         self.entered += n

@@ -10,7 +10,7 @@ from schnitzel.durable.parking import parked_bodies_naming
 from schnitzel.durable.store import Damaged, DurableStore, StoreError
 from schnitzel.errors import PacketDecodeError
 
-__all__ = ["read_decoded", "stored_refs"]
+__all__ = ["REF_KEY", "body_refs", "read_decoded", "stored_refs"]
 
 REF_KEY = b'"payload_ref":'
 """What an encoded packet with a `payload_ref` holds (codec.py): rows that may name blobs."""
@@ -22,16 +22,17 @@ def stored_refs(store: DurableStore) -> tuple[list[tuple[int, tuple[str, ...]]],
     packet that does not decode names nothing (it is quarantined when read)."""
     queued: list[tuple[int, tuple[str, ...]]] = []
     for seq, body in store.bodies_naming(REF_KEY):
-        uris = _body_refs(body)
+        uris = body_refs(body)
         if uris:
             queued.append((seq, uris))
     parked: list[str] = []
     for body in store.query(lambda db: parked_bodies_naming(db, REF_KEY)):
-        parked.extend(_body_refs(body))
+        parked.extend(body_refs(body))
     return queued, parked
 
 
-def _body_refs(body: bytes) -> tuple[str, ...]:
+def body_refs(body: bytes) -> tuple[str, ...]:
+    """The blob URIs an encoded packet names (none when it does not decode)."""
     try:
         return packet_refs(decode_packet(bytes(body)))
     except PacketDecodeError:

@@ -26,6 +26,7 @@ class DurableStats:
         "quarantined",
         "replayed",
         "requeued",
+        "requeued_from_quarantine",
         "rows_quarantined",
         "samples",
         "settled",
@@ -53,6 +54,9 @@ class DurableStats:
         """Packets the store owed at open that its file no longer held."""
         self.rows_quarantined = 0
         """Rows moved to the store's quarantine table (changed on disk, or undecodable)."""
+        self.requeued_from_quarantine = 0
+        """Packets of quarantine entries this run moved back to the backlog (an operator's
+        `schnitzel ctl quarantine requeue`)."""
         self.samples: deque[tuple[float, int, int]] = deque()
 
     def sample(self, now: float) -> None:

@@ -72,7 +72,7 @@ def assert_counts_add_up(report: dict[str, Any], graph: ValidatedGraph) -> None:
     - a node received exactly what its upstream nodes emitted on the edges into it (plus
       dead letters sent to it);
     - what a node received (or found in its durable store, or took back from its parked
-      packets) was processed, dropped (by reason) or is still queued;
+      packets or its quarantine table) was processed, dropped (by reason) or is still queued;
     - what a 1:1 node processed was passed on, filtered or failed; a sink delivered or failed.
     """
     nodes = report["nodes"]
@@ -92,7 +92,9 @@ def assert_counts_add_up(report: dict[str, Any], graph: ValidatedGraph) -> None:
         # a packet leaving the parked table re-enters its node: requeued, it is queued (and
         # taken) again; dropped from there, it is counted in `dropped`
         unparked = durable.get("requeued", 0) + durable.get("parked_dropped", 0)
-        arrived = node["received"] + replayed + unparked
+        # and so does a quarantined packet an operator requeued (it never counted as queued)
+        unquarantined = durable.get("requeued_from_quarantine", 0)
+        arrived = node["received"] + replayed + unparked + unquarantined
         assert arrived == node["in"] + node["dropped"] + node["queue_depth"], node_id
         assert sum(node["dropped_by_reason"].values()) == node["dropped"], node_id
     totals = report["totals"]

@@ -1,0 +1,105 @@
+"""The quarantine side of a running durable inbox (runtime/durable_inbox.py): an operator's
+listing of the store's quarantine entries, and their requeue (`schnitzel ctl quarantine`),
+done by the inbox's own commit loop like a requeue of parked packets
+(runtime/durable_parking.py), never from another connection to the store.
+
+A requeue is checked first, against the store as it is (so a refusal comes back at once), then
+queued to the commit loop with the number of packets it found: the inbox reserves that many
+seqs above every packet it has admitted, and the commit plans it again, on the store's thread
+just before it writes (schnitzel/durable/quarantine.py `QuarantineRequeue`), inserting the
+packets as new rows and removing the entries in one transaction. A kill -9 before that commit
+leaves the entries where they were; after it, the packets are in the backlog, owed by the
+store's ledger like any other.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from schnitzel.durable.quarantine import (
+    QuarantineEntry,
+    QuarantineRequeue,
+    quarantine_entries,
+    requeueable,
+)
+from schnitzel.durable.store import StoreError
+from schnitzel.runtime.durable_parking import ParkingRequest
+from schnitzel.runtime.durable_state import DurableState
+
+if TYPE_CHECKING:
+    import sqlite3
+
+__all__ = ["QuarantineDesk", "QuarantineRequeued"]
+
+
+@dataclass(frozen=True)
+class QuarantineRequeued:
+    """What a requeue of quarantine entries did, once committed."""
+
+    entries: tuple[int, ...]
+    """The entries removed, their packets back in the backlog."""
+    packets: int
+    skipped: list[tuple[int, str]] = field(default_factory=list)
+    """(entry, why) of the entries an `all` requeue left where they are (damaged)."""
+
+
+class QuarantineDesk(DurableState):
+    """A durable inbox's quarantine side."""
+
+    __slots__ = ()
+
+    async def list_quarantine(self) -> list[QuarantineEntry]:
+        """The store's quarantine entries, in id order."""
+        self._refuse_if_closed()
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, self.store.query, quarantine_entries)
+
+    async def requeue_quarantined(self, ids: Sequence[int] | None) -> QuarantineRequeued:
+        """Put the packets of the entries `ids` (None: every entry that matches its checksum)
+        back at the end of the backlog, by the next commit. StoreError, naming the entry, for
+        an entry that does not exist or cannot be vouched for (as `requeue_entries` refuses);
+        RuntimeError when the store closes first."""
+        self._refuse_if_closed()
+        store = str(self.path)
+
+        def check(db: sqlite3.Connection) -> tuple[QuarantineRequeue, list[tuple[int, str]]]:
+            skipped: list[tuple[int, str]] = []
+            if ids is None:
+                wanted, skipped = requeueable(db, store)
+            else:
+                wanted = tuple(dict.fromkeys(ids))
+            trial = QuarantineRequeue(store, wanted)
+            trial.plan(db)
+            return trial, skipped
+
+        loop = asyncio.get_running_loop()
+        trial, skipped = await loop.run_in_executor(self._pool, self.store.query, check)
+        if trial.refused:
+            raise StoreError(trial.refused)
+        if not trial.ids:
+            named = "; ".join(why for _entry, why in skipped)
+            raise StoreError(
+                f"durable store {store!r} has no quarantine entry that can be requeued"
+                + (f": {named}" if named else "")
+            )
+        self._refuse_if_closed()  # it may have begun to close while the check ran
+        requeue = QuarantineRequeue(store, trial.ids, room=len(trial.rows))
+        request = ParkingRequest("requeue-quarantined", quarantine=requeue)
+        self._parking_requests.append(request)
+        self._work.set()
+        await request.done
+        if requeue.refused:
+            raise StoreError(requeue.refused)
+        return QuarantineRequeued(requeue.ids, len(requeue.rows), skipped)
+
+    def _refuse_if_closed(self) -> None:
+        if self._committer is None:
+            raise RuntimeError(
+                f"durable store {str(self.path)!r} is not open yet (the run is starting); "
+                "try again in a moment"
+            )
+        if self._committer.done() or self._closing:
+            raise RuntimeError(f"durable store {str(self.path)!r} is closed (the run is ending)")
