@@ -252,6 +252,8 @@ class RuntimeControl:
             except RuntimeError as exc:
                 raise ControlError(f"node {node_id!r}: {exc}; the run is ending") from None
             done = changes.requeued if action == "requeue" else changes.dropped
+            if not done and selection.everything:
+                raise ControlError(f"node {node_id!r} has no parked packets: nothing to {action}")
             if not done:
                 raise ControlError(
                     f"node {node_id!r} has no parked packet {selection.describe()} "
