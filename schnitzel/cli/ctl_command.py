@@ -501,7 +501,8 @@ def _show_audit(entries: list[dict[str, Any]]) -> None:
         ssh = f" ssh {str(who['ssh']).split()[0]}" if who.get("ssh") else ""
         outcome = entry.get("outcome", "")
         if entry.get("error"):
-            outcome += f": {entry['error']}"
+            # A refused reload's error has a line per problem and hint: one row per entry.
+            outcome += ": " + " ".join(str(entry["error"]).split())
         rows.append(
             [
                 str(entry.get("ts")),
