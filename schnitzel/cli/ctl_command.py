@@ -562,8 +562,10 @@ def _show_reload(result: dict[str, Any]) -> None:
     say(f"reloaded {result.get('graph')}:")
     for change in applied:
         node = change.get("node")
-        if "swap" in change:
-            say(f"  {node}: now {(change['swap'] or {}).get('plugin')} (swapped)")
+        if "swap" in change:  # the plugin alone said nothing of a config-only change
+            swap = change["swap"] or {}
+            said = f"{swap.get('plugin')} {_value(swap.get('config') or {}, width=60)}"
+            say(f"  {node}: swapped, now {said}")
         for knob, value in (change.get("throttle") or {}).items():
             if _is_change(value):
                 say(f"  {node}: {knob} {_value(value['before'])} -> {_value(value['after'])}")

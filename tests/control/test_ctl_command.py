@@ -12,6 +12,7 @@ from schnitzel.cli.ctl_command import (
     _request_args,
     _show_audit,
     _show_changes,
+    _show_reload,
     _show_swap,
     _UsageError,
 )
@@ -163,3 +164,21 @@ def test_the_audit_table_keeps_a_refusal_of_several_lines_on_its_row(
     _header, first, second = capsys.readouterr().out.splitlines()
     assert first.startswith("t1") and first.endswith("no edge leaves it hint: add an edge")
     assert second.startswith("t2") and second.endswith("applied")
+
+
+def test_a_reload_names_each_swapped_nodes_plugin_and_config(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # A config-only change once read `thin: now sample (swapped)`, as if the plugin changed.
+    _show_reload(
+        {
+            "graph": "g.yaml",
+            "applied": [
+                {"node": "thin", "swap": {"plugin": "sample", "config": {"every": 3}}},
+                {"node": "imu", "throttle": {"rate_hz": {"before": 100.0, "after": 50.0}}},
+            ],
+        }
+    )
+    assert capsys.readouterr().out == (
+        "reloaded g.yaml:\n  thin: swapped, now sample {every: 3}\n  imu: rate_hz 100 -> 50\n"
+    )
