@@ -51,7 +51,7 @@ class NoRuntime(ControlUnreachable):
             self,
             f"no runtime serves a control socket for the state dir {state_dir}; is it "
             "running? (start it with `schnitzel run GRAPH`; a run started with --state-dir "
-            f"DIR is found with the same --state-dir, one with --control-socket PATH with "
+            "DIR is found with the same --state-dir, one with --control-socket PATH with "
             f"{socket_option})",
         )
         self.path = state_dir
