@@ -10,16 +10,18 @@ invisible on GitHub):
 
 Graph blocks are validated with `docs/examples` importable and `threshold_pack` allowed, as
 docs/plugins.md tells its readers to run them. README's `schnitzel validate` example is
-checked against the real command's output. The plugins of docs/plugins.md's source examples
-(`Counter`, `Lines`) also run in a real graph, kept beside it as `module:Class` the way a
-plugin author tries one first.
+checked against the real command's output, and so is operations.md's CI script. The plugins
+of docs/plugins.md's source examples (`Counter`, `Lines`) also run in a real graph, kept
+beside it as `module:Class` the way a plugin author tries one first.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -179,6 +181,45 @@ def test_readme_validate_example_is_the_real_output(tmp_path: Path) -> None:
     )
     assert done.returncode == 1
     assert done.stdout + done.stderr == shown[1]
+
+
+TYPO_GRAPH = """version: 2
+nodes:
+  - {id: imu, kind: source, plugin: synthetic, config: {rate: 5}}
+  - {id: thin, kind: transform, plugin: sampel}
+  - {id: x, kind: sink, plugin: null}
+edges:
+  - {from: imu, to: thin}
+  - {from: thin, to: archive}
+"""
+"""The broken graph operations.md's CI script is shown checking (graphs/typo.yaml)."""
+
+
+@pytest.mark.skipif(shutil.which("jq") is None, reason="the script needs jq (.ci/run installs it)")
+def test_operations_ci_script_prints_what_the_doc_shows(tmp_path: Path) -> None:
+    doc = (REPO / "docs" / "operations.md").read_text(encoding="utf-8")
+    script = re.search(r"keeping the reports:\n\n```sh\n(.*?)```", doc, re.S)
+    shown = re.search(r"which prints, for a broken graph:\n\n```\n(.*?)```", doc, re.S)
+    assert script and shown, "operations.md lost its CI script or what it prints"
+    (tmp_path / "graphs").mkdir()
+    (tmp_path / "graphs" / "typo.yaml").write_text(TYPO_GRAPH)
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    first = re.search(r"```yaml\n(.*?)```", readme, re.S)
+    assert first
+    (tmp_path / "graphs" / "good.yaml").write_text(first[1])  # valid: prints nothing
+    commands = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
+    done = subprocess.run(
+        ["bash", "-c", script[1]],
+        cwd=tmp_path,
+        env={**os.environ, "PATH": commands},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert (done.returncode, done.stderr) == (1, "")
+    assert done.stdout == shown[1]
+    assert sorted(p.name for p in (tmp_path / "reports").iterdir()) == ["good.json", "typo.json"]
 
 
 @pytest.mark.parametrize(

@@ -142,3 +142,12 @@ def test_other_scanner_errors_stay_yaml_syntax() -> None:
     with pytest.raises(YamlLoadFailed) as failed:
         load_yaml("a: [1, 2\nb: 3\n")
     assert failed.value.problem.code == "yaml-syntax"
+
+
+def test_a_tab_in_the_indentation_is_named_in_the_hint() -> None:
+    # libyaml says "found character that cannot start any token", without the character.
+    with pytest.raises(YamlLoadFailed) as failed:
+        load_yaml("version: 2\nnodes:\n\t- {id: a}\n")
+    problem = failed.value.problem
+    assert (problem.code, problem.line, problem.column) == ("yaml-syntax", 3, 1)
+    assert problem.hint == "a tab here: YAML indents with spaces only; replace the tab with spaces"

@@ -41,7 +41,10 @@ def choose_attach_socket(args: argparse.Namespace, prog: str = "schnitzel-tui") 
     state_dir = Path(args.state_dir) if args.state_dir else default_state_dir()
     try:
         return choose_socket(
-            state_dir, given, how_to_choose=f"{prog} --attach SOCKET, or --attach GRAPH"
+            state_dir,
+            given,
+            how_to_choose=f"{prog} --attach SOCKET, or --attach GRAPH",
+            socket_option="--attach SOCKET",
         )
     except ControlConnectionError as exc:
         say(f"{prog}: {exc}", err=True)

@@ -512,7 +512,8 @@ def _show_audit(entries: list[dict[str, Any]]) -> None:
         ssh = f" ssh {str(who['ssh']).split()[0]}" if who.get("ssh") else ""
         outcome = entry.get("outcome", "")
         if entry.get("error"):
-            outcome += f": {entry['error']}"
+            # A refused reload's error has a line per problem and hint: one row per entry.
+            outcome += ": " + " ".join(str(entry["error"]).split())
         rows.append(
             [
                 str(entry.get("ts")),
@@ -572,8 +573,10 @@ def _show_reload(result: dict[str, Any]) -> None:
     say(f"reloaded {result.get('graph')}:")
     for change in applied:
         node = change.get("node")
-        if "swap" in change:
-            say(f"  {node}: now {(change['swap'] or {}).get('plugin')} (swapped)")
+        if "swap" in change:  # the plugin alone said nothing of a config-only change
+            swap = change["swap"] or {}
+            said = f"{swap.get('plugin')} {_value(swap.get('config') or {}, width=60)}"
+            say(f"  {node}: swapped, now {said}")
         for knob, value in (change.get("throttle") or {}).items():
             if _is_change(value):
                 say(f"  {node}: {knob} {_value(value['before'])} -> {_value(value['after'])}")

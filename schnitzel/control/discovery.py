@@ -46,13 +46,13 @@ class Survey(NamedTuple):
 class NoRuntime(ControlUnreachable):
     """No runtime answers on any default socket of the state dir."""
 
-    def __init__(self, state_dir: Path) -> None:
+    def __init__(self, state_dir: Path, socket_option: str = "--socket PATH") -> None:
         ConnectionError.__init__(
             self,
             f"no runtime serves a control socket for the state dir {state_dir}; is it "
             "running? (start it with `schnitzel run GRAPH`; a run started with --state-dir "
             "DIR is found with the same --state-dir, one with --control-socket PATH with "
-            "--socket PATH)",
+            f"{socket_option})",
         )
         self.path = state_dir
         self.why = "no runtime"
@@ -89,10 +89,12 @@ def choose_socket(
     state_dir: Path,
     graph: Path | None = None,
     how_to_choose: str = "schnitzel ctl --socket PATH ... or --graph GRAPH ...",
+    socket_option: str = "--socket PATH",
 ) -> Path:
     """The socket to talk to: `graph`'s default socket when a graph is given, else the only
     runtime answering on the state dir's sockets. Raises NoRuntime (or the ControlUntrusted
-    of a refused socket) when none answers, SeveralRuntimes when more than one does."""
+    of a refused socket) when none answers, SeveralRuntimes when more than one does.
+    `socket_option` is how the asking command names a socket, for NoRuntime's hint."""
     if graph is not None:
         return default_socket_path(state_dir, graph)
     survey = find_runtimes(state_dir)
@@ -101,7 +103,7 @@ def choose_socket(
     if not survey.live:
         if survey.untrusted:
             raise survey.untrusted[0]
-        raise NoRuntime(state_dir.absolute())
+        raise NoRuntime(state_dir.absolute(), socket_option)
     width = max(len(str(r.socket)) for r in survey.live)
     rows = "\n".join(f"  {r.socket!s:<{width}}  graph {r.graph}  pid {r.pid}" for r in survey.live)
     raise SeveralRuntimes(

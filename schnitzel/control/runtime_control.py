@@ -252,6 +252,8 @@ class RuntimeControl:
             except RuntimeError as exc:
                 raise ControlError(f"node {node_id!r}: {exc}; the run is ending") from None
             done = changes.requeued if action == "requeue" else changes.dropped
+            if not done and selection.everything:
+                raise ControlError(f"node {node_id!r} has no parked packets: nothing to {action}")
             if not done:
                 raise ControlError(
                     f"node {node_id!r} has no parked packet {selection.describe()} "
@@ -398,7 +400,10 @@ class RuntimeControl:
             async with self._changing(node_id):
                 history = self._state.swap_history.get(node_id)
                 if not history:
-                    raise ControlError(f"node {node_id!r} was not swapped: nothing to roll back to")
+                    raise ControlError(
+                        f"node {node_id!r} has no swap to undo (never swapped, or every swap "
+                        "rolled back already): nothing to roll back to"
+                    )
                 previous: NodeVersion = history[-1]
                 plan = plan_swap(self._runtime, node_id, previous.plugin, previous.config)
                 handed_over = await swap_node(self._runtime, plan)

@@ -122,8 +122,9 @@ class DurableInbox(Admission, Committer, QuarantineDesk):
             self.notify("info", f"replaying {backlog.count} packets ({backlog.bytes} bytes) first")
         self._committer = asyncio.create_task(self._commit_loop(), name=f"store-{self.path}")
 
-    async def shutdown(self, timeout_s: float = 5.0) -> None:
-        """Write what is pending (deletes, last packets), then close the file."""
+    async def shutdown(self, timeout_s: float = 5.0) -> int:
+        """Write what is pending (deletes, last packets), then close the file. Returns how
+        many admitted packets could not be committed (a disk that stayed full): dropped."""
         loop = asyncio.get_running_loop()
         if self._committer is not None:
             self._closing = True
@@ -139,6 +140,7 @@ class DurableInbox(Admission, Committer, QuarantineDesk):
                 request.done.set_exception(
                     RuntimeError(f"durable store {str(self.path)!r} closed first")
                 )
+        lost = len(self._pending)
         if self._pending:  # never committed: lost, and counted
             self.metrics.refused(DropReason.SHUTDOWN, len(self._pending))
             self._count -= len(self._pending)  # nor in the backlog the report gives
@@ -154,6 +156,7 @@ class DurableInbox(Admission, Committer, QuarantineDesk):
             await loop.run_in_executor(self._pool, self.store.close)
         finally:
             self._pool.shutdown(wait=False)
+        return lost
 
     # -- the consumer -----------------------------------------------------------------------
 

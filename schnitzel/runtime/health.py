@@ -11,6 +11,12 @@ STALL_S = 5.0
 FULL_FRACTION = 0.9
 
 
+def _span(seconds: float) -> str:
+    """A window's length for a reason: whole seconds, but a run shorter than one (the final
+    report of a short run) is not said as `in the last 0 s`."""
+    return f"{seconds:.0f} s" if seconds >= 1 else f"{seconds:.2g} s"
+
+
 class Health:
     """The three health levels, as strings (the run report's values)."""
 
@@ -51,14 +57,14 @@ def judge_health(
         handled = max(d.processed, d.emitted)
         if d.errors and d.errors * 2 >= max(handled, 1):
             of = f" (of {handled} packets)" if handled else ""
-            failing = f"{d.errors} errors in {seconds:.0f} s{of}{also}"
+            failing = f"{d.errors} errors in {_span(seconds)}{of}{also}"
             return Health.FAILING, f"{trouble}; {failing}" if trouble else failing
         if trouble:
             return Health.DEGRADED, f"{trouble}{also}"
         if d.errors:
-            return Health.DEGRADED, f"{d.errors} errors in the last {seconds:.0f} s{also}"
+            return Health.DEGRADED, f"{d.errors} errors in the last {_span(seconds)}{also}"
         if d.dropped:
-            return Health.DEGRADED, f"dropped {d.dropped} packets in the last {seconds:.0f} s"
+            return Health.DEGRADED, f"dropped {d.dropped} packets in the last {_span(seconds)}"
     if trouble:
         return Health.DEGRADED, f"{trouble}{also}"
     if parked:

@@ -47,9 +47,17 @@ async def close_stores(stores: dict[str, DurableInbox], timeout_s: float, events
         *(inbox.shutdown(timeout_s) for inbox in stores.values()),
         return_exceptions=True,
     )
-    for node_id, result in zip(stores, results, strict=True):
-        if isinstance(result, Exception):
+    for (node_id, inbox), result in zip(stores.items(), results, strict=True):
+        if isinstance(result, BaseException):
             events.add("error", f"closing the durable store failed: {result}", node_id)
+        elif result:
+            events.add(
+                "error",
+                f"durable store {str(inbox.path)!r} closed with {result} packets it could not "
+                "commit (its file system stayed full): they are dropped (shutdown), never "
+                "accepted; free space there before the next run",
+                node_id,
+            )
 
 
 def settled_count(stores: dict[str, DurableInbox]) -> int:

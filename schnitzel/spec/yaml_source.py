@@ -226,7 +226,9 @@ def load_yaml(text: str, limits: LoadLimits = LIMITS) -> YamlDocument:
         finally:
             loader.dispose()
     except yaml.MarkedYAMLError as exc:
-        raise YamlLoadFailed(_nesting_refused(exc, limits) or _from_marked_error(exc)) from exc
+        raise YamlLoadFailed(
+            _nesting_refused(exc, limits) or _from_marked_error(exc, text)
+        ) from exc
     except yaml.reader.ReaderError as exc:  # control characters and the like
         raise YamlLoadFailed(
             YamlProblem(
@@ -357,7 +359,16 @@ def _too_deep(limits: LoadLimits, mark: _Mark | None) -> YamlProblem:
     )
 
 
-def _from_marked_error(exc: yaml.MarkedYAMLError) -> YamlProblem:
+def _tab_at(text: str, mark: _Mark | None) -> bool:
+    """Whether the parser stopped at a tab (libyaml's message does not show the character)."""
+    if mark is None:
+        return False
+    lines = text.splitlines()
+    line = lines[mark.line] if mark.line < len(lines) else ""
+    return line[mark.column : mark.column + 1] == "\t"
+
+
+def _from_marked_error(exc: yaml.MarkedYAMLError, text: str = "") -> YamlProblem:
     mark = exc.problem_mark or exc.context_mark
     context = exc.context
     opened = exc.context_mark
@@ -366,12 +377,15 @@ def _from_marked_error(exc: yaml.MarkedYAMLError) -> YamlProblem:
         context = f"{context} (opened on line {opened.line + 1})"
     what = ", ".join(part for part in (context, exc.problem) if part)
     unreadable_value = (exc.problem or "").startswith("cannot read ")
+    hint = "check indentation, colons and quotes around this line"
+    if unreadable_value:
+        hint = "quote the value if it is meant as text"
+    elif _tab_at(text, mark):
+        hint = "a tab here: YAML indents with spaces only; replace the tab with spaces"
     return YamlProblem(
         "yaml-syntax",
         f"not valid YAML: {what}" if what else "not valid YAML",
-        "quote the value if it is meant as text"
-        if unreadable_value
-        else "check indentation, colons and quotes around this line",
+        hint,
         line=mark.line + 1 if mark else None,
         column=mark.column + 1 if mark else None,
     )

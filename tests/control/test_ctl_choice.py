@@ -1,6 +1,7 @@
 """Two graphs run by one user with one state dir: each serves its own default socket, and
 `schnitzel ctl` without `--socket` picks the only live one, or lists them and asks. Plus what
-ctl says about a node that does not exist and a swap of the config alone."""
+ctl says about a node that does not exist and a swap of the config alone, and what
+`schnitzel-tui --attach` alone says when nothing runs."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from schnitzel.control.paths import default_socket_path
-from tests.conftest import REPO, SCHNITZEL
+from tests.conftest import REPO, SCHNITZEL, SCHNITZEL_TUI, run_cli
 from tests.control.harness import socket_dir
 from tests.control.test_ctl_end_to_end import (
     GRAPH,
@@ -136,3 +137,15 @@ def test_swap_with_a_config_file_alone_keeps_the_plugin(tmp_path: Path, short_di
         assert neither.returncode == 2 and "give --plugin P, --config-file F" in neither.stderr
     finally:
         stop(process)
+
+
+def test_attach_alone_with_nothing_running_names_the_consoles_own_option(tmp_path: Path) -> None:
+    # The hint once named ctl's `--socket PATH`, which schnitzel-tui does not take.
+    state = tmp_path / "state"
+    none = run_cli("--attach", "--state-dir", str(state), cmd=SCHNITZEL_TUI)
+    assert none.returncode == 3
+    assert none.stderr == (
+        f"schnitzel-tui: no runtime serves a control socket for the state dir {state}; is it "
+        "running? (start it with `schnitzel run GRAPH`; a run started with --state-dir DIR is "
+        "found with the same --state-dir, one with --control-socket PATH with --attach SOCKET)\n"
+    )

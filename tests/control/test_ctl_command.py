@@ -10,7 +10,9 @@ import pytest
 from schnitzel.cli.ctl_command import (
     _read_config,
     _request_args,
+    _show_audit,
     _show_changes,
+    _show_reload,
     _show_swap,
     _UsageError,
 )
@@ -143,3 +145,40 @@ def test_the_state_dir_help_gives_the_whole_resolution_order(
             "$SCHNITZEL_STATE_DIR, else $STATE_DIRECTORY (systemd), else "
             "$XDG_STATE_HOME/schnitzel, else ~/.local/state/schnitzel" in text
         ), argv
+
+
+def test_the_audit_table_keeps_a_refusal_of_several_lines_on_its_row(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    error = (
+        "g.yaml is invalid: g.yaml:4:6: error [dangling-output] node 'thin': what this node "
+        "emits goes nowhere: no edge leaves it\n    hint: add an edge"
+    )
+    who = {"user": "op", "via": "ctl", "ssh": None}
+    refused = {
+        "ts": "t1", "who": who, "action": "reload", "node": None, "before": None,
+        "after": {"graph": "g.yaml"}, "why": "", "outcome": "refused", "error": error,
+    }  # fmt: skip
+    applied = {**refused, "ts": "t2", "outcome": "applied", "error": None}
+    _show_audit([refused, applied])
+    _header, first, second = capsys.readouterr().out.splitlines()
+    assert first.startswith("t1") and first.endswith("no edge leaves it hint: add an edge")
+    assert second.startswith("t2") and second.endswith("applied")
+
+
+def test_a_reload_names_each_swapped_nodes_plugin_and_config(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # A config-only change once read `thin: now sample (swapped)`, as if the plugin changed.
+    _show_reload(
+        {
+            "graph": "g.yaml",
+            "applied": [
+                {"node": "thin", "swap": {"plugin": "sample", "config": {"every": 3}}},
+                {"node": "imu", "throttle": {"rate_hz": {"before": 100.0, "after": 50.0}}},
+            ],
+        }
+    )
+    assert capsys.readouterr().out == (
+        "reloaded g.yaml:\n  thin: swapped, now sample {every: 3}\n  imu: rate_hz 100 -> 50\n"
+    )

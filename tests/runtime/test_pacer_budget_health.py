@@ -184,6 +184,15 @@ def test_drops_mean_degraded() -> None:
     assert "dropped 3" in reason
 
 
+@pytest.mark.parametrize(
+    ("seconds", "said"), [(10.0, "in the last 10 s"), (0.35, "in the last 0.35 s")]
+)
+def test_the_reason_says_the_window_a_short_run_had(seconds: float, said: str) -> None:
+    # The final report of a run shorter than a second once said `in the last 0 s`.
+    _, reason = judge(delta=(seconds, RateSample(seconds, 10, 10, 10, 3, 0)))
+    assert reason == f"dropped 3 packets {said}"
+
+
 @pytest.mark.parametrize(("depth", "expected"), [(89, Health.OK), (90, Health.DEGRADED)])
 def test_an_inbox_at_least_90_percent_full_means_degraded(depth: int, expected: str) -> None:
     health, reason = judge(depth=depth, capacity=100, delta=window())

@@ -52,6 +52,9 @@ def test_requeue_all_after_a_fix_delivers_every_parked_packet_while_new_ones_arr
         requeued = await control.requeue("out", Selection(everything=True), why="fixed")
         seen["requeued"] = requeued["requeued"]
         assert requeued["parked"]["after"] == 0
+        # Once said as "no parked packet all (0 parked)".
+        with pytest.raises(ControlError, match=r"^node 'out' has no parked packets: nothing to"):
+            await control.requeue("out", Selection(everything=True), why="again")
         await until(lambda: inbox.backlog == 0 and inbox.stats.requeued == seen["requeued"])
         delivered = {p.seq for p in plugins.RECORDS["out"]}
         await until(lambda: runtime.nodes["src"].metrics.emitted > max(delivered) + 50)

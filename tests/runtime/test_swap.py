@@ -92,7 +92,7 @@ def test_a_swap_to_another_plugin_and_a_rollback(tmp_path: Path) -> None:
         )
         await asyncio.sleep(0.05)
         results["rollback"] = await control.rollback("mid", actor=OPERATOR, why="undo")
-        with pytest.raises(ControlError, match="nothing to roll back"):
+        with pytest.raises(ControlError, match=r"no swap to undo \(never swapped, or every"):
             await control.rollback("mid", actor=OPERATOR)
 
     report = _run(tmp_path, ENDLESS_TRANSFORM, steps, stop=True)
