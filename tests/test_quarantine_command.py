@@ -39,7 +39,7 @@ def test_list_names_the_seqs_an_entry_took_and_export_prints_only_those(
     [entry] = json.loads(listed.stdout)["entries"]
     assert (entry["seqs"], entry["packets"], entry["intact"]) == ("4-10", 7, True)
     table = run_cli("quarantine", "list", str(path))
-    assert "4-10" in table.stdout and "7 packets in 1 entries" in table.stdout
+    assert "4-10" in table.stdout and "7 packets in 1 entry (" in table.stdout
     exported = run_cli("quarantine", "export", str(path), str(entry["id"]))
     assert exported.returncode == 0, exported.stderr
     assert payload_numbers(exported.stdout) == list(range(4, 11))  # not 1-3: delivered
@@ -64,7 +64,7 @@ def test_a_damaged_entry_is_exported_only_when_asked_and_never_requeued(tmp_path
     assert payload_numbers(damaged.stdout) == list(range(3, 13))
     refused = run_cli("quarantine", "requeue", str(path), "1")
     assert refused.returncode == 1 and "cannot be vouched for" in refused.stderr
-    assert "1 entries" in run_cli("quarantine", "list", str(path)).stdout  # still there
+    assert "in 1 entry (" in run_cli("quarantine", "list", str(path)).stdout  # still there
 
 
 def test_requeue_puts_back_only_the_packets_the_entry_took(tmp_path: Path) -> None:
@@ -89,7 +89,7 @@ def test_requeue_is_refused_while_a_run_holds_the_store(tmp_path: Path) -> None:
     finally:
         running.close()
     assert refused.returncode == 1 and "in use by another running schnitzel" in refused.stderr
-    assert "1 entries" in run_cli("quarantine", "list", str(path)).stdout
+    assert "in 1 entry (" in run_cli("quarantine", "list", str(path)).stdout
 
 
 def test_a_path_that_is_no_store_is_said(tmp_path: Path) -> None:

@@ -60,7 +60,11 @@ def run_quarantine(args: argparse.Namespace) -> int:
 
     path = Path(args.store)
     if not path.is_file():
-        say(f"schnitzel quarantine: no store file {str(path)!r}", err=True)
+        say(
+            f"schnitzel quarantine: no store file {str(path)!r}; give the path of a durable "
+            "store (a node's inbox.durable.path, relative to its graph file)",
+            err=True,
+        )
         return EXIT_USAGE
     if args.quarantine_action == "requeue":
         return _requeue(path, args.ids)
@@ -116,18 +120,22 @@ def print_entries(store: str, entries: list[dict[str, Any]]) -> None:
     ]
     print_table(("ID", "STORE SEQS", "PACKETS", "INTACT", "AT", "REASON"), rows)
     packets = sum(e.get("packets") or 0 for e in entries)
-    say(
-        f"{packets} packets in {len(entries)} entries "
-        "(`schnitzel quarantine export STORE ID`: their packets)"
-    )
+    how = "`schnitzel quarantine export STORE ID`: their packets"
+    if not all(e.get("intact") for e in entries):
+        how += "; of one not intact, with --damaged"
+    say(f"{packets} packets in {_entries(len(entries))} ({how})")
 
 
 def requeued_words(packets: int, entries: int, store: str, then: str) -> str:
     """What a requeue of quarantine entries says it did; `then`: who delivers the packets."""
     return (
-        f"requeued {packets} packets of {entries} entries at the end of the backlog of "
+        f"requeued {packets} packets of {_entries(entries)} at the end of the backlog of "
         f"{store!r}; {then}"
     )
+
+
+def _entries(n: int) -> str:
+    return "1 entry" if n == 1 else f"{n} entries"
 
 
 def _utc(at: Any) -> str:

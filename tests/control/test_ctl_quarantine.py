@@ -253,7 +253,7 @@ def test_ctl_quarantine_on_a_running_schnitzel_run_and_a_kill_9(tmp_path: Path) 
             done = ctl(sock, "quarantine", "requeue", "--node", "out", "--entry", "1",
                        "--why", "row checked")  # fmt: skip
             assert done.returncode == 0, done.stderr
-            assert "requeued 7 packets of 1 entries" in done.stdout
+            assert "requeued 7 packets of 1 entry at" in done.stdout
         finally:  # at once: the packets are committed, some may not be delivered yet
             os.kill(process.pid, signal.SIGKILL)
             process.communicate(timeout=60)
