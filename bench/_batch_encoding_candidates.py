@@ -43,7 +43,7 @@ import sys
 from collections.abc import Callable, Sequence
 from importlib import import_module
 from itertools import repeat
-from operator import is_not
+from operator import is_, is_not
 from pathlib import Path
 from typing import Any
 
@@ -141,7 +141,6 @@ def _batch_encoder(write: ColumnWriter) -> tuple[Encoder, OwnPath]:
         return pieces if len(pieces) == n else None
 
     def bodies(batch: Sequence[StreamPacket]) -> list[bytes] | None:
-        n = len(batch)
         ids, stamps, kinds, sources, seqs, payloads, metas, refs = zip(*batch, strict=True)
         if (
             any(map(is_not, refs, repeat(None)))
@@ -152,20 +151,23 @@ def _batch_encoder(write: ColumnWriter) -> tuple[Encoder, OwnPath]:
         ):
             return None
         kind, source = _shared_string(kinds), _shared_string(sources)
-        if kind is None or source is None or not all(map(is_same_object, metas, repeat(metas[0]))):
+        if kind is None or source is None or not all(map(is_, metas, repeat(metas[0]))):
             return None
         meta = metas[0]
-        if type(meta) not in (dict, FrozenMeta) or len({*map(type, stamps)}) != 1:
+        stamp = stamps[0]
+        if (
+            type(meta) not in (dict, FrozenMeta)
+            or type(stamp) is not float
+            or not all(map(is_, stamps, repeat(stamp)))
+        ):
             return None
         meta_text = column([dict(meta)]) if meta else [b"{}"]
-        if meta_text is None or type(stamps[0]) is not float:
+        if meta_text is None:
             return None
         body = column(payloads)
         if body is None:
             return None
-        ts = format_ts(stamps[0]) if stamps.count(stamps[0]) == n else None
-        if ts is None:
-            return None
+        ts = format_ts(stamp)
         shared = _join(
             (
                 b',"ts":',
@@ -209,15 +211,11 @@ def _batch_encoder(write: ColumnWriter) -> tuple[Encoder, OwnPath]:
     return encode_batch_bytes, own
 
 
-def is_same_object(a: object, b: object) -> bool:
-    return a is b
-
-
 def _shared_string(column: tuple[Any, ...]) -> str | None:
     """The column's one non-empty `str` when every packet holds that object (the prototypes
     take `new_many` batches only; any other goes to main's encoder)."""
     first = column[0]
-    if type(first) is not str or not first or not all(map(is_same_object, column, repeat(first))):
+    if type(first) is not str or not first or not all(map(is_, column, repeat(first))):
         return None
     return first
 
