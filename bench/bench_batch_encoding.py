@@ -15,6 +15,11 @@ taken out. The count does not move with the machine's load.
 python-rapidjson, orjson checking with ssrjson writing), each where its packages import; they
 are not the project's dependencies: install them apart and name the directory with `--lib`.
 
+`--durable ROUNDS` runs item 3 of bench_durable.py instead (quick sizes: `synthetic ->
+passthrough -> null`, sync full) with main's encoder and with each candidate patched into the
+durable inbox's admission, interleaved round by round, against the in-memory graph: wall
+clock, so read it with the machine's load.
+
 Run: .venv/bin/python bench/bench_batch_encoding.py [--batches 200] [--payload sensor]
      [--candidates --lib /tmp/jsonlib]   (pip install --target /tmp/jsonlib orjson ssrjson
      python-rapidjson)
@@ -27,6 +32,7 @@ import copy
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -38,6 +44,7 @@ import _batch_encoding_candidates as candidates
 from schnitzel.contract.batch_encoding import encode_batch_bytes
 from schnitzel.contract.codec import encode_packet_bytes
 from schnitzel.contract.packet import StreamPacket
+from schnitzel.runtime import durable_admission
 
 BATCH = 256
 VARIANTS = ("per packet (codec)", "batch")
@@ -131,6 +138,41 @@ def installed(name: str) -> bool:
     return True
 
 
+def _use(encode: candidates.Encoder) -> None:
+    """The durable inbox's admission encodes with `encode` from now on."""
+    vars(durable_admission)["encode_batch_bytes"] = encode
+
+
+def durable(rounds: int, names: list[str]) -> None:
+    """Packets/s of item 3 of bench_durable.py per encoder, interleaved, and the in-memory
+    graph's beside them."""
+    import bench_durable as item  # its graphs and runs; only this mode needs them
+
+    sys.modules.setdefault(item.MODULE, item)  # its graphs name its plugins by module
+    encoders: dict[str, candidates.Encoder] = {"main": durable_admission.encode_batch_bytes}
+    encoders |= {name: candidates.load(name)[0] for name in names}
+    rates: dict[str, list[float]] = {name: [] for name in ("in-memory", *encoders)}
+    n = item.QUICK.cost_packets
+    with tempfile.TemporaryDirectory(dir=item.REPO.parent, prefix="bench_batch_encoding_") as root:
+        ws = item.Workspace(Path(root))
+        try:
+            for index in range(rounds):
+                rates["in-memory"].append(n / item.run_graph(ws, item.graph_text(n, stages=1), n))
+                order = list(encoders)
+                for name in order[index % len(order) :] + order[: index % len(order)]:
+                    _use(encoders[name])
+                    rates[name].append(n / item.durable_run(ws, n, stages=1, sync="full"))
+        finally:
+            _use(encoders["main"])
+    memory = max(rates["in-memory"])
+    print(f"item 3, {n:,} packets, {rounds} rounds (load: {os.getloadavg()[0]:.1f}):")
+    for name, each in rates.items():
+        print(
+            f"  {name:<16} best {max(each):>9,.0f}  median {statistics.median(each):>9,.0f}"
+            f" packets/s  ({max(each) / memory:.3f}x in-memory)"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--batches", type=int, default=200)
@@ -138,6 +180,7 @@ def main() -> None:
     parser.add_argument("--nested", action="store_true", help="the same as --payload nested")
     parser.add_argument("--candidates", action="store_true", help="the C encoders considered")
     parser.add_argument("--lib", help="a directory holding the candidates' packages")
+    parser.add_argument("--durable", type=int, metavar="ROUNDS", help="item 3 A/B instead")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--encode", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -146,6 +189,9 @@ def main() -> None:
     payload = "nested" if args.nested else args.payload
     if args.child:
         child(args.child, args.encode, args.batches, payload)
+        return
+    if args.durable:
+        durable(args.durable, [name for name in candidates.CANDIDATES if installed(name)])
         return
     if shutil.which("valgrind") is None:
         parser.error("this needs valgrind (apt-get install valgrind)")
