@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from schnitzel.contract.batch_encoding import MAX_LEVELS, encode_batch_bytes, plain_values
 from schnitzel.contract.codec import _plain, encode_packet_bytes
 from schnitzel.contract.packet import FrozenMeta, PayloadRef, StreamPacket
+from tests.encoding_hard_cases import hard_cases
 from tests.test_codec_paths import MyStr, values
 
 
@@ -137,3 +138,15 @@ def test_flat_dict_payloads_holding_what_is_not_plain_take_codecs_path(
     assert plain_values(payloads) is False
     batch = StreamPacket.new_many("sensor", "src", range(len(payloads)), payloads)
     assert _batch(batch) == _each(batch)
+
+
+def test_what_other_json_encoders_write_their_own_way_is_written_as_codec_writes_it() -> None:
+    """NaN and infinities, Enum members (an int Enum whose value is not its int), an
+    OrderedDict moved, subclasses with their own `items` or `__iter__` or `repr`, UUID,
+    datetime, bytes, sets, dataclasses, ints beyond 64 bits, floats whose `repr` has an
+    exponent (msgspec writes `1e16` for `1e+16`), lone surrogates, control characters,
+    non-str keys, deep nesting, a list holding itself: in a payload, in a dict beside a float,
+    in the meta. The cases a C encoder of the batch (bench/_batch_encoding_candidates.py) must
+    meet too."""
+    differ = [name for name, batch in hard_cases() if _batch(batch) != _each(batch)]
+    assert differ == []
