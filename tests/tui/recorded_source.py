@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from schnitzel.contract.run_report import EventEntry, RunReport, parse_events, parse_run_report
 
-__all__ = ["RECORDED", "RecordedSource"]
+if TYPE_CHECKING:
+    from schnitzel_tui.app import ConsoleApp
+
+__all__ = ["RECORDED", "RecordedSource", "read_recorded_polls"]
 
 RECORDED = Path(__file__).parent / "recorded"
 
@@ -50,3 +53,13 @@ class RecordedSource:
 
 READING: dict[str, Any] = {"suggestions": [], "controller": {"mode": "off", "why_none": []}}
 """Read-only commands a recording answers, with what a recording without them answers."""
+
+
+async def read_recorded_polls(app: ConsoleApp, polls: int) -> None:
+    """Poll until `polls` recorded snapshots have been read. A poll that reads nothing (a
+    recording the run report contract no longer accepts: record it again, or add the new
+    key) fails the test, saying why, instead of polling for ever."""
+    while app.polls < polls:
+        before = app.polls
+        await app.poll()
+        assert app.polls > before, f"the console could not read the recording: {app.lost}"

@@ -23,7 +23,7 @@ from schnitzel_tui.source import EmbeddedSource
 from schnitzel_tui.widgets.camera_panel import CameraPanel
 from schnitzel_tui.widgets.camera_table import CameraTable
 from tests.conftest import REPO
-from tests.tui.recorded_source import RecordedSource
+from tests.tui.recorded_source import RecordedSource, read_recorded_polls
 
 IN_THE_DOCK = 13
 """Polls into the recording: the person has crossed the gate and entered the dock."""
@@ -56,8 +56,7 @@ async def recorded_detail(size: tuple[int, int], node_id: str = "cam") -> tuple[
     """The camera panel's lines (empty: no panel) and whether the sparklines show."""
     app = ConsoleApp(RecordedSource("camera"), refresh_s=60)
     async with app.run_test(size=size) as pilot:
-        while app.polls < IN_THE_DOCK:
-            await app.poll()
+        await read_recorded_polls(app, IN_THE_DOCK)
         await open_camera(app, pilot, node_id)
         panels = list(app.screen.query(CameraPanel))
         lines = panel_lines(panels[0]) if panels else []
@@ -143,8 +142,7 @@ async def overview(recording: str) -> tuple[str, list[str], str, str]:
     screens after enter and after esc."""
     app = ConsoleApp(RecordedSource(recording), refresh_s=60)
     async with app.run_test(size=(80, 24)) as pilot:
-        while app.polls < IN_THE_DOCK:
-            await app.poll()
+        await read_recorded_polls(app, IN_THE_DOCK)
         await pilot.press("c")
         await settle(
             app,

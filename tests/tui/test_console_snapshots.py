@@ -20,7 +20,7 @@ from schnitzel_tui.screens.confirm import ConfirmScreen
 from schnitzel_tui.screens.invalid import InvalidGraphApp
 from schnitzel_tui.screens.node_detail import NodeDetailScreen
 from tests.conftest import REPO
-from tests.tui.recorded_source import RecordedSource
+from tests.tui.recorded_source import RecordedSource, read_recorded_polls
 
 SnapCompare = Callable[..., bool]
 
@@ -50,8 +50,7 @@ def recorded_console() -> ConsoleApp:
 
 async def advance(app: ConsoleApp, polls: int = POLLS) -> None:
     """Poll until `polls` recorded snapshots have been read (mounting read the first)."""
-    while app.polls < polls:
-        await app.poll()
+    await read_recorded_polls(app, polls)
 
 
 def run_before(*steps: Callable[[Pilot[Any]], Any]) -> Callable[[Pilot[Any]], Any]:
