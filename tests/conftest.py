@@ -14,12 +14,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, settings
 
 from tests.bytecode import bytecode_written, compile_the_packages
 
 REPO = Path(__file__).resolve().parent.parent
 compile_the_packages(REPO)  # before this process, or any it starts, imports schnitzel
+
+# pytest rewrites the modules of its plugins' packages as they are imported, hypothesis's
+# among them (76 modules, about 1 CPU s): cached once, not again in every pytest process.
+with bytecode_written():
+    from hypothesis import HealthCheck, settings
 
 from schnitzel.registry.registry import PluginRegistry  # noqa: E402
 from tests.http_backend import LoopbackBackend  # noqa: E402
