@@ -75,9 +75,11 @@ def pytest_collection_finish() -> None:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The slow tests first (in their order, then the rest in theirs): on several workers
-    (`pytest -n 2`) the long ones then start early and spread over the workers, instead of one
-    worker still running the last of them long after the other has finished."""
+    """The slow tests first (in their order, then the rest in theirs). On several workers
+    (`pytest -n 2`, `--dist worksteal` from pyproject.toml) each takes an even share of the
+    list and a worker that runs out takes half of what another has not started yet, from the
+    end of its share: the long tests then run early, and what moves at the end are the
+    short ones, so no worker is left running the last long test after the other finished."""
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
