@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import os
 import shutil
@@ -13,12 +14,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, settings
 
 from tests.bytecode import bytecode_written, compile_the_packages
 
 REPO = Path(__file__).resolve().parent.parent
 compile_the_packages(REPO)  # before this process, or any it starts, imports schnitzel
+
+# pytest rewrites the modules of its plugins' packages as they are imported, hypothesis's
+# among them (76 modules, about 1 CPU s): cached once, not again in every pytest process.
+with bytecode_written():
+    from hypothesis import HealthCheck, settings
 
 from schnitzel.registry.registry import PluginRegistry  # noqa: E402
 from tests.http_backend import LoopbackBackend  # noqa: E402
@@ -49,10 +54,33 @@ def pytest_collection() -> Iterator[None]:
         yield
 
 
+def freeze_the_heap() -> None:
+    """Collect, then freeze what is alive (`gc.freeze`): the collector no longer scans it.
+
+    After collection a worker holds every test module and what they import (textual, cv2,
+    onnxruntime, hypothesis, pydantic models: about 200,000 objects), and every full
+    collection scanned them all again. A `Runtime.run()` in a process that froze nothing
+    makes one at its start (runtime/collector.py), so each test that ran a graph in process
+    paid for one, besides the collections its allocations made: tests/runtime's fast tests
+    on two workers made 161 of them, 14 of their 94 CPU s (75 CPU s frozen).
+    `schnitzel run` freezes its start-up heap before the runtime starts
+    (launch/start_up_heap.py): with this, runs in a test process start as they do there.
+    Garbage is collected first, never frozen: cycles holding files stay collectable."""
+    gc.collect()
+    gc.freeze()
+
+
+def pytest_collection_finish() -> None:
+    """Once every test module is imported: freeze them (`freeze_the_heap`)."""
+    freeze_the_heap()
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The slow tests first (in their order, then the rest in theirs): on several workers
-    (`pytest -n 2`) the long ones then start early and spread over the workers, instead of one
-    worker still running the last of them long after the other has finished."""
+    """The slow tests first (in their order, then the rest in theirs). On several workers
+    (`pytest -n 2`, `--dist worksteal` from pyproject.toml) each takes an even share of the
+    list and a worker that runs out takes half of what another has not started yet, from the
+    end of its share: the long tests then run early, and what moves at the end are the
+    short ones, so no worker is left running the last long test after the other finished."""
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 

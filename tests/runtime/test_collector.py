@@ -12,14 +12,16 @@ from pathlib import Path
 import pytest
 
 from schnitzel.runtime.collector import MAX_YOUNG, collector_tuned_for, young_threshold
+from tests.conftest import freeze_the_heap
 from tests.runtime import plugins
 from tests.runtime.harness import graph_from, run
 
 
 @pytest.fixture
 def default_collector() -> Iterator[tuple[int, int, int]]:
-    """The collector as CPython starts it (enabled, nothing frozen); restored after the test."""
-    saved, enabled = gc.get_threshold(), gc.isenabled()
+    """The collector as CPython starts it (enabled, nothing frozen); restored after the test,
+    the heap frozen again if it was (the suite freezes it: tests/conftest.py)."""
+    saved, enabled, frozen = gc.get_threshold(), gc.isenabled(), gc.get_freeze_count() > 0
     gc.unfreeze()
     gc.enable()
     gc.set_threshold(700, 10, 10)
@@ -28,6 +30,8 @@ def default_collector() -> Iterator[tuple[int, int, int]]:
     finally:
         gc.unfreeze()
         gc.set_threshold(*saved)
+        if frozen:
+            freeze_the_heap()
         if not enabled:
             gc.disable()
 

@@ -5,7 +5,7 @@ runtime holds, never on a clock."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -22,6 +22,7 @@ from schnitzel_tui.screens.swap import SwapScreen, config_from_text, defaults_ya
 from schnitzel_tui.screens.swap_review import SwapReviewScreen
 from schnitzel_tui.screens.throttle import ThrottleScreen, parse_knob
 from schnitzel_tui.widgets.status_bar import StatusBar, StatusFacts, status_text
+from tests.control.harness import socket_dir
 from tests.tui.test_console_pilot import HEADER, Console, palette_options, run_console
 
 LIMITED = (
@@ -211,8 +212,16 @@ def test_w_swaps_a_node_from_the_editor_form_after_showing_the_diff(tmp_path: Pa
 
 
 @pytest.mark.slow
-def test_w_swaps_a_node_with_a_config_read_from_a_file(tmp_path: Path) -> None:
-    config = tmp_path / "sample.json"
+@pytest.fixture
+def short_dir() -> Iterator[Path]:
+    """A directory whose path is short to type: the console is sent one key per character,
+    each drawn over a live run (a path under xdist's tmp_path is about 90 keys, 10-15 s)."""
+    with socket_dir() as directory:
+        yield directory
+
+
+def test_w_swaps_a_node_with_a_config_read_from_a_file(tmp_path: Path, short_dir: Path) -> None:
+    config = short_dir / "sample.json"
     config.write_text('{"every": 3}')
 
     async def scenario(c: Console) -> None:
@@ -231,10 +240,12 @@ def test_w_swaps_a_node_with_a_config_read_from_a_file(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_an_unreadable_config_file_is_said_and_nothing_is_sent(tmp_path: Path) -> None:
+def test_an_unreadable_config_file_is_said_and_nothing_is_sent(
+    tmp_path: Path, short_dir: Path
+) -> None:
     async def scenario(c: Console) -> None:
         form = await open_swap(c, "merge", "sample")
-        await c.pilot.press("ctrl+t", *str(tmp_path / "missing.yaml"), "ctrl+r")
+        await c.pilot.press("ctrl+t", *str(short_dir / "missing.yaml"), "ctrl+r")
         await c.until(lambda: "cannot read" in message(form), "the complaint")
         assert isinstance(c.app.screen, SwapScreen)
         assert c.snapshot.nodes["merge"].generation == 0
