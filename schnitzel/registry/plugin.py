@@ -313,8 +313,9 @@ class Source(Plugin):
     node may then use `on_error: dead_letter` (docs/plugins.md, "Bad input")."""
     checkpoints_promptly: ClassVar[bool] = False
     """True when someone waits for `checkpoint` (a client for its answer): it is then also
-    called as soon as a put into a durable inbox returned, not only at the next 0.1 s poll,
-    so it may be called far more often. False keeps it to a few times a second."""
+    called as soon as a put into a durable inbox returned or a node's batch settled, not
+    only at the next 0.1 s poll, so it may be called far more often. False keeps it to a few
+    times a second."""
 
     def packets(
         self,

@@ -78,10 +78,11 @@ class CheckpointTracker:
             n.id: None for n in self.sources
         }
         self._wake: asyncio.Event | None = None
-        """Set when a put into a durable inbox returned: what a source emitted may be safe
-        now (http_ingest answers its requests then, not up to a tick later). Only for a
-        source that asks (`checkpoints_promptly`): the others keep a few calls a second.
-        Made by `run`, on the loop that waits for it."""
+        """Set when a put into a durable inbox returned, or a node's batch settled (its
+        outputs committed, or it had none to wait for, as a sink's): what a source emitted
+        may be safe now (http_ingest answers its requests then, not up to a tick later).
+        Only for a source that asks (`checkpoints_promptly`): the others keep a few calls a
+        second. Made by `run`, on the loop that waits for it."""
         if any(_prompt(n) for n in self.sources):
             for node in runtime.nodes.values():
                 if is_durable(node.inbox):

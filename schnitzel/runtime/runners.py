@@ -160,7 +160,7 @@ class InboxWorker(_Worker):
             metrics.last_progress = finished
             node.batch = None
             if commits is None and not node.unsettled:  # nothing to wait for: done
-                taken.settle()
+                _settle_now(node, taken)
             else:
                 await self._settle_once_committed(taken, commits)
 
@@ -246,6 +246,16 @@ def _batch_limit(node: Node) -> int:
     calls such as inference take few), times the calls it runs at once; else BATCH."""
     most = getattr(node.plugin, "max_batch", None)
     return BATCH if most is None else max(1, most * node.concurrency)
+
+
+def _settle_now(node: Node, taken: Batch) -> None:
+    """End a batch that has nothing to wait for. A source that answers once its packets are
+    safe (`checkpoints_promptly`: http_ingest's 202) is looked at now, not at the checkpoint
+    tracker's next poll: a sink's delivery may have made them safe."""
+    taken.settle()
+    settled = node.unsettled.on_settled
+    if settled is not None:
+        settled()
 
 
 def _settle_durable(

@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from schnitzel import Runtime, RuntimeControl
+from schnitzel.runtime import checkpoints
 from schnitzel_plugins.sensors.http_ingest import HttpIngest
 from tests.certificates import self_signed_certificate, trusting
 from tests.runtime import plugins
@@ -121,6 +122,27 @@ def test_202_comes_only_once_the_sink_delivered(tmp_path: Path) -> None:
 
     report = steer(ingest_graph(tmp_path, port, "Gated"), tmp_path, steps)
     assert report["nodes"]["src"]["plugin_stats"]["answers"] == {"202": 1}
+
+
+def test_a_sink_s_delivery_answers_at_once_not_at_the_next_checkpoint_poll(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With an in-memory sink, a 202 follows the sink's delivery, not the tracker's next poll
+    (0.1 s: a client posting one request at a time got 10 answers a second). The poll is
+    pushed out to an hour here: only the sink's settled batch can answer the requests."""
+    monkeypatch.setattr(checkpoints, "CHECKPOINT_INTERVAL_S", 3600.0)
+    port = free_port()
+
+    async def steps(runtime: Runtime, plugin: HttpIngest) -> None:
+        async with httpx.AsyncClient(timeout=GUARD_S) as client:
+            for n in range(5):  # one at a time, as a device does
+                answer = await client.post(f"http://127.0.0.1:{port}/ingest", json={"n": n})
+                assert answer.status_code == 202, answer.text
+        assert [p.payload["n"] for p in plugins.RECORDS["out"]] == list(range(5))
+
+    graph = ingest_graph(tmp_path, port, "Recorder", source_extra=", accept_timeout_s: 30")
+    report = steer(graph, tmp_path, steps)
+    assert report["nodes"]["src"]["plugin_stats"]["answers"] == {"202": 5}
 
 
 def test_a_request_still_waiting_when_the_run_stops_is_answered_503(tmp_path: Path) -> None:
