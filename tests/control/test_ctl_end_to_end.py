@@ -248,7 +248,7 @@ def test_sighup_and_ctl_reload_apply_the_edited_graph_file(tmp_path: Path, short
                                              "plugin: passthrough}"))  # fmt: skip
         reloaded = ctl(sock, "reload", "--why", "back to normal")
         assert reloaded.returncode == 0, reloaded.stderr
-        assert "mid: now passthrough" in reloaded.stdout
+        assert "mid: swapped, now passthrough" in reloaded.stdout
         # a throttle, then its rate written into the file: reloads go on being applied
         assert ctl(sock, "throttle", "src", "--rate-hz", "120").returncode == 0
         slower = edited.replace("rate_hz: 300.0", "rate_hz: 120.0")
@@ -260,7 +260,7 @@ def test_sighup_and_ctl_reload_apply_the_edited_graph_file(tmp_path: Path, short
         graph.path.write_text(slower)
         swapped = ctl(sock, "reload")
         assert swapped.returncode == 0, swapped.stderr
-        assert "mid: now sample" in swapped.stdout and "src" not in swapped.stdout
+        assert "mid: swapped, now sample" in swapped.stdout and "src" not in swapped.stdout
         assert ctl_json(sock, "nodes")[0]["throttle"]["rate_hz"] == 120.0
         graph.path.write_text(slower.replace("to: out}", "to: nowhere}"))
         refused = ctl(sock, "reload")
