@@ -18,6 +18,7 @@ import json
 import os
 import signal
 import sqlite3
+from collections.abc import Coroutine
 from contextlib import closing
 from pathlib import Path
 from typing import Any
@@ -95,11 +96,7 @@ def delivered_numbers() -> list[int]:
 
 
 def test_list_then_requeue_delivers_the_entry_s_packets_once_more(tmp_path: Path) -> None:
-    asyncio.run(
-        asyncio.wait_for(
-            _list_then_requeue_delivers_the_entry_s_packets_once_more(tmp_path), GUARD_S
-        )
-    )
+    guarded(_list_then_requeue_delivers_the_entry_s_packets_once_more(tmp_path))
 
 
 async def _list_then_requeue_delivers_the_entry_s_packets_once_more(tmp_path: Path) -> None:
@@ -137,11 +134,7 @@ async def _list_then_requeue_delivers_the_entry_s_packets_once_more(tmp_path: Pa
 
 
 def test_a_damaged_or_unknown_entry_or_a_node_without_a_store_is_refused(tmp_path: Path) -> None:
-    asyncio.run(
-        asyncio.wait_for(
-            _a_damaged_or_unknown_entry_or_a_node_without_a_store_is_refused(tmp_path), GUARD_S
-        )
-    )
+    guarded(_a_damaged_or_unknown_entry_or_a_node_without_a_store_is_refused(tmp_path))
 
 
 async def _a_damaged_or_unknown_entry_or_a_node_without_a_store_is_refused(tmp_path: Path) -> None:
@@ -179,11 +172,7 @@ def test_a_requeue_waits_out_a_failing_store_and_a_closed_one_is_refused(tmp_pat
     and is retried, as on a full disk): the requeue waits, queued to the commit loop, and is
     done by the first commit that goes through, its packets delivered once. Asked of a store
     that has closed (the run over), it is refused: the run is ending."""
-    asyncio.run(
-        asyncio.wait_for(
-            _a_requeue_waits_out_a_failing_store_and_a_closed_one_is_refused(tmp_path), GUARD_S
-        )
-    )
+    guarded(_a_requeue_waits_out_a_failing_store_and_a_closed_one_is_refused(tmp_path))
 
 
 async def _a_requeue_waits_out_a_failing_store_and_a_closed_one_is_refused(tmp_path: Path) -> None:
@@ -214,6 +203,11 @@ async def _a_requeue_waits_out_a_failing_store_and_a_closed_one_is_refused(tmp_p
         await _ask(served.control, "requeue-quarantined", {"node": "out", "all": True})
     with pytest.raises(ControlError, match=r"closed \(the run is ending\)"):
         await _ask(served.control, "quarantine", {})
+
+
+def guarded(scenario: Coroutine[Any, Any, None]) -> None:
+    """Run `scenario` on a fresh loop, failing it after GUARD_S (against a hang only)."""
+    asyncio.run(asyncio.wait_for(scenario, GUARD_S))
 
 
 async def _until_open(runtime: Any) -> None:
