@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
+import signal
 import socket
 import subprocess
 import threading
@@ -97,6 +98,19 @@ class Mosquitto(_Broker):
 
     def command(self) -> list[str]:
         return [self.binary, "-c", str(self.config)]
+
+    def save(self) -> None:
+        """Have mosquitto write its store now (SIGUSR1) and wait until it logged that. It sends
+        a PUBACK before the save that stores the message (docs/transports.md), so a test that
+        kills it with `kill -9` to try a client, not the broker, saves first."""
+        assert self.process is not None, "not running"
+        log = self.store / "mosquitto.log"
+        saves = log.read_text(errors="replace").count("Saving in-memory database")
+        self.process.send_signal(signal.SIGUSR1)
+        started = time.monotonic()
+        while log.read_text(errors="replace").count("Saving in-memory database") <= saves:
+            assert time.monotonic() - started < HANG_GUARD_S, "mosquitto never saved its store"
+            time.sleep(0.02)
 
     def connections_open(self, client_id: str) -> int:
         """Connections of `client_id` whose end the broker has not logged yet: it reads a

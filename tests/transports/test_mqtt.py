@@ -75,6 +75,14 @@ def keys_in(path: Path) -> Counter[str]:
     )
 
 
+def missing(expected: set[str], output: Path) -> str:
+    """What a failed wait for every key says: which keys never came."""
+    gone = sorted(
+        expected - set(keys_in(output)), key=lambda k: (k.split(":")[0], int(k.split(":")[-1]))
+    )
+    return f"every key written: {len(gone)} never came, {', '.join(gone[:20])}"
+
+
 def until(condition: Callable[[], bool], what: str | Callable[[], str]) -> None:
     started = time.monotonic()
     while not condition():
@@ -320,11 +328,12 @@ def test_a_subscriber_away_for_a_while_gets_everything_when_back(
     process.send_signal(signal.SIGKILL)  # holding messages it has not acknowledged
     process.wait(HANG_GUARD_S)
     publish("b", offline)
+    mosquitto.save()  # what it acknowledged is stored: the subscriber is on trial, not it
     mosquitto.kill()  # and the broker restarts while the subscriber is away
     mosquitto.start()
     process = start_run(worker, tmp_path / "w" / "state")
     expected = {f"a:{n}" for n in range(first)} | {f"b:{n}" for n in range(offline)}
-    until(lambda: set(keys_in(output)) >= expected, "every key written")
+    until(lambda: set(keys_in(output)) >= expected, lambda: missing(expected, output))
     process.send_signal(signal.SIGTERM)
     assert process.finish(HANG_GUARD_S) == 0, process.log_tail()
     keys = keys_in(output)
@@ -415,11 +424,12 @@ def test_a_running_subscriber_gets_everything_across_a_broker_restart(
     until(lambda: publish("probe", 1) is None and keys_in(output), "the worker subscribed")
     publish("a", 300)
     until(lambda: len([k for k in keys_in(output) if k.startswith("a:")]) >= 50, "50 written")
+    mosquitto.save()  # what it acknowledged is stored: the subscriber is on trial, not it
     mosquitto.kill()  # the worker holds messages it has not acknowledged yet
     mosquitto.start()
     publish("b", 300)  # once the worker reconnected, these come on its new connection
     expected = {f"a:{n}" for n in range(300)} | {f"b:{n}" for n in range(300)}
-    until(lambda: set(keys_in(output)) >= expected, "every key written")
+    until(lambda: set(keys_in(output)) >= expected, lambda: missing(expected, output))
     process.send_signal(signal.SIGTERM)
     assert process.finish(HANG_GUARD_S) == 0, process.log_tail()
     duplicates = sum(n - 1 for key, n in keys_in(output).items() if key in expected)
