@@ -110,6 +110,16 @@ class StoreLock:
         self._store_fd, self._store_pid = fd, os.getpid()
         close_in_forked_children(fd)
 
+    def sync_store_file(self) -> bool:
+        """fsync() the store file through the locked descriptor; False when there is none.
+        Another descriptor of the file would not do: closing it drops SQLite's own POSIX
+        locks on the file, and then a connection of another process (an operator's `sqlite3`)
+        closing could checkpoint and delete the WAL that this process still writes."""
+        if self._store_fd is None:
+            return False
+        os.fsync(self._store_fd)
+        return True
+
     def _unlock_store_file(self) -> None:
         fd, self._store_fd = self._store_fd, None
         if fd is not None and self._store_pid == os.getpid():  # as `LockFile.release`

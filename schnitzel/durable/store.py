@@ -458,7 +458,9 @@ class DurableStore:
         `synchronous` for its commits."""
         if created:
             self._create(db)
-            _fsync_files(self.real, self.real.with_name(self.real.name + "-wal"))
+            if self._lock is not None:  # the file itself through the lock's descriptor
+                self._lock.sync_store_file()
+            _fsync_files(self.real.with_name(self.real.name + "-wal"))
         else:
             db.execute(f"PRAGMA synchronous={self.synchronous}")
             if version < FORMAT_VERSION:

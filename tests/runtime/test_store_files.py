@@ -441,3 +441,33 @@ def test_the_bodies_of_a_store_read_as_json_lines_one_packet_each(tmp_path: Path
     assert len(rows) == 2
     lines = b"\n".join(body for (body,) in rows).split(b"\n")
     assert [json.loads(line)["payload"] for line in lines] == [{"n": n} for n in range(300)]
+
+
+def test_a_reader_in_another_process_never_takes_the_wal_from_under_a_new_store(
+    tmp_path: Path,
+) -> None:
+    """A new store's first sync opened and closed a descriptor of the file, which dropped
+    SQLite's own POSIX locks on it: a connection of another process (an operator's
+    `sqlite3`) then found itself the file's last user when it closed, checkpointed and
+    deleted the WAL the run still wrote to. Later commits went to the deleted WAL: unseen by
+    every other process, and gone at a kill -9. Now every process sees every commit."""
+    path = tmp_path / "out.db"
+    store = DurableStore(path, "FULL")
+    store.open()
+
+    def seen_by_another_process() -> int:
+        count = "import sqlite3, sys; print(sqlite3.connect(sys.argv[1]).execute(" + (
+            "'SELECT count(*) FROM packets').fetchone()[0])"
+        )
+        done = subprocess.run(
+            [sys.executable, "-c", count, str(path)], capture_output=True, text=True, check=True
+        )
+        return int(done.stdout)
+
+    try:
+        for seq in range(1, 4):
+            store.commit([(seq, time.time(), b'{"n":%d}' % seq)], [], 0)
+            assert seen_by_another_process() == seq
+            assert path.with_name("out.db-wal").exists()
+    finally:
+        store.close()
