@@ -52,6 +52,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import dataclasses
 import io
 import itertools
 import json
@@ -137,8 +138,9 @@ class StalledSink(Sink):
 # -- graphs ------------------------------------------------------------------------------------
 
 
-def durable_inbox(path: Path, sync: str = "full") -> str:
-    return f"{{durable: {{path: {json.dumps(str(path))}, sync: {sync}}}}}"
+def durable_inbox(path: Path, sync: str = "full", process: bool = True) -> str:
+    where = "" if process else ", process: false"
+    return f"{{durable: {{path: {json.dumps(str(path))}, sync: {sync}{where}}}}}"
 
 
 def graph_text(
@@ -213,10 +215,13 @@ def run_graph(ws: Workspace, text: str, count: int) -> float:
     return seconds
 
 
-def durable_run(ws: Workspace, count: int, stages: int = 0, sync: str = "full") -> float:
+def durable_run(
+    ws: Workspace, count: int, stages: int = 0, sync: str = "full", process: bool = True
+) -> float:
     db = ws.fresh(f"durable-{sync}")
     try:
-        return run_graph(ws, graph_text(count, inbox=durable_inbox(db, sync), stages=stages), count)
+        text = graph_text(count, inbox=durable_inbox(db, sync, process), stages=stages)
+        return run_graph(ws, text, count)
     finally:
         remove_db(db)
 
@@ -514,16 +519,20 @@ class Cost:
     memory: list[float]
     full: list[float]
     normal: list[float]
+    thread: list[float]
+    """sync full, the store on a thread of the run (`process: false`)."""
 
 
 def cost(ws: Workspace, sizes: Sizes) -> Cost:
     n = sizes.cost_packets
-    result = Cost(n, [], [], [])
+    result = Cost(n, [], [], [], [])
     for _ in range(sizes.rounds):
         result.memory.append(n / run_graph(ws, graph_text(n, stages=1), n))
         result.full.append(n / durable_run(ws, n, stages=1, sync="full"))
         result.normal.append(n / durable_run(ws, n, stages=1, sync="normal"))
+        result.thread.append(n / durable_run(ws, n, stages=1, process=False))
     memory, full, normal = max(result.memory), max(result.full), max(result.normal)
+    thread = max(result.thread)
     print(
         f"3. cost of durability: synthetic -> passthrough -> null, {n:,} packets, "
         f"best of {sizes.rounds}"
@@ -538,6 +547,10 @@ def cost(ws: Workspace, sizes: Sizes) -> Cost:
     print(
         f"  durable, sync normal     {normal:>11,.0f} packets/s  (rounds: {rounds(result.normal)})"
         f"  -> {normal / memory:.3f}x in-memory, {normal / full:.2f}x sync full"
+    )
+    print(
+        f"  durable, full, thread    {thread:>11,.0f} packets/s  (rounds: {rounds(result.thread)})"
+        f"  -> {thread / memory:.3f}x in-memory; the store's process is {full / thread:.2f}x it"
     )
     return result
 
@@ -929,6 +942,14 @@ def summary(h: Headline, g: GroupCommit, c: Cost, r: Replay, http: list[HttpVari
             f"{normal / full:.2f}x full",
         ),
         (
+            "3 src->pass->null: durable full, thread, vs in-memory",
+            f"{max(c.thread):,.0f}/s",
+            f"{memory:,.0f}/s",
+            f"{max(c.thread) / memory:.3f}x",
+            "-",
+            f"process {full / max(c.thread):.2f}x",
+        ),
+        (
             f"4 replay {r.backlog // 1000}k backlog vs live (item 1)",
             f"{replay_rate:,.0f}/s",
             f"{h.best:,.0f}/s",
@@ -1001,6 +1022,7 @@ def figures(
             "memory_per_s": c.memory,
             "full_per_s": c.full,
             "normal_per_s": c.normal,
+            "thread_per_s": c.thread,
             "full_over_memory": max(c.full) / max(c.memory),
             "normal_over_memory": max(c.normal) / max(c.memory),
         },
@@ -1037,6 +1059,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer packets, shorter runs")
     parser.add_argument("--dir", type=Path, default=REPO.parent, help="where the database files go")
     parser.add_argument("--profile", action="store_true", help="cProfile one durable run")
+    parser.add_argument(
+        "--cost-only", action="store_true", help="item 3 alone (goal 5 of issue 18), 5 rounds"
+    )
     parser.add_argument("--child-replay", nargs=2, metavar=("DB", "ROOT"), help=argparse.SUPPRESS)
     parser.add_argument("--child-load-all", metavar="DB", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -1055,6 +1080,9 @@ def main() -> None:
         print(f"database files in {ws.root} (median 4 KiB append + fsync: {fsync:.3f} ms)")
         for line in df:
             print(f"  {line}")
+        if args.cost_only:
+            cost(ws, dataclasses.replace(sizes, rounds=5))
+            return
         h = headline(ws, sizes)
         g = group_commit(ws, sizes)
         c = cost(ws, sizes)

@@ -19,16 +19,24 @@ from __future__ import annotations
 
 import fcntl
 import os
+import time
 from pathlib import Path
 
 from schnitzel.durable.lock_file import (
     LockFile,
     close_in_forked_children,
     forget_in_forked_children,
+    run_pid,
 )
 from schnitzel.errors import RuntimeStartError
 
 __all__ = ["StoreInUse", "StoreLock", "real_path"]
+
+
+DEAD_RUN_WAIT_S = 3.0
+"""How long a lock whose run has ended is waited for: the kernel drops it when the last of
+the run's processes (its stores' own, schnitzel/durable/store_process.py) has ended, which
+on Linux follows the run's death at once."""
 
 
 class StoreInUse(RuntimeStartError):
@@ -57,17 +65,22 @@ class StoreLock:
     def acquire(self) -> None:
         """Take the lock, or raise RuntimeStartError (StoreInUse when another process holds
         it) naming the holder's pid."""
-        try:
-            taken = self._lock.try_lock()
-        except OSError as exc:
-            raise RuntimeStartError(
-                f"cannot create the lock file {str(self.path)!r} of durable store "
-                f"{str(self.shown)!r}: {exc}; the store's directory must be writable by this "
-                "user (fix its permissions or choose another `inbox.durable.path`)"
-            ) from exc
+        deadline = time.monotonic() + DEAD_RUN_WAIT_S
+        while True:
+            try:
+                taken = self._lock.try_lock()
+            except OSError as exc:
+                raise RuntimeStartError(
+                    f"cannot create the lock file {str(self.path)!r} of durable store "
+                    f"{str(self.shown)!r}: {exc}; the store's directory must be writable by "
+                    "this user (fix its permissions or choose another `inbox.durable.path`)"
+                ) from exc
+            if taken or not _ended(self._lock.holder) or time.monotonic() > deadline:
+                break
+            time.sleep(0.02)  # a run that just died: its store's process is ending too
         if not taken:
             holder = self._lock.holder
-            if holder == os.getpid():  # two inboxes of one graph reach one store file
+            if holder == run_pid():  # two inboxes of one graph reach one store file
                 raise RuntimeStartError(
                     f"durable store {str(self.shown)!r} is already in use by this run (this "
                     f"process, pid {holder}, holds {str(self.path)!r}): another durable inbox "
@@ -144,3 +157,16 @@ def _flock_holder(fd: int) -> int | None:
         if len(fields) >= 6 and fields[1] == "FLOCK" and fields[5].endswith(f":{inode}"):
             return int(fields[4]) if fields[4].isdigit() else None
     return None
+
+
+def _ended(pid: int | None) -> bool:
+    """Whether `pid`, a lock's holder, is a run that no longer exists."""
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # it exists (another user's)
+        return False
+    return False

@@ -19,11 +19,32 @@ import os
 import threading
 from pathlib import Path
 
-__all__ = ["LockFile", "close_in_forked_children", "forget_in_forked_children"]
+__all__ = [
+    "LockFile",
+    "close_in_forked_children",
+    "forget_in_forked_children",
+    "run_pid",
+    "serve_run",
+]
 
+_run_pid = 0
+"""The run this process serves when it is not the run itself (a store's process,
+schnitzel/durable/store_process.py): the pid its locks name."""
 _held_fds: set[int] = set()
 """Lock descriptors this process holds, closed in a child forked from it."""
 _guard = threading.Lock()
+
+
+def serve_run(pid: int) -> None:
+    """This process serves the run `pid` (a store's process): the locks it takes name that
+    run, whose pid is the one an operator sees and stops."""
+    global _run_pid  # noqa: PLW0603 - set once, at the start of a store's process
+    _run_pid = pid
+
+
+def run_pid() -> int:
+    """The pid of the run this process is, or serves."""
+    return _run_pid or os.getpid()
 
 
 def close_in_forked_children(fd: int) -> None:
@@ -76,7 +97,7 @@ class LockFile:
             return False
         with contextlib.suppress(OSError):  # the pid is only for the refusal message
             os.ftruncate(fd, 0)
-            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+            os.pwrite(fd, f"{run_pid()}\n".encode(), 0)
         self.fd, self._pid = fd, os.getpid()
         close_in_forked_children(fd)
         return True

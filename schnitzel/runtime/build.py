@@ -90,6 +90,7 @@ def _inbox(graph: ValidatedGraph, node_id: str, in_flight: InFlight, events: Eve
         lambda level, message: events.add(level, message, node_id),
         durable.max_parked,
         durable.max_parked_bytes,
+        durable.process,
     )
 
 

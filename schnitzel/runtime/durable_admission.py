@@ -14,6 +14,7 @@ from schnitzel.contract.batch_encoding import encode_batch_bytes
 from schnitzel.contract.codec import encode_packet_bytes
 from schnitzel.contract.packet import StreamPacket
 from schnitzel.contract.refs import packet_refs
+from schnitzel.durable.store import DurableStore
 from schnitzel.errors import PacketNotPortable
 from schnitzel.runtime.durable_state import DurableState
 from schnitzel.runtime.metrics import DropReason
@@ -266,9 +267,8 @@ class Admission(DurableState):
         return own
 
     async def _displace_on_disk(self, k: int) -> tuple[int, int, list[tuple[int, int]]]:
-        loop = asyncio.get_running_loop()
         try:
-            return await loop.run_in_executor(self._pool, self.store.displace, k)
+            return await self.worker.call(DurableStore.displace, k)
         except Exception as exc:
             self._disk_error(exc)
             return 0, 0, []

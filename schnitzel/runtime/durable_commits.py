@@ -9,8 +9,8 @@ import asyncio
 from operator import itemgetter
 
 from schnitzel.contract.packet import StreamPacket
-from schnitzel.durable.parking import ParkingChanges
-from schnitzel.durable.store import DurableStore, NewRow, seq_runs
+from schnitzel.durable.store import DurableStore, seq_runs
+from schnitzel.durable.store_calls import commit_on_store
 from schnitzel.runtime.durable_parking import ParkingDesk
 from schnitzel.runtime.durable_state import VACUUM_EVERY
 
@@ -42,7 +42,6 @@ class Committer(ParkingDesk):
         return not self._pending
 
     async def _commit_loop(self) -> None:
-        loop = asyncio.get_running_loop()
         backoff = RETRY_INITIAL_S
         while not self._closing or self._has_work():
             await self._work.wait()
@@ -54,10 +53,8 @@ class Committer(ParkingDesk):
                 deleted, self._deletes = self._deletes, []
                 changes, request = self._parking_changes(len(rows) == len(self._pending))
                 try:
-                    await loop.run_in_executor(
-                        self._pool,
+                    changes = await self.worker.call(
                         commit_on_store,
-                        self.store,
                         rows,
                         seq_runs(deleted),
                         self._windowed,  # the store never reads back what is in memory
@@ -104,7 +101,7 @@ class Committer(ParkingDesk):
                     self._parking_done(changes, request)
                 if not self._count and self.stats.settled >= self._vacuum_after:
                     self._vacuum_after = self.stats.settled + VACUUM_EVERY
-                    await loop.run_in_executor(self._pool, self.store.vacuum_if_empty)
+                    await self.worker.call(DurableStore.vacuum_if_empty)
 
     def _has_work(self) -> bool:
         return bool(self._pending or self._deletes or self._parks or self._parking_requests)
@@ -135,21 +132,3 @@ class Committer(ParkingDesk):
             self._spilled_bytes += sum(map(_size, rows))
             self._load_if_low()
         metrics.saw_depth(self.depth)
-
-
-def commit_on_store(
-    store: DurableStore,
-    rows: list[NewRow],
-    deletes: list[tuple[int, int]],
-    cursor: int,
-    changes: ParkingChanges,
-) -> None:
-    """One commit on the store's thread, with the parking changes in its transaction: the
-    packets to park and the rows to requeue (parked, or of quarantine entries) are read
-    first; requeued ones are inserted after `rows` (seqs reserved above all of them)."""
-    if not changes:
-        store.commit(rows, deletes, cursor)
-        return
-    changes.plan_park(store.packets)
-    store.query(changes.plan_requeue)
-    store.commit(rows, deletes, cursor, extra=changes.apply, restored=changes.restored_rows)

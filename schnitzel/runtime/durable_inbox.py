@@ -24,7 +24,7 @@
 This module holds the inbox's state, its lifecycle and its consumer side; the producer side
 is `durable_admission.Admission`, the commit loop `durable_commits.Committer`, the parking
 side `durable_parking.ParkingDesk` (mixins of this class), reads from disk
-`durable_reads`, the counters `durable_stats`.
+`schnitzel/durable/store_calls.py`, the counters `durable_stats`.
 """
 
 from __future__ import annotations
@@ -37,13 +37,12 @@ from operator import itemgetter
 
 from schnitzel.contract.packet import StreamPacket
 from schnitzel.contract.run_report import DurableReport
-from schnitzel.durable.parking import parked_totals
-from schnitzel.durable.store import Backlog, DurableStore
+from schnitzel.durable.store import DurableStore
+from schnitzel.durable.store_calls import open_on_store
 from schnitzel.runtime.durable_admission import Admission
 from schnitzel.runtime.durable_commits import Committer
 from schnitzel.runtime.durable_parking import ParkingRequest
 from schnitzel.runtime.durable_quarantine import QuarantineDesk
-from schnitzel.runtime.durable_reads import stored_refs
 from schnitzel.runtime.durable_stats import DurableStats
 from schnitzel.runtime.health import FULL_FRACTION
 from schnitzel.runtime.inbox_protocol import Batch, Row
@@ -58,16 +57,6 @@ _seq, _size = itemgetter(0), itemgetter(2)
 """Of a row (seq, enqueued, size)."""
 
 
-def _open_on_store(
-    store: DurableStore,
-) -> tuple[Backlog, tuple[list[tuple[int, tuple[str, ...]]], list[str]], tuple[int, int]]:
-    """What `open` needs from the store, in one call on its thread (one hand-off, not
-    three): its backlog, the blob URIs its packets name (queued, parked), its parked
-    totals."""
-    backlog = store.open()
-    return backlog, stored_refs(store), store.query(parked_totals)
-
-
 class DurableInbox(Admission, Committer, QuarantineDesk):
     """An inbox whose packets live in a SQLite file until their node settled them."""
 
@@ -77,8 +66,9 @@ class DurableInbox(Admission, Committer, QuarantineDesk):
 
     async def open(self) -> None:
         """Open the store; its backlog counts as queued and is taken first."""
-        loop = asyncio.get_running_loop()
-        opened = await loop.run_in_executor(self._pool, _open_on_store, self.store)
+        opened = await self.worker.call(open_on_store)
+        if self.worker.fallback is not None:
+            self.notify("warning", f"durable store {str(self.path)!r}: {self.worker.fallback}")
         backlog, (queued, parked_refs), parked = opened
         if backlog.quarantined is not None:
             self.stats.quarantined = str(backlog.quarantined)
@@ -125,7 +115,6 @@ class DurableInbox(Admission, Committer, QuarantineDesk):
     async def shutdown(self, timeout_s: float = 5.0) -> int:
         """Write what is pending (deletes, last packets), then close the file. Returns how
         many admitted packets could not be committed (a disk that stayed full): dropped."""
-        loop = asyncio.get_running_loop()
         if self._committer is not None:
             self._closing = True
             self._work.set()
@@ -153,9 +142,9 @@ class DurableInbox(Admission, Committer, QuarantineDesk):
             if not done.done():
                 done.set_result(False)
         try:
-            await loop.run_in_executor(self._pool, self.store.close)
+            await self.worker.call(DurableStore.close)
         finally:
-            self._pool.shutdown(wait=False)
+            await self.worker.close()
         return lost
 
     # -- the consumer -----------------------------------------------------------------------

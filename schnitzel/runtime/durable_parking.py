@@ -8,10 +8,12 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING
 
 from schnitzel.durable.parking import ParkedRow, ParkingChanges, Selection, read_parked
-from schnitzel.runtime.durable_reads import REF_KEY, body_refs
+from schnitzel.durable.store import DurableStore
+from schnitzel.durable.store_calls import REF_KEY, body_refs
 from schnitzel.runtime.durable_state import DurableState
 from schnitzel.runtime.metrics import DropReason
 
@@ -141,10 +143,7 @@ class ParkingDesk(DurableState):
     ) -> list[ParkedRow]:
         """Parked packets oldest first, or the one `only` with its whole packet."""
 
-        def read(db: object) -> list[ParkedRow]:
-            return read_parked(db, after, limit, only)  # type: ignore[arg-type]
-
         if self._committer is None or self._committer.done() or self._closing:
             raise RuntimeError(f"durable store {str(self.path)!r} is closed")
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool, self.store.query, read)
+        read = partial(read_parked, after=after, limit=limit, only=only)
+        return await self.worker.call(DurableStore.query, read)

@@ -14,23 +14,23 @@ store's ledger like any other.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING
 
 from schnitzel.durable.quarantine import (
     QuarantineEntry,
     QuarantineRequeue,
     quarantine_entries,
-    requeueable,
 )
-from schnitzel.durable.store import StoreError
+from schnitzel.durable.store import DurableStore, StoreError
+from schnitzel.durable.store_calls import trial_requeue
 from schnitzel.runtime.durable_parking import ParkingRequest
 from schnitzel.runtime.durable_state import DurableState
 
 if TYPE_CHECKING:
-    import sqlite3
+    pass
 
 __all__ = ["QuarantineDesk", "QuarantineRequeued"]
 
@@ -54,8 +54,7 @@ class QuarantineDesk(DurableState):
     async def list_quarantine(self) -> list[QuarantineEntry]:
         """The store's quarantine entries, in id order."""
         self._refuse_if_closed()
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool, self.store.query, quarantine_entries)
+        return await self.worker.call(DurableStore.query, quarantine_entries)
 
     async def requeue_quarantined(self, ids: Sequence[int] | None) -> QuarantineRequeued:
         """Put the packets of the entries `ids` (None: every entry that matches its checksum)
@@ -64,19 +63,8 @@ class QuarantineDesk(DurableState):
         RuntimeError when the store closes first."""
         self._refuse_if_closed()
         store = str(self.path)
-
-        def check(db: sqlite3.Connection) -> tuple[QuarantineRequeue, list[tuple[int, str]]]:
-            skipped: list[tuple[int, str]] = []
-            if ids is None:
-                wanted, skipped = requeueable(db, store)
-            else:
-                wanted = tuple(dict.fromkeys(ids))
-            trial = QuarantineRequeue(store, wanted)
-            trial.plan(db)
-            return trial, skipped
-
-        loop = asyncio.get_running_loop()
-        trial, skipped = await loop.run_in_executor(self._pool, self.store.query, check)
+        check = partial(trial_requeue, store=store, ids=None if ids is None else tuple(ids))
+        trial, skipped = await self.worker.call(DurableStore.query, check)
         if trial.refused:
             raise StoreError(trial.refused)
         if not trial.ids:
@@ -90,10 +78,11 @@ class QuarantineDesk(DurableState):
         request = ParkingRequest("requeue-quarantined", quarantine=requeue)
         self._parking_requests.append(request)
         self._work.set()
-        await request.done
-        if requeue.refused:
-            raise StoreError(requeue.refused)
-        return QuarantineRequeued(requeue.ids, len(requeue.rows), skipped)
+        done = (await request.done).quarantine  # as the commit left it (maybe another process)
+        assert done is not None
+        if done.refused:
+            raise StoreError(done.refused)
+        return QuarantineRequeued(done.ids, len(done.rows), skipped)
 
     def _refuse_if_closed(self) -> None:
         if self._committer is None:

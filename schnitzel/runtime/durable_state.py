@@ -9,13 +9,13 @@ import asyncio
 import time
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from schnitzel.contract.packet import StreamPacket
-from schnitzel.durable.store import DiskFull, DurableStore, NewRow
-from schnitzel.runtime.durable_reads import read_decoded
+from schnitzel.durable.store import DiskFull, NewRow
+from schnitzel.durable.store_calls import read_decoded
+from schnitzel.durable.store_worker import store_worker
 from schnitzel.runtime.durable_stats import DurableStats
 from schnitzel.runtime.held_refs import RefCounts
 from schnitzel.runtime.inbox import Inbox, InFlight
@@ -59,7 +59,6 @@ class DurableState(Inbox):
         "_pending",
         "_pending_packets",
         "_pending_window",
-        "_pool",
         "_rows",
         "_spilled",
         "_spilled_bytes",
@@ -79,9 +78,9 @@ class DurableState(Inbox):
         "path",
         "refs",
         "stats",
-        "store",
         "unconfirmed",
         "unconfirmed_count",
+        "worker",
     )
 
     durable = True
@@ -99,6 +98,7 @@ class DurableState(Inbox):
         notify: Notify,
         max_parked: int = MAX_PARKED,
         max_parked_bytes: int = MAX_PARKED_BYTES,
+        process: bool = True,
     ) -> None:
         super().__init__(window, overflow, metrics, in_flight)
         self.path = path
@@ -123,11 +123,11 @@ class DurableState(Inbox):
         self.on_put_done: Callable[[], None] | None = None
         """Called when a `put` returns, its packets committed: the checkpoint tracker polls
         then (a source may checkpoint past them) instead of at its next tick."""
-        self.store = DurableStore(path, synchronous)
+        self.worker = store_worker(path, synchronous, process)
+        """Where the store lives and its calls run (schnitzel/durable/store_worker.py)."""
         self.stats = DurableStats()
         self.refs = RefCounts()
         """Blob URIs the rows in the store point at (runtime/held_refs.py)."""
-        self._pool = ThreadPoolExecutor(1, thread_name_prefix=f"schnitzel-store-{path.stem}")
         self._rows: deque[tuple[int, float, int]] = deque()
         """(seq, enqueued, size) of each packet in the window, in step with `_items`."""
         self._held: Batch | None = None
@@ -192,10 +192,9 @@ class DurableState(Inbox):
             asyncio.get_running_loop().create_task(self._load())
 
     async def _load(self) -> None:
-        loop = asyncio.get_running_loop()
         try:
             want = max(self.capacity - len(self._items), 1)
-            rows = await loop.run_in_executor(self._pool, read_decoded, self.store, want)
+            rows = await self.worker.call(read_decoded, want)
         except Exception as exc:
             self._loading = False
             self._disk_error(exc)

@@ -20,6 +20,7 @@ import signal
 import sqlite3
 from collections.abc import Coroutine
 from contextlib import closing
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -175,25 +176,25 @@ def test_a_requeue_waits_out_a_failing_store_and_a_closed_one_is_refused(tmp_pat
     guarded(_a_requeue_waits_out_a_failing_store_and_a_closed_one_is_refused(tmp_path))
 
 
+def writes(db: sqlite3.Connection, allowed: bool) -> None:
+    """Let the store write, or not, where it lives."""
+    db.execute(f"PRAGMA query_only={'OFF' if allowed else 'ON'}")
+
+
 async def _a_requeue_waits_out_a_failing_store_and_a_closed_one_is_refused(tmp_path: Path) -> None:
     store = tmp_path / "state" / "out.db"
     quarantined_store(store)
     async with serving(tmp_path, LIVE) as served:
         inbox: Any = served.runtime.nodes["out"].inbox
         await until(lambda: inbox.stats.accepted > 0)
-        loop = asyncio.get_running_loop()
-
-        def writes(allowed: bool) -> None:
-            inbox.store._db.execute(f"PRAGMA query_only={'OFF' if allowed else 'ON'}")
-
-        await loop.run_in_executor(inbox._pool, writes, False)
+        await inbox.worker.call(DurableStore.query, partial(writes, allowed=False))
         errors = inbox.stats.disk_errors
         asked = asyncio.create_task(
             _ask(served.control, "requeue-quarantined", {"node": "out", "entries": [INTACT]})
         )
         await until(lambda: inbox.stats.disk_errors >= errors + 2)  # its commits fail too
         assert not asked.done() and entry_ids(store) == [INTACT, DAMAGED]
-        await loop.run_in_executor(inbox._pool, writes, True)
+        await inbox.worker.call(DurableStore.query, partial(writes, allowed=True))
         done = await asyncio.wait_for(asked, 60)
         assert done["requeued"] == 7
         await until(lambda: len(delivered_numbers()) >= len(REQUEUED_NUMBERS))

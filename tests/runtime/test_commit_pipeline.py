@@ -5,7 +5,8 @@ meanwhile counts every packet exactly once, on both event loops.
 
 The commits are held back deterministically, not by timing: the durable store's commit fails
 (as on a full disk, `DiskFull`) while the test says so; the inbox retries with backoff and
-producers wait, as they would for a real full disk."""
+producers wait, as they would for a real full disk. The stores run on a thread of the test's
+process (`process: false`), where the test's stand-in for the commit is."""
 
 from __future__ import annotations
 
@@ -47,12 +48,13 @@ class HeldCommits:
         self.failed = 0
         original = durable_commits.commit_on_store
 
-        def commit_on_store(store: Any, rows: list[Any], *rest: Any) -> None:
+        def commit_on_store(store: Any, rows: list[Any], *rest: Any) -> Any:
             if self.failing.is_set():
                 self.failed += 1
                 raise DiskFull(f"{store.path}: no space left (held by the test)")
-            original(store, rows, *rest)
+            done = original(store, rows, *rest)
             self.committed.update(json.loads(body)["seq"] for _seq, _at, body in rows)
+            return done
 
         monkeypatch.setattr(durable_commits, "commit_on_store", commit_on_store)
 
@@ -91,7 +93,7 @@ nodes:
   - id: out
     kind: sink
     plugin: "{TEST_PLUGINS}:Recorder"
-    inbox: {{max: 2048, durable: {{path: state/out.db}}}}
+    inbox: {{max: 2048, durable: {{path: state/out.db, process: false}}}}
 edges:
   - {{from: src, to: mid}}
   - {{from: mid, to: out}}
@@ -149,7 +151,7 @@ nodes:
   - id: out
     kind: sink
     plugin: "{TEST_PLUGINS}:Recorder"
-    inbox: {{max: 2048, durable: {{path: state/out.db}}}}
+    inbox: {{max: 2048, durable: {{path: state/out.db, process: false}}}}
 edges:
   - {{from: src, to: mid}}
   - {{from: mid, to: out}}
@@ -226,7 +228,7 @@ nodes:
     inbox:
       max: 2048
       overflow: drop_oldest
-      durable: {{path: state/out.db, max_packets: 300}}
+      durable: {{path: state/out.db, max_packets: 300, process: false}}
 edges:
   - {{from: src, to: mid}}
   - {{from: mid, to: out}}
@@ -271,7 +273,7 @@ nodes:
   - id: out
     kind: sink
     plugin: "{TEST_PLUGINS}:Recorder"
-    inbox: {{max: 2048, durable: {{path: state/out.db}}}}
+    inbox: {{max: 2048, durable: {{path: state/out.db, process: false}}}}
   - {{id: seen, kind: sink, plugin: "{TEST_PLUGINS}:Recorder"}}
 edges:
   - {{from: src, to: mid}}
@@ -292,17 +294,17 @@ def test_a_forced_stop_while_one_of_two_stores_fails_leaves_no_line_to_the_next_
         f"""  - id: seen
     kind: sink
     plugin: "{TEST_PLUGINS}:Recorder"
-    inbox: {{max: 2048, durable: {{path: state/seen.db}}}}""",
+    inbox: {{max: 2048, durable: {{path: state/seen.db, process: false}}}}""",
     )
     failing = threading.Event()
     failed = [0]
     original = durable_commits.commit_on_store
 
-    def commit_on_store(store: Any, rows: list[Any], *rest: Any) -> None:
+    def commit_on_store(store: Any, rows: list[Any], *rest: Any) -> Any:
         if failing.is_set() and store.path.name == "seen.db":
             failed[0] += 1
             raise DiskFull(f"{store.path}: no space left (held by the test)")
-        original(store, rows, *rest)
+        return original(store, rows, *rest)
 
     monkeypatch.setattr(durable_commits, "commit_on_store", commit_on_store)
 
@@ -333,7 +335,7 @@ nodes:
     kind: sink
     plugin: "{TEST_PLUGINS}:Recorder"
     config: {{every: 10}}
-    inbox: {{max: 1024, durable: {{path: state/out.db}}}}
+    inbox: {{max: 1024, durable: {{path: state/out.db, process: false}}}}
 edges:
   - {{from: src, to: out}}
 """

@@ -8,12 +8,14 @@ import os
 import sqlite3
 import zlib
 from contextlib import closing
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from schnitzel.durable.rows import live_packets
+from schnitzel.durable.store import DurableStore
 from schnitzel.errors import RuntimeStartError
 from schnitzel.runtime import Runtime
 from schnitzel.runtime.durable_inbox import DurableInbox
@@ -212,23 +214,14 @@ def test_a_full_store_holds_producers_back_and_loses_nothing(tmp_path: Path) -> 
         assert isinstance(inbox, DurableInbox)
         while not inbox.stats.accepted:
             await asyncio.sleep(0.005)
-        loop = asyncio.get_running_loop()
-
-        def limit_pages(extra: int | None) -> None:
-            db = inbox.store._db
-            assert db is not None
-            pages = db.execute("PRAGMA page_count").fetchone()[0]
-            top = 1073741823 if extra is None else pages + extra
-            db.execute(f"PRAGMA max_page_count={top}")
-
-        await loop.run_in_executor(inbox._pool, limit_pages, 20)
+        await inbox.worker.call(DurableStore.query, partial(limit_pages, extra=20))
         while inbox.stats.disk_errors < 3:
             await asyncio.sleep(0.01)
         emitted = runtime.nodes["src"].metrics.emitted
         await asyncio.sleep(0.3)
         assert runtime.nodes["src"].metrics.emitted - emitted <= 2 * 256  # held back
         assert inbox.backlog < 3000
-        await loop.run_in_executor(inbox._pool, limit_pages, None)
+        await inbox.worker.call(DurableStore.query, partial(limit_pages, extra=None))
         plugins.DOWN.clear()
         return await asyncio.wait_for(task, 60)
 
@@ -239,6 +232,13 @@ def test_a_full_store_holds_producers_back_and_loses_nothing(tmp_path: Path) -> 
     assert "full" in out["durable"]["last_error"]
     assert seqs() == [("src", n) for n in range(3000)]
     assert_counts_add_up(report, g)
+
+
+def limit_pages(db: sqlite3.Connection, extra: int | None) -> None:
+    """Let the store's file grow by `extra` pages at most (None: no limit), where it lives."""
+    pages = db.execute("PRAGMA page_count").fetchone()[0]
+    top = 1073741823 if extra is None else pages + extra
+    db.execute(f"PRAGMA max_page_count={top}")
 
 
 def test_drop_oldest_displaces_queued_packets_in_memory_and_on_disk(tmp_path: Path) -> None:

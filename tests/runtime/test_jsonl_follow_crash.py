@@ -259,7 +259,8 @@ def test_killed_before_any_checkpoint_then_rotated_loses_nothing(tmp_path: Path)
     old one) and the last batch was gone, without a word. Now the run checkpoints the first
     line of its file at start, and the restart finishes the old file from there."""
     source, output, graph = tmp_path / "in.jsonl", tmp_path / "out.jsonl", tmp_path / "graph.yaml"
-    graph.write_text(GRAPH)
+    # The slow disk is patched into the run's own process: the store on a thread there.
+    graph.write_text(GRAPH.replace("path: state/out.db}", "path: state/out.db, process: false}"))
     slow_disk = tmp_path / "slow_disk.py"
     slow_disk.write_text(SLOW_DISK)
     held = tmp_path / "held"

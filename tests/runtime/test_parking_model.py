@@ -46,9 +46,20 @@ class Model:
     """Parked id -> packet seq."""
 
 
-def make_inbox(path: Path) -> DurableInbox:
+def make_inbox(path: Path, process: bool = True) -> DurableInbox:
+    """The store in a process of its own, or on a thread (where a test's stand-in for the
+    commit is)."""
     return DurableInbox(
-        8, "block", NodeMetrics(), InFlight(), path, 1 << 30, None, "NORMAL", lambda *_: None
+        8,
+        "block",
+        NodeMetrics(),
+        InFlight(),
+        path,
+        1 << 30,
+        None,
+        "NORMAL",
+        lambda *_: None,
+        process=process,
     )
 
 
@@ -158,18 +169,18 @@ def test_a_requeue_asked_while_a_commit_that_then_fails_runs_takes_the_packets_p
     fail_next = [False]
     original = durable_commits.commit_on_store
 
-    def commit_on_store(*args: object) -> None:
+    def commit_on_store(*args: object) -> object:
         if fail_next[0]:  # held until the test has asked, then fails as on a full disk
             fail_next[0] = False
             entered.set()
             release.wait(GUARD_S)
             raise DiskFull("no space left (held by the test)")
-        original(*args)  # type: ignore[arg-type]
+        return original(*args)  # type: ignore[arg-type]
 
     monkeypatch.setattr(durable_commits, "commit_on_store", commit_on_store)
 
     async def scenario() -> None:
-        inbox = make_inbox(tmp_path / "r.db")
+        inbox = make_inbox(tmp_path / "r.db", process=False)
         await inbox.open()
         await inbox.put([StreamPacket.new("sensor", "m", i, {"i": i}) for i in range(2)])
         fail_next[0] = True
@@ -202,7 +213,7 @@ def test_packets_lost_at_shutdown_on_a_full_disk_leave_the_reported_backlog_byte
     monkeypatch.setattr(durable_commits, "commit_on_store", commit_on_store)
 
     async def scenario() -> None:
-        inbox = make_inbox(tmp_path / "f.db")
+        inbox = make_inbox(tmp_path / "f.db", process=False)
         await inbox.open()
         batch = [StreamPacket.new("sensor", "m", i, {"i": i}) for i in range(3)]
         assert inbox.offer(batch) == len(batch)

@@ -422,7 +422,8 @@ def test_no_202_while_the_durable_inbox_cannot_commit_the_records(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, through: str
 ) -> None:
     """The source makes its next batch while the commit runs (runtime/commit_order.py): the
-    request is answered only once its records are committed, not once admitted."""
+    request is answered only once its records are committed, not once admitted. The store on
+    a thread (`process: false`), where the test holds its commits back."""
     from tests.runtime.test_commit_pipeline import HeldCommits
 
     port = free_port()
@@ -439,7 +440,7 @@ nodes:
 {relay if through == "transform" else ""}  - id: out
     kind: sink
     plugin: "tests.runtime.plugins:Recorder"
-    inbox: {{max: 64, durable: {{path: state/out.db}}}}
+    inbox: {{max: 64, durable: {{path: state/out.db, process: false}}}}
 edges:
 {edges}""",
     )

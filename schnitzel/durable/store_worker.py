@@ -1,0 +1,256 @@
+"""Where a durable inbox's store runs: a process of its own (the default), or a thread.
+
+A durable inbox makes every call on its store as `await worker.call(fn, *args)`: `fn(store,
+*args)` runs where the store lives, one call at a time, in the order the calls were made.
+
+- `ProcessWorker` (`inbox.durable.process: true`): the store lives in a child process
+  (`schnitzel/durable/store_process.py`), fed over a socket pair that the event loop writes
+  and reads itself, with no thread in this process. SQLite, the ledger and the packing of
+  rows then never wait for this process's GIL, nor make the loop wait for theirs: on a
+  thread, every commit waited for the loop to let go of the GIL before it could begin, and
+  again after each SQLite call (docs/architecture.md, "Where a durable packet's wall time
+  goes"). `fn` and its arguments travel pickled: `fn` is a module-level function or a
+  method of `DurableStore` named by its class, never a closure.
+- `ThreadWorker` (`process: false`): the store in this process, on one thread of its own:
+  one process and about 17 MB less, at about half the durable throughput.
+
+The child is the store's only user. It dies with the run: it exits when its socket closes
+(the run closed it, or the run died and the kernel closed it), and on Linux the kernel kills
+it when the run dies (`kill -9` too). It ignores SIGINT, SIGTERM and SIGHUP: a Ctrl-C, a
+`systemctl stop` or a closed SSH session reaches the run, which commits what is pending and
+closes the store through it before it lets the child go.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import pickle
+import subprocess
+import sys
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Protocol, TypeVar, cast
+
+from schnitzel.durable.store import DurableStore, StoreError
+
+__all__ = ["ProcessWorker", "StoreProcessDied", "StoreWorker", "ThreadWorker", "store_worker"]
+
+T = TypeVar("T")
+
+HEADER_BYTES = 4
+"""Each message on the socket: its length (big-endian), then that many bytes of pickle."""
+EXIT_WAIT_S = 5.0
+"""How long `close` waits for the child to exit once its socket closed, before SIGKILL."""
+EXIT_NAMED_WAIT_S = 0.5
+"""How long a socket that ended waits for the child's exit status, to say how it ended."""
+
+
+class StoreProcessDied(StoreError):
+    """The store's process ended while the run still used it."""
+
+
+class StoreWorker(Protocol):
+    """Runs `fn(store, *args)` where the store lives, one call at a time, in order."""
+
+    path: Path
+    fallback: str | None
+    """Why the store is on a thread although a process was asked for (its process could not
+    be started), for the run's events; None otherwise."""
+
+    async def call(self, fn: Callable[..., T], *args: Any) -> T: ...
+
+    async def close(self) -> None:
+        """After the last call (the store's own `close`): let the thread or process go."""
+        ...
+
+
+def store_worker(path: Path, synchronous: str, process: bool) -> StoreWorker:
+    """The store of `path` in a process of its own, or on a thread of this one."""
+    return ProcessWorker(path, synchronous) if process else ThreadWorker(path, synchronous)
+
+
+class ThreadWorker:
+    """The store in this process, on one thread of its own."""
+
+    def __init__(self, path: Path, synchronous: str) -> None:
+        self.path = path
+        self.fallback: str | None = None
+        self.store = DurableStore(path, synchronous)
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix=f"schnitzel-store-{path.stem}")
+
+    async def call(self, fn: Callable[..., T], *args: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, fn, self.store, *args)
+
+    async def close(self) -> None:
+        self._pool.shutdown(wait=False)
+
+
+class ProcessWorker:
+    """The store in a child process, its calls and answers over a socket pair."""
+
+    def __init__(self, path: Path, synchronous: str) -> None:
+        self.path = path
+        self.synchronous = synchronous
+        self.fallback: str | None = None
+        self._process: subprocess.Popen[bytes] | None = None
+        self._channel: _Channel | None = None
+        self._thread: ThreadWorker | None = None
+        self._starting: asyncio.Task[None] | None = None
+
+    async def call(self, fn: Callable[..., T], *args: Any) -> T:
+        if self._channel is None and self._thread is None:
+            await self._started()
+        if self._thread is not None:
+            return await self._thread.call(fn, *args)
+        assert self._channel is not None
+        return await self._channel.call(pickle.dumps((fn, args), pickle.HIGHEST_PROTOCOL))
+
+    async def _started(self) -> None:
+        if self._starting is None:
+            self._starting = asyncio.ensure_future(self._start())
+        await asyncio.shield(self._starting)
+
+    async def _start(self) -> None:
+        import socket
+
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            self._process = self._spawn(theirs.fileno())
+        except OSError as exc:  # an interpreter this user may not run, a frozen build
+            ours.close()
+            self.fallback = (
+                f"its process could not be started ({exc}): it runs on a thread of the run"
+            )
+            self._thread = ThreadWorker(self.path, self.synchronous)
+            return
+        finally:
+            theirs.close()
+        loop = asyncio.get_running_loop()
+        where = f"durable store {str(self.path)!r}"
+        _transport, self._channel = await loop.create_connection(
+            lambda: _Channel(where, self._exit_words), sock=ours
+        )
+
+    def _spawn(self, fd: int) -> subprocess.Popen[bytes]:
+        if getattr(sys, "frozen", False):  # sys.executable is the frozen program, no python
+            raise OSError("a frozen build has no interpreter to start it with")
+        return subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "schnitzel.durable.store_process",
+                str(fd),
+                str(self.path),
+                self.synchronous,
+                str(os.getpid()),
+            ],
+            pass_fds=(fd,),
+            stdin=subprocess.DEVNULL,
+            env=_child_environment(),
+            start_new_session=True,  # a Ctrl-C at the terminal is the run's to handle
+        )
+
+    def _exit_words(self) -> str:
+        """How the child ended, for the error of the calls it never answered."""
+        process = self._process
+        code = None
+        if process is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):  # it is ending: a moment
+                code = process.wait(EXIT_NAMED_WAIT_S)
+        if code is None:
+            return "its process closed the connection"
+        if code < 0:
+            return f"its process was killed by signal {-code}"
+        return f"its process exited with code {code}"
+
+    async def close(self) -> None:
+        if self._starting is not None and not self._starting.done():
+            self._starting.cancel()
+        if self._thread is not None:
+            await self._thread.close()
+        channel, self._channel = self._channel, None
+        if channel is not None:
+            channel.close()
+        process = self._process
+        if process is None:
+            return
+        deadline = time.monotonic() + EXIT_WAIT_S
+        while process.poll() is None and time.monotonic() < deadline:
+            await asyncio.sleep(0.005)
+        if process.poll() is None:  # never: it exits at the end of its socket
+            process.kill()
+            process.wait()
+
+
+class _Channel(asyncio.Protocol):
+    """The run's end of the socket: requests written as they come, answers matched to them
+    in order."""
+
+    def __init__(self, where: str, exit_words: Callable[[], str]) -> None:
+        self._where = where
+        self._exit_words = exit_words
+        self._transport: asyncio.Transport | None = None
+        self._waiting: deque[asyncio.Future[Any]] = deque()
+        self._buffer = bytearray()
+        self._lost: StoreProcessDied | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = cast(asyncio.Transport, transport)  # uvloop's: not a subclass
+
+    async def call(self, request: bytes) -> Any:
+        if self._lost is not None:
+            raise self._lost
+        assert self._transport is not None
+        answer = asyncio.get_running_loop().create_future()
+        self._waiting.append(answer)
+        self._transport.write(len(request).to_bytes(HEADER_BYTES, "big") + request)
+        return await answer
+
+    def data_received(self, data: bytes) -> None:
+        buffer = self._buffer
+        buffer += data
+        start = 0
+        while len(buffer) - start >= HEADER_BYTES:
+            size = int.from_bytes(buffer[start : start + HEADER_BYTES], "big")
+            end = start + HEADER_BYTES + size
+            if len(buffer) < end:
+                break
+            ok, value = pickle.loads(bytes(buffer[start + HEADER_BYTES : end]))
+            start = end
+            answer = self._waiting.popleft()
+            if answer.cancelled():
+                continue
+            if ok:
+                answer.set_result(value)
+            else:
+                answer.set_exception(value)
+        if start:
+            del buffer[:start]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._lost = StoreProcessDied(
+            f"{self._where} is gone: {self._exit_words()}; restart the run (nothing it had "
+            "not committed was acknowledged to its producers; the next run takes the store "
+            "from its file)"
+        )
+        while self._waiting:
+            answer = self._waiting.popleft()
+            if not answer.done():
+                answer.set_exception(self._lost)
+
+    def close(self) -> None:
+        if self._transport is not None:
+            self._transport.close()
+
+
+def _child_environment() -> dict[str, str]:
+    """The run's environment, with its `sys.path` as PYTHONPATH: the child imports the very
+    same schnitzel (a source tree, a path a test or a bench put first)."""
+    paths = [p for p in sys.path if p]
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}

@@ -1,0 +1,196 @@
+"""The durable store in a process of its own (schnitzel/durable/store_worker.py and
+store_process.py): calls answered in the order they were made, a store's error raised where
+the call was made, a store process killed under a run named with nothing lost, the signals
+a terminal or a service manager sends left to the run, and the store's process ending with
+the run at a `kill -9`, so a restart right after takes the store."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from schnitzel.durable.store import DurableStore, StoreError
+from schnitzel.durable.store_worker import ProcessWorker, StoreProcessDied
+from tests.logged_run import SCHNITZEL, LoggedRun, next_log
+from tests.runtime.harness import HEADER
+
+GUARD_S = 60.0
+"""Hang guard only: nothing waits for a set amount of real time."""
+
+
+def count_packets(db: sqlite3.Connection) -> int:
+    return int(db.execute("SELECT count(*) FROM packets").fetchone()[0])
+
+
+def refuse(_store: DurableStore, why: str) -> None:
+    raise StoreError(why)
+
+
+def unpicklable(_store: DurableStore) -> object:
+    return lambda: None
+
+
+def test_calls_come_back_in_order_and_a_stores_error_is_raised_where_it_was_called(
+    tmp_path: Path,
+) -> None:
+    async def scenario() -> None:
+        worker = ProcessWorker(tmp_path / "s.db", "FULL")
+        backlog = await worker.call(DurableStore.open)
+        assert backlog.count == 0 and backlog.next_seq == 1
+        commits = [
+            worker.call(DurableStore.commit, [(seq, 1.0, b'{"n":%d}' % seq)], [], 0)
+            for seq in range(1, 51)
+        ]
+        counts = [worker.call(DurableStore.query, count_packets) for _ in range(3)]
+        await asyncio.gather(*commits)
+        assert await asyncio.gather(*counts) == [50, 50, 50]  # made after the 50 commits
+        with pytest.raises(StoreError, match=r"^refused by the test$"):
+            await worker.call(refuse, "refused by the test")
+        with pytest.raises(StoreError, match=r"function.*not sent back whole"):
+            await worker.call(unpicklable)
+        assert await worker.call(DurableStore.query, count_packets) == 50  # still serving
+        await worker.call(DurableStore.close)
+        await worker.close()
+
+    asyncio.run(asyncio.wait_for(scenario(), GUARD_S))
+
+
+def test_a_killed_store_process_is_named_in_the_error_of_every_call_after(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        worker = ProcessWorker(tmp_path / "s.db", "FULL")
+        await worker.call(DurableStore.open)
+        assert worker._process is not None
+        os.kill(worker._process.pid, signal.SIGKILL)
+        for _ in range(2):
+            with pytest.raises(StoreProcessDied, match=r"killed by signal 9.*restart the run"):
+                await worker.call(DurableStore.query, count_packets)
+        await worker.close()
+
+    asyncio.run(asyncio.wait_for(scenario(), GUARD_S))
+
+
+LINES = 30_000
+
+
+def graph_with_a_durable_inbox(folder: Path) -> Path:
+    """`jsonl (follow) -> jsonl`, the sink's inbox durable and small, each batch fsynced (so
+    a run is still writing when the test acts); the source resumes after the last line the
+    inbox committed."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with (folder / "in.jsonl").open("w") as file:
+        file.writelines(json.dumps({"n": n}) + "\n" for n in range(LINES))
+    graph = folder / "graph.yaml"
+    graph.write_text(
+        HEADER
+        + """
+nodes:
+  - {id: src, kind: source, plugin: jsonl, config: {path: in.jsonl, follow: true}}
+  - id: out
+    kind: sink
+    plugin: jsonl
+    config: {path: out.jsonl, fsync: batch}
+    inbox: {max: 16, durable: {path: state/out.db}}
+edges:
+  - {from: src, to: out}
+"""
+    )
+    return graph
+
+
+def start(graph: Path) -> LoggedRun:
+    return LoggedRun(
+        [*SCHNITZEL, "run", str(graph), "--state-dir", str(graph.parent / "state")],
+        log=next_log(graph.parent),
+        cwd=graph.parent,
+    )
+
+
+def store_process_of(run: LoggedRun) -> int:
+    """The pid of the run's store process, once it started."""
+    children = Path(f"/proc/{run.pid}/task/{run.pid}/children")
+    started = time.monotonic()
+    while True:
+        for pid in children.read_text().split():
+            if "schnitzel.durable.store_process" in _command_line(int(pid)):
+                return int(pid)
+        assert time.monotonic() - started < GUARD_S, "no store process"
+        time.sleep(0.01)
+
+
+def _command_line(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except FileNotFoundError:
+        return ""
+
+
+def lines_written(output: Path) -> set[int]:
+    if not output.exists():
+        return set()
+    lines = output.read_text().splitlines()
+    return {json.loads(line)["payload"]["n"] for line in lines if line.endswith("}")}
+
+
+def stop_once_all_written(run: LoggedRun, output: Path) -> None:
+    """The source follows its file for ever: once every line is out, stop the run."""
+    wait_until(lambda: lines_written(output) == set(range(LINES)), "every line written")
+    run.send_signal(signal.SIGTERM)
+    assert run.finish(GUARD_S) == 0, run.log_tail()
+
+
+def wait_until(condition: Any, what: str) -> None:
+    started = time.monotonic()
+    while not condition():
+        assert time.monotonic() - started < GUARD_S, f"never happened: {what}"
+        time.sleep(0.01)
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="reads /proc")
+def test_the_store_process_leaves_sigint_sigterm_and_sighup_to_the_run(tmp_path: Path) -> None:
+    """A Ctrl-C, a `systemctl stop` (SIGTERM to every process of the service) or a closed
+    SSH session reaches the store's process too: it must outlive them until the run has
+    committed what is pending and closed the store through it."""
+    graph = graph_with_a_durable_inbox(tmp_path)
+    run = start(graph)
+    store = store_process_of(run)
+    wait_until(lambda: len(lines_written(tmp_path / "out.jsonl")) > 100, "100 written")
+    for sig in (signal.SIGINT, signal.SIGHUP, signal.SIGTERM):
+        os.kill(store, sig)
+    stop_once_all_written(run, tmp_path / "out.jsonl")  # through the store's process
+    assert "closing the durable store failed" not in run.log_tail()
+    wait_until(lambda: not _command_line(store), "the store's process ended")
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="reads /proc")
+def test_a_kill_9_of_the_run_ends_its_store_process_and_a_restart_takes_the_store(
+    tmp_path: Path,
+) -> None:
+    graph = graph_with_a_durable_inbox(tmp_path)
+    run = start(graph)
+    store = store_process_of(run)
+    wait_until(lambda: len(lines_written(tmp_path / "out.jsonl")) > 100, "100 written")
+    run.send_signal(signal.SIGKILL)
+    run.wait(GUARD_S)
+    wait_until(lambda: not _command_line(store), "the store's process ended with the run")
+    stop_once_all_written(start(graph), tmp_path / "out.jsonl")  # at once: the store is free
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="reads /proc")
+def test_a_store_process_killed_under_a_run_is_named_and_nothing_is_lost(tmp_path: Path) -> None:
+    graph = graph_with_a_durable_inbox(tmp_path)
+    run = start(graph)
+    store = store_process_of(run)
+    wait_until(lambda: len(lines_written(tmp_path / "out.jsonl")) > 100, "100 written")
+    os.kill(store, signal.SIGKILL)
+    wait_until(lambda: "killed by signal 9" in run.log_tail(), "the run named it")
+    run.send_signal(signal.SIGTERM)
+    run.finish(GUARD_S)  # what was admitted and never committed was never acknowledged
+    stop_once_all_written(start(graph), tmp_path / "out.jsonl")
