@@ -1,4 +1,4 @@
-"""The process a durable store lives in (`inbox.durable.process: true`, the default), started
+"""The process a durable store lives in (`inbox.durable.process: true`), started
 by `store_worker.ProcessWorker`: `python -m schnitzel.durable.store_process FD PATH SYNC PID`.
 
 It reads calls from the socket `FD` (a length, then a pickled `(fn, args)`), runs

@@ -1,18 +1,21 @@
-"""Where a durable inbox's store runs: a process of its own (the default), or a thread.
+"""Where a durable inbox's store runs: a thread of the run (the default), or a process.
 
 A durable inbox makes every call on its store as `await worker.call(fn, *args)`: `fn(store,
 *args)` runs where the store lives, one call at a time, in the order the calls were made.
 
-- `ProcessWorker` (`inbox.durable.process: true`): the store lives in a child process
+- `ThreadWorker` (`inbox.durable.process: false`, the default): the store in this process, on
+  one thread of its own.
+- `ProcessWorker` (`process: true`): the store lives in a child process
   (`schnitzel/durable/store_process.py`), fed over a socket pair that the event loop writes
   and reads itself, with no thread in this process. SQLite, the ledger and the packing of
   rows then never wait for this process's GIL, nor make the loop wait for theirs: on a
   thread, every commit waited for the loop to let go of the GIL before it could begin, and
   again after each SQLite call (docs/architecture.md, "Where a durable packet's wall time
   goes"). `fn` and its arguments travel pickled: `fn` is a module-level function or a
-  method of `DurableStore` named by its class, never a closure.
-- `ThreadWorker` (`process: false`): the store in this process, on one thread of its own:
-  one process and about 17 MB less, at about half the durable throughput.
+  method of `DurableStore` named by its class, never a closure. It pays on cores that are
+  otherwise idle (1.2-1.3x the durable throughput of the thread), and costs where other
+  processes keep them busy (0.6-0.8x, measured), with one process and about 17 MB more per
+  store (docs/architecture.md, "The store's process, or its thread").
 
 The child is the store's only user. It dies with the run: it exits when its socket closes
 (the run closed it, or the run died and the kernel closed it), and on Linux the kernel kills

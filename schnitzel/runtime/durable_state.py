@@ -98,7 +98,7 @@ class DurableState(Inbox):
         notify: Notify,
         max_parked: int = MAX_PARKED,
         max_parked_bytes: int = MAX_PARKED_BYTES,
-        process: bool = True,
+        process: bool = False,
     ) -> None:
         super().__init__(window, overflow, metrics, in_flight)
         self.path = path

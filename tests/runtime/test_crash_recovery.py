@@ -92,10 +92,15 @@ def report_and_check(written: Counter[int], moments: list[float]) -> None:
     assert set(written) == set(range(LINES))
 
 
-@pytest.mark.parametrize(("seed", "window"), [(1, 64), (2, 64), (3, 1024)])
-def test_kill_9_again_and_again_loses_no_line(tmp_path: Path, seed: int, window: int) -> None:
+@pytest.mark.parametrize(
+    ("seed", "window", "process"), [(1, 64, False), (2, 64, True), (3, 1024, False)]
+)
+def test_kill_9_again_and_again_loses_no_line(
+    tmp_path: Path, seed: int, window: int, process: bool
+) -> None:
     """`window`: the durable inbox's `max`. With 1024, `mid` hands on several batches while
-    their commit runs (runtime/commit_order.py), so kills land among batches in flight."""
+    their commit runs (runtime/commit_order.py), so kills land among batches in flight.
+    `process`: the store in a process of its own, killed with the run."""
     write_input(tmp_path / "in.jsonl")
     graph = tmp_path / "graph.yaml"
     graph.write_text(
@@ -108,11 +113,11 @@ nodes:
     kind: sink
     plugin: jsonl
     config: {path: out.jsonl, fsync: batch}
-    inbox: {max: WINDOW, durable: {path: state/out.db}}
+    inbox: {max: WINDOW, durable: {path: state/out.db, process: PROCESS}}
 edges:
   - {from: src, to: mid}
   - {from: mid, to: out}
-""".replace("WINDOW", str(window))
+""".replace("WINDOW", str(window)).replace("PROCESS", str(process).lower())
     )
     output = tmp_path / "out.jsonl"
 

@@ -97,7 +97,7 @@ nodes:
     kind: sink
     plugin: jsonl
     config: {path: out.jsonl, fsync: batch}
-    inbox: {max: 16, durable: {path: state/out.db}}
+    inbox: {max: 16, durable: {path: state/out.db, process: true}}
 edges:
   - {from: src, to: out}
 """
