@@ -222,10 +222,14 @@ class DurableInbox(Admission, Committer, QuarantineDesk):
             return f"durable store was unreadable: moved to {self.stats.quarantined}"
         if self.stats.lost is not None:
             return f"durable store {self.stats.lost.words()}"
-        if self.stats.rows_quarantined:
+        # Quarantined this run and not requeued since (an operator's requeue may take older
+        # entries too: then fewer are said to wait, never more).
+        waiting = self.stats.rows_quarantined - self.stats.requeued_from_quarantine
+        if waiting > 0:
             return (
-                f"durable store: {self.stats.rows_quarantined} packets of damaged rows "
-                "quarantined (changed on disk or undecodable; kept in its quarantine table)"
+                f"durable store: {waiting} packets of damaged rows quarantined (changed on "
+                "disk or undecodable; kept in its quarantine table: `schnitzel ctl quarantine "
+                "list NODE`)"
             )
         return ""
 

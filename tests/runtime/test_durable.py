@@ -19,6 +19,8 @@ from schnitzel.durable.store import DurableStore
 from schnitzel.errors import RuntimeStartError
 from schnitzel.runtime import Runtime
 from schnitzel.runtime.durable_inbox import DurableInbox
+from schnitzel.runtime.inbox import InFlight
+from schnitzel.runtime.metrics import NodeMetrics
 from schnitzel.validate import validate_text
 from tests.runtime import plugins
 from tests.runtime.harness import HEADER, assert_counts_add_up, graph_from, run
@@ -404,3 +406,20 @@ def test_a_quarantined_store_makes_the_run_degraded(tmp_path: Path) -> None:
     out = next(n for n in report["nodes"].values() if "durable" in n)
     assert out["health"] == "degraded"
     assert out["health_reason"].startswith("durable store was unreadable: moved to ")
+
+
+def test_the_health_stops_naming_quarantined_packets_once_an_operator_requeued_them(
+    tmp_path: Path,
+) -> None:
+    """Packets this run quarantined keep the node degraded until they are requeued (`schnitzel
+    ctl quarantine requeue`); the health said so for ever, whatever the operator did."""
+    inbox = DurableInbox(
+        16, "block", NodeMetrics(), InFlight(), tmp_path / "s.db", 1 << 30, None, "FULL", print
+    )
+    inbox.stats.rows_quarantined = 7
+    assert inbox.problem().startswith("durable store: 7 packets of damaged rows quarantined")
+    assert "schnitzel ctl quarantine list NODE" in inbox.problem()
+    inbox.stats.requeued_from_quarantine = 5
+    assert inbox.problem().startswith("durable store: 2 packets")
+    inbox.stats.requeued_from_quarantine = 9  # older entries went back too
+    assert inbox.problem() == ""
