@@ -153,6 +153,7 @@ def wait_until(condition: Any, what: str) -> None:
         time.sleep(0.01)
 
 
+@pytest.mark.slow  # real runs signalled and killed
 @pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="reads /proc")
 def test_the_store_process_leaves_sigint_sigterm_and_sighup_to_the_run(tmp_path: Path) -> None:
     """A Ctrl-C, a `systemctl stop` (SIGTERM to every process of the service) or a closed
@@ -169,6 +170,7 @@ def test_the_store_process_leaves_sigint_sigterm_and_sighup_to_the_run(tmp_path:
     wait_until(lambda: not _command_line(store), "the store's process ended")
 
 
+@pytest.mark.slow  # real runs signalled and killed
 @pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="reads /proc")
 def test_a_kill_9_of_the_run_ends_its_store_process_and_a_restart_takes_the_store(
     tmp_path: Path,
@@ -183,6 +185,7 @@ def test_a_kill_9_of_the_run_ends_its_store_process_and_a_restart_takes_the_stor
     stop_once_all_written(start(graph), tmp_path / "out.jsonl")  # at once: the store is free
 
 
+@pytest.mark.slow  # real runs signalled and killed
 @pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="reads /proc")
 def test_a_store_process_killed_under_a_run_is_named_and_nothing_is_lost(tmp_path: Path) -> None:
     graph = graph_with_a_durable_inbox(tmp_path)
