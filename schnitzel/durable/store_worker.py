@@ -65,6 +65,11 @@ class StoreWorker(Protocol):
     """Why the store is on a thread although a process was asked for (its process could not
     be started), for the run's events; None otherwise."""
 
+    @property
+    def gone(self) -> bool:
+        """The store's process ended under the run: no call will be answered again."""
+        ...
+
     async def call(self, fn: Callable[..., T], *args: Any) -> T: ...
 
     async def close(self) -> None:
@@ -86,6 +91,10 @@ class ThreadWorker:
         self.store = DurableStore(path, synchronous)
         self._pool = ThreadPoolExecutor(1, thread_name_prefix=f"schnitzel-store-{path.stem}")
 
+    @property
+    def gone(self) -> bool:
+        return False
+
     async def call(self, fn: Callable[..., T], *args: Any) -> T:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._pool, fn, self.store, *args)
@@ -105,6 +114,10 @@ class ProcessWorker:
         self._channel: _Channel | None = None
         self._thread: ThreadWorker | None = None
         self._starting: asyncio.Task[None] | None = None
+
+    @property
+    def gone(self) -> bool:
+        return self._channel is not None and self._channel.lost
 
     async def call(self, fn: Callable[..., T], *args: Any) -> T:
         if self._channel is None and self._thread is None:
@@ -235,6 +248,10 @@ class _Channel(asyncio.Protocol):
                 answer.set_exception(value)
         if start:
             del buffer[:start]
+
+    @property
+    def lost(self) -> bool:
+        return self._lost is not None
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._lost = StoreProcessDied(

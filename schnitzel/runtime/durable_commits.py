@@ -36,7 +36,7 @@ class Committer(ParkingDesk):
         time (a full disk): those packets will be lost at shutdown."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
-        while self._pending and loop.time() < deadline:
+        while self._pending and loop.time() < deadline and not self.worker.gone:
             self._work.set()
             await asyncio.sleep(0.01)
         return not self._pending
@@ -69,6 +69,8 @@ class Committer(ParkingDesk):
                     if request is not None:
                         self._parking_requests.appendleft(request)
                     self._disk_error(exc)
+                    if self._closing and self.worker.gone:  # no commit will go through now
+                        return
                     await asyncio.sleep(backoff)
                     backoff = min(backoff * 2, RETRY_MAX_S)
                     continue

@@ -77,7 +77,7 @@ def test_a_killed_store_process_is_named_in_the_error_of_every_call_after(tmp_pa
     asyncio.run(asyncio.wait_for(scenario(), GUARD_S))
 
 
-LINES = 30_000
+LINES = 10_000
 
 
 def graph_with_a_durable_inbox(folder: Path) -> Path:
