@@ -127,3 +127,16 @@ def test_arguments_a_command_does_not_take_are_refused_naming_that_command(
     unknown = argv[-1] if argv[1] != "--bogus" else "--bogus"
     assert f"{named}: error: unrecognized arguments: {unknown}\n" in err, err
     assert err.startswith(f"usage: {named} "), err
+
+
+@pytest.mark.parametrize("indent", ["-3", "two"])
+def test_schema_refuses_an_indent_that_is_not_a_whole_number_of_spaces(
+    indent: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--indent -3` printed the schema as if 0 (one line) was asked for."""
+    with pytest.raises(SystemExit) as exited:
+        main(["schema", "--indent", indent])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert "schnitzel schema: error: argument --indent: " in err, err
+    assert ("must be at least 0" if indent == "-3" else "is not a whole number") in err, err

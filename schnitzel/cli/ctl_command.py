@@ -41,7 +41,7 @@ from schnitzel.runtime.state_dir import STATE_DIR_ORDER
 if TYPE_CHECKING:
     from schnitzel.contract.run_report import NodeReport, NodeSummary
 
-__all__ = ["add_ctl_parser", "run_ctl"]
+__all__ = ["add_ctl_parser", "count_at_least", "run_ctl"]
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
 QUICK_TIMEOUT_S = 10.0
@@ -80,12 +80,12 @@ def add_ctl_parser(commands: Any, with_commands: bool = True) -> None:
     command("describe", help_text="the graph being run: nodes, configs (secrets masked), edges")
     command("hello", help_text="which runtime answers: pid, graph, run id")
     events = command("events", help_text="recent events (health changes, errors, changes)")
-    events.add_argument("--after", type=_count(0), default=0, metavar="SEQ")
-    events.add_argument("--limit", type=_count(1), default=50, metavar="N")
+    events.add_argument("--after", type=count_at_least(0), default=0, metavar="SEQ")
+    events.add_argument("--limit", type=count_at_least(1), default=50, metavar="N")
     command("suggestions", help_text="the controller's suggestions")
     command("controller", help_text="the controller's mode and why it suggests nothing now")
     audit = command("audit", help_text="the audit log: who changed what, when and why")
-    audit.add_argument("--limit", type=_count(1), default=20, metavar="N")
+    audit.add_argument("--limit", type=count_at_least(1), default=20, metavar="N")
     plugins = command("plugins", help_text="plugins a node may be swapped to")
     plugins.add_argument("--kind", metavar="KIND", help="only plugins for this node kind")
     throttle = command("throttle", help_text="change a node's rate, sampling or concurrency")
@@ -97,9 +97,11 @@ def add_ctl_parser(commands: Any, with_commands: bool = True) -> None:
         help="packets per second of a source (none: as fast as accepted)",
     )
     throttle.add_argument(
-        "--sample-every", type=_count(1), metavar="N", help="keep 1 of every N packets"
+        "--sample-every", type=count_at_least(1), metavar="N", help="keep 1 of every N packets"
     )
-    throttle.add_argument("--concurrency", type=_count(1), metavar="N", help="plugin calls at once")
+    throttle.add_argument(
+        "--concurrency", type=count_at_least(1), metavar="N", help="plugin calls at once"
+    )
     for name, what in (
         ("pause", "stop taking packets"),
         ("resume", "take packets again"),
@@ -340,7 +342,9 @@ def _rate(text: str) -> Any:
     return value
 
 
-def _count(lowest: int) -> Callable[[str], int]:
+def count_at_least(lowest: int) -> Callable[[str], int]:
+    """An argparse type: a whole number, at least `lowest`."""
+
     def parse(text: str) -> int:
         try:
             value = int(text)

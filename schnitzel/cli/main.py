@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from schnitzel import __version__
-from schnitzel.cli.ctl_command import add_ctl_parser
+from schnitzel.cli.ctl_command import add_ctl_parser, count_at_least
 from schnitzel.cli.quarantine_command import add_quarantine_parser
 from schnitzel.cli.state_command import add_state_parser
 from schnitzel.launch.output import guarded
@@ -77,7 +77,12 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     schema = commands.add_parser(
         "schema", help="print the JSON Schema of graph files (for editors)"
     )
-    schema.add_argument("--indent", type=int, default=2, help="indentation (default 2)")
+    schema.add_argument(
+        "--indent",
+        type=count_at_least(0),
+        default=2,
+        help="spaces per level, 0 for one line (default 2)",
+    )
 
     plugins = commands.add_parser("plugins", help="list installed plugins and their options")
     plugins.add_argument("--json", action="store_true", help="print the list as JSON")
