@@ -57,6 +57,9 @@ def test_a_damaged_entry_is_exported_only_when_asked_and_never_requeued(tmp_path
     store.open()
     store.read(100)
     store.close()
+    table = run_cli("quarantine", "list", str(path)).stdout
+    # The reason's own words, not the store's path again (it filled the column before).
+    assert "row 1-12: it does not match its checksum" in table and str(path) not in table
     skipped = run_cli("quarantine", "export", str(path))
     assert skipped.returncode == 0 and skipped.stdout == ""
     assert "does not match its checksum" in skipped.stderr and "--damaged" in skipped.stderr

@@ -114,7 +114,7 @@ def print_entries(store: str, entries: list[dict[str, Any]]) -> None:
             str(e.get("packets")),
             "yes" if e.get("intact") else "no",
             _utc(e.get("at")),
-            _cut(str(e.get("reason"))),
+            _cut(_without_store(str(e.get("reason")))),
         )
         for e in entries
     ]
@@ -142,6 +142,16 @@ def _utc(at: Any) -> str:
     if not isinstance(at, int | float):
         return str(at)
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(at))
+
+
+def _without_store(reason: str) -> str:
+    """A reason without the store's path the row's own words begin with ("row 4-10 of
+    /var/lib/.../out.db: it does not match ..."): the table is of that store already, and
+    the path took the whole column."""
+    where, of, rest = reason.partition(" of ")
+    if of and where.startswith("row ") and ": " in rest:
+        return f"{where}: {rest.split(': ', 1)[1]}"
+    return reason
 
 
 def _cut(reason: str) -> str:
