@@ -549,7 +549,8 @@ def cost(ws: Workspace, sizes: Sizes) -> Cost:
         f"  -> {normal / memory:.3f}x in-memory, {normal / full:.2f}x sync full"
     )
     print(
-        f"  durable, full, process   {process:>11,.0f} packets/s  (rounds: {rounds(result.process)})"
+        f"  durable, full, process   {process:>11,.0f} packets/s  "
+        f"(rounds: {rounds(result.process)})"
         f"  -> {process / memory:.3f}x in-memory, {process / full:.2f}x the store on a thread"
     )
     return result
