@@ -62,10 +62,14 @@ class StoreWorker(Protocol):
     """Why the store is on a thread although a process was asked for (its process could not
     be started), for the run's events; None otherwise."""
 
+    left_behind: str
+    """What becomes of a store whose call is given up on at the close, in words."""
+
     async def call(self, fn: Callable[..., T], *args: Any) -> T: ...
 
     async def close(self) -> None:
-        """After the last call (the store's own `close`): let the thread or process go."""
+        """After the last call (the store's own `close`), or after giving up on it: let the
+        thread or process go."""
         ...
 
 
@@ -76,6 +80,8 @@ def store_worker(path: Path, synchronous: str, process: bool) -> StoreWorker:
 
 class ThreadWorker:
     """The store in this process, on one thread of its own."""
+
+    left_behind = "its thread is left running, and the run's exit waits for it"
 
     def __init__(self, path: Path, synchronous: str) -> None:
         self.path = path
@@ -93,6 +99,8 @@ class ThreadWorker:
 
 class ProcessWorker:
     """The store in a child process, its calls and answers over a socket pair."""
+
+    left_behind = "its process was killed"
 
     def __init__(self, path: Path, synchronous: str) -> None:
         self.path = path
@@ -175,15 +183,16 @@ class ProcessWorker:
         if self._thread is not None:
             await self._thread.close()
         channel, self._channel = self._channel, None
+        unanswered = channel is not None and channel.unanswered
         if channel is not None:
             channel.close()
         process = self._process
         if process is None:
             return
-        deadline = time.monotonic() + EXIT_WAIT_S
+        deadline = time.monotonic() + (0 if unanswered else EXIT_WAIT_S)
         while process.poll() is None and time.monotonic() < deadline:
             await asyncio.sleep(0.005)
-        if process.poll() is None:  # never: it exits at the end of its socket
+        if process.poll() is None:  # a call given up on (it is stuck): never else
             process.kill()
             process.wait()
 
@@ -199,6 +208,12 @@ class _Channel(asyncio.Protocol):
         self._waiting: deque[asyncio.Future[Any]] = deque()
         self._buffer = bytearray()
         self._lost: StoreProcessDied | None = None
+
+    @property
+    def unanswered(self) -> bool:
+        """Whether calls were made that the store's process has not answered (given up on:
+        it is stuck, and will not see the end of its socket either)."""
+        return bool(self._waiting) and self._lost is None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = cast(asyncio.Transport, transport)  # uvloop's: not a subclass

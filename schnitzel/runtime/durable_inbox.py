@@ -37,7 +37,7 @@ from operator import itemgetter
 
 from schnitzel.contract.packet import StreamPacket
 from schnitzel.contract.run_report import DurableReport
-from schnitzel.durable.store import DurableStore
+from schnitzel.durable.store import DurableStore, StoreError
 from schnitzel.durable.store_calls import open_on_store
 from schnitzel.runtime.durable_admission import Admission
 from schnitzel.runtime.durable_commits import Committer
@@ -114,7 +114,9 @@ class DurableInbox(Admission, Committer, QuarantineDesk):
 
     async def shutdown(self, timeout_s: float = 5.0) -> int:
         """Write what is pending (deletes, last packets), then close the file. Returns how
-        many admitted packets could not be committed (a disk that stayed full): dropped."""
+        many admitted packets could not be committed (a disk that stayed full): dropped.
+        Each step waits at most `timeout_s`; a store that does not answer its close in
+        time is left (StoreError)."""
         if self._committer is not None:
             self._closing = True
             self._work.set()
@@ -142,7 +144,14 @@ class DurableInbox(Admission, Committer, QuarantineDesk):
             if not done.done():
                 done.set_result(False)
         try:
-            await self.worker.call(DurableStore.close)
+            await asyncio.wait_for(self.worker.call(DurableStore.close), timeout_s)
+        except TimeoutError:  # a stopped process, a hung file system: the stop still ends
+            raise StoreError(
+                f"durable store {str(self.path)!r} did not answer within {timeout_s:g} s "
+                f"when closed (its process stopped, or its file system hangs): "
+                f"{self.worker.left_behind}; the next run takes the store from its file, "
+                "which keeps every packet it committed"
+            ) from None
         finally:
             await self.worker.close()
         return lost

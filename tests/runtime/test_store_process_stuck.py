@@ -1,0 +1,76 @@
+"""A store's process that stops answering (SIGSTOP, a file system that hangs): the run's stop
+still ends, within its timeouts, names the store and ends the process; the next run takes
+the store from its file with nothing lost."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+from pathlib import Path
+
+import pytest
+
+from tests.logged_run import SCHNITZEL, LoggedRun, next_log
+from tests.runtime.test_store_process import (
+    GUARD_S,
+    _command_line,
+    graph_with_a_durable_inbox,
+    lines_written,
+    stop_once_all_written,
+    store_process_of,
+    wait_until,
+)
+
+pytestmark = pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="reads /proc")
+
+STUCK = "did not answer within"
+
+
+def start(graph: Path, *options: str) -> LoggedRun:
+    return LoggedRun(
+        [*SCHNITZEL, "run", str(graph), "--state-dir", str(graph.parent / "state"), *options],
+        log=next_log(graph.parent),
+        cwd=graph.parent,
+    )
+
+
+def stopped_store_under_a_run(tmp_path: Path, *options: str) -> tuple[Path, LoggedRun, int]:
+    graph = graph_with_a_durable_inbox(tmp_path)
+    run = start(graph, *options)
+    store = store_process_of(run)
+    wait_until(lambda: len(lines_written(tmp_path / "out.jsonl")) > 100, "100 written")
+    os.kill(store, signal.SIGSTOP)
+    return graph, run, store
+
+
+def resume(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError):  # killed, as it should be
+        os.kill(pid, signal.SIGCONT)
+
+
+def test_a_second_signal_ends_a_run_whose_store_process_is_stopped(tmp_path: Path) -> None:
+    graph, run, store = stopped_store_under_a_run(tmp_path)
+    try:
+        run.send_signal(signal.SIGTERM)
+        wait_until(lambda: "again to exit now" in run.log_tail(), "the first stop began")
+        run.send_signal(signal.SIGTERM)  # (two at once may arrive as one)
+        assert run.finish(GUARD_S) == 130, run.log_tail()
+    finally:
+        resume(store)  # a store left stopped by a failed test holds its lock
+    assert STUCK in run.log_tail(), run.log_tail()
+    wait_until(lambda: not _command_line(store), "the stopped store's process ended")
+    stop_once_all_written(start(graph), tmp_path / "out.jsonl")
+
+
+@pytest.mark.slow
+def test_a_run_whose_store_process_is_stopped_stops_within_its_timeouts(tmp_path: Path) -> None:
+    graph, run, store = stopped_store_under_a_run(tmp_path, "--drain-timeout", "1")
+    try:
+        run.send_signal(signal.SIGTERM)
+        code = run.finish(GUARD_S)
+    finally:
+        resume(store)
+    assert code != 0 and STUCK in run.log_tail(), run.log_tail()
+    wait_until(lambda: not _command_line(store), "the stopped store's process ended")
+    stop_once_all_written(start(graph), tmp_path / "out.jsonl")
