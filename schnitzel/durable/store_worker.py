@@ -29,12 +29,13 @@ import os
 import pickle
 import subprocess
 import sys
+import tempfile
 import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Protocol, TypeVar, cast
+from typing import IO, Any, Protocol, TypeVar, cast
 
 from schnitzel.durable.store import DurableStore, StoreError
 
@@ -48,6 +49,8 @@ EXIT_WAIT_S = 5.0
 """How long `close` waits for the child to exit once its socket closed, before SIGKILL."""
 EXIT_NAMED_WAIT_S = 0.5
 """How long a socket that ended waits for the child's exit status, to say how it ended."""
+OUTPUT_SHOWN_CHARS = 600
+"""How much of the end of what the child wrote (a traceback) an error or an event quotes."""
 
 
 class StoreProcessDied(StoreError):
@@ -64,6 +67,9 @@ class StoreWorker(Protocol):
 
     left_behind: str
     """What becomes of a store whose call is given up on at the close, in words."""
+    said: str
+    """After `close`: the end of what the store's process wrote (a warning, a traceback),
+    on one line; empty when it wrote nothing, as it should."""
 
     async def call(self, fn: Callable[..., T], *args: Any) -> T: ...
 
@@ -82,6 +88,7 @@ class ThreadWorker:
     """The store in this process, on one thread of its own."""
 
     left_behind = "its thread is left running, and the run's exit waits for it"
+    said = ""
 
     def __init__(self, path: Path, synchronous: str) -> None:
         self.path = path
@@ -106,10 +113,15 @@ class ProcessWorker:
         self.path = path
         self.synchronous = synchronous
         self.fallback: str | None = None
+        self.said = ""
         self._process: subprocess.Popen[bytes] | None = None
         self._channel: _Channel | None = None
         self._thread: ThreadWorker | None = None
         self._starting: asyncio.Task[None] | None = None
+        self._output: IO[bytes] | None = None
+        """What the child writes (stdout, stderr): an unnamed file, never the run's own
+        stderr (a `--log-format json` stream, a console's screen) nor its stdout (a
+        `--report-json -`); quoted when the child ends badly (`output`)."""
 
     async def call(self, fn: Callable[..., T], *args: Any) -> T:
         if self._channel is None and self._thread is None:
@@ -148,6 +160,16 @@ class ProcessWorker:
     def _spawn(self, fd: int) -> subprocess.Popen[bytes]:
         if getattr(sys, "frozen", False):  # sys.executable is the frozen program, no python
             raise OSError("a frozen build has no interpreter to start it with")
+        # the child's until `close`: no context manager
+        self._output = output = tempfile.TemporaryFile(prefix="schnitzel-store-")  # noqa: SIM115
+        try:
+            return self._popen(fd, output)
+        except OSError:
+            output.close()
+            self._output = None
+            raise
+
+    def _popen(self, fd: int, output: IO[bytes]) -> subprocess.Popen[bytes]:
         return subprocess.Popen(
             [
                 sys.executable,
@@ -160,6 +182,8 @@ class ProcessWorker:
             ],
             pass_fds=(fd,),
             stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=output,
             env=_child_environment(),
             start_new_session=True,  # a Ctrl-C at the terminal is the run's to handle
         )
@@ -171,11 +195,28 @@ class ProcessWorker:
         if process is not None:
             with contextlib.suppress(subprocess.TimeoutExpired):  # it is ending: a moment
                 code = process.wait(EXIT_NAMED_WAIT_S)
+        said = self.output()
+        said = f" (it wrote: {said})" if said else ""
         if code is None:
-            return "its process closed the connection"
+            return f"its process closed the connection{said}"
         if code < 0:
-            return f"its process was killed by signal {-code}"
-        return f"its process exited with code {code}"
+            return f"its process was killed by signal {-code}{said}"
+        return f"its process exited with code {code}{said}"
+
+    def output(self) -> str:
+        """The end of what the child wrote so far (nothing, while all is well), on one
+        line."""
+        if self._output is None:
+            return ""
+        try:
+            size = os.fstat(self._output.fileno()).st_size
+            data = os.pread(
+                self._output.fileno(), OUTPUT_SHOWN_CHARS, max(size - OUTPUT_SHOWN_CHARS, 0)
+            )
+        except OSError as exc:
+            return f"(its output could not be read: {exc})"
+        lines = data.decode(errors="replace").strip().splitlines()
+        return " | ".join(line.strip() for line in lines[-2:] if line.strip())
 
     async def close(self) -> None:
         if self._starting is not None and not self._starting.done():
@@ -195,6 +236,10 @@ class ProcessWorker:
         if process.poll() is None:  # a call given up on (it is stuck): never else
             process.kill()
             process.wait()
+        if self._output is not None:
+            self.said = self.output()
+            self._output.close()
+            self._output = None
 
 
 class _Channel(asyncio.Protocol):

@@ -154,6 +154,11 @@ class DurableInbox(Admission, Committer, QuarantineDesk):
             ) from None
         finally:
             await self.worker.close()
+            if self.worker.said:
+                self.notify(
+                    "warning",
+                    f"durable store {str(self.path)!r}: its process wrote: {self.worker.said}",
+                )
         return lost
 
     # -- the consumer -----------------------------------------------------------------------

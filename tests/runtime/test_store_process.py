@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from schnitzel.durable import store_worker
 from schnitzel.durable.store import DurableStore, StoreError
 from schnitzel.durable.store_worker import ProcessWorker, StoreProcessDied
 from tests.logged_run import SCHNITZEL, LoggedRun, next_log
@@ -36,6 +37,10 @@ def refuse(_store: DurableStore, why: str) -> None:
 
 def unpicklable(_store: DurableStore) -> object:
     return lambda: None
+
+
+def say(_store: DurableStore, words: str) -> None:
+    print(words, flush=True)
 
 
 def test_calls_come_back_in_order_and_a_stores_error_is_raised_where_it_was_called(
@@ -194,3 +199,50 @@ def test_a_store_process_killed_under_a_run_is_named_and_nothing_is_lost(tmp_pat
     run.send_signal(signal.SIGTERM)
     run.finish(GUARD_S)  # what was admitted and never committed was never acknowledged
     stop_once_all_written(start(graph), tmp_path / "out.jsonl")
+
+
+def test_a_store_process_that_fails_to_start_says_why_and_writes_nothing_to_the_runs_stderr(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """A child whose `schnitzel` does not import (a broken PYTHONPATH): its traceback would
+    land on the run's stderr (in a `--log-format json` stream, on a console's screen) while
+    the run said only "exited with code 1"."""
+    broken = tmp_path / "broken" / "schnitzel"
+    broken.mkdir(parents=True)
+    (broken / "__init__.py").write_text("raise ImportError('a schnitzel broken by the test')\n")
+    environment = store_worker._child_environment()
+    shadowed = {
+        **environment,
+        "PYTHONPATH": f"{broken.parent}{os.pathsep}{environment['PYTHONPATH']}",
+    }
+    monkeypatch.setattr(store_worker, "_child_environment", lambda: shadowed)
+    monkeypatch.chdir(tmp_path)  # `-m` puts the working directory first: not a source tree
+
+    async def scenario() -> None:
+        worker = ProcessWorker(tmp_path / "s.db", "FULL")
+        with pytest.raises(
+            StoreProcessDied,
+            match=r"exited with code 1 \(it wrote: .*ImportError: a schnitzel broken by the test\)",
+        ):
+            await worker.call(DurableStore.open)
+        await worker.close()
+
+    asyncio.run(asyncio.wait_for(scenario(), GUARD_S))
+    out, err = capfd.readouterr()
+    assert "broken by the test" not in out + err
+
+
+def test_what_a_store_process_writes_is_kept_from_the_runs_output_and_shown_at_its_close(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    async def scenario() -> None:
+        worker = ProcessWorker(tmp_path / "s.db", "FULL")
+        await worker.call(DurableStore.open)
+        await worker.call(say, "first words\nlast words of the store's process")
+        await worker.call(DurableStore.close)
+        await worker.close()
+        assert worker.said == "first words | last words of the store's process"
+
+    asyncio.run(asyncio.wait_for(scenario(), GUARD_S))
+    out, err = capfd.readouterr()
+    assert "words" not in out + err
