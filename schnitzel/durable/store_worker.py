@@ -253,6 +253,8 @@ class _Channel(asyncio.Protocol):
         self._waiting: deque[asyncio.Future[Any]] = deque()
         self._buffer = bytearray()
         self._lost: StoreProcessDied | None = None
+        self._closed = False
+        """The run closed it (`close`): the child has not seen the end yet, nothing to ask."""
 
     @property
     def unanswered(self) -> bool:
@@ -294,17 +296,25 @@ class _Channel(asyncio.Protocol):
             del buffer[:start]
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self._closed:  # the child ends at this end: waiting for it here would hold the loop
+            self._lost = StoreProcessDied(f"{self._where} is closed")
+            self._fail_waiting(self._lost)
+            return
         self._lost = StoreProcessDied(
             f"{self._where} is gone: {self._exit_words()}; restart the run (nothing it had "
             "not committed was acknowledged to its producers; the next run takes the store "
             "from its file)"
         )
+        self._fail_waiting(self._lost)
+
+    def _fail_waiting(self, error: StoreProcessDied) -> None:
         while self._waiting:
             answer = self._waiting.popleft()
             if not answer.done():
-                answer.set_exception(self._lost)
+                answer.set_exception(error)
 
     def close(self) -> None:
+        self._closed = True
         if self._transport is not None:
             self._transport.close()
 

@@ -246,3 +246,30 @@ def test_what_a_store_process_writes_is_kept_from_the_runs_output_and_shown_at_i
     asyncio.run(asyncio.wait_for(scenario(), GUARD_S))
     out, err = capfd.readouterr()
     assert "words" not in out + err
+
+
+def test_stores_closed_together_each_end_on_their_own_and_never_hold_the_loop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At a close, the end of the socket used to ask how the child ended, waiting for it
+    (0.5 s) with the event loop held, for a child that could not yet have seen that end:
+    eleven stores closed at once held the loop 5.5 s, and the last ones were killed
+    (EXIT_WAIT_S) rather than ending at the end of their socket."""
+    asked: list[Path] = []
+    words = ProcessWorker._exit_words
+
+    def exit_words(worker: ProcessWorker) -> str:
+        asked.append(worker.path)
+        return words(worker)
+
+    monkeypatch.setattr(ProcessWorker, "_exit_words", exit_words)
+
+    async def scenario() -> list[int | None]:
+        workers = [ProcessWorker(tmp_path / f"s{n}.db", "FULL") for n in range(11)]
+        await asyncio.gather(*(worker.call(DurableStore.open) for worker in workers))
+        await asyncio.gather(*(worker.call(DurableStore.close) for worker in workers))
+        await asyncio.gather(*(worker.close() for worker in workers))
+        return [worker._process.returncode for worker in workers if worker._process]
+
+    assert asyncio.run(asyncio.wait_for(scenario(), GUARD_S)) == [0] * 11
+    assert asked == []  # only a child that ended on its own is asked how
