@@ -71,6 +71,11 @@ class StoreWorker(Protocol):
     """After `close`: the end of what the store's process wrote (a warning, a traceback),
     on one line; empty when it wrote nothing, as it should."""
 
+    def start(self) -> None:
+        """Begin starting where the store lives, ahead of its first call (a process's
+        imports then overlap other work); the first call waits for it."""
+        ...
+
     async def call(self, fn: Callable[..., T], *args: Any) -> T: ...
 
     async def close(self) -> None:
@@ -95,6 +100,9 @@ class ThreadWorker:
         self.fallback: str | None = None
         self.store = DurableStore(path, synchronous)
         self._pool = ThreadPoolExecutor(1, thread_name_prefix=f"schnitzel-store-{path.stem}")
+
+    def start(self) -> None:
+        pass  # its thread starts with its first call
 
     async def call(self, fn: Callable[..., T], *args: Any) -> T:
         loop = asyncio.get_running_loop()
@@ -131,9 +139,13 @@ class ProcessWorker:
         assert self._channel is not None
         return await self._channel.call(pickle.dumps((fn, args), pickle.HIGHEST_PROTOCOL))
 
-    async def _started(self) -> None:
+    def start(self) -> None:
         if self._starting is None:
             self._starting = asyncio.ensure_future(self._start())
+
+    async def _started(self) -> None:
+        self.start()
+        assert self._starting is not None
         await asyncio.shield(self._starting)
 
     async def _start(self) -> None:

@@ -273,3 +273,52 @@ def test_stores_closed_together_each_end_on_their_own_and_never_hold_the_loop(
 
     assert asyncio.run(asyncio.wait_for(scenario(), GUARD_S)) == [0] * 11
     assert asked == []  # only a child that ended on its own is asked how
+
+
+def store_processes_of_this_process() -> int:
+    return sum(
+        "schnitzel.durable.store_process" in _command_line(int(pid))
+        for task in Path("/proc/self/task").iterdir()
+        for pid in (task / "children").read_text().split()
+    )
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="reads /proc")
+def test_a_runs_store_processes_start_together(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One after another, each store's process started only once the store before it was
+    open: its imports (0.1 to 0.3 s of CPU) one after another too; ten durable inboxes took
+    3.9 s to start against 2.6 s started together (load 6)."""
+    from schnitzel.durable.store_calls import open_on_store
+    from schnitzel.runtime.runtime import Runtime
+    from tests.runtime.harness import graph_from
+
+    seen_at_first_open: list[int] = []
+    call = ProcessWorker.call
+
+    async def counting_call(worker: ProcessWorker, fn: Any, *args: Any) -> Any:
+        answer = await call(worker, fn, *args)
+        if fn is open_on_store and not seen_at_first_open:
+            seen_at_first_open.append(store_processes_of_this_process())
+        return answer
+
+    monkeypatch.setattr(ProcessWorker, "call", counting_call)
+    sinks = "".join(
+        f"""
+  - {{id: out{n}, kind: sink, plugin: "null", inbox: {{durable: {{path: state/out{n}.db}}}}}}"""
+        for n in range(3)
+    )
+    graph = graph_from(
+        tmp_path,
+        f"""
+nodes:
+  - {{id: src, kind: source, plugin: synthetic, config: {{count: 10}}}}{sinks}
+edges:
+"""
+        + "".join(f"  - {{from: src, to: out{n}}}\n" for n in range(3)),
+    )
+    runtime = Runtime(graph, state_dir=tmp_path / "state")
+    report = asyncio.run(asyncio.wait_for(runtime.run(), GUARD_S))
+    assert report["totals"]["delivered"] == 30
+    assert seen_at_first_open == [3]
