@@ -55,7 +55,10 @@ def _answer(store: DurableStore, request: bytes) -> bytes:
     except Exception as exc:  # the run raises it where it made the call
         outcome = (False, exc)
     try:
-        return pickle.dumps(outcome, pickle.HIGHEST_PROTOCOL)
+        answer = pickle.dumps(outcome, pickle.HIGHEST_PROTOCOL)
+        if not outcome[0]:  # an exception whose class wants more than its args to be built
+            pickle.loads(answer)  # again fails to unpickle: the run gets its words instead
+        return answer
     except Exception as exc:  # an answer that does not pickle: the run is told what it was
         what = outcome[1]
         return pickle.dumps(

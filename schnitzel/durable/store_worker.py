@@ -295,7 +295,10 @@ class _Channel(asyncio.Protocol):
             end = start + HEADER_BYTES + size
             if len(buffer) < end:
                 break
-            ok, value = pickle.loads(bytes(buffer[start + HEADER_BYTES : end]))
+            try:
+                ok, value = pickle.loads(bytes(buffer[start + HEADER_BYTES : end]))
+            except Exception as exc:  # that answer alone is lost: the store serves on
+                ok, value = False, StoreError(f"{self._where}: its answer was unreadable: {exc}")
             start = end
             answer = self._waiting.popleft()
             if answer.cancelled():

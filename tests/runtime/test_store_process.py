@@ -20,6 +20,7 @@ import pytest
 from schnitzel.durable import store_worker
 from schnitzel.durable.store import DurableStore, StoreError
 from schnitzel.durable.store_worker import ProcessWorker, StoreProcessDied
+from schnitzel.errors import BadRecord
 from tests.logged_run import SCHNITZEL, LoggedRun, next_log
 from tests.runtime.harness import HEADER
 
@@ -37,6 +38,25 @@ def refuse(_store: DurableStore, why: str) -> None:
 
 def unpicklable(_store: DurableStore) -> object:
     return lambda: None
+
+
+def refuse_in_a_shape_that_does_not_unpickle(_store: DurableStore) -> None:
+    raise BadRecord("a reason", where="a place")  # its __init__ wants `where` again
+
+
+def fail_to_build() -> None:
+    raise ValueError("cannot be built in the run")
+
+
+class Unreadable:
+    """An answer that pickles in the child and fails to unpickle in the run."""
+
+    def __reduce__(self) -> tuple[Any, tuple[()]]:
+        return fail_to_build, ()
+
+
+def answer_unreadably(_store: DurableStore) -> Unreadable:
+    return Unreadable()
 
 
 def say(_store: DurableStore, words: str) -> None:
@@ -322,3 +342,24 @@ edges:
     report = asyncio.run(asyncio.wait_for(runtime.run(), GUARD_S))
     assert report["totals"]["delivered"] == 30
     assert seen_at_first_open == [3]
+
+
+def test_an_answer_that_does_not_unpickle_is_raised_as_a_store_error_and_the_store_serves_on(
+    tmp_path: Path,
+) -> None:
+    """An exception whose class needs more than its message (a keyword-only argument) pickles
+    in the child but fails to unpickle in the run: that ended the whole connection (every
+    later call: "its process closed the connection", while the process lived on)."""
+
+    async def scenario() -> None:
+        worker = ProcessWorker(tmp_path / "s.db", "FULL")
+        await worker.call(DurableStore.open)
+        with pytest.raises(StoreError, match=r"BadRecord.*a place: a reason"):
+            await worker.call(refuse_in_a_shape_that_does_not_unpickle)
+        with pytest.raises(StoreError, match=r"answer was unreadable: cannot be built in the run"):
+            await worker.call(answer_unreadably)
+        assert await worker.call(DurableStore.query, count_packets) == 0  # still serving
+        await worker.call(DurableStore.close)
+        await worker.close()
+
+    asyncio.run(asyncio.wait_for(scenario(), GUARD_S))
