@@ -172,16 +172,19 @@ class ProcessWorker:
     def _spawn(self, fd: int) -> subprocess.Popen[bytes]:
         if getattr(sys, "frozen", False):  # sys.executable is the frozen program, no python
             raise OSError("a frozen build has no interpreter to start it with")
-        # the child's until `close`: no context manager
-        self._output = output = tempfile.TemporaryFile(prefix="schnitzel-store-")  # noqa: SIM115
-        try:
-            return self._popen(fd, output)
-        except OSError:
-            output.close()
+        try:  # the child's until `close`: no context manager
+            self._output = tempfile.TemporaryFile(prefix="schnitzel-store-")  # noqa: SIM115
+        except OSError:  # no writable temporary directory: the child's words are not kept
             self._output = None
+        try:
+            return self._popen(fd, self._output)
+        except OSError:
+            if self._output is not None:
+                self._output.close()
+                self._output = None
             raise
 
-    def _popen(self, fd: int, output: IO[bytes]) -> subprocess.Popen[bytes]:
+    def _popen(self, fd: int, output: IO[bytes] | None) -> subprocess.Popen[bytes]:
         return subprocess.Popen(
             [
                 sys.executable,
@@ -194,8 +197,8 @@ class ProcessWorker:
             ],
             pass_fds=(fd,),
             stdin=subprocess.DEVNULL,
-            stdout=output,
-            stderr=output,
+            stdout=output or subprocess.DEVNULL,
+            stderr=output or subprocess.DEVNULL,
             env=_child_environment(),
             start_new_session=True,  # a Ctrl-C at the terminal is the run's to handle
         )

@@ -11,6 +11,7 @@ import json
 import os
 import signal
 import sqlite3
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -359,6 +360,23 @@ def test_an_answer_that_does_not_unpickle_is_raised_as_a_store_error_and_the_sto
         with pytest.raises(StoreError, match=r"answer was unreadable: cannot be built in the run"):
             await worker.call(answer_unreadably)
         assert await worker.call(DurableStore.query, count_packets) == 0  # still serving
+        await worker.call(DurableStore.close)
+        await worker.close()
+
+    asyncio.run(asyncio.wait_for(scenario(), GUARD_S))
+
+
+def test_a_store_process_starts_where_no_temporary_file_can_be_made(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its output goes to a temporary file; a box without a writable one (TMPDIR on a
+    read-only file system) still runs the store in its process, not on a thread."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "missing"))
+
+    async def scenario() -> None:
+        worker = ProcessWorker(tmp_path / "s.db", "FULL")
+        await worker.call(DurableStore.open)
+        assert worker.fallback is None and worker._process is not None
         await worker.call(DurableStore.close)
         await worker.close()
 
