@@ -37,6 +37,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import IO, Any, Protocol, TypeVar, cast
 
+from schnitzel.durable.lock_file import close_in_forked_children, forget_in_forked_children
 from schnitzel.durable.store import DurableStore, StoreError
 
 __all__ = ["ProcessWorker", "StoreProcessDied", "StoreWorker", "ThreadWorker", "store_worker"]
@@ -269,6 +270,7 @@ class _Channel(asyncio.Protocol):
         self._buffer = bytearray()
         self._lost: StoreProcessDied | None = None
         self._closed = False
+        self._fd = -1
         """The run closed it (`close`): the child has not seen the end yet, nothing to ask."""
 
     @property
@@ -279,6 +281,10 @@ class _Channel(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = cast(asyncio.Transport, transport)  # uvloop's: not a subclass
+        # A process the run forks (a plugin's process pool) would keep this end open: the
+        # child would never see its end, at a close nor when the run dies.
+        self._fd = transport.get_extra_info("socket").fileno()
+        close_in_forked_children(self._fd)
 
     async def call(self, request: bytes) -> Any:
         if self._lost is not None:
@@ -314,6 +320,7 @@ class _Channel(asyncio.Protocol):
             del buffer[:start]
 
     def connection_lost(self, exc: Exception | None) -> None:
+        forget_in_forked_children(self._fd)  # closed once this returns
         if self._closed:  # the child ends at this end: waiting for it here would hold the loop
             self._lost = StoreProcessDied(f"{self._where} is closed")
             self._fail_waiting(self._lost)

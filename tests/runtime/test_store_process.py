@@ -381,3 +381,26 @@ def test_a_store_process_starts_where_no_temporary_file_can_be_made(
         await worker.close()
 
     asyncio.run(asyncio.wait_for(scenario(), GUARD_S))
+
+
+def test_a_process_the_run_forks_does_not_keep_a_store_process_alive(tmp_path: Path) -> None:
+    """A plugin's process pool forks the run (multiprocessing's default on Linux): its
+    workers inherited the run's end of each store's socket, so a store's process never saw
+    the end of it at the close, and was killed after EXIT_WAIT_S instead of ending."""
+    import multiprocessing
+
+    async def scenario() -> int | None:
+        worker = ProcessWorker(tmp_path / "s.db", "FULL")
+        await worker.call(DurableStore.open)
+        forked = multiprocessing.get_context("fork").Process(target=time.sleep, args=(GUARD_S,))
+        forked.start()
+        try:
+            await worker.call(DurableStore.close)
+            await worker.close()
+        finally:
+            forked.kill()
+            forked.join()
+        assert worker._process is not None
+        return worker._process.returncode
+
+    assert asyncio.run(asyncio.wait_for(scenario(), GUARD_S)) == 0  # not -9
