@@ -37,6 +37,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import IO, Any, Protocol, TypeVar, cast
 
+import schnitzel
 from schnitzel.durable.lock_file import close_in_forked_children, forget_in_forked_children
 from schnitzel.durable.store import DurableStore, StoreError
 
@@ -189,6 +190,7 @@ class ProcessWorker:
         return subprocess.Popen(
             [
                 sys.executable,
+                "-P",  # not the working directory first: it may hold another schnitzel
                 "-m",
                 "schnitzel.durable.store_process",
                 str(fd),
@@ -345,7 +347,11 @@ class _Channel(asyncio.Protocol):
 
 
 def _child_environment() -> dict[str, str]:
-    """The run's environment, with its `sys.path` as PYTHONPATH: the child imports the very
-    same schnitzel (a source tree, a path a test or a bench put first)."""
+    """The run's environment, with its `sys.path` as PYTHONPATH, after the folder the run's
+    own schnitzel came from: the child imports the very same schnitzel (a source tree, a
+    path a test or a bench put first), never one of the working directory (`-P`)."""
+    home = str(Path(schnitzel.__file__).resolve().parent.parent)
     paths = [p for p in sys.path if p]
+    if home not in paths:  # found through '' (the working directory of `python -c`)
+        paths.insert(0, home)
     return {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}

@@ -404,3 +404,23 @@ def test_a_process_the_run_forks_does_not_keep_a_store_process_alive(tmp_path: P
         return worker._process.returncode
 
     assert asyncio.run(asyncio.wait_for(scenario(), GUARD_S)) == 0  # not -9
+
+
+def test_a_store_process_imports_the_runs_schnitzel_not_the_working_directorys(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`python -m` puts the working directory first on `sys.path`: a run started in a folder
+    holding another `schnitzel` (a checkout of another version) had its stores run that
+    one, or fail to start with its error."""
+    other = tmp_path / "schnitzel"
+    other.mkdir()
+    (other / "__init__.py").write_text("raise ImportError('the working directory schnitzel')\n")
+    monkeypatch.chdir(tmp_path)
+
+    async def scenario() -> None:
+        worker = ProcessWorker(tmp_path / "s.db", "FULL")
+        await worker.call(DurableStore.open)
+        await worker.call(DurableStore.close)
+        await worker.close()
+
+    asyncio.run(asyncio.wait_for(scenario(), GUARD_S))
