@@ -1,5 +1,5 @@
 """The process a durable store lives in (`inbox.durable.process: true`, the default), started
-by `store_worker.ProcessWorker`: `python -m schnitzel.durable.store_process FD PATH SYNC PID`.
+by `store_worker.ProcessWorker`: `python -P -m schnitzel.durable.store_process FD PATH SYNC PID`.
 
 It reads calls from the socket `FD` (a length, then a pickled `(fn, args)`), runs
 `fn(store, *args)` on its one `DurableStore`, and writes back a pickled `(True, result)` or
