@@ -37,7 +37,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import IO, Any, Protocol, TypeVar, cast
 
-import schnitzel
 from schnitzel.durable.lock_file import close_in_forked_children, forget_in_forked_children
 from schnitzel.durable.store import DurableStore, StoreError
 
@@ -350,7 +349,7 @@ def _child_environment() -> dict[str, str]:
     """The run's environment, with its `sys.path` as PYTHONPATH, after the folder the run's
     own schnitzel came from: the child imports the very same schnitzel (a source tree, a
     path a test or a bench put first), never one of the working directory (`-P`)."""
-    home = str(Path(schnitzel.__file__).resolve().parent.parent)
+    home = str(Path(__file__).resolve().parents[2])  # schnitzel/durable/store_worker.py
     paths = [p for p in sys.path if p]
     if home not in paths:  # found through '' (the working directory of `python -c`)
         paths.insert(0, home)
