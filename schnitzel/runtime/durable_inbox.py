@@ -44,7 +44,7 @@ from schnitzel.runtime.durable_commits import Committer
 from schnitzel.runtime.durable_parking import ParkingRequest
 from schnitzel.runtime.durable_quarantine import QuarantineDesk
 from schnitzel.runtime.durable_stats import DurableStats
-from schnitzel.runtime.health import FULL_FRACTION
+from schnitzel.runtime.health import FULL_FRACTION, STALL_S
 from schnitzel.runtime.inbox_protocol import Batch, Row
 from schnitzel.runtime.metrics import DropReason
 
@@ -227,6 +227,12 @@ class DurableInbox(Admission, Committer, QuarantineDesk):
         """What ails the store now, for the node's health ("" when nothing)."""
         if self._failing:
             return f"durable store failing: {self.stats.last_error}"
+        began = self.stats.commit_began
+        if began is not None and (waited := time.monotonic() - began) >= STALL_S:
+            return (
+                f"durable store {str(self.path)!r} has not answered a commit for {waited:.0f} s "
+                "(its process stopped, or its file system hangs): its producers wait"
+            )
         fill = self._bytes / self.max_store_bytes
         if self.max_packets is not None:
             fill = max(fill, self._count / self.max_packets)

@@ -5,13 +5,16 @@ the store from its file with nothing lost."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from tests.logged_run import SCHNITZEL, LoggedRun, next_log
+from tests.runtime.harness import HEADER
 from tests.runtime.test_store_process import (
     GUARD_S,
     _command_line,
@@ -74,3 +77,53 @@ def test_a_run_whose_store_process_is_stopped_stops_within_its_timeouts(tmp_path
     assert code != 0 and STUCK in run.log_tail(), run.log_tail()
     wait_until(lambda: not _command_line(store), "the stopped store's process ended")
     stop_once_all_written(start(graph), tmp_path / "out.jsonl")
+
+
+def out_health(tmp_path: Path) -> tuple[str, str]:
+    """The sink's health and its reason, as `schnitzel ctl status --json` gives them."""
+    sockets = list((tmp_path / "state" / "control").glob("*.sock"))
+    if not sockets:
+        return "", ""
+    asked = subprocess.run(
+        [*SCHNITZEL, "ctl", "--socket", str(sockets[0]), "--json", "status"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if asked.returncode != 0:
+        return "", asked.stderr
+    node = json.loads(asked.stdout)["nodes"]["out"]
+    return node["health"], node["health_reason"]
+
+
+def test_a_store_process_that_stopped_answering_is_named_in_the_nodes_health(
+    tmp_path: Path,
+) -> None:
+    """A source kept waiting for its commits, nothing queued: the node said `ok`, with
+    nothing moving, for as long as its store stayed stopped."""
+    graph = tmp_path / "graph.yaml"
+    graph.write_text(
+        HEADER
+        + """
+nodes:
+  - {id: src, kind: source, plugin: synthetic, config: {count: null, rate_hz: 200}}
+  - {id: out, kind: sink, plugin: "null", inbox: {max: 16, durable: {path: state/out.db}}}
+edges:
+  - {from: src, to: out}
+"""
+    )
+    run = start(graph)
+    store = store_process_of(run)
+    wait_until(lambda: out_health(tmp_path)[0] == "ok", "the run serves its control socket")
+    os.kill(store, signal.SIGSTOP)
+    try:
+        wait_until(
+            lambda: "has not answered a commit" in out_health(tmp_path)[1],
+            "the node's health names the store",
+        )
+        assert out_health(tmp_path)[0] == "degraded"
+    finally:
+        resume(store)
+    wait_until(lambda: out_health(tmp_path)[0] == "ok", "the node's health back to ok")
+    run.send_signal(signal.SIGTERM)
+    assert run.finish(GUARD_S) == 0, run.log_tail()
