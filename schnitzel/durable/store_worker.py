@@ -68,6 +68,13 @@ class StoreWorker(Protocol):
 
     left_behind: str
     """What becomes of a store whose call is given up on at the close, in words."""
+
+    @property
+    def gone(self) -> bool:
+        """Whether the store can never answer again (its process died): nothing waits for
+        it then."""
+        ...
+
     said: str
     """After `close`: the end of what the store's process wrote (a warning, a traceback),
     on one line; empty when it wrote nothing, as it should."""
@@ -101,6 +108,8 @@ class ThreadWorker:
         self.fallback: str | None = None
         self.store = DurableStore(path, synchronous)
         self._pool = ThreadPoolExecutor(1, thread_name_prefix=f"schnitzel-store-{path.stem}")
+
+    gone = False
 
     def start(self) -> None:
         pass  # its thread starts with its first call
@@ -139,6 +148,10 @@ class ProcessWorker:
             return await self._thread.call(fn, *args)
         assert self._channel is not None
         return await self._channel.call(pickle.dumps((fn, args), pickle.HIGHEST_PROTOCOL))
+
+    @property
+    def gone(self) -> bool:
+        return self._channel is not None and self._channel.lost
 
     def start(self) -> None:
         if self._starting is None:
@@ -273,6 +286,11 @@ class _Channel(asyncio.Protocol):
         self._closed = False
         self._fd = -1
         """The run closed it (`close`): the child has not seen the end yet, nothing to ask."""
+
+    @property
+    def lost(self) -> bool:
+        """Whether the child ended the connection (it died): no call is answered again."""
+        return self._lost is not None and not self._closed
 
     @property
     def unanswered(self) -> bool:

@@ -121,7 +121,8 @@ class DurableInbox(Admission, Committer, QuarantineDesk):
             self._closing = True
             self._work.set()
             try:
-                await asyncio.wait_for(asyncio.shield(self._committer), timeout_s)
+                wait_s = 0 if self.worker.gone else timeout_s  # it would only retry
+                await asyncio.wait_for(asyncio.shield(self._committer), wait_s)
             except TimeoutError:  # a disk that stays full: what is pending is lost, counted
                 self._committer.cancel()
                 await asyncio.gather(self._committer, return_exceptions=True)

@@ -424,3 +424,29 @@ def test_a_store_process_imports_the_runs_schnitzel_not_the_working_directorys(
         await worker.close()
 
     asyncio.run(asyncio.wait_for(scenario(), GUARD_S))
+
+
+def test_a_stop_does_not_wait_for_commits_a_dead_store_process_can_never_make(
+    tmp_path: Path,
+) -> None:
+    """The stop waited out its store timeouts (a flush, then the committer's retries: 10 s
+    of the 17 a run took to stop after its store's process was killed) for commits that
+    could never happen."""
+    from schnitzel.contract.packet import StreamPacket
+    from tests.runtime.test_parking_model import make_inbox
+
+    async def scenario() -> None:
+        inbox = make_inbox(tmp_path / "d.db")
+        await inbox.open()
+        assert inbox.worker._process is not None  # type: ignore[attr-defined]
+        os.kill(inbox.worker._process.pid, signal.SIGKILL)  # type: ignore[attr-defined]
+        packets = [StreamPacket.new("sensor", "m", n, {"n": n}) for n in range(3)]
+        commit = await inbox.admit(packets)
+        assert commit is not None
+        hour = 3600.0  # as long as a full disk may be waited for: never, here
+        assert await inbox.flush(hour) is False
+        with pytest.raises(StoreProcessDied, match="killed by signal 9"):
+            await inbox.shutdown(hour)
+        assert commit.done() and commit.result() is False  # its producer was told
+
+    asyncio.run(asyncio.wait_for(scenario(), GUARD_S))
