@@ -32,7 +32,7 @@ import sys
 import tempfile
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import IO, Any, Protocol, TypeVar, cast
@@ -86,6 +86,11 @@ class StoreWorker(Protocol):
 
     async def call(self, fn: Callable[..., T], *args: Any) -> T: ...
 
+    def waited_s(self) -> float:
+        """How long the oldest call not yet answered has waited (0 when none waits): a
+        store that stopped answering (its process stopped, a file system that hangs)."""
+        ...
+
     async def close(self) -> None:
         """After the last call (the store's own `close`), or after giving up on it: let the
         thread or process go."""
@@ -108,6 +113,7 @@ class ThreadWorker:
         self.fallback: str | None = None
         self.store = DurableStore(path, synchronous)
         self._pool = ThreadPoolExecutor(1, thread_name_prefix=f"schnitzel-store-{path.stem}")
+        self._asked = _Asked()
 
     gone = False
 
@@ -116,7 +122,11 @@ class ThreadWorker:
 
     async def call(self, fn: Callable[..., T], *args: Any) -> T:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool, fn, self.store, *args)
+        with self._asked.waiting():
+            return await loop.run_in_executor(self._pool, fn, self.store, *args)
+
+    def waited_s(self) -> float:
+        return self._asked.waited_s()
 
     async def close(self) -> None:
         self._pool.shutdown(wait=False)
@@ -132,6 +142,7 @@ class ProcessWorker:
         self.synchronous = synchronous
         self.fallback: str | None = None
         self.said = ""
+        self._asked = _Asked()
         self._process: subprocess.Popen[bytes] | None = None
         self._channel: _Channel | None = None
         self._thread: ThreadWorker | None = None
@@ -143,11 +154,19 @@ class ProcessWorker:
 
     async def call(self, fn: Callable[..., T], *args: Any) -> T:
         if self._channel is None and self._thread is None:
-            await self._started()
+            with self._asked.waiting():
+                await self._started()
         if self._thread is not None:
             return await self._thread.call(fn, *args)
         assert self._channel is not None
-        return await self._channel.call(pickle.dumps((fn, args), pickle.HIGHEST_PROTOCOL))
+        request = pickle.dumps((fn, args), pickle.HIGHEST_PROTOCOL)
+        with self._asked.waiting():
+            return await self._channel.call(request)
+
+    def waited_s(self) -> float:
+        if self._thread is not None:
+            return self._thread.waited_s()
+        return self._asked.waited_s()
 
     @property
     def gone(self) -> bool:
@@ -270,6 +289,25 @@ class ProcessWorker:
             self.said = self.output()
             self._output.close()
             self._output = None
+
+
+class _Asked:
+    """When each call not yet answered was made, oldest first (calls are answered in the
+    order they were made; a call given up on leaves with the oldest: near enough)."""
+
+    def __init__(self) -> None:
+        self._since: deque[float] = deque()
+
+    @contextlib.contextmanager
+    def waiting(self) -> Iterator[None]:
+        self._since.append(time.monotonic())
+        try:
+            yield
+        finally:
+            self._since.popleft()
+
+    def waited_s(self) -> float:
+        return time.monotonic() - self._since[0] if self._since else 0.0
 
 
 class _Channel(asyncio.Protocol):

@@ -6,7 +6,6 @@ their producers. A failed commit (a full disk) is retried with backoff; nothing 
 from __future__ import annotations
 
 import asyncio
-import time
 from operator import itemgetter
 
 from schnitzel.contract.packet import StreamPacket
@@ -54,7 +53,6 @@ class Committer(ParkingDesk):
                 window = self._pending_window[: len(rows)]
                 deleted, self._deletes = self._deletes, []
                 changes, request = self._parking_changes(len(rows) == len(self._pending))
-                self.stats.commit_began = time.monotonic()
                 try:
                     changes = await self.worker.call(
                         commit_on_store,
@@ -64,7 +62,6 @@ class Committer(ParkingDesk):
                         changes,
                     )
                 except Exception as exc:
-                    self.stats.commit_began = None
                     self._deletes = deleted + self._deletes
                     # Its parks first, then those queued meanwhile: a request asked meanwhile
                     # still waits for them (it counts parks, durable_parking.py).
@@ -76,7 +73,6 @@ class Committer(ParkingDesk):
                     await asyncio.sleep(backoff)
                     backoff = min(backoff * 2, RETRY_MAX_S)
                     continue
-                self.stats.commit_began = None
                 backoff = RETRY_INITIAL_S
                 if self._failing:
                     self._failing = False

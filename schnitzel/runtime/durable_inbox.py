@@ -228,11 +228,11 @@ class DurableInbox(Admission, Committer, QuarantineDesk):
         """What ails the store now, for the node's health ("" when nothing)."""
         if self._failing:
             return f"durable store failing: {self.stats.last_error}"
-        began = self.stats.commit_began
-        if began is not None and (waited := time.monotonic() - began) >= STALL_S:
+        waited = self.worker.waited_s()
+        if waited >= STALL_S:
             return (
-                f"durable store {str(self.path)!r} has not answered a commit for {waited:.0f} s "
-                "(its process stopped, or its file system hangs): its producers wait"
+                f"durable store {str(self.path)!r} has not answered for {waited:.0f} s (its "
+                "process stopped, or its file system hangs): what it was asked waits"
             )
         fill = self._bytes / self.max_store_bytes
         if self.max_packets is not None:

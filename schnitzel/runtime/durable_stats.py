@@ -17,7 +17,6 @@ class DurableStats:
 
     __slots__ = (
         "accepted",
-        "commit_began",
         "disk_errors",
         "last_error",
         "lost",
@@ -40,9 +39,6 @@ class DurableStats:
         """Packets committed during this run."""
         self.settled = 0
         """Packets deleted after their node was done with them."""
-        self.commit_began: float | None = None
-        """When the commit in flight was handed to the store (monotonic), for the node's
-        health (a store that stopped answering); None between commits."""
         self.disk_errors = 0
         self.last_error = ""
         self.parked_at_open = 0

@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -79,21 +80,24 @@ def test_a_run_whose_store_process_is_stopped_stops_within_its_timeouts(tmp_path
     stop_once_all_written(start(graph), tmp_path / "out.jsonl")
 
 
-def out_health(tmp_path: Path) -> tuple[str, str]:
-    """The sink's health and its reason, as `schnitzel ctl status --json` gives them."""
+def out_node(tmp_path: Path) -> dict[str, Any]:
+    """The sink, as `schnitzel ctl status --json` gives it (empty before the run serves)."""
     sockets = list((tmp_path / "state" / "control").glob("*.sock"))
     if not sockets:
-        return "", ""
+        return {}
     asked = subprocess.run(
         [*SCHNITZEL, "ctl", "--socket", str(sockets[0]), "--json", "status"],
         capture_output=True,
         text=True,
         check=False,
     )
-    if asked.returncode != 0:
-        return "", asked.stderr
-    node = json.loads(asked.stdout)["nodes"]["out"]
-    return node["health"], node["health_reason"]
+    return json.loads(asked.stdout)["nodes"]["out"] if asked.returncode == 0 else {}
+
+
+def out_health(tmp_path: Path) -> tuple[str, str]:
+    """The sink's health and its reason."""
+    node = out_node(tmp_path)
+    return node.get("health", ""), node.get("health_reason", "")
 
 
 def test_a_store_process_that_stopped_answering_is_named_in_the_nodes_health(
@@ -114,11 +118,11 @@ edges:
     )
     run = start(graph)
     store = store_process_of(run)
-    wait_until(lambda: out_health(tmp_path)[0] == "ok", "the run serves its control socket")
+    wait_until(lambda: out_node(tmp_path).get("in", 0) > 0, "packets flow")
     os.kill(store, signal.SIGSTOP)
     try:
         wait_until(
-            lambda: "has not answered a commit" in out_health(tmp_path)[1],
+            lambda: "has not answered for" in out_health(tmp_path)[1],
             "the node's health names the store",
         )
         assert out_health(tmp_path)[0] == "degraded"
