@@ -450,3 +450,26 @@ def test_a_stop_does_not_wait_for_commits_a_dead_store_process_can_never_make(
         assert commit.done() and commit.result() is False  # its producer was told
 
     asyncio.run(asyncio.wait_for(scenario(), GUARD_S))
+
+
+def test_parked_packets_asked_for_before_the_store_is_open_are_refused_as_not_open_yet(
+    tmp_path: Path,
+) -> None:
+    """Its process starting (0.1 to 0.3 s, more on a busy box), a store is not open yet when
+    the control socket already answers: `ctl parked` said the store "is closed"."""
+    from schnitzel.durable.parking import Selection
+    from tests.runtime.test_parking_model import make_inbox
+
+    async def scenario() -> None:
+        inbox = make_inbox(tmp_path / "p.db")
+        with pytest.raises(RuntimeError, match=r"is not open yet \(the run is starting\)"):
+            await inbox.list_parked()
+        with pytest.raises(RuntimeError, match=r"is not open yet \(the run is starting\)"):
+            await inbox.change_parked("drop", Selection(everything=True))
+        await inbox.open()
+        assert await inbox.list_parked() == []
+        await inbox.shutdown()
+        with pytest.raises(RuntimeError, match=r"is closed \(the run is ending\)"):
+            await inbox.list_parked()
+
+    asyncio.run(asyncio.wait_for(scenario(), GUARD_S))
