@@ -1,5 +1,5 @@
 """The process a durable store lives in (`inbox.durable.process: true`), started
-by `store_worker.ProcessWorker`: `python -m schnitzel.durable.store_process FD PATH SYNC PID`.
+by `store_worker.ProcessWorker`: `python -P -m schnitzel.durable.store_process FD PATH SYNC PID`.
 
 It reads calls from the socket `FD` (a length, then a pickled `(fn, args)`), runs
 `fn(store, *args)` on its one `DurableStore`, and writes back a pickled `(True, result)` or
@@ -55,7 +55,10 @@ def _answer(store: DurableStore, request: bytes) -> bytes:
     except Exception as exc:  # the run raises it where it made the call
         outcome = (False, exc)
     try:
-        return pickle.dumps(outcome, pickle.HIGHEST_PROTOCOL)
+        answer = pickle.dumps(outcome, pickle.HIGHEST_PROTOCOL)
+        if not outcome[0]:  # an exception whose class wants more than its args to be built
+            pickle.loads(answer)  # again fails to unpickle: the run gets its words instead
+        return answer
     except Exception as exc:  # an answer that does not pickle: the run is told what it was
         what = outcome[1]
         return pickle.dumps(

@@ -32,13 +32,15 @@ import os
 import pickle
 import subprocess
 import sys
+import tempfile
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Protocol, TypeVar, cast
+from typing import IO, Any, Protocol, TypeVar, cast
 
+from schnitzel.durable.lock_file import close_in_forked_children, forget_in_forked_children
 from schnitzel.durable.store import DurableStore, StoreError
 
 __all__ = ["ProcessWorker", "StoreProcessDied", "StoreWorker", "ThreadWorker", "store_worker"]
@@ -51,6 +53,8 @@ EXIT_WAIT_S = 5.0
 """How long `close` waits for the child to exit once its socket closed, before SIGKILL."""
 EXIT_NAMED_WAIT_S = 0.5
 """How long a socket that ended waits for the child's exit status, to say how it ended."""
+OUTPUT_SHOWN_CHARS = 600
+"""How much of the end of what the child wrote (a traceback) an error or an event quotes."""
 
 
 class StoreProcessDied(StoreError):
@@ -65,15 +69,34 @@ class StoreWorker(Protocol):
     """Why the store is on a thread although a process was asked for (its process could not
     be started), for the run's events; None otherwise."""
 
+    left_behind: str
+    """What becomes of a store whose call is given up on at the close, in words."""
+
     @property
     def gone(self) -> bool:
-        """The store's process ended under the run: no call will be answered again."""
+        """Whether the store can never answer again (its process died): nothing waits for
+        it then."""
+        ...
+
+    said: str
+    """After `close`: the end of what the store's process wrote (a warning, a traceback),
+    on one line; empty when it wrote nothing, as it should."""
+
+    def start(self) -> None:
+        """Begin starting where the store lives, ahead of its first call (a process's
+        imports then overlap other work); the first call waits for it."""
         ...
 
     async def call(self, fn: Callable[..., T], *args: Any) -> T: ...
 
+    def waited_s(self) -> float:
+        """How long the oldest call not yet answered has waited (0 when none waits): a
+        store that stopped answering (its process stopped, a file system that hangs)."""
+        ...
+
     async def close(self) -> None:
-        """After the last call (the store's own `close`): let the thread or process go."""
+        """After the last call (the store's own `close`), or after giving up on it: let the
+        thread or process go."""
         ...
 
 
@@ -85,19 +108,28 @@ def store_worker(path: Path, synchronous: str, process: bool) -> StoreWorker:
 class ThreadWorker:
     """The store in this process, on one thread of its own."""
 
+    left_behind = "its thread is left running, and the run's exit waits for it"
+    said = ""
+
     def __init__(self, path: Path, synchronous: str) -> None:
         self.path = path
         self.fallback: str | None = None
         self.store = DurableStore(path, synchronous)
         self._pool = ThreadPoolExecutor(1, thread_name_prefix=f"schnitzel-store-{path.stem}")
+        self._asked = _Asked()
 
-    @property
-    def gone(self) -> bool:
-        return False
+    gone = False
+
+    def start(self) -> None:
+        pass  # its thread starts with its first call
 
     async def call(self, fn: Callable[..., T], *args: Any) -> T:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool, fn, self.store, *args)
+        with self._asked.waiting():
+            return await loop.run_in_executor(self._pool, fn, self.store, *args)
+
+    def waited_s(self) -> float:
+        return self._asked.waited_s()
 
     async def close(self) -> None:
         self._pool.shutdown(wait=False)
@@ -106,30 +138,50 @@ class ThreadWorker:
 class ProcessWorker:
     """The store in a child process, its calls and answers over a socket pair."""
 
+    left_behind = "its process was killed"
+
     def __init__(self, path: Path, synchronous: str) -> None:
         self.path = path
         self.synchronous = synchronous
         self.fallback: str | None = None
+        self.said = ""
+        self._asked = _Asked()
         self._process: subprocess.Popen[bytes] | None = None
         self._channel: _Channel | None = None
         self._thread: ThreadWorker | None = None
         self._starting: asyncio.Task[None] | None = None
+        self._output: IO[bytes] | None = None
+        """What the child writes (stdout, stderr): an unnamed file, never the run's own
+        stderr (a `--log-format json` stream, a console's screen) nor its stdout (a
+        `--report-json -`); quoted when the child ends badly (`output`)."""
+
+    async def call(self, fn: Callable[..., T], *args: Any) -> T:
+        if self._channel is None and self._thread is None:
+            with self._asked.waiting():
+                await self._started()
+        if self._thread is not None:
+            return await self._thread.call(fn, *args)
+        assert self._channel is not None
+        request = pickle.dumps((fn, args), pickle.HIGHEST_PROTOCOL)
+        with self._asked.waiting():
+            return await self._channel.call(request)
+
+    def waited_s(self) -> float:
+        if self._thread is not None:
+            return self._thread.waited_s()
+        return self._asked.waited_s()
 
     @property
     def gone(self) -> bool:
         return self._channel is not None and self._channel.lost
 
-    async def call(self, fn: Callable[..., T], *args: Any) -> T:
-        if self._channel is None and self._thread is None:
-            await self._started()
-        if self._thread is not None:
-            return await self._thread.call(fn, *args)
-        assert self._channel is not None
-        return await self._channel.call(pickle.dumps((fn, args), pickle.HIGHEST_PROTOCOL))
-
-    async def _started(self) -> None:
+    def start(self) -> None:
         if self._starting is None:
             self._starting = asyncio.ensure_future(self._start())
+
+    async def _started(self) -> None:
+        self.start()
+        assert self._starting is not None
         await asyncio.shield(self._starting)
 
     async def _start(self) -> None:
@@ -156,9 +208,23 @@ class ProcessWorker:
     def _spawn(self, fd: int) -> subprocess.Popen[bytes]:
         if getattr(sys, "frozen", False):  # sys.executable is the frozen program, no python
             raise OSError("a frozen build has no interpreter to start it with")
+        try:  # the child's until `close`: no context manager
+            self._output = tempfile.TemporaryFile(prefix="schnitzel-store-")  # noqa: SIM115
+        except OSError:  # no writable temporary directory: the child's words are not kept
+            self._output = None
+        try:
+            return self._popen(fd, self._output)
+        except OSError:
+            if self._output is not None:
+                self._output.close()
+                self._output = None
+            raise
+
+    def _popen(self, fd: int, output: IO[bytes] | None) -> subprocess.Popen[bytes]:
         return subprocess.Popen(
             [
                 sys.executable,
+                "-P",  # not the working directory first: it may hold another schnitzel
                 "-m",
                 "schnitzel.durable.store_process",
                 str(fd),
@@ -168,6 +234,8 @@ class ProcessWorker:
             ],
             pass_fds=(fd,),
             stdin=subprocess.DEVNULL,
+            stdout=output or subprocess.DEVNULL,
+            stderr=output or subprocess.DEVNULL,
             env=_child_environment(),
             start_new_session=True,  # a Ctrl-C at the terminal is the run's to handle
         )
@@ -179,11 +247,28 @@ class ProcessWorker:
         if process is not None:
             with contextlib.suppress(subprocess.TimeoutExpired):  # it is ending: a moment
                 code = process.wait(EXIT_NAMED_WAIT_S)
+        said = self.output()
+        said = f" (it wrote: {said})" if said else ""
         if code is None:
-            return "its process closed the connection"
+            return f"its process closed the connection{said}"
         if code < 0:
-            return f"its process was killed by signal {-code}"
-        return f"its process exited with code {code}"
+            return f"its process was killed by signal {-code}{said}"
+        return f"its process exited with code {code}{said}"
+
+    def output(self) -> str:
+        """The end of what the child wrote so far (nothing, while all is well), on one
+        line."""
+        if self._output is None:
+            return ""
+        try:
+            size = os.fstat(self._output.fileno()).st_size
+            data = os.pread(
+                self._output.fileno(), OUTPUT_SHOWN_CHARS, max(size - OUTPUT_SHOWN_CHARS, 0)
+            )
+        except OSError as exc:
+            return f"(its output could not be read: {exc})"
+        lines = data.decode(errors="replace").strip().splitlines()
+        return " | ".join(line.strip() for line in lines[-2:] if line.strip())
 
     async def close(self) -> None:
         if self._starting is not None and not self._starting.done():
@@ -191,17 +276,41 @@ class ProcessWorker:
         if self._thread is not None:
             await self._thread.close()
         channel, self._channel = self._channel, None
+        unanswered = channel is not None and channel.unanswered
         if channel is not None:
             channel.close()
         process = self._process
         if process is None:
             return
-        deadline = time.monotonic() + EXIT_WAIT_S
+        deadline = time.monotonic() + (0 if unanswered else EXIT_WAIT_S)
         while process.poll() is None and time.monotonic() < deadline:
             await asyncio.sleep(0.005)
-        if process.poll() is None:  # never: it exits at the end of its socket
+        if process.poll() is None:  # a call given up on (it is stuck): never else
             process.kill()
             process.wait()
+        if self._output is not None:
+            self.said = self.output()
+            self._output.close()
+            self._output = None
+
+
+class _Asked:
+    """When each call not yet answered was made, oldest first (calls are answered in the
+    order they were made; a call given up on leaves with the oldest: near enough)."""
+
+    def __init__(self) -> None:
+        self._since: deque[float] = deque()
+
+    @contextlib.contextmanager
+    def waiting(self) -> Iterator[None]:
+        self._since.append(time.monotonic())
+        try:
+            yield
+        finally:
+            self._since.popleft()
+
+    def waited_s(self) -> float:
+        return time.monotonic() - self._since[0] if self._since else 0.0
 
 
 class _Channel(asyncio.Protocol):
@@ -215,9 +324,27 @@ class _Channel(asyncio.Protocol):
         self._waiting: deque[asyncio.Future[Any]] = deque()
         self._buffer = bytearray()
         self._lost: StoreProcessDied | None = None
+        self._closed = False
+        self._fd = -1
+        """The run closed it (`close`): the child has not seen the end yet, nothing to ask."""
+
+    @property
+    def lost(self) -> bool:
+        """Whether the child ended the connection (it died): no call is answered again."""
+        return self._lost is not None and not self._closed
+
+    @property
+    def unanswered(self) -> bool:
+        """Whether calls were made that the store's process has not answered (given up on:
+        it is stuck, and will not see the end of its socket either)."""
+        return bool(self._waiting) and self._lost is None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = cast(asyncio.Transport, transport)  # uvloop's: not a subclass
+        # A process the run forks (a plugin's process pool) would keep this end open: the
+        # child would never see its end, at a close nor when the run dies.
+        self._fd = transport.get_extra_info("socket").fileno()
+        close_in_forked_children(self._fd)
 
     async def call(self, request: bytes) -> Any:
         if self._lost is not None:
@@ -237,7 +364,10 @@ class _Channel(asyncio.Protocol):
             end = start + HEADER_BYTES + size
             if len(buffer) < end:
                 break
-            ok, value = pickle.loads(bytes(buffer[start + HEADER_BYTES : end]))
+            try:
+                ok, value = pickle.loads(bytes(buffer[start + HEADER_BYTES : end]))
+            except Exception as exc:  # that answer alone is lost: the store serves on
+                ok, value = False, StoreError(f"{self._where}: its answer was unreadable: {exc}")
             start = end
             answer = self._waiting.popleft()
             if answer.cancelled():
@@ -249,28 +379,37 @@ class _Channel(asyncio.Protocol):
         if start:
             del buffer[:start]
 
-    @property
-    def lost(self) -> bool:
-        return self._lost is not None
-
     def connection_lost(self, exc: Exception | None) -> None:
+        forget_in_forked_children(self._fd)  # closed once this returns
+        if self._closed:  # the child ends at this end: waiting for it here would hold the loop
+            self._lost = StoreProcessDied(f"{self._where} is closed")
+            self._fail_waiting(self._lost)
+            return
         self._lost = StoreProcessDied(
             f"{self._where} is gone: {self._exit_words()}; restart the run (nothing it had "
             "not committed was acknowledged to its producers; the next run takes the store "
             "from its file)"
         )
+        self._fail_waiting(self._lost)
+
+    def _fail_waiting(self, error: StoreProcessDied) -> None:
         while self._waiting:
             answer = self._waiting.popleft()
             if not answer.done():
-                answer.set_exception(self._lost)
+                answer.set_exception(error)
 
     def close(self) -> None:
+        self._closed = True
         if self._transport is not None:
             self._transport.close()
 
 
 def _child_environment() -> dict[str, str]:
-    """The run's environment, with its `sys.path` as PYTHONPATH: the child imports the very
-    same schnitzel (a source tree, a path a test or a bench put first)."""
+    """The run's environment, with its `sys.path` as PYTHONPATH, after the folder the run's
+    own schnitzel came from: the child imports the very same schnitzel (a source tree, a
+    path a test or a bench put first), never one of the working directory (`-P`)."""
+    home = str(Path(__file__).resolve().parents[2])  # schnitzel/durable/store_worker.py
     paths = [p for p in sys.path if p]
+    if home not in paths:  # found through '' (the working directory of `python -c`)
+        paths.insert(0, home)
     return {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}

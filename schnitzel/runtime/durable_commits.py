@@ -33,7 +33,8 @@ class Committer(ParkingDesk):
 
     async def flush(self, timeout_s: float) -> bool:
         """Wait until every admitted packet is committed; False if that did not happen in
-        time (a full disk): those packets will be lost at shutdown."""
+        time (a full disk), or cannot (the store's process died): those packets will be
+        lost at shutdown."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
         while self._pending and loop.time() < deadline and not self.worker.gone:

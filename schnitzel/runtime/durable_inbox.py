@@ -37,14 +37,14 @@ from operator import itemgetter
 
 from schnitzel.contract.packet import StreamPacket
 from schnitzel.contract.run_report import DurableReport
-from schnitzel.durable.store import DurableStore
+from schnitzel.durable.store import DurableStore, StoreError
 from schnitzel.durable.store_calls import open_on_store
 from schnitzel.runtime.durable_admission import Admission
 from schnitzel.runtime.durable_commits import Committer
 from schnitzel.runtime.durable_parking import ParkingRequest
 from schnitzel.runtime.durable_quarantine import QuarantineDesk
 from schnitzel.runtime.durable_stats import DurableStats
-from schnitzel.runtime.health import FULL_FRACTION
+from schnitzel.runtime.health import FULL_FRACTION, STALL_S
 from schnitzel.runtime.inbox_protocol import Batch, Row
 from schnitzel.runtime.metrics import DropReason
 
@@ -114,12 +114,15 @@ class DurableInbox(Admission, Committer, QuarantineDesk):
 
     async def shutdown(self, timeout_s: float = 5.0) -> int:
         """Write what is pending (deletes, last packets), then close the file. Returns how
-        many admitted packets could not be committed (a disk that stayed full): dropped."""
+        many admitted packets could not be committed (a disk that stayed full): dropped.
+        Each step waits at most `timeout_s`; a store that does not answer its close in
+        time is left (StoreError)."""
         if self._committer is not None:
             self._closing = True
             self._work.set()
             try:
-                await asyncio.wait_for(asyncio.shield(self._committer), timeout_s)
+                wait_s = 0 if self.worker.gone else timeout_s  # it would only retry
+                await asyncio.wait_for(asyncio.shield(self._committer), wait_s)
             except TimeoutError:  # a disk that stays full: what is pending is lost, counted
                 self._committer.cancel()
                 await asyncio.gather(self._committer, return_exceptions=True)
@@ -142,9 +145,21 @@ class DurableInbox(Admission, Committer, QuarantineDesk):
             if not done.done():
                 done.set_result(False)
         try:
-            await self.worker.call(DurableStore.close)
+            await asyncio.wait_for(self.worker.call(DurableStore.close), timeout_s)
+        except TimeoutError:  # a stopped process, a hung file system: the stop still ends
+            raise StoreError(
+                f"durable store {str(self.path)!r} did not answer within {timeout_s:g} s "
+                f"when closed (its process stopped, or its file system hangs): "
+                f"{self.worker.left_behind}; the next run takes the store from its file, "
+                "which keeps every packet it committed"
+            ) from None
         finally:
             await self.worker.close()
+            if self.worker.said:
+                self.notify(
+                    "warning",
+                    f"durable store {str(self.path)!r}: its process wrote: {self.worker.said}",
+                )
         return lost
 
     # -- the consumer -----------------------------------------------------------------------
@@ -213,6 +228,12 @@ class DurableInbox(Admission, Committer, QuarantineDesk):
         """What ails the store now, for the node's health ("" when nothing)."""
         if self._failing:
             return f"durable store failing: {self.stats.last_error}"
+        waited = self.worker.waited_s()
+        if waited >= STALL_S:
+            return (
+                f"durable store {str(self.path)!r} has not answered for {waited:.0f} s (its "
+                "process stopped, or its file system hangs): what it was asked waits"
+            )
         fill = self._bytes / self.max_store_bytes
         if self.max_packets is not None:
             fill = max(fill, self._count / self.max_packets)

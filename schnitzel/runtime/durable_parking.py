@@ -131,19 +131,27 @@ class ParkingDesk(DurableState):
     async def change_parked(self, action: str, selection: Selection) -> ParkingChanges:
         """Requeue or drop parked packets (`action` "requeue" or "drop"); what was done,
         once committed."""
-        if self._committer is None or self._committer.done() or self._closing:
-            raise RuntimeError(f"durable store {str(self.path)!r} is closed")
+        self._refuse_unless_open()
         request = ParkingRequest(action, selection, parks_before=self._parks_queued)
         self._parking_requests.append(request)
         self._work.set()
         return await request.done
+
+    def _refuse_unless_open(self) -> None:
+        """Raise RuntimeError, in the words an operator acts on, unless the store is open."""
+        if self._committer is None:  # its open waits for the store's process to start
+            raise RuntimeError(
+                f"durable store {str(self.path)!r} is not open yet (the run is starting); "
+                "try again in a moment"
+            )
+        if self._committer.done() or self._closing:
+            raise RuntimeError(f"durable store {str(self.path)!r} is closed (the run is ending)")
 
     async def list_parked(
         self, after: int = 0, limit: int = 100, only: int | None = None
     ) -> list[ParkedRow]:
         """Parked packets oldest first, or the one `only` with its whole packet."""
 
-        if self._committer is None or self._committer.done() or self._closing:
-            raise RuntimeError(f"durable store {str(self.path)!r} is closed")
+        self._refuse_unless_open()
         read = partial(read_parked, after=after, limit=limit, only=only)
         return await self.worker.call(DurableStore.query, read)

@@ -26,8 +26,7 @@ from schnitzel.durable.quarantine import (
 )
 from schnitzel.durable.store import DurableStore, StoreError
 from schnitzel.durable.store_calls import trial_requeue
-from schnitzel.runtime.durable_parking import ParkingRequest
-from schnitzel.runtime.durable_state import DurableState
+from schnitzel.runtime.durable_parking import ParkingDesk, ParkingRequest
 
 if TYPE_CHECKING:
     pass
@@ -46,14 +45,14 @@ class QuarantineRequeued:
     """(entry, why) of the entries an `all` requeue left where they are (damaged)."""
 
 
-class QuarantineDesk(DurableState):
+class QuarantineDesk(ParkingDesk):
     """A durable inbox's quarantine side."""
 
     __slots__ = ()
 
     async def list_quarantine(self) -> list[QuarantineEntry]:
         """The store's quarantine entries, in id order."""
-        self._refuse_if_closed()
+        self._refuse_unless_open()
         return await self.worker.call(DurableStore.query, quarantine_entries)
 
     async def requeue_quarantined(self, ids: Sequence[int] | None) -> QuarantineRequeued:
@@ -61,7 +60,7 @@ class QuarantineDesk(DurableState):
         back at the end of the backlog, by the next commit. StoreError, naming the entry, for
         an entry that does not exist or cannot be vouched for (as `requeue_entries` refuses);
         RuntimeError when the store closes first."""
-        self._refuse_if_closed()
+        self._refuse_unless_open()
         store = str(self.path)
         check = partial(trial_requeue, store=store, ids=None if ids is None else tuple(ids))
         trial, skipped = await self.worker.call(DurableStore.query, check)
@@ -73,7 +72,7 @@ class QuarantineDesk(DurableState):
                 f"durable store {store!r} has no quarantine entry that can be requeued"
                 + (f": {named}" if named else "")
             )
-        self._refuse_if_closed()  # it may have begun to close while the check ran
+        self._refuse_unless_open()  # it may have begun to close while the check ran
         requeue = QuarantineRequeue(store, trial.ids, room=len(trial.rows))
         request = ParkingRequest("requeue-quarantined", quarantine=requeue)
         self._parking_requests.append(request)
@@ -83,12 +82,3 @@ class QuarantineDesk(DurableState):
         if done.refused:
             raise StoreError(done.refused)
         return QuarantineRequeued(done.ids, len(done.rows), skipped)
-
-    def _refuse_if_closed(self) -> None:
-        if self._committer is None:
-            raise RuntimeError(
-                f"durable store {str(self.path)!r} is not open yet (the run is starting); "
-                "try again in a moment"
-            )
-        if self._committer.done() or self._closing:
-            raise RuntimeError(f"durable store {str(self.path)!r} is closed (the run is ending)")

@@ -24,6 +24,8 @@ def durable_inboxes(nodes: dict[str, Node]) -> dict[str, DurableInbox]:
 
 async def open_stores(stores: dict[str, DurableInbox]) -> None:
     """Open every store; one that cannot be opened stops the start, naming its node."""
+    for inbox in stores.values():  # every store's process at once: their imports overlap
+        inbox.worker.start()
     for node_id, inbox in stores.items():
         try:
             await inbox.open()

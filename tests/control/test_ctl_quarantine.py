@@ -32,7 +32,13 @@ from schnitzel.durable.rows import live_packets
 from schnitzel.durable.store import DurableStore
 from schnitzel.errors import ControlError
 from tests.control.harness import GUARD_S, serving, socket_dir, until
-from tests.control.test_ctl_end_to_end import ctl, ctl_json, start_run, until_answering
+from tests.control.test_ctl_end_to_end import (
+    ctl,
+    ctl_json,
+    start_run,
+    until_answering,
+    wait_for,
+)
 from tests.runtime import plugins
 from tests.runtime.harness import assert_counts_add_up, graph_from, run
 from tests.runtime.test_store_damaged_rows import change_one_byte, edited_by_hand
@@ -237,6 +243,9 @@ def test_ctl_quarantine_on_a_running_schnitzel_run_and_a_kill_9(tmp_path: Path) 
                             "--control-socket", str(sock))  # fmt: skip
         try:
             until_answering(sock, process)
+            # the socket answers before the store's process has opened it (refused: "not
+            # open yet ... try again in a moment"), the longer the busier the machine
+            wait_for(lambda: "not open yet" not in ctl(sock, "quarantine", "list").stderr)
             table = ctl(sock, "quarantine", "list")
             assert table.returncode == 0, table.stderr
             assert f"node out ({store}):" in table.stdout and "4-10" in table.stdout
