@@ -64,6 +64,13 @@ def say(_store: DurableStore, words: str) -> None:
     print(words, flush=True)
 
 
+async def serves_then_closes(worker: ProcessWorker, packets: int) -> None:
+    """The store still answers after the errors (it holds `packets`), then closes."""
+    assert await worker.call(DurableStore.query, count_packets) == packets
+    await worker.call(DurableStore.close)
+    await worker.close()
+
+
 def test_calls_come_back_in_order_and_a_stores_error_is_raised_where_it_was_called(
     tmp_path: Path,
 ) -> None:
@@ -82,9 +89,7 @@ def test_calls_come_back_in_order_and_a_stores_error_is_raised_where_it_was_call
             await worker.call(refuse, "refused by the test")
         with pytest.raises(StoreError, match=r"function.*not sent back whole"):
             await worker.call(unpicklable)
-        assert await worker.call(DurableStore.query, count_packets) == 50  # still serving
-        await worker.call(DurableStore.close)
-        await worker.close()
+        await serves_then_closes(worker, 50)
 
     asyncio.run(asyncio.wait_for(scenario(), GUARD_S))
 
@@ -365,9 +370,7 @@ def test_an_answer_that_does_not_unpickle_is_raised_as_a_store_error_and_the_sto
             await worker.call(refuse_in_a_shape_that_does_not_unpickle)
         with pytest.raises(StoreError, match=r"answer was unreadable: cannot be built in the run"):
             await worker.call(answer_unreadably)
-        assert await worker.call(DurableStore.query, count_packets) == 0  # still serving
-        await worker.call(DurableStore.close)
-        await worker.close()
+        await serves_then_closes(worker, 0)
 
     asyncio.run(asyncio.wait_for(scenario(), GUARD_S))
 
