@@ -325,8 +325,9 @@ class _Channel(asyncio.Protocol):
         self._buffer = bytearray()
         self._lost: StoreProcessDied | None = None
         self._closed = False
-        self._fd = -1
         """The run closed it (`close`): the child has not seen the end yet, nothing to ask."""
+        self._fd = -1
+        """The run's end of the socket (closed in a child the run forks)."""
 
     @property
     def lost(self) -> bool:
