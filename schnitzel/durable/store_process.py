@@ -24,6 +24,7 @@ from pathlib import Path
 import schnitzel.durable.store_calls  # noqa: F401 - the calls the run makes, loaded before the first
 from schnitzel.durable.lock_file import serve_run
 from schnitzel.durable.store import DurableStore, StoreError
+from schnitzel.durable.store_worker import HEADER_BYTES
 
 __all__ = ["main"]
 
@@ -40,12 +41,12 @@ def main(argv: list[str]) -> None:
     store = DurableStore(path, synchronous)
     reader = channel.makefile("rb", buffering=1 << 16)
     while True:
-        header = reader.read(4)
-        if len(header) < 4:
+        header = reader.read(HEADER_BYTES)
+        if len(header) < HEADER_BYTES:
             os._exit(0)  # the run closed the socket, or died
         request = reader.read(int.from_bytes(header, "big"))
         answer = _answer(store, request)
-        channel.sendall(len(answer).to_bytes(4, "big") + answer)
+        channel.sendall(len(answer).to_bytes(HEADER_BYTES, "big") + answer)
 
 
 def _answer(store: DurableStore, request: bytes) -> bytes:

@@ -17,7 +17,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import partial
-from typing import TYPE_CHECKING
 
 from schnitzel.durable.quarantine import (
     QuarantineEntry,
@@ -27,9 +26,6 @@ from schnitzel.durable.quarantine import (
 from schnitzel.durable.store import DurableStore, StoreError
 from schnitzel.durable.store_calls import trial_requeue
 from schnitzel.runtime.durable_parking import ParkingDesk, ParkingRequest
-
-if TYPE_CHECKING:
-    pass
 
 __all__ = ["QuarantineDesk", "QuarantineRequeued"]
 
