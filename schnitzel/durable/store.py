@@ -38,12 +38,12 @@ import sqlite3
 import time
 import uuid
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from itertools import accumulate
 from operator import itemgetter
 from pathlib import Path
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 
 from schnitzel.contract.run_report import LostReport
 from schnitzel.durable.ledger import (
@@ -83,6 +83,7 @@ __all__ = [
     "DurableStore",
     "Loss",
     "NewRow",
+    "NewRows",
     "ReadRow",
     "StoreError",
     "StoreRow",
@@ -116,6 +117,21 @@ _SQLITE_BUSY = 5
 
 NewRow = tuple[int, float, bytes]
 """(seq, enqueued at [unix seconds], encoded packet): a packet a commit writes."""
+
+
+class NewRows(NamedTuple):
+    """The packets a durable inbox's commit writes: consecutive seqs from `first`, their
+    encoded bodies in seq order, every row of them marked enqueued at `enqueued` (unix
+    seconds), the time of the oldest (a row's time only shows the backlog's age, and a row
+    already carries its first packet's for all of its packets). One list of bodies, not a
+    tuple per packet as `NewRow`: cheaper to build on the event loop, and to pickle to a
+    store's process and back out of it."""
+
+    first: int
+    enqueued: float
+    bodies: list[bytes]
+
+
 StoreRow = tuple[int, float, bytes, int]
 """(seq, enqueued at, encoded packet, its Adler-32 as it had it before, -1 if damaged then):
 a packet written back (a parked packet requeued), in a row of its own, its checksum from
@@ -735,7 +751,7 @@ class DurableStore:
 
     def commit(
         self,
-        rows: list[NewRow],
+        rows: list[NewRow] | NewRows,
         deletes: list[tuple[int, int]],
         cursor: int,
         extra: Extra | None = None,
@@ -855,7 +871,7 @@ class DurableStore:
 
     def _transact(
         self,
-        rows: list[NewRow],
+        rows: list[NewRow] | NewRows,
         restored: list[StoreRow],
         deletes: list[Run],
         extra: Extra | None,
@@ -1151,9 +1167,14 @@ def _checksum(body: object) -> int:
     return checksum(body) if isinstance(body, bytes) else -1
 
 
-def _inserted_runs(rows: list[NewRow], restored: list[StoreRow]) -> list[Run]:
+def _inserted_runs(rows: list[NewRow] | NewRows, restored: list[StoreRow]) -> list[Run]:
     """The seqs of new rows (in seq order, each once: the primary key refuses a repeat) as
     runs; the common case, one run, is seen from the first and last row alone."""
+    if isinstance(rows, NewRows):
+        seqs = range(rows.first, rows.first + len(rows.bodies))
+        if not restored:
+            return [(seqs[0], seqs[-1])] if seqs else []
+        return seq_runs([*seqs, *(row[0] for row in restored)])
     if not restored and rows:
         first, last = rows[0][0], rows[-1][0]
         if last - first + 1 == len(rows):
@@ -1175,28 +1196,45 @@ def _seqs_within(runs: list[Run], first: int, last: int) -> list[int]:
 
 _body = itemgetter(2)
 """Of a new row (seq, enqueued, body)."""
+_enqueued = itemgetter(1)
 
 
-def _packed(rows: list[NewRow]) -> list[PackedRow]:
+def _packed(rows: list[NewRow] | NewRows) -> list[PackedRow]:
     """New packets as rows: each run of consecutive seqs cut into rows of up to
     ROW_MAX_PACKETS packets and about ROW_MAX_BYTES."""
+    if isinstance(rows, NewRows):
+        return _packed_run(rows.first, rows.enqueued, rows.bodies)
     out: list[PackedRow] = []
     start, n = 0, len(rows)
+    while start < n:  # one run at a time (one in all, but where a caller left gaps)
+        first, end = rows[start][0], n
+        if rows[end - 1][0] - first != end - 1 - start:
+            end = start + 1
+            while end < n and rows[end][0] == first + end - start:
+                end += 1
+        run = rows[start:end]
+        out += _packed_run(first, list(map(_enqueued, run)), list(map(_body, run)))
+        start = end
+    return out
+
+
+def _packed_run(
+    first: int, enqueued: float | Sequence[float], bodies: Sequence[bytes]
+) -> list[PackedRow]:
+    """The packets of consecutive seqs from `first` as rows of up to ROW_MAX_PACKETS packets
+    and about ROW_MAX_BYTES; each row enqueued at `enqueued`, or, given one per packet, at
+    its first packet's."""
+    out: list[PackedRow] = []
+    start, n = 0, len(bodies)
     while start < n:
         end = min(start + ROW_MAX_PACKETS, n)
-        first = rows[start][0]
-        if rows[end - 1][0] - first != end - 1 - start:  # a gap: stop the row before it
-            stop = start + 1
-            while stop < end and rows[stop][0] == first + stop - start:
-                stop += 1
-            end = stop
-        bodies = list(map(_body, rows[start:end]))
-        if sum(map(len, bodies)) > ROW_MAX_BYTES:  # rare: C loops for the common case
-            over = bisect.bisect_right(list(accumulate(map(len, bodies))), ROW_MAX_BYTES)
-            k = max(over, 1)  # a packet larger than a row gets a row of its own
-            end = start + k
-            bodies = bodies[:k]
-        out.append(pack(range(first, first + end - start), rows[start][1], bodies))
+        chunk = bodies[start:end]
+        if sum(map(len, chunk)) > ROW_MAX_BYTES:  # rare: C loops for the common case
+            over = bisect.bisect_right(list(accumulate(map(len, chunk))), ROW_MAX_BYTES)
+            end = start + max(over, 1)  # a packet larger than a row gets a row of its own
+            chunk = chunk[: end - start]
+        at = enqueued if isinstance(enqueued, float) else enqueued[start]
+        out.append(pack(range(first + start, first + end), at, chunk))
         start = end
     return out
 

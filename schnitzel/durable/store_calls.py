@@ -14,7 +14,7 @@ from schnitzel.contract.packet import StreamPacket
 from schnitzel.contract.refs import packet_refs
 from schnitzel.durable.parking import ParkingChanges, parked_bodies_naming, parked_totals
 from schnitzel.durable.quarantine import QuarantineRequeue, requeueable
-from schnitzel.durable.store import Backlog, Damaged, DurableStore, NewRow, StoreError
+from schnitzel.durable.store import Backlog, Damaged, DurableStore, NewRow, NewRows, StoreError
 from schnitzel.errors import PacketDecodeError
 
 __all__ = [
@@ -94,7 +94,7 @@ def read_decoded(
 
 def commit_on_store(
     store: DurableStore,
-    rows: list[NewRow],
+    rows: list[NewRow] | NewRows,
     deletes: list[tuple[int, int]],
     cursor: int,
     changes: ParkingChanges,

@@ -66,7 +66,7 @@ class Admission(DurableState):
                     last = self._admit(packets, bodies, start, len(packets))
                     start = len(packets)
                 elif self.overflow == "drop_oldest":  # the newest win, these among them
-                    if self._pending:  # older packets not committed yet: displaced once stored
+                    if self._pending_bodies:  # older ones not committed: displaced once stored
                         await self._window_or_commit_moved()
                         if self.closed:
                             self._drop(len(packets) - start, DropReason.NODE_FAILED)
@@ -99,7 +99,7 @@ class Admission(DurableState):
         the room its node has in memory: a commit larger than that would go to disk only, to
         be read back. Behind a node that lags, producers get one batch per commit, as those
         that `put`."""
-        pending = self._pending
+        pending = self._pending_bodies
         while pending and len(self._items) + len(pending) + n > self.capacity:
             await self._window_or_commit_moved()
 
@@ -205,9 +205,9 @@ class Admission(DurableState):
         seq = first + end - start
         admitted = bodies[start:end]
         sizes = list(map(len, admitted))
-        # Rows built by zip, not a loop in Python: this runs for every packet. Their
-        # checksums are the store's, once per batch row on its own thread.
-        self._pending.extend(zip(range(first, seq), repeat(now), admitted, strict=False))
+        # The window's rows built by zip, not a loop in Python: this runs for every packet.
+        # The checksums are the store's, once per batch row where it lives.
+        self._pending_bodies += admitted
         self._pending_window.extend(zip(range(first, seq), repeat(now), sizes, strict=False))
         self._bytes += sum(sizes)
         self._pending_packets.extend(packets[start:end])

@@ -9,7 +9,7 @@ import asyncio
 from operator import itemgetter
 
 from schnitzel.contract.packet import StreamPacket
-from schnitzel.durable.store import DurableStore, seq_runs
+from schnitzel.durable.store import DurableStore, NewRows, seq_runs
 from schnitzel.durable.store_calls import commit_on_store
 from schnitzel.runtime.durable_parking import ParkingDesk
 from schnitzel.runtime.durable_state import VACUUM_EVERY
@@ -37,10 +37,10 @@ class Committer(ParkingDesk):
         lost at shutdown."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
-        while self._pending and loop.time() < deadline and not self.worker.gone:
+        while self._pending_bodies and loop.time() < deadline and not self.worker.gone:
             self._work.set()
             await asyncio.sleep(0.01)
-        return not self._pending
+        return not self._pending_bodies
 
     async def _commit_loop(self) -> None:
         backoff = RETRY_INITIAL_S
@@ -48,15 +48,17 @@ class Committer(ParkingDesk):
             await self._work.wait()
             self._work.clear()
             while self._has_work():
-                rows = self._pending[:GROUP_MAX_ROWS]
-                packets = self._pending_packets[: len(rows)]
-                window = self._pending_window[: len(rows)]
+                bodies = self._pending_bodies[:GROUP_MAX_ROWS]
+                n = len(bodies)
+                packets = self._pending_packets[:n]
+                window = self._pending_window[:n]
+                first, enqueued = window[0][:2] if n else (self._next_seq, 0.0)
                 deleted, self._deletes = self._deletes, []
-                changes, request = self._parking_changes(len(rows) == len(self._pending))
+                changes, request = self._parking_changes(n == len(self._pending_bodies))
                 try:
                     changes = await self.worker.call(
                         commit_on_store,
-                        rows,
+                        NewRows(first, enqueued, bodies),
                         seq_runs(deleted),
                         self._windowed,  # the store never reads back what is in memory
                         changes,
@@ -79,23 +81,22 @@ class Committer(ParkingDesk):
                 if self._failing:
                     self._failing = False
                     self.notify("info", f"durable store {str(self.path)!r} writes again")
-                n = len(rows)
-                del self._pending[:n], self._pending_packets[:n], self._pending_window[:n]
+                del self._pending_bodies[:n], self._pending_packets[:n], self._pending_window[:n]
                 if self._window_moved is not None:
                     self._window_room()
-                if rows:
+                if n:
                     # Decided now, not when the commit began: meanwhile the node took what
                     # the window held. Requeued rows go to disk, so these must too (order).
                     to_window = (
                         self._spilled == 0
                         and not self._loading
                         and not changes.restores
-                        and len(self._items) + len(rows) <= self.capacity
+                        and len(self._items) + n <= self.capacity
                     )
                     if to_window:  # the store learns it with the next commit, before any read
-                        self._windowed = rows[-1][0]
+                        self._windowed = window[-1][0]
                     self._accept(window, packets, to_window)
-                    committed, waiters = rows[-1][0], self._waiters
+                    committed, waiters = window[-1][0], self._waiters
                     while waiters and waiters[0][0] <= committed:
                         done = waiters.popleft()[1]
                         if not done.done():
@@ -107,7 +108,7 @@ class Committer(ParkingDesk):
                     await self.worker.call(DurableStore.vacuum_if_empty)
 
     def _has_work(self) -> bool:
-        return bool(self._pending or self._deletes or self._parks or self._parking_requests)
+        return bool(self._pending_bodies or self._deletes or self._parks or self._parking_requests)
 
     def _accept(
         self, rows: list[tuple[int, float, int]], packets: list[StreamPacket], to_window: bool

@@ -132,12 +132,12 @@ class DurableInbox(Admission, Committer, QuarantineDesk):
                 request.done.set_exception(
                     RuntimeError(f"durable store {str(self.path)!r} closed first")
                 )
-        lost = len(self._pending)
-        if self._pending:  # never committed: lost, and counted
-            self.metrics.refused(DropReason.SHUTDOWN, len(self._pending))
-            self._count -= len(self._pending)  # nor in the backlog the report gives
+        lost = len(self._pending_bodies)
+        if lost:  # never committed: lost, and counted
+            self.metrics.refused(DropReason.SHUTDOWN, lost)
+            self._count -= lost  # nor in the backlog the report gives
             self._bytes -= sum(map(_size, self._pending_window))
-            self._pending.clear()
+            self._pending_bodies.clear()
             self._pending_packets.clear()
             self._pending_window.clear()
         while self._waiters:  # their producers learn it: none of them waits for ever

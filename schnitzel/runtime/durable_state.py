@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from schnitzel.contract.packet import StreamPacket
-from schnitzel.durable.store import DiskFull, NewRow
+from schnitzel.durable.store import DiskFull
 from schnitzel.durable.store_calls import read_decoded
 from schnitzel.durable.store_worker import store_worker
 from schnitzel.runtime.durable_stats import DurableStats
@@ -56,7 +56,7 @@ class DurableState(Inbox):
         "_parks",
         "_parks_committed",
         "_parks_queued",
-        "_pending",
+        "_pending_bodies",
         "_pending_packets",
         "_pending_window",
         "_rows",
@@ -135,10 +135,11 @@ class DurableState(Inbox):
         self.unconfirmed: deque[tuple[list[tuple[int, float, int]], dict[str, int]]] = deque()
         """Settled batches whose output only reached in-memory inboxes yet: (rows, trail)."""
         self.unconfirmed_count = 0
-        self._pending: list[NewRow] = []
+        self._pending_bodies: list[bytes] = []
         self._pending_packets: list[StreamPacket] = []
-        # The window's row (seq, enqueued, size) of each pending packet, in step with
-        # `_pending`: made at admission, where the sizes are known, and moved by a commit.
+        # The encoded packets admitted and not committed yet (of consecutive seqs), their
+        # objects, and the window's row (seq, enqueued, size) of each: made at admission,
+        # where the sizes are known, and moved by a commit, whose seqs and time they give.
         self._pending_window: list[tuple[int, float, int]] = []
         self._window_moved: asyncio.Future[None] | None = None
         """Resolved when the window or the packets not committed yet shrink (producers

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from itertools import repeat, starmap
 
 from schnitzel.contract.packet import StreamPacket
 from schnitzel.runtime.held_refs import add_refs
@@ -300,9 +301,8 @@ class Inbox:
         if len(items) <= limit:
             batch = list(items)
             items.clear()
-        else:
-            popleft = items.popleft
-            batch = [popleft() for _ in range(limit)]
+        else:  # popped by a C loop: this runs for every packet of a backed-up inbox
+            batch = list(starmap(items.popleft, repeat((), limit)))
         if self.max_bytes is not None:
             self.bytes -= sum(payload_nbytes(p) for p in batch)
         self.left += len(batch)

@@ -25,7 +25,7 @@ from schnitzel import Runtime, RuntimeControl
 from schnitzel.contract.packet import StreamPacket
 from schnitzel.durable.parking import Selection
 from schnitzel.durable.rows import live_packets
-from schnitzel.durable.store import DiskFull
+from schnitzel.durable.store import DiskFull, NewRows
 from schnitzel.errors import BadRecord
 from schnitzel.launch.event_loop import loop_factory
 from schnitzel.runtime import durable_commits
@@ -48,12 +48,12 @@ class HeldCommits:
         self.failed = 0
         original = durable_commits.commit_on_store
 
-        def commit_on_store(store: Any, rows: list[Any], *rest: Any) -> Any:
+        def commit_on_store(store: Any, rows: NewRows, *rest: Any) -> Any:
             if self.failing.is_set():
                 self.failed += 1
                 raise DiskFull(f"{store.path}: no space left (held by the test)")
             done = original(store, rows, *rest)
-            self.committed.update(json.loads(body)["seq"] for _seq, _at, body in rows)
+            self.committed.update(json.loads(body)["seq"] for body in rows.bodies)
             return done
 
         monkeypatch.setattr(durable_commits, "commit_on_store", commit_on_store)
@@ -257,7 +257,7 @@ def test_drop_oldest_keeps_the_newest_packets_while_older_ones_wait_for_their_co
         await until(lambda: held.failed >= 1 and len(producing.unsettled) >= 1)
         held.failing.clear()
         store = runtime.stores["out"]
-        await until(lambda: producing.metrics.emitted >= 2000 and not store._pending)
+        await until(lambda: producing.metrics.emitted >= 2000 and not store._pending_bodies)
         await until(lambda: not producing.unsettled)
         control.resume("out")
 
@@ -300,7 +300,7 @@ def test_a_forced_stop_while_one_of_two_stores_fails_leaves_no_line_to_the_next_
     failed = [0]
     original = durable_commits.commit_on_store
 
-    def commit_on_store(store: Any, rows: list[Any], *rest: Any) -> Any:
+    def commit_on_store(store: Any, rows: NewRows, *rest: Any) -> Any:
         if failing.is_set() and store.path.name == "seen.db":
             failed[0] += 1
             raise DiskFull(f"{store.path}: no space left (held by the test)")
