@@ -13,7 +13,7 @@ A durable inbox makes every call on its store as `await worker.call(fn, *args)`:
   again after each SQLite call (docs/architecture.md, "Where a durable packet's wall time
   goes"). `fn` and its arguments travel pickled: `fn` is a module-level function or a
   method of `DurableStore` named by its class, never a closure. It pays on cores that are
-  otherwise idle (1.2-1.3x the durable throughput of the thread), and costs where other
+  otherwise idle (1.1-1.3x the durable throughput of the thread), and costs where other
   processes keep them busy (0.6-0.8x, measured), with one process and about 17 MB more per
   store (docs/architecture.md, "The store's process, or its thread").
 
