@@ -6,6 +6,7 @@ their producers. A failed commit (a full disk) is retried with backoff; nothing 
 from __future__ import annotations
 
 import asyncio
+import bisect
 from operator import itemgetter
 
 from schnitzel.contract.packet import StreamPacket
@@ -24,6 +25,18 @@ RETRY_MAX_S = 2.0
 
 _size = itemgetter(2)
 """Of a window row (seq, enqueued, size)."""
+
+
+def _consecutive(window: list[tuple[int, float, int]]) -> int:
+    """How many of the first pending packets' rows (seq, enqueued, size) have consecutive
+    seqs: all of them but after a requeue whose commit failed, which reserved seqs above
+    the packets pending then, so those admitted since come after a gap. One commit's
+    `NewRows` holds one run of seqs."""
+    n = len(window)
+    if not n or window[-1][0] - window[0][0] == n - 1:  # seqs only grow: no gap
+        return n
+    first = window[0][0]
+    return bisect.bisect_left(range(n), True, key=lambda i: window[i][0] - first != i)
 
 
 class Committer(ParkingDesk):
@@ -48,10 +61,12 @@ class Committer(ParkingDesk):
             await self._work.wait()
             self._work.clear()
             while self._has_work():
-                bodies = self._pending_bodies[:GROUP_MAX_ROWS]
-                n = len(bodies)
+                window = self._pending_window[:GROUP_MAX_ROWS]
+                n = _consecutive(window)
+                if n < len(window):
+                    del window[n:]
+                bodies = self._pending_bodies[:n]
                 packets = self._pending_packets[:n]
-                window = self._pending_window[:n]
                 first, enqueued = window[0][:2] if n else (self._next_seq, 0.0)
                 deleted, self._deletes = self._deletes, []
                 changes, request = self._parking_changes(n == len(self._pending_bodies))

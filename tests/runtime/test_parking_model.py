@@ -200,6 +200,76 @@ def test_a_requeue_asked_while_a_commit_that_then_fails_runs_takes_the_packets_p
     asyncio.run(asyncio.wait_for(scenario(), GUARD_S))
 
 
+def test_packets_admitted_after_a_requeue_whose_commit_failed_keep_their_own_seqs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A requeue reserves seqs above every pending packet when its commit begins; when that
+    commit fails (a full disk), packets admitted meanwhile took seqs above the reserved ones,
+    so the retry's pending packets skip those seqs. Each must still be stored, delivered and
+    settled under its own seq: none left behind in the store once all are settled."""
+    steps: list[str] = []  # what the next held commits do: "ok" or "fail", in order
+    entered, release = threading.Event(), threading.Event()
+    original = durable_commits.commit_on_store
+
+    def commit_on_store(*args: object) -> object:
+        if steps:
+            step = steps.pop(0)
+            entered.set()
+            release.wait(GUARD_S)
+            release.clear()
+            if step == "fail":
+                raise DiskFull("no space left (held by the test)")
+        return original(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(durable_commits, "commit_on_store", commit_on_store)
+    # The retry then writes the packets before the requeue in one commit and those after
+    # it in the next: the first takes packets on both sides of the reserved seqs into the
+    # window (a commit that also requeues sends its new packets to disk, read back with
+    # the store's seqs). 4 stands for the 8,192 a commit takes at most.
+    monkeypatch.setattr(durable_commits, "GROUP_MAX_ROWS", 4)
+
+    def packets(name: str, n: int) -> list[StreamPacket]:
+        return [StreamPacket.new("sensor", "m", i, {"p": f"{name}{i}"}) for i in range(n)]
+
+    async def held_commit() -> None:
+        await until(entered.is_set)
+        entered.clear()
+
+    async def scenario() -> set[str]:
+        inbox = make_inbox(tmp_path / "g.db", process=False)
+        await inbox.open()
+        await inbox.put(packets("a", 1))
+        first = inbox.take(1)
+        first.settle(None, None, [(p, "refused") for p in first])
+        await until(lambda: inbox.parked_count == 1)
+        steps.extend(["ok", "fail"])
+        assert inbox.offer(packets("x", 1)) == 1
+        await held_commit()  # x0's commit, held
+        assert inbox.offer(packets("b", 2)) == 2
+        requeue = asyncio.create_task(inbox.change_parked("requeue", Selection(everything=True)))
+        await until(lambda: bool(inbox._parking_requests))
+        release.set()  # x0's commit goes through; the next takes b0, b1 and the requeue
+        await held_commit()
+        assert inbox.offer(packets("c", 3)) == 3  # seqs above the ones the requeue reserved
+        release.set()  # that commit fails; its retry writes b and c, and the requeue
+        done = await requeue
+        assert done.requeued == 1, done.requeued
+        taken: list[str] = []
+        while len(taken) < 7:
+            await asyncio.wait_for(inbox.wait_items(), GUARD_S)
+            batch = inbox.take(8)
+            taken += [p.payload["p"] for p in batch]
+            batch.settle()
+        await inbox.shutdown()
+        with closing(sqlite3.connect(tmp_path / "g.db")) as db:
+            left = [decode_packet(body).payload["p"] for _seq, _at, body in live_packets(db)]
+        assert not left, f"left in the store after all were settled: {left}"
+        return set(taken)
+
+    taken = asyncio.run(asyncio.wait_for(scenario(), GUARD_S))
+    assert taken == {"x0", "b0", "b1", "c0", "c1", "c2", "a0"}, taken
+
+
 def test_packets_lost_at_shutdown_on_a_full_disk_leave_the_reported_backlog_bytes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
