@@ -43,8 +43,11 @@ The files go to a temporary directory under `--dir` (default: the repository's p
 directory, not /tmp, which may be tmpfs where an fsync costs nothing). `df` of it is printed.
 
 Run: .venv/bin/python bench/bench_durable.py [--quick] [--dir PATH] [--profile]
+     .venv/bin/python bench/bench_durable.py --cost-only [--window 4096]
 (`--quick`: fewer packets, durable runs of ~0.6 s; `--profile`: also a cProfile top 15 of
-one durable run of item 1; the store's own thread does not show in it, only its waits.)
+one durable run of item 1; the store's own thread does not show in it, only its waits.
+`--cost-only`: item 3 alone, 5 rounds; `--window`: every variant's sink inbox with that
+`max`, the in-memory one too.)
 """
 
 from __future__ import annotations
@@ -138,9 +141,12 @@ class StalledSink(Sink):
 # -- graphs ------------------------------------------------------------------------------------
 
 
-def durable_inbox(path: Path, sync: str = "full", process: bool = False) -> str:
+def durable_inbox(
+    path: Path, sync: str = "full", process: bool = False, window: int | None = None
+) -> str:
     where = ", process: true" if process else ""
-    return f"{{durable: {{path: {json.dumps(str(path))}, sync: {sync}{where}}}}}"
+    size = f"max: {window}, " if window else ""
+    return f"{{{size}durable: {{path: {json.dumps(str(path))}, sync: {sync}{where}}}}}"
 
 
 def graph_text(
@@ -216,11 +222,17 @@ def run_graph(ws: Workspace, text: str, count: int) -> float:
 
 
 def durable_run(
-    ws: Workspace, count: int, stages: int = 0, sync: str = "full", process: bool = False
+    ws: Workspace,
+    count: int,
+    stages: int = 0,
+    sync: str = "full",
+    process: bool = False,
+    window: int | None = None,
 ) -> float:
     db = ws.fresh(f"durable-{sync}")
     try:
-        text = graph_text(count, inbox=durable_inbox(db, sync, process), stages=stages)
+        inbox = durable_inbox(db, sync, process, window)
+        text = graph_text(count, inbox=inbox, stages=stages)
         return run_graph(ws, text, count)
     finally:
         remove_db(db)
@@ -523,19 +535,21 @@ class Cost:
     """sync full, the store in a process of its own (`process: true`)."""
 
 
-def cost(ws: Workspace, sizes: Sizes) -> Cost:
+def cost(ws: Workspace, sizes: Sizes, window: int | None = None) -> Cost:
+    """Item 3; `window`: `max` of the sink's inbox in every variant (default: the default)."""
     n = sizes.cost_packets
     result = Cost(n, [], [], [], [])
+    memory_inbox = f"{{max: {window}}}" if window else ""
     for _ in range(sizes.rounds):
-        result.memory.append(n / run_graph(ws, graph_text(n, stages=1), n))
-        result.full.append(n / durable_run(ws, n, stages=1, sync="full"))
-        result.normal.append(n / durable_run(ws, n, stages=1, sync="normal"))
-        result.process.append(n / durable_run(ws, n, stages=1, process=True))
+        result.memory.append(n / run_graph(ws, graph_text(n, inbox=memory_inbox, stages=1), n))
+        result.full.append(n / durable_run(ws, n, stages=1, sync="full", window=window))
+        result.normal.append(n / durable_run(ws, n, stages=1, sync="normal", window=window))
+        result.process.append(n / durable_run(ws, n, stages=1, process=True, window=window))
     memory, full, normal = max(result.memory), max(result.full), max(result.normal)
     process = max(result.process)
     print(
         f"3. cost of durability: synthetic -> passthrough -> null, {n:,} packets, "
-        f"best of {sizes.rounds}"
+        f"best of {sizes.rounds}" + (f", window (max) {window:,}" if window else "")
     )
     print(
         f"  in-memory inbox          {memory:>11,.0f} packets/s  (rounds: {rounds(result.memory)})"
@@ -1063,6 +1077,9 @@ def main() -> None:
     parser.add_argument(
         "--cost-only", action="store_true", help="item 3 alone (goal 5 of issue 18), 5 rounds"
     )
+    parser.add_argument(
+        "--window", type=int, help="with --cost-only: `max` of the sink's inbox (default 1024)"
+    )
     parser.add_argument("--child-replay", nargs=2, metavar=("DB", "ROOT"), help=argparse.SUPPRESS)
     parser.add_argument("--child-load-all", metavar="DB", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -1082,7 +1099,7 @@ def main() -> None:
         for line in df:
             print(f"  {line}")
         if args.cost_only:
-            cost(ws, dataclasses.replace(sizes, rounds=5))
+            cost(ws, dataclasses.replace(sizes, rounds=5), args.window)
             return
         h = headline(ws, sizes)
         g = group_commit(ws, sizes)
