@@ -1202,8 +1202,8 @@ _enqueued = itemgetter(1)
 def _packed(rows: list[NewRow] | NewRows) -> list[PackedRow]:
     """New packets as rows: each run of consecutive seqs cut into rows of up to
     ROW_MAX_PACKETS packets and about ROW_MAX_BYTES."""
-    if isinstance(rows, NewRows):
-        return _packed_run(rows.first, rows.enqueued, rows.bodies)
+    if isinstance(rows, NewRows):  # a time given as an int is one time, not one per packet
+        return _packed_run(rows.first, float(rows.enqueued), rows.bodies)
     out: list[PackedRow] = []
     start, n = 0, len(rows)
     while start < n:  # one run at a time (one in all, but where a caller left gaps)

@@ -137,9 +137,11 @@ class DurableState(Inbox):
         self.unconfirmed_count = 0
         self._pending_bodies: list[bytes] = []
         self._pending_packets: list[StreamPacket] = []
-        # The encoded packets admitted and not committed yet (of consecutive seqs), their
-        # objects, and the window's row (seq, enqueued, size) of each: made at admission,
-        # where the sizes are known, and moved by a commit, whose seqs and time they give.
+        # The encoded packets admitted and not committed yet, their objects, and the
+        # window's row (seq, enqueued, size) of each: made at admission, where the sizes are
+        # known, and moved by a commit, whose seqs and time they give. Their seqs grow, and
+        # are consecutive but after a requeue whose commit failed (its seqs stay reserved):
+        # a commit stops at such a gap (durable_commits.py `_consecutive`).
         self._pending_window: list[tuple[int, float, int]] = []
         self._window_moved: asyncio.Future[None] | None = None
         """Resolved when the window or the packets not committed yet shrink (producers

@@ -11,7 +11,7 @@ import pytest
 
 import schnitzel.durable.store as store_module
 from schnitzel.durable.rows import row_intact
-from schnitzel.durable.store import DurableStore, NewRow
+from schnitzel.durable.store import DurableStore, NewRow, NewRows
 from tests.runtime import plugins
 from tests.runtime.harness import graph_from, run
 from tests.runtime.test_durable import graph
@@ -19,6 +19,18 @@ from tests.runtime.test_durable import graph
 
 def new_rows(first: int, n: int) -> list[NewRow]:
     return [(seq, 1.0, b'{"n":%d}' % seq) for seq in range(first, first + n)]
+
+
+def test_new_rows_enqueued_at_a_whole_second_are_stored(tmp_path: Path) -> None:
+    """`NewRows.enqueued` given as an int (a float as the type says, a whole second) is the
+    time of every row: `_packed_run` took it for a list of times, one per packet, and the
+    commit raised TypeError."""
+    store = DurableStore(tmp_path / "out.db")
+    store.open()
+    store.commit(NewRows(1, 5, [b'{"n":1}', b'{"n":2}']), [], 0)
+    store.close()
+    with closing(sqlite3.connect(tmp_path / "out.db")) as db:
+        assert db.execute("SELECT seq, last, enqueued FROM packets").fetchall() == [(1, 2, 5.0)]
 
 
 def test_a_reopened_backlog_counts_its_packets_bytes_not_the_newlines_between_them(
