@@ -43,11 +43,12 @@ The files go to a temporary directory under `--dir` (default: the repository's p
 directory, not /tmp, which may be tmpfs where an fsync costs nothing). `df` of it is printed.
 
 Run: .venv/bin/python bench/bench_durable.py [--quick] [--dir PATH] [--profile]
-     .venv/bin/python bench/bench_durable.py --cost-only [--window 4096]
+     .venv/bin/python bench/bench_durable.py --cost-only [--window 4096] [--packets 240000]
 (`--quick`: fewer packets, durable runs of ~0.6 s; `--profile`: also a cProfile top 15 of
 one durable run of item 1; the store's own thread does not show in it, only its waits.
 `--cost-only`: item 3 alone, 5 rounds; `--window`: every variant's sink inbox with that
-`max`, the in-memory one too.)
+`max`, the in-memory one too; `--packets`: longer runs, where a run's start and stop (the
+store's process starting, for one) weigh less.)
 """
 
 from __future__ import annotations
@@ -1080,6 +1081,9 @@ def main() -> None:
     parser.add_argument(
         "--window", type=int, help="with --cost-only: `max` of the sink's inbox (default 1024)"
     )
+    parser.add_argument(
+        "--packets", type=int, help="with --cost-only: packets per run (default 120,000)"
+    )
     parser.add_argument("--child-replay", nargs=2, metavar=("DB", "ROOT"), help=argparse.SUPPRESS)
     parser.add_argument("--child-load-all", metavar="DB", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -1099,7 +1103,8 @@ def main() -> None:
         for line in df:
             print(f"  {line}")
         if args.cost_only:
-            cost(ws, dataclasses.replace(sizes, rounds=5), args.window)
+            packets = args.packets or sizes.cost_packets
+            cost(ws, dataclasses.replace(sizes, rounds=5, cost_packets=packets), args.window)
             return
         h = headline(ws, sizes)
         g = group_commit(ws, sizes)
