@@ -237,7 +237,7 @@ class Runtime:
     async def _open_plugins(self) -> None:
         opened: list[Node] = []
         try:
-            await open_stores(self.stores)
+            await open_stores(self.stores, self.nodes, self.events)
             for node in self.nodes.values():
                 try:
                     await node.plugin.open()

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from schnitzel.errors import RuntimeStartError
 from schnitzel.runtime.durable_check import is_durable
 from schnitzel.runtime.events import EventLog
+from schnitzel.runtime.health import STALL_S, Health
 from schnitzel.runtime.node import Node
 
 if TYPE_CHECKING:
@@ -22,19 +23,57 @@ def durable_inboxes(nodes: dict[str, Node]) -> dict[str, DurableInbox]:
     return {node_id: node.inbox for node_id, node in nodes.items() if is_durable(node.inbox)}
 
 
-async def open_stores(stores: dict[str, DurableInbox]) -> None:
+async def open_stores(
+    stores: dict[str, DurableInbox], nodes: dict[str, Node], events: EventLog
+) -> None:
     """Open every store; one that cannot be opened stops the start, naming its node."""
     for inbox in stores.values():  # every store's process at once: their imports overlap
         inbox.worker.start()
     for node_id, inbox in stores.items():
         try:
-            await inbox.open()
+            await _open_watched(inbox, nodes[node_id], events)
         except RuntimeStartError:
             raise
         except Exception as exc:
             raise RuntimeStartError(
                 f"node {node_id!r}: durable store {str(inbox.path)!r} could not be opened: {exc}"
             ) from exc
+
+
+async def _open_watched(inbox: DurableInbox, node: Node, events: EventLog) -> None:
+    """Open `inbox`'s store. While it has not answered for STALL_S (its process stopped, a
+    file system that hangs) the run waits, as it must, but says so: an event, and the node's
+    health (what `ctl status` and the console show before any tick runs) until it answers."""
+    opening = asyncio.ensure_future(inbox.open())
+    waited = 0.0
+    try:
+        while True:
+            try:
+                await asyncio.wait_for(asyncio.shield(opening), STALL_S)
+                break
+            except TimeoutError:
+                waited += STALL_S
+                node.health, node.health_reason = (
+                    Health.DEGRADED,
+                    (
+                        f"durable store {str(inbox.path)!r} has not answered its open for "
+                        f"{waited:.0f} s (its process stopped, or its file system hangs): the run "
+                        "starts once it does"
+                    ),
+                )
+                if waited == STALL_S:
+                    events.add("warning", f"health ok -> degraded {node.health_reason}", node.id)
+    except BaseException:
+        opening.cancel()  # a stop while it waits, or its open failed (then this is a no-op)
+        raise
+    if waited:
+        node.health, node.health_reason = Health.OK, ""
+        events.add(
+            "info",
+            f"health degraded -> ok: durable store {str(inbox.path)!r} answered its open after "
+            f"{waited:.0f}+ s",
+            node.id,
+        )
 
 
 async def flush_stores(stores: dict[str, DurableInbox], timeout_s: float) -> bool:
