@@ -74,6 +74,14 @@ def _run_graph(args: argparse.Namespace, prog: str, early: EarlySignals) -> int:
     except EventLoopUnavailable as exc:
         say(f"{prog}: {exc}; nothing was run", err=True)
         return EXIT_USAGE
+    if getattr(args, "metrics_addr", None) is not None:  # malformed: refused before anything
+        from schnitzel.observe.metrics_addr import MetricsAddrError, parse_addr
+
+        try:
+            parse_addr(args.metrics_addr)
+        except MetricsAddrError as exc:
+            say(f"{prog}: {exc}; nothing was run", err=True)
+            return EXIT_USAGE
     with frozen_start_up():  # the run starts without a full collection (start_up_heap.py)
         try:
             result = validate_argument(args.graph)

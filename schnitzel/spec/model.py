@@ -109,7 +109,7 @@ class DurableSpec(_Strict):
     process: StrictBool = Field(
         default=False,
         description="true: the store runs in a process of its own (SQLite never waits for the "
-        "event loop's GIL: 1.2-1.3x the durable throughput on idle cores, 0.6-0.8x when other "
+        "event loop's GIL: 1.1-1.3x the durable throughput on idle cores, 0.6-0.8x when other "
         "processes keep them busy; one process and about 17 MB more); false: on a thread.",
     )
 

@@ -203,6 +203,8 @@ edges:
             _out, err = process.communicate(timeout=HANG_GUARD_S)
             assert process.returncode == 2, err.decode()
             assert words in err.decode() and "nothing was run" in err.decode()
+            if words == "HOST:PORT":  # a malformed one is refused before the run says anything
+                assert err.decode().count("\n") == 1, err.decode()
 
 
 def test_an_attached_console_refuses_metrics_addr_and_says_where_it_belongs(
