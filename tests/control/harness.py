@@ -132,10 +132,3 @@ async def status_still_answers(path: Path) -> dict[str, Any]:
     assert reply["ok"], reply
     assert reply["result"]["status"] == "running"
     return reply["result"]
-
-
-async def until(predicate: Any, guard_s: float = GUARD_S) -> None:
-    """Wait for `predicate()` (polling; the guard only catches hangs)."""
-    async with asyncio.timeout(guard_s):
-        while not predicate():
-            await asyncio.sleep(0.01)

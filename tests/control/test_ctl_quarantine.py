@@ -31,7 +31,7 @@ from schnitzel.control.actor import Actor
 from schnitzel.durable.rows import live_packets
 from schnitzel.durable.store import DurableStore
 from schnitzel.errors import ControlError
-from tests.control.harness import GUARD_S, serving, socket_dir, until
+from tests.control.harness import GUARD_S, serving, socket_dir
 from tests.control.test_ctl_end_to_end import (
     ctl,
     ctl_json,
@@ -42,6 +42,7 @@ from tests.control.test_ctl_end_to_end import (
 from tests.runtime import plugins
 from tests.runtime.harness import assert_counts_add_up, graph_from, run
 from tests.runtime.test_store_damaged_rows import change_one_byte, edited_by_hand
+from tests.waits import until
 
 LIVE = """
 nodes:

@@ -26,10 +26,11 @@ from schnitzel.contract.run_report import (
 from schnitzel.errors import ReportShapeError
 from schnitzel.runtime import Runtime
 from schnitzel_tui.attached import AttachedSource
-from tests.control.harness import Served, serving, until
+from tests.control.harness import Served, serving
 from tests.control.test_ctl_end_to_end import ctl
 from tests.http.test_http_trouble import closed_port
 from tests.runtime.harness import graph_from, steer
+from tests.waits import until
 
 
 def every_optional_part(url: str) -> str:

@@ -29,8 +29,8 @@ from tests.control.harness import (
     Served,
     serving,
     socket_dir,
-    until,
 )
+from tests.waits import until
 
 NODE_KEYS = {
     "id", "kind", "plugin", "health", "in", "out", "dropped", "queue_depth", "queue_capacity",

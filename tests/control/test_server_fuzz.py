@@ -21,8 +21,8 @@ from tests.control.harness import (
     Served,
     serving,
     status_still_answers,
-    until,
 )
+from tests.waits import until
 
 BAD_LINES: list[tuple[bytes, str]] = [
     (b"hello", "bad-request"),

@@ -32,6 +32,7 @@ from schnitzel.runtime import durable_commits
 from schnitzel.runtime.runners import UNSETTLED_MAX
 from tests.runtime import plugins
 from tests.runtime.harness import TEST_PLUGINS, assert_counts_add_up, graph_from
+from tests.waits import until
 
 GUARD_S = 60.0
 """Hang guard only: nothing waits for a set amount of real time."""
@@ -57,12 +58,6 @@ class HeldCommits:
             return done
 
         monkeypatch.setattr(durable_commits, "commit_on_store", commit_on_store)
-
-
-async def until(predicate: Callable[[], bool]) -> None:
-    async with asyncio.timeout(GUARD_S):  # only against a hang
-        while not predicate():
-            await asyncio.sleep(0.01)
 
 
 def on_loop(

@@ -4,7 +4,6 @@ arriving. Nothing is lost or delivered out of place; every packet is accounted f
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
 from contextlib import closing
 from pathlib import Path
@@ -18,6 +17,7 @@ from schnitzel.errors import ControlError
 from tests.conftest import run_cli
 from tests.runtime import plugins
 from tests.runtime.harness import graph_from, steer
+from tests.waits import until
 
 REFUSING = """
 nodes:
@@ -32,12 +32,6 @@ edges:
   - {from: src, to: out}
   - {from: src, to: plain}
 """
-
-
-async def until(predicate: Any, guard_s: float = 60.0) -> None:
-    async with asyncio.timeout(guard_s):  # only against a hang
-        while not predicate():
-            await asyncio.sleep(0.01)
 
 
 def test_requeue_all_after_a_fix_delivers_every_parked_packet_while_new_ones_arrive(

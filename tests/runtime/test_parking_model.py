@@ -9,7 +9,6 @@ import asyncio
 import random
 import sqlite3
 import threading
-from collections.abc import Callable
 from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,17 +24,12 @@ from schnitzel.runtime import durable_commits
 from schnitzel.runtime.durable_inbox import DurableInbox
 from schnitzel.runtime.inbox import InFlight
 from schnitzel.runtime.metrics import NodeMetrics
+from tests.waits import until
 
 NO_SUCH_PARKED = Selection(ids=(1 << 62,))
 """Drops nothing: a request that returns once a commit wrote everything queued before it."""
 GUARD_S = 60.0
 """Only against a hang: nothing waits for a set amount of real time."""
-
-
-async def until(predicate: Callable[[], bool]) -> None:
-    async with asyncio.timeout(GUARD_S):  # only against a hang
-        while not predicate():
-            await asyncio.sleep(0.01)
 
 
 @dataclass

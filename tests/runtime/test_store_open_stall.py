@@ -15,9 +15,7 @@ import pytest
 from schnitzel import Runtime
 from schnitzel.runtime import durable_inbox
 from tests.runtime.harness import graph_from
-
-GUARD_S = 60.0
-"""Only against a hang: every wait polls for a condition."""
+from tests.waits import GUARD_S, until
 
 GRAPH = """
 nodes:
@@ -29,12 +27,6 @@ nodes:
 edges:
   - {from: src, to: out}
 """
-
-
-async def until(predicate: Any) -> None:
-    async with asyncio.timeout(GUARD_S):
-        while not predicate():
-            await asyncio.sleep(0.05)
 
 
 def test_a_store_that_does_not_answer_its_open_is_named_in_its_nodes_health(
