@@ -53,13 +53,11 @@ async def _open_watched(inbox: DurableInbox, node: Node, events: EventLog) -> No
                 break
             except TimeoutError:
                 waited += STALL_S
-                node.health, node.health_reason = (
-                    Health.DEGRADED,
-                    (
-                        f"durable store {str(inbox.path)!r} has not answered its open for "
-                        f"{waited:.0f} s (its process stopped, or its file system hangs): the run "
-                        "starts once it does"
-                    ),
+                node.health = Health.DEGRADED
+                node.health_reason = (
+                    f"durable store {str(inbox.path)!r} has not answered its open for "
+                    f"{waited:.0f} s (its process stopped, or its file system hangs): the run "
+                    "starts once it does"
                 )
                 if waited == STALL_S:
                     events.add("warning", f"health ok -> degraded {node.health_reason}", node.id)
