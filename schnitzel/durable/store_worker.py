@@ -384,13 +384,12 @@ class _Channel(asyncio.Protocol):
         forget_in_forked_children(self._fd)  # closed once this returns
         if self._closed:  # the child ends at this end: waiting for it here would hold the loop
             self._lost = StoreProcessDied(f"{self._where} is closed")
-            self._fail_waiting(self._lost)
-            return
-        self._lost = StoreProcessDied(
-            f"{self._where} is gone: {self._exit_words()}; restart the run (nothing it had "
-            "not committed was acknowledged to its producers; the next run takes the store "
-            "from its file)"
-        )
+        else:
+            self._lost = StoreProcessDied(
+                f"{self._where} is gone: {self._exit_words()}; restart the run (nothing it had "
+                "not committed was acknowledged to its producers; the next run takes the store "
+                "from its file)"
+            )
         self._fail_waiting(self._lost)
 
     def _fail_waiting(self, error: StoreProcessDied) -> None:
