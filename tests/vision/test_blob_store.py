@@ -133,7 +133,10 @@ def test_frames_through_blob_store_reach_a_jsonl_file_as_refs(tmp_path: Path) ->
         if Path(ref.uri[7:]).exists():
             assert store.read(ref)[:2] == b"\xff\xd8"  # whole, and what the ref says
             kept += 1
-    assert 1 <= kept < len(lines)  # retention removed the oldest, kept the newest
+    # Retention removed the oldest unless the sink had delivered none of them at the last
+    # write (a busy machine): then it kept them for their packets and said so.
+    assert kept >= 1 and kept + stats["removed"] == len(lines), (kept, stats)
+    assert stats["removed"] or stats["over_by_pinned"], stats
 
 
 def test_a_blob_deleted_behind_the_stores_back_is_written_again(tmp_path: Path) -> None:
