@@ -125,18 +125,19 @@ def test_frames_through_blob_store_reach_a_jsonl_file_as_refs(tmp_path: Path) ->
     # never removes those; a busy machine's sink may still hold the last frames then).
     stats = report["nodes"]["snap"]["plugin_stats"]
     assert store.total_bytes <= 200_000 or stats["over_by_pinned"], (store.total_bytes, stats)
-    kept = 0
+    exists = []
     for line in lines:
         assert line["payload"]["width"] == 640 and "detections" not in line["payload"]
         ref = PayloadRef(**line["payload_ref"])
         assert ref.content_type == "image/jpeg"
-        if Path(ref.uri[7:]).exists():
+        exists.append(Path(ref.uri[7:]).exists())
+        if exists[-1]:
             assert store.read(ref)[:2] == b"\xff\xd8"  # whole, and what the ref says
-            kept += 1
-    # Retention removed the oldest unless the sink had delivered none of them at the last
-    # write (a busy machine): then it kept them for their packets and said so.
-    assert kept >= 1 and kept + stats["removed"] == len(lines), (kept, stats)
+    # Retention removed the oldest and kept the newest, unless the sink had delivered none at
+    # the last write (a busy machine): then it kept them all for their packets and said so.
+    assert exists[-1] and sum(exists) + stats["removed"] == len(lines), (exists, stats)
     assert stats["removed"] or stats["over_by_pinned"], stats
+    assert exists[0] is not bool(stats["removed"]), (exists, stats)
 
 
 def test_a_blob_deleted_behind_the_stores_back_is_written_again(tmp_path: Path) -> None:
