@@ -12,13 +12,16 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from tests.logged_run import LoggedRun, next_log
 from tests.runtime.harness import HEADER, graph_from, run, steer
 from tests.transports.nats_server import HANG_GUARD_S, NatsServer, nats_server_binary
+
+if TYPE_CHECKING:
+    from nats.js.api import ConsumerInfo
 
 pytestmark = pytest.mark.skipif(nats_server_binary() is None, reason="no nats-server")
 
@@ -59,20 +62,35 @@ edges:
 """
 
 
-def consumer_state(server: NatsServer) -> tuple[int, int]:
-    """(messages waiting, messages delivered and not acknowledged) of consumer `workers`."""
+def consumer_of_workers(server: NatsServer) -> ConsumerInfo | None:
+    """Consumer `workers` of EVENTS as the server sees it; None before a worker made it."""
 
-    async def ask() -> tuple[int, int]:
+    async def ask() -> ConsumerInfo | None:
         import nats
+        import nats.js.errors
 
         nc = await nats.connect(server.url)
         try:
-            info = await nc.jetstream().consumer_info("EVENTS", "workers")
-            return int(info.num_pending or 0), int(info.num_ack_pending or 0)
+            return await nc.jetstream().consumer_info("EVENTS", "workers")
+        except nats.js.errors.NotFoundError:
+            return None
         finally:
             await nc.close()
 
     return asyncio.run(ask())
+
+
+def consumer_state(server: NatsServer) -> tuple[int, int]:
+    """(messages waiting, messages delivered and not acknowledged) of consumer `workers`."""
+    info = consumer_of_workers(server)
+    assert info is not None, "no consumer `workers`"
+    return int(info.num_pending or 0), int(info.num_ack_pending or 0)
+
+
+def pulls_waiting(server: NatsServer) -> int:
+    """How many pull requests wait at consumer `workers`: one per idle worker."""
+    info = consumer_of_workers(server)
+    return 0 if info is None else int(info.num_waiting or 0)
 
 
 def keys_in(path: Path) -> Counter[str]:
@@ -145,8 +163,6 @@ def test_three_workers_share_a_stream_and_a_kill_9_loses_nothing(
     tmp_path: Path, server: NatsServer
 ) -> None:
     count = 3000
-    (tmp_path / "publisher").mkdir()
-    publish(server, tmp_path, count)
     workers: list[tuple[LoggedRun, Path]] = []
     for n in range(3):
         folder = tmp_path / f"worker{n}"
@@ -168,8 +184,14 @@ def test_three_workers_share_a_stream_and_a_kill_9_loses_nothing(
             assert time.monotonic() - started < 3 * HANG_GUARD_S, f"never happened: {what}"
             time.sleep(0.05)
 
+    # Every worker pulls before anything is published, so the server hands messages to all
+    # three: published first, the workers started first (on a busy machine, all but one)
+    # could take every message before the others asked.
+    until(lambda: pulls_waiting(server) >= 3, "all three workers pulling")
+    (tmp_path / "publisher").mkdir()
+    publish(server, tmp_path, count)
     victim, victim_output = workers[0]
-    until(lambda: sum(keys_in(victim_output).values()) >= 100, "the first worker wrote 100")
+    until(lambda: keys_in(victim_output), "the first worker wrote")
     victim.send_signal(signal.SIGKILL)
     victim.wait(HANG_GUARD_S)
     until(lambda: set(delivered()) >= {f"pub:{n}" for n in range(count)}, "every key written")
