@@ -78,6 +78,12 @@ class StoreWorker(Protocol):
         it then."""
         ...
 
+    def watch(self, on_lost: Callable[[StoreProcessDied], None]) -> None:
+        """Have `on_lost(error)` called once, on the loop, when the store's process ends while
+        the run uses it (killed, out of memory), at once if it already has; a store on a
+        thread is never lost."""
+        ...
+
     said: str
     """After `close`: the end of what the store's process wrote (a warning, a traceback),
     on one line; empty when it wrote nothing, as it should."""
@@ -120,6 +126,9 @@ class ThreadWorker:
 
     gone = False
 
+    def watch(self, on_lost: Callable[[StoreProcessDied], None]) -> None:
+        pass
+
     def start(self) -> None:
         pass  # its thread starts with its first call
 
@@ -150,6 +159,8 @@ class ProcessWorker:
         self._channel: _Channel | None = None
         self._thread: ThreadWorker | None = None
         self._starting: asyncio.Task[None] | None = None
+        self._on_lost: Callable[[StoreProcessDied], None] | None = None
+        self._died: StoreProcessDied | None = None
         self._output: IO[bytes] | None = None
         """What the child writes (stdout, stderr): an unnamed file, never the run's own
         stderr (a `--log-format json` stream, a console's screen) nor its stdout (a
@@ -173,7 +184,19 @@ class ProcessWorker:
 
     @property
     def gone(self) -> bool:
-        return self._channel is not None and self._channel.lost
+        return self._died is not None
+
+    def watch(self, on_lost: Callable[[StoreProcessDied], None]) -> None:
+        if self._thread is not None:  # its process could not start: on a thread, never lost
+            return
+        self._on_lost = on_lost
+        if self._died is not None:
+            asyncio.get_running_loop().call_soon(on_lost, self._died)
+
+    def _lost(self, error: StoreProcessDied) -> None:
+        self._died = error
+        if self._on_lost is not None:
+            self._on_lost(error)
 
     def start(self) -> None:
         if self._starting is None:
@@ -202,7 +225,7 @@ class ProcessWorker:
         loop = asyncio.get_running_loop()
         where = f"durable store {str(self.path)!r}"
         _transport, self._channel = await loop.create_connection(
-            lambda: _Channel(where, self._exit_words), sock=ours
+            lambda: _Channel(where, self._exit_words, self._lost), sock=ours
         )
 
     def _spawn(self, fd: int) -> subprocess.Popen[bytes]:
@@ -317,9 +340,15 @@ class _Channel(asyncio.Protocol):
     """The run's end of the socket: requests written as they come, answers matched to them
     in order."""
 
-    def __init__(self, where: str, exit_words: Callable[[], str]) -> None:
+    def __init__(
+        self,
+        where: str,
+        exit_words: Callable[[], str],
+        on_lost: Callable[[StoreProcessDied], None],
+    ) -> None:
         self._where = where
         self._exit_words = exit_words
+        self._on_lost = on_lost
         self._transport: asyncio.Transport | None = None
         self._waiting: deque[asyncio.Future[Any]] = deque()
         self._buffer = bytearray()
@@ -328,11 +357,6 @@ class _Channel(asyncio.Protocol):
         """The run closed it (`close`): the child has not seen the end yet, nothing to ask."""
         self._fd = -1
         """The run's end of the socket (closed in a child the run forks)."""
-
-    @property
-    def lost(self) -> bool:
-        """Whether the child ended the connection (it died): no call is answered again."""
-        return self._lost is not None and not self._closed
 
     @property
     def unanswered(self) -> bool:
@@ -385,12 +409,10 @@ class _Channel(asyncio.Protocol):
         if self._closed:  # the child ends at this end: waiting for it here would hold the loop
             self._lost = StoreProcessDied(f"{self._where} is closed")
         else:
-            self._lost = StoreProcessDied(
-                f"{self._where} is gone: {self._exit_words()}; restart the run (nothing it had "
-                "not committed was acknowledged to its producers; the next run takes the store "
-                "from its file)"
-            )
+            self._lost = StoreProcessDied(f"{self._where} is gone: {self._exit_words()}")
         self._fail_waiting(self._lost)
+        if not self._closed:
+            self._on_lost(self._lost)
 
     def _fail_waiting(self, error: StoreProcessDied) -> None:
         while self._waiting:

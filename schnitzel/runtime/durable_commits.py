@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import bisect
-from operator import itemgetter
 
 from schnitzel.contract.packet import StreamPacket
-from schnitzel.durable.store import DurableStore, NewRows, seq_runs
+from schnitzel.durable.parking import ParkingChanges
+from schnitzel.durable.store import DurableStore, NewRows, StoreError, seq_runs
 from schnitzel.durable.store_calls import commit_on_store
-from schnitzel.runtime.durable_parking import ParkingDesk
-from schnitzel.runtime.durable_state import VACUUM_EVERY
+from schnitzel.runtime.durable_parking import ParkingDesk, ParkingRequest
+from schnitzel.runtime.durable_state import VACUUM_EVERY, row_size
 
 __all__ = ["GROUP_MAX_ROWS", "Committer", "commit_on_store"]
 
@@ -22,9 +22,6 @@ GROUP_MAX_ROWS = 8192
 RETRY_INITIAL_S = 0.05
 RETRY_MAX_S = 2.0
 """Backoff between attempts to write after a full disk."""
-
-_size = itemgetter(2)
-"""Of a window row (seq, enqueued, size)."""
 
 
 def _consecutive(window: list[tuple[int, float, int]]) -> int:
@@ -46,14 +43,14 @@ class Committer(ParkingDesk):
 
     async def flush(self, timeout_s: float) -> bool:
         """Wait until every admitted packet is committed; False if that did not happen in
-        time (a full disk), or cannot (the store's process died): those packets will be
-        lost at shutdown."""
+        time (a full disk: those packets will be lost at shutdown), or cannot (the store's
+        process died: some may have been refused already, `_without_store`)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
         while self._pending_bodies and loop.time() < deadline and not self.worker.gone:
             self._work.set()
             await asyncio.sleep(0.01)
-        return not self._pending_bodies
+        return not self._pending_bodies and not self.worker.gone
 
     async def _commit_loop(self) -> None:
         backoff = RETRY_INITIAL_S
@@ -61,6 +58,9 @@ class Committer(ParkingDesk):
             await self._work.wait()
             self._work.clear()
             while self._has_work():
+                if self.worker.gone:
+                    self._without_store()
+                    break
                 window = self._pending_window[:GROUP_MAX_ROWS]
                 n = _consecutive(window)
                 if n < len(window):
@@ -87,40 +87,64 @@ class Committer(ParkingDesk):
                     if request is not None:
                         self._parking_requests.appendleft(request)
                     self._disk_error(exc)
-                    if self._closing and self.worker.gone:  # no commit will go through now
-                        return
+                    if self.worker.gone:  # no commit will go through now: the run stops
+                        continue
                     await asyncio.sleep(backoff)
                     backoff = min(backoff * 2, RETRY_MAX_S)
                     continue
                 backoff = RETRY_INITIAL_S
-                if self._failing:
-                    self._failing = False
-                    self.notify("info", f"durable store {str(self.path)!r} writes again")
-                del self._pending_bodies[:n], self._pending_packets[:n], self._pending_window[:n]
-                if self._window_moved is not None:
-                    self._window_room()
-                if n:
-                    # Decided now, not when the commit began: meanwhile the node took what
-                    # the window held. Requeued rows go to disk, so these must too (order).
-                    to_window = (
-                        self._spilled == 0
-                        and not self._loading
-                        and not changes.restores
-                        and len(self._items) + n <= self.capacity
-                    )
-                    if to_window:  # the store learns it with the next commit, before any read
-                        self._windowed = window[-1][0]
-                    self._accept(window, packets, to_window)
-                    committed, waiters = window[-1][0], self._waiters
-                    while waiters and waiters[0][0] <= committed:
-                        done = waiters.popleft()[1]
-                        if not done.done():
-                            done.set_result(True)
-                if changes:
-                    self._parking_done(changes, request)
+                self._committed(window, packets, changes, request)
                 if not self._count and self.stats.settled >= self._vacuum_after:
                     self._vacuum_after = self.stats.settled + VACUUM_EVERY
-                    await self.worker.call(DurableStore.vacuum_if_empty)
+                    try:
+                        await self.worker.call(DurableStore.vacuum_if_empty)
+                    except Exception as exc:  # only pages not given back: said, and go on
+                        self._disk_error(exc)
+
+    def _committed(
+        self,
+        window: list[tuple[int, float, int]],
+        packets: list[StreamPacket],
+        changes: ParkingChanges,
+        request: ParkingRequest | None,
+    ) -> None:
+        """A commit went through: its packets (rows `window`) are accepted, their producers
+        woken, its parking changes done."""
+        if self._failing:
+            self._failing = False
+            self.notify("info", f"durable store {str(self.path)!r} writes again")
+        n = len(window)
+        del self._pending_bodies[:n], self._pending_packets[:n], self._pending_window[:n]
+        if self._window_moved is not None:
+            self._window_room()
+        if n:
+            # Decided now, not when the commit began: meanwhile the node took what the window
+            # held. Requeued rows go to disk, so these must too (order).
+            to_window = (
+                self._spilled == 0
+                and not self._loading
+                and not changes.restores
+                and len(self._items) + n <= self.capacity
+            )
+            if to_window:  # the store learns it with the next commit, before any read
+                self._windowed = window[-1][0]
+            self._accept(window, packets, to_window)
+            committed, waiters = window[-1][0], self._waiters
+            while waiters and waiters[0][0] <= committed:
+                done = waiters.popleft()[1]
+                if not done.done():
+                    done.set_result(True)
+        if changes:
+            self._parking_done(changes, request)
+
+    def _without_store(self) -> None:
+        """Its store's process died: what is pending is refused (`_refuse_pending`); what
+        settled or was to be parked stays queued in the file, for the next run to deliver
+        again (at least once); an operator's request is answered with the error."""
+        self._refuse_pending()
+        self._deletes.clear()
+        self._parks.clear()
+        self._fail_parking_requests(StoreError(self.stats.last_error))
 
     def _has_work(self) -> bool:
         return bool(self._pending_bodies or self._deletes or self._parks or self._parking_requests)
@@ -148,6 +172,6 @@ class Committer(ParkingDesk):
             if not self._spilled:
                 self._first_spilled_at = rows[0][1]
             self._spilled += n
-            self._spilled_bytes += sum(map(_size, rows))
+            self._spilled_bytes += sum(map(row_size, rows))
             self._load_if_low()
         metrics.saw_depth(self.depth)

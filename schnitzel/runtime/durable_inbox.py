@@ -43,6 +43,7 @@ from schnitzel.runtime.durable_admission import Admission
 from schnitzel.runtime.durable_commits import Committer
 from schnitzel.runtime.durable_parking import ParkingRequest
 from schnitzel.runtime.durable_quarantine import QuarantineDesk
+from schnitzel.runtime.durable_state import row_size
 from schnitzel.runtime.durable_stats import DurableStats
 from schnitzel.runtime.health import FULL_FRACTION, STALL_S
 from schnitzel.runtime.inbox_protocol import Batch, Row
@@ -53,7 +54,7 @@ __all__ = ["DurableInbox", "DurableStats", "ParkingRequest"]
 Notify = Callable[[str, str], None]
 """(level, message) into the runtime's event log."""
 
-_seq, _size = itemgetter(0), itemgetter(2)
+_seq = itemgetter(0)
 """Of a row (seq, enqueued, size)."""
 
 
@@ -126,26 +127,11 @@ class DurableInbox(Admission, Committer, QuarantineDesk):
             except TimeoutError:  # a disk that stays full: what is pending is lost, counted
                 self._committer.cancel()
                 await asyncio.gather(self._committer, return_exceptions=True)
-        while self._parking_requests:  # never done: the operator is told so
-            request = self._parking_requests.popleft()
-            if not request.done.done():
-                request.done.set_exception(
-                    RuntimeError(f"durable store {str(self.path)!r} closed first")
-                )
-        lost = len(self._pending_bodies)
-        if lost:  # never committed: lost, and counted
-            self.metrics.refused(DropReason.SHUTDOWN, lost)
-            self._count -= lost  # nor in the backlog the report gives
-            self._bytes -= sum(map(_size, self._pending_window))
-            self._pending_bodies.clear()
-            self._pending_packets.clear()
-            self._pending_window.clear()
-        while self._waiters:  # their producers learn it: none of them waits for ever
-            done = self._waiters.popleft()[1]
-            if not done.done():
-                done.set_result(False)
+        self._fail_parking_requests(RuntimeError(f"durable store {str(self.path)!r} closed first"))
+        lost = self._refuse_pending()
         try:
-            await asyncio.wait_for(self.worker.call(DurableStore.close), timeout_s)
+            if not self.worker.gone:  # a store whose process died has nothing left to close
+                await asyncio.wait_for(self.worker.call(DurableStore.close), timeout_s)
         except TimeoutError:  # a stopped process, a hung file system: the stop still ends
             raise StoreError(
                 f"durable store {str(self.path)!r} did not answer within {timeout_s:g} s "
@@ -179,7 +165,7 @@ class DurableInbox(Admission, Committer, QuarantineDesk):
 
     @property
     def backlog_bytes(self) -> int:
-        return self._bytes - sum(map(_size, self._pending_window))
+        return self._bytes - sum(map(row_size, self._pending_window))
 
     def summary(self) -> DurableReport:
         """The report's `durable` entry of this inbox."""
@@ -223,6 +209,11 @@ class DurableInbox(Admission, Committer, QuarantineDesk):
             "parked_dropped": self.stats.parked_dropped,
             "max_parked": self.max_parked,
         }
+
+    def gone(self) -> str:
+        """How its store's process died, for the node's health (failing); "" while it
+        serves, and for a store on a thread."""
+        return self.stats.last_error if self.worker.gone else ""
 
     def problem(self) -> str:
         """What ails the store now, for the node's health ("" when nothing)."""
@@ -326,7 +317,7 @@ class DurableInbox(Admission, Committer, QuarantineDesk):
         # Either way the rows stop counting against the size limit now: what waits for
         # confirmation is bounded by the in-memory inboxes downstream, and a feedback loop
         # back into this inbox must never wait for its own confirmation.
-        self._forget(len(taken), sum(map(_size, taken)))
+        self._forget(len(taken), sum(map(row_size, taken)))
         if trail:
             self.unconfirmed.append((taken, trail))
             self.unconfirmed_count += len(taken)

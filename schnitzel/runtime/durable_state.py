@@ -9,6 +9,7 @@ import asyncio
 import time
 from collections import deque
 from collections.abc import Callable
+from operator import itemgetter
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -35,6 +36,9 @@ MAX_PARKED_BYTES = 64 << 20
 
 Notify = Callable[[str, str], None]
 """(level, message) into the runtime's event log."""
+
+row_size = itemgetter(2)
+"""Of a window row (seq, enqueued, size)."""
 
 
 class DurableState(Inbox):
@@ -234,9 +238,54 @@ class DurableState(Inbox):
             consumer.set_result(None)
         self._load_if_low()
 
+    def store_lost(self, error: Exception) -> None:
+        """Its store's process died (`StoreWorker.watch`): said once, and what ails the node
+        from now on; the commit loop refuses what is pending (`_refuse_pending`), and the
+        run stops (runtime/stores.py)."""
+        self._failing = True
+        self.stats.last_error = str(error)
+        self.metrics.note(None, error)
+        self.notify(
+            "error",
+            f"{error}; the run stops (nothing it had not committed was acknowledged to its "
+            "producers; the next run takes the store from its file)",
+        )
+        self._work.set()
+
+    def _refuse_pending(self) -> int:
+        """The admitted packets not committed, which never will be (the store closed, or its
+        process died): counted as `shutdown` refusals, gone from the backlog, and their
+        producers told (their commits end False: runtime/commit_order.py). Returns how many."""
+        lost = len(self._pending_bodies)
+        if lost:
+            self.metrics.refused(DropReason.SHUTDOWN, lost)
+            self._forget(lost, sum(map(row_size, self._pending_window)))
+            self._pending_bodies.clear()
+            self._pending_packets.clear()
+            self._pending_window.clear()
+        while self._waiters:  # none of them waits for ever
+            done = self._waiters.popleft()[1]
+            if not done.done():
+                done.set_result(False)
+        if self._window_moved is not None:
+            self._window_room()
+        return lost
+
+    def _fail_parking_requests(self, error: Exception) -> None:
+        """An operator's requests that no commit will do: each caller is told `error`."""
+        while self._parking_requests:
+            request = self._parking_requests.popleft()
+            if not request.done.done():
+                request.done.set_exception(error)
+
     def _disk_error(self, exc: Exception) -> None:
-        """Count a failed store call; report the first of an outage and every 100th."""
+        """Count a failed store call; report the first of an outage and every 100th (not
+        a store whose process died: `store_lost` says it, and nothing retries then)."""
         self.stats.disk_errors += 1
+        if self.worker.gone:
+            if not self._failing:  # learnt here first: nobody watched the store
+                self.store_lost(exc)
+            return
         self.stats.last_error = str(exc)
         self.metrics.note(None, exc)
         if not self._failing or self.stats.disk_errors % 100 == 0:

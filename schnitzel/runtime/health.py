@@ -28,6 +28,7 @@ class Health:
 def judge_health(
     *,
     crashed: str | None,
+    store_gone: str = "",
     delta: tuple[float, RateSample] | None,
     depth: int,
     capacity: int | None,
@@ -38,12 +39,15 @@ def judge_health(
     parked: str = "",
 ) -> tuple[str, str]:
     """(health, reason). `delta` is what the counters did over the window; `idle_s` is the
-    time since the node last made progress; `store_problem` what ails a durable inbox;
+    time since the node last made progress; `store_gone` how a durable inbox's store process
+    died (the run stops); `store_problem` what ails a durable inbox;
     `trouble` what the plugin reports it is handling (a retry): it comes first in the reason,
     since it says why; `parked` a durable inbox's parked packets waiting for an operator
     (degraded, after any error rate)."""
     if crashed:
         return Health.FAILING, f"stopped with an error: {crashed}"
+    if store_gone:
+        return Health.FAILING, store_gone
     if paused:
         return Health.OK, "paused by an operator"
     if depth and idle_s >= STALL_S:

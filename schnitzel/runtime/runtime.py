@@ -237,7 +237,12 @@ class Runtime:
     async def _open_plugins(self) -> None:
         opened: list[Node] = []
         try:
-            await open_stores(self.stores, self.nodes, self.events)
+            await open_stores(
+                self.stores,
+                self.nodes,
+                self.events,
+                lambda why: self.request_stop(StopReason.ERROR, why),
+            )
             for node in self.nodes.values():
                 try:
                     await node.plugin.open()

@@ -1,11 +1,15 @@
 """The durable inboxes' stores over a run: opened before any plugin (their backlog is then
-queued first), flushed and closed all at once at the end."""
+queued first), watched (a store whose process dies stops the run), flushed and closed all at
+once at the end."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
+from functools import partial
 from typing import TYPE_CHECKING
 
+from schnitzel.durable.store_worker import StoreProcessDied
 from schnitzel.errors import RuntimeStartError
 from schnitzel.runtime.durable_check import is_durable
 from schnitzel.runtime.events import EventLog
@@ -24,9 +28,15 @@ def durable_inboxes(nodes: dict[str, Node]) -> dict[str, DurableInbox]:
 
 
 async def open_stores(
-    stores: dict[str, DurableInbox], nodes: dict[str, Node], events: EventLog
+    stores: dict[str, DurableInbox],
+    nodes: dict[str, Node],
+    events: EventLog,
+    stop: Callable[[str], None],
 ) -> None:
-    """Open every store; one that cannot be opened stops the start, naming its node."""
+    """Open every store; one that cannot be opened stops the start, naming its node. Once
+    open, a store whose process dies calls `stop(why)`: the run cannot go on without it
+    (its producers would wait for ever), and a service manager restarts a run that stopped
+    with an error (exit 3); the next run takes the store from its file."""
     for inbox in stores.values():  # every store's process at once: their imports overlap
         inbox.worker.start()
     for node_id, inbox in stores.items():
@@ -38,6 +48,15 @@ async def open_stores(
             raise RuntimeStartError(
                 f"node {node_id!r}: durable store {str(inbox.path)!r} could not be opened: {exc}"
             ) from exc
+
+        inbox.worker.watch(partial(_lost, inbox, f"node {node_id!r}", stop))
+
+
+def _lost(
+    inbox: DurableInbox, node: str, stop: Callable[[str], None], error: StoreProcessDied
+) -> None:
+    inbox.store_lost(error)
+    stop(f"{node}: {error}")
 
 
 async def _open_watched(inbox: DurableInbox, node: Node, events: EventLog) -> None:
@@ -90,11 +109,15 @@ async def close_stores(stores: dict[str, DurableInbox], timeout_s: float, events
         if isinstance(result, BaseException):
             events.add("error", f"closing the durable store failed: {result}", node_id)
         elif result:
+            why, then = (
+                ("its process died", "")
+                if inbox.worker.gone
+                else ("its file system stayed full", "; free space there before the next run")
+            )
             events.add(
                 "error",
                 f"durable store {str(inbox.path)!r} closed with {result} packets it could not "
-                "commit (its file system stayed full): they are dropped (shutdown), never "
-                "accepted; free space there before the next run",
+                f"commit ({why}): they are dropped (shutdown), never accepted{then}",
                 node_id,
             )
 

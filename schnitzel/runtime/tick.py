@@ -65,6 +65,7 @@ def _tick(
         )
         health, reason = judge_health(
             crashed=node.metrics.crashed,
+            store_gone=inbox.gone() if is_durable(inbox) else "",
             delta=delta,
             depth=inbox.depth if inbox is not None else 0,
             capacity=inbox.capacity if inbox is not None and not durable else None,

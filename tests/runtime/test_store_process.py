@@ -94,16 +94,26 @@ def test_calls_come_back_in_order_and_a_stores_error_is_raised_where_it_was_call
     asyncio.run(asyncio.wait_for(scenario(), GUARD_S))
 
 
-def test_a_killed_store_process_is_named_in_the_error_of_every_call_after(tmp_path: Path) -> None:
+def test_a_killed_store_process_is_named_to_its_watcher_and_in_the_error_of_every_call_after(
+    tmp_path: Path,
+) -> None:
     async def scenario() -> None:
         worker = ProcessWorker(tmp_path / "s.db", "FULL")
         await worker.call(DurableStore.open)
-        assert worker._process is not None
+        told: list[StoreProcessDied] = []
+        worker.watch(told.append)
+        assert worker._process is not None and not worker.gone
         os.kill(worker._process.pid, signal.SIGKILL)
         for _ in range(2):
-            with pytest.raises(StoreProcessDied, match=r"killed by signal 9.*restart the run"):
+            with pytest.raises(StoreProcessDied, match=r"is gone: .* killed by signal 9$"):
                 await worker.call(DurableStore.query, count_packets)
+        assert worker.gone and len(told) == 1 and "killed by signal 9" in str(told[0])
+        late: list[StoreProcessDied] = []
+        worker.watch(late.append)  # watched after it died: told at once, on the loop
+        await asyncio.sleep(0)
+        assert late == told
         await worker.close()
+        assert worker.gone and len(told) == 1  # a close after is no second death
 
     asyncio.run(asyncio.wait_for(scenario(), GUARD_S))
 
@@ -218,15 +228,21 @@ def test_a_kill_9_of_the_run_ends_its_store_process_and_a_restart_takes_the_stor
 
 @pytest.mark.slow  # real runs signalled and killed
 @pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="reads /proc")
-def test_a_store_process_killed_under_a_run_is_named_and_nothing_is_lost(tmp_path: Path) -> None:
+def test_a_store_process_killed_under_a_run_stops_it_named_and_nothing_is_lost(
+    tmp_path: Path,
+) -> None:
+    """The run cannot go on without its store (its producers would wait for ever): it stops
+    by itself with an error, exit 3, which a service manager's `Restart=on-failure` restarts."""
     graph = graph_with_a_durable_inbox(tmp_path)
     run = start(graph)
     store = store_process_of(run)
     wait_until(lambda: len(lines_written(tmp_path / "out.jsonl")) > 100, "100 written")
     os.kill(store, signal.SIGKILL)
-    wait_until(lambda: "killed by signal 9" in run.log_tail(), "the run named it")
-    run.send_signal(signal.SIGTERM)
-    run.finish(GUARD_S)  # what was admitted and never committed was never acknowledged
+    assert run.finish(GUARD_S) == 3  # what was admitted and never committed was never acked
+    log = run.log_tail()
+    assert "killed by signal 9; the run stops" in log, log
+    assert "failing (durable store" in log, log  # the node's health, in the run's summary
+    assert "retrying" not in log, log  # nothing retries a store that cannot answer again
     stop_once_all_written(start(graph), tmp_path / "out.jsonl")
 
 
@@ -454,9 +470,10 @@ def test_a_stop_does_not_wait_for_commits_a_dead_store_process_can_never_make(
         assert commit is not None
         hour = 3600.0  # as long as a full disk may be waited for: never, here
         assert await inbox.flush(hour) is False
-        with pytest.raises(StoreProcessDied, match="killed by signal 9"):
-            await inbox.shutdown(hour)
         assert commit.done() and commit.result() is False  # its producer was told
+        assert inbox.metrics.dropped == {"shutdown": 3}  # refused once the commit failed
+        assert await inbox.shutdown(hour) == 0  # nothing left to refuse, nor to close
+        assert "killed by signal 9" in inbox.stats.last_error
 
     asyncio.run(asyncio.wait_for(scenario(), GUARD_S))
 
