@@ -9,7 +9,6 @@ from collections.abc import Callable
 from functools import partial
 from typing import TYPE_CHECKING
 
-from schnitzel.durable.store_worker import StoreProcessDied
 from schnitzel.errors import RuntimeStartError
 from schnitzel.runtime.durable_check import is_durable
 from schnitzel.runtime.events import EventLog
@@ -17,6 +16,7 @@ from schnitzel.runtime.health import STALL_S, Health
 from schnitzel.runtime.node import Node
 
 if TYPE_CHECKING:
+    from schnitzel.durable.store_worker import StoreProcessDied
     from schnitzel.runtime.durable_inbox import DurableInbox
 
 __all__ = ["close_stores", "durable_inboxes", "flush_stores", "open_stores", "settled_count"]
