@@ -109,3 +109,187 @@ def test_an_upstream_durable_node_keeps_what_a_dead_downstream_store_refused(
         f"refused {refused} at out, delivered {len(delivered)}, kept {len(kept)} in the stores; "
         f"second run: {report2['status']} {report2['nodes']['out']['dropped_by_reason']}"
     )
+
+
+def single(tmp_path: Path, hop: bool) -> ValidatedGraph:
+    """`jsonl -> [passthrough (memory inbox) ->] jsonl (durable, in a process)`."""
+    with (tmp_path / "in.jsonl").open("w") as file:
+        file.writelines(json.dumps({"n": n}) + "\n" for n in range(LINES))
+    middle = "  - {id: mid, kind: transform, plugin: passthrough, inbox: {max: 64}}\n"
+    edges = (
+        "  - {from: src, to: mid}\n  - {from: mid, to: out}\n"
+        if hop
+        else "  - {from: src, to: out}\n"
+    )
+    return graph_from(
+        tmp_path,
+        f"""
+nodes:
+  - {{id: src, kind: source, plugin: jsonl, config: {{path: {tmp_path / "in.jsonl"}}}}}
+{middle if hop else ""}  - id: out
+    kind: sink
+    plugin: jsonl
+    config: {{path: {tmp_path / "out.jsonl"}, fsync: batch}}
+    inbox: {{max: 16, durable: {{path: {tmp_path / "state" / "out.db"}, process: true}}}}
+edges:
+{edges}""",
+    )
+
+
+async def run_killing_when(graph: ValidatedGraph, tmp_path: Path, after: int) -> Any:
+    """Kill `out`'s store process once `after` lines are out (0: as soon as it is open)."""
+    runtime = Runtime(graph, state_dir=tmp_path / "state")
+    task = asyncio.ensure_future(runtime.run())
+    inbox = runtime.nodes["out"].inbox
+    while inbox._committer is None or len(lines_written(tmp_path / "out.jsonl")) < after:  # type: ignore[union-attr]
+        assert not task.done(), "the run ended before the kill"
+        await asyncio.sleep(0.001)
+    os.kill(inbox.worker._process.pid, signal.SIGKILL)  # type: ignore[union-attr]
+    return await asyncio.wait_for(task, GUARD_S)
+
+
+@pytest.mark.parametrize("hop", [False, True], ids=["direct", "memory-hop"])
+@pytest.mark.parametrize("after", [0, 1, 17, 300, 1500])
+def test_a_store_process_killed_at_any_moment_loses_nothing_and_counts_add_up(
+    tmp_path: Path, hop: bool, after: int
+) -> None:
+    from tests.runtime.harness import assert_counts_add_up
+
+    graph = single(tmp_path, hop)
+    report = asyncio.run(run_killing_when(graph, tmp_path, after))
+    assert report["status"] == "error", (report["status"], report["stop_reason"])
+    assert_counts_add_up(report, graph)
+    out = report["nodes"]["out"]
+    assert out["durable"]["disk_errors"] >= 0
+    for _ in range(3):  # what the first run did not deliver, the next one does
+        report = asyncio.run(
+            asyncio.wait_for(Runtime(graph, state_dir=tmp_path / "state").run(), GUARD_S)
+        )
+        assert_counts_add_up(report, graph)
+        if set(lines_written(tmp_path / "out.jsonl")) == set(range(LINES)):
+            break
+    missing = sorted(set(range(LINES)) - set(lines_written(tmp_path / "out.jsonl")))
+    assert not missing, (len(missing), missing[:10], report["status"])
+
+
+def test_a_producer_waiting_for_space_in_a_dead_store_does_not_hold_the_stop(
+    tmp_path: Path,
+) -> None:
+    """`out`'s store is full (`max_packets`), its backlog on disk; `mid` waits for space
+    (`block`) with a batch in hand, only in memory. Once the store's process is killed
+    nothing can free that space but the window the sink still holds: were the waiting
+    producer left waiting, the stop would wait `drain_timeout_s` for it, then abandon it
+    (lost packets counted), instead of the prompt stop the change promises."""
+    import time
+
+    from tests.runtime import plugins
+
+    with (tmp_path / "in.jsonl").open("w") as file:
+        file.writelines(json.dumps({"n": n}) + "\n" for n in range(LINES))
+    graph = graph_from(
+        tmp_path,
+        f"""
+nodes:
+  - {{id: src, kind: source, plugin: jsonl, config: {{path: {tmp_path / "in.jsonl"}}}}}
+  - {{id: mid, kind: transform, plugin: passthrough, inbox: {{max: 64}}}}
+  - id: out
+    kind: sink
+    plugin: "tests.runtime.plugins:Recorder"
+    config: {{delay_s: 0.002}}
+    inbox:
+      max: 16
+      overflow: block
+      durable: {{path: {tmp_path / "state" / "out.db"}, process: true, max_packets: 200}}
+edges:
+  - {{from: src, to: mid}}
+  - {{from: mid, to: out}}
+""",
+    )
+
+    async def scenario() -> tuple[Any, float]:
+        runtime = Runtime(graph, state_dir=tmp_path / "state", drain_timeout_s=20.0)
+        task = asyncio.ensure_future(runtime.run())
+        inbox = runtime.nodes["out"].inbox
+        while not (inbox is not None and inbox._space_waiters):  # type: ignore[union-attr]
+            assert not task.done()
+            await asyncio.sleep(0.001)
+        assert inbox._spilled > 0  # type: ignore[union-attr]
+        os.kill(inbox.worker._process.pid, signal.SIGKILL)  # type: ignore[union-attr]
+        killed = time.monotonic()
+        report = await asyncio.wait_for(task, GUARD_S)
+        return report, time.monotonic() - killed
+
+    report, took = asyncio.run(scenario())
+    assert report["status"] == "error"
+    assert len(plugins.RECORDS["out"]) > 0
+    assert took < 10.0, (took, report["nodes"]["mid"], report["nodes"]["out"]["dropped_by_reason"])
+
+
+def test_a_producer_waiting_for_space_held_by_a_backlog_on_disk_is_not_left_waiting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`out`'s store opens full (`max_packets` packets left by an earlier run, on disk only)
+    and its process is killed before the first read: nothing it holds can ever leave it in
+    this run, so the room `mid` waits for (`block`) never comes. That producer must be
+    told (refused, `shutdown`), not left waiting until `drain_timeout_s` gives up on it."""
+    import time
+
+    from schnitzel.contract.packet import StreamPacket
+    from tests.runtime.test_parking_model import make_inbox
+
+    async def fill() -> None:
+        inbox = make_inbox(tmp_path / "state" / "out.db", process=False)
+        await inbox.open()
+        await inbox.put([StreamPacket.new("old", "m", n, {"n": -n}) for n in range(50)])
+        await inbox.shutdown()
+
+    (tmp_path / "state").mkdir()
+    asyncio.run(fill())
+    with (tmp_path / "in.jsonl").open("w") as file:
+        file.writelines(json.dumps({"n": n}) + "\n" for n in range(LINES))
+    graph = graph_from(
+        tmp_path,
+        f"""
+nodes:
+  - {{id: src, kind: source, plugin: jsonl, config: {{path: {tmp_path / "in.jsonl"}}}}}
+  - {{id: mid, kind: transform, plugin: passthrough, inbox: {{max: 64}}}}
+  - id: out
+    kind: sink
+    plugin: "tests.runtime.plugins:Recorder"
+    inbox:
+      max: 16
+      overflow: block
+      durable: {{path: {tmp_path / "state" / "out.db"}, process: true, max_packets: 50}}
+edges:
+  - {{from: src, to: mid}}
+  - {{from: mid, to: out}}
+""",
+    )
+
+    from schnitzel.runtime.durable_state import DurableState
+
+    load = DurableState._load
+
+    async def slow_load(inbox: DurableState) -> None:  # a slow disk's first read
+        await asyncio.sleep(0.5)
+        await load(inbox)
+
+    monkeypatch.setattr(DurableState, "_load", slow_load)
+
+    async def scenario() -> tuple[Any, float]:
+        runtime = Runtime(graph, state_dir=tmp_path / "state", drain_timeout_s=15.0)
+        task = asyncio.ensure_future(runtime.run())
+        inbox = runtime.nodes["out"].inbox
+        assert inbox is not None
+        while not (inbox._space_waiters and inbox._loading):  # type: ignore[union-attr]
+            assert not task.done()
+            await asyncio.sleep(0.001)
+        assert not len(inbox)  # nothing in memory: all of it on disk
+        os.kill(inbox.worker._process.pid, signal.SIGKILL)  # type: ignore[union-attr]
+        killed = time.monotonic()
+        report = await asyncio.wait_for(task, GUARD_S)
+        return report, time.monotonic() - killed
+
+    report, took = asyncio.run(scenario())
+    assert report["status"] == "error"
+    assert took < 10.0, (took, report["nodes"]["mid"]["dropped_by_reason"], report["nodes"]["out"])
