@@ -83,9 +83,13 @@ class Admission(DurableState):
                     self._drop(len(packets) - start, DropReason.INBOX_FULL)
                     start = len(packets)
                 else:
-                    await self._wait_for_space()
+                    if not self.worker.gone:
+                        await self._wait_for_space()
                     if self.closed:
                         self._drop(len(packets) - start, DropReason.NODE_FAILED)
+                        start = len(packets)
+                    elif self.worker.gone:  # what its store holds never leaves it now
+                        self._drop(len(packets) - start, DropReason.SHUTDOWN)
                         start = len(packets)
         except asyncio.CancelledError:  # a forced stop: what never got in is lost, and counted
             self._drop(len(packets) - start, DropReason.SHUTDOWN)

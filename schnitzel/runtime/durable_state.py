@@ -240,8 +240,9 @@ class DurableState(Inbox):
 
     def store_lost(self, error: Exception) -> None:
         """Its store's process died (`StoreWorker.watch`): said once, and what ails the node
-        from now on; the commit loop refuses what is pending (`_refuse_pending`), and the
-        run stops (runtime/stores.py)."""
+        from now on; the commit loop refuses what is pending (`_refuse_pending`), producers
+        waiting for space refuse what they hold (what the store holds never leaves it now),
+        and the run stops (runtime/stores.py)."""
         self._failing = True
         self.stats.last_error = str(error)
         self.metrics.note(None, error)
@@ -250,6 +251,9 @@ class DurableState(Inbox):
             f"{error}; the run stops (nothing it had not committed was acknowledged to its "
             "producers; the next run takes the store from its file)",
         )
+        for waiter in self._space_waiters:
+            if not waiter.done():
+                waiter.set_result(None)
         self._work.set()
 
     def _refuse_pending(self) -> int:

@@ -11,6 +11,7 @@ from schnitzel.contract.run_report import Percentiles
 from schnitzel.registry.plugin import NodeContext, Plugin, Source
 from schnitzel.registry.trouble import Trouble
 from schnitzel.runtime.commit_order import CommitOrder, Commits
+from schnitzel.runtime.durable_check import is_durable
 from schnitzel.runtime.inbox import Inbox
 from schnitzel.runtime.inbox_protocol import Batch
 from schnitzel.runtime.metrics import DropReason, NodeMetrics, RateWindow
@@ -229,10 +230,12 @@ class Node:
         return [(t, batch) for port, batch in by_port.items() for t in targets[port]]
 
     def downstream_closed(self) -> bool:
-        """True when an inbox this node sends to stopped taking packets (its node failed)."""
-        if self.dead_letter is not None and self.dead_letter.closed:
+        """True when an inbox this node sends to stopped taking packets: its node failed, or
+        its durable store's process died (it refuses what it did not commit, and its `put`
+        returns all the same: the inputs of those outputs must stay where they are)."""
+        if self.dead_letter is not None and _refuses(self.dead_letter):
             return True
-        return any(t.inbox.closed for targets in self.targets.values() for t in targets)
+        return any(_refuses(t.inbox) for targets in self.targets.values() for t in targets)
 
     def check_routes(self, outcome: Outcome) -> None:
         """Turn packets routed to a port this plugin does not have into failures."""
@@ -251,3 +254,9 @@ def _refused(sends: list[tuple[Target, list[StreamPacket]]], reason: str) -> Non
     """Count packets that never reached the inboxes they were sent to as dropped there."""
     for target, batch in sends:
         target.inbox.metrics.refused(reason, len(batch))
+
+
+def _refuses(inbox: Inbox) -> bool:
+    """Whether `inbox` no longer takes packets in: closed, or a durable one whose store's
+    process died (`StoreWorker.gone`)."""
+    return inbox.closed or (is_durable(inbox) and inbox.worker.gone)

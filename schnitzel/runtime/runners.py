@@ -263,8 +263,8 @@ def _settle_durable(
 ) -> bool:
     """End the batch a node with a durable inbox finished: delete it, but the failed packets
     under `on_error: stop` (kept for later) and parked ones under `park` (moved to its parked
-    table). False when the node must stop instead (a node downstream failed and refused part
-    of the output: the inbox keeps it all)."""
+    table). False when the node must stop instead (a node downstream failed, or its durable
+    store's process died, and refused part of the output: the inbox keeps it all)."""
     if node.downstream_closed():
         runtime.keep_durable_batch(node)
         return False

@@ -427,12 +427,16 @@ class Runtime:
         return lost
 
     def keep_durable_batch(self, node: Node) -> None:
-        """A durable node's output was refused downstream (a node there failed): it stops,
-        and what it took stays in its store for the next run instead of being deleted."""
+        """A durable node's output was refused downstream (a node there failed, or a durable
+        store there whose process died): it stops, and what it took stays in its store for
+        the next run instead of being deleted."""
         kept = node.inbox.backlog if is_durable(node.inbox) else 0
         self._give_up(node, DropReason.SHUTDOWN, "were kept in the store")
         self.events.add(
-            "error", f"stopped: a node downstream failed; {kept} packets kept in its store", node.id
+            "error",
+            f"stopped: a node downstream failed or lost its durable store; {kept} packets kept "
+            "in its store",
+            node.id,
         )
 
     # -- stopping ---------------------------------------------------------------------------
