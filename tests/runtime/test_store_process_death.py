@@ -1,6 +1,6 @@
-"""Adversarial checks of a store process that dies under a run (commit 5f99084): the run
-stops with an error, and after a restart every packet a source read is delivered at least
-once."""
+"""A store process that dies under a run, at any moment: the run stops by itself with an
+error, nothing waits for the dead store, the counts add up, and after a restart every packet
+a source read is delivered at least once."""
 
 from __future__ import annotations
 
@@ -21,6 +21,9 @@ from schnitzel.validate import ValidatedGraph
 from tests.runtime.harness import graph_from
 
 GUARD_S = 60.0
+"""Hang guard only: nothing waits for a set amount of real time."""
+STUCK_DRAIN_S = 10 * GUARD_S
+"""A drain timeout the hang guard ends first: a stop left waiting for a producer fails."""
 LINES = 3000
 
 
@@ -82,6 +85,7 @@ async def run_killing_store(graph: ValidatedGraph, tmp_path: Path, node: str, af
     return await asyncio.wait_for(task, GUARD_S)
 
 
+@pytest.mark.slow  # real runs, a store process killed
 @pytest.mark.parametrize("mid_process", [False, True], ids=["mid-on-a-thread", "mid-in-a-process"])
 def test_an_upstream_durable_node_keeps_what_a_dead_downstream_store_refused(
     tmp_path: Path, mid_process: bool
@@ -148,6 +152,7 @@ async def run_killing_when(graph: ValidatedGraph, tmp_path: Path, after: int) ->
     return await asyncio.wait_for(task, GUARD_S)
 
 
+@pytest.mark.slow  # real runs, a store process killed
 @pytest.mark.parametrize("hop", [False, True], ids=["direct", "memory-hop"])
 @pytest.mark.parametrize("after", [0, 1, 17, 300, 1500])
 def test_a_store_process_killed_at_any_moment_loses_nothing_and_counts_add_up(
@@ -170,6 +175,7 @@ def test_a_store_process_killed_at_any_moment_loses_nothing_and_counts_add_up(
     assert not missing, (len(missing), missing[:10], report["status"])
 
 
+@pytest.mark.slow  # a real run, a store process killed
 def test_a_producer_waiting_for_space_in_a_dead_store_does_not_hold_the_stop(
     tmp_path: Path,
 ) -> None:
@@ -178,8 +184,6 @@ def test_a_producer_waiting_for_space_in_a_dead_store_does_not_hold_the_stop(
     nothing can free that space but the window the sink still holds: were the waiting
     producer left waiting, the stop would wait `drain_timeout_s` for it, then abandon it
     (lost packets counted), instead of the prompt stop the change promises."""
-    import time
-
     from tests.runtime import plugins
 
     with (tmp_path / "in.jsonl").open("w") as file:
@@ -204,8 +208,8 @@ edges:
 """,
     )
 
-    async def scenario() -> tuple[Any, float]:
-        runtime = Runtime(graph, state_dir=tmp_path / "state", drain_timeout_s=20.0)
+    async def scenario() -> Any:
+        runtime = Runtime(graph, state_dir=tmp_path / "state", drain_timeout_s=STUCK_DRAIN_S)
         task = asyncio.ensure_future(runtime.run())
         inbox: Any = runtime.nodes["out"].inbox
         while not (inbox is not None and inbox._space_waiters):
@@ -213,16 +217,14 @@ edges:
             await asyncio.sleep(0.001)
         assert inbox._spilled > 0
         os.kill(inbox.worker._process.pid, signal.SIGKILL)
-        killed = time.monotonic()
-        report = await asyncio.wait_for(task, GUARD_S)
-        return report, time.monotonic() - killed
+        return await asyncio.wait_for(task, GUARD_S)  # left waiting: the drain's timeout
 
-    report, took = asyncio.run(scenario())
+    report = asyncio.run(scenario())
     assert report["status"] == "error"
     assert len(plugins.RECORDS["out"]) > 0
-    assert took < 10.0, (took, report["nodes"]["mid"], report["nodes"]["out"]["dropped_by_reason"])
 
 
+@pytest.mark.slow  # a real run, a store process killed
 def test_a_producer_waiting_for_space_held_by_a_backlog_on_disk_is_not_left_waiting(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -230,8 +232,6 @@ def test_a_producer_waiting_for_space_held_by_a_backlog_on_disk_is_not_left_wait
     and its process is killed before the first read: nothing it holds can ever leave it in
     this run, so the room `mid` waits for (`block`) never comes. That producer must be
     told (refused, `shutdown`), not left waiting until `drain_timeout_s` gives up on it."""
-    import time
-
     from schnitzel.contract.packet import StreamPacket
     from tests.runtime.test_parking_model import make_inbox
 
@@ -274,8 +274,8 @@ edges:
 
     monkeypatch.setattr(DurableState, "_load", slow_load)
 
-    async def scenario() -> tuple[Any, float]:
-        runtime = Runtime(graph, state_dir=tmp_path / "state", drain_timeout_s=15.0)
+    async def scenario() -> Any:
+        runtime = Runtime(graph, state_dir=tmp_path / "state", drain_timeout_s=STUCK_DRAIN_S)
         task = asyncio.ensure_future(runtime.run())
         inbox: Any = runtime.nodes["out"].inbox
         assert inbox is not None
@@ -284,13 +284,10 @@ edges:
             await asyncio.sleep(0.001)
         assert not len(inbox)  # nothing in memory: all of it on disk
         os.kill(inbox.worker._process.pid, signal.SIGKILL)
-        killed = time.monotonic()
-        report = await asyncio.wait_for(task, GUARD_S)
-        return report, time.monotonic() - killed
+        return await asyncio.wait_for(task, GUARD_S)  # left waiting: the drain's timeout
 
-    report, took = asyncio.run(scenario())
+    report = asyncio.run(scenario())
     assert report["status"] == "error"
-    assert took < 10.0, (took, report["nodes"]["mid"]["dropped_by_reason"], report["nodes"]["out"])
 
 
 @pytest.mark.parametrize("in_flight", [True, False], ids=["commit-in-flight", "between"])
