@@ -75,6 +75,25 @@ def consumer_state(server: NatsServer) -> tuple[int, int]:
     return asyncio.run(ask())
 
 
+def pulls_waiting(server: NatsServer) -> int:
+    """Pull requests waiting at consumer `workers` for messages (0 until a worker made it)."""
+
+    async def ask() -> int:
+        import nats
+        from nats.js.errors import NotFoundError
+
+        nc = await nats.connect(server.url)
+        try:
+            info = await nc.jetstream().consumer_info("EVENTS", "workers")
+            return int(info.num_waiting or 0)
+        except NotFoundError:
+            return 0
+        finally:
+            await nc.close()
+
+    return asyncio.run(ask())
+
+
 def keys_in(path: Path) -> Counter[str]:
     if not path.exists():
         return Counter()
@@ -145,8 +164,6 @@ def test_three_workers_share_a_stream_and_a_kill_9_loses_nothing(
     tmp_path: Path, server: NatsServer
 ) -> None:
     count = 3000
-    (tmp_path / "publisher").mkdir()
-    publish(server, tmp_path, count)
     workers: list[tuple[LoggedRun, Path]] = []
     for n in range(3):
         folder = tmp_path / f"worker{n}"
@@ -168,6 +185,11 @@ def test_three_workers_share_a_stream_and_a_kill_9_loses_nothing(
             assert time.monotonic() - started < 3 * HANG_GUARD_S, f"never happened: {what}"
             time.sleep(0.05)
 
+    # Published once every worker waits for messages: published before, the first worker up
+    # took them all (or most) while a worker slow to start, on a busy machine, had none.
+    until(lambda: pulls_waiting(server) >= len(workers), "every worker waits for messages")
+    (tmp_path / "publisher").mkdir()
+    publish(server, tmp_path, count)
     victim, victim_output = workers[0]
     until(lambda: sum(keys_in(victim_output).values()) >= 100, "the first worker wrote 100")
     victim.send_signal(signal.SIGKILL)
