@@ -260,6 +260,13 @@ class LoopbackBackend:
         return [packet for r in self.accepted() for packet in r.packets]
 
     @property
+    def connections_open(self) -> int:
+        """Connections a handler is serving: 0 once every client that connected was read to
+        its end (a killed client's last request, still in the socket, is recorded by then)."""
+        with self._state.lock:
+            return len(self._state.connections)
+
+    @property
     def errors(self) -> list[str]:
         """Unexpected exceptions in the server's handlers (a script that raised, ...)."""
         with self._state.lock:

@@ -17,6 +17,7 @@ import pytest
 from tests.http_backend import LoopbackBackend
 from tests.logged_run import SCHNITZEL, LoggedRun, next_log
 from tests.runtime.harness import HEADER
+from tests.waits import GUARD_S
 
 pytestmark = pytest.mark.slow  # kill -9 of real processes, again and again
 
@@ -45,24 +46,44 @@ def resumed_at(log: Path) -> int:
     return int(found.group(1)) if found else 1
 
 
+def under_way(process: LoggedRun, progress: Callable[[], int], before: int, resumes: bool) -> bool:
+    """The run got past its start: `progress()` grew and, when it had a checkpoint to resume
+    from, it said where it resumes (what the test reads from its log afterwards)."""
+    if progress() <= before:
+        return False
+    return not resumes or "resuming in.jsonl at line" in process.log.read_text()
+
+
 def kill_again_and_again(
-    graph: Path, state: Path, progress: Callable[[], int], kills: int, seed: int
+    graph: Path,
+    state: Path,
+    progress: Callable[[], int],
+    kills: int,
+    seed: int,
+    settled: Callable[[], bool] = lambda: True,
 ) -> list[float]:
     """Start and `kill -9` the run `kills` times, each at a random moment after `progress()`
     grew (mid-stream, not while it starts up); then let one run finish. Each run resumes
     where the checkpoint the run before it saved says: a killed run is sent again from its
     last checkpoint, not from the start (how many lines that is depends on how fast the
-    machine wrote them in the moments since: the duplicates are counted, not bounded)."""
+    machine wrote them in the moments since: the duplicates are counted, not bounded).
+    `settled()`: what a killed run had sent is all counted by `progress()` (a server may
+    still be reading a request it sent, and count it once the next run has started)."""
     moments = []
     chance = random.Random(seed)
     saved = [0]
     for _ in range(kills):
+        deadline = time.monotonic() + GUARD_S  # only against a hang
+        while not settled():
+            assert time.monotonic() < deadline, "the killed run's requests were never read"
+            time.sleep(0.01)
         before = progress()
         process = start(graph, state)
         started = time.monotonic()
-        while time.monotonic() - started < 10 and process.poll() is None:
-            if progress() > before:
-                break
+        # No set time: a loaded machine can take seconds to start a run (one killed before
+        # it said where it resumed would fail the check of the logs below).
+        while process.poll() is None and not under_way(process, progress, before, saved[-1] > 0):
+            assert time.monotonic() - started < GUARD_S, process.log_tail()
             time.sleep(0.01)
         moment = chance.uniform(0.0, 0.3)
         time.sleep(moment)
@@ -154,7 +175,12 @@ edges:
 """
         )
         moments = kill_again_and_again(
-            graph, tmp_path / "state", lambda: len(backend.requests), 6, seed=3
+            graph,
+            tmp_path / "state",
+            lambda: len(backend.requests),
+            6,
+            seed=3,
+            settled=lambda: backend.connections_open == 0,  # read to the end of each
         )
         written = Counter(packet["payload"]["n"] for packet in backend.packets())
     report_and_check(written, moments)

@@ -94,6 +94,9 @@ class Mosquitto(_Broker):
             "max_queued_messages 0\n"
             "max_inflight_messages 0\n"
             f"log_dest file {store / 'mosquitto.log'}\n"
+            # mosquitto's default types, and the subscriptions (`subscribed`)
+            "log_type error\nlog_type warning\nlog_type notice\nlog_type information\n"
+            "log_type subscribe\n"
         )
 
     def command(self) -> list[str]:
@@ -111,6 +114,12 @@ class Mosquitto(_Broker):
         while log.read_text(errors="replace").count("Saving in-memory database") <= saves:
             assert time.monotonic() - started < HANG_GUARD_S, "mosquitto never saved its store"
             time.sleep(0.02)
+
+    def subscribed(self, client_id: str, topic: str) -> bool:
+        """True once the broker logged `client_id`'s subscription to `topic` (QoS 1): its
+        session keeps it from then on."""
+        log = (self.store / "mosquitto.log").read_text(errors="replace")
+        return f": {client_id} 1 {topic}\n" in log
 
     def connections_open(self, client_id: str) -> int:
         """Connections of `client_id` whose end the broker has not logged yet: it reads a

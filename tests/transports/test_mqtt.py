@@ -12,12 +12,14 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from schnitzel import Runtime, RuntimeControl
 from schnitzel.validate import ValidatedGraph
 from tests.logged_run import LoggedRun, next_log
-from tests.runtime.harness import HEADER, graph_from, run
+from tests.runtime.harness import HEADER, graph_from, run, steer
 from tests.transports.mqtt_brokers import (
     Collector,
     Mosquitto,
@@ -27,6 +29,7 @@ from tests.transports.mqtt_brokers import (
 )
 from tests.transports.mqtt_gate import PubackGate
 from tests.transports.nats_server import HANG_GUARD_S, nats_server_binary
+from tests.waits import until as wait_until
 
 needs_mosquitto = pytest.mark.skipif(mosquitto_binary() is None, reason="no mosquitto")
 
@@ -91,6 +94,17 @@ def until(condition: Callable[[], bool], what: str | Callable[[], str]) -> None:
         time.sleep(0.05)
 
 
+def make_session(worker: ValidatedGraph, folder: Path, mosquitto: Mosquitto) -> dict[str, Any]:
+    """Run the subscriber until the broker has its session and its subscription, then stop
+    it: the report. (A run of a set time ended, on a busy machine, before the client had
+    subscribed: the session kept no subscription and the next runs waited for nothing.)"""
+
+    async def until_subscribed(_runtime: Runtime, _control: RuntimeControl) -> None:
+        await wait_until(lambda: mosquitto.subscribed("worker", "plant/#"))
+
+    return steer(worker, folder / "state", until_subscribed)
+
+
 def start_run(graph: Path, state: Path) -> LoggedRun:
     """`schnitzel run`, its log in `run-<n>.log` beside the graph, never a pipe (a run
     reconnecting to a broker that is down logs on while the test waits)."""
@@ -130,7 +144,7 @@ def test_the_source_keeps_the_key_and_acks_each_message_once_written(
     tmp_path: Path, mosquitto: Mosquitto
 ) -> None:
     worker = graph_in(tmp_path / "w", subscriber(mosquitto.url, "out.jsonl"))
-    first = run(worker, tmp_path / "w", duration_s=1.0)  # makes the session and its subscription
+    first = make_session(worker, tmp_path / "w", mosquitto)
     assert first["totals"]["delivered"] == 0
     run(graph_in(tmp_path / "p", publisher(mosquitto.url, 300)), tmp_path / "p")
     report = run(worker, tmp_path / "w", max_packets=300)
@@ -156,7 +170,7 @@ def test_a_broker_that_reads_no_pubacks_gets_them_all_at_close_and_the_warning_c
     tmp_path: Path, mosquitto: Mosquitto, caplog: pytest.LogCaptureFixture
 ) -> None:
     worker = graph_in(tmp_path / "w", subscriber(mosquitto.url, "out.jsonl"))
-    run(worker, tmp_path / "w", duration_s=1.0)  # makes the session and its subscription
+    make_session(worker, tmp_path / "w", mosquitto)
     run(graph_in(tmp_path / "p", publisher(mosquitto.url, 300)), tmp_path / "p")
     with PubackGate(mosquitto.port) as gate:
         gate.hold()  # the broker reads nothing from the first PUBACK on
@@ -185,7 +199,7 @@ def test_a_message_that_is_not_json_goes_to_on_error_and_is_acked(
     tmp_path: Path, mosquitto: Mosquitto
 ) -> None:
     worker = graph_in(tmp_path, subscriber(mosquitto.url, "out.jsonl"))
-    run(worker, tmp_path, duration_s=1.0)
+    make_session(worker, tmp_path, mosquitto)
     hostile = (
         b"\xff not json",
         b'{"t": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",  # was a RecursionError out of it
