@@ -199,9 +199,10 @@ class MqttSource(Source):
         client.reconnect_delay_set(1, 10)
         client.connect_timeout = config.connect_timeout_s
         topic, where = config.topic, self._where
+        how = _subscription(config.protocol)
 
         def on_connect(
-            c: mqtt.Client, _u: object, flags: Any, reason: ReasonCode, _p: object
+            c: mqtt.Client, _u: object, _flags: Any, reason: ReasonCode, _p: object
         ) -> None:
             if reason.is_failure:
                 loop.call_soon_threadsafe(
@@ -210,8 +211,9 @@ class MqttSource(Source):
                 )
                 return
             self._connection += 1
-            if not flags.session_present:  # a kept session keeps its subscription
-                c.subscribe(topic, qos=1)
+            # On every connection, a kept session's too: one whose SUBSCRIBE the broker never
+            # took (a run that ended between CONNACK and SUBACK) would carry nothing for ever.
+            c.subscribe(topic, **how)
             loop.call_soon_threadsafe(self.context.report_recovered)
 
         def on_subscribe(
@@ -282,6 +284,20 @@ class MqttSource(Source):
                 "topic": message.topic,
             },
         )
+
+
+def _subscription(protocol: str) -> dict[str, Any]:
+    """`subscribe`'s options: QoS 1; with MQTT 5 a kept session's subscription, subscribed
+    again, gets no retained message again (retain handling 1: only for a new subscription).
+    3.1.1 has no such option: its broker sends a retained message again on each connection
+    (paho takes only `qos` then)."""
+    if protocol != "5":
+        return {"qos": 1}
+    from paho.mqtt.subscribeoptions import SubscribeOptions
+
+    return {
+        "options": SubscribeOptions(qos=1, retainHandling=SubscribeOptions.RETAIN_SEND_IF_NEW_SUB)
+    }
 
 
 def _hint(reason: ReasonCode) -> str:

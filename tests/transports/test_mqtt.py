@@ -165,6 +165,55 @@ def test_the_source_keeps_the_key_and_acks_each_message_once_written(
     assert again["totals"]["delivered"] == 0
 
 
+def leave_a_session_without_a_subscription(url: str, client_id: str, protocol: str) -> None:
+    """What a run that ended between its CONNACK and the broker taking its SUBSCRIBE leaves:
+    a kept session of `client_id` that subscribes to nothing."""
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.properties import Properties
+
+    from schnitzel_plugins.transports.mqtt_config import broker_of
+
+    v5 = protocol == "5"
+    client = mqtt.Client(
+        CallbackAPIVersion.VERSION2,
+        client_id=client_id,
+        clean_session=None if v5 else False,
+        protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
+    )
+    broker = broker_of(url)
+    if v5:
+        properties = Properties(PacketTypes.CONNECT)
+        properties.SessionExpiryInterval = 3600
+        client.connect(broker.host, broker.port, clean_start=False, properties=properties)
+    else:
+        client.connect(broker.host, broker.port)
+    client.loop_start()
+    try:
+        until(client.is_connected, "the bare session's client connected")
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
+@needs_mosquitto
+@pytest.mark.parametrize("protocol", ["5", "3.1.1"])
+def test_a_kept_session_without_its_subscription_is_subscribed_again(
+    tmp_path: Path, mosquitto: Mosquitto, protocol: str
+) -> None:
+    """The source subscribed only when the broker had no session for it: a session kept
+    without its subscription then carried nothing, run after run, silently."""
+    leave_a_session_without_a_subscription(mosquitto.url, "worker", protocol)
+    extra = "" if protocol == "5" else ", protocol: '3.1.1'"
+    worker = graph_in(tmp_path / "w", subscriber(mosquitto.url, "out.jsonl", extra))
+    make_session(worker, tmp_path / "w", mosquitto)  # it subscribes, though the session was kept
+    run(graph_in(tmp_path / "p", publisher(mosquitto.url, 100)), tmp_path / "p")
+    report = run(worker, tmp_path / "w", max_packets=100)
+    assert keys_in(tmp_path / "w" / "out.jsonl") == {f"pub:{n}": 1 for n in range(100)}
+    assert report["nodes"]["src"]["plugin_stats"]["acked"] == 100
+
+
 @needs_mosquitto
 def test_a_broker_that_reads_no_pubacks_gets_them_all_at_close_and_the_warning_counts_them(
     tmp_path: Path, mosquitto: Mosquitto, caplog: pytest.LogCaptureFixture
