@@ -13,7 +13,7 @@ import pytest
 
 from schnitzel.runtime import Runtime
 from tests.http_backend import LoopbackBackend
-from tests.runtime.harness import assert_counts_add_up, graph_from, run
+from tests.runtime.harness import assert_counts_add_up, backlog_of, graph_from, run, run_until
 
 pytestmark = pytest.mark.slow  # real outages and retries against a real server
 
@@ -64,7 +64,7 @@ def test_a_backlog_from_a_dead_backend_replays_in_order_after_a_restart(
 ) -> None:
     backend.stop()
     g = graph_from(tmp_path, uplink(backend.url, "{count: 300}"))
-    first = run(g, tmp_path, duration_s=1.0, drain_timeout_s=10)
+    first = run_until(g, tmp_path, backlog_of("out", 300), drain_timeout_s=10)
     assert first["totals"]["delivered"] == 0
     assert first["nodes"]["out"]["durable"]["backlog"] == 300
     assert first["nodes"]["out"]["errors"] == 0  # retried, never failed

@@ -66,6 +66,37 @@ def steer(
     return report
 
 
+def run_until(
+    graph: ValidatedGraph,
+    tmp_path: Path,
+    reached: Callable[[dict[str, Any]], bool],
+    *,
+    drain_timeout_s: float = 30.0,
+) -> dict[str, Any]:
+    """Run `graph` (state in `tmp_path / "state"`, as `run`) until its live report satisfies
+    `reached` (a hang guard only), then stop it: the final report. For a state the run
+    reaches in its own time, such as a whole backlog kept while the backend is down, where a
+    run of a set duration could end before it on a busy machine."""
+    from tests.waits import until
+
+    async def steps(_runtime: Runtime, control: RuntimeControl) -> None:
+        await until(lambda: reached(control.snapshot()))
+
+    return steer(graph, tmp_path / "state", steps, drain_timeout_s=drain_timeout_s)
+
+
+def backlog_of(node: str, count: int, trouble: str = "") -> Callable[[dict[str, Any]], bool]:
+    """For `run_until`: `node`'s durable backlog holds `count` packets, and its trouble's
+    reason says `trouble`."""
+
+    def reached(report: dict[str, Any]) -> bool:
+        entry = report["nodes"][node]
+        reason = (entry["trouble"] or {}).get("reason", "")
+        return bool(entry["durable"]["backlog"] == count and trouble in reason)
+
+    return reached
+
+
 def assert_counts_add_up(report: dict[str, Any], graph: ValidatedGraph) -> None:
     """Every packet is accounted for, per node and along every edge.
 

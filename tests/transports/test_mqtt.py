@@ -20,7 +20,7 @@ import pytest
 from schnitzel import Runtime, RuntimeControl
 from schnitzel.validate import ValidatedGraph
 from tests.logged_run import LoggedRun, next_log
-from tests.runtime.harness import HEADER, graph_from, run, steer
+from tests.runtime.harness import HEADER, backlog_of, graph_from, run, run_until, steer
 from tests.transports.mqtt_brokers import (
     Collector,
     Mosquitto,
@@ -276,7 +276,7 @@ def test_a_broker_that_is_down_keeps_the_packets_and_says_why_then_delivers_them
     mosquitto.stop()
     extra = ", ack_timeout_s: 1.0, retry_initial_s: 0.05"
     g = graph_from(tmp_path, publisher(mosquitto.url, 100, durable=True, extra=extra))
-    first = run(g, tmp_path, duration_s=1.5, drain_timeout_s=3)
+    first = run_until(g, tmp_path, backlog_of("out", 100, "cannot connect"), drain_timeout_s=3)
     assert first["totals"]["delivered"] == 0 and first["nodes"]["out"]["errors"] == 0
     assert first["nodes"]["out"]["durable"]["backlog"] == 100
     reason = (first["nodes"]["out"]["trouble"] or {}).get("reason", "")

@@ -16,7 +16,7 @@ from schnitzel.registry.plugin import NodeContext
 from schnitzel_plugins.transports.config import NatsSinkConfig
 from schnitzel_plugins.transports.errors import NatsRejected
 from schnitzel_plugins.transports.nats_sink import NatsSink
-from tests.runtime.harness import assert_counts_add_up, graph_from, run
+from tests.runtime.harness import assert_counts_add_up, backlog_of, graph_from, run, run_until
 from tests.transports.nats_server import NatsServer, nats_server_binary
 
 pytestmark = pytest.mark.skipif(
@@ -77,7 +77,7 @@ def test_a_server_down_keeps_the_packets_and_says_why_then_delivers_them(
 ) -> None:
     server.stop()
     g = graph_from(tmp_path, publisher(server.url, "{count: 100}"))
-    first = run(g, tmp_path, duration_s=1.5, drain_timeout_s=3)
+    first = run_until(g, tmp_path, backlog_of("out", 100, "cannot connect"), drain_timeout_s=3)
     assert first["totals"]["delivered"] == 0 and first["nodes"]["out"]["errors"] == 0
     assert first["nodes"]["out"]["durable"]["backlog"] == 100
     reason = (first["nodes"]["out"]["trouble"] or {}).get("reason", "")
@@ -93,13 +93,14 @@ def test_a_subject_no_stream_captures_is_retried_and_named(
     tmp_path: Path, server: NatsServer
 ) -> None:
     body = publisher(server.url, "{count: 20}").replace("events.src", "elsewhere.src")
-    report = run(graph_from(tmp_path, body), tmp_path, duration_s=1.5, drain_timeout_s=3)
+    said = "no JetStream stream captures subject 'elsewhere.src'"
+    report = run_until(
+        graph_from(tmp_path, body), tmp_path, backlog_of("out", 20, said), drain_timeout_s=3
+    )
     out = report["nodes"]["out"]
     assert report["totals"]["delivered"] == 0 and out["errors"] == 0
     assert out["durable"]["backlog"] == 20  # kept, not refused one by one
-    assert "no JetStream stream captures subject 'elsewhere.src'" in (
-        out.get("health_reason") or ""
-    )
+    assert said in (out.get("health_reason") or "")
 
 
 def test_a_packet_too_large_for_the_stream_is_a_poison_pill(tmp_path: Path) -> None:
