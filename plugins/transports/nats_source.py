@@ -45,6 +45,7 @@ from schnitzel import (
     read_json,
 )
 from schnitzel_plugins.transports.config import NatsSourceConfig, safe_nats_url
+from schnitzel_plugins.transports.errors import NatsError
 from schnitzel_plugins.transports.extras import require_nats
 
 if TYPE_CHECKING:
@@ -233,6 +234,8 @@ class NatsSource(Source):
                     filter_subject=self.config.subject,
                 ),
             )
+        else:
+            _check_existing(info, self.config.subject, self._where)
         # An existing consumer is used as it is: its own limits decide.
         self._ack_wait_s = float(info.config.ack_wait or self.config.ack_wait_s)
         self._max_deliver = int(info.config.max_deliver or -1)
@@ -253,3 +256,35 @@ class NatsSource(Source):
             return await nc.jetstream().consumer_info(self.config.stream, self.config.consumer)
         except nats.js.errors.NotFoundError:
             return None
+
+
+def _check_existing(info: ConsumerInfo, subject: str | None, where: str) -> None:
+    """Refuse an existing consumer this source cannot use safely or as the graph says: one
+    whose filter is another subject (it would consume that one, silently), one that does not
+    take an explicit ack per message (`none`: a message counts as done once sent, so a crash
+    loses it; `all`: one worker's ack would settle another's messages), a push consumer."""
+    from nats.js.api import AckPolicy
+
+    config, stream = info.config, info.stream_name
+    consumer = config.durable_name or info.name
+    name = f"consumer {consumer!r} of stream {stream!r} on {where}"
+    fix = (
+        f"delete it (`nats consumer rm {stream} {consumer}`) and the source makes it as the "
+        "graph says, or name another `consumer`"
+    )
+    filters = set(config.filter_subjects or ())
+    if config.filter_subject:
+        filters.add(config.filter_subject)
+    wanted = {subject} if subject else set()
+    if filters != wanted:
+        has = ", ".join(sorted(filters)) or "every subject of the stream"
+        asks = subject or "every subject of the stream"
+        raise NatsError(f"{name} consumes {has}, the graph asks for {asks}: {fix}")
+    if config.ack_policy != AckPolicy.EXPLICIT:
+        policy = getattr(config.ack_policy, "value", config.ack_policy)
+        raise NatsError(
+            f"{name} acknowledges with policy {policy!r}; this source needs 'explicit' (each "
+            f"message acknowledged once it is safe downstream): {fix}"
+        )
+    if config.deliver_subject:
+        raise NatsError(f"{name} is a push consumer; this source pulls: {fix}")

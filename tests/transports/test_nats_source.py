@@ -149,6 +149,49 @@ def test_a_message_that_is_not_json_goes_to_on_error_and_is_acked(
     assert consumer_state(server) == (0, 0)
 
 
+def add_consumer(server: NatsServer, **config: Any) -> None:
+    """Consumer `workers` of EVENTS as someone else made it (`config`: ConsumerConfig's)."""
+
+    async def add() -> None:
+        import nats
+        from nats.js.api import AckPolicy, ConsumerConfig
+
+        nc = await nats.connect(server.url)
+        try:
+            options = {"ack_policy": AckPolicy.EXPLICIT, **config}
+            await nc.jetstream().add_consumer("EVENTS", ConsumerConfig("workers", **options))
+        finally:
+            await nc.close()
+
+    asyncio.run(add())
+
+
+@pytest.mark.parametrize(
+    ("config", "said"),
+    [
+        (
+            {"filter_subject": "events.other"},
+            "consumes events.other, the graph asks for every subject of the stream",
+        ),
+        ({"ack_policy": "none"}, "acknowledges with policy 'none'; this source needs 'explicit'"),
+        ({"ack_policy": "all"}, "acknowledges with policy 'all'"),
+        ({"deliver_subject": "pushed.here"}, "is a push consumer; this source pulls"),
+    ],
+    ids=["another-subject", "ack-none", "ack-all", "push"],
+)
+def test_an_existing_consumer_unfit_for_the_graph_ends_the_source_saying_what_to_do(
+    tmp_path: Path, server: NatsServer, config: dict[str, Any], said: str
+) -> None:
+    """It was used as it was: one filtering another subject consumed that one instead, one
+    with `ack_policy: none` counted each message done once sent (a crash lost it)."""
+    add_consumer(server, **config)
+    report = run(graph_from(tmp_path, worker(server.url, "out.jsonl")), tmp_path)
+    assert report["status"] == "degraded"  # the source ended with an error (`on_error`)
+    errors = [e["message"] for e in report["nodes"]["src"]["recent_errors"]]
+    assert len(errors) == 1 and said in errors[0], errors
+    assert "nats consumer rm EVENTS workers" in errors[0]
+
+
 def start_worker(graph: Path, state: Path) -> LoggedRun:
     """`schnitzel run`, its log in `run-<n>.log` beside the graph, never a pipe."""
     return LoggedRun(
