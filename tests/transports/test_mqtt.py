@@ -216,6 +216,38 @@ def test_a_kept_session_without_its_subscription_is_subscribed_again(
     assert report["nodes"]["src"]["plugin_stats"]["acked"] == 100
 
 
+def topic_worker(url: str, topic: str) -> str:
+    """`subscriber` with another topic filter, the same client id (its session)."""
+    return subscriber(url, "out.jsonl").replace('topic: "plant/#"', f'topic: "{topic}"')
+
+
+@needs_mosquitto
+def test_a_kept_session_subscribed_to_another_topic_sends_its_messages_to_on_error(
+    tmp_path: Path, mosquitto: Mosquitto, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A graph whose `topic` changed, same client id: the broker's kept session still holds
+    the old subscription, and its messages came out as packets of the new topic, silently."""
+    old = graph_in(tmp_path / "w", subscriber(mosquitto.url, "out.jsonl"))
+    make_session(old, tmp_path / "w", mosquitto)  # subscribed to plant/#
+    new = graph_in(tmp_path / "w", topic_worker(mosquitto.url, "yard/#"))
+
+    async def until_subscribed(_runtime: Runtime, _control: RuntimeControl) -> None:
+        await wait_until(lambda: mosquitto.subscribed("worker", "yard/#"))
+
+    steer(new, tmp_path / "w" / "state", until_subscribed)
+    publish_once(mosquitto.port, "plant/old", b'{"t": 1}')
+    publish_once(mosquitto.port, "yard/new", b'{"t": 2}')
+    with caplog.at_level(logging.WARNING):
+        report = run(new, tmp_path / "w", max_packets=1, drain_timeout_s=5)
+    written = [json.loads(line) for line in (tmp_path / "w" / "out.jsonl").read_text().splitlines()]
+    assert [p["meta"]["topic"] for p in written] == ["yard/new"]
+    assert report["nodes"]["src"]["errors"] == 1
+    reason = report["nodes"]["src"]["recent_errors"][0]["message"]
+    assert "plant/old" in reason and "yard/#" in reason, reason
+    warnings = [r.getMessage() for r in caplog.records if "earlier graph" in r.getMessage()]
+    assert len(warnings) == 1 and "client_id" in warnings[0], warnings
+
+
 @needs_mosquitto
 def test_a_broker_that_reads_no_pubacks_gets_them_all_at_close_and_the_warning_counts_them(
     tmp_path: Path, mosquitto: Mosquitto, caplog: pytest.LogCaptureFixture
