@@ -99,6 +99,9 @@ class MqttSource(Source):
         """What was yielded and not yet acknowledged, in order: (item, connection, mid)."""
         self._started = time.time_ns() // 1_000_000
         self._count = 0
+        self._filter = _filter_of(config.topic)
+        self._foreign_told = False
+        """The warning about messages of another topic (a kept old subscription) was given."""
         self.acked = 0
         """Messages acknowledged so far."""
         self.sent_again = 0
@@ -261,6 +264,8 @@ class MqttSource(Source):
         self._count += 1
         key = key_property(message)
         where = f"topic {message.topic!r}"
+        if not _matches(self._filter, message.topic):
+            return self._foreign(message, where, key)
         try:
             obj: Any = read_json(message.payload, strict=False)
         except ValueError as exc:  # not UTF-8, not JSON, nested too deep, too many digits
@@ -284,6 +289,45 @@ class MqttSource(Source):
                 "topic": message.topic,
             },
         )
+
+    def _foreign(self, message: mqtt.MQTTMessage, where: str, key: str | None) -> BadRecord:
+        """A message on a topic `topic` does not match: the broker's kept session holds a
+        subscription of an earlier graph (its `topic` changed, not its `client_id`). A bad
+        record for `on_error`, acknowledged once dealt with; the operator told once."""
+        config = self.config
+        client_id = config.client_id or f"schnitzel-{self.context.node_id}"
+        if not self._foreign_told:
+            self._foreign_told = True
+            self.context.event(
+                "warning",
+                f"{self._where} sends messages on {message.topic!r}, which `topic` "
+                f"{config.topic!r} does not match: the session it keeps for client_id "
+                f"{client_id!r} still holds a subscription of an earlier graph. They go to "
+                "on_error, until the session expires; to end it, give the node a new "
+                "client_id (or remove the session on the broker)",
+            )
+        return BadRecord(
+            f"topic {message.topic!r} does not match `topic` {config.topic!r} (the session of "
+            f"client_id {client_id!r} keeps an old subscription)",
+            where=where,
+            raw=bytes(message.payload),
+            key=key,
+        )
+
+
+def _filter_of(topic: str) -> str:
+    """The topic filter messages match: a shared subscription's (`$share/<group>/<filter>`)."""
+    if topic.startswith("$share/"):
+        parts = topic.split("/", 2)
+        if len(parts) == 3:
+            return parts[2]
+    return topic
+
+
+def _matches(topic_filter: str, topic: str) -> bool:
+    import paho.mqtt.client as mqtt
+
+    return bool(mqtt.topic_matches_sub(topic_filter, topic))
 
 
 def _subscription(protocol: str) -> dict[str, Any]:
