@@ -248,6 +248,37 @@ def test_a_kept_session_subscribed_to_another_topic_sends_its_messages_to_on_err
     assert len(warnings) == 1 and "client_id" in warnings[0], warnings
 
 
+def subscriptions_logged(mosquitto: Mosquitto) -> int:
+    """How many times mosquitto logged the worker's subscription to plant/#."""
+    log = (mosquitto.store / "mosquitto.log").read_text(errors="replace")
+    return log.count(": worker 1 plant/#\n")
+
+
+@needs_mosquitto
+def test_a_session_the_broker_no_longer_has_is_told_in_a_warning(
+    tmp_path: Path, mosquitto: Mosquitto, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The broker lost the session an earlier run made (a restart without persistence, the
+    session expired): what was published for it meanwhile was kept by nobody, and the next run
+    subscribed again as if it were the first, silently."""
+    worker = graph_in(tmp_path / "w", subscriber(mosquitto.url, "out.jsonl"))
+    make_session(worker, tmp_path / "w", mosquitto)
+    mosquitto.stop()
+    (mosquitto.store / "mosquitto.db").unlink()  # a broker that kept no session
+    mosquitto.start()
+    publish_once(mosquitto.port, "plant/lost", b'{"t": 1}')  # no session: kept for nobody
+
+    async def until_subscribed(_runtime: Runtime, _control: RuntimeControl) -> None:
+        await wait_until(lambda: subscriptions_logged(mosquitto) == 2)
+
+    with caplog.at_level(logging.WARNING):
+        report = steer(worker, tmp_path / "w" / "state", until_subscribed)
+    assert report["totals"]["delivered"] == 0
+    warnings = [r.getMessage() for r in caplog.records if "no session" in r.getMessage()]
+    assert len(warnings) == 1, warnings
+    assert "'worker'" in warnings[0] and "earlier run" in warnings[0], warnings
+
+
 @needs_mosquitto
 def test_a_broker_that_reads_no_pubacks_gets_them_all_at_close_and_the_warning_counts_them(
     tmp_path: Path, mosquitto: Mosquitto, caplog: pytest.LogCaptureFixture
