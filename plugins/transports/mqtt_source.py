@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from schnitzel import (
     ANY_KIND,
     BadRecord,
+    CheckpointFile,
     NodeContext,
     PacketDecodeError,
     PayloadProfile,
@@ -100,6 +101,10 @@ class MqttSource(Source):
         self._started = time.time_ns() // 1_000_000
         self._count = 0
         self._filter = _filter_of(config.topic)
+        self._session_file: CheckpointFile | None = None
+        """Says an earlier run had a session on this broker under this client id."""
+        self._had_session = False
+        """A session is expected on the broker: an earlier run, or connection, made it."""
         self._foreign_told = False
         """The warning about messages of another topic (a kept old subscription) was given."""
         self.acked = 0
@@ -130,6 +135,14 @@ class MqttSource(Source):
 
     async def open(self) -> None:
         require_paho(self.context.node_id)
+        client_id = self.config.client_id or f"schnitzel-{self.context.node_id}"
+        self._session_file = CheckpointFile.for_node(
+            self.context, f"mqtt session {self._where} {client_id}"
+        )
+        saved, warning = self._session_file.load()
+        if warning:
+            self.context.event("warning", warning)
+        self._had_session = saved is not None
 
     async def close(self) -> None:
         client, self._client = self._client, None
@@ -214,6 +227,7 @@ class MqttSource(Source):
                 )
                 return
             self._connection += 1
+            loop.call_soon_threadsafe(self._connected, bool(_flags.session_present))
             # On every connection, a kept session's too: one whose SUBSCRIBE the broker never
             # took (a run that ended between CONNACK and SUBACK) would carry nothing for ever.
             c.subscribe(topic, **how)
@@ -259,6 +273,35 @@ class MqttSource(Source):
         client.connect_async(broker.host, broker.port, **options)
         client.loop_start()
         return client
+
+    def _connected(self, session_present: bool) -> None:
+        """Tell the operator when the broker had no session where one was expected: what was
+        published on `topic` while this client was away was kept for nobody (lost); note,
+        for the next run, that a session was made."""
+        if not session_present and self._had_session:
+            client_id = self.config.client_id or f"schnitzel-{self.context.node_id}"
+            made = "earlier in this run" if self._connection > 1 else "by an earlier run"
+            self.context.event(
+                "warning",
+                f"{self._where} had no session for client_id {client_id!r} (one was made "
+                f"{made}): the broker restarted without persistence, or the session expired "
+                f"(session_expiry_s) or was removed. Messages published on {self.config.topic!r} "
+                "while this client was away were kept for nobody: lost. Make the broker keep "
+                "sessions (docs/transports.md, 'A broker that does not lose') and set "
+                "session_expiry_s above the longest time the runtime may be away",
+            )
+        if not self._had_session and self._session_file is not None:
+            self._had_session = True
+            try:
+                client_id = self.config.client_id or f"schnitzel-{self.context.node_id}"
+                record = {"version": 1, "broker": self._where, "client_id": client_id}
+                self._session_file.save({**record, "since": time.time()})
+            except OSError as exc:
+                self.context.event(
+                    "warning",
+                    f"cannot note the session in {str(self._session_file.path)!r} ({exc}): a "
+                    "next run cannot tell whether the broker lost it",
+                )
 
     def _item_of(self, message: mqtt.MQTTMessage) -> StreamPacket | BadRecord:
         self._count += 1
