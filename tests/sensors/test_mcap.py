@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
+import pytest
 from mcap.writer import Writer
 
 from tests.runtime import plugins
@@ -133,3 +135,17 @@ edges:
     )
     result = validate_text(path.read_text(), source=str(path), path=path)
     assert "is not an MCAP file" in " ".join(p.render() for p in result.report.problems)
+
+
+def test_a_topic_the_file_does_not_have_is_named_in_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`topics` with a name the file lacks (a typo, a log recorded with other names): that
+    topic's messages were silently not replayed, the rest as if nothing were missing."""
+    write_log(tmp_path / "robot.mcap")
+    with caplog.at_level(logging.WARNING):
+        got, _ = replay(tmp_path, "[/imu, /gsp]")
+    assert {topic for _, topic, _, _, _ in got} == {"/imu"}
+    warnings = [r.getMessage() for r in caplog.records if "/gsp" in r.getMessage()]
+    assert len(warnings) == 1, warnings
+    assert "/cam, /gps, /imu" in warnings[0], warnings
