@@ -90,6 +90,7 @@ class McapSource(KindFromConfig, Source):
         started = 0.0
         with self._path.open("rb") as file:
             reader = make_reader(file)
+            self._tell_missing_topics(reader)
             messages = reader.iter_messages(topics=config.topics, log_time_order=True)
             for seq, (schema, channel, message) in enumerate(messages):
                 if config.realtime:
@@ -101,6 +102,26 @@ class McapSource(KindFromConfig, Source):
                         if stopping.wait(due - time.monotonic()):
                             return
                 yield self._item(seq, f"{node_id}:{name}:{seq}", schema, channel, message)
+
+    def _tell_missing_topics(self, reader: Any) -> None:
+        """Warn about each topic of `topics` the file has no channel for: nothing of it is
+        replayed (a typo, or a log recorded under other names), and without this no one
+        would know. A file without a summary (not indexed) is not checked."""
+        wanted = self.config.topics
+        if not wanted:
+            return
+        summary = reader.get_summary()
+        if summary is None:
+            return
+        present = {channel.topic for channel in summary.channels.values()}
+        absent = [topic for topic in wanted if topic not in present]
+        if absent:
+            self.context.event(
+                "warning",
+                f"{self._path.name} has no topic {', '.join(absent)} of `topics`: nothing of "
+                f"{'it' if len(absent) == 1 else 'them'} is replayed (it has "
+                f"{', '.join(sorted(present)) or 'no topic'}); fix `topics`",
+            )
 
     def _item(
         self, seq: int, key: str, schema: Schema | None, channel: Channel, message: Message
