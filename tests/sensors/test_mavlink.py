@@ -11,8 +11,9 @@ from typing import Any
 import pytest
 
 from schnitzel import Runtime, RuntimeControl
+from schnitzel.errors import RuntimeStartError
 from tests.runtime import plugins
-from tests.runtime.harness import assert_counts_add_up, graph_from
+from tests.runtime.harness import assert_counts_add_up, graph_from, run
 from tests.sensors.test_http_ingest import GUARD_S
 
 mavutil = pytest.importorskip("pymavlink.mavutil")
@@ -86,3 +87,32 @@ edges:
     )
     by_type = report["nodes"]["drone"]["plugin_stats"]["by_type"]
     assert set(by_type) == {"HEARTBEAT", "ATTITUDE"}  # SYS_STATUS is not in `types`
+
+
+@pytest.mark.parametrize(
+    ("types", "dialect", "wrong"),
+    [
+        ("[HEARTBEAT, GLOBAL_POSITION]", "common", "GLOBAL_POSITION"),  # _INT forgotten
+        ("[HEARTBEAT, AHRS2]", "common", "AHRS2"),  # ArduPilot's, not in common
+    ],
+)
+def test_a_type_the_dialect_does_not_have_stops_the_node_at_open_naming_it(
+    tmp_path: Path, types: str, dialect: str, wrong: str
+) -> None:
+    """A name in `types` no message of the dialect has: no message ever matched it, and the
+    source kept (silently) nothing of what the graph asked for."""
+    graph = graph_from(
+        tmp_path,
+        f"""
+nodes:
+  - id: drone
+    kind: source
+    plugin: mavlink
+    config: {{url: "udpin:127.0.0.1:{free_udp_port()}", types: {types}, dialect: {dialect}}}
+  - {{id: out, kind: sink, plugin: "null"}}
+edges:
+  - {{from: drone, to: out}}
+""",
+    )
+    with pytest.raises(RuntimeStartError, match=rf"{wrong}.*{dialect}"):
+        run(graph, tmp_path, duration_s=1.0)  # the source ran this long, nothing said
