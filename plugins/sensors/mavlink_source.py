@@ -105,6 +105,25 @@ class MavlinkSource(KindFromConfig, Source):
                 f"node {self.context.node_id!r}: cannot open MAVLink connection {config.url!r} "
                 f"({exc}): check `url` (udpin:HOST:PORT to listen) and `dialect`"
             ) from exc
+        self._check_types(mavutil.mavlink)
+
+    def _check_types(self, dialect: Any) -> None:
+        """Refuse a name in `types` that no message of the dialect has (a typo, or another
+        dialect's message): nothing would ever match it, and the source would keep nothing
+        of what the graph asked for, silently."""
+        if not self.config.types:
+            return
+        known = {message.msgname for message in dialect.mavlink_map.values()}
+        unknown = [name for name in self.config.types if name not in known]
+        if unknown:
+            self._connection.close()
+            self._connection = None
+            raise SensorError(
+                f"node {self.context.node_id!r}: `types` names {', '.join(unknown)}, which "
+                f"dialect {self.config.dialect!r} has no message for: fix the name (HEARTBEAT, "
+                "GLOBAL_POSITION_INT, ...), or set the `dialect` that defines it (ardupilotmega "
+                "for ArduPilot's own messages)"
+            )
 
     async def close(self) -> None:
         connection, self._connection = self._connection, None
