@@ -15,7 +15,13 @@ if TYPE_CHECKING:
     import paho.mqtt.client as mqtt
     from paho.mqtt.properties import Properties
 
-__all__ = ["connect_options", "key_property", "new_client", "publish_properties"]
+__all__ = ["client_id_of", "connect_options", "key_property", "new_client", "publish_properties"]
+
+
+def client_id_of(config: MqttNodeConfig, node_id: str) -> str:
+    """The client id the broker keeps the node's session under: `client_id`, or
+    `schnitzel-<node id>`."""
+    return config.client_id or f"schnitzel-{node_id}"
 
 
 def new_client(
@@ -30,7 +36,7 @@ def new_client(
     v5 = config.protocol == "5"
     client = mqtt.Client(
         CallbackAPIVersion.VERSION2,
-        client_id=config.client_id or f"schnitzel-{node_id}",
+        client_id=client_id_of(config, node_id),
         clean_session=None if v5 else False,
         protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
         reconnect_on_failure=reconnect,

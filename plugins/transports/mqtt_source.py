@@ -51,7 +51,12 @@ from schnitzel import (
 )
 from schnitzel_plugins.transports.extras import require_paho
 from schnitzel_plugins.transports.mqtt_config import MqttSourceConfig
-from schnitzel_plugins.transports.mqtt_link import connect_options, key_property, new_client
+from schnitzel_plugins.transports.mqtt_link import (
+    client_id_of,
+    connect_options,
+    key_property,
+    new_client,
+)
 
 if TYPE_CHECKING:
     import paho.mqtt.client as mqtt
@@ -135,7 +140,7 @@ class MqttSource(Source):
 
     async def open(self) -> None:
         require_paho(self.context.node_id)
-        client_id = self.config.client_id or f"schnitzel-{self.context.node_id}"
+        client_id = client_id_of(self.config, self.context.node_id)
         self._session_file = CheckpointFile.for_node(
             self.context, f"mqtt session {self._where} {client_id}"
         )
@@ -279,7 +284,7 @@ class MqttSource(Source):
         published on `topic` while this client was away was kept for nobody (lost); note,
         for the next run, that a session was made."""
         if not session_present and self._had_session:
-            client_id = self.config.client_id or f"schnitzel-{self.context.node_id}"
+            client_id = client_id_of(self.config, self.context.node_id)
             made = "earlier in this run" if self._connection > 1 else "by an earlier run"
             self.context.event(
                 "warning",
@@ -293,7 +298,7 @@ class MqttSource(Source):
         if not self._had_session and self._session_file is not None:
             self._had_session = True
             try:
-                client_id = self.config.client_id or f"schnitzel-{self.context.node_id}"
+                client_id = client_id_of(self.config, self.context.node_id)
                 record = {"version": 1, "broker": self._where, "client_id": client_id}
                 self._session_file.save({**record, "since": time.time()})
             except OSError as exc:
@@ -338,7 +343,7 @@ class MqttSource(Source):
         subscription of an earlier graph (its `topic` changed, not its `client_id`). A bad
         record for `on_error`, acknowledged once dealt with; the operator told once."""
         config = self.config
-        client_id = config.client_id or f"schnitzel-{self.context.node_id}"
+        client_id = client_id_of(config, self.context.node_id)
         if not self._foreign_told:
             self._foreign_told = True
             self.context.event(
