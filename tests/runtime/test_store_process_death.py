@@ -175,6 +175,34 @@ def test_a_store_process_killed_at_any_moment_loses_nothing_and_counts_add_up(
     assert not missing, (len(missing), missing[:10], report["status"])
 
 
+def blocked_behind_a_full_store(
+    tmp_path: Path, max_packets: int, delay_s: float = 0.0
+) -> ValidatedGraph:
+    """`jsonl -> passthrough (memory) -> Recorder`, whose durable inbox (in a process) holds
+    at most `max_packets` and makes its producers wait (`block`)."""
+    with (tmp_path / "in.jsonl").open("w") as file:
+        file.writelines(json.dumps({"n": n}) + "\n" for n in range(LINES))
+    return graph_from(
+        tmp_path,
+        f"""
+nodes:
+  - {{id: src, kind: source, plugin: jsonl, config: {{path: {tmp_path / "in.jsonl"}}}}}
+  - {{id: mid, kind: transform, plugin: passthrough, inbox: {{max: 64}}}}
+  - id: out
+    kind: sink
+    plugin: "tests.runtime.plugins:Recorder"
+    config: {{delay_s: {delay_s}}}
+    inbox:
+      max: 16
+      overflow: block
+      durable: {{path: {tmp_path / "state" / "out.db"}, process: true, max_packets: {max_packets}}}
+edges:
+  - {{from: src, to: mid}}
+  - {{from: mid, to: out}}
+""",
+    )
+
+
 @pytest.mark.slow  # a real run, a store process killed
 def test_a_producer_waiting_for_space_in_a_dead_store_does_not_hold_the_stop(
     tmp_path: Path,
@@ -186,27 +214,7 @@ def test_a_producer_waiting_for_space_in_a_dead_store_does_not_hold_the_stop(
     (lost packets counted), instead of the prompt stop the change promises."""
     from tests.runtime import plugins
 
-    with (tmp_path / "in.jsonl").open("w") as file:
-        file.writelines(json.dumps({"n": n}) + "\n" for n in range(LINES))
-    graph = graph_from(
-        tmp_path,
-        f"""
-nodes:
-  - {{id: src, kind: source, plugin: jsonl, config: {{path: {tmp_path / "in.jsonl"}}}}}
-  - {{id: mid, kind: transform, plugin: passthrough, inbox: {{max: 64}}}}
-  - id: out
-    kind: sink
-    plugin: "tests.runtime.plugins:Recorder"
-    config: {{delay_s: 0.002}}
-    inbox:
-      max: 16
-      overflow: block
-      durable: {{path: {tmp_path / "state" / "out.db"}, process: true, max_packets: 200}}
-edges:
-  - {{from: src, to: mid}}
-  - {{from: mid, to: out}}
-""",
-    )
+    graph = blocked_behind_a_full_store(tmp_path, max_packets=200, delay_s=0.002)
 
     async def scenario() -> Any:
         runtime = Runtime(graph, state_dir=tmp_path / "state", drain_timeout_s=STUCK_DRAIN_S)
@@ -243,26 +251,7 @@ def test_a_producer_waiting_for_space_held_by_a_backlog_on_disk_is_not_left_wait
 
     (tmp_path / "state").mkdir()
     asyncio.run(fill())
-    with (tmp_path / "in.jsonl").open("w") as file:
-        file.writelines(json.dumps({"n": n}) + "\n" for n in range(LINES))
-    graph = graph_from(
-        tmp_path,
-        f"""
-nodes:
-  - {{id: src, kind: source, plugin: jsonl, config: {{path: {tmp_path / "in.jsonl"}}}}}
-  - {{id: mid, kind: transform, plugin: passthrough, inbox: {{max: 64}}}}
-  - id: out
-    kind: sink
-    plugin: "tests.runtime.plugins:Recorder"
-    inbox:
-      max: 16
-      overflow: block
-      durable: {{path: {tmp_path / "state" / "out.db"}, process: true, max_packets: 50}}
-edges:
-  - {{from: src, to: mid}}
-  - {{from: mid, to: out}}
-""",
-    )
+    graph = blocked_behind_a_full_store(tmp_path, max_packets=50)
 
     from schnitzel.runtime.durable_state import DurableState
 
