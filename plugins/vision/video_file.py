@@ -88,6 +88,15 @@ class VideoFile(Source):
             )
         self.fps = float(capture.get(cv2.CAP_PROP_FPS)) or 25.0
         self._capture = capture
+        frames = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))  # 0 where the container says none
+        if frames > 0 and self.config.start_at >= frames / self.fps:
+            capture.release()
+            self._capture = None
+            raise RuntimeError(
+                f"start_at {self.config.start_at} s is past the end of video file {path} "
+                f"({frames} frames, {frames / self.fps:.2f} s): no frame would be read; set "
+                "a smaller `start_at`"
+            )
         self._seek_start()
 
     def _seek_start(self) -> None:

@@ -7,6 +7,9 @@ import asyncio
 import time
 from pathlib import Path
 
+import pytest
+
+from schnitzel.errors import RuntimeStartError
 from schnitzel.runtime import Runtime
 from schnitzel.validate import load_graph
 from tests.runtime.plugins import RECORDS
@@ -56,6 +59,14 @@ def test_start_at_skips_the_first_seconds(scene: Scene, tmp_path: Path) -> None:
     frames = [p.payload for p in RECORDS["rec"]]
     assert frames[0].index == 10
     assert len(frames) == len(scene.faces) - 10
+
+
+def test_a_start_at_past_the_end_stops_the_run_before_it_starts_saying_so(
+    scene: Scene, tmp_path: Path
+) -> None:
+    """It gave no frame and said nothing: a run of a camera graph that did nothing."""
+    with pytest.raises(RuntimeStartError, match=r"start_at 5 s is past the end .*\(24 frames"):
+        run_file(tmp_path, scene, ", start_at: 5")  # 24 frames at 25 fps: 0.96 s
 
 
 def test_realtime_never_runs_ahead_of_the_files_clock(scene: Scene, tmp_path: Path) -> None:
