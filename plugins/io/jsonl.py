@@ -116,6 +116,8 @@ class JsonlSource(Source):
                     context.event("warning", warning)
                 if saved is not None:
                     resume = self._resume_from(saved)
+                else:
+                    self._tell_others_checkpoints()
             try:
                 self._tail.start(resume)
             except OSError as exc:
@@ -129,6 +131,22 @@ class JsonlSource(Source):
         except BaseException:
             await self.close()
             raise
+
+    def _tell_others_checkpoints(self) -> None:
+        """This node has no checkpoint of its file, but other node ids do: a node renamed in
+        the graph reads the file again from its first line, which nothing else would say."""
+        assert self._checkpoint is not None
+        others = self._checkpoint.of_other_nodes()
+        if others:
+            names = ", ".join(repr(path.name) for path in others)
+            self.context.event(
+                "warning",
+                f"no checkpoint of node {self.context.node_id!r} for {str(self._file_path)!r}, "
+                f"but {names} in {str(self._checkpoint.path.parent)!r} is one of the same file "
+                "under another node id: this run reads the file from its first line. If this "
+                "node was renamed, stop the run and rename that file to "
+                f"{self._checkpoint.path.name!r} to resume where it stopped",
+            )
 
     async def close(self) -> None:
         if self._tail is not None:

@@ -32,6 +32,16 @@ class CheckpointFile:
         digest = hashlib.sha256(key.encode()).hexdigest()[:12]
         return cls(context.state_dir / "checkpoints" / f"{context.node_id}-{digest}.json")
 
+    def of_other_nodes(self) -> list[Path]:
+        """Checkpoints of the same key kept under other node ids (`<other id>-<digest>.json`,
+        not moved aside): a node renamed in the graph left its own there."""
+        digest = self.path.name.rsplit("-", 1)[-1]
+        try:
+            found = sorted(self.path.parent.glob(f"*-{digest}"))
+        except OSError:
+            return []
+        return [path for path in found if path != self.path]
+
     def load(self) -> tuple[dict[str, Any] | None, str | None]:
         """The saved checkpoint (None if there is none) and a warning for the operator when
         one existed but could not be used."""

@@ -62,6 +62,35 @@ def test_a_finished_run_checkpoints_the_end_and_the_next_reads_only_new_lines(
     assert_counts_add_up(report, g)
 
 
+def test_a_renamed_node_reads_its_file_again_and_says_whose_checkpoint_it_could_take(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Its checkpoint is named after the node id: renamed in the graph, the node found none
+    and read the whole file again, which nothing said."""
+    write_lines(tmp_path / "in.jsonl", 50)
+    assert run(graph_from(tmp_path, jsonl_graph("Recorder")), tmp_path)["totals"]["delivered"]
+    (old,) = (tmp_path / "state" / "checkpoints").glob("src-*.json")
+    renamed = (
+        jsonl_graph("Recorder")
+        .replace("id: src,", "id: reader,")
+        .replace("from: src", "from: reader")
+    )
+    plugins.reset()
+    caplog.set_level("WARNING", logger="schnitzel.runtime")
+    run(graph_from(tmp_path, renamed), tmp_path)
+    assert numbers() == list(range(50))  # from the first line: duplicates, none lost
+    said = [r.getMessage() for r in caplog.records if "no checkpoint of node" in r.getMessage()]
+    assert len(said) == 1 and repr(old.name) in said[0], said
+    assert repr(old.name.replace("src-", "reader-")) in said[0]  # what to rename it to
+
+    plugins.reset()
+    caplog.clear()
+    write_lines(tmp_path / "in.jsonl", 5, start=50)
+    run(graph_from(tmp_path, renamed), tmp_path)  # it has its own checkpoint now: no warning
+    assert numbers() == list(range(50, 55))
+    assert not [r for r in caplog.records if "no checkpoint of node" in r.getMessage()]
+
+
 def test_packets_only_in_memory_when_the_run_gives_up_are_read_again(tmp_path: Path) -> None:
     """The sink never delivers; the drain times out and the in-memory packets are lost. The
     checkpoint must not have moved past them, so the next run reads them again."""
