@@ -223,7 +223,7 @@ class MqttSource(Source):
         how = _subscription(config.protocol)
 
         def on_connect(
-            c: mqtt.Client, _u: object, _flags: Any, reason: ReasonCode, _p: object
+            c: mqtt.Client, _u: object, flags: Any, reason: ReasonCode, _p: object
         ) -> None:
             if reason.is_failure:
                 loop.call_soon_threadsafe(
@@ -232,7 +232,7 @@ class MqttSource(Source):
                 )
                 return
             self._connection += 1
-            loop.call_soon_threadsafe(self._connected, bool(_flags.session_present))
+            loop.call_soon_threadsafe(self._connected, bool(flags.session_present))
             # On every connection, a kept session's too: one whose SUBSCRIBE the broker never
             # took (a run that ended between CONNACK and SUBACK) would carry nothing for ever.
             c.subscribe(topic, **how)
