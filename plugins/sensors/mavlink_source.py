@@ -9,6 +9,7 @@ No ROS: pymavlink alone, imported when the node opens (the `mavlink` extra).
 
 from __future__ import annotations
 
+import importlib
 import os
 import secrets
 from collections.abc import Iterator
@@ -18,6 +19,8 @@ from pydantic import Field, StrictInt, StrictStr
 
 from schnitzel import (
     BadRecord,
+    CheckContext,
+    EnvironmentProblem,
     NodeContext,
     PacketKind,
     PayloadProfile,
@@ -81,6 +84,32 @@ class MavlinkSource(KindFromConfig, Source):
         """Messages received per type."""
         return {"by_type": dict(sorted(self.by_type.items()))}
 
+    @classmethod
+    def check_environment(cls, config: Any, context: CheckContext) -> list[EnvironmentProblem]:
+        """A name in `types` that no message of the dialect has (a typo, or another dialect's
+        message): nothing would ever match it, and the source would keep nothing of what the
+        graph asked for, silently. Not checked without pymavlink (the node's open names the
+        extra) or for a dialect it does not have (the open names that)."""
+        if not config.types:
+            return []
+        try:
+            dialect = importlib.import_module(f"pymavlink.dialects.v20.{config.dialect}")
+        except ImportError:
+            return []
+        known = {message.msgname for message in dialect.mavlink_map.values()}
+        unknown = [name for name in config.types if name not in known]
+        if not unknown:
+            return []
+        return [
+            EnvironmentProblem(
+                f"`types` names {', '.join(unknown)}, which dialect {config.dialect!r} has no "
+                "message for",
+                "fix the name (HEARTBEAT, GLOBAL_POSITION_INT, ...), or set the `dialect` that "
+                "defines it (ardupilotmega for ArduPilot's own messages)",
+                config_key="types",
+            )
+        ]
+
     async def open(self) -> None:
         config = self.config
         # pymavlink picks its wire version from MAVLINK20 when its dialect is first imported;
@@ -105,25 +134,6 @@ class MavlinkSource(KindFromConfig, Source):
                 f"node {self.context.node_id!r}: cannot open MAVLink connection {config.url!r} "
                 f"({exc}): check `url` (udpin:HOST:PORT to listen) and `dialect`"
             ) from exc
-        self._check_types(mavutil.mavlink)
-
-    def _check_types(self, dialect: Any) -> None:
-        """Refuse a name in `types` that no message of the dialect has (a typo, or another
-        dialect's message): nothing would ever match it, and the source would keep nothing
-        of what the graph asked for, silently."""
-        if not self.config.types:
-            return
-        known = {message.msgname for message in dialect.mavlink_map.values()}
-        unknown = [name for name in self.config.types if name not in known]
-        if unknown:
-            self._connection.close()
-            self._connection = None
-            raise SensorError(
-                f"node {self.context.node_id!r}: `types` names {', '.join(unknown)}, which "
-                f"dialect {self.config.dialect!r} has no message for: fix the name (HEARTBEAT, "
-                "GLOBAL_POSITION_INT, ...), or set the `dialect` that defines it (ardupilotmega "
-                "for ArduPilot's own messages)"
-            )
 
     async def close(self) -> None:
         connection, self._connection = self._connection, None

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 
 from schnitzel import Runtime, RuntimeControl
-from schnitzel.errors import RuntimeStartError
+from schnitzel.validate.validator import validate_text
 from tests.runtime import plugins
-from tests.runtime.harness import assert_counts_add_up, graph_from, run
+from tests.runtime.harness import HEADER, assert_counts_add_up, graph_from
 from tests.sensors.test_http_ingest import GUARD_S
 
 mavutil = pytest.importorskip("pymavlink.mavutil")
@@ -96,14 +96,16 @@ edges:
         ("[HEARTBEAT, AHRS2]", "common", "AHRS2"),  # ArduPilot's, not in common
     ],
 )
-def test_a_type_the_dialect_does_not_have_stops_the_node_at_open_naming_it(
+def test_a_type_the_dialect_does_not_have_is_refused_by_validation_naming_it(
     tmp_path: Path, types: str, dialect: str, wrong: str
 ) -> None:
     """A name in `types` no message of the dialect has: no message ever matched it, and the
-    source kept (silently) nothing of what the graph asked for."""
-    graph = graph_from(
-        tmp_path,
-        f"""
+    source kept (silently) nothing of what the graph asked for. Refused before anything runs
+    (`schnitzel validate` too)."""
+    path = tmp_path / "graph.yaml"
+    path.write_text(
+        HEADER
+        + f"""
 nodes:
   - id: drone
     kind: source
@@ -112,7 +114,10 @@ nodes:
   - {{id: out, kind: sink, plugin: "null"}}
 edges:
   - {{from: drone, to: out}}
-""",
+"""
     )
-    with pytest.raises(RuntimeStartError, match=rf"{wrong}.*{dialect}"):
-        run(graph, tmp_path, duration_s=1.0)  # the source ran this long, nothing said
+    result = validate_text(path.read_text(), source=str(path), path=path)
+    assert result.graph is None
+    said = [p.render() for p in result.report.problems]
+    assert len(said) == 1 and wrong in said[0] and repr(dialect) in said[0], said
+    assert "types" in said[0], said
