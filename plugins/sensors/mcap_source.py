@@ -104,24 +104,11 @@ class McapSource(KindFromConfig, Source):
                 yield self._item(seq, f"{node_id}:{name}:{seq}", schema, channel, message)
 
     def _tell_missing_topics(self, reader: Any) -> None:
-        """Warn about each topic of `topics` the file has no channel for: nothing of it is
-        replayed (a typo, or a log recorded under other names), and without this no one
-        would know. A file without a summary (not indexed) is not checked."""
-        wanted = self.config.topics
-        if not wanted:
-            return
-        summary = reader.get_summary()
-        if summary is None:
-            return
-        present = {channel.topic for channel in summary.channels.values()}
-        absent = [topic for topic in wanted if topic not in present]
-        if absent:
-            self.context.event(
-                "warning",
-                f"{self._path.name} has no topic {', '.join(absent)} of `topics`: nothing of "
-                f"{'it' if len(absent) == 1 else 'them'} is replayed (it has "
-                f"{', '.join(sorted(present)) or 'no topic'}); fix `topics`",
-            )
+        """Warn about each topic of `topics` the file has no channel for (validation warned
+        too, but the file may have changed since)."""
+        missing = _missing_topics(reader, self.config.topics, self._path.name)
+        if missing:
+            self.context.event("warning", missing)
 
     def _item(
         self, seq: int, key: str, schema: Schema | None, channel: Channel, message: Message
@@ -156,15 +143,26 @@ class McapSource(KindFromConfig, Source):
     def check_environment(cls, config: Any, context: CheckContext) -> list[EnvironmentProblem]:
         path = context.resolve(config.path)
         problem = _unreadable(path)
-        if problem is None:
+        if problem is not None:
+            return [
+                EnvironmentProblem(
+                    problem,
+                    "fix `path` (relative paths resolve against the graph file)",
+                    config_key="path",
+                )
+            ]
+        if not config.topics:
             return []
-        return [
-            EnvironmentProblem(
-                problem,
-                "fix `path` (relative paths resolve against the graph file)",
-                config_key="path",
-            )
-        ]
+        try:
+            from mcap.reader import make_reader
+
+            with open(path, "rb") as file:
+                missing = _missing_topics(make_reader(file), config.topics, path.name)
+        except Exception:  # no mcap package (the open names the extra), a damaged summary
+            return []
+        if not missing:
+            return []
+        return [EnvironmentProblem(missing, "fix `topics`", "topics", severity="warning")]
 
 
 MAGIC = b"\x89MCAP0\r\n"
@@ -183,3 +181,23 @@ def _unreadable(path: Any) -> str | None:
     if head != MAGIC:
         return f"{str(path)!r} is not an MCAP file (it does not start with the MCAP magic)"
     return None
+
+
+def _missing_topics(reader: Any, wanted: list[str] | None, name: str) -> str:
+    """What to say of the topics of `wanted` the file has no channel for: nothing of them is
+    replayed (a typo, or a log recorded under other names), and without this no one would
+    know; "" when none is missing, or the file has no summary (not indexed) to tell."""
+    if not wanted:
+        return ""
+    summary = reader.get_summary()
+    if summary is None:
+        return ""
+    present = {channel.topic for channel in summary.channels.values()}
+    absent = [topic for topic in wanted if topic not in present]
+    if not absent:
+        return ""
+    return (
+        f"{name} has no topic {', '.join(absent)} of `topics`: nothing of "
+        f"{'it' if len(absent) == 1 else 'them'} is replayed (it has "
+        f"{', '.join(sorted(present)) or 'no topic'}); fix `topics`"
+    )

@@ -149,3 +149,25 @@ def test_a_topic_the_file_does_not_have_is_named_in_a_warning(
     warnings = [r.getMessage() for r in caplog.records if "/gsp" in r.getMessage()]
     assert len(warnings) == 1, warnings
     assert "/cam, /gps, /imu" in warnings[0], warnings
+
+
+def test_validation_warns_of_a_topic_the_file_does_not_have_and_lets_the_graph_run(
+    tmp_path: Path,
+) -> None:
+    from schnitzel.validate.validator import validate_text
+
+    write_log(tmp_path / "robot.mcap")
+    path = tmp_path / "graph.yaml"
+    path.write_text(
+        """version: 2
+nodes:
+  - {id: log, kind: source, plugin: mcap, config: {path: robot.mcap, topics: [/imu, /gsp]}}
+  - {id: out, kind: sink, plugin: "null"}
+edges:
+  - {from: log, to: out}
+"""
+    )
+    result = validate_text(path.read_text(), source=str(path), path=path)
+    assert result.graph is not None  # a warning: one graph may replay logs lacking a topic
+    said = [p.render() for p in result.report.problems]
+    assert len(said) == 1 and "no topic /gsp of `topics`" in said[0], said
