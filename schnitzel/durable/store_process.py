@@ -24,10 +24,13 @@ from pathlib import Path
 import schnitzel.durable.store_calls  # noqa: F401 - the calls the run makes, loaded before the first
 from schnitzel.durable.lock_file import serve_run
 from schnitzel.durable.store import DurableStore, StoreError
-from schnitzel.durable.store_worker import HEADER_BYTES
 
-__all__ = ["main"]
+__all__ = ["HEADER_BYTES", "main"]
 
+HEADER_BYTES = 4
+"""Each message on the socket, either way: its length (big-endian), then that many bytes of
+pickle. Defined here, not in `store_worker` (the run's side), whose asyncio and subprocess
+this process would otherwise import at its start for one constant (about 50 ms)."""
 _PR_SET_PDEATHSIG = 1
 
 

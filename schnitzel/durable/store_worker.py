@@ -42,13 +42,12 @@ from typing import IO, Any, Protocol, TypeVar, cast
 
 from schnitzel.durable.lock_file import close_in_forked_children, forget_in_forked_children
 from schnitzel.durable.store import DurableStore, StoreError
+from schnitzel.durable.store_process import HEADER_BYTES
 
 __all__ = ["ProcessWorker", "StoreProcessDied", "StoreWorker", "ThreadWorker", "store_worker"]
 
 T = TypeVar("T")
 
-HEADER_BYTES = 4
-"""Each message on the socket: its length (big-endian), then that many bytes of pickle."""
 EXIT_WAIT_S = 5.0
 """How long `close` waits for the child to exit once its socket closed, before SIGKILL."""
 EXIT_NAMED_WAIT_S = 0.5
