@@ -60,6 +60,7 @@ from schnitzel_plugins.transports.mqtt_link import (
 
 if TYPE_CHECKING:
     import paho.mqtt.client as mqtt
+    from paho.mqtt.matcher import MQTTMatcher
     from paho.mqtt.reasoncodes import ReasonCode
 
 __all__ = ["MqttSource", "MqttSourceConfig"]
@@ -105,7 +106,8 @@ class MqttSource(Source):
         """What was yielded and not yet acknowledged, in order: (item, connection, mid)."""
         self._started = time.time_ns() // 1_000_000
         self._count = 0
-        self._filter = _filter_of(config.topic)
+        self._topic_filter: MQTTMatcher | None = None
+        """Matches the topics `topic` subscribes to (made at open: paho is imported then)."""
         self._session_file: CheckpointFile | None = None
         """Says an earlier run had a session on this broker under this client id."""
         self._had_session = False
@@ -140,6 +142,10 @@ class MqttSource(Source):
 
     async def open(self) -> None:
         require_paho(self.context.node_id)
+        from paho.mqtt.matcher import MQTTMatcher
+
+        self._topic_filter = MQTTMatcher()  # built once: paho's topic_matches_sub builds one a call
+        self._topic_filter[_filter_of(self.config.topic)] = True
         client_id = client_id_of(self.config, self.context.node_id)
         self._session_file = CheckpointFile.for_node(
             self.context, f"mqtt session {self._where} {client_id}"
@@ -312,7 +318,8 @@ class MqttSource(Source):
         self._count += 1
         key = key_property(message)
         where = f"topic {message.topic!r}"
-        if not _matches(self._filter, message.topic):
+        assert self._topic_filter is not None
+        if next(self._topic_filter.iter_match(message.topic), None) is None:
             return self._foreign(message, where, key)
         try:
             obj: Any = read_json(message.payload, strict=False)
@@ -370,12 +377,6 @@ def _filter_of(topic: str) -> str:
         if len(parts) == 3:
             return parts[2]
     return topic
-
-
-def _matches(topic_filter: str, topic: str) -> bool:
-    import paho.mqtt.client as mqtt
-
-    return bool(mqtt.topic_matches_sub(topic_filter, topic))
 
 
 def _subscription(protocol: str) -> dict[str, Any]:
