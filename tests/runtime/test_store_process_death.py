@@ -73,18 +73,6 @@ edges:
     )
 
 
-async def run_killing_store(graph: ValidatedGraph, tmp_path: Path, node: str, after: int) -> Any:
-    runtime = Runtime(graph, state_dir=tmp_path / "state")
-    task = asyncio.ensure_future(runtime.run())
-    output = tmp_path / "out.jsonl"
-    while len(lines_written(output)) < after:
-        assert not task.done(), "the run ended before the kill"
-        await asyncio.sleep(0.005)
-    worker: Any = cast(Any, runtime.nodes[node].inbox).worker
-    os.kill(worker._process.pid, signal.SIGKILL)
-    return await asyncio.wait_for(task, GUARD_S)
-
-
 @pytest.mark.slow  # real runs, a store process killed
 @pytest.mark.parametrize("mid_process", [False, True], ids=["mid-on-a-thread", "mid-in-a-process"])
 def test_an_upstream_durable_node_keeps_what_a_dead_downstream_store_refused(
@@ -96,7 +84,7 @@ def test_an_upstream_durable_node_keeps_what_a_dead_downstream_store_refused(
     (`keep_durable_batch`). Were they settled and deleted, no store holds them and the
     source checkpointed past them (they were committed in `mid`): lost for good."""
     graph = chain(tmp_path, mid_process)
-    report = asyncio.run(run_killing_store(graph, tmp_path, "out", after=200))
+    report = asyncio.run(run_killing_when(graph, tmp_path, after=200))
     assert report["status"] == "error", report["stop_reason"]
     refused = report["nodes"]["out"]["dropped_by_reason"].get("shutdown", 0)
     # Everything `src` read is delivered, or still queued in one of the stores.
